@@ -1,0 +1,63 @@
+//! Exact softmax attention, the reference every estimator is measured against.
+//!
+//! `out_i = Σ_j softmax_j(s · q_i·k_j) v_j` with `s = d^-1/2`, computed with a streaming
+//! (online) softmax over blocks of keys: no `[n_q, n_k]` score matrix is formed, and the scratch
+//! is one block of logits, whatever the sequence lengths.
+//!
+//! Cost: `O(n_q · n_k · (d + d_v))` time, [`scratch_len`] = 32 floats.
+
+use crate::error::Error;
+use crate::math::{KEY_BLOCK, dot, softmax_weighted_sum};
+use crate::shape::Shape;
+
+/// Scratch (in `f32`s) that [`attention`] needs: one block of logits, independent of `n`.
+pub const fn scratch_len(_shape: Shape) -> usize {
+    KEY_BLOCK
+}
+
+/// Exact softmax attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into
+/// `out [n_q, d_v]`.
+///
+/// # Errors
+/// A zero dimension, a slice whose length does not match `shape`, scratch shorter than
+/// [`scratch_len`], or a non-finite input. Nothing is written when an error is returned.
+///
+/// # Example
+/// ```
+/// use lara_attn::{Shape, exact};
+/// const SHAPE: Shape = Shape::self_attention(3, 2);
+/// let q = [1.0, 0.0, 0.0, 1.0, 0.5, 0.5];
+/// let mut out = [0.0; 6];
+/// let mut scratch = [0.0; exact::scratch_len(SHAPE)];
+/// exact::attention(SHAPE, &q, &q, &q, &mut out, &mut scratch)?;
+/// # Ok::<(), lara_attn::Error>(())
+/// ```
+pub fn attention(
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    shape.check_qkv(q, k, v, out)?;
+    let block = logit_block(scratch)?;
+    let scale = shape.scale();
+    for (q_row, out_row) in q.chunks_exact(shape.dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+        // out_i = Σ_j softmax_j(s · q_i·k_j) v_j
+        let logits = k.chunks_exact(shape.dim).map(|k_row| scale * dot(q_row, k_row));
+        softmax_weighted_sum(logits, v, shape.value_dim, out_row, block);
+    }
+    Ok(())
+}
+
+/// The first [`KEY_BLOCK`] floats of the scratch, as the logit block of the streaming softmax.
+pub(crate) fn logit_block(scratch: &mut [f32]) -> Result<&mut [f32; KEY_BLOCK], Error> {
+    let actual = scratch.len();
+    scratch
+        .first_chunk_mut::<KEY_BLOCK>()
+        .ok_or(Error::ScratchTooSmall {
+            needed: KEY_BLOCK,
+            actual,
+        })
+}

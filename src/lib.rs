@@ -1,0 +1,19 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod exact;
+pub mod fixed;
+pub mod lara;
+mod math;
+pub mod multihead;
+pub mod ra;
+pub mod random;
+pub mod rfa;
+mod shape;
+
+pub use error::{Arg, Dim, Error};
+pub use shape::Shape;

@@ -1,0 +1,173 @@
+//! Scalar building blocks shared by every estimator: dot products, `y += a·x`, log-sum-exp
+//! and the streaming (online) softmax-weighted sum.
+//!
+//! Written for a single-issue FPU: independent accumulators keep the adder pipeline busy, and
+//! no inner loop divides or indexes out of a `chunks_exact`/`zip` iterator.
+
+/// `e^x` (libm's `expf`: correctly handles underflow to 0 and overflow to inf).
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    libm::expf(x)
+}
+
+/// Natural logarithm.
+#[inline(always)]
+pub(crate) fn ln(x: f32) -> f32 {
+    libm::logf(x)
+}
+
+/// `a·b` over the common length, with four independent accumulators.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 4];
+    let mut a4 = a.chunks_exact(4);
+    let mut b4 = b.chunks_exact(4);
+    for (x, y) in (&mut a4).zip(&mut b4) {
+        for ((s, xi), yi) in acc.iter_mut().zip(x).zip(y) {
+            *s += xi * yi;
+        }
+    }
+    let tail: f32 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `|x|² / 2`.
+#[inline]
+pub(crate) fn half_sq_norm(x: &[f32]) -> f32 {
+    0.5 * dot(x, x)
+}
+
+/// `y += a·x`.
+#[inline]
+pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// `y *= a`.
+#[inline]
+pub(crate) fn scale(y: &mut [f32], a: f32) {
+    for yi in y {
+        *yi *= a;
+    }
+}
+
+/// `max_i x_i` (`-inf` for an empty slice).
+#[inline]
+pub(crate) fn max(x: &[f32]) -> f32 {
+    x.iter().fold(f32::NEG_INFINITY, |m, &xi| m.max(xi))
+}
+
+/// `log Σ_i exp(x_i)` in one streaming pass.
+pub(crate) fn log_sum_exp_of(x: impl Iterator<Item = f32>) -> f32 {
+    let mut state = OnlineLse::EMPTY;
+    for xi in x {
+        state.push_scalar(xi);
+    }
+    state.log_sum_exp()
+}
+
+/// `x ← softmax(x)` in place, stabilised by the maximum.
+pub(crate) fn softmax_in_place(x: &mut [f32]) {
+    let m = max(x);
+    let mut sum = 0.0;
+    for xi in x.iter_mut() {
+        *xi = exp(*xi - m);
+        sum += *xi;
+    }
+    scale(x, 1.0 / sum);
+}
+
+/// Keys per block of the streaming softmax: the logits of one block live in scratch, and the
+/// running maximum is updated (and the accumulator rescaled) at most once per block.
+pub(crate) const KEY_BLOCK: usize = 32;
+
+/// `acc = Σ_j softmax_j(logit_j) · value_j` over all rows `j`, streaming over blocks of
+/// [`KEY_BLOCK`] rows so no O(n) buffer is needed (the online softmax of Milakov & Gimelshein).
+///
+/// `logits` yields one logit per value row; `values` holds the rows `[n, d_v]` (`d_v > 0`);
+/// `acc` is `[d_v]` and is overwritten. Returns `log Σ_j exp(logit_j)`.
+pub(crate) fn softmax_weighted_sum(
+    mut logits: impl Iterator<Item = f32>,
+    values: &[f32],
+    value_dim: usize,
+    acc: &mut [f32],
+    block: &mut [f32; KEY_BLOCK],
+) -> f32 {
+    acc.fill(0.0);
+    let mut running_max = f32::NEG_INFINITY;
+    let mut running_sum = 0.0f32;
+    for value_block in values.chunks(KEY_BLOCK * value_dim) {
+        let mut block_max = f32::NEG_INFINITY;
+        for ((l, logit), _) in block.iter_mut().zip(&mut logits).zip(value_block.chunks_exact(value_dim)) {
+            *l = logit;
+            block_max = block_max.max(logit);
+        }
+        // Rescale what was accumulated so far when the block raises the maximum.
+        if block_max > running_max {
+            let rescale = exp(running_max - block_max);
+            scale(acc, rescale);
+            running_sum *= rescale;
+            running_max = block_max;
+        }
+        // acc += exp(l_j − max) · v_j
+        for (&l, value) in block.iter().zip(value_block.chunks_exact(value_dim)) {
+            let w = exp(l - running_max);
+            running_sum += w;
+            axpy(w, value, acc);
+        }
+    }
+    scale(acc, 1.0 / running_sum);
+    running_max + ln(running_sum)
+}
+
+/// Running `log Σ exp(x)` together with a running `Σ exp(x) · value`, one element at a time:
+/// the state of one landmark (or one feature) while keys stream past.
+#[derive(Clone, Copy)]
+pub(crate) struct OnlineLse {
+    pub max: f32,
+    pub sum: f32,
+}
+
+impl OnlineLse {
+    pub const EMPTY: OnlineLse = OnlineLse {
+        max: f32::NEG_INFINITY,
+        sum: 0.0,
+    };
+
+    /// Adds `exp(x)·value` to `acc` and `exp(x)` to the running sum, both kept relative to the
+    /// running maximum.
+    #[inline]
+    pub fn push(&mut self, x: f32, value: &[f32], acc: &mut [f32]) {
+        if x > self.max {
+            // New maximum: rescale the old terms by exp(old_max − x); the new term weighs 1.
+            let rescale = exp(self.max - x);
+            self.sum = self.sum * rescale + 1.0;
+            for (a, v) in acc.iter_mut().zip(value) {
+                *a = *a * rescale + v;
+            }
+            self.max = x;
+        } else {
+            let w = exp(x - self.max);
+            self.sum += w;
+            axpy(w, value, acc);
+        }
+    }
+
+    /// Adds `exp(x)` to the running sum.
+    #[inline]
+    pub fn push_scalar(&mut self, x: f32) {
+        self.push(x, &[], &mut []);
+    }
+
+    /// `log Σ exp(x)` over everything pushed.
+    pub fn log_sum_exp(&self) -> f32 {
+        self.max + ln(self.sum)
+    }
+}

@@ -1,0 +1,266 @@
+//! RA: randomized attention (Zheng, Wang & Kong, ICML 2022, §3), as the official
+//! `RandomizedAttention` computes it. Unbiased (with the paper's noise scale) but quadratic.
+//!
+//! ```text
+//! π[i,j] = softmax_j(s · q_i·k_j),  s = d^-1/2
+//! mu_i   = q_i + mean_j k_j            (Mean::KeyAverage,       num_samples = 0)
+//!        = q_i + Σ_j π[i,j] k_j        (Mean::AttentionWeighted, num_samples = -1)
+//!        = q_i + k_{J_i}, J_i ~ π[i,·] (Mean::Keys / SampledMean::Key, num_samples = 1)
+//! W_i    = mu_i  (eval)   or  mu_i + eps_i  (sampled, eps [n_q, d])
+//! out_i  = Σ_j softmax_j(s · W_i·k_j − s · |k_j|²/2) v_j
+//! ```
+//!
+//! Cost: `O(n_q · n_k · (d + d_v))` time (twice that for the attention-weighted and sampled-key
+//! means), [`scratch_len`] = `n_k + 2·d + 32` floats (the key norms, `k̄`, `W_i`, one logit block).
+
+use crate::error::{Arg, Error};
+use crate::exact::logit_block;
+use crate::math::{KEY_BLOCK, axpy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum};
+use crate::random::{add_standard_normal, uniform};
+use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
+use rand_core::RngCore;
+
+/// The proposal mean `mu_i` (the official `num_samples`), with caller-given key indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mean<'a> {
+    /// `num_samples = 0`: `mu_i = q_i + (1/n_k) Σ_j k_j`.
+    KeyAverage,
+    /// `num_samples = -1`: `mu_i = q_i + Σ_j π[i,j] k_j`.
+    AttentionWeighted,
+    /// `num_samples = 1` with the sampled key of each query given: `mu_i = q_i + k_{J_i}`,
+    /// `J [n_q]`, every index below `n_k`.
+    Keys(&'a [u32]),
+}
+
+/// The proposal mean of [`attention_sampled`]: as [`Mean`], but the key of each query is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampledMean {
+    /// `num_samples = 0`.
+    KeyAverage,
+    /// `num_samples = -1`.
+    AttentionWeighted,
+    /// `num_samples = 1`: `J_i ~ Categorical(π[i, ·])` drawn from the generator.
+    Key,
+}
+
+/// Scratch (in `f32`s) that [`attention`] and [`attention_sampled`] need: `n_k + 2·d + 32`.
+pub const fn scratch_len(shape: Shape) -> usize {
+    shape
+        .keys
+        .saturating_add(shape.dim.saturating_mul(2))
+        .saturating_add(KEY_BLOCK)
+}
+
+/// Randomized attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into `out [n_q, d_v]`.
+///
+/// `noise = None` is eval mode (`W = mu`), `Some(eps)` with `eps [n_q, d]` sampled mode.
+///
+/// # Errors
+/// A zero dimension, a slice whose length does not match, a key index `>= n_k`, scratch
+/// shorter than [`scratch_len`], or a non-finite input. Nothing is written on error.
+///
+/// # Example
+/// ```
+/// use lara_attn::{Shape, ra};
+/// const SHAPE: Shape = Shape::self_attention(8, 2);
+/// let x: Vec<f32> = (0..16).map(|i| (i as f32).cos()).collect();
+/// let mut out = [0.0; 16];
+/// let mut scratch = [0.0; ra::scratch_len(SHAPE)];
+/// ra::attention(SHAPE, ra::Mean::AttentionWeighted, &x, &x, &x, None, &mut out, &mut scratch)?;
+/// # Ok::<(), lara_attn::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    shape: Shape,
+    mean: Mean<'_>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    noise: Option<&[f32]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    shape.check_qkv(q, k, v, out)?;
+    if let Some(eps) = noise {
+        check_len(Arg::Noise, eps, shape.queries, shape.dim)?;
+        check_finite(Arg::Noise, eps)?;
+    }
+    if let Mean::Keys(indices) = mean {
+        check_key_indices(shape, indices)?;
+    }
+    let mut ws = Workspace::split(scratch, shape)?;
+    let mut noise_rows = noise.map(|eps| eps.chunks_exact(shape.dim));
+    let mut key_indices = match mean {
+        Mean::Keys(indices) => indices.iter(),
+        _ => [].iter(),
+    };
+    let kind = match mean {
+        Mean::KeyAverage => SampledMean::KeyAverage,
+        Mean::AttentionWeighted => SampledMean::AttentionWeighted,
+        Mean::Keys(_) => SampledMean::Key,
+    };
+    ws.run(shape, kind, q, k, v, out, |w, _| {
+        if let Some(eps) = noise_rows.as_mut().and_then(|rows| rows.next()) {
+            axpy(1.0, eps, w);
+        }
+        key_indices.next().map_or(0, |&j| j as usize)
+    });
+    Ok(())
+}
+
+/// Randomized attention in sampled mode: `eps_i ~ N(0, I)` (and, for [`SampledMean::Key`],
+/// `J_i ~ π[i, ·]`) drawn from `rng`, query by query (`J_i` first, then `eps_i` in row order).
+///
+/// # Errors
+/// As [`attention`].
+#[allow(clippy::too_many_arguments)]
+pub fn attention_sampled<R: RngCore + ?Sized>(
+    shape: Shape,
+    mean: SampledMean,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    rng: &mut R,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    shape.check_qkv(q, k, v, out)?;
+    let mut ws = Workspace::split(scratch, shape)?;
+    let scale = shape.scale();
+    ws.run(shape, mean, q, k, v, out, |w, q_row| {
+        let index = match mean {
+            SampledMean::Key => draw_key(scale, q_row, k, shape.dim, uniform(rng)),
+            _ => 0,
+        };
+        add_standard_normal(rng, w);
+        index
+    });
+    Ok(())
+}
+
+/// Inverse-CDF draw of `J ~ softmax_j(s · q·k_j)` from one uniform `u ∈ [0, 1)`, in two
+/// streaming passes over the keys (normaliser, then the cumulative sum).
+fn draw_key(scale: f32, q_row: &[f32], k: &[f32], dim: usize, u: f32) -> usize {
+    let logits = || k.chunks_exact(dim).map(|k_row| scale * dot(q_row, k_row));
+    let lse = log_sum_exp_of(logits());
+    let mut cumulative = 0.0;
+    let mut last_positive = 0;
+    for (j, logit) in logits().enumerate() {
+        let p = exp(logit - lse);
+        if p > 0.0 {
+            last_positive = j;
+        }
+        cumulative += p;
+        if u < cumulative {
+            return j;
+        }
+    }
+    // Rounding left the cumulative sum just below u: the draw belongs to the last key.
+    last_positive
+}
+
+fn check_key_indices(shape: Shape, indices: &[u32]) -> Result<(), Error> {
+    if indices.len() != shape.queries {
+        return Err(Error::LengthMismatch {
+            arg: Arg::KeyIndices,
+            expected: shape.queries,
+            actual: indices.len(),
+        });
+    }
+    match indices.iter().position(|&j| j as usize >= shape.keys) {
+        Some(row) => Err(Error::KeyIndexOutOfRange {
+            row,
+            index: indices.get(row).copied().unwrap_or(0),
+        }),
+        None => Ok(()),
+    }
+}
+
+struct Workspace<'a> {
+    /// `s · |k_j|² / 2` for every key.
+    key_half_norms: &'a mut [f32],
+    /// `(1/n_k) Σ_j k_j` (key-average mean).
+    key_mean: &'a mut [f32],
+    /// `mu_i`, then `W_i`.
+    w: &'a mut [f32],
+    block: &'a mut [f32; KEY_BLOCK],
+}
+
+impl<'a> Workspace<'a> {
+    fn split(scratch: &'a mut [f32], shape: Shape) -> Result<Self, Error> {
+        let needed = checked_len(shape.dim, 2)?
+            .checked_add(shape.keys)
+            .and_then(|len| len.checked_add(KEY_BLOCK))
+            .ok_or(Error::SizeOverflow)?;
+        let scratch = take_scratch(scratch, needed)?;
+        let (key_half_norms, rest) = scratch.split_at_mut(shape.keys);
+        let (key_mean, rest) = rest.split_at_mut(shape.dim);
+        let (w, block) = rest.split_at_mut(shape.dim);
+        Ok(Workspace {
+            key_half_norms,
+            key_mean,
+            w,
+            block: logit_block(block)?,
+        })
+    }
+
+    /// The query loop. `perturb(W, q_i)` adds the noise `eps_i` to `W` and returns `J_i` (used
+    /// by the sampled-key mean only, whose `k_{J_i}` is added to `W = q_i + eps_i` afterwards).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        shape: Shape,
+        mean: SampledMean,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        mut perturb: impl FnMut(&mut [f32], &[f32]) -> usize,
+    ) {
+        let (dim, scale) = (shape.dim, shape.scale());
+        for (half_norm, k_row) in self.key_half_norms.iter_mut().zip(k.chunks_exact(dim)) {
+            // s · |k_j|²/2
+            *half_norm = scale * half_sq_norm(k_row);
+        }
+        if mean == SampledMean::KeyAverage {
+            // k̄ = (1/n_k) Σ_j k_j
+            self.key_mean.fill(0.0);
+            for k_row in k.chunks_exact(dim) {
+                axpy(1.0, k_row, self.key_mean);
+            }
+            crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
+        }
+        for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+            match mean {
+                SampledMean::KeyAverage => {
+                    // mu_i = q_i + k̄
+                    for ((w, q), k_mean) in self.w.iter_mut().zip(q_row).zip(self.key_mean.iter()) {
+                        *w = q + k_mean;
+                    }
+                }
+                SampledMean::AttentionWeighted => {
+                    // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
+                    let logits = k.chunks_exact(dim).map(|k_row| scale * dot(q_row, k_row));
+                    softmax_weighted_sum(logits, k, dim, self.w, self.block);
+                    axpy(1.0, q_row, self.w);
+                }
+                SampledMean::Key => self.w.copy_from_slice(q_row),
+            }
+            // W_i = mu_i + eps_i (eps added first for the sampled key, whose k_J follows)
+            let key_index = perturb(self.w, q_row);
+            if mean == SampledMean::Key {
+                // mu_i = q_i + k_{J_i}
+                if let Some(k_row) = k.chunks_exact(dim).nth(key_index) {
+                    axpy(1.0, k_row, self.w);
+                }
+            }
+            // out_i = Σ_j softmax_j(s · W_i·k_j − s · |k_j|²/2) v_j
+            let w = &*self.w;
+            let logits = k
+                .chunks_exact(dim)
+                .zip(self.key_half_norms.iter())
+                .map(|(k_row, &half_norm)| scale * dot(w, k_row) - half_norm);
+            softmax_weighted_sum(logits, v, shape.value_dim, out_row, self.block);
+        }
+    }
+}

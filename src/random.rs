@@ -1,0 +1,250 @@
+//! Randomness without `std`: Gaussian draws over any [`RngCore`], and the random projections
+//! `ω` of the random-feature estimators (iid Gaussian or orthogonal).
+//!
+//! Every draw consumes the generator in a fixed order, so the same seed gives bit-identical
+//! results on every target. [`DefaultRng`] (xoshiro128++) is the documented default: 32-bit
+//! state updates, fast on Cortex-M, and small (16 bytes).
+
+use crate::error::{Arg, Error};
+use crate::math::{axpy, dot, scale};
+use crate::shape::{check_len, checked_len};
+use rand_core::{RngCore, SeedableRng};
+
+/// The default generator, `rand_xoshiro::Xoshiro128PlusPlus`: 128-bit state, 32-bit operations.
+pub type DefaultRng = rand_xoshiro::Xoshiro128PlusPlus;
+
+/// A [`DefaultRng`] seeded from a `u64` (SplitMix64 expansion of the seed).
+///
+/// ```
+/// use lara_attn::random::{default_rng, fill_standard_normal};
+/// let (mut a, mut b) = ([0.0f32; 5], [0.0f32; 5]);
+/// fill_standard_normal(&mut default_rng(7), &mut a);
+/// fill_standard_normal(&mut default_rng(7), &mut b);
+/// assert_eq!(a, b);
+/// ```
+pub fn default_rng(seed: u64) -> DefaultRng {
+    DefaultRng::seed_from_u64(seed)
+}
+
+/// A uniform draw in `[0, 1)` with 24 random bits (every value exactly representable).
+pub fn uniform<R: RngCore + ?Sized>(rng: &mut R) -> f32 {
+    (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+}
+
+/// Standard normal draws, one at a time, by the Box–Muller transform in `f64` (53-bit
+/// uniforms, so tails reach beyond 8σ); each transform gives two draws, the second is kept.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NormalStream {
+    spare: Option<f32>,
+}
+
+impl NormalStream {
+    pub(crate) fn next<R: RngCore + ?Sized>(&mut self, rng: &mut R) -> f32 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
+        // u1 ∈ (0, 1] so that ln(u1) is finite; u2 ∈ [0, 1).
+        let u1 = ((rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
+        let u2 = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        // z0, z1 = sqrt(−2 ln u1) · (cos, sin)(2π u2)
+        let radius = libm::sqrt(-2.0 * libm::log(u1));
+        let (sin, cos) = libm::sincos(core::f64::consts::TAU * u2);
+        self.spare = Some((radius * sin) as f32);
+        (radius * cos) as f32
+    }
+}
+
+/// Fills `out` with iid `N(0, 1)` draws.
+pub fn fill_standard_normal<R: RngCore + ?Sized>(rng: &mut R, out: &mut [f32]) {
+    let mut normals = NormalStream::default();
+    for x in out {
+        *x = normals.next(rng);
+    }
+}
+
+/// Adds iid `N(0, 1)` draws to every element of `out` (a proposal `W = mu + eps`).
+pub(crate) fn add_standard_normal<R: RngCore + ?Sized>(rng: &mut R, out: &mut [f32]) {
+    let mut normals = NormalStream::default();
+    for x in out {
+        *x += normals.next(rng);
+    }
+}
+
+/// Fills `omega [features, dim]` with iid `N(0, 1)` entries: the projection the official code
+/// draws afresh in training mode.
+///
+/// # Errors
+/// [`Error::ZeroFeatures`] or [`Error::ZeroDimension`] for a zero size,
+/// [`Error::LengthMismatch`] if `omega.len() != features · dim`.
+pub fn gaussian_omega<R: RngCore + ?Sized>(
+    rng: &mut R,
+    features: usize,
+    dim: usize,
+    omega: &mut [f32],
+) -> Result<(), Error> {
+    check_omega_dims(features, dim, omega)?;
+    fill_standard_normal(rng, omega);
+    Ok(())
+}
+
+/// Attempts per row before an orthogonal block is declared impossible with this generator.
+const MAX_REDRAWS: usize = 16;
+
+/// Fills `omega [features, dim]` with orthogonal random features (Performer's
+/// `gaussian_orthogonal_random_matrix`): blocks of `dim` mutually orthogonal unit rows, each
+/// block an independent uniformly random orthonormal frame (Gram–Schmidt of iid Gaussian rows,
+/// equal in distribution to the `Q` of a Gaussian QR), the last block keeping `features mod dim`
+/// rows; then every row is rescaled by the norm of an independent `N(0, I_dim)` vector (a
+/// chi-distributed length), so each row is marginally `N(0, I_dim)`.
+///
+/// # Errors
+/// As [`gaussian_omega`], plus [`Error::DegenerateRandomness`] if the generator keeps
+/// producing (nearly) linearly dependent rows.
+pub fn orthogonal_omega<R: RngCore + ?Sized>(
+    rng: &mut R,
+    features: usize,
+    dim: usize,
+    omega: &mut [f32],
+) -> Result<(), Error> {
+    check_omega_dims(features, dim, omega)?;
+    let mut normals = NormalStream::default();
+    for frame in omega.chunks_mut(dim * dim) {
+        for row_index in 0..frame.len() / dim {
+            let (done, rest) = frame.split_at_mut(row_index * dim);
+            let row = &mut rest[..dim];
+            orthonormal_row(rng, &mut normals, done, row)?;
+        }
+    }
+    // Rescale every row by an independent chi(dim)-distributed length.
+    for row in omega.chunks_exact_mut(dim) {
+        let sum_sq: f32 = (0..dim)
+            .map(|_| {
+                let z = normals.next(rng);
+                z * z
+            })
+            .sum();
+        scale(row, libm::sqrtf(sum_sq));
+    }
+    Ok(())
+}
+
+/// Draws `row` as a Gaussian vector, projects out the orthonormal rows in `done` (twice, for
+/// orthogonality to working precision) and normalises it.
+fn orthonormal_row<R: RngCore + ?Sized>(
+    rng: &mut R,
+    normals: &mut NormalStream,
+    done: &[f32],
+    row: &mut [f32],
+) -> Result<(), Error> {
+    let dim = row.len();
+    for _ in 0..MAX_REDRAWS {
+        for x in row.iter_mut() {
+            *x = normals.next(rng);
+        }
+        let drawn_norm = libm::sqrtf(dot(row, row));
+        for _ in 0..2 {
+            for previous in done.chunks_exact(dim) {
+                // row ← row − (row·p) p
+                let projection = dot(row, previous);
+                axpy(-projection, previous, row);
+            }
+        }
+        let norm = libm::sqrtf(dot(row, row));
+        // Reject a draw that was (nearly) inside the span of the previous rows.
+        if norm > 1e-3 * drawn_norm && norm.is_finite() {
+            scale(row, 1.0 / norm);
+            return Ok(());
+        }
+    }
+    Err(Error::DegenerateRandomness)
+}
+
+fn check_omega_dims(features: usize, dim: usize, omega: &[f32]) -> Result<(), Error> {
+    if features == 0 {
+        return Err(Error::ZeroFeatures);
+    }
+    if dim == 0 {
+        return Err(Error::ZeroDimension(crate::error::Dim::Model));
+    }
+    checked_len(features, dim)?;
+    check_len(Arg::Omega, omega, features, dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_moments() {
+        let mut rng = default_rng(1);
+        let mut x = [0.0f32; 200_000];
+        fill_standard_normal(&mut rng, &mut x);
+        let n = x.len() as f64;
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        let kurt = x.iter().map(|&v| (v as f64 - mean).powi(4)).sum::<f64>() / n / (var * var);
+        // Standard errors: mean 0.0022, var 0.0032, kurtosis ~0.011.
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.015, "var {var}");
+        assert!((kurt - 3.0).abs() < 0.06, "kurtosis {kurt}");
+    }
+
+    #[test]
+    fn orthogonal_blocks_are_orthogonal() {
+        let (features, dim) = (11, 4);
+        let mut omega = [0.0f32; 44];
+        orthogonal_omega(&mut default_rng(3), features, dim, &mut omega).unwrap();
+        let rows: Vec<&[f32]> = omega.chunks_exact(dim).collect();
+        for block in rows.chunks(dim) {
+            for (a, ra) in block.iter().enumerate() {
+                for rb in &block[..a] {
+                    let cos = dot(ra, rb) / libm::sqrtf(dot(ra, ra) * dot(rb, rb));
+                    assert!(cos.abs() < 1e-5, "rows not orthogonal: cos {cos}");
+                }
+            }
+        }
+        // Norms are chi(dim)-distributed, not all equal to 1.
+        let norms: Vec<f32> = rows.iter().map(|r| libm::sqrtf(dot(r, r))).collect();
+        assert!(norms.iter().any(|&n| (n - 1.0).abs() > 0.05), "{norms:?}");
+    }
+
+    #[test]
+    fn orthogonal_rows_have_gaussian_second_moment() {
+        // E[ω ωᵀ] = I for rows of N(0, I): check the average of ω_r[0]² and ω_r[0] ω_r[1].
+        let (features, dim) = (4000, 8);
+        let mut omega = vec![0.0f32; features * dim];
+        orthogonal_omega(&mut default_rng(9), features, dim, &mut omega).unwrap();
+        let rows = omega.chunks_exact(dim);
+        let (mut diag, mut off) = (0.0f64, 0.0f64);
+        for row in rows {
+            diag += (row[0] * row[0]) as f64;
+            off += (row[0] * row[1]) as f64;
+        }
+        diag /= features as f64;
+        off /= features as f64;
+        assert!((diag - 1.0).abs() < 0.08, "E[w0^2] = {diag}");
+        assert!(off.abs() < 0.06, "E[w0 w1] = {off}");
+    }
+
+    /// A generator stuck on one value cannot produce an orthogonal frame: an error, not a hang.
+    #[test]
+    fn constant_generator_is_an_error() {
+        struct Stuck;
+        impl RngCore for Stuck {
+            fn next_u32(&mut self) -> u32 {
+                0x8000_0000
+            }
+            fn next_u64(&mut self) -> u64 {
+                0x8000_0000_0000_0000
+            }
+            fn fill_bytes(&mut self, dst: &mut [u8]) {
+                dst.fill(0x80);
+            }
+        }
+        let mut omega = [0.0f32; 8];
+        assert_eq!(
+            orthogonal_omega(&mut Stuck, 4, 2, &mut omega),
+            Err(Error::DegenerateRandomness)
+        );
+    }
+}

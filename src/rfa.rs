@@ -1,0 +1,233 @@
+//! RFA: random-feature attention, linear in `n`, as the official `favorp_projection` /
+//! `fourier_projection` + `linear_attention` compute it.
+//!
+//! A feature map `φ` with `E[φ(q)·φ(k)] ∝ exp(s · q·k)` turns softmax attention into
+//! `out_i = φ(q_i)·Σ_m φ(k_m) v_mᵀ / max(φ(q_i)·Σ_m φ(k_m), 1e-2)`, so the keys are summarised
+//! once in an `S × d_v` state and every query costs `O(S · (d + d_v))`.
+//!
+//! * [`positive`]: Performer's positive features (FAVOR+), with the official stabilisers (a per
+//!   query row maximum, one maximum over all keys and features) and the `+1e-4` floor. The keys
+//!   are streamed once: the key-side maximum is tracked online and the running sums rescaled
+//!   when it grows, which is exact because the floor enters linearly.
+//! * [`trigonometric`]: random Fourier features `[sin, cos]` (Peng et al. 2021), `2·S` features.
+//!
+//! `omega [S, d]` comes from the caller: draw it with [`random::gaussian_omega`] (iid, the
+//! official training mode) or [`random::orthogonal_omega`] (the official eval buffer).
+//!
+//! [`random::gaussian_omega`]: crate::random::gaussian_omega
+//! [`random::orthogonal_omega`]: crate::random::orthogonal_omega
+
+use crate::error::{Arg, Error};
+use crate::math::{axpy, dot, exp, half_sq_norm, max, scale};
+use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
+
+/// The official `eps` added to every positive feature.
+pub const FEATURE_FLOOR: f32 = 1e-4;
+/// The official lower clamp of the denominator `φ(q_i)·Σ_m φ(k_m)`.
+pub const DENOMINATOR_FLOOR: f32 = 1e-2;
+
+/// Scratch (in `f32`s) that [`positive`] needs: `S · (d_v + 2) + d_v`, independent of `n`.
+pub const fn positive_scratch_len(shape: Shape, features: usize) -> usize {
+    features
+        .saturating_mul(shape.value_dim.saturating_add(2))
+        .saturating_add(shape.value_dim)
+}
+
+/// Scratch (in `f32`s) that [`trigonometric`] needs: `2·S · (d_v + 2)`, independent of `n`.
+pub const fn trigonometric_scratch_len(shape: Shape, features: usize) -> usize {
+    features
+        .saturating_mul(2)
+        .saturating_mul(shape.value_dim.saturating_add(2))
+}
+
+/// Performer / RFA attention with positive random features, `omega [S, d]`:
+///
+/// ```text
+/// A[i,r] = d^-1/4 q_i·ω_r,   φq[i,r] = S^-1/2 exp(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
+/// B[m,r] = d^-1/4 k_m·ω_r,   φk[m,r] = S^-1/2 exp(B[m,r] − s|k_m|²/2 − max_m',r' B) + 1e-4
+/// out_i  = Σ_r φq[i,r] Σ_m φk[m,r] v_m / max(Σ_r φq[i,r] Σ_m φk[m,r], 1e-2)
+/// ```
+///
+/// # Errors
+/// A zero dimension or `features == 0`, a slice whose length does not match, scratch shorter
+/// than [`positive_scratch_len`], or a non-finite input. Nothing is written on error.
+///
+/// # Example
+/// ```
+/// use lara_attn::{Shape, random, rfa};
+/// const SHAPE: Shape = Shape::self_attention(10, 4);
+/// const S: usize = 16;
+/// let mut omega = [0.0; S * 4];
+/// random::orthogonal_omega(&mut random::default_rng(1), S, 4, &mut omega)?;
+/// let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.3).sin()).collect();
+/// let mut out = [0.0; 40];
+/// let mut scratch = [0.0; rfa::positive_scratch_len(SHAPE, S)];
+/// rfa::positive(SHAPE, &omega, S, &x, &x, &x, &mut out, &mut scratch)?;
+/// # Ok::<(), lara_attn::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn positive(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    check_args(shape, omega, features, q, k, v, out)?;
+    let needed = checked_len(features, shape.value_dim.saturating_add(2))?
+        .checked_add(shape.value_dim)
+        .ok_or(Error::SizeOverflow)?;
+    let scratch = take_scratch(scratch, needed)?;
+    let (kv, rest) = scratch.split_at_mut(features * shape.value_dim);
+    let (k_sum, rest) = rest.split_at_mut(features);
+    let (phi, v_sum) = rest.split_at_mut(features);
+
+    let (dim, value_dim) = (shape.dim, shape.value_dim);
+    let scale_half = shape.scale();
+    let data_scale = libm::sqrtf(scale_half); // d^-1/4
+    let ratio = 1.0 / libm::sqrtf(features as f32);
+
+    // Key pass: kv_r = Σ_m exp(B[m,r] − s|k_m|²/2 − M) v_m and k_sum_r = Σ_m exp(…), kept
+    // relative to the running maximum M of B over the keys seen so far.
+    kv.fill(0.0);
+    k_sum.fill(0.0);
+    v_sum.fill(0.0);
+    let mut running_max = f32::NEG_INFINITY;
+    for (k_row, v_row) in k.chunks_exact(dim).zip(v.chunks_exact(value_dim)) {
+        project(data_scale, k_row, omega, phi);
+        let row_max = max(phi);
+        if row_max > running_max {
+            let rescale = exp(running_max - row_max);
+            scale(kv, rescale);
+            scale(k_sum, rescale);
+            running_max = row_max;
+        }
+        let k_half_norm = scale_half * half_sq_norm(k_row);
+        for ((&b, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(value_dim)).zip(k_sum.iter_mut()) {
+            let e = exp(b - k_half_norm - running_max);
+            axpy(e, v_row, kv_row);
+            *k_sum += e;
+        }
+        axpy(1.0, v_row, v_sum);
+    }
+    // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
+    let key_count = shape.keys as f32;
+    for (kv_row, k_sum) in kv.chunks_exact_mut(value_dim).zip(k_sum.iter_mut()) {
+        scale(kv_row, ratio);
+        axpy(FEATURE_FLOOR, v_sum, kv_row);
+        *k_sum = ratio * *k_sum + FEATURE_FLOOR * key_count;
+    }
+
+    for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(value_dim)) {
+        project(data_scale, q_row, omega, phi);
+        // φq[i,r] = S^-1/2 exp(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
+        let stabiliser = max(phi) + scale_half * half_sq_norm(q_row);
+        for a in phi.iter_mut() {
+            *a = ratio * exp(*a - stabiliser) + FEATURE_FLOOR;
+        }
+        linear_attention_row(phi, kv, k_sum, out_row);
+    }
+    Ok(())
+}
+
+/// RFA with trigonometric random features (random Fourier features), `omega [S, d]`, `2·S`
+/// features, as the official `fourier_projection`:
+///
+/// ```text
+/// A[i,r] = d^-1/4 x_i·ω_r,   h_i = s|x_i|²/2
+/// φ(x_i) = S^-1/2 exp(h_i − max_i' h_i') [sin A[i,·], cos A[i,·]]   (max over that input's rows)
+/// out_i  = φ(q_i)·Σ_m φ(k_m) v_mᵀ / max(φ(q_i)·Σ_m φ(k_m), 1e-2)
+/// ```
+/// The features can be negative, so the `1e-2` clamp can bind; the queries' `exp(h − max h)`
+/// factor cancels except through it.
+///
+/// # Errors
+/// As [`positive`], with [`trigonometric_scratch_len`].
+#[allow(clippy::too_many_arguments)]
+pub fn trigonometric(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    check_args(shape, omega, features, q, k, v, out)?;
+    let total = checked_len(features, 2)?;
+    let needed = checked_len(total, shape.value_dim.saturating_add(2))?;
+    let scratch = take_scratch(scratch, needed)?;
+    let (kv, rest) = scratch.split_at_mut(total * shape.value_dim);
+    let (k_sum, rest) = rest.split_at_mut(total);
+    let phi = rest;
+
+    let (dim, value_dim) = (shape.dim, shape.value_dim);
+    let scale_half = shape.scale();
+    let data_scale = libm::sqrtf(scale_half);
+    let ratio = 1.0 / libm::sqrtf(features as f32);
+    let max_half_norm = |x: &[f32]| {
+        x.chunks_exact(dim)
+            .map(|row| scale_half * half_sq_norm(row))
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+
+    // Key pass: kv = Σ_m φ(k_m) v_mᵀ, k_sum = Σ_m φ(k_m).
+    kv.fill(0.0);
+    k_sum.fill(0.0);
+    let key_max = max_half_norm(k);
+    for (k_row, v_row) in k.chunks_exact(dim).zip(v.chunks_exact(value_dim)) {
+        fourier_features(data_scale, ratio, scale_half, key_max, k_row, omega, phi);
+        for ((&f, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(value_dim)).zip(k_sum.iter_mut()) {
+            axpy(f, v_row, kv_row);
+            *k_sum += f;
+        }
+    }
+    let query_max = max_half_norm(q);
+    for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(value_dim)) {
+        fourier_features(data_scale, ratio, scale_half, query_max, q_row, omega, phi);
+        linear_attention_row(phi, kv, k_sum, out_row);
+    }
+    Ok(())
+}
+
+/// `phi[r] = data_scale · x·ω_r` for every row `ω_r` of `omega`.
+fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
+    for (p, omega_row) in phi.iter_mut().zip(omega.chunks_exact(x.len())) {
+        *p = data_scale * dot(x, omega_row);
+    }
+}
+
+/// `φ(x) = S^-1/2 exp(s|x|²/2 − max_h) [sin A, cos A]`, `A_r = d^-1/4 x·ω_r`, into `phi [2S]`.
+fn fourier_features(data_scale: f32, ratio: f32, scale_half: f32, max_h: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
+    let magnitude = ratio * exp(scale_half * half_sq_norm(x) - max_h);
+    let (sines, cosines) = phi.split_at_mut(phi.len() / 2);
+    for ((sine, cosine), omega_row) in sines.iter_mut().zip(cosines.iter_mut()).zip(omega.chunks_exact(x.len())) {
+        let (sin, cos) = libm::sincosf(data_scale * dot(x, omega_row));
+        *sine = magnitude * sin;
+        *cosine = magnitude * cos;
+    }
+}
+
+/// `out = Σ_r φ_r kv_r / max(Σ_r φ_r k_sum_r, 1e-2)`.
+fn linear_attention_row(phi: &[f32], kv: &[f32], k_sum: &[f32], out_row: &mut [f32]) {
+    out_row.fill(0.0);
+    let mut denominator = 0.0;
+    for ((&p, kv_row), &k_sum) in phi.iter().zip(kv.chunks_exact(out_row.len())).zip(k_sum) {
+        axpy(p, kv_row, out_row);
+        denominator += p * k_sum;
+    }
+    scale(out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
+}
+
+fn check_args(shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) -> Result<(), Error> {
+    shape.check_qkv(q, k, v, out)?;
+    if features == 0 {
+        return Err(Error::ZeroFeatures);
+    }
+    check_len(Arg::Omega, omega, features, shape.dim)?;
+    check_finite(Arg::Omega, omega)
+}
