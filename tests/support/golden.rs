@@ -1,0 +1,241 @@
+//! Runs every output listed in a golden manifest (the format of
+//! `../shared/oracle/golden/manifest.json`) through the crate and measures the error.
+//! Shared by `examples/golden.rs` and `tests/golden.rs`.
+#![allow(dead_code)]
+
+#[path = "npy.rs"]
+pub mod npy;
+
+use lara_attn::{Shape, lara, multihead, ra, rfa};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Pass criterion: `max|ours − golden| <= TOLERANCE · max|golden|`.
+pub const TOLERANCE: f64 = 1e-4;
+
+/// The error of one output against its golden file.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub max_abs: f64,
+    pub max_golden: f64,
+}
+
+impl Measured {
+    /// `max|ours − golden| / max|golden|`.
+    pub fn relative(&self) -> f64 {
+        self.max_abs / self.max_golden.max(f64::MIN_POSITIVE)
+    }
+    pub fn passed(&self) -> bool {
+        self.max_abs <= TOLERANCE * self.max_golden
+    }
+}
+
+/// One output of one case: its method and its measured error, or why it could not be run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub case: String,
+    pub name: String,
+    pub method: String,
+    pub result: Result<Measured, String>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        matches!(&self.result, Ok(m) if m.passed())
+    }
+}
+
+/// The inputs of one case.
+pub struct Case {
+    pub id: String,
+    pub dir: PathBuf,
+    pub heads: usize,
+    pub n: usize,
+    pub d: usize,
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+impl Case {
+    pub fn shape(&self) -> Shape {
+        Shape::self_attention(self.n, self.d)
+    }
+    pub fn f32_file(&self, name: &str) -> Result<Vec<f32>, String> {
+        Ok(npy::read_f32(&self.dir.join(name))?.data)
+    }
+}
+
+/// Reads the manifest and runs every output of every case.
+pub fn run_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
+    let text = std::fs::read_to_string(manifest_path)
+        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    if manifest["format_version"] != 1 {
+        return Err(format!("unsupported format_version {}", manifest["format_version"]));
+    }
+    let root = manifest_path.parent().unwrap_or(Path::new("."));
+    let cases = manifest["cases"].as_array().ok_or("manifest has no cases array")?;
+    let mut outcomes = Vec::new();
+    for case_json in cases {
+        let id = case_json["id"].as_str().unwrap_or("?").to_string();
+        let outputs = case_json["outputs"].as_array().cloned().unwrap_or_default();
+        match load_case(root, case_json) {
+            Ok(case) => {
+                for output in &outputs {
+                    outcomes.push(run_output(&case, output));
+                }
+            }
+            Err(e) => {
+                for output in &outputs {
+                    outcomes.push(Outcome {
+                        case: id.clone(),
+                        name: output["name"].as_str().unwrap_or("?").to_string(),
+                        method: output["method"].as_str().unwrap_or("?").to_string(),
+                        result: Err(format!("case inputs: {e}")),
+                    });
+                }
+                if outputs.is_empty() {
+                    return Err(format!("case {id}: {e}"));
+                }
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+pub fn load_case(root: &Path, case: &Value) -> Result<Case, String> {
+    let id = case["id"].as_str().ok_or("case without id")?.to_string();
+    let dir = root.join(case["dir"].as_str().ok_or("case without dir")?);
+    let inputs = &case["inputs"];
+    let file = |key: &str| -> Result<npy::Array<f32>, String> {
+        npy::read_f32(&dir.join(inputs[key].as_str().ok_or(format!("no input {key}"))?))
+    };
+    let (q, k, v) = (file("q")?, file("k")?, file("v")?);
+    let (heads, n, d) = match q.shape.as_slice() {
+        [n, d] => (1, *n, *d),
+        [h, n, d] => (*h, *n, *d),
+        other => return Err(format!("q has shape {other:?}, expected [n, d] or [h, n, d]")),
+    };
+    if k.shape != q.shape || v.shape != q.shape {
+        return Err(format!("q {:?}, k {:?}, v {:?} differ", q.shape, k.shape, v.shape));
+    }
+    Ok(Case { id, dir, heads, n, d, q: q.data, k: k.data, v: v.data })
+}
+
+fn run_output(case: &Case, output: &Value) -> Outcome {
+    let name = output["name"].as_str().unwrap_or("?").to_string();
+    let method = output["method"].as_str().unwrap_or("?").to_string();
+    let result = compute(case, &method, &output["params"]).and_then(|ours| {
+        let golden = case.f32_file(output["file"].as_str().ok_or("output without file")?)?;
+        compare(&ours, &golden)
+    });
+    Outcome { case: case.id.clone(), name, method, result }
+}
+
+/// The error of `ours` against `golden`.
+pub fn compare(ours: &[f32], golden: &[f32]) -> Result<Measured, String> {
+    if ours.len() != golden.len() {
+        return Err(format!("{} values computed, golden has {}", ours.len(), golden.len()));
+    }
+    let mut m = Measured { max_abs: 0.0, max_golden: 0.0 };
+    for (&a, &b) in ours.iter().zip(golden) {
+        let err = (a as f64 - b as f64).abs();
+        // A NaN on our side must fail, not vanish in max().
+        m.max_abs = if err.is_nan() { f64::INFINITY } else { m.max_abs.max(err) };
+        m.max_golden = m.max_golden.max((b as f64).abs());
+    }
+    Ok(m)
+}
+
+/// Runs one output's method through the crate's multi-head API.
+pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, String> {
+    let shape = case.shape();
+    let (h, q, k, v) = (case.heads, &case.q[..], &case.k[..], &case.v[..]);
+    let mut out = vec![0.0f32; case.q.len()];
+    if let Some(scale) = params.get("scale").and_then(Value::as_f64) {
+        let ours = 1.0 / (case.d as f64).sqrt();
+        if (scale - ours).abs() > 1e-12 * ours {
+            return Err(format!("scale {scale} is not d^-1/2 = {ours}"));
+        }
+    }
+    let given = |key: &str| -> Result<Option<Vec<f32>>, String> {
+        match params.get(key).and_then(Value::as_str) {
+            Some(file) => case.f32_file(file).map(Some),
+            None => Ok(None),
+        }
+    };
+    let train = match params.get("mode").and_then(Value::as_str) {
+        None | Some("eval") => false,
+        Some("train") => true,
+        Some(other) => return Err(format!("unknown mode {other}")),
+    };
+    let noise = given("eps")?;
+    if train && noise.is_none() {
+        return Err("train mode without an eps file".into());
+    }
+    let api = |e: lara_attn::Error| format!("kernel error: {e}");
+    match method {
+        "softmax" => {
+            let mut scratch = vec![0.0; lara_attn::exact::scratch_len(shape)];
+            multihead::exact(h, shape, q, k, v, &mut out, &mut scratch).map_err(api)?;
+        }
+        "lara" => {
+            let c = params["C"].as_u64().ok_or("lara without C")? as usize;
+            let weighting = match params["mis_type"].as_str() {
+                Some("mis-opt") => lara::Weighting::Optimal {
+                    alpha_coeff: params["alpha_coeff"].as_f64().ok_or("mis-opt without alpha_coeff")? as f32,
+                },
+                Some("mis-bh") => lara::Weighting::BalanceHeuristic,
+                Some("mis-biased") => lara::Weighting::Biased,
+                other => return Err(format!("unknown mis_type {other:?}")),
+            };
+            if let Some(c_eff) = params.get("C_eff").and_then(Value::as_u64) {
+                if c_eff as usize != lara::effective_landmarks(shape, c) {
+                    return Err(format!("C_eff {c_eff} disagrees with the landmark rule"));
+                }
+            }
+            let lara_params = lara::Params::segment_means(c, weighting);
+            let mut scratch = vec![0.0; lara::scratch_len(shape, c)];
+            multihead::lara(h, shape, &lara_params, q, k, v, noise.as_deref(), &mut out, &mut scratch).map_err(api)?;
+        }
+        "ra" => {
+            let indices: Option<Vec<u32>> = match params.get("k_index").and_then(Value::as_str) {
+                Some(file) => Some(
+                    npy::read_i32(&case.dir.join(file))?
+                        .data
+                        .iter()
+                        .map(|&j| u32::try_from(j).map_err(|_| format!("negative key index {j}")))
+                        .collect::<Result<_, _>>()?,
+                ),
+                None => None,
+            };
+            let mean = match (params["num_samples"].as_i64(), &indices) {
+                (Some(0), None) => ra::Mean::KeyAverage,
+                (Some(-1), None) => ra::Mean::AttentionWeighted,
+                (Some(1), Some(indices)) => ra::Mean::Keys(indices),
+                (ns, _) => return Err(format!("unsupported num_samples {ns:?} / k_index combination")),
+            };
+            let mut scratch = vec![0.0; ra::scratch_len(shape)];
+            multihead::ra(h, shape, mean, q, k, v, noise.as_deref(), &mut out, &mut scratch).map_err(api)?;
+        }
+        "performer" => {
+            let features = params["S"].as_u64().ok_or("performer without S")? as usize;
+            let omega = given("omega")?.ok_or("performer without omega")?;
+            let floor = params.get("feature_eps").and_then(Value::as_f64).unwrap_or(1e-4);
+            let clamp = params.get("denominator_clamp_min").and_then(Value::as_f64).unwrap_or(1e-2);
+            if floor as f32 != rfa::FEATURE_FLOOR || clamp as f32 != rfa::DENOMINATOR_FLOOR {
+                return Err(format!("feature_eps {floor} / clamp {clamp} differ from the official 1e-4 / 1e-2"));
+            }
+            let mut scratch = vec![0.0; rfa::positive_scratch_len(shape, features)];
+            multihead::rfa_positive(h, shape, &omega, features, q, k, v, &mut out, &mut scratch).map_err(api)?;
+        }
+        other => return Err(format!("unknown method {other}")),
+    }
+    Ok(out)
+}
+
+/// The default manifest: `../shared/oracle/golden/manifest.json` beside the repository.
+pub fn default_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle/golden/manifest.json")
+}

@@ -1,0 +1,104 @@
+//! A minimal `.npy` reader for the golden files: NPY v1/v2/v3, little-endian `<f4` or `<i4`,
+//! C order. Errors are messages, never panics.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+/// An array read from an `.npy` file.
+#[derive(Debug, Clone)]
+pub struct Array<T> {
+    pub shape: Vec<usize>,
+    pub data: Vec<T>,
+}
+
+/// Reads a little-endian float32 array.
+pub fn read_f32(path: &Path) -> Result<Array<f32>, String> {
+    read(path, "<f4", f32::from_le_bytes)
+}
+
+/// Reads a little-endian int32 array.
+pub fn read_i32(path: &Path) -> Result<Array<i32>, String> {
+    read(path, "<i4", i32::from_le_bytes)
+}
+
+fn read<T>(path: &Path, descr: &str, decode: fn([u8; 4]) -> T) -> Result<Array<T>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&bytes, descr, decode).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses the bytes of an `.npy` file holding `descr` elements of 4 bytes.
+pub fn parse<T>(bytes: &[u8], descr: &str, decode: fn([u8; 4]) -> T) -> Result<Array<T>, String> {
+    let rest = bytes.strip_prefix(b"\x93NUMPY").ok_or("not an .npy file (bad magic)")?;
+    let (&major, rest) = rest.split_first().ok_or("truncated header")?;
+    let (_minor, rest) = rest.split_first().ok_or("truncated header")?;
+    let (header_len, rest) = match major {
+        1 => {
+            let (len, rest) = rest.split_first_chunk::<2>().ok_or("truncated header")?;
+            (u16::from_le_bytes(*len) as usize, rest)
+        }
+        2 | 3 => {
+            let (len, rest) = rest.split_first_chunk::<4>().ok_or("truncated header")?;
+            (u32::from_le_bytes(*len) as usize, rest)
+        }
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    if rest.len() < header_len {
+        return Err("truncated header".into());
+    }
+    let (header, payload) = rest.split_at(header_len);
+    let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    let found = dict_value(header, "descr")?;
+    if found.trim_matches('\'') != descr {
+        return Err(format!("dtype {found}, expected '{descr}'"));
+    }
+    if dict_value(header, "fortran_order")? != "False" {
+        return Err("Fortran order is not supported".into());
+    }
+    let shape = parse_shape(dict_value(header, "shape")?)?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or("shape overflows")?;
+    if payload.len() != count * 4 {
+        return Err(format!(
+            "payload has {} bytes, shape {shape:?} needs {}",
+            payload.len(),
+            count * 4
+        ));
+    }
+    let data = payload
+        .chunks_exact(4)
+        .map(|c| decode([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Ok(Array { shape, data })
+}
+
+/// The raw text of `'key': value` in the header dict (up to the next top-level comma).
+fn dict_value<'h>(header: &'h str, key: &str) -> Result<&'h str, String> {
+    let pattern = format!("'{key}':");
+    let start = header
+        .find(&pattern)
+        .ok_or(format!("header has no '{key}'"))?
+        + pattern.len();
+    let value = header[start..].trim_start();
+    let end = if value.starts_with('(') {
+        value.find(')').map(|i| i + 1)
+    } else {
+        value.find([',', '}'])
+    }
+    .ok_or(format!("malformed '{key}'"))?;
+    Ok(value[..end].trim())
+}
+
+fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
+    let inner = text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or(format!("malformed shape {text}"))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("malformed shape {text}")))
+        .collect()
+}
