@@ -24,7 +24,7 @@
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time.
 
 use crate::error::{Arg, Error};
-use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, softmax_in_place};
+use crate::math::{OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, softmax_in_place};
 use crate::random::add_standard_normal;
 use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
 use rand_core::RngCore;
@@ -148,12 +148,27 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    let ws = Workspace::split(scratch, landmark_count(shape, params), shape)?;
+    attention_in(shape, params, q, k, v, noise, out, ws)
+}
+
+/// [`attention`] on a workspace that is already split.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_in(
+    shape: Shape,
+    params: &Params<'_>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    noise: Option<&[f32]>,
+    out: &mut [f32],
+    mut ws: Workspace<'_>,
+) -> Result<(), Error> {
     let count = check_args(shape, params, q, k, v, out)?;
     if let Some(eps) = noise {
         check_len(Arg::Noise, eps, count, shape.dim)?;
         check_finite(Arg::Noise, eps)?;
     }
-    let mut ws = Workspace::split(scratch, count, shape)?;
     ws.build_proposals(shape, params, q, k, |w| {
         if let Some(eps) = noise {
             // W = mu + eps
@@ -180,12 +195,35 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let count = check_args(shape, params, q, k, v, out)?;
-    let mut ws = Workspace::split(scratch, count, shape)?;
+    let ws = Workspace::split(scratch, landmark_count(shape, params), shape)?;
+    attention_sampled_in(shape, params, q, k, v, rng, out, ws)
+}
+
+/// [`attention_sampled`] on a workspace that is already split.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
+    shape: Shape,
+    params: &Params<'_>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    rng: &mut R,
+    out: &mut [f32],
+    mut ws: Workspace<'_>,
+) -> Result<(), Error> {
+    check_args(shape, params, q, k, v, out)?;
     // W = mu + eps, eps ~ N(0, I)
     ws.build_proposals(shape, params, q, k, |w| add_standard_normal(rng, w));
     ws.run(shape, params.weighting, q, k, v, out);
     Ok(())
+}
+
+/// The number of landmarks `C'` of a call (before its arguments are checked).
+pub(crate) fn landmark_count(shape: Shape, params: &Params<'_>) -> usize {
+    match params.landmarks {
+        Landmarks::SegmentMeans(c) => effective_landmarks(shape, c),
+        Landmarks::Given { count, .. } => count,
+    }
 }
 
 /// Writes the `segments` segment means of `x [rows, dim]` into `out [segments, dim]`, with the
@@ -236,8 +274,17 @@ fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) 
         for row in (&mut x_rows).take(len) {
             axpy(1.0, row, mean);
         }
-        crate::math::scale(mean, 1.0 / len as f32);
+        // Divide (not multiply by 1/len): exactly rounded, and only C·d times.
+        for m in mean.iter_mut() {
+            *m /= len as f32;
+        }
     }
+}
+
+/// The first `len` elements (all of them if there are fewer: callers size the buffers).
+fn prefix(buffer: &mut [f32], len: usize) -> &mut [f32] {
+    let len = len.min(buffer.len());
+    &mut buffer[..len]
 }
 
 /// Checks everything but the noise and scratch; returns the number of landmarks `C'`.
@@ -305,25 +352,37 @@ impl<'a> Workspace<'a> {
     pub(crate) fn split(scratch: &'a mut [f32], count: usize, shape: Shape) -> Result<Self, Error> {
         let rows = checked_len(count, shape.dim)?;
         let kv_len = checked_len(count, shape.value_dim)?;
-        let needed = checked_len(count, STATS_PER_LANDMARK)
-            .and_then(|stats| checked_len(rows, 3)?.checked_add(kv_len).ok_or(Error::SizeOverflow)?.checked_add(stats).ok_or(Error::SizeOverflow))?;
+        let needed = [checked_len(rows, 3)?, kv_len, checked_len(count, STATS_PER_LANDMARK)?]
+            .iter()
+            .try_fold(0usize, |sum, &len| sum.checked_add(len))
+            .ok_or(Error::SizeOverflow)?;
         let scratch = take_scratch(scratch, needed)?;
-        let (rows3, rest) = scratch.split_at_mut(3 * rows);
+        let (q_bar, rest) = scratch.split_at_mut(rows);
+        let (mu, rest) = rest.split_at_mut(rows);
+        let (w, rest) = rest.split_at_mut(rows);
         let (kv, stats) = rest.split_at_mut(kv_len);
-        Ok(Self::from_parts(rows3, kv, stats, count))
+        Ok(Self::from_parts(q_bar, mu, w, kv, stats, count, shape))
     }
 
-    /// Builds the workspace from `3·C'·d` proposal rows, `C'·d_v` kv rows and `8·C'` stats.
-    pub(crate) fn from_parts(rows3: &'a mut [f32], kv: &'a mut [f32], stats: &'a mut [f32], count: usize) -> Self {
-        let (q_bar, rest) = rows3.split_at_mut(rows3.len() / 3);
-        let (mu, w) = rest.split_at_mut(q_bar.len());
-        let mut parts = stats.chunks_exact_mut(count);
+    /// Builds the workspace of `count` landmarks from buffers of at least `count` rows (`q̄`,
+    /// `mu`, `W`, `kv`) and `8 · count` per-landmark scalars, using exactly `count` rows of each.
+    pub(crate) fn from_parts(
+        q_bar: &'a mut [f32],
+        mu: &'a mut [f32],
+        w: &'a mut [f32],
+        kv: &'a mut [f32],
+        stats: &'a mut [f32],
+        count: usize,
+        shape: Shape,
+    ) -> Self {
+        let rows = count.saturating_mul(shape.dim);
+        let mut parts = stats.chunks_exact_mut(count.max(1));
         let mut next = || parts.next().unwrap_or_default();
         Workspace {
-            q_bar,
-            mu,
-            w,
-            kv,
+            q_bar: prefix(q_bar, rows),
+            mu: prefix(mu, rows),
+            w: prefix(w, rows),
+            kv: prefix(kv, count.saturating_mul(shape.value_dim)),
             key_lse: next(),
             key_sum: next(),
             mu_half_norm: next(),
@@ -345,8 +404,8 @@ impl<'a> Workspace<'a> {
                 write_segment_means(k, shape.dim, count, self.w);
             }
             Landmarks::Given { queries, keys, .. } => {
-                self.q_bar.copy_from_slice(queries);
-                self.w.copy_from_slice(keys);
+                copy(self.q_bar, queries);
+                copy(self.w, keys);
             }
         }
         // mu = q̄ + k̄
@@ -354,7 +413,7 @@ impl<'a> Workspace<'a> {
             *mu = q_bar + k_bar;
         }
         // W = mu (+ eps)
-        self.w.copy_from_slice(self.mu);
+        copy(self.w, self.mu);
         perturb(self.w);
     }
 
@@ -483,6 +542,68 @@ impl<'a> Workspace<'a> {
                     *logit += scale * dot(mu_row, q_row);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{assert_close, single_head_cases};
+
+    /// `kv`, `logiw` and `sniw` of mis-opt (α = 1, eval) against the official intermediates.
+    #[test]
+    fn intermediates_match_the_official_code() {
+        for case in single_head_cases() {
+            let shape = Shape::self_attention(case.n, case.d);
+            for c in [4, 8] {
+                let weighting = Weighting::Optimal { alpha_coeff: 1.0 };
+                let params = Params::segment_means(c, weighting);
+                let count = effective_landmarks(shape, c);
+                let mut scratch = vec![f32::NAN; scratch_len(shape, c)];
+                let mut ws = Workspace::split(&mut scratch, count, shape).unwrap();
+                ws.build_proposals(shape, &params, &case.q, &case.k, |_| {});
+                ws.key_pass(shape, &case.k, &case.v);
+                ws.proposal_log_density(shape, weighting);
+                ws.query_softmax_normaliser(shape, &case.q);
+                let what = |name: &str| format!("{} C={c} {name}", case.id);
+                let kv = case.intermediate(&format!("lara_C{c}_misopt_a1_eval_kv_stats"));
+                assert_close(ws.kv, &kv.data, 1e-5, &what("kv"));
+
+                // logiw and sniw are [C', n]: gather ours column by column.
+                let (mut log_iw, mut sniw) = (vec![0.0; count * case.n], vec![0.0; count * case.n]);
+                for (i, q_row) in case.q.chunks_exact(case.d).enumerate() {
+                    ws.log_importance_weights(shape, weighting, q_row);
+                    for (c_index, &l) in ws.logits.iter().enumerate() {
+                        log_iw[c_index * case.n + i] = l;
+                    }
+                    softmax_in_place(ws.logits);
+                    for (c_index, &w) in ws.logits.iter().enumerate() {
+                        sniw[c_index * case.n + i] = w;
+                    }
+                }
+                let golden_log_iw = case.intermediate(&format!("lara_C{c}_misopt_a1_eval_log_iw"));
+                assert_close(&log_iw, &golden_log_iw.data, 1e-5, &what("log_iw"));
+                let golden_sniw = case.intermediate(&format!("lara_C{c}_misopt_a1_eval_sniw"));
+                assert_close(&sniw, &golden_sniw.data, 1e-5, &what("sniw"));
+            }
+        }
+    }
+
+    #[test]
+    fn uneven_split_follows_the_official_rule() {
+        // n = 7, C = 4: rows {0}, {1,2}, {3,4}, {5,6}; n = 100, C = 8: 4 × 12 rows then 4 × 13.
+        let x: Vec<f32> = (0..7).map(|i| i as f32).collect();
+        let mut means = [0.0; 4];
+        segment_means(&x, 7, 1, 4, &mut means).unwrap();
+        assert_eq!(means, [0.0, 1.5, 3.5, 5.5]);
+        let x: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        let mut means = [0.0; 8];
+        segment_means(&x, 100, 1, 8, &mut means).unwrap();
+        let starts = [0, 12, 24, 36, 48, 61, 74, 87];
+        let lens = [12, 12, 12, 12, 13, 13, 13, 13];
+        for ((&m, &s), &l) in means.iter().zip(&starts).zip(&lens) {
+            assert_eq!(m, (s as f32) + (l as f32 - 1.0) / 2.0);
         }
     }
 }

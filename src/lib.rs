@@ -17,3 +17,6 @@ mod shape;
 
 pub use error::{Arg, Dim, Error};
 pub use shape::Shape;
+
+#[cfg(test)]
+mod test_support;

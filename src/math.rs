@@ -50,6 +50,14 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `dst = src` over the common length (no length-mismatch panic path).
+#[inline]
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = x;
+    }
+}
+
 /// `y *= a`.
 #[inline]
 pub(crate) fn scale(y: &mut [f32], a: f32) {

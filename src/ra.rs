@@ -15,7 +15,7 @@
 
 use crate::error::{Arg, Error};
 use crate::exact::logit_block;
-use crate::math::{KEY_BLOCK, axpy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum};
+use crate::math::{KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum};
 use crate::random::{add_standard_normal, uniform};
 use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
 use rand_core::RngCore;
@@ -80,6 +80,22 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    let ws = Workspace::split(scratch, shape)?;
+    attention_in(shape, mean, q, k, v, noise, out, ws)
+}
+
+/// [`attention`] on a workspace that is already split.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_in(
+    shape: Shape,
+    mean: Mean<'_>,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    noise: Option<&[f32]>,
+    out: &mut [f32],
+    mut ws: Workspace<'_>,
+) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
     if let Some(eps) = noise {
         check_len(Arg::Noise, eps, shape.queries, shape.dim)?;
@@ -88,7 +104,6 @@ pub fn attention(
     if let Mean::Keys(indices) = mean {
         check_key_indices(shape, indices)?;
     }
-    let mut ws = Workspace::split(scratch, shape)?;
     let mut noise_rows = noise.map(|eps| eps.chunks_exact(shape.dim));
     let mut key_indices = match mean {
         Mean::Keys(indices) => indices.iter(),
@@ -124,8 +139,23 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    let ws = Workspace::split(scratch, shape)?;
+    attention_sampled_in(shape, mean, q, k, v, rng, out, ws)
+}
+
+/// [`attention_sampled`] on a workspace that is already split.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
+    shape: Shape,
+    mean: SampledMean,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    rng: &mut R,
+    out: &mut [f32],
+    mut ws: Workspace<'_>,
+) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
-    let mut ws = Workspace::split(scratch, shape)?;
     let scale = shape.scale();
     ws.run(shape, mean, q, k, v, out, |w, q_row| {
         let index = match mean {
@@ -176,12 +206,13 @@ fn check_key_indices(shape: Shape, indices: &[u32]) -> Result<(), Error> {
     }
 }
 
-struct Workspace<'a> {
-    /// `s · |k_j|² / 2` for every key.
+/// The scratch of one RA call, split into its named parts.
+pub(crate) struct Workspace<'a> {
+    /// `s · |k_j|² / 2` for every key, `[n_k]`.
     key_half_norms: &'a mut [f32],
-    /// `(1/n_k) Σ_j k_j` (key-average mean).
+    /// `(1/n_k) Σ_j k_j` (key-average mean), `[d]`.
     key_mean: &'a mut [f32],
-    /// `mu_i`, then `W_i`.
+    /// `mu_i`, then `W_i`, `[d]`.
     w: &'a mut [f32],
     block: &'a mut [f32; KEY_BLOCK],
 }
@@ -196,12 +227,43 @@ impl<'a> Workspace<'a> {
         let (key_half_norms, rest) = scratch.split_at_mut(shape.keys);
         let (key_mean, rest) = rest.split_at_mut(shape.dim);
         let (w, block) = rest.split_at_mut(shape.dim);
-        Ok(Workspace {
+        Ok(Workspace::from_parts(key_half_norms, key_mean, w, logit_block(block)?))
+    }
+
+    /// Builds the workspace from buffers of exactly `n_k`, `d` and `d` floats.
+    pub(crate) fn from_parts(
+        key_half_norms: &'a mut [f32],
+        key_mean: &'a mut [f32],
+        w: &'a mut [f32],
+        block: &'a mut [f32; KEY_BLOCK],
+    ) -> Self {
+        Workspace {
             key_half_norms,
             key_mean,
             w,
-            block: logit_block(block)?,
-        })
+            block,
+        }
+    }
+
+    /// `W = mu_i` for the key-average and attention-weighted means, `W = q_i` for the sampled
+    /// key (whose `k_{J_i}` is added after the noise).
+    pub(crate) fn proposal_mean(&mut self, shape: Shape, mean: SampledMean, q_row: &[f32], k: &[f32]) {
+        match mean {
+            SampledMean::KeyAverage => {
+                // mu_i = q_i + k̄
+                for ((w, q), k_mean) in self.w.iter_mut().zip(q_row).zip(self.key_mean.iter()) {
+                    *w = q + k_mean;
+                }
+            }
+            SampledMean::AttentionWeighted => {
+                // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
+                let scale = shape.scale();
+                let logits = k.chunks_exact(shape.dim).map(|k_row| scale * dot(q_row, k_row));
+                softmax_weighted_sum(logits, k, shape.dim, self.w, self.block);
+                axpy(1.0, q_row, self.w);
+            }
+            SampledMean::Key => copy(self.w, q_row),
+        }
     }
 
     /// The query loop. `perturb(W, q_i)` adds the noise `eps_i` to `W` and returns `J_i` (used
@@ -231,21 +293,7 @@ impl<'a> Workspace<'a> {
             crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
         }
         for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(shape.value_dim)) {
-            match mean {
-                SampledMean::KeyAverage => {
-                    // mu_i = q_i + k̄
-                    for ((w, q), k_mean) in self.w.iter_mut().zip(q_row).zip(self.key_mean.iter()) {
-                        *w = q + k_mean;
-                    }
-                }
-                SampledMean::AttentionWeighted => {
-                    // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
-                    let logits = k.chunks_exact(dim).map(|k_row| scale * dot(q_row, k_row));
-                    softmax_weighted_sum(logits, k, dim, self.w, self.block);
-                    axpy(1.0, q_row, self.w);
-                }
-                SampledMean::Key => self.w.copy_from_slice(q_row),
-            }
+            self.proposal_mean(shape, mean, q_row, k);
             // W_i = mu_i + eps_i (eps added first for the sampled key, whose k_J follows)
             let key_index = perturb(self.w, q_row);
             if mean == SampledMean::Key {
@@ -261,6 +309,28 @@ impl<'a> Workspace<'a> {
                 .zip(self.key_half_norms.iter())
                 .map(|(k_row, &half_norm)| scale * dot(w, k_row) - half_norm);
             softmax_weighted_sum(logits, v, shape.value_dim, out_row, self.block);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{assert_close, single_head_cases};
+
+    /// `mu_i = q_i + Σ_j π[i,j] k_j` (num_samples = -1) against the official intermediate.
+    #[test]
+    fn attention_weighted_mean_matches_the_official_code() {
+        for case in single_head_cases() {
+            let shape = Shape::self_attention(case.n, case.d);
+            let mut scratch = vec![f32::NAN; scratch_len(shape)];
+            let mut ws = Workspace::split(&mut scratch, shape).unwrap();
+            let mut mu = vec![0.0; case.n * case.d];
+            for (q_row, mu_row) in case.q.chunks_exact(case.d).zip(mu.chunks_exact_mut(case.d)) {
+                ws.proposal_mean(shape, SampledMean::AttentionWeighted, q_row, &case.k);
+                mu_row.copy_from_slice(ws.w);
+            }
+            assert_close(&mu, &case.intermediate("ra_nsm1_mu").data, 1e-5, &format!("{} mu", case.id));
         }
     }
 }

@@ -76,61 +76,118 @@ pub fn positive(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    check_args(shape, omega, features, q, k, v, out)?;
     let needed = checked_len(features, shape.value_dim.saturating_add(2))?
         .checked_add(shape.value_dim)
         .ok_or(Error::SizeOverflow)?;
     let scratch = take_scratch(scratch, needed)?;
-    let (kv, rest) = scratch.split_at_mut(features * shape.value_dim);
-    let (k_sum, rest) = rest.split_at_mut(features);
-    let (phi, v_sum) = rest.split_at_mut(features);
+    let (kv, rest) = scratch.split_at_mut(features.saturating_mul(shape.value_dim).min(needed));
+    let (k_sum, rest) = rest.split_at_mut(features.min(rest.len()));
+    let (phi, v_sum) = rest.split_at_mut(features.min(rest.len()));
+    positive_in(shape, omega, features, q, k, v, out, FeatureState { kv, k_sum, phi, v_sum })
+}
 
-    let (dim, value_dim) = (shape.dim, shape.value_dim);
-    let scale_half = shape.scale();
-    let data_scale = libm::sqrtf(scale_half); // d^-1/4
-    let ratio = 1.0 / libm::sqrtf(features as f32);
-
-    // Key pass: kv_r = Σ_m exp(B[m,r] − s|k_m|²/2 − M) v_m and k_sum_r = Σ_m exp(…), kept
-    // relative to the running maximum M of B over the keys seen so far.
-    kv.fill(0.0);
-    k_sum.fill(0.0);
-    v_sum.fill(0.0);
-    let mut running_max = f32::NEG_INFINITY;
-    for (k_row, v_row) in k.chunks_exact(dim).zip(v.chunks_exact(value_dim)) {
-        project(data_scale, k_row, omega, phi);
-        let row_max = max(phi);
-        if row_max > running_max {
-            let rescale = exp(running_max - row_max);
-            scale(kv, rescale);
-            scale(k_sum, rescale);
-            running_max = row_max;
-        }
-        let k_half_norm = scale_half * half_sq_norm(k_row);
-        for ((&b, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(value_dim)).zip(k_sum.iter_mut()) {
-            let e = exp(b - k_half_norm - running_max);
-            axpy(e, v_row, kv_row);
-            *k_sum += e;
-        }
-        axpy(1.0, v_row, v_sum);
-    }
-    // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
-    let key_count = shape.keys as f32;
-    for (kv_row, k_sum) in kv.chunks_exact_mut(value_dim).zip(k_sum.iter_mut()) {
-        scale(kv_row, ratio);
-        axpy(FEATURE_FLOOR, v_sum, kv_row);
-        *k_sum = ratio * *k_sum + FEATURE_FLOOR * key_count;
-    }
-
-    for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(value_dim)) {
-        project(data_scale, q_row, omega, phi);
-        // φq[i,r] = S^-1/2 exp(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
-        let stabiliser = max(phi) + scale_half * half_sq_norm(q_row);
-        for a in phi.iter_mut() {
-            *a = ratio * exp(*a - stabiliser) + FEATURE_FLOOR;
-        }
-        linear_attention_row(phi, kv, k_sum, out_row);
+/// [`positive`] on a state that is already split (`[S, d_v]`, `[S]`, `[S]`, `[d_v]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn positive_in(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    mut state: FeatureState<'_>,
+) -> Result<(), Error> {
+    check_args(shape, omega, features, q, k, v, out)?;
+    let scales = FeatureScales::new(shape, features);
+    state.positive_key_pass(shape, scales, omega, k, v);
+    for (q_row, out_row) in q.chunks_exact(shape.dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+        positive_query_features(scales, q_row, omega, state.phi);
+        linear_attention_row(state.phi, state.kv, state.k_sum, out_row);
     }
     Ok(())
+}
+
+/// The scale factors of the official projections.
+#[derive(Clone, Copy)]
+pub(crate) struct FeatureScales {
+    /// `s = d^-1/2`, on `|x|²/2`.
+    half_norm: f32,
+    /// `d^-1/4`, on the data before `·ω`.
+    data: f32,
+    /// `S^-1/2`.
+    ratio: f32,
+}
+
+impl FeatureScales {
+    pub(crate) fn new(shape: Shape, features: usize) -> Self {
+        let half_norm = shape.scale();
+        FeatureScales {
+            half_norm,
+            data: libm::sqrtf(half_norm),
+            ratio: 1.0 / libm::sqrtf(features as f32),
+        }
+    }
+}
+
+/// The key summary of random-feature attention (`F = S` positive or `2·S` trigonometric
+/// features).
+pub(crate) struct FeatureState<'a> {
+    /// `Σ_m φ(k_m)_f v_m`, `[F, d_v]`.
+    pub(crate) kv: &'a mut [f32],
+    /// `Σ_m φ(k_m)_f`, `[F]`.
+    pub(crate) k_sum: &'a mut [f32],
+    /// One row of projections / features, `[F]`.
+    pub(crate) phi: &'a mut [f32],
+    /// `Σ_m v_m`, `[d_v]` (positive features only; empty for trigonometric ones).
+    pub(crate) v_sum: &'a mut [f32],
+}
+
+impl FeatureState<'_> {
+    /// One streaming pass over the keys: `kv_r = Σ_m φk[m,r] v_m`, `k_sum_r = Σ_m φk[m,r]`.
+    pub(crate) fn positive_key_pass(&mut self, shape: Shape, scales: FeatureScales, omega: &[f32], k: &[f32], v: &[f32]) {
+        let FeatureState { kv, k_sum, phi, v_sum } = self;
+        // Accumulate Σ_m exp(B[m,r] − s|k_m|²/2 − M) v_m and Σ_m exp(…) relative to the running
+        // maximum M of B over the keys seen so far, rescaling when it grows.
+        kv.fill(0.0);
+        k_sum.fill(0.0);
+        v_sum.fill(0.0);
+        let mut running_max = f32::NEG_INFINITY;
+        for (k_row, v_row) in k.chunks_exact(shape.dim).zip(v.chunks_exact(shape.value_dim)) {
+            // B[m,r] = d^-1/4 k_m·ω_r
+            project(scales.data, k_row, omega, phi);
+            let row_max = max(phi);
+            if row_max > running_max {
+                let rescale = exp(running_max - row_max);
+                scale(kv, rescale);
+                scale(k_sum, rescale);
+                running_max = row_max;
+            }
+            let k_half_norm = scales.half_norm * half_sq_norm(k_row);
+            for ((&b, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(shape.value_dim)).zip(k_sum.iter_mut()) {
+                let e = exp(b - k_half_norm - running_max);
+                axpy(e, v_row, kv_row);
+                *k_sum += e;
+            }
+            axpy(1.0, v_row, v_sum);
+        }
+        // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
+        let key_count = shape.keys as f32;
+        for (kv_row, k_sum) in kv.chunks_exact_mut(shape.value_dim).zip(k_sum.iter_mut()) {
+            scale(kv_row, scales.ratio);
+            axpy(FEATURE_FLOOR, v_sum, kv_row);
+            *k_sum = scales.ratio * *k_sum + FEATURE_FLOOR * key_count;
+        }
+    }
+}
+
+/// `φq[r] = S^-1/2 exp(A_r − s|q|²/2 − max_r' A_r') + 1e-4`, `A_r = d^-1/4 q·ω_r`.
+pub(crate) fn positive_query_features(scales: FeatureScales, q_row: &[f32], omega: &[f32], phi: &mut [f32]) {
+    project(scales.data, q_row, omega, phi);
+    let stabiliser = max(phi) + scales.half_norm * half_sq_norm(q_row);
+    for a in phi.iter_mut() {
+        *a = scales.ratio * exp(*a - stabiliser) + FEATURE_FLOOR;
+    }
 }
 
 /// RFA with trigonometric random features (random Fourier features), `omega [S, d]`, `2·S`
@@ -157,21 +214,35 @@ pub fn trigonometric(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    check_args(shape, omega, features, q, k, v, out)?;
     let total = checked_len(features, 2)?;
     let needed = checked_len(total, shape.value_dim.saturating_add(2))?;
     let scratch = take_scratch(scratch, needed)?;
-    let (kv, rest) = scratch.split_at_mut(total * shape.value_dim);
-    let (k_sum, rest) = rest.split_at_mut(total);
-    let phi = rest;
+    let (kv, rest) = scratch.split_at_mut(total.saturating_mul(shape.value_dim).min(needed));
+    let (k_sum, phi) = rest.split_at_mut(total.min(rest.len()));
+    let state = FeatureState { kv, k_sum, phi, v_sum: &mut [] };
+    trigonometric_in(shape, omega, features, q, k, v, out, state)
+}
 
+/// [`trigonometric`] on a state that is already split (`[2S, d_v]`, `[2S]`, `[2S]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn trigonometric_in(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    state: FeatureState<'_>,
+) -> Result<(), Error> {
+    check_args(shape, omega, features, q, k, v, out)?;
+    let FeatureState { kv, k_sum, phi, .. } = state;
     let (dim, value_dim) = (shape.dim, shape.value_dim);
-    let scale_half = shape.scale();
-    let data_scale = libm::sqrtf(scale_half);
-    let ratio = 1.0 / libm::sqrtf(features as f32);
+    let scales = FeatureScales::new(shape, features);
+    // max_i s|x_i|²/2 over the rows of one input
     let max_half_norm = |x: &[f32]| {
         x.chunks_exact(dim)
-            .map(|row| scale_half * half_sq_norm(row))
+            .map(|row| scales.half_norm * half_sq_norm(row))
             .fold(f32::NEG_INFINITY, f32::max)
     };
 
@@ -180,7 +251,7 @@ pub fn trigonometric(
     k_sum.fill(0.0);
     let key_max = max_half_norm(k);
     for (k_row, v_row) in k.chunks_exact(dim).zip(v.chunks_exact(value_dim)) {
-        fourier_features(data_scale, ratio, scale_half, key_max, k_row, omega, phi);
+        fourier_features(scales, key_max, k_row, omega, phi);
         for ((&f, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(value_dim)).zip(k_sum.iter_mut()) {
             axpy(f, v_row, kv_row);
             *k_sum += f;
@@ -188,7 +259,7 @@ pub fn trigonometric(
     }
     let query_max = max_half_norm(q);
     for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(value_dim)) {
-        fourier_features(data_scale, ratio, scale_half, query_max, q_row, omega, phi);
+        fourier_features(scales, query_max, q_row, omega, phi);
         linear_attention_row(phi, kv, k_sum, out_row);
     }
     Ok(())
@@ -202,11 +273,11 @@ fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
 }
 
 /// `φ(x) = S^-1/2 exp(s|x|²/2 − max_h) [sin A, cos A]`, `A_r = d^-1/4 x·ω_r`, into `phi [2S]`.
-fn fourier_features(data_scale: f32, ratio: f32, scale_half: f32, max_h: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
-    let magnitude = ratio * exp(scale_half * half_sq_norm(x) - max_h);
+fn fourier_features(scales: FeatureScales, max_h: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
+    let magnitude = scales.ratio * exp(scales.half_norm * half_sq_norm(x) - max_h);
     let (sines, cosines) = phi.split_at_mut(phi.len() / 2);
     for ((sine, cosine), omega_row) in sines.iter_mut().zip(cosines.iter_mut()).zip(omega.chunks_exact(x.len())) {
-        let (sin, cos) = libm::sincosf(data_scale * dot(x, omega_row));
+        let (sin, cos) = libm::sincosf(scales.data * dot(x, omega_row));
         *sine = magnitude * sin;
         *cosine = magnitude * cos;
     }
@@ -230,4 +301,47 @@ fn check_args(shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32]
     }
     check_len(Arg::Omega, omega, features, shape.dim)?;
     check_finite(Arg::Omega, omega)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{assert_close, single_head_cases};
+
+    /// `φq` row by row, and the key summaries `Σ_m φk v_m`, `Σ_m φk` against the official `φk`.
+    #[test]
+    fn features_match_the_official_code() {
+        for case in single_head_cases() {
+            let shape = Shape::self_attention(case.n, case.d);
+            for features in [16, 64] {
+                let what = |name: &str| format!("{} S={features} {name}", case.id);
+                let omega = crate::test_support::npy::read_f32(&case.dir.join(format!("omega_S{features}.npy"))).unwrap().data;
+                let scales = FeatureScales::new(shape, features);
+                let golden_phi_q = case.intermediate(&format!("performer_S{features}_phi_q"));
+                let mut phi_q = vec![0.0; case.n * features];
+                for (q_row, phi) in case.q.chunks_exact(case.d).zip(phi_q.chunks_exact_mut(features)) {
+                    positive_query_features(scales, q_row, &omega, phi);
+                }
+                assert_close(&phi_q, &golden_phi_q.data, 1e-5, &what("phi_q"));
+
+                let (mut kv, mut k_sum, mut phi, mut v_sum) = (vec![0.0; features * case.d], vec![0.0; features], vec![0.0; features], vec![0.0; case.d]);
+                let mut state = FeatureState { kv: &mut kv, k_sum: &mut k_sum, phi: &mut phi, v_sum: &mut v_sum };
+                state.positive_key_pass(shape, scales, &omega, &case.k, &case.v);
+                // Reference summaries from the official φk [n, S] (f64 sums).
+                let phi_k = case.intermediate(&format!("performer_S{features}_phi_k")).data;
+                let mut ref_kv = vec![0.0f32; features * case.d];
+                let mut ref_k_sum = vec![0.0f32; features];
+                for r in 0..features {
+                    let column = || phi_k.iter().skip(r).step_by(features).map(|&p| p as f64);
+                    ref_k_sum[r] = column().sum::<f64>() as f32;
+                    for c in 0..case.d {
+                        let values = case.v.iter().skip(c).step_by(case.d).map(|&x| x as f64);
+                        ref_kv[r * case.d + c] = column().zip(values).map(|(p, x)| p * x).sum::<f64>() as f32;
+                    }
+                }
+                assert_close(state.kv, &ref_kv, 1e-5, &what("sum phi_k v"));
+                assert_close(state.k_sum, &ref_k_sum, 1e-5, &what("sum phi_k"));
+            }
+        }
+    }
 }
