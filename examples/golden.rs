@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let path = std::env::args_os().nth(1).map_or_else(golden::default_manifest, Into::into);
+    let path = std::env::args_os()
+        .nth(1)
+        .map_or_else(golden::default_manifest, Into::into);
     let outcomes = match golden::run_manifest(&path) {
         Ok(outcomes) => outcomes,
         Err(e) => {
@@ -27,7 +29,11 @@ fn main() -> ExitCode {
         match &outcome.result {
             Ok(m) => {
                 let verdict = if m.passed() { "ok  " } else { "FAIL" };
-                println!("{verdict} {label:<48} max_abs {:.3e}  rel {:.3e}", m.max_abs, m.relative());
+                println!(
+                    "{verdict} {label:<48} max_abs {:.3e}  rel {:.3e}",
+                    m.max_abs,
+                    m.relative()
+                );
                 let w = worst.entry(outcome.method.as_str()).or_insert(0.0);
                 *w = w.max(m.relative());
             }
@@ -40,5 +46,9 @@ fn main() -> ExitCode {
     let passed = outcomes.iter().filter(|o| o.passed()).count();
     let failed = outcomes.len() - passed;
     println!("{passed} passed, {failed} failed");
-    if failed == 0 && passed > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 && passed > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -43,9 +43,14 @@ pub fn attention(
     shape.check_qkv(q, k, v, out)?;
     let block = logit_block(scratch)?;
     let scale = shape.scale();
-    for (q_row, out_row) in q.chunks_exact(shape.dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+    for (q_row, out_row) in q
+        .chunks_exact(shape.dim)
+        .zip(out.chunks_exact_mut(shape.value_dim))
+    {
         // out_i = Σ_j softmax_j(s · q_i·k_j) v_j
-        let logits = k.chunks_exact(shape.dim).map(|k_row| scale * dot(q_row, k_row));
+        let logits = k
+            .chunks_exact(shape.dim)
+            .map(|k_row| scale * dot(q_row, k_row));
         softmax_weighted_sum(logits, v, shape.value_dim, out_row, block);
     }
     Ok(())

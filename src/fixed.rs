@@ -122,7 +122,12 @@ impl<const NK: usize, const D: usize> RaScratch<NK, D> {
     }
 
     fn workspace(&mut self) -> ra_kernel::Workspace<'_> {
-        ra_kernel::Workspace::from_parts(&mut self.key_half_norms, &mut self.key_mean, &mut self.w, &mut self.block)
+        ra_kernel::Workspace::from_parts(
+            &mut self.key_half_norms,
+            &mut self.key_mean,
+            &mut self.w,
+            &mut self.block,
+        )
     }
 }
 
@@ -169,7 +174,10 @@ impl Default for ExactScratch {
 
 /// The shape of the arrays, with every dimension checked non-zero at compile time.
 const fn shape<const NQ: usize, const NK: usize, const D: usize, const DV: usize>() -> Shape {
-    assert!(NQ > 0 && NK > 0 && D > 0 && DV > 0, "every dimension must be non-zero");
+    assert!(
+        NQ > 0 && NK > 0 && D > 0 && DV > 0,
+        "every dimension must be non-zero"
+    );
     Shape::cross(NQ, NK, D, DV)
 }
 
@@ -185,7 +193,14 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     scratch: &mut ExactScratch,
 ) -> Result<(), Error> {
     let shape = const { shape::<NQ, NK, D, DV>() };
-    exact_kernel::attention(shape, q.as_flattened(), k.as_flattened(), v.as_flattened(), out.as_flattened_mut(), &mut scratch.block)
+    exact_kernel::attention(
+        shape,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        out.as_flattened_mut(),
+        &mut scratch.block,
+    )
 }
 
 /// [`lara::attention`](crate::lara::attention) with `C` segment-mean landmarks on arrays;
@@ -208,7 +223,16 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     let params = Params::segment_means(C, weighting);
     let ws = scratch.workspace(lara::effective_landmarks(shape, C), shape);
     let noise = noise.map(|eps| eps.as_flattened());
-    lara::attention_in(shape, &params, q.as_flattened(), k.as_flattened(), v.as_flattened(), noise, out.as_flattened_mut(), ws)
+    lara::attention_in(
+        shape,
+        &params,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        noise,
+        out.as_flattened_mut(),
+        ws,
+    )
 }
 
 /// [`lara::attention_sampled`](crate::lara::attention_sampled) with `C` segment-mean landmarks
@@ -216,7 +240,14 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
 ///
 /// # Errors
 /// As [`lara()`].
-pub fn lara_sampled<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const C: usize, R: RngCore + ?Sized>(
+pub fn lara_sampled<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    const C: usize,
+    R: RngCore + ?Sized,
+>(
     weighting: Weighting,
     q: &[[f32; D]; NQ],
     k: &[[f32; D]; NK],
@@ -229,7 +260,16 @@ pub fn lara_sampled<const NQ: usize, const NK: usize, const D: usize, const DV: 
     const { assert!(C > 0, "LARA needs at least one landmark") };
     let params = Params::segment_means(C, weighting);
     let ws = scratch.workspace(lara::effective_landmarks(shape, C), shape);
-    lara::attention_sampled_in(shape, &params, q.as_flattened(), k.as_flattened(), v.as_flattened(), rng, out.as_flattened_mut(), ws)
+    lara::attention_sampled_in(
+        shape,
+        &params,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        rng,
+        out.as_flattened_mut(),
+        ws,
+    )
 }
 
 /// [`ra::attention`](crate::ra::attention) on arrays.
@@ -248,14 +288,29 @@ pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
 ) -> Result<(), Error> {
     let shape = const { shape::<NQ, NK, D, DV>() };
     let noise = noise.map(|eps| eps.as_flattened());
-    ra_kernel::attention_in(shape, mean, q.as_flattened(), k.as_flattened(), v.as_flattened(), noise, out.as_flattened_mut(), scratch.workspace())
+    ra_kernel::attention_in(
+        shape,
+        mean,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        noise,
+        out.as_flattened_mut(),
+        scratch.workspace(),
+    )
 }
 
 /// [`ra::attention_sampled`](crate::ra::attention_sampled) on arrays.
 ///
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input.
-pub fn ra_sampled<const NQ: usize, const NK: usize, const D: usize, const DV: usize, R: RngCore + ?Sized>(
+pub fn ra_sampled<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    R: RngCore + ?Sized,
+>(
     mean: ra_kernel::SampledMean,
     q: &[[f32; D]; NQ],
     k: &[[f32; D]; NK],
@@ -265,14 +320,29 @@ pub fn ra_sampled<const NQ: usize, const NK: usize, const D: usize, const DV: us
     scratch: &mut RaScratch<NK, D>,
 ) -> Result<(), Error> {
     let shape = const { shape::<NQ, NK, D, DV>() };
-    ra_kernel::attention_sampled_in(shape, mean, q.as_flattened(), k.as_flattened(), v.as_flattened(), rng, out.as_flattened_mut(), scratch.workspace())
+    ra_kernel::attention_sampled_in(
+        shape,
+        mean,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        rng,
+        out.as_flattened_mut(),
+        scratch.workspace(),
+    )
 }
 
 /// [`rfa::positive`](crate::rfa::positive) with `omega [S, D]` on arrays.
 ///
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input or `omega`.
-pub fn rfa_positive<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const S: usize>(
+pub fn rfa_positive<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    const S: usize,
+>(
     omega: &[[f32; D]; S],
     q: &[[f32; D]; NQ],
     k: &[[f32; D]; NK],
@@ -288,14 +358,29 @@ pub fn rfa_positive<const NQ: usize, const NK: usize, const D: usize, const DV: 
         phi: &mut scratch.phi,
         v_sum: &mut scratch.v_sum,
     };
-    rfa::positive_in(shape, omega.as_flattened(), S, q.as_flattened(), k.as_flattened(), v.as_flattened(), out.as_flattened_mut(), state)
+    rfa::positive_in(
+        shape,
+        omega.as_flattened(),
+        S,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        out.as_flattened_mut(),
+        state,
+    )
 }
 
 /// [`rfa::trigonometric`](crate::rfa::trigonometric) with `omega [S, D]` on arrays.
 ///
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input or `omega`.
-pub fn rfa_trigonometric<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const S: usize>(
+pub fn rfa_trigonometric<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    const S: usize,
+>(
     omega: &[[f32; D]; S],
     q: &[[f32; D]; NQ],
     k: &[[f32; D]; NK],
@@ -311,5 +396,14 @@ pub fn rfa_trigonometric<const NQ: usize, const NK: usize, const D: usize, const
         phi: scratch.phi.as_flattened_mut(),
         v_sum: &mut [],
     };
-    rfa::trigonometric_in(shape, omega.as_flattened(), S, q.as_flattened(), k.as_flattened(), v.as_flattened(), out.as_flattened_mut(), state)
+    rfa::trigonometric_in(
+        shape,
+        omega.as_flattened(),
+        S,
+        q.as_flattened(),
+        k.as_flattened(),
+        v.as_flattened(),
+        out.as_flattened_mut(),
+        state,
+    )
 }

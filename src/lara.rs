@@ -258,7 +258,7 @@ fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) 
     let rows = x.len() / dim;
     let short_len = rows / segments;
     // Segments [0, short_count) have short_len rows, the rest short_len + 1.
-    let short_count = if rows % segments == 0 {
+    let short_count = if rows.is_multiple_of(segments) {
         segments
     } else {
         (short_len + 1) * segments - rows
@@ -297,10 +297,10 @@ fn check_args(
     out: &[f32],
 ) -> Result<usize, Error> {
     shape.check_qkv(q, k, v, out)?;
-    if let Weighting::Optimal { alpha_coeff } = params.weighting {
-        if !alpha_coeff.is_finite() {
-            return Err(Error::NonFinite(Arg::AlphaCoeff));
-        }
+    if let Weighting::Optimal { alpha_coeff } = params.weighting
+        && !alpha_coeff.is_finite()
+    {
+        return Err(Error::NonFinite(Arg::AlphaCoeff));
     }
     match params.landmarks {
         Landmarks::SegmentMeans(0) | Landmarks::Given { count: 0, .. } => Err(Error::ZeroLandmarks),
@@ -352,10 +352,14 @@ impl<'a> Workspace<'a> {
     pub(crate) fn split(scratch: &'a mut [f32], count: usize, shape: Shape) -> Result<Self, Error> {
         let rows = checked_len(count, shape.dim)?;
         let kv_len = checked_len(count, shape.value_dim)?;
-        let needed = [checked_len(rows, 3)?, kv_len, checked_len(count, STATS_PER_LANDMARK)?]
-            .iter()
-            .try_fold(0usize, |sum, &len| sum.checked_add(len))
-            .ok_or(Error::SizeOverflow)?;
+        let needed = [
+            checked_len(rows, 3)?,
+            kv_len,
+            checked_len(count, STATS_PER_LANDMARK)?,
+        ]
+        .iter()
+        .try_fold(0usize, |sum, &len| sum.checked_add(len))
+        .ok_or(Error::SizeOverflow)?;
         let scratch = take_scratch(scratch, needed)?;
         let (q_bar, rest) = scratch.split_at_mut(rows);
         let (mu, rest) = rest.split_at_mut(rows);
@@ -395,7 +399,14 @@ impl<'a> Workspace<'a> {
     }
 
     /// Landmarks and proposals: `q̄`, `mu = q̄ + k̄` and `W = mu`, then `perturb(W)` adds the noise.
-    fn build_proposals(&mut self, shape: Shape, params: &Params<'_>, q: &[f32], k: &[f32], perturb: impl FnOnce(&mut [f32])) {
+    fn build_proposals(
+        &mut self,
+        shape: Shape,
+        params: &Params<'_>,
+        q: &[f32],
+        k: &[f32],
+        perturb: impl FnOnce(&mut [f32]),
+    ) {
         let count = self.logits.len();
         match params.landmarks {
             Landmarks::SegmentMeans(_) => {
@@ -418,19 +429,34 @@ impl<'a> Workspace<'a> {
     }
 
     /// Key pass, proposal densities, the `T` normaliser and the query pass.
-    fn run(&mut self, shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
+    fn run(
+        &mut self,
+        shape: Shape,
+        weighting: Weighting,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+    ) {
         self.key_pass(shape, k, v);
         self.proposal_log_density(shape, weighting);
         if let Weighting::Optimal { .. } = weighting {
             self.query_softmax_normaliser(shape, q);
         }
-        for (q_row, out_row) in q.chunks_exact(shape.dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+        for (q_row, out_row) in q
+            .chunks_exact(shape.dim)
+            .zip(out.chunks_exact_mut(shape.value_dim))
+        {
             self.log_importance_weights(shape, weighting, q_row);
             // sniw[·, i] = softmax_c(logiw[·, i])
             softmax_in_place(self.logits);
             // out_i = Σ_c sniw[c, i] kv_c
             out_row.fill(0.0);
-            for (&weight, kv_row) in self.logits.iter().zip(self.kv.chunks_exact(shape.value_dim)) {
+            for (&weight, kv_row) in self
+                .logits
+                .iter()
+                .zip(self.kv.chunks_exact(shape.value_dim))
+            {
                 axpy(weight, kv_row, out_row);
             }
         }
@@ -443,18 +469,34 @@ impl<'a> Workspace<'a> {
         self.kv.fill(0.0);
         self.key_lse.fill(f32::NEG_INFINITY);
         self.key_sum.fill(0.0);
-        for (k_row, v_row) in k.chunks_exact(shape.dim).zip(v.chunks_exact(shape.value_dim)) {
+        for (k_row, v_row) in k
+            .chunks_exact(shape.dim)
+            .zip(v.chunks_exact(shape.value_dim))
+        {
             let k_half_norm = half_sq_norm(k_row);
-            let landmarks = self.w.chunks_exact(shape.dim).zip(self.kv.chunks_exact_mut(shape.value_dim));
-            for ((w_row, kv_row), (max, sum)) in landmarks.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut())) {
+            let landmarks = self
+                .w
+                .chunks_exact(shape.dim)
+                .zip(self.kv.chunks_exact_mut(shape.value_dim));
+            for ((w_row, kv_row), (max, sum)) in
+                landmarks.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
+            {
                 // LK[c, j] = s · (W_c·k_j − |k_j|²/2)
                 let log_feature = scale * (dot(w_row, k_row) - k_half_norm);
-                let mut state = OnlineLse { max: *max, sum: *sum };
+                let mut state = OnlineLse {
+                    max: *max,
+                    sum: *sum,
+                };
                 state.push(log_feature, v_row, kv_row);
                 (*max, *sum) = (state.max, state.sum);
             }
         }
-        for ((kv_row, lse), &sum) in self.kv.chunks_exact_mut(shape.value_dim).zip(self.key_lse.iter_mut()).zip(self.key_sum.iter()) {
+        for ((kv_row, lse), &sum) in self
+            .kv
+            .chunks_exact_mut(shape.value_dim)
+            .zip(self.key_lse.iter_mut())
+            .zip(self.key_sum.iter())
+        {
             // kv_c = Σ_j exp(LK − max) v_j / Σ_j exp(LK − max);  lseK_c = max + ln Σ
             crate::math::scale(kv_row, 1.0 / sum);
             *lse += ln(sum);
@@ -465,14 +507,26 @@ impl<'a> Workspace<'a> {
     /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`.
     fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
         let scale = shape.scale();
-        for (half_norm, mu_row) in self.mu_half_norm.iter_mut().zip(self.mu.chunks_exact(shape.dim)) {
+        for (half_norm, mu_row) in self
+            .mu_half_norm
+            .iter_mut()
+            .zip(self.mu.chunks_exact(shape.dim))
+        {
             *half_norm = half_sq_norm(mu_row);
         }
-        let per_landmark = self.w.chunks_exact(shape.dim).zip(self.bias.iter_mut().zip(self.balance.iter_mut()));
+        let per_landmark = self
+            .w
+            .chunks_exact(shape.dim)
+            .zip(self.bias.iter_mut().zip(self.balance.iter_mut()));
         for (c, (w_row, (bias, balance))) in per_landmark.enumerate() {
             let mut lse = OnlineLse::EMPTY;
             let mut diagonal = 0.0;
-            for (c2, (mu_row, &mu_half_norm)) in self.mu.chunks_exact(shape.dim).zip(self.mu_half_norm.iter()).enumerate() {
+            for (c2, (mu_row, &mu_half_norm)) in self
+                .mu
+                .chunks_exact(shape.dim)
+                .zip(self.mu_half_norm.iter())
+                .enumerate()
+            {
                 // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
                 let lm = scale * (dot(w_row, mu_row) - mu_half_norm);
                 lse.push_scalar(lm);
@@ -501,8 +555,16 @@ impl<'a> Workspace<'a> {
         max.fill(f32::NEG_INFINITY);
         sum.fill(0.0);
         for q_row in q.chunks_exact(shape.dim) {
-            for ((q_bar_row, max), sum) in self.q_bar.chunks_exact(shape.dim).zip(max.iter_mut()).zip(sum.iter_mut()) {
-                let mut state = OnlineLse { max: *max, sum: *sum };
+            for ((q_bar_row, max), sum) in self
+                .q_bar
+                .chunks_exact(shape.dim)
+                .zip(max.iter_mut())
+                .zip(sum.iter_mut())
+            {
+                let mut state = OnlineLse {
+                    max: *max,
+                    sum: *sum,
+                };
                 state.push_scalar(scale * dot(q_bar_row, q_row));
                 (*max, *sum) = (state.max, state.sum);
             }
@@ -513,10 +575,20 @@ impl<'a> Workspace<'a> {
     }
 
     /// `logits[c] = logiw[c, i] = log α[c,i] + ℓ(q_i; W_c) + lseK_c − log P_c` for one query.
-    pub(crate) fn log_importance_weights(&mut self, shape: Shape, weighting: Weighting, q_row: &[f32]) {
+    pub(crate) fn log_importance_weights(
+        &mut self,
+        shape: Shape,
+        weighting: Weighting,
+        q_row: &[f32],
+    ) {
         let scale = shape.scale();
         let q_half_norm = half_sq_norm(q_row);
-        for ((logit, w_row), &bias) in self.logits.iter_mut().zip(self.w.chunks_exact(shape.dim)).zip(self.bias.iter()) {
+        for ((logit, w_row), &bias) in self
+            .logits
+            .iter_mut()
+            .zip(self.w.chunks_exact(shape.dim))
+            .zip(self.bias.iter())
+        {
             // ℓ(q_i; W_c) + lseK_c − log P_c
             *logit = scale * (dot(w_row, q_row) - q_half_norm) + bias;
         }
@@ -524,12 +596,22 @@ impl<'a> Workspace<'a> {
             Weighting::Optimal { alpha_coeff } => {
                 // T[c, i] = exp(s · q̄_c·q_i − lse_i'(s · q̄_c·q_i'))
                 let mut t_sum = 0.0;
-                for ((t, q_bar_row), &t_lse) in self.t_row.iter_mut().zip(self.q_bar.chunks_exact(shape.dim)).zip(self.t_lse.iter()) {
+                for ((t, q_bar_row), &t_lse) in self
+                    .t_row
+                    .iter_mut()
+                    .zip(self.q_bar.chunks_exact(shape.dim))
+                    .zip(self.t_lse.iter())
+                {
                     *t = exp(scale * dot(q_bar_row, q_row) - t_lse);
                     t_sum += *t;
                 }
                 let t_mean = t_sum / self.t_row.len() as f32;
-                for ((logit, &t), &balance) in self.logits.iter_mut().zip(self.t_row.iter()).zip(self.balance.iter()) {
+                for ((logit, &t), &balance) in self
+                    .logits
+                    .iter_mut()
+                    .zip(self.t_row.iter())
+                    .zip(self.balance.iter())
+                {
                     // log α = log max(bh_c + alpha_coeff · (T[c,i] − mean_c' T[c',i]), 1e-8)
                     let alpha = balance + alpha_coeff * (t - t_mean);
                     *logit += ln(alpha.max(1e-8));

@@ -113,7 +113,11 @@ pub(crate) fn softmax_weighted_sum(
     let mut running_sum = 0.0f32;
     for value_block in values.chunks(KEY_BLOCK * value_dim) {
         let mut block_max = f32::NEG_INFINITY;
-        for ((l, logit), _) in block.iter_mut().zip(&mut logits).zip(value_block.chunks_exact(value_dim)) {
+        for ((l, logit), _) in block
+            .iter_mut()
+            .zip(&mut logits)
+            .zip(value_block.chunks_exact(value_dim))
+        {
             *l = logit;
             block_max = block_max.max(logit);
         }

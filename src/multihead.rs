@@ -14,9 +14,19 @@ use rand_core::RngCore;
 ///
 /// # Errors
 /// As the single-head kernel, plus [`Error::ZeroDimension`]`(`[`Dim::Heads`]`)`.
-pub fn exact(heads: usize, shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+pub fn exact(
+    heads: usize,
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     check_stacked(heads, shape, q, k, v, out)?;
-    for_each_head(heads, shape, q, k, v, out, |_, q, k, v, out| exact_kernel::attention(shape, q, k, v, out, scratch))
+    for_each_head(heads, shape, q, k, v, out, |_, q, k, v, out| {
+        exact_kernel::attention(shape, q, k, v, out, scratch)
+    })
 }
 
 /// Multi-head [`lara::attention`](crate::lara::attention): `noise [h, C', d]`, given landmarks
@@ -43,7 +53,16 @@ pub fn lara(
     }
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
         let eps = noise.map(|eps| head_slice(eps, heads, head));
-        lara_kernel::attention(shape, &head_params(params, heads, head), q, k, v, eps, out, scratch)
+        lara_kernel::attention(
+            shape,
+            &head_params(params, heads, head),
+            q,
+            k,
+            v,
+            eps,
+            out,
+            scratch,
+        )
     })
 }
 
@@ -66,7 +85,16 @@ pub fn lara_sampled<R: RngCore + ?Sized>(
     check_stacked(heads, shape, q, k, v, out)?;
     check_stacked_landmarks(heads, shape, params)?;
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
-        lara_kernel::attention_sampled(shape, &head_params(params, heads, head), q, k, v, rng, out, scratch)
+        lara_kernel::attention_sampled(
+            shape,
+            &head_params(params, heads, head),
+            q,
+            k,
+            v,
+            rng,
+            out,
+            scratch,
+        )
     })
 }
 
@@ -100,15 +128,22 @@ pub fn ra(
                 actual: indices.len(),
             });
         }
-        if let Some((row, &index)) = indices.iter().enumerate().find(|&(_, &j)| j as usize >= shape.keys) {
+        if let Some((row, &index)) = indices
+            .iter()
+            .enumerate()
+            .find(|&(_, &j)| j as usize >= shape.keys)
+        {
             return Err(Error::KeyIndexOutOfRange { row, index });
         }
     }
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
         let head_mean = match mean {
-            ra_kernel::Mean::Keys(indices) => {
-                ra_kernel::Mean::Keys(indices.chunks_exact(shape.queries).nth(head).unwrap_or_default())
-            }
+            ra_kernel::Mean::Keys(indices) => ra_kernel::Mean::Keys(
+                indices
+                    .chunks_exact(shape.queries)
+                    .nth(head)
+                    .unwrap_or_default(),
+            ),
             other => other,
         };
         let eps = noise.map(|eps| head_slice(eps, heads, head));
@@ -157,7 +192,16 @@ pub fn rfa_positive(
     check_stacked(heads, shape, q, k, v, out)?;
     check_stacked_omega(heads, shape, omega, features)?;
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
-        rfa::positive(shape, head_slice(omega, heads, head), features, q, k, v, out, scratch)
+        rfa::positive(
+            shape,
+            head_slice(omega, heads, head),
+            features,
+            q,
+            k,
+            v,
+            out,
+            scratch,
+        )
     })
 }
 
@@ -180,12 +224,28 @@ pub fn rfa_trigonometric(
     check_stacked(heads, shape, q, k, v, out)?;
     check_stacked_omega(heads, shape, omega, features)?;
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
-        rfa::trigonometric(shape, head_slice(omega, heads, head), features, q, k, v, out, scratch)
+        rfa::trigonometric(
+            shape,
+            head_slice(omega, heads, head),
+            features,
+            q,
+            k,
+            v,
+            out,
+            scratch,
+        )
     })
 }
 
 /// Checks the stacked `q, k, v, out` (lengths and finiteness of all heads at once).
-fn check_stacked(heads: usize, shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) -> Result<(), Error> {
+fn check_stacked(
+    heads: usize,
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+) -> Result<(), Error> {
     if heads == 0 {
         return Err(Error::ZeroDimension(Dim::Heads));
     }
@@ -198,10 +258,18 @@ fn check_stacked(heads: usize, shape: Shape, q: &[f32], k: &[f32], v: &[f32], ou
 }
 
 /// Checks stacked given landmarks `[heads, C, d]`; returns the landmark count `C'` of a head.
-fn check_stacked_landmarks(heads: usize, shape: Shape, params: &lara_kernel::Params<'_>) -> Result<usize, Error> {
+fn check_stacked_landmarks(
+    heads: usize,
+    shape: Shape,
+    params: &lara_kernel::Params<'_>,
+) -> Result<usize, Error> {
     match params.landmarks {
         lara_kernel::Landmarks::SegmentMeans(c) => Ok(lara_kernel::effective_landmarks(shape, c)),
-        lara_kernel::Landmarks::Given { count, queries, keys } => {
+        lara_kernel::Landmarks::Given {
+            count,
+            queries,
+            keys,
+        } => {
             check_stacked_input(Arg::QueryLandmarks, queries, heads, count, shape.dim)?;
             check_stacked_input(Arg::KeyLandmarks, keys, heads, count, shape.dim)?;
             Ok(count)
@@ -210,25 +278,47 @@ fn check_stacked_landmarks(heads: usize, shape: Shape, params: &lara_kernel::Par
 }
 
 /// The parameters of one head: its slice of stacked given landmarks.
-fn head_params<'a>(params: &lara_kernel::Params<'a>, heads: usize, head: usize) -> lara_kernel::Params<'a> {
+fn head_params<'a>(
+    params: &lara_kernel::Params<'a>,
+    heads: usize,
+    head: usize,
+) -> lara_kernel::Params<'a> {
     let landmarks = match params.landmarks {
-        lara_kernel::Landmarks::Given { count, queries, keys } => lara_kernel::Landmarks::Given {
+        lara_kernel::Landmarks::Given {
+            count,
+            queries,
+            keys,
+        } => lara_kernel::Landmarks::Given {
             count,
             queries: head_slice(queries, heads, head),
             keys: head_slice(keys, heads, head),
         },
         segment_means => segment_means,
     };
-    lara_kernel::Params { landmarks, ..*params }
+    lara_kernel::Params {
+        landmarks,
+        ..*params
+    }
 }
 
 /// Checks a stacked per-head input `[heads, rows, cols]`.
-fn check_stacked_input(arg: Arg, data: &[f32], heads: usize, rows: usize, cols: usize) -> Result<(), Error> {
+fn check_stacked_input(
+    arg: Arg,
+    data: &[f32],
+    heads: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<(), Error> {
     check_len(arg, data, checked_len(heads, rows)?, cols)?;
     check_finite(arg, data)
 }
 
-fn check_stacked_omega(heads: usize, shape: Shape, omega: &[f32], features: usize) -> Result<(), Error> {
+fn check_stacked_omega(
+    heads: usize,
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+) -> Result<(), Error> {
     if features == 0 {
         return Err(Error::ZeroFeatures);
     }
@@ -237,7 +327,9 @@ fn check_stacked_omega(heads: usize, shape: Shape, omega: &[f32], features: usiz
 
 /// Head `head` of a stacked `[heads, …]` slice whose length was checked.
 fn head_slice(data: &[f32], heads: usize, head: usize) -> &[f32] {
-    data.chunks_exact(data.len() / heads).nth(head).unwrap_or_default()
+    data.chunks_exact(data.len() / heads)
+        .nth(head)
+        .unwrap_or_default()
 }
 
 /// Runs `kernel(head, q_h, k_h, v_h, out_h)` for every head; the first error stops the loop
@@ -255,7 +347,13 @@ fn for_each_head(
     let k_heads = k.chunks_exact(shape.keys * shape.dim);
     let v_heads = v.chunks_exact(shape.keys * shape.value_dim);
     let out_heads = out.chunks_exact_mut(shape.queries * shape.value_dim);
-    for (head, (((q, k), v), out)) in q_heads.zip(k_heads).zip(v_heads).zip(out_heads).enumerate().take(heads) {
+    for (head, (((q, k), v), out)) in q_heads
+        .zip(k_heads)
+        .zip(v_heads)
+        .zip(out_heads)
+        .enumerate()
+        .take(heads)
+    {
         kernel(head, q, k, v, out)?;
     }
     Ok(())

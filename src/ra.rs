@@ -15,7 +15,9 @@
 
 use crate::error::{Arg, Error};
 use crate::exact::logit_block;
-use crate::math::{KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum};
+use crate::math::{
+    KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum,
+};
 use crate::random::{add_standard_normal, uniform};
 use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
 use rand_core::RngCore;
@@ -227,7 +229,12 @@ impl<'a> Workspace<'a> {
         let (key_half_norms, rest) = scratch.split_at_mut(shape.keys);
         let (key_mean, rest) = rest.split_at_mut(shape.dim);
         let (w, block) = rest.split_at_mut(shape.dim);
-        Ok(Workspace::from_parts(key_half_norms, key_mean, w, logit_block(block)?))
+        Ok(Workspace::from_parts(
+            key_half_norms,
+            key_mean,
+            w,
+            logit_block(block)?,
+        ))
     }
 
     /// Builds the workspace from buffers of exactly `n_k`, `d` and `d` floats.
@@ -247,7 +254,13 @@ impl<'a> Workspace<'a> {
 
     /// `W = mu_i` for the key-average and attention-weighted means, `W = q_i` for the sampled
     /// key (whose `k_{J_i}` is added after the noise).
-    pub(crate) fn proposal_mean(&mut self, shape: Shape, mean: SampledMean, q_row: &[f32], k: &[f32]) {
+    pub(crate) fn proposal_mean(
+        &mut self,
+        shape: Shape,
+        mean: SampledMean,
+        q_row: &[f32],
+        k: &[f32],
+    ) {
         match mean {
             SampledMean::KeyAverage => {
                 // mu_i = q_i + k̄
@@ -258,7 +271,9 @@ impl<'a> Workspace<'a> {
             SampledMean::AttentionWeighted => {
                 // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
                 let scale = shape.scale();
-                let logits = k.chunks_exact(shape.dim).map(|k_row| scale * dot(q_row, k_row));
+                let logits = k
+                    .chunks_exact(shape.dim)
+                    .map(|k_row| scale * dot(q_row, k_row));
                 softmax_weighted_sum(logits, k, shape.dim, self.w, self.block);
                 axpy(1.0, q_row, self.w);
             }
@@ -292,7 +307,10 @@ impl<'a> Workspace<'a> {
             }
             crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
         }
-        for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+        for (q_row, out_row) in q
+            .chunks_exact(dim)
+            .zip(out.chunks_exact_mut(shape.value_dim))
+        {
             self.proposal_mean(shape, mean, q_row, k);
             // W_i = mu_i + eps_i (eps added first for the sampled key, whose k_J follows)
             let key_index = perturb(self.w, q_row);
@@ -330,7 +348,12 @@ mod tests {
                 ws.proposal_mean(shape, SampledMean::AttentionWeighted, q_row, &case.k);
                 mu_row.copy_from_slice(ws.w);
             }
-            assert_close(&mu, &case.intermediate("ra_nsm1_mu").data, 1e-5, &format!("{} mu", case.id));
+            assert_close(
+                &mu,
+                &case.intermediate("ra_nsm1_mu").data,
+                1e-5,
+                &format!("{} mu", case.id),
+            );
         }
     }
 }

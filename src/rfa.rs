@@ -83,7 +83,21 @@ pub fn positive(
     let (kv, rest) = scratch.split_at_mut(features.saturating_mul(shape.value_dim).min(needed));
     let (k_sum, rest) = rest.split_at_mut(features.min(rest.len()));
     let (phi, v_sum) = rest.split_at_mut(features.min(rest.len()));
-    positive_in(shape, omega, features, q, k, v, out, FeatureState { kv, k_sum, phi, v_sum })
+    positive_in(
+        shape,
+        omega,
+        features,
+        q,
+        k,
+        v,
+        out,
+        FeatureState {
+            kv,
+            k_sum,
+            phi,
+            v_sum,
+        },
+    )
 }
 
 /// [`positive`] on a state that is already split (`[S, d_v]`, `[S]`, `[S]`, `[d_v]`).
@@ -101,7 +115,10 @@ pub(crate) fn positive_in(
     check_args(shape, omega, features, q, k, v, out)?;
     let scales = FeatureScales::new(shape, features);
     state.positive_key_pass(shape, scales, omega, k, v);
-    for (q_row, out_row) in q.chunks_exact(shape.dim).zip(out.chunks_exact_mut(shape.value_dim)) {
+    for (q_row, out_row) in q
+        .chunks_exact(shape.dim)
+        .zip(out.chunks_exact_mut(shape.value_dim))
+    {
         positive_query_features(scales, q_row, omega, state.phi);
         linear_attention_row(state.phi, state.kv, state.k_sum, out_row);
     }
@@ -145,15 +162,30 @@ pub(crate) struct FeatureState<'a> {
 
 impl FeatureState<'_> {
     /// One streaming pass over the keys: `kv_r = Σ_m φk[m,r] v_m`, `k_sum_r = Σ_m φk[m,r]`.
-    pub(crate) fn positive_key_pass(&mut self, shape: Shape, scales: FeatureScales, omega: &[f32], k: &[f32], v: &[f32]) {
-        let FeatureState { kv, k_sum, phi, v_sum } = self;
+    pub(crate) fn positive_key_pass(
+        &mut self,
+        shape: Shape,
+        scales: FeatureScales,
+        omega: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) {
+        let FeatureState {
+            kv,
+            k_sum,
+            phi,
+            v_sum,
+        } = self;
         // Accumulate Σ_m exp(B[m,r] − s|k_m|²/2 − M) v_m and Σ_m exp(…) relative to the running
         // maximum M of B over the keys seen so far, rescaling when it grows.
         kv.fill(0.0);
         k_sum.fill(0.0);
         v_sum.fill(0.0);
         let mut running_max = f32::NEG_INFINITY;
-        for (k_row, v_row) in k.chunks_exact(shape.dim).zip(v.chunks_exact(shape.value_dim)) {
+        for (k_row, v_row) in k
+            .chunks_exact(shape.dim)
+            .zip(v.chunks_exact(shape.value_dim))
+        {
             // B[m,r] = d^-1/4 k_m·ω_r
             project(scales.data, k_row, omega, phi);
             let row_max = max(phi);
@@ -164,7 +196,11 @@ impl FeatureState<'_> {
                 running_max = row_max;
             }
             let k_half_norm = scales.half_norm * half_sq_norm(k_row);
-            for ((&b, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(shape.value_dim)).zip(k_sum.iter_mut()) {
+            for ((&b, kv_row), k_sum) in phi
+                .iter()
+                .zip(kv.chunks_exact_mut(shape.value_dim))
+                .zip(k_sum.iter_mut())
+            {
                 let e = exp(b - k_half_norm - running_max);
                 axpy(e, v_row, kv_row);
                 *k_sum += e;
@@ -182,7 +218,12 @@ impl FeatureState<'_> {
 }
 
 /// `φq[r] = S^-1/2 exp(A_r − s|q|²/2 − max_r' A_r') + 1e-4`, `A_r = d^-1/4 q·ω_r`.
-pub(crate) fn positive_query_features(scales: FeatureScales, q_row: &[f32], omega: &[f32], phi: &mut [f32]) {
+pub(crate) fn positive_query_features(
+    scales: FeatureScales,
+    q_row: &[f32],
+    omega: &[f32],
+    phi: &mut [f32],
+) {
     project(scales.data, q_row, omega, phi);
     let stabiliser = max(phi) + scales.half_norm * half_sq_norm(q_row);
     for a in phi.iter_mut() {
@@ -219,7 +260,12 @@ pub fn trigonometric(
     let scratch = take_scratch(scratch, needed)?;
     let (kv, rest) = scratch.split_at_mut(total.saturating_mul(shape.value_dim).min(needed));
     let (k_sum, phi) = rest.split_at_mut(total.min(rest.len()));
-    let state = FeatureState { kv, k_sum, phi, v_sum: &mut [] };
+    let state = FeatureState {
+        kv,
+        k_sum,
+        phi,
+        v_sum: &mut [],
+    };
     trigonometric_in(shape, omega, features, q, k, v, out, state)
 }
 
@@ -252,7 +298,11 @@ pub(crate) fn trigonometric_in(
     let key_max = max_half_norm(k);
     for (k_row, v_row) in k.chunks_exact(dim).zip(v.chunks_exact(value_dim)) {
         fourier_features(scales, key_max, k_row, omega, phi);
-        for ((&f, kv_row), k_sum) in phi.iter().zip(kv.chunks_exact_mut(value_dim)).zip(k_sum.iter_mut()) {
+        for ((&f, kv_row), k_sum) in phi
+            .iter()
+            .zip(kv.chunks_exact_mut(value_dim))
+            .zip(k_sum.iter_mut())
+        {
             axpy(f, v_row, kv_row);
             *k_sum += f;
         }
@@ -276,7 +326,11 @@ fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
 fn fourier_features(scales: FeatureScales, max_h: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
     let magnitude = scales.ratio * exp(scales.half_norm * half_sq_norm(x) - max_h);
     let (sines, cosines) = phi.split_at_mut(phi.len() / 2);
-    for ((sine, cosine), omega_row) in sines.iter_mut().zip(cosines.iter_mut()).zip(omega.chunks_exact(x.len())) {
+    for ((sine, cosine), omega_row) in sines
+        .iter_mut()
+        .zip(cosines.iter_mut())
+        .zip(omega.chunks_exact(x.len()))
+    {
         let (sin, cos) = libm::sincosf(scales.data * dot(x, omega_row));
         *sine = magnitude * sin;
         *cosine = magnitude * cos;
@@ -294,7 +348,15 @@ fn linear_attention_row(phi: &[f32], kv: &[f32], k_sum: &[f32], out_row: &mut [f
     scale(out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
 }
 
-fn check_args(shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) -> Result<(), Error> {
+fn check_args(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
     if features == 0 {
         return Err(Error::ZeroFeatures);
@@ -315,20 +377,40 @@ mod tests {
             let shape = Shape::self_attention(case.n, case.d);
             for features in [16, 64] {
                 let what = |name: &str| format!("{} S={features} {name}", case.id);
-                let omega = crate::test_support::npy::read_f32(&case.dir.join(format!("omega_S{features}.npy"))).unwrap().data;
+                let omega = crate::test_support::npy::read_f32(
+                    &case.dir.join(format!("omega_S{features}.npy")),
+                )
+                .unwrap()
+                .data;
                 let scales = FeatureScales::new(shape, features);
                 let golden_phi_q = case.intermediate(&format!("performer_S{features}_phi_q"));
                 let mut phi_q = vec![0.0; case.n * features];
-                for (q_row, phi) in case.q.chunks_exact(case.d).zip(phi_q.chunks_exact_mut(features)) {
+                for (q_row, phi) in case
+                    .q
+                    .chunks_exact(case.d)
+                    .zip(phi_q.chunks_exact_mut(features))
+                {
                     positive_query_features(scales, q_row, &omega, phi);
                 }
                 assert_close(&phi_q, &golden_phi_q.data, 1e-5, &what("phi_q"));
 
-                let (mut kv, mut k_sum, mut phi, mut v_sum) = (vec![0.0; features * case.d], vec![0.0; features], vec![0.0; features], vec![0.0; case.d]);
-                let mut state = FeatureState { kv: &mut kv, k_sum: &mut k_sum, phi: &mut phi, v_sum: &mut v_sum };
+                let (mut kv, mut k_sum, mut phi, mut v_sum) = (
+                    vec![0.0; features * case.d],
+                    vec![0.0; features],
+                    vec![0.0; features],
+                    vec![0.0; case.d],
+                );
+                let mut state = FeatureState {
+                    kv: &mut kv,
+                    k_sum: &mut k_sum,
+                    phi: &mut phi,
+                    v_sum: &mut v_sum,
+                };
                 state.positive_key_pass(shape, scales, &omega, &case.k, &case.v);
                 // Reference summaries from the official φk [n, S] (f64 sums).
-                let phi_k = case.intermediate(&format!("performer_S{features}_phi_k")).data;
+                let phi_k = case
+                    .intermediate(&format!("performer_S{features}_phi_k"))
+                    .data;
                 let mut ref_kv = vec![0.0f32; features * case.d];
                 let mut ref_k_sum = vec![0.0f32; features];
                 for r in 0..features {
@@ -336,7 +418,8 @@ mod tests {
                     ref_k_sum[r] = column().sum::<f64>() as f32;
                     for c in 0..case.d {
                         let values = case.v.iter().skip(c).step_by(case.d).map(|&x| x as f64);
-                        ref_kv[r * case.d + c] = column().zip(values).map(|(p, x)| p * x).sum::<f64>() as f32;
+                        ref_kv[r * case.d + c] =
+                            column().zip(values).map(|(p, x)| p * x).sum::<f64>() as f32;
                     }
                 }
                 assert_close(state.kv, &ref_kv, 1e-5, &what("sum phi_k v"));

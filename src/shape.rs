@@ -44,7 +44,13 @@ impl Shape {
 
     /// Checks that no dimension is zero and that `q`, `k`, `v` and `out` have the lengths the
     /// shape implies and that the inputs are finite.
-    pub(crate) fn check_qkv(&self, q: &[f32], k: &[f32], v: &[f32], out: &[f32]) -> Result<(), Error> {
+    pub(crate) fn check_qkv(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+    ) -> Result<(), Error> {
         self.check_nonzero()?;
         check_len(Arg::Queries, q, self.queries, self.dim)?;
         check_len(Arg::Keys, k, self.keys, self.dim)?;

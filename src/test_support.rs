@@ -58,9 +58,15 @@ pub fn single_head_cases() -> Vec<GoldenCase> {
 pub fn assert_close(ours: &[f32], golden: &[f32], tol: f64, what: &str) {
     assert_eq!(ours.len(), golden.len(), "{what}: length");
     let scale = golden.iter().fold(0.0f64, |m, &g| m.max((g as f64).abs()));
-    let err = ours
-        .iter()
-        .zip(golden)
-        .fold(0.0f64, |m, (&a, &b)| m.max(if a.is_nan() { f64::INFINITY } else { (a as f64 - b as f64).abs() }));
-    assert!(err <= tol * scale, "{what}: max error {err:.3e} > {tol:e} x {scale:.3e}");
+    let err = ours.iter().zip(golden).fold(0.0f64, |m, (&a, &b)| {
+        m.max(if a.is_nan() {
+            f64::INFINITY
+        } else {
+            (a as f64 - b as f64).abs()
+        })
+    });
+    assert!(
+        err <= tol * scale,
+        "{what}: max error {err:.3e} > {tol:e} x {scale:.3e}"
+    );
 }

@@ -13,7 +13,8 @@ use serde_json::Value;
 const AIM: f64 = 1e-5;
 
 fn manifest() -> Value {
-    let text = std::fs::read_to_string(golden::default_manifest()).expect("golden manifest (../shared/oracle/golden)");
+    let text = std::fs::read_to_string(golden::default_manifest())
+        .expect("golden manifest (../shared/oracle/golden)");
     serde_json::from_str(&text).expect("manifest is JSON")
 }
 
@@ -29,7 +30,12 @@ fn every_golden_output_matches() {
             Err(e) => failures.push(format!("{}/{}: {e}", o.case, o.name)),
         }
     }
-    assert!(failures.is_empty(), "{} outputs fail:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} outputs fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -49,15 +55,30 @@ fn landmarks_match_the_official_segment_means() {
                 continue;
             };
             let c: usize = rest.strip_prefix("lara_C").unwrap().parse().unwrap();
-            let expected = npy::read_f32(&case.dir.join(intermediate["file"].as_str().unwrap())).unwrap();
+            let expected =
+                npy::read_f32(&case.dir.join(intermediate["file"].as_str().unwrap())).unwrap();
             let segments = lara::effective_landmarks(case.shape(), c);
-            assert_eq!(expected.shape, vec![segments, case.d], "{}/{name}: C_eff", case.id);
+            assert_eq!(
+                expected.shape,
+                vec![segments, case.d],
+                "{}/{name}: C_eff",
+                case.id
+            );
             let mut ours = vec![f32::NAN; segments * case.d];
             lara::segment_means(input, case.n, case.d, segments, &mut ours).unwrap();
             let m = golden::compare(&ours, &expected.data).unwrap();
-            assert!(m.relative() <= 1e-6, "{}/{name}: rel {:.3e}", case.id, m.relative());
+            assert!(
+                m.relative() <= 1e-6,
+                "{}/{name}: rel {:.3e}",
+                case.id,
+                m.relative()
+            );
             checked += 1;
         }
     }
-    assert_eq!(checked, 2 * 2 * 24, "q_bar and k_bar for C = 4, 8 in 24 single-head cases");
+    assert_eq!(
+        checked,
+        2 * 2 * 24,
+        "q_bar and k_bar for C = 4, 8 in 24 single-head cases"
+    );
 }

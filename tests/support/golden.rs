@@ -70,12 +70,18 @@ impl Case {
 pub fn run_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
     let text = std::fs::read_to_string(manifest_path)
         .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let manifest: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let manifest: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if manifest["format_version"] != 1 {
-        return Err(format!("unsupported format_version {}", manifest["format_version"]));
+        return Err(format!(
+            "unsupported format_version {}",
+            manifest["format_version"]
+        ));
     }
     let root = manifest_path.parent().unwrap_or(Path::new("."));
-    let cases = manifest["cases"].as_array().ok_or("manifest has no cases array")?;
+    let cases = manifest["cases"]
+        .as_array()
+        .ok_or("manifest has no cases array")?;
     let mut outcomes = Vec::new();
     for case_json in cases {
         let id = case_json["id"].as_str().unwrap_or("?").to_string();
@@ -115,12 +121,28 @@ pub fn load_case(root: &Path, case: &Value) -> Result<Case, String> {
     let (heads, n, d) = match q.shape.as_slice() {
         [n, d] => (1, *n, *d),
         [h, n, d] => (*h, *n, *d),
-        other => return Err(format!("q has shape {other:?}, expected [n, d] or [h, n, d]")),
+        other => {
+            return Err(format!(
+                "q has shape {other:?}, expected [n, d] or [h, n, d]"
+            ));
+        }
     };
     if k.shape != q.shape || v.shape != q.shape {
-        return Err(format!("q {:?}, k {:?}, v {:?} differ", q.shape, k.shape, v.shape));
+        return Err(format!(
+            "q {:?}, k {:?}, v {:?} differ",
+            q.shape, k.shape, v.shape
+        ));
     }
-    Ok(Case { id, dir, heads, n, d, q: q.data, k: k.data, v: v.data })
+    Ok(Case {
+        id,
+        dir,
+        heads,
+        n,
+        d,
+        q: q.data,
+        k: k.data,
+        v: v.data,
+    })
 }
 
 fn run_output(case: &Case, output: &Value) -> Outcome {
@@ -130,19 +152,35 @@ fn run_output(case: &Case, output: &Value) -> Outcome {
         let golden = case.f32_file(output["file"].as_str().ok_or("output without file")?)?;
         compare(&ours, &golden)
     });
-    Outcome { case: case.id.clone(), name, method, result }
+    Outcome {
+        case: case.id.clone(),
+        name,
+        method,
+        result,
+    }
 }
 
 /// The error of `ours` against `golden`.
 pub fn compare(ours: &[f32], golden: &[f32]) -> Result<Measured, String> {
     if ours.len() != golden.len() {
-        return Err(format!("{} values computed, golden has {}", ours.len(), golden.len()));
+        return Err(format!(
+            "{} values computed, golden has {}",
+            ours.len(),
+            golden.len()
+        ));
     }
-    let mut m = Measured { max_abs: 0.0, max_golden: 0.0 };
+    let mut m = Measured {
+        max_abs: 0.0,
+        max_golden: 0.0,
+    };
     for (&a, &b) in ours.iter().zip(golden) {
         let err = (a as f64 - b as f64).abs();
         // A NaN on our side must fail, not vanish in max().
-        m.max_abs = if err.is_nan() { f64::INFINITY } else { m.max_abs.max(err) };
+        m.max_abs = if err.is_nan() {
+            f64::INFINITY
+        } else {
+            m.max_abs.max(err)
+        };
         m.max_golden = m.max_golden.max((b as f64).abs());
     }
     Ok(m)
@@ -184,20 +222,34 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
             let c = params["C"].as_u64().ok_or("lara without C")? as usize;
             let weighting = match params["mis_type"].as_str() {
                 Some("mis-opt") => lara::Weighting::Optimal {
-                    alpha_coeff: params["alpha_coeff"].as_f64().ok_or("mis-opt without alpha_coeff")? as f32,
+                    alpha_coeff: params["alpha_coeff"]
+                        .as_f64()
+                        .ok_or("mis-opt without alpha_coeff")?
+                        as f32,
                 },
                 Some("mis-bh") => lara::Weighting::BalanceHeuristic,
                 Some("mis-biased") => lara::Weighting::Biased,
                 other => return Err(format!("unknown mis_type {other:?}")),
             };
-            if let Some(c_eff) = params.get("C_eff").and_then(Value::as_u64) {
-                if c_eff as usize != lara::effective_landmarks(shape, c) {
-                    return Err(format!("C_eff {c_eff} disagrees with the landmark rule"));
-                }
+            if let Some(c_eff) = params.get("C_eff").and_then(Value::as_u64)
+                && c_eff as usize != lara::effective_landmarks(shape, c)
+            {
+                return Err(format!("C_eff {c_eff} disagrees with the landmark rule"));
             }
             let lara_params = lara::Params::segment_means(c, weighting);
             let mut scratch = vec![0.0; lara::scratch_len(shape, c)];
-            multihead::lara(h, shape, &lara_params, q, k, v, noise.as_deref(), &mut out, &mut scratch).map_err(api)?;
+            multihead::lara(
+                h,
+                shape,
+                &lara_params,
+                q,
+                k,
+                v,
+                noise.as_deref(),
+                &mut out,
+                &mut scratch,
+            )
+            .map_err(api)?;
         }
         "ra" => {
             let indices: Option<Vec<u32>> = match params.get("k_index").and_then(Value::as_str) {
@@ -214,21 +266,45 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
                 (Some(0), None) => ra::Mean::KeyAverage,
                 (Some(-1), None) => ra::Mean::AttentionWeighted,
                 (Some(1), Some(indices)) => ra::Mean::Keys(indices),
-                (ns, _) => return Err(format!("unsupported num_samples {ns:?} / k_index combination")),
+                (ns, _) => {
+                    return Err(format!(
+                        "unsupported num_samples {ns:?} / k_index combination"
+                    ));
+                }
             };
             let mut scratch = vec![0.0; ra::scratch_len(shape)];
-            multihead::ra(h, shape, mean, q, k, v, noise.as_deref(), &mut out, &mut scratch).map_err(api)?;
+            multihead::ra(
+                h,
+                shape,
+                mean,
+                q,
+                k,
+                v,
+                noise.as_deref(),
+                &mut out,
+                &mut scratch,
+            )
+            .map_err(api)?;
         }
         "performer" => {
             let features = params["S"].as_u64().ok_or("performer without S")? as usize;
             let omega = given("omega")?.ok_or("performer without omega")?;
-            let floor = params.get("feature_eps").and_then(Value::as_f64).unwrap_or(1e-4);
-            let clamp = params.get("denominator_clamp_min").and_then(Value::as_f64).unwrap_or(1e-2);
+            let floor = params
+                .get("feature_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-4);
+            let clamp = params
+                .get("denominator_clamp_min")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-2);
             if floor as f32 != rfa::FEATURE_FLOOR || clamp as f32 != rfa::DENOMINATOR_FLOOR {
-                return Err(format!("feature_eps {floor} / clamp {clamp} differ from the official 1e-4 / 1e-2"));
+                return Err(format!(
+                    "feature_eps {floor} / clamp {clamp} differ from the official 1e-4 / 1e-2"
+                ));
             }
             let mut scratch = vec![0.0; rfa::positive_scratch_len(shape, features)];
-            multihead::rfa_positive(h, shape, &omega, features, q, k, v, &mut out, &mut scratch).map_err(api)?;
+            multihead::rfa_positive(h, shape, &omega, features, q, k, v, &mut out, &mut scratch)
+                .map_err(api)?;
         }
         other => return Err(format!("unknown method {other}")),
     }

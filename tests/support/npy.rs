@@ -28,7 +28,9 @@ fn read<T>(path: &Path, descr: &str, decode: fn([u8; 4]) -> T) -> Result<Array<T
 
 /// Parses the bytes of an `.npy` file holding `descr` elements of 4 bytes.
 pub fn parse<T>(bytes: &[u8], descr: &str, decode: fn([u8; 4]) -> T) -> Result<Array<T>, String> {
-    let rest = bytes.strip_prefix(b"\x93NUMPY").ok_or("not an .npy file (bad magic)")?;
+    let rest = bytes
+        .strip_prefix(b"\x93NUMPY")
+        .ok_or("not an .npy file (bad magic)")?;
     let (&major, rest) = rest.split_first().ok_or("truncated header")?;
     let (_minor, rest) = rest.split_first().ok_or("truncated header")?;
     let (header_len, rest) = match major {
