@@ -24,9 +24,9 @@
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time.
 
 use crate::error::{Arg, Error};
-use crate::math::{OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, softmax_in_place};
+use crate::math::{rows, rows_mut, OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, softmax_in_place};
 use crate::random::add_standard_normal;
-use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
+use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 use rand_core::RngCore;
 
 /// How the proposals are weighted against each other (the official `mis_type`).
@@ -255,16 +255,19 @@ pub fn segment_means(
 
 /// Segment means without checks (`1 <= segments <= rows`, lengths match).
 fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) {
-    let rows = x.len() / dim;
-    let short_len = rows / segments;
+    // (The max(1)s are no-ops for checked arguments; they let the optimiser drop the
+    // division-by-zero panic paths.)
+    let (dim, segments) = (dim.max(1), segments.max(1));
+    let row_count = x.len() / dim;
+    let short_len = row_count / segments;
     // Segments [0, short_count) have short_len rows, the rest short_len + 1.
-    let short_count = if rows.is_multiple_of(segments) {
+    let short_count = if row_count.is_multiple_of(segments) {
         segments
     } else {
-        (short_len + 1) * segments - rows
+        (short_len + 1) * segments - row_count
     };
-    let mut x_rows = x.chunks_exact(dim);
-    for (segment, mean) in out.chunks_exact_mut(dim).enumerate() {
+    let mut x_rows = rows(x, dim);
+    for (segment, mean) in rows_mut(out, dim).enumerate() {
         let len = if segment < short_count {
             short_len
         } else {
@@ -360,11 +363,12 @@ impl<'a> Workspace<'a> {
         .iter()
         .try_fold(0usize, |sum, &len| sum.checked_add(len))
         .ok_or(Error::SizeOverflow)?;
-        let scratch = take_scratch(scratch, needed)?;
-        let (q_bar, rest) = scratch.split_at_mut(rows);
-        let (mu, rest) = rest.split_at_mut(rows);
-        let (w, rest) = rest.split_at_mut(rows);
-        let (kv, stats) = rest.split_at_mut(kv_len);
+        let mut rest = take_scratch(scratch, needed)?;
+        let q_bar = carve(&mut rest, rows)?;
+        let mu = carve(&mut rest, rows)?;
+        let w = carve(&mut rest, rows)?;
+        let kv = carve(&mut rest, kv_len)?;
+        let stats = rest;
         Ok(Self::from_parts(q_bar, mu, w, kv, stats, count, shape))
     }
 
@@ -380,7 +384,7 @@ impl<'a> Workspace<'a> {
         shape: Shape,
     ) -> Self {
         let rows = count.saturating_mul(shape.dim);
-        let mut parts = stats.chunks_exact_mut(count.max(1));
+        let mut parts = rows_mut(stats, count.max(1));
         let mut next = || parts.next().unwrap_or_default();
         Workspace {
             q_bar: prefix(q_bar, rows),
@@ -443,9 +447,8 @@ impl<'a> Workspace<'a> {
         if let Weighting::Optimal { .. } = weighting {
             self.query_softmax_normaliser(shape, q);
         }
-        for (q_row, out_row) in q
-            .chunks_exact(shape.dim)
-            .zip(out.chunks_exact_mut(shape.value_dim))
+        for (q_row, out_row) in rows(q, shape.dim)
+            .zip(rows_mut(out, shape.value_dim))
         {
             self.log_importance_weights(shape, weighting, q_row);
             // sniw[·, i] = softmax_c(logiw[·, i])
@@ -455,7 +458,7 @@ impl<'a> Workspace<'a> {
             for (&weight, kv_row) in self
                 .logits
                 .iter()
-                .zip(self.kv.chunks_exact(shape.value_dim))
+                .zip(rows(self.kv, shape.value_dim))
             {
                 axpy(weight, kv_row, out_row);
             }
@@ -469,15 +472,12 @@ impl<'a> Workspace<'a> {
         self.kv.fill(0.0);
         self.key_lse.fill(f32::NEG_INFINITY);
         self.key_sum.fill(0.0);
-        for (k_row, v_row) in k
-            .chunks_exact(shape.dim)
-            .zip(v.chunks_exact(shape.value_dim))
+        for (k_row, v_row) in rows(k, shape.dim)
+            .zip(rows(v, shape.value_dim))
         {
             let k_half_norm = half_sq_norm(k_row);
-            let landmarks = self
-                .w
-                .chunks_exact(shape.dim)
-                .zip(self.kv.chunks_exact_mut(shape.value_dim));
+            let landmarks = rows(self.w, shape.dim)
+                .zip(rows_mut(self.kv, shape.value_dim));
             for ((w_row, kv_row), (max, sum)) in
                 landmarks.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
             {
@@ -491,9 +491,7 @@ impl<'a> Workspace<'a> {
                 (*max, *sum) = (state.max, state.sum);
             }
         }
-        for ((kv_row, lse), &sum) in self
-            .kv
-            .chunks_exact_mut(shape.value_dim)
+        for ((kv_row, lse), &sum) in rows_mut(self.kv, shape.value_dim)
             .zip(self.key_lse.iter_mut())
             .zip(self.key_sum.iter())
         {
@@ -510,20 +508,17 @@ impl<'a> Workspace<'a> {
         for (half_norm, mu_row) in self
             .mu_half_norm
             .iter_mut()
-            .zip(self.mu.chunks_exact(shape.dim))
+            .zip(rows(self.mu, shape.dim))
         {
             *half_norm = half_sq_norm(mu_row);
         }
-        let per_landmark = self
-            .w
-            .chunks_exact(shape.dim)
+        let per_landmark = rows(self.w, shape.dim)
+            .zip(self.key_lse.iter())
             .zip(self.bias.iter_mut().zip(self.balance.iter_mut()));
-        for (c, (w_row, (bias, balance))) in per_landmark.enumerate() {
+        for (c, ((w_row, &key_lse), (bias, balance))) in per_landmark.enumerate() {
             let mut lse = OnlineLse::EMPTY;
             let mut diagonal = 0.0;
-            for (c2, (mu_row, &mu_half_norm)) in self
-                .mu
-                .chunks_exact(shape.dim)
+            for (c2, (mu_row, &mu_half_norm)) in rows(self.mu, shape.dim)
                 .zip(self.mu_half_norm.iter())
                 .enumerate()
             {
@@ -542,7 +537,7 @@ impl<'a> Workspace<'a> {
                 Weighting::Optimal { .. } => diagonal,
                 Weighting::BalanceHeuristic | Weighting::Biased => lse_lm,
             };
-            *bias = self.key_lse.get(c).copied().unwrap_or(0.0) - log_p;
+            *bias = key_lse - log_p;
         }
     }
 
@@ -554,10 +549,8 @@ impl<'a> Workspace<'a> {
         let (max, sum) = (&mut *self.logits, &mut *self.t_row);
         max.fill(f32::NEG_INFINITY);
         sum.fill(0.0);
-        for q_row in q.chunks_exact(shape.dim) {
-            for ((q_bar_row, max), sum) in self
-                .q_bar
-                .chunks_exact(shape.dim)
+        for q_row in rows(q, shape.dim) {
+            for ((q_bar_row, max), sum) in rows(self.q_bar, shape.dim)
                 .zip(max.iter_mut())
                 .zip(sum.iter_mut())
             {
@@ -586,7 +579,7 @@ impl<'a> Workspace<'a> {
         for ((logit, w_row), &bias) in self
             .logits
             .iter_mut()
-            .zip(self.w.chunks_exact(shape.dim))
+            .zip(rows(self.w, shape.dim))
             .zip(self.bias.iter())
         {
             // ℓ(q_i; W_c) + lseK_c − log P_c
@@ -599,7 +592,7 @@ impl<'a> Workspace<'a> {
                 for ((t, q_bar_row), &t_lse) in self
                     .t_row
                     .iter_mut()
-                    .zip(self.q_bar.chunks_exact(shape.dim))
+                    .zip(rows(self.q_bar, shape.dim))
                     .zip(self.t_lse.iter())
                 {
                     *t = exp(scale * dot(q_bar_row, q_row) - t_lse);
@@ -619,7 +612,7 @@ impl<'a> Workspace<'a> {
             }
             Weighting::BalanceHeuristic => {}
             Weighting::Biased => {
-                for (logit, mu_row) in self.logits.iter_mut().zip(self.mu.chunks_exact(shape.dim)) {
+                for (logit, mu_row) in self.logits.iter_mut().zip(rows(self.mu, shape.dim)) {
                     // log α[c, i] = s · mu_c·q_i
                     *logit += scale * dot(mu_row, q_row);
                 }

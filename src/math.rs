@@ -19,21 +19,31 @@ pub(crate) fn ln(x: f32) -> f32 {
 /// `a·b` over the common length, with four independent accumulators.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a4, a_tail) = a[..len].as_chunks::<4>();
+    let (b4, b_tail) = b[..len].as_chunks::<4>();
     let mut acc = [0.0f32; 4];
-    let mut a4 = a.chunks_exact(4);
-    let mut b4 = b.chunks_exact(4);
-    for (x, y) in (&mut a4).zip(&mut b4) {
+    for (x, y) in a4.iter().zip(b4) {
         for ((s, xi), yi) in acc.iter_mut().zip(x).zip(y) {
             *s += xi * yi;
         }
     }
-    let tail: f32 = a4
-        .remainder()
-        .iter()
-        .zip(b4.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
+    let tail: f32 = a_tail.iter().zip(b_tail).map(|(x, y)| x * y).sum();
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// The rows of a row-major matrix `[len / width, width]`. Every caller has checked
+/// `width > 0`; the `max(1)` (a no-op then) lets the optimiser drop `chunks_exact`'s
+/// zero-width panic path, wherever the function is inlined.
+#[inline(always)]
+pub(crate) fn rows<T>(data: &[T], width: usize) -> core::slice::ChunksExact<'_, T> {
+    data.chunks_exact(width.max(1))
+}
+
+/// The rows of a mutable row-major matrix (see [`rows`]).
+#[inline(always)]
+pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> core::slice::ChunksExactMut<'_, T> {
+    data.chunks_exact_mut(width.max(1))
 }
 
 /// `|x|² / 2`.
@@ -111,12 +121,12 @@ pub(crate) fn softmax_weighted_sum(
     acc.fill(0.0);
     let mut running_max = f32::NEG_INFINITY;
     let mut running_sum = 0.0f32;
-    for value_block in values.chunks(KEY_BLOCK * value_dim) {
+    for value_block in values.chunks(KEY_BLOCK.saturating_mul(value_dim).max(1)) {
         let mut block_max = f32::NEG_INFINITY;
         for ((l, logit), _) in block
             .iter_mut()
             .zip(&mut logits)
-            .zip(value_block.chunks_exact(value_dim))
+            .zip(rows(value_block, value_dim))
         {
             *l = logit;
             block_max = block_max.max(logit);
@@ -129,7 +139,7 @@ pub(crate) fn softmax_weighted_sum(
             running_max = block_max;
         }
         // acc += exp(l_j − max) · v_j
-        for (&l, value) in block.iter().zip(value_block.chunks_exact(value_dim)) {
+        for (&l, value) in block.iter().zip(rows(value_block, value_dim)) {
             let w = exp(l - running_max);
             running_sum += w;
             axpy(w, value, acc);

@@ -5,6 +5,7 @@
 //! Every function checks all heads' arguments before writing anything, then runs the
 //! single-head kernel head by head, reusing one scratch of the single-head `scratch_len`.
 
+use crate::math::{rows, rows_mut};
 use crate::error::{Arg, Dim, Error};
 use crate::shape::{Shape, check_finite, check_len, checked_len};
 use crate::{exact as exact_kernel, lara as lara_kernel, ra as ra_kernel, rfa};
@@ -139,8 +140,7 @@ pub fn ra(
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
         let head_mean = match mean {
             ra_kernel::Mean::Keys(indices) => ra_kernel::Mean::Keys(
-                indices
-                    .chunks_exact(shape.queries)
+                rows(indices, shape.queries)
                     .nth(head)
                     .unwrap_or_default(),
             ),
@@ -327,7 +327,7 @@ fn check_stacked_omega(
 
 /// Head `head` of a stacked `[heads, …]` slice whose length was checked.
 fn head_slice(data: &[f32], heads: usize, head: usize) -> &[f32] {
-    data.chunks_exact(data.len() / heads)
+    rows(data, data.len() / heads.max(1))
         .nth(head)
         .unwrap_or_default()
 }
@@ -343,10 +343,10 @@ fn for_each_head(
     out: &mut [f32],
     mut kernel: impl FnMut(usize, &[f32], &[f32], &[f32], &mut [f32]) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let q_heads = q.chunks_exact(shape.queries * shape.dim);
-    let k_heads = k.chunks_exact(shape.keys * shape.dim);
-    let v_heads = v.chunks_exact(shape.keys * shape.value_dim);
-    let out_heads = out.chunks_exact_mut(shape.queries * shape.value_dim);
+    let q_heads = rows(q, shape.queries * shape.dim);
+    let k_heads = rows(k, shape.keys * shape.dim);
+    let v_heads = rows(v, shape.keys * shape.value_dim);
+    let out_heads = rows_mut(out, shape.queries * shape.value_dim);
     for (head, (((q, k), v), out)) in q_heads
         .zip(k_heads)
         .zip(v_heads)

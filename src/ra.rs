@@ -15,11 +15,11 @@
 
 use crate::error::{Arg, Error};
 use crate::exact::logit_block;
-use crate::math::{
+use crate::math::{rows, rows_mut, 
     KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum,
 };
 use crate::random::{add_standard_normal, uniform};
-use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
+use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 use rand_core::RngCore;
 
 /// The proposal mean `mu_i` (the official `num_samples`), with caller-given key indices.
@@ -106,7 +106,7 @@ pub(crate) fn attention_in(
     if let Mean::Keys(indices) = mean {
         check_key_indices(shape, indices)?;
     }
-    let mut noise_rows = noise.map(|eps| eps.chunks_exact(shape.dim));
+    let mut noise_rows = noise.map(|eps| rows(eps, shape.dim));
     let mut key_indices = match mean {
         Mean::Keys(indices) => indices.iter(),
         _ => [].iter(),
@@ -173,7 +173,7 @@ pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
 /// Inverse-CDF draw of `J ~ softmax_j(s · q·k_j)` from one uniform `u ∈ [0, 1)`, in two
 /// streaming passes over the keys (normaliser, then the cumulative sum).
 fn draw_key(scale: f32, q_row: &[f32], k: &[f32], dim: usize, u: f32) -> usize {
-    let logits = || k.chunks_exact(dim).map(|k_row| scale * dot(q_row, k_row));
+    let logits = || rows(k, dim).map(|k_row| scale * dot(q_row, k_row));
     let lse = log_sum_exp_of(logits());
     let mut cumulative = 0.0;
     let mut last_positive = 0;
@@ -225,10 +225,11 @@ impl<'a> Workspace<'a> {
             .checked_add(shape.keys)
             .and_then(|len| len.checked_add(KEY_BLOCK))
             .ok_or(Error::SizeOverflow)?;
-        let scratch = take_scratch(scratch, needed)?;
-        let (key_half_norms, rest) = scratch.split_at_mut(shape.keys);
-        let (key_mean, rest) = rest.split_at_mut(shape.dim);
-        let (w, block) = rest.split_at_mut(shape.dim);
+        let mut rest = take_scratch(scratch, needed)?;
+        let key_half_norms = carve(&mut rest, shape.keys)?;
+        let key_mean = carve(&mut rest, shape.dim)?;
+        let w = carve(&mut rest, shape.dim)?;
+        let block = rest;
         Ok(Workspace::from_parts(
             key_half_norms,
             key_mean,
@@ -271,8 +272,7 @@ impl<'a> Workspace<'a> {
             SampledMean::AttentionWeighted => {
                 // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
                 let scale = shape.scale();
-                let logits = k
-                    .chunks_exact(shape.dim)
+                let logits = rows(k, shape.dim)
                     .map(|k_row| scale * dot(q_row, k_row));
                 softmax_weighted_sum(logits, k, shape.dim, self.w, self.block);
                 axpy(1.0, q_row, self.w);
@@ -295,35 +295,33 @@ impl<'a> Workspace<'a> {
         mut perturb: impl FnMut(&mut [f32], &[f32]) -> usize,
     ) {
         let (dim, scale) = (shape.dim, shape.scale());
-        for (half_norm, k_row) in self.key_half_norms.iter_mut().zip(k.chunks_exact(dim)) {
+        for (half_norm, k_row) in self.key_half_norms.iter_mut().zip(rows(k, dim)) {
             // s · |k_j|²/2
             *half_norm = scale * half_sq_norm(k_row);
         }
         if mean == SampledMean::KeyAverage {
             // k̄ = (1/n_k) Σ_j k_j
             self.key_mean.fill(0.0);
-            for k_row in k.chunks_exact(dim) {
+            for k_row in rows(k, dim) {
                 axpy(1.0, k_row, self.key_mean);
             }
             crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
         }
-        for (q_row, out_row) in q
-            .chunks_exact(dim)
-            .zip(out.chunks_exact_mut(shape.value_dim))
+        for (q_row, out_row) in rows(q, dim)
+            .zip(rows_mut(out, shape.value_dim))
         {
             self.proposal_mean(shape, mean, q_row, k);
             // W_i = mu_i + eps_i (eps added first for the sampled key, whose k_J follows)
             let key_index = perturb(self.w, q_row);
             if mean == SampledMean::Key {
                 // mu_i = q_i + k_{J_i}
-                if let Some(k_row) = k.chunks_exact(dim).nth(key_index) {
+                if let Some(k_row) = rows(k, dim).nth(key_index) {
                     axpy(1.0, k_row, self.w);
                 }
             }
             // out_i = Σ_j softmax_j(s · W_i·k_j − s · |k_j|²/2) v_j
             let w = &*self.w;
-            let logits = k
-                .chunks_exact(dim)
+            let logits = rows(k, dim)
                 .zip(self.key_half_norms.iter())
                 .map(|(k_row, &half_norm)| scale * dot(w, k_row) - half_norm);
             softmax_weighted_sum(logits, v, shape.value_dim, out_row, self.block);

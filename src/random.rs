@@ -6,7 +6,7 @@
 //! state updates, fast on Cortex-M, and small (16 bytes).
 
 use crate::error::{Arg, Error};
-use crate::math::{axpy, dot, scale};
+use crate::math::{rows, rows_mut, axpy, dot, scale};
 use crate::shape::{check_len, checked_len};
 use rand_core::{RngCore, SeedableRng};
 
@@ -108,15 +108,19 @@ pub fn orthogonal_omega<R: RngCore + ?Sized>(
 ) -> Result<(), Error> {
     check_omega_dims(features, dim, omega)?;
     let mut normals = NormalStream::default();
-    for frame in omega.chunks_mut(dim * dim) {
-        for row_index in 0..frame.len() / dim {
-            let (done, rest) = frame.split_at_mut(row_index * dim);
-            let row = &mut rest[..dim];
+    // One orthonormal frame per block of `dim` rows (the last block may be partial).
+    for frame in omega.chunks_mut(dim.saturating_mul(dim).max(1)) {
+        let mut done_len = 0;
+        while let Some((done, rest)) = frame.split_at_mut_checked(done_len) {
+            let Some(row) = rows_mut(rest, dim).next() else {
+                break;
+            };
             orthonormal_row(rng, &mut normals, done, row)?;
+            done_len += dim;
         }
     }
     // Rescale every row by an independent chi(dim)-distributed length.
-    for row in omega.chunks_exact_mut(dim) {
+    for row in rows_mut(omega, dim) {
         let sum_sq: f32 = (0..dim)
             .map(|_| {
                 let z = normals.next(rng);
@@ -143,7 +147,7 @@ fn orthonormal_row<R: RngCore + ?Sized>(
         }
         let drawn_norm = libm::sqrtf(dot(row, row));
         for _ in 0..2 {
-            for previous in done.chunks_exact(dim) {
+            for previous in rows(done, dim) {
                 // row ← row − (row·p) p
                 let projection = dot(row, previous);
                 axpy(-projection, previous, row);

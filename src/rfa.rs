@@ -18,8 +18,8 @@
 //! [`random::orthogonal_omega`]: crate::random::orthogonal_omega
 
 use crate::error::{Arg, Error};
-use crate::math::{axpy, dot, exp, half_sq_norm, max, scale};
-use crate::shape::{Shape, check_finite, check_len, checked_len, take_scratch};
+use crate::math::{rows, rows_mut, axpy, dot, exp, half_sq_norm, max, scale};
+use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 
 /// The official `eps` added to every positive feature.
 pub const FEATURE_FLOOR: f32 = 1e-4;
@@ -79,10 +79,11 @@ pub fn positive(
     let needed = checked_len(features, shape.value_dim.saturating_add(2))?
         .checked_add(shape.value_dim)
         .ok_or(Error::SizeOverflow)?;
-    let scratch = take_scratch(scratch, needed)?;
-    let (kv, rest) = scratch.split_at_mut(features.saturating_mul(shape.value_dim).min(needed));
-    let (k_sum, rest) = rest.split_at_mut(features.min(rest.len()));
-    let (phi, v_sum) = rest.split_at_mut(features.min(rest.len()));
+    let mut rest = take_scratch(scratch, needed)?;
+    let kv = carve(&mut rest, features * shape.value_dim)?;
+    let k_sum = carve(&mut rest, features)?;
+    let phi = carve(&mut rest, features)?;
+    let v_sum = rest;
     positive_in(
         shape,
         omega,
@@ -115,9 +116,8 @@ pub(crate) fn positive_in(
     check_args(shape, omega, features, q, k, v, out)?;
     let scales = FeatureScales::new(shape, features);
     state.positive_key_pass(shape, scales, omega, k, v);
-    for (q_row, out_row) in q
-        .chunks_exact(shape.dim)
-        .zip(out.chunks_exact_mut(shape.value_dim))
+    for (q_row, out_row) in rows(q, shape.dim)
+        .zip(rows_mut(out, shape.value_dim))
     {
         positive_query_features(scales, q_row, omega, state.phi);
         linear_attention_row(state.phi, state.kv, state.k_sum, out_row);
@@ -182,9 +182,8 @@ impl FeatureState<'_> {
         k_sum.fill(0.0);
         v_sum.fill(0.0);
         let mut running_max = f32::NEG_INFINITY;
-        for (k_row, v_row) in k
-            .chunks_exact(shape.dim)
-            .zip(v.chunks_exact(shape.value_dim))
+        for (k_row, v_row) in rows(k, shape.dim)
+            .zip(rows(v, shape.value_dim))
         {
             // B[m,r] = d^-1/4 k_m·ω_r
             project(scales.data, k_row, omega, phi);
@@ -198,7 +197,7 @@ impl FeatureState<'_> {
             let k_half_norm = scales.half_norm * half_sq_norm(k_row);
             for ((&b, kv_row), k_sum) in phi
                 .iter()
-                .zip(kv.chunks_exact_mut(shape.value_dim))
+                .zip(rows_mut(kv, shape.value_dim))
                 .zip(k_sum.iter_mut())
             {
                 let e = exp(b - k_half_norm - running_max);
@@ -209,7 +208,7 @@ impl FeatureState<'_> {
         }
         // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
         let key_count = shape.keys as f32;
-        for (kv_row, k_sum) in kv.chunks_exact_mut(shape.value_dim).zip(k_sum.iter_mut()) {
+        for (kv_row, k_sum) in rows_mut(kv, shape.value_dim).zip(k_sum.iter_mut()) {
             scale(kv_row, scales.ratio);
             axpy(FEATURE_FLOOR, v_sum, kv_row);
             *k_sum = scales.ratio * *k_sum + FEATURE_FLOOR * key_count;
@@ -257,9 +256,10 @@ pub fn trigonometric(
 ) -> Result<(), Error> {
     let total = checked_len(features, 2)?;
     let needed = checked_len(total, shape.value_dim.saturating_add(2))?;
-    let scratch = take_scratch(scratch, needed)?;
-    let (kv, rest) = scratch.split_at_mut(total.saturating_mul(shape.value_dim).min(needed));
-    let (k_sum, phi) = rest.split_at_mut(total.min(rest.len()));
+    let mut rest = take_scratch(scratch, needed)?;
+    let kv = carve(&mut rest, total * shape.value_dim)?;
+    let k_sum = carve(&mut rest, total)?;
+    let phi = rest;
     let state = FeatureState {
         kv,
         k_sum,
@@ -285,39 +285,40 @@ pub(crate) fn trigonometric_in(
     let FeatureState { kv, k_sum, phi, .. } = state;
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let scales = FeatureScales::new(shape, features);
-    // max_i s|x_i|²/2 over the rows of one input
-    let max_half_norm = |x: &[f32]| {
-        x.chunks_exact(dim)
-            .map(|row| scales.half_norm * half_sq_norm(row))
-            .fold(f32::NEG_INFINITY, f32::max)
-    };
 
     // Key pass: kv = Σ_m φ(k_m) v_mᵀ, k_sum = Σ_m φ(k_m).
     kv.fill(0.0);
     k_sum.fill(0.0);
-    let key_max = max_half_norm(k);
-    for (k_row, v_row) in k.chunks_exact(dim).zip(v.chunks_exact(value_dim)) {
+    let key_max = max_scaled_half_norm(scales, k, dim);
+    for (k_row, v_row) in rows(k, dim).zip(rows(v, value_dim)) {
         fourier_features(scales, key_max, k_row, omega, phi);
         for ((&f, kv_row), k_sum) in phi
             .iter()
-            .zip(kv.chunks_exact_mut(value_dim))
+            .zip(rows_mut(kv, value_dim))
             .zip(k_sum.iter_mut())
         {
             axpy(f, v_row, kv_row);
             *k_sum += f;
         }
     }
-    let query_max = max_half_norm(q);
-    for (q_row, out_row) in q.chunks_exact(dim).zip(out.chunks_exact_mut(value_dim)) {
+    let query_max = max_scaled_half_norm(scales, q, dim);
+    for (q_row, out_row) in rows(q, dim).zip(rows_mut(out, value_dim)) {
         fourier_features(scales, query_max, q_row, omega, phi);
         linear_attention_row(phi, kv, k_sum, out_row);
     }
     Ok(())
 }
 
+/// `max_i s|x_i|²/2` over the rows of one input.
+fn max_scaled_half_norm(scales: FeatureScales, x: &[f32], dim: usize) -> f32 {
+    rows(x, dim.max(1))
+        .map(|row| scales.half_norm * half_sq_norm(row))
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
 /// `phi[r] = data_scale · x·ω_r` for every row `ω_r` of `omega`.
 fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
-    for (p, omega_row) in phi.iter_mut().zip(omega.chunks_exact(x.len())) {
+    for (p, omega_row) in phi.iter_mut().zip(rows(omega, x.len())) {
         *p = data_scale * dot(x, omega_row);
     }
 }
@@ -329,7 +330,7 @@ fn fourier_features(scales: FeatureScales, max_h: f32, x: &[f32], omega: &[f32],
     for ((sine, cosine), omega_row) in sines
         .iter_mut()
         .zip(cosines.iter_mut())
-        .zip(omega.chunks_exact(x.len()))
+        .zip(rows(omega, x.len()))
     {
         let (sin, cos) = libm::sincosf(scales.data * dot(x, omega_row));
         *sine = magnitude * sin;
@@ -341,7 +342,7 @@ fn fourier_features(scales: FeatureScales, max_h: f32, x: &[f32], omega: &[f32],
 fn linear_attention_row(phi: &[f32], kv: &[f32], k_sum: &[f32], out_row: &mut [f32]) {
     out_row.fill(0.0);
     let mut denominator = 0.0;
-    for ((&p, kv_row), &k_sum) in phi.iter().zip(kv.chunks_exact(out_row.len())).zip(k_sum) {
+    for ((&p, kv_row), &k_sum) in phi.iter().zip(rows(kv, out_row.len())).zip(k_sum) {
         axpy(p, kv_row, out_row);
         denominator += p * k_sum;
     }
@@ -385,9 +386,7 @@ mod tests {
                 let scales = FeatureScales::new(shape, features);
                 let golden_phi_q = case.intermediate(&format!("performer_S{features}_phi_q"));
                 let mut phi_q = vec![0.0; case.n * features];
-                for (q_row, phi) in case
-                    .q
-                    .chunks_exact(case.d)
+                for (q_row, phi) in case.q.chunks_exact(case.d)
                     .zip(phi_q.chunks_exact_mut(features))
                 {
                     positive_query_features(scales, q_row, &omega, phi);

@@ -111,3 +111,14 @@ pub(crate) fn take_scratch(scratch: &mut [f32], needed: usize) -> Result<&mut [f
         .get_mut(..needed)
         .ok_or(Error::ScratchTooSmall { needed, actual })
 }
+
+/// Splits the next `len` floats off the front of `rest` (checked, so no panic path; the callers
+/// have already checked the whole scratch length, which makes the error unreachable).
+pub(crate) fn carve<'a>(rest: &mut &'a mut [f32], len: usize) -> Result<&'a mut [f32], Error> {
+    let actual = rest.len();
+    let (head, tail) = core::mem::take(rest)
+        .split_at_mut_checked(len)
+        .ok_or(Error::ScratchTooSmall { needed: len, actual })?;
+    *rest = tail;
+    Ok(head)
+}

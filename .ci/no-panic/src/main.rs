@@ -1,0 +1,135 @@
+//! Calls every public kernel of lara-attn with arguments the optimiser cannot see, from a
+//! bare-metal entry point whose panic handler references an undefined symbol: the link succeeds
+//! only if no panic path is reachable from any kernel.
+#![no_std]
+#![no_main]
+
+use core::ptr::read_volatile;
+use core::slice::{from_raw_parts, from_raw_parts_mut};
+use lara_attn::random::{DefaultRng, default_rng, gaussian_omega, orthogonal_omega};
+use lara_attn::{Shape, exact, fixed, lara, multihead, ra, rfa};
+
+unsafe extern "C" {
+    fn a_panic_path_survived_in_lara_attn() -> !;
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // SAFETY: never called if the link succeeds (the symbol does not exist).
+    unsafe { a_panic_path_survived_in_lara_attn() }
+}
+
+/// Opaque inputs at fixed addresses (never dereferenced at run time: this is never run).
+struct Opaque;
+
+impl Opaque {
+    fn word(&self, slot: usize) -> usize {
+        // SAFETY: not executed; the read only hides the value from the optimiser.
+        unsafe { read_volatile((0x2000_0000 + 4 * slot) as *const usize) }
+    }
+    fn input(&self, slot: usize) -> &'static [f32] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts(self.word(slot) as *const f32, self.word(slot + 1)) }
+    }
+    fn output(&self, slot: usize) -> &'static mut [f32] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts_mut(self.word(slot) as *mut f32, self.word(slot + 1)) }
+    }
+    fn indices(&self, slot: usize) -> &'static [u32] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts(self.word(slot) as *const u32, self.word(slot + 1)) }
+    }
+    fn float(&self, slot: usize) -> f32 {
+        f32::from_bits(self.word(slot) as u32)
+    }
+    fn shape(&self) -> Shape {
+        Shape::cross(self.word(0), self.word(1), self.word(2), self.word(3))
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _start() -> ! {
+    let x = Opaque;
+    let shape = x.shape();
+    let (q, k, v, eps, omega) = (x.input(10), x.input(12), x.input(14), x.input(16), x.input(18));
+    let (out, scratch) = (x.output(20), x.output(22));
+    let (heads, count, features) = (x.word(4), x.word(5), x.word(6));
+    let mut rng: DefaultRng = default_rng(x.word(7) as u64);
+    let weighting = match x.word(8) {
+        0 => lara::Weighting::Optimal { alpha_coeff: x.float(9) },
+        1 => lara::Weighting::BalanceHeuristic,
+        _ => lara::Weighting::Biased,
+    };
+    let landmarks = if x.word(24) == 0 {
+        lara::Landmarks::SegmentMeans(count)
+    } else {
+        lara::Landmarks::Given { count, queries: x.input(25), keys: x.input(27) }
+    };
+    let params = lara::Params { landmarks, weighting };
+    let noise = if x.word(29) == 0 { None } else { Some(eps) };
+    let mean = match x.word(30) {
+        0 => ra::Mean::KeyAverage,
+        1 => ra::Mean::AttentionWeighted,
+        _ => ra::Mean::Keys(x.indices(31)),
+    };
+    let sampled_mean = match x.word(33) {
+        0 => ra::SampledMean::KeyAverage,
+        1 => ra::SampledMean::AttentionWeighted,
+        _ => ra::SampledMean::Key,
+    };
+
+    let mut ok = 0usize;
+    let mut tally = |r: Result<(), lara_attn::Error>| ok += r.is_ok() as usize;
+    tally(exact::attention(shape, q, k, v, out, scratch));
+    tally(lara::attention(shape, &params, q, k, v, noise, out, scratch));
+    tally(lara::attention_sampled(shape, &params, q, k, v, &mut rng, out, scratch));
+    tally(lara::segment_means(q, shape.queries, shape.dim, count, out));
+    tally(ra::attention(shape, mean, q, k, v, noise, out, scratch));
+    tally(ra::attention_sampled(shape, sampled_mean, q, k, v, &mut rng, out, scratch));
+    tally(rfa::positive(shape, omega, features, q, k, v, out, scratch));
+    tally(rfa::trigonometric(shape, omega, features, q, k, v, out, scratch));
+    tally(gaussian_omega(&mut rng, features, shape.dim, out));
+    tally(orthogonal_omega(&mut rng, features, shape.dim, out));
+    tally(multihead::exact(heads, shape, q, k, v, out, scratch));
+    tally(multihead::lara(heads, shape, &params, q, k, v, noise, out, scratch));
+    tally(multihead::lara_sampled(heads, shape, &params, q, k, v, &mut rng, out, scratch));
+    tally(multihead::ra(heads, shape, mean, q, k, v, noise, out, scratch));
+    tally(multihead::ra_sampled(heads, shape, sampled_mean, q, k, v, &mut rng, out, scratch));
+    tally(multihead::rfa_positive(heads, shape, omega, features, q, k, v, out, scratch));
+    tally(multihead::rfa_trigonometric(heads, shape, omega, features, q, k, v, out, scratch));
+    fixed_layer(&x, weighting, mean, sampled_mean, &mut rng, &mut tally);
+
+    // SAFETY: not executed.
+    unsafe { core::ptr::write_volatile(0x2000_1000 as *mut usize, ok) };
+    loop {}
+}
+
+/// The fixed-size layer at one representative shape.
+fn fixed_layer(
+    x: &Opaque,
+    weighting: lara::Weighting,
+    mean: ra::Mean<'_>,
+    sampled_mean: ra::SampledMean,
+    rng: &mut DefaultRng,
+    tally: &mut impl FnMut(Result<(), lara_attn::Error>),
+) {
+    const N: usize = 64;
+    const D: usize = 16;
+    // SAFETY: not executed.
+    let array = |slot: usize| unsafe { &*(x.word(slot) as *const [[f32; D]; N]) };
+    // SAFETY: not executed.
+    let out = unsafe { &mut *(x.word(40) as *mut [[f32; D]; N]) };
+    let (q, k, v) = (array(41), array(42), array(43));
+    // SAFETY: not executed.
+    let omega = unsafe { &*(x.word(44) as *const [[f32; D]; 32]) };
+    let noise = if x.word(29) == 0 { None } else { Some(&array(45)[..8]) };
+    let mut lara_scratch = fixed::LaraScratch::<8, D, D>::new();
+    let mut ra_scratch = fixed::RaScratch::<N, D>::new();
+    tally(fixed::exact(q, k, v, out, &mut fixed::ExactScratch::new()));
+    tally(fixed::lara(weighting, q, k, v, noise, out, &mut lara_scratch));
+    tally(fixed::lara_sampled(weighting, q, k, v, rng, out, &mut lara_scratch));
+    tally(fixed::ra(mean, q, k, v, Some(array(46)), out, &mut ra_scratch));
+    tally(fixed::ra_sampled(sampled_mean, q, k, v, rng, out, &mut ra_scratch));
+    tally(fixed::rfa_positive(omega, q, k, v, out, &mut fixed::PositiveScratch::new()));
+    tally(fixed::rfa_trigonometric(omega, q, k, v, out, &mut fixed::TrigonometricScratch::new()));
+}
