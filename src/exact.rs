@@ -7,7 +7,7 @@
 //! Cost: `O(n_q · n_k · (d + d_v))` time, [`scratch_len`] = 32 floats.
 
 use crate::error::Error;
-use crate::math::{rows, rows_mut, KEY_BLOCK, dot, softmax_weighted_sum};
+use crate::math::{KEY_BLOCK, dot, rows, rows_mut, softmax_weighted_sum};
 use crate::shape::Shape;
 
 /// Scratch (in `f32`s) that [`attention`] needs: one block of logits, independent of `n`.
@@ -43,12 +43,9 @@ pub fn attention(
     shape.check_qkv(q, k, v, out)?;
     let block = logit_block(scratch)?;
     let scale = shape.scale();
-    for (q_row, out_row) in rows(q, shape.dim)
-        .zip(rows_mut(out, shape.value_dim))
-    {
+    for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
         // out_i = Σ_j softmax_j(s · q_i·k_j) v_j
-        let logits = rows(k, shape.dim)
-            .map(|k_row| scale * dot(q_row, k_row));
+        let logits = rows(k, shape.dim).map(|k_row| scale * dot(q_row, k_row));
         softmax_weighted_sum(logits, v, shape.value_dim, out_row, block);
     }
     Ok(())

@@ -24,7 +24,9 @@
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time.
 
 use crate::error::{Arg, Error};
-use crate::math::{rows, rows_mut, OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, softmax_in_place};
+use crate::math::{
+    OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, rows, rows_mut, softmax_in_place,
+};
 use crate::random::add_standard_normal;
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 use rand_core::RngCore;
@@ -447,19 +449,13 @@ impl<'a> Workspace<'a> {
         if let Weighting::Optimal { .. } = weighting {
             self.query_softmax_normaliser(shape, q);
         }
-        for (q_row, out_row) in rows(q, shape.dim)
-            .zip(rows_mut(out, shape.value_dim))
-        {
+        for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
             self.log_importance_weights(shape, weighting, q_row);
             // sniw[·, i] = softmax_c(logiw[·, i])
             softmax_in_place(self.logits);
             // out_i = Σ_c sniw[c, i] kv_c
             out_row.fill(0.0);
-            for (&weight, kv_row) in self
-                .logits
-                .iter()
-                .zip(rows(self.kv, shape.value_dim))
-            {
+            for (&weight, kv_row) in self.logits.iter().zip(rows(self.kv, shape.value_dim)) {
                 axpy(weight, kv_row, out_row);
             }
         }
@@ -472,12 +468,9 @@ impl<'a> Workspace<'a> {
         self.kv.fill(0.0);
         self.key_lse.fill(f32::NEG_INFINITY);
         self.key_sum.fill(0.0);
-        for (k_row, v_row) in rows(k, shape.dim)
-            .zip(rows(v, shape.value_dim))
-        {
+        for (k_row, v_row) in rows(k, shape.dim).zip(rows(v, shape.value_dim)) {
             let k_half_norm = half_sq_norm(k_row);
-            let landmarks = rows(self.w, shape.dim)
-                .zip(rows_mut(self.kv, shape.value_dim));
+            let landmarks = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
             for ((w_row, kv_row), (max, sum)) in
                 landmarks.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
             {
@@ -505,11 +498,7 @@ impl<'a> Workspace<'a> {
     /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`.
     fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
         let scale = shape.scale();
-        for (half_norm, mu_row) in self
-            .mu_half_norm
-            .iter_mut()
-            .zip(rows(self.mu, shape.dim))
-        {
+        for (half_norm, mu_row) in self.mu_half_norm.iter_mut().zip(rows(self.mu, shape.dim)) {
             *half_norm = half_sq_norm(mu_row);
         }
         let per_landmark = rows(self.w, shape.dim)

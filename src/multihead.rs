@@ -5,8 +5,8 @@
 //! Every function checks all heads' arguments before writing anything, then runs the
 //! single-head kernel head by head, reusing one scratch of the single-head `scratch_len`.
 
-use crate::math::{rows, rows_mut};
 use crate::error::{Arg, Dim, Error};
+use crate::math::{rows, rows_mut};
 use crate::shape::{Shape, check_finite, check_len, checked_len};
 use crate::{exact as exact_kernel, lara as lara_kernel, ra as ra_kernel, rfa};
 use rand_core::RngCore;
@@ -139,11 +139,9 @@ pub fn ra(
     }
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
         let head_mean = match mean {
-            ra_kernel::Mean::Keys(indices) => ra_kernel::Mean::Keys(
-                rows(indices, shape.queries)
-                    .nth(head)
-                    .unwrap_or_default(),
-            ),
+            ra_kernel::Mean::Keys(indices) => {
+                ra_kernel::Mean::Keys(rows(indices, shape.queries).nth(head).unwrap_or_default())
+            }
             other => other,
         };
         let eps = noise.map(|eps| head_slice(eps, heads, head));

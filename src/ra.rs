@@ -15,8 +15,9 @@
 
 use crate::error::{Arg, Error};
 use crate::exact::logit_block;
-use crate::math::{rows, rows_mut, 
-    KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, softmax_weighted_sum,
+use crate::math::{
+    KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, rows, rows_mut,
+    softmax_weighted_sum,
 };
 use crate::random::{add_standard_normal, uniform};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
@@ -272,8 +273,7 @@ impl<'a> Workspace<'a> {
             SampledMean::AttentionWeighted => {
                 // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
                 let scale = shape.scale();
-                let logits = rows(k, shape.dim)
-                    .map(|k_row| scale * dot(q_row, k_row));
+                let logits = rows(k, shape.dim).map(|k_row| scale * dot(q_row, k_row));
                 softmax_weighted_sum(logits, k, shape.dim, self.w, self.block);
                 axpy(1.0, q_row, self.w);
             }
@@ -307,9 +307,7 @@ impl<'a> Workspace<'a> {
             }
             crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
         }
-        for (q_row, out_row) in rows(q, dim)
-            .zip(rows_mut(out, shape.value_dim))
-        {
+        for (q_row, out_row) in rows(q, dim).zip(rows_mut(out, shape.value_dim)) {
             self.proposal_mean(shape, mean, q_row, k);
             // W_i = mu_i + eps_i (eps added first for the sampled key, whose k_J follows)
             let key_index = perturb(self.w, q_row);

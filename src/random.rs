@@ -6,7 +6,7 @@
 //! state updates, fast on Cortex-M, and small (16 bytes).
 
 use crate::error::{Arg, Error};
-use crate::math::{rows, rows_mut, axpy, dot, scale};
+use crate::math::{axpy, dot, rows, rows_mut, scale};
 use crate::shape::{check_len, checked_len};
 use rand_core::{RngCore, SeedableRng};
 

@@ -18,7 +18,7 @@
 //! [`random::orthogonal_omega`]: crate::random::orthogonal_omega
 
 use crate::error::{Arg, Error};
-use crate::math::{rows, rows_mut, axpy, dot, exp, half_sq_norm, max, scale};
+use crate::math::{axpy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 
 /// The official `eps` added to every positive feature.
@@ -116,9 +116,7 @@ pub(crate) fn positive_in(
     check_args(shape, omega, features, q, k, v, out)?;
     let scales = FeatureScales::new(shape, features);
     state.positive_key_pass(shape, scales, omega, k, v);
-    for (q_row, out_row) in rows(q, shape.dim)
-        .zip(rows_mut(out, shape.value_dim))
-    {
+    for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
         positive_query_features(scales, q_row, omega, state.phi);
         linear_attention_row(state.phi, state.kv, state.k_sum, out_row);
     }
@@ -182,9 +180,7 @@ impl FeatureState<'_> {
         k_sum.fill(0.0);
         v_sum.fill(0.0);
         let mut running_max = f32::NEG_INFINITY;
-        for (k_row, v_row) in rows(k, shape.dim)
-            .zip(rows(v, shape.value_dim))
-        {
+        for (k_row, v_row) in rows(k, shape.dim).zip(rows(v, shape.value_dim)) {
             // B[m,r] = d^-1/4 k_m·ω_r
             project(scales.data, k_row, omega, phi);
             let row_max = max(phi);
@@ -386,7 +382,9 @@ mod tests {
                 let scales = FeatureScales::new(shape, features);
                 let golden_phi_q = case.intermediate(&format!("performer_S{features}_phi_q"));
                 let mut phi_q = vec![0.0; case.n * features];
-                for (q_row, phi) in case.q.chunks_exact(case.d)
+                for (q_row, phi) in case
+                    .q
+                    .chunks_exact(case.d)
                     .zip(phi_q.chunks_exact_mut(features))
                 {
                     positive_query_features(scales, q_row, &omega, phi);

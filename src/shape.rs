@@ -116,9 +116,13 @@ pub(crate) fn take_scratch(scratch: &mut [f32], needed: usize) -> Result<&mut [f
 /// have already checked the whole scratch length, which makes the error unreachable).
 pub(crate) fn carve<'a>(rest: &mut &'a mut [f32], len: usize) -> Result<&'a mut [f32], Error> {
     let actual = rest.len();
-    let (head, tail) = core::mem::take(rest)
-        .split_at_mut_checked(len)
-        .ok_or(Error::ScratchTooSmall { needed: len, actual })?;
+    let (head, tail) =
+        core::mem::take(rest)
+            .split_at_mut_checked(len)
+            .ok_or(Error::ScratchTooSmall {
+                needed: len,
+                actual,
+            })?;
     *rest = tail;
     Ok(head)
 }

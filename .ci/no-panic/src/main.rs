@@ -51,21 +51,36 @@ impl Opaque {
 pub extern "C" fn _start() -> ! {
     let x = Opaque;
     let shape = x.shape();
-    let (q, k, v, eps, omega) = (x.input(10), x.input(12), x.input(14), x.input(16), x.input(18));
+    let (q, k, v, eps, omega) = (
+        x.input(10),
+        x.input(12),
+        x.input(14),
+        x.input(16),
+        x.input(18),
+    );
     let (out, scratch) = (x.output(20), x.output(22));
     let (heads, count, features) = (x.word(4), x.word(5), x.word(6));
     let mut rng: DefaultRng = default_rng(x.word(7) as u64);
     let weighting = match x.word(8) {
-        0 => lara::Weighting::Optimal { alpha_coeff: x.float(9) },
+        0 => lara::Weighting::Optimal {
+            alpha_coeff: x.float(9),
+        },
         1 => lara::Weighting::BalanceHeuristic,
         _ => lara::Weighting::Biased,
     };
     let landmarks = if x.word(24) == 0 {
         lara::Landmarks::SegmentMeans(count)
     } else {
-        lara::Landmarks::Given { count, queries: x.input(25), keys: x.input(27) }
+        lara::Landmarks::Given {
+            count,
+            queries: x.input(25),
+            keys: x.input(27),
+        }
     };
-    let params = lara::Params { landmarks, weighting };
+    let params = lara::Params {
+        landmarks,
+        weighting,
+    };
     let noise = if x.word(29) == 0 { None } else { Some(eps) };
     let mean = match x.word(30) {
         0 => ra::Mean::KeyAverage,
@@ -81,22 +96,57 @@ pub extern "C" fn _start() -> ! {
     let mut ok = 0usize;
     let mut tally = |r: Result<(), lara_attn::Error>| ok += r.is_ok() as usize;
     tally(exact::attention(shape, q, k, v, out, scratch));
-    tally(lara::attention(shape, &params, q, k, v, noise, out, scratch));
-    tally(lara::attention_sampled(shape, &params, q, k, v, &mut rng, out, scratch));
+    tally(lara::attention(
+        shape, &params, q, k, v, noise, out, scratch,
+    ));
+    tally(lara::attention_sampled(
+        shape, &params, q, k, v, &mut rng, out, scratch,
+    ));
     tally(lara::segment_means(q, shape.queries, shape.dim, count, out));
     tally(ra::attention(shape, mean, q, k, v, noise, out, scratch));
-    tally(ra::attention_sampled(shape, sampled_mean, q, k, v, &mut rng, out, scratch));
+    tally(ra::attention_sampled(
+        shape,
+        sampled_mean,
+        q,
+        k,
+        v,
+        &mut rng,
+        out,
+        scratch,
+    ));
     tally(rfa::positive(shape, omega, features, q, k, v, out, scratch));
-    tally(rfa::trigonometric(shape, omega, features, q, k, v, out, scratch));
+    tally(rfa::trigonometric(
+        shape, omega, features, q, k, v, out, scratch,
+    ));
     tally(gaussian_omega(&mut rng, features, shape.dim, out));
     tally(orthogonal_omega(&mut rng, features, shape.dim, out));
     tally(multihead::exact(heads, shape, q, k, v, out, scratch));
-    tally(multihead::lara(heads, shape, &params, q, k, v, noise, out, scratch));
-    tally(multihead::lara_sampled(heads, shape, &params, q, k, v, &mut rng, out, scratch));
-    tally(multihead::ra(heads, shape, mean, q, k, v, noise, out, scratch));
-    tally(multihead::ra_sampled(heads, shape, sampled_mean, q, k, v, &mut rng, out, scratch));
-    tally(multihead::rfa_positive(heads, shape, omega, features, q, k, v, out, scratch));
-    tally(multihead::rfa_trigonometric(heads, shape, omega, features, q, k, v, out, scratch));
+    tally(multihead::lara(
+        heads, shape, &params, q, k, v, noise, out, scratch,
+    ));
+    tally(multihead::lara_sampled(
+        heads, shape, &params, q, k, v, &mut rng, out, scratch,
+    ));
+    tally(multihead::ra(
+        heads, shape, mean, q, k, v, noise, out, scratch,
+    ));
+    tally(multihead::ra_sampled(
+        heads,
+        shape,
+        sampled_mean,
+        q,
+        k,
+        v,
+        &mut rng,
+        out,
+        scratch,
+    ));
+    tally(multihead::rfa_positive(
+        heads, shape, omega, features, q, k, v, out, scratch,
+    ));
+    tally(multihead::rfa_trigonometric(
+        heads, shape, omega, features, q, k, v, out, scratch,
+    ));
     fixed_layer(&x, weighting, mean, sampled_mean, &mut rng, &mut tally);
 
     // SAFETY: not executed.
@@ -122,14 +172,64 @@ fn fixed_layer(
     let (q, k, v) = (array(41), array(42), array(43));
     // SAFETY: not executed.
     let omega = unsafe { &*(x.word(44) as *const [[f32; D]; 32]) };
-    let noise = if x.word(29) == 0 { None } else { Some(&array(45)[..8]) };
+    let noise = if x.word(29) == 0 {
+        None
+    } else {
+        Some(&array(45)[..8])
+    };
     let mut lara_scratch = fixed::LaraScratch::<8, D, D>::new();
     let mut ra_scratch = fixed::RaScratch::<N, D>::new();
     tally(fixed::exact(q, k, v, out, &mut fixed::ExactScratch::new()));
-    tally(fixed::lara(weighting, q, k, v, noise, out, &mut lara_scratch));
-    tally(fixed::lara_sampled(weighting, q, k, v, rng, out, &mut lara_scratch));
-    tally(fixed::ra(mean, q, k, v, Some(array(46)), out, &mut ra_scratch));
-    tally(fixed::ra_sampled(sampled_mean, q, k, v, rng, out, &mut ra_scratch));
-    tally(fixed::rfa_positive(omega, q, k, v, out, &mut fixed::PositiveScratch::new()));
-    tally(fixed::rfa_trigonometric(omega, q, k, v, out, &mut fixed::TrigonometricScratch::new()));
+    tally(fixed::lara(
+        weighting,
+        q,
+        k,
+        v,
+        noise,
+        out,
+        &mut lara_scratch,
+    ));
+    tally(fixed::lara_sampled(
+        weighting,
+        q,
+        k,
+        v,
+        rng,
+        out,
+        &mut lara_scratch,
+    ));
+    tally(fixed::ra(
+        mean,
+        q,
+        k,
+        v,
+        Some(array(46)),
+        out,
+        &mut ra_scratch,
+    ));
+    tally(fixed::ra_sampled(
+        sampled_mean,
+        q,
+        k,
+        v,
+        rng,
+        out,
+        &mut ra_scratch,
+    ));
+    tally(fixed::rfa_positive(
+        omega,
+        q,
+        k,
+        v,
+        out,
+        &mut fixed::PositiveScratch::new(),
+    ));
+    tally(fixed::rfa_trigonometric(
+        omega,
+        q,
+        k,
+        v,
+        out,
+        &mut fixed::TrigonometricScratch::new(),
+    ));
 }
