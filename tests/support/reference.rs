@@ -2,6 +2,7 @@
 //! crate): full matrices, no streaming, no stabiliser tricks beyond the ones the formulas
 //! prescribe. Inputs are the crate's `f32` slices, outputs `Vec<f64>` (row-major).
 #![allow(dead_code)]
+#![allow(clippy::needless_range_loop, clippy::manual_is_multiple_of)]
 
 /// The dimensions of one head: `q [nq, d]`, `k [nk, d]`, `v [nk, dv]`, `out [nq, dv]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -429,14 +430,11 @@ pub fn ra(
         }
     }
     // logits[i, j] = s · W_i·k_j − s · |k_j|²/2
+    let k_sq: Vec<f64> = (0..dims.nk).map(|j| sq_norm(k.row(j))).collect();
     let mut logits = Mat::zeros(dims.nq, dims.nk);
     for i in 0..dims.nq {
         for j in 0..dims.nk {
-            logits.set(
-                i,
-                j,
-                s * dot(w.row(i), k.row(j)) - s * sq_norm(k.row(j)) / 2.0,
-            );
+            logits.set(i, j, s * dot(w.row(i), k.row(j)) - s * k_sq[j] / 2.0);
         }
     }
     softmax_rows_times(&logits, &v).data
