@@ -124,7 +124,8 @@ pub const fn noise_len(shape: Shape, landmarks: usize) -> usize {
 ///
 /// # Errors
 /// A zero dimension or zero landmarks, a slice whose length does not match (`noise`, given
-/// landmarks), scratch shorter than [`scratch_len`], a non-finite input or `alpha_coeff`.
+/// landmarks), scratch shorter than the `C'` landmarks of the call need
+/// (`scratch_len(shape, C)` always suffices), a non-finite input or `alpha_coeff`.
 /// Nothing is written when an error is returned.
 ///
 /// # Example
