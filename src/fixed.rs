@@ -32,13 +32,13 @@ use rand_core::RngCore;
 /// Number of per-landmark scalars of LARA's workspace.
 const LARA_STATS: usize = 8;
 
-/// Scratch of [`exact`]: one block of logits.
+/// Scratch of [`exact()`]: one block of logits.
 #[derive(Clone, Debug)]
 pub struct ExactScratch {
     block: [f32; KEY_BLOCK],
 }
 
-/// Scratch of [`lara`] with `C` landmarks: `q̄`, `mu`, `W` `[C, D]`, `kv [C, DV]` and 8 scalars
+/// Scratch of [`lara()`] with `C` landmarks: `q̄`, `mu`, `W` `[C, D]`, `kv [C, DV]` and 8 scalars
 /// per landmark, `C · (3·D + DV + 8)` floats.
 #[derive(Clone, Debug)]
 pub struct LaraScratch<const C: usize, const D: usize, const DV: usize> {
@@ -49,7 +49,7 @@ pub struct LaraScratch<const C: usize, const D: usize, const DV: usize> {
     stats: [[f32; C]; LARA_STATS],
 }
 
-/// Scratch of [`ra`] with `NK` keys: `NK + 2·D + 32` floats.
+/// Scratch of [`ra()`] with `NK` keys: `NK + 2·D + 32` floats.
 #[derive(Clone, Debug)]
 pub struct RaScratch<const NK: usize, const D: usize> {
     key_half_norms: [f32; NK],
@@ -203,7 +203,7 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     )
 }
 
-/// [`lara::attention`](crate::lara::attention) with `C` segment-mean landmarks on arrays;
+/// [`lara::attention`] with `C` segment-mean landmarks on arrays;
 /// `noise` holds `C' = min(C, NQ, NK)` rows.
 ///
 /// # Errors
@@ -235,7 +235,7 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     )
 }
 
-/// [`lara::attention_sampled`](crate::lara::attention_sampled) with `C` segment-mean landmarks
+/// [`lara::attention_sampled`] with `C` segment-mean landmarks
 /// on arrays.
 ///
 /// # Errors
@@ -332,7 +332,7 @@ pub fn ra_sampled<
     )
 }
 
-/// [`rfa::positive`](crate::rfa::positive) with `omega [S, D]` on arrays.
+/// [`rfa::positive`] with `omega [S, D]` on arrays.
 ///
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input or `omega`.
@@ -370,7 +370,7 @@ pub fn rfa_positive<
     )
 }
 
-/// [`rfa::trigonometric`](crate::rfa::trigonometric) with `omega [S, D]` on arrays.
+/// [`rfa::trigonometric`] with `omega [S, D]` on arrays.
 ///
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input or `omega`.

@@ -171,7 +171,7 @@ pub fn ra_sampled<R: RngCore + ?Sized>(
     })
 }
 
-/// Multi-head [`rfa::positive`](crate::rfa::positive): `omega [h, S, d]`.
+/// Multi-head [`rfa::positive`]: `omega [h, S, d]`.
 ///
 /// # Errors
 /// As the single-head kernel, plus [`Error::ZeroDimension`]`(`[`Dim::Heads`]`)`.
@@ -203,7 +203,7 @@ pub fn rfa_positive(
     })
 }
 
-/// Multi-head [`rfa::trigonometric`](crate::rfa::trigonometric): `omega [h, S, d]`.
+/// Multi-head [`rfa::trigonometric`]: `omega [h, S, d]`.
 ///
 /// # Errors
 /// As the single-head kernel, plus [`Error::ZeroDimension`]`(`[`Dim::Heads`]`)`.
