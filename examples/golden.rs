@@ -16,6 +16,13 @@ fn main() -> ExitCode {
     let path = std::env::args_os()
         .nth(1)
         .map_or_else(golden::default_manifest, Into::into);
+    match golden::backend_from_env() {
+        Ok(backend) => println!("backend: {}", backend.name()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let outcomes = match golden::run_manifest(&path) {
         Ok(outcomes) => outcomes,
         Err(e) => {

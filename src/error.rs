@@ -84,6 +84,9 @@ pub enum Error {
     },
     /// The product of the dimensions does not fit in `usize`.
     SizeOverflow,
+    /// [`set_backend`](crate::backend::set_backend) was asked for a backend that is not
+    /// compiled for this target or not supported by this CPU.
+    UnsupportedBackend,
     /// The random number generator kept producing degenerate draws (for example a constant
     /// stream), so an orthogonal block could not be completed.
     DegenerateRandomness,
@@ -108,6 +111,9 @@ impl fmt::Display for Error {
                 write!(f, "key index {index} of query row {row} is out of range")
             }
             Error::SizeOverflow => f.write_str("dimensions overflow usize"),
+            Error::UnsupportedBackend => {
+                f.write_str("the backend is not available on this target or CPU")
+            }
             Error::DegenerateRandomness => {
                 f.write_str("the random number generator produced degenerate draws")
             }

@@ -8,11 +8,15 @@
 
 use crate::error::Error;
 use crate::math::{KEY_BLOCK, dot, rows, rows_mut, softmax_weighted_sum};
-use crate::shape::Shape;
+use crate::backend::active_backend;
+use crate::shape::{Shape, take_scratch};
+use crate::simd::{blocked, dispatch};
 
-/// Scratch (in `f32`s) that [`attention`] needs: one block of logits, independent of `n`.
-pub const fn scratch_len(_shape: Shape) -> usize {
-    KEY_BLOCK
+/// Scratch (in `f32`s) that [`attention`] needs, independent of `n`: one block of 32 logits for
+/// the scalar kernel; on targets with SIMD backends, the flash tiles, `32·(d + 35)`.
+pub const fn scratch_len(shape: Shape) -> usize {
+    let simd = crate::simd::if_compiled(blocked::flash_scratch_len(shape.dim));
+    if simd > KEY_BLOCK { simd } else { KEY_BLOCK }
 }
 
 /// Exact softmax attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into
@@ -41,6 +45,10 @@ pub fn attention(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
+    let scratch = take_scratch(scratch, scratch_len(shape))?;
+    if dispatch::exact(active_backend(), shape, q, k, v, out, scratch) {
+        return Ok(());
+    }
     let block = logit_block(scratch)?;
     let scale = shape.scale();
     for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {

@@ -232,6 +232,7 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
         noise,
         out.as_flattened_mut(),
         ws,
+        &mut [],
     )
 }
 
@@ -269,6 +270,7 @@ pub fn lara_sampled<
         rng,
         out.as_flattened_mut(),
         ws,
+        &mut [],
     )
 }
 

@@ -29,6 +29,7 @@ use crate::math::{
 };
 use crate::random::add_standard_normal;
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
+use crate::backend::active_backend;
 use rand_core::RngCore;
 
 /// How the proposals are weighted against each other (the official `mis_type`).
@@ -103,6 +104,13 @@ pub const fn effective_landmarks(shape: Shape, landmarks: usize) -> usize {
 /// Scratch (in `f32`s) that [`attention`] needs for up to `landmarks` landmarks:
 /// `landmarks · (3·d + d_v + 8)`, independent of `n_q` and `n_k`.
 pub const fn scratch_len(shape: Shape, landmarks: usize) -> usize {
+    scalar_scratch_len(shape, landmarks).saturating_add(crate::simd::if_compiled(
+        crate::simd::blocked::lara_scratch_len(landmarks, shape.dim),
+    ))
+}
+
+/// The scratch of the scalar kernel alone: `landmarks · (3·d + d_v + 8)`.
+const fn scalar_scratch_len(shape: Shape, landmarks: usize) -> usize {
     landmarks.saturating_mul(
         shape
             .dim
@@ -151,8 +159,8 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let ws = Workspace::split(scratch, landmark_count(shape, params), shape)?;
-    attention_in(shape, params, q, k, v, noise, out, ws)
+    let (ws, extra) = Workspace::split(scratch, landmark_count(shape, params), shape)?;
+    attention_in(shape, params, q, k, v, noise, out, ws, extra)
 }
 
 /// [`attention`] on a workspace that is already split.
@@ -166,6 +174,7 @@ pub(crate) fn attention_in(
     noise: Option<&[f32]>,
     out: &mut [f32],
     mut ws: Workspace<'_>,
+    extra: &mut [f32],
 ) -> Result<(), Error> {
     let count = check_args(shape, params, q, k, v, out)?;
     if let Some(eps) = noise {
@@ -178,7 +187,7 @@ pub(crate) fn attention_in(
             axpy(1.0, eps, w);
         }
     });
-    ws.run(shape, params.weighting, q, k, v, out);
+    ws.finish(shape, params.weighting, q, k, v, out, extra);
     Ok(())
 }
 
@@ -198,8 +207,8 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let ws = Workspace::split(scratch, landmark_count(shape, params), shape)?;
-    attention_sampled_in(shape, params, q, k, v, rng, out, ws)
+    let (ws, extra) = Workspace::split(scratch, landmark_count(shape, params), shape)?;
+    attention_sampled_in(shape, params, q, k, v, rng, out, ws, extra)
 }
 
 /// [`attention_sampled`] on a workspace that is already split.
@@ -213,11 +222,12 @@ pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     rng: &mut R,
     out: &mut [f32],
     mut ws: Workspace<'_>,
+    extra: &mut [f32],
 ) -> Result<(), Error> {
     check_args(shape, params, q, k, v, out)?;
     // W = mu + eps, eps ~ N(0, I)
     ws.build_proposals(shape, params, q, k, |w| add_standard_normal(rng, w));
-    ws.run(shape, params.weighting, q, k, v, out);
+    ws.finish(shape, params.weighting, q, k, v, out, extra);
     Ok(())
 }
 
@@ -328,51 +338,51 @@ fn check_args(
 /// The scratch of one LARA call, split into its named parts.
 pub(crate) struct Workspace<'a> {
     /// Query landmarks `q̄ [C', d]`.
-    q_bar: &'a mut [f32],
+    pub(crate) q_bar: &'a mut [f32],
     /// Proposal means `mu [C', d]`.
-    mu: &'a mut [f32],
+    pub(crate) mu: &'a mut [f32],
     /// Proposal samples `W [C', d]` (also holds `k̄` while the landmarks are built).
-    w: &'a mut [f32],
+    pub(crate) w: &'a mut [f32],
     /// `kv [C', d_v]`.
-    kv: &'a mut [f32],
+    pub(crate) kv: &'a mut [f32],
     /// `lse_j ℓ(k_j; W_c)` (the running maximum during the key pass).
-    key_lse: &'a mut [f32],
+    pub(crate) key_lse: &'a mut [f32],
     /// The running `Σ_j exp(ℓ(k_j; W_c) − max)` of the key pass.
-    key_sum: &'a mut [f32],
+    pub(crate) key_sum: &'a mut [f32],
     /// `|mu_c|² / 2`.
-    mu_half_norm: &'a mut [f32],
+    pub(crate) mu_half_norm: &'a mut [f32],
     /// `lse_j ℓ(k_j; W_c) − log P_c`: the query-independent part of `logiw`.
-    bias: &'a mut [f32],
+    pub(crate) bias: &'a mut [f32],
     /// `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])` (mis-opt).
-    balance: &'a mut [f32],
+    pub(crate) balance: &'a mut [f32],
     /// `lse_i (s · q̄_c·q_i)`, the normaliser of `T` over queries (mis-opt).
-    t_lse: &'a mut [f32],
+    pub(crate) t_lse: &'a mut [f32],
     /// Per query: the log importance weights, then the self-normalised weights.
-    logits: &'a mut [f32],
+    pub(crate) logits: &'a mut [f32],
     /// Per query: `T[·, i]` (mis-opt).
-    t_row: &'a mut [f32],
+    pub(crate) t_row: &'a mut [f32],
 }
 
 impl<'a> Workspace<'a> {
     /// Splits a flat scratch of at least `count · (3·d + d_v + 8)` floats.
-    pub(crate) fn split(scratch: &'a mut [f32], count: usize, shape: Shape) -> Result<Self, Error> {
+    /// Splits a flat scratch of at least [`scratch_len`]`(shape, count)` floats into the scalar
+    /// workspace and the blocked kernels' extra scratch (empty where no SIMD is compiled).
+    pub(crate) fn split(scratch: &'a mut [f32], count: usize, shape: Shape) -> Result<(Self, &'a mut [f32]), Error> {
         let rows = checked_len(count, shape.dim)?;
         let kv_len = checked_len(count, shape.value_dim)?;
-        let needed = [
-            checked_len(rows, 3)?,
-            kv_len,
-            checked_len(count, STATS_PER_LANDMARK)?,
-        ]
-        .iter()
-        .try_fold(0usize, |sum, &len| sum.checked_add(len))
-        .ok_or(Error::SizeOverflow)?;
+        let stats_len = checked_len(count, STATS_PER_LANDMARK)?;
+        let extra_len = crate::simd::if_compiled(crate::simd::blocked::lara_scratch_len(count, shape.dim));
+        let needed = [checked_len(rows, 3)?, kv_len, stats_len, extra_len]
+            .iter()
+            .try_fold(0usize, |sum, &len| sum.checked_add(len))
+            .ok_or(Error::SizeOverflow)?;
         let mut rest = take_scratch(scratch, needed)?;
         let q_bar = carve(&mut rest, rows)?;
         let mu = carve(&mut rest, rows)?;
         let w = carve(&mut rest, rows)?;
         let kv = carve(&mut rest, kv_len)?;
-        let stats = rest;
-        Ok(Self::from_parts(q_bar, mu, w, kv, stats, count, shape))
+        let stats = carve(&mut rest, stats_len)?;
+        Ok((Self::from_parts(q_bar, mu, w, kv, stats, count, shape), rest))
     }
 
     /// Builds the workspace of `count` landmarks from buffers of at least `count` rows (`q̄`,
@@ -433,6 +443,17 @@ impl<'a> Workspace<'a> {
         // W = mu (+ eps)
         copy(self.w, self.mu);
         perturb(self.w);
+    }
+
+    /// Everything after the proposals: on the active SIMD backend when there is one (and the
+    /// blocked kernel's `extra` scratch), else the scalar reference.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(&mut self, shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], extra: &mut [f32]) {
+        let on_simd = !extra.is_empty()
+            && crate::simd::dispatch::lara(active_backend(), shape, weighting, q, k, v, out, self, extra);
+        if !on_simd {
+            self.run(shape, weighting, q, k, v, out);
+        }
     }
 
     /// Key pass, proposal densities, the `T` normaliser and the query pass.
@@ -497,7 +518,7 @@ impl<'a> Workspace<'a> {
 
     /// `log P_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`, folded into `bias_c = lseK_c − log P_c`; for
     /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`.
-    fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
+    pub(crate) fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
         let scale = shape.scale();
         for (half_norm, mu_row) in self.mu_half_norm.iter_mut().zip(rows(self.mu, shape.dim)) {
             *half_norm = half_sq_norm(mu_row);
@@ -626,7 +647,7 @@ mod tests {
                 let params = Params::segment_means(c, weighting);
                 let count = effective_landmarks(shape, c);
                 let mut scratch = vec![f32::NAN; scratch_len(shape, c)];
-                let mut ws = Workspace::split(&mut scratch, count, shape).unwrap();
+                let (mut ws, _) = Workspace::split(&mut scratch, count, shape).unwrap();
                 ws.build_proposals(shape, &params, &case.q, &case.k, |_| {});
                 ws.key_pass(shape, &case.k, &case.v);
                 ws.proposal_log_density(shape, weighting);

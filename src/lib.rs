@@ -4,6 +4,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod backend;
 mod error;
 pub mod exact;
 pub mod fixed;
@@ -14,9 +15,11 @@ pub mod ra;
 pub mod random;
 pub mod rfa;
 mod shape;
+mod simd;
 
 pub use error::{Arg, Dim, Error};
 pub use shape::Shape;
+pub use simd::{EXP_MAX_ULP, exp_f32};
 
 #[cfg(test)]
 mod test_support;

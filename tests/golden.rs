@@ -20,6 +20,8 @@ fn manifest() -> Value {
 
 #[test]
 fn every_golden_output_matches() {
+    let backend = golden::backend_from_env().unwrap();
+    println!("backend: {}", backend.name());
     let outcomes = golden::run_manifest(&golden::default_manifest()).expect("manifest runs");
     assert_eq!(outcomes.len(), 624, "26 cases x 24 outputs expected");
     let mut failures = Vec::new();

@@ -311,6 +311,17 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
     Ok(out)
 }
 
+/// Applies `LARA_ATTN_BACKEND=<name>` (if set) to the whole process and returns the backend
+/// the kernels will use. A forced backend that cannot run here is an error, never a fallback.
+pub fn backend_from_env() -> Result<lara_attn::backend::Backend, String> {
+    use lara_attn::backend::{Backend, active_backend, set_backend};
+    if let Ok(name) = std::env::var("LARA_ATTN_BACKEND") {
+        let backend = Backend::from_name(&name).ok_or(format!("LARA_ATTN_BACKEND: unknown backend {name:?}"))?;
+        set_backend(Some(backend)).map_err(|e| format!("LARA_ATTN_BACKEND={name}: {e}"))?;
+    }
+    Ok(active_backend())
+}
+
 /// The default manifest: `../shared/oracle/golden/manifest.json` beside the repository.
 pub fn default_manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle/golden/manifest.json")

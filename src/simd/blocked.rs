@@ -1,0 +1,342 @@
+//! The estimators restructured around register-blocked matrix products, generic over the
+//! vector instruction set. Same formulas as the scalar reference kernels (module by module,
+//! the comments name them); different association of sums, so results agree to rounding.
+//!
+//! Every kernel streams over blocks of [`BLOCK`] keys or queries: a block's logits form a
+//! `BLOCK × C` (or `× S`, `× BLOCK`) tile in scratch, produced by one [`gemm`] against a packed,
+//! pre-scaled, transposed copy of the landmark/feature/query matrix, reduced column- or
+//! row-wise with vector code, and folded into the running sums by a second [`gemm`].
+
+use super::{Isa, Scalar, dot, exp, exp_shifted_sum, gemm, max_of, scale_add};
+use crate::math::{half_sq_norm, ln, rows, rows_mut};
+use crate::lara::{Weighting, Workspace};
+use crate::shape::Shape;
+
+/// Rows (keys or queries) per block.
+pub(crate) const BLOCK: usize = 32;
+
+/// `dst[p·ld + r] = scale · src[r·cols + p]`: the transpose of `src [rows, cols]`, scaled,
+/// into `dst [cols, ld]` (`ld >= rows`; columns `rows..ld` are set to zero).
+fn pack_transposed(src: &[f32], cols: usize, scale: f32, dst: &mut [f32], ld: usize) {
+    for (p, dst_row) in rows_mut(dst, ld).take(cols).enumerate() {
+        dst_row.fill(0.0);
+        for (d, src_row) in dst_row.iter_mut().zip(rows(src, cols)) {
+            if let Some(&x) = src_row.get(p) {
+                *d = scale * x;
+            }
+        }
+    }
+}
+
+/// Column-wise on `tile [rows, ld]` (first `cols` columns): `max[c] = max_j tile[j, c]`.
+#[inline(always)]
+fn column_max<I: Isa>(isa: I, tile: &[f32], ld: usize, cols: usize, max: &mut [f32]) {
+    max.fill(f32::NEG_INFINITY);
+    for row in rows(tile, ld) {
+        let mut c = 0;
+        while c + I::LANES <= cols.min(row.len()).min(max.len()) {
+            // SAFETY: c + LANES <= len of both row and max.
+            unsafe {
+                let m = isa.max(isa.load(max.as_ptr().add(c)), isa.load(row.as_ptr().add(c)));
+                isa.store(max.as_mut_ptr().add(c), m);
+            }
+            c += I::LANES;
+        }
+        for (m, &x) in max.iter_mut().zip(row).take(cols).skip(c) {
+            *m = m.max(x);
+        }
+    }
+}
+
+/// Column-wise: `tile[j, c] = e^(tile[j, c] − shift[c])` and `sum[c] += Σ_j tile[j, c]`.
+#[inline(always)]
+fn column_exp_sum<I: Isa>(isa: I, tile: &mut [f32], ld: usize, cols: usize, shift: &[f32], sum: &mut [f32]) {
+    for row in rows_mut(tile, ld) {
+        let len = cols.min(row.len()).min(shift.len()).min(sum.len());
+        let mut c = 0;
+        while c + I::LANES <= len {
+            // SAFETY: c + LANES <= len of row, shift and sum.
+            unsafe {
+                let e = exp(isa, isa.sub(isa.load(row.as_ptr().add(c)), isa.load(shift.as_ptr().add(c))));
+                isa.store(row.as_mut_ptr().add(c), e);
+                isa.store(sum.as_mut_ptr().add(c), isa.add(isa.load(sum.as_ptr().add(c)), e));
+            }
+            c += I::LANES;
+        }
+        for ((x, &m), s) in row.iter_mut().zip(shift).zip(sum.iter_mut()).take(len).skip(c) {
+            *x = exp(Scalar, *x - m);
+            *s += *x;
+        }
+    }
+}
+
+/// `row[c] = e^(row[c] − shift[c])` over the common length.
+#[inline(always)]
+fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
+    let len = row.len().min(shift.len());
+    let mut c = 0;
+    while c + I::LANES <= len {
+        // SAFETY: c + LANES <= len of row and shift.
+        unsafe {
+            let e = exp(isa, isa.sub(isa.load(row.as_ptr().add(c)), isa.load(shift.as_ptr().add(c))));
+            isa.store(row.as_mut_ptr().add(c), e);
+        }
+        c += I::LANES;
+    }
+    for (x, &m) in row.iter_mut().zip(shift).take(len).skip(c) {
+        *x = exp(Scalar, *x - m);
+    }
+}
+
+/// Online log-sum-exp update of one block, per column: with the block's column maxima in
+/// `block_max`, `running_max ← max(running_max, block_max)`, `rescale = e^(old − new)`, and
+/// `running_sum *= rescale`.
+#[inline(always)]
+fn raise_running_max<I: Isa>(isa: I, running_max: &mut [f32], block_max: &[f32], rescale: &mut [f32], running_sum: &mut [f32]) {
+    for (((m, &b), r), s) in running_max.iter_mut().zip(block_max).zip(rescale.iter_mut()).zip(running_sum.iter_mut()) {
+        let new_max = m.max(b);
+        *r = exp(Scalar, *m - new_max);
+        *s *= *r;
+        *m = new_max;
+    }
+    let _ = isa;
+}
+
+/// `row[c] += add[c]` over the common length.
+#[inline(always)]
+fn add_row<I: Isa>(isa: I, row: &mut [f32], add: &[f32]) {
+    scale_add(isa, row, 1.0, 1.0, add);
+}
+
+/// `row ← factor · row`.
+#[inline(always)]
+fn scale_row<I: Isa>(isa: I, row: &mut [f32], factor: f32) {
+    let factor_v = isa.splat(factor);
+    let mut chunks = row.chunks_exact_mut(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        unsafe { isa.store(chunk.as_mut_ptr(), isa.mul(isa.load(chunk.as_ptr()), factor_v)) };
+    }
+    for x in chunks.into_remainder() {
+        *x *= factor;
+    }
+}
+
+/// `row ← row − shift` (every element).
+#[inline(always)]
+fn shift_row(row: &mut [f32], shift: f32) {
+    for x in row {
+        *x -= shift;
+    }
+}
+
+/// Scratch of [`flash_block`]: the packed queries `[d, BLOCK]`, the logit tile
+/// `[BLOCK, BLOCK]` and the running maximum, sum and rescale factors `[BLOCK]` each.
+pub(crate) const fn flash_scratch_len(dim: usize) -> usize {
+    dim.saturating_mul(BLOCK).saturating_add(BLOCK * BLOCK + 3 * BLOCK)
+}
+
+/// Flash attention for one block of at most [`BLOCK`] query rows:
+/// `out_i = Σ_j softmax_j(scale · q_i·k_j − key_bias_j) v_j`, streaming over blocks of keys
+/// with an online softmax per query (the tile of logits stays in L1).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn flash_block<I: Isa>(
+    isa: I,
+    (dim, value_dim): (usize, usize),
+    scale: f32,
+    q_block: &[f32],
+    k: &[f32],
+    v: &[f32],
+    key_bias: Option<&[f32]>,
+    out_block: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let rows_q = q_block.len() / dim.max(1);
+    let (q_packed, rest) = scratch.split_at_mut(dim * BLOCK);
+    let (tile, rest) = rest.split_at_mut(BLOCK * BLOCK);
+    let (running_max, rest) = rest.split_at_mut(BLOCK);
+    let (running_sum, rest) = rest.split_at_mut(BLOCK);
+    let (rescale, _) = rest.split_at_mut(BLOCK);
+    // Qᵀ scaled by s: S_blockᵀ = K_block · (s·Qᵀ) needs no further scaling.
+    pack_transposed(q_block, dim, scale, q_packed, BLOCK);
+    running_max.fill(f32::NEG_INFINITY);
+    running_sum.fill(0.0);
+    out_block.fill(0.0);
+    let mut block_max = [0.0f32; BLOCK];
+    for (block, (k_block, v_block)) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)).enumerate() {
+        let rows_k = k_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_k * BLOCK];
+        // Sᵀ[j, i] = s · k_j·q_i
+        gemm(isa, (rows_k, BLOCK, dim), (k_block, dim, 1), (q_packed, BLOCK), (tile, BLOCK), false);
+        if let Some(bias) = key_bias {
+            // − s·|k_j|²/2 (RA)
+            for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
+                shift_row(row, b);
+            }
+        }
+        // Online softmax per query (column): new maximum, rescale what came before.
+        column_max(isa, tile, BLOCK, rows_q, &mut block_max);
+        raise_running_max(isa, running_max, &block_max, rescale, running_sum);
+        for (out_row, &r) in rows_mut(out_block, value_dim).zip(rescale.iter()) {
+            scale_row(isa, out_row, r);
+        }
+        // P = e^(Sᵀ − max), running_sum += Σ_j P
+        column_exp_sum(isa, tile, BLOCK, rows_q, running_max, running_sum);
+        // out += Pᵀ · V_block
+        gemm(isa, (rows_q, value_dim, rows_k), (tile, 1, BLOCK), (v_block, value_dim), (out_block, value_dim), true);
+    }
+    for (out_row, &sum) in rows_mut(out_block, value_dim).zip(running_sum.iter()) {
+        scale_row(isa, out_row, 1.0 / sum);
+    }
+}
+
+/// Blocked exact attention: [`flash_block`] over every block of queries.
+pub(crate) fn exact<I: Isa>(isa: I, shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], scratch: &mut [f32]) {
+    let dims = (shape.dim, shape.value_dim);
+    for (q_block, out_block) in q.chunks(BLOCK * shape.dim).zip(out.chunks_mut(BLOCK * shape.value_dim)) {
+        flash_block(isa, dims, shape.scale(), q_block, k, v, None, out_block, scratch);
+    }
+}
+
+/// Extra scratch of [`lara`] beyond the scalar workspace: two packed `[d, C]` matrices and two
+/// `[BLOCK, C]` tiles.
+pub(crate) const fn lara_scratch_len(landmarks: usize, dim: usize) -> usize {
+    landmarks.saturating_mul(dim.saturating_mul(2).saturating_add(2 * BLOCK))
+}
+
+/// Blocked LARA on a workspace whose proposals (`q̄`, `mu`, `W`) are built: the key pass,
+/// the proposal densities (scalar, `O(C²d)`), `mis-opt`'s query normaliser and the query pass.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn lara<I: Isa>(
+    isa: I,
+    shape: Shape,
+    weighting: Weighting,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    ws: &mut Workspace<'_>,
+    extra: &mut [f32],
+) {
+    let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
+    let count = ws.logits.len();
+    let (w_packed, rest) = extra.split_at_mut(dim * count);
+    let (alpha_packed, rest) = rest.split_at_mut(dim * count);
+    let (tile, rest) = rest.split_at_mut(BLOCK * count);
+    let (tile2, _) = rest.split_at_mut(BLOCK * count);
+    // s·Wᵀ [d, C]: one product gives s·W_c·x for a whole block of rows x.
+    pack_transposed(ws.w, dim, scale, w_packed, count);
+
+    // Key pass: per landmark, online lse_j LK[c, j] and kv_c = Σ_j softmax_j(LK[c, j]) v_j.
+    ws.kv.fill(0.0);
+    ws.key_lse.fill(f32::NEG_INFINITY);
+    ws.key_sum.fill(0.0);
+    for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
+        let rows_k = k_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_k * count];
+        // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, C] tile
+        gemm(isa, (rows_k, count, dim), (k_block, dim, 1), (w_packed, count), (tile, count), false);
+        for (row, k_row) in rows_mut(tile, count).zip(rows(k_block, dim)) {
+            shift_row(row, scale * half_sq_norm(k_row));
+        }
+        column_max(isa, tile, count, count, ws.t_row);
+        raise_running_max(isa, ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
+        for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
+            scale_row(isa, kv_row, r);
+        }
+        // P = e^(LK − max);  Σ_j P;  kv += Pᵀ · V_block
+        column_exp_sum(isa, tile, count, count, ws.key_lse, ws.key_sum);
+        gemm(isa, (count, value_dim, rows_k), (tile, 1, count), (v_block, value_dim), (ws.kv, value_dim), true);
+    }
+    for ((kv_row, lse), &sum) in rows_mut(ws.kv, value_dim).zip(ws.key_lse.iter_mut()).zip(ws.key_sum.iter()) {
+        // kv_c /= Σ;  lseK_c = max + ln Σ
+        scale_row(isa, kv_row, 1.0 / sum);
+        *lse += ln(sum);
+    }
+    ws.proposal_log_density(shape, weighting);
+
+    // The α term's matrix: s·q̄ᵀ (mis-opt's T) or s·muᵀ (mis-biased).
+    match weighting {
+        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, alpha_packed, count),
+        Weighting::Biased => pack_transposed(ws.mu, dim, scale, alpha_packed, count),
+        Weighting::BalanceHeuristic => {}
+    }
+    if let Weighting::Optimal { .. } = weighting {
+        // lse_i (s · q̄_c·q_i), online over blocks of queries (column-wise)
+        let (running_max, running_sum) = (&mut *ws.t_lse, &mut *ws.key_sum);
+        running_max.fill(f32::NEG_INFINITY);
+        running_sum.fill(0.0);
+        for q_block in q.chunks(BLOCK * dim) {
+            let rows_q = q_block.len() / dim.max(1);
+            let tile = &mut tile[..rows_q * count];
+            gemm(isa, (rows_q, count, dim), (q_block, dim, 1), (alpha_packed, count), (tile, count), false);
+            column_max(isa, tile, count, count, ws.t_row);
+            raise_running_max(isa, running_max, ws.t_row, ws.logits, running_sum);
+            column_exp_sum(isa, tile, count, count, running_max, running_sum);
+        }
+        for (t_lse, &sum) in running_max.iter_mut().zip(running_sum.iter()) {
+            *t_lse += ln(sum);
+        }
+    }
+
+    // Query pass.
+    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+        let rows_q = q_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_q * count];
+        let tile2 = &mut tile2[..rows_q * count];
+        // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
+        gemm(isa, (rows_q, count, dim), (q_block, dim, 1), (w_packed, count), (tile, count), false);
+        if !matches!(weighting, Weighting::BalanceHeuristic) {
+            gemm(isa, (rows_q, count, dim), (q_block, dim, 1), (alpha_packed, count), (tile2, count), false);
+        }
+        for (i, (row, q_row)) in rows_mut(tile, count).zip(rows(q_block, dim)).enumerate() {
+            add_row(isa, row, ws.bias);
+            shift_row(row, scale * half_sq_norm(q_row));
+            let alpha_row = tile2.get_mut(i * count..(i + 1) * count).unwrap_or_default();
+            let sum = match weighting {
+                Weighting::Optimal { alpha_coeff } => {
+                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…)); α = max(bh_c + a·(T − mean_c T), 1e-8)
+                    exp_minus(isa, alpha_row, ws.t_lse);
+                    optimal_alpha(alpha_row, ws.balance, alpha_coeff);
+                    // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
+                    let m = max_of(isa, row);
+                    exp_shifted_sum(isa, row, m);
+                    multiply_rows(row, alpha_row)
+                }
+                Weighting::Biased => {
+                    // log α = s · mu_c·q_i
+                    add_row(isa, row, alpha_row);
+                    let m = max_of(isa, row);
+                    exp_shifted_sum(isa, row, m)
+                }
+                Weighting::BalanceHeuristic => {
+                    let m = max_of(isa, row);
+                    exp_shifted_sum(isa, row, m)
+                }
+            };
+            scale_row(isa, row, 1.0 / sum);
+        }
+        // out_i = Σ_c sniw[c, i] kv_c
+        gemm(isa, (rows_q, value_dim, count), (tile, count, 1), (ws.kv, value_dim), (out_block, value_dim), false);
+    }
+}
+
+/// `α[c] = max(bh_c + a·(T[c] − mean_c' T[c']), 1e-8)` in place of `T` (one query's row).
+fn optimal_alpha(t_row: &mut [f32], balance: &[f32], alpha_coeff: f32) {
+    let mean = t_row.iter().sum::<f32>() / t_row.len().max(1) as f32;
+    for (t, &bh) in t_row.iter_mut().zip(balance) {
+        *t = (bh + alpha_coeff * (*t - mean)).max(1e-8);
+    }
+}
+
+/// `row[c] *= weights[c]`; returns `Σ_c row[c]`.
+fn multiply_rows(row: &mut [f32], weights: &[f32]) -> f32 {
+    let mut sum = 0.0;
+    for (x, &w) in row.iter_mut().zip(weights) {
+        *x *= w;
+        sum += *x;
+    }
+    sum
+}

@@ -1,0 +1,359 @@
+//! Explicit SIMD: one vector-ISA token type per backend, the generic building blocks written
+//! once over them (vector `exp`, a register-blocked matrix product, row reductions), and the
+//! choice of backend.
+//!
+//! Each backend is a zero-sized token implementing [`Isa`]; a token exists only once its
+//! instruction set is known to be available (checked at compile time or, on x86_64, by CPUID),
+//! which is what makes its methods safe to call. The estimators' blocked kernels are generic
+//! over `Isa` and `#[inline(always)]` down to the intrinsics, and each backend instantiates them
+//! inside exactly one `#[target_feature]` function per estimator (see `dispatch`), so the whole
+//! loop nest is compiled for that instruction set.
+//!
+//! This module is the only place of the crate allowed `unsafe` (the crate denies it elsewhere).
+#![allow(unsafe_code)]
+
+pub(crate) mod blocked;
+pub(crate) mod dispatch;
+mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::Avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::Avx512;
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+pub(crate) use neon::Neon;
+pub(crate) use scalar::Scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) use simd128::Simd128;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use sse2::Sse2;
+
+/// A vector instruction set: `LANES` `f32` lanes in a register `V`, comparison masks `M`.
+///
+/// Every method is `#[inline(always)]` in every implementation, so that generic code inlined
+/// into a `#[target_feature]` function compiles to that instruction set. Holding a value of
+/// the implementing type proves the instruction set is available.
+pub(crate) trait Isa: Copy {
+    /// Lanes per vector.
+    const LANES: usize;
+    /// A vector of `LANES` floats.
+    type V: Copy;
+    /// A lane mask from a comparison.
+    type M: Copy;
+
+    fn splat(self, x: f32) -> Self::V;
+    /// Loads `LANES` floats.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be readable.
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// Stores `LANES` floats.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be writable.
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    fn mul(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b + c`, fused where the instruction set has FMA.
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    fn min(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lanes where `a < b`.
+    fn lt(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lanes holding NaN.
+    fn is_nan(self, a: Self::V) -> Self::M;
+    /// `mask ? if_true : if_false`, lane by lane.
+    fn select(self, mask: Self::M, if_true: Self::V, if_false: Self::V) -> Self::V;
+    /// `2^n` for lanes holding integers `n` in `[-126, 127]`.
+    fn pow2i(self, n: Self::V) -> Self::V;
+    /// The sum of the lanes.
+    fn reduce_add(self, v: Self::V) -> f32;
+    /// The maximum of the lanes.
+    fn reduce_max(self, v: Self::V) -> f32;
+}
+
+/// `e^x` lane by lane: Cody–Waite range reduction `x = n·ln2 + r`, `|r| <= ln2/2`, a degree-5
+/// polynomial for `e^r` and an exponent-bit scale `2^n`.
+///
+/// Accuracy (measured by `tests/exp_sweep.rs` over every `f32` in `[-87.33, 0]`, the range the
+/// kernels use, against `f64` `exp`): see [`EXP_MAX_ULP`]. Arguments below `ln(2^-126) =
+/// -87.3365` give 0 (the result would be subnormal), `-inf` gives 0, arguments above `88.376`
+/// give `+inf` (`e^88.376 = 2^127.5`; the exact overflow threshold is 88.723), NaN gives NaN.
+#[inline(always)]
+pub(crate) fn exp<I: Isa>(isa: I, x: I::V) -> I::V {
+    const LOG2_E: f32 = core::f32::consts::LOG2_E;
+    // ln 2 split so that n · LN2_HI is exact for |n| <= 2^15 (LN2_HI has 9 significant bits).
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer (|v| < 2^22).
+    const ROUNDER: f32 = 12_582_912.0;
+    let lo = isa.splat(EXP_UNDERFLOW);
+    let hi = isa.splat(EXP_OVERFLOW);
+    let clamped = isa.min(isa.max(x, lo), hi);
+    // n = round(x · log2 e)
+    let n = isa.sub(isa.mul_add(clamped, isa.splat(LOG2_E), isa.splat(ROUNDER)), isa.splat(ROUNDER));
+    // r = x − n·ln2, in two steps
+    let r = isa.mul_add(n, isa.splat(-LN2_HI), clamped);
+    let r = isa.mul_add(n, isa.splat(-LN2_LO), r);
+    // e^r ≈ 1 + r + r²·(c2 + r·(c3 + r·(c4 + r·c5))) (Cephes expf coefficients)
+    let mut p = isa.splat(1.987_569_1e-4);
+    p = isa.mul_add(p, r, isa.splat(1.398_199_9e-3));
+    p = isa.mul_add(p, r, isa.splat(8.333_452e-3));
+    p = isa.mul_add(p, r, isa.splat(4.166_579_6e-2));
+    p = isa.mul_add(p, r, isa.splat(1.666_666_5e-1));
+    p = isa.mul_add(p, r, isa.splat(5.000_000_1e-1));
+    let r2 = isa.mul(r, r);
+    let p = isa.add(isa.mul_add(p, r2, r), isa.splat(1.0));
+    // e^x = e^r · 2^n
+    let y = isa.mul(p, isa.pow2i(n));
+    let y = isa.select(isa.lt(x, lo), isa.splat(0.0), y);
+    let y = isa.select(isa.lt(hi, x), isa.splat(f32::INFINITY), y);
+    isa.select(isa.is_nan(x), x, y)
+}
+
+/// Below this, [`exp`] returns 0: `ln(2^-126)`, the smallest normal result.
+pub(crate) const EXP_UNDERFLOW: f32 = -87.336_54;
+/// Above this, [`exp`] returns `+inf`: `ln(2^127.5)`.
+pub(crate) const EXP_OVERFLOW: f32 = 88.376_26;
+/// Maximum error of [`exp`] on `[-87.33, 0]`, in units in the last place of the correctly
+/// rounded result (measured by the exhaustive sweep in `tests/exp_sweep.rs`).
+pub const EXP_MAX_ULP: u32 = 2;
+
+/// `e^x` for one `f32`, with [`exp`]'s algorithm and accuracy contract.
+#[inline]
+pub fn exp_f32(x: f32) -> f32 {
+    exp(Scalar, x)
+}
+
+/// `y[i] = e^(x[i] − shift)` for every element, returning the sum of the results.
+#[inline(always)]
+pub(crate) fn exp_shifted_sum<I: Isa>(isa: I, x: &mut [f32], shift: f32) -> f32 {
+    let shift_v = isa.splat(shift);
+    let mut sum = isa.splat(0.0);
+    let mut chunks = x.chunks_exact_mut(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        unsafe {
+            let v = exp(isa, isa.sub(isa.load(chunk.as_ptr()), shift_v));
+            isa.store(chunk.as_mut_ptr(), v);
+            sum = isa.add(sum, v);
+        }
+    }
+    let mut total = isa.reduce_add(sum);
+    for xi in chunks.into_remainder() {
+        let e = exp(Scalar, *xi - shift);
+        *xi = e;
+        total += e;
+    }
+    total
+}
+
+/// `max_i x[i]` (`-inf` if empty).
+#[inline(always)]
+pub(crate) fn max_of<I: Isa>(isa: I, x: &[f32]) -> f32 {
+    let mut acc = isa.splat(f32::NEG_INFINITY);
+    let mut chunks = x.chunks_exact(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        acc = isa.max(acc, unsafe { isa.load(chunk.as_ptr()) });
+    }
+    chunks
+        .remainder()
+        .iter()
+        .fold(isa.reduce_max(acc), |m, &xi| m.max(xi))
+}
+
+/// `Σ_i a[i]·b[i]` over the common length.
+#[inline(always)]
+pub(crate) fn dot<I: Isa>(isa: I, a: &[f32], b: &[f32]) -> f32 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [isa.splat(0.0); 2];
+    let step = 2 * I::LANES;
+    let mut i = 0;
+    while i + step <= len {
+        // SAFETY: i + 2·LANES <= len for both slices.
+        unsafe {
+            for (j, s) in acc.iter_mut().enumerate() {
+                let off = i + j * I::LANES;
+                *s = isa.mul_add(isa.load(a.as_ptr().add(off)), isa.load(b.as_ptr().add(off)), *s);
+            }
+        }
+        i += step;
+    }
+    let mut total = isa.reduce_add(isa.add(acc[0], acc[1]));
+    for (x, y) in a[i..].iter().zip(&b[i..]) {
+        total += x * y;
+    }
+    total
+}
+
+/// `y[i] = y[i]·scale + a·x[i]` over the common length.
+#[inline(always)]
+pub(crate) fn scale_add<I: Isa>(isa: I, y: &mut [f32], scale: f32, a: f32, x: &[f32]) {
+    let len = y.len().min(x.len());
+    let (scale_v, a_v) = (isa.splat(scale), isa.splat(a));
+    let mut i = 0;
+    while i + I::LANES <= len {
+        // SAFETY: i + LANES <= len for both slices.
+        unsafe {
+            let p = y.as_mut_ptr().add(i);
+            let v = isa.mul_add(a_v, isa.load(x.as_ptr().add(i)), isa.mul(isa.load(p), scale_v));
+            isa.store(p, v);
+        }
+        i += I::LANES;
+    }
+    for (yi, xi) in y[i..len].iter_mut().zip(&x[i..len]) {
+        *yi = *yi * scale + a * xi;
+    }
+}
+
+/// Whether any SIMD backend is compiled for this target (scratch sizes then include its tiles).
+pub(crate) const COMPILED: bool = cfg!(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon"),
+    all(target_arch = "wasm32", target_feature = "simd128"),
+));
+
+/// `a` if a SIMD backend is compiled for this target, else 0: for `const fn` scratch sizes.
+pub(crate) const fn if_compiled(a: usize) -> usize {
+    if COMPILED { a } else { 0 }
+}
+
+/// Register tile of [`gemm`]: `MR` rows by `NR` vectors.
+const MR: usize = 4;
+const NR: usize = 2;
+
+/// `C = A·B` (or `C += A·B` with `accumulate`), `C [m, n]` row-major with leading dimension
+/// `ldc`, `B [k, n]` row-major with `ldb`, `A(i, p) = a[i·a_row + p·a_col]` (so `A` or its
+/// transpose, packed or not).
+///
+/// Register-blocked: each `MR × NR·LANES` tile of `C` lives in registers for the whole `k`
+/// loop, which loads `NR` vectors of `B` and broadcasts `MR` elements of `A` per step.
+/// If the slices are too short for the dimensions (an internal bug), nothing is computed
+/// (and debug builds panic).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn gemm<I: Isa>(
+    isa: I,
+    (m, n, k): (usize, usize, usize),
+    (a, a_row, a_col): (&[f32], usize, usize),
+    (b, ldb): (&[f32], usize),
+    (c, ldc): (&mut [f32], usize),
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let fits = |len: usize, last: Option<usize>| last.is_some_and(|last| last < len);
+    let a_last = (m - 1)
+        .checked_mul(a_row)
+        .zip(k.saturating_sub(1).checked_mul(a_col))
+        .and_then(|(x, y)| x.checked_add(y));
+    let b_last = k.saturating_sub(1).checked_mul(ldb).and_then(|x| x.checked_add(n - 1));
+    let c_last = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n - 1));
+    let in_bounds = (k == 0 || (fits(a.len(), a_last) && fits(b.len(), b_last))) && fits(c.len(), c_last);
+    debug_assert!(in_bounds, "gemm operands too short");
+    if !in_bounds {
+        return;
+    }
+    let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let wide = NR * I::LANES;
+    let mut row = 0;
+    while row < m {
+        let rows = if m - row >= MR { MR } else { 1 };
+        let mut col = 0;
+        // SAFETY (all micro-kernel calls below): the tile's rows are < m, its columns < n, and
+        // the extents of a, b and c were checked against m, n, k above.
+        unsafe {
+            let a_tile = a.add(row * a_row);
+            let c_tile = c.add(row * ldc);
+            while col + wide <= n {
+                if rows == MR {
+                    micro::<I, MR, NR>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
+                } else {
+                    micro::<I, 1, NR>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
+                }
+                col += wide;
+            }
+            while col + I::LANES <= n {
+                if rows == MR {
+                    micro::<I, MR, 1>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
+                } else {
+                    micro::<I, 1, 1>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
+                }
+                col += I::LANES;
+            }
+            for r in 0..rows {
+                for j in col..n {
+                    let mut s = if accumulate { *c_tile.add(r * ldc + j) } else { 0.0 };
+                    for p in 0..k {
+                        s += *a_tile.add(r * a_row + p * a_col) * *b.add(p * ldb + j);
+                    }
+                    *c_tile.add(r * ldc + j) = s;
+                }
+            }
+        }
+        row += rows;
+    }
+}
+
+/// One `R × V·LANES` register tile of [`gemm`].
+///
+/// # Safety
+/// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` (`V·LANES` columns) and rows `0..R` of
+/// `C` (`V·LANES` columns) must be in bounds.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn micro<I: Isa, const R: usize, const V: usize>(
+    isa: I,
+    k: usize,
+    a: *const f32,
+    a_row: usize,
+    a_col: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[isa.splat(0.0); V]; R];
+    for p in 0..k {
+        // SAFETY: p < k, so these rows of A and B are in bounds (caller's contract).
+        unsafe {
+            let b_row = b.add(p * ldb);
+            let mut b_vec = [isa.splat(0.0); V];
+            for (j, bv) in b_vec.iter_mut().enumerate() {
+                *bv = isa.load(b_row.add(j * I::LANES));
+            }
+            for (i, acc_row) in acc.iter_mut().enumerate() {
+                let a_val = isa.splat(*a.add(i * a_row + p * a_col));
+                for (s, &bv) in acc_row.iter_mut().zip(&b_vec) {
+                    *s = isa.mul_add(a_val, bv, *s);
+                }
+            }
+        }
+    }
+    for (i, acc_row) in acc.iter().enumerate() {
+        for (j, &s) in acc_row.iter().enumerate() {
+            // SAFETY: row i < R and columns j·LANES .. (j+1)·LANES of C are in bounds.
+            unsafe {
+                let p = c.add(i * ldc + j * I::LANES);
+                let v = if accumulate { isa.add(isa.load(p), s) } else { s };
+                isa.store(p, v);
+            }
+        }
+    }
+}
