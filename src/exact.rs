@@ -46,17 +46,20 @@ pub fn attention(
 ) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
     let scratch = take_scratch(scratch, scratch_len(shape))?;
-    if dispatch::exact(active_backend(), shape, q, k, v, out, scratch) {
-        return Ok(());
+    if !dispatch::exact(active_backend(), shape, q, k, v, out, scratch) {
+        attention_scalar(shape, q, k, v, out, logit_block(scratch)?);
     }
-    let block = logit_block(scratch)?;
+    Ok(())
+}
+
+/// The scalar reference kernel, on checked arguments.
+pub(crate) fn attention_scalar(shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], block: &mut [f32; KEY_BLOCK]) {
     let scale = shape.scale();
     for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
         // out_i = Σ_j softmax_j(s · q_i·k_j) v_j
         let logits = rows(k, shape.dim).map(|k_row| scale * dot(q_row, k_row));
         softmax_weighted_sum(logits, v, shape.value_dim, out_row, block);
     }
-    Ok(())
 }
 
 /// The first [`KEY_BLOCK`] floats of the scratch, as the logit block of the streaming softmax.

@@ -4,7 +4,8 @@
 //! `q: &[[f32; D]; NQ]`, `k: &[[f32; D]; NK]`, `v: &[[f32; DV]; NK]`, `out: &mut [[f32; DV]; NQ]`.
 //! Lengths cannot mismatch, zero dimensions are rejected at compile time, and each scratch type
 //! is sized by the compiler (`const fn new()`, so it can live in a `static`). The only runtime
-//! errors left are non-finite inputs and out-of-range key indices.
+//! errors left are non-finite inputs and out-of-range key indices. This layer always runs the
+//! scalar kernels (it is meant for firmware; its scratch types hold no SIMD tiles).
 //!
 //! ```
 //! use lara_attn::fixed::{self, LaraScratch};
@@ -193,14 +194,10 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     scratch: &mut ExactScratch,
 ) -> Result<(), Error> {
     let shape = const { shape::<NQ, NK, D, DV>() };
-    exact_kernel::attention(
-        shape,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        out.as_flattened_mut(),
-        &mut scratch.block,
-    )
+    let (q, k, v) = (q.as_flattened(), k.as_flattened(), v.as_flattened());
+    shape.check_qkv(q, k, v, out.as_flattened())?;
+    exact_kernel::attention_scalar(shape, q, k, v, out.as_flattened_mut(), &mut scratch.block);
+    Ok(())
 }
 
 /// [`lara::attention`] with `C` segment-mean landmarks on arrays;
@@ -299,6 +296,7 @@ pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
         noise,
         out.as_flattened_mut(),
         scratch.workspace(),
+        &mut [],
     )
 }
 
@@ -331,6 +329,7 @@ pub fn ra_sampled<
         rng,
         out.as_flattened_mut(),
         scratch.workspace(),
+        &mut [],
     )
 }
 
@@ -369,6 +368,7 @@ pub fn rfa_positive<
         v.as_flattened(),
         out.as_flattened_mut(),
         state,
+        &mut [],
     )
 }
 
@@ -407,5 +407,6 @@ pub fn rfa_trigonometric<
         v.as_flattened(),
         out.as_flattened_mut(),
         state,
+        &mut [],
     )
 }

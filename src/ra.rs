@@ -21,6 +21,8 @@ use crate::math::{
 };
 use crate::random::{add_standard_normal, uniform};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
+use crate::backend::active_backend;
+use crate::simd::{blocked, dispatch};
 use rand_core::RngCore;
 
 /// The proposal mean `mu_i` (the official `num_samples`), with caller-given key indices.
@@ -46,12 +48,21 @@ pub enum SampledMean {
     Key,
 }
 
-/// Scratch (in `f32`s) that [`attention`] and [`attention_sampled`] need: `n_k + 2·d + 32`.
+/// Scratch (in `f32`s) that [`attention`] and [`attention_sampled`] need: `n_k + 2·d + 32` for
+/// the scalar kernel, plus `32·(2·d + 35)` on targets with SIMD backends (a block of proposals
+/// and the flash tiles).
 pub const fn scratch_len(shape: Shape) -> usize {
     shape
         .keys
         .saturating_add(shape.dim.saturating_mul(2))
         .saturating_add(KEY_BLOCK)
+        .saturating_add(crate::simd::if_compiled(blocked::ra_scratch_len(shape.dim)))
+}
+
+/// The per-key statistics the blocked kernel reads: `s·|k_j|²/2` and the key mean.
+pub(crate) struct KeyStats<'a> {
+    pub(crate) key_half_norms: &'a [f32],
+    pub(crate) key_mean: &'a [f32],
 }
 
 /// Randomized attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into `out [n_q, d_v]`.
@@ -83,8 +94,8 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let ws = Workspace::split(scratch, shape)?;
-    attention_in(shape, mean, q, k, v, noise, out, ws)
+    let (ws, extra) = Workspace::split(scratch, shape)?;
+    attention_in(shape, mean, q, k, v, noise, out, ws, extra)
 }
 
 /// [`attention`] on a workspace that is already split.
@@ -98,6 +109,7 @@ pub(crate) fn attention_in(
     noise: Option<&[f32]>,
     out: &mut [f32],
     mut ws: Workspace<'_>,
+    extra: &mut [f32],
 ) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
     if let Some(eps) = noise {
@@ -117,7 +129,7 @@ pub(crate) fn attention_in(
         Mean::AttentionWeighted => SampledMean::AttentionWeighted,
         Mean::Keys(_) => SampledMean::Key,
     };
-    ws.run(shape, kind, q, k, v, out, |w, _| {
+    ws.run(shape, kind, q, k, v, out, extra, |w, _| {
         if let Some(eps) = noise_rows.as_mut().and_then(|rows| rows.next()) {
             axpy(1.0, eps, w);
         }
@@ -142,8 +154,8 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let ws = Workspace::split(scratch, shape)?;
-    attention_sampled_in(shape, mean, q, k, v, rng, out, ws)
+    let (ws, extra) = Workspace::split(scratch, shape)?;
+    attention_sampled_in(shape, mean, q, k, v, rng, out, ws, extra)
 }
 
 /// [`attention_sampled`] on a workspace that is already split.
@@ -157,10 +169,11 @@ pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     rng: &mut R,
     out: &mut [f32],
     mut ws: Workspace<'_>,
+    extra: &mut [f32],
 ) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
     let scale = shape.scale();
-    ws.run(shape, mean, q, k, v, out, |w, q_row| {
+    ws.run(shape, mean, q, k, v, out, extra, |w, q_row| {
         let index = match mean {
             SampledMean::Key => draw_key(scale, q_row, k, shape.dim, uniform(rng)),
             _ => 0,
@@ -221,23 +234,22 @@ pub(crate) struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
-    fn split(scratch: &'a mut [f32], shape: Shape) -> Result<Self, Error> {
+    /// Splits a flat scratch of at least [`scratch_len`] floats into the scalar workspace and
+    /// the blocked kernel's extra scratch (empty where no SIMD is compiled).
+    fn split(scratch: &'a mut [f32], shape: Shape) -> Result<(Self, &'a mut [f32]), Error> {
         let needed = checked_len(shape.dim, 2)?
             .checked_add(shape.keys)
             .and_then(|len| len.checked_add(KEY_BLOCK))
+            .and_then(|len| len.checked_add(crate::simd::if_compiled(blocked::ra_scratch_len(shape.dim))))
             .ok_or(Error::SizeOverflow)?;
         let mut rest = take_scratch(scratch, needed)?;
         let key_half_norms = carve(&mut rest, shape.keys)?;
         let key_mean = carve(&mut rest, shape.dim)?;
         let w = carve(&mut rest, shape.dim)?;
-        let block = rest;
-        Ok(Workspace::from_parts(
-            key_half_norms,
-            key_mean,
-            w,
-            logit_block(block)?,
-        ))
+        let block = logit_block(carve(&mut rest, KEY_BLOCK)?)?;
+        Ok((Workspace::from_parts(key_half_norms, key_mean, w, block), rest))
     }
+
 
     /// Builds the workspace from buffers of exactly `n_k`, `d` and `d` floats.
     pub(crate) fn from_parts(
@@ -292,6 +304,7 @@ impl<'a> Workspace<'a> {
         k: &[f32],
         v: &[f32],
         out: &mut [f32],
+        extra: &mut [f32],
         mut perturb: impl FnMut(&mut [f32], &[f32]) -> usize,
     ) {
         let (dim, scale) = (shape.dim, shape.scale());
@@ -306,6 +319,12 @@ impl<'a> Workspace<'a> {
                 axpy(1.0, k_row, self.key_mean);
             }
             crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
+        }
+        if !extra.is_empty() {
+            let ws = KeyStats { key_half_norms: self.key_half_norms, key_mean: self.key_mean };
+            if dispatch::ra(active_backend(), shape, mean, q, k, v, out, &ws, extra, &mut perturb) {
+                return;
+            }
         }
         for (q_row, out_row) in rows(q, dim).zip(rows_mut(out, shape.value_dim)) {
             self.proposal_mean(shape, mean, q_row, k);
@@ -338,7 +357,7 @@ mod tests {
         for case in single_head_cases() {
             let shape = Shape::self_attention(case.n, case.d);
             let mut scratch = vec![f32::NAN; scratch_len(shape)];
-            let mut ws = Workspace::split(&mut scratch, shape).unwrap();
+            let (mut ws, _) = Workspace::split(&mut scratch, shape).unwrap();
             let mut mu = vec![0.0; case.n * case.d];
             for (q_row, mu_row) in case.q.chunks_exact(case.d).zip(mu.chunks_exact_mut(case.d)) {
                 ws.proposal_mean(shape, SampledMean::AttentionWeighted, q_row, &case.k);

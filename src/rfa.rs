@@ -17,7 +17,9 @@
 //! [`random::gaussian_omega`]: crate::random::gaussian_omega
 //! [`random::orthogonal_omega`]: crate::random::orthogonal_omega
 
+use crate::backend::active_backend;
 use crate::error::{Arg, Error};
+use crate::simd::{blocked, dispatch};
 use crate::math::{axpy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 
@@ -26,18 +28,27 @@ pub const FEATURE_FLOOR: f32 = 1e-4;
 /// The official lower clamp of the denominator `φ(q_i)·Σ_m φ(k_m)`.
 pub const DENOMINATOR_FLOOR: f32 = 1e-2;
 
-/// Scratch (in `f32`s) that [`positive`] needs: `S · (d_v + 2) + d_v`, independent of `n`.
+/// Scratch (in `f32`s) that [`positive`] needs, independent of `n`: `S · (d_v + 2) + d_v` for
+/// the scalar kernel, plus `S · (d + 32)` on targets with SIMD backends (the packed `ω` and a
+/// tile of projections).
 pub const fn positive_scratch_len(shape: Shape, features: usize) -> usize {
     features
         .saturating_mul(shape.value_dim.saturating_add(2))
         .saturating_add(shape.value_dim)
+        .saturating_add(crate::simd::if_compiled(blocked::rfa_scratch_len(
+            features, shape.dim,
+        )))
 }
 
-/// Scratch (in `f32`s) that [`trigonometric`] needs: `2·S · (d_v + 2)`, independent of `n`.
+/// Scratch (in `f32`s) that [`trigonometric`] needs, independent of `n`: `2·S · (d_v + 2)` for
+/// the scalar kernel, plus `S · (d + 64)` on targets with SIMD backends.
 pub const fn trigonometric_scratch_len(shape: Shape, features: usize) -> usize {
     features
         .saturating_mul(2)
         .saturating_mul(shape.value_dim.saturating_add(2))
+        .saturating_add(crate::simd::if_compiled(
+            blocked::trigonometric_scratch_len(features, shape.dim),
+        ))
 }
 
 /// Performer / RFA attention with positive random features, `omega [S, d]`:
@@ -78,27 +89,15 @@ pub fn positive(
 ) -> Result<(), Error> {
     let needed = checked_len(features, shape.value_dim.saturating_add(2))?
         .checked_add(shape.value_dim)
+        .and_then(|len| len.checked_add(crate::simd::if_compiled(blocked::rfa_scratch_len(features, shape.dim))))
         .ok_or(Error::SizeOverflow)?;
     let mut rest = take_scratch(scratch, needed)?;
     let kv = carve(&mut rest, features * shape.value_dim)?;
     let k_sum = carve(&mut rest, features)?;
     let phi = carve(&mut rest, features)?;
-    let v_sum = rest;
-    positive_in(
-        shape,
-        omega,
-        features,
-        q,
-        k,
-        v,
-        out,
-        FeatureState {
-            kv,
-            k_sum,
-            phi,
-            v_sum,
-        },
-    )
+    let v_sum = carve(&mut rest, shape.value_dim)?;
+    let state = FeatureState { kv, k_sum, phi, v_sum };
+    positive_in(shape, omega, features, q, k, v, out, state, rest)
 }
 
 /// [`positive`] on a state that is already split (`[S, d_v]`, `[S]`, `[S]`, `[d_v]`).
@@ -112,8 +111,14 @@ pub(crate) fn positive_in(
     v: &[f32],
     out: &mut [f32],
     mut state: FeatureState<'_>,
+    extra: &mut [f32],
 ) -> Result<(), Error> {
     check_args(shape, omega, features, q, k, v, out)?;
+    if !extra.is_empty()
+        && dispatch::rfa_positive(active_backend(), shape, omega, features, q, k, v, out, &mut state, extra)
+    {
+        return Ok(());
+    }
     let scales = FeatureScales::new(shape, features);
     state.positive_key_pass(shape, scales, omega, k, v);
     for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
@@ -127,11 +132,11 @@ pub(crate) fn positive_in(
 #[derive(Clone, Copy)]
 pub(crate) struct FeatureScales {
     /// `s = d^-1/2`, on `|x|²/2`.
-    half_norm: f32,
+    pub(crate) half_norm: f32,
     /// `d^-1/4`, on the data before `·ω`.
-    data: f32,
+    pub(crate) data: f32,
     /// `S^-1/2`.
-    ratio: f32,
+    pub(crate) ratio: f32,
 }
 
 impl FeatureScales {
@@ -251,18 +256,20 @@ pub fn trigonometric(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let total = checked_len(features, 2)?;
-    let needed = checked_len(total, shape.value_dim.saturating_add(2))?;
+    let needed = checked_len(total, shape.value_dim.saturating_add(2))?
+        .checked_add(crate::simd::if_compiled(blocked::trigonometric_scratch_len(features, shape.dim)))
+        .ok_or(Error::SizeOverflow)?;
     let mut rest = take_scratch(scratch, needed)?;
     let kv = carve(&mut rest, total * shape.value_dim)?;
     let k_sum = carve(&mut rest, total)?;
-    let phi = rest;
+    let phi = carve(&mut rest, total)?;
     let state = FeatureState {
         kv,
         k_sum,
         phi,
         v_sum: &mut [],
     };
-    trigonometric_in(shape, omega, features, q, k, v, out, state)
+    trigonometric_in(shape, omega, features, q, k, v, out, state, rest)
 }
 
 /// [`trigonometric`] on a state that is already split (`[2S, d_v]`, `[2S]`, `[2S]`).
@@ -275,9 +282,15 @@ pub(crate) fn trigonometric_in(
     k: &[f32],
     v: &[f32],
     out: &mut [f32],
-    state: FeatureState<'_>,
+    mut state: FeatureState<'_>,
+    extra: &mut [f32],
 ) -> Result<(), Error> {
     check_args(shape, omega, features, q, k, v, out)?;
+    if !extra.is_empty()
+        && dispatch::rfa_trigonometric(active_backend(), shape, omega, features, q, k, v, out, &mut state, extra)
+    {
+        return Ok(());
+    }
     let FeatureState { kv, k_sum, phi, .. } = state;
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let scales = FeatureScales::new(shape, features);
@@ -306,7 +319,7 @@ pub(crate) fn trigonometric_in(
 }
 
 /// `max_i s|x_i|²/2` over the rows of one input.
-fn max_scaled_half_norm(scales: FeatureScales, x: &[f32], dim: usize) -> f32 {
+pub(crate) fn max_scaled_half_norm(scales: FeatureScales, x: &[f32], dim: usize) -> f32 {
     rows(x, dim.max(1))
         .map(|row| scales.half_norm * half_sq_norm(row))
         .fold(f32::NEG_INFINITY, f32::max)

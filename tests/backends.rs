@@ -113,3 +113,53 @@ fn lara_matches_scalar() {
         });
     }
 }
+
+#[test]
+fn ra_matches_scalar() {
+    let _guard = SELECTION.lock().unwrap();
+    for (t, &n) in SIZES.iter().enumerate() {
+        let d = SIZES[(t * 5 + 2) % 10];
+        let d_v = SIZES[(t + 1) % 11];
+        let n_k = SIZES[(t + 6) % SIZES.len()];
+        let shape = Shape::cross(n, n_k, d, d_v);
+        let (q, k, v) = (random(n * d, 10, 0.8), random(n_k * d, 11, 0.8), random(n_k * d_v, 12, 1.0));
+        let eps = random(n * d, 13, 1.0);
+        let indices: Vec<u32> = (0..n as u32).map(|i| (i * 7 + 3) % n_k as u32).collect();
+        for mean in [ra::Mean::KeyAverage, ra::Mean::AttentionWeighted, ra::Mean::Keys(&indices)] {
+            for noise in [None, Some(&eps[..])] {
+                check_all(&format!("ra {shape:?} {mean:?}"), 2e-5, ra::scratch_len(shape), n * d_v, &|out, scratch| {
+                    ra::attention(shape, mean, &q, &k, &v, noise, out, scratch).unwrap()
+                });
+            }
+        }
+        for mean in [ra::SampledMean::KeyAverage, ra::SampledMean::AttentionWeighted, ra::SampledMean::Key] {
+            check_all(&format!("ra sampled {shape:?} {mean:?}"), 2e-5, ra::scratch_len(shape), n * d_v, &|out, scratch| {
+                ra::attention_sampled(shape, mean, &q, &k, &v, &mut default_rng(14), out, scratch).unwrap()
+            });
+        }
+    }
+}
+
+#[test]
+fn rfa_matches_scalar() {
+    let _guard = SELECTION.lock().unwrap();
+    for (t, &n) in SIZES.iter().enumerate() {
+        let d = SIZES[(t * 3 + 2) % 10];
+        let d_v = SIZES[(t + 4) % 11];
+        let n_k = SIZES[(t + 5) % SIZES.len()];
+        let shape = Shape::cross(n, n_k, d, d_v);
+        let (q, k, v) = (random(n * d, 15, 0.7), random(n_k * d, 16, 0.7), random(n_k * d_v, 17, 1.0));
+        for &features in &[1, 3, 4, 8, 16, 17, 33, 64] {
+            let mut omega = vec![0.0; features * d];
+            orthogonal_omega(&mut default_rng(18), features, d, &mut omega).unwrap();
+            let what = format!("rfa positive {shape:?} S={features}");
+            check_all(&what, 1e-5, rfa::positive_scratch_len(shape, features), n * d_v, &|out, scratch| {
+                rfa::positive(shape, &omega, features, &q, &k, &v, out, scratch).unwrap()
+            });
+            let what = format!("rfa trigonometric {shape:?} S={features}");
+            check_all(&what, 1e-5, rfa::trigonometric_scratch_len(shape, features), n * d_v, &|out, scratch| {
+                rfa::trigonometric(shape, &omega, features, &q, &k, &v, out, scratch).unwrap()
+            });
+        }
+    }
+}

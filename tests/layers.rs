@@ -1,4 +1,6 @@
 //! The fixed-size and multi-head layers give exactly what the single-head slice API gives.
+//! (The fixed-size layer always runs the scalar kernels, so it is compared with the slice API
+//! on the scalar backend.)
 
 use lara_attn::fixed::{
     self, ExactScratch, LaraScratch, PositiveScratch, RaScratch, TrigonometricScratch,
@@ -42,14 +44,25 @@ fn sliced(run: impl FnOnce(&mut [f32]) -> Result<(), Error>) -> Vec<f32> {
     out
 }
 
+/// Backend selection is process-wide: tests that depend on it run one at a time.
+static SELECTION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the selection lock with the scalar backend forced.
+fn scalar_backend() -> std::sync::MutexGuard<'static, ()> {
+    let guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    lara_attn::backend::set_backend(Some(lara_attn::backend::Backend::Scalar)).unwrap();
+    guard
+}
+
 #[test]
 fn fixed_layer_matches_the_slice_api() {
+    let _scalar = scalar_backend();
     let Inputs { q, k, v } = inputs();
     let (qf, kf, vf) = (q.as_flattened(), k.as_flattened(), v.as_flattened());
     let mut out = [[0.0f32; DV]; NQ];
 
     fixed::exact(&q, &k, &v, &mut out, &mut ExactScratch::new()).unwrap();
-    let expected = sliced(|o| exact::attention(SHAPE, qf, kf, vf, o, &mut [0.0; 64]));
+    let expected = sliced(|o| exact::attention(SHAPE, qf, kf, vf, o, &mut vec![0.0; exact::scratch_len(SHAPE)]));
     assert_eq!(out.as_flattened(), &expected[..], "exact");
 
     let noise: [[f32; D]; C] = random(4);
@@ -180,6 +193,7 @@ fn fixed_layer_matches_the_slice_api() {
 /// More landmarks than tokens: the fixed layer uses `C' = min(C, NQ, NK)` rows of its scratch.
 #[test]
 fn fixed_layer_with_more_landmarks_than_tokens() {
+    let _scalar = scalar_backend();
     let q: [[f32; 4]; 5] = random(10);
     let v: [[f32; 3]; 5] = random(11);
     let mut out = [[0.0f32; 3]; 5];
@@ -269,6 +283,8 @@ fn per_head(
 
 #[test]
 fn multihead_matches_a_loop_over_heads() {
+    let _selection = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    lara_attn::backend::set_backend(None).unwrap();
     let (q, k, v) = (
         stacked(H * NQ * D, 20),
         stacked(H * NK * D, 21),
@@ -395,6 +411,7 @@ fn multihead_matches_a_loop_over_heads() {
     );
     assert_eq!(out, expected, "rfa trigonometric");
 
+    let mut scratch = vec![0.0; ra::scratch_len(SHAPE)];
     // Sampled: heads drawn in order from one generator.
     let mut rng = default_rng(30);
     multihead::ra_sampled(

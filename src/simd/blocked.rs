@@ -10,6 +10,8 @@
 use super::{Isa, Scalar, dot, exp, exp_shifted_sum, gemm, max_of, scale_add};
 use crate::math::{half_sq_norm, ln, rows, rows_mut};
 use crate::lara::{Weighting, Workspace};
+use crate::ra::{KeyStats, SampledMean};
+use crate::rfa::{DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, max_scaled_half_norm};
 use crate::shape::Shape;
 
 /// Rows (keys or queries) per block.
@@ -339,4 +341,231 @@ fn multiply_rows(row: &mut [f32], weights: &[f32]) -> f32 {
         sum += *x;
     }
     sum
+}
+
+/// Extra scratch of [`rfa_positive`]: the packed projection `[d, S]` and a `[BLOCK, S]` tile.
+pub(crate) const fn rfa_scratch_len(features: usize, dim: usize) -> usize {
+    features.saturating_mul(dim.saturating_add(BLOCK))
+}
+
+/// Blocked Performer / RFA positive features (the official `favorp_projection` +
+/// `linear_attention`), with the key state in `state` and the tiles in `extra`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn rfa_positive<I: Isa>(
+    isa: I,
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    state: &mut FeatureState<'_>,
+    extra: &mut [f32],
+) {
+    let (dim, value_dim) = (shape.dim, shape.value_dim);
+    let scales = FeatureScales::new(shape, features);
+    let (omega_packed, rest) = extra.split_at_mut(dim * features);
+    let (tile, _) = rest.split_at_mut(BLOCK * features);
+    // d^-1/4 · Ωᵀ [d, S]
+    pack_transposed(omega, dim, scales.data, omega_packed, features);
+
+    // Key pass: kv_r = Σ_m e^(B[m,r] − s|k_m|²/2 − M) v_m, k_sum_r = Σ_m e^(…), relative to the
+    // running maximum M of B.
+    let FeatureState { kv, k_sum, v_sum, .. } = state;
+    kv.fill(0.0);
+    k_sum.fill(0.0);
+    v_sum.fill(0.0);
+    let mut running_max = f32::NEG_INFINITY;
+    for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
+        let rows_k = k_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_k * features];
+        // B[m, r] = d^-1/4 k_m·ω_r
+        gemm(isa, (rows_k, features, dim), (k_block, dim, 1), (omega_packed, features), (tile, features), false);
+        let block_max = max_of(isa, tile);
+        if block_max > running_max {
+            let rescale = exp(Scalar, running_max - block_max);
+            scale_row(isa, kv, rescale);
+            scale_row(isa, k_sum, rescale);
+            running_max = block_max;
+        }
+        for (row, k_row) in rows_mut(tile, features).zip(rows(k_block, dim)) {
+            // e^(B[m, r] − s|k_m|²/2 − M);  k_sum += that row
+            exp_shifted_sum(isa, row, scales.half_norm * half_sq_norm(k_row) + running_max);
+            add_row(isa, k_sum, row);
+        }
+        for v_row in rows(v_block, value_dim) {
+            add_row(isa, v_sum, v_row);
+        }
+        // kv += Eᵀ · V_block
+        gemm(isa, (features, value_dim, rows_k), (tile, 1, features), (v_block, value_dim), (kv, value_dim), true);
+    }
+    // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
+    for kv_row in rows_mut(kv, value_dim) {
+        scale_add(isa, kv_row, scales.ratio, FEATURE_FLOOR, v_sum);
+    }
+    let key_floor = FEATURE_FLOOR * shape.keys as f32;
+    for s in k_sum.iter_mut() {
+        *s = scales.ratio * *s + key_floor;
+    }
+
+    // Query pass.
+    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+        let rows_q = q_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_q * features];
+        // A[i, r] = d^-1/4 q_i·ω_r
+        gemm(isa, (rows_q, features, dim), (q_block, dim, 1), (omega_packed, features), (tile, features), false);
+        for (row, q_row) in rows_mut(tile, features).zip(rows(q_block, dim)) {
+            // φq[i, r] = S^-1/2 e^(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
+            let stabiliser = max_of(isa, row) + scales.half_norm * half_sq_norm(q_row);
+            exp_shifted_sum(isa, row, stabiliser);
+            affine_row(isa, row, scales.ratio, FEATURE_FLOOR);
+        }
+        // num_i = φq_i · kv
+        gemm(isa, (rows_q, value_dim, features), (tile, features, 1), (kv, value_dim), (out_block, value_dim), false);
+        for (out_row, phi) in rows_mut(out_block, value_dim).zip(rows(tile, features)) {
+            // out_i = num_i / max(φq_i · k_sum, 1e-2)
+            let denominator = dot(isa, phi, k_sum);
+            scale_row(isa, out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
+        }
+    }
+}
+
+/// `row ← a · row + b`.
+#[inline(always)]
+fn affine_row<I: Isa>(isa: I, row: &mut [f32], a: f32, b: f32) {
+    let (a_v, b_v) = (isa.splat(a), isa.splat(b));
+    let mut chunks = row.chunks_exact_mut(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        unsafe { isa.store(chunk.as_mut_ptr(), isa.mul_add(isa.load(chunk.as_ptr()), a_v, b_v)) };
+    }
+    for x in chunks.into_remainder() {
+        *x = a * *x + b;
+    }
+}
+
+/// Extra scratch of [`ra`]: a block of proposals `[BLOCK, d]` and the flash tiles.
+pub(crate) const fn ra_scratch_len(dim: usize) -> usize {
+    dim.saturating_mul(BLOCK).saturating_add(flash_scratch_len(dim))
+}
+
+/// Blocked RA: per block of queries, the proposals `W_i` (the mean, then `perturb` adds the
+/// noise and returns the sampled key), then [`flash_block`] with the key bias `s·|k_j|²/2`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn ra<I: Isa>(
+    isa: I,
+    shape: Shape,
+    mean: SampledMean,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    stats: &KeyStats<'_>,
+    extra: &mut [f32],
+    perturb: &mut dyn FnMut(&mut [f32], &[f32]) -> usize,
+) {
+    let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
+    let (w_block, flash_scratch) = extra.split_at_mut(BLOCK * dim);
+    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+        let w_block = &mut w_block[..q_block.len()];
+        match mean {
+            // mu_i = q_i + k̄
+            SampledMean::KeyAverage => {
+                for w_row in rows_mut(w_block, dim) {
+                    w_row.copy_from_slice(stats.key_mean);
+                }
+            }
+            // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
+            SampledMean::AttentionWeighted => {
+                flash_block(isa, (dim, dim), scale, q_block, k, k, None, w_block, flash_scratch);
+            }
+            // mu_i = q_i + k_{J_i}: the key is added once drawn
+            SampledMean::Key => w_block.fill(0.0),
+        }
+        add_row(isa, w_block, q_block);
+        for (w_row, q_row) in rows_mut(w_block, dim).zip(rows(q_block, dim)) {
+            // W_i = mu_i + eps_i
+            let key_index = perturb(w_row, q_row);
+            if mean == SampledMean::Key
+                && let Some(k_row) = rows(k, dim).nth(key_index)
+            {
+                add_row(isa, w_row, k_row);
+            }
+        }
+        // out_i = Σ_j softmax_j(s · W_i·k_j − s·|k_j|²/2) v_j
+        flash_block(isa, (dim, value_dim), scale, w_block, k, v, Some(stats.key_half_norms), out_block, flash_scratch);
+    }
+}
+
+/// Extra scratch of [`rfa_trigonometric`]: the packed projection `[d, S]` and a `[BLOCK, 2S]`
+/// tile.
+pub(crate) const fn trigonometric_scratch_len(features: usize, dim: usize) -> usize {
+    features.saturating_mul(dim.saturating_add(2 * BLOCK))
+}
+
+/// Blocked RFA with trigonometric features (the official `fourier_projection` +
+/// `linear_attention`): projections and sums as matrix products, `sin`/`cos` per element.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn rfa_trigonometric<I: Isa>(
+    isa: I,
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    state: &mut FeatureState<'_>,
+    extra: &mut [f32],
+) {
+    let (dim, value_dim, total) = (shape.dim, shape.value_dim, 2 * features);
+    let scales = FeatureScales::new(shape, features);
+    let (omega_packed, rest) = extra.split_at_mut(dim * features);
+    let (tile, _) = rest.split_at_mut(BLOCK * total);
+    // d^-1/4 · Ωᵀ [d, S]
+    pack_transposed(omega, dim, scales.data, omega_packed, features);
+    // φ(x_i) = S^-1/2 e^(s|x_i|²/2 − max_h) [sin A[i, ·], cos A[i, ·]], in place of A (row of 2S)
+    let features_of = |tile: &mut [f32], block: &[f32], max_h: f32| {
+        // A[i, r] = d^-1/4 x_i·ω_r, into the first S columns of each row
+        gemm(isa, (block.len() / dim.max(1), features, dim), (block, dim, 1), (omega_packed, features), (tile, total), false);
+        for (row, x) in rows_mut(tile, total).zip(rows(block, dim)) {
+            let magnitude = scales.ratio * exp(Scalar, scales.half_norm * half_sq_norm(x) - max_h);
+            let (sines, cosines) = row.split_at_mut(features);
+            for (sine, cosine) in sines.iter_mut().zip(cosines.iter_mut()) {
+                let (sin, cos) = libm::sincosf(*sine);
+                *sine = magnitude * sin;
+                *cosine = magnitude * cos;
+            }
+        }
+    };
+    let FeatureState { kv, k_sum, .. } = state;
+    kv.fill(0.0);
+    k_sum.fill(0.0);
+    let key_max = max_scaled_half_norm(scales, k, dim);
+    for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
+        let rows_k = k_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_k * total];
+        features_of(tile, k_block, key_max);
+        for row in rows(tile, total) {
+            add_row(isa, k_sum, row);
+        }
+        // kv += Φ_kᵀ · V_block
+        gemm(isa, (total, value_dim, rows_k), (tile, 1, total), (v_block, value_dim), (kv, value_dim), true);
+    }
+    let query_max = max_scaled_half_norm(scales, q, dim);
+    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+        let rows_q = q_block.len() / dim.max(1);
+        let tile = &mut tile[..rows_q * total];
+        features_of(tile, q_block, query_max);
+        gemm(isa, (rows_q, value_dim, total), (tile, total, 1), (kv, value_dim), (out_block, value_dim), false);
+        for (out_row, phi) in rows_mut(out_block, value_dim).zip(rows(tile, total)) {
+            // out_i = φ(q_i)·kv / max(φ(q_i)·k_sum, 1e-2)
+            let denominator = dot(isa, phi, k_sum);
+            scale_row(isa, out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
+        }
+    }
 }

@@ -53,6 +53,8 @@ macro_rules! run_on {
 }
 
 use crate::lara::{Weighting, Workspace};
+use crate::ra::{KeyStats, SampledMean};
+use crate::rfa::FeatureState;
 use crate::shape::Shape;
 
 /// Blocked exact attention on `backend`; `false` if the caller must run the scalar kernel.
@@ -74,4 +76,55 @@ pub(crate) fn lara(
     extra: &mut [f32],
 ) -> bool {
     run_on!(backend, blocked::lara, (shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], ws: &mut Workspace<'_>, extra: &mut [f32]))
+}
+
+/// Blocked RFA with positive features; `false` if the caller must run the scalar kernel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rfa_positive(
+    backend: Backend,
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    state: &mut FeatureState<'_>,
+    extra: &mut [f32],
+) -> bool {
+    run_on!(backend, blocked::rfa_positive, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
+}
+
+/// Blocked RA (key statistics prepared); `false` if the caller must run the scalar kernel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ra(
+    backend: Backend,
+    shape: Shape,
+    mean: SampledMean,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    stats: &KeyStats<'_>,
+    extra: &mut [f32],
+    perturb: &mut dyn FnMut(&mut [f32], &[f32]) -> usize,
+) -> bool {
+    run_on!(backend, blocked::ra, (shape: Shape, mean: SampledMean, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], stats: &KeyStats<'_>, extra: &mut [f32], perturb: &mut dyn FnMut(&mut [f32], &[f32]) -> usize))
+}
+
+/// Blocked RFA with trigonometric features; `false` if the caller must run the scalar kernel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rfa_trigonometric(
+    backend: Backend,
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    state: &mut FeatureState<'_>,
+    extra: &mut [f32],
+) -> bool {
+    run_on!(backend, blocked::rfa_trigonometric, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
 }
