@@ -93,6 +93,13 @@ impl Backend {
     }
 }
 
+/// `x ← e^x` for every element, with the vector `exp` of the active backend (the one every
+/// kernel uses): at most [`EXP_MAX_ULP`](crate::EXP_MAX_ULP) ulp from the correctly rounded
+/// result on `[-87.33, 0]`; 0 below `-87.3365`, `+inf` above `88.376`, NaN for NaN.
+pub fn exp_in_place(values: &mut [f32]) {
+    crate::simd::dispatch::exp_in_place(active_backend(), values);
+}
+
 /// 0: no override; otherwise 1 + the index of the backend in [`Backend::ALL`].
 static OVERRIDE: AtomicU8 = AtomicU8::new(0);
 

@@ -132,6 +132,12 @@ fn shift_row(row: &mut [f32], shift: f32) {
     }
 }
 
+/// `x ← e^x` for every element.
+#[inline(always)]
+pub(crate) fn exp_in_place<I: Isa>(isa: I, values: &mut [f32]) {
+    exp_shifted_sum(isa, values, 0.0);
+}
+
 /// Scratch of [`flash_block`]: the packed queries `[d, BLOCK]`, the logit tile
 /// `[BLOCK, BLOCK]` and the running maximum, sum and rescale factors `[BLOCK]` each.
 pub(crate) const fn flash_scratch_len(dim: usize) -> usize {

@@ -128,3 +128,10 @@ pub(crate) fn rfa_trigonometric(
 ) -> bool {
     run_on!(backend, blocked::rfa_trigonometric, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
 }
+
+/// `x ← e^x` on `backend` (the scalar backend uses the same algorithm, one lane at a time).
+pub(crate) fn exp_in_place(backend: Backend, values: &mut [f32]) {
+    if !run_on!(backend, blocked::exp_in_place, (values: &mut [f32])) {
+        blocked::exp_in_place(super::Scalar, values);
+    }
+}
