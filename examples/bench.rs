@@ -37,7 +37,11 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut options = Options { json: false, full: false, shapes: DEFAULT_SHAPES.to_vec() };
+    let mut options = Options {
+        json: false,
+        full: false,
+        shapes: DEFAULT_SHAPES.to_vec(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -47,17 +51,26 @@ fn parse_args() -> Result<Options, String> {
                 let list = args.next().ok_or("--shapes needs NxDxC,…")?;
                 options.shapes = list.split(',').map(parse_shape).collect::<Result<_, _>>()?;
             }
-            other => return Err(format!("unknown argument {other:?} (expected --json, --full, --shapes NxDxC,…)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (expected --json, --full, --shapes NxDxC,…)"
+                ));
+            }
         }
     }
     Ok(options)
 }
 
 fn parse_shape(text: &str) -> Result<(usize, usize, usize), String> {
-    let parts: Vec<usize> = text.split('x').map(|p| p.trim().parse().map_err(|_| format!("bad shape {text:?}"))).collect::<Result<_, _>>()?;
+    let parts: Vec<usize> = text
+        .split('x')
+        .map(|p| p.trim().parse().map_err(|_| format!("bad shape {text:?}")))
+        .collect::<Result<_, _>>()?;
     match parts[..] {
         [n, d, c] if n > 0 && d > 0 && c > 0 => Ok((n, d, c)),
-        _ => Err(format!("bad shape {text:?}: expected NxDxC with positive sizes")),
+        _ => Err(format!(
+            "bad shape {text:?}: expected NxDxC with positive sizes"
+        )),
     }
 }
 
@@ -105,7 +118,14 @@ fn inputs(n: usize, d: usize, c: usize) -> Inputs {
     .into_iter()
     .max()
     .unwrap_or(0);
-    Inputs { q, k, v, omega, out: vec![0.0; n * d], scratch: vec![0.0; scratch_len] }
+    Inputs {
+        q,
+        k,
+        v,
+        omega,
+        out: vec![0.0; n * d],
+        scratch: vec![0.0; scratch_len],
+    }
 }
 
 fn run(estimator: &str, n: usize, d: usize, c: usize, x: &mut Inputs) {
@@ -118,7 +138,16 @@ fn run(estimator: &str, n: usize, d: usize, c: usize, x: &mut Inputs) {
             lara::attention(shape, &params, q, k, v, None, &mut x.out, &mut x.scratch)
         }
         "rfa" => rfa::positive(shape, &x.omega, c, q, k, v, &mut x.out, &mut x.scratch),
-        "ra" => ra::attention(shape, ra::Mean::AttentionWeighted, q, k, v, None, &mut x.out, &mut x.scratch),
+        "ra" => ra::attention(
+            shape,
+            ra::Mean::AttentionWeighted,
+            q,
+            k,
+            v,
+            None,
+            &mut x.out,
+            &mut x.scratch,
+        ),
         _ => Ok(()),
     };
     result.expect("kernel call");
@@ -144,11 +173,20 @@ fn peak_gflops(backend: Backend) -> f64 {
     let iterations = 20_000_000usize;
     let (flops_per_iteration, seconds) = match backend {
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => (16.0 * 16.0 * 2.0, measure(|| unsafe { peak::avx512(iterations / 4) }) * 4.0),
+        Backend::Avx512 => (
+            16.0 * 16.0 * 2.0,
+            measure(|| unsafe { peak::avx512(iterations / 4) }) * 4.0,
+        ),
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx2 => (12.0 * 8.0 * 2.0, measure(|| unsafe { peak::avx2(iterations / 4) }) * 4.0),
+        Backend::Avx2 => (
+            12.0 * 8.0 * 2.0,
+            measure(|| unsafe { peak::avx2(iterations / 4) }) * 4.0,
+        ),
         #[cfg(target_arch = "x86_64")]
-        Backend::Sse2 => (12.0 * 4.0 * 2.0, measure(|| peak::sse2(iterations / 4)) * 4.0),
+        Backend::Sse2 => (
+            12.0 * 4.0 * 2.0,
+            measure(|| peak::sse2(iterations / 4)) * 4.0,
+        ),
         _ => (8.0 * 2.0, measure(|| peak::scalar(iterations / 4)) * 4.0),
     };
     flops_per_iteration * iterations as f64 / seconds / 1e9
@@ -165,7 +203,10 @@ mod peak {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     pub unsafe fn avx512(iterations: usize) {
-        let (a, b) = (_mm512_set1_ps(black_box(0.999)), _mm512_set1_ps(black_box(1e-7)));
+        let (a, b) = (
+            _mm512_set1_ps(black_box(0.999)),
+            _mm512_set1_ps(black_box(1e-7)),
+        );
         let mut acc = [_mm512_set1_ps(black_box(1.0)); 16];
         for _ in 0..iterations {
             for x in acc.iter_mut() {
@@ -179,7 +220,10 @@ mod peak {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn avx2(iterations: usize) {
-        let (a, b) = (_mm256_set1_ps(black_box(0.999)), _mm256_set1_ps(black_box(1e-7)));
+        let (a, b) = (
+            _mm256_set1_ps(black_box(0.999)),
+            _mm256_set1_ps(black_box(1e-7)),
+        );
         let mut acc = [_mm256_set1_ps(black_box(1.0)); 12];
         for _ in 0..iterations {
             for x in acc.iter_mut() {
@@ -234,7 +278,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let backends: Vec<Backend> = Backend::ALL.into_iter().filter(|b| b.is_available()).collect();
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect();
     let mut rows = Vec::new();
     for &(n, d, c) in &options.shapes {
         let mut x = inputs(n, d, c);
@@ -247,7 +294,13 @@ fn main() {
                 }
                 let seconds = measure(|| run(estimator, n, d, c, &mut x));
                 let gflops = flops(estimator, n, d, c) / seconds / 1e9;
-                let row = Row { estimator, shape: (n, d, c), backend, seconds, gflops };
+                let row = Row {
+                    estimator,
+                    shape: (n, d, c),
+                    backend,
+                    seconds,
+                    gflops,
+                };
                 if options.json {
                     println!(
                         "{{\"estimator\": \"{}\", \"n\": {n}, \"d\": {d}, \"c\": {c}, \"backend\": \"{}\", \"median_s\": {:.6e}, \"gflops\": {:.3}}}",
@@ -268,16 +321,27 @@ fn main() {
     print_table(&rows, &backends);
 }
 
-fn find<'a>(rows: &'a [Row], estimator: &str, shape: (usize, usize, usize), backend: Backend) -> Option<&'a Row> {
-    rows.iter().find(|r| r.estimator == estimator && r.shape == shape && r.backend == backend)
+fn find<'a>(
+    rows: &'a [Row],
+    estimator: &str,
+    shape: (usize, usize, usize),
+    backend: Backend,
+) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.estimator == estimator && r.shape == shape && r.backend == backend)
 }
 
 fn print_table(rows: &[Row], backends: &[Backend]) {
-    println!("{:<6} {:>16} {:>8} {:>12} {:>9} {:>10}", "est.", "n x d x c", "backend", "median", "GFLOP/s", "vs scalar");
+    println!(
+        "{:<6} {:>16} {:>8} {:>12} {:>9} {:>10}",
+        "est.", "n x d x c", "backend", "median", "GFLOP/s", "vs scalar"
+    );
     for row in rows {
         let (n, d, c) = row.shape;
         let speedup = find(rows, row.estimator, row.shape, Backend::Scalar)
-            .map_or("-".to_string(), |s| format!("{:.1}x", s.seconds / row.seconds));
+            .map_or("-".to_string(), |s| {
+                format!("{:.1}x", s.seconds / row.seconds)
+            });
         println!(
             "{:<6} {:>16} {:>8} {:>9.3} ms {:>9.2} {:>10}",
             row.estimator,
@@ -302,13 +366,28 @@ fn print_table(rows: &[Row], backends: &[Backend]) {
             (Some(e), Some(r)) => format!("{:.1}x", e.seconds / r.seconds),
             _ => "-".into(),
         };
-        println!("  {:>16}: LARA {:>8}  RFA {:>8}  RA {:>8}", format!("{}x{}x{}", shape.0, shape.1, shape.2), ratio("lara"), ratio("rfa"), ratio("ra"));
+        println!(
+            "  {:>16}: LARA {:>8}  RFA {:>8}  RA {:>8}",
+            format!("{}x{}x{}", shape.0, shape.1, shape.2),
+            ratio("lara"),
+            ratio("rfa"),
+            ratio("ra")
+        );
     }
     for est in ["lara", "rfa"] {
-        let small = shapes.iter().find(|s| s.0 == 1024 && s.1 == 64 && s.2 == 64).and_then(|&s| find(rows, est, s, best));
-        let large = shapes.iter().find(|s| s.0 == 16384 && s.1 == 64 && s.2 == 64).and_then(|&s| find(rows, est, s, best));
+        let small = shapes
+            .iter()
+            .find(|s| s.0 == 1024 && s.1 == 64 && s.2 == 64)
+            .and_then(|&s| find(rows, est, s, best));
+        let large = shapes
+            .iter()
+            .find(|s| s.0 == 16384 && s.1 == 64 && s.2 == 64)
+            .and_then(|&s| find(rows, est, s, best));
         if let (Some(a), Some(b)) = (small, large) {
-            println!("  {est}: time(16384) / time(1024) = {:.1} (linear: 16)", b.seconds / a.seconds);
+            println!(
+                "  {est}: time(16384) / time(1024) = {:.1} (linear: 16)",
+                b.seconds / a.seconds
+            );
         }
     }
     println!("\nfp32 peak of one core, measured by an FMA loop:");
@@ -323,7 +402,11 @@ fn print_table(rows: &[Row], backends: &[Backend]) {
             if let Some(r) = find(rows, est, shape, best)
                 && shape == (4096, 64, 64)
             {
-                println!("  {est} at 4096x64x64 on {}: {:.1}% of peak", best.name(), 100.0 * r.gflops / best_peak);
+                println!(
+                    "  {est} at 4096x64x64 on {}: {:.1}% of peak",
+                    best.name(),
+                    100.0 * r.gflops / best_peak
+                );
             }
         }
     }

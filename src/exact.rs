@@ -6,9 +6,9 @@
 //!
 //! Cost: `O(n_q · n_k · (d + d_v))` time, [`scratch_len`] = 32 floats.
 
+use crate::backend::active_backend;
 use crate::error::Error;
 use crate::math::{KEY_BLOCK, dot, rows, rows_mut, softmax_weighted_sum};
-use crate::backend::active_backend;
 use crate::shape::{Shape, take_scratch};
 use crate::simd::{blocked, dispatch};
 
@@ -53,7 +53,14 @@ pub fn attention(
 }
 
 /// The scalar reference kernel, on checked arguments.
-pub(crate) fn attention_scalar(shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], block: &mut [f32; KEY_BLOCK]) {
+pub(crate) fn attention_scalar(
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    block: &mut [f32; KEY_BLOCK],
+) {
     let scale = shape.scale();
     for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
         // out_i = Σ_j softmax_j(s · q_i·k_j) v_j

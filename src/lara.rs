@@ -23,13 +23,13 @@
 //!
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time.
 
+use crate::backend::active_backend;
 use crate::error::{Arg, Error};
 use crate::math::{
     OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, rows, rows_mut, softmax_in_place,
 };
 use crate::random::add_standard_normal;
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
-use crate::backend::active_backend;
 use rand_core::RngCore;
 
 /// How the proposals are weighted against each other (the official `mis_type`).
@@ -367,11 +367,16 @@ impl<'a> Workspace<'a> {
     /// Splits a flat scratch of at least `count · (3·d + d_v + 8)` floats.
     /// Splits a flat scratch of at least [`scratch_len`]`(shape, count)` floats into the scalar
     /// workspace and the blocked kernels' extra scratch (empty where no SIMD is compiled).
-    pub(crate) fn split(scratch: &'a mut [f32], count: usize, shape: Shape) -> Result<(Self, &'a mut [f32]), Error> {
+    pub(crate) fn split(
+        scratch: &'a mut [f32],
+        count: usize,
+        shape: Shape,
+    ) -> Result<(Self, &'a mut [f32]), Error> {
         let rows = checked_len(count, shape.dim)?;
         let kv_len = checked_len(count, shape.value_dim)?;
         let stats_len = checked_len(count, STATS_PER_LANDMARK)?;
-        let extra_len = crate::simd::if_compiled(crate::simd::blocked::lara_scratch_len(count, shape.dim));
+        let extra_len =
+            crate::simd::if_compiled(crate::simd::blocked::lara_scratch_len(count, shape.dim));
         let needed = [checked_len(rows, 3)?, kv_len, stats_len, extra_len]
             .iter()
             .try_fold(0usize, |sum, &len| sum.checked_add(len))
@@ -382,7 +387,10 @@ impl<'a> Workspace<'a> {
         let w = carve(&mut rest, rows)?;
         let kv = carve(&mut rest, kv_len)?;
         let stats = carve(&mut rest, stats_len)?;
-        Ok((Self::from_parts(q_bar, mu, w, kv, stats, count, shape), rest))
+        Ok((
+            Self::from_parts(q_bar, mu, w, kv, stats, count, shape),
+            rest,
+        ))
     }
 
     /// Builds the workspace of `count` landmarks from buffers of at least `count` rows (`q̄`,
@@ -448,9 +456,28 @@ impl<'a> Workspace<'a> {
     /// Everything after the proposals: on the active SIMD backend when there is one (and the
     /// blocked kernel's `extra` scratch), else the scalar reference.
     #[allow(clippy::too_many_arguments)]
-    fn finish(&mut self, shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], extra: &mut [f32]) {
+    fn finish(
+        &mut self,
+        shape: Shape,
+        weighting: Weighting,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        extra: &mut [f32],
+    ) {
         let on_simd = !extra.is_empty()
-            && crate::simd::dispatch::lara(active_backend(), shape, weighting, q, k, v, out, self, extra);
+            && crate::simd::dispatch::lara(
+                active_backend(),
+                shape,
+                weighting,
+                q,
+                k,
+                v,
+                out,
+                self,
+                extra,
+            );
         if !on_simd {
             self.run(shape, weighting, q, k, v, out);
         }

@@ -13,6 +13,7 @@
 //! Cost: `O(n_q · n_k · (d + d_v))` time (twice that for the attention-weighted and sampled-key
 //! means), [`scratch_len`] = `n_k + 2·d + 32` floats (the key norms, `k̄`, `W_i`, one logit block).
 
+use crate::backend::active_backend;
 use crate::error::{Arg, Error};
 use crate::exact::logit_block;
 use crate::math::{
@@ -21,7 +22,6 @@ use crate::math::{
 };
 use crate::random::{add_standard_normal, uniform};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
-use crate::backend::active_backend;
 use crate::simd::{blocked, dispatch};
 use rand_core::RngCore;
 
@@ -240,16 +240,20 @@ impl<'a> Workspace<'a> {
         let needed = checked_len(shape.dim, 2)?
             .checked_add(shape.keys)
             .and_then(|len| len.checked_add(KEY_BLOCK))
-            .and_then(|len| len.checked_add(crate::simd::if_compiled(blocked::ra_scratch_len(shape.dim))))
+            .and_then(|len| {
+                len.checked_add(crate::simd::if_compiled(blocked::ra_scratch_len(shape.dim)))
+            })
             .ok_or(Error::SizeOverflow)?;
         let mut rest = take_scratch(scratch, needed)?;
         let key_half_norms = carve(&mut rest, shape.keys)?;
         let key_mean = carve(&mut rest, shape.dim)?;
         let w = carve(&mut rest, shape.dim)?;
         let block = logit_block(carve(&mut rest, KEY_BLOCK)?)?;
-        Ok((Workspace::from_parts(key_half_norms, key_mean, w, block), rest))
+        Ok((
+            Workspace::from_parts(key_half_norms, key_mean, w, block),
+            rest,
+        ))
     }
-
 
     /// Builds the workspace from buffers of exactly `n_k`, `d` and `d` floats.
     pub(crate) fn from_parts(
@@ -321,8 +325,22 @@ impl<'a> Workspace<'a> {
             crate::math::scale(self.key_mean, 1.0 / shape.keys as f32);
         }
         if !extra.is_empty() {
-            let ws = KeyStats { key_half_norms: self.key_half_norms, key_mean: self.key_mean };
-            if dispatch::ra(active_backend(), shape, mean, q, k, v, out, &ws, extra, &mut perturb) {
+            let ws = KeyStats {
+                key_half_norms: self.key_half_norms,
+                key_mean: self.key_mean,
+            };
+            if dispatch::ra(
+                active_backend(),
+                shape,
+                mean,
+                q,
+                k,
+                v,
+                out,
+                &ws,
+                extra,
+                &mut perturb,
+            ) {
                 return;
             }
         }

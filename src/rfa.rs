@@ -19,9 +19,9 @@
 
 use crate::backend::active_backend;
 use crate::error::{Arg, Error};
-use crate::simd::{blocked, dispatch};
 use crate::math::{axpy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
+use crate::simd::{blocked, dispatch};
 
 /// The official `eps` added to every positive feature.
 pub const FEATURE_FLOOR: f32 = 1e-4;
@@ -89,14 +89,23 @@ pub fn positive(
 ) -> Result<(), Error> {
     let needed = checked_len(features, shape.value_dim.saturating_add(2))?
         .checked_add(shape.value_dim)
-        .and_then(|len| len.checked_add(crate::simd::if_compiled(blocked::rfa_scratch_len(features, shape.dim))))
+        .and_then(|len| {
+            len.checked_add(crate::simd::if_compiled(blocked::rfa_scratch_len(
+                features, shape.dim,
+            )))
+        })
         .ok_or(Error::SizeOverflow)?;
     let mut rest = take_scratch(scratch, needed)?;
     let kv = carve(&mut rest, features * shape.value_dim)?;
     let k_sum = carve(&mut rest, features)?;
     let phi = carve(&mut rest, features)?;
     let v_sum = carve(&mut rest, shape.value_dim)?;
-    let state = FeatureState { kv, k_sum, phi, v_sum };
+    let state = FeatureState {
+        kv,
+        k_sum,
+        phi,
+        v_sum,
+    };
     positive_in(shape, omega, features, q, k, v, out, state, rest)
 }
 
@@ -115,7 +124,18 @@ pub(crate) fn positive_in(
 ) -> Result<(), Error> {
     check_args(shape, omega, features, q, k, v, out)?;
     if !extra.is_empty()
-        && dispatch::rfa_positive(active_backend(), shape, omega, features, q, k, v, out, &mut state, extra)
+        && dispatch::rfa_positive(
+            active_backend(),
+            shape,
+            omega,
+            features,
+            q,
+            k,
+            v,
+            out,
+            &mut state,
+            extra,
+        )
     {
         return Ok(());
     }
@@ -257,7 +277,9 @@ pub fn trigonometric(
 ) -> Result<(), Error> {
     let total = checked_len(features, 2)?;
     let needed = checked_len(total, shape.value_dim.saturating_add(2))?
-        .checked_add(crate::simd::if_compiled(blocked::trigonometric_scratch_len(features, shape.dim)))
+        .checked_add(crate::simd::if_compiled(
+            blocked::trigonometric_scratch_len(features, shape.dim),
+        ))
         .ok_or(Error::SizeOverflow)?;
     let mut rest = take_scratch(scratch, needed)?;
     let kv = carve(&mut rest, total * shape.value_dim)?;
@@ -287,7 +309,18 @@ pub(crate) fn trigonometric_in(
 ) -> Result<(), Error> {
     check_args(shape, omega, features, q, k, v, out)?;
     if !extra.is_empty()
-        && dispatch::rfa_trigonometric(active_backend(), shape, omega, features, q, k, v, out, &mut state, extra)
+        && dispatch::rfa_trigonometric(
+            active_backend(),
+            shape,
+            omega,
+            features,
+            q,
+            k,
+            v,
+            out,
+            &mut state,
+            extra,
+        )
     {
         return Ok(());
     }

@@ -96,7 +96,15 @@ pub(crate) fn check_len(arg: Arg, data: &[f32], rows: usize, cols: usize) -> Res
 
 /// Checks that every element of `data` is finite.
 pub(crate) fn check_finite(arg: Arg, data: &[f32]) -> Result<(), Error> {
-    if data.iter().all(|x| x.is_finite()) {
+    // Exponent bits all ones = inf or NaN. A branch-free fold per chunk vectorises (a plain
+    // `all(is_finite)` stops early and stays scalar, which costs ~10% of a LARA call).
+    const EXPONENT: u32 = 0x7f80_0000;
+    let finite = |chunk: &[f32]| {
+        chunk.iter().fold(0u32, |bad, x| {
+            bad | u32::from(x.to_bits() & EXPONENT == EXPONENT)
+        }) == 0
+    };
+    if data.chunks(256).all(finite) {
         Ok(())
     } else {
         Err(Error::NonFinite(arg))

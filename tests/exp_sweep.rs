@@ -17,10 +17,16 @@ fn backends() -> Vec<Backend> {
     match std::env::var("LARA_ATTN_BACKEND") {
         Ok(name) => {
             let b = Backend::from_name(&name).unwrap_or_else(|| panic!("unknown backend {name:?}"));
-            assert!(b.is_available(), "LARA_ATTN_BACKEND={name}: not available on this host");
+            assert!(
+                b.is_available(),
+                "LARA_ATTN_BACKEND={name}: not available on this host"
+            );
             vec![b]
         }
-        Err(_) => Backend::ALL.into_iter().filter(|b| b.is_available()).collect(),
+        Err(_) => Backend::ALL
+            .into_iter()
+            .filter(|b| b.is_available())
+            .collect(),
     }
 }
 
@@ -35,7 +41,7 @@ fn worst_ulp(backend: Backend, bits: impl Iterator<Item = u32>) -> (u32, f32) {
     let mut worst = (0, 0.0);
     let mut batch = Vec::with_capacity(1 << 16);
     let mut args = Vec::with_capacity(1 << 16);
-    let mut flush = |args: &mut Vec<f32>, batch: &mut Vec<f32>, worst: &mut (u32, f32)| {
+    let flush = |args: &mut Vec<f32>, batch: &mut Vec<f32>, worst: &mut (u32, f32)| {
         batch.clear();
         batch.extend_from_slice(args);
         exp_in_place(batch);
@@ -69,11 +75,26 @@ fn exp_sample_and_special_values() {
     let _guard = SELECTION.lock().unwrap();
     for backend in backends() {
         let (worst, at) = worst_ulp(backend, range(4099));
-        assert!(worst <= EXP_MAX_ULP, "{}: {worst} ulp at {at:e}", backend.name());
+        assert!(
+            worst <= EXP_MAX_ULP,
+            "{}: {worst} ulp at {at:e}",
+            backend.name()
+        );
         set_backend(Some(backend)).unwrap();
         // Underflow gives exactly 0, overflow +inf, NaN stays NaN; lengths 1..=40 cover every tail.
         for len in 1..=40 {
-            let specials = [f32::NEG_INFINITY, -1e30, -104.0, -87.5, 0.0, -0.0, 1.0, 89.0, f32::INFINITY, f32::NAN];
+            let specials = [
+                f32::NEG_INFINITY,
+                -1e30,
+                -104.0,
+                -87.5,
+                0.0,
+                -0.0,
+                1.0,
+                89.0,
+                f32::INFINITY,
+                f32::NAN,
+            ];
             let mut x: Vec<f32> = (0..len).map(|i| specials[i % specials.len()]).collect();
             let input = x.clone();
             exp_in_place(&mut x);
@@ -97,7 +118,14 @@ fn exp_sweep_every_f32() {
     let _guard = SELECTION.lock().unwrap();
     for backend in backends() {
         let (worst, at) = worst_ulp(backend, range(1));
-        println!("{}: max error {worst} ulp (at {at:e}) over every f32 in [{UNDERFLOW}, 0]", backend.name());
-        assert!(worst <= EXP_MAX_ULP, "{}: {worst} ulp at {at:e}", backend.name());
+        println!(
+            "{}: max error {worst} ulp (at {at:e}) over every f32 in [{UNDERFLOW}, 0]",
+            backend.name()
+        );
+        assert!(
+            worst <= EXP_MAX_ULP,
+            "{}: {worst} ulp at {at:e}",
+            backend.name()
+        );
     }
 }

@@ -62,7 +62,16 @@ fn fixed_layer_matches_the_slice_api() {
     let mut out = [[0.0f32; DV]; NQ];
 
     fixed::exact(&q, &k, &v, &mut out, &mut ExactScratch::new()).unwrap();
-    let expected = sliced(|o| exact::attention(SHAPE, qf, kf, vf, o, &mut vec![0.0; exact::scratch_len(SHAPE)]));
+    let expected = sliced(|o| {
+        exact::attention(
+            SHAPE,
+            qf,
+            kf,
+            vf,
+            o,
+            &mut vec![0.0; exact::scratch_len(SHAPE)],
+        )
+    });
     assert_eq!(out.as_flattened(), &expected[..], "exact");
 
     let noise: [[f32; D]; C] = random(4);

@@ -8,21 +8,29 @@
 //! row-wise with vector code, and folded into the running sums by a second [`gemm`].
 
 use super::{Isa, Scalar, dot, exp, exp_shifted_sum, gemm, max_of, scale_add};
-use crate::math::{half_sq_norm, ln, rows, rows_mut};
 use crate::lara::{Weighting, Workspace};
+use crate::math::{half_sq_norm, ln, rows, rows_mut};
 use crate::ra::{KeyStats, SampledMean};
-use crate::rfa::{DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, max_scaled_half_norm};
+use crate::rfa::{
+    DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, max_scaled_half_norm,
+};
 use crate::shape::Shape;
 
 /// Rows (keys or queries) per block.
 pub(crate) const BLOCK: usize = 32;
 
-/// `dst[p·ld + r] = scale · src[r·cols + p]`: the transpose of `src [rows, cols]`, scaled,
-/// into `dst [cols, ld]` (`ld >= rows`; columns `rows..ld` are set to zero).
-fn pack_transposed(src: &[f32], cols: usize, scale: f32, dst: &mut [f32], ld: usize) {
+/// `dst[p·ld + offset + r] = scale · src[r·cols + p]`: the transpose of `src [rows, cols]`,
+/// scaled, into columns `offset .. offset + rows` of `dst [cols, ld]`.
+fn pack_transposed(
+    src: &[f32],
+    cols: usize,
+    scale: f32,
+    dst: &mut [f32],
+    ld: usize,
+    offset: usize,
+) {
     for (p, dst_row) in rows_mut(dst, ld).take(cols).enumerate() {
-        dst_row.fill(0.0);
-        for (d, src_row) in dst_row.iter_mut().zip(rows(src, cols)) {
+        for (d, src_row) in dst_row.iter_mut().skip(offset).zip(rows(src, cols)) {
             if let Some(&x) = src_row.get(p) {
                 *d = scale * x;
             }
@@ -52,20 +60,42 @@ fn column_max<I: Isa>(isa: I, tile: &[f32], ld: usize, cols: usize, max: &mut [f
 
 /// Column-wise: `tile[j, c] = e^(tile[j, c] − shift[c])` and `sum[c] += Σ_j tile[j, c]`.
 #[inline(always)]
-fn column_exp_sum<I: Isa>(isa: I, tile: &mut [f32], ld: usize, cols: usize, shift: &[f32], sum: &mut [f32]) {
+fn column_exp_sum<I: Isa>(
+    isa: I,
+    tile: &mut [f32],
+    ld: usize,
+    cols: usize,
+    shift: &[f32],
+    sum: &mut [f32],
+) {
     for row in rows_mut(tile, ld) {
         let len = cols.min(row.len()).min(shift.len()).min(sum.len());
         let mut c = 0;
         while c + I::LANES <= len {
             // SAFETY: c + LANES <= len of row, shift and sum.
             unsafe {
-                let e = exp(isa, isa.sub(isa.load(row.as_ptr().add(c)), isa.load(shift.as_ptr().add(c))));
+                let e = exp(
+                    isa,
+                    isa.sub(
+                        isa.load(row.as_ptr().add(c)),
+                        isa.load(shift.as_ptr().add(c)),
+                    ),
+                );
                 isa.store(row.as_mut_ptr().add(c), e);
-                isa.store(sum.as_mut_ptr().add(c), isa.add(isa.load(sum.as_ptr().add(c)), e));
+                isa.store(
+                    sum.as_mut_ptr().add(c),
+                    isa.add(isa.load(sum.as_ptr().add(c)), e),
+                );
             }
             c += I::LANES;
         }
-        for ((x, &m), s) in row.iter_mut().zip(shift).zip(sum.iter_mut()).take(len).skip(c) {
+        for ((x, &m), s) in row
+            .iter_mut()
+            .zip(shift)
+            .zip(sum.iter_mut())
+            .take(len)
+            .skip(c)
+        {
             *x = exp(Scalar, *x - m);
             *s += *x;
         }
@@ -80,7 +110,13 @@ fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
     while c + I::LANES <= len {
         // SAFETY: c + LANES <= len of row and shift.
         unsafe {
-            let e = exp(isa, isa.sub(isa.load(row.as_ptr().add(c)), isa.load(shift.as_ptr().add(c))));
+            let e = exp(
+                isa,
+                isa.sub(
+                    isa.load(row.as_ptr().add(c)),
+                    isa.load(shift.as_ptr().add(c)),
+                ),
+            );
             isa.store(row.as_mut_ptr().add(c), e);
         }
         c += I::LANES;
@@ -94,8 +130,19 @@ fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
 /// `block_max`, `running_max ← max(running_max, block_max)`, `rescale = e^(old − new)`, and
 /// `running_sum *= rescale`.
 #[inline(always)]
-fn raise_running_max<I: Isa>(isa: I, running_max: &mut [f32], block_max: &[f32], rescale: &mut [f32], running_sum: &mut [f32]) {
-    for (((m, &b), r), s) in running_max.iter_mut().zip(block_max).zip(rescale.iter_mut()).zip(running_sum.iter_mut()) {
+fn raise_running_max<I: Isa>(
+    isa: I,
+    running_max: &mut [f32],
+    block_max: &[f32],
+    rescale: &mut [f32],
+    running_sum: &mut [f32],
+) {
+    for (((m, &b), r), s) in running_max
+        .iter_mut()
+        .zip(block_max)
+        .zip(rescale.iter_mut())
+        .zip(running_sum.iter_mut())
+    {
         let new_max = m.max(b);
         *r = exp(Scalar, *m - new_max);
         *s *= *r;
@@ -117,7 +164,12 @@ fn scale_row<I: Isa>(isa: I, row: &mut [f32], factor: f32) {
     let mut chunks = row.chunks_exact_mut(I::LANES.max(1));
     for chunk in &mut chunks {
         // SAFETY: the chunk holds exactly LANES floats.
-        unsafe { isa.store(chunk.as_mut_ptr(), isa.mul(isa.load(chunk.as_ptr()), factor_v)) };
+        unsafe {
+            isa.store(
+                chunk.as_mut_ptr(),
+                isa.mul(isa.load(chunk.as_ptr()), factor_v),
+            )
+        };
     }
     for x in chunks.into_remainder() {
         *x *= factor;
@@ -141,7 +193,8 @@ pub(crate) fn exp_in_place<I: Isa>(isa: I, values: &mut [f32]) {
 /// Scratch of [`flash_block`]: the packed queries `[d, BLOCK]`, the logit tile
 /// `[BLOCK, BLOCK]` and the running maximum, sum and rescale factors `[BLOCK]` each.
 pub(crate) const fn flash_scratch_len(dim: usize) -> usize {
-    dim.saturating_mul(BLOCK).saturating_add(BLOCK * BLOCK + 3 * BLOCK)
+    dim.saturating_mul(BLOCK)
+        .saturating_add(BLOCK * BLOCK + 3 * BLOCK)
 }
 
 /// Flash attention for one block of at most [`BLOCK`] query rows:
@@ -167,16 +220,28 @@ pub(crate) fn flash_block<I: Isa>(
     let (running_sum, rest) = rest.split_at_mut(BLOCK);
     let (rescale, _) = rest.split_at_mut(BLOCK);
     // Qᵀ scaled by s: S_blockᵀ = K_block · (s·Qᵀ) needs no further scaling.
-    pack_transposed(q_block, dim, scale, q_packed, BLOCK);
+    q_packed.fill(0.0); // (columns past the block's last query stay defined)
+    pack_transposed(q_block, dim, scale, q_packed, BLOCK, 0);
     running_max.fill(f32::NEG_INFINITY);
     running_sum.fill(0.0);
     out_block.fill(0.0);
     let mut block_max = [0.0f32; BLOCK];
-    for (block, (k_block, v_block)) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)).enumerate() {
+    for (block, (k_block, v_block)) in k
+        .chunks(BLOCK * dim)
+        .zip(v.chunks(BLOCK * value_dim))
+        .enumerate()
+    {
         let rows_k = k_block.len() / dim.max(1);
         let tile = &mut tile[..rows_k * BLOCK];
         // Sᵀ[j, i] = s · k_j·q_i
-        gemm(isa, (rows_k, BLOCK, dim), (k_block, dim, 1), (q_packed, BLOCK), (tile, BLOCK), false);
+        gemm(
+            isa,
+            (rows_k, BLOCK, dim),
+            (k_block, dim, 1),
+            (q_packed, BLOCK),
+            (tile, BLOCK),
+            false,
+        );
         if let Some(bias) = key_bias {
             // − s·|k_j|²/2 (RA)
             for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
@@ -192,7 +257,14 @@ pub(crate) fn flash_block<I: Isa>(
         // P = e^(Sᵀ − max), running_sum += Σ_j P
         column_exp_sum(isa, tile, BLOCK, rows_q, running_max, running_sum);
         // out += Pᵀ · V_block
-        gemm(isa, (rows_q, value_dim, rows_k), (tile, 1, BLOCK), (v_block, value_dim), (out_block, value_dim), true);
+        gemm(
+            isa,
+            (rows_q, value_dim, rows_k),
+            (tile, 1, BLOCK),
+            (v_block, value_dim),
+            (out_block, value_dim),
+            true,
+        );
     }
     for (out_row, &sum) in rows_mut(out_block, value_dim).zip(running_sum.iter()) {
         scale_row(isa, out_row, 1.0 / sum);
@@ -200,15 +272,37 @@ pub(crate) fn flash_block<I: Isa>(
 }
 
 /// Blocked exact attention: [`flash_block`] over every block of queries.
-pub(crate) fn exact<I: Isa>(isa: I, shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], scratch: &mut [f32]) {
+#[inline(always)]
+pub(crate) fn exact<I: Isa>(
+    isa: I,
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
     let dims = (shape.dim, shape.value_dim);
-    for (q_block, out_block) in q.chunks(BLOCK * shape.dim).zip(out.chunks_mut(BLOCK * shape.value_dim)) {
-        flash_block(isa, dims, shape.scale(), q_block, k, v, None, out_block, scratch);
+    for (q_block, out_block) in q
+        .chunks(BLOCK * shape.dim)
+        .zip(out.chunks_mut(BLOCK * shape.value_dim))
+    {
+        flash_block(
+            isa,
+            dims,
+            shape.scale(),
+            q_block,
+            k,
+            v,
+            None,
+            out_block,
+            scratch,
+        );
     }
 }
 
-/// Extra scratch of [`lara`] beyond the scalar workspace: two packed `[d, C]` matrices and two
-/// `[BLOCK, C]` tiles.
+/// Extra scratch of [`lara`] beyond the scalar workspace: the packed `[d, 2C]` matrix and a
+/// `[BLOCK, 2C]` tile.
 pub(crate) const fn lara_scratch_len(landmarks: usize, dim: usize) -> usize {
     landmarks.saturating_mul(dim.saturating_mul(2).saturating_add(2 * BLOCK))
 }
@@ -230,12 +324,17 @@ pub(crate) fn lara<I: Isa>(
 ) {
     let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
     let count = ws.logits.len();
-    let (w_packed, rest) = extra.split_at_mut(dim * count);
-    let (alpha_packed, rest) = rest.split_at_mut(dim * count);
-    let (tile, rest) = rest.split_at_mut(BLOCK * count);
-    let (tile2, _) = rest.split_at_mut(BLOCK * count);
-    // s·Wᵀ [d, C]: one product gives s·W_c·x for a whole block of rows x.
-    pack_transposed(ws.w, dim, scale, w_packed, count);
+    // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, 2C] matrix: one product gives a block of rows both
+    // its logits s·W_c·x and its α term.
+    let ld = 2 * count;
+    let (packed, rest) = extra.split_at_mut(dim * ld);
+    let (tile, _) = rest.split_at_mut(BLOCK * ld);
+    pack_transposed(ws.w, dim, scale, packed, ld, 0);
+    match weighting {
+        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, count),
+        Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, count),
+        Weighting::BalanceHeuristic => {}
+    }
 
     // Key pass: per landmark, online lse_j LK[c, j] and kv_c = Σ_j softmax_j(LK[c, j]) v_j.
     ws.kv.fill(0.0);
@@ -245,7 +344,14 @@ pub(crate) fn lara<I: Isa>(
         let rows_k = k_block.len() / dim.max(1);
         let tile = &mut tile[..rows_k * count];
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, C] tile
-        gemm(isa, (rows_k, count, dim), (k_block, dim, 1), (w_packed, count), (tile, count), false);
+        gemm(
+            isa,
+            (rows_k, count, dim),
+            (k_block, dim, 1),
+            (packed, ld),
+            (tile, count),
+            false,
+        );
         for (row, k_row) in rows_mut(tile, count).zip(rows(k_block, dim)) {
             shift_row(row, scale * half_sq_norm(k_row));
         }
@@ -256,30 +362,42 @@ pub(crate) fn lara<I: Isa>(
         }
         // P = e^(LK − max);  Σ_j P;  kv += Pᵀ · V_block
         column_exp_sum(isa, tile, count, count, ws.key_lse, ws.key_sum);
-        gemm(isa, (count, value_dim, rows_k), (tile, 1, count), (v_block, value_dim), (ws.kv, value_dim), true);
+        gemm(
+            isa,
+            (count, value_dim, rows_k),
+            (tile, 1, count),
+            (v_block, value_dim),
+            (ws.kv, value_dim),
+            true,
+        );
     }
-    for ((kv_row, lse), &sum) in rows_mut(ws.kv, value_dim).zip(ws.key_lse.iter_mut()).zip(ws.key_sum.iter()) {
+    for ((kv_row, lse), &sum) in rows_mut(ws.kv, value_dim)
+        .zip(ws.key_lse.iter_mut())
+        .zip(ws.key_sum.iter())
+    {
         // kv_c /= Σ;  lseK_c = max + ln Σ
         scale_row(isa, kv_row, 1.0 / sum);
         *lse += ln(sum);
     }
     ws.proposal_log_density(shape, weighting);
 
-    // The α term's matrix: s·q̄ᵀ (mis-opt's T) or s·muᵀ (mis-biased).
-    match weighting {
-        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, alpha_packed, count),
-        Weighting::Biased => pack_transposed(ws.mu, dim, scale, alpha_packed, count),
-        Weighting::BalanceHeuristic => {}
-    }
     if let Weighting::Optimal { .. } = weighting {
         // lse_i (s · q̄_c·q_i), online over blocks of queries (column-wise)
         let (running_max, running_sum) = (&mut *ws.t_lse, &mut *ws.key_sum);
         running_max.fill(f32::NEG_INFINITY);
         running_sum.fill(0.0);
+        let q_bar_packed = packed.get(count..).unwrap_or_default();
         for q_block in q.chunks(BLOCK * dim) {
             let rows_q = q_block.len() / dim.max(1);
             let tile = &mut tile[..rows_q * count];
-            gemm(isa, (rows_q, count, dim), (q_block, dim, 1), (alpha_packed, count), (tile, count), false);
+            gemm(
+                isa,
+                (rows_q, count, dim),
+                (q_block, dim, 1),
+                (q_bar_packed, ld),
+                (tile, count),
+                false,
+            );
             column_max(isa, tile, count, count, ws.t_row);
             raise_running_max(isa, running_max, ws.t_row, ws.logits, running_sum);
             column_exp_sum(isa, tile, count, count, running_max, running_sum);
@@ -289,29 +407,38 @@ pub(crate) fn lara<I: Isa>(
         }
     }
 
-    // Query pass.
+    // Query pass: the tile holds [logits | α term] per query (just logits for mis-bh).
+    let width = if matches!(weighting, Weighting::BalanceHeuristic) {
+        count
+    } else {
+        ld
+    };
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_q * count];
-        let tile2 = &mut tile2[..rows_q * count];
-        // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
-        gemm(isa, (rows_q, count, dim), (q_block, dim, 1), (w_packed, count), (tile, count), false);
-        if !matches!(weighting, Weighting::BalanceHeuristic) {
-            gemm(isa, (rows_q, count, dim), (q_block, dim, 1), (alpha_packed, count), (tile2, count), false);
-        }
-        for (i, (row, q_row)) in rows_mut(tile, count).zip(rows(q_block, dim)).enumerate() {
+        let tile = &mut tile[..rows_q * width];
+        // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
+        gemm(
+            isa,
+            (rows_q, width, dim),
+            (q_block, dim, 1),
+            (packed, ld),
+            (tile, width),
+            false,
+        );
+        for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
+            let (row, alpha_row) = row.split_at_mut(count.min(row.len()));
+            // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
             add_row(isa, row, ws.bias);
             shift_row(row, scale * half_sq_norm(q_row));
-            let alpha_row = tile2.get_mut(i * count..(i + 1) * count).unwrap_or_default();
             let sum = match weighting {
                 Weighting::Optimal { alpha_coeff } => {
                     // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…)); α = max(bh_c + a·(T − mean_c T), 1e-8)
                     exp_minus(isa, alpha_row, ws.t_lse);
-                    optimal_alpha(alpha_row, ws.balance, alpha_coeff);
+                    optimal_alpha(isa, alpha_row, ws.balance, alpha_coeff);
                     // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
                     let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m);
-                    multiply_rows(row, alpha_row)
+                    multiply_sum(isa, row, alpha_row)
                 }
                 Weighting::Biased => {
                     // log α = s · mu_c·q_i
@@ -327,22 +454,77 @@ pub(crate) fn lara<I: Isa>(
             scale_row(isa, row, 1.0 / sum);
         }
         // out_i = Σ_c sniw[c, i] kv_c
-        gemm(isa, (rows_q, value_dim, count), (tile, count, 1), (ws.kv, value_dim), (out_block, value_dim), false);
+        gemm(
+            isa,
+            (rows_q, value_dim, count),
+            (tile, width, 1),
+            (ws.kv, value_dim),
+            (out_block, value_dim),
+            false,
+        );
     }
 }
 
 /// `α[c] = max(bh_c + a·(T[c] − mean_c' T[c']), 1e-8)` in place of `T` (one query's row).
-fn optimal_alpha(t_row: &mut [f32], balance: &[f32], alpha_coeff: f32) {
-    let mean = t_row.iter().sum::<f32>() / t_row.len().max(1) as f32;
-    for (t, &bh) in t_row.iter_mut().zip(balance) {
+#[inline(always)]
+fn optimal_alpha<I: Isa>(isa: I, t_row: &mut [f32], balance: &[f32], alpha_coeff: f32) {
+    let mean = sum_of(isa, t_row) / t_row.len().max(1) as f32;
+    let len = t_row.len().min(balance.len());
+    let (a, offset, floor) = (
+        isa.splat(alpha_coeff),
+        isa.splat(-alpha_coeff * mean),
+        isa.splat(1e-8),
+    );
+    let mut c = 0;
+    while c + I::LANES <= len {
+        // SAFETY: c + LANES <= len of t_row and balance.
+        unsafe {
+            let t = isa.load(t_row.as_ptr().add(c));
+            let alpha = isa.add(isa.mul_add(a, t, offset), isa.load(balance.as_ptr().add(c)));
+            isa.store(t_row.as_mut_ptr().add(c), isa.max(alpha, floor));
+        }
+        c += I::LANES;
+    }
+    for (t, &bh) in t_row.iter_mut().zip(balance).take(len).skip(c) {
         *t = (bh + alpha_coeff * (*t - mean)).max(1e-8);
     }
 }
 
+/// `Σ_c row[c]`.
+#[inline(always)]
+fn sum_of<I: Isa>(isa: I, row: &[f32]) -> f32 {
+    let mut acc = isa.splat(0.0);
+    let mut chunks = row.chunks_exact(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        acc = isa.add(acc, unsafe { isa.load(chunk.as_ptr()) });
+    }
+    chunks
+        .remainder()
+        .iter()
+        .fold(isa.reduce_add(acc), |s, &x| s + x)
+}
+
 /// `row[c] *= weights[c]`; returns `Σ_c row[c]`.
-fn multiply_rows(row: &mut [f32], weights: &[f32]) -> f32 {
-    let mut sum = 0.0;
-    for (x, &w) in row.iter_mut().zip(weights) {
+#[inline(always)]
+fn multiply_sum<I: Isa>(isa: I, row: &mut [f32], weights: &[f32]) -> f32 {
+    let len = row.len().min(weights.len());
+    let mut acc = isa.splat(0.0);
+    let mut c = 0;
+    while c + I::LANES <= len {
+        // SAFETY: c + LANES <= len of row and weights.
+        unsafe {
+            let x = isa.mul(
+                isa.load(row.as_ptr().add(c)),
+                isa.load(weights.as_ptr().add(c)),
+            );
+            isa.store(row.as_mut_ptr().add(c), x);
+            acc = isa.add(acc, x);
+        }
+        c += I::LANES;
+    }
+    let mut sum = isa.reduce_add(acc);
+    for (x, &w) in row.iter_mut().zip(weights).take(len).skip(c) {
         *x *= w;
         sum += *x;
     }
@@ -375,11 +557,13 @@ pub(crate) fn rfa_positive<I: Isa>(
     let (omega_packed, rest) = extra.split_at_mut(dim * features);
     let (tile, _) = rest.split_at_mut(BLOCK * features);
     // d^-1/4 · Ωᵀ [d, S]
-    pack_transposed(omega, dim, scales.data, omega_packed, features);
+    pack_transposed(omega, dim, scales.data, omega_packed, features, 0);
 
     // Key pass: kv_r = Σ_m e^(B[m,r] − s|k_m|²/2 − M) v_m, k_sum_r = Σ_m e^(…), relative to the
     // running maximum M of B.
-    let FeatureState { kv, k_sum, v_sum, .. } = state;
+    let FeatureState {
+        kv, k_sum, v_sum, ..
+    } = state;
     kv.fill(0.0);
     k_sum.fill(0.0);
     v_sum.fill(0.0);
@@ -388,7 +572,14 @@ pub(crate) fn rfa_positive<I: Isa>(
         let rows_k = k_block.len() / dim.max(1);
         let tile = &mut tile[..rows_k * features];
         // B[m, r] = d^-1/4 k_m·ω_r
-        gemm(isa, (rows_k, features, dim), (k_block, dim, 1), (omega_packed, features), (tile, features), false);
+        gemm(
+            isa,
+            (rows_k, features, dim),
+            (k_block, dim, 1),
+            (omega_packed, features),
+            (tile, features),
+            false,
+        );
         let block_max = max_of(isa, tile);
         if block_max > running_max {
             let rescale = exp(Scalar, running_max - block_max);
@@ -398,14 +589,25 @@ pub(crate) fn rfa_positive<I: Isa>(
         }
         for (row, k_row) in rows_mut(tile, features).zip(rows(k_block, dim)) {
             // e^(B[m, r] − s|k_m|²/2 − M);  k_sum += that row
-            exp_shifted_sum(isa, row, scales.half_norm * half_sq_norm(k_row) + running_max);
+            exp_shifted_sum(
+                isa,
+                row,
+                scales.half_norm * half_sq_norm(k_row) + running_max,
+            );
             add_row(isa, k_sum, row);
         }
         for v_row in rows(v_block, value_dim) {
             add_row(isa, v_sum, v_row);
         }
         // kv += Eᵀ · V_block
-        gemm(isa, (features, value_dim, rows_k), (tile, 1, features), (v_block, value_dim), (kv, value_dim), true);
+        gemm(
+            isa,
+            (features, value_dim, rows_k),
+            (tile, 1, features),
+            (v_block, value_dim),
+            (kv, value_dim),
+            true,
+        );
     }
     // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
     for kv_row in rows_mut(kv, value_dim) {
@@ -421,7 +623,14 @@ pub(crate) fn rfa_positive<I: Isa>(
         let rows_q = q_block.len() / dim.max(1);
         let tile = &mut tile[..rows_q * features];
         // A[i, r] = d^-1/4 q_i·ω_r
-        gemm(isa, (rows_q, features, dim), (q_block, dim, 1), (omega_packed, features), (tile, features), false);
+        gemm(
+            isa,
+            (rows_q, features, dim),
+            (q_block, dim, 1),
+            (omega_packed, features),
+            (tile, features),
+            false,
+        );
         for (row, q_row) in rows_mut(tile, features).zip(rows(q_block, dim)) {
             // φq[i, r] = S^-1/2 e^(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
             let stabiliser = max_of(isa, row) + scales.half_norm * half_sq_norm(q_row);
@@ -429,7 +638,14 @@ pub(crate) fn rfa_positive<I: Isa>(
             affine_row(isa, row, scales.ratio, FEATURE_FLOOR);
         }
         // num_i = φq_i · kv
-        gemm(isa, (rows_q, value_dim, features), (tile, features, 1), (kv, value_dim), (out_block, value_dim), false);
+        gemm(
+            isa,
+            (rows_q, value_dim, features),
+            (tile, features, 1),
+            (kv, value_dim),
+            (out_block, value_dim),
+            false,
+        );
         for (out_row, phi) in rows_mut(out_block, value_dim).zip(rows(tile, features)) {
             // out_i = num_i / max(φq_i · k_sum, 1e-2)
             let denominator = dot(isa, phi, k_sum);
@@ -445,7 +661,12 @@ fn affine_row<I: Isa>(isa: I, row: &mut [f32], a: f32, b: f32) {
     let mut chunks = row.chunks_exact_mut(I::LANES.max(1));
     for chunk in &mut chunks {
         // SAFETY: the chunk holds exactly LANES floats.
-        unsafe { isa.store(chunk.as_mut_ptr(), isa.mul_add(isa.load(chunk.as_ptr()), a_v, b_v)) };
+        unsafe {
+            isa.store(
+                chunk.as_mut_ptr(),
+                isa.mul_add(isa.load(chunk.as_ptr()), a_v, b_v),
+            )
+        };
     }
     for x in chunks.into_remainder() {
         *x = a * *x + b;
@@ -454,7 +675,8 @@ fn affine_row<I: Isa>(isa: I, row: &mut [f32], a: f32, b: f32) {
 
 /// Extra scratch of [`ra`]: a block of proposals `[BLOCK, d]` and the flash tiles.
 pub(crate) const fn ra_scratch_len(dim: usize) -> usize {
-    dim.saturating_mul(BLOCK).saturating_add(flash_scratch_len(dim))
+    dim.saturating_mul(BLOCK)
+        .saturating_add(flash_scratch_len(dim))
 }
 
 /// Blocked RA: per block of queries, the proposals `W_i` (the mean, then `perturb` adds the
@@ -486,7 +708,17 @@ pub(crate) fn ra<I: Isa>(
             }
             // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
             SampledMean::AttentionWeighted => {
-                flash_block(isa, (dim, dim), scale, q_block, k, k, None, w_block, flash_scratch);
+                flash_block(
+                    isa,
+                    (dim, dim),
+                    scale,
+                    q_block,
+                    k,
+                    k,
+                    None,
+                    w_block,
+                    flash_scratch,
+                );
             }
             // mu_i = q_i + k_{J_i}: the key is added once drawn
             SampledMean::Key => w_block.fill(0.0),
@@ -502,7 +734,17 @@ pub(crate) fn ra<I: Isa>(
             }
         }
         // out_i = Σ_j softmax_j(s · W_i·k_j − s·|k_j|²/2) v_j
-        flash_block(isa, (dim, value_dim), scale, w_block, k, v, Some(stats.key_half_norms), out_block, flash_scratch);
+        flash_block(
+            isa,
+            (dim, value_dim),
+            scale,
+            w_block,
+            k,
+            v,
+            Some(stats.key_half_norms),
+            out_block,
+            flash_scratch,
+        );
     }
 }
 
@@ -533,11 +775,18 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     let (omega_packed, rest) = extra.split_at_mut(dim * features);
     let (tile, _) = rest.split_at_mut(BLOCK * total);
     // d^-1/4 · Ωᵀ [d, S]
-    pack_transposed(omega, dim, scales.data, omega_packed, features);
+    pack_transposed(omega, dim, scales.data, omega_packed, features, 0);
     // φ(x_i) = S^-1/2 e^(s|x_i|²/2 − max_h) [sin A[i, ·], cos A[i, ·]], in place of A (row of 2S)
     let features_of = |tile: &mut [f32], block: &[f32], max_h: f32| {
         // A[i, r] = d^-1/4 x_i·ω_r, into the first S columns of each row
-        gemm(isa, (block.len() / dim.max(1), features, dim), (block, dim, 1), (omega_packed, features), (tile, total), false);
+        gemm(
+            isa,
+            (block.len() / dim.max(1), features, dim),
+            (block, dim, 1),
+            (omega_packed, features),
+            (tile, total),
+            false,
+        );
         for (row, x) in rows_mut(tile, total).zip(rows(block, dim)) {
             let magnitude = scales.ratio * exp(Scalar, scales.half_norm * half_sq_norm(x) - max_h);
             let (sines, cosines) = row.split_at_mut(features);
@@ -560,14 +809,28 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
             add_row(isa, k_sum, row);
         }
         // kv += Φ_kᵀ · V_block
-        gemm(isa, (total, value_dim, rows_k), (tile, 1, total), (v_block, value_dim), (kv, value_dim), true);
+        gemm(
+            isa,
+            (total, value_dim, rows_k),
+            (tile, 1, total),
+            (v_block, value_dim),
+            (kv, value_dim),
+            true,
+        );
     }
     let query_max = max_scaled_half_norm(scales, q, dim);
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
         let tile = &mut tile[..rows_q * total];
         features_of(tile, q_block, query_max);
-        gemm(isa, (rows_q, value_dim, total), (tile, total, 1), (kv, value_dim), (out_block, value_dim), false);
+        gemm(
+            isa,
+            (rows_q, value_dim, total),
+            (tile, total, 1),
+            (kv, value_dim),
+            (out_block, value_dim),
+            false,
+        );
         for (out_row, phi) in rows_mut(out_block, value_dim).zip(rows(tile, total)) {
             // out_i = φ(q_i)·kv / max(φ(q_i)·k_sum, 1e-2)
             let denominator = dot(isa, phi, k_sum);

@@ -58,7 +58,15 @@ use crate::rfa::FeatureState;
 use crate::shape::Shape;
 
 /// Blocked exact attention on `backend`; `false` if the caller must run the scalar kernel.
-pub(crate) fn exact(backend: Backend, shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], scratch: &mut [f32]) -> bool {
+pub(crate) fn exact(
+    backend: Backend,
+    shape: Shape,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> bool {
     run_on!(backend, blocked::exact, (shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], scratch: &mut [f32]))
 }
 

@@ -47,6 +47,9 @@ pub(crate) use sse2::Sse2;
 pub(crate) trait Isa: Copy {
     /// Lanes per vector.
     const LANES: usize;
+    /// Whether the register file holds an `8 × 2`-vector tile of [`gemm`] (32 vector
+    /// registers: AVX-512, NEON); otherwise tiles are `4 × 2` vectors (16 registers).
+    const TALL_TILE: bool = false;
     /// A vector of `LANES` floats.
     type V: Copy;
     /// A lane mask from a comparison.
@@ -103,7 +106,10 @@ pub(crate) fn exp<I: Isa>(isa: I, x: I::V) -> I::V {
     let hi = isa.splat(EXP_OVERFLOW);
     let clamped = isa.min(isa.max(x, lo), hi);
     // n = round(x · log2 e)
-    let n = isa.sub(isa.mul_add(clamped, isa.splat(LOG2_E), isa.splat(ROUNDER)), isa.splat(ROUNDER));
+    let n = isa.sub(
+        isa.mul_add(clamped, isa.splat(LOG2_E), isa.splat(ROUNDER)),
+        isa.splat(ROUNDER),
+    );
     // r = x − n·ln2, in two steps
     let r = isa.mul_add(n, isa.splat(-LN2_HI), clamped);
     let r = isa.mul_add(n, isa.splat(-LN2_LO), r);
@@ -113,7 +119,7 @@ pub(crate) fn exp<I: Isa>(isa: I, x: I::V) -> I::V {
     p = isa.mul_add(p, r, isa.splat(8.333_452e-3));
     p = isa.mul_add(p, r, isa.splat(4.166_579_6e-2));
     p = isa.mul_add(p, r, isa.splat(1.666_666_5e-1));
-    p = isa.mul_add(p, r, isa.splat(5.000_000_1e-1));
+    p = isa.mul_add(p, r, isa.splat(0.5));
     let r2 = isa.mul(r, r);
     let p = isa.add(isa.mul_add(p, r2, r), isa.splat(1.0));
     // e^x = e^r · 2^n
@@ -188,7 +194,11 @@ pub(crate) fn dot<I: Isa>(isa: I, a: &[f32], b: &[f32]) -> f32 {
         unsafe {
             for (j, s) in acc.iter_mut().enumerate() {
                 let off = i + j * I::LANES;
-                *s = isa.mul_add(isa.load(a.as_ptr().add(off)), isa.load(b.as_ptr().add(off)), *s);
+                *s = isa.mul_add(
+                    isa.load(a.as_ptr().add(off)),
+                    isa.load(b.as_ptr().add(off)),
+                    *s,
+                );
             }
         }
         i += step;
@@ -210,7 +220,11 @@ pub(crate) fn scale_add<I: Isa>(isa: I, y: &mut [f32], scale: f32, a: f32, x: &[
         // SAFETY: i + LANES <= len for both slices.
         unsafe {
             let p = y.as_mut_ptr().add(i);
-            let v = isa.mul_add(a_v, isa.load(x.as_ptr().add(i)), isa.mul(isa.load(p), scale_v));
+            let v = isa.mul_add(
+                a_v,
+                isa.load(x.as_ptr().add(i)),
+                isa.mul(isa.load(p), scale_v),
+            );
             isa.store(p, v);
         }
         i += I::LANES;
@@ -232,8 +246,9 @@ pub(crate) const fn if_compiled(a: usize) -> usize {
     if COMPILED { a } else { 0 }
 }
 
-/// Register tile of [`gemm`]: `MR` rows by `NR` vectors.
+/// Register tile of [`gemm`]: `MR` (or `TALL_MR`) rows by `NR` vectors.
 const MR: usize = 4;
+const TALL_MR: usize = 8;
 const NR: usize = 2;
 
 /// `C = A·B` (or `C += A·B` with `accumulate`), `C [m, n]` row-major with leading dimension
@@ -262,51 +277,106 @@ pub(crate) fn gemm<I: Isa>(
         .checked_mul(a_row)
         .zip(k.saturating_sub(1).checked_mul(a_col))
         .and_then(|(x, y)| x.checked_add(y));
-    let b_last = k.saturating_sub(1).checked_mul(ldb).and_then(|x| x.checked_add(n - 1));
+    let b_last = k
+        .saturating_sub(1)
+        .checked_mul(ldb)
+        .and_then(|x| x.checked_add(n - 1));
     let c_last = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n - 1));
-    let in_bounds = (k == 0 || (fits(a.len(), a_last) && fits(b.len(), b_last))) && fits(c.len(), c_last);
+    let in_bounds =
+        (k == 0 || (fits(a.len(), a_last) && fits(b.len(), b_last))) && fits(c.len(), c_last);
     debug_assert!(in_bounds, "gemm operands too short");
     if !in_bounds {
         return;
     }
     let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    let wide = NR * I::LANES;
     let mut row = 0;
     while row < m {
-        let rows = if m - row >= MR { MR } else { 1 };
-        let mut col = 0;
-        // SAFETY (all micro-kernel calls below): the tile's rows are < m, its columns < n, and
-        // the extents of a, b and c were checked against m, n, k above.
+        let rows = match m - row {
+            left if I::TALL_TILE && left >= TALL_MR => TALL_MR,
+            left if left >= MR => MR,
+            _ => 1,
+        };
+        // SAFETY: the tile's rows are < m, and the extents of a, b and c were checked against
+        // m, n and k above.
         unsafe {
             let a_tile = a.add(row * a_row);
             let c_tile = c.add(row * ldc);
-            while col + wide <= n {
-                if rows == MR {
-                    micro::<I, MR, NR>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
-                } else {
-                    micro::<I, 1, NR>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
-                }
-                col += wide;
-            }
-            while col + I::LANES <= n {
-                if rows == MR {
-                    micro::<I, MR, 1>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
-                } else {
-                    micro::<I, 1, 1>(isa, k, a_tile, a_row, a_col, b.add(col), ldb, c_tile.add(col), ldc, accumulate);
-                }
-                col += I::LANES;
-            }
-            for r in 0..rows {
-                for j in col..n {
-                    let mut s = if accumulate { *c_tile.add(r * ldc + j) } else { 0.0 };
-                    for p in 0..k {
-                        s += *a_tile.add(r * a_row + p * a_col) * *b.add(p * ldb + j);
-                    }
-                    *c_tile.add(r * ldc + j) = s;
-                }
+            let operands = (k, a_tile, a_row, a_col, b, ldb, c_tile, ldc, accumulate);
+            match rows {
+                TALL_MR => row_panel::<I, TALL_MR>(isa, n, operands),
+                MR => row_panel::<I, MR>(isa, n, operands),
+                _ => row_panel::<I, 1>(isa, n, operands),
             }
         }
         row += rows;
+    }
+}
+
+/// The operands of one row panel: `k`, `A` at the panel's first row and its strides, `B` and
+/// its leading dimension, `C` at the panel's first row and its leading dimension, accumulate.
+type Panel = (
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    bool,
+);
+
+/// `R` rows of `C`: register tiles of `NR` vectors, then of one vector, then scalar columns.
+///
+/// # Safety
+/// Rows `0..R` of `A` (`k` columns) and `C` (`n` columns) and rows `0..k` of `B` (`n` columns)
+/// must be in bounds.
+#[inline(always)]
+unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
+    let (k, a, a_row, a_col, b, ldb, c, ldc, accumulate) = panel;
+    let wide = NR * I::LANES;
+    let mut col = 0;
+    // SAFETY (all calls): columns col .. col + width are < n (caller's contract covers them).
+    unsafe {
+        while col + wide <= n {
+            micro::<I, R, NR>(
+                isa,
+                k,
+                a,
+                a_row,
+                a_col,
+                b.add(col),
+                ldb,
+                c.add(col),
+                ldc,
+                accumulate,
+            );
+            col += wide;
+        }
+        while col + I::LANES <= n {
+            micro::<I, R, 1>(
+                isa,
+                k,
+                a,
+                a_row,
+                a_col,
+                b.add(col),
+                ldb,
+                c.add(col),
+                ldc,
+                accumulate,
+            );
+            col += I::LANES;
+        }
+        for r in 0..R {
+            for j in col..n {
+                let mut s = if accumulate { *c.add(r * ldc + j) } else { 0.0 };
+                for p in 0..k {
+                    s += *a.add(r * a_row + p * a_col) * *b.add(p * ldb + j);
+                }
+                *c.add(r * ldc + j) = s;
+            }
+        }
     }
 }
 
@@ -351,7 +421,11 @@ unsafe fn micro<I: Isa, const R: usize, const V: usize>(
             // SAFETY: row i < R and columns j·LANES .. (j+1)·LANES of C are in bounds.
             unsafe {
                 let p = c.add(i * ldc + j * I::LANES);
-                let v = if accumulate { isa.add(isa.load(p), s) } else { s };
+                let v = if accumulate {
+                    isa.add(isa.load(p), s)
+                } else {
+                    s
+                };
                 isa.store(p, v);
             }
         }

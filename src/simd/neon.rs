@@ -16,6 +16,7 @@ impl Neon {
 
 impl Isa for Neon {
     const LANES: usize = 4;
+    const TALL_TILE: bool = true;
     type V = float32x4_t;
     type M = uint32x4_t;
 

@@ -71,11 +71,15 @@ impl Isa for Simd128 {
     }
     #[inline(always)]
     fn pow2i(self, n: v128) -> v128 {
-        i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(f32x4_nearest(n)), i32x4_splat(127)), 23)
+        i32x4_shl(
+            i32x4_add(i32x4_trunc_sat_f32x4(f32x4_nearest(n)), i32x4_splat(127)),
+            23,
+        )
     }
     #[inline(always)]
     fn reduce_add(self, v: v128) -> f32 {
-        (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v)) + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
+        (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<1>(v))
+            + (f32x4_extract_lane::<2>(v) + f32x4_extract_lane::<3>(v))
     }
     #[inline(always)]
     fn reduce_max(self, v: v128) -> f32 {

@@ -72,7 +72,12 @@ impl Isa for Sse2 {
     }
     #[inline(always)]
     fn pow2i(self, n: __m128) -> __m128 {
-        unsafe { _mm_castsi128_ps(_mm_slli_epi32::<23>(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)))) }
+        unsafe {
+            _mm_castsi128_ps(_mm_slli_epi32::<23>(_mm_add_epi32(
+                _mm_cvtps_epi32(n),
+                _mm_set1_epi32(127),
+            )))
+        }
     }
     #[inline(always)]
     fn reduce_add(self, v: __m128) -> f32 {
