@@ -316,7 +316,8 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
 pub fn backend_from_env() -> Result<lara_attn::backend::Backend, String> {
     use lara_attn::backend::{Backend, active_backend, set_backend};
     if let Ok(name) = std::env::var("LARA_ATTN_BACKEND") {
-        let backend = Backend::from_name(&name).ok_or(format!("LARA_ATTN_BACKEND: unknown backend {name:?}"))?;
+        let backend = Backend::from_name(&name)
+            .ok_or(format!("LARA_ATTN_BACKEND: unknown backend {name:?}"))?;
         set_backend(Some(backend)).map_err(|e| format!("LARA_ATTN_BACKEND={name}: {e}"))?;
     }
     Ok(active_backend())
