@@ -11,6 +11,17 @@ use lara_attn::{Arg, Dim, Error, Shape, exact, lara, ra, random, rfa};
 use reference::{Dims, Mis, RaMean};
 use std::collections::BTreeMap;
 
+/// `LARA_ATTN_BACKEND=<name>` runs every property on that backend (and fails if it cannot run
+/// here); otherwise the best available backend is used.
+fn backend_from_env() {
+    use lara_attn::backend::{Backend, set_backend};
+    if let Ok(name) = std::env::var("LARA_ATTN_BACKEND") {
+        let backend =
+            Backend::from_name(&name).unwrap_or_else(|| panic!("unknown backend {name:?}"));
+        set_backend(Some(backend)).unwrap_or_else(|e| panic!("LARA_ATTN_BACKEND={name}: {e}"));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tolerances: max|ours − ref| ≤ TOL · max(1, max|ref|)
 // ---------------------------------------------------------------------------------------------
@@ -450,6 +461,7 @@ fn check_case(c: Case, seed: u64, thorough: bool, worst: &mut Worst) {
 
 #[test]
 fn reference_sweep_small_self_attention() {
+    backend_from_env();
     // Every n from 1 to 40, every d from 1 to 20 (twice), d_v = d and d_v != d.
     let mut worst = Worst::default();
     for n in 1..=40usize {
@@ -462,6 +474,7 @@ fn reference_sweep_small_self_attention() {
 
 #[test]
 fn reference_sweep_small_cross_attention() {
+    backend_from_env();
     // n_q != n_k, d_v != d; every d from 1 to 24 and every n_q from 1 to 40.
     let mut worst = Worst::default();
     for i in 1..=40usize {
@@ -484,6 +497,7 @@ fn sweep(name: &str, cases: &[Case], seed: u64) {
 
 #[test]
 fn reference_sweep_medium() {
+    backend_from_env();
     let cases = [
         case(48, 48, 32, 32),
         case(63, 63, 31, 17),
@@ -503,6 +517,7 @@ fn reference_sweep_medium() {
 
 #[test]
 fn reference_sweep_large() {
+    backend_from_env();
     let cases = [
         case(200, 200, 80, 80),
         case(255, 255, 17, 3),
@@ -623,6 +638,7 @@ fn bits(x: &[f32]) -> Vec<u32> {
 
 #[test]
 fn dirty_and_oversized_scratch_give_identical_output() {
+    backend_from_env();
     for (i, &(nq, nk, d, dv)) in [
         (1, 1, 1, 1),
         (7, 7, 5, 3),
@@ -700,6 +716,7 @@ fn assert_convex(label: &str, shape: Shape, v: &[f32], out: &[f32], with_zero: b
 
 #[test]
 fn outputs_are_convex_combinations_of_values() {
+    backend_from_env();
     for (i, &(nq, nk, d, dv, scale)) in [
         (1, 1, 1, 1, 1.0),
         (5, 9, 3, 2, 2.0),
@@ -752,6 +769,7 @@ const TOL_PERM: f64 = 1e-5;
 
 #[test]
 fn key_permutation_invariance() {
+    backend_from_env();
     let mut worst = Worst::default();
     for (i, &(nq, nk, d, dv)) in [
         (1, 2, 1, 1),
@@ -813,6 +831,7 @@ fn key_permutation_invariance() {
 
 #[test]
 fn lara_enough_landmarks_means_one_per_token() {
+    backend_from_env();
     // C >= n: C' = n, every token its own landmark; C = n and C = n + 5 (or any larger C)
     // give bit-identical output, equal to the landmarks q̄ = q, k̄ = k given explicitly.
     for n in 1..=12usize {
@@ -880,6 +899,7 @@ fn index_rows(rows: usize, dim: usize) -> Vec<f32> {
 
 #[test]
 fn lara_segment_means_split() {
+    backend_from_env();
     // Even split n = C·g, and the official uneven split (first segments shorter).
     let dim = 3;
     for c in 1..=9usize {
@@ -996,6 +1016,7 @@ const TOL_RFA_CONVERGED: f64 = 0.05;
 
 #[test]
 fn rfa_positive_converges_to_exact_attention() {
+    backend_from_env();
     for orthogonal in [false, true] {
         let errors: Vec<f64> = [16usize, 256, 2048]
             .iter()
@@ -1027,6 +1048,7 @@ fn rfa_positive_converges_to_exact_attention() {
 
 #[test]
 fn huge_logits_stay_finite_and_convex() {
+    backend_from_env();
     // q, k ~ 100 · N(0, 1) in d = 8: logits s·q·k of order ±1e4.
     for (i, &(nq, nk, d, dv)) in [(9, 9, 8, 3), (40, 23, 8, 8), (100, 100, 8, 5)]
         .iter()
@@ -1099,6 +1121,7 @@ fn ra_sampled(inputs: &Inputs, mean: ra::SampledMean, seed: u64) -> Vec<f32> {
 
 #[test]
 fn lara_sampled_is_deterministic_per_seed() {
+    backend_from_env();
     for &(nq, nk, d, dv, c) in &[
         (16usize, 16usize, 4usize, 4usize, 4usize),
         (37, 50, 7, 3, 5),
@@ -1138,6 +1161,7 @@ fn lara_sampled_is_deterministic_per_seed() {
 
 #[test]
 fn ra_sampled_is_deterministic_per_seed() {
+    backend_from_env();
     for &(nq, nk, d, dv) in &[
         (16usize, 16usize, 4usize, 4usize),
         (37, 50, 7, 3),
@@ -1403,6 +1427,7 @@ const ALL_WHICH: [Which; 9] = [
 
 #[test]
 fn errors_common_to_every_kernel() {
+    backend_from_env();
     let shape = Shape::cross(6, 7, 4, 3);
     for which in ALL_WHICH {
         let base = Args::valid(which, shape);
@@ -1516,6 +1541,7 @@ fn errors_common_to_every_kernel() {
 
 #[test]
 fn errors_lara() {
+    backend_from_env();
     let shape = Shape::cross(6, 7, 4, 3);
     for which in [Which::Lara, Which::LaraSampled] {
         let base = Args::valid(which, shape);
@@ -1626,6 +1652,7 @@ fn errors_lara() {
 
 #[test]
 fn errors_ra() {
+    backend_from_env();
     let shape = Shape::cross(6, 7, 4, 3);
     for m in 0..3u8 {
         let which = Which::Ra(m);
@@ -1690,6 +1717,7 @@ fn errors_ra() {
 
 #[test]
 fn errors_rfa() {
+    backend_from_env();
     let shape = Shape::cross(6, 7, 4, 3);
     for which in [Which::Positive, Which::Trig] {
         let base = Args::valid(which, shape);
@@ -1720,6 +1748,7 @@ fn errors_rfa() {
 
 #[test]
 fn errors_random_and_segment_means() {
+    backend_from_env();
     for orthogonal in [false, true] {
         let draw = |features: usize, dim: usize, omega: &mut [f32]| {
             let mut rng = default_rng(1);
