@@ -133,11 +133,15 @@ pub(crate) fn exp<I: Isa>(isa: I, x: I::V) -> I::V {
 pub(crate) const EXP_UNDERFLOW: f32 = -87.336_54;
 /// Above this, [`exp`] returns `+inf`: `ln(2^127.5)`.
 pub(crate) const EXP_OVERFLOW: f32 = 88.376_26;
-/// Maximum error of [`exp`] on `[-87.33, 0]`, in units in the last place of the correctly
-/// rounded result (measured by the exhaustive sweep in `tests/exp_sweep.rs`).
+/// Maximum error of the crate's `exp` ([`exp_f32`], the SIMD kernels' vector form and
+/// [`backend::exp_in_place`](crate::backend::exp_in_place)) on `[-87.33, 0]`, in units in the last
+/// place of the correctly rounded result, on every backend (measured by the exhaustive sweep in
+/// `tests/exp_sweep.rs`).
 pub const EXP_MAX_ULP: u32 = 1;
 
-/// `e^x` for one `f32`, with [`exp`]'s algorithm and accuracy contract.
+/// `e^x` for one `f32`: Cody–Waite range reduction, a degree-5 polynomial and an exponent-bit
+/// scale; at most [`EXP_MAX_ULP`] ulp from the correctly rounded result on `[-87.33, 0]`, 0 below
+/// `-87.3365` (no subnormal results), `+inf` above `88.376`, NaN for NaN.
 #[inline]
 pub fn exp_f32(x: f32) -> f32 {
     exp(Scalar, x)
