@@ -38,6 +38,16 @@ impl Isa for Avx512 {
         unsafe { _mm512_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, len: usize) -> __m512 {
+        // SAFETY: the caller guarantees len readable floats; masked-off lanes are not accessed.
+        unsafe { _mm512_maskz_loadu_ps(tail_mask(len), p) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, len: usize, v: __m512) {
+        // SAFETY: the caller guarantees len writable floats; masked-off lanes are not accessed.
+        unsafe { _mm512_mask_storeu_ps(p, tail_mask(len), v) }
+    }
+    #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
         unsafe { _mm512_add_ps(a, b) }
     }
@@ -88,4 +98,10 @@ impl Isa for Avx512 {
     fn reduce_max(self, v: __m512) -> f32 {
         unsafe { _mm512_reduce_max_ps(v) }
     }
+}
+
+/// The mask of the low `len` lanes (`len < 16`).
+#[inline(always)]
+fn tail_mask(len: usize) -> __mmask16 {
+    ((1u32 << len.min(16)) - 1) as __mmask16
 }

@@ -89,15 +89,20 @@ fn column_exp_sum<I: Isa>(
             }
             c += I::LANES;
         }
-        for ((x, &m), s) in row
-            .iter_mut()
-            .zip(shift)
-            .zip(sum.iter_mut())
-            .take(len)
-            .skip(c)
-        {
-            *x = exp(Scalar, *x - m);
-            *s += *x;
+        if c < len {
+            // One partial vector for the last len − c columns.
+            let width = len - c;
+            // SAFETY: c + width = len <= len of row, shift and sum.
+            unsafe {
+                let x = isa.load_partial(row.as_ptr().add(c), width);
+                let e = exp(
+                    isa,
+                    isa.sub(x, isa.load_partial(shift.as_ptr().add(c), width)),
+                );
+                isa.store_partial(row.as_mut_ptr().add(c), width, e);
+                let s = isa.add(isa.load_partial(sum.as_ptr().add(c), width), e);
+                isa.store_partial(sum.as_mut_ptr().add(c), width, s);
+            }
         }
     }
 }
@@ -121,8 +126,18 @@ fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
         }
         c += I::LANES;
     }
-    for (x, &m) in row.iter_mut().zip(shift).take(len).skip(c) {
-        *x = exp(Scalar, *x - m);
+    if c < len {
+        // One partial vector for the last len − c elements.
+        let width = len - c;
+        // SAFETY: c + width = len <= len of row and shift.
+        unsafe {
+            let x = isa.load_partial(row.as_ptr().add(c), width);
+            let e = exp(
+                isa,
+                isa.sub(x, isa.load_partial(shift.as_ptr().add(c), width)),
+            );
+            isa.store_partial(row.as_mut_ptr().add(c), width, e);
+        }
     }
 }
 

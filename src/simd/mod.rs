@@ -66,6 +66,34 @@ pub(crate) trait Isa: Copy {
     /// # Safety
     /// `p .. p + LANES` must be writable.
     unsafe fn store(self, p: *mut f32, v: Self::V);
+    /// Loads `len < LANES` floats into the low lanes, zeroing the others.
+    ///
+    /// # Safety
+    /// `p .. p + len` must be readable.
+    #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, len: usize) -> Self::V {
+        let mut buffer = [0.0f32; MAX_LANES];
+        // SAFETY: len < LANES <= MAX_LANES floats are readable at p (caller) and writable in
+        // the buffer; the load reads LANES <= MAX_LANES floats of the buffer.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p, buffer.as_mut_ptr(), len.min(MAX_LANES));
+            self.load(buffer.as_ptr())
+        }
+    }
+    /// Stores the low `len < LANES` lanes.
+    ///
+    /// # Safety
+    /// `p .. p + len` must be writable.
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, len: usize, v: Self::V) {
+        let mut buffer = [0.0f32; MAX_LANES];
+        // SAFETY: the store writes LANES <= MAX_LANES floats of the buffer; len < LANES floats
+        // are writable at p (caller).
+        unsafe {
+            self.store(buffer.as_mut_ptr(), v);
+            core::ptr::copy_nonoverlapping(buffer.as_ptr(), p, len.min(MAX_LANES));
+        }
+    }
     fn add(self, a: Self::V, b: Self::V) -> Self::V;
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
@@ -86,6 +114,9 @@ pub(crate) trait Isa: Copy {
     /// The maximum of the lanes.
     fn reduce_max(self, v: Self::V) -> f32;
 }
+
+/// The widest vector of any backend (AVX-512), in lanes.
+const MAX_LANES: usize = 16;
 
 /// `e^x` lane by lane: Cody–Waite range reduction `x = n·ln2 + r`, `|r| <= ln2/2`, a degree-5
 /// polynomial for `e^r` and an exponent-bit scale `2^n`.
@@ -162,10 +193,18 @@ pub(crate) fn exp_shifted_sum<I: Isa>(isa: I, x: &mut [f32], shift: f32) -> f32 
         }
     }
     let mut total = isa.reduce_add(sum);
-    for xi in chunks.into_remainder() {
-        let e = exp(Scalar, *xi - shift);
-        *xi = e;
-        total += e;
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        // One partial vector: the tail's lanes only (the others are neither stored nor summed).
+        // SAFETY: the tail holds tail.len() < LANES floats.
+        unsafe {
+            let v = exp(
+                isa,
+                isa.sub(isa.load_partial(tail.as_ptr(), tail.len()), shift_v),
+            );
+            isa.store_partial(tail.as_mut_ptr(), tail.len(), v);
+        }
+        total += tail.iter().sum::<f32>();
     }
     total
 }
@@ -330,7 +369,8 @@ type Panel = (
     bool,
 );
 
-/// `R` rows of `C`: register tiles of `NR` vectors, then of one vector, then scalar columns.
+/// `R` rows of `C`: register tiles of `NR` vectors, then of one vector, then one partial vector
+/// for the last `n mod LANES` columns.
 ///
 /// # Safety
 /// Rows `0..R` of `A` (`k` columns) and `C` (`n` columns) and rows `0..k` of `B` (`n` columns)
@@ -346,14 +386,11 @@ unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
             micro::<I, R, NR>(
                 isa,
                 k,
-                a,
-                a_row,
-                a_col,
-                b.add(col),
-                ldb,
-                c.add(col),
-                ldc,
+                (a, a_row, a_col),
+                (b.add(col), ldb),
+                (c.add(col), ldc),
                 accumulate,
+                I::LANES,
             );
             col += wide;
         }
@@ -361,48 +398,46 @@ unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
             micro::<I, R, 1>(
                 isa,
                 k,
-                a,
-                a_row,
-                a_col,
-                b.add(col),
-                ldb,
-                c.add(col),
-                ldc,
+                (a, a_row, a_col),
+                (b.add(col), ldb),
+                (c.add(col), ldc),
                 accumulate,
+                I::LANES,
             );
             col += I::LANES;
         }
-        for r in 0..R {
-            for j in col..n {
-                let mut s = if accumulate { *c.add(r * ldc + j) } else { 0.0 };
-                for p in 0..k {
-                    s += *a.add(r * a_row + p * a_col) * *b.add(p * ldb + j);
-                }
-                *c.add(r * ldc + j) = s;
-            }
+        if col < n {
+            micro::<I, R, 1>(
+                isa,
+                k,
+                (a, a_row, a_col),
+                (b.add(col), ldb),
+                (c.add(col), ldc),
+                accumulate,
+                n - col,
+            );
         }
     }
 }
 
-/// One `R × V·LANES` register tile of [`gemm`].
+/// One `R × V·LANES` register tile of [`gemm`]; with `width < LANES` (and `V = 1`), a tile of
+/// `R × width` through partial loads and stores.
 ///
 /// # Safety
-/// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` (`V·LANES` columns) and rows `0..R` of
-/// `C` (`V·LANES` columns) must be in bounds.
+/// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` and rows `0..R` of `C` (`V·LANES`
+/// columns, or `width` if smaller) must be in bounds.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn micro<I: Isa, const R: usize, const V: usize>(
     isa: I,
     k: usize,
-    a: *const f32,
-    a_row: usize,
-    a_col: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
+    (a, a_row, a_col): (*const f32, usize, usize),
+    (b, ldb): (*const f32, usize),
+    (c, ldc): (*mut f32, usize),
     accumulate: bool,
+    width: usize,
 ) {
+    let partial = width < I::LANES;
     let mut acc = [[isa.splat(0.0); V]; R];
     for p in 0..k {
         // SAFETY: p < k, so these rows of A and B are in bounds (caller's contract).
@@ -410,7 +445,11 @@ unsafe fn micro<I: Isa, const R: usize, const V: usize>(
             let b_row = b.add(p * ldb);
             let mut b_vec = [isa.splat(0.0); V];
             for (j, bv) in b_vec.iter_mut().enumerate() {
-                *bv = isa.load(b_row.add(j * I::LANES));
+                *bv = if partial {
+                    isa.load_partial(b_row, width)
+                } else {
+                    isa.load(b_row.add(j * I::LANES))
+                };
             }
             for (i, acc_row) in acc.iter_mut().enumerate() {
                 let a_val = isa.splat(*a.add(i * a_row + p * a_col));
@@ -422,15 +461,24 @@ unsafe fn micro<I: Isa, const R: usize, const V: usize>(
     }
     for (i, acc_row) in acc.iter().enumerate() {
         for (j, &s) in acc_row.iter().enumerate() {
-            // SAFETY: row i < R and columns j·LANES .. (j+1)·LANES of C are in bounds.
+            // SAFETY: row i < R and these columns of C are in bounds (caller's contract).
             unsafe {
                 let p = c.add(i * ldc + j * I::LANES);
-                let v = if accumulate {
-                    isa.add(isa.load(p), s)
+                if partial {
+                    let v = if accumulate {
+                        isa.add(isa.load_partial(p, width), s)
+                    } else {
+                        s
+                    };
+                    isa.store_partial(p, width, v);
                 } else {
-                    s
-                };
-                isa.store(p, v);
+                    let v = if accumulate {
+                        isa.add(isa.load(p), s)
+                    } else {
+                        s
+                    };
+                    isa.store(p, v);
+                }
             }
         }
     }
