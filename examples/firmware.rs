@@ -1,0 +1,313 @@
+//! Firmware: exact attention, RFA (positive features, given `ω`) and LARA (eval mode, `mis-opt`)
+//! on a bare-metal Cortex-M, checked against values computed on the host by the same crate, with
+//! the instructions and the peak stack of every kernel call measured on the device.
+//!
+//! Run under QEMU (runner and linker flags in `.cargo/config.toml`, memory map in
+//! `examples/firmware/memory.x`); the exit status is the firmware's:
+//!
+//! ```sh
+//! cargo run --release --example firmware --target thumbv7em-none-eabihf      # Cortex-M4F, mps2-an386
+//! QEMU_MACHINE=mps2-an500 cargo run --release --example firmware --target thumbv7em-none-eabihf  # M7
+//! cargo run --release --example firmware --target thumbv8m.main-none-eabihf  # Cortex-M55, mps3-an547
+//! cargo run --release --example firmware --target thumbv7m-none-eabi         # Cortex-M3, mps2-an385
+//! cargo run --release --example firmware --target thumbv6m-none-eabi         # Cortex-M0 code, mps2-an385
+//! ```
+//!
+//! On the host, `cargo run --release --example firmware` runs the same calls with the scalar and
+//! the best SIMD backend and compares them with the same expected values, and
+//! `cargo run --release --example firmware -- --generate` rewrites those values
+//! (`examples/firmware/expected.rs`) from the scalar kernels.
+//!
+//! The firmware prints, per call: instructions executed (QEMU `-icount` makes SysTick count
+//! instructions; calibrated at boot with a loop of known length), peak stack (painting; the
+//! buffers are `static`s, so this is the kernel's own use) and `max|firmware − host|` over the
+//! compared values; then the LARA/exact and RFA/exact instruction ratios and the instructions of
+//! one `libm::expf` and one `lara_attn::exp_f32` call (mean over a sweep of `[-20, 0]`). It exits 0 only if every call returned `Ok` and every error is within
+//! `cases::TOLERANCE` (1e-5: the outputs are convex combinations of values in `[-1, 1)`, so this
+//! is about 80 ulp of the largest value; scalar kernels give bit-identical results on every
+//! target because Rust never contracts or reorders float operations, so any error is a bug or a
+//! different summation order). A panic exits with 101, a HardFault with 3.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[path = "firmware/cases.rs"]
+mod cases;
+#[path = "firmware/expected.rs"]
+mod expected;
+
+#[cfg(all(target_os = "none", not(target_arch = "arm")))]
+compile_error!(
+    "the firmware example runs on Cortex-M (thumbv6m, thumbv7m, thumbv7em, thumbv8m.main)"
+);
+
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+#[path = "firmware/device.rs"]
+mod device;
+
+#[cfg(all(target_arch = "arm", target_os = "none"))]
+mod firmware {
+    use crate::cases::{self, Buffers, CASES, Case, Kernel};
+    use crate::device::{self, Console, Counter, Sci};
+    use crate::expected::EXPECTED;
+    use core::fmt::Write;
+    use core::hint::black_box;
+    use lara_attn::Error;
+
+    /// One kernel call, not inlined, so that counts and stack are those of the call.
+    #[inline(never)]
+    fn run(buffers: &mut Buffers, case: &Case) -> Result<(), Error> {
+        buffers.run(case)
+    }
+
+    #[cortex_m_rt::entry]
+    fn main() -> ! {
+        // The example's buffers: inputs, output and the kernels' scratch, sized by `const fn`s.
+        // (`#[entry]` turns this `static mut` into a `&'static mut` reference: one owner.)
+        static mut BUFFERS: Buffers = Buffers::new();
+        let buffers: &'static mut Buffers = BUFFERS;
+        let mut out = Console::open();
+        device::start_counter();
+        let counter = Counter::calibrate();
+        let (core, cpuid) = device::core_name();
+        // Write errors (no console) cannot be reported anywhere: ignore them.
+        let _ = writeln!(
+            out,
+            "lara-attn firmware example on {core} (CPUID {cpuid:#010x})\n\
+             instruction counter: {} instructions = {} SysTick ticks (QEMU -icount)\n",
+            device::CALIBRATION_INSTRUCTIONS,
+            counter.calibration_ticks(),
+        );
+        let _ = writeln!(
+            out,
+            "{:<6} {:>4} {:>3} {:>4} {:>12} {:>8}  max|firmware - host|",
+            "kernel", "n", "d", "C/S", "instructions", "stack B"
+        );
+        let mut instructions = [0u64; CASES.len()];
+        let (mut kernel_errors, mut mismatches) = (0, 0);
+        for ((case, expected), count) in CASES.iter().zip(EXPECTED).zip(&mut instructions) {
+            buffers.prepare(case);
+            let (insns, result) = counter.instructions(|| run(buffers, case));
+            *count = insns;
+            let error = match result {
+                Ok(()) => cases::max_error(case, buffers.output(case), expected),
+                Err(e) => {
+                    let _ = writeln!(out, "{}: kernel error: {e}", case.kernel.name());
+                    kernel_errors += 1;
+                    f32::INFINITY
+                }
+            };
+            let (stack, _) = device::peak_stack(|| run(buffers, case));
+            let ok = error <= cases::TOLERANCE;
+            mismatches += usize::from(!ok);
+            let rank = match case.kernel {
+                Kernel::Exact => 0,
+                _ => case.rank,
+            };
+            let _ = writeln!(
+                out,
+                "{:<6} {:>4} {:>3} {:>4} {:>12} {:>8}  {}{}",
+                case.kernel.name(),
+                case.shape.queries,
+                case.shape.dim,
+                rank,
+                insns,
+                stack,
+                Sci(error),
+                if ok { "" } else { "  MISMATCH" }
+            );
+        }
+        let _ = writeln!(out);
+        for (shape, calls) in [
+            ("(64,16,8)", &instructions[..3]),
+            ("(256,32,16)", &instructions[3..]),
+        ] {
+            let (exact, rfa, lara) = (calls[0], calls[1], calls[2]);
+            let _ = writeln!(
+                out,
+                "at {shape}: LARA/exact = {} ({}x fewer instructions), RFA/exact = {}",
+                Ratio(lara, exact),
+                Ratio(exact, lara),
+                Ratio(rfa, exact),
+            );
+        }
+
+        // e^x over a sweep of arguments, less the same loop without it.
+        let (base, _) = counter.instructions(|| sweep(black_box));
+        let (libm_exp, _) = counter.instructions(|| sweep(|x| libm::expf(black_box(x))));
+        let (own_exp, _) = counter.instructions(|| sweep(|x| lara_attn::exp_f32(black_box(x))));
+        for (name, total) in [("libm::expf", libm_exp), ("lara_attn::exp_f32", own_exp)] {
+            let per_call = total.saturating_sub(base) as f32 / EXP_SWEEP as f32;
+            let _ = writeln!(
+                out,
+                "{name}: {} instructions per call (mean over {EXP_SWEEP} arguments in [-20, 0], \
+                 loop overhead removed)",
+                (per_call + 0.5) as u32
+            );
+        }
+        let _ = writeln!(out);
+
+        let status = if kernel_errors > 0 {
+            device::EXIT_KERNEL_ERROR
+        } else if mismatches > 0 {
+            device::EXIT_MISMATCH
+        } else {
+            0
+        };
+        let _ = writeln!(
+            out,
+            "{} of {} outputs within {} of the host's: {}",
+            CASES.len() - mismatches,
+            CASES.len(),
+            Sci(cases::TOLERANCE),
+            if status == 0 { "PASS" } else { "FAIL" }
+        );
+        device::exit(status)
+    }
+
+    /// Arguments of the `expf` sweep.
+    const EXP_SWEEP: u32 = 1024;
+
+    /// `Σ f(x)` over `EXP_SWEEP` points evenly spaced in `[-20, 0]`.
+    #[inline(never)]
+    fn sweep(f: impl Fn(f32) -> f32) -> f32 {
+        let step = -20.0 / (EXP_SWEEP - 1) as f32;
+        let mut sum = 0.0;
+        for i in 0..EXP_SWEEP {
+            sum += f(i as f32 * step);
+        }
+        black_box(sum)
+    }
+
+    /// `a / b` with two decimals, in integer arithmetic.
+    struct Ratio(u64, u64);
+
+    impl core::fmt::Display for Ratio {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            let hundredths = (self.0 * 100 + self.1 / 2) / self.1.max(1);
+            write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() -> std::process::ExitCode {
+    host::main()
+}
+
+/// The host build: the same calls and comparisons, and the generator of `expected.rs`.
+#[cfg(not(target_os = "none"))]
+mod host {
+    use crate::cases::{self, Buffers, CASES, Kernel};
+    use crate::expected::EXPECTED;
+    use lara_attn::backend::{Backend, set_backend};
+    use std::fmt::Write as _;
+    use std::process::ExitCode;
+    use std::time::Instant;
+
+    const EXPECTED_PATH: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/firmware/expected.rs");
+
+    pub fn main() -> ExitCode {
+        let mut buffers = Box::new(Buffers::new());
+        if std::env::args().skip(1).any(|a| a == "--generate") {
+            return match generate(&mut buffers) {
+                Ok(()) => {
+                    println!("wrote {EXPECTED_PATH}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        let mut failed = 0;
+        for backend in [Backend::Scalar, Backend::best()] {
+            if let Err(e) = set_backend(Some(backend)) {
+                eprintln!("backend {}: {e}", backend.name());
+                return ExitCode::FAILURE;
+            }
+            println!("backend {}:", backend.name());
+            for (case, expected) in CASES.iter().zip(EXPECTED) {
+                buffers.prepare(case);
+                let start = Instant::now();
+                let result = buffers.run(case);
+                let time = start.elapsed();
+                let error = match result {
+                    Ok(()) => cases::max_error(case, buffers.output(case), expected),
+                    Err(e) => {
+                        println!("  {}: kernel error: {e}", case.kernel.name());
+                        f32::INFINITY
+                    }
+                };
+                let ok = error <= cases::TOLERANCE;
+                failed += usize::from(!ok);
+                let rank = if case.kernel == Kernel::Exact {
+                    0
+                } else {
+                    case.rank
+                };
+                println!(
+                    "  {:<6} n {:>4} d {:>3} C/S {:>3}  {:>9.1?}  max|host - expected| {error:.2e}{}",
+                    case.kernel.name(),
+                    case.shape.queries,
+                    case.shape.dim,
+                    rank,
+                    time,
+                    if ok { "" } else { "  MISMATCH" }
+                );
+            }
+        }
+        let total = 2 * CASES.len();
+        println!("{} passed, {failed} failed", total - failed);
+        if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+
+    /// Writes `expected.rs`: the summaries of the scalar kernels' outputs.
+    fn generate(buffers: &mut Buffers) -> Result<(), Box<dyn std::error::Error>> {
+        set_backend(Some(Backend::Scalar))?;
+        let mut text = String::from(
+            "//! Expected values of the firmware example, generated on the host by the scalar kernels of\n\
+             //! this crate. Do not edit; regenerate (after a change to the kernels or to\n\
+             //! `examples/firmware/cases.rs`) with\n\
+             //!\n\
+             //! ```sh\n\
+             //! cargo run --release --example firmware -- --generate\n\
+             //! ```\n\
+             //!\n\
+             //! One entry per `cases::CASES`: the summary of the output (`cases::summary`: per column\n\
+             //! means, per row means, 32 sampled elements), printed exactly (shortest round-trip form).\n\
+             \n\
+             #[rustfmt::skip]\n\
+             pub const EXPECTED: [&[f32]; 6] = [\n",
+        );
+        for case in &CASES {
+            buffers.prepare(case);
+            buffers.run(case)?;
+            let values: Vec<f32> = cases::summary(*case, buffers.output(case)).collect();
+            writeln!(
+                text,
+                "    // {} n = {}, d = {}, C/S = {}",
+                case.kernel.name(),
+                case.shape.queries,
+                case.shape.dim,
+                case.rank
+            )?;
+            text.push_str("    &[\n");
+            for line in values.chunks(8) {
+                text.push_str("       ");
+                for v in line {
+                    write!(text, " {v:?},")?;
+                }
+                text.push('\n');
+            }
+            text.push_str("    ],\n");
+        }
+        text.push_str("];\n");
+        std::fs::write(EXPECTED_PATH, text)?;
+        Ok(())
+    }
+}

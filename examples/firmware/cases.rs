@@ -1,0 +1,249 @@
+//! What the firmware example computes, shared by the bare-metal and the host builds: the six
+//! kernel calls, their fixed inputs, the static buffers sized by the crate's `const fn`s, and the
+//! summary of each output that is compared with the expected values.
+
+use lara_attn::lara::{self, Params, Weighting};
+use lara_attn::{Error, Shape, exact, rfa};
+
+/// The two shapes of the issue: (n, d, C or S) = (64, 16, 8) and (256, 32, 16).
+pub const SMALL: Shape = Shape::self_attention(64, 16);
+/// LARA landmarks `C` and RFA features `S` at [`SMALL`].
+pub const SMALL_RANK: usize = 8;
+/// The larger shape.
+pub const LARGE: Shape = Shape::self_attention(256, 32);
+/// `C` and `S` at [`LARGE`].
+pub const LARGE_RANK: usize = 16;
+
+/// Tolerance of the comparison with the host: `|firmware − host| ≤ TOLERANCE` on every compared
+/// value. Every value compared is a convex combination of values in `[-1, 1)` (outputs, and
+/// means of outputs), so this is also a relative tolerance of 1e-5 with respect to `max|v|`.
+pub const TOLERANCE: f32 = 1e-5;
+
+/// Set (to anything) at compile time, `FIRMWARE_SIZE_BASELINE` builds the example without calling
+/// any kernel, to measure the flash of the kernels by difference (`.ci/firmware.sh` does).
+const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
+
+/// The kernels run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kernel {
+    /// `exact::attention`.
+    Exact,
+    /// `rfa::positive` with the fixed `ω`.
+    Rfa,
+    /// `lara::attention`, eval mode (`noise = None`), `mis-opt` with `alpha_coeff = 1`.
+    Lara,
+}
+
+impl Kernel {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kernel::Exact => "exact",
+            Kernel::Rfa => "rfa",
+            Kernel::Lara => "lara",
+        }
+    }
+}
+
+/// One kernel call: kernel, shape and `C` (LARA) or `S` (RFA) (unused by exact attention).
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    pub kernel: Kernel,
+    pub shape: Shape,
+    pub rank: usize,
+}
+
+/// Every call, in the order of `expected::EXPECTED`.
+pub const CASES: [Case; 6] = [
+    Case::new(Kernel::Exact, SMALL, SMALL_RANK),
+    Case::new(Kernel::Rfa, SMALL, SMALL_RANK),
+    Case::new(Kernel::Lara, SMALL, SMALL_RANK),
+    Case::new(Kernel::Exact, LARGE, LARGE_RANK),
+    Case::new(Kernel::Rfa, LARGE, LARGE_RANK),
+    Case::new(Kernel::Lara, LARGE, LARGE_RANK),
+];
+
+impl Case {
+    const fn new(kernel: Kernel, shape: Shape, rank: usize) -> Self {
+        Case {
+            kernel,
+            shape,
+            rank,
+        }
+    }
+
+    /// Length of the summary of the output: per column means, per row means, samples.
+    pub const fn summary_len(&self) -> usize {
+        self.shape.value_dim + self.shape.queries + SAMPLES
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+const MAX_TOKENS: usize = max(SMALL.queries * SMALL.dim, LARGE.queries * LARGE.dim);
+const MAX_OMEGA: usize = max(SMALL_RANK * SMALL.dim, LARGE_RANK * LARGE.dim);
+/// Scratch of each kernel, from the crate's `const fn`s, for the larger of the two shapes.
+pub const EXACT_SCRATCH: usize = max(exact::scratch_len(SMALL), exact::scratch_len(LARGE));
+pub const LARA_SCRATCH: usize = max(
+    lara::scratch_len(SMALL, SMALL_RANK),
+    lara::scratch_len(LARGE, LARGE_RANK),
+);
+pub const RFA_SCRATCH: usize = max(
+    rfa::positive_scratch_len(SMALL, SMALL_RANK),
+    rfa::positive_scratch_len(LARGE, LARGE_RANK),
+);
+
+/// Every buffer of the example (one `static`: no heap, no large stack frame).
+pub struct Buffers {
+    q: [f32; MAX_TOKENS],
+    k: [f32; MAX_TOKENS],
+    v: [f32; MAX_TOKENS],
+    omega: [f32; MAX_OMEGA],
+    out: [f32; MAX_TOKENS],
+    exact_scratch: [f32; EXACT_SCRATCH],
+    lara_scratch: [f32; LARA_SCRATCH],
+    rfa_scratch: [f32; RFA_SCRATCH],
+    /// The shape and rank the inputs were last filled for.
+    filled: Option<(Shape, usize)>,
+}
+
+impl Buffers {
+    pub const fn new() -> Self {
+        Buffers {
+            q: [0.0; MAX_TOKENS],
+            k: [0.0; MAX_TOKENS],
+            v: [0.0; MAX_TOKENS],
+            omega: [0.0; MAX_OMEGA],
+            out: [0.0; MAX_TOKENS],
+            exact_scratch: [0.0; EXACT_SCRATCH],
+            lara_scratch: [0.0; LARA_SCRATCH],
+            rfa_scratch: [0.0; RFA_SCRATCH],
+            filled: None,
+        }
+    }
+
+    /// Fills `q`, `k`, `v` and `ω` for the case's shape (deterministic, bit-identical on every
+    /// target: integer hashing and exact conversions only).
+    pub fn prepare(&mut self, case: &Case) {
+        let key = (case.shape, case.rank);
+        if self.filled == Some(key) {
+            return;
+        }
+        let len = case.shape.queries * case.shape.dim;
+        let seed = (case.shape.dim as u32) << 16 | case.shape.queries as u32;
+        // q and k uniform in [-2, 2): logits s·q·k with a spread of about one unit.
+        fill_uniform(&mut self.q[..len], seed ^ 0x1000_0000, 2.0);
+        fill_uniform(&mut self.k[..len], seed ^ 0x2000_0000, 2.0);
+        fill_uniform(&mut self.v[..len], seed ^ 0x3000_0000, 1.0);
+        fill_gaussian(
+            &mut self.omega[..case.rank * case.shape.dim],
+            seed ^ 0x4000_0000,
+        );
+        self.filled = Some(key);
+    }
+
+    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first).
+    pub fn run(&mut self, case: &Case) -> Result<(), Error> {
+        if SIZE_BASELINE {
+            // No kernel is linked: the flash of the kernels is the difference with a normal build.
+            return core::hint::black_box(Ok(()));
+        }
+        let shape = case.shape;
+        let len = shape.queries * shape.dim;
+        let (q, k, v) = (&self.q[..len], &self.k[..len], &self.v[..len]);
+        let out = &mut self.out[..shape.queries * shape.value_dim];
+        match case.kernel {
+            Kernel::Exact => exact::attention(shape, q, k, v, out, &mut self.exact_scratch),
+            Kernel::Rfa => rfa::positive(
+                shape,
+                &self.omega[..case.rank * shape.dim],
+                case.rank,
+                q,
+                k,
+                v,
+                out,
+                &mut self.rfa_scratch,
+            ),
+            Kernel::Lara => {
+                let params =
+                    Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
+                lara::attention(shape, &params, q, k, v, None, out, &mut self.lara_scratch)
+            }
+        }
+    }
+
+    /// The output of the last [`run`](Self::run) of `case`.
+    pub fn output(&self, case: &Case) -> &[f32] {
+        &self.out[..case.shape.queries * case.shape.value_dim]
+    }
+}
+
+/// Sampled output elements per case.
+const SAMPLES: usize = 32;
+
+/// The summary of an output `[n, d_v]` that is compared with the host: the mean of every column,
+/// the mean of every row, and 32 single elements spread over rows and columns. A wrong element
+/// shows in its row mean and its column mean.
+pub fn summary(case: Case, out: &[f32]) -> impl Iterator<Item = f32> + '_ {
+    let (n, dv) = (case.shape.queries, case.shape.value_dim);
+    let columns = (0..dv).map(move |j| {
+        let mut sum = 0.0f32;
+        for row in out.chunks_exact(dv) {
+            sum += row[j];
+        }
+        sum / n as f32
+    });
+    let rows = out
+        .chunks_exact(dv)
+        .map(move |row| row.iter().sum::<f32>() / dv as f32);
+    let samples = (0..SAMPLES).map(move |i| out[(i * n / SAMPLES) * dv + (i * 7) % dv]);
+    columns.chain(rows).chain(samples)
+}
+
+/// `max |firmware − expected|` over the summary of `case`'s output (infinite if the expected
+/// summary does not have the right length or a value is NaN).
+pub fn max_error(case: &Case, out: &[f32], expected: &[f32]) -> f32 {
+    if expected.len() != case.summary_len() {
+        return f32::INFINITY;
+    }
+    let mut worst = 0.0f32;
+    for (x, &y) in summary(*case, out).zip(expected) {
+        let e = (x - y).abs();
+        if e.is_nan() {
+            return f32::INFINITY;
+        }
+        worst = worst.max(e);
+    }
+    worst
+}
+
+/// A 32-bit integer hash (lowbias32), deterministic on every target.
+fn hash(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// Uniform in `[-1, 1)` on a 2^-23 grid: the conversion is exact.
+fn uniform(seed: u32, i: u32) -> f32 {
+    let h = hash(seed.wrapping_add(i.wrapping_mul(0x9e37_79b9)));
+    ((h >> 8) as i32 - (1 << 23)) as f32 * (1.0 / 8_388_608.0)
+}
+
+fn fill_uniform(x: &mut [f32], seed: u32, scale: f32) {
+    for (i, x) in x.iter_mut().enumerate() {
+        *x = scale * uniform(seed, i as u32);
+    }
+}
+
+/// Approximately `N(0, 1)` (Irwin–Hall: the sum of four uniforms, scaled to unit variance).
+fn fill_gaussian(x: &mut [f32], seed: u32) {
+    for (i, x) in x.iter_mut().enumerate() {
+        let base = 4 * i as u32;
+        let sum = (0..4).map(|j| uniform(seed, base + j)).sum::<f32>();
+        *x = 0.866_025_4 * sum;
+    }
+}
