@@ -35,8 +35,8 @@ rustup target add "${THUMB_TARGETS[@]}" aarch64-unknown-linux-gnu
 # lara-attn (library and tests) at opt-level 1, debug assertions and overflow checks still on:
 # unoptimised, the property tests alone take about 5 minutes under qemu-aarch64; at opt-level 1,
 # about 30 s. Dependencies stay at opt-level 0 (quicker to build).
-step "cargo test --target aarch64-unknown-linux-gnu (under qemu-aarch64; lara-attn at opt-level 1)"
-cargo test --target aarch64-unknown-linux-gnu \
+step "cargo test --target aarch64-unknown-linux-gnu, NEON forced (under qemu-aarch64; lara-attn at opt-level 1)"
+LARA_ATTN_BACKEND=neon cargo test --target aarch64-unknown-linux-gnu \
   --config 'profile.dev.package.lara-attn.opt-level=1' --config 'profile.dev.package.lara-attn.debug=false'
 
 # One firmware run: target triple, machine, label; the output goes to the console and a log.
