@@ -26,7 +26,7 @@
 use crate::backend::active_backend;
 use crate::error::{Arg, Error};
 use crate::math::{
-    OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, rows, rows_mut, softmax_in_place,
+    OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, prefix, rows, rows_mut, softmax_in_place,
 };
 use crate::random::add_standard_normal;
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
@@ -295,12 +295,6 @@ fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) 
             *m /= len as f32;
         }
     }
-}
-
-/// The first `len` elements (all of them if there are fewer: callers size the buffers).
-fn prefix(buffer: &mut [f32], len: usize) -> &mut [f32] {
-    let len = len.min(buffer.len());
-    &mut buffer[..len]
 }
 
 /// Checks everything but the noise and scratch; returns the number of landmarks `C'`.

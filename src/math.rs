@@ -70,6 +70,13 @@ pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// The first `len` elements (all of them if there are fewer: callers size the buffers).
+#[inline]
+pub(crate) fn prefix(buffer: &mut [f32], len: usize) -> &mut [f32] {
+    let len = len.min(buffer.len());
+    &mut buffer[..len]
+}
+
 /// `y *= a`.
 #[inline]
 pub(crate) fn scale(y: &mut [f32], a: f32) {

@@ -9,7 +9,7 @@
 
 use super::{Isa, Scalar, dot, exp, exp_shifted_sum, gemm, max_of, scale_add};
 use crate::lara::{Weighting, Workspace};
-use crate::math::{half_sq_norm, ln, rows, rows_mut};
+use crate::math::{copy, half_sq_norm, ln, prefix, rows, rows_mut};
 use crate::ra::{KeyStats, SampledMean};
 use crate::rfa::{
     DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, max_scaled_half_norm,
@@ -36,6 +36,17 @@ fn pack_transposed(
             }
         }
     }
+}
+
+/// The next `len` floats of `rest`, advancing it. The callers' scratch was sized by the
+/// kernels' `scratch_len`; a shorter one (an internal bug, caught in debug builds) yields a
+/// shorter part, never a panic or an access out of bounds.
+fn take<'a>(rest: &mut &'a mut [f32], len: usize) -> &'a mut [f32] {
+    let buffer = core::mem::take(rest);
+    debug_assert!(buffer.len() >= len, "blocked kernel scratch too short");
+    let (head, tail) = buffer.split_at_mut(len.min(buffer.len()));
+    *rest = tail;
+    head
 }
 
 /// Column-wise on `tile [rows, ld]` (first `cols` columns): `max[c] = max_j tile[j, c]`.
@@ -145,8 +156,7 @@ fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
 /// `block_max`, `running_max ← max(running_max, block_max)`, `rescale = e^(old − new)`, and
 /// `running_sum *= rescale`.
 #[inline(always)]
-fn raise_running_max<I: Isa>(
-    isa: I,
+fn raise_running_max(
     running_max: &mut [f32],
     block_max: &[f32],
     rescale: &mut [f32],
@@ -163,7 +173,6 @@ fn raise_running_max<I: Isa>(
         *s *= *r;
         *m = new_max;
     }
-    let _ = isa;
 }
 
 /// `row[c] += add[c]` over the common length.
@@ -229,11 +238,12 @@ pub(crate) fn flash_block<I: Isa>(
     scratch: &mut [f32],
 ) {
     let rows_q = q_block.len() / dim.max(1);
-    let (q_packed, rest) = scratch.split_at_mut(dim * BLOCK);
-    let (tile, rest) = rest.split_at_mut(BLOCK * BLOCK);
-    let (running_max, rest) = rest.split_at_mut(BLOCK);
-    let (running_sum, rest) = rest.split_at_mut(BLOCK);
-    let (rescale, _) = rest.split_at_mut(BLOCK);
+    let mut rest = scratch;
+    let q_packed = take(&mut rest, dim * BLOCK);
+    let tile = take(&mut rest, BLOCK * BLOCK);
+    let running_max = take(&mut rest, BLOCK);
+    let running_sum = take(&mut rest, BLOCK);
+    let rescale = take(&mut rest, BLOCK);
     // Qᵀ scaled by s: S_blockᵀ = K_block · (s·Qᵀ) needs no further scaling.
     q_packed.fill(0.0); // (columns past the block's last query stay defined)
     pack_transposed(q_block, dim, scale, q_packed, BLOCK, 0);
@@ -247,7 +257,7 @@ pub(crate) fn flash_block<I: Isa>(
         .enumerate()
     {
         let rows_k = k_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_k * BLOCK];
+        let tile = prefix(tile, rows_k * BLOCK);
         // Sᵀ[j, i] = s · k_j·q_i
         gemm(
             isa,
@@ -265,7 +275,7 @@ pub(crate) fn flash_block<I: Isa>(
         }
         // Online softmax per query (column): new maximum, rescale what came before.
         column_max(isa, tile, BLOCK, rows_q, &mut block_max);
-        raise_running_max(isa, running_max, &block_max, rescale, running_sum);
+        raise_running_max(running_max, &block_max, rescale, running_sum);
         for (out_row, &r) in rows_mut(out_block, value_dim).zip(rescale.iter()) {
             scale_row(isa, out_row, r);
         }
@@ -342,8 +352,9 @@ pub(crate) fn lara<I: Isa>(
     // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, 2C] matrix: one product gives a block of rows both
     // its logits s·W_c·x and its α term.
     let ld = 2 * count;
-    let (packed, rest) = extra.split_at_mut(dim * ld);
-    let (tile, _) = rest.split_at_mut(BLOCK * ld);
+    let mut rest = extra;
+    let packed = take(&mut rest, dim * ld);
+    let tile = take(&mut rest, BLOCK * ld);
     pack_transposed(ws.w, dim, scale, packed, ld, 0);
     match weighting {
         Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, count),
@@ -357,7 +368,7 @@ pub(crate) fn lara<I: Isa>(
     ws.key_sum.fill(0.0);
     for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
         let rows_k = k_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_k * count];
+        let tile = prefix(tile, rows_k * count);
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, C] tile
         gemm(
             isa,
@@ -371,7 +382,7 @@ pub(crate) fn lara<I: Isa>(
             shift_row(row, scale * half_sq_norm(k_row));
         }
         column_max(isa, tile, count, count, ws.t_row);
-        raise_running_max(isa, ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
+        raise_running_max(ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
         for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
             scale_row(isa, kv_row, r);
         }
@@ -404,7 +415,7 @@ pub(crate) fn lara<I: Isa>(
         let q_bar_packed = packed.get(count..).unwrap_or_default();
         for q_block in q.chunks(BLOCK * dim) {
             let rows_q = q_block.len() / dim.max(1);
-            let tile = &mut tile[..rows_q * count];
+            let tile = prefix(tile, rows_q * count);
             gemm(
                 isa,
                 (rows_q, count, dim),
@@ -414,7 +425,7 @@ pub(crate) fn lara<I: Isa>(
                 false,
             );
             column_max(isa, tile, count, count, ws.t_row);
-            raise_running_max(isa, running_max, ws.t_row, ws.logits, running_sum);
+            raise_running_max(running_max, ws.t_row, ws.logits, running_sum);
             column_exp_sum(isa, tile, count, count, running_max, running_sum);
         }
         for (t_lse, &sum) in running_max.iter_mut().zip(running_sum.iter()) {
@@ -430,7 +441,7 @@ pub(crate) fn lara<I: Isa>(
     };
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_q * width];
+        let tile = prefix(tile, rows_q * width);
         // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
         gemm(
             isa,
@@ -569,8 +580,9 @@ pub(crate) fn rfa_positive<I: Isa>(
 ) {
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let scales = FeatureScales::new(shape, features);
-    let (omega_packed, rest) = extra.split_at_mut(dim * features);
-    let (tile, _) = rest.split_at_mut(BLOCK * features);
+    let mut rest = extra;
+    let omega_packed = take(&mut rest, dim * features);
+    let tile = take(&mut rest, BLOCK * features);
     // d^-1/4 · Ωᵀ [d, S]
     pack_transposed(omega, dim, scales.data, omega_packed, features, 0);
 
@@ -585,7 +597,7 @@ pub(crate) fn rfa_positive<I: Isa>(
     let mut running_max = f32::NEG_INFINITY;
     for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
         let rows_k = k_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_k * features];
+        let tile = prefix(tile, rows_k * features);
         // B[m, r] = d^-1/4 k_m·ω_r
         gemm(
             isa,
@@ -636,7 +648,7 @@ pub(crate) fn rfa_positive<I: Isa>(
     // Query pass.
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_q * features];
+        let tile = prefix(tile, rows_q * features);
         // A[i, r] = d^-1/4 q_i·ω_r
         gemm(
             isa,
@@ -711,14 +723,15 @@ pub(crate) fn ra<I: Isa>(
     perturb: &mut dyn FnMut(&mut [f32], &[f32]) -> usize,
 ) {
     let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
-    let (w_block, flash_scratch) = extra.split_at_mut(BLOCK * dim);
+    let mut flash_scratch = extra;
+    let w_block = take(&mut flash_scratch, BLOCK * dim);
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
-        let w_block = &mut w_block[..q_block.len()];
+        let w_block = prefix(w_block, q_block.len());
         match mean {
             // mu_i = q_i + k̄
             SampledMean::KeyAverage => {
                 for w_row in rows_mut(w_block, dim) {
-                    w_row.copy_from_slice(stats.key_mean);
+                    copy(w_row, stats.key_mean);
                 }
             }
             // mu_i = q_i + Σ_j softmax_j(s · q_i·k_j) k_j
@@ -787,8 +800,9 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
 ) {
     let (dim, value_dim, total) = (shape.dim, shape.value_dim, 2 * features);
     let scales = FeatureScales::new(shape, features);
-    let (omega_packed, rest) = extra.split_at_mut(dim * features);
-    let (tile, _) = rest.split_at_mut(BLOCK * total);
+    let mut rest = extra;
+    let omega_packed = take(&mut rest, dim * features);
+    let tile = take(&mut rest, BLOCK * total);
     // d^-1/4 · Ωᵀ [d, S]
     pack_transposed(omega, dim, scales.data, omega_packed, features, 0);
     // φ(x_i) = S^-1/2 e^(s|x_i|²/2 − max_h) [sin A[i, ·], cos A[i, ·]], in place of A (row of 2S)
@@ -818,7 +832,7 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     let key_max = max_scaled_half_norm(scales, k, dim);
     for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
         let rows_k = k_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_k * total];
+        let tile = prefix(tile, rows_k * total);
         features_of(tile, k_block, key_max);
         for row in rows(tile, total) {
             add_row(isa, k_sum, row);
@@ -836,7 +850,7 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     let query_max = max_scaled_half_norm(scales, q, dim);
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
-        let tile = &mut tile[..rows_q * total];
+        let tile = prefix(tile, rows_q * total);
         features_of(tile, q_block, query_max);
         gemm(
             isa,
