@@ -121,7 +121,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "\ntimes: median of 5 runs on this machine (scalar kernels); RFA with orthogonal omega"
+        "\ntimes: median of 5 runs on this machine, {} backend; RFA with orthogonal omega",
+        lara_attn::backend::active_backend().name()
     );
     Ok(())
 }

@@ -681,6 +681,40 @@ pub(crate) fn rfa_positive<I: Isa>(
     }
 }
 
+/// `φ(x_i) = S^-1/2 e^(s|x_i|²/2 − max_h) [sin A[i, ·], cos A[i, ·]]` for a block of rows, into
+/// `tile [rows, 2S]` (a function, not a closure: everything under a `#[target_feature]` entry
+/// must be inlined into it, and closures are not reliably).
+#[inline(always)]
+fn fourier_block<I: Isa>(
+    isa: I,
+    (dim, features): (usize, usize),
+    scales: FeatureScales,
+    omega_packed: &[f32],
+    block: &[f32],
+    max_h: f32,
+    tile: &mut [f32],
+) {
+    let total = 2 * features;
+    // A[i, r] = d^-1/4 x_i·ω_r, into the first S columns of each row
+    gemm(
+        isa,
+        (block.len() / dim.max(1), features, dim),
+        (block, dim, 1),
+        (omega_packed, features),
+        (tile, total),
+        false,
+    );
+    for (row, x) in rows_mut(tile, total).zip(rows(block, dim)) {
+        let magnitude = scales.ratio * exp(Scalar, scales.half_norm * half_sq_norm(x) - max_h);
+        let (sines, cosines) = row.split_at_mut(features.min(row.len()));
+        for (sine, cosine) in sines.iter_mut().zip(cosines.iter_mut()) {
+            let (sin, cos) = libm::sincosf(*sine);
+            *sine = magnitude * sin;
+            *cosine = magnitude * cos;
+        }
+    }
+}
+
 /// `row ← a · row + b`.
 #[inline(always)]
 fn affine_row<I: Isa>(isa: I, row: &mut [f32], a: f32, b: f32) {
@@ -805,27 +839,6 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     let tile = take(&mut rest, BLOCK * total);
     // d^-1/4 · Ωᵀ [d, S]
     pack_transposed(omega, dim, scales.data, omega_packed, features, 0);
-    // φ(x_i) = S^-1/2 e^(s|x_i|²/2 − max_h) [sin A[i, ·], cos A[i, ·]], in place of A (row of 2S)
-    let features_of = |tile: &mut [f32], block: &[f32], max_h: f32| {
-        // A[i, r] = d^-1/4 x_i·ω_r, into the first S columns of each row
-        gemm(
-            isa,
-            (block.len() / dim.max(1), features, dim),
-            (block, dim, 1),
-            (omega_packed, features),
-            (tile, total),
-            false,
-        );
-        for (row, x) in rows_mut(tile, total).zip(rows(block, dim)) {
-            let magnitude = scales.ratio * exp(Scalar, scales.half_norm * half_sq_norm(x) - max_h);
-            let (sines, cosines) = row.split_at_mut(features);
-            for (sine, cosine) in sines.iter_mut().zip(cosines.iter_mut()) {
-                let (sin, cos) = libm::sincosf(*sine);
-                *sine = magnitude * sin;
-                *cosine = magnitude * cos;
-            }
-        }
-    };
     let FeatureState { kv, k_sum, .. } = state;
     kv.fill(0.0);
     k_sum.fill(0.0);
@@ -833,7 +846,15 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
         let rows_k = k_block.len() / dim.max(1);
         let tile = prefix(tile, rows_k * total);
-        features_of(tile, k_block, key_max);
+        fourier_block(
+            isa,
+            (dim, features),
+            scales,
+            omega_packed,
+            k_block,
+            key_max,
+            tile,
+        );
         for row in rows(tile, total) {
             add_row(isa, k_sum, row);
         }
@@ -851,7 +872,15 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
         let tile = prefix(tile, rows_q * total);
-        features_of(tile, q_block, query_max);
+        fourier_block(
+            isa,
+            (dim, features),
+            scales,
+            omega_packed,
+            q_block,
+            query_max,
+            tile,
+        );
         gemm(
             isa,
             (rows_q, value_dim, total),
