@@ -26,6 +26,8 @@ pub enum Arg {
     KeyLandmarks,
     /// The `alpha_coeff` of the `mis-opt` weighting.
     AlphaCoeff,
+    /// The recency gates of gated causal RFA (each in `[0, 1]`).
+    Gates,
 }
 
 /// Which dimension of a [`Shape`](crate::Shape) an [`Error::ZeroDimension`] is about.
@@ -75,6 +77,8 @@ pub enum Error {
     },
     /// An input holds a NaN or an infinity (inputs are checked before anything is computed).
     NonFinite(Arg),
+    /// A finite input outside its valid range (a gate not in `[0, 1]`).
+    OutOfRange(Arg),
     /// A sampled key index is not below `n_k`.
     KeyIndexOutOfRange {
         /// The query row whose index is bad.
@@ -107,6 +111,7 @@ impl fmt::Display for Error {
                 write!(f, "scratch has length {actual}, needs {needed}")
             }
             Error::NonFinite(arg) => write!(f, "{arg:?} holds a NaN or an infinity"),
+            Error::OutOfRange(arg) => write!(f, "{arg:?} holds a value outside its valid range"),
             Error::KeyIndexOutOfRange { row, index } => {
                 write!(f, "key index {index} of query row {row} is out of range")
             }

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod causal;
 mod error;
 pub mod exact;
 pub mod fixed;

@@ -35,17 +35,53 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The rows of a row-major matrix `[len / width, width]`. Every caller has checked
-/// `width > 0`; the `max(1)` (a no-op then) lets the optimiser drop `chunks_exact`'s
-/// zero-width panic path, wherever the function is inlined.
+/// `width > 0`; the `max(1)` (a no-op then) lets the optimiser drop `chunks_exact`'s zero-width
+/// panic path, wherever the function is inlined.
 #[inline(always)]
-pub(crate) fn rows<T>(data: &[T], width: usize) -> core::slice::ChunksExact<'_, T> {
-    data.chunks_exact(width.max(1))
+pub(crate) fn rows<T>(data: &[T], width: usize) -> Rows<'_, T> {
+    Rows(data.chunks_exact(width.max(1)))
 }
 
 /// The rows of a mutable row-major matrix (see [`rows`]).
 #[inline(always)]
-pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> core::slice::ChunksExactMut<'_, T> {
-    data.chunks_exact_mut(width.max(1))
+pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> RowsMut<'_, T> {
+    RowsMut(data.chunks_exact_mut(width.max(1)))
+}
+
+/// Row iterator: `ChunksExact` without its random-access specialisation. Zipping two
+/// `ChunksExact` goes through `Zip::new`'s random-access path, which divides by the chunk width
+/// to get the length; where the optimiser keeps that `Zip::new` out of line, the division
+/// brings a (never taken) division-by-zero panic path into the kernels, and `.ci/no-panic`
+/// rejects it. Plain `next` iteration has no division.
+#[derive(Clone, Debug)]
+pub(crate) struct Rows<'a, T>(core::slice::ChunksExact<'a, T>);
+
+/// Mutable row iterator (see [`Rows`]).
+#[derive(Debug)]
+pub(crate) struct RowsMut<'a, T>(core::slice::ChunksExactMut<'a, T>);
+
+impl<'a, T> Iterator for Rows<'a, T> {
+    type Item = &'a [T];
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a [T]> {
+        self.0.next()
+    }
+    #[inline(always)]
+    fn nth(&mut self, n: usize) -> Option<&'a [T]> {
+        self.0.nth(n)
+    }
+}
+
+impl<'a, T> Iterator for RowsMut<'a, T> {
+    type Item = &'a mut [T];
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a mut [T]> {
+        self.0.next()
+    }
+    #[inline(always)]
+    fn nth(&mut self, n: usize) -> Option<&'a mut [T]> {
+        self.0.nth(n)
+    }
 }
 
 /// `|x|² / 2`.

@@ -7,7 +7,7 @@
 use core::ptr::read_volatile;
 use core::slice::{from_raw_parts, from_raw_parts_mut};
 use lara_attn::random::{DefaultRng, default_rng, gaussian_omega, orthogonal_omega};
-use lara_attn::{Shape, exact, fixed, lara, multihead, ra, rfa};
+use lara_attn::{Shape, causal, exact, fixed, lara, multihead, ra, rfa};
 
 unsafe extern "C" {
     fn a_panic_path_survived_in_lara_attn() -> !;
@@ -151,10 +151,54 @@ fn main() -> ! {
         heads, shape, omega, features, q, k, v, out, scratch,
     ));
     fixed_layer(&x, weighting, mean, sampled_mean, &mut rng, &mut tally);
+    causal_layer(&x, shape, omega, features, &mut tally);
 
     // SAFETY: not executed.
     unsafe { core::ptr::write_volatile(0x2000_1000 as *mut usize, ok) };
     loop {}
+}
+
+/// Causal RFA (stream and batch, both feature maps, gated) and the causal exact KV cache.
+fn causal_layer(
+    x: &Opaque,
+    shape: Shape,
+    omega: &'static [f32],
+    features: usize,
+    tally: &mut impl FnMut(Result<(), lara_attn::Error>),
+) {
+    let (q, k, v, gates) = (x.input(50), x.input(52), x.input(54), x.input(56));
+    let (out, buffer) = (x.output(58), x.output(60));
+    let map = if x.word(62) == 0 {
+        causal::FeatureMap::Positive
+    } else {
+        causal::FeatureMap::Trigonometric
+    };
+    let gates = if x.word(63) == 0 { None } else { Some(gates) };
+    tally(causal::rfa(
+        map, shape, omega, features, q, k, v, gates, out, buffer,
+    ));
+    match causal::RfaState::new(
+        map,
+        shape.dim,
+        shape.value_dim,
+        features,
+        omega,
+        x.output(64),
+    ) {
+        Ok(mut state) => {
+            tally(state.push(k, v));
+            tally(state.push_gated(k, v, x.float(66)));
+            tally(state.attend(q, out));
+        }
+        Err(e) => tally(Err(e)),
+    }
+    match causal::KvCache::new(shape.dim, shape.value_dim, x.word(67), x.output(68)) {
+        Ok(mut cache) => {
+            tally(cache.push(k, v));
+            tally(cache.attend(q, out));
+        }
+        Err(e) => tally(Err(e)),
+    }
 }
 
 /// The fixed-size layer at one representative shape.
