@@ -80,41 +80,9 @@ fn column_exp_sum<I: Isa>(
     sum: &mut [f32],
 ) {
     for row in rows_mut(tile, ld) {
-        let len = cols.min(row.len()).min(shift.len()).min(sum.len());
-        let mut c = 0;
-        while c + I::LANES <= len {
-            // SAFETY: c + LANES <= len of row, shift and sum.
-            unsafe {
-                let e = exp(
-                    isa,
-                    isa.sub(
-                        isa.load(row.as_ptr().add(c)),
-                        isa.load(shift.as_ptr().add(c)),
-                    ),
-                );
-                isa.store(row.as_mut_ptr().add(c), e);
-                isa.store(
-                    sum.as_mut_ptr().add(c),
-                    isa.add(isa.load(sum.as_ptr().add(c)), e),
-                );
-            }
-            c += I::LANES;
-        }
-        if c < len {
-            // One partial vector for the last len − c columns.
-            let width = len - c;
-            // SAFETY: c + width = len <= len of row, shift and sum.
-            unsafe {
-                let x = isa.load_partial(row.as_ptr().add(c), width);
-                let e = exp(
-                    isa,
-                    isa.sub(x, isa.load_partial(shift.as_ptr().add(c), width)),
-                );
-                isa.store_partial(row.as_mut_ptr().add(c), width, e);
-                let s = isa.add(isa.load_partial(sum.as_ptr().add(c), width), e);
-                isa.store_partial(sum.as_mut_ptr().add(c), width, s);
-            }
-        }
+        let row = prefix(row, cols);
+        exp_minus(isa, row, shift);
+        add_row(isa, sum, row);
     }
 }
 
