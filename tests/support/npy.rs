@@ -57,15 +57,14 @@ pub fn parse<T>(bytes: &[u8], descr: &str, decode: fn([u8; 4]) -> T) -> Result<A
         return Err("Fortran order is not supported".into());
     }
     let shape = parse_shape(dict_value(header, "shape")?)?;
-    let count = shape
+    let bytes = shape
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or("shape overflows")?;
-    if payload.len() != count * 4 {
+        .try_fold(4usize, |acc, &d| acc.checked_mul(d))
+        .ok_or(format!("shape {shape:?} overflows"))?;
+    if payload.len() != bytes {
         return Err(format!(
-            "payload has {} bytes, shape {shape:?} needs {}",
-            payload.len(),
-            count * 4
+            "payload has {} bytes, shape {shape:?} needs {bytes}",
+            payload.len()
         ));
     }
     let data = payload
