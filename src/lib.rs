@@ -12,6 +12,7 @@ pub mod fixed;
 pub mod lara;
 mod math;
 pub mod multihead;
+pub mod pool2d;
 pub mod ra;
 pub mod random;
 pub mod rfa;

@@ -7,7 +7,7 @@
 use core::ptr::read_volatile;
 use core::slice::{from_raw_parts, from_raw_parts_mut};
 use lara_attn::random::{DefaultRng, default_rng, gaussian_omega, orthogonal_omega};
-use lara_attn::{Shape, causal, exact, fixed, lara, multihead, ra, rfa};
+use lara_attn::{Shape, causal, exact, fixed, lara, multihead, pool2d, ra, rfa};
 
 unsafe extern "C" {
     fn a_panic_path_survived_in_lara_attn() -> !;
@@ -152,6 +152,22 @@ fn main() -> ! {
     ));
     fixed_layer(&x, weighting, mean, sampled_mean, &mut rng, &mut tally);
     causal_layer(&x, shape, omega, features, &mut tally);
+    let (grid, pooled) = ((x.word(70), x.word(71)), (x.word(72), x.word(73)));
+    tally(pool2d::adaptive_avg_pool_2d(
+        q, grid, shape.dim, pooled, out,
+    ));
+    match pool2d::pooled_landmarks(q, k, grid, shape.dim, pooled, x.output(74), x.output(76)) {
+        Ok(landmarks) => {
+            let params = lara::Params {
+                landmarks,
+                weighting,
+            };
+            tally(lara::attention(
+                shape, &params, q, k, v, noise, out, scratch,
+            ));
+        }
+        Err(e) => tally(Err(e)),
+    }
 
     // SAFETY: not executed.
     unsafe { core::ptr::write_volatile(0x2000_1000 as *mut usize, ok) };
