@@ -33,7 +33,10 @@
 
 use crate::error::{Arg, Dim, Error};
 use crate::math::{OnlineLse, axpy, copy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
-use crate::rfa::{DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, positive_query_features};
+use crate::rfa::{
+    DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, positive_query_features, project,
+    scaled_fourier_features,
+};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 
 /// The random-feature map of a causal RFA state, as in [`rfa`](crate::rfa).
@@ -361,7 +364,7 @@ impl<'a> RfaState<'a> {
                 self.raise_log_scale(h);
                 // φ(k) = S^-1/2 exp(s|k|²/2 − H) [sin B, cos B]
                 let magnitude = scales.ratio * exp(h - self.log_scale);
-                fourier_features(scales.data, magnitude, k, self.omega, self.phi);
+                scaled_fourier_features(scales.data, magnitude, k, self.omega, self.phi);
             }
         }
         let value_dim = self.value_dim;
@@ -436,7 +439,7 @@ impl<'a> RfaState<'a> {
             }
             FeatureMap::Trigonometric => {
                 // φq = S^-1/2 [sin A, cos A]   (the official exp(h − max h) is 1 for one query)
-                fourier_features(scales.data, scales.ratio, q, self.omega, self.phi);
+                scaled_fourier_features(scales.data, scales.ratio, q, self.omega, self.phi);
                 // num = Σ_f φq_f kv_f,  den = Σ_f φq_f z_f
                 let mut den = 0.0f32;
                 for ((&p, kv_row), &z) in self
@@ -466,27 +469,6 @@ impl core::fmt::Debug for RfaState<'_> {
             .field("tokens", &self.tokens)
             .field("log_scale", &self.log_scale)
             .finish_non_exhaustive()
-    }
-}
-
-/// `phi[r] = data_scale · x·ω_r` for every row `ω_r` of `omega`.
-fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
-    for (p, omega_row) in phi.iter_mut().zip(rows(omega, x.len())) {
-        *p = data_scale * dot(x, omega_row);
-    }
-}
-
-/// `phi = magnitude · [sin A, cos A]`, `A_r = data_scale · x·ω_r`, into `phi [2S]`.
-fn fourier_features(data_scale: f32, magnitude: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
-    let (sines, cosines) = phi.split_at_mut(phi.len() / 2);
-    for ((sine, cosine), omega_row) in sines
-        .iter_mut()
-        .zip(cosines.iter_mut())
-        .zip(rows(omega, x.len()))
-    {
-        let (sin, cos) = libm::sincosf(data_scale * dot(x, omega_row));
-        *sine = magnitude * sin;
-        *cosine = magnitude * cos;
     }
 }
 

@@ -359,7 +359,7 @@ pub(crate) fn max_scaled_half_norm(scales: FeatureScales, x: &[f32], dim: usize)
 }
 
 /// `phi[r] = data_scale · x·ω_r` for every row `ω_r` of `omega`.
-fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
+pub(crate) fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
     for (p, omega_row) in phi.iter_mut().zip(rows(omega, x.len())) {
         *p = data_scale * dot(x, omega_row);
     }
@@ -368,13 +368,24 @@ fn project(data_scale: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
 /// `φ(x) = S^-1/2 exp(s|x|²/2 − max_h) [sin A, cos A]`, `A_r = d^-1/4 x·ω_r`, into `phi [2S]`.
 fn fourier_features(scales: FeatureScales, max_h: f32, x: &[f32], omega: &[f32], phi: &mut [f32]) {
     let magnitude = scales.ratio * exp(scales.half_norm * half_sq_norm(x) - max_h);
+    scaled_fourier_features(scales.data, magnitude, x, omega, phi);
+}
+
+/// `phi = magnitude · [sin A, cos A]`, `A_r = data_scale · x·ω_r`, into `phi [2S]`.
+pub(crate) fn scaled_fourier_features(
+    data_scale: f32,
+    magnitude: f32,
+    x: &[f32],
+    omega: &[f32],
+    phi: &mut [f32],
+) {
     let (sines, cosines) = phi.split_at_mut(phi.len() / 2);
     for ((sine, cosine), omega_row) in sines
         .iter_mut()
         .zip(cosines.iter_mut())
         .zip(rows(omega, x.len()))
     {
-        let (sin, cos) = libm::sincosf(scales.data * dot(x, omega_row));
+        let (sin, cos) = libm::sincosf(data_scale * dot(x, omega_row));
         *sine = magnitude * sin;
         *cosine = magnitude * cos;
     }
