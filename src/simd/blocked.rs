@@ -224,17 +224,8 @@ pub(crate) fn flash_block<I: Isa>(
         .zip(v.chunks(BLOCK * value_dim))
         .enumerate()
     {
-        let rows_k = k_block.len() / dim.max(1);
-        let tile = prefix(tile, rows_k * BLOCK);
         // Sᵀ[j, i] = s · k_j·q_i
-        gemm(
-            isa,
-            (rows_k, BLOCK, dim),
-            (k_block, dim, 1),
-            (q_packed, BLOCK),
-            (tile, BLOCK),
-            false,
-        );
+        let (rows_k, tile) = project_block(isa, k_block, dim, (q_packed, BLOCK), BLOCK, tile);
         if let Some(bias) = key_bias {
             // − s·|k_j|²/2 (RA)
             for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
@@ -335,17 +326,8 @@ pub(crate) fn lara<I: Isa>(
     ws.key_lse.fill(f32::NEG_INFINITY);
     ws.key_sum.fill(0.0);
     for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
-        let rows_k = k_block.len() / dim.max(1);
-        let tile = prefix(tile, rows_k * count);
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, C] tile
-        gemm(
-            isa,
-            (rows_k, count, dim),
-            (k_block, dim, 1),
-            (packed, ld),
-            (tile, count),
-            false,
-        );
+        let (rows_k, tile) = project_block(isa, k_block, dim, (packed, ld), count, tile);
         for (row, k_row) in rows_mut(tile, count).zip(rows(k_block, dim)) {
             shift_row(row, scale * half_sq_norm(k_row));
         }
@@ -382,16 +364,7 @@ pub(crate) fn lara<I: Isa>(
         running_sum.fill(0.0);
         let q_bar_packed = packed.get(count..).unwrap_or_default();
         for q_block in q.chunks(BLOCK * dim) {
-            let rows_q = q_block.len() / dim.max(1);
-            let tile = prefix(tile, rows_q * count);
-            gemm(
-                isa,
-                (rows_q, count, dim),
-                (q_block, dim, 1),
-                (q_bar_packed, ld),
-                (tile, count),
-                false,
-            );
+            let (_, tile) = project_block(isa, q_block, dim, (q_bar_packed, ld), count, tile);
             column_max(isa, tile, count, count, ws.t_row);
             raise_running_max(running_max, ws.t_row, ws.logits, running_sum);
             column_exp_sum(isa, tile, count, count, running_max, running_sum);
@@ -408,17 +381,8 @@ pub(crate) fn lara<I: Isa>(
         ld
     };
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
-        let rows_q = q_block.len() / dim.max(1);
-        let tile = prefix(tile, rows_q * width);
         // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
-        gemm(
-            isa,
-            (rows_q, width, dim),
-            (q_block, dim, 1),
-            (packed, ld),
-            (tile, width),
-            false,
-        );
+        let (rows_q, tile) = project_block(isa, q_block, dim, (packed, ld), width, tile);
         for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
             let (row, alpha_row) = row.split_at_mut(count.min(row.len()));
             // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
@@ -564,17 +528,9 @@ pub(crate) fn rfa_positive<I: Isa>(
     v_sum.fill(0.0);
     let mut running_max = f32::NEG_INFINITY;
     for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
-        let rows_k = k_block.len() / dim.max(1);
-        let tile = prefix(tile, rows_k * features);
         // B[m, r] = d^-1/4 k_m·ω_r
-        gemm(
-            isa,
-            (rows_k, features, dim),
-            (k_block, dim, 1),
-            (omega_packed, features),
-            (tile, features),
-            false,
-        );
+        let (rows_k, tile) =
+            project_block(isa, k_block, dim, (omega_packed, features), features, tile);
         let block_max = max_of(isa, tile);
         if block_max > running_max {
             let rescale = exp(Scalar, running_max - block_max);
@@ -615,17 +571,9 @@ pub(crate) fn rfa_positive<I: Isa>(
 
     // Query pass.
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
-        let rows_q = q_block.len() / dim.max(1);
-        let tile = prefix(tile, rows_q * features);
         // A[i, r] = d^-1/4 q_i·ω_r
-        gemm(
-            isa,
-            (rows_q, features, dim),
-            (q_block, dim, 1),
-            (omega_packed, features),
-            (tile, features),
-            false,
-        );
+        let (rows_q, tile) =
+            project_block(isa, q_block, dim, (omega_packed, features), features, tile);
         for (row, q_row) in rows_mut(tile, features).zip(rows(q_block, dim)) {
             // φq[i, r] = S^-1/2 e^(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
             let stabiliser = max_of(isa, row) + scales.half_norm * half_sq_norm(q_row);
@@ -681,6 +629,31 @@ fn fourier_block<I: Isa>(
             *cosine = magnitude * cos;
         }
     }
+}
+
+/// `tile [rows, width] = block [rows, d] · packed [d, ..]` (leading dimension `ld`, first
+/// `width` columns): the projections of a block of rows onto every landmark / feature / query.
+/// Returns the number of rows and the used part of the tile.
+#[inline(always)]
+fn project_block<'t, I: Isa>(
+    isa: I,
+    block: &[f32],
+    dim: usize,
+    (packed, ld): (&[f32], usize),
+    width: usize,
+    tile: &'t mut [f32],
+) -> (usize, &'t mut [f32]) {
+    let rows = block.len() / dim.max(1);
+    let tile = prefix(tile, rows * width);
+    gemm(
+        isa,
+        (rows, width, dim),
+        (block, dim, 1),
+        (packed, ld),
+        (&mut *tile, width),
+        false,
+    );
+    (rows, tile)
 }
 
 /// `row ← a · row + b`.
