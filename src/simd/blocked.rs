@@ -572,28 +572,14 @@ pub(crate) fn rfa_positive<I: Isa>(
     // Query pass.
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         // A[i, r] = d^-1/4 q_i·ω_r
-        let (rows_q, tile) =
-            project_block(isa, q_block, dim, (omega_packed, features), features, tile);
+        let (_, tile) = project_block(isa, q_block, dim, (omega_packed, features), features, tile);
         for (row, q_row) in rows_mut(tile, features).zip(rows(q_block, dim)) {
             // φq[i, r] = S^-1/2 e^(A[i,r] − s|q_i|²/2 − max_r' A[i,r']) + 1e-4
             let stabiliser = max_of(isa, row) + scales.half_norm * half_sq_norm(q_row);
             exp_shifted_sum(isa, row, stabiliser);
             affine_row(isa, row, scales.ratio, FEATURE_FLOOR);
         }
-        // num_i = φq_i · kv
-        gemm(
-            isa,
-            (rows_q, value_dim, features),
-            (tile, features, 1),
-            (kv, value_dim),
-            (out_block, value_dim),
-            false,
-        );
-        for (out_row, phi) in rows_mut(out_block, value_dim).zip(rows(tile, features)) {
-            // out_i = num_i / max(φq_i · k_sum, 1e-2)
-            let denominator = dot(isa, phi, k_sum);
-            scale_row(isa, out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
-        }
+        linear_attention_block(isa, (tile, features), (kv, k_sum), value_dim, out_block);
     }
 }
 
@@ -654,6 +640,33 @@ fn project_block<'t, I: Isa>(
         false,
     );
     (rows, tile)
+}
+
+/// The linear-attention output of a block of queries from their features `phi [rows, F]`:
+/// `out_i = φ_i · kv / max(φ_i · k_sum, 1e-2)` (the official `linear_attention`).
+#[inline(always)]
+fn linear_attention_block<I: Isa>(
+    isa: I,
+    (phi, features): (&[f32], usize),
+    (kv, k_sum): (&[f32], &[f32]),
+    value_dim: usize,
+    out_block: &mut [f32],
+) {
+    let rows_q = phi.len() / features.max(1);
+    // num_i = φ_i · kv
+    gemm(
+        isa,
+        (rows_q, value_dim, features),
+        (phi, features, 1),
+        (kv, value_dim),
+        (&mut *out_block, value_dim),
+        false,
+    );
+    for (out_row, phi_row) in rows_mut(out_block, value_dim).zip(rows(phi, features)) {
+        // out_i = num_i / max(φ_i · k_sum, 1e-2)
+        let denominator = dot(isa, phi_row, k_sum);
+        scale_row(isa, out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
+    }
 }
 
 /// `row ← a · row + b`.
@@ -822,18 +835,6 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
             query_max,
             tile,
         );
-        gemm(
-            isa,
-            (rows_q, value_dim, total),
-            (tile, total, 1),
-            (kv, value_dim),
-            (out_block, value_dim),
-            false,
-        );
-        for (out_row, phi) in rows_mut(out_block, value_dim).zip(rows(tile, total)) {
-            // out_i = φ(q_i)·kv / max(φ(q_i)·k_sum, 1e-2)
-            let denominator = dot(isa, phi, k_sum);
-            scale_row(isa, out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
-        }
+        linear_attention_block(isa, (tile, total), (kv, k_sum), value_dim, out_block);
     }
 }
