@@ -14,7 +14,7 @@
 mod npy;
 
 use lara_attn::backend::{self, Backend};
-use lara_attn::random::{self, DefaultRng};
+use lara_attn::random::{self, DefaultRng, NoiseScale};
 use lara_attn::{Shape, causal, exact, lara, multihead, ra, rfa};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -910,6 +910,7 @@ fn run_once(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> 
             let params = lara::Params {
                 landmarks,
                 weighting: o.weighting,
+                ..Default::default()
             };
             let mut scratch = zeros(lara::scratch_len(shape, count))?;
             let err = kernel_error("lara");
@@ -944,12 +945,23 @@ fn run_once(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> 
                 let mean = given_mean.ok_or(
                     "ra --ra-mean 1 in eval mode needs --key-indices (or use --mode sampled to draw them)",
                 )?;
-                return multihead::ra(h, shape, mean, q, k, v, None, out, &mut scratch)
-                    .map_err(err);
+                return multihead::ra(
+                    h,
+                    shape,
+                    mean,
+                    NoiseScale::Official,
+                    q,
+                    k,
+                    v,
+                    None,
+                    out,
+                    &mut scratch,
+                )
+                .map_err(err);
             }
             match (&p.eps, given_mean) {
                 (Some(eps), Some(mean)) => {
-                    multihead::ra(h, shape, mean, q, k, v, Some(eps), out, &mut scratch).map_err(err)
+                    multihead::ra(h, shape, mean, NoiseScale::Official, q, k, v, Some(eps), out, &mut scratch).map_err(err)
                 }
                 (Some(_), None) => Err(
                     "ra --ra-mean 1 with --eps needs --key-indices (the keys are drawn only with the noise)"
@@ -959,7 +971,7 @@ fn run_once(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> 
                     // Given keys, drawn noise.
                     let mut eps = zeros(h.saturating_mul(shape.queries).saturating_mul(shape.dim))?;
                     random::fill_standard_normal(rng, &mut eps);
-                    multihead::ra(h, shape, ra::Mean::Keys(indices), q, k, v, Some(&eps), out, &mut scratch)
+                    multihead::ra(h, shape, ra::Mean::Keys(indices), NoiseScale::Official, q, k, v, Some(&eps), out, &mut scratch)
                         .map_err(err)
                 }
                 (None, _) => {
@@ -968,7 +980,7 @@ fn run_once(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> 
                         -1 => ra::SampledMean::AttentionWeighted,
                         _ => ra::SampledMean::Key,
                     };
-                    multihead::ra_sampled(h, shape, mean, q, k, v, rng, out, &mut scratch).map_err(err)
+                    multihead::ra_sampled(h, shape, mean, NoiseScale::Official, q, k, v, rng, out, &mut scratch).map_err(err)
                 }
             }
         }

@@ -16,7 +16,7 @@
 
 use lara_attn::backend::{Backend, set_backend};
 use lara_attn::lara::{Params, Weighting};
-use lara_attn::random::{default_rng, fill_standard_normal, gaussian_omega};
+use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal, gaussian_omega};
 use lara_attn::{Shape, exact, lara, ra, rfa};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -141,6 +141,7 @@ fn run(estimator: &str, n: usize, d: usize, c: usize, x: &mut Inputs) {
         "ra" => ra::attention(
             shape,
             ra::Mean::AttentionWeighted,
+            NoiseScale::Official,
             q,
             k,
             v,

@@ -8,7 +8,7 @@
 //! (the setting segment-mean landmarks are built for), and the logits have a spread of a few
 //! units, as in trained models.
 
-use lara_attn::random::{default_rng, fill_standard_normal, orthogonal_omega};
+use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal, orthogonal_omega};
 use lara_attn::{Shape, exact, lara, ra, rfa};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ra::attention(
             shape,
             ra::Mean::AttentionWeighted,
+            NoiseScale::Official,
             &q,
             &k,
             &v,

@@ -28,6 +28,8 @@ pub enum Arg {
     AlphaCoeff,
     /// The recency gates of gated causal RFA (each in `[0, 1]`).
     Gates,
+    /// The key padding mask, `[n_k]` (`true` marks a padding key).
+    KeyMask,
 }
 
 /// Which dimension of a [`Shape`](crate::Shape) an [`Error::ZeroDimension`] is about.
@@ -86,6 +88,8 @@ pub enum Error {
         /// The index given.
         index: u32,
     },
+    /// The key padding mask masks every key: attention over no key is undefined.
+    AllKeysMasked,
     /// The product of the dimensions does not fit in `usize`.
     SizeOverflow,
     /// [`set_backend`](crate::backend::set_backend) was asked for a backend that is not
@@ -115,6 +119,7 @@ impl fmt::Display for Error {
             Error::KeyIndexOutOfRange { row, index } => {
                 write!(f, "key index {index} of query row {row} is out of range")
             }
+            Error::AllKeysMasked => f.write_str("the key padding mask masks every key"),
             Error::SizeOverflow => f.write_str("dimensions overflow usize"),
             Error::UnsupportedBackend => {
                 f.write_str("the backend is not available on this target or CPU")

@@ -26,6 +26,7 @@
 use crate::error::Error;
 use crate::lara::{self, Params, Weighting};
 use crate::math::KEY_BLOCK;
+use crate::random::NoiseScale;
 use crate::shape::Shape;
 use crate::{exact as exact_kernel, ra as ra_kernel, rfa};
 use rand_core::RngCore;
@@ -105,6 +106,7 @@ impl<const C: usize, const D: usize, const DV: usize> LaraScratch<C, D, DV> {
             self.w.as_flattened_mut(),
             self.kv.as_flattened_mut(),
             self.stats.as_flattened_mut(),
+            count,
             count,
             shape,
         )
@@ -278,6 +280,7 @@ pub fn lara_sampled<
 /// [`Error::KeyIndexOutOfRange`] for bad key indices.
 pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     mean: ra_kernel::Mean<'_>,
+    noise_scale: NoiseScale,
     q: &[[f32; D]; NQ],
     k: &[[f32; D]; NK],
     v: &[[f32; DV]; NK],
@@ -290,6 +293,7 @@ pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     ra_kernel::attention_in(
         shape,
         mean,
+        noise_scale,
         q.as_flattened(),
         k.as_flattened(),
         v.as_flattened(),
@@ -312,6 +316,7 @@ pub fn ra_sampled<
     R: RngCore + ?Sized,
 >(
     mean: ra_kernel::SampledMean,
+    noise_scale: NoiseScale,
     q: &[[f32; D]; NQ],
     k: &[[f32; D]; NK],
     v: &[[f32; DV]; NK],
@@ -323,6 +328,7 @@ pub fn ra_sampled<
     ra_kernel::attention_sampled_in(
         shape,
         mean,
+        noise_scale,
         q.as_flattened(),
         k.as_flattened(),
         v.as_flattened(),

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! mu_c       = q̄_c + k̄_c                     (segment means of q and k)
-//! W_c        = mu_c  (eval)   or  mu_c + eps_c  (sampled)
+//! W_c        = mu_c  (eval)   or  mu_c + f · eps_c  (sampled; f = 1 official, d^1/4 paper)
 //! ℓ(x; w)    = s · (w·x − |x|²/2),  s = d^-1/2
 //! kv_c       = Σ_j softmax_j(ℓ(k_j; W_c)) v_j
 //! logiw[c,i] = log α[c,i] + ℓ(q_i; W_c) + lse_j ℓ(k_j; W_c) − log P_c
@@ -22,14 +22,25 @@
 //! (`C·d_v`) and eight per-landmark scalars.
 //!
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time.
+//!
+//! # Options ([`Params`])
+//! * [`Proposals`]: the official `use_antithetics` (`W = mu ± eps`) and `use_multisample` (two
+//!   draws per landmark) double the proposal samples in sampled mode, and the cost of the
+//!   `W`-dependent passes with them.
+//! * [`NoiseScale`]: the official unscaled noise, or the paper's `eps · d^1/4`.
+//! * A key padding mask: masked keys get `ℓ = −∞` (they drop out of every `kv_c` and `lseK_c`)
+//!   and count as zero rows in the key landmarks, as the official code zeroes padded tokens
+//!   before pooling. Masked keys have exactly zero influence on the output.
 
 use crate::backend::active_backend;
 use crate::error::{Arg, Error};
 use crate::math::{
     OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, prefix, rows, rows_mut, softmax_in_place,
 };
-use crate::random::add_standard_normal;
-use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
+use crate::random::{NoiseScale, add_scaled_normal};
+use crate::shape::{
+    Shape, carve, check_finite, check_key_mask, check_len, checked_len, masked_keys, take_scratch,
+};
 use rand_core::RngCore;
 
 /// How the proposals are weighted against each other (the official `mis_type`).
@@ -68,27 +79,106 @@ pub enum Landmarks<'a> {
     },
 }
 
-/// The parameters of a LARA call.
+/// How many proposal samples each landmark gets in sampled mode. Eval mode (`W = mu`) always
+/// has one per landmark, as in the official code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Proposals {
+    /// One sample per landmark, `W_c = mu_c + eps_c`, `eps [C', d]` (the official default).
+    #[default]
+    Single,
+    /// Antithetic pairs (the official `use_antithetics`): `W = [mu + eps; mu − eps]`, `2·C'`
+    /// samples from `eps [C', d]`.
+    Antithetic,
+    /// Two independent samples per landmark (the official `use_multisample`):
+    /// `W = [mu; mu] + eps`, `eps [2·C', d]`.
+    TwoPerLandmark,
+}
+
+impl Proposals {
+    /// The number of proposal samples in sampled mode for `landmarks` landmarks: `C'` or `2·C'`.
+    /// `scratch_len(shape, proposals.samples(C))` is enough scratch for any proposals.
+    pub const fn samples(self, landmarks: usize) -> usize {
+        match self {
+            Proposals::Single => landmarks,
+            Proposals::Antithetic | Proposals::TwoPerLandmark => landmarks.saturating_mul(2),
+        }
+    }
+
+    /// The number of noise rows `eps` a sampled call takes: `2·C'` for two samples per
+    /// landmark, else `C'`.
+    pub const fn noise_rows(self, landmarks: usize) -> usize {
+        match self {
+            Proposals::Single | Proposals::Antithetic => landmarks,
+            Proposals::TwoPerLandmark => landmarks.saturating_mul(2),
+        }
+    }
+}
+
+/// The parameters of a LARA call. [`Params::segment_means`] gives the official defaults for
+/// everything but the landmarks and weighting; the `with_*` methods change one option.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Params<'a> {
     /// Where the landmarks come from.
     pub landmarks: Landmarks<'a>,
     /// How proposals are weighted.
     pub weighting: Weighting,
+    /// How many proposal samples each landmark gets in sampled mode.
+    pub proposals: Proposals,
+    /// The scale of the proposal noise in sampled mode.
+    pub noise_scale: NoiseScale,
+    /// Key padding mask `[n_k]`, `true` for a padding key (PyTorch's `key_padding_mask`).
+    pub key_mask: Option<&'a [bool]>,
 }
 
-impl Params<'_> {
-    /// Segment-mean landmarks with the given weighting.
+impl<'a> Params<'a> {
+    /// Segment-mean landmarks with the given weighting, single proposals, the official noise
+    /// and no mask.
     pub const fn segment_means(landmarks: usize, weighting: Weighting) -> Params<'static> {
+        Params::new(Landmarks::SegmentMeans(landmarks), weighting)
+    }
+
+    /// The given landmarks and weighting, single proposals, the official noise and no mask.
+    pub const fn new(landmarks: Landmarks<'a>, weighting: Weighting) -> Self {
         Params {
-            landmarks: Landmarks::SegmentMeans(landmarks),
+            landmarks,
             weighting,
+            proposals: Proposals::Single,
+            noise_scale: NoiseScale::Official,
+            key_mask: None,
+        }
+    }
+
+    /// These parameters with `proposals` samples per landmark.
+    pub const fn with_proposals(self, proposals: Proposals) -> Self {
+        Params { proposals, ..self }
+    }
+
+    /// These parameters with the noise scaled as `noise_scale` says.
+    pub const fn with_noise_scale(self, noise_scale: NoiseScale) -> Self {
+        Params {
+            noise_scale,
+            ..self
+        }
+    }
+
+    /// These parameters with a key padding mask `[n_k]` (`true` = padding).
+    pub const fn with_key_mask(self, key_mask: &'a [bool]) -> Self {
+        Params {
+            key_mask: Some(key_mask),
+            ..self
         }
     }
 }
 
-/// Per-landmark scalars kept in the scratch.
-const STATS_PER_LANDMARK: usize = 8;
+/// The official defaults: 49 segment-mean landmarks, `mis-opt` with `alpha_coeff = 1`.
+impl Default for Params<'_> {
+    fn default() -> Self {
+        Params::segment_means(49, Weighting::Optimal { alpha_coeff: 1.0 })
+    }
+}
+
+/// Per-sample scalars kept in the scratch.
+const STATS_PER_SAMPLE: usize = 8;
 
 /// The number of landmarks `C'` that segment means with `landmarks` requested produce:
 /// `min(C, n_q, n_k)` (the official rule `C' = n if n <= C else C` for self-attention).
@@ -101,11 +191,13 @@ pub const fn effective_landmarks(shape: Shape, landmarks: usize) -> usize {
     if landmarks < n { landmarks } else { n }
 }
 
-/// Scratch (in `f32`s) that [`attention`] needs for up to `landmarks` landmarks:
-/// `landmarks · (3·d + d_v + 8)`, independent of `n_q` and `n_k`.
+/// Scratch (in `f32`s) that [`attention`] needs for up to `landmarks` landmarks with single
+/// proposals: `landmarks · (3·d + d_v + 8)`, plus `2·landmarks · (d + 32)` on targets with SIMD
+/// backends; independent of `n_q` and `n_k`. For antithetic or two-sample proposals pass
+/// [`Proposals::samples`]`(C)`.
 pub const fn scratch_len(shape: Shape, landmarks: usize) -> usize {
     scalar_scratch_len(shape, landmarks).saturating_add(crate::simd::if_compiled(
-        crate::simd::blocked::lara_scratch_len(landmarks, shape.dim),
+        crate::simd::blocked::lara_scratch_len(landmarks.saturating_mul(2), shape.dim),
     ))
 }
 
@@ -116,25 +208,29 @@ const fn scalar_scratch_len(shape: Shape, landmarks: usize) -> usize {
             .dim
             .saturating_mul(3)
             .saturating_add(shape.value_dim)
-            .saturating_add(STATS_PER_LANDMARK),
+            .saturating_add(STATS_PER_SAMPLE),
     )
 }
 
-/// The length of the noise `eps [C', d]` that sampled mode takes for segment-mean landmarks.
-pub const fn noise_len(shape: Shape, landmarks: usize) -> usize {
-    effective_landmarks(shape, landmarks).saturating_mul(shape.dim)
+/// The length of the noise `eps` that sampled mode takes for segment-mean landmarks:
+/// `[C', d]`, or `[2·C', d]` for two samples per landmark.
+pub const fn noise_len(shape: Shape, landmarks: usize, proposals: Proposals) -> usize {
+    proposals
+        .noise_rows(effective_landmarks(shape, landmarks))
+        .saturating_mul(shape.dim)
 }
 
 /// LARA attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into `out [n_q, d_v]`.
 ///
-/// `noise = None` is eval mode (`W = mu`); `Some(eps)` with `eps [C', d]` is sampled mode
-/// (`W = mu + eps`, the official code's unscaled `N(0, I)` noise).
+/// `noise = None` is eval mode (`W = mu`); `Some(eps)` is sampled mode, `W = mu + f · eps`
+/// with `f` from `params.noise_scale` and `eps` of [`Proposals::noise_rows`]`(C')` rows
+/// ([`noise_len`]).
 ///
 /// # Errors
 /// A zero dimension or zero landmarks, a slice whose length does not match (`noise`, given
-/// landmarks), scratch shorter than the `C'` landmarks of the call need
-/// (`scratch_len(shape, C)` always suffices), a non-finite input or `alpha_coeff`.
-/// Nothing is written when an error is returned.
+/// landmarks, the key mask), a mask that masks every key, scratch shorter than the call needs
+/// (`scratch_len(shape, params.proposals.samples(C))` always suffices), a non-finite input or
+/// `alpha_coeff`. Nothing is written when an error is returned.
 ///
 /// # Example
 /// ```
@@ -159,7 +255,9 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let (ws, extra) = Workspace::split(scratch, landmark_count(shape, params), shape)?;
+    let count = landmark_count(shape, params);
+    let samples = sample_count(params, count, noise.is_some());
+    let (ws, extra) = Workspace::split(scratch, count, samples, shape)?;
     attention_in(shape, params, q, k, v, noise, out, ws, extra)
 }
 
@@ -177,22 +275,35 @@ pub(crate) fn attention_in(
     extra: &mut [f32],
 ) -> Result<(), Error> {
     let count = check_args(shape, params, q, k, v, out)?;
-    if let Some(eps) = noise {
-        check_len(Arg::Noise, eps, count, shape.dim)?;
-        check_finite(Arg::Noise, eps)?;
-    }
-    ws.build_proposals(shape, params, q, k, |w| {
-        if let Some(eps) = noise {
-            // W = mu + eps
-            axpy(1.0, eps, w);
-        }
-    });
-    ws.finish(shape, params.weighting, q, k, v, out, extra);
+    let Some(eps) = noise else {
+        ws.check_capacity(count, count)?;
+        ws.build_proposals(shape, params, q, k, None::<fn(&mut [f32])>);
+        ws.finish(shape, params, q, k, v, out, extra);
+        return Ok(());
+    };
+    check_len(
+        Arg::Noise,
+        eps,
+        params.proposals.noise_rows(count),
+        shape.dim,
+    )?;
+    check_finite(Arg::Noise, eps)?;
+    ws.check_capacity(count, params.proposals.samples(count))?;
+    let factor = params.noise_scale.factor(shape.dim);
+    // W = mu + f · eps
+    ws.build_proposals(
+        shape,
+        params,
+        q,
+        k,
+        Some(|w: &mut [f32]| axpy(factor, eps, w)),
+    );
+    ws.finish(shape, params, q, k, v, out, extra);
     Ok(())
 }
 
-/// LARA in sampled mode with the noise `eps [C', d] ~ N(0, I)` drawn from `rng` (row-major
-/// order), otherwise as [`attention`].
+/// LARA in sampled mode with the noise `eps ~ N(0, I)` (of [`Proposals::noise_rows`]`(C')`
+/// rows) drawn from `rng` in row-major order, otherwise as [`attention`].
 ///
 /// # Errors
 /// As [`attention`].
@@ -207,7 +318,8 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let (ws, extra) = Workspace::split(scratch, landmark_count(shape, params), shape)?;
+    let count = landmark_count(shape, params);
+    let (ws, extra) = Workspace::split(scratch, count, sample_count(params, count, true), shape)?;
     attention_sampled_in(shape, params, q, k, v, rng, out, ws, extra)
 }
 
@@ -224,10 +336,13 @@ pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     mut ws: Workspace<'_>,
     extra: &mut [f32],
 ) -> Result<(), Error> {
-    check_args(shape, params, q, k, v, out)?;
-    // W = mu + eps, eps ~ N(0, I)
-    ws.build_proposals(shape, params, q, k, |w| add_standard_normal(rng, w));
-    ws.finish(shape, params.weighting, q, k, v, out, extra);
+    let count = check_args(shape, params, q, k, v, out)?;
+    ws.check_capacity(count, params.proposals.samples(count))?;
+    let factor = params.noise_scale.factor(shape.dim);
+    // W = mu + f · eps, eps ~ N(0, I)
+    let perturb = |w: &mut [f32]| add_scaled_normal(rng, factor, w);
+    ws.build_proposals(shape, params, q, k, Some(perturb));
+    ws.finish(shape, params, q, k, v, out, extra);
     Ok(())
 }
 
@@ -236,6 +351,15 @@ pub(crate) fn landmark_count(shape: Shape, params: &Params<'_>) -> usize {
     match params.landmarks {
         Landmarks::SegmentMeans(c) => effective_landmarks(shape, c),
         Landmarks::Given { count, .. } => count,
+    }
+}
+
+/// The number of proposal samples of a call with `count` landmarks.
+fn sample_count(params: &Params<'_>, count: usize, sampled: bool) -> usize {
+    if sampled {
+        params.proposals.samples(count)
+    } else {
+        count
     }
 }
 
@@ -262,12 +386,19 @@ pub fn segment_means(
     }
     check_len(Arg::Queries, x, rows, dim)?;
     check_len(Arg::QueryLandmarks, out, segments, dim)?;
-    write_segment_means(x, dim, segments, out);
+    write_segment_means(x, None, dim, segments, out);
     Ok(())
 }
 
-/// Segment means without checks (`1 <= segments <= rows`, lengths match).
-fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) {
+/// Segment means without checks (`1 <= segments <= rows`, lengths match); rows marked in
+/// `mask` count as zero rows (the official code zeroes padded tokens before pooling).
+fn write_segment_means(
+    x: &[f32],
+    mask: Option<&[bool]>,
+    dim: usize,
+    segments: usize,
+    out: &mut [f32],
+) {
     // (The max(1)s are no-ops for checked arguments; they let the optimiser drop the
     // division-by-zero panic paths.)
     let (dim, segments) = (dim.max(1), segments.max(1));
@@ -279,7 +410,7 @@ fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) 
     } else {
         (short_len + 1) * segments - row_count
     };
-    let mut x_rows = rows(x, dim);
+    let mut x_rows = rows(x, dim).zip(masked_keys(mask));
     for (segment, mean) in rows_mut(out, dim).enumerate() {
         let len = if segment < short_count {
             short_len
@@ -287,8 +418,10 @@ fn write_segment_means(x: &[f32], dim: usize, segments: usize, out: &mut [f32]) 
             short_len + 1
         };
         mean.fill(0.0);
-        for row in (&mut x_rows).take(len) {
-            axpy(1.0, row, mean);
+        for (row, masked) in (&mut x_rows).take(len) {
+            if !masked {
+                axpy(1.0, row, mean);
+            }
         }
         // Divide (not multiply by 1/len): exactly rounded, and only C·d times.
         for m in mean.iter_mut() {
@@ -307,6 +440,9 @@ fn check_args(
     out: &[f32],
 ) -> Result<usize, Error> {
     shape.check_qkv(q, k, v, out)?;
+    if let Some(mask) = params.key_mask {
+        check_key_mask(shape, mask)?;
+    }
     if let Weighting::Optimal { alpha_coeff } = params.weighting
         && !alpha_coeff.is_finite()
     {
@@ -329,66 +465,81 @@ fn check_args(
     }
 }
 
-/// The scratch of one LARA call, split into its named parts.
+/// The scratch of one LARA call, split into its named parts: `C'` landmarks (mixture
+/// components) and `S` proposal samples, `S = C'` or `2·C'`; sample `c` is drawn around
+/// component `c mod C'`.
 pub(crate) struct Workspace<'a> {
     /// Query landmarks `q̄ [C', d]`.
     pub(crate) q_bar: &'a mut [f32],
     /// Proposal means `mu [C', d]`.
     pub(crate) mu: &'a mut [f32],
-    /// Proposal samples `W [C', d]` (also holds `k̄` while the landmarks are built).
+    /// Proposal samples `W [S, d]` (also holds `k̄` while the landmarks are built).
     pub(crate) w: &'a mut [f32],
-    /// `kv [C', d_v]`.
+    /// `kv [S, d_v]`.
     pub(crate) kv: &'a mut [f32],
-    /// `lse_j ℓ(k_j; W_c)` (the running maximum during the key pass).
+    /// `lse_j ℓ(k_j; W_c)` (the running maximum during the key pass), `[S]`.
     pub(crate) key_lse: &'a mut [f32],
-    /// The running `Σ_j exp(ℓ(k_j; W_c) − max)` of the key pass.
+    /// The running `Σ_j exp(ℓ(k_j; W_c) − max)` of the key pass, `[S]`.
     pub(crate) key_sum: &'a mut [f32],
-    /// `|mu_c|² / 2`.
+    /// `|mu_c|² / 2`, `[C']`.
     pub(crate) mu_half_norm: &'a mut [f32],
-    /// `lse_j ℓ(k_j; W_c) − log P_c`: the query-independent part of `logiw`.
+    /// `lse_j ℓ(k_j; W_c) − log P_c`: the query-independent part of `logiw`, `[S]`.
     pub(crate) bias: &'a mut [f32],
-    /// `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])` (mis-opt).
+    /// `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])` (mis-opt), `[S]`.
     pub(crate) balance: &'a mut [f32],
-    /// `lse_i (s · q̄_c·q_i)`, the normaliser of `T` over queries (mis-opt).
+    /// `lse_i (s · q̄_c·q_i)`, the normaliser of `T` over queries (mis-opt), `[C']`.
     pub(crate) t_lse: &'a mut [f32],
-    /// Per query: the log importance weights, then the self-normalised weights.
+    /// Per query: the log importance weights, then the self-normalised weights, `[S]`.
     pub(crate) logits: &'a mut [f32],
-    /// Per query: `T[·, i]` (mis-opt).
+    /// Per query: `T[·, i]` (mis-opt) in its first `C'` entries, `[S]`.
     pub(crate) t_row: &'a mut [f32],
 }
 
 impl<'a> Workspace<'a> {
-    /// Splits a flat scratch of at least `count · (3·d + d_v + 8)` floats.
-    /// Splits a flat scratch of at least [`scratch_len`]`(shape, count)` floats into the scalar
-    /// workspace and the blocked kernels' extra scratch (empty where no SIMD is compiled).
+    /// Splits a flat scratch into the scalar workspace of `count` landmarks and `samples`
+    /// proposal samples and the blocked kernels' extra scratch (empty where no SIMD is
+    /// compiled). [`scratch_len`]`(shape, samples)` is always enough.
     pub(crate) fn split(
         scratch: &'a mut [f32],
         count: usize,
+        samples: usize,
         shape: Shape,
     ) -> Result<(Self, &'a mut [f32]), Error> {
-        let rows = checked_len(count, shape.dim)?;
-        let kv_len = checked_len(count, shape.value_dim)?;
-        let stats_len = checked_len(count, STATS_PER_LANDMARK)?;
-        let extra_len =
-            crate::simd::if_compiled(crate::simd::blocked::lara_scratch_len(count, shape.dim));
-        let needed = [checked_len(rows, 3)?, kv_len, stats_len, extra_len]
-            .iter()
-            .try_fold(0usize, |sum, &len| sum.checked_add(len))
-            .ok_or(Error::SizeOverflow)?;
+        let landmark_rows = checked_len(count, shape.dim)?;
+        let sample_rows = checked_len(samples, shape.dim)?;
+        let kv_len = checked_len(samples, shape.value_dim)?;
+        let stats_len = checked_len(samples, STATS_PER_SAMPLE)?;
+        let extra_len = crate::simd::if_compiled(crate::simd::blocked::lara_scratch_len(
+            samples.saturating_add(count),
+            shape.dim,
+        ));
+        let needed = [
+            landmark_rows,
+            landmark_rows,
+            sample_rows,
+            kv_len,
+            stats_len,
+            extra_len,
+        ]
+        .iter()
+        .try_fold(0usize, |sum, &len| sum.checked_add(len))
+        .ok_or(Error::SizeOverflow)?;
         let mut rest = take_scratch(scratch, needed)?;
-        let q_bar = carve(&mut rest, rows)?;
-        let mu = carve(&mut rest, rows)?;
-        let w = carve(&mut rest, rows)?;
+        let q_bar = carve(&mut rest, landmark_rows)?;
+        let mu = carve(&mut rest, landmark_rows)?;
+        let w = carve(&mut rest, sample_rows)?;
         let kv = carve(&mut rest, kv_len)?;
         let stats = carve(&mut rest, stats_len)?;
         Ok((
-            Self::from_parts(q_bar, mu, w, kv, stats, count, shape),
+            Self::from_parts(q_bar, mu, w, kv, stats, count, samples, shape),
             rest,
         ))
     }
 
-    /// Builds the workspace of `count` landmarks from buffers of at least `count` rows (`q̄`,
-    /// `mu`, `W`, `kv`) and `8 · count` per-landmark scalars, using exactly `count` rows of each.
+    /// Builds the workspace of `count` landmarks and `samples` samples from buffers of at least
+    /// `count` rows (`q̄`, `mu`), `samples` rows (`W`, `kv`) and `8 · samples` scalars, using
+    /// exactly that many of each.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         q_bar: &'a mut [f32],
         mu: &'a mut [f32],
@@ -396,42 +547,68 @@ impl<'a> Workspace<'a> {
         kv: &'a mut [f32],
         stats: &'a mut [f32],
         count: usize,
+        samples: usize,
         shape: Shape,
     ) -> Self {
-        let rows = count.saturating_mul(shape.dim);
-        let mut parts = rows_mut(stats, count.max(1));
+        let landmark_rows = count.saturating_mul(shape.dim);
+        let mut parts = rows_mut(stats, samples.max(1));
         let mut next = || parts.next().unwrap_or_default();
         Workspace {
-            q_bar: prefix(q_bar, rows),
-            mu: prefix(mu, rows),
-            w: prefix(w, rows),
-            kv: prefix(kv, count.saturating_mul(shape.value_dim)),
+            q_bar: prefix(q_bar, landmark_rows),
+            mu: prefix(mu, landmark_rows),
+            w: prefix(w, samples.saturating_mul(shape.dim)),
+            kv: prefix(kv, samples.saturating_mul(shape.value_dim)),
             key_lse: next(),
             key_sum: next(),
-            mu_half_norm: next(),
+            mu_half_norm: prefix(next(), count),
             bias: next(),
             balance: next(),
-            t_lse: next(),
+            t_lse: prefix(next(), count),
             logits: next(),
             t_row: next(),
         }
     }
 
-    /// Landmarks and proposals: `q̄`, `mu = q̄ + k̄` and `W = mu`, then `perturb(W)` adds the noise.
+    /// The number of landmarks `C'`.
+    pub(crate) fn components(&self) -> usize {
+        self.t_lse.len()
+    }
+
+    /// The number of proposal samples `S`.
+    pub(crate) fn samples(&self) -> usize {
+        self.logits.len()
+    }
+
+    /// Refuses a workspace (split by the caller) that does not hold exactly `count` landmarks
+    /// and `samples` samples.
+    fn check_capacity(&self, count: usize, samples: usize) -> Result<(), Error> {
+        if self.components() == count && self.samples() == samples {
+            Ok(())
+        } else {
+            Err(Error::ScratchTooSmall {
+                needed: samples,
+                actual: self.samples(),
+            })
+        }
+    }
+
+    /// Landmarks and proposals: `q̄`, `mu = q̄ + k̄` and `W`. In eval mode (`perturb = None`)
+    /// `W = mu`; in sampled mode `perturb` adds the scaled noise to the rows it is given, as
+    /// [`Proposals`] lays them out.
     fn build_proposals(
         &mut self,
         shape: Shape,
         params: &Params<'_>,
         q: &[f32],
         k: &[f32],
-        perturb: impl FnOnce(&mut [f32]),
+        perturb: Option<impl FnOnce(&mut [f32])>,
     ) {
-        let count = self.logits.len();
+        let count = self.components();
         match params.landmarks {
             Landmarks::SegmentMeans(_) => {
-                // q̄, k̄ = segment means (k̄ parked in W)
-                write_segment_means(q, shape.dim, count, self.q_bar);
-                write_segment_means(k, shape.dim, count, self.w);
+                // q̄, k̄ = segment means (k̄ parked in W; masked keys count as zero rows)
+                write_segment_means(q, None, shape.dim, count, self.q_bar);
+                write_segment_means(k, params.key_mask, shape.dim, count, self.w);
             }
             Landmarks::Given { queries, keys, .. } => {
                 copy(self.q_bar, queries);
@@ -442,9 +619,30 @@ impl<'a> Workspace<'a> {
         for ((mu, q_bar), k_bar) in self.mu.iter_mut().zip(self.q_bar.iter()).zip(self.w.iter()) {
             *mu = q_bar + k_bar;
         }
-        // W = mu (+ eps)
-        copy(self.w, self.mu);
-        perturb(self.w);
+        let Some(perturb) = perturb else {
+            // W = mu (eval)
+            copy(self.w, self.mu);
+            return;
+        };
+        match params.proposals {
+            Proposals::Single | Proposals::TwoPerLandmark => {
+                // W = [mu] or [mu; mu], then W += f · eps
+                for w_rows in rows_mut(self.w, self.mu.len().max(1)) {
+                    copy(w_rows, self.mu);
+                }
+                perturb(self.w);
+            }
+            Proposals::Antithetic => {
+                // noise = f · eps in the second half;  W = [mu + noise; mu − noise]
+                let (plus, minus) = self.w.split_at_mut(self.mu.len().min(self.w.len()));
+                minus.fill(0.0);
+                perturb(minus);
+                for ((p, m), &mu) in plus.iter_mut().zip(minus.iter_mut()).zip(self.mu.iter()) {
+                    let noise = *m;
+                    (*p, *m) = (mu + noise, mu - noise);
+                }
+            }
+        }
     }
 
     /// Everything after the proposals: on the active SIMD backend when there is one (and the
@@ -453,13 +651,14 @@ impl<'a> Workspace<'a> {
     fn finish(
         &mut self,
         shape: Shape,
-        weighting: Weighting,
+        params: &Params<'_>,
         q: &[f32],
         k: &[f32],
         v: &[f32],
         out: &mut [f32],
         extra: &mut [f32],
     ) {
+        let (weighting, key_mask) = (params.weighting, params.key_mask);
         let on_simd = !extra.is_empty()
             && crate::simd::dispatch::lara(
                 active_backend(),
@@ -468,16 +667,18 @@ impl<'a> Workspace<'a> {
                 q,
                 k,
                 v,
+                key_mask,
                 out,
                 self,
                 extra,
             );
         if !on_simd {
-            self.run(shape, weighting, q, k, v, out);
+            self.run(shape, weighting, q, k, v, key_mask, out);
         }
     }
 
     /// Key pass, proposal densities, the `T` normaliser and the query pass.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         shape: Shape,
@@ -485,9 +686,10 @@ impl<'a> Workspace<'a> {
         q: &[f32],
         k: &[f32],
         v: &[f32],
+        key_mask: Option<&[bool]>,
         out: &mut [f32],
     ) {
-        self.key_pass(shape, k, v);
+        self.key_pass(shape, k, v, key_mask);
         self.proposal_log_density(shape, weighting);
         if let Weighting::Optimal { .. } = weighting {
             self.query_softmax_normaliser(shape, q);
@@ -504,18 +706,23 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// One streaming pass over the keys: per landmark, `lse_j ℓ(k_j; W_c)` and
+    /// One streaming pass over the unmasked keys: per sample, `lse_j ℓ(k_j; W_c)` and
     /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`.
-    fn key_pass(&mut self, shape: Shape, k: &[f32], v: &[f32]) {
+    fn key_pass(&mut self, shape: Shape, k: &[f32], v: &[f32], key_mask: Option<&[bool]>) {
         let scale = shape.scale();
         self.kv.fill(0.0);
         self.key_lse.fill(f32::NEG_INFINITY);
         self.key_sum.fill(0.0);
-        for (k_row, v_row) in rows(k, shape.dim).zip(rows(v, shape.value_dim)) {
+        let keys = rows(k, shape.dim).zip(rows(v, shape.value_dim));
+        for ((k_row, v_row), masked) in keys.zip(masked_keys(key_mask)) {
+            if masked {
+                // LK[c, j] = −∞: no contribution
+                continue;
+            }
             let k_half_norm = half_sq_norm(k_row);
-            let landmarks = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
+            let samples = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
             for ((w_row, kv_row), (max, sum)) in
-                landmarks.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
+                samples.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
             {
                 // LK[c, j] = s · (W_c·k_j − |k_j|²/2)
                 let log_feature = scale * (dot(w_row, k_row) - k_half_norm);
@@ -538,16 +745,25 @@ impl<'a> Workspace<'a> {
     }
 
     /// `log P_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`, folded into `bias_c = lseK_c − log P_c`; for
-    /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`.
+    /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`, where (as in the official code)
+    /// the mixture of `mis-opt` lists each component once per sample drawn around it.
     pub(crate) fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
         let scale = shape.scale();
+        let count = self.components().max(1);
         for (half_norm, mu_row) in self.mu_half_norm.iter_mut().zip(rows(self.mu, shape.dim)) {
             *half_norm = half_sq_norm(mu_row);
         }
-        let per_landmark = rows(self.w, shape.dim)
+        // ln(S / C'): each component repeated S / C' times in the mis-opt mixture
+        let repeats_ln = if self.samples() > count {
+            core::f32::consts::LN_2
+        } else {
+            0.0
+        };
+        let per_sample = rows(self.w, shape.dim)
             .zip(self.key_lse.iter())
             .zip(self.bias.iter_mut().zip(self.balance.iter_mut()));
-        for (c, ((w_row, &key_lse), (bias, balance))) in per_landmark.enumerate() {
+        for (c, ((w_row, &key_lse), (bias, balance))) in per_sample.enumerate() {
+            let own = c % count;
             let mut lse = OnlineLse::EMPTY;
             let mut diagonal = 0.0;
             for (c2, (mu_row, &mu_half_norm)) in rows(self.mu, shape.dim)
@@ -557,13 +773,13 @@ impl<'a> Workspace<'a> {
                 // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
                 let lm = scale * (dot(w_row, mu_row) - mu_half_norm);
                 lse.push_scalar(lm);
-                if c2 == c {
+                if c2 == own {
                     diagonal = lm;
                 }
             }
             let lse_lm = lse.log_sum_exp();
             // bh_c = exp(LM[c,c] − lse_c' LM[c,c'])
-            *balance = exp(diagonal - lse_lm);
+            *balance = exp(diagonal - lse_lm - repeats_ln);
             // log P_c: the own component for mis-opt, the mixture for mis-bh / mis-biased
             let log_p = match weighting {
                 Weighting::Optimal { .. } => diagonal,
@@ -607,6 +823,7 @@ impl<'a> Workspace<'a> {
         q_row: &[f32],
     ) {
         let scale = shape.scale();
+        let count = self.components();
         let q_half_norm = half_sq_norm(q_row);
         for ((logit, w_row), &bias) in self
             .logits
@@ -617,12 +834,14 @@ impl<'a> Workspace<'a> {
             // ℓ(q_i; W_c) + lseK_c − log P_c
             *logit = scale * (dot(w_row, q_row) - q_half_norm) + bias;
         }
+        // Sample c belongs to component c mod C': the samples come in groups of C'.
+        let sample_groups = rows_mut(self.logits, count.max(1));
         match weighting {
             Weighting::Optimal { alpha_coeff } => {
                 // T[c, i] = exp(s · q̄_c·q_i − lse_i'(s · q̄_c·q_i'))
+                let t_row = prefix(self.t_row, count);
                 let mut t_sum = 0.0;
-                for ((t, q_bar_row), &t_lse) in self
-                    .t_row
+                for ((t, q_bar_row), &t_lse) in t_row
                     .iter_mut()
                     .zip(rows(self.q_bar, shape.dim))
                     .zip(self.t_lse.iter())
@@ -630,23 +849,23 @@ impl<'a> Workspace<'a> {
                     *t = exp(scale * dot(q_bar_row, q_row) - t_lse);
                     t_sum += *t;
                 }
-                let t_mean = t_sum / self.t_row.len() as f32;
-                for ((logit, &t), &balance) in self
-                    .logits
-                    .iter_mut()
-                    .zip(self.t_row.iter())
-                    .zip(self.balance.iter())
-                {
-                    // log α = log max(bh_c + alpha_coeff · (T[c,i] − mean_c' T[c',i]), 1e-8)
-                    let alpha = balance + alpha_coeff * (t - t_mean);
-                    *logit += ln(alpha.max(1e-8));
+                let t_mean = t_sum / count as f32;
+                for (logits, balance) in sample_groups.zip(rows(self.balance, count.max(1))) {
+                    for ((logit, &t), &balance) in logits.iter_mut().zip(t_row.iter()).zip(balance)
+                    {
+                        // log α = log max(bh_c + alpha_coeff · (T[c,i] − mean_c' T[c',i]), 1e-8)
+                        let alpha = balance + alpha_coeff * (t - t_mean);
+                        *logit += ln(alpha.max(1e-8));
+                    }
                 }
             }
             Weighting::BalanceHeuristic => {}
             Weighting::Biased => {
-                for (logit, mu_row) in self.logits.iter_mut().zip(rows(self.mu, shape.dim)) {
-                    // log α[c, i] = s · mu_c·q_i
-                    *logit += scale * dot(mu_row, q_row);
+                for logits in sample_groups {
+                    for (logit, mu_row) in logits.iter_mut().zip(rows(self.mu, shape.dim)) {
+                        // log α[c, i] = s · mu_c·q_i
+                        *logit += scale * dot(mu_row, q_row);
+                    }
                 }
             }
         }
@@ -668,9 +887,9 @@ mod tests {
                 let params = Params::segment_means(c, weighting);
                 let count = effective_landmarks(shape, c);
                 let mut scratch = vec![f32::NAN; scratch_len(shape, c)];
-                let (mut ws, _) = Workspace::split(&mut scratch, count, shape).unwrap();
-                ws.build_proposals(shape, &params, &case.q, &case.k, |_| {});
-                ws.key_pass(shape, &case.k, &case.v);
+                let (mut ws, _) = Workspace::split(&mut scratch, count, count, shape).unwrap();
+                ws.build_proposals(shape, &params, &case.q, &case.k, None::<fn(&mut [f32])>);
+                ws.key_pass(shape, &case.k, &case.v, None);
                 ws.proposal_log_density(shape, weighting);
                 ws.query_softmax_normaliser(shape, &case.q);
                 let what = |name: &str| format!("{} C={c} {name}", case.id);

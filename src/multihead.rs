@@ -7,6 +7,7 @@
 
 use crate::error::{Arg, Dim, Error};
 use crate::math::{rows, rows_mut};
+use crate::random::NoiseScale;
 use crate::shape::{Shape, check_finite, check_len, checked_len};
 use crate::{exact as exact_kernel, lara as lara_kernel, ra as ra_kernel, rfa};
 use rand_core::RngCore;
@@ -109,6 +110,7 @@ pub fn ra(
     heads: usize,
     shape: Shape,
     mean: ra_kernel::Mean<'_>,
+    noise_scale: NoiseScale,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -145,7 +147,7 @@ pub fn ra(
             other => other,
         };
         let eps = noise.map(|eps| head_slice(eps, heads, head));
-        ra_kernel::attention(shape, head_mean, q, k, v, eps, out, scratch)
+        ra_kernel::attention(shape, head_mean, noise_scale, q, k, v, eps, out, scratch)
     })
 }
 
@@ -158,6 +160,7 @@ pub fn ra_sampled<R: RngCore + ?Sized>(
     heads: usize,
     shape: Shape,
     mean: ra_kernel::SampledMean,
+    noise_scale: NoiseScale,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -167,7 +170,7 @@ pub fn ra_sampled<R: RngCore + ?Sized>(
 ) -> Result<(), Error> {
     check_stacked(heads, shape, q, k, v, out)?;
     for_each_head(heads, shape, q, k, v, out, |_, q, k, v, out| {
-        ra_kernel::attention_sampled(shape, mean, q, k, v, rng, out, scratch)
+        ra_kernel::attention_sampled(shape, mean, noise_scale, q, k, v, rng, out, scratch)
     })
 }
 

@@ -120,10 +120,7 @@ pub fn adaptive_avg_pool_2d(
 /// let mut q_bar = [0.0; pool2d::pooled_len(POOLED, D)];
 /// let mut k_bar = [0.0; pool2d::pooled_len(POOLED, D)];
 /// let landmarks = pool2d::pooled_landmarks(&x, &x, GRID, D, POOLED, &mut q_bar, &mut k_bar)?;
-/// let params = lara::Params {
-///     landmarks,
-///     weighting: lara::Weighting::Optimal { alpha_coeff: 1.0 },
-/// };
+/// let params = lara::Params::new(landmarks, lara::Weighting::Optimal { alpha_coeff: 1.0 });
 /// let mut out = vec![0.0; GRID.0 * GRID.1 * D];
 /// let mut scratch = [0.0; lara::scratch_len(SHAPE, C)];
 /// lara::attention(SHAPE, &params, &x, &x, &x, None, &mut out, &mut scratch)?;

@@ -20,7 +20,7 @@ use crate::math::{
     KEY_BLOCK, axpy, copy, dot, exp, half_sq_norm, log_sum_exp_of, rows, rows_mut,
     softmax_weighted_sum,
 };
-use crate::random::{add_standard_normal, uniform};
+use crate::random::{NoiseScale, add_scaled_normal, uniform};
 use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
 use crate::simd::{blocked, dispatch};
 use rand_core::RngCore;
@@ -67,7 +67,9 @@ pub(crate) struct KeyStats<'a> {
 
 /// Randomized attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into `out [n_q, d_v]`.
 ///
-/// `noise = None` is eval mode (`W = mu`), `Some(eps)` with `eps [n_q, d]` sampled mode.
+/// `noise = None` is eval mode (`W = mu`), `Some(eps)` with `eps [n_q, d]` sampled mode:
+/// `W = mu + factor · eps`, the factor given by `noise_scale` (1 for [`NoiseScale::Official`],
+/// `d^1/4` for [`NoiseScale::Paper`]).
 ///
 /// # Errors
 /// A zero dimension, a slice whose length does not match, a key index `>= n_k`, scratch
@@ -75,18 +77,20 @@ pub(crate) struct KeyStats<'a> {
 ///
 /// # Example
 /// ```
-/// use lara_attn::{Shape, ra};
+/// use lara_attn::{Shape, ra, random::NoiseScale};
 /// const SHAPE: Shape = Shape::self_attention(8, 2);
 /// let x: Vec<f32> = (0..16).map(|i| (i as f32).cos()).collect();
 /// let mut out = [0.0; 16];
 /// let mut scratch = [0.0; ra::scratch_len(SHAPE)];
-/// ra::attention(SHAPE, ra::Mean::AttentionWeighted, &x, &x, &x, None, &mut out, &mut scratch)?;
+/// let (mean, noise_scale) = (ra::Mean::AttentionWeighted, NoiseScale::Official);
+/// ra::attention(SHAPE, mean, noise_scale, &x, &x, &x, None, &mut out, &mut scratch)?;
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     shape: Shape,
     mean: Mean<'_>,
+    noise_scale: NoiseScale,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -95,7 +99,7 @@ pub fn attention(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let (ws, extra) = Workspace::split(scratch, shape)?;
-    attention_in(shape, mean, q, k, v, noise, out, ws, extra)
+    attention_in(shape, mean, noise_scale, q, k, v, noise, out, ws, extra)
 }
 
 /// [`attention`] on a workspace that is already split.
@@ -103,6 +107,7 @@ pub fn attention(
 pub(crate) fn attention_in(
     shape: Shape,
     mean: Mean<'_>,
+    noise_scale: NoiseScale,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -120,6 +125,7 @@ pub(crate) fn attention_in(
         check_key_indices(shape, indices)?;
     }
     let mut noise_rows = noise.map(|eps| rows(eps, shape.dim));
+    let factor = noise_scale.factor(shape.dim);
     let mut key_indices = match mean {
         Mean::Keys(indices) => indices.iter(),
         _ => [].iter(),
@@ -131,7 +137,8 @@ pub(crate) fn attention_in(
     };
     ws.run(shape, kind, q, k, v, out, extra, |w, _| {
         if let Some(eps) = noise_rows.as_mut().and_then(|rows| rows.next()) {
-            axpy(1.0, eps, w);
+            // W_i = mu_i + factor · eps_i
+            axpy(factor, eps, w);
         }
         key_indices.next().map_or(0, |&j| j as usize)
     });
@@ -139,7 +146,11 @@ pub(crate) fn attention_in(
 }
 
 /// Randomized attention in sampled mode: `eps_i ~ N(0, I)` (and, for [`SampledMean::Key`],
-/// `J_i ~ π[i, ·]`) drawn from `rng`, query by query (`J_i` first, then `eps_i` in row order).
+/// `J_i ~ π[i, ·]`) drawn from `rng`, query by query (`J_i` first, then `eps_i` in row order),
+/// and `W_i = mu_i + factor · eps_i` with the factor of `noise_scale`.
+///
+/// With [`NoiseScale::Paper`] the estimator is unbiased: the mean over draws converges to exact
+/// softmax attention (the test `scaled_noise_ra_converges_to_exact_attention` checks it).
 ///
 /// # Errors
 /// As [`attention`].
@@ -147,6 +158,7 @@ pub(crate) fn attention_in(
 pub fn attention_sampled<R: RngCore + ?Sized>(
     shape: Shape,
     mean: SampledMean,
+    noise_scale: NoiseScale,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -155,7 +167,7 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let (ws, extra) = Workspace::split(scratch, shape)?;
-    attention_sampled_in(shape, mean, q, k, v, rng, out, ws, extra)
+    attention_sampled_in(shape, mean, noise_scale, q, k, v, rng, out, ws, extra)
 }
 
 /// [`attention_sampled`] on a workspace that is already split.
@@ -163,6 +175,7 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
 pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     shape: Shape,
     mean: SampledMean,
+    noise_scale: NoiseScale,
     q: &[f32],
     k: &[f32],
     v: &[f32],
@@ -172,13 +185,14 @@ pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     extra: &mut [f32],
 ) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
-    let scale = shape.scale();
+    let (scale, factor) = (shape.scale(), noise_scale.factor(shape.dim));
     ws.run(shape, mean, q, k, v, out, extra, |w, q_row| {
         let index = match mean {
             SampledMean::Key => draw_key(scale, q_row, k, shape.dim, uniform(rng)),
             _ => 0,
         };
-        add_standard_normal(rng, w);
+        // W_i = mu_i + factor · eps_i
+        add_scaled_normal(rng, factor, w);
         index
     });
     Ok(())

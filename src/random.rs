@@ -62,11 +62,38 @@ pub fn fill_standard_normal<R: RngCore + ?Sized>(rng: &mut R, out: &mut [f32]) {
     }
 }
 
-/// Adds iid `N(0, 1)` draws to every element of `out` (a proposal `W = mu + eps`).
-pub(crate) fn add_standard_normal<R: RngCore + ?Sized>(rng: &mut R, out: &mut [f32]) {
+/// Adds `factor · eps`, `eps` iid `N(0, 1)`, to every element of `out` (a proposal
+/// `W = mu + factor · eps`).
+pub(crate) fn add_scaled_normal<R: RngCore + ?Sized>(rng: &mut R, factor: f32, out: &mut [f32]) {
     let mut normals = NormalStream::default();
     for x in out {
-        *x += normals.next(rng);
+        *x += factor * normals.next(rng);
+    }
+}
+
+/// The scale of the proposal noise of RA and LARA, `W = mu + factor · eps` with
+/// `eps ~ N(0, I)`.
+///
+/// The official code adds `eps` to the unscaled `mu`; in the paper's scaled variables
+/// (`q' = d^-1/4 q`, `k' = d^-1/4 k`) that is noise of variance `d^-1/2`, not 1, and RA keeps a
+/// bias. [`NoiseScale::Paper`] multiplies `eps` by `d^1/4`: unit variance in the scaled
+/// variables, the paper's estimator, and RA becomes unbiased.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoiseScale {
+    /// `W = mu + eps`, as the official code (and the golden files): the default.
+    #[default]
+    Official,
+    /// `W = mu + d^1/4 · eps`: unit variance in the paper's scaled variables.
+    Paper,
+}
+
+impl NoiseScale {
+    /// The factor on `eps` for model dimension `dim`: 1 or `dim^1/4`.
+    pub fn factor(self, dim: usize) -> f32 {
+        match self {
+            NoiseScale::Official => 1.0,
+            NoiseScale::Paper => libm::sqrtf(libm::sqrtf(dim as f32)),
+        }
     }
 }
 

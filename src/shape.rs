@@ -94,6 +94,29 @@ pub(crate) fn check_len(arg: Arg, data: &[f32], rows: usize, cols: usize) -> Res
     }
 }
 
+/// Checks a key padding mask: `n_k` entries, at least one key not masked.
+pub(crate) fn check_key_mask(shape: Shape, mask: &[bool]) -> Result<(), Error> {
+    if mask.len() != shape.keys {
+        return Err(Error::LengthMismatch {
+            arg: Arg::KeyMask,
+            expected: shape.keys,
+            actual: mask.len(),
+        });
+    }
+    if mask.iter().all(|&masked| masked) {
+        return Err(Error::AllKeysMasked);
+    }
+    Ok(())
+}
+
+/// Whether each key is masked: the mask's entries, or `false` for every key without a mask.
+pub(crate) fn masked_keys(mask: Option<&[bool]>) -> impl Iterator<Item = bool> + '_ {
+    mask.unwrap_or(&[])
+        .iter()
+        .copied()
+        .chain(core::iter::repeat(false))
+}
+
 /// Checks that every element of `data` is finite.
 pub(crate) fn check_finite(arg: Arg, data: &[f32]) -> Result<(), Error> {
     // Exponent bits all ones = inf or NaN. A branch-free fold per chunk vectorises (a plain

@@ -10,7 +10,7 @@ mod golden;
 
 use lara_attn::backend::{Backend, set_backend};
 use lara_attn::lara::{Landmarks, Params, Weighting};
-use lara_attn::random::{default_rng, fill_standard_normal, orthogonal_omega};
+use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal, orthogonal_omega};
 use lara_attn::{Shape, exact, lara, ra, rfa};
 use std::sync::Mutex;
 
@@ -173,6 +173,7 @@ fn lara_matches_scalar() {
                 keys: &k_bar,
             },
             weighting: weightings[0],
+            ..Default::default()
         };
         check_all(
             "lara given landmarks",
@@ -213,7 +214,18 @@ fn ra_matches_scalar() {
                     ra::scratch_len(shape),
                     n * d_v,
                     &|out, scratch| {
-                        ra::attention(shape, mean, &q, &k, &v, noise, out, scratch).unwrap()
+                        ra::attention(
+                            shape,
+                            mean,
+                            NoiseScale::Official,
+                            &q,
+                            &k,
+                            &v,
+                            noise,
+                            out,
+                            scratch,
+                        )
+                        .unwrap()
                     },
                 );
             }
@@ -232,6 +244,7 @@ fn ra_matches_scalar() {
                     ra::attention_sampled(
                         shape,
                         mean,
+                        NoiseScale::Official,
                         &q,
                         &k,
                         &v,

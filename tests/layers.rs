@@ -6,7 +6,7 @@ use lara_attn::fixed::{
     self, ExactScratch, LaraScratch, PositiveScratch, RaScratch, TrigonometricScratch,
 };
 use lara_attn::lara::{Params, Weighting};
-use lara_attn::random::{default_rng, fill_standard_normal};
+use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal};
 use lara_attn::{Arg, Dim, Error, Shape, exact, lara, multihead, ra, rfa};
 
 const NQ: usize = 23;
@@ -134,9 +134,31 @@ fn fixed_layer_matches_the_slice_api() {
         ra::Mean::AttentionWeighted,
         ra::Mean::Keys(&indices),
     ] {
-        fixed::ra(mean, &q, &k, &v, Some(&ra_noise), &mut out, &mut scratch).unwrap();
+        fixed::ra(
+            mean,
+            NoiseScale::Official,
+            &q,
+            &k,
+            &v,
+            Some(&ra_noise),
+            &mut out,
+            &mut scratch,
+        )
+        .unwrap();
         let eps = Some(ra_noise.as_flattened());
-        let expected = sliced(|o| ra::attention(SHAPE, mean, qf, kf, vf, eps, o, &mut ra_scratch));
+        let expected = sliced(|o| {
+            ra::attention(
+                SHAPE,
+                mean,
+                NoiseScale::Official,
+                qf,
+                kf,
+                vf,
+                eps,
+                o,
+                &mut ra_scratch,
+            )
+        });
         assert_eq!(out.as_flattened(), &expected[..], "ra {mean:?}");
     }
     for mean in [
@@ -146,6 +168,7 @@ fn fixed_layer_matches_the_slice_api() {
     ] {
         fixed::ra_sampled(
             mean,
+            NoiseScale::Official,
             &q,
             &k,
             &v,
@@ -158,6 +181,7 @@ fn fixed_layer_matches_the_slice_api() {
             ra::attention_sampled(
                 SHAPE,
                 mean,
+                NoiseScale::Official,
                 qf,
                 kf,
                 vf,
@@ -344,6 +368,7 @@ fn multihead_matches_a_loop_over_heads() {
             keys: &k_bar,
         },
         weighting: Weighting::Biased,
+        ..Default::default()
     };
     multihead::lara(H, SHAPE, &given, &q, &k, &v, None, &mut out, &mut scratch).unwrap();
     let expected = per_head(
@@ -357,6 +382,7 @@ fn multihead_matches_a_loop_over_heads() {
                     keys: e[1],
                 },
                 weighting: Weighting::Biased,
+                ..Default::default()
             };
             lara::attention(SHAPE, &head, q, k, v, None, o, &mut scratch)
         },
@@ -371,6 +397,7 @@ fn multihead_matches_a_loop_over_heads() {
         H,
         SHAPE,
         ra::Mean::Keys(&indices),
+        NoiseScale::Official,
         &q,
         &k,
         &v,
@@ -389,6 +416,7 @@ fn multihead_matches_a_loop_over_heads() {
             ra::attention(
                 SHAPE,
                 ra::Mean::Keys(keys),
+                NoiseScale::Official,
                 q,
                 k,
                 v,
@@ -427,6 +455,7 @@ fn multihead_matches_a_loop_over_heads() {
         H,
         SHAPE,
         ra::SampledMean::Key,
+        NoiseScale::Official,
         &q,
         &k,
         &v,
@@ -444,6 +473,7 @@ fn multihead_matches_a_loop_over_heads() {
             ra::attention_sampled(
                 SHAPE,
                 ra::SampledMean::Key,
+                NoiseScale::Official,
                 q,
                 k,
                 v,
@@ -475,6 +505,7 @@ fn multihead_checks_every_head_before_writing() {
         H,
         SHAPE,
         ra::Mean::Keys(&indices),
+        NoiseScale::Official,
         &q,
         &k,
         &v,

@@ -246,6 +246,7 @@ fn lara_out(
     let params = Params {
         landmarks,
         weighting,
+        ..Default::default()
     };
     let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
     let mut scratch = vec![f32::NAN; lara::scratch_len(shape, c)];

@@ -6,7 +6,9 @@
 #[path = "support/reference.rs"]
 mod reference;
 
-use lara_attn::random::{default_rng, fill_standard_normal, gaussian_omega, orthogonal_omega};
+use lara_attn::random::{
+    NoiseScale, default_rng, fill_standard_normal, gaussian_omega, orthogonal_omega,
+};
 use lara_attn::{Arg, Dim, Error, Shape, exact, lara, ra, random, rfa};
 use reference::{Dims, Mis, RaMean};
 use std::collections::BTreeMap;
@@ -194,7 +196,17 @@ impl Kernel<'_> {
             Kernel::Lara { params, noise } => {
                 lara::attention(shape, &params, q, k, v, noise, out, scratch)
             }
-            Kernel::Ra { mean, noise } => ra::attention(shape, mean, q, k, v, noise, out, scratch),
+            Kernel::Ra { mean, noise } => ra::attention(
+                shape,
+                mean,
+                NoiseScale::Official,
+                q,
+                k,
+                v,
+                noise,
+                out,
+                scratch,
+            ),
             Kernel::Positive { omega, features } => {
                 rfa::positive(shape, omega, features, q, k, v, out, scratch)
             }
@@ -389,7 +401,10 @@ fn check_case(c: Case, seed: u64, thorough: bool, worst: &mut Worst) {
     for (ci, &count) in counts.iter().enumerate() {
         let cp = lara::effective_landmarks(shape, count);
         assert_eq!(cp, count.min(c.nq).min(c.nk));
-        assert_eq!(lara::noise_len(shape, count), cp * c.d);
+        assert_eq!(
+            lara::noise_len(shape, count, lara::Proposals::Single),
+            cp * c.d
+        );
         let eps = randn(seed ^ 0xE95 ^ (ci as u64) << 20, cp * c.d);
         for weighting in WEIGHTINGS {
             for noise in [None, Some(&eps[..])] {
@@ -415,6 +430,7 @@ fn check_case(c: Case, seed: u64, thorough: bool, worst: &mut Worst) {
                         keys: &k_bar,
                     },
                     weighting,
+                    ..Default::default()
                 },
                 noise,
             });
@@ -545,7 +561,10 @@ fn all_kernels<'a>(
 ) -> Vec<Kernel<'a>> {
     let mut kernels = vec![Kernel::Exact];
     for (ci, &count) in counts.iter().enumerate() {
-        assert_eq!(lara_noise[ci].len(), lara::noise_len(shape, count));
+        assert_eq!(
+            lara_noise[ci].len(),
+            lara::noise_len(shape, count, lara::Proposals::Single)
+        );
         for weighting in WEIGHTINGS {
             for noise in [None, Some(&lara_noise[ci][..])] {
                 kernels.push(Kernel::Lara {
@@ -564,6 +583,7 @@ fn all_kernels<'a>(
                     keys: given.2,
                 },
                 weighting,
+                ..Default::default()
             },
             noise: None,
         });
@@ -606,7 +626,12 @@ impl KernelInputs {
             lara_noise: counts
                 .iter()
                 .enumerate()
-                .map(|(i, &c)| randn(seed ^ 0x100 ^ i as u64, lara::noise_len(shape, c)))
+                .map(|(i, &c)| {
+                    randn(
+                        seed ^ 0x100 ^ i as u64,
+                        lara::noise_len(shape, c, lara::Proposals::Single),
+                    )
+                })
                 .collect(),
             ra_noise: randn(seed ^ 0x200, shape.queries * d),
             index: key_indices(seed ^ 0x300, shape.queries, shape.keys),
@@ -840,7 +865,10 @@ fn lara_enough_landmarks_means_one_per_token() {
             let shape = inputs.shape;
             assert_eq!(lara::effective_landmarks(shape, n), n);
             assert_eq!(lara::effective_landmarks(shape, n + 5), n);
-            assert_eq!(lara::noise_len(shape, n + 5), n * d);
+            assert_eq!(
+                lara::noise_len(shape, n + 5, lara::Proposals::Single),
+                n * d
+            );
             let eps = randn(800 + n as u64, n * d);
             for weighting in WEIGHTINGS {
                 for noise in [None, Some(&eps[..])] {
@@ -862,6 +890,7 @@ fn lara_enough_landmarks_means_one_per_token() {
                             keys: &inputs.k,
                         },
                         weighting,
+                        ..Default::default()
                     });
                     assert_eq!(
                         bits(&at_n),
@@ -971,6 +1000,7 @@ fn lara_segment_means_split() {
                         keys: &k_bar,
                     },
                     weighting,
+                    ..Default::default()
                 },
                 noise: None,
             }
@@ -1108,6 +1138,7 @@ fn ra_sampled(inputs: &Inputs, mean: ra::SampledMean, seed: u64) -> Vec<f32> {
     ra::attention_sampled(
         shape,
         mean,
+        NoiseScale::Official,
         &inputs.q,
         &inputs.k,
         &inputs.v,
@@ -1143,7 +1174,7 @@ fn lara_sampled_is_deterministic_per_seed() {
             assert_convex("lara sampled", shape, &inputs.v, &a, false);
             // The draws are eps [C', d] ~ N(0, I) in row-major order: the same as the eval API
             // with that noise.
-            let mut eps = vec![0.0f32; lara::noise_len(shape, c)];
+            let mut eps = vec![0.0f32; lara::noise_len(shape, c, lara::Proposals::Single)];
             fill_standard_normal(&mut default_rng(42), &mut eps);
             let given = Kernel::Lara {
                 params,
@@ -1280,7 +1311,10 @@ impl Args {
         let landmarks = 3;
         let features = 5;
         let noise = match which {
-            Which::Lara => Some(randn(1, lara::noise_len(shape, landmarks))),
+            Which::Lara => Some(randn(
+                1,
+                lara::noise_len(shape, landmarks, lara::Proposals::Single),
+            )),
             Which::Ra(_) => Some(randn(2, nq * d)),
             _ => None,
         };
@@ -1324,6 +1358,7 @@ impl Args {
                     keys: kb,
                 },
                 weighting: self.weighting,
+                ..Default::default()
             },
         };
         let result = match which {
@@ -1357,6 +1392,7 @@ impl Args {
                 ra::attention(
                     shape,
                     mean,
+                    NoiseScale::Official,
                     q,
                     k,
                     v,
@@ -1368,6 +1404,7 @@ impl Args {
             Which::RaSampled => ra::attention_sampled(
                 shape,
                 ra::SampledMean::Key,
+                NoiseScale::Official,
                 q,
                 k,
                 v,

@@ -285,14 +285,43 @@ pub(crate) fn exact<I: Isa>(
     }
 }
 
-/// Extra scratch of [`lara`] beyond the scalar workspace: the packed `[d, 2C]` matrix and a
-/// `[BLOCK, 2C]` tile.
-pub(crate) const fn lara_scratch_len(landmarks: usize, dim: usize) -> usize {
-    landmarks.saturating_mul(dim.saturating_mul(2).saturating_add(2 * BLOCK))
+/// Extra scratch of [`lara`] beyond the scalar workspace, for `columns = S + C'` (samples plus
+/// landmarks): the packed `[d, columns]` matrix and a `[BLOCK, columns]` tile.
+pub(crate) const fn lara_scratch_len(columns: usize, dim: usize) -> usize {
+    columns.saturating_mul(dim.saturating_add(BLOCK))
+}
+
+/// The keys and values of `k`, `v` in blocks of [`BLOCK`] rows, with the block's slice of the
+/// key padding mask (empty without a mask).
+fn key_blocks<'k>(
+    (k, v, key_mask): (&'k [f32], &'k [f32], Option<&'k [bool]>),
+    (dim, value_dim): (usize, usize),
+) -> impl Iterator<Item = (&'k [f32], &'k [f32], &'k [bool])> {
+    let mask_blocks = key_mask
+        .unwrap_or(&[])
+        .chunks(BLOCK)
+        .chain(core::iter::repeat(&[][..]));
+    k.chunks(BLOCK * dim.max(1))
+        .zip(v.chunks(BLOCK * value_dim.max(1)))
+        .zip(mask_blocks)
+        .map(|((k_block, v_block), mask)| (k_block, v_block, mask))
+}
+
+/// Sets the rows of masked keys of a `[keys, ld]` tile of log-features to `−∞`; `false` when
+/// every key of the block is masked (the caller skips the block: its maximum is `−∞`).
+fn mask_rows(tile: &mut [f32], ld: usize, mask: &[bool]) -> bool {
+    if !mask.is_empty() && mask.iter().all(|&masked| masked) {
+        return false;
+    }
+    for (row, _) in rows_mut(tile, ld).zip(mask).filter(|&(_, &masked)| masked) {
+        row.fill(f32::NEG_INFINITY);
+    }
+    true
 }
 
 /// Blocked LARA on a workspace whose proposals (`q̄`, `mu`, `W`) are built: the key pass,
-/// the proposal densities (scalar, `O(C²d)`), `mis-opt`'s query normaliser and the query pass.
+/// the proposal densities (scalar, `O(S·C'·d)`), `mis-opt`'s query normaliser and the query
+/// pass. `S` samples, `C'` landmarks; sample `c` belongs to component `c mod C'`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn lara<I: Isa>(
@@ -302,46 +331,50 @@ pub(crate) fn lara<I: Isa>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     ws: &mut Workspace<'_>,
     extra: &mut [f32],
 ) {
     let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
-    let count = ws.logits.len();
-    // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, 2C] matrix: one product gives a block of rows both
-    // its logits s·W_c·x and its α term.
-    let ld = 2 * count;
+    let (count, samples) = (ws.components(), ws.samples());
+    // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, S + C'] matrix: one product gives a block of rows
+    // both its logits s·W_c·x and its α term.
+    let ld = samples + count;
     let mut rest = extra;
     let packed = take(&mut rest, dim * ld);
     let tile = take(&mut rest, BLOCK * ld);
     pack_transposed(ws.w, dim, scale, packed, ld, 0);
     match weighting {
-        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, count),
-        Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, count),
+        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, samples),
+        Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, samples),
         Weighting::BalanceHeuristic => {}
     }
 
-    // Key pass: per landmark, online lse_j LK[c, j] and kv_c = Σ_j softmax_j(LK[c, j]) v_j.
+    // Key pass: per sample, online lse_j LK[c, j] and kv_c = Σ_j softmax_j(LK[c, j]) v_j.
     ws.kv.fill(0.0);
     ws.key_lse.fill(f32::NEG_INFINITY);
     ws.key_sum.fill(0.0);
-    for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
-        // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, C] tile
-        let (rows_k, tile) = project_block(isa, k_block, dim, (packed, ld), count, tile);
-        for (row, k_row) in rows_mut(tile, count).zip(rows(k_block, dim)) {
+    for (k_block, v_block, mask) in key_blocks((k, v, key_mask), (dim, value_dim)) {
+        // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, S] tile; −∞ for masked keys
+        let (rows_k, tile) = project_block(isa, k_block, dim, (packed, ld), samples, tile);
+        for (row, k_row) in rows_mut(tile, samples).zip(rows(k_block, dim)) {
             shift_row(row, scale * half_sq_norm(k_row));
         }
-        column_max(isa, tile, count, count, ws.t_row);
+        if !mask_rows(tile, samples, mask) {
+            continue;
+        }
+        column_max(isa, tile, samples, samples, ws.t_row);
         raise_running_max(ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
         for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
             scale_row(isa, kv_row, r);
         }
         // P = e^(LK − max);  Σ_j P;  kv += Pᵀ · V_block
-        column_exp_sum(isa, tile, count, count, ws.key_lse, ws.key_sum);
+        column_exp_sum(isa, tile, samples, samples, ws.key_lse, ws.key_sum);
         gemm(
             isa,
-            (count, value_dim, rows_k),
-            (tile, 1, count),
+            (samples, value_dim, rows_k),
+            (tile, 1, samples),
             (v_block, value_dim),
             (ws.kv, value_dim),
             true,
@@ -359,14 +392,15 @@ pub(crate) fn lara<I: Isa>(
 
     if let Weighting::Optimal { .. } = weighting {
         // lse_i (s · q̄_c·q_i), online over blocks of queries (column-wise)
-        let (running_max, running_sum) = (&mut *ws.t_lse, &mut *ws.key_sum);
+        let (running_max, running_sum) = (&mut *ws.t_lse, prefix(ws.key_sum, count));
         running_max.fill(f32::NEG_INFINITY);
         running_sum.fill(0.0);
-        let q_bar_packed = packed.get(count..).unwrap_or_default();
+        let q_bar_packed = packed.get(samples..).unwrap_or_default();
+        let (block_max, rescale) = (prefix(ws.t_row, count), prefix(ws.logits, count));
         for q_block in q.chunks(BLOCK * dim) {
             let (_, tile) = project_block(isa, q_block, dim, (q_bar_packed, ld), count, tile);
-            column_max(isa, tile, count, count, ws.t_row);
-            raise_running_max(running_max, ws.t_row, ws.logits, running_sum);
+            column_max(isa, tile, count, count, block_max);
+            raise_running_max(running_max, block_max, rescale, running_sum);
             column_exp_sum(isa, tile, count, count, running_max, running_sum);
         }
         for (t_lse, &sum) in running_max.iter_mut().zip(running_sum.iter()) {
@@ -376,7 +410,7 @@ pub(crate) fn lara<I: Isa>(
 
     // Query pass: the tile holds [logits | α term] per query (just logits for mis-bh).
     let width = if matches!(weighting, Weighting::BalanceHeuristic) {
-        count
+        samples
     } else {
         ld
     };
@@ -384,23 +418,29 @@ pub(crate) fn lara<I: Isa>(
         // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
         let (rows_q, tile) = project_block(isa, q_block, dim, (packed, ld), width, tile);
         for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
-            let (row, alpha_row) = row.split_at_mut(count.min(row.len()));
+            let (row, alpha_row) = row.split_at_mut(samples.min(row.len()));
             // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
             add_row(isa, row, ws.bias);
             shift_row(row, scale * half_sq_norm(q_row));
             let sum = match weighting {
                 Weighting::Optimal { alpha_coeff } => {
-                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…)); α = max(bh_c + a·(T − mean_c T), 1e-8)
+                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…))
                     exp_minus(isa, alpha_row, ws.t_lse);
-                    optimal_alpha(isa, alpha_row, ws.balance, alpha_coeff);
+                    let t_mean = sum_of(isa, alpha_row) / count.max(1) as f32;
                     // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
                     let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m);
-                    multiply_sum(isa, row, alpha_row)
+                    let groups = rows_mut(row, count).zip(rows(ws.balance, count));
+                    groups.fold(0.0, |sum, (group, balance)| {
+                        let alpha = (alpha_row as &[f32], balance, alpha_coeff, t_mean);
+                        sum + multiply_by_optimal_alpha(isa, group, alpha)
+                    })
                 }
                 Weighting::Biased => {
-                    // log α = s · mu_c·q_i
-                    add_row(isa, row, alpha_row);
+                    // log α = s · mu_c·q_i, for each group of C' samples
+                    for group in rows_mut(row, count) {
+                        add_row(isa, group, alpha_row);
+                    }
                     let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m)
                 }
@@ -414,7 +454,7 @@ pub(crate) fn lara<I: Isa>(
         // out_i = Σ_c sniw[c, i] kv_c
         gemm(
             isa,
-            (rows_q, value_dim, count),
+            (rows_q, value_dim, samples),
             (tile, width, 1),
             (ws.kv, value_dim),
             (out_block, value_dim),
@@ -423,29 +463,40 @@ pub(crate) fn lara<I: Isa>(
     }
 }
 
-/// `α[c] = max(bh_c + a·(T[c] − mean_c' T[c']), 1e-8)` in place of `T` (one query's row).
+/// `x[c] *= α[c]` with `α[c] = max(bh_c + a·(T[c] − mean_c' T[c']), 1e-8)` for one group of
+/// `C'` samples of one query; returns `Σ_c x[c]`.
 #[inline(always)]
-fn optimal_alpha<I: Isa>(isa: I, t_row: &mut [f32], balance: &[f32], alpha_coeff: f32) {
-    let mean = sum_of(isa, t_row) / t_row.len().max(1) as f32;
-    let len = t_row.len().min(balance.len());
+fn multiply_by_optimal_alpha<I: Isa>(
+    isa: I,
+    x: &mut [f32],
+    (t_row, balance, alpha_coeff, t_mean): (&[f32], &[f32], f32, f32),
+) -> f32 {
+    let len = x.len().min(t_row.len()).min(balance.len());
     let (a, offset, floor) = (
         isa.splat(alpha_coeff),
-        isa.splat(-alpha_coeff * mean),
+        isa.splat(-alpha_coeff * t_mean),
         isa.splat(1e-8),
     );
+    let mut acc = isa.splat(0.0);
     let mut c = 0;
     while c + I::LANES <= len {
-        // SAFETY: c + LANES <= len of t_row and balance.
+        // SAFETY: c + LANES <= len of x, t_row and balance.
         unsafe {
             let t = isa.load(t_row.as_ptr().add(c));
             let alpha = isa.add(isa.mul_add(a, t, offset), isa.load(balance.as_ptr().add(c)));
-            isa.store(t_row.as_mut_ptr().add(c), isa.max(alpha, floor));
+            let weighted = isa.mul(isa.load(x.as_ptr().add(c)), isa.max(alpha, floor));
+            isa.store(x.as_mut_ptr().add(c), weighted);
+            acc = isa.add(acc, weighted);
         }
         c += I::LANES;
     }
-    for (t, &bh) in t_row.iter_mut().zip(balance).take(len).skip(c) {
-        *t = (bh + alpha_coeff * (*t - mean)).max(1e-8);
+    let mut sum = isa.reduce_add(acc);
+    let tail = x.iter_mut().zip(t_row).zip(balance).take(len).skip(c);
+    for ((x, &t), &bh) in tail {
+        *x *= (bh + alpha_coeff * (t - t_mean)).max(1e-8);
+        sum += *x;
     }
+    sum
 }
 
 /// `Σ_c row[c]`.
@@ -461,32 +512,6 @@ fn sum_of<I: Isa>(isa: I, row: &[f32]) -> f32 {
         .remainder()
         .iter()
         .fold(isa.reduce_add(acc), |s, &x| s + x)
-}
-
-/// `row[c] *= weights[c]`; returns `Σ_c row[c]`.
-#[inline(always)]
-fn multiply_sum<I: Isa>(isa: I, row: &mut [f32], weights: &[f32]) -> f32 {
-    let len = row.len().min(weights.len());
-    let mut acc = isa.splat(0.0);
-    let mut c = 0;
-    while c + I::LANES <= len {
-        // SAFETY: c + LANES <= len of row and weights.
-        unsafe {
-            let x = isa.mul(
-                isa.load(row.as_ptr().add(c)),
-                isa.load(weights.as_ptr().add(c)),
-            );
-            isa.store(row.as_mut_ptr().add(c), x);
-            acc = isa.add(acc, x);
-        }
-        c += I::LANES;
-    }
-    let mut sum = isa.reduce_add(acc);
-    for (x, &w) in row.iter_mut().zip(weights).take(len).skip(c) {
-        *x *= w;
-        sum += *x;
-    }
-    sum
 }
 
 /// Extra scratch of [`rfa_positive`]: the packed projection `[d, S]` and a `[BLOCK, S]` tile.

@@ -79,11 +79,12 @@ pub(crate) fn lara(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     ws: &mut Workspace<'_>,
     extra: &mut [f32],
 ) -> bool {
-    run_on!(backend, blocked::lara, (shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], ws: &mut Workspace<'_>, extra: &mut [f32]))
+    run_on!(backend, blocked::lara, (shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[bool]>, out: &mut [f32], ws: &mut Workspace<'_>, extra: &mut [f32]))
 }
 
 /// Blocked RFA with positive features; `false` if the caller must run the scalar kernel.

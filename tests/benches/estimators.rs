@@ -4,7 +4,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lara_attn::backend::{Backend, set_backend};
 use lara_attn::lara::{Params, Weighting};
-use lara_attn::random::{default_rng, fill_standard_normal, gaussian_omega};
+use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal, gaussian_omega};
 use lara_attn::{Shape, exact, lara, ra, rfa};
 use std::hint::black_box;
 
@@ -66,6 +66,7 @@ fn estimators(c: &mut Criterion) {
                         ra::attention(
                             shape,
                             ra::Mean::AttentionWeighted,
+                            NoiseScale::Official,
                             &q,
                             &k,
                             &v,

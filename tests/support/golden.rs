@@ -6,6 +6,7 @@
 #[path = "npy.rs"]
 pub mod npy;
 
+use lara_attn::random::NoiseScale;
 use lara_attn::{Shape, lara, multihead, ra, rfa};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -277,6 +278,7 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
                 h,
                 shape,
                 mean,
+                NoiseScale::Official,
                 q,
                 k,
                 v,

@@ -6,7 +6,7 @@
 
 use core::ptr::read_volatile;
 use core::slice::{from_raw_parts, from_raw_parts_mut};
-use lara_attn::random::{DefaultRng, default_rng, gaussian_omega, orthogonal_omega};
+use lara_attn::random::{DefaultRng, NoiseScale, default_rng, gaussian_omega, orthogonal_omega};
 use lara_attn::{Shape, causal, exact, fixed, lara, multihead, pool2d, ra, rfa};
 
 unsafe extern "C" {
@@ -83,6 +83,7 @@ fn main() -> ! {
     let params = lara::Params {
         landmarks,
         weighting,
+        ..Default::default()
     };
     let noise = if x.word(29) == 0 { None } else { Some(eps) };
     let mean = match x.word(30) {
@@ -106,10 +107,11 @@ fn main() -> ! {
         shape, &params, q, k, v, &mut rng, out, scratch,
     ));
     tally(lara::segment_means(q, shape.queries, shape.dim, count, out));
-    tally(ra::attention(shape, mean, q, k, v, noise, out, scratch));
+    tally(ra::attention(shape, mean, NoiseScale::Official, q, k, v, noise, out, scratch));
     tally(ra::attention_sampled(
         shape,
         sampled_mean,
+        NoiseScale::Official,
         q,
         k,
         v,
@@ -131,12 +133,13 @@ fn main() -> ! {
         heads, shape, &params, q, k, v, &mut rng, out, scratch,
     ));
     tally(multihead::ra(
-        heads, shape, mean, q, k, v, noise, out, scratch,
+        heads, shape, mean, NoiseScale::Official, q, k, v, noise, out, scratch,
     ));
     tally(multihead::ra_sampled(
         heads,
         shape,
         sampled_mean,
+        NoiseScale::Official,
         q,
         k,
         v,
@@ -161,6 +164,7 @@ fn main() -> ! {
             let params = lara::Params {
                 landmarks,
                 weighting,
+                ..Default::default()
             };
             tally(lara::attention(
                 shape, &params, q, k, v, noise, out, scratch,
@@ -263,6 +267,7 @@ fn fixed_layer(
     ));
     tally(fixed::ra(
         mean,
+        NoiseScale::Official,
         q,
         k,
         v,
@@ -272,6 +277,7 @@ fn fixed_layer(
     ));
     tally(fixed::ra_sampled(
         sampled_mean,
+        NoiseScale::Official,
         q,
         k,
         v,
