@@ -206,6 +206,39 @@ pub fn effective_landmarks(dims: Dims, c: usize) -> usize {
     c.min(dims.nq).min(dims.nk)
 }
 
+/// The proposal layout of LARA in sampled mode (the official `use_antithetics` /
+/// `use_multisample`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Samples {
+    /// `W = mu + f·eps`.
+    #[default]
+    Single,
+    /// `W = [mu + f·eps; mu − f·eps]`.
+    Antithetic,
+    /// `W = [mu; mu] + f·eps`, `eps [2C', d]`.
+    Two,
+}
+
+/// The options of LARA beyond the landmarks and `mis_type`.
+#[derive(Clone, Copy, Debug)]
+pub struct LaraOptions<'a> {
+    pub samples: Samples,
+    /// The factor `f` on the noise (1 official, `d^1/4` paper).
+    pub noise_factor: f64,
+    /// Key padding mask `[nk]`, `true` = padding.
+    pub key_mask: Option<&'a [bool]>,
+}
+
+impl Default for LaraOptions<'_> {
+    fn default() -> Self {
+        LaraOptions {
+            samples: Samples::Single,
+            noise_factor: 1.0,
+            key_mask: None,
+        }
+    }
+}
+
 /// LARA with segment-mean landmarks (`C` requested, `C' = min(C, nq, nk)`); `eps [C', d]`
 /// for the sampled mode, `None` for eval.
 pub fn lara(
@@ -217,13 +250,36 @@ pub fn lara(
     v: &[f32],
     eps: Option<&[f32]>,
 ) -> Vec<f64> {
+    lara_with(dims, c, mis, q, k, v, eps, LaraOptions::default())
+}
+
+/// [`lara`] with options. As the official code, masked keys are zeroed before the landmarks are
+/// pooled and get `−∞` log-features.
+#[allow(clippy::too_many_arguments)]
+pub fn lara_with(
+    dims: Dims,
+    c: usize,
+    mis: Mis,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    eps: Option<&[f32]>,
+    options: LaraOptions<'_>,
+) -> Vec<f64> {
     dims.check(q, k, v);
     let cp = effective_landmarks(dims, c);
     let qm = Mat::from_f32(q, dims.nq, dims.d);
-    let km = Mat::from_f32(k, dims.nk, dims.d);
+    let mut km = Mat::from_f32(k, dims.nk, dims.d);
+    if let Some(mask) = options.key_mask {
+        for (j, &masked) in mask.iter().enumerate() {
+            if masked {
+                km.row_mut(j).fill(0.0);
+            }
+        }
+    }
     let q_bar = segment_means(&qm, cp);
     let k_bar = segment_means(&km, cp);
-    lara_core(dims, &q_bar, &k_bar, mis, q, k, v, eps)
+    lara_core(dims, &q_bar, &k_bar, mis, q, k, v, eps, options)
 }
 
 /// LARA with caller-given landmarks `q̄ [count, d]`, `k̄ [count, d]`.
@@ -242,12 +298,30 @@ pub fn lara_given(
     dims.check(q, k, v);
     let q_bar = Mat::from_f32(q_bar, count, dims.d);
     let k_bar = Mat::from_f32(k_bar, count, dims.d);
-    lara_core(dims, &q_bar, &k_bar, mis, q, k, v, eps)
+    lara_core(
+        dims,
+        &q_bar,
+        &k_bar,
+        mis,
+        q,
+        k,
+        v,
+        eps,
+        LaraOptions::default(),
+    )
 }
 
 /// `ℓ(x; w) = s · (w·x − |x|²/2)`.
 fn prm_log(s: f64, x: &[f64], w: &[f64]) -> f64 {
     s * (dot(w, x) - sq_norm(x) / 2.0)
+}
+
+/// `[x; x]`: the official `x.repeat(1, 1, 2, 1)`.
+fn repeat_twice(x: &Mat) -> Mat {
+    let mut out = Mat::zeros(2 * x.rows, x.cols);
+    out.data[..x.data.len()].copy_from_slice(&x.data);
+    out.data[x.data.len()..].copy_from_slice(&x.data);
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -260,6 +334,7 @@ fn lara_core(
     k: &[f32],
     v: &[f32],
     eps: Option<&[f32]>,
+    options: LaraOptions<'_>,
 ) -> Vec<f64> {
     let s = dims.s();
     let cp = q_bar.rows;
@@ -268,7 +343,7 @@ fn lara_core(
     let k = Mat::from_f32(k, dims.nk, dims.d);
     let v = Mat::from_f32(v, dims.nk, dims.dv);
 
-    // mu_c = q̄_c + k̄_c;  W_c = mu_c (+ eps_c)
+    // mu_c = q̄_c + k̄_c
     let mut mu = Mat::zeros(cp, dims.d);
     for (m, (a, b)) in mu
         .data
@@ -277,45 +352,92 @@ fn lara_core(
     {
         *m = a + b;
     }
-    let mut w = mu.clone();
-    if let Some(eps) = eps {
-        assert_eq!(eps.len(), cp * dims.d, "eps length");
-        for (x, &e) in w.data.iter_mut().zip(eps) {
-            *x += e as f64;
+    // weights: mu (eval), mu + f·eps, [mu + f·eps; mu − f·eps] or [mu; mu] + f·eps
+    let f = options.noise_factor;
+    let doubled = eps.is_some() && options.samples != Samples::Single;
+    let w = match eps {
+        None => mu.clone(),
+        Some(eps) => {
+            let noise: Vec<f64> = eps.iter().map(|&e| f * e as f64).collect();
+            match options.samples {
+                Samples::Single | Samples::Two => {
+                    let mut w = if doubled {
+                        repeat_twice(&mu)
+                    } else {
+                        mu.clone()
+                    };
+                    assert_eq!(noise.len(), w.data.len(), "eps length");
+                    for (x, e) in w.data.iter_mut().zip(&noise) {
+                        *x += e;
+                    }
+                    w
+                }
+                Samples::Antithetic => {
+                    assert_eq!(noise.len(), mu.data.len(), "eps length");
+                    let mut w = repeat_twice(&mu);
+                    let half = mu.data.len();
+                    for (i, e) in noise.iter().enumerate() {
+                        w.data[i] += e;
+                        w.data[half + i] -= e;
+                    }
+                    w
+                }
+            }
         }
-    }
+    };
+    let samples = w.rows;
+    // The official code repeats mu (for mis-opt) and T when the samples are doubled.
+    let mu_opt = if doubled {
+        repeat_twice(&mu)
+    } else {
+        mu.clone()
+    };
 
-    // LQ [C', nq], LK [C', nk], LM [C', C']
-    let mut lq = Mat::zeros(cp, dims.nq);
-    let mut lk = Mat::zeros(cp, dims.nk);
-    let mut lm = Mat::zeros(cp, cp);
-    for c in 0..cp {
+    // LQ [S, nq], LK [S, nk] (−∞ for masked keys)
+    let mut lq = Mat::zeros(samples, dims.nq);
+    let mut lk = Mat::zeros(samples, dims.nk);
+    for c in 0..samples {
         for i in 0..dims.nq {
             lq.set(c, i, prm_log(s, q.row(i), w.row(c)));
         }
         for j in 0..dims.nk {
-            lk.set(c, j, prm_log(s, k.row(j), w.row(c)));
-        }
-        for c2 in 0..cp {
-            lm.set(c, c2, prm_log(s, mu.row(c2), w.row(c)));
+            let masked = options.key_mask.is_some_and(|m| m[j]);
+            let l = if masked {
+                f64::NEG_INFINITY
+            } else {
+                prm_log(s, k.row(j), w.row(c))
+            };
+            lk.set(c, j, l);
         }
     }
     // kv_c = Σ_j softmax_j(LK[c, j]) v_j;  lseK_c = lse_j LK[c, j]
-    let mut kv = Mat::zeros(cp, dims.dv);
-    let mut lse_k = vec![0.0; cp];
-    for c in 0..cp {
+    let mut kv = Mat::zeros(samples, dims.dv);
+    let mut lse_k = vec![0.0; samples];
+    for c in 0..samples {
         let p = softmax(lk.row(c));
         kv.row_mut(c).copy_from_slice(&weighted_rows(&p, &v));
         lse_k[c] = lse(lk.row(c));
     }
-    let lse_lm: Vec<f64> = (0..cp).map(|c| lse(lm.row(c))).collect();
+    // LM[c, c'] = ℓ(mu_c'; W_c): [S, S] over the repeated mu for mis-opt, [S, C'] otherwise
+    let mixture = if matches!(mis, Mis::Opt(_)) {
+        &mu_opt
+    } else {
+        &mu
+    };
+    let mut lm = Mat::zeros(samples, mixture.rows);
+    for c in 0..samples {
+        for c2 in 0..mixture.rows {
+            lm.set(c, c2, prm_log(s, mixture.row(c2), w.row(c)));
+        }
+    }
+    let lse_lm: Vec<f64> = (0..samples).map(|c| lse(lm.row(c))).collect();
 
-    // log α [C', nq] and log P [C']
-    let mut log_alpha = Mat::zeros(cp, dims.nq);
-    let mut log_p = vec![0.0; cp];
+    // log α [S, nq] and log P [S]
+    let mut log_alpha = Mat::zeros(samples, dims.nq);
+    let mut log_p = vec![0.0; samples];
     match mis {
         Mis::Opt(alpha_coeff) => {
-            // T[c, i] = softmax over i of s · q̄_c·q_i
+            // T[c, i] = softmax over i of s · q̄_c·q_i, repeated as the samples are
             let mut t = Mat::zeros(cp, dims.nq);
             for c in 0..cp {
                 let logits: Vec<f64> = (0..dims.nq)
@@ -323,11 +445,12 @@ fn lara_core(
                     .collect();
                 t.row_mut(c).copy_from_slice(&softmax(&logits));
             }
-            // the mean over landmarks of T[·, i]
+            let t = if doubled { repeat_twice(&t) } else { t };
+            // the mean over samples of T[·, i]
             let t_mean: Vec<f64> = (0..dims.nq)
-                .map(|i| (0..cp).map(|c| t.at(c, i)).sum::<f64>() / cp as f64)
+                .map(|i| (0..samples).map(|c| t.at(c, i)).sum::<f64>() / samples as f64)
                 .collect();
-            for c in 0..cp {
+            for c in 0..samples {
                 log_p[c] = lm.at(c, c);
                 let bh = (lm.at(c, c) - lse_lm[c]).exp();
                 for i in 0..dims.nq {
@@ -341,9 +464,9 @@ fn lara_core(
         }
         Mis::Biased => {
             log_p.copy_from_slice(&lse_lm);
-            for c in 0..cp {
+            for c in 0..samples {
                 for i in 0..dims.nq {
-                    log_alpha.set(c, i, s * dot(mu.row(c), q.row(i)));
+                    log_alpha.set(c, i, s * dot(mu.row(c % cp), q.row(i)));
                 }
             }
         }
@@ -352,7 +475,7 @@ fn lara_core(
     // logiw[c, i] = logα + LQ + lseK − logP;  sniw = softmax over c;  out_i = Σ_c sniw kv_c
     let mut out = Mat::zeros(dims.nq, dims.dv);
     for i in 0..dims.nq {
-        let logiw: Vec<f64> = (0..cp)
+        let logiw: Vec<f64> = (0..samples)
             .map(|c| log_alpha.at(c, i) + lq.at(c, i) + lse_k[c] - log_p[c])
             .collect();
         let sniw = softmax(&logiw);

@@ -1,0 +1,282 @@
+//! The estimator options beyond the official defaults: LARA's antithetic and two-sample
+//! proposals, the paper's noise scale for LARA and RA, key padding masks, and positive RFA in
+//! log space. Each against the float64 reference of `tests/support/reference.rs`, written from
+//! the formulas (the official tensor operations), on every backend `LARA_ATTN_BACKEND` selects.
+
+#[path = "support/reference.rs"]
+mod reference;
+
+use lara_attn::lara::{self, Params, Proposals, Weighting};
+use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal};
+use lara_attn::{Arg, Error, Shape};
+use reference::{Dims, LaraOptions, Mis, Samples};
+
+/// `LARA_ATTN_BACKEND=<name>` runs every test on that backend (and fails if it cannot run
+/// here); otherwise the best available backend is used.
+fn backend_from_env() {
+    use lara_attn::backend::{Backend, set_backend};
+    if let Ok(name) = std::env::var("LARA_ATTN_BACKEND") {
+        let backend =
+            Backend::from_name(&name).unwrap_or_else(|| panic!("unknown backend {name:?}"));
+        set_backend(Some(backend)).unwrap_or_else(|e| panic!("LARA_ATTN_BACKEND={name}: {e}"));
+    }
+}
+
+/// LARA with options (the worst seen over the sweep below is about 3e-6).
+const TOL_LARA: f64 = 1e-5;
+
+fn randn(seed: u64, len: usize) -> Vec<f32> {
+    let mut x = vec![0.0f32; len];
+    fill_standard_normal(&mut default_rng(seed), &mut x);
+    x
+}
+
+/// `max|ours − ref| / max(1, max|ref|)`.
+fn relative_error(ours: &[f32], reference: &[f64]) -> f64 {
+    assert_eq!(ours.len(), reference.len());
+    let scale = reference.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    let worst = ours
+        .iter()
+        .zip(reference)
+        .fold(0.0f64, |m, (&o, &r)| m.max((o as f64 - r).abs()));
+    worst / scale
+}
+
+struct Inputs {
+    shape: Shape,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Inputs {
+    fn new(seed: u64, (nq, nk, d, dv): (usize, usize, usize, usize)) -> Self {
+        Inputs {
+            shape: Shape::cross(nq, nk, d, dv),
+            q: randn(seed, nq * d),
+            k: randn(seed ^ 0x51, nk * d),
+            v: randn(seed ^ 0xa2, nk * dv),
+        }
+    }
+
+    fn dims(&self) -> Dims {
+        let s = self.shape;
+        Dims::new(s.queries, s.keys, s.dim, s.value_dim)
+    }
+}
+
+/// Masks: none, scattered keys, and a masked prefix long enough to cover whole key blocks.
+fn masks(keys: usize, seed: u64) -> Vec<Option<Vec<bool>>> {
+    let scattered: Vec<bool> = (0..keys)
+        .map(|j| (j as u64 * 7 + seed) % 3 == 0 && j + 1 < keys)
+        .collect();
+    let prefix: Vec<bool> = (0..keys).map(|j| j < keys * 3 / 4).collect();
+    vec![None, Some(scattered), Some(prefix)]
+}
+
+fn weighting_pairs() -> [(Weighting, Mis); 4] {
+    [
+        (Weighting::Optimal { alpha_coeff: 1.0 }, Mis::Opt(1.0)),
+        (Weighting::Optimal { alpha_coeff: 2.0 }, Mis::Opt(2.0)),
+        (Weighting::BalanceHeuristic, Mis::Bh),
+        (Weighting::Biased, Mis::Biased),
+    ]
+}
+
+fn proposal_pairs() -> [(Proposals, Samples); 3] {
+    [
+        (Proposals::Single, Samples::Single),
+        (Proposals::Antithetic, Samples::Antithetic),
+        (Proposals::TwoPerLandmark, Samples::Two),
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_lara(inputs: &Inputs, params: &Params<'_>, noise: Option<&[f32]>) -> Vec<f32> {
+    let shape = inputs.shape;
+    let (landmarks, samples) = match params.landmarks {
+        lara::Landmarks::SegmentMeans(c) => (c, params.proposals.samples(c)),
+        lara::Landmarks::Given { count, .. } => (count, params.proposals.samples(count)),
+    };
+    assert!(samples >= landmarks);
+    let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
+    let mut scratch = vec![f32::NAN; lara::scratch_len(shape, samples)];
+    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    lara::attention(shape, params, q, k, v, noise, &mut out, &mut scratch).unwrap();
+    out
+}
+
+/// Every weighting × proposal layout × noise scale × mask, in eval and sampled mode, over
+/// shapes with every tail (cross-attention, `d` and `d_v` not multiples of a vector, `C ≥ n`).
+#[test]
+fn lara_options_match_the_reference() {
+    backend_from_env();
+    let shapes = [
+        (1, 1, 1, 1),
+        (7, 9, 3, 5),
+        (37, 29, 8, 3),
+        (70, 100, 16, 17),
+        (33, 65, 5, 9),
+    ];
+    let mut worst = 0.0f64;
+    for (case, &dims) in shapes.iter().enumerate() {
+        let inputs = Inputs::new(case as u64 + 1, dims);
+        let shape = inputs.shape;
+        for c in [1, 3, 8] {
+            for (mask_index, mask) in masks(shape.keys, case as u64).iter().enumerate() {
+                for (weighting, mis) in weighting_pairs() {
+                    for (proposals, samples) in proposal_pairs() {
+                        for noise_scale in [NoiseScale::Official, NoiseScale::Paper] {
+                            let mut params = Params::segment_means(c, weighting)
+                                .with_proposals(proposals)
+                                .with_noise_scale(noise_scale);
+                            if let Some(mask) = mask {
+                                params = params.with_key_mask(mask);
+                            }
+                            let options = LaraOptions {
+                                samples,
+                                noise_factor: noise_scale.factor(shape.dim) as f64,
+                                key_mask: mask.as_deref(),
+                            };
+                            let eps = randn(c as u64 * 31, lara::noise_len(shape, c, proposals));
+                            for noise in [None, Some(&eps[..])] {
+                                let ours = run_lara(&inputs, &params, noise);
+                                let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+                                let expected = reference::lara_with(
+                                    inputs.dims(),
+                                    c,
+                                    mis,
+                                    q,
+                                    k,
+                                    v,
+                                    noise,
+                                    options,
+                                );
+                                let err = relative_error(&ours, &expected);
+                                worst = worst.max(err);
+                                assert!(
+                                    err <= TOL_LARA,
+                                    "{dims:?} C={c} mask#{mask_index} {weighting:?} \
+                                     {proposals:?} {noise_scale:?} sampled={}: {err:e}",
+                                    noise.is_some()
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("worst LARA-with-options error {worst:e}");
+}
+
+/// The drawn noise is the given noise drawn from the same generator: `attention_sampled` equals
+/// `attention` with `eps` of `noise_len` draws, bit for bit, for every proposal layout.
+#[test]
+fn sampled_lara_draws_the_documented_noise() {
+    backend_from_env();
+    let inputs = Inputs::new(5, (40, 40, 6, 4));
+    let shape = inputs.shape;
+    for (proposals, _) in proposal_pairs() {
+        for noise_scale in [NoiseScale::Official, NoiseScale::Paper] {
+            let params = Params::segment_means(4, Weighting::Optimal { alpha_coeff: 1.0 })
+                .with_proposals(proposals)
+                .with_noise_scale(noise_scale);
+            let mut drawn = vec![0.0; 40 * 4];
+            let mut scratch = vec![f32::NAN; lara::scratch_len(shape, proposals.samples(4))];
+            let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+            let mut rng = default_rng(9);
+            lara::attention_sampled(shape, &params, q, k, v, &mut rng, &mut drawn, &mut scratch)
+                .unwrap();
+            let eps = randn(9, lara::noise_len(shape, 4, proposals));
+            let given = run_lara(&inputs, &params, Some(&eps));
+            assert_eq!(drawn, given, "{proposals:?} {noise_scale:?}");
+        }
+    }
+}
+
+/// Masked keys have exactly zero influence: any values in the masked rows of `k` and `v` give
+/// the same output, bit for bit.
+#[test]
+fn lara_masked_keys_have_no_influence() {
+    backend_from_env();
+    let mut inputs = Inputs::new(11, (50, 90, 7, 5));
+    let shape = inputs.shape;
+    let mask: Vec<bool> = (0..90)
+        .map(|j| j % 4 == 1 || (40..80).contains(&j))
+        .collect();
+    for (weighting, _) in weighting_pairs() {
+        for (proposals, _) in proposal_pairs() {
+            let params = Params::segment_means(6, weighting)
+                .with_proposals(proposals)
+                .with_key_mask(&mask);
+            let eps = randn(3, lara::noise_len(shape, 6, proposals));
+            let before = run_lara(&inputs, &params, Some(&eps));
+            let garbage = randn(99, 90 * 7);
+            for (j, &masked) in mask.iter().enumerate() {
+                if masked {
+                    inputs.k[j * 7..(j + 1) * 7].copy_from_slice(&garbage[j * 7..(j + 1) * 7]);
+                    inputs.v[j * 5..(j + 1) * 5].fill(1e6);
+                }
+            }
+            let after = run_lara(&inputs, &params, Some(&eps));
+            assert_eq!(before, after, "{weighting:?} {proposals:?}");
+        }
+    }
+}
+
+/// Doubled proposals need `scratch_len(shape, proposals.samples(C))`; less is refused, not
+/// overrun. The mask and noise are checked; nothing is written on error.
+#[test]
+fn lara_option_errors() {
+    backend_from_env();
+    let inputs = Inputs::new(2, (20, 20, 4, 4));
+    let shape = inputs.shape;
+    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    let params = Params::segment_means(4, Weighting::BalanceHeuristic);
+    let mut out = vec![7.0; 80];
+    let mut scratch = vec![0.0; lara::scratch_len(shape, 4)];
+    let antithetic = params.with_proposals(Proposals::Antithetic);
+    let eps = randn(1, lara::noise_len(shape, 4, Proposals::Antithetic));
+    let result = lara::attention(
+        shape,
+        &antithetic,
+        q,
+        k,
+        v,
+        Some(&eps),
+        &mut out,
+        &mut scratch,
+    );
+    assert!(
+        matches!(result, Err(Error::ScratchTooSmall { .. })),
+        "{result:?}"
+    );
+    // Eval mode has one sample per landmark whatever the layout: the single scratch suffices.
+    lara::attention(shape, &antithetic, q, k, v, None, &mut out, &mut scratch).unwrap();
+
+    let mut scratch = vec![0.0; lara::scratch_len(shape, 8)];
+    let mut out = vec![7.0; 80];
+    let two = params.with_proposals(Proposals::TwoPerLandmark);
+    let result = lara::attention(shape, &two, q, k, v, Some(&eps), &mut out, &mut scratch);
+    let expected = Error::LengthMismatch {
+        arg: Arg::Noise,
+        expected: 32,
+        actual: 16,
+    };
+    assert_eq!(result, Err(expected));
+    let short_mask = [false; 19];
+    let masked = params.with_key_mask(&short_mask);
+    let result = lara::attention(shape, &masked, q, k, v, None, &mut out, &mut scratch);
+    let expected = Error::LengthMismatch {
+        arg: Arg::KeyMask,
+        expected: 20,
+        actual: 19,
+    };
+    assert_eq!(result, Err(expected));
+    let all_masked = [true; 20];
+    let masked = params.with_key_mask(&all_masked);
+    let result = lara::attention(shape, &masked, q, k, v, None, &mut out, &mut scratch);
+    assert_eq!(result, Err(Error::AllKeysMasked));
+    assert!(out.iter().all(|&o| o == 7.0), "an error wrote the output");
+}
