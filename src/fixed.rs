@@ -198,7 +198,8 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     let shape = const { shape::<NQ, NK, D, DV>() };
     let (q, k, v) = (q.as_flattened(), k.as_flattened(), v.as_flattened());
     shape.check_qkv(q, k, v, out.as_flattened())?;
-    exact_kernel::attention_scalar(shape, q, k, v, out.as_flattened_mut(), &mut scratch.block);
+    let out = out.as_flattened_mut();
+    exact_kernel::attention_scalar(shape, q, k, v, None, out, &mut scratch.block);
     Ok(())
 }
 
@@ -372,6 +373,7 @@ pub fn rfa_positive<
         q.as_flattened(),
         k.as_flattened(),
         v.as_flattened(),
+        None,
         out.as_flattened_mut(),
         state,
         &mut [],
@@ -411,6 +413,7 @@ pub fn rfa_trigonometric<
         q.as_flattened(),
         k.as_flattened(),
         v.as_flattened(),
+        None,
         out.as_flattened_mut(),
         state,
         &mut [],

@@ -645,8 +645,7 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// Everything after the proposals: on the active SIMD backend when there is one (and the
-    /// blocked kernel's `extra` scratch), else the scalar reference.
+    /// Everything after the proposals: the key pass, the proposal densities and the query pass.
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
@@ -658,39 +657,60 @@ impl<'a> Workspace<'a> {
         out: &mut [f32],
         extra: &mut [f32],
     ) {
-        let (weighting, key_mask) = (params.weighting, params.key_mask);
+        self.key_pass(shape, k, v, params.key_mask, extra);
+        self.proposal_log_density(shape, params.weighting);
+        self.query_pass(shape, params.weighting, q, out, extra);
+    }
+
+    /// One streaming pass over the unmasked keys: per sample, `lseK_c = lse_j ℓ(k_j; W_c)` and
+    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`. On the active SIMD backend when there is one
+    /// (and the blocked kernels' `extra` scratch), else the scalar reference.
+    pub(crate) fn key_pass(
+        &mut self,
+        shape: Shape,
+        k: &[f32],
+        v: &[f32],
+        key_mask: Option<&[bool]>,
+        extra: &mut [f32],
+    ) {
         let on_simd = !extra.is_empty()
-            && crate::simd::dispatch::lara(
+            && crate::simd::dispatch::lara_keys(
                 active_backend(),
                 shape,
-                weighting,
-                q,
                 k,
                 v,
                 key_mask,
-                out,
                 self,
                 extra,
             );
         if !on_simd {
-            self.run(shape, weighting, q, k, v, key_mask, out);
+            self.key_pass_scalar(shape, k, v, key_mask);
         }
     }
 
-    /// Key pass, proposal densities, the `T` normaliser and the query pass.
-    #[allow(clippy::too_many_arguments)]
-    fn run(
+    /// `mis-opt`'s normaliser of `T` and the query pass: `out_i = Σ_c sniw[c, i] kv_c`, on the
+    /// active SIMD backend when there is one, else the scalar reference.
+    pub(crate) fn query_pass(
         &mut self,
         shape: Shape,
         weighting: Weighting,
         q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        key_mask: Option<&[bool]>,
         out: &mut [f32],
+        extra: &mut [f32],
     ) {
-        self.key_pass(shape, k, v, key_mask);
-        self.proposal_log_density(shape, weighting);
+        let on_simd = !extra.is_empty()
+            && crate::simd::dispatch::lara_queries(
+                active_backend(),
+                shape,
+                weighting,
+                q,
+                out,
+                self,
+                extra,
+            );
+        if on_simd {
+            return;
+        }
         if let Weighting::Optimal { .. } = weighting {
             self.query_softmax_normaliser(shape, q);
         }
@@ -706,9 +726,8 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// One streaming pass over the unmasked keys: per sample, `lse_j ℓ(k_j; W_c)` and
-    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`.
-    fn key_pass(&mut self, shape: Shape, k: &[f32], v: &[f32], key_mask: Option<&[bool]>) {
+    /// The scalar key pass.
+    fn key_pass_scalar(&mut self, shape: Shape, k: &[f32], v: &[f32], key_mask: Option<&[bool]>) {
         let scale = shape.scale();
         self.kv.fill(0.0);
         self.key_lse.fill(f32::NEG_INFINITY);
@@ -889,7 +908,7 @@ mod tests {
                 let mut scratch = vec![f32::NAN; scratch_len(shape, c)];
                 let (mut ws, _) = Workspace::split(&mut scratch, count, count, shape).unwrap();
                 ws.build_proposals(shape, &params, &case.q, &case.k, None::<fn(&mut [f32])>);
-                ws.key_pass(shape, &case.k, &case.v, None);
+                ws.key_pass_scalar(shape, &case.k, &case.v, None);
                 ws.proposal_log_density(shape, weighting);
                 ws.query_softmax_normaliser(shape, &case.q);
                 let what = |name: &str| format!("{} C={c} {name}", case.id);

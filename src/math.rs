@@ -176,6 +176,10 @@ pub(crate) fn softmax_weighted_sum(
             *l = logit;
             block_max = block_max.max(logit);
         }
+        if block_max == f32::NEG_INFINITY {
+            // Every key of the block is masked (logit −∞): no contribution.
+            continue;
+        }
         // Rescale what was accumulated so far when the block raises the maximum.
         if block_max > running_max {
             let rescale = exp(running_max - block_max);

@@ -20,7 +20,9 @@
 use crate::backend::active_backend;
 use crate::error::{Arg, Error};
 use crate::math::{axpy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
-use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
+use crate::shape::{
+    Shape, carve, check_finite, check_key_mask, check_len, checked_len, masked_keys, take_scratch,
+};
 use crate::simd::{blocked, dispatch};
 
 /// The official `eps` added to every positive feature.
@@ -87,6 +89,54 @@ pub fn positive(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    positive_with_mask(shape, omega, features, q, k, v, None, out, scratch)
+}
+
+/// [`positive`] with a key padding mask `[n_k]` (`true` marks a padding key): masked keys drop
+/// out of the key sums (the official code zeroes their features) and out of the key-side
+/// stabiliser. The official code still takes that maximum over every key, so there a masked
+/// key can shift the unmasked features through the `+1e-4` floor; here masked keys have
+/// exactly zero influence.
+///
+/// # Errors
+/// As [`positive`], plus a mask of the wrong length or one that masks every key.
+#[allow(clippy::too_many_arguments)]
+pub fn positive_masked(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    key_mask: &[bool],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    positive_with_mask(
+        shape,
+        omega,
+        features,
+        q,
+        k,
+        v,
+        Some(key_mask),
+        out,
+        scratch,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn positive_with_mask(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    key_mask: Option<&[bool]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     let needed = checked_len(features, shape.value_dim.saturating_add(2))?
         .checked_add(shape.value_dim)
         .and_then(|len| {
@@ -106,7 +156,7 @@ pub fn positive(
         phi,
         v_sum,
     };
-    positive_in(shape, omega, features, q, k, v, out, state, rest)
+    positive_in(shape, omega, features, q, k, v, key_mask, out, state, rest)
 }
 
 /// [`positive`] on a state that is already split (`[S, d_v]`, `[S]`, `[S]`, `[d_v]`).
@@ -118,11 +168,12 @@ pub(crate) fn positive_in(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     mut state: FeatureState<'_>,
     extra: &mut [f32],
 ) -> Result<(), Error> {
-    check_args(shape, omega, features, q, k, v, out)?;
+    check_args(shape, omega, features, q, k, v, key_mask, out)?;
     if !extra.is_empty()
         && dispatch::rfa_positive(
             active_backend(),
@@ -132,6 +183,7 @@ pub(crate) fn positive_in(
             q,
             k,
             v,
+            key_mask,
             out,
             &mut state,
             extra,
@@ -140,7 +192,7 @@ pub(crate) fn positive_in(
         return Ok(());
     }
     let scales = FeatureScales::new(shape, features);
-    state.positive_key_pass(shape, scales, omega, k, v);
+    state.positive_key_pass(shape, scales, omega, k, v, key_mask);
     for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
         positive_query_features(scales, q_row, omega, state.phi);
         linear_attention_row(state.phi, state.kv, state.k_sum, out_row);
@@ -184,7 +236,8 @@ pub(crate) struct FeatureState<'a> {
 }
 
 impl FeatureState<'_> {
-    /// One streaming pass over the keys: `kv_r = Σ_m φk[m,r] v_m`, `k_sum_r = Σ_m φk[m,r]`.
+    /// One streaming pass over the unmasked keys: `kv_r = Σ_m φk[m,r] v_m`,
+    /// `k_sum_r = Σ_m φk[m,r]`.
     pub(crate) fn positive_key_pass(
         &mut self,
         shape: Shape,
@@ -192,6 +245,7 @@ impl FeatureState<'_> {
         omega: &[f32],
         k: &[f32],
         v: &[f32],
+        key_mask: Option<&[bool]>,
     ) {
         let FeatureState {
             kv,
@@ -205,7 +259,12 @@ impl FeatureState<'_> {
         k_sum.fill(0.0);
         v_sum.fill(0.0);
         let mut running_max = f32::NEG_INFINITY;
-        for (k_row, v_row) in rows(k, shape.dim).zip(rows(v, shape.value_dim)) {
+        let keys = rows(k, shape.dim).zip(rows(v, shape.value_dim));
+        for ((k_row, v_row), masked) in keys.zip(masked_keys(key_mask)) {
+            if masked {
+                // φk[m, ·] = 0
+                continue;
+            }
             // B[m,r] = d^-1/4 k_m·ω_r
             project(scales.data, k_row, omega, phi);
             let row_max = max(phi);
@@ -228,7 +287,7 @@ impl FeatureState<'_> {
             axpy(1.0, v_row, v_sum);
         }
         // Σ_m φk[m,r] v_m = S^-1/2 kv_r + 1e-4 Σ_m v_m;  Σ_m φk[m,r] = S^-1/2 k_sum_r + 1e-4 n_k
-        let key_count = shape.keys as f32;
+        let key_count = unmasked_count(shape, key_mask) as f32;
         for (kv_row, k_sum) in rows_mut(kv, shape.value_dim).zip(k_sum.iter_mut()) {
             scale(kv_row, scales.ratio);
             axpy(FEATURE_FLOOR, v_sum, kv_row);
@@ -275,6 +334,51 @@ pub fn trigonometric(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    trigonometric_with_mask(shape, omega, features, q, k, v, None, out, scratch)
+}
+
+/// [`trigonometric`] with a key padding mask `[n_k]` (`true` marks a padding key): masked
+/// keys drop out of the key sums and of the keys' `max h`, so they have exactly zero influence.
+///
+/// # Errors
+/// As [`trigonometric`], plus a mask of the wrong length or one that masks every key.
+#[allow(clippy::too_many_arguments)]
+pub fn trigonometric_masked(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    key_mask: &[bool],
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    trigonometric_with_mask(
+        shape,
+        omega,
+        features,
+        q,
+        k,
+        v,
+        Some(key_mask),
+        out,
+        scratch,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn trigonometric_with_mask(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    key_mask: Option<&[bool]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     let total = checked_len(features, 2)?;
     let needed = checked_len(total, shape.value_dim.saturating_add(2))?
         .checked_add(crate::simd::if_compiled(
@@ -291,7 +395,7 @@ pub fn trigonometric(
         phi,
         v_sum: &mut [],
     };
-    trigonometric_in(shape, omega, features, q, k, v, out, state, rest)
+    trigonometric_in(shape, omega, features, q, k, v, key_mask, out, state, rest)
 }
 
 /// [`trigonometric`] on a state that is already split (`[2S, d_v]`, `[2S]`, `[2S]`).
@@ -303,11 +407,12 @@ pub(crate) fn trigonometric_in(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     mut state: FeatureState<'_>,
     extra: &mut [f32],
 ) -> Result<(), Error> {
-    check_args(shape, omega, features, q, k, v, out)?;
+    check_args(shape, omega, features, q, k, v, key_mask, out)?;
     if !extra.is_empty()
         && dispatch::rfa_trigonometric(
             active_backend(),
@@ -317,6 +422,7 @@ pub(crate) fn trigonometric_in(
             q,
             k,
             v,
+            key_mask,
             out,
             &mut state,
             extra,
@@ -328,11 +434,15 @@ pub(crate) fn trigonometric_in(
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let scales = FeatureScales::new(shape, features);
 
-    // Key pass: kv = Σ_m φ(k_m) v_mᵀ, k_sum = Σ_m φ(k_m).
+    // Key pass over the unmasked keys: kv = Σ_m φ(k_m) v_mᵀ, k_sum = Σ_m φ(k_m).
     kv.fill(0.0);
     k_sum.fill(0.0);
-    let key_max = max_scaled_half_norm(scales, k, dim);
-    for (k_row, v_row) in rows(k, dim).zip(rows(v, value_dim)) {
+    let key_max = max_scaled_half_norm(scales, k, dim, key_mask);
+    let keys = rows(k, dim).zip(rows(v, value_dim));
+    for ((k_row, v_row), masked) in keys.zip(masked_keys(key_mask)) {
+        if masked {
+            continue;
+        }
         fourier_features(scales, key_max, k_row, omega, phi);
         for ((&f, kv_row), k_sum) in phi
             .iter()
@@ -343,7 +453,7 @@ pub(crate) fn trigonometric_in(
             *k_sum += f;
         }
     }
-    let query_max = max_scaled_half_norm(scales, q, dim);
+    let query_max = max_scaled_half_norm(scales, q, dim, None);
     for (q_row, out_row) in rows(q, dim).zip(rows_mut(out, value_dim)) {
         fourier_features(scales, query_max, q_row, omega, phi);
         linear_attention_row(phi, kv, k_sum, out_row);
@@ -351,11 +461,23 @@ pub(crate) fn trigonometric_in(
     Ok(())
 }
 
-/// `max_i s|x_i|²/2` over the rows of one input.
-pub(crate) fn max_scaled_half_norm(scales: FeatureScales, x: &[f32], dim: usize) -> f32 {
+/// `max_i s|x_i|²/2` over the rows of one input that `mask` does not mark.
+pub(crate) fn max_scaled_half_norm(
+    scales: FeatureScales,
+    x: &[f32],
+    dim: usize,
+    mask: Option<&[bool]>,
+) -> f32 {
     rows(x, dim.max(1))
-        .map(|row| scales.half_norm * half_sq_norm(row))
+        .zip(masked_keys(mask))
+        .filter(|&(_, masked)| !masked)
+        .map(|(row, _)| scales.half_norm * half_sq_norm(row))
         .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// The number of keys a mask leaves: `n_k` without one.
+pub(crate) fn unmasked_count(shape: Shape, key_mask: Option<&[bool]>) -> usize {
+    key_mask.map_or(shape.keys, |mask| mask.iter().filter(|&&m| !m).count())
 }
 
 /// `phi[r] = data_scale · x·ω_r` for every row `ω_r` of `omega`.
@@ -402,6 +524,7 @@ fn linear_attention_row(phi: &[f32], kv: &[f32], k_sum: &[f32], out_row: &mut [f
     scale(out_row, 1.0 / denominator.max(DENOMINATOR_FLOOR));
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check_args(
     shape: Shape,
     omega: &[f32],
@@ -409,9 +532,13 @@ fn check_args(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &[f32],
 ) -> Result<(), Error> {
     shape.check_qkv(q, k, v, out)?;
+    if let Some(mask) = key_mask {
+        check_key_mask(shape, mask)?;
+    }
     if features == 0 {
         return Err(Error::ZeroFeatures);
     }
@@ -460,7 +587,7 @@ mod tests {
                     phi: &mut phi,
                     v_sum: &mut v_sum,
                 };
-                state.positive_key_pass(shape, scales, &omega, &case.k, &case.v);
+                state.positive_key_pass(shape, scales, &omega, &case.k, &case.v, None);
                 // Reference summaries from the official φk [n, S] (f64 sums).
                 let phi_k = case
                     .intermediate(&format!("performer_S{features}_phi_k"))

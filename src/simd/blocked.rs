@@ -13,8 +13,9 @@ use crate::math::{copy, half_sq_norm, ln, prefix, rows, rows_mut};
 use crate::ra::{KeyStats, SampledMean};
 use crate::rfa::{
     DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, max_scaled_half_norm,
+    unmasked_count,
 };
-use crate::shape::Shape;
+use crate::shape::{Shape, masked_keys};
 
 /// Rows (keys or queries) per block.
 pub(crate) const BLOCK: usize = 32;
@@ -189,8 +190,19 @@ pub(crate) const fn flash_scratch_len(dim: usize) -> usize {
         .saturating_add(BLOCK * BLOCK + 3 * BLOCK)
 }
 
+/// What [`flash_block`] adds to the logit `s · k_j·q_i` of each key.
+#[derive(Clone, Copy)]
+pub(crate) enum KeyTerm<'a> {
+    /// Nothing (exact attention).
+    None,
+    /// A per-key bias (RA's `−s·|k_j|²/2`), `[n_k]`.
+    Bias(&'a [f32]),
+    /// `−∞` for the keys a key padding mask marks, `[n_k]`.
+    Mask(&'a [bool]),
+}
+
 /// Flash attention for one block of at most [`BLOCK`] query rows:
-/// `out_i = Σ_j softmax_j(scale · q_i·k_j − key_bias_j) v_j`, streaming over blocks of keys
+/// `out_i = Σ_j softmax_j(scale · q_i·k_j + term_j) v_j`, streaming over blocks of keys
 /// with an online softmax per query (the tile of logits stays in L1).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -201,7 +213,7 @@ pub(crate) fn flash_block<I: Isa>(
     q_block: &[f32],
     k: &[f32],
     v: &[f32],
-    key_bias: Option<&[f32]>,
+    key_term: KeyTerm<'_>,
     out_block: &mut [f32],
     scratch: &mut [f32],
 ) {
@@ -226,10 +238,20 @@ pub(crate) fn flash_block<I: Isa>(
     {
         // Sᵀ[j, i] = s · k_j·q_i
         let (rows_k, tile) = project_block(isa, k_block, dim, (q_packed, BLOCK), BLOCK, tile);
-        if let Some(bias) = key_bias {
-            // − s·|k_j|²/2 (RA)
-            for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
-                shift_row(row, b);
+        match key_term {
+            KeyTerm::None => {}
+            KeyTerm::Bias(bias) => {
+                // − s·|k_j|²/2 (RA)
+                for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
+                    shift_row(row, b);
+                }
+            }
+            KeyTerm::Mask(mask) => {
+                // −∞ for masked keys; a block of masked keys only is skipped
+                let block_mask = mask.get(block * BLOCK..).unwrap_or_default();
+                if !mask_rows(tile, BLOCK, block_mask.get(..rows_k).unwrap_or(block_mask)) {
+                    continue;
+                }
             }
         }
         // Online softmax per query (column): new maximum, rescale what came before.
@@ -263,10 +285,12 @@ pub(crate) fn exact<I: Isa>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
     let dims = (shape.dim, shape.value_dim);
+    let key_term = key_mask.map_or(KeyTerm::None, KeyTerm::Mask);
     for (q_block, out_block) in q
         .chunks(BLOCK * shape.dim)
         .zip(out.chunks_mut(BLOCK * shape.value_dim))
@@ -278,7 +302,7 @@ pub(crate) fn exact<I: Isa>(
             q_block,
             k,
             v,
-            None,
+            key_term,
             out_block,
             scratch,
         );
@@ -319,45 +343,31 @@ fn mask_rows(tile: &mut [f32], ld: usize, mask: &[bool]) -> bool {
     true
 }
 
-/// Blocked LARA on a workspace whose proposals (`q̄`, `mu`, `W`) are built: the key pass,
-/// the proposal densities (scalar, `O(S·C'·d)`), `mis-opt`'s query normaliser and the query
-/// pass. `S` samples, `C'` landmarks; sample `c` belongs to component `c mod C'`.
-#[allow(clippy::too_many_arguments)]
+/// Blocked LARA key pass on a workspace whose samples `W` are built: per sample, online
+/// `lseK_c = lse_j LK[c, j]` and `kv_c = Σ_j softmax_j(LK[c, j]) v_j` over the unmasked keys.
 #[inline(always)]
-pub(crate) fn lara<I: Isa>(
+pub(crate) fn lara_keys<I: Isa>(
     isa: I,
     shape: Shape,
-    weighting: Weighting,
-    q: &[f32],
     k: &[f32],
     v: &[f32],
     key_mask: Option<&[bool]>,
-    out: &mut [f32],
     ws: &mut Workspace<'_>,
     extra: &mut [f32],
 ) {
     let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
-    let (count, samples) = (ws.components(), ws.samples());
-    // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, S + C'] matrix: one product gives a block of rows
-    // both its logits s·W_c·x and its α term.
-    let ld = samples + count;
+    let samples = ws.samples();
     let mut rest = extra;
-    let packed = take(&mut rest, dim * ld);
-    let tile = take(&mut rest, BLOCK * ld);
-    pack_transposed(ws.w, dim, scale, packed, ld, 0);
-    match weighting {
-        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, samples),
-        Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, samples),
-        Weighting::BalanceHeuristic => {}
-    }
-
-    // Key pass: per sample, online lse_j LK[c, j] and kv_c = Σ_j softmax_j(LK[c, j]) v_j.
+    let packed = take(&mut rest, dim * samples);
+    let tile = take(&mut rest, BLOCK * samples);
+    // s·Wᵀ [d, S]
+    pack_transposed(ws.w, dim, scale, packed, samples, 0);
     ws.kv.fill(0.0);
     ws.key_lse.fill(f32::NEG_INFINITY);
     ws.key_sum.fill(0.0);
     for (k_block, v_block, mask) in key_blocks((k, v, key_mask), (dim, value_dim)) {
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, S] tile; −∞ for masked keys
-        let (rows_k, tile) = project_block(isa, k_block, dim, (packed, ld), samples, tile);
+        let (rows_k, tile) = project_block(isa, k_block, dim, (packed, samples), samples, tile);
         for (row, k_row) in rows_mut(tile, samples).zip(rows(k_block, dim)) {
             shift_row(row, scale * half_sq_norm(k_row));
         }
@@ -388,7 +398,35 @@ pub(crate) fn lara<I: Isa>(
         scale_row(isa, kv_row, 1.0 / sum);
         *lse += ln(sum);
     }
-    ws.proposal_log_density(shape, weighting);
+}
+
+/// Blocked LARA query pass on a workspace whose key pass and densities (`bias`, `balance`) are
+/// done: `mis-opt`'s query normaliser, then `out_i = Σ_c sniw[c, i] kv_c`. `S` samples, `C'`
+/// landmarks; sample `c` belongs to component `c mod C'`.
+#[inline(always)]
+pub(crate) fn lara_queries<I: Isa>(
+    isa: I,
+    shape: Shape,
+    weighting: Weighting,
+    q: &[f32],
+    out: &mut [f32],
+    ws: &mut Workspace<'_>,
+    extra: &mut [f32],
+) {
+    let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
+    let (count, samples) = (ws.components(), ws.samples());
+    // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, S + C'] matrix: one product gives a block of queries
+    // both its logits s·W_c·q_i and its α term.
+    let ld = samples + count;
+    let mut rest = extra;
+    let packed = take(&mut rest, dim * ld);
+    let tile = take(&mut rest, BLOCK * ld);
+    pack_transposed(ws.w, dim, scale, packed, ld, 0);
+    match weighting {
+        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, samples),
+        Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, samples),
+        Weighting::BalanceHeuristic => {}
+    }
 
     if let Weighting::Optimal { .. } = weighting {
         // lse_i (s · q̄_c·q_i), online over blocks of queries (column-wise)
@@ -531,6 +569,7 @@ pub(crate) fn rfa_positive<I: Isa>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     state: &mut FeatureState<'_>,
     extra: &mut [f32],
@@ -552,10 +591,13 @@ pub(crate) fn rfa_positive<I: Isa>(
     k_sum.fill(0.0);
     v_sum.fill(0.0);
     let mut running_max = f32::NEG_INFINITY;
-    for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
-        // B[m, r] = d^-1/4 k_m·ω_r
+    for (k_block, v_block, mask) in key_blocks((k, v, key_mask), (dim, value_dim)) {
+        // B[m, r] = d^-1/4 k_m·ω_r; −∞ for masked keys (φk = 0)
         let (rows_k, tile) =
             project_block(isa, k_block, dim, (omega_packed, features), features, tile);
+        if !mask_rows(tile, features, mask) {
+            continue;
+        }
         let block_max = max_of(isa, tile);
         if block_max > running_max {
             let rescale = exp(Scalar, running_max - block_max);
@@ -572,7 +614,8 @@ pub(crate) fn rfa_positive<I: Isa>(
             );
             add_row(isa, k_sum, row);
         }
-        for v_row in rows(v_block, value_dim) {
+        let unmasked_values = rows(v_block, value_dim).zip(masked_keys(Some(mask)));
+        for (v_row, _) in unmasked_values.filter(|&(_, masked)| !masked) {
             add_row(isa, v_sum, v_row);
         }
         // kv += Eᵀ · V_block
@@ -589,7 +632,7 @@ pub(crate) fn rfa_positive<I: Isa>(
     for kv_row in rows_mut(kv, value_dim) {
         scale_add(isa, kv_row, scales.ratio, FEATURE_FLOOR, v_sum);
     }
-    let key_floor = FEATURE_FLOOR * shape.keys as f32;
+    let key_floor = FEATURE_FLOOR * unmasked_count(shape, key_mask) as f32;
     for s in k_sum.iter_mut() {
         *s = scales.ratio * *s + key_floor;
     }
@@ -756,7 +799,7 @@ pub(crate) fn ra<I: Isa>(
                     q_block,
                     k,
                     k,
-                    None,
+                    KeyTerm::None,
                     w_block,
                     flash_scratch,
                 );
@@ -782,7 +825,7 @@ pub(crate) fn ra<I: Isa>(
             w_block,
             k,
             v,
-            Some(stats.key_half_norms),
+            KeyTerm::Bias(stats.key_half_norms),
             out_block,
             flash_scratch,
         );
@@ -807,6 +850,7 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     state: &mut FeatureState<'_>,
     extra: &mut [f32],
@@ -821,8 +865,8 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
     let FeatureState { kv, k_sum, .. } = state;
     kv.fill(0.0);
     k_sum.fill(0.0);
-    let key_max = max_scaled_half_norm(scales, k, dim);
-    for (k_block, v_block) in k.chunks(BLOCK * dim).zip(v.chunks(BLOCK * value_dim)) {
+    let key_max = max_scaled_half_norm(scales, k, dim, key_mask);
+    for (k_block, v_block, mask) in key_blocks((k, v, key_mask), (dim, value_dim)) {
         let rows_k = k_block.len() / dim.max(1);
         let tile = prefix(tile, rows_k * total);
         fourier_block(
@@ -834,6 +878,13 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
             key_max,
             tile,
         );
+        // φ(k_m) = 0 for masked keys
+        for (row, _) in rows_mut(tile, total)
+            .zip(mask)
+            .filter(|&(_, &masked)| masked)
+        {
+            row.fill(0.0);
+        }
         for row in rows(tile, total) {
             add_row(isa, k_sum, row);
         }
@@ -847,7 +898,7 @@ pub(crate) fn rfa_trigonometric<I: Isa>(
             true,
         );
     }
-    let query_max = max_scaled_half_norm(scales, q, dim);
+    let query_max = max_scaled_half_norm(scales, q, dim, None);
     for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
         let rows_q = q_block.len() / dim.max(1);
         let tile = prefix(tile, rows_q * total);

@@ -64,27 +64,38 @@ pub(crate) fn exact(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> bool {
-    run_on!(backend, blocked::exact, (shape: Shape, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], scratch: &mut [f32]))
+    run_on!(backend, blocked::exact, (shape: Shape, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[bool]>, out: &mut [f32], scratch: &mut [f32]))
 }
 
-/// Blocked LARA after the proposals are built; `false` if the caller must run the scalar kernel.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn lara(
+/// Blocked LARA key pass (proposals built); `false` if the caller must run the scalar kernel.
+pub(crate) fn lara_keys(
+    backend: Backend,
+    shape: Shape,
+    k: &[f32],
+    v: &[f32],
+    key_mask: Option<&[bool]>,
+    ws: &mut Workspace<'_>,
+    extra: &mut [f32],
+) -> bool {
+    run_on!(backend, blocked::lara_keys, (shape: Shape, k: &[f32], v: &[f32], key_mask: Option<&[bool]>, ws: &mut Workspace<'_>, extra: &mut [f32]))
+}
+
+/// Blocked LARA query pass (densities computed); `false` if the caller must run the scalar
+/// kernel.
+pub(crate) fn lara_queries(
     backend: Backend,
     shape: Shape,
     weighting: Weighting,
     q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    key_mask: Option<&[bool]>,
     out: &mut [f32],
     ws: &mut Workspace<'_>,
     extra: &mut [f32],
 ) -> bool {
-    run_on!(backend, blocked::lara, (shape: Shape, weighting: Weighting, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[bool]>, out: &mut [f32], ws: &mut Workspace<'_>, extra: &mut [f32]))
+    run_on!(backend, blocked::lara_queries, (shape: Shape, weighting: Weighting, q: &[f32], out: &mut [f32], ws: &mut Workspace<'_>, extra: &mut [f32]))
 }
 
 /// Blocked RFA with positive features; `false` if the caller must run the scalar kernel.
@@ -97,11 +108,12 @@ pub(crate) fn rfa_positive(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     state: &mut FeatureState<'_>,
     extra: &mut [f32],
 ) -> bool {
-    run_on!(backend, blocked::rfa_positive, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
+    run_on!(backend, blocked::rfa_positive, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[bool]>, out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
 }
 
 /// Blocked RA (key statistics prepared); `false` if the caller must run the scalar kernel.
@@ -131,11 +143,12 @@ pub(crate) fn rfa_trigonometric(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    key_mask: Option<&[bool]>,
     out: &mut [f32],
     state: &mut FeatureState<'_>,
     extra: &mut [f32],
 ) -> bool {
-    run_on!(backend, blocked::rfa_trigonometric, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
+    run_on!(backend, blocked::rfa_trigonometric, (shape: Shape, omega: &[f32], features: usize, q: &[f32], k: &[f32], v: &[f32], key_mask: Option<&[bool]>, out: &mut [f32], state: &mut FeatureState<'_>, extra: &mut [f32]))
 }
 
 /// `x ← e^x` on `backend` (the scalar backend uses the same algorithm, one lane at a time).
