@@ -10,6 +10,9 @@
 //!   are streamed once: the key-side maximum is tracked online and the running sums rescaled
 //!   when it grows, which is exact because the floor enters linearly.
 //! * [`trigonometric`]: random Fourier features `[sin, cos]` (Peng et al. 2021), `2·S` features.
+//! * [`positive_log_space`]: the positive-feature estimator without the official floor and
+//!   clamp, computed in log space (a running maximum per feature).
+//! * [`positive_masked`], [`trigonometric_masked`]: with a key padding mask.
 //!
 //! `omega [S, d]` comes from the caller: draw it with [`random::gaussian_omega`] (iid, the
 //! official training mode) or [`random::orthogonal_omega`] (the official eval buffer).
@@ -19,7 +22,7 @@
 
 use crate::backend::active_backend;
 use crate::error::{Arg, Error};
-use crate::math::{axpy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
+use crate::math::{axpy, copy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
 use crate::shape::{
     Shape, carve, check_finite, check_key_mask, check_len, checked_len, masked_keys, take_scratch,
 };
@@ -197,6 +200,103 @@ pub(crate) fn positive_in(
         positive_query_features(scales, q_row, omega, state.phi);
         linear_attention_row(state.phi, state.kv, state.k_sum, out_row);
     }
+    Ok(())
+}
+
+/// Scratch (in `f32`s) that [`positive_log_space`] needs, independent of `n`:
+/// `S · (d + d_v + 8)` for the scalar kernel, plus `S · (d + 32)` on targets with SIMD
+/// backends.
+pub const fn log_space_scratch_len(shape: Shape, features: usize) -> usize {
+    features
+        .saturating_mul(
+            shape
+                .dim
+                .saturating_add(shape.value_dim)
+                .saturating_add(LOG_SPACE_STATS),
+        )
+        .saturating_add(crate::simd::if_compiled(blocked::lara_scratch_len(
+            features, shape.dim,
+        )))
+}
+
+/// Per-feature scalars of [`positive_log_space`] (the LARA workspace's per-sample scalars).
+const LOG_SPACE_STATS: usize = 8;
+
+/// RFA with positive random features computed fully in log space, `omega [S, d]`: the
+/// estimator `Σ_r φq[i,r] Σ_m φk[m,r] v_m / Σ_r φq[i,r] Σ_m φk[m,r]` of [`positive`] without the
+/// official `+1e-4` floor and `1e-2` clamp, for models not trained with them:
+///
+/// ```text
+/// LK[r,m] = d^-1/4 k_m·ω_r − s|k_m|²/2           (log φk up to a constant)
+/// lseK_r  = lse_m LK[r,m],   kv_r = Σ_m softmax_m(LK[r,m]) v_m
+/// out_i   = Σ_r softmax_r(d^-1/4 q_i·ω_r + lseK_r) kv_r
+/// ```
+/// Every stabiliser is exact (a running maximum per feature), no sum can overflow, and each
+/// output row is a convex combination of value rows. This is LARA's key and query passes with
+/// `S` samples `W_r = d^1/4 ω_r`, uniform weights and `log P = 0`, and it runs on the same
+/// kernels. `key_mask` (`[n_k]`, `true` = padding) drops keys exactly.
+///
+/// # Errors
+/// As [`positive`] with [`log_space_scratch_len`], plus a mask of the wrong length or one that
+/// masks every key.
+///
+/// # Example
+/// ```
+/// use lara_attn::{Shape, random, rfa};
+/// const SHAPE: Shape = Shape::self_attention(10, 4);
+/// const S: usize = 16;
+/// let mut omega = [0.0; S * 4];
+/// random::orthogonal_omega(&mut random::default_rng(1), S, 4, &mut omega)?;
+/// let x: Vec<f32> = (0..40).map(|i| (i as f32 * 0.3).sin()).collect();
+/// let mut out = [0.0; 40];
+/// let mut scratch = [0.0; rfa::log_space_scratch_len(SHAPE, S)];
+/// rfa::positive_log_space(SHAPE, &omega, S, &x, &x, &x, None, &mut out, &mut scratch)?;
+/// # Ok::<(), lara_attn::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn positive_log_space(
+    shape: Shape,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    key_mask: Option<&[bool]>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    check_args(shape, omega, features, q, k, v, key_mask, out)?;
+    let w_len = checked_len(features, shape.dim)?;
+    let kv_len = checked_len(features, shape.value_dim)?;
+    let stats_len = checked_len(features, LOG_SPACE_STATS)?;
+    let extra_len = crate::simd::if_compiled(blocked::lara_scratch_len(features, shape.dim));
+    let needed = [w_len, kv_len, stats_len, extra_len]
+        .iter()
+        .try_fold(0usize, |sum, &len| sum.checked_add(len))
+        .ok_or(Error::SizeOverflow)?;
+    let mut rest = take_scratch(scratch, needed)?;
+    let w = carve(&mut rest, w_len)?;
+    let kv = carve(&mut rest, kv_len)?;
+    let stats = carve(&mut rest, stats_len)?;
+    // The LARA workspace with S samples and no landmarks.
+    let mut ws =
+        crate::lara::Workspace::from_parts(&mut [], &mut [], w, kv, stats, 0, features, shape);
+    // W_r = d^1/4 ω_r, so that ℓ(x; W_r) = s · (W_r·x − |x|²/2) = d^-1/4 x·ω_r − s|x|²/2
+    let data_scale = FeatureScales::new(shape, features).data;
+    for (w, &o) in ws.w.iter_mut().zip(omega) {
+        *w = o / data_scale;
+    }
+    // lseK_r and kv_r
+    ws.key_pass(shape, k, v, key_mask, rest);
+    // log P = 0, α = 1: the query logits are ℓ(q_i; W_r) + lseK_r
+    copy(ws.bias, ws.key_lse);
+    ws.query_pass(
+        shape,
+        crate::lara::Weighting::BalanceHeuristic,
+        q,
+        out,
+        rest,
+    );
     Ok(())
 }
 

@@ -280,3 +280,207 @@ fn lara_option_errors() {
     assert_eq!(result, Err(Error::AllKeysMasked));
     assert!(out.iter().all(|&o| o == 7.0), "an error wrote the output");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Key padding masks of exact attention and RFA; positive RFA in log space
+// ---------------------------------------------------------------------------------------------
+
+/// Exact attention with a mask (the worst seen is about 1e-6).
+const TOL_EXACT: f64 = 5e-6;
+/// RFA with a mask, official and log-space positive features (the worst seen is about 1e-6).
+const TOL_RFA: f64 = 5e-6;
+
+/// The shapes of the mask sweeps: tails of every vector width, and key counts that leave whole
+/// 32-key blocks masked.
+const MASK_SHAPES: [(usize, usize, usize, usize); 5] = [
+    (1, 1, 1, 1),
+    (5, 3, 2, 3),
+    (17, 45, 7, 5),
+    (40, 100, 16, 9),
+    (33, 130, 9, 16),
+];
+
+fn omega_for(seed: u64, features: usize, dim: usize) -> Vec<f32> {
+    let mut omega = vec![0.0; features * dim];
+    lara_attn::random::gaussian_omega(&mut default_rng(seed), features, dim, &mut omega).unwrap();
+    omega
+}
+
+/// Which masked kernel a test runs.
+#[derive(Clone, Copy, Debug)]
+enum Masked {
+    Exact,
+    Positive(usize),
+    Trigonometric(usize),
+    PositiveLogSpace(usize),
+}
+
+impl Masked {
+    fn all() -> [Masked; 7] {
+        [
+            Masked::Exact,
+            Masked::Positive(16),
+            Masked::Positive(37),
+            Masked::Trigonometric(16),
+            Masked::Trigonometric(37),
+            Masked::PositiveLogSpace(16),
+            Masked::PositiveLogSpace(37),
+        ]
+    }
+
+    fn run(self, inputs: &Inputs, mask: Option<&[bool]>) -> Result<Vec<f32>, Error> {
+        use lara_attn::{exact, rfa};
+        let shape = inputs.shape;
+        let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+        let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
+        let no_mask = vec![false; shape.keys];
+        let mask_or_none = mask.unwrap_or(&no_mask);
+        match self {
+            Masked::Exact => {
+                let mut scratch = vec![f32::NAN; exact::scratch_len(shape)];
+                exact::attention_masked(shape, q, k, v, mask_or_none, &mut out, &mut scratch)?
+            }
+            Masked::Positive(s) => {
+                let omega = omega_for(s as u64, s, shape.dim);
+                let mut scratch = vec![f32::NAN; rfa::positive_scratch_len(shape, s)];
+                let (out, scratch) = (&mut out, &mut scratch);
+                rfa::positive_masked(shape, &omega, s, q, k, v, mask_or_none, out, scratch)?
+            }
+            Masked::Trigonometric(s) => {
+                let omega = omega_for(s as u64, s, shape.dim);
+                let mut scratch = vec![f32::NAN; rfa::trigonometric_scratch_len(shape, s)];
+                let (out, scratch) = (&mut out, &mut scratch);
+                rfa::trigonometric_masked(shape, &omega, s, q, k, v, mask_or_none, out, scratch)?
+            }
+            Masked::PositiveLogSpace(s) => {
+                let omega = omega_for(s as u64, s, shape.dim);
+                let mut scratch = vec![f32::NAN; rfa::log_space_scratch_len(shape, s)];
+                let (out, scratch) = (&mut out, &mut scratch);
+                rfa::positive_log_space(shape, &omega, s, q, k, v, mask, out, scratch)?
+            }
+        }
+        Ok(out)
+    }
+
+    fn reference(self, inputs: &Inputs, mask: Option<&[bool]>) -> Vec<f64> {
+        let (dims, d) = (inputs.dims(), inputs.shape.dim);
+        let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+        match self {
+            Masked::Exact => reference::softmax_attention_masked(dims, q, k, v, mask),
+            Masked::Positive(s) => {
+                reference::performer_masked(dims, &omega_for(s as u64, s, d), s, q, k, v, mask)
+            }
+            Masked::Trigonometric(s) => {
+                let omega = omega_for(s as u64, s, d);
+                reference::trigonometric_masked(dims, &omega, s, q, k, v, mask)
+            }
+            Masked::PositiveLogSpace(s) => {
+                let omega = omega_for(s as u64, s, d);
+                reference::performer_log_space(dims, &omega, s, q, k, v, mask)
+            }
+        }
+    }
+
+    fn tolerance(self) -> f64 {
+        match self {
+            Masked::Exact => TOL_EXACT,
+            _ => TOL_RFA,
+        }
+    }
+}
+
+/// Exact attention, official RFA (positive and trigonometric) and log-space positive RFA, with
+/// and without masks, against the reference. The trigonometric estimator cancels (features of
+/// both signs), so its inputs are scaled to keep its denominators away from zero.
+#[test]
+fn masked_kernels_match_the_reference() {
+    backend_from_env();
+    for kernel in Masked::all() {
+        let mut worst = 0.0f64;
+        for (case, &dims) in MASK_SHAPES.iter().enumerate() {
+            let mut inputs = Inputs::new(case as u64 + 20, dims);
+            if let Masked::Trigonometric(_) = kernel {
+                for x in inputs.q.iter_mut().chain(inputs.k.iter_mut()) {
+                    *x *= 0.3;
+                }
+            }
+            for (mask_index, mask) in masks(inputs.shape.keys, case as u64).iter().enumerate() {
+                let ours = kernel.run(&inputs, mask.as_deref()).unwrap();
+                let expected = kernel.reference(&inputs, mask.as_deref());
+                let err = relative_error(&ours, &expected);
+                worst = worst.max(err);
+                assert!(
+                    err <= kernel.tolerance(),
+                    "{kernel:?} {dims:?} mask#{mask_index}: {err:e}"
+                );
+            }
+        }
+        println!("{kernel:?}: worst error {worst:e}");
+    }
+}
+
+/// Masked keys have exactly zero influence on every masked kernel: garbage in the masked rows
+/// of `k` and `v` leaves the output unchanged, bit for bit.
+#[test]
+fn masked_keys_have_no_influence() {
+    backend_from_env();
+    for kernel in Masked::all() {
+        let mut inputs = Inputs::new(77, (45, 110, 11, 6));
+        let mask: Vec<bool> = (0..110)
+            .map(|j| j % 3 == 2 || (33..99).contains(&j))
+            .collect();
+        let before = kernel.run(&inputs, Some(&mask)).unwrap();
+        let garbage = randn(5, 110 * 11);
+        for (j, _) in mask.iter().enumerate().filter(|&(_, &masked)| masked) {
+            inputs.k[j * 11..(j + 1) * 11].copy_from_slice(&garbage[j * 11..(j + 1) * 11]);
+            inputs.v[j * 6..(j + 1) * 6].fill(-3e5);
+        }
+        let after = kernel.run(&inputs, Some(&mask)).unwrap();
+        assert_eq!(before, after, "{kernel:?}");
+    }
+}
+
+/// A mask of the wrong length or one that masks every key is refused, and nothing is written.
+#[test]
+fn bad_masks_are_refused() {
+    backend_from_env();
+    let inputs = Inputs::new(4, (6, 8, 3, 2));
+    for kernel in Masked::all() {
+        let short = [false; 7];
+        let expected = Error::LengthMismatch {
+            arg: Arg::KeyMask,
+            expected: 8,
+            actual: 7,
+        };
+        assert_eq!(
+            kernel.run(&inputs, Some(&short)),
+            Err(expected),
+            "{kernel:?}"
+        );
+        let all = [true; 8];
+        let result = kernel.run(&inputs, Some(&all));
+        assert_eq!(result, Err(Error::AllKeysMasked), "{kernel:?}");
+    }
+}
+
+/// Log-space RFA has no floor: on logits of ±60 (where the official `+1e-4` floor and `1e-2`
+/// clamp dominate) it still matches the floor-free reference, and every output row is a convex
+/// combination of the values.
+#[test]
+fn log_space_rfa_is_stable_on_large_logits() {
+    backend_from_env();
+    let mut inputs = Inputs::new(8, (30, 70, 8, 4));
+    for x in inputs.q.iter_mut().chain(inputs.k.iter_mut()) {
+        *x *= 4.0;
+    }
+    let kernel = Masked::PositiveLogSpace(24);
+    let ours = kernel.run(&inputs, None).unwrap();
+    let expected = kernel.reference(&inputs, None);
+    let err = relative_error(&ours, &expected);
+    assert!(err <= TOL_RFA, "{err:e}");
+    let (lo, hi) = inputs
+        .v
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    assert!(ours.iter().all(|&o| (lo - 1e-5..=hi + 1e-5).contains(&o)));
+}

@@ -137,13 +137,34 @@ pub fn scaled_scores(dims: Dims, q: &Mat, k: &Mat) -> Mat {
 
 /// `out_i = Σ_j softmax_j(s · q_i·k_j) v_j`.
 pub fn softmax_attention(dims: Dims, q: &[f32], k: &[f32], v: &[f32]) -> Vec<f64> {
+    softmax_attention_masked(dims, q, k, v, None)
+}
+
+/// [`softmax_attention`] with a key padding mask: masked keys get the logit `−∞`.
+pub fn softmax_attention_masked(
+    dims: Dims,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[bool]>,
+) -> Vec<f64> {
     dims.check(q, k, v);
     let (q, k, v) = (
         Mat::from_f32(q, dims.nq, dims.d),
         Mat::from_f32(k, dims.nk, dims.d),
         Mat::from_f32(v, dims.nk, dims.dv),
     );
-    softmax_rows_times(&scaled_scores(dims, &q, &k), &v).data
+    let mut scores = scaled_scores(dims, &q, &k);
+    if let Some(mask) = mask {
+        for i in 0..dims.nq {
+            for (j, &masked) in mask.iter().enumerate() {
+                if masked {
+                    scores.set(i, j, f64::NEG_INFINITY);
+                }
+            }
+        }
+    }
+    softmax_rows_times(&scores, &v).data
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -617,6 +638,20 @@ pub fn performer_features(
     q: &[f32],
     k: &[f32],
 ) -> (Mat, Mat) {
+    performer_features_masked(dims, omega, features, q, k, None)
+}
+
+/// [`performer_features`] with a key padding mask: masked keys get `φk = 0` and stay out of
+/// the key stabiliser.
+pub fn performer_features_masked(
+    dims: Dims,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    mask: Option<&[bool]>,
+) -> (Mat, Mat) {
+    let masked = |m: usize| mask.is_some_and(|mask| mask[m]);
     let s = dims.s();
     let ratio = 1.0 / (features as f64).sqrt();
     let omega = Mat::from_f32(omega, features, dims.d);
@@ -632,9 +667,12 @@ pub fn performer_features(
             phi_q.set(i, r, ratio * (a.at(i, r) - hq - max_a).exp() + 1e-4);
         }
     }
-    let max_b = b.data.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let max_b = (0..dims.nk)
+        .filter(|&m| !masked(m))
+        .flat_map(|m| b.row(m).iter().cloned())
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut phi_k = Mat::zeros(dims.nk, features);
-    for m in 0..dims.nk {
+    for m in (0..dims.nk).filter(|&m| !masked(m)) {
         let hk = s * sq_norm(k.row(m)) / 2.0;
         for r in 0..features {
             phi_k.set(m, r, ratio * (b.at(m, r) - hk - max_b).exp() + 1e-4);
@@ -652,22 +690,95 @@ pub fn performer(
     k: &[f32],
     v: &[f32],
 ) -> Vec<f64> {
+    performer_masked(dims, omega, features, q, k, v, None)
+}
+
+/// [`performer`] with a key padding mask.
+pub fn performer_masked(
+    dims: Dims,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[bool]>,
+) -> Vec<f64> {
     dims.check(q, k, v);
-    let (phi_q, phi_k) = performer_features(dims, omega, features, q, k);
+    let (phi_q, phi_k) = performer_features_masked(dims, omega, features, q, k, mask);
     linear_attention(&phi_q, &phi_k, &Mat::from_f32(v, dims.nk, dims.dv)).data
+}
+
+/// The positive-feature estimator without floor or clamp:
+/// `out_i = Σ_r Σ_m e^(A[i,r] + B[m,r] − s|k_m|²/2) v_m / Σ_r Σ_m e^(…)`, over unmasked keys
+/// (one softmax over the `(r, m)` pairs of each query).
+pub fn performer_log_space(
+    dims: Dims,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[bool]>,
+) -> Vec<f64> {
+    dims.check(q, k, v);
+    let s = dims.s();
+    let omega = Mat::from_f32(omega, features, dims.d);
+    let (q, k) = (
+        Mat::from_f32(q, dims.nq, dims.d),
+        Mat::from_f32(k, dims.nk, dims.d),
+    );
+    let v = Mat::from_f32(v, dims.nk, dims.dv);
+    let (a, b) = (projection(dims, &q, &omega), projection(dims, &k, &omega));
+    let keys: Vec<usize> = (0..dims.nk)
+        .filter(|&m| !mask.is_some_and(|mask| mask[m]))
+        .collect();
+    let mut out = Mat::zeros(dims.nq, dims.dv);
+    for i in 0..dims.nq {
+        let mut logits = Vec::new();
+        let mut value_rows = Vec::new();
+        for r in 0..features {
+            for &m in &keys {
+                logits.push(a.at(i, r) + b.at(m, r) - s * sq_norm(k.row(m)) / 2.0);
+                value_rows.push(m);
+            }
+        }
+        let p = softmax(&logits);
+        for (&pj, &m) in p.iter().zip(&value_rows) {
+            for (o, &x) in out.row_mut(i).iter_mut().zip(v.row(m)) {
+                *o += pj * x;
+            }
+        }
+    }
+    out.data
 }
 
 /// Trigonometric features `φ [rows, 2S]` of one input (`fourier_projection`).
 pub fn fourier_features(dims: Dims, omega: &[f32], features: usize, x: &[f32], rows: usize) -> Mat {
+    fourier_features_masked(dims, omega, features, x, rows, None)
+}
+
+/// [`fourier_features`] with rows masked out: zero features, and out of the `max h`.
+pub fn fourier_features_masked(
+    dims: Dims,
+    omega: &[f32],
+    features: usize,
+    x: &[f32],
+    rows: usize,
+    mask: Option<&[bool]>,
+) -> Mat {
+    let masked = |m: usize| mask.is_some_and(|mask| mask[m]);
     let s = dims.s();
     let ratio = 1.0 / (features as f64).sqrt();
     let omega = Mat::from_f32(omega, features, dims.d);
     let x = Mat::from_f32(x, rows, dims.d);
     let a = projection(dims, &x, &omega);
     let h: Vec<f64> = (0..rows).map(|i| s * sq_norm(x.row(i)) / 2.0).collect();
-    let max_h = h.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let max_h = (0..rows)
+        .filter(|&i| !masked(i))
+        .map(|i| h[i])
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut phi = Mat::zeros(rows, 2 * features);
-    for i in 0..rows {
+    for i in (0..rows).filter(|&i| !masked(i)) {
         let magnitude = ratio * (h[i] - max_h).exp();
         for r in 0..features {
             phi.set(i, r, magnitude * a.at(i, r).sin());
@@ -686,9 +797,22 @@ pub fn trigonometric(
     k: &[f32],
     v: &[f32],
 ) -> Vec<f64> {
+    trigonometric_masked(dims, omega, features, q, k, v, None)
+}
+
+/// [`trigonometric`] with a key padding mask.
+pub fn trigonometric_masked(
+    dims: Dims,
+    omega: &[f32],
+    features: usize,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    mask: Option<&[bool]>,
+) -> Vec<f64> {
     dims.check(q, k, v);
     let phi_q = fourier_features(dims, omega, features, q, dims.nq);
-    let phi_k = fourier_features(dims, omega, features, k, dims.nk);
+    let phi_k = fourier_features_masked(dims, omega, features, k, dims.nk, mask);
     linear_attention(&phi_q, &phi_k, &Mat::from_f32(v, dims.nk, dims.dv)).data
 }
 
