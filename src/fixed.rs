@@ -279,6 +279,7 @@ pub fn lara_sampled<
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input, [`Error::LengthMismatch`] or
 /// [`Error::KeyIndexOutOfRange`] for bad key indices.
+#[allow(clippy::too_many_arguments)]
 pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     mean: ra_kernel::Mean<'_>,
     noise_scale: NoiseScale,
@@ -309,6 +310,7 @@ pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
 ///
 /// # Errors
 /// [`Error::NonFinite`] for a non-finite input.
+#[allow(clippy::too_many_arguments)]
 pub fn ra_sampled<
     const NQ: usize,
     const NK: usize,

@@ -68,7 +68,7 @@ impl Inputs {
 /// Masks: none, scattered keys, and a masked prefix long enough to cover whole key blocks.
 fn masks(keys: usize, seed: u64) -> Vec<Option<Vec<bool>>> {
     let scattered: Vec<bool> = (0..keys)
-        .map(|j| (j as u64 * 7 + seed) % 3 == 0 && j + 1 < keys)
+        .map(|j| (j as u64 * 7 + seed).is_multiple_of(3) && j + 1 < keys)
         .collect();
     let prefix: Vec<bool> = (0..keys).map(|j| j < keys * 3 / 4).collect();
     vec![None, Some(scattered), Some(prefix)]

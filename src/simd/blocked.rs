@@ -279,6 +279,7 @@ pub(crate) fn flash_block<I: Isa>(
 
 /// Blocked exact attention: [`flash_block`] over every block of queries.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn exact<I: Isa>(
     isa: I,
     shape: Shape,

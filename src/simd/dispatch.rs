@@ -58,6 +58,7 @@ use crate::rfa::FeatureState;
 use crate::shape::Shape;
 
 /// Blocked exact attention on `backend`; `false` if the caller must run the scalar kernel.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn exact(
     backend: Backend,
     shape: Shape,
