@@ -39,6 +39,10 @@ impl Opaque {
         // SAFETY: as above.
         unsafe { from_raw_parts(self.word(slot) as *const u32, self.word(slot + 1)) }
     }
+    fn mask(&self, slot: usize) -> &'static [bool] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts(self.word(slot) as *const bool, self.word(slot + 1)) }
+    }
     fn float(&self, slot: usize) -> f32 {
         f32::from_bits(self.word(slot) as u32)
     }
@@ -80,10 +84,26 @@ fn main() -> ! {
             keys: x.input(27),
         }
     };
+    let key_mask = if x.word(82) == 0 {
+        None
+    } else {
+        Some(x.mask(83))
+    };
+    let noise_scale = if x.word(81) == 0 {
+        NoiseScale::Official
+    } else {
+        NoiseScale::Paper
+    };
     let params = lara::Params {
         landmarks,
         weighting,
-        ..Default::default()
+        proposals: match x.word(80) {
+            0 => lara::Proposals::Single,
+            1 => lara::Proposals::Antithetic,
+            _ => lara::Proposals::TwoPerLandmark,
+        },
+        noise_scale,
+        key_mask,
     };
     let noise = if x.word(29) == 0 { None } else { Some(eps) };
     let mean = match x.word(30) {
@@ -107,11 +127,11 @@ fn main() -> ! {
         shape, &params, q, k, v, &mut rng, out, scratch,
     ));
     tally(lara::segment_means(q, shape.queries, shape.dim, count, out));
-    tally(ra::attention(shape, mean, NoiseScale::Official, q, k, v, noise, out, scratch));
+    tally(ra::attention(shape, mean, noise_scale, q, k, v, noise, out, scratch));
     tally(ra::attention_sampled(
         shape,
         sampled_mean,
-        NoiseScale::Official,
+        noise_scale,
         q,
         k,
         v,
@@ -120,6 +140,17 @@ fn main() -> ! {
         scratch,
     ));
     tally(rfa::positive(shape, omega, features, q, k, v, out, scratch));
+    let mask = x.mask(83);
+    tally(exact::attention_masked(shape, q, k, v, mask, out, scratch));
+    tally(rfa::positive_masked(
+        shape, omega, features, q, k, v, mask, out, scratch,
+    ));
+    tally(rfa::trigonometric_masked(
+        shape, omega, features, q, k, v, mask, out, scratch,
+    ));
+    tally(rfa::positive_log_space(
+        shape, omega, features, q, k, v, key_mask, out, scratch,
+    ));
     tally(rfa::trigonometric(
         shape, omega, features, q, k, v, out, scratch,
     ));
