@@ -5,6 +5,7 @@
 //! cargo run --release --example bench -- --json            # one JSON object per line
 //! cargo run --release --example bench -- --shapes 512x32x16,2048x64x32
 //! cargo run --release --example bench -- --full            # also scalar exact/RA above n = 4096
+//! cargo run --release --example bench -- --options         # the cost of each option, as ratios
 //! ```
 //!
 //! Each measurement: one warm-up call, then repetitions until 0.3 s have passed (at least 3, at
@@ -33,6 +34,7 @@ const ESTIMATORS: [&str; 4] = ["exact", "lara", "rfa", "ra"];
 struct Options {
     json: bool,
     full: bool,
+    option_costs: bool,
     shapes: Vec<(usize, usize, usize)>,
 }
 
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         json: false,
         full: false,
+        option_costs: false,
         shapes: DEFAULT_SHAPES.to_vec(),
     };
     let mut args = std::env::args().skip(1);
@@ -47,13 +50,17 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--json" => options.json = true,
             "--full" => options.full = true,
+            "--options" => {
+                options.option_costs = true;
+                options.shapes = vec![(1024, 64, 64), (4096, 64, 64)];
+            }
             "--shapes" => {
                 let list = args.next().ok_or("--shapes needs NxDxC,…")?;
                 options.shapes = list.split(',').map(parse_shape).collect::<Result<_, _>>()?;
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --json, --full, --shapes NxDxC,…)"
+                    "unknown argument {other:?} (expected --json, --full, --options, --shapes NxDxC,…)"
                 ));
             }
         }
@@ -279,6 +286,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if options.option_costs {
+        option_costs(&options.shapes);
+        return;
+    }
     let backends: Vec<Backend> = Backend::ALL
         .into_iter()
         .filter(|b| b.is_available())
@@ -409,6 +420,103 @@ fn print_table(rows: &[Row], backends: &[Backend]) {
                     100.0 * r.gflops / best_peak
                 );
             }
+        }
+    }
+}
+
+/// The cost of each option against the call it modifies, on the best backend, measured in one
+/// run: a ratio of median times (1.00 = free). Masks mark every fourth key and the last quarter.
+fn option_costs(shapes: &[(usize, usize, usize)]) {
+    use lara_attn::lara::Proposals;
+    println!("backend {}", lara_attn::backend::active_backend().name());
+    println!("| option | vs | n × d × C | ratio |");
+    println!("|---|---|---|---|");
+    for &(n, d, c) in shapes {
+        let shape = Shape::self_attention(n, d);
+        let mut x = inputs(n, d, c);
+        let mask: Vec<bool> = (0..n).map(|j| j % 4 == 3 || j >= n * 3 / 4).collect();
+        let eps = {
+            let mut eps = vec![0.0; 2 * c * d];
+            fill_standard_normal(&mut default_rng(3), &mut eps);
+            eps
+        };
+        let mut scratch = vec![
+            0.0;
+            lara::scratch_len(shape, 2 * c)
+                .max(rfa::log_space_scratch_len(shape, c))
+                .max(exact::scratch_len(shape))
+                .max(rfa::positive_scratch_len(shape, c))
+        ];
+        let (q, k, v) = (&x.q[..], &x.k[..], &x.v[..]);
+        let out = &mut x.out;
+        let optimal = Params::segment_means(c, Weighting::Optimal { alpha_coeff: 1.0 });
+        let mut lara_time = |params: &Params<'_>| {
+            let proposals = params.proposals;
+            let noise = &eps[..lara::noise_len(shape, c, proposals)];
+            measure(|| {
+                lara::attention(shape, params, q, k, v, Some(noise), out, &mut scratch)
+                    .expect("lara");
+                black_box(&*out);
+            })
+        };
+        let single = lara_time(&optimal);
+        let mut rows = vec![
+            (
+                "LARA antithetic proposals",
+                "LARA sampled, single",
+                lara_time(&optimal.with_proposals(Proposals::Antithetic)) / single,
+            ),
+            (
+                "LARA two proposals per landmark",
+                "LARA sampled, single",
+                lara_time(&optimal.with_proposals(Proposals::TwoPerLandmark)) / single,
+            ),
+            (
+                "LARA paper noise scale",
+                "LARA sampled, official",
+                lara_time(&optimal.with_noise_scale(NoiseScale::Paper)) / single,
+            ),
+            (
+                "LARA key mask (44% masked)",
+                "LARA sampled",
+                lara_time(&optimal.with_key_mask(&mask)) / single,
+            ),
+        ];
+        let mut time = |call: &mut dyn FnMut(&mut [f32], &mut [f32])| {
+            measure(|| {
+                call(out, &mut scratch);
+                black_box(&*out);
+            })
+        };
+        let exact_plain = time(&mut |o, s| exact::attention(shape, q, k, v, o, s).expect("exact"));
+        let exact_masked =
+            time(&mut |o, s| exact::attention_masked(shape, q, k, v, &mask, o, s).expect("exact"));
+        let omega = &x.omega;
+        let rfa_plain =
+            time(&mut |o, s| rfa::positive(shape, omega, c, q, k, v, o, s).expect("rfa"));
+        let rfa_masked = time(&mut |o, s| {
+            rfa::positive_masked(shape, omega, c, q, k, v, &mask, o, s).expect("rfa")
+        });
+        let rfa_log = time(&mut |o, s| {
+            rfa::positive_log_space(shape, omega, c, q, k, v, None, o, s).expect("rfa")
+        });
+        rows.push((
+            "exact key mask (44% masked)",
+            "exact",
+            exact_masked / exact_plain,
+        ));
+        rows.push((
+            "RFA key mask (44% masked)",
+            "RFA positive",
+            rfa_masked / rfa_plain,
+        ));
+        rows.push((
+            "RFA positive in log space",
+            "RFA positive",
+            rfa_log / rfa_plain,
+        ));
+        for (option, against, ratio) in rows {
+            println!("| {option} | {against} | {n} × {d} × {c} | {ratio:.2} |");
         }
     }
 }
