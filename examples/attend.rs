@@ -4,11 +4,16 @@
 //! q.npy k.npy v.npy -o out.npy` (`--help` lists the options).
 //!
 //! Inputs are little-endian float32 `.npy` files (NPY v1/v2/v3, C order), `[n, d]` for one head
-//! or `[h, n, d]` for `h` heads (run through `lara_attn::multihead`). `q` may have another `n`
-//! than `k`/`v` (cross-attention), `v` another last dimension. The output is written as NPY v1.0
-//! `<f4`, `[n_q, d_v]` or `[h, n_q, d_v]`. Every error (bad argument, missing, truncated or
-//! mistyped file, a shape that does not fit, a kernel error) is one line on stderr and exit
-//! code 2.
+//! or `[h, n, d]` for `h` heads (run through `lara_attn::multihead`, or head by head where the
+//! multi-head API has no entry point: key padding masks, log-space RFA, per-head LARA options).
+//! `q` may have another `n` than `k`/`v` (cross-attention), `v` another last dimension. The
+//! output is written as NPY v1.0 `<f4`, `[n_q, d_v]` or `[h, n_q, d_v]`.
+//!
+//! Beyond the official defaults: a key padding mask (`--mask`, exact / lara / rfa / rfa-trig),
+//! the paper's noise scale (`--scaled-noise`, lara / ra), antithetic or two-sample LARA proposals
+//! (`--proposals`) and log-space positive RFA (`--rfa-log-space`). Every error (bad argument,
+//! missing, truncated or mistyped file, a shape that does not fit, a kernel error) is one line on
+//! stderr and exit code 2.
 
 #[path = "../tests/support/npy.rs"]
 mod npy;
@@ -37,8 +42,13 @@ Options:
   --landmarks-k FILE       lara: given key landmarks [C, d] (with --landmarks-q)
   --mis opt|bh|biased      lara: proposal weighting (default opt)
   --alpha A                lara: alpha_coeff of mis-opt (default 1.0)
-  --eps FILE               lara/ra: the sampled-mode noise, lara [C', d], ra [n_q, d]
-                           (implies --mode sampled)
+  --eps FILE               lara/ra: the sampled-mode noise, lara [C', d] ([2C', d] with
+                           --proposals two), ra [n_q, d] (implies --mode sampled)
+  --scaled-noise           lara/ra sampled mode: W = mu + d^1/4 eps, unit-variance noise in the
+                           paper's scaled variables (default: the official W = mu + eps); a
+                           given --eps is scaled too
+  --proposals P            lara sampled mode: single (default), antithetic (W = mu +- eps, 2C'
+                           samples) or two (two draws per landmark, --eps [2C', d])
   --ra-mean 0|-1|1         ra: the official num_samples (default 0: key average; -1: attention
                            weighted; 1: one sampled key per query)
   --key-indices FILE       ra --ra-mean 1: the key of each query, int32 [n_q] (needed in eval
@@ -47,6 +57,8 @@ Options:
   --omega-kind iid|orthogonal
                            rfa/rfa-trig: how omega is drawn (default orthogonal)
   --omega FILE             rfa/rfa-trig: a given projection [S, d] or [h, S, d]
+  --rfa-log-space          rfa (not causal): positive features computed in log space, without
+                           the official 1e-4 feature floor and 1e-2 denominator clamp
   --causal                 exact (KV cache of capacity n), rfa, rfa-trig: token i attends to
                            keys 0..=i (needs n_q = n_k)
   --gates FILE             causal rfa/rfa-trig: recency gates in [0, 1], [n] or [h, n]
@@ -55,8 +67,10 @@ Options:
                            lara/ra without --eps, rfa without --omega)
   --compare exact          print ||out - exact||_F / ||exact||_F (causal exact with --causal)
   --backend NAME           scalar | sse2 | avx2 | avx512 | neon | simd128 | best (default best)
-  --mask FILE              not supported yet (key padding mask)
-  --scaled-noise           not supported yet (unit-variance noise in the scaled variables)
+  --mask FILE              exact, lara, rfa, rfa-trig (not ra, not --causal): key padding mask
+                           [n_k] (every head) or [h, n_k]; dtype |b1 (bool), <i4 or <f4; true
+                           or nonzero marks a padding key, which is ignored. --compare exact
+                           compares with masked exact attention
   -h, --help               this text
 
 Exit code: 0 on success, 2 on any error.";
@@ -121,6 +135,10 @@ struct Options {
     draws: usize,
     compare: bool,
     backend: Option<String>,
+    mask: Option<PathBuf>,
+    scaled_noise: bool,
+    proposals: Option<lara::Proposals>,
+    rfa_log_space: bool,
 }
 
 enum Parsed {
@@ -187,6 +205,10 @@ fn parse_args(args: &[String]) -> Res<Parsed> {
     let mut draws = 1usize;
     let mut compare = false;
     let mut backend = None;
+    let mut mask = None;
+    let mut scaled_noise = false;
+    let mut proposals = None;
+    let mut rfa_log_space = false;
 
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -294,16 +316,21 @@ fn parse_args(args: &[String]) -> Res<Parsed> {
                 compare = true;
             }
             "--backend" => backend = Some(value("a backend name")?),
-            "--mask" => {
-                return Err(not_supported(
-                    "--mask (key padding mask): not supported yet by lara-attn",
-                ));
+            "--mask" => mask = Some(PathBuf::from(value("a file name")?)),
+            "--scaled-noise" => scaled_noise = true,
+            "--proposals" => {
+                proposals = Some(match value("single, antithetic or two")?.as_str() {
+                    "single" => lara::Proposals::Single,
+                    "antithetic" => lara::Proposals::Antithetic,
+                    "two" | "two-per-landmark" => lara::Proposals::TwoPerLandmark,
+                    other => {
+                        return Err(format!(
+                            "unknown --proposals {other:?}: expected single, antithetic or two"
+                        ));
+                    }
+                });
             }
-            "--scaled-noise" => {
-                return Err(not_supported(
-                    "--scaled-noise: not supported yet by lara-attn (only the official unscaled noise)",
-                ));
-            }
+            "--rfa-log-space" => rfa_log_space = true,
             _ if arg.starts_with('-') && arg.len() > 1 => {
                 return Err(format!("unknown option {arg:?}"));
             }
@@ -358,11 +385,11 @@ fn parse_args(args: &[String]) -> Res<Parsed> {
         draws,
         compare,
         backend,
+        mask,
+        scaled_noise,
+        proposals,
+        rfa_log_space,
     })))
-}
-
-fn not_supported(message: &str) -> String {
-    message.to_string()
 }
 
 fn parse_positive(name: &str, text: &str) -> Res<usize> {
@@ -437,6 +464,44 @@ fn check_applicable(o: &Options) -> Res<()> {
     if o.key_indices.is_some() && o.ra_mean != 1 {
         return Err("--key-indices needs --ra-mean 1".into());
     }
+    if o.mask.is_some() && m == Method::Ra {
+        return Err(
+            "--mask: lara-attn's ra has no key padding mask (--mask applies to --method \
+             exact / lara / rfa / rfa-trig)"
+                .into(),
+        );
+    }
+    if o.mask.is_some() && o.causal {
+        return Err(
+            "--mask cannot be used with --causal: the causal kernels have no key padding mask"
+                .into(),
+        );
+    }
+    only(
+        o.scaled_noise,
+        "--scaled-noise",
+        &[Method::Lara, Method::Ra],
+    )?;
+    if o.scaled_noise && !sampled(o) {
+        return Err(
+            "--scaled-noise scales the noise of sampled mode: add --mode sampled (or --eps)".into(),
+        );
+    }
+    only(o.proposals.is_some(), "--proposals", &[Method::Lara])?;
+    if o.proposals.is_some_and(|p| p != lara::Proposals::Single) && !sampled(o) {
+        return Err(
+            "--proposals antithetic / two only change sampled mode: add --mode sampled (or --eps)"
+                .into(),
+        );
+    }
+    only(o.rfa_log_space, "--rfa-log-space", &[Method::Rfa])?;
+    if o.rfa_log_space && o.causal {
+        return Err(
+            "--rfa-log-space is not implemented for --causal (causal rfa keeps the official \
+             floor and clamp)"
+                .into(),
+        );
+    }
     if o.draws > 1 && !has_randomness(o) {
         return Err(format!(
             "--draws {} needs a random estimator: --mode sampled without --eps (lara, ra) or a \
@@ -475,10 +540,23 @@ struct Input {
 /// Reads a `.npy` file of `descr` elements (through the tests' reader), checking that no
 /// dimension is zero.
 fn read_npy<T>(path: &Path, descr: &str, decode: fn([u8; 4]) -> T) -> Res<npy::Array<T>> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_bytes(path)?;
+    parse_npy(path, &bytes, descr, decode)
+}
+
+fn read_bytes(path: &Path) -> Res<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// [`read_npy`] on the bytes of `path`.
+fn parse_npy<T>(
+    path: &Path,
+    bytes: &[u8],
+    descr: &str,
+    decode: fn([u8; 4]) -> T,
+) -> Res<npy::Array<T>> {
     // The reader checks the header, the dtype and that the payload matches the shape.
-    let array =
-        npy::parse(&bytes, descr, decode).map_err(|e| format!("{}: {e}", path.display()))?;
+    let array = npy::parse(bytes, descr, decode).map_err(|e| format!("{}: {e}", path.display()))?;
     if array.shape.contains(&0) {
         return Err(format!(
             "{}: shape {:?} has a zero dimension",
@@ -522,8 +600,18 @@ fn read_stacked<T: Clone>(
     heads: usize,
     inner: &str,
 ) -> Res<(Vec<usize>, Vec<T>)> {
+    stack_heads(option, path, read_npy(path, descr, decode)?, heads, inner)
+}
+
+/// The stacking of [`read_stacked`] on an array already read.
+fn stack_heads<T: Clone>(
+    option: &str,
+    path: &Path,
+    array: npy::Array<T>,
+    heads: usize,
+    inner: &str,
+) -> Res<(Vec<usize>, Vec<T>)> {
     let inner_rank = inner.split(',').count();
-    let array = read_npy(path, descr, decode)?;
     let shape = &array.shape;
     if shape.len() == inner_rank {
         let mut data = try_alloc::<T>(array.data.len().saturating_mul(heads))?;
@@ -538,6 +626,111 @@ fn read_stacked<T: Clone>(
             "{option} {}: shape {shape:?}: expected [{inner}] or [h = {heads}, {inner}]",
             path.display()
         ))
+    }
+}
+
+/// The `descr` of an `.npy` header, its offset in `bytes` and the offset of the payload, or
+/// `None` if the bytes do not start with a well-formed header (the tests' reader then says what
+/// is wrong).
+fn npy_descr(bytes: &[u8]) -> Option<(&str, usize, usize)> {
+    let rest = bytes.strip_prefix(b"\x93NUMPY")?;
+    let (len, start) = match rest.first()? {
+        1 => (
+            usize::from(u16::from_le_bytes(*rest.get(2..)?.first_chunk::<2>()?)),
+            10,
+        ),
+        2 | 3 => (
+            usize::try_from(u32::from_le_bytes(*rest.get(2..)?.first_chunk::<4>()?)).ok()?,
+            12,
+        ),
+        _ => return None,
+    };
+    let end = usize::checked_add(start, len)?;
+    let header = std::str::from_utf8(bytes.get(start..end)?).ok()?;
+    let key = "'descr':";
+    let value = header[header.find(key)? + key.len()..].trim_start();
+    let value = value.strip_prefix('\'')?;
+    // `value` is a suffix of `header`, which starts at `start` in `bytes`.
+    let offset = start + (header.len() - value.len());
+    Some((&value[..value.find('\'')?], offset, end))
+}
+
+/// Reads the key padding mask of `--mask`: `|b1` (numpy bool), `<i4` or `<f4` (nonzero marks a
+/// padding key), `[n_k]` for every head or `[h, n_k]`. Returns the mask stacked `[h, n_k]` and
+/// whether the file had one mask per head.
+fn read_mask(path: &Path, heads: usize, keys: usize) -> Res<(Vec<bool>, bool)> {
+    let bytes = read_bytes(path)?;
+    let array: npy::Array<bool> = match npy_descr(&bytes) {
+        Some(("|b1", descr, payload)) => {
+            // The reader takes 4-byte elements: the same header with `<i4` (a descr of the same
+            // length) and every byte widened to an int32.
+            let body = &bytes[payload..];
+            let mut widened =
+                try_alloc::<u8>(body.len().saturating_mul(4).saturating_add(payload))?;
+            widened.extend_from_slice(&bytes[..payload]);
+            widened[descr..descr + 3].copy_from_slice(b"<i4");
+            for &b in body {
+                widened.extend_from_slice(&i32::from(b).to_le_bytes());
+            }
+            let array = parse_npy(path, &widened, "<i4", i32::from_le_bytes)?;
+            to_mask(array, |x| x != 0)
+        }
+        Some(("<i4", ..)) => to_mask(parse_npy(path, &bytes, "<i4", i32::from_le_bytes)?, |x| {
+            x != 0
+        }),
+        Some(("<f4", ..)) => {
+            let array = parse_npy(path, &bytes, "<f4", f32::from_le_bytes)?;
+            if let Some(i) = array.data.iter().position(|x| x.is_nan()) {
+                return Err(format!(
+                    "--mask {}: element {i} is NaN (nonzero marks a padding key)",
+                    path.display()
+                ));
+            }
+            to_mask(array, |x| x != 0.0)
+        }
+        Some((other, ..)) => {
+            return Err(format!(
+                "--mask {}: dtype '{other}', expected '|b1' (bool), '<i4' or '<f4' (nonzero marks \
+                 a padding key)",
+                path.display()
+            ));
+        }
+        // Not a well-formed header: the reader reports the problem.
+        None => {
+            return Err(match parse_npy(path, &bytes, "|b1", |_| ()) {
+                Err(e) => e,
+                Ok(_) => format!("--mask {}: malformed .npy header", path.display()),
+            });
+        }
+    };
+    let per_head = array.shape.len() == 2;
+    let (s, mask) = stack_heads("--mask", path, array, heads, "n_k")?;
+    if s != [keys] {
+        return Err(format!(
+            "--mask {}: per-head shape {s:?}, expected [n_k = {keys}] (one entry per key)",
+            path.display()
+        ));
+    }
+    for (head, head_mask) in mask.chunks_exact(keys).enumerate() {
+        if head_mask.iter().all(|&masked| masked) {
+            let which = if per_head {
+                format!("head {head} of ")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "--mask {}: {which}the mask masks every key (attention over no key is undefined)",
+                path.display()
+            ));
+        }
+    }
+    Ok((mask, per_head))
+}
+
+fn to_mask<T: Copy>(array: npy::Array<T>, masked: impl Fn(T) -> bool) -> npy::Array<bool> {
+    npy::Array {
+        data: array.data.iter().map(|&x| masked(x)).collect(),
+        shape: array.shape,
     }
 }
 
@@ -597,6 +790,10 @@ struct Problem {
     features: usize,
     omega: Option<Vec<f32>>,
     gates: Option<Vec<f32>>,
+    /// The key padding mask stacked `[h, n_k]`.
+    mask: Option<Vec<bool>>,
+    /// Whether the mask file had one mask per head (`[h, n_k]`).
+    mask_per_head: bool,
 }
 
 fn run(o: &Options) -> Res<()> {
@@ -652,7 +849,13 @@ fn run(o: &Options) -> Res<()> {
             diff += (f64::from(x) - f64::from(r)).powi(2);
             norm += f64::from(r).powi(2);
         }
-        let label = if o.causal { "causal exact" } else { "exact" };
+        let label = if o.causal {
+            "causal exact"
+        } else if o.mask.is_some() {
+            "masked exact"
+        } else {
+            "exact"
+        };
         if norm > 0.0 {
             println!(
                 "relative Frobenius error vs {label}: {:.6e}",
@@ -770,7 +973,11 @@ fn load_problem(o: &Options) -> Res<Problem> {
     let eps = match &o.eps {
         None => None,
         Some(path) => {
+            let proposals = o.proposals.unwrap_or_default();
             let (rows, inner) = match o.method {
+                Method::Lara if proposals.noise_rows(1) == 2 => {
+                    (proposals.noise_rows(lara_count), "2C', d")
+                }
                 Method::Lara => (lara_count, "C', d"),
                 _ => (shape.queries, "n_q, d"),
             };
@@ -860,6 +1067,14 @@ fn load_problem(o: &Options) -> Res<Problem> {
         }
     };
 
+    let (mask, mask_per_head) = match &o.mask {
+        None => (None, false),
+        Some(path) => {
+            let (mask, per_head) = read_mask(path, heads, shape.keys)?;
+            (Some(mask), per_head)
+        }
+    };
+
     Ok(Problem {
         heads,
         stacked: q.heads.is_some(),
@@ -873,6 +1088,8 @@ fn load_problem(o: &Options) -> Res<Problem> {
         features,
         omega,
         gates,
+        mask,
+        mask_per_head,
     })
 }
 
@@ -889,143 +1106,282 @@ fn kernel_error(method: &str) -> impl Fn(lara_attn::Error) -> String + '_ {
 }
 
 fn run_once(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Res<()> {
-    let (h, shape) = (p.heads, p.shape);
-    let (q, k, v) = (&p.q[..], &p.k[..], &p.v[..]);
     match o.method {
         Method::Exact if o.causal => causal_exact(p, out),
         Method::Exact => run_exact(p, out),
-        Method::Lara => {
-            let landmarks = match &p.params_landmarks {
-                Some((count, lq, lk)) => lara::Landmarks::Given {
-                    count: *count,
-                    queries: lq,
-                    keys: lk,
-                },
-                None => lara::Landmarks::SegmentMeans(o.landmarks.unwrap_or(16)),
-            };
-            let count = match landmarks {
-                lara::Landmarks::Given { count, .. } => count,
-                lara::Landmarks::SegmentMeans(c) => lara::effective_landmarks(shape, c),
-            };
-            let params = lara::Params {
-                landmarks,
-                weighting: o.weighting,
-                ..Default::default()
-            };
-            let mut scratch = zeros(lara::scratch_len(shape, count))?;
-            let err = kernel_error("lara");
-            if sampled(o) && p.eps.is_none() {
-                multihead::lara_sampled(h, shape, &params, q, k, v, rng, out, &mut scratch)
-                    .map_err(err)
-            } else {
-                multihead::lara(
-                    h,
-                    shape,
-                    &params,
-                    q,
-                    k,
-                    v,
-                    p.eps.as_deref(),
-                    out,
-                    &mut scratch,
-                )
-                .map_err(err)
-            }
+        Method::Lara => run_lara(o, p, rng, out),
+        Method::Ra => run_ra(o, p, rng, out),
+        Method::Rfa | Method::RfaTrig => run_rfa(o, p, rng, out),
+    }
+}
+
+fn noise_scale(o: &Options) -> NoiseScale {
+    if o.scaled_noise {
+        NoiseScale::Paper
+    } else {
+        NoiseScale::Official
+    }
+}
+
+/// Head `head` of a stacked `[h, per_head]` slice.
+fn head_part<'a, T>(what: &str, data: &'a [T], per_head: usize, head: usize) -> Res<&'a [T]> {
+    if per_head == 0 {
+        return Err(format!("{what}: empty per-head slice"));
+    }
+    data.chunks_exact(per_head)
+        .nth(head)
+        .ok_or_else(|| format!("{what} has too few heads"))
+}
+
+fn run_lara(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Res<()> {
+    let (h, shape) = (p.heads, p.shape);
+    let (q, k, v) = (&p.q[..], &p.k[..], &p.v[..]);
+    let landmarks = match &p.params_landmarks {
+        Some((count, lq, lk)) => lara::Landmarks::Given {
+            count: *count,
+            queries: lq,
+            keys: lk,
+        },
+        None => lara::Landmarks::SegmentMeans(o.landmarks.unwrap_or(16)),
+    };
+    let count = match landmarks {
+        lara::Landmarks::Given { count, .. } => count,
+        lara::Landmarks::SegmentMeans(c) => lara::effective_landmarks(shape, c),
+    };
+    let proposals = o.proposals.unwrap_or_default();
+    let mut params = lara::Params::new(landmarks, o.weighting)
+        .with_proposals(proposals)
+        .with_noise_scale(noise_scale(o));
+    let mut scratch = zeros(lara::scratch_len(shape, proposals.samples(count)))?;
+    let err = kernel_error("lara");
+    let draw = sampled(o) && p.eps.is_none();
+
+    // `multihead::lara` takes one mask for every head and `C'` noise rows per head.
+    let head_by_head = p.mask_per_head || (p.eps.is_some() && proposals.noise_rows(count) != count);
+    if !head_by_head {
+        if let Some(mask) = &p.mask {
+            params = params.with_key_mask(head_part("--mask", mask, shape.keys, 0)?);
         }
-        Method::Ra => {
-            let mut scratch = zeros(ra::scratch_len(shape))?;
-            let err = kernel_error("ra");
-            let given_mean = match (o.ra_mean, &p.key_indices) {
-                (0, _) => Some(ra::Mean::KeyAverage),
-                (-1, _) => Some(ra::Mean::AttentionWeighted),
-                (_, Some(indices)) => Some(ra::Mean::Keys(indices)),
-                (_, None) => None,
-            };
-            if !sampled(o) {
-                let mean = given_mean.ok_or(
-                    "ra --ra-mean 1 in eval mode needs --key-indices (or use --mode sampled to draw them)",
-                )?;
-                return multihead::ra(
-                    h,
-                    shape,
-                    mean,
-                    NoiseScale::Official,
-                    q,
-                    k,
-                    v,
-                    None,
-                    out,
-                    &mut scratch,
-                )
-                .map_err(err);
-            }
-            match (&p.eps, given_mean) {
-                (Some(eps), Some(mean)) => {
-                    multihead::ra(h, shape, mean, NoiseScale::Official, q, k, v, Some(eps), out, &mut scratch).map_err(err)
-                }
-                (Some(_), None) => Err(
-                    "ra --ra-mean 1 with --eps needs --key-indices (the keys are drawn only with the noise)"
-                        .into(),
-                ),
-                (None, Some(ra::Mean::Keys(indices))) => {
-                    // Given keys, drawn noise.
-                    let mut eps = zeros(h.saturating_mul(shape.queries).saturating_mul(shape.dim))?;
-                    random::fill_standard_normal(rng, &mut eps);
-                    multihead::ra(h, shape, ra::Mean::Keys(indices), NoiseScale::Official, q, k, v, Some(&eps), out, &mut scratch)
-                        .map_err(err)
-                }
-                (None, _) => {
-                    let mean = match o.ra_mean {
-                        0 => ra::SampledMean::KeyAverage,
-                        -1 => ra::SampledMean::AttentionWeighted,
-                        _ => ra::SampledMean::Key,
-                    };
-                    multihead::ra_sampled(h, shape, mean, NoiseScale::Official, q, k, v, rng, out, &mut scratch).map_err(err)
-                }
-            }
+        return if draw {
+            multihead::lara_sampled(h, shape, &params, q, k, v, rng, out, &mut scratch)
+        } else {
+            multihead::lara(
+                h,
+                shape,
+                &params,
+                q,
+                k,
+                v,
+                p.eps.as_deref(),
+                out,
+                &mut scratch,
+            )
         }
-        Method::Rfa | Method::RfaTrig => {
-            let trig = o.method == Method::RfaTrig;
-            let s = p.features;
-            let drawn;
-            let omega = match &p.omega {
-                Some(omega) => &omega[..],
-                None => {
-                    let per_head = s.checked_mul(shape.dim).ok_or("--features too large")?;
-                    let mut all = zeros(per_head.saturating_mul(h))?;
-                    for head in all.chunks_exact_mut(per_head) {
-                        match o.omega_kind {
-                            OmegaKind::Iid => random::gaussian_omega(rng, s, shape.dim, head),
-                            OmegaKind::Orthogonal => {
-                                random::orthogonal_omega(rng, s, shape.dim, head)
-                            }
-                        }
-                        .map_err(kernel_error("omega"))?;
-                    }
-                    drawn = all;
-                    &drawn[..]
-                }
+        .map_err(err);
+    }
+
+    let landmark_len = count.saturating_mul(shape.dim);
+    let noise_len = proposals.noise_rows(count).saturating_mul(shape.dim);
+    for (head, q, k, v, out) in head_chunks(p, out) {
+        let mut head_params = params;
+        if let lara::Landmarks::Given {
+            count,
+            queries,
+            keys,
+        } = landmarks
+        {
+            head_params.landmarks = lara::Landmarks::Given {
+                count,
+                queries: head_part("--landmarks-q", queries, landmark_len, head)?,
+                keys: head_part("--landmarks-k", keys, landmark_len, head)?,
             };
-            let err = kernel_error(o.method.name());
-            if o.causal {
-                return causal_rfa(p, trig, omega, out);
-            }
-            if trig {
-                let mut scratch = zeros(rfa::trigonometric_scratch_len(shape, s))?;
-                multihead::rfa_trigonometric(h, shape, omega, s, q, k, v, out, &mut scratch)
-                    .map_err(err)
-            } else {
-                let mut scratch = zeros(rfa::positive_scratch_len(shape, s))?;
-                multihead::rfa_positive(h, shape, omega, s, q, k, v, out, &mut scratch).map_err(err)
-            }
+        }
+        if let Some(mask) = &p.mask {
+            head_params = head_params.with_key_mask(head_part("--mask", mask, shape.keys, head)?);
+        }
+        if draw {
+            lara::attention_sampled(shape, &head_params, q, k, v, rng, out, &mut scratch)
+        } else {
+            let eps = match &p.eps {
+                Some(eps) => Some(head_part("--eps", eps, noise_len, head)?),
+                None => None,
+            };
+            lara::attention(shape, &head_params, q, k, v, eps, out, &mut scratch)
+        }
+        .map_err(&err)?;
+    }
+    Ok(())
+}
+
+fn run_ra(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Res<()> {
+    let (h, shape) = (p.heads, p.shape);
+    let (q, k, v) = (&p.q[..], &p.k[..], &p.v[..]);
+    let noise_scale = noise_scale(o);
+    let mut scratch = zeros(ra::scratch_len(shape))?;
+    let err = kernel_error("ra");
+    let given_mean = match (o.ra_mean, &p.key_indices) {
+        (0, _) => Some(ra::Mean::KeyAverage),
+        (-1, _) => Some(ra::Mean::AttentionWeighted),
+        (_, Some(indices)) => Some(ra::Mean::Keys(indices)),
+        (_, None) => None,
+    };
+    if !sampled(o) {
+        let mean = given_mean.ok_or(
+            "ra --ra-mean 1 in eval mode needs --key-indices (or use --mode sampled to draw them)",
+        )?;
+        return multihead::ra(
+            h,
+            shape,
+            mean,
+            noise_scale,
+            q,
+            k,
+            v,
+            None,
+            out,
+            &mut scratch,
+        )
+        .map_err(err);
+    }
+    match (&p.eps, given_mean) {
+        (Some(eps), Some(mean)) => multihead::ra(
+            h,
+            shape,
+            mean,
+            noise_scale,
+            q,
+            k,
+            v,
+            Some(eps),
+            out,
+            &mut scratch,
+        )
+        .map_err(err),
+        (Some(_), None) => Err(
+            "ra --ra-mean 1 with --eps needs --key-indices (the keys are drawn only with the noise)"
+                .into(),
+        ),
+        (None, Some(ra::Mean::Keys(indices))) => {
+            // Given keys, drawn noise.
+            let mut eps = zeros(h.saturating_mul(shape.queries).saturating_mul(shape.dim))?;
+            random::fill_standard_normal(rng, &mut eps);
+            multihead::ra(
+                h,
+                shape,
+                ra::Mean::Keys(indices),
+                noise_scale,
+                q,
+                k,
+                v,
+                Some(&eps),
+                out,
+                &mut scratch,
+            )
+            .map_err(err)
+        }
+        (None, _) => {
+            let mean = match o.ra_mean {
+                0 => ra::SampledMean::KeyAverage,
+                -1 => ra::SampledMean::AttentionWeighted,
+                _ => ra::SampledMean::Key,
+            };
+            multihead::ra_sampled(
+                h,
+                shape,
+                mean,
+                noise_scale,
+                q,
+                k,
+                v,
+                rng,
+                out,
+                &mut scratch,
+            )
+            .map_err(err)
         }
     }
 }
 
+fn run_rfa(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Res<()> {
+    let (h, shape) = (p.heads, p.shape);
+    let (q, k, v) = (&p.q[..], &p.k[..], &p.v[..]);
+    let trig = o.method == Method::RfaTrig;
+    let s = p.features;
+    let per_head = s.checked_mul(shape.dim).ok_or("--features too large")?;
+    let drawn;
+    let omega = match &p.omega {
+        Some(omega) => &omega[..],
+        None => {
+            let mut all = zeros(per_head.saturating_mul(h))?;
+            for head in all.chunks_exact_mut(per_head) {
+                match o.omega_kind {
+                    OmegaKind::Iid => random::gaussian_omega(rng, s, shape.dim, head),
+                    OmegaKind::Orthogonal => random::orthogonal_omega(rng, s, shape.dim, head),
+                }
+                .map_err(kernel_error("omega"))?;
+            }
+            drawn = all;
+            &drawn[..]
+        }
+    };
+    if o.causal {
+        return causal_rfa(p, trig, omega, out);
+    }
+    let err = kernel_error(o.method.name());
+    if o.rfa_log_space {
+        // No multi-head entry point: head by head.
+        let mut scratch = zeros(rfa::log_space_scratch_len(shape, s))?;
+        for (head, q, k, v, out) in head_chunks(p, out) {
+            let omega_h = head_part("omega", omega, per_head, head)?;
+            let mask = match &p.mask {
+                Some(mask) => Some(head_part("--mask", mask, shape.keys, head)?),
+                None => None,
+            };
+            rfa::positive_log_space(shape, omega_h, s, q, k, v, mask, out, &mut scratch)
+                .map_err(&err)?;
+        }
+        return Ok(());
+    }
+    let mut scratch = zeros(if trig {
+        rfa::trigonometric_scratch_len(shape, s)
+    } else {
+        rfa::positive_scratch_len(shape, s)
+    })?;
+    let Some(mask) = &p.mask else {
+        return if trig {
+            multihead::rfa_trigonometric(h, shape, omega, s, q, k, v, out, &mut scratch)
+        } else {
+            multihead::rfa_positive(h, shape, omega, s, q, k, v, out, &mut scratch)
+        }
+        .map_err(err);
+    };
+    // Masked: no multi-head entry point, head by head.
+    for (head, q, k, v, out) in head_chunks(p, out) {
+        let omega_h = head_part("omega", omega, per_head, head)?;
+        let mask_h = head_part("--mask", mask, shape.keys, head)?;
+        if trig {
+            rfa::trigonometric_masked(shape, omega_h, s, q, k, v, mask_h, out, &mut scratch)
+        } else {
+            rfa::positive_masked(shape, omega_h, s, q, k, v, mask_h, out, &mut scratch)
+        }
+        .map_err(&err)?;
+    }
+    Ok(())
+}
+
 fn run_exact(p: &Problem, out: &mut [f32]) -> Res<()> {
     let mut scratch = zeros(exact::scratch_len(p.shape))?;
-    multihead::exact(p.heads, p.shape, &p.q, &p.k, &p.v, out, &mut scratch)
-        .map_err(kernel_error("exact"))
+    let err = kernel_error("exact");
+    let Some(mask) = &p.mask else {
+        return multihead::exact(p.heads, p.shape, &p.q, &p.k, &p.v, out, &mut scratch)
+            .map_err(err);
+    };
+    // Masked: no multi-head entry point, head by head.
+    for (head, q, k, v, out) in head_chunks(p, out) {
+        let mask_h = head_part("--mask", mask, p.shape.keys, head)?;
+        exact::attention_masked(p.shape, q, k, v, mask_h, out, &mut scratch).map_err(&err)?;
+    }
+    Ok(())
 }
 
 /// The per-head chunks of stacked `q`, `k`, `v` and `out`.

@@ -469,11 +469,13 @@ pub(crate) fn lara_queries<I: Isa>(
                     // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
                     let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m);
-                    let groups = rows_mut(row, count).zip(rows(ws.balance, count));
-                    groups.fold(0.0, |sum, (group, balance)| {
-                        let alpha = (alpha_row as &[f32], balance, alpha_coeff, t_mean);
-                        sum + multiply_by_optimal_alpha(isa, group, alpha)
-                    })
+                    // (a loop, not a closure: the intrinsics must inline into the entry)
+                    let mut sum = 0.0;
+                    for (group, balance) in rows_mut(row, count).zip(rows(ws.balance, count)) {
+                        let alpha = (&*alpha_row, balance, alpha_coeff, t_mean);
+                        sum += multiply_by_optimal_alpha(isa, group, alpha);
+                    }
+                    sum
                 }
                 Weighting::Biased => {
                     // log α = s · mu_c·q_i, for each group of C' samples
