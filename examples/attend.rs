@@ -973,10 +973,9 @@ fn load_problem(o: &Options) -> Res<Problem> {
     let eps = match &o.eps {
         None => None,
         Some(path) => {
-            let proposals = o.proposals.unwrap_or_default();
             let (rows, inner) = match o.method {
-                Method::Lara if proposals.noise_rows(1) == 2 => {
-                    (proposals.noise_rows(lara_count), "2C', d")
+                Method::Lara if o.proposals == Some(lara::Proposals::TwoPerLandmark) => {
+                    (lara_count.saturating_mul(2), "2C', d")
                 }
                 Method::Lara => (lara_count, "C', d"),
                 _ => (shape.queries, "n_q, d"),

@@ -579,15 +579,16 @@ impl<'a> Workspace<'a> {
         self.logits.len()
     }
 
-    /// Refuses a workspace (split by the caller) that does not hold exactly `count` landmarks
-    /// and `samples` samples.
+    /// Refuses a workspace that does not hold exactly `count` landmarks and `samples` samples
+    /// (the public entry points split it for the call; the fixed-size layer's arrays hold `C`
+    /// rows, enough for single proposals only).
     fn check_capacity(&self, count: usize, samples: usize) -> Result<(), Error> {
         if self.components() == count && self.samples() == samples {
             Ok(())
         } else {
             Err(Error::ScratchTooSmall {
-                needed: samples,
-                actual: self.samples(),
+                needed: samples.saturating_mul(self.w.len() / self.samples().max(1)),
+                actual: self.w.len(),
             })
         }
     }
