@@ -1155,9 +1155,8 @@ fn run_lara(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> 
     let err = kernel_error("lara");
     let draw = sampled(o) && p.eps.is_none();
 
-    // `multihead::lara` takes one mask for every head and `C'` noise rows per head.
-    let head_by_head = p.mask_per_head || (p.eps.is_some() && proposals.noise_rows(count) != count);
-    if !head_by_head {
+    // `multihead::lara` takes one mask for every head: a per-head mask runs head by head.
+    if !p.mask_per_head {
         if let Some(mask) = &p.mask {
             params = params.with_key_mask(head_part("--mask", mask, shape.keys, 0)?);
         }

@@ -31,8 +31,9 @@ pub fn exact(
     })
 }
 
-/// Multi-head [`lara::attention`](crate::lara::attention): `noise [h, C', d]`, given landmarks
-/// `[h, C, d]`.
+/// Multi-head [`lara::attention`](crate::lara::attention): `noise [h, R, d]` with
+/// `R = params.proposals.noise_rows(C')`, given landmarks `[h, C, d]`; the key mask of `params`
+/// (`[n_k]`) applies to every head.
 ///
 /// # Errors
 /// As the single-head kernel, plus [`Error::ZeroDimension`]`(`[`Dim::Heads`]`)`.
@@ -51,7 +52,8 @@ pub fn lara(
     check_stacked(heads, shape, q, k, v, out)?;
     let count = check_stacked_landmarks(heads, shape, params)?;
     if let Some(eps) = noise {
-        check_stacked_input(Arg::Noise, eps, heads, count, shape.dim)?;
+        let rows = params.proposals.noise_rows(count);
+        check_stacked_input(Arg::Noise, eps, heads, rows, shape.dim)?;
     }
     for_each_head(heads, shape, q, k, v, out, |head, q, k, v, out| {
         let eps = noise.map(|eps| head_slice(eps, heads, head));

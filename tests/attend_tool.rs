@@ -3,12 +3,13 @@
 //!
 //! The example is built once (`cargo build --release --example attend`, a no-op when CI has
 //! already built the examples) and its binary, located from cargo's JSON messages, is then run
-//! directly: 8 runs in all.
+//! directly: 76 runs in all.
 
 #[path = "support/npy.rs"]
 mod npy;
 
 use lara_attn::{Shape, exact};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -80,6 +81,23 @@ fn write_f32(dir: &Path, name: &str, shape: &[usize], data: &[f32]) -> PathBuf {
     path
 }
 
+/// A numpy bool (`|b1`) `.npy` file.
+fn write_bool(dir: &Path, name: &str, shape: &[usize], data: &[bool]) -> PathBuf {
+    assert_eq!(shape.iter().product::<usize>(), data.len());
+    let payload: Vec<u8> = data.iter().map(|&b| u8::from(b)).collect();
+    let path = dir.join(name);
+    std::fs::write(&path, npy_bytes("|b1", shape, &payload)).expect("write an .npy file");
+    path
+}
+
+fn write_i32(dir: &Path, name: &str, shape: &[usize], data: &[i32]) -> PathBuf {
+    assert_eq!(shape.iter().product::<usize>(), data.len());
+    let payload: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let path = dir.join(name);
+    std::fs::write(&path, npy_bytes("<i4", shape, &payload)).expect("write an .npy file");
+    path
+}
+
 /// Deterministic test data in `[-1, 1)`.
 fn data(len: usize, seed: u32) -> Vec<f32> {
     (0..len)
@@ -96,6 +114,79 @@ fn run(args: &[&std::ffi::OsStr]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// [`run`] on a mixed list of options and paths.
+fn attend(args: &[&dyn AsRef<OsStr>]) -> Output {
+    run(&args.iter().map(|a| a.as_ref()).collect::<Vec<&OsStr>>())
+}
+
+/// [`attend`], which must succeed; returns the output written to `out`, which must be the last
+/// argument.
+fn attend_ok(args: &[&dyn AsRef<OsStr>]) -> Vec<f32> {
+    let result = attend(args);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let out = Path::new(args.last().expect("arguments").as_ref());
+    let array = npy::read_f32(out).expect("the tool writes a valid .npy");
+    assert!(array.data.iter().all(|x| x.is_finite()));
+    array.data
+}
+
+/// [`attend`], which must fail with exit code 2 and a message containing `message`, without a
+/// panic and without writing `out`.
+fn attend_fails(label: &str, args: &[&dyn AsRef<OsStr>], out: &Path, message: &str) {
+    let _ = std::fs::remove_file(out);
+    let result = attend(args);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{label}: {stderr}");
+    assert!(stderr.contains(message), "{label}: {stderr:?}");
+    assert!(!stderr.contains("panicked"), "{label}: {stderr:?}");
+    assert!(!out.exists(), "{label}: nothing is written on error");
+}
+
+/// The number on the `relative Frobenius error vs {label}: ` line of `stdout`.
+fn printed_error(stdout: &[u8], label: &str) -> f64 {
+    let stdout = text(stdout);
+    let prefix = format!("relative Frobenius error vs {label}: ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|e| e.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no error line in {stdout:?}"))
+}
+
+/// The rows of `x [rows, cols]` whose `mask` entry is false.
+fn unmasked_rows(x: &[f32], cols: usize, mask: &[bool]) -> Vec<f32> {
+    x.chunks_exact(cols)
+        .zip(mask)
+        .filter(|&(_, &masked)| !masked)
+        .flat_map(|(row, _)| row.iter().copied())
+        .collect()
+}
+
+/// `x [rows, cols]` with the rows masked in `mask` replaced by large garbage.
+fn garbage_in_masked_rows(x: &[f32], cols: usize, mask: &[bool]) -> Vec<f32> {
+    x.chunks_exact(cols)
+        .zip(mask.iter().cycle())
+        .enumerate()
+        .flat_map(|(i, (row, &masked))| {
+            row.iter().enumerate().map(move |(j, &x)| {
+                if masked {
+                    40.0 * ((i * 7 + j) as f32).cos() - 3.0
+                } else {
+                    x
+                }
+            })
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Exact attention through the tool equals `exact::attention`, bit for bit, for one head with
@@ -209,8 +300,7 @@ fn lara_compare_prints_a_finite_error() {
 }
 
 /// A truncated file and a float64 file are refused with exit code 2 and a message naming the
-/// problem; `--mask` is refused as not supported yet; a bad argument is refused; `--help`
-/// prints the usage.
+/// problem, as is a missing `--mask` file; a bad argument is refused; `--help` prints the usage.
 #[test]
 fn bad_inputs_and_arguments_exit_with_code_2() {
     let dir = temp_dir("errors");
@@ -233,10 +323,12 @@ fn bad_inputs_and_arguments_exit_with_code_2() {
     let payload: Vec<u8> = (0..n * d).flat_map(|i| (i as f64).to_le_bytes()).collect();
     std::fs::write(&float64, npy_bytes("<f8", &[n, d], &payload)).expect("write");
 
+    let missing = dir.join("missing-mask.npy");
+    let missing = missing.to_str().expect("a UTF-8 temporary path");
     let cases: [(&str, &Path, &[&str], &str); 3] = [
         ("truncated", &truncated, &[], "payload has"),
         ("float64", &float64, &[], "'<f8'"),
-        ("mask", &k, &["--mask", "mask.npy"], "not supported yet"),
+        ("mask", &k, &["--mask", missing], "cannot read"),
     ];
     for (label, q, extra, message) in cases {
         let mut args: Vec<&std::ffi::OsStr> = vec!["--method".as_ref(), "exact".as_ref()];
@@ -272,5 +364,623 @@ fn bad_inputs_and_arguments_exit_with_code_2() {
     let result = run(&["--help".as_ref()]);
     assert!(result.status.success());
     assert!(text(&result.stdout).starts_with("usage: attend --method"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--mask` with exact attention equals exact attention on the inputs with the masked keys
+/// removed, for one head (the mask as `|b1`, `<i4` and `<f4`, all bitwise equal) and for
+/// `[h, n, d]` inputs with one mask per head `[h, n_k]`.
+#[test]
+fn exact_mask_equals_removing_the_masked_keys() {
+    let dir = temp_dir("exact-mask");
+    let (n_q, n_k, d, dv) = (7, 11, 6, 5);
+    let (q, k, v) = (data(n_q * d, 21), data(n_k * d, 22), data(n_k * dv, 23));
+    let mask: Vec<bool> = (0..n_k).map(|j| [1, 4, 10].contains(&j)).collect();
+    let inputs = [
+        write_f32(&dir, "q.npy", &[n_q, d], &q),
+        write_f32(&dir, "k.npy", &[n_k, d], &k),
+        write_f32(&dir, "v.npy", &[n_k, dv], &v),
+    ];
+    let (k_kept, v_kept) = (unmasked_rows(&k, d, &mask), unmasked_rows(&v, dv, &mask));
+    let n_kept = n_k - 3;
+    let reduced = [
+        inputs[0].clone(),
+        write_f32(&dir, "k_kept.npy", &[n_kept, d], &k_kept),
+        write_f32(&dir, "v_kept.npy", &[n_kept, dv], &v_kept),
+    ];
+    let out = dir.join("out.npy");
+    let [q_path, k_path, v_path] = &inputs;
+
+    let removed = attend_ok(&[
+        &"--method",
+        &"exact",
+        &reduced[0],
+        &reduced[1],
+        &reduced[2],
+        &"-o",
+        &out,
+    ]);
+    let as_int: Vec<i32> = mask.iter().map(|&m| i32::from(m) * 3).collect();
+    let as_float: Vec<f32> = mask.iter().map(|&m| if m { -1.0 } else { 0.0 }).collect();
+    let masks = [
+        write_bool(&dir, "mask_b1.npy", &[n_k], &mask),
+        write_i32(&dir, "mask_i4.npy", &[n_k], &as_int),
+        write_f32(&dir, "mask_f4.npy", &[n_k], &as_float),
+    ];
+    let mut outputs = Vec::new();
+    for mask_path in &masks {
+        outputs.push(attend_ok(&[
+            &"--method",
+            &"exact",
+            &"--mask",
+            mask_path,
+            q_path,
+            k_path,
+            v_path,
+            &"-o",
+            &out,
+        ]));
+    }
+    let masked = &outputs[0];
+    assert_eq!(masked.len(), n_q * dv);
+    assert_eq!(&outputs[1], masked, "<i4 mask");
+    assert_eq!(&outputs[2], masked, "<f4 mask");
+    let tolerance = 1e-5 * removed.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+    assert!(
+        max_abs_diff(masked, &removed) <= tolerance,
+        "masked {masked:?} vs removed {removed:?}"
+    );
+    // The mask changes the output.
+    let unmasked = attend_ok(&[&"--method", &"exact", q_path, k_path, v_path, &"-o", &out]);
+    assert!(max_abs_diff(&unmasked, masked) > 1e-3);
+
+    // Three heads, a different mask per head: each head equals the crate's exact attention on
+    // that head's kept keys.
+    let (h, n) = (3, 9);
+    let (q, k, v) = (
+        data(h * n * d, 24),
+        data(h * n * d, 25),
+        data(h * n * dv, 26),
+    );
+    let mask: Vec<bool> = (0..h * n).map(|i| (i % n) % (i / n + 2) == 1).collect();
+    let mask_path = write_bool(&dir, "mask3.npy", &[h, n], &mask);
+    let masked = attend_ok(&[
+        &"--method",
+        &"exact",
+        &"--mask",
+        &mask_path,
+        &write_f32(&dir, "q3.npy", &[h, n, d], &q),
+        &write_f32(&dir, "k3.npy", &[h, n, d], &k),
+        &write_f32(&dir, "v3.npy", &[h, n, dv], &v),
+        &"-o",
+        &out,
+    ]);
+    assert_eq!(masked.len(), h * n * dv);
+    for head in 0..h {
+        let mask = &mask[head * n..][..n];
+        let kept = mask.iter().filter(|&&m| !m).count();
+        assert!(0 < kept && kept < n, "head {head} masks some keys");
+        let k_kept = unmasked_rows(&k[head * n * d..][..n * d], d, mask);
+        let v_kept = unmasked_rows(&v[head * n * dv..][..n * dv], dv, mask);
+        let shape = Shape::cross(n, kept, d, dv);
+        let mut expected = vec![0.0; n * dv];
+        let mut scratch = vec![0.0; exact::scratch_len(shape)];
+        exact::attention(
+            shape,
+            &q[head * n * d..][..n * d],
+            &k_kept,
+            &v_kept,
+            &mut expected,
+            &mut scratch,
+        )
+        .expect("exact attention");
+        let got = &masked[head * n * dv..][..n * dv];
+        assert!(
+            max_abs_diff(got, &expected) <= 1e-5,
+            "head {head}: {got:?} vs {expected:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--mask` with lara (eval and sampled), rfa, rfa-trig and log-space rfa: the output differs
+/// from the unmasked one, and garbage in the masked key and value rows leaves the output file
+/// bit for bit unchanged. A `[h, n_k]` mask whose heads are all equal gives the same LARA output
+/// as the `[n_k]` mask.
+#[test]
+fn masked_keys_have_no_influence_on_lara_and_rfa() {
+    let dir = temp_dir("mask-estimators");
+    let (h, n, d) = (2, 24, 8);
+    let (q, k, v) = (
+        data(h * n * d, 31),
+        data(h * n * d, 32),
+        data(h * n * d, 33),
+    );
+    let mask: Vec<bool> = (0..n).map(|j| j % 5 == 2 || j >= n - 4).collect();
+    let mask_path = write_bool(&dir, "mask.npy", &[n], &mask);
+    let stacked: Vec<bool> = (0..h).flat_map(|_| mask.iter().copied()).collect();
+    let stacked_path = write_bool(&dir, "mask2.npy", &[h, n], &stacked);
+    let q_path = write_f32(&dir, "q.npy", &[h, n, d], &q);
+    let clean = [
+        write_f32(&dir, "k.npy", &[h, n, d], &k),
+        write_f32(&dir, "v.npy", &[h, n, d], &v),
+    ];
+    let garbage = [
+        write_f32(
+            &dir,
+            "k_garbage.npy",
+            &[h, n, d],
+            &garbage_in_masked_rows(&k, d, &mask),
+        ),
+        write_f32(
+            &dir,
+            "v_garbage.npy",
+            &[h, n, d],
+            &garbage_in_masked_rows(&v, d, &mask),
+        ),
+    ];
+    let (out, out_garbage) = (dir.join("out.npy"), dir.join("out_garbage.npy"));
+
+    let configurations: [&[&str]; 6] = [
+        &["--method", "lara", "--landmarks", "4"],
+        &[
+            "--method",
+            "lara",
+            "--landmarks",
+            "4",
+            "--mode",
+            "sampled",
+            "--proposals",
+            "antithetic",
+            "--seed",
+            "5",
+        ],
+        &["--method", "rfa", "--features", "16", "--seed", "6"],
+        &["--method", "rfa-trig", "--features", "16", "--seed", "7"],
+        &[
+            "--method",
+            "rfa",
+            "--rfa-log-space",
+            "--features",
+            "16",
+            "--seed",
+            "8",
+        ],
+        &["--method", "lara", "--mis", "bh", "--landmarks", "6"],
+    ];
+    for options in configurations {
+        let label = options.join(" ");
+        let mut args: Vec<&dyn AsRef<OsStr>> = options.iter().map(|o| o as _).collect();
+        let tail: [&dyn AsRef<OsStr>; 5] = [&q_path, &clean[0], &clean[1], &"-o", &out];
+        args.extend(tail);
+        let unmasked = attend_ok(&args);
+        let mask_args: [&dyn AsRef<OsStr>; 2] = [&"--mask", &mask_path];
+        args.splice(..0, mask_args);
+        let masked = attend_ok(&args);
+        assert!(
+            max_abs_diff(&masked, &unmasked) > 1e-4,
+            "{label}: the mask changes the output"
+        );
+        let masked_bytes = std::fs::read(&out).expect("read the output");
+
+        let last = args.len() - 1;
+        args[last - 3] = &garbage[0];
+        args[last - 2] = &garbage[1];
+        args[last] = &out_garbage;
+        attend_ok(&args);
+        let garbage_bytes = std::fs::read(&out_garbage).expect("read the output");
+        assert!(
+            garbage_bytes == masked_bytes,
+            "{label}: masked rows have no influence"
+        );
+
+        // One mask per head, all equal: the same output.
+        args[1] = &stacked_path;
+        attend_ok(&args);
+        let per_head_bytes = std::fs::read(&out_garbage).expect("read the output");
+        assert!(per_head_bytes == masked_bytes, "{label}: [h, n_k] mask");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--scaled-noise` changes sampled lara and ra (drawn and given `--eps`) and is refused for
+/// exact, rfa and eval mode with exit code 2.
+#[test]
+fn scaled_noise_changes_sampled_lara_and_ra() {
+    let dir = temp_dir("scaled-noise");
+    let (n, d) = (20, 16);
+    let inputs = [
+        write_f32(&dir, "q.npy", &[n, d], &data(n * d, 41)),
+        write_f32(&dir, "k.npy", &[n, d], &data(n * d, 42)),
+        write_f32(&dir, "v.npy", &[n, d], &data(n * d, 43)),
+    ];
+    let [q, k, v] = &inputs;
+    let out = dir.join("out.npy");
+    let c = 5;
+    let lara_eps = write_f32(&dir, "eps_lara.npy", &[c, d], &data(c * d, 44));
+    let ra_eps = write_f32(&dir, "eps_ra.npy", &[n, d], &data(n * d, 45));
+    let c_text = c.to_string();
+    let configurations: [&[&dyn AsRef<OsStr>]; 4] = [
+        &[
+            &"--method",
+            &"lara",
+            &"--landmarks",
+            &c_text,
+            &"--mode",
+            &"sampled",
+        ],
+        &[
+            &"--method",
+            &"lara",
+            &"--landmarks",
+            &c_text,
+            &"--eps",
+            &lara_eps,
+        ],
+        &[
+            &"--method",
+            &"ra",
+            &"--mode",
+            &"sampled",
+            &"--ra-mean",
+            &"-1",
+        ],
+        &[&"--method", &"ra", &"--eps", &ra_eps],
+    ];
+    for options in configurations {
+        let mut args = options.to_vec();
+        let tail: [&dyn AsRef<OsStr>; 7] = [&"--seed", &"9", q, k, v, &"-o", &out];
+        args.extend(tail);
+        let official = attend_ok(&args);
+        args.insert(0, &"--scaled-noise");
+        let scaled = attend_ok(&args);
+        assert!(
+            max_abs_diff(&official, &scaled) > 1e-4,
+            "{:?}: --scaled-noise changes the output",
+            args.iter().map(|a| a.as_ref()).collect::<Vec<_>>()
+        );
+    }
+
+    let refused: [(&str, &[&str], &str); 4] = [
+        ("exact", &["--method", "exact"], "--scaled-noise applies"),
+        ("rfa", &["--method", "rfa"], "--scaled-noise applies"),
+        (
+            "rfa-trig",
+            &["--method", "rfa-trig"],
+            "--scaled-noise applies",
+        ),
+        ("lara eval", &["--method", "lara"], "sampled mode"),
+    ];
+    for (label, options, message) in refused {
+        let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"--scaled-noise"];
+        args.extend(options.iter().map(|o| -> &dyn AsRef<OsStr> { o }));
+        let tail: [&dyn AsRef<OsStr>; 5] = [q, k, v, &"-o", &out];
+        args.extend(tail);
+        attend_fails(label, &args, &out, message);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--proposals antithetic` and `two` run and differ from single proposals with the same seed;
+/// `two` with a given `--eps` takes `[2C', d]` rows (also head by head for `[h, n, d]`) and
+/// refuses `[C', d]`; `--proposals` is refused for other methods.
+#[test]
+fn lara_proposals_run_and_differ() {
+    let dir = temp_dir("proposals");
+    let (h, n, d, c) = (2, 18, 8, 4);
+    let inputs = [
+        write_f32(&dir, "q.npy", &[h, n, d], &data(h * n * d, 51)),
+        write_f32(&dir, "k.npy", &[h, n, d], &data(h * n * d, 52)),
+        write_f32(&dir, "v.npy", &[h, n, d], &data(h * n * d, 53)),
+    ];
+    let [q, k, v] = &inputs;
+    let out = dir.join("out.npy");
+    let c_text = c.to_string();
+    let sampled = |proposals: &str| {
+        attend_ok(&[
+            &"--method",
+            &"lara",
+            &"--mode",
+            &"sampled",
+            &"--landmarks",
+            &c_text,
+            &"--proposals",
+            &proposals,
+            &"--seed",
+            &"11",
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ])
+    };
+    let single = sampled("single");
+    let antithetic = sampled("antithetic");
+    let two = sampled("two");
+    assert_eq!(single.len(), h * n * d);
+    assert!(max_abs_diff(&single, &antithetic) > 1e-4);
+    assert!(max_abs_diff(&single, &two) > 1e-4);
+    assert!(max_abs_diff(&antithetic, &two) > 1e-4);
+
+    // Given noise: two samples per landmark take [h, 2C', d].
+    let eps2 = write_f32(&dir, "eps2.npy", &[h, 2 * c, d], &data(h * 2 * c * d, 54));
+    let eps1 = write_f32(&dir, "eps1.npy", &[h, c, d], &data(h * c * d, 55));
+    let with_eps = |proposals: &str, eps: &Path| {
+        attend(&[
+            &"--method",
+            &"lara",
+            &"--landmarks",
+            &c_text,
+            &"--proposals",
+            &proposals,
+            &"--eps",
+            &eps,
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ])
+    };
+    let result = with_eps("two", &eps2);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let result = with_eps("antithetic", &eps1);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let _ = std::fs::remove_file(&out);
+    let result = with_eps("two", &eps1);
+    let stderr = text(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2C', d"), "{stderr:?}");
+    assert!(!out.exists());
+
+    attend_fails(
+        "exact",
+        &[
+            &"--method",
+            &"exact",
+            &"--proposals",
+            &"two",
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ],
+        &out,
+        "--proposals applies",
+    );
+    attend_fails(
+        "lara eval",
+        &[
+            &"--method",
+            &"lara",
+            &"--proposals",
+            &"antithetic",
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ],
+        &out,
+        "sampled mode",
+    );
+    attend_fails(
+        "bad name",
+        &[
+            &"--method",
+            &"lara",
+            &"--proposals",
+            &"three",
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ],
+        &out,
+        "unknown --proposals",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--rfa-log-space` runs, prints a finite error with `--compare exact` (also with a mask, against
+/// masked exact attention) and is refused with rfa-trig and with `--causal`.
+#[test]
+fn rfa_log_space_compares_with_exact() {
+    let dir = temp_dir("rfa-log-space");
+    let (n, d) = (32, 8);
+    let inputs = [
+        write_f32(&dir, "q.npy", &[n, d], &data(n * d, 61)),
+        write_f32(&dir, "k.npy", &[n, d], &data(n * d, 62)),
+        write_f32(&dir, "v.npy", &[n, d], &data(n * d, 63)),
+    ];
+    let [q, k, v] = &inputs;
+    let out = dir.join("out.npy");
+    let mask: Vec<bool> = (0..n).map(|j| j >= n - 5).collect();
+    let mask_path = write_bool(&dir, "mask.npy", &[n], &mask);
+
+    let result = attend(&[
+        &"--method",
+        &"rfa",
+        &"--rfa-log-space",
+        &"--features",
+        &"64",
+        &"--compare",
+        &"exact",
+        q,
+        k,
+        v,
+        &"-o",
+        &out,
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let error = printed_error(&result.stdout, "exact");
+    assert!(error.is_finite() && (0.0..1.0).contains(&error), "{error}");
+    let log_space = npy::read_f32(&out).expect("the tool writes a valid .npy");
+    assert_eq!(log_space.shape, [n, d]);
+    let official = attend_ok(&[
+        &"--method",
+        &"rfa",
+        &"--features",
+        &"64",
+        q,
+        k,
+        v,
+        &"-o",
+        &out,
+    ]);
+    assert_ne!(log_space.data, official, "log space is another estimator");
+
+    // Without -o, with a mask: the error against masked exact attention.
+    let result = attend(&[
+        &"--method",
+        &"rfa",
+        &"--rfa-log-space",
+        &"--mask",
+        &mask_path,
+        &"--compare",
+        &"exact",
+        q,
+        k,
+        v,
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let error = printed_error(&result.stdout, "masked exact");
+    assert!(error.is_finite() && (0.0..1.0).contains(&error), "{error}");
+
+    attend_fails(
+        "rfa-trig",
+        &[
+            &"--method",
+            &"rfa-trig",
+            &"--rfa-log-space",
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ],
+        &out,
+        "--rfa-log-space applies to --method rfa only",
+    );
+    attend_fails(
+        "causal",
+        &[
+            &"--method",
+            &"rfa",
+            &"--rfa-log-space",
+            &"--causal",
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ],
+        &out,
+        "--causal",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad mask files and mask options are refused with exit code 2 and a message, never a panic:
+/// a wrong length, a wrong head count, an unsupported dtype, a NaN, every key masked (for one
+/// head of a per-head mask too), a truncated file, and `--mask` with ra or `--causal`.
+#[test]
+fn bad_masks_exit_with_code_2() {
+    let dir = temp_dir("bad-mask");
+    let (h, n, d) = (2, 6, 4);
+    let inputs = [
+        write_f32(&dir, "q.npy", &[n, d], &data(n * d, 71)),
+        write_f32(&dir, "k.npy", &[n, d], &data(n * d, 72)),
+        write_f32(&dir, "v.npy", &[n, d], &data(n * d, 73)),
+    ];
+    let inputs3 = [
+        write_f32(&dir, "q3.npy", &[h, n, d], &data(h * n * d, 74)),
+        write_f32(&dir, "k3.npy", &[h, n, d], &data(h * n * d, 75)),
+        write_f32(&dir, "v3.npy", &[h, n, d], &data(h * n * d, 76)),
+    ];
+    let out = dir.join("out.npy");
+    let some = [true, false, false, true, false, false];
+
+    let long = write_bool(&dir, "long.npy", &[n + 1], &[false; 7]);
+    let heads = write_bool(&dir, "heads.npy", &[3, n], &[false; 18]);
+    let float64 = dir.join("float64.npy");
+    std::fs::write(&float64, npy_bytes("<f8", &[n], &[0u8; 48])).expect("write");
+    let nan = write_f32(&dir, "nan.npy", &[n], &[0.0, f32::NAN, 0.0, 0.0, 0.0, 0.0]);
+    let all = write_bool(&dir, "all.npy", &[n], &[true; 6]);
+    let all_i4 = write_i32(&dir, "all_i4.npy", &[n], &[1, 2, 3, 4, 5, 6]);
+    let one_head_all: Vec<bool> = some.iter().copied().chain([true; 6]).collect();
+    let head_all = write_bool(&dir, "head_all.npy", &[h, n], &one_head_all);
+    let truncated = dir.join("truncated.npy");
+    let full = npy_bytes("|b1", &[n], &[0u8; 6]);
+    std::fs::write(&truncated, &full[..full.len() - 2]).expect("write");
+    let good = write_bool(&dir, "good.npy", &[n], &some);
+
+    let cases: [(&str, &str, &Path, bool, &str); 10] = [
+        ("wrong length", "exact", &long, false, "expected [n_k = 6]"),
+        (
+            "wrong heads",
+            "lara",
+            &heads,
+            true,
+            "expected [n_k] or [h = 2, n_k]",
+        ),
+        (
+            "2-D mask, 2-D inputs",
+            "rfa",
+            &head_all,
+            false,
+            "expected [n_k]",
+        ),
+        ("float64", "exact", &float64, false, "dtype '<f8'"),
+        ("NaN", "rfa-trig", &nan, false, "NaN"),
+        ("all masked", "exact", &all, false, "masks every key"),
+        ("all masked i4", "lara", &all_i4, false, "masks every key"),
+        ("one head all masked", "rfa", &head_all, true, "head 1"),
+        ("truncated", "exact", &truncated, false, "payload has"),
+        ("ra", "ra", &good, false, "ra has no key padding mask"),
+    ];
+    for (label, method, mask, stacked, message) in cases {
+        let [q, k, v] = if stacked { &inputs3 } else { &inputs };
+        attend_fails(
+            label,
+            &[&"--method", &method, &"--mask", &mask, q, k, v, &"-o", &out],
+            &out,
+            message,
+        );
+    }
+    let [q, k, v] = &inputs;
+    attend_fails(
+        "causal",
+        &[
+            &"--method",
+            &"exact",
+            &"--causal",
+            &"--mask",
+            &good,
+            q,
+            k,
+            v,
+            &"-o",
+            &out,
+        ],
+        &out,
+        "--mask cannot be used with --causal",
+    );
+    // The good mask itself is accepted.
+    let masked = attend_ok(&[
+        &"--method",
+        &"exact",
+        &"--mask",
+        &good,
+        q,
+        k,
+        v,
+        &"-o",
+        &out,
+    ]);
+    assert_eq!(masked.len(), n * d);
     let _ = std::fs::remove_dir_all(&dir);
 }
