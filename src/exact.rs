@@ -76,6 +76,7 @@ pub fn attention_masked(
     attention_with_mask(shape, q, k, v, Some(key_mask), out, scratch)
 }
 
+#[inline(always)]
 fn attention_with_mask(
     shape: Shape,
     q: &[f32],

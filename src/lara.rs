@@ -263,6 +263,7 @@ pub fn attention(
 
 /// [`attention`] on a workspace that is already split.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn attention_in(
     shape: Shape,
     params: &Params<'_>,
@@ -325,6 +326,7 @@ pub fn attention_sampled<R: RngCore + ?Sized>(
 
 /// [`attention_sampled`] on a workspace that is already split.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     shape: Shape,
     params: &Params<'_>,
@@ -648,6 +650,7 @@ impl<'a> Workspace<'a> {
 
     /// Everything after the proposals: the key pass, the proposal densities and the query pass.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn finish(
         &mut self,
         shape: Shape,
@@ -709,9 +712,21 @@ impl<'a> Workspace<'a> {
                 self,
                 extra,
             );
-        if on_simd {
-            return;
+        if !on_simd {
+            self.query_pass_scalar(shape, weighting, q, out);
         }
+    }
+
+    /// The scalar query pass. (Neither scalar pass is inlined into its caller: on Cortex-M the
+    /// frames would add up, kept apart the stack peak is the larger of the two.)
+    #[inline(never)]
+    fn query_pass_scalar(
+        &mut self,
+        shape: Shape,
+        weighting: Weighting,
+        q: &[f32],
+        out: &mut [f32],
+    ) {
         if let Weighting::Optimal { .. } = weighting {
             self.query_softmax_normaliser(shape, q);
         }
@@ -728,6 +743,7 @@ impl<'a> Workspace<'a> {
     }
 
     /// The scalar key pass.
+    #[inline(never)]
     fn key_pass_scalar(&mut self, shape: Shape, k: &[f32], v: &[f32], key_mask: Option<&[bool]>) {
         let scale = shape.scale();
         self.kv.fill(0.0);

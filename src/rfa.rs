@@ -129,6 +129,7 @@ pub fn positive_masked(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn positive_with_mask(
     shape: Shape,
     omega: &[f32],
@@ -164,6 +165,7 @@ fn positive_with_mask(
 
 /// [`positive`] on a state that is already split (`[S, d_v]`, `[S]`, `[S]`, `[d_v]`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn positive_in(
     shape: Shape,
     omega: &[f32],
@@ -468,6 +470,7 @@ pub fn trigonometric_masked(
 }
 
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn trigonometric_with_mask(
     shape: Shape,
     omega: &[f32],
@@ -500,6 +503,7 @@ fn trigonometric_with_mask(
 
 /// [`trigonometric`] on a state that is already split (`[2S, d_v]`, `[2S]`, `[2S]`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn trigonometric_in(
     shape: Shape,
     omega: &[f32],

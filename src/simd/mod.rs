@@ -11,6 +11,17 @@
 //!
 //! This module is the only place of the crate allowed `unsafe` (the crate denies it elsewhere).
 #![allow(unsafe_code)]
+// Without a SIMD backend (Cortex-M, RISC-V) the blocked kernels are compiled (they are generic
+// over `Isa`) but never called, and the dispatchers ignore their arguments: only the scalar
+// `exp` is used.
+#![cfg_attr(
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "aarch64", target_feature = "neon"),
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )),
+    allow(dead_code, unused_variables)
+)]
 
 pub(crate) mod blocked;
 pub(crate) mod dispatch;
