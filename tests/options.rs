@@ -540,6 +540,24 @@ fn frobenius_relative(x: &[f64], y: &[f64]) -> f64 {
     (diff / norm).sqrt()
 }
 
+/// How far the mean of `draws` RA draws lands from `exact`: the largest `|mean − exact|` in
+/// standard errors of the mean, and the relative Frobenius error.
+fn distance_to_exact(
+    inputs: &Inputs,
+    noise_scale: NoiseScale,
+    draws: usize,
+    exact: &[f64],
+) -> (f64, f64) {
+    let (mean, standard_error) = ra_draw_statistics(inputs, noise_scale, draws);
+    let worst_z = mean
+        .iter()
+        .zip(exact)
+        .zip(&standard_error)
+        .map(|((m, e), se)| (m - e).abs() / se)
+        .fold(0.0f64, f64::max);
+    (worst_z, frobenius_relative(&mean, exact))
+}
+
 /// RA with the paper's noise scale (`eps · d^1/4`) is unbiased: over 4000 draws (fixed seed
 /// 2022) the mean output converges to exact softmax attention. Stated tolerances: every element
 /// within 4.5 standard errors of the exact value, and a relative Frobenius error below 0.04
@@ -551,14 +569,7 @@ fn scaled_noise_ra_converges_to_exact_attention() {
     let inputs = Inputs::new(31, (12, 12, 8, 4));
     let exact = reference::softmax_attention(inputs.dims(), &inputs.q, &inputs.k, &inputs.v);
     let draws = 4000;
-    let (mean, standard_error) = ra_draw_statistics(&inputs, NoiseScale::Paper, draws);
-    let worst_z = mean
-        .iter()
-        .zip(&exact)
-        .zip(&standard_error)
-        .map(|((m, e), se)| (m - e).abs() / se)
-        .fold(0.0f64, f64::max);
-    let error = frobenius_relative(&mean, &exact);
+    let (worst_z, error) = distance_to_exact(&inputs, NoiseScale::Paper, draws, &exact);
     println!("paper noise: worst z {worst_z:.2}, relative error {error:.4}");
     assert!(
         worst_z <= 4.5,
@@ -566,14 +577,7 @@ fn scaled_noise_ra_converges_to_exact_attention() {
     );
     assert!(error <= 0.04, "paper noise: relative error {error:.4}");
 
-    let (mean, standard_error) = ra_draw_statistics(&inputs, NoiseScale::Official, draws);
-    let worst_z = mean
-        .iter()
-        .zip(&exact)
-        .zip(&standard_error)
-        .map(|((m, e), se)| (m - e).abs() / se)
-        .fold(0.0f64, f64::max);
-    let error = frobenius_relative(&mean, &exact);
+    let (worst_z, error) = distance_to_exact(&inputs, NoiseScale::Official, draws, &exact);
     println!("official noise: worst z {worst_z:.2}, relative error {error:.4}");
     assert!(
         worst_z > 6.0,
