@@ -4,7 +4,8 @@
 //! (online) softmax over blocks of keys: no `[n_q, n_k]` score matrix is formed, and the scratch
 //! is one block of logits, whatever the sequence lengths.
 //!
-//! Cost: `O(n_q · n_k · (d + d_v))` time, [`scratch_len`] = 32 floats.
+//! Cost: `O(n_q · n_k · (d + d_v))` time, [`scratch_len`] = 32 floats (plus the flash tiles
+//! where a SIMD backend is compiled). [`attention_masked`] takes a key padding mask.
 
 use crate::backend::active_backend;
 use crate::error::Error;
