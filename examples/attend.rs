@@ -539,7 +539,11 @@ struct Input {
 
 /// Reads a `.npy` file of `descr` elements (through the tests' reader), checking that no
 /// dimension is zero.
-fn read_npy<T>(path: &Path, descr: &str, decode: fn([u8; 4]) -> T) -> Res<npy::Array<T>> {
+fn read_npy<T, const N: usize>(
+    path: &Path,
+    descr: &str,
+    decode: fn([u8; N]) -> T,
+) -> Res<npy::Array<T>> {
     let bytes = read_bytes(path)?;
     parse_npy(path, &bytes, descr, decode)
 }
@@ -549,11 +553,11 @@ fn read_bytes(path: &Path) -> Res<Vec<u8>> {
 }
 
 /// [`read_npy`] on the bytes of `path`.
-fn parse_npy<T>(
+fn parse_npy<T, const N: usize>(
     path: &Path,
     bytes: &[u8],
     descr: &str,
-    decode: fn([u8; 4]) -> T,
+    decode: fn([u8; N]) -> T,
 ) -> Res<npy::Array<T>> {
     // The reader checks the header, the dtype and that the payload matches the shape.
     let array = npy::parse(bytes, descr, decode).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -629,10 +633,9 @@ fn stack_heads<T: Clone>(
     }
 }
 
-/// The `descr` of an `.npy` header, its offset in `bytes` and the offset of the payload, or
-/// `None` if the bytes do not start with a well-formed header (the tests' reader then says what
-/// is wrong).
-fn npy_descr(bytes: &[u8]) -> Option<(&str, usize, usize)> {
+/// The `descr` of an `.npy` header, or `None` if the bytes do not start with a well-formed
+/// header (the tests' reader then says what is wrong).
+fn npy_descr(bytes: &[u8]) -> Option<&str> {
     let rest = bytes.strip_prefix(b"\x93NUMPY")?;
     let (len, start) = match rest.first()? {
         1 => (
@@ -645,14 +648,11 @@ fn npy_descr(bytes: &[u8]) -> Option<(&str, usize, usize)> {
         ),
         _ => return None,
     };
-    let end = usize::checked_add(start, len)?;
-    let header = std::str::from_utf8(bytes.get(start..end)?).ok()?;
+    let header = std::str::from_utf8(bytes.get(start..usize::checked_add(start, len)?)?).ok()?;
     let key = "'descr':";
     let value = header[header.find(key)? + key.len()..].trim_start();
     let value = value.strip_prefix('\'')?;
-    // `value` is a suffix of `header`, which starts at `start` in `bytes`.
-    let offset = start + (header.len() - value.len());
-    Some((&value[..value.find('\'')?], offset, end))
+    Some(&value[..value.find('\'')?])
 }
 
 /// Reads the key padding mask of `--mask`: `|b1` (numpy bool), `<i4` or `<f4` (nonzero marks a
@@ -661,24 +661,13 @@ fn npy_descr(bytes: &[u8]) -> Option<(&str, usize, usize)> {
 fn read_mask(path: &Path, heads: usize, keys: usize) -> Res<(Vec<bool>, bool)> {
     let bytes = read_bytes(path)?;
     let array: npy::Array<bool> = match npy_descr(&bytes) {
-        Some(("|b1", descr, payload)) => {
-            // The reader takes 4-byte elements: the same header with `<i4` (a descr of the same
-            // length) and every byte widened to an int32.
-            let body = &bytes[payload..];
-            let mut widened =
-                try_alloc::<u8>(body.len().saturating_mul(4).saturating_add(payload))?;
-            widened.extend_from_slice(&bytes[..payload]);
-            widened[descr..descr + 3].copy_from_slice(b"<i4");
-            for &b in body {
-                widened.extend_from_slice(&i32::from(b).to_le_bytes());
-            }
-            let array = parse_npy(path, &widened, "<i4", i32::from_le_bytes)?;
-            to_mask(array, |x| x != 0)
-        }
-        Some(("<i4", ..)) => to_mask(parse_npy(path, &bytes, "<i4", i32::from_le_bytes)?, |x| {
+        Some("|b1") => to_mask(parse_npy(path, &bytes, "|b1", |[b]: [u8; 1]| b)?, |b| {
+            b != 0
+        }),
+        Some("<i4") => to_mask(parse_npy(path, &bytes, "<i4", i32::from_le_bytes)?, |x| {
             x != 0
         }),
-        Some(("<f4", ..)) => {
+        Some("<f4") => {
             let array = parse_npy(path, &bytes, "<f4", f32::from_le_bytes)?;
             if let Some(i) = array.data.iter().position(|x| x.is_nan()) {
                 return Err(format!(
@@ -688,7 +677,7 @@ fn read_mask(path: &Path, heads: usize, keys: usize) -> Res<(Vec<bool>, bool)> {
             }
             to_mask(array, |x| x != 0.0)
         }
-        Some((other, ..)) => {
+        Some(other) => {
             return Err(format!(
                 "--mask {}: dtype '{other}', expected '|b1' (bool), '<i4' or '<f4' (nonzero marks \
                  a padding key)",
@@ -697,7 +686,7 @@ fn read_mask(path: &Path, heads: usize, keys: usize) -> Res<(Vec<bool>, bool)> {
         }
         // Not a well-formed header: the reader reports the problem.
         None => {
-            return Err(match parse_npy(path, &bytes, "|b1", |_| ()) {
+            return Err(match parse_npy(path, &bytes, "|b1", |_: [u8; 1]| ()) {
                 Err(e) => e,
                 Ok(_) => format!("--mask {}: malformed .npy header", path.display()),
             });

@@ -1,5 +1,5 @@
-//! A minimal `.npy` reader for the golden files: NPY v1/v2/v3, little-endian `<f4` or `<i4`,
-//! C order. Errors are messages, never panics.
+//! A minimal `.npy` reader for the golden files: NPY v1/v2/v3, C order, fixed-size elements
+//! (`<f4`, `<i4`, `|b1`, …) decoded by the caller. Errors are messages, never panics.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -21,13 +21,21 @@ pub fn read_i32(path: &Path) -> Result<Array<i32>, String> {
     read(path, "<i4", i32::from_le_bytes)
 }
 
-fn read<T>(path: &Path, descr: &str, decode: fn([u8; 4]) -> T) -> Result<Array<T>, String> {
+fn read<T, const N: usize>(
+    path: &Path,
+    descr: &str,
+    decode: fn([u8; N]) -> T,
+) -> Result<Array<T>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&bytes, descr, decode).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Parses the bytes of an `.npy` file holding `descr` elements of 4 bytes.
-pub fn parse<T>(bytes: &[u8], descr: &str, decode: fn([u8; 4]) -> T) -> Result<Array<T>, String> {
+/// Parses the bytes of an `.npy` file holding `descr` elements of `N` bytes.
+pub fn parse<T, const N: usize>(
+    bytes: &[u8],
+    descr: &str,
+    decode: fn([u8; N]) -> T,
+) -> Result<Array<T>, String> {
     let rest = bytes
         .strip_prefix(b"\x93NUMPY")
         .ok_or("not an .npy file (bad magic)")?;
@@ -59,7 +67,7 @@ pub fn parse<T>(bytes: &[u8], descr: &str, decode: fn([u8; 4]) -> T) -> Result<A
     let shape = parse_shape(dict_value(header, "shape")?)?;
     let bytes = shape
         .iter()
-        .try_fold(4usize, |acc, &d| acc.checked_mul(d))
+        .try_fold(N, |acc, &d| acc.checked_mul(d))
         .ok_or(format!("shape {shape:?} overflows"))?;
     if payload.len() != bytes {
         return Err(format!(
@@ -68,8 +76,8 @@ pub fn parse<T>(bytes: &[u8], descr: &str, decode: fn([u8; 4]) -> T) -> Result<A
         ));
     }
     let data = payload
-        .chunks_exact(4)
-        .map(|c| decode([c[0], c[1], c[2], c[3]]))
+        .chunks_exact(N)
+        .filter_map(|c| c.try_into().ok().map(decode))
         .collect();
     Ok(Array { shape, data })
 }
