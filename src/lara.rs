@@ -196,20 +196,27 @@ pub const fn effective_landmarks(shape: Shape, landmarks: usize) -> usize {
 /// backends; independent of `n_q` and `n_k`. For antithetic or two-sample proposals pass
 /// [`Proposals::samples`]`(C)`.
 pub const fn scratch_len(shape: Shape, landmarks: usize) -> usize {
-    scalar_scratch_len(shape, landmarks).saturating_add(crate::simd::if_compiled(
-        crate::simd::blocked::lara_scratch_len(landmarks.saturating_mul(2), shape.dim),
-    ))
+    workspace_len(shape, landmarks, landmarks)
 }
 
-/// The scratch of the scalar kernel alone: `landmarks · (3·d + d_v + 8)`.
-const fn scalar_scratch_len(shape: Shape, landmarks: usize) -> usize {
-    landmarks.saturating_mul(
-        shape
-            .dim
-            .saturating_mul(3)
-            .saturating_add(shape.value_dim)
-            .saturating_add(STATS_PER_SAMPLE),
-    )
+/// The scratch that [`Workspace::split`] takes for `count` landmarks and `samples` samples:
+/// `q̄`, `mu` (`2·count·d`), `W` and `kv` (`samples·(d + d_v)`), 8 scalars per sample, and the
+/// blocked kernels' tiles where a SIMD backend is compiled.
+pub(crate) const fn workspace_len(shape: Shape, count: usize, samples: usize) -> usize {
+    count
+        .saturating_mul(shape.dim)
+        .saturating_mul(2)
+        .saturating_add(
+            samples.saturating_mul(
+                shape
+                    .dim
+                    .saturating_add(shape.value_dim)
+                    .saturating_add(STATS_PER_SAMPLE),
+            ),
+        )
+        .saturating_add(crate::simd::if_compiled(
+            crate::simd::blocked::lara_scratch_len(samples.saturating_add(count), shape.dim),
+        ))
 }
 
 /// The length of the noise `eps` that sampled mode takes for segment-mean landmarks:
@@ -511,21 +518,11 @@ impl<'a> Workspace<'a> {
         let sample_rows = checked_len(samples, shape.dim)?;
         let kv_len = checked_len(samples, shape.value_dim)?;
         let stats_len = checked_len(samples, STATS_PER_SAMPLE)?;
-        let extra_len = crate::simd::if_compiled(crate::simd::blocked::lara_scratch_len(
-            samples.saturating_add(count),
-            shape.dim,
-        ));
-        let needed = [
-            landmark_rows,
-            landmark_rows,
-            sample_rows,
-            kv_len,
-            stats_len,
-            extra_len,
-        ]
-        .iter()
-        .try_fold(0usize, |sum, &len| sum.checked_add(len))
-        .ok_or(Error::SizeOverflow)?;
+        // (A saturated total is an overflow: no scratch holds usize::MAX floats.)
+        let needed = workspace_len(shape, count, samples);
+        if needed == usize::MAX {
+            return Err(Error::SizeOverflow);
+        }
         let mut rest = take_scratch(scratch, needed)?;
         let q_bar = carve(&mut rest, landmark_rows)?;
         let mu = carve(&mut rest, landmark_rows)?;

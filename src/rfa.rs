@@ -209,20 +209,9 @@ pub(crate) fn positive_in(
 /// `S · (d + d_v + 8)` for the scalar kernel, plus `S · (d + 32)` on targets with SIMD
 /// backends.
 pub const fn log_space_scratch_len(shape: Shape, features: usize) -> usize {
-    features
-        .saturating_mul(
-            shape
-                .dim
-                .saturating_add(shape.value_dim)
-                .saturating_add(LOG_SPACE_STATS),
-        )
-        .saturating_add(crate::simd::if_compiled(blocked::lara_scratch_len(
-            features, shape.dim,
-        )))
+    // The LARA workspace of `S` samples and no landmarks.
+    crate::lara::workspace_len(shape, 0, features)
 }
-
-/// Per-feature scalars of [`positive_log_space`] (the LARA workspace's per-sample scalars).
-const LOG_SPACE_STATS: usize = 8;
 
 /// RFA with positive random features computed fully in log space, `omega [S, d]`: the
 /// estimator `Σ_r φq[i,r] Σ_m φk[m,r] v_m / Σ_r φq[i,r] Σ_m φk[m,r]` of [`positive`] without the
@@ -268,21 +257,8 @@ pub fn positive_log_space(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     check_args(shape, omega, features, q, k, v, key_mask, out)?;
-    let w_len = checked_len(features, shape.dim)?;
-    let kv_len = checked_len(features, shape.value_dim)?;
-    let stats_len = checked_len(features, LOG_SPACE_STATS)?;
-    let extra_len = crate::simd::if_compiled(blocked::lara_scratch_len(features, shape.dim));
-    let needed = [w_len, kv_len, stats_len, extra_len]
-        .iter()
-        .try_fold(0usize, |sum, &len| sum.checked_add(len))
-        .ok_or(Error::SizeOverflow)?;
-    let mut rest = take_scratch(scratch, needed)?;
-    let w = carve(&mut rest, w_len)?;
-    let kv = carve(&mut rest, kv_len)?;
-    let stats = carve(&mut rest, stats_len)?;
     // The LARA workspace with S samples and no landmarks.
-    let mut ws =
-        crate::lara::Workspace::from_parts(&mut [], &mut [], w, kv, stats, 0, features, shape);
+    let (mut ws, rest) = crate::lara::Workspace::split(scratch, 0, features, shape)?;
     // W_r = d^1/4 ω_r, so that ℓ(x; W_r) = s · (W_r·x − |x|²/2) = d^-1/4 x·ω_r − s|x|²/2
     let data_scale = FeatureScales::new(shape, features).data;
     for (w, &o) in ws.w.iter_mut().zip(omega) {
