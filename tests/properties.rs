@@ -3,26 +3,18 @@
 //! permutation invariance, landmark rules), dirty scratch, error handling, huge logits, RFA
 //! convergence and the determinism of the sampled modes.
 
+#[path = "support/backend_env.rs"]
+mod backend_env;
 #[path = "support/reference.rs"]
 mod reference;
 
+use backend_env::backend_from_env;
 use lara_attn::random::{
     NoiseScale, default_rng, fill_standard_normal, gaussian_omega, orthogonal_omega,
 };
 use lara_attn::{Arg, Dim, Error, Shape, exact, lara, ra, random, rfa};
 use reference::{Dims, Mis, RaMean};
 use std::collections::BTreeMap;
-
-/// `LARA_ATTN_BACKEND=<name>` runs every property on that backend (and fails if it cannot run
-/// here); otherwise the best available backend is used.
-fn backend_from_env() {
-    use lara_attn::backend::{Backend, set_backend};
-    if let Ok(name) = std::env::var("LARA_ATTN_BACKEND") {
-        let backend =
-            Backend::from_name(&name).unwrap_or_else(|| panic!("unknown backend {name:?}"));
-        set_backend(Some(backend)).unwrap_or_else(|e| panic!("LARA_ATTN_BACKEND={name}: {e}"));
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Tolerances: max|ours − ref| ≤ TOL · max(1, max|ref|)
