@@ -283,29 +283,20 @@ pub(crate) fn attention_in(
     extra: &mut [f32],
 ) -> Result<(), Error> {
     let count = check_args(shape, params, q, k, v, out)?;
-    let Some(eps) = noise else {
-        ws.check_capacity(count, count)?;
-        ws.build_proposals(shape, params, q, k, None::<fn(&mut [f32])>);
-        ws.finish(shape, params, q, k, v, out, extra);
-        return Ok(());
-    };
-    check_len(
-        Arg::Noise,
-        eps,
-        params.proposals.noise_rows(count),
-        shape.dim,
-    )?;
-    check_finite(Arg::Noise, eps)?;
-    ws.check_capacity(count, params.proposals.samples(count))?;
+    if let Some(eps) = noise {
+        check_len(
+            Arg::Noise,
+            eps,
+            params.proposals.noise_rows(count),
+            shape.dim,
+        )?;
+        check_finite(Arg::Noise, eps)?;
+    }
+    ws.check_capacity(count, sample_count(params, count, noise.is_some()))?;
     let factor = params.noise_scale.factor(shape.dim);
-    // W = mu + f · eps
-    ws.build_proposals(
-        shape,
-        params,
-        q,
-        k,
-        Some(|w: &mut [f32]| axpy(factor, eps, w)),
-    );
+    // W = mu + f · eps (sampled mode)
+    let perturb = noise.map(|eps| move |w: &mut [f32]| axpy(factor, eps, w));
+    ws.build_proposals(shape, params, q, k, perturb);
     ws.finish(shape, params, q, k, v, out, extra);
     Ok(())
 }
@@ -346,7 +337,7 @@ pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
     extra: &mut [f32],
 ) -> Result<(), Error> {
     let count = check_args(shape, params, q, k, v, out)?;
-    ws.check_capacity(count, params.proposals.samples(count))?;
+    ws.check_capacity(count, sample_count(params, count, true))?;
     let factor = params.noise_scale.factor(shape.dim);
     // W = mu + f · eps, eps ~ N(0, I)
     let perturb = |w: &mut [f32]| add_scaled_normal(rng, factor, w);
@@ -500,7 +491,8 @@ pub(crate) struct Workspace<'a> {
     pub(crate) t_lse: &'a mut [f32],
     /// Per query: the log importance weights, then the self-normalised weights, `[S]`.
     pub(crate) logits: &'a mut [f32],
-    /// Per query: `T[·, i]` (mis-opt) in its first `C'` entries, `[S]`.
+    /// Per query: `T[·, i]` (mis-opt) or `log α[·, i]` (mis-biased) in its first `C'` entries,
+    /// `[S]`.
     pub(crate) t_row: &'a mut [f32],
 }
 
@@ -894,10 +886,14 @@ impl<'a> Workspace<'a> {
             }
             Weighting::BalanceHeuristic => {}
             Weighting::Biased => {
+                // log α[c, i] = s · mu_c·q_i, once per component
+                let log_alpha = prefix(self.t_row, count);
+                for (a, mu_row) in log_alpha.iter_mut().zip(rows(self.mu, shape.dim)) {
+                    *a = scale * dot(mu_row, q_row);
+                }
                 for logits in sample_groups {
-                    for (logit, mu_row) in logits.iter_mut().zip(rows(self.mu, shape.dim)) {
-                        // log α[c, i] = s · mu_c·q_i
-                        *logit += scale * dot(mu_row, q_row);
+                    for (logit, &a) in logits.iter_mut().zip(log_alpha.iter()) {
+                        *logit += a;
                     }
                 }
             }
