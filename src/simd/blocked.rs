@@ -231,28 +231,23 @@ pub(crate) fn flash_block<I: Isa>(
     running_sum.fill(0.0);
     out_block.fill(0.0);
     let mut block_max = [0.0f32; BLOCK];
-    for (block, (k_block, v_block)) in k
-        .chunks(BLOCK * dim)
-        .zip(v.chunks(BLOCK * value_dim))
-        .enumerate()
-    {
+    let key_mask = match key_term {
+        KeyTerm::Mask(mask) => Some(mask),
+        KeyTerm::None | KeyTerm::Bias(_) => None,
+    };
+    let blocks = key_blocks((k, v, key_mask), (dim, value_dim)).enumerate();
+    for (block, (k_block, v_block, mask)) in blocks {
         // Sᵀ[j, i] = s · k_j·q_i
         let (rows_k, tile) = project_block(isa, k_block, dim, (q_packed, BLOCK), BLOCK, tile);
-        match key_term {
-            KeyTerm::None => {}
-            KeyTerm::Bias(bias) => {
-                // − s·|k_j|²/2 (RA)
-                for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
-                    shift_row(row, b);
-                }
+        if let KeyTerm::Bias(bias) = key_term {
+            // − s·|k_j|²/2 (RA)
+            for (row, &b) in rows_mut(tile, BLOCK).zip(bias.iter().skip(block * BLOCK)) {
+                shift_row(row, b);
             }
-            KeyTerm::Mask(mask) => {
-                // −∞ for masked keys; a block of masked keys only is skipped
-                let block_mask = mask.get(block * BLOCK..).unwrap_or_default();
-                if !mask_rows(tile, BLOCK, block_mask.get(..rows_k).unwrap_or(block_mask)) {
-                    continue;
-                }
-            }
+        }
+        // −∞ for masked keys; a block of masked keys only is skipped
+        if !mask_rows(tile, BLOCK, mask) {
+            continue;
         }
         // Online softmax per query (column): new maximum, rescale what came before.
         column_max(isa, tile, BLOCK, rows_q, &mut block_max);
