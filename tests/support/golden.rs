@@ -1,5 +1,5 @@
 //! Runs every output listed in a golden manifest (the format of
-//! `../shared/oracle/golden/manifest.json`) through the crate and measures the error.
+//! `tests/data/golden/manifest.json`) through the crate and measures the error.
 //! Shared by `examples/golden.rs` and `tests/golden.rs`.
 #![allow(dead_code)]
 
@@ -325,7 +325,7 @@ pub fn backend_from_env() -> Result<lara_attn::backend::Backend, String> {
     Ok(active_backend())
 }
 
-/// The default manifest: `../shared/oracle/golden/manifest.json` beside the repository.
+/// The default manifest: the golden files the repository carries, `tests/data/golden`.
 pub fn default_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/oracle/golden/manifest.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/manifest.json")
 }
