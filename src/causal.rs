@@ -2,16 +2,15 @@
 //! a sensor stream, where token `i` may only attend to tokens `0..=i`.
 //!
 //! * [`RfaState`]: causal random-feature attention as a recurrent state over a caller buffer of
-//!   [`rfa_state_len`] floats: `Σ_m φ(k_m) v_mᵀ` (`F × d_v`, `F = S` positive or `2·S`
-//!   trigonometric features) and `Σ_m φ(k_m)` (`F`). [`RfaState::push`] adds one key/value,
-//!   [`RfaState::attend`] answers one query, both in `O(F · (d + d_v))`; no history is kept.
-//!   [`RfaState::push_gated`] is the gated update of Peng et al. 2021,
-//!   `S ← g·S + (1 − g)·φ(k) vᵀ`.
+//!   [`RfaState::buffer_len`] floats, for every [`FeatureMap`]: `Σ_m φ(k_m) v_mᵀ` and
+//!   `Σ_m φ(k_m)`. [`RfaState::push`] adds one key/value, [`RfaState::attend`] answers one
+//!   query, both in `O(F · (d + d_v))`; no history is kept. [`RfaState::push_gated`] is the
+//!   gated update of Peng et al. 2021, `S ← g·S + (1 − g)·φ(k) vᵀ`.
 //! * [`rfa`]: the batch causal kernel over a whole sequence (`out_i` attends to keys `0..=i`),
 //!   which runs the same state token by token and so gives the same numbers, bit for bit.
-//! * [`KvCache`]: causal exact softmax attention over a caller-provided ring buffer of `W` keys and
-//!   values ([`kv_cache_len`] floats), a sliding window of the last `W` tokens once full: the
-//!   reference for the RFA streams.
+//! * [`KvCache`]: causal exact softmax attention over a caller-provided ring buffer of `W` keys
+//!   and values ([`KvCache::buffer_len`] floats), a sliding window of the last `W` tokens once
+//!   full: the reference for the RFA streams.
 //!
 //! # Stabilisers and long streams
 //!
@@ -19,12 +18,14 @@
 //! positive features, `max_m s|k_m|²/2` for trigonometric ones). Causally, the maximum is taken
 //! over the keys pushed so far: the state stores its exponential sums relative to that running
 //! log-scale `M` and rescales them by `exp(M_old − M_new)` when a key raises it (the online trick
-//! of [`rfa::positive`](crate::rfa::positive)). Nothing is ever exponentiated above `0`, so the
-//! sums cannot overflow whatever the key norms, and each answer equals the official estimator
-//! applied to the prefix: [`RfaState::attend`] after pushing `k_0..k_i` is, up to rounding,
-//! `rfa::positive` (or `rfa::trigonometric`) with the single query `q` and keys `k_0..=k_i`. The
-//! positive features' `+1e-4` floor enters linearly and is kept exactly, apart from the sums: a
-//! running `Σ_m v_m` and `Σ_m 1` (the token weight).
+//! of [`rfa::attention`](crate::rfa::attention)). Nothing is ever exponentiated above `0`, so
+//! the sums cannot overflow whatever the key norms, and each answer equals the official
+//! estimator applied to the prefix: [`RfaState::attend`] after pushing `k_0..k_i` is, up to
+//! rounding, [`rfa::attention`](crate::rfa::attention) with the single query `q` and keys
+//! `k_0..=k_i`. The positive features' `+1e-4` floor enters linearly and is kept exactly, apart
+//! from the sums: a running `Σ_m v_m` and `Σ_m 1` (the token weight). In log space every feature
+//! keeps its own running maximum, and the gates enter as logarithms, so no sum ever decays
+//! towards zero.
 //!
 //! Ungated sums grow linearly with the number of tokens (they are means times a count), which
 //! costs relative precision like any `f32` running sum: about `√n · 2^-24` typically; the
@@ -32,87 +33,14 @@
 //! projections overflow `f32` (`|x| ≳ 10^19`) give non-finite outputs, as in [`rfa`](crate::rfa).
 
 use crate::error::{Arg, Dim, Error};
-use crate::math::{OnlineLse, axpy, copy, dot, exp, half_sq_norm, max, rows, rows_mut, scale};
+use crate::inputs::Qkv;
+use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, max, scale};
 use crate::rfa::{
-    DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, positive_query_features, project,
-    scaled_fourier_features,
+    self, DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureMap, FeatureScales, features_of,
+    positive_query_features, project, scaled_fourier_features,
 };
-use crate::shape::{Shape, carve, check_finite, check_len, checked_len, take_scratch};
-
-/// The random-feature map of a causal RFA state, as in [`rfa`](crate::rfa).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FeatureMap {
-    /// Performer's positive features (FAVOR+) with the official stabilisers, `+1e-4` floor and
-    /// `1e-2` denominator clamp: `S` features.
-    Positive,
-    /// Random Fourier features `[sin, cos]` (Peng et al. 2021): `2·S` features.
-    Trigonometric,
-}
-
-impl FeatureMap {
-    /// The number of features `F` of `S` projections: `S` (positive) or `2·S` (trigonometric).
-    pub const fn feature_count(self, features: usize) -> usize {
-        match self {
-            FeatureMap::Positive => features,
-            FeatureMap::Trigonometric => features.saturating_mul(2),
-        }
-    }
-}
-
-/// Floats of the buffer an [`RfaState`] (and the batch kernel [`rfa`]) needs, independent of the
-/// number of tokens: `S · (d_v + 2) + d_v` for positive features (`Σ φ(k) vᵀ`, `Σ φ(k)`, one
-/// feature row, `Σ v`), `2S · (d_v + 2)` for trigonometric ones (no `Σ v`).
-pub const fn rfa_state_len(map: FeatureMap, value_dim: usize, features: usize) -> usize {
-    let total = map.feature_count(features);
-    let floor_sum = match map {
-        FeatureMap::Positive => value_dim,
-        FeatureMap::Trigonometric => 0,
-    };
-    total
-        .saturating_mul(value_dim.saturating_add(2))
-        .saturating_add(floor_sum)
-}
-
-/// [`rfa_state_len`], or [`Error::SizeOverflow`].
-fn rfa_state_len_checked(
-    map: FeatureMap,
-    value_dim: usize,
-    features: usize,
-) -> Result<usize, Error> {
-    let total = match map {
-        FeatureMap::Positive => features,
-        FeatureMap::Trigonometric => checked_len(features, 2)?,
-    };
-    let floor_sum = match map {
-        FeatureMap::Positive => value_dim,
-        FeatureMap::Trigonometric => 0,
-    };
-    checked_len(total, value_dim.saturating_add(2))?
-        .checked_add(floor_sum)
-        .ok_or(Error::SizeOverflow)
-}
-
-/// Checks the configuration of an RFA state and returns the buffer length it needs.
-fn check_rfa_config(
-    map: FeatureMap,
-    dim: usize,
-    value_dim: usize,
-    features: usize,
-    omega: &[f32],
-) -> Result<usize, Error> {
-    if dim == 0 {
-        return Err(Error::ZeroDimension(Dim::Model));
-    }
-    if value_dim == 0 {
-        return Err(Error::ZeroDimension(Dim::Value));
-    }
-    if features == 0 {
-        return Err(Error::ZeroFeatures);
-    }
-    check_len(Arg::Omega, omega, features, dim)?;
-    check_finite(Arg::Omega, omega)?;
-    rfa_state_len_checked(map, value_dim, features)
-}
+use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len, take_scratch};
+use crate::slices::{copy, part, rows, rows_mut, take};
 
 /// `Ok` if the gate is in `[0, 1]` (which excludes NaN and the infinities).
 fn check_gate(gate: f32) -> Result<(), Error> {
@@ -127,7 +55,7 @@ fn check_gate(gate: f32) -> Result<(), Error> {
 
 /// Causal random-feature attention as a recurrent state over a caller buffer: one
 /// [`push`](Self::push) per token, one [`attend`](Self::attend) per query, `O(F · (d + d_v))`
-/// each, `F` = `S` (positive) or `2·S` (trigonometric) features, and no history kept.
+/// each, `F` = `S` (positive, log space) or `2·S` (trigonometric) features, and no history kept.
 ///
 /// After pushing `k_0, v_0 … k_i, v_i`, with `ω [S, d]`, `s = d^-1/2`, `h(x) = s|x|²/2`:
 ///
@@ -139,27 +67,27 @@ fn check_gate(gate: f32) -> Result<(), Error> {
 ///             φk[m]   = S^-1/2 exp(h(k_m) − H) [sin B[m,·], cos B[m,·]]
 ///             φq      = S^-1/2 [sin A, cos A]
 /// out = Σ_f φq[f] Σ_m w_m φk[m,f] v_m / max(Σ_f φq[f] Σ_m w_m φk[m,f], 1e-2)
+/// log space:  out = Σ_r softmax_r(A_r + lse_m(B[m,r] − h(k_m) + ln w_m)) kv_r,
+///             kv_r = Σ_m softmax_m(B[m,r] − h(k_m) + ln w_m) v_m
 /// ```
 ///
 /// with weights `w_m = 1` for [`push`](Self::push) and `w_m = (1 − g_m) Π_{m<j≤i} g_j` for
 /// [`push_gated`](Self::push_gated) (the two can be mixed: an ungated push is `w = 1`, leaving the
 /// older weights unchanged). Before any push the output is zero.
 ///
-/// The state is `Σ_m w_m exp(B[m,r] − h(k_m) − M) v_m` (positive; the `S^-1/2` is applied when
-/// attending) or `Σ_m w_m φk[m] v_m` (trigonometric), the matching sums without `v_m`, and for
-/// positive features the floor terms `Σ_m w_m v_m` and `Σ_m w_m`.
-///
 /// # Example
 /// ```
-/// use lara_attn::{causal, random};
-/// use lara_attn::causal::{FeatureMap, RfaState};
+/// use lara_attn::random;
+/// use lara_attn::causal::RfaState;
+/// use lara_attn::rfa::{FeatureMap, Params};
 /// const D: usize = 4;
 /// const DV: usize = 2;
 /// const S: usize = 8;
 /// let mut omega = [0.0; S * D];
 /// random::gaussian_omega(&mut random::default_rng(7), S, D, &mut omega)?;
-/// let mut buffer = [0.0; causal::rfa_state_len(FeatureMap::Positive, DV, S)];
-/// let mut state = RfaState::new(FeatureMap::Positive, D, DV, S, &omega, &mut buffer)?;
+/// let mut buffer = [0.0; RfaState::buffer_len(FeatureMap::Positive, DV, S)];
+/// let params = Params { map: FeatureMap::Positive, omega: &omega };
+/// let mut state = RfaState::new(&params, D, DV, &mut buffer)?;
 /// let mut out = [0.0; DV];
 /// for t in 0..100 {
 ///     let x = [(t as f32 * 0.1).sin(), 0.5, -0.25, (t as f32 * 0.3).cos()];
@@ -177,14 +105,17 @@ pub struct RfaState<'a> {
     value_dim: usize,
     omega: &'a [f32],
     scales: FeatureScales,
-    /// `[F, d_v]`: `Σ_m w_m e[m,f] v_m` relative to the running log-scale.
+    /// `[F, d_v]`: `Σ_m w_m e[m,f] v_m` relative to the running log-scale (per feature in log
+    /// space).
     kv: &'a mut [f32],
     /// `[F]`: `Σ_m w_m e[m,f]`.
     k_sum: &'a mut [f32],
     /// `[F]`: one row of projections / features.
     phi: &'a mut [f32],
-    /// `[d_v]`: `Σ_m w_m v_m` (positive features' floor term; empty for trigonometric ones).
+    /// `[d_v]`: `Σ_m w_m v_m` (positive features' floor term; empty otherwise).
     v_sum: &'a mut [f32],
+    /// `[S]`: the log-scale of each feature's sums (log space only; empty otherwise).
+    feature_scale: &'a mut [f32],
     /// The running log-scale `M` (positive) or `H` (trigonometric); `-inf` before any push.
     log_scale: f32,
     /// `Σ_m w_m` (positive features' floor term).
@@ -193,55 +124,73 @@ pub struct RfaState<'a> {
 }
 
 impl<'a> RfaState<'a> {
-    /// A new, empty state for keys and queries of dimension `dim`, values of dimension
-    /// `value_dim`, and `omega [S, dim]` (`S = features`), over the first
-    /// [`rfa_state_len`]`(map, value_dim, features)` floats of `buffer` (which are zeroed).
-    ///
-    /// # Errors
-    /// A zero `dim` or `value_dim` ([`Error::ZeroDimension`]), `features == 0`
-    /// ([`Error::ZeroFeatures`]), an `omega` of the wrong length or non-finite, or a buffer
-    /// shorter than [`rfa_state_len`]. Nothing is written on error.
-    pub fn new(
-        map: FeatureMap,
-        dim: usize,
-        value_dim: usize,
-        features: usize,
-        omega: &'a [f32],
-        buffer: &'a mut [f32],
-    ) -> Result<Self, Error> {
-        let needed = check_rfa_config(map, dim, value_dim, features, omega)?;
-        let region = take_scratch(buffer, needed)?;
-        Self::from_checked(map, dim, value_dim, features, omega, region)
+    /// Floats of the buffer a state (and the batch kernel [`rfa`]) needs with `features` (`S`)
+    /// projections, independent of the number of tokens: `S · (d_v + 2) + d_v` for positive
+    /// features (`Σ φ(k) vᵀ`, `Σ φ(k)`, one feature row, `Σ v`), `2S · (d_v + 2)` for
+    /// trigonometric ones, `S · (d_v + 3)` in log space (a log-scale per feature).
+    pub const fn buffer_len(map: FeatureMap, value_dim: usize, features: usize) -> usize {
+        let total = map.feature_count(features);
+        let extra = match map {
+            FeatureMap::Positive => value_dim,
+            FeatureMap::Trigonometric => 0,
+            FeatureMap::PositiveLogSpace => features,
+        };
+        total
+            .saturating_mul(value_dim.saturating_add(2))
+            .saturating_add(extra)
     }
 
-    /// Splits a buffer of exactly the checked length (the `carve` errors are unreachable then).
-    fn from_checked(
-        map: FeatureMap,
+    /// A new, empty state for keys and queries of dimension `dim`, values of dimension
+    /// `value_dim`, and the map and `ω [S, dim]` of `params`, over the first
+    /// [`buffer_len`](Self::buffer_len)`(map, value_dim, S)` floats of `buffer`.
+    ///
+    /// # Errors
+    /// A zero `dim` or `value_dim` ([`Error::ZeroDimension`]), an empty `ω`
+    /// ([`Error::ZeroFeatures`]), one that is not whole rows of `dim` or holds a non-finite
+    /// value, or a buffer shorter than [`buffer_len`](Self::buffer_len). Nothing is written on
+    /// error.
+    pub fn new(
+        params: &rfa::Params<'a>,
         dim: usize,
         value_dim: usize,
-        features: usize,
-        omega: &'a [f32],
-        region: &'a mut [f32],
+        buffer: &'a mut [f32],
     ) -> Result<Self, Error> {
-        let total = map.feature_count(features);
-        let mut rest = region;
-        let kv = carve(&mut rest, checked_len(total, value_dim)?)?;
-        let k_sum = carve(&mut rest, total)?;
-        let phi = carve(&mut rest, total)?;
-        let v_sum = match map {
-            FeatureMap::Positive => carve(&mut rest, value_dim)?,
-            FeatureMap::Trigonometric => carve(&mut rest, 0)?,
+        let shape = Shape::cross(1, 1, dim, value_dim);
+        shape.check_nonzero()?;
+        let features = features_of(shape, params.omega)?;
+        Self::split(params, shape, features, buffer)
+    }
+
+    /// The state over the front of `buffer`, on checked dimensions and `ω`.
+    fn split(
+        params: &rfa::Params<'a>,
+        shape: Shape,
+        features: usize,
+        buffer: &'a mut [f32],
+    ) -> Result<Self, Error> {
+        let map = params.map;
+        let total = checked_len(features, map.feature_count(1))?;
+        let needed = checked_scratch_len(Self::buffer_len(map, shape.value_dim, features))?;
+        let mut rest = take_scratch(buffer, needed)?;
+        let kv = take(&mut rest, checked_len(total, shape.value_dim)?);
+        let k_sum = take(&mut rest, total);
+        let phi = take(&mut rest, total);
+        let (v_sum, feature_scale) = match map {
+            FeatureMap::Positive => (take(&mut rest, shape.value_dim), take(&mut rest, 0)),
+            FeatureMap::Trigonometric => (take(&mut rest, 0), take(&mut rest, 0)),
+            FeatureMap::PositiveLogSpace => (take(&mut rest, 0), take(&mut rest, features)),
         };
         let mut state = RfaState {
             map,
-            dim,
-            value_dim,
-            omega,
-            scales: FeatureScales::new(Shape::self_attention(1, dim), features),
+            dim: shape.dim,
+            value_dim: shape.value_dim,
+            omega: params.omega,
+            scales: FeatureScales::new(shape, features),
             kv,
             k_sum,
             phi,
             v_sum,
+            feature_scale,
             log_scale: f32::NEG_INFINITY,
             weight: 0.0,
             tokens: 0,
@@ -256,6 +205,7 @@ impl<'a> RfaState<'a> {
         self.k_sum.fill(0.0);
         self.phi.fill(0.0);
         self.v_sum.fill(0.0);
+        self.feature_scale.fill(f32::NEG_INFINITY);
         self.log_scale = f32::NEG_INFINITY;
         self.weight = 0.0;
         self.tokens = 0;
@@ -272,7 +222,8 @@ impl<'a> RfaState<'a> {
     }
 
     /// The running log-scale: `max B` over the keys pushed so far (positive features) or
-    /// `max s|k|²/2` (trigonometric); `-inf` before any push.
+    /// `max s|k|²/2` (trigonometric); `-inf` before any push and in log space (whose
+    /// log-scales are per feature).
     pub fn log_scale(&self) -> f32 {
         self.log_scale
     }
@@ -366,6 +317,11 @@ impl<'a> RfaState<'a> {
                 let magnitude = scales.ratio * exp(h - self.log_scale);
                 scaled_fourier_features(scales.data, magnitude, k, self.omega, self.phi);
             }
+            FeatureMap::PositiveLogSpace => {
+                self.update_log_space(k, v, gate);
+                self.tokens = self.tokens.saturating_add(1);
+                return;
+            }
         }
         let value_dim = self.value_dim;
         match gate {
@@ -408,6 +364,43 @@ impl<'a> RfaState<'a> {
             }
         }
         self.tokens = self.tokens.saturating_add(1);
+    }
+
+    /// The log-space update: per feature an online log-sum-exp of `LK_r = B_r − s|k|²/2 + ln w`
+    /// with its weighted value sum. A gate `g` multiplies the old sums by `g`, which in log space
+    /// lowers each feature's log-scale by `−ln g` (no sum decays towards zero); `g = 0` empties
+    /// them.
+    fn update_log_space(&mut self, k: &[f32], v: &[f32], gate: Option<f32>) {
+        let (keep_ln, add_ln) = match gate {
+            None => (0.0, 0.0),
+            Some(g) => (ln(g), ln(1.0 - g)),
+        };
+        // LK_r = d^-1/4 k·ω_r − s|k|²/2 + ln(1 − g)
+        let scales = self.scales;
+        project(scales.data, k, self.omega, self.phi);
+        let shift = scales.half_norm * half_sq_norm(k) - add_ln;
+        // g = 1 ignores the token (its weight 1 − g is 0)
+        let counted = add_ln > f32::NEG_INFINITY;
+        let value_dim = self.value_dim;
+        let features = rows_mut(self.kv, value_dim)
+            .zip(self.k_sum.iter_mut())
+            .zip(self.feature_scale.iter_mut());
+        for (((kv_row, sum), log_scale), &b) in features.zip(self.phi.iter()) {
+            // old sums · g: log-scale + ln g (an empty feature stays at −∞)
+            *log_scale += keep_ln;
+            if *log_scale == f32::NEG_INFINITY {
+                *sum = 0.0;
+                kv_row.fill(0.0);
+            }
+            if counted {
+                let mut lse = OnlineLse {
+                    max: *log_scale,
+                    sum: *sum,
+                };
+                lse.push(b - shift, v, kv_row);
+                (*log_scale, *sum) = (lse.max, lse.sum);
+            }
+        }
     }
 
     /// The query on checked arguments.
@@ -453,9 +446,51 @@ impl<'a> RfaState<'a> {
                 }
                 den
             }
+            FeatureMap::PositiveLogSpace => {
+                self.attend_log_space(q, out);
+                return;
+            }
         };
         // out = num / max(den, 1e-2)
         scale(out, 1.0 / denominator.max(DENOMINATOR_FLOOR));
+    }
+
+    /// `out = Σ_r softmax_r(A_r + lseK_r) kv_r / z_r`, `lseK_r = log-scale_r + ln z_r`.
+    fn attend_log_space(&mut self, q: &[f32], out: &mut [f32]) {
+        // logit_r = d^-1/4 q·ω_r + lseK_r (−∞ for a feature with no token)
+        project(self.scales.data, q, self.omega, self.phi);
+        for ((logit, &log_scale), &sum) in self
+            .phi
+            .iter_mut()
+            .zip(self.feature_scale.iter())
+            .zip(self.k_sum.iter())
+        {
+            *logit = if sum > 0.0 {
+                *logit + log_scale + ln(sum)
+            } else {
+                f32::NEG_INFINITY
+            };
+        }
+        let top = max(self.phi);
+        if top == f32::NEG_INFINITY {
+            // no token yet: the output is zero
+            return;
+        }
+        // out = Σ_r e^(logit_r − max) kv_r / z_r / Σ_r e^(logit_r − max)
+        let mut total = 0.0;
+        for ((&logit, kv_row), &sum) in self
+            .phi
+            .iter()
+            .zip(rows(self.kv, self.value_dim))
+            .zip(self.k_sum.iter())
+        {
+            let weight = exp(logit - top);
+            if weight > 0.0 {
+                axpy(weight / sum, kv_row, out);
+                total += weight;
+            }
+        }
+        scale(out, 1.0 / total);
     }
 }
 
@@ -472,80 +507,81 @@ impl core::fmt::Debug for RfaState<'_> {
     }
 }
 
-/// Batch causal RFA over a whole sequence: `out_i` attends to the keys `0..=i`, exactly as
-/// pushing `k_i, v_i` (gated by `gates[i]` if given) into an [`RfaState`] and then attending
-/// `q_i`, token by token — which is what this function does, so the numbers are the same bit
-/// for bit.
+/// Scratch (in `f32`s) of the batch kernel [`rfa`]: [`RfaState::buffer_len`], independent of
+/// `n` and `h`.
+pub const fn scratch_len(shape: Shape, map: FeatureMap, features: usize) -> usize {
+    RfaState::buffer_len(map, shape.value_dim, features)
+}
+
+/// Batch causal RFA over whole sequences: per head, `out_i` attends to the keys `0..=i`,
+/// exactly as pushing `k_i, v_i` (gated by `gates[i]` if given) into an [`RfaState`] and then
+/// attending `q_i`, token by token — which is what this function does, so the numbers are the
+/// same bit for bit. A masked key is not pushed (its query still attends to the earlier keys).
 ///
-/// `shape` must have as many queries as keys (`q [n, d]`, `k [n, d]`, `v [n, d_v]`,
-/// `out [n, d_v]`); `omega [S, d]`; `gates [n]` in `[0, 1]`, or `None` for the ungated sums.
+/// `x.shape` must have as many queries as keys; `params.omega [h, S, d]`; `gates [h, n]` in
+/// `[0, 1]`, or `None` for the ungated sums.
 ///
-/// Cost: `O(n · F · (d + d_v))` time, [`rfa_state_len`] floats of scratch.
+/// Cost: `O(h · n · F · (d + d_v))` time, [`scratch_len`] floats of scratch.
 ///
 /// # Errors
-/// A zero dimension or `features == 0`, a slice whose length does not match (`q` is reported
-/// against `n_k · d` when `n_q ≠ n_k`), a gate slice of the wrong length or a gate outside
-/// `[0, 1]` ([`Arg::Gates`]), scratch shorter than [`rfa_state_len`], or a non-finite input.
-/// Nothing is written on error.
-#[allow(clippy::too_many_arguments)]
+/// A zero dimension, an empty `ω` or one that is not whole rows of `h · d`, a slice whose
+/// length does not match (`q` is reported against `n_k · d` when `n_q ≠ n_k`), a gate slice of
+/// the wrong length or a gate outside `[0, 1]` ([`Arg::Gates`]), a key mask that masks every
+/// key, scratch shorter than [`scratch_len`], or a non-finite input. Nothing is written on
+/// error.
 pub fn rfa(
-    map: FeatureMap,
-    shape: Shape,
-    omega: &[f32],
-    features: usize,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    x: &Qkv<'_>,
+    params: &rfa::Params<'_>,
     gates: Option<&[f32]>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    shape.check_qkv(q, k, v, out)?;
+    let shape = x.shape;
     if shape.queries != shape.keys {
         return Err(Error::LengthMismatch {
             arg: Arg::Queries,
-            expected: checked_len(shape.keys, shape.dim)?,
-            actual: q.len(),
+            expected: shape.stacked(shape.keys, shape.dim)?,
+            actual: x.q.len(),
         });
     }
-    let needed = check_rfa_config(map, shape.dim, shape.value_dim, features, omega)?;
+    let features = rfa::check_args(x, params, out)?;
     if let Some(gates) = gates {
-        check_len(Arg::Gates, gates, shape.keys, 1)?;
+        shape.check_stacked(Arg::Gates, gates, shape.keys, 1)?;
         for &g in gates {
             check_gate(g)?;
         }
     }
-    let region = take_scratch(scratch, needed)?;
-    let mut state =
-        RfaState::from_checked(map, shape.dim, shape.value_dim, features, omega, region)?;
-    let tokens = rows(q, shape.dim)
-        .zip(rows(k, shape.dim))
-        .zip(rows(v, shape.value_dim))
-        .zip(rows_mut(out, shape.value_dim));
-    match gates {
-        None => {
-            for (((q_row, k_row), v_row), out_row) in tokens {
-                state.update(k_row, v_row, None);
-                state.attend_checked(q_row, out_row);
+    let needed = scratch_len(shape, params.map, features);
+    let scratch = take_scratch(scratch, needed)?;
+    let heads = shape.heads;
+    let head_out = shape.queries * shape.value_dim;
+    for (head, (x, out)) in x.heads().zip(rows_mut(out, head_out)).enumerate() {
+        let head_params = rfa::Params {
+            map: params.map,
+            omega: part(params.omega, heads, head),
+        };
+        // (cannot fail: the scratch length is checked above)
+        let mut state = RfaState::split(&head_params, x.shape, features, &mut *scratch)?;
+        let gates = gates.map(|gates| part(gates, heads, head));
+        let tokens = rows(x.q, shape.dim)
+            .zip(rows(x.k, shape.dim))
+            .zip(rows(x.v, shape.value_dim))
+            .zip(rows_mut(out, shape.value_dim))
+            .zip(x.unmasked_keys());
+        for (token, ((((q_row, k_row), v_row), out_row), unmasked)) in tokens.enumerate() {
+            if unmasked {
+                let gate = gates.and_then(|gates| gates.get(token).copied());
+                state.update(k_row, v_row, gate);
             }
-        }
-        Some(gates) => {
-            for ((((q_row, k_row), v_row), out_row), &g) in tokens.zip(gates) {
-                state.update(k_row, v_row, Some(g));
-                state.attend_checked(q_row, out_row);
-            }
+            state.attend_checked(q_row, out_row);
         }
     }
     Ok(())
 }
 
-/// Floats of the buffer a [`KvCache`] of `capacity` tokens needs: `capacity · (d + d_v)`.
-pub const fn kv_cache_len(capacity: usize, dim: usize, value_dim: usize) -> usize {
-    capacity.saturating_mul(dim.saturating_add(value_dim))
-}
-
 /// Causal exact softmax attention over a ring buffer of the last `W` keys and values (`W` =
-/// capacity), in a caller buffer of [`kv_cache_len`] floats: the reference for the RFA streams.
+/// capacity), in a caller buffer of [`KvCache::buffer_len`] floats: the reference for the RFA
+/// streams.
 ///
 /// [`push`](Self::push) stores one token (overwriting the oldest once `W` are stored: a sliding
 /// window), [`attend`](Self::attend) computes `out = Σ_j softmax_j(s · q·k_j) v_j`, `s = d^-1/2`,
@@ -554,8 +590,8 @@ pub const fn kv_cache_len(capacity: usize, dim: usize, value_dim: usize) -> usiz
 ///
 /// # Example
 /// ```
-/// use lara_attn::causal::{self, KvCache};
-/// let mut buffer = [0.0; causal::kv_cache_len(2, 2, 1)];
+/// use lara_attn::causal::KvCache;
+/// let mut buffer = [0.0; KvCache::buffer_len(2, 2, 1)];
 /// let mut cache = KvCache::new(2, 1, 2, &mut buffer)?;
 /// let mut out = [0.0];
 /// for (t, value) in [1.0, 2.0, 3.0].into_iter().enumerate() {
@@ -582,11 +618,17 @@ pub struct KvCache<'a> {
 }
 
 impl<'a> KvCache<'a> {
-    /// An empty cache of `capacity` tokens over the first [`kv_cache_len`] floats of `buffer`.
+    /// Floats of the buffer a cache of `capacity` tokens needs: `capacity · (d + d_v)`.
+    pub const fn buffer_len(capacity: usize, dim: usize, value_dim: usize) -> usize {
+        capacity.saturating_mul(dim.saturating_add(value_dim))
+    }
+
+    /// An empty cache of `capacity` tokens over the first [`KvCache::buffer_len`] floats of
+    /// `buffer`.
     ///
     /// # Errors
     /// A zero `dim`, `value_dim` or `capacity` ([`Error::ZeroDimension`] of [`Dim::Model`],
-    /// [`Dim::Value`], [`Dim::Keys`]), or a buffer shorter than [`kv_cache_len`]. Nothing is
+    /// [`Dim::Value`], [`Dim::Keys`]), or a buffer shorter than [`KvCache::buffer_len`]. Nothing is
     /// written on error.
     pub fn new(
         dim: usize,
@@ -607,8 +649,8 @@ impl<'a> KvCache<'a> {
         let value_len = checked_len(capacity, value_dim)?;
         let needed = key_len.checked_add(value_len).ok_or(Error::SizeOverflow)?;
         let mut rest = take_scratch(buffer, needed)?;
-        let keys = carve(&mut rest, key_len)?;
-        let values = carve(&mut rest, value_len)?;
+        let keys = take(&mut rest, key_len);
+        let values = take(&mut rest, value_len);
         Ok(KvCache {
             dim,
             value_dim,

@@ -4,25 +4,26 @@ use core::fmt;
 
 /// Which argument of a kernel an [`Error`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Arg {
-    /// The queries `q`, `[n_q, d]`.
+    /// The queries `q`, `[h, n_q, d]`.
     Queries,
-    /// The keys `k`, `[n_k, d]`.
+    /// The keys `k`, `[h, n_k, d]`.
     Keys,
-    /// The values `v`, `[n_k, d_v]`.
+    /// The values `v`, `[h, n_k, d_v]`.
     Values,
-    /// The output `out`, `[n_q, d_v]`.
+    /// The output `out`, `[h, n_q, d_v]`.
     Output,
     /// The Gaussian noise `eps` of a sampled proposal.
     Noise,
-    /// The random projection `omega`, `[S, d]`.
+    /// The random projection `ω`, `[h, S, d]`.
     Omega,
-    /// The sampled key indices of RA with one sample per query, `[n_q]`.
+    /// The given key indices of RA's sampled-key mean, `[h, n_q]`.
     KeyIndices,
-    /// Caller-provided query landmarks `q̄`, `[C, d]`.
+    /// Caller-provided query landmarks `q̄`, `[h, C, d]`.
     QueryLandmarks,
-    /// Caller-provided key landmarks `k̄`, `[C, d]`.
+    /// Caller-provided key landmarks `k̄`, `[h, C, d]`.
     KeyLandmarks,
     /// The `alpha_coeff` of the `mis-opt` weighting.
     AlphaCoeff,
@@ -32,8 +33,28 @@ pub enum Arg {
     KeyMask,
 }
 
-/// Which dimension of a [`Shape`](crate::Shape) an [`Error::ZeroDimension`] is about.
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Arg::Queries => "the queries q",
+            Arg::Keys => "the keys k",
+            Arg::Values => "the values v",
+            Arg::Output => "the output",
+            Arg::Noise => "the noise eps",
+            Arg::Omega => "the projection omega",
+            Arg::KeyIndices => "the key indices",
+            Arg::QueryLandmarks => "the query landmarks",
+            Arg::KeyLandmarks => "the key landmarks",
+            Arg::AlphaCoeff => "alpha_coeff",
+            Arg::Gates => "the gates",
+            Arg::KeyMask => "the key padding mask",
+        })
+    }
+}
+
+/// Which dimension an [`Error::ZeroDimension`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Dim {
     /// Number of queries `n_q`.
@@ -44,8 +65,20 @@ pub enum Dim {
     Model,
     /// Value dimension `d_v`.
     Value,
-    /// Number of heads of a multi-head call.
+    /// Number of heads `h`.
     Heads,
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dim::Queries => "the number of queries",
+            Dim::Keys => "the number of keys",
+            Dim::Model => "the query/key dimension",
+            Dim::Value => "the value dimension",
+            Dim::Heads => "the number of heads",
+        })
+    }
 }
 
 /// Why a kernel refused its arguments.
@@ -53,13 +86,21 @@ pub enum Dim {
 /// Every check runs before the kernel writes anything: when an error is returned, the output
 /// and scratch slices are untouched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Error {
     /// A dimension of the shape is zero.
     ZeroDimension(Dim),
-    /// LARA was asked for zero landmarks.
+    /// LARA (or a pooling) was asked for zero landmarks.
     ZeroLandmarks,
-    /// A random-feature kernel was asked for zero features (`S = 0`).
+    /// More landmarks than rows to average: a landmark is the mean of at least one row.
+    TooManyLandmarks {
+        /// The landmarks requested.
+        landmarks: usize,
+        /// The rows (or grid side) they would average.
+        rows: usize,
+    },
+    /// A random-feature kernel was given no features (`S = 0`, an empty `ω`).
     ZeroFeatures,
     /// A slice does not have the length the shape implies.
     LengthMismatch {
@@ -67,6 +108,16 @@ pub enum Error {
         arg: Arg,
         /// The length the shape implies.
         expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+    /// A slice that holds whole rows (`ω`: rows of `h · d`) has a length that is not a
+    /// multiple of the row length.
+    PartialRow {
+        /// The argument with the partial row.
+        arg: Arg,
+        /// The length of one row.
+        row_len: usize,
         /// The length given.
         actual: usize,
     },
@@ -81,15 +132,18 @@ pub enum Error {
     NonFinite(Arg),
     /// A finite input outside its valid range (a gate not in `[0, 1]`).
     OutOfRange(Arg),
-    /// A sampled key index is not below `n_k`.
+    /// A given key index is not below `n_k`.
     KeyIndexOutOfRange {
-        /// The query row whose index is bad.
+        /// The query row (over all heads) whose index is bad.
         row: usize,
         /// The index given.
         index: u32,
     },
     /// The key padding mask masks every key: attention over no key is undefined.
     AllKeysMasked,
+    /// The call draws random numbers (RA's sampled key) but was given no generator:
+    /// pass [`Sampling::Draw`](crate::Sampling::Draw).
+    GeneratorRequired,
     /// The product of the dimensions does not fit in `usize`.
     SizeOverflow,
     /// [`set_backend`](crate::backend::set_backend) was asked for a backend that is not
@@ -103,24 +157,44 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::ZeroDimension(dim) => write!(f, "dimension {dim:?} is zero"),
-            Error::ZeroLandmarks => f.write_str("zero landmarks requested"),
-            Error::ZeroFeatures => f.write_str("zero random features requested"),
+            Error::ZeroDimension(dim) => write!(f, "{dim} is zero"),
+            Error::ZeroLandmarks => f.write_str("zero landmarks were requested"),
+            Error::TooManyLandmarks { landmarks, rows } => write!(
+                f,
+                "{landmarks} landmarks were requested from {rows} rows (at most one per row)"
+            ),
+            Error::ZeroFeatures => f.write_str("zero random features were given"),
             Error::LengthMismatch {
                 arg,
                 expected,
                 actual,
-            } => write!(f, "{arg:?} has length {actual}, expected {expected}"),
-            Error::ScratchTooSmall { needed, actual } => {
-                write!(f, "scratch has length {actual}, needs {needed}")
-            }
-            Error::NonFinite(arg) => write!(f, "{arg:?} holds a NaN or an infinity"),
-            Error::OutOfRange(arg) => write!(f, "{arg:?} holds a value outside its valid range"),
-            Error::KeyIndexOutOfRange { row, index } => {
-                write!(f, "key index {index} of query row {row} is out of range")
-            }
+            } => write!(
+                f,
+                "{arg} has {actual} elements where the shape implies {expected}"
+            ),
+            Error::PartialRow {
+                arg,
+                row_len,
+                actual,
+            } => write!(
+                f,
+                "{arg} has {actual} elements, not a whole number of rows of {row_len}"
+            ),
+            Error::ScratchTooSmall { needed, actual } => write!(
+                f,
+                "the scratch holds {actual} floats where the call needs {needed}"
+            ),
+            Error::NonFinite(arg) => write!(f, "{arg} holds a NaN or an infinity"),
+            Error::OutOfRange(arg) => write!(f, "{arg} holds a value outside its valid range"),
+            Error::KeyIndexOutOfRange { row, index } => write!(
+                f,
+                "key index {index} of query row {row} is not below the number of keys"
+            ),
             Error::AllKeysMasked => f.write_str("the key padding mask masks every key"),
-            Error::SizeOverflow => f.write_str("dimensions overflow usize"),
+            Error::GeneratorRequired => {
+                f.write_str("the call samples keys but was given no random number generator")
+            }
+            Error::SizeOverflow => f.write_str("the dimensions multiply beyond usize::MAX"),
             Error::UnsupportedBackend => {
                 f.write_str("the backend is not available on this target or CPU")
             }

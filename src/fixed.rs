@@ -1,35 +1,69 @@
 //! The fixed-size layer: every kernel on array types whose dimensions are const generics, for
 //! firmware whose shapes are known at compile time.
 //!
-//! `q: &[[f32; D]; NQ]`, `k: &[[f32; D]; NK]`, `v: &[[f32; DV]; NK]`, `out: &mut [[f32; DV]; NQ]`.
-//! Lengths cannot mismatch, zero dimensions are rejected at compile time, and each scratch type
-//! is sized by the compiler (`const fn new()`, so it can live in a `static`). The only runtime
-//! errors left are non-finite inputs and out-of-range key indices. This layer always runs the
-//! scalar kernels (it is meant for firmware; its scratch types hold no SIMD tiles).
+//! The inputs are a [`Qkv`] of arrays, `q: &[[f32; D]; NQ]`, `k: &[[f32; D]; NK]`,
+//! `v: &[[f32; DV]; NK]`, and `out: &mut [[f32; DV]; NQ]`. Lengths cannot mismatch, zero
+//! dimensions are rejected at compile time, and each scratch type is sized by the compiler
+//! (`const fn new()`, so it can live in a `static`). The only runtime errors left are non-finite
+//! inputs, bad noise, masks or key indices, and parameters the scratch type cannot hold. This
+//! layer always runs the scalar kernels (it is meant for firmware; its scratch types hold no
+//! SIMD tiles), single-head.
 //!
 //! ```
-//! use lara_attn::fixed::{self, LaraScratch};
-//! use lara_attn::lara::Weighting;
+//! use lara_attn::Sampling;
+//! use lara_attn::fixed::{self, LaraScratch, Qkv};
+//! use lara_attn::lara::{Params, Weighting};
 //!
 //! // A 64-token window of 16-dimensional features, 8 landmarks.
 //! static mut SCRATCH: LaraScratch<8, 16, 16> = LaraScratch::new();
+//! const PARAMS: Params = Params::segment_means(8, Weighting::Optimal { alpha_coeff: 1.0 });
 //!
-//! let q = [[0.1f32; 16]; 64];
+//! let x = [[0.1f32; 16]; 64];
 //! let mut out = [[0.0f32; 16]; 64];
 //! // SAFETY (of the doctest): single-threaded, the only reference to SCRATCH.
 //! #[allow(static_mut_refs)]
 //! let scratch = unsafe { &mut SCRATCH };
-//! fixed::lara(Weighting::Optimal { alpha_coeff: 1.0 }, &q, &q, &q, None, &mut out, scratch)?;
+//! let inputs = Qkv { q: &x, k: &x, v: &x, key_mask: None };
+//! fixed::lara(&inputs, &PARAMS, Sampling::Eval, &mut out, scratch)?;
 //! # Ok::<(), lara_attn::Error>(())
 //! ```
 
 use crate::error::Error;
-use crate::lara::{self, Params, Weighting};
+use crate::inputs::Sampling;
+use crate::lara;
 use crate::math::KEY_BLOCK;
-use crate::random::NoiseScale;
+use crate::rfa::{self, FeatureMap};
 use crate::shape::Shape;
-use crate::{exact as exact_kernel, ra as ra_kernel, rfa};
-use rand_core::RngCore;
+use crate::simd::{self, Available};
+use crate::{exact as exact_kernel, ra as ra_kernel};
+
+/// The inputs of a fixed-size call: `q [NQ, D]`, `k [NK, D]`, `v [NK, DV]` and an optional key
+/// padding mask `[NK]` (`true` = padding), as [`crate::Qkv`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Qkv<'a, const NQ: usize, const NK: usize, const D: usize, const DV: usize> {
+    /// Queries.
+    pub q: &'a [[f32; D]; NQ],
+    /// Keys.
+    pub k: &'a [[f32; D]; NK],
+    /// Values.
+    pub v: &'a [[f32; DV]; NK],
+    /// Key padding mask, `true` for a padding key.
+    pub key_mask: Option<&'a [bool; NK]>,
+}
+
+impl<'a, const NQ: usize, const NK: usize, const D: usize, const DV: usize> Qkv<'a, NQ, NK, D, DV> {
+    /// The slice form, with every dimension checked non-zero at compile time.
+    fn flat(&self) -> crate::Qkv<'a> {
+        const { assert!(NQ > 0 && NK > 0 && D > 0 && DV > 0, "every dimension must be non-zero") };
+        crate::Qkv {
+            shape: Shape::cross(NQ, NK, D, DV),
+            q: self.q.as_flattened(),
+            k: self.k.as_flattened(),
+            v: self.v.as_flattened(),
+            key_mask: self.key_mask.map(|mask| mask.as_slice()),
+        }
+    }
+}
 
 /// Number of per-landmark scalars of LARA's workspace.
 const LARA_STATS: usize = 8;
@@ -106,8 +140,7 @@ impl<const C: usize, const D: usize, const DV: usize> LaraScratch<C, D, DV> {
             self.w.as_flattened_mut(),
             self.kv.as_flattened_mut(),
             self.stats.as_flattened_mut(),
-            count,
-            count,
+            (count, count),
             shape,
         )
     }
@@ -125,12 +158,12 @@ impl<const NK: usize, const D: usize> RaScratch<NK, D> {
     }
 
     fn workspace(&mut self) -> ra_kernel::Workspace<'_> {
-        ra_kernel::Workspace::from_parts(
-            &mut self.key_half_norms,
-            &mut self.key_mean,
-            &mut self.w,
-            &mut self.block,
-        )
+        ra_kernel::Workspace {
+            key_half_norms: &mut self.key_half_norms,
+            key_mean: &mut self.key_mean,
+            w: &mut self.w,
+            block: &mut self.block,
+        }
     }
 }
 
@@ -175,177 +208,73 @@ impl Default for ExactScratch {
     }
 }
 
-/// The shape of the arrays, with every dimension checked non-zero at compile time.
-const fn shape<const NQ: usize, const NK: usize, const D: usize, const DV: usize>() -> Shape {
-    assert!(
-        NQ > 0 && NK > 0 && D > 0 && DV > 0,
-        "every dimension must be non-zero"
-    );
-    Shape::cross(NQ, NK, D, DV)
-}
-
 /// [`exact::attention`](crate::exact::attention) on arrays.
 ///
 /// # Errors
-/// [`Error::NonFinite`] for a non-finite input.
+/// [`Error::NonFinite`] for a non-finite input, [`Error::AllKeysMasked`].
 pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
+    x: &Qkv<'_, NQ, NK, D, DV>,
     out: &mut [[f32; DV]; NQ],
     scratch: &mut ExactScratch,
 ) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    let (q, k, v) = (q.as_flattened(), k.as_flattened(), v.as_flattened());
-    shape.check_qkv(q, k, v, out.as_flattened())?;
+    let x = x.flat();
     let out = out.as_flattened_mut();
-    exact_kernel::attention_scalar(shape, q, k, v, None, out, &mut scratch.block);
+    x.check(out)?;
+    let kernel = exact_kernel::Exact {
+        x,
+        out,
+        scratch: &mut scratch.block,
+    };
+    simd::run(Available::SCALAR, kernel);
     Ok(())
 }
 
-/// [`lara::attention`] with `C` segment-mean landmarks on arrays;
-/// `noise` holds `C' = min(C, NQ, NK)` rows.
+/// [`lara::attention`] on arrays, with at most `C` landmarks (and single proposals in sampled
+/// mode: the scratch holds `C` samples).
 ///
 /// # Errors
-/// [`Error::NonFinite`] for a non-finite input or `alpha_coeff`, [`Error::LengthMismatch`] for
-/// a noise of the wrong number of rows.
+/// As [`lara::attention`]; [`Error::ScratchTooSmall`] if the parameters need more than `C`
+/// landmarks or samples.
 pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const C: usize>(
-    weighting: Weighting,
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
-    noise: Option<&[[f32; D]]>,
+    x: &Qkv<'_, NQ, NK, D, DV>,
+    params: &lara::Params<'_>,
+    sampling: Sampling<'_>,
     out: &mut [[f32; DV]; NQ],
     scratch: &mut LaraScratch<C, D, DV>,
 ) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    const { assert!(C > 0, "LARA needs at least one landmark") };
-    let params = Params::segment_means(C, weighting);
-    let ws = scratch.workspace(lara::effective_landmarks(shape, C), shape);
-    let noise = noise.map(|eps| eps.as_flattened());
-    lara::attention_in(
-        shape,
-        &params,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        noise,
-        out.as_flattened_mut(),
-        ws,
-        &mut [],
-    )
-}
-
-/// [`lara::attention_sampled`] with `C` segment-mean landmarks
-/// on arrays.
-///
-/// # Errors
-/// As [`lara()`].
-pub fn lara_sampled<
-    const NQ: usize,
-    const NK: usize,
-    const D: usize,
-    const DV: usize,
-    const C: usize,
-    R: RngCore + ?Sized,
->(
-    weighting: Weighting,
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
-    rng: &mut R,
-    out: &mut [[f32; DV]; NQ],
-    scratch: &mut LaraScratch<C, D, DV>,
-) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    const { assert!(C > 0, "LARA needs at least one landmark") };
-    let params = Params::segment_means(C, weighting);
-    let ws = scratch.workspace(lara::effective_landmarks(shape, C), shape);
-    lara::attention_sampled_in(
-        shape,
-        &params,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        rng,
-        out.as_flattened_mut(),
-        ws,
-        &mut [],
-    )
+    let x = x.flat();
+    let out = out.as_flattened_mut();
+    let count = lara::check_args(&x, params, &sampling, out)?;
+    let samples = lara::sample_count(params, count, sampling.is_sampled());
+    let ws = scratch.workspace(count, x.shape);
+    ws.check_capacity(count, samples)?;
+    lara::attention_in(Available::SCALAR, &x, params, sampling, out, ws, &mut []);
+    Ok(())
 }
 
 /// [`ra::attention`](crate::ra::attention) on arrays.
 ///
 /// # Errors
-/// [`Error::NonFinite`] for a non-finite input, [`Error::LengthMismatch`] or
-/// [`Error::KeyIndexOutOfRange`] for bad key indices.
-#[allow(clippy::too_many_arguments)]
+/// As [`ra::attention`](crate::ra::attention).
 pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
-    mean: ra_kernel::Mean<'_>,
-    noise_scale: NoiseScale,
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
-    noise: Option<&[[f32; D]; NQ]>,
+    x: &Qkv<'_, NQ, NK, D, DV>,
+    params: &ra_kernel::Params<'_>,
+    sampling: Sampling<'_>,
     out: &mut [[f32; DV]; NQ],
     scratch: &mut RaScratch<NK, D>,
 ) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    let noise = noise.map(|eps| eps.as_flattened());
-    ra_kernel::attention_in(
-        shape,
-        mean,
-        noise_scale,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        noise,
-        out.as_flattened_mut(),
-        scratch.workspace(),
-        &mut [],
-    )
+    let x = x.flat();
+    let out = out.as_flattened_mut();
+    ra_kernel::check_args(&x, params, &sampling, out)?;
+    let ws = scratch.workspace();
+    ra_kernel::attention_in(Available::SCALAR, &x, params, sampling, out, ws, &mut []);
+    Ok(())
 }
 
-/// [`ra::attention_sampled`](crate::ra::attention_sampled) on arrays.
+/// [`rfa::attention`] with positive features and `omega [S, D]` on arrays.
 ///
 /// # Errors
-/// [`Error::NonFinite`] for a non-finite input.
-#[allow(clippy::too_many_arguments)]
-pub fn ra_sampled<
-    const NQ: usize,
-    const NK: usize,
-    const D: usize,
-    const DV: usize,
-    R: RngCore + ?Sized,
->(
-    mean: ra_kernel::SampledMean,
-    noise_scale: NoiseScale,
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
-    rng: &mut R,
-    out: &mut [[f32; DV]; NQ],
-    scratch: &mut RaScratch<NK, D>,
-) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    ra_kernel::attention_sampled_in(
-        shape,
-        mean,
-        noise_scale,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        rng,
-        out.as_flattened_mut(),
-        scratch.workspace(),
-        &mut [],
-    )
-}
-
-/// [`rfa::positive`] with `omega [S, D]` on arrays.
-///
-/// # Errors
-/// [`Error::NonFinite`] for a non-finite input or `omega`.
+/// [`Error::NonFinite`] for a non-finite input or `omega`, [`Error::AllKeysMasked`].
 pub fn rfa_positive<
     const NQ: usize,
     const NK: usize,
@@ -353,39 +282,24 @@ pub fn rfa_positive<
     const DV: usize,
     const S: usize,
 >(
+    x: &Qkv<'_, NQ, NK, D, DV>,
     omega: &[[f32; D]; S],
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
     out: &mut [[f32; DV]; NQ],
     scratch: &mut PositiveScratch<S, DV>,
 ) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    const { assert!(S > 0, "RFA needs at least one feature") };
-    let state = rfa::FeatureState {
+    let mut state = rfa::FeatureState {
         kv: scratch.kv.as_flattened_mut(),
         k_sum: &mut scratch.k_sum,
         phi: &mut scratch.phi,
         v_sum: &mut scratch.v_sum,
     };
-    rfa::positive_in(
-        shape,
-        omega.as_flattened(),
-        S,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        None,
-        out.as_flattened_mut(),
-        state,
-        &mut [],
-    )
+    features(x, FeatureMap::Positive, omega, out, &mut state)
 }
 
-/// [`rfa::trigonometric`] with `omega [S, D]` on arrays.
+/// [`rfa::attention`] with trigonometric features and `omega [S, D]` on arrays.
 ///
 /// # Errors
-/// [`Error::NonFinite`] for a non-finite input or `omega`.
+/// [`Error::NonFinite`] for a non-finite input or `omega`, [`Error::AllKeysMasked`].
 pub fn rfa_trigonometric<
     const NQ: usize,
     const NK: usize,
@@ -393,31 +307,45 @@ pub fn rfa_trigonometric<
     const DV: usize,
     const S: usize,
 >(
+    x: &Qkv<'_, NQ, NK, D, DV>,
     omega: &[[f32; D]; S],
-    q: &[[f32; D]; NQ],
-    k: &[[f32; D]; NK],
-    v: &[[f32; DV]; NK],
     out: &mut [[f32; DV]; NQ],
     scratch: &mut TrigonometricScratch<S, DV>,
 ) -> Result<(), Error> {
-    let shape = const { shape::<NQ, NK, D, DV>() };
-    const { assert!(S > 0, "RFA needs at least one feature") };
-    let state = rfa::FeatureState {
+    let mut state = rfa::FeatureState {
         kv: scratch.kv.as_flattened_mut().as_flattened_mut(),
         k_sum: scratch.k_sum.as_flattened_mut(),
         phi: scratch.phi.as_flattened_mut(),
         v_sum: &mut [],
     };
-    rfa::trigonometric_in(
-        shape,
-        omega.as_flattened(),
-        S,
-        q.as_flattened(),
-        k.as_flattened(),
-        v.as_flattened(),
-        None,
-        out.as_flattened_mut(),
+    features(x, FeatureMap::Trigonometric, omega, out, &mut state)
+}
+
+/// RFA with `map` on arrays, in the scalar state `state`.
+fn features<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const S: usize>(
+    x: &Qkv<'_, NQ, NK, D, DV>,
+    map: FeatureMap,
+    omega: &[[f32; D]; S],
+    out: &mut [[f32; DV]; NQ],
+    state: &mut rfa::FeatureState<'_>,
+) -> Result<(), Error> {
+    const { assert!(S > 0, "RFA needs at least one feature") };
+    let x = x.flat();
+    let out = out.as_flattened_mut();
+    let params = rfa::Params {
+        map,
+        omega: omega.as_flattened(),
+    };
+    let features = rfa::check_args(&x, &params, out)?;
+    let kernel = rfa::Features {
+        map,
+        x: &x,
+        omega: params.omega,
+        features,
+        out,
         state,
-        &mut [],
-    )
+        tiles: &mut [],
+    };
+    simd::run(Available::SCALAR, kernel);
+    Ok(())
 }

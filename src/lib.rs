@@ -1,25 +1,65 @@
-#![doc = include_str!("../README.md")]
+//! `#![no_std]`, allocation-free attention kernels for microcontroller firmware and other
+//! constrained targets: the estimators of *Linear Complexity Randomized Self-attention
+//! Mechanism* (Zheng, Wang & Kong, ICML 2022) and the random-feature attention it improves on,
+//! computing what the paper's official PyTorch code computes.
+//!
+//! | estimator | module | time per head | scratch |
+//! |---|---|---|---|
+//! | exact softmax attention (the reference) | [`exact`] | `n_q·n_k·(d + d_v)` | `32` floats |
+//! | LARA, linear randomized attention | [`lara`] | `(n_q + n_k)·C·(d + d_v)` | `C·(3d + d_v + 8)` |
+//! | RA, randomized attention (unbiased) | [`ra`] | `n_q·n_k·(d + d_v)` | `n_k + 2d + 32` |
+//! | RFA, random features (Performer, trigonometric) | [`rfa`] | `(n_q + n_k)·S·(d + d_v)` | `S·(d_v + 2) + d_v` |
+//!
+//! (Scratch of the scalar kernels, which Cortex-M and RISC-V run; the SIMD backends add tiles,
+//! still independent of `n`. Each module has a `scratch_len` for this target and a
+//! `scratch_len_for` any [`backend::Backend`].)
+//!
+//! Every estimator takes the same arguments: the inputs [`Qkv`] (shape, `q`, `k`, `v`, an
+//! optional key padding mask), its parameters, a [`Sampling`] for the randomized ones, the
+//! output and the scratch, and returns `Result<(), Error>`; it checks everything before
+//! writing anything.
+//!
+//! ```
+//! use lara_attn::{Qkv, Sampling, Shape, lara};
+//! use lara_attn::lara::{Params, Proposals, Weighting};
+//!
+//! const SHAPE: Shape = Shape::self_attention(64, 16); // 64 tokens, head dimension 16
+//! const C: usize = 8; // landmarks
+//! const PARAMS: Params = Params::segment_means(C, Weighting::Optimal { alpha_coeff: 1.0 });
+//! let mut scratch = [0.0f32; lara::scratch_len(SHAPE, C, Proposals::Single)];
+//!
+//! let x = [0.25f32; 64 * 16];
+//! let mut out = [0.0f32; 64 * 16];
+//! let inputs = Qkv { shape: SHAPE, q: &x, k: &x, v: &x, key_mask: None };
+//! lara::attention(&inputs, &PARAMS, Sampling::Eval, &mut out, &mut scratch)?;
+//! assert!(out.iter().all(|&o| (o - 0.25).abs() < 1e-6)); // a convex combination of equal rows
+//! # Ok::<(), lara_attn::Error>(())
+//! ```
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
 pub mod causal;
 mod error;
 pub mod exact;
 pub mod fixed;
+mod inputs;
 pub mod lara;
 mod math;
-pub mod multihead;
 pub mod pool2d;
 pub mod ra;
 pub mod random;
 pub mod rfa;
 mod shape;
 mod simd;
+mod slices;
 
 pub use error::{Arg, Dim, Error};
+pub use inputs::{Qkv, Sampling};
+pub use rand_core;
 pub use shape::Shape;
 pub use simd::{EXP_MAX_ULP, exp_f32};
 

@@ -1,8 +1,10 @@
-//! Scalar building blocks shared by every estimator: dot products, `y += a·x`, log-sum-exp
-//! and the streaming (online) softmax-weighted sum.
+//! Scalar building blocks shared by every estimator: `exp`, `ln`, `sin`/`cos` in `f32`, dot
+//! products, `y += a·x`, log-sum-exp and the streaming (online) softmax-weighted sum.
 //!
 //! Written for a single-issue FPU: independent accumulators keep the adder pipeline busy, and
 //! no inner loop divides or indexes out of a `chunks_exact`/`zip` iterator.
+
+use crate::slices::rows;
 
 /// `e^x`: the crate's own exponential (the scalar form of the SIMD kernels' `exp`), at most
 /// 1 ulp from the correctly rounded result on `[-87.33, 0]`, the range every kernel uses, and
@@ -16,6 +18,43 @@ pub(crate) fn exp(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn ln(x: f32) -> f32 {
     libm::logf(x)
+}
+
+/// `(sin x, cos x)` in `f32` arithmetic only (no `f64` routine is linked, which matters on
+/// cores whose FPU is single precision). `x = j·π/2 + r` with `j = round(2x/π)` and `r` by a
+/// three-part Cody–Waite reduction (exact products for `|j| < 2^9`, then an absolute error
+/// below one ulp of `x`), then Cephes' minimax polynomials on `|r| ≤ π/4` and the quadrant
+/// `j mod 4`. Within 2 ulp (plus `2^-24` absolute) for `|x| ≤ 800`, measured by
+/// `tests/properties`; `|x| ≥ 6.6·10^6` (where consecutive `f32` are farther apart than `π`)
+/// gives a bounded but meaningless value, as any `f32` argument that large must.
+pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
+    // π/2 = PIO2_1 + PIO2_2 + PIO2_3, the first two with few significant bits
+    const PIO2_1: f32 = 1.570_312_5;
+    const PIO2_2: f32 = 4.837_513e-4;
+    const PIO2_3: f32 = 7.549_79e-8;
+    // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer (|v| < 2^22).
+    const ROUNDER: f32 = 12_582_912.0;
+    const LIMIT: f32 = 4_194_304.0;
+    // j = round(x · 2/π)
+    let scaled = x * core::f32::consts::FRAC_2_PI;
+    let j = if scaled.abs() < LIMIT {
+        (scaled + ROUNDER) - ROUNDER
+    } else {
+        scaled
+    };
+    // r = x − j·π/2
+    let r = ((x - j * PIO2_1) - j * PIO2_2) - j * PIO2_3;
+    let z = r * r;
+    // sin r ≈ r + r·z·(s1 + z·(s2 + z·s3)),  cos r ≈ 1 − z/2 + z²·(c1 + z·(c2 + z·c3))
+    let sin = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
+    let cos = 1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
+    // sin(r + jπ/2), cos(r + jπ/2) by the quadrant j mod 4 (j as i32 saturates: bounded)
+    match (j as i32) & 3 {
+        0 => (sin, cos),
+        1 => (cos, -sin),
+        2 => (-sin, -cos),
+        _ => (-cos, sin),
+    }
 }
 
 /// `a·b` over the common length, with four independent accumulators.
@@ -34,56 +73,6 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
-/// The rows of a row-major matrix `[len / width, width]`. Every caller has checked
-/// `width > 0`; the `max(1)` (a no-op then) lets the optimiser drop `chunks_exact`'s zero-width
-/// panic path, wherever the function is inlined.
-#[inline(always)]
-pub(crate) fn rows<T>(data: &[T], width: usize) -> Rows<'_, T> {
-    Rows(data.chunks_exact(width.max(1)))
-}
-
-/// The rows of a mutable row-major matrix (see [`rows`]).
-#[inline(always)]
-pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> RowsMut<'_, T> {
-    RowsMut(data.chunks_exact_mut(width.max(1)))
-}
-
-/// Row iterator: `ChunksExact` without its random-access specialisation. Zipping two
-/// `ChunksExact` goes through `Zip::new`'s random-access path, which divides by the chunk width
-/// to get the length; where the optimiser keeps that `Zip::new` out of line, the division
-/// brings a (never taken) division-by-zero panic path into the kernels, and `.ci/no-panic`
-/// rejects it. Plain `next` iteration has no division.
-#[derive(Clone, Debug)]
-pub(crate) struct Rows<'a, T>(core::slice::ChunksExact<'a, T>);
-
-/// Mutable row iterator (see [`Rows`]).
-#[derive(Debug)]
-pub(crate) struct RowsMut<'a, T>(core::slice::ChunksExactMut<'a, T>);
-
-impl<'a, T> Iterator for Rows<'a, T> {
-    type Item = &'a [T];
-    #[inline(always)]
-    fn next(&mut self) -> Option<&'a [T]> {
-        self.0.next()
-    }
-    #[inline(always)]
-    fn nth(&mut self, n: usize) -> Option<&'a [T]> {
-        self.0.nth(n)
-    }
-}
-
-impl<'a, T> Iterator for RowsMut<'a, T> {
-    type Item = &'a mut [T];
-    #[inline(always)]
-    fn next(&mut self) -> Option<&'a mut [T]> {
-        self.0.next()
-    }
-    #[inline(always)]
-    fn nth(&mut self, n: usize) -> Option<&'a mut [T]> {
-        self.0.nth(n)
-    }
-}
-
 /// `|x|² / 2`.
 #[inline]
 pub(crate) fn half_sq_norm(x: &[f32]) -> f32 {
@@ -96,21 +85,6 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += a * xi;
     }
-}
-
-/// `dst = src` over the common length (no length-mismatch panic path).
-#[inline]
-pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
-    for (d, &x) in dst.iter_mut().zip(src) {
-        *d = x;
-    }
-}
-
-/// The first `len` elements (all of them if there are fewer: callers size the buffers).
-#[inline]
-pub(crate) fn prefix(buffer: &mut [f32], len: usize) -> &mut [f32] {
-    let len = len.min(buffer.len());
-    &mut buffer[..len]
 }
 
 /// `y *= a`.

@@ -29,7 +29,8 @@
 
 use crate::error::{Arg, Dim, Error};
 use crate::lara;
-use crate::math::{axpy, rows, rows_mut};
+use crate::math::axpy;
+use crate::slices::{rows, rows_mut};
 use crate::shape::{check_finite, check_len, checked_len};
 
 /// The number of landmarks `P_h·P_w` of a pool to `pooled = (P_h, P_w)` (saturating; a
@@ -55,8 +56,9 @@ pub const fn pooled_len(pooled: (usize, usize), dim: usize) -> usize {
 /// Checked in this order, before anything is written (`out` is untouched on error):
 /// - [`Error::ZeroDimension`]`(`[`Dim::Queries`]`)` if `H` or `W` is 0 (no tokens),
 ///   [`Error::ZeroDimension`]`(`[`Dim::Model`]`)` if `dim` is 0;
-/// - [`Error::ZeroLandmarks`] if `P_h` or `P_w` is 0, or larger than the grid side it pools
-///   (`P_h > H` or `P_w > W`: as [`lara::segment_means`], a landmark per token at most);
+/// - [`Error::ZeroLandmarks`] if `P_h` or `P_w` is 0, [`Error::TooManyLandmarks`] if one is
+///   larger than the grid side it pools (`P_h > H` or `P_w > W`: as
+///   [`lara::segment_means`], a landmark per token at most);
 /// - [`Error::SizeOverflow`] if `H·W·d` or `P_h·P_w·d` overflows `usize`;
 /// - [`Error::LengthMismatch`] with [`Arg::Queries`] for `x`, [`Arg::QueryLandmarks`] for `out`;
 /// - [`Error::NonFinite`]`(`[`Arg::Queries`]`)` if `x` holds a NaN or an infinity.
@@ -109,7 +111,7 @@ pub fn adaptive_avg_pool_2d(
 /// LARA over an 8 × 8 grid of patch tokens with a 3 × 3 grid of landmarks (`C = 9`, pooled
 /// across a grid that 3 does not divide):
 /// ```
-/// use lara_attn::{Shape, lara, pool2d};
+/// use lara_attn::{Qkv, Sampling, Shape, lara, pool2d};
 /// const GRID: (usize, usize) = (8, 8);
 /// const D: usize = 4;
 /// const POOLED: (usize, usize) = (3, 3);
@@ -122,8 +124,9 @@ pub fn adaptive_avg_pool_2d(
 /// let landmarks = pool2d::pooled_landmarks(&x, &x, GRID, D, POOLED, &mut q_bar, &mut k_bar)?;
 /// let params = lara::Params::new(landmarks, lara::Weighting::Optimal { alpha_coeff: 1.0 });
 /// let mut out = vec![0.0; GRID.0 * GRID.1 * D];
-/// let mut scratch = [0.0; lara::scratch_len(SHAPE, C)];
-/// lara::attention(SHAPE, &params, &x, &x, &x, None, &mut out, &mut scratch)?;
+/// let mut scratch = [0.0; lara::scratch_len(SHAPE, C, lara::Proposals::Single)];
+/// let inputs = Qkv { shape: SHAPE, q: &x, k: &x, v: &x, key_mask: None };
+/// lara::attention(&inputs, &params, Sampling::Eval, &mut out, &mut scratch)?;
 /// assert!(out.iter().all(|o| o.is_finite()));
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
@@ -163,8 +166,13 @@ fn check_pool(grid: (usize, usize), dim: usize, pooled: (usize, usize)) -> Resul
     if dim == 0 {
         return Err(Error::ZeroDimension(Dim::Model));
     }
-    if pooled.0 == 0 || pooled.1 == 0 || pooled.0 > grid.0 || pooled.1 > grid.1 {
+    if pooled.0 == 0 || pooled.1 == 0 {
         return Err(Error::ZeroLandmarks);
+    }
+    for (landmarks, rows) in [(pooled.0, grid.0), (pooled.1, grid.1)] {
+        if landmarks > rows {
+            return Err(Error::TooManyLandmarks { landmarks, rows });
+        }
     }
     checked_len(checked_len(grid.0, grid.1)?, dim)?;
     checked_len(checked_len(pooled.0, pooled.1)?, dim)?;

@@ -1,12 +1,13 @@
 //! Randomness without `std`: Gaussian draws over any [`RngCore`], and the random projections
 //! `ω` of the random-feature estimators (iid Gaussian or orthogonal).
 //!
-//! Every draw consumes the generator in a fixed order, so the same seed gives bit-identical
-//! results on every target. [`DefaultRng`] (xoshiro128++) is the documented default: 32-bit
+//! Every draw consumes the generator in a fixed order and is computed in `f32` arithmetic only,
+//! so the same seed gives bit-identical draws on every target. [`DefaultRng`] (xoshiro128++) is the documented default: 32-bit
 //! state updates, fast on Cortex-M, and small (16 bytes).
 
 use crate::error::{Arg, Error};
-use crate::math::{axpy, dot, rows, rows_mut, scale};
+use crate::math::{axpy, dot, ln, scale, sin_cos};
+use crate::slices::{rows, rows_mut};
 use crate::shape::{check_len, checked_len};
 use rand_core::{RngCore, SeedableRng};
 
@@ -31,8 +32,10 @@ pub fn uniform<R: RngCore + ?Sized>(rng: &mut R) -> f32 {
     (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
 }
 
-/// Standard normal draws, one at a time, by the Box–Muller transform in `f64` (53-bit
-/// uniforms, so tails reach beyond 8σ); each transform gives two draws, the second is kept.
+/// Standard normal draws, one at a time, by the Box–Muller transform in `f32` arithmetic (no
+/// `f64` routine: the same bits on every target, and cheap on single-precision FPUs): two
+/// `u32` draws give two normals, the second is kept for the next call. `u1 ∈ [2^-32, 1]`, so the
+/// radius `√(−2 ln u1)` reaches 6.66σ.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct NormalStream {
     spare: Option<f32>,
@@ -43,14 +46,14 @@ impl NormalStream {
         if let Some(z) = self.spare.take() {
             return z;
         }
-        // u1 ∈ (0, 1] so that ln(u1) is finite; u2 ∈ [0, 1).
-        let u1 = ((rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-        let u2 = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        // z0, z1 = sqrt(−2 ln u1) · (cos, sin)(2π u2)
-        let radius = libm::sqrt(-2.0 * libm::log(u1));
-        let (sin, cos) = libm::sincos(core::f64::consts::TAU * u2);
-        self.spare = Some((radius * sin) as f32);
-        (radius * cos) as f32
+        // u1 ∈ [2^-32, 1] so that ln(u1) is finite; u2 ∈ [0, 1).
+        let u1 = (rng.next_u32() | 1) as f32 * (1.0 / 4_294_967_296.0);
+        let u2 = uniform(rng);
+        // z0, z1 = √(−2 ln u1) · (cos, sin)(2π u2)
+        let radius = libm::sqrtf(-2.0 * ln(u1));
+        let (sin, cos) = sin_cos(core::f32::consts::TAU * u2);
+        self.spare = Some(radius * sin);
+        radius * cos
     }
 }
 

@@ -2,13 +2,19 @@
 
 use crate::error::{Arg, Dim, Error};
 
-/// The dimensions of one attention head: `q [n_q, d]`, `k [n_k, d]`, `v [n_k, d_v]`,
-/// `out [n_q, d_v]`, all row-major.
+/// The dimensions of an attention call: `h` heads, each with `q [n_q, d]`, `k [n_k, d]`,
+/// `v [n_k, d_v]` and `out [n_q, d_v]`, row-major, the heads stacked (`q [h, n_q, d]`, ...).
+///
+/// Scratch sizes depend on one head only: the heads run one after the other in the same
+/// scratch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Shape {
-    /// Number of query rows `n_q`.
+    /// Number of heads `h` (independent attention problems, stacked).
+    pub heads: usize,
+    /// Number of query rows `n_q` per head.
     pub queries: usize,
-    /// Number of key (and value) rows `n_k`.
+    /// Number of key (and value) rows `n_k` per head.
     pub keys: usize,
     /// Query/key feature dimension `d` (the softmax scale is `d^-1/2`).
     pub dim: usize,
@@ -17,19 +23,15 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// Self-attention: `n` queries and keys, values of the same dimension `d`.
+    /// Self-attention of one head: `n` queries and keys, values of the same dimension `d`.
     pub const fn self_attention(n: usize, dim: usize) -> Self {
-        Shape {
-            queries: n,
-            keys: n,
-            dim,
-            value_dim: dim,
-        }
+        Shape::cross(n, n, dim, dim)
     }
 
-    /// Cross-attention: `n_q` queries against `n_k` keys, values of dimension `d_v`.
+    /// Cross-attention of one head: `n_q` queries against `n_k` keys, values of dimension `d_v`.
     pub const fn cross(queries: usize, keys: usize, dim: usize, value_dim: usize) -> Self {
         Shape {
+            heads: 1,
             queries,
             keys,
             dim,
@@ -37,32 +39,25 @@ impl Shape {
         }
     }
 
+    /// This shape with `heads` heads (each of these dimensions).
+    pub const fn with_heads(self, heads: usize) -> Self {
+        Shape { heads, ..self }
+    }
+
+    /// One head of this shape.
+    pub(crate) const fn head(self) -> Self {
+        self.with_heads(1)
+    }
+
     /// The softmax scale `s = d^-1/2`.
     pub(crate) fn scale(&self) -> f32 {
         1.0 / libm::sqrtf(self.dim as f32)
     }
 
-    /// Checks that no dimension is zero and that `q`, `k`, `v` and `out` have the lengths the
-    /// shape implies and that the inputs are finite.
-    pub(crate) fn check_qkv(
-        &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-    ) -> Result<(), Error> {
-        self.check_nonzero()?;
-        check_len(Arg::Queries, q, self.queries, self.dim)?;
-        check_len(Arg::Keys, k, self.keys, self.dim)?;
-        check_len(Arg::Values, v, self.keys, self.value_dim)?;
-        check_len(Arg::Output, out, self.queries, self.value_dim)?;
-        check_finite(Arg::Queries, q)?;
-        check_finite(Arg::Keys, k)?;
-        check_finite(Arg::Values, v)
-    }
-
-    fn check_nonzero(&self) -> Result<(), Error> {
+    /// Checks that no dimension is zero.
+    pub(crate) fn check_nonzero(&self) -> Result<(), Error> {
         let dims = [
+            (self.heads, Dim::Heads),
             (self.queries, Dim::Queries),
             (self.keys, Dim::Keys),
             (self.dim, Dim::Model),
@@ -73,6 +68,23 @@ impl Shape {
             None => Ok(()),
         }
     }
+
+    /// `h · rows · cols`, the length of a stacked `[h, rows, cols]` tensor, or
+    /// [`Error::SizeOverflow`].
+    pub(crate) fn stacked(&self, rows: usize, cols: usize) -> Result<usize, Error> {
+        checked_len(checked_len(self.heads, rows)?, cols)
+    }
+
+    /// Checks that `data` is a stacked `[h, rows, cols]` tensor.
+    pub(crate) fn check_stacked(
+        &self,
+        arg: Arg,
+        data: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(), Error> {
+        expect_len(arg, data.len(), self.stacked(rows, cols)?)
+    }
 }
 
 /// `rows * cols`, or [`Error::SizeOverflow`].
@@ -80,41 +92,22 @@ pub(crate) fn checked_len(rows: usize, cols: usize) -> Result<usize, Error> {
     rows.checked_mul(cols).ok_or(Error::SizeOverflow)
 }
 
-/// Checks that `data` holds exactly `rows * cols` elements.
-pub(crate) fn check_len(arg: Arg, data: &[f32], rows: usize, cols: usize) -> Result<(), Error> {
-    let expected = checked_len(rows, cols)?;
-    if data.len() == expected {
+/// `Ok` if `actual == expected`, else [`Error::LengthMismatch`] for `arg`.
+pub(crate) fn expect_len(arg: Arg, actual: usize, expected: usize) -> Result<(), Error> {
+    if actual == expected {
         Ok(())
     } else {
         Err(Error::LengthMismatch {
             arg,
             expected,
-            actual: data.len(),
+            actual,
         })
     }
 }
 
-/// Checks a key padding mask: `n_k` entries, at least one key not masked.
-pub(crate) fn check_key_mask(shape: Shape, mask: &[bool]) -> Result<(), Error> {
-    if mask.len() != shape.keys {
-        return Err(Error::LengthMismatch {
-            arg: Arg::KeyMask,
-            expected: shape.keys,
-            actual: mask.len(),
-        });
-    }
-    if mask.iter().all(|&masked| masked) {
-        return Err(Error::AllKeysMasked);
-    }
-    Ok(())
-}
-
-/// Whether each key is masked: the mask's entries, or `false` for every key without a mask.
-pub(crate) fn masked_keys(mask: Option<&[bool]>) -> impl Iterator<Item = bool> + '_ {
-    mask.unwrap_or(&[])
-        .iter()
-        .copied()
-        .chain(core::iter::repeat(false))
+/// Checks that `data` holds exactly `rows * cols` elements.
+pub(crate) fn check_len(arg: Arg, data: &[f32], rows: usize, cols: usize) -> Result<(), Error> {
+    expect_len(arg, data.len(), checked_len(rows, cols)?)
 }
 
 /// Checks that every element of `data` is finite.
@@ -134,26 +127,21 @@ pub(crate) fn check_finite(arg: Arg, data: &[f32]) -> Result<(), Error> {
     }
 }
 
+/// A scratch length computed with saturating arithmetic, as a checked one: a saturated total
+/// is an overflow (no scratch holds `usize::MAX` floats).
+pub(crate) fn checked_scratch_len(len: usize) -> Result<usize, Error> {
+    if len == usize::MAX {
+        Err(Error::SizeOverflow)
+    } else {
+        Ok(len)
+    }
+}
+
 /// Checks that the caller's scratch holds at least `needed` elements and returns exactly
 /// that prefix.
 pub(crate) fn take_scratch(scratch: &mut [f32], needed: usize) -> Result<&mut [f32], Error> {
     let actual = scratch.len();
     scratch
-        .get_mut(..needed)
+        .get_mut(..checked_scratch_len(needed)?)
         .ok_or(Error::ScratchTooSmall { needed, actual })
-}
-
-/// Splits the next `len` floats off the front of `rest` (checked, so no panic path; the callers
-/// have already checked the whole scratch length, which makes the error unreachable).
-pub(crate) fn carve<'a>(rest: &mut &'a mut [f32], len: usize) -> Result<&'a mut [f32], Error> {
-    let actual = rest.len();
-    let (head, tail) =
-        core::mem::take(rest)
-            .split_at_mut_checked(len)
-            .ok_or(Error::ScratchTooSmall {
-                needed: len,
-                actual,
-            })?;
-    *rest = tail;
-    Ok(head)
 }

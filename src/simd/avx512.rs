@@ -21,10 +21,9 @@ impl Isa for Avx512 {
     type V = __m512;
     type M = __mmask16;
 
-    // SAFETY (every intrinsic in this impl): an `Avx512` token exists only when AVX-512F is
-    // available (`new_unchecked`'s contract).
     #[inline(always)]
     fn splat(self, x: f32) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_set1_ps(x) }
     }
     #[inline(always)]
@@ -49,42 +48,52 @@ impl Isa for Avx512 {
     }
     #[inline(always)]
     fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_add_ps(a, b) }
     }
     #[inline(always)]
     fn sub(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_sub_ps(a, b) }
     }
     #[inline(always)]
     fn mul(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_mul_ps(a, b) }
     }
     #[inline(always)]
     fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
     fn max(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_max_ps(a, b) }
     }
     #[inline(always)]
     fn min(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_min_ps(a, b) }
     }
     #[inline(always)]
     fn lt(self, a: __m512, b: __m512) -> __mmask16 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, b) }
     }
     #[inline(always)]
     fn is_nan(self, a: __m512) -> __mmask16 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a) }
     }
     #[inline(always)]
     fn select(self, mask: __mmask16, if_true: __m512, if_false: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_mask_blend_ps(mask, if_false, if_true) }
     }
     #[inline(always)]
     fn pow2i(self, n: __m512) -> __m512 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe {
             let biased = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
             _mm512_castsi512_ps(_mm512_slli_epi32::<23>(biased))
@@ -92,10 +101,12 @@ impl Isa for Avx512 {
     }
     #[inline(always)]
     fn reduce_add(self, v: __m512) -> f32 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_reduce_add_ps(v) }
     }
     #[inline(always)]
     fn reduce_max(self, v: __m512) -> f32 {
+        // SAFETY: an `Avx512` token exists only where AVX-512F is available.
         unsafe { _mm512_reduce_max_ps(v) }
     }
 }

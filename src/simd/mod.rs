@@ -1,31 +1,31 @@
-//! Explicit SIMD: one vector-ISA token type per backend, the generic building blocks written
-//! once over them (vector `exp`, a register-blocked matrix product, row reductions), and the
-//! choice of backend.
+//! Explicit SIMD: one token type per instruction set implementing [`Isa`], the building blocks
+//! written once over them (vector `exp`, a register-blocked matrix product, row and column
+//! reductions), the backends and their detection, and [`run`], the one place that enters an
+//! instruction set.
 //!
-//! Each backend is a zero-sized token implementing [`Isa`]; a token exists only once its
-//! instruction set is known to be available (checked at compile time or, on x86_64, by CPUID),
-//! which is what makes its methods safe to call. The estimators' blocked kernels are generic
-//! over `Isa` and `#[inline(always)]` down to the intrinsics, and each backend instantiates them
-//! inside exactly one `#[target_feature]` function per estimator (see `dispatch`), so the whole
-//! loop nest is compiled for that instruction set.
+//! Nothing here knows an estimator. An estimator describes each of its passes as a [`Kernel`]:
+//! a struct of the pass's arguments with a scalar reference body and a blocked body generic over
+//! `Isa`. [`run`] takes a [`Kernel`] and an [`Available`] backend and calls the blocked body
+//! inside one `#[target_feature]` function per instruction set, compiled with the whole loop
+//! nest inlined (every `Isa` method and every blocked body is `#[inline(always)]`), or the
+//! scalar body for the scalar backend.
 //!
 //! This module is the only place of the crate allowed `unsafe` (the crate denies it elsewhere).
 #![allow(unsafe_code)]
-// Without a SIMD backend (Cortex-M, RISC-V) the blocked kernels are compiled (they are generic
-// over `Isa`) but never called, and the dispatchers ignore their arguments: only the scalar
-// `exp` is used.
-#![cfg_attr(
-    not(any(
+// Without a SIMD backend (Cortex-M, RISC-V) the generic blocked code is compiled but never
+// instantiated: only the scalar `exp` is used.
+#![cfg_attr(not(any(
         target_arch = "x86_64",
         all(target_arch = "aarch64", target_feature = "neon"),
         all(target_arch = "wasm32", target_feature = "simd128")
     )),
-    allow(dead_code, unused_variables)
+    allow(dead_code, unused_variables, unused_imports)
 )]
 
-pub(crate) mod blocked;
-pub(crate) mod dispatch;
+pub(crate) mod backend;
+mod gemm;
 mod scalar;
+pub(crate) mod tile;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -39,16 +39,82 @@ mod simd128;
 mod sse2;
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx2::Avx2;
+use avx2::Avx2;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::Avx512;
+use avx512::Avx512;
+pub(crate) use backend::{Available, Backend, COMPILED};
+pub(crate) use gemm::gemm;
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-pub(crate) use neon::Neon;
+use neon::Neon;
 pub(crate) use scalar::Scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub(crate) use simd128::Simd128;
+use simd128::Simd128;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use sse2::Sse2;
+use sse2::Sse2;
+
+/// One pass of an estimator, with its arguments: a scalar reference body and a blocked body
+/// generic over the instruction set. [`run`] picks one.
+pub(crate) trait Kernel: Sized {
+    /// What the pass returns.
+    type Output;
+    /// The scalar reference kernel.
+    fn scalar(self) -> Self::Output;
+    /// The blocked kernel on `isa`. `#[inline(always)]` in every implementation, so that it is
+    /// compiled inside [`run`]'s `#[target_feature]` entry for that instruction set.
+    fn blocked<I: Isa>(self, isa: I) -> Self::Output;
+}
+
+/// Runs `kernel` on `backend`: its blocked body inside a function compiled for that
+/// instruction set, or its scalar body on the scalar backend.
+#[inline(always)]
+pub(crate) fn run<K: Kernel>(backend: Available, kernel: K) -> K::Output {
+    match backend.backend() {
+        // SSE2 is the x86_64 baseline: no target_feature entry needed.
+        #[cfg(target_arch = "x86_64")]
+        Backend::Sse2 => kernel.blocked(Sse2::new()),
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx2 => {
+            #[target_feature(enable = "avx2,fma")]
+            fn entry<K: Kernel>(kernel: K) -> K::Output {
+                // SAFETY: this function only runs where AVX2 and FMA are available (below).
+                kernel.blocked(unsafe { Avx2::new_unchecked() })
+            }
+            // SAFETY: `backend` is `Available`, so the CPU has AVX2 and FMA.
+            unsafe { entry(kernel) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Backend::Avx512 => {
+            #[target_feature(enable = "avx512f")]
+            fn entry<K: Kernel>(kernel: K) -> K::Output {
+                // SAFETY: this function only runs where AVX-512F is available (below).
+                kernel.blocked(unsafe { Avx512::new_unchecked() })
+            }
+            // SAFETY: `backend` is `Available`, so the CPU has AVX-512F.
+            unsafe { entry(kernel) }
+        }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        Backend::Neon => kernel.blocked(Neon::new()),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Backend::Simd128 => kernel.blocked(Simd128::new()),
+        _ => kernel.scalar(),
+    }
+}
+
+/// `x ← e^x` for every element, with the vector `exp` of `backend`.
+pub(crate) fn exp_in_place(backend: Available, values: &mut [f32]) {
+    struct ExpInPlace<'a>(&'a mut [f32]);
+    impl Kernel for ExpInPlace<'_> {
+        type Output = ();
+        fn scalar(self) {
+            self.blocked(Scalar);
+        }
+        #[inline(always)]
+        fn blocked<I: Isa>(self, isa: I) {
+            exp_shifted_sum(isa, self.0, 0.0);
+        }
+    }
+    run(backend, ExpInPlace(values));
+}
 
 /// A vector instruction set: `LANES` `f32` lanes in a register `V`, comparison masks `M`.
 ///
@@ -288,209 +354,51 @@ pub(crate) fn scale_add<I: Isa>(isa: I, y: &mut [f32], scale: f32, a: f32, x: &[
     }
 }
 
-/// Whether any SIMD backend is compiled for this target (scratch sizes then include its tiles).
-pub(crate) const COMPILED: bool = cfg!(any(
-    target_arch = "x86_64",
-    all(target_arch = "aarch64", target_feature = "neon"),
-    all(target_arch = "wasm32", target_feature = "simd128"),
-));
-
-/// `a` if a SIMD backend is compiled for this target, else 0: for `const fn` scratch sizes.
-pub(crate) const fn if_compiled(a: usize) -> usize {
-    if COMPILED { a } else { 0 }
+/// `Σ_c row[c]`.
+#[inline(always)]
+pub(crate) fn sum_of<I: Isa>(isa: I, row: &[f32]) -> f32 {
+    let mut acc = isa.splat(0.0);
+    let mut chunks = row.chunks_exact(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        acc = isa.add(acc, unsafe { isa.load(chunk.as_ptr()) });
+    }
+    chunks
+        .remainder()
+        .iter()
+        .fold(isa.reduce_add(acc), |s, &x| s + x)
 }
 
-/// Register tile of [`gemm`]: `MR` (or `TALL_MR`) rows by `NR` vectors.
-const MR: usize = 4;
-const TALL_MR: usize = 8;
-const NR: usize = 2;
-
-/// `C = A·B` (or `C += A·B` with `accumulate`), `C [m, n]` row-major with leading dimension
-/// `ldc`, `B [k, n]` row-major with `ldb`, `A(i, p) = a[i·a_row + p·a_col]` (so `A` or its
-/// transpose, packed or not).
-///
-/// Register-blocked: each `MR × NR·LANES` tile of `C` lives in registers for the whole `k`
-/// loop, which loads `NR` vectors of `B` and broadcasts `MR` elements of `A` per step.
-/// If the slices are too short for the dimensions (an internal bug), nothing is computed
-/// (and debug builds panic).
-#[allow(clippy::too_many_arguments)]
+/// `x[c] ← x[c] · max(p[c] + a·t[c] + b, floor)` over the common length, returning `Σ_c x[c]`.
 #[inline(always)]
-pub(crate) fn gemm<I: Isa>(
+pub(crate) fn scale_by_clamped_affine<I: Isa>(
     isa: I,
-    (m, n, k): (usize, usize, usize),
-    (a, a_row, a_col): (&[f32], usize, usize),
-    (b, ldb): (&[f32], usize),
-    (c, ldc): (&mut [f32], usize),
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let fits = |len: usize, last: Option<usize>| last.is_some_and(|last| last < len);
-    let a_last = (m - 1)
-        .checked_mul(a_row)
-        .zip(k.saturating_sub(1).checked_mul(a_col))
-        .and_then(|(x, y)| x.checked_add(y));
-    let b_last = k
-        .saturating_sub(1)
-        .checked_mul(ldb)
-        .and_then(|x| x.checked_add(n - 1));
-    let c_last = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n - 1));
-    let in_bounds =
-        (k == 0 || (fits(a.len(), a_last) && fits(b.len(), b_last))) && fits(c.len(), c_last);
-    debug_assert!(in_bounds, "gemm operands too short");
-    if !in_bounds {
-        return;
-    }
-    let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-    let mut row = 0;
-    while row < m {
-        let rows = match m - row {
-            left if I::TALL_TILE && left >= TALL_MR => TALL_MR,
-            left if left >= MR => MR,
-            _ => 1,
-        };
-        // SAFETY: the tile's rows are < m, and the extents of a, b and c were checked against
-        // m, n and k above.
+    x: &mut [f32],
+    (t, p): (&[f32], &[f32]),
+    (a, b): (f32, f32),
+    floor: f32,
+) -> f32 {
+    let len = x.len().min(t.len()).min(p.len());
+    let (a_v, b_v, floor_v) = (isa.splat(a), isa.splat(b), isa.splat(floor));
+    let mut acc = isa.splat(0.0);
+    let mut c = 0;
+    while c + I::LANES <= len {
+        // SAFETY: c + LANES <= len of x, t and p.
         unsafe {
-            let a_tile = a.add(row * a_row);
-            let c_tile = c.add(row * ldc);
-            let operands = (k, a_tile, a_row, a_col, b, ldb, c_tile, ldc, accumulate);
-            match rows {
-                TALL_MR => row_panel::<I, TALL_MR>(isa, n, operands),
-                MR => row_panel::<I, MR>(isa, n, operands),
-                _ => row_panel::<I, 1>(isa, n, operands),
-            }
-        }
-        row += rows;
-    }
-}
-
-/// The operands of one row panel: `k`, `A` at the panel's first row and its strides, `B` and
-/// its leading dimension, `C` at the panel's first row and its leading dimension, accumulate.
-type Panel = (
-    usize,
-    *const f32,
-    usize,
-    usize,
-    *const f32,
-    usize,
-    *mut f32,
-    usize,
-    bool,
-);
-
-/// `R` rows of `C`: register tiles of `NR` vectors, then of one vector, then one partial vector
-/// for the last `n mod LANES` columns.
-///
-/// # Safety
-/// Rows `0..R` of `A` (`k` columns) and `C` (`n` columns) and rows `0..k` of `B` (`n` columns)
-/// must be in bounds.
-#[inline(always)]
-unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
-    let (k, a, a_row, a_col, b, ldb, c, ldc, accumulate) = panel;
-    let wide = NR * I::LANES;
-    let mut col = 0;
-    // SAFETY (all calls): columns col .. col + width are < n (caller's contract covers them).
-    unsafe {
-        while col + wide <= n {
-            micro::<I, R, NR>(
-                isa,
-                k,
-                (a, a_row, a_col),
-                (b.add(col), ldb),
-                (c.add(col), ldc),
-                accumulate,
-                I::LANES,
+            let affine = isa.add(
+                isa.mul_add(a_v, isa.load(t.as_ptr().add(c)), b_v),
+                isa.load(p.as_ptr().add(c)),
             );
-            col += wide;
+            let scaled = isa.mul(isa.load(x.as_ptr().add(c)), isa.max(affine, floor_v));
+            isa.store(x.as_mut_ptr().add(c), scaled);
+            acc = isa.add(acc, scaled);
         }
-        while col + I::LANES <= n {
-            micro::<I, R, 1>(
-                isa,
-                k,
-                (a, a_row, a_col),
-                (b.add(col), ldb),
-                (c.add(col), ldc),
-                accumulate,
-                I::LANES,
-            );
-            col += I::LANES;
-        }
-        if col < n {
-            micro::<I, R, 1>(
-                isa,
-                k,
-                (a, a_row, a_col),
-                (b.add(col), ldb),
-                (c.add(col), ldc),
-                accumulate,
-                n - col,
-            );
-        }
+        c += I::LANES;
     }
-}
-
-/// One `R × V·LANES` register tile of [`gemm`]; with `width < LANES` (and `V = 1`), a tile of
-/// `R × width` through partial loads and stores.
-///
-/// # Safety
-/// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` and rows `0..R` of `C` (`V·LANES`
-/// columns, or `width` if smaller) must be in bounds.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn micro<I: Isa, const R: usize, const V: usize>(
-    isa: I,
-    k: usize,
-    (a, a_row, a_col): (*const f32, usize, usize),
-    (b, ldb): (*const f32, usize),
-    (c, ldc): (*mut f32, usize),
-    accumulate: bool,
-    width: usize,
-) {
-    let partial = width < I::LANES;
-    let mut acc = [[isa.splat(0.0); V]; R];
-    for p in 0..k {
-        // SAFETY: p < k, so these rows of A and B are in bounds (caller's contract).
-        unsafe {
-            let b_row = b.add(p * ldb);
-            let mut b_vec = [isa.splat(0.0); V];
-            for (j, bv) in b_vec.iter_mut().enumerate() {
-                *bv = if partial {
-                    isa.load_partial(b_row, width)
-                } else {
-                    isa.load(b_row.add(j * I::LANES))
-                };
-            }
-            for (i, acc_row) in acc.iter_mut().enumerate() {
-                let a_val = isa.splat(*a.add(i * a_row + p * a_col));
-                for (s, &bv) in acc_row.iter_mut().zip(&b_vec) {
-                    *s = isa.mul_add(a_val, bv, *s);
-                }
-            }
-        }
+    let mut sum = isa.reduce_add(acc);
+    for ((x, &t), &p) in x.iter_mut().zip(t).zip(p).take(len).skip(c) {
+        *x *= (p + (a * t + b)).max(floor);
+        sum += *x;
     }
-    for (i, acc_row) in acc.iter().enumerate() {
-        for (j, &s) in acc_row.iter().enumerate() {
-            // SAFETY: row i < R and these columns of C are in bounds (caller's contract).
-            unsafe {
-                let p = c.add(i * ldc + j * I::LANES);
-                if partial {
-                    let v = if accumulate {
-                        isa.add(isa.load_partial(p, width), s)
-                    } else {
-                        s
-                    };
-                    isa.store_partial(p, width, v);
-                } else {
-                    let v = if accumulate {
-                        isa.add(isa.load(p), s)
-                    } else {
-                        s
-                    };
-                    isa.store(p, v);
-                }
-            }
-        }
-    }
+    sum
 }

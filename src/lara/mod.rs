@@ -1,5 +1,6 @@
 //! LARA: linear randomized attention (Zheng, Wang & Kong, ICML 2022, §4), as the official
-//! `LinearRA` computes it (1-D path, `proposal_gen = 'no-param-pool'`).
+//! `LinearRA` computes it (1-D path; `proposal_gen = 'no-param-pool'` for segment-mean
+//! landmarks, any other generator through [`Landmarks::Given`]).
 //!
 //! Randomized attention draws one proposal per query; LARA instead shares `C` proposals
 //! `N(mu_c, I)` centred on landmarks and combines them by self-normalised multiple importance
@@ -18,30 +19,37 @@
 //! The kernel streams: landmarks are running segment sums, the key pass keeps one online
 //! log-sum-exp and one running `kv` row per landmark, and the query pass needs `C` logits.
 //! `mis-opt` makes one extra pass over the queries first (its `T` is a softmax over the query
-//! axis). [`scratch_len`] is `C · (3·d + d_v + 8)` floats: `q̄`, `mu`, `W` (`3·C·d`), `kv`
-//! (`C·d_v`) and eight per-landmark scalars.
+//! axis). [`scratch_len_for`] the scalar kernels is `C · (3·d + d_v + 8)` floats: `q̄`, `mu`,
+//! `W` (`3·C·d`), `kv` (`C·d_v`) and eight per-landmark scalars; the SIMD backends add a packed
+//! copy of the samples and a tile of 32 rows, `2·C · (d + 32)`.
 //!
-//! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time.
+//! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time per head.
 //!
 //! # Options ([`Params`])
 //! * [`Proposals`]: the official `use_antithetics` (`W = mu ± eps`) and `use_multisample` (two
 //!   draws per landmark) double the proposal samples in sampled mode, and the cost of the
 //!   `W`-dependent passes with them.
 //! * [`NoiseScale`]: the official unscaled noise, or the paper's `eps · d^1/4`.
-//! * A key padding mask: masked keys get `ℓ = −∞` (they drop out of every `kv_c` and `lseK_c`)
-//!   and count as zero rows in the key landmarks, as the official code zeroes padded tokens
-//!   before pooling. Masked keys have exactly zero influence on the output.
+//! * The key padding mask of [`Qkv`]: masked keys get `ℓ = −∞` (they drop out of every `kv_c`
+//!   and `lseK_c`) and count as zero rows in the key landmarks, as the official code zeroes
+//!   padded tokens before pooling. Masked keys have exactly zero influence on the output.
+//!
+//! # Where LARA fits
+//! LARA is meant for models trained with it (the paper's setting). As a drop-in for a softmax
+//! model that was not, its error is what it is; with `C ≥ n` every token is its own landmark
+//! (the official `C' = n` case) and the estimator changes character: its error against exact
+//! attention jumps rather than falling to zero.
 
-use crate::backend::active_backend;
+mod blocked;
+mod scalar;
+
 use crate::error::{Arg, Error};
-use crate::math::{
-    OnlineLse, axpy, copy, dot, exp, half_sq_norm, ln, prefix, rows, rows_mut, softmax_in_place,
-};
+use crate::inputs::{Qkv, Sampling};
+use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm};
 use crate::random::{NoiseScale, add_scaled_normal};
-use crate::shape::{
-    Shape, carve, check_finite, check_key_mask, check_len, checked_len, masked_keys, take_scratch,
-};
-use rand_core::RngCore;
+use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
+use crate::simd::{self, Available, Backend, Isa, Kernel};
+use crate::slices::{copy, part, prefix, rows, rows_mut, take};
 
 /// How the proposals are weighted against each other (the official `mis_type`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,14 +75,15 @@ pub enum Landmarks<'a> {
     /// `C`, every token is its own landmark; for cross-attention the count is
     /// `C' = min(C, n_q, n_k)` (see [`effective_landmarks`]).
     SegmentMeans(usize),
-    /// Landmarks computed by the caller (a model with its own proposal generator): `count` rows
-    /// of query landmarks `q̄ [count, d]` and key landmarks `k̄ [count, d]`.
+    /// Landmarks computed by the caller (a model with its own proposal generator, or
+    /// [`pool2d`](crate::pool2d)): `count` rows per head of query landmarks `q̄ [h, count, d]`
+    /// and key landmarks `k̄ [h, count, d]`.
     Given {
-        /// Number of landmarks `C`.
+        /// Number of landmarks `C` per head.
         count: usize,
-        /// Query landmarks `q̄ [count, d]` (used by `mis-opt`'s `T` and in `mu = q̄ + k̄`).
+        /// Query landmarks `q̄ [h, count, d]` (used by `mis-opt`'s `T` and in `mu = q̄ + k̄`).
         queries: &'a [f32],
-        /// Key landmarks `k̄ [count, d]`.
+        /// Key landmarks `k̄ [h, count, d]`.
         keys: &'a [f32],
     },
 }
@@ -96,7 +105,6 @@ pub enum Proposals {
 
 impl Proposals {
     /// The number of proposal samples in sampled mode for `landmarks` landmarks: `C'` or `2·C'`.
-    /// `scratch_len(shape, proposals.samples(C))` is enough scratch for any proposals.
     pub const fn samples(self, landmarks: usize) -> usize {
         match self {
             Proposals::Single => landmarks,
@@ -104,7 +112,7 @@ impl Proposals {
         }
     }
 
-    /// The number of noise rows `eps` a sampled call takes: `2·C'` for two samples per
+    /// The number of noise rows `eps` a sampled call takes per head: `2·C'` for two samples per
     /// landmark, else `C'`.
     pub const fn noise_rows(self, landmarks: usize) -> usize {
         match self {
@@ -126,25 +134,22 @@ pub struct Params<'a> {
     pub proposals: Proposals,
     /// The scale of the proposal noise in sampled mode.
     pub noise_scale: NoiseScale,
-    /// Key padding mask `[n_k]`, `true` for a padding key (PyTorch's `key_padding_mask`).
-    pub key_mask: Option<&'a [bool]>,
 }
 
 impl<'a> Params<'a> {
-    /// Segment-mean landmarks with the given weighting, single proposals, the official noise
-    /// and no mask.
+    /// Segment-mean landmarks with the given weighting, single proposals and the official
+    /// noise.
     pub const fn segment_means(landmarks: usize, weighting: Weighting) -> Params<'static> {
         Params::new(Landmarks::SegmentMeans(landmarks), weighting)
     }
 
-    /// The given landmarks and weighting, single proposals, the official noise and no mask.
+    /// The given landmarks and weighting, single proposals and the official noise.
     pub const fn new(landmarks: Landmarks<'a>, weighting: Weighting) -> Self {
         Params {
             landmarks,
             weighting,
             proposals: Proposals::Single,
             noise_scale: NoiseScale::Official,
-            key_mask: None,
         }
     }
 
@@ -161,12 +166,21 @@ impl<'a> Params<'a> {
         }
     }
 
-    /// These parameters with a key padding mask `[n_k]` (`true` = padding).
-    pub const fn with_key_mask(self, key_mask: &'a [bool]) -> Self {
-        Params {
-            key_mask: Some(key_mask),
-            ..self
-        }
+    /// The parameters of head `head` of `heads`: its part of given landmarks.
+    fn head(&self, heads: usize, head: usize) -> Self {
+        let landmarks = match self.landmarks {
+            Landmarks::Given {
+                count,
+                queries,
+                keys,
+            } => Landmarks::Given {
+                count,
+                queries: part(queries, heads, head),
+                keys: part(keys, heads, head),
+            },
+            segments => segments,
+        };
+        Params { landmarks, ..*self }
     }
 }
 
@@ -191,19 +205,33 @@ pub const fn effective_landmarks(shape: Shape, landmarks: usize) -> usize {
     if landmarks < n { landmarks } else { n }
 }
 
-/// Scratch (in `f32`s) that [`attention`] needs for up to `landmarks` landmarks with single
-/// proposals: `landmarks · (3·d + d_v + 8)`, plus `2·landmarks · (d + 32)` on targets with SIMD
-/// backends; independent of `n_q` and `n_k`. For antithetic or two-sample proposals pass
-/// [`Proposals::samples`]`(C)`.
-pub const fn scratch_len(shape: Shape, landmarks: usize) -> usize {
-    workspace_len(shape, landmarks, landmarks)
+/// Scratch (in `f32`s) that [`attention`] needs on this target for up to `landmarks`
+/// landmarks and these `proposals`, independent of `n` and `h`: [`scratch_len_for`] the
+/// backends compiled here (the largest of them).
+pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -> usize {
+    let samples = proposals.samples(landmarks);
+    workspace_len(shape, landmarks, samples, simd::COMPILED)
+}
+
+/// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`:
+/// `C · (2·d) + S · (d + d_v + 8)` for the scalar kernels (Cortex-M, RISC-V, the fixed-size
+/// layer), with `S = proposals.samples(C)` samples, plus `(S + C) · (d + 32)` of tiles for the
+/// SIMD backends.
+pub const fn scratch_len_for(
+    backend: Backend,
+    shape: Shape,
+    landmarks: usize,
+    proposals: Proposals,
+) -> usize {
+    let samples = proposals.samples(landmarks);
+    workspace_len(shape, landmarks, samples, backend.is_simd())
 }
 
 /// The scratch that [`Workspace::split`] takes for `count` landmarks and `samples` samples:
 /// `q̄`, `mu` (`2·count·d`), `W` and `kv` (`samples·(d + d_v)`), 8 scalars per sample, and the
-/// blocked kernels' tiles where a SIMD backend is compiled.
-pub(crate) const fn workspace_len(shape: Shape, count: usize, samples: usize) -> usize {
-    count
+/// blocked kernels' tiles with `tiles`.
+pub(crate) const fn workspace_len(shape: Shape, count: usize, samples: usize, tiles: bool) -> usize {
+    let scalar = count
         .saturating_mul(shape.dim)
         .saturating_mul(2)
         .saturating_add(
@@ -213,149 +241,90 @@ pub(crate) const fn workspace_len(shape: Shape, count: usize, samples: usize) ->
                     .saturating_add(shape.value_dim)
                     .saturating_add(STATS_PER_SAMPLE),
             ),
-        )
-        .saturating_add(crate::simd::if_compiled(
-            crate::simd::blocked::lara_scratch_len(samples.saturating_add(count), shape.dim),
-        ))
+        );
+    if tiles {
+        scalar.saturating_add(blocked::tiles_len(samples.saturating_add(count), shape.dim))
+    } else {
+        scalar
+    }
 }
 
 /// The length of the noise `eps` that sampled mode takes for segment-mean landmarks:
-/// `[C', d]`, or `[2·C', d]` for two samples per landmark.
+/// `[h, C', d]`, or `[h, 2·C', d]` for two samples per landmark.
 pub const fn noise_len(shape: Shape, landmarks: usize, proposals: Proposals) -> usize {
     proposals
         .noise_rows(effective_landmarks(shape, landmarks))
         .saturating_mul(shape.dim)
+        .saturating_mul(shape.heads)
 }
 
-/// LARA attention of `q [n_q, d]` over `k [n_k, d]`, `v [n_k, d_v]` into `out [n_q, d_v]`.
+/// LARA attention of `x` into `out [h, n_q, d_v]`.
 ///
-/// `noise = None` is eval mode (`W = mu`); `Some(eps)` is sampled mode, `W = mu + f · eps`
-/// with `f` from `params.noise_scale` and `eps` of [`Proposals::noise_rows`]`(C')` rows
-/// ([`noise_len`]).
+/// `sampling` is [`Sampling::Eval`] (`W = mu`), [`Sampling::Noise`] with `eps` of
+/// [`noise_len`] (`[h, R, d]`, `R = `[`Proposals::noise_rows`]`(C')`), or [`Sampling::Draw`]
+/// (`eps` drawn head by head, row-major); sampled, `W = mu + f · eps` with `f` from
+/// `params.noise_scale`.
 ///
 /// # Errors
 /// A zero dimension or zero landmarks, a slice whose length does not match (`noise`, given
 /// landmarks, the key mask), a mask that masks every key, scratch shorter than the call needs
-/// (`scratch_len(shape, params.proposals.samples(C))` always suffices), a non-finite input or
+/// ([`scratch_len`]`(shape, C, params.proposals)` always suffices), a non-finite input or
 /// `alpha_coeff`. Nothing is written when an error is returned.
 ///
 /// # Example
 /// ```
-/// use lara_attn::{Shape, lara};
+/// use lara_attn::{Qkv, Sampling, Shape, lara};
+/// use lara_attn::lara::{Params, Proposals, Weighting};
 /// const SHAPE: Shape = Shape::self_attention(16, 4);
 /// const C: usize = 4;
-/// let params = lara::Params::segment_means(C, lara::Weighting::Optimal { alpha_coeff: 1.0 });
+/// let params = Params::segment_means(C, Weighting::Optimal { alpha_coeff: 1.0 });
 /// let x: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
 /// let mut out = [0.0; 64];
-/// let mut scratch = [0.0; lara::scratch_len(SHAPE, C)];
-/// lara::attention(SHAPE, &params, &x, &x, &x, None, &mut out, &mut scratch)?;
+/// let mut scratch = [0.0; lara::scratch_len(SHAPE, C, Proposals::Single)];
+/// let inputs = Qkv { shape: SHAPE, q: &x, k: &x, v: &x, key_mask: None };
+/// lara::attention(&inputs, &params, Sampling::Eval, &mut out, &mut scratch)?;
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
-#[allow(clippy::too_many_arguments)]
 pub fn attention(
-    shape: Shape,
+    x: &Qkv<'_>,
     params: &Params<'_>,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    noise: Option<&[f32]>,
+    sampling: Sampling<'_>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let count = landmark_count(shape, params);
-    let samples = sample_count(params, count, noise.is_some());
-    let (ws, extra) = Workspace::split(scratch, count, samples, shape)?;
-    attention_in(shape, params, q, k, v, noise, out, ws, extra)
+    let count = check_args(x, params, &sampling, out)?;
+    let backend = Available::active();
+    let samples = sample_count(params, count, sampling.is_sampled());
+    let tiles = backend.backend().is_simd();
+    let (ws, tiles) = Workspace::split(scratch, count, samples, x.shape, tiles)?;
+    attention_in(backend, x, params, sampling, out, ws, tiles);
+    Ok(())
 }
 
-/// [`attention`] on a workspace that is already split.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
+/// [`attention`] on checked arguments and a workspace of the right size.
 pub(crate) fn attention_in(
-    shape: Shape,
+    backend: Available,
+    x: &Qkv<'_>,
     params: &Params<'_>,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    noise: Option<&[f32]>,
+    mut sampling: Sampling<'_>,
     out: &mut [f32],
     mut ws: Workspace<'_>,
-    extra: &mut [f32],
-) -> Result<(), Error> {
-    let count = check_args(shape, params, q, k, v, out)?;
-    if let Some(eps) = noise {
-        check_len(
-            Arg::Noise,
-            eps,
-            params.proposals.noise_rows(count),
-            shape.dim,
-        )?;
-        check_finite(Arg::Noise, eps)?;
-    }
-    ws.check_capacity(count, sample_count(params, count, noise.is_some()))?;
-    let factor = params.noise_scale.factor(shape.dim);
-    // W = mu + f · eps (sampled mode)
-    let perturb = noise.map(|eps| move |w: &mut [f32]| axpy(factor, eps, w));
-    ws.build_proposals(shape, params, q, k, perturb);
-    ws.finish(shape, params, q, k, v, out, extra);
-    Ok(())
-}
-
-/// LARA in sampled mode with the noise `eps ~ N(0, I)` (of [`Proposals::noise_rows`]`(C')`
-/// rows) drawn from `rng` in row-major order, otherwise as [`attention`].
-///
-/// # Errors
-/// As [`attention`].
-#[allow(clippy::too_many_arguments)]
-pub fn attention_sampled<R: RngCore + ?Sized>(
-    shape: Shape,
-    params: &Params<'_>,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    rng: &mut R,
-    out: &mut [f32],
-    scratch: &mut [f32],
-) -> Result<(), Error> {
-    let count = landmark_count(shape, params);
-    let (ws, extra) = Workspace::split(scratch, count, sample_count(params, count, true), shape)?;
-    attention_sampled_in(shape, params, q, k, v, rng, out, ws, extra)
-}
-
-/// [`attention_sampled`] on a workspace that is already split.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(crate) fn attention_sampled_in<R: RngCore + ?Sized>(
-    shape: Shape,
-    params: &Params<'_>,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    rng: &mut R,
-    out: &mut [f32],
-    mut ws: Workspace<'_>,
-    extra: &mut [f32],
-) -> Result<(), Error> {
-    let count = check_args(shape, params, q, k, v, out)?;
-    ws.check_capacity(count, sample_count(params, count, true))?;
-    let factor = params.noise_scale.factor(shape.dim);
-    // W = mu + f · eps, eps ~ N(0, I)
-    let perturb = |w: &mut [f32]| add_scaled_normal(rng, factor, w);
-    ws.build_proposals(shape, params, q, k, Some(perturb));
-    ws.finish(shape, params, q, k, v, out, extra);
-    Ok(())
-}
-
-/// The number of landmarks `C'` of a call (before its arguments are checked).
-pub(crate) fn landmark_count(shape: Shape, params: &Params<'_>) -> usize {
-    match params.landmarks {
-        Landmarks::SegmentMeans(c) => effective_landmarks(shape, c),
-        Landmarks::Given { count, .. } => count,
+    tiles: &mut [f32],
+) {
+    let heads = x.shape.heads;
+    let head_out = x.shape.queries * x.shape.value_dim;
+    for (head, (x, out)) in x.heads().zip(rows_mut(out, head_out)).enumerate() {
+        let params = params.head(heads, head);
+        let sampling = sampling.head(heads, head);
+        ws.build_proposals(&x, &params, sampling);
+        ws.key_pass(backend, &x, &mut *tiles);
+        ws.proposal_log_density(x.shape, params.weighting);
+        ws.query_pass(backend, &x, params.weighting, out, &mut *tiles);
     }
 }
 
 /// The number of proposal samples of a call with `count` landmarks.
-fn sample_count(params: &Params<'_>, count: usize, sampled: bool) -> usize {
+pub(crate) fn sample_count(params: &Params<'_>, count: usize, sampled: bool) -> usize {
     if sampled {
         params.proposals.samples(count)
     } else {
@@ -366,11 +335,12 @@ fn sample_count(params: &Params<'_>, count: usize, sampled: bool) -> usize {
 /// Writes the `segments` segment means of `x [rows, dim]` into `out [segments, dim]`, with the
 /// official uneven split: for `g = rows div segments` and `short = (g+1)·segments − rows`
 /// (when `segments` does not divide `rows`), the first `short` segments average `g` rows and
-/// the others `g + 1`. `segments` must not exceed `rows`.
+/// the others `g + 1`.
 ///
 /// # Errors
-/// [`Error::ZeroLandmarks`] if `segments` is 0 or greater than `rows`,
-/// [`Error::LengthMismatch`] for wrong slice lengths.
+/// [`Error::ZeroLandmarks`] if `segments` is 0, [`Error::TooManyLandmarks`] if it exceeds
+/// `rows`, [`Error::ZeroDimension`] for a zero `rows` or `dim`, [`Error::LengthMismatch`] for
+/// wrong slice lengths, [`Error::NonFinite`] for a NaN or an infinity in `x`.
 pub fn segment_means(
     x: &[f32],
     rows: usize,
@@ -378,23 +348,34 @@ pub fn segment_means(
     segments: usize,
     out: &mut [f32],
 ) -> Result<(), Error> {
-    if segments == 0 || segments > rows {
-        return Err(Error::ZeroLandmarks);
+    if rows == 0 {
+        return Err(Error::ZeroDimension(crate::error::Dim::Queries));
     }
     if dim == 0 {
         return Err(Error::ZeroDimension(crate::error::Dim::Model));
     }
+    if segments == 0 {
+        return Err(Error::ZeroLandmarks);
+    }
+    if segments > rows {
+        return Err(Error::TooManyLandmarks {
+            landmarks: segments,
+            rows,
+        });
+    }
     check_len(Arg::Queries, x, rows, dim)?;
     check_len(Arg::QueryLandmarks, out, segments, dim)?;
-    write_segment_means(x, None, dim, segments, out);
+    check_finite(Arg::Queries, x)?;
+    write_segment_means(x, &mut core::iter::repeat(true), dim, segments, out);
     Ok(())
 }
 
-/// Segment means without checks (`1 <= segments <= rows`, lengths match); rows marked in
-/// `mask` count as zero rows (the official code zeroes padded tokens before pooling).
+/// Segment means without checks (`1 <= segments <= rows`, lengths match); rows that `counts`
+/// marks `false` (masked keys) count as zero rows, as the official code zeroes padded tokens
+/// before pooling.
 fn write_segment_means(
     x: &[f32],
-    mask: Option<&[bool]>,
+    counts: &mut impl Iterator<Item = bool>,
     dim: usize,
     segments: usize,
     out: &mut [f32],
@@ -410,7 +391,7 @@ fn write_segment_means(
     } else {
         (short_len + 1) * segments - row_count
     };
-    let mut x_rows = rows(x, dim).zip(masked_keys(mask));
+    let mut x_rows = rows(x, dim).zip(counts);
     for (segment, mean) in rows_mut(out, dim).enumerate() {
         let len = if segment < short_count {
             short_len
@@ -418,8 +399,8 @@ fn write_segment_means(
             short_len + 1
         };
         mean.fill(0.0);
-        for (row, masked) in (&mut x_rows).take(len) {
-            if !masked {
+        for (row, counted) in (&mut x_rows).take(len) {
+            if counted {
                 axpy(1.0, row, mean);
             }
         }
@@ -430,42 +411,42 @@ fn write_segment_means(
     }
 }
 
-/// Checks everything but the noise and scratch; returns the number of landmarks `C'`.
-fn check_args(
-    shape: Shape,
+/// Checks everything but the scratch; returns the number of landmarks `C'`.
+pub(crate) fn check_args(
+    x: &Qkv<'_>,
     params: &Params<'_>,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    sampling: &Sampling<'_>,
     out: &[f32],
 ) -> Result<usize, Error> {
-    shape.check_qkv(q, k, v, out)?;
-    if let Some(mask) = params.key_mask {
-        check_key_mask(shape, mask)?;
-    }
+    x.check(out)?;
+    let shape = x.shape;
     if let Weighting::Optimal { alpha_coeff } = params.weighting
         && !alpha_coeff.is_finite()
     {
         return Err(Error::NonFinite(Arg::AlphaCoeff));
     }
-    match params.landmarks {
-        Landmarks::SegmentMeans(0) | Landmarks::Given { count: 0, .. } => Err(Error::ZeroLandmarks),
-        Landmarks::SegmentMeans(c) => Ok(effective_landmarks(shape, c)),
+    let count = match params.landmarks {
+        Landmarks::SegmentMeans(0) | Landmarks::Given { count: 0, .. } => {
+            return Err(Error::ZeroLandmarks);
+        }
+        Landmarks::SegmentMeans(c) => effective_landmarks(shape, c),
         Landmarks::Given {
             count,
             queries,
             keys,
         } => {
-            check_len(Arg::QueryLandmarks, queries, count, shape.dim)?;
-            check_len(Arg::KeyLandmarks, keys, count, shape.dim)?;
+            shape.check_stacked(Arg::QueryLandmarks, queries, count, shape.dim)?;
+            shape.check_stacked(Arg::KeyLandmarks, keys, count, shape.dim)?;
             check_finite(Arg::QueryLandmarks, queries)?;
             check_finite(Arg::KeyLandmarks, keys)?;
-            Ok(count)
+            count
         }
-    }
+    };
+    sampling.check_noise(shape, params.proposals.noise_rows(count))?;
+    Ok(count)
 }
 
-/// The scratch of one LARA call, split into its named parts: `C'` landmarks (mixture
+/// The scratch of one LARA head, split into its named parts: `C'` landmarks (mixture
 /// components) and `S` proposal samples, `S = C'` or `2·C'`; sample `c` is drawn around
 /// component `c mod C'`.
 pub(crate) struct Workspace<'a> {
@@ -497,32 +478,31 @@ pub(crate) struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
-    /// Splits a flat scratch into the scalar workspace of `count` landmarks and `samples`
-    /// proposal samples and the blocked kernels' extra scratch (empty where no SIMD is
-    /// compiled). [`scratch_len`]`(shape, samples)` is always enough.
+    /// Splits a flat scratch into the workspace of one head with `count` landmarks and
+    /// `samples` proposal samples, and the blocked kernels' tiles (empty without `tiles`).
     pub(crate) fn split(
         scratch: &'a mut [f32],
         count: usize,
         samples: usize,
         shape: Shape,
+        tiles: bool,
     ) -> Result<(Self, &'a mut [f32]), Error> {
         let landmark_rows = checked_len(count, shape.dim)?;
         let sample_rows = checked_len(samples, shape.dim)?;
         let kv_len = checked_len(samples, shape.value_dim)?;
         let stats_len = checked_len(samples, STATS_PER_SAMPLE)?;
-        // (A saturated total is an overflow: no scratch holds usize::MAX floats.)
-        let needed = workspace_len(shape, count, samples);
-        if needed == usize::MAX {
-            return Err(Error::SizeOverflow);
-        }
-        let mut rest = take_scratch(scratch, needed)?;
-        let q_bar = carve(&mut rest, landmark_rows)?;
-        let mu = carve(&mut rest, landmark_rows)?;
-        let w = carve(&mut rest, sample_rows)?;
-        let kv = carve(&mut rest, kv_len)?;
-        let stats = carve(&mut rest, stats_len)?;
+        let needed = checked_scratch_len(workspace_len(shape, count, samples, tiles))?;
+        let actual = scratch.len();
+        let mut rest = scratch
+            .get_mut(..needed)
+            .ok_or(Error::ScratchTooSmall { needed, actual })?;
+        let q_bar = take(&mut rest, landmark_rows);
+        let mu = take(&mut rest, landmark_rows);
+        let w = take(&mut rest, sample_rows);
+        let kv = take(&mut rest, kv_len);
+        let stats = take(&mut rest, stats_len);
         Ok((
-            Self::from_parts(q_bar, mu, w, kv, stats, count, samples, shape),
+            Self::from_parts(q_bar, mu, w, kv, stats, (count, samples), shape),
             rest,
         ))
     }
@@ -530,15 +510,13 @@ impl<'a> Workspace<'a> {
     /// Builds the workspace of `count` landmarks and `samples` samples from buffers of at least
     /// `count` rows (`q̄`, `mu`), `samples` rows (`W`, `kv`) and `8 · samples` scalars, using
     /// exactly that many of each.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn from_parts(
         q_bar: &'a mut [f32],
         mu: &'a mut [f32],
         w: &'a mut [f32],
         kv: &'a mut [f32],
         stats: &'a mut [f32],
-        count: usize,
-        samples: usize,
+        (count, samples): (usize, usize),
         shape: Shape,
     ) -> Self {
         let landmark_rows = count.saturating_mul(shape.dim);
@@ -571,9 +549,8 @@ impl<'a> Workspace<'a> {
     }
 
     /// Refuses a workspace that does not hold exactly `count` landmarks and `samples` samples
-    /// (the public entry points split it for the call; the fixed-size layer's arrays hold `C`
-    /// rows, enough for single proposals only).
-    fn check_capacity(&self, count: usize, samples: usize) -> Result<(), Error> {
+    /// (the fixed-size layer's arrays hold `C` rows, enough for single proposals only).
+    pub(crate) fn check_capacity(&self, count: usize, samples: usize) -> Result<(), Error> {
         if self.components() == count && self.samples() == samples {
             Ok(())
         } else {
@@ -584,23 +561,16 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// Landmarks and proposals: `q̄`, `mu = q̄ + k̄` and `W`. In eval mode (`perturb = None`)
-    /// `W = mu`; in sampled mode `perturb` adds the scaled noise to the rows it is given, as
-    /// [`Proposals`] lays them out.
-    fn build_proposals(
-        &mut self,
-        shape: Shape,
-        params: &Params<'_>,
-        q: &[f32],
-        k: &[f32],
-        perturb: Option<impl FnOnce(&mut [f32])>,
-    ) {
+    /// Landmarks and proposals of one head: `q̄`, `mu = q̄ + k̄` and `W`. In eval mode `W = mu`;
+    /// sampled, `W = mu + f · eps` laid out as [`Proposals`] says.
+    fn build_proposals(&mut self, x: &Qkv<'_>, params: &Params<'_>, mut sampling: Sampling<'_>) {
+        let shape = x.shape;
         let count = self.components();
         match params.landmarks {
             Landmarks::SegmentMeans(_) => {
                 // q̄, k̄ = segment means (k̄ parked in W; masked keys count as zero rows)
-                write_segment_means(q, None, shape.dim, count, self.q_bar);
-                write_segment_means(k, params.key_mask, shape.dim, count, self.w);
+                write_segment_means(x.q, &mut core::iter::repeat(true), shape.dim, count, self.q_bar);
+                write_segment_means(x.k, &mut x.unmasked_keys(), shape.dim, count, self.w);
             }
             Landmarks::Given { queries, keys, .. } => {
                 copy(self.q_bar, queries);
@@ -611,24 +581,22 @@ impl<'a> Workspace<'a> {
         for ((mu, q_bar), k_bar) in self.mu.iter_mut().zip(self.q_bar.iter()).zip(self.w.iter()) {
             *mu = q_bar + k_bar;
         }
-        let Some(perturb) = perturb else {
+        let factor = params.noise_scale.factor(shape.dim);
+        match (sampling.is_sampled(), params.proposals) {
             // W = mu (eval)
-            copy(self.w, self.mu);
-            return;
-        };
-        match params.proposals {
-            Proposals::Single | Proposals::TwoPerLandmark => {
+            (false, _) => copy(self.w, self.mu),
+            (true, Proposals::Single | Proposals::TwoPerLandmark) => {
                 // W = [mu] or [mu; mu], then W += f · eps
                 for w_rows in rows_mut(self.w, self.mu.len().max(1)) {
                     copy(w_rows, self.mu);
                 }
-                perturb(self.w);
+                add_noise(&mut sampling, factor, self.w);
             }
-            Proposals::Antithetic => {
+            (true, Proposals::Antithetic) => {
                 // noise = f · eps in the second half;  W = [mu + noise; mu − noise]
                 let (plus, minus) = self.w.split_at_mut(self.mu.len().min(self.w.len()));
                 minus.fill(0.0);
-                perturb(minus);
+                add_noise(&mut sampling, factor, minus);
                 for ((p, m), &mu) in plus.iter_mut().zip(minus.iter_mut()).zip(self.mu.iter()) {
                     let noise = *m;
                     (*p, *m) = (mu + noise, mu - noise);
@@ -637,136 +605,29 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// Everything after the proposals: the key pass, the proposal densities and the query pass.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn finish(
-        &mut self,
-        shape: Shape,
-        params: &Params<'_>,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-        extra: &mut [f32],
-    ) {
-        self.key_pass(shape, k, v, params.key_mask, extra);
-        self.proposal_log_density(shape, params.weighting);
-        self.query_pass(shape, params.weighting, q, out, extra);
+    /// Per sample over the unmasked keys of one head: `lseK_c = lse_j ℓ(k_j; W_c)` and
+    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`.
+    pub(crate) fn key_pass(&mut self, backend: Available, x: &Qkv<'_>, tiles: &mut [f32]) {
+        simd::run(backend, KeyPass { x, ws: self, tiles });
     }
 
-    /// One streaming pass over the unmasked keys: per sample, `lseK_c = lse_j ℓ(k_j; W_c)` and
-    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`. On the active SIMD backend when there is one
-    /// (and the blocked kernels' `extra` scratch), else the scalar reference.
-    pub(crate) fn key_pass(
-        &mut self,
-        shape: Shape,
-        k: &[f32],
-        v: &[f32],
-        key_mask: Option<&[bool]>,
-        extra: &mut [f32],
-    ) {
-        let on_simd = !extra.is_empty()
-            && crate::simd::dispatch::lara_keys(
-                active_backend(),
-                shape,
-                k,
-                v,
-                key_mask,
-                self,
-                extra,
-            );
-        if !on_simd {
-            self.key_pass_scalar(shape, k, v, key_mask);
-        }
-    }
-
-    /// `mis-opt`'s normaliser of `T` and the query pass: `out_i = Σ_c sniw[c, i] kv_c`, on the
-    /// active SIMD backend when there is one, else the scalar reference.
+    /// `mis-opt`'s normaliser of `T`, then `out_i = Σ_c sniw[c, i] kv_c` for one head.
     pub(crate) fn query_pass(
         &mut self,
-        shape: Shape,
+        backend: Available,
+        x: &Qkv<'_>,
         weighting: Weighting,
-        q: &[f32],
         out: &mut [f32],
-        extra: &mut [f32],
+        tiles: &mut [f32],
     ) {
-        let on_simd = !extra.is_empty()
-            && crate::simd::dispatch::lara_queries(
-                active_backend(),
-                shape,
-                weighting,
-                q,
-                out,
-                self,
-                extra,
-            );
-        if !on_simd {
-            self.query_pass_scalar(shape, weighting, q, out);
-        }
-    }
-
-    /// The scalar query pass. (Neither scalar pass is inlined into its caller: on Cortex-M the
-    /// frames would add up, kept apart the stack peak is the larger of the two.)
-    #[inline(never)]
-    fn query_pass_scalar(
-        &mut self,
-        shape: Shape,
-        weighting: Weighting,
-        q: &[f32],
-        out: &mut [f32],
-    ) {
-        if let Weighting::Optimal { .. } = weighting {
-            self.query_softmax_normaliser(shape, q);
-        }
-        for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
-            self.log_importance_weights(shape, weighting, q_row);
-            // sniw[·, i] = softmax_c(logiw[·, i])
-            softmax_in_place(self.logits);
-            // out_i = Σ_c sniw[c, i] kv_c
-            out_row.fill(0.0);
-            for (&weight, kv_row) in self.logits.iter().zip(rows(self.kv, shape.value_dim)) {
-                axpy(weight, kv_row, out_row);
-            }
-        }
-    }
-
-    /// The scalar key pass.
-    #[inline(never)]
-    fn key_pass_scalar(&mut self, shape: Shape, k: &[f32], v: &[f32], key_mask: Option<&[bool]>) {
-        let scale = shape.scale();
-        self.kv.fill(0.0);
-        self.key_lse.fill(f32::NEG_INFINITY);
-        self.key_sum.fill(0.0);
-        let keys = rows(k, shape.dim).zip(rows(v, shape.value_dim));
-        for ((k_row, v_row), masked) in keys.zip(masked_keys(key_mask)) {
-            if masked {
-                // LK[c, j] = −∞: no contribution
-                continue;
-            }
-            let k_half_norm = half_sq_norm(k_row);
-            let samples = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
-            for ((w_row, kv_row), (max, sum)) in
-                samples.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
-            {
-                // LK[c, j] = s · (W_c·k_j − |k_j|²/2)
-                let log_feature = scale * (dot(w_row, k_row) - k_half_norm);
-                let mut state = OnlineLse {
-                    max: *max,
-                    sum: *sum,
-                };
-                state.push(log_feature, v_row, kv_row);
-                (*max, *sum) = (state.max, state.sum);
-            }
-        }
-        for ((kv_row, lse), &sum) in rows_mut(self.kv, shape.value_dim)
-            .zip(self.key_lse.iter_mut())
-            .zip(self.key_sum.iter())
-        {
-            // kv_c = Σ_j exp(LK − max) v_j / Σ_j exp(LK − max);  lseK_c = max + ln Σ
-            crate::math::scale(kv_row, 1.0 / sum);
-            *lse += ln(sum);
-        }
+        let pass = QueryPass {
+            x,
+            weighting,
+            out,
+            ws: self,
+            tiles,
+        };
+        simd::run(backend, pass);
     }
 
     /// `log P_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`, folded into `bias_c = lseK_c − log P_c`; for
@@ -813,97 +674,61 @@ impl<'a> Workspace<'a> {
             *bias = key_lse - log_p;
         }
     }
+}
 
-    /// First pass over the queries for `mis-opt`: `lse_i (s · q̄_c·q_i)`, the normaliser of
-    /// `T[c, ·]` (a softmax over the query axis).
-    fn query_softmax_normaliser(&mut self, shape: Shape, q: &[f32]) {
-        let scale = shape.scale();
-        // The per-query buffers hold the running (max, sum) of each landmark.
-        let (max, sum) = (&mut *self.logits, &mut *self.t_row);
-        max.fill(f32::NEG_INFINITY);
-        sum.fill(0.0);
-        for q_row in rows(q, shape.dim) {
-            for ((q_bar_row, max), sum) in rows(self.q_bar, shape.dim)
-                .zip(max.iter_mut())
-                .zip(sum.iter_mut())
-            {
-                let mut state = OnlineLse {
-                    max: *max,
-                    sum: *sum,
-                };
-                state.push_scalar(scale * dot(q_bar_row, q_row));
-                (*max, *sum) = (state.max, state.sum);
-            }
-        }
-        for ((t_lse, &max), &sum) in self.t_lse.iter_mut().zip(max.iter()).zip(sum.iter()) {
-            *t_lse = OnlineLse { max, sum }.log_sum_exp();
-        }
+/// `w += f · eps`, `eps` the caller's noise or drawn from the generator (row-major).
+fn add_noise(sampling: &mut Sampling<'_>, factor: f32, w: &mut [f32]) {
+    match sampling {
+        Sampling::Eval => {}
+        Sampling::Noise(eps) => axpy(factor, eps, w),
+        Sampling::Draw(rng) => add_scaled_normal(&mut **rng, factor, w),
     }
+}
 
-    /// `logits[c] = logiw[c, i] = log α[c,i] + ℓ(q_i; W_c) + lseK_c − log P_c` for one query.
-    pub(crate) fn log_importance_weights(
-        &mut self,
-        shape: Shape,
-        weighting: Weighting,
-        q_row: &[f32],
-    ) {
-        let scale = shape.scale();
-        let count = self.components();
-        let q_half_norm = half_sq_norm(q_row);
-        for ((logit, w_row), &bias) in self
-            .logits
-            .iter_mut()
-            .zip(rows(self.w, shape.dim))
-            .zip(self.bias.iter())
-        {
-            // ℓ(q_i; W_c) + lseK_c − log P_c
-            *logit = scale * (dot(w_row, q_row) - q_half_norm) + bias;
-        }
-        // Sample c belongs to component c mod C': the samples come in groups of C'.
-        let sample_groups = rows_mut(self.logits, count.max(1));
-        match weighting {
-            Weighting::Optimal { alpha_coeff } => {
-                // T[c, i] = exp(s · q̄_c·q_i − lse_i'(s · q̄_c·q_i'))
-                let t_row = prefix(self.t_row, count);
-                let mut t_sum = 0.0;
-                for ((t, q_bar_row), &t_lse) in t_row
-                    .iter_mut()
-                    .zip(rows(self.q_bar, shape.dim))
-                    .zip(self.t_lse.iter())
-                {
-                    *t = exp(scale * dot(q_bar_row, q_row) - t_lse);
-                    t_sum += *t;
-                }
-                let t_mean = t_sum / count as f32;
-                for (logits, balance) in sample_groups.zip(rows(self.balance, count.max(1))) {
-                    for ((logit, &t), &balance) in logits.iter_mut().zip(t_row.iter()).zip(balance)
-                    {
-                        // log α = log max(bh_c + alpha_coeff · (T[c,i] − mean_c' T[c',i]), 1e-8)
-                        let alpha = balance + alpha_coeff * (t - t_mean);
-                        *logit += ln(alpha.max(1e-8));
-                    }
-                }
-            }
-            Weighting::BalanceHeuristic => {}
-            Weighting::Biased => {
-                // log α[c, i] = s · mu_c·q_i, once per component
-                let log_alpha = prefix(self.t_row, count);
-                for (a, mu_row) in log_alpha.iter_mut().zip(rows(self.mu, shape.dim)) {
-                    *a = scale * dot(mu_row, q_row);
-                }
-                for logits in sample_groups {
-                    for (logit, &a) in logits.iter_mut().zip(log_alpha.iter()) {
-                        *logit += a;
-                    }
-                }
-            }
-        }
+/// The key pass of one head on a workspace whose samples `W` are built.
+pub(crate) struct KeyPass<'a, 'w> {
+    x: &'a Qkv<'a>,
+    ws: &'a mut Workspace<'w>,
+    tiles: &'a mut [f32],
+}
+
+impl Kernel for KeyPass<'_, '_> {
+    type Output = ();
+    fn scalar(self) {
+        self.ws.key_pass_scalar(self.x);
+    }
+    #[inline(always)]
+    fn blocked<I: Isa>(self, isa: I) {
+        blocked::key_pass(isa, self);
+    }
+}
+
+/// The query pass of one head on a workspace whose key pass and densities are done.
+pub(crate) struct QueryPass<'a, 'w> {
+    x: &'a Qkv<'a>,
+    weighting: Weighting,
+    out: &'a mut [f32],
+    ws: &'a mut Workspace<'w>,
+    tiles: &'a mut [f32],
+}
+
+impl Kernel for QueryPass<'_, '_> {
+    type Output = ();
+    fn scalar(self) {
+        let shape = self.x.shape;
+        self.ws
+            .query_pass_scalar(shape, self.weighting, self.x.q, self.out);
+    }
+    #[inline(always)]
+    fn blocked<I: Isa>(self, isa: I) {
+        blocked::query_pass(isa, self);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::math::softmax_in_place;
     use crate::test_support::{assert_close, single_head_cases};
 
     /// `kv`, `logiw` and `sniw` of mis-opt (α = 1, eval) against the official intermediates.
@@ -911,14 +736,22 @@ mod tests {
     fn intermediates_match_the_official_code() {
         for case in single_head_cases() {
             let shape = Shape::self_attention(case.n, case.d);
+            let x = Qkv {
+                shape,
+                q: &case.q,
+                k: &case.k,
+                v: &case.v,
+                key_mask: None,
+            };
             for c in [4, 8] {
                 let weighting = Weighting::Optimal { alpha_coeff: 1.0 };
                 let params = Params::segment_means(c, weighting);
                 let count = effective_landmarks(shape, c);
-                let mut scratch = vec![f32::NAN; scratch_len(shape, c)];
-                let (mut ws, _) = Workspace::split(&mut scratch, count, count, shape).unwrap();
-                ws.build_proposals(shape, &params, &case.q, &case.k, None::<fn(&mut [f32])>);
-                ws.key_pass_scalar(shape, &case.k, &case.v, None);
+                let mut scratch = vec![f32::NAN; scratch_len(shape, c, Proposals::Single)];
+                let (mut ws, _) =
+                    Workspace::split(&mut scratch, count, count, shape, false).unwrap();
+                ws.build_proposals(&x, &params, Sampling::Eval);
+                ws.key_pass_scalar(&x);
                 ws.proposal_log_density(shape, weighting);
                 ws.query_softmax_normaliser(shape, &case.q);
                 let what = |name: &str| format!("{} C={c} {name}", case.id);

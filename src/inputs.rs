@@ -1,0 +1,158 @@
+//! The arguments every estimator shares: the inputs [`Qkv`] (with the key padding mask) and,
+//! for the randomized estimators, how the proposals are drawn ([`Sampling`]).
+
+use crate::error::{Arg, Error};
+use crate::shape::{Shape, check_finite, expect_len};
+use crate::slices::rows;
+use rand_core::RngCore;
+
+/// The inputs of an attention call: the shape, `q [h, n_q, d]`, `k [h, n_k, d]`,
+/// `v [h, n_k, d_v]` (row-major, heads stacked) and an optional key padding mask.
+///
+/// Named fields, so a call site says which slice is which:
+///
+/// ```
+/// use lara_attn::{Qkv, Shape};
+/// let (q, k, v) = ([0.5f32; 8], [0.25f32; 8], [1.0f32; 8]);
+/// let x = Qkv { shape: Shape::self_attention(4, 2), q: &q, k: &k, v: &v, key_mask: None };
+/// # let _ = x;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Qkv<'a> {
+    /// The dimensions.
+    pub shape: Shape,
+    /// Queries `[h, n_q, d]`.
+    pub q: &'a [f32],
+    /// Keys `[h, n_k, d]`.
+    pub k: &'a [f32],
+    /// Values `[h, n_k, d_v]`.
+    pub v: &'a [f32],
+    /// Key padding mask `[n_k]`, shared by the heads, `true` for a padding key (PyTorch's
+    /// `key_padding_mask`): masked keys have exactly zero influence on the output. `None`:
+    /// every key counts.
+    pub key_mask: Option<&'a [bool]>,
+}
+
+impl<'a> Qkv<'a> {
+    /// Checks every dimension, the lengths of `q`, `k`, `v`, the mask and `out`, and that the
+    /// inputs are finite.
+    pub(crate) fn check(&self, out: &[f32]) -> Result<(), Error> {
+        let shape = self.shape;
+        shape.check_nonzero()?;
+        shape.check_stacked(Arg::Queries, self.q, shape.queries, shape.dim)?;
+        shape.check_stacked(Arg::Keys, self.k, shape.keys, shape.dim)?;
+        shape.check_stacked(Arg::Values, self.v, shape.keys, shape.value_dim)?;
+        shape.check_stacked(Arg::Output, out, shape.queries, shape.value_dim)?;
+        if let Some(mask) = self.key_mask {
+            expect_len(Arg::KeyMask, mask.len(), shape.keys)?;
+            if mask.iter().all(|&masked| masked) {
+                return Err(Error::AllKeysMasked);
+            }
+        }
+        check_finite(Arg::Queries, self.q)?;
+        check_finite(Arg::Keys, self.k)?;
+        check_finite(Arg::Values, self.v)
+    }
+
+    /// The heads one at a time, each with the shape of one head (call on checked inputs).
+    pub(crate) fn heads(&self) -> impl Iterator<Item = Qkv<'a>> + use<'a> {
+        let shape = self.shape;
+        let key_mask = self.key_mask;
+        let head_rows = |data: &'a [f32], n: usize, width: usize| rows(data, n * width);
+        head_rows(self.q, shape.queries, shape.dim)
+            .zip(head_rows(self.k, shape.keys, shape.dim))
+            .zip(head_rows(self.v, shape.keys, shape.value_dim))
+            .map(move |((q, k), v)| Qkv {
+                shape: shape.head(),
+                q,
+                k,
+                v,
+                key_mask,
+            })
+    }
+
+    /// Whether key `j` counts: `false` for the keys the mask marks.
+    #[inline(always)]
+    pub(crate) fn unmasked_keys(&self) -> impl Iterator<Item = bool> + use<'a> {
+        self.key_mask
+            .unwrap_or(&[])
+            .iter()
+            .map(|&masked| !masked)
+            .chain(core::iter::repeat(true))
+    }
+
+    /// The number of keys the mask leaves: `n_k` without one.
+    pub(crate) fn unmasked_count(&self) -> usize {
+        self.key_mask.map_or(self.shape.keys, |mask| {
+            mask.iter().filter(|&&masked| !masked).count()
+        })
+    }
+}
+
+/// How a randomized estimator (RA, LARA) draws its proposals `W = mu + f · eps`.
+pub enum Sampling<'a> {
+    /// Eval mode, `W = mu`: no noise (the official module in `eval()`).
+    Eval,
+    /// Sampled mode with the caller's standard normal noise `eps`, stacked over the heads
+    /// (the estimator's docs give its shape).
+    Noise(&'a [f32]),
+    /// Sampled mode, every random number drawn from this generator in a documented order.
+    ///
+    /// Any [`rand_core`] 0.9 `RngCore` works: [`random::default_rng`](crate::random::default_rng),
+    /// or a hardware generator. A HAL whose RNG implements another version of `rand_core` needs
+    /// a three-method wrapper:
+    ///
+    /// ```
+    /// use lara_attn::rand_core::RngCore;
+    /// # struct HalRng;
+    /// # impl HalRng { fn read(&mut self) -> u32 { 4 } }
+    /// struct Rng(HalRng);
+    /// impl RngCore for Rng {
+    ///     fn next_u32(&mut self) -> u32 {
+    ///         self.0.read()
+    ///     }
+    ///     fn next_u64(&mut self) -> u64 {
+    ///         lara_attn::rand_core::impls::next_u64_via_u32(self)
+    ///     }
+    ///     fn fill_bytes(&mut self, dst: &mut [u8]) {
+    ///         lara_attn::rand_core::impls::fill_bytes_via_next(self, dst)
+    ///     }
+    /// }
+    /// ```
+    Draw(&'a mut dyn RngCore),
+}
+
+impl Sampling<'_> {
+    /// Whether the proposals are perturbed (sampled mode).
+    pub(crate) fn is_sampled(&self) -> bool {
+        !matches!(self, Sampling::Eval)
+    }
+
+    /// Checks that the given noise is `[h, rows, d]` and finite.
+    pub(crate) fn check_noise(&self, shape: Shape, rows: usize) -> Result<(), Error> {
+        if let Sampling::Noise(eps) = self {
+            shape.check_stacked(Arg::Noise, eps, rows, shape.dim)?;
+            check_finite(Arg::Noise, eps)?;
+        }
+        Ok(())
+    }
+
+    /// The sampling of head `head` of `heads`: its part of the noise, or the same generator.
+    pub(crate) fn head(&mut self, heads: usize, head: usize) -> Sampling<'_> {
+        match self {
+            Sampling::Eval => Sampling::Eval,
+            Sampling::Noise(eps) => Sampling::Noise(crate::slices::part(eps, heads, head)),
+            Sampling::Draw(rng) => Sampling::Draw(&mut **rng),
+        }
+    }
+}
+
+impl core::fmt::Debug for Sampling<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Sampling::Eval => f.write_str("Eval"),
+            Sampling::Noise(eps) => f.debug_tuple("Noise").field(eps).finish(),
+            Sampling::Draw(_) => f.write_str("Draw(..)"),
+        }
+    }
+}

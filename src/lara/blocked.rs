@@ -1,0 +1,175 @@
+//! LARA blocked for the SIMD backends: each pass streams over blocks of 32 keys or queries, forms
+//! the block's logits against every sample with one matrix product (the samples packed,
+//! transposed and pre-scaled), reduces the tile column- or row-wise with vector code, and folds
+//! it into the running sums with a second matrix product. Same formulas as `scalar.rs`,
+//! another association of the sums.
+
+use super::{KeyPass, QueryPass, Weighting};
+use crate::math::{half_sq_norm, ln};
+use crate::simd::tile::{
+    BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows,
+    pack_transposed, project_block, raise_running_max, scale_row, shift_row,
+};
+use crate::simd::{Isa, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine, sum_of};
+use crate::slices::{prefix, rows, rows_mut, take};
+
+/// Scratch of the blocked passes beyond the workspace, for `columns = S + C'` (samples plus
+/// landmarks): the packed `[d, columns]` matrix and a `[BLOCK, columns]` tile.
+pub(super) const fn tiles_len(columns: usize, dim: usize) -> usize {
+    columns.saturating_mul(dim.saturating_add(BLOCK))
+}
+
+/// Blocked LARA key pass on a workspace whose samples `W` are built: per sample, online
+/// `lseK_c = lse_j LK[c, j]` and `kv_c = Σ_j softmax_j(LK[c, j]) v_j` over the unmasked keys.
+#[inline(always)]
+pub(super) fn key_pass<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
+    let KeyPass { x, ws, tiles } = pass;
+    let shape = x.shape;
+    let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
+    let samples = ws.samples();
+    let mut rest = tiles;
+    let packed = take(&mut rest, dim * samples);
+    let tile = take(&mut rest, BLOCK * samples);
+    // s·Wᵀ [d, S]
+    pack_transposed(ws.w, dim, scale, packed, samples, 0);
+    ws.kv.fill(0.0);
+    ws.key_lse.fill(f32::NEG_INFINITY);
+    ws.key_sum.fill(0.0);
+    for (k_block, v_block, mask) in key_blocks((x.k, x.v, x.key_mask), (dim, value_dim)) {
+        // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, S] tile; −∞ for masked keys
+        let (rows_k, tile) = project_block(isa, k_block, dim, (packed, samples), samples, tile);
+        for (row, k_row) in rows_mut(tile, samples).zip(rows(k_block, dim)) {
+            shift_row(row, scale * half_sq_norm(k_row));
+        }
+        if !mask_rows(tile, samples, mask) {
+            continue;
+        }
+        column_max(isa, tile, samples, samples, ws.t_row);
+        raise_running_max(ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
+        for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
+            scale_row(isa, kv_row, r);
+        }
+        // P = e^(LK − max);  Σ_j P;  kv += Pᵀ · V_block
+        column_exp_sum(isa, tile, samples, samples, ws.key_lse, ws.key_sum);
+        gemm(
+            isa,
+            (samples, value_dim, rows_k),
+            (tile, 1, samples),
+            (v_block, value_dim),
+            (ws.kv, value_dim),
+            true,
+        );
+    }
+    for ((kv_row, lse), &sum) in rows_mut(ws.kv, value_dim)
+        .zip(ws.key_lse.iter_mut())
+        .zip(ws.key_sum.iter())
+    {
+        // kv_c /= Σ;  lseK_c = max + ln Σ
+        scale_row(isa, kv_row, 1.0 / sum);
+        *lse += ln(sum);
+    }
+}
+
+/// Blocked LARA query pass on a workspace whose key pass and densities (`bias`, `balance`) are
+/// done: `mis-opt`'s query normaliser, then `out_i = Σ_c sniw[c, i] kv_c`. `S` samples, `C'`
+/// landmarks; sample `c` belongs to component `c mod C'`.
+#[inline(always)]
+pub(super) fn query_pass<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
+    let QueryPass {
+        x,
+        weighting,
+        out,
+        ws,
+        tiles,
+    } = pass;
+    let (q, shape) = (x.q, x.shape);
+    let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
+    let (count, samples) = (ws.components(), ws.samples());
+    // [s·Wᵀ | s·q̄ᵀ or s·muᵀ] as one [d, S + C'] matrix: one product gives a block of queries
+    // both its logits s·W_c·q_i and its α term.
+    let ld = samples + count;
+    let mut rest = tiles;
+    let packed = take(&mut rest, dim * ld);
+    let tile = take(&mut rest, BLOCK * ld);
+    pack_transposed(ws.w, dim, scale, packed, ld, 0);
+    match weighting {
+        Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, samples),
+        Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, samples),
+        Weighting::BalanceHeuristic => {}
+    }
+
+    if let Weighting::Optimal { .. } = weighting {
+        // lse_i (s · q̄_c·q_i), online over blocks of queries (column-wise)
+        let (running_max, running_sum) = (&mut *ws.t_lse, prefix(ws.key_sum, count));
+        running_max.fill(f32::NEG_INFINITY);
+        running_sum.fill(0.0);
+        let q_bar_packed = packed.get(samples..).unwrap_or_default();
+        let (block_max, rescale) = (prefix(ws.t_row, count), prefix(ws.logits, count));
+        for q_block in q.chunks(BLOCK * dim) {
+            let (_, tile) = project_block(isa, q_block, dim, (q_bar_packed, ld), count, tile);
+            column_max(isa, tile, count, count, block_max);
+            raise_running_max(running_max, block_max, rescale, running_sum);
+            column_exp_sum(isa, tile, count, count, running_max, running_sum);
+        }
+        for (t_lse, &sum) in running_max.iter_mut().zip(running_sum.iter()) {
+            *t_lse += ln(sum);
+        }
+    }
+
+    // Query pass: the tile holds [logits | α term] per query (just logits for mis-bh).
+    let width = if matches!(weighting, Weighting::BalanceHeuristic) {
+        samples
+    } else {
+        ld
+    };
+    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+        // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
+        let (rows_q, tile) = project_block(isa, q_block, dim, (packed, ld), width, tile);
+        for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
+            let (row, alpha_row) = row.split_at_mut(samples.min(row.len()));
+            // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
+            add_row(isa, row, ws.bias);
+            shift_row(row, scale * half_sq_norm(q_row));
+            let sum = match weighting {
+                Weighting::Optimal { alpha_coeff } => {
+                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…))
+                    exp_minus(isa, alpha_row, ws.t_lse);
+                    let t_mean = sum_of(isa, alpha_row) / count.max(1) as f32;
+                    // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
+                    let m = max_of(isa, row);
+                    exp_shifted_sum(isa, row, m);
+                    // (a loop, not a closure: the intrinsics must inline into the entry)
+                    let mut sum = 0.0;
+                    for (group, balance) in rows_mut(row, count).zip(rows(ws.balance, count)) {
+                        // x_c *= α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean T), 1e-8)
+                        let affine = (alpha_coeff, -alpha_coeff * t_mean);
+                        sum += scale_by_clamped_affine(isa, group, (alpha_row, balance), affine, 1e-8);
+                    }
+                    sum
+                }
+                Weighting::Biased => {
+                    // log α = s · mu_c·q_i, for each group of C' samples
+                    for group in rows_mut(row, count) {
+                        add_row(isa, group, alpha_row);
+                    }
+                    let m = max_of(isa, row);
+                    exp_shifted_sum(isa, row, m)
+                }
+                Weighting::BalanceHeuristic => {
+                    let m = max_of(isa, row);
+                    exp_shifted_sum(isa, row, m)
+                }
+            };
+            scale_row(isa, row, 1.0 / sum);
+        }
+        // out_i = Σ_c sniw[c, i] kv_c
+        gemm(
+            isa,
+            (rows_q, value_dim, samples),
+            (tile, width, 1),
+            (ws.kv, value_dim),
+            (out_block, value_dim),
+            false,
+        );
+    }
+}

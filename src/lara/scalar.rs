@@ -1,0 +1,161 @@
+//! The scalar reference kernels of LARA's key and query passes, one key or query at a time.
+
+use super::{Weighting, Workspace};
+use crate::Shape;
+use crate::inputs::Qkv;
+use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, softmax_in_place};
+use crate::slices::{prefix, rows, rows_mut};
+
+impl Workspace<'_> {
+    /// `mis-opt`'s normaliser of `T`, then `out_i = Σ_c sniw[c, i] kv_c` query by query.
+    /// (Neither scalar pass is inlined into its caller: on Cortex-M the frames would add up,
+    /// kept apart the stack peak is the larger of the two.)
+    #[inline(never)]
+    pub(super) fn query_pass_scalar(
+        &mut self,
+        shape: Shape,
+        weighting: Weighting,
+        q: &[f32],
+        out: &mut [f32],
+    ) {
+        if let Weighting::Optimal { .. } = weighting {
+            self.query_softmax_normaliser(shape, q);
+        }
+        for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
+            self.log_importance_weights(shape, weighting, q_row);
+            // sniw[·, i] = softmax_c(logiw[·, i])
+            softmax_in_place(self.logits);
+            // out_i = Σ_c sniw[c, i] kv_c
+            out_row.fill(0.0);
+            for (&weight, kv_row) in self.logits.iter().zip(rows(self.kv, shape.value_dim)) {
+                axpy(weight, kv_row, out_row);
+            }
+        }
+    }
+
+    /// One streaming pass over the unmasked keys: per sample, `lseK_c = lse_j ℓ(k_j; W_c)` and
+    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`.
+    #[inline(never)]
+    pub(super) fn key_pass_scalar(&mut self, x: &Qkv<'_>) {
+        let shape = x.shape;
+        let scale = shape.scale();
+        self.kv.fill(0.0);
+        self.key_lse.fill(f32::NEG_INFINITY);
+        self.key_sum.fill(0.0);
+        let keys = rows(x.k, shape.dim).zip(rows(x.v, shape.value_dim));
+        for ((k_row, v_row), unmasked) in keys.zip(x.unmasked_keys()) {
+            if !unmasked {
+                // LK[c, j] = −∞: no contribution
+                continue;
+            }
+            let k_half_norm = half_sq_norm(k_row);
+            let samples = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
+            for ((w_row, kv_row), (max, sum)) in
+                samples.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
+            {
+                // LK[c, j] = s · (W_c·k_j − |k_j|²/2)
+                let log_feature = scale * (dot(w_row, k_row) - k_half_norm);
+                let mut state = OnlineLse {
+                    max: *max,
+                    sum: *sum,
+                };
+                state.push(log_feature, v_row, kv_row);
+                (*max, *sum) = (state.max, state.sum);
+            }
+        }
+        for ((kv_row, lse), &sum) in rows_mut(self.kv, shape.value_dim)
+            .zip(self.key_lse.iter_mut())
+            .zip(self.key_sum.iter())
+        {
+            // kv_c = Σ_j exp(LK − max) v_j / Σ_j exp(LK − max);  lseK_c = max + ln Σ
+            crate::math::scale(kv_row, 1.0 / sum);
+            *lse += ln(sum);
+        }
+    }
+
+    /// First pass over the queries for `mis-opt`: `lse_i (s · q̄_c·q_i)`, the normaliser of
+    /// `T[c, ·]` (a softmax over the query axis).
+    pub(super) fn query_softmax_normaliser(&mut self, shape: Shape, q: &[f32]) {
+        let scale = shape.scale();
+        // The per-query buffers hold the running (max, sum) of each landmark.
+        let (max, sum) = (&mut *self.logits, &mut *self.t_row);
+        max.fill(f32::NEG_INFINITY);
+        sum.fill(0.0);
+        for q_row in rows(q, shape.dim) {
+            for ((q_bar_row, max), sum) in rows(self.q_bar, shape.dim)
+                .zip(max.iter_mut())
+                .zip(sum.iter_mut())
+            {
+                let mut state = OnlineLse {
+                    max: *max,
+                    sum: *sum,
+                };
+                state.push_scalar(scale * dot(q_bar_row, q_row));
+                (*max, *sum) = (state.max, state.sum);
+            }
+        }
+        for ((t_lse, &max), &sum) in self.t_lse.iter_mut().zip(max.iter()).zip(sum.iter()) {
+            *t_lse = OnlineLse { max, sum }.log_sum_exp();
+        }
+    }
+
+    /// `logits[c] = logiw[c, i] = log α[c,i] + ℓ(q_i; W_c) + lseK_c − log P_c` for one query.
+    pub(crate) fn log_importance_weights(
+        &mut self,
+        shape: Shape,
+        weighting: Weighting,
+        q_row: &[f32],
+    ) {
+        let scale = shape.scale();
+        let count = self.components();
+        let q_half_norm = half_sq_norm(q_row);
+        for ((logit, w_row), &bias) in self
+            .logits
+            .iter_mut()
+            .zip(rows(self.w, shape.dim))
+            .zip(self.bias.iter())
+        {
+            // ℓ(q_i; W_c) + lseK_c − log P_c
+            *logit = scale * (dot(w_row, q_row) - q_half_norm) + bias;
+        }
+        // Sample c belongs to component c mod C': the samples come in groups of C'.
+        let sample_groups = rows_mut(self.logits, count.max(1));
+        match weighting {
+            Weighting::Optimal { alpha_coeff } => {
+                // T[c, i] = exp(s · q̄_c·q_i − lse_i'(s · q̄_c·q_i'))
+                let t_row = prefix(self.t_row, count);
+                let mut t_sum = 0.0;
+                for ((t, q_bar_row), &t_lse) in t_row
+                    .iter_mut()
+                    .zip(rows(self.q_bar, shape.dim))
+                    .zip(self.t_lse.iter())
+                {
+                    *t = exp(scale * dot(q_bar_row, q_row) - t_lse);
+                    t_sum += *t;
+                }
+                let t_mean = t_sum / count as f32;
+                for (logits, balance) in sample_groups.zip(rows(self.balance, count.max(1))) {
+                    for ((logit, &t), &balance) in logits.iter_mut().zip(t_row.iter()).zip(balance)
+                    {
+                        // log α = log max(bh_c + alpha_coeff · (T[c,i] − mean_c' T[c',i]), 1e-8)
+                        let alpha = balance + alpha_coeff * (t - t_mean);
+                        *logit += ln(alpha.max(1e-8));
+                    }
+                }
+            }
+            Weighting::BalanceHeuristic => {}
+            Weighting::Biased => {
+                // log α[c, i] = s · mu_c·q_i, once per component
+                let log_alpha = prefix(self.t_row, count);
+                for (a, mu_row) in log_alpha.iter_mut().zip(rows(self.mu, shape.dim)) {
+                    *a = scale * dot(mu_row, q_row);
+                }
+                for logits in sample_groups {
+                    for (logit, &a) in logits.iter_mut().zip(log_alpha.iter()) {
+                        *logit += a;
+                    }
+                }
+            }
+        }
+    }
+}

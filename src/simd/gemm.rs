@@ -1,0 +1,199 @@
+//! The register-blocked matrix product every blocked kernel is built on.
+
+use super::Isa;
+
+/// Register tile of [`gemm`]: `MR` (or `TALL_MR`) rows by `NR` vectors.
+const MR: usize = 4;
+const TALL_MR: usize = 8;
+const NR: usize = 2;
+
+/// `C = A·B` (or `C += A·B` with `accumulate`), `C [m, n]` row-major with leading dimension
+/// `ldc`, `B [k, n]` row-major with `ldb`, `A(i, p) = a[i·a_row + p·a_col]` (so `A` or its
+/// transpose, packed or not).
+///
+/// Register-blocked: each `MR × NR·LANES` tile of `C` lives in registers for the whole `k`
+/// loop, which loads `NR` vectors of `B` and broadcasts `MR` elements of `A` per step.
+/// If the slices are too short for the dimensions (an internal bug), nothing is computed
+/// (and debug builds panic).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn gemm<I: Isa>(
+    isa: I,
+    (m, n, k): (usize, usize, usize),
+    (a, a_row, a_col): (&[f32], usize, usize),
+    (b, ldb): (&[f32], usize),
+    (c, ldc): (&mut [f32], usize),
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let fits = |len: usize, last: Option<usize>| last.is_some_and(|last| last < len);
+    let a_last = (m - 1)
+        .checked_mul(a_row)
+        .zip(k.saturating_sub(1).checked_mul(a_col))
+        .and_then(|(x, y)| x.checked_add(y));
+    let b_last = k
+        .saturating_sub(1)
+        .checked_mul(ldb)
+        .and_then(|x| x.checked_add(n - 1));
+    let c_last = (m - 1).checked_mul(ldc).and_then(|x| x.checked_add(n - 1));
+    let in_bounds =
+        (k == 0 || (fits(a.len(), a_last) && fits(b.len(), b_last))) && fits(c.len(), c_last);
+    debug_assert!(in_bounds, "gemm operands too short");
+    if !in_bounds {
+        return;
+    }
+    let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let mut row = 0;
+    while row < m {
+        let rows = match m - row {
+            left if I::TALL_TILE && left >= TALL_MR => TALL_MR,
+            left if left >= MR => MR,
+            _ => 1,
+        };
+        // SAFETY: the tile's rows are < m, and the extents of a, b and c were checked against
+        // m, n and k above.
+        unsafe {
+            let a_tile = a.add(row * a_row);
+            let c_tile = c.add(row * ldc);
+            let operands = (k, a_tile, a_row, a_col, b, ldb, c_tile, ldc, accumulate);
+            match rows {
+                TALL_MR => row_panel::<I, TALL_MR>(isa, n, operands),
+                MR => row_panel::<I, MR>(isa, n, operands),
+                _ => row_panel::<I, 1>(isa, n, operands),
+            }
+        }
+        row += rows;
+    }
+}
+
+/// The operands of one row panel: `k`, `A` at the panel's first row and its strides, `B` and
+/// its leading dimension, `C` at the panel's first row and its leading dimension, accumulate.
+type Panel = (
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    bool,
+);
+
+/// `R` rows of `C`: register tiles of `NR` vectors, then of one vector, then one partial vector
+/// for the last `n mod LANES` columns.
+///
+/// # Safety
+/// Rows `0..R` of `A` (`k` columns) and `C` (`n` columns) and rows `0..k` of `B` (`n` columns)
+/// must be in bounds.
+#[inline(always)]
+unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
+    let (k, a, a_row, a_col, b, ldb, c, ldc, accumulate) = panel;
+    let wide = NR * I::LANES;
+    let mut col = 0;
+    // SAFETY: every tile below covers columns col .. col + width < n, in bounds by the
+    // caller's contract.
+    unsafe {
+        while col + wide <= n {
+            micro::<I, R, NR>(
+                isa,
+                k,
+                (a, a_row, a_col),
+                (b.add(col), ldb),
+                (c.add(col), ldc),
+                accumulate,
+                I::LANES,
+            );
+            col += wide;
+        }
+        while col + I::LANES <= n {
+            micro::<I, R, 1>(
+                isa,
+                k,
+                (a, a_row, a_col),
+                (b.add(col), ldb),
+                (c.add(col), ldc),
+                accumulate,
+                I::LANES,
+            );
+            col += I::LANES;
+        }
+        if col < n {
+            micro::<I, R, 1>(
+                isa,
+                k,
+                (a, a_row, a_col),
+                (b.add(col), ldb),
+                (c.add(col), ldc),
+                accumulate,
+                n - col,
+            );
+        }
+    }
+}
+
+/// One `R × V·LANES` register tile of [`gemm`]; with `width < LANES` (and `V = 1`), a tile of
+/// `R × width` through partial loads and stores.
+///
+/// # Safety
+/// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` and rows `0..R` of `C` (`V·LANES`
+/// columns, or `width` if smaller) must be in bounds.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn micro<I: Isa, const R: usize, const V: usize>(
+    isa: I,
+    k: usize,
+    (a, a_row, a_col): (*const f32, usize, usize),
+    (b, ldb): (*const f32, usize),
+    (c, ldc): (*mut f32, usize),
+    accumulate: bool,
+    width: usize,
+) {
+    let partial = width < I::LANES;
+    let mut acc = [[isa.splat(0.0); V]; R];
+    for p in 0..k {
+        // SAFETY: p < k, so these rows of A and B are in bounds (caller's contract).
+        unsafe {
+            let b_row = b.add(p * ldb);
+            let mut b_vec = [isa.splat(0.0); V];
+            for (j, bv) in b_vec.iter_mut().enumerate() {
+                *bv = if partial {
+                    isa.load_partial(b_row, width)
+                } else {
+                    isa.load(b_row.add(j * I::LANES))
+                };
+            }
+            for (i, acc_row) in acc.iter_mut().enumerate() {
+                let a_val = isa.splat(*a.add(i * a_row + p * a_col));
+                for (s, &bv) in acc_row.iter_mut().zip(&b_vec) {
+                    *s = isa.mul_add(a_val, bv, *s);
+                }
+            }
+        }
+    }
+    for (i, acc_row) in acc.iter().enumerate() {
+        for (j, &s) in acc_row.iter().enumerate() {
+            // SAFETY: row i < R and these columns of C are in bounds (caller's contract).
+            unsafe {
+                let p = c.add(i * ldc + j * I::LANES);
+                if partial {
+                    let v = if accumulate {
+                        isa.add(isa.load_partial(p, width), s)
+                    } else {
+                        s
+                    };
+                    isa.store_partial(p, width, v);
+                } else {
+                    let v = if accumulate {
+                        isa.add(isa.load(p), s)
+                    } else {
+                        s
+                    };
+                    isa.store(p, v);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The tile operations the blocked kernels share: packing a matrix transposed and scaled,
+//! column and row reductions of a `[rows, ld]` tile of logits, the online log-sum-exp update of
+//! a block, and the iteration over blocks of keys. All generic over [`Isa`] and
+//! `#[inline(always)]`, like the kernels built from them.
+
+use super::{Isa, Scalar, exp, gemm, scale_add};
+use crate::slices::{prefix, rows, rows_mut};
+
+/// Rows (keys or queries) per block.
+pub(crate) const BLOCK: usize = 32;
+
+/// `dst[p·ld + offset + r] = scale · src[r·cols + p]`: the transpose of `src [rows, cols]`,
+/// scaled, into columns `offset .. offset + rows` of `dst [cols, ld]`.
+pub(crate) fn pack_transposed(
+    src: &[f32],
+    cols: usize,
+    scale: f32,
+    dst: &mut [f32],
+    ld: usize,
+    offset: usize,
+) {
+    for (p, dst_row) in rows_mut(dst, ld).take(cols).enumerate() {
+        for (d, src_row) in dst_row.iter_mut().skip(offset).zip(rows(src, cols)) {
+            if let Some(&x) = src_row.get(p) {
+                *d = scale * x;
+            }
+        }
+    }
+}
+
+/// Column-wise on `tile [rows, ld]` (first `cols` columns): `max[c] = max_j tile[j, c]`.
+#[inline(always)]
+pub(crate) fn column_max<I: Isa>(isa: I, tile: &[f32], ld: usize, cols: usize, max: &mut [f32]) {
+    max.fill(f32::NEG_INFINITY);
+    for row in rows(tile, ld) {
+        let mut c = 0;
+        while c + I::LANES <= cols.min(row.len()).min(max.len()) {
+            // SAFETY: c + LANES <= len of both row and max.
+            unsafe {
+                let m = isa.max(isa.load(max.as_ptr().add(c)), isa.load(row.as_ptr().add(c)));
+                isa.store(max.as_mut_ptr().add(c), m);
+            }
+            c += I::LANES;
+        }
+        for (m, &x) in max.iter_mut().zip(row).take(cols).skip(c) {
+            *m = m.max(x);
+        }
+    }
+}
+
+/// Column-wise: `tile[j, c] = e^(tile[j, c] − shift[c])` and `sum[c] += Σ_j tile[j, c]`.
+#[inline(always)]
+pub(crate) fn column_exp_sum<I: Isa>(
+    isa: I,
+    tile: &mut [f32],
+    ld: usize,
+    cols: usize,
+    shift: &[f32],
+    sum: &mut [f32],
+) {
+    for row in rows_mut(tile, ld) {
+        let row = prefix(row, cols);
+        exp_minus(isa, row, shift);
+        add_row(isa, sum, row);
+    }
+}
+
+/// `row[c] = e^(row[c] − shift[c])` over the common length.
+#[inline(always)]
+pub(crate) fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
+    let len = row.len().min(shift.len());
+    let mut c = 0;
+    while c + I::LANES <= len {
+        // SAFETY: c + LANES <= len of row and shift.
+        unsafe {
+            let e = exp(
+                isa,
+                isa.sub(
+                    isa.load(row.as_ptr().add(c)),
+                    isa.load(shift.as_ptr().add(c)),
+                ),
+            );
+            isa.store(row.as_mut_ptr().add(c), e);
+        }
+        c += I::LANES;
+    }
+    if c < len {
+        // One partial vector for the last len − c elements.
+        let width = len - c;
+        // SAFETY: c + width = len <= len of row and shift.
+        unsafe {
+            let x = isa.load_partial(row.as_ptr().add(c), width);
+            let e = exp(
+                isa,
+                isa.sub(x, isa.load_partial(shift.as_ptr().add(c), width)),
+            );
+            isa.store_partial(row.as_mut_ptr().add(c), width, e);
+        }
+    }
+}
+
+/// Online log-sum-exp update of one block, per column: with the block's column maxima in
+/// `block_max`, `running_max ← max(running_max, block_max)`, `rescale = e^(old − new)`, and
+/// `running_sum *= rescale`.
+#[inline(always)]
+pub(crate) fn raise_running_max(
+    running_max: &mut [f32],
+    block_max: &[f32],
+    rescale: &mut [f32],
+    running_sum: &mut [f32],
+) {
+    for (((m, &b), r), s) in running_max
+        .iter_mut()
+        .zip(block_max)
+        .zip(rescale.iter_mut())
+        .zip(running_sum.iter_mut())
+    {
+        let new_max = m.max(b);
+        *r = exp(Scalar, *m - new_max);
+        *s *= *r;
+        *m = new_max;
+    }
+}
+
+/// `row[c] += add[c]` over the common length.
+#[inline(always)]
+pub(crate) fn add_row<I: Isa>(isa: I, row: &mut [f32], add: &[f32]) {
+    scale_add(isa, row, 1.0, 1.0, add);
+}
+
+/// `row ← factor · row`.
+#[inline(always)]
+pub(crate) fn scale_row<I: Isa>(isa: I, row: &mut [f32], factor: f32) {
+    let factor_v = isa.splat(factor);
+    let mut chunks = row.chunks_exact_mut(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        unsafe {
+            isa.store(
+                chunk.as_mut_ptr(),
+                isa.mul(isa.load(chunk.as_ptr()), factor_v),
+            )
+        };
+    }
+    for x in chunks.into_remainder() {
+        *x *= factor;
+    }
+}
+
+/// `row ← row − shift` (every element).
+#[inline(always)]
+pub(crate) fn shift_row(row: &mut [f32], shift: f32) {
+    for x in row {
+        *x -= shift;
+    }
+}
+
+/// The keys and values of `k`, `v` in blocks of [`BLOCK`] rows, with the block's slice of the
+/// key padding mask (empty without a mask).
+pub(crate) fn key_blocks<'k>(
+    (k, v, key_mask): (&'k [f32], &'k [f32], Option<&'k [bool]>),
+    (dim, value_dim): (usize, usize),
+) -> impl Iterator<Item = (&'k [f32], &'k [f32], &'k [bool])> {
+    let mask_blocks = key_mask
+        .unwrap_or(&[])
+        .chunks(BLOCK)
+        .chain(core::iter::repeat(&[][..]));
+    k.chunks(BLOCK * dim.max(1))
+        .zip(v.chunks(BLOCK * value_dim.max(1)))
+        .zip(mask_blocks)
+        .map(|((k_block, v_block), mask)| (k_block, v_block, mask))
+}
+
+/// Sets the rows of masked keys of a `[keys, ld]` tile of log-features to `−∞`; `false` when
+/// every key of the block is masked (the caller skips the block: its maximum is `−∞`).
+pub(crate) fn mask_rows(tile: &mut [f32], ld: usize, mask: &[bool]) -> bool {
+    if !mask.is_empty() && mask.iter().all(|&masked| masked) {
+        return false;
+    }
+    for (row, _) in rows_mut(tile, ld).zip(mask).filter(|&(_, &masked)| masked) {
+        row.fill(f32::NEG_INFINITY);
+    }
+    true
+}
+
+/// `tile [rows, width] = block [rows, d] · packed [d, ..]` (leading dimension `ld`, first
+/// `width` columns): the projections of a block of rows onto every landmark / feature / query.
+/// Returns the number of rows and the used part of the tile.
+#[inline(always)]
+pub(crate) fn project_block<'t, I: Isa>(
+    isa: I,
+    block: &[f32],
+    dim: usize,
+    (packed, ld): (&[f32], usize),
+    width: usize,
+    tile: &'t mut [f32],
+) -> (usize, &'t mut [f32]) {
+    let rows = block.len() / dim.max(1);
+    let tile = prefix(tile, rows * width);
+    gemm(
+        isa,
+        (rows, width, dim),
+        (block, dim, 1),
+        (packed, ld),
+        (&mut *tile, width),
+        false,
+    );
+    (rows, tile)
+}
+
+/// `row ← a · row + b`.
+#[inline(always)]
+pub(crate) fn affine_row<I: Isa>(isa: I, row: &mut [f32], a: f32, b: f32) {
+    let (a_v, b_v) = (isa.splat(a), isa.splat(b));
+    let mut chunks = row.chunks_exact_mut(I::LANES.max(1));
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly LANES floats.
+        unsafe {
+            isa.store(
+                chunk.as_mut_ptr(),
+                isa.mul_add(isa.load(chunk.as_ptr()), a_v, b_v),
+            )
+        };
+    }
+    for x in chunks.into_remainder() {
+        *x = a * *x + b;
+    }
+}

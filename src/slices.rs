@@ -1,0 +1,86 @@
+//! Row views of row-major matrices and panic-free slice splitting: what every kernel indexes
+//! through, so that no kernel has a bounds-check panic path (`.ci/no-panic` proves it).
+
+/// The rows of a row-major matrix `[len / width, width]`. Every caller has checked
+/// `width > 0`; the `max(1)` (a no-op then) lets the optimiser drop `chunks_exact`'s zero-width
+/// panic path, wherever the function is inlined.
+#[inline(always)]
+pub(crate) fn rows<T>(data: &[T], width: usize) -> Rows<'_, T> {
+    Rows(data.chunks_exact(width.max(1)))
+}
+
+/// The rows of a mutable row-major matrix (see [`rows`]).
+#[inline(always)]
+pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> RowsMut<'_, T> {
+    RowsMut(data.chunks_exact_mut(width.max(1)))
+}
+
+/// Row iterator: `ChunksExact` without its random-access specialisation. Zipping two
+/// `ChunksExact` goes through `Zip::new`'s random-access path, which divides by the chunk width
+/// to get the length; where the optimiser keeps that `Zip::new` out of line, the division
+/// brings a (never taken) division-by-zero panic path into the kernels, and `.ci/no-panic`
+/// rejects it. Plain `next` iteration has no division.
+#[derive(Clone, Debug)]
+pub(crate) struct Rows<'a, T>(core::slice::ChunksExact<'a, T>);
+
+/// Mutable row iterator (see [`Rows`]).
+#[derive(Debug)]
+pub(crate) struct RowsMut<'a, T>(core::slice::ChunksExactMut<'a, T>);
+
+impl<'a, T> Iterator for Rows<'a, T> {
+    type Item = &'a [T];
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a [T]> {
+        self.0.next()
+    }
+    #[inline(always)]
+    fn nth(&mut self, n: usize) -> Option<&'a [T]> {
+        self.0.nth(n)
+    }
+}
+
+impl<'a, T> Iterator for RowsMut<'a, T> {
+    type Item = &'a mut [T];
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'a mut [T]> {
+        self.0.next()
+    }
+    #[inline(always)]
+    fn nth(&mut self, n: usize) -> Option<&'a mut [T]> {
+        self.0.nth(n)
+    }
+}
+
+/// `dst = src` over the common length (no length-mismatch panic path).
+#[inline]
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        *d = x;
+    }
+}
+
+/// The first `len` elements (all of them if there are fewer: callers size the buffers).
+#[inline]
+pub(crate) fn prefix<T>(buffer: &mut [T], len: usize) -> &mut [T] {
+    let len = len.min(buffer.len());
+    &mut buffer[..len]
+}
+
+/// Splits the next `len` floats off the front of `rest`. Callers have checked the whole
+/// length; a shorter buffer (an internal bug, caught in debug builds) yields a shorter part,
+/// never a panic or an access out of bounds.
+#[inline]
+pub(crate) fn take<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
+    let buffer = core::mem::take(rest);
+    debug_assert!(buffer.len() >= len, "scratch split beyond its checked length");
+    let (head, tail) = buffer.split_at_mut(len.min(buffer.len()));
+    *rest = tail;
+    head
+}
+
+/// The `index`-th of `parts` equal parts of `data` (a head's slice of a stacked tensor);
+/// empty if `data` does not split evenly (callers have checked that it does).
+#[inline]
+pub(crate) fn part<T>(data: &[T], parts: usize, index: usize) -> &[T] {
+    rows(data, data.len() / parts.max(1)).nth(index).unwrap_or_default()
+}
