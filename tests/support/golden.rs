@@ -6,8 +6,7 @@
 #[path = "npy.rs"]
 pub mod npy;
 
-use lara_attn::random::NoiseScale;
-use lara_attn::{Shape, lara, multihead, ra, rfa};
+use lara_attn::{Qkv, Sampling, Shape, exact, lara, ra, rfa};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -59,8 +58,19 @@ pub struct Case {
 }
 
 impl Case {
+    /// One head's shape.
     pub fn shape(&self) -> Shape {
         Shape::self_attention(self.n, self.d)
+    }
+    /// The inputs, all heads.
+    pub fn qkv(&self) -> Qkv<'_> {
+        Qkv {
+            shape: self.shape().with_heads(self.heads),
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            key_mask: None,
+        }
     }
     pub fn f32_file(&self, name: &str) -> Result<Vec<f32>, String> {
         Ok(npy::read_f32(&self.dir.join(name))?.data)
@@ -187,10 +197,10 @@ pub fn compare(ours: &[f32], golden: &[f32]) -> Result<Measured, String> {
     Ok(m)
 }
 
-/// Runs one output's method through the crate's multi-head API.
+/// Runs one output's method through the crate (all heads of the case in one call).
 pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, String> {
     let shape = case.shape();
-    let (h, q, k, v) = (case.heads, &case.q[..], &case.k[..], &case.v[..]);
+    let x = case.qkv();
     let mut out = vec![0.0f32; case.q.len()];
     if let Some(scale) = params.get("scale").and_then(Value::as_f64) {
         let ours = 1.0 / (case.d as f64).sqrt();
@@ -213,11 +223,15 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
     if train && noise.is_none() {
         return Err("train mode without an eps file".into());
     }
+    let sampling = || match &noise {
+        Some(eps) => Sampling::Noise(eps),
+        None => Sampling::Eval,
+    };
     let api = |e: lara_attn::Error| format!("kernel error: {e}");
     match method {
         "softmax" => {
-            let mut scratch = vec![0.0; lara_attn::exact::scratch_len(shape)];
-            multihead::exact(h, shape, q, k, v, &mut out, &mut scratch).map_err(api)?;
+            let mut scratch = vec![0.0; exact::scratch_len(shape)];
+            exact::attention(&x, &mut out, &mut scratch).map_err(api)?;
         }
         "lara" => {
             let c = params["C"].as_u64().ok_or("lara without C")? as usize;
@@ -238,19 +252,8 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
                 return Err(format!("C_eff {c_eff} disagrees with the landmark rule"));
             }
             let lara_params = lara::Params::segment_means(c, weighting);
-            let mut scratch = vec![0.0; lara::scratch_len(shape, c)];
-            multihead::lara(
-                h,
-                shape,
-                &lara_params,
-                q,
-                k,
-                v,
-                noise.as_deref(),
-                &mut out,
-                &mut scratch,
-            )
-            .map_err(api)?;
+            let mut scratch = vec![0.0; lara::scratch_len(shape, c, lara_params.proposals)];
+            lara::attention(&x, &lara_params, sampling(), &mut out, &mut scratch).map_err(api)?;
         }
         "ra" => {
             let indices: Option<Vec<u32>> = match params.get("k_index").and_then(Value::as_str) {
@@ -266,7 +269,7 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
             let mean = match (params["num_samples"].as_i64(), &indices) {
                 (Some(0), None) => ra::Mean::KeyAverage,
                 (Some(-1), None) => ra::Mean::AttentionWeighted,
-                (Some(1), Some(indices)) => ra::Mean::Keys(indices),
+                (Some(1), Some(indices)) => ra::Mean::GivenKeys(indices),
                 (ns, _) => {
                     return Err(format!(
                         "unsupported num_samples {ns:?} / k_index combination"
@@ -274,19 +277,8 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
                 }
             };
             let mut scratch = vec![0.0; ra::scratch_len(shape)];
-            multihead::ra(
-                h,
-                shape,
-                mean,
-                NoiseScale::Official,
-                q,
-                k,
-                v,
-                noise.as_deref(),
-                &mut out,
-                &mut scratch,
-            )
-            .map_err(api)?;
+            let ra_params = ra::Params::new(mean);
+            ra::attention(&x, &ra_params, sampling(), &mut out, &mut scratch).map_err(api)?;
         }
         "performer" => {
             let features = params["S"].as_u64().ok_or("performer without S")? as usize;
@@ -304,9 +296,10 @@ pub fn compute(case: &Case, method: &str, params: &Value) -> Result<Vec<f32>, St
                     "feature_eps {floor} / clamp {clamp} differ from the official 1e-4 / 1e-2"
                 ));
             }
-            let mut scratch = vec![0.0; rfa::positive_scratch_len(shape, features)];
-            multihead::rfa_positive(h, shape, &omega, features, q, k, v, &mut out, &mut scratch)
-                .map_err(api)?;
+            let map = rfa::FeatureMap::Positive;
+            let mut scratch = vec![0.0; rfa::scratch_len(shape, map, features)];
+            let rfa_params = rfa::Params { map, omega: &omega };
+            rfa::attention(&x, &rfa_params, &mut out, &mut scratch).map_err(api)?;
         }
         other => return Err(format!("unknown method {other}")),
     }
