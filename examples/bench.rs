@@ -15,10 +15,14 @@
 //! Estimators: exact softmax; LARA mis-opt (alpha 1) in eval mode with C landmarks; RA with the
 //! attention-weighted mean (`num_samples = -1`) in eval mode; RFA with S positive features.
 
+#[path = "../tests/support/kernels.rs"]
+mod kernels;
+
+use kernels::{Call, KERNELS, Kernel};
 use lara_attn::backend::{Backend, set_backend};
-use lara_attn::lara::{Params, Weighting};
+use lara_attn::lara::{Params, Proposals, Weighting};
 use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal, gaussian_omega};
-use lara_attn::{Shape, exact, lara, ra, rfa};
+use lara_attn::{Qkv, Shape, lara, ra};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -95,7 +99,10 @@ fn flops(estimator: &str, n: usize, d: usize, c: usize) -> f64 {
     }
 }
 
+/// The inputs of one shape.
 struct Inputs {
+    shape: Shape,
+    c: usize,
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
@@ -104,62 +111,67 @@ struct Inputs {
     scratch: Vec<f32>,
 }
 
-fn inputs(n: usize, d: usize, c: usize) -> Inputs {
-    let mut rng = default_rng(42);
-    let mut random = |len: usize, gain: f32| {
-        let mut x = vec![0.0; len];
-        fill_standard_normal(&mut rng, &mut x);
-        x.iter_mut().for_each(|v| *v *= gain);
-        x
-    };
-    let (q, k, v) = (random(n * d, 0.5), random(n * d, 0.5), random(n * d, 1.0));
-    let mut omega = vec![0.0; c * d];
-    gaussian_omega(&mut default_rng(7), c, d, &mut omega).expect("omega");
-    let shape = Shape::self_attention(n, d);
-    let scratch_len = [
-        exact::scratch_len(shape),
-        lara::scratch_len(shape, c),
-        rfa::positive_scratch_len(shape, c),
-        ra::scratch_len(shape),
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(0);
-    Inputs {
-        q,
-        k,
-        v,
-        omega,
-        out: vec![0.0; n * d],
-        scratch: vec![0.0; scratch_len],
-    }
-}
-
-fn run(estimator: &str, n: usize, d: usize, c: usize, x: &mut Inputs) {
-    let shape = Shape::self_attention(n, d);
-    let (q, k, v) = (&x.q[..], &x.k[..], &x.v[..]);
-    let result = match estimator {
-        "exact" => exact::attention(shape, q, k, v, &mut x.out, &mut x.scratch),
-        "lara" => {
-            let params = Params::segment_means(c, Weighting::Optimal { alpha_coeff: 1.0 });
-            lara::attention(shape, &params, q, k, v, None, &mut x.out, &mut x.scratch)
-        }
-        "rfa" => rfa::positive(shape, &x.omega, c, q, k, v, &mut x.out, &mut x.scratch),
-        "ra" => ra::attention(
-            shape,
-            ra::Mean::AttentionWeighted,
-            NoiseScale::Official,
+impl Inputs {
+    fn new(n: usize, d: usize, c: usize) -> Self {
+        let mut rng = default_rng(42);
+        let mut random = |len: usize, gain: f32| {
+            let mut x = vec![0.0; len];
+            fill_standard_normal(&mut rng, &mut x);
+            x.iter_mut().for_each(|v| *v *= gain);
+            x
+        };
+        let (q, k, v) = (random(n * d, 0.5), random(n * d, 0.5), random(n * d, 1.0));
+        let mut omega = vec![0.0; c * d];
+        gaussian_omega(&mut default_rng(7), c, d, &mut omega).expect("omega");
+        let mut inputs = Inputs {
+            shape: Shape::self_attention(n, d),
+            c,
             q,
             k,
             v,
-            None,
-            &mut x.out,
-            &mut x.scratch,
-        ),
-        _ => Ok(()),
-    };
-    result.expect("kernel call");
-    black_box(&x.out);
+            omega,
+            out: vec![0.0; n * d],
+            scratch: Vec::new(),
+        };
+        let call = inputs.call();
+        let scratch_len = KERNELS
+            .iter()
+            .map(|kernel| (kernel.scratch_len)(&call))
+            .max()
+            .unwrap_or(0);
+        let scratch_len =
+            scratch_len.max(lara::scratch_len(inputs.shape, c, Proposals::Antithetic));
+        inputs.scratch = vec![0.0; scratch_len];
+        inputs
+    }
+
+    /// The benchmarked configuration: LARA mis-opt (α = 1) with C landmarks in eval mode, RA
+    /// with the attention-weighted mean in eval mode, RFA with S = C features.
+    fn call(&self) -> Call<'_> {
+        Call {
+            x: Qkv {
+                shape: self.shape,
+                q: &self.q,
+                k: &self.k,
+                v: &self.v,
+                key_mask: None,
+            },
+            lara: Params::segment_means(self.c, Weighting::Optimal { alpha_coeff: 1.0 }),
+            ra: ra::Params::new(ra::Mean::AttentionWeighted),
+            omega: &self.omega,
+            noise: None,
+            seed: 5,
+            gates: None,
+        }
+    }
+}
+
+/// Times `kernel` on `call`, writing into `out` with `scratch`.
+fn time(kernel: &Kernel, call: &Call<'_>, out: &mut [f32], scratch: &mut [f32]) -> f64 {
+    measure(|| {
+        (kernel.run)(call, out, scratch).expect("kernel call");
+        black_box(&*out);
+    })
 }
 
 /// Median seconds per call.
@@ -296,7 +308,9 @@ fn main() {
         .collect();
     let mut rows = Vec::new();
     for &(n, d, c) in &options.shapes {
-        let mut x = inputs(n, d, c);
+        let mut x = Inputs::new(n, d, c);
+        let (mut out, mut scratch) = (std::mem::take(&mut x.out), std::mem::take(&mut x.scratch));
+        let call = x.call();
         for &backend in &backends {
             set_backend(Some(backend)).expect("available backend");
             for estimator in ESTIMATORS {
@@ -304,7 +318,8 @@ fn main() {
                 if quadratic && backend == Backend::Scalar && n > 4096 && !options.full {
                     continue; // minutes per call; --full includes it
                 }
-                let seconds = measure(|| run(estimator, n, d, c, &mut x));
+                let kernel = Kernel::named(estimator).expect("a registry kernel");
+                let seconds = time(kernel, &call, &mut out, &mut scratch);
                 let gflops = flops(estimator, n, d, c) / seconds / 1e9;
                 let row = Row {
                     estimator,
@@ -424,96 +439,107 @@ fn print_table(rows: &[Row], backends: &[Backend]) {
     }
 }
 
+/// `base` with LARA's `params` in sampled mode, the noise the first rows of `eps`.
+fn lara_sampled<'a>(params: Params<'a>, eps: &'a [f32], base: Call<'a>) -> Call<'a> {
+    let call = Call {
+        lara: params,
+        ..base
+    };
+    let noise = &eps[..lara::noise_len(call.x.shape, call.landmarks(), params.proposals)];
+    Call {
+        noise: Some(noise),
+        ..call
+    }
+}
+
 /// The cost of each option against the call it modifies, on the best backend, measured in one
 /// run: a ratio of median times (1.00 = free). Masks mark every fourth key and the last quarter.
 fn option_costs(shapes: &[(usize, usize, usize)]) {
-    use lara_attn::lara::Proposals;
     println!("backend {}", lara_attn::backend::active_backend().name());
     println!("| option | vs | n × d × C | ratio |");
     println!("|---|---|---|---|");
     for &(n, d, c) in shapes {
-        let shape = Shape::self_attention(n, d);
-        let mut x = inputs(n, d, c);
+        let mut x = Inputs::new(n, d, c);
+        let (mut out, mut scratch) = (std::mem::take(&mut x.out), std::mem::take(&mut x.scratch));
         let mask: Vec<bool> = (0..n).map(|j| j % 4 == 3 || j >= n * 3 / 4).collect();
         let eps = {
             let mut eps = vec![0.0; 2 * c * d];
             fill_standard_normal(&mut default_rng(3), &mut eps);
             eps
         };
-        let mut scratch = vec![
-            0.0;
-            lara::scratch_len(shape, 2 * c)
-                .max(rfa::log_space_scratch_len(shape, c))
-                .max(exact::scratch_len(shape))
-                .max(rfa::positive_scratch_len(shape, c))
-        ];
-        let (q, k, v) = (&x.q[..], &x.k[..], &x.v[..]);
-        let out = &mut x.out;
-        let optimal = Params::segment_means(c, Weighting::Optimal { alpha_coeff: 1.0 });
-        let mut lara_time = |params: &Params<'_>| {
-            let proposals = params.proposals;
-            let noise = &eps[..lara::noise_len(shape, c, proposals)];
-            measure(|| {
-                lara::attention(shape, params, q, k, v, Some(noise), out, &mut scratch)
-                    .expect("lara");
-                black_box(&*out);
-            })
+        let plain = x.call();
+        let masked = Call {
+            x: Qkv {
+                key_mask: Some(&mask),
+                ..plain.x
+            },
+            ..plain
         };
-        let single = lara_time(&optimal);
+        let mut timed = |name: &str, call: &Call<'_>| {
+            time(
+                Kernel::named(name).expect("a registry kernel"),
+                call,
+                &mut out,
+                &mut scratch,
+            )
+        };
+        // LARA in sampled mode with the given noise, against single proposals.
+        let lara_with = |params, base| lara_sampled(params, &eps, base);
+        let optimal = plain.lara;
+        let single = timed("lara", &lara_with(optimal, plain));
         let mut rows = vec![
             (
                 "LARA antithetic proposals",
                 "LARA sampled, single",
-                lara_time(&optimal.with_proposals(Proposals::Antithetic)) / single,
+                timed(
+                    "lara",
+                    &lara_with(optimal.with_proposals(Proposals::Antithetic), plain),
+                ) / single,
             ),
             (
                 "LARA two proposals per landmark",
                 "LARA sampled, single",
-                lara_time(&optimal.with_proposals(Proposals::TwoPerLandmark)) / single,
+                timed(
+                    "lara",
+                    &lara_with(optimal.with_proposals(Proposals::TwoPerLandmark), plain),
+                ) / single,
             ),
             (
                 "LARA paper noise scale",
                 "LARA sampled, official",
-                lara_time(&optimal.with_noise_scale(NoiseScale::Paper)) / single,
+                timed(
+                    "lara",
+                    &lara_with(optimal.with_noise_scale(NoiseScale::Paper), plain),
+                ) / single,
             ),
             (
                 "LARA key mask (44% masked)",
                 "LARA sampled",
-                lara_time(&optimal.with_key_mask(&mask)) / single,
+                timed("lara", &lara_with(optimal, masked)) / single,
             ),
         ];
-        let mut time = |call: &mut dyn FnMut(&mut [f32], &mut [f32])| {
-            measure(|| {
-                call(out, &mut scratch);
-                black_box(&*out);
-            })
-        };
-        let exact_plain = time(&mut |o, s| exact::attention(shape, q, k, v, o, s).expect("exact"));
-        let exact_masked =
-            time(&mut |o, s| exact::attention_masked(shape, q, k, v, &mask, o, s).expect("exact"));
-        let omega = &x.omega;
-        let rfa_plain =
-            time(&mut |o, s| rfa::positive(shape, omega, c, q, k, v, o, s).expect("rfa"));
-        let rfa_masked = time(&mut |o, s| {
-            rfa::positive_masked(shape, omega, c, q, k, v, &mask, o, s).expect("rfa")
-        });
-        let rfa_log = time(&mut |o, s| {
-            rfa::positive_log_space(shape, omega, c, q, k, v, None, o, s).expect("rfa")
-        });
+        let exact_plain = timed("exact", &plain);
+        let rfa_plain = timed("rfa", &plain);
+        let ra_plain = timed("ra", &plain);
         rows.push((
             "exact key mask (44% masked)",
             "exact",
-            exact_masked / exact_plain,
+            timed("exact", &masked) / exact_plain,
         ));
         rows.push((
             "RFA key mask (44% masked)",
             "RFA positive",
-            rfa_masked / rfa_plain,
+            timed("rfa", &masked) / rfa_plain,
         ));
         rows.push((
             "RFA positive in log space",
             "RFA positive",
-            rfa_log / rfa_plain,
+            timed("rfa-log-space", &plain) / rfa_plain,
+        ));
+        rows.push((
+            "RA key mask (44% masked)",
+            "RA",
+            timed("ra", &masked) / ra_plain,
         ));
         for (option, against, ratio) in rows {
             println!("| {option} | {against} | {n} × {d} × {c} | {ratio:.2} |");

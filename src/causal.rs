@@ -39,7 +39,9 @@ use crate::rfa::{
     self, DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureMap, FeatureScales, features_of,
     positive_query_features, project, scaled_fourier_features,
 };
-use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len, take_scratch};
+use crate::shape::{
+    Shape, check_finite, check_len, checked_len, checked_scratch_len, take_scratch,
+};
 use crate::slices::{copy, part, rows, rows_mut, take};
 
 /// `Ok` if the gate is in `[0, 1]` (which excludes NaN and the infinities).

@@ -54,7 +54,12 @@ pub struct Qkv<'a, const NQ: usize, const NK: usize, const D: usize, const DV: u
 impl<'a, const NQ: usize, const NK: usize, const D: usize, const DV: usize> Qkv<'a, NQ, NK, D, DV> {
     /// The slice form, with every dimension checked non-zero at compile time.
     fn flat(&self) -> crate::Qkv<'a> {
-        const { assert!(NQ > 0 && NK > 0 && D > 0 && DV > 0, "every dimension must be non-zero") };
+        const {
+            assert!(
+                NQ > 0 && NK > 0 && D > 0 && DV > 0,
+                "every dimension must be non-zero"
+            )
+        };
         crate::Qkv {
             shape: Shape::cross(NQ, NK, D, DV),
             q: self.q.as_flattened(),

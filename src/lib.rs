@@ -65,3 +65,9 @@ pub use simd::{EXP_MAX_ULP, exp_f32};
 
 #[cfg(test)]
 mod test_support;
+
+/// The README's examples, compiled and run as doctests (the crate itself never reads the
+/// README: a vendored `Cargo.toml` and `src/` build without it).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

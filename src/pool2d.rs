@@ -30,8 +30,8 @@
 use crate::error::{Arg, Dim, Error};
 use crate::lara;
 use crate::math::axpy;
-use crate::slices::{rows, rows_mut};
 use crate::shape::{check_finite, check_len, checked_len};
+use crate::slices::{rows, rows_mut};
 
 /// The number of landmarks `P_h·P_w` of a pool to `pooled = (P_h, P_w)` (saturating; a
 /// `const fn` so firmware can size its buffers at compile time).

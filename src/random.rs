@@ -7,8 +7,8 @@
 
 use crate::error::{Arg, Error};
 use crate::math::{axpy, dot, ln, scale, sin_cos};
-use crate::slices::{rows, rows_mut};
 use crate::shape::{check_len, checked_len};
+use crate::slices::{rows, rows_mut};
 use rand_core::{RngCore, SeedableRng};
 
 /// The default generator, `rand_xoshiro::Xoshiro128PlusPlus`: 128-bit state, 32-bit operations.

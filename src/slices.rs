@@ -72,7 +72,10 @@ pub(crate) fn prefix<T>(buffer: &mut [T], len: usize) -> &mut [T] {
 #[inline]
 pub(crate) fn take<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
     let buffer = core::mem::take(rest);
-    debug_assert!(buffer.len() >= len, "scratch split beyond its checked length");
+    debug_assert!(
+        buffer.len() >= len,
+        "scratch split beyond its checked length"
+    );
     let (head, tail) = buffer.split_at_mut(len.min(buffer.len()));
     *rest = tail;
     head
@@ -82,5 +85,7 @@ pub(crate) fn take<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
 /// empty if `data` does not split evenly (callers have checked that it does).
 #[inline]
 pub(crate) fn part<T>(data: &[T], parts: usize, index: usize) -> &[T] {
-    rows(data, data.len() / parts.max(1)).nth(index).unwrap_or_default()
+    rows(data, data.len() / parts.max(1))
+        .nth(index)
+        .unwrap_or_default()
 }

@@ -313,7 +313,11 @@ fn rfa_matches_scalar() {
                     // The trigonometric features can nearly cancel in the denominator (outputs
                     // reach 160 here, where the values are N(0, 1)): the sums' rounding is
                     // amplified by that much.
-                    let tol = if kernel.name.ends_with("trig") { 1e-4 } else { 1e-5 };
+                    let tol = if kernel.name.ends_with("trig") {
+                        1e-4
+                    } else {
+                        1e-5
+                    };
                     check_all(kernel, &call, tol);
                 }
             }

@@ -2,8 +2,9 @@
 //! kernel calls, their fixed inputs, the static buffers sized by the crate's `const fn`s, and the
 //! summary of each output that is compared with the expected values.
 
-use lara_attn::lara::{self, Params, Weighting};
-use lara_attn::{Error, Shape, exact, rfa};
+use lara_attn::lara::{self, Params, Proposals, Weighting};
+use lara_attn::rfa::FeatureMap;
+use lara_attn::{Error, Qkv, Sampling, Shape, exact, rfa};
 
 /// The two shapes of the issue: (n, d, C or S) = (64, 16, 8) and (256, 32, 16).
 pub const SMALL: Shape = Shape::self_attention(64, 16);
@@ -28,9 +29,9 @@ const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
 pub enum Kernel {
     /// `exact::attention`.
     Exact,
-    /// `rfa::positive` with the fixed `ω`.
+    /// `rfa::attention` with positive features and the fixed `ω`.
     Rfa,
-    /// `lara::attention`, eval mode (`noise = None`), `mis-opt` with `alpha_coeff = 1`.
+    /// `lara::attention`, eval mode, `mis-opt` with `alpha_coeff = 1`.
     Lara,
 }
 
@@ -86,12 +87,12 @@ const MAX_OMEGA: usize = max(SMALL_RANK * SMALL.dim, LARGE_RANK * LARGE.dim);
 /// Scratch of each kernel, from the crate's `const fn`s, for the larger of the two shapes.
 pub const EXACT_SCRATCH: usize = max(exact::scratch_len(SMALL), exact::scratch_len(LARGE));
 pub const LARA_SCRATCH: usize = max(
-    lara::scratch_len(SMALL, SMALL_RANK),
-    lara::scratch_len(LARGE, LARGE_RANK),
+    lara::scratch_len(SMALL, SMALL_RANK, Proposals::Single),
+    lara::scratch_len(LARGE, LARGE_RANK, Proposals::Single),
 );
 pub const RFA_SCRATCH: usize = max(
-    rfa::positive_scratch_len(SMALL, SMALL_RANK),
-    rfa::positive_scratch_len(LARGE, LARGE_RANK),
+    rfa::scratch_len(SMALL, FeatureMap::Positive, SMALL_RANK),
+    rfa::scratch_len(LARGE, FeatureMap::Positive, LARGE_RANK),
 );
 
 /// Every buffer of the example (one `static`: no heap, no large stack frame).
@@ -151,24 +152,27 @@ impl Buffers {
         }
         let shape = case.shape;
         let len = shape.queries * shape.dim;
-        let (q, k, v) = (&self.q[..len], &self.k[..len], &self.v[..len]);
+        let x = Qkv {
+            shape,
+            q: &self.q[..len],
+            k: &self.k[..len],
+            v: &self.v[..len],
+            key_mask: None,
+        };
         let out = &mut self.out[..shape.queries * shape.value_dim];
         match case.kernel {
-            Kernel::Exact => exact::attention(shape, q, k, v, out, &mut self.exact_scratch),
-            Kernel::Rfa => rfa::positive(
-                shape,
-                &self.omega[..case.rank * shape.dim],
-                case.rank,
-                q,
-                k,
-                v,
-                out,
-                &mut self.rfa_scratch,
-            ),
+            Kernel::Exact => exact::attention(&x, out, &mut self.exact_scratch),
+            Kernel::Rfa => {
+                let params = rfa::Params {
+                    map: FeatureMap::Positive,
+                    omega: &self.omega[..case.rank * shape.dim],
+                };
+                rfa::attention(&x, &params, out, &mut self.rfa_scratch)
+            }
             Kernel::Lara => {
                 let params =
                     Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
-                lara::attention(shape, &params, q, k, v, None, out, &mut self.lara_scratch)
+                lara::attention(&x, &params, Sampling::Eval, out, &mut self.lara_scratch)
             }
         }
     }

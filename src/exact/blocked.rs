@@ -100,10 +100,9 @@ pub(super) fn attention<I: Isa>(isa: I, kernel: Exact<'_>) {
         bias: None,
         mask: x.key_mask,
     };
-    for (q_block, out_block) in x
-        .q
-        .chunks(BLOCK * shape.dim)
-        .zip(out.chunks_mut(BLOCK * shape.value_dim))
+    for (q_block, out_block) in
+        x.q.chunks(BLOCK * shape.dim)
+            .zip(out.chunks_mut(BLOCK * shape.value_dim))
     {
         flash_block(
             isa,

@@ -12,13 +12,13 @@ mod scalar;
 
 pub(crate) use blocked::{KeyTerms, flash_block, flash_scratch_len};
 
+use crate::Shape;
 use crate::error::Error;
 use crate::inputs::Qkv;
 use crate::math::KEY_BLOCK;
 use crate::shape::take_scratch;
 use crate::simd::{self, Available, Backend, Isa, Kernel};
 use crate::slices::rows_mut;
-use crate::Shape;
 
 /// Scratch (in `f32`s) that [`attention`] needs on this target, independent of `n` and `h`:
 /// [`scratch_len_for`] the backends compiled here (the largest of them).
@@ -68,7 +68,14 @@ pub fn attention(x: &Qkv<'_>, out: &mut [f32], scratch: &mut [f32]) -> Result<()
     let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_simd()))?;
     let head_out = x.shape.queries * x.shape.value_dim;
     for (head, out) in x.heads().zip(rows_mut(out, head_out)) {
-        simd::run(backend, Exact { x: head, out, scratch: &mut *scratch });
+        simd::run(
+            backend,
+            Exact {
+                x: head,
+                out,
+                scratch: &mut *scratch,
+            },
+        );
     }
     Ok(())
 }

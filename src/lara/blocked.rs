@@ -7,8 +7,8 @@
 use super::{KeyPass, QueryPass, Weighting};
 use crate::math::{half_sq_norm, ln};
 use crate::simd::tile::{
-    BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows,
-    pack_transposed, project_block, raise_running_max, scale_row, shift_row,
+    BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows, pack_transposed,
+    project_block, raise_running_max, scale_row, shift_row,
 };
 use crate::simd::{Isa, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine, sum_of};
 use crate::slices::{prefix, rows, rows_mut, take};
@@ -143,7 +143,8 @@ pub(super) fn query_pass<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
                     for (group, balance) in rows_mut(row, count).zip(rows(ws.balance, count)) {
                         // x_c *= α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean T), 1e-8)
                         let affine = (alpha_coeff, -alpha_coeff * t_mean);
-                        sum += scale_by_clamped_affine(isa, group, (alpha_row, balance), affine, 1e-8);
+                        sum +=
+                            scale_by_clamped_affine(isa, group, (alpha_row, balance), affine, 1e-8);
                     }
                     sum
                 }

@@ -230,7 +230,12 @@ pub const fn scratch_len_for(
 /// The scratch that [`Workspace::split`] takes for `count` landmarks and `samples` samples:
 /// `q̄`, `mu` (`2·count·d`), `W` and `kv` (`samples·(d + d_v)`), 8 scalars per sample, and the
 /// blocked kernels' tiles with `tiles`.
-pub(crate) const fn workspace_len(shape: Shape, count: usize, samples: usize, tiles: bool) -> usize {
+pub(crate) const fn workspace_len(
+    shape: Shape,
+    count: usize,
+    samples: usize,
+    tiles: bool,
+) -> usize {
     let scalar = count
         .saturating_mul(shape.dim)
         .saturating_mul(2)
@@ -569,7 +574,13 @@ impl<'a> Workspace<'a> {
         match params.landmarks {
             Landmarks::SegmentMeans(_) => {
                 // q̄, k̄ = segment means (k̄ parked in W; masked keys count as zero rows)
-                write_segment_means(x.q, &mut core::iter::repeat(true), shape.dim, count, self.q_bar);
+                write_segment_means(
+                    x.q,
+                    &mut core::iter::repeat(true),
+                    shape.dim,
+                    count,
+                    self.q_bar,
+                );
                 write_segment_means(x.k, &mut x.unmasked_keys(), shape.dim, count, self.w);
             }
             Landmarks::Given { queries, keys, .. } => {

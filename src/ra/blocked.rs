@@ -28,7 +28,10 @@ pub(super) fn attention<I: Isa>(isa: I, kernel: Ra<'_, '_, '_>) {
     let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
     let mut flash_scratch = tiles;
     let w_block = take(&mut flash_scratch, BLOCK * dim);
-    for (q_block, out_block) in x.q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+    for (q_block, out_block) in
+        x.q.chunks(BLOCK * dim)
+            .zip(out.chunks_mut(BLOCK * value_dim))
+    {
         let w_block = prefix(w_block, q_block.len());
         match mean {
             // mu_i = q_i + k̄

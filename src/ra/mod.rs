@@ -193,9 +193,7 @@ pub(crate) fn check_args(
                 None => Ok(()),
             }
         }
-        Mean::SampledKey if !matches!(sampling, Sampling::Draw(_)) => {
-            Err(Error::GeneratorRequired)
-        }
+        Mean::SampledKey if !matches!(sampling, Sampling::Draw(_)) => Err(Error::GeneratorRequired),
         _ => Ok(()),
     }
 }

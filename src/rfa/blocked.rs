@@ -2,11 +2,12 @@
 //! every feature as one matrix product against the packed, pre-scaled `ω`, the features by
 //! vector code, and the key sums `Σ φ(k) vᵀ` as a second matrix product.
 
-use super::{DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, Features, max_scaled_half_norm};
+use super::{
+    DENOMINATOR_FLOOR, FEATURE_FLOOR, FeatureScales, FeatureState, Features, max_scaled_half_norm,
+};
 use crate::math::{half_sq_norm, sin_cos};
 use crate::simd::tile::{
-    BLOCK, add_row, affine_row, key_blocks, mask_rows, pack_transposed, project_block,
-    scale_row,
+    BLOCK, add_row, affine_row, key_blocks, mask_rows, pack_transposed, project_block, scale_row,
 };
 use crate::simd::{Isa, Scalar, dot, exp, exp_shifted_sum, gemm, max_of, scale_add};
 use crate::slices::{prefix, rows, rows_mut, take};
@@ -102,7 +103,10 @@ pub(super) fn positive<I: Isa>(isa: I, kernel: Features<'_, '_>) {
     }
 
     // Query pass.
-    for (q_block, out_block) in x.q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+    for (q_block, out_block) in
+        x.q.chunks(BLOCK * dim)
+            .zip(out.chunks_mut(BLOCK * value_dim))
+    {
         // A[i, r] = d^-1/4 q_i·ω_r
         let (_, tile) = project_block(isa, q_block, dim, (omega_packed, features), features, tile);
         for (row, q_row) in rows_mut(tile, features).zip(rows(q_block, dim)) {
@@ -114,7 +118,6 @@ pub(super) fn positive<I: Isa>(isa: I, kernel: Features<'_, '_>) {
         linear_attention_block(isa, (tile, features), (kv, k_sum), value_dim, out_block);
     }
 }
-
 
 /// Blocked RFA with trigonometric features (the official `fourier_projection` +
 /// `linear_attention`): projections and sums as matrix products, `sin`/`cos` per element.
@@ -174,7 +177,10 @@ pub(super) fn trigonometric<I: Isa>(isa: I, kernel: Features<'_, '_>) {
         );
     }
     let query_max = max_scaled_half_norm(scales, x.q, dim, None);
-    for (q_block, out_block) in x.q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+    for (q_block, out_block) in
+        x.q.chunks(BLOCK * dim)
+            .zip(out.chunks_mut(BLOCK * value_dim))
+    {
         let rows_q = q_block.len() / dim.max(1);
         let tile = prefix(tile, rows_q * total);
         fourier_block(

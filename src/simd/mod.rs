@@ -14,7 +14,8 @@
 #![allow(unsafe_code)]
 // Without a SIMD backend (Cortex-M, RISC-V) the generic blocked code is compiled but never
 // instantiated: only the scalar `exp` is used.
-#![cfg_attr(not(any(
+#![cfg_attr(
+    not(any(
         target_arch = "x86_64",
         all(target_arch = "aarch64", target_feature = "neon"),
         all(target_arch = "wasm32", target_feature = "simd128")

@@ -59,6 +59,9 @@ impl Call<'_> {
     }
 }
 
+/// A call of an entry point: `call`, `out [h, n_q, d_v]`, `scratch`.
+pub type Run = fn(&Call<'_>, &mut [f32], &mut [f32]) -> Result<(), Error>;
+
 /// One entry point: its name, the scratch it needs on this target, and a call.
 #[derive(Clone, Copy)]
 pub struct Kernel {
@@ -67,7 +70,7 @@ pub struct Kernel {
     /// Scratch (in `f32`s) for `call` on every backend compiled for this target.
     pub scratch_len: fn(&Call<'_>) -> usize,
     /// Runs the entry point on `call` into `out [h, n_q, d_v]` with `scratch`.
-    pub run: fn(&Call<'_>, &mut [f32], &mut [f32]) -> Result<(), Error>,
+    pub run: Run,
 }
 
 impl Kernel {
@@ -128,14 +131,17 @@ pub const KERNELS: &[Kernel] = &[
         name: "rfa-trig",
         scratch_len: |c| rfa::scratch_len(c.x.shape, FeatureMap::Trigonometric, c.features()),
         run: |c, out, scratch| {
-            rfa::attention(&c.x, &rfa_params(c, FeatureMap::Trigonometric), out, scratch)
+            rfa::attention(
+                &c.x,
+                &rfa_params(c, FeatureMap::Trigonometric),
+                out,
+                scratch,
+            )
         },
     },
     Kernel {
         name: "rfa-log-space",
-        scratch_len: |c| {
-            rfa::scratch_len(c.x.shape, FeatureMap::PositiveLogSpace, c.features())
-        },
+        scratch_len: |c| rfa::scratch_len(c.x.shape, FeatureMap::PositiveLogSpace, c.features()),
         run: |c, out, scratch| {
             let params = rfa_params(c, FeatureMap::PositiveLogSpace);
             rfa::attention(&c.x, &params, out, scratch)
@@ -159,9 +165,7 @@ pub const KERNELS: &[Kernel] = &[
     },
     Kernel {
         name: "causal-rfa-log-space",
-        scratch_len: |c| {
-            causal::scratch_len(c.x.shape, FeatureMap::PositiveLogSpace, c.features())
-        },
+        scratch_len: |c| causal::scratch_len(c.x.shape, FeatureMap::PositiveLogSpace, c.features()),
         run: |c, out, scratch| {
             let params = rfa_params(c, FeatureMap::PositiveLogSpace);
             causal::rfa(&c.x, &params, c.gates, out, scratch)

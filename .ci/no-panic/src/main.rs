@@ -1,13 +1,20 @@
-//! Calls every public kernel of lara-attn with arguments the optimiser cannot see, from a
+//! Calls every public entry point of lara-attn with arguments the optimiser cannot see, from a
 //! bare-metal entry point whose panic handler references an undefined symbol: the link succeeds
-//! only if no panic path is reachable from any kernel.
+//! only if no panic path is reachable from any entry point. The kernels come from the one
+//! registry, `tests/support/kernels.rs`; the other entry points (landmarks, samplers, the
+//! fixed-size layer, the causal states) are called below.
 #![no_std]
 #![no_main]
 
+#[path = "../../../tests/support/kernels.rs"]
+mod kernels;
+
 use core::ptr::read_volatile;
 use core::slice::{from_raw_parts, from_raw_parts_mut};
+use kernels::{Call, KERNELS};
 use lara_attn::random::{DefaultRng, NoiseScale, default_rng, gaussian_omega, orthogonal_omega};
-use lara_attn::{Shape, causal, exact, fixed, lara, multihead, pool2d, ra, rfa};
+use lara_attn::rfa::FeatureMap;
+use lara_attn::{Error, Qkv, Sampling, Shape, causal, fixed, lara, pool2d, ra, rfa};
 
 unsafe extern "C" {
     fn a_panic_path_survived_in_lara_attn() -> !;
@@ -46,8 +53,12 @@ impl Opaque {
     fn float(&self, slot: usize) -> f32 {
         f32::from_bits(self.word(slot) as u32)
     }
+    fn optional<T>(&self, slot: usize, value: T) -> Option<T> {
+        (self.word(slot) != 0).then_some(value)
+    }
     fn shape(&self) -> Shape {
         Shape::cross(self.word(0), self.word(1), self.word(2), self.word(3))
+            .with_heads(self.word(4))
     }
 }
 
@@ -57,17 +68,13 @@ impl Opaque {
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let x = Opaque;
-    let shape = x.shape();
-    let (q, k, v, eps, omega) = (
-        x.input(10),
-        x.input(12),
-        x.input(14),
-        x.input(16),
-        x.input(18),
-    );
-    let (out, scratch) = (x.output(20), x.output(22));
-    let (heads, count, features) = (x.word(4), x.word(5), x.word(6));
-    let mut rng: DefaultRng = default_rng(x.word(7) as u64);
+    let inputs = Qkv {
+        shape: x.shape(),
+        q: x.input(10),
+        k: x.input(12),
+        v: x.input(14),
+        key_mask: x.optional(82, x.mask(83)),
+    };
     let weighting = match x.word(8) {
         0 => lara::Weighting::Optimal {
             alpha_coeff: x.float(9),
@@ -75,167 +82,83 @@ fn main() -> ! {
         1 => lara::Weighting::BalanceHeuristic,
         _ => lara::Weighting::Biased,
     };
-    let landmarks = if x.word(24) == 0 {
-        lara::Landmarks::SegmentMeans(count)
-    } else {
-        lara::Landmarks::Given {
-            count,
+    let landmarks = match x.word(24) {
+        0 => lara::Landmarks::SegmentMeans(x.word(5)),
+        _ => lara::Landmarks::Given {
+            count: x.word(5),
             queries: x.input(25),
             keys: x.input(27),
-        }
-    };
-    let key_mask = if x.word(82) == 0 {
-        None
-    } else {
-        Some(x.mask(83))
-    };
-    let noise_scale = if x.word(81) == 0 {
-        NoiseScale::Official
-    } else {
-        NoiseScale::Paper
-    };
-    let params = lara::Params {
-        landmarks,
-        weighting,
-        proposals: match x.word(80) {
-            0 => lara::Proposals::Single,
-            1 => lara::Proposals::Antithetic,
-            _ => lara::Proposals::TwoPerLandmark,
         },
-        noise_scale,
-        key_mask,
     };
-    let noise = if x.word(29) == 0 { None } else { Some(eps) };
+    let noise_scale = match x.word(81) {
+        0 => NoiseScale::Official,
+        _ => NoiseScale::Paper,
+    };
+    let proposals = match x.word(80) {
+        0 => lara::Proposals::Single,
+        1 => lara::Proposals::Antithetic,
+        _ => lara::Proposals::TwoPerLandmark,
+    };
     let mean = match x.word(30) {
         0 => ra::Mean::KeyAverage,
         1 => ra::Mean::AttentionWeighted,
-        _ => ra::Mean::Keys(x.indices(31)),
+        2 => ra::Mean::SampledKey,
+        _ => ra::Mean::GivenKeys(x.indices(31)),
     };
-    let sampled_mean = match x.word(33) {
-        0 => ra::SampledMean::KeyAverage,
-        1 => ra::SampledMean::AttentionWeighted,
-        _ => ra::SampledMean::Key,
+    let call = Call {
+        x: inputs,
+        lara: lara::Params::new(landmarks, weighting)
+            .with_proposals(proposals)
+            .with_noise_scale(noise_scale),
+        ra: ra::Params::new(mean).with_noise_scale(noise_scale),
+        omega: x.input(18),
+        noise: x.optional(29, x.input(16)),
+        seed: x.word(7) as u64,
+        gates: x.optional(63, x.input(56)),
     };
+    let (out, scratch) = (x.output(20), x.output(22));
 
     let mut ok = 0usize;
-    let mut tally = |r: Result<(), lara_attn::Error>| ok += r.is_ok() as usize;
-    tally(exact::attention(shape, q, k, v, out, scratch));
-    tally(lara::attention(
-        shape, &params, q, k, v, noise, out, scratch,
-    ));
-    tally(lara::attention_sampled(
-        shape, &params, q, k, v, &mut rng, out, scratch,
-    ));
-    tally(lara::segment_means(q, shape.queries, shape.dim, count, out));
-    tally(ra::attention(shape, mean, noise_scale, q, k, v, noise, out, scratch));
-    tally(ra::attention_sampled(
-        shape,
-        sampled_mean,
-        noise_scale,
-        q,
-        k,
-        v,
-        &mut rng,
-        out,
-        scratch,
-    ));
-    tally(rfa::positive(shape, omega, features, q, k, v, out, scratch));
-    let mask = x.mask(83);
-    tally(exact::attention_masked(shape, q, k, v, mask, out, scratch));
-    tally(rfa::positive_masked(
-        shape, omega, features, q, k, v, mask, out, scratch,
-    ));
-    tally(rfa::trigonometric_masked(
-        shape, omega, features, q, k, v, mask, out, scratch,
-    ));
-    tally(rfa::positive_log_space(
-        shape, omega, features, q, k, v, key_mask, out, scratch,
-    ));
-    tally(rfa::trigonometric(
-        shape, omega, features, q, k, v, out, scratch,
-    ));
-    tally(gaussian_omega(&mut rng, features, shape.dim, out));
-    tally(orthogonal_omega(&mut rng, features, shape.dim, out));
-    tally(multihead::exact(heads, shape, q, k, v, out, scratch));
-    tally(multihead::lara(
-        heads, shape, &params, q, k, v, noise, out, scratch,
-    ));
-    tally(multihead::lara_sampled(
-        heads, shape, &params, q, k, v, &mut rng, out, scratch,
-    ));
-    tally(multihead::ra(
-        heads, shape, mean, NoiseScale::Official, q, k, v, noise, out, scratch,
-    ));
-    tally(multihead::ra_sampled(
-        heads,
-        shape,
-        sampled_mean,
-        NoiseScale::Official,
-        q,
-        k,
-        v,
-        &mut rng,
-        out,
-        scratch,
-    ));
-    tally(multihead::rfa_positive(
-        heads, shape, omega, features, q, k, v, out, scratch,
-    ));
-    tally(multihead::rfa_trigonometric(
-        heads, shape, omega, features, q, k, v, out, scratch,
-    ));
-    fixed_layer(&x, weighting, mean, sampled_mean, &mut rng, &mut tally);
-    causal_layer(&x, shape, omega, features, &mut tally);
+    let mut tally = |r: Result<(), Error>| ok += r.is_ok() as usize;
+    for kernel in KERNELS {
+        tally((kernel.run)(&call, out, scratch));
+    }
+    let mut rng: DefaultRng = default_rng(x.word(7) as u64);
+    let (rows, dim, count) = (x.word(0), x.word(2), x.word(5));
+    tally(lara::segment_means(call.x.q, rows, dim, count, out));
+    tally(gaussian_omega(&mut rng, x.word(6), dim, out));
+    tally(orthogonal_omega(&mut rng, x.word(6), dim, out));
     let (grid, pooled) = ((x.word(70), x.word(71)), (x.word(72), x.word(73)));
-    tally(pool2d::adaptive_avg_pool_2d(
-        q, grid, shape.dim, pooled, out,
-    ));
-    match pool2d::pooled_landmarks(q, k, grid, shape.dim, pooled, x.output(74), x.output(76)) {
+    tally(pool2d::adaptive_avg_pool_2d(call.x.q, grid, dim, pooled, out));
+    match pool2d::pooled_landmarks(call.x.q, call.x.k, grid, dim, pooled, x.output(74), x.output(76)) {
         Ok(landmarks) => {
-            let params = lara::Params {
-                landmarks,
-                weighting,
-                ..Default::default()
-            };
-            tally(lara::attention(
-                shape, &params, q, k, v, noise, out, scratch,
-            ));
+            let params = lara::Params::new(landmarks, weighting);
+            tally(lara::attention(&call.x, &params, call.sampling(), out, scratch));
         }
         Err(e) => tally(Err(e)),
     }
+    fixed_layer(&x, &call, &mut rng, &mut tally);
+    causal_states(&x, &mut tally);
 
     // SAFETY: not executed.
     unsafe { core::ptr::write_volatile(0x2000_1000 as *mut usize, ok) };
     loop {}
 }
 
-/// Causal RFA (stream and batch, both feature maps, gated) and the causal exact KV cache.
-fn causal_layer(
-    x: &Opaque,
-    shape: Shape,
-    omega: &'static [f32],
-    features: usize,
-    tally: &mut impl FnMut(Result<(), lara_attn::Error>),
-) {
-    let (q, k, v, gates) = (x.input(50), x.input(52), x.input(54), x.input(56));
-    let (out, buffer) = (x.output(58), x.output(60));
-    let map = if x.word(62) == 0 {
-        causal::FeatureMap::Positive
-    } else {
-        causal::FeatureMap::Trigonometric
+/// The streaming states: causal RFA (every feature map, gated) and the exact KV cache.
+fn causal_states(x: &Opaque, tally: &mut impl FnMut(Result<(), Error>)) {
+    let (q, k, v) = (x.input(50), x.input(52), x.input(54));
+    let out = x.output(58);
+    let map = match x.word(62) {
+        0 => FeatureMap::Positive,
+        1 => FeatureMap::Trigonometric,
+        _ => FeatureMap::PositiveLogSpace,
     };
-    let gates = if x.word(63) == 0 { None } else { Some(gates) };
-    tally(causal::rfa(
-        map, shape, omega, features, q, k, v, gates, out, buffer,
-    ));
-    match causal::RfaState::new(
+    let params = rfa::Params {
         map,
-        shape.dim,
-        shape.value_dim,
-        features,
-        omega,
-        x.output(64),
-    ) {
+        omega: x.input(18),
+    };
+    match causal::RfaState::new(&params, x.word(2), x.word(3), x.output(64)) {
         Ok(mut state) => {
             tally(state.push(k, v));
             tally(state.push_gated(k, v, x.float(66)));
@@ -243,7 +166,7 @@ fn causal_layer(
         }
         Err(e) => tally(Err(e)),
     }
-    match causal::KvCache::new(shape.dim, shape.value_dim, x.word(67), x.output(68)) {
+    match causal::KvCache::new(x.word(2), x.word(3), x.word(67), x.output(68)) {
         Ok(mut cache) => {
             tally(cache.push(k, v));
             tally(cache.attend(q, out));
@@ -255,11 +178,9 @@ fn causal_layer(
 /// The fixed-size layer at one representative shape.
 fn fixed_layer(
     x: &Opaque,
-    weighting: lara::Weighting,
-    mean: ra::Mean<'_>,
-    sampled_mean: ra::SampledMean,
+    call: &Call<'_>,
     rng: &mut DefaultRng,
-    tally: &mut impl FnMut(Result<(), lara_attn::Error>),
+    tally: &mut impl FnMut(Result<(), Error>),
 ) {
     const N: usize = 64;
     const D: usize = 16;
@@ -267,69 +188,31 @@ fn fixed_layer(
     let array = |slot: usize| unsafe { &*(x.word(slot) as *const [[f32; D]; N]) };
     // SAFETY: not executed.
     let out = unsafe { &mut *(x.word(40) as *mut [[f32; D]; N]) };
-    let (q, k, v) = (array(41), array(42), array(43));
+    // SAFETY: not executed.
+    let mask = unsafe { &*(x.word(47) as *const [bool; N]) };
+    let inputs = fixed::Qkv {
+        q: array(41),
+        k: array(42),
+        v: array(43),
+        key_mask: x.optional(48, mask),
+    };
     // SAFETY: not executed.
     let omega = unsafe { &*(x.word(44) as *const [[f32; D]; 32]) };
-    let noise = if x.word(29) == 0 {
-        None
-    } else {
-        Some(&array(45)[..8])
+    let noise = || match x.word(29) {
+        0 => Sampling::Eval,
+        _ => Sampling::Noise(x.input(45)),
     };
     let mut lara_scratch = fixed::LaraScratch::<8, D, D>::new();
     let mut ra_scratch = fixed::RaScratch::<N, D>::new();
-    tally(fixed::exact(q, k, v, out, &mut fixed::ExactScratch::new()));
-    tally(fixed::lara(
-        weighting,
-        q,
-        k,
-        v,
-        noise,
-        out,
-        &mut lara_scratch,
-    ));
-    tally(fixed::lara_sampled(
-        weighting,
-        q,
-        k,
-        v,
-        rng,
-        out,
-        &mut lara_scratch,
-    ));
-    tally(fixed::ra(
-        mean,
-        NoiseScale::Official,
-        q,
-        k,
-        v,
-        Some(array(46)),
-        out,
-        &mut ra_scratch,
-    ));
-    tally(fixed::ra_sampled(
-        sampled_mean,
-        NoiseScale::Official,
-        q,
-        k,
-        v,
-        rng,
-        out,
-        &mut ra_scratch,
-    ));
-    tally(fixed::rfa_positive(
-        omega,
-        q,
-        k,
-        v,
-        out,
-        &mut fixed::PositiveScratch::new(),
-    ));
-    tally(fixed::rfa_trigonometric(
-        omega,
-        q,
-        k,
-        v,
-        out,
-        &mut fixed::TrigonometricScratch::new(),
-    ));
+    tally(fixed::exact(&inputs, out, &mut fixed::ExactScratch::new()));
+    tally(fixed::lara(&inputs, &call.lara, noise(), out, &mut lara_scratch));
+    let sampled = Sampling::Draw(&mut *rng);
+    tally(fixed::lara(&inputs, &call.lara, sampled, out, &mut lara_scratch));
+    tally(fixed::ra(&inputs, &call.ra, noise(), out, &mut ra_scratch));
+    let sampled = Sampling::Draw(&mut *rng);
+    tally(fixed::ra(&inputs, &call.ra, sampled, out, &mut ra_scratch));
+    let scratch = &mut fixed::PositiveScratch::new();
+    tally(fixed::rfa_positive(&inputs, omega, out, scratch));
+    let scratch = &mut fixed::TrigonometricScratch::new();
+    tally(fixed::rfa_trigonometric(&inputs, omega, out, scratch));
 }
