@@ -42,7 +42,7 @@ use crate::rfa::{
 use crate::shape::{
     Shape, check_finite, check_len, checked_len, checked_scratch_len, take_scratch,
 };
-use crate::slices::{copy, part, rows, rows_mut, take};
+use crate::slices::{copy, part, part_mut, rows, rows_mut, take};
 
 /// `Ok` if the gate is in `[0, 1]` (which excludes NaN and the infinities).
 fn check_gate(gate: f32) -> Result<(), Error> {
@@ -556,8 +556,8 @@ pub fn rfa(
     let needed = scratch_len(shape, params.map, features);
     let scratch = take_scratch(scratch, needed)?;
     let heads = shape.heads;
-    let head_out = shape.queries * shape.value_dim;
-    for (head, (x, out)) in x.heads().zip(rows_mut(out, head_out)).enumerate() {
+    for head in 0..heads {
+        let (x, out) = (x.head(head), part_mut(out, heads, head));
         let head_params = rfa::Params {
             map: params.map,
             omega: part(params.omega, heads, head),

@@ -226,7 +226,8 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     let out = out.as_flattened_mut();
     x.check(out)?;
     let kernel = exact_kernel::Exact {
-        x,
+        x: &x,
+        head: 0,
         out,
         scratch: &mut scratch.block,
     };
@@ -251,9 +252,17 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     let out = out.as_flattened_mut();
     let count = lara::check_args(&x, params, &sampling, out)?;
     let samples = lara::sample_count(params, count, sampling.is_sampled());
-    let ws = scratch.workspace(count, x.shape);
+    let mut ws = scratch.workspace(count, x.shape);
     ws.check_capacity(count, samples)?;
-    lara::attention_in(Available::SCALAR, &x, params, sampling, out, ws, &mut []);
+    lara::attention_in(
+        Available::SCALAR,
+        &x,
+        params,
+        sampling,
+        out,
+        &mut ws,
+        &mut [],
+    );
     Ok(())
 }
 
@@ -271,8 +280,16 @@ pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     let x = x.flat();
     let out = out.as_flattened_mut();
     ra_kernel::check_args(&x, params, &sampling, out)?;
-    let ws = scratch.workspace();
-    ra_kernel::attention_in(Available::SCALAR, &x, params, sampling, out, ws, &mut []);
+    let mut ws = scratch.workspace();
+    ra_kernel::attention_in(
+        Available::SCALAR,
+        &x,
+        params,
+        sampling,
+        out,
+        &mut ws,
+        &mut [],
+    );
     Ok(())
 }
 
@@ -345,6 +362,7 @@ fn features<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     let kernel = rfa::Features {
         map,
         x: &x,
+        head: 0,
         omega: params.omega,
         features,
         out,

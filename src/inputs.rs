@@ -3,7 +3,7 @@
 
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, check_finite, expect_len};
-use crate::slices::rows;
+use crate::slices::{part, part_mut};
 use rand_core::RngCore;
 
 /// The inputs of an attention call: the shape, `q [h, n_q, d]`, `k [h, n_k, d]`,
@@ -54,21 +54,27 @@ impl<'a> Qkv<'a> {
         check_finite(Arg::Values, self.v)
     }
 
-    /// The heads one at a time, each with the shape of one head (call on checked inputs).
-    pub(crate) fn heads(&self) -> impl Iterator<Item = Qkv<'a>> + use<'a> {
-        let shape = self.shape;
-        let key_mask = self.key_mask;
-        let head_rows = |data: &'a [f32], n: usize, width: usize| rows(data, n * width);
-        head_rows(self.q, shape.queries, shape.dim)
-            .zip(head_rows(self.k, shape.keys, shape.dim))
-            .zip(head_rows(self.v, shape.keys, shape.value_dim))
-            .map(move |((q, k), v)| Qkv {
-                shape: shape.head(),
-                q,
-                k,
-                v,
-                key_mask,
-            })
+    /// Head `head` of these inputs, with the shape of one head (call on checked inputs).
+    pub(crate) fn head(&self, head: usize) -> Qkv<'a> {
+        let heads = self.shape.heads;
+        Qkv {
+            shape: self.shape.head(),
+            q: part(self.q, heads, head),
+            k: part(self.k, heads, head),
+            v: part(self.v, heads, head),
+            key_mask: self.key_mask,
+        }
+    }
+
+    /// Head `head` of these inputs and its part of `out [h, n_q, d_v]`. The kernels call this
+    /// themselves, so that on Cortex-M the per-head slices live in the kernel's frame only.
+    #[inline(always)]
+    pub(crate) fn head_and_out<'o>(
+        &self,
+        head: usize,
+        out: &'o mut [f32],
+    ) -> (Qkv<'a>, &'o mut [f32]) {
+        (self.head(head), part_mut(out, self.shape.heads, head))
     }
 
     /// Whether key `j` counts: `false` for the keys the mask marks.
@@ -141,7 +147,7 @@ impl Sampling<'_> {
     pub(crate) fn head(&mut self, heads: usize, head: usize) -> Sampling<'_> {
         match self {
             Sampling::Eval => Sampling::Eval,
-            Sampling::Noise(eps) => Sampling::Noise(crate::slices::part(eps, heads, head)),
+            Sampling::Noise(eps) => Sampling::Noise(part(eps, heads, head)),
             Sampling::Draw(rng) => Sampling::Draw(&mut **rng),
         }
     }

@@ -187,9 +187,12 @@ impl OnlineLse {
     };
 
     /// Adds `exp(x)·value` to `acc` and `exp(x)` to the running sum, both kept relative to the
-    /// running maximum.
+    /// running maximum. `x = −∞` adds nothing (even to an empty state, whose maximum is `−∞`).
     #[inline]
     pub fn push(&mut self, x: f32, value: &[f32], acc: &mut [f32]) {
+        if x == f32::NEG_INFINITY {
+            return;
+        }
         if x > self.max {
             // New maximum: rescale the old terms by exp(old_max − x); the new term weighs 1.
             let rescale = exp(self.max - x);

@@ -89,3 +89,10 @@ pub(crate) fn part<T>(data: &[T], parts: usize, index: usize) -> &[T] {
         .nth(index)
         .unwrap_or_default()
 }
+
+/// The mutable `index`-th of `parts` equal parts of `data` (see [`part`]).
+#[inline]
+pub(crate) fn part_mut<T>(data: &mut [T], parts: usize, index: usize) -> &mut [T] {
+    let len = data.len() / parts.max(1);
+    rows_mut(data, len).nth(index).unwrap_or_default()
+}

@@ -93,7 +93,13 @@ pub(crate) fn flash_block<I: Isa>(
 /// Blocked exact attention of one head: [`flash_block`] over every block of queries.
 #[inline(always)]
 pub(super) fn attention<I: Isa>(isa: I, kernel: Exact<'_>) {
-    let Exact { x, out, scratch } = kernel;
+    let Exact {
+        x,
+        head,
+        out,
+        scratch,
+    } = kernel;
+    let (x, out) = x.head_and_out(head, out);
     let shape = x.shape;
     let dims = (shape.dim, shape.value_dim);
     let terms = KeyTerms {

@@ -18,7 +18,6 @@ use crate::inputs::Qkv;
 use crate::math::KEY_BLOCK;
 use crate::shape::take_scratch;
 use crate::simd::{self, Available, Backend, Isa, Kernel};
-use crate::slices::rows_mut;
 
 /// Scratch (in `f32`s) that [`attention`] needs on this target, independent of `n` and `h`:
 /// [`scratch_len_for`] the backends compiled here (the largest of them).
@@ -66,24 +65,23 @@ pub fn attention(x: &Qkv<'_>, out: &mut [f32], scratch: &mut [f32]) -> Result<()
     x.check(out)?;
     let backend = Available::active();
     let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_simd()))?;
-    let head_out = x.shape.queries * x.shape.value_dim;
-    for (head, out) in x.heads().zip(rows_mut(out, head_out)) {
-        simd::run(
-            backend,
-            Exact {
-                x: head,
-                out,
-                scratch: &mut *scratch,
-            },
-        );
+    for head in 0..x.shape.heads {
+        let kernel = Exact {
+            x,
+            head,
+            out: &mut *out,
+            scratch: &mut *scratch,
+        };
+        simd::run(backend, kernel);
     }
     Ok(())
 }
 
-/// Exact attention of one head, on checked arguments and scratch of [`scratch_len_for`] the
-/// backend it runs on.
+/// Exact attention of head `head` of `x` into its part of `out`, on checked arguments and
+/// scratch of [`scratch_len_for`] the backend it runs on.
 pub(crate) struct Exact<'a> {
-    pub(crate) x: Qkv<'a>,
+    pub(crate) x: &'a Qkv<'a>,
+    pub(crate) head: usize,
     pub(crate) out: &'a mut [f32],
     pub(crate) scratch: &'a mut [f32],
 }
@@ -91,8 +89,9 @@ pub(crate) struct Exact<'a> {
 impl Kernel for Exact<'_> {
     type Output = ();
     fn scalar(self) {
+        let (x, out) = self.x.head_and_out(self.head, self.out);
         if let Some(block) = self.scratch.first_chunk_mut() {
-            scalar::attention(&self.x, self.out, block);
+            scalar::attention(&x, out, block);
         }
     }
     #[inline(always)]

@@ -49,7 +49,7 @@ use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm};
 use crate::random::{NoiseScale, add_scaled_normal};
 use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
-use crate::slices::{copy, part, prefix, rows, rows_mut, take};
+use crate::slices::{copy, part, part_mut, prefix, rows, rows_mut, take};
 
 /// How the proposals are weighted against each other (the official `mis_type`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -301,29 +301,32 @@ pub fn attention(
     let backend = Available::active();
     let samples = sample_count(params, count, sampling.is_sampled());
     let tiles = backend.backend().is_simd();
-    let (ws, tiles) = Workspace::split(scratch, count, samples, x.shape, tiles)?;
-    attention_in(backend, x, params, sampling, out, ws, tiles);
+    let (mut ws, tiles) = Workspace::split(scratch, count, samples, x.shape, tiles)?;
+    attention_in(backend, x, params, sampling, out, &mut ws, tiles);
     Ok(())
 }
 
-/// [`attention`] on checked arguments and a workspace of the right size.
+/// [`attention`] on checked arguments and a workspace of the right size. (Inlined, and the
+/// passes it calls are not: on Cortex-M the stack peak is then this frame plus the deepest
+/// pass.)
+#[inline(always)]
 pub(crate) fn attention_in(
     backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
     mut sampling: Sampling<'_>,
     out: &mut [f32],
-    mut ws: Workspace<'_>,
+    ws: &mut Workspace<'_>,
     tiles: &mut [f32],
 ) {
     let heads = x.shape.heads;
-    let head_out = x.shape.queries * x.shape.value_dim;
-    for (head, (x, out)) in x.heads().zip(rows_mut(out, head_out)).enumerate() {
+    for head in 0..heads {
+        let x = x.head(head);
         let params = params.head(heads, head);
-        let sampling = sampling.head(heads, head);
-        ws.build_proposals(&x, &params, sampling);
+        ws.build_proposals(&x, &params, sampling.head(heads, head));
         ws.key_pass(backend, &x, &mut *tiles);
         ws.proposal_log_density(x.shape, params.weighting);
+        let out = part_mut(out, heads, head);
         ws.query_pass(backend, &x, params.weighting, out, &mut *tiles);
     }
 }
@@ -568,6 +571,7 @@ impl<'a> Workspace<'a> {
 
     /// Landmarks and proposals of one head: `q̄`, `mu = q̄ + k̄` and `W`. In eval mode `W = mu`;
     /// sampled, `W = mu + f · eps` laid out as [`Proposals`] says.
+    #[inline(never)]
     fn build_proposals(&mut self, x: &Qkv<'_>, params: &Params<'_>, mut sampling: Sampling<'_>) {
         let shape = x.shape;
         let count = self.components();
@@ -644,6 +648,7 @@ impl<'a> Workspace<'a> {
     /// `log P_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`, folded into `bias_c = lseK_c − log P_c`; for
     /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`, where (as in the official code)
     /// the mixture of `mis-opt` lists each component once per sample drawn around it.
+    #[inline(never)]
     pub(crate) fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
         let scale = shape.scale();
         let count = self.components().max(1);

@@ -27,7 +27,7 @@ use crate::math::{KEY_BLOCK, axpy, dot, exp, half_sq_norm, log_sum_exp_of, scale
 use crate::random::{NoiseScale, add_scaled_normal, uniform};
 use crate::shape::{Shape, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
-use crate::slices::{part, rows, rows_mut, take};
+use crate::slices::{part, part_mut, rows, take};
 
 /// The proposal mean `mu_i` (the official `num_samples`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,24 +130,26 @@ pub fn attention(
 ) -> Result<(), Error> {
     check_args(x, params, &sampling, out)?;
     let backend = Available::active();
-    let (ws, tiles) = Workspace::split(scratch, x.shape, backend.backend().is_simd())?;
-    attention_in(backend, x, params, sampling, out, ws, tiles);
+    let (mut ws, tiles) = Workspace::split(scratch, x.shape, backend.backend().is_simd())?;
+    attention_in(backend, x, params, sampling, out, &mut ws, tiles);
     Ok(())
 }
 
 /// [`attention`] on checked arguments and a workspace of the right size.
+#[inline(always)]
 pub(crate) fn attention_in(
     backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
     mut sampling: Sampling<'_>,
     out: &mut [f32],
-    mut ws: Workspace<'_>,
+    ws: &mut Workspace<'_>,
     tiles: &mut [f32],
 ) {
     let heads = x.shape.heads;
-    let head_out = x.shape.queries * x.shape.value_dim;
-    for (head, (x, out)) in x.heads().zip(rows_mut(out, head_out)).enumerate() {
+    for head in 0..heads {
+        let x = x.head(head);
+        let out = part_mut(out, heads, head);
         let mean = match params.mean {
             Mean::GivenKeys(indices) => Mean::GivenKeys(part(indices, heads, head)),
             mean => mean,
@@ -163,7 +165,7 @@ pub(crate) fn attention_in(
             x: &x,
             mean: MeanKind::of(mean),
             out,
-            ws: &mut ws,
+            ws: &mut *ws,
             tiles: &mut *tiles,
             draws: &mut draws,
         };

@@ -29,15 +29,7 @@ pub(super) const fn trigonometric_tiles_len(features: usize, dim: usize) -> usiz
 /// `linear_attention`), with the key state in `state` and the tiles in `extra`.
 #[inline(always)]
 pub(super) fn positive<I: Isa>(isa: I, kernel: Features<'_, '_>) {
-    let Features {
-        x,
-        omega,
-        features,
-        out,
-        state,
-        tiles,
-        ..
-    } = kernel;
+    let (x, out, omega, features, state, tiles) = kernel.head_parts();
     let shape = x.shape;
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let scales = FeatureScales::new(shape, features);
@@ -123,15 +115,7 @@ pub(super) fn positive<I: Isa>(isa: I, kernel: Features<'_, '_>) {
 /// `linear_attention`): projections and sums as matrix products, `sin`/`cos` per element.
 #[inline(always)]
 pub(super) fn trigonometric<I: Isa>(isa: I, kernel: Features<'_, '_>) {
-    let Features {
-        x,
-        omega,
-        features,
-        out,
-        state,
-        tiles,
-        ..
-    } = kernel;
+    let (x, out, omega, features, state, tiles) = kernel.head_parts();
     let shape = x.shape;
     let (dim, value_dim, total) = (shape.dim, shape.value_dim, 2 * features);
     let scales = FeatureScales::new(shape, features);

@@ -37,7 +37,7 @@ use crate::lara::{self, Weighting};
 use crate::math::{axpy, dot, exp, half_sq_norm, max, scale, sin_cos};
 use crate::shape::{Shape, check_finite, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
-use crate::slices::{copy, part, rows, rows_mut, take};
+use crate::slices::{copy, part, part_mut, rows, rows_mut, take};
 
 /// The official `eps` added to every positive feature.
 pub const FEATURE_FLOOR: f32 = 1e-4;
@@ -179,25 +179,18 @@ pub fn attention(
     let features = check_args(x, params, out)?;
     let backend = Available::active();
     let tiles = backend.backend().is_simd();
-    let heads = x.shape.heads;
-    let head_out = x.shape.queries * x.shape.value_dim;
-    let outs = rows_mut(out, head_out);
     if params.map == FeatureMap::PositiveLogSpace {
-        let (mut ws, tiles) = lara::Workspace::split(scratch, 0, features, x.shape, tiles)?;
-        for (head, (x, out)) in x.heads().zip(outs).enumerate() {
-            let omega = part(params.omega, heads, head);
-            log_space(backend, &x, omega, out, &mut ws, &mut *tiles);
-        }
-        return Ok(());
+        return log_space(backend, x, params.omega, features, out, scratch);
     }
     let (mut state, tiles) = FeatureState::split(scratch, x.shape, params.map, features, tiles)?;
-    for (head, (x, out)) in x.heads().zip(outs).enumerate() {
+    for head in 0..x.shape.heads {
         let kernel = Features {
             map: params.map,
-            x: &x,
-            omega: part(params.omega, heads, head),
+            x,
+            head,
+            omega: params.omega,
             features,
-            out,
+            out: &mut *out,
             state: &mut state,
             tiles: &mut *tiles,
         };
@@ -229,26 +222,34 @@ pub(crate) fn features_of(shape: Shape, omega: &[f32]) -> Result<usize, Error> {
     Ok(omega.len() / row_len.max(1))
 }
 
-/// Log-space positive features for one head: LARA's passes with `S` samples `W_r = d^1/4 ω_r`,
-/// `log P = 0` and `α = 1`.
+/// Log-space positive features on checked arguments: per head, LARA's passes with `S` samples
+/// `W_r = d^1/4 ω_r`, `log P = 0` and `α = 1`.
+#[inline(never)]
 fn log_space(
     backend: Available,
     x: &Qkv<'_>,
     omega: &[f32],
+    features: usize,
     out: &mut [f32],
-    ws: &mut lara::Workspace<'_>,
-    tiles: &mut [f32],
-) {
-    // W_r = d^1/4 ω_r, so that ℓ(x; W_r) = s · (W_r·x − |x|²/2) = d^-1/4 x·ω_r − s|x|²/2
-    let data_scale = FeatureScales::new(x.shape, 1).data;
-    for (w, &o) in ws.w.iter_mut().zip(omega) {
-        *w = o / data_scale;
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let tiles = backend.backend().is_simd();
+    let (mut ws, tiles) = lara::Workspace::split(scratch, 0, features, x.shape, tiles)?;
+    let heads = x.shape.heads;
+    for head in 0..heads {
+        let (x, out) = (x.head(head), part_mut(out, heads, head));
+        // W_r = d^1/4 ω_r, so that ℓ(x; W_r) = s · (W_r·x − |x|²/2) = d^-1/4 x·ω_r − s|x|²/2
+        let data_scale = FeatureScales::new(x.shape, 1).data;
+        for (w, &o) in ws.w.iter_mut().zip(part(omega, heads, head)) {
+            *w = o / data_scale;
+        }
+        // lseK_r and kv_r
+        ws.key_pass(backend, &x, &mut *tiles);
+        // log P = 0, α = 1: the query logits are ℓ(q_i; W_r) + lseK_r
+        copy(ws.bias, ws.key_lse);
+        ws.query_pass(backend, &x, Weighting::BalanceHeuristic, out, &mut *tiles);
     }
-    // lseK_r and kv_r
-    ws.key_pass(backend, x, &mut *tiles);
-    // log P = 0, α = 1: the query logits are ℓ(q_i; W_r) + lseK_r
-    copy(ws.bias, ws.key_lse);
-    ws.query_pass(backend, x, Weighting::BalanceHeuristic, out, tiles);
+    Ok(())
 }
 
 /// The scale factors of the official projections.
@@ -323,7 +324,9 @@ impl<'a> FeatureState<'a> {
     }
 
     /// One streaming pass over the unmasked keys: `kv_r = Σ_m φk[m,r] v_m`,
-    /// `k_sum_r = Σ_m φk[m,r]`.
+    /// `k_sum_r = Σ_m φk[m,r]`. (Not inlined: on Cortex-M its frame and the query loop's are
+    /// not stacked.)
+    #[inline(never)]
     pub(crate) fn positive_key_pass(&mut self, x: &Qkv<'_>, scales: FeatureScales, omega: &[f32]) {
         let shape = x.shape;
         let FeatureState {
@@ -375,11 +378,13 @@ impl<'a> FeatureState<'a> {
     }
 }
 
-/// RFA with positive or trigonometric features over one head.
+/// RFA with positive or trigonometric features over head `head` of `x`, into its part of
+/// `out`.
 pub(crate) struct Features<'a, 's> {
     pub(crate) map: FeatureMap,
     pub(crate) x: &'a Qkv<'a>,
-    /// `ω [S, d]` of this head.
+    pub(crate) head: usize,
+    /// `ω [h, S, d]`.
     pub(crate) omega: &'a [f32],
     pub(crate) features: usize,
     pub(crate) out: &'a mut [f32],
@@ -387,8 +392,29 @@ pub(crate) struct Features<'a, 's> {
     pub(crate) tiles: &'a mut [f32],
 }
 
+/// One head's part of [`Features`]: inputs, output, `ω [S, d]`, `S`, state and tiles.
+pub(crate) type HeadFeatures<'a, 's> = (
+    Qkv<'a>,
+    &'a mut [f32],
+    &'a [f32],
+    usize,
+    &'a mut FeatureState<'s>,
+    &'a mut [f32],
+);
+
+impl<'a, 's> Features<'a, 's> {
+    /// This head's parts.
+    #[inline(always)]
+    pub(super) fn head_parts(self) -> HeadFeatures<'a, 's> {
+        let (x, out) = self.x.head_and_out(self.head, self.out);
+        let omega = part(self.omega, self.x.shape.heads, self.head);
+        (x, out, omega, self.features, self.state, self.tiles)
+    }
+}
+
 impl Kernel for Features<'_, '_> {
     type Output = ();
+    #[inline(always)]
     fn scalar(self) {
         match self.map {
             FeatureMap::Trigonometric => scalar::trigonometric(self),
