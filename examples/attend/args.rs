@@ -256,7 +256,10 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
             "--key-indices" => key_indices = file(value("a file name")?),
             "--features" => features = Some(parse_positive(name, &value("a count")?)?),
             "--omega-kind" => {
-                let kinds = [("iid", OmegaKind::Iid), ("orthogonal", OmegaKind::Orthogonal)];
+                let kinds = [
+                    ("iid", OmegaKind::Iid),
+                    ("orthogonal", OmegaKind::Orthogonal),
+                ];
                 let text = value("iid or orthogonal")?;
                 omega_kind = choose("--omega-kind", &text, &kinds, "iid or orthogonal")?;
             }

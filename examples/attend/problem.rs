@@ -85,7 +85,13 @@ impl Problem {
                 Some(KeyMask::Shared(mask)) => Some(&mask[..]),
                 _ => None,
             };
-            let x = Qkv { shape, q, k, v, key_mask };
+            let x = Qkv {
+                shape,
+                q,
+                k,
+                v,
+                key_mask,
+            };
             return f(&x, Heads::All, out);
         };
         let of = shape.heads;
@@ -275,8 +281,14 @@ pub fn load(o: &Options) -> Res<Problem> {
         mask,
     };
     if let Some(path) = &o.key_indices {
-        let (s, data) =
-            read_stacked("--key-indices", path, "<i4", i32::from_le_bytes, heads, "n_q")?;
+        let (s, data) = read_stacked(
+            "--key-indices",
+            path,
+            "<i4",
+            i32::from_le_bytes,
+            heads,
+            "n_q",
+        )?;
         if s != [shape.queries] {
             return Err(format!(
                 "--key-indices {}: per-head shape {s:?}, expected [{}]",

@@ -168,12 +168,11 @@ pub fn causal_exact(p: &Problem, out: &mut [f32]) -> Res<()> {
     let s = p.shape;
     let err = kernel_error("causal exact");
     let mut buffer = zeros(causal::KvCache::buffer_len(s.keys, s.dim, s.value_dim))?;
-    let heads = p
-        .q
-        .chunks_exact(s.queries * s.dim)
-        .zip(p.k.chunks_exact(s.keys * s.dim))
-        .zip(p.v.chunks_exact(s.keys * s.value_dim))
-        .zip(out.chunks_exact_mut(s.queries * s.value_dim));
+    let heads =
+        p.q.chunks_exact(s.queries * s.dim)
+            .zip(p.k.chunks_exact(s.keys * s.dim))
+            .zip(p.v.chunks_exact(s.keys * s.value_dim))
+            .zip(out.chunks_exact_mut(s.queries * s.value_dim));
     for (((q, k), v), out) in heads {
         let mut cache =
             causal::KvCache::new(s.dim, s.value_dim, s.keys, &mut buffer).map_err(&err)?;
