@@ -705,19 +705,22 @@ fn ra_mask_equals_removing_the_masked_keys() {
         );
     }
 
-    // Two heads, a different mask per head (run head by head).
+    // Two heads, a different mask per head (run head by head), and given noise [h, n_q, d].
     let (h, n) = (2, 10);
     let (q, k, v) = (
         data(h * n * d, 85),
         data(h * n * d, 86),
         data(h * n * dv, 87),
     );
+    let eps = data(h * n * d, 88);
     let mask: Vec<bool> = (0..h * n).map(|i| (i % n) % (i / n + 2) == 1).collect();
     let masked = attend_ok(&[
         &"--method",
         &"ra",
         &"--ra-mean",
         &"-1",
+        &"--eps",
+        &write_f32(&dir, "eps2.npy", &[h, n, d], &eps),
         &"--mask",
         &write_bool(&dir, "mask2.npy", &[h, n], &mask),
         &write_f32(&dir, "q2.npy", &[h, n, d], &q),
@@ -738,6 +741,8 @@ fn ra_mask_equals_removing_the_masked_keys() {
             &"ra",
             &"--ra-mean",
             &"-1",
+            &"--eps",
+            &write_f32(&dir, "eps_head.npy", &[n, d], &eps[head * n * d..][..n * d]),
             &write_f32(&dir, "q_head.npy", &[n, d], &q[head * n * d..][..n * d]),
             &write_f32(&dir, "k_head.npy", &[kept, d], &k_kept),
             &write_f32(&dir, "v_head.npy", &[kept, dv], &v_kept),
