@@ -784,6 +784,85 @@ fn ra_mask_equals_removing_the_masked_keys() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Sampled ra with drawn keys (`--ra-mean 1`) and the paper's noise scale is unbiased, with a
+/// key mask too: the mean of 4000 draws is within 3% (relative Frobenius error) of masked exact
+/// attention, which differs from unmasked exact attention by far more than that.
+#[test]
+fn sampled_ra_with_a_mask_converges_to_masked_exact() {
+    let n = 16;
+    assert_ra_mean_converges("ra-mask-mean", |j| j % 3 == 1 || j >= n - 3);
+}
+
+/// [`sampled_ra_with_a_mask_converges_to_masked_exact`] with the first key masked.
+#[test]
+#[ignore = "library bug: with the first key masked, ra::Mean::SampledKey draws that masked key \
+            (OnlineLse::push(-inf) on an empty state gives a NaN log-sum-exp)"]
+fn sampled_ra_with_the_first_key_masked_converges_to_masked_exact() {
+    let n = 16;
+    assert_ra_mean_converges("ra-mask-first", |j| j % 3 == 0 || j >= n - 3);
+}
+
+/// The check of [`sampled_ra_with_a_mask_converges_to_masked_exact`] for `[2, 16, 8]` inputs
+/// and the key mask `masked(j)`.
+fn assert_ra_mean_converges(test: &str, masked: impl Fn(usize) -> bool) {
+    let dir = temp_dir(test);
+    let (h, n, d) = (2, 16, 8);
+    let inputs = [
+        write_f32(&dir, "q.npy", &[h, n, d], &data(h * n * d, 91)),
+        write_f32(&dir, "k.npy", &[h, n, d], &data(h * n * d, 92)),
+        write_f32(&dir, "v.npy", &[h, n, d], &data(h * n * d, 93)),
+    ];
+    let [q, k, v] = &inputs;
+    let mask: Vec<bool> = (0..n).map(masked).collect();
+    let mask_path = write_bool(&dir, "mask.npy", &[n], &mask);
+    let out = dir.join("out.npy");
+
+    let result = attend(&[
+        &"--method",
+        &"ra",
+        &"--ra-mean",
+        &"1",
+        &"--mode",
+        &"sampled",
+        &"--scaled-noise",
+        &"--draws",
+        &"4000",
+        &"--seed",
+        &"12",
+        &"--mask",
+        &mask_path,
+        &"--compare",
+        &"exact",
+        q,
+        k,
+        v,
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let error = printed_error(&result.stdout, "masked exact");
+    assert!(error < 0.03, "mean of 4000 draws vs masked exact: {error}");
+
+    let exact = attend_ok(&[&"--method", &"exact", q, k, v, &"-o", &out]);
+    let masked = attend_ok(&[
+        &"--method",
+        &"exact",
+        &"--mask",
+        &mask_path,
+        q,
+        k,
+        v,
+        &"-o",
+        &out,
+    ]);
+    let norm = |x: &[f32]| x.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    let diff: Vec<f32> = masked.iter().zip(&exact).map(|(a, b)| a - b).collect();
+    let change = norm(&diff) / norm(&masked);
+    assert!(
+        change > 0.1,
+        "the mask changes exact attention by more than the tolerance: {change}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--scaled-noise` changes sampled lara and ra (drawn and given `--eps`) and is refused for
 /// exact, rfa and eval mode with exit code 2.
 #[test]
