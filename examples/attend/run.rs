@@ -59,8 +59,10 @@ fn sampling<'a>(
     heads: Heads,
     rng: &'a mut DefaultRng,
 ) -> Sampling<'a> {
+    if !o.sampled() {
+        return Sampling::Eval;
+    }
     match &p.eps {
-        _ if !o.sampled() => Sampling::Eval,
         Some(eps) => Sampling::Noise(heads.of(eps)),
         None => Sampling::Draw(rng),
     }
