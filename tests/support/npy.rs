@@ -30,12 +30,15 @@ fn read<T, const N: usize>(
     parse(&bytes, descr, decode).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Parses the bytes of an `.npy` file holding `descr` elements of `N` bytes.
-pub fn parse<T, const N: usize>(
-    bytes: &[u8],
-    descr: &str,
-    decode: fn([u8; N]) -> T,
-) -> Result<Array<T>, String> {
+/// The element type (`descr`, e.g. `<f4`) of the `.npy` file in `bytes`, for a caller that
+/// accepts several.
+pub fn descr(bytes: &[u8]) -> Result<String, String> {
+    let (header, _) = split_header(bytes)?;
+    Ok(dict_value(header, "descr")?.trim_matches('\'').to_string())
+}
+
+/// The header text and the payload of an `.npy` file.
+fn split_header(bytes: &[u8]) -> Result<(&str, &[u8]), String> {
     let rest = bytes
         .strip_prefix(b"\x93NUMPY")
         .ok_or("not an .npy file (bad magic)")?;
@@ -57,6 +60,16 @@ pub fn parse<T, const N: usize>(
     }
     let (header, payload) = rest.split_at(header_len);
     let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    Ok((header, payload))
+}
+
+/// Parses the bytes of an `.npy` file holding `descr` elements of `N` bytes.
+pub fn parse<T, const N: usize>(
+    bytes: &[u8],
+    descr: &str,
+    decode: fn([u8; N]) -> T,
+) -> Result<Array<T>, String> {
+    let (header, payload) = split_header(bytes)?;
     let found = dict_value(header, "descr")?;
     if found.trim_matches('\'') != descr {
         return Err(format!("dtype {found}, expected '{descr}'"));
