@@ -139,6 +139,14 @@ pub enum Error {
         /// The index given.
         index: u32,
     },
+    /// A given key index names a key that the key padding mask masks (masked keys have no
+    /// influence, so none can be a proposal's key).
+    MaskedKeyIndex {
+        /// The query row (over all heads) whose index names a masked key.
+        row: usize,
+        /// The index given.
+        index: u32,
+    },
     /// The key padding mask masks every key: attention over no key is undefined.
     AllKeysMasked,
     /// The call draws random numbers (RA's sampled key) but was given no generator:
@@ -189,6 +197,10 @@ impl fmt::Display for Error {
             Error::KeyIndexOutOfRange { row, index } => write!(
                 f,
                 "key index {index} of query row {row} is not below the number of keys"
+            ),
+            Error::MaskedKeyIndex { row, index } => write!(
+                f,
+                "key index {index} of query row {row} names a key the key padding mask masks"
             ),
             Error::AllKeysMasked => f.write_str("the key padding mask masks every key"),
             Error::GeneratorRequired => {

@@ -3,7 +3,7 @@
 //!
 //! The example is built once (`cargo build --release --example attend`, a no-op when CI has
 //! already built the examples) and its binary, located from cargo's JSON messages, is then run
-//! directly: 113 runs in all (and 3 for the ignored test of a known library bug).
+//! directly: 116 runs in all.
 
 #[path = "support/npy.rs"]
 mod npy;
@@ -795,8 +795,6 @@ fn sampled_ra_with_a_mask_converges_to_masked_exact() {
 
 /// [`sampled_ra_with_a_mask_converges_to_masked_exact`] with the first key masked.
 #[test]
-#[ignore = "library bug: with the first key masked, ra::Mean::SampledKey draws that masked key \
-            (OnlineLse::push(-inf) on an empty state gives a NaN log-sum-exp)"]
 fn sampled_ra_with_the_first_key_masked_converges_to_masked_exact() {
     let n = 16;
     assert_ra_mean_converges("ra-mask-first", |j| j % 3 == 0 || j >= n - 3);

@@ -11,8 +11,8 @@
 //! ```
 //!
 //! With the key padding mask of [`Qkv`], masked keys have exactly zero influence: they get the
-//! logit `−∞` in `π` and in the output softmax, are never sampled, and the key average runs
-//! over the unmasked keys.
+//! logit `−∞` in `π` and in the output softmax, are never sampled (nor accepted as given key
+//! indices), and the key average runs over the unmasked keys.
 //!
 //! Cost: `O(h · n_q · n_k · (d + d_v))` time (twice that for the attention-weighted and sampled
 //! key means); [`scratch_len_for`] the scalar kernel is `n_k + 2·d + 32` floats (the key norms,
@@ -40,7 +40,7 @@ pub enum Mean<'a> {
     /// generator of [`Sampling::Draw`] (any other sampling is [`Error::GeneratorRequired`]).
     SampledKey,
     /// `num_samples = 1` with the sampled keys given: `mu_i = q_i + k_{J_i}`, `J [h, n_q]`,
-    /// every index below `n_k`.
+    /// every index below `n_k` and none of a masked key.
     GivenKeys(&'a [u32]),
 }
 
@@ -105,8 +105,8 @@ const fn len(shape: Shape, tiles: bool) -> usize {
 /// exact softmax attention.
 ///
 /// # Errors
-/// A zero dimension, a slice whose length does not match, a key index `>= n_k`, a key mask
-/// that masks every key, [`Mean::SampledKey`] without a generator, scratch shorter than
+/// A zero dimension, a slice whose length does not match, a key index `>= n_k` or of a masked
+/// key, a key mask that masks every key, [`Mean::SampledKey`] without a generator, scratch shorter than
 /// [`scratch_len_for`] the active backend, or a non-finite input. Nothing is written on error.
 ///
 /// # Example
@@ -187,11 +187,16 @@ pub(crate) fn check_args(
         Mean::GivenKeys(indices) => {
             let expected = shape.stacked(shape.queries, 1)?;
             crate::shape::expect_len(Arg::KeyIndices, indices.len(), expected)?;
-            match indices.iter().position(|&j| j as usize >= shape.keys) {
-                Some(row) => Err(Error::KeyIndexOutOfRange {
-                    row,
-                    index: indices.get(row).copied().unwrap_or(0),
-                }),
+            if let Some(row) = indices.iter().position(|&j| j as usize >= shape.keys) {
+                let index = indices.get(row).copied().unwrap_or(0);
+                return Err(Error::KeyIndexOutOfRange { row, index });
+            }
+            let masked = |j: u32| x.key_mask.and_then(|mask| mask.get(j as usize)) == Some(&true);
+            match indices.iter().position(|&j| masked(j)) {
+                Some(row) => {
+                    let index = indices.get(row).copied().unwrap_or(0);
+                    Err(Error::MaskedKeyIndex { row, index })
+                }
                 None => Ok(()),
             }
         }
@@ -404,5 +409,53 @@ mod tests {
                 &format!("{} mu", case.id),
             );
         }
+    }
+
+    /// A masked key is never drawn, the first one included (an empty log-sum-exp once turned
+    /// a first logit of −∞ into NaN, and the draw fell back to key 0), and is refused as a
+    /// given key.
+    #[test]
+    fn masked_keys_are_never_the_proposal_key() {
+        let shape = Shape::cross(3, 4, 2, 1);
+        let q = [0.1, 0.2, -0.3, 0.4, 0.5, -0.6];
+        let v = [0.0, 1.0, -1.0, 0.5];
+        let mask = [true, false, false, true];
+        let params = Params::new(Mean::SampledKey);
+        let mut scratch = vec![0.0; scratch_len(shape)];
+        let mut outputs = Vec::new();
+        // Any values in the masked rows give the same bits.
+        for garbage in [0.0, 7.0] {
+            let k = [garbage, garbage, 0.5, -0.5, -0.5, 0.5, garbage, -garbage];
+            let x = Qkv {
+                shape,
+                q: &q,
+                k: &k,
+                v: &v,
+                key_mask: Some(&mask),
+            };
+            let mut out = [0.0; 3];
+            let mut rng = crate::random::default_rng(1);
+            attention(
+                &x,
+                &params,
+                Sampling::Draw(&mut rng),
+                &mut out,
+                &mut scratch,
+            )
+            .unwrap();
+            outputs.push(out.map(f32::to_bits));
+        }
+        assert_eq!(outputs[0], outputs[1]);
+        let k = [0.0; 8];
+        let x = Qkv {
+            shape,
+            q: &q,
+            k: &k,
+            v: &v,
+            key_mask: Some(&mask),
+        };
+        let given = Params::new(Mean::GivenKeys(&[1, 2, 3]));
+        let result = attention(&x, &given, Sampling::Eval, &mut [0.0; 3], &mut scratch);
+        assert_eq!(result, Err(Error::MaskedKeyIndex { row: 2, index: 3 }));
     }
 }
