@@ -1,14 +1,15 @@
-//! Causal and streaming attention (`lara_attn::causal`): the RFA recurrent state (positive and
-//! trigonometric features, plain and gated) against a float64 reference written from the
-//! formulas (materialised features, causal prefix sums), the batch causal kernel against the
-//! stream, the stream against `rfa::*` on each prefix, stability over 100 000 tokens with large
-//! key norms, the KV ring buffer against `exact::attention` on each prefix and window, and the
-//! error paths.
+//! Causal and streaming attention (`lara_attn::causal`): the RFA recurrent state (positive,
+//! trigonometric and log-space positive features, plain and gated) against a float64 reference
+//! written from the formulas (materialised features, causal prefix sums), the batch causal
+//! kernel against the stream (with a key mask and with several heads), the stream against
+//! `rfa::attention` on each prefix, stability over 100 000 tokens with large key norms, the KV
+//! ring buffer against `exact::attention` on each prefix and window, and the error paths.
 #![allow(clippy::needless_range_loop)]
 
-use lara_attn::causal::{self, FeatureMap, KvCache, RfaState};
+use lara_attn::causal::{self, KvCache, RfaState};
 use lara_attn::random::{default_rng, fill_standard_normal, gaussian_omega, uniform};
-use lara_attn::{Arg, Dim, Error, Shape, exact, rfa};
+use lara_attn::rfa::{self, FeatureMap};
+use lara_attn::{Arg, Dim, Error, Qkv, Shape, exact};
 
 const FLOOR: f64 = 1e-4;
 const CLAMP: f64 = 1e-2;
@@ -34,6 +35,15 @@ fn omega(seed: u64, features: usize, dim: usize) -> Vec<f32> {
 
 fn dot64(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+/// `log Σ exp(x)`, `−∞` for no term (or only `−∞` terms).
+fn lse64(x: &[f64]) -> f64 {
+    let top = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if top == f64::NEG_INFINITY {
+        return top;
+    }
+    top + x.iter().map(|&a| (a - top).exp()).sum::<f64>().ln()
 }
 
 /// Problem of one test: `q, k [n, d]`, `v [n, dv]`, `omega [s, d]`.
@@ -66,6 +76,13 @@ impl Case {
         &x[i * width..(i + 1) * width]
     }
 
+    fn params(&self, map: FeatureMap) -> rfa::Params<'_> {
+        rfa::Params {
+            map,
+            omega: &self.omega,
+        }
+    }
+
     /// `d^-1/4 x·ω_r` for every `r`, in f64.
     fn projections(&self, x: &[f32]) -> Vec<f64> {
         let data = (self.d as f64).powf(-0.25);
@@ -81,7 +98,21 @@ impl Case {
     /// The causal f64 reference from the formulas: for each `i`, the features of keys `0..=i`
     /// materialised with the prefix stabiliser, weighted by `w(i, m)`, one query.
     fn reference(&self, map: FeatureMap, gates: Option<&[f32]>) -> Vec<f64> {
+        self.reference_masked(map, gates, None)
+    }
+
+    /// [`Case::reference`] where the keys that `mask` marks are never pushed: they have no
+    /// feature, no weight, no part in the stabilisers, and their gate does not decay the older
+    /// keys (`w_m = (1 − g_m) Π g_j` over the pushed `j`, `m < j ≤ i`). A query with no pushed
+    /// key before it answers zero.
+    fn reference_masked(
+        &self,
+        map: FeatureMap,
+        gates: Option<&[f32]>,
+        mask: Option<&[bool]>,
+    ) -> Vec<f64> {
         let (n, dv, s) = (self.n, self.dv, self.s);
+        let pushed = |m: usize| !mask.is_some_and(|mask| mask[m]);
         let ratio = 1.0 / (s as f64).sqrt();
         let b: Vec<Vec<f64>> = (0..n)
             .map(|m| self.projections(self.row(&self.k, self.d, m)))
@@ -91,16 +122,26 @@ impl Case {
             .collect();
         let mut out = vec![0.0; n * dv];
         for i in 0..n {
-            // w_m = (1 − g_m) Π_{m<j≤i} g_j, or 1
+            // the keys pushed by token i
+            let keys: Vec<usize> = (0..=i).filter(|&m| pushed(m)).collect();
+            if keys.is_empty() {
+                continue;
+            }
+            // w_m = (1 − g_m) Π_{m<j≤i, j pushed} g_j, or 1
             let weight = |m: usize| match gates {
                 None => 1.0,
                 Some(g) => {
-                    (1.0 - g[m] as f64) * ((m + 1)..=i).map(|j| g[j] as f64).product::<f64>()
+                    (1.0 - g[m] as f64)
+                        * ((m + 1)..=i)
+                            .filter(|&j| pushed(j))
+                            .map(|j| g[j] as f64)
+                            .product::<f64>()
                 }
             };
             let q = self.row(&self.q, self.d, i);
             let a = self.projections(q);
-            // φq and the φk of every key m ≤ i
+            let row = &mut out[i * dv..(i + 1) * dv];
+            // φq and the φk of every pushed key m ≤ i
             let (phi_q, phi_k): (Vec<f64>, Vec<Vec<f64>>) = match map {
                 FeatureMap::Positive => {
                     let a_max = a.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -109,13 +150,13 @@ impl Case {
                         .iter()
                         .map(|&x| ratio * (x - hq - a_max).exp() + FLOOR)
                         .collect();
-                    let m_max = b[..=i]
+                    let m_max = keys
                         .iter()
-                        .flatten()
-                        .cloned()
+                        .flat_map(|&m| b[m].iter().cloned())
                         .fold(f64::NEG_INFINITY, f64::max);
-                    let phi_k = (0..=i)
-                        .map(|m| {
+                    let phi_k = keys
+                        .iter()
+                        .map(|&m| {
                             b[m].iter()
                                 .map(|&x| ratio * (x - h[m] - m_max).exp() + FLOOR)
                                 .collect()
@@ -130,25 +171,57 @@ impl Case {
                             .chain(p.iter().map(|x| mag * x.cos()))
                             .collect()
                     };
-                    let h_max = h[..=i].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let phi_k = (0..=i)
-                        .map(|m| trig(&b[m], ratio * (h[m] - h_max).exp()))
+                    let h_max = keys.iter().map(|&m| h[m]).fold(f64::NEG_INFINITY, f64::max);
+                    let phi_k = keys
+                        .iter()
+                        .map(|&m| trig(&b[m], ratio * (h[m] - h_max).exp()))
                         .collect();
                     (trig(&a, ratio), phi_k)
+                }
+                FeatureMap::PositiveLogSpace => {
+                    // out = Σ_r softmax_r(A_r + lse_m LK[m,r]) kv_r,
+                    // kv_r = Σ_m softmax_m(LK[m,r]) v_m,  LK[m,r] = B[m,r] − h(k_m) + ln w_m
+                    let ln_w: Vec<f64> = keys.iter().map(|&m| weight(m).ln()).collect();
+                    let lk = |r: usize| -> Vec<f64> {
+                        keys.iter()
+                            .zip(&ln_w)
+                            .map(|(&m, &lw)| b[m][r] - h[m] + lw)
+                            .collect()
+                    };
+                    let lse_k: Vec<f64> = (0..s).map(|r| lse64(&lk(r))).collect();
+                    let logits: Vec<f64> = (0..s).map(|r| a[r] + lse_k[r]).collect();
+                    let total = lse64(&logits);
+                    if total == f64::NEG_INFINITY {
+                        // every weight is zero: nothing to attend to
+                        continue;
+                    }
+                    for r in 0..s {
+                        let p_r = (logits[r] - total).exp();
+                        if p_r == 0.0 {
+                            continue;
+                        }
+                        for (&m, l) in keys.iter().zip(lk(r)) {
+                            let p_m = (l - lse_k[r]).exp();
+                            for j in 0..dv {
+                                row[j] += p_r * p_m * self.v[m * dv + j] as f64;
+                            }
+                        }
+                    }
+                    continue;
                 }
             };
             let mut num = vec![0.0; dv];
             let mut den = 0.0;
-            for m in 0..=i {
+            for (&m, phi) in keys.iter().zip(&phi_k) {
                 let w = weight(m);
-                let c: f64 = phi_q.iter().zip(&phi_k[m]).map(|(x, y)| x * y).sum::<f64>() * w;
+                let c: f64 = phi_q.iter().zip(phi).map(|(x, y)| x * y).sum::<f64>() * w;
                 den += c;
                 for j in 0..dv {
                     num[j] += c * self.v[m * dv + j] as f64;
                 }
             }
             for j in 0..dv {
-                out[i * dv + j] = num[j] / den.max(CLAMP);
+                row[j] = num[j] / den.max(CLAMP);
             }
         }
         out
@@ -156,15 +229,28 @@ impl Case {
 
     /// Pushes and attends token by token.
     fn stream(&self, map: FeatureMap, gates: Option<&[f32]>) -> Vec<f32> {
-        let mut buffer = vec![f32::NAN; causal::rfa_state_len(map, self.dv, self.s)];
-        let mut state =
-            RfaState::new(map, self.d, self.dv, self.s, &self.omega, &mut buffer).unwrap();
+        self.stream_masked(map, gates, None)
+    }
+
+    /// [`Case::stream`] that skips the push (not the query) of the tokens `mask` marks.
+    fn stream_masked(
+        &self,
+        map: FeatureMap,
+        gates: Option<&[f32]>,
+        mask: Option<&[bool]>,
+    ) -> Vec<f32> {
+        let mut buffer = vec![f32::NAN; RfaState::buffer_len(map, self.dv, self.s)];
+        let mut state = RfaState::new(&self.params(map), self.d, self.dv, &mut buffer).unwrap();
         let mut out = vec![0.0; self.n * self.dv];
+        let mut pushed = 0;
         for i in 0..self.n {
             let (k, v) = (self.row(&self.k, self.d, i), self.row(&self.v, self.dv, i));
-            match gates {
-                None => state.push(k, v).unwrap(),
-                Some(g) => state.push_gated(k, v, g[i]).unwrap(),
+            if !mask.is_some_and(|mask| mask[i]) {
+                match gates {
+                    None => state.push(k, v).unwrap(),
+                    Some(g) => state.push_gated(k, v, g[i]).unwrap(),
+                }
+                pushed += 1;
             }
             state
                 .attend(
@@ -173,27 +259,33 @@ impl Case {
                 )
                 .unwrap();
         }
-        assert_eq!(state.tokens(), self.n as u64);
+        assert_eq!(state.tokens(), pushed);
+        assert_eq!(state.map(), map);
         out
     }
 
     fn batch(&self, map: FeatureMap, gates: Option<&[f32]>) -> Vec<f32> {
+        self.batch_masked(map, gates, None)
+    }
+
+    fn batch_masked(
+        &self,
+        map: FeatureMap,
+        gates: Option<&[f32]>,
+        mask: Option<&[bool]>,
+    ) -> Vec<f32> {
         let shape = Shape::cross(self.n, self.n, self.d, self.dv);
-        let mut scratch = vec![f32::NAN; causal::rfa_state_len(map, self.dv, self.s)];
+        let mut scratch = vec![f32::NAN; causal::scratch_len(shape, map, self.s)];
+        assert_eq!(scratch.len(), RfaState::buffer_len(map, self.dv, self.s));
         let mut out = vec![0.0; self.n * self.dv];
-        causal::rfa(
-            map,
+        let x = Qkv {
             shape,
-            &self.omega,
-            self.s,
-            &self.q,
-            &self.k,
-            &self.v,
-            gates,
-            &mut out,
-            &mut scratch,
-        )
-        .unwrap();
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            key_mask: mask,
+        };
+        causal::rfa(&x, &self.params(map), gates, &mut out, &mut scratch).unwrap();
         out
     }
 }
@@ -212,7 +304,15 @@ fn rel_err(ours: &[f32], reference: &[f64]) -> f64 {
         / scale
 }
 
-const MAPS: [FeatureMap; 2] = [FeatureMap::Positive, FeatureMap::Trigonometric];
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+const MAPS: [FeatureMap; 3] = [
+    FeatureMap::Positive,
+    FeatureMap::Trigonometric,
+    FeatureMap::PositiveLogSpace,
+];
 
 /// (n, d, dv, S, norm of the q/k entries)
 const SHAPES: [(usize, usize, usize, usize, f32); 5] = [
@@ -238,19 +338,28 @@ fn stream_matches_f64_reference() {
     }
 }
 
+/// The random gates of the gated tests: uniform, with exact 0s and 1s mixed in.
+fn random_gates(seed: u64, n: usize) -> Vec<f32> {
+    let mut random = uniforms(seed, n, 0.0, 1.0);
+    for (i, g) in random.iter_mut().enumerate() {
+        match i % 7 {
+            3 => *g = 0.0,
+            5 => *g = 1.0,
+            _ => {}
+        }
+    }
+    random
+}
+
+/// The gated stream against the reference; for log space this is the formula
+/// `out = Σ_r softmax_r(A_r + lse_m(B[m,r] − h(k_m) + ln w_m)) kv_r`,
+/// `kv_r = Σ_m softmax_m(B[m,r] − h(k_m) + ln w_m) v_m`, `w_m = (1 − g_m) Π_{m<j≤i} g_j`.
 #[test]
 fn gated_stream_matches_f64_reference() {
     for (seed, &(n, d, dv, s, norm)) in SHAPES.iter().enumerate() {
         let case = Case::new(200 + seed as u64 * 10, n, d, dv, s, norm);
         // random gates with exact 0s and 1s mixed in; all zeros; a constant gate
-        let mut random = uniforms(7 + seed as u64, n, 0.0, 1.0);
-        for (i, g) in random.iter_mut().enumerate() {
-            match i % 7 {
-                3 => *g = 0.0,
-                5 => *g = 1.0,
-                _ => {}
-            }
-        }
+        let random = random_gates(7 + seed as u64, n);
         let gate_sets = [random, vec![0.0; n], vec![0.9; n], vec![0.5; n]];
         for gates in &gate_sets {
             for map in MAPS {
@@ -273,10 +382,20 @@ fn gated_stream_matches_f64_reference() {
 }
 
 /// g = 0 keeps only the last token: `out_i = (φq·φk_i) v_i / max(φq·φk_i, 1e-2)`, which is `v_i`
-/// whenever the clamp does not bind (positive features with the query equal to the key).
+/// whenever the clamp does not bind (positive features with the query equal to the key). In log
+/// space there is no clamp: `out_i = v_i` for any query.
 #[test]
 fn gate_zero_keeps_only_the_last_token() {
     let case = Case::new(5, 30, 8, 4, 16, 0.5);
+    let log_space = case.stream(FeatureMap::PositiveLogSpace, Some(&[0.0; 30]));
+    for (i, (row, v)) in log_space.chunks(4).zip(case.v.chunks(4)).enumerate() {
+        for (&o, &x) in row.iter().zip(v) {
+            assert!(
+                (o - x).abs() <= 1e-6,
+                "log space token {i}: {row:?} vs {v:?}"
+            );
+        }
+    }
     let self_case = Case {
         q: case.k.clone(),
         ..case
@@ -309,50 +428,71 @@ fn batch_equals_stream_bit_for_bit() {
         for map in MAPS {
             for g in [None, Some(gates.as_slice())] {
                 let (stream, batch) = (case.stream(map, g), case.batch(map, g));
-                let same = stream
-                    .iter()
-                    .zip(&batch)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{map:?} n={n} gated={}", g.is_some());
+                assert!(
+                    same_bits(&stream, &batch),
+                    "{map:?} n={n} gated={}",
+                    g.is_some()
+                );
             }
         }
     }
 }
 
-/// Each causal answer is the official non-causal estimator on its prefix, with the single query.
+/// `rfa::attention` of the single query `q_i` against the keys `0..=i` that `mask` leaves, or
+/// zero when it leaves none (the causal state before its first push).
+fn rfa_on_prefix(case: &Case, map: FeatureMap, i: usize, mask: Option<&[bool]>) -> Vec<f32> {
+    let (d, dv, s) = (case.d, case.dv, case.s);
+    let mask = mask.map(|mask| &mask[..=i]);
+    if mask.is_some_and(|mask| mask.iter().all(|&masked| masked)) {
+        return vec![0.0; dv];
+    }
+    let x = Qkv {
+        shape: Shape::cross(1, i + 1, d, dv),
+        q: case.row(&case.q, d, i),
+        k: &case.k[..(i + 1) * d],
+        v: &case.v[..(i + 1) * dv],
+        key_mask: mask,
+    };
+    let mut out = vec![0.0; dv];
+    let mut scratch = vec![f32::NAN; rfa::scratch_len(x.shape, map, s)];
+    rfa::attention(&x, &case.params(map), &mut out, &mut scratch).unwrap();
+    out
+}
+
+/// Each causal answer is the official non-causal estimator on its prefix, with the single query
+/// (for log space: `rfa::attention` with `FeatureMap::PositiveLogSpace`). With a key mask, the
+/// masked batch is `rfa::attention` with the mask on each prefix (masked keys are out of the
+/// sums and of the stabilisers in both), or zero while the prefix has no unmasked key.
 #[test]
 fn stream_equals_rfa_on_each_prefix() {
     let case = Case::new(400, 37, 8, 5, 16, 1.0);
-    let (d, dv, s) = (case.d, case.dv, case.s);
+    let dv = case.dv;
+    let masks: Vec<Option<Vec<bool>>> = [None]
+        .into_iter()
+        .chain(key_masks(case.n).into_iter().map(Some))
+        .collect();
     for map in MAPS {
-        let stream = case.stream(map, None);
-        for i in 0..case.n {
-            let shape = Shape::cross(1, i + 1, d, dv);
-            let (q, k, v) = (
-                case.row(&case.q, d, i),
-                &case.k[..(i + 1) * d],
-                &case.v[..(i + 1) * dv],
+        for (mask_index, mask) in masks.iter().enumerate() {
+            let mask = mask.as_deref();
+            let stream = case.stream_masked(map, None, mask);
+            assert!(same_bits(&stream, &case.batch_masked(map, None, mask)));
+            let mut worst = 0.0f32;
+            for i in 0..case.n {
+                let out = rfa_on_prefix(&case, map, i, mask);
+                let ours = &stream[i * dv..(i + 1) * dv];
+                let scale = out.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+                for (a, b) in ours.iter().zip(&out) {
+                    worst = worst.max((a - b).abs() / scale);
+                    assert!(
+                        (a - b).abs() <= 1e-5 * scale,
+                        "{map:?} mask#{mask_index} prefix {i}: {ours:?} vs {out:?}"
+                    );
+                }
+            }
+            println!(
+                "{map:?} mask#{mask_index}: stream vs rfa::attention on each prefix, \
+                 max rel diff {worst:.2e}"
             );
-            let mut out = vec![0.0; dv];
-            match map {
-                FeatureMap::Positive => {
-                    let mut scratch = vec![0.0; rfa::positive_scratch_len(shape, s)];
-                    rfa::positive(shape, &case.omega, s, q, k, v, &mut out, &mut scratch).unwrap();
-                }
-                FeatureMap::Trigonometric => {
-                    let mut scratch = vec![0.0; rfa::trigonometric_scratch_len(shape, s)];
-                    rfa::trigonometric(shape, &case.omega, s, q, k, v, &mut out, &mut scratch)
-                        .unwrap();
-                }
-            }
-            let ours = &stream[i * dv..(i + 1) * dv];
-            let scale = out.iter().fold(1.0f32, |m, x| m.max(x.abs()));
-            for (a, b) in ours.iter().zip(&out) {
-                assert!(
-                    (a - b).abs() <= 1e-5 * scale,
-                    "{map:?} prefix {i}: {ours:?} vs {out:?}"
-                );
-            }
         }
     }
 }
@@ -362,8 +502,8 @@ fn stream_equals_rfa_on_each_prefix() {
 fn reset_and_empty_state() {
     let case = Case::new(500, 10, 4, 3, 8, 1.0);
     for map in MAPS {
-        let mut buffer = vec![0.0; causal::rfa_state_len(map, 3, 8)];
-        let mut state = RfaState::new(map, 4, 3, 8, &case.omega, &mut buffer).unwrap();
+        let mut buffer = vec![0.0; RfaState::buffer_len(map, 3, 8)];
+        let mut state = RfaState::new(&case.params(map), 4, 3, &mut buffer).unwrap();
         let mut out = [9.0f32; 3];
         state.attend(&case.q[..4], &mut out).unwrap();
         assert_eq!(out, [0.0; 3]);
@@ -374,6 +514,9 @@ fn reset_and_empty_state() {
         }
         state.reset();
         assert_eq!(state.tokens(), 0);
+        let mut out = [9.0f32; 3];
+        state.attend(&case.q[..4], &mut out).unwrap();
+        assert_eq!(out, [0.0; 3], "{map:?}: a reset state answers zero");
         let mut ours = vec![0.0; 30];
         for i in 0..10 {
             state
@@ -383,7 +526,109 @@ fn reset_and_empty_state() {
                 .attend(case.row(&case.q, 4, i), &mut ours[i * 3..(i + 1) * 3])
                 .unwrap();
         }
-        assert_eq!(ours, case.stream(map, None));
+        assert_eq!(ours, case.stream(map, None), "{map:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The key mask of the batch kernel, and several heads
+// ---------------------------------------------------------------------------------------------
+
+/// Masks of `n` keys: scattered keys, the first key (its query attends to nothing), a long run.
+fn key_masks(n: usize) -> Vec<Vec<bool>> {
+    vec![
+        (0..n).map(|j| j % 3 == 1).collect(),
+        (0..n).map(|j| j == 0 || j % 5 == 4).collect(),
+        (0..n).map(|j| (n / 4..n * 3 / 4).contains(&j)).collect(),
+    ]
+}
+
+/// A masked key is not pushed, its query still attends to the earlier keys: the masked batch
+/// equals the stream that skips those pushes bit for bit, matches the f64 reference (gated or
+/// not), answers zero before the first unmasked key, and garbage in the masked rows of `k` and
+/// `v` changes nothing. (Against `rfa::attention` with the mask on each prefix: in
+/// `stream_equals_rfa_on_each_prefix`.)
+#[test]
+fn masked_batch_skips_the_masked_keys() {
+    for (seed, &(n, d, dv, s, norm)) in SHAPES.iter().enumerate().skip(1) {
+        let mut case = Case::new(1000 + seed as u64 * 10, n, d, dv, s, norm);
+        let gates = random_gates(13 + seed as u64, n);
+        for (mask_index, mask) in key_masks(n).iter().enumerate() {
+            for map in MAPS {
+                for g in [None, Some(gates.as_slice())] {
+                    let what = format!("{map:?} n={n} mask#{mask_index} gated={}", g.is_some());
+                    let batch = case.batch_masked(map, g, Some(mask));
+                    let stream = case.stream_masked(map, g, Some(mask));
+                    assert!(same_bits(&batch, &stream), "{what}: batch vs stream");
+                    let err = rel_err(&batch, &case.reference_masked(map, g, Some(mask)));
+                    assert!(err < 1e-5, "{what}: rel err {err:e}");
+                    if mask[0] {
+                        assert!(batch[..dv].iter().all(|&o| o == 0.0), "{what}: query 0");
+                    }
+                    // garbage in the masked rows
+                    let (k, v) = (case.k.clone(), case.v.clone());
+                    for (j, _) in mask.iter().enumerate().filter(|&(_, &masked)| masked) {
+                        case.k[j * d..(j + 1) * d].fill(1e4);
+                        case.v[j * dv..(j + 1) * dv].fill(-3e5);
+                    }
+                    let garbage = case.batch_masked(map, g, Some(mask));
+                    (case.k, case.v) = (k, v);
+                    assert!(same_bits(&batch, &garbage), "{what}: masked rows leaked");
+                }
+            }
+        }
+    }
+}
+
+/// `h` heads (q, k `[h, n, d]`, v `[h, n, d_v]`, omega `[h, S, d]`, gates `[h, n]`, one key
+/// mask) give bit for bit what `h` single-head calls on the slices give.
+#[test]
+fn heads_equal_per_head_calls() {
+    const H: usize = 3;
+    let (n, d, dv, s) = (29, 8, 5, 12);
+    let q = normals(1100, H * n, d, 1.0);
+    let k = normals(1101, H * n, d, 1.0);
+    let v = uniforms(1102, H * n * dv, -1.0, 1.0);
+    let omega = normals(1103, H * s, d, 1.0);
+    let gates = random_gates(1104, H * n);
+    let mask: Vec<bool> = (0..n).map(|j| j % 4 == 2).collect();
+    let shape = Shape::cross(n, n, d, dv);
+    for map in MAPS {
+        for g in [None, Some(gates.as_slice())] {
+            for m in [None, Some(mask.as_slice())] {
+                let what = format!("{map:?} gated={} masked={}", g.is_some(), m.is_some());
+                let x = Qkv {
+                    shape: shape.with_heads(H),
+                    q: &q,
+                    k: &k,
+                    v: &v,
+                    key_mask: m,
+                };
+                let params = rfa::Params { map, omega: &omega };
+                // scratch is per head: the single-head length serves every head
+                let mut scratch = vec![f32::NAN; causal::scratch_len(shape, map, s)];
+                let mut out = vec![f32::NAN; H * n * dv];
+                causal::rfa(&x, &params, g, &mut out, &mut scratch).unwrap();
+                for head in 0..H {
+                    let x = Qkv {
+                        shape,
+                        q: &q[head * n * d..(head + 1) * n * d],
+                        k: &k[head * n * d..(head + 1) * n * d],
+                        v: &v[head * n * dv..(head + 1) * n * dv],
+                        key_mask: m,
+                    };
+                    let params = rfa::Params {
+                        map,
+                        omega: &omega[head * s * d..(head + 1) * s * d],
+                    };
+                    let g = g.map(|g| &g[head * n..(head + 1) * n]);
+                    let mut expected = vec![f32::NAN; n * dv];
+                    causal::rfa(&x, &params, g, &mut expected, &mut scratch).unwrap();
+                    let ours = &out[head * n * dv..(head + 1) * n * dv];
+                    assert!(same_bits(ours, &expected), "{what} head {head}");
+                }
+            }
+        }
     }
 }
 
@@ -396,8 +641,11 @@ fn reset_and_empty_state() {
 /// compares the output at checkpoints with an f64 reference that keeps un-stabilised f64 sums
 /// (`Σ e^{B−h} v`, `Σ e^{h} φ̃ v` …) and divides by `e^M` only at the checkpoint. With scales up
 /// to 8 (`|k| ≈ 32`, `s|k|²/2` in the hundreds) `exp(s|k|²/2)` overflows f32 after a few
-/// thousand tokens and the running log-scale is raised thousands of times. Returns the largest
-/// relative drift `max|out − ref| / max(1, max|ref|)` seen.
+/// thousand tokens and the running log-scale is raised thousands of times. In log space the
+/// reference keeps the same un-stabilised sums `z_r = Σ_m w_m e^{B[m,r]−h_m}`,
+/// `Σ_m w_m e^{B[m,r]−h_m} v_m` (in f64 range: `B − h` stays above −500) and evaluates
+/// `Σ_r softmax_r(A_r + ln z_r) kv_r / z_r` at the checkpoint. Returns the largest relative drift
+/// `max|out − ref| / max(1, max|ref|)` seen.
 fn long_stream_drift(map: FeatureMap, gate: Option<f32>, norms: (f32, f32), n: usize) -> f64 {
     const D: usize = 16;
     const DV: usize = 8;
@@ -411,12 +659,12 @@ fn long_stream_drift(map: FeatureMap, gate: Option<f32>, norms: (f32, f32), n: u
         q: vec![],
         k: vec![],
         v: vec![],
-        omega: omega.clone(),
+        omega,
     };
     let ratio = 1.0 / (S as f64).sqrt();
     let features = map.feature_count(S);
-    let mut buffer = vec![0.0; causal::rfa_state_len(map, DV, S)];
-    let mut state = RfaState::new(map, D, DV, S, &omega, &mut buffer).unwrap();
+    let mut buffer = vec![0.0; RfaState::buffer_len(map, DV, S)];
+    let mut state = RfaState::new(&case.params(map), D, DV, &mut buffer).unwrap();
     let mut rng = default_rng(77);
     let mut k = [0.0f32; D];
     let mut v = [0.0f32; DV];
@@ -449,6 +697,7 @@ fn long_stream_drift(map: FeatureMap, gate: Option<f32>, norms: (f32, f32), n: u
                 log_scale = b.iter().cloned().fold(log_scale, f64::max);
                 b.iter().map(|x| (x - h).exp()).collect()
             }
+            FeatureMap::PositiveLogSpace => b.iter().map(|x| (x - h).exp()).collect(),
             FeatureMap::Trigonometric => {
                 log_scale = log_scale.max(h);
                 let mag = ratio * h.exp();
@@ -482,6 +731,21 @@ fn long_stream_drift(map: FeatureMap, gate: Option<f32>, norms: (f32, f32), n: u
                         den += p * (ratio * unscale * z[f] + FLOOR * weight);
                         for j in 0..DV {
                             num[j] += p * (ratio * unscale * kv[f * DV + j] + FLOOR * v_sum[j]);
+                        }
+                    }
+                }
+                FeatureMap::PositiveLogSpace => {
+                    // out = Σ_r softmax_r(A_r + ln z_r) kv_r / z_r (the clamp below cannot bind:
+                    // den = 1)
+                    let logits: Vec<f64> = (0..features).map(|f| a[f] + z[f].ln()).collect();
+                    let total = lse64(&logits);
+                    for f in 0..features {
+                        let p = (logits[f] - total).exp();
+                        if p > 0.0 {
+                            den += p;
+                            for j in 0..DV {
+                                num[j] += p * kv[f * DV + j] / z[f];
+                            }
                         }
                     }
                 }
@@ -552,16 +816,51 @@ fn long_stream_trigonometric_is_stable() {
     assert!(drift < 2e-4, "drift {drift:e}");
 }
 
+/// Log-space positive features, large norms: every feature keeps its own running log-scale, so
+/// nothing underflows against a floor (there is none) and nothing overflows; the estimate stays
+/// the floor-free one of the f64 reference.
+#[test]
+fn long_stream_log_space_large_norms_is_stable() {
+    let drift = long_stream_drift(FeatureMap::PositiveLogSpace, None, (1.0, 8.0), LONG);
+    println!("log space, large norms, {LONG} tokens: max rel drift {drift:.3e}");
+    assert!(drift < 1e-4, "drift {drift:e}");
+}
+
+/// Log-space positive features, small norms.
+#[test]
+fn long_stream_log_space_small_norms_is_stable() {
+    let drift = long_stream_drift(FeatureMap::PositiveLogSpace, None, (0.05, 0.4), LONG);
+    println!("log space, small norms, {LONG} tokens: max rel drift {drift:.3e}");
+    assert!(drift < 1e-4, "drift {drift:e}");
+}
+
+/// Gated: `g = 0.999` decays the old sums by `e^-100` over the stream; in log space the gates
+/// lower each feature's log-scale instead (no sum decays towards zero).
 #[test]
 fn long_stream_gated_is_stable() {
     for (map, norms) in [
         (FeatureMap::Positive, (0.05, 0.4)),
         (FeatureMap::Trigonometric, (1.0, 8.0)),
+        (FeatureMap::PositiveLogSpace, (0.05, 0.4)),
     ] {
         let drift = long_stream_drift(map, Some(0.999), norms, LONG);
         println!("{map:?} gated g=0.999, {LONG} tokens: max rel drift {drift:.3e}");
         assert!(drift < 1e-4, "drift {drift:e}");
     }
+}
+
+/// Gated log space with large norms, the log-space counterpart of the trigonometric case above.
+/// Fails on the current library (max drift 1.2e-3, growing with the stream): each gate is added
+/// as `ln g` to per-feature log-scales of magnitude ~100 here, where one f32 ulp (7.6e-6) is a
+/// large part of `ln 0.999 = −1.0e-3`, so every push rounds the decay (see the report of the
+/// port of this file for a minimal reproduction).
+#[test]
+#[ignore = "library: gated log-space state loses the gate precision at large log-scales (drift 1.2e-3)"]
+fn long_stream_gated_log_space_large_norms_is_stable() {
+    let map = FeatureMap::PositiveLogSpace;
+    let drift = long_stream_drift(map, Some(0.999), (1.0, 8.0), LONG);
+    println!("{map:?} gated g=0.999, large norms, {LONG} tokens: max rel drift {drift:.3e}");
+    assert!(drift < 1e-4, "drift {drift:e}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -572,13 +871,20 @@ fn exact_on(q: &[f32], k: &[f32], v: &[f32], d: usize, dv: usize) -> Vec<f32> {
     let shape = Shape::cross(1, k.len() / d, d, dv);
     let mut out = vec![0.0; dv];
     let mut scratch = vec![0.0; exact::scratch_len(shape)];
-    exact::attention(shape, q, k, v, &mut out, &mut scratch).unwrap();
+    let x = Qkv {
+        shape,
+        q,
+        k,
+        v,
+        key_mask: None,
+    };
+    exact::attention(&x, &mut out, &mut scratch).unwrap();
     out
 }
 
 fn check_cache(n: usize, d: usize, dv: usize, capacity: usize, norm: f32) {
     let case = Case::new(600 + capacity as u64, n, d, dv, 1, norm);
-    let mut buffer = vec![f32::NAN; causal::kv_cache_len(capacity, d, dv)];
+    let mut buffer = vec![f32::NAN; KvCache::buffer_len(capacity, d, dv)];
     let mut cache = KvCache::new(d, dv, capacity, &mut buffer).unwrap();
     let mut out = vec![0.0; dv];
     for i in 0..n {
@@ -619,28 +925,31 @@ fn kv_cache_wraps_to_a_sliding_window() {
     check_cache(97, 16, 8, 32, 2.0);
 }
 
-/// The ring buffer as the reference of the RFA stream: positive RFA tracks exact attention on
-/// small-norm inputs (a loose accuracy check, not a formula check).
+/// The ring buffer as the reference of the RFA stream: positive RFA (official and in log
+/// space) tracks exact attention on small-norm inputs (a loose accuracy check, not a formula
+/// check).
 #[test]
 fn rfa_stream_approximates_the_exact_stream() {
     let (n, d, dv, s) = (64, 8, 4, 512);
     let case = Case::new(700, n, d, dv, s, 0.3);
-    let rfa_out = case.stream(FeatureMap::Positive, None);
-    let mut buffer = vec![0.0; causal::kv_cache_len(n, d, dv)];
-    let mut cache = KvCache::new(d, dv, n, &mut buffer).unwrap();
-    let mut out = vec![0.0; dv];
-    let mut worst = 0.0f32;
-    for i in 0..n {
-        cache
-            .push(case.row(&case.k, d, i), case.row(&case.v, dv, i))
-            .unwrap();
-        cache.attend(case.row(&case.q, d, i), &mut out).unwrap();
-        for (a, b) in out.iter().zip(&rfa_out[i * dv..(i + 1) * dv]) {
-            worst = worst.max((a - b).abs());
+    for map in [FeatureMap::Positive, FeatureMap::PositiveLogSpace] {
+        let rfa_out = case.stream(map, None);
+        let mut buffer = vec![0.0; KvCache::buffer_len(n, d, dv)];
+        let mut cache = KvCache::new(d, dv, n, &mut buffer).unwrap();
+        let mut out = vec![0.0; dv];
+        let mut worst = 0.0f32;
+        for i in 0..n {
+            cache
+                .push(case.row(&case.k, d, i), case.row(&case.v, dv, i))
+                .unwrap();
+            cache.attend(case.row(&case.q, d, i), &mut out).unwrap();
+            for (a, b) in out.iter().zip(&rfa_out[i * dv..(i + 1) * dv]) {
+                worst = worst.max((a - b).abs());
+            }
         }
+        println!("{map:?} RFA (S={s}) vs causal exact: max abs err {worst:.3e}");
+        assert!(worst < 0.1, "{map:?}: {worst}");
     }
-    println!("positive RFA (S={s}) vs causal exact: max abs err {worst:.3e}");
-    assert!(worst < 0.1, "{worst}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,49 +959,68 @@ fn rfa_stream_approximates_the_exact_stream() {
 #[test]
 fn state_constructor_errors_write_nothing() {
     let omega = omega(1, 8, 4);
-    let len = causal::rfa_state_len(FeatureMap::Positive, 3, 8);
+    let len = RfaState::buffer_len(FeatureMap::Positive, 3, 8);
     assert_eq!(len, 8 * (3 + 2) + 3);
     assert_eq!(
-        causal::rfa_state_len(FeatureMap::Trigonometric, 3, 8),
+        RfaState::buffer_len(FeatureMap::Trigonometric, 3, 8),
         16 * (3 + 2)
+    );
+    assert_eq!(
+        RfaState::buffer_len(FeatureMap::PositiveLogSpace, 3, 8),
+        8 * (3 + 3)
     );
     let mut nan_omega = omega.clone();
     nan_omega[5] = f32::NAN;
-    type Row<'a> = (usize, usize, usize, &'a [f32], usize, Error);
-    let cases: [Row; 6] = [
-        (0, 3, 8, &omega, len, Error::ZeroDimension(Dim::Model)),
-        (4, 0, 8, &omega, len, Error::ZeroDimension(Dim::Value)),
-        (4, 3, 0, &omega, len, Error::ZeroFeatures),
-        (
-            4,
-            3,
-            8,
-            &omega[1..],
-            len,
-            Error::LengthMismatch {
-                arg: Arg::Omega,
-                expected: 32,
-                actual: 31,
-            },
-        ),
-        (4, 3, 8, &nan_omega, len, Error::NonFinite(Arg::Omega)),
-        (
-            4,
-            3,
-            8,
-            &omega,
-            len - 1,
-            Error::ScratchTooSmall {
-                needed: len,
-                actual: len - 1,
-            },
-        ),
-    ];
-    for (d, dv, s, om, buffer_len, expected) in cases {
-        let mut buffer = vec![7.0f32; buffer_len];
-        let result = RfaState::new(FeatureMap::Positive, d, dv, s, om, &mut buffer);
-        assert_eq!(result.err(), Some(expected));
-        assert!(buffer.iter().all(|&x| x == 7.0));
+    for map in MAPS {
+        let len = RfaState::buffer_len(map, 3, 8);
+        type Row<'a> = (usize, usize, &'a [f32], usize, Error);
+        let cases: [Row; 6] = [
+            (0, 3, &omega, len, Error::ZeroDimension(Dim::Model)),
+            (4, 0, &omega, len, Error::ZeroDimension(Dim::Value)),
+            (4, 3, &[], len, Error::ZeroFeatures),
+            (
+                4,
+                3,
+                &omega[1..],
+                len,
+                Error::PartialRow {
+                    arg: Arg::Omega,
+                    row_len: 4,
+                    actual: 31,
+                },
+            ),
+            (4, 3, &nan_omega, len, Error::NonFinite(Arg::Omega)),
+            (
+                4,
+                3,
+                &omega,
+                len - 1,
+                Error::ScratchTooSmall {
+                    needed: len,
+                    actual: len - 1,
+                },
+            ),
+        ];
+        for (d, dv, om, buffer_len, expected) in cases {
+            let mut buffer = vec![7.0f32; buffer_len];
+            let params = rfa::Params { map, omega: om };
+            let result = RfaState::new(&params, d, dv, &mut buffer);
+            assert_eq!(result.err(), Some(expected), "{map:?}");
+            assert!(buffer.iter().all(|&x| x == 7.0), "{map:?} {expected:?}");
+        }
+        // S is the number of rows of omega: 4 rows of d = 8 need the buffer of S = 4
+        let mut buffer = vec![7.0f32; RfaState::buffer_len(map, 3, 4) - 1];
+        let params = rfa::Params { map, omega: &omega };
+        assert_eq!(
+            RfaState::new(&params, 8, 3, &mut buffer).err(),
+            Some(Error::ScratchTooSmall {
+                needed: buffer.len() + 1,
+                actual: buffer.len()
+            })
+        );
+        let mut buffer = vec![7.0f32; RfaState::buffer_len(map, 3, 4)];
+        let state = RfaState::new(&params, 8, 3, &mut buffer).unwrap();
+        assert_eq!((state.map(), state.tokens()), (map, 0));
     }
 }
 
@@ -700,8 +1028,8 @@ fn state_constructor_errors_write_nothing() {
 fn state_push_and_attend_errors_change_nothing() {
     let case = Case::new(800, 6, 4, 3, 8, 1.0);
     for map in MAPS {
-        let mut buffer = vec![0.0; causal::rfa_state_len(map, 3, 8)];
-        let mut state = RfaState::new(map, 4, 3, 8, &case.omega, &mut buffer).unwrap();
+        let mut buffer = vec![0.0; RfaState::buffer_len(map, 3, 8)];
+        let mut state = RfaState::new(&case.params(map), 4, 3, &mut buffer).unwrap();
         for i in 0..3 {
             state
                 .push(case.row(&case.k, 4, i), case.row(&case.v, 3, i))
@@ -789,137 +1117,214 @@ fn state_push_and_attend_errors_change_nothing() {
 fn batch_errors_write_nothing() {
     let (n, d, dv, s) = (6, 4, 3, 8);
     let case = Case::new(900, n, d, dv, s, 1.0);
-    let shape = Shape::self_attention(n, d);
-    let shape = Shape {
-        value_dim: dv,
-        ..shape
-    };
-    let len = causal::rfa_state_len(FeatureMap::Positive, dv, s);
+    let shape = Shape::cross(n, n, d, dv);
     let gates = vec![0.5f32; n];
     let mut bad_gates = gates.clone();
     bad_gates[3] = 2.0;
+    let mut nan_gates = gates.clone();
+    nan_gates[1] = f32::NAN;
     let mut nan_v = case.v.clone();
     nan_v[2] = f32::NAN;
     let q_short = &case.q[..(n - 1) * d];
-    type Call<'a> = (
-        Shape,
-        &'a [f32],
-        &'a [f32],
-        Option<&'a [f32]>,
-        usize,
-        usize,
-        Error,
-    );
-    let calls: Vec<Call> = vec![
-        (
-            Shape::cross(n - 1, n, d, dv),
-            q_short,
-            &case.v,
-            None,
-            (n - 1) * dv,
-            len,
-            Error::LengthMismatch {
-                arg: Arg::Queries,
-                expected: n * d,
-                actual: (n - 1) * d,
-            },
-        ),
-        (
+    let short_mask = [false; 5];
+    let all_masked = [true; 6];
+    let mask = [false, true, false, false, true, false];
+    let mut masked_bad_gate = gates.clone();
+    masked_bad_gate[4] = -0.5;
+    let two = |x: &[f32]| [x, x].concat();
+    let (q2, k2, v2) = (two(&case.q), two(&case.k), two(&case.v));
+    for map in MAPS {
+        let len = causal::scratch_len(shape, map, s);
+        assert_eq!(len, RfaState::buffer_len(map, dv, s));
+        // (inputs, omega, gates, out length, scratch length, error)
+        type Call<'a> = (Qkv<'a>, &'a [f32], Option<&'a [f32]>, usize, usize, Error);
+        let x = Qkv {
             shape,
-            &case.q,
-            &case.v,
-            Some(&gates[1..]),
-            n * dv,
-            len,
-            Error::LengthMismatch {
-                arg: Arg::Gates,
-                expected: n,
-                actual: n - 1,
-            },
-        ),
-        (
-            shape,
-            &case.q,
-            &case.v,
-            Some(&bad_gates),
-            n * dv,
-            len,
-            Error::OutOfRange(Arg::Gates),
-        ),
-        (
-            shape,
-            &case.q,
-            &nan_v,
-            Some(&gates),
-            n * dv,
-            len,
-            Error::NonFinite(Arg::Values),
-        ),
-        (
-            shape,
-            &case.q,
-            &case.v,
-            None,
-            n * dv,
-            len - 1,
-            Error::ScratchTooSmall {
-                needed: len,
-                actual: len - 1,
-            },
-        ),
-        (
-            shape,
-            &case.q,
-            &case.v,
-            None,
-            n * dv + 1,
-            len,
-            Error::LengthMismatch {
-                arg: Arg::Output,
-                expected: n * dv,
-                actual: n * dv + 1,
-            },
-        ),
-    ];
-    for (shape, q, v, g, out_len, scratch_len, expected) in calls {
-        let mut out = vec![3.0f32; out_len];
-        let mut scratch = vec![7.0f32; scratch_len];
-        let result = causal::rfa(
-            FeatureMap::Positive,
-            shape,
-            &case.omega,
-            s,
-            q,
-            &case.k,
-            v,
-            g,
-            &mut out,
-            &mut scratch,
-        );
-        assert_eq!(result, Err(expected));
-        assert!(out.iter().all(|&x| x == 3.0) && scratch.iter().all(|&x| x == 7.0));
+            q: &case.q,
+            k: &case.k,
+            v: &case.v,
+            key_mask: None,
+        };
+        let om = &case.omega[..];
+        let calls: Vec<Call> = vec![
+            (
+                Qkv {
+                    shape: Shape::cross(n - 1, n, d, dv),
+                    q: q_short,
+                    ..x
+                },
+                om,
+                None,
+                (n - 1) * dv,
+                len,
+                Error::LengthMismatch {
+                    arg: Arg::Queries,
+                    expected: n * d,
+                    actual: (n - 1) * d,
+                },
+            ),
+            (
+                x,
+                om,
+                Some(&gates[1..]),
+                n * dv,
+                len,
+                Error::LengthMismatch {
+                    arg: Arg::Gates,
+                    expected: n,
+                    actual: n - 1,
+                },
+            ),
+            (
+                x,
+                om,
+                Some(&bad_gates),
+                n * dv,
+                len,
+                Error::OutOfRange(Arg::Gates),
+            ),
+            (
+                x,
+                om,
+                Some(&nan_gates),
+                n * dv,
+                len,
+                Error::NonFinite(Arg::Gates),
+            ),
+            (
+                Qkv { v: &nan_v, ..x },
+                om,
+                Some(&gates),
+                n * dv,
+                len,
+                Error::NonFinite(Arg::Values),
+            ),
+            (
+                x,
+                om,
+                None,
+                n * dv,
+                len - 1,
+                Error::ScratchTooSmall {
+                    needed: len,
+                    actual: len - 1,
+                },
+            ),
+            (
+                x,
+                om,
+                None,
+                n * dv + 1,
+                len,
+                Error::LengthMismatch {
+                    arg: Arg::Output,
+                    expected: n * dv,
+                    actual: n * dv + 1,
+                },
+            ),
+            (x, &[], None, n * dv, len, Error::ZeroFeatures),
+            (
+                x,
+                &om[..s * d - 1],
+                None,
+                n * dv,
+                len,
+                Error::PartialRow {
+                    arg: Arg::Omega,
+                    row_len: d,
+                    actual: s * d - 1,
+                },
+            ),
+            (
+                Qkv {
+                    key_mask: Some(&short_mask),
+                    ..x
+                },
+                om,
+                None,
+                n * dv,
+                len,
+                Error::LengthMismatch {
+                    arg: Arg::KeyMask,
+                    expected: n,
+                    actual: n - 1,
+                },
+            ),
+            (
+                Qkv {
+                    key_mask: Some(&all_masked),
+                    ..x
+                },
+                om,
+                None,
+                n * dv,
+                len,
+                Error::AllKeysMasked,
+            ),
+            // A gate outside [0, 1] is refused even at a masked key (gates are checked whole).
+            (
+                Qkv {
+                    key_mask: Some(&mask),
+                    ..x
+                },
+                om,
+                Some(&masked_bad_gate),
+                n * dv,
+                len,
+                Error::OutOfRange(Arg::Gates),
+            ),
+            // Two heads: gates [h, n], omega [h, S, d] (a one-head omega is S = 4 rows of 2·d).
+            (
+                Qkv {
+                    shape: shape.with_heads(2),
+                    q: &q2,
+                    k: &k2,
+                    v: &v2,
+                    key_mask: None,
+                },
+                om,
+                Some(&gates),
+                2 * n * dv,
+                len,
+                Error::LengthMismatch {
+                    arg: Arg::Gates,
+                    expected: 2 * n,
+                    actual: n,
+                },
+            ),
+            (
+                Qkv {
+                    shape: shape.with_heads(2),
+                    ..x
+                },
+                om,
+                None,
+                2 * n * dv,
+                len,
+                Error::LengthMismatch {
+                    arg: Arg::Queries,
+                    expected: 2 * n * d,
+                    actual: n * d,
+                },
+            ),
+        ];
+        for (x, omega, g, out_len, scratch_len, expected) in calls {
+            let mut out = vec![3.0f32; out_len];
+            let mut scratch = vec![7.0f32; scratch_len];
+            let params = rfa::Params { map, omega };
+            let result = causal::rfa(&x, &params, g, &mut out, &mut scratch);
+            assert_eq!(result, Err(expected), "{map:?}");
+            assert!(
+                out.iter().all(|&x| x == 3.0) && scratch.iter().all(|&x| x == 7.0),
+                "{map:?} {expected:?}: something was written"
+            );
+        }
     }
-    let mut out = vec![3.0f32; n * dv];
-    let mut scratch = vec![7.0f32; len];
-    let zero = causal::rfa(
-        FeatureMap::Trigonometric,
-        shape,
-        &case.omega,
-        0,
-        &case.q,
-        &case.k,
-        &case.v,
-        None,
-        &mut out,
-        &mut scratch,
-    );
-    assert_eq!(zero, Err(Error::ZeroFeatures));
-    assert!(out.iter().all(|&x| x == 3.0) && scratch.iter().all(|&x| x == 7.0));
 }
 
 #[test]
 fn kv_cache_errors_write_nothing() {
-    let len = causal::kv_cache_len(4, 3, 2);
+    let len = KvCache::buffer_len(4, 3, 2);
     assert_eq!(len, 4 * 5);
     for (d, dv, w, buffer_len, expected) in [
         (0, 2, 4, len, Error::ZeroDimension(Dim::Model)),
@@ -1003,13 +1408,18 @@ fn kv_cache_errors_write_nothing() {
 #[test]
 fn doc_examples_hold() -> Result<(), Error> {
     {
+        use lara_attn::rfa::Params;
         const D: usize = 4;
         const DV: usize = 2;
         const S: usize = 8;
         let mut omega = [0.0; S * D];
         gaussian_omega(&mut default_rng(7), S, D, &mut omega)?;
-        let mut buffer = [0.0; causal::rfa_state_len(FeatureMap::Positive, DV, S)];
-        let mut state = RfaState::new(FeatureMap::Positive, D, DV, S, &omega, &mut buffer)?;
+        let mut buffer = [0.0; RfaState::buffer_len(FeatureMap::Positive, DV, S)];
+        let params = Params {
+            map: FeatureMap::Positive,
+            omega: &omega,
+        };
+        let mut state = RfaState::new(&params, D, DV, &mut buffer)?;
         let mut out = [0.0; DV];
         for t in 0..100 {
             let x = [(t as f32 * 0.1).sin(), 0.5, -0.25, (t as f32 * 0.3).cos()];
@@ -1019,7 +1429,7 @@ fn doc_examples_hold() -> Result<(), Error> {
         }
         assert_eq!(state.tokens(), 100);
     }
-    let mut buffer = [0.0; causal::kv_cache_len(2, 2, 1)];
+    let mut buffer = [0.0; KvCache::buffer_len(2, 2, 1)];
     let mut cache = KvCache::new(2, 1, 2, &mut buffer)?;
     let mut out = [0.0];
     for (t, value) in [1.0, 2.0, 3.0].into_iter().enumerate() {

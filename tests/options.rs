@@ -1,6 +1,7 @@
 //! The estimator options beyond the official defaults: LARA's antithetic and two-sample
-//! proposals, the paper's noise scale for LARA and RA, key padding masks, and positive RFA in
-//! log space. Each against the float64 reference of `tests/support/reference.rs`, written from
+//! proposals, the paper's noise scale for LARA and RA, key padding masks (`Qkv::key_mask`, for
+//! every estimator), and positive RFA in log space. Each against the float64 reference of
+//! `tests/support/reference.rs` (RA with a mask: a float64 reference in this file), written from
 //! the formulas (the official tensor operations), on every backend `LARA_ATTN_BACKEND` selects.
 
 #[path = "support/backend_env.rs"]
@@ -11,7 +12,7 @@ mod reference;
 use backend_env::backend_from_env;
 use lara_attn::lara::{self, Params, Proposals, Weighting};
 use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal};
-use lara_attn::{Arg, Error, Shape};
+use lara_attn::{Arg, Error, Qkv, Sampling, Shape};
 use reference::{Dims, LaraOptions, Mis, Samples};
 
 /// LARA with options (the worst measured over the sweep below, on every backend: 8.5e-7).
@@ -55,15 +56,35 @@ impl Inputs {
         let s = self.shape;
         Dims::new(s.queries, s.keys, s.dim, s.value_dim)
     }
+
+    /// The inputs of a call, with the key mask.
+    fn qkv<'a>(&'a self, key_mask: Option<&'a [bool]>) -> Qkv<'a> {
+        Qkv {
+            shape: self.shape,
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            key_mask,
+        }
+    }
 }
 
-/// Masks: none, scattered keys, and a masked prefix long enough to cover whole key blocks.
+/// Eval mode, or sampled mode with the given noise.
+fn sampling(noise: Option<&[f32]>) -> Sampling<'_> {
+    match noise {
+        Some(eps) => Sampling::Noise(eps),
+        None => Sampling::Eval,
+    }
+}
+
+/// Masks: none, one that masks nothing, scattered keys, and a masked prefix long enough to
+/// cover whole key blocks.
 fn masks(keys: usize, seed: u64) -> Vec<Option<Vec<bool>>> {
     let scattered: Vec<bool> = (0..keys)
         .map(|j| (j as u64 * 7 + seed).is_multiple_of(3) && j + 1 < keys)
         .collect();
     let prefix: Vec<bool> = (0..keys).map(|j| j < keys * 3 / 4).collect();
-    vec![None, Some(scattered), Some(prefix)]
+    vec![None, Some(vec![false; keys]), Some(scattered), Some(prefix)]
 }
 
 fn weighting_pairs() -> [(Weighting, Mis); 4] {
@@ -83,18 +104,21 @@ fn proposal_pairs() -> [(Proposals, Samples); 3] {
     ]
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_lara(inputs: &Inputs, params: &Params<'_>, noise: Option<&[f32]>) -> Vec<f32> {
+fn run_lara(
+    inputs: &Inputs,
+    params: &Params<'_>,
+    mask: Option<&[bool]>,
+    noise: Option<&[f32]>,
+) -> Vec<f32> {
     let shape = inputs.shape;
-    let (landmarks, samples) = match params.landmarks {
-        lara::Landmarks::SegmentMeans(c) => (c, params.proposals.samples(c)),
-        lara::Landmarks::Given { count, .. } => (count, params.proposals.samples(count)),
+    let landmarks = match params.landmarks {
+        lara::Landmarks::SegmentMeans(c) => c,
+        lara::Landmarks::Given { count, .. } => count,
     };
-    assert!(samples >= landmarks);
     let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
-    let mut scratch = vec![f32::NAN; lara::scratch_len(shape, samples)];
-    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
-    lara::attention(shape, params, q, k, v, noise, &mut out, &mut scratch).unwrap();
+    let mut scratch = vec![f32::NAN; lara::scratch_len(shape, landmarks, params.proposals)];
+    let x = inputs.qkv(mask);
+    lara::attention(&x, params, sampling(noise), &mut out, &mut scratch).unwrap();
     out
 }
 
@@ -119,12 +143,9 @@ fn lara_options_match_the_reference() {
                 for (weighting, mis) in weighting_pairs() {
                     for (proposals, samples) in proposal_pairs() {
                         for noise_scale in [NoiseScale::Official, NoiseScale::Paper] {
-                            let mut params = Params::segment_means(c, weighting)
+                            let params = Params::segment_means(c, weighting)
                                 .with_proposals(proposals)
                                 .with_noise_scale(noise_scale);
-                            if let Some(mask) = mask {
-                                params = params.with_key_mask(mask);
-                            }
                             let options = LaraOptions {
                                 samples,
                                 noise_factor: noise_scale.factor(shape.dim) as f64,
@@ -132,7 +153,7 @@ fn lara_options_match_the_reference() {
                             };
                             let eps = randn(c as u64 * 31, lara::noise_len(shape, c, proposals));
                             for noise in [None, Some(&eps[..])] {
-                                let ours = run_lara(&inputs, &params, noise);
+                                let ours = run_lara(&inputs, &params, mask.as_deref(), noise);
                                 let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
                                 let expected = reference::lara_with(
                                     inputs.dims(),
@@ -162,8 +183,8 @@ fn lara_options_match_the_reference() {
     println!("worst LARA-with-options error {worst:e}");
 }
 
-/// The drawn noise is the given noise drawn from the same generator: `attention_sampled` equals
-/// `attention` with `eps` of `noise_len` draws, bit for bit, for every proposal layout.
+/// The drawn noise is the given noise drawn from the same generator: `Sampling::Draw` equals
+/// `Sampling::Noise` with `eps` of `noise_len` draws, bit for bit, for every proposal layout.
 #[test]
 fn sampled_lara_draws_the_documented_noise() {
     backend_from_env();
@@ -175,13 +196,13 @@ fn sampled_lara_draws_the_documented_noise() {
                 .with_proposals(proposals)
                 .with_noise_scale(noise_scale);
             let mut drawn = vec![0.0; 40 * 4];
-            let mut scratch = vec![f32::NAN; lara::scratch_len(shape, proposals.samples(4))];
-            let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+            let mut scratch = vec![f32::NAN; lara::scratch_len(shape, 4, proposals)];
             let mut rng = default_rng(9);
-            lara::attention_sampled(shape, &params, q, k, v, &mut rng, &mut drawn, &mut scratch)
-                .unwrap();
+            let x = inputs.qkv(None);
+            let draw = Sampling::Draw(&mut rng);
+            lara::attention(&x, &params, draw, &mut drawn, &mut scratch).unwrap();
             let eps = randn(9, lara::noise_len(shape, 4, proposals));
-            let given = run_lara(&inputs, &params, Some(&eps));
+            let given = run_lara(&inputs, &params, None, Some(&eps));
             assert_eq!(drawn, given, "{proposals:?} {noise_scale:?}");
         }
     }
@@ -199,11 +220,9 @@ fn lara_masked_keys_have_no_influence() {
         .collect();
     for (weighting, _) in weighting_pairs() {
         for (proposals, _) in proposal_pairs() {
-            let params = Params::segment_means(6, weighting)
-                .with_proposals(proposals)
-                .with_key_mask(&mask);
+            let params = Params::segment_means(6, weighting).with_proposals(proposals);
             let eps = randn(3, lara::noise_len(shape, 6, proposals));
-            let before = run_lara(&inputs, &params, Some(&eps));
+            let before = run_lara(&inputs, &params, Some(&mask), Some(&eps));
             let garbage = randn(99, 90 * 7);
             for (j, &masked) in mask.iter().enumerate() {
                 if masked {
@@ -211,46 +230,54 @@ fn lara_masked_keys_have_no_influence() {
                     inputs.v[j * 5..(j + 1) * 5].fill(1e6);
                 }
             }
-            let after = run_lara(&inputs, &params, Some(&eps));
+            let after = run_lara(&inputs, &params, Some(&mask), Some(&eps));
             assert_eq!(before, after, "{weighting:?} {proposals:?}");
         }
     }
 }
 
-/// Doubled proposals need `scratch_len(shape, proposals.samples(C))`; less is refused, not
-/// overrun. The mask and noise are checked; nothing is written on error.
+/// Doubled proposals need `scratch_len(shape, C, proposals)`; less is refused, not overrun.
+/// The mask and noise are checked; nothing is written on error.
 #[test]
 fn lara_option_errors() {
     backend_from_env();
     let inputs = Inputs::new(2, (20, 20, 4, 4));
     let shape = inputs.shape;
-    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    let x = inputs.qkv(None);
     let params = Params::segment_means(4, Weighting::BalanceHeuristic);
     let mut out = vec![7.0; 80];
-    let mut scratch = vec![0.0; lara::scratch_len(shape, 4)];
+    // The single-proposal scratch of the backend that runs (scratch_len covers every compiled
+    // backend, whose tiles may make room for the scalar kernel's doubled samples).
+    let backend = lara_attn::backend::active_backend();
+    let single = lara::scratch_len_for(backend, shape, 4, Proposals::Single);
+    assert!(single <= lara::scratch_len(shape, 4, Proposals::Single));
+    let mut scratch = vec![0.0; single];
     let antithetic = params.with_proposals(Proposals::Antithetic);
     let eps = randn(1, lara::noise_len(shape, 4, Proposals::Antithetic));
     let result = lara::attention(
-        shape,
+        &x,
         &antithetic,
-        q,
-        k,
-        v,
-        Some(&eps),
+        Sampling::Noise(&eps),
         &mut out,
         &mut scratch,
     );
-    assert!(
-        matches!(result, Err(Error::ScratchTooSmall { .. })),
-        "{result:?}"
+    let needed = lara::scratch_len_for(backend, shape, 4, Proposals::Antithetic);
+    assert!(needed <= lara::scratch_len(shape, 4, Proposals::Antithetic));
+    assert_eq!(
+        result,
+        Err(Error::ScratchTooSmall {
+            needed,
+            actual: scratch.len()
+        })
     );
+    assert!(out.iter().all(|&o| o == 7.0), "an error wrote the output");
     // Eval mode has one sample per landmark whatever the layout: the single scratch suffices.
-    lara::attention(shape, &antithetic, q, k, v, None, &mut out, &mut scratch).unwrap();
+    lara::attention(&x, &antithetic, Sampling::Eval, &mut out, &mut scratch).unwrap();
 
-    let mut scratch = vec![0.0; lara::scratch_len(shape, 8)];
+    let mut scratch = vec![0.0; lara::scratch_len(shape, 4, Proposals::TwoPerLandmark)];
     let mut out = vec![7.0; 80];
     let two = params.with_proposals(Proposals::TwoPerLandmark);
-    let result = lara::attention(shape, &two, q, k, v, Some(&eps), &mut out, &mut scratch);
+    let result = lara::attention(&x, &two, Sampling::Noise(&eps), &mut out, &mut scratch);
     let expected = Error::LengthMismatch {
         arg: Arg::Noise,
         expected: 32,
@@ -258,8 +285,8 @@ fn lara_option_errors() {
     };
     assert_eq!(result, Err(expected));
     let short_mask = [false; 19];
-    let masked = params.with_key_mask(&short_mask);
-    let result = lara::attention(shape, &masked, q, k, v, None, &mut out, &mut scratch);
+    let masked = inputs.qkv(Some(&short_mask));
+    let result = lara::attention(&masked, &params, Sampling::Eval, &mut out, &mut scratch);
     let expected = Error::LengthMismatch {
         arg: Arg::KeyMask,
         expected: 20,
@@ -267,20 +294,22 @@ fn lara_option_errors() {
     };
     assert_eq!(result, Err(expected));
     let all_masked = [true; 20];
-    let masked = params.with_key_mask(&all_masked);
-    let result = lara::attention(shape, &masked, q, k, v, None, &mut out, &mut scratch);
+    let masked = inputs.qkv(Some(&all_masked));
+    let result = lara::attention(&masked, &params, Sampling::Eval, &mut out, &mut scratch);
     assert_eq!(result, Err(Error::AllKeysMasked));
     assert!(out.iter().all(|&o| o == 7.0), "an error wrote the output");
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key padding masks of exact attention and RFA; positive RFA in log space
+// Key padding masks of exact attention, RFA and RA; positive RFA in log space
 // ---------------------------------------------------------------------------------------------
 
 /// Exact attention with a mask (the worst measured, on every backend: 7.6e-7).
 const TOL_EXACT: f64 = 5e-6;
 /// RFA with a mask, official and log-space positive features (the worst measured: 8.5e-7).
 const TOL_RFA: f64 = 5e-6;
+/// RA with a mask (the tolerance of RA against the reference without one, `tests/properties.rs`).
+const TOL_RA: f64 = 1e-5;
 
 /// The shapes of the mask sweeps: tails of every vector width, and key counts that leave whole
 /// 32-key blocks masked.
@@ -298,6 +327,39 @@ fn omega_for(seed: u64, features: usize, dim: usize) -> Vec<f32> {
     omega
 }
 
+/// RA's proposal mean in the mask tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RaMean {
+    KeyAverage,
+    AttentionWeighted,
+    /// Given keys `J_i = (7i + 3) mod n_k`, masked or not: a given key is used as is.
+    GivenKeys,
+    /// [`RaMean::GivenKeys`] moved on to the next unmasked key.
+    GivenUnmaskedKeys,
+    /// `J_i ~ π[i, ·]` drawn from a generator: no f64 reference (the masked keys must never be
+    /// drawn, which the influence test checks).
+    SampledKey,
+}
+
+/// The given key indices of RA: `(7i + 3) mod n_k`, with `unmasked_only` the next key that the
+/// mask leaves (the index as is if it leaves none; keys beyond a short mask count as unmasked).
+fn given_keys(shape: Shape, mask: Option<&[bool]>, unmasked_only: bool) -> Vec<u32> {
+    (0..shape.queries)
+        .map(|i| {
+            let mut j = (7 * i + 3) % shape.keys;
+            if let (true, Some(mask)) = (unmasked_only, mask) {
+                for _ in 0..shape.keys {
+                    if mask.get(j) != Some(&true) {
+                        break;
+                    }
+                    j = (j + 1) % shape.keys;
+                }
+            }
+            j as u32
+        })
+        .collect()
+}
+
 /// Which masked kernel a test runs.
 #[derive(Clone, Copy, Debug)]
 enum Masked {
@@ -305,11 +367,16 @@ enum Masked {
     Positive(usize),
     Trigonometric(usize),
     PositiveLogSpace(usize),
+    /// RA in eval mode, or sampled (`sampled`) with the paper's noise scale.
+    Ra {
+        mean: RaMean,
+        sampled: bool,
+    },
 }
 
 impl Masked {
-    fn all() -> [Masked; 7] {
-        [
+    fn all() -> Vec<Masked> {
+        let mut all = vec![
             Masked::Exact,
             Masked::Positive(16),
             Masked::Positive(37),
@@ -317,38 +384,78 @@ impl Masked {
             Masked::Trigonometric(37),
             Masked::PositiveLogSpace(16),
             Masked::PositiveLogSpace(37),
-        ]
+        ];
+        for mean in [
+            RaMean::KeyAverage,
+            RaMean::AttentionWeighted,
+            RaMean::GivenKeys,
+            RaMean::GivenUnmaskedKeys,
+        ] {
+            for sampled in [false, true] {
+                all.push(Masked::Ra { mean, sampled });
+            }
+        }
+        all.push(Masked::Ra {
+            mean: RaMean::SampledKey,
+            sampled: true,
+        });
+        all
+    }
+
+    /// Whether [`Masked::reference`] exists (every kernel but RA's drawn key).
+    fn has_reference(self) -> bool {
+        !matches!(
+            self,
+            Masked::Ra {
+                mean: RaMean::SampledKey,
+                ..
+            }
+        )
+    }
+
+    /// RA's noise `eps [n_q, d]` (sampled mode).
+    fn ra_noise(shape: Shape) -> Vec<f32> {
+        randn(shape.queries as u64 * 13 + 1, shape.queries * shape.dim)
     }
 
     fn run(self, inputs: &Inputs, mask: Option<&[bool]>) -> Result<Vec<f32>, Error> {
-        use lara_attn::{exact, rfa};
+        use lara_attn::{exact, ra, rfa};
+        use rfa::FeatureMap;
         let shape = inputs.shape;
-        let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+        let x = inputs.qkv(mask);
         let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
-        let no_mask = vec![false; shape.keys];
-        let mask_or_none = mask.unwrap_or(&no_mask);
+        let rfa_run = |map: FeatureMap, s: usize, out: &mut [f32]| {
+            let omega = omega_for(s as u64, s, shape.dim);
+            let mut scratch = vec![f32::NAN; rfa::scratch_len(shape, map, s)];
+            let params = rfa::Params { map, omega: &omega };
+            rfa::attention(&x, &params, out, &mut scratch)
+        };
         match self {
             Masked::Exact => {
                 let mut scratch = vec![f32::NAN; exact::scratch_len(shape)];
-                exact::attention_masked(shape, q, k, v, mask_or_none, &mut out, &mut scratch)?
+                exact::attention(&x, &mut out, &mut scratch)?
             }
-            Masked::Positive(s) => {
-                let omega = omega_for(s as u64, s, shape.dim);
-                let mut scratch = vec![f32::NAN; rfa::positive_scratch_len(shape, s)];
-                let (out, scratch) = (&mut out, &mut scratch);
-                rfa::positive_masked(shape, &omega, s, q, k, v, mask_or_none, out, scratch)?
-            }
-            Masked::Trigonometric(s) => {
-                let omega = omega_for(s as u64, s, shape.dim);
-                let mut scratch = vec![f32::NAN; rfa::trigonometric_scratch_len(shape, s)];
-                let (out, scratch) = (&mut out, &mut scratch);
-                rfa::trigonometric_masked(shape, &omega, s, q, k, v, mask_or_none, out, scratch)?
-            }
-            Masked::PositiveLogSpace(s) => {
-                let omega = omega_for(s as u64, s, shape.dim);
-                let mut scratch = vec![f32::NAN; rfa::log_space_scratch_len(shape, s)];
-                let (out, scratch) = (&mut out, &mut scratch);
-                rfa::positive_log_space(shape, &omega, s, q, k, v, mask, out, scratch)?
+            Masked::Positive(s) => rfa_run(FeatureMap::Positive, s, &mut out)?,
+            Masked::Trigonometric(s) => rfa_run(FeatureMap::Trigonometric, s, &mut out)?,
+            Masked::PositiveLogSpace(s) => rfa_run(FeatureMap::PositiveLogSpace, s, &mut out)?,
+            Masked::Ra { mean, sampled } => {
+                let indices = given_keys(shape, mask, mean == RaMean::GivenUnmaskedKeys);
+                let ra_mean = match mean {
+                    RaMean::KeyAverage => ra::Mean::KeyAverage,
+                    RaMean::AttentionWeighted => ra::Mean::AttentionWeighted,
+                    RaMean::GivenKeys | RaMean::GivenUnmaskedKeys => ra::Mean::GivenKeys(&indices),
+                    RaMean::SampledKey => ra::Mean::SampledKey,
+                };
+                let params = ra::Params::new(ra_mean).with_noise_scale(NoiseScale::Paper);
+                let eps = Masked::ra_noise(shape);
+                let mut rng = default_rng(shape.keys as u64);
+                let sampling = match (mean, sampled) {
+                    (RaMean::SampledKey, _) => Sampling::Draw(&mut rng),
+                    (_, true) => Sampling::Noise(&eps),
+                    (_, false) => Sampling::Eval,
+                };
+                let mut scratch = vec![f32::NAN; ra::scratch_len(shape)];
+                ra::attention(&x, &params, sampling, &mut out, &mut scratch)?
             }
         }
         Ok(out)
@@ -370,24 +477,97 @@ impl Masked {
                 let omega = omega_for(s as u64, s, d);
                 reference::performer_log_space(dims, &omega, s, q, k, v, mask)
             }
+            Masked::Ra { mean, sampled } => {
+                let shape = inputs.shape;
+                let indices = given_keys(shape, mask, mean == RaMean::GivenUnmaskedKeys);
+                let eps = Masked::ra_noise(shape);
+                let noise = sampled.then(|| {
+                    let factor = NoiseScale::Paper.factor(d) as f64;
+                    eps.iter().map(|&e| factor * e as f64).collect::<Vec<f64>>()
+                });
+                ra_masked_reference(inputs, mean, &indices, noise.as_deref(), mask)
+            }
         }
     }
 
     fn tolerance(self) -> f64 {
         match self {
             Masked::Exact => TOL_EXACT,
+            Masked::Ra { .. } => TOL_RA,
             _ => TOL_RFA,
         }
     }
 }
 
-/// Exact attention, official RFA (positive and trigonometric) and log-space positive RFA, with
-/// and without masks, against the reference. The trigonometric estimator cancels (features of
-/// both signs), so its inputs are scaled to keep its denominators away from zero.
+/// RA with a key mask in float64, from the formulas: masked keys get the logit `−∞` in
+/// `π[i, j] = softmax_j(s · q_i·k_j)` and in the output softmax
+/// `softmax_j(s · W_i·k_j − s · |k_j|²/2)`, the key average runs over the unmasked keys, and a
+/// given key `J_i` is used as is (masked or not). `W_i = mu_i + noise_i` (`noise = f · eps`).
+fn ra_masked_reference(
+    inputs: &Inputs,
+    mean: RaMean,
+    indices: &[u32],
+    noise: Option<&[f64]>,
+    mask: Option<&[bool]>,
+) -> Vec<f64> {
+    use reference::{Mat, dot, softmax, sq_norm};
+    let dims = inputs.dims();
+    let s = dims.s();
+    let q = Mat::from_f32(&inputs.q, dims.nq, dims.d);
+    let k = Mat::from_f32(&inputs.k, dims.nk, dims.d);
+    let v = Mat::from_f32(&inputs.v, dims.nk, dims.dv);
+    let unmasked: Vec<usize> = (0..dims.nk)
+        .filter(|&j| !mask.is_some_and(|mask| mask[j]))
+        .collect();
+    // Σ_j p_j · rows_j over the unmasked rows j (p in the order of `unmasked`)
+    let weighted = |p: &[f64], m: &Mat| -> Vec<f64> {
+        let mut acc = vec![0.0; m.cols];
+        for (&pj, &j) in p.iter().zip(&unmasked) {
+            for (a, &x) in acc.iter_mut().zip(m.row(j)) {
+                *a += pj * x;
+            }
+        }
+        acc
+    };
+    let uniform = vec![1.0 / unmasked.len() as f64; unmasked.len()];
+    let key_average = weighted(&uniform, &k);
+    let mut out = Vec::with_capacity(dims.nq * dims.dv);
+    for i in 0..dims.nq {
+        let qi = q.row(i);
+        // mu_i = q_i + (k̄ | Σ_j π[i,j] k_j | k_{J_i})
+        let offset = match mean {
+            RaMean::KeyAverage => key_average.clone(),
+            RaMean::AttentionWeighted => {
+                let logits: Vec<f64> = unmasked.iter().map(|&j| s * dot(qi, k.row(j))).collect();
+                weighted(&softmax(&logits), &k)
+            }
+            RaMean::GivenKeys | RaMean::GivenUnmaskedKeys => k.row(indices[i] as usize).to_vec(),
+            RaMean::SampledKey => unreachable!("a drawn key has no reference"),
+        };
+        let mut w: Vec<f64> = qi.iter().zip(&offset).map(|(a, b)| a + b).collect();
+        if let Some(noise) = noise {
+            for (x, e) in w.iter_mut().zip(&noise[i * dims.d..(i + 1) * dims.d]) {
+                *x += e;
+            }
+        }
+        // out_i = Σ_j softmax_j(s · W_i·k_j − s · |k_j|²/2) v_j over the unmasked keys
+        let logits: Vec<f64> = unmasked
+            .iter()
+            .map(|&j| s * dot(&w, k.row(j)) - s * sq_norm(k.row(j)) / 2.0)
+            .collect();
+        out.extend(weighted(&softmax(&logits), &v));
+    }
+    out
+}
+
+/// Exact attention, official RFA (positive and trigonometric), log-space positive RFA and RA
+/// (every given or computed mean, eval and sampled), with and without masks, against the
+/// reference. The trigonometric estimator cancels (features of both signs), so its inputs are
+/// scaled to keep its denominators away from zero.
 #[test]
 fn masked_kernels_match_the_reference() {
     backend_from_env();
-    for kernel in Masked::all() {
+    for kernel in Masked::all().into_iter().filter(|k| k.has_reference()) {
         let mut worst = 0.0f64;
         for (case, &dims) in MASK_SHAPES.iter().enumerate() {
             let mut inputs = Inputs::new(case as u64 + 20, dims);
@@ -411,12 +591,43 @@ fn masked_kernels_match_the_reference() {
     }
 }
 
+/// The given keys of the RA sweep do hit masked keys (so "a given key is used as is" is
+/// exercised), and the unmasked variant never does.
+#[test]
+fn ra_given_keys_of_the_sweep_hit_masked_keys() {
+    for (case, &dims) in MASK_SHAPES.iter().enumerate().skip(2) {
+        let shape = Inputs::new(case as u64 + 20, dims).shape;
+        for mask in masks(shape.keys, case as u64).into_iter().flatten().skip(1) {
+            let hits = |unmasked_only| {
+                given_keys(shape, Some(&mask), unmasked_only)
+                    .iter()
+                    .filter(|&&j| mask[j as usize])
+                    .count()
+            };
+            assert!(hits(false) > 0, "{dims:?}");
+            assert_eq!(hits(true), 0, "{dims:?}");
+        }
+    }
+}
+
 /// Masked keys have exactly zero influence on every masked kernel: garbage in the masked rows
-/// of `k` and `v` leaves the output unchanged, bit for bit.
+/// of `k` and `v` leaves the output unchanged, bit for bit. (Except RA's given keys that point
+/// at masked keys, which are used as is: `RaMean::GivenUnmaskedKeys` stands for them here.) RA's
+/// drawn key is never a masked one: the same draws with garbage in the masked rows give the
+/// same output.
 #[test]
 fn masked_keys_have_no_influence() {
     backend_from_env();
-    for kernel in Masked::all() {
+    let used_as_is = |kernel: &Masked| {
+        matches!(
+            kernel,
+            Masked::Ra {
+                mean: RaMean::GivenKeys,
+                ..
+            }
+        )
+    };
+    for kernel in Masked::all().into_iter().filter(|k| !used_as_is(k)) {
         let mut inputs = Inputs::new(77, (45, 110, 11, 6));
         let mask: Vec<bool> = (0..110)
             .map(|j| j % 3 == 2 || (33..99).contains(&j))
@@ -485,6 +696,7 @@ fn log_space_rfa_is_stable_on_large_logits() {
 /// `W_i = q_i + k_{J_i} + f · eps_i`) and the standard error of that mean, element by element.
 fn ra_draw_statistics(
     inputs: &Inputs,
+    mask: Option<&[bool]>,
     noise_scale: NoiseScale,
     draws: usize,
 ) -> (Vec<f64>, Vec<f64>) {
@@ -495,21 +707,11 @@ fn ra_draw_statistics(
     let mut out = vec![0.0f32; len];
     let mut scratch = vec![0.0f32; ra::scratch_len(shape)];
     let mut rng = default_rng(2022);
-    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    let x = inputs.qkv(mask);
+    let params = ra::Params::new(ra::Mean::SampledKey).with_noise_scale(noise_scale);
     for _ in 0..draws {
-        let mean = ra::SampledMean::Key;
-        ra::attention_sampled(
-            shape,
-            mean,
-            noise_scale,
-            q,
-            k,
-            v,
-            &mut rng,
-            &mut out,
-            &mut scratch,
-        )
-        .unwrap();
+        let sampling = Sampling::Draw(&mut rng);
+        ra::attention(&x, &params, sampling, &mut out, &mut scratch).unwrap();
         for ((s, s2), &o) in sum.iter_mut().zip(sum_sq.iter_mut()).zip(&out) {
             *s += o as f64;
             *s2 += (o as f64).powi(2);
@@ -536,11 +738,12 @@ fn frobenius_relative(x: &[f64], y: &[f64]) -> f64 {
 /// standard errors of the mean, and the relative Frobenius error.
 fn distance_to_exact(
     inputs: &Inputs,
+    mask: Option<&[bool]>,
     noise_scale: NoiseScale,
     draws: usize,
     exact: &[f64],
 ) -> (f64, f64) {
-    let (mean, standard_error) = ra_draw_statistics(inputs, noise_scale, draws);
+    let (mean, standard_error) = ra_draw_statistics(inputs, mask, noise_scale, draws);
     let worst_z = mean
         .iter()
         .zip(exact)
@@ -561,7 +764,7 @@ fn scaled_noise_ra_converges_to_exact_attention() {
     let inputs = Inputs::new(31, (12, 12, 8, 4));
     let exact = reference::softmax_attention(inputs.dims(), &inputs.q, &inputs.k, &inputs.v);
     let draws = 4000;
-    let (worst_z, error) = distance_to_exact(&inputs, NoiseScale::Paper, draws, &exact);
+    let (worst_z, error) = distance_to_exact(&inputs, None, NoiseScale::Paper, draws, &exact);
     println!("paper noise: worst z {worst_z:.2}, relative error {error:.4}");
     assert!(
         worst_z <= 4.5,
@@ -569,10 +772,42 @@ fn scaled_noise_ra_converges_to_exact_attention() {
     );
     assert!(error <= 0.04, "paper noise: relative error {error:.4}");
 
-    let (worst_z, error) = distance_to_exact(&inputs, NoiseScale::Official, draws, &exact);
+    let official = NoiseScale::Official;
+    let (worst_z, error) = distance_to_exact(&inputs, None, official, draws, &exact);
     println!("official noise: worst z {worst_z:.2}, relative error {error:.4}");
     assert!(
         worst_z > 6.0,
         "the official noise's bias went undetected (z {worst_z:.2})"
+    );
+}
+
+/// With a key mask, RA with the paper's noise converges to exact attention over the unmasked
+/// keys (the drawn key `J_i ~ π[i, ·]` never lands on a masked key, and the output softmax
+/// excludes them), with the tolerances of the unmasked test above.
+#[test]
+fn scaled_noise_ra_with_a_mask_converges_to_masked_exact_attention() {
+    backend_from_env();
+    let inputs = Inputs::new(31, (12, 12, 8, 4));
+    let mask: Vec<bool> = (0..12).map(|j| [2, 5, 6, 11].contains(&j)).collect();
+    let (q, k, v) = (&inputs.q, &inputs.k, &inputs.v);
+    let exact = reference::softmax_attention_masked(inputs.dims(), q, k, v, Some(&mask));
+    let draws = 4000;
+    let paper = NoiseScale::Paper;
+    let (worst_z, error) = distance_to_exact(&inputs, Some(&mask), paper, draws, &exact);
+    println!("paper noise, masked: worst z {worst_z:.2}, relative error {error:.4}");
+    assert!(
+        worst_z <= 4.5,
+        "paper noise, masked: an element is {worst_z:.2} standard errors off"
+    );
+    assert!(
+        error <= 0.04,
+        "paper noise, masked: relative error {error:.4}"
+    );
+    // against exact attention over every key, the masked mean is far off
+    let unmasked = reference::softmax_attention(inputs.dims(), q, k, v);
+    let (worst_z, _) = distance_to_exact(&inputs, Some(&mask), paper, draws, &unmasked);
+    assert!(
+        worst_z > 6.0,
+        "the mask made no difference (z {worst_z:.2})"
     );
 }

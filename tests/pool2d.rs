@@ -8,7 +8,7 @@
 
 use lara_attn::lara::{self, Landmarks, Params, Weighting};
 use lara_attn::random::{default_rng, fill_standard_normal};
-use lara_attn::{Arg, Dim, Error, Shape, pool2d};
+use lara_attn::{Arg, Dim, Error, Qkv, Sampling, Shape, pool2d};
 
 fn random(len: usize, seed: u64) -> Vec<f32> {
     let mut x = vec![0.0; len];
@@ -249,8 +249,19 @@ fn lara_out(
         ..Default::default()
     };
     let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
-    let mut scratch = vec![f32::NAN; lara::scratch_len(shape, c)];
-    lara::attention(shape, &params, x.0, x.1, x.2, noise, &mut out, &mut scratch).unwrap();
+    let mut scratch = vec![f32::NAN; lara::scratch_len(shape, c, params.proposals)];
+    let inputs = Qkv {
+        shape,
+        q: x.0,
+        k: x.1,
+        v: x.2,
+        key_mask: None,
+    };
+    let sampling = match noise {
+        Some(eps) => Sampling::Noise(eps),
+        None => Sampling::Eval,
+    };
+    lara::attention(&inputs, &params, sampling, &mut out, &mut scratch).unwrap();
     out
 }
 
@@ -418,10 +429,14 @@ fn pool_errors_leave_out_untouched() {
     );
     assert_eq!(pool_err(&x, (3, 4), 2, (0, 2), 2), Error::ZeroLandmarks);
     assert_eq!(pool_err(&x, (3, 4), 2, (2, 0), 2), Error::ZeroLandmarks);
-    // Pooled larger than the grid (on either side, even if the product fits).
-    assert_eq!(pool_err(&x, (3, 4), 2, (4, 1), 8), Error::ZeroLandmarks);
-    assert_eq!(pool_err(&x, (3, 4), 2, (1, 5), 10), Error::ZeroLandmarks);
-    assert_eq!(pool_err(&x, (3, 4), 2, (4, 3), 24), Error::ZeroLandmarks);
+    // Pooled larger than the grid (on either side, even if the product fits): the side that
+    // is too small is reported, the rows first.
+    let too_many = |landmarks, rows| Error::TooManyLandmarks { landmarks, rows };
+    assert_eq!(pool_err(&x, (3, 4), 2, (4, 1), 8), too_many(4, 3));
+    assert_eq!(pool_err(&x, (3, 4), 2, (1, 5), 10), too_many(5, 4));
+    assert_eq!(pool_err(&x, (3, 4), 2, (4, 3), 24), too_many(4, 3));
+    assert_eq!(pool_err(&x, (3, 4), 2, (4, 5), 40), too_many(4, 3));
+    assert_eq!(pool_err(&x, (3, 4), 2, (3, 5), 30), too_many(5, 4));
     // Overflow of H·W·d.
     assert_eq!(
         pool_err(&x, (usize::MAX, 2), 2, (1, 1), 2),
@@ -533,7 +548,24 @@ fn pooled_landmarks_errors_leave_both_outputs_untouched() {
     for (grid, dim, pooled, expected) in [
         ((0, 4), d, pooled, Error::ZeroDimension(Dim::Queries)),
         (grid, 0, pooled, Error::ZeroDimension(Dim::Model)),
-        (grid, d, (5, 1), Error::ZeroLandmarks),
+        (
+            grid,
+            d,
+            (5, 1),
+            Error::TooManyLandmarks {
+                landmarks: 5,
+                rows: 4,
+            },
+        ),
+        (
+            grid,
+            d,
+            (2, 6),
+            Error::TooManyLandmarks {
+                landmarks: 6,
+                rows: 4,
+            },
+        ),
         (grid, d, (1, 0), Error::ZeroLandmarks),
     ] {
         let err = pool2d::pooled_landmarks(&good, &good, grid, dim, pooled, &mut q_bar, &mut k_bar)
