@@ -138,14 +138,15 @@ impl<const C: usize, const D: usize, const DV: usize> LaraScratch<C, D, DV> {
         }
     }
 
-    fn workspace(&mut self, count: usize, shape: Shape) -> lara::Workspace<'_> {
+    /// The workspace of `count` landmarks and `samples` samples, both at most `C`.
+    fn workspace(&mut self, count: usize, samples: usize, shape: Shape) -> lara::Workspace<'_> {
         lara::Workspace::from_parts(
             self.q_bar.as_flattened_mut(),
             self.mu.as_flattened_mut(),
             self.w.as_flattened_mut(),
             self.kv.as_flattened_mut(),
             self.stats.as_flattened_mut(),
-            (count, count),
+            (count, samples),
             shape,
         )
     }
@@ -235,12 +236,13 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     Ok(())
 }
 
-/// [`lara::attention`] on arrays, with at most `C` landmarks (and single proposals in sampled
-/// mode: the scratch holds `C` samples).
+/// [`lara::attention`] on arrays, with at most `C` landmarks and `C` proposal samples (so
+/// antithetic or two-sample proposals in sampled mode need `C ≥ 2·C'`).
 ///
 /// # Errors
 /// As [`lara::attention`]; [`Error::ScratchTooSmall`] if the parameters need more than `C`
-/// landmarks or samples.
+/// landmarks or samples (`needed` and `actual` in floats, as [`lara::scratch_len_for`] counts
+/// them for the scalar kernels).
 pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const C: usize>(
     x: &Qkv<'_, NQ, NK, D, DV>,
     params: &lara::Params<'_>,
@@ -252,8 +254,14 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     let out = out.as_flattened_mut();
     let count = lara::check_args(&x, params, &sampling, out)?;
     let samples = lara::sample_count(params, count, sampling.is_sampled());
-    let mut ws = scratch.workspace(count, x.shape);
-    ws.check_capacity(count, samples)?;
+    if count > C || samples > C {
+        // in floats, as the slice API's scratch: the workspace needed, the one the type holds
+        return Err(Error::ScratchTooSmall {
+            needed: lara::workspace_len(x.shape, count, samples, false),
+            actual: lara::workspace_len(x.shape, C, C, false),
+        });
+    }
+    let mut ws = scratch.workspace(count, samples, x.shape);
     lara::attention_in(
         Available::SCALAR,
         &x,

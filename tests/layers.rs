@@ -4,11 +4,11 @@
 //! with the slice API on the scalar backend.)
 
 // (The registry's `Kernel::run` field type trips clippy's type_complexity lint.)
-#[allow(clippy::type_complexity)]
 #[path = "support/kernels.rs"]
 mod kernels;
 
 use kernels::{Call, KERNELS, Kernel};
+use lara_attn::backend::Backend;
 use lara_attn::fixed::{
     self, ExactScratch, LaraScratch, PositiveScratch, RaScratch, TrigonometricScratch,
 };
@@ -153,7 +153,9 @@ fn fixed_layer_matches_the_slice_api() {
         }
 
         let ra_noise: [[f32; D]; NQ] = random(6);
-        let indices: Vec<u32> = (0..NQ as u32).map(|i| (i * 7) % NK as u32).collect();
+        // Given keys among the keys the mask leaves (a masked one is refused).
+        let unmasked: Vec<u32> = (0..NK as u32).filter(|&j| !mask[j as usize]).collect();
+        let indices: Vec<u32> = (0..NQ).map(|i| unmasked[(i * 7) % unmasked.len()]).collect();
         let mut scratch = RaScratch::<NK, D>::new();
         let mut ra_scratch = vec![0.0; ra::scratch_len(SHAPE)];
         for mean in [
@@ -320,10 +322,10 @@ fn fixed_layer_refuses_parameters_beyond_its_scratch() {
             &mut out,
             &mut LaraScratch::<C, D, DV>::new(),
         );
-        // needed: the 2·C rows of W, actual: the C rows of the scratch (in floats)
+        // in floats of scratch: the workspace of C landmarks and 2·C samples, the one of C and C
         let too_small = Error::ScratchTooSmall {
-            needed: 2 * C * D,
-            actual: C * D,
+            needed: lara::scratch_len_for(Backend::Scalar, SHAPE, C, proposals),
+            actual: lara::scratch_len_for(Backend::Scalar, SHAPE, C, Proposals::Single),
         };
         assert_eq!(result, Err(too_small), "{proposals:?}");
         assert_eq!(out, sentinel, "{proposals:?}: an error wrote the output");
@@ -367,12 +369,9 @@ fn fixed_layer_refuses_parameters_beyond_its_scratch() {
     assert_eq!(out, sentinel, "an error wrote the output");
 }
 
-/// The size the error reports for more landmarks than the fixed scratch holds, in the units
-/// of the doubled-proposal case above (rows of `W` in floats): `(C + 1)·D` needed, `C·D` held.
-/// The library reports `needed: (C + 1)·C·D` (294 for `C = 6`, `D = 7`): its capacity check
-/// divides the scratch by a sample count that is 0 when the landmarks do not fit.
+/// The size the error reports for more landmarks than the fixed scratch holds, in floats of
+/// scratch as the slice API counts them: the workspace of `C + 1` landmarks, the one of `C`.
 #[test]
-#[ignore = "library: fixed::lara reports needed = (C+1)·C·D, not (C+1)·D, for C+1 landmarks"]
 fn fixed_layer_reports_the_scratch_more_landmarks_need() {
     let Inputs { q, k, v } = inputs();
     let x = fixed::Qkv {
@@ -386,8 +385,8 @@ fn fixed_layer_reports_the_scratch_more_landmarks_need() {
     let mut scratch = LaraScratch::<C, D, DV>::new();
     let result = fixed::lara(&x, &params, Sampling::Eval, &mut out, &mut scratch);
     let expected = Error::ScratchTooSmall {
-        needed: (C + 1) * D,
-        actual: C * D,
+        needed: lara::scratch_len_for(Backend::Scalar, SHAPE, C + 1, Proposals::Single),
+        actual: lara::scratch_len_for(Backend::Scalar, SHAPE, C, Proposals::Single),
     };
     assert_eq!(result, Err(expected));
 }
@@ -576,7 +575,11 @@ impl Stacked {
             q_bar: stacked(H * C * D, seed + 8),
             k_bar: stacked(H * C * D, seed + 9),
             ra_noise: stacked(H * NQ * D, seed + 10),
-            indices: (0..(H * NQ) as u32).map(|i| (i * 5) % NK as u32).collect(),
+            // given keys among the keys the mask leaves (a masked one is refused)
+            indices: (0..H * NQ)
+                .map(|i| (0..NK as u32).filter(|j| j % 3 != 2 && *j != 0).nth(i % 20))
+                .map(|j| j.unwrap_or(1))
+                .collect(),
             omega: stacked(H * S * D, seed + 11),
             gates,
         }

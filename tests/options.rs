@@ -12,7 +12,7 @@ mod reference;
 use backend_env::backend_from_env;
 use lara_attn::lara::{self, Params, Proposals, Weighting};
 use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal};
-use lara_attn::{Arg, Error, Qkv, Sampling, Shape};
+use lara_attn::{Arg, Error, Qkv, Sampling, Shape, ra};
 use reference::{Dims, LaraOptions, Mis, Samples};
 
 /// LARA with options (the worst measured over the sweep below, on every backend: 8.5e-7).
@@ -332,10 +332,9 @@ fn omega_for(seed: u64, features: usize, dim: usize) -> Vec<f32> {
 enum RaMean {
     KeyAverage,
     AttentionWeighted,
-    /// Given keys `J_i = (7i + 3) mod n_k`, masked or not: a given key is used as is.
+    /// Given keys `J_i = (7i + 3) mod n_k`, moved on to the next unmasked key (a given key of
+    /// a masked key is refused: `ra_given_keys_of_masked_keys_are_refused`).
     GivenKeys,
-    /// [`RaMean::GivenKeys`] moved on to the next unmasked key.
-    GivenUnmaskedKeys,
     /// `J_i ~ π[i, ·]` drawn from a generator: no f64 reference (the masked keys must never be
     /// drawn, which the influence test checks).
     SampledKey,
@@ -389,7 +388,6 @@ impl Masked {
             RaMean::KeyAverage,
             RaMean::AttentionWeighted,
             RaMean::GivenKeys,
-            RaMean::GivenUnmaskedKeys,
         ] {
             for sampled in [false, true] {
                 all.push(Masked::Ra { mean, sampled });
@@ -439,11 +437,11 @@ impl Masked {
             Masked::Trigonometric(s) => rfa_run(FeatureMap::Trigonometric, s, &mut out)?,
             Masked::PositiveLogSpace(s) => rfa_run(FeatureMap::PositiveLogSpace, s, &mut out)?,
             Masked::Ra { mean, sampled } => {
-                let indices = given_keys(shape, mask, mean == RaMean::GivenUnmaskedKeys);
+                let indices = given_keys(shape, mask, true);
                 let ra_mean = match mean {
                     RaMean::KeyAverage => ra::Mean::KeyAverage,
                     RaMean::AttentionWeighted => ra::Mean::AttentionWeighted,
-                    RaMean::GivenKeys | RaMean::GivenUnmaskedKeys => ra::Mean::GivenKeys(&indices),
+                    RaMean::GivenKeys => ra::Mean::GivenKeys(&indices),
                     RaMean::SampledKey => ra::Mean::SampledKey,
                 };
                 let params = ra::Params::new(ra_mean).with_noise_scale(NoiseScale::Paper);
@@ -479,7 +477,7 @@ impl Masked {
             }
             Masked::Ra { mean, sampled } => {
                 let shape = inputs.shape;
-                let indices = given_keys(shape, mask, mean == RaMean::GivenUnmaskedKeys);
+                let indices = given_keys(shape, mask, true);
                 let eps = Masked::ra_noise(shape);
                 let noise = sampled.then(|| {
                     let factor = NoiseScale::Paper.factor(d) as f64;
@@ -541,7 +539,7 @@ fn ra_masked_reference(
                 let logits: Vec<f64> = unmasked.iter().map(|&j| s * dot(qi, k.row(j))).collect();
                 weighted(&softmax(&logits), &k)
             }
-            RaMean::GivenKeys | RaMean::GivenUnmaskedKeys => k.row(indices[i] as usize).to_vec(),
+            RaMean::GivenKeys => k.row(indices[i] as usize).to_vec(),
             RaMean::SampledKey => unreachable!("a drawn key has no reference"),
         };
         let mut w: Vec<f64> = qi.iter().zip(&offset).map(|(a, b)| a + b).collect();
@@ -591,43 +589,44 @@ fn masked_kernels_match_the_reference() {
     }
 }
 
-/// The given keys of the RA sweep do hit masked keys (so "a given key is used as is" is
-/// exercised), and the unmasked variant never does.
+/// A given key index of a masked key is refused (a masked key has no influence, so it cannot be
+/// a proposal's key), with the output and scratch untouched.
 #[test]
-fn ra_given_keys_of_the_sweep_hit_masked_keys() {
+fn ra_given_keys_of_masked_keys_are_refused() {
+    backend_from_env();
     for (case, &dims) in MASK_SHAPES.iter().enumerate().skip(2) {
-        let shape = Inputs::new(case as u64 + 20, dims).shape;
+        let inputs = Inputs::new(case as u64 + 20, dims);
+        let shape = inputs.shape;
         for mask in masks(shape.keys, case as u64).into_iter().flatten().skip(1) {
-            let hits = |unmasked_only| {
-                given_keys(shape, Some(&mask), unmasked_only)
-                    .iter()
-                    .filter(|&&j| mask[j as usize])
-                    .count()
+            let indices = given_keys(shape, Some(&mask), false);
+            let Some(row) = indices.iter().position(|&j| mask[j as usize]) else {
+                continue;
             };
-            assert!(hits(false) > 0, "{dims:?}");
-            assert_eq!(hits(true), 0, "{dims:?}");
+            let x = Qkv {
+                shape,
+                q: &inputs.q,
+                k: &inputs.k,
+                v: &inputs.v,
+                key_mask: Some(&mask),
+            };
+            let params = ra::Params::new(ra::Mean::GivenKeys(&indices));
+            let mut out = vec![f32::NAN; shape.queries * shape.value_dim];
+            let mut scratch = vec![7.0; ra::scratch_len(shape)];
+            let result = ra::attention(&x, &params, Sampling::Eval, &mut out, &mut scratch);
+            let index = indices[row];
+            assert_eq!(result, Err(Error::MaskedKeyIndex { row, index }), "{dims:?}");
+            assert!(out.iter().all(|o| o.is_nan()) && scratch.iter().all(|&s| s == 7.0));
         }
     }
 }
 
 /// Masked keys have exactly zero influence on every masked kernel: garbage in the masked rows
-/// of `k` and `v` leaves the output unchanged, bit for bit. (Except RA's given keys that point
-/// at masked keys, which are used as is: `RaMean::GivenUnmaskedKeys` stands for them here.) RA's
-/// drawn key is never a masked one: the same draws with garbage in the masked rows give the
-/// same output.
+/// of `k` and `v` leaves the output unchanged, bit for bit. RA's drawn key is never a masked
+/// one: the same draws with garbage in the masked rows give the same output.
 #[test]
 fn masked_keys_have_no_influence() {
     backend_from_env();
-    let used_as_is = |kernel: &Masked| {
-        matches!(
-            kernel,
-            Masked::Ra {
-                mean: RaMean::GivenKeys,
-                ..
-            }
-        )
-    };
-    for kernel in Masked::all().into_iter().filter(|k| !used_as_is(k)) {
+    for kernel in Masked::all() {
         let mut inputs = Inputs::new(77, (45, 110, 11, 6));
         let mask: Vec<bool> = (0..110)
             .map(|j| j % 3 == 2 || (33..99).contains(&j))

@@ -556,19 +556,6 @@ impl<'a> Workspace<'a> {
         self.logits.len()
     }
 
-    /// Refuses a workspace that does not hold exactly `count` landmarks and `samples` samples
-    /// (the fixed-size layer's arrays hold `C` rows, enough for single proposals only).
-    pub(crate) fn check_capacity(&self, count: usize, samples: usize) -> Result<(), Error> {
-        if self.components() == count && self.samples() == samples {
-            Ok(())
-        } else {
-            Err(Error::ScratchTooSmall {
-                needed: samples.saturating_mul(self.w.len() / self.samples().max(1)),
-                actual: self.w.len(),
-            })
-        }
-    }
-
     /// Landmarks and proposals of one head: `q̄`, `mu = q̄ + k̄` and `W`. In eval mode `W = mu`;
     /// sampled, `W = mu + f · eps` laid out as [`Proposals`] says.
     #[inline(never)]
