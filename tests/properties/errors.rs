@@ -253,7 +253,13 @@ fn common_errors(kernel: &Kernel, base: &Args) {
         };
         zeros.push((zero, Dim::Queries));
     } else {
-        zeros.push((Shape { queries: 0, ..shape }, Dim::Queries));
+        zeros.push((
+            Shape {
+                queries: 0,
+                ..shape
+            },
+            Dim::Queries,
+        ));
         zeros.push((Shape { keys: 0, ..shape }, Dim::Keys));
     }
     for (zero, dim) in zeros {
@@ -574,7 +580,10 @@ fn errors_ra() {
 #[test]
 fn errors_ra_sampled_key_requires_a_generator() {
     backend_from_env();
-    for shape in [Shape::cross(6, 7, 4, 3), Shape::cross(5, 5, 3, 2).with_heads(2)] {
+    for shape in [
+        Shape::cross(6, 7, 4, 3),
+        Shape::cross(5, 5, 3, 2).with_heads(2),
+    ] {
         let args = Args::without_scratch(shape);
         let eps = randn(2, shape.heads * shape.queries * shape.dim);
         let params = ra::Params::new(ra::Mean::SampledKey);
@@ -591,7 +600,10 @@ fn errors_ra_sampled_key_requires_a_generator() {
             let result = ra::attention(&args.call().x, &params, sampling, &mut out, &mut scratch);
             if drawn {
                 assert_eq!(result, Ok(()), "{what}");
-                assert!(out.iter().all(|x| x.is_finite() && *x != SENTINEL), "{what}");
+                assert!(
+                    out.iter().all(|x| x.is_finite() && *x != SENTINEL),
+                    "{what}"
+                );
             } else {
                 assert_eq!(result, Err(Error::GeneratorRequired), "{what}");
                 assert!(

@@ -46,9 +46,15 @@ pub(crate) enum Estimator<'a> {
         noise: Option<&'a [f32]>,
     },
     /// Positive features, `ω [S, d]` (the kernel reads `S` from `ω`).
-    Positive { omega: &'a [f32], features: usize },
+    Positive {
+        omega: &'a [f32],
+        features: usize,
+    },
     /// Trigonometric features, `ω [S, d]`.
-    Trig { omega: &'a [f32], features: usize },
+    Trig {
+        omega: &'a [f32],
+        features: usize,
+    },
 }
 
 impl<'a> Estimator<'a> {

@@ -229,7 +229,8 @@ fn lara_enough_landmarks_means_one_per_token() {
             let eps = randn(800 + n as u64, n * d);
             for weighting in WEIGHTINGS {
                 for noise in [None, Some(&eps[..])] {
-                    let run = |params: lara::Params| Estimator::Lara { params, noise }.eval(&inputs);
+                    let run =
+                        |params: lara::Params| Estimator::Lara { params, noise }.eval(&inputs);
                     let at_n = run(lara::Params::segment_means(n, weighting));
                     for more in [n + 1, n + 5, 1000] {
                         assert_eq!(

@@ -109,7 +109,11 @@ impl VariantInputs {
                 lara: lara::Params::new(landmarks, weighting),
                 ..base
             };
-            push_pair(format!("lara given C={} {weighting:?}", self.given), call, None);
+            push_pair(
+                format!("lara given C={} {weighting:?}", self.given),
+                call,
+                None,
+            );
         }
         for mean in [
             ra::Mean::KeyAverage,
@@ -153,10 +157,7 @@ pub fn run_all(variants: &[Variant<'_>], mut check: impl FnMut(&Kernel, &Variant
                     arg: Arg::Noise, ..
                 }) if call.noise.is_some() => {}
                 Err(Error::GeneratorRequired) if call.ra.mean == ra::Mean::SampledKey => {}
-                Err(e) => panic!(
-                    "{} {:?} {}: {e}",
-                    kernel.name, call.x.shape, variant.label
-                ),
+                Err(e) => panic!("{} {:?} {}: {e}", kernel.name, call.x.shape, variant.label),
             }
         }
     }
