@@ -155,7 +155,9 @@ fn fixed_layer_matches_the_slice_api() {
         let ra_noise: [[f32; D]; NQ] = random(6);
         // Given keys among the keys the mask leaves (a masked one is refused).
         let unmasked: Vec<u32> = (0..NK as u32).filter(|&j| !mask[j as usize]).collect();
-        let indices: Vec<u32> = (0..NQ).map(|i| unmasked[(i * 7) % unmasked.len()]).collect();
+        let indices: Vec<u32> = (0..NQ)
+            .map(|i| unmasked[(i * 7) % unmasked.len()])
+            .collect();
         let mut scratch = RaScratch::<NK, D>::new();
         let mut ra_scratch = vec![0.0; ra::scratch_len(SHAPE)];
         for mean in [

@@ -614,7 +614,11 @@ fn ra_given_keys_of_masked_keys_are_refused() {
             let mut scratch = vec![7.0; ra::scratch_len(shape)];
             let result = ra::attention(&x, &params, Sampling::Eval, &mut out, &mut scratch);
             let index = indices[row];
-            assert_eq!(result, Err(Error::MaskedKeyIndex { row, index }), "{dims:?}");
+            assert_eq!(
+                result,
+                Err(Error::MaskedKeyIndex { row, index }),
+                "{dims:?}"
+            );
             assert!(out.iter().all(|o| o.is_nan()) && scratch.iter().all(|&s| s == 7.0));
         }
     }

@@ -304,12 +304,14 @@ fn common_errors(kernel: &Kernel, base: &Args) {
         a.expect(kernel, mismatch(Arg::KeyMask, nk, actual), "mask length");
     }
 
-    // The key mask: masking every key is an error; masking the last one is not.
+    // The key mask: masking every key is an error; masking one key is not (one that no given
+    // key index names: a given key of a masked key is an error of its own, in `errors_ra`).
     let mut a = base.clone();
     a.mask = Some(vec![true; nk]);
     a.expect(kernel, Error::AllKeysMasked, "every key masked");
     let mut a = base.clone();
-    a.mask = Some((0..nk).map(|j| j == nk - 1).collect());
+    let unnamed = (0..nk as u32).rev().find(|j| !a.index.contains(j));
+    a.mask = Some((0..nk as u32).map(|j| Some(j) == unnamed).collect());
     assert_eq!(a.run(kernel).0, Ok(()), "{} one key masked", kernel.name);
 
     // NonFinite for q, k, v: NaN, +inf, -inf, first and last element.

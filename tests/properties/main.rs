@@ -21,7 +21,6 @@
 mod backend_env;
 // (The registry's `run: fn(&Call, &mut [f32], &mut [f32]) -> Result<..>` field is what clippy's
 // type_complexity flags; the registry is shared, so the allowance is taken here.)
-#[allow(clippy::type_complexity)]
 #[path = "../support/kernels.rs"]
 mod kernels;
 #[path = "../support/reference.rs"]

@@ -229,6 +229,15 @@ fn errors_ra() {
             ra_kernel,
             Error::KeyIndexOutOfRange { row: 1, index: 7 },
             "first bad index",
+        ); // A given key of a masked key: the first such row is reported.
+        let mut a = base.clone();
+        let named = a.index[3];
+        a.mask = Some((0..7).map(|j| j == named).collect());
+        let row = a.index.iter().position(|&j| j == named).unwrap_or(3);
+        a.expect(
+            ra_kernel,
+            Error::MaskedKeyIndex { row, index: named },
+            "given key of a masked key",
         );
     }
 }
