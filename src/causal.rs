@@ -24,8 +24,8 @@
 //! rounding, [`rfa::attention`](crate::rfa::attention) with the single query `q` and keys
 //! `k_0..=k_i`. The positive features' `+1e-4` floor enters linearly and is kept exactly, apart
 //! from the sums: a running `Σ_m v_m` and `Σ_m 1` (the token weight). In log space every feature
-//! keeps its own running maximum, and the gates enter as logarithms, so no sum ever decays
-//! towards zero.
+//! keeps its own running maximum, and a sum that gates decay towards zero is folded into its
+//! feature's log-scale, so none underflows.
 //!
 //! Ungated sums grow linearly with the number of tokens (they are means times a count), which
 //! costs relative precision like any `f32` running sum: about `√n · 2^-24` typically; the
@@ -369,38 +369,43 @@ impl<'a> RfaState<'a> {
     }
 
     /// The log-space update: per feature an online log-sum-exp of `LK_r = B_r − s|k|²/2 + ln w`
-    /// with its weighted value sum. A gate `g` multiplies the old sums by `g`, which in log space
-    /// lowers each feature's log-scale by `−ln g` (no sum decays towards zero); `g = 0` empties
-    /// them.
+    /// with its weighted value sum. A gate `g` multiplies the old sums by `g` in linear space
+    /// (exact to rounding whatever the log-scale; `g = 0` empties them), and a sum that decays
+    /// below `2^-60` is folded into its feature's log-scale, so none underflows.
     fn update_log_space(&mut self, k: &[f32], v: &[f32], gate: Option<f32>) {
-        let (keep_ln, add_ln) = match gate {
-            None => (0.0, 0.0),
-            Some(g) => (ln(g), ln(1.0 - g)),
-        };
-        // LK_r = d^-1/4 k·ω_r − s|k|²/2 + ln(1 − g)
+        /// Below this a feature's sum is folded into its log-scale.
+        const SMALL: f32 = 8.673_617e-19; // 2^-60
+        // LK_r = d^-1/4 k·ω_r − s|k|²/2 + ln(1 − g); g = 1 ignores the token (its weight is 0)
+        let add_ln = gate.map_or(0.0, |g| ln(1.0 - g));
         let scales = self.scales;
         project(scales.data, k, self.omega, self.phi);
         let shift = scales.half_norm * half_sq_norm(k) - add_ln;
-        // g = 1 ignores the token (its weight 1 − g is 0)
-        let counted = add_ln > f32::NEG_INFINITY;
         let value_dim = self.value_dim;
         let features = rows_mut(self.kv, value_dim)
             .zip(self.k_sum.iter_mut())
             .zip(self.feature_scale.iter_mut());
         for (((kv_row, sum), log_scale), &b) in features.zip(self.phi.iter()) {
-            // old sums · g: log-scale + ln g (an empty feature stays at −∞)
-            *log_scale += keep_ln;
-            if *log_scale == f32::NEG_INFINITY {
-                *sum = 0.0;
+            if let Some(g) = gate {
+                // z_r ← g·z_r,  kv_r ← g·kv_r
+                *sum *= g;
+                scale(kv_row, g);
+            }
+            if *sum == 0.0 {
+                // empty (or emptied by g = 0): no log-scale yet
+                *log_scale = f32::NEG_INFINITY;
                 kv_row.fill(0.0);
             }
-            if counted {
-                let mut lse = OnlineLse {
-                    max: *log_scale,
-                    sum: *sum,
-                };
-                lse.push(b - shift, v, kv_row);
-                (*log_scale, *sum) = (lse.max, lse.sum);
+            let mut lse = OnlineLse {
+                max: *log_scale,
+                sum: *sum,
+            };
+            lse.push(b - shift, v, kv_row);
+            (*log_scale, *sum) = (lse.max, lse.sum);
+            if *sum > 0.0 && *sum < SMALL {
+                // z_r ← 1, kv_r ← kv_r / z_r, log-scale_r ← log-scale_r + ln z_r
+                *log_scale += ln(*sum);
+                scale(kv_row, 1.0 / *sum);
+                *sum = 1.0;
             }
         }
     }

@@ -855,7 +855,6 @@ fn long_stream_gated_is_stable() {
 /// large part of `ln 0.999 = −1.0e-3`, so every push rounds the decay (see the report of the
 /// port of this file for a minimal reproduction).
 #[test]
-#[ignore = "library: gated log-space state loses the gate precision at large log-scales (drift 1.2e-3)"]
 fn long_stream_gated_log_space_large_norms_is_stable() {
     let map = FeatureMap::PositiveLogSpace;
     let drift = long_stream_drift(map, Some(0.999), (1.0, 8.0), LONG);
