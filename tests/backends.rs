@@ -252,8 +252,12 @@ fn ra_matches_scalar() {
         let inputs = Inputs::new(shape, 10 + 10 * t as u64);
         let rows = shape.heads * shape.queries;
         let eps = random(rows * shape.dim, 13, 1.0);
-        let indices: Vec<u32> = (0..rows as u32)
-            .map(|i| (i * 7 + 3) % shape.keys as u32)
+        // Given keys among the keys the mask leaves (a masked one is refused).
+        let unmasked: Vec<u32> = (0..shape.keys as u32)
+            .filter(|&j| !inputs.mask[j as usize])
+            .collect();
+        let indices: Vec<u32> = (0..rows)
+            .map(|i| unmasked[(i * 7 + 3) % unmasked.len()])
             .collect();
         let means = [
             ra::Mean::KeyAverage,
