@@ -6,7 +6,7 @@
 //!   `Σ_m φ(k_m)`. [`RfaState::push`] adds one key/value, [`RfaState::attend`] answers one
 //!   query, both in `O(F · (d + d_v))`; no history is kept. [`RfaState::push_gated`] is the
 //!   gated update of Peng et al. 2021, `S ← g·S + (1 − g)·φ(k) vᵀ`.
-//! * [`rfa`]: the batch causal kernel over a whole sequence (`out_i` attends to keys `0..=i`),
+//! * [`rfa()`]: the batch causal kernel over a whole sequence (`out_i` attends to keys `0..=i`),
 //!   which runs the same state token by token and so gives the same numbers, bit for bit.
 //! * [`KvCache`]: causal exact softmax attention over a caller-provided ring buffer of `W` keys
 //!   and values ([`KvCache::buffer_len`] floats), a sliding window of the last `W` tokens once
@@ -18,10 +18,10 @@
 //! positive features, `max_m s|k_m|²/2` for trigonometric ones). Causally, the maximum is taken
 //! over the keys pushed so far: the state stores its exponential sums relative to that running
 //! log-scale `M` and rescales them by `exp(M_old − M_new)` when a key raises it (the online trick
-//! of [`rfa::attention`](crate::rfa::attention)). Nothing is ever exponentiated above `0`, so
+//! of [`rfa::attention`]). Nothing is ever exponentiated above `0`, so
 //! the sums cannot overflow whatever the key norms, and each answer equals the official
 //! estimator applied to the prefix: [`RfaState::attend`] after pushing `k_0..k_i` is, up to
-//! rounding, [`rfa::attention`](crate::rfa::attention) with the single query `q` and keys
+//! rounding, [`rfa::attention`] with the single query `q` and keys
 //! `k_0..=k_i`. The positive features' `+1e-4` floor enters linearly and is kept exactly, apart
 //! from the sums: a running `Σ_m v_m` and `Σ_m 1` (the token weight). In log space every feature
 //! keeps its own running maximum, and a sum that gates decay towards zero is folded into its
@@ -30,7 +30,7 @@
 //! Ungated sums grow linearly with the number of tokens (they are means times a count), which
 //! costs relative precision like any `f32` running sum: about `√n · 2^-24` typically; the
 //! measured drift after 100 000 tokens is in `tests/causal.rs`. Inputs whose squared norm or
-//! projections overflow `f32` (`|x| ≳ 10^19`) give non-finite outputs, as in [`rfa`](crate::rfa).
+//! projections overflow `f32` (`|x| ≳ 10^19`) give non-finite outputs, as in [`crate::rfa`].
 
 use crate::error::{Arg, Dim, Error};
 use crate::inputs::Qkv;
@@ -126,7 +126,7 @@ pub struct RfaState<'a> {
 }
 
 impl<'a> RfaState<'a> {
-    /// Floats of the buffer a state (and the batch kernel [`rfa`]) needs with `features` (`S`)
+    /// Floats of the buffer a state (and the batch kernel [`rfa()`]) needs with `features` (`S`)
     /// projections, independent of the number of tokens: `S · (d_v + 2) + d_v` for positive
     /// features (`Σ φ(k) vᵀ`, `Σ φ(k)`, one feature row, `Σ v`), `2S · (d_v + 2)` for
     /// trigonometric ones, `S · (d_v + 3)` in log space (a log-scale per feature).
@@ -514,7 +514,7 @@ impl core::fmt::Debug for RfaState<'_> {
     }
 }
 
-/// Scratch (in `f32`s) of the batch kernel [`rfa`]: [`RfaState::buffer_len`], independent of
+/// Scratch (in `f32`s) of the batch kernel [`rfa()`]: [`RfaState::buffer_len`], independent of
 /// `n` and `h`.
 pub const fn scratch_len(shape: Shape, map: FeatureMap, features: usize) -> usize {
     RfaState::buffer_len(map, shape.value_dim, features)
