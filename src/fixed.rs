@@ -29,13 +29,14 @@
 //! ```
 
 use crate::error::Error;
-use crate::inputs::Sampling;
+use crate::inputs::{Noise, Sampling, with_noise};
 use crate::lara;
 use crate::math::KEY_BLOCK;
-use crate::rfa::{self, FeatureMap};
+use crate::rfa;
 use crate::shape::Shape;
 use crate::simd::{self, Available};
 use crate::{exact as exact_kernel, ra as ra_kernel};
+use core::marker::PhantomData;
 
 /// The inputs of a fixed-size call: `q [NQ, D]`, `k [NK, D]`, `v [NK, DV]` and an optional key
 /// padding mask `[NK]` (`true` = padding), as [`crate::Qkv`].
@@ -243,6 +244,7 @@ pub fn exact<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
 /// As [`lara::attention`]; [`Error::ScratchTooSmall`] if the parameters need more than `C`
 /// landmarks or samples (`needed` and `actual` in floats, as [`lara::scratch_len_for`] counts
 /// them for the scalar kernels).
+#[inline(always)]
 pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const C: usize>(
     x: &Qkv<'_, NQ, NK, D, DV>,
     params: &lara::Params<'_>,
@@ -250,10 +252,28 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     out: &mut [[f32; DV]; NQ],
     scratch: &mut LaraScratch<C, D, DV>,
 ) -> Result<(), Error> {
+    with_noise!(sampling, |noise| lara_with(x, params, noise, out, scratch))
+}
+
+/// [`lara()`] with the noise `N`.
+fn lara_with<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    const C: usize,
+    N: Noise,
+>(
+    x: &Qkv<'_, NQ, NK, D, DV>,
+    params: &lara::Params<'_>,
+    noise: N,
+    out: &mut [[f32; DV]; NQ],
+    scratch: &mut LaraScratch<C, D, DV>,
+) -> Result<(), Error> {
     let x = x.flat();
     let out = out.as_flattened_mut();
-    let count = lara::check_args(&x, params, &sampling, out)?;
-    let samples = lara::sample_count(params, count, sampling.is_sampled());
+    let count = lara::check_args(&x, params, &noise, out)?;
+    let samples = lara::sample_count(params, count, N::SAMPLED);
     if count > C || samples > C {
         // in floats, as the slice API's scratch: the workspace needed, the one the type holds
         return Err(Error::ScratchTooSmall {
@@ -262,15 +282,8 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
         });
     }
     let mut ws = scratch.workspace(count, samples, x.shape);
-    lara::attention_in(
-        Available::SCALAR,
-        &x,
-        params,
-        sampling,
-        out,
-        &mut ws,
-        &mut [],
-    );
+    let (backend, tiles) = (Available::SCALAR, &mut []);
+    lara::attention_in(backend, &x, params, noise, out, &mut ws, tiles);
     Ok(())
 }
 
@@ -278,6 +291,7 @@ pub fn lara<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
 ///
 /// # Errors
 /// As [`ra::attention`](crate::ra::attention).
+#[inline(always)]
 pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     x: &Qkv<'_, NQ, NK, D, DV>,
     params: &ra_kernel::Params<'_>,
@@ -285,19 +299,23 @@ pub fn ra<const NQ: usize, const NK: usize, const D: usize, const DV: usize>(
     out: &mut [[f32; DV]; NQ],
     scratch: &mut RaScratch<NK, D>,
 ) -> Result<(), Error> {
+    with_noise!(sampling, |noise| ra_with(x, params, noise, out, scratch))
+}
+
+/// [`ra()`] with the noise `N`.
+fn ra_with<const NQ: usize, const NK: usize, const D: usize, const DV: usize, N: Noise>(
+    x: &Qkv<'_, NQ, NK, D, DV>,
+    params: &ra_kernel::Params<'_>,
+    noise: N,
+    out: &mut [[f32; DV]; NQ],
+    scratch: &mut RaScratch<NK, D>,
+) -> Result<(), Error> {
     let x = x.flat();
     let out = out.as_flattened_mut();
-    ra_kernel::check_args(&x, params, &sampling, out)?;
+    ra_kernel::check_args(&x, params, &noise, out)?;
     let mut ws = scratch.workspace();
-    ra_kernel::attention_in(
-        Available::SCALAR,
-        &x,
-        params,
-        sampling,
-        out,
-        &mut ws,
-        &mut [],
-    );
+    let (backend, tiles) = (Available::SCALAR, &mut []);
+    ra_kernel::attention_in(backend, &x, params, noise, out, &mut ws, tiles);
     Ok(())
 }
 
@@ -323,7 +341,7 @@ pub fn rfa_positive<
         phi: &mut scratch.phi,
         v_sum: &mut scratch.v_sum,
     };
-    features(x, FeatureMap::Positive, omega, out, &mut state)
+    features::<_, _, _, _, _, rfa::Positive>(x, omega, out, &mut state)
 }
 
 /// [`rfa::attention`] with trigonometric features and `omega [S, D]` on arrays.
@@ -348,13 +366,19 @@ pub fn rfa_trigonometric<
         phi: scratch.phi.as_flattened_mut(),
         v_sum: &mut [],
     };
-    features(x, FeatureMap::Trigonometric, omega, out, &mut state)
+    features::<_, _, _, _, _, rfa::Trigonometric>(x, omega, out, &mut state)
 }
 
-/// RFA with `map` on arrays, in the scalar state `state`.
-fn features<const NQ: usize, const NK: usize, const D: usize, const DV: usize, const S: usize>(
+/// RFA with the map `M` on arrays, in the scalar state `state`.
+fn features<
+    const NQ: usize,
+    const NK: usize,
+    const D: usize,
+    const DV: usize,
+    const S: usize,
+    M: rfa::Map,
+>(
     x: &Qkv<'_, NQ, NK, D, DV>,
-    map: FeatureMap,
     omega: &[[f32; D]; S],
     out: &mut [[f32; DV]; NQ],
     state: &mut rfa::FeatureState<'_>,
@@ -363,12 +387,11 @@ fn features<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
     let x = x.flat();
     let out = out.as_flattened_mut();
     let params = rfa::Params {
-        map,
+        map: M::MAP,
         omega: omega.as_flattened(),
     };
     let features = rfa::check_args(&x, &params, out)?;
     let kernel = rfa::Features {
-        map,
         x: &x,
         head: 0,
         omega: params.omega,
@@ -377,6 +400,6 @@ fn features<const NQ: usize, const NK: usize, const D: usize, const DV: usize, c
         state,
         tiles: &mut [],
     };
-    simd::run(Available::SCALAR, kernel);
+    simd::run(Available::SCALAR, rfa::MapKernel::<M>(kernel, PhantomData));
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! for the randomized estimators, how the proposals are drawn ([`Sampling`]).
 
 use crate::error::{Arg, Error};
+use crate::math::axpy;
+use crate::random::{add_scaled_normal, uniform};
 use crate::shape::{Shape, check_finite, expect_len};
 use crate::slices::{part, part_mut};
 use rand_core::RngCore;
@@ -128,30 +130,96 @@ pub enum Sampling<'a> {
     Draw(&'a mut dyn RngCore),
 }
 
-impl Sampling<'_> {
+/// A [`Sampling`] resolved to its variant: the estimators match the sampling once, in an
+/// inlined entry point, and run code generic over this trait, so that a call whose sampling is
+/// a constant links that variant's code only (firmware in eval mode carries no random-number
+/// code).
+pub(crate) trait Noise {
     /// Whether the proposals are perturbed (sampled mode).
-    pub(crate) fn is_sampled(&self) -> bool {
-        !matches!(self, Sampling::Eval)
-    }
+    const SAMPLED: bool;
+    /// Whether the noise comes from a generator (which also draws RA's sampled keys).
+    const DRAWN: bool;
+    /// Checks the given noise: `[h, rows, d]` and finite.
+    fn check(&self, shape: Shape, rows: usize) -> Result<(), Error>;
+    /// `w += factor · eps`: `eps` the elements `offset ..` of head `head`'s part of the given
+    /// noise, or fresh standard normal draws (row-major).
+    fn add(&mut self, head: (usize, usize), offset: usize, factor: f32, w: &mut [f32]);
+    /// A uniform draw in `[0, 1)` from the generator (0 without one).
+    fn uniform(&mut self) -> f32;
+}
 
-    /// Checks that the given noise is `[h, rows, d]` and finite.
-    pub(crate) fn check_noise(&self, shape: Shape, rows: usize) -> Result<(), Error> {
-        if let Sampling::Noise(eps) = self {
-            shape.check_stacked(Arg::Noise, eps, rows, shape.dim)?;
-            check_finite(Arg::Noise, eps)?;
-        }
+/// Eval mode: no noise.
+pub(crate) struct NoNoise;
+
+/// The caller's noise.
+pub(crate) struct GivenNoise<'a>(pub(crate) &'a [f32]);
+
+/// Noise drawn from a generator.
+pub(crate) struct DrawnNoise<'a>(pub(crate) &'a mut dyn RngCore);
+
+impl Noise for NoNoise {
+    const SAMPLED: bool = false;
+    const DRAWN: bool = false;
+    fn check(&self, _: Shape, _: usize) -> Result<(), Error> {
         Ok(())
     }
-
-    /// The sampling of head `head` of `heads`: its part of the noise, or the same generator.
-    pub(crate) fn head(&mut self, heads: usize, head: usize) -> Sampling<'_> {
-        match self {
-            Sampling::Eval => Sampling::Eval,
-            Sampling::Noise(eps) => Sampling::Noise(part(eps, heads, head)),
-            Sampling::Draw(rng) => Sampling::Draw(&mut **rng),
-        }
+    fn add(&mut self, _: (usize, usize), _: usize, _: f32, _: &mut [f32]) {}
+    fn uniform(&mut self) -> f32 {
+        0.0
     }
 }
+
+impl Noise for GivenNoise<'_> {
+    const SAMPLED: bool = true;
+    const DRAWN: bool = false;
+    fn check(&self, shape: Shape, rows: usize) -> Result<(), Error> {
+        shape.check_stacked(Arg::Noise, self.0, rows, shape.dim)?;
+        check_finite(Arg::Noise, self.0)
+    }
+    fn add(&mut self, (heads, head): (usize, usize), offset: usize, factor: f32, w: &mut [f32]) {
+        let eps = part(self.0, heads, head).get(offset..).unwrap_or_default();
+        axpy(factor, eps, w);
+    }
+    fn uniform(&mut self) -> f32 {
+        0.0
+    }
+}
+
+impl Noise for DrawnNoise<'_> {
+    const SAMPLED: bool = true;
+    const DRAWN: bool = true;
+    fn check(&self, _: Shape, _: usize) -> Result<(), Error> {
+        Ok(())
+    }
+    fn add(&mut self, _: (usize, usize), _: usize, factor: f32, w: &mut [f32]) {
+        add_scaled_normal(&mut *self.0, factor, w);
+    }
+    fn uniform(&mut self) -> f32 {
+        uniform(&mut *self.0)
+    }
+}
+
+/// Runs `$run(noise)` with the [`Noise`] of `$sampling` (a macro, not a function: the body is
+/// generic over the noise type).
+macro_rules! with_noise {
+    ($sampling:expr, |$noise:ident| $run:expr) => {
+        match $sampling {
+            $crate::inputs::Sampling::Eval => {
+                let $noise = $crate::inputs::NoNoise;
+                $run
+            }
+            $crate::inputs::Sampling::Noise(eps) => {
+                let $noise = $crate::inputs::GivenNoise(eps);
+                $run
+            }
+            $crate::inputs::Sampling::Draw(rng) => {
+                let $noise = $crate::inputs::DrawnNoise(rng);
+                $run
+            }
+        }
+    };
+}
+pub(crate) use with_noise;
 
 impl core::fmt::Debug for Sampling<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

@@ -82,17 +82,20 @@ pub(crate) fn take<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
 }
 
 /// The `index`-th of `parts` equal parts of `data` (a head's slice of a stacked tensor);
-/// empty if `data` does not split evenly (callers have checked that it does).
+/// empty if there is no such part (callers have checked that the parts exist).
 #[inline]
 pub(crate) fn part<T>(data: &[T], parts: usize, index: usize) -> &[T] {
-    rows(data, data.len() / parts.max(1))
-        .nth(index)
-        .unwrap_or_default()
+    let len = data.len() / parts.max(1);
+    let rest = data.get(len.saturating_mul(index)..).unwrap_or_default();
+    rest.get(..len).unwrap_or_default()
 }
 
 /// The mutable `index`-th of `parts` equal parts of `data` (see [`part`]).
 #[inline]
 pub(crate) fn part_mut<T>(data: &mut [T], parts: usize, index: usize) -> &mut [T] {
     let len = data.len() / parts.max(1);
-    rows_mut(data, len).nth(index).unwrap_or_default()
+    let rest = data
+        .get_mut(len.saturating_mul(index)..)
+        .unwrap_or_default();
+    rest.get_mut(..len).unwrap_or_default()
 }

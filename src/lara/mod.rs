@@ -44,9 +44,9 @@ mod blocked;
 mod scalar;
 
 use crate::error::{Arg, Error};
-use crate::inputs::{Qkv, Sampling};
+use crate::inputs::{Noise, Qkv, Sampling, with_noise};
 use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm};
-use crate::random::{NoiseScale, add_scaled_normal};
+use crate::random::NoiseScale;
 use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
 use crate::slices::{copy, part, part_mut, prefix, rows, rows_mut, take};
@@ -165,23 +165,6 @@ impl<'a> Params<'a> {
             ..self
         }
     }
-
-    /// The parameters of head `head` of `heads`: its part of given landmarks.
-    fn head(&self, heads: usize, head: usize) -> Self {
-        let landmarks = match self.landmarks {
-            Landmarks::Given {
-                count,
-                queries,
-                keys,
-            } => Landmarks::Given {
-                count,
-                queries: part(queries, heads, head),
-                keys: part(keys, heads, head),
-            },
-            segments => segments,
-        };
-        Params { landmarks, ..*self }
-    }
 }
 
 /// The official defaults: 49 segment-mean landmarks, `mis-opt` with `alpha_coeff = 1`.
@@ -290,6 +273,7 @@ pub const fn noise_len(shape: Shape, landmarks: usize, proposals: Proposals) -> 
 /// lara::attention(&inputs, &params, Sampling::Eval, &mut out, &mut scratch)?;
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
+#[inline(always)]
 pub fn attention(
     x: &Qkv<'_>,
     params: &Params<'_>,
@@ -297,12 +281,26 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    let count = check_args(x, params, &sampling, out)?;
+    // (Inlined: a call with a constant sampling links that sampling's code only.)
+    with_noise!(sampling, |noise| run(x, params, noise, out, scratch))
+}
+
+/// [`attention`] with the noise `N`.
+/// (Not inlined into the caller, whose frame would then hold its locals.)
+#[inline(never)]
+fn run<N: Noise>(
+    x: &Qkv<'_>,
+    params: &Params<'_>,
+    noise: N,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    let count = check_args(x, params, &noise, out)?;
     let backend = Available::active();
-    let samples = sample_count(params, count, sampling.is_sampled());
+    let samples = sample_count(params, count, N::SAMPLED);
     let tiles = backend.backend().is_simd();
     let (mut ws, tiles) = Workspace::split(scratch, count, samples, x.shape, tiles)?;
-    attention_in(backend, x, params, sampling, out, &mut ws, tiles);
+    attention_in(backend, x, params, noise, out, &mut ws, tiles);
     Ok(())
 }
 
@@ -310,11 +308,11 @@ pub fn attention(
 /// passes it calls are not: on Cortex-M the stack peak is then this frame plus the deepest
 /// pass.)
 #[inline(always)]
-pub(crate) fn attention_in(
+pub(crate) fn attention_in<N: Noise>(
     backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
-    mut sampling: Sampling<'_>,
+    mut noise: N,
     out: &mut [f32],
     ws: &mut Workspace<'_>,
     tiles: &mut [f32],
@@ -322,8 +320,7 @@ pub(crate) fn attention_in(
     let heads = x.shape.heads;
     for head in 0..heads {
         let x = x.head(head);
-        let params = params.head(heads, head);
-        ws.build_proposals(&x, &params, sampling.head(heads, head));
+        ws.build_proposals(&x, params, (&mut noise, heads, head));
         ws.key_pass(backend, &x, &mut *tiles);
         ws.proposal_log_density(x.shape, params.weighting);
         let out = part_mut(out, heads, head);
@@ -374,20 +371,25 @@ pub fn segment_means(
     check_len(Arg::Queries, x, rows, dim)?;
     check_len(Arg::QueryLandmarks, out, segments, dim)?;
     check_finite(Arg::Queries, x)?;
-    write_segment_means(x, &mut core::iter::repeat(true), dim, segments, out);
+    write_segment_means(x, None, dim, segments, out);
     Ok(())
 }
 
-/// Segment means without checks (`1 <= segments <= rows`, lengths match); rows that `counts`
-/// marks `false` (masked keys) count as zero rows, as the official code zeroes padded tokens
-/// before pooling.
+/// Segment means without checks (`1 <= segments <= rows`, lengths match); rows that `key_mask`
+/// marks (padding keys) count as zero rows, as the official code zeroes padded tokens before
+/// pooling.
 fn write_segment_means(
     x: &[f32],
-    counts: &mut impl Iterator<Item = bool>,
+    key_mask: Option<&[bool]>,
     dim: usize,
     segments: usize,
     out: &mut [f32],
 ) {
+    let counts = key_mask
+        .unwrap_or(&[])
+        .iter()
+        .map(|&masked| !masked)
+        .chain(core::iter::repeat(true));
     // (The max(1)s are no-ops for checked arguments; they let the optimiser drop the
     // division-by-zero panic paths.)
     let (dim, segments) = (dim.max(1), segments.max(1));
@@ -423,7 +425,7 @@ fn write_segment_means(
 pub(crate) fn check_args(
     x: &Qkv<'_>,
     params: &Params<'_>,
-    sampling: &Sampling<'_>,
+    noise: &impl Noise,
     out: &[f32],
 ) -> Result<usize, Error> {
     x.check(out)?;
@@ -450,7 +452,7 @@ pub(crate) fn check_args(
             count
         }
     };
-    sampling.check_noise(shape, params.proposals.noise_rows(count))?;
+    noise.check(shape, params.proposals.noise_rows(count))?;
     Ok(count)
 }
 
@@ -559,24 +561,23 @@ impl<'a> Workspace<'a> {
     /// Landmarks and proposals of one head: `q̄`, `mu = q̄ + k̄` and `W`. In eval mode `W = mu`;
     /// sampled, `W = mu + f · eps` laid out as [`Proposals`] says.
     #[inline(never)]
-    fn build_proposals(&mut self, x: &Qkv<'_>, params: &Params<'_>, mut sampling: Sampling<'_>) {
+    fn build_proposals<N: Noise>(
+        &mut self,
+        x: &Qkv<'_>,
+        params: &Params<'_>,
+        (noise, heads, head): (&mut N, usize, usize),
+    ) {
         let shape = x.shape;
         let count = self.components();
         match params.landmarks {
             Landmarks::SegmentMeans(_) => {
                 // q̄, k̄ = segment means (k̄ parked in W; masked keys count as zero rows)
-                write_segment_means(
-                    x.q,
-                    &mut core::iter::repeat(true),
-                    shape.dim,
-                    count,
-                    self.q_bar,
-                );
-                write_segment_means(x.k, &mut x.unmasked_keys(), shape.dim, count, self.w);
+                write_segment_means(x.q, None, shape.dim, count, self.q_bar);
+                write_segment_means(x.k, x.key_mask, shape.dim, count, self.w);
             }
             Landmarks::Given { queries, keys, .. } => {
-                copy(self.q_bar, queries);
-                copy(self.w, keys);
+                copy(self.q_bar, part(queries, heads, head));
+                copy(self.w, part(keys, heads, head));
             }
         }
         // mu = q̄ + k̄
@@ -584,7 +585,7 @@ impl<'a> Workspace<'a> {
             *mu = q_bar + k_bar;
         }
         let factor = params.noise_scale.factor(shape.dim);
-        match (sampling.is_sampled(), params.proposals) {
+        match (N::SAMPLED, params.proposals) {
             // W = mu (eval)
             (false, _) => copy(self.w, self.mu),
             (true, Proposals::Single | Proposals::TwoPerLandmark) => {
@@ -592,13 +593,13 @@ impl<'a> Workspace<'a> {
                 for w_rows in rows_mut(self.w, self.mu.len().max(1)) {
                     copy(w_rows, self.mu);
                 }
-                add_noise(&mut sampling, factor, self.w);
+                noise.add((heads, head), 0, factor, self.w);
             }
             (true, Proposals::Antithetic) => {
                 // noise = f · eps in the second half;  W = [mu + noise; mu − noise]
                 let (plus, minus) = self.w.split_at_mut(self.mu.len().min(self.w.len()));
                 minus.fill(0.0);
-                add_noise(&mut sampling, factor, minus);
+                noise.add((heads, head), 0, factor, minus);
                 for ((p, m), &mu) in plus.iter_mut().zip(minus.iter_mut()).zip(self.mu.iter()) {
                     let noise = *m;
                     (*p, *m) = (mu + noise, mu - noise);
@@ -679,15 +680,6 @@ impl<'a> Workspace<'a> {
     }
 }
 
-/// `w += f · eps`, `eps` the caller's noise or drawn from the generator (row-major).
-fn add_noise(sampling: &mut Sampling<'_>, factor: f32, w: &mut [f32]) {
-    match sampling {
-        Sampling::Eval => {}
-        Sampling::Noise(eps) => axpy(factor, eps, w),
-        Sampling::Draw(rng) => add_scaled_normal(&mut **rng, factor, w),
-    }
-}
-
 /// The key pass of one head on a workspace whose samples `W` are built.
 pub(crate) struct KeyPass<'a, 'w> {
     x: &'a Qkv<'a>,
@@ -731,6 +723,7 @@ impl Kernel for QueryPass<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::NoNoise;
     use crate::math::softmax_in_place;
     use crate::test_support::{assert_close, single_head_cases};
 
@@ -753,7 +746,7 @@ mod tests {
                 let mut scratch = vec![f32::NAN; scratch_len(shape, c, Proposals::Single)];
                 let (mut ws, _) =
                     Workspace::split(&mut scratch, count, count, shape, false).unwrap();
-                ws.build_proposals(&x, &params, Sampling::Eval);
+                ws.build_proposals(&x, &params, (&mut NoNoise, 1, 0));
                 ws.key_pass_scalar(&x);
                 ws.proposal_log_density(shape, weighting);
                 ws.query_softmax_normaliser(shape, &case.q);

@@ -3,6 +3,7 @@
 
 use super::{MeanKind, Ra};
 use crate::exact::{KeyTerms, flash_block, flash_scratch_len};
+use crate::inputs::Noise;
 use crate::simd::Isa;
 use crate::simd::tile::{BLOCK, add_row};
 use crate::slices::{copy, prefix, rows, rows_mut, take};
@@ -15,7 +16,7 @@ pub(super) const fn tiles_len(dim: usize) -> usize {
 
 /// RA over the queries of one head, a block of queries at a time.
 #[inline(always)]
-pub(super) fn attention<I: Isa>(isa: I, kernel: Ra<'_, '_, '_>) {
+pub(super) fn attention<I: Isa, N: Noise>(isa: I, kernel: Ra<'_, '_, '_, '_, N>) {
     let Ra {
         x,
         mean,

@@ -22,9 +22,9 @@ mod blocked;
 mod scalar;
 
 use crate::error::{Arg, Error};
-use crate::inputs::{Qkv, Sampling};
+use crate::inputs::{Noise, Qkv, Sampling, with_noise};
 use crate::math::{KEY_BLOCK, axpy, dot, exp, half_sq_norm, log_sum_exp_of, scale};
-use crate::random::{NoiseScale, add_scaled_normal, uniform};
+use crate::random::NoiseScale;
 use crate::shape::{Shape, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
 use crate::slices::{part, part_mut, rows, take};
@@ -121,6 +121,7 @@ const fn len(shape: Shape, tiles: bool) -> usize {
 /// ra::attention(&inputs, &params, Sampling::Eval, &mut out, &mut scratch)?;
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
+#[inline(always)]
 pub fn attention(
     x: &Qkv<'_>,
     params: &Params<'_>,
@@ -128,20 +129,34 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
-    check_args(x, params, &sampling, out)?;
+    // (Inlined: a call with a constant sampling links that sampling's code only.)
+    with_noise!(sampling, |noise| run(x, params, noise, out, scratch))
+}
+
+/// [`attention`] with the noise `N`.
+/// (Not inlined into the caller, whose frame would then hold its locals.)
+#[inline(never)]
+fn run<N: Noise>(
+    x: &Qkv<'_>,
+    params: &Params<'_>,
+    noise: N,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    check_args(x, params, &noise, out)?;
     let backend = Available::active();
     let (mut ws, tiles) = Workspace::split(scratch, x.shape, backend.backend().is_simd())?;
-    attention_in(backend, x, params, sampling, out, &mut ws, tiles);
+    attention_in(backend, x, params, noise, out, &mut ws, tiles);
     Ok(())
 }
 
 /// [`attention`] on checked arguments and a workspace of the right size.
 #[inline(always)]
-pub(crate) fn attention_in(
+pub(crate) fn attention_in<N: Noise>(
     backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
-    mut sampling: Sampling<'_>,
+    mut noise: N,
     out: &mut [f32],
     ws: &mut Workspace<'_>,
     tiles: &mut [f32],
@@ -155,7 +170,8 @@ pub(crate) fn attention_in(
             mean => mean,
         };
         let mut draws = Draws {
-            sampling: sampling.head(heads, head),
+            noise: &mut noise,
+            head: (heads, head),
             mean,
             factor: params.noise_scale.factor(x.shape.dim),
             row: 0,
@@ -174,15 +190,15 @@ pub(crate) fn attention_in(
 }
 
 /// Checks everything but the scratch.
-pub(crate) fn check_args(
+pub(crate) fn check_args<N: Noise>(
     x: &Qkv<'_>,
     params: &Params<'_>,
-    sampling: &Sampling<'_>,
+    noise: &N,
     out: &[f32],
 ) -> Result<(), Error> {
     x.check(out)?;
     let shape = x.shape;
-    sampling.check_noise(shape, shape.queries)?;
+    noise.check(shape, shape.queries)?;
     match params.mean {
         Mean::GivenKeys(indices) => {
             let expected = shape.stacked(shape.queries, 1)?;
@@ -200,7 +216,7 @@ pub(crate) fn check_args(
                 None => Ok(()),
             }
         }
-        Mean::SampledKey if !matches!(sampling, Sampling::Draw(_)) => Err(Error::GeneratorRequired),
+        Mean::SampledKey if !N::DRAWN => Err(Error::GeneratorRequired),
         _ => Ok(()),
     }
 }
@@ -226,32 +242,26 @@ impl MeanKind {
 
 /// The random part of each query's proposal, query after query: the noise `eps_i` and the key
 /// `J_i` of the sampled-key mean.
-pub(crate) struct Draws<'a> {
-    sampling: Sampling<'a>,
+pub(crate) struct Draws<'a, 'n, N> {
+    noise: &'n mut N,
+    /// The number of heads and this head.
+    head: (usize, usize),
     mean: Mean<'a>,
     factor: f32,
     /// The next query row.
     row: usize,
 }
 
-impl Draws<'_> {
+impl<N: Noise> Draws<'_, '_, N> {
     /// `W_i += f · eps_i` for the next query `q_i`; returns `J_i` (0 unless the mean is a key).
     pub(crate) fn perturb(&mut self, x: &Qkv<'_>, w: &mut [f32], q_row: &[f32]) -> usize {
-        let dim = x.shape.dim;
-        let key = match (self.mean, &mut self.sampling) {
-            (Mean::GivenKeys(indices), _) => indices.get(self.row).map_or(0, |&j| j as usize),
-            (Mean::SampledKey, Sampling::Draw(rng)) => draw_key(x, q_row, uniform(&mut **rng)),
+        let key = match self.mean {
+            Mean::GivenKeys(indices) => indices.get(self.row).map_or(0, |&j| j as usize),
+            Mean::SampledKey if N::DRAWN => draw_key(x, q_row, self.noise.uniform()),
             _ => 0,
         };
-        match &mut self.sampling {
-            Sampling::Eval => {}
-            Sampling::Noise(eps) => {
-                if let Some(eps_row) = rows(eps, dim).nth(self.row) {
-                    axpy(self.factor, eps_row, w);
-                }
-            }
-            Sampling::Draw(rng) => add_scaled_normal(&mut **rng, self.factor, w),
-        }
+        let offset = self.row.saturating_mul(x.shape.dim);
+        self.noise.add(self.head, offset, self.factor, w);
         self.row += 1;
         key
     }
@@ -358,16 +368,16 @@ impl<'a> Workspace<'a> {
 }
 
 /// RA over the queries of one head, on prepared key statistics.
-pub(crate) struct Ra<'a, 'w, 'd> {
+pub(crate) struct Ra<'a, 'w, 'd, 'n, N> {
     x: &'a Qkv<'a>,
     mean: MeanKind,
     out: &'a mut [f32],
     ws: &'a mut Workspace<'w>,
     tiles: &'a mut [f32],
-    draws: &'a mut Draws<'d>,
+    draws: &'a mut Draws<'d, 'n, N>,
 }
 
-impl Kernel for Ra<'_, '_, '_> {
+impl<N: Noise> Kernel for Ra<'_, '_, '_, '_, N> {
     type Output = ();
     fn scalar(self) {
         scalar::attention(self);

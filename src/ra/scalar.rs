@@ -1,12 +1,13 @@
 //! The scalar reference kernel of RA, one query at a time.
 
 use super::{MeanKind, Ra, Workspace};
+use crate::inputs::Noise;
 use crate::inputs::Qkv;
 use crate::math::{axpy, dot, softmax_weighted_sum};
 use crate::slices::{copy, rows, rows_mut};
 
 /// RA over the queries of one head.
-pub(super) fn attention(kernel: Ra<'_, '_, '_>) {
+pub(super) fn attention<N: Noise>(kernel: Ra<'_, '_, '_, '_, N>) {
     let Ra {
         x,
         mean,

@@ -37,7 +37,8 @@ use crate::lara::{self, Weighting};
 use crate::math::{axpy, dot, exp, half_sq_norm, max, scale, sin_cos};
 use crate::shape::{Shape, check_finite, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
-use crate::slices::{copy, part, part_mut, rows, rows_mut, take};
+use crate::slices::{copy, part, rows, rows_mut, take};
+use core::marker::PhantomData;
 
 /// The official `eps` added to every positive feature.
 pub const FEATURE_FLOOR: f32 = 1e-4;
@@ -119,6 +120,7 @@ pub const fn scratch_len_for(
     len(shape, map, features, backend.is_simd())
 }
 
+#[inline(always)]
 const fn len(shape: Shape, map: FeatureMap, features: usize, tiles: bool) -> usize {
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let (state, tile) = match map {
@@ -170,7 +172,26 @@ const fn len(shape: Shape, map: FeatureMap, features: usize, tiles: bool) -> usi
 /// rfa::attention(&inputs, &params, &mut out, &mut scratch)?;
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
+#[inline(always)]
 pub fn attention(
+    x: &Qkv<'_>,
+    params: &Params<'_>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
+    // (Inlined, so that a call with a constant map links that map's kernels only: firmware
+    // that runs positive features carries no sine, cosine or log-space code.)
+    match params.map {
+        FeatureMap::Positive => linear::<Positive>(x, params, out, scratch),
+        FeatureMap::Trigonometric => linear::<Trigonometric>(x, params, out, scratch),
+        FeatureMap::PositiveLogSpace => log_space(x, params, out, scratch),
+    }
+}
+
+/// RFA with the linear-attention map `M` (positive or trigonometric features).
+/// (Not inlined into the caller, whose frame would then hold its locals.)
+#[inline(never)]
+fn linear<M: Map>(
     x: &Qkv<'_>,
     params: &Params<'_>,
     out: &mut [f32],
@@ -179,13 +200,9 @@ pub fn attention(
     let features = check_args(x, params, out)?;
     let backend = Available::active();
     let tiles = backend.backend().is_simd();
-    if params.map == FeatureMap::PositiveLogSpace {
-        return log_space(backend, x, params.omega, features, out, scratch);
-    }
-    let (mut state, tiles) = FeatureState::split(scratch, x.shape, params.map, features, tiles)?;
+    let (mut state, tiles) = FeatureState::split(scratch, x.shape, M::MAP, features, tiles)?;
     for head in 0..x.shape.heads {
         let kernel = Features {
-            map: params.map,
             x,
             head,
             omega: params.omega,
@@ -194,7 +211,7 @@ pub fn attention(
             state: &mut state,
             tiles: &mut *tiles,
         };
-        simd::run(backend, kernel);
+        simd::run(backend, MapKernel::<M>(kernel, PhantomData));
     }
     Ok(())
 }
@@ -222,25 +239,25 @@ pub(crate) fn features_of(shape: Shape, omega: &[f32]) -> Result<usize, Error> {
     Ok(omega.len() / row_len.max(1))
 }
 
-/// Log-space positive features on checked arguments: per head, LARA's passes with `S` samples
-/// `W_r = d^1/4 ω_r`, `log P = 0` and `α = 1`.
+/// Log-space positive features: per head, LARA's passes with `S` samples `W_r = d^1/4 ω_r`,
+/// `log P = 0` and `α = 1`.
 #[inline(never)]
 fn log_space(
-    backend: Available,
     x: &Qkv<'_>,
-    omega: &[f32],
-    features: usize,
+    params: &Params<'_>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    let features = check_args(x, params, out)?;
+    let backend = Available::active();
     let tiles = backend.backend().is_simd();
     let (mut ws, tiles) = lara::Workspace::split(scratch, 0, features, x.shape, tiles)?;
     let heads = x.shape.heads;
     for head in 0..heads {
-        let (x, out) = (x.head(head), part_mut(out, heads, head));
+        let (x, out) = x.head_and_out(head, out);
         // W_r = d^1/4 ω_r, so that ℓ(x; W_r) = s · (W_r·x − |x|²/2) = d^-1/4 x·ω_r − s|x|²/2
         let data_scale = FeatureScales::new(x.shape, 1).data;
-        for (w, &o) in ws.w.iter_mut().zip(part(omega, heads, head)) {
+        for (w, &o) in ws.w.iter_mut().zip(part(params.omega, heads, head)) {
             *w = o / data_scale;
         }
         // lseK_r and kv_r
@@ -289,7 +306,9 @@ pub(crate) struct FeatureState<'a> {
 
 impl<'a> FeatureState<'a> {
     /// Splits a flat scratch into the state of `map` with `features` projections and the
-    /// blocked kernel's tiles (empty without `tiles`).
+    /// blocked kernel's tiles (empty without `tiles`). (Inlined: the map is a constant of the
+    /// caller, so only its own scratch formula is compiled.)
+    #[inline(always)]
     fn split(
         scratch: &'a mut [f32],
         shape: Shape,
@@ -378,10 +397,9 @@ impl<'a> FeatureState<'a> {
     }
 }
 
-/// RFA with positive or trigonometric features over head `head` of `x`, into its part of
-/// `out`.
+/// RFA over head `head` of `x`, into its part of `out`: the arguments of the kernels of every
+/// [`Map`].
 pub(crate) struct Features<'a, 's> {
-    pub(crate) map: FeatureMap,
     pub(crate) x: &'a Qkv<'a>,
     pub(crate) head: usize,
     /// `ω [h, S, d]`.
@@ -412,21 +430,58 @@ impl<'a, 's> Features<'a, 's> {
     }
 }
 
-impl Kernel for Features<'_, '_> {
+/// A linear-attention feature map as the kernels run it: positive or trigonometric features.
+pub(crate) trait Map {
+    /// The map.
+    const MAP: FeatureMap;
+    /// The scalar kernel.
+    fn scalar(kernel: Features<'_, '_>);
+    /// The blocked kernel.
+    fn blocked<I: Isa>(isa: I, kernel: Features<'_, '_>);
+}
+
+/// Positive features (FAVOR+).
+pub(crate) struct Positive;
+
+/// Trigonometric features.
+pub(crate) struct Trigonometric;
+
+impl Map for Positive {
+    const MAP: FeatureMap = FeatureMap::Positive;
+    #[inline(always)]
+    fn scalar(kernel: Features<'_, '_>) {
+        scalar::positive(kernel);
+    }
+    #[inline(always)]
+    fn blocked<I: Isa>(isa: I, kernel: Features<'_, '_>) {
+        blocked::positive(isa, kernel);
+    }
+}
+
+impl Map for Trigonometric {
+    const MAP: FeatureMap = FeatureMap::Trigonometric;
+    #[inline(always)]
+    fn scalar(kernel: Features<'_, '_>) {
+        scalar::trigonometric(kernel);
+    }
+    #[inline(always)]
+    fn blocked<I: Isa>(isa: I, kernel: Features<'_, '_>) {
+        blocked::trigonometric(isa, kernel);
+    }
+}
+
+/// The kernel of map `M` over [`Features`].
+pub(crate) struct MapKernel<'a, 's, M>(pub(crate) Features<'a, 's>, pub(crate) PhantomData<M>);
+
+impl<M: Map> Kernel for MapKernel<'_, '_, M> {
     type Output = ();
     #[inline(always)]
     fn scalar(self) {
-        match self.map {
-            FeatureMap::Trigonometric => scalar::trigonometric(self),
-            FeatureMap::Positive | FeatureMap::PositiveLogSpace => scalar::positive(self),
-        }
+        M::scalar(self.0);
     }
     #[inline(always)]
     fn blocked<I: Isa>(self, isa: I) {
-        match self.map {
-            FeatureMap::Trigonometric => blocked::trigonometric(isa, self),
-            FeatureMap::Positive | FeatureMap::PositiveLogSpace => blocked::positive(isa, self),
-        }
+        M::blocked(isa, self.0);
     }
 }
 
