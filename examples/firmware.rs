@@ -21,8 +21,10 @@
 //! The firmware prints, per call: instructions executed (QEMU `-icount` makes SysTick count
 //! instructions; calibrated at boot with a loop of known length), peak stack (painting; the
 //! buffers are `static`s, so this is the kernel's own use) and `max|firmware − host|` over the
-//! compared values; then the LARA/exact and RFA/exact instruction ratios and the instructions of
-//! one `libm::expf` and one `lara_attn::exp_f32` call (mean over a sweep of `[-20, 0]`). It exits 0 only if every call returned `Ok` and every error is within
+//! compared values; then the LARA/exact and RFA/exact instruction ratios, the instructions of
+//! one `libm::expf` and one `lara_attn::exp_f32` call (mean over a sweep of `[-20, 0]`), and a
+//! hash of 256 Gaussian draws against the host's (the sampler's bits are the same on every
+//! target). It exits 0 only if every call returned `Ok`, the hash matches and every error is within
 //! `cases::TOLERANCE` (1e-5: the outputs are convex combinations of values in `[-1, 1)`, so this
 //! is about 80 ulp of the largest value; scalar kernels give bit-identical results on every
 //! target because Rust never contracts or reorders float operations, so any error is a bug or a
@@ -47,7 +49,7 @@ mod device;
 mod firmware {
     use crate::cases::{self, Buffers, CASES, Case, Kernel};
     use crate::device::{self, Console, Counter, Sci};
-    use crate::expected::EXPECTED;
+    use crate::expected::{EXPECTED, SAMPLER_HASH};
     use core::fmt::Write;
     use core::hint::black_box;
     use lara_attn::Error;
@@ -143,6 +145,14 @@ mod firmware {
                 (per_call + 0.5) as u32
             );
         }
+        let sampler = cases::sampler_hash();
+        let same = sampler == SAMPLER_HASH;
+        mismatches += usize::from(!same);
+        let _ = writeln!(
+            out,
+            "sampler: 256 normals from seed 2024 hash to {sampler:#010x}, the host's {SAMPLER_HASH:#010x}: {}",
+            if same { "same bits" } else { "MISMATCH" }
+        );
         let _ = writeln!(out);
 
         let status = if kernel_errors > 0 {
@@ -154,9 +164,9 @@ mod firmware {
         };
         let _ = writeln!(
             out,
-            "{} of {} outputs within {} of the host's: {}",
-            CASES.len() - mismatches,
-            CASES.len(),
+            "{} of {} outputs within {} of the host's, and the sampler's bits: {}",
+            CASES.len() + 1 - mismatches,
+            CASES.len() + 1,
             Sci(cases::TOLERANCE),
             if status == 0 { "PASS" } else { "FAIL" }
         );
@@ -197,7 +207,7 @@ fn main() -> std::process::ExitCode {
 #[cfg(not(target_os = "none"))]
 mod host {
     use crate::cases::{self, Buffers, CASES, Kernel};
-    use crate::expected::EXPECTED;
+    use crate::expected::{EXPECTED, SAMPLER_HASH};
     use lara_attn::backend::{Backend, set_backend};
     use std::fmt::Write as _;
     use std::process::ExitCode;
@@ -257,7 +267,10 @@ mod host {
                 );
             }
         }
-        let total = 2 * CASES.len();
+        let sampler = cases::sampler_hash();
+        println!("sampler hash {sampler:#010x}, expected {SAMPLER_HASH:#010x}");
+        failed += usize::from(sampler != SAMPLER_HASH);
+        let total = 2 * CASES.len() + 1;
         println!("{} passed, {failed} failed", total - failed);
         if failed == 0 {
             ExitCode::SUCCESS
@@ -306,7 +319,12 @@ mod host {
             }
             text.push_str("    ],\n");
         }
-        text.push_str("];\n");
+        text.push_str("];\n\n/// `cases::sampler_hash()` on the host.\n");
+        writeln!(
+            text,
+            "pub const SAMPLER_HASH: u32 = {:#010x};",
+            cases::sampler_hash()
+        )?;
         std::fs::write(EXPECTED_PATH, text)?;
         Ok(())
     }

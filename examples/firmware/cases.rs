@@ -3,6 +3,7 @@
 //! summary of each output that is compared with the expected values.
 
 use lara_attn::lara::{self, Params, Proposals, Weighting};
+use lara_attn::random::{default_rng, fill_standard_normal};
 use lara_attn::rfa::FeatureMap;
 use lara_attn::{Error, Qkv, Sampling, Shape, exact, rfa};
 
@@ -250,4 +251,18 @@ fn fill_gaussian(x: &mut [f32], seed: u32) {
         let sum = (0..4).map(|j| uniform(seed, base + j)).sum::<f32>();
         *x = 0.866_025_4 * sum;
     }
+}
+
+/// The seed of the sampler check.
+const SAMPLER_SEED: u64 = 2024;
+
+/// The sampler check: 256 standard normals drawn from `default_rng(2024)`, as a 32-bit FNV-1a
+/// hash of their bits. The sampler computes in `f32` only, so the hash is the same on every
+/// target. (Linked in the size baseline too: it does not count in the kernels' flash.)
+pub fn sampler_hash() -> u32 {
+    let mut draws = [0.0f32; 256];
+    fill_standard_normal(&mut default_rng(SAMPLER_SEED), &mut draws);
+    draws.iter().fold(0x811c_9dc5u32, |hash, x| {
+        (hash ^ x.to_bits()).wrapping_mul(0x0100_0193)
+    })
 }
