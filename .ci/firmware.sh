@@ -79,11 +79,11 @@ for opt in s 3; do
   case "$opt" in s) value='"s"' ;; *) value="$opt" ;; esac
   elf="$TARGET_DIR/thumbv7em-none-eabihf/release/examples/firmware"
   step "size at opt-level = $opt: firmware example (Cortex-M4F), and a build that calls no kernel"
-  FIRMWARE_SIZE_BASELINE=1 cargo build --release --example firmware --target thumbv7em-none-eabihf \
+  FIRMWARE_SIZE=1 FIRMWARE_SIZE_BASELINE=1 cargo build --release --example firmware --target thumbv7em-none-eabihf \
     --config "profile.release.opt-level=$value" 2>"$LOGS/size-$opt.build.log" ||
     { cat "$LOGS/size-$opt.build.log"; exit 1; }
   cp "$elf" "$LOGS/firmware-baseline-opt-$opt.elf"
-  cargo build --release --example firmware --target thumbv7em-none-eabihf \
+  FIRMWARE_SIZE=1 cargo build --release --example firmware --target thumbv7em-none-eabihf \
     --config "profile.release.opt-level=$value" 2>"$LOGS/size-$opt.build.log" ||
     { cat "$LOGS/size-$opt.build.log"; exit 1; }
   cp "$elf" "$LOGS/firmware-opt-$opt.elf"

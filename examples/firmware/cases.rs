@@ -25,6 +25,11 @@ pub const TOLERANCE: f32 = 1e-5;
 /// any kernel, to measure the flash of the kernels by difference (`.ci/firmware.sh` does).
 const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
 
+/// Set at compile time, `FIRMWARE_SIZE` builds the example for the size measurements: without
+/// the sampler check, whose `logf` and `sqrtf` would otherwise be shared with the kernels and
+/// vanish from their flash.
+pub const SAMPLER_CHECK: bool = option_env!("FIRMWARE_SIZE").is_none();
+
 /// The kernels run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kernel {
@@ -258,7 +263,7 @@ const SAMPLER_SEED: u64 = 2024;
 
 /// The sampler check: 256 standard normals drawn from `default_rng(2024)`, as a 32-bit FNV-1a
 /// hash of their bits. The sampler computes in `f32` only, so the hash is the same on every
-/// target. (Linked in the size baseline too: it does not count in the kernels' flash.)
+/// target. (Not in the size builds: see [`SAMPLER_CHECK`].)
 pub fn sampler_hash() -> u32 {
     let mut draws = [0.0f32; 256];
     fill_standard_normal(&mut default_rng(SAMPLER_SEED), &mut draws);
