@@ -270,10 +270,12 @@ mod host {
                 );
             }
         }
-        let sampler = cases::sampler_hash();
-        println!("sampler hash {sampler:#010x}, expected {SAMPLER_HASH:#010x}");
-        failed += usize::from(sampler != SAMPLER_HASH);
-        let total = 2 * CASES.len() + 1;
+        if cases::SAMPLER_CHECK {
+            let sampler = cases::sampler_hash();
+            println!("sampler hash {sampler:#010x}, expected {SAMPLER_HASH:#010x}");
+            failed += usize::from(sampler != SAMPLER_HASH);
+        }
+        let total = 2 * CASES.len() + usize::from(cases::SAMPLER_CHECK);
         println!("{} passed, {failed} failed", total - failed);
         if failed == 0 {
             ExitCode::SUCCESS

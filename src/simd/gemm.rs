@@ -15,7 +15,6 @@ const NR: usize = 2;
 /// loop, which loads `NR` vectors of `B` and broadcasts `MR` elements of `A` per step.
 /// If the slices are too short for the dimensions (an internal bug), nothing is computed
 /// (and debug builds panic).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn gemm<I: Isa>(
     isa: I,
@@ -140,7 +139,6 @@ unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
 /// # Safety
 /// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` and rows `0..R` of `C` (`V·LANES`
 /// columns, or `width` if smaller) must be in bounds.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn micro<I: Isa, const R: usize, const V: usize>(
     isa: I,
