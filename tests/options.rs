@@ -159,9 +159,7 @@ fn lara_options_match_the_reference() {
                                     inputs.dims(),
                                     c,
                                     mis,
-                                    q,
-                                    k,
-                                    v,
+                                    (q, k, v),
                                     noise,
                                     options,
                                 );

@@ -165,7 +165,10 @@ impl<'a> Estimator<'a> {
                         count,
                         queries,
                         keys,
-                    } => reference::lara_given(dims, count, queries, keys, mis, q, k, v, noise),
+                    } => {
+                        let landmarks = (count, queries, keys);
+                        reference::lara_given(dims, landmarks, mis, (q, k, v), noise)
+                    }
                 }
             }
             Estimator::Ra { mean, noise } => {

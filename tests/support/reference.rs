@@ -271,19 +271,16 @@ pub fn lara(
     v: &[f32],
     eps: Option<&[f32]>,
 ) -> Vec<f64> {
-    lara_with(dims, c, mis, q, k, v, eps, LaraOptions::default())
+    lara_with(dims, c, mis, (q, k, v), eps, LaraOptions::default())
 }
 
 /// [`lara`] with options. As the official code, masked keys are zeroed before the landmarks are
 /// pooled and get `−∞` log-features.
-#[allow(clippy::too_many_arguments)]
 pub fn lara_with(
     dims: Dims,
     c: usize,
     mis: Mis,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    (q, k, v): (&[f32], &[f32], &[f32]),
     eps: Option<&[f32]>,
     options: LaraOptions<'_>,
 ) -> Vec<f64> {
@@ -300,36 +297,22 @@ pub fn lara_with(
     }
     let q_bar = segment_means(&qm, cp);
     let k_bar = segment_means(&km, cp);
-    lara_core(dims, &q_bar, &k_bar, mis, q, k, v, eps, options)
+    lara_core(dims, (&q_bar, &k_bar), mis, (q, k, v), eps, options)
 }
 
 /// LARA with caller-given landmarks `q̄ [count, d]`, `k̄ [count, d]`.
-#[allow(clippy::too_many_arguments)]
 pub fn lara_given(
     dims: Dims,
-    count: usize,
-    q_bar: &[f32],
-    k_bar: &[f32],
+    (count, q_bar, k_bar): (usize, &[f32], &[f32]),
     mis: Mis,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    (q, k, v): (&[f32], &[f32], &[f32]),
     eps: Option<&[f32]>,
 ) -> Vec<f64> {
     dims.check(q, k, v);
     let q_bar = Mat::from_f32(q_bar, count, dims.d);
     let k_bar = Mat::from_f32(k_bar, count, dims.d);
-    lara_core(
-        dims,
-        &q_bar,
-        &k_bar,
-        mis,
-        q,
-        k,
-        v,
-        eps,
-        LaraOptions::default(),
-    )
+    let options = LaraOptions::default();
+    lara_core(dims, (&q_bar, &k_bar), mis, (q, k, v), eps, options)
 }
 
 /// `ℓ(x; w) = s · (w·x − |x|²/2)`.
@@ -345,15 +328,11 @@ fn repeat_twice(x: &Mat) -> Mat {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 fn lara_core(
     dims: Dims,
-    q_bar: &Mat,
-    k_bar: &Mat,
+    (q_bar, k_bar): (&Mat, &Mat),
     mis: Mis,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    (q, k, v): (&[f32], &[f32], &[f32]),
     eps: Option<&[f32]>,
     options: LaraOptions<'_>,
 ) -> Vec<f64> {
