@@ -19,6 +19,17 @@ pub struct GoldenCase {
 }
 
 impl GoldenCase {
+    /// The inputs of the case, one head of self-attention.
+    pub fn qkv(&self) -> crate::Qkv<'_> {
+        crate::Qkv {
+            shape: crate::Shape::self_attention(self.n, self.d),
+            q: &self.q,
+            k: &self.k,
+            v: &self.v,
+            key_mask: None,
+        }
+    }
+
     /// The intermediate array `int_<name>.npy`.
     pub fn intermediate(&self, name: &str) -> npy::Array<f32> {
         let path = self.dir.join(format!("int_{name}.npy"));

@@ -732,13 +732,7 @@ mod tests {
     fn intermediates_match_the_official_code() {
         for case in single_head_cases() {
             let shape = Shape::self_attention(case.n, case.d);
-            let x = Qkv {
-                shape,
-                q: &case.q,
-                k: &case.k,
-                v: &case.v,
-                key_mask: None,
-            };
+            let x = case.qkv();
             for c in [4, 8] {
                 let weighting = Weighting::Optimal { alpha_coeff: 1.0 };
                 let params = Params::segment_means(c, weighting);

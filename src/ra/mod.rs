@@ -398,13 +398,7 @@ mod tests {
     fn attention_weighted_mean_matches_the_official_code() {
         for case in single_head_cases() {
             let shape = Shape::self_attention(case.n, case.d);
-            let x = Qkv {
-                shape,
-                q: &case.q,
-                k: &case.k,
-                v: &case.v,
-                key_mask: None,
-            };
+            let x = case.qkv();
             let mut scratch = vec![f32::NAN; scratch_len(shape)];
             let (mut ws, _) = Workspace::split(&mut scratch, shape, false).unwrap();
             let mut mu = vec![0.0; case.n * case.d];

@@ -603,13 +603,7 @@ mod tests {
                     phi: &mut phi,
                     v_sum: &mut v_sum,
                 };
-                let x = Qkv {
-                    shape,
-                    q: &case.q,
-                    k: &case.k,
-                    v: &case.v,
-                    key_mask: None,
-                };
+                let x = case.qkv();
                 state.positive_key_pass(&x, scales, &omega);
                 // Reference summaries from the official φk [n, S] (f64 sums).
                 let phi_k = case
