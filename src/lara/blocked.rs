@@ -5,7 +5,7 @@
 //! another association of the sums.
 
 use super::{KeyPass, QueryPass, Weighting};
-use crate::math::{half_sq_norm, ln};
+use crate::math::half_sq_norm;
 use crate::simd::tile::{
     BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows, pack_transposed,
     project_block, raise_running_max, scale_row, shift_row,
@@ -19,10 +19,10 @@ pub(super) const fn tiles_len(columns: usize, dim: usize) -> usize {
     columns.saturating_mul(dim.saturating_add(BLOCK))
 }
 
-/// Blocked LARA key pass on a workspace whose samples `W` are built: per sample, online
-/// `lseK_c = lse_j LK[c, j]` and `kv_c = Σ_j softmax_j(LK[c, j]) v_j` over the unmasked keys.
+/// Adds the unmasked keys of `pass.x` to the running key sums of a workspace whose samples `W`
+/// are built: per sample, the online `lse_j LK[c, j]` and `Σ_j e^(LK[c, j] − max) v_j`.
 #[inline(always)]
-pub(super) fn key_pass<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
+pub(super) fn push_keys<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
     let KeyPass { x, ws, tiles } = pass;
     let shape = x.shape;
     let (dim, value_dim, scale) = (shape.dim, shape.value_dim, shape.scale());
@@ -32,9 +32,6 @@ pub(super) fn key_pass<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
     let tile = take(&mut rest, BLOCK * samples);
     // s·Wᵀ [d, S]
     pack_transposed(ws.w, dim, scale, packed, samples, 0);
-    ws.kv.fill(0.0);
-    ws.key_lse.fill(f32::NEG_INFINITY);
-    ws.key_sum.fill(0.0);
     for (k_block, v_block, mask) in key_blocks((x.k, x.v, x.key_mask), (dim, value_dim)) {
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, S] tile; −∞ for masked keys
         let (rows_k, tile) = project_block(isa, k_block, dim, (packed, samples), samples, tile);
@@ -60,21 +57,36 @@ pub(super) fn key_pass<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
             true,
         );
     }
-    for ((kv_row, lse), &sum) in rows_mut(ws.kv, value_dim)
-        .zip(ws.key_lse.iter_mut())
-        .zip(ws.key_sum.iter())
-    {
-        // kv_c /= Σ;  lseK_c = max + ln Σ
-        scale_row(isa, kv_row, 1.0 / sum);
-        *lse += ln(sum);
+}
+
+/// Adds the queries of `pass.x` to `mis-opt`'s running `lse_i (s · q̄_c·q_i)`, the normaliser
+/// of `T` (column-wise over blocks of queries): running maximum in `t_lse`, sum in the first
+/// `C'` entries of `key_sum` (free once the key pass is finished).
+#[inline(always)]
+pub(super) fn push_normaliser<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
+    let QueryPass { x, ws, tiles, .. } = pass;
+    let (q, dim, scale) = (x.q, x.shape.dim, x.shape.scale());
+    let count = ws.components();
+    let mut rest = tiles;
+    let packed = take(&mut rest, dim * count);
+    let tile = take(&mut rest, BLOCK * count);
+    // s·q̄ᵀ [d, C']
+    pack_transposed(ws.q_bar, dim, scale, packed, count, 0);
+    let (running_max, running_sum) = (&mut *ws.t_lse, prefix(ws.key_sum, count));
+    let (block_max, rescale) = (prefix(ws.t_row, count), prefix(ws.logits, count));
+    for q_block in q.chunks(BLOCK * dim) {
+        let (_, tile) = project_block(isa, q_block, dim, (packed, count), count, tile);
+        column_max(isa, tile, count, count, block_max);
+        raise_running_max(running_max, block_max, rescale, running_sum);
+        column_exp_sum(isa, tile, count, count, running_max, running_sum);
     }
 }
 
-/// Blocked LARA query pass on a workspace whose key pass and densities (`bias`, `balance`) are
-/// done: `mis-opt`'s query normaliser, then `out_i = Σ_c sniw[c, i] kv_c`. `S` samples, `C'`
-/// landmarks; sample `c` belongs to component `c mod C'`.
+/// Blocked LARA query pass on a workspace whose key pass and densities (`bias`, `balance`,
+/// and for `mis-opt` the normaliser `t_lse`) are done: `out_i = Σ_c sniw[c, i] kv_c`. `S`
+/// samples, `C'` landmarks; sample `c` belongs to component `c mod C'`.
 #[inline(always)]
-pub(super) fn query_pass<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
+pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
     let QueryPass {
         x,
         weighting,
@@ -96,24 +108,6 @@ pub(super) fn query_pass<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
         Weighting::Optimal { .. } => pack_transposed(ws.q_bar, dim, scale, packed, ld, samples),
         Weighting::Biased => pack_transposed(ws.mu, dim, scale, packed, ld, samples),
         Weighting::BalanceHeuristic => {}
-    }
-
-    if let Weighting::Optimal { .. } = weighting {
-        // lse_i (s · q̄_c·q_i), online over blocks of queries (column-wise)
-        let (running_max, running_sum) = (&mut *ws.t_lse, prefix(ws.key_sum, count));
-        running_max.fill(f32::NEG_INFINITY);
-        running_sum.fill(0.0);
-        let q_bar_packed = packed.get(samples..).unwrap_or_default();
-        let (block_max, rescale) = (prefix(ws.t_row, count), prefix(ws.logits, count));
-        for q_block in q.chunks(BLOCK * dim) {
-            let (_, tile) = project_block(isa, q_block, dim, (q_bar_packed, ld), count, tile);
-            column_max(isa, tile, count, count, block_max);
-            raise_running_max(running_max, block_max, rescale, running_sum);
-            column_exp_sum(isa, tile, count, count, running_max, running_sum);
-        }
-        for (t_lse, &sum) in running_max.iter_mut().zip(running_sum.iter()) {
-            *t_lse += ln(sum);
-        }
     }
 
     // Query pass: the tile holds [logits | α term] per query (just logits for mis-bh).

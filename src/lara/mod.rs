@@ -45,7 +45,7 @@ mod scalar;
 
 use crate::error::{Arg, Error};
 use crate::inputs::{Noise, Qkv, Sampling, with_noise};
-use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm};
+use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, scale};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
@@ -609,13 +609,90 @@ impl<'a> Workspace<'a> {
     }
 
     /// Per sample over the unmasked keys of one head: `lseK_c = lse_j ℓ(k_j; W_c)` and
-    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`.
+    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`: [`begin_keys`](Self::begin_keys), one
+    /// [`push_keys`](Self::push_keys) of every key, [`finish_keys`](Self::finish_keys).
     pub(crate) fn key_pass(&mut self, backend: Available, x: &Qkv<'_>, tiles: &mut [f32]) {
+        self.begin_keys();
+        self.push_keys(backend, x, tiles);
+        self.finish_keys(x.shape.value_dim);
+    }
+
+    /// Starts a key pass: no key seen yet.
+    pub(crate) fn begin_keys(&mut self) {
+        self.kv.fill(0.0);
+        self.key_lse.fill(f32::NEG_INFINITY);
+        self.key_sum.fill(0.0);
+    }
+
+    /// Adds the keys (and values, mask) of `x` to the key pass: the keys may come in blocks.
+    pub(crate) fn push_keys(&mut self, backend: Available, x: &Qkv<'_>, tiles: &mut [f32]) {
         simd::run(backend, KeyPass { x, ws: self, tiles });
+    }
+
+    /// Ends a key pass: `kv_c = Σ_j e^(LK − max) v_j / Σ_j e^(LK − max)` and
+    /// `lseK_c = max + ln Σ_j e^(LK − max)`.
+    pub(crate) fn finish_keys(&mut self, value_dim: usize) {
+        for ((kv_row, lse), &sum) in rows_mut(self.kv, value_dim)
+            .zip(self.key_lse.iter_mut())
+            .zip(self.key_sum.iter())
+        {
+            scale(kv_row, 1.0 / sum);
+            *lse += ln(sum);
+        }
     }
 
     /// `mis-opt`'s normaliser of `T`, then `out_i = Σ_c sniw[c, i] kv_c` for one head.
     pub(crate) fn query_pass(
+        &mut self,
+        backend: Available,
+        x: &Qkv<'_>,
+        weighting: Weighting,
+        out: &mut [f32],
+        tiles: &mut [f32],
+    ) {
+        if let Weighting::Optimal { .. } = weighting {
+            self.begin_normaliser();
+            self.push_normaliser(backend, x, &mut *tiles);
+            self.finish_normaliser();
+        }
+        self.push_queries(backend, x, weighting, out, tiles);
+    }
+
+    /// Starts `mis-opt`'s normaliser of `T`, `lse_i (s · q̄_c·q_i)`: no query seen yet (after
+    /// the key pass, whose running sums it reuses).
+    pub(crate) fn begin_normaliser(&mut self) {
+        let count = self.components();
+        self.t_lse.fill(f32::NEG_INFINITY);
+        prefix(self.key_sum, count).fill(0.0);
+    }
+
+    /// Adds the queries of `x` to the normaliser: the queries may come in blocks.
+    pub(crate) fn push_normaliser(&mut self, backend: Available, x: &Qkv<'_>, tiles: &mut [f32]) {
+        let pass = QueryPass {
+            x,
+            weighting: Weighting::BalanceHeuristic,
+            out: &mut [],
+            ws: self,
+            tiles,
+        };
+        simd::run(backend, Normaliser(pass));
+    }
+
+    /// Ends the normaliser: `t_lse_c = max + ln Σ`.
+    pub(crate) fn finish_normaliser(&mut self) {
+        let count = self.components();
+        for (t_lse, &sum) in self
+            .t_lse
+            .iter_mut()
+            .zip(prefix(self.key_sum, count).iter())
+        {
+            *t_lse += ln(sum);
+        }
+    }
+
+    /// `out_i = Σ_c sniw[c, i] kv_c` for the queries of `x` (a block or all of them), on a
+    /// workspace whose densities and (`mis-opt`) normaliser are done.
+    pub(crate) fn push_queries(
         &mut self,
         backend: Available,
         x: &Qkv<'_>,
@@ -680,7 +757,8 @@ impl<'a> Workspace<'a> {
     }
 }
 
-/// The key pass of one head on a workspace whose samples `W` are built.
+/// Keys (a block or all) added to the key pass of one head, on a workspace whose samples `W`
+/// are built.
 pub(crate) struct KeyPass<'a, 'w> {
     x: &'a Qkv<'a>,
     ws: &'a mut Workspace<'w>,
@@ -690,15 +768,16 @@ pub(crate) struct KeyPass<'a, 'w> {
 impl Kernel for KeyPass<'_, '_> {
     type Output = ();
     fn scalar(self) {
-        self.ws.key_pass_scalar(self.x);
+        self.ws.push_keys_scalar(self.x);
     }
     #[inline(always)]
     fn blocked<I: Isa>(self, isa: I) {
-        blocked::key_pass(isa, self);
+        blocked::push_keys(isa, self);
     }
 }
 
-/// The query pass of one head on a workspace whose key pass and densities are done.
+/// Queries (a block or all) of one head through the query pass, on a workspace whose key pass
+/// and densities are done.
 pub(crate) struct QueryPass<'a, 'w> {
     x: &'a Qkv<'a>,
     weighting: Weighting,
@@ -712,11 +791,26 @@ impl Kernel for QueryPass<'_, '_> {
     fn scalar(self) {
         let shape = self.x.shape;
         self.ws
-            .query_pass_scalar(shape, self.weighting, self.x.q, self.out);
+            .queries_scalar(shape, self.weighting, self.x.q, self.out);
     }
     #[inline(always)]
     fn blocked<I: Isa>(self, isa: I) {
-        blocked::query_pass(isa, self);
+        blocked::queries(isa, self);
+    }
+}
+
+/// Queries added to `mis-opt`'s normaliser of `T`.
+pub(crate) struct Normaliser<'a, 'w>(QueryPass<'a, 'w>);
+
+impl Kernel for Normaliser<'_, '_> {
+    type Output = ();
+    fn scalar(self) {
+        let QueryPass { x, ws, .. } = self.0;
+        ws.push_normaliser_scalar(x.shape, x.q);
+    }
+    #[inline(always)]
+    fn blocked<I: Isa>(self, isa: I) {
+        blocked::push_normaliser(isa, self.0);
     }
 }
 
@@ -741,9 +835,13 @@ mod tests {
                 let (mut ws, _) =
                     Workspace::split(&mut scratch, count, count, shape, false).unwrap();
                 ws.build_proposals(&x, &params, (&mut NoNoise, 1, 0));
-                ws.key_pass_scalar(&x);
+                ws.begin_keys();
+                ws.push_keys_scalar(&x);
+                ws.finish_keys(shape.value_dim);
                 ws.proposal_log_density(shape, weighting);
-                ws.query_softmax_normaliser(shape, &case.q);
+                ws.begin_normaliser();
+                ws.push_normaliser_scalar(shape, &case.q);
+                ws.finish_normaliser();
                 let what = |name: &str| format!("{} C={c} {name}", case.id);
                 let kv = case.intermediate(&format!("lara_C{c}_misopt_a1_eval_kv_stats"));
                 assert_close(ws.kv, &kv.data, 1e-5, &what("kv"));

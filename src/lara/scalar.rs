@@ -7,20 +7,18 @@ use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, softmax_in_place}
 use crate::slices::{prefix, rows, rows_mut};
 
 impl Workspace<'_> {
-    /// `mis-opt`'s normaliser of `T`, then `out_i = Σ_c sniw[c, i] kv_c` query by query.
-    /// (Neither scalar pass is inlined into its caller: on Cortex-M the frames would add up,
-    /// kept apart the stack peak is the larger of the two.)
+    /// `out_i = Σ_c sniw[c, i] kv_c` query by query, on a workspace whose densities (and, for
+    /// `mis-opt`, the normaliser of `T`) are done. (None of the scalar passes is inlined into
+    /// its caller: on Cortex-M the frames would add up, kept apart the stack peak is the
+    /// largest of them.)
     #[inline(never)]
-    pub(super) fn query_pass_scalar(
+    pub(super) fn queries_scalar(
         &mut self,
         shape: Shape,
         weighting: Weighting,
         q: &[f32],
         out: &mut [f32],
     ) {
-        if let Weighting::Optimal { .. } = weighting {
-            self.query_softmax_normaliser(shape, q);
-        }
         for (q_row, out_row) in rows(q, shape.dim).zip(rows_mut(out, shape.value_dim)) {
             self.log_importance_weights(shape, weighting, q_row);
             // sniw[·, i] = softmax_c(logiw[·, i])
@@ -33,15 +31,12 @@ impl Workspace<'_> {
         }
     }
 
-    /// One streaming pass over the unmasked keys: per sample, `lseK_c = lse_j ℓ(k_j; W_c)` and
-    /// `kv_c = Σ_j softmax_j(ℓ(k_j; W_c)) v_j`.
+    /// Adds the unmasked keys of `x` to the running key sums: per sample, the online
+    /// `lse_j ℓ(k_j; W_c)` (running maximum `key_lse`, sum `key_sum`) and `kv_c`.
     #[inline(never)]
-    pub(super) fn key_pass_scalar(&mut self, x: &Qkv<'_>) {
+    pub(super) fn push_keys_scalar(&mut self, x: &Qkv<'_>) {
         let shape = x.shape;
         let scale = shape.scale();
-        self.kv.fill(0.0);
-        self.key_lse.fill(f32::NEG_INFINITY);
-        self.key_sum.fill(0.0);
         let keys = rows(x.k, shape.dim).zip(rows(x.v, shape.value_dim));
         for ((k_row, v_row), unmasked) in keys.zip(x.unmasked_keys()) {
             if !unmasked {
@@ -63,24 +58,16 @@ impl Workspace<'_> {
                 (*max, *sum) = (state.max, state.sum);
             }
         }
-        for ((kv_row, lse), &sum) in rows_mut(self.kv, shape.value_dim)
-            .zip(self.key_lse.iter_mut())
-            .zip(self.key_sum.iter())
-        {
-            // kv_c = Σ_j exp(LK − max) v_j / Σ_j exp(LK − max);  lseK_c = max + ln Σ
-            crate::math::scale(kv_row, 1.0 / sum);
-            *lse += ln(sum);
-        }
     }
 
-    /// First pass over the queries for `mis-opt`: `lse_i (s · q̄_c·q_i)`, the normaliser of
-    /// `T[c, ·]` (a softmax over the query axis).
-    pub(super) fn query_softmax_normaliser(&mut self, shape: Shape, q: &[f32]) {
+    /// Adds the queries `q` to `mis-opt`'s running `lse_i (s · q̄_c·q_i)`, the normaliser of
+    /// `T[c, ·]` (a softmax over the query axis): running maximum in `t_lse`, sum in the first
+    /// `C'` entries of `key_sum` (free once the key pass is finished).
+    #[inline(never)]
+    pub(super) fn push_normaliser_scalar(&mut self, shape: Shape, q: &[f32]) {
         let scale = shape.scale();
-        // The per-query buffers hold the running (max, sum) of each landmark.
-        let (max, sum) = (&mut *self.logits, &mut *self.t_row);
-        max.fill(f32::NEG_INFINITY);
-        sum.fill(0.0);
+        let count = self.components();
+        let (max, sum) = (&mut *self.t_lse, prefix(self.key_sum, count));
         for q_row in rows(q, shape.dim) {
             for ((q_bar_row, max), sum) in rows(self.q_bar, shape.dim)
                 .zip(max.iter_mut())
@@ -93,9 +80,6 @@ impl Workspace<'_> {
                 state.push_scalar(scale * dot(q_bar_row, q_row));
                 (*max, *sum) = (state.max, state.sum);
             }
-        }
-        for ((t_lse, &max), &sum) in self.t_lse.iter_mut().zip(max.iter()).zip(sum.iter()) {
-            *t_lse = OnlineLse { max, sum }.log_sum_exp();
         }
     }
 
