@@ -23,7 +23,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let outcomes = match golden::run_manifest(&path) {
+    let outcomes = match golden::run_any_manifest(&path) {
         Ok(outcomes) => outcomes,
         Err(e) => {
             eprintln!("error: {e}");

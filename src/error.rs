@@ -31,6 +31,8 @@ pub enum Arg {
     Gates,
     /// The key padding mask, `[n_k]` (`true` marks a padding key).
     KeyMask,
+    /// The tokens `x` of a layer, `[n, dim]`.
+    Tokens,
 }
 
 impl fmt::Display for Arg {
@@ -48,6 +50,7 @@ impl fmt::Display for Arg {
             Arg::AlphaCoeff => "alpha_coeff",
             Arg::Gates => "the gates",
             Arg::KeyMask => "the key padding mask",
+            Arg::Tokens => "the tokens x",
         })
     }
 }
@@ -152,6 +155,21 @@ pub enum Error {
     /// The call draws random numbers (RA's sampled key) but was given no generator:
     /// pass [`Sampling::Draw`](crate::Sampling::Draw).
     GeneratorRequired,
+    /// A layer's weights lack a tensor its configuration needs.
+    MissingWeight(&'static str),
+    /// A layer's weight tensor has another number of elements than its configuration implies.
+    WeightShape {
+        /// The tensor's `state_dict` key.
+        key: &'static str,
+        /// The number of elements the configuration implies.
+        expected: usize,
+        /// The number of elements given.
+        actual: usize,
+    },
+    /// A weight tensor holds a NaN or an infinity.
+    NonFiniteWeight(&'static str),
+    /// A layer configuration the official module does not support, or these inputs cannot take.
+    InvalidConfig(&'static str),
     /// The product of the dimensions does not fit in `usize`.
     SizeOverflow,
     /// [`set_backend`](crate::backend::set_backend) was asked for a backend that is not
@@ -206,6 +224,17 @@ impl fmt::Display for Error {
             Error::GeneratorRequired => {
                 f.write_str("the call samples keys but was given no random number generator")
             }
+            Error::MissingWeight(key) => write!(f, "the weights have no tensor {key}"),
+            Error::WeightShape {
+                key,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "the weight {key} has {actual} elements where the configuration implies {expected}"
+            ),
+            Error::NonFiniteWeight(key) => write!(f, "the weight {key} holds a NaN or an infinity"),
+            Error::InvalidConfig(why) => write!(f, "invalid layer configuration: {why}"),
             Error::SizeOverflow => f.write_str("the dimensions multiply beyond usize::MAX"),
             Error::UnsupportedBackend => {
                 f.write_str("the backend is not available on this target or CPU")

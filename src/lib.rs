@@ -48,6 +48,7 @@ pub mod exact;
 pub mod fixed;
 mod inputs;
 pub mod lara;
+pub mod layer;
 mod math;
 pub mod pool2d;
 pub mod ra;

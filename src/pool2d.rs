@@ -180,7 +180,7 @@ fn check_pool(grid: (usize, usize), dim: usize, pooled: (usize, usize)) -> Resul
 }
 
 /// The pool without checks (`1 <= P <= side` on both sides, `dim >= 1`, lengths match).
-fn write_pool(
+pub(crate) fn write_pool(
     x: &[f32],
     grid: (usize, usize),
     dim: usize,

@@ -33,7 +33,7 @@ pub const fn scratch_len_for(backend: Backend, shape: Shape) -> usize {
     len(shape, backend.is_simd())
 }
 
-const fn len(shape: Shape, tiles: bool) -> usize {
+pub(crate) const fn len(shape: Shape, tiles: bool) -> usize {
     let flash = flash_scratch_len(shape.dim);
     if tiles && flash > KEY_BLOCK {
         flash

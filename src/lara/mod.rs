@@ -378,7 +378,7 @@ pub fn segment_means(
 /// Segment means without checks (`1 <= segments <= rows`, lengths match); rows that `key_mask`
 /// marks (padding keys) count as zero rows, as the official code zeroes padded tokens before
 /// pooling.
-fn write_segment_means(
+pub(crate) fn write_segment_means(
     x: &[f32],
     key_mask: Option<&[bool]>,
     dim: usize,
@@ -390,24 +390,10 @@ fn write_segment_means(
         .iter()
         .map(|&masked| !masked)
         .chain(core::iter::repeat(true));
-    // (The max(1)s are no-ops for checked arguments; they let the optimiser drop the
-    // division-by-zero panic paths.)
-    let (dim, segments) = (dim.max(1), segments.max(1));
-    let row_count = x.len() / dim;
-    let short_len = row_count / segments;
-    // Segments [0, short_count) have short_len rows, the rest short_len + 1.
-    let short_count = if row_count.is_multiple_of(segments) {
-        segments
-    } else {
-        (short_len + 1) * segments - row_count
-    };
+    let dim = dim.max(1); // (a no-op for checked arguments: no division-by-zero panic path)
     let mut x_rows = rows(x, dim).zip(counts);
-    for (segment, mean) in rows_mut(out, dim).enumerate() {
-        let len = if segment < short_count {
-            short_len
-        } else {
-            short_len + 1
-        };
+    let lens = segment_lens(x.len() / dim, segments);
+    for (len, mean) in lens.zip(rows_mut(out, dim)) {
         mean.fill(0.0);
         for (row, counted) in (&mut x_rows).take(len) {
             if counted {
@@ -419,6 +405,21 @@ fn write_segment_means(
             *m /= len as f32;
         }
     }
+}
+
+/// The lengths of the `segments` consecutive segments of `rows` rows in the official uneven
+/// split: for `g = rows div segments` and `short = (g+1)·segments − rows` (when `segments` does
+/// not divide `rows`), the first `short` segments have `g` rows and the others `g + 1`.
+pub(crate) fn segment_lens(rows: usize, segments: usize) -> impl Iterator<Item = usize> {
+    // (max(1): a no-op for checked arguments, no division-by-zero panic path)
+    let segments = segments.max(1);
+    let short_len = rows / segments;
+    let short_count = if rows.is_multiple_of(segments) {
+        segments
+    } else {
+        (short_len + 1) * segments - rows
+    };
+    (0..segments).map(move |s| short_len + usize::from(s >= short_count))
 }
 
 /// Checks everything but the scratch; returns the number of landmarks `C'`.
@@ -580,11 +581,23 @@ impl<'a> Workspace<'a> {
                 copy(self.w, part(keys, heads, head));
             }
         }
+        self.sample_proposals(shape.dim, params, (noise, heads, head));
+    }
+
+    /// The proposals of one head whose landmarks are in place (`q̄` in `q_bar`, `k̄` parked in
+    /// the first `C'` rows of `W`): `mu = q̄ + k̄`, then `W = mu` in eval mode or
+    /// `W = mu + f · eps` laid out as [`Proposals`] says.
+    pub(crate) fn sample_proposals<N: Noise>(
+        &mut self,
+        dim: usize,
+        params: &Params<'_>,
+        (noise, heads, head): (&mut N, usize, usize),
+    ) {
         // mu = q̄ + k̄
         for ((mu, q_bar), k_bar) in self.mu.iter_mut().zip(self.q_bar.iter()).zip(self.w.iter()) {
             *mu = q_bar + k_bar;
         }
-        let factor = params.noise_scale.factor(shape.dim);
+        let factor = params.noise_scale.factor(dim);
         match (N::SAMPLED, params.proposals) {
             // W = mu (eval)
             (false, _) => copy(self.w, self.mu),

@@ -84,7 +84,7 @@ pub const fn scratch_len_for(backend: Backend, shape: Shape) -> usize {
     len(shape, backend.is_simd())
 }
 
-const fn len(shape: Shape, tiles: bool) -> usize {
+pub(crate) const fn len(shape: Shape, tiles: bool) -> usize {
     let scalar = shape
         .keys
         .saturating_add(shape.dim.saturating_mul(2))

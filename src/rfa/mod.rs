@@ -121,7 +121,7 @@ pub const fn scratch_len_for(
 }
 
 #[inline(always)]
-const fn len(shape: Shape, map: FeatureMap, features: usize, tiles: bool) -> usize {
+pub(crate) const fn len(shape: Shape, map: FeatureMap, features: usize, tiles: bool) -> usize {
     let (dim, value_dim) = (shape.dim, shape.value_dim);
     let (state, tile) = match map {
         FeatureMap::Positive => (

@@ -3,21 +3,29 @@
 //! Shared by `examples/golden.rs` and `tests/golden.rs`.
 #![allow(dead_code)]
 
-#[path = "npy.rs"]
-pub mod npy;
+#[path = "layers.rs"]
+pub mod layers;
+pub use layers::npy;
 
 use lara_attn::{Qkv, Sampling, Shape, exact, lara, ra, rfa};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Pass criterion: `max|ours − golden| <= TOLERANCE · max|golden|`.
+/// Pass criterion of the estimator manifests: `max|ours − golden| <= TOLERANCE · max|golden|`.
 pub const TOLERANCE: f64 = 1e-4;
+
+/// Pass criterion of the layer manifests: `max|ours − golden| <= max(LAYER_TOLERANCE ·
+/// max|golden|, 2 · f32_vs_f64_max_abs)` (how far the official module in float32 is from its
+/// float64 run, as the manifest records it).
+pub const LAYER_TOLERANCE: f64 = 1e-5;
 
 /// The error of one output against its golden file.
 #[derive(Debug, Clone, Copy)]
 pub struct Measured {
     pub max_abs: f64,
     pub max_golden: f64,
+    /// The largest `max_abs` that passes.
+    pub tolerance: f64,
 }
 
 impl Measured {
@@ -26,7 +34,7 @@ impl Measured {
         self.max_abs / self.max_golden.max(f64::MIN_POSITIVE)
     }
     pub fn passed(&self) -> bool {
-        self.max_abs <= TOLERANCE * self.max_golden
+        self.max_abs <= self.tolerance
     }
 }
 
@@ -77,8 +85,21 @@ impl Case {
     }
 }
 
-/// Reads the manifest and runs every output of every case.
-pub fn run_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
+/// Reads a manifest of either kind (estimators on `q`, `k`, `v`, or whole layers) and runs
+/// every output of every case.
+pub fn run_any_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
+    let manifest = read_manifest(manifest_path)?;
+    if manifest["kind"]
+        .as_str()
+        .is_some_and(|kind| kind.ends_with("layers"))
+    {
+        run_layer_manifest(manifest_path)
+    } else {
+        run_manifest(manifest_path)
+    }
+}
+
+fn read_manifest(manifest_path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(manifest_path)
         .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let manifest: Value =
@@ -89,6 +110,12 @@ pub fn run_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
             manifest["format_version"]
         ));
     }
+    Ok(manifest)
+}
+
+/// Reads the manifest and runs every output of every case.
+pub fn run_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
+    let manifest = read_manifest(manifest_path)?;
     let root = manifest_path.parent().unwrap_or(Path::new("."));
     let cases = manifest["cases"]
         .as_array()
@@ -183,6 +210,7 @@ pub fn compare(ours: &[f32], golden: &[f32]) -> Result<Measured, String> {
     let mut m = Measured {
         max_abs: 0.0,
         max_golden: 0.0,
+        tolerance: 0.0,
     };
     for (&a, &b) in ours.iter().zip(golden) {
         let err = (a as f64 - b as f64).abs();
@@ -194,6 +222,7 @@ pub fn compare(ours: &[f32], golden: &[f32]) -> Result<Measured, String> {
         };
         m.max_golden = m.max_golden.max((b as f64).abs());
     }
+    m.tolerance = TOLERANCE * m.max_golden;
     Ok(m)
 }
 
@@ -321,4 +350,96 @@ pub fn backend_from_env() -> Result<lara_attn::backend::Backend, String> {
 /// The default manifest: the golden files the repository carries, `tests/data/golden`.
 pub fn default_manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/manifest.json")
+}
+
+/// Reads a layer manifest (the format of `tests/data/layers/manifest.json`) and runs every
+/// output of every case through [`lara_attn::layer`].
+pub fn run_layer_manifest(manifest_path: &Path) -> Result<Vec<Outcome>, String> {
+    let manifest = read_manifest(manifest_path)?;
+    let root = manifest_path.parent().unwrap_or(Path::new("."));
+    let cases = manifest["cases"]
+        .as_array()
+        .ok_or("manifest has no cases array")?;
+    let mut outcomes = Vec::new();
+    for case in cases {
+        let id = case["id"].as_str().unwrap_or("?");
+        let module = case["module"].as_str().unwrap_or("?");
+        for output in case["outputs"].as_array().into_iter().flatten() {
+            outcomes.push(Outcome {
+                case: id.to_string(),
+                name: output["name"].as_str().unwrap_or("?").to_string(),
+                method: module.to_string(),
+                result: run_layer_output(root, case, output),
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+/// One output of a layer case: the module on `x` (eval, with the stored noise, with the
+/// stored mask) against its golden file.
+fn run_layer_output(root: &Path, case: &Value, output: &Value) -> Result<Measured, String> {
+    use lara_attn::layer::{Layer, Layout, Tokens};
+    let dir = root.join(case["dir"].as_str().ok_or("case without dir")?);
+    let module = case["module"].as_str().ok_or("case without module")?;
+    let config = layers::official_config(module, &case["config"])?;
+    let mut folder = layers::WeightFolder {
+        tensors: Default::default(),
+    };
+    for (key, tensor) in case["weights"].as_object().ok_or("case without weights")? {
+        let file = tensor["file"]
+            .as_str()
+            .ok_or(format!("weight {key} without file"))?;
+        folder
+            .tensors
+            .insert(key.clone(), npy::read_f32(&dir.join(file))?);
+    }
+    // The golden run's get_proj_matrix returned omega.npy (in place of the eval_proj buffer).
+    if let Some(file) = case["omega"].as_str() {
+        folder
+            .tensors
+            .insert("eval_proj".into(), npy::read_f32(&dir.join(file))?);
+    }
+    let layer = Layer::new(config, folder.weights(&config)?).map_err(|e| e.to_string())?;
+    let x = npy::read_f32(&dir.join(case["input"].as_str().ok_or("case without input")?))?;
+    let layout = match x.shape.as_slice() {
+        [n, _] => Layout::Sequence(*n),
+        [height, width, _] => Layout::Grid {
+            height: *height,
+            width: *width,
+        },
+        other => {
+            return Err(format!(
+                "x has shape {other:?}, expected [n, dim] or [H, W, dim]"
+            ));
+        }
+    };
+    let mask = match output["key_padding_mask"].as_str() {
+        Some(file) => Some(npy::read_bool(&dir.join(file))?.data),
+        None => None,
+    };
+    let eps = match output["eps"].as_str() {
+        Some(file) => Some(npy::read_f32(&dir.join(file))?.data),
+        None => None,
+    };
+    let sampling = match (output["mode"].as_str(), &eps) {
+        (Some("eval"), None) => lara_attn::Sampling::Eval,
+        (Some("noise"), Some(eps)) => lara_attn::Sampling::Noise(eps),
+        (mode, _) => return Err(format!("mode {mode:?} with eps {:?}", output["eps"])),
+    };
+    let tokens = Tokens {
+        x: &x.data,
+        layout,
+        key_mask: mask.as_deref(),
+    };
+    let mut out = vec![f32::NAN; x.data.len()];
+    let mut scratch = vec![f32::NAN; Layer::scratch_len(&config, layout)];
+    layer
+        .forward(&tokens, sampling, &mut out, &mut scratch)
+        .map_err(|e| e.to_string())?;
+    let golden = npy::read_f32(&dir.join(output["file"].as_str().ok_or("output without file")?))?;
+    let mut m = compare(&out, &golden.data)?;
+    let f32_vs_f64 = output["f32_vs_f64_max_abs"].as_f64().unwrap_or(0.0);
+    m.tolerance = (LAYER_TOLERANCE * m.max_golden).max(2.0 * f32_vs_f64);
+    Ok(m)
 }

@@ -21,6 +21,11 @@ pub fn read_i32(path: &Path) -> Result<Array<i32>, String> {
     read(path, "<i4", i32::from_le_bytes)
 }
 
+/// Reads a numpy bool (`|b1`) array.
+pub fn read_bool(path: &Path) -> Result<Array<bool>, String> {
+    read(path, "|b1", |[b]: [u8; 1]| b != 0)
+}
+
 fn read<T, const N: usize>(
     path: &Path,
     descr: &str,
