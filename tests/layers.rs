@@ -1,875 +1,840 @@
-//! The fixed-size layer gives exactly what the slice API gives, and an `h`-head call of every
-//! kernel of the registry (`tests/support/kernels.rs`) gives exactly what `h` single-head calls
-//! on the slices give. (The fixed-size layer always runs the scalar kernels, so it is compared
-//! with the slice API on the scalar backend.)
+//! Whole layers (`lara_attn::layer`): parity with the official modules (the layer golden files
+//! of `tests/data/layers`) on every backend, with an independent `f64` reference on random
+//! configurations, every SIMD backend against the scalar kernels on every tail length with a
+//! dirty-scratch pass, scratch that does not grow with `n` for LARA, and the errors.
 
-// (The registry's `Kernel::run` field type trips clippy's type_complexity lint.)
-#[path = "support/kernels.rs"]
-mod kernels;
+#[path = "support/golden.rs"]
+mod golden;
+#[path = "support/reference.rs"]
+mod reference;
 
-use kernels::{Call, KERNELS, Kernel};
-use lara_attn::backend::Backend;
-use lara_attn::fixed::{
-    self, ExactScratch, LaraScratch, PositiveScratch, RaScratch, TrigonometricScratch,
+use lara_attn::backend::{Backend, set_backend};
+use lara_attn::lara::Weighting;
+use lara_attn::layer::{
+    Attention, Config, LaraConfig, Layer, Layout, Mixing, PoolModule, ProposalGen, RandomizedMean,
+    Tokens, Weights,
 };
-use lara_attn::lara::{Landmarks, Params, Proposals, Weighting};
-use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal};
+use lara_attn::random::{default_rng, fill_standard_normal};
 use lara_attn::rfa::FeatureMap;
-use lara_attn::{Arg, Dim, Error, Qkv, Sampling, Shape, exact, lara, ra, rfa};
+use lara_attn::{Arg, Error, Sampling};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
-const NQ: usize = 23;
-const NK: usize = 37;
-const D: usize = 7;
-const DV: usize = 5;
-const C: usize = 6;
-const S: usize = 9;
-const SHAPE: Shape = Shape::cross(NQ, NK, D, DV);
+/// Backend selection is process-wide: tests that set it run one at a time.
+static SELECTION: Mutex<()> = Mutex::new(());
 
-fn random<const R: usize, const W: usize>(seed: u64) -> [[f32; W]; R] {
-    let mut x = [[0.0; W]; R];
-    fill_standard_normal(&mut default_rng(seed), x.as_flattened_mut());
-    x
-}
-
-struct Inputs {
-    q: [[f32; D]; NQ],
-    k: [[f32; D]; NK],
-    v: [[f32; DV]; NK],
-}
-
-fn inputs() -> Inputs {
-    Inputs {
-        q: random(1),
-        k: random(2),
-        v: random(3),
-    }
-}
-
-/// Runs the slice API into a fresh output.
-fn sliced(run: impl FnOnce(&mut [f32]) -> Result<(), Error>) -> Vec<f32> {
-    let mut out = vec![f32::NAN; NQ * DV];
-    run(&mut out).unwrap();
-    out
-}
-
-/// Backend selection is process-wide: tests that depend on it run one at a time.
-static SELECTION: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Holds the selection lock with the scalar backend forced.
-fn scalar_backend() -> std::sync::MutexGuard<'static, ()> {
-    let guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
-    lara_attn::backend::set_backend(Some(lara_attn::backend::Backend::Scalar)).unwrap();
-    guard
-}
-
-/// Holds the selection lock with the backend `LARA_ATTN_BACKEND` names (the best available
-/// without it).
-fn env_backend() -> std::sync::MutexGuard<'static, ()> {
-    let guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
-    lara_attn::backend::set_backend(None).unwrap();
-    if let Ok(name) = std::env::var("LARA_ATTN_BACKEND") {
-        let backend = lara_attn::backend::Backend::from_name(&name)
-            .unwrap_or_else(|| panic!("unknown backend {name:?}"));
-        lara_attn::backend::set_backend(Some(backend))
-            .unwrap_or_else(|e| panic!("LARA_ATTN_BACKEND={name}: {e}"));
-    }
-    guard
-}
-
-/// The key mask of the fixed-layer tests: every fourth key and a run in the middle.
-fn fixed_mask() -> [bool; NK] {
-    core::array::from_fn(|j| j % 4 == 1 || (12..20).contains(&j))
+/// Every backend this host runs (or the one `LARA_ATTN_BACKEND` forces, with the scalar one).
+fn backends() -> Vec<Backend> {
+    let forced = std::env::var("LARA_ATTN_BACKEND").ok();
+    let forced = forced.map(|name| Backend::from_name(&name).expect("a known backend"));
+    Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .filter(|b| forced.is_none_or(|f| *b == f || *b == Backend::Scalar))
+        .collect()
 }
 
 #[test]
-fn fixed_layer_matches_the_slice_api() {
-    let _scalar = scalar_backend();
-    let Inputs { q, k, v } = inputs();
-    let mask = fixed_mask();
-    for key_mask in [None, Some(&mask)] {
-        let masked = key_mask.is_some();
-        let x = fixed::Qkv {
-            q: &q,
-            k: &k,
-            v: &v,
-            key_mask,
-        };
-        let xs = Qkv {
-            shape: SHAPE,
-            q: q.as_flattened(),
-            k: k.as_flattened(),
-            v: v.as_flattened(),
-            key_mask: key_mask.map(|m| m.as_slice()),
-        };
-        let mut out = [[0.0f32; DV]; NQ];
+fn every_golden_layer_output_matches_on_every_backend() {
+    let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    for backend in backends() {
+        set_backend(Some(backend)).unwrap();
+        let outcomes = golden::run_layer_manifest(&golden::default_manifest_of("layers"));
+        set_backend(None).unwrap();
+        let outcomes = outcomes.expect("the layer manifest runs");
+        assert_eq!(outcomes.len(), 33, "18 cases, 33 outputs");
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter(|o| !o.passed())
+            .map(|o| format!("{}/{}: {:?}", o.case, o.name, o.result))
+            .collect();
+        assert!(failures.is_empty(), "{backend}: {failures:#?}");
+    }
+}
 
-        fixed::exact(&x, &mut out, &mut ExactScratch::new()).unwrap();
-        let expected =
-            sliced(|o| exact::attention(&xs, o, &mut vec![0.0; exact::scratch_len(SHAPE)]));
-        assert_eq!(out.as_flattened(), &expected[..], "exact masked={masked}");
+/// A `state_dict` of random tensors for `config`: weights `N(0, 1/fan_in)` as trained layers
+/// have them, biases and `LayerNorm` shifts `N(0, 0.1²)`, `LayerNorm` scales `1 + N(0, 0.1²)`,
+/// the Performer projection `N(0, 1)`.
+struct StateDict(BTreeMap<&'static str, Vec<f32>>);
 
-        let noise: [[f32; D]; C] = random(4);
+impl StateDict {
+    fn random(config: &Config, seed: u64) -> Self {
+        let mut rng = default_rng(seed);
+        let mut tensors = BTreeMap::new();
+        for spec in config.weight_specs() {
+            let mut t = vec![0.0; spec.len()];
+            fill_standard_normal(&mut rng, &mut t);
+            let fan_in = spec.shape[1] as f32;
+            let (scale, shift) = match spec.key {
+                "eval_proj" => (1.0, 0.0),
+                k if k.ends_with("weight") && spec.rank == 2 => (1.0 / fan_in.sqrt(), 0.0),
+                k if k.ends_with(".1.weight") || k.ends_with(".3.weight") => (0.1, 1.0),
+                _ => (0.1, 0.0),
+            };
+            t.iter_mut().for_each(|x| *x = *x * scale + shift);
+            tensors.insert(spec.key, t);
+        }
+        StateDict(tensors)
+    }
+
+    fn weights(&self, config: &Config) -> Weights<'_> {
+        Weights::from_state_dict(config, |key| self.0.get(key).map(|t| &t[..])).unwrap()
+    }
+}
+
+fn lara(
+    generator: ProposalGen,
+    pool_module: PoolModule,
+    mixing: Mixing,
+    landmarks: usize,
+) -> Attention {
+    Attention::Lara(LaraConfig {
+        landmarks,
+        generator,
+        pool_module,
+        mixing,
+        ..LaraConfig::official()
+    })
+}
+
+/// Every kind of layer, for sequences (`grid = false`) or grids.
+fn attentions(grid: bool) -> Vec<(String, Attention)> {
+    use Mixing::{Mixed, None as Plain, VMixed};
+    use PoolModule::{Dense, Light};
+    use ProposalGen::{Adaptive1d, NoParamPool, Pool};
+    let mut kinds = vec![
+        ("softmax".into(), Attention::Softmax),
+        (
+            "favorp".into(),
+            Attention::Kernelized {
+                map: FeatureMap::Positive,
+                features: 7,
+            },
+        ),
+        (
+            "fourier".into(),
+            Attention::Kernelized {
+                map: FeatureMap::Trigonometric,
+                features: 5,
+            },
+        ),
+        (
+            "ra0".into(),
+            Attention::Randomized(RandomizedMean::KeyAverage),
+        ),
+        (
+            "ra-1".into(),
+            Attention::Randomized(RandomizedMean::AttentionWeighted),
+        ),
+    ];
+    let generators: &[(ProposalGen, PoolModule, Mixing)] = if grid {
+        &[
+            (Pool, Light, Plain),
+            (Pool, Dense, Plain),
+            (NoParamPool, Light, Plain),
+            (Pool, Light, Mixed),
+            (NoParamPool, Dense, VMixed),
+        ]
+    } else {
+        &[
+            (NoParamPool, Light, Plain),
+            (Adaptive1d, Light, Plain),
+            (Pool, Dense, Mixed),
+        ]
+    };
+    for &(generator, pool_module, mixing) in generators {
         for weighting in [
             Weighting::Optimal { alpha_coeff: 1.5 },
             Weighting::BalanceHeuristic,
             Weighting::Biased,
         ] {
-            for noise_scale in [NoiseScale::Official, NoiseScale::Paper] {
-                let what = format!("lara {weighting:?} {noise_scale:?} masked={masked}");
-                let mut scratch = LaraScratch::<C, D, DV>::new();
-                let params = Params::segment_means(C, weighting).with_noise_scale(noise_scale);
-                let mut lara_scratch = vec![0.0; lara::scratch_len(SHAPE, C, Proposals::Single)];
-                for eps in [None, Some(noise.as_flattened())] {
-                    let sampling = || match eps {
-                        Some(eps) => Sampling::Noise(eps),
-                        None => Sampling::Eval,
-                    };
-                    fixed::lara(&x, &params, sampling(), &mut out, &mut scratch).unwrap();
-                    let expected =
-                        sliced(|o| lara::attention(&xs, &params, sampling(), o, &mut lara_scratch));
-                    assert_eq!(
-                        out.as_flattened(),
-                        &expected[..],
-                        "{what} sampled={}",
-                        eps.is_some()
-                    );
-                }
-                let mut rng = default_rng(5);
-                fixed::lara(
-                    &x,
-                    &params,
-                    Sampling::Draw(&mut rng),
-                    &mut out,
-                    &mut scratch,
-                )
-                .unwrap();
-                let expected = sliced(|o| {
-                    let mut rng = default_rng(5);
-                    let draw = Sampling::Draw(&mut rng);
-                    lara::attention(&xs, &params, draw, o, &mut lara_scratch)
-                });
-                assert_eq!(out.as_flattened(), &expected[..], "{what} drawn");
-            }
-        }
-
-        let ra_noise: [[f32; D]; NQ] = random(6);
-        // Given keys among the keys the mask leaves (a masked one is refused).
-        let unmasked: Vec<u32> = (0..NK as u32).filter(|&j| !mask[j as usize]).collect();
-        let indices: Vec<u32> = (0..NQ)
-            .map(|i| unmasked[(i * 7) % unmasked.len()])
-            .collect();
-        let mut scratch = RaScratch::<NK, D>::new();
-        let mut ra_scratch = vec![0.0; ra::scratch_len(SHAPE)];
-        for mean in [
-            ra::Mean::KeyAverage,
-            ra::Mean::AttentionWeighted,
-            ra::Mean::GivenKeys(&indices),
-        ] {
-            for noise_scale in [NoiseScale::Official, NoiseScale::Paper] {
-                let params = ra::Params::new(mean).with_noise_scale(noise_scale);
-                for eps in [None, Some(ra_noise.as_flattened())] {
-                    let sampling = || match eps {
-                        Some(eps) => Sampling::Noise(eps),
-                        None => Sampling::Eval,
-                    };
-                    fixed::ra(&x, &params, sampling(), &mut out, &mut scratch).unwrap();
-                    let expected =
-                        sliced(|o| ra::attention(&xs, &params, sampling(), o, &mut ra_scratch));
-                    assert_eq!(
-                        out.as_flattened(),
-                        &expected[..],
-                        "ra {mean:?} {noise_scale:?} sampled={} masked={masked}",
-                        eps.is_some()
-                    );
-                }
-            }
-        }
-        for mean in [
-            ra::Mean::KeyAverage,
-            ra::Mean::AttentionWeighted,
-            ra::Mean::SampledKey,
-        ] {
-            let params = ra::Params::new(mean);
-            let mut rng = default_rng(8);
-            fixed::ra(
-                &x,
-                &params,
-                Sampling::Draw(&mut rng),
-                &mut out,
-                &mut scratch,
-            )
-            .unwrap();
-            let expected = sliced(|o| {
-                let mut rng = default_rng(8);
-                ra::attention(&xs, &params, Sampling::Draw(&mut rng), o, &mut ra_scratch)
-            });
-            assert_eq!(
-                out.as_flattened(),
-                &expected[..],
-                "ra drawn {mean:?} masked={masked}"
-            );
-        }
-
-        let omega: [[f32; D]; S] = random(9);
-        let rfa_sliced = |map| {
-            let mut scratch = vec![0.0; rfa::scratch_len(SHAPE, map, S)];
-            let params = rfa::Params {
-                map,
-                omega: omega.as_flattened(),
+            let Attention::Lara(mut config) = lara(generator, pool_module, mixing, 5) else {
+                unreachable!()
             };
-            sliced(|o| rfa::attention(&xs, &params, o, &mut scratch))
-        };
-        let mut scratch = PositiveScratch::<S, DV>::new();
-        fixed::rfa_positive(&x, &omega, &mut out, &mut scratch).unwrap();
-        let expected = rfa_sliced(FeatureMap::Positive);
-        assert_eq!(out.as_flattened(), &expected[..], "rfa positive {masked}");
-
-        let mut scratch = TrigonometricScratch::<S, DV>::new();
-        fixed::rfa_trigonometric(&x, &omega, &mut out, &mut scratch).unwrap();
-        let expected = rfa_sliced(FeatureMap::Trigonometric);
-        assert_eq!(
-            out.as_flattened(),
-            &expected[..],
-            "rfa trigonometric {masked}"
-        );
+            config.weighting = weighting;
+            let name = format!("lara {generator:?} {pool_module:?} {mixing:?} {weighting:?}");
+            kinds.push((name, Attention::Lara(config)));
+        }
     }
+    kinds
 }
 
-/// More landmarks than tokens: the fixed layer uses `C' = min(C, NQ, NK)` rows of its scratch.
-#[test]
-fn fixed_layer_with_more_landmarks_than_tokens() {
-    let _scalar = scalar_backend();
-    let q: [[f32; 4]; 5] = random(10);
-    let v: [[f32; 3]; 5] = random(11);
-    let mut out = [[0.0f32; 3]; 5];
-    let weighting = Weighting::Optimal { alpha_coeff: 1.0 };
-    let x = fixed::Qkv {
-        q: &q,
-        k: &q,
-        v: &v,
-        key_mask: None,
-    };
-    let params = Params::segment_means(12, weighting);
-    fixed::lara(
-        &x,
-        &params,
-        Sampling::Eval,
-        &mut out,
-        &mut LaraScratch::<12, 4, 3>::new(),
-    )
-    .unwrap();
-    let shape = Shape::cross(5, 5, 4, 3);
-    let mut expected = vec![0.0; 15];
-    let mut scratch = vec![0.0; lara::scratch_len(shape, 5, Proposals::Single)];
-    let xs = Qkv {
-        shape,
-        q: q.as_flattened(),
-        k: q.as_flattened(),
-        v: v.as_flattened(),
-        key_mask: None,
-    };
-    let five = Params::segment_means(5, weighting);
-    lara::attention(&xs, &five, Sampling::Eval, &mut expected, &mut scratch).unwrap();
-    assert_eq!(out.as_flattened(), &expected[..]);
-    // The noise must have C' = 5 rows.
-    let eps = [[0.0f32; 4]; 12];
-    let err = fixed::lara(
-        &x,
-        &params,
-        Sampling::Noise(eps.as_flattened()),
-        &mut out,
-        &mut LaraScratch::<12, 4, 3>::new(),
-    );
-    assert_eq!(
-        err,
-        Err(Error::LengthMismatch {
-            arg: Arg::Noise,
-            expected: 20,
-            actual: 48
-        })
-    );
-}
-
-/// The fixed LARA scratch holds `C` landmarks and `C` samples: parameters that need more (more
-/// landmarks, or doubled proposals in sampled mode) are refused with nothing written; doubled
-/// proposals in eval mode (one sample per landmark) run, and equal the slice API.
-#[test]
-fn fixed_layer_refuses_parameters_beyond_its_scratch() {
-    let _scalar = scalar_backend();
-    let Inputs { q, k, v } = inputs();
-    let x = fixed::Qkv {
-        q: &q,
-        k: &k,
-        v: &v,
-        key_mask: None,
-    };
-    let xs = Qkv {
-        shape: SHAPE,
-        q: q.as_flattened(),
-        k: k.as_flattened(),
-        v: v.as_flattened(),
-        key_mask: None,
-    };
-    let weighting = Weighting::BalanceHeuristic;
-    let noise: [[f32; D]; 2 * C] = random(12);
-    let sentinel = [[-7.0f32; DV]; NQ];
-    for proposals in [Proposals::Antithetic, Proposals::TwoPerLandmark] {
-        let params = Params::segment_means(C, weighting).with_proposals(proposals);
-        let eps = &noise.as_flattened()[..lara::noise_len(SHAPE, C, proposals)];
-        let mut out = sentinel;
-        let result = fixed::lara(
-            &x,
-            &params,
-            Sampling::Noise(eps),
-            &mut out,
-            &mut LaraScratch::<C, D, DV>::new(),
-        );
-        // in floats of scratch: the workspace of C landmarks and 2·C samples, the one of C and C
-        let too_small = Error::ScratchTooSmall {
-            needed: lara::scratch_len_for(Backend::Scalar, SHAPE, C, proposals),
-            actual: lara::scratch_len_for(Backend::Scalar, SHAPE, C, Proposals::Single),
-        };
-        assert_eq!(result, Err(too_small), "{proposals:?}");
-        assert_eq!(out, sentinel, "{proposals:?}: an error wrote the output");
-        let mut rng = default_rng(3);
-        let result = fixed::lara(
-            &x,
-            &params,
-            Sampling::Draw(&mut rng),
-            &mut out,
-            &mut LaraScratch::<C, D, DV>::new(),
-        );
-        assert_eq!(result, Err(too_small), "{proposals:?} drawn");
-        assert_eq!(out, sentinel, "{proposals:?}: an error wrote the output");
-        // eval mode: one sample per landmark
-        fixed::lara(
-            &x,
-            &params,
-            Sampling::Eval,
-            &mut out,
-            &mut LaraScratch::<C, D, DV>::new(),
-        )
-        .unwrap();
-        let mut scratch = vec![0.0; lara::scratch_len(SHAPE, C, proposals)];
-        let expected = sliced(|o| lara::attention(&xs, &params, Sampling::Eval, o, &mut scratch));
-        assert_eq!(out.as_flattened(), &expected[..], "{proposals:?} eval");
-    }
-    // More landmarks than the scratch holds (C + 1 of the 23 queries).
-    let mut out = sentinel;
-    let params = Params::segment_means(C + 1, weighting);
-    let result = fixed::lara(
-        &x,
-        &params,
-        Sampling::Eval,
-        &mut out,
-        &mut LaraScratch::<C, D, DV>::new(),
-    );
-    assert!(
-        matches!(result, Err(Error::ScratchTooSmall { .. })),
-        "{result:?}"
-    );
-    assert_eq!(out, sentinel, "an error wrote the output");
-}
-
-/// The size the error reports for more landmarks than the fixed scratch holds, in floats of
-/// scratch as the slice API counts them: the workspace of `C + 1` landmarks, the one of `C`.
-#[test]
-fn fixed_layer_reports_the_scratch_more_landmarks_need() {
-    let Inputs { q, k, v } = inputs();
-    let x = fixed::Qkv {
-        q: &q,
-        k: &k,
-        v: &v,
-        key_mask: None,
-    };
-    let mut out = [[0.0f32; DV]; NQ];
-    let params = Params::segment_means(C + 1, Weighting::BalanceHeuristic);
-    let mut scratch = LaraScratch::<C, D, DV>::new();
-    let result = fixed::lara(&x, &params, Sampling::Eval, &mut out, &mut scratch);
-    let expected = Error::ScratchTooSmall {
-        needed: lara::scratch_len_for(Backend::Scalar, SHAPE, C + 1, Proposals::Single),
-        actual: lara::scratch_len_for(Backend::Scalar, SHAPE, C, Proposals::Single),
-    };
-    assert_eq!(result, Err(expected));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Heads: an h-head call is h single-head calls on the slices
-// ---------------------------------------------------------------------------------------------
-
-const H: usize = 3;
-/// Tokens of the self-attention inputs (the causal kernels need `n_q = n_k`).
-const N: usize = 29;
-
-fn stacked(len: usize, seed: u64) -> Vec<f32> {
-    let mut x = vec![0.0; len];
+/// Random tokens `[n, dim]` with unit-variance features.
+fn tokens(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut x = vec![0.0; n * dim];
     fill_standard_normal(&mut default_rng(seed), &mut x);
     x
 }
 
-/// Part `head` of `H` equal parts of `x`.
-fn part<T>(x: &[T], head: usize) -> &[T] {
-    let len = x.len() / H;
-    &x[head * len..(head + 1) * len]
-}
-
-/// Head `head` of an `H`-head call: the head's slices of the inputs and of every stacked
-/// parameter (noise, given landmarks and key indices, omega, gates); the key mask and the seed
-/// are shared.
-fn head_call<'a>(call: &Call<'a>, head: usize) -> Call<'a> {
-    assert_eq!(call.x.shape.heads, H);
-    let lara_params = match call.lara.landmarks {
-        Landmarks::Given {
-            count,
-            queries,
-            keys,
-        } => Params {
-            landmarks: Landmarks::Given {
-                count,
-                queries: part(queries, head),
-                keys: part(keys, head),
-            },
-            ..call.lara
-        },
-        Landmarks::SegmentMeans(_) => call.lara,
-    };
-    let ra_params = match call.ra.mean {
-        ra::Mean::GivenKeys(indices) => ra::Params {
-            mean: ra::Mean::GivenKeys(part(indices, head)),
-            ..call.ra
-        },
-        _ => call.ra,
-    };
-    Call {
-        x: Qkv {
-            shape: Shape {
-                heads: 1,
-                ..call.x.shape
-            },
-            q: part(call.x.q, head),
-            k: part(call.x.k, head),
-            v: part(call.x.v, head),
-            key_mask: call.x.key_mask,
-        },
-        lara: lara_params,
-        ra: ra_params,
-        omega: part(call.omega, head),
-        noise: call.noise.map(|eps| part(eps, head)),
-        seed: call.seed,
-        gates: call.gates.map(|g| part(g, head)),
-    }
-}
-
-/// The output of `kernel` on `call`, into an output and a scratch first filled with NaN.
-fn run(kernel: &Kernel, call: &Call<'_>) -> Vec<f32> {
-    let shape = call.x.shape;
-    let mut out = vec![f32::NAN; shape.heads * shape.queries * shape.value_dim];
-    let mut scratch = vec![f32::NAN; (kernel.scratch_len)(call)];
-    (kernel.run)(call, &mut out, &mut scratch)
-        .unwrap_or_else(|e| panic!("{} {}: {e}", kernel.name, describe(call)));
+/// Runs `layer` on `backend` with the scratch first filled with `fill`.
+fn run(
+    backend: Backend,
+    layer: &Layer<'_>,
+    tokens: &Tokens<'_>,
+    eps: Option<&[f32]>,
+    fill: f32,
+) -> Vec<f32> {
+    set_backend(Some(backend)).unwrap();
+    let mut out = vec![f32::NAN; tokens.x.len()];
+    let mut scratch = vec![fill; Layer::scratch_len(layer.config(), tokens.layout)];
+    let sampling = eps.map_or(Sampling::Eval, Sampling::Noise);
+    let result = layer.forward(tokens, sampling, &mut out, &mut scratch);
+    set_backend(None).unwrap();
+    result.unwrap_or_else(|e| panic!("{:?} {:?}: {e}", layer.config(), tokens.layout));
     out
 }
 
-fn describe(call: &Call<'_>) -> String {
-    format!(
-        "{:?} masked={} lara={:?}/{:?}/{} ra={} noise={} S={} gated={}",
-        call.x.shape,
-        call.x.key_mask.is_some(),
-        call.lara.weighting,
-        call.lara.proposals,
-        matches!(call.lara.landmarks, Landmarks::Given { .. }),
-        match call.ra.mean {
-            ra::Mean::GivenKeys(_) => "GivenKeys".to_string(),
-            mean => format!("{mean:?}"),
-        },
-        call.noise.is_some(),
-        call.features(),
-        call.gates.is_some(),
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+/// Every SIMD backend against the scalar kernels, and NaN-filled scratch against zeroed scratch
+/// (bit for bit), for every kind of layer on sequences of every length up to past two blocks of
+/// 32 tokens (with and without a mask and noise) and on grids of every shape up to 7 × 7.
+#[test]
+fn simd_backends_match_the_scalar_kernels_on_every_tail() {
+    let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let simd: Vec<Backend> = backends().into_iter().filter(|b| b.is_simd()).collect();
+    let mut layouts: Vec<Layout> = [1, 2, 3, 5, 8, 9, 17, 31, 32, 33, 40, 64, 65, 70]
+        .map(Layout::Sequence)
+        .into();
+    for (height, width) in [(2, 2), (2, 5), (3, 3), (4, 7), (5, 5), (7, 6)] {
+        layouts.push(Layout::Grid { height, width });
+    }
+    let mut checked = 0;
+    for (l, &layout) in layouts.iter().enumerate() {
+        let grid = matches!(layout, Layout::Grid { .. });
+        for (name, attention) in attentions(grid) {
+            let config = Config::new(12, 3, attention);
+            let state = StateDict::random(&config, 7);
+            let layer = Layer::new(config, state.weights(&config)).unwrap();
+            let n = layout.tokens();
+            let x = tokens(n, config.dim, l as u64);
+            let mask: Vec<bool> = (0..n).map(|t| t % 3 == 1).collect();
+            let masked = !grid && n > 1 && !matches!(attention, Attention::Randomized(_));
+            let mut eps = vec![0.0; Layer::noise_len(&config, layout)];
+            fill_standard_normal(&mut default_rng(99), &mut eps);
+            let sampled = matches!(attention, Attention::Lara(_) | Attention::Randomized(_));
+            for (mask, eps) in [
+                (None, None),
+                (masked.then_some(&mask[..]), None),
+                (None, sampled.then_some(&eps[..])),
+            ] {
+                let tokens = Tokens {
+                    x: &x,
+                    layout,
+                    key_mask: mask,
+                };
+                let reference = run(Backend::Scalar, &layer, &tokens, eps, 0.0);
+                let dirty = run(Backend::Scalar, &layer, &tokens, eps, f32::NAN);
+                assert_eq!(
+                    reference, dirty,
+                    "{name} {layout:?}: dirty scratch (scalar)"
+                );
+                let scale = reference.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+                for &backend in &simd {
+                    let ours = run(backend, &layer, &tokens, eps, 0.0);
+                    let err = max_abs_diff(&ours, &reference);
+                    // (fourier features are ill-conditioned: a looser bound)
+                    let tol = if name == "fourier" { 1e-3 } else { 2e-5 };
+                    assert!(err <= tol * scale, "{name} {layout:?} {backend}: {err:e}");
+                    let dirty = run(backend, &layer, &tokens, eps, f32::NAN);
+                    assert_eq!(ours, dirty, "{name} {layout:?} {backend}: dirty scratch");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 500, "{checked} calls checked");
+}
+
+/// `x Wᵀ + b` in `f64`, `[n, out]` from `x [n, in]`, `W [out, in]`.
+fn linear_f64(x: &[f32], n: usize, w: &[f32], b: Option<&[f32]>) -> Vec<f64> {
+    let (cols, out) = (x.len() / n, w.len() / (x.len() / n));
+    let mut y = vec![0.0; n * out];
+    for t in 0..n {
+        for o in 0..out {
+            let row = &w[o * cols..(o + 1) * cols];
+            let dot: f64 = row
+                .iter()
+                .zip(&x[t * cols..])
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            y[t * out + o] = dot + b.map_or(0.0, |b| b[o] as f64);
+        }
+    }
+    y
+}
+
+/// The official 1-D `LinearRA` (`no-param-pool`) and `MultiheadAttention` forward, written
+/// from FORMULAS.md (h) on the test's `f64` reference estimators: project, split heads (padded
+/// tokens zeroed for LinearRA), attention per head, concatenate, project.
+fn reference_layer(
+    config: &Config,
+    state: &StateDict,
+    x: &[f32],
+    n: usize,
+    mask: Option<&[bool]>,
+) -> Vec<f64> {
+    let (dim, heads, d) = (config.dim, config.heads, config.head_dim());
+    let qkv = linear_f64(
+        x,
+        n,
+        &state.0["qkv.weight"],
+        state.0.get("qkv.bias").map(|b| &b[..]),
+    );
+    let mut concat = vec![0.0f32; n * dim];
+    for h in 0..heads {
+        let column = |third: usize, t: usize, e: usize| qkv[t * 3 * dim + third * dim + h * d + e];
+        let zeroed =
+            |t: usize| matches!(config.attention, Attention::Lara(_)) && mask.is_some_and(|m| m[t]);
+        let head = |third: usize| -> Vec<f32> {
+            (0..n * d)
+                .map(|i| {
+                    if zeroed(i / d) {
+                        0.0
+                    } else {
+                        column(third, i / d, i % d) as f32
+                    }
+                })
+                .collect()
+        };
+        let (q, k, v) = (head(0), head(1), head(2));
+        let dims = reference::Dims::new(n, n, d, d);
+        let o = match config.attention {
+            Attention::Softmax => reference::softmax_attention_masked(dims, &q, &k, &v, mask),
+            Attention::Lara(LaraConfig {
+                landmarks,
+                weighting,
+                ..
+            }) => {
+                let mis = match weighting {
+                    Weighting::Optimal { alpha_coeff } => reference::Mis::Opt(alpha_coeff as f64),
+                    Weighting::BalanceHeuristic => reference::Mis::Bh,
+                    Weighting::Biased => reference::Mis::Biased,
+                };
+                let options = reference::LaraOptions {
+                    key_mask: mask,
+                    ..Default::default()
+                };
+                reference::lara_with(dims, landmarks, mis, (&q, &k, &v), None, options)
+            }
+            _ => unreachable!(),
+        };
+        for t in 0..n {
+            for e in 0..d {
+                concat[t * dim + h * d + e] = o[t * d + e] as f32;
+            }
+        }
+    }
+    linear_f64(
+        &concat,
+        n,
+        &state.0["proj.weight"],
+        Some(&state.0["proj.bias"]),
     )
 }
 
-/// Checks that `kernel` on the `H`-head `call` gives, bit for bit, what it gives on each head's
-/// slices, with the scratch of one head (scratch lengths do not depend on `h`). The drawing
-/// kernels draw the heads in order from one generator: their single-head calls share one too.
-fn check_heads(kernel: &Kernel, call: &Call<'_>) {
-    let what = || format!("{} {}", kernel.name, describe(call));
-    let ours = run(kernel, call);
-    let head_len = call.x.shape.queries * call.x.shape.value_dim;
-    let mut rng = call.rng();
-    for head in 0..H {
-        let single = head_call(call, head);
-        let scratch_len = (kernel.scratch_len)(&single);
-        assert_eq!(scratch_len, (kernel.scratch_len)(call), "{}", what());
-        let expected = match kernel.name {
-            "lara-draw" | "ra-draw" => {
-                let mut out = vec![f32::NAN; head_len];
-                let mut scratch = vec![f32::NAN; scratch_len];
-                let draw = Sampling::Draw(&mut rng);
-                let result = if kernel.name == "lara-draw" {
-                    lara::attention(&single.x, &single.lara, draw, &mut out, &mut scratch)
-                } else {
-                    ra::attention(&single.x, &single.ra, draw, &mut out, &mut scratch)
-                };
-                result.unwrap();
-                out
-            }
-            name => {
-                assert!(
-                    !name.ends_with("-draw"),
-                    "{name}: a drawing kernel unknown here"
-                );
-                run(kernel, &single)
-            }
-        };
-        let got = &ours[head * head_len..(head + 1) * head_len];
-        assert!(
-            got.iter()
-                .zip(&expected)
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-            "{} head {head}: {got:?} vs {expected:?}",
-            what()
-        );
-    }
-}
-
-/// The stacked inputs and parameters of the head tests.
-struct Stacked {
-    cross: (Vec<f32>, Vec<f32>, Vec<f32>),
-    causal: (Vec<f32>, Vec<f32>, Vec<f32>),
-    mask: Vec<bool>,
-    causal_mask: Vec<bool>,
-    lara_noise: Vec<f32>,
-    q_bar: Vec<f32>,
-    k_bar: Vec<f32>,
-    ra_noise: Vec<f32>,
-    indices: Vec<u32>,
-    omega: Vec<f32>,
-    gates: Vec<f32>,
-}
-
-impl Stacked {
-    fn new(seed: u64) -> Self {
-        let cross = (
-            stacked(H * NQ * D, seed),
-            stacked(H * NK * D, seed + 1),
-            stacked(H * NK * DV, seed + 2),
-        );
-        let causal = (
-            stacked(H * N * D, seed + 3),
-            stacked(H * N * D, seed + 4),
-            stacked(H * N * DV, seed + 5),
-        );
-        let mut rng = default_rng(seed + 6);
-        let gates = (0..H * N)
-            .map(|i| match i % 9 {
-                4 => 0.0,
-                7 => 1.0,
-                _ => lara_attn::random::uniform(&mut rng),
+/// 1-D `LinearRA` (every weighting, masks, uneven segments, long sequences, no qkv bias) and
+/// `MultiheadAttention` against the independent reference.
+#[test]
+fn sequences_match_an_independent_reference() {
+    let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let mut checked = 0;
+    for (n, c, heads, d, qkv_bias) in [
+        (1, 4, 1, 4, true),
+        (7, 4, 2, 3, true),
+        (50, 8, 2, 16, false),
+        (300, 7, 4, 8, true),
+        (1000, 16, 2, 8, true),
+    ] {
+        let weightings = [
+            Weighting::Optimal { alpha_coeff: 1.0 },
+            Weighting::Optimal { alpha_coeff: 0.5 },
+            Weighting::BalanceHeuristic,
+            Weighting::Biased,
+        ];
+        let mut attentions: Vec<Attention> = weightings
+            .iter()
+            .map(|&weighting| {
+                Attention::Lara(LaraConfig {
+                    weighting,
+                    ..LaraConfig::segment_means(c)
+                })
             })
             .collect();
-        Stacked {
-            cross,
-            causal,
-            mask: (0..NK).map(|j| j % 3 == 2 || j == 0).collect(),
-            causal_mask: (0..N).map(|j| j % 4 == 1).collect(),
-            // the largest noise any proposal layout takes: [h, 2C, d]
-            lara_noise: stacked(H * 2 * C * D, seed + 7),
-            q_bar: stacked(H * C * D, seed + 8),
-            k_bar: stacked(H * C * D, seed + 9),
-            ra_noise: stacked(H * NQ * D, seed + 10),
-            // given keys among the keys the mask leaves (a masked one is refused)
-            indices: (0..H * NQ)
-                .map(|i| (0..NK as u32).filter(|j| j % 3 != 2 && *j != 0).nth(i % 20))
-                .map(|j| j.unwrap_or(1))
-                .collect(),
-            omega: stacked(H * S * D, seed + 11),
-            gates,
-        }
-    }
-
-    fn qkv(&self, causal: bool, masked: bool) -> Qkv<'_> {
-        let ((q, k, v), mask, shape) = if causal {
-            (&self.causal, &self.causal_mask, Shape::self_attention(N, D))
-        } else {
-            (&self.cross, &self.mask, SHAPE)
-        };
-        Qkv {
-            shape: Shape {
-                value_dim: DV,
-                ..shape
-            }
-            .with_heads(H),
-            q,
-            k,
-            v,
-            key_mask: masked.then_some(&mask[..]),
-        }
-    }
-
-    /// The calls that exercise kernel family `family` (`exact`, `lara`, `ra`, `rfa`, `causal`).
-    fn calls(&self, family: &str) -> Vec<Call<'_>> {
-        let base = |causal: bool, masked: bool| Call {
-            x: self.qkv(causal, masked),
-            lara: Params::default(),
-            ra: ra::Params::new(ra::Mean::KeyAverage),
-            omega: &[],
-            noise: None,
-            seed: 30,
-            gates: None,
-        };
-        let mut calls = Vec::new();
-        match family {
-            "exact" => {
-                for masked in [false, true] {
-                    calls.push(base(false, masked));
-                }
-            }
-            "lara" => {
-                let given = Landmarks::Given {
-                    count: C,
-                    queries: &self.q_bar,
-                    keys: &self.k_bar,
+        attentions.push(Attention::Softmax);
+        for attention in attentions {
+            let config = Config::new(heads * d, heads, attention).with_qkv_bias(qkv_bias);
+            let state = StateDict::random(&config, n as u64);
+            let layer = Layer::new(config, state.weights(&config)).unwrap();
+            let x = tokens(n, config.dim, 3);
+            let mask: Vec<bool> = (0..n).map(|t| t % 4 == 2).collect();
+            let masks = if n > 2 {
+                vec![None, Some(&mask[..])]
+            } else {
+                vec![None]
+            };
+            for mask in masks {
+                let layout = Layout::Sequence(n);
+                let tokens = Tokens {
+                    x: &x,
+                    layout,
+                    key_mask: mask,
                 };
-                for (landmarks, weighting, proposals) in [
-                    (
-                        Landmarks::SegmentMeans(C),
-                        Weighting::Optimal { alpha_coeff: 1.0 },
-                        Proposals::Single,
-                    ),
-                    (
-                        Landmarks::SegmentMeans(C),
-                        Weighting::BalanceHeuristic,
-                        Proposals::Antithetic,
-                    ),
-                    (
-                        Landmarks::SegmentMeans(C),
-                        Weighting::Biased,
-                        Proposals::TwoPerLandmark,
-                    ),
-                    (given, Weighting::Biased, Proposals::Single),
-                    (
-                        given,
-                        Weighting::Optimal { alpha_coeff: 2.0 },
-                        Proposals::TwoPerLandmark,
-                    ),
-                ] {
-                    let params = Params::new(landmarks, weighting)
-                        .with_proposals(proposals)
-                        .with_noise_scale(NoiseScale::Paper);
-                    let noise_len = H * proposals.noise_rows(C) * D;
-                    for (noise, masked) in [
-                        (None, false),
-                        (Some(&self.lara_noise[..noise_len]), false),
-                        (Some(&self.lara_noise[..noise_len]), true),
-                    ] {
-                        calls.push(Call {
-                            lara: params,
-                            noise,
-                            ..base(false, masked)
-                        });
-                    }
-                }
+                let mut out = vec![f32::NAN; x.len()];
+                let mut scratch = vec![f32::NAN; Layer::scratch_len(&config, layout)];
+                layer
+                    .forward(&tokens, Sampling::Eval, &mut out, &mut scratch)
+                    .unwrap();
+                let expected = reference_layer(&config, &state, &x, n, mask);
+                let scale = expected.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+                let err = out
+                    .iter()
+                    .zip(&expected)
+                    .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
+                assert!(
+                    err <= 1e-4 * scale,
+                    "{attention:?} n={n} mask={}: {err:e}",
+                    mask.is_some()
+                );
+                checked += 1;
             }
-            "ra" => {
-                for mean in [
-                    ra::Mean::KeyAverage,
-                    ra::Mean::AttentionWeighted,
-                    ra::Mean::GivenKeys(&self.indices),
-                    ra::Mean::SampledKey,
-                ] {
-                    for (noise, masked) in [
-                        (None, false),
-                        (Some(&self.ra_noise[..]), false),
-                        (Some(&self.ra_noise[..]), true),
-                    ] {
-                        calls.push(Call {
-                            ra: ra::Params::new(mean).with_noise_scale(NoiseScale::Paper),
-                            noise,
-                            ..base(false, masked)
-                        });
-                    }
-                }
-            }
-            "rfa" | "causal" => {
-                let causal = family == "causal";
-                for masked in [false, true] {
-                    for gates in [None, Some(&self.gates[..])] {
-                        if gates.is_some() && !causal {
-                            continue;
-                        }
-                        calls.push(Call {
-                            omega: &self.omega,
-                            gates,
-                            ..base(causal, masked)
-                        });
-                    }
-                }
-            }
-            _ => {}
         }
-        calls
+    }
+    assert_eq!(checked, 5 * 5 * 2 - 5);
+}
+
+/// LARA's scratch is a function of the configuration alone once `n ≥ C` (and of `C` alone on
+/// a grid): a buffer sized for 8 tokens runs 4096.
+#[test]
+fn lara_scratch_does_not_grow_with_n() {
+    let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, attention) in attentions(false) {
+        let Attention::Lara(lara) = attention else {
+            continue;
+        };
+        let config = Config::new(16, 2, attention);
+        let small = Layer::scratch_len(&config, Layout::Sequence(lara.landmarks));
+        for n in [lara.landmarks, 100, 4096, 1 << 20] {
+            assert_eq!(Layer::scratch_len(&config, Layout::Sequence(n)), small);
+        }
+        let state = StateDict::random(&config, 1);
+        let layer = Layer::new(config, state.weights(&config)).unwrap();
+        let x = tokens(4096, 16, 5);
+        let mut out = vec![0.0; x.len()];
+        let mut scratch = vec![0.0; small];
+        let tokens = Tokens {
+            x: &x,
+            layout: Layout::Sequence(4096),
+            key_mask: None,
+        };
+        layer
+            .forward(&tokens, Sampling::Eval, &mut out, &mut scratch)
+            .unwrap();
+        assert!(out.iter().all(|o| o.is_finite()));
+    }
+    for (_, attention) in attentions(true) {
+        if let Attention::Lara(_) = attention {
+            let config = Config::new(16, 2, attention);
+            let grid = |height, width| Layer::scratch_len(&config, Layout::Grid { height, width });
+            assert_eq!(grid(2, 2), grid(300, 500));
+        }
     }
 }
 
-/// Every kernel of the registry: an `h`-head call equals `h` single-head calls on the slices,
-/// bit for bit (masked and not, eval, given noise and drawn, given landmarks and key indices).
+/// On a sequence, `'pool'` is segment means (its generator weights are read but unused, as in
+/// the official `_proposal_gen_1d`) and the `-mixed` suffix does nothing.
 #[test]
-fn heads_equal_single_head_calls_for_every_kernel() {
-    let _backend = env_backend();
-    let data = Stacked::new(20);
-    for kernel in KERNELS {
-        let family = kernel.name.split('-').next().unwrap();
-        let calls = data.calls(family);
-        assert!(!calls.is_empty(), "{}: no call covers it", kernel.name);
-        let mut checked = 0;
-        for call in &calls {
-            // RA's sampled key needs a generator: only the drawing kernel takes it.
-            let sampled_key = matches!(call.ra.mean, ra::Mean::SampledKey);
-            if family == "ra" && sampled_key && !kernel.name.ends_with("-draw") {
-                let mut out = vec![0.0; H * NQ * DV];
-                let mut scratch = vec![0.0; (kernel.scratch_len)(call)];
-                let result = (kernel.run)(call, &mut out, &mut scratch);
-                assert_eq!(result, Err(Error::GeneratorRequired), "{}", kernel.name);
-                continue;
-            }
-            check_heads(kernel, call);
-            checked += 1;
-        }
-        println!("{}: {checked} calls", kernel.name);
-        assert!(checked > 0, "{}", kernel.name);
-    }
-}
-
-/// A bad argument in any head is found before head 0 is written: a bad value in the last
-/// head's values, noise, given landmarks or key indices, omega or gates returns an error with
-/// `out` and the scratch untouched, for every kernel that takes it.
-#[test]
-fn heads_are_all_checked_before_writing() {
-    let _backend = env_backend();
-    let data = Stacked::new(40);
-    let sentinel = -7.0;
-    let last = |x: &[f32]| {
-        let mut x = x.to_vec();
-        *x.last_mut().unwrap() = f32::NAN;
-        x
+fn one_d_pool_and_mixing_are_segment_means() {
+    let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let plain = Config::new(
+        8,
+        2,
+        lara(ProposalGen::NoParamPool, PoolModule::Light, Mixing::None, 4),
+    );
+    let pooled = Config::new(
+        8,
+        2,
+        lara(ProposalGen::Pool, PoolModule::Light, Mixing::VMixed, 4),
+    );
+    let state = StateDict::random(&pooled, 2);
+    let x = tokens(21, 8, 4);
+    let tokens = Tokens {
+        x: &x,
+        layout: Layout::Sequence(21),
+        key_mask: None,
     };
-    let check = |kernel: &Kernel, call: &Call<'_>, expected: Error| {
-        let shape = call.x.shape;
-        let mut out = vec![sentinel; shape.heads * shape.queries * shape.value_dim];
-        let mut scratch = vec![sentinel; (kernel.scratch_len)(call)];
-        let result = (kernel.run)(call, &mut out, &mut scratch);
-        assert_eq!(result, Err(expected), "{} {}", kernel.name, describe(call));
+    let outputs: Vec<Vec<f32>> = [plain, pooled]
+        .iter()
+        .map(|config| {
+            let layer = Layer::new(*config, state.weights(config)).unwrap();
+            let mut out = vec![0.0; x.len()];
+            let mut scratch = vec![0.0; Layer::scratch_len(config, tokens.layout)];
+            layer
+                .forward(&tokens, Sampling::Eval, &mut out, &mut scratch)
+                .unwrap();
+            out
+        })
+        .collect();
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+/// The keys a configuration asks for are exactly the official module's `state_dict` keys (the
+/// golden cases' weight lists), and `from_state_dict` asks for nothing else.
+#[test]
+fn weight_keys_are_the_official_state_dict() {
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(golden::default_manifest_of("layers")).unwrap(),
+    )
+    .unwrap();
+    for case in manifest["cases"].as_array().unwrap() {
+        let module = case["module"].as_str().unwrap();
+        let config = golden::layers::official_config(module, &case["config"]).unwrap();
+        let mut official: Vec<&str> = case["weights"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| &k[..])
+            .collect();
+        let mut ours: Vec<&str> = config.weight_specs().map(|s| s.key).collect();
+        if case["input_layout"] == "[n, dim]" && official.iter().any(|k| k.contains("_bar_gen.2")) {
+            ours.retain(|k| !k.contains("_bar_gen")); // 1-D 'pool' reads no generator
+            official.retain(|k| !k.contains("_bar_gen"));
+        }
+        official.sort_unstable();
+        ours.sort_unstable();
+        assert_eq!(ours, official, "{}", case["id"]);
+        let mut asked = Vec::new();
+        let _ = Weights::from_state_dict(&config, |key| {
+            asked.push(key);
+            Some(&[][..])
+        });
+        asked.sort_unstable();
+        let mut specs: Vec<&str> = config.weight_specs().map(|s| s.key).collect();
+        specs.sort_unstable();
+        assert_eq!(asked, specs, "{}", case["id"]);
+    }
+}
+
+/// A call that must fail: what it shows, the layer, its tokens and noise, the length of `out`,
+/// the error.
+type ErrorCase<'a> = (&'a str, &'a Layer<'a>, Tokens<'a>, Option<&'a [f32]>, usize, Error);
+
+/// Every error the configuration, the weights and the call can raise, each before anything is
+/// written to `out`.
+#[test]
+fn errors_name_the_problem_and_write_nothing() {
+    let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let lara_config = Config::new(
+        8,
+        2,
+        lara(ProposalGen::Pool, PoolModule::Light, Mixing::None, 4),
+    );
+    let state = StateDict::random(&lara_config, 3);
+    let weights = state.weights(&lara_config);
+
+    // The configuration and the weights.
+    let bad_heads = Config {
+        heads: 3,
+        ..lara_config
+    };
+    assert_eq!(
+        Layer::new(bad_heads, weights).unwrap_err(),
+        Error::InvalidConfig("dim is not a multiple of the number of heads")
+    );
+    let zero_landmarks = Config::new(
+        8,
+        2,
+        lara(ProposalGen::Pool, PoolModule::Light, Mixing::None, 0),
+    );
+    assert_eq!(
+        Layer::new(zero_landmarks, weights).unwrap_err(),
+        Error::ZeroLandmarks
+    );
+    let missing = Weights::from_state_dict(&lara_config, |key| {
+        (key != "k_bar_gen.3.bias").then_some(&[][..])
+    });
+    assert_eq!(
+        missing.unwrap_err(),
+        Error::MissingWeight("k_bar_gen.3.bias")
+    );
+    let short = Weights {
+        proj_bias: &state.0["proj.bias"][1..],
+        ..weights
+    };
+    assert_eq!(
+        Layer::new(lara_config, short).unwrap_err(),
+        Error::WeightShape {
+            key: "proj.bias",
+            expected: 8,
+            actual: 7
+        }
+    );
+    let mut nan = state.0["q_bar_gen.2.weight"].clone();
+    nan[5] = f32::NAN;
+    let gen_ = weights.q_bar_gen.map(|g| lara_attn::layer::Generator {
+        linear_weight: &nan,
+        ..g
+    });
+    assert_eq!(
+        Layer::new(
+            lara_config,
+            Weights {
+                q_bar_gen: gen_,
+                ..weights
+            }
+        )
+        .unwrap_err(),
+        Error::NonFiniteWeight("q_bar_gen.2.weight")
+    );
+    assert_eq!(
+        Layer::new(
+            lara_config,
+            Weights {
+                k_bar_gen: None,
+                ..weights
+            }
+        )
+        .unwrap_err(),
+        Error::MissingWeight("k_bar_gen.2.weight")
+    );
+    let message = Error::MissingWeight("qkv.bias").to_string();
+    assert!(message.contains("qkv.bias"), "{message}");
+
+    // The call.
+    let layer = Layer::new(lara_config, weights).unwrap();
+    let x = tokens(16, 8, 1);
+    let all_masked = [true; 16];
+    let short_mask = [false; 15];
+    let mut nan_x = x.clone();
+    nan_x[9] = f32::INFINITY;
+    let adaptive = Config::new(
+        8,
+        2,
+        lara(ProposalGen::Adaptive1d, PoolModule::Light, Mixing::None, 4),
+    );
+    let adaptive_state = StateDict::random(&adaptive, 4);
+    let adaptive_layer = Layer::new(adaptive, adaptive_state.weights(&adaptive)).unwrap();
+    let ra_config = Config::new(8, 2, Attention::Randomized(RandomizedMean::KeyAverage));
+    let ra_state = StateDict::random(&ra_config, 5);
+    let ra_layer = Layer::new(ra_config, ra_state.weights(&ra_config)).unwrap();
+    let sampled_key = Config::new(8, 2, Attention::Randomized(RandomizedMean::SampledKey));
+    let sampled_key_layer = Layer::new(sampled_key, ra_state.weights(&sampled_key)).unwrap();
+    let softmax = Config::new(8, 2, Attention::Softmax);
+    let softmax_layer = Layer::new(softmax, ra_state.weights(&softmax)).unwrap();
+    let seq = Layout::Sequence(16);
+    let grid = Layout::Grid {
+        height: 4,
+        width: 4,
+    };
+    let eps = vec![0.0; Layer::noise_len(&lara_config, seq)];
+    let cases: Vec<ErrorCase<'_>> = vec![
+        (
+            "x too short",
+            &layer,
+            Tokens {
+                x: &x[1..],
+                layout: seq,
+                key_mask: None,
+            },
+            None,
+            128,
+            Error::LengthMismatch {
+                arg: Arg::Tokens,
+                expected: 128,
+                actual: 127,
+            },
+        ),
+        (
+            "out too short",
+            &layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: None,
+            },
+            None,
+            127,
+            Error::LengthMismatch {
+                arg: Arg::Output,
+                expected: 128,
+                actual: 127,
+            },
+        ),
+        (
+            "no tokens",
+            &layer,
+            Tokens {
+                x: &[],
+                layout: Layout::Sequence(0),
+                key_mask: None,
+            },
+            None,
+            0,
+            Error::ZeroDimension(lara_attn::Dim::Queries),
+        ),
+        (
+            "non-finite x",
+            &layer,
+            Tokens {
+                x: &nan_x,
+                layout: seq,
+                key_mask: None,
+            },
+            None,
+            128,
+            Error::NonFinite(Arg::Tokens),
+        ),
+        (
+            "every key masked",
+            &layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: Some(&all_masked),
+            },
+            None,
+            128,
+            Error::AllKeysMasked,
+        ),
+        (
+            "mask of the wrong length",
+            &layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: Some(&short_mask),
+            },
+            None,
+            128,
+            Error::LengthMismatch {
+                arg: Arg::KeyMask,
+                expected: 16,
+                actual: 15,
+            },
+        ),
+        (
+            "noise too short",
+            &layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: None,
+            },
+            Some(&eps[1..]),
+            128,
+            Error::LengthMismatch {
+                arg: Arg::Noise,
+                expected: eps.len(),
+                actual: eps.len() - 1,
+            },
+        ),
+        (
+            "pool wider than the grid",
+            &layer,
+            Tokens {
+                x: &x[..2 * 2 * 8],
+                layout: Layout::Grid {
+                    height: 1,
+                    width: 4,
+                },
+                key_mask: None,
+            },
+            None,
+            32,
+            Error::TooManyLandmarks {
+                landmarks: 2,
+                rows: 1,
+            },
+        ),
+        (
+            "adaptive-1d on a grid",
+            &adaptive_layer,
+            Tokens {
+                x: &x,
+                layout: grid,
+                key_mask: None,
+            },
+            None,
+            128,
+            Error::InvalidConfig("adaptive-1d takes a sequence, not a grid"),
+        ),
+        (
+            "a mask for RA",
+            &ra_layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: Some(&short_mask[..15]),
+            },
+            None,
+            128,
+            Error::LengthMismatch {
+                arg: Arg::KeyMask,
+                expected: 16,
+                actual: 15,
+            },
+        ),
+        (
+            "a sampled key without a generator",
+            &sampled_key_layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: None,
+            },
+            None,
+            128,
+            Error::GeneratorRequired,
+        ),
+        (
+            "noise for softmax",
+            &softmax_layer,
+            Tokens {
+                x: &x,
+                layout: seq,
+                key_mask: None,
+            },
+            Some(&eps),
+            128,
+            Error::InvalidConfig("softmax and random-feature layers have no sampled mode"),
+        ),
+    ];
+    for (what, layer, tokens, eps, out_len, expected) in cases {
+        let mut out = vec![-7.0; out_len];
+        let mut scratch = vec![-7.0; Layer::scratch_len(layer.config(), seq).max(4096)];
+        let sampling = eps.map_or(Sampling::Eval, Sampling::Noise);
+        let result = layer.forward(&tokens, sampling, &mut out, &mut scratch);
+        assert_eq!(result, Err(expected), "{what}");
+        assert!(out.iter().all(|&o| o == -7.0), "{what}: out written");
         assert!(
-            out.iter().chain(&scratch).all(|&x| x == sentinel),
-            "{} {}: something was written",
-            kernel.name,
-            describe(call)
+            scratch.iter().all(|&s| s == -7.0),
+            "{what}: scratch written"
         );
-    };
-    for kernel in KERNELS {
-        let family = kernel.name.split('-').next().unwrap();
-        for call in data.calls(family) {
-            if matches!(call.ra.mean, ra::Mean::SampledKey) && !kernel.name.ends_with("-draw") {
-                continue;
-            }
-            // A NaN in the last value of the last head.
-            let bad_v = last(call.x.v);
-            let bad = Call {
-                x: Qkv {
-                    v: &bad_v,
-                    ..call.x
-                },
-                ..call
-            };
-            check(kernel, &bad, Error::NonFinite(Arg::Values));
-            // No head at all.
-            let none = Call {
-                x: Qkv {
-                    shape: call.x.shape.with_heads(0),
-                    q: &[],
-                    k: &[],
-                    v: &[],
-                    ..call.x
-                },
-                ..call
-            };
-            check(kernel, &none, Error::ZeroDimension(Dim::Heads));
-            // The last head's noise.
-            if let Some(eps) = call.noise.filter(|_| !kernel.name.ends_with("-draw")) {
-                let bad_eps = last(eps);
-                let bad = Call {
-                    noise: Some(&bad_eps),
-                    ..call
-                };
-                check(kernel, &bad, Error::NonFinite(Arg::Noise));
-            }
-            // The last head's landmarks.
-            if let (
-                "lara",
-                Landmarks::Given {
-                    count,
-                    queries,
-                    keys,
-                },
-            ) = (family, call.lara.landmarks)
-            {
-                let (bad_q, bad_k) = (last(queries), last(keys));
-                for (queries, keys, arg) in [
-                    (&bad_q[..], keys, Arg::QueryLandmarks),
-                    (queries, &bad_k[..], Arg::KeyLandmarks),
-                ] {
-                    let landmarks = Landmarks::Given {
-                        count,
-                        queries,
-                        keys,
-                    };
-                    let bad = Call {
-                        lara: Params {
-                            landmarks,
-                            ..call.lara
-                        },
-                        ..call
-                    };
-                    check(kernel, &bad, Error::NonFinite(arg));
-                }
-            }
-            // The last head's key indices: head 2, query 3.
-            if let ("ra", ra::Mean::GivenKeys(indices)) = (family, call.ra.mean) {
-                let mut bad_indices = indices.to_vec();
-                bad_indices[(H - 1) * NQ + 3] = NK as u32;
-                let bad = Call {
-                    ra: ra::Params {
-                        mean: ra::Mean::GivenKeys(&bad_indices),
-                        ..call.ra
-                    },
-                    ..call
-                };
-                let expected = Error::KeyIndexOutOfRange {
-                    row: (H - 1) * NQ + 3,
-                    index: NK as u32,
-                };
-                check(kernel, &bad, expected);
-            }
-            // The last head's omega.
-            if matches!(family, "rfa" | "causal") {
-                let mut bad_omega = call.omega.to_vec();
-                *bad_omega.last_mut().unwrap() = f32::INFINITY;
-                let bad = Call {
-                    omega: &bad_omega,
-                    ..call
-                };
-                check(kernel, &bad, Error::NonFinite(Arg::Omega));
-            }
-            // The last head's gates.
-            if let Some(gates) = call.gates {
-                let mut bad_gates = gates.to_vec();
-                *bad_gates.last_mut().unwrap() = 1.5;
-                let bad = Call {
-                    gates: Some(&bad_gates),
-                    ..call
-                };
-                check(kernel, &bad, Error::OutOfRange(Arg::Gates));
-            }
-        }
     }
+    let mask = [false; 16];
+    let mut out = vec![0.0; 128];
+    let mut scratch = vec![0.0; Layer::scratch_len(&ra_config, seq)];
+    let tokens = Tokens {
+        x: &x,
+        layout: seq,
+        key_mask: Some(&mask),
+    };
+    let result = ra_layer.forward(&tokens, Sampling::Eval, &mut out, &mut scratch);
+    assert!(matches!(result, Err(Error::InvalidConfig(_))), "{result:?}");
+    let short = Layer::scratch_len(&lara_config, seq) - 1;
+    let tokens = Tokens {
+        x: &x,
+        layout: seq,
+        key_mask: None,
+    };
+    let result = layer.forward(&tokens, Sampling::Eval, &mut out, &mut vec![0.0; short]);
+    assert_eq!(
+        result,
+        Err(Error::ScratchTooSmall {
+            needed: short + 1,
+            actual: short
+        })
+    );
 }

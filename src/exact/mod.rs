@@ -62,8 +62,17 @@ pub(crate) const fn len(shape: Shape, tiles: bool) -> usize {
 /// # Ok::<(), lara_attn::Error>(())
 /// ```
 pub fn attention(x: &Qkv<'_>, out: &mut [f32], scratch: &mut [f32]) -> Result<(), Error> {
+    attention_on(Available::active(), x, out, scratch)
+}
+
+/// [`attention`] on `backend` (a caller that sized the scratch for one backend runs on it).
+pub(crate) fn attention_on(
+    backend: Available,
+    x: &Qkv<'_>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     x.check(out)?;
-    let backend = Available::active();
     let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_simd()))?;
     for head in 0..x.shape.heads {
         let kernel = Exact {

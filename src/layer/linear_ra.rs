@@ -202,7 +202,7 @@ pub(super) fn forward<N: Noise>(
         }
         ws.begin_keys();
         for (start, x_block) in blocks(tokens.x, dim, block) {
-            let rows_x = x_block.len() / dim;
+            let rows_x = x_block.len() / dim.max(1);
             let k_block = prefix(buffers.block_a, rows_x * d);
             let v_block = prefix(buffers.block_b, rows_x * d);
             project(backend, (x_block, dim), k_lin, buffers.packed_a, k_block);
@@ -274,7 +274,7 @@ fn params_of(lara: &LaraConfig, count: usize) -> Params<'static> {
 
 /// The blocks of `block` tokens of `x [n, dim]`, with the index of their first token.
 fn blocks(x: &[f32], dim: usize, block: usize) -> impl Iterator<Item = (usize, &[f32])> {
-    x.chunks(block * dim)
+    x.chunks((block * dim).max(1))
         .enumerate()
         .map(move |(i, chunk)| (i * block, chunk))
 }

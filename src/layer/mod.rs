@@ -261,9 +261,9 @@ impl Config {
                 *slot = Some(spec);
             }
         };
-        push(WeightSpec::matrix(QKV_WEIGHT, 3 * dim, dim));
+        push(WeightSpec::matrix(QKV_WEIGHT, dim.saturating_mul(3), dim));
         if self.qkv_bias {
-            push(WeightSpec::vector(QKV_BIAS, 3 * dim));
+            push(WeightSpec::vector(QKV_BIAS, dim.saturating_mul(3)));
         }
         push(WeightSpec::matrix(PROJ_WEIGHT, dim, dim));
         push(WeightSpec::vector(PROJ_BIAS, dim));

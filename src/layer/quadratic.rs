@@ -87,7 +87,7 @@ pub(super) fn forward(
         };
         // o = attention of the head
         match config.attention {
-            Attention::Softmax => exact::attention(&x, o, estimator_scratch)?,
+            Attention::Softmax => exact::attention_on(backend, &x, o, estimator_scratch)?,
             Attention::Randomized(mean) => {
                 let mean = match mean {
                     RandomizedMean::KeyAverage => ra::Mean::KeyAverage,
@@ -100,7 +100,7 @@ pub(super) fn forward(
                     Sampling::Draw(rng) => Sampling::Draw(&mut **rng),
                 };
                 let params = ra::Params::new(mean);
-                ra::attention(&x, &params, head_sampling, o, estimator_scratch)?;
+                ra::attention_on(backend, &x, &params, head_sampling, o, estimator_scratch)?;
             }
             Attention::Kernelized { map, .. } => {
                 let omega = weights.eval_proj.unwrap_or_default();
@@ -108,7 +108,7 @@ pub(super) fn forward(
                     map,
                     omega: part(omega, heads, head),
                 };
-                rfa::attention(&x, &params, o, estimator_scratch)?;
+                rfa::attention_on(backend, &x, &params, o, estimator_scratch)?;
             }
             Attention::Lara(_) => {}
         }

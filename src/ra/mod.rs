@@ -129,14 +129,30 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    attention_on(Available::active(), x, params, sampling, out, scratch)
+}
+
+/// [`attention`] on `backend` (a caller that sized the scratch for one backend runs on it).
+#[inline(always)]
+pub(crate) fn attention_on(
+    backend: Available,
+    x: &Qkv<'_>,
+    params: &Params<'_>,
+    sampling: Sampling<'_>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     // (Inlined: a call with a constant sampling links that sampling's code only.)
-    with_noise!(sampling, |noise| run(x, params, noise, out, scratch))
+    with_noise!(sampling, |noise| run(
+        backend, x, params, noise, out, scratch
+    ))
 }
 
 /// [`attention`] with the noise `N`.
 /// (Not inlined into the caller, whose frame would then hold its locals.)
 #[inline(never)]
 fn run<N: Noise>(
+    backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
     noise: N,
@@ -144,7 +160,6 @@ fn run<N: Noise>(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     check_args(x, params, &noise, out)?;
-    let backend = Available::active();
     let (mut ws, tiles) = Workspace::split(scratch, x.shape, backend.backend().is_simd())?;
     attention_in(backend, x, params, noise, out, &mut ws, tiles);
     Ok(())

@@ -179,12 +179,24 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
+    attention_on(Available::active(), x, params, out, scratch)
+}
+
+/// [`attention`] on `backend` (a caller that sized the scratch for one backend runs on it).
+#[inline(always)]
+pub(crate) fn attention_on(
+    backend: Available,
+    x: &Qkv<'_>,
+    params: &Params<'_>,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) -> Result<(), Error> {
     // (Inlined, so that a call with a constant map links that map's kernels only: firmware
     // that runs positive features carries no sine, cosine or log-space code.)
     match params.map {
-        FeatureMap::Positive => linear::<Positive>(x, params, out, scratch),
-        FeatureMap::Trigonometric => linear::<Trigonometric>(x, params, out, scratch),
-        FeatureMap::PositiveLogSpace => log_space(x, params, out, scratch),
+        FeatureMap::Positive => linear::<Positive>(backend, x, params, out, scratch),
+        FeatureMap::Trigonometric => linear::<Trigonometric>(backend, x, params, out, scratch),
+        FeatureMap::PositiveLogSpace => log_space(backend, x, params, out, scratch),
     }
 }
 
@@ -192,13 +204,13 @@ pub fn attention(
 /// (Not inlined into the caller, whose frame would then hold its locals.)
 #[inline(never)]
 fn linear<M: Map>(
+    backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let features = check_args(x, params, out)?;
-    let backend = Available::active();
     let tiles = backend.backend().is_simd();
     let (mut state, tiles) = FeatureState::split(scratch, x.shape, M::MAP, features, tiles)?;
     for head in 0..x.shape.heads {
@@ -243,13 +255,13 @@ pub(crate) fn features_of(shape: Shape, omega: &[f32]) -> Result<usize, Error> {
 /// `log P = 0` and `α = 1`.
 #[inline(never)]
 fn log_space(
+    backend: Available,
     x: &Qkv<'_>,
     params: &Params<'_>,
     out: &mut [f32],
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let features = check_args(x, params, out)?;
-    let backend = Available::active();
     let tiles = backend.backend().is_simd();
     let (mut ws, tiles) = lara::Workspace::split(scratch, 0, features, x.shape, tiles)?;
     let heads = x.shape.heads;

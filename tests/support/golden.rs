@@ -349,7 +349,16 @@ pub fn backend_from_env() -> Result<lara_attn::backend::Backend, String> {
 
 /// The default manifest: the golden files the repository carries, `tests/data/golden`.
 pub fn default_manifest() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/manifest.json")
+    default_manifest_of("golden")
+}
+
+/// The manifest of the golden files the repository carries in `tests/data/<kind>` (`golden`
+/// for the estimators, `layers` for whole layers).
+pub fn default_manifest_of(kind: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(kind)
+        .join("manifest.json")
 }
 
 /// Reads a layer manifest (the format of `tests/data/layers/manifest.json`) and runs every
