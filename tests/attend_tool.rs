@@ -3,7 +3,7 @@
 //!
 //! The example is built once (`cargo build --release --example attend`, a no-op when CI has
 //! already built the examples) and its binary, located from cargo's JSON messages, is then run
-//! directly: 116 runs in all.
+//! directly: 183 runs in all (67 of them `--layer` runs on the cases of `tests/data/layers`).
 
 #[path = "support/npy.rs"]
 mod npy;
@@ -1260,5 +1260,592 @@ fn bad_masks_exit_with_code_2() {
         &out,
     ]);
     assert_eq!(masked.len(), n * d);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- `--layer`: whole layers on the golden layer cases of `tests/data/layers` ---
+
+/// The layer manifest the repository carries.
+fn layer_manifest() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/layers/manifest.json");
+    let text = std::fs::read_to_string(&path).expect("read the layer manifest");
+    serde_json::from_str(&text).expect("the layer manifest is JSON")
+}
+
+/// The case `id` of the layer manifest.
+fn layer_case(manifest: &serde_json::Value, id: &str) -> serde_json::Value {
+    manifest["cases"]
+        .as_array()
+        .expect("a cases array")
+        .iter()
+        .find(|case| case["id"] == id)
+        .unwrap_or_else(|| panic!("no layer case {id}"))
+        .clone()
+}
+
+/// The folder of a layer case.
+fn case_dir(case: &serde_json::Value) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/layers")
+        .join(case["dir"].as_str().expect("a case dir"))
+}
+
+/// A file of a layer case, by its manifest entry (e.g. `output["file"]`).
+fn case_file(case: &serde_json::Value, file: &serde_json::Value) -> PathBuf {
+    case_dir(case).join(file.as_str().expect("a file name"))
+}
+
+/// The case's `state_dict` copied into `dir/<name>` as `<key>.npy` files (the golden run's
+/// `omega.npy` as `eval_proj`, as `tests/support/golden.rs` does), without `config.json`.
+fn copy_weights(case: &serde_json::Value, dir: &Path, name: &str) -> PathBuf {
+    let weights = dir.join(name);
+    std::fs::create_dir_all(&weights).expect("create the weights folder");
+    for (key, tensor) in case["weights"].as_object().expect("a weights object") {
+        std::fs::copy(
+            case_file(case, &tensor["file"]),
+            weights.join(format!("{key}.npy")),
+        )
+        .expect("copy a weight");
+    }
+    if !case["omega"].is_null() {
+        std::fs::copy(
+            case_file(case, &case["omega"]),
+            weights.join("eval_proj.npy"),
+        )
+        .expect("copy omega");
+    }
+    weights
+}
+
+/// The case's `config.json`: `{"module": .., "config": {kwargs}}`.
+fn config_json(case: &serde_json::Value) -> String {
+    serde_json::json!({"module": case["module"], "config": case["config"]}).to_string()
+}
+
+/// `max|out − golden|` and the manifest's tolerance `max(1e-5·max|golden|, 2·f32_vs_f64)`.
+fn layer_error(out: &[f32], golden: &[f32], output: &serde_json::Value) -> (f64, f64) {
+    assert_eq!(out.len(), golden.len());
+    let max_abs = out
+        .iter()
+        .zip(golden)
+        .map(|(&x, &g)| (f64::from(x) - f64::from(g)).abs())
+        .fold(0.0, f64::max);
+    let max_golden = golden
+        .iter()
+        .map(|&g| f64::from(g).abs())
+        .fold(0.0, f64::max);
+    let f32_vs_f64 = output["f32_vs_f64_max_abs"]
+        .as_f64()
+        .expect("f32_vs_f64_max_abs");
+    (max_abs, (1e-5 * max_golden).max(2.0 * f32_vs_f64))
+}
+
+/// Every output of every case of `tests/data/layers` through `attend --layer` (eval, with the
+/// stored `--eps` noise, with the stored `--mask`) matches its golden file within the
+/// manifest's tolerance, and out.npy has the shape of x (`[n, dim]` or `[H, W, dim]`). The
+/// configuration comes in turn from `WEIGHTS_DIR/config.json`, `--config FILE` and
+/// `--module NAME --kwargs JSON`; every module, 1-D and 2-D, is covered.
+#[test]
+fn layer_outputs_match_the_golden_files() {
+    let dir = temp_dir("layer-golden");
+    let manifest = layer_manifest();
+    let cases = manifest["cases"].as_array().expect("a cases array");
+    let out = dir.join("out.npy");
+    let mut checked = Vec::new();
+    for (index, case) in cases.iter().enumerate() {
+        let id = case["id"].as_str().expect("a case id");
+        let module = case["module"].as_str().expect("a module");
+        let weights = copy_weights(case, &dir, id);
+        let kwargs = case["config"].to_string();
+        let config_file = dir.join(format!("{id}.json"));
+        let source: Vec<&dyn AsRef<OsStr>> = match index % 3 {
+            0 => {
+                std::fs::write(weights.join("config.json"), config_json(case)).expect("write");
+                vec![]
+            }
+            1 => {
+                std::fs::write(&config_file, config_json(case)).expect("write");
+                vec![&"--config", &config_file]
+            }
+            _ => vec![&"--module", &module, &"--kwargs", &kwargs],
+        };
+        let x = case_file(case, &case["input"]);
+        for output in case["outputs"].as_array().expect("outputs") {
+            let name = output["name"].as_str().expect("an output name");
+            let mask = output
+                .get("key_padding_mask")
+                .map(|file| case_file(case, file));
+            let eps = output.get("eps").map(|file| case_file(case, file));
+            let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"--layer", &weights];
+            args.extend(source.iter().copied());
+            if let Some(mask) = &mask {
+                args.extend([&"--mask" as &dyn AsRef<OsStr>, mask]);
+            }
+            if let Some(eps) = &eps {
+                args.extend([&"--eps" as &dyn AsRef<OsStr>, eps]);
+            }
+            args.extend([&x as &dyn AsRef<OsStr>, &"-o", &out]);
+            let result = attend(&args);
+            assert!(
+                result.status.success(),
+                "{id}/{name}: {}",
+                text(&result.stderr)
+            );
+            let ours = npy::read_f32(&out).expect("the tool writes a valid .npy");
+            let input = npy::read_f32(&x).expect("read x");
+            assert_eq!(
+                ours.shape, input.shape,
+                "{id}/{name}: out has the layout of x"
+            );
+            let golden = npy::read_f32(&case_file(case, &output["file"])).expect("read golden");
+            let (max_abs, tolerance) = layer_error(&ours.data, &golden.data, output);
+            assert!(
+                max_abs <= tolerance,
+                "{id}/{name}: max|out - golden| = {max_abs:e} > {tolerance:e}"
+            );
+            checked.push((
+                module.to_string(),
+                input.shape.len(),
+                mask.is_some(),
+                eps.is_some(),
+            ));
+        }
+    }
+    // The coverage the cases promise: every module, a grid, a mask and noise.
+    for module in [
+        "MultiheadAttention",
+        "LinearRA",
+        "RandomizedAttention",
+        "KernelizedAttention",
+    ] {
+        assert!(checked.iter().any(|c| c.0 == module), "{module}");
+    }
+    assert!(
+        checked.iter().any(|c| c.0 == "LinearRA" && c.1 == 3),
+        "a grid"
+    );
+    assert!(checked.iter().any(|c| c.0 == "LinearRA" && c.2), "a mask");
+    assert!(checked.iter().any(|c| c.1 == 2 && c.3), "1-D noise");
+    assert!(checked.iter().any(|c| c.1 == 3 && c.3), "2-D noise");
+    assert!(checked.iter().any(|c| c.0 == "MultiheadAttention" && c.2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--compare softmax-layer` prints the relative Frobenius error against the same weights run
+/// as `MultiheadAttention`: 0 for `MultiheadAttention` itself (with and without a mask), and
+/// for `LinearRA` the error between the two layers' written outputs.
+#[test]
+fn layer_compare_softmax_layer() {
+    let dir = temp_dir("layer-compare");
+    let manifest = layer_manifest();
+
+    let softmax = layer_case(&manifest, "softmax_masked_n50");
+    let weights = copy_weights(&softmax, &dir, "softmax");
+    let kwargs = softmax["config"].to_string();
+    let x = case_file(&softmax, &softmax["input"]);
+    let mask = case_file(&softmax, &softmax["outputs"][1]["key_padding_mask"]);
+    let common: [&dyn AsRef<OsStr>; 7] = [
+        &"--layer",
+        &weights,
+        &"--module",
+        &"MultiheadAttention",
+        &"--kwargs",
+        &kwargs,
+        &x,
+    ];
+    let mut args = common.to_vec();
+    args.extend([&"--compare" as &dyn AsRef<OsStr>, &"softmax-layer"]);
+    let result = attend(&args);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let error = printed_error(&result.stdout, "softmax layer");
+    assert!((0.0..=1e-6).contains(&error), "{error}");
+    args.extend([&"--mask" as &dyn AsRef<OsStr>, &mask]);
+    let result = attend(&args);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let error = printed_error(&result.stdout, "masked softmax layer");
+    assert!((0.0..=1e-6).contains(&error), "{error}");
+
+    // LinearRA: the printed error is that of its output against the MultiheadAttention run.
+    let lara = layer_case(&manifest, "lara1d_noparam_mis-opt_n6_C8");
+    let weights = copy_weights(&lara, &dir, "lara");
+    std::fs::write(weights.join("config.json"), config_json(&lara)).expect("write");
+    let x = case_file(&lara, &lara["input"]);
+    let (lara_out, softmax_out) = (dir.join("lara.npy"), dir.join("softmax.npy"));
+    let result = attend(&[
+        &"--layer",
+        &weights,
+        &"--compare",
+        &"softmax-layer",
+        &x,
+        &"-o",
+        &lara_out,
+    ]);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    let printed = printed_error(&result.stdout, "softmax layer");
+    let lara_out = npy::read_f32(&lara_out).expect("read").data;
+    let softmax_out = attend_ok(&[
+        &"--layer",
+        &weights,
+        &"--module",
+        &"MultiheadAttention",
+        &"--kwargs",
+        &lara["config"].to_string(),
+        &x,
+        &"-o",
+        &softmax_out,
+    ]);
+    let (diff, norm) =
+        lara_out
+            .iter()
+            .zip(&softmax_out)
+            .fold((0.0f64, 0.0f64), |(d, n), (&o, &r)| {
+                let (o, r) = (f64::from(o), f64::from(r));
+                (d + (o - r).powi(2), n + r * r)
+            });
+    let expected = (diff / norm).sqrt();
+    assert!(printed > 1e-3, "LinearRA differs from softmax: {printed}");
+    assert!(
+        (printed - expected).abs() <= 1e-5 * expected,
+        "printed {printed}, computed {expected}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sampled mode with drawn noise: `--seed` makes it reproducible, another seed changes it,
+/// `--draws 2` averages (reproducibly); `--draws` without randomness is refused.
+#[test]
+fn layer_sampled_mode_draws_from_the_seed() {
+    let dir = temp_dir("layer-sampled");
+    let manifest = layer_manifest();
+    let case = layer_case(&manifest, "lara2d_pool_light_H5W7_C9");
+    let weights = copy_weights(&case, &dir, "weights");
+    std::fs::write(weights.join("config.json"), config_json(&case)).expect("write");
+    let x = case_file(&case, &case["input"]);
+    let out = dir.join("out.npy");
+    let sampled = |seed: &str, draws: &str| {
+        attend_ok(&[
+            &"--layer", &weights, &"--mode", &"sampled", &"--seed", &seed, &"--draws", &draws, &x,
+            &"-o", &out,
+        ])
+    };
+    let eval = attend_ok(&[&"--layer", &weights, &x, &"-o", &out]);
+    let one = sampled("1", "1");
+    assert_eq!(one, sampled("1", "1"), "one seed, one output");
+    assert_ne!(one, eval, "sampled mode adds noise");
+    assert_ne!(one, sampled("2", "1"), "another seed, other noise");
+    let two = sampled("1", "2");
+    assert_eq!(two, sampled("1", "2"));
+    assert_ne!(two, one);
+    attend_fails(
+        "draws in eval mode",
+        &[&"--layer", &weights, &"--draws", &"2", &x, &"-o", &out],
+        &out,
+        "--draws 2 needs a random estimator: --mode sampled without --eps",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bad weights, inputs and option combinations in layer mode: exit code 2, one message naming
+/// the problem (the tensor's key for a missing, mis-shaped or non-finite weight), nothing
+/// written.
+#[test]
+fn layer_errors_exit_with_code_2() {
+    let dir = temp_dir("layer-errors");
+    let manifest = layer_manifest();
+    let case = layer_case(&manifest, "lara2d_pool_light_H5W7_C9");
+    let kwargs = case["config"].to_string();
+    let x = case_file(&case, &case["input"]);
+    let out = dir.join("out.npy");
+    let run_with = |label: &str, weights: &Path, extra: &[&dyn AsRef<OsStr>], message: &str| {
+        let mut args: Vec<&dyn AsRef<OsStr>> = vec![
+            &"--layer",
+            &weights,
+            &"--module",
+            &"LinearRA",
+            &"--kwargs",
+            &kwargs,
+        ];
+        args.extend(extra.iter().copied());
+        args.extend([&x as &dyn AsRef<OsStr>, &"-o", &out]);
+        attend_fails(label, &args, &out, message);
+    };
+
+    // Missing tensors: the bias of qkv, a generator's weight.
+    for key in ["qkv.bias", "q_bar_gen.2.weight"] {
+        let weights = copy_weights(&case, &dir, &format!("missing-{key}"));
+        std::fs::remove_file(weights.join(format!("{key}.npy"))).expect("remove");
+        run_with(
+            key,
+            &weights,
+            &[],
+            &format!("the weights have no tensor {key}"),
+        );
+    }
+    // Mis-shaped tensors: another shape with the same number of elements, and another length.
+    let weights = copy_weights(&case, &dir, "transposed");
+    write_f32(&weights, "qkv.weight.npy", &[32, 96], &data(96 * 32, 1));
+    run_with("transposed", &weights, &[], "qkv.weight: shape [32, 96]");
+    let weights = copy_weights(&case, &dir, "short");
+    write_f32(&weights, "proj.bias.npy", &[31], &data(31, 2));
+    run_with("short", &weights, &[], "proj.bias: shape [31]");
+    let weights = copy_weights(&case, &dir, "nan");
+    let mut bias = data(32, 3);
+    bias[5] = f32::NAN;
+    write_f32(&weights, "k_bar_gen.3.bias.npy", &[32 / 2], &bias[..16]);
+    run_with("nan", &weights, &[], "k_bar_gen.3.bias holds a NaN");
+    let weights = copy_weights(&case, &dir, "float64");
+    std::fs::write(
+        weights.join("proj.bias.npy"),
+        npy_bytes("<f8", &[32], &[0u8; 256]),
+    )
+    .expect("write");
+    run_with("float64", &weights, &[], "'<f8'");
+
+    // Good weights, bad inputs, options and configurations.
+    let weights = copy_weights(&case, &dir, "good");
+    let x1d = write_f32(&dir, "x1d.npy", &[35, 32], &data(35 * 32, 4));
+    let x_wrong_dim = write_f32(&dir, "x31.npy", &[35, 31], &data(35 * 31, 5));
+    let eps_wrong = write_f32(&dir, "eps.npy", &[2, 8, 16], &data(2 * 8 * 16, 6));
+    let mask_wrong = write_bool(&dir, "mask.npy", &[34], &[false; 34]);
+    let kwargs_1d =
+        r#"{"dim": 32, "num_heads": 2, "num_landmarks": 8, "proposal_gen": "no-param-pool"}"#;
+    // A grid of 5 x 7 tokens cannot pool to 8 x 8 landmarks.
+    let kwargs_64 = r#"{"dim": 32, "num_heads": 2, "num_landmarks": 64}"#;
+    let config = dir.join("config.json");
+    std::fs::write(&config, config_json(&case)).expect("write");
+    let k = x1d.clone();
+    let cases: [(&str, Vec<&dyn AsRef<OsStr>>, &str); 16] = [
+        (
+            "no config",
+            vec![&"--layer", &weights, &x, &"-o", &out],
+            "config.json: give the configuration with --config FILE or --module NAME",
+        ),
+        (
+            "x of another dim",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &x_wrong_dim,
+                &"-o",
+                &out,
+            ],
+            "with dim = 32",
+        ),
+        (
+            "eps of another shape",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &"--eps",
+                &eps_wrong,
+                &x,
+                &"-o",
+                &out,
+            ],
+            "expected [h, R, d] = [2, 9, 16]",
+        ),
+        (
+            "mask of another length",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &"--mask",
+                &mask_wrong,
+                &x,
+                &"-o",
+                &out,
+            ],
+            "expected [n_k = 35]",
+        ),
+        (
+            "sampled softmax",
+            vec![
+                &"--layer",
+                &weights,
+                &"--module",
+                &"MultiheadAttention",
+                &"--kwargs",
+                &kwargs_1d,
+                &"--mode",
+                &"sampled",
+                &x1d,
+                &"-o",
+                &out,
+            ],
+            "MultiheadAttention has no sampled mode",
+        ),
+        (
+            "more landmark rows than grid rows",
+            vec![
+                &"--layer",
+                &weights,
+                &"--module",
+                &"LinearRA",
+                &"--kwargs",
+                &kwargs_64,
+                &x,
+                &"-o",
+                &out,
+            ],
+            "LinearRA: 8 landmarks were requested from 5 rows",
+        ),
+        (
+            "--method",
+            vec![&"--layer", &weights, &"--method", &"lara", &x, &"-o", &out],
+            "--method and --layer are two modes",
+        ),
+        (
+            "k and v",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &x,
+                &k,
+                &k,
+                &"-o",
+                &out,
+            ],
+            "--layer takes one input file x.npy",
+        ),
+        (
+            "--landmarks",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &"--landmarks",
+                &"4",
+                &x,
+                &"-o",
+                &out,
+            ],
+            "--landmarks cannot be used with --layer",
+        ),
+        (
+            "--compare exact",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &"--compare",
+                &"exact",
+                &x,
+            ],
+            "with --layer use --compare softmax-layer",
+        ),
+        (
+            "--compare softmax-layer without --layer",
+            vec![
+                &"--method",
+                &"exact",
+                &"--compare",
+                &"softmax-layer",
+                &x1d,
+                &k,
+                &k,
+            ],
+            "--compare softmax-layer compares a whole layer (--layer)",
+        ),
+        (
+            "--config and --module",
+            vec![
+                &"--layer",
+                &weights,
+                &"--config",
+                &config,
+                &"--module",
+                &"LinearRA",
+                &"--kwargs",
+                &kwargs,
+                &x,
+                &"-o",
+                &out,
+            ],
+            "use one",
+        ),
+        (
+            "--module alone",
+            vec![
+                &"--layer",
+                &weights,
+                &"--module",
+                &"LinearRA",
+                &x,
+                &"-o",
+                &out,
+            ],
+            "--module and --kwargs must be given together",
+        ),
+        (
+            "--kwargs not JSON",
+            vec![
+                &"--layer",
+                &weights,
+                &"--module",
+                &"LinearRA",
+                &"--kwargs",
+                &"{dim: 32}",
+                &x,
+                &"-o",
+                &out,
+            ],
+            "--kwargs: not JSON",
+        ),
+        (
+            "unknown module",
+            vec![
+                &"--layer",
+                &weights,
+                &"--module",
+                &"Linformer",
+                &"--kwargs",
+                &kwargs,
+                &x,
+                &"-o",
+                &out,
+            ],
+            "module \"Linformer\"",
+        ),
+        (
+            "--config outside --layer",
+            vec![
+                &"--method",
+                &"exact",
+                &"--config",
+                &config,
+                &x1d,
+                &k,
+                &k,
+                &"-o",
+                &out,
+            ],
+            "--config / --module / --kwargs configure --layer",
+        ),
+    ];
+    for (label, args, message) in cases {
+        attend_fails(label, &args, &out, message);
+    }
+
+    // The usage documents layer mode.
+    let result = attend(&[&"--help"]);
+    assert!(result.status.success());
+    let usage = text(&result.stdout);
+    for option in [
+        "--layer WEIGHTS_DIR",
+        "--kwargs JSON",
+        "--compare softmax-layer",
+    ] {
+        assert!(usage.contains(option), "{option}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: attend --method <exact|lara|ra|rfa|rfa-trig> [options] q.npy k.npy v.npy -o out.npy
+       attend --layer WEIGHTS_DIR [layer options] x.npy -o out.npy
 
 Inputs: little-endian float32 .npy, [n, d] (one head) or [h, n, d] (h heads, stacked).
 q: [.., n_q, d], k: [.., n_k, d], v: [.., n_k, d_v]. A 2-D auxiliary file (--omega, --eps,
@@ -45,13 +46,37 @@ Options:
   --seed N                 seed of the one DefaultRng every random draw comes from (default 0)
   --draws N                average N independent draws (default 1; needs randomness: sampled
                            lara/ra without --eps, rfa without --omega)
-  --compare exact          print ||out - exact||_F / ||exact||_F (causal exact with --causal)
+  --compare exact          print ||out - exact||_F / ||exact||_F (causal exact with --causal);
+                           with --layer: --compare softmax-layer
   --backend NAME           scalar | sse2 | avx2 | avx512 | neon | simd128 | best (default best)
   --mask FILE              every method (not --causal): key padding mask [n_k] (every head) or
                            [h, n_k]; dtype |b1 (bool), <i4 or <f4; true or nonzero marks a
                            padding key, which is ignored. --compare exact compares with masked
                            exact attention
   -h, --help               this text
+
+Layer mode (--layer): a whole official module, out = proj(attention(qkv(x))), on x.npy
+[n, dim] (a sequence) or [H, W, dim] (a grid, token y*W + x); out.npy has the layout of x.
+  --layer WEIGHTS_DIR      the module's state_dict: a folder of <key>.npy files (float32, e.g.
+                           qkv.weight.npy, proj.bias.npy); files the configuration does not
+                           read are listed on stderr and ignored
+  --config FILE            the configuration: {\"module\": NAME, \"config\": {kwargs}}
+                           (default WEIGHTS_DIR/config.json)
+  --module NAME --kwargs JSON
+                           or the configuration inline: MultiheadAttention, LinearRA,
+                           RandomizedAttention or KernelizedAttention and the official
+                           constructor's keyword arguments, e.g. --kwargs '{\"dim\": 32,
+                           \"num_heads\": 2, \"num_landmarks\": 8, \"proposal_gen\": \"pool\"}'
+  --mode eval|sampled      eval (default) or sampled for LinearRA and RandomizedAttention:
+                           noise from --eps [h, R, d] (R = C' landmarks, min(C, n) for a
+                           sequence, floor(sqrt(C))^2 for a grid, 2C' with use_multisample;
+                           RandomizedAttention: R = n), or drawn (--seed, --draws)
+  --mask FILE              key padding mask [n] (n = H*W for a grid), dtypes as above
+  --compare softmax-layer  also run the same qkv/proj weights as MultiheadAttention and print
+                           ||out - softmax||_F / ||softmax||_F (with the same mask)
+  -o, --eps, --seed, --draws and --backend as above. The estimator options (--method,
+  k.npy v.npy, --landmarks, --mis, --alpha, --proposals, --ra-mean, --features, --omega,
+  --causal, --gates, --scaled-noise, --rfa-log-space) are refused: the kwargs set the layer.
 
 Exit code: 0 on success, 2 on any error.";
 
@@ -99,10 +124,48 @@ pub enum RaMean {
     Key,
 }
 
+/// What a run computes.
+#[derive(Debug)]
+pub enum Task {
+    /// `--method`: one estimator on `q`, `k`, `v`.
+    Estimator(Method),
+    /// `--layer`: a whole official module on `x`.
+    Layer(LayerArgs),
+}
+
+/// `--layer WEIGHTS_DIR` and where its configuration comes from.
+#[derive(Debug)]
+pub struct LayerArgs {
+    /// The `state_dict` folder of `<key>.npy` files.
+    pub weights: PathBuf,
+    pub config: ConfigSource,
+}
+
+/// The configuration of `--layer`: a `{"module": .., "config": {kwargs}}` file or the flags.
+#[derive(Debug)]
+pub enum ConfigSource {
+    /// `WEIGHTS_DIR/config.json` (no `--config`, `--module` or `--kwargs`).
+    Folder,
+    /// `--config FILE`.
+    File(PathBuf),
+    /// `--module NAME --kwargs JSON`.
+    Inline { module: String, kwargs: String },
+}
+
+/// `--compare`: the reference the output is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    /// `exact`: exact attention on the same `q`, `k`, `v` (estimators).
+    Exact,
+    /// `softmax-layer`: the same weights as `MultiheadAttention` (layers).
+    SoftmaxLayer,
+}
+
 /// The parsed command line.
 #[derive(Debug)]
 pub struct Options {
-    pub method: Method,
+    pub task: Task,
+    /// `q.npy k.npy v.npy`, or `x.npy` with `--layer`.
     pub inputs: Vec<PathBuf>,
     pub output: Option<PathBuf>,
     pub mode: Option<Mode>,
@@ -122,7 +185,7 @@ pub struct Options {
     pub gates: Option<PathBuf>,
     pub seed: u64,
     pub draws: usize,
-    pub compare: bool,
+    pub compare: Option<Compare>,
     pub backend: Option<String>,
     pub mask: Option<PathBuf>,
     pub scaled_noise: bool,
@@ -138,10 +201,12 @@ impl Options {
 
     /// Whether a run draws random numbers (so that `--draws` can average several).
     pub fn has_randomness(&self) -> bool {
-        match self.method {
-            Method::Exact => false,
-            Method::Lara | Method::Ra => self.sampled() && self.eps.is_none(),
-            Method::Rfa | Method::RfaTrig => self.omega.is_none(),
+        match self.task {
+            Task::Estimator(Method::Exact) => false,
+            Task::Estimator(Method::Lara | Method::Ra) | Task::Layer(_) => {
+                self.sampled() && self.eps.is_none()
+            }
+            Task::Estimator(Method::Rfa | Method::RfaTrig) => self.omega.is_none(),
         }
     }
 }
@@ -180,12 +245,16 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
     let mut gates = None;
     let mut seed = 0u64;
     let mut draws = 1usize;
-    let mut compare = false;
+    let mut compare = None;
     let mut backend = None;
     let mut mask = None;
     let mut scaled_noise = false;
     let mut proposals = None;
     let mut rfa_log_space = false;
+    let mut layer = None;
+    let mut config_file = None;
+    let mut module = None;
+    let mut kwargs = None;
 
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -274,13 +343,17 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
             }
             "--draws" => draws = parse_positive(name, &value("a count")?)?,
             "--compare" => {
-                let text = value("exact")?;
-                if text != "exact" {
-                    return Err(format!(
-                        "--compare {text:?}: only `--compare exact` is supported"
-                    ));
-                }
-                compare = true;
+                let references = [
+                    ("exact", Compare::Exact),
+                    ("softmax-layer", Compare::SoftmaxLayer),
+                ];
+                let text = value("exact or softmax-layer")?;
+                compare = Some(choose(
+                    "--compare",
+                    &text,
+                    &references,
+                    "exact (estimators) or softmax-layer (--layer)",
+                )?);
             }
             "--backend" => backend = Some(value("a backend name")?),
             "--mask" => mask = file(value("a file name")?),
@@ -301,6 +374,10 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
                 )?);
             }
             "--rfa-log-space" => rfa_log_space = true,
+            "--layer" => layer = file(value("a weights folder")?),
+            "--config" => config_file = file(value("a config.json file")?),
+            "--module" => module = Some(value("an official module name")?),
+            "--kwargs" => kwargs = Some(value("a JSON object")?),
             _ if arg.starts_with('-') && arg.len() > 1 => {
                 return Err(format!("unknown option {arg:?}"));
             }
@@ -308,15 +385,60 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
         }
     }
 
-    let method = method.ok_or("--method is required (exact, lara, ra, rfa or rfa-trig)")?;
-    if inputs.len() != 3 {
-        return Err(format!(
-            "expected three input files q.npy k.npy v.npy, got {}",
-            inputs.len()
-        ));
-    }
-    if output.is_none() && !compare {
-        return Err("-o out.npy is required (optional only with --compare exact)".into());
+    let layer_config = match (config_file, module, kwargs) {
+        (None, None, None) => None,
+        (Some(file), None, None) => Some(ConfigSource::File(file)),
+        (None, Some(module), Some(kwargs)) => Some(ConfigSource::Inline { module, kwargs }),
+        (Some(_), _, _) => {
+            return Err(
+                "--config FILE and --module / --kwargs are two ways to give the \
+                        configuration: use one"
+                    .into(),
+            );
+        }
+        (None, _, _) => return Err("--module and --kwargs must be given together".into()),
+    };
+    let task = match (method, layer) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "--method and --layer are two modes: an estimator on q.npy k.npy \
+                        v.npy, or a whole layer (its module set by its configuration) on x.npy"
+                    .into(),
+            );
+        }
+        (None, None) => {
+            return Err(
+                "--method (exact, lara, ra, rfa or rfa-trig) or --layer WEIGHTS_DIR is required"
+                    .into(),
+            );
+        }
+        (Some(method), None) => {
+            if layer_config.is_some() {
+                return Err("--config / --module / --kwargs configure --layer".into());
+            }
+            if inputs.len() != 3 {
+                return Err(format!(
+                    "expected three input files q.npy k.npy v.npy, got {}",
+                    inputs.len()
+                ));
+            }
+            Task::Estimator(method)
+        }
+        (None, Some(weights)) => {
+            if inputs.len() != 1 {
+                return Err(format!(
+                    "--layer takes one input file x.npy ([n, dim] or [H, W, dim]), got {}",
+                    inputs.len()
+                ));
+            }
+            Task::Layer(LayerArgs {
+                weights,
+                config: layer_config.unwrap_or(ConfigSource::Folder),
+            })
+        }
+    };
+    if output.is_none() && compare.is_none() {
+        return Err("-o out.npy is required (optional only with --compare)".into());
     }
     let weighting = match mis.as_deref().unwrap_or("opt") {
         "opt" | "mis-opt" => lara::Weighting::Optimal {
@@ -331,7 +453,7 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
         }
     };
     Ok(Parsed::Run(Box::new(Options {
-        method,
+        task,
         inputs,
         output,
         mode,

@@ -1,12 +1,108 @@
-//! Option combinations: options that the chosen method would silently ignore, and ones that
-//! contradict each other, are refused before any file is read.
+//! Option combinations: options that the chosen method (or `--layer`) would silently
+//! ignore, and ones that contradict each other, are refused before any file is read.
 
 use crate::Res;
-use crate::args::{Method, Mode, OmegaKind, Options, RaMean};
+use crate::args::{Compare, Method, Mode, OmegaKind, Options, RaMean, Task};
 use lara_attn::lara;
 
 pub fn applicable(o: &Options) -> Res<()> {
-    let m = o.method;
+    match o.task {
+        Task::Estimator(method) => estimator(o, method)?,
+        Task::Layer(_) => layer(o)?,
+    }
+    if o.eps.is_some() && o.mode == Some(Mode::Eval) {
+        return Err(
+            "--eps is the noise of sampled mode: it cannot be used with --mode eval".into(),
+        );
+    }
+    if o.draws > 1 && !o.has_randomness() {
+        let random = match o.task {
+            Task::Estimator(_) => {
+                "--mode sampled without --eps (lara, ra) or a generated omega (rfa, rfa-trig \
+                 without --omega)"
+            }
+            Task::Layer(_) => "--mode sampled without --eps",
+        };
+        return Err(format!(
+            "--draws {} needs a random estimator: {random}; this run is deterministic",
+            o.draws
+        ));
+    }
+    Ok(())
+}
+
+/// `--layer`: the configuration's kwargs set everything the estimator options would, so those
+/// are refused rather than ignored.
+fn layer(o: &Options) -> Res<()> {
+    let refused = [
+        (
+            o.landmarks.is_some(),
+            "--landmarks",
+            "set num_landmarks in the kwargs",
+        ),
+        (
+            o.landmarks_q.is_some() || o.landmarks_k.is_some(),
+            "--landmarks-q / --landmarks-k",
+            "LinearRA makes its landmarks with its proposal_gen",
+        ),
+        (
+            o.mis_given || o.alpha_given,
+            "--mis / --alpha",
+            "set mis_type / alpha_coeff in the kwargs",
+        ),
+        (
+            o.proposals.is_some(),
+            "--proposals",
+            "set use_antithetics / use_multisample in the kwargs",
+        ),
+        (
+            o.ra_mean != RaMean::KeyAverage || o.key_indices.is_some(),
+            "--ra-mean / --key-indices",
+            "set num_samples of RandomizedAttention in the kwargs",
+        ),
+        (
+            o.features.is_some() || o.omega.is_some() || o.omega_kind != OmegaKind::Orthogonal,
+            "--features / --omega / --omega-kind",
+            "set approx_attn_dim in the kwargs; the projection is the eval_proj weight",
+        ),
+        (
+            o.causal || o.gates.is_some(),
+            "--causal / --gates",
+            "the official modules attend to every token",
+        ),
+        (
+            o.scaled_noise,
+            "--scaled-noise",
+            "a layer's sampled mode uses the official noise",
+        ),
+        (
+            o.rfa_log_space,
+            "--rfa-log-space",
+            "KernelizedAttention computes the official features",
+        ),
+    ];
+    if let Some((_, option, instead)) = refused.iter().find(|(given, ..)| *given) {
+        return Err(format!("{option} cannot be used with --layer: {instead}"));
+    }
+    if o.compare == Some(Compare::Exact) {
+        return Err(
+            "--compare exact compares an estimator on q, k, v; with --layer use --compare \
+             softmax-layer"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `--method`: the options of other methods, and those that contradict each other.
+fn estimator(o: &Options, m: Method) -> Res<()> {
+    if o.compare == Some(Compare::SoftmaxLayer) {
+        return Err(
+            "--compare softmax-layer compares a whole layer (--layer) with MultiheadAttention; \
+             for an estimator use --compare exact"
+                .into(),
+        );
+    }
     let only = |given: bool, option: &str, methods: &[Method]| -> Res<()> {
         if given && !methods.contains(&m) {
             let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
@@ -56,11 +152,6 @@ pub fn applicable(o: &Options) -> Res<()> {
             "--causal is implemented for exact, rfa and rfa-trig only; lara-attn has no causal {} yet",
             m.name()
         ));
-    }
-    if o.eps.is_some() && o.mode == Some(Mode::Eval) {
-        return Err(
-            "--eps is the noise of sampled mode: it cannot be used with --mode eval".into(),
-        );
     }
     if o.landmarks_q.is_some() != o.landmarks_k.is_some() {
         return Err("--landmarks-q and --landmarks-k must be given together".into());
@@ -116,13 +207,6 @@ pub fn applicable(o: &Options) -> Res<()> {
              official floor and clamp)"
                 .into(),
         );
-    }
-    if o.draws > 1 && !o.has_randomness() {
-        return Err(format!(
-            "--draws {} needs a random estimator: --mode sampled without --eps (lara, ra) or a \
-             generated omega (rfa, rfa-trig without --omega); this run is deterministic",
-            o.draws
-        ));
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ fn parse_npy<T, const N: usize>(
 }
 
 /// Reads a `.npy` file of `descr` elements; see [`parse_npy`].
-fn read_npy<T, const N: usize>(
+pub fn read_npy<T, const N: usize>(
     path: &Path,
     descr: &str,
     decode: fn([u8; N]) -> T,

@@ -1,7 +1,9 @@
-//! A host tool for real model data: runs any estimator of the crate on `.npy` inputs.
+//! A host tool for real model data: runs any estimator of the crate on `.npy` inputs, or a
+//! whole attention layer with its trained weights.
 //!
 //! `cargo run --release --example attend -- --method <exact|lara|ra|rfa|rfa-trig> [options]
-//! q.npy k.npy v.npy -o out.npy` (`--help` lists the options).
+//! q.npy k.npy v.npy -o out.npy`, or `... -- --layer WEIGHTS_DIR [options] x.npy -o out.npy`
+//! (`--help` lists the options).
 //!
 //! Inputs are little-endian float32 `.npy` files (NPY v1/v2/v3, C order), `[n, d]` for one head
 //! or `[h, n, d]` for `h` heads (one call with `Shape::with_heads(h)` and the heads stacked, or
@@ -15,22 +17,37 @@
 //! missing, truncated or mistyped file, a shape that does not fit, a kernel error) is one line on
 //! stderr and exit code 2.
 //!
+//! Layer mode (`--layer WEIGHTS_DIR`, module [`layer`]): the official module
+//! (`MultiheadAttention`, `LinearRA`, `RandomizedAttention`, `KernelizedAttention`) runs on
+//! `x.npy` `[n, dim]` or `[H, W, dim]` and `out.npy` has the layout of `x`. `WEIGHTS_DIR` is its
+//! `state_dict` as `<key>.npy` files; the configuration is one of: `WEIGHTS_DIR/config.json`
+//! (the default), `--config FILE` (both `{"module": NAME, "config": {kwargs}}`), or
+//! `--module NAME --kwargs JSON`, the kwargs being those of the official constructor. The
+//! kwargs set everything the estimator options would, so those options are refused; `--mode`,
+//! `--eps` (`[h, R, d]`, [`Layer::noise_len`](lara_attn::layer::Layer::noise_len)), `--seed`,
+//! `--draws`, `--mask` (`[n]`), `--backend` and `-o` work as for the estimators, and
+//! `--compare softmax-layer` prints the error against the same weights run as
+//! `MultiheadAttention`.
+//!
 //! Modules: [`args`] (the command line and `--help`), [`check`] (option combinations),
 //! [`files`] (reading `.npy` files through the tests' reader), [`problem`] (the checked inputs),
-//! [`run`] (the estimators), [`compare`] (`--compare exact`), [`output`] (writing the result).
+//! [`run`] (the estimators), [`compare`] (`--compare`), [`output`] (writing the result),
+//! [`layer`] (`--layer`, with the tests' `state_dict` and configuration readers, [`layers`]).
 
 mod args;
 mod check;
 mod compare;
 mod files;
-#[path = "../../tests/support/npy.rs"]
-mod npy;
+mod layer;
+#[path = "../../tests/support/layers.rs"]
+mod layers;
 mod output;
 mod problem;
 mod run;
 
-use args::{Options, Parsed};
+use args::{Options, Parsed, Task};
 use lara_attn::backend::{self, Backend};
+use layers::npy;
 use std::process::ExitCode;
 
 type Res<T> = Result<T, String>;
@@ -76,13 +93,17 @@ fn execute(o: &Options) -> Res<()> {
     if let Some(name) = &o.backend {
         select_backend(name)?;
     }
-    let problem = problem::load(o)?;
-    let out = run::estimate(o, &problem)?;
-    if o.compare {
+    let method = match &o.task {
+        Task::Estimator(method) => *method,
+        Task::Layer(args) => return layer::execute(o, args),
+    };
+    let problem = problem::load(o, method)?;
+    let out = run::estimate(o, method, &problem)?;
+    if o.compare.is_some() {
         compare::print_error(o, &problem, &out)?;
     }
     if let Some(path) = &o.output {
-        output::write(o, &problem, path, &out)?;
+        output::write(method, &problem, path, &out)?;
     }
     Ok(())
 }

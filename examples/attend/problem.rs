@@ -120,7 +120,7 @@ impl Problem {
     }
 }
 
-pub fn load(o: &Options) -> Res<Problem> {
+pub fn load(o: &Options, method: Method) -> Res<Problem> {
     let q = read_input(&o.inputs[0])?;
     let k = read_input(&o.inputs[1])?;
     let v = read_input(&o.inputs[2])?;
@@ -203,7 +203,7 @@ pub fn load(o: &Options) -> Res<Problem> {
         None => None,
         Some(path) => {
             let proposals = o.proposals.unwrap_or_default();
-            let (rows, inner) = match o.method {
+            let (rows, inner) = match method {
                 Method::Lara if proposals == lara::Proposals::TwoPerLandmark => {
                     (proposals.noise_rows(lara_count), "2C', d")
                 }

@@ -8,18 +8,27 @@ use crate::problem::{Heads, Problem};
 use lara_attn::random::{self, DefaultRng, NoiseScale};
 use lara_attn::{Error, Qkv, Sampling, causal, exact, lara, ra, rfa};
 
-/// The estimate of `--method`, averaged over `--draws` draws, `[h, n_q, d_v]`.
-pub fn estimate(o: &Options, p: &Problem) -> Res<Vec<f32>> {
-    let out_len = p.out_len()?;
+/// The estimate of `method`, averaged over `--draws` draws, `[h, n_q, d_v]`.
+pub fn estimate(o: &Options, method: Method, p: &Problem) -> Res<Vec<f32>> {
+    averaged(o, p.out_len()?, |rng, out| run_once(o, method, p, rng, out))
+}
+
+/// `run` into an output of `out_len`, once or averaged over `--draws` runs, every random
+/// number drawn from one generator seeded with `--seed`.
+pub fn averaged(
+    o: &Options,
+    out_len: usize,
+    mut run: impl FnMut(&mut DefaultRng, &mut [f32]) -> Res<()>,
+) -> Res<Vec<f32>> {
     let mut rng = random::default_rng(o.seed);
     let mut out = zeros(out_len)?;
     if o.draws == 1 {
-        run_once(o, p, &mut rng, &mut out)?;
+        run(&mut rng, &mut out)?;
         return Ok(out);
     }
     let mut sum = vec![0.0f64; out_len];
     for _ in 0..o.draws {
-        run_once(o, p, &mut rng, &mut out)?;
+        run(&mut rng, &mut out)?;
         for (s, &x) in sum.iter_mut().zip(&out) {
             *s += f64::from(x);
         }
@@ -30,13 +39,19 @@ pub fn estimate(o: &Options, p: &Problem) -> Res<Vec<f32>> {
     Ok(out)
 }
 
-fn run_once(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Res<()> {
-    match o.method {
+fn run_once(
+    o: &Options,
+    method: Method,
+    p: &Problem,
+    rng: &mut DefaultRng,
+    out: &mut [f32],
+) -> Res<()> {
+    match method {
         Method::Exact if o.causal => causal_exact(p, out),
         Method::Exact => exact(p, out),
         Method::Lara => run_lara(o, p, rng, out),
         Method::Ra => run_ra(o, p, rng, out),
-        Method::Rfa | Method::RfaTrig => run_rfa(o, p, rng, out),
+        Method::Rfa | Method::RfaTrig => run_rfa(o, method, p, rng, out),
     }
 }
 
@@ -112,9 +127,15 @@ fn run_ra(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Re
     })
 }
 
-fn run_rfa(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> Res<()> {
+fn run_rfa(
+    o: &Options,
+    method: Method,
+    p: &Problem,
+    rng: &mut DefaultRng,
+    out: &mut [f32],
+) -> Res<()> {
     let (shape, s) = (p.shape, p.features);
-    let map = match o.method {
+    let map = match method {
         Method::RfaTrig => rfa::FeatureMap::Trigonometric,
         _ if o.rfa_log_space => rfa::FeatureMap::PositiveLogSpace,
         _ => rfa::FeatureMap::Positive,
@@ -137,9 +158,9 @@ fn run_rfa(o: &Options, p: &Problem, rng: &mut DefaultRng, out: &mut [f32]) -> R
         }
     };
     let name = if o.causal {
-        format!("causal {}", o.method.name())
+        format!("causal {}", method.name())
     } else {
-        o.method.name().to_string()
+        method.name().to_string()
     };
     let err = kernel_error(&name);
     if o.causal {
