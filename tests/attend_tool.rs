@@ -3,7 +3,7 @@
 //!
 //! The example is built once (`cargo build --release --example attend`, a no-op when CI has
 //! already built the examples) and its binary, located from cargo's JSON messages, is then run
-//! directly: 183 runs in all (67 of them `--layer` runs on the cases of `tests/data/layers`).
+//! directly: 184 runs in all (68 of them `--layer` runs on the cases of `tests/data/layers`).
 
 #[path = "support/npy.rs"]
 mod npy;
@@ -1322,6 +1322,12 @@ fn config_json(case: &serde_json::Value) -> String {
     serde_json::json!({"module": case["module"], "config": case["config"]}).to_string()
 }
 
+/// The `MultiheadAttention` arguments of a case's layer (its `dim` and `num_heads`).
+fn softmax_kwargs(case: &serde_json::Value) -> String {
+    let config = &case["config"];
+    serde_json::json!({"dim": config["dim"], "num_heads": config["num_heads"]}).to_string()
+}
+
 /// `max|out − golden|` and the manifest's tolerance `max(1e-5·max|golden|, 2·f32_vs_f64)`.
 fn layer_error(out: &[f32], golden: &[f32], output: &serde_json::Value) -> (f64, f64) {
     assert_eq!(out.len(), golden.len());
@@ -1489,7 +1495,7 @@ fn layer_compare_softmax_layer() {
         &"--module",
         &"MultiheadAttention",
         &"--kwargs",
-        &lara["config"].to_string(),
+        &softmax_kwargs(&lara),
         &x,
         &"-o",
         &softmax_out,
@@ -1609,12 +1615,13 @@ fn layer_errors_exit_with_code_2() {
     let mask_wrong = write_bool(&dir, "mask.npy", &[34], &[false; 34]);
     let kwargs_1d =
         r#"{"dim": 32, "num_heads": 2, "num_landmarks": 8, "proposal_gen": "no-param-pool"}"#;
+    let softmax_1d = r#"{"dim": 32, "num_heads": 2}"#;
     // A grid of 5 x 7 tokens cannot pool to 8 x 8 landmarks.
     let kwargs_64 = r#"{"dim": 32, "num_heads": 2, "num_landmarks": 64}"#;
     let config = dir.join("config.json");
     std::fs::write(&config, config_json(&case)).expect("write");
     let k = x1d.clone();
-    let cases: [(&str, Vec<&dyn AsRef<OsStr>>, &str); 16] = [
+    let cases: [(&str, Vec<&dyn AsRef<OsStr>>, &str); 17] = [
         (
             "no config",
             vec![&"--layer", &weights, &x, &"-o", &out],
@@ -1664,6 +1671,21 @@ fn layer_errors_exit_with_code_2() {
             "expected [n_k = 35]",
         ),
         (
+            "a misspelt argument",
+            vec![
+                &"--layer",
+                &weights,
+                &"--module",
+                &"LinearRA",
+                &"--kwargs",
+                &r#"{"dim": 32, "num_heads": 2, "num_landmark": 8}"#,
+                &x1d,
+                &"-o",
+                &out,
+            ],
+            "unknown argument \"num_landmark\"",
+        ),
+        (
             "sampled softmax",
             vec![
                 &"--layer",
@@ -1671,7 +1693,7 @@ fn layer_errors_exit_with_code_2() {
                 &"--module",
                 &"MultiheadAttention",
                 &"--kwargs",
-                &kwargs_1d,
+                &softmax_1d,
                 &"--mode",
                 &"sampled",
                 &x1d,

@@ -519,7 +519,14 @@ fn weight_keys_are_the_official_state_dict() {
 
 /// A call that must fail: what it shows, the layer, its tokens and noise, the length of `out`,
 /// the error.
-type ErrorCase<'a> = (&'a str, &'a Layer<'a>, Tokens<'a>, Option<&'a [f32]>, usize, Error);
+type ErrorCase<'a> = (
+    &'a str,
+    &'a Layer<'a>,
+    Tokens<'a>,
+    Option<&'a [f32]>,
+    usize,
+    Error,
+);
 
 /// Every error the configuration, the weights and the call can raise, each before anything is
 /// written to `out`.

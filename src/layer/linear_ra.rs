@@ -187,7 +187,9 @@ pub(super) fn forward<N: Noise>(
             layer,
             lara: &lara,
             head,
-            lin: [q_lin, k_lin, v_lin],
+            queries: q_lin,
+            keys: k_lin,
+            values: v_lin,
         };
         match lara.generator {
             ProposalGen::Adaptive1d => landmarks.adaptive(tokens, zeroed, &mut ws, &mut buffers),
@@ -341,7 +343,9 @@ struct Landmarks<'l> {
     lara: &'l LaraConfig,
     head: usize,
     /// The head's query, key and value maps.
-    lin: [HeadLinear<'l>; 3],
+    queries: HeadLinear<'l>,
+    keys: HeadLinear<'l>,
+    values: HeadLinear<'l>,
 }
 
 impl Landmarks<'_> {
@@ -358,29 +362,29 @@ impl Landmarks<'_> {
             _ => None,
         };
         let k_bar = prefix(ws.w, count * d);
-        for (third, landmarks, generator) in [
-            (0, &mut *ws.q_bar, generators.map(|g| g.0)),
-            (1, k_bar, generators.map(|g| g.1)),
+        for (third, linear, landmarks, generator) in [
+            (
+                Third::Queries,
+                self.queries,
+                &mut *ws.q_bar,
+                generators.map(|g| g.0),
+            ),
+            (Third::Keys, self.keys, k_bar, generators.map(|g| g.1)),
         ] {
             for ((x_bar, &frac), landmark) in rows(buffers.x_bar, config.dim)
                 .zip(buffers.frac.iter())
                 .zip(rows_mut(landmarks, d))
             {
                 match (generator, self.lara.pool_module) {
-                    (None, _) => self.lin[third].apply_row(x_bar, frac, landmark),
+                    (None, _) => linear.apply_row(x_bar, frac, landmark),
                     (Some(gen_), PoolModule::Light) => {
                         let row = prefix(buffers.row, d);
-                        self.lin[third].apply_row(x_bar, frac, row);
+                        linear.apply_row(x_bar, frac, row);
                         linear_layer_norm(row, gen_.linear(), gen_.norm(), landmark);
                     }
                     (Some(gen_), PoolModule::Dense) => {
                         // every head's projection, the generator over all dim channels, then
                         // this head's channels [h·d, (h+1)·d)
-                        let third = if third == 0 {
-                            Third::Queries
-                        } else {
-                            Third::Keys
-                        };
                         for (h, head_row) in rows_mut(buffers.row, d).enumerate() {
                             let lin =
                                 HeadLinear::qkv(&self.layer.weights, third, h, (d, config.dim));
@@ -416,7 +420,7 @@ impl Landmarks<'_> {
             for (x_bar, log_norm) in
                 rows(buffers.x_bar, config.dim).zip(buffers.v_log_norm.iter_mut())
             {
-                self.lin[2].apply_row(x_bar, 1.0, v_bar);
+                self.values.apply_row(x_bar, 1.0, v_bar);
                 *log_norm = ln(libm::sqrtf(dot(v_bar, v_bar)) + 1e-4);
             }
         }
@@ -458,7 +462,10 @@ impl Landmarks<'_> {
         };
         let k_bar = prefix(ws.w, count * d);
         let n = tokens.layout.tokens();
-        for (third, landmarks, gen_) in [(0, &mut *ws.q_bar, q_gen), (1, k_bar, k_gen)] {
+        for (linear, landmarks, gen_) in [
+            (self.queries, &mut *ws.q_bar, q_gen),
+            (self.keys, k_bar, k_gen),
+        ] {
             let mut x_rows = rows(tokens.x, dim).enumerate();
             for (len, mean) in segment_lens(n, count).zip(rows_mut(landmarks, d)) {
                 mean.fill(0.0);
@@ -468,7 +475,7 @@ impl Landmarks<'_> {
                     if padded {
                         projected.fill(0.0);
                     } else {
-                        self.lin[third].apply_row(x_row, 1.0, projected);
+                        linear.apply_row(x_row, 1.0, projected);
                     }
                     // q2_t = LayerNorm(Linear(q_t))
                     let generated = prefix(buffers.generated, d);

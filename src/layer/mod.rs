@@ -286,8 +286,14 @@ impl Config {
         specs.into_iter().flatten()
     }
 
-    /// Checks the configuration alone (dimensions, landmarks, features, `alpha_coeff`).
-    fn check(&self) -> Result<(), Error> {
+    /// Checks the configuration alone (dimensions, landmarks, features, `alpha_coeff`), as
+    /// [`Layer::new`] does before it looks at the weights.
+    ///
+    /// # Errors
+    /// [`Error::ZeroDimension`], [`Error::ZeroLandmarks`], [`Error::ZeroFeatures`],
+    /// [`Error::InvalidConfig`] (e.g. `dim` not a multiple of the heads),
+    /// [`Error::NonFinite`]`(`[`Arg::AlphaCoeff`]`)`, [`Error::SizeOverflow`].
+    pub fn check(&self) -> Result<(), Error> {
         if self.heads == 0 {
             return Err(Error::ZeroDimension(Dim::Heads));
         }

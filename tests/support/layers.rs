@@ -23,10 +23,70 @@ pub const MODULES: [&str; 4] = [
     "KernelizedAttention",
 ];
 
+/// The constructor arguments of each official module (beyond those of `MultiheadAttention`,
+/// which every module takes). Dropout rates, `fp32` and LARA's unused `kernel_size` are
+/// accepted and have no effect: inference runs in `f32` without dropout.
+const KWARGS: [(&str, &[&str]); 4] = [
+    (
+        "MultiheadAttention",
+        &[
+            "dim",
+            "num_heads",
+            "qkv_bias",
+            "fp32",
+            "attn_drop",
+            "proj_drop",
+        ],
+    ),
+    (
+        "LinearRA",
+        &[
+            "num_landmarks",
+            "kernel_size",
+            "proposal_gen",
+            "use_antithetics",
+            "use_multisample",
+            "pool_module_type",
+            "mis_type",
+            "alpha_coeff",
+        ],
+    ),
+    ("RandomizedAttention", &["num_samples"]),
+    (
+        "KernelizedAttention",
+        &[
+            "approx_attn_dim",
+            "proj_method",
+            "cos_weighting",
+            "sample_scheme",
+        ],
+    ),
+];
+
 /// The [`Config`] of the official `module` built with the keyword arguments `kwargs` (a JSON
 /// object: `dim`, `num_heads`, `qkv_bias`, and the module's own, with the official defaults
 /// for those absent).
 pub fn official_config(module: &str, kwargs: &Value) -> Result<Config, String> {
+    if !MODULES.contains(&module) {
+        return Err(format!("module {module:?}: one of {}", MODULES.join(", ")));
+    }
+    let known = KWARGS
+        .iter()
+        .filter(|(m, _)| *m == "MultiheadAttention" || *m == module)
+        .flat_map(|(_, keys)| keys.iter());
+    let known: Vec<&str> = known.copied().collect();
+    if let Some(object) = kwargs.as_object() {
+        if let Some(key) = object.keys().find(|key| !known.contains(&key.as_str())) {
+            return Err(format!(
+                "{module}: unknown argument {key:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+    } else if !kwargs.is_null() {
+        return Err(format!(
+            "{module}: the arguments are not a JSON object: {kwargs}"
+        ));
+    }
     let uint = |key: &str, default: Option<u64>| -> Result<usize, String> {
         match kwargs.get(key) {
             Some(v) => v
@@ -176,8 +236,10 @@ impl WeightFolder {
         Ok(WeightFolder { tensors })
     }
 
-    /// The weights `config` needs, each checked against its configured shape.
+    /// The weights `config` needs, each checked against its configured shape (after the
+    /// configuration itself).
     pub fn weights(&self, config: &Config) -> Result<Weights<'_>, String> {
+        config.check().map_err(|e| e.to_string())?;
         for spec in config.weight_specs() {
             let Some(tensor) = self.tensors.get(spec.key) else {
                 continue; // (from_state_dict names the missing key)

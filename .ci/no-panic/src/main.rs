@@ -2,7 +2,7 @@
 //! bare-metal entry point whose panic handler references an undefined symbol: the link succeeds
 //! only if no panic path is reachable from any entry point. The kernels come from the one
 //! registry, `tests/support/kernels.rs`; the other entry points (landmarks, samplers, the
-//! fixed-size layer, the causal states) are called below.
+//! fixed-size layer, the causal states, whole layers) are called below.
 #![no_std]
 #![no_main]
 
@@ -14,7 +14,7 @@ use core::slice::{from_raw_parts, from_raw_parts_mut};
 use kernels::{Call, KERNELS};
 use lara_attn::random::{DefaultRng, NoiseScale, default_rng, gaussian_omega, orthogonal_omega};
 use lara_attn::rfa::FeatureMap;
-use lara_attn::{Error, Qkv, Sampling, Shape, causal, fixed, lara, pool2d, ra, rfa};
+use lara_attn::{Error, Qkv, Sampling, Shape, causal, fixed, lara, layer, pool2d, ra, rfa};
 
 unsafe extern "C" {
     fn a_panic_path_survived_in_lara_attn() -> !;
@@ -129,16 +129,33 @@ fn main() -> ! {
     tally(gaussian_omega(&mut rng, x.word(6), dim, out));
     tally(orthogonal_omega(&mut rng, x.word(6), dim, out));
     let (grid, pooled) = ((x.word(70), x.word(71)), (x.word(72), x.word(73)));
-    tally(pool2d::adaptive_avg_pool_2d(call.x.q, grid, dim, pooled, out));
-    match pool2d::pooled_landmarks(call.x.q, call.x.k, grid, dim, pooled, x.output(74), x.output(76)) {
+    tally(pool2d::adaptive_avg_pool_2d(
+        call.x.q, grid, dim, pooled, out,
+    ));
+    match pool2d::pooled_landmarks(
+        call.x.q,
+        call.x.k,
+        grid,
+        dim,
+        pooled,
+        x.output(74),
+        x.output(76),
+    ) {
         Ok(landmarks) => {
             let params = lara::Params::new(landmarks, weighting);
-            tally(lara::attention(&call.x, &params, call.sampling(), out, scratch));
+            tally(lara::attention(
+                &call.x,
+                &params,
+                call.sampling(),
+                out,
+                scratch,
+            ));
         }
         Err(e) => tally(Err(e)),
     }
     fixed_layer(&x, &call, &mut rng, &mut tally);
     causal_states(&x, &mut tally);
+    layers(&x, &mut rng, &mut tally);
 
     // SAFETY: not executed.
     unsafe { core::ptr::write_volatile(0x2000_1000 as *mut usize, ok) };
@@ -175,6 +192,85 @@ fn causal_states(x: &Opaque, tally: &mut impl FnMut(Result<(), Error>)) {
     }
 }
 
+/// Whole layers: every module and `LinearRA` generator, sequences and grids, eval, given and
+/// drawn noise.
+fn layers(x: &Opaque, rng: &mut DefaultRng, tally: &mut impl FnMut(Result<(), Error>)) {
+    let weighting = match x.word(8) {
+        0 => lara::Weighting::Optimal {
+            alpha_coeff: x.float(9),
+        },
+        1 => lara::Weighting::BalanceHeuristic,
+        _ => lara::Weighting::Biased,
+    };
+    let lara_config = layer::LaraConfig {
+        landmarks: x.word(5),
+        generator: match x.word(90) {
+            0 => layer::ProposalGen::Pool,
+            1 => layer::ProposalGen::NoParamPool,
+            _ => layer::ProposalGen::Adaptive1d,
+        },
+        pool_module: match x.word(91) {
+            0 => layer::PoolModule::Light,
+            _ => layer::PoolModule::Dense,
+        },
+        mixing: match x.word(92) {
+            0 => layer::Mixing::None,
+            1 => layer::Mixing::Mixed,
+            _ => layer::Mixing::VMixed,
+        },
+        weighting,
+        ..layer::LaraConfig::official()
+    };
+    let attention = match x.word(93) {
+        0 => layer::Attention::Softmax,
+        1 => layer::Attention::Lara(lara_config),
+        2 => layer::Attention::Randomized(layer::RandomizedMean::AttentionWeighted),
+        3 => layer::Attention::Randomized(layer::RandomizedMean::SampledKey),
+        _ => layer::Attention::Kernelized {
+            map: FeatureMap::Positive,
+            features: x.word(6),
+        },
+    };
+    let config =
+        layer::Config::new(x.word(94), x.word(95), attention).with_qkv_bias(x.word(96) != 0);
+    let generator = layer::Generator {
+        linear_weight: x.input(97),
+        linear_bias: x.input(99),
+        norm_weight: x.input(101),
+        norm_bias: x.input(103),
+    };
+    let weights = layer::Weights {
+        qkv_weight: x.input(105),
+        qkv_bias: x.optional(96, x.input(107)),
+        proj_weight: x.input(109),
+        proj_bias: x.input(111),
+        q_bar_gen: x.optional(113, generator),
+        k_bar_gen: x.optional(113, generator),
+        eval_proj: x.optional(114, x.input(18)),
+    };
+    let layout = match x.word(115) {
+        0 => layer::Layout::Sequence(x.word(0)),
+        _ => layer::Layout::Grid {
+            height: x.word(0),
+            width: x.word(1),
+        },
+    };
+    let tokens = layer::Tokens {
+        x: x.input(116),
+        layout,
+        key_mask: x.optional(82, x.mask(83)),
+    };
+    let (out, scratch) = (x.output(20), x.output(22));
+    match layer::Layer::new(config, weights) {
+        Ok(layer) => {
+            tally(layer.forward(&tokens, Sampling::Eval, out, scratch));
+            tally(layer.forward(&tokens, Sampling::Noise(x.input(16)), out, scratch));
+            tally(layer.forward(&tokens, Sampling::Draw(&mut *rng), out, scratch));
+        }
+        Err(e) => tally(Err(e)),
+    }
+}
+
 /// The fixed-size layer at one representative shape.
 fn fixed_layer(
     x: &Opaque,
@@ -205,9 +301,21 @@ fn fixed_layer(
     let mut lara_scratch = fixed::LaraScratch::<8, D, D>::new();
     let mut ra_scratch = fixed::RaScratch::<N, D>::new();
     tally(fixed::exact(&inputs, out, &mut fixed::ExactScratch::new()));
-    tally(fixed::lara(&inputs, &call.lara, noise(), out, &mut lara_scratch));
+    tally(fixed::lara(
+        &inputs,
+        &call.lara,
+        noise(),
+        out,
+        &mut lara_scratch,
+    ));
     let sampled = Sampling::Draw(&mut *rng);
-    tally(fixed::lara(&inputs, &call.lara, sampled, out, &mut lara_scratch));
+    tally(fixed::lara(
+        &inputs,
+        &call.lara,
+        sampled,
+        out,
+        &mut lara_scratch,
+    ));
     tally(fixed::ra(&inputs, &call.ra, noise(), out, &mut ra_scratch));
     let sampled = Sampling::Draw(&mut *rng);
     tally(fixed::ra(&inputs, &call.ra, sampled, out, &mut ra_scratch));
