@@ -1613,8 +1613,6 @@ fn layer_errors_exit_with_code_2() {
     let x_wrong_dim = write_f32(&dir, "x31.npy", &[35, 31], &data(35 * 31, 5));
     let eps_wrong = write_f32(&dir, "eps.npy", &[2, 8, 16], &data(2 * 8 * 16, 6));
     let mask_wrong = write_bool(&dir, "mask.npy", &[34], &[false; 34]);
-    let kwargs_1d =
-        r#"{"dim": 32, "num_heads": 2, "num_landmarks": 8, "proposal_gen": "no-param-pool"}"#;
     let softmax_1d = r#"{"dim": 32, "num_heads": 2}"#;
     // A grid of 5 x 7 tokens cannot pool to 8 x 8 landmarks.
     let kwargs_64 = r#"{"dim": 32, "num_heads": 2, "num_landmarks": 64}"#;
