@@ -6,6 +6,7 @@
 //! cargo run --release --example bench -- --shapes 512x32x16,2048x64x32
 //! cargo run --release --example bench -- --full            # also scalar exact/RA above n = 4096
 //! cargo run --release --example bench -- --options         # the cost of each option, as ratios
+//! cargo run --release --example bench -- --layers          # whole layers: LinearRA vs softmax
 //! ```
 //!
 //! Each measurement: one warm-up call, then repetitions until 0.3 s have passed (at least 3, at
@@ -39,6 +40,7 @@ struct Options {
     json: bool,
     full: bool,
     option_costs: bool,
+    layers: bool,
     shapes: Vec<(usize, usize, usize)>,
 }
 
@@ -47,6 +49,7 @@ fn parse_args() -> Result<Options, String> {
         json: false,
         full: false,
         option_costs: false,
+        layers: false,
         shapes: DEFAULT_SHAPES.to_vec(),
     };
     let mut args = std::env::args().skip(1);
@@ -54,6 +57,7 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--json" => options.json = true,
             "--full" => options.full = true,
+            "--layers" => options.layers = true,
             "--options" => {
                 options.option_costs = true;
                 options.shapes = vec![(1024, 64, 64), (4096, 64, 64)];
@@ -64,7 +68,7 @@ fn parse_args() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --json, --full, --options, --shapes NxDxC,…)"
+                    "unknown argument {other:?} (expected --json, --full, --options, --layers, --shapes NxDxC,…)"
                 ));
             }
         }
@@ -300,6 +304,10 @@ fn main() {
     };
     if options.option_costs {
         option_costs(&options.shapes);
+        return;
+    }
+    if options.layers {
+        layer_costs();
         return;
     }
     let backends: Vec<Backend> = Backend::ALL
@@ -545,4 +553,89 @@ fn option_costs(shapes: &[(usize, usize, usize)]) {
             println!("| {option} | {against} | {n} × {d} × {c} | {ratio:.2} |");
         }
     }
+}
+
+/// Whole layers, `dim` 256 in 4 heads (`d` = 64), on every backend: `LinearRA` (`no-param-pool`,
+/// mis-opt, C = 64, eval) against `MultiheadAttention` with the same weights. FLOPs: the qkv
+/// and output projections `4·n·dim²` multiply-adds, plus each head's attention as the
+/// estimator rows count it (and, for LARA, the second projection of `q` that `mis-opt`'s
+/// normaliser costs, `n·dim²`).
+fn layer_costs() {
+    use lara_attn::layer::{Attention, Config, LaraConfig, Layer, Layout, Tokens, Weights};
+    const DIM: usize = 256;
+    const HEADS: usize = 4;
+    const C: usize = 64;
+    let (d, dim) = (DIM / HEADS, DIM as f64);
+    let random = |len: usize, gain: f32, seed: u64| {
+        let mut x = vec![0.0; len];
+        fill_standard_normal(&mut default_rng(seed), &mut x);
+        x.iter_mut().for_each(|v| *v *= gain);
+        x
+    };
+    let gain = 1.0 / (DIM as f32).sqrt();
+    let (qkv_weight, qkv_bias) = (random(3 * DIM * DIM, gain, 1), random(3 * DIM, 0.1, 2));
+    let (proj_weight, proj_bias) = (random(DIM * DIM, gain, 3), random(DIM, 0.1, 4));
+    let weights = Weights {
+        qkv_weight: &qkv_weight,
+        qkv_bias: Some(&qkv_bias),
+        proj_weight: &proj_weight,
+        proj_bias: &proj_bias,
+        ..Weights::default()
+    };
+    let lara = Config::new(DIM, HEADS, Attention::Lara(LaraConfig::segment_means(C)));
+    let softmax = Config::new(DIM, HEADS, Attention::Softmax);
+    let layers = [
+        ("LinearRA", Layer::new(lara, weights).expect("layer")),
+        ("softmax", Layer::new(softmax, weights).expect("layer")),
+    ];
+    println!("| layer | n | backend | median | GFLOP/s | LinearRA vs softmax |");
+    println!("|---|---|---|---|---|---|");
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect();
+    for n in [256, 1024, 4096] {
+        let x = random(n * DIM, 1.0, 5);
+        let tokens = Tokens {
+            x: &x,
+            layout: Layout::Sequence(n),
+            key_mask: None,
+        };
+        let mut out = vec![0.0; n * DIM];
+        for &backend in &backends {
+            if backend == Backend::Scalar && n > 1024 {
+                continue; // minutes per call
+            }
+            set_backend(Some(backend)).expect("available backend");
+            let mut times = Vec::new();
+            for (name, layer) in &layers {
+                let mut scratch = vec![0.0; Layer::scratch_len(layer.config(), tokens.layout)];
+                let seconds = measure(|| {
+                    let sampling = lara_attn::Sampling::Eval;
+                    layer
+                        .forward(&tokens, sampling, &mut out, &mut scratch)
+                        .expect("layer");
+                    black_box(&out);
+                });
+                let (nf, heads) = (n as f64, HEADS as f64);
+                let projections = 4.0 * nf * dim * dim;
+                let attention = match *name {
+                    "LinearRA" => heads * flops("lara", n, d, C) / 2.0 + nf * dim * dim,
+                    _ => heads * flops("exact", n, d, C) / 2.0,
+                };
+                let gflops = 2.0 * (projections + attention) / seconds / 1e9;
+                times.push(seconds);
+                let ratio = match times[..] {
+                    [lara, softmax] => format!("{:.2}x faster", softmax / lara),
+                    _ => String::new(),
+                };
+                println!(
+                    "| {name} | {n} | {} | {:.3} ms | {gflops:.1} | {ratio} |",
+                    backend.name(),
+                    seconds * 1e3
+                );
+            }
+        }
+    }
+    set_backend(None).expect("reset");
 }

@@ -41,7 +41,8 @@ pub(super) const fn landmark_count(lara: &LaraConfig, layout: Layout) -> usize {
 
 /// Scratch of [`forward`]: LARA's workspace for one head of `C'` landmarks, the pooled tokens
 /// `[C', dim]` with the fraction of unmasked tokens per segment, two rows of `dim`, the mixing's
-/// `[C', d + 2]`, two blocks of `[B, d]` and (SIMD) two packed weights `[dim, d]`.
+/// `[C', d + 2]`, the `'dense'` generators' landmarks of every head `2·[C', dim]`, two blocks of
+/// `[B, d]` and (SIMD) two packed weights `[dim, d]`.
 pub(super) const fn scratch_len(
     config: &Config,
     lara: &LaraConfig,
@@ -55,6 +56,11 @@ pub(super) const fn scratch_len(
     let landmarks = count
         .saturating_mul(dim.saturating_add(d).saturating_add(3))
         .saturating_add(dim.saturating_mul(2));
+    let dense = if dense_generator(lara, layout) {
+        count.saturating_mul(dim).saturating_mul(2)
+    } else {
+        0
+    };
     let blocks = block_rows(tiles).saturating_mul(d).saturating_mul(2);
     let packed = if tiles {
         dim.saturating_mul(d).saturating_mul(2)
@@ -63,8 +69,17 @@ pub(super) const fn scratch_len(
     };
     workspace
         .saturating_add(landmarks)
+        .saturating_add(dense)
         .saturating_add(blocks)
         .saturating_add(packed)
+}
+
+/// Whether the landmarks come from `'dense'` generators, computed for every head at once.
+const fn dense_generator(lara: &LaraConfig, layout: Layout) -> bool {
+    matches!(
+        (layout, lara.generator, lara.pool_module),
+        (Layout::Grid { .. }, ProposalGen::Pool, PoolModule::Dense)
+    )
 }
 
 /// Checks what the layout adds to the configuration; returns `C'`.
@@ -113,6 +128,9 @@ struct Buffers<'a> {
     mixed: &'a mut [f32],
     logits: &'a mut [f32],
     v_log_norm: &'a mut [f32],
+    /// `'dense'`: the query and key landmarks of every head, `[C', dim]` each.
+    dense_q: &'a mut [f32],
+    dense_k: &'a mut [f32],
     /// Blocks of projected tokens `[B, d]`: keys and values, or queries and outputs.
     block_a: &'a mut [f32],
     block_b: &'a mut [f32],
@@ -149,6 +167,8 @@ pub(super) fn forward<N: Noise>(
     };
     let block = block_rows(tiles);
     let packed_len = if tiles { dim * d } else { 0 };
+    let dense = dense_generator(&lara, tokens.layout);
+    let dense_len = if dense { count * dim } else { 0 };
     let mut buffers = Buffers {
         x_bar: take(&mut rest, count * dim),
         frac: take(&mut rest, count),
@@ -157,6 +177,8 @@ pub(super) fn forward<N: Noise>(
         mixed: take(&mut rest, count * d),
         logits: take(&mut rest, count),
         v_log_norm: take(&mut rest, count),
+        dense_q: take(&mut rest, dense_len),
+        dense_k: take(&mut rest, dense_len),
         block_a: take(&mut rest, block * d),
         block_b: take(&mut rest, block * d),
         packed_a: take(&mut rest, packed_len),
@@ -171,6 +193,9 @@ pub(super) fn forward<N: Noise>(
     // x̄: the means every non-adaptive landmark is a projection of
     if lara.generator != ProposalGen::Adaptive1d {
         mean_tokens(tokens, dim, count, &mut buffers);
+    }
+    if dense {
+        dense_landmarks(layer, &mut buffers);
     }
     // Padded tokens of a sequence have q = k = v = 0 (the official 1-D path zeroes them).
     let zeroed = match tokens.layout {
@@ -193,7 +218,12 @@ pub(super) fn forward<N: Noise>(
         };
         match lara.generator {
             ProposalGen::Adaptive1d => landmarks.adaptive(tokens, zeroed, &mut ws, &mut buffers),
-            _ => landmarks.projected_means(tokens.layout, &mut ws, &mut buffers),
+            _ if dense => landmarks.dense_columns(&mut ws, &buffers),
+            _ => landmarks.projected_means(backend, tokens.layout, &mut ws, &mut buffers),
+        }
+        if let (Layout::Grid { .. }, Mixing::Mixed | Mixing::VMixed) = (tokens.layout, lara.mixing)
+        {
+            landmarks.mix_keys(&mut ws, &mut buffers);
         }
         ws.sample_proposals(d, &params, (&mut noise, heads, head));
 
@@ -337,6 +367,27 @@ fn mean_tokens(tokens: &Tokens<'_>, dim: usize, count: usize, buffers: &mut Buff
     }
 }
 
+/// `'dense'`: the landmarks of every head at once, `LayerNorm(G (W x̄_c + b) + g)` over all `dim`
+/// channels (channel `j·d + e` is head `j`'s `e`), for the queries and the keys.
+fn dense_landmarks(layer: &Layer<'_>, buffers: &mut Buffers<'_>) {
+    let (config, weights) = (&layer.config, &layer.weights);
+    let dim = config.dim;
+    let (Some(q_gen), Some(k_gen)) = (weights.q_bar_gen, weights.k_bar_gen) else {
+        return; // (unreachable: Layer::new checked the generators)
+    };
+    for (third, gen_, dense) in [
+        (Third::Queries, q_gen, &mut *buffers.dense_q),
+        (Third::Keys, k_gen, &mut *buffers.dense_k),
+    ] {
+        // every head's projection: the rows [third·dim, (third+1)·dim) of qkv.weight
+        let all_heads = HeadLinear::qkv(weights, third, 0, (dim, dim));
+        for (x_bar, landmark) in rows(buffers.x_bar, dim).zip(rows_mut(dense, dim)) {
+            all_heads.apply_row(x_bar, 1.0, buffers.row);
+            linear_layer_norm(buffers.row, gen_.linear(), gen_.norm(), landmark);
+        }
+    }
+}
+
 /// One head's landmark generator.
 struct Landmarks<'l> {
     layer: &'l Layer<'l>,
@@ -350,10 +401,17 @@ struct Landmarks<'l> {
 
 impl Landmarks<'_> {
     /// `q̄`, `k̄` from the means `x̄`: `q̄_c = W_q x̄_c + frac_c · b_q` (the mean of the
-    /// projections), then on a grid the generator's `Linear` + `LayerNorm` and the mixing.
-    fn projected_means(&self, layout: Layout, ws: &mut Workspace<'_>, buffers: &mut Buffers<'_>) {
+    /// projections, one blocked product for all landmarks), then on a grid with `'pool'` the
+    /// generator's `Linear` + `LayerNorm` (`'light'`: per head, `d` channels).
+    fn projected_means(
+        &self,
+        backend: Available,
+        layout: Layout,
+        ws: &mut Workspace<'_>,
+        buffers: &mut Buffers<'_>,
+    ) {
         let config = &self.layer.config;
-        let d = config.head_dim();
+        let (dim, d) = (config.dim, config.head_dim());
         let count = ws.components();
         let generators = match (layout, self.lara.generator) {
             (Layout::Grid { .. }, ProposalGen::Pool) => {
@@ -362,47 +420,53 @@ impl Landmarks<'_> {
             _ => None,
         };
         let k_bar = prefix(ws.w, count * d);
-        for (third, linear, landmarks, generator) in [
-            (
-                Third::Queries,
-                self.queries,
-                &mut *ws.q_bar,
-                generators.map(|g| g.0),
-            ),
-            (Third::Keys, self.keys, k_bar, generators.map(|g| g.1)),
+        for (linear, landmarks, generator) in [
+            (self.queries, &mut *ws.q_bar, generators.map(|g| g.0)),
+            (self.keys, k_bar, generators.map(|g| g.1)),
         ] {
-            for ((x_bar, &frac), landmark) in rows(buffers.x_bar, config.dim)
-                .zip(buffers.frac.iter())
-                .zip(rows_mut(landmarks, d))
-            {
-                match (generator, self.lara.pool_module) {
-                    (None, _) => linear.apply_row(x_bar, frac, landmark),
-                    (Some(gen_), PoolModule::Light) => {
-                        let row = prefix(buffers.row, d);
-                        linear.apply_row(x_bar, frac, row);
-                        linear_layer_norm(row, gen_.linear(), gen_.norm(), landmark);
-                    }
-                    (Some(gen_), PoolModule::Dense) => {
-                        // every head's projection, the generator over all dim channels, then
-                        // this head's channels [h·d, (h+1)·d)
-                        for (h, head_row) in rows_mut(buffers.row, d).enumerate() {
-                            let lin =
-                                HeadLinear::qkv(&self.layer.weights, third, h, (d, config.dim));
-                            lin.apply_row(x_bar, frac, head_row);
-                        }
-                        linear_layer_norm(
-                            buffers.row,
-                            gen_.linear(),
-                            gen_.norm(),
-                            buffers.generated,
-                        );
-                        copy(landmark, part(buffers.generated, config.heads, self.head));
-                    }
+            // W x̄_c for every landmark, then + frac_c · b
+            let unbiased = HeadLinear {
+                bias: None,
+                ..linear
+            };
+            if backend.backend().is_simd() {
+                linear.pack(dim, buffers.packed_a);
+            }
+            project(
+                backend,
+                (buffers.x_bar, dim),
+                unbiased,
+                buffers.packed_a,
+                &mut *landmarks,
+            );
+            if let Some(bias) = linear.bias {
+                for (landmark, &frac) in rows_mut(landmarks, d).zip(buffers.frac.iter()) {
+                    axpy(frac, bias, landmark);
+                }
+            }
+            if let Some(gen_) = generator {
+                // q̄_c = LayerNorm(G q̃_c + g)
+                for landmark in rows_mut(landmarks, d) {
+                    let pooled = prefix(buffers.row, d);
+                    copy(pooled, landmark);
+                    linear_layer_norm(pooled, gen_.linear(), gen_.norm(), landmark);
                 }
             }
         }
-        if let (Layout::Grid { .. }, Mixing::Mixed | Mixing::VMixed) = (layout, self.lara.mixing) {
-            self.mix_keys(ws, buffers);
+    }
+
+    /// `'dense'`: this head's columns `[h·d, (h+1)·d)` of every head's landmarks.
+    fn dense_columns(&self, ws: &mut Workspace<'_>, buffers: &Buffers<'_>) {
+        let config = &self.layer.config;
+        let (dim, d) = (config.dim, config.head_dim());
+        let k_bar = prefix(ws.w, ws.q_bar.len());
+        for (landmarks, dense) in [
+            (&mut *ws.q_bar, &*buffers.dense_q),
+            (k_bar, &*buffers.dense_k),
+        ] {
+            for (landmark, all_heads) in rows_mut(landmarks, d).zip(rows(dense, dim)) {
+                copy(landmark, part(all_heads, config.heads, self.head));
+            }
         }
     }
 
