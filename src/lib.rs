@@ -14,6 +14,10 @@
 //! still independent of `n`. Each module has a `scratch_len` for this target and a
 //! `scratch_len_for` any [`backend::Backend`].)
 //!
+//! Whole layers of the official modules (`MultiheadAttention`, `LinearRA` with every proposal
+//! generator, `RandomizedAttention`, `KernelizedAttention`) run with their trained weights, the
+//! module's `state_dict` borrowed as slices: [`layer`].
+//!
 //! Every estimator takes the same arguments: the inputs [`Qkv`] (shape, `q`, `k`, `v`, an
 //! optional key padding mask), its parameters, a [`Sampling`] for the randomized ones, the
 //! output and the scratch, and returns `Result<(), Error>`; it checks everything before
