@@ -19,19 +19,20 @@
 //! in firmware from `static` arrays (the README shows the path from a PyTorch model).
 //!
 //! # Working memory
-//! [`scratch_len`] is a `const fn` of the configuration and the layout.
-//! - **LARA** streams: no `[n, d]` tensor is held. The landmarks are means, and a mean of
-//!   projections is the projection of a mean, so `q̄`, `k̄` (and `-vmixed`'s `v̄`) are projected
-//!   from segment means or pooled cells of `x` itself (for `adaptive-1d` the per-token
-//!   `Linear` + `LayerNorm` runs token by token into running segment sums); the key pass and
-//!   the query pass then project blocks of 32 tokens as they go and add each block's output
-//!   projection into `out`. The scratch does not grow with `n` (with every generator, 1-D and
-//!   2-D); the price is projecting `q` twice under `mis-opt` (its normaliser is a pass over
-//!   the queries of its own), a third more projection work than holding `q`.
+//! [`Layer::scratch_len`] is a `const fn` of the configuration and the layout.
+//! - **LARA** streams: no `[n, d]` tensor is held, with every generator, 1-D and 2-D. The
+//!   landmarks are means, and a mean of projections is the projection of a mean, so `q̄`, `k̄`
+//!   (and `-vmixed`'s `v̄`) are projected from segment means or pooled cells of `x` itself
+//!   (overlapping 2-D cells are no obstacle: each cell is a mean of tokens of `x`); for
+//!   `adaptive-1d` the per-token `Linear` + `LayerNorm` runs token by token into running segment
+//!   sums. The key pass and the query pass then project blocks of tokens as they go and add each
+//!   block's share of the output projection into `out`. The price is projecting `q` twice under
+//!   `mis-opt` (its normaliser is a pass over the queries of its own): a third more projection
+//!   work than holding `q`.
 //! - **Softmax, RA and random features** hold one head's `q`, `k`, `v` and output, `4·n·d`
-//!   floats: softmax and RA weigh every key for every query (the keys are needed whole for
-//!   each query), and the official Performer features take one maximum over all keys before
-//!   any key can be summed.
+//!   floats: softmax and RA weigh every key for every query (each query needs the keys whole),
+//!   and the official Performer features take one maximum over all keys before any key can be
+//!   summed.
 //!
 //! # Example
 //! ```
