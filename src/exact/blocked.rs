@@ -69,7 +69,7 @@ pub(crate) fn flash_block<I: Isa>(
         }
         // Online softmax per query (column): new maximum, rescale what came before.
         column_max(isa, tile, BLOCK, rows_q, &mut block_max);
-        raise_running_max(running_max, &block_max, rescale, running_sum);
+        raise_running_max(isa, running_max, &block_max, rescale, running_sum);
         for (out_row, &r) in rows_mut(out_block, value_dim).zip(rescale.iter()) {
             scale_row(isa, out_row, r);
         }

@@ -4,8 +4,9 @@
 //! it into the running sums with a second matrix product. Same formulas as `scalar.rs`,
 //! another association of the sums.
 
-use super::{KeyPass, QueryPass, Weighting};
+use super::{Density, KeyPass, QueryPass, Weighting, density_terms};
 use crate::math::half_sq_norm;
+use crate::math::ln;
 use crate::simd::tile::{
     BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows, pack_transposed,
     project_block, raise_running_max, scale_row, shift_row,
@@ -42,7 +43,7 @@ pub(super) fn push_keys<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
             continue;
         }
         column_max(isa, tile, samples, samples, ws.t_row);
-        raise_running_max(ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
+        raise_running_max(isa, ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
         for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
             scale_row(isa, kv_row, r);
         }
@@ -77,7 +78,7 @@ pub(super) fn push_normaliser<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
     for q_block in q.chunks(BLOCK * dim) {
         let (_, tile) = project_block(isa, q_block, dim, (packed, count), count, tile);
         column_max(isa, tile, count, count, block_max);
-        raise_running_max(running_max, block_max, rescale, running_sum);
+        raise_running_max(isa, running_max, block_max, rescale, running_sum);
         column_exp_sum(isa, tile, count, count, running_max, running_sum);
     }
 }
@@ -166,5 +167,45 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
             (out_block, value_dim),
             false,
         );
+    }
+}
+
+/// The proposal densities of one head: `LM [S, C'] = s·(W muᵀ − |mu|²/2)` in blocks of 32
+/// samples (one matrix product each), then per sample its diagonal entry and row log-sum-exp.
+#[inline(always)]
+pub(super) fn density<I: Isa>(isa: I, pass: Density<'_, '_>) {
+    let Density {
+        shape,
+        weighting,
+        ws,
+        tiles,
+    } = pass;
+    let (dim, scale) = (shape.dim, shape.scale());
+    let (count, samples) = (ws.components(), ws.samples());
+    let mut rest = tiles;
+    let packed = take(&mut rest, dim * count);
+    let tile = take(&mut rest, BLOCK * count);
+    // s·muᵀ [d, C'] and −s|mu_c'|²/2 (in t_row, free between the passes)
+    pack_transposed(ws.mu, dim, scale, packed, count, 0);
+    let shift = prefix(ws.t_row, count);
+    for (s, &half_norm) in shift.iter_mut().zip(ws.mu_half_norm.iter()) {
+        *s = -scale * half_norm;
+    }
+    let mut per_sample = ws
+        .key_lse
+        .iter()
+        .zip(ws.bias.iter_mut().zip(ws.balance.iter_mut()))
+        .enumerate();
+    for w_block in ws.w.chunks((BLOCK * dim).max(1)) {
+        // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
+        let (_, tile) = project_block(isa, w_block, dim, (packed, count), count, tile);
+        for (row, (c, (&key_lse, (bias, balance)))) in rows_mut(tile, count).zip(&mut per_sample) {
+            add_row(isa, row, shift);
+            let diagonal = row.get(c % count.max(1)).copied().unwrap_or(0.0);
+            let max = max_of(isa, row);
+            let lse_lm = max + ln(exp_shifted_sum(isa, row, max));
+            let lm = (diagonal, lse_lm);
+            (*bias, *balance) = density_terms(lm, key_lse, weighting, (samples, count.max(1)));
+        }
     }
 }

@@ -45,7 +45,7 @@ mod scalar;
 
 use crate::error::{Arg, Error};
 use crate::inputs::{Noise, Qkv, Sampling, with_noise};
-use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, scale};
+use crate::math::{axpy, exp, half_sq_norm, ln, scale};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
@@ -322,7 +322,7 @@ pub(crate) fn attention_in<N: Noise>(
         let x = x.head(head);
         ws.build_proposals(&x, params, (&mut noise, heads, head));
         ws.key_pass(backend, &x, &mut *tiles);
-        ws.proposal_log_density(x.shape, params.weighting);
+        ws.proposal_log_density(backend, x.shape, params.weighting, &mut *tiles);
         let out = part_mut(out, heads, head);
         ws.query_pass(backend, &x, params.weighting, out, &mut *tiles);
     }
@@ -726,47 +726,67 @@ impl<'a> Workspace<'a> {
     /// `log P_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`, folded into `bias_c = lseK_c − log P_c`; for
     /// `mis-opt` also `bh_c = exp(LM[c,c] − lse_c' LM[c,c'])`, where (as in the official code)
     /// the mixture of `mis-opt` lists each component once per sample drawn around it.
-    #[inline(never)]
-    pub(crate) fn proposal_log_density(&mut self, shape: Shape, weighting: Weighting) {
-        let scale = shape.scale();
-        let count = self.components().max(1);
+    pub(crate) fn proposal_log_density(
+        &mut self,
+        backend: Available,
+        shape: Shape,
+        weighting: Weighting,
+        tiles: &mut [f32],
+    ) {
         for (half_norm, mu_row) in self.mu_half_norm.iter_mut().zip(rows(self.mu, shape.dim)) {
             *half_norm = half_sq_norm(mu_row);
         }
-        // ln(S / C'): each component repeated S / C' times in the mis-opt mixture
-        let repeats_ln = if self.samples() > count {
-            core::f32::consts::LN_2
-        } else {
-            0.0
+        let density = Density {
+            shape,
+            weighting,
+            ws: self,
+            tiles,
         };
-        let per_sample = rows(self.w, shape.dim)
-            .zip(self.key_lse.iter())
-            .zip(self.bias.iter_mut().zip(self.balance.iter_mut()));
-        for (c, ((w_row, &key_lse), (bias, balance))) in per_sample.enumerate() {
-            let own = c % count;
-            let mut lse = OnlineLse::EMPTY;
-            let mut diagonal = 0.0;
-            for (c2, (mu_row, &mu_half_norm)) in rows(self.mu, shape.dim)
-                .zip(self.mu_half_norm.iter())
-                .enumerate()
-            {
-                // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
-                let lm = scale * (dot(w_row, mu_row) - mu_half_norm);
-                lse.push_scalar(lm);
-                if c2 == own {
-                    diagonal = lm;
-                }
-            }
-            let lse_lm = lse.log_sum_exp();
-            // bh_c = exp(LM[c,c] − lse_c' LM[c,c'])
-            *balance = exp(diagonal - lse_lm - repeats_ln);
-            // log P_c: the own component for mis-opt, the mixture for mis-bh / mis-biased
-            let log_p = match weighting {
-                Weighting::Optimal { .. } => diagonal,
-                Weighting::BalanceHeuristic | Weighting::Biased => lse_lm,
-            };
-            *bias = key_lse - log_p;
-        }
+        simd::run(backend, density);
+    }
+}
+
+/// What `LM[c, ·]`'s diagonal and log-sum-exp give sample `c`: `(bias_c, bh_c)` with
+/// `bias_c = lseK_c − log P_c` and `bh_c = exp(LM[c,c] − lse_c' LM[c,c'] − ln(S / C'))` (each
+/// component is listed `S / C'` times in the mis-opt mixture).
+fn density_terms(
+    (diagonal, lse_lm): (f32, f32),
+    key_lse: f32,
+    weighting: Weighting,
+    (samples, count): (usize, usize),
+) -> (f32, f32) {
+    let repeats_ln = if samples > count {
+        core::f32::consts::LN_2
+    } else {
+        0.0
+    };
+    // bh_c = exp(LM[c,c] − lse_c' LM[c,c'])
+    let balance = exp(diagonal - lse_lm - repeats_ln);
+    // log P_c: the own component for mis-opt, the mixture for mis-bh / mis-biased
+    let log_p = match weighting {
+        Weighting::Optimal { .. } => diagonal,
+        Weighting::BalanceHeuristic | Weighting::Biased => lse_lm,
+    };
+    (key_lse - log_p, balance)
+}
+
+/// The proposal densities of one head, on a workspace whose key pass is done and whose
+/// `|mu_c|²/2` are computed.
+pub(crate) struct Density<'a, 'w> {
+    shape: Shape,
+    weighting: Weighting,
+    ws: &'a mut Workspace<'w>,
+    tiles: &'a mut [f32],
+}
+
+impl Kernel for Density<'_, '_> {
+    type Output = ();
+    fn scalar(self) {
+        self.ws.density_scalar(self.shape, self.weighting);
+    }
+    #[inline(always)]
+    fn blocked<I: Isa>(self, isa: I) {
+        blocked::density(isa, self);
     }
 }
 
@@ -851,7 +871,7 @@ mod tests {
                 ws.begin_keys();
                 ws.push_keys_scalar(&x);
                 ws.finish_keys(shape.value_dim);
-                ws.proposal_log_density(shape, weighting);
+                ws.proposal_log_density(Available::SCALAR, shape, weighting, &mut []);
                 ws.begin_normaliser();
                 ws.push_normaliser_scalar(shape, &case.q);
                 ws.finish_normaliser();

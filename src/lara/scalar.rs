@@ -1,6 +1,6 @@
 //! The scalar reference kernels of LARA's key and query passes, one key or query at a time.
 
-use super::{Weighting, Workspace};
+use super::{Weighting, Workspace, density_terms};
 use crate::Shape;
 use crate::inputs::Qkv;
 use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, softmax_in_place};
@@ -80,6 +80,35 @@ impl Workspace<'_> {
                 state.push_scalar(scale * dot(q_bar_row, q_row));
                 (*max, *sum) = (state.max, state.sum);
             }
+        }
+    }
+
+    /// `bias_c` and `bh_c` of every sample from `LM[c, c'] = ℓ(mu_c'; W_c)`, one dot product at
+    /// a time.
+    #[inline(never)]
+    pub(super) fn density_scalar(&mut self, shape: Shape, weighting: Weighting) {
+        let scale = shape.scale();
+        let (samples, count) = (self.samples(), self.components().max(1));
+        let per_sample = rows(self.w, shape.dim)
+            .zip(self.key_lse.iter())
+            .zip(self.bias.iter_mut().zip(self.balance.iter_mut()));
+        for (c, ((w_row, &key_lse), (bias, balance))) in per_sample.enumerate() {
+            let own = c % count;
+            let mut lse = OnlineLse::EMPTY;
+            let mut diagonal = 0.0;
+            for (c2, (mu_row, &mu_half_norm)) in rows(self.mu, shape.dim)
+                .zip(self.mu_half_norm.iter())
+                .enumerate()
+            {
+                // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
+                let lm = scale * (dot(w_row, mu_row) - mu_half_norm);
+                lse.push_scalar(lm);
+                if c2 == own {
+                    diagonal = lm;
+                }
+            }
+            let lm = (diagonal, lse.log_sum_exp());
+            (*bias, *balance) = density_terms(lm, key_lse, weighting, (samples, count));
         }
     }
 

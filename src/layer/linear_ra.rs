@@ -250,7 +250,7 @@ pub(super) fn forward<N: Noise>(
             ws.push_keys(backend, &keys, lara_tiles);
         }
         ws.finish_keys(d);
-        ws.proposal_log_density(head_shape, params.weighting);
+        ws.proposal_log_density(backend, head_shape, params.weighting, &mut *lara_tiles);
 
         // Query pass: mis-opt's normaliser of T, then the outputs, projected block by block
         if tiles {

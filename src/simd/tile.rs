@@ -101,24 +101,37 @@ pub(crate) fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
 
 /// Online log-sum-exp update of one block, per column: with the block's column maxima in
 /// `block_max`, `running_max ← max(running_max, block_max)`, `rescale = e^(old − new)`, and
-/// `running_sum *= rescale`.
+/// `running_sum *= rescale` (vector `exp`: once per block and column, it is no longer negligible
+/// beside the block's products when done one column at a time).
 #[inline(always)]
-pub(crate) fn raise_running_max(
+pub(crate) fn raise_running_max<I: Isa>(
+    isa: I,
     running_max: &mut [f32],
     block_max: &[f32],
     rescale: &mut [f32],
     running_sum: &mut [f32],
 ) {
-    for (((m, &b), r), s) in running_max
-        .iter_mut()
-        .zip(block_max)
-        .zip(rescale.iter_mut())
-        .zip(running_sum.iter_mut())
-    {
-        let new_max = m.max(b);
-        *r = exp(Scalar, *m - new_max);
-        *s *= *r;
-        *m = new_max;
+    let len = running_max
+        .len()
+        .min(block_max.len())
+        .min(rescale.len())
+        .min(running_sum.len());
+    let mut c = 0;
+    while c < len {
+        let width = (len - c).min(I::LANES);
+        // SAFETY: c + width <= len, the common length of the four slices.
+        unsafe {
+            let old = isa.load_partial(running_max.as_ptr().add(c), width);
+            let new = isa.max(old, isa.load_partial(block_max.as_ptr().add(c), width));
+            // (−∞ − −∞ is NaN: a column no key has reached yet keeps rescale 1 · sum 0)
+            let diff = isa.sub(old, new);
+            let r = exp(isa, isa.select(isa.is_nan(diff), isa.splat(0.0), diff));
+            let sum = isa.mul(isa.load_partial(running_sum.as_ptr().add(c), width), r);
+            isa.store_partial(rescale.as_mut_ptr().add(c), width, r);
+            isa.store_partial(running_sum.as_mut_ptr().add(c), width, sum);
+            isa.store_partial(running_max.as_mut_ptr().add(c), width, new);
+        }
+        c += width;
     }
 }
 
