@@ -3,7 +3,7 @@
 //! a block, and the iteration over blocks of keys. All generic over [`Isa`] and
 //! `#[inline(always)]`, like the kernels built from them.
 
-use super::{Isa, Scalar, exp, gemm, scale_add};
+use super::{Isa, exp, gemm, scale_add};
 use crate::slices::{prefix, rows, rows_mut};
 
 /// Rows (keys or queries) per block.
