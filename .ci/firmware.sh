@@ -129,6 +129,13 @@ for opt in s 3; do
     cp "$elf" "$LOGS/firmware-$variant-opt-$opt.elf"
   done
   cp "$LOGS/firmware-full-opt-$opt.elf" "$LOGS/firmware-opt-$opt.elf"
+  # The buffers are one all-zero static in .bss: a non-zero initial value would put a copy of
+  # all of them (150 KB) in flash, as .data.
+  data=$(arm-none-eabi-size "$LOGS/firmware-opt-$opt.elf" | awk 'NR == 2 { print $2 }')
+  if [ "$data" -gt 1024 ]; then
+    echo "the example has $data B of .data: a static is not all zeros (Buffers in examples/firmware/cases.rs?)" >&2
+    exit 1
+  fi
   arm-none-eabi-size "$LOGS"/firmware-{full,kernels,layer,baseline}-opt-$opt.elf
   base=$(flash "$LOGS/firmware-baseline-opt-$opt.elf")
   FLASH[$opt]=$(flash "$LOGS/firmware-opt-$opt.elf")

@@ -52,7 +52,7 @@ mod device;
 
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod firmware {
-    use crate::cases::{self, Buffers, CASES, Case, Kernel};
+    use crate::cases::{self, Buffers, CASES, Case, CheckedLayer, Kernel};
     use crate::device::{self, Console, Counter, Sci};
     use crate::expected::{EXPECTED, SAMPLER_HASH};
     use core::fmt::Write;
@@ -61,8 +61,8 @@ mod firmware {
 
     /// One kernel call, not inlined, so that counts and stack are those of the call.
     #[inline(never)]
-    fn run(buffers: &mut Buffers, case: &Case) -> Result<(), Error> {
-        buffers.run(case)
+    fn run(buffers: &mut Buffers, case: &Case, layer: &CheckedLayer) -> Result<(), Error> {
+        buffers.run(case, layer)
     }
 
     #[cortex_m_rt::entry]
@@ -71,6 +71,7 @@ mod firmware {
         // (`#[entry]` turns this `static mut` into a `&'static mut` reference: one owner.)
         static mut BUFFERS: Buffers = Buffers::new();
         let buffers: &'static mut Buffers = BUFFERS;
+        let layer = cases::check_layer();
         let mut out = Console::open();
         device::start_counter();
         let counter = Counter::calibrate();
@@ -92,7 +93,7 @@ mod firmware {
         let (mut kernel_errors, mut mismatches) = (0, 0);
         for ((case, expected), count) in CASES.iter().zip(EXPECTED).zip(&mut instructions) {
             buffers.prepare(case);
-            let (insns, result) = counter.instructions(|| run(buffers, case));
+            let (insns, result) = counter.instructions(|| run(buffers, case, &layer));
             *count = insns;
             let error = match result {
                 Ok(()) => cases::max_error(case, buffers.output(case), expected),
@@ -102,7 +103,7 @@ mod firmware {
                     f32::INFINITY
                 }
             };
-            let (stack, _) = device::peak_stack(|| run(buffers, case));
+            let (stack, _) = device::peak_stack(|| run(buffers, case, &layer));
             let ok = error <= cases::TOLERANCE;
             mismatches += usize::from(!ok);
             let rank = match case.kernel {
@@ -230,7 +231,7 @@ fn main() -> std::process::ExitCode {
 /// The host build: the same calls and comparisons, and the generator of `expected.rs`.
 #[cfg(not(target_os = "none"))]
 mod host {
-    use crate::cases::{self, Buffers, CASES, Kernel};
+    use crate::cases::{self, Buffers, CASES, CheckedLayer, Kernel};
     use crate::expected::{EXPECTED, SAMPLER_HASH};
     use lara_attn::backend::{Backend, set_backend};
     use std::fmt::Write as _;
@@ -242,8 +243,9 @@ mod host {
 
     pub fn main() -> ExitCode {
         let mut buffers = Box::new(Buffers::new());
+        let layer = cases::check_layer();
         if std::env::args().skip(1).any(|a| a == "--generate") {
-            return match generate(&mut buffers) {
+            return match generate(&mut buffers, &layer) {
                 Ok(()) => {
                     println!("wrote {EXPECTED_PATH}");
                     ExitCode::SUCCESS
@@ -264,7 +266,7 @@ mod host {
             for (case, expected) in CASES.iter().zip(EXPECTED) {
                 buffers.prepare(case);
                 let start = Instant::now();
-                let result = buffers.run(case);
+                let result = buffers.run(case, &layer);
                 let time = start.elapsed();
                 let error = match result {
                     Ok(()) => cases::max_error(case, buffers.output(case), expected),
@@ -316,7 +318,10 @@ mod host {
     }
 
     /// Writes `expected.rs`: the summaries of the scalar kernels' outputs.
-    fn generate(buffers: &mut Buffers) -> Result<(), Box<dyn std::error::Error>> {
+    fn generate(
+        buffers: &mut Buffers,
+        layer: &CheckedLayer,
+    ) -> Result<(), Box<dyn std::error::Error>> {
         set_backend(Some(Backend::Scalar))?;
         let mut text = String::from(
             "//! Expected values of the firmware example, generated on the host by the scalar kernels of\n\
@@ -335,7 +340,7 @@ mod host {
         writeln!(text, "pub const EXPECTED: [&[f32]; {}] = [", CASES.len())?;
         for case in &CASES {
             buffers.prepare(case);
-            buffers.run(case)?;
+            buffers.run(case, layer)?;
             let values: Vec<f32> = cases::summary(*case, buffers.output(case)).collect();
             writeln!(
                 text,

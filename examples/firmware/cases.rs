@@ -174,6 +174,16 @@ pub const RFA_SCRATCH: usize = max(
     rfa::scratch_len(LARGE, FeatureMap::Positive, LARGE_RANK),
 );
 
+/// The layer checked by `Layer::new`, once before the calls (as a firmware does at start-up, not
+/// part of a measured call); `None` in a size build that does not call it. (Kept out of
+/// [`Buffers`], whose all-zero initial value puts it in `.bss` rather than in flash.)
+pub type CheckedLayer = Option<Result<Layer<'static>, Error>>;
+
+/// [`CheckedLayer`] of the layer of `examples/firmware/layer_weights.rs`.
+pub fn check_layer() -> CheckedLayer {
+    (Kernel::Layer.linked()).then(|| Layer::new(layer_weights::CONFIG, layer_weights::WEIGHTS))
+}
+
 /// Every buffer of the example (one `static`: no heap, no large stack frame).
 pub struct Buffers {
     q: [f32; MAX_TOKENS],
@@ -185,11 +195,10 @@ pub struct Buffers {
     lara_scratch: [f32; LARA_SCRATCH],
     rfa_scratch: [f32; RFA_SCRATCH],
     layer_scratch: [f32; LAYER_SCRATCH],
-    /// The layer, checked by `Layer::new` in [`prepare`](Self::prepare) (once, as a firmware
-    /// does at start-up: not part of the measured call).
-    layer: Option<Result<Layer<'static>, Error>>,
-    /// Whether the inputs were last filled for the layer, and for which shape and rank.
-    filled: Option<(bool, Shape, usize)>,
+    /// The shape, output columns and rank the inputs were last filled for. (No field of
+    /// `Buffers` may have a niche: `None` must be all zeros, or the `static` moves from `.bss`
+    /// into `.data`, a copy in flash; `.ci/firmware.sh` checks.)
+    filled: Option<(Shape, usize, usize)>,
 }
 
 impl Buffers {
@@ -204,7 +213,6 @@ impl Buffers {
             lara_scratch: [0.0; LARA_SCRATCH],
             rfa_scratch: [0.0; RFA_SCRATCH],
             layer_scratch: [0.0; LAYER_SCRATCH],
-            layer: None,
             filled: None,
         }
     }
@@ -214,10 +222,7 @@ impl Buffers {
     /// only).
     pub fn prepare(&mut self, case: &Case) {
         let layer = case.kernel == Kernel::Layer;
-        if layer && self.layer.is_none() && case.kernel.linked() {
-            self.layer = Some(Layer::new(layer_weights::CONFIG, layer_weights::WEIGHTS));
-        }
-        let key = (layer, case.shape, case.rank);
+        let key = (case.shape, case.columns(), case.rank);
         if self.filled == Some(key) {
             return;
         }
@@ -241,8 +246,9 @@ impl Buffers {
         self.filled = Some(key);
     }
 
-    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first).
-    pub fn run(&mut self, case: &Case) -> Result<(), Error> {
+    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first);
+    /// the layer case runs `layer`.
+    pub fn run(&mut self, case: &Case, layer: &CheckedLayer) -> Result<(), Error> {
         if !case.kernel.linked() {
             // Not linked: its flash is the difference with a normal build.
             return core::hint::black_box(Ok(()));
@@ -271,17 +277,17 @@ impl Buffers {
                     Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
                 lara::attention(&x, &params, Sampling::Eval, out, &mut self.lara_scratch)
             }
-            Kernel::Layer => self.run_layer(case),
+            Kernel::Layer => self.run_layer(case, layer),
         }
     }
 
     /// The layer call (not inlined into [`run`](Self::run), whose frame would otherwise grow
     /// for every kernel).
     #[inline(never)]
-    fn run_layer(&mut self, case: &Case) -> Result<(), Error> {
-        let layer = match &self.layer {
+    fn run_layer(&mut self, case: &Case, layer: &CheckedLayer) -> Result<(), Error> {
+        let layer = match layer {
             Some(layer) => layer.as_ref().map_err(|e| *e)?,
-            None => return Err(Error::InvalidConfig("the layer is built by `prepare`")),
+            None => return Ok(()), // (not linked: `run` returned already)
         };
         let len = case.shape.queries * case.columns();
         let tokens = Tokens {
