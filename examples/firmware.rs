@@ -61,8 +61,8 @@ mod firmware {
 
     /// One kernel call, not inlined, so that counts and stack are those of the call.
     #[inline(never)]
-    fn run(buffers: &mut Buffers, case: &Case, layer: &CheckedLayer) -> Result<(), Error> {
-        buffers.run(case, layer)
+    fn run(buffers: &mut Buffers, case: &Case) -> Result<(), Error> {
+        buffers.run(case)
     }
 
     #[cortex_m_rt::entry]
@@ -70,8 +70,11 @@ mod firmware {
         // The example's buffers: inputs, output and the kernels' scratch, sized by `const fn`s.
         // (`#[entry]` turns this `static mut` into a `&'static mut` reference: one owner.)
         static mut BUFFERS: Buffers = Buffers::new();
+        // The layer, checked once by `Layer::new` (as a firmware does at start-up).
+        static mut LAYER: CheckedLayer = None;
         let buffers: &'static mut Buffers = BUFFERS;
-        let layer = cases::check_layer();
+        *LAYER = cases::check_layer();
+        buffers.set_layer(LAYER);
         let mut out = Console::open();
         device::start_counter();
         let counter = Counter::calibrate();
@@ -93,7 +96,7 @@ mod firmware {
         let (mut kernel_errors, mut mismatches) = (0, 0);
         for ((case, expected), count) in CASES.iter().zip(EXPECTED).zip(&mut instructions) {
             buffers.prepare(case);
-            let (insns, result) = counter.instructions(|| run(buffers, case, &layer));
+            let (insns, result) = counter.instructions(|| run(buffers, case));
             *count = insns;
             let error = match result {
                 Ok(()) => cases::max_error(case, buffers.output(case), expected),
@@ -103,7 +106,7 @@ mod firmware {
                     f32::INFINITY
                 }
             };
-            let (stack, _) = device::peak_stack(|| run(buffers, case, &layer));
+            let (stack, _) = device::peak_stack(|| run(buffers, case));
             let ok = error <= cases::TOLERANCE;
             mismatches += usize::from(!ok);
             let rank = match case.kernel {
@@ -231,7 +234,7 @@ fn main() -> std::process::ExitCode {
 /// The host build: the same calls and comparisons, and the generator of `expected.rs`.
 #[cfg(not(target_os = "none"))]
 mod host {
-    use crate::cases::{self, Buffers, CASES, CheckedLayer, Kernel};
+    use crate::cases::{self, Buffers, CASES, Kernel};
     use crate::expected::{EXPECTED, SAMPLER_HASH};
     use lara_attn::backend::{Backend, set_backend};
     use std::fmt::Write as _;
@@ -243,9 +246,9 @@ mod host {
 
     pub fn main() -> ExitCode {
         let mut buffers = Box::new(Buffers::new());
-        let layer = cases::check_layer();
+        buffers.set_layer(Box::leak(Box::new(cases::check_layer())));
         if std::env::args().skip(1).any(|a| a == "--generate") {
-            return match generate(&mut buffers, &layer) {
+            return match generate(&mut buffers) {
                 Ok(()) => {
                     println!("wrote {EXPECTED_PATH}");
                     ExitCode::SUCCESS
@@ -266,7 +269,7 @@ mod host {
             for (case, expected) in CASES.iter().zip(EXPECTED) {
                 buffers.prepare(case);
                 let start = Instant::now();
-                let result = buffers.run(case, &layer);
+                let result = buffers.run(case);
                 let time = start.elapsed();
                 let error = match result {
                     Ok(()) => cases::max_error(case, buffers.output(case), expected),
@@ -318,10 +321,7 @@ mod host {
     }
 
     /// Writes `expected.rs`: the summaries of the scalar kernels' outputs.
-    fn generate(
-        buffers: &mut Buffers,
-        layer: &CheckedLayer,
-    ) -> Result<(), Box<dyn std::error::Error>> {
+    fn generate(buffers: &mut Buffers) -> Result<(), Box<dyn std::error::Error>> {
         set_backend(Some(Backend::Scalar))?;
         let mut text = String::from(
             "//! Expected values of the firmware example, generated on the host by the scalar kernels of\n\
@@ -340,7 +340,7 @@ mod host {
         writeln!(text, "pub const EXPECTED: [&[f32]; {}] = [", CASES.len())?;
         for case in &CASES {
             buffers.prepare(case);
-            buffers.run(case, layer)?;
+            buffers.run(case)?;
             let values: Vec<f32> = cases::summary(*case, buffers.output(case)).collect();
             writeln!(
                 text,

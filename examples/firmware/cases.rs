@@ -175,8 +175,8 @@ pub const RFA_SCRATCH: usize = max(
 );
 
 /// The layer checked by `Layer::new`, once before the calls (as a firmware does at start-up, not
-/// part of a measured call); `None` in a size build that does not call it. (Kept out of
-/// [`Buffers`], whose all-zero initial value puts it in `.bss` rather than in flash.)
+/// part of a measured call); `None` in a size build that does not call it. ([`Buffers`] holds a
+/// reference: its all-zero initial value keeps it in `.bss` rather than in flash.)
 pub type CheckedLayer = Option<Result<Layer<'static>, Error>>;
 
 /// [`CheckedLayer`] of the layer of `examples/firmware/layer_weights.rs`.
@@ -195,6 +195,8 @@ pub struct Buffers {
     lara_scratch: [f32; LARA_SCRATCH],
     rfa_scratch: [f32; RFA_SCRATCH],
     layer_scratch: [f32; LAYER_SCRATCH],
+    /// The layer (see [`set_layer`](Self::set_layer)).
+    layer: Option<&'static CheckedLayer>,
     /// The shape, output columns and rank the inputs were last filled for. (No field of
     /// `Buffers` may have a niche: `None` must be all zeros, or the `static` moves from `.bss`
     /// into `.data`, a copy in flash; `.ci/firmware.sh` checks.)
@@ -213,8 +215,14 @@ impl Buffers {
             lara_scratch: [0.0; LARA_SCRATCH],
             rfa_scratch: [0.0; RFA_SCRATCH],
             layer_scratch: [0.0; LAYER_SCRATCH],
+            layer: None,
             filled: None,
         }
+    }
+
+    /// The layer that the layer case runs (from [`check_layer`]).
+    pub fn set_layer(&mut self, layer: &'static CheckedLayer) {
+        self.layer = Some(layer);
     }
 
     /// Fills `q`, `k`, `v` and `ω` for the case's shape, or the layer's tokens `x` (in `q`)
@@ -246,9 +254,9 @@ impl Buffers {
         self.filled = Some(key);
     }
 
-    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first);
-    /// the layer case runs `layer`.
-    pub fn run(&mut self, case: &Case, layer: &CheckedLayer) -> Result<(), Error> {
+    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first, and
+    /// [`set_layer`](Self::set_layer) for the layer).
+    pub fn run(&mut self, case: &Case) -> Result<(), Error> {
         if !case.kernel.linked() {
             // Not linked: its flash is the difference with a normal build.
             return core::hint::black_box(Ok(()));
@@ -277,17 +285,17 @@ impl Buffers {
                     Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
                 lara::attention(&x, &params, Sampling::Eval, out, &mut self.lara_scratch)
             }
-            Kernel::Layer => self.run_layer(case, layer),
+            Kernel::Layer => self.run_layer(case),
         }
     }
 
     /// The layer call (not inlined into [`run`](Self::run), whose frame would otherwise grow
     /// for every kernel).
     #[inline(never)]
-    fn run_layer(&mut self, case: &Case, layer: &CheckedLayer) -> Result<(), Error> {
-        let layer = match layer {
-            Some(layer) => layer.as_ref().map_err(|e| *e)?,
-            None => return Ok(()), // (not linked: `run` returned already)
+    fn run_layer(&mut self, case: &Case) -> Result<(), Error> {
+        let layer = match self.layer {
+            Some(Some(layer)) => layer.as_ref().map_err(|e| *e)?,
+            _ => return Err(Error::InvalidConfig("no layer: call `Buffers::set_layer`")),
         };
         let len = case.shape.queries * case.columns();
         let tokens = Tokens {
