@@ -2,11 +2,16 @@
 # Firmware CI for lara-attn (called by .ci/run; runs from anywhere):
 #   1. installs QEMU, the aarch64 cross linker and the ARM binutils if missing, and the rustup targets;
 #   2. runs the whole host test suite for aarch64-unknown-linux-gnu under qemu-aarch64;
-#   3. runs examples/firmware.rs on five emulated Cortex-M machines (M4F, M7, M55, M3, M0 code): each
-#      run compares its outputs with the host's and measures instructions and stack per kernel call;
-#   4. Helium: the Cortex-M55 build again without MVE;
-#   5. sizes on the Cortex-M4F at opt-level "s" and 3: the example, the kernels alone (by difference
-#      with a build that calls no kernel), their symbols, and every public entry point (.ci/no-panic).
+#   3. checks that examples/firmware/layer_weights.rs (the firmware's LinearRA layer as Rust statics)
+#      is what examples/state_dict_to_rust.rs makes of tests/data/firmware_layer/, byte for byte, and
+#      that the folder is what its --synthetic generator writes;
+#   4. runs examples/firmware.rs on five emulated Cortex-M machines (M4F, M7, M55, M3, M0 code): each
+#      run compares its outputs with the host's and measures instructions and stack per kernel call
+#      and per layer call;
+#   5. Helium: the Cortex-M55 build again without MVE;
+#   6. sizes on the Cortex-M4F at opt-level "s" and 3: the example, the kernels alone and the layer
+#      alone (by difference with builds that call neither, or one of them), the layer's weights, their
+#      symbols, and every public entry point (.ci/no-panic).
 # Fails on the first non-zero exit. Logs and ELF files: target/firmware-ci/ (or $CARGO_TARGET_DIR/...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +43,24 @@ rustup target add "${THUMB_TARGETS[@]}" aarch64-unknown-linux-gnu
 step "cargo test --target aarch64-unknown-linux-gnu, NEON forced (under qemu-aarch64; lara-attn at opt-level 1)"
 LARA_ATTN_BACKEND=neon cargo test --target aarch64-unknown-linux-gnu \
   --config 'profile.dev.package.lara-attn.opt-level=1' --config 'profile.dev.package.lara-attn.debug=false'
+
+# The firmware's layer: its Rust statics must be what the tool writes from the committed folder
+# (regenerate both with the commands below after a change to the tool or the generator).
+step "layer weights: examples/firmware/layer_weights.rs from tests/data/firmware_layer, byte for byte"
+cargo build --release --example state_dict_to_rust 2>"$LOGS/state_dict_to_rust.build.log" ||
+  { cat "$LOGS/state_dict_to_rust.build.log"; exit 1; }
+tool="$TARGET_DIR/release/examples/state_dict_to_rust"
+rm -rf "$LOGS/firmware_layer"
+"$tool" --synthetic "$LOGS/firmware_layer"
+"$tool" tests/data/firmware_layer -o "$LOGS/layer_weights.rs"
+if ! diff -r "$LOGS/firmware_layer" tests/data/firmware_layer ||
+  ! cmp "$LOGS/layer_weights.rs" examples/firmware/layer_weights.rs; then
+  echo "stale layer files; regenerate with" >&2
+  echo "  cargo run --release --example state_dict_to_rust -- --synthetic tests/data/firmware_layer" >&2
+  echo "  cargo run --release --example state_dict_to_rust -- tests/data/firmware_layer -o examples/firmware/layer_weights.rs" >&2
+  exit 1
+fi
+echo "same bytes"
 
 # One firmware run: target triple, machine, label; the output goes to the console and a log.
 run_firmware() {
@@ -74,32 +97,64 @@ symbols() {
 symbols_only_in() {
   awk -F '\t' 'NR == FNR { base[$2] = 1; next } !($2 in base)' <(symbols "$2") <(symbols "$1") | sort -rn
 }
-declare -A FLASH KERNELS
+# The size of the tensors of the layer's weights (the statics of examples/firmware/layer_weights.rs
+# but the WEIGHTS descriptor) in ELF file $1.
+weight_bytes() {
+  arm-none-eabi-nm -S -C --radix=d "$1" |
+    awk '$4 ~ /::layer_weights::/ && $4 !~ /::WEIGHTS$/ { s += $2 } END { print s + 0 }'
+}
+# Prints the symbols of ELF file $1 not in ELF file $2 (saved to $3), largest first, and their sum.
+list_symbols_only_in() {
+  symbols_only_in "$1" "$2" >"$3"
+  echo "symbols only in $(basename "$1") (bytes; sum $(awk '{ s += $1 } END { print s + 0 }' "$3") B):"
+  grep -v -P '\t\.L' "$3" | sed 's/^/  /' || true
+  awk -F '\t' '$2 ~ /^\.L/ { s += $1 } END { print "  (and " s + 0 " B of anonymous constants)" }' "$3"
+}
+declare -A FLASH KERNELS LAYER LAYER_CODE LAYER_EXTRA WEIGHTS
 for opt in s 3; do
   case "$opt" in s) value='"s"' ;; *) value="$opt" ;; esac
   elf="$TARGET_DIR/thumbv7em-none-eabihf/release/examples/firmware"
-  step "size at opt-level = $opt: firmware example (Cortex-M4F), and a build that calls no kernel"
-  FIRMWARE_SIZE=1 FIRMWARE_SIZE_BASELINE=1 cargo build --release --example firmware --target thumbv7em-none-eabihf \
-    --config "profile.release.opt-level=$value" 2>"$LOGS/size-$opt.build.log" ||
-    { cat "$LOGS/size-$opt.build.log"; exit 1; }
-  cp "$elf" "$LOGS/firmware-baseline-opt-$opt.elf"
-  FIRMWARE_SIZE=1 cargo build --release --example firmware --target thumbv7em-none-eabihf \
-    --config "profile.release.opt-level=$value" 2>"$LOGS/size-$opt.build.log" ||
-    { cat "$LOGS/size-$opt.build.log"; exit 1; }
-  cp "$elf" "$LOGS/firmware-opt-$opt.elf"
-  arm-none-eabi-size "$LOGS/firmware-opt-$opt.elf" "$LOGS/firmware-baseline-opt-$opt.elf"
+  # Four builds: no call (baseline), the kernels alone, the layer alone, everything.
+  step "size at opt-level = $opt: firmware example (Cortex-M4F), and builds without the layer, the kernels or both"
+  for variant in baseline kernels layer full; do
+    case "$variant" in
+      baseline) vars=(FIRMWARE_SIZE_BASELINE=1) ;;
+      kernels) vars=(FIRMWARE_SIZE_NO_LAYER=1) ;;
+      layer) vars=(FIRMWARE_SIZE_NO_KERNELS=1) ;;
+      full) vars=() ;;
+    esac
+    env FIRMWARE_SIZE=1 "${vars[@]}" cargo build --release --example firmware --target thumbv7em-none-eabihf \
+      --config "profile.release.opt-level=$value" 2>"$LOGS/size-$opt.build.log" ||
+      { cat "$LOGS/size-$opt.build.log"; exit 1; }
+    cp "$elf" "$LOGS/firmware-$variant-opt-$opt.elf"
+  done
+  cp "$LOGS/firmware-full-opt-$opt.elf" "$LOGS/firmware-opt-$opt.elf"
+  # The buffers are one all-zero static in .bss: a non-zero initial value would put a copy of
+  # all of them (150 KB) in flash, as .data.
+  data=$(arm-none-eabi-size "$LOGS/firmware-opt-$opt.elf" | awk 'NR == 2 { print $2 }')
+  if [ "$data" -gt 1024 ]; then
+    echo "the example has $data B of .data: a static is not all zeros (Buffers in examples/firmware/cases.rs?)" >&2
+    exit 1
+  fi
+  arm-none-eabi-size "$LOGS"/firmware-{full,kernels,layer,baseline}-opt-$opt.elf
+  base=$(flash "$LOGS/firmware-baseline-opt-$opt.elf")
   FLASH[$opt]=$(flash "$LOGS/firmware-opt-$opt.elf")
-  KERNELS[$opt]=$((FLASH[$opt] - $(flash "$LOGS/firmware-baseline-opt-$opt.elf")))
+  KERNELS[$opt]=$(($(flash "$LOGS/firmware-kernels-opt-$opt.elf") - base))
+  LAYER[$opt]=$(($(flash "$LOGS/firmware-layer-opt-$opt.elf") - base))
+  WEIGHTS[$opt]=$(weight_bytes "$LOGS/firmware-layer-opt-$opt.elf")
+  LAYER_CODE[$opt]=$((LAYER[$opt] - WEIGHTS[$opt]))
+  LAYER_EXTRA[$opt]=$((FLASH[$opt] - $(flash "$LOGS/firmware-kernels-opt-$opt.elf")))
   echo "firmware example: flash (text+data) ${FLASH[$opt]} B, static RAM (data+bss) $(ram "$LOGS/firmware-opt-$opt.elf") B"
   echo "kernels alone (exact + RFA positive + LARA, with libm): ${KERNELS[$opt]} B of flash (difference with the baseline)"
-  # Symbols only in the build that calls the kernels: the kernels' own functions and tables.
-  symbols_only_in "$LOGS/firmware-opt-$opt.elf" "$LOGS/firmware-baseline-opt-$opt.elf" \
-    >"$LOGS/kernel-symbols-opt-$opt.txt"
-  echo "symbols only in the build that calls the kernels (bytes; sum $(awk '{ s += $1 } END { print s + 0 }' \
-    "$LOGS/kernel-symbols-opt-$opt.txt") B):"
-  grep -v -P '\t\.L' "$LOGS/kernel-symbols-opt-$opt.txt" | sed 's/^/  /' || true
-  awk -F '\t' '$2 ~ /^\.L/ { s += $1 } END { print "  (and " s + 0 " B of anonymous constants)" }' \
+  echo "layer alone (LinearRA forward + Layer::new, with libm, and its weights): ${LAYER[$opt]} B of flash:" \
+    "weights ${WEIGHTS[$opt]} B, code and constants ${LAYER_CODE[$opt]} B"
+  echo "layer next to the kernels (everything minus the kernels alone): ${LAYER_EXTRA[$opt]} B," \
+    "$((LAYER_EXTRA[$opt] - WEIGHTS[$opt])) B without the weights"
+  # Symbols only in the builds that call the kernels, or the layer: their own functions and tables.
+  list_symbols_only_in "$LOGS/firmware-kernels-opt-$opt.elf" "$LOGS/firmware-baseline-opt-$opt.elf" \
     "$LOGS/kernel-symbols-opt-$opt.txt"
+  list_symbols_only_in "$LOGS/firmware-layer-opt-$opt.elf" "$LOGS/firmware-baseline-opt-$opt.elf" \
+    "$LOGS/layer-symbols-opt-$opt.txt"
   step "firmware example built at opt-level = $opt, on the Cortex-M4F"
   QEMU_MACHINE=mps2-an386 .ci/qemu-run.sh mps2-an386 "$LOGS/firmware-opt-$opt.elf" |
     tee "$LOGS/cortex-m4f-opt-$opt.log"
@@ -122,12 +177,14 @@ for profile in release-size release; do
 done
 
 step "summary"
-grep -h -E "^(exact|rfa|lara) |^at |^(libm|lara_attn)::" "$LOGS/cortex-m4f.log" | sed 's/^/cortex-m4f: /'
+grep -h -E "^(exact|rfa|lara|layer) |^at |^(libm|lara_attn)::" "$LOGS/cortex-m4f.log" | sed 's/^/cortex-m4f: /'
 for log in cortex-m55 cortex-m55-no-mve; do
-  grep -h -E "^(exact|rfa|lara) " "$LOGS/$log.log" | sed "s/^/$log: /"
+  grep -h -E "^(exact|rfa|lara|layer) " "$LOGS/$log.log" | sed "s/^/$log: /"
 done
 for opt in s 3; do
-  echo "opt-level $opt: firmware example ${FLASH[$opt]} B flash, kernels alone ${KERNELS[$opt]} B"
+  echo "opt-level $opt: firmware example ${FLASH[$opt]} B flash, kernels alone ${KERNELS[$opt]} B," \
+    "layer alone ${LAYER[$opt]} B (weights ${WEIGHTS[$opt]} B + code ${LAYER_CODE[$opt]} B)," \
+    "layer next to the kernels ${LAYER_EXTRA[$opt]} B"
 done
 echo "every public entry point: ${ALL[release-size]} B flash at opt-level s, ${ALL[release]} B at 3 (LTO)"
 step "firmware: all runs passed"

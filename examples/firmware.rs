@@ -1,6 +1,8 @@
 //! Firmware: exact attention, RFA (positive features, given `ω`) and LARA (eval mode, `mis-opt`)
-//! on a bare-metal Cortex-M, checked against values computed on the host by the same crate, with
-//! the instructions and the peak stack of every kernel call measured on the device.
+//! on a bare-metal Cortex-M, and a whole `LinearRA` layer from weights in flash
+//! (`examples/firmware/layer_weights.rs`, written by `examples/state_dict_to_rust.rs` from
+//! `tests/data/firmware_layer/`), checked against values computed on the host by the same crate,
+//! with the instructions and the peak stack of every call measured on the device.
 //!
 //! Run under QEMU (runner and linker flags in `.cargo/config.toml`, memory map in
 //! `examples/firmware/memory.x`); the exit status is the firmware's:
@@ -21,7 +23,8 @@
 //! The firmware prints, per call: instructions executed (QEMU `-icount` makes SysTick count
 //! instructions; calibrated at boot with a loop of known length), peak stack (painting; the
 //! buffers are `static`s, so this is the kernel's own use) and `max|firmware − host|` over the
-//! compared values; then the LARA/exact and RFA/exact instruction ratios, the instructions of
+//! compared values; then the LARA/exact and RFA/exact instruction ratios, the layer's
+//! instructions per multiply-add (`cases::LAYER_MACS`), the instructions of
 //! one `libm::expf` and one `lara_attn::exp_f32` call (mean over a sweep of `[-20, 0]`), and a
 //! hash of 256 Gaussian draws against the host's (the sampler's bits are the same on every
 //! target). It exits 0 only if every call returned `Ok`, the hash matches and every error is within
@@ -35,6 +38,8 @@
 mod cases;
 #[path = "firmware/expected.rs"]
 mod expected;
+#[path = "firmware/layer_weights.rs"]
+mod layer_weights;
 
 #[cfg(all(target_os = "none", not(target_arch = "arm")))]
 compile_error!(
@@ -47,7 +52,7 @@ mod device;
 
 #[cfg(all(target_arch = "arm", target_os = "none"))]
 mod firmware {
-    use crate::cases::{self, Buffers, CASES, Case, Kernel};
+    use crate::cases::{self, Buffers, CASES, Case, CheckedLayer, Kernel};
     use crate::device::{self, Console, Counter, Sci};
     use crate::expected::{EXPECTED, SAMPLER_HASH};
     use core::fmt::Write;
@@ -65,7 +70,11 @@ mod firmware {
         // The example's buffers: inputs, output and the kernels' scratch, sized by `const fn`s.
         // (`#[entry]` turns this `static mut` into a `&'static mut` reference: one owner.)
         static mut BUFFERS: Buffers = Buffers::new();
+        // The layer, checked once by `Layer::new` (as a firmware does at start-up).
+        static mut LAYER: CheckedLayer = None;
         let buffers: &'static mut Buffers = BUFFERS;
+        *LAYER = cases::check_layer();
+        buffers.set_layer(LAYER);
         let mut out = Console::open();
         device::start_counter();
         let counter = Counter::calibrate();
@@ -120,7 +129,7 @@ mod firmware {
         let _ = writeln!(out);
         for (shape, calls) in [
             ("(64,16,8)", &instructions[..3]),
-            ("(256,32,16)", &instructions[3..]),
+            ("(256,32,16)", &instructions[3..6]),
         ] {
             let (exact, rfa, lara) = (calls[0], calls[1], calls[2]);
             let _ = writeln!(
@@ -129,6 +138,22 @@ mod firmware {
                 Ratio(lara, exact),
                 Ratio(exact, lara),
                 Ratio(rfa, exact),
+            );
+        }
+        if let Some(i) = CASES.iter().position(|c| c.kernel == Kernel::Layer) {
+            let config = &crate::layer_weights::CONFIG;
+            let _ = writeln!(
+                out,
+                "layer (LinearRA, dim {}, {} heads, n {}, C {}, mis-opt, eval): {} instructions \
+                 per multiply-add of the model ({} MACs), {} per multiply-add executed ({})",
+                config.dim,
+                config.heads,
+                CASES[i].shape.queries,
+                CASES[i].rank,
+                Ratio(instructions[i], cases::LAYER_MACS),
+                cases::LAYER_MACS,
+                Ratio(instructions[i], cases::LAYER_MACS_EXECUTED),
+                cases::LAYER_MACS_EXECUTED,
             );
         }
 
@@ -221,6 +246,7 @@ mod host {
 
     pub fn main() -> ExitCode {
         let mut buffers = Box::new(Buffers::new());
+        buffers.set_layer(Box::leak(Box::new(cases::check_layer())));
         if std::env::args().skip(1).any(|a| a == "--generate") {
             return match generate(&mut buffers) {
                 Ok(()) => {
@@ -268,6 +294,16 @@ mod host {
                     time,
                     if ok { "" } else { "  MISMATCH" }
                 );
+                if case.kernel == Kernel::Layer {
+                    let rate = |macs: u64| macs as f64 / time.as_secs_f64() / 1e9;
+                    println!(
+                        "         ({} multiply-adds of the model, {} executed: {:.2} / {:.2} G/s)",
+                        cases::LAYER_MACS,
+                        cases::LAYER_MACS_EXECUTED,
+                        rate(cases::LAYER_MACS),
+                        rate(cases::LAYER_MACS_EXECUTED)
+                    );
+                }
             }
         }
         if cases::SAMPLER_CHECK {
@@ -299,9 +335,9 @@ mod host {
              //! One entry per `cases::CASES`: the summary of the output (`cases::summary`: per column\n\
              //! means, per row means, 32 sampled elements), printed exactly (shortest round-trip form).\n\
              \n\
-             #[rustfmt::skip]\n\
-             pub const EXPECTED: [&[f32]; 6] = [\n",
+             #[rustfmt::skip]\n",
         );
+        writeln!(text, "pub const EXPECTED: [&[f32]; {}] = [", CASES.len())?;
         for case in &CASES {
             buffers.prepare(case);
             buffers.run(case)?;

@@ -1,8 +1,10 @@
 //! What the firmware example computes, shared by the bare-metal and the host builds: the six
-//! kernel calls, their fixed inputs, the static buffers sized by the crate's `const fn`s, and the
-//! summary of each output that is compared with the expected values.
+//! kernel calls and the layer call, their fixed inputs, the static buffers sized by the crate's
+//! `const fn`s, and the summary of each output that is compared with the expected values.
 
+use crate::layer_weights;
 use lara_attn::lara::{self, Params, Proposals, Weighting};
+use lara_attn::layer::{Attention, Layer, Layout, Tokens};
 use lara_attn::random::{default_rng, fill_standard_normal};
 use lara_attn::rfa::FeatureMap;
 use lara_attn::{Error, Qkv, Sampling, Shape, exact, rfa};
@@ -18,12 +20,53 @@ pub const LARGE_RANK: usize = 16;
 
 /// Tolerance of the comparison with the host: `|firmware − host| ≤ TOLERANCE` on every compared
 /// value. Every value compared is a convex combination of values in `[-1, 1)` (outputs, and
-/// means of outputs), so this is also a relative tolerance of 1e-5 with respect to `max|v|`.
+/// means of outputs), so this is also a relative tolerance of 1e-5 with respect to `max|v|`. The
+/// layer's outputs are linear maps of such combinations, of the same order here (its largest
+/// compared value is 0.41).
 pub const TOLERANCE: f32 = 1e-5;
 
+/// The whole layer: `LinearRA` with the static weights of `examples/firmware/layer_weights.rs`
+/// (generated from `tests/data/firmware_layer/`: dim 64, 4 heads of d = 16, C = 8,
+/// `no-param-pool`, `mis-opt`), eval mode, on a sequence of 64 tokens `x [64, 64]`.
+pub const LAYER_LAYOUT: Layout = Layout::Sequence(64);
+/// The layer's `C`.
+const LAYER_LANDMARKS: usize = match layer_weights::CONFIG.attention {
+    Attention::Lara(lara) => lara.landmarks,
+    _ => 0,
+};
+/// The layer's scratch, from the crate's `const fn`.
+pub const LAYER_SCRATCH: usize = Layer::scratch_len(&layer_weights::CONFIG, LAYER_LAYOUT);
+
+/// Multiply-adds of one layer call, as the model defines them (`n` tokens, `dim`, `h` heads of
+/// `d`, `C` landmarks): the qkv projection `n·dim·3dim`, the output projection `n·dim·dim`, and
+/// per head LARA's `n·C·6d + C²·d` (key pass `n·C·2d`: `W_c·k_j` and the `kv_c` sums; `mis-opt`'s
+/// normaliser `n·C·d`; query pass `n·C·3d`: `W_c·q_i`, `q̄_c·q_i` and `Σ_c sniw kv_c`; proposal
+/// densities `C²·d`). The streaming layer executes `n·dim·dim + 2·C·dim·dim` more
+/// ([`LAYER_MACS_EXECUTED`]).
+pub const LAYER_MACS: u64 = {
+    let (n, dim, heads) = (
+        LAYER_LAYOUT.tokens(),
+        layer_weights::CONFIG.dim,
+        layer_weights::CONFIG.heads,
+    );
+    let (d, c) = (layer_weights::CONFIG.head_dim(), LAYER_LANDMARKS);
+    (n * dim * 3 * dim + n * dim * dim + heads * (n * c * 6 * d + c * c * d)) as u64
+};
+/// [`LAYER_MACS`] and what the streaming layer adds: `mis-opt` projects the queries twice
+/// (`n·dim·dim`), and the landmarks are projections of the `C` segment means of `x`
+/// (`2·C·dim·dim`).
+pub const LAYER_MACS_EXECUTED: u64 = {
+    let (n, dim) = (LAYER_LAYOUT.tokens(), layer_weights::CONFIG.dim);
+    LAYER_MACS + (n * dim * dim + 2 * LAYER_LANDMARKS * dim * dim) as u64
+};
+
 /// Set (to anything) at compile time, `FIRMWARE_SIZE_BASELINE` builds the example without calling
-/// any kernel, to measure the flash of the kernels by difference (`.ci/firmware.sh` does).
+/// any kernel or the layer, to measure their flash by difference (`.ci/firmware.sh` does);
+/// `FIRMWARE_SIZE_NO_LAYER` without the layer call (the kernels' flash), `FIRMWARE_SIZE_NO_KERNELS`
+/// without the three kernels (the layer's flash, with its weights).
 const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
+const SIZE_NO_LAYER: bool = option_env!("FIRMWARE_SIZE_NO_LAYER").is_some();
+const SIZE_NO_KERNELS: bool = option_env!("FIRMWARE_SIZE_NO_KERNELS").is_some();
 
 /// Set at compile time, `FIRMWARE_SIZE` builds the example for the size measurements: without
 /// the sampler check, whose `logf` and `sqrtf` would otherwise be shared with the kernels and
@@ -39,6 +82,8 @@ pub enum Kernel {
     Rfa,
     /// `lara::attention`, eval mode, `mis-opt` with `alpha_coeff = 1`.
     Lara,
+    /// `Layer::forward` of the `LinearRA` layer, eval mode (the shape is that of a head).
+    Layer,
 }
 
 impl Kernel {
@@ -47,11 +92,22 @@ impl Kernel {
             Kernel::Exact => "exact",
             Kernel::Rfa => "rfa",
             Kernel::Lara => "lara",
+            Kernel::Layer => "layer",
         }
+    }
+
+    /// Whether this build calls the kernel (see [`SIZE_BASELINE`]).
+    const fn linked(self) -> bool {
+        !SIZE_BASELINE
+            && match self {
+                Kernel::Layer => !SIZE_NO_LAYER,
+                _ => !SIZE_NO_KERNELS,
+            }
     }
 }
 
-/// One kernel call: kernel, shape and `C` (LARA) or `S` (RFA) (unused by exact attention).
+/// One kernel call: kernel, shape and `C` (LARA) or `S` (RFA) (unused by exact attention); for
+/// the layer, the shape of one head (`n`, `d`, `h` heads) and `C`.
 #[derive(Clone, Copy, Debug)]
 pub struct Case {
     pub kernel: Kernel,
@@ -60,13 +116,19 @@ pub struct Case {
 }
 
 /// Every call, in the order of `expected::EXPECTED`.
-pub const CASES: [Case; 6] = [
+pub const CASES: [Case; 7] = [
     Case::new(Kernel::Exact, SMALL, SMALL_RANK),
     Case::new(Kernel::Rfa, SMALL, SMALL_RANK),
     Case::new(Kernel::Lara, SMALL, SMALL_RANK),
     Case::new(Kernel::Exact, LARGE, LARGE_RANK),
     Case::new(Kernel::Rfa, LARGE, LARGE_RANK),
     Case::new(Kernel::Lara, LARGE, LARGE_RANK),
+    Case::new(
+        Kernel::Layer,
+        Shape::self_attention(LAYER_LAYOUT.tokens(), layer_weights::CONFIG.head_dim())
+            .with_heads(layer_weights::CONFIG.heads),
+        LAYER_LANDMARKS,
+    ),
 ];
 
 impl Case {
@@ -78,9 +140,17 @@ impl Case {
         }
     }
 
+    /// The columns of the output `[n, columns]`: `d_v`, or the layer's `dim = h·d`.
+    pub const fn columns(&self) -> usize {
+        match self.kernel {
+            Kernel::Layer => self.shape.heads * self.shape.value_dim,
+            _ => self.shape.value_dim,
+        }
+    }
+
     /// Length of the summary of the output: per column means, per row means, samples.
     pub const fn summary_len(&self) -> usize {
-        self.shape.value_dim + self.shape.queries + SAMPLES
+        self.columns() + self.shape.queries + SAMPLES
     }
 }
 
@@ -88,7 +158,10 @@ const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
-const MAX_TOKENS: usize = max(SMALL.queries * SMALL.dim, LARGE.queries * LARGE.dim);
+const MAX_TOKENS: usize = max(
+    max(SMALL.queries * SMALL.dim, LARGE.queries * LARGE.dim),
+    LAYER_LAYOUT.tokens() * layer_weights::CONFIG.dim,
+);
 const MAX_OMEGA: usize = max(SMALL_RANK * SMALL.dim, LARGE_RANK * LARGE.dim);
 /// Scratch of each kernel, from the crate's `const fn`s, for the larger of the two shapes.
 pub const EXACT_SCRATCH: usize = max(exact::scratch_len(SMALL), exact::scratch_len(LARGE));
@@ -101,6 +174,16 @@ pub const RFA_SCRATCH: usize = max(
     rfa::scratch_len(LARGE, FeatureMap::Positive, LARGE_RANK),
 );
 
+/// The layer checked by `Layer::new`, once before the calls (as a firmware does at start-up, not
+/// part of a measured call); `None` in a size build that does not call it. ([`Buffers`] holds a
+/// reference: its all-zero initial value keeps it in `.bss` rather than in flash.)
+pub type CheckedLayer = Option<Result<Layer<'static>, Error>>;
+
+/// [`CheckedLayer`] of the layer of `examples/firmware/layer_weights.rs`.
+pub fn check_layer() -> CheckedLayer {
+    (Kernel::Layer.linked()).then(|| Layer::new(layer_weights::CONFIG, layer_weights::WEIGHTS))
+}
+
 /// Every buffer of the example (one `static`: no heap, no large stack frame).
 pub struct Buffers {
     q: [f32; MAX_TOKENS],
@@ -111,8 +194,13 @@ pub struct Buffers {
     exact_scratch: [f32; EXACT_SCRATCH],
     lara_scratch: [f32; LARA_SCRATCH],
     rfa_scratch: [f32; RFA_SCRATCH],
-    /// The shape and rank the inputs were last filled for.
-    filled: Option<(Shape, usize)>,
+    layer_scratch: [f32; LAYER_SCRATCH],
+    /// The layer (see [`set_layer`](Self::set_layer)).
+    layer: Option<&'static CheckedLayer>,
+    /// The shape, output columns and rank the inputs were last filled for. (No field of
+    /// `Buffers` may have a niche: `None` must be all zeros, or the `static` moves from `.bss`
+    /// into `.data`, a copy in flash; `.ci/firmware.sh` checks.)
+    filled: Option<(Shape, usize, usize)>,
 }
 
 impl Buffers {
@@ -126,15 +214,31 @@ impl Buffers {
             exact_scratch: [0.0; EXACT_SCRATCH],
             lara_scratch: [0.0; LARA_SCRATCH],
             rfa_scratch: [0.0; RFA_SCRATCH],
+            layer_scratch: [0.0; LAYER_SCRATCH],
+            layer: None,
             filled: None,
         }
     }
 
-    /// Fills `q`, `k`, `v` and `ω` for the case's shape (deterministic, bit-identical on every
-    /// target: integer hashing and exact conversions only).
+    /// The layer that the layer case runs (from [`check_layer`]).
+    pub fn set_layer(&mut self, layer: &'static CheckedLayer) {
+        self.layer = Some(layer);
+    }
+
+    /// Fills `q`, `k`, `v` and `ω` for the case's shape, or the layer's tokens `x` (in `q`)
+    /// (deterministic, bit-identical on every target: integer hashing and exact conversions
+    /// only).
     pub fn prepare(&mut self, case: &Case) {
-        let key = (case.shape, case.rank);
+        let layer = case.kernel == Kernel::Layer;
+        let key = (case.shape, case.columns(), case.rank);
         if self.filled == Some(key) {
+            return;
+        }
+        if layer {
+            // x [n, dim], about N(0, 1) per channel (as the normalised tokens entering a layer)
+            let len = case.shape.queries * case.columns();
+            fill_gaussian(&mut self.q[..len], 0x5000_0000 ^ len as u32);
+            self.filled = Some(key);
             return;
         }
         let len = case.shape.queries * case.shape.dim;
@@ -150,10 +254,11 @@ impl Buffers {
         self.filled = Some(key);
     }
 
-    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first).
+    /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first, and
+    /// [`set_layer`](Self::set_layer) for the layer).
     pub fn run(&mut self, case: &Case) -> Result<(), Error> {
-        if SIZE_BASELINE {
-            // No kernel is linked: the flash of the kernels is the difference with a normal build.
+        if !case.kernel.linked() {
+            // Not linked: its flash is the difference with a normal build.
             return core::hint::black_box(Ok(()));
         }
         let shape = case.shape;
@@ -165,7 +270,7 @@ impl Buffers {
             v: &self.v[..len],
             key_mask: None,
         };
-        let out = &mut self.out[..shape.queries * shape.value_dim];
+        let out = &mut self.out[..shape.queries * case.columns()];
         match case.kernel {
             Kernel::Exact => exact::attention(&x, out, &mut self.exact_scratch),
             Kernel::Rfa => {
@@ -180,23 +285,42 @@ impl Buffers {
                     Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
                 lara::attention(&x, &params, Sampling::Eval, out, &mut self.lara_scratch)
             }
+            Kernel::Layer => self.run_layer(case),
         }
+    }
+
+    /// The layer call (not inlined into [`run`](Self::run), whose frame would otherwise grow
+    /// for every kernel).
+    #[inline(never)]
+    fn run_layer(&mut self, case: &Case) -> Result<(), Error> {
+        let layer = match self.layer {
+            Some(Some(layer)) => layer.as_ref().map_err(|e| *e)?,
+            _ => return Err(Error::InvalidConfig("no layer: call `Buffers::set_layer`")),
+        };
+        let len = case.shape.queries * case.columns();
+        let tokens = Tokens {
+            x: &self.q[..len],
+            layout: LAYER_LAYOUT,
+            key_mask: None,
+        };
+        let out = &mut self.out[..len];
+        layer.forward(&tokens, Sampling::Eval, out, &mut self.layer_scratch)
     }
 
     /// The output of the last [`run`](Self::run) of `case`.
     pub fn output(&self, case: &Case) -> &[f32] {
-        &self.out[..case.shape.queries * case.shape.value_dim]
+        &self.out[..case.shape.queries * case.columns()]
     }
 }
 
 /// Sampled output elements per case.
 const SAMPLES: usize = 32;
 
-/// The summary of an output `[n, d_v]` that is compared with the host: the mean of every column,
-/// the mean of every row, and 32 single elements spread over rows and columns. A wrong element
-/// shows in its row mean and its column mean.
+/// The summary of an output `[n, d_v]` (the layer's `[n, dim]`) that is compared with the host:
+/// the mean of every column, the mean of every row, and 32 single elements spread over rows and
+/// columns. A wrong element shows in its row mean and its column mean.
 pub fn summary(case: Case, out: &[f32]) -> impl Iterator<Item = f32> + '_ {
-    let (n, dv) = (case.shape.queries, case.shape.value_dim);
+    let (n, dv) = (case.shape.queries, case.columns());
     let columns = (0..dv).map(move |j| {
         let mut sum = 0.0f32;
         for row in out.chunks_exact(dv) {
