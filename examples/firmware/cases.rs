@@ -304,7 +304,7 @@ impl Buffers {
             key_mask: None,
         };
         let out = &mut self.out[..len];
-        layer.forward(&tokens, Sampling::Eval, out, &mut self.layer_scratch)
+        layer.forward_linear_ra(&tokens, Sampling::Eval, out, &mut self.layer_scratch)
     }
 
     /// The output of the last [`run`](Self::run) of `case`.

@@ -66,7 +66,7 @@ mod linear_ra;
 mod quadratic;
 
 use crate::error::{Arg, Dim, Error};
-use crate::inputs::{Sampling, with_noise};
+use crate::inputs::{Noise, Sampling, with_noise};
 use crate::lara::{Proposals, Weighting};
 use crate::random::NoiseScale;
 use crate::rfa::FeatureMap;
@@ -664,29 +664,86 @@ impl<'w> Layer<'w> {
         out: &mut [f32],
         scratch: &mut [f32],
     ) -> Result<(), Error> {
-        let (n, config) = (self.check_tokens(tokens, out)?, &self.config);
+        match self.config.attention {
+            Attention::Lara(_) => self.forward_linear_ra(tokens, sampling, out, scratch),
+            _ => self.forward_quadratic(tokens, sampling, out, scratch),
+        }
+    }
+
+    /// [`forward`](Self::forward) of a `LinearRA` layer, for firmware: a program that calls
+    /// this (and not `forward`) links LARA's code and none of the other modules', and with a
+    /// constant `sampling` (e.g. [`Sampling::Eval`]) only that sampling's code.
+    ///
+    /// # Errors
+    /// Those of [`forward`](Self::forward); [`Error::InvalidConfig`] for another module.
+    #[inline(always)]
+    pub fn forward_linear_ra(
+        &self,
+        tokens: &Tokens<'_>,
+        sampling: Sampling<'_>,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        with_noise!(sampling, |noise| self
+            .run_linear_ra(tokens, noise, out, scratch))
+    }
+
+    /// [`forward_linear_ra`](Self::forward_linear_ra) with the noise `N`.
+    #[inline(never)]
+    fn run_linear_ra<N: Noise>(
+        &self,
+        tokens: &Tokens<'_>,
+        noise: N,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let Attention::Lara(lara) = self.config.attention else {
+            return Err(Error::InvalidConfig(
+                "forward_linear_ra runs LinearRA layers only",
+            ));
+        };
+        let (backend, scratch) = self.check_call(tokens, out, scratch)?;
+        let count = linear_ra::check(&lara, tokens.layout)?;
+        let config = &self.config;
+        let head_shape = Shape::self_attention(tokens.layout.tokens(), config.head_dim());
+        let rows = lara.proposals.noise_rows(count);
+        noise.check(head_shape.with_heads(config.heads), rows)?;
+        let args = linear_ra::Args {
+            layer: self,
+            lara,
+            tokens,
+            count,
+        };
+        linear_ra::forward(backend, &args, noise, out, scratch);
+        Ok(())
+    }
+
+    /// [`forward`](Self::forward) of the layers that hold a head (softmax, RA, random features).
+    #[inline(never)]
+    fn forward_quadratic(
+        &self,
+        tokens: &Tokens<'_>,
+        sampling: Sampling<'_>,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) -> Result<(), Error> {
+        let (backend, scratch) = self.check_call(tokens, out, scratch)?;
+        quadratic::forward(backend, self, tokens, sampling, out, scratch)
+    }
+
+    /// Checks the tokens, `out` and the scratch for the backend the call will run on; returns
+    /// that backend and the scratch it needs.
+    fn check_call<'s>(
+        &self,
+        tokens: &Tokens<'_>,
+        out: &[f32],
+        scratch: &'s mut [f32],
+    ) -> Result<(Available, &'s mut [f32]), Error> {
+        self.check_tokens(tokens, out)?;
         let backend = Available::active();
         let tiles = backend.backend().is_simd();
-        let needed = Self::scratch_len_for_tiles(config, tokens.layout, tiles);
-        let scratch = take_scratch(scratch, needed)?;
-        let head_shape = Shape::self_attention(n, config.head_dim()).with_heads(config.heads);
-        match config.attention {
-            Attention::Lara(lara) => {
-                let args = linear_ra::Args {
-                    layer: self,
-                    lara,
-                    tokens,
-                    count: linear_ra::check(&lara, tokens.layout)?,
-                };
-                with_noise!(sampling, |noise| {
-                    let rows = lara.proposals.noise_rows(args.count);
-                    crate::inputs::Noise::check(&noise, head_shape, rows)?;
-                    linear_ra::forward(backend, &args, noise, out, scratch);
-                    Ok(())
-                })
-            }
-            _ => quadratic::forward(backend, self, tokens, sampling, out, scratch),
-        }
+        let needed = Self::scratch_len_for_tiles(&self.config, tokens.layout, tiles);
+        Ok((backend, take_scratch(scratch, needed)?))
     }
 
     /// Checks `x`, `out` and the mask against the layout; returns the number of tokens `n`.
