@@ -5,13 +5,12 @@
 //! another association of the sums.
 
 use super::{Density, KeyPass, QueryPass, Weighting, density_terms};
-use crate::math::half_sq_norm;
 use crate::math::ln;
 use crate::simd::tile::{
     BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows, pack_transposed,
     project_block, raise_running_max, scale_row, shift_row,
 };
-use crate::simd::{Isa, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine, sum_of};
+use crate::simd::{Isa, dot, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine, sum_of};
 use crate::slices::{prefix, rows, rows_mut, take};
 
 /// Scratch of the blocked passes beyond the workspace, for `columns = S + C'` (samples plus
@@ -37,7 +36,7 @@ pub(super) fn push_keys<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2), as a [keys, S] tile; −∞ for masked keys
         let (rows_k, tile) = project_block(isa, k_block, dim, (packed, samples), samples, tile);
         for (row, k_row) in rows_mut(tile, samples).zip(rows(k_block, dim)) {
-            shift_row(row, scale * half_sq_norm(k_row));
+            shift_row(row, scale * 0.5 * dot(isa, k_row, k_row));
         }
         if !mask_rows(tile, samples, mask) {
             continue;
@@ -124,7 +123,7 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
             let (row, alpha_row) = row.split_at_mut(samples.min(row.len()));
             // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
             add_row(isa, row, ws.bias);
-            shift_row(row, scale * half_sq_norm(q_row));
+            shift_row(row, scale * 0.5 * dot(isa, q_row, q_row));
             let sum = match weighting {
                 Weighting::Optimal { alpha_coeff } => {
                     // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…))
