@@ -3,7 +3,7 @@
 //!
 //! The example is built once (`cargo build --release --example attend`, a no-op when CI has
 //! already built the examples) and its binary, located from cargo's JSON messages, is then run
-//! directly: 184 runs in all (68 of them `--layer` runs on the cases of `tests/data/layers`).
+//! directly: 183 runs in all (67 of them `--layer` runs on the cases of `tests/data/layers`).
 
 #[path = "support/npy.rs"]
 mod npy;
@@ -1614,12 +1614,10 @@ fn layer_errors_exit_with_code_2() {
     let eps_wrong = write_f32(&dir, "eps.npy", &[2, 8, 16], &data(2 * 8 * 16, 6));
     let mask_wrong = write_bool(&dir, "mask.npy", &[34], &[false; 34]);
     let softmax_1d = r#"{"dim": 32, "num_heads": 2}"#;
-    // A grid of 5 x 7 tokens cannot pool to 8 x 8 landmarks.
-    let kwargs_64 = r#"{"dim": 32, "num_heads": 2, "num_landmarks": 64}"#;
     let config = dir.join("config.json");
     std::fs::write(&config, config_json(&case)).expect("write");
     let k = x1d.clone();
-    let cases: [(&str, Vec<&dyn AsRef<OsStr>>, &str); 17] = [
+    let cases: [(&str, Vec<&dyn AsRef<OsStr>>, &str); 16] = [
         (
             "no config",
             vec![&"--layer", &weights, &x, &"-o", &out],
@@ -1699,21 +1697,6 @@ fn layer_errors_exit_with_code_2() {
                 &out,
             ],
             "MultiheadAttention has no sampled mode",
-        ),
-        (
-            "more landmark rows than grid rows",
-            vec![
-                &"--layer",
-                &weights,
-                &"--module",
-                &"LinearRA",
-                &"--kwargs",
-                &kwargs_64,
-                &x,
-                &"-o",
-                &out,
-            ],
-            "LinearRA: 8 landmarks were requested from 5 rows",
         ),
         (
             "--method",

@@ -84,20 +84,10 @@ const fn dense_generator(lara: &LaraConfig, layout: Layout) -> bool {
 
 /// Checks what the layout adds to the configuration; returns `C'`.
 pub(super) fn check(lara: &LaraConfig, layout: Layout) -> Result<usize, Error> {
-    if let Layout::Grid { height, width } = layout {
-        if lara.generator == ProposalGen::Adaptive1d {
-            return Err(Error::InvalidConfig(
-                "adaptive-1d takes a sequence, not a grid",
-            ));
-        }
-        // AdaptiveAvgPool2d to s × s with s ≤ both sides (every cell a real mean)
-        let side = lara.landmarks.isqrt();
-        if side > height.min(width) {
-            return Err(Error::TooManyLandmarks {
-                landmarks: side,
-                rows: height.min(width),
-            });
-        }
+    if let (Layout::Grid { .. }, ProposalGen::Adaptive1d) = (layout, lara.generator) {
+        return Err(Error::InvalidConfig(
+            "adaptive-1d takes a sequence, not a grid",
+        ));
     }
     match landmark_count(lara, layout) {
         0 => Err(Error::ZeroDimension(Dim::Queries)),

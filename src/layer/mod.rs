@@ -123,7 +123,8 @@ pub enum RandomizedMean {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LaraConfig {
     /// The official `num_landmarks` `C`: 1-D inputs use `min(C, n)` segments, 2-D inputs pool
-    /// to `s × s` cells, `s = ⌊√C⌋`.
+    /// to `s × s` cells, `s = ⌊√C⌋` (as `AdaptiveAvgPool2d`, also when `s` exceeds a side of the
+    /// grid: cells then repeat tokens).
     pub landmarks: usize,
     /// The official `proposal_gen` without its `-mixed` / `-vmixed` suffix.
     pub generator: ProposalGen,
@@ -648,8 +649,7 @@ impl<'w> Layer<'w> {
     /// # Errors
     /// Checked before anything is written: `x`, `out` or the mask of another length than the
     /// layout implies ([`Error::LengthMismatch`]), an empty layout, a non-finite `x`, a mask
-    /// that masks every token, a 2-D `LinearRA` whose `⌊√C⌋` is 0 or exceeds a side of the
-    /// grid, `adaptive-1d` on a grid, sampled mode for a module without one, a mask for
+    /// that masks every token, `adaptive-1d` on a grid, sampled mode for a module without one, a mask for
     /// `RandomizedAttention` ([`Error::InvalidConfig`]), noise of the wrong length, scratch
     /// shorter than [`scratch_len`](Self::scratch_len).
     ///
