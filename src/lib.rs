@@ -50,6 +50,7 @@ pub mod causal;
 mod error;
 pub mod exact;
 pub mod fixed;
+pub mod int8;
 mod inputs;
 pub mod lara;
 pub mod layer;

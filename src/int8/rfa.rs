@@ -1,0 +1,1 @@
+//! RFA positive features on int8 inputs (work in progress).
