@@ -545,13 +545,11 @@ impl<'a> Workspace<'a> {
             *bias = state.log_sum();
             super::normalise(acc, state.sum, 8);
         }
-        // kv transposed and packed: kv_t[t] = (kv_0t, kv_1t), (kv_2t, kv_3t), …
+        // kv transposed, each column packed as a row of S values (as the query weights)
         let ps = packed_len(samples);
         for (t, kv_t_row) in rows_mut(self.kv_t, ps).enumerate() {
             let column = rows(self.kv_acc, value_dim).map(|row| row.get(t).copied().unwrap_or(0));
-            for (word, pair_values) in kv_t_row.iter_mut().zip(PairsOf(column)) {
-                *word = pair(pair_values.0, pair_values.1);
-            }
+            pack_row(column, samples, kv_t_row);
         }
     }
 
@@ -747,16 +745,5 @@ fn add_row(sum: &mut [i32], row: &[i8]) {
 fn copy_words(dst: &mut [i32], src: &[i32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = s;
-    }
-}
-
-/// Consecutive pairs of an iterator, the last one padded with 0.
-struct PairsOf<I>(I);
-
-impl<I: Iterator<Item = i32>> Iterator for PairsOf<I> {
-    type Item = (i32, i32);
-    fn next(&mut self) -> Option<(i32, i32)> {
-        let low = self.0.next()?;
-        Some((low, self.0.next().unwrap_or(0)))
     }
 }
