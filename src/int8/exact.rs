@@ -85,7 +85,7 @@ pub fn attention(
     Ok(())
 }
 
-/// `acc = Σ_j softmax_j(s · q·k_j) v_j` as `V8`, for the packed query row `q_packed`.
+/// `acc = Σ_j softmax_j(s · q·k_j) v_j` as `V16`, for the packed query row `q_packed`.
 #[inline(never)]
 fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
     let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
@@ -128,7 +128,7 @@ fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
         // Σ w·v += Σ_j w_j v_j (masked and absent keys have weight 0 and an empty row)
         accumulate_rows(acc, &weights, &values_or_zero(&values, &weights));
     }
-    super::normalise(acc, state.sum, 8);
+    super::normalise(acc, state.sum, 16);
 }
 
 /// The value rows of a block, a zero-weight row replaced by the first row given (it adds

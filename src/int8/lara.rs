@@ -714,11 +714,11 @@ impl<'a> Workspace<'a> {
                 .map(|(c, &l)| shift_round(weight_of(c, l), shift) as i32);
             pack_row(normalised, samples, self.weights_packed);
             let weight_sum: i32 = unpacked(self.weights_packed, samples).sum();
-            // out_i = Σ_c sniw_c kv_c = (Σ_c w_c kv_c) / Σ_c w_c, as V8
+            // out_i = Σ_c sniw_c kv_c = (Σ_c w_c kv_c) / Σ_c w_c, from V8 to V16
             for (o, kv_t_row) in out_row.iter_mut().zip(rows(self.kv_t, ps)) {
                 *o = dot_pairs(self.weights_packed, kv_t_row);
             }
-            super::normalise(out_row, weight_sum.max(1) as u32, 0);
+            super::normalise(out_row, weight_sum.max(1) as u32, 8);
             plan.requantize.write(out_row, out, base + i * value_dim);
         }
     }

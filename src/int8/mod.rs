@@ -49,9 +49,10 @@
 //!   in blocks of four; a block above the reference rescales the sums by `2^(reference − max)`,
 //!   a block that would take the sum above `2^23` halves the sums and raises the reference by
 //!   one. No sum overflows for any number of keys, and the scratch does not grow with `n`.
-//! * **Values `V8`**: a softmax-weighted mean of values in `v`'s units with 8 fractional bits
-//!   (`i32`, `|V8| ≤ 2^15`), by one reciprocal per row. [`Out::I8`] requantises it with the
-//!   multiplier `scale_v / (256 · scale_out)`, rounding half up and saturating to `[-128, 127]`.
+//! * **Outputs `V16`**: a weighted mean of values in `v`'s units with 16 fractional bits (`i32`,
+//!   `|V16| ≤ 2^23`), by one reciprocal per row. [`Out::I8`] requantises it with the multiplier
+//!   `scale_v / (2^16 · scale_out)`, rounding half up and saturating to `[-128, 127]`;
+//!   [`Out::F32`] is `V16 · scale_v / 2^16`. (LARA's `kv_c` are `V8`, 8 fractional bits, in `i16`.)
 //! * **LARA's landmarks and proposals** are `i16` (`|x| ≤ 2^14`) in units the plan picks from the
 //!   scales so that no value can leave that range: `q̄` in `scale_q / 128`, `mu`, `W` in
 //!   `w_unit = (128 · (scale_q̄ + scale_k̄) + f · 128 · scale_eps) / 2^14`. `kv_c` is `V8` in
@@ -71,7 +72,7 @@
 //! # Error budget
 //! Against the `f32` kernels on the dequantised inputs, the fixed-point steps add (relative to
 //! the output's scale): logits `≤ 2^-16` (multiplier rounding) plus the `L16` rounding (`2^-17`
-//! base 2), weights `≤ 2^-15` each, `V8` rounding `2^-9` of a value unit, requantisation half an
+//! base 2), weights `≤ 2^-15` each, `V16` rounding `2^-17` of a value unit, requantisation half an
 //! output unit. The int8 quantisation of the inputs dominates: `q`, `k` quantised with
 //! `max|x| / 127` move a logit by up to `s · d · (|q| Δk + |k| Δq)/2`; `tests/int8.rs` measures
 //! the whole against the `f32` kernels (relative Frobenius error ≤ 2% on the golden inputs).
@@ -241,31 +242,31 @@ impl Out<'_> {
     }
 }
 
-/// The last step of every kernel: `V8` values (`v`'s units, 8 fractional bits) to the output.
+/// The last step of every kernel: `V16` values (`v`'s units, 16 fractional bits) to the output.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Requantize {
-    /// `scale_v / (256 · scale_out)`.
+    /// `scale_v / (2^16 · scale_out)`.
     to_i8: Multiplier,
-    /// `scale_v / 256`.
+    /// `scale_v / 2^16`.
     to_f32: f32,
 }
 
 impl Requantize {
     fn new(scales: &Scales) -> Result<Self, Error> {
         Ok(Requantize {
-            to_i8: multiplier(scales.v / (256.0 * scales.out), "scale_v / scale_out")?,
-            to_f32: scales.v / 256.0,
+            to_i8: multiplier(scales.v / (65536.0 * scales.out), "scale_v / scale_out")?,
+            to_f32: scales.v / 65536.0,
         })
     }
 
-    /// Writes `V8` values at `offset` of `out`.
+    /// Writes `V16` values at `offset` of `out`.
     #[inline]
     fn write(&self, values: &[i32], out: &mut Out<'_>, offset: usize) {
         match out {
             Out::I8(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
                 for (o, &v) in out.iter_mut().zip(values) {
-                    // round(V8 · scale_v / (256 · scale_out)), saturated
+                    // round(V16 · scale_v / (2^16 · scale_out)), saturated
                     *o = self.to_i8.apply(i64::from(v)).clamp(-128, 127) as i8;
                 }
             }
@@ -279,8 +280,9 @@ impl Requantize {
     }
 }
 
-/// `round(acc[t] · 2^extra / sum)` for every `t`, in place: `V8` values from sums `Σ w·v` (in
-/// `v`'s units, `extra = 8`, or already `V8`, `extra = 0`) and their weight sum.
+/// `round(acc[t] · 2^extra / sum)` for every `t`, in place: means from sums `Σ w·v` and their
+/// weight sum, with `extra` more fractional bits than the sums (`V16` from `v`'s units:
+/// `extra = 16`).
 #[inline]
 fn normalise(acc: &mut [i32], sum: u32, extra: i32) {
     let reciprocal = Reciprocal::new(sum);
