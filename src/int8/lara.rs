@@ -651,7 +651,7 @@ impl<'a> Workspace<'a> {
         let (p, ps) = (packed_len(dim), packed_len(samples));
         let t_dot = t_multiplier(plan, landmarks);
         let base = head * self.shape.queries * value_dim;
-        let (logits, alphas) = self.block.split_at_mut(samples);
+        let (logits, alphas) = self.block.split_at_mut(samples.min(self.block.len()));
         let out_row = prefix(self.kv_acc, value_dim);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // logiw − log2 α = s · W_c·q_i + bias_c (the −s|q_i|²/2 term cancels over c)

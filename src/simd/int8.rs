@@ -109,9 +109,8 @@ pub(crate) fn portable_dot_packed_i8(packed: &[i32], x: &[i8]) -> i32 {
     }
     for (pair_x, &word) in tail.chunks(2).zip(packed_tail) {
         let (low, high) = halves(word);
-        sum += low * i32::from(pair_x[0]);
-        if let Some(&x1) = pair_x.get(1) {
-            sum += high * i32::from(x1);
+        for (&x, w) in pair_x.iter().zip([low, high]) {
+            sum += w * i32::from(x);
         }
     }
     sum
