@@ -27,8 +27,14 @@ fn main() {
             _ => None,
         })
         .unwrap_or_default();
-    let dsp_core = ["cortex-m33", "cortex-m35p", "cortex-m52", "cortex-m55", "cortex-m85"]
-        .contains(&cpu.as_str());
+    let dsp_core = [
+        "cortex-m33",
+        "cortex-m35p",
+        "cortex-m52",
+        "cortex-m55",
+        "cortex-m85",
+    ]
+    .contains(&cpu.as_str());
     if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && dsp_core) {
         println!("cargo::rustc-cfg=lara_attn_dsp");
     }

@@ -251,7 +251,10 @@ impl fmt::Display for Error {
                 f.write_str("the random number generator produced degenerate draws")
             }
             Error::InvalidScale(arg) => {
-                write!(f, "the quantisation scale of {arg} is not finite and positive")
+                write!(
+                    f,
+                    "the quantisation scale of {arg} is not finite and positive"
+                )
             }
             Error::FixedPointRange(why) => {
                 write!(f, "outside the int8 kernels' fixed-point range: {why}")

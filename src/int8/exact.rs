@@ -38,7 +38,10 @@ impl Plan {
         )?;
         Ok(Plan {
             dim,
-            logit: multiplier(s * scales.q * scales.k * super::L16_PER_NAT, "s · scale_q · scale_k")?,
+            logit: multiplier(
+                s * scales.q * scales.k * super::L16_PER_NAT,
+                "s · scale_q · scale_k",
+            )?,
             requantize: Requantize::new(scales)?,
         })
     }
@@ -79,7 +82,8 @@ pub fn attention(
         for (i, q_row) in rows(x.q, shape.dim).enumerate() {
             pack_i8_row(q_row, q_packed);
             attend_row(plan, &x, q_packed, acc);
-            plan.requantize.write(acc, &mut out, base + i * shape.value_dim);
+            plan.requantize
+                .write(acc, &mut out, base + i * shape.value_dim);
         }
     }
     Ok(())
@@ -90,7 +94,9 @@ pub fn attention(
 fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
     let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
     let mut state = Running::EMPTY;
-    let mut keys = rows(x.k, dim).zip(rows(x.v, value_dim)).zip(x.unmasked_keys());
+    let mut keys = rows(x.k, dim)
+        .zip(rows(x.v, value_dim))
+        .zip(x.unmasked_keys());
     let empty: &[i8] = &[];
     loop {
         // A block of up to four keys: logits (None for masked keys) and value rows.
@@ -104,7 +110,9 @@ fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
             seen += 1;
             if unmasked {
                 // ℓ_j = s · q·k_j in L16
-                *slot = Some(to_logit(plan.logit.apply(i64::from(dot_packed_i8(q_packed, k_row)))));
+                *slot = Some(to_logit(
+                    plan.logit.apply(i64::from(dot_packed_i8(q_packed, k_row))),
+                ));
                 *value_slot = v_row;
             }
         }
@@ -116,9 +124,7 @@ fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
         };
         state.raise(block_max, acc);
         // w_j = 2^(ℓ_j − reference) in Q15; Σ_j w_j
-        let weights_of = |state: &Running| {
-            logits.map(|l| l.map_or(0, |l| state.weight(l) as i32))
-        };
+        let weights_of = |state: &Running| logits.map(|l| l.map_or(0, |l| state.weight(l) as i32));
         let mut weights = weights_of(&state);
         let block_sum = weights.iter().sum::<i32>() as u32;
         if state.make_room(block_sum, acc) {
@@ -135,7 +141,11 @@ fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
 /// `0 · v`; `accumulate_rows` zips every row with the accumulator, so none may be short).
 #[inline(always)]
 fn values_or_zero<'a>(values: &[&'a [i8]; BLOCK], weights: &[i32; BLOCK]) -> [&'a [i8]; BLOCK] {
-    let any = values.iter().find(|v| !v.is_empty()).copied().unwrap_or(&[]);
+    let any = values
+        .iter()
+        .find(|v| !v.is_empty())
+        .copied()
+        .unwrap_or(&[]);
     let mut out = *values;
     for (o, &w) in out.iter_mut().zip(weights) {
         if w == 0 || o.is_empty() {

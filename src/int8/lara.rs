@@ -275,11 +275,7 @@ pub fn attention(
         }
     };
     let needed = workspace_len(shape, count, samples);
-    let mut ws = Workspace::split(
-        take_scratch_of(scratch, needed)?,
-        shape,
-        (count, samples),
-    );
+    let mut ws = Workspace::split(take_scratch_of(scratch, needed)?, shape, (count, samples));
     let heads = shape.heads;
     for head in 0..heads {
         let x = x.head(head);
@@ -427,7 +423,12 @@ impl<'a> Workspace<'a> {
     }
 
     /// `W = mu` (eval) or `mu + f · eps` laid out as the proposals say.
-    fn sample_proposals(&mut self, plan: &Plan, sampling: Sampling<'_>, (heads, head): (usize, usize)) {
+    fn sample_proposals(
+        &mut self,
+        plan: &Plan,
+        sampling: Sampling<'_>,
+        (heads, head): (usize, usize),
+    ) {
         let (dim, count) = (self.shape.dim, self.count);
         let p = packed_len(dim);
         let eps = match sampling {
@@ -470,7 +471,9 @@ impl<'a> Workspace<'a> {
         self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
         self.sum.fill(0);
         self.kv_acc.fill(0);
-        let mut keys = rows(x.k, dim).zip(rows(x.v, value_dim)).zip(x.unmasked_keys());
+        let mut keys = rows(x.k, dim)
+            .zip(rows(x.v, value_dim))
+            .zip(x.unmasked_keys());
         let empty: &[i8] = &[];
         loop {
             let mut block_keys = [None; BLOCK];
@@ -493,7 +496,11 @@ impl<'a> Workspace<'a> {
                 continue;
             }
             // |k_j|² of the block
-            let norms = block_keys.map(|k| k.map_or(0, |k| k.iter().map(|&v| i32::from(v) * i32::from(v)).sum::<i32>()));
+            let norms = block_keys.map(|k| {
+                k.map_or(0, |k| {
+                    k.iter().map(|&v| i32::from(v) * i32::from(v)).sum::<i32>()
+                })
+            });
             // (v_0t, v_1t), (v_2t, v_3t) for every column t (0 for absent keys)
             for (t, pair_words) in self.value_pairs.chunks_exact_mut(2).enumerate() {
                 let v = block_values.map(|row| row.get(t).map_or(0, |&v| i32::from(v)));
@@ -520,7 +527,8 @@ impl<'a> Workspace<'a> {
                 };
                 let block_max = logits.iter().flatten().copied().max().unwrap_or(0);
                 state.raise(block_max, acc);
-                let weights_of = |state: &Running| logits.map(|l| l.map_or(0, |l| state.weight(l) as i32));
+                let weights_of =
+                    |state: &Running| logits.map(|l| l.map_or(0, |l| state.weight(l) as i32));
                 let mut weights = weights_of(&state);
                 if state.make_room(weights.iter().sum::<i32>() as u32, acc) {
                     weights = weights_of(&state);
@@ -655,7 +663,9 @@ impl<'a> Workspace<'a> {
         let out_row = prefix(self.kv_acc, value_dim);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // logiw − log2 α = s · W_c·q_i + bias_c (the −s|q_i|²/2 term cancels over c)
-            for ((logit, w_row), &bias) in logits.iter_mut().zip(rows(self.w, p)).zip(self.bias.iter()) {
+            for ((logit, w_row), &bias) in
+                logits.iter_mut().zip(rows(self.w, p)).zip(self.bias.iter())
+            {
                 let dot = i64::from(dot_packed_i8(w_row, q_row));
                 *logit = to_logit(plan.query_dot.apply(dot) + i64::from(bias));
             }
@@ -679,13 +689,16 @@ impl<'a> Workspace<'a> {
                         .zip(rows(self.q_bar, p))
                         .zip(self.t_reference.iter())
                     {
-                        let logit = to_logit(t_dot.apply(i64::from(dot_packed_i8(q_bar_row, q_row))));
+                        let logit =
+                            to_logit(t_dot.apply(i64::from(dot_packed_i8(q_bar_row, q_row))));
                         *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27) as i32;
                         t_total += i64::from(*t);
                     }
                     let t_mean = div_round(t_total, count as i64);
                     // α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean T), 2^-27) in Q27
-                    for (c, (alpha, &balance)) in alphas.iter_mut().zip(self.balance.iter()).enumerate() {
+                    for (c, (alpha, &balance)) in
+                        alphas.iter_mut().zip(self.balance.iter()).enumerate()
+                    {
                         let t = self.t_row.get(c % count).copied().unwrap_or(0);
                         let spread = shift_round(plan.alpha_coeff * (i64::from(t) - t_mean), 16);
                         *alpha = (i64::from(balance) + spread).clamp(1, i64::from(i32::MAX)) as i32;
@@ -704,7 +717,11 @@ impl<'a> Workspace<'a> {
                     e
                 }
             };
-            let total: i64 = logits.iter().enumerate().map(|(c, &l)| weight_of(c, l)).sum();
+            let total: i64 = logits
+                .iter()
+                .enumerate()
+                .map(|(c, &l)| weight_of(c, l))
+                .sum();
             // sniw_c ∝ w_c, scaled so that Σ_c < 2^14 (each ≤ 2^14, an i16 operand)
             let bits = 64 - total.max(1).leading_zeros() as i32;
             let shift = bits - 14;

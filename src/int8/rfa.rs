@@ -20,7 +20,9 @@ use super::fixed_point::{
 use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier};
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
-use crate::simd::int8::{accumulate_pairs, dot_packed_i8, dot_pairs, pack_i8_row, pack_row, packed_len, pair};
+use crate::simd::int8::{
+    accumulate_pairs, dot_packed_i8, dot_pairs, pack_i8_row, pack_row, packed_len, pair,
+};
 use crate::slices::{part, rows, rows_mut, take};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
@@ -56,7 +58,12 @@ impl Plan {
     /// [`Error::InvalidScale`], [`Error::ZeroFeatures`], [`Error::FixedPointRange`] for
     /// `dim > 512`, more than 4096 features or scales whose projections can exceed `2^12`
     /// (base 2).
-    pub fn new(dim: usize, scales: &Scales, omega_scale: f32, features: usize) -> Result<Self, Error> {
+    pub fn new(
+        dim: usize,
+        scales: &Scales,
+        omega_scale: f32,
+        features: usize,
+    ) -> Result<Self, Error> {
         scales.check()?;
         check_scale(omega_scale, Arg::Omega)?;
         super::check_dim(dim)?;
@@ -72,7 +79,8 @@ impl Plan {
         let max_omega = 128.0 * omega_scale;
         let (max_q, max_k) = (128.0 * scales.q, 128.0 * scales.k);
         check_logit_bound(
-            s4 * d * max_omega * max_q.max(max_k) + s * d * max_q.max(max_k) * max_q.max(max_k) / 2.0,
+            s4 * d * max_omega * max_q.max(max_k)
+                + s * d * max_q.max(max_k) * max_q.max(max_k) / 2.0,
             "RFA projections: d^-1/4 · d · max|x| · max|ω| + s · d · max|x|²/2 above 2839",
         )?;
         let l16 = super::L16_PER_NAT;
@@ -128,11 +136,17 @@ pub fn attention(
     }
     let features = plan.features;
     expect_len(Arg::Omega, omega.len(), shape.stacked(features, shape.dim)?)?;
-    let mut ws = Workspace::split(take_scratch_of(scratch, scratch_len(shape, features))?, shape, features);
+    let mut ws = Workspace::split(
+        take_scratch_of(scratch, scratch_len(shape, features))?,
+        shape,
+        features,
+    );
     let heads = shape.heads;
     for head in 0..heads {
         let x = x.head(head);
-        for (packed, omega_row) in rows_mut(ws.omega, packed_len(shape.dim)).zip(rows(part(omega, heads, head), shape.dim)) {
+        for (packed, omega_row) in
+            rows_mut(ws.omega, packed_len(shape.dim)).zip(rows(part(omega, heads, head), shape.dim))
+        {
             pack_i8_row(omega_row, packed);
         }
         let exponents = ws.key_pass(plan, &x);
@@ -205,7 +219,9 @@ impl<'a> Workspace<'a> {
         // M = max B so far, reference ≥ M (L16)
         let (mut max, mut reference) = (EMPTY_REFERENCE, EMPTY_REFERENCE);
         let mut key_count = 0i64;
-        let mut keys = rows(x.k, dim).zip(rows(x.v, value_dim)).zip(x.unmasked_keys());
+        let mut keys = rows(x.k, dim)
+            .zip(rows(x.v, value_dim))
+            .zip(x.unmasked_keys());
         let empty: &[i8] = &[];
         loop {
             let mut block_keys = [None; BLOCK];
@@ -235,7 +251,10 @@ impl<'a> Workspace<'a> {
                 let norm: i32 = k_row.iter().map(|&v| i32::from(v) * i32::from(v)).sum();
                 let half_norm = plan.key_norm.apply(i64::from(norm));
                 for (omega_row, tile_row) in rows(self.omega, p).zip(rows_mut(self.block, BLOCK)) {
-                    let b = to_logit(plan.key_projection.apply(i64::from(dot_packed_i8(omega_row, k_row))));
+                    let b = to_logit(
+                        plan.key_projection
+                            .apply(i64::from(dot_packed_i8(omega_row, k_row))),
+                    );
                     block_max = block_max.max(b);
                     if let Some(slot) = tile_row.get_mut(j) {
                         *slot = to_logit(i64::from(b) - half_norm);
@@ -256,12 +275,22 @@ impl<'a> Workspace<'a> {
                 }
             }
             // w[r, j] = 2^(B − hk − reference) (Q15); halve while a sum would pass 2^23
-            let weight = |reference: i32, logit: i32| weight_q15(reference.wrapping_sub(logit).max(0) as u32) as i32;
+            let weight = |reference: i32, logit: i32| {
+                weight_q15(reference.wrapping_sub(logit).max(0) as u32) as i32
+            };
             loop {
-                let fits = rows(self.block, BLOCK).zip(self.key_sum.iter()).all(|(tile_row, &sum)| {
-                    let block_sum: i32 = tile_row.iter().zip(&block_keys).filter(|(_, k)| k.is_some()).map(|(&l, _)| weight(reference, l)).sum();
-                    (sum as u32).saturating_add(block_sum as u32) <= SUM_LIMIT
-                });
+                let fits =
+                    rows(self.block, BLOCK)
+                        .zip(self.key_sum.iter())
+                        .all(|(tile_row, &sum)| {
+                            let block_sum: i32 = tile_row
+                                .iter()
+                                .zip(&block_keys)
+                                .filter(|(_, k)| k.is_some())
+                                .map(|(&l, _)| weight(reference, l))
+                                .sum();
+                            (sum as u32).saturating_add(block_sum as u32) <= SUM_LIMIT
+                        });
                 if fits {
                     break;
                 }
@@ -270,7 +299,10 @@ impl<'a> Workspace<'a> {
                 }
                 reference = reference.saturating_add(L16_ONE);
             }
-            for ((tile_row, sum), words) in rows(self.block, BLOCK).zip(self.key_sum.iter_mut()).zip(self.weight_pairs.chunks_exact_mut(2)) {
+            for ((tile_row, sum), words) in rows(self.block, BLOCK)
+                .zip(self.key_sum.iter_mut())
+                .zip(self.weight_pairs.chunks_exact_mut(2))
+            {
                 let mut w = [0i32; BLOCK];
                 for ((wj, &l), key) in w.iter_mut().zip(tile_row).zip(&block_keys) {
                     if key.is_some() {
@@ -281,7 +313,12 @@ impl<'a> Workspace<'a> {
                 words[0] = pair(w[0], w[1]);
                 words[1] = pair(w[2], w[3]);
             }
-            for ((t, words), value_sum) in self.value_pairs.chunks_exact_mut(2).enumerate().zip(self.value_sum.iter_mut()) {
+            for ((t, words), value_sum) in self
+                .value_pairs
+                .chunks_exact_mut(2)
+                .enumerate()
+                .zip(self.value_sum.iter_mut())
+            {
                 let v = block_values.map(|row| row.get(t).map_or(0, |&v| i32::from(v)));
                 words[0] = pair(v[0], v[1]);
                 words[1] = pair(v[2], v[3]);
@@ -298,7 +335,9 @@ impl<'a> Workspace<'a> {
         let c = (plan.ratio * i64::from(mantissa)) >> 24; // Q16
         // KV_r[t], K_r in units of 2^-24: c · sum · 2^(Xi + 1 − k − 15 − 16 + 24)
         let up = whole + 1 - k as i32 - 7;
-        let kv_of = |acc: i32, floor_part: i64| shift_round(c * i64::from(acc), -up) + FLOOR_Q24 * floor_part;
+        let kv_of = |acc: i32, floor_part: i64| {
+            shift_round(c * i64::from(acc), -up) + FLOOR_Q24 * floor_part
+        };
         // shared exponents: the largest |KV| and K to 15 bits
         let mut kv_max = 0u64;
         for (acc_row, _) in rows(self.acc, value_dim).zip(0..features) {
@@ -306,7 +345,12 @@ impl<'a> Workspace<'a> {
                 kv_max = kv_max.max(kv_of(a, i64::from(vs)).unsigned_abs());
             }
         }
-        let k_max = self.key_sum.iter().map(|&s| kv_of(s, key_count).unsigned_abs()).max().unwrap_or(1);
+        let k_max = self
+            .key_sum
+            .iter()
+            .map(|&s| kv_of(s, key_count).unsigned_abs())
+            .max()
+            .unwrap_or(1);
         let exponent_of = |m: u64| 64 - m.max(1).leading_zeros() as i32 - 15;
         let exponents = Exponents {
             kv: exponent_of(kv_max),
@@ -321,14 +365,24 @@ impl<'a> Workspace<'a> {
             });
             pack_row(column, features, kv_t_row);
         }
-        let k_values = self.key_sum.iter().map(|&s| shift_round(kv_of(s, key_count), exponents.k).clamp(0, 32767) as i32);
+        let k_values = self
+            .key_sum
+            .iter()
+            .map(|&s| shift_round(kv_of(s, key_count), exponents.k).clamp(0, 32767) as i32);
         pack_row(k_values, features, self.k_packed);
         exponents
     }
 
     /// `out_i = Σ_r φq KV_r / max(Σ_r φq K_r, 1e-2)` for every query of one head.
     #[inline(never)]
-    fn query_pass(&mut self, plan: &Plan, x: &Qkv<'_>, exponents: Exponents, out: &mut Out<'_>, head: usize) {
+    fn query_pass(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        exponents: Exponents,
+        out: &mut Out<'_>,
+        head: usize,
+    ) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
         let (p, ps) = (packed_len(dim), packed_len(features));
         let base = head * self.shape.queries * value_dim;
@@ -337,7 +391,10 @@ impl<'a> Workspace<'a> {
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // A[i, r] (L16), max_r A, hq
             for (a, omega_row) in projections.iter_mut().zip(rows(self.omega, p)) {
-                *a = to_logit(plan.query_projection.apply(i64::from(dot_packed_i8(omega_row, q_row))));
+                *a = to_logit(
+                    plan.query_projection
+                        .apply(i64::from(dot_packed_i8(omega_row, q_row))),
+                );
             }
             let max = projections.iter().copied().max().unwrap_or(0);
             let norm: i32 = q_row.iter().map(|&v| i32::from(v) * i32::from(v)).sum();
@@ -350,7 +407,13 @@ impl<'a> Workspace<'a> {
             let total: u64 = projections.iter().map(|&a| phi(a)).sum();
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
             let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
-            pack_row(projections.iter().map(|&a| shift_round(phi(a) as i64, q_exponent) as i32), features, self.phi_packed);
+            pack_row(
+                projections
+                    .iter()
+                    .map(|&a| shift_round(phi(a) as i64, q_exponent) as i32),
+                features,
+                self.phi_packed,
+            );
             // den = Σ_r φq K_r, clamped at 1e-2 = CLAMP_Q30 · 2^-30 in the units of den
             let den = i64::from(dot_pairs(self.phi_packed, self.k_packed));
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));

@@ -155,7 +155,12 @@ pub(crate) fn accumulate_rows(acc: &mut [i32], weights: &[i32; 4], rows: &[&[i8]
 /// holds per row `r` the words `(w_r0, w_r1)`, `(w_r2, w_r3)`, `value_pairs` per column `t`
 /// the words `(v_0t, v_1t)`, `(v_2t, v_3t)`; `acc` is `[rows, columns]`.
 #[inline]
-pub(crate) fn accumulate_pairs(acc: &mut [i32], columns: usize, weights: &[i32], value_pairs: &[i32]) {
+pub(crate) fn accumulate_pairs(
+    acc: &mut [i32],
+    columns: usize,
+    weights: &[i32],
+    value_pairs: &[i32],
+) {
     #[cfg(lara_attn_dsp)]
     {
         dsp::accumulate_pairs(acc, columns, weights, value_pairs)
@@ -174,7 +179,10 @@ pub(crate) fn portable_accumulate_pairs(
     weights: &[i32],
     value_pairs: &[i32],
 ) {
-    for (acc_row, w) in acc.chunks_exact_mut(columns.max(1)).zip(weights.chunks_exact(2)) {
+    for (acc_row, w) in acc
+        .chunks_exact_mut(columns.max(1))
+        .zip(weights.chunks_exact(2))
+    {
         let ((w0, w1), (w2, w3)) = (halves(w[0]), halves(w[1]));
         for (a, v) in acc_row.iter_mut().zip(value_pairs.chunks_exact(2)) {
             let ((v0, v1), (v2, v3)) = (halves(v[0]), halves(v[1]));
