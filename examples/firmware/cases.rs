@@ -78,6 +78,8 @@ pub const LAYER_MACS_EXECUTED: u64 = {
 const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
 const SIZE_NO_LAYER: bool = option_env!("FIRMWARE_SIZE_NO_LAYER").is_some();
 const SIZE_NO_KERNELS: bool = option_env!("FIRMWARE_SIZE_NO_KERNELS").is_some();
+/// `FIRMWARE_SIZE_NO_INT8`: without the int8 kernels (their flash, by difference).
+const SIZE_NO_INT8: bool = option_env!("FIRMWARE_SIZE_NO_INT8").is_some();
 
 /// Set at compile time, `FIRMWARE_SIZE` builds the example for the size measurements: without
 /// the sampler check, whose `logf` and `sqrtf` would otherwise be shared with the kernels and
@@ -139,6 +141,7 @@ impl Kernel {
         !SIZE_BASELINE
             && match self {
                 Kernel::Layer => !SIZE_NO_LAYER,
+                Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => !SIZE_NO_INT8,
                 _ => !SIZE_NO_KERNELS,
             }
     }
