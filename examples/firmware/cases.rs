@@ -78,8 +78,11 @@ pub const LAYER_MACS_EXECUTED: u64 = {
 const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
 const SIZE_NO_LAYER: bool = option_env!("FIRMWARE_SIZE_NO_LAYER").is_some();
 const SIZE_NO_KERNELS: bool = option_env!("FIRMWARE_SIZE_NO_KERNELS").is_some();
-/// `FIRMWARE_SIZE_NO_INT8`: without the int8 kernels (their flash, by difference).
-const SIZE_NO_INT8: bool = option_env!("FIRMWARE_SIZE_NO_INT8").is_some();
+/// The int8 kernels are linked in every run, but in size builds (`FIRMWARE_SIZE`) only with
+/// `FIRMWARE_SIZE_INT8` set: the other size figures keep their meaning, and the int8 kernels'
+/// flash is the difference of a size build with and without it.
+const SIZE_NO_INT8: bool =
+    option_env!("FIRMWARE_SIZE").is_some() && option_env!("FIRMWARE_SIZE_INT8").is_none();
 
 /// Set at compile time, `FIRMWARE_SIZE` builds the example for the size measurements: without
 /// the sampler check, whose `logf` and `sqrtf` would otherwise be shared with the kernels and
