@@ -107,10 +107,10 @@ mod firmware {
                 }
             };
             let (stack, _) = device::peak_stack(|| run(buffers, case));
-            let ok = error <= cases::TOLERANCE;
+            let ok = cases::passes(case, error);
             mismatches += usize::from(!ok);
             let rank = match case.kernel {
-                Kernel::Exact => 0,
+                Kernel::Exact | Kernel::Exact8 => 0,
                 _ => case.rank,
             };
             let _ = writeln!(
@@ -139,6 +139,36 @@ mod firmware {
                 Ratio(exact, lara),
                 Ratio(rfa, exact),
             );
+        }
+        // int8 against f32 on this core, and instructions per multiply-add.
+        for (kernel8, kernel) in [
+            (Kernel::Exact8, Kernel::Exact),
+            (Kernel::Rfa8, Kernel::Rfa),
+            (Kernel::Lara8, Kernel::Lara),
+        ] {
+            for (i, case) in CASES.iter().enumerate() {
+                if case.kernel != kernel8 {
+                    continue;
+                }
+                let same = |c: &Case| c.kernel == kernel && c.shape == case.shape;
+                let Some(j) = CASES.iter().position(same) else {
+                    continue;
+                };
+                let macs = case.kernel.macs(case.shape, case.rank);
+                let _ = writeln!(
+                    out,
+                    "int8 {} at ({},{},{}): {}x fewer instructions than f32, {} instructions per \
+                     multiply-add ({} MACs; f32: {})",
+                    kernel.name(),
+                    case.shape.queries,
+                    case.shape.dim,
+                    case.rank,
+                    Ratio(instructions[j], instructions[i]),
+                    Ratio(instructions[i], macs),
+                    macs,
+                    Ratio(instructions[j], macs),
+                );
+            }
         }
         if let Some(i) = CASES.iter().position(|c| c.kernel == Kernel::Layer) {
             let config = &crate::layer_weights::CONFIG;
@@ -192,7 +222,8 @@ mod firmware {
         };
         let _ = writeln!(
             out,
-            "{} of {} checks passed (outputs within {} of the host's, the sampler's bits): {}",
+            "{} of {} checks passed (outputs within {} of the host's, int8 outputs and the \
+             sampler's the same bits): {}",
             CASES.len() + usize::from(cases::SAMPLER_CHECK) - mismatches,
             CASES.len() + usize::from(cases::SAMPLER_CHECK),
             Sci(cases::TOLERANCE),
@@ -278,9 +309,9 @@ mod host {
                         f32::INFINITY
                     }
                 };
-                let ok = error <= cases::TOLERANCE;
+                let ok = cases::passes(case, error);
                 failed += usize::from(!ok);
-                let rank = if case.kernel == Kernel::Exact {
+                let rank = if matches!(case.kernel, Kernel::Exact | Kernel::Exact8) {
                     0
                 } else {
                     case.rank

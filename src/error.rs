@@ -178,6 +178,14 @@ pub enum Error {
     /// The random number generator kept producing degenerate draws (for example a constant
     /// stream), so an orthogonal block could not be completed.
     DegenerateRandomness,
+    /// A quantisation scale of an [`int8`](crate::int8) call that is not finite and positive.
+    InvalidScale(Arg),
+    /// Quantisation scales or dimensions outside the limits of the [`int8`](crate::int8)
+    /// kernels' fixed-point formats (the reason names the limit; the module docs list them).
+    FixedPointRange(&'static str),
+    /// An [`int8`](crate::int8) call with a plan made for another head dimension, weighting,
+    /// number of features or sampling.
+    PlanMismatch,
 }
 
 impl fmt::Display for Error {
@@ -241,6 +249,18 @@ impl fmt::Display for Error {
             }
             Error::DegenerateRandomness => {
                 f.write_str("the random number generator produced degenerate draws")
+            }
+            Error::InvalidScale(arg) => {
+                write!(
+                    f,
+                    "the quantisation scale of {arg} is not finite and positive"
+                )
+            }
+            Error::FixedPointRange(why) => {
+                write!(f, "outside the int8 kernels' fixed-point range: {why}")
+            }
+            Error::PlanMismatch => {
+                f.write_str("the int8 plan was made for another dimension, weighting or sampling")
             }
         }
     }

@@ -51,6 +51,7 @@ mod error;
 pub mod exact;
 pub mod fixed;
 mod inputs;
+pub mod int8;
 pub mod lara;
 pub mod layer;
 mod math;

@@ -145,3 +145,11 @@ pub(crate) fn take_scratch(scratch: &mut [f32], needed: usize) -> Result<&mut [f
         .get_mut(..checked_scratch_len(needed)?)
         .ok_or(Error::ScratchTooSmall { needed, actual })
 }
+
+/// [`take_scratch`] for a scratch of any element type (the int8 kernels' `i32`s).
+pub(crate) fn take_scratch_of<T>(scratch: &mut [T], needed: usize) -> Result<&mut [T], Error> {
+    let actual = scratch.len();
+    scratch
+        .get_mut(..checked_scratch_len(needed)?)
+        .ok_or(Error::ScratchTooSmall { needed, actual })
+}

@@ -1,8 +1,10 @@
 //! What the firmware example computes, shared by the bare-metal and the host builds: the six
-//! kernel calls and the layer call, their fixed inputs, the static buffers sized by the crate's
-//! `const fn`s, and the summary of each output that is compared with the expected values.
+//! `f32` kernel calls, the layer call and the six int8 kernel calls, their fixed inputs, the
+//! static buffers sized by the crate's `const fn`s, and the summary of each output that is
+//! compared with the expected values.
 
 use crate::layer_weights;
+use lara_attn::int8::{self, Out, Scales};
 use lara_attn::lara::{self, Params, Proposals, Weighting};
 use lara_attn::layer::{Attention, Layer, Layout, Tokens};
 use lara_attn::random::{default_rng, fill_standard_normal};
@@ -24,6 +26,15 @@ pub const LARGE_RANK: usize = 16;
 /// layer's outputs are linear maps of such combinations, of the same order here (its largest
 /// compared value is 0.41).
 pub const TOLERANCE: f32 = 1e-5;
+
+/// Whether `error` passes for `case`: within [`TOLERANCE`], or exactly 0 for the int8 kernels.
+pub fn passes(case: &Case, error: f32) -> bool {
+    if case.kernel.is_int8() {
+        error == 0.0
+    } else {
+        error <= TOLERANCE
+    }
+}
 
 /// The whole layer: `LinearRA` with the static weights of `examples/firmware/layer_weights.rs`
 /// (generated from `tests/data/firmware_layer/`: dim 64, 4 heads of d = 16, C = 8,
@@ -67,6 +78,11 @@ pub const LAYER_MACS_EXECUTED: u64 = {
 const SIZE_BASELINE: bool = option_env!("FIRMWARE_SIZE_BASELINE").is_some();
 const SIZE_NO_LAYER: bool = option_env!("FIRMWARE_SIZE_NO_LAYER").is_some();
 const SIZE_NO_KERNELS: bool = option_env!("FIRMWARE_SIZE_NO_KERNELS").is_some();
+/// The int8 kernels are linked in every run, but in size builds (`FIRMWARE_SIZE`) only with
+/// `FIRMWARE_SIZE_INT8` set: the other size figures keep their meaning, and the int8 kernels'
+/// flash is the difference of a size build with and without it.
+const SIZE_NO_INT8: bool =
+    option_env!("FIRMWARE_SIZE").is_some() && option_env!("FIRMWARE_SIZE_INT8").is_none();
 
 /// Set at compile time, `FIRMWARE_SIZE` builds the example for the size measurements: without
 /// the sampler check, whose `logf` and `sqrtf` would otherwise be shared with the kernels and
@@ -84,6 +100,12 @@ pub enum Kernel {
     Lara,
     /// `Layer::forward` of the `LinearRA` layer, eval mode (the shape is that of a head).
     Layer,
+    /// `int8::exact::attention` (plan and call) on the inputs quantised per tensor, `i8` out.
+    Exact8,
+    /// `int8::rfa::attention`, the quantised `ω`.
+    Rfa8,
+    /// `int8::lara::attention`, eval mode, `mis-opt` with `alpha_coeff = 1`.
+    Lara8,
 }
 
 impl Kernel {
@@ -93,6 +115,27 @@ impl Kernel {
             Kernel::Rfa => "rfa",
             Kernel::Lara => "lara",
             Kernel::Layer => "layer",
+            Kernel::Exact8 => "exact8",
+            Kernel::Rfa8 => "rfa8",
+            Kernel::Lara8 => "lara8",
+        }
+    }
+
+    /// Whether this is an int8 kernel (its outputs must match the host's bit for bit).
+    pub const fn is_int8(self) -> bool {
+        matches!(self, Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8)
+    }
+
+    /// Multiply-adds of one call at `shape` with `rank` (C or S), as the bench counts them:
+    /// exact `n²·2d`, LARA `n·C·6d + C²·d`, RFA `4·n·S·d` (0 for the layer).
+    #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+    pub const fn macs(self, shape: Shape, rank: usize) -> u64 {
+        let (n, d, c) = (shape.queries as u64, shape.dim as u64, rank as u64);
+        match self {
+            Kernel::Exact | Kernel::Exact8 => n * n * 2 * d,
+            Kernel::Lara | Kernel::Lara8 => n * c * 6 * d + c * c * d,
+            Kernel::Rfa | Kernel::Rfa8 => 4 * n * c * d,
+            Kernel::Layer => 0,
         }
     }
 
@@ -101,6 +144,7 @@ impl Kernel {
         !SIZE_BASELINE
             && match self {
                 Kernel::Layer => !SIZE_NO_LAYER,
+                Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => !SIZE_NO_INT8,
                 _ => !SIZE_NO_KERNELS,
             }
     }
@@ -115,8 +159,9 @@ pub struct Case {
     pub rank: usize,
 }
 
-/// Every call, in the order of `expected::EXPECTED`.
-pub const CASES: [Case; 7] = [
+/// Every call, in the order of `expected::EXPECTED`: the `f32` kernels at both shapes, the
+/// layer, the int8 kernels at both shapes.
+pub const CASES: [Case; 13] = [
     Case::new(Kernel::Exact, SMALL, SMALL_RANK),
     Case::new(Kernel::Rfa, SMALL, SMALL_RANK),
     Case::new(Kernel::Lara, SMALL, SMALL_RANK),
@@ -129,6 +174,12 @@ pub const CASES: [Case; 7] = [
             .with_heads(layer_weights::CONFIG.heads),
         LAYER_LANDMARKS,
     ),
+    Case::new(Kernel::Exact8, SMALL, SMALL_RANK),
+    Case::new(Kernel::Rfa8, SMALL, SMALL_RANK),
+    Case::new(Kernel::Lara8, SMALL, SMALL_RANK),
+    Case::new(Kernel::Exact8, LARGE, LARGE_RANK),
+    Case::new(Kernel::Rfa8, LARGE, LARGE_RANK),
+    Case::new(Kernel::Lara8, LARGE, LARGE_RANK),
 ];
 
 impl Case {
@@ -174,6 +225,28 @@ pub const RFA_SCRATCH: usize = max(
     rfa::scratch_len(LARGE, FeatureMap::Positive, LARGE_RANK),
 );
 
+/// Scratch (in `i32`s) of the int8 kernels, from the crate's `const fn`s.
+pub const INT8_SCRATCH: usize = max(
+    max(
+        int8::exact::scratch_len(LARGE),
+        int8::lara::scratch_len(LARGE, LARGE_RANK, Proposals::Single),
+    ),
+    max(
+        int8::rfa::scratch_len(LARGE, LARGE_RANK),
+        int8::lara::scratch_len(SMALL, SMALL_RANK, Proposals::Single),
+    ),
+);
+
+/// The quantisation scales of the int8 cases: `q`, `k` uniform in `[-2, 2)`, `v` in `[-1, 1)`
+/// (max-abs / 127), the output (attention outputs average `v`: half its range) and `ω`.
+const INT8_SCALES: Scales = Scales {
+    q: 2.0 / 127.0,
+    k: 2.0 / 127.0,
+    v: 1.0 / 127.0,
+    out: 0.5 / 127.0,
+};
+const OMEGA_SCALE: f32 = 4.0 / 127.0;
+
 /// The layer checked by `Layer::new`, once before the calls (as a firmware does at start-up, not
 /// part of a measured call); `None` in a size build that does not call it. ([`Buffers`] holds a
 /// reference: its all-zero initial value keeps it in `.bss` rather than in flash.)
@@ -195,6 +268,13 @@ pub struct Buffers {
     lara_scratch: [f32; LARA_SCRATCH],
     rfa_scratch: [f32; RFA_SCRATCH],
     layer_scratch: [f32; LAYER_SCRATCH],
+    /// The int8 cases' inputs (quantised from `q`, `k`, `v`, `ω`), output and scratch.
+    q8: [i8; MAX_TOKENS],
+    k8: [i8; MAX_TOKENS],
+    v8: [i8; MAX_TOKENS],
+    omega8: [i8; MAX_OMEGA],
+    out8: [i8; MAX_TOKENS],
+    int8_scratch: [i32; INT8_SCRATCH],
     /// The layer (see [`set_layer`](Self::set_layer)).
     layer: Option<&'static CheckedLayer>,
     /// The shape, output columns and rank the inputs were last filled for. (No field of
@@ -215,6 +295,12 @@ impl Buffers {
             lara_scratch: [0.0; LARA_SCRATCH],
             rfa_scratch: [0.0; RFA_SCRATCH],
             layer_scratch: [0.0; LAYER_SCRATCH],
+            q8: [0; MAX_TOKENS],
+            k8: [0; MAX_TOKENS],
+            v8: [0; MAX_TOKENS],
+            omega8: [0; MAX_OMEGA],
+            out8: [0; MAX_TOKENS],
+            int8_scratch: [0; INT8_SCRATCH],
             layer: None,
             filled: None,
         }
@@ -251,6 +337,17 @@ impl Buffers {
             &mut self.omega[..case.rank * case.shape.dim],
             seed ^ 0x4000_0000,
         );
+        // The int8 inputs: the same values quantised per tensor (IEEE division and rounding:
+        // the same bytes on every target).
+        let omega_len = case.rank * case.shape.dim;
+        int8::quantize(&self.q[..len], INT8_SCALES.q, &mut self.q8[..len]);
+        int8::quantize(&self.k[..len], INT8_SCALES.k, &mut self.k8[..len]);
+        int8::quantize(&self.v[..len], INT8_SCALES.v, &mut self.v8[..len]);
+        int8::quantize(
+            &self.omega[..omega_len],
+            OMEGA_SCALE,
+            &mut self.omega8[..omega_len],
+        );
         self.filled = Some(key);
     }
 
@@ -286,6 +383,47 @@ impl Buffers {
                 lara::attention(&x, &params, Sampling::Eval, out, &mut self.lara_scratch)
             }
             Kernel::Layer => self.run_layer(case),
+            Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => self.run_int8(case),
+        }
+    }
+
+    /// An int8 call: the plan (from the scales, `f32` arithmetic, as at start-up) and the kernel
+    /// (integers only), `i8` output.
+    #[inline(never)]
+    fn run_int8(&mut self, case: &Case) -> Result<(), Error> {
+        let shape = case.shape;
+        let len = shape.queries * shape.dim;
+        let x = int8::Qkv {
+            shape,
+            q: &self.q8[..len],
+            k: &self.k8[..len],
+            v: &self.v8[..len],
+            key_mask: None,
+        };
+        let out = Out::I8(&mut self.out8[..shape.queries * shape.value_dim]);
+        let scratch = &mut self.int8_scratch;
+        match case.kernel {
+            Kernel::Exact8 => {
+                let plan = int8::exact::Plan::new(shape.dim, &INT8_SCALES)?;
+                int8::exact::attention(&plan, &x, out, scratch)
+            }
+            Kernel::Rfa8 => {
+                let plan = int8::rfa::Plan::new(shape.dim, &INT8_SCALES, OMEGA_SCALE, case.rank)?;
+                int8::rfa::attention(
+                    &plan,
+                    &x,
+                    &self.omega8[..case.rank * shape.dim],
+                    out,
+                    scratch,
+                )
+            }
+            _ => {
+                let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
+                let plan = int8::lara::Plan::new(shape.dim, &INT8_SCALES, &config)?;
+                let landmarks = int8::lara::Landmarks::SegmentMeans(case.rank);
+                let sampling = int8::lara::Sampling::Eval;
+                int8::lara::attention(&plan, &x, landmarks, sampling, out, scratch)
+            }
         }
     }
 
@@ -307,9 +445,16 @@ impl Buffers {
         layer.forward_linear_ra(&tokens, Sampling::Eval, out, &mut self.layer_scratch)
     }
 
-    /// The output of the last [`run`](Self::run) of `case`.
-    pub fn output(&self, case: &Case) -> &[f32] {
-        &self.out[..case.shape.queries * case.columns()]
+    /// The output of the last [`run`](Self::run) of `case` (an int8 case's `i8` values as
+    /// `f32`, exactly: its summary then has the same bits on every target).
+    pub fn output(&mut self, case: &Case) -> &[f32] {
+        let len = case.shape.queries * case.columns();
+        if case.kernel.is_int8() {
+            for (o, &x) in self.out[..len].iter_mut().zip(&self.out8[..len]) {
+                *o = f32::from(x);
+            }
+        }
+        &self.out[..len]
     }
 }
 
@@ -336,7 +481,8 @@ pub fn summary(case: Case, out: &[f32]) -> impl Iterator<Item = f32> + '_ {
 }
 
 /// `max |firmware − expected|` over the summary of `case`'s output (infinite if the expected
-/// summary does not have the right length or a value is NaN).
+/// summary does not have the right length or a value is NaN). For an int8 case any difference
+/// is at least 1/n (integer outputs): its check is `max_error == 0`, the same bits.
 pub fn max_error(case: &Case, out: &[f32], expected: &[f32]) -> f32 {
     if expected.len() != case.summary_len() {
         return f32::INFINITY;

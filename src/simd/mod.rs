@@ -25,6 +25,7 @@
 
 pub(crate) mod backend;
 mod gemm;
+pub(crate) mod int8;
 mod scalar;
 pub(crate) mod tile;
 

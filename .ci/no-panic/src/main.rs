@@ -11,10 +11,10 @@ mod kernels;
 
 use core::ptr::read_volatile;
 use core::slice::{from_raw_parts, from_raw_parts_mut};
-use kernels::{Call, KERNELS};
+use kernels::{Call, INT8_KERNELS, Int8Call, KERNELS};
 use lara_attn::random::{DefaultRng, NoiseScale, default_rng, gaussian_omega, orthogonal_omega};
 use lara_attn::rfa::FeatureMap;
-use lara_attn::{Error, Qkv, Sampling, Shape, causal, fixed, lara, layer, pool2d, ra, rfa};
+use lara_attn::{Error, Qkv, Sampling, Shape, causal, fixed, int8, lara, layer, pool2d, ra, rfa};
 
 unsafe extern "C" {
     fn a_panic_path_survived_in_lara_attn() -> !;
@@ -45,6 +45,18 @@ impl Opaque {
     fn indices(&self, slot: usize) -> &'static [u32] {
         // SAFETY: as above.
         unsafe { from_raw_parts(self.word(slot) as *const u32, self.word(slot + 1)) }
+    }
+    fn bytes(&self, slot: usize) -> &'static [i8] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts(self.word(slot) as *const i8, self.word(slot + 1)) }
+    }
+    fn bytes_out(&self, slot: usize) -> &'static mut [i8] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts_mut(self.word(slot) as *mut i8, self.word(slot + 1)) }
+    }
+    fn words_out(&self, slot: usize) -> &'static mut [i32] {
+        // SAFETY: as above.
+        unsafe { from_raw_parts_mut(self.word(slot) as *mut i32, self.word(slot + 1)) }
     }
     fn mask(&self, slot: usize) -> &'static [bool] {
         // SAFETY: as above.
@@ -153,6 +165,7 @@ fn main() -> ! {
         }
         Err(e) => tally(Err(e)),
     }
+    int8_kernels(&x, &call, weighting, proposals, noise_scale, &mut tally);
     fixed_layer(&x, &call, &mut rng, &mut tally);
     causal_states(&x, &mut tally);
     layers(&x, &mut rng, &mut tally);
@@ -160,6 +173,57 @@ fn main() -> ! {
     // SAFETY: not executed.
     unsafe { core::ptr::write_volatile(0x2000_1000 as *mut usize, ok) };
     loop {}
+}
+
+/// Every int8 kernel (plan and call), with `i8` and `f32` outputs.
+fn int8_kernels(
+    x: &Opaque,
+    call: &Call<'_>,
+    weighting: lara::Weighting,
+    proposals: lara::Proposals,
+    noise_scale: NoiseScale,
+    tally: &mut impl FnMut(Result<(), Error>),
+) {
+    let inputs = int8::Qkv {
+        shape: call.x.shape,
+        q: x.bytes(120),
+        k: x.bytes(122),
+        v: x.bytes(124),
+        key_mask: call.x.key_mask,
+    };
+    let scales = int8::Scales {
+        q: x.float(126),
+        k: x.float(127),
+        v: x.float(128),
+        out: x.float(129),
+    };
+    let landmarks = match x.word(24) {
+        0 => int8::lara::Landmarks::SegmentMeans(x.word(5)),
+        _ => int8::lara::Landmarks::Given {
+            count: x.word(5),
+            queries: x.bytes(130),
+            keys: x.bytes(132),
+        },
+    };
+    let int8_call = Int8Call {
+        x: inputs,
+        scales,
+        lara: int8::lara::Config {
+            weighting,
+            proposals,
+            noise_scale,
+            noise: x.optional(134, x.float(135)),
+            landmarks: x.optional(136, (x.float(137), x.float(138))),
+        },
+        landmarks,
+        noise: x.optional(29, x.bytes(139)),
+        omega: x.bytes(141),
+        omega_scale: x.float(143),
+    };
+    for kernel in INT8_KERNELS {
+        tally((kernel.run)(&int8_call, int8::Out::I8(x.bytes_out(144)), x.words_out(146)));
+        tally((kernel.run)(&int8_call, int8::Out::F32(x.output(20)), x.words_out(146)));
+    }
 }
 
 /// The streaming states: causal RFA (every feature map, gated) and the exact KV cache.

@@ -1,0 +1,341 @@
+//! Quantised kernels: exact attention, LARA and RFA (positive features) on `i8` inputs, in
+//! integer arithmetic only, with the same bits on every target.
+//!
+//! Inputs `q`, `k`, `v` are `i8` with one symmetric scale per tensor (`x = scale · x_int`, the
+//! zero point 0, as PyTorch's and TFLite's symmetric per-tensor quantisation); the output is
+//! `i8` with its own scale, requantised with an integer multiplier and shift (the CMSIS-NN
+//! convention), or `f32` for hosts and debugging ([`Out`]). [`scale_for`] and [`quantize`]
+//! choose scales from data (max-abs per tensor) and quantise.
+//!
+//! ```
+//! use lara_attn::Shape;
+//! use lara_attn::int8::{self, Out, Qkv, Scales};
+//! const SHAPE: Shape = Shape::self_attention(8, 4);
+//! let x: Vec<f32> = (0..32).map(|i| (i as f32 * 0.37).sin()).collect();
+//! let scale = int8::scale_for(&x);
+//! let mut x8 = [0i8; 32];
+//! int8::quantize(&x, scale, &mut x8);
+//! // Once, at start-up (f32 arithmetic): the scales become integer multipliers.
+//! let scales = Scales { q: scale, k: scale, v: scale, out: scale };
+//! let plan = int8::exact::Plan::new(SHAPE.dim, &scales)?;
+//! // Every call: integers only.
+//! let mut out = [0i8; 32];
+//! let mut scratch = [0i32; int8::exact::scratch_len(SHAPE)];
+//! let inputs = Qkv { shape: SHAPE, q: &x8, k: &x8, v: &x8, key_mask: None };
+//! int8::exact::attention(&plan, &inputs, Out::I8(&mut out), &mut scratch)?;
+//! # Ok::<(), lara_attn::Error>(())
+//! ```
+//!
+//! # Integer only
+//! A *plan* ([`exact::Plan`], [`lara::Plan`], [`rfa::Plan`]) turns the scales into fixed-point
+//! multipliers once, checking every limit below; it is the only code that reads an `f32` (the
+//! scales, on the host or at start-up). The kernels then use `i32` arithmetic, `i64` where a
+//! product needs it (per row or per sample, never in the inner loops), and write `f32` only
+//! for [`Out::F32`] (one conversion of each final value). Integer sums are exact in any order,
+//! so the explicit SIMD variants (the Cortex-M DSP extension's `SMLAD`, see `build.rs`) give the
+//! bits of the portable loops, and every target gives the same bits (checked: the firmware
+//! example on Cortex-M0 code, M3, M4F and M55 against the host; `tests/int8.rs`'s digest on
+//! x86_64 and aarch64).
+//!
+//! # Fixed-point formats
+//! * **Logits in `L16`**: base-2 logarithms in `i32` with 16 fractional bits. An integer dot
+//!   product `Σ a·b` becomes a logit through a plan multiplier `s · scale_a · scale_b · log2 e ·
+//!   2^16` (a 24-bit integer and a shift, exactly the `f32` product of the scales), applied in
+//!   `i64`. Every softmax, running maximum and log-sum-exp runs on `L16`.
+//! * **Weights in `Q15`**: `2^(ℓ − reference)` in `[0, 32767]` (`32768` = 1, capped so that it
+//!   fits `i16`), by a table of `2^(-j/16)` and a cubic (`2^x`: ≤ 0.56 `Q15` units, 0.5 of it the final
+//!   rounding, and a 24-bit mantissa within 2.4e-6 relative, over every argument, measured
+//!   exhaustively in `fixed_point.rs`; `log2` ≤ 0.52 `L16` units on a dense sweep).
+//!   Weights below `2^-16` are 0: their keys are skipped.
+//! * **Streaming softmax** (block floating point): per row a reference logit `≥` every logit so
+//!   far, a `Q15` weight sum `≤ 2^23` and `i32` sums `Σ w·v` (`≤ 128 · 2^23 = 2^30`). Keys come
+//!   in blocks of four; a block above the reference rescales the sums by `2^(reference − max)`,
+//!   a block that would take the sum above `2^23` halves the sums and raises the reference by
+//!   one. No sum overflows for any number of keys, and the scratch does not grow with `n`.
+//! * **Outputs `V16`**: a weighted mean of values in `v`'s units with 16 fractional bits (`i32`,
+//!   `|V16| ≤ 2^23`), by one reciprocal per row. [`Out::I8`] requantises it with the multiplier
+//!   `scale_v / (2^16 · scale_out)`, rounding half up and saturating to `[-128, 127]`;
+//!   [`Out::F32`] is `V16 · scale_v / 2^16`. (LARA's `kv_c` are `V8`, 8 fractional bits, in `i16`.)
+//! * **LARA's landmarks and proposals** are `i16` (`|x| ≤ 2^14`) in units the plan picks from the
+//!   scales so that no value can leave that range: `q̄` in `scale_q / 128`, `mu`, `W` in
+//!   `w_unit = (128 · (scale_q̄ + scale_k̄) + f · 128 · scale_eps) / 2^14`. `kv_c` is `V8` in
+//!   `i16`. The query pass weights `sniw` are normalised to a sum in `[2^13, 2^14)` (each
+//!   `≤ 2^14`) before the `Σ_c sniw · kv_c` products; `mis-opt`'s `α` is `Q27`, its floor
+//!   `1e-8` becomes `2^-27 = 7.5e-9`.
+//!
+//! # Limits (checked: [`Error::FixedPointRange`])
+//! * `d ≤ 512`, `d_v ≤ 512` ([`MAX_DIM`]): `|Σ_t W_t · k_t| ≤ 512 · 2^14 · 2^7 = 2^30`.
+//! * `n_q`, `n_k ≤ 2^24` ([`MAX_TOKENS`]): segment sums `≤ 2^24 · 2^7`.
+//! * The largest logit the scales allow, `|ℓ| ≤ 2^12` in base 2 (`s · d · max|q| · max|k| ≤
+//!   2839` for exact attention; the plans check each estimator's terms): sums of four such terms
+//!   stay within `L16`. Softmax with logits that spread over more than 16 (base 2) already gives
+//!   the smaller ones weight 0, so this only refuses scales no int8 model has.
+//! * LARA: `|alpha_coeff| ≤ 8`; RFA: `S ≤ 4096` features.
+//!
+//! # Error budget
+//! Against the `f32` kernels on the dequantised inputs, the fixed-point steps add (relative to
+//! the output's scale): logits `≤ 2^-16` (multiplier rounding) plus the `L16` rounding (`2^-17`
+//! base 2), weights `≤ 2^-15` each, `V16` rounding `2^-17` of a value unit, requantisation half an
+//! output unit. The int8 quantisation of the inputs dominates: `q`, `k` quantised with
+//! `max|x| / 127` move a logit by up to `s · d · (|q| Δk + |k| Δq)/2`; `tests/int8.rs` measures
+//! the fixed-point steps against the `f32` kernels on the dequantised inputs (relative Frobenius
+//! error ≤ 0.8% over the golden inputs and a layer's activations, the worst RFA with its `1e-2`
+//! clamp binding; LARA ≤ 0.05%; the test's bound is 2%).
+
+pub mod exact;
+pub(crate) mod fixed_point;
+pub mod lara;
+pub mod rfa;
+
+use crate::error::{Arg, Error};
+use crate::shape::{Shape, expect_len};
+use fixed_point::{Multiplier, Reciprocal};
+
+/// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
+pub const MAX_DIM: usize = 512;
+/// The largest number of queries or keys per head of the int8 kernels.
+pub const MAX_TOKENS: usize = 1 << 24;
+/// The largest logit (base 2) the plans accept, `2^12` (see the module docs).
+const MAX_LOG2_LOGIT: f32 = 4096.0;
+
+/// The quantisation scales of a call: `x = scale · x_int` for each tensor, and the scale of the
+/// `i8` output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scales {
+    /// Scale of `q`.
+    pub q: f32,
+    /// Scale of `k`.
+    pub k: f32,
+    /// Scale of `v`.
+    pub v: f32,
+    /// Scale of the `i8` output (unused by [`Out::F32`], still checked).
+    pub out: f32,
+}
+
+impl Scales {
+    /// Checks that every scale is finite, positive and normal.
+    fn check(&self) -> Result<(), Error> {
+        for (scale, arg) in [
+            (self.q, Arg::Queries),
+            (self.k, Arg::Keys),
+            (self.v, Arg::Values),
+            (self.out, Arg::Output),
+        ] {
+            check_scale(scale, arg)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `scale` is finite, positive and normal.
+fn check_scale(scale: f32, arg: Arg) -> Result<(), Error> {
+    if scale.is_normal() && scale > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::InvalidScale(arg))
+    }
+}
+
+/// `factor` as a [`Multiplier`], or the range error `why` (a product of scales that underflows
+/// or overflows `f32`).
+fn multiplier(factor: f32, why: &'static str) -> Result<Multiplier, Error> {
+    Multiplier::from_f32(factor).ok_or(Error::FixedPointRange(why))
+}
+
+/// `log2 e · 2^16`: natural-log logits to `L16`.
+const L16_PER_NAT: f32 = core::f32::consts::LOG2_E * 65536.0;
+
+/// Checks that a logit bound (natural units) is within [`MAX_LOG2_LOGIT`].
+fn check_logit_bound(bound: f32, why: &'static str) -> Result<(), Error> {
+    if bound * core::f32::consts::LOG2_E <= MAX_LOG2_LOGIT {
+        Ok(())
+    } else {
+        Err(Error::FixedPointRange(why))
+    }
+}
+
+/// Checks a dimension against [`MAX_DIM`].
+fn check_dim(dim: usize) -> Result<(), Error> {
+    if dim == 0 {
+        Err(Error::ZeroDimension(crate::error::Dim::Model))
+    } else if dim > MAX_DIM {
+        Err(Error::FixedPointRange("a dimension above 512"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The inputs of an int8 call: the shape, `q [h, n_q, d]`, `k [h, n_k, d]`, `v [h, n_k, d_v]`
+/// (row-major, heads stacked, each with the scale of [`Scales`]) and an optional key padding
+/// mask (`true` for a padding key, which has no influence on the output).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Qkv<'a> {
+    /// The dimensions.
+    pub shape: Shape,
+    /// Queries `[h, n_q, d]`.
+    pub q: &'a [i8],
+    /// Keys `[h, n_k, d]`.
+    pub k: &'a [i8],
+    /// Values `[h, n_k, d_v]`.
+    pub v: &'a [i8],
+    /// Key padding mask `[n_k]`, shared by the heads.
+    pub key_mask: Option<&'a [bool]>,
+}
+
+impl<'a> Qkv<'a> {
+    /// Checks every dimension and length, the limits, and the mask; `out_len` is the output's.
+    fn check(&self, out_len: usize) -> Result<(), Error> {
+        let shape = self.shape;
+        shape.check_nonzero()?;
+        check_dim(shape.dim)?;
+        check_dim(shape.value_dim)?;
+        if shape.queries > MAX_TOKENS || shape.keys > MAX_TOKENS {
+            return Err(Error::FixedPointRange("more than 2^24 queries or keys"));
+        }
+        expect_len(
+            Arg::Queries,
+            self.q.len(),
+            shape.stacked(shape.queries, shape.dim)?,
+        )?;
+        expect_len(
+            Arg::Keys,
+            self.k.len(),
+            shape.stacked(shape.keys, shape.dim)?,
+        )?;
+        expect_len(
+            Arg::Values,
+            self.v.len(),
+            shape.stacked(shape.keys, shape.value_dim)?,
+        )?;
+        expect_len(
+            Arg::Output,
+            out_len,
+            shape.stacked(shape.queries, shape.value_dim)?,
+        )?;
+        if let Some(mask) = self.key_mask {
+            expect_len(Arg::KeyMask, mask.len(), shape.keys)?;
+            if mask.iter().all(|&masked| masked) {
+                return Err(Error::AllKeysMasked);
+            }
+        }
+        Ok(())
+    }
+
+    /// Head `head` (on checked inputs).
+    fn head(&self, head: usize) -> Qkv<'a> {
+        use crate::slices::part;
+        let heads = self.shape.heads;
+        Qkv {
+            shape: self.shape.head(),
+            q: part(self.q, heads, head),
+            k: part(self.k, heads, head),
+            v: part(self.v, heads, head),
+            key_mask: self.key_mask,
+        }
+    }
+
+    /// Whether key `j` counts.
+    fn unmasked_keys(&self) -> impl Iterator<Item = bool> + use<'a> {
+        self.key_mask
+            .unwrap_or(&[])
+            .iter()
+            .map(|&masked| !masked)
+            .chain(core::iter::repeat(true))
+    }
+}
+
+/// Where an int8 call writes `[h, n_q, d_v]`.
+#[derive(Debug)]
+pub enum Out<'a> {
+    /// `i8` with the plan's output scale: `round(value / scale_out)`, saturated.
+    I8(&'a mut [i8]),
+    /// `f32`: the kernel's fixed-point result before requantisation, dequantised (one
+    /// `f32` multiplication per value: the only floating point of a call).
+    F32(&'a mut [f32]),
+}
+
+impl Out<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Out::I8(out) => out.len(),
+            Out::F32(out) => out.len(),
+        }
+    }
+}
+
+/// The last step of every kernel: `V16` values (`v`'s units, 16 fractional bits) to the output.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Requantize {
+    /// `scale_v / (2^16 · scale_out)`.
+    to_i8: Multiplier,
+    /// `scale_v / 2^16`.
+    to_f32: f32,
+}
+
+impl Requantize {
+    fn new(scales: &Scales) -> Result<Self, Error> {
+        Ok(Requantize {
+            to_i8: multiplier(scales.v / (65536.0 * scales.out), "scale_v / scale_out")?,
+            to_f32: scales.v / 65536.0,
+        })
+    }
+
+    /// Writes `V16` values at `offset` of `out`.
+    #[inline]
+    fn write(&self, values: &[i32], out: &mut Out<'_>, offset: usize) {
+        match out {
+            Out::I8(out) => {
+                let out = out.get_mut(offset..).unwrap_or_default();
+                for (o, &v) in out.iter_mut().zip(values) {
+                    // round(V16 · scale_v / (2^16 · scale_out)), saturated
+                    *o = self.to_i8.apply(i64::from(v)).clamp(-128, 127) as i8;
+                }
+            }
+            Out::F32(out) => {
+                let out = out.get_mut(offset..).unwrap_or_default();
+                for (o, &v) in out.iter_mut().zip(values) {
+                    *o = v as f32 * self.to_f32;
+                }
+            }
+        }
+    }
+}
+
+/// `round(acc[t] · 2^extra / sum)` for every `t`, in place: means from sums `Σ w·v` and their
+/// weight sum, with `extra` more fractional bits than the sums (`V16` from `v`'s units:
+/// `extra = 16`).
+#[inline]
+fn normalise(acc: &mut [i32], sum: u32, extra: i32) {
+    let reciprocal = Reciprocal::new(sum);
+    for a in acc.iter_mut() {
+        *a = reciprocal.divide(*a, extra) as i32;
+    }
+}
+
+/// The per-tensor symmetric scale of `x`: `max|x| / 127` (1 for an all-zero or empty `x`; NaN
+/// and infinities are ignored). Host or start-up code: `f32` arithmetic.
+pub fn scale_for(x: &[f32]) -> f32 {
+    let max = x
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    if max > 0.0 { max / 127.0 } else { 1.0 }
+}
+
+/// `out[i] = round(x[i] / scale)` saturated to `[-127, 127]` (NaN gives 0), over the common
+/// length. Host or start-up code: `f32` arithmetic.
+pub fn quantize(x: &[f32], scale: f32, out: &mut [i8]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let q = v / scale;
+        // round half away from zero, without libm (f32::round is not in core)
+        let rounded = if q >= 0.0 { q + 0.5 } else { q - 0.5 };
+        *o = rounded.clamp(-127.0, 127.0) as i8;
+    }
+}
+
+/// `out[i] = scale · x[i]` over the common length.
+pub fn dequantize(x: &[i8], scale: f32, out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = scale * f32::from(v);
+    }
+}
