@@ -2217,10 +2217,13 @@ fn check_int8_run(
         "{label}: the tool's output is the int8 kernel's"
     );
 
-    // The printed errors, and the 2% bound.
+    // The printed errors, and the 2% bound. The tool is the host's release build while this
+    // test may run under another target (aarch64 in CI): its `f32` references then come from
+    // another backend, equal within float rounding, which moves a relative error by at most the
+    // references' relative distance (about 1e-7; hence the absolute term).
     let close = |printed: f64, computed: f64, what: &str| {
         assert!(
-            (printed - computed).abs() <= 1e-5 * computed.abs() + 1e-12,
+            (printed - computed).abs() <= 1e-5 * computed.abs() + 1e-6,
             "{label}: printed error vs {what} {printed}, computed {computed}"
         );
     };
