@@ -831,7 +831,12 @@ fn errors_name_the_problem_and_write_nothing() {
     let result = ra_layer.forward(&tokens, Sampling::Eval, &mut out, &mut scratch);
     assert!(matches!(result, Err(Error::InvalidConfig(_))), "{result:?}");
     let result = softmax_layer.forward_linear_ra(&tokens, Sampling::Eval, &mut out, &mut scratch);
-    assert_eq!(result, Err(Error::InvalidConfig("forward_linear_ra runs LinearRA layers only")));
+    assert_eq!(
+        result,
+        Err(Error::InvalidConfig(
+            "forward_linear_ra runs LinearRA layers only"
+        ))
+    );
     let short = Layer::scratch_len(&lara_config, seq) - 1;
     let tokens = Tokens {
         x: &x,

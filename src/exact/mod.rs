@@ -30,7 +30,7 @@ pub const fn scratch_len(shape: Shape) -> usize {
 /// `32·(d + 35)` for the SIMD backends. A host tool can size a firmware's buffer with
 /// `scratch_len_for(Backend::Scalar, shape)`.
 pub const fn scratch_len_for(backend: Backend, shape: Shape) -> usize {
-    len(shape, backend.is_simd())
+    len(shape, backend.is_blocked())
 }
 
 pub(crate) const fn len(shape: Shape, tiles: bool) -> usize {
@@ -73,7 +73,7 @@ pub(crate) fn attention_on(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     x.check(out)?;
-    let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_simd()))?;
+    let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_blocked()))?;
     for head in 0..x.shape.heads {
         let kernel = Exact {
             x,

@@ -207,7 +207,7 @@ pub const fn scratch_len_for(
     proposals: Proposals,
 ) -> usize {
     let samples = proposals.samples(landmarks);
-    workspace_len(shape, landmarks, samples, backend.is_simd())
+    workspace_len(shape, landmarks, samples, backend.is_blocked())
 }
 
 /// The scratch that [`Workspace::split`] takes for `count` landmarks and `samples` samples:
@@ -298,7 +298,7 @@ fn run<N: Noise>(
     let count = check_args(x, params, &noise, out)?;
     let backend = Available::active();
     let samples = sample_count(params, count, N::SAMPLED);
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let (mut ws, tiles) = Workspace::split(scratch, count, samples, x.shape, tiles)?;
     attention_in(backend, x, params, noise, out, &mut ws, tiles);
     Ok(())
@@ -491,6 +491,9 @@ pub(crate) struct Workspace<'a> {
 impl<'a> Workspace<'a> {
     /// Splits a flat scratch into the workspace of one head with `count` landmarks and
     /// `samples` proposal samples, and the blocked kernels' tiles (empty without `tiles`).
+    /// (Inlined: the workspace is then built in its caller's frame, not copied there, 96 bytes
+    /// of stack less on Cortex-M.)
+    #[inline(always)]
     pub(crate) fn split(
         scratch: &'a mut [f32],
         count: usize,
@@ -520,7 +523,8 @@ impl<'a> Workspace<'a> {
 
     /// Builds the workspace of `count` landmarks and `samples` samples from buffers of at least
     /// `count` rows (`q̄`, `mu`), `samples` rows (`W`, `kv`) and `8 · samples` scalars, using
-    /// exactly that many of each.
+    /// exactly that many of each. (Inlined, like [`split`](Self::split).)
+    #[inline(always)]
     pub(crate) fn from_parts(
         q_bar: &'a mut [f32],
         mu: &'a mut [f32],

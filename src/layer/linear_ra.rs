@@ -157,7 +157,7 @@ pub(super) fn forward<N: Noise>(
     let (dim, heads, d) = (config.dim, config.heads, config.head_dim());
     let n = tokens.layout.tokens();
     let head_shape = Shape::self_attention(n, d);
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let samples = lara::sample_count(&params_of(&lara, count), count, N::SAMPLED);
     let workspace_len = lara::workspace_len(head_shape, count, samples, tiles);
     let (workspace, mut rest) = scratch.split_at_mut(workspace_len.min(scratch.len()));
@@ -429,7 +429,7 @@ impl Landmarks<'_> {
                 bias: None,
                 ..linear
             };
-            if backend.backend().is_simd() {
+            if backend.backend().is_blocked() {
                 linear.pack(dim, buffers.packed_a);
             }
             project(

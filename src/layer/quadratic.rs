@@ -50,7 +50,7 @@ pub(super) fn forward(
     let (dim, heads, d) = (config.dim, config.heads, config.head_dim());
     let n = tokens.layout.tokens();
     check_sampling(config, tokens, &sampling, n)?;
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let mut rest = scratch;
     let (q, k, v, o) = (
         take(&mut rest, n * d),

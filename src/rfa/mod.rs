@@ -117,7 +117,7 @@ pub const fn scratch_len_for(
     map: FeatureMap,
     features: usize,
 ) -> usize {
-    len(shape, map, features, backend.is_simd())
+    len(shape, map, features, backend.is_blocked())
 }
 
 #[inline(always)]
@@ -211,7 +211,7 @@ fn linear<M: Map>(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let features = check_args(x, params, out)?;
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let (mut state, tiles) = FeatureState::split(scratch, x.shape, M::MAP, features, tiles)?;
     for head in 0..x.shape.heads {
         let kernel = Features {
@@ -262,7 +262,7 @@ fn log_space(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let features = check_args(x, params, out)?;
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let (mut ws, tiles) = lara::Workspace::split(scratch, 0, features, x.shape, tiles)?;
     let heads = x.shape.heads;
     for head in 0..heads {

@@ -1,14 +1,34 @@
 //! The one-lane "vector" instruction set: plain `f32` arithmetic, available everywhere. It
 //! gives [`exp`](super::exp) its scalar form and lets the generic code run on any target.
 
-use super::Isa;
+use super::gemm::{MicroTile, micro};
+use super::{EXP_OVERFLOW, EXP_UNDERFLOW, Isa, TileOp, exp_in_range};
 
 /// Plain `f32` arithmetic, one lane.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scalar;
 
+/// A `4 × 4` tile as four `4 × 1` tiles: the layouts the assembly does not cover (none of the
+/// crate's products; kept out of the assembly kernel's frame).
+///
+/// # Safety
+/// As [`micro`], for a `4 × 4` tile.
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cold]
+#[inline(never)]
+unsafe fn columns_4x1(tile: MicroTile) {
+    for col in 0..4 {
+        // SAFETY: column col < 4 of the tile is in bounds (caller's contract).
+        unsafe { Scalar.micro_tile::<4, 1>(tile.columns(col, 1)) };
+    }
+}
+
 impl Isa for Scalar {
     const LANES: usize = 1;
+    // 4 × 4 accumulators, 4 elements of B and one of A: 21 of a single-precision FPU's 32
+    // registers (Cortex-M4F, M7, M33, M55 without Helium).
+    const TILE_ROWS: usize = 4;
+    const TILE_VECTORS: usize = 4;
     type V = f32;
     type M = bool;
 
@@ -25,6 +45,23 @@ impl Isa for Scalar {
     unsafe fn store(self, p: *mut f32, v: f32) {
         // SAFETY: the caller guarantees p is writable.
         unsafe { *p = v }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, len: usize) -> f32 {
+        // (No buffer: one element or none.)
+        if len > 0 {
+            // SAFETY: the caller guarantees len floats readable at p.
+            unsafe { *p }
+        } else {
+            0.0
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, len: usize, v: f32) {
+        if len > 0 {
+            // SAFETY: the caller guarantees len floats writable at p.
+            unsafe { *p = v }
+        }
     }
     #[inline(always)]
     fn add(self, a: f32, b: f32) -> f32 {
@@ -67,6 +104,45 @@ impl Isa for Scalar {
     fn pow2i(self, n: f32) -> f32 {
         // (n + 127) << 23 is the bit pattern of 2^n for n in [-126, 127].
         f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+    /// Out of line: a loop in its own function keeps its constants and counters in registers,
+    /// where inlined into a whole pass it reloads them (measured on the Cortex-M4F: an `exp`
+    /// loop of 44 instructions per element inlined, 31 out of line).
+    #[inline(never)]
+    fn call<O: TileOp>(self, op: O) -> O::Output {
+        op.run(self)
+    }
+    /// One branch instead of the selects of the vector form (five selects cost about 20
+    /// instructions on a Cortex-M4F): in range, the same arithmetic, so the same bits.
+    #[inline(always)]
+    fn exp(self, x: f32) -> f32 {
+        if (EXP_UNDERFLOW..=EXP_OVERFLOW).contains(&x) {
+            exp_in_range(self, x)
+        } else if x < 0.0 {
+            0.0
+        } else {
+            // +inf above the range, NaN stays NaN
+            x + f32::INFINITY
+        }
+    }
+    /// On ARM cores with a single-precision FPU, the `4 × 4` tiles in assembly
+    /// ([`vfp`](super::vfp)); the generic loop elsewhere and for the other tile shapes. Out of
+    /// line, one function per tile shape: called once per tile, and the stack peak of a kernel
+    /// is then the largest of them, not their sum.
+    #[inline(never)]
+    unsafe fn micro_tile<const R: usize, const V: usize>(self, tile: MicroTile) {
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        if R == 4 && V == 4 {
+            // SAFETY: the caller's contract is tile_4x4's, and columns_4x1's.
+            unsafe {
+                if !super::vfp::tile_4x4(tile) {
+                    columns_4x1(tile);
+                }
+            }
+            return;
+        }
+        // SAFETY: the caller's contract is micro's.
+        unsafe { micro::<Self, R, V>(self, tile) }
     }
     #[inline(always)]
     fn reduce_add(self, v: f32) -> f32 {
