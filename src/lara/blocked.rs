@@ -8,10 +8,10 @@ use super::{Density, KeyPass, QueryPass, Weighting, density_terms};
 use crate::math::half_sq_norm;
 use crate::math::ln;
 use crate::simd::tile::{
-    BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows, pack_transposed,
-    project_block, raise_running_max, scale_row, shift_row,
+    BLOCK, add_row, add_shift_max, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows,
+    pack_transposed, project_block, raise_running_max, scale_row, shift_row,
 };
-use crate::simd::{Isa, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine, sum_of};
+use crate::simd::{Isa, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine};
 use crate::slices::{prefix, rows, rows_mut, take};
 
 /// Scratch of the blocked passes beyond the workspace, for `columns = S + C'` (samples plus
@@ -122,16 +122,14 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
         let (rows_q, tile) = project_block(isa, q_block, dim, (packed, ld), width, tile);
         for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
             let (row, alpha_row) = row.split_at_mut(samples.min(row.len()));
-            // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
-            add_row(isa, row, ws.bias);
-            shift_row(row, scale * half_sq_norm(q_row));
+            // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i + bias_c − s|q_i|²/2, and its maximum
+            let q_shift = scale * half_sq_norm(q_row);
+            let m = add_shift_max(isa, row, ws.bias, q_shift);
             let sum = match weighting {
                 Weighting::Optimal { alpha_coeff } => {
-                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…))
-                    exp_minus(isa, alpha_row, ws.t_lse);
-                    let t_mean = sum_of(isa, alpha_row) / count.max(1) as f32;
+                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…)), and mean_c T[c, i]
+                    let t_mean = exp_minus(isa, alpha_row, ws.t_lse) / count.max(1) as f32;
                     // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
-                    let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m);
                     // (a loop, not a closure: the intrinsics must inline into the entry)
                     let mut sum = 0.0;
@@ -151,10 +149,7 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
                     let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m)
                 }
-                Weighting::BalanceHeuristic => {
-                    let m = max_of(isa, row);
-                    exp_shifted_sum(isa, row, m)
-                }
+                Weighting::BalanceHeuristic => exp_shifted_sum(isa, row, m),
             };
             scale_row(isa, row, 1.0 / sum);
         }
@@ -200,9 +195,9 @@ pub(super) fn density<I: Isa>(isa: I, pass: Density<'_, '_>) {
         // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
         let (_, tile) = project_block(isa, w_block, dim, (packed, count), count, tile);
         for (row, (c, (&key_lse, (bias, balance)))) in rows_mut(tile, count).zip(&mut per_sample) {
-            add_row(isa, row, shift);
+            // (+ −s|mu_c'|²/2, − 0)
+            let max = add_shift_max(isa, row, shift, 0.0);
             let diagonal = row.get(c % count.max(1)).copied().unwrap_or(0.0);
-            let max = max_of(isa, row);
             let lse_lm = max + ln(exp_shifted_sum(isa, row, max));
             let lm = (diagonal, lse_lm);
             (*bias, *balance) = density_terms(lm, key_lse, weighting, (samples, count.max(1)));

@@ -45,7 +45,7 @@ mod scalar;
 
 use crate::error::{Arg, Error};
 use crate::inputs::{Noise, Qkv, Sampling, with_noise};
-use crate::math::{axpy, exp, half_sq_norm, ln, scale};
+use crate::math::{exp, half_sq_norm, ln, scale};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
@@ -385,24 +385,48 @@ pub(crate) fn write_segment_means(
     segments: usize,
     out: &mut [f32],
 ) {
-    let counts = key_mask
-        .unwrap_or(&[])
-        .iter()
-        .map(|&masked| !masked)
-        .chain(core::iter::repeat(true));
     let dim = dim.max(1); // (a no-op for checked arguments: no division-by-zero panic path)
-    let mut x_rows = rows(x, dim).zip(counts);
     let lens = segment_lens(x.len() / dim, segments);
+    let mut start = 0;
     for (len, mean) in lens.zip(rows_mut(out, dim)) {
-        mean.fill(0.0);
-        for (row, counted) in (&mut x_rows).take(len) {
-            if counted {
-                axpy(1.0, row, mean);
-            }
-        }
+        let end = start + len;
+        let segment = x.get(start * dim..end * dim).unwrap_or(&[]);
+        let masked = key_mask.and_then(|mask| mask.get(start..end));
+        sum_unmasked_rows(segment, dim, masked, mean);
         // Divide (not multiply by 1/len): exactly rounded, and only C·d times.
         for m in mean.iter_mut() {
             *m /= len as f32;
+        }
+        start = end;
+    }
+}
+
+/// `sum = Σ_j rows[j]` over the rows of `rows [.., dim]` that `masked` does not mark, in row
+/// order (the sums of a running `sum += row`), eight columns at a time in registers: one load
+/// and one add per element.
+fn sum_unmasked_rows(rows_x: &[f32], dim: usize, masked: Option<&[bool]>, sum: &mut [f32]) {
+    const WIDTH: usize = 8;
+    let counted = |j: usize| !masked.and_then(|m| m.get(j)).copied().unwrap_or(false);
+    let (chunks, tail) = sum.as_chunks_mut::<WIDTH>();
+    for (c, out) in chunks.iter_mut().enumerate() {
+        let mut acc = [0.0f32; WIDTH];
+        for (j, row) in rows(rows_x, dim).enumerate() {
+            let columns = row.get(c * WIDTH..).and_then(|r| r.first_chunk::<WIDTH>());
+            if let (true, Some(columns)) = (counted(j), columns) {
+                for (a, &x) in acc.iter_mut().zip(columns) {
+                    *a += x;
+                }
+            }
+        }
+        *out = acc;
+    }
+    let first = chunks.len() * WIDTH;
+    for (c, out) in tail.iter_mut().enumerate() {
+        *out = 0.0;
+        for (j, row) in rows(rows_x, dim).enumerate() {
+            if let (true, Some(&x)) = (counted(j), row.get(first + c)) {
+                *out += x;
+            }
         }
     }
 }

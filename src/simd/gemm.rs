@@ -92,7 +92,9 @@ type Panel = (
 #[inline(always)]
 unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
     let (k, a, a_row, a_col, b, ldb, c, ldc, accumulate) = panel;
-    let panel = MicroTile {
+    // (One tile, its columns moved along the panel: by reference to an out-of-line
+    // micro-kernel, only they change from call to call.)
+    let mut tile = MicroTile {
         k,
         a,
         a_row,
@@ -110,20 +112,23 @@ unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
     // caller's contract.
     unsafe {
         while col + wide <= n {
+            tile.move_to(b, c, col, I::LANES);
             // (The tile shapes are constants of I: every other arm is dead code and removed.)
             match I::TILE_VECTORS {
-                4 => isa.micro_tile::<R, 4>(panel.columns(col, I::LANES)),
-                3 => isa.micro_tile::<R, 3>(panel.columns(col, I::LANES)),
-                _ => isa.micro_tile::<R, 2>(panel.columns(col, I::LANES)),
+                4 => isa.micro_tile::<R, 4>(&tile),
+                3 => isa.micro_tile::<R, 3>(&tile),
+                _ => isa.micro_tile::<R, 2>(&tile),
             }
             col += wide;
         }
         while col + I::LANES <= n {
-            isa.micro_tile::<R, 1>(panel.columns(col, I::LANES));
+            tile.move_to(b, c, col, I::LANES);
+            isa.micro_tile::<R, 1>(&tile);
             col += I::LANES;
         }
         if col < n {
-            isa.micro_tile::<R, 1>(panel.columns(col, n - col));
+            tile.move_to(b, c, col, n - col);
+            isa.micro_tile::<R, 1>(&tile);
         }
     }
 }
@@ -147,21 +152,19 @@ pub(crate) struct MicroTile {
 }
 
 impl MicroTile {
-    /// The tile of these rows that starts at column `col`, `width` wide (a function, not a
-    /// closure: everything under a `#[target_feature]` entry must be inlined into it).
+    /// Moves the tile to the columns `col .. col + width` of the panel whose `B` and `C` start
+    /// at `b` and `c`.
     ///
     /// # Safety
     /// Column `col` of `B`'s and `C`'s rows must be in bounds.
     #[inline(always)]
-    pub(crate) unsafe fn columns(self, col: usize, width: usize) -> MicroTile {
+    pub(crate) unsafe fn move_to(&mut self, b: *const f32, c: *mut f32, col: usize, width: usize) {
         // SAFETY: column col is in bounds (caller's contract).
-        let (b, c) = unsafe { (self.b.add(col), self.c.add(col)) };
-        MicroTile {
-            b,
-            c,
-            width,
-            ..self
+        unsafe {
+            self.b = b.add(col);
+            self.c = c.add(col);
         }
+        self.width = width;
     }
 }
 
@@ -174,7 +177,7 @@ impl MicroTile {
 /// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` and rows `0..R` of `C` (`V·LANES`
 /// columns, or `width` if smaller) must be in bounds.
 #[inline(always)]
-pub(crate) unsafe fn micro<I: Isa, const R: usize, const V: usize>(isa: I, tile: MicroTile) {
+pub(crate) unsafe fn micro<I: Isa, const R: usize, const V: usize>(isa: I, tile: &MicroTile) {
     let MicroTile {
         k,
         a,
@@ -186,7 +189,7 @@ pub(crate) unsafe fn micro<I: Isa, const R: usize, const V: usize>(isa: I, tile:
         ldc,
         accumulate,
         width,
-    } = tile;
+    } = *tile;
     let partial = width < I::LANES;
     let mut acc = [[isa.splat(0.0); V]; R];
     for p in 0..k {

@@ -202,6 +202,14 @@ pub(crate) trait Isa: Copy {
     fn select(self, mask: Self::M, if_true: Self::V, if_false: Self::V) -> Self::V;
     /// `2^n` for lanes holding integers `n` in `[-126, 127]`.
     fn pow2i(self, n: Self::V) -> Self::V;
+    /// `2^n` for lanes holding integers `n` in `[-126, 127]`, given both as `n` and as
+    /// `rounded = n + 1.5·2^23` (whose low mantissa bits are `n`): [`pow2i`](Isa::pow2i) of `n`,
+    /// unless the instruction set gets there quicker from `rounded`.
+    #[inline(always)]
+    fn pow2i_rounded(self, rounded: Self::V, n: Self::V) -> Self::V {
+        let _ = rounded;
+        self.pow2i(n)
+    }
     /// The sum of the lanes.
     fn reduce_add(self, v: Self::V) -> f32;
     /// The maximum of the lanes.
@@ -228,7 +236,7 @@ pub(crate) trait Isa: Copy {
     /// # Safety
     /// As [`gemm::micro`]: the tile's rows of `A`, `B` and `C` must be in bounds.
     #[inline(always)]
-    unsafe fn micro_tile<const R: usize, const V: usize>(self, tile: gemm::MicroTile) {
+    unsafe fn micro_tile<const R: usize, const V: usize>(self, tile: &gemm::MicroTile) {
         // SAFETY: the caller's contract is micro's.
         unsafe { gemm::micro::<Self, R, V>(self, tile) }
     }
@@ -273,11 +281,9 @@ pub(crate) fn exp_in_range<I: Isa>(isa: I, x: I::V) -> I::V {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer (|v| < 2^22).
     const ROUNDER: f32 = 12_582_912.0;
-    // n = round(x · log2 e)
-    let n = isa.sub(
-        isa.mul_add(x, isa.splat(LOG2_E), isa.splat(ROUNDER)),
-        isa.splat(ROUNDER),
-    );
+    // n = round(x · log2 e), from x · log2 e + 1.5·2^23
+    let rounded = isa.mul_add(x, isa.splat(LOG2_E), isa.splat(ROUNDER));
+    let n = isa.sub(rounded, isa.splat(ROUNDER));
     // r = x − n·ln2, in two steps
     let r = isa.mul_add(n, isa.splat(-LN2_HI), x);
     let r = isa.mul_add(n, isa.splat(-LN2_LO), r);
@@ -291,7 +297,7 @@ pub(crate) fn exp_in_range<I: Isa>(isa: I, x: I::V) -> I::V {
     let r2 = isa.mul(r, r);
     let p = isa.add(isa.mul_add(p, r2, r), isa.splat(1.0));
     // e^x = e^r · 2^n
-    isa.mul(p, isa.pow2i(n))
+    isa.mul(p, isa.pow2i_rounded(rounded, n))
 }
 
 /// Below this, [`exp`] returns 0: `ln(2^-126)`, the smallest normal result.
@@ -473,35 +479,6 @@ impl TileOp for ScaleAdd<'_> {
                 *yi = *yi * scale + a * xi;
             }
         }
-    }
-}
-
-/// `Σ_c row[c]`.
-#[inline(always)]
-pub(crate) fn sum_of<I: Isa>(isa: I, row: &[f32]) -> f32 {
-    isa.call(SumOf { row })
-}
-
-/// The arguments of [`sum_of`].
-struct SumOf<'a> {
-    row: &'a [f32],
-}
-
-impl TileOp for SumOf<'_> {
-    type Output = f32;
-    #[inline(always)]
-    fn run<I: Isa>(self, isa: I) -> f32 {
-        let SumOf { row } = self;
-        let mut acc = isa.splat(0.0);
-        let mut chunks = row.chunks_exact(I::LANES.max(1));
-        for chunk in &mut chunks {
-            // SAFETY: the chunk holds exactly LANES floats.
-            acc = isa.add(acc, unsafe { isa.load(chunk.as_ptr()) });
-        }
-        chunks
-            .remainder()
-            .iter()
-            .fold(isa.reduce_add(acc), |s, &x| s + x)
     }
 }
 

@@ -16,10 +16,30 @@ pub(crate) struct Scalar;
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 #[cold]
 #[inline(never)]
-unsafe fn columns_4x1(tile: MicroTile) {
+unsafe fn columns_4x1(tile: &MicroTile) {
+    let mut column = *tile;
     for col in 0..4 {
         // SAFETY: column col < 4 of the tile is in bounds (caller's contract).
-        unsafe { Scalar.micro_tile::<4, 1>(tile.columns(col, 1)) };
+        unsafe {
+            column.move_to(tile.b, tile.c, col, 1);
+            Scalar.micro_tile::<4, 1>(&column);
+        }
+    }
+}
+
+/// [`exp`](super::exp) of one argument with `|x| > 87.3365` or NaN: 0 below
+/// [`EXP_UNDERFLOW`], `+inf` above [`EXP_OVERFLOW`], NaN for NaN, the in-range arithmetic
+/// between 87.3365 and [`EXP_OVERFLOW`].
+#[cold]
+#[inline(never)]
+fn exp_out_of_range(x: f32) -> f32 {
+    if x < EXP_UNDERFLOW {
+        0.0
+    } else if x <= EXP_OVERFLOW {
+        exp_in_range(Scalar, x)
+    } else {
+        // +inf above the range, NaN stays NaN
+        x + f32::INFINITY
     }
 }
 
@@ -105,6 +125,12 @@ impl Isa for Scalar {
         // (n + 127) << 23 is the bit pattern of 2^n for n in [-126, 127].
         f32::from_bits(((n as i32 + 127) as u32) << 23)
     }
+    #[inline(always)]
+    fn pow2i_rounded(self, rounded: f32, _n: f32) -> f32 {
+        // bits(n + 1.5·2^23) = 0x4B40_0000 + n, and 0x4B40_0000 << 23 wraps to 0: the same
+        // (n + 127) << 23 without a float-to-integer conversion.
+        f32::from_bits((rounded.to_bits() << 23).wrapping_add(127 << 23))
+    }
     /// Out of line: a loop in its own function keeps its constants and counters in registers,
     /// where inlined into a whole pass it reloads them (measured on the Cortex-M4F: an `exp`
     /// loop of 44 instructions per element inlined, 31 out of line).
@@ -112,17 +138,15 @@ impl Isa for Scalar {
     fn call<O: TileOp>(self, op: O) -> O::Output {
         op.run(self)
     }
-    /// One branch instead of the selects of the vector form (five selects cost about 20
-    /// instructions on a Cortex-M4F): in range, the same arithmetic, so the same bits.
+    /// One comparison instead of the selects of the vector form (five selects cost about 20
+    /// instructions on a Cortex-M4F): `|x| <= 87.3365` is in range (NaN is not) and takes the
+    /// same arithmetic, so the same bits.
     #[inline(always)]
     fn exp(self, x: f32) -> f32 {
-        if (EXP_UNDERFLOW..=EXP_OVERFLOW).contains(&x) {
+        if x.abs() <= -EXP_UNDERFLOW {
             exp_in_range(self, x)
-        } else if x < 0.0 {
-            0.0
         } else {
-            // +inf above the range, NaN stays NaN
-            x + f32::INFINITY
+            exp_out_of_range(x)
         }
     }
     /// On ARM cores with a single-precision FPU, the `4 × 4` tiles in assembly
@@ -130,7 +154,7 @@ impl Isa for Scalar {
     /// line, one function per tile shape: called once per tile, and the stack peak of a kernel
     /// is then the largest of them, not their sum.
     #[inline(never)]
-    unsafe fn micro_tile<const R: usize, const V: usize>(self, tile: MicroTile) {
+    unsafe fn micro_tile<const R: usize, const V: usize>(self, tile: &MicroTile) {
         #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
         if R == 4 && V == 4 {
             // SAFETY: the caller's contract is tile_4x4's, and columns_4x1's.

@@ -155,10 +155,10 @@ impl TileOp for ColumnExpSum<'_> {
     }
 }
 
-/// `row[c] = e^(row[c] − shift[c])` over the common length.
+/// `row[c] = e^(row[c] − shift[c])` over the common length, returning `Σ_c row[c]`.
 #[inline(always)]
-pub(crate) fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) {
-    isa.call(ExpMinus { row, shift });
+pub(crate) fn exp_minus<I: Isa>(isa: I, row: &mut [f32], shift: &[f32]) -> f32 {
+    isa.call(ExpMinus { row, shift })
 }
 
 /// The arguments of [`exp_minus`].
@@ -168,12 +168,13 @@ struct ExpMinus<'a> {
 }
 
 impl TileOp for ExpMinus<'_> {
-    type Output = ();
+    type Output = f32;
     #[inline(always)]
-    fn run<I: Isa>(self, isa: I) {
+    fn run<I: Isa>(self, isa: I) -> f32 {
         let ExpMinus { row, shift } = self;
         let len = row.len().min(shift.len());
         let vectors = len / I::LANES;
+        let mut sum = isa.splat(0.0);
         for v in 0..vectors {
             let c = v * I::LANES;
             // SAFETY: c + LANES <= len of row and shift.
@@ -186,8 +187,10 @@ impl TileOp for ExpMinus<'_> {
                     ),
                 );
                 isa.store(row.as_mut_ptr().add(c), e);
+                sum = isa.add(sum, e);
             }
         }
+        let mut total = isa.reduce_add(sum);
         let c = vectors * I::LANES;
         if c < len {
             // One partial vector for the last len − c elements.
@@ -201,7 +204,54 @@ impl TileOp for ExpMinus<'_> {
                 );
                 isa.store_partial(row.as_mut_ptr().add(c), width, e);
             }
+            total += row.iter().take(len).skip(c).sum::<f32>();
         }
+        total
+    }
+}
+
+/// `row[c] ← (row[c] + add[c]) − shift` over the common length, returning `max_c row[c]`
+/// (`−∞` if empty): a row of logits, its bias and its stabiliser in one loop.
+#[inline(always)]
+pub(crate) fn add_shift_max<I: Isa>(isa: I, row: &mut [f32], add: &[f32], shift: f32) -> f32 {
+    isa.call(AddShiftMax { row, add, shift })
+}
+
+/// The arguments of [`add_shift_max`].
+struct AddShiftMax<'a> {
+    row: &'a mut [f32],
+    add: &'a [f32],
+    shift: f32,
+}
+
+impl TileOp for AddShiftMax<'_> {
+    type Output = f32;
+    #[inline(always)]
+    fn run<I: Isa>(self, isa: I) -> f32 {
+        let AddShiftMax { row, add, shift } = self;
+        let len = row.len().min(add.len());
+        let shift_v = isa.splat(shift);
+        let mut max = isa.splat(f32::NEG_INFINITY);
+        let vectors = len / I::LANES;
+        for v in 0..vectors {
+            let c = v * I::LANES;
+            // SAFETY: c + LANES <= len of row and add.
+            unsafe {
+                let sum = isa.add(isa.load(row.as_ptr().add(c)), isa.load(add.as_ptr().add(c)));
+                let x = isa.sub(sum, shift_v);
+                isa.store(row.as_mut_ptr().add(c), x);
+                max = isa.max(max, x);
+            }
+        }
+        let mut m = isa.reduce_max(max);
+        // (One lane: no tail.)
+        if I::LANES > 1 {
+            for (x, &a) in row.iter_mut().zip(add).take(len).skip(vectors * I::LANES) {
+                *x = (*x + a) - shift;
+                m = m.max(*x);
+            }
+        }
+        m
     }
 }
 

@@ -156,7 +156,7 @@ macro_rules! store_tile {
 /// As [`micro`](super::gemm::micro): rows `0..4` of `A` (`k` columns), rows `0..k` of `B` (4
 /// columns) and rows `0..4` of `C` (4 columns) must be in bounds.
 #[inline(always)]
-pub(super) unsafe fn tile_4x4(tile: MicroTile) -> bool {
+pub(super) unsafe fn tile_4x4(tile: &MicroTile) -> bool {
     let MicroTile {
         k,
         a,
@@ -168,16 +168,12 @@ pub(super) unsafe fn tile_4x4(tile: MicroTile) -> bool {
         ldc,
         accumulate,
         width: _,
-    } = tile;
-    // Byte strides (a stride too large for that is left to the generic kernel).
-    let (Some(a_row_bytes), Some(a_col_bytes), Some(b_bytes), Some(c_bytes)) = (
-        a_row.checked_mul(4),
-        a_col.checked_mul(4),
-        ldb.checked_mul(4),
-        ldc.checked_mul(4),
-    ) else {
-        return false;
-    };
+    } = *tile;
+    // Byte strides. (They fit: gemm checked that rows 0..4 of A and C and rows 0..k of B lie
+    // in slices, no longer than isize::MAX bytes; a stride the loops never step, a_col or ldb
+    // with k = 1, may wrap harmlessly.)
+    let (a_row_bytes, a_col_bytes) = (a_row.wrapping_mul(4), a_col.wrapping_mul(4));
+    let (b_bytes, c_bytes) = (ldb.wrapping_mul(4), ldc.wrapping_mul(4));
     if a_row == 1 {
         // SAFETY: the loop reads rows 0..4 of A over k columns and rows 0..k of B over 4
         // columns, the stores rows 0..4 of C over 4 columns, in bounds by the caller's
