@@ -109,8 +109,8 @@ pub(super) fn attention<I: Isa>(isa: I, kernel: Exact<'_>) {
         mask: x.key_mask,
     };
     for (q_block, out_block) in
-        x.q.chunks(BLOCK * shape.dim)
-            .zip(out.chunks_mut(BLOCK * shape.value_dim))
+        x.q.chunks(BLOCK.saturating_mul(shape.dim).max(1))
+            .zip(out.chunks_mut(BLOCK.saturating_mul(shape.value_dim).max(1)))
     {
         flash_block(
             isa,

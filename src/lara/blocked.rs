@@ -75,7 +75,7 @@ pub(super) fn push_normaliser<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
     pack_transposed(ws.q_bar, dim, scale, packed, count, 0);
     let (running_max, running_sum) = (&mut *ws.t_lse, prefix(ws.key_sum, count));
     let (block_max, rescale) = (prefix(ws.t_row, count), prefix(ws.logits, count));
-    for q_block in q.chunks(BLOCK * dim) {
+    for q_block in q.chunks(BLOCK.saturating_mul(dim).max(1)) {
         let (_, tile) = project_block(isa, q_block, dim, (packed, count), count, tile);
         column_max(isa, tile, count, count, block_max);
         raise_running_max(isa, running_max, block_max, rescale, running_sum);
@@ -117,7 +117,10 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
     } else {
         ld
     };
-    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+    for (q_block, out_block) in q
+        .chunks(BLOCK.saturating_mul(dim).max(1))
+        .zip(out.chunks_mut(BLOCK.saturating_mul(value_dim).max(1)))
+    {
         // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
         let (rows_q, tile) = project_block(isa, q_block, dim, (packed, ld), width, tile);
         for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
@@ -191,7 +194,7 @@ pub(super) fn density<I: Isa>(isa: I, pass: Density<'_, '_>) {
         .iter()
         .zip(ws.bias.iter_mut().zip(ws.balance.iter_mut()))
         .enumerate();
-    for w_block in ws.w.chunks((BLOCK * dim).max(1)) {
+    for w_block in ws.w.chunks(BLOCK.saturating_mul(dim).max(1)) {
         // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
         let (_, tile) = project_block(isa, w_block, dim, (packed, count), count, tile);
         for (row, (c, (&key_lse, (bias, balance)))) in rows_mut(tile, count).zip(&mut per_sample) {

@@ -12,8 +12,9 @@ pub enum Backend {
     /// The plain scalar reference kernels (every target).
     Scalar,
     /// The blocked kernels on plain `f32` arithmetic, one lane, their matrix products in
-    /// register tiles of `4 × 4` (every target; the default where no SIMD backend is compiled:
-    /// Cortex-M, RISC-V).
+    /// register tiles of `4 × 4` (in assembly on ARM cores with a single-precision FPU): every
+    /// target, the default where no SIMD backend is compiled (Cortex-M, RISC-V), unless the crate
+    /// is built for size (opt-level `"s"` or `"z"`; `LARA_ATTN_BLOCKED=1` keeps it).
     Blocked,
     /// x86_64 SSE2, 4 lanes.
     Sse2,
@@ -72,7 +73,8 @@ impl Backend {
     /// Whether this backend is compiled for the target and supported by the CPU.
     pub fn is_available(self) -> bool {
         match self {
-            Backend::Scalar | Backend::Blocked => true,
+            Backend::Scalar => true,
+            Backend::Blocked => cfg!(not(lara_attn_compact)),
             #[cfg(target_arch = "x86_64")]
             Backend::Sse2 => true,
             #[cfg(target_arch = "x86_64")]
@@ -88,7 +90,8 @@ impl Backend {
         }
     }
 
-    /// The best available backend.
+    /// The best available backend: the widest SIMD backend, else [`Backend::Blocked`], else
+    /// [`Backend::Scalar`].
     pub fn best() -> Backend {
         let preference = [
             Backend::Avx512,
@@ -96,11 +99,12 @@ impl Backend {
             Backend::Sse2,
             Backend::Neon,
             Backend::Simd128,
+            Backend::Blocked,
         ];
         preference
             .into_iter()
             .find(|b| b.is_available())
-            .unwrap_or(Backend::Blocked)
+            .unwrap_or(Backend::Scalar)
     }
 }
 
@@ -110,9 +114,15 @@ impl core::fmt::Display for Backend {
     }
 }
 
-/// Whether a backend that runs the blocked kernels is compiled for this target: the default
-/// scratch sizes then include their tiles.
-pub(crate) const COMPILED: bool = true;
+/// Whether a backend that runs the blocked kernels is compiled for this target (a SIMD backend,
+/// or [`Backend::Blocked`] when the crate is not built for size): the default scratch sizes then
+/// include their tiles.
+pub(crate) const COMPILED: bool = cfg!(any(
+    not(lara_attn_compact),
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon"),
+    all(target_arch = "wasm32", target_feature = "simd128"),
+));
 
 /// A backend known to be available here: made only by [`Available::active`],
 /// [`Available::SCALAR`] or the availability check of [`Available::new`]. Holding one is what

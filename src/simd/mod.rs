@@ -8,18 +8,27 @@
 //! `Isa`. [`run`] takes a [`Kernel`] and an [`Available`] backend and calls the blocked body
 //! inside one `#[target_feature]` function per instruction set, compiled with the whole loop
 //! nest inlined (every `Isa` method and every blocked body is `#[inline(always)]`), or the
-//! scalar body for the scalar backend.
+//! scalar body for the scalar backend. The blocked body's loops over rows and tiles are
+//! [`TileOp`]s, which an instruction set may run out of line ([`Isa::call`]); its matrix
+//! products end in [`Isa::micro_tile`], which an instruction set may write by hand.
+//!
+//! Every target has the one-lane instruction set [`Scalar`]: it gives `exp` its scalar form and
+//! runs the blocked kernels as [`Backend::Blocked`], unless the crate is built for size (the cfg
+//! `lara_attn_compact`, see `src/build.rs`).
 //!
 //! This module is the only place of the crate allowed `unsafe` (the crate denies it elsewhere).
 #![allow(unsafe_code)]
-// Without a SIMD backend (Cortex-M, RISC-V) the generic blocked code is compiled but never
-// instantiated: only the scalar `exp` is used.
+// Built for size without a SIMD backend (Cortex-M, RISC-V at opt-level "s"), the generic
+// blocked code is compiled but never instantiated: only the scalar `exp` is used.
 #![cfg_attr(
-    not(any(
-        target_arch = "x86_64",
-        all(target_arch = "aarch64", target_feature = "neon"),
-        all(target_arch = "wasm32", target_feature = "simd128")
-    )),
+    all(
+        lara_attn_compact,
+        not(any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon"),
+            all(target_arch = "wasm32", target_feature = "simd128")
+        ))
+    ),
     allow(dead_code, unused_variables, unused_imports)
 )]
 
@@ -108,6 +117,7 @@ pub(crate) fn run<K: Kernel>(backend: Available, kernel: K) -> K::Output {
         Backend::Neon => kernel.blocked(Neon::new()),
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Backend::Simd128 => kernel.blocked(Simd128::new()),
+        #[cfg(not(lara_attn_compact))]
         Backend::Blocked => kernel.blocked(Scalar),
         _ => kernel.scalar(),
     }
@@ -415,8 +425,9 @@ impl TileOp for Dot<'_> {
         let (a, b) = (&a[..len], &b[..len]);
         let mut acc = [isa.splat(0.0); 2];
         let step = 2 * I::LANES;
-        let mut i = 0;
-        while i + step <= len {
+        let pairs = len / step;
+        for pair in 0..pairs {
+            let i = pair * step;
             // SAFETY: i + 2·LANES <= len for both slices.
             unsafe {
                 for (j, s) in acc.iter_mut().enumerate() {
@@ -428,10 +439,9 @@ impl TileOp for Dot<'_> {
                     );
                 }
             }
-            i += step;
         }
         let mut total = isa.reduce_add(isa.add(acc[0], acc[1]));
-        for (x, y) in a[i..].iter().zip(&b[i..]) {
+        for (x, y) in a.iter().zip(b).skip(pairs * step) {
             total += x * y;
         }
         total

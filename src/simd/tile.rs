@@ -376,8 +376,8 @@ pub(crate) fn key_blocks<'k>(
         .unwrap_or(&[])
         .chunks(BLOCK)
         .chain(core::iter::repeat(&[][..]));
-    k.chunks(BLOCK * dim.max(1))
-        .zip(v.chunks(BLOCK * value_dim.max(1)))
+    k.chunks(BLOCK.saturating_mul(dim).max(1))
+        .zip(v.chunks(BLOCK.saturating_mul(value_dim).max(1)))
         .zip(mask_blocks)
         .map(|((k_block, v_block), mask)| (k_block, v_block, mask))
 }
