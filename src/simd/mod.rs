@@ -47,7 +47,7 @@ mod neon;
 mod simd128;
 #[cfg(target_arch = "x86_64")]
 mod sse2;
-#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cfg(all(target_arch = "arm", target_abi = "eabihf", not(lara_attn_helium)))]
 mod vfp;
 
 #[cfg(target_arch = "x86_64")]

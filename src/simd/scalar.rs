@@ -1,8 +1,21 @@
 //! The one-lane "vector" instruction set: plain `f32` arithmetic, available everywhere. It
-//! gives [`exp`](super::exp) its scalar form and lets the generic code run on any target.
+//! gives [`exp`](super::exp) its scalar form and runs the blocked kernels as
+//! [`Backend::Blocked`](super::Backend::Blocked), tuned one of two ways:
+//!
+//! * for single-issue cores (the default; Cortex-M4F, M7, M33, M3, M0): every tile loop in a
+//!   function of its own ([`Isa::call`]: its constants and counters stay in registers, and the
+//!   stack peak of a kernel is the largest loop's frame, not their sum), `exp` with one branch
+//!   instead of selects, and on hard-float ARM the `4 × 4` tile of the matrix products in
+//!   assembly ([`vfp`](super::vfp));
+//! * for cores with Helium (the cfg `lara_attn_helium`, set by `src/build.rs` for
+//!   `-C target-cpu=cortex-m55`, `m52` or `m85`): everything inlined and branch-free, the way
+//!   LLVM's auto-vectoriser turns it into MVE instructions (until this crate has explicit
+//!   Helium kernels).
 
 use super::gemm::{MicroTile, micro};
-use super::{EXP_OVERFLOW, EXP_UNDERFLOW, Isa, TileOp, exp_in_range};
+#[cfg(not(lara_attn_helium))]
+use super::{EXP_OVERFLOW, EXP_UNDERFLOW, exp_in_range};
+use super::{Isa, TileOp};
 
 /// Plain `f32` arithmetic, one lane.
 #[derive(Clone, Copy, Debug)]
@@ -13,7 +26,7 @@ pub(crate) struct Scalar;
 ///
 /// # Safety
 /// As [`micro`], for a `4 × 4` tile.
-#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[cfg(all(target_arch = "arm", target_abi = "eabihf", not(lara_attn_helium)))]
 #[cold]
 #[inline(never)]
 unsafe fn columns_4x1(tile: &MicroTile) {
@@ -30,6 +43,7 @@ unsafe fn columns_4x1(tile: &MicroTile) {
 /// [`exp`](super::exp) of one argument with `|x| > 87.3365` or NaN: 0 below
 /// [`EXP_UNDERFLOW`], `+inf` above [`EXP_OVERFLOW`], NaN for NaN, the in-range arithmetic
 /// between 87.3365 and [`EXP_OVERFLOW`].
+#[cfg(not(lara_attn_helium))]
 #[cold]
 #[inline(never)]
 fn exp_out_of_range(x: f32) -> f32 {
@@ -133,14 +147,16 @@ impl Isa for Scalar {
     }
     /// Out of line: a loop in its own function keeps its constants and counters in registers,
     /// where inlined into a whole pass it reloads them (measured on the Cortex-M4F: an `exp`
-    /// loop of 44 instructions per element inlined, 31 out of line).
-    #[inline(never)]
+    /// loop of 44 instructions per element inlined, 31 out of line). (Inlined with Helium.)
+    #[cfg_attr(not(lara_attn_helium), inline(never))]
+    #[cfg_attr(lara_attn_helium, inline(always))]
     fn call<O: TileOp>(self, op: O) -> O::Output {
         op.run(self)
     }
     /// One comparison instead of the selects of the vector form (five selects cost about 20
     /// instructions on a Cortex-M4F): `|x| <= 87.3365` is in range (NaN is not) and takes the
-    /// same arithmetic, so the same bits.
+    /// same arithmetic, so the same bits. (With Helium, the selects: they vectorise.)
+    #[cfg(not(lara_attn_helium))]
     #[inline(always)]
     fn exp(self, x: f32) -> f32 {
         if x.abs() <= -EXP_UNDERFLOW {
@@ -152,10 +168,11 @@ impl Isa for Scalar {
     /// On ARM cores with a single-precision FPU, the `4 × 4` tiles in assembly
     /// ([`vfp`](super::vfp)); the generic loop elsewhere and for the other tile shapes. Out of
     /// line, one function per tile shape: called once per tile, and the stack peak of a kernel
-    /// is then the largest of them, not their sum.
-    #[inline(never)]
+    /// is then the largest of them, not their sum. (With Helium, the generic loop, inlined.)
+    #[cfg_attr(not(lara_attn_helium), inline(never))]
+    #[cfg_attr(lara_attn_helium, inline(always))]
     unsafe fn micro_tile<const R: usize, const V: usize>(self, tile: &MicroTile) {
-        #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+        #[cfg(all(target_arch = "arm", target_abi = "eabihf", not(lara_attn_helium)))]
         if R == 4 && V == 4 {
             // SAFETY: the caller's contract is tile_4x4's, and columns_4x1's.
             unsafe {
