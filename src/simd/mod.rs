@@ -33,6 +33,7 @@
 )]
 
 pub(crate) mod backend;
+mod exp_integer;
 mod gemm;
 mod scalar;
 pub(crate) mod tile;

@@ -17,6 +17,9 @@ use super::gemm::{MicroTile, micro};
 use super::{EXP_OVERFLOW, EXP_UNDERFLOW, exp_in_range};
 use super::{Isa, TileOp};
 
+/// Whether `f32` arithmetic is a library call here (ARM without the hard-float ABI).
+const SOFT_FLOAT: bool = cfg!(all(target_arch = "arm", not(target_abi = "eabihf")));
+
 /// Plain `f32` arithmetic, one lane.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scalar;
@@ -155,11 +158,16 @@ impl Isa for Scalar {
     }
     /// One comparison instead of the selects of the vector form (five selects cost about 20
     /// instructions on a Cortex-M4F): `|x| <= 87.3365` is in range (NaN is not) and takes the
-    /// same arithmetic, so the same bits. (With Helium, the selects: they vectorise.)
+    /// same arithmetic, so the same bits. (With Helium, the selects: they vectorise.) Without
+    /// an FPU (soft-float ARM: thumbv6m, thumbv7m, thumbv8m.base, `*-eabi`), the integer form
+    /// of [`exp_integer`](super::exp_integer): 25× fewer instructions, the last bit of some
+    /// results differs.
     #[cfg(not(lara_attn_helium))]
     #[inline(always)]
     fn exp(self, x: f32) -> f32 {
-        if x.abs() <= -EXP_UNDERFLOW {
+        if SOFT_FLOAT {
+            super::exp_integer::exp(x)
+        } else if x.abs() <= -EXP_UNDERFLOW {
             exp_in_range(self, x)
         } else {
             exp_out_of_range(x)
