@@ -1,4 +1,4 @@
-//! Exact attention blocked for the SIMD backends: flash attention, the `32 × 32` logit tile of
+//! Exact attention blocked (the SIMD backends and the one-lane `Backend::Blocked`): flash attention, the `32 × 32` logit tile of
 //! a block of queries and a block of keys in L1, one matrix product for the logits and one for
 //! the value sums. RA's blocked kernel runs on the same [`flash_block`].
 

@@ -1,4 +1,4 @@
-//! LARA blocked for the SIMD backends: each pass streams over blocks of 32 keys or queries, forms
+//! LARA blocked (the SIMD backends and the one-lane `Backend::Blocked`): each pass streams over blocks of 32 keys or queries, forms
 //! the block's logits against every sample with one matrix product (the samples packed,
 //! transposed and pre-scaled), reduces the tile column- or row-wise with vector code, and folds
 //! it into the running sums with a second matrix product. Same formulas as `scalar.rs`,

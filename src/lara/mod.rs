@@ -20,7 +20,7 @@
 //! log-sum-exp and one running `kv` row per landmark, and the query pass needs `C` logits.
 //! `mis-opt` makes one extra pass over the queries first (its `T` is a softmax over the query
 //! axis). [`scratch_len_for`] the scalar kernels is `C · (3·d + d_v + 8)` floats: `q̄`, `mu`,
-//! `W` (`3·C·d`), `kv` (`C·d_v`) and eight per-landmark scalars; the SIMD backends add a packed
+//! `W` (`3·C·d`), `kv` (`C·d_v`) and eight per-landmark scalars; the blocked backends add a packed
 //! copy of the samples and a tile of 32 rows, `2·C · (d + 32)`.
 //!
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time per head.
@@ -197,9 +197,10 @@ pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`:
-/// `C · (2·d) + S · (d + d_v + 8)` for the scalar kernels (Cortex-M, RISC-V, the fixed-size
-/// layer), with `S = proposals.samples(C)` samples, plus `(S + C) · (d + 32)` of tiles for the
-/// SIMD backends.
+/// `C · (2·d) + S · (d + d_v + 8)` for the scalar kernels ([`Backend::Scalar`]: the fixed-size
+/// layer, and Cortex-M or RISC-V built for size), with `S = proposals.samples(C)` samples, plus
+/// `(S + C) · (d + 32)` of tiles for the blocked backends (SIMD, and [`Backend::Blocked`] on
+/// Cortex-M and RISC-V).
 pub const fn scratch_len_for(
     backend: Backend,
     shape: Shape,

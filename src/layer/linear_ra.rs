@@ -15,7 +15,7 @@ use crate::simd::tile::BLOCK;
 use crate::simd::{self, Available};
 use crate::slices::{copy, part, prefix, rows, rows_mut, take};
 
-/// Tokens per block of the passes: the SIMD tiles' 32, or 8 for the scalar kernels, which
+X
 /// take one token at a time anyway (less scratch on a microcontroller).
 const fn block_rows(tiles: bool) -> usize {
     if tiles { BLOCK } else { 8 }
@@ -42,7 +42,7 @@ pub(super) const fn landmark_count(lara: &LaraConfig, layout: Layout) -> usize {
 /// Scratch of [`forward`]: LARA's workspace for one head of `C'` landmarks, the pooled tokens
 /// `[C', dim]` with the fraction of unmasked tokens per segment, two rows of `dim`, the mixing's
 /// `[C', d + 2]`, the `'dense'` generators' landmarks of every head `2·[C', dim]`, two blocks of
-/// `[B, d]` and (SIMD) two packed weights `[dim, d]`.
+/// `[B, d]` and (blocked kernels) two packed weights `[dim, d]`.
 pub(super) const fn scratch_len(
     config: &Config,
     lara: &LaraConfig,

@@ -22,7 +22,7 @@ const fn estimator_len(config: &Config, n: usize, tiles: bool) -> usize {
 }
 
 /// Scratch of [`forward`]: one head's `q`, `k`, `v` and output (`4·n·d`), the estimator's
-/// scratch and (SIMD) one packed weight `[dim, d]`.
+/// scratch and (blocked kernels) one packed weight `[dim, d]`.
 pub(super) const fn scratch_len(config: &Config, layout: Layout, tiles: bool) -> usize {
     let n = layout.tokens();
     let head = n.saturating_mul(config.head_dim());

@@ -1,4 +1,4 @@
-//! RA blocked for the SIMD backends: per block of 32 queries, the proposals `W_i`, then
+//! RA blocked (the SIMD backends and the one-lane `Backend::Blocked`): per block of 32 queries, the proposals `W_i`, then
 //! [`flash_block`] with the key bias `s·|k_j|²/2`.
 
 use super::{MeanKind, Ra};

@@ -78,7 +78,7 @@ pub const fn scratch_len(shape: Shape) -> usize {
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`: `n_k + 2·d + 32`
-/// for [`Backend::Scalar`], plus `32·(2·d + 35)` for the SIMD backends (a block of proposals
+/// for [`Backend::Scalar`], plus `32·(2·d + 36)` for the blocked backends (a block of proposals
 /// and the flash tiles).
 pub const fn scratch_len_for(backend: Backend, shape: Shape) -> usize {
     len(shape, backend.is_blocked())

@@ -1,4 +1,4 @@
-//! RFA blocked for the SIMD backends: the projections of a block of 32 keys or queries onto
+//! RFA blocked (the SIMD backends and the one-lane `Backend::Blocked`): the projections of a block of 32 keys or queries onto
 //! every feature as one matrix product against the packed, pre-scaled `ω`, the features by
 //! vector code, and the key sums `Σ φ(k) vᵀ` as a second matrix product.
 

@@ -108,9 +108,11 @@ pub const fn scratch_len(shape: Shape, map: FeatureMap, features: usize) -> usiz
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`. Scalar kernels
-/// (Cortex-M, RISC-V, the fixed-size layer): `S·(d_v + 2) + d_v` for positive features,
-/// `2S·(d_v + 2)` for trigonometric ones, `S·(d + d_v + 8)` in log space. The SIMD backends add
-/// the packed `ω` and a tile of projections: `S·(d + 32)`, `S·(d + 64)`, `S·(d + 32)`.
+/// ([`Backend::Scalar`]: the fixed-size layer, and Cortex-M or RISC-V built for size):
+/// `S·(d_v + 2) + d_v` for positive features, `2S·(d_v + 2)` for trigonometric ones,
+/// `S·(d + d_v + 8)` in log space. The blocked backends (SIMD, and [`Backend::Blocked`] on
+/// Cortex-M and RISC-V) add the packed `ω` and a tile of projections: `S·(d + 32)`,
+/// `S·(d + 64)`, `S·(d + 32)`.
 pub const fn scratch_len_for(
     backend: Backend,
     shape: Shape,
