@@ -15,7 +15,7 @@ use crate::simd::tile::BLOCK;
 use crate::simd::{self, Available};
 use crate::slices::{copy, part, prefix, rows, rows_mut, take};
 
-X
+/// Tokens per block of the passes: the blocked kernels' 32, or 8 for the scalar kernels, which
 /// take one token at a time anyway (less scratch on a microcontroller).
 const fn block_rows(tiles: bool) -> usize {
     if tiles { BLOCK } else { 8 }
