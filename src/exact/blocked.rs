@@ -72,8 +72,11 @@ pub(crate) fn flash_block<I: Isa>(
         // Online softmax per query (column): new maximum, rescale what came before.
         column_max(isa, tile, BLOCK, rows_q, block_max);
         raise_running_max(isa, running_max, block_max, rescale, running_sum);
+        // (a maximum the block did not raise leaves its row as it is: r = 1)
         for (out_row, &r) in rows_mut(out_block, value_dim).zip(rescale.iter()) {
-            scale_row(isa, out_row, r);
+            if r != 1.0 {
+                scale_row(isa, out_row, r);
+            }
         }
         // P = e^(Sᵀ − max), running_sum += Σ_j P
         column_exp_sum(isa, tile, BLOCK, rows_q, running_max, running_sum);

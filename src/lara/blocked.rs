@@ -44,8 +44,11 @@ pub(super) fn push_keys<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
         }
         column_max(isa, tile, samples, samples, ws.t_row);
         raise_running_max(isa, ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
+        // (a maximum the block did not raise leaves its row as it is: r = 1)
         for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
-            scale_row(isa, kv_row, r);
+            if r != 1.0 {
+                scale_row(isa, kv_row, r);
+            }
         }
         // P = e^(LK − max);  Σ_j P;  kv += Pᵀ · V_block
         column_exp_sum(isa, tile, samples, samples, ws.key_lse, ws.key_sum);

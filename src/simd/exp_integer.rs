@@ -150,7 +150,10 @@ fn in_range(bits: u32, mul_hi: &impl Fn(u32, u32) -> u32) -> f32 {
     };
     // n = ⌊y⌋, f = y − n in Q0.32 (the two's complement of |y| for negative x)
     let (n, f) = if bits >> 31 == 1 {
-        ((!y_hi).wrapping_add(u32::from(y_lo == 0)), y_lo.wrapping_neg())
+        (
+            (!y_hi).wrapping_add(u32::from(y_lo == 0)),
+            y_lo.wrapping_neg(),
+        )
     } else {
         (y_hi, y_lo)
     };

@@ -154,6 +154,10 @@ pub(crate) trait Isa: Copy {
     const TILE_ROWS: usize = 4;
     /// Vectors per row of a register tile of [`gemm`] (1 to 4).
     const TILE_VECTORS: usize = 2;
+    /// Whether the column-wise tile loops run row by row with the columns innermost (for a
+    /// one-lane set the compiler vectorises across columns: Helium), rather than a vector of
+    /// columns at a time down the rows (its running values in registers).
+    const COLUMNS_INNERMOST: bool = false;
     /// A vector of `LANES` floats.
     type V: Copy;
     /// A lane mask from a comparison.

@@ -66,6 +66,7 @@ impl Isa for Scalar {
     // registers (Cortex-M4F, M7, M33, M55 without Helium).
     const TILE_ROWS: usize = 4;
     const TILE_VECTORS: usize = 4;
+    const COLUMNS_INNERMOST: bool = cfg!(lara_attn_helium);
     type V = f32;
     type M = bool;
 

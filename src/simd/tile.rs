@@ -57,24 +57,41 @@ impl TileOp for ColumnMax<'_> {
             cols,
             max,
         } = self;
-        max.fill(f32::NEG_INFINITY);
         let cols = cols.min(ld).min(max.len());
-        // (A count of whole vectors computed once: the loops below compile to counted loops.)
-        let vectors = cols / I::LANES;
-        for row in rows(tile, ld) {
-            for v in 0..vectors {
-                let c = v * I::LANES;
-                // SAFETY: c + LANES <= cols <= len of both row (ld) and max.
-                unsafe {
-                    let m = isa.max(isa.load(max.as_ptr().add(c)), isa.load(row.as_ptr().add(c)));
-                    isa.store(max.as_mut_ptr().add(c), m);
+        if I::COLUMNS_INNERMOST {
+            // Row by row, the columns innermost (for the auto-vectoriser).
+            max.fill(f32::NEG_INFINITY);
+            for row in rows(tile, ld) {
+                for (m, &x) in max.iter_mut().zip(row).take(cols) {
+                    *m = isa.reduce_max(isa.max(isa.splat(*m), isa.splat(x)));
                 }
             }
-            // (One lane: no tail.)
-            if I::LANES > 1 {
-                for (m, &x) in max.iter_mut().zip(row).take(cols).skip(vectors * I::LANES) {
-                    *m = m.max(x);
-                }
+            return;
+        }
+        let row_count = tile.len() / ld.max(1);
+        // A vector of columns at a time, down the rows: its maxima stay in a register.
+        let vectors = cols / I::LANES;
+        for v in 0..vectors {
+            let c = v * I::LANES;
+            let mut m = isa.splat(f32::NEG_INFINITY);
+            for j in 0..row_count {
+                // SAFETY: j < row_count and c + LANES <= cols <= ld, so j·ld + c + LANES <= len.
+                m = isa.max(m, unsafe { isa.load(tile.as_ptr().add(j * ld + c)) });
+            }
+            // SAFETY: c + LANES <= cols <= len of max.
+            unsafe { isa.store(max.as_mut_ptr().add(c), m) };
+        }
+        // (One lane: no tail.)
+        if I::LANES > 1 {
+            for (c, m) in max
+                .iter_mut()
+                .enumerate()
+                .take(cols)
+                .skip(vectors * I::LANES)
+            {
+                *m = rows(tile, ld).fold(f32::NEG_INFINITY, |m, row| {
+                    m.max(row.get(c).copied().unwrap_or(f32::NEG_INFINITY))
+                });
             }
         }
     }
@@ -121,35 +138,58 @@ impl TileOp for ColumnExpSum<'_> {
             sum,
         } = self;
         let cols = cols.min(ld).min(shift.len()).min(sum.len());
-        // (A count of whole vectors computed once: the loops below compile to counted loops.)
-        let vectors = cols / I::LANES;
-        let tail = cols - vectors * I::LANES;
-        for row in rows_mut(tile, ld) {
-            for v in 0..vectors {
-                let c = v * I::LANES;
-                // SAFETY: c + LANES <= cols <= len of row (ld), shift and sum.
-                unsafe {
-                    let x = isa.load(row.as_ptr().add(c));
-                    let e = exp(isa, isa.sub(x, isa.load(shift.as_ptr().add(c))));
-                    isa.store(row.as_mut_ptr().add(c), e);
-                    let total = isa.add(isa.load(sum.as_ptr().add(c)), e);
-                    isa.store(sum.as_mut_ptr().add(c), total);
+        if I::COLUMNS_INNERMOST {
+            // Row by row, the columns innermost (for the auto-vectoriser), each column summed in
+            // row order as below.
+            for row in rows_mut(tile, ld) {
+                for ((x, &s), total) in row.iter_mut().zip(shift).zip(sum.iter_mut()).take(cols) {
+                    let e = isa.reduce_add(exp(isa, isa.sub(isa.splat(*x), isa.splat(s))));
+                    *x = e;
+                    *total += e;
                 }
             }
-            if tail > 0 {
-                // One partial vector for the last columns.
-                let c = vectors * I::LANES;
-                // SAFETY: c + tail = cols <= len of row, shift and sum.
+            return;
+        }
+        let row_count = tile.len() / ld.max(1);
+        // A vector of columns at a time, down the rows: its shift and sum stay in registers, and
+        // each column is summed in row order, as a row-by-row update would.
+        let vectors = cols / I::LANES;
+        let tail = cols - vectors * I::LANES;
+        for v in 0..vectors {
+            let c = v * I::LANES;
+            // SAFETY: c + LANES <= cols <= len of shift and sum.
+            let (s, mut total) = unsafe {
+                (
+                    isa.load(shift.as_ptr().add(c)),
+                    isa.load(sum.as_ptr().add(c)),
+                )
+            };
+            for j in 0..row_count {
+                // SAFETY: j < row_count and c + LANES <= cols <= ld, so j·ld + c + LANES <= len.
                 unsafe {
-                    let x = isa.load_partial(row.as_ptr().add(c), tail);
-                    let e = exp(
-                        isa,
-                        isa.sub(x, isa.load_partial(shift.as_ptr().add(c), tail)),
-                    );
-                    isa.store_partial(row.as_mut_ptr().add(c), tail, e);
-                    let total = isa.add(isa.load_partial(sum.as_ptr().add(c), tail), e);
-                    isa.store_partial(sum.as_mut_ptr().add(c), tail, total);
+                    let p = tile.as_mut_ptr().add(j * ld + c);
+                    let e = exp(isa, isa.sub(isa.load(p), s));
+                    isa.store(p, e);
+                    total = isa.add(total, e);
                 }
+            }
+            // SAFETY: as above.
+            unsafe { isa.store(sum.as_mut_ptr().add(c), total) };
+        }
+        if tail > 0 {
+            // One partial vector for the last columns.
+            let c = vectors * I::LANES;
+            // SAFETY: c + tail = cols <= len of shift and sum, and <= ld.
+            unsafe {
+                let s = isa.load_partial(shift.as_ptr().add(c), tail);
+                let mut total = isa.load_partial(sum.as_ptr().add(c), tail);
+                for j in 0..row_count {
+                    let p = tile.as_mut_ptr().add(j * ld + c);
+                    let e = exp(isa, isa.sub(isa.load_partial(p, tail), s));
+                    isa.store_partial(p, tail, e);
+                    total = isa.add(total, e);
+                }
+                isa.store_partial(sum.as_mut_ptr().add(c), tail, total);
             }
         }
     }
