@@ -3,7 +3,7 @@
 use super::{Weighting, Workspace, density_terms};
 use crate::Shape;
 use crate::inputs::Qkv;
-use crate::math::{OnlineLse, axpy, dot, exp, half_sq_norm, ln, softmax_in_place};
+use crate::math::{KEY_BLOCK, OnlineLse, axpy, dot, exp, half_sq_norm, ln, softmax_in_place};
 use crate::slices::{prefix, rows, rows_mut};
 
 impl Workspace<'_> {
@@ -32,55 +32,69 @@ impl Workspace<'_> {
     }
 
     /// Adds the unmasked keys of `x` to the running key sums: per sample, the online
-    /// `lse_j ℓ(k_j; W_c)` (running maximum `key_lse`, sum `key_sum`) and `kv_c`.
+    /// `lse_j ℓ(k_j; W_c)` (running maximum `key_lse`, sum `key_sum`) and `kv_c`. Each block of
+    /// [`KEY_BLOCK`] keys is summed on its own in `logits` (free until the query pass) before
+    /// it joins `key_sum`.
     #[inline(never)]
     pub(super) fn push_keys_scalar(&mut self, x: &Qkv<'_>) {
         let shape = x.shape;
         let scale = shape.scale();
         let keys = rows(x.k, shape.dim).zip(rows(x.v, shape.value_dim));
-        for ((k_row, v_row), unmasked) in keys.zip(x.unmasked_keys()) {
-            if !unmasked {
-                // LK[c, j] = −∞: no contribution
-                continue;
+        let block_sums = prefix(self.logits, self.key_sum.len());
+        block_sums.fill(0.0);
+        for (j, ((k_row, v_row), unmasked)) in keys.zip(x.unmasked_keys()).enumerate() {
+            if unmasked {
+                let k_half_norm = half_sq_norm(k_row);
+                let samples = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
+                let sums = self.key_lse.iter_mut().zip(self.key_sum.iter_mut());
+                for ((w_row, kv_row), ((max, sum), block)) in
+                    samples.zip(sums.zip(block_sums.iter_mut()))
+                {
+                    // LK[c, j] = s · (W_c·k_j − |k_j|²/2)
+                    let log_feature = scale * (dot(w_row, k_row) - k_half_norm);
+                    let mut state = OnlineLse {
+                        max: *max,
+                        sum: *sum,
+                    };
+                    state.push_in_block(block, log_feature, v_row, kv_row);
+                    (*max, *sum) = (state.max, state.sum);
+                }
             }
-            let k_half_norm = half_sq_norm(k_row);
-            let samples = rows(self.w, shape.dim).zip(rows_mut(self.kv, shape.value_dim));
-            for ((w_row, kv_row), (max, sum)) in
-                samples.zip(self.key_lse.iter_mut().zip(self.key_sum.iter_mut()))
-            {
-                // LK[c, j] = s · (W_c·k_j − |k_j|²/2)
-                let log_feature = scale * (dot(w_row, k_row) - k_half_norm);
-                let mut state = OnlineLse {
-                    max: *max,
-                    sum: *sum,
-                };
-                state.push(log_feature, v_row, kv_row);
-                (*max, *sum) = (state.max, state.sum);
+            if (j + 1) % KEY_BLOCK == 0 {
+                join_blocks(self.key_sum, block_sums);
             }
         }
+        join_blocks(self.key_sum, block_sums);
     }
 
     /// Adds the queries `q` to `mis-opt`'s running `lse_i (s · q̄_c·q_i)`, the normaliser of
     /// `T[c, ·]` (a softmax over the query axis): running maximum in `t_lse`, sum in the first
-    /// `C'` entries of `key_sum` (free once the key pass is finished).
+    /// `C'` entries of `key_sum` (free once the key pass is finished), blocks of [`KEY_BLOCK`]
+    /// queries summed on their own in `t_row` (free until the query pass).
     #[inline(never)]
     pub(super) fn push_normaliser_scalar(&mut self, shape: Shape, q: &[f32]) {
         let scale = shape.scale();
         let count = self.components();
         let (max, sum) = (&mut *self.t_lse, prefix(self.key_sum, count));
-        for q_row in rows(q, shape.dim) {
-            for ((q_bar_row, max), sum) in rows(self.q_bar, shape.dim)
-                .zip(max.iter_mut())
-                .zip(sum.iter_mut())
+        let block_sums = prefix(self.t_row, count);
+        block_sums.fill(0.0);
+        for (i, q_row) in rows(q, shape.dim).enumerate() {
+            let components = rows(self.q_bar, shape.dim).zip(max.iter_mut());
+            for ((q_bar_row, max), (sum, block)) in
+                components.zip(sum.iter_mut().zip(block_sums.iter_mut()))
             {
                 let mut state = OnlineLse {
                     max: *max,
                     sum: *sum,
                 };
-                state.push_scalar(scale * dot(q_bar_row, q_row));
+                state.push_in_block(block, scale * dot(q_bar_row, q_row), &[], &mut []);
                 (*max, *sum) = (state.max, state.sum);
             }
+            if (i + 1) % KEY_BLOCK == 0 {
+                join_blocks(sum, block_sums);
+            }
         }
+        join_blocks(sum, block_sums);
     }
 
     /// `bias_c` and `bh_c` of every sample from `LM[c, c'] = ℓ(mu_c'; W_c)`, one dot product at
@@ -170,5 +184,13 @@ impl Workspace<'_> {
                 }
             }
         }
+    }
+}
+
+/// `sum += block` and `block = 0`, per entry: the end of a block of terms.
+fn join_blocks(sum: &mut [f32], block: &mut [f32]) {
+    for (sum, block) in sum.iter_mut().zip(block) {
+        *sum += *block;
+        *block = 0.0;
     }
 }
