@@ -35,6 +35,8 @@
 pub(crate) mod backend;
 mod exp_integer;
 mod gemm;
+#[cfg(all(target_arch = "arm", lara_attn_helium))]
+mod helium;
 pub(crate) mod int8;
 mod scalar;
 pub(crate) mod tile;
@@ -149,11 +151,11 @@ pub(crate) fn exp_in_place(backend: Available, values: &mut [f32]) {
 pub(crate) trait Isa: Copy {
     /// Lanes per vector.
     const LANES: usize;
-    /// Rows of a register tile of [`gemm`] (8 or 4): its `TILE_ROWS · TILE_VECTORS`
+    /// Rows of a register tile of [`gemm`] (8, 4 or 3): its `TILE_ROWS · TILE_VECTORS`
     /// accumulators, `TILE_VECTORS` vectors of `B` and a broadcast element of `A` must fit the
     /// register file (`8 × 2` for 32 vector registers, `4 × 2` for 16).
     const TILE_ROWS: usize = 4;
-    /// Vectors per row of a register tile of [`gemm`] (1 to 4).
+    /// Vectors per row of a register tile of [`gemm`] (1 to 4, or 8).
     const TILE_VECTORS: usize = 2;
     /// Whether the column-wise tile loops run row by row with the columns innermost (for a
     /// one-lane set the compiler vectorises across columns: Helium), rather than a vector of
