@@ -1,6 +1,7 @@
 //! Helium (MVE) kernels in assembly for the one-lane instruction set [`Scalar`](super::Scalar)
 //! on cores with Helium (the cfg `lara_attn_helium`: Cortex-M55, M52, M85): the `3 × 8` register
-//! tile of [`gemm`](super::gemm) (its micro-kernel there).
+//! tile of [`gemm`](super::gemm) (its micro-kernel there), and the row loops of `e^(x − shift)`
+//! with their sums ([`Isa::exp_sub_row`](super::Isa::exp_sub_row)).
 //!
 //! Stable Rust has no MVE intrinsics, and `asm!` cannot take `q` registers as operands without
 //! NEON, so each kernel is one `asm!` block that keeps its vectors in `q0`–`q7` (declared
@@ -13,6 +14,7 @@
 //! multiply-adds are fused (one rounding, the generic micro-kernel rounds twice), in the order
 //! `p = 0, 1, …, k − 1`; then `C = acc` or `C = C + acc`.
 
+use super::ExpShift;
 use super::gemm::MicroTile;
 use core::arch::asm;
 
@@ -276,4 +278,214 @@ pub(super) unsafe fn tile_3x8(tile: &MicroTile) -> bool {
     } else {
         false
     }
+}
+
+/// The constants of [`exp_sub_row`]'s `e^x`, by byte offset: 0 `log2 e`, 4 `1.5·2^23`, 8 and 12
+/// `−ln 2` in two parts, 16–36 the polynomial `c5, c4, c3, c2, c1, c0`, 40 `1.0` (also
+/// `127 << 23`, the exponent bias in place), 44 `+inf`, 48 [`EXP_UNDERFLOW`], 52
+/// [`EXP_OVERFLOW`]: the values of [`exp_in_range`](super::exp_in_range).
+static EXP_CONSTANTS: [f32; 14] = [
+    core::f32::consts::LOG2_E,
+    12_582_912.0,
+    -0.693_359_4,
+    2.121_944_4e-4,
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+    1.0,
+    f32::INFINITY,
+    super::EXP_UNDERFLOW,
+    super::EXP_OVERFLOW,
+];
+
+/// The loop of [`exp_sub_row`] on 4 lanes, tail-predicated (`wlstp`/`letp`: the last vector's
+/// lanes past the end are neither loaded nor stored nor summed): `$shift` leaves `x − shift` in
+/// `q0`, `$sums` adds the result to the running column sums. Registers: `{x}` the row, `{n}` its
+/// length, `{t}` [`EXP_CONSTANTS`], `{k0}`–`{k3}` its first four, `{k6}`, `{k7}` scratch; `q4`
+/// the sum, `q5`, `q6` the range's ends.
+macro_rules! exp_loop {
+    ($shift:expr, $sums:expr) => {
+        concat!(
+            "ldrd {k6}, {k7}, [{t}, #48]\n",
+            "vdup.32 q5, {k6}\n",
+            "vdup.32 q6, {k7}\n",
+            "vmov.i32 q4, #0\n",
+            "ldrd {k0}, {k1}, [{t}]\n",
+            "ldrd {k2}, {k3}, [{t}, #8]\n",
+            "wlstp.32 lr, {n}, 2f\n",
+            "1:\n",
+            "vldrw.u32 q0, [{x}]\n",
+            $shift,
+            // clamped to [EXP_UNDERFLOW, EXP_OVERFLOW] (NaN to the lower end)
+            "vmaxnm.f32 q1, q0, q5\n",
+            "vminnm.f32 q1, q1, q6\n",
+            // rounded = x·log2 e + 1.5·2^23 (fused), n = rounded − 1.5·2^23
+            "vdup.32 q2, {k1}\n",
+            "vfma.f32 q2, q1, {k0}\n",
+            "vsub.f32 q7, q2, {k1}\n",
+            // r = x − n·ln2, in two steps (fused)
+            "vfma.f32 q1, q7, {k2}\n",
+            "vfma.f32 q1, q7, {k3}\n",
+            // p = c5·r + c4, then p = p·r + c for c3 … c0 (Horner, fused)
+            "ldrd {k6}, {k7}, [{t}, #16]\n",
+            "vdup.32 q3, {k7}\n",
+            "vfma.f32 q3, q1, {k6}\n",
+            "ldrd {k6}, {k7}, [{t}, #24]\n",
+            "vfmas.f32 q3, q1, {k6}\n",
+            "vfmas.f32 q3, q1, {k7}\n",
+            "ldrd {k6}, {k7}, [{t}, #32]\n",
+            "vfmas.f32 q3, q1, {k6}\n",
+            "vfmas.f32 q3, q1, {k7}\n",
+            // e^r = (p·r² + r) + 1 (k6 = 1.0, k7 = +inf)
+            "vmul.f32 q7, q1, q1\n",
+            "vfma.f32 q1, q3, q7\n",
+            "ldrd {k6}, {k7}, [{t}, #40]\n",
+            "vadd.f32 q1, q1, {k6}\n",
+            // 2^n = bits((rounded << 23) + (127 << 23)); e^x = e^r · 2^n
+            "vshl.i32 q2, q2, #23\n",
+            "vadd.i32 q2, q2, {k6}\n",
+            "vmul.f32 q1, q1, q2\n",
+            // 0 below the range, +inf above it, NaN for NaN
+            "vpt.f32 lt, q0, q5\n",
+            "vmovt.i32 q1, #0\n",
+            "vpt.f32 gt, q0, q6\n",
+            "vdupt.32 q1, {k7}\n",
+            "vpt.f32 ne, q0, q0\n",
+            "vmovt q1, q0\n",
+            "vstrw.32 q1, [{x}], #16\n",
+            // Σ
+            "vadd.f32 q4, q4, q1\n",
+            $sums,
+            "letp lr, 1b\n",
+            "2:\n",
+            // the sum of the lanes, (s16 + s17) + (s18 + s19)
+            "vadd.f32 s16, s16, s17\n",
+            "vadd.f32 s18, s18, s19\n",
+            "vadd.f32 s16, s16, s18\n",
+            "vmov {k0}, s16\n",
+        )
+    };
+}
+
+/// `x[c] ← e^(x[c] − shift_c)` for every `c` (`shift_c` the scalar or `shift[c]`, over the common
+/// length), and with `sums`, `sums[c] += x[c]`; returns `Σ_c x[c]` (summed 4 lanes apart, then
+/// across the lanes). The arithmetic of [`exp`](super::exp) with fused multiply-adds (the same
+/// operations as the FMA backends'), the same results out of range.
+#[inline(always)]
+pub(crate) fn exp_sub_row(x: &mut [f32], shift: ExpShift<'_>, sums: Option<&mut [f32]>) -> f32 {
+    let total: u32;
+    let table = EXP_CONSTANTS.as_ptr();
+    match (shift, sums) {
+        (ExpShift::Scalar(s), None) => {
+            // SAFETY: the loop reads and writes x[0 .. len] (tail-predicated) and reads the
+            // constants; the block writes only x, q0–q7, lr, flags and its operands.
+            unsafe {
+                asm!(
+                    exp_loop!("vsub.f32 q0, q0, {s}\n", ""),
+                    x = inout(reg) x.as_mut_ptr() => _,
+                    n = in(reg) x.len(),
+                    s = in(reg) s.to_bits(),
+                    t = in(reg) table,
+                    k0 = out(reg) total,
+                    k1 = out(reg) _,
+                    k2 = out(reg) _,
+                    k3 = out(reg) _,
+                    k6 = out(reg) _,
+                    k7 = out(reg) _,
+                    out("lr") _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        }
+        (ExpShift::Row(shift), None) => {
+            let len = x.len().min(shift.len());
+            // SAFETY: the loop reads and writes x[0 .. len] and reads shift[0 .. len]
+            // (tail-predicated), len <= both lengths; as above otherwise.
+            unsafe {
+                asm!(
+                    exp_loop!("vldrw.u32 q7, [{s}], #16\nvsub.f32 q0, q0, q7\n", ""),
+                    x = inout(reg) x.as_mut_ptr() => _,
+                    n = in(reg) len,
+                    s = inout(reg) shift.as_ptr() => _,
+                    t = in(reg) table,
+                    k0 = out(reg) total,
+                    k1 = out(reg) _,
+                    k2 = out(reg) _,
+                    k3 = out(reg) _,
+                    k6 = out(reg) _,
+                    k7 = out(reg) _,
+                    out("lr") _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        }
+        (shift, Some(sums)) => {
+            let shift = match shift {
+                ExpShift::Row(shift) => shift,
+                // (not used by the kernels: the generic form)
+                ExpShift::Scalar(s) => {
+                    let mut total = 0.0;
+                    for (xi, si) in x.iter_mut().zip(sums.iter_mut()) {
+                        *xi = super::exp(super::Scalar, *xi - s);
+                        *si += *xi;
+                        total += *xi;
+                    }
+                    return total;
+                }
+            };
+            let len = x.len().min(shift.len()).min(sums.len());
+            // SAFETY: the loop reads and writes x[0 .. len] and sums[0 .. len] and reads
+            // shift[0 .. len] (tail-predicated), len <= the three lengths; as above otherwise.
+            unsafe {
+                asm!(
+                    exp_loop!(
+                        "vldrw.u32 q7, [{s}], #16\nvsub.f32 q0, q0, q7\n",
+                        // sums[c] += e^(…)
+                        "vldrw.u32 q7, [{sums}]\nvadd.f32 q7, q7, q1\nvstrw.32 q7, [{sums}], #16\n"
+                    ),
+                    x = inout(reg) x.as_mut_ptr() => _,
+                    n = in(reg) len,
+                    s = inout(reg) shift.as_ptr() => _,
+                    sums = inout(reg) sums.as_mut_ptr() => _,
+                    t = in(reg) table,
+                    k0 = out(reg) total,
+                    k1 = out(reg) _,
+                    k2 = out(reg) _,
+                    k3 = out(reg) _,
+                    k6 = out(reg) _,
+                    k7 = out(reg) _,
+                    out("lr") _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        }
+    }
+    f32::from_bits(total)
 }

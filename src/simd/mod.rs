@@ -247,6 +247,20 @@ pub(crate) trait Isa: Copy {
         exp_with_selects(self, x)
     }
 
+    /// `x[c] ← e^(x[c] − shift_c)` over the common length (`shift_c` the scalar or `shift[c]`),
+    /// with `sums`, `sums[c] += x[c]`, and `Σ_c x[c]`, in one hand-written loop; `None` (nothing
+    /// done) where the instruction set has none and the caller's generic loop runs.
+    #[inline(always)]
+    fn exp_sub_row(
+        self,
+        x: &mut [f32],
+        shift: ExpShift<'_>,
+        sums: Option<&mut [f32]>,
+    ) -> Option<f32> {
+        let _ = (x, shift, sums);
+        None
+    }
+
     /// The micro-kernel of [`gemm`]: one `R × V·LANES` register tile (`R` is `TILE_ROWS`, 4
     /// or 1; `V` is `TILE_VECTORS` or 1), the generic [`gemm::micro`] unless an instruction set
     /// brings its own.
@@ -258,6 +272,15 @@ pub(crate) trait Isa: Copy {
         // SAFETY: the caller's contract is micro's.
         unsafe { gemm::micro::<Self, R, V>(self, tile) }
     }
+}
+
+/// What [`Isa::exp_sub_row`] subtracts from each element.
+#[derive(Clone, Copy)]
+pub(crate) enum ExpShift<'a> {
+    /// The same value from every element.
+    Scalar(f32),
+    /// `shift[c]` from element `c`.
+    Row(&'a [f32]),
 }
 
 /// The widest vector of any backend (AVX-512), in lanes.
@@ -353,6 +376,9 @@ impl TileOp for ExpShiftedSum<'_> {
     #[inline(always)]
     fn run<I: Isa>(self, isa: I) -> f32 {
         let ExpShiftedSum { x, shift } = self;
+        if let Some(total) = isa.exp_sub_row(x, ExpShift::Scalar(shift), None) {
+            return total;
+        }
         let shift_v = isa.splat(shift);
         let mut sum = isa.splat(0.0);
         let mut chunks = x.chunks_exact_mut(I::LANES.max(1));

@@ -203,6 +203,17 @@ impl Isa for Scalar {
         // SAFETY: the caller's contract is micro's.
         unsafe { micro::<Self, R, V>(self, tile) }
     }
+    /// With Helium, the row loops of `e^(x − shift)` in assembly ([`helium`](super::helium)).
+    #[cfg(all(target_arch = "arm", lara_attn_helium))]
+    #[inline(always)]
+    fn exp_sub_row(
+        self,
+        x: &mut [f32],
+        shift: super::ExpShift<'_>,
+        sums: Option<&mut [f32]>,
+    ) -> Option<f32> {
+        Some(super::helium::exp_sub_row(x, shift, sums))
+    }
     #[inline(always)]
     fn reduce_add(self, v: f32) -> f32 {
         v

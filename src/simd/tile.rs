@@ -3,7 +3,7 @@
 //! a block, and the iteration over blocks of keys. All generic over [`Isa`] and
 //! `#[inline(always)]`, like the kernels built from them.
 
-use super::{Isa, TileOp, exp, gemm, scale_add};
+use super::{ExpShift, Isa, TileOp, exp, gemm, scale_add};
 use crate::slices::{prefix, rows, rows_mut};
 
 /// Rows (keys or queries) per block.
@@ -142,6 +142,13 @@ impl TileOp for ColumnExpSum<'_> {
             // Row by row, the columns innermost (for the auto-vectoriser), each column summed in
             // row order as below.
             for row in rows_mut(tile, ld) {
+                let row = prefix(row, cols);
+                if isa
+                    .exp_sub_row(row, ExpShift::Row(shift), Some(&mut *sum))
+                    .is_some()
+                {
+                    continue;
+                }
                 for ((x, &s), total) in row.iter_mut().zip(shift).zip(sum.iter_mut()).take(cols) {
                     let e = isa.reduce_add(exp(isa, isa.sub(isa.splat(*x), isa.splat(s))));
                     *x = e;
@@ -212,6 +219,9 @@ impl TileOp for ExpMinus<'_> {
     #[inline(always)]
     fn run<I: Isa>(self, isa: I) -> f32 {
         let ExpMinus { row, shift } = self;
+        if let Some(total) = isa.exp_sub_row(row, ExpShift::Row(shift), None) {
+            return total;
+        }
         let len = row.len().min(shift.len());
         let vectors = len / I::LANES;
         let mut sum = isa.splat(0.0);
