@@ -489,3 +489,100 @@ pub(crate) fn exp_sub_row(x: &mut [f32], shift: ExpShift<'_>, sums: Option<&mut 
     }
     f32::from_bits(total)
 }
+
+/// `Σ_c a[c]·b[c]` over the common length: 4 lanes of fused multiply-adds, tail-predicated, then
+/// the sum of the lanes.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let total: u32;
+    // SAFETY: the loop reads a[0 .. len] and b[0 .. len] (tail-predicated), len <= both
+    // lengths; the block writes only q0–q2, lr, flags and its operands.
+    unsafe {
+        asm!(
+            "vmov.i32 q2, #0",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{a}], #16",
+            "vldrw.u32 q1, [{b}], #16",
+            // acc += a·b (fused)
+            "vfma.f32 q2, q0, q1",
+            "letp lr, 1b",
+            "2:",
+            // the sum of the lanes, (s8 + s9) + (s10 + s11)
+            "vadd.f32 s8, s8, s9",
+            "vadd.f32 s10, s10, s11",
+            "vadd.f32 s8, s8, s10",
+            "vmov {t}, s8",
+            n = in(reg) a.len().min(b.len()),
+            a = inout(reg) a.as_ptr() => _,
+            b = inout(reg) b.as_ptr() => _,
+            t = out(reg) total,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    f32::from_bits(total)
+}
+
+/// `x[c] ← x[c] · max(p[c] + (a·t[c] + b), floor)` over the common length, returning `Σ_c x[c]`
+/// (4 lanes apart, then across the lanes); `a·t + b` fused.
+#[inline(always)]
+pub(crate) fn scale_by_clamped_affine(
+    x: &mut [f32],
+    (t, p): (&[f32], &[f32]),
+    (a, b): (f32, f32),
+    floor: f32,
+) -> f32 {
+    let total: u32;
+    let len = x.len().min(t.len()).min(p.len());
+    // SAFETY: the loop reads and writes x[0 .. len] and reads t[0 .. len] and p[0 .. len]
+    // (tail-predicated), len <= the three lengths; the block writes only x, q0–q4, lr, flags
+    // and its operands.
+    unsafe {
+        asm!(
+            "vmov.i32 q4, #0",
+            "vdup.32 q3, {floor}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // affine = a·t + b (fused), + p
+            "vldrw.u32 q0, [{t}], #16",
+            "vdup.32 q1, {b}",
+            "vfma.f32 q1, q0, {a}",
+            "vldrw.u32 q0, [{p}], #16",
+            "vadd.f32 q1, q1, q0",
+            // x · max(affine, floor)
+            "vmaxnm.f32 q1, q1, q3",
+            "vldrw.u32 q0, [{x}]",
+            "vmul.f32 q0, q0, q1",
+            "vstrw.32 q0, [{x}], #16",
+            // Σ
+            "vadd.f32 q4, q4, q0",
+            "letp lr, 1b",
+            "2:",
+            // the sum of the lanes, (s16 + s17) + (s18 + s19)
+            "vadd.f32 s16, s16, s17",
+            "vadd.f32 s18, s18, s19",
+            "vadd.f32 s16, s16, s18",
+            "vmov {total}, s16",
+            n = in(reg) len,
+            x = inout(reg) x.as_mut_ptr() => _,
+            t = inout(reg) t.as_ptr() => _,
+            p = inout(reg) p.as_ptr() => _,
+            a = in(reg) a.to_bits(),
+            b = in(reg) b.to_bits(),
+            floor = in(reg) floor.to_bits(),
+            total = lateout(reg) total,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            options(nostack),
+        );
+    }
+    f32::from_bits(total)
+}

@@ -261,6 +261,27 @@ pub(crate) trait Isa: Copy {
         None
     }
 
+    /// [`dot`] in one hand-written loop; `None` where the instruction set has none.
+    #[inline(always)]
+    fn dot_row(self, a: &[f32], b: &[f32]) -> Option<f32> {
+        let _ = (a, b);
+        None
+    }
+
+    /// [`scale_by_clamped_affine`] in one hand-written loop; `None` (nothing done) where the
+    /// instruction set has none.
+    #[inline(always)]
+    fn scale_by_clamped_affine_row(
+        self,
+        x: &mut [f32],
+        t_p: (&[f32], &[f32]),
+        a_b: (f32, f32),
+        floor: f32,
+    ) -> Option<f32> {
+        let _ = (x, t_p, a_b, floor);
+        None
+    }
+
     /// The micro-kernel of [`gemm`]: one `R × V·LANES` register tile (`R` is `TILE_ROWS`, 4
     /// or 1; `V` is `TILE_VECTORS` or 1), the generic [`gemm::micro`] unless an instruction set
     /// brings its own.
@@ -455,6 +476,9 @@ impl TileOp for Dot<'_> {
     #[inline(always)]
     fn run<I: Isa>(self, isa: I) -> f32 {
         let Dot { a, b } = self;
+        if let Some(total) = isa.dot_row(a, b) {
+            return total;
+        }
         let len = a.len().min(b.len());
         let (a, b) = (&a[..len], &b[..len]);
         let mut acc = [isa.splat(0.0); 2];
@@ -567,6 +591,9 @@ impl TileOp for ScaleByClampedAffine<'_> {
             b,
             floor,
         } = self;
+        if let Some(sum) = isa.scale_by_clamped_affine_row(x, (t, p), (a, b), floor) {
+            return sum;
+        }
         let len = x.len().min(t.len()).min(p.len());
         let (a_v, b_v, floor_v) = (isa.splat(a), isa.splat(b), isa.splat(floor));
         let mut acc = isa.splat(0.0);

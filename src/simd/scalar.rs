@@ -214,6 +214,24 @@ impl Isa for Scalar {
     ) -> Option<f32> {
         Some(super::helium::exp_sub_row(x, shift, sums))
     }
+    /// With Helium, in assembly ([`helium`](super::helium)).
+    #[cfg(all(target_arch = "arm", lara_attn_helium))]
+    #[inline(always)]
+    fn dot_row(self, a: &[f32], b: &[f32]) -> Option<f32> {
+        Some(super::helium::dot(a, b))
+    }
+    /// With Helium, in assembly ([`helium`](super::helium)).
+    #[cfg(all(target_arch = "arm", lara_attn_helium))]
+    #[inline(always)]
+    fn scale_by_clamped_affine_row(
+        self,
+        x: &mut [f32],
+        t_p: (&[f32], &[f32]),
+        a_b: (f32, f32),
+        floor: f32,
+    ) -> Option<f32> {
+        Some(super::helium::scale_by_clamped_affine(x, t_p, a_b, floor))
+    }
     #[inline(always)]
     fn reduce_add(self, v: f32) -> f32 {
         v
