@@ -295,8 +295,9 @@ pub(crate) trait Isa: Copy {
     }
 }
 
-/// What [`Isa::exp_sub_row`] subtracts from each element.
+/// What [`Isa::exp_sub_row`] subtracts from each element. (Read by the Helium kernels only.)
 #[derive(Clone, Copy)]
+#[cfg_attr(not(all(target_arch = "arm", lara_attn_helium)), allow(dead_code))]
 pub(crate) enum ExpShift<'a> {
     /// The same value from every element.
     Scalar(f32),
