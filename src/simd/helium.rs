@@ -1,7 +1,8 @@
 //! Helium (MVE) kernels in assembly for the one-lane instruction set [`Scalar`](super::Scalar)
 //! on cores with Helium (the cfg `lara_attn_helium`: Cortex-M55, M52, M85): the `3 × 8` register
 //! tile of [`gemm`](super::gemm) (its micro-kernel there), and the row loops of `e^(x − shift)`
-//! with their sums ([`Isa::exp_sub_row`](super::Isa::exp_sub_row)).
+//! with their sums ([`Isa::exp_sub_row`](super::Isa::exp_sub_row)), [`dot`] and LARA's
+//! weighting row ([`scale_by_clamped_affine`]).
 //!
 //! Stable Rust has no MVE intrinsics, and `asm!` cannot take `q` registers as operands without
 //! NEON, so each kernel is one `asm!` block that keeps its vectors in `q0`–`q7` (declared
