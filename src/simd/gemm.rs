@@ -50,6 +50,8 @@ pub(crate) fn gemm<I: Isa>(
         let rows = match m - row {
             left if left >= I::TILE_ROWS => I::TILE_ROWS,
             left if left >= 4 => 4,
+            // (a tile of 3 rows leaves 2 or 1: Helium)
+            left if left >= 2 && I::TILE_ROWS == 3 => 2,
             _ => 1,
         };
         // SAFETY: the tile's rows are < m, and the extents of a, b and c were checked against
@@ -62,6 +64,8 @@ pub(crate) fn gemm<I: Isa>(
             match rows {
                 8 => row_panel::<I, 8>(isa, n, operands),
                 4 => row_panel::<I, 4>(isa, n, operands),
+                3 => row_panel::<I, 3>(isa, n, operands),
+                2 => row_panel::<I, 2>(isa, n, operands),
                 _ => row_panel::<I, 1>(isa, n, operands),
             }
         }
@@ -115,6 +119,7 @@ unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
             tile.move_to(b, c, col, I::LANES);
             // (The tile shapes are constants of I: every other arm is dead code and removed.)
             match I::TILE_VECTORS {
+                8 => isa.micro_tile::<R, 8>(&tile),
                 4 => isa.micro_tile::<R, 4>(&tile),
                 3 => isa.micro_tile::<R, 3>(&tile),
                 _ => isa.micro_tile::<R, 2>(&tile),

@@ -35,6 +35,8 @@
 pub(crate) mod backend;
 mod exp_integer;
 mod gemm;
+#[cfg(all(target_arch = "arm", lara_attn_helium))]
+mod helium;
 pub(crate) mod int8;
 mod scalar;
 pub(crate) mod tile;
@@ -149,11 +151,11 @@ pub(crate) fn exp_in_place(backend: Available, values: &mut [f32]) {
 pub(crate) trait Isa: Copy {
     /// Lanes per vector.
     const LANES: usize;
-    /// Rows of a register tile of [`gemm`] (8 or 4): its `TILE_ROWS · TILE_VECTORS`
+    /// Rows of a register tile of [`gemm`] (8, 4 or 3): its `TILE_ROWS · TILE_VECTORS`
     /// accumulators, `TILE_VECTORS` vectors of `B` and a broadcast element of `A` must fit the
     /// register file (`8 × 2` for 32 vector registers, `4 × 2` for 16).
     const TILE_ROWS: usize = 4;
-    /// Vectors per row of a register tile of [`gemm`] (1 to 4).
+    /// Vectors per row of a register tile of [`gemm`] (1 to 4, or 8).
     const TILE_VECTORS: usize = 2;
     /// Whether the column-wise tile loops run row by row with the columns innermost (for a
     /// one-lane set the compiler vectorises across columns: Helium), rather than a vector of
@@ -245,6 +247,41 @@ pub(crate) trait Isa: Copy {
         exp_with_selects(self, x)
     }
 
+    /// `x[c] ← e^(x[c] − shift_c)` over the common length (`shift_c` the scalar or `shift[c]`),
+    /// with `sums`, `sums[c] += x[c]`, and `Σ_c x[c]`, in one hand-written loop; `None` (nothing
+    /// done) where the instruction set has none and the caller's generic loop runs.
+    #[inline(always)]
+    fn exp_sub_row(
+        self,
+        x: &mut [f32],
+        shift: ExpShift<'_>,
+        sums: Option<&mut [f32]>,
+    ) -> Option<f32> {
+        let _ = (x, shift, sums);
+        None
+    }
+
+    /// [`dot`] in one hand-written loop; `None` where the instruction set has none.
+    #[inline(always)]
+    fn dot_row(self, a: &[f32], b: &[f32]) -> Option<f32> {
+        let _ = (a, b);
+        None
+    }
+
+    /// [`scale_by_clamped_affine`] in one hand-written loop; `None` (nothing done) where the
+    /// instruction set has none.
+    #[inline(always)]
+    fn scale_by_clamped_affine_row(
+        self,
+        x: &mut [f32],
+        t_p: (&[f32], &[f32]),
+        a_b: (f32, f32),
+        floor: f32,
+    ) -> Option<f32> {
+        let _ = (x, t_p, a_b, floor);
+        None
+    }
+
     /// The micro-kernel of [`gemm`]: one `R × V·LANES` register tile (`R` is `TILE_ROWS`, 4
     /// or 1; `V` is `TILE_VECTORS` or 1), the generic [`gemm::micro`] unless an instruction set
     /// brings its own.
@@ -256,6 +293,16 @@ pub(crate) trait Isa: Copy {
         // SAFETY: the caller's contract is micro's.
         unsafe { gemm::micro::<Self, R, V>(self, tile) }
     }
+}
+
+/// What [`Isa::exp_sub_row`] subtracts from each element. (Read by the Helium kernels only.)
+#[derive(Clone, Copy)]
+#[cfg_attr(not(all(target_arch = "arm", lara_attn_helium)), allow(dead_code))]
+pub(crate) enum ExpShift<'a> {
+    /// The same value from every element.
+    Scalar(f32),
+    /// `shift[c]` from element `c`.
+    Row(&'a [f32]),
 }
 
 /// The widest vector of any backend (AVX-512), in lanes.
@@ -351,6 +398,9 @@ impl TileOp for ExpShiftedSum<'_> {
     #[inline(always)]
     fn run<I: Isa>(self, isa: I) -> f32 {
         let ExpShiftedSum { x, shift } = self;
+        if let Some(total) = isa.exp_sub_row(x, ExpShift::Scalar(shift), None) {
+            return total;
+        }
         let shift_v = isa.splat(shift);
         let mut sum = isa.splat(0.0);
         let mut chunks = x.chunks_exact_mut(I::LANES.max(1));
@@ -427,6 +477,9 @@ impl TileOp for Dot<'_> {
     #[inline(always)]
     fn run<I: Isa>(self, isa: I) -> f32 {
         let Dot { a, b } = self;
+        if let Some(total) = isa.dot_row(a, b) {
+            return total;
+        }
         let len = a.len().min(b.len());
         let (a, b) = (&a[..len], &b[..len]);
         let mut acc = [isa.splat(0.0); 2];
@@ -539,6 +592,9 @@ impl TileOp for ScaleByClampedAffine<'_> {
             b,
             floor,
         } = self;
+        if let Some(sum) = isa.scale_by_clamped_affine_row(x, (t, p), (a, b), floor) {
+            return sum;
+        }
         let len = x.len().min(t.len()).min(p.len());
         let (a_v, b_v, floor_v) = (isa.splat(a), isa.splat(b), isa.splat(floor));
         let mut acc = isa.splat(0.0);

@@ -63,9 +63,10 @@ fn exp_out_of_range(x: f32) -> f32 {
 impl Isa for Scalar {
     const LANES: usize = 1;
     // 4 × 4 accumulators, 4 elements of B and one of A: 21 of a single-precision FPU's 32
-    // registers (Cortex-M4F, M7, M33, M55 without Helium).
-    const TILE_ROWS: usize = 4;
-    const TILE_VECTORS: usize = 4;
+    // registers (Cortex-M4F, M7, M33, M55 without Helium). With Helium, 3 × 8: 3 rows by two
+    // vectors of 4 lanes in 6 of the 8 `q` registers, two for a row of B (helium.rs).
+    const TILE_ROWS: usize = if cfg!(lara_attn_helium) { 3 } else { 4 };
+    const TILE_VECTORS: usize = if cfg!(lara_attn_helium) { 8 } else { 4 };
     const COLUMNS_INNERMOST: bool = cfg!(lara_attn_helium);
     type V = f32;
     type M = bool;
@@ -175,7 +176,8 @@ impl Isa for Scalar {
         }
     }
     /// On ARM cores with a single-precision FPU, the `4 × 4` tiles in assembly
-    /// ([`vfp`](super::vfp)); the generic loop elsewhere and for the other tile shapes. Out of
+    /// ([`vfp`](super::vfp)), with Helium the `3 × 8` tiles ([`helium`](super::helium)); the
+    /// generic loop elsewhere and for the other tile shapes. Out of
     /// line, one function per tile shape: called once per tile, and the stack peak of a kernel
     /// is then the largest of them, not their sum. (With Helium, the generic loop, inlined.)
     #[cfg_attr(not(lara_attn_helium), inline(never))]
@@ -191,8 +193,44 @@ impl Isa for Scalar {
             }
             return;
         }
+        #[cfg(all(target_arch = "arm", lara_attn_helium))]
+        if R == 3 && V == 8 {
+            // SAFETY: the caller's contract is tile_3x8's.
+            if unsafe { super::helium::tile_3x8(tile) } {
+                return;
+            }
+        }
         // SAFETY: the caller's contract is micro's.
         unsafe { micro::<Self, R, V>(self, tile) }
+    }
+    /// With Helium, the row loops of `e^(x − shift)` in assembly ([`helium`](super::helium)).
+    #[cfg(all(target_arch = "arm", lara_attn_helium))]
+    #[inline(always)]
+    fn exp_sub_row(
+        self,
+        x: &mut [f32],
+        shift: super::ExpShift<'_>,
+        sums: Option<&mut [f32]>,
+    ) -> Option<f32> {
+        Some(super::helium::exp_sub_row(x, shift, sums))
+    }
+    /// With Helium, in assembly ([`helium`](super::helium)).
+    #[cfg(all(target_arch = "arm", lara_attn_helium))]
+    #[inline(always)]
+    fn dot_row(self, a: &[f32], b: &[f32]) -> Option<f32> {
+        Some(super::helium::dot(a, b))
+    }
+    /// With Helium, in assembly ([`helium`](super::helium)).
+    #[cfg(all(target_arch = "arm", lara_attn_helium))]
+    #[inline(always)]
+    fn scale_by_clamped_affine_row(
+        self,
+        x: &mut [f32],
+        t_p: (&[f32], &[f32]),
+        a_b: (f32, f32),
+        floor: f32,
+    ) -> Option<f32> {
+        Some(super::helium::scale_by_clamped_affine(x, t_p, a_b, floor))
     }
     #[inline(always)]
     fn reduce_add(self, v: f32) -> f32 {

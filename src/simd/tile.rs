@@ -3,7 +3,7 @@
 //! a block, and the iteration over blocks of keys. All generic over [`Isa`] and
 //! `#[inline(always)]`, like the kernels built from them.
 
-use super::{Isa, TileOp, exp, gemm, scale_add};
+use super::{ExpShift, Isa, TileOp, exp, gemm, scale_add};
 use crate::slices::{prefix, rows, rows_mut};
 
 /// Rows (keys or queries) per block.
@@ -141,22 +141,30 @@ impl TileOp for ColumnExpSum<'_> {
         } = self;
         let cols = cols.min(ld).min(shift.len()).min(sum.len());
         if I::COLUMNS_INNERMOST {
-            // Row by row, the columns innermost (for the auto-vectoriser), BLOCK columns at a
-            // time, each column's block summed in row order as below.
+            // Row by row, the columns innermost (for the auto-vectoriser or the instruction
+            // set's own loop), BLOCK columns at a time, each column's block summed in row order
+            // as below.
             let mut first = 0;
             while first < cols {
                 let width = (cols - first).min(BLOCK);
                 let mut block_sum = [0.0f32; BLOCK];
+                let block_sum = prefix(&mut block_sum, width);
+                let shift = shift.get(first..).unwrap_or_default();
                 for row in rows_mut(tile, ld) {
-                    let row = row.iter_mut().skip(first).take(width);
-                    for ((x, &s), partial) in row.zip(shift.iter().skip(first)).zip(&mut block_sum)
+                    let row = prefix(row.get_mut(first..).unwrap_or_default(), width);
+                    if isa
+                        .exp_sub_row(row, ExpShift::Row(shift), Some(&mut *block_sum))
+                        .is_some()
                     {
+                        continue;
+                    }
+                    for ((x, &s), partial) in row.iter_mut().zip(shift).zip(block_sum.iter_mut()) {
                         let e = isa.reduce_add(exp(isa, isa.sub(isa.splat(*x), isa.splat(s))));
                         *x = e;
                         *partial += e;
                     }
                 }
-                for (total, &partial) in sum.iter_mut().skip(first).zip(&block_sum).take(width) {
+                for (total, &partial) in sum.iter_mut().skip(first).zip(block_sum.iter()) {
                     *total += partial;
                 }
                 first += width;
@@ -170,7 +178,6 @@ impl TileOp for ColumnExpSum<'_> {
         let tail = cols - vectors * I::LANES;
         for v in 0..vectors {
             let c = v * I::LANES;
-            // SAFETY: c + LANES <= cols <= len of shift and sum.
             // SAFETY: c + LANES <= cols <= len of shift.
             let s = unsafe { isa.load(shift.as_ptr().add(c)) };
             let mut block_sum = isa.splat(0.0);
@@ -230,6 +237,9 @@ impl TileOp for ExpMinus<'_> {
     #[inline(always)]
     fn run<I: Isa>(self, isa: I) -> f32 {
         let ExpMinus { row, shift } = self;
+        if let Some(total) = isa.exp_sub_row(row, ExpShift::Row(shift), None) {
+            return total;
+        }
         let len = row.len().min(shift.len());
         let vectors = len / I::LANES;
         let mut sum = isa.splat(0.0);
