@@ -139,7 +139,7 @@ impl Kernel {
     }
 
     /// Whether this build calls the kernel (see [`SIZE_BASELINE`]).
-    const fn linked(self) -> bool {
+    pub const fn linked(self) -> bool {
         !SIZE_BASELINE
             && match self {
                 Kernel::Layer => !SIZE_NO_LAYER,
