@@ -249,7 +249,7 @@ mod firmware {
             mismatches += usize::from(!ok);
             let _ = writeln!(
                 out,
-                "blocked vs scalar kernels on {} small shapes (every tail of the 4 x 4 tile): \
+                "blocked vs scalar kernels on {} small shapes (every tail of the register tile): \
                  max error {what} relative (tolerance {}){}{}",
                 cases::TAIL_CASES.len(),
                 Sci(cases::TAIL_TOLERANCE),
