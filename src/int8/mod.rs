@@ -89,7 +89,8 @@ pub mod rfa;
 
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
-use fixed_point::{Multiplier, Reciprocal};
+use crate::simd::int8::KEY_BLOCK;
+use fixed_point::{Multiplier, Reciprocal, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
 pub const MAX_DIM: usize = 512;
@@ -234,14 +235,28 @@ impl<'a> Qkv<'a> {
         }
     }
 
-    /// Whether key `j` counts.
-    fn unmasked_keys(&self) -> impl Iterator<Item = bool> + use<'a> {
-        self.key_mask
-            .unwrap_or(&[])
-            .iter()
-            .map(|&masked| !masked)
-            .chain(core::iter::repeat(true))
+    /// Whether key `j` counts (it exists and is not masked).
+    #[inline]
+    fn counts(&self, j: usize) -> bool {
+        j < self.shape.keys
+            && !self
+                .key_mask
+                .and_then(|m| m.get(j))
+                .copied()
+                .unwrap_or(false)
     }
+
+    /// Which of the [`KEY_BLOCK`] keys from `first` count.
+    #[inline]
+    fn block_keys(&self, first: usize) -> [bool; KEY_BLOCK] {
+        core::array::from_fn(|jj| self.counts(first + jj))
+    }
+}
+
+/// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`).
+#[inline]
+fn squared_norm(x: &[i8]) -> i32 {
+    x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
 }
 
 /// Where an int8 call writes `[h, n_q, d_v]`.
@@ -263,10 +278,10 @@ impl Out<'_> {
     }
 }
 
-/// The last step of every kernel: `V16` values (`v`'s units, 16 fractional bits) to the output.
+/// The last step of every kernel: one row of outputs from integer sums.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Requantize {
-    /// `scale_v / (2^16 · scale_out)`.
+    /// `scale_v / scale_out`.
     to_i8: Multiplier,
     /// `scale_v / 2^16`.
     to_f32: f32,
@@ -275,40 +290,36 @@ struct Requantize {
 impl Requantize {
     fn new(scales: &Scales) -> Result<Self, Error> {
         Ok(Requantize {
-            to_i8: multiplier(scales.v / (65536.0 * scales.out), "scale_v / scale_out")?,
+            to_i8: multiplier(scales.v / scales.out, "scale_v / scale_out")?,
             to_f32: scales.v / 65536.0,
         })
     }
 
-    /// Writes `V16` values at `offset` of `out`.
-    #[inline]
-    fn write(&self, values: &[i32], out: &mut Out<'_>, offset: usize) {
+    /// Writes one row at `offset` of `out` whose values are `sums[t] · 2^extra / den` in `v`'s
+    /// units (`den > 0`): [`Out::I8`] rounds `sums[t] · 2^extra / den · scale_v / scale_out`
+    /// once (half up, one per-row multiplier) and saturates to `[-128, 127]`; [`Out::F32`] is
+    /// `V16 · scale_v / 2^16` with `V16 = round(sums[t] · 2^(16 + extra) / den)`.
+    #[inline(never)]
+    fn write_row(&self, sums: &[i32], den: u32, extra: i32, out: &mut Out<'_>, offset: usize) {
+        let reciprocal = Reciprocal::new(den);
         match out {
             Out::I8(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
-                for (o, &v) in out.iter_mut().zip(values) {
-                    // round(V16 · scale_v / (2^16 · scale_out)), saturated
-                    *o = self.to_i8.apply(i64::from(v)).clamp(-128, 127) as i8;
+                // one multiplier per row: 2^extra / den · scale_v / scale_out
+                let row = reciprocal.times(self.to_i8, extra);
+                for (o, &s) in out.iter_mut().zip(sums) {
+                    *o = row.apply_saturating(s).clamp(-128, 127) as i8;
                 }
             }
             Out::F32(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
-                for (o, &v) in out.iter_mut().zip(values) {
-                    *o = v as f32 * self.to_f32;
+                for (o, &s) in out.iter_mut().zip(sums) {
+                    // V16 = round(s · 2^(16 + extra) / den), then · scale_v / 2^16
+                    let v16 = saturate_i32(reciprocal.divide(s, 16 + extra));
+                    *o = v16 as f32 * self.to_f32;
                 }
             }
         }
-    }
-}
-
-/// `round(acc[t] · 2^extra / sum)` for every `t`, in place: means from sums `Σ w·v` and their
-/// weight sum, with `extra` more fractional bits than the sums (`V16` from `v`'s units:
-/// `extra = 16`).
-#[inline]
-fn normalise(acc: &mut [i32], sum: u32, extra: i32) {
-    let reciprocal = Reciprocal::new(sum);
-    for a in acc.iter_mut() {
-        *a = reciprocal.divide(*a, extra) as i32;
     }
 }
 
