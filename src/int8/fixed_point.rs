@@ -124,6 +124,16 @@ pub(crate) fn div_round(numerator: i64, denominator: i64) -> i64 {
         return 0;
     }
     let half = denominator / 2;
+    let magnitude = numerator.unsigned_abs();
+    if magnitude < 1 << 30 && denominator < 1 << 30 {
+        // the same quotient in 32-bit arithmetic (one hardware division on Cortex-M3 and later)
+        let q = (magnitude as i32 + half as i32) / denominator as i32;
+        return if numerator >= 0 {
+            q.into()
+        } else {
+            (-q).into()
+        };
+    }
     if numerator >= 0 {
         (numerator + half) / denominator
     } else {
@@ -135,7 +145,7 @@ pub(crate) fn div_round(numerator: i64, denominator: i64) -> i64 {
 /// arithmetic once, exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Multiplier {
-    mantissa: i64,
+    mantissa: i32,
     shift: i32,
 }
 
@@ -149,7 +159,7 @@ impl Multiplier {
             return None;
         }
         Some(Multiplier {
-            mantissa: i64::from((bits & 0x7F_FFFF) | 0x80_0000),
+            mantissa: ((bits & 0x7F_FFFF) | 0x80_0000) as i32,
             shift: 150 - exponent,
         })
     }
@@ -157,7 +167,7 @@ impl Multiplier {
     /// `round(x · self)` for `|x| < 2^39` (the product stays below `2^63`).
     #[inline]
     pub(crate) fn apply(self, x: i64) -> i64 {
-        shift_round(x * self.mantissa, self.shift)
+        shift_round(x * i64::from(self.mantissa), self.shift)
     }
 
     /// `round(x · self)` saturated to the `i32` range, for `|x| < 2^31` and a mantissa below
@@ -168,7 +178,14 @@ impl Multiplier {
             // a factor of at least 2^30: every non-zero x saturates
             return x.signum().saturating_mul(i32::MAX);
         }
-        saturate_i32(shift_round(i64::from(x) * self.mantissa, self.shift))
+        let product = i64::from(x) * i64::from(self.mantissa);
+        if self.shift >= 32 {
+            // (the common case: one 64-bit add and a shift of the high word; |result| < 2^30)
+            let shift = self.shift.min(62);
+            ((product + (1i64 << (shift - 1))) >> shift) as i32
+        } else {
+            saturate_i32(shift_round(product, self.shift))
+        }
     }
 
     /// `round(x · self)` for any `x` (large `x` lose their low bits first).
@@ -176,7 +193,7 @@ impl Multiplier {
     pub(crate) fn apply_wide(self, x: i64) -> i64 {
         let excess = 25u32.saturating_sub(x.unsigned_abs().leading_zeros());
         let x = shift_round(x, excess as i32);
-        shift_round(x * self.mantissa, self.shift - excess as i32)
+        shift_round(x * i64::from(self.mantissa), self.shift - excess as i32)
     }
 }
 
@@ -224,7 +241,7 @@ impl Scale32 {
         }
         let exponent = 32 - shift - pre_shift as i32;
         // value = m · 2^exponent (exponent ≤ 7), rounded when exponent < 0
-        let value = shift_round(mantissa, -exponent);
+        let value = shift_round(i64::from(mantissa), -exponent);
         Some(Scale32 {
             value: value as i32,
             pre_shift,
@@ -268,10 +285,15 @@ impl Reciprocal {
     /// outputs: `round(x · mantissa / 2^shift)`.
     pub(crate) fn times(self, factor: Multiplier, extra: i32) -> Multiplier {
         // reciprocal (≤ 2^31) · m (< 2^24), brought back to 31 bits
-        let product = self.reciprocal * factor.mantissa;
-        let excess = (64 - product.leading_zeros() as i32 - 31).max(0);
+        let product = self.reciprocal * i64::from(factor.mantissa);
+        let mut excess = (64 - product.leading_zeros() as i32 - 31).max(0);
+        let mut mantissa = shift_round(product, excess);
+        if mantissa > i64::from(i32::MAX) {
+            // rounded up to 2^31: the same value as 2^30 with one shift less
+            (mantissa, excess) = (mantissa >> 1, excess + 1);
+        }
         Multiplier {
-            mantissa: shift_round(product, excess),
+            mantissa: mantissa as i32,
             shift: self.shift + factor.shift - excess - extra,
         }
     }

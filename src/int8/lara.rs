@@ -218,7 +218,7 @@ pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -
 
 /// The parts of the scratch of `count` landmarks and `samples` samples, in words, in the order
 /// of [`Workspace::split`].
-const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 19] {
+const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 20] {
     let (landmark_rows, sample_rows) = (count.div_ceil(ROWS) * ROWS, samples.div_ceil(ROWS) * ROWS);
     let block = block_words(shape.dim);
     let groups = shape.value_dim.div_ceil(ROWS);
@@ -247,6 +247,7 @@ const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 
         pair_row_words(samples),
         groups * ROWS,
         2 * shape.dim,
+        landmark_rows * shape.dim,
     ]
 }
 
@@ -459,7 +460,7 @@ fn run<L: LandmarkSource, N: NoiseSource>(
         landmarks.build(&mut ws, plan, &x, (heads, head));
         noise.build(&mut ws, plan, (heads, head));
         ws.key_pass(plan, &x);
-        ws.densities(plan);
+        ws.densities(plan, N::SAMPLED);
         if let Weighting::Optimal { .. } = plan.config.weighting {
             ws.normaliser(t_dot, &x);
         }
@@ -509,8 +510,10 @@ struct Workspace<'a> {
     weights_packed: &'a mut [i32],
     /// One output row of sums.
     out_row: &'a mut [i32],
-    /// Segment sums of `q` and `k`, `[2, d]`.
+    /// Segment sums of `q` and `k`, `[2, d]`; a row of `W` for the densities.
     row: &'a mut [i32],
+    /// `mu [C', d]` as plain `i32` rows (the densities' operands).
+    mu_rows: &'a mut [i32],
 }
 
 impl<'a> Workspace<'a> {
@@ -542,6 +545,7 @@ impl<'a> Workspace<'a> {
             weights_packed: next(16),
             out_row: next(17),
             row: next(18),
+            mu_rows: next(19),
         }
     }
 
@@ -563,6 +567,9 @@ impl<'a> Workspace<'a> {
         let mu = clamp_operand(q_to_w.apply(q_bar) + k_to_w.apply(k_bar));
         if let Some(mu_block) = self.mu.get_mut(b * block..) {
             set_slot(mu_block, slot, mu);
+        }
+        if let Some(plain) = self.mu_rows.get_mut(c * self.shape.dim + e) {
+            *plain = mu;
         }
     }
 
@@ -744,26 +751,35 @@ impl<'a> Workspace<'a> {
 
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.
     #[inline(never)]
-    fn densities(&mut self, plan: &Plan) {
+    fn densities(&mut self, plan: &Plan, sampled: bool) {
         let (dim, count, samples) = (self.shape.dim, self.count.max(1), self.samples);
         let block = block_words(dim);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
-        let element = |rows: &[i32], c: usize, e: usize| {
-            let b = rows.get(c / ROWS * block..).unwrap_or_default();
-            i64::from(get_slot(b, byte_slot(c % ROWS, e)))
-        };
         for c in 0..samples {
-            // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) in L16, its diagonal, max and lse
-            let lm = self.logits.get_mut(..count).unwrap_or_default();
-            for (c2, slot) in lm.iter_mut().enumerate() {
-                let (mut dot, mut norm) = (0i64, 0i64);
-                for e in 0..dim {
-                    let (w, m) = (element(self.w, c, e), element(self.mu, c2, e));
-                    dot += w * m;
-                    norm += m * m;
+            // W_c as a plain row: mu_c in eval mode, else unpacked from its block
+            let (w_row, rest) = self.row.split_at_mut(dim.min(self.row.len()));
+            let _ = rest;
+            if sampled {
+                let w_block = self.w.get(c / ROWS * block..).unwrap_or_default();
+                for (e, w) in w_row.iter_mut().enumerate() {
+                    *w = get_slot(w_block, byte_slot(c % ROWS, e));
                 }
-                *slot = to_logit_wide(plan.density.apply_wide(2 * dot - norm));
+            } else {
+                let mu_row = self.mu_rows.get(c * dim..).unwrap_or_default();
+                for (w, &m) in w_row.iter_mut().zip(mu_row) {
+                    *w = m;
+                }
+            }
+            // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) = s/2 · Σ_e mu_e (2 W_e − mu_e), in L16
+            let lm = self.logits.get_mut(..count).unwrap_or_default();
+            for (slot, mu_row) in lm.iter_mut().zip(self.mu_rows.chunks_exact(dim.max(1))) {
+                let twice: i64 = w_row
+                    .iter()
+                    .zip(mu_row)
+                    .map(|(&w, &m)| i64::from(m) * i64::from(2 * w - m))
+                    .sum();
+                *slot = to_logit_wide(plan.density.apply_wide(twice));
             }
             let own = c % count;
             let diagonal = lm.get(own).copied().unwrap_or(0);
@@ -858,128 +874,163 @@ impl<'a> Workspace<'a> {
         head: usize,
     ) {
         let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
-        let (count, samples) = (self.count.max(1), self.samples);
-        let block = block_words(dim);
-        let kv_block = block_words(samples);
-        let packed = pair_row_words(samples);
         let base = head * self.shape.queries * value_dim;
         let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
+        self.weights_packed.fill(0);
         for (i, q_row) in rows(x.q, dim).enumerate() {
-            // logiw − log2 α = s · W_c·q_i + bias_c (the −s|q_i|²/2 term cancels over c)
-            let logits = self.logits.get_mut(..samples).unwrap_or_default();
-            for (b, w_block) in self
-                .w
-                .chunks_exact(block)
-                .take(samples.div_ceil(ROWS))
-                .enumerate()
-            {
-                let dots = dot4_bytes(w_block, q_row);
-                for (r, dot) in dots.into_iter().enumerate() {
-                    let c = b * ROWS + r;
-                    if let (Some(logit), Some(&bias)) = (logits.get_mut(c), self.bias.get(c)) {
-                        *logit = to_logit(plan.query_dot.apply(dot).saturating_add(bias));
-                    }
-                }
+            self.query_logits(plan, q_row);
+            if optimal {
+                self.query_alpha(plan, t_dot, q_row);
             }
-            match plan.config.weighting {
-                Weighting::Biased => {
-                    // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
-                    for (b, mu_block) in self
-                        .mu
-                        .chunks_exact(block)
-                        .take(count.div_ceil(ROWS))
-                        .enumerate()
-                    {
-                        let dots = dot4_bytes(mu_block, q_row);
-                        for (r, dot) in dots.into_iter().enumerate() {
-                            let log_alpha = plan.query_dot.apply(dot);
-                            for logit in logits.iter_mut().skip(b * ROWS + r).step_by(count) {
-                                *logit = to_logit(logit.saturating_add(log_alpha));
-                            }
-                        }
-                    }
-                }
-                Weighting::Optimal { .. } => {
-                    // T[c, i] = 2^(s · q̄_c·q_i − lse_i') in Q27, and its mean over c
-                    let mut t_total = 0i64;
-                    for (b, q_bar_block) in self
-                        .q_bar
-                        .chunks_exact(block)
-                        .take(count.div_ceil(ROWS))
-                        .enumerate()
-                    {
-                        let dots = dot4_bytes(q_bar_block, q_row);
-                        for (r, dot) in dots.into_iter().enumerate() {
-                            let c = b * ROWS + r;
-                            if let (Some(t), Some(&t_lse)) =
-                                (self.t_row.get_mut(c), self.t_reference.get(c))
-                            {
-                                if c < count {
-                                    let logit = to_logit(t_dot.apply(dot));
-                                    *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27)
-                                        as i32;
-                                    t_total += i64::from(*t);
-                                }
-                            }
-                        }
-                    }
-                    let t_mean = div_round(t_total, count as i64);
-                    // α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean T), 2^-27) in Q27
-                    for (c, (alpha, &balance)) in self
-                        .alpha
-                        .iter_mut()
-                        .zip(self.balance.iter())
-                        .take(samples)
-                        .enumerate()
-                    {
-                        let t = self.t_row.get(c % count).copied().unwrap_or(0);
-                        let spread = shift_round(plan.alpha_coeff * (i64::from(t) - t_mean), 16);
-                        *alpha = (i64::from(balance) + spread).clamp(1, i64::from(i32::MAX)) as i32;
-                    }
-                }
-                Weighting::BalanceHeuristic => {}
-            }
-            // e_c = 2^(logit_c − max) (Q15); w_c = α_c · e_c (mis-opt) or e_c
-            let max = logits.iter().copied().max().unwrap_or(0);
-            let alphas = &self.alpha[..];
-            let weight_of = |c: usize, logit: i32| -> i64 {
-                let e = i64::from(exp2_neg(max.wrapping_sub(logit) as u32, 15));
-                if optimal {
-                    e * i64::from(alphas.get(c).copied().unwrap_or(1))
-                } else {
-                    e
-                }
-            };
-            let total: i64 = logits
-                .iter()
-                .enumerate()
-                .map(|(c, &l)| weight_of(c, l))
-                .sum();
-            // sniw_c ∝ w_c, scaled so that Σ_c < 2^14 (each ≤ 2^14, an i16 operand)
-            let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-            let mut weight_sum = 0i32;
-            self.weights_packed.fill(0);
-            for (c, &l) in logits.iter().enumerate() {
-                let sniw = shift_round(weight_of(c, l), shift) as i32;
-                weight_sum += sniw;
-                set_slot(self.weights_packed, c, sniw);
-            }
-            // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c (kv in V8)
-            let shared = self.weights_packed.get(..packed).unwrap_or_default();
-            for (sums, kv) in self
-                .out_row
-                .chunks_exact_mut(ROWS)
-                .zip(self.kv.chunks_exact(kv_block))
-            {
-                let dots = dot4_pairs([0; ROWS], kv, shared);
-                for (o, d) in sums.iter_mut().zip(dots) {
-                    *o = d;
-                }
-            }
-            let row = self.out_row.get(..value_dim).unwrap_or_default();
-            plan.requantize
-                .write_row(row, weight_sum.max(1) as u32, -8, out, base + i * value_dim);
+            let weight_sum = self.query_weights(optimal);
+            self.query_output(plan, weight_sum, out, base + i * value_dim);
         }
+    }
+
+    /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
+    /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits`.
+    #[inline(never)]
+    fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
+        let (count, samples) = (self.count.max(1), self.samples);
+        let block = block_words(self.shape.dim);
+        let logits = self.logits.get_mut(..samples).unwrap_or_default();
+        for (b, w_block) in self
+            .w
+            .chunks_exact(block)
+            .take(samples.div_ceil(ROWS))
+            .enumerate()
+        {
+            let dots = dot4_bytes(w_block, q_row);
+            let first = b * ROWS;
+            for ((logit, &bias), dot) in logits
+                .iter_mut()
+                .zip(self.bias.iter())
+                .skip(first)
+                .zip(dots)
+            {
+                *logit = to_logit(plan.query_dot.apply(dot).saturating_add(bias));
+            }
+        }
+        if let Weighting::Biased = plan.config.weighting {
+            // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
+            for (b, mu_block) in self
+                .mu
+                .chunks_exact(block)
+                .take(count.div_ceil(ROWS))
+                .enumerate()
+            {
+                let dots = dot4_bytes(mu_block, q_row);
+                for (r, dot) in dots.into_iter().enumerate() {
+                    let log_alpha = plan.query_dot.apply(dot);
+                    for logit in logits.iter_mut().skip(b * ROWS + r).step_by(count) {
+                        *logit = to_logit(logit.saturating_add(log_alpha));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
+    /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha`.
+    #[inline(never)]
+    fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
+        let (count, samples) = (self.count.max(1), self.samples);
+        let block = block_words(self.shape.dim);
+        let mut t_total = 0i64;
+        for (b, q_bar_block) in self
+            .q_bar
+            .chunks_exact(block)
+            .take(count.div_ceil(ROWS))
+            .enumerate()
+        {
+            let dots = dot4_bytes(q_bar_block, q_row);
+            let per_landmark = self
+                .t_row
+                .iter_mut()
+                .zip(self.t_reference.iter())
+                .skip(b * ROWS);
+            for ((t, &t_lse), dot) in per_landmark.zip(dots).take(count - b * ROWS) {
+                // T = 2^(s · q̄_c·q_i − lse) in Q27
+                let logit = to_logit(t_dot.apply(dot));
+                *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27) as i32;
+                t_total += i64::from(*t);
+            }
+        }
+        let t_mean = div_round(t_total, count as i64);
+        for (c, (alpha, &balance)) in self
+            .alpha
+            .iter_mut()
+            .zip(self.balance.iter())
+            .take(samples)
+            .enumerate()
+        {
+            let t = self.t_row.get(c % count).copied().unwrap_or(0);
+            // α = bh + alpha_coeff · (T − mean T), alpha_coeff in Q16
+            let spread = shift_round(plan.alpha_coeff * (i64::from(t) - t_mean), 16);
+            *alpha = (i64::from(balance) + spread).clamp(1, i64::from(i32::MAX)) as i32;
+        }
+    }
+
+    /// The normalised weights `sniw_c` (each `≤ 2^14`, their sum about `2^14`) in pairs, from
+    /// `logits` (and `alpha` for mis-opt); returns their sum.
+    #[inline(never)]
+    fn query_weights(&mut self, optimal: bool) -> u32 {
+        let samples = self.samples;
+        let logits = self.logits.get(..samples).unwrap_or_default();
+        let max = logits.iter().copied().max().unwrap_or(0);
+        // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
+        let mut total = 0u64;
+        for (&logit, slot) in logits.iter().zip(self.alpha.iter_mut()) {
+            let e = exp2_neg(max.wrapping_sub(logit) as u32, 15);
+            let w = if optimal {
+                ((u64::from(e) * u64::from(*slot as u32) + (1 << 14)) >> 15) as u32
+            } else {
+                e
+            };
+            *slot = w as i32;
+            total += u64::from(w);
+        }
+        // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
+        let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
+        let sniw = |w: i32| -> u32 {
+            let w = w as u32;
+            if shift > 0 {
+                ((u64::from(w) + (1 << (shift - 1))) >> shift) as u32
+            } else {
+                w << (-shift).min(31)
+            }
+        };
+        let mut weight_sum = 0u32;
+        let weights = self.alpha.get(..samples).unwrap_or_default();
+        for (word, w) in self.weights_packed.iter_mut().zip(weights.chunks(2)) {
+            let (low, high) = (sniw(w[0]), w.get(1).map_or(0, |&w| sniw(w)));
+            weight_sum += low + high;
+            *word = pair(low as i32, high as i32);
+        }
+        weight_sum
+    }
+
+    /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
+    #[inline(never)]
+    fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut Out<'_>, offset: usize) {
+        let kv_block = block_words(self.samples);
+        let shared = self
+            .weights_packed
+            .get(..pair_row_words(self.samples))
+            .unwrap_or_default();
+        for (sums, kv) in self
+            .out_row
+            .chunks_exact_mut(ROWS)
+            .zip(self.kv.chunks_exact(kv_block))
+        {
+            let dots = dot4_pairs([0; ROWS], kv, shared);
+            for (o, d) in sums.iter_mut().zip(dots) {
+                *o = d;
+            }
+        }
+        let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
+        plan.requantize
+            .write_row(row, weight_sum.max(1), -8, out, offset);
     }
 }
 
