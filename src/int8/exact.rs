@@ -10,8 +10,8 @@ use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot4_bytes,
-    pack_byte_block, pack_value_blocks, pair,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot_blocks,
+    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair,
 };
 use crate::slices::take;
 
@@ -67,6 +67,8 @@ const fn group_len(shape: Shape) -> usize {
         groups * VALUE_BLOCK_WORDS,
         2 * GROUP,
         groups * ROWS,
+        GROUP,
+        padded(shape.dim) / 4,
     ];
     let mut total = 0usize;
     let mut i = 0;
@@ -78,8 +80,8 @@ const fn group_len(shape: Shape) -> usize {
 }
 
 /// Scratch (in `i32`s) of [`attention`] for `shape`: with `P` the words of a block of four
-/// packed query rows (`2·d` rounded up to whole chunks) and `G = ⌈d_v/4⌉`, `4·P + 84·G + 224`
-/// (about `8·d + 21·d_v + 224`), independent of `n`.
+/// packed query rows (`2·d` rounded up to whole chunks) and `G = ⌈d_v/4⌉`, `4·P + 84·G + 240 + ⌈d/4⌉`
+/// (about `8·d + 21·d_v + 240`), independent of `n`.
 pub const fn scratch_len(shape: Shape) -> usize {
     group_len(shape)
 }
@@ -134,6 +136,10 @@ struct Workspace<'a> {
     sum: &'a mut [i32],
     /// One output row of sums, `[4·⌈d_v/4⌉]`.
     row: &'a mut [i32],
+    /// The dot products of one key with the group's queries, `[GROUP]`.
+    dots: &'a mut [i32],
+    /// A key row padded to whole chunks.
+    shared: &'a mut [i32],
 }
 
 impl<'a> Workspace<'a> {
@@ -151,6 +157,8 @@ impl<'a> Workspace<'a> {
             reference: take(&mut rest, GROUP),
             sum: take(&mut rest, GROUP),
             row: take(&mut rest, groups * ROWS),
+            dots: take(&mut rest, GROUP),
+            shared: take(&mut rest, padded(shape.dim) / 4),
         }
     }
 
@@ -187,23 +195,26 @@ impl<'a> Workspace<'a> {
             };
             pack_value_blocks(value, value_dim, self.values);
             // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
+            let query_blocks = self
+                .query_blocks
+                .get(..blocks * block_len)
+                .unwrap_or_default();
+            let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
             for (jj, &counts) in counted.iter().enumerate() {
-                let k_row = key(jj).filter(|_| counts);
-                for (b, block) in self
-                    .query_blocks
-                    .chunks_exact(block_len)
-                    .take(blocks)
-                    .enumerate()
-                {
-                    let dots = match k_row {
-                        Some(k_row) => {
-                            dot4_bytes(block, k_row).map(|d| to_logit(plan.logit.apply(d)))
+                match key(jj).filter(|_| counts) {
+                    Some(k_row) => {
+                        dot_blocks(query_blocks, padded_bytes(k_row, self.shared), dots);
+                        for (i, &dot) in dots.iter().enumerate() {
+                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
+                                *slot = to_logit(plan.logit.apply(dot));
+                            }
                         }
-                        None => [ABSENT; ROWS],
-                    };
-                    for (r, logit) in dots.into_iter().enumerate() {
-                        if let Some(slot) = self.logits.get_mut((b * ROWS + r) * KEY_BLOCK + jj) {
-                            *slot = logit;
+                    }
+                    None => {
+                        for i in 0..GROUP {
+                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
+                                *slot = ABSENT;
+                            }
                         }
                     }
                 }

@@ -30,7 +30,8 @@ use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
     KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, byte_slot,
-    dot4_bytes, dot4_pairs, get_slot, pack_value_blocks, pair, pair_row_words, pair_slot, set_slot,
+    dot_blocks, get_slot, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks,
+    pair_row_words, pair_slot, set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -218,7 +219,7 @@ pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -
 
 /// The parts of the scratch of `count` landmarks and `samples` samples, in words, in the order
 /// of [`Workspace::split`].
-const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 20] {
+const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 22] {
     let (landmark_rows, sample_rows) = (count.div_ceil(ROWS) * ROWS, samples.div_ceil(ROWS) * ROWS);
     let block = block_words(shape.dim);
     let groups = shape.value_dim.div_ceil(ROWS);
@@ -248,6 +249,8 @@ const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 
         groups * ROWS,
         2 * shape.dim,
         landmark_rows * shape.dim,
+        block_rows,
+        padded(shape.dim) / 4,
     ]
 }
 
@@ -514,6 +517,10 @@ struct Workspace<'a> {
     row: &'a mut [i32],
     /// `mu [C', d]` as plain `i32` rows (the densities' operands).
     mu_rows: &'a mut [i32],
+    /// The dot products of one key or query with every row of a set of blocks.
+    dots: &'a mut [i32],
+    /// A key or query row padded to whole chunks.
+    shared: &'a mut [i32],
 }
 
 impl<'a> Workspace<'a> {
@@ -546,6 +553,8 @@ impl<'a> Workspace<'a> {
             out_row: next(17),
             row: next(18),
             mu_rows: next(19),
+            dots: next(20),
+            shared: next(21),
         }
     }
 
@@ -694,12 +703,12 @@ impl<'a> Workspace<'a> {
                     continue;
                 };
                 let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                for (b, w_block) in self.w.chunks_exact(block).take(sample_blocks).enumerate() {
-                    let dots = dot4_bytes(w_block, k_row);
-                    for (r, dot) in dots.into_iter().enumerate() {
-                        if let Some(slot) = self.logits.get_mut((b * ROWS + r) * KEY_BLOCK + jj) {
-                            *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
-                        }
+                let w = self.w.get(..sample_blocks * block).unwrap_or_default();
+                let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+                dot_blocks(w, padded_bytes(k_row, self.shared), dots);
+                for (c, &dot) in dots.iter().enumerate() {
+                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+                        *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
                     }
                 }
             }
@@ -816,24 +825,31 @@ impl<'a> Workspace<'a> {
         self.t_sum.fill(0);
         let queries = self.shape.queries;
         for first in (0..queries).step_by(KEY_BLOCK) {
+            let q_bar = self
+                .q_bar
+                .get(..landmark_blocks * block)
+                .unwrap_or_default();
+            let dots = self
+                .dots
+                .get_mut(..landmark_blocks * ROWS)
+                .unwrap_or_default();
             for ii in 0..KEY_BLOCK {
                 let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
-                for (b, q_bar_block) in self
-                    .q_bar
-                    .chunks_exact(block)
-                    .take(landmark_blocks)
-                    .enumerate()
-                {
-                    // s · q̄_c·q_i in L16
-                    let logits = match q_row {
-                        Some(q_row) if first + ii < queries => {
-                            dot4_bytes(q_bar_block, q_row).map(|d| to_logit(t_dot.apply(d)))
+                match q_row {
+                    Some(q_row) if first + ii < queries => {
+                        dot_blocks(q_bar, padded_bytes(q_row, self.shared), dots);
+                        // s · q̄_c·q_i in L16
+                        for (c, &dot) in dots.iter().enumerate() {
+                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
+                                *slot = to_logit(t_dot.apply(dot));
+                            }
                         }
-                        _ => [ABSENT; ROWS],
-                    };
-                    for (r, logit) in logits.into_iter().enumerate() {
-                        if let Some(slot) = self.logits.get_mut((b * ROWS + r) * KEY_BLOCK + ii) {
-                            *slot = logit;
+                    }
+                    _ => {
+                        for c in 0..landmark_blocks * ROWS {
+                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
+                                *slot = ABSENT;
+                            }
                         }
                     }
                 }
@@ -877,7 +893,9 @@ impl<'a> Workspace<'a> {
         let base = head * self.shape.queries * value_dim;
         let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
         self.weights_packed.fill(0);
+        let shared = core::mem::take(&mut self.shared);
         for (i, q_row) in rows(x.q, dim).enumerate() {
+            let q_row = padded_bytes(q_row, &mut *shared);
             self.query_logits(plan, q_row);
             if optimal {
                 self.query_alpha(plan, t_dot, q_row);
@@ -885,86 +903,76 @@ impl<'a> Workspace<'a> {
             let weight_sum = self.query_weights(optimal);
             self.query_output(plan, weight_sum, out, base + i * value_dim);
         }
+        self.shared = shared;
     }
 
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
-    /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits`.
+    /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
     #[inline(never)]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
         let (count, samples) = (self.count.max(1), self.samples);
         let block = block_words(self.shape.dim);
-        let logits = self.logits.get_mut(..samples).unwrap_or_default();
-        for (b, w_block) in self
-            .w
-            .chunks_exact(block)
-            .take(samples.div_ceil(ROWS))
-            .enumerate()
-        {
-            let dots = dot4_bytes(w_block, q_row);
-            let first = b * ROWS;
-            for ((logit, &bias), dot) in logits
-                .iter_mut()
-                .zip(self.bias.iter())
-                .skip(first)
-                .zip(dots)
-            {
-                *logit = to_logit(plan.query_dot.apply(dot).saturating_add(bias));
-            }
+        let sample_rows = samples.div_ceil(ROWS) * ROWS;
+        let logits = self.logits.get_mut(..sample_rows).unwrap_or_default();
+        dot_blocks(
+            self.w.get(..sample_rows / ROWS * block).unwrap_or_default(),
+            q_row,
+            logits,
+        );
+        for (logit, &bias) in logits.iter_mut().zip(self.bias.iter()).take(samples) {
+            *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
         if let Weighting::Biased = plan.config.weighting {
             // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
-            for (b, mu_block) in self
-                .mu
-                .chunks_exact(block)
-                .take(count.div_ceil(ROWS))
-                .enumerate()
-            {
-                let dots = dot4_bytes(mu_block, q_row);
-                for (r, dot) in dots.into_iter().enumerate() {
-                    let log_alpha = plan.query_dot.apply(dot);
-                    for logit in logits.iter_mut().skip(b * ROWS + r).step_by(count) {
-                        *logit = to_logit(logit.saturating_add(log_alpha));
-                    }
+            let landmark_rows = count.div_ceil(ROWS) * ROWS;
+            let dots = self.dots.get_mut(..landmark_rows).unwrap_or_default();
+            dot_blocks(
+                self.mu
+                    .get(..landmark_rows / ROWS * block)
+                    .unwrap_or_default(),
+                q_row,
+                dots,
+            );
+            for (c, &dot) in dots.iter().enumerate().take(count) {
+                let log_alpha = plan.query_dot.apply(dot);
+                for logit in logits.iter_mut().take(samples).skip(c).step_by(count) {
+                    *logit = to_logit(logit.saturating_add(log_alpha));
                 }
             }
         }
     }
 
     /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
-    /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha`.
+    /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
     #[inline(never)]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
         let (count, samples) = (self.count.max(1), self.samples);
         let block = block_words(self.shape.dim);
+        let landmark_rows = count.div_ceil(ROWS) * ROWS;
+        let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
+        dot_blocks(
+            self.q_bar
+                .get(..landmark_rows / ROWS * block)
+                .unwrap_or_default(),
+            q_row,
+            t_row,
+        );
         let mut t_total = 0i64;
-        for (b, q_bar_block) in self
-            .q_bar
-            .chunks_exact(block)
-            .take(count.div_ceil(ROWS))
-            .enumerate()
-        {
-            let dots = dot4_bytes(q_bar_block, q_row);
-            let per_landmark = self
-                .t_row
-                .iter_mut()
-                .zip(self.t_reference.iter())
-                .skip(b * ROWS);
-            for ((t, &t_lse), dot) in per_landmark.zip(dots).take(count - b * ROWS) {
-                // T = 2^(s · q̄_c·q_i − lse) in Q27
-                let logit = to_logit(t_dot.apply(dot));
-                *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27) as i32;
-                t_total += i64::from(*t);
-            }
+        for (t, &t_lse) in t_row.iter_mut().zip(self.t_reference.iter()).take(count) {
+            // T = 2^(s · q̄_c·q_i − lse) in Q27
+            let logit = to_logit(t_dot.apply(*t));
+            *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27) as i32;
+            t_total += i64::from(*t);
         }
         let t_mean = div_round(t_total, count as i64);
-        for (c, (alpha, &balance)) in self
-            .alpha
-            .iter_mut()
-            .zip(self.balance.iter())
-            .take(samples)
-            .enumerate()
-        {
-            let t = self.t_row.get(c % count).copied().unwrap_or(0);
+        let mut component = 0;
+        for (alpha, &balance) in self.alpha.iter_mut().zip(self.balance.iter()).take(samples) {
+            let t = t_row.get(component).copied().unwrap_or(0);
+            component = if component + 1 == count {
+                0
+            } else {
+                component + 1
+            };
             // α = bh + alpha_coeff · (T − mean T), alpha_coeff in Q16
             let spread = shift_round(plan.alpha_coeff * (i64::from(t) - t_mean), 16);
             *alpha = (i64::from(balance) + spread).clamp(1, i64::from(i32::MAX)) as i32;
@@ -1013,21 +1021,11 @@ impl<'a> Workspace<'a> {
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
     #[inline(never)]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut Out<'_>, offset: usize) {
-        let kv_block = block_words(self.samples);
         let shared = self
             .weights_packed
             .get(..pair_row_words(self.samples))
             .unwrap_or_default();
-        for (sums, kv) in self
-            .out_row
-            .chunks_exact_mut(ROWS)
-            .zip(self.kv.chunks_exact(kv_block))
-        {
-            let dots = dot4_pairs([0; ROWS], kv, shared);
-            for (o, d) in sums.iter_mut().zip(dots) {
-                *o = d;
-            }
-        }
+        pair_dot_blocks(self.kv, shared, self.out_row);
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);

@@ -323,6 +323,15 @@ impl Requantize {
     }
 }
 
+/// Checks the inner loops this target was built with (the Cortex-M DSP or Helium assembly, or
+/// the portable loops) against the portable ones on every length from 1 to 40, on fixed data:
+/// `None`, or the first length that differs. The test suite runs it on hosts; the firmware
+/// example on each core.
+#[doc(hidden)]
+pub fn check_inner_loops() -> Option<usize> {
+    crate::simd::int8::check_inner_loops()
+}
+
 /// The per-tensor symmetric scale of `x`: `max|x| / 127` (1 for an all-zero or empty `x`; NaN
 /// and infinities are ignored). Host or start-up code: `f32` arithmetic.
 pub fn scale_for(x: &[f32]) -> f32 {

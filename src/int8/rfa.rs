@@ -22,8 +22,9 @@ use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, square
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot4_bytes,
-    dot4_pairs, pack_byte_block, pack_value_blocks, pair, pair_row_words, pair_slot, set_slot,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot_blocks,
+    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks,
+    pair_row_words, pair_slot, set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -106,7 +107,7 @@ impl Plan {
 }
 
 /// The parts of the scratch with `S` features, in words, in the order of [`Workspace::split`].
-const fn workspace_parts(shape: Shape, features: usize) -> [usize; 12] {
+const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
     let feature_rows = features.div_ceil(ROWS) * ROWS;
     let groups = shape.value_dim.div_ceil(ROWS);
     // the kv blocks hold one more column: K
@@ -124,6 +125,8 @@ const fn workspace_parts(shape: Shape, features: usize) -> [usize; 12] {
         pair_row_words(features),
         feature_rows,
         kv_groups * ROWS,
+        feature_rows,
+        padded(shape.dim) / 4,
     ]
 }
 
@@ -217,6 +220,10 @@ struct Workspace<'a> {
     projections: &'a mut [i32],
     /// One output row of sums, and `Σ φq K` after it.
     out_row: &'a mut [i32],
+    /// The projections of one key, `[S]`.
+    dots: &'a mut [i32],
+    /// A key or query row padded to whole chunks.
+    shared: &'a mut [i32],
 }
 
 /// The exponents of the key summaries: `KV_r = kv · 2^(kv − 24)`, `K_r = k · 2^(k − 24)`.
@@ -246,6 +253,8 @@ impl<'a> Workspace<'a> {
             phi: next(9),
             projections: next(10),
             out_row: next(11),
+            dots: next(12),
+            shared: next(13),
         }
     }
 
@@ -254,7 +263,6 @@ impl<'a> Workspace<'a> {
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
-        let block = block_words(dim);
         self.reference.fill(EMPTY_REFERENCE);
         self.sum.fill(0);
         self.acc.fill(0);
@@ -289,16 +297,15 @@ impl<'a> Workspace<'a> {
                 };
                 // B[m, r] = d^-1/4 k_m·ω_r and hk = s|k_m|²/2 in L16; B − hk into the block
                 let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                for (b, omega_block) in self.omega.chunks_exact(block).enumerate() {
-                    let dots = dot4_bytes(omega_block, k_row);
-                    for (r, dot) in dots.into_iter().enumerate() {
-                        let projection = to_logit(plan.key_projection.apply(dot));
-                        if b * ROWS + r < features {
-                            max = max.max(projection);
-                        }
-                        if let Some(slot) = self.logits.get_mut((b * ROWS + r) * KEY_BLOCK + jj) {
-                            *slot = to_logit(projection - half_norm);
-                        }
+                let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+                dot_blocks(self.omega, padded_bytes(k_row, self.shared), dots);
+                for (r, &dot) in dots.iter().enumerate() {
+                    let projection = to_logit(plan.key_projection.apply(dot));
+                    if r < features {
+                        max = max.max(projection);
+                    }
+                    if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                        *slot = to_logit(projection - half_norm);
                     }
                 }
             }
@@ -387,20 +394,16 @@ impl<'a> Workspace<'a> {
         head: usize,
     ) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
-        let block = block_words(dim);
-        let kv_block = block_words(features);
+        let feature_rows = features.div_ceil(ROWS) * ROWS;
         let packed = pair_row_words(features);
         let base = head * self.shape.queries * value_dim;
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // A[i, r] (L16), max_r A, hq
-            let projections = self.projections.get_mut(..features).unwrap_or_default();
-            for (b, omega_block) in self.omega.chunks_exact(block).enumerate() {
-                let dots = dot4_bytes(omega_block, q_row);
-                for (r, dot) in dots.into_iter().enumerate() {
-                    if let Some(a) = projections.get_mut(b * ROWS + r) {
-                        *a = to_logit(plan.query_projection.apply(dot));
-                    }
-                }
+            let projections = self.projections.get_mut(..feature_rows).unwrap_or_default();
+            dot_blocks(self.omega, padded_bytes(q_row, self.shared), projections);
+            let projections = projections.get_mut(..features).unwrap_or_default();
+            for a in projections.iter_mut() {
+                *a = to_logit(plan.query_projection.apply(*a));
             }
             let max = projections.iter().copied().max().unwrap_or(0);
             let shift = i64::from(max) + i64::from(plan.query_norm.apply(squared_norm(q_row)));
@@ -418,16 +421,7 @@ impl<'a> Workspace<'a> {
             }
             // Σ_r φq KV_r (columns 0..d_v) and Σ_r φq K_r (column d_v)
             let shared = self.phi.get(..packed).unwrap_or_default();
-            for (sums, kv) in self
-                .out_row
-                .chunks_exact_mut(ROWS)
-                .zip(self.kv.chunks_exact(kv_block))
-            {
-                let dots = dot4_pairs([0; ROWS], kv, shared);
-                for (o, d) in sums.iter_mut().zip(dots) {
-                    *o = d;
-                }
-            }
+            pair_dot_blocks(self.kv, shared, self.out_row);
             // den = Σ_r φq K_r, clamped at 1e-2 = CLAMP_Q30 · 2^-30 in the units of den
             let den = i64::from(self.out_row.get(value_dim).copied().unwrap_or(0));
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));

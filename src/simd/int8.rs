@@ -195,85 +195,113 @@ pub(crate) fn pack_byte_block<'a>(
     }
 }
 
-/// `Σ_e row_r[e] · x[e]` for the four rows of a byte block of at least
-/// [`block_words`]`(x.len())` words (zeros if it is shorter).
+/// `x` padded with zeros to whole chunks: `x` itself when its length is a multiple of
+/// [`CHUNK`], else a copy in `buffer` (at least [`padded`]`(x.len()) / 4` words; empty if it is
+/// shorter).
 #[inline]
-pub(crate) fn dot4_bytes(block: &[i32], x: &[i8]) -> [i32; 4] {
-    let full = x.len() / CHUNK * CHUNK;
-    if block.len() < block_words(x.len()) {
-        return [0; 4];
+pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
+    if x.len() % CHUNK == 0 {
+        return x;
     }
-    let (head, tail) = x.split_at(full);
-    let (block_head, block_tail) = block.split_at(full * ROWS / 2);
-    let mut acc = [0i32; 4];
-    if !head.is_empty() {
-        acc = chunks_bytes(acc, block_head, head);
+    let len = padded(x.len());
+    let Some(words) = buffer.get_mut(..len / 4) else {
+        return &[];
+    };
+    for (word, bytes) in words.iter_mut().zip(x.chunks(4)) {
+        let byte = |i: usize| bytes.get(i).map_or(0, |&b| b as u8);
+        *word = i32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
     }
-    if !tail.is_empty() {
-        // the last partial chunk, zero-padded
-        let mut last = [0i8; CHUNK];
-        for (l, &v) in last.iter_mut().zip(tail) {
-            *l = v;
-        }
-        acc = chunks_bytes(acc, block_tail, &last);
-    }
-    acc
+    // SAFETY: `words` is `len / 4` initialised `i32`s, so `len` readable bytes at an address
+    // aligned for `i8`; the view borrows `buffer` for 'a and nothing writes it meanwhile.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<i8>(), len) }
 }
 
-/// [`dot4_bytes`] over whole chunks (`x.len()` a non-zero multiple of [`CHUNK`], `block` at
-/// least `x.len() · 2` words).
-#[inline(always)]
-fn chunks_bytes(acc: [i32; 4], block: &[i32], x: &[i8]) -> [i32; 4] {
-    #[cfg(lara_attn_mve)]
-    {
-        mve::chunks_bytes(acc, block, x)
-    }
-    #[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
-    {
-        dsp::chunks_bytes(acc, block, x)
-    }
-    #[cfg(not(any(lara_attn_dsp, lara_attn_mve)))]
-    {
-        portable_chunks_bytes(acc, block, x)
-    }
-}
-
-/// The portable [`chunks_bytes`] (also the reference of the tests).
+/// `out[4b + r] = Σ_e row_r[e] · x[e]` for every byte block `b < out.len() / 4` of `blocks`
+/// (back to back, [`block_words`]`(x.len())` words each): the dot products of every row with the
+/// shared row `x`, whose length must be a non-zero multiple of [`CHUNK`] (see
+/// [`padded_bytes`]). Zeros if the lengths do not fit.
 #[inline]
-pub(crate) fn portable_chunks_bytes(mut acc: [i32; 4], block: &[i32], x: &[i8]) -> [i32; 4] {
-    for (e, &xe) in x.iter().enumerate() {
-        for (r, a) in acc.iter_mut().enumerate() {
-            *a += get_slot(block, byte_slot(r, e)) * i32::from(xe);
-        }
+pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
+    let count = out.len() / ROWS;
+    if x.is_empty() || x.len() % CHUNK != 0 || blocks.len() < count * block_words(x.len()) {
+        out.fill(0);
+        return;
     }
-    acc
-}
-
-/// `acc[r] + Σ_k row_r[k] · x[k]` for the four rows of a pair block and the shared row `x` in
-/// `i16` pairs (`x.len()` words, a multiple of `CHUNK / 2`; `block` at least `4 · x.len()`
-/// words, else `acc` is returned unchanged).
-#[inline]
-pub(crate) fn dot4_pairs(acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
-    if x.is_empty() || x.len() % (CHUNK / 2) != 0 || block.len() < x.len() * ROWS {
-        return acc;
+    if count == 0 {
+        return;
     }
     #[cfg(lara_attn_mve)]
     {
-        mve::dot4_pairs(acc, block, x)
+        mve::dot_blocks(blocks, x, out, count)
     }
     #[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
     {
-        dsp::dot4_pairs(acc, block, x)
+        dsp::dot_blocks(blocks, x, out, count)
     }
     #[cfg(not(any(lara_attn_dsp, lara_attn_mve)))]
     {
-        portable_dot4_pairs(acc, block, x)
+        portable_dot_blocks(blocks, x, out)
     }
 }
 
-/// The portable [`dot4_pairs`].
+/// The portable [`dot_blocks`] (also the reference of the tests).
 #[inline]
-pub(crate) fn portable_dot4_pairs(mut acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
+pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
+    let words = block_words(x.len()).max(1);
+    for (sums, block) in out.chunks_exact_mut(ROWS).zip(blocks.chunks_exact(words)) {
+        sums.fill(0);
+        for (e, &xe) in x.iter().enumerate() {
+            for (r, sum) in sums.iter_mut().enumerate() {
+                *sum += get_slot(block, byte_slot(r, e)) * i32::from(xe);
+            }
+        }
+    }
+}
+
+/// `out[4b + r] = Σ_k row_r[k] · x[k]` for every pair block `b < out.len() / 4` of `blocks`
+/// (back to back, `4 · x.len()` words each) and the shared row `x` in `i16` pairs, whose
+/// length in words must be a non-zero multiple of `CHUNK / 2`. Zeros if the lengths do not
+/// fit.
+#[inline]
+pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
+    let count = out.len() / ROWS;
+    if x.is_empty() || x.len() % (CHUNK / 2) != 0 || blocks.len() < count * ROWS * x.len() {
+        out.fill(0);
+        return;
+    }
+    if count == 0 {
+        return;
+    }
+    #[cfg(lara_attn_mve)]
+    {
+        mve::pair_dot_blocks(blocks, x, out, count)
+    }
+    #[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
+    {
+        dsp::pair_dot_blocks(blocks, x, out, count)
+    }
+    #[cfg(not(any(lara_attn_dsp, lara_attn_mve)))]
+    {
+        portable_pair_dot_blocks(blocks, x, out)
+    }
+}
+
+/// The portable [`pair_dot_blocks`].
+#[inline]
+pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
+    for (sums, block) in out
+        .chunks_exact_mut(ROWS)
+        .zip(blocks.chunks_exact(ROWS * x.len().max(1)))
+    {
+        let dots = portable_dot4_pairs([0; ROWS], block, x);
+        sums.copy_from_slice(&dots);
+    }
+}
+
+/// `acc[r] + Σ_k row_r[k] · x[k]` for one pair block (the portable loop of
+/// [`accumulate_rows`] and [`pair_dot_blocks`]).
+#[inline]
+fn portable_dot4_pairs(mut acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
     for (k, &word) in x.iter().enumerate() {
         let (x0, x1) = halves(word);
         for (r, a) in acc.iter_mut().enumerate() {
@@ -336,17 +364,26 @@ pub(crate) fn portable_accumulate_rows(
 mod dsp {
     use core::arch::asm;
 
-    pub(super) fn chunks_bytes(acc: [i32; 4], block: &[i32], x: &[i8]) -> [i32; 4] {
-        let [mut a0, mut a1, mut a2, mut a3] = acc;
-        let chunks = x.len() / 4;
-        // SAFETY: the caller passes x.len() a non-zero multiple of 4 and at least 2·x.len()
-        // words of `block` (checked in `dot4_bytes`): the loop reads `chunks` words of `x`
-        // (unaligned LDR, allowed on these cores) and 8·chunks words of `block`. r7 is saved
-        // and restored; the DSP extension is present (cfg lara_attn_dsp).
+    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+        // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks are in bounds, and
+        // out holds 4·count words (checked by the caller): the loops read x once per block
+        // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
+        // 4·count words of out. r6 and r7 are saved and restored with the block count and the
+        // out pointer (16 bytes of stack). The DSP extension is present (cfg lara_attn_dsp).
         unsafe {
             asm!(
-                "push {{r7}}",
+                "push {{r0, r1, r6, r7}}",
+                "mov r6, r4",
                 "2:",
+                "movs r0, #0",
+                "movs r1, #0",
+                "movs r2, #0",
+                "movs r3, #0",
+                "mov r4, r6",
+                // an odd number of steps: one first, then two per iteration
+                "sub lr, r8, r4",
+                "tst lr, #4",
+                "beq 3f",
                 "ldr lr, [r4], #4",
                 "sxtb16 r7, lr, ror #8",
                 "sxtb16 lr, lr",
@@ -361,26 +398,76 @@ mod dsp {
                 "smlad r2, r11, r7, r2",
                 "smlad r3, r12, r7, r3",
                 "cmp r4, r8",
+                "beq 4f",
+                "3:",
+                "ldr lr, [r4], #4",
+                "sxtb16 r7, lr, ror #8",
+                "sxtb16 lr, lr",
+                "ldm r5!, {{r9, r10, r11, r12}}",
+                "smlad r0, r9, lr, r0",
+                "smlad r1, r10, lr, r1",
+                "smlad r2, r11, lr, r2",
+                "smlad r3, r12, lr, r3",
+                "ldm r5!, {{r9, r10, r11, r12}}",
+                "smlad r0, r9, r7, r0",
+                "smlad r1, r10, r7, r1",
+                "smlad r2, r11, r7, r2",
+                "smlad r3, r12, r7, r3",
+                "ldr lr, [r4], #4",
+                "sxtb16 r7, lr, ror #8",
+                "sxtb16 lr, lr",
+                "ldm r5!, {{r9, r10, r11, r12}}",
+                "smlad r0, r9, lr, r0",
+                "smlad r1, r10, lr, r1",
+                "smlad r2, r11, lr, r2",
+                "smlad r3, r12, lr, r3",
+                "ldm r5!, {{r9, r10, r11, r12}}",
+                "smlad r0, r9, r7, r0",
+                "smlad r1, r10, r7, r1",
+                "smlad r2, r11, r7, r2",
+                "smlad r3, r12, r7, r3",
+                "cmp r4, r8",
+                "bne 3b",
+                "4:",
+                "ldr lr, [sp]",
+                "stm lr!, {{r0, r1, r2, r3}}",
+                "str lr, [sp]",
+                "ldr lr, [sp, #4]",
+                "subs lr, lr, #1",
+                "str lr, [sp, #4]",
                 "bne 2b",
-                "pop {{r7}}",
-                inout("r0") a0, inout("r1") a1, inout("r2") a2, inout("r3") a3,
+                "pop {{r0, r1, r6, r7}}",
+                in("r0") out.as_mut_ptr(),
+                in("r1") count,
+                out("r2") _, out("r3") _,
                 inout("r4") x.as_ptr() => _,
-                inout("r5") block.as_ptr() => _,
-                in("r8") x.as_ptr().wrapping_add(chunks * 4),
+                inout("r5") blocks.as_ptr() => _,
+                in("r8") x.as_ptr().wrapping_add(x.len()),
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
-                options(readonly),
             );
         }
-        [a0, a1, a2, a3]
     }
 
-    pub(super) fn dot4_pairs(acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
-        let [mut a0, mut a1, mut a2, mut a3] = acc;
-        // SAFETY: x is non-empty and block holds at least 4·x.len() words (checked in
-        // `dot4_pairs`): the loop reads x.len() words of each. Register-only DSP arithmetic.
+    pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole words are in bounds, and
+        // out holds 4·count words (checked by the caller): the loops read x once per block
+        // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
+        // 4·count words of out. r6 and r7 are saved and restored with the block count and the
+        // out pointer (16 bytes of stack). The DSP extension is present (cfg lara_attn_dsp).
         unsafe {
             asm!(
+                "push {{r0, r1, r6, r7}}",
+                "mov r6, r4",
                 "2:",
+                "movs r0, #0",
+                "movs r1, #0",
+                "movs r2, #0",
+                "movs r3, #0",
+                "mov r4, r6",
+                // an odd number of steps: one first, then two per iteration
+                "sub lr, r8, r4",
+                "tst lr, #4",
+                "beq 3f",
                 "ldr lr, [r4], #4",
                 "ldm r5!, {{r9, r10, r11, r12}}",
                 "smlad r0, r9, lr, r0",
@@ -388,16 +475,40 @@ mod dsp {
                 "smlad r2, r11, lr, r2",
                 "smlad r3, r12, lr, r3",
                 "cmp r4, r8",
+                "beq 4f",
+                "3:",
+                "ldr lr, [r4], #4",
+                "ldm r5!, {{r9, r10, r11, r12}}",
+                "smlad r0, r9, lr, r0",
+                "smlad r1, r10, lr, r1",
+                "smlad r2, r11, lr, r2",
+                "smlad r3, r12, lr, r3",
+                "ldr lr, [r4], #4",
+                "ldm r5!, {{r9, r10, r11, r12}}",
+                "smlad r0, r9, lr, r0",
+                "smlad r1, r10, lr, r1",
+                "smlad r2, r11, lr, r2",
+                "smlad r3, r12, lr, r3",
+                "cmp r4, r8",
+                "bne 3b",
+                "4:",
+                "ldr lr, [sp]",
+                "stm lr!, {{r0, r1, r2, r3}}",
+                "str lr, [sp]",
+                "ldr lr, [sp, #4]",
+                "subs lr, lr, #1",
+                "str lr, [sp, #4]",
                 "bne 2b",
-                inout("r0") a0, inout("r1") a1, inout("r2") a2, inout("r3") a3,
+                "pop {{r0, r1, r6, r7}}",
+                in("r0") out.as_mut_ptr(),
+                in("r1") count,
+                out("r2") _, out("r3") _,
                 inout("r4") x.as_ptr() => _,
-                inout("r5") block.as_ptr() => _,
+                inout("r5") blocks.as_ptr() => _,
                 in("r8") x.as_ptr().wrapping_add(x.len()),
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
-                options(readonly, nostack),
             );
         }
-        [a0, a1, a2, a3]
     }
 
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
@@ -457,15 +568,21 @@ mod dsp {
 mod mve {
     use core::arch::asm;
 
-    pub(super) fn chunks_bytes(acc: [i32; 4], block: &[i32], x: &[i8]) -> [i32; 4] {
-        let [mut a0, mut a1, mut a2, mut a3] = acc;
-        // SAFETY: x.len() is a non-zero multiple of 8 and block holds at least 2·x.len()
-        // words (checked in `dot4_bytes`): the loop reads x.len() bytes of x and
-        // 4·x.len() i16 of block. MVE is present (cfg lara_attn_mve).
+    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+        // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks of 8
+        // elements are in bounds, and out holds 4·count words (checked by the caller): the
+        // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
+        // present (cfg lara_attn_mve).
         unsafe {
             asm!(
-                "dls lr, {chunks}",
                 "2:",
+                "movs r0, #0",
+                "movs r2, #0",
+                "mov r10, #0",
+                "mov r12, #0",
+                "mov r1, r9",
+                "dls lr, r8",
+                "3:",
                 "vldrb.s16 q0, [r1], #8",
                 "vldrh.u16 q1, [r3], #16",
                 "vmladava.s16 r0, q0, q1",
@@ -475,30 +592,41 @@ mod mve {
                 "vmladava.s16 r10, q0, q3",
                 "vldrh.u16 q1, [r3], #16",
                 "vmladava.s16 r12, q0, q1",
-                "le lr, 2b",
-                chunks = in(reg) x.len() / 8,
-                inout("r0") a0, inout("r2") a1, inout("r10") a2, inout("r12") a3,
-                inout("r1") x.as_ptr() => _,
-                inout("r3") block.as_ptr() => _,
+                "le lr, 3b",
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "subs r5, r5, #1",
+                "bne 2b",
+                out("r0") _, out("r2") _, out("r10") _, out("r12") _, out("r1") _,
+                in("r9") x.as_ptr(),
+                inout("r3") blocks.as_ptr() => _,
+                inout("r4") out.as_mut_ptr() => _,
+                inout("r5") count => _,
+                in("r8") x.len() / 8,
                 out("lr") _,
                 out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                 out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                 out("s8") _, out("s9") _, out("s10") _, out("s11") _,
                 out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                options(readonly, nostack),
+                options(nostack),
             );
         }
-        [a0, a1, a2, a3]
     }
 
-    pub(super) fn dot4_pairs(acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
-        let [mut a0, mut a1, mut a2, mut a3] = acc;
-        // SAFETY: x.len() is a non-zero multiple of 4 words and block holds at least 4·x.len()
-        // words (checked in `dot4_pairs`): the loop reads exactly those.
+    pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole chunks of 8
+        // elements are in bounds, and out holds 4·count words (checked by the caller): the
+        // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
+        // present (cfg lara_attn_mve).
         unsafe {
             asm!(
-                "dls lr, {chunks}",
                 "2:",
+                "movs r0, #0",
+                "movs r2, #0",
+                "mov r10, #0",
+                "mov r12, #0",
+                "mov r1, r9",
+                "dls lr, r8",
+                "3:",
                 "vldrh.u16 q0, [r1], #16",
                 "vldrh.u16 q1, [r3], #16",
                 "vmladava.s16 r0, q0, q1",
@@ -508,20 +636,24 @@ mod mve {
                 "vmladava.s16 r10, q0, q3",
                 "vldrh.u16 q1, [r3], #16",
                 "vmladava.s16 r12, q0, q1",
-                "le lr, 2b",
-                chunks = in(reg) x.len() / 4,
-                inout("r0") a0, inout("r2") a1, inout("r10") a2, inout("r12") a3,
-                inout("r1") x.as_ptr() => _,
-                inout("r3") block.as_ptr() => _,
+                "le lr, 3b",
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "subs r5, r5, #1",
+                "bne 2b",
+                out("r0") _, out("r2") _, out("r10") _, out("r12") _, out("r1") _,
+                in("r9") x.as_ptr(),
+                inout("r3") blocks.as_ptr() => _,
+                inout("r4") out.as_mut_ptr() => _,
+                inout("r5") count => _,
+                in("r8") x.len() / 4,
                 out("lr") _,
                 out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                 out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                 out("s8") _, out("s9") _, out("s10") _, out("s11") _,
                 out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                options(readonly, nostack),
+                options(nostack),
             );
         }
-        [a0, a1, a2, a3]
     }
 
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
@@ -561,6 +693,75 @@ mod mve {
     }
 }
 
+/// Compares the inner loops of this target ([`dot_blocks`], [`pair_dot_blocks`],
+/// [`accumulate_rows`]) with the portable ones on every length from 1 to 40 (every parity of the
+/// unrolled loops, one to three blocks), on fixed pseudo-random data with extreme values; the
+/// first length that differs, if any. For devices, where the tests cannot run (the firmware
+/// example calls it).
+pub(crate) fn check_inner_loops() -> Option<usize> {
+    let mut seed = 0x2545_f491u32;
+    let mut next = move || {
+        // xorshift32
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    const MAX_LEN: usize = 40;
+    let mut blocks = [0i32; 3 * 2 * MAX_LEN];
+    let mut shared = [0i32; MAX_LEN];
+    let mut bytes = [0i8; MAX_LEN];
+    let (mut out, mut expected) = ([0i32; 12], [0i32; 12]);
+    for len in 1..=MAX_LEN {
+        for word in blocks.iter_mut() {
+            // i16 halves in [-2^14, 2^14]
+            let (low, high) = (
+                (next() % 32769) as i32 - 16384,
+                (next() % 32769) as i32 - 16384,
+            );
+            *word = pair(low, high);
+        }
+        for b in bytes.iter_mut() {
+            *b = next() as i8;
+        }
+        for word in shared.iter_mut() {
+            *word = pair(i32::from(next() as i8), i32::from(next() as i8));
+        }
+        let count = len % 3 + 1;
+        let x = &bytes[..len / CHUNK * CHUNK];
+        if !x.is_empty() {
+            dot_blocks(&blocks, x, &mut out[..count * ROWS]);
+            portable_dot_blocks(&blocks, x, &mut expected[..count * ROWS]);
+            if out != expected {
+                return Some(len);
+            }
+        }
+        let words = len.min(blocks.len() / (ROWS * count)) / (CHUNK / 2) * (CHUNK / 2);
+        let x = &shared[..words];
+        if !x.is_empty() {
+            pair_dot_blocks(&blocks, x, &mut out[..count * ROWS]);
+            portable_pair_dot_blocks(&blocks, x, &mut expected[..count * ROWS]);
+            if out != expected {
+                return Some(len);
+            }
+        }
+        let rows = len % 7 + 1;
+        let weights = &shared[..rows * WEIGHT_WORDS];
+        let values = &blocks[..VALUE_BLOCK_WORDS];
+        let mut acc = [0i32; 28];
+        for a in acc.iter_mut() {
+            *a = next() as i32 >> 3;
+        }
+        let mut reference = acc;
+        accumulate_rows(&mut acc[..rows * ROWS], weights, values);
+        portable_accumulate_rows(&mut reference[..rows * ROWS], weights, values, rows);
+        if acc != reference {
+            return Some(len);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,37 +779,53 @@ mod tests {
     #[test]
     fn blocked_dots_match_plain_sums() {
         for len in 1..=37 {
-            let rows: [Vec<i32>; 4] = core::array::from_fn(|r| {
+            let rows: [Vec<i32>; 8] = core::array::from_fn(|r| {
                 (0..len)
                     .map(|i| ((i * 2977 + r * 911) % 32769) as i32 - 16384)
                     .collect()
             });
             let x: Vec<i8> = (0..len).map(|i| ((i * 37) % 256) as u8 as i8).collect();
-            let plain: [i32; 4] = core::array::from_fn(|r| {
-                rows[r]
-                    .iter()
-                    .zip(&x)
-                    .map(|(&a, &b)| a * i32::from(b))
-                    .sum()
-            });
-            let block = block_of(&rows, len, byte_slot);
-            assert_eq!(dot4_bytes(&block, &x), plain, "bytes, len {len}");
-            let pairs = block_of(&rows, len, pair_slot);
+            let plain: Vec<i32> = (0..8)
+                .map(|r| {
+                    rows[r]
+                        .iter()
+                        .zip(&x)
+                        .map(|(&a, &b)| a * i32::from(b))
+                        .sum()
+                })
+                .collect();
+            let words = block_words(len);
+            let mut blocks = vec![0i32; 2 * words];
+            let mut pairs = vec![0i32; 2 * words];
+            for (r, row) in rows.iter().enumerate() {
+                for (e, &v) in row.iter().enumerate() {
+                    set_slot(&mut blocks[r / 4 * words..], byte_slot(r % 4, e), v);
+                    set_slot(&mut pairs[r / 4 * words..], pair_slot(r % 4, e), v);
+                }
+            }
+            let mut buffer = vec![0i32; 16];
+            let padded_x = padded_bytes(&x, &mut buffer);
+            assert_eq!(padded_x.len(), padded(len));
+            let mut out = vec![0i32; 8];
+            dot_blocks(&blocks, padded_x, &mut out);
+            assert_eq!(out, plain, "bytes, len {len}");
             let mut x_pairs = vec![0i32; pair_row_words(len)];
             for (e, &v) in x.iter().enumerate() {
                 set_slot(&mut x_pairs, e, i32::from(v));
             }
-            assert_eq!(
-                dot4_pairs([1, 2, 3, 4], &pairs, &x_pairs),
-                core::array::from_fn(|r| plain[r] + r as i32 + 1),
-                "pairs, len {len}"
-            );
-            for (r, row) in rows.iter().enumerate() {
+            pair_dot_blocks(&pairs, &x_pairs, &mut out);
+            assert_eq!(out, plain, "pairs, len {len}");
+            for (r, row) in rows.iter().enumerate().take(4) {
                 for (e, &v) in row.iter().enumerate() {
-                    assert_eq!(get_slot(&block, byte_slot(r, e)), v);
+                    assert_eq!(get_slot(&blocks, byte_slot(r, e)), v);
                 }
             }
         }
+    }
+
+    #[test]
+    fn inner_loops_match_the_portable_ones() {
+        assert_eq!(check_inner_loops(), None);
     }
 
     #[test]
