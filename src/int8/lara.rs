@@ -19,7 +19,7 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Q15_ONE, Reciprocal, Running, Scale32, clamp_operand, div_round,
-    exp2_neg, log2_l16, rescale, shift_round, to_logit, to_logit_wide, weight_q15,
+    exp2_neg, log2_l16, rescale, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
@@ -107,7 +107,7 @@ pub struct Plan {
     dim: usize,
     config: Config,
     /// `alpha_coeff` in `Q16` (mis-opt).
-    alpha_coeff: i64,
+    alpha_coeff: i32,
     /// `q̄` (units `scale_q̄/128`) and `k̄` (`scale_k̄/128`) to `w_unit`; for segment means and
     /// for given landmarks.
     q_bar_to_w: Multiplier,
@@ -180,7 +180,7 @@ impl Plan {
         Ok(Plan {
             dim,
             config: *config,
-            alpha_coeff: (alpha * 65536.0) as i64,
+            alpha_coeff: (alpha * 65536.0) as i32,
             q_bar_to_w: multiplier(scales.q / 128.0 / w_unit, why)?,
             k_bar_to_w: multiplier(scales.k / 128.0 / w_unit, why)?,
             given_q_bar_to_w: multiplier(given_q / 128.0 / w_unit, why)?,
@@ -951,31 +951,31 @@ impl<'a> Workspace<'a> {
         let landmark_rows = count.div_ceil(ROWS) * ROWS;
         let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
         dot_blocks(
-            self.q_bar
-                .get(..landmark_rows / ROWS * block)
-                .unwrap_or_default(),
+            self.q_bar.get(..landmark_rows / ROWS * block).unwrap_or_default(),
             q_row,
             t_row,
         );
+        let count = count.min(t_row.len()).min(self.t_reference.len());
+        let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
         let mut t_total = 0i64;
-        for (t, &t_lse) in t_row.iter_mut().zip(self.t_reference.iter()).take(count) {
+        for c in 0..count {
             // T = 2^(s · q̄_c·q_i − lse) in Q27
-            let logit = to_logit(t_dot.apply(*t));
-            *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27) as i32;
-            t_total += i64::from(*t);
+            let logit = to_logit(t_dot.apply(t_row[c]));
+            let t = exp2_neg(t_reference[c].wrapping_sub(logit).max(0) as u32, 27) as i32;
+            t_row[c] = t;
+            t_total += i64::from(t);
         }
-        let t_mean = div_round(t_total, count as i64);
+        let t_mean = div_round(t_total, count.max(1) as i64) as i32;
+        let samples = samples.min(self.alpha.len()).min(self.balance.len());
+        let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
         let mut component = 0;
-        for (alpha, &balance) in self.alpha.iter_mut().zip(self.balance.iter()).take(samples) {
+        for c in 0..samples {
             let t = t_row.get(component).copied().unwrap_or(0);
-            component = if component + 1 == count {
-                0
-            } else {
-                component + 1
-            };
-            // α = bh + alpha_coeff · (T − mean T), alpha_coeff in Q16
-            let spread = shift_round(plan.alpha_coeff * (i64::from(t) - t_mean), 16);
-            *alpha = (i64::from(balance) + spread).clamp(1, i64::from(i32::MAX)) as i32;
+            component = if component + 1 >= count { 0 } else { component + 1 };
+            // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
+            let product = i64::from(plan.alpha_coeff) * i64::from(t - t_mean);
+            let spread = ((product + (1 << 15)) >> 16) as i32;
+            alphas[c] = balances[c].saturating_add(spread).max(1);
         }
     }
 
@@ -983,33 +983,37 @@ impl<'a> Workspace<'a> {
     /// `logits` (and `alpha` for mis-opt); returns their sum.
     #[inline(never)]
     fn query_weights(&mut self, optimal: bool) -> u32 {
-        let samples = self.samples;
-        let logits = self.logits.get(..samples).unwrap_or_default();
+        let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
+        let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
         let max = logits.iter().copied().max().unwrap_or(0);
         // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
         let mut total = 0u64;
-        for (&logit, slot) in logits.iter().zip(self.alpha.iter_mut()) {
-            let e = exp2_neg(max.wrapping_sub(logit) as u32, 15);
-            let w = if optimal {
-                ((u64::from(e) * u64::from(*slot as u32) + (1 << 14)) >> 15) as u32
-            } else {
-                e
-            };
-            *slot = w as i32;
-            total += u64::from(w);
+        if optimal {
+            for c in 0..samples {
+                let e = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = ((u64::from(e) * u64::from(weights[c] as u32) + (1 << 14)) >> 15) as u32;
+                weights[c] = w as i32;
+                total += u64::from(w);
+            }
+        } else {
+            for c in 0..samples {
+                let w = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
+                weights[c] = w as i32;
+                total += u64::from(w);
+            }
         }
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
         let sniw = |w: i32| -> u32 {
             let w = w as u32;
             if shift > 0 {
-                ((u64::from(w) + (1 << (shift - 1))) >> shift) as u32
+                // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
+                ((w >> (shift - 1)) + 1) >> 1
             } else {
                 w << (-shift).min(31)
             }
         };
         let mut weight_sum = 0u32;
-        let weights = self.alpha.get(..samples).unwrap_or_default();
         for (word, w) in self.weights_packed.iter_mut().zip(weights.chunks(2)) {
             let (low, high) = (sniw(w[0]), w.get(1).map_or(0, |&w| sniw(w)));
             weight_sum += low + high;
