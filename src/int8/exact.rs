@@ -5,13 +5,13 @@
 //! Scratch: [`scratch_len`] `i32`s (the packed queries of a group, their accumulators and
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
-use super::fixed_point::{ABSENT, Q15_ONE, Running, Scale32, rescale, to_logit};
+use super::fixed_point::{ABSENT, Scale32, to_logit};
 use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
     KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair,
+    pack_byte_block, pack_value_blocks, padded, padded_bytes,
 };
 use crate::slices::take;
 
@@ -219,7 +219,14 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
-            self.admit_block();
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.reference, self.sum),
+                self.queries,
+                self.acc,
+                GROUP,
+            );
             // Σ_j w_ij v_j for every query and column
             for (acc, values) in self
                 .acc
@@ -227,37 +234,6 @@ impl<'a> Workspace<'a> {
                 .zip(self.values.chunks_exact(VALUE_BLOCK_WORDS))
             {
                 accumulate_rows(acc, self.weights, values);
-            }
-        }
-    }
-
-    /// The block's weights of every query of the group, and the rescaling of their sums.
-    #[inline(never)]
-    fn admit_block(&mut self) {
-        let per_query = self
-            .logits
-            .chunks_exact(KEY_BLOCK)
-            .zip(self.weights.chunks_exact_mut(WEIGHT_WORDS))
-            .zip(self.reference.iter_mut().zip(self.sum.iter_mut()))
-            .take(self.queries);
-        for (i, ((logits, weight_pairs), (reference, sum))) in per_query.enumerate() {
-            let mut state = Running {
-                reference: *reference,
-                sum: *sum as u32,
-            };
-            let mut weights = [0i32; KEY_BLOCK];
-            let factor = state.admit(logits, &mut weights);
-            (*reference, *sum) = (state.reference, state.sum as i32);
-            for (word, w) in weight_pairs.iter_mut().zip(weights.chunks_exact(2)) {
-                *word = pair(w[0], w[1]);
-            }
-            if factor != Q15_ONE {
-                // Σ w·v · 2^(old − new reference)
-                for group in self.acc.chunks_exact_mut(GROUP * ROWS) {
-                    for a in group.iter_mut().skip(i * ROWS).take(ROWS) {
-                        *a = rescale(*a, factor);
-                    }
-                }
             }
         }
     }

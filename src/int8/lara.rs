@@ -18,8 +18,8 @@
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, L16_ONE, Multiplier, Q15_ONE, Reciprocal, Running, Scale32, clamp_operand, div_round,
-    exp2_neg, log2_l16, rescale, to_logit, to_logit_wide, weight_q15,
+    ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
+    log2_l16, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
@@ -712,8 +712,8 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
-            admit_rows(
-                &mut self.logits[..],
+            super::admit_rows(
+                self.logits,
                 self.weights,
                 (self.reference, self.sum),
                 self.samples,
@@ -951,7 +951,9 @@ impl<'a> Workspace<'a> {
         let landmark_rows = count.div_ceil(ROWS) * ROWS;
         let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
         dot_blocks(
-            self.q_bar.get(..landmark_rows / ROWS * block).unwrap_or_default(),
+            self.q_bar
+                .get(..landmark_rows / ROWS * block)
+                .unwrap_or_default(),
             q_row,
             t_row,
         );
@@ -971,7 +973,11 @@ impl<'a> Workspace<'a> {
         let mut component = 0;
         for c in 0..samples {
             let t = t_row.get(component).copied().unwrap_or(0);
-            component = if component + 1 >= count { 0 } else { component + 1 };
+            component = if component + 1 >= count {
+                0
+            } else {
+                component + 1
+            };
             // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
             let product = i64::from(plan.alpha_coeff) * i64::from(t - t_mean);
             let spread = ((product + (1 << 15)) >> 16) as i32;
@@ -1033,45 +1039,6 @@ impl<'a> Workspace<'a> {
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
-    }
-}
-
-/// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
-/// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
-/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
-#[inline(never)]
-fn admit_rows(
-    logits: &mut [i32],
-    weights: &mut [i32],
-    (reference, sum): (&mut [i32], &mut [i32]),
-    rows: usize,
-    acc: &mut [i32],
-    stride: usize,
-) {
-    let per_row = logits
-        .chunks_exact(KEY_BLOCK)
-        .zip(weights.chunks_exact_mut(WEIGHT_WORDS))
-        .zip(reference.iter_mut().zip(sum.iter_mut()))
-        .take(rows);
-    for (c, ((logits, weight_pairs), (reference, sum))) in per_row.enumerate() {
-        let mut state = Running {
-            reference: *reference,
-            sum: *sum as u32,
-        };
-        let mut block = [0i32; KEY_BLOCK];
-        let factor = state.admit(logits, &mut block);
-        (*reference, *sum) = (state.reference, state.sum as i32);
-        for (word, w) in weight_pairs.iter_mut().zip(block.chunks_exact(2)) {
-            *word = pair(w[0], w[1]);
-        }
-        if factor != Q15_ONE {
-            // Σ w·v · 2^(old − new reference)
-            for group in acc.chunks_exact_mut(stride * ROWS) {
-                for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
-                    *a = rescale(*a, factor);
-                }
-            }
-        }
     }
 }
 

@@ -90,7 +90,8 @@ pub mod rfa;
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
-use fixed_point::{Multiplier, Reciprocal, saturate_i32};
+use crate::simd::int8::{ROWS, WEIGHT_WORDS, pair};
+use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
 pub const MAX_DIM: usize = 512;
@@ -250,6 +251,45 @@ impl<'a> Qkv<'a> {
     #[inline]
     fn block_keys(&self, first: usize) -> [bool; KEY_BLOCK] {
         core::array::from_fn(|jj| self.counts(first + jj))
+    }
+}
+
+/// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
+/// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
+/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
+#[inline(never)]
+pub(crate) fn admit_rows(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    rows: usize,
+    acc: &mut [i32],
+    stride: usize,
+) {
+    let per_row = logits
+        .chunks_exact(KEY_BLOCK)
+        .zip(weights.chunks_exact_mut(WEIGHT_WORDS))
+        .zip(reference.iter_mut().zip(sum.iter_mut()))
+        .take(rows);
+    for (c, ((logits, weight_pairs), (reference, sum))) in per_row.enumerate() {
+        let mut state = Running {
+            reference: *reference,
+            sum: *sum as u32,
+        };
+        let mut block = [0i32; KEY_BLOCK];
+        let factor = state.admit(logits, &mut block);
+        (*reference, *sum) = (state.reference, state.sum as i32);
+        for (word, w) in weight_pairs.iter_mut().zip(block.chunks_exact(2)) {
+            *word = pair(w[0], w[1]);
+        }
+        if factor != Q15_ONE {
+            // Σ w·v · 2^(old − new reference)
+            for group in acc.chunks_exact_mut(stride * ROWS) {
+                for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
+                    *a = rescale(*a, factor);
+                }
+            }
+        }
     }
 }
 

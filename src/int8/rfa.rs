@@ -15,16 +15,15 @@
 //! independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Q15_ONE, Running, Scale32, exp2_neg, pow2_fraction_q30, rescale,
-    shift_round, to_logit,
+    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
 };
 use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, squared_norm};
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
     KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks,
-    pair_row_words, pair_slot, set_slot,
+    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
+    pair_slot, set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -309,7 +308,14 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
-            admit_rows(self, features, feature_rows);
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.reference, self.sum),
+                features,
+                self.acc,
+                feature_rows,
+            );
             // Σ_m 2^(B − hk − reference_r) v_m
             for (acc, values) in self
                 .acc
@@ -319,8 +325,9 @@ impl<'a> Workspace<'a> {
                 accumulate_rows(acc, self.weights, values);
             }
         }
-        // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16)
-        let scale_of = |r: usize| -> (i64, i32) {
+        // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
+        // into `projections`, e_r into `dots`
+        for r in 0..features.min(self.projections.len()).min(self.dots.len()) {
             let gap = self
                 .reference
                 .get(r)
@@ -334,25 +341,20 @@ impl<'a> Workspace<'a> {
             } else {
                 2 * u64::from(pow2_fraction_q30(65536 - fraction))
             };
-            ((plan.ratio as u64 * mantissa >> 30) as i64, whole)
-        };
-        // KV_r[t], K_r in units of 2^-24: c_r · sum · 2^(e_r − 16 − 15 + 24) + 1e-4 · Σ
-        let in_q24 = |(c, whole): (i64, i32), sum: i32, floor_part: i64| {
-            shift_round(c * i64::from(sum), (7 - whole).clamp(-62, 62)) + FLOOR_Q24 * floor_part
-        };
+            self.projections[r] = ((plan.ratio as u64 * mantissa) >> 30) as i32;
+            self.dots[r] = whole;
+        }
         // shared exponents: the largest |KV| and K to 15 bits
         let (mut kv_max, mut k_max) = (0u64, 1u64);
         for r in 0..features {
-            let scale = scale_of(r);
-            for (t, &value_sum) in self.value_sum.iter().enumerate().take(value_dim) {
-                let acc = self
-                    .acc
-                    .get((t / ROWS) * feature_rows * ROWS + r * ROWS + t % ROWS);
-                let kv = in_q24(scale, acc.copied().unwrap_or(0), i64::from(value_sum));
-                kv_max = kv_max.max(kv.unsigned_abs());
+            for t in 0..=value_dim {
+                let magnitude = self.summary(r, t, key_count).unsigned_abs();
+                if t < value_dim {
+                    kv_max = kv_max.max(magnitude);
+                } else {
+                    k_max = k_max.max(magnitude);
+                }
             }
-            let k = in_q24(scale, self.sum.get(r).copied().unwrap_or(0), key_count);
-            k_max = k_max.max(k.unsigned_abs());
         }
         let exponent_of = |m: u64| 64 - m.max(1).leading_zeros() as i32 - 15;
         let exponents = Exponents {
@@ -362,18 +364,13 @@ impl<'a> Workspace<'a> {
         self.kv.fill(0);
         let kv_block = block_words(features);
         for r in 0..features {
-            let scale = scale_of(r);
             for t in 0..=value_dim {
+                let summary = self.summary(r, t, key_count);
+                // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
                 let word = if t < value_dim {
-                    let acc = self
-                        .acc
-                        .get((t / ROWS) * feature_rows * ROWS + r * ROWS + t % ROWS);
-                    let value_sum = self.value_sum.get(t).copied().unwrap_or(0);
-                    let kv = in_q24(scale, acc.copied().unwrap_or(0), i64::from(value_sum));
-                    shift_round(kv, exponents.kv).clamp(-32767, 32767) as i32
+                    shift_round(summary, exponents.kv).clamp(-32767, 32767) as i32
                 } else {
-                    let k = in_q24(scale, self.sum.get(r).copied().unwrap_or(0), key_count);
-                    shift_round(k, exponents.k).clamp(0, 32767) as i32
+                    shift_round(summary, exponents.k).clamp(0, 32767) as i32
                 };
                 if let Some(kv) = self.kv.get_mut(t / ROWS * kv_block..) {
                     set_slot(kv, pair_slot(t % ROWS, r), word);
@@ -381,6 +378,27 @@ impl<'a> Workspace<'a> {
             }
         }
         exponents
+    }
+
+    /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
+    /// `c_r · sum · 2^(e_r − 16 − 15 + 24) + 1e-4 · Σ`, the sums `Σ_m 2^(B − hk − reference_r)
+    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys).
+    #[inline(never)]
+    fn summary(&self, r: usize, t: usize, key_count: i64) -> i64 {
+        let value_dim = self.shape.value_dim;
+        let feature_rows = self.features.div_ceil(ROWS) * ROWS;
+        let (sum, floor_part) = if t < value_dim {
+            let acc = self
+                .acc
+                .get((t / ROWS) * feature_rows * ROWS + r * ROWS + t % ROWS);
+            let value_sum = self.value_sum.get(t).copied().unwrap_or(0);
+            (acc.copied().unwrap_or(0), i64::from(value_sum))
+        } else {
+            (self.sum.get(r).copied().unwrap_or(0), key_count)
+        };
+        let c = i64::from(self.projections.get(r).copied().unwrap_or(0));
+        let whole = self.dots.get(r).copied().unwrap_or(0);
+        shift_round(c * i64::from(sum), (7 - whole).clamp(-62, 62)) + FLOOR_Q24 * floor_part
     }
 
     /// `out_i = Σ_r φq KV_r / max(Σ_r φq K_r, 1e-2)` for every query of one head.
@@ -434,37 +452,6 @@ impl<'a> Workspace<'a> {
             let extra = exponents.kv - exponents.k - excess;
             plan.requantize
                 .write_row(row, den, extra, out, base + i * value_dim);
-        }
-    }
-}
-
-/// Admits one block of logits for the first `features` rows: weights, states, and the
-/// rescaling of their sums.
-#[inline(never)]
-fn admit_rows(ws: &mut Workspace<'_>, features: usize, feature_rows: usize) {
-    let per_row = ws
-        .logits
-        .chunks_exact(KEY_BLOCK)
-        .zip(ws.weights.chunks_exact_mut(WEIGHT_WORDS))
-        .zip(ws.reference.iter_mut().zip(ws.sum.iter_mut()))
-        .take(features);
-    for (r, ((logits, weight_pairs), (reference, sum))) in per_row.enumerate() {
-        let mut state = Running {
-            reference: *reference,
-            sum: *sum as u32,
-        };
-        let mut block = [0i32; KEY_BLOCK];
-        let factor = state.admit(logits, &mut block);
-        (*reference, *sum) = (state.reference, state.sum as i32);
-        for (word, w) in weight_pairs.iter_mut().zip(block.chunks_exact(2)) {
-            *word = pair(w[0], w[1]);
-        }
-        if factor != Q15_ONE {
-            for group in ws.acc.chunks_exact_mut(feature_rows * ROWS) {
-                for a in group.iter_mut().skip(r * ROWS).take(ROWS) {
-                    *a = rescale(*a, factor);
-                }
-            }
         }
     }
 }
