@@ -454,10 +454,13 @@ impl Buffers {
     }
 }
 
+/// The int8 calls: the plan (in place: one copy on the stack) and the kernel.
 #[inline(never)]
 fn run_exact8(x: &int8::Qkv<'_>, out: Out<'_>, scratch: &mut [i32]) -> Result<(), Error> {
-    let plan = int8::exact::Plan::new(x.shape.dim, &INT8_SCALES)?;
-    int8::exact::attention(&plan, x, out, scratch)
+    match &int8::exact::Plan::new(x.shape.dim, &INT8_SCALES) {
+        Ok(plan) => int8::exact::attention(plan, x, out, scratch),
+        Err(e) => Err(*e),
+    }
 }
 
 #[inline(never)]
@@ -468,8 +471,10 @@ fn run_rfa8(
     scratch: &mut [i32],
 ) -> Result<(), Error> {
     let features = omega.len() / x.shape.dim;
-    let plan = int8::rfa::Plan::new(x.shape.dim, &INT8_SCALES, OMEGA_SCALE, features)?;
-    int8::rfa::attention(&plan, x, omega, out, scratch)
+    match &int8::rfa::Plan::new(x.shape.dim, &INT8_SCALES, OMEGA_SCALE, features) {
+        Ok(plan) => int8::rfa::attention(plan, x, omega, out, scratch),
+        Err(e) => Err(*e),
+    }
 }
 
 #[inline(never)]
@@ -480,16 +485,13 @@ fn run_lara8(
     scratch: &mut [i32],
 ) -> Result<(), Error> {
     let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
-    let plan = int8::lara::Plan::new(x.shape.dim, &INT8_SCALES, &config)?;
     let landmarks = int8::lara::Landmarks::SegmentMeans(rank);
-    int8::lara::attention(
-        &plan,
-        x,
-        landmarks,
-        int8::lara::Sampling::Eval,
-        out,
-        scratch,
-    )
+    match &int8::lara::Plan::new(x.shape.dim, &INT8_SCALES, &config) {
+        Ok(plan) => {
+            int8::lara::attention(plan, x, landmarks, int8::lara::Sampling::Eval, out, scratch)
+        }
+        Err(e) => Err(*e),
+    }
 }
 
 /// Sampled output elements per case.

@@ -170,12 +170,8 @@ impl<'a> Workspace<'a> {
         let blocks = self.queries.div_ceil(ROWS);
         let block_len = block_words(dim);
         for (b, block) in self.query_blocks.chunks_exact_mut(block_len).enumerate() {
-            let query = |r: usize| {
-                x.q.get((first + b * ROWS + r) * dim..)
-                    .and_then(|q| q.get(..dim))
-            };
-            let valid = |r: usize| b * ROWS + r < self.queries;
-            pack_byte_block(|r| query(r).filter(|_| valid(r)), dim, block);
+            let valid = self.queries.saturating_sub(b * ROWS);
+            pack_byte_block(x.q, (first + b * ROWS, valid), dim, block);
         }
         self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
         self.sum.fill(0);
@@ -187,13 +183,7 @@ impl<'a> Workspace<'a> {
                 let j = block_first + jj;
                 x.k.get(j * dim..).and_then(|k| k.get(..dim))
             };
-            let value = |jj: usize| {
-                let j = block_first + jj;
-                x.v.get(j * value_dim..)
-                    .and_then(|v| v.get(..value_dim))
-                    .filter(|_| counted.get(jj).copied().unwrap_or(false))
-            };
-            pack_value_blocks(value, value_dim, self.values);
+            pack_value_blocks(x.v, value_dim, (block_first, counted), self.values);
             // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
             let query_blocks = self
                 .query_blocks

@@ -357,7 +357,7 @@ impl Running {
     /// the `Q15` factor `2^(old − new reference)` by which the caller multiplies its sums
     /// ([`rescale`]; [`Q15_ONE`]: unchanged, no need to; 0 on the first block, which clears
     /// them).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn admit(&mut self, logits: &[i32], weights: &mut [i32]) -> u32 {
         let block_max = logits.iter().copied().max().unwrap_or(ABSENT);
         if block_max == ABSENT {

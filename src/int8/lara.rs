@@ -431,7 +431,9 @@ impl NoiseSource for GivenNoise<'_> {
     }
 }
 
-/// One call with its kind of landmarks and noise.
+/// One call with its kind of landmarks and noise (not inlined: its workspace is not on the
+/// caller's frame).
+#[inline(never)]
 fn run<L: LandmarkSource, N: NoiseSource>(
     plan: &Plan,
     x: &Qkv<'_>,
@@ -671,9 +673,8 @@ impl<'a> Workspace<'a> {
     /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`).
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) {
-        let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
+        let value_dim = self.shape.value_dim;
         let sample_blocks = self.samples.div_ceil(ROWS);
-        let block = block_words(dim);
         self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
         self.sum.fill(0);
         self.kv_acc.fill(0);
@@ -681,37 +682,8 @@ impl<'a> Workspace<'a> {
         let sample_rows = sample_blocks * ROWS;
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
-            let key = |jj: usize| {
-                x.k.get((first + jj) * dim..)
-                    .and_then(|k| k.get(..dim))
-                    .filter(|_| counted.get(jj).copied().unwrap_or(false))
-            };
-            let value = |jj: usize| {
-                x.v.get((first + jj) * value_dim..)
-                    .and_then(|v| v.get(..value_dim))
-                    .filter(|_| counted.get(jj).copied().unwrap_or(false))
-            };
-            pack_value_blocks(value, value_dim, self.values);
-            // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16 (ABSENT for masked and missing keys)
-            for jj in 0..KEY_BLOCK {
-                let Some(k_row) = key(jj) else {
-                    for c in 0..sample_rows {
-                        if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
-                            *slot = ABSENT;
-                        }
-                    }
-                    continue;
-                };
-                let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                let w = self.w.get(..sample_blocks * block).unwrap_or_default();
-                let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
-                dot_blocks(w, padded_bytes(k_row, self.shared), dots);
-                for (c, &dot) in dots.iter().enumerate() {
-                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
-                        *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
-                    }
-                }
-            }
+            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+            self.key_block_logits(plan, x, (first, counted));
             super::admit_rows(
                 self.logits,
                 self.weights,
@@ -729,7 +701,15 @@ impl<'a> Workspace<'a> {
                 accumulate_rows(acc, self.weights, values);
             }
         }
-        // lseK_c = reference + log2(sum) − 15 (parked in bias); kv_c = acc / sum as V8
+        self.finish_keys();
+    }
+
+    /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
+    /// in pair blocks, after the last key.
+    #[inline(never)]
+    fn finish_keys(&mut self) {
+        let value_dim = self.shape.value_dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
         self.kv.fill(0);
         let kv_block = block_words(self.samples);
         for c in 0..self.samples {
@@ -753,6 +733,43 @@ impl<'a> Workspace<'a> {
                         let v8 = reciprocal.divide(a, 8).clamp(-32768, 32767) as i32;
                         set_slot(kv, pair_slot(t, c), v8);
                     }
+                }
+            }
+        }
+    }
+
+    /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
+    /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
+    #[inline(never)]
+    fn key_block_logits(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        (first, counted): (usize, [bool; KEY_BLOCK]),
+    ) {
+        let dim = self.shape.dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        let w = self
+            .w
+            .get(..sample_rows / ROWS * block_words(dim))
+            .unwrap_or_default();
+        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        for (jj, &counts) in counted.iter().enumerate() {
+            let start = (first + jj) * dim;
+            let key = x.k.get(start..start + dim).filter(|_| counts);
+            let Some(k_row) = key else {
+                for c in 0..sample_rows {
+                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+                        *slot = ABSENT;
+                    }
+                }
+                continue;
+            };
+            let half_norm = plan.key_norm.apply(squared_norm(k_row));
+            dot_blocks(w, padded_bytes(k_row, self.shared), dots);
+            for (c, &dot) in dots.iter().enumerate() {
+                if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+                    *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
                 }
             }
         }

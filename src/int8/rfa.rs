@@ -176,14 +176,8 @@ pub fn attention(
         let x = x.head(head);
         let omega = part(omega, heads, head);
         for (b, packed) in ws.omega.chunks_exact_mut(block).enumerate() {
-            let row = |r: usize| {
-                let f = b * ROWS + r;
-                omega
-                    .get(f * dim..)
-                    .and_then(|o| o.get(..dim))
-                    .filter(|_| f < features)
-            };
-            pack_byte_block(row, dim, packed);
+            let valid = features.saturating_sub(b * ROWS);
+            pack_byte_block(omega, (b * ROWS, valid), dim, packed);
         }
         let exponents = ws.key_pass(plan, &x);
         ws.query_pass(plan, &x, exponents, &mut out, head);
@@ -260,7 +254,7 @@ impl<'a> Workspace<'a> {
     /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
-        let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
+        let (value_dim, features) = (self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
         self.reference.fill(EMPTY_REFERENCE);
         self.sum.fill(0);
@@ -272,42 +266,10 @@ impl<'a> Workspace<'a> {
         let mut key_count = 0i64;
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
-            let value = |jj: usize| {
-                x.v.get((first + jj) * value_dim..)
-                    .and_then(|v| v.get(..value_dim))
-                    .filter(|_| counted.get(jj).copied().unwrap_or(false))
-            };
-            pack_value_blocks(value, value_dim, self.values);
-            for jj in 0..KEY_BLOCK {
-                if let Some(v_row) = value(jj) {
-                    key_count += 1;
-                    for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
-                        *s += i32::from(v);
-                    }
-                }
-                let key = x.k.get((first + jj) * dim..).and_then(|k| k.get(..dim));
-                let Some(k_row) = key.filter(|_| counted.get(jj).copied().unwrap_or(false)) else {
-                    for r in 0..feature_rows {
-                        if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
-                            *slot = ABSENT;
-                        }
-                    }
-                    continue;
-                };
-                // B[m, r] = d^-1/4 k_m·ω_r and hk = s|k_m|²/2 in L16; B − hk into the block
-                let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
-                dot_blocks(self.omega, padded_bytes(k_row, self.shared), dots);
-                for (r, &dot) in dots.iter().enumerate() {
-                    let projection = to_logit(plan.key_projection.apply(dot));
-                    if r < features {
-                        max = max.max(projection);
-                    }
-                    if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
-                        *slot = to_logit(projection - half_norm);
-                    }
-                }
-            }
+            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+            let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
+            max = max.max(block_max);
+            key_count += counted_keys;
             super::admit_rows(
                 self.logits,
                 self.weights,
@@ -325,6 +287,61 @@ impl<'a> Workspace<'a> {
                 accumulate_rows(acc, self.weights, values);
             }
         }
+        self.finish_keys(plan, max, key_count)
+    }
+
+    /// `B[m, r] − hk_m` (`L16`, `ABSENT` for masked and missing keys) of the keys
+    /// `first..first + 8` into `logits`, and `Σ_m v_m` of those that count: their largest `B`
+    /// and their number.
+    #[inline(never)]
+    fn key_block_logits(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        (first, counted): (usize, [bool; KEY_BLOCK]),
+    ) -> (i32, i64) {
+        let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
+        let feature_rows = features.div_ceil(ROWS) * ROWS;
+        let (mut max, mut key_count) = (ABSENT, 0i64);
+        for (jj, &counts) in counted.iter().enumerate() {
+            let start = (first + jj) * value_dim;
+            if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
+                key_count += 1;
+                for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
+                    *s += i32::from(v);
+                }
+            }
+            let start = (first + jj) * dim;
+            let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
+                for r in 0..feature_rows {
+                    if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                        *slot = ABSENT;
+                    }
+                }
+                continue;
+            };
+            // B[m, r] = d^-1/4 k_m·ω_r and hk = s|k_m|²/2 in L16; B − hk into the block
+            let half_norm = plan.key_norm.apply(squared_norm(k_row));
+            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            dot_blocks(self.omega, padded_bytes(k_row, self.shared), dots);
+            for (r, &dot) in dots.iter().enumerate() {
+                let projection = to_logit(plan.key_projection.apply(dot));
+                if r < features {
+                    max = max.max(projection);
+                }
+                if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                    *slot = to_logit(projection - half_norm);
+                }
+            }
+        }
+        (max, key_count)
+    }
+
+    /// The key summaries `KV_r`, `K_r` as `i16` with shared exponents, from the sums after the
+    /// last key (`M` the largest `B`).
+    #[inline(never)]
+    fn finish_keys(&mut self, plan: &Plan, max: i32, key_count: i64) -> Exponents {
+        let (value_dim, features) = (self.shape.value_dim, self.features);
         // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
         // into `projections`, e_r into `dots`
         for r in 0..features.min(self.projections.len()).min(self.dots.len()) {

@@ -97,7 +97,7 @@ pub(crate) fn pair_slot(r: usize, e: usize) -> usize {
 #[inline(always)]
 pub(crate) fn set_slot(words: &mut [i32], slot: usize, value: i32) {
     if let Some(word) = words.get_mut(slot / 2) {
-        *word = if slot % 2 == 0 {
+        *word = if slot.is_multiple_of(2) {
             (*word & !0xFFFF) | (value & 0xFFFF)
         } else {
             (*word & 0xFFFF) | (value << 16)
@@ -109,7 +109,7 @@ pub(crate) fn set_slot(words: &mut [i32], slot: usize, value: i32) {
 #[inline(always)]
 pub(crate) fn get_slot(words: &[i32], slot: usize) -> i32 {
     let word = words.get(slot / 2).copied().unwrap_or(0);
-    if slot % 2 == 0 {
+    if slot.is_multiple_of(2) {
         i32::from(word as i16)
     } else {
         word >> 16
@@ -141,54 +141,52 @@ fn value_word(t: usize, k: usize) -> usize {
     }
 }
 
-/// The value blocks of a block of [`KEY_BLOCK`] keys: for every group of four columns `g` (the
-/// `[VALUE_BLOCK_WORDS]` words at `g · VALUE_BLOCK_WORDS` of `out`), the pair block of columns
-/// `4g..4g + 4` by the keys; `row(jj)` is the value row of key `jj` of the block (`None`: an
-/// absent or masked key, zeros), columns past `value_dim` are zeros.
+/// The value blocks of the [`KEY_BLOCK`] keys from `first` of `values` (`[n, value_dim]`): for
+/// every group of four columns `g` (the [`VALUE_BLOCK_WORDS`] words at `g · VALUE_BLOCK_WORDS`
+/// of `out`), the pair block of columns `4g..4g + 4` by the keys; keys that do not count or do
+/// not exist, and columns past `value_dim`, are zeros.
 #[inline(never)]
-pub(crate) fn pack_value_blocks<'a>(
-    row: impl Fn(usize) -> Option<&'a [i8]>,
+pub(crate) fn pack_value_blocks(
+    values: &[i8],
     value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
     out: &mut [i32],
 ) {
-    let rows: [&[i8]; KEY_BLOCK] = core::array::from_fn(|jj| row(jj).unwrap_or(&[]));
+    let row = |jj: usize| -> &[i8] {
+        let start = (first + jj) * value_dim;
+        match values.get(start..start + value_dim) {
+            Some(row) if counted.get(jj) == Some(&true) => row,
+            _ => &[],
+        }
+    };
     for (g, block) in out.chunks_exact_mut(VALUE_BLOCK_WORDS).enumerate() {
-        for t in 0..ROWS {
-            let column = g * ROWS + t;
-            if column >= value_dim {
-                for k in 0..WEIGHT_WORDS {
-                    if let Some(word) = block.get_mut(value_word(t, k)) {
-                        *word = 0;
-                    }
-                }
-                continue;
-            }
-            for k in 0..WEIGHT_WORDS {
-                let value = |jj: usize| {
-                    rows.get(jj)
-                        .and_then(|r| r.get(column))
-                        .map_or(0, |&v| i32::from(v))
-                };
+        for k in 0..WEIGHT_WORDS {
+            let (even, odd) = (row(2 * k), row(2 * k + 1));
+            for t in 0..ROWS {
+                let column = g * ROWS + t;
+                let value = |row: &[i8]| row.get(column).map_or(0, |&v| i32::from(v));
                 if let Some(word) = block.get_mut(value_word(t, k)) {
-                    *word = pair(value(2 * k), value(2 * k + 1));
+                    *word = pair(value(even), value(odd));
                 }
             }
         }
     }
 }
 
-/// A byte block from four `i8` rows of `len` elements (`None`: a zero row), all of `out` written
-/// (padding zero).
+/// A byte block from the rows `first..first + valid` (at most four) of `source` (`[n, len]`),
+/// zero rows after them; all of `out` written (padding zero).
 #[inline(never)]
-pub(crate) fn pack_byte_block<'a>(
-    row: impl Fn(usize) -> Option<&'a [i8]>,
+pub(crate) fn pack_byte_block(
+    source: &[i8],
+    (first, valid): (usize, usize),
     len: usize,
     out: &mut [i32],
 ) {
     out.fill(0);
-    for r in 0..ROWS {
-        if let Some(values) = row(r) {
-            for (e, &v) in values.iter().take(len).enumerate() {
+    for r in 0..valid.min(ROWS) {
+        let start = (first + r) * len;
+        if let Some(values) = source.get(start..start + len) {
+            for (e, &v) in values.iter().enumerate() {
                 set_slot(out, byte_slot(r, e), i32::from(v));
             }
         }
@@ -200,7 +198,7 @@ pub(crate) fn pack_byte_block<'a>(
 /// shorter).
 #[inline]
 pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
-    if x.len() % CHUNK == 0 {
+    if x.len().is_multiple_of(CHUNK) {
         return x;
     }
     let len = padded(x.len());
@@ -223,7 +221,8 @@ pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
 #[inline]
 pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let count = out.len() / ROWS;
-    if x.is_empty() || x.len() % CHUNK != 0 || blocks.len() < count * block_words(x.len()) {
+    if x.is_empty() || !x.len().is_multiple_of(CHUNK) || blocks.len() < count * block_words(x.len())
+    {
         out.fill(0);
         return;
     }
@@ -265,7 +264,7 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 #[inline]
 pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let count = out.len() / ROWS;
-    if x.is_empty() || x.len() % (CHUNK / 2) != 0 || blocks.len() < count * ROWS * x.len() {
+    if x.is_empty() || !x.len().is_multiple_of(CHUNK / 2) || blocks.len() < count * ROWS * x.len() {
         out.fill(0);
         return;
     }
@@ -765,16 +764,6 @@ pub(crate) fn check_inner_loops() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn block_of(rows: &[Vec<i32>; 4], len: usize, slot: fn(usize, usize) -> usize) -> Vec<i32> {
-        let mut block = vec![0i32; block_words(len)];
-        for (r, row) in rows.iter().enumerate() {
-            for (e, &v) in row.iter().enumerate() {
-                set_slot(&mut block, slot(r, e), v);
-            }
-        }
-        block
-    }
 
     #[test]
     fn blocked_dots_match_plain_sums() {
