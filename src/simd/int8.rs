@@ -22,7 +22,7 @@
 //! The portable loops (every target; the reference), and where they pay:
 //! * Cortex-M with the DSP extension (`cfg(lara_attn_dsp)`, see `build.rs`): `SXTB16` +
 //!   `SMLAD` with `LDM` of four rows' words, four accumulators in registers, through `asm!`;
-//! * Cortex-M with Helium (`cfg(lara_attn_mve)`): `VLDRB.S16`/`VLDRH` and `VMLADAVA.S16`, eight
+//! * Cortex-M with Helium (`cfg(lara_attn_helium)`): `VLDRB.S16`/`VLDRH` and `VMLADAVA.S16`, eight
 //!   multiply-adds per instruction, in low-overhead loops (`DLS`/`LE`), through `asm!`.
 //!
 //! Element reads of `i8` rows may be unaligned words (`LDR`; Cortex-M3 and later allow them
@@ -33,10 +33,10 @@
 pub(crate) const ROWS: usize = 4;
 
 /// Elements per chunk of a row block.
-#[cfg(not(lara_attn_mve))]
+#[cfg(not(lara_attn_helium))]
 pub(crate) const CHUNK: usize = 4;
 /// Elements per chunk of a row block.
-#[cfg(lara_attn_mve)]
+#[cfg(lara_attn_helium)]
 pub(crate) const CHUNK: usize = 8;
 
 /// Keys per block of the streaming passes: the shared operand of [`accumulate_rows`] is one
@@ -67,13 +67,13 @@ pub(crate) const VALUE_BLOCK_WORDS: usize = KEY_BLOCK * ROWS / 2;
 /// The `i16` slot of element `e` of row `r` in a byte block.
 #[inline(always)]
 pub(crate) fn byte_slot(r: usize, e: usize) -> usize {
-    #[cfg(not(lara_attn_mve))]
+    #[cfg(not(lara_attn_helium))]
     {
         // chunk e/4: words (x0, x2) of rows 0-3, then (x1, x3) of rows 0-3
         let (chunk, i) = (e / 4, e % 4);
         2 * (chunk * 8 + (i & 1) * 4 + r) + (i >> 1)
     }
-    #[cfg(lara_attn_mve)]
+    #[cfg(lara_attn_helium)]
     {
         (e / CHUNK) * (CHUNK * ROWS) + r * CHUNK + e % CHUNK
     }
@@ -82,12 +82,12 @@ pub(crate) fn byte_slot(r: usize, e: usize) -> usize {
 /// The `i16` slot of element `e` of row `r` in a pair block.
 #[inline(always)]
 pub(crate) fn pair_slot(r: usize, e: usize) -> usize {
-    #[cfg(not(lara_attn_mve))]
+    #[cfg(not(lara_attn_helium))]
     {
         // pair e/2: words (x2k, x2k+1) of rows 0-3
         2 * ((e / 2) * 4 + r) + e % 2
     }
-    #[cfg(lara_attn_mve)]
+    #[cfg(lara_attn_helium)]
     {
         byte_slot(r, e)
     }
@@ -131,11 +131,11 @@ fn halves(word: i32) -> (i32, i32) {
 /// The word of a value block that holds `(v_2k[t], v_2k+1[t])`, column `t < 4`, key pair `k`.
 #[inline(always)]
 fn value_word(t: usize, k: usize) -> usize {
-    #[cfg(not(lara_attn_mve))]
+    #[cfg(not(lara_attn_helium))]
     {
         k * ROWS + t
     }
-    #[cfg(lara_attn_mve)]
+    #[cfg(lara_attn_helium)]
     {
         t * WEIGHT_WORDS + k
     }
@@ -229,15 +229,15 @@ pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     if count == 0 {
         return;
     }
-    #[cfg(lara_attn_mve)]
+    #[cfg(lara_attn_helium)]
     {
         mve::dot_blocks(blocks, x, out, count)
     }
-    #[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
     {
         dsp::dot_blocks(blocks, x, out, count)
     }
-    #[cfg(not(any(lara_attn_dsp, lara_attn_mve)))]
+    #[cfg(not(any(lara_attn_dsp, lara_attn_helium)))]
     {
         portable_dot_blocks(blocks, x, out)
     }
@@ -271,15 +271,15 @@ pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
     if count == 0 {
         return;
     }
-    #[cfg(lara_attn_mve)]
+    #[cfg(lara_attn_helium)]
     {
         mve::pair_dot_blocks(blocks, x, out, count)
     }
-    #[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
     {
         dsp::pair_dot_blocks(blocks, x, out, count)
     }
-    #[cfg(not(any(lara_attn_dsp, lara_attn_mve)))]
+    #[cfg(not(any(lara_attn_dsp, lara_attn_helium)))]
     {
         portable_pair_dot_blocks(blocks, x, out)
     }
@@ -321,15 +321,15 @@ pub(crate) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32]) 
     if rows == 0 || values.len() < VALUE_BLOCK_WORDS {
         return;
     }
-    #[cfg(lara_attn_mve)]
+    #[cfg(lara_attn_helium)]
     {
         mve::accumulate_rows(acc, weights, values, rows)
     }
-    #[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
     {
         dsp::accumulate_rows(acc, weights, values, rows)
     }
-    #[cfg(not(any(lara_attn_dsp, lara_attn_mve)))]
+    #[cfg(not(any(lara_attn_dsp, lara_attn_helium)))]
     {
         portable_accumulate_rows(acc, weights, values, rows)
     }
@@ -359,7 +359,7 @@ pub(crate) fn portable_accumulate_rows(
 /// `i16`, `SMLAD` adds two 16-bit products to an accumulator; `LDM` loads the words of four
 /// rows at once. `r6` and `r7` cannot be operands (LLVM's base and frame pointers), so a loop
 /// that needs thirteen registers saves `r7` and uses it inside.
-#[cfg(all(lara_attn_dsp, not(lara_attn_mve)))]
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
 mod dsp {
     use core::arch::asm;
 
@@ -563,7 +563,7 @@ mod dsp {
 /// `VMLADAVA.S16` adds their eight products to a general register (an even one). Loops are
 /// low-overhead loops (`DLS`/`LE`, counting in `lr`). The `q` registers are the `s` registers
 /// four by four (`q0` = `s0`–`s3`): the clobbers name those.
-#[cfg(lara_attn_mve)]
+#[cfg(lara_attn_helium)]
 mod mve {
     use core::arch::asm;
 
@@ -571,7 +571,7 @@ mod mve {
         // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks of 8
         // elements are in bounds, and out holds 4·count words (checked by the caller): the
         // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
-        // present (cfg lara_attn_mve).
+        // present (cfg lara_attn_helium).
         unsafe {
             asm!(
                 "2:",
@@ -615,7 +615,7 @@ mod mve {
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole chunks of 8
         // elements are in bounds, and out holds 4·count words (checked by the caller): the
         // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
-        // present (cfg lara_attn_mve).
+        // present (cfg lara_attn_helium).
         unsafe {
             asm!(
                 "2:",
