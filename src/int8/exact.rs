@@ -10,8 +10,8 @@ use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks, pack_byte_block,
+    pack_value_blocks, padded, padded_bytes,
 };
 use crate::slices::take;
 
@@ -169,7 +169,11 @@ impl<'a> Workspace<'a> {
         self.queries = GROUP.min(self.shape.queries - first);
         let blocks = self.queries.div_ceil(ROWS);
         let block_len = block_words(dim);
-        for (b, block) in self.query_blocks.chunks_exact_mut(block_len).enumerate() {
+        for (b, block) in self
+            .query_blocks
+            .chunks_exact_mut(block_len.max(1))
+            .enumerate()
+        {
             let valid = self.queries.saturating_sub(b * ROWS);
             pack_byte_block(x.q, (first + b * ROWS, valid), dim, block);
         }
@@ -218,13 +222,7 @@ impl<'a> Workspace<'a> {
                 GROUP,
             );
             // Σ_j w_ij v_j for every query and column
-            for (acc, values) in self
-                .acc
-                .chunks_exact_mut(GROUP * ROWS)
-                .zip(self.values.chunks_exact(VALUE_BLOCK_WORDS))
-            {
-                accumulate_rows(acc, self.weights, values);
-            }
+            super::accumulate_groups(self.acc, GROUP * ROWS, self.weights, self.values);
         }
     }
 

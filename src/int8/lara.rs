@@ -29,9 +29,9 @@ use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, byte_slot,
-    dot_blocks, get_slot, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks,
-    pair_row_words, pair_slot, set_slot,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks, get_slot,
+    pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks, pair_row_words, pair_slot,
+    set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -693,13 +693,7 @@ impl<'a> Workspace<'a> {
                 sample_rows,
             );
             // kv_c += Σ_j w_cj v_j
-            for (acc, values) in self
-                .kv_acc
-                .chunks_exact_mut(sample_rows * ROWS)
-                .zip(self.values.chunks_exact(VALUE_BLOCK_WORDS))
-            {
-                accumulate_rows(acc, self.weights, values);
-            }
+            super::accumulate_groups(self.kv_acc, sample_rows * ROWS, self.weights, self.values);
         }
         self.finish_keys();
     }
@@ -721,12 +715,13 @@ impl<'a> Workspace<'a> {
                 *bias = state.log_sum();
             }
             let reciprocal = Reciprocal::new(state.sum);
-            for (g, (acc, kv)) in self
-                .kv_acc
-                .chunks_exact(sample_rows * ROWS)
-                .zip(self.kv.chunks_exact_mut(kv_block))
-                .enumerate()
-            {
+            let group = sample_rows * ROWS;
+            for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
+                // group g of kv (index loop: see accumulate_groups)
+                let start = g * kv_block;
+                let Some(kv) = self.kv.get_mut(start..start + kv_block) else {
+                    break;
+                };
                 for (t, &a) in acc.iter().skip(c * ROWS).take(ROWS).enumerate() {
                     if g * ROWS + t < value_dim {
                         // kv_c[t] = round(2^8 · acc / sum): V8, |kv| ≤ 2^15
@@ -952,7 +947,12 @@ impl<'a> Workspace<'a> {
             );
             for (c, &dot) in dots.iter().enumerate().take(count) {
                 let log_alpha = plan.query_dot.apply(dot);
-                for logit in logits.iter_mut().take(samples).skip(c).step_by(count) {
+                for logit in logits
+                    .iter_mut()
+                    .take(samples)
+                    .skip(c)
+                    .step_by(count.max(1))
+                {
                     *logit = to_logit(logit.saturating_add(log_alpha));
                 }
             }
@@ -1038,7 +1038,8 @@ impl<'a> Workspace<'a> {
         };
         let mut weight_sum = 0u32;
         for (word, w) in self.weights_packed.iter_mut().zip(weights.chunks(2)) {
-            let (low, high) = (sniw(w[0]), w.get(1).map_or(0, |&w| sniw(w)));
+            let low = w.first().map_or(0, |&w| sniw(w));
+            let high = w.get(1).map_or(0, |&w| sniw(w));
             weight_sum += low + high;
             *word = pair(low as i32, high as i32);
         }

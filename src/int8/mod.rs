@@ -90,7 +90,7 @@ pub mod rfa;
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
-use crate::simd::int8::{ROWS, WEIGHT_WORDS, pair};
+use crate::simd::int8::{ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -254,6 +254,21 @@ impl<'a> Qkv<'a> {
     }
 }
 
+/// `acc_g += Σ_j w_cj v_j` for every group of four value columns `g`: `values` holds the pair
+/// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). Index loops,
+/// not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
+/// path at opt-level `s`).
+#[inline]
+pub(crate) fn accumulate_groups(acc: &mut [i32], group: usize, weights: &[i32], values: &[i32]) {
+    for (g, values) in values.chunks_exact(VALUE_BLOCK_WORDS).enumerate() {
+        let start = g.wrapping_mul(group);
+        match acc.get_mut(start..start.wrapping_add(group)) {
+            Some(acc) => accumulate_rows(acc, weights, values),
+            None => break,
+        }
+    }
+}
+
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
@@ -266,12 +281,15 @@ pub(crate) fn admit_rows(
     acc: &mut [i32],
     stride: usize,
 ) {
-    let per_row = logits
-        .chunks_exact(KEY_BLOCK)
-        .zip(weights.chunks_exact_mut(WEIGHT_WORDS))
-        .zip(reference.iter_mut().zip(sum.iter_mut()))
-        .take(rows);
-    for (c, ((logits, weight_pairs), (reference, sum))) in per_row.enumerate() {
+    for c in 0..rows {
+        // row c's logits, weight pairs and state (index loops: see accumulate_groups)
+        let logits = logits.get(c * KEY_BLOCK..(c + 1) * KEY_BLOCK);
+        let weight_pairs = weights.get_mut(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
+        let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) =
+            (logits, weight_pairs, reference.get_mut(c), sum.get_mut(c))
+        else {
+            break;
+        };
         let mut state = Running {
             reference: *reference,
             sum: *sum as u32,
@@ -279,12 +297,13 @@ pub(crate) fn admit_rows(
         let mut block = [0i32; KEY_BLOCK];
         let factor = state.admit(logits, &mut block);
         (*reference, *sum) = (state.reference, state.sum as i32);
-        for (word, w) in weight_pairs.iter_mut().zip(block.chunks_exact(2)) {
-            *word = pair(w[0], w[1]);
+        for (k, word) in weight_pairs.iter_mut().enumerate() {
+            let w = |j: usize| block.get(j).copied().unwrap_or(0);
+            *word = pair(w(2 * k), w(2 * k + 1));
         }
         if factor != Q15_ONE {
             // Σ w·v · 2^(old − new reference)
-            for group in acc.chunks_exact_mut(stride * ROWS) {
+            for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
                 for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
                     *a = rescale(*a, factor);
                 }

@@ -21,9 +21,8 @@ use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, square
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
-    pair_slot, set_slot,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks, pack_byte_block,
+    pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -175,7 +174,7 @@ pub fn attention(
     for head in 0..heads {
         let x = x.head(head);
         let omega = part(omega, heads, head);
-        for (b, packed) in ws.omega.chunks_exact_mut(block).enumerate() {
+        for (b, packed) in ws.omega.chunks_exact_mut(block.max(1)).enumerate() {
             let valid = features.saturating_sub(b * ROWS);
             pack_byte_block(omega, (b * ROWS, valid), dim, packed);
         }
@@ -279,13 +278,7 @@ impl<'a> Workspace<'a> {
                 feature_rows,
             );
             // Σ_m 2^(B − hk − reference_r) v_m
-            for (acc, values) in self
-                .acc
-                .chunks_exact_mut(feature_rows * ROWS)
-                .zip(self.values.chunks_exact(VALUE_BLOCK_WORDS))
-            {
-                accumulate_rows(acc, self.weights, values);
-            }
+            super::accumulate_groups(self.acc, feature_rows * ROWS, self.weights, self.values);
         }
         self.finish_keys(plan, max, key_count)
     }

@@ -247,7 +247,14 @@ pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 #[inline]
 pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let words = block_words(x.len()).max(1);
-    for (sums, block) in out.chunks_exact_mut(ROWS).zip(blocks.chunks_exact(words)) {
+    // block b of `blocks` for the sums of block b (index loops, not a zip of two
+    // `chunks_exact`: an outlined `Zip::new` divides by the chunk sizes, a panic path at
+    // opt-level `s`)
+    for (b, sums) in out.chunks_exact_mut(ROWS).enumerate() {
+        let start = b * words;
+        let Some(block) = blocks.get(start..start + words) else {
+            break;
+        };
         sums.fill(0);
         for (e, &xe) in x.iter().enumerate() {
             for (r, sum) in sums.iter_mut().enumerate() {
@@ -288,12 +295,17 @@ pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
 /// The portable [`pair_dot_blocks`].
 #[inline]
 pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
-    for (sums, block) in out
-        .chunks_exact_mut(ROWS)
-        .zip(blocks.chunks_exact(ROWS * x.len().max(1)))
-    {
+    let words = ROWS * x.len().max(1);
+    // block b of `blocks` for the sums of block b (index loops: see portable_dot_blocks)
+    for (b, sums) in out.chunks_exact_mut(ROWS).enumerate() {
+        let start = b * words;
+        let Some(block) = blocks.get(start..start + words) else {
+            break;
+        };
         let dots = portable_dot4_pairs([0; ROWS], block, x);
-        sums.copy_from_slice(&dots);
+        for (sum, dot) in sums.iter_mut().zip(dots) {
+            *sum = dot;
+        }
     }
 }
 
@@ -343,11 +355,13 @@ pub(crate) fn portable_accumulate_rows(
     values: &[i32],
     rows: usize,
 ) {
-    for (acc_row, weight_row) in acc
-        .chunks_exact_mut(ROWS)
-        .zip(weights.chunks_exact(WEIGHT_WORDS))
-        .take(rows)
-    {
+    // row c of acc and of weights (index loops: see portable_dot_blocks)
+    for c in 0..rows {
+        let acc_row = acc.get_mut(c * ROWS..(c + 1) * ROWS);
+        let weight_row = weights.get(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
+        let (Some(acc_row), Some(weight_row)) = (acc_row, weight_row) else {
+            break;
+        };
         let sums = portable_dot4_pairs([0; 4], values, weight_row);
         for (a, s) in acc_row.iter_mut().zip(sums) {
             *a += s;
