@@ -255,14 +255,14 @@ impl<'a> Qkv<'a> {
 }
 
 /// `acc_g += Σ_j w_cj v_j` for every group of four value columns `g`: `values` holds the pair
-/// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). Index loops,
-/// not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
+/// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). `next()` on
+/// the second iterator, not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
 /// path at opt-level `s`).
 #[inline]
 pub(crate) fn accumulate_groups(acc: &mut [i32], group: usize, weights: &[i32], values: &[i32]) {
-    for (g, values) in values.chunks_exact(VALUE_BLOCK_WORDS).enumerate() {
-        let start = g.wrapping_mul(group);
-        match acc.get_mut(start..start.wrapping_add(group)) {
+    let mut groups = acc.chunks_exact_mut(group.max(1));
+    for values in values.chunks_exact(VALUE_BLOCK_WORDS) {
+        match groups.next() {
             Some(acc) => accumulate_rows(acc, weights, values),
             None => break,
         }
@@ -297,9 +297,11 @@ pub(crate) fn admit_rows(
         let mut block = [0i32; KEY_BLOCK];
         let factor = state.admit(logits, &mut block);
         (*reference, *sum) = (state.reference, state.sum as i32);
-        for (k, word) in weight_pairs.iter_mut().enumerate() {
-            let w = |j: usize| block.get(j).copied().unwrap_or(0);
-            *word = pair(w(2 * k), w(2 * k + 1));
+        // the Q15 weights in pairs (constant indices into the block; four pairs per row)
+        const _: () = assert!(WEIGHT_WORDS == 4);
+        if let [p0, p1, p2, p3] = weight_pairs {
+            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+            (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
         }
         if factor != Q15_ONE {
             // Σ w·v · 2^(old − new reference)

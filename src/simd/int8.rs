@@ -247,12 +247,12 @@ pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 #[inline]
 pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let words = block_words(x.len()).max(1);
-    // block b of `blocks` for the sums of block b (index loops, not a zip of two
-    // `chunks_exact`: an outlined `Zip::new` divides by the chunk sizes, a panic path at
-    // opt-level `s`)
-    for (b, sums) in out.chunks_exact_mut(ROWS).enumerate() {
-        let start = b * words;
-        let Some(block) = blocks.get(start..start + words) else {
+    // block b of `blocks` for the sums of block b (`next()` on the second iterator, not a zip
+    // of two `chunks_exact`: an outlined `Zip::new` divides by the chunk sizes, a panic path
+    // at opt-level `s`)
+    let mut block_iter = blocks.chunks_exact(words);
+    for sums in out.chunks_exact_mut(ROWS) {
+        let Some(block) = block_iter.next() else {
             break;
         };
         sums.fill(0);
@@ -296,10 +296,10 @@ pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
 #[inline]
 pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let words = ROWS * x.len().max(1);
-    // block b of `blocks` for the sums of block b (index loops: see portable_dot_blocks)
-    for (b, sums) in out.chunks_exact_mut(ROWS).enumerate() {
-        let start = b * words;
-        let Some(block) = blocks.get(start..start + words) else {
+    // block b of `blocks` for the sums of block b (see portable_dot_blocks)
+    let mut block_iter = blocks.chunks_exact(words);
+    for sums in out.chunks_exact_mut(ROWS) {
+        let Some(block) = block_iter.next() else {
             break;
         };
         let dots = portable_dot4_pairs([0; ROWS], block, x);
@@ -355,11 +355,10 @@ pub(crate) fn portable_accumulate_rows(
     values: &[i32],
     rows: usize,
 ) {
-    // row c of acc and of weights (index loops: see portable_dot_blocks)
-    for c in 0..rows {
-        let acc_row = acc.get_mut(c * ROWS..(c + 1) * ROWS);
-        let weight_row = weights.get(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
-        let (Some(acc_row), Some(weight_row)) = (acc_row, weight_row) else {
+    // row c of acc and of weights (see portable_dot_blocks)
+    let mut weight_rows = weights.chunks_exact(WEIGHT_WORDS);
+    for acc_row in acc.chunks_exact_mut(ROWS).take(rows) {
+        let Some(weight_row) = weight_rows.next() else {
             break;
         };
         let sums = portable_dot4_pairs([0; 4], values, weight_row);
