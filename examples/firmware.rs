@@ -145,7 +145,7 @@ mod firmware {
                 case.kernel.name(),
                 case.shape.queries,
                 case.shape.dim,
-                if case.kernel == Kernel::Exact {
+                if matches!(case.kernel, Kernel::Exact | Kernel::Exact8) {
                     0
                 } else {
                     case.rank
