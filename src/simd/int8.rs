@@ -247,14 +247,11 @@ pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 #[inline]
 pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let words = block_words(x.len()).max(1);
-    // block b of `blocks` for the sums of block b (`next()` on the second iterator, not a zip
-    // of two `chunks_exact`: an outlined `Zip::new` divides by the chunk sizes, a panic path
+    // block b of `blocks` for the sums of block b; the sums as arrays, not a second
+    // `chunks_exact` (an outlined `Zip::new` of two divides by both chunk sizes, a panic path
     // at opt-level `s`)
-    let mut block_iter = blocks.chunks_exact(words);
-    for sums in out.chunks_exact_mut(ROWS) {
-        let Some(block) = block_iter.next() else {
-            break;
-        };
+    let (sum_rows, _) = out.as_chunks_mut::<ROWS>();
+    for (sums, block) in sum_rows.iter_mut().zip(blocks.chunks_exact(words)) {
         sums.fill(0);
         for (e, &xe) in x.iter().enumerate() {
             for (r, sum) in sums.iter_mut().enumerate() {
@@ -297,11 +294,8 @@ pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
 pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let words = ROWS * x.len().max(1);
     // block b of `blocks` for the sums of block b (see portable_dot_blocks)
-    let mut block_iter = blocks.chunks_exact(words);
-    for sums in out.chunks_exact_mut(ROWS) {
-        let Some(block) = block_iter.next() else {
-            break;
-        };
+    let (sum_rows, _) = out.as_chunks_mut::<ROWS>();
+    for (sums, block) in sum_rows.iter_mut().zip(blocks.chunks_exact(words)) {
         let dots = portable_dot4_pairs([0; ROWS], block, x);
         for (sum, dot) in sums.iter_mut().zip(dots) {
             *sum = dot;
@@ -355,12 +349,10 @@ pub(crate) fn portable_accumulate_rows(
     values: &[i32],
     rows: usize,
 ) {
-    // row c of acc and of weights (see portable_dot_blocks)
-    let mut weight_rows = weights.chunks_exact(WEIGHT_WORDS);
-    for acc_row in acc.chunks_exact_mut(ROWS).take(rows) {
-        let Some(weight_row) = weight_rows.next() else {
-            break;
-        };
+    // row c of acc and of weights (arrays: no division by a run-time chunk size)
+    let (acc_rows, _) = acc.as_chunks_mut::<ROWS>();
+    let (weight_rows, _) = weights.as_chunks::<WEIGHT_WORDS>();
+    for (acc_row, weight_row) in acc_rows.iter_mut().zip(weight_rows).take(rows) {
         let sums = portable_dot4_pairs([0; 4], values, weight_row);
         for (a, s) in acc_row.iter_mut().zip(sums) {
             *a += s;
