@@ -195,7 +195,7 @@ mod firmware {
                 let macs = case.bench_macs();
                 let _ = writeln!(
                     out,
-                    "int8 {} at ({},{},{}): {}x fewer instructions than f32, {} instructions per \
+                    "int8 {} at ({},{},{}): f32/int8 instructions {}x, {} instructions per \
                      multiply-add ({} MACs; f32: {})",
                     kernel.name(),
                     case.shape.queries,
@@ -238,6 +238,18 @@ mod firmware {
                 (per_call + 0.5) as u32
             );
         }
+        // The int8 inner loops of this core (DSP or Helium assembly) against the portable ones
+        // on every length 1..=40.
+        let loops = lara_attn::int8::check_inner_loops();
+        mismatches += usize::from(loops.is_some());
+        let _ = writeln!(
+            out,
+            "int8 inner loops against the portable ones, lengths 1 to 40: {}",
+            match loops {
+                None => "same sums",
+                Some(_) => "MISMATCH",
+            }
+        );
         let tail_checks = usize::from(cases::TAIL_CHECK);
         if cases::TAIL_CHECK {
             // The assembly tile and every tail of the blocked kernels against the scalar ones.
@@ -285,8 +297,8 @@ mod firmware {
             out,
             "{} of {} checks passed (outputs within {} of the host's, int8 outputs and the \
              sampler's the same bits, blocked vs scalar): {}",
-            checked + usize::from(cases::SAMPLER_CHECK) + tail_checks - mismatches,
-            checked + usize::from(cases::SAMPLER_CHECK) + tail_checks,
+            checked + 1 + usize::from(cases::SAMPLER_CHECK) + tail_checks - mismatches,
+            checked + 1 + usize::from(cases::SAMPLER_CHECK) + tail_checks,
             Sci(cases::TOLERANCE),
             if status == 0 { "PASS" } else { "FAIL" }
         );

@@ -762,5 +762,5 @@ fn every_int8_kernel_on_every_tail() {
     println!("{calls} calls, digest of every i8 output {digest:#010x}");
     // The same bits on every target (CI runs this test on aarch64 too): a change of the
     // fixed-point semantics changes this digest, and then it must change on purpose.
-    assert_eq!(digest, 0xc8ed_f868);
+    assert_eq!(digest, 0x9427_c91f);
 }

@@ -140,7 +140,20 @@ impl Kernel {
 
     /// Whether this build calls the kernel (see [`SIZE_BASELINE`]).
     pub const fn linked(self) -> bool {
-        !SIZE_BASELINE
+        let only = match option_env!("FIRMWARE_ONLY") {
+            Some(k) => {
+                let (a, b) = (k.as_bytes(), self.name().as_bytes());
+                let mut same = a.len() == b.len();
+                let mut i = 0;
+                while same && i < a.len() {
+                    same = a[i] == b[i];
+                    i += 1;
+                }
+                same
+            }
+            None => true,
+        };
+        only && !SIZE_BASELINE
             && match self {
                 Kernel::Layer => !SIZE_NO_LAYER,
                 Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => !SIZE_NO_INT8,
@@ -449,7 +462,8 @@ impl Buffers {
     }
 
     /// An int8 call: the plan (from the scales, `f32` arithmetic, as at start-up) and the kernel
-    /// (integers only), `i8` output.
+    /// (integers only), `i8` output. One function per kernel, so that the frame of a call holds
+    /// its own plan only.
     #[inline(never)]
     fn run_int8(&mut self, case: &Case) -> Result<(), Error> {
         let shape = case.shape;
@@ -462,29 +476,11 @@ impl Buffers {
             key_mask: None,
         };
         let out = Out::I8(&mut self.out8[..shape.queries * shape.value_dim]);
-        let scratch = &mut self.int8_scratch;
+        let scratch = &mut self.int8_scratch[..];
         match case.kernel {
-            Kernel::Exact8 => {
-                let plan = int8::exact::Plan::new(shape.dim, &INT8_SCALES)?;
-                int8::exact::attention(&plan, &x, out, scratch)
-            }
-            Kernel::Rfa8 => {
-                let plan = int8::rfa::Plan::new(shape.dim, &INT8_SCALES, OMEGA_SCALE, case.rank)?;
-                int8::rfa::attention(
-                    &plan,
-                    &x,
-                    &self.omega8[..case.rank * shape.dim],
-                    out,
-                    scratch,
-                )
-            }
-            _ => {
-                let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
-                let plan = int8::lara::Plan::new(shape.dim, &INT8_SCALES, &config)?;
-                let landmarks = int8::lara::Landmarks::SegmentMeans(case.rank);
-                let sampling = int8::lara::Sampling::Eval;
-                int8::lara::attention(&plan, &x, landmarks, sampling, out, scratch)
-            }
+            Kernel::Exact8 => run_exact8(&x, out, scratch),
+            Kernel::Rfa8 => run_rfa8(&x, &self.omega8[..case.rank * shape.dim], out, scratch),
+            _ => run_lara8(&x, case.rank, out, scratch),
         }
     }
 
@@ -548,6 +544,46 @@ impl Buffers {
             }
         }
         &self.out[..len]
+    }
+}
+
+/// The int8 calls: the plan (in place: one copy on the stack) and the kernel.
+#[inline(never)]
+fn run_exact8(x: &int8::Qkv<'_>, out: Out<'_>, scratch: &mut [i32]) -> Result<(), Error> {
+    match &int8::exact::Plan::new(x.shape.dim, &INT8_SCALES) {
+        Ok(plan) => int8::exact::attention(plan, x, out, scratch),
+        Err(e) => Err(*e),
+    }
+}
+
+#[inline(never)]
+fn run_rfa8(
+    x: &int8::Qkv<'_>,
+    omega: &[i8],
+    out: Out<'_>,
+    scratch: &mut [i32],
+) -> Result<(), Error> {
+    let features = omega.len() / x.shape.dim;
+    match &int8::rfa::Plan::new(x.shape.dim, &INT8_SCALES, OMEGA_SCALE, features) {
+        Ok(plan) => int8::rfa::attention(plan, x, omega, out, scratch),
+        Err(e) => Err(*e),
+    }
+}
+
+#[inline(never)]
+fn run_lara8(
+    x: &int8::Qkv<'_>,
+    rank: usize,
+    out: Out<'_>,
+    scratch: &mut [i32],
+) -> Result<(), Error> {
+    let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
+    let landmarks = int8::lara::Landmarks::SegmentMeans(rank);
+    match &int8::lara::Plan::new(x.shape.dim, &INT8_SCALES, &config) {
+        Ok(plan) => {
+            int8::lara::attention(plan, x, landmarks, int8::lara::Sampling::Eval, out, scratch)
+        }
+        Err(e) => Err(*e),
     }
 }
 

@@ -1,22 +1,26 @@
-//! Exact softmax attention on int8 inputs: `out_i = Σ_j softmax_j(s · q_i·k_j) v_j`, streamed
-//! over blocks of four keys per query (see the [module docs](super) for the formats).
+//! Exact softmax attention on int8 inputs: `out_i = Σ_j softmax_j(s · q_i·k_j) v_j`, sixteen
+//! queries at a time streamed over blocks of eight keys (see the [module docs](super) for the
+//! formats).
 //!
-//! Scratch: [`scratch_len`] `i32`s, the packed query row and one row of sums, independent of
-//! `n`.
+//! Scratch: [`scratch_len`] `i32`s (the packed queries of a group, their accumulators and
+//! streaming states, one block of logits, weights and values), independent of `n`.
 
-use super::fixed_point::{Multiplier, Running, to_logit};
-use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound, multiplier};
+use super::fixed_point::{ABSENT, Scale32, to_logit};
+use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
-use crate::simd::int8::{accumulate_rows, dot_packed_i8, pack_i8_row, packed_len};
-use crate::slices::{rows, take};
+use crate::simd::int8::{
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks, pack_byte_block,
+    pack_value_blocks, padded, padded_bytes,
+};
+use crate::slices::take;
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Plan {
     dim: usize,
     /// `s · scale_q · scale_k · log2 e · 2^16`: a dot product `q_int·k_int` in `L16`.
-    logit: Multiplier,
+    logit: Scale32,
     requantize: Requantize,
 }
 
@@ -36,23 +40,50 @@ impl Plan {
             s * dim as f32 * 16384.0 * scales.q * scales.k,
             "exact logits: s · d · max|q| · max|k| above 2839",
         )?;
+        let logit = Scale32::new(
+            s * scales.q * scales.k * super::L16_PER_NAT,
+            16384 * dim as u32,
+        )
+        .ok_or(Error::FixedPointRange("s · scale_q · scale_k"))?;
         Ok(Plan {
             dim,
-            logit: multiplier(
-                s * scales.q * scales.k * super::L16_PER_NAT,
-                "s · scale_q · scale_k",
-            )?,
+            logit,
             requantize: Requantize::new(scales)?,
         })
     }
 }
 
-/// Keys per block of the streaming softmax.
-const BLOCK: usize = 4;
+/// Queries per group: four row blocks share every key and value block.
+const GROUP: usize = 4 * ROWS;
 
-/// Scratch (in `i32`s) of [`attention`] for `shape`: `⌈d/2⌉ + d_v`.
+/// The scratch of one group of queries, in words.
+const fn group_len(shape: Shape) -> usize {
+    let groups = shape.value_dim.div_ceil(ROWS);
+    let parts = [
+        4 * block_words(shape.dim),
+        groups * GROUP * ROWS,
+        GROUP * KEY_BLOCK,
+        GROUP * WEIGHT_WORDS,
+        groups * VALUE_BLOCK_WORDS,
+        2 * GROUP,
+        groups * ROWS,
+        GROUP,
+        padded(shape.dim) / 4,
+    ];
+    let mut total = 0usize;
+    let mut i = 0;
+    while i < parts.len() {
+        total = total.saturating_add(parts[i]);
+        i += 1;
+    }
+    total
+}
+
+/// Scratch (in `i32`s) of [`attention`] for `shape`: with `P` the words of a block of four
+/// packed query rows (`2·d` rounded up to whole chunks) and `G = ⌈d_v/4⌉`, `4·P + 84·G + 240 + ⌈d/4⌉`
+/// (about `8·d + 21·d_v + 240`), independent of `n`.
 pub const fn scratch_len(shape: Shape) -> usize {
-    packed_len(shape.dim).saturating_add(shape.value_dim)
+    group_len(shape)
 }
 
 /// Exact attention of the int8 inputs `x` into `out` (`[h, n_q, d_v]`).
@@ -72,85 +103,147 @@ pub fn attention(
     if plan.dim != x.shape.dim {
         return Err(Error::PlanMismatch);
     }
-    let mut rest = take_scratch_of(scratch, scratch_len(x.shape))?;
-    let q_packed = take(&mut rest, packed_len(x.shape.dim));
-    let acc = take(&mut rest, x.shape.value_dim);
-    let (heads, shape) = (x.shape.heads, x.shape);
-    for head in 0..heads {
+    let shape = x.shape;
+    let mut ws = Workspace::split(take_scratch_of(scratch, scratch_len(shape))?, shape);
+    for head in 0..shape.heads {
         let x = x.head(head);
         let base = head * shape.queries * shape.value_dim;
-        for (i, q_row) in rows(x.q, shape.dim).enumerate() {
-            pack_i8_row(q_row, q_packed);
-            attend_row(plan, &x, q_packed, acc);
-            plan.requantize
-                .write(acc, &mut out, base + i * shape.value_dim);
+        for first in (0..shape.queries).step_by(GROUP) {
+            ws.attend_group(plan, &x, first);
+            ws.write(plan, &mut out, base, first);
         }
     }
     Ok(())
 }
 
-/// `acc = Σ_j softmax_j(s · q·k_j) v_j` as `V16`, for the packed query row `q_packed`.
-#[inline(never)]
-fn attend_row(plan: &Plan, x: &Qkv<'_>, q_packed: &[i32], acc: &mut [i32]) {
-    let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
-    let mut state = Running::EMPTY;
-    let mut keys = rows(x.k, dim)
-        .zip(rows(x.v, value_dim))
-        .zip(x.unmasked_keys());
-    let empty: &[i8] = &[];
-    loop {
-        // A block of up to four keys: logits (None for masked keys) and value rows.
-        let mut logits = [None; BLOCK];
-        let mut values = [empty; BLOCK];
-        let mut seen = 0;
-        for (slot, value_slot) in logits.iter_mut().zip(values.iter_mut()) {
-            let Some(((k_row, v_row), unmasked)) = keys.next() else {
-                break;
-            };
-            seen += 1;
-            if unmasked {
-                // ℓ_j = s · q·k_j in L16
-                *slot = Some(to_logit(
-                    plan.logit.apply(i64::from(dot_packed_i8(q_packed, k_row))),
-                ));
-                *value_slot = v_row;
-            }
-        }
-        if seen == 0 {
-            break;
-        }
-        let Some(block_max) = logits.iter().flatten().copied().max() else {
-            continue;
-        };
-        state.raise(block_max, acc);
-        // w_j = 2^(ℓ_j − reference) in Q15; Σ_j w_j
-        let weights_of = |state: &Running| logits.map(|l| l.map_or(0, |l| state.weight(l) as i32));
-        let mut weights = weights_of(&state);
-        let block_sum = weights.iter().sum::<i32>() as u32;
-        if state.make_room(block_sum, acc) {
-            weights = weights_of(&state);
-        }
-        state.sum += weights.iter().sum::<i32>() as u32;
-        // Σ w·v += Σ_j w_j v_j (masked and absent keys have weight 0 and an empty row)
-        accumulate_rows(acc, &weights, &values_or_zero(&values, &weights));
-    }
-    super::normalise(acc, state.sum, 16);
+/// The scratch of one group of queries.
+struct Workspace<'a> {
+    shape: Shape,
+    /// Queries of the group in this call (≤ [`GROUP`]).
+    queries: usize,
+    /// Four byte blocks of the group's queries.
+    query_blocks: &'a mut [i32],
+    /// `Σ_j w_ij v_j`, `[⌈d_v/4⌉][GROUP][4]`.
+    acc: &'a mut [i32],
+    /// One block of logits, `[GROUP][KEY_BLOCK]`.
+    logits: &'a mut [i32],
+    /// One block of `Q15` weights in pairs, `[GROUP][WEIGHT_WORDS]`.
+    weights: &'a mut [i32],
+    /// One block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
+    values: &'a mut [i32],
+    /// Streaming states: `L16` references and `Q15` sums, `[GROUP]` each.
+    reference: &'a mut [i32],
+    sum: &'a mut [i32],
+    /// One output row of sums, `[4·⌈d_v/4⌉]`.
+    row: &'a mut [i32],
+    /// The dot products of one key with the group's queries, `[GROUP]`.
+    dots: &'a mut [i32],
+    /// A key row padded to whole chunks.
+    shared: &'a mut [i32],
 }
 
-/// The value rows of a block, a zero-weight row replaced by the first row given (it adds
-/// `0 · v`; `accumulate_rows` zips every row with the accumulator, so none may be short).
-#[inline(always)]
-fn values_or_zero<'a>(values: &[&'a [i8]; BLOCK], weights: &[i32; BLOCK]) -> [&'a [i8]; BLOCK] {
-    let any = values
-        .iter()
-        .find(|v| !v.is_empty())
-        .copied()
-        .unwrap_or(&[]);
-    let mut out = *values;
-    for (o, &w) in out.iter_mut().zip(weights) {
-        if w == 0 || o.is_empty() {
-            *o = any;
+impl<'a> Workspace<'a> {
+    fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
+        let groups = shape.value_dim.div_ceil(ROWS);
+        let mut rest = scratch;
+        Workspace {
+            shape,
+            queries: 0,
+            query_blocks: take(&mut rest, 4 * block_words(shape.dim)),
+            acc: take(&mut rest, groups * GROUP * ROWS),
+            logits: take(&mut rest, GROUP * KEY_BLOCK),
+            weights: take(&mut rest, GROUP * WEIGHT_WORDS),
+            values: take(&mut rest, groups * VALUE_BLOCK_WORDS),
+            reference: take(&mut rest, GROUP),
+            sum: take(&mut rest, GROUP),
+            row: take(&mut rest, groups * ROWS),
+            dots: take(&mut rest, GROUP),
+            shared: take(&mut rest, padded(shape.dim) / 4),
         }
     }
-    out
+
+    /// Streams every key through the queries `first..first + GROUP` of one head.
+    #[inline(never)]
+    fn attend_group(&mut self, plan: &Plan, x: &Qkv<'_>, first: usize) {
+        let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
+        self.queries = GROUP.min(self.shape.queries - first);
+        let blocks = self.queries.div_ceil(ROWS);
+        let block_len = block_words(dim);
+        for (b, block) in self
+            .query_blocks
+            .chunks_exact_mut(block_len.max(1))
+            .enumerate()
+        {
+            let valid = self.queries.saturating_sub(b * ROWS);
+            pack_byte_block(x.q, (first + b * ROWS, valid), dim, block);
+        }
+        self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
+        self.sum.fill(0);
+        self.acc.fill(0);
+        self.weights.fill(0);
+        for block_first in (0..self.shape.keys).step_by(KEY_BLOCK) {
+            let counted = x.block_keys(block_first);
+            let key = |jj: usize| {
+                let j = block_first + jj;
+                x.k.get(j * dim..).and_then(|k| k.get(..dim))
+            };
+            pack_value_blocks(x.v, value_dim, (block_first, counted), self.values);
+            // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
+            let query_blocks = self
+                .query_blocks
+                .get(..blocks * block_len)
+                .unwrap_or_default();
+            let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
+            for (jj, &counts) in counted.iter().enumerate() {
+                match key(jj).filter(|_| counts) {
+                    Some(k_row) => {
+                        dot_blocks(query_blocks, padded_bytes(k_row, self.shared), dots);
+                        for (i, &dot) in dots.iter().enumerate() {
+                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
+                                *slot = to_logit(plan.logit.apply(dot));
+                            }
+                        }
+                    }
+                    None => {
+                        for i in 0..GROUP {
+                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
+                                *slot = ABSENT;
+                            }
+                        }
+                    }
+                }
+            }
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.reference, self.sum),
+                self.queries,
+                self.acc,
+                GROUP,
+            );
+            // Σ_j w_ij v_j for every query and column
+            super::accumulate_groups(self.acc, GROUP * ROWS, self.weights, self.values);
+        }
+    }
+
+    /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries.
+    #[inline(never)]
+    fn write(&mut self, plan: &Plan, out: &mut Out<'_>, base: usize, first: usize) {
+        let value_dim = self.shape.value_dim;
+        for i in 0..self.queries {
+            for (g, chunk) in self.row.chunks_exact_mut(ROWS).enumerate() {
+                let acc = self
+                    .acc
+                    .get(g * GROUP * ROWS + i * ROWS..)
+                    .unwrap_or_default();
+                for (o, &a) in chunk.iter_mut().zip(acc) {
+                    *o = a;
+                }
+            }
+            let sum = self.sum.get(i).copied().unwrap_or(1) as u32;
+            let offset = base + (first + i) * value_dim;
+            let row = self.row.get(..value_dim).unwrap_or_default();
+            plan.requantize.write_row(row, sum, 0, out, offset);
+        }
+    }
 }

@@ -18,18 +18,22 @@
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
 use super::fixed_point::{
-    L16_ONE, Multiplier, Running, clamp_operand, div_round, exp2_neg, log2_l16, shift_round,
-    to_logit, weight_q15,
+    ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
+    log2_l16, to_logit, to_logit_wide, weight_q15,
 };
-use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier};
+use super::{
+    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
+};
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    accumulate_pairs, dot_packed_i8, dot_pairs, pack_row, packed_len, pair, unpacked,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks, get_slot,
+    pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks, pair_row_words, pair_slot,
+    set_slot,
 };
-use crate::slices::{part, prefix, rows, rows_mut, take};
+use crate::slices::{part, rows, take};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -58,6 +62,16 @@ impl Config {
             landmarks: None,
         }
     }
+}
+
+/// The largest `|W_t · x_t|` (and `|q̄_t · q_t|`) of one element: `2^14 · 2^7`.
+const W_DOT_LIMIT: u32 = 1 << 21;
+
+/// A [`Scale32`] for inputs up to `max_input`, or the range error of the LARA plans.
+fn scale32(factor: f32, max_input: u32) -> Result<Scale32, Error> {
+    Scale32::new(factor, max_input).ok_or(Error::FixedPointRange(
+        "a product of the LARA scales outside the range of the fixed-point logits",
+    ))
 }
 
 /// Where the landmarks of a call come from.
@@ -93,7 +107,7 @@ pub struct Plan {
     dim: usize,
     config: Config,
     /// `alpha_coeff` in `Q16` (mis-opt).
-    alpha_coeff: i64,
+    alpha_coeff: i32,
     /// `q̄` (units `scale_q̄/128`) and `k̄` (`scale_k̄/128`) to `w_unit`; for segment means and
     /// for given landmarks.
     q_bar_to_w: Multiplier,
@@ -103,13 +117,13 @@ pub struct Plan {
     /// `f · scale_eps / w_unit`.
     noise_to_w: Multiplier,
     /// `s · w_unit · scale_k` and `s · scale_k² / 2` (per `|k|²`), to `L16`.
-    key_dot: Multiplier,
-    key_norm: Multiplier,
+    key_dot: Scale32,
+    key_norm: Scale32,
     /// `s · w_unit · scale_q`, to `L16`.
-    query_dot: Multiplier,
+    query_dot: Scale32,
     /// `s · scale_q̄/128 · scale_q` for segment means and for given landmarks, to `L16`.
-    t_dot: Multiplier,
-    given_t_dot: Multiplier,
+    t_dot: Scale32,
+    given_t_dot: Scale32,
     /// `s · w_unit² / 2` per unit of `2·W·mu − |mu|²`, to `L16`.
     density: Multiplier,
     requantize: Requantize,
@@ -166,7 +180,7 @@ impl Plan {
         Ok(Plan {
             dim,
             config: *config,
-            alpha_coeff: (alpha * 65536.0) as i64,
+            alpha_coeff: (alpha * 65536.0) as i32,
             q_bar_to_w: multiplier(scales.q / 128.0 / w_unit, why)?,
             k_bar_to_w: multiplier(scales.k / 128.0 / w_unit, why)?,
             given_q_bar_to_w: multiplier(given_q / 128.0 / w_unit, why)?,
@@ -176,11 +190,17 @@ impl Plan {
             } else {
                 multiplier(1.0, why)?
             },
-            key_dot: multiplier(s * w_unit * scales.k * l16, why)?,
-            key_norm: multiplier(s * scales.k * scales.k * 0.5 * l16, why)?,
-            query_dot: multiplier(s * w_unit * scales.q * l16, why)?,
-            t_dot: multiplier(s * scales.q / 128.0 * scales.q * l16, why)?,
-            given_t_dot: multiplier(s * given_q / 128.0 * scales.q * l16, why)?,
+            key_dot: scale32(s * w_unit * scales.k * l16, W_DOT_LIMIT * dim as u32)?,
+            key_norm: scale32(s * scales.k * scales.k * 0.5 * l16, 16384 * dim as u32)?,
+            query_dot: scale32(s * w_unit * scales.q * l16, W_DOT_LIMIT * dim as u32)?,
+            t_dot: scale32(
+                s * scales.q / 128.0 * scales.q * l16,
+                W_DOT_LIMIT * dim as u32,
+            )?,
+            given_t_dot: scale32(
+                s * given_q / 128.0 * scales.q * l16,
+                W_DOT_LIMIT * dim as u32,
+            )?,
             density: multiplier(s * w_unit * w_unit * 0.5 * l16, why)?,
             requantize: Requantize::new(scales)?,
         })
@@ -188,26 +208,54 @@ impl Plan {
 }
 
 /// Scratch (in `i32`s) of [`attention`] with up to `landmarks` landmarks and these `proposals`:
-/// with `C` landmarks, `S = proposals.samples(C)` samples, `P = ⌈d/2⌉`, `PS = ⌈S/2⌉`:
-/// `2·C·P + S·P + S·d_v + d_v·PS + 14·S + 3·C + 2·d_v + PS + 2·d`.
+/// with `C` landmarks, `S = proposals.samples(C)` samples, blocks of four rows of `P` words
+/// (`2·d` rounded up to whole chunks), `C₄ = ⌈C/4⌉`, `S₄ = ⌈S/4⌉` and `G = ⌈d_v/4⌉`:
+/// `2·C₄·P + S₄·P + 16·S₄·G + G·block(S) + 52·S₄ + 16·C₄ + 32·max(S₄, C₄) + 20·G + ⌈S/2⌉ + 2·d`,
+/// independent of `n`.
 pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -> usize {
     let samples = proposals.samples(landmarks);
     workspace_len(shape, landmarks, samples)
 }
 
+/// The parts of the scratch of `count` landmarks and `samples` samples, in words, in the order
+/// of [`Workspace::split`].
+const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 22] {
+    let (landmark_rows, sample_rows) = (count.div_ceil(ROWS) * ROWS, samples.div_ceil(ROWS) * ROWS);
+    let block = block_words(shape.dim);
+    let groups = shape.value_dim.div_ceil(ROWS);
+    let block_rows = if landmark_rows > sample_rows {
+        landmark_rows
+    } else {
+        sample_rows
+    };
+    [
+        landmark_rows / ROWS * block,
+        landmark_rows / ROWS * block,
+        sample_rows / ROWS * block,
+        groups * sample_rows * ROWS,
+        groups * block_words(samples),
+        sample_rows,
+        sample_rows,
+        sample_rows,
+        sample_rows,
+        block_rows * KEY_BLOCK,
+        sample_rows * WEIGHT_WORDS,
+        groups * VALUE_BLOCK_WORDS,
+        landmark_rows,
+        landmark_rows,
+        landmark_rows,
+        sample_rows,
+        pair_row_words(samples),
+        groups * ROWS,
+        2 * shape.dim,
+        landmark_rows * shape.dim,
+        block_rows,
+        padded(shape.dim) / 4,
+    ]
+}
+
 const fn workspace_len(shape: Shape, count: usize, samples: usize) -> usize {
-    let (p, ps, dv) = (packed_len(shape.dim), packed_len(samples), shape.value_dim);
-    let parts = [
-        count.saturating_mul(p).saturating_mul(2),
-        samples.saturating_mul(p),
-        samples.saturating_mul(dv),
-        dv.saturating_mul(ps),
-        samples.saturating_mul(14),
-        count.saturating_mul(3),
-        dv.saturating_mul(2),
-        ps,
-        shape.dim.saturating_mul(2),
-    ];
+    let parts = workspace_parts(shape, count, samples);
     let mut total = 0usize;
     let mut i = 0;
     while i < parts.len() {
@@ -222,10 +270,10 @@ pub const fn noise_len(shape: Shape, landmarks: usize, proposals: Proposals) -> 
     crate::lara::noise_len(shape, landmarks, proposals)
 }
 
-/// Keys per block of the key pass.
-const BLOCK: usize = 4;
-
 /// LARA of the int8 inputs `x` into `out` (`[h, n_q, d_v]`).
+///
+/// The landmarks and the sampling are matched here, in the caller: a call with constants
+/// (segment means, eval mode) links the code of that case only.
 ///
 /// # Errors
 /// A zero dimension or zero landmarks, a slice whose length does not match (noise, given
@@ -233,79 +281,216 @@ const BLOCK: usize = 4;
 /// without the noise scale (sampled) or landmark scales (given landmarks)
 /// ([`Error::PlanMismatch`]), the limits of the [module docs](super), scratch shorter than
 /// [`scratch_len`]. Nothing is written on error.
+#[inline(always)]
 pub fn attention(
     plan: &Plan,
     x: &Qkv<'_>,
     landmarks: Landmarks<'_>,
     sampling: Sampling<'_>,
+    out: Out<'_>,
+    scratch: &mut [i32],
+) -> Result<(), Error> {
+    match (landmarks, sampling) {
+        (Landmarks::SegmentMeans(count), Sampling::Eval) => {
+            run(plan, x, SegmentMeans(count), NoNoise, out, scratch)
+        }
+        (Landmarks::SegmentMeans(count), Sampling::Noise(eps)) => {
+            run(plan, x, SegmentMeans(count), GivenNoise(eps), out, scratch)
+        }
+        (
+            Landmarks::Given {
+                count,
+                queries,
+                keys,
+            },
+            Sampling::Eval,
+        ) => {
+            let given = GivenLandmarks {
+                count,
+                queries,
+                keys,
+            };
+            run(plan, x, given, NoNoise, out, scratch)
+        }
+        (
+            Landmarks::Given {
+                count,
+                queries,
+                keys,
+            },
+            Sampling::Noise(eps),
+        ) => {
+            let given = GivenLandmarks {
+                count,
+                queries,
+                keys,
+            };
+            run(plan, x, given, GivenNoise(eps), out, scratch)
+        }
+    }
+}
+
+/// Segment-mean landmarks, `C` asked for.
+#[derive(Clone, Copy)]
+struct SegmentMeans(usize);
+
+/// Given `i8` landmarks.
+#[derive(Clone, Copy)]
+struct GivenLandmarks<'a> {
+    count: usize,
+    queries: &'a [i8],
+    keys: &'a [i8],
+}
+
+/// Eval mode.
+#[derive(Clone, Copy)]
+struct NoNoise;
+
+/// Sampled mode with the caller's noise.
+#[derive(Clone, Copy)]
+struct GivenNoise<'a>(&'a [i8]);
+
+/// Where the landmarks of a call come from (one implementation per [`Landmarks`] variant).
+trait LandmarkSource: Copy {
+    /// Whether these are given landmarks (their plan multipliers).
+    const GIVEN: bool;
+    /// `C'` for `shape`, after checking the lengths.
+    fn count(self, shape: Shape) -> Result<usize, Error>;
+    /// `q̄` and `mu` of head `head`.
+    fn build(self, ws: &mut Workspace<'_>, plan: &Plan, x: &Qkv<'_>, heads_head: (usize, usize));
+}
+
+/// The noise of a call (one implementation per [`Sampling`] variant).
+trait NoiseSource: Copy {
+    /// Whether this is sampled mode.
+    const SAMPLED: bool;
+    /// Checks the length for `count` landmarks; the number of samples.
+    fn samples(self, shape: Shape, count: usize, proposals: Proposals) -> Result<usize, Error>;
+    /// `W` from `mu` for head `head`.
+    fn build(self, ws: &mut Workspace<'_>, plan: &Plan, heads_head: (usize, usize));
+}
+
+impl LandmarkSource for SegmentMeans {
+    const GIVEN: bool = false;
+    fn count(self, shape: Shape) -> Result<usize, Error> {
+        if self.0 == 0 {
+            return Err(Error::ZeroLandmarks);
+        }
+        Ok(effective_landmarks(shape, self.0))
+    }
+    fn build(self, ws: &mut Workspace<'_>, plan: &Plan, x: &Qkv<'_>, _: (usize, usize)) {
+        ws.segment_means(plan, x);
+    }
+}
+
+impl LandmarkSource for GivenLandmarks<'_> {
+    const GIVEN: bool = true;
+    fn count(self, shape: Shape) -> Result<usize, Error> {
+        if self.count == 0 {
+            return Err(Error::ZeroLandmarks);
+        }
+        let len = shape.stacked(self.count, shape.dim)?;
+        expect_len(Arg::QueryLandmarks, self.queries.len(), len)?;
+        expect_len(Arg::KeyLandmarks, self.keys.len(), len)?;
+        Ok(self.count)
+    }
+    fn build(
+        self,
+        ws: &mut Workspace<'_>,
+        plan: &Plan,
+        _: &Qkv<'_>,
+        (heads, head): (usize, usize),
+    ) {
+        ws.given_landmarks(
+            plan,
+            part(self.queries, heads, head),
+            part(self.keys, heads, head),
+        );
+    }
+}
+
+impl NoiseSource for NoNoise {
+    const SAMPLED: bool = false;
+    fn samples(self, _: Shape, count: usize, _: Proposals) -> Result<usize, Error> {
+        Ok(count)
+    }
+    fn build(self, ws: &mut Workspace<'_>, _: &Plan, _: (usize, usize)) {
+        ws.eval_proposals();
+    }
+}
+
+impl NoiseSource for GivenNoise<'_> {
+    const SAMPLED: bool = true;
+    fn samples(self, shape: Shape, count: usize, proposals: Proposals) -> Result<usize, Error> {
+        let rows = proposals.noise_rows(count);
+        expect_len(Arg::Noise, self.0.len(), shape.stacked(rows, shape.dim)?)?;
+        Ok(proposals.samples(count))
+    }
+    fn build(self, ws: &mut Workspace<'_>, plan: &Plan, (heads, head): (usize, usize)) {
+        ws.sampled_proposals(plan, part(self.0, heads, head));
+    }
+}
+
+/// One call with its kind of landmarks and noise (not inlined: its workspace is not on the
+/// caller's frame).
+#[inline(never)]
+fn run<L: LandmarkSource, N: NoiseSource>(
+    plan: &Plan,
+    x: &Qkv<'_>,
+    landmarks: L,
+    noise: N,
     mut out: Out<'_>,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
     x.check(out.len())?;
     let shape = x.shape;
     if plan.dim != shape.dim
-        || (matches!(sampling, Sampling::Noise(_)) && plan.config.noise.is_none())
-        || (matches!(landmarks, Landmarks::Given { .. }) && plan.config.landmarks.is_none())
+        || (N::SAMPLED && plan.config.noise.is_none())
+        || (L::GIVEN && plan.config.landmarks.is_none())
     {
         return Err(Error::PlanMismatch);
     }
-    let count = match landmarks {
-        Landmarks::SegmentMeans(0) | Landmarks::Given { count: 0, .. } => {
-            return Err(Error::ZeroLandmarks);
-        }
-        Landmarks::SegmentMeans(c) => effective_landmarks(shape, c),
-        Landmarks::Given {
-            count,
-            queries,
-            keys,
-        } => {
-            let len = shape.stacked(count, shape.dim)?;
-            expect_len(Arg::QueryLandmarks, queries.len(), len)?;
-            expect_len(Arg::KeyLandmarks, keys.len(), len)?;
-            count
-        }
-    };
-    let proposals = plan.config.proposals;
-    let samples = match sampling {
-        Sampling::Eval => count,
-        Sampling::Noise(eps) => {
-            let rows = proposals.noise_rows(count);
-            expect_len(Arg::Noise, eps.len(), shape.stacked(rows, shape.dim)?)?;
-            proposals.samples(count)
-        }
-    };
+    let count = landmarks.count(shape)?;
+    let samples = noise.samples(shape, count, plan.config.proposals)?;
     let needed = workspace_len(shape, count, samples);
     let mut ws = Workspace::split(take_scratch_of(scratch, needed)?, shape, (count, samples));
     let heads = shape.heads;
+    let t_dot = if L::GIVEN {
+        plan.given_t_dot
+    } else {
+        plan.t_dot
+    };
     for head in 0..heads {
         let x = x.head(head);
-        ws.build_proposals(plan, &x, landmarks, sampling, (heads, head));
+        landmarks.build(&mut ws, plan, &x, (heads, head));
+        noise.build(&mut ws, plan, (heads, head));
         ws.key_pass(plan, &x);
-        ws.densities(plan);
+        ws.densities(plan, N::SAMPLED);
         if let Weighting::Optimal { .. } = plan.config.weighting {
-            ws.normaliser(plan, &x, landmarks);
+            ws.normaliser(t_dot, &x);
         }
-        ws.query_pass(plan, &x, landmarks, &mut out, head);
+        ws.query_pass(plan, t_dot, &x, &mut out, head);
     }
     Ok(())
 }
 
 /// The scratch of one head, split into its named parts (`C'` landmarks, `S` samples, sample
-/// `c` drawn around component `c mod C'`).
+/// `c` drawn around component `c mod C'`). Rows of landmarks and samples come in blocks of four
+/// (padding rows are zero and get weight 0).
 struct Workspace<'a> {
     shape: Shape,
     count: usize,
     samples: usize,
-    /// `q̄ [C', d]`, packed rows (units `scale_q̄/128`).
+    /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
     q_bar: &'a mut [i32],
-    /// `mu [C', d]`, packed rows (`w_unit`).
+    /// `mu [C', d]` in byte blocks (`w_unit`).
     mu: &'a mut [i32],
-    /// `W [S, d]`, packed rows (`w_unit`).
+    /// `W [S, d]` in byte blocks (`w_unit`).
     w: &'a mut [i32],
-    /// Key pass: `Σ_j 2^(LK − reference) v_j`, `[S, d_v]`; query pass: one output row.
+    /// Key pass: `Σ_j 2^(LK − reference) v_j`, `[⌈d_v/4⌉][S][4]`.
     kv_acc: &'a mut [i32],
-    /// `kv` as `V8`, transposed and packed: `[d_v, ⌈S/2⌉]`.
-    kv_t: &'a mut [i32],
+    /// `kv` as `V8`, for every group of four columns a pair block of the columns by `S`.
+    kv: &'a mut [i32],
     /// Streaming states of the key pass (`L16` reference, `Q15` sum), `[S]` each.
     reference: &'a mut [i32],
     sum: &'a mut [i32],
@@ -313,325 +498,387 @@ struct Workspace<'a> {
     bias: &'a mut [i32],
     /// `bh_c` (`Q27`), `[S]`.
     balance: &'a mut [i32],
-    /// Per block of keys: `LK [S, 4]`; per query: logits `[S]`, `α` (`Q27`) `[S]`.
-    block: &'a mut [i32],
-    /// Per block: the weights `(w_c0, w_c1), (w_c2, w_c3)`, `[S, 2]`.
-    weight_pairs: &'a mut [i32],
-    /// Per block: the values `(v_0t, v_1t), (v_2t, v_3t)`, `[d_v, 2]`.
-    value_pairs: &'a mut [i32],
+    /// A block of logits, `[S or C][KEY_BLOCK]`; per query: the logits `[S]`.
+    logits: &'a mut [i32],
+    /// A block of `Q15` weights in pairs, `[S][WEIGHT_WORDS]`.
+    weights: &'a mut [i32],
+    /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
+    values: &'a mut [i32],
     /// `mis-opt`'s normaliser `lse_i(s·q̄_c·q_i)` (reference, then the result) and sum, `[C']`;
     /// per query `T[·, i]` (`Q27`) `[C']`.
     t_reference: &'a mut [i32],
     t_sum: &'a mut [i32],
     t_row: &'a mut [i32],
-    /// Per query: the normalised weights, packed, `[⌈S/2⌉]`.
+    /// Per query: `α` (`Q27`), `[S]`.
+    alpha: &'a mut [i32],
+    /// Per query: the normalised weights in pairs, `[⌈S/2⌉]`.
     weights_packed: &'a mut [i32],
-    /// Segment sums of `q` and `k`, `[2, d]`.
+    /// One output row of sums.
+    out_row: &'a mut [i32],
+    /// Segment sums of `q` and `k`, `[2, d]`; a row of `W` for the densities.
     row: &'a mut [i32],
+    /// `mu [C', d]` as plain `i32` rows (the densities' operands).
+    mu_rows: &'a mut [i32],
+    /// The dot products of one key or query with every row of a set of blocks.
+    dots: &'a mut [i32],
+    /// A key or query row padded to whole chunks.
+    shared: &'a mut [i32],
 }
 
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        let (p, dv) = (packed_len(shape.dim), shape.value_dim);
+        let parts = workspace_parts(shape, count, samples);
         let mut rest = scratch;
+        let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
         Workspace {
             shape,
             count,
             samples,
-            q_bar: take(&mut rest, count * p),
-            mu: take(&mut rest, count * p),
-            w: take(&mut rest, samples * p),
-            kv_acc: take(&mut rest, samples * dv),
-            kv_t: take(&mut rest, dv * packed_len(samples)),
-            reference: take(&mut rest, samples),
-            sum: take(&mut rest, samples),
-            bias: take(&mut rest, samples),
-            balance: take(&mut rest, samples),
-            block: take(&mut rest, samples * BLOCK),
-            weight_pairs: take(&mut rest, samples * 2),
-            value_pairs: take(&mut rest, dv * 2),
-            t_reference: take(&mut rest, count),
-            t_sum: take(&mut rest, count),
-            t_row: take(&mut rest, count),
-            weights_packed: take(&mut rest, packed_len(samples)),
-            row: take(&mut rest, 2 * shape.dim),
+            q_bar: next(0),
+            mu: next(1),
+            w: next(2),
+            kv_acc: next(3),
+            kv: next(4),
+            reference: next(5),
+            sum: next(6),
+            bias: next(7),
+            balance: next(8),
+            logits: next(9),
+            weights: next(10),
+            values: next(11),
+            t_reference: next(12),
+            t_sum: next(13),
+            t_row: next(14),
+            alpha: next(15),
+            weights_packed: next(16),
+            out_row: next(17),
+            row: next(18),
+            mu_rows: next(19),
+            dots: next(20),
+            shared: next(21),
         }
     }
 
-    /// `q̄`, `mu = q̄ + k̄` and `W` of one head.
+    /// Writes `mu_c = q̄_c + k̄_c` (`w_unit`) from `q̄`, `k̄` in their units.
+    fn set_landmark(
+        &mut self,
+        c: usize,
+        e: usize,
+        (q_bar, q_to_w): (i64, Multiplier),
+        (k_bar, k_to_w): (i64, Multiplier),
+    ) {
+        let block = block_words(self.shape.dim);
+        let (b, r) = (c / ROWS, c % ROWS);
+        let slot = byte_slot(r, e);
+        if let Some(q_block) = self.q_bar.get_mut(b * block..) {
+            set_slot(q_block, slot, q_bar as i32);
+        }
+        // mu = q̄ + k̄ in w_unit
+        let mu = clamp_operand(q_to_w.apply(q_bar) + k_to_w.apply(k_bar));
+        if let Some(mu_block) = self.mu.get_mut(b * block..) {
+            set_slot(mu_block, slot, mu);
+        }
+        if let Some(plain) = self.mu_rows.get_mut(c * self.shape.dim + e) {
+            *plain = mu;
+        }
+    }
+
+    /// `q̄_c = round(128 · Σ_segment q / len)` (units `scale_q/128`), `k̄_c` likewise with masked
+    /// keys as zero rows; `mu_c = q̄_c + k̄_c` in `w_unit`.
     #[inline(never)]
-    fn build_proposals(
-        &mut self,
-        plan: &Plan,
-        x: &Qkv<'_>,
-        landmarks: Landmarks<'_>,
-        sampling: Sampling<'_>,
-        (heads, head): (usize, usize),
-    ) {
+    fn segment_means(&mut self, plan: &Plan, x: &Qkv<'_>) {
         let (dim, count) = (self.shape.dim, self.count);
-        let p = packed_len(dim);
-        match landmarks {
-            Landmarks::SegmentMeans(_) => {
-                // q̄_c = round(128 · Σ_segment q / len) (units scale_q/128), k̄_c likewise with
-                // masked keys as zero rows; mu_c = q̄_c + k̄_c in w_unit
-                let q_lens = segment_lens(x.shape.queries, count);
-                let k_lens = segment_lens(x.shape.keys, count);
-                let mut q_rows = rows(x.q, dim);
-                let mut k_rows = rows(x.k, dim).zip(x.unmasked_keys());
-                let landmark_rows = rows_mut(self.q_bar, p).zip(rows_mut(self.mu, p));
-                let (q_sum, k_sum) = self.row.split_at_mut(dim.min(self.row.len()));
-                let mean = |sum: &i32, len: usize| div_round(i64::from(*sum) * 128, len as i64);
-                for ((q_len, k_len), (q_bar, mu)) in q_lens.zip(k_lens).zip(landmark_rows) {
-                    q_sum.fill(0);
-                    for q_row in (&mut q_rows).take(q_len) {
-                        add_row(q_sum, q_row);
-                    }
-                    k_sum.fill(0);
-                    for (k_row, counted) in (&mut k_rows).take(k_len) {
-                        if counted {
-                            add_row(k_sum, k_row);
-                        }
-                    }
-                    pack_row(q_sum.iter().map(|s| mean(s, q_len) as i32), dim, q_bar);
-                    let mu_values = q_sum.iter().zip(k_sum.iter()).map(|(q, k)| {
-                        let q = plan.q_bar_to_w.apply(mean(q, q_len));
-                        clamp_operand(q + plan.k_bar_to_w.apply(mean(k, k_len)))
-                    });
-                    pack_row(mu_values, dim, mu);
+        self.q_bar.fill(0);
+        self.mu.fill(0);
+        let q_lens = segment_lens(x.shape.queries, count);
+        let k_lens = segment_lens(x.shape.keys, count);
+        let (mut q_first, mut k_first) = (0, 0);
+        let mean = |sum: i32, len: usize| div_round(i64::from(sum) * 128, len as i64);
+        for (c, (q_len, k_len)) in q_lens.zip(k_lens).enumerate() {
+            let row = core::mem::take(&mut self.row);
+            let (q_sum, k_sum) = row.split_at_mut(dim.min(row.len()));
+            q_sum.fill(0);
+            k_sum.fill(0);
+            for q_row in rows(x.q, dim).skip(q_first).take(q_len) {
+                add_row(q_sum, q_row);
+            }
+            for (j, k_row) in rows(x.k, dim).enumerate().skip(k_first).take(k_len) {
+                if x.counts(j) {
+                    add_row(k_sum, k_row);
                 }
             }
-            Landmarks::Given { queries, keys, .. } => {
-                // q̄ = 128 · q̄_int (units scale_q̄/128); mu = q̄ + k̄ in w_unit
-                let (queries, keys) = (part(queries, heads, head), part(keys, heads, head));
-                let landmark_rows = rows_mut(self.q_bar, p).zip(rows_mut(self.mu, p));
-                for ((q_row, k_row), (q_bar, mu)) in
-                    rows(queries, dim).zip(rows(keys, dim)).zip(landmark_rows)
-                {
-                    pack_row(q_row.iter().map(|&v| i32::from(v) * 128), dim, q_bar);
-                    let to_w = |v: i8, m: Multiplier| m.apply(i64::from(v) * 128);
-                    let mu_values = q_row.iter().zip(k_row).map(|(&q, &k)| {
-                        clamp_operand(
-                            to_w(q, plan.given_q_bar_to_w) + to_w(k, plan.given_k_bar_to_w),
-                        )
-                    });
-                    pack_row(mu_values, dim, mu);
-                }
+            for (e, (&q, &k)) in q_sum.iter().zip(k_sum.iter()).enumerate() {
+                let (q_bar, k_bar) = (mean(q, q_len), mean(k, k_len));
+                self.set_landmark(c, e, (q_bar, plan.q_bar_to_w), (k_bar, plan.k_bar_to_w));
             }
+            self.row = row;
+            (q_first, k_first) = (q_first + q_len, k_first + k_len);
         }
-        self.sample_proposals(plan, sampling, (heads, head));
     }
 
-    /// `W = mu` (eval) or `mu + f · eps` laid out as the proposals say.
-    fn sample_proposals(
-        &mut self,
-        plan: &Plan,
-        sampling: Sampling<'_>,
-        (heads, head): (usize, usize),
-    ) {
-        let (dim, count) = (self.shape.dim, self.count);
-        let p = packed_len(dim);
-        let eps = match sampling {
-            Sampling::Eval => {
-                copy_words(self.w, self.mu);
-                return;
+    /// `q̄ = 128 · q̄_int` (units `scale_q̄/128`); `mu = q̄ + k̄` in `w_unit`.
+    #[inline(never)]
+    fn given_landmarks(&mut self, plan: &Plan, queries: &[i8], keys: &[i8]) {
+        let dim = self.shape.dim;
+        self.q_bar.fill(0);
+        self.mu.fill(0);
+        for (c, (q_row, k_row)) in rows(queries, dim).zip(rows(keys, dim)).enumerate() {
+            for (e, (&q, &k)) in q_row.iter().zip(k_row).enumerate() {
+                let (q_bar, k_bar) = (i64::from(q) * 128, i64::from(k) * 128);
+                self.set_landmark(
+                    c,
+                    e,
+                    (q_bar, plan.given_q_bar_to_w),
+                    (k_bar, plan.given_k_bar_to_w),
+                );
             }
-            Sampling::Noise(eps) => part(eps, heads, head),
-        };
-        let noise = |e: &i8| plan.noise_to_w.apply(i64::from(*e));
-        let mut eps_rows = rows(eps, dim);
-        for (c, w_row) in rows_mut(self.w, p).enumerate() {
-            let component = c % count.max(1);
-            let mu_row = rows(self.mu, p).nth(component).unwrap_or_default();
-            let mu_values = unpacked(mu_row, dim);
+        }
+    }
+
+    /// `W = mu` (eval mode).
+    #[inline(never)]
+    fn eval_proposals(&mut self) {
+        for (w, &mu) in self.w.iter_mut().zip(self.mu.iter()) {
+            *w = mu;
+        }
+    }
+
+    /// `W = mu + f · eps` laid out as the proposals say, from `eps` of one head.
+    #[inline(never)]
+    fn sampled_proposals(&mut self, plan: &Plan, eps: &[i8]) {
+        let (dim, count) = (self.shape.dim, self.count.max(1));
+        let block = block_words(dim);
+        self.w.fill(0);
+        for c in 0..self.samples {
+            let component = c % count;
             let (eps_row, sign) = match plan.config.proposals {
                 // W = [mu + eps; mu − eps] from eps [C', d]
-                Proposals::Antithetic => {
-                    let eps_row = rows(eps, dim).nth(component).unwrap_or_default();
-                    (eps_row, if c < count { 1 } else { -1 })
-                }
+                Proposals::Antithetic => (component, if c < count { 1 } else { -1 }),
                 // W = [mu] + eps or [mu; mu] + eps, eps row c
-                Proposals::Single | Proposals::TwoPerLandmark => {
-                    (eps_rows.next().unwrap_or_default(), 1)
-                }
+                Proposals::Single | Proposals::TwoPerLandmark => (c, 1),
             };
-            let values = mu_values
-                .zip(eps_row)
-                .map(|(m, e)| clamp_operand(i64::from(m) + sign * noise(e)));
-            pack_row(values, dim, w_row);
+            let eps_row = rows(eps, dim).nth(eps_row).unwrap_or_default();
+            let mu_block = self.mu.get(component / ROWS * block..).unwrap_or_default();
+            let w_block = self.w.get_mut(c / ROWS * block..).unwrap_or_default();
+            for (e, &noise) in eps_row.iter().enumerate() {
+                let mu = get_slot(mu_block, byte_slot(component % ROWS, e));
+                // W = mu ± f · eps in w_unit
+                let w = i64::from(mu) + sign * plan.noise_to_w.apply(i64::from(noise));
+                set_slot(w_block, byte_slot(c % ROWS, e), clamp_operand(w));
+            }
         }
     }
 
-    /// Per sample over the unmasked keys, blocks of four: `lseK_c` and `kv_c` (transposed,
-    /// packed, `V8`).
+    /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`).
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) {
-        let (dim, value_dim, samples) = (self.shape.dim, self.shape.value_dim, self.samples);
-        let p = packed_len(dim);
+        let value_dim = self.shape.value_dim;
+        let sample_blocks = self.samples.div_ceil(ROWS);
         self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
         self.sum.fill(0);
         self.kv_acc.fill(0);
-        let mut keys = rows(x.k, dim)
-            .zip(rows(x.v, value_dim))
-            .zip(x.unmasked_keys());
-        let empty: &[i8] = &[];
-        loop {
-            let mut block_keys = [None; BLOCK];
-            let mut block_values = [empty; BLOCK];
-            let mut seen = 0;
-            for (key_slot, value_slot) in block_keys.iter_mut().zip(block_values.iter_mut()) {
-                let Some(((k_row, v_row), unmasked)) = keys.next() else {
+        self.weights.fill(0);
+        let sample_rows = sample_blocks * ROWS;
+        for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
+            let counted = x.block_keys(first);
+            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+            self.key_block_logits(plan, x, (first, counted));
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.reference, self.sum),
+                self.samples,
+                self.kv_acc,
+                sample_rows,
+            );
+            // kv_c += Σ_j w_cj v_j
+            super::accumulate_groups(self.kv_acc, sample_rows * ROWS, self.weights, self.values);
+        }
+        self.finish_keys();
+    }
+
+    /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
+    /// in pair blocks, after the last key.
+    #[inline(never)]
+    fn finish_keys(&mut self) {
+        let value_dim = self.shape.value_dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        self.kv.fill(0);
+        let kv_block = block_words(self.samples);
+        for c in 0..self.samples {
+            let state = Running {
+                reference: self.reference.get(c).copied().unwrap_or(0),
+                sum: self.sum.get(c).copied().unwrap_or(1) as u32,
+            };
+            if let Some(bias) = self.bias.get_mut(c) {
+                *bias = state.log_sum();
+            }
+            let reciprocal = Reciprocal::new(state.sum);
+            let group = sample_rows * ROWS;
+            for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
+                // group g of kv (index loop: see accumulate_groups)
+                let start = g * kv_block;
+                let Some(kv) = self.kv.get_mut(start..start + kv_block) else {
                     break;
                 };
-                seen += 1;
-                if unmasked {
-                    *key_slot = Some(k_row);
-                    *value_slot = v_row;
-                }
-            }
-            if seen == 0 {
-                break;
-            }
-            if block_keys.iter().all(Option::is_none) {
-                continue;
-            }
-            // |k_j|² of the block
-            let norms = block_keys.map(|k| {
-                k.map_or(0, |k| {
-                    k.iter().map(|&v| i32::from(v) * i32::from(v)).sum::<i32>()
-                })
-            });
-            // (v_0t, v_1t), (v_2t, v_3t) for every column t (0 for absent keys)
-            for (t, pair_words) in self.value_pairs.chunks_exact_mut(2).enumerate() {
-                let v = block_values.map(|row| row.get(t).map_or(0, |&v| i32::from(v)));
-                pair_words[0] = pair(v[0], v[1]);
-                pair_words[1] = pair(v[2], v[3]);
-            }
-            let per_sample = rows(self.w, p)
-                .zip(rows_mut(self.kv_acc, value_dim))
-                .zip(self.reference.iter_mut().zip(self.sum.iter_mut()))
-                .zip(self.weight_pairs.chunks_exact_mut(2));
-            for (((w_row, acc), (reference, sum)), weight_words) in per_sample {
-                // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16
-                let mut logits = [None; BLOCK];
-                for ((logit, key), &norm) in logits.iter_mut().zip(&block_keys).zip(&norms) {
-                    if let Some(k_row) = key {
-                        let dot = i64::from(dot_packed_i8(w_row, k_row));
-                        let value = plan.key_dot.apply(dot) - plan.key_norm.apply(i64::from(norm));
-                        *logit = Some(to_logit(value));
+                for (t, &a) in acc.iter().skip(c * ROWS).take(ROWS).enumerate() {
+                    if g * ROWS + t < value_dim {
+                        // kv_c[t] = round(2^8 · acc / sum): V8, |kv| ≤ 2^15
+                        let v8 = reciprocal.divide(a, 8).clamp(-32768, 32767) as i32;
+                        set_slot(kv, pair_slot(t, c), v8);
                     }
                 }
-                let mut state = Running {
-                    reference: *reference,
-                    sum: *sum as u32,
-                };
-                let block_max = logits.iter().flatten().copied().max().unwrap_or(0);
-                state.raise(block_max, acc);
-                let weights_of =
-                    |state: &Running| logits.map(|l| l.map_or(0, |l| state.weight(l) as i32));
-                let mut weights = weights_of(&state);
-                if state.make_room(weights.iter().sum::<i32>() as u32, acc) {
-                    weights = weights_of(&state);
-                }
-                state.sum += weights.iter().sum::<i32>() as u32;
-                (*reference, *sum) = (state.reference, state.sum as i32);
-                weight_words[0] = pair(weights[0], weights[1]);
-                weight_words[1] = pair(weights[2], weights[3]);
             }
-            // kv_c += Σ_j w_cj v_j
-            accumulate_pairs(self.kv_acc, value_dim, self.weight_pairs, self.value_pairs);
         }
-        // lseK_c = reference + log2(sum) − 15 (parked in bias); kv_c = acc / sum as V8
-        for ((acc, bias), (&reference, &sum)) in rows_mut(self.kv_acc, value_dim)
-            .zip(self.bias.iter_mut())
-            .zip(self.reference.iter().zip(self.sum.iter()))
-        {
-            let state = Running {
-                reference,
-                sum: sum as u32,
+    }
+
+    /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
+    /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
+    #[inline(never)]
+    fn key_block_logits(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        (first, counted): (usize, [bool; KEY_BLOCK]),
+    ) {
+        let dim = self.shape.dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        let w = self
+            .w
+            .get(..sample_rows / ROWS * block_words(dim))
+            .unwrap_or_default();
+        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        for (jj, &counts) in counted.iter().enumerate() {
+            let start = (first + jj) * dim;
+            let key = x.k.get(start..start + dim).filter(|_| counts);
+            let Some(k_row) = key else {
+                for c in 0..sample_rows {
+                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+                        *slot = ABSENT;
+                    }
+                }
+                continue;
             };
-            *bias = state.log_sum();
-            super::normalise(acc, state.sum, 8);
-        }
-        // kv transposed, each column packed as a row of S values (as the query weights)
-        let ps = packed_len(samples);
-        for (t, kv_t_row) in rows_mut(self.kv_t, ps).enumerate() {
-            let column = rows(self.kv_acc, value_dim).map(|row| row.get(t).copied().unwrap_or(0));
-            pack_row(column, samples, kv_t_row);
+            let half_norm = plan.key_norm.apply(squared_norm(k_row));
+            dot_blocks(w, padded_bytes(k_row, self.shared), dots);
+            for (c, &dot) in dots.iter().enumerate() {
+                if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+                    *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
+                }
+            }
         }
     }
 
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.
     #[inline(never)]
-    fn densities(&mut self, plan: &Plan) {
+    fn densities(&mut self, plan: &Plan, sampled: bool) {
         let (dim, count, samples) = (self.shape.dim, self.count.max(1), self.samples);
-        let p = packed_len(dim);
+        let block = block_words(dim);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
-        for (c, ((w_row, bias), balance)) in rows(self.w, p)
-            .zip(self.bias.iter_mut())
-            .zip(self.balance.iter_mut())
-            .enumerate()
-        {
-            // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) in L16, its diagonal, max and lse
-            let lm_of = |mu_row: &[i32]| {
-                let (mut dot, mut norm) = (0i64, 0i64);
-                for (w, m) in unpacked(w_row, dim).zip(unpacked(mu_row, dim)) {
-                    dot += i64::from(w) * i64::from(m);
-                    norm += i64::from(m) * i64::from(m);
+        for c in 0..samples {
+            // W_c as a plain row: mu_c in eval mode, else unpacked from its block
+            let (w_row, rest) = self.row.split_at_mut(dim.min(self.row.len()));
+            let _ = rest;
+            if sampled {
+                let w_block = self.w.get(c / ROWS * block..).unwrap_or_default();
+                for (e, w) in w_row.iter_mut().enumerate() {
+                    *w = get_slot(w_block, byte_slot(c % ROWS, e));
                 }
-                to_logit(plan.density.apply_wide(2 * dot - norm))
-            };
-            let own = c % count;
-            let (mut diagonal, mut max) = (0, i32::MIN);
-            for (c2, mu_row) in rows(self.mu, p).enumerate() {
-                let lm = lm_of(mu_row);
-                max = max.max(lm);
-                if c2 == own {
-                    diagonal = lm;
+            } else {
+                let mu_row = self.mu_rows.get(c * dim..).unwrap_or_default();
+                for (w, &m) in w_row.iter_mut().zip(mu_row) {
+                    *w = m;
                 }
             }
-            let total: u32 = rows(self.mu, p)
-                .map(|mu_row| weight_q15(max.wrapping_sub(lm_of(mu_row)).max(0) as u32))
+            // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) = s/2 · Σ_e mu_e (2 W_e − mu_e), in L16
+            let lm = self.logits.get_mut(..count).unwrap_or_default();
+            for (slot, mu_row) in lm.iter_mut().zip(self.mu_rows.chunks_exact(dim.max(1))) {
+                let twice: i64 = w_row
+                    .iter()
+                    .zip(mu_row)
+                    .map(|(&w, &m)| i64::from(m) * i64::from(2 * w - m))
+                    .sum();
+                *slot = to_logit_wide(plan.density.apply_wide(twice));
+            }
+            let own = c % count;
+            let diagonal = lm.get(own).copied().unwrap_or(0);
+            let max = lm.iter().copied().max().unwrap_or(0);
+            let total: u32 = lm
+                .iter()
+                .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
                 .sum();
             // lse_c' LM[c, c'] = max + log2 Σ 2^(LM − max)
             let lse = max + log2_l16(total) - 15 * L16_ONE;
             // bh_c = 2^(LM[c,c] − lse − log2 repeats) in Q27
             let gap = (lse + repeats - diagonal).max(0) as u32;
-            *balance = exp2_neg(gap, 27) as i32;
+            if let Some(balance) = self.balance.get_mut(c) {
+                *balance = exp2_neg(gap, 27) as i32;
+            }
             // log2 P_c: the own component (mis-opt) or the mixture
             let log_p = match plan.config.weighting {
                 Weighting::Optimal { .. } => diagonal,
                 Weighting::BalanceHeuristic | Weighting::Biased => lse,
             };
-            *bias = bias.saturating_sub(log_p);
+            if let Some(bias) = self.bias.get_mut(c) {
+                *bias = bias.saturating_sub(log_p);
+            }
         }
     }
 
-    /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, one query at a time.
+    /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries.
     #[inline(never)]
-    fn normaliser(&mut self, plan: &Plan, x: &Qkv<'_>, landmarks: Landmarks<'_>) {
-        let (dim, p) = (self.shape.dim, packed_len(self.shape.dim));
-        let t_dot = t_multiplier(plan, landmarks);
+    fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
+        let dim = self.shape.dim;
+        let (count, landmark_blocks) = (self.count, self.count.div_ceil(ROWS));
+        let block = block_words(dim);
         self.t_reference.fill(super::fixed_point::EMPTY_REFERENCE);
         self.t_sum.fill(0);
-        for q_row in rows(x.q, dim) {
-            for ((q_bar_row, reference), sum) in rows(self.q_bar, p)
+        let queries = self.shape.queries;
+        for first in (0..queries).step_by(KEY_BLOCK) {
+            let q_bar = self
+                .q_bar
+                .get(..landmark_blocks * block)
+                .unwrap_or_default();
+            let dots = self
+                .dots
+                .get_mut(..landmark_blocks * ROWS)
+                .unwrap_or_default();
+            for ii in 0..KEY_BLOCK {
+                let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
+                match q_row {
+                    Some(q_row) if first + ii < queries => {
+                        dot_blocks(q_bar, padded_bytes(q_row, self.shared), dots);
+                        // s · q̄_c·q_i in L16
+                        for (c, &dot) in dots.iter().enumerate() {
+                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
+                                *slot = to_logit(t_dot.apply(dot));
+                            }
+                        }
+                    }
+                    _ => {
+                        for c in 0..landmark_blocks * ROWS {
+                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
+                                *slot = ABSENT;
+                            }
+                        }
+                    }
+                }
+            }
+            let mut discard = [0i32; KEY_BLOCK];
+            for ((logits, reference), sum) in self
+                .logits
+                .chunks_exact(KEY_BLOCK)
                 .zip(self.t_reference.iter_mut())
                 .zip(self.t_sum.iter_mut())
+                .take(count)
             {
-                // s · q̄_c·q_i in L16
-                let logit = to_logit(t_dot.apply(i64::from(dot_packed_i8(q_bar_row, q_row))));
                 let mut state = Running {
                     reference: *reference,
                     sum: *sum as u32,
                 };
-                state.raise(logit, &mut []);
-                let mut weight = state.weight(logit);
-                if state.make_room(weight, &mut []) {
-                    weight = state.weight(logit);
-                }
-                state.sum += weight;
+                state.admit(logits, &mut discard);
                 (*reference, *sum) = (state.reference, state.sum as i32);
             }
         }
@@ -649,103 +896,167 @@ impl<'a> Workspace<'a> {
     fn query_pass(
         &mut self,
         plan: &Plan,
+        t_dot: Scale32,
         x: &Qkv<'_>,
-        landmarks: Landmarks<'_>,
         out: &mut Out<'_>,
         head: usize,
     ) {
         let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
-        let (count, samples) = (self.count.max(1), self.samples);
-        let (p, ps) = (packed_len(dim), packed_len(samples));
-        let t_dot = t_multiplier(plan, landmarks);
         let base = head * self.shape.queries * value_dim;
-        let (logits, alphas) = self.block.split_at_mut(samples.min(self.block.len()));
-        let out_row = prefix(self.kv_acc, value_dim);
+        let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
+        self.weights_packed.fill(0);
+        let shared = core::mem::take(&mut self.shared);
         for (i, q_row) in rows(x.q, dim).enumerate() {
-            // logiw − log2 α = s · W_c·q_i + bias_c (the −s|q_i|²/2 term cancels over c)
-            for ((logit, w_row), &bias) in
-                logits.iter_mut().zip(rows(self.w, p)).zip(self.bias.iter())
-            {
-                let dot = i64::from(dot_packed_i8(w_row, q_row));
-                *logit = to_logit(plan.query_dot.apply(dot) + i64::from(bias));
+            let q_row = padded_bytes(q_row, &mut *shared);
+            self.query_logits(plan, q_row);
+            if optimal {
+                self.query_alpha(plan, t_dot, q_row);
             }
-            match plan.config.weighting {
-                Weighting::Biased => {
-                    // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
-                    for (c, mu_row) in rows(self.mu, p).enumerate() {
-                        let dot = i64::from(dot_packed_i8(mu_row, q_row));
-                        let log_alpha = plan.query_dot.apply(dot);
-                        for logit in logits.iter_mut().skip(c).step_by(count) {
-                            *logit = to_logit(i64::from(*logit) + log_alpha);
-                        }
-                    }
+            let weight_sum = self.query_weights(optimal);
+            self.query_output(plan, weight_sum, out, base + i * value_dim);
+        }
+        self.shared = shared;
+    }
+
+    /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
+    /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
+    #[inline(never)]
+    fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
+        let (count, samples) = (self.count.max(1), self.samples);
+        let block = block_words(self.shape.dim);
+        let sample_rows = samples.div_ceil(ROWS) * ROWS;
+        let logits = self.logits.get_mut(..sample_rows).unwrap_or_default();
+        dot_blocks(
+            self.w.get(..sample_rows / ROWS * block).unwrap_or_default(),
+            q_row,
+            logits,
+        );
+        for (logit, &bias) in logits.iter_mut().zip(self.bias.iter()).take(samples) {
+            *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
+        }
+        if let Weighting::Biased = plan.config.weighting {
+            // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
+            let landmark_rows = count.div_ceil(ROWS) * ROWS;
+            let dots = self.dots.get_mut(..landmark_rows).unwrap_or_default();
+            dot_blocks(
+                self.mu
+                    .get(..landmark_rows / ROWS * block)
+                    .unwrap_or_default(),
+                q_row,
+                dots,
+            );
+            for (c, &dot) in dots.iter().enumerate().take(count) {
+                let log_alpha = plan.query_dot.apply(dot);
+                for logit in logits
+                    .iter_mut()
+                    .take(samples)
+                    .skip(c)
+                    .step_by(count.max(1))
+                {
+                    *logit = to_logit(logit.saturating_add(log_alpha));
                 }
-                Weighting::Optimal { .. } => {
-                    // T[c, i] = 2^(s · q̄_c·q_i − lse_i') in Q27, and its mean over c
-                    let mut t_total = 0i64;
-                    for ((t, q_bar_row), &t_lse) in self
-                        .t_row
-                        .iter_mut()
-                        .zip(rows(self.q_bar, p))
-                        .zip(self.t_reference.iter())
-                    {
-                        let logit =
-                            to_logit(t_dot.apply(i64::from(dot_packed_i8(q_bar_row, q_row))));
-                        *t = exp2_neg(t_lse.wrapping_sub(logit).max(0) as u32, 27) as i32;
-                        t_total += i64::from(*t);
-                    }
-                    let t_mean = div_round(t_total, count as i64);
-                    // α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean T), 2^-27) in Q27
-                    for (c, (alpha, &balance)) in
-                        alphas.iter_mut().zip(self.balance.iter()).enumerate()
-                    {
-                        let t = self.t_row.get(c % count).copied().unwrap_or(0);
-                        let spread = shift_round(plan.alpha_coeff * (i64::from(t) - t_mean), 16);
-                        *alpha = (i64::from(balance) + spread).clamp(1, i64::from(i32::MAX)) as i32;
-                    }
-                }
-                Weighting::BalanceHeuristic => {}
             }
-            // e_c = 2^(logit_c − max) (Q15); w_c = α_c · e_c (mis-opt) or e_c
-            let max = logits.iter().copied().max().unwrap_or(0);
-            let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
-            let weight_of = |c: usize, logit: i32| -> i64 {
-                let e = i64::from(exp2_neg(max.wrapping_sub(logit).max(0) as u32, 15));
-                if optimal {
-                    e * i64::from(alphas.get(c).copied().unwrap_or(1))
-                } else {
-                    e
-                }
-            };
-            let total: i64 = logits
-                .iter()
-                .enumerate()
-                .map(|(c, &l)| weight_of(c, l))
-                .sum();
-            // sniw_c ∝ w_c, scaled so that Σ_c < 2^14 (each ≤ 2^14, an i16 operand)
-            let bits = 64 - total.max(1).leading_zeros() as i32;
-            let shift = bits - 14;
-            let normalised = logits
-                .iter()
-                .enumerate()
-                .map(|(c, &l)| shift_round(weight_of(c, l), shift) as i32);
-            pack_row(normalised, samples, self.weights_packed);
-            let weight_sum: i32 = unpacked(self.weights_packed, samples).sum();
-            // out_i = Σ_c sniw_c kv_c = (Σ_c w_c kv_c) / Σ_c w_c, from V8 to V16
-            for (o, kv_t_row) in out_row.iter_mut().zip(rows(self.kv_t, ps)) {
-                *o = dot_pairs(self.weights_packed, kv_t_row);
-            }
-            super::normalise(out_row, weight_sum.max(1) as u32, 8);
-            plan.requantize.write(out_row, out, base + i * value_dim);
         }
     }
-}
 
-/// The multiplier of `s · q̄_c·q_i` for these landmarks.
-fn t_multiplier(plan: &Plan, landmarks: Landmarks<'_>) -> Multiplier {
-    match landmarks {
-        Landmarks::SegmentMeans(_) => plan.t_dot,
-        Landmarks::Given { .. } => plan.given_t_dot,
+    /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
+    /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
+    #[inline(never)]
+    fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
+        let (count, samples) = (self.count.max(1), self.samples);
+        let block = block_words(self.shape.dim);
+        let landmark_rows = count.div_ceil(ROWS) * ROWS;
+        let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
+        dot_blocks(
+            self.q_bar
+                .get(..landmark_rows / ROWS * block)
+                .unwrap_or_default(),
+            q_row,
+            t_row,
+        );
+        let count = count.min(t_row.len()).min(self.t_reference.len());
+        let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
+        let mut t_total = 0i64;
+        for c in 0..count {
+            // T = 2^(s · q̄_c·q_i − lse) in Q27
+            let logit = to_logit(t_dot.apply(t_row[c]));
+            let t = exp2_neg(t_reference[c].wrapping_sub(logit).max(0) as u32, 27) as i32;
+            t_row[c] = t;
+            t_total += i64::from(t);
+        }
+        let t_mean = div_round(t_total, count.max(1) as i64) as i32;
+        let samples = samples.min(self.alpha.len()).min(self.balance.len());
+        let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
+        let mut component = 0;
+        for c in 0..samples {
+            let t = t_row.get(component).copied().unwrap_or(0);
+            component = if component + 1 >= count {
+                0
+            } else {
+                component + 1
+            };
+            // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
+            let product = i64::from(plan.alpha_coeff) * i64::from(t - t_mean);
+            let spread = ((product + (1 << 15)) >> 16) as i32;
+            alphas[c] = balances[c].saturating_add(spread).max(1);
+        }
+    }
+
+    /// The normalised weights `sniw_c` (each `≤ 2^14`, their sum about `2^14`) in pairs, from
+    /// `logits` (and `alpha` for mis-opt); returns their sum.
+    #[inline(never)]
+    fn query_weights(&mut self, optimal: bool) -> u32 {
+        let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
+        let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
+        let max = logits.iter().copied().max().unwrap_or(0);
+        // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
+        let mut total = 0u64;
+        if optimal {
+            for c in 0..samples {
+                let e = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = ((u64::from(e) * u64::from(weights[c] as u32) + (1 << 14)) >> 15) as u32;
+                weights[c] = w as i32;
+                total += u64::from(w);
+            }
+        } else {
+            for c in 0..samples {
+                let w = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
+                weights[c] = w as i32;
+                total += u64::from(w);
+            }
+        }
+        // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
+        let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
+        let sniw = |w: i32| -> u32 {
+            let w = w as u32;
+            if shift > 0 {
+                // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
+                ((w >> (shift - 1)) + 1) >> 1
+            } else {
+                w << (-shift).min(31)
+            }
+        };
+        let mut weight_sum = 0u32;
+        for (word, w) in self.weights_packed.iter_mut().zip(weights.chunks(2)) {
+            let low = w.first().map_or(0, |&w| sniw(w));
+            let high = w.get(1).map_or(0, |&w| sniw(w));
+            weight_sum += low + high;
+            *word = pair(low as i32, high as i32);
+        }
+        weight_sum
+    }
+
+    /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
+    #[inline(never)]
+    fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut Out<'_>, offset: usize) {
+        let shared = self
+            .weights_packed
+            .get(..pair_row_words(self.samples))
+            .unwrap_or_default();
+        pair_dot_blocks(self.kv, shared, self.out_row);
+        let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
+        plan.requantize
+            .write_row(row, weight_sum.max(1), -8, out, offset);
     }
 }
 
@@ -754,13 +1065,5 @@ fn t_multiplier(plan: &Plan, landmarks: Landmarks<'_>) -> Multiplier {
 fn add_row(sum: &mut [i32], row: &[i8]) {
     for (s, &v) in sum.iter_mut().zip(row) {
         *s += i32::from(v);
-    }
-}
-
-/// `dst = src` over the common length.
-#[inline]
-fn copy_words(dst: &mut [i32], src: &[i32]) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = s;
     }
 }

@@ -89,7 +89,9 @@ pub mod rfa;
 
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
-use fixed_point::{Multiplier, Reciprocal};
+use crate::simd::int8::KEY_BLOCK;
+use crate::simd::int8::{ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
+use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
 pub const MAX_DIM: usize = 512;
@@ -234,14 +236,88 @@ impl<'a> Qkv<'a> {
         }
     }
 
-    /// Whether key `j` counts.
-    fn unmasked_keys(&self) -> impl Iterator<Item = bool> + use<'a> {
-        self.key_mask
-            .unwrap_or(&[])
-            .iter()
-            .map(|&masked| !masked)
-            .chain(core::iter::repeat(true))
+    /// Whether key `j` counts (it exists and is not masked).
+    #[inline]
+    fn counts(&self, j: usize) -> bool {
+        j < self.shape.keys
+            && !self
+                .key_mask
+                .and_then(|m| m.get(j))
+                .copied()
+                .unwrap_or(false)
     }
+
+    /// Which of the [`KEY_BLOCK`] keys from `first` count.
+    #[inline]
+    fn block_keys(&self, first: usize) -> [bool; KEY_BLOCK] {
+        core::array::from_fn(|jj| self.counts(first + jj))
+    }
+}
+
+/// `acc_g += Σ_j w_cj v_j` for every group of four value columns `g`: `values` holds the pair
+/// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). `next()` on
+/// the second iterator, not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
+/// path at opt-level `s`).
+#[inline]
+pub(crate) fn accumulate_groups(acc: &mut [i32], group: usize, weights: &[i32], values: &[i32]) {
+    let mut groups = acc.chunks_exact_mut(group.max(1));
+    for values in values.chunks_exact(VALUE_BLOCK_WORDS) {
+        match groups.next() {
+            Some(acc) => accumulate_rows(acc, weights, values),
+            None => break,
+        }
+    }
+}
+
+/// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
+/// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
+/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
+#[inline(never)]
+pub(crate) fn admit_rows(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    rows: usize,
+    acc: &mut [i32],
+    stride: usize,
+) {
+    for c in 0..rows {
+        // row c's logits, weight pairs and state (index loops: see accumulate_groups)
+        let logits = logits.get(c * KEY_BLOCK..(c + 1) * KEY_BLOCK);
+        let weight_pairs = weights.get_mut(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
+        let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) =
+            (logits, weight_pairs, reference.get_mut(c), sum.get_mut(c))
+        else {
+            break;
+        };
+        let mut state = Running {
+            reference: *reference,
+            sum: *sum as u32,
+        };
+        let mut block = [0i32; KEY_BLOCK];
+        let factor = state.admit(logits, &mut block);
+        (*reference, *sum) = (state.reference, state.sum as i32);
+        // the Q15 weights in pairs (constant indices into the block; four pairs per row)
+        const _: () = assert!(WEIGHT_WORDS == 4);
+        if let [p0, p1, p2, p3] = weight_pairs {
+            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+            (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
+        }
+        if factor != Q15_ONE {
+            // Σ w·v · 2^(old − new reference)
+            for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+                for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
+                    *a = rescale(*a, factor);
+                }
+            }
+        }
+    }
+}
+
+/// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`).
+#[inline]
+fn squared_norm(x: &[i8]) -> i32 {
+    x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
 }
 
 /// Where an int8 call writes `[h, n_q, d_v]`.
@@ -263,10 +339,10 @@ impl Out<'_> {
     }
 }
 
-/// The last step of every kernel: `V16` values (`v`'s units, 16 fractional bits) to the output.
+/// The last step of every kernel: one row of outputs from integer sums.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Requantize {
-    /// `scale_v / (2^16 · scale_out)`.
+    /// `scale_v / scale_out`.
     to_i8: Multiplier,
     /// `scale_v / 2^16`.
     to_f32: f32,
@@ -275,41 +351,46 @@ struct Requantize {
 impl Requantize {
     fn new(scales: &Scales) -> Result<Self, Error> {
         Ok(Requantize {
-            to_i8: multiplier(scales.v / (65536.0 * scales.out), "scale_v / scale_out")?,
+            to_i8: multiplier(scales.v / scales.out, "scale_v / scale_out")?,
             to_f32: scales.v / 65536.0,
         })
     }
 
-    /// Writes `V16` values at `offset` of `out`.
-    #[inline]
-    fn write(&self, values: &[i32], out: &mut Out<'_>, offset: usize) {
+    /// Writes one row at `offset` of `out` whose values are `sums[t] · 2^extra / den` in `v`'s
+    /// units (`den > 0`): [`Out::I8`] rounds `sums[t] · 2^extra / den · scale_v / scale_out`
+    /// once (half up, one per-row multiplier) and saturates to `[-128, 127]`; [`Out::F32`] is
+    /// `V16 · scale_v / 2^16` with `V16 = round(sums[t] · 2^(16 + extra) / den)`.
+    #[inline(never)]
+    fn write_row(&self, sums: &[i32], den: u32, extra: i32, out: &mut Out<'_>, offset: usize) {
+        let reciprocal = Reciprocal::new(den);
         match out {
             Out::I8(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
-                for (o, &v) in out.iter_mut().zip(values) {
-                    // round(V16 · scale_v / (2^16 · scale_out)), saturated
-                    *o = self.to_i8.apply(i64::from(v)).clamp(-128, 127) as i8;
+                // one multiplier per row: 2^extra / den · scale_v / scale_out
+                let row = reciprocal.times(self.to_i8, extra);
+                for (o, &s) in out.iter_mut().zip(sums) {
+                    *o = row.apply_saturating(s).clamp(-128, 127) as i8;
                 }
             }
             Out::F32(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
-                for (o, &v) in out.iter_mut().zip(values) {
-                    *o = v as f32 * self.to_f32;
+                for (o, &s) in out.iter_mut().zip(sums) {
+                    // V16 = round(s · 2^(16 + extra) / den), then · scale_v / 2^16
+                    let v16 = saturate_i32(reciprocal.divide(s, 16 + extra));
+                    *o = v16 as f32 * self.to_f32;
                 }
             }
         }
     }
 }
 
-/// `round(acc[t] · 2^extra / sum)` for every `t`, in place: means from sums `Σ w·v` and their
-/// weight sum, with `extra` more fractional bits than the sums (`V16` from `v`'s units:
-/// `extra = 16`).
-#[inline]
-fn normalise(acc: &mut [i32], sum: u32, extra: i32) {
-    let reciprocal = Reciprocal::new(sum);
-    for a in acc.iter_mut() {
-        *a = reciprocal.divide(*a, extra) as i32;
-    }
+/// Checks the inner loops this target was built with (the Cortex-M DSP or Helium assembly, or
+/// the portable loops) against the portable ones on every length from 1 to 40, on fixed data:
+/// `None`, or the first length that differs. The test suite runs it on hosts; the firmware
+/// example on each core.
+#[doc(hidden)]
+pub fn check_inner_loops() -> Option<usize> {
+    crate::simd::int8::check_inner_loops()
 }
 
 /// The per-tensor symmetric scale of `x`: `max|x| / 127` (1 for an all-zero or empty `x`; NaN

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! A[i,r] = d^-1/4 q_i·ω_r,  hq_i = s|q_i|²/2     B[m,r] = d^-1/4 k_m·ω_r,  hk_m = s|k_m|²/2   (L16)
-//! φk[m,r] = S^-1/2 · 2^(B − hk − M) + 1e-4,  M = max_{m,r} B   (streamed: blocks of four keys,
-//!           a reference ≥ M, i32 sums Σ 2^(B − hk − reference) v_m and Σ 2^(…), halved as needed)
+//! φk[m,r] = S^-1/2 · 2^(B − hk − M) + 1e-4,  M = max_{m,r} B   (streamed: blocks of eight keys,
+//!           per feature a reference ≥ its B − hk, i32 sums Σ 2^(B − hk − reference) v_m and
+//!           Σ 2^(…), rescaled as the reference rises; at the end · 2^(reference − M))
 //! KV_r = Σ_m φk[m,r] v_m,  K_r = Σ_m φk[m,r]     (i64 in 2^-24, then i16 with a shared exponent)
 //! φq[i,r] = S^-1/2 · 2^(A − hq − max_r A) + 1e-4   (Q31, then ≤ 2^14 with a per-query exponent)
 //! out_i  = Σ_r φq KV_r / max(Σ_r φq K_r, 1e-2)   (V16)
@@ -14,16 +15,16 @@
 //! independent of `n`.
 
 use super::fixed_point::{
-    EMPTY_REFERENCE, L16_ONE, Multiplier, Reciprocal, SUM_LIMIT, exp2_neg, exp2_neg_parts,
-    shift_round, to_logit, weight_q15,
+    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
 };
-use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier};
+use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, squared_norm};
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    accumulate_pairs, dot_packed_i8, dot_pairs, pack_i8_row, pack_row, packed_len, pair,
+    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks, pack_byte_block,
+    pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
-use crate::slices::{part, rows, rows_mut, take};
+use crate::slices::{part, rows, take};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -40,11 +41,11 @@ pub struct Plan {
     dim: usize,
     features: usize,
     /// `d^-1/4 · scale_q · scale_ω` and `d^-1/4 · scale_k · scale_ω`, to `L16`.
-    query_projection: Multiplier,
-    key_projection: Multiplier,
+    query_projection: Scale32,
+    key_projection: Scale32,
     /// `s · scale_q² / 2` and `s · scale_k² / 2` per `|x|²`, to `L16`.
-    query_norm: Multiplier,
-    key_norm: Multiplier,
+    query_norm: Scale32,
+    key_norm: Scale32,
     /// `S^-1/2` in `Q16`.
     ratio: i64,
     requantize: Requantize,
@@ -84,35 +85,62 @@ impl Plan {
             "RFA projections: d^-1/4 · d · max|x| · max|ω| + s · d · max|x|²/2 above 2839",
         )?;
         let l16 = super::L16_PER_NAT;
-        let why = "a product of the RFA scales outside the f32 range";
+        let limit = 16384 * dim as u32;
+        let scale = |factor: f32| {
+            Scale32::new(factor, limit).ok_or(Error::FixedPointRange(
+                "a product of the RFA scales outside the range of the fixed-point logits",
+            ))
+        };
         Ok(Plan {
             dim,
             features,
-            query_projection: multiplier(s4 * scales.q * omega_scale * l16, why)?,
-            key_projection: multiplier(s4 * scales.k * omega_scale * l16, why)?,
-            query_norm: multiplier(s * scales.q * scales.q * 0.5 * l16, why)?,
-            key_norm: multiplier(s * scales.k * scales.k * 0.5 * l16, why)?,
+            query_projection: scale(s4 * scales.q * omega_scale * l16)?,
+            key_projection: scale(s4 * scales.k * omega_scale * l16)?,
+            query_norm: scale(s * scales.q * scales.q * 0.5 * l16)?,
+            key_norm: scale(s * scales.k * scales.k * 0.5 * l16)?,
             ratio: (65536.0 / libm::sqrtf(features as f32) + 0.5) as i64,
             requantize: Requantize::new(scales)?,
         })
     }
 }
 
-/// Scratch (in `i32`s) of [`attention`] with `S` features: with `P = ⌈d/2⌉`, `PS = ⌈S/2⌉`,
-/// `S·P + S·d_v + 8·S + d_v·PS + 3·d_v + 2·PS`.
-pub const fn scratch_len(shape: Shape, features: usize) -> usize {
-    let (p, ps, dv) = (packed_len(shape.dim), packed_len(features), shape.value_dim);
-    features
-        .saturating_mul(p)
-        .saturating_add(features.saturating_mul(dv))
-        .saturating_add(features.saturating_mul(8))
-        .saturating_add(dv.saturating_mul(ps))
-        .saturating_add(dv.saturating_mul(3))
-        .saturating_add(ps.saturating_mul(2))
+/// The parts of the scratch with `S` features, in words, in the order of [`Workspace::split`].
+const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
+    let feature_rows = features.div_ceil(ROWS) * ROWS;
+    let groups = shape.value_dim.div_ceil(ROWS);
+    // the kv blocks hold one more column: K
+    let kv_groups = (shape.value_dim + 1).div_ceil(ROWS);
+    [
+        feature_rows / ROWS * block_words(shape.dim),
+        groups * feature_rows * ROWS,
+        feature_rows,
+        feature_rows,
+        feature_rows * KEY_BLOCK,
+        feature_rows * WEIGHT_WORDS,
+        groups * VALUE_BLOCK_WORDS,
+        groups * ROWS,
+        kv_groups * block_words(features),
+        pair_row_words(features),
+        feature_rows,
+        kv_groups * ROWS,
+        feature_rows,
+        padded(shape.dim) / 4,
+    ]
 }
 
-/// Keys per block of the key pass.
-const BLOCK: usize = 4;
+/// Scratch (in `i32`s) of [`attention`] with `S` features: with `S₄ = ⌈S/4⌉`, blocks of four
+/// rows of `P` words (`2·d` rounded up to whole chunks), `G = ⌈d_v/4⌉`, `G' = ⌈(d_v + 1)/4⌉`:
+/// `S₄·P + 16·G·S₄ + 60·S₄ + 20·G + G'·block(S) + 4·G' + ⌈S/2⌉`, independent of `n`.
+pub const fn scratch_len(shape: Shape, features: usize) -> usize {
+    let parts = workspace_parts(shape, features);
+    let mut total = 0usize;
+    let mut i = 0;
+    while i < parts.len() {
+        total = total.saturating_add(parts[i]);
+        i += 1;
+    }
+    total
+}
 
 /// RFA (positive features) of the int8 inputs `x` with `omega [h, S, d]` into `out`
 /// (`[h, n_q, d_v]`).
@@ -142,12 +170,13 @@ pub fn attention(
         features,
     );
     let heads = shape.heads;
+    let (dim, block) = (shape.dim, block_words(shape.dim));
     for head in 0..heads {
         let x = x.head(head);
-        for (packed, omega_row) in
-            rows_mut(ws.omega, packed_len(shape.dim)).zip(rows(part(omega, heads, head), shape.dim))
-        {
-            pack_i8_row(omega_row, packed);
+        let omega = part(omega, heads, head);
+        for (b, packed) in ws.omega.chunks_exact_mut(block.max(1)).enumerate() {
+            let valid = features.saturating_sub(b * ROWS);
+            pack_byte_block(omega, (b * ROWS, valid), dim, packed);
         }
         let exponents = ws.key_pass(plan, &x);
         ws.query_pass(plan, &x, exponents, &mut out, head);
@@ -159,29 +188,37 @@ pub fn attention(
 struct Workspace<'a> {
     shape: Shape,
     features: usize,
-    /// `ω [S, d]`, packed rows.
+    /// `ω [S, d]` in byte blocks.
     omega: &'a mut [i32],
-    /// `Σ_m 2^(B − hk − reference) v_m`, `[S, d_v]`; in the query pass, one output row.
+    /// `Σ_m 2^(B − hk − reference_r) v_m`, `[⌈d_v/4⌉][S][4]`.
     acc: &'a mut [i32],
-    /// `Σ_m 2^(B − hk − reference)` (`Q15`), `[S]`.
-    key_sum: &'a mut [i32],
-    /// Per block: `B − hk` `[S, 4]`; per query: `A` `[S]`.
-    block: &'a mut [i32],
-    /// Per block: `(w_r0, w_r1), (w_r2, w_r3)` `[S, 2]`.
-    weight_pairs: &'a mut [i32],
-    /// `(v_0t, v_1t), (v_2t, v_3t)` `[d_v, 2]`.
-    value_pairs: &'a mut [i32],
-    /// `Σ_m v_m`, `[d_v]`.
+    /// Streaming states: `L16` references and `Q15` sums `Σ_m 2^(B − hk − reference_r)`, `[S]`.
+    reference: &'a mut [i32],
+    sum: &'a mut [i32],
+    /// A block of `B − hk` (`L16`), `[S][KEY_BLOCK]`.
+    logits: &'a mut [i32],
+    /// A block of `Q15` weights in pairs, `[S][WEIGHT_WORDS]`.
+    weights: &'a mut [i32],
+    /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
+    values: &'a mut [i32],
+    /// `Σ_m v_m` over the counted keys, `[d_v]`.
     value_sum: &'a mut [i32],
-    /// `KV_r` (`i16`, shared exponent), transposed and packed, `[d_v, ⌈S/2⌉]`.
-    kv_t: &'a mut [i32],
-    /// `K_r` (`i16`, shared exponent), packed, `[⌈S/2⌉]`.
-    k_packed: &'a mut [i32],
-    /// Per query: `φq` (`≤ 2^14`), packed, `[⌈S/2⌉]`.
-    phi_packed: &'a mut [i32],
+    /// `KV_r` (columns `0..d_v`) and `K_r` (column `d_v`), `i16` with shared exponents, pair
+    /// blocks of four columns by `S`.
+    kv: &'a mut [i32],
+    /// Per query: `φq` (`≤ 2^14`) in pairs, `[⌈S/2⌉]`.
+    phi: &'a mut [i32],
+    /// Per query: `A` (`L16`), `[S]`.
+    projections: &'a mut [i32],
+    /// One output row of sums, and `Σ φq K` after it.
+    out_row: &'a mut [i32],
+    /// The projections of one key, `[S]`.
+    dots: &'a mut [i32],
+    /// A key or query row padded to whole chunks.
+    shared: &'a mut [i32],
 }
 
-/// The exponents of the key summaries: `KV_r = kv_t · 2^(kv − 24)`, `K_r = k · 2^(k − 24)`.
+/// The exponents of the key summaries: `KV_r = kv · 2^(kv − 24)`, `K_r = k · 2^(k − 24)`.
 #[derive(Clone, Copy)]
 struct Exponents {
     kv: i32,
@@ -190,187 +227,188 @@ struct Exponents {
 
 impl<'a> Workspace<'a> {
     fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        let (p, ps, dv) = (packed_len(shape.dim), packed_len(features), shape.value_dim);
+        let parts = workspace_parts(shape, features);
         let mut rest = scratch;
+        let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
         Workspace {
             shape,
             features,
-            omega: take(&mut rest, features * p),
-            acc: take(&mut rest, features * dv),
-            key_sum: take(&mut rest, features),
-            block: take(&mut rest, features * BLOCK),
-            weight_pairs: take(&mut rest, features * 2),
-            value_pairs: take(&mut rest, dv * 2),
-            value_sum: take(&mut rest, dv),
-            kv_t: take(&mut rest, dv * ps),
-            k_packed: take(&mut rest, ps),
-            phi_packed: take(&mut rest, ps),
+            omega: next(0),
+            acc: next(1),
+            reference: next(2),
+            sum: next(3),
+            logits: next(4),
+            weights: next(5),
+            values: next(6),
+            value_sum: next(7),
+            kv: next(8),
+            phi: next(9),
+            projections: next(10),
+            out_row: next(11),
+            dots: next(12),
+            shared: next(13),
         }
     }
 
-    /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of four keys.
+    /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
-        let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
-        let p = packed_len(dim);
+        let (value_dim, features) = (self.shape.value_dim, self.features);
+        let feature_rows = features.div_ceil(ROWS) * ROWS;
+        self.reference.fill(EMPTY_REFERENCE);
+        self.sum.fill(0);
         self.acc.fill(0);
-        self.key_sum.fill(0);
+        self.weights.fill(0);
         self.value_sum.fill(0);
-        // M = max B so far, reference ≥ M (L16)
-        let (mut max, mut reference) = (EMPTY_REFERENCE, EMPTY_REFERENCE);
+        // M = max B over every key and feature (L16)
+        let mut max = ABSENT;
         let mut key_count = 0i64;
-        let mut keys = rows(x.k, dim)
-            .zip(rows(x.v, value_dim))
-            .zip(x.unmasked_keys());
-        let empty: &[i8] = &[];
-        loop {
-            let mut block_keys = [None; BLOCK];
-            let mut block_values = [empty; BLOCK];
-            let mut seen = 0;
-            for (key_slot, value_slot) in block_keys.iter_mut().zip(block_values.iter_mut()) {
-                let Some(((k_row, v_row), unmasked)) = keys.next() else {
-                    break;
-                };
-                seen += 1;
-                if unmasked {
-                    *key_slot = Some(k_row);
-                    *value_slot = v_row;
-                }
-            }
-            if seen == 0 {
-                break;
-            }
-            if block_keys.iter().all(Option::is_none) {
-                continue;
-            }
-            // B[m, r] in L16, the block's max of B, and B − hk into the block tile
-            let mut block_max = i32::MIN;
-            for (j, key) in block_keys.iter().enumerate() {
-                let Some(k_row) = key else { continue };
+        for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
+            let counted = x.block_keys(first);
+            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+            let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
+            max = max.max(block_max);
+            key_count += counted_keys;
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.reference, self.sum),
+                features,
+                self.acc,
+                feature_rows,
+            );
+            // Σ_m 2^(B − hk − reference_r) v_m
+            super::accumulate_groups(self.acc, feature_rows * ROWS, self.weights, self.values);
+        }
+        self.finish_keys(plan, max, key_count)
+    }
+
+    /// `B[m, r] − hk_m` (`L16`, `ABSENT` for masked and missing keys) of the keys
+    /// `first..first + 8` into `logits`, and `Σ_m v_m` of those that count: their largest `B`
+    /// and their number.
+    #[inline(never)]
+    fn key_block_logits(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        (first, counted): (usize, [bool; KEY_BLOCK]),
+    ) -> (i32, i64) {
+        let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
+        let feature_rows = features.div_ceil(ROWS) * ROWS;
+        let (mut max, mut key_count) = (ABSENT, 0i64);
+        for (jj, &counts) in counted.iter().enumerate() {
+            let start = (first + jj) * value_dim;
+            if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
                 key_count += 1;
-                let norm: i32 = k_row.iter().map(|&v| i32::from(v) * i32::from(v)).sum();
-                let half_norm = plan.key_norm.apply(i64::from(norm));
-                for (omega_row, tile_row) in rows(self.omega, p).zip(rows_mut(self.block, BLOCK)) {
-                    let b = to_logit(
-                        plan.key_projection
-                            .apply(i64::from(dot_packed_i8(omega_row, k_row))),
-                    );
-                    block_max = block_max.max(b);
-                    if let Some(slot) = tile_row.get_mut(j) {
-                        *slot = to_logit(i64::from(b) - half_norm);
-                    }
+                for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
+                    *s += i32::from(v);
                 }
             }
-            if reference == EMPTY_REFERENCE {
-                (max, reference) = (block_max, block_max);
-            } else if block_max > max {
-                max = block_max;
-                if max > reference {
-                    // rescale every sum by 2^(reference − M) (Q15)
-                    let factor = i64::from(exp2_neg(max.wrapping_sub(reference) as u32, 15));
-                    for a in self.acc.iter_mut().chain(self.key_sum.iter_mut()) {
-                        *a = shift_round(i64::from(*a) * factor, 15) as i32;
+            let start = (first + jj) * dim;
+            let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
+                for r in 0..feature_rows {
+                    if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                        *slot = ABSENT;
                     }
-                    reference = max;
                 }
-            }
-            // w[r, j] = 2^(B − hk − reference) (Q15); halve while a sum would pass 2^23
-            let weight = |reference: i32, logit: i32| {
-                weight_q15(reference.wrapping_sub(logit).max(0) as u32) as i32
+                continue;
             };
-            loop {
-                let fits =
-                    rows(self.block, BLOCK)
-                        .zip(self.key_sum.iter())
-                        .all(|(tile_row, &sum)| {
-                            let block_sum: i32 = tile_row
-                                .iter()
-                                .zip(&block_keys)
-                                .filter(|(_, k)| k.is_some())
-                                .map(|(&l, _)| weight(reference, l))
-                                .sum();
-                            (sum as u32).saturating_add(block_sum as u32) <= SUM_LIMIT
-                        });
-                if fits {
-                    break;
+            // B[m, r] = d^-1/4 k_m·ω_r and hk = s|k_m|²/2 in L16; B − hk into the block
+            let half_norm = plan.key_norm.apply(squared_norm(k_row));
+            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            dot_blocks(self.omega, padded_bytes(k_row, self.shared), dots);
+            for (r, &dot) in dots.iter().enumerate() {
+                let projection = to_logit(plan.key_projection.apply(dot));
+                if r < features {
+                    max = max.max(projection);
                 }
-                for a in self.acc.iter_mut().chain(self.key_sum.iter_mut()) {
-                    *a = (*a >> 1) + (*a & 1);
+                if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                    *slot = to_logit(projection - half_norm);
                 }
-                reference = reference.saturating_add(L16_ONE);
             }
-            for ((tile_row, sum), words) in rows(self.block, BLOCK)
-                .zip(self.key_sum.iter_mut())
-                .zip(self.weight_pairs.chunks_exact_mut(2))
-            {
-                let mut w = [0i32; BLOCK];
-                for ((wj, &l), key) in w.iter_mut().zip(tile_row).zip(&block_keys) {
-                    if key.is_some() {
-                        *wj = weight(reference, l);
-                    }
-                }
-                *sum += w.iter().sum::<i32>();
-                words[0] = pair(w[0], w[1]);
-                words[1] = pair(w[2], w[3]);
-            }
-            for ((t, words), value_sum) in self
-                .value_pairs
-                .chunks_exact_mut(2)
-                .enumerate()
-                .zip(self.value_sum.iter_mut())
-            {
-                let v = block_values.map(|row| row.get(t).map_or(0, |&v| i32::from(v)));
-                words[0] = pair(v[0], v[1]);
-                words[1] = pair(v[2], v[3]);
-                *value_sum += v.iter().sum::<i32>();
-            }
-            // Σ_m 2^(B − hk − reference) v_m
-            accumulate_pairs(self.acc, value_dim, self.weight_pairs, self.value_pairs);
         }
-        // 2^(reference − M) · S^-1/2 / 2^15 as c · 2^shift: reference − M = X = 65536·Xi + Xf,
-        // 2^X = 2^(Xi + 1) · 2^-(65536 − Xf)/65536 = mantissa · 2^(Xi + 1 − 24 − k)
-        let gap = reference.wrapping_sub(max).max(0);
-        let (whole, fraction) = (gap >> 16, gap & 0xFFFF);
-        let (mantissa, k) = exp2_neg_parts((L16_ONE - fraction) as u32);
-        let c = (plan.ratio * i64::from(mantissa)) >> 24; // Q16
-        // KV_r[t], K_r in units of 2^-24: c · sum · 2^(Xi + 1 − k − 15 − 16 + 24)
-        let up = whole + 1 - k as i32 - 7;
-        let kv_of = |acc: i32, floor_part: i64| {
-            shift_round(c * i64::from(acc), -up) + FLOOR_Q24 * floor_part
-        };
+        (max, key_count)
+    }
+
+    /// The key summaries `KV_r`, `K_r` as `i16` with shared exponents, from the sums after the
+    /// last key (`M` the largest `B`).
+    #[inline(never)]
+    fn finish_keys(&mut self, plan: &Plan, max: i32, key_count: i64) -> Exponents {
+        let (value_dim, features) = (self.shape.value_dim, self.features);
+        // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
+        // into `projections`, e_r into `dots`
+        for r in 0..features.min(self.projections.len()).min(self.dots.len()) {
+            let gap = self
+                .reference
+                .get(r)
+                .copied()
+                .unwrap_or(0)
+                .wrapping_sub(max);
+            let (whole, fraction) = (gap >> 16, (gap & 0xFFFF) as u32);
+            // 2^(fraction/65536) = mantissa · 2^-30, mantissa in [2^30, 2^31]
+            let mantissa = if fraction == 0 {
+                1u64 << 30
+            } else {
+                2 * u64::from(pow2_fraction_q30(65536 - fraction))
+            };
+            self.projections[r] = ((plan.ratio as u64 * mantissa) >> 30) as i32;
+            self.dots[r] = whole;
+        }
         // shared exponents: the largest |KV| and K to 15 bits
-        let mut kv_max = 0u64;
-        for (acc_row, _) in rows(self.acc, value_dim).zip(0..features) {
-            for (&a, &vs) in acc_row.iter().zip(self.value_sum.iter()) {
-                kv_max = kv_max.max(kv_of(a, i64::from(vs)).unsigned_abs());
+        let (mut kv_max, mut k_max) = (0u64, 1u64);
+        for r in 0..features {
+            for t in 0..=value_dim {
+                let magnitude = self.summary(r, t, key_count).unsigned_abs();
+                if t < value_dim {
+                    kv_max = kv_max.max(magnitude);
+                } else {
+                    k_max = k_max.max(magnitude);
+                }
             }
         }
-        let k_max = self
-            .key_sum
-            .iter()
-            .map(|&s| kv_of(s, key_count).unsigned_abs())
-            .max()
-            .unwrap_or(1);
         let exponent_of = |m: u64| 64 - m.max(1).leading_zeros() as i32 - 15;
         let exponents = Exponents {
             kv: exponent_of(kv_max),
             k: exponent_of(k_max),
         };
-        let ps = packed_len(features);
-        for (t, kv_t_row) in rows_mut(self.kv_t, ps).enumerate() {
-            let value_sum = i64::from(self.value_sum.get(t).copied().unwrap_or(0));
-            let column = rows(self.acc, value_dim).map(|row| {
-                let kv = kv_of(row.get(t).copied().unwrap_or(0), value_sum);
-                shift_round(kv, exponents.kv).clamp(-32767, 32767) as i32
-            });
-            pack_row(column, features, kv_t_row);
+        self.kv.fill(0);
+        let kv_block = block_words(features);
+        for r in 0..features {
+            for t in 0..=value_dim {
+                let summary = self.summary(r, t, key_count);
+                // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
+                let word = if t < value_dim {
+                    shift_round(summary, exponents.kv).clamp(-32767, 32767) as i32
+                } else {
+                    shift_round(summary, exponents.k).clamp(0, 32767) as i32
+                };
+                if let Some(kv) = self.kv.get_mut(t / ROWS * kv_block..) {
+                    set_slot(kv, pair_slot(t % ROWS, r), word);
+                }
+            }
         }
-        let k_values = self
-            .key_sum
-            .iter()
-            .map(|&s| shift_round(kv_of(s, key_count), exponents.k).clamp(0, 32767) as i32);
-        pack_row(k_values, features, self.k_packed);
         exponents
+    }
+
+    /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
+    /// `c_r · sum · 2^(e_r − 16 − 15 + 24) + 1e-4 · Σ`, the sums `Σ_m 2^(B − hk − reference_r)
+    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys).
+    #[inline(never)]
+    fn summary(&self, r: usize, t: usize, key_count: i64) -> i64 {
+        let value_dim = self.shape.value_dim;
+        let feature_rows = self.features.div_ceil(ROWS) * ROWS;
+        let (sum, floor_part) = if t < value_dim {
+            let acc = self
+                .acc
+                .get((t / ROWS) * feature_rows * ROWS + r * ROWS + t % ROWS);
+            let value_sum = self.value_sum.get(t).copied().unwrap_or(0);
+            (acc.copied().unwrap_or(0), i64::from(value_sum))
+        } else {
+            (self.sum.get(r).copied().unwrap_or(0), key_count)
+        };
+        let c = i64::from(self.projections.get(r).copied().unwrap_or(0));
+        let whole = self.dots.get(r).copied().unwrap_or(0);
+        shift_round(c * i64::from(sum), (7 - whole).clamp(-62, 62)) + FLOOR_Q24 * floor_part
     }
 
     /// `out_i = Σ_r φq KV_r / max(Σ_r φq K_r, 1e-2)` for every query of one head.
@@ -384,21 +422,19 @@ impl<'a> Workspace<'a> {
         head: usize,
     ) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
-        let (p, ps) = (packed_len(dim), packed_len(features));
+        let feature_rows = features.div_ceil(ROWS) * ROWS;
+        let packed = pair_row_words(features);
         let base = head * self.shape.queries * value_dim;
-        let projections = crate::slices::prefix(self.block, features);
-        let out_row = crate::slices::prefix(self.acc, value_dim);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // A[i, r] (L16), max_r A, hq
-            for (a, omega_row) in projections.iter_mut().zip(rows(self.omega, p)) {
-                *a = to_logit(
-                    plan.query_projection
-                        .apply(i64::from(dot_packed_i8(omega_row, q_row))),
-                );
+            let projections = self.projections.get_mut(..feature_rows).unwrap_or_default();
+            dot_blocks(self.omega, padded_bytes(q_row, self.shared), projections);
+            let projections = projections.get_mut(..features).unwrap_or_default();
+            for a in projections.iter_mut() {
+                *a = to_logit(plan.query_projection.apply(*a));
             }
             let max = projections.iter().copied().max().unwrap_or(0);
-            let norm: i32 = q_row.iter().map(|&v| i32::from(v) * i32::from(v)).sum();
-            let shift = i64::from(max) + plan.query_norm.apply(i64::from(norm));
+            let shift = i64::from(max) + i64::from(plan.query_norm.apply(squared_norm(q_row)));
             // φq[r] = S^-1/2 · 2^(A − max − hq) + 1e-4 in Q31
             let phi = |a: i32| -> u64 {
                 let gap = (shift - i64::from(a)).clamp(0, i64::from(u32::MAX)) as u32;
@@ -407,28 +443,25 @@ impl<'a> Workspace<'a> {
             let total: u64 = projections.iter().map(|&a| phi(a)).sum();
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
             let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
-            pack_row(
-                projections
-                    .iter()
-                    .map(|&a| shift_round(phi(a) as i64, q_exponent) as i32),
-                features,
-                self.phi_packed,
-            );
+            self.phi.fill(0);
+            for (r, &a) in projections.iter().enumerate() {
+                set_slot(self.phi, r, shift_round(phi(a) as i64, q_exponent) as i32);
+            }
+            // Σ_r φq KV_r (columns 0..d_v) and Σ_r φq K_r (column d_v)
+            let shared = self.phi.get(..packed).unwrap_or_default();
+            pair_dot_blocks(self.kv, shared, self.out_row);
             // den = Σ_r φq K_r, clamped at 1e-2 = CLAMP_Q30 · 2^-30 in the units of den
-            let den = i64::from(dot_pairs(self.phi_packed, self.k_packed));
+            let den = i64::from(self.out_row.get(value_dim).copied().unwrap_or(0));
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));
             // (a clamped den can pass 2^32: keep its top 32 bits and the shift)
             let den = den.max(floor).max(1);
             let excess = 32 - den.leading_zeros().min(32) as i32;
             let den = (den >> excess) as u32;
-            let reciprocal = Reciprocal::new(den);
-            // out = Σ_r φq KV_r / den · 2^(kv − k), as V16
-            let extra = exponents.kv - exponents.k + 16 - excess;
-            for (o, kv_t_row) in out_row.iter_mut().zip(rows(self.kv_t, ps)) {
-                let num = dot_pairs(self.phi_packed, kv_t_row);
-                *o = super::fixed_point::saturate_i32(reciprocal.divide(num, extra));
-            }
-            plan.requantize.write(out_row, out, base + i * value_dim);
+            // out = Σ_r φq KV_r / den · 2^(kv − k − excess)
+            let row = self.out_row.get(..value_dim).unwrap_or_default();
+            let extra = exponents.kv - exponents.k - excess;
+            plan.requantize
+                .write_row(row, den, extra, out, base + i * value_dim);
         }
     }
 }
