@@ -193,22 +193,14 @@ impl OnlineLse {
     /// running maximum. `x = −∞` adds nothing (even to an empty state, whose maximum is `−∞`).
     #[inline]
     pub fn push(&mut self, x: f32, value: &[f32], acc: &mut [f32]) {
-        if x == f32::NEG_INFINITY {
-            return;
-        }
-        if x > self.max {
-            // New maximum: rescale the old terms by exp(old_max − x); the new term weighs 1.
-            let rescale = exp(self.max - x);
-            self.sum = self.sum * rescale + 1.0;
-            for (a, v) in acc.iter_mut().zip(value) {
-                *a = *a * rescale + v;
-            }
-            self.max = x;
-        } else {
-            let w = exp(x - self.max);
-            self.sum += w;
-            axpy(w, value, acc);
-        }
+        // (one block holding every term: nothing before it)
+        let mut sum = self.sum;
+        let mut state = OnlineLse {
+            max: self.max,
+            sum: 0.0,
+        };
+        state.push_in_block(&mut sum, x, value, acc);
+        (self.max, self.sum) = (state.max, sum);
     }
 
     /// [`push`](Self::push) into the running sum of a block of terms: `block` sums the

@@ -94,6 +94,11 @@ pub const SAMPLER_CHECK: bool = option_env!("FIRMWARE_SIZE").is_none();
 /// ([`Buffers::blocked_vs_scalar`]); not in the size builds either (it calls the kernels).
 pub const TAIL_CHECK: bool = SAMPLER_CHECK;
 
+/// Whether the firmware compares this core's int8 inner loops with the portable ones; not in
+/// the size builds (the int8 code would count in the baseline's flash, or in the kernels').
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+pub const INT8_LOOP_CHECK: bool = SAMPLER_CHECK;
+
 /// A label of this build for the machine-readable lines, set at compile time by
 /// `FIRMWARE_BUILD` (`.ci/firmware.sh` labels the Cortex-M55 build without Helium `no-mve`).
 pub const BUILD: &str = match option_env!("FIRMWARE_BUILD") {
