@@ -6,12 +6,14 @@
 #      is what examples/state_dict_to_rust.rs makes of tests/data/firmware_layer/, byte for byte, and
 #      that the folder is what its --synthetic generator writes;
 #   4. runs examples/firmware.rs on five emulated Cortex-M machines (M4F, M7, M55, M3, M0 code): each
-#      run compares its outputs with the host's and measures instructions and stack per kernel call
-#      and per layer call;
+#      run compares its outputs with the host's, the blocked kernels with the scalar ones on small
+#      shapes, and measures instructions and stack per kernel call and per layer call (also as
+#      `FIRMWARE {...}` JSON lines, collected in target/firmware-ci/firmware.jsonl);
 #   5. Helium: the Cortex-M55 build again without MVE;
-#   6. sizes on the Cortex-M4F at opt-level "s" and 3: the example, the kernels alone and the layer
-#      alone (by difference with builds that call neither, or one of them), the layer's weights, their
-#      symbols, and every public entry point (.ci/no-panic).
+#   6. sizes on the Cortex-M4F at opt-level "s" (the compact path: scalar kernels alone; and with
+#      LARA_ATTN_BLOCKED=1) and 3: the example, the kernels alone and the layer alone (by difference
+#      with builds that call neither, or one of them), the layer's weights, their symbols, and every
+#      public entry point (.ci/no-panic).
 # Fails on the first non-zero exit. Logs and ELF files: target/firmware-ci/ (or $CARGO_TARGET_DIR/...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -81,7 +83,7 @@ run_firmware thumbv6m-none-eabi mps2-an385 cortex-m0
 # the config's rustflags for the target, so it repeats the linker flags.
 step "Helium: cortex-m55 without MVE (-C target-feature=-mve,-mve.fp)"
 RUSTFLAGS="-C target-cpu=cortex-m55 -C target-feature=-mve,-mve.fp -C link-arg=-Tlink.x -C link-arg=-Lexamples/firmware" \
-  cargo run --release --example firmware --target thumbv8m.main-none-eabihf \
+  FIRMWARE_BUILD=no-mve cargo run --release --example firmware --target thumbv8m.main-none-eabihf \
   2>"$LOGS/cortex-m55-no-mve.build.log" | tee "$LOGS/cortex-m55-no-mve.log" ||
   { cat "$LOGS/cortex-m55-no-mve.build.log"; exit 1; }
 
@@ -111,6 +113,21 @@ list_symbols_only_in() {
   awk -F '\t' '$2 ~ /^\.L/ { s += $1 } END { print "  (and " s + 0 " B of anonymous constants)" }' "$3"
 }
 declare -A FLASH KERNELS LAYER LAYER_CODE LAYER_EXTRA WEIGHTS
+# The kernels alone at opt-level "s" with the blocked kernels too (not the default there: they
+# do not fit the 16 KiB budget, see docs/firmware.md).
+step "size at opt-level = s with LARA_ATTN_BLOCKED=1: the kernels alone"
+for variant in baseline kernels; do
+  case "$variant" in
+    baseline) vars=(FIRMWARE_SIZE_BASELINE=1) ;;
+    kernels) vars=(FIRMWARE_SIZE_NO_LAYER=1) ;;
+  esac
+  env LARA_ATTN_BLOCKED=1 FIRMWARE_SIZE=1 "${vars[@]}" cargo build --release --example firmware \
+    --target thumbv7em-none-eabihf --config 'profile.release.opt-level="s"' 2>"$LOGS/size-s-blocked.build.log" ||
+    { cat "$LOGS/size-s-blocked.build.log"; exit 1; }
+  cp "$TARGET_DIR/thumbv7em-none-eabihf/release/examples/firmware" "$LOGS/firmware-$variant-opt-s-blocked.elf"
+done
+KERNELS_S_BLOCKED=$(($(flash "$LOGS/firmware-kernels-opt-s-blocked.elf") - $(flash "$LOGS/firmware-baseline-opt-s-blocked.elf")))
+echo "kernels alone at opt-level s with the blocked kernels: $KERNELS_S_BLOCKED B of flash"
 for opt in s 3; do
   case "$opt" in s) value='"s"' ;; *) value="$opt" ;; esac
   elf="$TARGET_DIR/thumbv7em-none-eabihf/release/examples/firmware"
@@ -177,14 +194,28 @@ for profile in release-size release; do
 done
 
 step "summary"
-grep -h -E "^(exact|rfa|lara|layer) |^at |^(libm|lara_attn)::" "$LOGS/cortex-m4f.log" | sed 's/^/cortex-m4f: /'
+grep -h -E "^(exact|rfa|lara|layer) |^at |^(libm|lara_attn)::|^blocked vs" "$LOGS/cortex-m4f.log" | sed 's/^/cortex-m4f: /'
 for log in cortex-m55 cortex-m55-no-mve; do
   grep -h -E "^(exact|rfa|lara|layer) " "$LOGS/$log.log" | sed "s/^/$log: /"
 done
+for log in cortex-m3 cortex-m0; do
+  grep -h -E "^(libm|lara_attn)::" "$LOGS/$log.log" | sed "s/^/$log: /"
+done
+# Every run's machine-readable lines, one JSON object per line (the opt-level runs labelled).
+{
+  for log in cortex-m4f cortex-m7 cortex-m55 cortex-m55-no-mve cortex-m3 cortex-m0; do
+    sed -n 's/^FIRMWARE //p' "$LOGS/$log.log"
+  done
+  for opt in s 3; do
+    sed -n "s/^FIRMWARE {\(.*\)}$/{\1, \"opt\": \"$opt\"}/p" "$LOGS/cortex-m4f-opt-$opt.log"
+  done
+} >"$LOGS/firmware.jsonl"
+echo "$(wc -l <"$LOGS/firmware.jsonl") FIRMWARE lines in $LOGS/firmware.jsonl"
 for opt in s 3; do
   echo "opt-level $opt: firmware example ${FLASH[$opt]} B flash, kernels alone ${KERNELS[$opt]} B," \
     "layer alone ${LAYER[$opt]} B (weights ${WEIGHTS[$opt]} B + code ${LAYER_CODE[$opt]} B)," \
     "layer next to the kernels ${LAYER_EXTRA[$opt]} B"
 done
+echo "kernels alone at opt-level s with the blocked kernels (LARA_ATTN_BLOCKED=1): $KERNELS_S_BLOCKED B"
 echo "every public entry point: ${ALL[release-size]} B flash at opt-level s, ${ALL[release]} B at 3 (LTO)"
 step "firmware: all runs passed"

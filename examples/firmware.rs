@@ -15,8 +15,8 @@
 //! cargo run --release --example firmware --target thumbv6m-none-eabi         # Cortex-M0 code, mps2-an385
 //! ```
 //!
-//! On the host, `cargo run --release --example firmware` runs the same calls with the scalar and
-//! the best SIMD backend and compares them with the same expected values, and
+//! On the host, `cargo run --release --example firmware` runs the same calls with the scalar, the
+//! one-lane blocked and the best SIMD backend and compares them with the same expected values, and
 //! `cargo run --release --example firmware -- --generate` rewrites those values
 //! (`examples/firmware/expected.rs`) from the scalar kernels.
 //!
@@ -79,10 +79,13 @@ mod firmware {
         device::start_counter();
         let counter = Counter::calibrate();
         let (core, cpuid) = device::core_name();
+        let mve = device::mve(cpuid);
+        let backend = lara_attn::backend::active_backend();
         // Write errors (no console) cannot be reported anywhere: ignore them.
         let _ = writeln!(
             out,
-            "lara-attn firmware example on {core} (CPUID {cpuid:#010x})\n\
+            "lara-attn firmware example on {core} (CPUID {cpuid:#010x}, Helium: {mve}), backend \
+             {backend}\n\
              instruction counter: {} instructions = {} SysTick ticks (QEMU -icount)\n",
             device::CALIBRATION_INSTRUCTIONS,
             counter.calibration_ticks(),
@@ -93,8 +96,10 @@ mod firmware {
             "kernel", "n", "d", "C/S", "instructions", "stack B"
         );
         let mut instructions = [0u64; CASES.len()];
+        let mut stacks = [0usize; CASES.len()];
         let (mut kernel_errors, mut mismatches) = (0, 0);
-        for ((case, expected), count) in CASES.iter().zip(EXPECTED).zip(&mut instructions) {
+        let measured = instructions.iter_mut().zip(&mut stacks);
+        for ((case, expected), (count, stack_bytes)) in CASES.iter().zip(EXPECTED).zip(measured) {
             buffers.prepare(case);
             let (insns, result) = counter.instructions(|| run(buffers, case));
             *count = insns;
@@ -107,6 +112,7 @@ mod firmware {
                 }
             };
             let (stack, _) = device::peak_stack(|| run(buffers, case));
+            *stack_bytes = stack;
             let ok = cases::passes(case, error);
             mismatches += usize::from(!ok);
             let rank = match case.kernel {
@@ -124,6 +130,29 @@ mod firmware {
                 stack,
                 Sci(error),
                 if ok { "" } else { "  MISMATCH" }
+            );
+        }
+        let _ = writeln!(out);
+        // The same figures for programs: one JSON object per call.
+        for ((case, &insns), &stack) in CASES.iter().zip(&instructions).zip(&stacks) {
+            let _ = writeln!(
+                out,
+                "FIRMWARE {{\"core\": \"{core}\", \"cpuid\": \"{cpuid:#010x}\", \"mve\": \"{mve}\", \
+                 \"build\": \"{}\", \"backend\": \"{backend}\", \"kernel\": \"{}\", \"n\": {}, \
+                 \"d\": {}, \"c\": {}, \"instructions\": {insns}, \"macs\": {}, \"per_mac\": {}, \
+                 \"bench_macs\": {}, \"stack\": {stack}}}",
+                cases::BUILD,
+                case.kernel.name(),
+                case.shape.queries,
+                case.shape.dim,
+                if case.kernel == Kernel::Exact {
+                    0
+                } else {
+                    case.rank
+                },
+                case.macs(),
+                Ratio(insns, case.macs()),
+                case.bench_macs(),
             );
         }
         let _ = writeln!(out);
@@ -154,7 +183,7 @@ mod firmware {
                 let Some(j) = CASES.iter().position(same) else {
                     continue;
                 };
-                let macs = case.kernel.macs(case.shape, case.rank);
+                let macs = case.bench_macs();
                 let _ = writeln!(
                     out,
                     "int8 {} at ({},{},{}): {}x fewer instructions than f32, {} instructions per \
@@ -200,6 +229,29 @@ mod firmware {
                 (per_call + 0.5) as u32
             );
         }
+        let tail_checks = usize::from(cases::TAIL_CHECK);
+        if cases::TAIL_CHECK {
+            // The assembly tile and every tail of the blocked kernels against the scalar ones.
+            let (what, ok) = match buffers.blocked_vs_scalar() {
+                Ok(Some(error)) => (Sci(error), error <= cases::TAIL_TOLERANCE),
+                Ok(None) => (Sci(0.0), true),
+                Err(_) => (Sci(f32::INFINITY), false),
+            };
+            mismatches += usize::from(!ok);
+            let _ = writeln!(
+                out,
+                "blocked vs scalar kernels on {} small shapes (every tail of the 4 x 4 tile): \
+                 max error {what} relative (tolerance {}){}{}",
+                cases::TAIL_CASES.len(),
+                Sci(cases::TAIL_TOLERANCE),
+                if lara_attn::backend::Backend::Blocked.is_available() {
+                    ""
+                } else {
+                    " (no blocked kernels in this build)"
+                },
+                if ok { "" } else { "  MISMATCH" }
+            );
+        }
         if cases::SAMPLER_CHECK {
             let sampler = cases::sampler_hash();
             let same = sampler == SAMPLER_HASH;
@@ -223,9 +275,9 @@ mod firmware {
         let _ = writeln!(
             out,
             "{} of {} checks passed (outputs within {} of the host's, int8 outputs and the \
-             sampler's the same bits): {}",
-            CASES.len() + usize::from(cases::SAMPLER_CHECK) - mismatches,
-            CASES.len() + usize::from(cases::SAMPLER_CHECK),
+             sampler's the same bits, blocked vs scalar): {}",
+            CASES.len() + usize::from(cases::SAMPLER_CHECK) + tail_checks - mismatches,
+            CASES.len() + usize::from(cases::SAMPLER_CHECK) + tail_checks,
             Sci(cases::TOLERANCE),
             if status == 0 { "PASS" } else { "FAIL" }
         );
@@ -291,12 +343,16 @@ mod host {
             };
         }
         let mut failed = 0;
-        for backend in [Backend::Scalar, Backend::best()] {
+        // The scalar kernels, the one-lane blocked ones (what Cortex-M runs) and the best here.
+        let mut backends = vec![Backend::Scalar, Backend::Blocked, Backend::best()];
+        backends.retain(|b| b.is_available());
+        backends.dedup();
+        for &backend in &backends {
             if let Err(e) = set_backend(Some(backend)) {
                 eprintln!("backend {}: {e}", backend.name());
                 return ExitCode::FAILURE;
             }
-            println!("backend {}:", backend.name());
+            println!("backend {} (build {}):", backend.name(), cases::BUILD);
             for (case, expected) in CASES.iter().zip(EXPECTED) {
                 buffers.prepare(case);
                 let start = Instant::now();
@@ -317,12 +373,15 @@ mod host {
                     case.rank
                 };
                 println!(
-                    "  {:<6} n {:>4} d {:>3} C/S {:>3}  {:>9.1?}  max|host - expected| {error:.2e}{}",
+                    "  {:<6} n {:>4} d {:>3} C/S {:>3}  {:>9.1?}  {:>8} MACs (bench {:>8})  \
+                     max|host - expected| {error:.2e}{}",
                     case.kernel.name(),
                     case.shape.queries,
                     case.shape.dim,
                     rank,
                     time,
+                    case.macs(),
+                    case.bench_macs(),
                     if ok { "" } else { "  MISMATCH" }
                 );
                 if case.kernel == Kernel::Layer {
@@ -337,12 +396,22 @@ mod host {
                 }
             }
         }
+        if cases::TAIL_CHECK {
+            let error = buffers.blocked_vs_scalar();
+            println!(
+                "blocked vs scalar on {} small shapes: {error:?} relative",
+                cases::TAIL_CASES.len()
+            );
+            failed += usize::from(!matches!(error, Ok(Some(e)) if e <= cases::TAIL_TOLERANCE));
+        }
         if cases::SAMPLER_CHECK {
             let sampler = cases::sampler_hash();
             println!("sampler hash {sampler:#010x}, expected {SAMPLER_HASH:#010x}");
             failed += usize::from(sampler != SAMPLER_HASH);
         }
-        let total = 2 * CASES.len() + usize::from(cases::SAMPLER_CHECK);
+        let total = backends.len() * CASES.len()
+            + usize::from(cases::SAMPLER_CHECK)
+            + usize::from(cases::TAIL_CHECK);
         println!("{} passed, {failed} failed", total - failed);
         if failed == 0 {
             ExitCode::SUCCESS

@@ -4,7 +4,10 @@
 //! AVX-512F, then AVX2+FMA, then SSE2 on x86_64 (AVX2 and AVX-512 are found at run time by
 //! CPUID with the default `runtime-dispatch` feature, else only when enabled at compile time,
 //! e.g. `-C target-cpu=native`); NEON on aarch64; simd128 on wasm32 built with
-//! `-C target-feature=+simd128`; the scalar reference kernels everywhere else (Cortex-M, RISC-V).
+//! `-C target-feature=+simd128`; everywhere else (Cortex-M, RISC-V) the blocked kernels on one
+//! lane ([`Backend::Blocked`]: 4 × 4 register tiles, in assembly on ARM cores with a
+//! single-precision FPU), or, in a build optimised for size (opt-level `"s"` or `"z"`, see
+//! `src/build.rs`), the scalar reference kernels. [`Backend::Scalar`] is available everywhere.
 //!
 //! [`set_backend`] overrides the choice for the whole program: for tests and benchmarks that
 //! compare backends. Each kernel call reads the choice once and runs all its passes on it.

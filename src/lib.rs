@@ -10,9 +10,11 @@
 //! | RA, randomized attention (unbiased) | [`ra`] | `n_q·n_k·(d + d_v)` | `n_k + 2d + 32` |
 //! | RFA, random features (Performer, trigonometric) | [`rfa`] | `(n_q + n_k)·S·(d + d_v)` | `S·(d_v + 2) + d_v` |
 //!
-//! (Scratch of the scalar kernels, which Cortex-M and RISC-V run; the SIMD backends add tiles,
-//! still independent of `n`. Each module has a `scratch_len` for this target and a
-//! `scratch_len_for` any [`backend::Backend`].)
+//! (Scratch of the scalar kernels, which Cortex-M and RISC-V run in a build optimised for size;
+//! the blocked kernels, SIMD or one-lane [`backend::Backend::Blocked`] (the default elsewhere),
+//! add tiles of 32 rows, still independent of `n`: exact attention `32·(d + 36)`, LARA
+//! `C·(3d + d_v + 8) + 2C·(d + 32)`, RFA `S·(d_v + 2) + d_v + S·(d + 32)`. Each module has a
+//! `scratch_len` for this target and a `scratch_len_for` any [`backend::Backend`].)
 //!
 //! Whole layers of the official modules (`MultiheadAttention`, `LinearRA` with every proposal
 //! generator, `RandomizedAttention`, `KernelizedAttention`) run with their trained weights, the

@@ -112,13 +112,17 @@ pub(crate) fn check_len(arg: Arg, data: &[f32], rows: usize, cols: usize) -> Res
 
 /// Checks that every element of `data` is finite.
 pub(crate) fn check_finite(arg: Arg, data: &[f32]) -> Result<(), Error> {
-    // Exponent bits all ones = inf or NaN. A branch-free fold per chunk vectorises (a plain
-    // `all(is_finite)` stops early and stays scalar, which costs ~10% of a LARA call).
+    // Exponent bits all ones = inf or NaN: adding one to the exponent field then carries into
+    // the sign bit. A branch-free fold per chunk vectorises (a plain `all(is_finite)` stops
+    // early and stays scalar, which costs ~10% of a LARA call) and takes three integer
+    // operations per element on a single-issue core.
     const EXPONENT: u32 = 0x7f80_0000;
+    const EXPONENT_ONE: u32 = 0x0080_0000;
     let finite = |chunk: &[f32]| {
-        chunk.iter().fold(0u32, |bad, x| {
-            bad | u32::from(x.to_bits() & EXPONENT == EXPONENT)
-        }) == 0
+        let carries = chunk.iter().fold(0u32, |bad, x| {
+            bad | ((x.to_bits() & EXPONENT) + EXPONENT_ONE)
+        });
+        carries >> 31 == 0
     };
     if data.chunks(256).all(finite) {
         Ok(())

@@ -3,12 +3,19 @@
 //!
 //! The example is built once (`cargo build --release --example attend`, a no-op when CI has
 //! already built the examples) and its binary, located from cargo's JSON messages, is then run
-//! directly: 183 runs in all (67 of them `--layer` runs on the cases of `tests/data/layers`).
+//! directly: 284 runs in all (67 of them `--layer` runs on the cases of `tests/data/layers`,
+//! 101 `--int8` runs, 77 of these on the golden cases of `tests/data/golden`).
+//!
+//! `--int8` runs are checked against the crate's int8 kernels called directly on the inputs
+//! quantised with `int8::scale_for` / `int8::quantize` (the same bits), against the `f32`
+//! estimators on the dequantised inputs (within 2%), and for their printed scales and errors.
 
 #[path = "support/npy.rs"]
 mod npy;
 
-use lara_attn::{Qkv, Shape, exact};
+use lara_attn::int8::{self, Out, Scales};
+use lara_attn::random::{self, NoiseScale};
+use lara_attn::{Qkv, Sampling, Shape, exact, lara, rfa};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1850,5 +1857,920 @@ fn layer_errors_exit_with_code_2() {
     ] {
         assert!(usage.contains(option), "{option}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --int8: the int8 kernels (`lara_attn::int8`) on inputs quantised per tensor.
+
+/// `x` quantised with the crate's per-tensor max-abs scale: `(x_int, scale)`.
+fn quantised(x: &[f32]) -> (Vec<i8>, f32) {
+    let scale = int8::scale_for(x);
+    let mut out = vec![0i8; x.len()];
+    int8::quantize(x, scale, &mut out);
+    (out, scale)
+}
+
+/// `x` quantised as [`quantised`] and dequantised.
+fn round_trip(x: &[f32]) -> Vec<f32> {
+    let (x8, scale) = quantised(x);
+    let mut out = vec![0.0; x.len()];
+    int8::dequantize(&x8, scale, &mut out);
+    out
+}
+
+fn relative_error(out: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(out.len(), reference.len());
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&x, &r) in out.iter().zip(reference) {
+        diff += (f64::from(x) - f64::from(r)).powi(2);
+        norm += f64::from(r).powi(2);
+    }
+    (diff / norm).sqrt()
+}
+
+/// `data [parts, ..]`'s part `index`.
+fn part_of<T>(data: &[T], parts: usize, index: usize) -> &[T] {
+    let len = data.len() / parts;
+    &data[index * len..][..len]
+}
+
+/// One call of an int8 kernel: the shape, `Some(head)` (or `None` for every head) and the key
+/// mask.
+type Call<'a> = (Shape, Option<usize>, Option<&'a [bool]>);
+
+/// A list of arguments of the tool.
+type Args<'a> = Vec<&'a dyn AsRef<OsStr>>;
+
+/// The key padding mask of an `--int8` run: `[n_k]` for every head or `[h, n_k]`.
+#[derive(Clone)]
+enum TestMask {
+    None,
+    Shared(Vec<bool>),
+    PerHead(Vec<bool>),
+}
+
+impl TestMask {
+    /// The calls the tool makes: `(shape, Some(head) or None for every head, key mask)`.
+    fn calls(&self, shape: Shape) -> Vec<Call<'_>> {
+        match self {
+            TestMask::None => vec![(shape, None, None)],
+            TestMask::Shared(mask) => vec![(shape, None, Some(&mask[..]))],
+            TestMask::PerHead(mask) => (0..shape.heads)
+                .map(|h| {
+                    let one = shape.with_heads(1);
+                    (one, Some(h), Some(part_of(mask, shape.heads, h)))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `data [h, ..]` for one call of [`TestMask::calls`].
+fn for_call<T>(data: &[T], heads: usize, head: Option<usize>) -> &[T] {
+    head.map_or(data, |h| part_of(data, heads, h))
+}
+
+/// The estimator of an `--int8` run with its auxiliary `f32` inputs stacked `[h, ..]`.
+#[derive(Clone)]
+enum Int8Spec {
+    Exact,
+    Lara {
+        weighting: lara::Weighting,
+        /// `--landmarks C`, or the count of the given landmarks.
+        landmarks: usize,
+        /// Given landmarks `(q̄, k̄)`, `[h, C, d]` each.
+        given: Option<(Vec<f32>, Vec<f32>)>,
+        /// The noise of sampled mode `[h, R, d]`.
+        eps: Option<Vec<f32>>,
+        proposals: lara::Proposals,
+        noise_scale: NoiseScale,
+    },
+    Rfa {
+        omega: Vec<f32>,
+        features: usize,
+    },
+}
+
+impl Int8Spec {
+    fn method(&self) -> &'static str {
+        match self {
+            Int8Spec::Exact => "exact",
+            Int8Spec::Lara { .. } => "lara",
+            Int8Spec::Rfa { .. } => "rfa",
+        }
+    }
+
+    /// The crate's int8 kernel, called directly on the quantised inputs with the output scale
+    /// `out_scale` (as the tool calls it: one call for every head, or one per head with a
+    /// per-head mask).
+    fn int8(&self, shape: Shape, mask: &TestMask, qkv: [&[f32]; 3], out_scale: f32, out: Out<'_>) {
+        let h = shape.heads;
+        let [(q, sq), (k, sk), (v, sv)] = qkv.map(quantised);
+        let scales = Scales {
+            q: sq,
+            k: sk,
+            v: sv,
+            out: out_scale,
+        };
+        let calls = mask.calls(shape);
+        let outs: Vec<Out<'_>> = match out {
+            Out::F32(o) => o
+                .chunks_exact_mut(o.len() / calls.len())
+                .map(Out::F32)
+                .collect(),
+            Out::I8(o) => o
+                .chunks_exact_mut(o.len() / calls.len())
+                .map(Out::I8)
+                .collect(),
+        };
+        for ((call_shape, head, key_mask), out) in calls.into_iter().zip(outs) {
+            let x = int8::Qkv {
+                shape: call_shape,
+                q: for_call(&q, h, head),
+                k: for_call(&k, h, head),
+                v: for_call(&v, h, head),
+                key_mask,
+            };
+            match self {
+                Int8Spec::Exact => {
+                    let plan = int8::exact::Plan::new(shape.dim, &scales).expect("plan");
+                    let mut scratch = vec![0i32; int8::exact::scratch_len(call_shape)];
+                    int8::exact::attention(&plan, &x, out, &mut scratch).expect("int8 exact");
+                }
+                Int8Spec::Lara {
+                    weighting,
+                    landmarks,
+                    given,
+                    eps,
+                    proposals,
+                    noise_scale,
+                } => {
+                    let given8 = given
+                        .as_ref()
+                        .map(|(qb, kb)| (quantised(qb), quantised(kb)));
+                    let eps8 = eps.as_deref().map(quantised);
+                    let config = int8::lara::Config {
+                        weighting: *weighting,
+                        proposals: *proposals,
+                        noise_scale: *noise_scale,
+                        noise: eps8.as_ref().map(|e| e.1),
+                        landmarks: given8.as_ref().map(|(qb, kb)| (qb.1, kb.1)),
+                    };
+                    let plan = int8::lara::Plan::new(shape.dim, &scales, &config).expect("plan");
+                    let lm = match &given8 {
+                        Some((qb, kb)) => int8::lara::Landmarks::Given {
+                            count: *landmarks,
+                            queries: for_call(&qb.0, h, head),
+                            keys: for_call(&kb.0, h, head),
+                        },
+                        None => int8::lara::Landmarks::SegmentMeans(*landmarks),
+                    };
+                    let sampling = match &eps8 {
+                        Some((e, _)) => int8::lara::Sampling::Noise(for_call(e, h, head)),
+                        None => int8::lara::Sampling::Eval,
+                    };
+                    let mut scratch =
+                        vec![0i32; int8::lara::scratch_len(call_shape, *landmarks, *proposals)];
+                    int8::lara::attention(&plan, &x, lm, sampling, out, &mut scratch)
+                        .expect("int8 lara");
+                }
+                Int8Spec::Rfa { omega, features } => {
+                    let (omega8, omega_scale) = quantised(omega);
+                    let plan = int8::rfa::Plan::new(shape.dim, &scales, omega_scale, *features)
+                        .expect("plan");
+                    let mut scratch = vec![0i32; int8::rfa::scratch_len(call_shape, *features)];
+                    int8::rfa::attention(&plan, &x, for_call(&omega8, h, head), out, &mut scratch)
+                        .expect("int8 rfa");
+                }
+            }
+        }
+    }
+
+    /// The same estimator in `f32` on `q`, `k`, `v` and the auxiliary inputs, these as given
+    /// or quantised and dequantised (`dequantised`).
+    fn f32(&self, shape: Shape, mask: &TestMask, qkv: [&[f32]; 3], dequantised: bool) -> Vec<f32> {
+        let h = shape.heads;
+        let aux = |x: &[f32]| {
+            if dequantised {
+                round_trip(x)
+            } else {
+                x.to_vec()
+            }
+        };
+        let mut out = vec![0.0f32; qkv[0].len() / shape.dim * shape.value_dim];
+        let calls = mask.calls(shape);
+        let part_len = out.len() / calls.len();
+        for ((call_shape, head, key_mask), out) in
+            calls.into_iter().zip(out.chunks_exact_mut(part_len))
+        {
+            let x = Qkv {
+                shape: call_shape,
+                q: for_call(qkv[0], h, head),
+                k: for_call(qkv[1], h, head),
+                v: for_call(qkv[2], h, head),
+                key_mask,
+            };
+            match self {
+                Int8Spec::Exact => {
+                    let mut scratch = vec![0.0; exact::scratch_len(call_shape)];
+                    exact::attention(&x, out, &mut scratch).expect("exact");
+                }
+                Int8Spec::Lara {
+                    weighting,
+                    landmarks,
+                    given,
+                    eps,
+                    proposals,
+                    noise_scale,
+                } => {
+                    let given = given.as_ref().map(|(qb, kb)| (aux(qb), aux(kb)));
+                    let eps = eps.as_deref().map(aux);
+                    let lm = match &given {
+                        Some((qb, kb)) => lara::Landmarks::Given {
+                            count: *landmarks,
+                            queries: for_call(qb, h, head),
+                            keys: for_call(kb, h, head),
+                        },
+                        None => lara::Landmarks::SegmentMeans(*landmarks),
+                    };
+                    let params = lara::Params::new(lm, *weighting)
+                        .with_proposals(*proposals)
+                        .with_noise_scale(*noise_scale);
+                    let sampling = match &eps {
+                        Some(e) => Sampling::Noise(for_call(e, h, head)),
+                        None => Sampling::Eval,
+                    };
+                    let mut scratch =
+                        vec![0.0; lara::scratch_len(call_shape, *landmarks, *proposals)];
+                    lara::attention(&x, &params, sampling, out, &mut scratch).expect("lara");
+                }
+                Int8Spec::Rfa { omega, features } => {
+                    let omega = aux(omega);
+                    let map = rfa::FeatureMap::Positive;
+                    let params = rfa::Params {
+                        map,
+                        omega: for_call(&omega, h, head),
+                    };
+                    let mut scratch = vec![0.0; rfa::scratch_len(call_shape, map, *features)];
+                    rfa::attention(&x, &params, out, &mut scratch).expect("rfa");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The `key=value` scales of the tool's `int8 <method>: scales ...` line on stderr.
+fn printed_scales(stderr: &str) -> Vec<(String, f32)> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("int8 ") && l.contains(": scales "))
+        .unwrap_or_else(|| panic!("no scales line in {stderr:?}"));
+    line.split([' ', ';'])
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, value)| {
+            let value = value.trim_end_matches(',');
+            let scale = value
+                .parse()
+                .unwrap_or_else(|_| panic!("scale {value:?} in {line:?}"));
+            (key.to_string(), scale)
+        })
+        .collect()
+}
+
+/// The errors of one `--int8` run against the `f32` estimator: on the dequantised inputs (the
+/// int8 kernel's own error) and on the `f32` inputs (with the quantisation of the inputs).
+struct Int8Errors {
+    /// The kernel's `f32` output (of this run, or the one an `i8` output is requantised from)
+    /// against the `f32` estimator on the dequantised inputs: the bound is 2%.
+    kernel: f64,
+    /// The written output against the `f32` estimator on the `f32` inputs.
+    f32_inputs: f64,
+}
+
+/// Runs `attend --method M --int8 [--int8-out] --compare exact,f32 EXTRA q k v -o out` and
+/// checks: the output equals the crate's int8 kernel called directly, bit for bit (with
+/// `--int8-out`, the `i8` output at the scale of the `f32` output's max-abs, dequantised); the
+/// printed scales are the crate's `scale_for`; the three printed errors are those of the output
+/// against exact attention and the `f32` estimator on the `f32` and the dequantised inputs;
+/// the kernel's `f32` output is within 2% of the `f32` estimator on the dequantised inputs
+/// (and the `i8` output within half a step of it).
+#[allow(clippy::too_many_arguments)]
+fn check_int8_run(
+    label: &str,
+    spec: &Int8Spec,
+    shape: Shape,
+    mask: &TestMask,
+    paths: &[PathBuf; 3],
+    qkv: [&[f32]; 3],
+    extra: &[&dyn AsRef<OsStr>],
+    int8_out: bool,
+    out_path: &Path,
+) -> Int8Errors {
+    let method = spec.method();
+    let mut args: Vec<&dyn AsRef<OsStr>> = vec![&"--method", &method, &"--int8"];
+    if int8_out {
+        args.push(&"--int8-out");
+    }
+    args.extend_from_slice(&[&"--compare", &"exact,f32"]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[&paths[0], &paths[1], &paths[2], &"-o", &out_path]);
+    let _ = std::fs::remove_file(out_path);
+    let result = attend(&args);
+    let stderr = text(&result.stderr);
+    assert!(result.status.success(), "{label}: {stderr}");
+    let written = npy::read_f32(out_path).expect("the tool writes a valid .npy");
+
+    // The scales: the crate's max-abs scales of q, k, v (and of the auxiliary inputs).
+    let scales = printed_scales(&stderr);
+    let printed = |key: &str| {
+        scales
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| *s)
+            .unwrap_or_else(|| panic!("{label}: no {key}= in {stderr:?}"))
+    };
+    for (key, x) in ["q", "k", "v"].iter().zip(qkv) {
+        assert_eq!(printed(key), int8::scale_for(x), "{label}: scale of {key}");
+    }
+
+    // The crate's int8 kernel, called directly.
+    let len = written.data.len();
+    let mut f32_output = vec![0.0f32; len];
+    let v_scale = int8::scale_for(qkv[2]);
+    spec.int8(shape, mask, qkv, v_scale, Out::F32(&mut f32_output));
+    let mut expected = f32_output.clone();
+    if int8_out {
+        let out_scale = int8::scale_for(&f32_output);
+        assert_eq!(printed("out"), out_scale, "{label}: output scale");
+        let mut out8 = vec![0i8; len];
+        spec.int8(shape, mask, qkv, out_scale, Out::I8(&mut out8));
+        int8::dequantize(&out8, out_scale, &mut expected);
+        // The i8 output is the f32 output rounded to the output scale (no value saturates).
+        let step = max_abs_diff(&expected, &f32_output) / out_scale;
+        assert!(step <= 0.5 + 1e-3, "{label}: i8 output {step} steps off");
+    }
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(
+        bits(&written.data),
+        bits(&expected),
+        "{label}: the tool's output is the int8 kernel's"
+    );
+
+    // The printed errors, and the 2% bound. The tool is the host's release build while this
+    // test may run under another target (aarch64 in CI): its `f32` references then come from
+    // another backend, equal within float rounding, which moves a relative error by at most the
+    // references' relative distance (about 1e-7; hence the absolute term).
+    let close = |printed: f64, computed: f64, what: &str| {
+        assert!(
+            (printed - computed).abs() <= 1e-5 * computed.abs() + 1e-6,
+            "{label}: printed error vs {what} {printed}, computed {computed}"
+        );
+    };
+    let exact_label = if matches!(mask, TestMask::None) {
+        "exact"
+    } else {
+        "masked exact"
+    };
+    let exact_ref = Int8Spec::Exact.f32(shape, mask, qkv, false);
+    close(
+        printed_error(&result.stdout, exact_label),
+        relative_error(&written.data, &exact_ref),
+        exact_label,
+    );
+    let f32_label = format!("f32 {}", spec.method());
+    let f32_inputs = relative_error(&written.data, &spec.f32(shape, mask, qkv, false));
+    close(
+        printed_error(&result.stdout, &f32_label),
+        f32_inputs,
+        &f32_label,
+    );
+    let dq = [round_trip(qkv[0]), round_trip(qkv[1]), round_trip(qkv[2])];
+    let dq_ref = spec.f32(shape, mask, [&dq[0], &dq[1], &dq[2]], true);
+    let dq_label = format!("{f32_label} on the dequantised inputs");
+    close(
+        printed_error(&result.stdout, &dq_label),
+        relative_error(&written.data, &dq_ref),
+        &dq_label,
+    );
+    // The kernel's f32 output (that of this run, or the one the i8 output was requantised
+    // from): within 2% of the f32 estimator on the dequantised inputs.
+    let kernel_error = relative_error(&f32_output, &dq_ref);
+    assert!(
+        kernel_error <= 0.02,
+        "{label}: {kernel_error} vs {dq_label}"
+    );
+    Int8Errors {
+        kernel: kernel_error,
+        f32_inputs,
+    }
+}
+
+/// A golden case's inputs: its folder, shape and `q`, `k`, `v`.
+fn golden_case(dir: &Path) -> (Shape, [PathBuf; 3], [Vec<f32>; 3]) {
+    let paths = ["q.npy", "k.npy", "v.npy"].map(|name| dir.join(name));
+    let arrays = paths
+        .clone()
+        .map(|path| npy::read_f32(&path).expect("a golden input"));
+    let (heads, n, d) = match arrays[0].shape[..] {
+        [n, d] => (1, n, d),
+        [h, n, d] => (h, n, d),
+        ref other => panic!("shape {other:?}"),
+    };
+    let shape = Shape::self_attention(n, d).with_heads(heads);
+    (shape, paths, arrays.map(|a| a.data))
+}
+
+fn golden_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/data/golden")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// `--int8` on every golden case (`tests/data/golden`): exact attention (f32 and i8 output),
+/// LARA in eval mode (every weighting, `--alpha 2`) and sampled mode with the golden noise, RFA
+/// with the golden `omega` (S = 16, 64; i8 output): the output is the crate's int8 kernel's,
+/// bit for bit, within 2% of the `f32` estimator on the dequantised inputs; the printed scales
+/// and errors are checked (`check_int8_run`).
+#[test]
+fn int8_matches_the_kernels_on_the_golden_inputs() {
+    let dir = temp_dir("int8-golden");
+    let out_path = dir.join("out.npy");
+    let (mut worst_kernel, mut worst_f32) = ((0.0f64, String::new()), (0.0f64, String::new()));
+    for case in golden_dirs() {
+        let id = case
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .to_string();
+        let (shape, paths, [q, k, v]) = golden_case(&case);
+        let qkv = [&q[..], &k[..], &v[..]];
+        let read = |name: &str| npy::read_f32(&case.join(name)).expect("golden").data;
+        let lara = |weighting, landmarks: usize, eps: Option<Vec<f32>>| Int8Spec::Lara {
+            weighting,
+            landmarks,
+            given: None,
+            eps,
+            proposals: lara::Proposals::Single,
+            noise_scale: NoiseScale::Official,
+        };
+        let opt = |alpha_coeff| lara::Weighting::Optimal { alpha_coeff };
+        let (eps4, eps8) = (case.join("eps_lara_C4.npy"), case.join("eps_lara_C8.npy"));
+        let (omega16, omega64) = (case.join("omega_S16.npy"), case.join("omega_S64.npy"));
+        let runs: Vec<(&str, Int8Spec, Args<'_>, bool)> = vec![
+            ("exact", Int8Spec::Exact, vec![], false),
+            ("exact i8", Int8Spec::Exact, vec![], true),
+            (
+                "lara C4 opt",
+                lara(opt(1.0), 4, None),
+                vec![&"--landmarks", &"4"],
+                false,
+            ),
+            (
+                "lara C4 opt a2",
+                lara(opt(2.0), 4, None),
+                vec![&"--landmarks", &"4", &"--alpha", &"2"],
+                false,
+            ),
+            (
+                "lara C4 bh",
+                lara(lara::Weighting::BalanceHeuristic, 4, None),
+                vec![&"--landmarks", &"4", &"--mis", &"bh"],
+                false,
+            ),
+            (
+                "lara C4 biased",
+                lara(lara::Weighting::Biased, 4, None),
+                vec![&"--landmarks", &"4", &"--mis", &"biased"],
+                false,
+            ),
+            (
+                "lara C4 bh noise",
+                lara(
+                    lara::Weighting::BalanceHeuristic,
+                    4,
+                    Some(read("eps_lara_C4.npy")),
+                ),
+                vec![&"--landmarks", &"4", &"--mis", &"bh", &"--eps", &eps4],
+                false,
+            ),
+            (
+                "lara C8 opt noise i8",
+                lara(opt(1.0), 8, Some(read("eps_lara_C8.npy"))),
+                vec![&"--landmarks", &"8", &"--eps", &eps8],
+                true,
+            ),
+            (
+                "rfa S16",
+                Int8Spec::Rfa {
+                    omega: read("omega_S16.npy"),
+                    features: 16,
+                },
+                vec![&"--omega", &omega16],
+                false,
+            ),
+            (
+                "rfa S64",
+                Int8Spec::Rfa {
+                    omega: read("omega_S64.npy"),
+                    features: 64,
+                },
+                vec![&"--omega", &omega64],
+                false,
+            ),
+            (
+                "rfa S64 i8",
+                Int8Spec::Rfa {
+                    omega: read("omega_S64.npy"),
+                    features: 64,
+                },
+                vec![&"--omega", &omega64],
+                true,
+            ),
+        ];
+        for (name, spec, extra, int8_out) in runs {
+            let label = format!("{id} {name}");
+            let errors = check_int8_run(
+                &label,
+                &spec,
+                shape,
+                &TestMask::None,
+                &paths,
+                qkv,
+                &extra,
+                int8_out,
+                &out_path,
+            );
+            // With the quantisation of the inputs (8 bits per tensor) the output moves further
+            // from the f32 estimator on the f32 inputs: up to ~3% on these inputs, as much for
+            // the f32 kernels fed the dequantised inputs.
+            assert!(errors.f32_inputs <= 0.05, "{label}: {}", errors.f32_inputs);
+            if errors.kernel > worst_kernel.0 {
+                worst_kernel = (errors.kernel, label.clone());
+            }
+            if errors.f32_inputs > worst_f32.0 {
+                worst_f32 = (errors.f32_inputs, label);
+            }
+        }
+    }
+    println!(
+        "--int8 on the golden inputs: worst error of the kernel's f32 output vs the f32 \
+         estimator on the dequantised inputs {:.4} ({}); of the written output vs the f32 \
+         estimator on the f32 inputs {:.4} ({})",
+        worst_kernel.0, worst_kernel.1, worst_f32.0, worst_f32.1
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `data [rows, ..]` repeated for `heads` heads, as the tool stacks a 2-D auxiliary file.
+fn every_head(data: &[f32], heads: usize) -> Vec<f32> {
+    (0..heads).flat_map(|_| data.iter().copied()).collect()
+}
+
+/// `omega [h, S, d]` drawn head after head from `default_rng(seed)`, as the tool draws it.
+fn drawn_omega(shape: Shape, features: usize, seed: u64, orthogonal: bool) -> Vec<f32> {
+    let mut rng = random::default_rng(seed);
+    let mut omega = vec![0.0; shape.heads * features * shape.dim];
+    for head in omega.chunks_exact_mut(features * shape.dim) {
+        if orthogonal {
+            random::orthogonal_omega(&mut rng, features, shape.dim, head)
+        } else {
+            random::gaussian_omega(&mut rng, features, shape.dim, head)
+        }
+        .expect("omega");
+    }
+    omega
+}
+
+/// The options of the int8 kernels through `--int8`, each run equal to the kernel bit for bit
+/// and within 2% of the `f32` estimator on the dequantised inputs (`check_int8_run`): given
+/// landmarks, antithetic and two-per-landmark proposals with given noise (2-D and 3-D), the
+/// paper's noise scale, `--alpha`, a drawn `omega` (iid and orthogonal, `--seed`,
+/// `--features`), key masks shared and per head (head by head), `i8` outputs, and
+/// cross-attention (`n_q ≠ n_k`, `d_v ≠ d`).
+#[test]
+fn int8_options_match_the_kernels() {
+    let dir = temp_dir("int8-options");
+    let out_path = dir.join("out.npy");
+    let case = golden_dirs()
+        .into_iter()
+        .find(|d| d.ends_with("clustered_h2_n100_d8"))
+        .expect("the two-head golden case");
+    let (shape, paths, [q, k, v]) = golden_case(&case);
+    let qkv = [&q[..], &k[..], &v[..]];
+    let (h, n, d) = (shape.heads, shape.keys, shape.dim);
+    let shared: Vec<bool> = (0..n).map(|j| j % 7 == 3).collect();
+    let per_head: Vec<bool> = (0..h * n).map(|i| i % 5 == 1 || i % n < 3).collect();
+    let shared_path = write_bool(&dir, "mask.npy", &[n], &shared);
+    let per_head_path = write_bool(&dir, "mask_h.npy", &[h, n], &per_head);
+    let (shared, per_head) = (TestMask::Shared(shared), TestMask::PerHead(per_head));
+
+    // Given landmarks [C, d] for every head; noise [C', d] (2-D) and [h, 2C', d] (3-D).
+    let c = 6;
+    let (qb, kb) = (data(c * d, 41), data(c * d, 42));
+    let qb_path = write_f32(&dir, "qb.npy", &[c, d], &qb);
+    let kb_path = write_f32(&dir, "kb.npy", &[c, d], &kb);
+    let eps8 = data(8 * d, 43);
+    let eps8_path = write_f32(&dir, "eps8.npy", &[8, d], &eps8);
+    let eps_two = data(h * 2 * 4 * d, 44);
+    let eps_two_path = write_f32(&dir, "eps_two.npy", &[h, 8, d], &eps_two);
+
+    let lara = |weighting, landmarks, given, eps, proposals, noise_scale| Int8Spec::Lara {
+        weighting,
+        landmarks,
+        given,
+        eps,
+        proposals,
+        noise_scale,
+    };
+    let opt = |alpha_coeff| lara::Weighting::Optimal { alpha_coeff };
+    type Run<'a> = (&'a str, Int8Spec, &'a TestMask, Args<'a>, bool);
+    let runs: Vec<Run<'_>> = vec![
+        (
+            "lara given landmarks, bh, shared mask",
+            lara(
+                lara::Weighting::BalanceHeuristic,
+                c,
+                Some((every_head(&qb, h), every_head(&kb, h))),
+                None,
+                lara::Proposals::Single,
+                NoiseScale::Official,
+            ),
+            &shared,
+            vec![
+                &"--mis",
+                &"bh",
+                &"--landmarks-q",
+                &qb_path,
+                &"--landmarks-k",
+                &kb_path,
+                &"--mask",
+                &shared_path,
+            ],
+            false,
+        ),
+        (
+            "lara antithetic, scaled noise, per-head mask",
+            lara(
+                opt(1.0),
+                8,
+                None,
+                Some(every_head(&eps8, h)),
+                lara::Proposals::Antithetic,
+                NoiseScale::Paper,
+            ),
+            &per_head,
+            vec![
+                &"--landmarks",
+                &"8",
+                &"--eps",
+                &eps8_path,
+                &"--proposals",
+                &"antithetic",
+                &"--scaled-noise",
+                &"--mask",
+                &per_head_path,
+            ],
+            false,
+        ),
+        (
+            "lara two per landmark, alpha 0.5, i8",
+            lara(
+                opt(0.5),
+                4,
+                None,
+                Some(eps_two.clone()),
+                lara::Proposals::TwoPerLandmark,
+                NoiseScale::Official,
+            ),
+            &TestMask::None,
+            vec![
+                &"--landmarks",
+                &"4",
+                &"--alpha",
+                &"0.5",
+                &"--eps",
+                &eps_two_path,
+                &"--proposals",
+                &"two",
+            ],
+            true,
+        ),
+        (
+            "rfa drawn iid omega, seed 5, S 16, shared mask",
+            Int8Spec::Rfa {
+                omega: drawn_omega(shape, 16, 5, false),
+                features: 16,
+            },
+            &shared,
+            vec![
+                &"--features",
+                &"16",
+                &"--omega-kind",
+                &"iid",
+                &"--seed",
+                &"5",
+                &"--mask",
+                &shared_path,
+            ],
+            false,
+        ),
+        (
+            "rfa drawn orthogonal omega, default S, per-head mask, i8",
+            Int8Spec::Rfa {
+                omega: drawn_omega(shape, 64, 0, true),
+                features: 64,
+            },
+            &per_head,
+            vec![&"--mask", &per_head_path],
+            true,
+        ),
+        (
+            "exact per-head mask i8",
+            Int8Spec::Exact,
+            &per_head,
+            vec![&"--mask", &per_head_path],
+            true,
+        ),
+    ];
+    for (label, spec, mask, extra, int8_out) in &runs {
+        check_int8_run(
+            label, spec, shape, mask, &paths, qkv, extra, *int8_out, &out_path,
+        );
+    }
+
+    // Cross-attention, one head: n_q ≠ n_k, d_v ≠ d.
+    let (n_q, n_k, d, dv) = (9, 13, 6, 5);
+    let shape = Shape::cross(n_q, n_k, d, dv);
+    let (q, k, v) = (data(n_q * d, 45), data(n_k * d, 46), data(n_k * dv, 47));
+    let paths = [
+        write_f32(&dir, "xq.npy", &[n_q, d], &q),
+        write_f32(&dir, "xk.npy", &[n_k, d], &k),
+        write_f32(&dir, "xv.npy", &[n_k, dv], &v),
+    ];
+    let qkv = [&q[..], &k[..], &v[..]];
+    let runs: Vec<(&str, Int8Spec, Args<'_>)> = vec![
+        ("cross exact", Int8Spec::Exact, vec![]),
+        (
+            "cross lara",
+            lara(
+                opt(1.0),
+                4,
+                None,
+                None,
+                lara::Proposals::Single,
+                NoiseScale::Official,
+            ),
+            vec![&"--landmarks", &"4"],
+        ),
+        (
+            "cross rfa",
+            Int8Spec::Rfa {
+                omega: drawn_omega(shape, 32, 3, true),
+                features: 32,
+            },
+            vec![&"--features", &"32", &"--seed", &"3"],
+        ),
+    ];
+    for (label, spec, extra) in &runs {
+        check_int8_run(
+            label,
+            spec,
+            shape,
+            &TestMask::None,
+            &paths,
+            qkv,
+            extra,
+            false,
+            &out_path,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What `--int8` cannot do is refused with exit code 2, one line on stderr naming the problem,
+/// and nothing written: methods without an int8 kernel, options the int8 kernels do not take,
+/// `--int8-out` and `--compare f32` without `--int8`, non-finite inputs, and the kernels' own
+/// limits (|alpha| ≤ 8, S ≤ 4096, d ≤ 512, the logit range).
+#[test]
+fn int8_refusals_exit_with_code_2() {
+    let dir = temp_dir("int8-errors");
+    let (n, d) = (6, 4);
+    let q = write_f32(&dir, "q.npy", &[n, d], &data(n * d, 51));
+    let k = write_f32(&dir, "k.npy", &[n, d], &data(n * d, 52));
+    let v = write_f32(&dir, "v.npy", &[n, d], &data(n * d, 53));
+    let mut with_nan = data(n * d, 54);
+    with_nan[5] = f32::NAN;
+    let nan = write_f32(&dir, "nan.npy", &[n, d], &with_nan);
+    let mut eps = data(4 * d, 55);
+    eps[2] = f32::INFINITY;
+    let eps_inf = write_f32(&dir, "eps_inf.npy", &[4, d], &eps);
+    let wide = write_f32(&dir, "wide.npy", &[n, 513], &data(n * 513, 56));
+    let large: Vec<f32> = data(n * d, 57).iter().map(|x| 1e3 * x).collect();
+    let large = write_f32(&dir, "large.npy", &[n, d], &large);
+    let out = dir.join("out.npy");
+
+    let cases: Vec<(&str, Vec<&dyn AsRef<OsStr>>, &str)> = vec![
+        (
+            "ra",
+            vec![&"--method", &"ra", &"--int8"],
+            "--int8 is implemented for --method exact, lara and rfa",
+        ),
+        (
+            "rfa-trig",
+            vec![&"--method", &"rfa-trig", &"--int8"],
+            "lara-attn has no int8 rfa-trig",
+        ),
+        (
+            "causal",
+            vec![&"--method", &"exact", &"--int8", &"--causal"],
+            "--causal cannot be used with --int8",
+        ),
+        (
+            "log space",
+            vec![&"--method", &"rfa", &"--int8", &"--rfa-log-space"],
+            "--rfa-log-space cannot be used with --int8",
+        ),
+        (
+            "draws",
+            vec![&"--method", &"rfa", &"--int8", &"--draws", &"2"],
+            "--draws 2 cannot be used with --int8",
+        ),
+        (
+            "drawn noise",
+            vec![&"--method", &"lara", &"--int8", &"--mode", &"sampled"],
+            "sampled mode needs --eps",
+        ),
+        (
+            "int8-out alone",
+            vec![&"--method", &"exact", &"--int8-out"],
+            "--int8-out chooses the output of --int8: add --int8",
+        ),
+        (
+            "compare f32 alone",
+            vec![&"--method", &"lara", &"--compare", &"f32"],
+            "--compare f32 compares an --int8 run",
+        ),
+        (
+            "alpha",
+            vec![&"--method", &"lara", &"--int8", &"--alpha", &"9"],
+            "int8 lara: outside the int8 kernels' fixed-point range: |alpha_coeff| above 8",
+        ),
+        (
+            "features",
+            vec![&"--method", &"rfa", &"--int8", &"--features", &"5000"],
+            "more than 4096 features",
+        ),
+        (
+            "eps inf",
+            vec![
+                &"--method",
+                &"lara",
+                &"--int8",
+                &"--landmarks",
+                &"4",
+                &"--eps",
+                &eps_inf,
+            ],
+            "only finite values can be quantised",
+        ),
+    ];
+    for (label, mut args, message) in cases {
+        args.extend_from_slice(&[&q, &k, &v, &"-o", &out]);
+        let result = attend(&args);
+        let stderr = text(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{label}: {stderr}");
+        assert!(stderr.contains(message), "{label}: {stderr:?}");
+        assert_eq!(stderr.lines().count(), 1, "{label}: one line: {stderr:?}");
+        assert!(!out.exists(), "{label}: nothing is written on error");
+    }
+    let inputs: [(&str, [&PathBuf; 3], &str); 3] = [
+        ("nan q", [&nan, &k, &v], "nan.npy: element 5 is NaN"),
+        (
+            "d above 512",
+            [&wide, &wide, &wide],
+            "a dimension above 512",
+        ),
+        ("logit range", [&large, &large, &v], "exact logits"),
+    ];
+    for (label, [q, k, v], message) in inputs {
+        attend_fails(
+            label,
+            &[&"--method", &"exact", &"--int8", q, k, v, &"-o", &out],
+            &out,
+            message,
+        );
+    }
+    attend_fails(
+        "layer",
+        &[&"--layer", &dir, &"--int8", &q, &"-o", &out],
+        &out,
+        "--int8 cannot be used with --layer",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

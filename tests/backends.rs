@@ -1,7 +1,9 @@
-//! Every SIMD backend the host can run against the scalar reference kernels, for every kernel
-//! of the registry (`tests/support/kernels.rs`): random shapes with every tail length (n, d,
-//! C, S from 1 to a few multiples of the widest vector), one and two heads, masks, every
-//! parameter variant, and a dirty-scratch pass (NaN-filled scratch must give the same bits).
+//! Every blocked backend the host can run (the SIMD ones and the one-lane `blocked`, which
+//! Cortex-M runs) against the scalar reference kernels, for every kernel of the registry
+//! (`tests/support/kernels.rs`): random shapes with every tail length (n, d, C, S from 1 to a
+//! few multiples of the widest vector and of the 4 × 4 register tile), one and two heads,
+//! masks, every parameter variant, and a dirty-scratch pass (NaN-filled scratch must give the
+//! same bits).
 //!
 //! `LARA_ATTN_BACKEND=<name>` restricts the run to one backend and fails if it cannot run here,
 //! so CI can prove each backend was tested.
@@ -19,8 +21,8 @@ use std::sync::Mutex;
 /// Backend selection is process-wide: tests that set it run one at a time.
 static SELECTION: Mutex<()> = Mutex::new(());
 
-/// The SIMD backends under test: the forced one, or every available one.
-fn simd_backends() -> Vec<Backend> {
+/// The blocked backends under test: the forced one, or every available one.
+fn blocked_backends() -> Vec<Backend> {
     match std::env::var("LARA_ATTN_BACKEND") {
         Ok(name) => {
             let backend =
@@ -50,12 +52,12 @@ fn run(backend: Backend, fill: f32, kernel: &Kernel, call: &Call<'_>) -> Vec<f32
     out
 }
 
-/// Compares every backend with the scalar kernel (and NaN-filled scratch with zeroed scratch):
-/// `max|simd − scalar| ≤ tol · max(1, max|scalar|)`.
+/// Compares every blocked backend with the scalar kernel (and NaN-filled scratch with zeroed
+/// scratch): `max|blocked − scalar| ≤ tol · max(1, max|scalar|)`.
 fn check_all(kernel: &Kernel, call: &Call<'_>, tol: f32) {
     let reference = run(Backend::Scalar, 0.0, kernel, call);
     let scale = reference.iter().fold(1.0f32, |m, x| m.max(x.abs()));
-    for backend in simd_backends() {
+    for backend in blocked_backends() {
         let ours = run(backend, 0.0, kernel, call);
         let err = ours.iter().zip(&reference).fold(0.0f32, |m, (a, b)| {
             if a.is_nan() {

@@ -188,13 +188,14 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
 }
 
-/// Every SIMD backend against the scalar kernels, and NaN-filled scratch against zeroed scratch
-/// (bit for bit), for every kind of layer on sequences of every length up to past two blocks of
-/// 32 tokens (with and without a mask and noise) and on grids of every shape up to 7 × 7.
+/// Every blocked backend (SIMD and one-lane) against the scalar kernels, and NaN-filled scratch
+/// against zeroed scratch (bit for bit), for every kind of layer on sequences of every length up
+/// to past two blocks of 32 tokens (with and without a mask and noise) and on grids of every
+/// shape up to 7 × 7.
 #[test]
-fn simd_backends_match_the_scalar_kernels_on_every_tail() {
+fn blocked_backends_match_the_scalar_kernels_on_every_tail() {
     let _guard = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
-    let simd: Vec<Backend> = backends().into_iter().filter(|b| b.is_simd()).collect();
+    let blocked: Vec<Backend> = backends().into_iter().filter(|b| b.is_blocked()).collect();
     let mut layouts: Vec<Layout> = [1, 2, 3, 5, 8, 9, 17, 31, 32, 33, 40, 64, 65, 70]
         .map(Layout::Sequence)
         .into();
@@ -232,7 +233,7 @@ fn simd_backends_match_the_scalar_kernels_on_every_tail() {
                     "{name} {layout:?}: dirty scratch (scalar)"
                 );
                 let scale = reference.iter().fold(1.0f32, |m, x| m.max(x.abs()));
-                for &backend in &simd {
+                for &backend in &blocked {
                     let ours = run(backend, &layer, &tokens, eps, 0.0);
                     let err = max_abs_diff(&ours, &reference);
                     // (fourier features are ill-conditioned: a looser bound)

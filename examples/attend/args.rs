@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: attend --method <exact|lara|ra|rfa|rfa-trig> [options] q.npy k.npy v.npy -o out.npy
+       attend --method <exact|lara|rfa> --int8 [options] q.npy k.npy v.npy -o out.npy
        attend --layer WEIGHTS_DIR [layer options] x.npy -o out.npy
 
 Inputs: little-endian float32 .npy, [n, d] (one head) or [h, n, d] (h heads, stacked).
@@ -46,14 +47,34 @@ Options:
   --seed N                 seed of the one DefaultRng every random draw comes from (default 0)
   --draws N                average N independent draws (default 1; needs randomness: sampled
                            lara/ra without --eps, rfa without --omega)
-  --compare exact          print ||out - exact||_F / ||exact||_F (causal exact with --causal);
-                           with --layer: --compare softmax-layer
+  --compare R[,R]          print ||out - R||_F / ||R||_F for each reference R (repeatable):
+                           exact: exact attention on the same q, k, v (causal exact with
+                           --causal; with --int8, in f32 on the f32 inputs); f32 (--int8
+                           only): the same estimator and options in f32, on the f32 inputs
+                           and on the dequantised inputs; with --layer: softmax-layer
   --backend NAME           scalar | sse2 | avx2 | avx512 | neon | simd128 | best (default best)
   --mask FILE              every method (not --causal): key padding mask [n_k] (every head) or
                            [h, n_k]; dtype |b1 (bool), <i4 or <f4; true or nonzero marks a
                            padding key, which is ignored. --compare exact compares with masked
                            exact attention
   -h, --help               this text
+
+int8 (lara_attn::int8: integer-only kernels, the same bits on every target):
+  --int8                   exact, lara, rfa: quantise q, k, v per tensor (symmetric, scale
+                           max|x|/127 over the whole tensor, every head: int8::scale_for), and
+                           likewise --eps, --landmarks-q, --landmarks-k and the rfa omega
+                           (--omega or drawn as above from --seed, then quantised); run the
+                           int8 kernel and write its f32 output. stderr gets the scales,
+                           'int8 M: scales (max|x|/127 per tensor) q=.. k=.. v=..'. Supported: --mis, --alpha (|alpha| <= 8), --landmarks,
+                           given landmarks, --eps with --proposals and --scaled-noise,
+                           --features, --omega-kind, --mask. Refused: --method ra / rfa-trig,
+                           --causal, --rfa-log-space, --draws, --layer, and sampled lara
+                           without --eps (the int8 kernel draws no noise)
+  --int8-out               with --int8: the kernel's i8 output instead, its scale out=..
+                           (printed with the others) max|y|/127 of the kernel's f32 output y
+                           on the same inputs (a first call); written dequantised, scale * i8
+                           as <f4, so that round(out / scale) gives the i8 values exactly
+  The int8 kernels are portable integer code: --backend affects only the f32 references.
 
 Layer mode (--layer): a whole official module, out = proj(attention(qkv(x))), on x.npy
 [n, dim] (a sequence) or [H, W, dim] (a grid, token y*W + x); out.npy has the layout of x.
@@ -159,6 +180,9 @@ pub enum Compare {
     Exact,
     /// `softmax-layer`: the same weights as `MultiheadAttention` (layers).
     SoftmaxLayer,
+    /// `f32`: the same estimator in `f32`, on the `f32` inputs and on the dequantised ones
+    /// (`--int8`).
+    F32,
 }
 
 /// The parsed command line.
@@ -185,12 +209,17 @@ pub struct Options {
     pub gates: Option<PathBuf>,
     pub seed: u64,
     pub draws: usize,
-    pub compare: Option<Compare>,
+    /// `--compare`: the references, in the order given, each once.
+    pub compare: Vec<Compare>,
     pub backend: Option<String>,
     pub mask: Option<PathBuf>,
     pub scaled_noise: bool,
     pub proposals: Option<lara::Proposals>,
     pub rfa_log_space: bool,
+    /// `--int8`: the int8 kernel on the inputs quantised per tensor.
+    pub int8: bool,
+    /// `--int8-out`: its `i8` output (written dequantised).
+    pub int8_out: bool,
 }
 
 impl Options {
@@ -245,12 +274,14 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
     let mut gates = None;
     let mut seed = 0u64;
     let mut draws = 1usize;
-    let mut compare = None;
+    let mut compare = Vec::new();
     let mut backend = None;
     let mut mask = None;
     let mut scaled_noise = false;
     let mut proposals = None;
     let mut rfa_log_space = false;
+    let mut int8 = false;
+    let mut int8_out = false;
     let mut layer = None;
     let mut config_file = None;
     let mut module = None;
@@ -345,15 +376,22 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
             "--compare" => {
                 let references = [
                     ("exact", Compare::Exact),
+                    ("f32", Compare::F32),
                     ("softmax-layer", Compare::SoftmaxLayer),
                 ];
-                let text = value("exact or softmax-layer")?;
-                compare = Some(choose(
-                    "--compare",
-                    &text,
-                    &references,
-                    "exact (estimators) or softmax-layer (--layer)",
-                )?);
+                let text = value("exact, f32 or softmax-layer")?;
+                for part in text.split(',') {
+                    let reference = choose(
+                        "--compare",
+                        part,
+                        &references,
+                        "exact (estimators), f32 (--int8) or softmax-layer (--layer), or a \
+                         comma-separated list",
+                    )?;
+                    if !compare.contains(&reference) {
+                        compare.push(reference);
+                    }
+                }
             }
             "--backend" => backend = Some(value("a backend name")?),
             "--mask" => mask = file(value("a file name")?),
@@ -374,6 +412,8 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
                 )?);
             }
             "--rfa-log-space" => rfa_log_space = true,
+            "--int8" => int8 = true,
+            "--int8-out" => int8_out = true,
             "--layer" => layer = file(value("a weights folder")?),
             "--config" => config_file = file(value("a config.json file")?),
             "--module" => module = Some(value("an official module name")?),
@@ -437,7 +477,7 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
             })
         }
     };
-    if output.is_none() && compare.is_none() {
+    if output.is_none() && compare.is_empty() {
         return Err("-o out.npy is required (optional only with --compare)".into());
     }
     let weighting = match mis.as_deref().unwrap_or("opt") {
@@ -479,6 +519,8 @@ pub fn parse_args(args: &[String]) -> Res<Parsed> {
         scaled_noise,
         proposals,
         rfa_log_space,
+        int8,
+        int8_out,
     })))
 }
 

@@ -6,9 +6,24 @@ use crate::args::{Compare, Method, Mode, OmegaKind, Options, RaMean, Task};
 use lara_attn::lara;
 
 pub fn applicable(o: &Options) -> Res<()> {
+    if o.int8_out && !o.int8 {
+        return Err("--int8-out chooses the output of --int8: add --int8".into());
+    }
+    if o.compare.contains(&Compare::F32) && !o.int8 {
+        return Err(
+            "--compare f32 compares an --int8 run with the same estimator in f32: add --int8 \
+             (or use --compare exact)"
+                .into(),
+        );
+    }
     match o.task {
         Task::Estimator(method) => estimator(o, method)?,
         Task::Layer(_) => layer(o)?,
+    }
+    if let Task::Estimator(method) = o.task
+        && o.int8
+    {
+        int8(o, method)?;
     }
     if o.eps.is_some() && o.mode == Some(Mode::Eval) {
         return Err(
@@ -35,6 +50,11 @@ pub fn applicable(o: &Options) -> Res<()> {
 /// are refused rather than ignored.
 fn layer(o: &Options) -> Res<()> {
     let refused = [
+        (
+            o.int8,
+            "--int8",
+            "the int8 kernels run on q.npy k.npy v.npy (--method exact, lara or rfa)",
+        ),
         (
             o.landmarks.is_some(),
             "--landmarks",
@@ -84,7 +104,7 @@ fn layer(o: &Options) -> Res<()> {
     if let Some((_, option, instead)) = refused.iter().find(|(given, ..)| *given) {
         return Err(format!("{option} cannot be used with --layer: {instead}"));
     }
-    if o.compare == Some(Compare::Exact) {
+    if o.compare.contains(&Compare::Exact) {
         return Err(
             "--compare exact compares an estimator on q, k, v; with --layer use --compare \
              softmax-layer"
@@ -96,7 +116,7 @@ fn layer(o: &Options) -> Res<()> {
 
 /// `--method`: the options of other methods, and those that contradict each other.
 fn estimator(o: &Options, m: Method) -> Res<()> {
-    if o.compare == Some(Compare::SoftmaxLayer) {
+    if o.compare.contains(&Compare::SoftmaxLayer) {
         return Err(
             "--compare softmax-layer compares a whole layer (--layer) with MultiheadAttention; \
              for an estimator use --compare exact"
@@ -205,6 +225,47 @@ fn estimator(o: &Options, m: Method) -> Res<()> {
         return Err(
             "--rfa-log-space is not available with --causal in this tool (causal rfa keeps the \
              official floor and clamp)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `--int8`: the methods and options the int8 kernels ([`lara_attn::int8`]) have; the rest is
+/// refused rather than run in `f32` or ignored.
+fn int8(o: &Options, m: Method) -> Res<()> {
+    if !matches!(m, Method::Exact | Method::Lara | Method::Rfa) {
+        return Err(format!(
+            "--int8 is implemented for --method exact, lara and rfa (positive features); \
+             lara-attn has no int8 {}",
+            m.name()
+        ));
+    }
+    if o.causal {
+        return Err(
+            "--causal cannot be used with --int8: the int8 kernels attend to every key (a key \
+             padding mask, --mask, is supported)"
+                .into(),
+        );
+    }
+    if o.rfa_log_space {
+        return Err(
+            "--rfa-log-space cannot be used with --int8: the int8 rfa computes the official \
+             positive features (1e-4 floor, 1e-2 clamp)"
+                .into(),
+        );
+    }
+    if o.draws > 1 {
+        return Err(format!(
+            "--draws {} cannot be used with --int8: an int8 run is one call of the int8 kernel \
+             (rfa without --omega draws one omega from --seed)",
+            o.draws
+        ));
+    }
+    if m == Method::Lara && o.sampled() && o.eps.is_none() {
+        return Err(
+            "--int8 lara in sampled mode needs --eps: the int8 kernel takes given noise \
+             (quantised per tensor like q, k, v) and draws none"
                 .into(),
         );
     }

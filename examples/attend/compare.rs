@@ -1,6 +1,6 @@
 //! `--compare exact`: the relative Frobenius error of the estimate against exact attention
 //! (with the same key mask, or causal); [`print_relative_error`] also prints `--layer`'s
-//! `--compare softmax-layer`.
+//! `--compare softmax-layer` and `--int8`'s `--compare f32`.
 
 use crate::Res;
 use crate::args::Options;

@@ -24,6 +24,7 @@ impl Input {
 }
 
 /// The key padding mask of `--mask`, `true` for a padding key.
+#[derive(Clone)]
 pub enum KeyMask {
     /// One mask `[n_k]` for every head.
     Shared(Vec<bool>),

@@ -102,7 +102,7 @@ pub fn execute(o: &Options, args: &LayerArgs) -> Res<()> {
             .map_err(|e| format!("{module}: {e}"))
     })?;
 
-    if o.compare == Some(Compare::SoftmaxLayer) {
+    if o.compare.contains(&Compare::SoftmaxLayer) {
         let softmax = Config {
             attention: Attention::Softmax,
             ..config

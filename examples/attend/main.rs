@@ -17,6 +17,13 @@
 //! missing, truncated or mistyped file, a shape that does not fit, a kernel error) is one line on
 //! stderr and exit code 2.
 //!
+//! int8 (`--int8`, module [`int8`]): exact, LARA and RFA through the integer kernels of
+//! [`lara_attn::int8`], on `q`, `k`, `v` (and the noise, given landmarks and `omega`) quantised
+//! per tensor with the crate's max-abs scales, printed on stderr; the output is the kernel's
+//! `f32` output, or with `--int8-out` its `i8` output (the scale from the `f32` output's
+//! max-abs) written dequantised. `--compare f32` prints the error against the same estimator in
+//! `f32`, on the `f32` inputs and on the dequantised inputs.
+//!
 //! Layer mode (`--layer WEIGHTS_DIR`, module [`layer`]): the official module
 //! (`MultiheadAttention`, `LinearRA`, `RandomizedAttention`, `KernelizedAttention`) runs on
 //! `x.npy` `[n, dim]` or `[H, W, dim]` and `out.npy` has the layout of `x`. `WEIGHTS_DIR` is its
@@ -32,12 +39,14 @@
 //! Modules: [`args`] (the command line and `--help`), [`check`] (option combinations),
 //! [`files`] (reading `.npy` files through the tests' reader), [`problem`] (the checked inputs),
 //! [`run`] (the estimators), [`compare`] (`--compare`), [`output`] (writing the result),
-//! [`layer`] (`--layer`, with the tests' `state_dict` and configuration readers, [`layers`]).
+//! [`int8`] (`--int8`), [`layer`] (`--layer`, with the tests' `state_dict` and configuration
+//! readers, [`layers`]).
 
 mod args;
 mod check;
 mod compare;
 mod files;
+mod int8;
 mod layer;
 #[path = "../../tests/support/layers.rs"]
 mod layers;
@@ -98,12 +107,15 @@ fn execute(o: &Options) -> Res<()> {
         Task::Layer(args) => return layer::execute(o, args),
     };
     let problem = problem::load(o, method)?;
+    if o.int8 {
+        return int8::execute(o, method, problem);
+    }
     let out = run::estimate(o, method, &problem)?;
-    if o.compare.is_some() {
+    if !o.compare.is_empty() {
         compare::print_error(o, &problem, &out)?;
     }
     if let Some(path) = &o.output {
-        output::write(method, &problem, path, &out)?;
+        output::write(method.name(), &problem, path, &out)?;
     }
     Ok(())
 }

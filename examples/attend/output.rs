@@ -1,22 +1,21 @@
 //! Writing the output: NPY v1.0, little-endian float32, C order.
 
 use crate::Res;
-use crate::args::Method;
 use crate::files::try_alloc;
 use crate::problem::Problem;
 use lara_attn::backend;
 use std::path::Path;
 
 /// Writes the estimate `out` to `path`, `[n_q, d_v]` for 2-D inputs or `[h, n_q, d_v]`, and
-/// says so on stderr.
-pub fn write(method: Method, p: &Problem, path: &Path, out: &[f32]) -> Res<()> {
+/// says so on stderr (`label`: the method's name).
+pub fn write(label: &str, p: &Problem, path: &Path, out: &[f32]) -> Res<()> {
     let (s, heads) = (p.shape, p.heads());
     let shape: Vec<usize> = if p.stacked {
         vec![heads, s.queries, s.value_dim]
     } else {
         vec![s.queries, s.value_dim]
     };
-    write_labelled(method.name(), path, &shape, out)
+    write_labelled(label, path, &shape, out)
 }
 
 /// Writes `out` of `shape` to `path` and says so on stderr: `<label>: wrote <path> <shape>

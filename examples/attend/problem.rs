@@ -8,12 +8,14 @@ use crate::files::{KeyMask, read_input, read_mask, read_stacked, try_alloc};
 use lara_attn::{Qkv, Shape, lara};
 
 /// Given LARA landmarks, `[h, count, d]` each.
+#[derive(Clone)]
 pub struct Landmarks {
     pub count: usize,
     pub queries: Vec<f32>,
     pub keys: Vec<f32>,
 }
 
+#[derive(Clone)]
 pub struct Problem {
     /// Whether the inputs were 3-D (the output is then `[h, n_q, d_v]`).
     pub stacked: bool,

@@ -144,16 +144,7 @@ fn run_rfa(
     let omega = match &p.omega {
         Some(omega) => &omega[..],
         None => {
-            let per_head = s.checked_mul(shape.dim).ok_or("--features too large")?;
-            let mut all = zeros(per_head.saturating_mul(shape.heads))?;
-            for head in all.chunks_exact_mut(per_head) {
-                match o.omega_kind {
-                    OmegaKind::Iid => random::gaussian_omega(rng, s, shape.dim, head),
-                    OmegaKind::Orthogonal => random::orthogonal_omega(rng, s, shape.dim, head),
-                }
-                .map_err(kernel_error("omega"))?;
-            }
-            drawn = all;
+            drawn = draw_omega(o, p, rng)?;
             &drawn[..]
         }
     };
@@ -184,6 +175,21 @@ fn run_rfa(
         };
         rfa::attention(x, &params, out, &mut scratch).map_err(&err)
     })
+}
+
+/// A projection `omega [h, S, d]` drawn as `--omega-kind` says, one head after the other.
+pub fn draw_omega(o: &Options, p: &Problem, rng: &mut DefaultRng) -> Res<Vec<f32>> {
+    let (shape, s) = (p.shape, p.features);
+    let per_head = s.checked_mul(shape.dim).ok_or("--features too large")?;
+    let mut all = zeros(per_head.saturating_mul(shape.heads))?;
+    for head in all.chunks_exact_mut(per_head) {
+        match o.omega_kind {
+            OmegaKind::Iid => random::gaussian_omega(rng, s, shape.dim, head),
+            OmegaKind::Orthogonal => random::orthogonal_omega(rng, s, shape.dim, head),
+        }
+        .map_err(kernel_error("omega"))?;
+    }
+    Ok(all)
 }
 
 /// Causal exact attention, one head at a time through a `KvCache` of capacity `n`.

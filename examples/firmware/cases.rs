@@ -4,6 +4,7 @@
 //! compared with the expected values.
 
 use crate::layer_weights;
+use lara_attn::backend::{Backend, set_backend};
 use lara_attn::int8::{self, Out, Scales};
 use lara_attn::lara::{self, Params, Proposals, Weighting};
 use lara_attn::layer::{Attention, Layer, Layout, Tokens};
@@ -89,6 +90,17 @@ const SIZE_NO_INT8: bool =
 /// vanish from their flash.
 pub const SAMPLER_CHECK: bool = option_env!("FIRMWARE_SIZE").is_none();
 
+/// Whether the firmware compares the blocked kernels with the scalar ones on small shapes
+/// ([`Buffers::blocked_vs_scalar`]); not in the size builds either (it calls the kernels).
+pub const TAIL_CHECK: bool = SAMPLER_CHECK;
+
+/// A label of this build for the machine-readable lines, set at compile time by
+/// `FIRMWARE_BUILD` (`.ci/firmware.sh` labels the Cortex-M55 build without Helium `no-mve`).
+pub const BUILD: &str = match option_env!("FIRMWARE_BUILD") {
+    Some(label) => label,
+    None => "default",
+};
+
 /// The kernels run.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kernel {
@@ -126,19 +138,6 @@ impl Kernel {
         matches!(self, Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8)
     }
 
-    /// Multiply-adds of one call at `shape` with `rank` (C or S), as the bench counts them:
-    /// exact `n²·2d`, LARA `n·C·6d + C²·d`, RFA `4·n·S·d` (0 for the layer).
-    #[cfg_attr(not(target_os = "none"), allow(dead_code))]
-    pub const fn macs(self, shape: Shape, rank: usize) -> u64 {
-        let (n, d, c) = (shape.queries as u64, shape.dim as u64, rank as u64);
-        match self {
-            Kernel::Exact | Kernel::Exact8 => n * n * 2 * d,
-            Kernel::Lara | Kernel::Lara8 => n * c * 6 * d + c * c * d,
-            Kernel::Rfa | Kernel::Rfa8 => 4 * n * c * d,
-            Kernel::Layer => 0,
-        }
-    }
-
     /// Whether this build calls the kernel (see [`SIZE_BASELINE`]).
     const fn linked(self) -> bool {
         !SIZE_BASELINE
@@ -158,6 +157,35 @@ pub struct Case {
     pub shape: Shape,
     pub rank: usize,
 }
+
+/// Small shapes on which the firmware compares the one-lane blocked kernels with the scalar
+/// ones on the device (the host tests cannot run the assembly tile): rows, columns and inner
+/// dimensions of every remainder modulo 4, odd inner dimensions, a block of 32 rows and a tail.
+const TAIL_SHAPES: [(usize, usize, usize); 3] = [(5, 3, 3), (13, 7, 5), (37, 17, 11)];
+
+/// The calls of that comparison: each kernel at each of [`TAIL_SHAPES`].
+pub const TAIL_CASES: [Case; 9] = {
+    let mut cases = [Case::new(Kernel::Exact, SMALL, 0); 9];
+    let mut i = 0;
+    while i < 9 {
+        let (n, d, rank) = TAIL_SHAPES[i / 3];
+        let kernel = match i % 3 {
+            0 => Kernel::Exact,
+            1 => Kernel::Rfa,
+            _ => Kernel::Lara,
+        };
+        cases[i] = Case::new(kernel, Shape::self_attention(n, d), rank);
+        i += 1;
+    }
+    cases
+};
+
+/// The largest output of [`TAIL_CASES`].
+const TAIL_OUT: usize = 37 * 17;
+
+/// Tolerance of that comparison, relative to `max(1, max|scalar|)` (the host's backend tests
+/// allow 2e-5 for LARA).
+pub const TAIL_TOLERANCE: f32 = 2e-5;
 
 /// Every call, in the order of `expected::EXPECTED`: the `f32` kernels at both shapes, the
 /// layer, the int8 kernels at both shapes.
@@ -197,6 +225,36 @@ impl Case {
             Kernel::Layer => self.shape.heads * self.shape.value_dim,
             _ => self.shape.value_dim,
         }
+    }
+
+    /// Multiply-adds of the call, as `examples/bench.rs` counts them (its `flops / 2`): exact
+    /// `n_q·n_k·(d + d_v)`; LARA `2·n·C·(d + d_v) + 2·n·C·d + C²·d` (the key and query passes,
+    /// `mis-opt`'s `T` twice, the proposal densities); RFA `(n_q + n_k)·S·(d + d_v)` plus the
+    /// projections `(n_q + n_k)·S·d` once more, as issue 11 counts them (the bench's count
+    /// already holds them: [`Case::bench_macs`] is RFA without the addition); the layer: the
+    /// model's [`LAYER_MACS`].
+    pub const fn macs(&self) -> u64 {
+        let s = self.shape;
+        let n = s.queries + s.keys;
+        match self.kernel {
+            Kernel::Rfa => self.bench_macs() + (n * self.rank * s.dim) as u64,
+            _ => self.bench_macs(),
+        }
+    }
+
+    /// [`Case::macs`] as `examples/bench.rs` counts them, for RFA too.
+    pub const fn bench_macs(&self) -> u64 {
+        let s = self.shape;
+        let (d, dv, c) = (s.dim, s.value_dim, self.rank);
+        let macs = match self.kernel {
+            Kernel::Exact | Kernel::Exact8 => s.queries * s.keys * (d + dv),
+            Kernel::Lara | Kernel::Lara8 => {
+                (s.queries + s.keys) * c * (d + dv) + 2 * s.queries * c * d + c * c * d
+            }
+            Kernel::Rfa | Kernel::Rfa8 => (s.queries + s.keys) * c * (d + dv),
+            Kernel::Layer => return LAYER_MACS,
+        };
+        macs as u64
     }
 
     /// Length of the summary of the output: per column means, per row means, samples.
@@ -275,6 +333,8 @@ pub struct Buffers {
     omega8: [i8; MAX_OMEGA],
     out8: [i8; MAX_TOKENS],
     int8_scratch: [i32; INT8_SCRATCH],
+    /// The scalar kernels' output in [`Buffers::blocked_vs_scalar`].
+    reference: [f32; TAIL_OUT],
     /// The layer (see [`set_layer`](Self::set_layer)).
     layer: Option<&'static CheckedLayer>,
     /// The shape, output columns and rank the inputs were last filled for. (No field of
@@ -301,6 +361,7 @@ impl Buffers {
             omega8: [0; MAX_OMEGA],
             out8: [0; MAX_TOKENS],
             int8_scratch: [0; INT8_SCRATCH],
+            reference: [0.0; TAIL_OUT],
             layer: None,
             filled: None,
         }
@@ -443,6 +504,38 @@ impl Buffers {
         };
         let out = &mut self.out[..len];
         layer.forward_linear_ra(&tokens, Sampling::Eval, out, &mut self.layer_scratch)
+    }
+
+    /// Runs [`TAIL_CASES`] with the scalar and the one-lane blocked kernels and returns the
+    /// worst `max|blocked − scalar| / max(1, max|scalar|)`, or `None` where this build has no
+    /// blocked kernels (built for size); the backend is the default one again afterwards.
+    pub fn blocked_vs_scalar(&mut self) -> Result<Option<f32>, Error> {
+        if !Backend::Blocked.is_available() {
+            return Ok(None);
+        }
+        let mut worst = 0.0f32;
+        for case in &TAIL_CASES {
+            self.prepare(case);
+            let len = case.shape.queries * case.columns();
+            set_backend(Some(Backend::Scalar))?;
+            let scalar = self.run(case);
+            self.reference[..len].copy_from_slice(&self.out[..len]);
+            set_backend(Some(Backend::Blocked))?;
+            let blocked = self.run(case);
+            set_backend(None)?;
+            scalar.and(blocked)?;
+            let (reference, ours) = (&self.reference[..len], &self.out[..len]);
+            let scale = reference.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+            for (&a, &b) in ours.iter().zip(reference) {
+                let e = (a - b).abs() / scale;
+                worst = if e.is_nan() {
+                    f32::INFINITY
+                } else {
+                    worst.max(e)
+                };
+            }
+        }
+        Ok(Some(worst))
     }
 
     /// The output of the last [`run`](Self::run) of `case` (an int8 case's `i8` values as

@@ -270,7 +270,8 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
 // ---------------------------------------------------------------------------------------------
 // Identification and printing.
 
-/// The core, from the CPUID register.
+/// The core, from the CPUID register (and, on a Cortex-M4, MVFR0: `Cortex-M4F` with a
+/// single-precision FPU), and the CPUID value.
 pub fn core_name() -> (&'static str, u32) {
     // SAFETY: the CPUID register of every Cortex-M.
     let cpuid = unsafe { read_volatile(0xE000_ED00 as *const u32) };
@@ -278,6 +279,7 @@ pub fn core_name() -> (&'static str, u32) {
         0xC20 => "Cortex-M0",
         0xC60 => "Cortex-M0+",
         0xC23 => "Cortex-M3",
+        0xC24 if single_precision_fpu() => "Cortex-M4F",
         0xC24 => "Cortex-M4",
         0xC27 => "Cortex-M7",
         0xD21 => "Cortex-M33",
@@ -286,6 +288,30 @@ pub fn core_name() -> (&'static str, u32) {
         _ => "unknown core",
     };
     (name, cpuid)
+}
+
+/// Whether MVFR0 reports single-precision floating point (read on a Cortex-M4 only, where the
+/// register reads as zero without the FPU).
+fn single_precision_fpu() -> bool {
+    // SAFETY: MVFR0, a read-only identification register of the Cortex-M4.
+    let mvfr0 = unsafe { read_volatile(0xE000_EF40 as *const u32) };
+    (mvfr0 >> 4) & 0xF != 0
+}
+
+/// Helium (MVE) on this core, from MVFR1 (read on the Cortex-M55 and M85 only, the cores of
+/// this example that may have it): `"float"` (integer and floating-point MVE), `"integer"` or
+/// `"none"`. (Whether the code uses it is the build's choice: `-C target-cpu=cortex-m55`.)
+pub fn mve(cpuid: u32) -> &'static str {
+    if !matches!((cpuid >> 4) & 0xFFF, 0xD22 | 0xD23) {
+        return "none";
+    }
+    // SAFETY: MVFR1, a read-only identification register of every Armv8.1-M core.
+    let mvfr1 = unsafe { read_volatile(0xE000_EF44 as *const u32) };
+    match (mvfr1 >> 8) & 0xF {
+        0 => "none",
+        1 => "integer",
+        _ => "float",
+    }
 }
 
 /// A float in scientific notation with three significant digits, without `core`'s float

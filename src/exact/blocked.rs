@@ -1,4 +1,4 @@
-//! Exact attention blocked for the SIMD backends: flash attention, the `32 × 32` logit tile of
+//! Exact attention blocked (the SIMD backends and the one-lane `Backend::Blocked`): flash attention, the `32 × 32` logit tile of
 //! a block of queries and a block of keys in L1, one matrix product for the logits and one for
 //! the value sums. RA's blocked kernel runs on the same [`flash_block`].
 
@@ -11,10 +11,11 @@ use crate::simd::{Isa, gemm};
 use crate::slices::{rows_mut, take};
 
 /// Scratch of [`flash_block`]: the packed queries `[d, BLOCK]`, the logit tile
-/// `[BLOCK, BLOCK]` and the running maximum, sum and rescale factors `[BLOCK]` each.
+/// `[BLOCK, BLOCK]` and the running maximum, sum, rescale factors and block maximum `[BLOCK]`
+/// each.
 pub(crate) const fn flash_scratch_len(dim: usize) -> usize {
     dim.saturating_mul(BLOCK)
-        .saturating_add(BLOCK * BLOCK + 3 * BLOCK)
+        .saturating_add(BLOCK * BLOCK + 4 * BLOCK)
 }
 
 /// What [`flash_block`] adds to the logit `s · k_j·q_i` of each key.
@@ -46,13 +47,14 @@ pub(crate) fn flash_block<I: Isa>(
     let running_max = take(&mut rest, BLOCK);
     let running_sum = take(&mut rest, BLOCK);
     let rescale = take(&mut rest, BLOCK);
+    // (In the scratch, not on the stack: a kernel call stays under 1 KiB of stack on Cortex-M.)
+    let block_max = take(&mut rest, BLOCK);
     // Qᵀ scaled by s: S_blockᵀ = K_block · (s·Qᵀ) needs no further scaling.
     q_packed.fill(0.0); // (columns past the block's last query stay defined)
     pack_transposed(q_block, dim, scale, q_packed, BLOCK, 0);
     running_max.fill(f32::NEG_INFINITY);
     running_sum.fill(0.0);
     out_block.fill(0.0);
-    let mut block_max = [0.0f32; BLOCK];
     let blocks = key_blocks((k, v, terms.mask), (dim, value_dim)).enumerate();
     for (block, (k_block, v_block, mask)) in blocks {
         // Sᵀ[j, i] = s · k_j·q_i
@@ -68,10 +70,13 @@ pub(crate) fn flash_block<I: Isa>(
             continue;
         }
         // Online softmax per query (column): new maximum, rescale what came before.
-        column_max(isa, tile, BLOCK, rows_q, &mut block_max);
-        raise_running_max(isa, running_max, &block_max, rescale, running_sum);
+        column_max(isa, tile, BLOCK, rows_q, block_max);
+        raise_running_max(isa, running_max, block_max, rescale, running_sum);
+        // (a maximum the block did not raise leaves its row as it is: r = 1)
         for (out_row, &r) in rows_mut(out_block, value_dim).zip(rescale.iter()) {
-            scale_row(isa, out_row, r);
+            if r != 1.0 {
+                scale_row(isa, out_row, r);
+            }
         }
         // P = e^(Sᵀ − max), running_sum += Σ_j P
         column_exp_sum(isa, tile, BLOCK, rows_q, running_max, running_sum);
@@ -107,8 +112,8 @@ pub(super) fn attention<I: Isa>(isa: I, kernel: Exact<'_>) {
         mask: x.key_mask,
     };
     for (q_block, out_block) in
-        x.q.chunks(BLOCK * shape.dim)
-            .zip(out.chunks_mut(BLOCK * shape.value_dim))
+        x.q.chunks(BLOCK.saturating_mul(shape.dim).max(1))
+            .zip(out.chunks_mut(BLOCK.saturating_mul(shape.value_dim).max(1)))
     {
         flash_block(
             isa,

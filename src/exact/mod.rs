@@ -2,7 +2,7 @@
 //!
 //! `out_i = Σ_j softmax_j(s · q_i·k_j) v_j` with `s = d^-1/2`, computed with a streaming
 //! (online) softmax over blocks of keys: no `[n_q, n_k]` score matrix is formed, and the scratch
-//! is one block of logits (one tile of them for the SIMD backends), whatever the sequence
+//! is one block of logits (one tile of them for the blocked backends), whatever the sequence
 //! lengths. Masked keys get the logit `−∞`, as the official `masked_fill`.
 //!
 //! Cost: `O(h · n_q · n_k · (d + d_v))` time, [`scratch_len`] floats of scratch.
@@ -26,11 +26,12 @@ pub const fn scratch_len(shape: Shape) -> usize {
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`: one block of 32
-/// logits for [`Backend::Scalar`] (Cortex-M, RISC-V, the fixed-size layer), the flash tiles
-/// `32·(d + 35)` for the SIMD backends. A host tool can size a firmware's buffer with
-/// `scratch_len_for(Backend::Scalar, shape)`.
+/// logits for [`Backend::Scalar`] (the fixed-size layer, and Cortex-M or RISC-V built for
+/// size), the flash tiles `32·(d + 36)` for the blocked backends (SIMD, and
+/// [`Backend::Blocked`] on Cortex-M and RISC-V). A host tool can size a firmware's buffer with
+/// `scratch_len_for(Backend::Blocked, shape)` (or `Backend::Scalar` for a build for size).
 pub const fn scratch_len_for(backend: Backend, shape: Shape) -> usize {
-    len(shape, backend.is_simd())
+    len(shape, backend.is_blocked())
 }
 
 pub(crate) const fn len(shape: Shape, tiles: bool) -> usize {
@@ -73,7 +74,7 @@ pub(crate) fn attention_on(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     x.check(out)?;
-    let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_simd()))?;
+    let scratch = take_scratch(scratch, len(x.shape, backend.backend().is_blocked()))?;
     for head in 0..x.shape.heads {
         let kernel = Exact {
             x,

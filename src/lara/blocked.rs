@@ -1,4 +1,4 @@
-//! LARA blocked for the SIMD backends: each pass streams over blocks of 32 keys or queries, forms
+//! LARA blocked (the SIMD backends and the one-lane `Backend::Blocked`): each pass streams over blocks of 32 keys or queries, forms
 //! the block's logits against every sample with one matrix product (the samples packed,
 //! transposed and pre-scaled), reduces the tile column- or row-wise with vector code, and folds
 //! it into the running sums with a second matrix product. Same formulas as `scalar.rs`,
@@ -7,10 +7,10 @@
 use super::{Density, KeyPass, QueryPass, Weighting, density_terms};
 use crate::math::ln;
 use crate::simd::tile::{
-    BLOCK, add_row, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows, pack_transposed,
-    project_block, raise_running_max, scale_row, shift_row,
+    BLOCK, add_row, add_shift_max, column_exp_sum, column_max, exp_minus, key_blocks, mask_rows,
+    pack_transposed, project_block, raise_running_max, scale_row, shift_row,
 };
-use crate::simd::{Isa, dot, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine, sum_of};
+use crate::simd::{Isa, dot, exp_shifted_sum, gemm, max_of, scale_by_clamped_affine};
 use crate::slices::{prefix, rows, rows_mut, take};
 
 /// Scratch of the blocked passes beyond the workspace, for `columns = S + C'` (samples plus
@@ -43,8 +43,11 @@ pub(super) fn push_keys<I: Isa>(isa: I, pass: KeyPass<'_, '_>) {
         }
         column_max(isa, tile, samples, samples, ws.t_row);
         raise_running_max(isa, ws.key_lse, ws.t_row, ws.logits, ws.key_sum);
+        // (a maximum the block did not raise leaves its row as it is: r = 1)
         for (kv_row, &r) in rows_mut(ws.kv, value_dim).zip(ws.logits.iter()) {
-            scale_row(isa, kv_row, r);
+            if r != 1.0 {
+                scale_row(isa, kv_row, r);
+            }
         }
         // P = e^(LK − max);  Σ_j P;  kv += Pᵀ · V_block
         column_exp_sum(isa, tile, samples, samples, ws.key_lse, ws.key_sum);
@@ -74,7 +77,7 @@ pub(super) fn push_normaliser<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
     pack_transposed(ws.q_bar, dim, scale, packed, count, 0);
     let (running_max, running_sum) = (&mut *ws.t_lse, prefix(ws.key_sum, count));
     let (block_max, rescale) = (prefix(ws.t_row, count), prefix(ws.logits, count));
-    for q_block in q.chunks(BLOCK * dim) {
+    for q_block in q.chunks(BLOCK.saturating_mul(dim).max(1)) {
         let (_, tile) = project_block(isa, q_block, dim, (packed, count), count, tile);
         column_max(isa, tile, count, count, block_max);
         raise_running_max(isa, running_max, block_max, rescale, running_sum);
@@ -116,21 +119,22 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
     } else {
         ld
     };
-    for (q_block, out_block) in q.chunks(BLOCK * dim).zip(out.chunks_mut(BLOCK * value_dim)) {
+    for (q_block, out_block) in q
+        .chunks(BLOCK.saturating_mul(dim).max(1))
+        .zip(out.chunks_mut(BLOCK.saturating_mul(value_dim).max(1)))
+    {
         // s·W_c·q_i (and s·q̄_c·q_i or s·mu_c·q_i)
         let (rows_q, tile) = project_block(isa, q_block, dim, (packed, ld), width, tile);
         for (row, q_row) in rows_mut(tile, width).zip(rows(q_block, dim)) {
             let (row, alpha_row) = row.split_at_mut(samples.min(row.len()));
-            // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i − s|q_i|²/2 + bias_c
-            add_row(isa, row, ws.bias);
-            shift_row(row, scale * 0.5 * dot(isa, q_row, q_row));
+            // ℓ(q_i; W_c) + lseK_c − log P_c = s·W_c·q_i + bias_c − s|q_i|²/2, and its maximum
+            let q_shift = scale * 0.5 * dot(isa, q_row, q_row);
+            let m = add_shift_max(isa, row, ws.bias, q_shift);
             let sum = match weighting {
                 Weighting::Optimal { alpha_coeff } => {
-                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…))
-                    exp_minus(isa, alpha_row, ws.t_lse);
-                    let t_mean = sum_of(isa, alpha_row) / count.max(1) as f32;
+                    // T[c, i] = e^(s·q̄_c·q_i − lse_i'(…)), and mean_c T[c, i]
+                    let t_mean = exp_minus(isa, alpha_row, ws.t_lse) / count.max(1) as f32;
                     // sniw ∝ α · e^(logit − max): the weight α multiplies instead of adding ln α
-                    let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m);
                     // (a loop, not a closure: the intrinsics must inline into the entry)
                     let mut sum = 0.0;
@@ -150,10 +154,7 @@ pub(super) fn queries<I: Isa>(isa: I, pass: QueryPass<'_, '_>) {
                     let m = max_of(isa, row);
                     exp_shifted_sum(isa, row, m)
                 }
-                Weighting::BalanceHeuristic => {
-                    let m = max_of(isa, row);
-                    exp_shifted_sum(isa, row, m)
-                }
+                Weighting::BalanceHeuristic => exp_shifted_sum(isa, row, m),
             };
             scale_row(isa, row, 1.0 / sum);
         }
@@ -195,13 +196,13 @@ pub(super) fn density<I: Isa>(isa: I, pass: Density<'_, '_>) {
         .iter()
         .zip(ws.bias.iter_mut().zip(ws.balance.iter_mut()))
         .enumerate();
-    for w_block in ws.w.chunks((BLOCK * dim).max(1)) {
+    for w_block in ws.w.chunks(BLOCK.saturating_mul(dim).max(1)) {
         // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2)
         let (_, tile) = project_block(isa, w_block, dim, (packed, count), count, tile);
         for (row, (c, (&key_lse, (bias, balance)))) in rows_mut(tile, count).zip(&mut per_sample) {
-            add_row(isa, row, shift);
+            // (+ −s|mu_c'|²/2, − 0)
+            let max = add_shift_max(isa, row, shift, 0.0);
             let diagonal = row.get(c % count.max(1)).copied().unwrap_or(0.0);
-            let max = max_of(isa, row);
             let lse_lm = max + ln(exp_shifted_sum(isa, row, max));
             let lm = (diagonal, lse_lm);
             (*bias, *balance) = density_terms(lm, key_lse, weighting, (samples, count.max(1)));

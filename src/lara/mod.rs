@@ -20,7 +20,7 @@
 //! log-sum-exp and one running `kv` row per landmark, and the query pass needs `C` logits.
 //! `mis-opt` makes one extra pass over the queries first (its `T` is a softmax over the query
 //! axis). [`scratch_len_for`] the scalar kernels is `C · (3·d + d_v + 8)` floats: `q̄`, `mu`,
-//! `W` (`3·C·d`), `kv` (`C·d_v`) and eight per-landmark scalars; the SIMD backends add a packed
+//! `W` (`3·C·d`), `kv` (`C·d_v`) and eight per-landmark scalars; the blocked backends add a packed
 //! copy of the samples and a tile of 32 rows, `2·C · (d + 32)`.
 //!
 //! Cost: `O((n_q + n_k) · C · (d + d_v) + C² · d)` time per head.
@@ -45,7 +45,7 @@ mod scalar;
 
 use crate::error::{Arg, Error};
 use crate::inputs::{Noise, Qkv, Sampling, with_noise};
-use crate::math::{axpy, exp, half_sq_norm, ln, scale};
+use crate::math::{exp, half_sq_norm, ln, scale};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, check_finite, check_len, checked_len, checked_scratch_len};
 use crate::simd::{self, Available, Backend, Isa, Kernel};
@@ -197,9 +197,10 @@ pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`:
-/// `C · (2·d) + S · (d + d_v + 8)` for the scalar kernels (Cortex-M, RISC-V, the fixed-size
-/// layer), with `S = proposals.samples(C)` samples, plus `(S + C) · (d + 32)` of tiles for the
-/// SIMD backends.
+/// `C · (2·d) + S · (d + d_v + 8)` for the scalar kernels ([`Backend::Scalar`]: the fixed-size
+/// layer, and Cortex-M or RISC-V built for size), with `S = proposals.samples(C)` samples, plus
+/// `(S + C) · (d + 32)` of tiles for the blocked backends (SIMD, and [`Backend::Blocked`] on
+/// Cortex-M and RISC-V).
 pub const fn scratch_len_for(
     backend: Backend,
     shape: Shape,
@@ -207,7 +208,7 @@ pub const fn scratch_len_for(
     proposals: Proposals,
 ) -> usize {
     let samples = proposals.samples(landmarks);
-    workspace_len(shape, landmarks, samples, backend.is_simd())
+    workspace_len(shape, landmarks, samples, backend.is_blocked())
 }
 
 /// The scratch that [`Workspace::split`] takes for `count` landmarks and `samples` samples:
@@ -298,7 +299,7 @@ fn run<N: Noise>(
     let count = check_args(x, params, &noise, out)?;
     let backend = Available::active();
     let samples = sample_count(params, count, N::SAMPLED);
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let (mut ws, tiles) = Workspace::split(scratch, count, samples, x.shape, tiles)?;
     attention_in(backend, x, params, noise, out, &mut ws, tiles);
     Ok(())
@@ -385,24 +386,48 @@ pub(crate) fn write_segment_means(
     segments: usize,
     out: &mut [f32],
 ) {
-    let counts = key_mask
-        .unwrap_or(&[])
-        .iter()
-        .map(|&masked| !masked)
-        .chain(core::iter::repeat(true));
     let dim = dim.max(1); // (a no-op for checked arguments: no division-by-zero panic path)
-    let mut x_rows = rows(x, dim).zip(counts);
     let lens = segment_lens(x.len() / dim, segments);
+    let mut start = 0;
     for (len, mean) in lens.zip(rows_mut(out, dim)) {
-        mean.fill(0.0);
-        for (row, counted) in (&mut x_rows).take(len) {
-            if counted {
-                axpy(1.0, row, mean);
-            }
-        }
+        let end = start + len;
+        let segment = x.get(start * dim..end * dim).unwrap_or(&[]);
+        let masked = key_mask.and_then(|mask| mask.get(start..end));
+        sum_unmasked_rows(segment, dim, masked, mean);
         // Divide (not multiply by 1/len): exactly rounded, and only C·d times.
         for m in mean.iter_mut() {
             *m /= len as f32;
+        }
+        start = end;
+    }
+}
+
+/// `sum = Σ_j rows[j]` over the rows of `rows [.., dim]` that `masked` does not mark, in row
+/// order (the sums of a running `sum += row`), eight columns at a time in registers: one load
+/// and one add per element.
+fn sum_unmasked_rows(rows_x: &[f32], dim: usize, masked: Option<&[bool]>, sum: &mut [f32]) {
+    const WIDTH: usize = 8;
+    let counted = |j: usize| !masked.and_then(|m| m.get(j)).copied().unwrap_or(false);
+    let (chunks, tail) = sum.as_chunks_mut::<WIDTH>();
+    for (c, out) in chunks.iter_mut().enumerate() {
+        let mut acc = [0.0f32; WIDTH];
+        for (j, row) in rows(rows_x, dim).enumerate() {
+            let columns = row.get(c * WIDTH..).and_then(|r| r.first_chunk::<WIDTH>());
+            if let (true, Some(columns)) = (counted(j), columns) {
+                for (a, &x) in acc.iter_mut().zip(columns) {
+                    *a += x;
+                }
+            }
+        }
+        *out = acc;
+    }
+    let first = chunks.len() * WIDTH;
+    for (c, out) in tail.iter_mut().enumerate() {
+        *out = 0.0;
+        for (j, row) in rows(rows_x, dim).enumerate() {
+            if let (true, Some(&x)) = (counted(j), row.get(first + c)) {
+                *out += x;
+            }
         }
     }
 }
@@ -491,6 +516,9 @@ pub(crate) struct Workspace<'a> {
 impl<'a> Workspace<'a> {
     /// Splits a flat scratch into the workspace of one head with `count` landmarks and
     /// `samples` proposal samples, and the blocked kernels' tiles (empty without `tiles`).
+    /// (Inlined: the workspace is then built in its caller's frame, not copied there, 96 bytes
+    /// of stack less on Cortex-M.)
+    #[inline(always)]
     pub(crate) fn split(
         scratch: &'a mut [f32],
         count: usize,
@@ -520,7 +548,8 @@ impl<'a> Workspace<'a> {
 
     /// Builds the workspace of `count` landmarks and `samples` samples from buffers of at least
     /// `count` rows (`q̄`, `mu`), `samples` rows (`W`, `kv`) and `8 · samples` scalars, using
-    /// exactly that many of each.
+    /// exactly that many of each. (Inlined, like [`split`](Self::split).)
+    #[inline(always)]
     pub(crate) fn from_parts(
         q_bar: &'a mut [f32],
         mu: &'a mut [f32],

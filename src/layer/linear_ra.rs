@@ -15,7 +15,7 @@ use crate::simd::tile::BLOCK;
 use crate::simd::{self, Available};
 use crate::slices::{copy, part, prefix, rows, rows_mut, take};
 
-/// Tokens per block of the passes: the SIMD tiles' 32, or 8 for the scalar kernels, which
+/// Tokens per block of the passes: the blocked kernels' 32, or 8 for the scalar kernels, which
 /// take one token at a time anyway (less scratch on a microcontroller).
 const fn block_rows(tiles: bool) -> usize {
     if tiles { BLOCK } else { 8 }
@@ -42,7 +42,7 @@ pub(super) const fn landmark_count(lara: &LaraConfig, layout: Layout) -> usize {
 /// Scratch of [`forward`]: LARA's workspace for one head of `C'` landmarks, the pooled tokens
 /// `[C', dim]` with the fraction of unmasked tokens per segment, two rows of `dim`, the mixing's
 /// `[C', d + 2]`, the `'dense'` generators' landmarks of every head `2·[C', dim]`, two blocks of
-/// `[B, d]` and (SIMD) two packed weights `[dim, d]`.
+/// `[B, d]` and (blocked kernels) two packed weights `[dim, d]`.
 pub(super) const fn scratch_len(
     config: &Config,
     lara: &LaraConfig,
@@ -147,7 +147,7 @@ pub(super) fn forward<N: Noise>(
     let (dim, heads, d) = (config.dim, config.heads, config.head_dim());
     let n = tokens.layout.tokens();
     let head_shape = Shape::self_attention(n, d);
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let samples = lara::sample_count(&params_of(&lara, count), count, N::SAMPLED);
     let workspace_len = lara::workspace_len(head_shape, count, samples, tiles);
     let (workspace, mut rest) = scratch.split_at_mut(workspace_len.min(scratch.len()));
@@ -419,7 +419,7 @@ impl Landmarks<'_> {
                 bias: None,
                 ..linear
             };
-            if backend.backend().is_simd() {
+            if backend.backend().is_blocked() {
                 linear.pack(dim, buffers.packed_a);
             }
             project(

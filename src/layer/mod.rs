@@ -615,7 +615,7 @@ impl<'w> Layer<'w> {
 
     /// Scratch (in `f32`s) that [`forward`](Self::forward) needs when it runs on `backend`.
     pub const fn scratch_len_for(backend: Backend, config: &Config, layout: Layout) -> usize {
-        Self::scratch_len_for_tiles(config, layout, backend.is_simd())
+        Self::scratch_len_for_tiles(config, layout, backend.is_blocked())
     }
 
     const fn scratch_len_for_tiles(config: &Config, layout: Layout, tiles: bool) -> usize {
@@ -741,7 +741,7 @@ impl<'w> Layer<'w> {
     ) -> Result<(Available, &'s mut [f32]), Error> {
         self.check_tokens(tokens, out)?;
         let backend = Available::active();
-        let tiles = backend.backend().is_simd();
+        let tiles = backend.backend().is_blocked();
         let needed = Self::scratch_len_for_tiles(&self.config, tokens.layout, tiles);
         Ok((backend, take_scratch(scratch, needed)?))
     }

@@ -22,7 +22,7 @@ const fn estimator_len(config: &Config, n: usize, tiles: bool) -> usize {
 }
 
 /// Scratch of [`forward`]: one head's `q`, `k`, `v` and output (`4·n·d`), the estimator's
-/// scratch and (SIMD) one packed weight `[dim, d]`.
+/// scratch and (blocked kernels) one packed weight `[dim, d]`.
 pub(super) const fn scratch_len(config: &Config, layout: Layout, tiles: bool) -> usize {
     let n = layout.tokens();
     let head = n.saturating_mul(config.head_dim());
@@ -50,7 +50,7 @@ pub(super) fn forward(
     let (dim, heads, d) = (config.dim, config.heads, config.head_dim());
     let n = tokens.layout.tokens();
     check_sampling(config, tokens, &sampling, n)?;
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let mut rest = scratch;
     let (q, k, v, o) = (
         take(&mut rest, n * d),

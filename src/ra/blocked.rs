@@ -1,4 +1,4 @@
-//! RA blocked for the SIMD backends: per block of 32 queries, the proposals `W_i`, then
+//! RA blocked (the SIMD backends and the one-lane `Backend::Blocked`): per block of 32 queries, the proposals `W_i`, then
 //! [`flash_block`] with the key bias `s·|k_j|²/2`.
 
 use super::{MeanKind, Ra};
@@ -30,8 +30,8 @@ pub(super) fn attention<I: Isa, N: Noise>(isa: I, kernel: Ra<'_, '_, '_, '_, N>)
     let mut flash_scratch = tiles;
     let w_block = take(&mut flash_scratch, BLOCK * dim);
     for (q_block, out_block) in
-        x.q.chunks(BLOCK * dim)
-            .zip(out.chunks_mut(BLOCK * value_dim))
+        x.q.chunks(BLOCK.saturating_mul(dim).max(1))
+            .zip(out.chunks_mut(BLOCK.saturating_mul(value_dim).max(1)))
     {
         let w_block = prefix(w_block, q_block.len());
         match mean {

@@ -78,10 +78,10 @@ pub const fn scratch_len(shape: Shape) -> usize {
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`: `n_k + 2·d + 32`
-/// for [`Backend::Scalar`], plus `32·(2·d + 35)` for the SIMD backends (a block of proposals
+/// for [`Backend::Scalar`], plus `32·(2·d + 36)` for the blocked backends (a block of proposals
 /// and the flash tiles).
 pub const fn scratch_len_for(backend: Backend, shape: Shape) -> usize {
-    len(shape, backend.is_simd())
+    len(shape, backend.is_blocked())
 }
 
 pub(crate) const fn len(shape: Shape, tiles: bool) -> usize {
@@ -160,7 +160,7 @@ fn run<N: Noise>(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     check_args(x, params, &noise, out)?;
-    let (mut ws, tiles) = Workspace::split(scratch, x.shape, backend.backend().is_simd())?;
+    let (mut ws, tiles) = Workspace::split(scratch, x.shape, backend.backend().is_blocked())?;
     attention_in(backend, x, params, noise, out, &mut ws, tiles);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! RFA blocked for the SIMD backends: the projections of a block of 32 keys or queries onto
+//! RFA blocked (the SIMD backends and the one-lane `Backend::Blocked`): the projections of a block of 32 keys or queries onto
 //! every feature as one matrix product against the packed, pre-scaled `ω`, the features by
 //! vector code, and the key sums `Σ φ(k) vᵀ` as a second matrix product.
 
@@ -96,8 +96,8 @@ pub(super) fn positive<I: Isa>(isa: I, kernel: Features<'_, '_>) {
 
     // Query pass.
     for (q_block, out_block) in
-        x.q.chunks(BLOCK * dim)
-            .zip(out.chunks_mut(BLOCK * value_dim))
+        x.q.chunks(BLOCK.saturating_mul(dim).max(1))
+            .zip(out.chunks_mut(BLOCK.saturating_mul(value_dim).max(1)))
     {
         // A[i, r] = d^-1/4 q_i·ω_r
         let (_, tile) = project_block(isa, q_block, dim, (omega_packed, features), features, tile);
@@ -162,8 +162,8 @@ pub(super) fn trigonometric<I: Isa>(isa: I, kernel: Features<'_, '_>) {
     }
     let query_max = max_scaled_half_norm(scales, x.q, dim, None);
     for (q_block, out_block) in
-        x.q.chunks(BLOCK * dim)
-            .zip(out.chunks_mut(BLOCK * value_dim))
+        x.q.chunks(BLOCK.saturating_mul(dim).max(1))
+            .zip(out.chunks_mut(BLOCK.saturating_mul(value_dim).max(1)))
     {
         let rows_q = q_block.len() / dim.max(1);
         let tile = prefix(tile, rows_q * total);

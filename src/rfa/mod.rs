@@ -108,16 +108,18 @@ pub const fn scratch_len(shape: Shape, map: FeatureMap, features: usize) -> usiz
 }
 
 /// Scratch (in `f32`s) that [`attention`] needs when it runs on `backend`. Scalar kernels
-/// (Cortex-M, RISC-V, the fixed-size layer): `S·(d_v + 2) + d_v` for positive features,
-/// `2S·(d_v + 2)` for trigonometric ones, `S·(d + d_v + 8)` in log space. The SIMD backends add
-/// the packed `ω` and a tile of projections: `S·(d + 32)`, `S·(d + 64)`, `S·(d + 32)`.
+/// ([`Backend::Scalar`]: the fixed-size layer, and Cortex-M or RISC-V built for size):
+/// `S·(d_v + 2) + d_v` for positive features, `2S·(d_v + 2)` for trigonometric ones,
+/// `S·(d + d_v + 8)` in log space. The blocked backends (SIMD, and [`Backend::Blocked`] on
+/// Cortex-M and RISC-V) add the packed `ω` and a tile of projections: `S·(d + 32)`,
+/// `S·(d + 64)`, `S·(d + 32)`.
 pub const fn scratch_len_for(
     backend: Backend,
     shape: Shape,
     map: FeatureMap,
     features: usize,
 ) -> usize {
-    len(shape, map, features, backend.is_simd())
+    len(shape, map, features, backend.is_blocked())
 }
 
 #[inline(always)]
@@ -211,7 +213,7 @@ fn linear<M: Map>(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let features = check_args(x, params, out)?;
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let (mut state, tiles) = FeatureState::split(scratch, x.shape, M::MAP, features, tiles)?;
     for head in 0..x.shape.heads {
         let kernel = Features {
@@ -262,7 +264,7 @@ fn log_space(
     scratch: &mut [f32],
 ) -> Result<(), Error> {
     let features = check_args(x, params, out)?;
-    let tiles = backend.backend().is_simd();
+    let tiles = backend.backend().is_blocked();
     let (mut ws, tiles) = lara::Workspace::split(scratch, 0, features, x.shape, tiles)?;
     let heads = x.shape.heads;
     for head in 0..heads {

@@ -17,7 +17,7 @@ impl Avx512 {
 
 impl Isa for Avx512 {
     const LANES: usize = 16;
-    const TALL_TILE: bool = true;
+    const TILE_ROWS: usize = 8;
     type V = __m512;
     type M = __mmask16;
 

@@ -11,6 +11,11 @@ use core::sync::atomic::{AtomicU8, Ordering};
 pub enum Backend {
     /// The plain scalar reference kernels (every target).
     Scalar,
+    /// The blocked kernels on plain `f32` arithmetic, one lane, their matrix products in
+    /// register tiles of `4 × 4` (in assembly on ARM cores with a single-precision FPU): every
+    /// target, the default where no SIMD backend is compiled (Cortex-M, RISC-V), unless the crate
+    /// is built for size (opt-level `"s"` or `"z"`; `LARA_ATTN_BLOCKED=1` keeps it).
+    Blocked,
     /// x86_64 SSE2, 4 lanes.
     Sse2,
     /// x86_64 AVX2 with FMA, 8 lanes.
@@ -25,8 +30,9 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, scalar first, in order of preference after it.
-    pub const ALL: [Backend; 6] = [
+    pub const ALL: [Backend; 7] = [
         Backend::Scalar,
+        Backend::Blocked,
         Backend::Sse2,
         Backend::Avx2,
         Backend::Avx512,
@@ -34,10 +40,11 @@ impl Backend {
         Backend::Simd128,
     ];
 
-    /// The lower-case name (`scalar`, `sse2`, `avx2`, `avx512`, `neon`, `simd128`).
+    /// The lower-case name (`scalar`, `blocked`, `sse2`, `avx2`, `avx512`, `neon`, `simd128`).
     pub const fn name(self) -> &'static str {
         match self {
             Backend::Scalar => "scalar",
+            Backend::Blocked => "blocked",
             Backend::Sse2 => "sse2",
             Backend::Avx2 => "avx2",
             Backend::Avx512 => "avx512",
@@ -51,9 +58,15 @@ impl Backend {
         Backend::ALL.into_iter().find(|b| b.name() == name)
     }
 
+    /// Whether this backend has vector lanes (every backend but [`Backend::Scalar`] and
+    /// [`Backend::Blocked`]).
+    pub const fn is_simd(self) -> bool {
+        !matches!(self, Backend::Scalar | Backend::Blocked)
+    }
+
     /// Whether this backend runs the blocked kernels, whose scratch holds tiles besides the
     /// scalar kernels' buffers (every backend but [`Backend::Scalar`]).
-    pub const fn is_simd(self) -> bool {
+    pub const fn is_blocked(self) -> bool {
         !matches!(self, Backend::Scalar)
     }
 
@@ -61,6 +74,7 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             Backend::Scalar => true,
+            Backend::Blocked => cfg!(not(lara_attn_compact)),
             #[cfg(target_arch = "x86_64")]
             Backend::Sse2 => true,
             #[cfg(target_arch = "x86_64")]
@@ -76,7 +90,8 @@ impl Backend {
         }
     }
 
-    /// The best available backend.
+    /// The best available backend: the widest SIMD backend, else [`Backend::Blocked`], else
+    /// [`Backend::Scalar`].
     pub fn best() -> Backend {
         let preference = [
             Backend::Avx512,
@@ -84,6 +99,7 @@ impl Backend {
             Backend::Sse2,
             Backend::Neon,
             Backend::Simd128,
+            Backend::Blocked,
         ];
         preference
             .into_iter()
@@ -98,9 +114,11 @@ impl core::fmt::Display for Backend {
     }
 }
 
-/// Whether any SIMD backend is compiled for this target: the default scratch sizes then
-/// include the blocked kernels' tiles.
+/// Whether a backend that runs the blocked kernels is compiled for this target (a SIMD backend,
+/// or [`Backend::Blocked`] when the crate is not built for size): the default scratch sizes then
+/// include their tiles.
 pub(crate) const COMPILED: bool = cfg!(any(
+    not(lara_attn_compact),
     target_arch = "x86_64",
     all(target_arch = "aarch64", target_feature = "neon"),
     all(target_arch = "wasm32", target_feature = "simd128"),

@@ -1,18 +1,19 @@
 //! The register-blocked matrix product every blocked kernel is built on.
+//!
+//! [`gemm`] walks `C` in register tiles of [`Isa::TILE_ROWS`] rows by [`Isa::TILE_VECTORS`]
+//! vectors and hands each to [`Isa::micro_tile`], the micro-kernel: by default the generic loop
+//! [`micro`] below, which an instruction set may replace by hand-written code with the same
+//! contract ([`MicroTile`]).
 
 use super::Isa;
-
-/// Register tile of [`gemm`]: `MR` (or `TALL_MR`) rows by `NR` vectors.
-const MR: usize = 4;
-const TALL_MR: usize = 8;
-const NR: usize = 2;
 
 /// `C = A·B` (or `C += A·B` with `accumulate`), `C [m, n]` row-major with leading dimension
 /// `ldc`, `B [k, n]` row-major with `ldb`, `A(i, p) = a[i·a_row + p·a_col]` (so `A` or its
 /// transpose, packed or not).
 ///
-/// Register-blocked: each `MR × NR·LANES` tile of `C` lives in registers for the whole `k`
-/// loop, which loads `NR` vectors of `B` and broadcasts `MR` elements of `A` per step.
+/// Register-blocked: each `TILE_ROWS × TILE_VECTORS·LANES` tile of `C` lives in registers for
+/// the whole `k` loop, which loads `TILE_VECTORS` vectors of `B` and broadcasts `TILE_ROWS`
+/// elements of `A` per step (then tiles of 4 rows, then single rows, for the last rows).
 /// If the slices are too short for the dimensions (an internal bug), nothing is computed
 /// (and debug builds panic).
 #[inline(always)]
@@ -47,8 +48,8 @@ pub(crate) fn gemm<I: Isa>(
     let mut row = 0;
     while row < m {
         let rows = match m - row {
-            left if I::TALL_TILE && left >= TALL_MR => TALL_MR,
-            left if left >= MR => MR,
+            left if left >= I::TILE_ROWS => I::TILE_ROWS,
+            left if left >= 4 => 4,
             _ => 1,
         };
         // SAFETY: the tile's rows are < m, and the extents of a, b and c were checked against
@@ -57,9 +58,10 @@ pub(crate) fn gemm<I: Isa>(
             let a_tile = a.add(row * a_row);
             let c_tile = c.add(row * ldc);
             let operands = (k, a_tile, a_row, a_col, b, ldb, c_tile, ldc, accumulate);
+            // (The tile shapes are constants of I: every other arm is dead code and removed.)
             match rows {
-                TALL_MR => row_panel::<I, TALL_MR>(isa, n, operands),
-                MR => row_panel::<I, MR>(isa, n, operands),
+                8 => row_panel::<I, 8>(isa, n, operands),
+                4 => row_panel::<I, 4>(isa, n, operands),
                 _ => row_panel::<I, 1>(isa, n, operands),
             }
         }
@@ -81,8 +83,8 @@ type Panel = (
     bool,
 );
 
-/// `R` rows of `C`: register tiles of `NR` vectors, then of one vector, then one partial vector
-/// for the last `n mod LANES` columns.
+/// `R` rows of `C`: register tiles of `TILE_VECTORS` vectors, then of one vector, then one
+/// partial vector for the last `n mod LANES` columns.
 ///
 /// # Safety
 /// Rows `0..R` of `A` (`k` columns) and `C` (`n` columns) and rows `0..k` of `B` (`n` columns)
@@ -90,65 +92,104 @@ type Panel = (
 #[inline(always)]
 unsafe fn row_panel<I: Isa, const R: usize>(isa: I, n: usize, panel: Panel) {
     let (k, a, a_row, a_col, b, ldb, c, ldc, accumulate) = panel;
-    let wide = NR * I::LANES;
+    // (One tile, its columns moved along the panel: by reference to an out-of-line
+    // micro-kernel, only they change from call to call.)
+    let mut tile = MicroTile {
+        k,
+        a,
+        a_row,
+        a_col,
+        b,
+        ldb,
+        c,
+        ldc,
+        accumulate,
+        width: I::LANES,
+    };
+    let wide = I::TILE_VECTORS * I::LANES;
     let mut col = 0;
     // SAFETY: every tile below covers columns col .. col + width < n, in bounds by the
     // caller's contract.
     unsafe {
         while col + wide <= n {
-            micro::<I, R, NR>(
-                isa,
-                k,
-                (a, a_row, a_col),
-                (b.add(col), ldb),
-                (c.add(col), ldc),
-                accumulate,
-                I::LANES,
-            );
+            tile.move_to(b, c, col, I::LANES);
+            // (The tile shapes are constants of I: every other arm is dead code and removed.)
+            match I::TILE_VECTORS {
+                4 => isa.micro_tile::<R, 4>(&tile),
+                3 => isa.micro_tile::<R, 3>(&tile),
+                _ => isa.micro_tile::<R, 2>(&tile),
+            }
             col += wide;
         }
         while col + I::LANES <= n {
-            micro::<I, R, 1>(
-                isa,
-                k,
-                (a, a_row, a_col),
-                (b.add(col), ldb),
-                (c.add(col), ldc),
-                accumulate,
-                I::LANES,
-            );
+            tile.move_to(b, c, col, I::LANES);
+            isa.micro_tile::<R, 1>(&tile);
             col += I::LANES;
         }
         if col < n {
-            micro::<I, R, 1>(
-                isa,
-                k,
-                (a, a_row, a_col),
-                (b.add(col), ldb),
-                (c.add(col), ldc),
-                accumulate,
-                n - col,
-            );
+            tile.move_to(b, c, col, n - col);
+            isa.micro_tile::<R, 1>(&tile);
         }
     }
 }
 
-/// One `R × V·LANES` register tile of [`gemm`]; with `width < LANES` (and `V = 1`), a tile of
-/// `R × width` through partial loads and stores.
+/// The operands of one register tile of [`gemm`]: `A(i, p) = a[i·a_row + p·a_col]` for the
+/// tile's rows `i` and `p < k`, `B` rows `b + p·ldb`, `C` rows `c + i·ldc`, whether to add to
+/// `C`, and the width of a partial tile (`width < LANES`: one vector, partial loads and stores;
+/// otherwise `LANES`).
+#[derive(Clone, Copy)]
+pub(crate) struct MicroTile {
+    pub(crate) k: usize,
+    pub(crate) a: *const f32,
+    pub(crate) a_row: usize,
+    pub(crate) a_col: usize,
+    pub(crate) b: *const f32,
+    pub(crate) ldb: usize,
+    pub(crate) c: *mut f32,
+    pub(crate) ldc: usize,
+    pub(crate) accumulate: bool,
+    pub(crate) width: usize,
+}
+
+impl MicroTile {
+    /// Moves the tile to the columns `col .. col + width` of the panel whose `B` and `C` start
+    /// at `b` and `c`.
+    ///
+    /// # Safety
+    /// Column `col` of `B`'s and `C`'s rows must be in bounds.
+    #[inline(always)]
+    pub(crate) unsafe fn move_to(&mut self, b: *const f32, c: *mut f32, col: usize, width: usize) {
+        // SAFETY: column col is in bounds (caller's contract).
+        unsafe {
+            self.b = b.add(col);
+            self.c = c.add(col);
+        }
+        self.width = width;
+    }
+}
+
+/// The generic micro-kernel: one `R × V·LANES` register tile of [`gemm`], `C = A·B` (or
+/// `C += A·B`); with `width < LANES` (and `V = 1`), a tile of `R × width` through partial loads
+/// and stores. `R·V` accumulators stay in registers for the whole `k` loop, which loads `V`
+/// vectors of `B` and broadcasts `R` elements of `A` per step.
 ///
 /// # Safety
 /// Rows `0..R` of `A` (`k` columns), rows `0..k` of `B` and rows `0..R` of `C` (`V·LANES`
 /// columns, or `width` if smaller) must be in bounds.
 #[inline(always)]
-unsafe fn micro<I: Isa, const R: usize, const V: usize>(
-    isa: I,
-    k: usize,
-    (a, a_row, a_col): (*const f32, usize, usize),
-    (b, ldb): (*const f32, usize),
-    (c, ldc): (*mut f32, usize),
-    accumulate: bool,
-    width: usize,
-) {
+pub(crate) unsafe fn micro<I: Isa, const R: usize, const V: usize>(isa: I, tile: &MicroTile) {
+    let MicroTile {
+        k,
+        a,
+        a_row,
+        a_col,
+        b,
+        ldb,
+        c,
+        ldc,
+        accumulate,
+        width,
+    } = *tile;
     let partial = width < I::LANES;
     let mut acc = [[isa.splat(0.0); V]; R];
     for p in 0..k {

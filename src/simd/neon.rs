@@ -16,7 +16,7 @@ impl Neon {
 
 impl Isa for Neon {
     const LANES: usize = 4;
-    const TALL_TILE: bool = true;
+    const TILE_ROWS: usize = 8;
     type V = float32x4_t;
     type M = uint32x4_t;
 
