@@ -124,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
         (result, out8, out32.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
     };
     let reference = run(Backend::Scalar);
-    for backend in backends().into_iter().filter(|b| b.is_simd()) {
+    for backend in backends().into_iter().filter(|&b| b != Backend::Scalar) {
         assert_eq!(run(backend), reference, "{} on {backend}: other bits than scalar", kernel.name);
     }
 });
