@@ -42,6 +42,9 @@ fn output(run: &dyn Fn(&mut [f32]), len: usize, backend: Option<Backend>) -> Vec
     bits(&out)
 }
 
+/// A call writing its output.
+type Runner<'a> = dyn Fn(&mut [f32]) + Sync + 'a;
+
 #[test]
 fn a_concurrent_set_backend_switches_whole_calls() {
     let simd = Backend::best();
@@ -90,7 +93,7 @@ fn a_concurrent_set_backend_switches_whole_calls() {
     .collect();
     let x = randn(20, 40 * dim);
     // Every registry kernel, and a layer of each kind (their projections and estimators).
-    let mut runs: Vec<(String, Box<dyn Fn(&mut [f32]) + Sync + '_>, usize)> = Vec::new();
+    let mut runs: Vec<(String, Box<Runner<'_>>, usize)> = Vec::new();
     for kernel in KERNELS {
         let scratch_len = (kernel.scratch_len)(&call);
         let call = &call;
@@ -168,7 +171,7 @@ fn a_concurrent_set_backend_switches_whole_calls() {
         scope.spawn(|| {
             let mut flips = 0u64;
             while !done.load(Ordering::Relaxed) {
-                let backend = if flips % 2 == 0 {
+                let backend = if flips.is_multiple_of(2) {
                     Backend::Scalar
                 } else {
                     simd
