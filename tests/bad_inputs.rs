@@ -502,3 +502,153 @@ fn pool2d_rejects_bad_inputs() {
         assert!(untouched(&out), "{what}: wrote to out");
     }
 }
+
+/// A layer case: name, `x`, layout, mask, out length, scratch shortfall, `Ok` expected.
+type LayerCase<'a> = (
+    &'a str,
+    &'a [f32],
+    lara_attn::layer::Layout,
+    Option<&'a [bool]>,
+    usize,
+    usize,
+    bool,
+);
+
+#[test]
+fn layers_reject_bad_inputs() {
+    use lara_attn::Sampling;
+    use lara_attn::layer::{
+        Attention, Config, LaraConfig, Layer, Layout, RandomizedMean, Tokens, Weights,
+    };
+    use lara_attn::rfa::FeatureMap;
+    let sentinel = f32::from_bits(SENTINEL);
+    let dim = 8;
+    let n = 9;
+    let weights_data = randn(10, 4 * dim * dim);
+    let x = randn(20, n * dim);
+    let mut nan = x.clone();
+    nan[17] = f32::NAN;
+    let huge: Vec<f32> = x.iter().map(|v| v * 1e4).collect();
+    for attention in [
+        Attention::Softmax,
+        Attention::Lara(LaraConfig::segment_means(3)),
+        Attention::Randomized(RandomizedMean::AttentionWeighted),
+        Attention::Kernelized {
+            map: FeatureMap::Positive,
+            features: 4,
+        },
+    ] {
+        let config = Config::new(dim, 2, attention);
+        let weights = Weights::from_state_dict(&config, |key| {
+            let spec = config.weight_specs().find(|s| s.key == key)?;
+            Some(&weights_data[..spec.len()])
+        })
+        .unwrap();
+        let layer = Layer::new(config, weights).unwrap();
+        let all_masked = [true; 9];
+        let short_mask = [false; 8];
+        // (case, x, layout, mask, out length, scratch shortfall, Ok expected)
+        let cases: [LayerCase<'_>; 10] = [
+            ("valid", &x, Layout::Sequence(n), None, n * dim, 0, true),
+            ("1e4", &huge, Layout::Sequence(n), None, n * dim, 0, true),
+            ("n = 1", &x[..dim], Layout::Sequence(1), None, dim, 0, true),
+            (
+                "NaN in x",
+                &nan,
+                Layout::Sequence(n),
+                None,
+                n * dim,
+                0,
+                false,
+            ),
+            (
+                "short x",
+                &x[1..],
+                Layout::Sequence(n),
+                None,
+                n * dim,
+                0,
+                false,
+            ),
+            (
+                "short out",
+                &x,
+                Layout::Sequence(n),
+                None,
+                n * dim - 1,
+                0,
+                false,
+            ),
+            ("zero n", &[], Layout::Sequence(0), None, 0, 0, false),
+            (
+                "short scratch",
+                &x,
+                Layout::Sequence(n),
+                None,
+                n * dim,
+                1,
+                false,
+            ),
+            (
+                "all masked",
+                &x,
+                Layout::Sequence(n),
+                Some(&all_masked),
+                n * dim,
+                0,
+                false,
+            ),
+            (
+                "mask length",
+                &x,
+                Layout::Sequence(n),
+                Some(&short_mask),
+                n * dim,
+                0,
+                false,
+            ),
+        ];
+        for (case, x, layout, key_mask, out_len, short, ok) in cases {
+            let what = format!("{attention:?}, {case}");
+            let tokens = Tokens {
+                x,
+                layout,
+                key_mask,
+            };
+            let mut out = vec![sentinel; out_len];
+            let needed = if short == 0 {
+                Layer::scratch_len(&config, layout).min(1 << 20)
+            } else {
+                // What the active backend needs (`scratch_len` is the largest over the
+                // backends compiled here), from the error of an empty scratch.
+                match layer.forward(&tokens, Sampling::Eval, &mut out, &mut []) {
+                    Err(Error::ScratchTooSmall { needed, actual: 0 }) => needed,
+                    other => panic!("{what}: empty scratch gave {other:?}"),
+                }
+            };
+            let mut scratch = vec![sentinel; needed - short];
+            let result = layer.forward(&tokens, Sampling::Eval, &mut out, &mut scratch);
+            let expect = if ok { Expect::Finite } else { Expect::Err };
+            check(&what, result, expect, &out, &scratch);
+        }
+        // Overflowing grid.
+        let tokens = Tokens {
+            x: &x,
+            layout: Layout::Grid {
+                height: usize::MAX / 2,
+                width: 3,
+            },
+            key_mask: None,
+        };
+        let mut out = vec![sentinel; n * dim];
+        let mut scratch = vec![sentinel; 1 << 12];
+        let result = layer.forward(&tokens, Sampling::Eval, &mut out, &mut scratch);
+        check(
+            &format!("{attention:?}, overflowing grid"),
+            result,
+            Expect::Is(Error::SizeOverflow),
+            &out,
+            &scratch,
+        );
+    }
+}
