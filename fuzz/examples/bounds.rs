@@ -1,7 +1,7 @@
 //! Measures, over random decodings, the largest distance between each SIMD backend and the
 //! scalar kernels of every f32 registry kernel in the comparison's range (`|x| ≤ 4`), and, for
 //! `mis-opt`, that distance against the condition of its clamp: the figures behind the bounds
-//! the crate docs state. `cargo run --release --example bounds -- [decodings]` in `fuzz/`.
+//! docs/reliability.md states. `cargo run --release --example bounds -- [decodings]` in `fuzz/`.
 use lara_attn::backend::Backend;
 use lara_attn::lara::Weighting;
 use lara_attn_fuzz::kernels::KERNELS;

@@ -5,11 +5,11 @@
 //! 2. an `Err` leaves the output and the scratch untouched (both are filled with a sentinel
 //!    before the call and compared bit for bit after it);
 //! 3. an `Ok` output is finite when every input is finite and within the documented magnitude
-//!    limit ([`FINITE_LIMIT`], the crate docs' "Numerical behaviour");
+//!    limit ([`FINITE_LIMIT`], docs/reliability.md);
 //! 4. every backend the host can run gives the scalar kernel's result within the documented
-//!    bound (the crate docs), for inputs in the bound's range ([`UNIT`] data); `mis-opt` calls
+//!    bound (docs/reliability.md), for inputs in the bound's range ([`UNIT`] data); `mis-opt` calls
 //!    in the ill-conditioned regime of its clamp ([`misopt_condition`]) are left out of that
-//!    comparison, as the `lara` module docs say.
+//!    comparison, as docs/reliability.md says.
 //!
 //! The f32 kernels are called through the one registry, `tests/support/kernels.rs`.
 
@@ -29,7 +29,7 @@ use lara_attn::{Error, Qkv, Shape, ra};
 pub const SENTINEL: f32 = -7777.25;
 
 /// The documented limit for finite outputs: finite inputs of magnitude at most this, with
-/// `d ≤ 64`, give finite outputs (the crate docs' "Numerical behaviour").
+/// `d ≤ 64`, give finite outputs (docs/reliability.md).
 pub const FINITE_LIMIT: f32 = 1e18;
 
 /// The fuzzer's bytes, read front to back; zeros once they run out (so every input decodes).
@@ -159,7 +159,7 @@ pub fn relative_distance(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The documented bound of [`relative_distance`] between a SIMD backend and the scalar kernels
-/// (the crate docs' "Numerical behaviour"), by registry name.
+/// (docs/reliability.md), by registry name.
 pub fn backend_bound(kernel: &str) -> f32 {
     match kernel {
         "exact" => 1e-5,
@@ -472,7 +472,7 @@ pub fn check_f32(name: &str, args: &F32Args, b: &mut Bytes<'_>) {
 }
 
 /// The condition number of `mis-opt`'s clamp above which backends may legitimately differ by
-/// more than the bound (the `lara` module docs).
+/// more than the bound (docs/reliability.md).
 pub const MISOPT_CONDITION_LIMIT: f64 = 1e3;
 
 /// `mis-opt`'s condition: the largest `(bh_c + |a|·(T[c,i] + mean T)) / |α[c,i]|` over the
