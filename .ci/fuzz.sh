@@ -27,7 +27,10 @@ for target in "${targets[@]}"; do
   # -rss_limit_mb: the default 2 GiB is plenty (small shapes); -timeout: one input in 10 s.
   if ! cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -print_final_stats=1 \
       -timeout=10 >"$log" 2>&1; then
-    tail -n 40 "$log" >&2
+    # The contract violation (the panic message with its input) comes before libFuzzer's
+    # and cargo-fuzz's reports, which a plain tail would show alone.
+    grep -A 6 'panicked at' "$log" | grep -v '^ *[0-9]*: \|^ *at ' >&2 || true
+    tail -n 25 "$log" >&2
     echo "fuzz target $target: crash (input in fuzz/artifacts/$target/)" >&2
     exit 1
   fi
