@@ -11,6 +11,9 @@
 //!
 //! [`set_backend`] overrides the choice for the whole program: for tests and benchmarks that
 //! compare backends. Each kernel call reads the choice once and runs all its passes on it.
+//!
+//! The scalar kernels give the same bits on every target; the other backends sum in another
+//! order and differ from them by rounding, within the bound of `docs/reliability.md`.
 
 pub use crate::simd::backend::{Backend, active_backend, set_backend};
 

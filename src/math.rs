@@ -37,13 +37,17 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     const LIMIT: f32 = 4_194_304.0;
     // j = round(x · 2/π)
     let scaled = x * core::f32::consts::FRAC_2_PI;
-    let j = if scaled.abs() < LIMIT {
-        (scaled + ROUNDER) - ROUNDER
+    let (j, r) = if scaled.abs() < LIMIT {
+        let j = (scaled + ROUNDER) - ROUNDER;
+        // r = x − j·π/2
+        (j, ((x - j * PIO2_1) - j * PIO2_2) - j * PIO2_3)
     } else {
-        scaled
+        // |x| ≥ 6.6 · 10^6 (consecutive f32 at least 0.5 apart), an infinity or NaN: no f32
+        // reduction means anything, and the three-part one would leave an |r| large enough
+        // to overflow the polynomials (NaN from |x| ≈ 10^12 on). r = 0 (NaN for NaN and the
+        // infinities): a bounded value, the quadrant's ±1 or 0.
+        (scaled, x * 0.0)
     };
-    // r = x − j·π/2
-    let r = ((x - j * PIO2_1) - j * PIO2_2) - j * PIO2_3;
     let z = r * r;
     // sin r ≈ r + r·z·(s1 + z·(s2 + z·s3)),  cos r ≈ 1 − z/2 + z²·(c1 + z·(c2 + z·c3))
     let sin = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
@@ -267,5 +271,23 @@ mod tests {
             assert!(worst <= bound, "|x| <= {limit}: {worst} x 2^-24 > {bound}");
         }
         assert!(sin_cos(f32::NAN).0.is_nan() && sin_cos(f32::INFINITY).1.is_nan());
+    }
+
+    /// Beyond `6.6 · 10^6` the value is meaningless but bounded: it once overflowed the
+    /// polynomials into NaN from `|x| ≈ 10^12` on (found by the fuzz target `causal`).
+    #[test]
+    fn sin_cos_of_huge_arguments_is_bounded() {
+        let mut x = 6.0e6f32;
+        while x < f32::MAX / 2.0 {
+            for x in [x, -x, x * 1.37, -x * 1.37] {
+                let (s, c) = sin_cos(x);
+                assert!(
+                    s.abs() <= 1.0 && c.abs() <= 1.0,
+                    "sin_cos({x:e}) = ({s}, {c})"
+                );
+            }
+            x *= 2.0;
+        }
+        assert!(sin_cos(f32::NEG_INFINITY).0.is_nan());
     }
 }

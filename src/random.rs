@@ -128,8 +128,13 @@ const MAX_REDRAWS: usize = 16;
 /// chi-distributed length), so each row is marginally `N(0, I_dim)`.
 ///
 /// # Errors
-/// As [`gaussian_omega`], plus [`Error::DegenerateRandomness`] if the generator keeps
-/// producing (nearly) linearly dependent rows.
+/// As [`gaussian_omega`] (checked before anything is written), plus
+/// [`Error::DegenerateRandomness`] if the generator keeps producing (nearly) linearly dependent
+/// rows (a stuck or constant generator: for a working one, 16 failed redraws of a row have a
+/// probability far below `10^-40`). The rows are built in place, so that error is found only
+/// after earlier rows were written, and their previous contents cannot be restored without a
+/// second buffer: `omega` is then filled with NaN, so that no half-built projection is left
+/// that a kernel would accept (every kernel refuses it with [`Error::NonFinite`]).
 pub fn orthogonal_omega<R: RngCore + ?Sized>(
     rng: &mut R,
     features: usize,
@@ -138,16 +143,9 @@ pub fn orthogonal_omega<R: RngCore + ?Sized>(
 ) -> Result<(), Error> {
     check_omega_dims(features, dim, omega)?;
     let mut normals = NormalStream::default();
-    // One orthonormal frame per block of `dim` rows (the last block may be partial).
-    for frame in omega.chunks_mut(dim.saturating_mul(dim).max(1)) {
-        let mut done_len = 0;
-        while let Some((done, rest)) = frame.split_at_mut_checked(done_len) {
-            let Some(row) = rows_mut(rest, dim).next() else {
-                break;
-            };
-            orthonormal_row(rng, &mut normals, done, row)?;
-            done_len += dim;
-        }
+    if let Err(error) = orthonormal_frames(rng, &mut normals, dim, omega) {
+        omega.fill(f32::NAN);
+        return Err(error);
     }
     // Rescale every row by an independent chi(dim)-distributed length.
     for row in rows_mut(omega, dim) {
@@ -158,6 +156,26 @@ pub fn orthogonal_omega<R: RngCore + ?Sized>(
             })
             .sum();
         scale(row, libm::sqrtf(sum_sq));
+    }
+    Ok(())
+}
+
+/// One orthonormal frame per block of `dim` rows of `omega` (the last block may be partial).
+fn orthonormal_frames<R: RngCore + ?Sized>(
+    rng: &mut R,
+    normals: &mut NormalStream,
+    dim: usize,
+    omega: &mut [f32],
+) -> Result<(), Error> {
+    for frame in omega.chunks_mut(dim.saturating_mul(dim).max(1)) {
+        let mut done_len = 0;
+        while let Some((done, rest)) = frame.split_at_mut_checked(done_len) {
+            let Some(row) = rows_mut(rest, dim).next() else {
+                break;
+            };
+            orthonormal_row(rng, normals, done, row)?;
+            done_len += dim;
+        }
     }
     Ok(())
 }
@@ -280,5 +298,8 @@ mod tests {
             orthogonal_omega(&mut Stuck, 4, 2, &mut omega),
             Err(Error::DegenerateRandomness)
         );
+        // No half-built projection is left (row 0 used to be a unit vector, the rest as
+        // given): NaN everywhere, which every kernel refuses.
+        assert!(omega.iter().all(|x| x.is_nan()), "{omega:?}");
     }
 }
