@@ -21,6 +21,14 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 cargo +nightly fuzz build
+# The saved findings first: each must now pass (fuzz/regressions/<target>/<input>).
+for input in regressions/*/*; do
+  [ -f "$input" ] || continue
+  target=$(basename "$(dirname "$input")")
+  cargo +nightly fuzz run "$target" "$input" >/dev/null 2>&1 ||
+    { echo "fuzz regression $input fails again" >&2; cargo +nightly fuzz run "$target" "$input" 2>&1 | grep -A 4 'panicked at' >&2; exit 1; }
+  echo "fuzz regression $input: passes"
+done
 total=0
 for target in "${targets[@]}"; do
   log=$(mktemp)

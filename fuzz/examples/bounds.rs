@@ -6,11 +6,15 @@ use lara_attn::backend::Backend;
 use lara_attn::lara::Weighting;
 use lara_attn_fuzz::kernels::KERNELS;
 use lara_attn_fuzz::{
-    Bytes, F32Args, MISOPT_CONDITION_LIMIT, UNIT, backends, misopt_condition, relative_distance, run_f32, trig_excess,
+    Bytes, F32Args, MISOPT_CONDITION_LIMIT, UNIT, backends, misopt_condition, relative_distance,
+    run_f32, trig_excess,
 };
 
 fn main() {
-    let count: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -34,13 +38,19 @@ fn main() {
             if reference.is_err() {
                 continue;
             }
-            let condition = if kernel.name == "lara" { misopt_condition(&args) } else { 0.0 };
-            let drawn_opt = kernel.name == "lara-draw" && matches!(args.weighting, Weighting::Optimal { .. });
+            let condition = if kernel.name == "lara" {
+                misopt_condition(&args)
+            } else {
+                0.0
+            };
+            let drawn_opt =
+                kernel.name == "lara-draw" && matches!(args.weighting, Weighting::Optimal { .. });
             for backend in backends().into_iter().filter(|b| b.is_simd()) {
                 let (_, out) = run_f32(backend, kernel.name, &args, needed);
                 let d = if kernel.name == "rfa-trig" {
                     // the factor beyond TRIG_BOUND · (scale + condition), as a distance
-                    trig_excess(&args, &out, &scalar, 1e-12).map_or(0.0, |(_, x)| (x * 1e-12) as f32)
+                    trig_excess(&args, &out, &scalar, 1e-12)
+                        .map_or(0.0, |(_, x)| (x * 1e-12) as f32)
                 } else {
                     relative_distance(&out, &scalar)
                 };

@@ -104,7 +104,11 @@ fn run_rfa(
 }
 
 fn rfa_stream(b: &mut Bytes<'_>) {
-    let map = [FeatureMap::Positive, FeatureMap::Trigonometric, FeatureMap::PositiveLogSpace][b.below(3)];
+    let map = [
+        FeatureMap::Positive,
+        FeatureMap::Trigonometric,
+        FeatureMap::PositiveLogSpace,
+    ][b.below(3)];
     let (dim, value_dim) = (b.range(1, 8), b.range(1, 5));
     let features = if b.one_in(16) { 0 } else { b.range(1, 8) };
     let omega_len = b.len_or_wrong(features * dim, 24);
@@ -112,14 +116,24 @@ fn rfa_stream(b: &mut Bytes<'_>) {
     b.poison(&mut omega, 24);
     let params = Params { map, omega: &omega };
     let needed = RfaState::buffer_len(map, value_dim, features);
-    let buffer_len = if b.one_in(8) { needed.saturating_sub(1) } else { needed + b.below(3) };
+    let buffer_len = if b.one_in(8) {
+        needed.saturating_sub(1)
+    } else {
+        needed + b.below(3)
+    };
     let magnitude = b.magnitude();
     let ops = decode_ops(b, dim, value_dim, magnitude);
 
     let mut buffer = vec![SENTINEL; buffer_len];
     let no_skip = vec![false; ops.len()];
-    let Some((ok, outputs)) = run_rfa(&params, (dim, value_dim), &mut buffer, &ops, &no_skip) else {
-        assert_untouched("RfaState::new buffer", &buffer, SENTINEL, &(map, dim, value_dim, features));
+    let Some((ok, outputs)) = run_rfa(&params, (dim, value_dim), &mut buffer, &ops, &no_skip)
+    else {
+        assert_untouched(
+            "RfaState::new buffer",
+            &buffer,
+            SENTINEL,
+            &(map, dim, value_dim, features),
+        );
         return;
     };
     // The same stream without the refused calls: the same outputs and buffer, bit for bit.
@@ -128,8 +142,15 @@ fn rfa_stream(b: &mut Bytes<'_>) {
     let (_, replay_outputs) =
         run_rfa(&params, (dim, value_dim), &mut replay, &ops, &skip).expect("the same state");
     let bits = |x: &[Vec<f32>]| x.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&outputs), bits(&replay_outputs), "a refused call changed the state: {ops:?}");
-    let same = buffer.iter().zip(&replay).all(|(a, b)| a.to_bits() == b.to_bits());
+    assert_eq!(
+        bits(&outputs),
+        bits(&replay_outputs),
+        "a refused call changed the state: {ops:?}"
+    );
+    let same = buffer
+        .iter()
+        .zip(&replay)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
     assert!(same, "a refused call changed the buffer: {ops:?}");
 }
 
@@ -162,7 +183,15 @@ fn run_cache(
                     Err(e) => assert_untouched("attend out", &out, SENTINEL, &(e, op)),
                     Ok(()) => {
                         let recent = window.iter().rev().take(capacity).all(|&f| f);
-                        if recent && within(match op { Op::Attend(q, _) => q, _ => &[] }, FINITE_LIMIT) {
+                        if recent
+                            && within(
+                                match op {
+                                    Op::Attend(q, _) => q,
+                                    _ => &[],
+                                },
+                                FINITE_LIMIT,
+                            )
+                        {
                             assert_finite("KvCache::attend", &out, &(op, &cache));
                         }
                         outputs.push(out);
@@ -185,7 +214,11 @@ fn cache_stream(b: &mut Bytes<'_>) {
     let (dim, value_dim) = (b.range(1, 8), b.range(1, 5));
     let capacity = if b.one_in(16) { 0 } else { b.range(1, 6) };
     let needed = KvCache::buffer_len(capacity, dim, value_dim);
-    let buffer_len = if b.one_in(8) { needed.saturating_sub(1) } else { needed + b.below(3) };
+    let buffer_len = if b.one_in(8) {
+        needed.saturating_sub(1)
+    } else {
+        needed + b.below(3)
+    };
     let magnitude = b.magnitude();
     let ops = decode_ops(b, dim, value_dim, magnitude);
     let shape = (dim, value_dim, capacity);
@@ -199,15 +232,25 @@ fn cache_stream(b: &mut Bytes<'_>) {
     let mut replay = vec![SENTINEL; buffer_len];
     let (_, replay_outputs) = run_cache(shape, &mut replay, &ops, &skip).expect("the same cache");
     let bits = |x: &[Vec<f32>]| x.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&outputs), bits(&replay_outputs), "a refused call changed the cache: {ops:?}");
-    let same = buffer.iter().zip(&replay).all(|(a, b)| a.to_bits() == b.to_bits());
+    assert_eq!(
+        bits(&outputs),
+        bits(&replay_outputs),
+        "a refused call changed the cache: {ops:?}"
+    );
+    let same = buffer
+        .iter()
+        .zip(&replay)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
     assert!(same, "a refused call changed the buffer: {ops:?}");
 }
 
 fuzz_target!(|data: &[u8]| {
     let mut b = Bytes::new(data);
     match b.below(3) {
-        0 => fuzz_f32_kernels(&["causal-rfa", "causal-rfa-trig", "causal-rfa-log-space"], data.get(1..).unwrap_or(&[])),
+        0 => fuzz_f32_kernels(
+            &["causal-rfa", "causal-rfa-trig", "causal-rfa-log-space"],
+            data.get(1..).unwrap_or(&[]),
+        ),
         1 => rfa_stream(&mut b),
         _ => cache_stream(&mut b),
     }

@@ -54,7 +54,11 @@ impl<'a> Bytes<'a> {
 
     /// A number in `0..n` (`n ≤ 256`), 0 for `n ≤ 1`.
     pub fn below(&mut self, n: usize) -> usize {
-        if n <= 1 { 0 } else { usize::from(self.byte()) % n }
+        if n <= 1 {
+            0
+        } else {
+            usize::from(self.byte()) % n
+        }
     }
 
     /// A number in `lo..=hi`.
@@ -74,7 +78,9 @@ impl<'a> Bytes<'a> {
 
     /// `len` values `(byte as i8) · scale`: `[-128, 127] · scale`.
     pub fn floats(&mut self, len: usize, scale: f32) -> Vec<f32> {
-        (0..len).map(|_| f32::from(self.byte() as i8) * scale).collect()
+        (0..len)
+            .map(|_| f32::from(self.byte() as i8) * scale)
+            .collect()
     }
 
     /// `len` values of `[0, 1]` (the gates).
@@ -85,7 +91,11 @@ impl<'a> Bytes<'a> {
     /// `len` as given, or (one time in `one_in`) one more or one fewer.
     pub fn len_or_wrong(&mut self, len: usize, one_in: u8) -> usize {
         if self.one_in(one_in) {
-            if self.byte() & 1 == 0 { len + 1 } else { len.saturating_sub(1) }
+            if self.byte() & 1 == 0 {
+                len + 1
+            } else {
+                len.saturating_sub(1)
+            }
         } else {
             len
         }
@@ -121,7 +131,10 @@ pub fn within(x: &[f32], limit: f32) -> bool {
 
 /// The backends this host can run, scalar first.
 pub fn backends() -> Vec<Backend> {
-    Backend::ALL.into_iter().filter(|b| b.is_available()).collect()
+    Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect()
 }
 
 /// Panics unless every element still holds `sentinel` (bit for bit).
@@ -169,30 +182,55 @@ pub fn backend_bound(kernel: &str) -> f32 {
 }
 
 /// The documented bound of trigonometric RFA per output row `i`:
-/// `|simd − scalar| ≤ TRIG_BOUND · (max(1, max|out|) + cond_i)`, `cond_i` the
-/// cancellation-free magnitude of the estimate (`reference::trigonometric_condition`): features
-/// of both signs make the estimate ill-conditioned where its denominator nearly cancels.
+/// `|simd − scalar| ≤ TRIG_BOUND · (max(1, max|out|) + cond_i) + PHASE_BOUND · phase_i`,
+/// `cond_i` the cancellation-free magnitude of the estimate
+/// (`reference::trigonometric_condition`): features of both signs make the estimate
+/// ill-conditioned where its denominator nearly cancels; `phase_i` the same magnitude with every
+/// feature at its envelope, times the magnitude of the phases `Σ_j |d^-1/4 ω_rj x_j|` of the
+/// query's and the keys' features: a phase carries the rounding of its dot product, which moves
+/// a feature near a zero of its sine or cosine by much more than its own rounding.
 pub const TRIG_BOUND: f32 = 1e-5;
+
+/// The unit of the phase term of the trigonometric bound (about 8 `f32` roundings).
+pub const PHASE_BOUND: f64 = 1e-6;
 
 /// The first output row of a trigonometric RFA call whose backend difference exceeds
 /// [`TRIG_BOUND`] `· (max(1, max|out|) + cond_i)`, with the factor it exceeds it by.
-pub fn trig_excess(args: &F32Args, out: &[f32], scalar: &[f32], bound: f32) -> Option<(usize, f64)> {
+pub fn trig_excess(
+    args: &F32Args,
+    out: &[f32],
+    scalar: &[f32],
+    bound: f32,
+) -> Option<(usize, f64)> {
     let shape = args.shape;
-    let (h, nq, nk, d, dv) = (shape.heads, shape.queries, shape.keys, shape.dim, shape.value_dim);
+    let (h, nq, nk, d, dv) = (
+        shape.heads,
+        shape.queries,
+        shape.keys,
+        shape.dim,
+        shape.value_dim,
+    );
     let features = args.omega.len() / (h * d);
     let scale = f64::from(scalar.iter().fold(1.0f32, |m, x| m.max(x.abs())));
     let dims = reference::Dims::new(nq, nk, d, dv);
     for head in 0..h {
-        let part = |x: &[f32], rows: usize, cols: usize| x[head * rows * cols..(head + 1) * rows * cols].to_vec();
+        let part = |x: &[f32], rows: usize, cols: usize| {
+            x[head * rows * cols..(head + 1) * rows * cols].to_vec()
+        };
         let omega = part(&args.omega, features, d);
-        let (q, k, v) = (part(&args.q, nq, d), part(&args.k, nk, d), part(&args.v, nk, dv));
-        let cond = trig_condition(dims, &omega, features, (&q, &k, &v), args.mask.as_deref());
+        let (q, k, v) = (
+            part(&args.q, nq, d),
+            part(&args.k, nk, d),
+            part(&args.v, nk, dv),
+        );
+        let (cond, phase) =
+            trig_condition(dims, &omega, features, (&q, &k, &v), args.mask.as_deref());
         for i in 0..nq {
             let row = (head * nq + i) * dv;
             let err = (0..dv)
                 .map(|e| (f64::from(out[row + e]) - f64::from(scalar[row + e])).abs())
                 .fold(0.0, f64::max);
-            let allowed = f64::from(bound) * (scale + cond[i]);
+            let allowed = f64::from(bound) * (scale + cond[i]) + PHASE_BOUND * phase[i];
             if err > allowed {
                 return Some((head * nq + i, err / allowed));
             }
@@ -201,14 +239,15 @@ pub fn trig_excess(args: &F32Args, out: &[f32], scalar: &[f32], bound: f32) -> O
     None
 }
 
-/// `reference::trigonometric_condition` with masked keys left out (zero features).
+/// `reference::trigonometric_condition` with masked keys left out (zero features), and the
+/// phase term of [`TRIG_BOUND`] per query.
 fn trig_condition(
     dims: reference::Dims,
     omega: &[f32],
     features: usize,
     (q, k, v): (&[f32], &[f32], &[f32]),
     mask: Option<&[bool]>,
-) -> Vec<f64> {
+) -> (Vec<f64>, Vec<f64>) {
     use reference::{Mat, fourier_features_masked, linear_attention};
     let phi_q = fourier_features_masked(dims, omega, features, q, dims.nq, None);
     let phi_k = fourier_features_masked(dims, omega, features, k, dims.nk, mask);
@@ -224,6 +263,41 @@ fn trig_condition(
             k_sum[r] += phi_k.at(m, r);
         }
     }
+    // Σ_j |d^-1/4 ω_rj x_j|, the largest over the features, per row of x
+    let phases = |x: &[f32], rows: usize| -> Vec<f64> {
+        let s4 = (dims.d as f64).powf(-0.25);
+        (0..rows)
+            .map(|i| {
+                (0..features)
+                    .map(|r| {
+                        (0..dims.d)
+                            .map(|j| {
+                                s4 * f64::from(omega[r * dims.d + j] * x[i * dims.d + j]).abs()
+                            })
+                            .sum::<f64>()
+                    })
+                    .fold(0.0, f64::max)
+            })
+            .collect()
+    };
+    let masked = |m: usize| mask.is_some_and(|mask| mask[m]);
+    let key_phase = phases(k, dims.nk)
+        .into_iter()
+        .enumerate()
+        .filter(|&(m, _)| !masked(m))
+        .fold(0.0, |a, (_, p)| f64::max(a, p));
+    // a feature pair's envelope: |(sin, cos)| = the pair's magnitude
+    let envelope =
+        |phi: &reference::Mat, i: usize, r: usize| phi.at(i, r).hypot(phi.at(i, features + r));
+    let (mut env_kv, mut env_k) = (vec![0.0; features], vec![0.0; features]);
+    for m in 0..dims.nk {
+        let vmax = vm.row(m).iter().fold(0.0f64, |a, &x| a.max(x.abs()));
+        for r in 0..features {
+            env_kv[r] += envelope(&phi_k, m, r) * vmax;
+            env_k[r] += envelope(&phi_k, m, r);
+        }
+    }
+    let query_phase = phases(q, dims.nq);
     (0..dims.nq)
         .map(|i| {
             let pq = phi_q.row(i);
@@ -231,9 +305,17 @@ fn trig_condition(
             let a: f64 = pq.iter().zip(&abs_kv).map(|(p, x)| p.abs() * x).sum();
             let b: f64 = pq.iter().zip(&abs_k).map(|(p, x)| p.abs() * x).sum();
             let out_max = out.row(i).iter().fold(0.0f64, |m, &x| m.max(x.abs()));
-            (a + out_max * b) / den
+            // with every feature at its envelope (sine and cosine: twice the pair's)
+            let env_a: f64 = (0..features)
+                .map(|r| 2.0 * envelope(&phi_q, i, r) * env_kv[r])
+                .sum();
+            let env_b: f64 = (0..features)
+                .map(|r| 2.0 * envelope(&phi_q, i, r) * env_k[r])
+                .sum();
+            let phase = (query_phase[i] + key_phase) * (env_a + out_max * env_b) / den;
+            ((a + out_max * b) / den, phase)
         })
-        .collect()
+        .unzip()
 }
 
 /// The owned arguments of one call of an f32 registry kernel, decoded from the fuzzer's bytes.
@@ -267,12 +349,21 @@ impl F32Args {
     /// length, a zero dimension, a non-finite value or a huge magnitude.
     pub fn decode(kernel: &str, b: &mut Bytes<'_>) -> Self {
         let rows = |b: &mut Bytes<'_>| {
-            if b.one_in(5) { b.range(1, 40) } else { b.range(1, 9) }
+            if b.one_in(5) {
+                b.range(1, 40)
+            } else {
+                b.range(1, 9)
+            }
         };
         let heads = b.range(1, 2);
         let queries = rows(b);
-        let keys = if kernel.starts_with("causal") && !b.one_in(16) { queries } else { rows(b) };
-        let mut shape = Shape::cross(queries, keys, b.range(1, 16), b.range(1, 8)).with_heads(heads);
+        let keys = if kernel.starts_with("causal") && !b.one_in(16) {
+            queries
+        } else {
+            rows(b)
+        };
+        let mut shape =
+            Shape::cross(queries, keys, b.range(1, 16), b.range(1, 8)).with_heads(heads);
         if b.one_in(32) {
             match b.below(5) {
                 0 => shape.heads = 0,
@@ -282,7 +373,13 @@ impl F32Args {
                 _ => shape.value_dim = 0,
             }
         }
-        let (h, nq, nk, d, dv) = (shape.heads, shape.queries, shape.keys, shape.dim, shape.value_dim);
+        let (h, nq, nk, d, dv) = (
+            shape.heads,
+            shape.queries,
+            shape.keys,
+            shape.dim,
+            shape.value_dim,
+        );
         let magnitude = b.magnitude();
         let floats = |b: &mut Bytes<'_>, len: usize| {
             let len = b.len_or_wrong(len, 64);
@@ -301,17 +398,31 @@ impl F32Args {
         } else {
             None
         };
-        let landmarks = if b.one_in(8) { b.below(nk + 3) } else { b.range(1, nk.max(1)) };
+        let landmarks = if b.one_in(8) {
+            b.below(nk + 3)
+        } else {
+            b.range(1, nk.max(1))
+        };
         let weighting = match b.below(4) {
             0 | 1 => {
                 let table = [1.0, 1.0, 0.5, 2.0, -1.0, 0.0, 8.0, f32::NAN];
-                Weighting::Optimal { alpha_coeff: table[b.below(table.len())] }
+                Weighting::Optimal {
+                    alpha_coeff: table[b.below(table.len())],
+                }
             }
             2 => Weighting::BalanceHeuristic,
             _ => Weighting::Biased,
         };
-        let proposals = [Proposals::Single, Proposals::Antithetic, Proposals::TwoPerLandmark][b.below(3)];
-        let noise_scale = if b.one_in(2) { NoiseScale::Official } else { NoiseScale::Paper };
+        let proposals = [
+            Proposals::Single,
+            Proposals::Antithetic,
+            Proposals::TwoPerLandmark,
+        ][b.below(3)];
+        let noise_scale = if b.one_in(2) {
+            NoiseScale::Official
+        } else {
+            NoiseScale::Paper
+        };
         let given = b.one_in(4).then(|| {
             let count = if b.one_in(16) { 0 } else { b.range(1, 6) };
             let len = h * count * d;
@@ -336,7 +447,13 @@ impl F32Args {
         });
         let index_len = b.len_or_wrong(h * nq, 32);
         let key_indices = (0..index_len)
-            .map(|_| if b.one_in(32) { nk as u32 } else { b.below(nk.max(1)) as u32 })
+            .map(|_| {
+                if b.one_in(32) {
+                    nk as u32
+                } else {
+                    b.below(nk.max(1)) as u32
+                }
+            })
             .collect();
         let features = if b.one_in(16) { 0 } else { b.range(1, 9) };
         let omega_len = h * features * d + usize::from(b.one_in(32));
@@ -354,15 +471,35 @@ impl F32Args {
         let seed = b.u64();
         let out_len = b.len_or_wrong(h * nq * dv, 32);
         F32Args {
-            shape, q, k, v, mask, landmarks, weighting, proposals, noise_scale, given, noise,
-            ra_mean, key_indices, omega, gates, seed, out_len, magnitude,
+            shape,
+            q,
+            k,
+            v,
+            mask,
+            landmarks,
+            weighting,
+            proposals,
+            noise_scale,
+            given,
+            noise,
+            ra_mean,
+            key_indices,
+            omega,
+            gates,
+            seed,
+            out_len,
+            magnitude,
         }
     }
 
     /// The registry's view of these arguments.
     pub fn call(&self) -> Call<'_> {
         let landmarks = match &self.given {
-            Some((count, qb, kb)) => Landmarks::Given { count: *count, queries: qb, keys: kb },
+            Some((count, qb, kb)) => Landmarks::Given {
+                count: *count,
+                queries: qb,
+                keys: kb,
+            },
             None => Landmarks::SegmentMeans(self.landmarks),
         };
         let lara = lara::Params::new(landmarks, self.weighting)
@@ -393,7 +530,10 @@ impl F32Args {
 
     /// Whether every float input is finite and within `limit`.
     pub fn inputs_within(&self, limit: f32) -> bool {
-        let given = self.given.as_ref().is_none_or(|(_, qb, kb)| within(qb, limit) && within(kb, limit));
+        let given = self
+            .given
+            .as_ref()
+            .is_none_or(|(_, qb, kb)| within(qb, limit) && within(kb, limit));
         within(&self.q, limit)
             && within(&self.k, limit)
             && within(&self.v, limit)
@@ -411,7 +551,10 @@ pub fn run_f32(
     args: &F32Args,
     scratch_len: usize,
 ) -> (Result<(), Error>, Vec<f32>) {
-    let kernel = KERNELS.iter().find(|k| k.name == name).expect("a registry kernel");
+    let kernel = KERNELS
+        .iter()
+        .find(|k| k.name == name)
+        .expect("a registry kernel");
     let call = args.call();
     let mut out = vec![SENTINEL; args.out_len];
     let mut scratch = vec![SENTINEL; scratch_len];
@@ -428,7 +571,10 @@ pub fn run_f32(
 
 /// The whole contract for one decoded call of the f32 registry kernel `name`.
 pub fn check_f32(name: &str, args: &F32Args, b: &mut Bytes<'_>) {
-    let kernel = KERNELS.iter().find(|k| k.name == name).expect("a registry kernel");
+    let kernel = KERNELS
+        .iter()
+        .find(|k| k.name == name)
+        .expect("a registry kernel");
     let needed = (kernel.scratch_len)(&args.call());
     let scratch_len = match b.below(16) {
         0 => needed.saturating_sub(1),
@@ -457,7 +603,9 @@ pub fn check_f32(name: &str, args: &F32Args, b: &mut Bytes<'_>) {
         if compare && result.is_ok() && name.ends_with("trig") {
             let bound = TRIG_BOUND;
             if let Some((row, excess)) = trig_excess(args, &out, &reference_out, bound) {
-                panic!("{name} on {backend}: row {row} beyond {bound:e} (scale + condition) by x{excess}\n{args:?}\nscalar {reference_out:?}\n{backend} {out:?}");
+                panic!(
+                    "{name} on {backend}: row {row} beyond {bound:e} (scale + condition) by x{excess}\n{args:?}\nscalar {reference_out:?}\n{backend} {out:?}"
+                );
             }
         } else if compare && result.is_ok() {
             let distance = relative_distance(&out, &reference_out);
@@ -493,13 +641,22 @@ pub fn misopt_condition(args: &F32Args) -> f64 {
     let a = f64::from(alpha_coeff);
     let mut worst = 0.0f64;
     for head in 0..h {
-        let q: Vec<f64> = args.q[head * nq * d..(head + 1) * nq * d].iter().map(|&x| x.into()).collect();
-        let k: Vec<f64> = args.k[head * nk * d..(head + 1) * nk * d].iter().map(|&x| x.into()).collect();
+        let q: Vec<f64> = args.q[head * nq * d..(head + 1) * nq * d]
+            .iter()
+            .map(|&x| x.into())
+            .collect();
+        let k: Vec<f64> = args.k[head * nk * d..(head + 1) * nk * d]
+            .iter()
+            .map(|&x| x.into())
+            .collect();
         // landmarks q̄, k̄ [C', d] (masked keys count as zero rows)
         let (count, q_bar, k_bar) = match &args.given {
             Some((count, qb, kb)) => {
                 let part = |x: &[f32]| -> Vec<f64> {
-                    x[head * count * d..(head + 1) * count * d].iter().map(|&x| x.into()).collect()
+                    x[head * count * d..(head + 1) * count * d]
+                        .iter()
+                        .map(|&x| x.into())
+                        .collect()
                 };
                 (*count, part(qb), part(kb))
             }
@@ -516,7 +673,11 @@ pub fn misopt_condition(args: &F32Args) -> f64 {
                         }
                     }
                 }
-                (count, segment_means(&q, nq, d, count), segment_means(&k_masked, nk, d, count))
+                (
+                    count,
+                    segment_means(&q, nq, d, count),
+                    segment_means(&k_masked, nk, d, count),
+                )
             }
         };
         if count == 0 {
@@ -533,7 +694,11 @@ pub fn misopt_condition(args: &F32Args) -> f64 {
                     return f64::INFINITY; // not this call's noise (drawn): unknown
                 };
                 match args.proposals {
-                    Proposals::Single => mu.iter().zip(eps).map(|(m, &e)| m + f * f64::from(e)).collect(),
+                    Proposals::Single => mu
+                        .iter()
+                        .zip(eps)
+                        .map(|(m, &e)| m + f * f64::from(e))
+                        .collect(),
                     Proposals::TwoPerLandmark => mu
                         .iter()
                         .chain(&mu)
@@ -554,13 +719,23 @@ pub fn misopt_condition(args: &F32Args) -> f64 {
         let ell = |x: &[f64], w: &[f64]| s * (dot(w, x) - dot(x, x) / 2.0);
         // T[c, i] = softmax_i(s q̄_c·q_i)
         let t: Vec<Vec<f64>> = (0..count)
-            .map(|c| softmax(&(0..nq).map(|i| s * dot(&row(&q_bar, c), &row(&q, i))).collect::<Vec<_>>()))
+            .map(|c| {
+                softmax(
+                    &(0..nq)
+                        .map(|i| s * dot(&row(&q_bar, c), &row(&q, i)))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
         let t_of = |c: usize, i: usize| t[c % count][i];
-        let t_mean: Vec<f64> = (0..nq).map(|i| (0..samples).map(|c| t_of(c, i)).sum::<f64>() / samples as f64).collect();
+        let t_mean: Vec<f64> = (0..nq)
+            .map(|i| (0..samples).map(|c| t_of(c, i)).sum::<f64>() / samples as f64)
+            .collect();
         for c in 0..samples {
             // bh_c = exp(LM[c,c] − lse_c' LM[c,c']) over the mixture of (repeated) mu
-            let lm: Vec<f64> = (0..samples).map(|c2| ell(&row(&mu, c2 % count), &row(&w, c))).collect();
+            let lm: Vec<f64> = (0..samples)
+                .map(|c2| ell(&row(&mu, c2 % count), &row(&w, c)))
+                .collect();
             let bh = (lm[c] - lse(&lm)).exp();
             for i in 0..nq {
                 let alpha = bh + a * (t_of(c, i) - t_mean[i]);
@@ -574,7 +749,11 @@ pub fn misopt_condition(args: &F32Args) -> f64 {
 
 fn segment_means(x: &[f64], rows: usize, d: usize, segments: usize) -> Vec<f64> {
     let short = rows / segments;
-    let short_count = if rows % segments == 0 { segments } else { (short + 1) * segments - rows };
+    let short_count = if rows % segments == 0 {
+        segments
+    } else {
+        (short + 1) * segments - rows
+    };
     let mut out = vec![0.0; segments * d];
     let mut start = 0;
     for c in 0..segments {
