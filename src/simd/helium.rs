@@ -371,6 +371,35 @@ macro_rules! exp_loop {
     };
 }
 
+/// The `asm!` block of one [`exp_loop!`] over `x`: the shift step and the sums step (string
+/// literals) and their own operands (`x`, `n`, `s`, `sums`) as given; the constants at `table`,
+/// `Σ` into `total`; every FPU/MVE register and `lr` clobbered.
+macro_rules! exp_row_asm {
+    ($total:ident, $table:ident, $shift:tt, $sums:tt, $($operands:tt)*) => {
+        asm!(
+            exp_loop!($shift, $sums),
+            $($operands)*
+            t = in(reg) $table,
+            k0 = out(reg) $total,
+            k1 = out(reg) _,
+            k2 = out(reg) _,
+            k3 = out(reg) _,
+            k6 = out(reg) _,
+            k7 = out(reg) _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        )
+    };
+}
+
 /// `x[c] ← e^(x[c] − shift_c)` for every `c` (`shift_c` the scalar or `shift[c]`, over the common
 /// length), and with `sums`, `sums[c] += x[c]`; returns `Σ_c x[c]` (summed 4 lanes apart, then
 /// across the lanes). The arithmetic of [`exp`](super::exp) with fused multiply-adds (the same
@@ -384,29 +413,14 @@ pub(crate) fn exp_sub_row(x: &mut [f32], shift: ExpShift<'_>, sums: Option<&mut 
             // SAFETY: the loop reads and writes x[0 .. len] (tail-predicated) and reads the
             // constants; the block writes only x, q0–q7, lr, flags and its operands.
             unsafe {
-                asm!(
-                    exp_loop!("vsub.f32 q0, q0, {s}\n", ""),
+                exp_row_asm!(
+                    total,
+                    table,
+                    "vsub.f32 q0, q0, {s}\n", "",
                     x = inout(reg) x.as_mut_ptr() => _,
                     n = in(reg) x.len(),
                     s = in(reg) s.to_bits(),
-                    t = in(reg) table,
-                    k0 = out(reg) total,
-                    k1 = out(reg) _,
-                    k2 = out(reg) _,
-                    k3 = out(reg) _,
-                    k6 = out(reg) _,
-                    k7 = out(reg) _,
-                    out("lr") _,
-                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-                    options(nostack),
-                );
+                )
             }
         }
         (ExpShift::Row(shift), None) => {
@@ -414,29 +428,14 @@ pub(crate) fn exp_sub_row(x: &mut [f32], shift: ExpShift<'_>, sums: Option<&mut 
             // SAFETY: the loop reads and writes x[0 .. len] and reads shift[0 .. len]
             // (tail-predicated), len <= both lengths; as above otherwise.
             unsafe {
-                asm!(
-                    exp_loop!("vldrw.u32 q7, [{s}], #16\nvsub.f32 q0, q0, q7\n", ""),
+                exp_row_asm!(
+                    total,
+                    table,
+                    "vldrw.u32 q7, [{s}], #16\nvsub.f32 q0, q0, q7\n", "",
                     x = inout(reg) x.as_mut_ptr() => _,
                     n = in(reg) len,
                     s = inout(reg) shift.as_ptr() => _,
-                    t = in(reg) table,
-                    k0 = out(reg) total,
-                    k1 = out(reg) _,
-                    k2 = out(reg) _,
-                    k3 = out(reg) _,
-                    k6 = out(reg) _,
-                    k7 = out(reg) _,
-                    out("lr") _,
-                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-                    options(nostack),
-                );
+                )
             }
         }
         (shift, Some(sums)) => {
@@ -457,34 +456,17 @@ pub(crate) fn exp_sub_row(x: &mut [f32], shift: ExpShift<'_>, sums: Option<&mut 
             // SAFETY: the loop reads and writes x[0 .. len] and sums[0 .. len] and reads
             // shift[0 .. len] (tail-predicated), len <= the three lengths; as above otherwise.
             unsafe {
-                asm!(
-                    exp_loop!(
-                        "vldrw.u32 q7, [{s}], #16\nvsub.f32 q0, q0, q7\n",
+                exp_row_asm!(
+                    total,
+                    table,
+                    "vldrw.u32 q7, [{s}], #16\nvsub.f32 q0, q0, q7\n",
                         // sums[c] += e^(…)
-                        "vldrw.u32 q7, [{sums}]\nvadd.f32 q7, q7, q1\nvstrw.32 q7, [{sums}], #16\n"
-                    ),
+                        "vldrw.u32 q7, [{sums}]\nvadd.f32 q7, q7, q1\nvstrw.32 q7, [{sums}], #16\n",
                     x = inout(reg) x.as_mut_ptr() => _,
                     n = in(reg) len,
                     s = inout(reg) shift.as_ptr() => _,
                     sums = inout(reg) sums.as_mut_ptr() => _,
-                    t = in(reg) table,
-                    k0 = out(reg) total,
-                    k1 = out(reg) _,
-                    k2 = out(reg) _,
-                    k3 = out(reg) _,
-                    k6 = out(reg) _,
-                    k7 = out(reg) _,
-                    out("lr") _,
-                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-                    options(nostack),
-                );
+                )
             }
         }
     }

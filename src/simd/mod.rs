@@ -33,6 +33,8 @@
 )]
 
 pub(crate) mod backend;
+// (Helium cores have an FPU and take the vector form of `exp`.)
+#[cfg(not(lara_attn_helium))]
 mod exp_integer;
 mod gemm;
 #[cfg(all(target_arch = "arm", lara_attn_helium))]

@@ -18,6 +18,7 @@ use super::{EXP_OVERFLOW, EXP_UNDERFLOW, exp_in_range};
 use super::{Isa, TileOp};
 
 /// Whether `f32` arithmetic is a library call here (ARM without the hard-float ABI).
+#[cfg(not(lara_attn_helium))]
 const SOFT_FLOAT: bool = cfg!(all(target_arch = "arm", not(target_abi = "eabihf")));
 
 /// Plain `f32` arithmetic, one lane.
