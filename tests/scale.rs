@@ -44,15 +44,40 @@ fn relative_error(ours: &[f32], reference: &[f64]) -> f64 {
     (diff / norm).sqrt()
 }
 
-/// Runs `check` on every backend that runs here (the default backend again afterwards).
-fn on_every_backend(mut check: impl FnMut(Backend) -> f64, what: &str) {
+/// For each logit spread: inputs `q`, `k` (logit standard deviation `std`) and `v` of `shape`
+/// from `seed`, the float64 `reference` of them, and `run` (the kernel into `out` with the
+/// scratch the backend needs) on every backend this machine runs, each within [`TOLERANCE`] of
+/// the reference (the default backend again afterwards).
+fn check_at_scale(
+    what: &str,
+    shape: Shape,
+    seed: u64,
+    reference: impl Fn(Dims, [&[f32]; 3]) -> Vec<f64>,
+    run: impl Fn(Backend, &Qkv<'_>, &mut [f32]) -> Result<(), lara_attn::Error>,
+) {
+    let (queries, keys) = (shape.queries, shape.keys);
     let mut failures = Vec::new();
-    for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
-        set_backend(Some(backend)).expect("an available backend");
-        let error = check(backend);
-        println!("{what}, {}: {error:.2e}", backend.name());
-        if error.is_nan() || error > TOLERANCE {
-            failures.push(format!("{}: {error:.2e}", backend.name()));
+    for std in LOGIT_STDS {
+        let q = randn(seed, queries * DIM, std.sqrt());
+        let k = randn(seed + 1, keys * DIM, std.sqrt());
+        let v = randn(seed + 2, keys * DIM, 1.0);
+        let expected = reference(Dims::new(queries, keys, DIM, DIM), [&q, &k, &v]);
+        let x = Qkv {
+            shape,
+            q: &q,
+            k: &k,
+            v: &v,
+            key_mask: None,
+        };
+        for backend in Backend::ALL.into_iter().filter(|b| b.is_available()) {
+            set_backend(Some(backend)).expect("an available backend");
+            let mut out = vec![0.0; queries * DIM];
+            run(backend, &x, &mut out).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let error = relative_error(&out, &expected);
+            println!("{what}, logit std {std}, {}: {error:.2e}", backend.name());
+            if error.is_nan() || error > TOLERANCE {
+                failures.push(format!("std {std}, {}: {error:.2e}", backend.name()));
+            }
         }
     }
     set_backend(None).expect("the default backend");
@@ -67,31 +92,17 @@ fn on_every_backend(mut check: impl FnMut(Backend) -> f64, what: &str) {
 #[test]
 #[ignore = "about 20 s in release; CI runs it"]
 fn exact_over_65536_keys_is_within_1e_5_of_float64() {
-    let queries = 64;
-    let shape = Shape::cross(queries, KEYS, DIM, DIM);
-    for std in LOGIT_STDS {
-        let q = randn(1, queries * DIM, std.sqrt());
-        let k = randn(2, KEYS * DIM, std.sqrt());
-        let v = randn(3, KEYS * DIM, 1.0);
-        let dims = Dims::new(queries, KEYS, DIM, DIM);
-        let expected = reference::softmax_attention(dims, &q, &k, &v);
-        let x = Qkv {
-            shape,
-            q: &q,
-            k: &k,
-            v: &v,
-            key_mask: None,
-        };
-        on_every_backend(
-            |backend| {
-                let mut out = vec![0.0; queries * DIM];
-                let mut scratch = vec![0.0; exact::scratch_len_for(backend, shape)];
-                exact::attention(&x, &mut out, &mut scratch).expect("exact attention");
-                relative_error(&out, &expected)
-            },
-            &format!("exact, logit std {std}"),
-        );
-    }
+    let shape = Shape::cross(64, KEYS, DIM, DIM);
+    check_at_scale(
+        "exact",
+        shape,
+        1,
+        |dims, [q, k, v]| reference::softmax_attention(dims, q, k, v),
+        |backend, x, out| {
+            let mut scratch = vec![0.0; exact::scratch_len_for(backend, shape)];
+            exact::attention(x, out, &mut scratch)
+        },
+    );
 }
 
 /// LARA (mis-opt, eval, C = 64) on 65,536 tokens.
@@ -101,30 +112,16 @@ fn lara_over_65536_tokens_is_within_1e_5_of_float64() {
     let landmarks = 64;
     let shape = Shape::self_attention(KEYS, DIM);
     let params = Params::segment_means(landmarks, Weighting::Optimal { alpha_coeff: 1.0 });
-    for std in LOGIT_STDS {
-        let q = randn(4, KEYS * DIM, std.sqrt());
-        let k = randn(5, KEYS * DIM, std.sqrt());
-        let v = randn(6, KEYS * DIM, 1.0);
-        let dims = Dims::new(KEYS, KEYS, DIM, DIM);
-        let expected = reference::lara(dims, landmarks, Mis::Opt(1.0), &q, &k, &v, None);
-        let x = Qkv {
-            shape,
-            q: &q,
-            k: &k,
-            v: &v,
-            key_mask: None,
-        };
-        on_every_backend(
-            |backend| {
-                let mut out = vec![0.0; KEYS * DIM];
-                let len = lara::scratch_len_for(backend, shape, landmarks, params.proposals);
-                let mut scratch = vec![0.0; len];
-                lara::attention(&x, &params, Sampling::Eval, &mut out, &mut scratch).expect("LARA");
-                relative_error(&out, &expected)
-            },
-            &format!("LARA, logit std {std}"),
-        );
-    }
+    check_at_scale(
+        "LARA",
+        shape,
+        4,
+        |dims, [q, k, v]| reference::lara(dims, landmarks, Mis::Opt(1.0), q, k, v, None),
+        |backend, x, out| {
+            let len = lara::scratch_len_for(backend, shape, landmarks, params.proposals);
+            lara::attention(x, &params, Sampling::Eval, out, &mut vec![0.0; len])
+        },
+    );
 }
 
 /// RFA (positive features, S = 64) on 65,536 tokens.
@@ -138,28 +135,14 @@ fn rfa_over_65536_tokens_is_within_1e_5_of_float64() {
         map: FeatureMap::Positive,
         omega: &omega,
     };
-    for std in LOGIT_STDS {
-        let q = randn(8, KEYS * DIM, std.sqrt());
-        let k = randn(9, KEYS * DIM, std.sqrt());
-        let v = randn(10, KEYS * DIM, 1.0);
-        let dims = Dims::new(KEYS, KEYS, DIM, DIM);
-        let expected = reference::performer(dims, &omega, features, &q, &k, &v);
-        let x = Qkv {
-            shape,
-            q: &q,
-            k: &k,
-            v: &v,
-            key_mask: None,
-        };
-        on_every_backend(
-            |backend| {
-                let mut out = vec![0.0; KEYS * DIM];
-                let len = rfa::scratch_len_for(backend, shape, FeatureMap::Positive, features);
-                let mut scratch = vec![0.0; len];
-                rfa::attention(&x, &params, &mut out, &mut scratch).expect("RFA");
-                relative_error(&out, &expected)
-            },
-            &format!("RFA, logit std {std}"),
-        );
-    }
+    check_at_scale(
+        "RFA",
+        shape,
+        8,
+        |dims, [q, k, v]| reference::performer(dims, &omega, features, q, k, v),
+        |backend, x, out| {
+            let len = rfa::scratch_len_for(backend, shape, FeatureMap::Positive, features);
+            rfa::attention(x, &params, out, &mut vec![0.0; len])
+        },
+    );
 }
