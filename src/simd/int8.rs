@@ -572,12 +572,10 @@ mod dsp {
 mod mve {
     use core::arch::asm;
 
-    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
-        // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks of 8
-        // elements are in bounds, and out holds 4·count words (checked by the caller): the
-        // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
-        // present (cfg lara_attn_helium).
-        unsafe {
+    /// The loop of [`dot_blocks`] and [`pair_dot_blocks`]: per block of four rows, four sums of
+    /// `x` (loaded eight `i16` at a time by `$load`, `$chunks` chunks of eight) times the rows.
+    macro_rules! dot_blocks_asm {
+        ($load:literal, $x:expr, $chunks:expr, $blocks:expr, $out:expr, $count:expr) => {
             asm!(
                 "2:",
                 "movs r0, #0",
@@ -587,7 +585,7 @@ mod mve {
                 "mov r1, r9",
                 "dls lr, r8",
                 "3:",
-                "vldrb.s16 q0, [r1], #8",
+                $load,
                 "vldrh.u16 q1, [r3], #16",
                 "vmladava.s16 r0, q0, q1",
                 "vldrh.u16 q2, [r3], #16",
@@ -601,17 +599,34 @@ mod mve {
                 "subs r5, r5, #1",
                 "bne 2b",
                 out("r0") _, out("r2") _, out("r10") _, out("r12") _, out("r1") _,
-                in("r9") x.as_ptr(),
-                inout("r3") blocks.as_ptr() => _,
-                inout("r4") out.as_mut_ptr() => _,
-                inout("r5") count => _,
-                in("r8") x.len() / 8,
+                in("r9") $x,
+                inout("r3") $blocks => _,
+                inout("r4") $out => _,
+                inout("r5") $count => _,
+                in("r8") $chunks,
                 out("lr") _,
                 out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                 out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                 out("s8") _, out("s9") _, out("s10") _, out("s11") _,
                 out("s12") _, out("s13") _, out("s14") _, out("s15") _,
                 options(nostack),
+            )
+        };
+    }
+
+    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+        // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks of 8
+        // elements are in bounds, and out holds 4·count words (checked by the caller): the
+        // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
+        // present (cfg lara_attn_helium).
+        unsafe {
+            dot_blocks_asm!(
+                "vldrb.s16 q0, [r1], #8",
+                x.as_ptr(),
+                x.len() / 8,
+                blocks.as_ptr(),
+                out.as_mut_ptr(),
+                count
             );
         }
     }
@@ -622,40 +637,13 @@ mod mve {
         // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
         // present (cfg lara_attn_helium).
         unsafe {
-            asm!(
-                "2:",
-                "movs r0, #0",
-                "movs r2, #0",
-                "mov r10, #0",
-                "mov r12, #0",
-                "mov r1, r9",
-                "dls lr, r8",
-                "3:",
+            dot_blocks_asm!(
                 "vldrh.u16 q0, [r1], #16",
-                "vldrh.u16 q1, [r3], #16",
-                "vmladava.s16 r0, q0, q1",
-                "vldrh.u16 q2, [r3], #16",
-                "vmladava.s16 r2, q0, q2",
-                "vldrh.u16 q3, [r3], #16",
-                "vmladava.s16 r10, q0, q3",
-                "vldrh.u16 q1, [r3], #16",
-                "vmladava.s16 r12, q0, q1",
-                "le lr, 3b",
-                "stm r4!, {{r0, r2, r10, r12}}",
-                "subs r5, r5, #1",
-                "bne 2b",
-                out("r0") _, out("r2") _, out("r10") _, out("r12") _, out("r1") _,
-                in("r9") x.as_ptr(),
-                inout("r3") blocks.as_ptr() => _,
-                inout("r4") out.as_mut_ptr() => _,
-                inout("r5") count => _,
-                in("r8") x.len() / 4,
-                out("lr") _,
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                options(nostack),
+                x.as_ptr(),
+                x.len() / 4,
+                blocks.as_ptr(),
+                out.as_mut_ptr(),
+                count
             );
         }
     }
