@@ -157,6 +157,22 @@ pub(crate) struct MicroTile {
 }
 
 impl MicroTile {
+    /// The strides in bytes, `(a_row, a_col, ldb, ldc) · 4`, for the assembly tiles. (They fit:
+    /// gemm checked that the rows the tile touches lie in slices, no longer than `isize::MAX`
+    /// bytes; a stride the loops never step, `a_col` or `ldb` with `k = 1`, may wrap
+    /// harmlessly.)
+    #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+    #[inline(always)]
+    pub(crate) fn byte_strides(&self) -> (usize, usize, usize, usize) {
+        let bytes = |stride: usize| stride.wrapping_mul(4);
+        (
+            bytes(self.a_row),
+            bytes(self.a_col),
+            bytes(self.ldb),
+            bytes(self.ldc),
+        )
+    }
+
     /// Moves the tile to the columns `col .. col + width` of the panel whose `B` and `C` start
     /// at `b` and `c`.
     ///

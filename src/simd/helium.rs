@@ -162,17 +162,11 @@ pub(super) unsafe fn tile_3x8(tile: &MicroTile) -> bool {
         a_row,
         a_col,
         b,
-        ldb,
         c,
-        ldc,
         accumulate,
-        width: _,
+        ..
     } = *tile;
-    // Byte strides. (They fit: gemm checked that rows 0..3 of A and C and rows 0..k of B lie
-    // in slices, no longer than isize::MAX bytes; a stride the loop never steps may wrap
-    // harmlessly.)
-    let (a_row_bytes, a_col_bytes) = (a_row.wrapping_mul(4), a_col.wrapping_mul(4));
-    let (b_bytes, c_bytes) = (ldb.wrapping_mul(4), ldc.wrapping_mul(4));
+    let (a_row_bytes, a_col_bytes, b_bytes, c_bytes) = tile.byte_strides();
     if a_col == 1 {
         // What the store needs after the loop, which uses every core register: on the stack.
         let store = [c as usize, c_bytes, usize::from(accumulate)];

@@ -163,17 +163,11 @@ pub(super) unsafe fn tile_4x4(tile: &MicroTile) -> bool {
         a_row,
         a_col,
         b,
-        ldb,
         c,
-        ldc,
         accumulate,
-        width: _,
+        ..
     } = *tile;
-    // Byte strides. (They fit: gemm checked that rows 0..4 of A and C and rows 0..k of B lie
-    // in slices, no longer than isize::MAX bytes; a stride the loops never step, a_col or ldb
-    // with k = 1, may wrap harmlessly.)
-    let (a_row_bytes, a_col_bytes) = (a_row.wrapping_mul(4), a_col.wrapping_mul(4));
-    let (b_bytes, c_bytes) = (ldb.wrapping_mul(4), ldc.wrapping_mul(4));
+    let (a_row_bytes, a_col_bytes, b_bytes, c_bytes) = tile.byte_strides();
     if a_row == 1 {
         // SAFETY: the loop reads rows 0..4 of A over k columns and rows 0..k of B over 4
         // columns, the stores rows 0..4 of C over 4 columns, in bounds by the caller's
