@@ -315,7 +315,9 @@ pub(crate) fn dot_blocks(loops: Loops, blocks: &[i32], x: &[i8], out: &mut [i32]
         // the lengths are checked above.
         Variant::Avx2 => unsafe { avx2::dot_blocks(blocks, x, out, count) },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        Variant::Neon => neon::dot_blocks(blocks, x, out, count),
+        // SAFETY: NEON is enabled at compile time (the variant's cfg); the lengths are checked
+        // above.
+        Variant::Neon => unsafe { neon::dot_blocks(blocks, x, out, count) },
         Variant::Target => target_dot_blocks(blocks, x, out, count),
     }
 }
@@ -376,7 +378,9 @@ pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut
         // the lengths are checked above.
         Variant::Avx2 => unsafe { avx2::pair_dot_blocks(blocks, x, out, count) },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        Variant::Neon => neon::pair_dot_blocks(blocks, x, out, count),
+        // SAFETY: NEON is enabled at compile time (the variant's cfg); the lengths are checked
+        // above.
+        Variant::Neon => unsafe { neon::pair_dot_blocks(blocks, x, out, count) },
         Variant::Target => target_pair_dot_blocks(blocks, x, out, count),
     }
 }
@@ -443,7 +447,8 @@ pub(crate) fn accumulate_rows(loops: Loops, acc: &mut [i32], weights: &[i32], va
         // the lengths are checked above.
         Variant::Avx2 => unsafe { avx2::accumulate_rows(acc, weights, values, rows) },
         #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-        Variant::Neon => neon::accumulate_rows(acc, weights, values, rows),
+        // SAFETY: NEON is enabled at compile time (the variant's cfg).
+        Variant::Neon => unsafe { neon::accumulate_rows(acc, weights, values, rows) },
         Variant::Target => target_accumulate_rows(acc, weights, values, rows),
     }
 }
@@ -674,8 +679,8 @@ mod avx2 {
 /// block chunk (four words: rows 0–3 of one pair of elements) by the shared row's pair spread
 /// to match, and add the products to four `i32` lanes: two lanes per row, rows 0–1 in one
 /// accumulator and rows 2–3 in another; `ADDP` gives the four sums. Four
-/// blocks share each spread chunk. NEON is enabled at compile time (the module's cfg); the
-/// lengths are checked by the callers.
+/// blocks share each spread chunk. One `#[target_feature]` entry per loop (NEON is enabled at
+/// compile time: the module's cfg); the lengths are checked by the callers.
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod neon {
     use super::{CHUNK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS};
@@ -734,7 +739,12 @@ mod neon {
 
     /// [`dot_blocks`]: chunk `(x0, x1, x2, x3)` of `x` as `(x0, x2)` four times and `(x1, x3)`
     /// four times (`UZP1`/`UZP2` of the `i16` elements).
-    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+    ///
+    /// # Safety
+    /// `x.len()` is a multiple of [`CHUNK`], `blocks` holds `count` blocks of `2 · x.len()`
+    /// words and `out` at least `4 · count` words.
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
         let (x_chunks, _) = x.as_chunks::<CHUNK>();
         dot_loop!(blocks.as_ptr(), out.as_mut_ptr(), count, x_chunks, |xc| {
             let word = i32::from_le_bytes([xc[0] as u8, xc[1] as u8, xc[2] as u8, xc[3] as u8]);
@@ -745,7 +755,12 @@ mod neon {
     }
 
     /// [`pair_dot_blocks`]: chunk `(w0, w1)` of `x` as `w0` four times and `w1` four times.
-    pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
+    ///
+    /// # Safety
+    /// `x.len()` is a multiple of `CHUNK / 2`, `blocks` holds `count` blocks of `4 · x.len()`
+    /// words and `out` at least `4 · count` words.
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
         let (x_chunks, _) = x.as_chunks::<{ CHUNK / 2 }>();
         dot_loop!(blocks.as_ptr(), out.as_mut_ptr(), count, x_chunks, |xc| {
             (
@@ -757,6 +772,7 @@ mod neon {
 
     /// [`accumulate_rows`]: the value block as four registers (pair `k` of the four columns),
     /// one row at a time (its weight pair `k` in every word).
+    #[target_feature(enable = "neon")]
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
         let Some(values) = values.first_chunk::<VALUE_BLOCK_WORDS>() else {
             return;
