@@ -95,9 +95,19 @@ impl Loops {
         }
     }
 
-    /// The loops of the backend kernel calls use now ([`Available::active`]).
+    /// The loops of the backend kernel calls use now ([`Available::active`]); on targets
+    /// without host variants, [`Loops::TARGET`] without reading the backend.
     pub(crate) fn active() -> Loops {
-        Loops::for_backend(Available::active())
+        #[cfg(any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon")
+        ))]
+        return Loops::for_backend(Available::active());
+        #[cfg(not(any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon")
+        )))]
+        Loops::TARGET
     }
 
     /// Every variant this machine can run, [`Loops::TARGET`] first (for the checks).
