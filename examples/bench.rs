@@ -7,6 +7,7 @@
 //! cargo run --release --example bench -- --full            # also scalar exact/RA above n = 4096
 //! cargo run --release --example bench -- --options         # the cost of each option, as ratios
 //! cargo run --release --example bench -- --layers          # whole layers: LinearRA vs softmax
+//! cargo run --release --example bench -- --int8            # the int8 kernels on every backend
 //! ```
 //!
 //! Each measurement: one warm-up call, then repetitions until 0.3 s have passed (at least 3, at
@@ -15,15 +16,20 @@
 //! core's fp32 peak is measured in the same run by a register-only FMA loop per backend.
 //! Estimators: exact softmax; LARA mis-opt (alpha 1) in eval mode with C landmarks; RA with the
 //! attention-weighted mean (`num_samples = -1`) in eval mode; RFA with S positive features.
+//! `--int8`: the int8 kernels of the registry (exact; LARA mis-opt, alpha 1, eval mode, C
+//! landmarks; RFA with S = C features) on the same inputs quantised per tensor, on every backend:
+//! their integer inner loops are the portable ones on scalar, blocked and SSE2, AVX2's on AVX2
+//! and AVX-512, NEON's on NEON (the same bits on every backend); shapes 256x32x16, 1024x64x64,
+//! 4096x64x64 unless `--shapes` (exact above n = 4096 only with `--full`).
 
 #[path = "../tests/support/kernels.rs"]
 mod kernels;
 
-use kernels::{Call, KERNELS, Kernel};
+use kernels::{Call, INT8_KERNELS, Int8Call, KERNELS, Kernel};
 use lara_attn::backend::{Backend, set_backend};
 use lara_attn::lara::{Params, Proposals, Weighting};
 use lara_attn::random::{NoiseScale, default_rng, fill_standard_normal, gaussian_omega};
-use lara_attn::{Qkv, Shape, lara, ra};
+use lara_attn::{Qkv, Shape, int8, lara, ra};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -41,6 +47,7 @@ struct Options {
     full: bool,
     option_costs: bool,
     layers: bool,
+    int8: bool,
     shapes: Vec<(usize, usize, usize)>,
 }
 
@@ -50,14 +57,17 @@ fn parse_args() -> Result<Options, String> {
         full: false,
         option_costs: false,
         layers: false,
+        int8: false,
         shapes: DEFAULT_SHAPES.to_vec(),
     };
+    let mut shapes_given = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => options.json = true,
             "--full" => options.full = true,
             "--layers" => options.layers = true,
+            "--int8" => options.int8 = true,
             "--options" => {
                 options.option_costs = true;
                 options.shapes = vec![(1024, 64, 64), (4096, 64, 64)];
@@ -65,13 +75,17 @@ fn parse_args() -> Result<Options, String> {
             "--shapes" => {
                 let list = args.next().ok_or("--shapes needs NxDxC,…")?;
                 options.shapes = list.split(',').map(parse_shape).collect::<Result<_, _>>()?;
+                shapes_given = true;
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (expected --json, --full, --options, --layers, --shapes NxDxC,…)"
+                    "unknown argument {other:?} (expected --json, --full, --options, --layers, --int8, --shapes NxDxC,…)"
                 ));
             }
         }
+    }
+    if options.int8 && !shapes_given {
+        options.shapes = vec![(256, 32, 16), (1024, 64, 64), (4096, 64, 64)];
     }
     Ok(options)
 }
@@ -308,6 +322,10 @@ fn main() {
     }
     if options.layers {
         layer_costs();
+        return;
+    }
+    if options.int8 {
+        int8_costs(&options);
         return;
     }
     let backends: Vec<Backend> = Backend::ALL
@@ -634,6 +652,106 @@ fn layer_costs() {
                     backend.name(),
                     seconds * 1e3
                 );
+            }
+        }
+    }
+    set_backend(None).expect("reset");
+}
+
+/// The int8 inner loops a backend runs (see `src/simd/int8.rs`).
+fn int8_loops(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Avx2 | Backend::Avx512 => "avx2",
+        Backend::Neon => "neon",
+        _ => "portable",
+    }
+}
+
+/// The int8 kernels of the registry on every backend, on the inputs of each shape quantised
+/// per tensor (`--int8`): median time per call and the speed-up over the scalar backend, whose
+/// int8 inner loops are the portable ones.
+fn int8_costs(options: &Options) {
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.is_available())
+        .collect();
+    let quantise = |x: &[f32]| {
+        let scale = int8::scale_for(x);
+        let mut out = vec![0i8; x.len()];
+        int8::quantize(x, scale, &mut out);
+        (out, scale)
+    };
+    if !options.json {
+        println!(
+            "{:<11} {:>16} {:>8} {:>8} {:>12} {:>9} {:>10}",
+            "kernel", "n x d x c", "backend", "loops", "median", "GOP/s", "vs scalar"
+        );
+    }
+    for &(n, d, c) in &options.shapes {
+        let inputs = Inputs::new(n, d, c);
+        let ((q, sq), (k, sk), (v, sv)) = (
+            quantise(&inputs.q),
+            quantise(&inputs.k),
+            quantise(&inputs.v),
+        );
+        let (omega, omega_scale) = quantise(&inputs.omega);
+        let call = Int8Call {
+            x: int8::Qkv {
+                shape: inputs.shape,
+                q: &q,
+                k: &k,
+                v: &v,
+                key_mask: None,
+            },
+            scales: int8::Scales {
+                q: sq,
+                k: sk,
+                v: sv,
+                out: sv,
+            },
+            lara: int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 }),
+            landmarks: int8::lara::Landmarks::SegmentMeans(c),
+            noise: None,
+            omega: &omega,
+            omega_scale,
+        };
+        let mut out = vec![0i8; n * d];
+        for kernel in INT8_KERNELS {
+            if kernel.name == "int8-exact" && n > 4096 && !options.full {
+                continue;
+            }
+            let estimator = kernel.name.trim_start_matches("int8-");
+            let mut scratch = vec![0i32; (kernel.scratch_len)(&call)];
+            let mut scalar_seconds = None;
+            for &backend in &backends {
+                set_backend(Some(backend)).expect("available backend");
+                let seconds = measure(|| {
+                    (kernel.run)(&call, int8::Out::I8(&mut out), &mut scratch).expect("int8 call");
+                    black_box(&out);
+                });
+                let scalar = *scalar_seconds.get_or_insert(seconds);
+                let gops = flops(estimator, n, d, c) / seconds / 1e9;
+                if options.json {
+                    println!(
+                        "{{\"estimator\": \"{}\", \"n\": {n}, \"d\": {d}, \"c\": {c}, \"backend\": \"{}\", \"loops\": \"{}\", \"median_s\": {:.6e}, \"gops\": {:.3}}}",
+                        kernel.name,
+                        backend.name(),
+                        int8_loops(backend),
+                        seconds,
+                        gops
+                    );
+                } else {
+                    println!(
+                        "{:<11} {:>16} {:>8} {:>8} {:>9.3} ms {:>9.2} {:>9.2}x",
+                        kernel.name,
+                        format!("{n}x{d}x{c}"),
+                        backend.name(),
+                        int8_loops(backend),
+                        seconds * 1e3,
+                        gops,
+                        scalar / seconds
+                    );
+                }
             }
         }
     }

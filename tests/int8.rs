@@ -647,11 +647,17 @@ fn random_i8(len: usize, seed: u64) -> Vec<i8> {
 
 /// Every int8 kernel of the registry on shapes with every tail length, one and two heads,
 /// masks, every weighting and proposal layout: the `i8` and `f32` outputs are consistent, and
-/// scratch filled with garbage gives the same bits as zeroed scratch. The bits of all outputs
-/// hash to one digest, printed for the firmware comparison.
+/// scratch filled with garbage gives the same bits as zeroed scratch; every backend of the host
+/// (each runs its own inner loops: portable, AVX2, NEON) gives the same bits as the scalar one.
+/// The bits of all outputs hash to one digest, printed for the firmware comparison.
 #[test]
 fn every_int8_kernel_on_every_tail() {
     use kernels::{INT8_KERNELS, Int8Call};
+    use lara_attn::backend::{Backend, set_backend};
+    let backends: Vec<Backend> = Backend::ALL
+        .into_iter()
+        .filter(|b| *b != Backend::Scalar && b.is_available())
+        .collect();
     let mut digest = 0x811c_9dc5u32;
     let mut calls = 0;
     for (t, &n) in SIZES.iter().enumerate() {
@@ -730,6 +736,7 @@ fn every_int8_kernel_on_every_tail() {
                         omega_scale: 0.02,
                     };
                     for kernel in INT8_KERNELS {
+                        set_backend(Some(Backend::Scalar)).unwrap();
                         let len = h * n * dv;
                         let scratch_len = (kernel.scratch_len)(&call);
                         let mut i8_out = vec![0i8; len];
@@ -750,6 +757,23 @@ fn every_int8_kernel_on_every_tail() {
                                 kernel.name
                             );
                         }
+                        for &backend in &backends {
+                            set_backend(Some(backend)).unwrap();
+                            let mut other = vec![0x5a; len];
+                            (kernel.run)(&call, Out::I8(&mut other), &mut dirty).unwrap();
+                            assert_eq!(i8_out, other, "{} {shape:?}: {backend}", kernel.name);
+                            let mut other = vec![f32::NAN; len];
+                            (kernel.run)(&call, Out::F32(&mut other), &mut dirty).unwrap();
+                            let bits =
+                                |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                            assert_eq!(
+                                bits(&f32_out),
+                                bits(&other),
+                                "{} {shape:?}: {backend}, f32 output",
+                                kernel.name
+                            );
+                        }
+                        set_backend(None).unwrap();
                         for &b in &i8_out {
                             digest = (digest ^ u32::from(b as u8)).wrapping_mul(0x0100_0193);
                         }
@@ -759,7 +783,7 @@ fn every_int8_kernel_on_every_tail() {
             }
         }
     }
-    println!("{calls} calls, digest of every i8 output {digest:#010x}");
+    println!("{calls} calls on scalar and {backends:?}, digest of every i8 output {digest:#010x}");
     // The same bits on every target (CI runs this test on aarch64 too): a change of the
     // fixed-point semantics changes this digest, and then it must change on purpose.
     assert_eq!(digest, 0x9427_c91f);

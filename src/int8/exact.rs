@@ -10,8 +10,8 @@ use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks, pack_byte_block,
-    pack_value_blocks, padded, padded_bytes,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
+    pack_byte_block, pack_value_blocks, padded, padded_bytes,
 };
 use crate::slices::take;
 
@@ -119,6 +119,8 @@ pub fn attention(
 /// The scratch of one group of queries.
 struct Workspace<'a> {
     shape: Shape,
+    /// The inner loops of this call (of its backend).
+    loops: Loops,
     /// Queries of the group in this call (≤ [`GROUP`]).
     queries: usize,
     /// Four byte blocks of the group's queries.
@@ -148,6 +150,7 @@ impl<'a> Workspace<'a> {
         let mut rest = scratch;
         Workspace {
             shape,
+            loops: Loops::active(),
             queries: 0,
             query_blocks: take(&mut rest, 4 * block_words(shape.dim)),
             acc: take(&mut rest, groups * GROUP * ROWS),
@@ -197,7 +200,12 @@ impl<'a> Workspace<'a> {
             for (jj, &counts) in counted.iter().enumerate() {
                 match key(jj).filter(|_| counts) {
                     Some(k_row) => {
-                        dot_blocks(query_blocks, padded_bytes(k_row, self.shared), dots);
+                        dot_blocks(
+                            self.loops,
+                            query_blocks,
+                            padded_bytes(k_row, self.shared),
+                            dots,
+                        );
                         for (i, &dot) in dots.iter().enumerate() {
                             if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
                                 *slot = to_logit(plan.logit.apply(dot));
@@ -222,7 +230,13 @@ impl<'a> Workspace<'a> {
                 GROUP,
             );
             // Σ_j w_ij v_j for every query and column
-            super::accumulate_groups(self.acc, GROUP * ROWS, self.weights, self.values);
+            super::accumulate_groups(
+                self.loops,
+                self.acc,
+                GROUP * ROWS,
+                self.weights,
+                self.values,
+            );
         }
     }
 

@@ -29,9 +29,9 @@ use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks, get_slot,
-    pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks, pair_row_words, pair_slot,
-    set_slot,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks,
+    get_slot, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks, pair_row_words,
+    pair_slot, set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -479,6 +479,8 @@ fn run<L: LandmarkSource, N: NoiseSource>(
 /// (padding rows are zero and get weight 0).
 struct Workspace<'a> {
     shape: Shape,
+    /// The inner loops of this call (of its backend).
+    loops: Loops,
     count: usize,
     samples: usize,
     /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
@@ -533,6 +535,7 @@ impl<'a> Workspace<'a> {
         let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
         Workspace {
             shape,
+            loops: Loops::active(),
             count,
             samples,
             q_bar: next(0),
@@ -693,7 +696,13 @@ impl<'a> Workspace<'a> {
                 sample_rows,
             );
             // kv_c += Σ_j w_cj v_j
-            super::accumulate_groups(self.kv_acc, sample_rows * ROWS, self.weights, self.values);
+            super::accumulate_groups(
+                self.loops,
+                self.kv_acc,
+                sample_rows * ROWS,
+                self.weights,
+                self.values,
+            );
         }
         self.finish_keys();
     }
@@ -761,7 +770,7 @@ impl<'a> Workspace<'a> {
                 continue;
             };
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
-            dot_blocks(w, padded_bytes(k_row, self.shared), dots);
+            dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
             for (c, &dot) in dots.iter().enumerate() {
                 if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
                     *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
@@ -849,7 +858,7 @@ impl<'a> Workspace<'a> {
                 let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
                 match q_row {
                     Some(q_row) if first + ii < queries => {
-                        dot_blocks(q_bar, padded_bytes(q_row, self.shared), dots);
+                        dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
                         // s · q̄_c·q_i in L16
                         for (c, &dot) in dots.iter().enumerate() {
                             if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
@@ -927,6 +936,7 @@ impl<'a> Workspace<'a> {
         let sample_rows = samples.div_ceil(ROWS) * ROWS;
         let logits = self.logits.get_mut(..sample_rows).unwrap_or_default();
         dot_blocks(
+            self.loops,
             self.w.get(..sample_rows / ROWS * block).unwrap_or_default(),
             q_row,
             logits,
@@ -939,6 +949,7 @@ impl<'a> Workspace<'a> {
             let landmark_rows = count.div_ceil(ROWS) * ROWS;
             let dots = self.dots.get_mut(..landmark_rows).unwrap_or_default();
             dot_blocks(
+                self.loops,
                 self.mu
                     .get(..landmark_rows / ROWS * block)
                     .unwrap_or_default(),
@@ -968,6 +979,7 @@ impl<'a> Workspace<'a> {
         let landmark_rows = count.div_ceil(ROWS) * ROWS;
         let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
         dot_blocks(
+            self.loops,
             self.q_bar
                 .get(..landmark_rows / ROWS * block)
                 .unwrap_or_default(),
@@ -1053,7 +1065,7 @@ impl<'a> Workspace<'a> {
             .weights_packed
             .get(..pair_row_words(self.samples))
             .unwrap_or_default();
-        pair_dot_blocks(self.kv, shared, self.out_row);
+        pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);

@@ -90,7 +90,7 @@ pub mod rfa;
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
-use crate::simd::int8::{ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
+use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -259,11 +259,17 @@ impl<'a> Qkv<'a> {
 /// the second iterator, not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
 /// path at opt-level `s`).
 #[inline]
-pub(crate) fn accumulate_groups(acc: &mut [i32], group: usize, weights: &[i32], values: &[i32]) {
+pub(crate) fn accumulate_groups(
+    loops: Loops,
+    acc: &mut [i32],
+    group: usize,
+    weights: &[i32],
+    values: &[i32],
+) {
     let mut groups = acc.chunks_exact_mut(group.max(1));
     for values in values.chunks_exact(VALUE_BLOCK_WORDS) {
         match groups.next() {
-            Some(acc) => accumulate_rows(acc, weights, values),
+            Some(acc) => accumulate_rows(loops, acc, weights, values),
             None => break,
         }
     }

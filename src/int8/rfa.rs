@@ -21,8 +21,9 @@ use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, square
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks, pack_byte_block,
-    pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
+    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
+    pair_slot, set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -187,6 +188,8 @@ pub fn attention(
 /// The scratch of one head.
 struct Workspace<'a> {
     shape: Shape,
+    /// The inner loops of this call (of its backend).
+    loops: Loops,
     features: usize,
     /// `ω [S, d]` in byte blocks.
     omega: &'a mut [i32],
@@ -232,6 +235,7 @@ impl<'a> Workspace<'a> {
         let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
         Workspace {
             shape,
+            loops: Loops::active(),
             features,
             omega: next(0),
             acc: next(1),
@@ -278,7 +282,13 @@ impl<'a> Workspace<'a> {
                 feature_rows,
             );
             // Σ_m 2^(B − hk − reference_r) v_m
-            super::accumulate_groups(self.acc, feature_rows * ROWS, self.weights, self.values);
+            super::accumulate_groups(
+                self.loops,
+                self.acc,
+                feature_rows * ROWS,
+                self.weights,
+                self.values,
+            );
         }
         self.finish_keys(plan, max, key_count)
     }
@@ -316,7 +326,12 @@ impl<'a> Workspace<'a> {
             // B[m, r] = d^-1/4 k_m·ω_r and hk = s|k_m|²/2 in L16; B − hk into the block
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
             let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
-            dot_blocks(self.omega, padded_bytes(k_row, self.shared), dots);
+            dot_blocks(
+                self.loops,
+                self.omega,
+                padded_bytes(k_row, self.shared),
+                dots,
+            );
             for (r, &dot) in dots.iter().enumerate() {
                 let projection = to_logit(plan.key_projection.apply(dot));
                 if r < features {
@@ -428,7 +443,12 @@ impl<'a> Workspace<'a> {
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // A[i, r] (L16), max_r A, hq
             let projections = self.projections.get_mut(..feature_rows).unwrap_or_default();
-            dot_blocks(self.omega, padded_bytes(q_row, self.shared), projections);
+            dot_blocks(
+                self.loops,
+                self.omega,
+                padded_bytes(q_row, self.shared),
+                projections,
+            );
             let projections = projections.get_mut(..features).unwrap_or_default();
             for a in projections.iter_mut() {
                 *a = to_logit(plan.query_projection.apply(*a));
@@ -449,7 +469,7 @@ impl<'a> Workspace<'a> {
             }
             // Σ_r φq KV_r (columns 0..d_v) and Σ_r φq K_r (column d_v)
             let shared = self.phi.get(..packed).unwrap_or_default();
-            pair_dot_blocks(self.kv, shared, self.out_row);
+            pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
             // den = Σ_r φq K_r, clamped at 1e-2 = CLAMP_Q30 · 2^-30 in the units of den
             let den = i64::from(self.out_row.get(value_dim).copied().unwrap_or(0));
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));

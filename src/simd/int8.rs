@@ -23,11 +23,26 @@
 //! * Cortex-M with the DSP extension (`cfg(lara_attn_dsp)`, see `build.rs`): `SXTB16` +
 //!   `SMLAD` with `LDM` of four rows' words, four accumulators in registers, through `asm!`;
 //! * Cortex-M with Helium (`cfg(lara_attn_helium)`): `VLDRB.S16`/`VLDRH` and `VMLADAVA.S16`, eight
-//!   multiply-adds per instruction, in low-overhead loops (`DLS`/`LE`), through `asm!`.
+//!   multiply-adds per instruction, in low-overhead loops (`DLS`/`LE`), through `asm!`;
+//! * x86_64 with AVX2 (chosen at run time, [`Loops`]): `VPMADDWD`, sixteen `i16` products
+//!   added in pairs to eight `i32` lanes, one chunk of a row block per instruction;
+//! * AArch64 NEON (chosen at run time, [`Loops`]): `SMLAL`/`SMLAL2`, eight widening
+//!   multiply-adds per instruction pair.
+//!
+//! The Cortex-M variants are chosen by `cfg` (they are the loops of [`Loops`]' target variant);
+//! the host variants by the kernel call's backend ([`Loops::for_backend`]: AVX2 for
+//! [`Backend::Avx2`] and [`Backend::Avx512`], NEON for [`Backend::Neon`]; the portable loops for
+//! every other backend, so that tests can force them). The host layout is the portable one
+//! (`CHUNK` = 4): one chunk of a row block is eight words, one AVX2 register or two NEON ones.
+//! `VPMADDWD` and `SMLAL` compute every product exactly in `i32` and add modulo `2^32`, as the
+//! portable loops do (`i16` operands: a pair sum is at most `2^31`, and only for four
+//! operands of `-2^15`, which wraps in both).
 //!
 //! Element reads of `i8` rows may be unaligned words (`LDR`; Cortex-M3 and later allow them
 //! unless `CCR.UNALIGN_TRP` is set).
 #![allow(unsafe_code)]
+
+use super::{Available, Backend};
 
 /// Rows of a row block.
 pub(crate) const ROWS: usize = 4;
@@ -42,6 +57,81 @@ pub(crate) const CHUNK: usize = 8;
 /// Keys per block of the streaming passes: the shared operand of [`accumulate_rows`] is one
 /// weight row of `KEY_BLOCK` `i16` (four words).
 pub(crate) const KEY_BLOCK: usize = 8;
+
+/// Which variant of the inner loops a kernel call runs: chosen once per call from its backend
+/// ([`Loops::for_backend`]); holding a host variant proves the CPU can run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loops(Variant);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// The loops this target is built with: the Cortex-M DSP or Helium assembly, else the
+    /// portable loops.
+    Target,
+    /// AVX2 (`VPMADDWD`); the CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// NEON (`SMLAL`), enabled at compile time.
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    Neon,
+}
+
+impl Loops {
+    /// The loops this target is built with (the Cortex-M assembly, else the portable loops).
+    pub(crate) const TARGET: Loops = Loops(Variant::Target);
+
+    /// The loops of `backend`: AVX2 for the AVX2 and AVX-512 backends (if the CPU has AVX2),
+    /// NEON for the NEON backend, else [`Loops::TARGET`] (so `Scalar`, `Blocked` and `Sse2`
+    /// run the portable loops on hosts).
+    pub(crate) fn for_backend(backend: Available) -> Loops {
+        match backend.backend() {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 => Loops(Variant::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512 if Backend::Avx2.is_available() => Loops(Variant::Avx2),
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Backend::Neon => Loops(Variant::Neon),
+            _ => Loops::TARGET,
+        }
+    }
+
+    /// The loops of the backend kernel calls use now ([`Available::active`]); on targets
+    /// without host variants, [`Loops::TARGET`] without reading the backend.
+    pub(crate) fn active() -> Loops {
+        #[cfg(any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon")
+        ))]
+        return Loops::for_backend(Available::active());
+        #[cfg(not(any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon")
+        )))]
+        Loops::TARGET
+    }
+
+    /// Every variant this machine can run, [`Loops::TARGET`] first (for the checks).
+    fn available() -> impl Iterator<Item = Loops> {
+        let host = Backend::ALL
+            .into_iter()
+            .filter_map(Available::new)
+            .map(Loops::for_backend)
+            .filter(|&loops| loops != Loops::TARGET);
+        core::iter::once(Loops::TARGET).chain(host)
+    }
+
+    /// The name of the variant (`target`, `avx2`, `neon`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn name(self) -> &'static str {
+        match self.0 {
+            Variant::Target => "target",
+            #[cfg(target_arch = "x86_64")]
+            Variant::Avx2 => "avx2",
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Variant::Neon => "neon",
+        }
+    }
+}
 
 /// Words of one weight row of [`accumulate_rows`].
 pub(crate) const WEIGHT_WORDS: usize = KEY_BLOCK / 2;
@@ -219,7 +309,7 @@ pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
 /// shared row `x`, whose length must be a non-zero multiple of [`CHUNK`] (see
 /// [`padded_bytes`]). Zeros if the lengths do not fit.
 #[inline]
-pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
+pub(crate) fn dot_blocks(loops: Loops, blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK) || blocks.len() < count * block_words(x.len())
     {
@@ -229,6 +319,23 @@ pub(crate) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     if count == 0 {
         return;
     }
+    match loops.0 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Loops` holds `Avx2` only where the CPU has AVX2 (`Loops::for_backend`);
+        // the lengths are checked above.
+        Variant::Avx2 => unsafe { avx2::dot_blocks(blocks, x, out, count) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is enabled at compile time (the variant's cfg); the lengths are checked
+        // above.
+        Variant::Neon => unsafe { neon::dot_blocks(blocks, x, out, count) },
+        Variant::Target => target_dot_blocks(blocks, x, out, count),
+    }
+}
+
+/// [`dot_blocks`] of this target's build (arguments checked).
+#[inline(always)]
+#[cfg_attr(not(any(lara_attn_dsp, lara_attn_helium)), allow(unused_variables))]
+fn target_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
     #[cfg(lara_attn_helium)]
     {
         mve::dot_blocks(blocks, x, out, count)
@@ -266,7 +373,7 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 /// length in words must be a non-zero multiple of `CHUNK / 2`. Zeros if the lengths do not
 /// fit.
 #[inline]
-pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
+pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK / 2) || blocks.len() < count * ROWS * x.len() {
         out.fill(0);
@@ -275,6 +382,23 @@ pub(crate) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32]) {
     if count == 0 {
         return;
     }
+    match loops.0 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Loops` holds `Avx2` only where the CPU has AVX2 (`Loops::for_backend`);
+        // the lengths are checked above.
+        Variant::Avx2 => unsafe { avx2::pair_dot_blocks(blocks, x, out, count) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is enabled at compile time (the variant's cfg); the lengths are checked
+        // above.
+        Variant::Neon => unsafe { neon::pair_dot_blocks(blocks, x, out, count) },
+        Variant::Target => target_pair_dot_blocks(blocks, x, out, count),
+    }
+}
+
+/// [`pair_dot_blocks`] of this target's build (arguments checked).
+#[inline(always)]
+#[cfg_attr(not(any(lara_attn_dsp, lara_attn_helium)), allow(unused_variables))]
+fn target_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
     #[cfg(lara_attn_helium)]
     {
         mve::pair_dot_blocks(blocks, x, out, count)
@@ -322,11 +446,26 @@ fn portable_dot4_pairs(mut acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] 
 /// pairs), `values` a pair block ([`VALUE_BLOCK_WORDS`]) of four columns `t` by the block's
 /// keys. Rows beyond the shorter of `acc` and `weights` are left alone.
 #[inline]
-pub(crate) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32]) {
+pub(crate) fn accumulate_rows(loops: Loops, acc: &mut [i32], weights: &[i32], values: &[i32]) {
     let rows = (acc.len() / ROWS).min(weights.len() / WEIGHT_WORDS);
     if rows == 0 || values.len() < VALUE_BLOCK_WORDS {
         return;
     }
+    match loops.0 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a `Loops` holds `Avx2` only where the CPU has AVX2 (`Loops::for_backend`);
+        // the lengths are checked above.
+        Variant::Avx2 => unsafe { avx2::accumulate_rows(acc, weights, values, rows) },
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        // SAFETY: NEON is enabled at compile time (the variant's cfg).
+        Variant::Neon => unsafe { neon::accumulate_rows(acc, weights, values, rows) },
+        Variant::Target => target_accumulate_rows(acc, weights, values, rows),
+    }
+}
+
+/// [`accumulate_rows`] of this target's build (arguments checked).
+#[inline(always)]
+fn target_accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
     #[cfg(lara_attn_helium)]
     {
         mve::accumulate_rows(acc, weights, values, rows)
@@ -356,6 +495,328 @@ pub(crate) fn portable_accumulate_rows(
         let sums = portable_dot4_pairs([0; 4], values, weight_row);
         for (a, s) in acc_row.iter_mut().zip(sums) {
             *a += s;
+        }
+    }
+}
+
+/// x86_64 AVX2: `VPMADDWD` multiplies the sixteen `i16` of one chunk of a row block (eight
+/// words: rows 0–3 of one pair of elements, then rows 0–3 of the other) by the shared row's
+/// elements spread to match, and adds the products in pairs into eight `i32` lanes: lanes `r`
+/// and `4 + r` hold sums of row `r`. Four blocks share each spread chunk of
+/// the shared row. One `#[target_feature]` entry per loop; the lengths are checked by the
+/// callers ([`dot_blocks`], [`pair_dot_blocks`], [`accumulate_rows`]).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{CHUNK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS};
+    use core::arch::x86_64::*;
+
+    /// Blocks whose sums are held in registers at once.
+    pub(super) const GROUP: usize = 4;
+
+    /// Words of one chunk of a row block (one register).
+    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+
+    /// The loop of [`dot_blocks`] and [`pair_dot_blocks`]: `count` blocks of `chunks` chunks
+    /// from `blocks` (a pointer), their sums to `out` (a pointer), `GROUP` blocks at a time,
+    /// then one at a time; `$spread` is chunk `$c` (element `$xc`) of `$x` spread as the
+    /// chunks of the blocks hold it.
+    macro_rules! dot_loop {
+        ($blocks:expr, $out:expr, $count:expr, $x:expr, |$c:ident, $xc:ident| $spread:expr) => {{
+            let (mut blocks, mut out, count): (*const i32, *mut i32, usize) =
+                ($blocks, $out, $count);
+            let x = $x;
+            let chunks = x.len();
+            let mut left = count;
+            dot_loop!(@group GROUP, blocks, out, left, chunks, x, |$c, $xc| $spread);
+            dot_loop!(@group 1, blocks, out, left, chunks, x, |$c, $xc| $spread);
+        }};
+        (@group $g:expr, $blocks:ident, $out:ident, $left:ident, $chunks:ident, $x:ident,
+            |$c:ident, $xc:ident| $spread:expr) => {
+            while $left >= $g {
+                let mut acc = [_mm256_setzero_si256(); $g];
+                for ($c, $xc) in $x.iter().enumerate() {
+                    let shared = $spread;
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: block k < left of the remaining blocks, chunk c < chunks:
+                        // within the `count · chunks · CHUNK_WORDS` words of `blocks`.
+                        let row = unsafe {
+                            _mm256_loadu_si256($blocks.add((k * $chunks + $c) * CHUNK_WORDS).cast())
+                        };
+                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(row, shared));
+                    }
+                }
+                for (k, a) in acc.into_iter().enumerate() {
+                    let sums =
+                        _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+                    // SAFETY: the four sums of block k < left of the remaining blocks are
+                    // within the `4 · count` words of `out`.
+                    unsafe { _mm_storeu_si128($out.add(k * ROWS).cast(), sums) };
+                }
+                $left -= $g;
+                // (one past the last block at most)
+                $blocks = $blocks.wrapping_add($g * $chunks * CHUNK_WORDS);
+                $out = $out.wrapping_add($g * ROWS);
+            }
+        };
+    }
+
+    /// [`dot_blocks`]: chunk `(x0, x1, x2, x3)` of `x` spread as `(x0, x2)` in the low four
+    /// words and `(x1, x3)` in the high four.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `x.len()` is a multiple of [`CHUNK`], `blocks` holds `count` blocks
+    /// of `2 · x.len()` words and `out` at least `4 · count` words.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+        // bytes of (x0, x1, x2, x3) as i16, the same in both lanes: (x0, x2) x 4 | (x1, x3) x 4
+        #[rustfmt::skip]
+        let spread = _mm256_setr_epi8(
+            0, 1, 4, 5, 0, 1, 4, 5, 0, 1, 4, 5, 0, 1, 4, 5,
+            2, 3, 6, 7, 2, 3, 6, 7, 2, 3, 6, 7, 2, 3, 6, 7,
+        );
+        let (x_chunks, _) = x.as_chunks::<CHUNK>();
+        dot_loop!(
+            blocks.as_ptr(),
+            out.as_mut_ptr(),
+            count,
+            x_chunks,
+            |_c, xc| {
+                let word = i32::from_le_bytes([xc[0] as u8, xc[1] as u8, xc[2] as u8, xc[3] as u8]);
+                let wide = _mm_cvtepi8_epi16(_mm_cvtsi32_si128(word));
+                _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(wide), spread)
+            }
+        );
+    }
+
+    /// [`pair_dot_blocks`]: chunk `(w0, w1)` of `x` (two pairs) spread as `w0` in the low four
+    /// words and `w1` in the high four.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `x.len()` is a multiple of `CHUNK / 2`, `blocks` holds `count` blocks
+    /// of `4 · x.len()` words and `out` at least `4 · count` words.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
+        let (x_chunks, _) = x.as_chunks::<{ CHUNK / 2 }>();
+        dot_loop!(
+            blocks.as_ptr(),
+            out.as_mut_ptr(),
+            count,
+            x_chunks,
+            |_c, xc| { _mm256_set_m128i(_mm_set1_epi32(xc[1]), _mm_set1_epi32(xc[0])) }
+        );
+    }
+
+    /// [`accumulate_rows`]: the value block as four registers (pair `k` of the four columns
+    /// in both lanes), two rows at a time (row `c` in the low lane, `c + 1` in the high one:
+    /// their weight pair `k` spread by `VPSHUFD`), then the last odd row in one lane.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `acc` holds `4 · rows` words, `weights` `WEIGHT_WORDS · rows`, `values`
+    /// at least `VALUE_BLOCK_WORDS`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn accumulate_rows(
+        acc: &mut [i32],
+        weights: &[i32],
+        values: &[i32],
+        rows: usize,
+    ) {
+        let (Some(acc), Some(weights), Some(values)) = (
+            acc.get_mut(..rows * ROWS),
+            weights.get(..rows * WEIGHT_WORDS),
+            values.first_chunk::<VALUE_BLOCK_WORDS>(),
+        ) else {
+            return;
+        };
+        let p = values.as_ptr();
+        // SAFETY: words 0..16 of the 16-word array `values`, four at a time.
+        let v = unsafe {
+            [
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(p.cast())),
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(p.add(4).cast())),
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(p.add(8).cast())),
+                _mm256_broadcastsi128_si256(_mm_loadu_si128(p.add(12).cast())),
+            ]
+        };
+        let (acc_pairs, acc_last) = acc.as_chunks_mut::<{ 2 * ROWS }>();
+        let (weight_pairs, weight_last) = weights.as_chunks::<{ 2 * WEIGHT_WORDS }>();
+        for (a, w) in acc_pairs.iter_mut().zip(weight_pairs) {
+            // SAFETY: eight words of the arrays `w` and `a`.
+            let (w, sums) = unsafe {
+                (
+                    _mm256_loadu_si256(w.as_ptr().cast()),
+                    _mm256_loadu_si256(a.as_ptr().cast()),
+                )
+            };
+            let s01 = _mm256_add_epi32(
+                _mm256_madd_epi16(v[0], _mm256_shuffle_epi32::<0x00>(w)),
+                _mm256_madd_epi16(v[1], _mm256_shuffle_epi32::<0x55>(w)),
+            );
+            let s23 = _mm256_add_epi32(
+                _mm256_madd_epi16(v[2], _mm256_shuffle_epi32::<0xAA>(w)),
+                _mm256_madd_epi16(v[3], _mm256_shuffle_epi32::<0xFF>(w)),
+            );
+            let sums = _mm256_add_epi32(sums, _mm256_add_epi32(s01, s23));
+            // SAFETY: eight words of the array `a`.
+            unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), sums) };
+        }
+        if let (Some(a), Some(w)) = (
+            acc_last.first_chunk_mut::<ROWS>(),
+            weight_last.first_chunk::<WEIGHT_WORDS>(),
+        ) {
+            // SAFETY: four words of the arrays `w` and `a`.
+            let (w, sums) = unsafe {
+                (
+                    _mm_loadu_si128(w.as_ptr().cast()),
+                    _mm_loadu_si128(a.as_ptr().cast()),
+                )
+            };
+            let s01 = _mm_add_epi32(
+                _mm_madd_epi16(_mm256_castsi256_si128(v[0]), _mm_shuffle_epi32::<0x00>(w)),
+                _mm_madd_epi16(_mm256_castsi256_si128(v[1]), _mm_shuffle_epi32::<0x55>(w)),
+            );
+            let s23 = _mm_add_epi32(
+                _mm_madd_epi16(_mm256_castsi256_si128(v[2]), _mm_shuffle_epi32::<0xAA>(w)),
+                _mm_madd_epi16(_mm256_castsi256_si128(v[3]), _mm_shuffle_epi32::<0xFF>(w)),
+            );
+            let sums = _mm_add_epi32(sums, _mm_add_epi32(s01, s23));
+            // SAFETY: four words of the array `a`.
+            unsafe { _mm_storeu_si128(a.as_mut_ptr().cast(), sums) };
+        }
+    }
+}
+
+/// AArch64 NEON: `SMLAL`/`SMLAL2` multiply the low/high four `i16` of one register of a row
+/// block chunk (four words: rows 0–3 of one pair of elements) by the shared row's pair spread
+/// to match, and add the products to four `i32` lanes: two lanes per row, rows 0–1 in one
+/// accumulator and rows 2–3 in another; `ADDP` gives the four sums. Four
+/// blocks share each spread chunk. One `#[target_feature]` entry per loop (NEON is enabled at
+/// compile time: the module's cfg); the lengths are checked by the callers.
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon {
+    use super::{CHUNK, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS};
+    use core::arch::aarch64::*;
+
+    /// Blocks whose sums are held in registers at once.
+    pub(super) const GROUP: usize = 4;
+
+    /// Words of one chunk of a row block (two registers).
+    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+
+    /// The loop of [`dot_blocks`] and [`pair_dot_blocks`] (see the AVX2 one): `$spread` gives
+    /// the two registers of the shared row that multiply the two registers of a chunk.
+    macro_rules! dot_loop {
+        ($blocks:expr, $out:expr, $count:expr, $x:expr, |$xc:ident| $spread:expr) => {{
+            let (mut blocks, mut out, count): (*const i32, *mut i32, usize) =
+                ($blocks, $out, $count);
+            let x = $x;
+            let chunks = x.len();
+            let mut left = count;
+            dot_loop!(@group GROUP, blocks, out, left, chunks, x, |$xc| $spread);
+            dot_loop!(@group 1, blocks, out, left, chunks, x, |$xc| $spread);
+        }};
+        (@group $g:expr, $blocks:ident, $out:ident, $left:ident, $chunks:ident, $x:ident,
+            |$xc:ident| $spread:expr) => {
+            while $left >= $g {
+                // rows 0-1 and rows 2-3 of each block
+                let mut acc = [[vdupq_n_s32(0); 2]; $g];
+                for (c, $xc) in $x.iter().enumerate() {
+                    let (x0, x1): (int16x8_t, int16x8_t) = $spread;
+                    for (k, a) in acc.iter_mut().enumerate() {
+                        let p = $blocks.wrapping_add((k * $chunks + c) * CHUNK_WORDS);
+                        // SAFETY: block k < left of the remaining blocks, chunk c < chunks:
+                        // within the `count · chunks · CHUNK_WORDS` words of `blocks`.
+                        let (r0, r1) = unsafe {
+                            (vld1q_s16(p.cast()), vld1q_s16(p.wrapping_add(4).cast()))
+                        };
+                        a[0] = vmlal_s16(a[0], vget_low_s16(r0), vget_low_s16(x0));
+                        a[1] = vmlal_high_s16(a[1], r0, x0);
+                        a[0] = vmlal_s16(a[0], vget_low_s16(r1), vget_low_s16(x1));
+                        a[1] = vmlal_high_s16(a[1], r1, x1);
+                    }
+                }
+                for (k, a) in acc.into_iter().enumerate() {
+                    // SAFETY: the four sums of block k < left of the remaining blocks are
+                    // within the `4 · count` words of `out`.
+                    unsafe { vst1q_s32($out.wrapping_add(k * ROWS), vpaddq_s32(a[0], a[1])) };
+                }
+                $left -= $g;
+                // (one past the last block at most)
+                $blocks = $blocks.wrapping_add($g * $chunks * CHUNK_WORDS);
+                $out = $out.wrapping_add($g * ROWS);
+            }
+        };
+    }
+
+    /// [`dot_blocks`]: chunk `(x0, x1, x2, x3)` of `x` as `(x0, x2)` four times and `(x1, x3)`
+    /// four times (`UZP1`/`UZP2` of the `i16` elements).
+    ///
+    /// # Safety
+    /// `x.len()` is a multiple of [`CHUNK`], `blocks` holds `count` blocks of `2 · x.len()`
+    /// words and `out` at least `4 · count` words.
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+        let (x_chunks, _) = x.as_chunks::<CHUNK>();
+        dot_loop!(blocks.as_ptr(), out.as_mut_ptr(), count, x_chunks, |xc| {
+            let word = i32::from_le_bytes([xc[0] as u8, xc[1] as u8, xc[2] as u8, xc[3] as u8]);
+            // x0 x1 x2 x3 x0 x1 x2 x3 as i16
+            let wide = vmovl_s8(vreinterpret_s8_s32(vdup_n_s32(word)));
+            (vuzp1q_s16(wide, wide), vuzp2q_s16(wide, wide))
+        });
+    }
+
+    /// [`pair_dot_blocks`]: chunk `(w0, w1)` of `x` as `w0` four times and `w1` four times.
+    ///
+    /// # Safety
+    /// `x.len()` is a multiple of `CHUNK / 2`, `blocks` holds `count` blocks of `4 · x.len()`
+    /// words and `out` at least `4 · count` words.
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
+        let (x_chunks, _) = x.as_chunks::<{ CHUNK / 2 }>();
+        dot_loop!(blocks.as_ptr(), out.as_mut_ptr(), count, x_chunks, |xc| {
+            (
+                vreinterpretq_s16_s32(vdupq_n_s32(xc[0])),
+                vreinterpretq_s16_s32(vdupq_n_s32(xc[1])),
+            )
+        });
+    }
+
+    /// [`accumulate_rows`]: the value block as four registers (pair `k` of the four columns),
+    /// one row at a time (its weight pair `k` in every word).
+    #[target_feature(enable = "neon")]
+    pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
+        let Some(values) = values.first_chunk::<VALUE_BLOCK_WORDS>() else {
+            return;
+        };
+        let p = values.as_ptr();
+        // SAFETY: words 0..16 of the 16-word array `values`, four at a time.
+        let v = unsafe {
+            [
+                vld1q_s16(p.cast()),
+                vld1q_s16(p.add(4).cast()),
+                vld1q_s16(p.add(8).cast()),
+                vld1q_s16(p.add(12).cast()),
+            ]
+        };
+        let (acc_rows, _) = acc.as_chunks_mut::<ROWS>();
+        let (weight_rows, _) = weights.as_chunks::<WEIGHT_WORDS>();
+        for (a, w) in acc_rows.iter_mut().zip(weight_rows).take(rows) {
+            // SAFETY: four words of the arrays `w` and `a`.
+            let (w, sums) = unsafe { (vld1q_s32(w.as_ptr()), vld1q_s32(a.as_ptr())) };
+            let (mut low, mut high) = (vdupq_n_s32(0), vdupq_n_s32(0));
+            macro_rules! pair_k {
+                ($k:literal) => {
+                    let wk = vreinterpretq_s16_s32(vdupq_laneq_s32::<$k>(w));
+                    low = vmlal_s16(low, vget_low_s16(v[$k]), vget_low_s16(wk));
+                    high = vmlal_high_s16(high, v[$k], wk);
+                };
+            }
+            pair_k!(0);
+            pair_k!(1);
+            pair_k!(2);
+            pair_k!(3);
+            let sums = vaddq_s32(sums, vpaddq_s32(low, high));
+            // SAFETY: four words of the array `a`.
+            unsafe { vst1q_s32(a.as_mut_ptr(), sums) };
         }
     }
 }
@@ -685,12 +1146,20 @@ mod mve {
     }
 }
 
-/// Compares the inner loops of this target ([`dot_blocks`], [`pair_dot_blocks`],
-/// [`accumulate_rows`]) with the portable ones on every length from 1 to 40 (every parity of the
-/// unrolled loops, one to three blocks), on fixed pseudo-random data with extreme values; the
-/// first length that differs, if any. For devices, where the tests cannot run (the firmware
-/// example calls it).
+/// Compares every variant of the inner loops this machine can run ([`dot_blocks`],
+/// [`pair_dot_blocks`], [`accumulate_rows`]: this target's, and on hosts the AVX2 or NEON ones
+/// its CPU has) with the portable ones on every length from 1 to 40, on fixed pseudo-random data
+/// with extreme values; the first length that differs, if any. For devices, where the tests
+/// cannot run (the firmware example calls it).
 pub(crate) fn check_inner_loops() -> Option<usize> {
+    Loops::available().find_map(check_loops)
+}
+
+/// [`check_inner_loops`] for one variant: every length from 1 to 40 (every parity of the
+/// unrolled loops) with one to [`CHECK_BLOCKS`] blocks or rows (whole groups of four and every
+/// tail after them; shorter shared rows for more blocks), into dirty outputs and accumulators
+/// whose words past the whole blocks or rows must be left alone.
+fn check_loops(loops: Loops) -> Option<usize> {
     let mut seed = 0x2545_f491u32;
     let mut next = move || {
         // xorshift32
@@ -703,7 +1172,7 @@ pub(crate) fn check_inner_loops() -> Option<usize> {
     let mut blocks = [0i32; 3 * 2 * MAX_LEN];
     let mut shared = [0i32; MAX_LEN];
     let mut bytes = [0i8; MAX_LEN];
-    let (mut out, mut expected) = ([0i32; 12], [0i32; 12]);
+    let (mut out, mut expected) = ([0i32; CHECK_WORDS], [0i32; CHECK_WORDS]);
     for len in 1..=MAX_LEN {
         for word in blocks.iter_mut() {
             // i16 halves in [-2^14, 2^14]
@@ -719,40 +1188,66 @@ pub(crate) fn check_inner_loops() -> Option<usize> {
         for word in shared.iter_mut() {
             *word = pair(i32::from(next() as i8), i32::from(next() as i8));
         }
-        let count = len % 3 + 1;
-        let x = &bytes[..len / CHUNK * CHUNK];
-        if !x.is_empty() {
-            dot_blocks(&blocks, x, &mut out[..count * ROWS]);
-            portable_dot_blocks(&blocks, x, &mut expected[..count * ROWS]);
+        // words past the whole blocks or rows of the output
+        let tail = len % ROWS;
+        let mut dirty = |out: &mut [i32; CHECK_WORDS], expected: &mut [i32; CHECK_WORDS]| {
+            for (o, e) in out.iter_mut().zip(expected.iter_mut()) {
+                // (an accumulator's sums stay within i32: 2^28 plus at most 2^25)
+                let garbage = next() as i32 >> 3;
+                (*o, *e) = (garbage, garbage);
+            }
+        };
+        for count in 1..=CHECK_BLOCKS {
+            let fits = (1..=len / CHUNK)
+                .rev()
+                .map(|chunks| chunks * CHUNK)
+                .find(|&elements| count * block_words(elements) <= blocks.len());
+            if let Some(elements) = fits {
+                let x = &bytes[..elements];
+                dirty(&mut out, &mut expected);
+                dot_blocks(loops, &blocks, x, &mut out[..count * ROWS + tail]);
+                portable_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
+                if out != expected {
+                    return Some(len);
+                }
+            }
+            let words = len.min(blocks.len() / (ROWS * count)) / (CHUNK / 2) * (CHUNK / 2);
+            let x = &shared[..words];
+            if !x.is_empty() {
+                dirty(&mut out, &mut expected);
+                pair_dot_blocks(loops, &blocks, x, &mut out[..count * ROWS + tail]);
+                portable_pair_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
+                if out != expected {
+                    return Some(len);
+                }
+            }
+            let rows = count.min(shared.len() / WEIGHT_WORDS);
+            // a longer weight slice than the rows of `acc` (and the reverse): the shorter counts
+            let (acc_rows, weight_rows) = if len % 2 == 0 {
+                (rows, (rows + 1).min(shared.len() / WEIGHT_WORDS))
+            } else {
+                (rows + 1, rows)
+            };
+            let weights = &shared[..weight_rows * WEIGHT_WORDS];
+            let values = &blocks[len..len + VALUE_BLOCK_WORDS];
+            dirty(&mut out, &mut expected);
+            let acc_words = (acc_rows * ROWS + tail).min(CHECK_WORDS);
+            accumulate_rows(loops, &mut out[..acc_words], weights, values);
+            let used = acc_rows.min(weight_rows);
+            portable_accumulate_rows(&mut expected[..acc_words], weights, values, used);
             if out != expected {
                 return Some(len);
             }
-        }
-        let words = len.min(blocks.len() / (ROWS * count)) / (CHUNK / 2) * (CHUNK / 2);
-        let x = &shared[..words];
-        if !x.is_empty() {
-            pair_dot_blocks(&blocks, x, &mut out[..count * ROWS]);
-            portable_pair_dot_blocks(&blocks, x, &mut expected[..count * ROWS]);
-            if out != expected {
-                return Some(len);
-            }
-        }
-        let rows = len % 7 + 1;
-        let weights = &shared[..rows * WEIGHT_WORDS];
-        let values = &blocks[..VALUE_BLOCK_WORDS];
-        let mut acc = [0i32; 28];
-        for a in acc.iter_mut() {
-            *a = next() as i32 >> 3;
-        }
-        let mut reference = acc;
-        accumulate_rows(&mut acc[..rows * ROWS], weights, values);
-        portable_accumulate_rows(&mut reference[..rows * ROWS], weights, values, rows);
-        if acc != reference {
-            return Some(len);
         }
     }
     None
 }
+
+/// Most blocks (and rows) of [`check_loops`]: two whole groups of four and one more.
+const CHECK_BLOCKS: usize = 9;
+
+/// Words of the outputs and accumulators of [`check_loops`].
+const CHECK_WORDS: usize = (CHECK_BLOCKS + 1) * ROWS + ROWS - 1;
 
 #[cfg(test)]
 mod tests {
@@ -788,15 +1283,19 @@ mod tests {
             let mut buffer = vec![0i32; 16];
             let padded_x = padded_bytes(&x, &mut buffer);
             assert_eq!(padded_x.len(), padded(len));
-            let mut out = vec![0i32; 8];
-            dot_blocks(&blocks, padded_x, &mut out);
-            assert_eq!(out, plain, "bytes, len {len}");
             let mut x_pairs = vec![0i32; pair_row_words(len)];
             for (e, &v) in x.iter().enumerate() {
                 set_slot(&mut x_pairs, e, i32::from(v));
             }
-            pair_dot_blocks(&pairs, &x_pairs, &mut out);
-            assert_eq!(out, plain, "pairs, len {len}");
+            for loops in Loops::available() {
+                let name = loops.name();
+                let mut out = vec![-1i32; 8];
+                dot_blocks(loops, &blocks, padded_x, &mut out);
+                assert_eq!(out, plain, "bytes, len {len}, {name}");
+                let mut out = vec![-1i32; 8];
+                pair_dot_blocks(loops, &pairs, &x_pairs, &mut out);
+                assert_eq!(out, plain, "pairs, len {len}, {name}");
+            }
             for (r, row) in rows.iter().enumerate().take(4) {
                 for (e, &v) in row.iter().enumerate() {
                     assert_eq!(get_slot(&blocks, byte_slot(r, e)), v);
@@ -808,6 +1307,37 @@ mod tests {
     #[test]
     fn inner_loops_match_the_portable_ones() {
         assert_eq!(check_inner_loops(), None);
+        let mut checked = 0;
+        for loops in Loops::available() {
+            assert_eq!(check_loops(loops), None, "loops {}", loops.name());
+            checked += 1;
+        }
+        // the host variants this CPU has are among them
+        #[cfg(target_arch = "x86_64")]
+        if Backend::Avx2.is_available() {
+            assert!(Loops::available().any(|l| l.name() == "avx2"));
+            assert!(checked >= 2);
+        }
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        assert!(Loops::available().any(|l| l.name() == "neon"));
+        assert!(checked >= 1);
+    }
+
+    #[test]
+    fn loops_follow_the_backend() {
+        for backend in Backend::ALL {
+            let Some(available) = Available::new(backend) else {
+                continue;
+            };
+            let name = Loops::for_backend(available).name();
+            let expected = match backend {
+                Backend::Avx2 => "avx2",
+                Backend::Avx512 if Backend::Avx2.is_available() => "avx2",
+                Backend::Neon => "neon",
+                _ => "target",
+            };
+            assert_eq!(name, expected, "{backend}");
+        }
     }
 
     #[test]
@@ -831,8 +1361,8 @@ mod tests {
             for (i, &w) in weights.iter().enumerate() {
                 set_slot(&mut weight_rows, i, w);
             }
-            let mut acc: Vec<i32> = (0..rows * 4).map(|i| i as i32 * 1000 - 7).collect();
-            let mut expected = acc.clone();
+            let start: Vec<i32> = (0..rows * 4).map(|i| i as i32 * 1000 - 7).collect();
+            let mut expected = start.clone();
             for c in 0..rows {
                 for t in 0..4 {
                     for j in 0..KEY_BLOCK {
@@ -840,8 +1370,11 @@ mod tests {
                     }
                 }
             }
-            accumulate_rows(&mut acc, &weight_rows, &value_block);
-            assert_eq!(acc, expected, "rows {rows}");
+            for loops in Loops::available() {
+                let mut acc = start.clone();
+                accumulate_rows(loops, &mut acc, &weight_rows, &value_block);
+                assert_eq!(acc, expected, "rows {rows}, {}", loops.name());
+            }
         }
     }
 }
