@@ -368,8 +368,16 @@ impl Requantize {
                 let out = out.get_mut(offset..).unwrap_or_default();
                 // one multiplier per row: 2^extra / den · scale_v / scale_out
                 let row = reciprocal.times(self.to_i8, extra);
-                for (o, &s) in out.iter_mut().zip(sums) {
-                    *o = row.apply_saturating(s).clamp(-128, 127) as i8;
+                if let Some((mantissa, round, high_shift)) = row.high_word() {
+                    // the common case, hoisted: the high word of one 64-bit product and add
+                    for (o, &s) in out.iter_mut().zip(sums) {
+                        let product = i64::from(s) * mantissa + round;
+                        *o = (((product >> 32) as i32) >> high_shift).clamp(-128, 127) as i8;
+                    }
+                } else {
+                    for (o, &s) in out.iter_mut().zip(sums) {
+                        *o = row.apply_saturating(s).clamp(-128, 127) as i8;
+                    }
                 }
             }
             Out::F32(out) => {
