@@ -93,13 +93,16 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
         (Some(&inverse), Some(&table)) => (inverse, table),
         _ => (1 << 30, 0),
     };
-    // z = 1.f / (1 + j/16) − 1 in Q30, in (-2^-28, 1/16)
-    let z = ((normalized * inverse) >> 31) as i64 - (1 << 30);
-    let z2 = (z * z) >> 30;
-    let z3 = (z2 * z) >> 30;
-    let z4 = (z3 * z) >> 30;
+    // z = 1.f / (1 + j/16) − 1 in Q30, in (-2^-28, 1/16): |z| < 2^26, so the powers fit
+    // i32 (|z²| < 2^22, |z³| < 2^18) and only the products need i64 (the same values as
+    // i64 arithmetic throughout, without a 64-bit division for z³/3)
+    let z = ((normalized * inverse) >> 31) as i32 - (1 << 30);
+    let power = |a: i32, b: i32| ((i64::from(a) * i64::from(b)) >> 30) as i32;
+    let z2 = power(z, z);
+    let z3 = power(z2, z);
+    let z4 = power(z3, z);
     // ln(1 + z) = z − z²/2 + z³/3 − z⁴/4 (Q30), then / ln 2
-    let ln1p = z - z2 / 2 + z3 / 3 - z4 / 4;
+    let ln1p = i64::from(z - z2 / 2 + z3 / 3 - z4 / 4);
     let log2_q30 = (exponent << 30) + table + ((ln1p * INV_LN2_Q30) >> 30);
     ((log2_q30 + (1 << 13)) >> 14) as i32
 }
