@@ -258,7 +258,7 @@ impl<'a> Qkv<'a> {
 /// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). `next()` on
 /// the second iterator, not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
 /// path at opt-level `s`).
-#[inline]
+#[inline(never)]
 pub(crate) fn accumulate_groups(acc: &mut [i32], group: usize, weights: &[i32], values: &[i32]) {
     let mut groups = acc.chunks_exact_mut(group.max(1));
     for values in values.chunks_exact(VALUE_BLOCK_WORDS) {
