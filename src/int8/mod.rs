@@ -367,18 +367,7 @@ impl Requantize {
             Out::I8(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
                 // one multiplier per row: 2^extra / den · scale_v / scale_out
-                let row = reciprocal.times(self.to_i8, extra);
-                if let Some((mantissa, round, high_shift)) = row.high_word() {
-                    // the common case, hoisted: the high word of one 64-bit product and add
-                    for (o, &s) in out.iter_mut().zip(sums) {
-                        let product = i64::from(s) * mantissa + round;
-                        *o = (((product >> 32) as i32) >> high_shift).clamp(-128, 127) as i8;
-                    }
-                } else {
-                    for (o, &s) in out.iter_mut().zip(sums) {
-                        *o = row.apply_saturating(s).clamp(-128, 127) as i8;
-                    }
-                }
+                write_i8(out, sums, reciprocal.times(self.to_i8, extra));
             }
             Out::F32(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
@@ -388,6 +377,23 @@ impl Requantize {
                     *o = v16 as f32 * self.to_f32;
                 }
             }
+        }
+    }
+}
+
+/// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]` (not inlined: a frame of its own,
+/// off the deepest call path of [`Requantize::write_row`]'s callers).
+#[inline(never)]
+fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
+    if let Some((mantissa, round, high_shift)) = row.high_word() {
+        // the common case, hoisted: the high word of one 64-bit product and add
+        for (o, &s) in out.iter_mut().zip(sums) {
+            let product = i64::from(s) * mantissa + round;
+            *o = (((product >> 32) as i32) >> high_shift).clamp(-128, 127) as i8;
+        }
+    } else {
+        for (o, &s) in out.iter_mut().zip(sums) {
+            *o = row.apply_saturating(s).clamp(-128, 127) as i8;
         }
     }
 }
