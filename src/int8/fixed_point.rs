@@ -299,7 +299,9 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
         q
     };
     let q1 = digit(high, u1);
-    let middle = (high << 16).wrapping_add(u1).wrapping_sub(q1.wrapping_mul(divisor));
+    let middle = (high << 16)
+        .wrapping_add(u1)
+        .wrapping_sub(q1.wrapping_mul(divisor));
     let q0 = digit(middle, u0);
     (q1 << 16) | q0
 }
