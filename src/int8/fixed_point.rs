@@ -93,13 +93,16 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
         (Some(&inverse), Some(&table)) => (inverse, table),
         _ => (1 << 30, 0),
     };
-    // z = 1.f / (1 + j/16) − 1 in Q30, in (-2^-28, 1/16)
-    let z = ((normalized * inverse) >> 31) as i64 - (1 << 30);
-    let z2 = (z * z) >> 30;
-    let z3 = (z2 * z) >> 30;
-    let z4 = (z3 * z) >> 30;
+    // z = 1.f / (1 + j/16) − 1 in Q30, in (-2^-28, 1/16): |z| < 2^26, so the powers fit
+    // i32 (|z²| < 2^22, |z³| < 2^18) and only the products need i64 (the same values as
+    // i64 arithmetic throughout, without a 64-bit division for z³/3)
+    let z = ((normalized * inverse) >> 31) as i32 - (1 << 30);
+    let power = |a: i32, b: i32| ((i64::from(a) * i64::from(b)) >> 30) as i32;
+    let z2 = power(z, z);
+    let z3 = power(z2, z);
+    let z4 = power(z3, z);
     // ln(1 + z) = z − z²/2 + z³/3 − z⁴/4 (Q30), then / ln 2
-    let ln1p = z - z2 / 2 + z3 / 3 - z4 / 4;
+    let ln1p = i64::from(z - z2 / 2 + z3 / 3 - z4 / 4);
     let log2_q30 = (exponent << 30) + table + ((ln1p * INV_LN2_Q30) >> 30);
     ((log2_q30 + (1 << 13)) >> 14) as i32
 }
@@ -188,6 +191,23 @@ impl Multiplier {
         }
     }
 
+    /// For a shift of at least 32: `(mantissa, 2^(shift − 1), shift − 32)`, with which
+    /// [`apply_saturating`](Self::apply_saturating) of `x` is
+    /// `((x · mantissa + 2^(shift − 1)) >> 32) as i32 >> (shift − 32)` (the same bits).
+    #[inline]
+    pub(crate) fn high_word(self) -> Option<(i64, i64, u32)> {
+        if self.shift >= 32 {
+            let shift = self.shift.min(62);
+            Some((
+                i64::from(self.mantissa),
+                1i64 << (shift - 1),
+                (shift - 32) as u32,
+            ))
+        } else {
+            None
+        }
+    }
+
     /// `round(x · self)` for any `x` (large `x` lose their low bits first).
     #[inline]
     pub(crate) fn apply_wide(self, x: i64) -> i64 {
@@ -255,6 +275,37 @@ impl Scale32 {
     }
 }
 
+/// `⌊(high · 2^32 + low) / divisor⌋` for a normalised `divisor ≥ 2^31` and `high < divisor`
+/// (so the quotient fits `u32`), in 32-bit arithmetic: two steps of 16-bit quotient digits
+/// (Hacker's Delight `divlu`), two hardware divisions on Cortex-M3 and later instead of a
+/// 64-bit division routine.
+#[inline]
+pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
+    const BASE: u32 = 1 << 16;
+    let (v1, v0) = (divisor >> 16, divisor & 0xFFFF);
+    let (u1, u0) = (low >> 16, low & 0xFFFF);
+    // one quotient digit of (top · 2^16 + next) / divisor, top < divisor: the estimate from
+    // the divisor's high half, corrected down at most twice
+    let digit = |top: u32, next: u32| -> u32 {
+        let mut q = top / v1.max(1);
+        let mut rest = top.wrapping_sub(q.wrapping_mul(v1));
+        while q >= BASE || q * v0 > (rest << 16) + next {
+            q -= 1;
+            rest += v1;
+            if rest >= BASE {
+                break;
+            }
+        }
+        q
+    };
+    let q1 = digit(high, u1);
+    let middle = (high << 16)
+        .wrapping_add(u1)
+        .wrapping_sub(q1.wrapping_mul(divisor));
+    let q0 = digit(middle, u0);
+    (q1 << 16) | q0
+}
+
 /// `1 / sum` as a multiplier `(reciprocal, shift)`: `x / sum ≈ x · reciprocal / 2^shift`, with
 /// `reciprocal = round(2^(30 + b) / sum)` in `(2^30, 2^31]` for `sum` of `b` bits.
 #[derive(Clone, Copy, Debug)]
@@ -266,12 +317,14 @@ pub(crate) struct Reciprocal {
 impl Reciprocal {
     /// The reciprocal of `sum > 0` (1 for 0: callers never pass it).
     pub(crate) fn new(sum: u32) -> Self {
-        let sum = u64::from(sum.max(1));
-        let bits = 64 - sum.leading_zeros() as i32;
-        let shift = 30 + bits;
-        // round(2^(30 + bits) / sum), bits ≤ 32
-        let numerator = 1u64 << shift;
-        let reciprocal = ((numerator + sum / 2) / sum) as i64;
+        let sum = sum.max(1);
+        let zeros = sum.leading_zeros();
+        let shift = 62 - zeros as i32;
+        // round(2^(30 + bits) / sum) for sum of `bits` bits = round(2^62 / normalized) with
+        // normalized = sum · 2^(32 − bits) in [2^31, 2^32): the same real quotient, and never
+        // exactly half way for an odd sum (so rounding half up agrees), in 32-bit arithmetic
+        let normalized = sum << zeros;
+        let reciprocal = i64::from(divide_normalized(1 << 30, normalized / 2, normalized));
         Reciprocal { reciprocal, shift }
     }
 
@@ -472,6 +525,28 @@ mod tests {
         let row = r.times(m, 2);
         assert_eq!(row.apply(1000), 1000);
         assert_eq!(row.apply(-77), -77);
+    }
+
+    /// The reciprocal in 32-bit arithmetic against the 64-bit division it replaces.
+    #[test]
+    fn reciprocals_match_the_64_bit_division() {
+        let reference = |sum: u32| -> i64 {
+            let sum = u64::from(sum.max(1));
+            let bits = 64 - sum.leading_zeros();
+            (((1u64 << (30 + bits)) + sum / 2) / sum) as i64
+        };
+        let mut seed = 0x9e37_79b9u32;
+        let sums = (0u32..1 << 20).chain((0..1 << 20).map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed >> (seed % 32)
+        }));
+        for sum in sums.chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) + 1]) {
+            let r = Reciprocal::new(sum);
+            assert_eq!(r.reciprocal, reference(sum), "sum {sum}");
+            assert_eq!(r.shift, 30 + 32 - sum.max(1).leading_zeros() as i32);
+        }
     }
 
     /// The 32-bit scale agrees with the exact `i64` multiplier wherever it is exact, over

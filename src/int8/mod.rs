@@ -258,7 +258,7 @@ impl<'a> Qkv<'a> {
 /// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). `next()` on
 /// the second iterator, not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
 /// path at opt-level `s`).
-#[inline]
+#[inline(never)]
 pub(crate) fn accumulate_groups(
     loops: Loops,
     acc: &mut [i32],
@@ -373,10 +373,7 @@ impl Requantize {
             Out::I8(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
                 // one multiplier per row: 2^extra / den · scale_v / scale_out
-                let row = reciprocal.times(self.to_i8, extra);
-                for (o, &s) in out.iter_mut().zip(sums) {
-                    *o = row.apply_saturating(s).clamp(-128, 127) as i8;
-                }
+                write_i8(out, sums, reciprocal.times(self.to_i8, extra));
             }
             Out::F32(out) => {
                 let out = out.get_mut(offset..).unwrap_or_default();
@@ -386,6 +383,25 @@ impl Requantize {
                     *o = v16 as f32 * self.to_f32;
                 }
             }
+        }
+    }
+}
+
+/// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`; on Helium not inlined (a frame of
+/// its own, off the deepest call path of [`Requantize::write_row`]'s callers: 32 B less stack
+/// for RFA on the M55; elsewhere inlined, which takes less).
+#[cfg_attr(lara_attn_helium, inline(never))]
+#[cfg_attr(not(lara_attn_helium), inline)]
+fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
+    if let Some((mantissa, round, high_shift)) = row.high_word() {
+        // the common case, hoisted: the high word of one 64-bit product and add
+        for (o, &s) in out.iter_mut().zip(sums) {
+            let product = i64::from(s) * mantissa + round;
+            *o = (((product >> 32) as i32) >> high_shift).clamp(-128, 127) as i8;
+        }
+    } else {
+        for (o, &s) in out.iter_mut().zip(sums) {
+            *o = row.apply_saturating(s).clamp(-128, 127) as i8;
         }
     }
 }

@@ -272,7 +272,7 @@ impl<'a> Workspace<'a> {
             pack_value_blocks(x.v, value_dim, (first, counted), self.values);
             let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
             max = max.max(block_max);
-            key_count += counted_keys;
+            key_count += i64::from(counted_keys);
             super::admit_rows(
                 self.logits,
                 self.weights,
@@ -302,10 +302,10 @@ impl<'a> Workspace<'a> {
         plan: &Plan,
         x: &Qkv<'_>,
         (first, counted): (usize, [bool; KEY_BLOCK]),
-    ) -> (i32, i64) {
+    ) -> (i32, u32) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
-        let (mut max, mut key_count) = (ABSENT, 0i64);
+        let (mut max, mut key_count) = (ABSENT, 0u32);
         for (jj, &counts) in counted.iter().enumerate() {
             let start = (first + jj) * value_dim;
             if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
