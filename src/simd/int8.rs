@@ -833,8 +833,10 @@ mod dsp {
         // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks are in bounds, and
         // out holds 4·count words (checked by the caller): the loops read x once per block
         // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
-        // 4·count words of out. r6 and r7 are saved and restored with the block count and the
-        // out pointer (16 bytes of stack). The DSP extension is present (cfg lara_attn_dsp).
+        // 4·count words of out. r6 and r7 are saved and restored; the out pointer and the block
+        // count live in the stack slots of r0 and r1 (16 bytes of stack), which come back
+        // advanced and zero: r0 and r1 are declared clobbered. The DSP extension is present
+        // (cfg lara_attn_dsp).
         unsafe {
             asm!(
                 "push {{r0, r1, r6, r7}}",
@@ -902,8 +904,8 @@ mod dsp {
                 "str lr, [sp, #4]",
                 "bne 2b",
                 "pop {{r0, r1, r6, r7}}",
-                in("r0") out.as_mut_ptr(),
-                in("r1") count,
+                inout("r0") out.as_mut_ptr() => _,
+                inout("r1") count => _,
                 out("r2") _, out("r3") _,
                 inout("r4") x.as_ptr() => _,
                 inout("r5") blocks.as_ptr() => _,
@@ -917,8 +919,10 @@ mod dsp {
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole words are in bounds, and
         // out holds 4·count words (checked by the caller): the loops read x once per block
         // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
-        // 4·count words of out. r6 and r7 are saved and restored with the block count and the
-        // out pointer (16 bytes of stack). The DSP extension is present (cfg lara_attn_dsp).
+        // 4·count words of out. r6 and r7 are saved and restored; the out pointer and the block
+        // count live in the stack slots of r0 and r1 (16 bytes of stack), which come back
+        // advanced and zero: r0 and r1 are declared clobbered. The DSP extension is present
+        // (cfg lara_attn_dsp).
         unsafe {
             asm!(
                 "push {{r0, r1, r6, r7}}",
@@ -965,8 +969,8 @@ mod dsp {
                 "str lr, [sp, #4]",
                 "bne 2b",
                 "pop {{r0, r1, r6, r7}}",
-                in("r0") out.as_mut_ptr(),
-                in("r1") count,
+                inout("r0") out.as_mut_ptr() => _,
+                inout("r1") count => _,
                 out("r2") _, out("r3") _,
                 inout("r4") x.as_ptr() => _,
                 inout("r5") blocks.as_ptr() => _,
