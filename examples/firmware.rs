@@ -57,13 +57,6 @@ mod firmware {
     use crate::expected::{EXPECTED, SAMPLER_HASH};
     use core::fmt::Write;
     use core::hint::black_box;
-    use lara_attn::Error;
-
-    /// One kernel call, not inlined, so that counts and stack are those of the call.
-    #[inline(never)]
-    fn run(buffers: &mut Buffers, case: &Case) -> Result<(), Error> {
-        buffers.run(case)
-    }
 
     #[cortex_m_rt::entry]
     fn main() -> ! {
@@ -107,7 +100,7 @@ mod firmware {
             let linked = black_box(case.kernel.linked());
             checked += usize::from(linked);
             buffers.prepare(case);
-            let (insns, result) = counter.instructions(|| run(buffers, case));
+            let (insns, result) = buffers.with_call(case, |call| counter.instructions(call));
             *count = insns;
             let error = match result {
                 Ok(()) => cases::max_error(case, buffers.output(case), expected),
@@ -117,7 +110,7 @@ mod firmware {
                     f32::INFINITY
                 }
             };
-            let (stack, _) = device::peak_stack(|| run(buffers, case));
+            let (stack, _) = buffers.with_call(case, |call| device::peak_stack(call));
             *stack_bytes = stack;
             let ok = cases::passes(case, error) || !linked;
             mismatches += usize::from(!ok);

@@ -433,9 +433,16 @@ impl Buffers {
     /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first, and
     /// [`set_layer`](Self::set_layer) for the layer).
     pub fn run(&mut self, case: &Case) -> Result<(), Error> {
+        self.with_call(case, |call| call())
+    }
+
+    /// Prepares the arguments of the case's kernel (an int8 case's plan too, as a firmware
+    /// builds it at start-up) in the frames above, and hands `measure` the kernel call alone:
+    /// instruction counts and stack peaks cover the call, not the harness that set it up.
+    pub fn with_call<R>(&mut self, case: &Case, measure: impl FnOnce(Call<'_>) -> R) -> R {
         if !case.kernel.linked() {
             // Not linked: its flash is the difference with a normal build.
-            return core::hint::black_box(Ok(()));
+            return measure(&mut || core::hint::black_box(Ok(())));
         }
         let shape = case.shape;
         let len = shape.queries * shape.dim;
@@ -448,21 +455,26 @@ impl Buffers {
         };
         let out = &mut self.out[..shape.queries * case.columns()];
         match case.kernel {
-            Kernel::Exact => exact::attention(&x, out, &mut self.exact_scratch),
+            Kernel::Exact => {
+                let scratch = &mut self.exact_scratch;
+                measure(&mut || exact::attention(&x, out, scratch))
+            }
             Kernel::Rfa => {
                 let params = rfa::Params {
                     map: FeatureMap::Positive,
                     omega: &self.omega[..case.rank * shape.dim],
                 };
-                rfa::attention(&x, &params, out, &mut self.rfa_scratch)
+                let scratch = &mut self.rfa_scratch;
+                measure(&mut || rfa::attention(&x, &params, out, scratch))
             }
             Kernel::Lara => {
                 let params =
                     Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
-                lara::attention(&x, &params, Sampling::Eval, out, &mut self.lara_scratch)
+                let scratch = &mut self.lara_scratch;
+                measure(&mut || lara::attention(&x, &params, Sampling::Eval, out, scratch))
             }
-            Kernel::Layer => self.run_layer(case),
-            Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => self.run_int8(case),
+            Kernel::Layer => self.with_layer_call(case, measure),
+            Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => self.with_int8_call(case, measure),
         }
     }
 
@@ -470,7 +482,7 @@ impl Buffers {
     /// (integers only), `i8` output. One function per kernel, so that the frame of a call holds
     /// its own plan only.
     #[inline(never)]
-    fn run_int8(&mut self, case: &Case) -> Result<(), Error> {
+    fn with_int8_call<R>(&mut self, case: &Case, measure: impl FnOnce(Call<'_>) -> R) -> R {
         let shape = case.shape;
         let len = shape.queries * shape.dim;
         let x = int8::Qkv {
@@ -480,22 +492,25 @@ impl Buffers {
             v: &self.v8[..len],
             key_mask: None,
         };
-        let out = Out::I8(&mut self.out8[..shape.queries * shape.value_dim]);
+        let out = &mut self.out8[..shape.queries * shape.value_dim];
         let scratch = &mut self.int8_scratch[..];
         match case.kernel {
-            Kernel::Exact8 => run_exact8(&x, out, scratch),
-            Kernel::Rfa8 => run_rfa8(&x, &self.omega8[..case.rank * shape.dim], out, scratch),
-            _ => run_lara8(&x, case.rank, out, scratch),
+            Kernel::Exact8 => exact8_call(&x, out, scratch, measure),
+            Kernel::Rfa8 => {
+                let omega = &self.omega8[..case.rank * shape.dim];
+                rfa8_call(&x, omega, out, scratch, measure)
+            }
+            _ => lara8_call(&x, case.rank, out, scratch, measure),
         }
     }
 
-    /// The layer call (not inlined into [`run`](Self::run), whose frame would otherwise grow
-    /// for every kernel).
+    /// The layer call (not inlined into [`with_call`](Self::with_call), whose frame would
+    /// otherwise grow for every kernel).
     #[inline(never)]
-    fn run_layer(&mut self, case: &Case) -> Result<(), Error> {
+    fn with_layer_call<R>(&mut self, case: &Case, measure: impl FnOnce(Call<'_>) -> R) -> R {
         let layer = match self.layer {
-            Some(Some(layer)) => layer.as_ref().map_err(|e| *e)?,
-            _ => return Err(Error::InvalidConfig("no layer: call `Buffers::set_layer`")),
+            Some(Some(layer)) => layer.as_ref().map_err(|e| *e),
+            _ => Err(Error::InvalidConfig("no layer: call `Buffers::set_layer`")),
         };
         let len = case.shape.queries * case.columns();
         let tokens = Tokens {
@@ -503,8 +518,13 @@ impl Buffers {
             layout: LAYER_LAYOUT,
             key_mask: None,
         };
-        let out = &mut self.out[..len];
-        layer.forward_linear_ra(&tokens, Sampling::Eval, out, &mut self.layer_scratch)
+        let (out, scratch) = (&mut self.out[..len], &mut self.layer_scratch);
+        match layer {
+            Ok(layer) => {
+                measure(&mut || layer.forward_linear_ra(&tokens, Sampling::Eval, out, scratch))
+            }
+            Err(e) => measure(&mut || Err(e)),
+        }
     }
 
     /// Runs [`TAIL_CASES`] with the scalar and the one-lane blocked kernels and returns the
@@ -552,43 +572,54 @@ impl Buffers {
     }
 }
 
-/// The int8 calls: the plan (in place: one copy on the stack) and the kernel.
+/// A kernel call with its arguments bound, as [`Buffers::with_call`] hands it out.
+pub type Call<'c> = &'c mut dyn FnMut() -> Result<(), Error>;
+
+/// The int8 calls: the plan (in place: one copy in this frame), then `measure` of the kernel.
 #[inline(never)]
-fn run_exact8(x: &int8::Qkv<'_>, out: Out<'_>, scratch: &mut [i32]) -> Result<(), Error> {
+fn exact8_call<R>(
+    x: &int8::Qkv<'_>,
+    out: &mut [i8],
+    scratch: &mut [i32],
+    measure: impl FnOnce(Call<'_>) -> R,
+) -> R {
     match &int8::exact::Plan::new(x.shape.dim, &INT8_SCALES) {
-        Ok(plan) => int8::exact::attention(plan, x, out, scratch),
-        Err(e) => Err(*e),
+        Ok(plan) => measure(&mut || int8::exact::attention(plan, x, Out::I8(out), scratch)),
+        Err(e) => measure(&mut || Err(*e)),
     }
 }
 
 #[inline(never)]
-fn run_rfa8(
+fn rfa8_call<R>(
     x: &int8::Qkv<'_>,
     omega: &[i8],
-    out: Out<'_>,
+    out: &mut [i8],
     scratch: &mut [i32],
-) -> Result<(), Error> {
+    measure: impl FnOnce(Call<'_>) -> R,
+) -> R {
     let features = omega.len() / x.shape.dim;
     match &int8::rfa::Plan::new(x.shape.dim, &INT8_SCALES, OMEGA_SCALE, features) {
-        Ok(plan) => int8::rfa::attention(plan, x, omega, out, scratch),
-        Err(e) => Err(*e),
+        Ok(plan) => measure(&mut || int8::rfa::attention(plan, x, omega, Out::I8(out), scratch)),
+        Err(e) => measure(&mut || Err(*e)),
     }
 }
 
 #[inline(never)]
-fn run_lara8(
+fn lara8_call<R>(
     x: &int8::Qkv<'_>,
     rank: usize,
-    out: Out<'_>,
+    out: &mut [i8],
     scratch: &mut [i32],
-) -> Result<(), Error> {
+    measure: impl FnOnce(Call<'_>) -> R,
+) -> R {
     let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
     let landmarks = int8::lara::Landmarks::SegmentMeans(rank);
     match &int8::lara::Plan::new(x.shape.dim, &INT8_SCALES, &config) {
-        Ok(plan) => {
-            int8::lara::attention(plan, x, landmarks, int8::lara::Sampling::Eval, out, scratch)
-        }
-        Err(e) => Err(*e),
+        Ok(plan) => measure(&mut || {
+            let sampling = int8::lara::Sampling::Eval;
+            int8::lara::attention(plan, x, landmarks, sampling, Out::I8(out), scratch)
+        }),
+        Err(e) => measure(&mut || Err(*e)),
     }
 }
 
