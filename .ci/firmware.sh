@@ -217,5 +217,19 @@ for opt in s 3; do
     "layer next to the kernels ${LAYER_EXTRA[$opt]} B"
 done
 echo "kernels alone at opt-level s with the blocked kernels (LARA_ATTN_BLOCKED=1): $KERNELS_S_BLOCKED B"
+# The budgets the issues set: exact + RFA + LARA within 16 KiB of flash at opt-level s on the
+# M4F; at most 1 KiB of stack per kernel call on the M4F (f32 and int8) and per int8 call on
+# every core.
+if [ "${KERNELS[s]}" -gt 16384 ]; then
+  echo "kernels alone at opt-level s: ${KERNELS[s]} B of flash, over the 16 KiB budget" >&2
+  exit 1
+fi
+over=$(grep -v '"kernel": "layer"' "$LOGS/firmware.jsonl" |
+  grep -E '"core": "Cortex-M4F"|"kernel": "(exact|rfa|lara)8"' |
+  awk -F'"stack": ' '{ split($2, v, /[,}]/); if (v[1] + 0 > 1024) print }')
+if [ -n "$over" ]; then
+  printf 'kernel calls over the 1 KiB stack budget:\n%s\n' "$over" >&2
+  exit 1
+fi
 echo "every public entry point: ${ALL[release-size]} B flash at opt-level s, ${ALL[release]} B at 3 (LTO)"
 step "firmware: all runs passed"

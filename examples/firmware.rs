@@ -100,7 +100,10 @@ mod firmware {
             let linked = black_box(case.kernel.linked());
             checked += usize::from(linked);
             buffers.prepare(case);
-            let (insns, result) = buffers.with_call(case, |call| counter.instructions(call));
+            let (mut insns, mut result) = (0, Ok(()));
+            buffers.with_call(case, &mut |call| {
+                (insns, result) = counter.instructions(call)
+            });
             *count = insns;
             let error = match result {
                 Ok(()) => cases::max_error(case, buffers.output(case), expected),
@@ -110,7 +113,8 @@ mod firmware {
                     f32::INFINITY
                 }
             };
-            let (stack, _) = buffers.with_call(case, |call| device::peak_stack(call));
+            let mut stack = 0;
+            buffers.with_call(case, &mut |call| (stack, _) = device::peak_stack(call));
             *stack_bytes = stack;
             let ok = cases::passes(case, error) || !linked;
             mismatches += usize::from(!ok);

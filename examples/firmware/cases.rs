@@ -433,17 +433,16 @@ impl Buffers {
     /// Runs the case's kernel on the prepared inputs (call [`prepare`](Self::prepare) first, and
     /// [`set_layer`](Self::set_layer) for the layer).
     pub fn run(&mut self, case: &Case) -> Result<(), Error> {
-        self.with_call(case, |call| call())
+        let mut result = Ok(());
+        self.with_call(case, &mut |call| result = call());
+        result
     }
 
     /// Prepares the arguments of the case's kernel (an int8 case's plan too, as a firmware
     /// builds it at start-up) in the frames above, and hands `measure` the kernel call alone:
     /// instruction counts and stack peaks cover the call, not the harness that set it up.
-    pub fn with_call<R>(&mut self, case: &Case, measure: impl FnOnce(Call<'_>) -> R) -> R {
-        if !case.kernel.linked() {
-            // Not linked: its flash is the difference with a normal build.
-            return measure(&mut || core::hint::black_box(Ok(())));
-        }
+    /// (Not generic: one copy of every call in flash, whatever the measurement.)
+    pub fn with_call(&mut self, case: &Case, measure: Measure<'_>) {
         let shape = case.shape;
         let len = shape.queries * shape.dim;
         let x = Qkv {
@@ -457,24 +456,41 @@ impl Buffers {
         match case.kernel {
             Kernel::Exact => {
                 let scratch = &mut self.exact_scratch;
-                measure(&mut || exact::attention(&x, out, scratch))
+                measure(&mut || {
+                    gate(Kernel::Exact.linked(), || {
+                        exact::attention(&x, out, scratch)
+                    })
+                })
             }
+            // (The parameters are built in the closure: constants there, so that only the
+            // positive-feature map and the one weighting are linked, as in a firmware.)
             Kernel::Rfa => {
-                let params = rfa::Params {
-                    map: FeatureMap::Positive,
-                    omega: &self.omega[..case.rank * shape.dim],
-                };
-                let scratch = &mut self.rfa_scratch;
-                measure(&mut || rfa::attention(&x, &params, out, scratch))
+                let (omega, scratch) =
+                    (&self.omega[..case.rank * shape.dim], &mut self.rfa_scratch);
+                measure(&mut || {
+                    let map = FeatureMap::Positive;
+                    gate(Kernel::Rfa.linked(), || {
+                        rfa::attention(&x, &rfa::Params { map, omega }, out, scratch)
+                    })
+                })
             }
             Kernel::Lara => {
-                let params =
-                    Params::segment_means(case.rank, Weighting::Optimal { alpha_coeff: 1.0 });
-                let scratch = &mut self.lara_scratch;
-                measure(&mut || lara::attention(&x, &params, Sampling::Eval, out, scratch))
+                let (rank, scratch) = (case.rank, &mut self.lara_scratch);
+                measure(&mut || {
+                    let params =
+                        Params::segment_means(rank, Weighting::Optimal { alpha_coeff: 1.0 });
+                    gate(Kernel::Lara.linked(), || {
+                        lara::attention(&x, &params, Sampling::Eval, out, scratch)
+                    })
+                })
             }
-            Kernel::Layer => self.with_layer_call(case, measure),
-            Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => self.with_int8_call(case, measure),
+            Kernel::Layer if case.kernel.linked() => self.with_layer_call(case, measure),
+            Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 if case.kernel.linked() => {
+                self.with_int8_call(case, measure)
+            }
+            Kernel::Layer | Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8 => {
+                measure(&mut || gate(false, || Ok(())))
+            }
         }
     }
 
@@ -482,7 +498,7 @@ impl Buffers {
     /// (integers only), `i8` output. One function per kernel, so that the frame of a call holds
     /// its own plan only.
     #[inline(never)]
-    fn with_int8_call<R>(&mut self, case: &Case, measure: impl FnOnce(Call<'_>) -> R) -> R {
+    fn with_int8_call(&mut self, case: &Case, measure: Measure<'_>) {
         let shape = case.shape;
         let len = shape.queries * shape.dim;
         let x = int8::Qkv {
@@ -507,7 +523,7 @@ impl Buffers {
     /// The layer call (not inlined into [`with_call`](Self::with_call), whose frame would
     /// otherwise grow for every kernel).
     #[inline(never)]
-    fn with_layer_call<R>(&mut self, case: &Case, measure: impl FnOnce(Call<'_>) -> R) -> R {
+    fn with_layer_call(&mut self, case: &Case, measure: Measure<'_>) {
         let layer = match self.layer {
             Some(Some(layer)) => layer.as_ref().map_err(|e| *e),
             _ => Err(Error::InvalidConfig("no layer: call `Buffers::set_layer`")),
@@ -572,17 +588,28 @@ impl Buffers {
     }
 }
 
+/// `call()` where this build calls the kernel, else `Ok(())`: a size build that does not call a
+/// kernel keeps the harness around the call (the flash of "kernels alone" is the difference
+/// with a build that calls none). `linked` must be a constant in the closure that calls this
+/// (the closure is called through a vtable: a captured flag would link the kernel).
+#[inline(always)]
+fn gate(linked: bool, call: impl FnOnce() -> Result<(), Error>) -> Result<(), Error> {
+    if linked {
+        call()
+    } else {
+        core::hint::black_box(Ok(()))
+    }
+}
+
 /// A kernel call with its arguments bound, as [`Buffers::with_call`] hands it out.
 pub type Call<'c> = &'c mut dyn FnMut() -> Result<(), Error>;
 
+/// What [`Buffers::with_call`] does with the call (its results go out through its captures).
+pub type Measure<'m> = &'m mut dyn FnMut(Call<'_>);
+
 /// The int8 calls: the plan (in place: one copy in this frame), then `measure` of the kernel.
 #[inline(never)]
-fn exact8_call<R>(
-    x: &int8::Qkv<'_>,
-    out: &mut [i8],
-    scratch: &mut [i32],
-    measure: impl FnOnce(Call<'_>) -> R,
-) -> R {
+fn exact8_call(x: &int8::Qkv<'_>, out: &mut [i8], scratch: &mut [i32], measure: Measure<'_>) {
     match &int8::exact::Plan::new(x.shape.dim, &INT8_SCALES) {
         Ok(plan) => measure(&mut || int8::exact::attention(plan, x, Out::I8(out), scratch)),
         Err(e) => measure(&mut || Err(*e)),
@@ -590,13 +617,13 @@ fn exact8_call<R>(
 }
 
 #[inline(never)]
-fn rfa8_call<R>(
+fn rfa8_call(
     x: &int8::Qkv<'_>,
     omega: &[i8],
     out: &mut [i8],
     scratch: &mut [i32],
-    measure: impl FnOnce(Call<'_>) -> R,
-) -> R {
+    measure: Measure<'_>,
+) {
     let features = omega.len() / x.shape.dim;
     match &int8::rfa::Plan::new(x.shape.dim, &INT8_SCALES, OMEGA_SCALE, features) {
         Ok(plan) => measure(&mut || int8::rfa::attention(plan, x, omega, Out::I8(out), scratch)),
@@ -605,13 +632,13 @@ fn rfa8_call<R>(
 }
 
 #[inline(never)]
-fn lara8_call<R>(
+fn lara8_call(
     x: &int8::Qkv<'_>,
     rank: usize,
     out: &mut [i8],
     scratch: &mut [i32],
-    measure: impl FnOnce(Call<'_>) -> R,
-) -> R {
+    measure: Measure<'_>,
+) {
     let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
     let landmarks = int8::lara::Landmarks::SegmentMeans(rank);
     match &int8::lara::Plan::new(x.shape.dim, &INT8_SCALES, &config) {
