@@ -208,6 +208,19 @@ impl Multiplier {
         }
     }
 
+    /// For `23 ≤ shift ≤ 32` (a factor in `(2^-9, 2]`): `(mantissa, 32 − shift)`, with which
+    /// [`apply`](Self::apply) of `|x| ≤ 2^14` is `mul_high_round(x << p, mantissa)` (the same
+    /// bits: `(x · 2^p · m + 2^31) >> 32 = (x · m + 2^(shift − 1)) >> shift`; `SMMULR` on the
+    /// Cortex-M DSP extension).
+    #[inline]
+    pub(crate) fn high_word_small(self) -> Option<(i32, u32)> {
+        if (23..=32).contains(&self.shift) {
+            Some((self.mantissa, (32 - self.shift) as u32))
+        } else {
+            None
+        }
+    }
+
     /// `round(x · self)` for any `x` (large `x` lose their low bits first).
     #[inline]
     pub(crate) fn apply_wide(self, x: i64) -> i64 {
@@ -525,6 +538,39 @@ mod tests {
         let row = r.times(m, 2);
         assert_eq!(row.apply(1000), 1000);
         assert_eq!(row.apply(-77), -77);
+    }
+
+    /// The 32-bit form of small factors against [`Multiplier::apply`], on every `|x| ≤ 2^14`.
+    #[test]
+    fn small_multipliers_match_apply() {
+        for factor in [
+            1.0f32,
+            0.999_999_9,
+            0.5,
+            0.3333,
+            0.01,
+            0.002_1,
+            2.0f32.powi(-9) * 1.01,
+        ] {
+            let m = Multiplier::from_f32(factor).unwrap();
+            let (mantissa, pre_shift) = m.high_word_small().unwrap();
+            for x in -(1i32 << 14)..=1 << 14 {
+                let fast = mul_high_round(x << pre_shift, mantissa);
+                assert_eq!(i64::from(fast), m.apply(i64::from(x)), "{factor} · {x}");
+            }
+        }
+        assert!(
+            Multiplier::from_f32(4.0)
+                .unwrap()
+                .high_word_small()
+                .is_none()
+        );
+        assert!(
+            Multiplier::from_f32(0.001)
+                .unwrap()
+                .high_word_small()
+                .is_none()
+        );
     }
 
     /// The reciprocal in 32-bit arithmetic against the 64-bit division it replaces.

@@ -19,7 +19,7 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    log2_l16, to_logit, to_logit_wide, weight_q15,
+    log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
@@ -571,14 +571,20 @@ impl<'a> Workspace<'a> {
         (q_bar, q_to_w): (i64, Multiplier),
         (k_bar, k_to_w): (i64, Multiplier),
     ) {
+        // mu = q̄ + k̄ in w_unit
+        let mu = clamp_operand(q_to_w.apply(q_bar) + k_to_w.apply(k_bar));
+        self.store_landmark(c, e, q_bar as i32, mu);
+    }
+
+    /// Writes `q̄_c` and `mu_c` (`w_unit`) of column `e`.
+    #[inline(always)]
+    fn store_landmark(&mut self, c: usize, e: usize, q_bar: i32, mu: i32) {
         let block = block_words(self.shape.dim);
         let (b, r) = (c / ROWS, c % ROWS);
         let slot = byte_slot(r, e);
         if let Some(q_block) = self.q_bar.get_mut(b * block..) {
-            set_slot(q_block, slot, q_bar as i32);
+            set_slot(q_block, slot, q_bar);
         }
-        // mu = q̄ + k̄ in w_unit
-        let mu = clamp_operand(q_to_w.apply(q_bar) + k_to_w.apply(k_bar));
         if let Some(mu_block) = self.mu.get_mut(b * block..) {
             set_slot(mu_block, slot, mu);
         }
@@ -597,7 +603,22 @@ impl<'a> Workspace<'a> {
         let q_lens = segment_lens(x.shape.queries, count);
         let k_lens = segment_lens(x.shape.keys, count);
         let (mut q_first, mut k_first) = (0, 0);
-        let mean = |sum: i32, len: usize| div_round(i64::from(sum) * 128, len as i64);
+        let mean = |sum: i32, len: usize| -> i64 {
+            if (1..1 << 16).contains(&len) {
+                // div_round's 32-bit path: |sum| ≤ 128 · len, so |128 · sum| < 2^30
+                let len = len as u32;
+                let q = ((sum.unsigned_abs() << 7) + len / 2) / len;
+                if sum >= 0 { q.into() } else { -i64::from(q) }
+            } else {
+                div_round(i64::from(sum) * 128, len as i64)
+            }
+        };
+        // q̄, k̄ (|·| ≤ 2^14) to w_unit in 32-bit arithmetic where the factors allow (they are
+        // at most 1: |W| bounds 128 · (scale_q̄ + scale_k̄))
+        let small = plan
+            .q_bar_to_w
+            .high_word_small()
+            .zip(plan.k_bar_to_w.high_word_small());
         // `w` is written after the landmarks: its words hold the packed lanes of the sums
         let packed = core::mem::take(&mut self.w);
         for (c, (q_len, k_len)) in q_lens.zip(k_lens).enumerate() {
@@ -617,7 +638,14 @@ impl<'a> Workspace<'a> {
             );
             for (e, (&q, &k)) in q_sum.iter().zip(k_sum.iter()).enumerate() {
                 let (q_bar, k_bar) = (mean(q, q_len), mean(k, k_len));
-                self.set_landmark(c, e, (q_bar, plan.q_bar_to_w), (k_bar, plan.k_bar_to_w));
+                if let Some(((q_m, q_p), (k_m, k_p))) = small {
+                    // the same bits as set_landmark (Multiplier::high_word_small)
+                    let (q_bar, k_bar) = (q_bar as i32, k_bar as i32);
+                    let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
+                    self.store_landmark(c, e, q_bar, mu.clamp(-(1 << 14), 1 << 14));
+                } else {
+                    self.set_landmark(c, e, (q_bar, plan.q_bar_to_w), (k_bar, plan.k_bar_to_w));
+                }
             }
             self.row = row;
             (q_first, k_first) = (q_first + q_len, k_first + k_len);
