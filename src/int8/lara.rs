@@ -1032,18 +1032,31 @@ impl<'a> Workspace<'a> {
         let t_mean = div_round(t_total, count.max(1) as i64) as i32;
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
-        let mut component = 0;
-        for c in 0..samples {
-            let t = t_row.get(component).copied().unwrap_or(0);
-            component = if component + 1 >= count {
-                0
-            } else {
-                component + 1
+        let alpha_coeff = i64::from(plan.alpha_coeff);
+        // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
+        let alpha = |balance: i32, t: i32| -> i32 {
+            let spread = ((alpha_coeff * i64::from(t - t_mean) + (1 << 15)) >> 16) as i32;
+            balance.saturating_add(spread).max(1)
+        };
+        if count == 0 {
+            for (a, &balance) in alphas.iter_mut().zip(balances) {
+                *a = alpha(balance, 0);
+            }
+            return;
+        }
+        // sample c draws around component c mod C': runs of C' samples against T
+        let mut start = 0;
+        while start < samples {
+            let end = samples.min(start + count);
+            let (Some(run), Some(balances)) =
+                (alphas.get_mut(start..end), balances.get(start..end))
+            else {
+                break;
             };
-            // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
-            let product = i64::from(plan.alpha_coeff) * i64::from(t - t_mean);
-            let spread = ((product + (1 << 15)) >> 16) as i32;
-            alphas[c] = balances[c].saturating_add(spread).max(1);
+            for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
+                *a = alpha(balance, t);
+            }
+            start = end;
         }
     }
 
@@ -1072,21 +1085,27 @@ impl<'a> Workspace<'a> {
         }
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-        let sniw = |w: i32| -> u32 {
-            let w = w as u32;
-            if shift > 0 {
-                // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
-                ((w >> (shift - 1)) + 1) >> 1
-            } else {
-                w << (-shift).min(31)
-            }
-        };
         let mut weight_sum = 0u32;
-        for (word, w) in self.weights_packed.iter_mut().zip(weights.chunks(2)) {
-            let low = w.first().map_or(0, |&w| sniw(w));
-            let high = w.get(1).map_or(0, |&w| sniw(w));
-            weight_sum += low + high;
-            *word = pair(low as i32, high as i32);
+        // the weights in pairs, an odd last one with a zero high half
+        let (pairs, tail) = weights.as_chunks::<2>();
+        let pairs = pairs.iter().copied().chain(tail.first().map(|&w| [w, 0]));
+        let words = self.weights_packed.iter_mut();
+        if shift > 0 {
+            // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
+            let right = (shift - 1) as u32;
+            for (word, [low, high]) in words.zip(pairs) {
+                let low = ((low as u32).wrapping_shr(right) + 1) >> 1;
+                let high = ((high as u32).wrapping_shr(right) + 1) >> 1;
+                weight_sum += low + high;
+                *word = pair(low as i32, high as i32);
+            }
+        } else {
+            let left = (-shift).min(31) as u32;
+            for (word, [low, high]) in words.zip(pairs) {
+                let (low, high) = ((low as u32) << left, (high as u32) << left);
+                weight_sum += low + high;
+                *word = pair(low as i32, high as i32);
+            }
         }
         weight_sum
     }
