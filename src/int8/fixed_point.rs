@@ -446,14 +446,12 @@ impl Running {
                 exp2_neg(reference.wrapping_sub(self.reference) as u32, 15)
             };
             let sum = rescale(self.sum as i32, factor) as u32;
-            // w_j = 2^(ℓ_j − reference) in Q15 (reference ≥ ℓ_j)
+            // w_j = 2^(ℓ_j − reference) in Q15 (reference ≥ ℓ_j); an absent logit's weight is 0
+            // without a test: reference ≥ -2^28 (logits saturate there), so
+            // reference − ABSENT ≥ 2^31 − 2^28 (wrapping, as u32), 2^-28672 at most: 0
             let mut block_sum = 0u32;
             for (w, &logit) in weights.iter_mut().zip(logits) {
-                let weight = if logit == ABSENT {
-                    0
-                } else {
-                    weight_q15(reference.wrapping_sub(logit) as u32)
-                };
+                let weight = weight_q15(reference.wrapping_sub(logit) as u32);
                 *w = weight as i32;
                 block_sum += weight;
             }
