@@ -74,9 +74,11 @@ pub(crate) fn exp2_neg(t: u32, bits: u32) -> u32 {
 }
 
 /// A softmax weight: `2^(-t/65536)` in `Q15`, capped at `32767` (so that it fits an `i16`).
+/// Only `t < 2` round to `32768`, and `t = 2` gives `32767`: the cap is `t.max(2)` (one
+/// compare with an immediate; the same bits, checked on every `t` with a non-zero weight).
 #[inline]
 pub(crate) fn weight_q15(t: u32) -> u32 {
-    exp2_neg(t, 15).min(Q15_ONE - 1)
+    exp2_neg(t.max(2), 15)
 }
 
 /// `log2 x` in `L16` for `x > 0` (0 gives the `log2` of 1: callers never pass 0). A table of
@@ -499,6 +501,10 @@ mod tests {
         println!("exp2: Q15 weight {worst_weight}, Q30 fraction relative {worst_fraction:e}");
         assert_eq!(exp2_neg(0, 15), 32768);
         assert_eq!(weight_q15(0), 32767);
+        // the cap of weight_q15 as t.max(2): the same as min(32767) everywhere
+        for t in (0..(18u32 << 16)).chain([u32::MAX, u32::MAX - 1, 1 << 31]) {
+            assert_eq!(weight_q15(t), exp2_neg(t, 15).min(Q15_ONE - 1), "t = {t}");
+        }
         assert_eq!(exp2_neg(17 << 16, 15), 0);
         assert_eq!(exp2_neg(u32::MAX, 27), 0);
         assert_eq!(exp2_neg(0, 27), 1 << 27);
