@@ -73,6 +73,16 @@ pub(crate) fn exp2_neg(t: u32, bits: u32) -> u32 {
     }
 }
 
+/// [`exp2_neg`] without a branch (the same bits: a shift above 31 leaves 0 of the fraction,
+/// which is at most `2^30`, and `(0 + 1) / 2 = 0`); fewer instructions in some loops, more in
+/// others (where the compiler keeps the branch's early exit).
+#[inline(always)]
+pub(crate) fn exp2_neg_branchless(t: u32, bits: u32) -> u32 {
+    let (whole, fraction) = (t >> 16, t & 0xFFFF);
+    let shift = 30 - bits.min(27) + whole;
+    ((pow2_fraction_q30(fraction) >> (shift - 1).min(31)) + 1) >> 1
+}
+
 /// A softmax weight: `2^(-t/65536)` in `Q15`, capped at `32767` (so that it fits an `i16`).
 /// Only `t < 2` round to `32768`, and `t = 2` gives `32767`: the cap is `t.max(2)` (one
 /// compare with an immediate; the same bits, checked on every `t` with a non-zero weight).
@@ -501,6 +511,18 @@ mod tests {
         println!("exp2: Q15 weight {worst_weight}, Q30 fraction relative {worst_fraction:e}");
         assert_eq!(exp2_neg(0, 15), 32768);
         assert_eq!(weight_q15(0), 32767);
+        for bits in [15, 27] {
+            for t in (0..(33u32 << 16))
+                .step_by(7)
+                .chain([u32::MAX, 1 << 31, 31 << 16, 32 << 16])
+            {
+                assert_eq!(
+                    exp2_neg_branchless(t, bits),
+                    exp2_neg(t, bits),
+                    "{t}, {bits}"
+                );
+            }
+        }
         // the cap of weight_q15 as t.max(2): the same as min(32767) everywhere
         for t in (0..(18u32 << 16)).chain([u32::MAX, u32::MAX - 1, 1 << 31]) {
             assert_eq!(weight_q15(t), exp2_neg(t, 15).min(Q15_ONE - 1), "t = {t}");

@@ -19,7 +19,7 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
+    exp2_neg_branchless, log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
@@ -1025,7 +1025,8 @@ impl<'a> Workspace<'a> {
         for c in 0..count {
             // T = 2^(s · q̄_c·q_i − lse) in Q27
             let logit = to_logit(t_dot.apply(t_row[c]));
-            let t = exp2_neg(t_reference[c].wrapping_sub(logit).max(0) as u32, 27) as i32;
+            let t =
+                exp2_neg_branchless(t_reference[c].wrapping_sub(logit).max(0) as u32, 27) as i32;
             t_row[c] = t;
             t_total += i64::from(t);
         }
@@ -1071,14 +1072,14 @@ impl<'a> Workspace<'a> {
         let mut total = 0u64;
         if optimal {
             for c in 0..samples {
-                let e = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
+                let e = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
                 let w = ((u64::from(e) * u64::from(weights[c] as u32) + (1 << 14)) >> 15) as u32;
                 weights[c] = w as i32;
                 total += u64::from(w);
             }
         } else {
             for c in 0..samples {
-                let w = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
                 weights[c] = w as i32;
                 total += u64::from(w);
             }
