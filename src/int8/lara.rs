@@ -1021,15 +1021,13 @@ impl<'a> Workspace<'a> {
         );
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
-        let mut t_total = 0i64;
-        for c in 0..count {
-            // T = 2^(s · q̄_c·q_i − lse) in Q27
-            let logit = to_logit(t_dot.apply(t_row[c]));
-            let t =
-                exp2_neg_branchless(t_reference[c].wrapping_sub(logit).max(0) as u32, 27) as i32;
-            t_row[c] = t;
-            t_total += i64::from(t);
+        // T = 2^(s · q̄_c·q_i − lse) in Q27 (32-bit arithmetic without a branch), then their
+        // sum in a loop of its own (fewer instructions on the M55, the same on the M4F)
+        for (t, &reference) in t_row.iter_mut().zip(t_reference) {
+            let logit = to_logit(t_dot.apply(*t));
+            *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
+        let t_total: i64 = t_row.iter().map(|&t| i64::from(t)).sum();
         let t_mean = div_round(t_total, count.max(1) as i64) as i32;
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
