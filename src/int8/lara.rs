@@ -1067,21 +1067,17 @@ impl<'a> Workspace<'a> {
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
         let max = logits.iter().copied().max().unwrap_or(0);
         // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
-        let mut total = 0u64;
         if optimal {
-            for c in 0..samples {
-                let e = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
-                let w = ((u64::from(e) * u64::from(weights[c] as u32) + (1 << 14)) >> 15) as u32;
-                weights[c] = w as i32;
-                total += u64::from(w);
+            for (w, &logit) in weights.iter_mut().zip(logits) {
+                let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                *w = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as i32;
             }
         } else {
-            for c in 0..samples {
-                let w = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
-                weights[c] = w as i32;
-                total += u64::from(w);
+            for (w, &logit) in weights.iter_mut().zip(logits) {
+                *w = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15) as i32;
             }
         }
+        let total: u64 = weights.iter().map(|&w| u64::from(w as u32)).sum();
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
         let mut weight_sum = 0u32;
