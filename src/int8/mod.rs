@@ -320,10 +320,10 @@ pub(crate) fn admit_rows(
     }
 }
 
-/// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`).
+/// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).
 #[inline]
 fn squared_norm(x: &[i8]) -> i32 {
-    x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
+    crate::simd::int8::squared_norm(x)
 }
 
 /// Where an int8 call writes `[h, n_q, d_v]`.
