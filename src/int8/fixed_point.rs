@@ -73,10 +73,22 @@ pub(crate) fn exp2_neg(t: u32, bits: u32) -> u32 {
     }
 }
 
+/// [`exp2_neg`] without a branch (the same bits: a shift above 31 leaves 0 of the fraction,
+/// which is at most `2^30`, and `(0 + 1) / 2 = 0`); fewer instructions in some loops, more in
+/// others (where the compiler keeps the branch's early exit).
+#[inline(always)]
+pub(crate) fn exp2_neg_branchless(t: u32, bits: u32) -> u32 {
+    let (whole, fraction) = (t >> 16, t & 0xFFFF);
+    let shift = 30 - bits.min(27) + whole;
+    ((pow2_fraction_q30(fraction) >> (shift - 1).min(31)) + 1) >> 1
+}
+
 /// A softmax weight: `2^(-t/65536)` in `Q15`, capped at `32767` (so that it fits an `i16`).
+/// Only `t < 2` round to `32768`, and `t = 2` gives `32767`: the cap is `t.max(2)` (one
+/// compare with an immediate; the same bits, checked on every `t` with a non-zero weight).
 #[inline]
 pub(crate) fn weight_q15(t: u32) -> u32 {
-    exp2_neg(t, 15).min(Q15_ONE - 1)
+    exp2_neg(t.max(2), 15)
 }
 
 /// `log2 x` in `L16` for `x > 0` (0 gives the `log2` of 1: callers never pass 0). A table of
@@ -203,6 +215,19 @@ impl Multiplier {
                 1i64 << (shift - 1),
                 (shift - 32) as u32,
             ))
+        } else {
+            None
+        }
+    }
+
+    /// For `23 ≤ shift ≤ 32` (a factor in `(2^-9, 2]`): `(mantissa, 32 − shift)`, with which
+    /// [`apply`](Self::apply) of `|x| ≤ 2^14` is `mul_high_round(x << p, mantissa)` (the same
+    /// bits: `(x · 2^p · m + 2^31) >> 32 = (x · m + 2^(shift − 1)) >> shift`; `SMMULR` on the
+    /// Cortex-M DSP extension).
+    #[inline]
+    pub(crate) fn high_word_small(self) -> Option<(i32, u32)> {
+        if (23..=32).contains(&self.shift) {
+            Some((self.mantissa, (32 - self.shift) as u32))
         } else {
             None
         }
@@ -432,15 +457,19 @@ impl Running {
             } else {
                 exp2_neg(reference.wrapping_sub(self.reference) as u32, 15)
             };
-            let sum = rescale(self.sum as i32, factor) as u32;
-            // w_j = 2^(ℓ_j − reference) in Q15 (reference ≥ ℓ_j)
+            // rescaling by Q15_ONE leaves the sum as it is: skipped on Helium (exact attention
+            // 6% fewer instructions on the M55; on the M4F the test costs more than it saves)
+            let sum = if cfg!(lara_attn_helium) && factor == Q15_ONE {
+                self.sum
+            } else {
+                rescale(self.sum as i32, factor) as u32
+            };
+            // w_j = 2^(ℓ_j − reference) in Q15 (reference ≥ ℓ_j); an absent logit's weight is 0
+            // without a test: reference ≥ -2^28 (logits saturate there), so
+            // reference − ABSENT ≥ 2^31 − 2^28 (wrapping, as u32), 2^-28672 at most: 0
             let mut block_sum = 0u32;
             for (w, &logit) in weights.iter_mut().zip(logits) {
-                let weight = if logit == ABSENT {
-                    0
-                } else {
-                    weight_q15(reference.wrapping_sub(logit) as u32)
-                };
+                let weight = weight_q15(reference.wrapping_sub(logit) as u32);
                 *w = weight as i32;
                 block_sum += weight;
             }
@@ -488,6 +517,22 @@ mod tests {
         println!("exp2: Q15 weight {worst_weight}, Q30 fraction relative {worst_fraction:e}");
         assert_eq!(exp2_neg(0, 15), 32768);
         assert_eq!(weight_q15(0), 32767);
+        for bits in [15, 27] {
+            for t in (0..(33u32 << 16))
+                .step_by(7)
+                .chain([u32::MAX, 1 << 31, 31 << 16, 32 << 16])
+            {
+                assert_eq!(
+                    exp2_neg_branchless(t, bits),
+                    exp2_neg(t, bits),
+                    "{t}, {bits}"
+                );
+            }
+        }
+        // the cap of weight_q15 as t.max(2): the same as min(32767) everywhere
+        for t in (0..(18u32 << 16)).chain([u32::MAX, u32::MAX - 1, 1 << 31]) {
+            assert_eq!(weight_q15(t), exp2_neg(t, 15).min(Q15_ONE - 1), "t = {t}");
+        }
         assert_eq!(exp2_neg(17 << 16, 15), 0);
         assert_eq!(exp2_neg(u32::MAX, 27), 0);
         assert_eq!(exp2_neg(0, 27), 1 << 27);
@@ -525,6 +570,39 @@ mod tests {
         let row = r.times(m, 2);
         assert_eq!(row.apply(1000), 1000);
         assert_eq!(row.apply(-77), -77);
+    }
+
+    /// The 32-bit form of small factors against [`Multiplier::apply`], on every `|x| ≤ 2^14`.
+    #[test]
+    fn small_multipliers_match_apply() {
+        for factor in [
+            1.0f32,
+            0.999_999_9,
+            0.5,
+            0.3333,
+            0.01,
+            0.002_1,
+            2.0f32.powi(-9) * 1.01,
+        ] {
+            let m = Multiplier::from_f32(factor).unwrap();
+            let (mantissa, pre_shift) = m.high_word_small().unwrap();
+            for x in -(1i32 << 14)..=1 << 14 {
+                let fast = mul_high_round(x << pre_shift, mantissa);
+                assert_eq!(i64::from(fast), m.apply(i64::from(x)), "{factor} · {x}");
+            }
+        }
+        assert!(
+            Multiplier::from_f32(4.0)
+                .unwrap()
+                .high_word_small()
+                .is_none()
+        );
+        assert!(
+            Multiplier::from_f32(0.001)
+                .unwrap()
+                .high_word_small()
+                .is_none()
+        );
     }
 
     /// The reciprocal in 32-bit arithmetic against the 64-bit division it replaces.

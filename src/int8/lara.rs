@@ -19,7 +19,7 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    log2_l16, to_logit, to_logit_wide, weight_q15,
+    exp2_neg_branchless, log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
@@ -571,14 +571,20 @@ impl<'a> Workspace<'a> {
         (q_bar, q_to_w): (i64, Multiplier),
         (k_bar, k_to_w): (i64, Multiplier),
     ) {
+        // mu = q̄ + k̄ in w_unit
+        let mu = clamp_operand(q_to_w.apply(q_bar) + k_to_w.apply(k_bar));
+        self.store_landmark(c, e, q_bar as i32, mu);
+    }
+
+    /// Writes `q̄_c` and `mu_c` (`w_unit`) of column `e`.
+    #[inline(always)]
+    fn store_landmark(&mut self, c: usize, e: usize, q_bar: i32, mu: i32) {
         let block = block_words(self.shape.dim);
         let (b, r) = (c / ROWS, c % ROWS);
         let slot = byte_slot(r, e);
         if let Some(q_block) = self.q_bar.get_mut(b * block..) {
-            set_slot(q_block, slot, q_bar as i32);
+            set_slot(q_block, slot, q_bar);
         }
-        // mu = q̄ + k̄ in w_unit
-        let mu = clamp_operand(q_to_w.apply(q_bar) + k_to_w.apply(k_bar));
         if let Some(mu_block) = self.mu.get_mut(b * block..) {
             set_slot(mu_block, slot, mu);
         }
@@ -597,27 +603,54 @@ impl<'a> Workspace<'a> {
         let q_lens = segment_lens(x.shape.queries, count);
         let k_lens = segment_lens(x.shape.keys, count);
         let (mut q_first, mut k_first) = (0, 0);
-        let mean = |sum: i32, len: usize| div_round(i64::from(sum) * 128, len as i64);
+        let mean = |sum: i32, len: usize| -> i64 {
+            if (1..1 << 16).contains(&len) {
+                // div_round's 32-bit path: |sum| ≤ 128 · len, so |128 · sum| < 2^30
+                let len = len as u32;
+                let q = ((sum.unsigned_abs() << 7) + len / 2) / len;
+                if sum >= 0 { q.into() } else { -i64::from(q) }
+            } else {
+                div_round(i64::from(sum) * 128, len as i64)
+            }
+        };
+        // q̄, k̄ (|·| ≤ 2^14) to w_unit in 32-bit arithmetic where the factors allow (they are
+        // at most 1: |W| bounds 128 · (scale_q̄ + scale_k̄))
+        let small = plan
+            .q_bar_to_w
+            .high_word_small()
+            .zip(plan.k_bar_to_w.high_word_small());
+        // `w` is written after the landmarks: its words hold the packed lanes of the sums
+        let packed = core::mem::take(&mut self.w);
         for (c, (q_len, k_len)) in q_lens.zip(k_lens).enumerate() {
             let row = core::mem::take(&mut self.row);
             let (q_sum, k_sum) = row.split_at_mut(dim.min(row.len()));
             q_sum.fill(0);
             k_sum.fill(0);
-            for q_row in rows(x.q, dim).skip(q_first).take(q_len) {
-                add_row(q_sum, q_row);
-            }
-            for (j, k_row) in rows(x.k, dim).enumerate().skip(k_first).take(k_len) {
-                if x.counts(j) {
-                    add_row(k_sum, k_row);
-                }
-            }
+            let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
+            add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
+            let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
+            let counted = (k_first..).map(|j| x.counts(j));
+            let k_rows = rows(k_rows, dim).take(k_len).zip(counted);
+            add_rows(
+                k_sum,
+                packed,
+                k_rows.filter_map(|(k, counts)| counts.then_some(k)),
+            );
             for (e, (&q, &k)) in q_sum.iter().zip(k_sum.iter()).enumerate() {
                 let (q_bar, k_bar) = (mean(q, q_len), mean(k, k_len));
-                self.set_landmark(c, e, (q_bar, plan.q_bar_to_w), (k_bar, plan.k_bar_to_w));
+                if let Some(((q_m, q_p), (k_m, k_p))) = small {
+                    // the same bits as set_landmark (Multiplier::high_word_small)
+                    let (q_bar, k_bar) = (q_bar as i32, k_bar as i32);
+                    let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
+                    self.store_landmark(c, e, q_bar, mu.clamp(-(1 << 14), 1 << 14));
+                } else {
+                    self.set_landmark(c, e, (q_bar, plan.q_bar_to_w), (k_bar, plan.k_bar_to_w));
+                }
             }
             self.row = row;
             (q_first, k_first) = (q_first + q_len, k_first + k_len);
         }
+        self.w = packed;
     }
 
     /// `q̄ = 128 · q̄_int` (units `scale_q̄/128`); `mu = q̄ + k̄` in `w_unit`.
@@ -988,29 +1021,41 @@ impl<'a> Workspace<'a> {
         );
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
-        let mut t_total = 0i64;
-        for c in 0..count {
-            // T = 2^(s · q̄_c·q_i − lse) in Q27
-            let logit = to_logit(t_dot.apply(t_row[c]));
-            let t = exp2_neg(t_reference[c].wrapping_sub(logit).max(0) as u32, 27) as i32;
-            t_row[c] = t;
-            t_total += i64::from(t);
+        // T = 2^(s · q̄_c·q_i − lse) in Q27 (32-bit arithmetic without a branch), then their
+        // sum in a loop of its own (fewer instructions on the M55, the same on the M4F)
+        for (t, &reference) in t_row.iter_mut().zip(t_reference) {
+            let logit = to_logit(t_dot.apply(*t));
+            *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
+        let t_total: i64 = t_row.iter().map(|&t| i64::from(t)).sum();
         let t_mean = div_round(t_total, count.max(1) as i64) as i32;
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
-        let mut component = 0;
-        for c in 0..samples {
-            let t = t_row.get(component).copied().unwrap_or(0);
-            component = if component + 1 >= count {
-                0
-            } else {
-                component + 1
+        let alpha_coeff = i64::from(plan.alpha_coeff);
+        // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
+        let alpha = |balance: i32, t: i32| -> i32 {
+            let spread = ((alpha_coeff * i64::from(t - t_mean) + (1 << 15)) >> 16) as i32;
+            balance.saturating_add(spread).max(1)
+        };
+        if count == 0 {
+            for (a, &balance) in alphas.iter_mut().zip(balances) {
+                *a = alpha(balance, 0);
+            }
+            return;
+        }
+        // sample c draws around component c mod C': runs of C' samples against T
+        let mut start = 0;
+        while start < samples {
+            let end = samples.min(start + count);
+            let (Some(run), Some(balances)) =
+                (alphas.get_mut(start..end), balances.get(start..end))
+            else {
+                break;
             };
-            // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
-            let product = i64::from(plan.alpha_coeff) * i64::from(t - t_mean);
-            let spread = ((product + (1 << 15)) >> 16) as i32;
-            alphas[c] = balances[c].saturating_add(spread).max(1);
+            for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
+                *a = alpha(balance, t);
+            }
+            start = end;
         }
     }
 
@@ -1022,38 +1067,40 @@ impl<'a> Workspace<'a> {
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
         let max = logits.iter().copied().max().unwrap_or(0);
         // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
-        let mut total = 0u64;
         if optimal {
-            for c in 0..samples {
-                let e = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
-                let w = ((u64::from(e) * u64::from(weights[c] as u32) + (1 << 14)) >> 15) as u32;
-                weights[c] = w as i32;
-                total += u64::from(w);
+            for (w, &logit) in weights.iter_mut().zip(logits) {
+                let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                *w = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as i32;
             }
         } else {
-            for c in 0..samples {
-                let w = exp2_neg(max.wrapping_sub(logits[c]) as u32, 15);
-                weights[c] = w as i32;
-                total += u64::from(w);
+            for (w, &logit) in weights.iter_mut().zip(logits) {
+                *w = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15) as i32;
             }
         }
+        let total: u64 = weights.iter().map(|&w| u64::from(w as u32)).sum();
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-        let sniw = |w: i32| -> u32 {
-            let w = w as u32;
-            if shift > 0 {
-                // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
-                ((w >> (shift - 1)) + 1) >> 1
-            } else {
-                w << (-shift).min(31)
-            }
-        };
         let mut weight_sum = 0u32;
-        for (word, w) in self.weights_packed.iter_mut().zip(weights.chunks(2)) {
-            let low = w.first().map_or(0, |&w| sniw(w));
-            let high = w.get(1).map_or(0, |&w| sniw(w));
-            weight_sum += low + high;
-            *word = pair(low as i32, high as i32);
+        // the weights in pairs, an odd last one with a zero high half
+        let (pairs, tail) = weights.as_chunks::<2>();
+        let pairs = pairs.iter().copied().chain(tail.first().map(|&w| [w, 0]));
+        let words = self.weights_packed.iter_mut();
+        if shift > 0 {
+            // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
+            let right = (shift - 1) as u32;
+            for (word, [low, high]) in words.zip(pairs) {
+                let low = ((low as u32).wrapping_shr(right) + 1) >> 1;
+                let high = ((high as u32).wrapping_shr(right) + 1) >> 1;
+                weight_sum += low + high;
+                *word = pair(low as i32, high as i32);
+            }
+        } else {
+            let left = (-shift).min(31) as u32;
+            for (word, [low, high]) in words.zip(pairs) {
+                let (low, high) = ((low as u32) << left, (high as u32) << left);
+                weight_sum += low + high;
+                *word = pair(low as i32, high as i32);
+            }
         }
         weight_sum
     }
@@ -1072,10 +1119,102 @@ impl<'a> Workspace<'a> {
     }
 }
 
-/// `sum[t] += row[t]`.
-#[inline]
-fn add_row(sum: &mut [i32], row: &[i8]) {
-    for (s, &v) in sum.iter_mut().zip(row) {
-        *s += i32::from(v);
+/// Rows added into the packed lanes of [`add_rows`] between two flushes: each 16-bit lane
+/// gains at most 255 per row, and `256 · 255 < 2^16`.
+const PACKED_ROWS: u32 = 256;
+
+/// `sum[t] += Σ_rows row[t]` (the same sums as adding the rows one `i8` at a time): four bytes
+/// at a time in two words of 16-bit lanes (SIMD within a register: bytes 0 and 2 in one word,
+/// 1 and 3 in the other, each biased by 128 to `[0, 255]`), flushed to `sum` every
+/// [`PACKED_ROWS`] rows; a tail of `len mod 4` columns one at a time. `packed` holds the lanes
+/// (`len / 2` words; a shorter one: one `i8` at a time throughout).
+fn add_rows<'r>(sum: &mut [i32], packed: &mut [i32], rows: impl Iterator<Item = &'r [i8]>) {
+    let full = sum.len() / 4 * 4;
+    let Some(packed) = packed.get_mut(..full / 2) else {
+        for row in rows {
+            for (s, &v) in sum.iter_mut().zip(row) {
+                *s += i32::from(v);
+            }
+        }
+        return;
+    };
+    packed.fill(0);
+    let mut pending = 0u32;
+    for row in rows {
+        let (chunks, _) = row.as_chunks::<4>();
+        let (lanes, _) = packed.as_chunks_mut::<2>();
+        for ([even, odd], &[b0, b1, b2, b3]) in lanes.iter_mut().zip(chunks) {
+            // v + 128 in each byte
+            let word = u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]) ^ 0x8080_8080;
+            *even = (*even as u32 + (word & 0x00FF_00FF)) as i32;
+            *odd = (*odd as u32 + ((word >> 8) & 0x00FF_00FF)) as i32;
+        }
+        for (s, &v) in sum.iter_mut().zip(row).skip(full) {
+            *s += i32::from(v);
+        }
+        pending += 1;
+        if pending == PACKED_ROWS {
+            flush_lanes(sum, packed, pending);
+            pending = 0;
+        }
+    }
+    flush_lanes(sum, packed, pending);
+}
+
+/// `sum[4i..4i + 4] += lanes − 128 · rows` from the two words of chunk `i`, which it clears.
+fn flush_lanes(sum: &mut [i32], packed: &mut [i32], rows: u32) {
+    if rows == 0 {
+        return;
+    }
+    let bias = 128 * rows as i32;
+    let (sums, _) = sum.as_chunks_mut::<4>();
+    let (lanes, _) = packed.as_chunks_mut::<2>();
+    for ([s0, s1, s2, s3], [even, odd]) in sums.iter_mut().zip(lanes.iter_mut()) {
+        let (e, o) = (*even as u32, *odd as u32);
+        *s0 += (e & 0xFFFF) as i32 - bias;
+        *s1 += (o & 0xFFFF) as i32 - bias;
+        *s2 += (e >> 16) as i32 - bias;
+        *s3 += (o >> 16) as i32 - bias;
+        (*even, *odd) = (0, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packed segment sums against adding one `i8` at a time: row counts across the flush
+    /// ([`PACKED_ROWS`]), widths with and without a tail, extreme values, a short `packed`.
+    #[test]
+    fn packed_row_sums_match_plain_sums() {
+        let mut seed = 0x1234_5678u32;
+        for width in [1usize, 3, 4, 7, 8, 32, 37] {
+            for count in [0usize, 1, 255, 256, 257, 600] {
+                let data: Vec<i8> = (0..width * count)
+                    .map(|i| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 17;
+                        seed ^= seed << 5;
+                        match i % 5 {
+                            0 => -128,
+                            1 => 127,
+                            _ => seed as i8,
+                        }
+                    })
+                    .collect();
+                let mut expected = vec![3i32; width];
+                for row in data.chunks_exact(width) {
+                    for (s, &v) in expected.iter_mut().zip(row) {
+                        *s += i32::from(v);
+                    }
+                }
+                for packed_len in [width / 2, 0] {
+                    let mut sum = vec![3i32; width];
+                    let mut packed = vec![-1i32; packed_len];
+                    add_rows(&mut sum, &mut packed, data.chunks_exact(width));
+                    assert_eq!(sum, expected, "width {width}, rows {count}");
+                }
+            }
+        }
     }
 }

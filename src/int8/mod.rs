@@ -320,10 +320,10 @@ pub(crate) fn admit_rows(
     }
 }
 
-/// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`).
+/// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).
 #[inline]
 fn squared_norm(x: &[i8]) -> i32 {
-    x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
+    crate::simd::int8::squared_norm(x)
 }
 
 /// Where an int8 call writes `[h, n_q, d_v]`.
@@ -394,6 +394,16 @@ impl Requantize {
 #[cfg_attr(not(lara_attn_helium), inline)]
 fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
     if let Some((mantissa, round, high_shift)) = row.high_word() {
+        if round >= 1 << 32 {
+            // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
+            // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
+            let (mantissa, round_high) = (mantissa as i32, (round >> 32) as i32);
+            for (o, &s) in out.iter_mut().zip(sums) {
+                let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+                *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
+            }
+            return;
+        }
         // the common case, hoisted: the high word of one 64-bit product and add
         for (o, &s) in out.iter_mut().zip(sums) {
             let product = i64::from(s) * mantissa + round;

@@ -20,6 +20,7 @@ use super::fixed_point::{
 use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, squared_norm};
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
+use crate::simd::int8::portable_squared_norm;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
@@ -454,7 +455,9 @@ impl<'a> Workspace<'a> {
                 *a = to_logit(plan.query_projection.apply(*a));
             }
             let max = projections.iter().copied().max().unwrap_or(0);
-            let shift = i64::from(max) + i64::from(plan.query_norm.apply(squared_norm(q_row)));
+            // (the portable |q|²: the DSP one, inlined here, costs more than it saves on the M4F)
+            let norm = plan.query_norm.apply(portable_squared_norm(q_row));
+            let shift = i64::from(max) + i64::from(norm);
             // φq[r] = S^-1/2 · 2^(A − max − hq) + 1e-4 in Q31
             let phi = |a: i32| -> u64 {
                 let gap = (shift - i64::from(a)).clamp(0, i64::from(u32::MAX)) as u32;

@@ -829,6 +829,32 @@ mod neon {
 mod dsp {
     use core::arch::asm;
 
+    /// `sum + Σ b²` over the four signed bytes `b` of `word`: `SXTB16` (even and odd bytes to
+    /// two halfwords each) and two `SMLAD`.
+    #[inline(always)]
+    pub(super) fn square_sum_word(sum: i32, word: u32) -> i32 {
+        let result: i32;
+        // SAFETY: register-only instructions of the DSP extension, which this core has (cfg
+        // lara_attn_dsp): no memory, no stack. `even` and `odd` are plain outputs, so they do not
+        // share a register with the input `word` (read again after `even` is written); `sum`
+        // comes back in `result` (the same register); SMLAD may set the Q flag, and the flags
+        // are not declared preserved. Every register written is an output.
+        unsafe {
+            asm!(
+                "sxtb16 {even}, {word}",
+                "sxtb16 {odd}, {word}, ror #8",
+                "smlad {acc}, {even}, {even}, {acc}",
+                "smlad {acc}, {odd}, {odd}, {acc}",
+                word = in(reg) word,
+                even = out(reg) _,
+                odd = out(reg) _,
+                acc = inout(reg) sum => result,
+                options(pure, nomem, nostack),
+            );
+        }
+        result
+    }
+
     pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
         // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks are in bounds, and
         // out holds 4·count words (checked by the caller): the loops read x once per block
@@ -1150,13 +1176,55 @@ mod mve {
     }
 }
 
+/// `|x|²` of an `i8` row (`≤ 2^23`, no overflow): four bytes at a time with `SXTB16` and
+/// `SMLAD` on DSP cores, the same integer sum as [`portable_squared_norm`].
+#[inline]
+pub(crate) fn squared_norm(x: &[i8]) -> i32 {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    {
+        let (words, tail) = x.as_chunks::<4>();
+        let mut sum = 0i32;
+        for &[b0, b1, b2, b3] in words {
+            let word = u32::from_le_bytes([b0 as u8, b1 as u8, b2 as u8, b3 as u8]);
+            sum = dsp::square_sum_word(sum, word);
+        }
+        sum + portable_squared_norm(tail)
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+    {
+        portable_squared_norm(x)
+    }
+}
+
+/// `|x|²` of an `i8` row, one element at a time.
+#[inline]
+pub(crate) fn portable_squared_norm(x: &[i8]) -> i32 {
+    x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
+}
+
+/// [`squared_norm`] against [`portable_squared_norm`] on every length from 1 to 40 (extreme
+/// and mixed values): the first length that differs, if any.
+fn check_squared_norms() -> Option<usize> {
+    let data: [i8; 40] = core::array::from_fn(|i| match i % 5 {
+        0 => -128,
+        1 => 127,
+        k => ((i * 37 + k * 11) % 256) as u8 as i8,
+    });
+    (1..=data.len()).find(|&len| {
+        let x = data.get(..len).unwrap_or_default();
+        squared_norm(x) != portable_squared_norm(x)
+    })
+}
+
 /// Compares every variant of the inner loops this machine can run ([`dot_blocks`],
 /// [`pair_dot_blocks`], [`accumulate_rows`]: this target's, and on hosts the AVX2 or NEON ones
 /// its CPU has) with the portable ones on every length from 1 to 40, on fixed pseudo-random data
 /// with extreme values; the first length that differs, if any. For devices, where the tests
 /// cannot run (the firmware example calls it).
 pub(crate) fn check_inner_loops() -> Option<usize> {
-    Loops::available().find_map(check_loops)
+    Loops::available()
+        .find_map(check_loops)
+        .or_else(check_squared_norms)
 }
 
 /// [`check_inner_loops`] for one variant: every length from 1 to 40 (every parity of the
