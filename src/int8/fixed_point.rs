@@ -220,6 +220,24 @@ impl Multiplier {
         }
     }
 
+    /// For `33 ≤ shift ≤ 62`: `(mantissa, 2^(shift − 33), shift − 32)`, with which
+    /// [`apply_saturating`](Self::apply_saturating) of `x` is
+    /// `(((x · mantissa) >> 32) as i32 + 2^(shift − 33)) >> (shift − 32)` (the same bits: the
+    /// rounding term a multiple of `2^32` adds to the high word alone; `SMMUL` and an add, or
+    /// `SMMLA`, on the DSP cores), in 32-bit arithmetic.
+    #[inline]
+    pub(crate) fn high_word_rounded(self) -> Option<(i32, i32, u32)> {
+        if (33..=62).contains(&self.shift) {
+            Some((
+                self.mantissa,
+                1 << (self.shift - 33),
+                (self.shift - 32) as u32,
+            ))
+        } else {
+            None
+        }
+    }
+
     /// For `23 ≤ shift ≤ 32` (a factor in `(2^-9, 2]`): `(mantissa, 32 − shift)`, with which
     /// [`apply`](Self::apply) of `|x| ≤ 2^14` is `mul_high_round(x << p, mantissa)` (the same
     /// bits: `(x · 2^p · m + 2^31) >> 32 = (x · m + 2^(shift − 1)) >> shift`; `SMMULR` on the
@@ -679,6 +697,45 @@ mod tests {
                 reference(r, factor, -8),
                 "sum {sum}, m {m}"
             );
+        }
+    }
+
+    /// The 32-bit form of row multipliers with a shift of 33 to 62 against
+    /// [`Multiplier::apply_saturating`].
+    #[test]
+    fn high_word_rounded_matches_apply_saturating() {
+        let mut seed = 0x1357_9bdfu32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for shift in 30..=64 {
+            for i in 0..20_000u32 {
+                let mantissa = match i {
+                    0 => i32::MAX,
+                    1 => 1 << 30,
+                    _ => (next() >> 1).max(1) as i32,
+                };
+                let x = match i {
+                    0 | 2 => i32::MIN + 1,
+                    1 | 3 => i32::MAX,
+                    _ => (next() as i32) >> (next() % 32),
+                };
+                let row = Multiplier { mantissa, shift };
+                let Some((m, round_high, high_shift)) = row.high_word_rounded() else {
+                    assert!(!(33..=62).contains(&shift));
+                    continue;
+                };
+                let high = ((i64::from(x) * i64::from(m)) >> 32) as i32;
+                let ours = (high + round_high) >> high_shift;
+                assert_eq!(
+                    ours,
+                    row.apply_saturating(x),
+                    "{x} · {mantissa} / 2^{shift}"
+                );
+            }
         }
     }
 
