@@ -974,7 +974,10 @@ impl<'a> Workspace<'a> {
             q_row,
             logits,
         );
-        for (logit, &bias) in logits.iter_mut().zip(self.bias.iter()).take(samples) {
+        // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
+        let live = samples.min(logits.len()).min(self.bias.len());
+        let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
+        for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
         if let Weighting::Biased = plan.config.weighting {
