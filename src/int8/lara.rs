@@ -1030,7 +1030,12 @@ impl<'a> Workspace<'a> {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
-        let t_total: i64 = t_row.iter().map(|&t| i64::from(t)).sum();
+        // (each T ≤ 2^27: below 32 of them the sum fits u32, one add each)
+        let t_total: i64 = if count < 32 {
+            t_row.iter().map(|&t| t as u32).sum::<u32>().into()
+        } else {
+            t_row.iter().map(|&t| i64::from(t)).sum()
+        };
         let t_mean = div_round(t_total, count.max(1) as i64) as i32;
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
