@@ -1102,29 +1102,20 @@ impl<'a> Workspace<'a> {
         }
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-        let mut weight_sum = 0u32;
-        // the weights in pairs, an odd last one with a zero high half
+        // the weights in pairs, an odd last one with a zero high half (the pairs and the words
+        // cut to the same length first: one loop counter)
         let (pairs, tail) = weights.as_chunks::<2>();
-        let pairs = pairs.iter().copied().chain(tail.first().map(|&w| [w, 0]));
-        let words = self.weights_packed.iter_mut();
+        let full = pairs.len().min(self.weights_packed.len());
+        let (words, rest) = self.weights_packed.split_at_mut(full);
+        let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
         if shift > 0 {
             // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
             let right = (shift - 1) as u32;
-            for (word, [low, high]) in words.zip(pairs) {
-                let low = ((low as u32).wrapping_shr(right) + 1) >> 1;
-                let high = ((high as u32).wrapping_shr(right) + 1) >> 1;
-                weight_sum += low + high;
-                *word = pair(low as i32, high as i32);
-            }
+            pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
         } else {
             let left = (-shift).min(31) as u32;
-            for (word, [low, high]) in words.zip(pairs) {
-                let (low, high) = ((low as u32) << left, (high as u32) << left);
-                weight_sum += low + high;
-                *word = pair(low as i32, high as i32);
-            }
+            pack_pairs(words, pairs, last, |w| w << left)
         }
-        weight_sum
     }
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
@@ -1139,6 +1130,29 @@ impl<'a> Workspace<'a> {
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
     }
+}
+
+/// `words[i] = pair(scale(low), scale(high))` for the weight pairs, then `last` (an odd last
+/// weight, its high half 0); returns the sum of the scaled weights.
+#[inline(always)]
+fn pack_pairs(
+    words: &mut [i32],
+    pairs: &[[i32; 2]],
+    last: Option<(&mut i32, &i32)>,
+    scale: impl Fn(u32) -> u32,
+) -> u32 {
+    let mut sum = 0u32;
+    for (word, &[low, high]) in words.iter_mut().zip(pairs) {
+        let (low, high) = (scale(low as u32), scale(high as u32));
+        sum += low + high;
+        *word = pair(low as i32, high as i32);
+    }
+    if let Some((word, &low)) = last {
+        let low = scale(low as u32);
+        sum += low;
+        *word = pair(low as i32, 0);
+    }
+    sum
 }
 
 /// Rows added into the packed lanes of [`add_rows`] between two flushes: each 16-bit lane
