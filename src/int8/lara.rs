@@ -1030,13 +1030,16 @@ impl<'a> Workspace<'a> {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
-        // (each T ≤ 2^27: below 32 of them the sum fits u32, one add each)
-        let t_total: i64 = if count < 32 {
-            t_row.iter().map(|&t| t as u32).sum::<u32>().into()
+        // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
+        // and one division: div_round's bits for a non-negative sum)
+        let t_mean = if count < 32 {
+            let total = t_row.iter().map(|&t| t as u32).sum::<u32>();
+            let count = count.max(1) as u32;
+            ((total + count / 2) / count) as i32
         } else {
-            t_row.iter().map(|&t| i64::from(t)).sum()
+            let total = t_row.iter().map(|&t| i64::from(t)).sum();
+            div_round(total, count.max(1) as i64) as i32
         };
-        let t_mean = div_round(t_total, count.max(1) as i64) as i32;
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
         let alpha_coeff = i64::from(plan.alpha_coeff);
