@@ -1054,7 +1054,14 @@ impl<'a> Workspace<'a> {
             }
             return;
         }
-        // sample c draws around component c mod C': runs of C' samples against T
+        // sample c draws around component c mod C': runs of C' samples against T (one run when
+        // there are no more samples than landmarks, without the runs' bookkeeping)
+        if samples <= count {
+            for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
+                *a = alpha(balance, t);
+            }
+            return;
+        }
         let mut start = 0;
         while start < samples {
             let end = samples.min(start + count);
