@@ -483,6 +483,10 @@ struct Workspace<'a> {
     loops: Loops,
     count: usize,
     samples: usize,
+    /// For the query pass, once per head: the rows of `S` samples and of `max(C', 1)`
+    /// landmarks in whole blocks, the words of their byte blocks of `d` columns, and the words
+    /// of a row of `S` weights in pairs.
+    rows: QueryRows,
     /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
     q_bar: &'a mut [i32],
     /// `mu [C', d]` in byte blocks (`w_unit`).
@@ -527,6 +531,33 @@ struct Workspace<'a> {
     shared: &'a mut [i32],
 }
 
+/// See [`Workspace::rows`].
+#[derive(Clone, Copy)]
+struct QueryRows {
+    samples: usize,
+    landmarks: usize,
+    sample_words: usize,
+    landmark_words: usize,
+    pair_words: usize,
+}
+
+impl QueryRows {
+    fn new(shape: Shape, count: usize, samples: usize) -> Self {
+        let block = block_words(shape.dim);
+        let (landmarks, samples_rows) = (
+            count.max(1).div_ceil(ROWS) * ROWS,
+            samples.div_ceil(ROWS) * ROWS,
+        );
+        QueryRows {
+            samples: samples_rows,
+            landmarks,
+            sample_words: samples_rows / ROWS * block,
+            landmark_words: landmarks / ROWS * block,
+            pair_words: pair_row_words(samples),
+        }
+    }
+}
+
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
@@ -538,6 +569,7 @@ impl<'a> Workspace<'a> {
             loops: Loops::active(),
             count,
             samples,
+            rows: QueryRows::new(shape, count, samples),
             q_bar: next(0),
             mu: next(1),
             w: next(2),
@@ -964,13 +996,11 @@ impl<'a> Workspace<'a> {
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
     #[inline(never)]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
-        let (count, samples) = (self.count.max(1), self.samples);
-        let block = block_words(self.shape.dim);
-        let sample_rows = samples.div_ceil(ROWS) * ROWS;
-        let logits = self.logits.get_mut(..sample_rows).unwrap_or_default();
+        let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
+        let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
         dot_blocks(
             self.loops,
-            self.w.get(..sample_rows / ROWS * block).unwrap_or_default(),
+            self.w.get(..rows.sample_words).unwrap_or_default(),
             q_row,
             logits,
         );
@@ -982,13 +1012,10 @@ impl<'a> Workspace<'a> {
         }
         if let Weighting::Biased = plan.config.weighting {
             // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
-            let landmark_rows = count.div_ceil(ROWS) * ROWS;
-            let dots = self.dots.get_mut(..landmark_rows).unwrap_or_default();
+            let dots = self.dots.get_mut(..rows.landmarks).unwrap_or_default();
             dot_blocks(
                 self.loops,
-                self.mu
-                    .get(..landmark_rows / ROWS * block)
-                    .unwrap_or_default(),
+                self.mu.get(..rows.landmark_words).unwrap_or_default(),
                 q_row,
                 dots,
             );
@@ -1010,15 +1037,11 @@ impl<'a> Workspace<'a> {
     /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
     #[inline(never)]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
-        let (count, samples) = (self.count.max(1), self.samples);
-        let block = block_words(self.shape.dim);
-        let landmark_rows = count.div_ceil(ROWS) * ROWS;
-        let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
+        let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
+        let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
         dot_blocks(
             self.loops,
-            self.q_bar
-                .get(..landmark_rows / ROWS * block)
-                .unwrap_or_default(),
+            self.q_bar.get(..rows.landmark_words).unwrap_or_default(),
             q_row,
             t_row,
         );
@@ -1133,7 +1156,7 @@ impl<'a> Workspace<'a> {
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut Out<'_>, offset: usize) {
         let shared = self
             .weights_packed
-            .get(..pair_row_words(self.samples))
+            .get(..self.rows.pair_words)
             .unwrap_or_default();
         pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
