@@ -362,6 +362,7 @@ pub(crate) struct Reciprocal {
 
 impl Reciprocal {
     /// The reciprocal of `sum > 0` (1 for 0: callers never pass it).
+    #[inline]
     pub(crate) fn new(sum: u32) -> Self {
         let sum = sum.max(1);
         let zeros = sum.leading_zeros();
