@@ -924,9 +924,11 @@ impl<'a> Workspace<'a> {
                 match q_row {
                     Some(q_row) if first + ii < queries => {
                         dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
-                        // s · q̄_c·q_i in L16
-                        for (c, &dot) in dots.iter().enumerate() {
-                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
+                        // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
+                        // (whole blocks: the logits are [rows][KEY_BLOCK])
+                        let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
+                        for (block, &dot) in blocks.zip(dots.iter()) {
+                            if let Some(slot) = block.get_mut(ii) {
                                 *slot = to_logit(t_dot.apply(dot));
                             }
                         }
