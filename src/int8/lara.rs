@@ -836,8 +836,10 @@ impl<'a> Workspace<'a> {
             };
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
             dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
-            for (c, &dot) in dots.iter().enumerate() {
-                if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+            // into column jj of sample c's block (whole blocks: see normaliser)
+            let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
+            for (block, &dot) in blocks.zip(dots.iter()) {
+                if let Some(slot) = block.get_mut(jj) {
                     *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
                 }
             }
