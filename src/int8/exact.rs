@@ -206,8 +206,10 @@ impl<'a> Workspace<'a> {
                             padded_bytes(k_row, self.shared),
                             dots,
                         );
-                        for (i, &dot) in dots.iter().enumerate() {
-                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
+                        // into column jj of query i's block (whole KEY_BLOCK blocks)
+                        let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
+                        for (block, &dot) in blocks.zip(dots.iter()) {
+                            if let Some(slot) = block.get_mut(jj) {
                                 *slot = to_logit(plan.logit.apply(dot));
                             }
                         }

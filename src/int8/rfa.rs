@@ -333,12 +333,14 @@ impl<'a> Workspace<'a> {
                 padded_bytes(k_row, self.shared),
                 dots,
             );
-            for (r, &dot) in dots.iter().enumerate() {
+            // into column jj of feature r's block (whole KEY_BLOCK blocks)
+            let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
+            for (r, (block, &dot)) in blocks.zip(dots.iter()).enumerate() {
                 let projection = to_logit(plan.key_projection.apply(dot));
                 if r < features {
                     max = max.max(projection);
                 }
-                if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                if let Some(slot) = block.get_mut(jj) {
                     *slot = to_logit(projection - half_norm);
                 }
             }
