@@ -220,6 +220,24 @@ impl Multiplier {
         }
     }
 
+    /// For `33 ≤ shift ≤ 62`: `(mantissa, 2^(shift − 33), shift − 32)`, with which
+    /// [`apply_saturating`](Self::apply_saturating) of `x` is
+    /// `(((x · mantissa) >> 32) as i32 + 2^(shift − 33)) >> (shift − 32)` (the same bits: the
+    /// rounding term a multiple of `2^32` adds to the high word alone; `SMMUL` and an add, or
+    /// `SMMLA`, on the DSP cores), in 32-bit arithmetic.
+    #[inline]
+    pub(crate) fn high_word_rounded(self) -> Option<(i32, i32, u32)> {
+        if (33..=62).contains(&self.shift) {
+            Some((
+                self.mantissa,
+                1 << (self.shift - 33),
+                (self.shift - 32) as u32,
+            ))
+        } else {
+            None
+        }
+    }
+
     /// For `23 ≤ shift ≤ 32` (a factor in `(2^-9, 2]`): `(mantissa, 32 − shift)`, with which
     /// [`apply`](Self::apply) of `|x| ≤ 2^14` is `mul_high_round(x << p, mantissa)` (the same
     /// bits: `(x · 2^p · m + 2^31) >> 32 = (x · m + 2^(shift − 1)) >> shift`; `SMMULR` on the
@@ -310,15 +328,18 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     let (v1, v0) = (divisor >> 16, divisor & 0xFFFF);
     let (u1, u0) = (low >> 16, low & 0xFFFF);
     // one quotient digit of (top · 2^16 + next) / divisor, top < divisor: the estimate from
-    // the divisor's high half, corrected down at most twice
+    // the divisor's high half, corrected down at most twice (Knuth's theorem B for a
+    // normalised divisor: the estimate is at most 2 above the digit), without a loop (a loop
+    // here was unrolled with its invariants hoisted: about 60 instructions before the first test)
     let digit = |top: u32, next: u32| -> u32 {
         let mut q = top / v1.max(1);
         let mut rest = top.wrapping_sub(q.wrapping_mul(v1));
-        while q >= BASE || q * v0 > (rest << 16) + next {
+        let high = |q: u32, rest: u32| q >= BASE || q * v0 > (rest << 16) + next;
+        if high(q, rest) {
             q -= 1;
             rest += v1;
-            if rest >= BASE {
-                break;
+            if rest < BASE && high(q, rest) {
+                q -= 1;
             }
         }
         q
@@ -341,6 +362,7 @@ pub(crate) struct Reciprocal {
 
 impl Reciprocal {
     /// The reciprocal of `sum > 0` (1 for 0: callers never pass it).
+    #[inline]
     pub(crate) fn new(sum: u32) -> Self {
         let sum = sum.max(1);
         let zeros = sum.leading_zeros();
@@ -362,14 +384,21 @@ impl Reciprocal {
     /// The multiplier `factor / sum · 2^extra` as `(mantissa < 2^31, shift)`, for one row of
     /// outputs: `round(x · mantissa / 2^shift)`.
     pub(crate) fn times(self, factor: Multiplier, extra: i32) -> Multiplier {
-        // reciprocal (≤ 2^31) · m (< 2^24), brought back to 31 bits
-        let product = self.reciprocal * i64::from(factor.mantissa);
-        let mut excess = (64 - product.leading_zeros() as i32 - 31).max(0);
-        let mut mantissa = shift_round(product, excess);
-        if mantissa > i64::from(i32::MAX) {
-            // rounded up to 2^31: the same value as 2^30 with one shift less
-            (mantissa, excess) = (mantissa >> 1, excess + 1);
-        }
+        // reciprocal (≤ 2^31) · m (< 2^24), brought back to 31 bits: round(product / 2^excess)
+        // with excess = bits − 31 (unsigned, both positive: one UMULL); the rounding from the
+        // top 32 bits of the product, t = ⌊product / 2^(excess − 1)⌋: round = ⌊(t + 1) / 2⌋
+        let product = self.reciprocal as u64 * u64::from(factor.mantissa.unsigned_abs());
+        let zeros = product.leading_zeros();
+        let (mantissa, excess) = if zeros >= 33 {
+            (product as u32, 0)
+        } else {
+            let top = ((product << zeros) >> 32) as u32;
+            ((top >> 1) + (top & 1), 33 - zeros)
+        };
+        // rounded up to 2^31: the same value as 2^30 with one shift less
+        let carry = mantissa >> 31;
+        let (mantissa, excess) = (mantissa >> carry, excess + carry);
+        let excess = excess as i32;
         Multiplier {
             mantissa: mantissa as i32,
             shift: self.shift + factor.shift - excess - extra,
@@ -624,6 +653,90 @@ mod tests {
             let r = Reciprocal::new(sum);
             assert_eq!(r.reciprocal, reference(sum), "sum {sum}");
             assert_eq!(r.shift, 30 + 32 - sum.max(1).leading_zeros() as i32);
+        }
+    }
+
+    /// The row multiplier of [`Reciprocal::times`] against its `i64` form (the product, its
+    /// bit length and `shift_round`), over sums from 1 to `2^32 − 1` and 24-bit mantissas.
+    #[test]
+    fn row_multipliers_match_the_64_bit_form() {
+        let reference = |r: Reciprocal, factor: Multiplier, extra: i32| -> (i32, i32) {
+            let product = r.reciprocal * i64::from(factor.mantissa);
+            let mut excess = (64 - product.leading_zeros() as i32 - 31).max(0);
+            let mut mantissa = shift_round(product, excess);
+            if mantissa > i64::from(i32::MAX) {
+                (mantissa, excess) = (mantissa >> 1, excess + 1);
+            }
+            (mantissa as i32, r.shift + factor.shift - excess - extra)
+        };
+        let mut seed = 0x2545_f491u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mantissas = [1 << 23, (1 << 24) - 1, 0xC0_0000, 0x80_0001, 1, 3, 1 << 20];
+        for i in 0..200_000u32 {
+            let sum = match i {
+                0..32 => 1 << i,
+                32..64 => u32::MAX >> (i - 32),
+                _ => next() >> (next() % 32),
+            };
+            let r = Reciprocal::new(sum);
+            let m = match mantissas.get(i as usize % 16) {
+                Some(&m) => m,
+                None => (next() & 0xFF_FFFF) | 0x80_0000,
+            };
+            let factor = Multiplier {
+                mantissa: m as i32,
+                shift: 20,
+            };
+            let ours = r.times(factor, -8);
+            assert_eq!(
+                (ours.mantissa, ours.shift),
+                reference(r, factor, -8),
+                "sum {sum}, m {m}"
+            );
+        }
+    }
+
+    /// The 32-bit form of row multipliers with a shift of 33 to 62 against
+    /// [`Multiplier::apply_saturating`].
+    #[test]
+    fn high_word_rounded_matches_apply_saturating() {
+        let mut seed = 0x1357_9bdfu32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        for shift in 30..=64 {
+            for i in 0..20_000u32 {
+                let mantissa = match i {
+                    0 => i32::MAX,
+                    1 => 1 << 30,
+                    _ => (next() >> 1).max(1) as i32,
+                };
+                let x = match i {
+                    0 | 2 => i32::MIN + 1,
+                    1 | 3 => i32::MAX,
+                    _ => (next() as i32) >> (next() % 32),
+                };
+                let row = Multiplier { mantissa, shift };
+                let Some((m, round_high, high_shift)) = row.high_word_rounded() else {
+                    assert!(!(33..=62).contains(&shift));
+                    continue;
+                };
+                let high = ((i64::from(x) * i64::from(m)) >> 32) as i32;
+                let ours = (high + round_high) >> high_shift;
+                assert_eq!(
+                    ours,
+                    row.apply_saturating(x),
+                    "{x} · {mantissa} / 2^{shift}"
+                );
+            }
         }
     }
 

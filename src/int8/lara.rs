@@ -483,6 +483,10 @@ struct Workspace<'a> {
     loops: Loops,
     count: usize,
     samples: usize,
+    /// For the query pass, once per head: the rows of `S` samples and of `max(C', 1)`
+    /// landmarks in whole blocks, the words of their byte blocks of `d` columns, and the words
+    /// of a row of `S` weights in pairs.
+    rows: QueryRows,
     /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
     q_bar: &'a mut [i32],
     /// `mu [C', d]` in byte blocks (`w_unit`).
@@ -527,6 +531,33 @@ struct Workspace<'a> {
     shared: &'a mut [i32],
 }
 
+/// See [`Workspace::rows`].
+#[derive(Clone, Copy)]
+struct QueryRows {
+    samples: usize,
+    landmarks: usize,
+    sample_words: usize,
+    landmark_words: usize,
+    pair_words: usize,
+}
+
+impl QueryRows {
+    fn new(shape: Shape, count: usize, samples: usize) -> Self {
+        let block = block_words(shape.dim);
+        let (landmarks, samples_rows) = (
+            count.max(1).div_ceil(ROWS) * ROWS,
+            samples.div_ceil(ROWS) * ROWS,
+        );
+        QueryRows {
+            samples: samples_rows,
+            landmarks,
+            sample_words: samples_rows / ROWS * block,
+            landmark_words: landmarks / ROWS * block,
+            pair_words: pair_row_words(samples),
+        }
+    }
+}
+
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
@@ -538,6 +569,7 @@ impl<'a> Workspace<'a> {
             loops: Loops::active(),
             count,
             samples,
+            rows: QueryRows::new(shape, count, samples),
             q_bar: next(0),
             mu: next(1),
             w: next(2),
@@ -804,9 +836,20 @@ impl<'a> Workspace<'a> {
             };
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
             dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
-            for (c, &dot) in dots.iter().enumerate() {
-                if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
-                    *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
+            // into column jj of sample c's block (whole blocks on the DSP and Helium cores, indexed
+            // on the others: see normaliser)
+            if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
+                let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
+                for (block, &dot) in blocks.zip(dots.iter()) {
+                    if let Some(slot) = block.get_mut(jj) {
+                        *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
+                    }
+                }
+            } else {
+                for (c, &dot) in dots.iter().enumerate() {
+                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
+                        *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
+                    }
                 }
             }
         }
@@ -892,10 +935,22 @@ impl<'a> Workspace<'a> {
                 match q_row {
                     Some(q_row) if first + ii < queries => {
                         dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
-                        // s · q̄_c·q_i in L16
-                        for (c, &dot) in dots.iter().enumerate() {
-                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
-                                *slot = to_logit(t_dot.apply(dot));
+                        // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits:
+                        // whole blocks on the DSP and Helium cores (the logits are
+                        // [rows][KEY_BLOCK]), indexed on the others (fewer instructions with
+                        // their portable loops)
+                        if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
+                            let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
+                            for (block, &dot) in blocks.zip(dots.iter()) {
+                                if let Some(slot) = block.get_mut(ii) {
+                                    *slot = to_logit(t_dot.apply(dot));
+                                }
+                            }
+                        } else {
+                            for (c, &dot) in dots.iter().enumerate() {
+                                if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
+                                    *slot = to_logit(t_dot.apply(dot));
+                                }
                             }
                         }
                     }
@@ -964,28 +1019,26 @@ impl<'a> Workspace<'a> {
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
     #[inline(never)]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
-        let (count, samples) = (self.count.max(1), self.samples);
-        let block = block_words(self.shape.dim);
-        let sample_rows = samples.div_ceil(ROWS) * ROWS;
-        let logits = self.logits.get_mut(..sample_rows).unwrap_or_default();
+        let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
+        let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
         dot_blocks(
             self.loops,
-            self.w.get(..sample_rows / ROWS * block).unwrap_or_default(),
+            self.w.get(..rows.sample_words).unwrap_or_default(),
             q_row,
             logits,
         );
-        for (logit, &bias) in logits.iter_mut().zip(self.bias.iter()).take(samples) {
+        // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
+        let live = samples.min(logits.len()).min(self.bias.len());
+        let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
+        for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
         if let Weighting::Biased = plan.config.weighting {
             // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
-            let landmark_rows = count.div_ceil(ROWS) * ROWS;
-            let dots = self.dots.get_mut(..landmark_rows).unwrap_or_default();
+            let dots = self.dots.get_mut(..rows.landmarks).unwrap_or_default();
             dot_blocks(
                 self.loops,
-                self.mu
-                    .get(..landmark_rows / ROWS * block)
-                    .unwrap_or_default(),
+                self.mu.get(..rows.landmark_words).unwrap_or_default(),
                 q_row,
                 dots,
             );
@@ -1007,15 +1060,11 @@ impl<'a> Workspace<'a> {
     /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
     #[inline(never)]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
-        let (count, samples) = (self.count.max(1), self.samples);
-        let block = block_words(self.shape.dim);
-        let landmark_rows = count.div_ceil(ROWS) * ROWS;
-        let t_row = self.t_row.get_mut(..landmark_rows).unwrap_or_default();
+        let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
+        let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
         dot_blocks(
             self.loops,
-            self.q_bar
-                .get(..landmark_rows / ROWS * block)
-                .unwrap_or_default(),
+            self.q_bar.get(..rows.landmark_words).unwrap_or_default(),
             q_row,
             t_row,
         );
@@ -1027,8 +1076,16 @@ impl<'a> Workspace<'a> {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
-        let t_total: i64 = t_row.iter().map(|&t| i64::from(t)).sum();
-        let t_mean = div_round(t_total, count.max(1) as i64) as i32;
+        // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
+        // and one division: div_round's bits for a non-negative sum)
+        let t_mean = if count < 32 {
+            let total = t_row.iter().map(|&t| t as u32).sum::<u32>();
+            let count = count.max(1) as u32;
+            ((total + count / 2) / count) as i32
+        } else {
+            let total = t_row.iter().map(|&t| i64::from(t)).sum();
+            div_round(total, count.max(1) as i64) as i32
+        };
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
         let alpha_coeff = i64::from(plan.alpha_coeff);
@@ -1043,7 +1100,14 @@ impl<'a> Workspace<'a> {
             }
             return;
         }
-        // sample c draws around component c mod C': runs of C' samples against T
+        // sample c draws around component c mod C': runs of C' samples against T (one run when
+        // there are no more samples than landmarks, without the runs' bookkeeping)
+        if samples <= count {
+            for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
+                *a = alpha(balance, t);
+            }
+            return;
+        }
         let mut start = 0;
         while start < samples {
             let end = samples.min(start + count);
@@ -1067,42 +1131,47 @@ impl<'a> Workspace<'a> {
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
         let max = logits.iter().copied().max().unwrap_or(0);
         // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
+        // their sum in the same loop, but on Helium (a loop of its own there: 58 fewer
+        // instructions per query on the M55, 14 more on the M4F)
+        let fused = !cfg!(lara_attn_helium);
+        let mut total = 0u64;
         if optimal {
             for (w, &logit) in weights.iter_mut().zip(logits) {
                 let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
-                *w = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as i32;
+                let weighted = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as u32;
+                *w = weighted as i32;
+                if fused {
+                    total += u64::from(weighted);
+                }
             }
         } else {
             for (w, &logit) in weights.iter_mut().zip(logits) {
-                *w = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15) as i32;
+                let weight = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                *w = weight as i32;
+                if fused {
+                    total += u64::from(weight);
+                }
             }
         }
-        let total: u64 = weights.iter().map(|&w| u64::from(w as u32)).sum();
+        if !fused {
+            total = weights.iter().map(|&w| u64::from(w as u32)).sum();
+        }
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-        let mut weight_sum = 0u32;
-        // the weights in pairs, an odd last one with a zero high half
+        // the weights in pairs, an odd last one with a zero high half (the pairs and the words
+        // cut to the same length first: one loop counter)
         let (pairs, tail) = weights.as_chunks::<2>();
-        let pairs = pairs.iter().copied().chain(tail.first().map(|&w| [w, 0]));
-        let words = self.weights_packed.iter_mut();
+        let full = pairs.len().min(self.weights_packed.len());
+        let (words, rest) = self.weights_packed.split_at_mut(full);
+        let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
         if shift > 0 {
             // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
             let right = (shift - 1) as u32;
-            for (word, [low, high]) in words.zip(pairs) {
-                let low = ((low as u32).wrapping_shr(right) + 1) >> 1;
-                let high = ((high as u32).wrapping_shr(right) + 1) >> 1;
-                weight_sum += low + high;
-                *word = pair(low as i32, high as i32);
-            }
+            pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
         } else {
             let left = (-shift).min(31) as u32;
-            for (word, [low, high]) in words.zip(pairs) {
-                let (low, high) = ((low as u32) << left, (high as u32) << left);
-                weight_sum += low + high;
-                *word = pair(low as i32, high as i32);
-            }
+            pack_pairs(words, pairs, last, |w| w << left)
         }
-        weight_sum
     }
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
@@ -1110,13 +1179,36 @@ impl<'a> Workspace<'a> {
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut Out<'_>, offset: usize) {
         let shared = self
             .weights_packed
-            .get(..pair_row_words(self.samples))
+            .get(..self.rows.pair_words)
             .unwrap_or_default();
         pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
     }
+}
+
+/// `words[i] = pair(scale(low), scale(high))` for the weight pairs, then `last` (an odd last
+/// weight, its high half 0); returns the sum of the scaled weights.
+#[inline(always)]
+fn pack_pairs(
+    words: &mut [i32],
+    pairs: &[[i32; 2]],
+    last: Option<(&mut i32, &i32)>,
+    scale: impl Fn(u32) -> u32,
+) -> u32 {
+    let mut sum = 0u32;
+    for (word, &[low, high]) in words.iter_mut().zip(pairs) {
+        let (low, high) = (scale(low as u32), scale(high as u32));
+        sum += low + high;
+        *word = pair(low as i32, high as i32);
+    }
+    if let Some((word, &low)) = last {
+        let low = scale(low as u32);
+        sum += low;
+        *word = pair(low as i32, 0);
+    }
+    sum
 }
 
 /// Rows added into the packed lanes of [`add_rows`] between two flushes: each 16-bit lane

@@ -393,17 +393,16 @@ impl Requantize {
 #[cfg_attr(lara_attn_helium, inline(never))]
 #[cfg_attr(not(lara_attn_helium), inline)]
 fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
-    if let Some((mantissa, round, high_shift)) = row.high_word() {
-        if round >= 1 << 32 {
-            // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-            // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
-            let (mantissa, round_high) = (mantissa as i32, (round >> 32) as i32);
-            for (o, &s) in out.iter_mut().zip(sums) {
-                let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
-                *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
-            }
-            return;
+    if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded() {
+        // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
+        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
+        for (o, &s) in out.iter_mut().zip(sums) {
+            let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+            *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
         }
+        return;
+    }
+    if let Some((mantissa, round, high_shift)) = row.high_word() {
         // the common case, hoisted: the high word of one 64-bit product and add
         for (o, &s) in out.iter_mut().zip(sums) {
             let product = i64::from(s) * mantissa + round;

@@ -945,13 +945,13 @@ mod dsp {
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole words are in bounds, and
         // out holds 4·count words (checked by the caller): the loops read x once per block
         // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
-        // 4·count words of out. r6 and r7 are saved and restored; the out pointer and the block
-        // count live in the stack slots of r0 and r1 (16 bytes of stack), which come back
-        // advanced and zero: r0 and r1 are declared clobbered. The DSP extension is present
-        // (cfg lara_attn_dsp).
+        // 4·count words of out. r6 and r7 are saved and restored; the out pointer lives in r7,
+        // the end of out (4·count words on) in the stack slot of r1 (16 bytes of stack); r0 and
+        // r1 are declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
         unsafe {
             asm!(
                 "push {{r0, r1, r6, r7}}",
+                "mov r7, r0",
                 "mov r6, r4",
                 "2:",
                 "movs r0, #0",
@@ -987,16 +987,13 @@ mod dsp {
                 "cmp r4, r8",
                 "bne 3b",
                 "4:",
-                "ldr lr, [sp]",
-                "stm lr!, {{r0, r1, r2, r3}}",
-                "str lr, [sp]",
+                "stm r7!, {{r0, r1, r2, r3}}",
                 "ldr lr, [sp, #4]",
-                "subs lr, lr, #1",
-                "str lr, [sp, #4]",
+                "cmp r7, lr",
                 "bne 2b",
                 "pop {{r0, r1, r6, r7}}",
                 inout("r0") out.as_mut_ptr() => _,
-                inout("r1") count => _,
+                inout("r1") out.as_mut_ptr().wrapping_add(super::ROWS * count) => _,
                 out("r2") _, out("r3") _,
                 inout("r4") x.as_ptr() => _,
                 inout("r5") blocks.as_ptr() => _,
