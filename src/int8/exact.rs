@@ -6,7 +6,7 @@
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
 use super::fixed_point::{ABSENT, Scale32, to_logit};
-use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound};
+use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound, store_logit_column};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
@@ -206,23 +206,10 @@ impl<'a> Workspace<'a> {
                             padded_bytes(k_row, self.shared),
                             dots,
                         );
-                        // into column jj of query i's block: whole KEY_BLOCK blocks on the
-                        // DSP and Helium cores, indexed on the others (fewer instructions with
-                        // their portable loops: 47.34M against 47.59M on the M3)
-                        if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
-                            let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
-                            for (block, &dot) in blocks.zip(dots.iter()) {
-                                if let Some(slot) = block.get_mut(jj) {
-                                    *slot = to_logit(plan.logit.apply(dot));
-                                }
-                            }
-                        } else {
-                            for (i, &dot) in dots.iter().enumerate() {
-                                if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
-                                    *slot = to_logit(plan.logit.apply(dot));
-                                }
-                            }
-                        }
+                        // into column jj of query i's block
+                        store_logit_column(self.logits, jj, dots, |_, dot| {
+                            to_logit(plan.logit.apply(dot))
+                        });
                     }
                     None => {
                         for i in 0..GROUP {

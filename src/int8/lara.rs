@@ -23,6 +23,7 @@ use super::fixed_point::{
 };
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
+    store_logit_column,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -836,22 +837,10 @@ impl<'a> Workspace<'a> {
             };
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
             dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
-            // into column jj of sample c's block (whole blocks on the DSP and Helium cores, indexed
-            // on the others: see normaliser)
-            if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
-                let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
-                for (block, &dot) in blocks.zip(dots.iter()) {
-                    if let Some(slot) = block.get_mut(jj) {
-                        *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
-                    }
-                }
-            } else {
-                for (c, &dot) in dots.iter().enumerate() {
-                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
-                        *slot = to_logit(plan.key_dot.apply(dot) - half_norm);
-                    }
-                }
-            }
+            // into column jj of sample c's block
+            store_logit_column(self.logits, jj, dots, |_, dot| {
+                to_logit(plan.key_dot.apply(dot) - half_norm)
+            });
         }
     }
 
@@ -935,24 +924,10 @@ impl<'a> Workspace<'a> {
                 match q_row {
                     Some(q_row) if first + ii < queries => {
                         dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
-                        // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits:
-                        // whole blocks on the DSP and Helium cores (the logits are
-                        // [rows][KEY_BLOCK]), indexed on the others (fewer instructions with
-                        // their portable loops)
-                        if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
-                            let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
-                            for (block, &dot) in blocks.zip(dots.iter()) {
-                                if let Some(slot) = block.get_mut(ii) {
-                                    *slot = to_logit(t_dot.apply(dot));
-                                }
-                            }
-                        } else {
-                            for (c, &dot) in dots.iter().enumerate() {
-                                if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
-                                    *slot = to_logit(t_dot.apply(dot));
-                                }
-                            }
-                        }
+                        // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
+                        store_logit_column(self.logits, ii, dots, |_, dot| {
+                            to_logit(t_dot.apply(dot))
+                        });
                     }
                     _ => {
                         for c in 0..landmark_blocks * ROWS {

@@ -17,7 +17,9 @@
 use super::fixed_point::{
     ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
 };
-use super::{Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, squared_norm};
+use super::{
+    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, squared_norm, store_logit_column,
+};
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::portable_squared_norm;
@@ -333,31 +335,14 @@ impl<'a> Workspace<'a> {
                 padded_bytes(k_row, self.shared),
                 dots,
             );
-            // into column jj of feature r's block: whole KEY_BLOCK blocks on the DSP and Helium
-            // cores (fewer instructions there), indexed on the others (fewer with their
-            // portable loops: 6.77M against 6.88M instructions on the M3)
-            if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
-                let blocks = self.logits.chunks_exact_mut(KEY_BLOCK);
-                for (r, (block, &dot)) in blocks.zip(dots.iter()).enumerate() {
-                    let projection = to_logit(plan.key_projection.apply(dot));
-                    if r < features {
-                        max = max.max(projection);
-                    }
-                    if let Some(slot) = block.get_mut(jj) {
-                        *slot = to_logit(projection - half_norm);
-                    }
+            // into column jj of feature r's block
+            store_logit_column(self.logits, jj, dots, |r, dot| {
+                let projection = to_logit(plan.key_projection.apply(dot));
+                if r < features {
+                    max = max.max(projection);
                 }
-            } else {
-                for (r, &dot) in dots.iter().enumerate() {
-                    let projection = to_logit(plan.key_projection.apply(dot));
-                    if r < features {
-                        max = max.max(projection);
-                    }
-                    if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
-                        *slot = to_logit(projection - half_norm);
-                    }
-                }
-            }
+                to_logit(projection - half_norm)
+            });
         }
         (max, key_count)
     }
