@@ -523,6 +523,7 @@ impl Running {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::int8::xorshift32;
 
     /// Every `t` with a non-zero weight (16 units of `L16`, 2^20 arguments): the `Q15` weight
     /// and the `Q30` fraction against `f64`.
@@ -644,10 +645,8 @@ mod tests {
         };
         let mut seed = 0x9e37_79b9u32;
         let sums = (0u32..1 << 20).chain((0..1 << 20).map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed >> (seed % 32)
+            let x = xorshift32(&mut seed);
+            x >> (x % 32)
         }));
         for sum in sums.chain([u32::MAX, u32::MAX - 1, 1 << 31, (1 << 31) + 1]) {
             let r = Reciprocal::new(sum);
@@ -670,12 +669,7 @@ mod tests {
             (mantissa as i32, r.shift + factor.shift - excess - extra)
         };
         let mut seed = 0x2545_f491u32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = move || xorshift32(&mut seed);
         let mantissas = [1 << 23, (1 << 24) - 1, 0xC0_0000, 0x80_0001, 1, 3, 1 << 20];
         for i in 0..200_000u32 {
             let sum = match i {
@@ -706,12 +700,7 @@ mod tests {
     #[test]
     fn high_word_rounded_matches_apply_saturating() {
         let mut seed = 0x1357_9bdfu32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = move || xorshift32(&mut seed);
         for shift in 30..=64 {
             for i in 0..20_000u32 {
                 let mantissa = match i {

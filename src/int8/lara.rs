@@ -1249,6 +1249,7 @@ fn flush_lanes(sum: &mut [i32], packed: &mut [i32], rows: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::int8::xorshift32;
 
     /// The packed segment sums against adding one `i8` at a time: row counts across the flush
     /// ([`PACKED_ROWS`]), widths with and without a tail, extreme values, a short `packed`.
@@ -1259,13 +1260,11 @@ mod tests {
             for count in [0usize, 1, 255, 256, 257, 600] {
                 let data: Vec<i8> = (0..width * count)
                     .map(|i| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 17;
-                        seed ^= seed << 5;
+                        let x = xorshift32(&mut seed);
                         match i % 5 {
                             0 => -128,
                             1 => 127,
-                            _ => seed as i8,
+                            _ => x as i8,
                         }
                     })
                     .collect();

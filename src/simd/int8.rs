@@ -44,6 +44,15 @@
 
 use super::{Available, Backend};
 
+/// The next state of Marsaglia's xorshift32 generator (the checks' and tests' fixed
+/// pseudo-random data; `state` must not be 0).
+pub(crate) fn xorshift32(state: &mut u32) -> u32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    *state
+}
+
 /// Rows of a row block.
 pub(crate) const ROWS: usize = 4;
 
@@ -1230,13 +1239,7 @@ pub(crate) fn check_inner_loops() -> Option<usize> {
 /// whose words past the whole blocks or rows must be left alone.
 fn check_loops(loops: Loops) -> Option<usize> {
     let mut seed = 0x2545_f491u32;
-    let mut next = move || {
-        // xorshift32
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        seed
-    };
+    let mut next = move || xorshift32(&mut seed);
     const MAX_LEN: usize = 40;
     let mut blocks = [0i32; 3 * 2 * MAX_LEN];
     let mut shared = [0i32; MAX_LEN];
