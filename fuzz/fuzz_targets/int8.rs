@@ -7,8 +7,7 @@
 use lara_attn::Shape;
 use lara_attn::backend::{Backend, set_backend};
 use lara_attn::int8::{self, Out, Scales};
-use lara_attn::lara::{Proposals, Weighting};
-use lara_attn::random::NoiseScale;
+use lara_attn::lara::Weighting;
 use lara_attn_fuzz::kernels::{INT8_KERNELS, Int8Call};
 use lara_attn_fuzz::{Bytes, assert_finite, assert_untouched, backends};
 use libfuzzer_sys::fuzz_target;
@@ -82,16 +81,7 @@ fuzz_target!(|data: &[u8]| {
         1 => Weighting::BalanceHeuristic,
         _ => Weighting::Biased,
     };
-    let proposals = [
-        Proposals::Single,
-        Proposals::Antithetic,
-        Proposals::TwoPerLandmark,
-    ][b.below(3)];
-    let noise_scale = if b.one_in(2) {
-        NoiseScale::Official
-    } else {
-        NoiseScale::Paper
-    };
+    let (proposals, noise_scale) = b.lara_sampling();
     let sampled = b.one_in(2);
     let given = b.one_in(4);
     let config = int8::lara::Config {

@@ -41,6 +41,21 @@ impl<'a> Bytes<'a> {
         Bytes(data)
     }
 
+    /// LARA's proposal layout and noise scale of sampled mode (the f32 and int8 targets).
+    pub fn lara_sampling(&mut self) -> (Proposals, NoiseScale) {
+        let proposals = [
+            Proposals::Single,
+            Proposals::Antithetic,
+            Proposals::TwoPerLandmark,
+        ][self.below(3)];
+        let noise_scale = if self.one_in(2) {
+            NoiseScale::Official
+        } else {
+            NoiseScale::Paper
+        };
+        (proposals, noise_scale)
+    }
+
     /// The next byte, 0 once the bytes run out.
     pub fn byte(&mut self) -> u8 {
         match self.0.split_first() {
@@ -413,16 +428,7 @@ impl F32Args {
             2 => Weighting::BalanceHeuristic,
             _ => Weighting::Biased,
         };
-        let proposals = [
-            Proposals::Single,
-            Proposals::Antithetic,
-            Proposals::TwoPerLandmark,
-        ][b.below(3)];
-        let noise_scale = if b.one_in(2) {
-            NoiseScale::Official
-        } else {
-            NoiseScale::Paper
-        };
+        let (proposals, noise_scale) = b.lara_sampling();
         let given = b.one_in(4).then(|| {
             let count = if b.one_in(16) { 0 } else { b.range(1, 6) };
             let len = h * count * d;
