@@ -20,6 +20,10 @@ use reference::{Dims, Mis};
 
 const KEYS: usize = 65_536;
 const DIM: usize = 64;
+/// Held by each test while it sets the process-wide backend: the tests of this file run on
+/// parallel threads, and a call sized for one backend must not run on another's.
+static BACKEND: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The bound of the issue: 1e-5 relative against float64.
 const TOLERANCE: f64 = 1e-5;
 /// Logit standard deviations tried: `q`, `k` ~ N(0, σ²) give `s·q·k` a standard deviation of
@@ -56,6 +60,9 @@ fn check_at_scale(
     run: impl Fn(Backend, &Qkv<'_>, &mut [f32]) -> Result<(), lara_attn::Error>,
 ) {
     let (queries, keys) = (shape.queries, shape.keys);
+    let _backend = BACKEND
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut failures = Vec::new();
     for std in LOGIT_STDS {
         let q = randn(seed, queries * DIM, std.sqrt());
