@@ -20,6 +20,41 @@ pub(crate) fn ln(x: f32) -> f32 {
     libm::logf(x)
 }
 
+/// `√x` correctly rounded, as `libm::sqrtf` (IEEE requires both to round correctly, so they
+/// agree on every argument), usable in `const` items: the plan constructors are `const fn`,
+/// so a firmware can build its plans at compile time and link no float code for them.
+/// `x` negative or NaN gives NaN; `+∞` gives `+∞`.
+pub(crate) const fn sqrt(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 || x == f32::INFINITY {
+        return x;
+    }
+    // x = m · 2^e with an integer m (24 bits, or fewer for a subnormal)
+    let bits = x.to_bits();
+    let biased = (bits >> 23) as i32;
+    let (mut m, mut e) = if biased == 0 {
+        ((bits & 0x7F_FFFF) as u64, -149)
+    } else {
+        (((bits & 0x7F_FFFF) | 0x80_0000) as u64, biased - 150)
+    };
+    // an odd exponent moves into m: √(m · 2^e) = √m · 2^(e/2)
+    if e % 2 != 0 {
+        m <<= 1;
+        e -= 1;
+    }
+    // r = ⌊√(m · 2^(2k))⌋ with k chosen so that r has at least 26 bits (m ≥ 1, m < 2^25)
+    let k = (62 - (64 - m.leading_zeros() as i32)) / 2;
+    let n = m << (2 * k);
+    let r = n.isqrt();
+    // the low bit made sticky (round to odd) keeps the single rounding of `as f32` correct
+    let r = r | (r * r != n) as u64;
+    // · 2^(e/2 − k), a power of two in the normal range for every positive f32
+    let scale = f32::from_bits(((e / 2 - k + 127) as u32) << 23);
+    r as f32 * scale
+}
+
 /// `(sin x, cos x)` in `f32` arithmetic only (no `f64` routine is linked, which matters on
 /// cores whose FPU is single precision). `x = j·π/2 + r` with `j = round(2x/π)` and `r` by a
 /// three-part Cody–Waite reduction, then Cephes' minimax polynomials on `|r| ≤ π/4` and the
@@ -247,7 +282,20 @@ impl OnlineLse {
 
 #[cfg(test)]
 mod tests {
-    use super::sin_cos;
+    use super::{sin_cos, sqrt};
+
+    /// The `const` square root has `libm::sqrtf`'s bits: every 251st positive `f32` (zero,
+    /// subnormals, normals up to `f32::MAX`), every integer up to 2^16, and the special values.
+    #[test]
+    fn sqrt_matches_libm() {
+        let sweep = (0..0x7F80_0000u32).step_by(251).map(f32::from_bits);
+        for x in sweep.chain((0..=1u32 << 16).map(|i| i as f32)) {
+            assert_eq!(sqrt(x).to_bits(), libm::sqrtf(x).to_bits(), "sqrt({x:e})");
+        }
+        assert_eq!(sqrt(f32::INFINITY), f32::INFINITY);
+        assert!(sqrt(-1.0).is_nan() && sqrt(f32::NAN).is_nan());
+        assert_eq!(sqrt(-0.0).to_bits(), (-0.0f32).to_bits());
+    }
 
     /// The worst error of `sin_cos` against `f64` over `n` points spread over `[-limit, limit]`,
     /// in units of `2^-24` (absolute, for results of magnitude up to 1).

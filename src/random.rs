@@ -92,10 +92,10 @@ pub enum NoiseScale {
 
 impl NoiseScale {
     /// The factor on `eps` for model dimension `dim`: 1 or `dim^1/4`.
-    pub fn factor(self, dim: usize) -> f32 {
+    pub const fn factor(self, dim: usize) -> f32 {
         match self {
             NoiseScale::Official => 1.0,
-            NoiseScale::Paper => libm::sqrtf(libm::sqrtf(dim as f32)),
+            NoiseScale::Paper => crate::math::sqrt(crate::math::sqrt(dim as f32)),
         }
     }
 }

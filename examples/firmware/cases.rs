@@ -117,7 +117,7 @@ pub enum Kernel {
     Lara,
     /// `Layer::forward` of the `LinearRA` layer, eval mode (the shape is that of a head).
     Layer,
-    /// `int8::exact::attention` (plan and call) on the inputs quantised per tensor, `i8` out.
+    /// `int8::exact::attention` (a `const` plan) on the inputs quantised per tensor, `i8` out.
     Exact8,
     /// `int8::rfa::attention`, the quantised `ω`.
     Rfa8,
@@ -438,8 +438,7 @@ impl Buffers {
         result
     }
 
-    /// Prepares the arguments of the case's kernel (an int8 case's plan too, as a firmware
-    /// builds it at start-up) in the frames above, and hands `measure` the kernel call alone:
+    /// Prepares the arguments of the case's kernel in the frames above, and hands `measure` the kernel call alone:
     /// instruction counts and stack peaks cover the call, not the harness that set it up.
     /// (Not generic: one copy of every call in flash, whatever the measurement.)
     pub fn with_call(&mut self, case: &Case, measure: Measure<'_>) {
@@ -494,9 +493,7 @@ impl Buffers {
         }
     }
 
-    /// An int8 call: the plan (from the scales, `f32` arithmetic, as at start-up) and the kernel
-    /// (integers only), `i8` output. One function per kernel, so that the frame of a call holds
-    /// its own plan only.
+    /// An int8 call: the kernel with its `const` plan (integers only), `i8` output.
     #[inline(never)]
     fn with_int8_call(&mut self, case: &Case, measure: Measure<'_>) {
         let shape = case.shape;
@@ -607,10 +604,33 @@ pub type Call<'c> = &'c mut dyn FnMut() -> Result<(), Error>;
 /// What [`Buffers::with_call`] does with the call (its results go out through its captures).
 pub type Measure<'m> = &'m mut dyn FnMut(Call<'_>);
 
-/// The int8 calls: the plan (in place: one copy in this frame), then `measure` of the kernel.
+/// The int8 plans of the two shapes (index [`plan_index`]), computed by the compiler (the
+/// constructors are `const fn`): as in a product with its model's scales, the firmware links no
+/// plan code and no float arithmetic for them.
+static EXACT8_PLANS: [Result<int8::exact::Plan, Error>; 2] = [
+    int8::exact::Plan::new(SMALL.dim, &INT8_SCALES),
+    int8::exact::Plan::new(LARGE.dim, &INT8_SCALES),
+];
+static RFA8_PLANS: [Result<int8::rfa::Plan, Error>; 2] = [
+    int8::rfa::Plan::new(SMALL.dim, &INT8_SCALES, OMEGA_SCALE, SMALL_RANK),
+    int8::rfa::Plan::new(LARGE.dim, &INT8_SCALES, OMEGA_SCALE, LARGE_RANK),
+];
+const LARA8_CONFIG: int8::lara::Config =
+    int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
+static LARA8_PLANS: [Result<int8::lara::Plan, Error>; 2] = [
+    int8::lara::Plan::new(SMALL.dim, &INT8_SCALES, &LARA8_CONFIG),
+    int8::lara::Plan::new(LARGE.dim, &INT8_SCALES, &LARA8_CONFIG),
+];
+
+/// The index of `shape`'s plans (the small or the large case).
+fn plan_index(shape: Shape) -> usize {
+    usize::from(shape != SMALL)
+}
+
+/// The int8 calls: the plan from flash, then `measure` of the kernel.
 #[inline(never)]
 fn exact8_call(x: &int8::Qkv<'_>, out: &mut [i8], scratch: &mut [i32], measure: Measure<'_>) {
-    match &int8::exact::Plan::new(x.shape.dim, &INT8_SCALES) {
+    match &EXACT8_PLANS[plan_index(x.shape)] {
         Ok(plan) => measure(&mut || int8::exact::attention(plan, x, Out::I8(out), scratch)),
         Err(e) => measure(&mut || Err(*e)),
     }
@@ -624,8 +644,7 @@ fn rfa8_call(
     scratch: &mut [i32],
     measure: Measure<'_>,
 ) {
-    let features = omega.len() / x.shape.dim;
-    match &int8::rfa::Plan::new(x.shape.dim, &INT8_SCALES, OMEGA_SCALE, features) {
+    match &RFA8_PLANS[plan_index(x.shape)] {
         Ok(plan) => measure(&mut || int8::rfa::attention(plan, x, omega, Out::I8(out), scratch)),
         Err(e) => measure(&mut || Err(*e)),
     }
@@ -639,10 +658,11 @@ fn lara8_call(
     scratch: &mut [i32],
     measure: Measure<'_>,
 ) {
-    let config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
-    let landmarks = int8::lara::Landmarks::SegmentMeans(rank);
-    match &int8::lara::Plan::new(x.shape.dim, &INT8_SCALES, &config) {
+    match &LARA8_PLANS[plan_index(x.shape)] {
         Ok(plan) => measure(&mut || {
+            // (the variants made in the closure, which is called through `dyn`: constants
+            // there, so that the call links the code of segment means in eval mode alone)
+            let landmarks = int8::lara::Landmarks::SegmentMeans(rank);
             let sampling = int8::lara::Sampling::Eval;
             int8::lara::attention(plan, x, landmarks, sampling, Out::I8(out), scratch)
         }),

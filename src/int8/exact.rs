@@ -6,7 +6,10 @@
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
 use super::fixed_point::{ABSENT, Scale32, to_logit};
-use super::{Out, Qkv, Requantize, Scales, check_dim, check_logit_bound, store_logit_column};
+use super::{
+    Out, Qkv, Requantize, Scales, check_dim, check_logit_bound, const_try, scale32,
+    store_logit_column,
+};
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
@@ -25,30 +28,31 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for head dimension `dim` and these scales (`f32` arithmetic, once).
+    /// The plan for head dimension `dim` and these scales (`f32` arithmetic, once; a `const fn`,
+    /// so a `const` plan costs no code or time on the target, see the [module docs](super)).
     ///
     /// # Errors
     /// [`Error::InvalidScale`] for a scale that is not finite and positive,
     /// [`Error::FixedPointRange`] for `dim > 512` or scales whose logits can exceed `2^12`
     /// (base 2) or whose products leave the `f32` range, [`Error::ZeroDimension`] for `dim = 0`.
-    pub fn new(dim: usize, scales: &Scales) -> Result<Self, Error> {
-        scales.check()?;
-        check_dim(dim)?;
-        let s = 1.0 / libm::sqrtf(dim as f32);
+    pub const fn new(dim: usize, scales: &Scales) -> Result<Self, Error> {
+        const_try!(scales.check());
+        const_try!(check_dim(dim));
+        let s = 1.0 / crate::math::sqrt(dim as f32);
         // |s · q·k| ≤ s · d · 128 scale_q · 128 scale_k
-        check_logit_bound(
+        const_try!(check_logit_bound(
             s * dim as f32 * 16384.0 * scales.q * scales.k,
             "exact logits: s · d · max|q| · max|k| above 2839",
-        )?;
-        let logit = Scale32::new(
+        ));
+        let logit = const_try!(scale32(
             s * scales.q * scales.k * super::L16_PER_NAT,
             16384 * dim as u32,
-        )
-        .ok_or(Error::FixedPointRange("s · scale_q · scale_k"))?;
+            "s · scale_q · scale_k",
+        ));
         Ok(Plan {
             dim,
             logit,
-            requantize: Requantize::new(scales)?,
+            requantize: const_try!(Requantize::new(scales)),
         })
     }
 }

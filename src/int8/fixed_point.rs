@@ -122,13 +122,19 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
 /// `round(x / 2^shift)` (half up) for `shift` in `0..=62`; `x · 2^-shift` with `shift < 0`
 /// shifts left (callers keep the result in range).
 #[inline]
-pub(crate) fn shift_round(x: i64, shift: i32) -> i64 {
+pub(crate) const fn shift_round(x: i64, shift: i32) -> i64 {
     if shift <= 0 {
-        x.wrapping_shl(shift.unsigned_abs().min(62))
+        x.wrapping_shl(min_u32(shift.unsigned_abs(), 62))
     } else {
-        let shift = shift.min(62) as u32;
+        let shift = min_u32(shift as u32, 62);
         (x + (1i64 << (shift - 1))) >> shift
     }
+}
+
+/// `a.min(b)` in a `const fn` (`Ord::min` is not `const`).
+#[inline(always)]
+const fn min_u32(a: u32, b: u32) -> u32 {
+    if a < b { a } else { b }
 }
 
 /// `round(numerator / denominator)`, half away from zero, for `denominator > 0` (0 for a zero
@@ -167,7 +173,7 @@ pub(crate) struct Multiplier {
 impl Multiplier {
     /// The multiplier equal to `x`, for a finite, positive, normal `x` (the only place the int8
     /// code reads an `f32`'s bits; it is called by the plan constructors).
-    pub(crate) fn from_f32(x: f32) -> Option<Self> {
+    pub(crate) const fn from_f32(x: f32) -> Option<Self> {
         let bits = x.to_bits();
         let exponent = ((bits >> 23) & 0xFF) as i32;
         if bits >> 31 != 0 || exponent == 0 || exponent == 0xFF {
@@ -295,16 +301,18 @@ impl Scale32 {
     /// rounded: a relative error below `2^-32 · |x| / factor`, a quarter unit of the result at
     /// most). `None` when `max_input · 2^pre_shift` would not fit `i32` (the factor is too large
     /// for that range) or `factor` is not a positive normal `f32`.
-    pub(crate) fn new(factor: f32, max_input: u32) -> Option<Self> {
-        let Multiplier { mantissa, shift } = Multiplier::from_f32(factor)?;
-        let pre_shift = (25 - shift).max(0) as u32;
-        // headroom: max_input · 2^pre_shift < 2^31
-        if pre_shift >= max_input.max(1).leading_zeros() {
+    pub(crate) const fn new(factor: f32, max_input: u32) -> Option<Self> {
+        let Some(Multiplier { mantissa, shift }) = Multiplier::from_f32(factor) else {
+            return None;
+        };
+        let pre_shift = if shift < 25 { (25 - shift) as u32 } else { 0 };
+        // headroom: max_input · 2^pre_shift < 2^31 (max_input 0 counts as 1)
+        if pre_shift >= (max_input | 1).leading_zeros() {
             return None;
         }
         let exponent = 32 - shift - pre_shift as i32;
         // value = m · 2^exponent (exponent ≤ 7), rounded when exponent < 0
-        let value = shift_round(i64::from(mantissa), -exponent);
+        let value = shift_round(mantissa as i64, -exponent);
         Some(Scale32 {
             value: value as i32,
             pre_shift,

@@ -22,11 +22,12 @@ use super::fixed_point::{
     exp2_neg_branchless, log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
-    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
-    store_logit_column,
+    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, const_try, multiplier, scale32,
+    squared_norm, store_logit_column,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
+use crate::math::sqrt;
 use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::{
@@ -67,13 +68,6 @@ impl Config {
 
 /// The largest `|W_t · x_t|` (and `|q̄_t · q_t|`) of one element: `2^14 · 2^7`.
 const W_DOT_LIMIT: u32 = 1 << 21;
-
-/// A [`Scale32`] for inputs up to `max_input`, or the range error of the LARA plans.
-fn scale32(factor: f32, max_input: u32) -> Result<Scale32, Error> {
-    Scale32::new(factor, max_input).ok_or(Error::FixedPointRange(
-        "a product of the LARA scales outside the range of the fixed-point logits",
-    ))
-}
 
 /// Where the landmarks of a call come from.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -138,9 +132,9 @@ impl Plan {
     /// positive; [`Error::NonFinite`] for a non-finite `alpha_coeff`;
     /// [`Error::FixedPointRange`] for `dim > 512`, `|alpha_coeff| > 8`, or scales whose key or
     /// query logits can exceed `2^12` (base 2).
-    pub fn new(dim: usize, scales: &Scales, config: &Config) -> Result<Self, Error> {
-        scales.check()?;
-        super::check_dim(dim)?;
+    pub const fn new(dim: usize, scales: &Scales, config: &Config) -> Result<Self, Error> {
+        const_try!(scales.check());
+        const_try!(super::check_dim(dim));
         let alpha = match config.weighting {
             Weighting::Optimal { alpha_coeff } if !alpha_coeff.is_finite() => {
                 return Err(Error::NonFinite(Arg::AlphaCoeff));
@@ -151,13 +145,16 @@ impl Plan {
             Weighting::Optimal { alpha_coeff } => alpha_coeff,
             _ => 0.0,
         };
-        let (given_q, given_k) = config.landmarks.unwrap_or((scales.q, scales.k));
-        check_scale(given_q, Arg::QueryLandmarks)?;
-        check_scale(given_k, Arg::KeyLandmarks)?;
+        let (given_q, given_k) = match config.landmarks {
+            Some(given) => given,
+            None => (scales.q, scales.k),
+        };
+        const_try!(check_scale(given_q, Arg::QueryLandmarks));
+        const_try!(check_scale(given_k, Arg::KeyLandmarks));
         let factor = config.noise_scale.factor(dim);
         let noise = match config.noise {
             Some(scale) => {
-                check_scale(scale, Arg::Noise)?;
+                const_try!(check_scale(scale, Arg::Noise));
                 factor * scale
             }
             None => 0.0,
@@ -165,45 +162,50 @@ impl Plan {
         // |W| ≤ 128·(scale_q̄ + scale_k̄) + f·128·scale_eps, over both kinds of landmarks
         let max_w = 128.0 * (scales.q.max(given_q) + scales.k.max(given_k)) + 128.0 * noise;
         let w_unit = max_w / 16384.0;
-        let s = 1.0 / libm::sqrtf(dim as f32);
+        let s = 1.0 / sqrt(dim as f32);
         let d = dim as f32;
         let (max_q, max_k) = (128.0 * scales.q, 128.0 * scales.k);
-        check_logit_bound(
+        const_try!(check_logit_bound(
             s * d * (max_w * max_k + max_k * max_k / 2.0),
             "LARA key logits: s · d · (max|W| max|k| + max|k|²/2) above 2839",
-        )?;
-        check_logit_bound(
+        ));
+        const_try!(check_logit_bound(
             2.0 * s * d * max_w * max_q,
             "LARA query logits: 2 s · d · max|W| · max|q| above 2839",
-        )?;
+        ));
         let l16 = super::L16_PER_NAT;
         let why = "a product of the LARA scales outside the f32 range";
+        let why_logits = "a product of the LARA scales outside the range of the fixed-point logits";
+        let dot_limit = W_DOT_LIMIT * dim as u32;
+        let unit_noise = if noise > 0.0 { noise / w_unit } else { 1.0 };
         Ok(Plan {
             dim,
             config: *config,
             alpha_coeff: (alpha * 65536.0) as i32,
-            q_bar_to_w: multiplier(scales.q / 128.0 / w_unit, why)?,
-            k_bar_to_w: multiplier(scales.k / 128.0 / w_unit, why)?,
-            given_q_bar_to_w: multiplier(given_q / 128.0 / w_unit, why)?,
-            given_k_bar_to_w: multiplier(given_k / 128.0 / w_unit, why)?,
-            noise_to_w: if noise > 0.0 {
-                multiplier(noise / w_unit, why)?
-            } else {
-                multiplier(1.0, why)?
-            },
-            key_dot: scale32(s * w_unit * scales.k * l16, W_DOT_LIMIT * dim as u32)?,
-            key_norm: scale32(s * scales.k * scales.k * 0.5 * l16, 16384 * dim as u32)?,
-            query_dot: scale32(s * w_unit * scales.q * l16, W_DOT_LIMIT * dim as u32)?,
-            t_dot: scale32(
+            q_bar_to_w: const_try!(multiplier(scales.q / 128.0 / w_unit, why)),
+            k_bar_to_w: const_try!(multiplier(scales.k / 128.0 / w_unit, why)),
+            given_q_bar_to_w: const_try!(multiplier(given_q / 128.0 / w_unit, why)),
+            given_k_bar_to_w: const_try!(multiplier(given_k / 128.0 / w_unit, why)),
+            noise_to_w: const_try!(multiplier(unit_noise, why)),
+            key_dot: const_try!(scale32(s * w_unit * scales.k * l16, dot_limit, why_logits)),
+            key_norm: const_try!(scale32(
+                s * scales.k * scales.k * 0.5 * l16,
+                16384 * dim as u32,
+                why_logits
+            )),
+            query_dot: const_try!(scale32(s * w_unit * scales.q * l16, dot_limit, why_logits)),
+            t_dot: const_try!(scale32(
                 s * scales.q / 128.0 * scales.q * l16,
-                W_DOT_LIMIT * dim as u32,
-            )?,
-            given_t_dot: scale32(
+                dot_limit,
+                why_logits
+            )),
+            given_t_dot: const_try!(scale32(
                 s * given_q / 128.0 * scales.q * l16,
-                W_DOT_LIMIT * dim as u32,
-            )?,
-            density: multiplier(s * w_unit * w_unit * 0.5 * l16, why)?,
-            requantize: Requantize::new(scales)?,
+                dot_limit,
+                why_logits
+            )),
+            density: const_try!(multiplier(s * w_unit * w_unit * 0.5 * l16, why)),
+            requantize: const_try!(Requantize::new(scales)),
         })
     }
 }

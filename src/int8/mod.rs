@@ -29,7 +29,23 @@
 //! # Integer only
 //! A *plan* ([`exact::Plan`], [`lara::Plan`], [`rfa::Plan`]) turns the scales into fixed-point
 //! multipliers once, checking every limit below; it is the only code that reads an `f32` (the
-//! scales, on the host or at start-up). The kernels then use `i32` arithmetic, `i64` where a
+//! scales, on the host or at start-up). The plan constructors are `const fn`: with the scales
+//! of an exported model, a `const` plan is computed by the compiler, and a core without an FPU
+//! links no float code for it (a scale out of range is then a compile error):
+//!
+//! ```
+//! use lara_attn::int8::{self, Scales};
+//! use lara_attn::lara::Weighting;
+//! const SCALES: Scales = Scales { q: 0.02, k: 0.02, v: 0.008, out: 0.008 };
+//! const CONFIG: int8::lara::Config = int8::lara::Config::eval(Weighting::Optimal { alpha_coeff: 1.0 });
+//! const PLAN: int8::lara::Plan = match int8::lara::Plan::new(32, &SCALES, &CONFIG) {
+//!     Ok(plan) => plan,
+//!     Err(_) => panic!("LARA scales out of range"),
+//! };
+//! assert_eq!(Ok(PLAN), int8::lara::Plan::new(32, &SCALES, &CONFIG));
+//! ```
+//!
+//! The kernels then use `i32` arithmetic, `i64` where a
 //! product needs it (per row or per sample, never in the inner loops), and write `f32` only
 //! for [`Out::F32`] (one conversion of each final value). Integer sums are exact in any order,
 //! so the explicit SIMD variants (the Cortex-M DSP extension's `SMLAD`, see `build.rs`) give the
@@ -91,7 +107,7 @@ use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
-use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, rescale, saturate_i32};
+use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
 pub const MAX_DIM: usize = 512;
@@ -116,21 +132,35 @@ pub struct Scales {
 
 impl Scales {
     /// Checks that every scale is finite, positive and normal.
-    fn check(&self) -> Result<(), Error> {
-        for (scale, arg) in [
+    const fn check(&self) -> Result<(), Error> {
+        let scales = [
             (self.q, Arg::Queries),
             (self.k, Arg::Keys),
             (self.v, Arg::Values),
             (self.out, Arg::Output),
-        ] {
-            check_scale(scale, arg)?;
+        ];
+        let mut i = 0;
+        while i < scales.len() {
+            const_try!(check_scale(scales[i].0, scales[i].1));
+            i += 1;
         }
         Ok(())
     }
 }
 
+/// `?` in the `const fn` plan constructors (the `?` operator is not `const`).
+macro_rules! const_try {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(error) => return Err(error),
+        }
+    };
+}
+use const_try;
+
 /// Checks that `scale` is finite, positive and normal.
-fn check_scale(scale: f32, arg: Arg) -> Result<(), Error> {
+const fn check_scale(scale: f32, arg: Arg) -> Result<(), Error> {
     if scale.is_normal() && scale > 0.0 {
         Ok(())
     } else {
@@ -140,15 +170,26 @@ fn check_scale(scale: f32, arg: Arg) -> Result<(), Error> {
 
 /// `factor` as a [`Multiplier`], or the range error `why` (a product of scales that underflows
 /// or overflows `f32`).
-fn multiplier(factor: f32, why: &'static str) -> Result<Multiplier, Error> {
-    Multiplier::from_f32(factor).ok_or(Error::FixedPointRange(why))
+const fn multiplier(factor: f32, why: &'static str) -> Result<Multiplier, Error> {
+    match Multiplier::from_f32(factor) {
+        Some(multiplier) => Ok(multiplier),
+        None => Err(Error::FixedPointRange(why)),
+    }
+}
+
+/// `factor` as a [`Scale32`] for inputs up to `max_input`, or the range error `why`.
+const fn scale32(factor: f32, max_input: u32, why: &'static str) -> Result<Scale32, Error> {
+    match Scale32::new(factor, max_input) {
+        Some(scale) => Ok(scale),
+        None => Err(Error::FixedPointRange(why)),
+    }
 }
 
 /// `log2 e · 2^16`: natural-log logits to `L16`.
 const L16_PER_NAT: f32 = core::f32::consts::LOG2_E * 65536.0;
 
 /// Checks that a logit bound (natural units) is within [`MAX_LOG2_LOGIT`].
-fn check_logit_bound(bound: f32, why: &'static str) -> Result<(), Error> {
+const fn check_logit_bound(bound: f32, why: &'static str) -> Result<(), Error> {
     if bound * core::f32::consts::LOG2_E <= MAX_LOG2_LOGIT {
         Ok(())
     } else {
@@ -157,7 +198,7 @@ fn check_logit_bound(bound: f32, why: &'static str) -> Result<(), Error> {
 }
 
 /// Checks a dimension against [`MAX_DIM`].
-fn check_dim(dim: usize) -> Result<(), Error> {
+const fn check_dim(dim: usize) -> Result<(), Error> {
     if dim == 0 {
         Err(Error::ZeroDimension(crate::error::Dim::Model))
     } else if dim > MAX_DIM {
@@ -384,9 +425,9 @@ struct Requantize {
 }
 
 impl Requantize {
-    fn new(scales: &Scales) -> Result<Self, Error> {
+    const fn new(scales: &Scales) -> Result<Self, Error> {
         Ok(Requantize {
-            to_i8: multiplier(scales.v / scales.out, "scale_v / scale_out")?,
+            to_i8: const_try!(multiplier(scales.v / scales.out, "scale_v / scale_out")),
             to_f32: scales.v / 65536.0,
         })
     }

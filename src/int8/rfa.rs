@@ -18,9 +18,11 @@ use super::fixed_point::{
     ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
 };
 use super::{
-    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, squared_norm, store_logit_column,
+    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, const_try, scale32, squared_norm,
+    store_logit_column,
 };
 use crate::error::{Arg, Error};
+use crate::math::sqrt;
 use crate::shape::{Shape, expect_len, take_scratch_of};
 use crate::simd::int8::portable_squared_norm;
 use crate::simd::int8::{
@@ -63,47 +65,42 @@ impl Plan {
     /// [`Error::InvalidScale`], [`Error::ZeroFeatures`], [`Error::FixedPointRange`] for
     /// `dim > 512`, more than 4096 features or scales whose projections can exceed `2^12`
     /// (base 2).
-    pub fn new(
+    pub const fn new(
         dim: usize,
         scales: &Scales,
         omega_scale: f32,
         features: usize,
     ) -> Result<Self, Error> {
-        scales.check()?;
-        check_scale(omega_scale, Arg::Omega)?;
-        super::check_dim(dim)?;
+        const_try!(scales.check());
+        const_try!(check_scale(omega_scale, Arg::Omega));
+        const_try!(super::check_dim(dim));
         if features == 0 {
             return Err(Error::ZeroFeatures);
         }
         if features > MAX_FEATURES {
             return Err(Error::FixedPointRange("more than 4096 features"));
         }
-        let s = 1.0 / libm::sqrtf(dim as f32);
-        let s4 = libm::sqrtf(s);
+        let s = 1.0 / sqrt(dim as f32);
+        let s4 = sqrt(s);
         let d = dim as f32;
         let max_omega = 128.0 * omega_scale;
-        let (max_q, max_k) = (128.0 * scales.q, 128.0 * scales.k);
-        check_logit_bound(
-            s4 * d * max_omega * max_q.max(max_k)
-                + s * d * max_q.max(max_k) * max_q.max(max_k) / 2.0,
+        let max_x = 128.0 * scales.q.max(scales.k);
+        const_try!(check_logit_bound(
+            s4 * d * max_omega * max_x + s * d * max_x * max_x / 2.0,
             "RFA projections: d^-1/4 · d · max|x| · max|ω| + s · d · max|x|²/2 above 2839",
-        )?;
+        ));
         let l16 = super::L16_PER_NAT;
         let limit = 16384 * dim as u32;
-        let scale = |factor: f32| {
-            Scale32::new(factor, limit).ok_or(Error::FixedPointRange(
-                "a product of the RFA scales outside the range of the fixed-point logits",
-            ))
-        };
+        let why = "a product of the RFA scales outside the range of the fixed-point logits";
         Ok(Plan {
             dim,
             features,
-            query_projection: scale(s4 * scales.q * omega_scale * l16)?,
-            key_projection: scale(s4 * scales.k * omega_scale * l16)?,
-            query_norm: scale(s * scales.q * scales.q * 0.5 * l16)?,
-            key_norm: scale(s * scales.k * scales.k * 0.5 * l16)?,
-            ratio: (65536.0 / libm::sqrtf(features as f32) + 0.5) as i64,
-            requantize: Requantize::new(scales)?,
+            query_projection: const_try!(scale32(s4 * scales.q * omega_scale * l16, limit, why)),
+            key_projection: const_try!(scale32(s4 * scales.k * omega_scale * l16, limit, why)),
+            query_norm: const_try!(scale32(s * scales.q * scales.q * 0.5 * l16, limit, why)),
+            key_norm: const_try!(scale32(s * scales.k * scales.k * 0.5 * l16, limit, why)),
+            ratio: (65536.0 / sqrt(features as f32) + 0.5) as i64,
+            requantize: const_try!(Requantize::new(scales)),
         })
     }
 }
