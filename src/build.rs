@@ -10,9 +10,11 @@
 //!   one-lane `f32` kernels are compiled for LLVM's auto-vectoriser (inline and branch-free)
 //!   rather than for a single-issue FPU (out-of-line loops, assembly tiles). `LARA_ATTN_HELIUM=1`
 //!   or `=0` overrides the guess.
-//! * `lara_attn_compact`: the scalar `f32` kernels alone, no `Backend::Blocked`. The blocked
-//!   kernels take about twice the flash of the scalar ones, so a package optimised for size
-//!   (opt-level `"s"` or `"z"`) gets the compact path. `LARA_ATTN_BLOCKED=1` compiles the
+//! * `lara_attn_compact`: the scalar `f32` kernels alone, no `Backend::Blocked`, and the int8
+//!   kernels without their speed-only duplicates (the general path of each step, the same
+//!   bits; `exp2` and the streaming softmax out of line). The blocked kernels take about twice
+//!   the flash of the scalar ones, so a package optimised for size (opt-level `"s"` or `"z"`)
+//!   gets the compact path. `LARA_ATTN_BLOCKED=1` compiles the
 //!   blocked kernels at any opt-level, `LARA_ATTN_BLOCKED=0` at none;
 //!   `[profile.release.package.lara-attn] opt-level = 3` in a firmware built for size is the
 //!   usual way to get them for this crate alone.

@@ -47,7 +47,8 @@ const INV_LN2_Q30: i64 = 1549082005;
 /// `2^(-f / 65536)` in `Q30` for a fraction `f < 2^16`, in `(2^29, 2^30]`: a table of
 /// `2^(-j/64)` on the top six bits, then `e^-z ≈ 1 − z + z²/2` on the other ten (`z < ln 2 /
 /// 64`), in `u32` arithmetic (one high word of a `32 × 32`-bit product, truncated).
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn pow2_fraction_q30(f: u32) -> u32 {
     let (j, y) = (((f >> 10) & 63) as usize, f & 0x3FF);
     // z = y · ln 2 / 2^16 in Q32 (< 2^26)
@@ -61,7 +62,8 @@ pub(crate) fn pow2_fraction_q30(f: u32) -> u32 {
 
 /// `round(2^bits · 2^(-t/65536))` (half up) for `t ≥ 0` and `bits ≤ 27`: 0 once the shift
 /// passes 31.
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn exp2_neg(t: u32, bits: u32) -> u32 {
     let (whole, fraction) = (t >> 16, t & 0xFFFF);
     // 2^(-fraction) in Q30, then · 2^(bits − 30 − whole): (x / 2^(shift − 1) + 1) / 2
@@ -76,7 +78,8 @@ pub(crate) fn exp2_neg(t: u32, bits: u32) -> u32 {
 /// [`exp2_neg`] without a branch (the same bits: a shift above 31 leaves 0 of the fraction,
 /// which is at most `2^30`, and `(0 + 1) / 2 = 0`); fewer instructions in some loops, more in
 /// others (where the compiler keeps the branch's early exit).
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn exp2_neg_branchless(t: u32, bits: u32) -> u32 {
     let (whole, fraction) = (t >> 16, t & 0xFFFF);
     let shift = 30 - bits.min(27) + whole;
@@ -472,7 +475,8 @@ impl Running {
     /// the `Q15` factor `2^(old − new reference)` by which the caller multiplies its sums
     /// ([`rescale`]; [`Q15_ONE`]: unchanged, no need to; 0 on the first block, which clears
     /// them).
-    #[inline(always)]
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     pub(crate) fn admit(&mut self, logits: &[i32], weights: &mut [i32]) -> u32 {
         let block_max = logits.iter().copied().max().unwrap_or(ABSENT);
         if block_max == ABSENT {

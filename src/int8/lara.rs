@@ -638,8 +638,10 @@ impl<'a> Workspace<'a> {
         let q_lens = segment_lens(x.shape.queries, count);
         let k_lens = segment_lens(x.shape.keys, count);
         let (mut q_first, mut k_first) = (0, 0);
+        // (built for size: the general paths alone, the same bits)
+        let compact = cfg!(lara_attn_compact);
         let mean = |sum: i32, len: usize| -> i64 {
-            if (1..1 << 16).contains(&len) {
+            if !compact && (1..1 << 16).contains(&len) {
                 // div_round's 32-bit path: |sum| ≤ 128 · len, so |128 · sum| < 2^30
                 let len = len as u32;
                 let q = ((sum.unsigned_abs() << 7) + len / 2) / len;
@@ -653,7 +655,8 @@ impl<'a> Workspace<'a> {
         let small = plan
             .q_bar_to_w
             .high_word_small()
-            .zip(plan.k_bar_to_w.high_word_small());
+            .zip(plan.k_bar_to_w.high_word_small())
+            .filter(|_| !compact);
         // `w` is written after the landmarks: its words hold the packed lanes of the sums
         let packed = core::mem::take(&mut self.w);
         for (c, (q_len, k_len)) in q_lens.zip(k_lens).enumerate() {
@@ -1055,7 +1058,9 @@ impl<'a> Workspace<'a> {
         }
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
         // and one division: div_round's bits for a non-negative sum)
-        let t_mean = if count < 32 {
+        // (built for size: the general paths alone, below and in α's runs)
+        let compact = cfg!(lara_attn_compact);
+        let t_mean = if !compact && count < 32 {
             let total = t_row.iter().map(|&t| t as u32).sum::<u32>();
             let count = count.max(1) as u32;
             ((total + count / 2) / count) as i32
@@ -1079,7 +1084,7 @@ impl<'a> Workspace<'a> {
         }
         // sample c draws around component c mod C': runs of C' samples against T (one run when
         // there are no more samples than landmarks, without the runs' bookkeeping)
-        if samples <= count {
+        if !compact && samples <= count {
             for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
             }
@@ -1199,7 +1204,11 @@ const PACKED_ROWS: u32 = 256;
 /// (`len / 2` words; a shorter one: one `i8` at a time throughout).
 fn add_rows<'r>(sum: &mut [i32], packed: &mut [i32], rows: impl Iterator<Item = &'r [i8]>) {
     let full = sum.len() / 4 * 4;
-    let Some(packed) = packed.get_mut(..full / 2) else {
+    // (built for size: one `i8` at a time)
+    let packed = packed
+        .get_mut(..full / 2)
+        .filter(|_| !cfg!(lara_attn_compact));
+    let Some(packed) = packed else {
         for row in rows {
             for (s, &v) in sum.iter_mut().zip(row) {
                 *s += i32::from(v);

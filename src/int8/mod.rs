@@ -463,7 +463,9 @@ impl Requantize {
 #[cfg_attr(lara_attn_helium, inline(never))]
 #[cfg_attr(not(lara_attn_helium), inline)]
 fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
-    if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded() {
+    // (built for size: the general loop alone, the same bits)
+    let compact = cfg!(lara_attn_compact);
+    if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
         // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
         // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
         for (o, &s) in out.iter_mut().zip(sums) {
@@ -472,7 +474,7 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
         }
         return;
     }
-    if let Some((mantissa, round, high_shift)) = row.high_word() {
+    if let Some((mantissa, round, high_shift)) = row.high_word().filter(|_| !compact) {
         // the common case, hoisted: the high word of one 64-bit product and add
         for (o, &s) in out.iter_mut().zip(sums) {
             let product = i64::from(s) * mantissa + round;
