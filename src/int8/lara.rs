@@ -125,7 +125,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for head dimension `dim`, these scales and `config` (`f32` arithmetic, once).
+    /// The plan for head dimension `dim`, these scales and `config` (`f32` arithmetic, once; a
+    /// `const fn`, see the [module docs](super)).
     ///
     /// # Errors
     /// [`Error::InvalidScale`] for a scale (inputs, noise, landmarks) that is not finite and

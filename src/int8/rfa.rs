@@ -59,7 +59,8 @@ pub struct Plan {
 
 impl Plan {
     /// The plan for head dimension `dim`, these scales, `ω` quantised with `omega_scale`, and
-    /// `features` projections (`f32` arithmetic, once).
+    /// `features` projections (`f32` arithmetic, once; a `const fn`, see the
+    /// [module docs](super)).
     ///
     /// # Errors
     /// [`Error::InvalidScale`], [`Error::ZeroFeatures`], [`Error::FixedPointRange`] for
