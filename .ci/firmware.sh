@@ -13,7 +13,9 @@
 #   6. sizes on the Cortex-M4F at opt-level "s" (the compact path: scalar kernels alone; and with
 #      LARA_ATTN_BLOCKED=1) and 3: the example, the kernels alone and the layer alone (by difference
 #      with builds that call neither, or one of them), the layer's weights, their symbols, and every
-#      public entry point (.ci/no-panic).
+#      public entry point (.ci/no-panic);
+#   7. the int8 firmware in miniature on ARMv6-M at opt-level "s": no floating-point routine linked,
+#      the flash of the three int8 kernels.
 # Fails on the first non-zero exit. Logs and ELF files: target/firmware-ci/ (or $CARGO_TARGET_DIR/...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -193,6 +195,23 @@ for profile in release-size release; do
   ALL[$profile]=$(flash "$elf")
 done
 
+# The int8 firmware in miniature (.ci/no-panic/src/bin/int8_firmware.rs: the three int8 kernels
+# with const plans and i8 outputs) for ARMv6-M at opt-level "s", LTO: no floating-point routine
+# may be linked, and its flash against empty.rs is the flash of the three int8 kernels.
+step "int8 firmware in miniature (ARMv6-M, opt-level s): no float routine, flash of the three int8 kernels"
+RUSTFLAGS="-C link-arg=-Tlink.x -C link-arg=--defsym=a_panic_path_survived_in_lara_attn=0" \
+  cargo build --profile release-size --manifest-path .ci/no-panic/Cargo.toml \
+  --target thumbv6m-none-eabi --target-dir "$TARGET_DIR" --bin int8_firmware --bin empty \
+  2>"$LOGS/int8-firmware.build.log" || { cat "$LOGS/int8-firmware.build.log"; exit 1; }
+int8_elf="$TARGET_DIR/thumbv6m-none-eabi/release-size/int8_firmware"
+if arm-none-eabi-nm "$int8_elf" |
+  grep -E ' (__aeabi_[fd][a-z0-9]*|__aeabi_[a-z0-9]*2[fd]|__[a-z0-9]*[sd]f[0-9]?|__(float|fix)[a-z0-9]*)$'; then
+  echo "floating-point routines linked by the int8 kernels (listed above)" >&2
+  exit 1
+fi
+INT8_FLASH=$(($(flash "$int8_elf") - $(flash "$TARGET_DIR/thumbv6m-none-eabi/release-size/empty")))
+echo "no floating-point routine; the three int8 kernels: $INT8_FLASH B of flash"
+
 step "summary"
 grep -h -E "^(exact|rfa|lara|layer) |^at |^(libm|lara_attn)::|^blocked vs" "$LOGS/cortex-m4f.log" | sed 's/^/cortex-m4f: /'
 for log in cortex-m55 cortex-m55-no-mve; do
@@ -217,6 +236,12 @@ for opt in s 3; do
     "layer next to the kernels ${LAYER_EXTRA[$opt]} B"
 done
 echo "kernels alone at opt-level s with the blocked kernels (LARA_ATTN_BLOCKED=1): $KERNELS_S_BLOCKED B"
+echo "the three int8 kernels on ARMv6-M at opt-level s (int8_firmware.rs, LTO): $INT8_FLASH B"
+# (issue 12 asks for 12 KiB, not met: this bound only catches a regression, see docs/firmware.md)
+if [ "$INT8_FLASH" -gt 24576 ]; then
+  echo "the three int8 kernels: $INT8_FLASH B of flash, over the 24 KiB regression bound" >&2
+  exit 1
+fi
 # The budgets the issues set: exact + RFA + LARA within 16 KiB of flash at opt-level s on the
 # M4F; at most 1 KiB of stack per kernel call on the M4F (f32 and int8) and per int8 call on
 # every core.

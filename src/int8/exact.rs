@@ -7,7 +7,7 @@
 
 use super::fixed_point::{ABSENT, Scale32, to_logit};
 use super::{
-    Out, Qkv, Requantize, Scales, check_dim, check_logit_bound, const_try, scale32,
+    Out, Qkv, Requantize, Rows, Scales, check_dim, check_logit_bound, const_try, scale32,
     store_logit_column,
 };
 use crate::error::Error;
@@ -97,12 +97,16 @@ pub const fn scratch_len(shape: Shape) -> usize {
 /// ([`Error::PlanMismatch`]), `d` or `d_v` above 512 or more than `2^24` tokens
 /// ([`Error::FixedPointRange`]), a mask that masks every key, scratch shorter than
 /// [`scratch_len`]. Nothing is written on error.
-pub fn attention(
-    plan: &Plan,
-    x: &Qkv<'_>,
-    mut out: Out<'_>,
-    scratch: &mut [i32],
-) -> Result<(), Error> {
+#[inline(always)]
+pub fn attention(plan: &Plan, x: &Qkv<'_>, out: Out<'_>, scratch: &mut [i32]) -> Result<(), Error> {
+    match out {
+        Out::I8(out) => attend(plan, x, out, scratch),
+        Out::F32(out) => attend(plan, x, out, scratch),
+    }
+}
+
+/// [`attention`] into one kind of output (see [`Rows`]).
+fn attend<O: Rows>(plan: &Plan, x: &Qkv<'_>, mut out: O, scratch: &mut [i32]) -> Result<(), Error> {
     x.check(out.len())?;
     if plan.dim != x.shape.dim {
         return Err(Error::PlanMismatch);
@@ -245,7 +249,7 @@ impl<'a> Workspace<'a> {
 
     /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries.
     #[inline(never)]
-    fn write(&mut self, plan: &Plan, out: &mut Out<'_>, base: usize, first: usize) {
+    fn write<O: Rows>(&mut self, plan: &Plan, out: &mut O, base: usize, first: usize) {
         let value_dim = self.shape.value_dim;
         for i in 0..self.queries {
             for (g, chunk) in self.row.chunks_exact_mut(ROWS).enumerate() {

@@ -22,8 +22,8 @@ use super::fixed_point::{
     exp2_neg_branchless, log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 use super::{
-    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, const_try, multiplier, scale32,
-    squared_norm, store_logit_column,
+    Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
+    scale32, squared_norm, store_logit_column,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -294,6 +294,21 @@ pub fn attention(
     out: Out<'_>,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
+    match out {
+        Out::I8(out) => attend(plan, x, (landmarks, sampling), out, scratch),
+        Out::F32(out) => attend(plan, x, (landmarks, sampling), out, scratch),
+    }
+}
+
+/// [`attention`] into one kind of output (see [`Rows`]).
+#[inline(always)]
+fn attend<O: Rows>(
+    plan: &Plan,
+    x: &Qkv<'_>,
+    (landmarks, sampling): (Landmarks<'_>, Sampling<'_>),
+    out: O,
+    scratch: &mut [i32],
+) -> Result<(), Error> {
     match (landmarks, sampling) {
         (Landmarks::SegmentMeans(count), Sampling::Eval) => {
             run(plan, x, SegmentMeans(count), NoNoise, out, scratch)
@@ -438,12 +453,12 @@ impl NoiseSource for GivenNoise<'_> {
 /// One call with its kind of landmarks and noise (not inlined: its workspace is not on the
 /// caller's frame).
 #[inline(never)]
-fn run<L: LandmarkSource, N: NoiseSource>(
+fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     plan: &Plan,
     x: &Qkv<'_>,
     landmarks: L,
     noise: N,
-    mut out: Out<'_>,
+    mut out: O,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
     x.check(out.len())?;
@@ -976,7 +991,7 @@ impl<'a> Workspace<'a> {
         plan: &Plan,
         t_dot: Scale32,
         x: &Qkv<'_>,
-        out: &mut Out<'_>,
+        out: &mut impl Rows,
         head: usize,
     ) {
         let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
@@ -1159,7 +1174,7 @@ impl<'a> Workspace<'a> {
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
     #[inline(never)]
-    fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut Out<'_>, offset: usize) {
+    fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
         let shared = self
             .weights_packed
             .get(..self.rows.pair_words)

@@ -45,9 +45,11 @@
 //! assert_eq!(Ok(PLAN), int8::lara::Plan::new(32, &SCALES, &CONFIG));
 //! ```
 //!
-//! The kernels then use `i32` arithmetic, `i64` where a
-//! product needs it (per row or per sample, never in the inner loops), and write `f32` only
-//! for [`Out::F32`] (one conversion of each final value). Integer sums are exact in any order,
+//! The kernels then use `i32` arithmetic, `i64` where a product needs it (per row or per
+//! sample, never in the inner loops), and write `f32` only for [`Out::F32`] (one conversion of
+//! each final value; the output kind is matched in the caller, so calls that write [`Out::I8`]
+//! link no float code: CI checks it on an ARMv6-M program with the three kernels and `const`
+//! plans, `.ci/no-panic/src/bin/int8_firmware.rs`). Integer sums are exact in any order,
 //! so the explicit SIMD variants (the Cortex-M DSP extension's `SMLAD`, see `build.rs`) give the
 //! bits of the portable loops, and every target gives the same bits (checked: the firmware
 //! example on Cortex-M0 code, M3, M4F and M55 against the host; `tests/int8.rs`'s digest on
@@ -402,15 +404,56 @@ pub enum Out<'a> {
     /// `i8` with the plan's output scale: `round(value / scale_out)`, saturated.
     I8(&'a mut [i8]),
     /// `f32`: the kernel's fixed-point result before requantisation, dequantised (one
-    /// `f32` multiplication per value: the only floating point of a call).
+    /// `f32` multiplication per value: the only floating point of a call; a program whose
+    /// calls all write [`Out::I8`] links no `f32` code for it).
     F32(&'a mut [f32]),
 }
 
-impl Out<'_> {
+/// The output of a kernel, by type: the entry points match [`Out`] in the caller (they are
+/// inlined) and run a kernel generic over this, so a firmware whose calls all write `i8` links
+/// no `f32` output code and no soft-float routine for it.
+trait Rows {
+    /// Elements.
+    fn len(&self) -> usize;
+    /// Row at `offset` from `sums · 2^extra / den` (see [`Requantize::write_row`]).
+    fn write(&mut self, requantize: &Requantize, row: (&[i32], Reciprocal, i32), offset: usize);
+}
+
+impl Rows for &mut [i8] {
     fn len(&self) -> usize {
-        match self {
-            Out::I8(out) => out.len(),
-            Out::F32(out) => out.len(),
+        <[i8]>::len(self)
+    }
+
+    #[inline(always)]
+    fn write(
+        &mut self,
+        requantize: &Requantize,
+        (sums, reciprocal, extra): (&[i32], Reciprocal, i32),
+        offset: usize,
+    ) {
+        let out = self.get_mut(offset..).unwrap_or_default();
+        // one multiplier per row: 2^extra / den · scale_v / scale_out
+        write_i8(out, sums, reciprocal.times(requantize.to_i8, extra));
+    }
+}
+
+impl Rows for &mut [f32] {
+    fn len(&self) -> usize {
+        <[f32]>::len(self)
+    }
+
+    #[inline(always)]
+    fn write(
+        &mut self,
+        requantize: &Requantize,
+        (sums, reciprocal, extra): (&[i32], Reciprocal, i32),
+        offset: usize,
+    ) {
+        let out = self.get_mut(offset..).unwrap_or_default();
+        for (o, &s) in out.iter_mut().zip(sums) {
+            // V16 = round(s · 2^(16 + extra) / den), then · scale_v / 2^16
+            let v16 = saturate_i32(reciprocal.divide(s, 16 + extra));
+            *o = v16 as f32 * requantize.to_f32;
         }
     }
 }
@@ -437,23 +480,8 @@ impl Requantize {
     /// once (half up, one per-row multiplier) and saturates to `[-128, 127]`; [`Out::F32`] is
     /// `V16 · scale_v / 2^16` with `V16 = round(sums[t] · 2^(16 + extra) / den)`.
     #[inline(never)]
-    fn write_row(&self, sums: &[i32], den: u32, extra: i32, out: &mut Out<'_>, offset: usize) {
-        let reciprocal = Reciprocal::new(den);
-        match out {
-            Out::I8(out) => {
-                let out = out.get_mut(offset..).unwrap_or_default();
-                // one multiplier per row: 2^extra / den · scale_v / scale_out
-                write_i8(out, sums, reciprocal.times(self.to_i8, extra));
-            }
-            Out::F32(out) => {
-                let out = out.get_mut(offset..).unwrap_or_default();
-                for (o, &s) in out.iter_mut().zip(sums) {
-                    // V16 = round(s · 2^(16 + extra) / den), then · scale_v / 2^16
-                    let v16 = saturate_i32(reciprocal.divide(s, 16 + extra));
-                    *o = v16 as f32 * self.to_f32;
-                }
-            }
-        }
+    fn write_row<O: Rows>(&self, sums: &[i32], den: u32, extra: i32, out: &mut O, offset: usize) {
+        out.write(self, (sums, Reciprocal::new(den), extra), offset);
     }
 }
 

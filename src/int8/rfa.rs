@@ -18,8 +18,8 @@ use super::fixed_point::{
     ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
 };
 use super::{
-    Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, const_try, scale32, squared_norm,
-    store_logit_column,
+    Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, scale32,
+    squared_norm, store_logit_column,
 };
 use crate::error::{Arg, Error};
 use crate::math::sqrt;
@@ -152,11 +152,26 @@ pub const fn scratch_len(shape: Shape, features: usize) -> usize {
 /// `S`), a plan made for another `d` ([`Error::PlanMismatch`]), a mask that masks every key,
 /// the limits of the [module docs](super), scratch shorter than [`scratch_len`]. Nothing is
 /// written on error.
+#[inline(always)]
 pub fn attention(
     plan: &Plan,
     x: &Qkv<'_>,
     omega: &[i8],
-    mut out: Out<'_>,
+    out: Out<'_>,
+    scratch: &mut [i32],
+) -> Result<(), Error> {
+    match out {
+        Out::I8(out) => attend(plan, x, omega, out, scratch),
+        Out::F32(out) => attend(plan, x, omega, out, scratch),
+    }
+}
+
+/// [`attention`] into one kind of output (see [`Rows`]).
+fn attend<O: Rows>(
+    plan: &Plan,
+    x: &Qkv<'_>,
+    omega: &[i8],
+    mut out: O,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
     x.check(out.len())?;
@@ -433,7 +448,7 @@ impl<'a> Workspace<'a> {
         plan: &Plan,
         x: &Qkv<'_>,
         exponents: Exponents,
-        out: &mut Out<'_>,
+        out: &mut impl Rows,
         head: usize,
     ) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);

@@ -8,13 +8,13 @@
 
 #[path = "../../../tests/support/kernels.rs"]
 mod kernels;
+mod opaque;
 
-use core::ptr::read_volatile;
-use core::slice::{from_raw_parts, from_raw_parts_mut};
 use kernels::{Call, INT8_KERNELS, Int8Call, KERNELS};
 use lara_attn::random::{DefaultRng, NoiseScale, default_rng, gaussian_omega, orthogonal_omega};
 use lara_attn::rfa::FeatureMap;
-use lara_attn::{Error, Qkv, Sampling, Shape, causal, fixed, int8, lara, layer, pool2d, ra, rfa};
+use lara_attn::{Error, Qkv, Sampling, causal, fixed, int8, lara, layer, pool2d, ra, rfa};
+use opaque::Opaque;
 
 unsafe extern "C" {
     fn a_panic_path_survived_in_lara_attn() -> !;
@@ -24,54 +24,6 @@ unsafe extern "C" {
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // SAFETY: never called if the link succeeds (the symbol does not exist).
     unsafe { a_panic_path_survived_in_lara_attn() }
-}
-
-/// Opaque inputs at fixed addresses (never dereferenced at run time: this is never run).
-struct Opaque;
-
-impl Opaque {
-    fn word(&self, slot: usize) -> usize {
-        // SAFETY: not executed; the read only hides the value from the optimiser.
-        unsafe { read_volatile((0x2000_0000 + 4 * slot) as *const usize) }
-    }
-    fn input(&self, slot: usize) -> &'static [f32] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts(self.word(slot) as *const f32, self.word(slot + 1)) }
-    }
-    fn output(&self, slot: usize) -> &'static mut [f32] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts_mut(self.word(slot) as *mut f32, self.word(slot + 1)) }
-    }
-    fn indices(&self, slot: usize) -> &'static [u32] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts(self.word(slot) as *const u32, self.word(slot + 1)) }
-    }
-    fn bytes(&self, slot: usize) -> &'static [i8] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts(self.word(slot) as *const i8, self.word(slot + 1)) }
-    }
-    fn bytes_out(&self, slot: usize) -> &'static mut [i8] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts_mut(self.word(slot) as *mut i8, self.word(slot + 1)) }
-    }
-    fn words_out(&self, slot: usize) -> &'static mut [i32] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts_mut(self.word(slot) as *mut i32, self.word(slot + 1)) }
-    }
-    fn mask(&self, slot: usize) -> &'static [bool] {
-        // SAFETY: as above.
-        unsafe { from_raw_parts(self.word(slot) as *const bool, self.word(slot + 1)) }
-    }
-    fn float(&self, slot: usize) -> f32 {
-        f32::from_bits(self.word(slot) as u32)
-    }
-    fn optional<T>(&self, slot: usize, value: T) -> Option<T> {
-        (self.word(slot) != 0).then_some(value)
-    }
-    fn shape(&self) -> Shape {
-        Shape::cross(self.word(0), self.word(1), self.word(2), self.word(3))
-            .with_heads(self.word(4))
-    }
 }
 
 // cortex-m-rt's entry point: the root .cargo/config.toml links every thumb binary built from the
@@ -221,8 +173,16 @@ fn int8_kernels(
         omega_scale: x.float(143),
     };
     for kernel in INT8_KERNELS {
-        tally((kernel.run)(&int8_call, int8::Out::I8(x.bytes_out(144)), x.words_out(146)));
-        tally((kernel.run)(&int8_call, int8::Out::F32(x.output(20)), x.words_out(146)));
+        tally((kernel.run)(
+            &int8_call,
+            int8::Out::I8(x.bytes_out(144)),
+            x.words_out(146),
+        ));
+        tally((kernel.run)(
+            &int8_call,
+            int8::Out::F32(x.output(20)),
+            x.words_out(146),
+        ));
     }
 }
 
