@@ -1046,7 +1046,11 @@ impl<'a> Workspace<'a> {
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
         // T = 2^(s · q̄_c·q_i − lse) in Q27 (32-bit arithmetic without a branch), then their
-        // sum in a loop of its own (fewer instructions on the M55, the same on the M4F)
+        // sum in a loop of its own (fewer instructions on the M4F); on Helium 4 lanes at a
+        // time, the sum (wrapping) in the same loop
+        #[cfg(lara_attn_helium)]
+        let t_total = super::helium::t_row(t_row, t_reference, t_dot);
+        #[cfg(not(lara_attn_helium))]
         for (t, &reference) in t_row.iter_mut().zip(t_reference) {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
@@ -1054,7 +1058,9 @@ impl<'a> Workspace<'a> {
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
         // and one division: div_round's bits for a non-negative sum)
         let t_mean = if count < 32 {
-            let total = t_row.iter().map(|&t| t as u32).sum::<u32>();
+            #[cfg(not(lara_attn_helium))]
+            let t_total = t_row.iter().map(|&t| t as u32).sum::<u32>();
+            let total = t_total;
             let count = count.max(1) as u32;
             ((total + count / 2) / count) as i32
         } else {
