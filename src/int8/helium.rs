@@ -169,6 +169,101 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     sum
 }
 
+/// LARA's query weights in place: `w_c = 2^(ℓ_c − max)` in `Q15` (`exp2_neg_branchless(max −
+/// ℓ_c, 15)`, wrapping difference), for mis-opt times `α_c` (`Q27`, in `weights`):
+/// `round(w_c · α_c / 2^15)`, over the common length; returns `Σ w_c` (64 bits).
+///
+/// `α_c ≥ 1` as `i32` (it is `max(…, 1)`), so below `2^31`: `round(e · α / 2^15)` is the
+/// rounded high word of `(e · 2^16) · (α · 2)` (`VRMULH.U32`, both factors below `2^32` as
+/// `e ≤ 2^15`), the same bits as the `u64` product.
+#[inline(always)]
+pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optimal: bool) -> u64 {
+    let len = logits.len().min(weights.len());
+    let (mut low, mut high) = (0u32, 0u32);
+    macro_rules! weights_asm {
+        ($alpha:expr) => {
+            // SAFETY: the loop reads logits[0 .. len] and reads and writes weights[0 .. len]
+            // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices
+            // masked to 0..64. The block writes only weights, q0–q7 (declared as s0–s31), lr,
+            // flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even and an
+            // odd register); no stack.
+            unsafe {
+                exp2_asm!(
+                    15u32,
+                    [
+                        "wlstp.32 lr, {n}, 2f",
+                        "1:",
+                        // t = max − logit (wrapping): −(logit − max)
+                        "vldrw.u32 q0, [{l}], #16",
+                        "vsub.i32 q0, q0, {m}",
+                        "vneg.s32 q0, q0",
+                        exp2_lanes!(),
+                        $alpha,
+                        "vstrw.32 q1, [{w}], #16",
+                        "vaddlva.u32 r0, r1, q1",
+                        "letp lr, 1b",
+                        "2:",
+                    ],
+                    n = in(reg) len,
+                    l = inout(reg) logits.as_ptr() => _,
+                    w = inout(reg) weights.as_mut_ptr() => _,
+                    m = in(reg) max,
+                    inout("r0") low,
+                    inout("r1") high,
+                );
+            }
+        };
+    }
+    if optimal {
+        // round(e · α / 2^15) = (e · 2^16 · α · 2 + 2^31) >> 32
+        weights_asm!(concat!(
+            "vldrw.u32 q0, [{w}]\n",
+            "vshl.i32 q1, q1, #16\n",
+            "vshl.i32 q0, q0, #1\n",
+            "vrmulh.u32 q1, q1, q0\n",
+        ));
+    } else {
+        weights_asm!("");
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// `packed` as `i16` pairs: `round(w_c / 2^shift)` (half up; `w_c · 2^-shift` for `shift ≤
+/// 0`) for the `weights`, `VRSHL.U32` by `−shift` and a store of each lane's low half
+/// (`VSTRH.32`); returns their sum (wrapping). The halves past the weights are left alone (the
+/// caller's zeros: an odd last weight's high half). For `−31 ≤ shift ≤ 32`, `weights < 2^31`.
+#[inline(always)]
+pub(crate) fn pack_rounded(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
+    let len = weights.len().min(2 * packed.len());
+    let mut sum = 0u32;
+    // SAFETY: the loop reads weights[0 .. len] and writes the first len halfwords of packed
+    // (tail-predicated), len ≤ weights.len() and ≤ 2 · packed.len(). The block writes only
+    // packed, q0 (declared as s0–s3), lr, flags and its inout operands (the sum in r0:
+    // `VADDVA` takes an even register); no stack.
+    unsafe {
+        asm!(
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{w}], #16",
+            // round(w / 2^shift) = (w + 2^(shift − 1)) >> shift, or w << −shift
+            "vrshl.u32 q0, {s}",
+            "vstrh.32 q0, [{p}], #8",
+            "vaddva.u32 r0, q0",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            w = inout(reg) weights.as_ptr() => _,
+            p = inout(reg) packed.as_mut_ptr() => _,
+            s = in(reg) -shift,
+            inout("r0") sum,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            options(nostack),
+        );
+    }
+    sum
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -233,6 +328,66 @@ pub(crate) fn check() -> Option<usize> {
             .fold(0u32, |s, &t| s.wrapping_add(t as u32));
         if dots[..len] != expected[..len] || sum != expected_sum {
             return Some(len);
+        }
+    }
+    // the query weights (α from 1 to 2^31 − 1) and their packing, every length to 40
+    for len in 0..40usize {
+        let mut logits = [0i32; 40];
+        let mut alphas = [0i32; 40];
+        for (l, a) in logits.iter_mut().zip(alphas.iter_mut()) {
+            *l = (next() as i32) >> (next() % 32);
+            *a = match next() % 8 {
+                0 => 1,
+                1 => i32::MAX,
+                _ => ((next() >> (next() % 32)) as i32).max(1),
+            };
+        }
+        let max = logits[..len].iter().copied().max().unwrap_or(0);
+        for optimal in [false, true] {
+            let mut weights = alphas;
+            let total = query_weights(max, &logits[..len], &mut weights[..len], optimal);
+            let mut expected_total = 0u64;
+            for c in 0..len {
+                let e = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = if optimal {
+                    ((u64::from(e) * u64::from(alphas[c] as u32) + (1 << 14)) >> 15) as u32
+                } else {
+                    e
+                };
+                expected_total += u64::from(w);
+                if weights[c] as u32 != w {
+                    return Some(len);
+                }
+            }
+            if total != expected_total {
+                return Some(len);
+            }
+        }
+        for shift in -31..=32 {
+            let mut packed = [0i32; 21];
+            let sum = pack_rounded(&alphas[..len], &mut packed[..len.div_ceil(2)], shift);
+            let scale = |w: i32| {
+                let w = w as u32;
+                if shift > 0 {
+                    (w.wrapping_shr((shift - 1) as u32) + 1) >> 1
+                } else {
+                    w << (-shift).min(31) as u32
+                }
+            };
+            let mut expected_sum = 0u32;
+            for (i, &word) in packed.iter().enumerate() {
+                let (low, high) = match (alphas[..len].get(2 * i), alphas[..len].get(2 * i + 1)) {
+                    (Some(&low), high) => (scale(low), high.map_or(0, |&h| scale(h))),
+                    _ => (0, 0),
+                };
+                expected_sum = expected_sum.wrapping_add(low).wrapping_add(high);
+                if word != crate::simd::int8::pair(low as i32, high as i32) {
+                    return Some(len);
+                }
+            }
+            if sum != expected_sum {
+                return Some(len);
+            }
         }
     }
     None

@@ -19,8 +19,11 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    exp2_neg_branchless, log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
+    log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
+// (the portable per-element loops; Helium has its own, in `super::helium`)
+#[cfg(not(lara_attn_helium))]
+use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Scales, check_logit_bound, check_scale, multiplier, squared_norm,
     store_logit_column,
@@ -29,10 +32,12 @@ use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
+#[cfg(not(lara_attn_helium))]
+use crate::simd::int8::pair;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks,
-    get_slot, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks, pair_row_words,
-    pair_slot, set_slot,
+    get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
+    set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -1111,48 +1116,32 @@ impl<'a> Workspace<'a> {
         let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
         let max = logits.iter().copied().max().unwrap_or(0);
-        // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
-        // their sum in the same loop, but on Helium (a loop of its own there: 58 fewer
-        // instructions per query on the M55, 14 more on the M4F)
-        let fused = !cfg!(lara_attn_helium);
-        let mut total = 0u64;
-        if optimal {
-            for (w, &logit) in weights.iter_mut().zip(logits) {
-                let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
-                let weighted = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as u32;
-                *w = weighted as i32;
-                if fused {
+        // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31,
+        // and their sum (4 lanes at a time on Helium)
+        #[cfg(lara_attn_helium)]
+        let total = super::helium::query_weights(max, logits, weights, optimal);
+        #[cfg(not(lara_attn_helium))]
+        let total = {
+            let mut total = 0u64;
+            if optimal {
+                for (w, &logit) in weights.iter_mut().zip(logits) {
+                    let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                    let weighted = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as u32;
+                    *w = weighted as i32;
                     total += u64::from(weighted);
                 }
-            }
-        } else {
-            for (w, &logit) in weights.iter_mut().zip(logits) {
-                let weight = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
-                *w = weight as i32;
-                if fused {
+            } else {
+                for (w, &logit) in weights.iter_mut().zip(logits) {
+                    let weight = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                    *w = weight as i32;
                     total += u64::from(weight);
                 }
             }
-        }
-        if !fused {
-            total = weights.iter().map(|&w| u64::from(w as u32)).sum();
-        }
+            total
+        };
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-        // the weights in pairs, an odd last one with a zero high half (the pairs and the words
-        // cut to the same length first: one loop counter)
-        let (pairs, tail) = weights.as_chunks::<2>();
-        let full = pairs.len().min(self.weights_packed.len());
-        let (words, rest) = self.weights_packed.split_at_mut(full);
-        let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
-        if shift > 0 {
-            // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
-            let right = (shift - 1) as u32;
-            pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
-        } else {
-            let left = (-shift).min(31) as u32;
-            pack_pairs(words, pairs, last, |w| w << left)
-        }
+        pack_weights(weights, self.weights_packed, shift)
     }
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
@@ -1169,8 +1158,38 @@ impl<'a> Workspace<'a> {
     }
 }
 
+/// `packed` as pairs of `round(w / 2^shift)` (half up; `w · 2^-shift` for `shift ≤ 0`), an odd
+/// last weight with a zero high half; returns their sum. On Helium the low halves of 4 lanes
+/// stored in order (the high half of an odd last pair stays the zero of `query_pass`'s fill).
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
+    super::helium::pack_rounded(weights, packed, shift)
+}
+
+/// See the Helium [`pack_weights`].
+#[cfg(not(lara_attn_helium))]
+#[inline(always)]
+fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
+    // the weights in pairs, an odd last one with a zero high half (the pairs and the words
+    // cut to the same length first: one loop counter)
+    let (pairs, tail) = weights.as_chunks::<2>();
+    let full = pairs.len().min(packed.len());
+    let (words, rest) = packed.split_at_mut(full);
+    let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
+    if shift > 0 {
+        // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
+        let right = (shift - 1) as u32;
+        pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
+    } else {
+        let left = (-shift).min(31) as u32;
+        pack_pairs(words, pairs, last, |w| w << left)
+    }
+}
+
 /// `words[i] = pair(scale(low), scale(high))` for the weight pairs, then `last` (an odd last
 /// weight, its high half 0); returns the sum of the scaled weights.
+#[cfg(not(lara_attn_helium))]
 #[inline(always)]
 fn pack_pairs(
     words: &mut [i32],
