@@ -169,6 +169,64 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     sum
 }
 
+/// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the sum
+/// saturating) over the common length of `alphas`, `balances` (`bh`) and `t`.
+///
+/// The `i64` product's `(p + 2^15) >> 16` as `i32` is bits 16 to 47 of `p` plus its bit 15: the
+/// low half of the high word (`VMULH.S32`) and the high half of the low word (`VMUL.I32`),
+/// joined by `VSRI`, plus bit 15 of the low word.
+#[inline(always)]
+pub(crate) fn alphas(
+    alphas: &mut [i32],
+    (balances, t): (&[i32], &[i32]),
+    t_mean: i32,
+    alpha_coeff: i32,
+) {
+    let len = alphas.len().min(balances.len()).min(t.len());
+    // SAFETY: the loop writes alphas[0 .. len] and reads balances[0 .. len] and t[0 .. len]
+    // (tail-predicated), len ≤ the three lengths. The block writes only alphas, q0–q2, q6, q7
+    // (declared as s0–s11, s24–s31), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q6, {coeff}",
+            "vmov.i32 q7, #1",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // d = T − mean; p = alpha_coeff · d as its high and low words
+            "vldrw.u32 q0, [{t}], #16",
+            "vsub.i32 q0, q0, {mean}",
+            "vmulh.s32 q1, q0, q6",
+            "vmul.i32 q2, q0, q6",
+            // spread = (p >> 16) + bit 15 of p = (p + 2^15) >> 16
+            "vshl.i32 q1, q1, #16",
+            "vsri.32 q1, q2, #16",
+            "vshl.i32 q2, q2, #16",
+            "vshr.u32 q2, q2, #31",
+            "vadd.i32 q1, q1, q2",
+            // α = max(bh + spread (saturating), 1)
+            "vldrw.u32 q0, [{b}], #16",
+            "vqadd.s32 q1, q0, q1",
+            "vmax.s32 q1, q1, q7",
+            "vstrw.32 q1, [{a}], #16",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            a = inout(reg) alphas.as_mut_ptr() => _,
+            b = inout(reg) balances.as_ptr() => _,
+            t = inout(reg) t.as_ptr() => _,
+            mean = in(reg) t_mean,
+            coeff = in(reg) alpha_coeff,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
 /// LARA's query weights in place: `w_c = 2^(ℓ_c − max)` in `Q15` (`exp2_neg_branchless(max −
 /// ℓ_c, 15)`, wrapping difference), for mis-opt times `α_c` (`Q27`, in `weights`):
 /// `round(w_c · α_c / 2^15)`, over the common length; returns `Σ w_c` (64 bits).
@@ -328,6 +386,29 @@ pub(crate) fn check() -> Option<usize> {
             .fold(0u32, |s, &t| s.wrapping_add(t as u32));
         if dots[..len] != expected[..len] || sum != expected_sum {
             return Some(len);
+        }
+    }
+    // α: T up to 2^27, balances across the i32 range (saturating), every alpha_coeff end
+    for len in 0..40usize {
+        let mut t = [0i32; 40];
+        let mut balances = [0i32; 40];
+        for (t, b) in t.iter_mut().zip(balances.iter_mut()) {
+            *t = (next() >> (5 + next() % 28)) as i32;
+            *b = (next() as i32) >> (next() % 32);
+        }
+        let t_mean = (next() >> 5) as i32;
+        let coeff = match len % 4 {
+            0 => 1 << 19,
+            1 => -(1 << 19),
+            _ => (next() as i32) >> 12,
+        };
+        let mut ours = [0i32; 40];
+        alphas(&mut ours[..len], (&balances, &t), t_mean, coeff);
+        for c in 0..len {
+            let spread = ((i64::from(coeff) * i64::from(t[c] - t_mean) + (1 << 15)) >> 16) as i32;
+            if ours[c] != balances[c].saturating_add(spread).max(1) {
+                return Some(len);
+            }
         }
     }
     // the query weights (α from 1 to 2^31 − 1) and their packing, every length to 40

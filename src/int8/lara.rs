@@ -1089,6 +1089,9 @@ impl<'a> Workspace<'a> {
         // sample c draws around component c mod C': runs of C' samples against T (one run when
         // there are no more samples than landmarks, without the runs' bookkeeping)
         if samples <= count {
+            #[cfg(lara_attn_helium)]
+            super::helium::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
+            #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
             }
@@ -1102,6 +1105,9 @@ impl<'a> Workspace<'a> {
             else {
                 break;
             };
+            #[cfg(lara_attn_helium)]
+            super::helium::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
+            #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
             }
