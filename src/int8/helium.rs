@@ -169,6 +169,45 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     sum
 }
 
+/// LARA's query logits in place: `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating)
+/// over the common length of `logits` and `biases`.
+#[inline(always)]
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
+    let len = logits.len().min(biases.len());
+    let (value, pre_shift) = scale.parts();
+    // SAFETY: the loop reads and writes logits[0 .. len] and reads biases[0 .. len]
+    // (tail-predicated), len ≤ both lengths. The block writes only logits, q0, q1, q7 (declared
+    // as s0–s7, s28–s31), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q7, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // round((ℓ << pre_shift) · value / 2^32) + bias (saturating), then ssat29
+            "vldrw.u32 q0, [{l}]",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q7",
+            "vldrw.u32 q1, [{b}], #16",
+            "vqadd.s32 q0, q0, q1",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [{l}], #16",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            l = inout(reg) logits.as_mut_ptr() => _,
+            b = inout(reg) biases.as_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
 /// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the sum
 /// saturating) over the common length of `alphas`, `balances` (`bh`) and `t`.
 ///
@@ -385,6 +424,21 @@ pub(crate) fn check() -> Option<usize> {
             .iter()
             .fold(0u32, |s, &t| s.wrapping_add(t as u32));
         if dots[..len] != expected[..len] || sum != expected_sum {
+            return Some(len);
+        }
+    }
+    // query logits: dots across the range and past it, biases across the i32 range
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        let mut biases = [0i32; 40];
+        for (d, b) in dots.iter_mut().zip(biases.iter_mut()) {
+            *d = (next() as i32) >> (next() % 24);
+            *b = (next() as i32) >> (next() % 32);
+        }
+        let expected: [i32; 40] =
+            core::array::from_fn(|c| to_logit(scale.apply(dots[c]).saturating_add(biases[c])));
+        query_logits(&mut dots[..len], &biases, scale);
+        if dots[..len] != expected[..len] {
             return Some(len);
         }
     }

@@ -1010,6 +1010,9 @@ impl<'a> Workspace<'a> {
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
         let live = samples.min(logits.len()).min(self.bias.len());
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
+        #[cfg(lara_attn_helium)]
+        super::helium::query_logits(live_logits, biases, plan.query_dot);
+        #[cfg(not(lara_attn_helium))]
         for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
