@@ -1,7 +1,9 @@
-//! Helium (MVE) loops of the int8 fixed-point `2^-t` ([`exp2_neg`]) on 4 lanes, for the cores
-//! with `cfg(lara_attn_helium)`: the per-element scalar work of the streaming softmax and of
-//! LARA's `T` row, which LLVM does not vectorise (a table lookup, a `u64` product, shifts by
-//! per-element amounts). The same bits as the portable code, lane by lane:
+//! Helium (MVE) loops of the int8 fixed-point `2^-t`
+//! ([`exp2_neg`](super::fixed_point::exp2_neg)) on 4 lanes, for the cores with
+//! `cfg(lara_attn_helium)`: the per-element scalar work of the streaming softmax's block weights
+//! and of LARA's query pass (`T`, `α`, the logits, the weights and their packing), which LLVM does
+//! not vectorise (a table lookup, `u64`/`i64` products, shifts by per-element amounts). The same
+//! bits as the portable code, lane by lane:
 //!
 //! * the table `2^(-j/64)`: a gather (`VLDRW.U32 q, [r, q, UXTW #2]`);
 //! * `(T · deficit) >> 32`: `VMULH.U32`;
@@ -18,14 +20,12 @@
 //! firmware example runs it on the core).
 #![allow(unsafe_code)]
 
-use super::fixed_point::{POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
 use core::arch::asm;
 
-/// `round(2^16 · ln 2)`, as in [`pow2_fraction_q30`](super::fixed_point::pow2_fraction_q30).
-const LN2_Q16: u32 = 45426;
-
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
-/// (the largest whole part that is not yet 0) and `q7 = bits − 30` in every lane, `{table}` the
+/// (the cap of the whole part: a shift of 32, where every result is already 0) and
+/// `q7 = bits − 30` in every lane, `{table}` the
 /// address of `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `q0`–`q4`.
 macro_rules! exp2_lanes {
     () => {
