@@ -28,8 +28,8 @@ const INVERSE_TABLE: [u64; 16] = [
     1073741824, 1010580540, 954437177, 904203641, 858993459, 818089009, 780903145, 746950834,
     715827883, 687194767, 660764199, 636291451, 613566757, 592409282, 572662306, 554189329,
 ];
-/// `round(2^30 · 2^(-j/64))`, `j = 0..64`.
-const POW2_TABLE: [u32; 64] = [
+/// `round(2^30 · 2^(-j/64))`, `j = 0..64` (a static: the Helium loops gather from its address).
+pub(crate) static POW2_TABLE: [u32; 64] = [
     1073741824, 1062175491, 1050733751, 1039415261, 1028218693, 1017142735, 1006186087, 995347464,
     984625594, 974019220, 963527098, 953147997, 942880699, 932724001, 922676710, 912737649,
     902905651, 893179563, 883558244, 874040567, 864625413, 855311680, 846098274, 836984114,
@@ -40,7 +40,7 @@ const POW2_TABLE: [u32; 64] = [
     585461881, 579155293, 572916640, 566745190, 560640218, 554601009, 548626854, 542717053,
 ];
 /// `round(2^16 · ln 2)`.
-const LN2_Q16: u32 = 45426;
+pub(crate) const LN2_Q16: u32 = 45426;
 /// `round(2^30 / ln 2)`.
 const INV_LN2_Q30: i64 = 1549082005;
 
@@ -327,6 +327,12 @@ impl Scale32 {
     pub(crate) fn apply(self, x: i32) -> i32 {
         mul_high_round(x.wrapping_shl(self.pre_shift), self.value)
     }
+
+    /// `(value, pre_shift)`, for the Helium loops (`pre_shift < 31`).
+    #[cfg(lara_attn_helium)]
+    pub(crate) fn parts(self) -> (i32, u32) {
+        (self.value, self.pre_shift)
+    }
 }
 
 /// `⌊(high · 2^32 + low) / divisor⌋` for a normalised `divisor ≥ 2^31` and `high < divisor`
@@ -463,6 +469,27 @@ pub(crate) fn to_logit_wide(x: i64) -> i32 {
     x.clamp(-i64::from(LOGIT_LIMIT), i64::from(LOGIT_LIMIT) - 1) as i32
 }
 
+/// `w_j = weight_q15(reference − ℓ_j)` (wrapping, as `u32`) over the common length, and their
+/// sum: [`Running::admit`]'s block (4 lanes at a time on Helium).
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
+    super::helium::weights_q15(reference, logits, weights)
+}
+
+/// See the Helium [`block_weights`].
+#[cfg(not(lara_attn_helium))]
+#[inline(always)]
+fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
+    let mut block_sum = 0u32;
+    for (w, &logit) in weights.iter_mut().zip(logits) {
+        let weight = weight_q15(reference.wrapping_sub(logit) as u32);
+        *w = weight as i32;
+        block_sum += weight;
+    }
+    block_sum
+}
+
 impl Running {
     #[cfg(test)]
     pub(crate) const EMPTY: Running = Running {
@@ -508,12 +535,7 @@ impl Running {
             // w_j = 2^(ℓ_j − reference) in Q15 (reference ≥ ℓ_j); an absent logit's weight is 0
             // without a test: reference ≥ -2^28 (logits saturate there), so
             // reference − ABSENT ≥ 2^31 − 2^28 (wrapping, as u32), 2^-28672 at most: 0
-            let mut block_sum = 0u32;
-            for (w, &logit) in weights.iter_mut().zip(logits) {
-                let weight = weight_q15(reference.wrapping_sub(logit) as u32);
-                *w = weight as i32;
-                block_sum += weight;
-            }
+            let block_sum = block_weights(reference, logits, weights);
             if sum + block_sum <= SUM_LIMIT {
                 self.reference = reference;
                 self.sum = sum + block_sum;

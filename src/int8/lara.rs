@@ -19,8 +19,11 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    exp2_neg_branchless, log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
+    log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
+// (the portable per-element loops; Helium has its own, in `super::helium`)
+#[cfg(not(lara_attn_helium))]
+use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
     scale32, squared_norm, store_logit_column,
@@ -30,10 +33,12 @@ use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::math::sqrt;
 use crate::random::NoiseScale;
 use crate::shape::{Shape, expect_len, take_scratch_of};
+#[cfg(not(lara_attn_helium))]
+use crate::simd::int8::pair;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks,
-    get_slot, pack_value_blocks, padded, padded_bytes, pair, pair_dot_blocks, pair_row_words,
-    pair_slot, set_slot,
+    get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
+    set_slot,
 };
 use crate::slices::{part, rows, take};
 
@@ -1026,6 +1031,9 @@ impl<'a> Workspace<'a> {
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
         let live = samples.min(logits.len()).min(self.bias.len());
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
+        #[cfg(lara_attn_helium)]
+        super::helium::query_logits(live_logits, biases, plan.query_dot);
+        #[cfg(not(lara_attn_helium))]
         for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
@@ -1067,17 +1075,21 @@ impl<'a> Workspace<'a> {
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
         // T = 2^(s · q̄_c·q_i − lse) in Q27 (32-bit arithmetic without a branch), then their
-        // sum in a loop of its own (fewer instructions on the M55, the same on the M4F)
+        // sum in a loop of its own (fewer instructions on the M4F); on Helium 4 lanes at a
+        // time, the sum (wrapping) in the same loop
+        #[cfg(lara_attn_helium)]
+        let t_total = super::helium::t_row(t_row, t_reference, t_dot);
+        #[cfg(not(lara_attn_helium))]
         for (t, &reference) in t_row.iter_mut().zip(t_reference) {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
         // and one division: div_round's bits for a non-negative sum)
-        // (built for size: the general paths alone, below and in α's runs)
-        let compact = cfg!(lara_attn_compact);
-        let t_mean = if !compact && count < 32 {
-            let total = t_row.iter().map(|&t| t as u32).sum::<u32>();
+        let t_mean = if count < 32 {
+            #[cfg(not(lara_attn_helium))]
+            let t_total = t_row.iter().map(|&t| t as u32).sum::<u32>();
+            let total = t_total;
             let count = count.max(1) as u32;
             ((total + count / 2) / count) as i32
         } else {
@@ -1100,7 +1112,11 @@ impl<'a> Workspace<'a> {
         }
         // sample c draws around component c mod C': runs of C' samples against T (one run when
         // there are no more samples than landmarks, without the runs' bookkeeping)
-        if !compact && samples <= count {
+        // (built for size: the general path alone, the runs below)
+        if !cfg!(lara_attn_compact) && samples <= count {
+            #[cfg(lara_attn_helium)]
+            super::helium::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
+            #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
             }
@@ -1114,6 +1130,9 @@ impl<'a> Workspace<'a> {
             else {
                 break;
             };
+            #[cfg(lara_attn_helium)]
+            super::helium::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
+            #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
             }
@@ -1128,48 +1147,32 @@ impl<'a> Workspace<'a> {
         let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
         let max = logits.iter().copied().max().unwrap_or(0);
-        // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31
-        // their sum in the same loop, but on Helium (a loop of its own there: 58 fewer
-        // instructions per query on the M55, 14 more on the M4F)
-        let fused = !cfg!(lara_attn_helium);
-        let mut total = 0u64;
-        if optimal {
-            for (w, &logit) in weights.iter_mut().zip(logits) {
-                let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
-                let weighted = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as u32;
-                *w = weighted as i32;
-                if fused {
+        // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31,
+        // and their sum (4 lanes at a time on Helium)
+        #[cfg(lara_attn_helium)]
+        let total = super::helium::query_weights(max, logits, weights, optimal);
+        #[cfg(not(lara_attn_helium))]
+        let total = {
+            let mut total = 0u64;
+            if optimal {
+                for (w, &logit) in weights.iter_mut().zip(logits) {
+                    let e = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                    let weighted = ((u64::from(e) * u64::from(*w as u32) + (1 << 14)) >> 15) as u32;
+                    *w = weighted as i32;
                     total += u64::from(weighted);
                 }
-            }
-        } else {
-            for (w, &logit) in weights.iter_mut().zip(logits) {
-                let weight = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
-                *w = weight as i32;
-                if fused {
+            } else {
+                for (w, &logit) in weights.iter_mut().zip(logits) {
+                    let weight = exp2_neg_branchless(max.wrapping_sub(logit) as u32, 15);
+                    *w = weight as i32;
                     total += u64::from(weight);
                 }
             }
-        }
-        if !fused {
-            total = weights.iter().map(|&w| u64::from(w as u32)).sum();
-        }
+            total
+        };
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
         let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-        // the weights in pairs, an odd last one with a zero high half (the pairs and the words
-        // cut to the same length first: one loop counter)
-        let (pairs, tail) = weights.as_chunks::<2>();
-        let full = pairs.len().min(self.weights_packed.len());
-        let (words, rest) = self.weights_packed.split_at_mut(full);
-        let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
-        if shift > 0 {
-            // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
-            let right = (shift - 1) as u32;
-            pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
-        } else {
-            let left = (-shift).min(31) as u32;
-            pack_pairs(words, pairs, last, |w| w << left)
-        }
+        pack_weights(weights, self.weights_packed, shift)
     }
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
@@ -1186,8 +1189,38 @@ impl<'a> Workspace<'a> {
     }
 }
 
+/// `packed` as pairs of `round(w / 2^shift)` (half up; `w · 2^-shift` for `shift ≤ 0`), an odd
+/// last weight with a zero high half; returns their sum. On Helium the low halves of 4 lanes
+/// stored in order (the high half of an odd last pair stays the zero of `query_pass`'s fill).
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
+    super::helium::pack_rounded(weights, packed, shift)
+}
+
+/// See the Helium [`pack_weights`].
+#[cfg(not(lara_attn_helium))]
+#[inline(always)]
+fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
+    // the weights in pairs, an odd last one with a zero high half (the pairs and the words
+    // cut to the same length first: one loop counter)
+    let (pairs, tail) = weights.as_chunks::<2>();
+    let full = pairs.len().min(packed.len());
+    let (words, rest) = packed.split_at_mut(full);
+    let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
+    if shift > 0 {
+        // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
+        let right = (shift - 1) as u32;
+        pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
+    } else {
+        let left = (-shift).min(31) as u32;
+        pack_pairs(words, pairs, last, |w| w << left)
+    }
+}
+
 /// `words[i] = pair(scale(low), scale(high))` for the weight pairs, then `last` (an odd last
 /// weight, its high half 0); returns the sum of the scaled weights.
+#[cfg(not(lara_attn_helium))]
 #[inline(always)]
 fn pack_pairs(
     words: &mut [i32],

@@ -102,6 +102,8 @@
 
 pub mod exact;
 pub(crate) mod fixed_point;
+#[cfg(lara_attn_helium)]
+mod helium;
 pub mod lara;
 pub mod rfa;
 
@@ -521,7 +523,11 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
 /// example on each core.
 #[doc(hidden)]
 pub fn check_inner_loops() -> Option<usize> {
-    crate::simd::int8::check_inner_loops()
+    let loops = crate::simd::int8::check_inner_loops();
+    // the Helium 2^-t loops against the portable arithmetic
+    #[cfg(lara_attn_helium)]
+    let loops = loops.or_else(helium::check);
+    loops
 }
 
 /// The per-tensor symmetric scale of `x`: `max|x| / 127` (1 for an all-zero or empty `x`; NaN

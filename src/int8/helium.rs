@@ -1,0 +1,534 @@
+//! Helium (MVE) loops of the int8 fixed-point `2^-t`
+//! ([`exp2_neg`](super::fixed_point::exp2_neg)) on 4 lanes, for the cores with
+//! `cfg(lara_attn_helium)`: the per-element scalar work of the streaming softmax's block weights
+//! and of LARA's query pass (`T`, `α`, the logits, the weights and their packing), which LLVM does
+//! not vectorise (a table lookup, `u64`/`i64` products, shifts by per-element amounts). The same
+//! bits as the portable code, lane by lane:
+//!
+//! * the table `2^(-j/64)`: a gather (`VLDRW.U32 q, [r, q, UXTW #2]`);
+//! * `(T · deficit) >> 32`: `VMULH.U32`;
+//! * `((x >> (shift − 1)) + 1) >> 1`: `VRSHL.U32` by `−shift`, a rounding right shift
+//!   `(x + 2^(shift − 1)) >> shift` (the same value for every `shift ≥ 1`, and 0 for `x ≤ 2^30`
+//!   once `shift ≥ 32`), with `shift` capped at 32 (the shift amount is a signed byte);
+//! * `mul_high_round`: `VRMULH.S32`; [`to_logit`](super::fixed_point::to_logit) (`SSAT #29`):
+//!   `VQSHL.S32 #3` then `VSHR.S32 #3`.
+//!
+//! Stable Rust has no MVE intrinsics, and `asm!` cannot take `q` registers as operands without
+//! NEON: each loop is one `asm!` block with its vectors in `q0`–`q7` (declared clobbered as
+//! `s0`–`s31`, which alias them), tail-predicated (`WLSTP`/`LETP`: the lanes past the end are
+//! neither loaded nor stored nor summed). `check` compares them with the portable code (the
+//! firmware example runs it on the core).
+#![allow(unsafe_code)]
+
+use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use core::arch::asm;
+
+/// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
+/// (the cap of the whole part: a shift of 32, where every result is already 0) and
+/// `q7 = bits − 30` in every lane, `{table}` the
+/// address of `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `q0`–`q4`.
+macro_rules! exp2_lanes {
+    () => {
+        concat!(
+            // −shift = (bits − 30) − min(whole, bits + 2): shift = 30 − bits + whole, capped at 32
+            "vshr.u32 q4, q0, #16\n",
+            "vmin.u32 q4, q4, q6\n",
+            "vsub.i32 q4, q7, q4\n",
+            // j = (t >> 10) & 63, y = t & 0x3FF
+            "vshl.i32 q1, q0, #16\n",
+            "vshr.u32 q1, q1, #26\n",
+            "vshl.i32 q2, q0, #22\n",
+            "vshr.u32 q2, q2, #22\n",
+            // T_j = 2^(-j/64) in Q30 (gather)
+            "vldrw.u32 q0, [{table}, q1, uxtw #2]\n",
+            // z = y · ln 2 in Q32; deficit = z − z²/2 = z − ((z >> 10)² >> 13)
+            "vmul.i32 q2, q2, {ln2}\n",
+            "vshr.u32 q1, q2, #10\n",
+            "vmul.i32 q1, q1, q1\n",
+            "vshr.u32 q1, q1, #13\n",
+            "vsub.i32 q2, q2, q1\n",
+            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
+            "vmulh.u32 q1, q0, q2\n",
+            "vsub.i32 q1, q0, q1\n",
+            // round(x / 2^shift), half up
+            "vrshl.u32 q1, q1, q4\n",
+        )
+    };
+}
+
+/// One `asm!` block of a `2^-t` loop for `bits`: the template, its operands, then the shared
+/// ones (the table, `ln 2`, the constants of [`exp2_lanes!`] through `{bits2}`, `{bits30}`)
+/// and the clobbers (`q0`–`q7`, `lr`).
+macro_rules! exp2_asm {
+    ($bits:expr, [$($template:expr),* $(,)?], $($operands:tt)*) => {
+        asm!(
+            "vdup.32 q6, {bits2}",
+            "vdup.32 q7, {bits30}",
+            $($template,)*
+            $($operands)*
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            bits2 = in(reg) $bits + 2,
+            bits30 = in(reg) ($bits as i32 - 30),
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        )
+    };
+}
+
+/// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
+/// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
+#[inline(always)]
+pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
+    let len = logits.len().min(weights.len());
+    let mut sum = 0u32;
+    // SAFETY: the loop reads logits[0 .. len] and writes weights[0 .. len] (tail-predicated),
+    // len ≤ both lengths; the gather reads POW2_TABLE at indices masked to 0..64 (a static of
+    // 64 words). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
+    // inout operands (the sum in r0: `VADDVA` takes an even register); no stack.
+    unsafe {
+        exp2_asm!(
+            15u32,
+            [
+                "vmov.i32 q5, #2",
+                "wlstp.32 lr, {n}, 2f",
+                "1:",
+                // t = reference − logit (wrapping): −(logit − reference)
+                "vldrw.u32 q0, [{l}], #16",
+                "vsub.i32 q0, q0, {r}",
+                "vneg.s32 q0, q0",
+                // the cap of weight_q15: t.max(2)
+                "vmax.u32 q0, q0, q5",
+                exp2_lanes!(),
+                "vstrw.32 q1, [{w}], #16",
+                "vaddva.u32 r0, q1",
+                "letp lr, 1b",
+                "2:",
+            ],
+            n = in(reg) len,
+            l = inout(reg) logits.as_ptr() => _,
+            w = inout(reg) weights.as_mut_ptr() => _,
+            r = in(reg) reference,
+            inout("r0") sum,
+        );
+    }
+    sum
+}
+
+/// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
+/// `Q27` (`exp2_neg_branchless(·, 27)`) over the common length; returns `Σ t` (wrapping).
+#[inline(always)]
+pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
+    let len = t.len().min(reference.len());
+    let (value, pre_shift) = scale.parts();
+    let mut sum = 0u32;
+    // SAFETY: the loop reads and writes t[0 .. len] and reads reference[0 .. len]
+    // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices masked to
+    // 0..64. The block writes only t, q0–q7 (declared as s0–s31), lr, flags and its inout
+    // operands; no stack.
+    unsafe {
+        exp2_asm!(
+            27u32,
+            [
+                "vdup.32 q5, {value}",
+                "wlstp.32 lr, {n}, 2f",
+                "1:",
+                // logit = ssat29(round((t << pre_shift) · value / 2^32))
+                "vldrw.u32 q0, [{t}]",
+                "vshl.u32 q0, {pre}",
+                "vrmulh.s32 q0, q0, q5",
+                "vqshl.s32 q0, q0, #3",
+                "vshr.s32 q0, q0, #3",
+                // max(reference − logit, 0) (wrapping difference)
+                "vldrw.u32 q1, [{r}], #16",
+                "vsub.i32 q0, q1, q0",
+                "vmov.i32 q1, #0",
+                "vmax.s32 q0, q0, q1",
+                exp2_lanes!(),
+                "vstrw.32 q1, [{t}], #16",
+                "vaddva.u32 r0, q1",
+                "letp lr, 1b",
+                "2:",
+            ],
+            n = in(reg) len,
+            t = inout(reg) t.as_mut_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            inout("r0") sum,
+        );
+    }
+    sum
+}
+
+/// LARA's query logits in place: `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating)
+/// over the common length of `logits` and `biases`.
+#[inline(always)]
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
+    let len = logits.len().min(biases.len());
+    let (value, pre_shift) = scale.parts();
+    // SAFETY: the loop reads and writes logits[0 .. len] and reads biases[0 .. len]
+    // (tail-predicated), len ≤ both lengths. The block writes only logits, q0, q1, q7 (declared
+    // as s0–s7, s28–s31), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q7, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // round((ℓ << pre_shift) · value / 2^32) + bias (saturating), then ssat29
+            "vldrw.u32 q0, [{l}]",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q7",
+            "vldrw.u32 q1, [{b}], #16",
+            "vqadd.s32 q0, q0, q1",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [{l}], #16",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            l = inout(reg) logits.as_mut_ptr() => _,
+            b = inout(reg) biases.as_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the sum
+/// saturating) over the common length of `alphas`, `balances` (`bh`) and `t`.
+///
+/// The `i64` product's `(p + 2^15) >> 16` as `i32` is bits 16 to 47 of `p` plus its bit 15: the
+/// low half of the high word (`VMULH.S32`) and the high half of the low word (`VMUL.I32`),
+/// joined by `VSRI`, plus bit 15 of the low word.
+#[inline(always)]
+pub(crate) fn alphas(
+    alphas: &mut [i32],
+    (balances, t): (&[i32], &[i32]),
+    t_mean: i32,
+    alpha_coeff: i32,
+) {
+    let len = alphas.len().min(balances.len()).min(t.len());
+    // SAFETY: the loop writes alphas[0 .. len] and reads balances[0 .. len] and t[0 .. len]
+    // (tail-predicated), len ≤ the three lengths. The block writes only alphas, q0–q2, q6, q7
+    // (declared as s0–s11, s24–s31), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q6, {coeff}",
+            "vmov.i32 q7, #1",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // d = T − mean; p = alpha_coeff · d as its high and low words
+            "vldrw.u32 q0, [{t}], #16",
+            "vsub.i32 q0, q0, {mean}",
+            "vmulh.s32 q1, q0, q6",
+            "vmul.i32 q2, q0, q6",
+            // spread = (p >> 16) + bit 15 of p = (p + 2^15) >> 16
+            "vshl.i32 q1, q1, #16",
+            "vsri.32 q1, q2, #16",
+            "vshl.i32 q2, q2, #16",
+            "vshr.u32 q2, q2, #31",
+            "vadd.i32 q1, q1, q2",
+            // α = max(bh + spread (saturating), 1)
+            "vldrw.u32 q0, [{b}], #16",
+            "vqadd.s32 q1, q0, q1",
+            "vmax.s32 q1, q1, q7",
+            "vstrw.32 q1, [{a}], #16",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            a = inout(reg) alphas.as_mut_ptr() => _,
+            b = inout(reg) balances.as_ptr() => _,
+            t = inout(reg) t.as_ptr() => _,
+            mean = in(reg) t_mean,
+            coeff = in(reg) alpha_coeff,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// LARA's query weights in place: `w_c = 2^(ℓ_c − max)` in `Q15` (`exp2_neg_branchless(max −
+/// ℓ_c, 15)`, wrapping difference), for mis-opt times `α_c` (`Q27`, in `weights`):
+/// `round(w_c · α_c / 2^15)`, over the common length; returns `Σ w_c` (64 bits).
+///
+/// `α_c ≥ 1` as `i32` (it is `max(…, 1)`), so below `2^31`: `round(e · α / 2^15)` is the
+/// rounded high word of `(e · 2^16) · (α · 2)` (`VRMULH.U32`, both factors below `2^32` as
+/// `e ≤ 2^15`), the same bits as the `u64` product.
+#[inline(always)]
+pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optimal: bool) -> u64 {
+    let len = logits.len().min(weights.len());
+    let (mut low, mut high) = (0u32, 0u32);
+    macro_rules! weights_asm {
+        ($alpha:expr) => {
+            // SAFETY: the loop reads logits[0 .. len] and reads and writes weights[0 .. len]
+            // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices
+            // masked to 0..64. The block writes only weights, q0–q7 (declared as s0–s31), lr,
+            // flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even and an
+            // odd register); no stack.
+            unsafe {
+                exp2_asm!(
+                    15u32,
+                    [
+                        "wlstp.32 lr, {n}, 2f",
+                        "1:",
+                        // t = max − logit (wrapping): −(logit − max)
+                        "vldrw.u32 q0, [{l}], #16",
+                        "vsub.i32 q0, q0, {m}",
+                        "vneg.s32 q0, q0",
+                        exp2_lanes!(),
+                        $alpha,
+                        "vstrw.32 q1, [{w}], #16",
+                        "vaddlva.u32 r0, r1, q1",
+                        "letp lr, 1b",
+                        "2:",
+                    ],
+                    n = in(reg) len,
+                    l = inout(reg) logits.as_ptr() => _,
+                    w = inout(reg) weights.as_mut_ptr() => _,
+                    m = in(reg) max,
+                    inout("r0") low,
+                    inout("r1") high,
+                );
+            }
+        };
+    }
+    if optimal {
+        // round(e · α / 2^15) = (e · 2^16 · α · 2 + 2^31) >> 32
+        weights_asm!(concat!(
+            "vldrw.u32 q0, [{w}]\n",
+            "vshl.i32 q1, q1, #16\n",
+            "vshl.i32 q0, q0, #1\n",
+            "vrmulh.u32 q1, q1, q0\n",
+        ));
+    } else {
+        weights_asm!("");
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// `packed` as `i16` pairs: `round(w_c / 2^shift)` (half up; `w_c · 2^-shift` for `shift ≤
+/// 0`) for the `weights`, `VRSHL.U32` by `−shift` and a store of each lane's low half
+/// (`VSTRH.32`); returns their sum (wrapping). The halves past the weights are left alone (the
+/// caller's zeros: an odd last weight's high half). For `−31 ≤ shift ≤ 32`, `weights < 2^31`.
+#[inline(always)]
+pub(crate) fn pack_rounded(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
+    let len = weights.len().min(2 * packed.len());
+    let mut sum = 0u32;
+    // SAFETY: the loop reads weights[0 .. len] and writes the first len halfwords of packed
+    // (tail-predicated), len ≤ weights.len() and ≤ 2 · packed.len(). The block writes only
+    // packed, q0 (declared as s0–s3), lr, flags and its inout operands (the sum in r0:
+    // `VADDVA` takes an even register); no stack.
+    unsafe {
+        asm!(
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{w}], #16",
+            // round(w / 2^shift) = (w + 2^(shift − 1)) >> shift, or w << −shift
+            "vrshl.u32 q0, {s}",
+            "vstrh.32 q0, [{p}], #8",
+            "vaddva.u32 r0, q0",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            w = inout(reg) weights.as_ptr() => _,
+            p = inout(reg) packed.as_mut_ptr() => _,
+            s = in(reg) -shift,
+            inout("r0") sum,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            options(nostack),
+        );
+    }
+    sum
+}
+
+/// The loops against the portable code: `None`, or the first argument that differs. Every
+/// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
+/// every lane position and with every tail.
+pub(crate) fn check() -> Option<usize> {
+    let mut logits = [0i32; 7];
+    let mut weights = [0i32; 7];
+    let extremes = [
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        17 << 16,
+        33 << 16,
+        0,
+        1,
+        2,
+        3,
+    ];
+    let ts = (0..(1u32 << 21)).step_by(3).chain(extremes);
+    let reference = 0x0123_4567i32;
+    let mut pending = 0usize;
+    for (i, t) in ts.enumerate() {
+        if let Some(slot) = logits.get_mut(pending) {
+            *slot = reference.wrapping_sub(t as i32);
+        }
+        pending += 1;
+        if pending < logits.len() && i % 11 != 0 {
+            continue;
+        }
+        let (live, ws) = (&logits[..pending], &mut weights[..pending]);
+        let sum = weights_q15(reference, live, ws);
+        let mut expected_sum = 0u32;
+        for (&logit, &w) in live.iter().zip(ws.iter()) {
+            let expected = weight_q15(reference.wrapping_sub(logit) as u32);
+            expected_sum = expected_sum.wrapping_add(expected);
+            if w as u32 != expected {
+                return Some(i);
+            }
+        }
+        if sum != expected_sum {
+            return Some(i);
+        }
+        pending = 0;
+    }
+    // T: dots across the logit range and past it, references around them
+    let scale = Scale32::new(0.03, 1 << 24)?;
+    let mut seed = 0x7f4a_7c15u32;
+    let mut next = move || crate::simd::int8::xorshift32(&mut seed);
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        let mut references = [0i32; 40];
+        for (d, r) in dots.iter_mut().zip(references.iter_mut()) {
+            *d = (next() as i32) >> (next() % 24);
+            *r = (next() as i32) >> (next() % 28);
+        }
+        let expected: [i32; 40] = core::array::from_fn(|c| {
+            let logit = to_logit(scale.apply(dots[c]));
+            exp2_neg_branchless(references[c].wrapping_sub(logit).max(0) as u32, 27) as i32
+        });
+        let sum = t_row(&mut dots[..len], &references, scale);
+        let expected_sum = expected[..len]
+            .iter()
+            .fold(0u32, |s, &t| s.wrapping_add(t as u32));
+        if dots[..len] != expected[..len] || sum != expected_sum {
+            return Some(len);
+        }
+    }
+    // query logits: dots across the range and past it, biases across the i32 range
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        let mut biases = [0i32; 40];
+        for (d, b) in dots.iter_mut().zip(biases.iter_mut()) {
+            *d = (next() as i32) >> (next() % 24);
+            // an eighth near each end of the range (where the sum saturates)
+            *b = match next() % 8 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let expected: [i32; 40] =
+            core::array::from_fn(|c| to_logit(scale.apply(dots[c]).saturating_add(biases[c])));
+        query_logits(&mut dots[..len], &biases, scale);
+        if dots[..len] != expected[..len] {
+            return Some(len);
+        }
+    }
+    // α: T up to 2^27, balances across the i32 range (saturating), every alpha_coeff end
+    for len in 0..40usize {
+        let mut t = [0i32; 40];
+        let mut balances = [0i32; 40];
+        for (t, b) in t.iter_mut().zip(balances.iter_mut()) {
+            *t = (next() >> (5 + next() % 28)) as i32;
+            *b = (next() as i32) >> (next() % 32);
+        }
+        let t_mean = (next() >> 5) as i32;
+        let coeff = match len % 4 {
+            0 => 1 << 19,
+            1 => -(1 << 19),
+            _ => (next() as i32) >> 12,
+        };
+        let mut ours = [0i32; 40];
+        alphas(&mut ours[..len], (&balances, &t), t_mean, coeff);
+        for c in 0..len {
+            let spread = ((i64::from(coeff) * i64::from(t[c] - t_mean) + (1 << 15)) >> 16) as i32;
+            if ours[c] != balances[c].saturating_add(spread).max(1) {
+                return Some(len);
+            }
+        }
+    }
+    // the query weights (α from 1 to 2^31 − 1) and their packing, every length to 40
+    for len in 0..40usize {
+        let mut logits = [0i32; 40];
+        let mut alphas = [0i32; 40];
+        for (l, a) in logits.iter_mut().zip(alphas.iter_mut()) {
+            *l = (next() as i32) >> (next() % 32);
+            *a = match next() % 8 {
+                0 => 1,
+                1 => i32::MAX,
+                _ => ((next() >> (next() % 32)) as i32).max(1),
+            };
+        }
+        let max = logits[..len].iter().copied().max().unwrap_or(0);
+        for optimal in [false, true] {
+            let mut weights = alphas;
+            let total = query_weights(max, &logits[..len], &mut weights[..len], optimal);
+            let mut expected_total = 0u64;
+            for c in 0..len {
+                let e = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = if optimal {
+                    ((u64::from(e) * u64::from(alphas[c] as u32) + (1 << 14)) >> 15) as u32
+                } else {
+                    e
+                };
+                expected_total += u64::from(w);
+                if weights[c] as u32 != w {
+                    return Some(len);
+                }
+            }
+            if total != expected_total {
+                return Some(len);
+            }
+        }
+        for shift in -31..=32 {
+            let mut packed = [0i32; 21];
+            let sum = pack_rounded(&alphas[..len], &mut packed[..len.div_ceil(2)], shift);
+            let scale = |w: i32| {
+                let w = w as u32;
+                if shift > 0 {
+                    (w.wrapping_shr((shift - 1) as u32) + 1) >> 1
+                } else {
+                    w << (-shift).min(31) as u32
+                }
+            };
+            let mut expected_sum = 0u32;
+            for (i, &word) in packed.iter().enumerate() {
+                let (low, high) = match (alphas[..len].get(2 * i), alphas[..len].get(2 * i + 1)) {
+                    (Some(&low), high) => (scale(low), high.map_or(0, |&h| scale(h))),
+                    _ => (0, 0),
+                };
+                expected_sum = expected_sum.wrapping_add(low).wrapping_add(high);
+                if word != crate::simd::int8::pair(low as i32, high as i32) {
+                    return Some(len);
+                }
+            }
+            if sum != expected_sum {
+                return Some(len);
+            }
+        }
+    }
+    None
+}
