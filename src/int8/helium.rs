@@ -21,6 +21,7 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use crate::simd::int8::{KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
@@ -361,6 +362,193 @@ pub(crate) fn pack_rounded(weights: &[i32], packed: &mut [i32], shift: i32) -> u
     sum
 }
 
+/// `logits[r · KEY_BLOCK + column] = to_logit(scale · dots[r] − offset)` (the difference
+/// wrapping) for every row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has, as
+/// [`store_logit_column`](super::store_logit_column) with that closure: 4 lanes at a time, a
+/// scatter store (`VSTRW.32` to a vector of addresses, `KEY_BLOCK` words apart, which the store
+/// advances by four rows).
+#[inline(always)]
+pub(crate) fn logit_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) {
+    if column >= KEY_BLOCK {
+        return;
+    }
+    let rows = dots.len().min(logits.len() / KEY_BLOCK);
+    let (value, pre_shift) = scale.parts();
+    // the addresses of rows −4 to −1 (the store adds four rows first); never dereferenced
+    let base = logits
+        .as_mut_ptr()
+        .wrapping_add(column)
+        .wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
+    // SAFETY: the loop reads dots[0 .. rows] and writes logits[r · KEY_BLOCK + column] for
+    // r < rows (tail-predicated: the lanes past rows neither load nor store), each in bounds as
+    // column < KEY_BLOCK and rows ≤ logits.len() / KEY_BLOCK; it reads ROW_STEP (4 words). The
+    // block writes only those logits, q0, q1, q5 (declared as s0–s7, s20–s23), lr, flags and
+    // its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q1, [{step}]",
+            "vadd.i32 q1, q1, {base}",
+            "vdup.32 q5, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // ssat29(round((dot << pre_shift) · value / 2^32) − offset)
+            "vldrw.u32 q0, [{d}], #16",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q5",
+            "vsub.i32 q0, q0, {offset}",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [q1, #{rows4}]!",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) rows,
+            d = inout(reg) dots.as_ptr() => _,
+            step = in(reg) ROW_STEP.as_ptr(),
+            base = in(reg) base,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            offset = in(reg) offset,
+            rows4 = const 4 * KEY_BLOCK * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The byte offsets of four consecutive rows of logits (`KEY_BLOCK` words each).
+static ROW_STEP: [u32; 4] = [
+    0,
+    (KEY_BLOCK * 4) as u32,
+    (2 * KEY_BLOCK * 4) as u32,
+    (3 * KEY_BLOCK * 4) as u32,
+];
+
+/// `out[t] = clamp((high(sums[t] · mantissa) + round_high) >> high_shift, −128, 127)` over the
+/// common length, `high` the high word of the 64-bit product (`VMULH.S32`): `write_i8`'s loop
+/// for a [`Multiplier::high_word_rounded`](super::fixed_point::Multiplier::high_word_rounded)
+/// (`1 ≤ high_shift ≤ 30`).
+#[inline(always)]
+pub(crate) fn requantize_i8(
+    out: &mut [i8],
+    sums: &[i32],
+    (mantissa, round_high, high_shift): (i32, i32, u32),
+) {
+    let len = out.len().min(sums.len());
+    // SAFETY: the loop reads sums[0 .. len] and writes out[0 .. len] (a byte per lane,
+    // tail-predicated), len ≤ both lengths. The block writes only out, q0, q7 (declared as
+    // s0–s3, s28–s31), lr, flags and its inout operands (out's pointer in r1); no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q7, {m}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}], #16",
+            "vmulh.s32 q0, q0, q7",
+            "vadd.i32 q0, q0, {round}",
+            // >> high_shift (arithmetic), then saturated to [-128, 127]
+            "vshl.s32 q0, {shift}",
+            "vqshl.s32 q0, q0, #24",
+            "vshr.s32 q0, q0, #24",
+            "vstrb.32 q0, [r1], #4",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            s = inout(reg) sums.as_ptr() => _,
+            // (a low register: the narrowing store's base)
+            inout("r1") out.as_mut_ptr() => _,
+            m = in(reg) mantissa,
+            round = in(reg) round_high,
+            shift = in(reg) -(high_shift as i32),
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`pack_value_blocks`](crate::simd::int8::pack_value_blocks) on Helium: per column, a gather
+/// of the column's byte in the `KEY_BLOCK` key rows (`VLDRB.S16` at 16-bit offsets, the lanes of
+/// keys that do not count or do not exist predicated off, which loads zeros) and a store of the
+/// eight `i16` (a column of a value block is four consecutive words); zeros for the columns
+/// past `value_dim` in the whole blocks of `out`. For `value_dim ≤ MAX_DIM` (else `false`,
+/// nothing written: the offsets would not fit 16 bits).
+#[inline(always)]
+pub(crate) fn pack_value_blocks(
+    values: &[i8],
+    value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+    out: &mut [i32],
+) -> bool {
+    if value_dim > super::MAX_DIM {
+        return false;
+    }
+    let blocks = out.len() / VALUE_BLOCK_WORDS;
+    let columns = value_dim.min(blocks * ROWS);
+    // two predicate bits per i16 lane: the keys that count and whose row is in `values`
+    let mut mask = 0u32;
+    for (jj, &counts) in counted.iter().enumerate() {
+        let end = (first + jj + 1).checked_mul(value_dim);
+        if counts && end.is_some_and(|end| end <= values.len()) {
+            mask |= 3 << (2 * jj);
+        }
+    }
+    // key `first`'s row (dereferenced only in the lanes of `mask`: inside `values`)
+    let base = values.as_ptr().wrapping_add(first.wrapping_mul(value_dim));
+    // SAFETY: the gathers read base + jj · value_dim + e for e < columns ≤ value_dim only in
+    // the lanes jj of `mask`, whose rows (first + jj) · value_dim .. + value_dim lie in `values`;
+    // the offsets jj · value_dim + e < 8 · 512 fit the 16-bit lanes. The stores write the
+    // 4 · columns ≤ 16 · blocks = out.len() rounded down first words of `out`; the block reads
+    // LANES (8 halfwords). P0 (VPR) is saved and restored. The block writes only those words,
+    // q0, q1 (declared as s0–s7), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vmrs {saved}, p0",
+            "vmsr p0, {mask}",
+            "vldrh.u16 q1, [{lanes}]",
+            "vmul.i16 q1, q1, {dim}",
+            "wls lr, {n}, 2f",
+            "1:",
+            "vpst",
+            "vldrbt.s16 q0, [{base}, q1]",
+            "vstrh.16 q0, [{o}], #16",
+            "vadd.i16 q1, q1, {one}",
+            "le lr, 1b",
+            "2:",
+            "vmsr p0, {saved}",
+            saved = out(reg) _,
+            mask = in(reg) mask,
+            lanes = in(reg) LANES.as_ptr(),
+            dim = in(reg) value_dim,
+            n = in(reg) columns,
+            base = in(reg) base,
+            o = inout(reg) out.as_mut_ptr() => _,
+            one = in(reg) 1u32,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    let whole = blocks * VALUE_BLOCK_WORDS;
+    if let Some(rest) = out.get_mut(columns * (KEY_BLOCK / 2)..whole) {
+        rest.fill(0);
+    }
+    true
+}
+
+/// `0, 1, …, 7` as `u16` lanes.
+static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -527,6 +715,98 @@ pub(crate) fn check() -> Option<usize> {
             }
             if sum != expected_sum {
                 return Some(len);
+            }
+        }
+    }
+    // the scaled logit columns: every column, dots across the range, offsets across i32
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        for d in dots.iter_mut() {
+            *d = (next() as i32) >> (next() % 24);
+        }
+        let offset = match len % 4 {
+            0 => i32::MIN + (next() >> 4) as i32,
+            1 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        for column in 0..=KEY_BLOCK {
+            // a short last row of logits for some lengths: its slot left alone when missing
+            let rows = len + 1;
+            let logit_len = (rows * KEY_BLOCK).saturating_sub(len % 3 * 3);
+            let mut ours = [0x5555_5555i32; 41 * KEY_BLOCK];
+            let mut expected = ours;
+            logit_column(&mut ours[..logit_len], column, &dots[..len], scale, offset);
+            super::store_logit_column(&mut expected[..logit_len], column, &dots[..len], |_, d| {
+                to_logit(scale.apply(d).wrapping_sub(offset))
+            });
+            if ours != expected {
+                return Some(len);
+            }
+        }
+    }
+    // the i8 requantisation: sums across the i32 range, every shift of high_word_rounded
+    for len in 0..40usize {
+        let mut sums = [0i32; 40];
+        for s in sums.iter_mut() {
+            *s = match next() % 8 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => i32::MAX - (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        for shift in 33..=62u32 {
+            let mantissa = match shift % 3 {
+                0 => i32::MAX,
+                1 => 1 << 23,
+                _ => (next() >> 1) as i32,
+            };
+            let round_high = 1i32 << (shift - 33);
+            let high_shift = shift - 32;
+            let mut ours = [0x55i8; 41];
+            let mut expected = ours;
+            requantize_i8(&mut ours[..len], &sums, (mantissa, round_high, high_shift));
+            for (o, &s) in expected[..len].iter_mut().zip(sums.iter()) {
+                let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+                *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
+            }
+            if ours != expected {
+                return Some(len);
+            }
+        }
+    }
+    // the value blocks: masks, the last keys, every value_dim to 40, a short out
+    let mut values = [0i8; 19 * 40];
+    for v in values.iter_mut() {
+        *v = match next() % 6 {
+            0 => -128,
+            1 => 127,
+            _ => next() as i8,
+        };
+    }
+    for value_dim in 1..=40usize {
+        let keys = values.len() / value_dim;
+        for first in [0, 5, keys.saturating_sub(KEY_BLOCK), keys.saturating_sub(3)] {
+            let bits = next();
+            let counted: [bool; KEY_BLOCK] =
+                core::array::from_fn(|jj| first % 2 == 0 || bits >> jj & 1 == 1);
+            let groups = value_dim.div_ceil(ROWS);
+            for words in [
+                groups * VALUE_BLOCK_WORDS,
+                (groups + 1) * VALUE_BLOCK_WORDS - 3,
+            ] {
+                let mut ours = [0x5555_5555i32; 12 * VALUE_BLOCK_WORDS];
+                let mut expected = ours;
+                let v = &values[..keys * value_dim];
+                let done = pack_value_blocks(v, value_dim, (first, counted), &mut ours[..words]);
+                crate::simd::int8::portable_pack_value_blocks(
+                    v,
+                    value_dim,
+                    (first, counted),
+                    &mut expected[..words],
+                );
+                if !done || ours != expected {
+                    return Some(value_dim);
+                }
             }
         }
     }

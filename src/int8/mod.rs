@@ -103,7 +103,7 @@
 pub mod exact;
 pub(crate) mod fixed_point;
 #[cfg(lara_attn_helium)]
-mod helium;
+pub(crate) mod helium;
 pub mod lara;
 pub mod rfa;
 
@@ -349,6 +349,25 @@ pub(crate) fn store_logit_column(
     }
 }
 
+/// `logits[r][column] = to_logit(scale · dots[r] − offset)` (the difference wrapping) for every
+/// row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has: [`store_logit_column`] with that
+/// closure, on Helium 4 rows at a time (a scatter store).
+#[inline(always)]
+pub(crate) fn store_scaled_logits(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) {
+    #[cfg(lara_attn_helium)]
+    helium::logit_column(logits, column, dots, scale, offset);
+    #[cfg(not(lara_attn_helium))]
+    store_logit_column(logits, column, dots, |_, dot| {
+        fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
+    });
+}
+
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
@@ -497,7 +516,11 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
     let compact = cfg!(lara_attn_compact);
     if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
         // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
+        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores; on Helium
+        // `VMULH.S32`, 4 lanes at a time)
+        #[cfg(lara_attn_helium)]
+        helium::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        #[cfg(not(lara_attn_helium))]
         for (o, &s) in out.iter_mut().zip(sums) {
             let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
             *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;

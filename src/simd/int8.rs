@@ -251,6 +251,22 @@ pub(crate) fn pack_value_blocks(
     (first, counted): (usize, [bool; KEY_BLOCK]),
     out: &mut [i32],
 ) {
+    // (Helium: a gather per column, for value_dim ≤ MAX_DIM)
+    #[cfg(lara_attn_helium)]
+    if crate::int8::helium::pack_value_blocks(values, value_dim, (first, counted), out) {
+        return;
+    }
+    portable_pack_value_blocks(values, value_dim, (first, counted), out);
+}
+
+/// The portable [`pack_value_blocks`] (also the reference of the Helium check).
+#[inline]
+pub(crate) fn portable_pack_value_blocks(
+    values: &[i8],
+    value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+    out: &mut [i32],
+) {
     let row = |jj: usize| -> &[i8] {
         let start = (first + jj) * value_dim;
         match values.get(start..start + value_dim) {
