@@ -388,19 +388,19 @@ pub(crate) fn logit_column(
     // SAFETY: the loop reads dots[0 .. rows] and writes logits[r · KEY_BLOCK + column] for
     // r < rows (tail-predicated: the lanes past rows neither load nor store), each in bounds as
     // column < KEY_BLOCK and rows ≤ logits.len() / KEY_BLOCK; it reads ROW_STEP (4 words). The
-    // block writes only those logits, q0, q1, q5 (declared as s0–s7, s20–s23), lr, flags and
+    // block writes only those logits, q0–q2 (declared as s0–s11; caller-saved), lr, flags and
     // its inout operands; no stack.
     unsafe {
         asm!(
             "vldrw.u32 q1, [{step}]",
             "vadd.i32 q1, q1, {base}",
-            "vdup.32 q5, {value}",
+            "vdup.32 q2, {value}",
             "wlstp.32 lr, {n}, 2f",
             "1:",
             // ssat29(round((dot << pre_shift) · value / 2^32) − offset)
             "vldrw.u32 q0, [{d}], #16",
             "vshl.u32 q0, {pre}",
-            "vrmulh.s32 q0, q0, q5",
+            "vrmulh.s32 q0, q0, q2",
             "vsub.i32 q0, q0, {offset}",
             "vqshl.s32 q0, q0, #3",
             "vshr.s32 q0, q0, #3",
@@ -418,7 +418,7 @@ pub(crate) fn logit_column(
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
             options(nostack),
         );
     }
@@ -444,15 +444,15 @@ pub(crate) fn requantize_i8(
 ) {
     let len = out.len().min(sums.len());
     // SAFETY: the loop reads sums[0 .. len] and writes out[0 .. len] (a byte per lane,
-    // tail-predicated), len ≤ both lengths. The block writes only out, q0, q7 (declared as
-    // s0–s3, s28–s31), lr, flags and its inout operands (out's pointer in r1); no stack.
+    // tail-predicated), len ≤ both lengths. The block writes only out, q0, q1 (declared as
+    // s0–s7; caller-saved), lr, flags and its inout operands (out's pointer in r1); no stack.
     unsafe {
         asm!(
-            "vdup.32 q7, {m}",
+            "vdup.32 q1, {m}",
             "wlstp.32 lr, {n}, 2f",
             "1:",
             "vldrw.u32 q0, [{s}], #16",
-            "vmulh.s32 q0, q0, q7",
+            "vmulh.s32 q0, q0, q1",
             "vadd.i32 q0, q0, {round}",
             // >> high_shift (arithmetic), then saturated to [-128, 127]
             "vshl.s32 q0, {shift}",
@@ -470,7 +470,7 @@ pub(crate) fn requantize_i8(
             shift = in(reg) -(high_shift as i32),
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             options(nostack),
         );
     }
