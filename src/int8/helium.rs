@@ -549,6 +549,189 @@ pub(crate) fn pack_value_blocks(
 /// `0, 1, …, 7` as `u16` lanes.
 static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
+/// The block maxima of four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`): per key a gather
+/// of the four rows' logits (`VLDRW.U32` from a vector of addresses, which it advances).
+#[inline(always)]
+pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
+    let mut max = [0i32; 4];
+    // the addresses of the rows' key −1 (the gathers add a key first); never dereferenced
+    let base = logits.as_ptr().wrapping_sub(1);
+    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
+    // base plus ROW_STEP, advanced by one word before each), all in the array; the block reads
+    // ROW_STEP (4 words) and writes max (4 words), q0–q2 (declared as s0–s11) and flags; no
+    // stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q1, [{step}]",
+            "vadd.i32 q1, q1, {base}",
+            "vldrw.u32 q0, [q1, #4]!",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vstrw.32 q0, [{out}]",
+            step = in(reg) ROW_STEP.as_ptr(),
+            base = in(reg) base,
+            out = in(reg) max.as_mut_ptr(),
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    const _: () = assert!(KEY_BLOCK == 8);
+    max
+}
+
+/// For four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`) and their references:
+/// `w[r][j] = weight_q15(references[r] − logits[r][j])` (wrapping, as `u32`) stored as the
+/// `i16` halves of `pairs` (`[4][KEY_BLOCK / 2]`, the words of `pair(w_2k, w_2k+1)`), and
+/// returns each row's sum: per key a gather of the four rows' logits (`VLDRW.U32` at offsets
+/// `(0, 8, 16, 24)` words), [`exp2_lanes!`], a scatter of the halves (`VSTRH.32` at the same
+/// offsets in halfwords); the sums from the stored halves (`VADDV.U16`, each weight below
+/// `2^15`).
+#[inline(always)]
+pub(crate) fn weights4(
+    logits: &[i32; 4 * KEY_BLOCK],
+    references: &[i32; 4],
+    pairs: &mut [i32; 2 * KEY_BLOCK],
+) -> [u32; 4] {
+    let (s0, s1, s2, s3): (u32, u32, u32, u32);
+    // SAFETY: the loop (KEY_BLOCK iterations) gathers logits[r · KEY_BLOCK + j] and scatters
+    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gather of the
+    // exponent table reads POW2_TABLE at indices masked to 0..64; the block reads references,
+    // ROW_OFFSETS and pairs (16 words). It writes only pairs, q0–q7 (declared as s0–s31), lr,
+    // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers);
+    // no stack.
+    unsafe {
+        asm!(
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+            "movs {tmp}, #17",
+            "vdup.32 q6, {tmp}",
+            "mvn {tmp}, #14",
+            "vdup.32 q7, {tmp}",
+            "movs {tmp}, #2",
+            "vldrw.u32 q5, [r0]",
+            "vldrw.u32 q3, [r2]",
+            "mov lr, #{keys}",
+            "dls lr, lr",
+            "1:",
+            // t = max(reference − logit, 2) (wrapping, as u32): (t − 2 saturating) + 2
+            "vldrw.u32 q0, [{l}, q3, uxtw #2]",
+            "add {l}, {l}, #4",
+            "vsub.i32 q0, q5, q0",
+            "vqsub.u32 q0, q0, {tmp}",
+            "vadd.i32 q0, q0, {tmp}",
+            exp2_lanes!(),
+            "vstrh.32 q1, [{w}, q3, uxtw #1]",
+            "add {w}, {w}, #2",
+            "le lr, 1b",
+            // the rows' sums from the stored halves (w is back at pairs + KEY_BLOCK halves)
+            "sub {w}, {w}, #{halves}",
+            "vldrh.u16 q0, [{w}]",
+            "vaddv.u16 r0, q0",
+            "vldrh.u16 q0, [{w}, #16]",
+            "vaddv.u16 r2, q0",
+            "vldrh.u16 q0, [{w}, #32]",
+            "vaddv.u16 r10, q0",
+            "vldrh.u16 q0, [{w}, #48]",
+            "vaddv.u16 r12, q0",
+            keys = const KEY_BLOCK,
+            halves = const 2 * KEY_BLOCK,
+            tmp = out(reg) _,
+            l = inout(reg) logits.as_ptr() => _,
+            w = inout(reg) pairs.as_mut_ptr() => _,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            inout("r0") references.as_ptr() => s0,
+            inout("r2") ROW_OFFSETS.as_ptr() => s1,
+            out("r10") s2,
+            out("r12") s3,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+    [s0, s1, s2, s3]
+}
+
+/// The offsets of four consecutive rows of logits in words (`KEY_BLOCK` apart), which are
+/// those of their weight pairs in halfwords.
+static ROW_OFFSETS: [u32; 4] = [
+    0,
+    KEY_BLOCK as u32,
+    2 * KEY_BLOCK as u32,
+    3 * KEY_BLOCK as u32,
+];
+
+/// `a = rescale(a, factor)` for the `ROWS` words of row `c` (at `c · ROWS`) of every whole
+/// group of `group` words of `acc` (`factor < 2^31`): `admit_rows`' rescaling, a vector per
+/// group. `round(a · f / 2^15)` as `i32` is bits 15 to 46 of the `i64` product plus its
+/// bit 14: the high word (`VMULH.S32`) and the low word (`VMUL.I32`) joined by `VSRI`, as in
+/// [`alphas`]. `false`, nothing written, if the row is not inside a group.
+#[inline(always)]
+pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) -> bool {
+    let offset = c.saturating_mul(ROWS);
+    if group == 0 || offset.saturating_add(ROWS) > group {
+        return false;
+    }
+    let groups = acc.len() / group;
+    // row c of group 0 (dereferenced only when there is a whole group: inside acc)
+    let start = acc.as_mut_ptr().wrapping_add(offset);
+    // SAFETY: the loop reads and writes acc[g · group + offset .. + ROWS] for g < groups =
+    // acc.len() / group, each inside acc as offset + ROWS ≤ group. The block writes only those
+    // words, q0–q3 (declared as s0–s15; caller-saved), lr, flags and its inout operands; no
+    // stack.
+    unsafe {
+        asm!(
+            "vdup.32 q3, {f}",
+            "wls lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{a}]",
+            "vmulh.s32 q1, q0, q3",
+            "vmul.i32 q2, q0, q3",
+            // (p >> 15) as i32 + bit 14 of p
+            "vshl.i32 q1, q1, #17",
+            "vsri.32 q1, q2, #15",
+            "vshl.i32 q2, q2, #17",
+            "vshr.u32 q2, q2, #31",
+            "vadd.i32 q1, q1, q2",
+            "vstrw.32 q1, [{a}]",
+            "add {a}, {a}, {step}",
+            "le lr, 1b",
+            "2:",
+            f = in(reg) factor,
+            n = in(reg) groups,
+            a = inout(reg) start => _,
+            step = in(reg) group * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -808,6 +991,92 @@ pub(crate) fn check() -> Option<usize> {
                     return Some(value_dim);
                 }
             }
+        }
+    }
+    // the rescaling of a row: sums across the i32 range, every row of 1 to 3 groups
+    for len in 0..40usize {
+        let mut acc = [0i32; 3 * 12];
+        for a in acc.iter_mut() {
+            *a = match next() % 6 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => i32::MAX - (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let factor = match len % 4 {
+            0 => 0,
+            1 => (1 << 15) - 1,
+            _ => next() >> 17,
+        };
+        let group = 4 * (1 + len % 3);
+        let c = len / 3 % (group / 4);
+        let mut ours = acc;
+        let acc_len = acc.len() - len % 5;
+        if !rescale_row(&mut ours[..acc_len], group, c, factor) {
+            return Some(len);
+        }
+        let mut expected = acc;
+        for g in expected[..acc_len].chunks_exact_mut(group) {
+            for a in g.iter_mut().skip(c * ROWS).take(ROWS) {
+                *a = super::fixed_point::rescale(*a, factor);
+            }
+        }
+        if ours != expected {
+            return Some(len);
+        }
+    }
+    // four rows at a time in admit_rows against one at a time: references and sums from empty
+    // to the limit, absent keys and blocks, blocks that overflow the sum
+    for len in 0..40usize {
+        let rows: usize = [4, 5, 8, 9][len % 4];
+        let stride = rows.div_ceil(ROWS) * ROWS;
+        let mut logits = [0i32; 12 * KEY_BLOCK];
+        let (mut reference, mut sum) = ([0i32; 12], [0i32; 12]);
+        for c in 0..rows {
+            let kind = next() % 8;
+            reference[c] = match kind {
+                0 => super::fixed_point::EMPTY_REFERENCE,
+                _ => (next() as i32) >> 11,
+            };
+            sum[c] = match kind {
+                1 => super::fixed_point::SUM_LIMIT as i32 - (next() % 4096) as i32,
+                _ => (next() >> 9) as i32,
+            };
+            let base = reference[c].max(-(1 << 20));
+            for l in logits.iter_mut().skip(c * KEY_BLOCK).take(KEY_BLOCK) {
+                *l = match (kind, next() % 8) {
+                    (2, _) | (_, 0) => super::fixed_point::ABSENT,
+                    (3, _) => base + (1 << 16) - (next() % 4096) as i32,
+                    _ => base + (next() as i32 >> 12),
+                };
+            }
+        }
+        let mut acc = [0i32; 3 * 12 * ROWS];
+        for a in acc.iter_mut() {
+            *a = (next() as i32) >> 2;
+        }
+        let (mut weights, mut expected_weights) = ([0x5555i32; 12 * 4], [0x5555i32; 12 * 4]);
+        let (mut r2, mut s2, mut acc2) = (reference, sum, acc);
+        super::admit_rows(
+            &logits,
+            &mut weights,
+            (&mut reference, &mut sum),
+            rows,
+            &mut acc[..3 * stride * ROWS],
+            stride,
+        );
+        for c in 0..rows {
+            super::admit_row(
+                &logits,
+                &mut expected_weights,
+                (&mut r2, &mut s2),
+                c,
+                &mut acc2[..3 * stride * ROWS],
+                stride,
+            );
+        }
+        if (reference, sum, acc) != (r2, s2, acc2) || weights != expected_weights {
+            return Some(len);
         }
     }
     None

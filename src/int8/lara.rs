@@ -960,7 +960,20 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
+            // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
+            // unused here)
+            #[cfg(lara_attn_helium)]
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.t_reference, self.t_sum),
+                count,
+                &mut [],
+                0,
+            );
+            #[cfg(not(lara_attn_helium))]
             let mut discard = [0i32; KEY_BLOCK];
+            #[cfg(not(lara_attn_helium))]
             for ((logits, reference), sum) in self
                 .logits
                 .chunks_exact(KEY_BLOCK)
