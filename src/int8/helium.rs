@@ -20,8 +20,10 @@
 //! firmware example runs it on the core).
 #![allow(unsafe_code)]
 
-use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
-use crate::simd::int8::{KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
+use super::fixed_point::{
+    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, to_logit, weight_q15,
+};
+use crate::simd::int8::{CHUNK, KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
@@ -732,6 +734,162 @@ pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) 
     true
 }
 
+/// LARA's segment means in place: `sums[e] = ±⌊(2^7 · |sums[e]| + ⌊len / 2⌋) / len⌋` (the sign
+/// of the sum), the 32-bit path of `segment_means`' `mean`, for `2 ≤ len < 2^16` (else
+/// `false`, nothing written) and `|sums[e]| ≤ 2^7 · len` (every segment sum of `len` rows of
+/// `i8`). The division is a multiplication by `m = ⌈2^(31 + l) / len⌉`, `l = ⌈log2 len⌉`
+/// (`2^31 < m < 2^32`), and a shift: with `m · len = 2^(31 + l) + ε`, `0 ≤ ε < len ≤ 2^l`, the
+/// numerator `n < 2^31` gives `n · ε < 2^(31 + l)`, so `⌊n · m / 2^(31 + l)⌋ = ⌊n / len⌋`
+/// (Granlund and Montgomery); `VMULH.U32`, then a right shift by `l − 1`.
+#[inline(always)]
+pub(crate) fn segment_means(sums: &mut [i32], len: usize) -> bool {
+    if !(2..1 << 16).contains(&len) {
+        return false;
+    }
+    let len = len as u32;
+    let l = 32 - (len - 1).leading_zeros();
+    // m = ⌈2^63 / (len · 2^(32 − l))⌉ in 32-bit arithmetic (no 64-bit division routine, whose
+    // frame would add to the stack): 2^31 for a power of two
+    let m = if len.is_power_of_two() {
+        1 << 31
+    } else {
+        divide_normalized(u32::MAX >> 1, u32::MAX, len << (32 - l)) + 1
+    };
+    // SAFETY: the loop reads and writes sums[0 .. sums.len()] (tail-predicated). The block
+    // writes only sums, q0, q1, q3 (declared as s0–s7, s12–s15; caller-saved), lr, flags and
+    // its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q3, {m}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}]",
+            // n = (|sum| << 7) + len / 2; ⌊n / len⌋ = ⌊n · m / 2^32⌋ >> (l − 1)
+            "vabs.s32 q1, q0",
+            "vshl.i32 q1, q1, #7",
+            "vadd.i32 q1, q1, {half}",
+            "vmulh.u32 q1, q1, q3",
+            "vshl.u32 q1, {shift}",
+            // the sum's sign: (q ^ s) − s, s = sum >> 31
+            "vshr.s32 q0, q0, #31",
+            "veor q1, q1, q0",
+            "vsub.i32 q1, q1, q0",
+            "vstrw.32 q1, [{s}], #16",
+            "letp lr, 1b",
+            "2:",
+            m = in(reg) m,
+            n = in(reg) sums.len(),
+            s = inout(reg) sums.as_mut_ptr() => _,
+            half = in(reg) len / 2,
+            shift = in(reg) 1 - l as i32,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// One landmark `c` (row `r = c mod 4` of its byte blocks) from its means `q̄`, `k̄` (`dim`
+/// each, `dim` a non-zero multiple of 8): `q̄` into `q_block`, `mu = clamp(round((q̄ << q_p) ·
+/// q_m / 2^32) + round((k̄ << k_p) · k_m / 2^32), ±2^14)` (`VRMULH.S32`) into `mu_block` (their
+/// `i16` slots, `VSTRH.32`, 4 lanes at a time: each chunk of 8 holds 8 consecutive halfwords
+/// of row `r`) and into `mu_row` (plain `i32`); the landmark loop of `segment_means` with
+/// `Multiplier::high_word_small`. `false`, nothing written, if the lengths do not fit.
+#[inline(always)]
+pub(crate) fn landmark_row(
+    (q_bar, k_bar): (&[i32], &[i32]),
+    ((q_m, q_p), (k_m, k_p)): ((i32, u32), (i32, u32)),
+    (q_block, mu_block, r): (&mut [i32], &mut [i32], usize),
+    mu_row: &mut [i32],
+) -> bool {
+    let dim = q_bar.len();
+    let fits = dim != 0
+        && dim.is_multiple_of(CHUNK)
+        && k_bar.len() == dim
+        && mu_row.len() == dim
+        && q_block.len() >= 2 * dim
+        && mu_block.len() >= 2 * dim
+        && r < ROWS;
+    if !fits {
+        return false;
+    }
+    // row r's halfwords in the first chunk: byte r · 16
+    let (qb, mb) = (
+        q_block.as_mut_ptr().wrapping_add(r * 4),
+        mu_block.as_mut_ptr().wrapping_add(r * 4),
+    );
+    // SAFETY: the loop (dim / 8 iterations) reads q_bar and k_bar (dim words each), writes
+    // mu_row (dim words), and writes the halfwords 32k + 8r + i (k < dim / 8, i < 8) of both
+    // blocks, below 4 · dim halfwords = 2 · dim ≤ their words. The block writes only those,
+    // q0–q3 (declared as s0–s15; caller-saved), lr, flags and its inout operands (the
+    // block pointers in r0 and r1: the narrowing stores take low registers); no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q2, {qm}",
+            "vdup.32 q3, {km}",
+            "mov {qm}, #16384",
+            "dls lr, {chunks}",
+            "1:",
+            // elements 0-3 of the chunk
+            "vldrw.u32 q0, [{qs}], #16",
+            "vldrw.u32 q1, [{ks}], #16",
+            "vstrh.32 q0, [r0]",
+            "vshl.u32 q0, {qp}",
+            "vrmulh.s32 q0, q0, q2",
+            "vshl.u32 q1, {kp}",
+            "vrmulh.s32 q1, q1, q3",
+            "vadd.i32 q0, q0, q1",
+            // clamp to [-2^14, 2^14]
+            "vdup.32 q1, {qm}",
+            "vmin.s32 q0, q0, q1",
+            "vneg.s32 q1, q1",
+            "vmax.s32 q0, q0, q1",
+            "vstrh.32 q0, [r1]",
+            "vstrw.32 q0, [{mr}], #16",
+            // elements 4-7
+            "vldrw.u32 q0, [{qs}], #16",
+            "vldrw.u32 q1, [{ks}], #16",
+            "vstrh.32 q0, [r0, #8]",
+            "vshl.u32 q0, {qp}",
+            "vrmulh.s32 q0, q0, q2",
+            "vshl.u32 q1, {kp}",
+            "vrmulh.s32 q1, q1, q3",
+            "vadd.i32 q0, q0, q1",
+            // clamp to [-2^14, 2^14]
+            "vdup.32 q1, {qm}",
+            "vmin.s32 q0, q0, q1",
+            "vneg.s32 q1, q1",
+            "vmax.s32 q0, q0, q1",
+            "vstrh.32 q0, [r1, #8]",
+            "vstrw.32 q0, [{mr}], #16",
+            // the next chunk: 4 rows of 8 halfwords on
+            "adds r0, #64",
+            "adds r1, #64",
+            "le lr, 1b",
+            qm = inout(reg) q_m => _,
+            km = in(reg) k_m,
+            qp = in(reg) q_p,
+            kp = in(reg) k_p,
+            chunks = in(reg) dim / CHUNK,
+            qs = inout(reg) q_bar.as_ptr() => _,
+            ks = inout(reg) k_bar.as_ptr() => _,
+            mr = inout(reg) mu_row.as_mut_ptr() => _,
+            inout("r0") qb => _,
+            inout("r1") mb => _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -1077,6 +1235,85 @@ pub(crate) fn check() -> Option<usize> {
         }
         if (reference, sum, acc) != (r2, s2, acc2) || weights != expected_weights {
             return Some(len);
+        }
+    }
+    // segment means: every length to 40 of sums, segment lengths with and without a power of
+    // two up to 2^16 − 1, sums at both ends of ±2^7 · len
+    let fixed = [
+        2usize, 3, 4, 5, 7, 8, 15, 16, 17, 255, 256, 1000, 32768, 32769, 65534, 65535,
+    ];
+    for i in 0..40 {
+        let len = match fixed.get(i) {
+            Some(&len) => len,
+            None => 2 + (next() >> (16 + next() % 16)) as usize % 65534,
+        };
+        let width = i % 41;
+        let mut sums = [0i32; 40];
+        let limit = 128 * len as i64;
+        for s in sums.iter_mut() {
+            *s = match next() % 6 {
+                0 => -limit as i32,
+                1 => (limit - len as i64) as i32,
+                _ => (i64::from(next()) % (2 * limit + 1) - limit) as i32,
+            };
+        }
+        let mut ours = sums;
+        if !segment_means(&mut ours[..width.min(40)], len) {
+            return Some(len);
+        }
+        for (e, (&o, &s)) in ours.iter().zip(sums.iter()).enumerate() {
+            let q = ((s.unsigned_abs() << 7) + len as u32 / 2) / len as u32;
+            let expected = if e >= width {
+                s
+            } else if s >= 0 {
+                q as i32
+            } else {
+                -(q as i32)
+            };
+            if o != expected {
+                return Some(len);
+            }
+        }
+    }
+    // landmark rows: every multiple of 8 to 40, every row of a block, q̄ and k̄ across ±2^14
+    for dim in (8..=40).step_by(8) {
+        for r in 0..ROWS {
+            let mut q_bar = [0i32; 40];
+            let mut k_bar = [0i32; 40];
+            for (q, k) in q_bar.iter_mut().zip(k_bar.iter_mut()) {
+                *q = (next() % 32769) as i32 - 16384;
+                *k = (next() % 32769) as i32 - 16384;
+            }
+            let factors = (
+                ((1 << 23) + (next() >> 9) as i32, next() % 10),
+                ((1 << 23) + (next() >> 9) as i32, next() % 10),
+            );
+            let ((q_m, q_p), (k_m, k_p)) = factors;
+            let mut blocks = [0x1234_5678i32; 4 * 80 + 8];
+            let (mut mu_row, mut expected_row) = ([7i32; 40], [7i32; 40]);
+            let mut expected = blocks;
+            let (q_block, mu_block) = blocks.split_at_mut(2 * dim);
+            if !landmark_row(
+                (&q_bar[..dim], &k_bar[..dim]),
+                factors,
+                (q_block, &mut mu_block[..2 * dim], r),
+                &mut mu_row[..dim],
+            ) {
+                return Some(dim);
+            }
+            let (q_expected, mu_expected) = expected.split_at_mut(2 * dim);
+            for e in 0..dim {
+                let mu = super::fixed_point::mul_high_round(q_bar[e] << q_p, q_m)
+                    + super::fixed_point::mul_high_round(k_bar[e] << k_p, k_m);
+                let mu = mu.clamp(-(1 << 14), 1 << 14);
+                let slot = crate::simd::int8::byte_slot(r, e);
+                crate::simd::int8::set_slot(q_expected, slot, q_bar[e]);
+                crate::simd::int8::set_slot(mu_expected, slot, mu);
+                expected_row[e] = mu;
+            }
+            if blocks != expected || mu_row != expected_row {
+                return Some(dim);
+            }
         }
     }
     None

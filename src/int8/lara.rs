@@ -695,6 +695,37 @@ impl<'a> Workspace<'a> {
                 packed,
                 k_rows.filter_map(|(k, counts)| counts.then_some(k)),
             );
+            // (Helium: 4 lanes at a time, for dim a multiple of 8 and segments of 2 to 2^16 − 1)
+            #[cfg(lara_attn_helium)]
+            if let Some(factors) = small {
+                let block = block_words(dim);
+                let (b, r) = (c / ROWS, c % ROWS);
+                let done = (2..1 << 16).contains(&q_len)
+                    && (2..1 << 16).contains(&k_len)
+                    && dim.is_multiple_of(8)
+                    && super::helium::segment_means(q_sum, q_len)
+                    && super::helium::segment_means(k_sum, k_len)
+                    && match (
+                        self.q_bar.get_mut(b * block..(b + 1) * block),
+                        self.mu.get_mut(b * block..(b + 1) * block),
+                        self.mu_rows.get_mut(c * dim..(c + 1) * dim),
+                    ) {
+                        (Some(q_block), Some(mu_block), Some(mu_row)) => {
+                            super::helium::landmark_row(
+                                (q_sum, k_sum),
+                                factors,
+                                (q_block, mu_block, r),
+                                mu_row,
+                            )
+                        }
+                        _ => false,
+                    };
+                if done {
+                    self.row = row;
+                    (q_first, k_first) = (q_first + q_len, k_first + k_len);
+                    continue;
+                }
+            }
             for (e, (&q, &k)) in q_sum.iter().zip(k_sum.iter()).enumerate() {
                 let (q_bar, k_bar) = (mean(q, q_len), mean(k, k_len));
                 if let Some(((q_m, q_p), (k_m, k_p))) = small {
