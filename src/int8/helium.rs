@@ -890,6 +890,57 @@ pub(crate) fn landmark_row(
     true
 }
 
+/// `sum[t] += Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
+/// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, per 8 columns
+/// two `i32` accumulators over the rows (`VLDRB.S32`), the same integer sums.
+#[inline(always)]
+pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8], dim: usize) -> bool {
+    if dim == 0 || !dim.is_multiple_of(CHUNK) || sum.len() < dim {
+        return false;
+    }
+    let count = rows.len() / dim;
+    // SAFETY: for each of the dim / 8 column groups the loop reads and writes sum[8g .. 8g + 8]
+    // (inside sum[..dim]) and reads rows[i · dim + 8g .. + 8] for i < count = rows.len() / dim
+    // (inside rows). The block writes only sum, q0–q3 (declared as s0–s15; caller-saved), lr,
+    // flags and its inout operands (the row pointer in r3: the widening loads take low
+    // registers); no stack.
+    unsafe {
+        asm!(
+            "2:",
+            "vldrw.u32 q0, [{s}]",
+            "vldrw.u32 q1, [{s}, #16]",
+            "mov r3, {r}",
+            "wls lr, {count}, 4f",
+            "3:",
+            "vldrb.s32 q2, [r3]",
+            "vldrb.s32 q3, [r3, #4]",
+            "vadd.i32 q0, q0, q2",
+            "vadd.i32 q1, q1, q3",
+            "add r3, r3, {dim}",
+            "le lr, 3b",
+            "4:",
+            "vstrw.32 q0, [{s}], #16",
+            "vstrw.32 q1, [{s}], #16",
+            "adds {r}, #8",
+            "subs {groups}, #1",
+            "bne 2b",
+            s = inout(reg) sum.as_mut_ptr() => _,
+            r = inout(reg) rows.as_ptr() => _,
+            count = in(reg) count,
+            dim = in(reg) dim,
+            groups = inout(reg) dim / CHUNK => _,
+            out("r3") _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -1312,6 +1363,37 @@ pub(crate) fn check() -> Option<usize> {
                 expected_row[e] = mu;
             }
             if blocks != expected || mu_row != expected_row {
+                return Some(dim);
+            }
+        }
+    }
+    // segment sums: every multiple of 8 to 40, 0 to 5 rows, extreme bytes
+    for dim in (8..=40).step_by(8) {
+        for count in 0..6usize {
+            let mut rows = [0i8; 6 * 40 + 7];
+            for v in rows.iter_mut() {
+                *v = match next() % 4 {
+                    0 => -128,
+                    1 => 127,
+                    _ => next() as i8,
+                };
+            }
+            let mut sum = [0i32; 41];
+            for v in sum.iter_mut() {
+                *v = (next() as i32) >> 8;
+            }
+            let mut expected = sum;
+            // a partial row after the whole ones is left out
+            let bytes = &rows[..count * dim + count % 2 * 3];
+            if !sum_rows(&mut sum[..dim + count % 2], bytes, dim) {
+                return Some(dim);
+            }
+            for row in bytes.chunks_exact(dim) {
+                for (s, &v) in expected.iter_mut().zip(row) {
+                    *s += i32::from(v);
+                }
+            }
+            if sum != expected {
                 return Some(dim);
             }
         }

@@ -686,15 +686,35 @@ impl<'a> Workspace<'a> {
             q_sum.fill(0);
             k_sum.fill(0);
             let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
-            add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
             let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
-            let counted = (k_first..).map(|j| x.counts(j));
-            let k_rows = rows(k_rows, dim).take(k_len).zip(counted);
-            add_rows(
-                k_sum,
-                packed,
-                k_rows.filter_map(|(k, counts)| counts.then_some(k)),
-            );
+            // (Helium: 8 columns at a time over the rows, for d a multiple of 8 and, for the
+            // keys, no mask)
+            #[cfg(lara_attn_helium)]
+            let summed = {
+                let q_segment = q_rows.get(..q_len * dim).unwrap_or_default();
+                let k_segment = k_rows.get(..k_len * dim).unwrap_or_default();
+                (
+                    q_segment.len() == q_len * dim
+                        && super::helium::sum_rows(q_sum, q_segment, dim),
+                    x.key_mask.is_none()
+                        && k_segment.len() == k_len * dim
+                        && super::helium::sum_rows(k_sum, k_segment, dim),
+                )
+            };
+            #[cfg(not(lara_attn_helium))]
+            let summed = (false, false);
+            if !summed.0 {
+                add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
+            }
+            if !summed.1 {
+                let counted = (k_first..).map(|j| x.counts(j));
+                let k_rows = rows(k_rows, dim).take(k_len).zip(counted);
+                add_rows(
+                    k_sum,
+                    packed,
+                    k_rows.filter_map(|(k, counts)| counts.then_some(k)),
+                );
+            }
             // (Helium: 4 lanes at a time, for dim a multiple of 8 and segments of 2 to 2^16 − 1)
             #[cfg(lara_attn_helium)]
             if let Some(factors) = small {
