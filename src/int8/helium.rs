@@ -684,14 +684,14 @@ static ROW_OFFSETS: [u32; 4] = [
 ];
 
 /// `a = rescale(a, factor)` for the `ROWS` words of row `c` (at `c · ROWS`) of every whole
-/// group of `group` words of `acc` (`factor < 2^31`): `admit_rows`' rescaling, a vector per
-/// group. `round(a · f / 2^15)` as `i32` is bits 15 to 46 of the `i64` product plus its
-/// bit 14: the high word (`VMULH.S32`) and the low word (`VMUL.I32`) joined by `VSRI`, as in
-/// [`alphas`]. `false`, nothing written, if the row is not inside a group.
+/// group of `group` words of `acc` (`factor < 2^15`, else `false`): `admit_rows`' rescaling,
+/// a vector per group. `round(a · f / 2^15) = (2 · a · (f · 2^16) + 2^31) >> 32`: `VQRDMULH.S32`
+/// by `f · 2^16 < 2^31` (its saturation needs both factors `−2^31`: never), the `i64`
+/// product's bits. `false`, nothing written, if the row is not inside a group.
 #[inline(always)]
 pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) -> bool {
     let offset = c.saturating_mul(ROWS);
-    if group == 0 || offset.saturating_add(ROWS) > group {
+    if group == 0 || offset.saturating_add(ROWS) > group || factor >= 1 << 15 {
         return false;
     }
     let groups = acc.len() / group;
@@ -699,35 +699,24 @@ pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) 
     let start = acc.as_mut_ptr().wrapping_add(offset);
     // SAFETY: the loop reads and writes acc[g · group + offset .. + ROWS] for g < groups =
     // acc.len() / group, each inside acc as offset + ROWS ≤ group. The block writes only those
-    // words, q0–q3 (declared as s0–s15; caller-saved), lr, flags and its inout operands; no
+    // words, q0 (declared as s0–s3; caller-saved), lr, flags and its inout operands; no
     // stack.
     unsafe {
         asm!(
-            "vdup.32 q3, {f}",
             "wls lr, {n}, 2f",
             "1:",
             "vldrw.u32 q0, [{a}]",
-            "vmulh.s32 q1, q0, q3",
-            "vmul.i32 q2, q0, q3",
-            // (p >> 15) as i32 + bit 14 of p
-            "vshl.i32 q1, q1, #17",
-            "vsri.32 q1, q2, #15",
-            "vshl.i32 q2, q2, #17",
-            "vshr.u32 q2, q2, #31",
-            "vadd.i32 q1, q1, q2",
-            "vstrw.32 q1, [{a}]",
+            "vqrdmulh.s32 q0, q0, {f}",
+            "vstrw.32 q0, [{a}]",
             "add {a}, {a}, {step}",
             "le lr, 1b",
             "2:",
-            f = in(reg) factor,
+            f = in(reg) factor << 16,
             n = in(reg) groups,
             a = inout(reg) start => _,
             step = in(reg) group * 4,
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
             options(nostack),
         );
     }
