@@ -173,9 +173,11 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
 }
 
 /// LARA's query logits in place: `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating)
-/// over the common length of `logits` and `biases`.
+/// over the common length of `logits` and `biases`; returns the largest (`i32::MIN` for none,
+/// `VMAXV.S32` over the live lanes).
 #[inline(always)]
-pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> i32 {
+    let mut max = i32::MIN;
     let len = logits.len().min(biases.len());
     let (value, pre_shift) = scale.parts();
     // SAFETY: the loop reads and writes logits[0 .. len] and reads biases[0 .. len]
@@ -195,6 +197,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
             "vqshl.s32 q0, q0, #3",
             "vshr.s32 q0, q0, #3",
             "vstrw.32 q0, [{l}], #16",
+            "vmaxv.s32 {max}, q0",
             "letp lr, 1b",
             "2:",
             n = in(reg) len,
@@ -202,6 +205,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
             b = inout(reg) biases.as_ptr() => _,
             value = in(reg) value,
             pre = in(reg) pre_shift,
+            max = inout(reg) max,
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
@@ -209,6 +213,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
             options(nostack),
         );
     }
+    max
 }
 
 /// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the sum
@@ -1011,8 +1016,9 @@ pub(crate) fn check() -> Option<usize> {
         }
         let expected: [i32; 40] =
             core::array::from_fn(|c| to_logit(scale.apply(dots[c]).saturating_add(biases[c])));
-        query_logits(&mut dots[..len], &biases, scale);
-        if dots[..len] != expected[..len] {
+        let max = query_logits(&mut dots[..len], &biases, scale);
+        let expected_max = expected[..len].iter().copied().max().unwrap_or(i32::MIN);
+        if dots[..len] != expected[..len] || max != expected_max {
             return Some(len);
         }
     }

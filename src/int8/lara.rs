@@ -553,6 +553,10 @@ struct Workspace<'a> {
     dots: &'a mut [i32],
     /// A key or query row padded to whole chunks.
     shared: &'a mut [i32],
+    /// Helium: how many logits `query_logits` wrote last and their largest (0 logits: none
+    /// known).
+    #[cfg(lara_attn_helium)]
+    query_max: (usize, i32),
 }
 
 /// See [`Workspace::rows`].
@@ -616,6 +620,8 @@ impl<'a> Workspace<'a> {
             mu_rows: next(19),
             dots: next(20),
             shared: next(21),
+            #[cfg(lara_attn_helium)]
+            query_max: (0, 0),
         }
     }
 
@@ -1091,13 +1097,21 @@ impl<'a> Workspace<'a> {
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
         let live = samples.min(logits.len()).min(self.bias.len());
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
+        // (Helium: the largest logit found in the same loop, for query_weights)
         #[cfg(lara_attn_helium)]
-        super::helium::query_logits(live_logits, biases, plan.query_dot);
+        {
+            let max = super::helium::query_logits(live_logits, biases, plan.query_dot);
+            self.query_max = (live, max);
+        }
         #[cfg(not(lara_attn_helium))]
         for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
         if let Weighting::Biased = plan.config.weighting {
+            #[cfg(lara_attn_helium)]
+            {
+                self.query_max = (0, 0);
+            }
             // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
             let dots = self.dots.get_mut(..rows.landmarks).unwrap_or_default();
             dot_blocks(
@@ -1206,6 +1220,13 @@ impl<'a> Workspace<'a> {
     fn query_weights(&mut self, optimal: bool) -> u32 {
         let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
+        // (Helium: found by query_logits when it wrote these logits and no others since)
+        #[cfg(lara_attn_helium)]
+        let max = match core::mem::take(&mut self.query_max) {
+            (live, max) if live == samples && live > 0 => max,
+            _ => logits.iter().copied().max().unwrap_or(0),
+        };
+        #[cfg(not(lara_attn_helium))]
         let max = logits.iter().copied().max().unwrap_or(0);
         // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31,
         // and their sum (4 lanes at a time on Helium)
