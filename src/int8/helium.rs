@@ -935,6 +935,87 @@ pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8], dim: usize) -> bool {
     true
 }
 
+/// RFA's query projections in place: `a = to_logit(scale · a)`; returns the largest
+/// (`i32::MIN` for none): [`query_logits`] without the biases.
+#[inline(always)]
+pub(crate) fn projections(a: &mut [i32], scale: Scale32) -> i32 {
+    let (value, pre_shift) = scale.parts();
+    let mut max = i32::MIN;
+    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated). The block writes
+    // only a, q0, q1 (declared as s0–s7; caller-saved), lr, flags and its inout operands; no
+    // stack.
+    unsafe {
+        asm!(
+            "vdup.32 q1, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{a}]",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q1",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [{a}], #16",
+            "vmaxv.s32 {max}, q0",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) a.len(),
+            a = inout(reg) a.as_mut_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            max = inout(reg) max,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    max
+}
+
+/// RFA's `φq` before scaling, in place: `a = ratio · exp2_neg(min((max − a) + norm, 2^32 − 1),
+/// 15) + floor` (as `u32`: `ratio ≤ 2^16`, so below `2^31 + floor`) for `a ≤ max` and
+/// `norm ≥ 0` (the gap `clamp(max + norm − a, 0, 2^32 − 1)` of the portable code,
+/// `VQADD.U32`); returns their sum (`VADDLVA.U32`, 64 bits).
+#[inline(always)]
+pub(crate) fn rfa_phi(a: &mut [i32], (max, norm): (i32, i32), ratio: u32, floor: u32) -> u64 {
+    let (mut low, mut high) = (0u32, 0u32);
+    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gather reads
+    // POW2_TABLE at indices masked to 0..64. The block writes only a, q0–q7 (declared as
+    // s0–s31), lr, flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even
+    // and an odd register); no stack.
+    unsafe {
+        exp2_asm!(
+            15u32,
+            [
+                "vdup.32 q5, {ratio}",
+                "wlstp.32 lr, {n}, 2f",
+                "1:",
+                // gap = (max − a) + norm, saturating (both parts non-negative)
+                "vldrw.u32 q0, [{a}]",
+                "vneg.s32 q0, q0",
+                "vadd.i32 q0, q0, {max}",
+                "vqadd.u32 q0, q0, {norm}",
+                exp2_lanes!(),
+                "vmul.i32 q1, q1, q5",
+                "vadd.i32 q1, q1, {floor}",
+                "vstrw.32 q1, [{a}], #16",
+                "vaddlva.u32 r0, r1, q1",
+                "letp lr, 1b",
+                "2:",
+            ],
+            n = in(reg) a.len(),
+            a = inout(reg) a.as_mut_ptr() => _,
+            max = in(reg) max,
+            norm = in(reg) norm,
+            ratio = in(reg) ratio,
+            floor = in(reg) floor,
+            inout("r0") low,
+            inout("r1") high,
+        );
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -1390,6 +1471,65 @@ pub(crate) fn check() -> Option<usize> {
             }
             if sum != expected {
                 return Some(dim);
+            }
+        }
+    }
+    // RFA's projections and φq: every length to 40, projections across the logit range,
+    // norms from 0 to 2^31 − 1, ratios to 2^16; then their packing by pack_rounded (values to
+    // 2^31 + floor, the shifts of RFA)
+    for len in 0..40usize {
+        let mut a = [0i32; 40];
+        for v in a.iter_mut() {
+            *v = (next() as i32) >> (next() % 24);
+        }
+        let scale = Scale32::new(0.07, 1 << 24)?;
+        let mut ours = a;
+        let max = projections(&mut ours[..len], scale);
+        let expected: [i32; 40] = core::array::from_fn(|r| {
+            if r < len {
+                to_logit(scale.apply(a[r]))
+            } else {
+                a[r]
+            }
+        });
+        let expected_max = expected[..len].iter().copied().max().unwrap_or(i32::MIN);
+        if ours != expected || max != expected_max {
+            return Some(len);
+        }
+        let norm = match len % 4 {
+            0 => 0,
+            1 => i32::MAX,
+            _ => (next() >> (1 + next() % 31)) as i32,
+        };
+        let ratio = match len % 3 {
+            0 => 1 << 16,
+            _ => 1 + next() % (1 << 16),
+        };
+        let floor = 214_748u32;
+        let mut phi = expected;
+        let total = rfa_phi(&mut phi[..len], (max, norm), ratio, floor);
+        let mut expected_total = 0u64;
+        for r in 0..len {
+            let shift = i64::from(max) + i64::from(norm);
+            let gap = (shift - i64::from(expected[r])).clamp(0, i64::from(u32::MAX)) as u32;
+            let value = u64::from(ratio) * u64::from(super::fixed_point::exp2_neg(gap, 15))
+                + u64::from(floor);
+            expected_total += value;
+            if u64::from(phi[r] as u32) != value {
+                return Some(len);
+            }
+        }
+        if total != expected_total {
+            return Some(len);
+        }
+        for shift in 1..=32 {
+            let mut packed = [0i32; 20];
+            pack_rounded(&phi[..len], &mut packed[..len.div_ceil(2)], shift);
+            for r in 0..len {
+                let expected = super::fixed_point::shift_round(i64::from(phi[r] as u32), shift);
+                if crate::simd::int8::get_slot(&packed, r) != i32::from(expected as i16) {
+                    return Some(len);
+                }
             }
         }
     }

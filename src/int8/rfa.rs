@@ -453,7 +453,6 @@ impl<'a> Workspace<'a> {
     ) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
-        let packed = pair_row_words(features);
         let base = head * self.shape.queries * value_dim;
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // A[i, r] (L16), max_r A, hq
@@ -465,12 +464,33 @@ impl<'a> Workspace<'a> {
                 projections,
             );
             let projections = projections.get_mut(..features).unwrap_or_default();
+            // (Helium: 4 lanes at a time, the largest in the same loop)
+            #[cfg(lara_attn_helium)]
+            let max = match super::helium::projections(projections, plan.query_projection) {
+                _ if projections.is_empty() => 0,
+                max => max,
+            };
+            #[cfg(not(lara_attn_helium))]
             for a in projections.iter_mut() {
                 *a = to_logit(plan.query_projection.apply(*a));
             }
+            #[cfg(not(lara_attn_helium))]
             let max = projections.iter().copied().max().unwrap_or(0);
             // (the portable |q|²: the DSP one, inlined here, costs more than it saves on the M4F)
             let norm = plan.query_norm.apply(portable_squared_norm(q_row));
+            // (Helium: φq 4 lanes at a time, once each, when norm ≥ 0 (always: a positive
+            // factor of |q|²) and the ratio fits u32)
+            #[cfg(lara_attn_helium)]
+            if let (true, Ok(ratio)) = (norm >= 0, u32::try_from(plan.ratio)) {
+                const _: () = assert!(FLOOR_Q31 < 1 << 32);
+                let total =
+                    super::helium::rfa_phi(projections, (max, norm), ratio, FLOOR_Q31 as u32);
+                let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
+                self.phi.fill(0);
+                super::helium::pack_rounded(projections, self.phi, q_exponent);
+                self.finish_query(plan, (exponents, q_exponent), out, base + i * value_dim);
+                continue;
+            }
             let shift = i64::from(max) + i64::from(norm);
             // φq[r] = S^-1/2 · 2^(A − max − hq) + 1e-4 in Q31
             let phi = |a: i32| -> u64 {
@@ -484,6 +504,22 @@ impl<'a> Workspace<'a> {
             for (r, &a) in projections.iter().enumerate() {
                 set_slot(self.phi, r, shift_round(phi(a) as i64, q_exponent) as i32);
             }
+            self.finish_query(plan, (exponents, q_exponent), out, base + i * value_dim);
+        }
+    }
+
+    /// The output row of one query from its packed `φq` (scaled by `2^(q_exponent − 31)`).
+    #[inline(always)]
+    fn finish_query(
+        &mut self,
+        plan: &Plan,
+        (exponents, q_exponent): (Exponents, i32),
+        out: &mut impl Rows,
+        offset: usize,
+    ) {
+        let value_dim = self.shape.value_dim;
+        let packed = pair_row_words(self.features);
+        {
             // Σ_r φq KV_r (columns 0..d_v) and Σ_r φq K_r (column d_v)
             let shared = self.phi.get(..packed).unwrap_or_default();
             pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
@@ -497,8 +533,7 @@ impl<'a> Workspace<'a> {
             // out = Σ_r φq KV_r / den · 2^(kv − k − excess)
             let row = self.out_row.get(..value_dim).unwrap_or_default();
             let extra = exponents.kv - exponents.k - excess;
-            plan.requantize
-                .write_row(row, den, extra, out, base + i * value_dim);
+            plan.requantize.write_row(row, den, extra, out, offset);
         }
     }
 }
