@@ -431,6 +431,71 @@ pub(crate) fn logit_column(
     }
 }
 
+/// RFA's key logits: `logits[r · KEY_BLOCK + column] = to_logit(p_r − offset)` (the difference
+/// wrapping) with `p_r = to_logit(scale · dots[r])`, for every row `r` of `dots` that `logits`
+/// has, as [`logit_column`]; returns the largest `p_r` (`i32::MIN` for none).
+#[inline(always)]
+pub(crate) fn projection_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    (scale, offset): (Scale32, i32),
+) -> i32 {
+    let mut max = i32::MIN;
+    if column >= KEY_BLOCK {
+        return max;
+    }
+    let rows = dots.len().min(logits.len() / KEY_BLOCK);
+    let (value, pre_shift) = scale.parts();
+    // the addresses of rows −4 to −1 (the store adds four rows first); never dereferenced
+    let base = logits
+        .as_mut_ptr()
+        .wrapping_add(column)
+        .wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
+    // SAFETY: the loop reads dots[0 .. rows] and writes logits[r · KEY_BLOCK + column] for
+    // r < rows (tail-predicated), each in bounds as column < KEY_BLOCK and rows ≤ logits.len() /
+    // KEY_BLOCK; it reads ROW_STEP (4 words). The block writes only those logits, q0–q2
+    // (declared as s0–s11; caller-saved), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q1, [{step}]",
+            "vadd.i32 q1, q1, {base}",
+            "vdup.32 q2, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // p = ssat29(round((dot << pre_shift) · value / 2^32)), the largest so far
+            "vldrw.u32 q0, [{d}], #16",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q2",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vmaxv.s32 {max}, q0",
+            // ssat29(p − offset)
+            "vsub.i32 q0, q0, {offset}",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [q1, #{rows4}]!",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) rows,
+            d = inout(reg) dots.as_ptr() => _,
+            step = in(reg) ROW_STEP.as_ptr(),
+            base = in(reg) base,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            offset = in(reg) offset,
+            max = inout(reg) max,
+            rows4 = const 4 * KEY_BLOCK * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    max
+}
+
 /// The byte offsets of four consecutive rows of logits (`KEY_BLOCK` words each).
 static ROW_STEP: [u32; 4] = [
     0,
@@ -1208,6 +1273,51 @@ pub(crate) fn check() -> Option<usize> {
                 to_logit(scale.apply(d).wrapping_sub(offset))
             });
             if ours != expected {
+                return Some(len);
+            }
+        }
+    }
+    // RFA's key logits and their largest projection: as the logit columns
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        for d in dots.iter_mut() {
+            *d = (next() as i32) >> (next() % 24);
+        }
+        let offset = match len % 4 {
+            0 => i32::MIN + (next() >> 4) as i32,
+            1 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        for column in 0..=KEY_BLOCK {
+            let logit_len = ((len + 1) * KEY_BLOCK).saturating_sub(len % 3 * 3);
+            let mut ours = [0x5555_5555i32; 41 * KEY_BLOCK];
+            let mut expected = ours;
+            let max = projection_column(
+                &mut ours[..logit_len],
+                column,
+                &dots[..len],
+                (scale, offset),
+            );
+            let mut expected_max = i32::MIN;
+            super::store_logit_column(&mut expected[..logit_len], column, &dots[..len], |_, d| {
+                let projection = to_logit(scale.apply(d));
+                expected_max = expected_max.max(projection);
+                to_logit(projection.wrapping_sub(offset))
+            });
+            let rows = len.min(logit_len / KEY_BLOCK);
+            if column >= KEY_BLOCK || rows < len {
+                // (the closure runs on every dot; ours on the stored rows only)
+                expected_max = if column >= KEY_BLOCK {
+                    i32::MIN
+                } else {
+                    dots[..rows]
+                        .iter()
+                        .map(|&d| to_logit(scale.apply(d)))
+                        .max()
+                        .unwrap_or(i32::MIN)
+                };
+            }
+            if ours != expected || max != expected_max {
                 return Some(len);
             }
         }

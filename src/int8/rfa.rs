@@ -15,11 +15,16 @@
 //! independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
+    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round,
 };
+// (the portable per-element loops; Helium has its own, in `super::helium`)
+#[cfg(not(lara_attn_helium))]
+use super::fixed_point::to_logit;
+#[cfg(not(lara_attn_helium))]
+use super::store_logit_column;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, scale32,
-    squared_norm, store_logit_column,
+    squared_norm,
 };
 use crate::error::{Arg, Error};
 use crate::math::sqrt;
@@ -348,7 +353,21 @@ impl<'a> Workspace<'a> {
                 padded_bytes(k_row, self.shared),
                 dots,
             );
-            // into column jj of feature r's block
+            // into column jj of feature r's block (Helium: 4 rows at a time, the features'
+            // largest projection, then the padding rows)
+            #[cfg(lara_attn_helium)]
+            {
+                let offset = (plan.key_projection, half_norm);
+                let (real, padding) = dots.split_at(features.min(dots.len()));
+                let block_max = super::helium::projection_column(self.logits, jj, real, offset);
+                max = max.max(block_max);
+                let rest = self
+                    .logits
+                    .get_mut(real.len() * KEY_BLOCK..)
+                    .unwrap_or_default();
+                super::helium::projection_column(rest, jj, padding, offset);
+            }
+            #[cfg(not(lara_attn_helium))]
             store_logit_column(self.logits, jj, dots, |r, dot| {
                 let projection = to_logit(plan.key_projection.apply(dot));
                 if r < features {
