@@ -370,8 +370,9 @@ pub(crate) fn store_scaled_logits(
 
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
-/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group). On Helium four rows at a
-/// time ([`admit4`]), each row's state step in the lanes of one vector.
+/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group); one row at a time (four on
+/// Helium).
+#[cfg(not(lara_attn_helium))]
 #[inline(never)]
 pub(crate) fn admit_rows(
     logits: &[i32],
@@ -381,10 +382,55 @@ pub(crate) fn admit_rows(
     acc: &mut [i32],
     stride: usize,
 ) {
-    let first_row = 0;
-    #[cfg(lara_attn_helium)]
+    for c in 0..rows {
+        // row c's logits, weight pairs and state (index loops: see accumulate_groups)
+        let logits = logits.get(c * KEY_BLOCK..(c + 1) * KEY_BLOCK);
+        let weight_pairs = weights.get_mut(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
+        let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) =
+            (logits, weight_pairs, reference.get_mut(c), sum.get_mut(c))
+        else {
+            break;
+        };
+        let mut state = Running {
+            reference: *reference,
+            sum: *sum as u32,
+        };
+        let mut block = [0i32; KEY_BLOCK];
+        let factor = state.admit(logits, &mut block);
+        (*reference, *sum) = (state.reference, state.sum as i32);
+        // the Q15 weights in pairs (constant indices into the block; four pairs per row)
+        const _: () = assert!(WEIGHT_WORDS == 4);
+        if let [p0, p1, p2, p3] = weight_pairs {
+            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+            (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
+        }
+        if factor != Q15_ONE {
+            // Σ w·v · 2^(old − new reference)
+            for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+                for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
+                    *a = rescale(*a, factor);
+                }
+            }
+        }
+    }
+}
+
+/// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
+/// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
+/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group): on Helium four rows at a
+/// time ([`admit4`]), the rows in the lanes of one vector.
+#[cfg(lara_attn_helium)]
+#[inline(never)]
+pub(crate) fn admit_rows(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    rows: usize,
+    acc: &mut [i32],
+    stride: usize,
+) {
     let first_row = {
-        let mut c = first_row;
+        let mut c = 0;
         while c + 4 <= rows {
             let group = (
                 logits.get(c * KEY_BLOCK..(c + 4) * KEY_BLOCK),
@@ -429,6 +475,7 @@ pub(crate) fn admit_rows(
 }
 
 /// [`admit_rows`] for row `c`; `false` if the row is missing.
+#[cfg(lara_attn_helium)]
 #[inline(always)]
 fn admit_row(
     logits: &[i32],
@@ -467,10 +514,10 @@ fn admit_row(
 
 /// Row `c`'s sums in `acc` (see [`admit_rows`]) times `factor` (`Q15`): `Σ w·v · 2^(old − new
 /// reference)`.
+#[cfg(lara_attn_helium)]
 #[inline(always)]
 fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
-    // (Helium: a vector per group)
-    #[cfg(lara_attn_helium)]
+    // (a vector per group)
     if helium::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
         return;
     }
