@@ -472,6 +472,7 @@ impl<'a> Workspace<'a> {
     ) {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
+        let packed = pair_row_words(features);
         let base = head * self.shape.queries * value_dim;
         for (i, q_row) in rows(x.q, dim).enumerate() {
             // A[i, r] (L16), max_r A, hq
@@ -507,7 +508,12 @@ impl<'a> Workspace<'a> {
                 let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
                 self.phi.fill(0);
                 super::helium::pack_rounded(projections, self.phi, q_exponent);
-                self.finish_query(plan, (exponents, q_exponent), out, base + i * value_dim);
+                self.finish_query(
+                    plan,
+                    (exponents, q_exponent),
+                    packed,
+                    (out, base + i * value_dim),
+                );
                 continue;
             }
             let shift = i64::from(max) + i64::from(norm);
@@ -523,7 +529,12 @@ impl<'a> Workspace<'a> {
             for (r, &a) in projections.iter().enumerate() {
                 set_slot(self.phi, r, shift_round(phi(a) as i64, q_exponent) as i32);
             }
-            self.finish_query(plan, (exponents, q_exponent), out, base + i * value_dim);
+            self.finish_query(
+                plan,
+                (exponents, q_exponent),
+                packed,
+                (out, base + i * value_dim),
+            );
         }
     }
 
@@ -533,11 +544,10 @@ impl<'a> Workspace<'a> {
         &mut self,
         plan: &Plan,
         (exponents, q_exponent): (Exponents, i32),
-        out: &mut impl Rows,
-        offset: usize,
+        packed: usize,
+        (out, offset): (&mut impl Rows, usize),
     ) {
         let value_dim = self.shape.value_dim;
-        let packed = pair_row_words(self.features);
         {
             // Σ_r φq KV_r (columns 0..d_v) and Σ_r φq K_r (column d_v)
             let shared = self.phi.get(..packed).unwrap_or_default();
