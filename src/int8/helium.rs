@@ -1635,8 +1635,8 @@ pub(crate) fn check() -> Option<usize> {
         for shift in 1..=32 {
             let mut packed = [0i32; 20];
             pack_rounded(&phi[..len], &mut packed[..len.div_ceil(2)], shift);
-            for r in 0..len {
-                let expected = super::fixed_point::shift_round(i64::from(phi[r] as u32), shift);
+            for (r, &value) in phi[..len].iter().enumerate() {
+                let expected = super::fixed_point::shift_round(i64::from(value as u32), shift);
                 if crate::simd::int8::get_slot(&packed, r) != i32::from(expected as i16) {
                     return Some(len);
                 }
