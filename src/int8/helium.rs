@@ -20,7 +20,10 @@
 //! firmware example runs it on the core).
 #![allow(unsafe_code)]
 
-use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use super::fixed_point::{
+    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, to_logit, weight_q15,
+};
+use crate::simd::int8::{CHUNK, KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
@@ -170,9 +173,11 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
 }
 
 /// LARA's query logits in place: `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating)
-/// over the common length of `logits` and `biases`.
+/// over the common length of `logits` and `biases`; returns the largest (`i32::MIN` for none,
+/// `VMAXV.S32` over the live lanes).
 #[inline(always)]
-pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> i32 {
+    let mut max = i32::MIN;
     let len = logits.len().min(biases.len());
     let (value, pre_shift) = scale.parts();
     // SAFETY: the loop reads and writes logits[0 .. len] and reads biases[0 .. len]
@@ -192,6 +197,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
             "vqshl.s32 q0, q0, #3",
             "vshr.s32 q0, q0, #3",
             "vstrw.32 q0, [{l}], #16",
+            "vmaxv.s32 {max}, q0",
             "letp lr, 1b",
             "2:",
             n = in(reg) len,
@@ -199,6 +205,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
             b = inout(reg) biases.as_ptr() => _,
             value = in(reg) value,
             pre = in(reg) pre_shift,
+            max = inout(reg) max,
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
@@ -206,6 +213,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
             options(nostack),
         );
     }
+    max
 }
 
 /// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the sum
@@ -361,6 +369,718 @@ pub(crate) fn pack_rounded(weights: &[i32], packed: &mut [i32], shift: i32) -> u
     sum
 }
 
+/// `logits[r · KEY_BLOCK + column] = to_logit(scale · dots[r] − offset)` (the difference
+/// wrapping) for every row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has, as
+/// [`store_logit_column`](super::store_logit_column) with that closure: 4 lanes at a time, a
+/// scatter store (`VSTRW.32` to a vector of addresses, `KEY_BLOCK` words apart, which the store
+/// advances by four rows).
+#[inline(always)]
+pub(crate) fn logit_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) {
+    if column >= KEY_BLOCK {
+        return;
+    }
+    let rows = dots.len().min(logits.len() / KEY_BLOCK);
+    let (value, pre_shift) = scale.parts();
+    // the addresses of rows −4 to −1 (the store adds four rows first); never dereferenced
+    let base = logits
+        .as_mut_ptr()
+        .wrapping_add(column)
+        .wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
+    // SAFETY: the loop reads dots[0 .. rows] and writes logits[r · KEY_BLOCK + column] for
+    // r < rows (tail-predicated: the lanes past rows neither load nor store), each in bounds as
+    // column < KEY_BLOCK and rows ≤ logits.len() / KEY_BLOCK; it reads ROW_STEP (4 words). The
+    // block writes only those logits, q0–q2 (declared as s0–s11; caller-saved), lr, flags and
+    // its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q1, [{step}]",
+            "vadd.i32 q1, q1, {base}",
+            "vdup.32 q2, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // ssat29(round((dot << pre_shift) · value / 2^32) − offset)
+            "vldrw.u32 q0, [{d}], #16",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q2",
+            "vsub.i32 q0, q0, {offset}",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [q1, #{rows4}]!",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) rows,
+            d = inout(reg) dots.as_ptr() => _,
+            step = in(reg) ROW_STEP.as_ptr(),
+            base = in(reg) base,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            offset = in(reg) offset,
+            rows4 = const 4 * KEY_BLOCK * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+}
+
+/// RFA's key logits: `logits[r · KEY_BLOCK + column] = to_logit(p_r − offset)` (the difference
+/// wrapping) with `p_r = to_logit(scale · dots[r])`, for every row `r` of `dots` that `logits`
+/// has, as [`logit_column`]; returns the largest `p_r` (`i32::MIN` for none).
+#[inline(always)]
+pub(crate) fn projection_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    (scale, offset): (Scale32, i32),
+) -> i32 {
+    let mut max = i32::MIN;
+    if column >= KEY_BLOCK {
+        return max;
+    }
+    let rows = dots.len().min(logits.len() / KEY_BLOCK);
+    let (value, pre_shift) = scale.parts();
+    // the addresses of rows −4 to −1 (the store adds four rows first); never dereferenced
+    let base = logits
+        .as_mut_ptr()
+        .wrapping_add(column)
+        .wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
+    // SAFETY: the loop reads dots[0 .. rows] and writes logits[r · KEY_BLOCK + column] for
+    // r < rows (tail-predicated), each in bounds as column < KEY_BLOCK and rows ≤ logits.len() /
+    // KEY_BLOCK; it reads ROW_STEP (4 words). The block writes only those logits, q0–q2
+    // (declared as s0–s11; caller-saved), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q1, [{step}]",
+            "vadd.i32 q1, q1, {base}",
+            "vdup.32 q2, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // p = ssat29(round((dot << pre_shift) · value / 2^32)), the largest so far
+            "vldrw.u32 q0, [{d}], #16",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q2",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vmaxv.s32 {max}, q0",
+            // ssat29(p − offset)
+            "vsub.i32 q0, q0, {offset}",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [q1, #{rows4}]!",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) rows,
+            d = inout(reg) dots.as_ptr() => _,
+            step = in(reg) ROW_STEP.as_ptr(),
+            base = in(reg) base,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            offset = in(reg) offset,
+            max = inout(reg) max,
+            rows4 = const 4 * KEY_BLOCK * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    max
+}
+
+/// The byte offsets of four consecutive rows of logits (`KEY_BLOCK` words each).
+static ROW_STEP: [u32; 4] = [
+    0,
+    (KEY_BLOCK * 4) as u32,
+    (2 * KEY_BLOCK * 4) as u32,
+    (3 * KEY_BLOCK * 4) as u32,
+];
+
+/// `out[t] = clamp((high(sums[t] · mantissa) + round_high) >> high_shift, −128, 127)` over the
+/// common length, `high` the high word of the 64-bit product (`VMULH.S32`): `write_i8`'s loop
+/// for a [`Multiplier::high_word_rounded`](super::fixed_point::Multiplier::high_word_rounded)
+/// (`1 ≤ high_shift ≤ 30`).
+#[inline(always)]
+pub(crate) fn requantize_i8(
+    out: &mut [i8],
+    sums: &[i32],
+    (mantissa, round_high, high_shift): (i32, i32, u32),
+) {
+    let len = out.len().min(sums.len());
+    // SAFETY: the loop reads sums[0 .. len] and writes out[0 .. len] (a byte per lane,
+    // tail-predicated), len ≤ both lengths. The block writes only out, q0, q1 (declared as
+    // s0–s7; caller-saved), lr, flags and its inout operands (out's pointer in r1); no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q1, {m}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}], #16",
+            "vmulh.s32 q0, q0, q1",
+            "vadd.i32 q0, q0, {round}",
+            // >> high_shift (arithmetic), then saturated to [-128, 127]
+            "vshl.s32 q0, {shift}",
+            "vqshl.s32 q0, q0, #24",
+            "vshr.s32 q0, q0, #24",
+            "vstrb.32 q0, [r1], #4",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            s = inout(reg) sums.as_ptr() => _,
+            // (a low register: the narrowing store's base)
+            inout("r1") out.as_mut_ptr() => _,
+            m = in(reg) mantissa,
+            round = in(reg) round_high,
+            shift = in(reg) -(high_shift as i32),
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`pack_value_blocks`](crate::simd::int8::pack_value_blocks) on Helium: per column, a gather
+/// of the column's byte in the `KEY_BLOCK` key rows (`VLDRB.S16` at 16-bit offsets, the lanes of
+/// keys that do not count or do not exist predicated off, which loads zeros) and a store of the
+/// eight `i16` (a column of a value block is four consecutive words); zeros for the columns
+/// past `value_dim` in the whole blocks of `out`. For `value_dim ≤ MAX_DIM` (else `false`,
+/// nothing written: the offsets would not fit 16 bits).
+#[inline(always)]
+pub(crate) fn pack_value_blocks(
+    values: &[i8],
+    value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+    out: &mut [i32],
+) -> bool {
+    if value_dim > super::MAX_DIM {
+        return false;
+    }
+    let blocks = out.len() / VALUE_BLOCK_WORDS;
+    let columns = value_dim.min(blocks * ROWS);
+    // two predicate bits per i16 lane: the keys that count and whose row is in `values`
+    let mut mask = 0u32;
+    for (jj, &counts) in counted.iter().enumerate() {
+        let end = (first + jj + 1).checked_mul(value_dim);
+        if counts && end.is_some_and(|end| end <= values.len()) {
+            mask |= 3 << (2 * jj);
+        }
+    }
+    // key `first`'s row (dereferenced only in the lanes of `mask`: inside `values`)
+    let base = values.as_ptr().wrapping_add(first.wrapping_mul(value_dim));
+    // SAFETY: the gathers read base + jj · value_dim + e for e < columns ≤ value_dim only in
+    // the lanes jj of `mask`, whose rows (first + jj) · value_dim .. + value_dim lie in `values`;
+    // the offsets jj · value_dim + e < 8 · 512 fit the 16-bit lanes. The stores write the
+    // 4 · columns ≤ 16 · blocks = out.len() rounded down first words of `out`; the block reads
+    // LANES (8 halfwords). P0 (VPR) is saved and restored. The block writes only those words,
+    // q0, q1 (declared as s0–s7), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vmrs {saved}, p0",
+            "vmsr p0, {mask}",
+            "vldrh.u16 q1, [{lanes}]",
+            "vmul.i16 q1, q1, {dim}",
+            "wls lr, {n}, 2f",
+            "1:",
+            "vpst",
+            "vldrbt.s16 q0, [{base}, q1]",
+            "vstrh.16 q0, [{o}], #16",
+            "vadd.i16 q1, q1, {one}",
+            "le lr, 1b",
+            "2:",
+            "vmsr p0, {saved}",
+            saved = out(reg) _,
+            mask = in(reg) mask,
+            lanes = in(reg) LANES.as_ptr(),
+            dim = in(reg) value_dim,
+            n = in(reg) columns,
+            base = in(reg) base,
+            o = inout(reg) out.as_mut_ptr() => _,
+            one = in(reg) 1u32,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    let whole = blocks * VALUE_BLOCK_WORDS;
+    if let Some(rest) = out.get_mut(columns * (KEY_BLOCK / 2)..whole) {
+        rest.fill(0);
+    }
+    true
+}
+
+/// `0, 1, …, 7` as `u16` lanes.
+static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+
+/// The block maxima of four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`): per key a gather
+/// of the four rows' logits (`VLDRW.U32` from a vector of addresses, which it advances).
+#[inline(always)]
+pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
+    let mut max = [0i32; 4];
+    // the addresses of the rows' key −1 (the gathers add a key first); never dereferenced
+    let base = logits.as_ptr().wrapping_sub(1);
+    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
+    // base plus ROW_STEP, advanced by one word before each), all in the array; the block reads
+    // ROW_STEP (4 words) and writes max (4 words), q0–q2 (declared as s0–s11) and flags; no
+    // stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q1, [{step}]",
+            "vadd.i32 q1, q1, {base}",
+            "vldrw.u32 q0, [q1, #4]!",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vstrw.32 q0, [{out}]",
+            step = in(reg) ROW_STEP.as_ptr(),
+            base = in(reg) base,
+            out = in(reg) max.as_mut_ptr(),
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    const _: () = assert!(KEY_BLOCK == 8);
+    max
+}
+
+/// For four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`) and their references:
+/// `w[r][j] = weight_q15(references[r] − logits[r][j])` (wrapping, as `u32`) stored as the
+/// `i16` halves of `pairs` (`[4][KEY_BLOCK / 2]`, the words of `pair(w_2k, w_2k+1)`), and
+/// returns each row's sum: per key a gather of the four rows' logits (`VLDRW.U32` at offsets
+/// `(0, 8, 16, 24)` words), [`exp2_lanes!`], a scatter of the halves (`VSTRH.32` at the same
+/// offsets in halfwords); the sums from the stored halves (`VADDV.U16`, each weight below
+/// `2^15`).
+#[inline(always)]
+pub(crate) fn weights4(
+    logits: &[i32; 4 * KEY_BLOCK],
+    references: &[i32; 4],
+    pairs: &mut [i32; 2 * KEY_BLOCK],
+) -> [u32; 4] {
+    let (s0, s1, s2, s3): (u32, u32, u32, u32);
+    // SAFETY: the loop (KEY_BLOCK iterations) gathers logits[r · KEY_BLOCK + j] and scatters
+    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gather of the
+    // exponent table reads POW2_TABLE at indices masked to 0..64; the block reads references,
+    // ROW_OFFSETS and pairs (16 words). It writes only pairs, q0–q7 (declared as s0–s31), lr,
+    // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers);
+    // no stack.
+    unsafe {
+        asm!(
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+            "movs {tmp}, #17",
+            "vdup.32 q6, {tmp}",
+            "mvn {tmp}, #14",
+            "vdup.32 q7, {tmp}",
+            "movs {tmp}, #2",
+            "vldrw.u32 q5, [r0]",
+            "vldrw.u32 q3, [r2]",
+            "mov lr, #{keys}",
+            "dls lr, lr",
+            "1:",
+            // t = max(reference − logit, 2) (wrapping, as u32): (t − 2 saturating) + 2
+            "vldrw.u32 q0, [{l}, q3, uxtw #2]",
+            "add {l}, {l}, #4",
+            "vsub.i32 q0, q5, q0",
+            "vqsub.u32 q0, q0, {tmp}",
+            "vadd.i32 q0, q0, {tmp}",
+            exp2_lanes!(),
+            "vstrh.32 q1, [{w}, q3, uxtw #1]",
+            "add {w}, {w}, #2",
+            "le lr, 1b",
+            // the rows' sums from the stored halves (w is back at pairs + KEY_BLOCK halves)
+            "sub {w}, {w}, #{halves}",
+            "vldrh.u16 q0, [{w}]",
+            "vaddv.u16 r0, q0",
+            "vldrh.u16 q0, [{w}, #16]",
+            "vaddv.u16 r2, q0",
+            "vldrh.u16 q0, [{w}, #32]",
+            "vaddv.u16 r10, q0",
+            "vldrh.u16 q0, [{w}, #48]",
+            "vaddv.u16 r12, q0",
+            keys = const KEY_BLOCK,
+            halves = const 2 * KEY_BLOCK,
+            tmp = out(reg) _,
+            l = inout(reg) logits.as_ptr() => _,
+            w = inout(reg) pairs.as_mut_ptr() => _,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            inout("r0") references.as_ptr() => s0,
+            inout("r2") ROW_OFFSETS.as_ptr() => s1,
+            out("r10") s2,
+            out("r12") s3,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+    [s0, s1, s2, s3]
+}
+
+/// The offsets of four consecutive rows of logits in words (`KEY_BLOCK` apart), which are
+/// those of their weight pairs in halfwords.
+static ROW_OFFSETS: [u32; 4] = [
+    0,
+    KEY_BLOCK as u32,
+    2 * KEY_BLOCK as u32,
+    3 * KEY_BLOCK as u32,
+];
+
+/// `a = rescale(a, factor)` for the `ROWS` words of row `c` (at `c · ROWS`) of every whole
+/// group of `group` words of `acc` (`factor < 2^15`, else `false`): `admit_rows`' rescaling,
+/// a vector per group. `round(a · f / 2^15) = (2 · a · (f · 2^16) + 2^31) >> 32`: `VQRDMULH.S32`
+/// by `f · 2^16 < 2^31` (its saturation needs both factors `−2^31`: never), the `i64`
+/// product's bits. `false`, nothing written, if the row is not inside a group.
+#[inline(always)]
+pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) -> bool {
+    let offset = c.saturating_mul(ROWS);
+    if group == 0 || offset.saturating_add(ROWS) > group || factor >= 1 << 15 {
+        return false;
+    }
+    let groups = acc.len() / group;
+    // row c of group 0 (dereferenced only when there is a whole group: inside acc)
+    let start = acc.as_mut_ptr().wrapping_add(offset);
+    // SAFETY: the loop reads and writes acc[g · group + offset .. + ROWS] for g < groups =
+    // acc.len() / group, each inside acc as offset + ROWS ≤ group. The block writes only those
+    // words, q0 (declared as s0–s3; caller-saved), lr, flags and its inout operands; no
+    // stack.
+    unsafe {
+        asm!(
+            "wls lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{a}]",
+            "vqrdmulh.s32 q0, q0, {f}",
+            "vstrw.32 q0, [{a}]",
+            "add {a}, {a}, {step}",
+            "le lr, 1b",
+            "2:",
+            f = in(reg) factor << 16,
+            n = in(reg) groups,
+            a = inout(reg) start => _,
+            step = in(reg) group * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// LARA's segment means in place: `sums[e] = ±⌊(2^7 · |sums[e]| + ⌊len / 2⌋) / len⌋` (the sign
+/// of the sum), the 32-bit path of `segment_means`' `mean`, for `2 ≤ len < 2^16` (else
+/// `false`, nothing written) and `|sums[e]| ≤ 2^7 · len` (every segment sum of `len` rows of
+/// `i8`). The division is a multiplication by `m = ⌈2^(31 + l) / len⌉`, `l = ⌈log2 len⌉`
+/// (`2^31 < m < 2^32`), and a shift: with `m · len = 2^(31 + l) + ε`, `0 ≤ ε < len ≤ 2^l`, the
+/// numerator `n < 2^31` gives `n · ε < 2^(31 + l)`, so `⌊n · m / 2^(31 + l)⌋ = ⌊n / len⌋`
+/// (Granlund and Montgomery); `VMULH.U32`, then a right shift by `l − 1`.
+#[inline(always)]
+pub(crate) fn segment_means(sums: &mut [i32], len: usize) -> bool {
+    if !(2..1 << 16).contains(&len) {
+        return false;
+    }
+    let len = len as u32;
+    let l = 32 - (len - 1).leading_zeros();
+    // m = ⌈2^63 / (len · 2^(32 − l))⌉ in 32-bit arithmetic (no 64-bit division routine, whose
+    // frame would add to the stack): 2^31 for a power of two
+    let m = if len.is_power_of_two() {
+        1 << 31
+    } else {
+        divide_normalized(u32::MAX >> 1, u32::MAX, len << (32 - l)) + 1
+    };
+    // SAFETY: the loop reads and writes sums[0 .. sums.len()] (tail-predicated). The block
+    // writes only sums, q0, q1, q3 (declared as s0–s7, s12–s15; caller-saved), lr, flags and
+    // its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q3, {m}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}]",
+            // n = (|sum| << 7) + len / 2; ⌊n / len⌋ = ⌊n · m / 2^32⌋ >> (l − 1)
+            "vabs.s32 q1, q0",
+            "vshl.i32 q1, q1, #7",
+            "vadd.i32 q1, q1, {half}",
+            "vmulh.u32 q1, q1, q3",
+            "vshl.u32 q1, {shift}",
+            // the sum's sign: (q ^ s) − s, s = sum >> 31
+            "vshr.s32 q0, q0, #31",
+            "veor q1, q1, q0",
+            "vsub.i32 q1, q1, q0",
+            "vstrw.32 q1, [{s}], #16",
+            "letp lr, 1b",
+            "2:",
+            m = in(reg) m,
+            n = in(reg) sums.len(),
+            s = inout(reg) sums.as_mut_ptr() => _,
+            half = in(reg) len / 2,
+            shift = in(reg) 1 - l as i32,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// One landmark `c` (row `r = c mod 4` of its byte blocks) from its means `q̄`, `k̄` (`dim`
+/// each, `dim` a non-zero multiple of 8): `q̄` into `q_block`, `mu = clamp(round((q̄ << q_p) ·
+/// q_m / 2^32) + round((k̄ << k_p) · k_m / 2^32), ±2^14)` (`VRMULH.S32`) into `mu_block` (their
+/// `i16` slots, `VSTRH.32`, 4 lanes at a time: each chunk of 8 holds 8 consecutive halfwords
+/// of row `r`) and into `mu_row` (plain `i32`); the landmark loop of `segment_means` with
+/// `Multiplier::high_word_small`. `false`, nothing written, if the lengths do not fit.
+#[inline(always)]
+pub(crate) fn landmark_row(
+    (q_bar, k_bar): (&[i32], &[i32]),
+    ((q_m, q_p), (k_m, k_p)): ((i32, u32), (i32, u32)),
+    (q_block, mu_block, r): (&mut [i32], &mut [i32], usize),
+    mu_row: &mut [i32],
+) -> bool {
+    let dim = q_bar.len();
+    let fits = dim != 0
+        && dim.is_multiple_of(CHUNK)
+        && k_bar.len() == dim
+        && mu_row.len() == dim
+        && q_block.len() >= 2 * dim
+        && mu_block.len() >= 2 * dim
+        && r < ROWS;
+    if !fits {
+        return false;
+    }
+    // row r's halfwords in the first chunk: byte r · 16
+    let (qb, mb) = (
+        q_block.as_mut_ptr().wrapping_add(r * 4),
+        mu_block.as_mut_ptr().wrapping_add(r * 4),
+    );
+    // SAFETY: the loop (dim / 8 iterations) reads q_bar and k_bar (dim words each), writes
+    // mu_row (dim words), and writes the halfwords 32k + 8r + i (k < dim / 8, i < 8) of both
+    // blocks, below 4 · dim halfwords = 2 · dim ≤ their words. The block writes only those,
+    // q0–q3 (declared as s0–s15; caller-saved), lr, flags and its inout operands (the
+    // block pointers in r0 and r1: the narrowing stores take low registers); no stack.
+    unsafe {
+        asm!(
+            "vdup.32 q2, {qm}",
+            "vdup.32 q3, {km}",
+            "mov {qm}, #16384",
+            "dls lr, {chunks}",
+            "1:",
+            // elements 0-3 of the chunk
+            "vldrw.u32 q0, [{qs}], #16",
+            "vldrw.u32 q1, [{ks}], #16",
+            "vstrh.32 q0, [r0]",
+            "vshl.u32 q0, {qp}",
+            "vrmulh.s32 q0, q0, q2",
+            "vshl.u32 q1, {kp}",
+            "vrmulh.s32 q1, q1, q3",
+            "vadd.i32 q0, q0, q1",
+            // clamp to [-2^14, 2^14]
+            "vdup.32 q1, {qm}",
+            "vmin.s32 q0, q0, q1",
+            "vneg.s32 q1, q1",
+            "vmax.s32 q0, q0, q1",
+            "vstrh.32 q0, [r1]",
+            "vstrw.32 q0, [{mr}], #16",
+            // elements 4-7
+            "vldrw.u32 q0, [{qs}], #16",
+            "vldrw.u32 q1, [{ks}], #16",
+            "vstrh.32 q0, [r0, #8]",
+            "vshl.u32 q0, {qp}",
+            "vrmulh.s32 q0, q0, q2",
+            "vshl.u32 q1, {kp}",
+            "vrmulh.s32 q1, q1, q3",
+            "vadd.i32 q0, q0, q1",
+            // clamp to [-2^14, 2^14]
+            "vdup.32 q1, {qm}",
+            "vmin.s32 q0, q0, q1",
+            "vneg.s32 q1, q1",
+            "vmax.s32 q0, q0, q1",
+            "vstrh.32 q0, [r1, #8]",
+            "vstrw.32 q0, [{mr}], #16",
+            // the next chunk: 4 rows of 8 halfwords on
+            "adds r0, #64",
+            "adds r1, #64",
+            "le lr, 1b",
+            qm = inout(reg) q_m => _,
+            km = in(reg) k_m,
+            qp = in(reg) q_p,
+            kp = in(reg) k_p,
+            chunks = in(reg) dim / CHUNK,
+            qs = inout(reg) q_bar.as_ptr() => _,
+            ks = inout(reg) k_bar.as_ptr() => _,
+            mr = inout(reg) mu_row.as_mut_ptr() => _,
+            inout("r0") qb => _,
+            inout("r1") mb => _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// `sum[t] += Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
+/// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, per 8 columns
+/// two `i32` accumulators over the rows (`VLDRB.S32`), the same integer sums.
+#[inline(always)]
+pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8], dim: usize) -> bool {
+    if dim == 0 || !dim.is_multiple_of(CHUNK) || sum.len() < dim {
+        return false;
+    }
+    let count = rows.len() / dim;
+    // SAFETY: for each of the dim / 8 column groups the loop reads and writes sum[8g .. 8g + 8]
+    // (inside sum[..dim]) and reads rows[i · dim + 8g .. + 8] for i < count = rows.len() / dim
+    // (inside rows). The block writes only sum, q0–q3 (declared as s0–s15; caller-saved), lr,
+    // flags and its inout operands (the row pointer in r3: the widening loads take low
+    // registers); no stack.
+    unsafe {
+        asm!(
+            "2:",
+            "vldrw.u32 q0, [{s}]",
+            "vldrw.u32 q1, [{s}, #16]",
+            "mov r3, {r}",
+            "wls lr, {count}, 4f",
+            "3:",
+            "vldrb.s32 q2, [r3]",
+            "vldrb.s32 q3, [r3, #4]",
+            "vadd.i32 q0, q0, q2",
+            "vadd.i32 q1, q1, q3",
+            "add r3, r3, {dim}",
+            "le lr, 3b",
+            "4:",
+            "vstrw.32 q0, [{s}], #16",
+            "vstrw.32 q1, [{s}], #16",
+            "adds {r}, #8",
+            "subs {groups}, #1",
+            "bne 2b",
+            s = inout(reg) sum.as_mut_ptr() => _,
+            r = inout(reg) rows.as_ptr() => _,
+            count = in(reg) count,
+            dim = in(reg) dim,
+            groups = inout(reg) dim / CHUNK => _,
+            out("r3") _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// RFA's query projections in place: `a = to_logit(scale · a)`; returns the largest
+/// (`i32::MIN` for none): [`query_logits`] without the biases.
+#[inline(always)]
+pub(crate) fn projections(a: &mut [i32], scale: Scale32) -> i32 {
+    let (value, pre_shift) = scale.parts();
+    let mut max = i32::MIN;
+    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated). The block writes
+    // only a, q0, q1 (declared as s0–s7; caller-saved), lr, flags and its inout operands; no
+    // stack.
+    unsafe {
+        asm!(
+            "vdup.32 q1, {value}",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{a}]",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q1",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [{a}], #16",
+            "vmaxv.s32 {max}, q0",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) a.len(),
+            a = inout(reg) a.as_mut_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            max = inout(reg) max,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    max
+}
+
+/// RFA's `φq` before scaling, in place: `a = ratio · exp2_neg(min((max − a) + norm, 2^32 − 1),
+/// 15) + floor` (as `u32`: `ratio ≤ 2^16`, so below `2^31 + floor`) for `a ≤ max` and
+/// `norm ≥ 0` (the gap `clamp(max + norm − a, 0, 2^32 − 1)` of the portable code,
+/// `VQADD.U32`); returns their sum (`VADDLVA.U32`, 64 bits).
+#[inline(always)]
+pub(crate) fn rfa_phi(a: &mut [i32], (max, norm): (i32, i32), ratio: u32, floor: u32) -> u64 {
+    let (mut low, mut high) = (0u32, 0u32);
+    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gather reads
+    // POW2_TABLE at indices masked to 0..64. The block writes only a, q0–q7 (declared as
+    // s0–s31), lr, flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even
+    // and an odd register); no stack.
+    unsafe {
+        exp2_asm!(
+            15u32,
+            [
+                "vdup.32 q5, {ratio}",
+                "wlstp.32 lr, {n}, 2f",
+                "1:",
+                // gap = (max − a) + norm, saturating (both parts non-negative)
+                "vldrw.u32 q0, [{a}]",
+                "vneg.s32 q0, q0",
+                "vadd.i32 q0, q0, {max}",
+                "vqadd.u32 q0, q0, {norm}",
+                exp2_lanes!(),
+                "vmul.i32 q1, q1, q5",
+                "vadd.i32 q1, q1, {floor}",
+                "vstrw.32 q1, [{a}], #16",
+                "vaddlva.u32 r0, r1, q1",
+                "letp lr, 1b",
+                "2:",
+            ],
+            n = in(reg) a.len(),
+            a = inout(reg) a.as_mut_ptr() => _,
+            max = in(reg) max,
+            norm = in(reg) norm,
+            ratio = in(reg) ratio,
+            floor = in(reg) floor,
+            inout("r0") low,
+            inout("r1") high,
+        );
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
@@ -442,8 +1162,9 @@ pub(crate) fn check() -> Option<usize> {
         }
         let expected: [i32; 40] =
             core::array::from_fn(|c| to_logit(scale.apply(dots[c]).saturating_add(biases[c])));
-        query_logits(&mut dots[..len], &biases, scale);
-        if dots[..len] != expected[..len] {
+        let max = query_logits(&mut dots[..len], &biases, scale);
+        let expected_max = expected[..len].iter().copied().max().unwrap_or(i32::MIN);
+        if dots[..len] != expected[..len] || max != expected_max {
             return Some(len);
         }
     }
@@ -527,6 +1248,398 @@ pub(crate) fn check() -> Option<usize> {
             }
             if sum != expected_sum {
                 return Some(len);
+            }
+        }
+    }
+    // the scaled logit columns: every column, dots across the range, offsets across i32
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        for d in dots.iter_mut() {
+            *d = (next() as i32) >> (next() % 24);
+        }
+        let offset = match len % 4 {
+            0 => i32::MIN + (next() >> 4) as i32,
+            1 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        for column in 0..=KEY_BLOCK {
+            // a short last row of logits for some lengths: its slot left alone when missing
+            let rows = len + 1;
+            let logit_len = (rows * KEY_BLOCK).saturating_sub(len % 3 * 3);
+            let mut ours = [0x5555_5555i32; 41 * KEY_BLOCK];
+            let mut expected = ours;
+            logit_column(&mut ours[..logit_len], column, &dots[..len], scale, offset);
+            super::store_logit_column(&mut expected[..logit_len], column, &dots[..len], |_, d| {
+                to_logit(scale.apply(d).wrapping_sub(offset))
+            });
+            if ours != expected {
+                return Some(len);
+            }
+        }
+    }
+    // RFA's key logits and their largest projection: as the logit columns
+    for len in 0..40usize {
+        let mut dots = [0i32; 40];
+        for d in dots.iter_mut() {
+            *d = (next() as i32) >> (next() % 24);
+        }
+        let offset = match len % 4 {
+            0 => i32::MIN + (next() >> 4) as i32,
+            1 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        for column in 0..=KEY_BLOCK {
+            let logit_len = ((len + 1) * KEY_BLOCK).saturating_sub(len % 3 * 3);
+            let mut ours = [0x5555_5555i32; 41 * KEY_BLOCK];
+            let mut expected = ours;
+            let max = projection_column(
+                &mut ours[..logit_len],
+                column,
+                &dots[..len],
+                (scale, offset),
+            );
+            let mut expected_max = i32::MIN;
+            super::store_logit_column(&mut expected[..logit_len], column, &dots[..len], |_, d| {
+                let projection = to_logit(scale.apply(d));
+                expected_max = expected_max.max(projection);
+                to_logit(projection.wrapping_sub(offset))
+            });
+            let rows = len.min(logit_len / KEY_BLOCK);
+            if column >= KEY_BLOCK || rows < len {
+                // (the closure runs on every dot; ours on the stored rows only)
+                expected_max = if column >= KEY_BLOCK {
+                    i32::MIN
+                } else {
+                    dots[..rows]
+                        .iter()
+                        .map(|&d| to_logit(scale.apply(d)))
+                        .max()
+                        .unwrap_or(i32::MIN)
+                };
+            }
+            if ours != expected || max != expected_max {
+                return Some(len);
+            }
+        }
+    }
+    // the i8 requantisation: sums across the i32 range, every shift of high_word_rounded
+    for len in 0..40usize {
+        let mut sums = [0i32; 40];
+        for s in sums.iter_mut() {
+            *s = match next() % 8 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => i32::MAX - (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        for shift in 33..=62u32 {
+            let mantissa = match shift % 3 {
+                0 => i32::MAX,
+                1 => 1 << 23,
+                _ => (next() >> 1) as i32,
+            };
+            let round_high = 1i32 << (shift - 33);
+            let high_shift = shift - 32;
+            let mut ours = [0x55i8; 41];
+            let mut expected = ours;
+            requantize_i8(&mut ours[..len], &sums, (mantissa, round_high, high_shift));
+            for (o, &s) in expected[..len].iter_mut().zip(sums.iter()) {
+                let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+                *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
+            }
+            if ours != expected {
+                return Some(len);
+            }
+        }
+    }
+    // the value blocks: masks, the last keys, every value_dim to 40, a short out
+    let mut values = [0i8; 19 * 40];
+    for v in values.iter_mut() {
+        *v = match next() % 6 {
+            0 => -128,
+            1 => 127,
+            _ => next() as i8,
+        };
+    }
+    for value_dim in 1..=40usize {
+        let keys = values.len() / value_dim;
+        for first in [0, 5, keys.saturating_sub(KEY_BLOCK), keys.saturating_sub(3)] {
+            let bits = next();
+            let counted: [bool; KEY_BLOCK] =
+                core::array::from_fn(|jj| first % 2 == 0 || bits >> jj & 1 == 1);
+            let groups = value_dim.div_ceil(ROWS);
+            for words in [
+                groups * VALUE_BLOCK_WORDS,
+                (groups + 1) * VALUE_BLOCK_WORDS - 3,
+            ] {
+                let mut ours = [0x5555_5555i32; 12 * VALUE_BLOCK_WORDS];
+                let mut expected = ours;
+                let v = &values[..keys * value_dim];
+                let done = pack_value_blocks(v, value_dim, (first, counted), &mut ours[..words]);
+                crate::simd::int8::portable_pack_value_blocks(
+                    v,
+                    value_dim,
+                    (first, counted),
+                    &mut expected[..words],
+                );
+                if !done || ours != expected {
+                    return Some(value_dim);
+                }
+            }
+        }
+    }
+    // the rescaling of a row: sums across the i32 range, every row of 1 to 3 groups
+    for len in 0..40usize {
+        let mut acc = [0i32; 3 * 12];
+        for a in acc.iter_mut() {
+            *a = match next() % 6 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => i32::MAX - (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let factor = match len % 4 {
+            0 => 0,
+            1 => (1 << 15) - 1,
+            _ => next() >> 17,
+        };
+        let group = 4 * (1 + len % 3);
+        let c = len / 3 % (group / 4);
+        let mut ours = acc;
+        let acc_len = acc.len() - len % 5;
+        if !rescale_row(&mut ours[..acc_len], group, c, factor) {
+            return Some(len);
+        }
+        let mut expected = acc;
+        for g in expected[..acc_len].chunks_exact_mut(group) {
+            for a in g.iter_mut().skip(c * ROWS).take(ROWS) {
+                *a = super::fixed_point::rescale(*a, factor);
+            }
+        }
+        if ours != expected {
+            return Some(len);
+        }
+    }
+    // four rows at a time in admit_rows against one at a time: references and sums from empty
+    // to the limit, absent keys and blocks, blocks that overflow the sum
+    for len in 0..40usize {
+        let rows: usize = [4, 5, 8, 9][len % 4];
+        let stride = rows.div_ceil(ROWS) * ROWS;
+        let mut logits = [0i32; 12 * KEY_BLOCK];
+        let (mut reference, mut sum) = ([0i32; 12], [0i32; 12]);
+        for c in 0..rows {
+            let kind = next() % 8;
+            reference[c] = match kind {
+                0 => super::fixed_point::EMPTY_REFERENCE,
+                _ => (next() as i32) >> 11,
+            };
+            sum[c] = match kind {
+                1 => super::fixed_point::SUM_LIMIT as i32 - (next() % 4096) as i32,
+                _ => (next() >> 9) as i32,
+            };
+            let base = reference[c].max(-(1 << 20));
+            for l in logits.iter_mut().skip(c * KEY_BLOCK).take(KEY_BLOCK) {
+                *l = match (kind, next() % 8) {
+                    (2, _) | (_, 0) => super::fixed_point::ABSENT,
+                    (3, _) => base + (1 << 16) - (next() % 4096) as i32,
+                    _ => base + (next() as i32 >> 12),
+                };
+            }
+        }
+        let mut acc = [0i32; 3 * 12 * ROWS];
+        for a in acc.iter_mut() {
+            *a = (next() as i32) >> 2;
+        }
+        let (mut weights, mut expected_weights) = ([0x5555i32; 12 * 4], [0x5555i32; 12 * 4]);
+        let (mut r2, mut s2, mut acc2) = (reference, sum, acc);
+        super::admit_rows(
+            &logits,
+            &mut weights,
+            (&mut reference, &mut sum),
+            rows,
+            &mut acc[..3 * stride * ROWS],
+            stride,
+        );
+        for c in 0..rows {
+            super::admit_row(
+                &logits,
+                &mut expected_weights,
+                (&mut r2, &mut s2),
+                c,
+                &mut acc2[..3 * stride * ROWS],
+                stride,
+            );
+        }
+        if (reference, sum, acc) != (r2, s2, acc2) || weights != expected_weights {
+            return Some(len);
+        }
+    }
+    // segment means: every length to 40 of sums, segment lengths with and without a power of
+    // two up to 2^16 − 1, sums at both ends of ±2^7 · len
+    let fixed = [
+        2usize, 3, 4, 5, 7, 8, 15, 16, 17, 255, 256, 1000, 32768, 32769, 65534, 65535,
+    ];
+    for i in 0..40 {
+        let len = match fixed.get(i) {
+            Some(&len) => len,
+            None => 2 + (next() >> (16 + next() % 16)) as usize % 65534,
+        };
+        let width = i % 41;
+        let mut sums = [0i32; 40];
+        let limit = 128 * len as i64;
+        for s in sums.iter_mut() {
+            *s = match next() % 6 {
+                0 => -limit as i32,
+                1 => (limit - len as i64) as i32,
+                _ => (i64::from(next()) % (2 * limit + 1) - limit) as i32,
+            };
+        }
+        let mut ours = sums;
+        if !segment_means(&mut ours[..width.min(40)], len) {
+            return Some(len);
+        }
+        for (e, (&o, &s)) in ours.iter().zip(sums.iter()).enumerate() {
+            let q = ((s.unsigned_abs() << 7) + len as u32 / 2) / len as u32;
+            let expected = if e >= width {
+                s
+            } else if s >= 0 {
+                q as i32
+            } else {
+                -(q as i32)
+            };
+            if o != expected {
+                return Some(len);
+            }
+        }
+    }
+    // landmark rows: every multiple of 8 to 40, every row of a block, q̄ and k̄ across ±2^14
+    for dim in (8..=40).step_by(8) {
+        for r in 0..ROWS {
+            let mut q_bar = [0i32; 40];
+            let mut k_bar = [0i32; 40];
+            for (q, k) in q_bar.iter_mut().zip(k_bar.iter_mut()) {
+                *q = (next() % 32769) as i32 - 16384;
+                *k = (next() % 32769) as i32 - 16384;
+            }
+            let factors = (
+                ((1 << 23) + (next() >> 9) as i32, next() % 10),
+                ((1 << 23) + (next() >> 9) as i32, next() % 10),
+            );
+            let ((q_m, q_p), (k_m, k_p)) = factors;
+            let mut blocks = [0x1234_5678i32; 4 * 80 + 8];
+            let (mut mu_row, mut expected_row) = ([7i32; 40], [7i32; 40]);
+            let mut expected = blocks;
+            let (q_block, mu_block) = blocks.split_at_mut(2 * dim);
+            if !landmark_row(
+                (&q_bar[..dim], &k_bar[..dim]),
+                factors,
+                (q_block, &mut mu_block[..2 * dim], r),
+                &mut mu_row[..dim],
+            ) {
+                return Some(dim);
+            }
+            let (q_expected, mu_expected) = expected.split_at_mut(2 * dim);
+            for e in 0..dim {
+                let mu = super::fixed_point::mul_high_round(q_bar[e] << q_p, q_m)
+                    + super::fixed_point::mul_high_round(k_bar[e] << k_p, k_m);
+                let mu = mu.clamp(-(1 << 14), 1 << 14);
+                let slot = crate::simd::int8::byte_slot(r, e);
+                crate::simd::int8::set_slot(q_expected, slot, q_bar[e]);
+                crate::simd::int8::set_slot(mu_expected, slot, mu);
+                expected_row[e] = mu;
+            }
+            if blocks != expected || mu_row != expected_row {
+                return Some(dim);
+            }
+        }
+    }
+    // segment sums: every multiple of 8 to 40, 0 to 5 rows, extreme bytes
+    for dim in (8..=40).step_by(8) {
+        for count in 0..6usize {
+            let mut rows = [0i8; 6 * 40 + 7];
+            for v in rows.iter_mut() {
+                *v = match next() % 4 {
+                    0 => -128,
+                    1 => 127,
+                    _ => next() as i8,
+                };
+            }
+            let mut sum = [0i32; 41];
+            for v in sum.iter_mut() {
+                *v = (next() as i32) >> 8;
+            }
+            let mut expected = sum;
+            // a partial row after the whole ones is left out
+            let bytes = &rows[..count * dim + count % 2 * 3];
+            if !sum_rows(&mut sum[..dim + count % 2], bytes, dim) {
+                return Some(dim);
+            }
+            for row in bytes.chunks_exact(dim) {
+                for (s, &v) in expected.iter_mut().zip(row) {
+                    *s += i32::from(v);
+                }
+            }
+            if sum != expected {
+                return Some(dim);
+            }
+        }
+    }
+    // RFA's projections and φq: every length to 40, projections across the logit range,
+    // norms from 0 to 2^31 − 1, ratios to 2^16; then their packing by pack_rounded (values to
+    // 2^31 + floor, the shifts of RFA)
+    for len in 0..40usize {
+        let mut a = [0i32; 40];
+        for v in a.iter_mut() {
+            *v = (next() as i32) >> (next() % 24);
+        }
+        let scale = Scale32::new(0.07, 1 << 24)?;
+        let mut ours = a;
+        let max = projections(&mut ours[..len], scale);
+        let expected: [i32; 40] = core::array::from_fn(|r| {
+            if r < len {
+                to_logit(scale.apply(a[r]))
+            } else {
+                a[r]
+            }
+        });
+        let expected_max = expected[..len].iter().copied().max().unwrap_or(i32::MIN);
+        if ours != expected || max != expected_max {
+            return Some(len);
+        }
+        let norm = match len % 4 {
+            0 => 0,
+            1 => i32::MAX,
+            _ => (next() >> (1 + next() % 31)) as i32,
+        };
+        let ratio = match len % 3 {
+            0 => 1 << 16,
+            _ => 1 + next() % (1 << 16),
+        };
+        let floor = 214_748u32;
+        let mut phi = expected;
+        let total = rfa_phi(&mut phi[..len], (max, norm), ratio, floor);
+        let mut expected_total = 0u64;
+        for r in 0..len {
+            let shift = i64::from(max) + i64::from(norm);
+            let gap = (shift - i64::from(expected[r])).clamp(0, i64::from(u32::MAX)) as u32;
+            let value = u64::from(ratio) * u64::from(super::fixed_point::exp2_neg(gap, 15))
+                + u64::from(floor);
+            expected_total += value;
+            if u64::from(phi[r] as u32) != value {
+                return Some(len);
+            }
+        }
+        if total != expected_total {
+            return Some(len);
+        }
+        for shift in 1..=32 {
+            let mut packed = [0i32; 20];
+            pack_rounded(&phi[..len], &mut packed[..len.div_ceil(2)], shift);
+            for (r, &value) in phi[..len].iter().enumerate() {
+                let expected = super::fixed_point::shift_round(i64::from(value as u32), shift);
+                if crate::simd::int8::get_slot(&packed, r) != i32::from(expected as i16) {
+                    return Some(len);
+                }
             }
         }
     }

@@ -26,7 +26,7 @@ use super::fixed_point::{
 use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
-    scale32, squared_norm, store_logit_column,
+    scale32, squared_norm, store_scaled_logits,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -553,6 +553,10 @@ struct Workspace<'a> {
     dots: &'a mut [i32],
     /// A key or query row padded to whole chunks.
     shared: &'a mut [i32],
+    /// Helium: how many logits `query_logits` wrote last and their largest (0 logits: none
+    /// known).
+    #[cfg(lara_attn_helium)]
+    query_max: (usize, i32),
 }
 
 /// See [`Workspace::rows`].
@@ -616,6 +620,8 @@ impl<'a> Workspace<'a> {
             mu_rows: next(19),
             dots: next(20),
             shared: next(21),
+            #[cfg(lara_attn_helium)]
+            query_max: (0, 0),
         }
     }
 
@@ -686,15 +692,66 @@ impl<'a> Workspace<'a> {
             q_sum.fill(0);
             k_sum.fill(0);
             let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
-            add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
             let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
-            let counted = (k_first..).map(|j| x.counts(j));
-            let k_rows = rows(k_rows, dim).take(k_len).zip(counted);
-            add_rows(
-                k_sum,
-                packed,
-                k_rows.filter_map(|(k, counts)| counts.then_some(k)),
-            );
+            // (Helium: 8 columns at a time over the rows, for d a multiple of 8 and, for the
+            // keys, no mask)
+            #[cfg(lara_attn_helium)]
+            let summed = {
+                let q_segment = q_rows.get(..q_len * dim).unwrap_or_default();
+                let k_segment = k_rows.get(..k_len * dim).unwrap_or_default();
+                (
+                    q_segment.len() == q_len * dim
+                        && super::helium::sum_rows(q_sum, q_segment, dim),
+                    x.key_mask.is_none()
+                        && k_segment.len() == k_len * dim
+                        && super::helium::sum_rows(k_sum, k_segment, dim),
+                )
+            };
+            #[cfg(not(lara_attn_helium))]
+            let summed = (false, false);
+            if !summed.0 {
+                add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
+            }
+            if !summed.1 {
+                let counted = (k_first..).map(|j| x.counts(j));
+                let k_rows = rows(k_rows, dim).take(k_len).zip(counted);
+                add_rows(
+                    k_sum,
+                    packed,
+                    k_rows.filter_map(|(k, counts)| counts.then_some(k)),
+                );
+            }
+            // (Helium: 4 lanes at a time, for dim a multiple of 8 and segments of 2 to 2^16 − 1)
+            #[cfg(lara_attn_helium)]
+            if let Some(factors) = small {
+                let block = block_words(dim);
+                let (b, r) = (c / ROWS, c % ROWS);
+                let done = (2..1 << 16).contains(&q_len)
+                    && (2..1 << 16).contains(&k_len)
+                    && dim.is_multiple_of(8)
+                    && super::helium::segment_means(q_sum, q_len)
+                    && super::helium::segment_means(k_sum, k_len)
+                    && match (
+                        self.q_bar.get_mut(b * block..(b + 1) * block),
+                        self.mu.get_mut(b * block..(b + 1) * block),
+                        self.mu_rows.get_mut(c * dim..(c + 1) * dim),
+                    ) {
+                        (Some(q_block), Some(mu_block), Some(mu_row)) => {
+                            super::helium::landmark_row(
+                                (q_sum, k_sum),
+                                factors,
+                                (q_block, mu_block, r),
+                                mu_row,
+                            )
+                        }
+                        _ => false,
+                    };
+                if done {
+                    self.row = row;
+                    (q_first, k_first) = (q_first + q_len, k_first + k_len);
+                    continue;
+                }
+            }
             for (e, (&q, &k)) in q_sum.iter().zip(k_sum.iter()).enumerate() {
                 let (q_bar, k_bar) = (mean(q, q_len), mean(k, k_len));
                 if let Some(((q_m, q_p), (k_m, k_p))) = small {
@@ -864,9 +921,7 @@ impl<'a> Workspace<'a> {
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
             dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
             // into column jj of sample c's block
-            store_logit_column(self.logits, jj, dots, |_, dot| {
-                to_logit(plan.key_dot.apply(dot) - half_norm)
-            });
+            store_scaled_logits(self.logits, jj, dots, plan.key_dot, half_norm);
         }
     }
 
@@ -951,9 +1006,7 @@ impl<'a> Workspace<'a> {
                     Some(q_row) if first + ii < queries => {
                         dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
                         // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
-                        store_logit_column(self.logits, ii, dots, |_, dot| {
-                            to_logit(t_dot.apply(dot))
-                        });
+                        store_scaled_logits(self.logits, ii, dots, t_dot, 0);
                     }
                     _ => {
                         for c in 0..landmark_blocks * ROWS {
@@ -964,7 +1017,20 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
+            // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
+            // unused here)
+            #[cfg(lara_attn_helium)]
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.t_reference, self.t_sum),
+                count,
+                &mut [],
+                0,
+            );
+            #[cfg(not(lara_attn_helium))]
             let mut discard = [0i32; KEY_BLOCK];
+            #[cfg(not(lara_attn_helium))]
             for ((logits, reference), sum) in self
                 .logits
                 .chunks_exact(KEY_BLOCK)
@@ -1031,13 +1097,21 @@ impl<'a> Workspace<'a> {
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
         let live = samples.min(logits.len()).min(self.bias.len());
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
+        // (Helium: the largest logit found in the same loop, for query_weights)
         #[cfg(lara_attn_helium)]
-        super::helium::query_logits(live_logits, biases, plan.query_dot);
+        {
+            let max = super::helium::query_logits(live_logits, biases, plan.query_dot);
+            self.query_max = (live, max);
+        }
         #[cfg(not(lara_attn_helium))]
         for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
         }
         if let Weighting::Biased = plan.config.weighting {
+            #[cfg(lara_attn_helium)]
+            {
+                self.query_max = (0, 0);
+            }
             // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
             let dots = self.dots.get_mut(..rows.landmarks).unwrap_or_default();
             dot_blocks(
@@ -1146,6 +1220,13 @@ impl<'a> Workspace<'a> {
     fn query_weights(&mut self, optimal: bool) -> u32 {
         let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
+        // (Helium: found by query_logits when it wrote these logits and no others since)
+        #[cfg(lara_attn_helium)]
+        let max = match core::mem::take(&mut self.query_max) {
+            (live, max) if live == samples && live > 0 => max,
+            _ => logits.iter().copied().max().unwrap_or(0),
+        };
+        #[cfg(not(lara_attn_helium))]
         let max = logits.iter().copied().max().unwrap_or(0);
         // w_c = 2^(ℓ_c − max) in Q15, and for mis-opt · α_c (Q27) / 2^15: w_c ≤ α_c < 2^31,
         // and their sum (4 lanes at a time on Helium)

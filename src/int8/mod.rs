@@ -103,7 +103,7 @@
 pub mod exact;
 pub(crate) mod fixed_point;
 #[cfg(lara_attn_helium)]
-mod helium;
+pub(crate) mod helium;
 pub mod lara;
 pub mod rfa;
 
@@ -349,9 +349,30 @@ pub(crate) fn store_logit_column(
     }
 }
 
+/// `logits[r][column] = to_logit(scale · dots[r] − offset)` (the difference wrapping) for every
+/// row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has: [`store_logit_column`] with that
+/// closure, on Helium 4 rows at a time (a scatter store).
+#[inline(always)]
+pub(crate) fn store_scaled_logits(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) {
+    #[cfg(lara_attn_helium)]
+    helium::logit_column(logits, column, dots, scale, offset);
+    #[cfg(not(lara_attn_helium))]
+    store_logit_column(logits, column, dots, |_, dot| {
+        fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
+    });
+}
+
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
-/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
+/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group); one row at a time (four on
+/// Helium).
+#[cfg(not(lara_attn_helium))]
 #[inline(never)]
 pub(crate) fn admit_rows(
     logits: &[i32],
@@ -392,6 +413,168 @@ pub(crate) fn admit_rows(
             }
         }
     }
+}
+
+/// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
+/// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
+/// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group): on Helium four rows at a
+/// time ([`admit4`]), the rows in the lanes of one vector.
+#[cfg(lara_attn_helium)]
+#[inline(never)]
+pub(crate) fn admit_rows(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    rows: usize,
+    acc: &mut [i32],
+    stride: usize,
+) {
+    let first_row = {
+        let mut c = 0;
+        while c + 4 <= rows {
+            let group = (
+                logits.get(c * KEY_BLOCK..(c + 4) * KEY_BLOCK),
+                weights.get_mut(c * WEIGHT_WORDS..(c + 4) * WEIGHT_WORDS),
+                reference.get_mut(c..c + 4),
+                sum.get_mut(c..c + 4),
+            );
+            let (Some(l), Some(w), Some(re), Some(su)) = group else {
+                break;
+            };
+            let (Ok(l), Ok(w), Ok(re), Ok(su)) = (
+                <&[i32; 4 * KEY_BLOCK]>::try_from(l),
+                <&mut [i32; 4 * WEIGHT_WORDS]>::try_from(w),
+                <&mut [i32; 4]>::try_from(re),
+                <&mut [i32; 4]>::try_from(su),
+            ) else {
+                break;
+            };
+            match admit4(l, (re, su), w) {
+                Some(factors) => {
+                    for (k, factor) in factors.into_iter().enumerate() {
+                        if factor != Q15_ONE {
+                            rescale_row(acc, stride, c + k, factor);
+                        }
+                    }
+                }
+                None => {
+                    for k in c..c + 4 {
+                        admit_row(logits, weights, (reference, sum), k, acc, stride);
+                    }
+                }
+            }
+            c += 4;
+        }
+        c
+    };
+    for c in first_row..rows {
+        if !admit_row(logits, weights, (reference, sum), c, acc, stride) {
+            break;
+        }
+    }
+}
+
+/// [`admit_rows`] for row `c`; `false` if the row is missing.
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn admit_row(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    c: usize,
+    acc: &mut [i32],
+    stride: usize,
+) -> bool {
+    // row c's logits, weight pairs and state (index loops: see accumulate_groups)
+    let logits = logits.get(c * KEY_BLOCK..(c + 1) * KEY_BLOCK);
+    let weight_pairs = weights.get_mut(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
+    let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) =
+        (logits, weight_pairs, reference.get_mut(c), sum.get_mut(c))
+    else {
+        return false;
+    };
+    let mut state = Running {
+        reference: *reference,
+        sum: *sum as u32,
+    };
+    let mut block = [0i32; KEY_BLOCK];
+    let factor = state.admit(logits, &mut block);
+    (*reference, *sum) = (state.reference, state.sum as i32);
+    // the Q15 weights in pairs (constant indices into the block; four pairs per row)
+    const _: () = assert!(WEIGHT_WORDS == 4);
+    if let [p0, p1, p2, p3] = weight_pairs {
+        let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+        (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
+    }
+    if factor != Q15_ONE {
+        rescale_row(acc, stride, c, factor);
+    }
+    true
+}
+
+/// Row `c`'s sums in `acc` (see [`admit_rows`]) times `factor` (`Q15`): `Σ w·v · 2^(old − new
+/// reference)`.
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
+    // (a vector per group)
+    if helium::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
+        return;
+    }
+    for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+        for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
+            *a = rescale(*a, factor);
+        }
+    }
+}
+
+/// [`Running::admit`] of four rows at once on Helium: the block maxima and the weights in the
+/// lanes of one vector ([`helium::block_max4`], [`helium::weights4`]), the rows' state steps
+/// (the first pass of `admit`'s loop) in between; the weights in pairs into `pairs`. `None`,
+/// with the states untouched, if a row's block is absent or its sum would exceed
+/// [`SUM_LIMIT`](fixed_point::SUM_LIMIT) (the caller admits those four rows one by one);
+/// else the rows' factors.
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn admit4(
+    logits: &[i32; 4 * KEY_BLOCK],
+    (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
+    pairs: &mut [i32; 4 * WEIGHT_WORDS],
+) -> Option<[u32; 4]> {
+    use fixed_point::{ABSENT, EMPTY_REFERENCE, SUM_LIMIT, exp2_neg};
+    let maxima = helium::block_max4(logits);
+    let (mut references, mut factors, mut sums) = ([0i32; 4], [0u32; 4], [0u32; 4]);
+    for r in 0..4 {
+        let (block_max, old) = (maxima[r], reference[r]);
+        if block_max == ABSENT {
+            return None;
+        }
+        // Running::admit's first pass
+        let first = old == EMPTY_REFERENCE;
+        let new = if first { block_max } else { old.max(block_max) };
+        let factor = if first {
+            0
+        } else if new == old {
+            Q15_ONE
+        } else {
+            exp2_neg(new.wrapping_sub(old) as u32, 15)
+        };
+        let state_sum = sum[r] as u32;
+        sums[r] = if factor == Q15_ONE {
+            state_sum
+        } else {
+            rescale(state_sum as i32, factor) as u32
+        };
+        (references[r], factors[r]) = (new, factor);
+    }
+    let block = helium::weights4(logits, &references, pairs);
+    if (0..4).any(|r| sums[r] + block[r] > SUM_LIMIT) {
+        return None;
+    }
+    for r in 0..4 {
+        (reference[r], sum[r]) = (references[r], (sums[r] + block[r]) as i32);
+    }
+    Some(factors)
 }
 
 /// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).
@@ -497,7 +680,11 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
     let compact = cfg!(lara_attn_compact);
     if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
         // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
+        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores; on Helium
+        // `VMULH.S32`, 4 lanes at a time)
+        #[cfg(lara_attn_helium)]
+        helium::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        #[cfg(not(lara_attn_helium))]
         for (o, &s) in out.iter_mut().zip(sums) {
             let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
             *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;

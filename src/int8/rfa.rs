@@ -15,11 +15,16 @@
 //! independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round, to_logit,
+    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round,
 };
+// (the portable per-element loops; Helium has its own, in `super::helium`)
+#[cfg(not(lara_attn_helium))]
+use super::fixed_point::to_logit;
+#[cfg(not(lara_attn_helium))]
+use super::store_logit_column;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, scale32,
-    squared_norm, store_logit_column,
+    squared_norm,
 };
 use crate::error::{Arg, Error};
 use crate::math::sqrt;
@@ -348,7 +353,21 @@ impl<'a> Workspace<'a> {
                 padded_bytes(k_row, self.shared),
                 dots,
             );
-            // into column jj of feature r's block
+            // into column jj of feature r's block (Helium: 4 rows at a time, the features'
+            // largest projection, then the padding rows)
+            #[cfg(lara_attn_helium)]
+            {
+                let offset = (plan.key_projection, half_norm);
+                let (real, padding) = dots.split_at(features.min(dots.len()));
+                let block_max = super::helium::projection_column(self.logits, jj, real, offset);
+                max = max.max(block_max);
+                let rest = self
+                    .logits
+                    .get_mut(real.len() * KEY_BLOCK..)
+                    .unwrap_or_default();
+                super::helium::projection_column(rest, jj, padding, offset);
+            }
+            #[cfg(not(lara_attn_helium))]
             store_logit_column(self.logits, jj, dots, |r, dot| {
                 let projection = to_logit(plan.key_projection.apply(dot));
                 if r < features {
@@ -465,12 +484,38 @@ impl<'a> Workspace<'a> {
                 projections,
             );
             let projections = projections.get_mut(..features).unwrap_or_default();
+            // (Helium: 4 lanes at a time, the largest in the same loop)
+            #[cfg(lara_attn_helium)]
+            let max = match super::helium::projections(projections, plan.query_projection) {
+                _ if projections.is_empty() => 0,
+                max => max,
+            };
+            #[cfg(not(lara_attn_helium))]
             for a in projections.iter_mut() {
                 *a = to_logit(plan.query_projection.apply(*a));
             }
+            #[cfg(not(lara_attn_helium))]
             let max = projections.iter().copied().max().unwrap_or(0);
             // (the portable |q|²: the DSP one, inlined here, costs more than it saves on the M4F)
             let norm = plan.query_norm.apply(portable_squared_norm(q_row));
+            // (Helium: φq 4 lanes at a time, once each, when norm ≥ 0 (always: a positive
+            // factor of |q|²) and the ratio fits u32)
+            #[cfg(lara_attn_helium)]
+            if let (true, Ok(ratio)) = (norm >= 0, u32::try_from(plan.ratio)) {
+                const _: () = assert!(FLOOR_Q31 < 1 << 32);
+                let total =
+                    super::helium::rfa_phi(projections, (max, norm), ratio, FLOOR_Q31 as u32);
+                let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
+                self.phi.fill(0);
+                super::helium::pack_rounded(projections, self.phi, q_exponent);
+                self.finish_query(
+                    plan,
+                    (exponents, q_exponent),
+                    packed,
+                    (out, base + i * value_dim),
+                );
+                continue;
+            }
             let shift = i64::from(max) + i64::from(norm);
             // φq[r] = S^-1/2 · 2^(A − max − hq) + 1e-4 in Q31
             let phi = |a: i32| -> u64 {
@@ -484,6 +529,26 @@ impl<'a> Workspace<'a> {
             for (r, &a) in projections.iter().enumerate() {
                 set_slot(self.phi, r, shift_round(phi(a) as i64, q_exponent) as i32);
             }
+            self.finish_query(
+                plan,
+                (exponents, q_exponent),
+                packed,
+                (out, base + i * value_dim),
+            );
+        }
+    }
+
+    /// The output row of one query from its packed `φq` (scaled by `2^(q_exponent − 31)`).
+    #[inline(always)]
+    fn finish_query(
+        &mut self,
+        plan: &Plan,
+        (exponents, q_exponent): (Exponents, i32),
+        packed: usize,
+        (out, offset): (&mut impl Rows, usize),
+    ) {
+        let value_dim = self.shape.value_dim;
+        {
             // Σ_r φq KV_r (columns 0..d_v) and Σ_r φq K_r (column d_v)
             let shared = self.phi.get(..packed).unwrap_or_default();
             pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
@@ -497,8 +562,7 @@ impl<'a> Workspace<'a> {
             // out = Σ_r φq KV_r / den · 2^(kv − k − excess)
             let row = self.out_row.get(..value_dim).unwrap_or_default();
             let extra = exponents.kv - exponents.k - excess;
-            plan.requantize
-                .write_row(row, den, extra, out, base + i * value_dim);
+            plan.requantize.write_row(row, den, extra, out, offset);
         }
     }
 }

@@ -251,6 +251,22 @@ pub(crate) fn pack_value_blocks(
     (first, counted): (usize, [bool; KEY_BLOCK]),
     out: &mut [i32],
 ) {
+    // (Helium: a gather per column, for value_dim ≤ MAX_DIM)
+    #[cfg(lara_attn_helium)]
+    if crate::int8::helium::pack_value_blocks(values, value_dim, (first, counted), out) {
+        return;
+    }
+    portable_pack_value_blocks(values, value_dim, (first, counted), out);
+}
+
+/// The portable [`pack_value_blocks`] (also the reference of the Helium check).
+#[inline]
+pub(crate) fn portable_pack_value_blocks(
+    values: &[i8],
+    value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+    out: &mut [i32],
+) {
     let row = |jj: usize| -> &[i8] {
         let start = (first + jj) * value_dim;
         match values.get(start..start + value_dim) {
@@ -1072,7 +1088,7 @@ mod mve {
     /// The loop of [`dot_blocks`] and [`pair_dot_blocks`]: per block of four rows, four sums of
     /// `x` (loaded eight `i16` at a time by `$load`, `$chunks` chunks of eight) times the rows.
     macro_rules! dot_blocks_asm {
-        ($load:literal, $x:expr, $chunks:expr, $blocks:expr, $out:expr, $count:expr) => {
+        ($load:expr, $x:expr, $chunks:expr, $blocks:expr, $out:expr, $count:expr) => {
             asm!(
                 "2:",
                 "movs r0, #0",
@@ -1111,14 +1127,151 @@ mod mve {
         };
     }
 
+    /// Four sums of one chunk of `x` (in `$x`) times the four rows of a block at `r3` (which it
+    /// advances by the chunk): the first chunk of a block sets the sums (`VMLADAV`), the others
+    /// add to them (`VMLADAVA`).
+    macro_rules! rows_chunk {
+        ($op:literal, $x:literal) => {
+            concat!(
+                "vldrh.u16 q0, [r3], #16\n",
+                $op,
+                " r0, ",
+                $x,
+                ", q0\n",
+                "vldrh.u16 q1, [r3], #16\n",
+                $op,
+                " r2, ",
+                $x,
+                ", q1\n",
+                "vldrh.u16 q2, [r3], #16\n",
+                $op,
+                " r10, ",
+                $x,
+                ", q2\n",
+                "vldrh.u16 q3, [r3], #16\n",
+                $op,
+                " r12, ",
+                $x,
+                ", q3\n",
+            )
+        };
+    }
+
+    /// The loop of [`dot_blocks`] and [`pair_dot_blocks`] for a shared row of one to four
+    /// chunks: `x` loaded once into `q4`–`q7` (`$loads`), then per block of four rows the
+    /// chunks ([`rows_chunk!`]) and one store of the four sums: no per-block zeroing, reload
+    /// of `x` or inner loop.
+    macro_rules! dot_preloaded_asm {
+        ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $blocks:expr, $out:expr, $count:expr) => {
+            asm!(
+                $($loads,)*
+                "dls lr, r5",
+                "2:",
+                $($chunks,)*
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "le lr, 2b",
+                out("r0") _, out("r2") _, out("r10") _, out("r12") _,
+                in("r1") $x,
+                inout("r3") $blocks => _,
+                inout("r4") $out => _,
+                in("r5") $count,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// The dot loops for `$chunks` chunks of `x`, each chunk loaded by `$load` (`$bytes` long):
+    /// [`dot_preloaded_asm!`] for 1 to 4 chunks, else [`dot_blocks_asm!`].
+    macro_rules! dot_blocks_any {
+        ($load:literal, [$b1:literal, $b2:literal, $b3:literal], $x:expr, $chunks:expr,
+         $blocks:expr, $out:expr, $count:expr) => {
+            match $chunks {
+                1 => dot_preloaded_asm!(
+                    [concat!($load, " q4, [r1]")],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    $x,
+                    $blocks,
+                    $out,
+                    $count
+                ),
+                2 => dot_preloaded_asm!(
+                    [
+                        concat!($load, " q4, [r1]"),
+                        concat!($load, " q5, [r1, #", $b1, "]")
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    $x,
+                    $blocks,
+                    $out,
+                    $count
+                ),
+                3 => dot_preloaded_asm!(
+                    [
+                        concat!($load, " q4, [r1]"),
+                        concat!($load, " q5, [r1, #", $b1, "]"),
+                        concat!($load, " q6, [r1, #", $b2, "]")
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ],
+                    $x,
+                    $blocks,
+                    $out,
+                    $count
+                ),
+                4 => dot_preloaded_asm!(
+                    [
+                        concat!($load, " q4, [r1]"),
+                        concat!($load, " q5, [r1, #", $b1, "]"),
+                        concat!($load, " q6, [r1, #", $b2, "]"),
+                        concat!($load, " q7, [r1, #", $b3, "]")
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    $x,
+                    $blocks,
+                    $out,
+                    $count
+                ),
+                chunks => dot_blocks_asm!(
+                    concat!($load, " q0, [r1], #", $b1),
+                    $x,
+                    chunks,
+                    $blocks,
+                    $out,
+                    $count
+                ),
+            }
+        };
+    }
+
     pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
         // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks of 8
         // elements are in bounds, and out holds 4·count words (checked by the caller): the
-        // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
-        // present (cfg lara_attn_helium).
+        // loops read x (once, or once per block), the blocks once, and store 4·count words of
+        // out. MVE is present (cfg lara_attn_helium).
         unsafe {
-            dot_blocks_asm!(
-                "vldrb.s16 q0, [r1], #8",
+            dot_blocks_any!(
+                "vldrb.s16",
+                ["8", "16", "24"],
                 x.as_ptr(),
                 x.len() / 8,
                 blocks.as_ptr(),
@@ -1131,11 +1284,12 @@ mod mve {
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole chunks of 8
         // elements are in bounds, and out holds 4·count words (checked by the caller): the
-        // loops read x once per block, the blocks once, and store 4·count words of out. MVE is
-        // present (cfg lara_attn_helium).
+        // loops read x (once, or once per block), the blocks once, and store 4·count words of
+        // out. MVE is present (cfg lara_attn_helium).
         unsafe {
-            dot_blocks_asm!(
-                "vldrh.u16 q0, [r1], #16",
+            dot_blocks_any!(
+                "vldrh.u16",
+                ["16", "32", "48"],
                 x.as_ptr(),
                 x.len() / 4,
                 blocks.as_ptr(),
