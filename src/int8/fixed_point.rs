@@ -328,8 +328,8 @@ impl Scale32 {
         mul_high_round(x.wrapping_shl(self.pre_shift), self.value)
     }
 
-    /// `(value, pre_shift)`, for the Helium loops (`pre_shift < 31`).
-    #[cfg(lara_attn_helium)]
+    /// `(value, pre_shift)`, for the Helium and DSP loops (`pre_shift < 31`).
+    #[cfg(any(lara_attn_dsp, lara_attn_helium))]
     pub(crate) fn parts(self) -> (i32, u32) {
         (self.value, self.pre_shift)
     }
@@ -477,8 +477,15 @@ fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
     super::helium::weights_q15(reference, logits, weights)
 }
 
+/// See the Helium [`block_weights`] (one element at a time in `asm!` on the DSP cores).
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
+    super::dsp::weights_q15(reference, logits, weights)
+}
+
 /// See the Helium [`block_weights`].
-#[cfg(not(lara_attn_helium))]
+#[cfg(not(any(lara_attn_dsp, lara_attn_helium)))]
 #[inline(always)]
 fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
     let mut block_sum = 0u32;

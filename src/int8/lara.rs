@@ -21,8 +21,9 @@ use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
-// (the portable per-element loops; Helium has its own, in `super::helium`)
-#[cfg(not(lara_attn_helium))]
+// (the portable per-element loops; Helium and the other DSP cores have their own, in
+// `super::helium` and `super::dsp`)
+#[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
 use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
@@ -1079,7 +1080,9 @@ impl<'a> Workspace<'a> {
         // time, the sum (wrapping) in the same loop
         #[cfg(lara_attn_helium)]
         let t_total = super::helium::t_row(t_row, t_reference, t_dot);
-        #[cfg(not(lara_attn_helium))]
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let t_total = super::dsp::t_row(t_row, t_reference, t_dot);
+        #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
         for (t, &reference) in t_row.iter_mut().zip(t_reference) {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
@@ -1087,7 +1090,7 @@ impl<'a> Workspace<'a> {
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
         // and one division: div_round's bits for a non-negative sum)
         let t_mean = if count < 32 {
-            #[cfg(not(lara_attn_helium))]
+            #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
             let t_total = t_row.iter().map(|&t| t as u32).sum::<u32>();
             let total = t_total;
             let count = count.max(1) as u32;
@@ -1151,7 +1154,9 @@ impl<'a> Workspace<'a> {
         // and their sum (4 lanes at a time on Helium)
         #[cfg(lara_attn_helium)]
         let total = super::helium::query_weights(max, logits, weights, optimal);
-        #[cfg(not(lara_attn_helium))]
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let total = super::dsp::query_weights(max, logits, weights, optimal);
+        #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
         let total = {
             let mut total = 0u64;
             if optimal {

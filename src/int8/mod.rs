@@ -100,6 +100,8 @@
 //! error ≤ 0.8% over the golden inputs and a layer's activations, the worst RFA with its `1e-2`
 //! clamp binding; LARA ≤ 0.05%; the test's bound is 2%).
 
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+mod dsp;
 pub mod exact;
 pub(crate) mod fixed_point;
 #[cfg(lara_attn_helium)]
@@ -527,6 +529,9 @@ pub fn check_inner_loops() -> Option<usize> {
     // the Helium 2^-t loops against the portable arithmetic
     #[cfg(lara_attn_helium)]
     let loops = loops.or_else(helium::check);
+    // the DSP (scalar asm) 2^-t loops against the portable arithmetic
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    let loops = loops.or_else(dsp::check);
     loops
 }
 

@@ -1,0 +1,366 @@
+//! Scalar `asm!` loops of the int8 fixed-point `2^-t`
+//! ([`exp2_neg`](super::fixed_point::exp2_neg)) for the DSP cores without Helium
+//! (`cfg(all(lara_attn_dsp, not(lara_attn_helium)))`, the Cortex-M4F and M33 class): the
+//! per-element scalar work of the streaming softmax's block weights and of LARA's `T` row and
+//! query weights, where LLVM spends about six instructions on the capped shift of `exp2_neg` and
+//! keeps a block of logits on the stack. The same bits as the portable code, element by element:
+//!
+//! * the table `2^(-j/64)`: `UBFX` then `LDR [table, j, LSL #2]`;
+//! * `((x >> (shift − 1)) + 1) >> 1` = `(x >> shift) + bit (shift − 1) of x`: `LSRS` by a
+//!   register (the carry is the last bit shifted out; a shift of 32 or more gives 0, and so
+//!   does the portable code there: `x ≤ 2^30`) and `ADC #0`, the shift capped by `USAT`;
+//! * the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15): `USAT #15`
+//!   (the same bits as its `t.max(2)`);
+//! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`.
+//!
+//! `check` compares them with the portable code (the firmware example runs it on the core).
+#![allow(unsafe_code)]
+
+use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use core::arch::asm;
+
+/// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
+/// shift `30 − bits + (t >> 16)` already capped at 63 (at least 1), `{table}` the address of
+/// `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `{j}`, `{y}` and the flags.
+macro_rules! exp2_body {
+    () => {
+        concat!(
+            // T_j = 2^(-j/64) in Q30, j = (t >> 10) & 63
+            "ubfx {j}, {t}, #10, #6\n",
+            "ldr {j}, [{table}, {j}, lsl #2]\n",
+            // z = (t & 0x3FF) · ln 2 in Q32; deficit = z − (z >> 10)² >> 13
+            "ubfx {t}, {t}, #0, #10\n",
+            "mul {t}, {t}, {ln2}\n",
+            "lsr {y}, {t}, #10\n",
+            "mul {y}, {y}, {y}\n",
+            "sub {t}, {t}, {y}, lsr #13\n",
+            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
+            "umull {y}, {t}, {t}, {j}\n",
+            "sub {t}, {j}, {t}\n",
+            // round(x / 2^shift), half up: (x >> shift) + the carry (bit shift − 1)
+            "lsrs {t}, {t}, {s}\n",
+            "adc {t}, {t}, #0\n",
+        )
+    };
+}
+
+/// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
+/// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
+#[inline(always)]
+pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
+    let len = logits.len().min(weights.len());
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes weights[0 .. len] (one
+    // element per turn, until the logit pointer reaches logits + len), len ≤ both lengths; the
+    // table load reads POW2_TABLE at an index masked to 0..64 (a static of 64 words). The block
+    // writes only weights, its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            "1:",
+            // t = reference − logit (wrapping)
+            "ldr {t}, [{l}], #4",
+            "sub {t}, {r}, {t}",
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, {k}, {t}, lsr #16",
+            "usat {s}, #6, {s}",
+            exp2_body!(),
+            // weight_q15: min(2^-t in Q15, 32767)
+            "usat {t}, #15, {t}",
+            "str {t}, [{w}], #4",
+            "add {sum}, {sum}, {t}",
+            "cmp {l}, {end}",
+            "bne 1b",
+            l = inout(reg) logits.as_ptr() => _,
+            w = inout(reg) weights.as_mut_ptr() => _,
+            end = in(reg) logits.as_ptr().add(len),
+            r = in(reg) reference,
+            k = in(reg) 15u32,
+            sum = inout(reg) sum,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        );
+    }
+    sum
+}
+
+/// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
+/// `Q27` (`exp2_neg_branchless(·, 27)`) over the common length; returns `Σ t` (wrapping).
+#[inline(always)]
+pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
+    let len = t.len().min(reference.len());
+    let (value, pre_shift) = scale.parts();
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (one
+    // element per turn, until the t pointer reaches t + len), len ≤ both lengths; the table load
+    // reads POW2_TABLE at an index masked to 0..64. The block writes only t, its inout and out
+    // operands and the flags (SMMULR and SSAT may set Q); no stack.
+    unsafe {
+        let end = t.as_mut_ptr().add(len);
+        asm!(
+            "1:",
+            // logit = ssat29(round((t << pre_shift) · value / 2^32))
+            "ldr {t}, [{p}]",
+            "lsl {t}, {t}, {pre}",
+            "smmulr {t}, {t}, {value}",
+            "ssat {t}, #29, {t}",
+            // max(reference − logit, 0) (wrapping difference)
+            "ldr {j}, [{r}], #4",
+            "sub {t}, {j}, {t}",
+            "bic {t}, {t}, {t}, asr #31",
+            // shift = 3 + min(t >> 16, 31) (t ≥ 0 as i32)
+            "usat {s}, #5, {t}, asr #16",
+            "add {s}, {s}, #3",
+            exp2_body!(),
+            "str {t}, [{p}], #4",
+            "add {sum}, {sum}, {t}",
+            "cmp {p}, {end}",
+            "bne 1b",
+            p = inout(reg) t.as_mut_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            end = in(reg) end,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            sum = inout(reg) sum,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        );
+    }
+    sum
+}
+
+/// LARA's query weights in place: `w_c = 2^(ℓ_c − max)` in `Q15` (`exp2_neg_branchless(max −
+/// ℓ_c, 15)`, wrapping difference), for mis-opt times `α_c` (in `weights`, any `u32`):
+/// `round(w_c · α_c / 2^15)`, over the common length; returns `Σ w_c` (64 bits).
+///
+/// `round(e · α / 2^15)` of the 64-bit product `p = e · α` (`UMULL`) is `p >> 15` (the low
+/// word's bits 15 and up, `ORR` the high word's) plus bit 14 of `p` (the carry of the `LSRS`).
+#[inline(always)]
+pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optimal: bool) -> u64 {
+    let len = logits.len().min(weights.len());
+    let (mut low, mut high) = (0u32, 0u32);
+    if len == 0 {
+        return 0;
+    }
+    macro_rules! weights_asm {
+        ($alpha:expr) => {
+            // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and reads and writes
+            // weights[0 .. len] (one element per turn, until the logit pointer reaches
+            // logits + len), len ≤ both lengths; the table load reads POW2_TABLE at an index
+            // masked to 0..64. The block writes only weights, its inout and out operands and
+            // the flags; no stack.
+            unsafe {
+                asm!(
+                    "1:",
+                    // t = max − logit (wrapping), shift = 15 + min(t >> 16, 31)
+                    "ldr {t}, [{l}], #4",
+                    "sub {t}, {m}, {t}",
+                    "lsr {s}, {t}, #16",
+                    "usat {s}, #5, {s}",
+                    "add {s}, {s}, #15",
+                    exp2_body!(),
+                    $alpha,
+                    "str {t}, [{w}], #4",
+                    // the 64-bit sum
+                    "adds {lo}, {lo}, {t}",
+                    "adc {hi}, {hi}, #0",
+                    "cmp {l}, {end}",
+                    "bne 1b",
+                    l = inout(reg) logits.as_ptr() => _,
+                    w = inout(reg) weights.as_mut_ptr() => _,
+                    end = in(reg) logits.as_ptr().add(len),
+                    m = in(reg) max,
+                    lo = inout(reg) low,
+                    hi = inout(reg) high,
+                    table = in(reg) POW2_TABLE.as_ptr(),
+                    ln2 = in(reg) LN2_Q16,
+                    t = out(reg) _,
+                    s = out(reg) _,
+                    j = out(reg) _,
+                    y = out(reg) _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if optimal {
+        weights_asm!(concat!(
+            // p = e · α (64 bits)
+            "ldr {s}, [{w}]\n",
+            "umull {y}, {j}, {t}, {s}\n",
+            // (p >> 15) + bit 14 of p
+            "lsrs {y}, {y}, #15\n",
+            "orr {t}, {y}, {j}, lsl #17\n",
+            "adc {t}, {t}, #0\n",
+        ));
+    } else {
+        weights_asm!("");
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// The loops against the portable code: `None`, or the first argument that differs. Every
+/// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
+/// every length up to 40 with random and edge inputs.
+pub(crate) fn check() -> Option<usize> {
+    let mut logits = [0i32; 7];
+    let mut weights = [0i32; 7];
+    let extremes = [
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        (1 << 31) - 1,
+        17 << 16,
+        31 << 16,
+        32 << 16,
+        33 << 16,
+        0,
+        1,
+        2,
+        3,
+    ];
+    let ts = (0..(1u32 << 21)).step_by(3).chain(extremes);
+    let reference = 0x0123_4567i32;
+    let mut pending = 0usize;
+    for (i, t) in ts.enumerate() {
+        if let Some(slot) = logits.get_mut(pending) {
+            *slot = reference.wrapping_sub(t as i32);
+        }
+        pending += 1;
+        if pending < logits.len() && i % 11 != 0 {
+            continue;
+        }
+        let (live, ws) = (&logits[..pending], &mut weights[..pending]);
+        let sum = weights_q15(reference, live, ws);
+        let mut expected_sum = 0u32;
+        for (&logit, &w) in live.iter().zip(ws.iter()) {
+            let expected = weight_q15(reference.wrapping_sub(logit) as u32);
+            expected_sum = expected_sum.wrapping_add(expected);
+            if w as u32 != expected {
+                return Some(i);
+            }
+        }
+        if sum != expected_sum {
+            return Some(i);
+        }
+        pending = 0;
+    }
+    let mut seed = 0x7f4a_7c15u32;
+    let mut next = move || crate::simd::int8::xorshift32(&mut seed);
+    // the block weights: references and logits across the i32 range (absent logits included)
+    for len in 0..=40usize {
+        let mut logits = [0i32; 40];
+        let reference = (next() as i32) >> (next() % 32);
+        for l in logits.iter_mut() {
+            *l = match next() % 8 {
+                0 => i32::MIN,
+                1 => reference,
+                2 => reference.wrapping_sub((next() >> (next() % 32)) as i32),
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let mut ours = [-1i32; 41];
+        let sum = weights_q15(reference, &logits[..len], &mut ours[..len]);
+        let mut expected_sum = 0u32;
+        for (&logit, &w) in logits[..len].iter().zip(ours.iter()) {
+            let expected = weight_q15(reference.wrapping_sub(logit) as u32);
+            expected_sum = expected_sum.wrapping_add(expected);
+            if w as u32 != expected {
+                return Some(len);
+            }
+        }
+        if sum != expected_sum || ours[len] != -1 {
+            return Some(len);
+        }
+    }
+    // T: dots across the logit range and past it, references around them and at the ends
+    for (round, scale) in [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?]
+        .into_iter()
+        .enumerate()
+    {
+        for len in 0..=40usize {
+            let mut dots = [0i32; 41];
+            let mut references = [0i32; 40];
+            for (d, r) in dots.iter_mut().zip(references.iter_mut()) {
+                *d = (next() as i32) >> (next() % 24);
+                *r = match next() % 8 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    _ => (next() as i32) >> (next() % 28),
+                };
+            }
+            dots[40] = -1;
+            let expected: [i32; 40] = core::array::from_fn(|c| {
+                let logit = to_logit(scale.apply(dots[c]));
+                exp2_neg_branchless(references[c].wrapping_sub(logit).max(0) as u32, 27) as i32
+            });
+            let sum = t_row(&mut dots[..len], &references, scale);
+            let expected_sum = expected[..len]
+                .iter()
+                .fold(0u32, |s, &t| s.wrapping_add(t as u32));
+            if dots[..len] != expected[..len] || sum != expected_sum || dots[40] != -1 {
+                return Some(100 * round + len);
+            }
+        }
+    }
+    // the query weights (α across the u32 range), every length to 40
+    for len in 0..=40usize {
+        let mut logits = [0i32; 40];
+        let mut alphas = [0i32; 41];
+        for (l, a) in logits.iter_mut().zip(alphas.iter_mut()) {
+            *l = match next() % 8 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => (next() as i32) >> (next() % 32),
+            };
+            *a = match next() % 8 {
+                0 => 1,
+                1 => i32::MAX,
+                2 => -1,
+                _ => (next() >> (next() % 32)) as i32,
+            };
+        }
+        alphas[40] = 7;
+        let max = match len % 3 {
+            0 => logits[..len].iter().copied().max().unwrap_or(0),
+            1 => i32::MAX,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        for optimal in [false, true] {
+            let mut weights = alphas;
+            let total = query_weights(max, &logits[..len], &mut weights[..len], optimal);
+            let mut expected_total = 0u64;
+            for c in 0..len {
+                let e = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = if optimal {
+                    ((u64::from(e) * u64::from(alphas[c] as u32) + (1 << 14)) >> 15) as u32
+                } else {
+                    e
+                };
+                expected_total += u64::from(w);
+                if weights[c] as u32 != w {
+                    return Some(len);
+                }
+            }
+            if total != expected_total || weights[40] != 7 {
+                return Some(len);
+            }
+        }
+    }
+    None
+}
