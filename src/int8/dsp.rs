@@ -44,20 +44,11 @@ macro_rules! exp2_body {
     };
 }
 
-/// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
-/// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
-#[inline(always)]
-pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
-    let len = logits.len().min(weights.len());
-    let mut sum = 0u32;
-    if len == 0 {
-        return sum;
-    }
-    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes weights[0 .. len] (one
-    // element per turn, until the logit pointer reaches logits + len), len ≤ both lengths; the
-    // table load reads POW2_TABLE at an index masked to 0..64 (a static of 64 words). The block
-    // writes only weights, its inout and out operands and the flags; no stack.
-    unsafe {
+/// One `asm!` loop of block weights: `weight_q15(reference − logit)` (wrapping, as `u32`) for
+/// each of `len ≥ 1` logits from `$logits`, added to `$sum`, each stored by `$store` (a template
+/// line on `{t}`, or none) with its operands after it.
+macro_rules! weights_loop {
+    ($reference:expr, $logits:expr, $len:expr, $sum:ident, [$($store:expr)?], $($operands:tt)*) => {
         asm!(
             "1:",
             // t = reference − logit (wrapping)
@@ -69,16 +60,16 @@ pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -
             exp2_body!(),
             // weight_q15: min(2^-t in Q15, 32767)
             "usat {t}, #15, {t}",
-            "str {t}, [{w}], #4",
+            $($store,)?
             "add {sum}, {sum}, {t}",
             "cmp {l}, {end}",
             "bne 1b",
-            l = inout(reg) logits.as_ptr() => _,
-            w = inout(reg) weights.as_mut_ptr() => _,
-            end = in(reg) logits.as_ptr().add(len),
-            r = in(reg) reference,
+            $($operands)*
+            l = inout(reg) $logits.as_ptr() => _,
+            end = in(reg) $logits.as_ptr().add($len),
+            r = in(reg) $reference,
             k = in(reg) 15u32,
-            sum = inout(reg) sum,
+            sum = inout(reg) $sum,
             table = in(reg) POW2_TABLE.as_ptr(),
             ln2 = in(reg) LN2_Q16,
             t = out(reg) _,
@@ -86,7 +77,51 @@ pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -
             j = out(reg) _,
             y = out(reg) _,
             options(nostack),
+        )
+    };
+}
+
+/// `weight_q15(reference − logits[j])` (wrapping, as `u32`) into `i16` halves: weight `j` in half `j mod 2` of `pairs[j / 2]` (`pair`'s
+/// layout: the weights are at most 32767), over `min(logits.len(), 2 · pairs.len())` logits
+/// (the half after an odd last one is left alone); returns their sum (the block loop of
+/// [`Running::admit_by`](super::fixed_point::Running::admit_by) in `admit_rows`).
+#[inline(always)]
+pub(crate) fn weight_halves_q15(reference: i32, logits: &[i32], pairs: &mut [i32]) -> u32 {
+    let len = logits.len().min(2 * pairs.len());
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes the first len halfwords of
+    // pairs (one per turn, until the logit pointer reaches logits + len), len ≤ logits.len()
+    // and ≤ 2 · pairs.len(); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // block writes only pairs, its inout and out operands and the flags; no stack.
+    unsafe {
+        weights_loop!(
+            reference,
+            logits,
+            len,
+            sum,
+            ["strh {t}, [{w}], #2"],
+            w = inout(reg) pairs.as_mut_ptr() => _,
         );
+    }
+    sum
+}
+
+/// The sum of [`weight_halves_q15`]'s weights alone (nothing stored): the normaliser's blocks.
+#[inline(always)]
+pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
+    let len = logits.len();
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (one per turn, until the logit pointer
+    // reaches logits + len); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // block writes only its inout and out operands and the flags; no stack, no memory.
+    unsafe {
+        weights_loop!(reference, logits, len, sum, [],);
     }
     sum
 }
@@ -219,7 +254,7 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
 /// every length up to 40 with random and edge inputs.
 pub(crate) fn check() -> Option<usize> {
     let mut logits = [0i32; 7];
-    let mut weights = [0i32; 7];
+    let mut pairs = [0i32; 21];
     let extremes = [
         u32::MAX,
         u32::MAX - 1,
@@ -245,18 +280,9 @@ pub(crate) fn check() -> Option<usize> {
         if pending < logits.len() && i % 11 != 0 {
             continue;
         }
-        let (live, ws) = (&logits[..pending], &mut weights[..pending]);
-        let sum = weights_q15(reference, live, ws);
-        let mut expected_sum = 0u32;
-        for (&logit, &w) in live.iter().zip(ws.iter()) {
-            let expected = weight_q15(reference.wrapping_sub(logit) as u32);
-            expected_sum = expected_sum.wrapping_add(expected);
-            if w as u32 != expected {
-                return Some(i);
-            }
-        }
-        if sum != expected_sum {
-            return Some(i);
+        let live = &logits[..pending];
+        if let Some(mismatch) = check_block(reference, live, &mut pairs) {
+            return Some(i + mismatch);
         }
         pending = 0;
     }
@@ -274,17 +300,7 @@ pub(crate) fn check() -> Option<usize> {
                 _ => (next() as i32) >> (next() % 32),
             };
         }
-        let mut ours = [-1i32; 41];
-        let sum = weights_q15(reference, &logits[..len], &mut ours[..len]);
-        let mut expected_sum = 0u32;
-        for (&logit, &w) in logits[..len].iter().zip(ours.iter()) {
-            let expected = weight_q15(reference.wrapping_sub(logit) as u32);
-            expected_sum = expected_sum.wrapping_add(expected);
-            if w as u32 != expected {
-                return Some(len);
-            }
-        }
-        if sum != expected_sum || ours[len] != -1 {
+        if check_block(reference, &logits[..len], &mut pairs).is_some() {
             return Some(len);
         }
     }
@@ -363,4 +379,30 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     None
+}
+
+/// [`weight_halves_q15`] and [`weight_sum_q15`] of `logits` (at most 40) against
+/// [`weight_q15`]: `None`, or the index of the first difference (the halves past the logits
+/// must keep the `-1` they are given).
+fn check_block(reference: i32, logits: &[i32], pairs: &mut [i32; 21]) -> Option<usize> {
+    pairs.fill(-1);
+    let sum = weight_halves_q15(reference, logits, &mut pairs[..logits.len().div_ceil(2)]);
+    let only_sum = weight_sum_q15(reference, logits);
+    let mut expected_sum = 0u32;
+    for (j, (&logit, word)) in logits
+        .iter()
+        .zip(pairs.iter().flat_map(|w| [w & 0xFFFF, (w >> 16) & 0xFFFF]))
+        .enumerate()
+    {
+        let expected = weight_q15(reference.wrapping_sub(logit) as u32);
+        expected_sum = expected_sum.wrapping_add(expected);
+        if word as u32 != expected {
+            return Some(j);
+        }
+    }
+    let halves = pairs.iter().flat_map(|w| [w & 0xFFFF, (w >> 16) & 0xFFFF]);
+    if halves.skip(logits.len()).any(|h| h != 0xFFFF) {
+        return Some(logits.len());
+    }
+    (sum != expected_sum || only_sum != expected_sum).then_some(logits.len())
 }

@@ -965,10 +965,11 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
-            let mut discard = [0i32; KEY_BLOCK];
             for ((logits, reference), sum) in self
                 .logits
-                .chunks_exact(KEY_BLOCK)
+                .as_chunks::<KEY_BLOCK>()
+                .0
+                .iter()
                 .zip(self.t_reference.iter_mut())
                 .zip(self.t_sum.iter_mut())
                 .take(count)
@@ -977,7 +978,7 @@ impl<'a> Workspace<'a> {
                     reference: *reference,
                     sum: *sum as u32,
                 };
-                state.admit(logits, &mut discard);
+                state.admit_sum(logits);
                 (*reference, *sum) = (state.reference, state.sum as i32);
             }
         }

@@ -112,7 +112,9 @@ pub mod rfa;
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
-use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
+#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+use crate::simd::int8::pair;
+use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -376,15 +378,28 @@ pub(crate) fn admit_rows(
             reference: *reference,
             sum: *sum as u32,
         };
-        let mut block = [0i32; KEY_BLOCK];
-        let factor = state.admit(logits, &mut block);
+        // the Q15 weights in pairs: on the DSP cores stored as halfwords by the weight loop
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let factor = state.admit_by(logits, |reference| match reference {
+            Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
+            None => {
+                weight_pairs.fill(0);
+                0
+            }
+        });
+        #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+        let factor = {
+            let mut block = [0i32; KEY_BLOCK];
+            let factor = state.admit(logits, &mut block);
+            // (constant indices into the block; four pairs per row)
+            const _: () = assert!(WEIGHT_WORDS == 4);
+            if let [p0, p1, p2, p3] = weight_pairs {
+                let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+                (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
+            }
+            factor
+        };
         (*reference, *sum) = (state.reference, state.sum as i32);
-        // the Q15 weights in pairs (constant indices into the block; four pairs per row)
-        const _: () = assert!(WEIGHT_WORDS == 4);
-        if let [p0, p1, p2, p3] = weight_pairs {
-            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
-            (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
-        }
         if factor != Q15_ONE {
             // Σ w·v · 2^(old − new reference)
             for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
