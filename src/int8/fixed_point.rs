@@ -571,15 +571,19 @@ impl Running {
     }
 
     /// [`admit`](Self::admit) of a block of [`KEY_BLOCK`] logits for the reference and the sum
-    /// alone (the weights are not kept: on the DSP cores not even stored).
+    /// alone: the weights go to `discard` (on the DSP cores without Helium nowhere, not even
+    /// stored).
     #[inline(always)]
-    pub(crate) fn admit_sum(&mut self, logits: &[i32; KEY_BLOCK]) {
+    pub(crate) fn admit_sum(&mut self, logits: &[i32; KEY_BLOCK], discard: &mut [i32; KEY_BLOCK]) {
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-        self.admit_by(logits, |reference| {
-            reference.map_or(0, |reference| super::dsp::weight_sum_q15(reference, logits))
-        });
+        {
+            let _ = discard;
+            self.admit_by(logits, |reference| {
+                reference.map_or(0, |reference| super::dsp::weight_sum_q15(reference, logits))
+            });
+        }
         #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
-        self.admit(logits, &mut [0i32; KEY_BLOCK]);
+        self.admit(logits, discard);
     }
 
     /// `log2 Σ_j 2^ℓ_j` in `L16`: `reference + log2(sum) − 15`.

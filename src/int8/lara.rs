@@ -965,6 +965,7 @@ impl<'a> Workspace<'a> {
                     }
                 }
             }
+            let mut discard = [0i32; KEY_BLOCK];
             for ((logits, reference), sum) in self
                 .logits
                 .as_chunks::<KEY_BLOCK>()
@@ -978,7 +979,7 @@ impl<'a> Workspace<'a> {
                     reference: *reference,
                     sum: *sum as u32,
                 };
-                state.admit_sum(logits);
+                state.admit_sum(logits, &mut discard);
                 (*reference, *sum) = (state.reference, state.sum as i32);
             }
         }

@@ -387,10 +387,15 @@ pub(crate) fn admit_rows(
                 0
             }
         });
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        {
+            (*reference, *sum) = (state.reference, state.sum as i32);
+        }
         #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
         let factor = {
             let mut block = [0i32; KEY_BLOCK];
             let factor = state.admit(logits, &mut block);
+            (*reference, *sum) = (state.reference, state.sum as i32);
             // (constant indices into the block; four pairs per row)
             const _: () = assert!(WEIGHT_WORDS == 4);
             if let [p0, p1, p2, p3] = weight_pairs {
@@ -399,7 +404,6 @@ pub(crate) fn admit_rows(
             }
             factor
         };
-        (*reference, *sum) = (state.reference, state.sum as i32);
         if factor != Q15_ONE {
             // Σ w·v · 2^(old − new reference)
             for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
