@@ -17,6 +17,7 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
@@ -378,6 +379,50 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
+    // the logit columns: dots across the logit range and past it, offsets across the i32
+    // range (the difference wrapping), every column, every length to 40 (whole groups of four)
+    let scales = [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?];
+    for len in 0..=40usize {
+        let mut dots = [0i32; 40];
+        for d in dots.iter_mut() {
+            *d = match next() % 8 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let offset = match len % 4 {
+            0 => 0,
+            1 => i32::MIN + (next() >> 4) as i32,
+            2 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        let scale = scales[len % 2];
+        let column = len % KEY_BLOCK;
+        let mut logits = [-7i32; 41 * KEY_BLOCK];
+        let done = logit_column(
+            &mut logits[..len * KEY_BLOCK],
+            column,
+            &dots[..len],
+            scale,
+            offset,
+        );
+        if done != len / 4 * 4 {
+            return Some(len);
+        }
+        for (i, &logit) in logits.iter().enumerate() {
+            let (row, col) = (i / KEY_BLOCK, i % KEY_BLOCK);
+            let expected = match dots.get(row) {
+                Some(&dot) if col == column && row < done => {
+                    to_logit(scale.apply(dot).wrapping_sub(offset))
+                }
+                _ => -7,
+            };
+            if logit != expected {
+                return Some(len);
+            }
+        }
+    }
     None
 }
 
@@ -405,4 +450,69 @@ fn check_block(reference: i32, logits: &[i32], pairs: &mut [i32; 21]) -> Option<
         return Some(logits.len());
     }
     (sum != expected_sum || only_sum != expected_sum).then_some(logits.len())
+}
+
+/// `logits[r · KEY_BLOCK + column] = to_logit(scale · dots[r] − offset)` (the difference
+/// wrapping) for the rows `r` of whole groups of four, as many as `dots` and `logits` hold;
+/// returns the rows written (a multiple of four: the caller does the rest). Four dots at a time
+/// (`LDM` into `r0`–`r3`: its list in ascending order), `LSL` and `SMMULR` for the scale, `SSAT #29`, stores a row apart.
+#[inline(always)]
+pub(crate) fn logit_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) -> usize {
+    let rows = dots.len().min(logits.len() / KEY_BLOCK) / 4 * 4;
+    if rows == 0 || column >= KEY_BLOCK {
+        return 0;
+    }
+    let (value, pre_shift) = scale.parts();
+    // SAFETY: rows ≥ 4, a multiple of 4; the loop reads dots[0 .. rows] (four per turn, until
+    // the dot pointer reaches dots + rows), rows ≤ dots.len(), and writes
+    // logits[r · KEY_BLOCK + column] for r < rows, with column < KEY_BLOCK and
+    // rows · KEY_BLOCK ≤ logits.len(). The block writes only those words, its inout and out
+    // operands and the flags (SSAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {d}!, {{r0, r1, r2, r3}}",
+            // to_logit(round((dot << pre_shift) · value / 2^32) − offset)
+            "lsl r0, r0, {pre}",
+            "smmulr r0, r0, {value}",
+            "sub r0, r0, {off}",
+            "ssat r0, #29, r0",
+            "str r0, [{p}], #32",
+            "lsl r1, r1, {pre}",
+            "smmulr r1, r1, {value}",
+            "sub r1, r1, {off}",
+            "ssat r1, #29, r1",
+            "str r1, [{p}], #32",
+            "lsl r2, r2, {pre}",
+            "smmulr r2, r2, {value}",
+            "sub r2, r2, {off}",
+            "ssat r2, #29, r2",
+            "str r2, [{p}], #32",
+            "lsl r3, r3, {pre}",
+            "smmulr r3, r3, {value}",
+            "sub r3, r3, {off}",
+            "ssat r3, #29, r3",
+            "str r3, [{p}], #32",
+            "cmp {d}, {end}",
+            "bne 1b",
+            d = inout(reg) dots.as_ptr() => _,
+            end = in(reg) dots.as_ptr().add(rows),
+            p = inout(reg) logits.as_mut_ptr().add(column) => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            off = in(reg) offset,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+    rows
 }

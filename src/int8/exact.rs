@@ -5,10 +5,10 @@
 //! Scratch: [`scratch_len`] `i32`s (the packed queries of a group, their accumulators and
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
-use super::fixed_point::{ABSENT, Scale32, to_logit};
+use super::fixed_point::{ABSENT, Scale32};
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_dim, check_logit_bound, const_try, scale32,
-    store_logit_column,
+    store_scaled_logit_column,
 };
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
@@ -215,9 +215,7 @@ impl<'a> Workspace<'a> {
                             dots,
                         );
                         // into column jj of query i's block
-                        store_logit_column(self.logits, jj, dots, |_, dot| {
-                            to_logit(plan.logit.apply(dot))
-                        });
+                        store_scaled_logit_column(self.logits, jj, dots, plan.logit, 0);
                     }
                     None => {
                         for i in 0..GROUP {

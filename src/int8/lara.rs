@@ -27,7 +27,7 @@ use super::fixed_point::{
 use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
-    scale32, squared_norm, store_logit_column,
+    scale32, squared_norm, store_scaled_logit_column,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -865,9 +865,7 @@ impl<'a> Workspace<'a> {
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
             dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
             // into column jj of sample c's block
-            store_logit_column(self.logits, jj, dots, |_, dot| {
-                to_logit(plan.key_dot.apply(dot) - half_norm)
-            });
+            store_scaled_logit_column(self.logits, jj, dots, plan.key_dot, half_norm);
         }
     }
 
@@ -952,9 +950,7 @@ impl<'a> Workspace<'a> {
                     Some(q_row) if first + ii < queries => {
                         dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
                         // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
-                        store_logit_column(self.logits, ii, dots, |_, dot| {
-                            to_logit(t_dot.apply(dot))
-                        });
+                        store_scaled_logit_column(self.logits, ii, dots, t_dot, 0);
                     }
                     _ => {
                         for c in 0..landmark_blocks * ROWS {

@@ -353,6 +353,30 @@ pub(crate) fn store_logit_column(
     }
 }
 
+/// [`store_logit_column`] of `to_logit(scale · dot − offset)` (the difference wrapping): the
+/// logits of exact attention, of LARA's keys and normaliser (one `asm!` loop on the DSP cores
+/// without Helium, four rows at a time, the rest here).
+#[inline(always)]
+pub(crate) fn store_scaled_logit_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    let (logits, dots) = {
+        let done = dsp::logit_column(logits, column, dots, scale, offset);
+        (
+            logits.get_mut(done * KEY_BLOCK..).unwrap_or_default(),
+            dots.get(done..).unwrap_or_default(),
+        )
+    };
+    store_logit_column(logits, column, dots, |_, dot| {
+        fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
+    });
+}
+
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group).
