@@ -1017,7 +1017,16 @@ impl<'a> Workspace<'a> {
 
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
-    #[inline(never)]
+    // (inlined into query_pass on the DSP cores without Helium: fewer instructions per query
+    // on the M4F, the same stack; out of line elsewhere)
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
@@ -1061,7 +1070,14 @@ impl<'a> Workspace<'a> {
 
     /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
     /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
-    #[inline(never)]
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
@@ -1143,7 +1159,14 @@ impl<'a> Workspace<'a> {
 
     /// The normalised weights `sniw_c` (each `≤ 2^14`, their sum about `2^14`) in pairs, from
     /// `logits` (and `alpha` for mis-opt); returns their sum.
-    #[inline(never)]
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
         let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
@@ -1179,7 +1202,14 @@ impl<'a> Workspace<'a> {
     }
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
-    #[inline(never)]
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
         let shared = self
             .weights_packed
