@@ -306,10 +306,8 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // T: dots across the logit range and past it, references around them and at the ends
-    for (round, scale) in [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?]
-        .into_iter()
-        .enumerate()
-    {
+    let scales_t = [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?];
+    for (round, scale) in scales_t.into_iter().enumerate() {
         for len in 0..=40usize {
             let mut dots = [0i32; 41];
             let mut references = [0i32; 40];
@@ -377,6 +375,29 @@ pub(crate) fn check() -> Option<usize> {
             if total != expected_total || weights[40] != 7 {
                 return Some(len);
             }
+        }
+    }
+    // query logits: dots across the range and past it, biases across the i32 range (an eighth
+    // near each end, where the sum saturates), every length to 40 (whole groups of four)
+    for len in 0..=40usize {
+        let mut dots = [0i32; 40];
+        let mut biases = [0i32; 40];
+        for (d, b) in dots.iter_mut().zip(biases.iter_mut()) {
+            *d = (next() as i32) >> (next() % 24);
+            *b = match next() % 8 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let scale = scales_t[len % 2];
+        let expected: [i32; 40] =
+            core::array::from_fn(|c| to_logit(scale.apply(dots[c]).saturating_add(biases[c])));
+        let before = dots;
+        let done = query_logits(&mut dots[..len], &biases, scale);
+        if done != len / 4 * 4 || dots[..done] != expected[..done] || dots[done..] != before[done..]
+        {
+            return Some(len);
         }
     }
     // the logit columns: dots across the logit range and past it, offsets across the i32
@@ -515,4 +536,63 @@ pub(crate) fn logit_column(
         );
     }
     rows
+}
+
+/// LARA's query logits in place, `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating),
+/// over whole groups of four of the common length; returns the logits done (a multiple of four:
+/// the caller does the rest). `LDM`/`STM` of four logits in `r0`–`r3`, `LSL` and `SMMULR` for
+/// the scale, `QADD`, `SSAT #29`.
+#[inline(always)]
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> usize {
+    let len = logits.len().min(biases.len()) / 4 * 4;
+    if len == 0 {
+        return 0;
+    }
+    let (value, pre_shift) = scale.parts();
+    // SAFETY: len ≥ 4, a multiple of 4; the loop reads and writes logits[0 .. len] and reads
+    // biases[0 .. len] (four per turn, until the logit pointer reaches logits + len), len ≤ both
+    // lengths. The block writes only those logits, its inout and out operands and the flags
+    // (QADD and SSAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {l}, {{r0, r1, r2, r3}}",
+            // to_logit(round((ℓ << pre_shift) · value / 2^32) + bias (saturating))
+            "ldr {x}, [{b}], #4",
+            "lsl r0, r0, {pre}",
+            "smmulr r0, r0, {value}",
+            "qadd r0, r0, {x}",
+            "ssat r0, #29, r0",
+            "ldr {x}, [{b}], #4",
+            "lsl r1, r1, {pre}",
+            "smmulr r1, r1, {value}",
+            "qadd r1, r1, {x}",
+            "ssat r1, #29, r1",
+            "ldr {x}, [{b}], #4",
+            "lsl r2, r2, {pre}",
+            "smmulr r2, r2, {value}",
+            "qadd r2, r2, {x}",
+            "ssat r2, #29, r2",
+            "ldr {x}, [{b}], #4",
+            "lsl r3, r3, {pre}",
+            "smmulr r3, r3, {value}",
+            "qadd r3, r3, {x}",
+            "ssat r3, #29, r3",
+            "stm {l}!, {{r0, r1, r2, r3}}",
+            "cmp {l}, {end}",
+            "bne 1b",
+            l = inout(reg) logits.as_mut_ptr() => _,
+            end = in(reg) logits.as_ptr().add(len),
+            b = inout(reg) biases.as_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            x = out(reg) _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+    len
 }

@@ -1041,6 +1041,15 @@ impl<'a> Workspace<'a> {
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
         #[cfg(lara_attn_helium)]
         super::helium::query_logits(live_logits, biases, plan.query_dot);
+        // (four at a time in asm on the other DSP cores, the rest below)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let (live_logits, biases) = {
+            let done = super::dsp::query_logits(live_logits, biases, plan.query_dot);
+            (
+                live_logits.get_mut(done..).unwrap_or_default(),
+                biases.get(done..).unwrap_or_default(),
+            )
+        };
         #[cfg(not(lara_attn_helium))]
         for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
