@@ -400,6 +400,46 @@ pub(crate) fn check() -> Option<usize> {
             return Some(len);
         }
     }
+    // the packing of the query weights: weights below 2^31 (both ends), every shift from 1 to
+    // 32 (and None past them), every count of pairs to 20, the words past them left alone
+    for pairs_len in 0..=20usize {
+        let mut pairs = [[0i32; 2]; 20];
+        for w in pairs.iter_mut().flatten() {
+            *w = match next() % 8 {
+                0 => i32::MAX,
+                1 => 0,
+                _ => (next() >> (1 + next() % 31)) as i32,
+            };
+        }
+        for shift in 0..=33u32 {
+            let mut words = [-3i32; 21];
+            let Some(sum) = pack_rounded(&mut words[..pairs_len], &pairs[..pairs_len], shift)
+            else {
+                if (1..=32).contains(&shift) {
+                    return Some(pairs_len);
+                }
+                continue;
+            };
+            let round = |w: i32| ((w as u32).wrapping_shr(shift - 1) + 1) >> 1;
+            let mut expected_sum = 0u32;
+            for (i, &word) in words.iter().enumerate() {
+                let expected = match pairs[..pairs_len].get(i) {
+                    Some(&[low, high]) => {
+                        let (low, high) = (round(low), round(high));
+                        expected_sum = expected_sum.wrapping_add(low).wrapping_add(high);
+                        crate::simd::int8::pair(low as i32, high as i32)
+                    }
+                    None => -3,
+                };
+                if word != expected {
+                    return Some(pairs_len);
+                }
+            }
+            if sum != expected_sum || !(1..=32).contains(&shift) {
+                return Some(pairs_len);
+            }
+        }
+    }
     // the logit columns: dots across the logit range and past it, offsets across the i32
     // range (the difference wrapping), every column, every length to 40 (whole groups of four)
     let scales = [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?];
@@ -595,4 +635,51 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
         );
     }
     len
+}
+
+/// `words[i] = pair(round(low / 2^shift), round(high / 2^shift))` (half up: `(w >> shift)` plus
+/// bit `shift − 1` of `w`, the carry of `LSRS`; `PKHBT` joins the halves) for the weight pairs
+/// over the common length, for `1 ≤ shift ≤ 32` and weights below `2^31`; returns the sum of
+/// the rounded weights (wrapping). The portable `(w >> (shift − 1)) + 1 >> 1` is the same
+/// there (`None` for another shift: the caller's portable loop).
+#[inline(always)]
+pub(crate) fn pack_rounded(words: &mut [i32], pairs: &[[i32; 2]], shift: u32) -> Option<u32> {
+    if !(1..=32).contains(&shift) {
+        return None;
+    }
+    let len = words.len().min(pairs.len());
+    let mut sum = 0u32;
+    if len == 0 {
+        return Some(sum);
+    }
+    // SAFETY: len ≥ 1; the loop reads pairs[0 .. len] (8 bytes each) and writes words[0 .. len]
+    // (one pair per turn, until the word pointer reaches words + len), len ≤ both lengths. The
+    // block writes only those words, its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrd {a}, {b}, [{w}], #8",
+            // round(w / 2^shift) = (w >> shift) + bit shift − 1 of w
+            "lsrs {a}, {a}, {s}",
+            "adc {a}, {a}, #0",
+            "lsrs {b}, {b}, {s}",
+            "adc {b}, {b}, #0",
+            "add {sum}, {sum}, {a}",
+            "add {sum}, {sum}, {b}",
+            // pair(low, high) = (low & 0xFFFF) | (high << 16)
+            "pkhbt {a}, {a}, {b}, lsl #16",
+            "str {a}, [{p}], #4",
+            "cmp {p}, {end}",
+            "bne 1b",
+            w = inout(reg) pairs.as_ptr() => _,
+            p = inout(reg) words.as_mut_ptr() => _,
+            end = in(reg) words.as_ptr().add(len),
+            s = in(reg) shift,
+            sum = inout(reg) sum,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        );
+    }
+    Some(sum)
 }

@@ -1253,7 +1253,13 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
     if shift > 0 {
         // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
         let right = (shift - 1) as u32;
-        pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
+        let round = |w: u32| (w.wrapping_shr(right) + 1) >> 1;
+        // (the whole pairs in asm on the DSP cores without Helium, an odd last weight here)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        if let Some(sum) = super::dsp::pack_rounded(words, pairs, shift as u32) {
+            return sum.wrapping_add(pack_pairs(&mut [], &[], last, round));
+        }
+        pack_pairs(words, pairs, last, round)
     } else {
         let left = (-shift).min(31) as u32;
         pack_pairs(words, pairs, last, |w| w << left)
