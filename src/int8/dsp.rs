@@ -400,6 +400,47 @@ pub(crate) fn check() -> Option<usize> {
             return Some(len);
         }
     }
+    // α: T up to 2^27 and across the i32 range, balances across the i32 range (saturating),
+    // both ends of alpha_coeff, every length to 40 (whole pairs)
+    for len in 0..=40usize {
+        let mut t = [0i32; 40];
+        let mut balances = [0i32; 40];
+        for (t, b) in t.iter_mut().zip(balances.iter_mut()) {
+            *t = match next() % 8 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => (next() >> (5 + next() % 28)) as i32,
+            };
+            *b = match next() % 8 {
+                0 => i32::MAX - (next() >> 8) as i32,
+                1 => i32::MIN + (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let t_mean = (next() >> 5) as i32;
+        let coeff = match len % 4 {
+            0 => 1 << 19,
+            1 => -(1 << 19),
+            _ => (next() as i32) >> 12,
+        };
+        let mut ours = [-5i32; 40];
+        let done = alphas(&mut ours[..len], (&balances, &t), t_mean, coeff);
+        if done != len / 2 * 2 {
+            return Some(len);
+        }
+        for (c, &a) in ours.iter().enumerate() {
+            let spread = ((i64::from(coeff) * i64::from(t[c].wrapping_sub(t_mean)) + (1 << 15))
+                >> 16) as i32;
+            let expected = if c < done {
+                balances[c].saturating_add(spread).max(1)
+            } else {
+                -5
+            };
+            if a != expected {
+                return Some(len);
+            }
+        }
+    }
     // the packing of the query weights: weights below 2^31 (both ends), every shift from 1 to
     // 32 (and None past them), every count of pairs to 20, the words past them left alone
     for pairs_len in 0..=20usize {
@@ -682,4 +723,69 @@ pub(crate) fn pack_rounded(words: &mut [i32], pairs: &[[i32; 2]], shift: u32) ->
         );
     }
     Some(sum)
+}
+
+/// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the difference
+/// wrapping, the sum saturating) over whole pairs of the common length of `alphas`, `balances`
+/// (`bh`) and `t`; returns the `α` done (even: the caller does an odd last one). The `i64`
+/// product's `(p + 2^15) >> 16` as `i32` is `p >> 16` (`SMULL`, the low word's top half `ORR`
+/// the high word's low half) plus bit 15 of `p` (the carry of `LSRS #16`).
+#[inline(always)]
+pub(crate) fn alphas(
+    alphas: &mut [i32],
+    (balances, t): (&[i32], &[i32]),
+    t_mean: i32,
+    alpha_coeff: i32,
+) -> usize {
+    let len = alphas.len().min(balances.len()).min(t.len()) / 2 * 2;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: len ≥ 2, even; the loop writes alphas[0 .. len] and reads balances[0 .. len] and
+    // t[0 .. len] (two per turn, until the α pointer reaches alphas + len), len ≤ the three
+    // lengths. The block writes only those α, its inout and out operands and the flags (QADD
+    // may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrd {t0}, {t1}, [{tp}], #8",
+            "ldrd {b0}, {b1}, [{bp}], #8",
+            // p = alpha_coeff · (T − mean); spread = (p >> 16) + bit 15 of p
+            "sub {t0}, {t0}, {mean}",
+            "smull {t0}, {h}, {t0}, {coeff}",
+            "lsrs {t0}, {t0}, #16",
+            "orr {t0}, {t0}, {h}, lsl #16",
+            "adc {t0}, {t0}, #0",
+            // α = max(bh + spread (saturating), 1)
+            "qadd {t0}, {b0}, {t0}",
+            "cmp {t0}, #1",
+            "it lt",
+            "movlt {t0}, #1",
+            "sub {t1}, {t1}, {mean}",
+            "smull {t1}, {h}, {t1}, {coeff}",
+            "lsrs {t1}, {t1}, #16",
+            "orr {t1}, {t1}, {h}, lsl #16",
+            "adc {t1}, {t1}, #0",
+            "qadd {t1}, {b1}, {t1}",
+            "cmp {t1}, #1",
+            "it lt",
+            "movlt {t1}, #1",
+            "strd {t0}, {t1}, [{ap}], #8",
+            "cmp {ap}, {end}",
+            "bne 1b",
+            ap = inout(reg) alphas.as_mut_ptr() => _,
+            end = in(reg) alphas.as_ptr().add(len),
+            bp = inout(reg) balances.as_ptr() => _,
+            tp = inout(reg) t.as_ptr() => _,
+            mean = in(reg) t_mean,
+            coeff = in(reg) alpha_coeff,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            b0 = out(reg) _,
+            b1 = out(reg) _,
+            h = out(reg) _,
+            options(nostack),
+        );
+    }
+    len
 }

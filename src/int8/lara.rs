@@ -1142,6 +1142,16 @@ impl<'a> Workspace<'a> {
         if !cfg!(lara_attn_compact) && samples <= count {
             #[cfg(lara_attn_helium)]
             super::helium::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
+            // (pairs in asm on the other DSP cores, an odd last one below)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let (alphas, balances, t_row) = {
+                let done = super::dsp::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
+                (
+                    alphas.get_mut(done..).unwrap_or_default(),
+                    balances.get(done..).unwrap_or_default(),
+                    t_row.get(done..).unwrap_or_default(),
+                )
+            };
             #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
@@ -1158,6 +1168,15 @@ impl<'a> Workspace<'a> {
             };
             #[cfg(lara_attn_helium)]
             super::helium::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let (run, balances, t_row) = {
+                let done = super::dsp::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
+                (
+                    run.get_mut(done..).unwrap_or_default(),
+                    balances.get(done..).unwrap_or_default(),
+                    t_row.get(done..).unwrap_or_default(),
+                )
+            };
             #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
