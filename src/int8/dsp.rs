@@ -1,17 +1,20 @@
-//! Scalar `asm!` loops of the int8 fixed-point `2^-t`
-//! ([`exp2_neg`](super::fixed_point::exp2_neg)) for the DSP cores without Helium
-//! (`cfg(all(lara_attn_dsp, not(lara_attn_helium)))`, the Cortex-M4F and M33 class): the
-//! per-element scalar work of the streaming softmax's block weights and of LARA's `T` row and
-//! query weights, where LLVM spends about six instructions on the capped shift of `exp2_neg` and
-//! keeps a block of logits on the stack. The same bits as the portable code, element by element:
+//! Scalar `asm!` loops of the int8 kernels' per-element fixed-point steps for the DSP cores
+//! without Helium (`cfg(all(lara_attn_dsp, not(lara_attn_helium)))`, the Cortex-M4F and M33
+//! class), where LLVM spends about six instructions on the capped shift of `exp2_neg`, keeps a
+//! block of weights on the stack or spills in its unrolled loops. The same bits as the portable
+//! code, element by element:
 //!
-//! * the table `2^(-j/64)`: `UBFX` then `LDR [table, j, LSL #2]`;
-//! * `((x >> (shift − 1)) + 1) >> 1` = `(x >> shift) + bit (shift − 1) of x`: `LSRS` by a
-//!   register (the carry is the last bit shifted out; a shift of 32 or more gives 0, and so
-//!   does the portable code there: `x ≤ 2^30`) and `ADC #0`, the shift capped by `USAT`;
-//! * the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15): `USAT #15`
-//!   (the same bits as its `t.max(2)`);
-//! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`.
+//! * `2^-t` ([`exp2_neg`](super::fixed_point::exp2_neg)): the table `2^(-j/64)` by `UBFX` and
+//!   `LDR [table, j, LSL #2]`; `((x >> (shift − 1)) + 1) >> 1` = `(x >> shift) + bit (shift − 1)
+//!   of x` by `LSRS` by a register (the carry is the last bit shifted out; a shift of 32 or more
+//!   gives 0, as the portable code does there: `x ≤ 2^30`) and `ADC #0`, the shift capped by
+//!   `USAT`; the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15) by
+//!   `USAT #15` (the same bits as its `t.max(2)`). In the streaming softmax's block weights
+//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights;
+//! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`;
+//!   a saturating add: `QADD`. In the logit columns of the key blocks and LARA's query logits;
+//! * `mis-opt`'s `α` (`SMULL`, the rounding bit as a carry) and the packing of the query weights
+//!   (`PKHBT`).
 //!
 //! `check` compares them with the portable code (the firmware example runs it on the core).
 #![allow(unsafe_code)]
