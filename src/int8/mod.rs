@@ -389,6 +389,33 @@ pub(crate) fn admit_rows(
     acc: &mut [i32],
     stride: usize,
 ) {
+    // (the DSP cores without Helium: the rows zipped, fewer instructions per row there)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    {
+        let (logit_rows, _) = logits.as_chunks::<KEY_BLOCK>();
+        let (weight_rows, _) = weights.as_chunks_mut::<WEIGHT_WORDS>();
+        let states = reference.iter_mut().zip(sum.iter_mut());
+        let rows = logit_rows.iter().zip(weight_rows).zip(states).take(rows);
+        for (c, ((logits, weight_pairs), (reference, sum))) in rows.enumerate() {
+            let mut state = Running {
+                reference: *reference,
+                sum: *sum as u32,
+            };
+            // the Q15 weights in pairs, stored as halfwords by the weight loop
+            let factor = state.admit_by(logits, |reference| match reference {
+                Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
+                None => {
+                    weight_pairs.fill(0);
+                    0
+                }
+            });
+            (*reference, *sum) = (state.reference, state.sum as i32);
+            if factor != Q15_ONE {
+                rescale_row(acc, stride, c, factor);
+            }
+        }
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
     for c in 0..rows {
         // row c's logits, weight pairs and state (index loops: see accumulate_groups)
         let logits = logits.get(c * KEY_BLOCK..(c + 1) * KEY_BLOCK);
@@ -402,39 +429,28 @@ pub(crate) fn admit_rows(
             reference: *reference,
             sum: *sum as u32,
         };
-        // the Q15 weights in pairs: on the DSP cores stored as halfwords by the weight loop
-        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-        let factor = state.admit_by(logits, |reference| match reference {
-            Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
-            None => {
-                weight_pairs.fill(0);
-                0
-            }
-        });
-        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-        {
-            (*reference, *sum) = (state.reference, state.sum as i32);
+        let mut block = [0i32; KEY_BLOCK];
+        let factor = state.admit(logits, &mut block);
+        (*reference, *sum) = (state.reference, state.sum as i32);
+        // the Q15 weights in pairs (constant indices into the block; four pairs per row)
+        const _: () = assert!(WEIGHT_WORDS == 4);
+        if let [p0, p1, p2, p3] = weight_pairs {
+            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+            (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
         }
-        #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
-        let factor = {
-            let mut block = [0i32; KEY_BLOCK];
-            let factor = state.admit(logits, &mut block);
-            (*reference, *sum) = (state.reference, state.sum as i32);
-            // (constant indices into the block; four pairs per row)
-            const _: () = assert!(WEIGHT_WORDS == 4);
-            if let [p0, p1, p2, p3] = weight_pairs {
-                let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
-                (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
-            }
-            factor
-        };
         if factor != Q15_ONE {
-            // Σ w·v · 2^(old − new reference)
-            for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
-                for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
-                    *a = rescale(*a, factor);
-                }
-            }
+            rescale_row(acc, stride, c, factor);
+        }
+    }
+}
+
+/// `Σ w·v · 2^(old − new reference)`: row `c`'s sums in `acc` (`[groups][stride][4]`) times
+/// the `Q15` `factor`.
+#[inline(always)]
+fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
+    for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+        for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
+            *a = rescale(*a, factor);
         }
     }
 }
