@@ -18,6 +18,9 @@ pub(crate) const Q15_ONE: u32 = 1 << 15;
 /// for int8 values `v`).
 pub(crate) const SUM_LIMIT: u32 = 1 << 23;
 
+#[cfg(not(lara_attn_helium))]
+use crate::simd::int8::KEY_BLOCK;
+
 /// `round(2^30 · log2(1 + j/16))`, `j = 0..16`.
 const LOG2_TABLE: [i64; 16] = [
     0, 93912511, 182455581, 266210141, 345667660, 421247625, 493310944, 562170370, 628098702,
@@ -328,8 +331,8 @@ impl Scale32 {
         mul_high_round(x.wrapping_shl(self.pre_shift), self.value)
     }
 
-    /// `(value, pre_shift)`, for the Helium loops (`pre_shift < 31`).
-    #[cfg(lara_attn_helium)]
+    /// `(value, pre_shift)`, for the Helium and DSP loops (`pre_shift < 31`).
+    #[cfg(any(lara_attn_dsp, lara_attn_helium))]
     pub(crate) fn parts(self) -> (i32, u32) {
         (self.value, self.pre_shift)
     }
@@ -478,7 +481,7 @@ fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
 }
 
 /// See the Helium [`block_weights`].
-#[cfg(not(lara_attn_helium))]
+#[cfg(not(any(lara_attn_dsp, lara_attn_helium)))]
 #[inline(always)]
 fn block_weights(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
     let mut block_sum = 0u32;
@@ -502,12 +505,34 @@ impl Running {
     /// the `Q15` factor `2^(old − new reference)` by which the caller multiplies its sums
     /// ([`rescale`]; [`Q15_ONE`]: unchanged, no need to; 0 on the first block, which clears
     /// them).
+    ///
+    /// (Not on the DSP cores without Helium: their callers keep the weights with
+    /// [`admit_by`](Self::admit_by) and the `asm!` loops of `super::dsp`.)
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
     #[cfg_attr(not(lara_attn_compact), inline(always))]
     #[cfg_attr(lara_attn_compact, inline(never))]
     pub(crate) fn admit(&mut self, logits: &[i32], weights: &mut [i32]) -> u32 {
+        self.admit_by(logits, |reference| match reference {
+            Some(reference) => block_weights(reference, logits, weights),
+            None => {
+                weights.fill(0);
+                0
+            }
+        })
+    }
+
+    /// [`admit`](Self::admit) of a block of weights kept by `weigh`: `weigh(Some(reference))`
+    /// writes `w_j = weight_q15(reference − ℓ_j)` (wrapping, as `u32`) where its caller wants
+    /// them and returns their sum, `weigh(None)` clears them (a block without a logit).
+    #[inline(always)]
+    pub(crate) fn admit_by(
+        &mut self,
+        logits: &[i32],
+        mut weigh: impl FnMut(Option<i32>) -> u32,
+    ) -> u32 {
         let block_max = logits.iter().copied().max().unwrap_or(ABSENT);
         if block_max == ABSENT {
-            weights.fill(0);
+            weigh(None);
             return Q15_ONE;
         }
         let first = self.reference == EMPTY_REFERENCE;
@@ -535,7 +560,7 @@ impl Running {
             // w_j = 2^(ℓ_j − reference) in Q15 (reference ≥ ℓ_j); an absent logit's weight is 0
             // without a test: reference ≥ -2^28 (logits saturate there), so
             // reference − ABSENT ≥ 2^31 − 2^28 (wrapping, as u32), 2^-28672 at most: 0
-            let block_sum = block_weights(reference, logits, weights);
+            let block_sum = weigh(Some(reference));
             if sum + block_sum <= SUM_LIMIT {
                 self.reference = reference;
                 self.sum = sum + block_sum;
@@ -544,6 +569,23 @@ impl Running {
             // halve everything: one unit more
             reference = reference.saturating_add(L16_ONE);
         }
+    }
+
+    /// [`admit`](Self::admit) of a block of [`KEY_BLOCK`] logits for the reference and the sum
+    /// alone: the weights go to `discard` (on the DSP cores without Helium nowhere, not even
+    /// stored). (Helium admits four rows at a time, `admit_rows`.)
+    #[cfg(not(lara_attn_helium))]
+    #[inline(always)]
+    pub(crate) fn admit_sum(&mut self, logits: &[i32; KEY_BLOCK], discard: &mut [i32; KEY_BLOCK]) {
+        #[cfg(lara_attn_dsp)]
+        {
+            let _ = discard;
+            self.admit_by(logits, |reference| {
+                reference.map_or(0, |reference| super::dsp::weight_sum_q15(reference, logits))
+            });
+        }
+        #[cfg(not(lara_attn_dsp))]
+        self.admit(logits, discard);
     }
 
     /// `log2 Σ_j 2^ℓ_j` in `L16`: `reference + log2(sum) − 15`.

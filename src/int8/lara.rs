@@ -21,8 +21,9 @@ use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
-// (the portable per-element loops; Helium has its own, in `super::helium`)
-#[cfg(not(lara_attn_helium))]
+// (the portable per-element loops; Helium and the other DSP cores have their own, in
+// `super::helium` and `super::dsp`)
+#[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
 use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
@@ -1033,7 +1034,9 @@ impl<'a> Workspace<'a> {
             #[cfg(not(lara_attn_helium))]
             for ((logits, reference), sum) in self
                 .logits
-                .chunks_exact(KEY_BLOCK)
+                .as_chunks::<KEY_BLOCK>()
+                .0
+                .iter()
                 .zip(self.t_reference.iter_mut())
                 .zip(self.t_sum.iter_mut())
                 .take(count)
@@ -1042,7 +1045,7 @@ impl<'a> Workspace<'a> {
                     reference: *reference,
                     sum: *sum as u32,
                 };
-                state.admit(logits, &mut discard);
+                state.admit_sum(logits, &mut discard);
                 (*reference, *sum) = (state.reference, state.sum as i32);
             }
         }
@@ -1084,7 +1087,16 @@ impl<'a> Workspace<'a> {
 
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
-    #[inline(never)]
+    // (inlined into query_pass on the DSP cores without Helium: fewer instructions per query
+    // on the M4F, the same stack; out of line elsewhere)
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
@@ -1103,6 +1115,15 @@ impl<'a> Workspace<'a> {
             let max = super::helium::query_logits(live_logits, biases, plan.query_dot);
             self.query_max = (live, max);
         }
+        // (four at a time in asm on the other DSP cores, the rest below)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let (live_logits, biases) = {
+            let done = super::dsp::query_logits(live_logits, biases, plan.query_dot);
+            (
+                live_logits.get_mut(done..).unwrap_or_default(),
+                biases.get(done..).unwrap_or_default(),
+            )
+        };
         #[cfg(not(lara_attn_helium))]
         for (logit, &bias) in live_logits.iter_mut().zip(biases) {
             *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
@@ -1136,7 +1157,14 @@ impl<'a> Workspace<'a> {
 
     /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
     /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
-    #[inline(never)]
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
@@ -1153,7 +1181,9 @@ impl<'a> Workspace<'a> {
         // time, the sum (wrapping) in the same loop
         #[cfg(lara_attn_helium)]
         let t_total = super::helium::t_row(t_row, t_reference, t_dot);
-        #[cfg(not(lara_attn_helium))]
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let t_total = super::dsp::t_row(t_row, t_reference, t_dot);
+        #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
         for (t, &reference) in t_row.iter_mut().zip(t_reference) {
             let logit = to_logit(t_dot.apply(*t));
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
@@ -1161,7 +1191,7 @@ impl<'a> Workspace<'a> {
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
         // and one division: div_round's bits for a non-negative sum)
         let t_mean = if count < 32 {
-            #[cfg(not(lara_attn_helium))]
+            #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
             let t_total = t_row.iter().map(|&t| t as u32).sum::<u32>();
             let total = t_total;
             let count = count.max(1) as u32;
@@ -1190,6 +1220,16 @@ impl<'a> Workspace<'a> {
         if !cfg!(lara_attn_compact) && samples <= count {
             #[cfg(lara_attn_helium)]
             super::helium::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
+            // (pairs in asm on the other DSP cores, an odd last one below)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let (alphas, balances, t_row) = {
+                let done = super::dsp::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
+                (
+                    alphas.get_mut(done..).unwrap_or_default(),
+                    balances.get(done..).unwrap_or_default(),
+                    t_row.get(done..).unwrap_or_default(),
+                )
+            };
             #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
@@ -1206,6 +1246,15 @@ impl<'a> Workspace<'a> {
             };
             #[cfg(lara_attn_helium)]
             super::helium::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let (run, balances, t_row) = {
+                let done = super::dsp::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
+                (
+                    run.get_mut(done..).unwrap_or_default(),
+                    balances.get(done..).unwrap_or_default(),
+                    t_row.get(done..).unwrap_or_default(),
+                )
+            };
             #[cfg(not(lara_attn_helium))]
             for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
                 *a = alpha(balance, t);
@@ -1216,7 +1265,14 @@ impl<'a> Workspace<'a> {
 
     /// The normalised weights `sniw_c` (each `≤ 2^14`, their sum about `2^14`) in pairs, from
     /// `logits` (and `alpha` for mis-opt); returns their sum.
-    #[inline(never)]
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
         let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
         let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
@@ -1232,7 +1288,9 @@ impl<'a> Workspace<'a> {
         // and their sum (4 lanes at a time on Helium)
         #[cfg(lara_attn_helium)]
         let total = super::helium::query_weights(max, logits, weights, optimal);
-        #[cfg(not(lara_attn_helium))]
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let total = super::dsp::query_weights(max, logits, weights, optimal);
+        #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
         let total = {
             let mut total = 0u64;
             if optimal {
@@ -1257,7 +1315,14 @@ impl<'a> Workspace<'a> {
     }
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
-    #[inline(never)]
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        inline(never)
+    )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
         let shared = self
             .weights_packed
@@ -1292,7 +1357,13 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
     if shift > 0 {
         // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
         let right = (shift - 1) as u32;
-        pack_pairs(words, pairs, last, |w| (w.wrapping_shr(right) + 1) >> 1)
+        let round = |w: u32| (w.wrapping_shr(right) + 1) >> 1;
+        // (the whole pairs in asm on the DSP cores without Helium, an odd last weight here)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        if let Some(sum) = super::dsp::pack_rounded(words, pairs, shift as u32) {
+            return sum.wrapping_add(pack_pairs(&mut [], &[], last, round));
+        }
+        pack_pairs(words, pairs, last, round)
     } else {
         let left = (-shift).min(31) as u32;
         pack_pairs(words, pairs, last, |w| w << left)

@@ -100,6 +100,8 @@
 //! error ≤ 0.8% over the golden inputs and a layer's activations, the worst RFA with its `1e-2`
 //! clamp binding; LARA ≤ 0.05%; the test's bound is 2%).
 
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+mod dsp;
 pub mod exact;
 pub(crate) mod fixed_point;
 #[cfg(lara_attn_helium)]
@@ -110,7 +112,9 @@ pub mod rfa;
 use crate::error::{Arg, Error};
 use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
-use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pair};
+#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+use crate::simd::int8::pair;
+use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -351,7 +355,9 @@ pub(crate) fn store_logit_column(
 
 /// `logits[r][column] = to_logit(scale · dots[r] − offset)` (the difference wrapping) for every
 /// row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has: [`store_logit_column`] with that
-/// closure, on Helium 4 rows at a time (a scatter store).
+/// closure; on Helium four rows at a time (a scatter store), on the DSP cores without Helium
+/// one `asm!` loop four rows at a time and the rest here (the logits of exact attention and of
+/// LARA's keys and normaliser).
 #[inline(always)]
 pub(crate) fn store_scaled_logits(
     logits: &mut [i32],
@@ -363,9 +369,19 @@ pub(crate) fn store_scaled_logits(
     #[cfg(lara_attn_helium)]
     helium::logit_column(logits, column, dots, scale, offset);
     #[cfg(not(lara_attn_helium))]
-    store_logit_column(logits, column, dots, |_, dot| {
-        fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
-    });
+    {
+        #[cfg(lara_attn_dsp)]
+        let (logits, dots) = {
+            let done = dsp::logit_column(logits, column, dots, scale, offset);
+            (
+                logits.get_mut(done * KEY_BLOCK..).unwrap_or_default(),
+                dots.get(done..).unwrap_or_default(),
+            )
+        };
+        store_logit_column(logits, column, dots, |_, dot| {
+            fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
+        });
+    }
 }
 
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
@@ -382,35 +398,51 @@ pub(crate) fn admit_rows(
     acc: &mut [i32],
     stride: usize,
 ) {
-    for c in 0..rows {
-        // row c's logits, weight pairs and state (index loops: see accumulate_groups)
-        let logits = logits.get(c * KEY_BLOCK..(c + 1) * KEY_BLOCK);
-        let weight_pairs = weights.get_mut(c * WEIGHT_WORDS..(c + 1) * WEIGHT_WORDS);
-        let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) =
-            (logits, weight_pairs, reference.get_mut(c), sum.get_mut(c))
-        else {
-            break;
-        };
-        let mut state = Running {
-            reference: *reference,
-            sum: *sum as u32,
-        };
-        let mut block = [0i32; KEY_BLOCK];
-        let factor = state.admit(logits, &mut block);
-        (*reference, *sum) = (state.reference, state.sum as i32);
-        // the Q15 weights in pairs (constant indices into the block; four pairs per row)
-        const _: () = assert!(WEIGHT_WORDS == 4);
-        if let [p0, p1, p2, p3] = weight_pairs {
-            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
-            (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
-        }
-        if factor != Q15_ONE {
-            // Σ w·v · 2^(old − new reference)
-            for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
-                for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
-                    *a = rescale(*a, factor);
+    // (the DSP cores without Helium: the rows zipped, fewer instructions per row there)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    {
+        let (logit_rows, _) = logits.as_chunks::<KEY_BLOCK>();
+        let (weight_rows, _) = weights.as_chunks_mut::<WEIGHT_WORDS>();
+        let states = reference.iter_mut().zip(sum.iter_mut());
+        let rows = logit_rows.iter().zip(weight_rows).zip(states).take(rows);
+        for (c, ((logits, weight_pairs), (reference, sum))) in rows.enumerate() {
+            let mut state = Running {
+                reference: *reference,
+                sum: *sum as u32,
+            };
+            // the Q15 weights in pairs, stored as halfwords by the weight loop
+            let factor = state.admit_by(logits, |reference| match reference {
+                Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
+                None => {
+                    weight_pairs.fill(0);
+                    0
                 }
+            });
+            (*reference, *sum) = (state.reference, state.sum as i32);
+            if factor != Q15_ONE {
+                rescale_row(acc, stride, c, factor);
             }
+        }
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+    for c in 0..rows {
+        if !admit_row(logits, weights, (reference, sum), c, acc, stride) {
+            break;
+        }
+    }
+}
+
+/// `Σ w·v · 2^(old − new reference)`: row `c`'s sums in `acc` (`[groups][stride][4]`) times
+/// the `Q15` `factor` (on Helium a vector per group).
+#[inline(always)]
+fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
+    #[cfg(lara_attn_helium)]
+    if helium::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
+        return;
+    }
+    for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+        for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
+            *a = rescale(*a, factor);
         }
     }
 }
@@ -474,8 +506,8 @@ pub(crate) fn admit_rows(
     }
 }
 
-/// [`admit_rows`] for row `c`; `false` if the row is missing.
-#[cfg(lara_attn_helium)]
+/// [`admit_rows`] for row `c`, one row at a time; `false` if the row is missing.
+#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 #[inline(always)]
 fn admit_row(
     logits: &[i32],
@@ -510,22 +542,6 @@ fn admit_row(
         rescale_row(acc, stride, c, factor);
     }
     true
-}
-
-/// Row `c`'s sums in `acc` (see [`admit_rows`]) times `factor` (`Q15`): `Σ w·v · 2^(old − new
-/// reference)`.
-#[cfg(lara_attn_helium)]
-#[inline(always)]
-fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
-    // (a vector per group)
-    if helium::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
-        return;
-    }
-    for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
-        for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
-            *a = rescale(*a, factor);
-        }
-    }
 }
 
 /// [`Running::admit`] of four rows at once on Helium: the block maxima and the weights in the
@@ -714,6 +730,9 @@ pub fn check_inner_loops() -> Option<usize> {
     // the Helium 2^-t loops against the portable arithmetic
     #[cfg(lara_attn_helium)]
     let loops = loops.or_else(helium::check);
+    // the DSP (scalar asm) 2^-t loops against the portable arithmetic
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    let loops = loops.or_else(dsp::check);
     loops
 }
 

@@ -1,0 +1,794 @@
+//! Scalar `asm!` loops of the int8 kernels' per-element fixed-point steps for the DSP cores
+//! without Helium (`cfg(all(lara_attn_dsp, not(lara_attn_helium)))`, the Cortex-M4F and M33
+//! class), where LLVM spends about six instructions on the capped shift of `exp2_neg`, keeps a
+//! block of weights on the stack or spills in its unrolled loops. The same bits as the portable
+//! code, element by element:
+//!
+//! * `2^-t` ([`exp2_neg`](super::fixed_point::exp2_neg)): the table `2^(-j/64)` by `UBFX` and
+//!   `LDR [table, j, LSL #2]`; `((x >> (shift − 1)) + 1) >> 1` = `(x >> shift) + bit (shift − 1)
+//!   of x` by `LSRS` by a register (the carry is the last bit shifted out; a shift of 32 or more
+//!   gives 0, as the portable code does there: `x ≤ 2^30`) and `ADC #0`, the shift capped by
+//!   `USAT`; the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15) by
+//!   `USAT #15` (the same bits as its `t.max(2)`). In the streaming softmax's block weights
+//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights;
+//! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`;
+//!   a saturating add: `QADD`. In the logit columns of the key blocks and LARA's query logits;
+//! * `mis-opt`'s `α` (`SMULL`, the rounding bit as a carry) and the packing of the query weights
+//!   (`PKHBT`).
+//!
+//! `check` compares them with the portable code (the firmware example runs it on the core).
+#![allow(unsafe_code)]
+
+use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use crate::simd::int8::KEY_BLOCK;
+use core::arch::asm;
+
+/// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
+/// shift `30 − bits + (t >> 16)` already capped at 63 (at least 1), `{table}` the address of
+/// `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `{j}`, `{y}` and the flags.
+macro_rules! exp2_body {
+    () => {
+        concat!(
+            // T_j = 2^(-j/64) in Q30, j = (t >> 10) & 63
+            "ubfx {j}, {t}, #10, #6\n",
+            "ldr {j}, [{table}, {j}, lsl #2]\n",
+            // z = (t & 0x3FF) · ln 2 in Q32; deficit = z − (z >> 10)² >> 13
+            "ubfx {t}, {t}, #0, #10\n",
+            "mul {t}, {t}, {ln2}\n",
+            "lsr {y}, {t}, #10\n",
+            "mul {y}, {y}, {y}\n",
+            "sub {t}, {t}, {y}, lsr #13\n",
+            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
+            "umull {y}, {t}, {t}, {j}\n",
+            "sub {t}, {j}, {t}\n",
+            // round(x / 2^shift), half up: (x >> shift) + the carry (bit shift − 1)
+            "lsrs {t}, {t}, {s}\n",
+            "adc {t}, {t}, #0\n",
+        )
+    };
+}
+
+/// One `asm!` loop of block weights: `weight_q15(reference − logit)` (wrapping, as `u32`) for
+/// each of `len ≥ 1` logits from `$logits`, added to `$sum`, each stored by `$store` (a template
+/// line on `{t}`, or none) with its operands after it.
+macro_rules! weights_loop {
+    ($reference:expr, $logits:expr, $len:expr, $sum:ident, [$($store:expr)?], $($operands:tt)*) => {
+        asm!(
+            "1:",
+            // t = reference − logit (wrapping)
+            "ldr {t}, [{l}], #4",
+            "sub {t}, {r}, {t}",
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, {k}, {t}, lsr #16",
+            "usat {s}, #6, {s}",
+            exp2_body!(),
+            // weight_q15: min(2^-t in Q15, 32767)
+            "usat {t}, #15, {t}",
+            $($store,)?
+            "add {sum}, {sum}, {t}",
+            "cmp {l}, {end}",
+            "bne 1b",
+            $($operands)*
+            l = inout(reg) $logits.as_ptr() => _,
+            end = in(reg) $logits.as_ptr().add($len),
+            r = in(reg) $reference,
+            k = in(reg) 15u32,
+            sum = inout(reg) $sum,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
+/// `weight_q15(reference − logits[j])` (wrapping, as `u32`) into `i16` halves: weight `j` in half `j mod 2` of `pairs[j / 2]` (`pair`'s
+/// layout: the weights are at most 32767), over `min(logits.len(), 2 · pairs.len())` logits
+/// (the half after an odd last one is left alone); returns their sum (the block loop of
+/// [`Running::admit_by`](super::fixed_point::Running::admit_by) in `admit_rows`).
+#[inline(always)]
+pub(crate) fn weight_halves_q15(reference: i32, logits: &[i32], pairs: &mut [i32]) -> u32 {
+    let len = logits.len().min(2 * pairs.len());
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes the first len halfwords of
+    // pairs (one per turn, until the logit pointer reaches logits + len), len ≤ logits.len()
+    // and ≤ 2 · pairs.len(); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // block writes only pairs, its inout and out operands and the flags; no stack.
+    unsafe {
+        weights_loop!(
+            reference,
+            logits,
+            len,
+            sum,
+            ["strh {t}, [{w}], #2"],
+            w = inout(reg) pairs.as_mut_ptr() => _,
+        );
+    }
+    sum
+}
+
+/// The sum of [`weight_halves_q15`]'s weights alone (nothing stored): the normaliser's blocks.
+#[inline(always)]
+pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
+    let len = logits.len();
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (one per turn, until the logit pointer
+    // reaches logits + len); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // block writes only its inout and out operands and the flags; no stack, no memory.
+    unsafe {
+        weights_loop!(reference, logits, len, sum, [],);
+    }
+    sum
+}
+
+/// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
+/// `Q27` (`exp2_neg_branchless(·, 27)`) over the common length; returns `Σ t` (wrapping).
+#[inline(always)]
+pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
+    let len = t.len().min(reference.len());
+    let (value, pre_shift) = scale.parts();
+    let mut sum = 0u32;
+    if len == 0 {
+        return sum;
+    }
+    // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (one
+    // element per turn, until the t pointer reaches t + len), len ≤ both lengths; the table load
+    // reads POW2_TABLE at an index masked to 0..64. The block writes only t, its inout and out
+    // operands and the flags (SMMULR and SSAT may set Q); no stack.
+    unsafe {
+        let end = t.as_mut_ptr().add(len);
+        asm!(
+            "1:",
+            // logit = ssat29(round((t << pre_shift) · value / 2^32))
+            "ldr {t}, [{p}]",
+            "lsl {t}, {t}, {pre}",
+            "smmulr {t}, {t}, {value}",
+            "ssat {t}, #29, {t}",
+            // max(reference − logit, 0) (wrapping difference)
+            "ldr {j}, [{r}], #4",
+            "sub {t}, {j}, {t}",
+            "bic {t}, {t}, {t}, asr #31",
+            // shift = 3 + min(t >> 16, 31) (t ≥ 0 as i32)
+            "usat {s}, #5, {t}, asr #16",
+            "add {s}, {s}, #3",
+            exp2_body!(),
+            "str {t}, [{p}], #4",
+            "add {sum}, {sum}, {t}",
+            "cmp {p}, {end}",
+            "bne 1b",
+            p = inout(reg) t.as_mut_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            end = in(reg) end,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            sum = inout(reg) sum,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) LN2_Q16,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        );
+    }
+    sum
+}
+
+/// LARA's query weights in place: `w_c = 2^(ℓ_c − max)` in `Q15` (`exp2_neg_branchless(max −
+/// ℓ_c, 15)`, wrapping difference), for mis-opt times `α_c` (in `weights`, any `u32`):
+/// `round(w_c · α_c / 2^15)`, over the common length; returns `Σ w_c` (64 bits).
+///
+/// `round(e · α / 2^15)` of the 64-bit product `p = e · α` (`UMULL`) is `p >> 15` (the low
+/// word's bits 15 and up, `ORR` the high word's) plus bit 14 of `p` (the carry of the `LSRS`).
+#[inline(always)]
+pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optimal: bool) -> u64 {
+    let len = logits.len().min(weights.len());
+    let (mut low, mut high) = (0u32, 0u32);
+    if len == 0 {
+        return 0;
+    }
+    macro_rules! weights_asm {
+        ($alpha:expr) => {
+            // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and reads and writes
+            // weights[0 .. len] (one element per turn, until the logit pointer reaches
+            // logits + len), len ≤ both lengths; the table load reads POW2_TABLE at an index
+            // masked to 0..64. The block writes only weights, its inout and out operands and
+            // the flags; no stack.
+            unsafe {
+                asm!(
+                    "1:",
+                    // t = max − logit (wrapping), shift = 15 + min(t >> 16, 31)
+                    "ldr {t}, [{l}], #4",
+                    "sub {t}, {m}, {t}",
+                    "lsr {s}, {t}, #16",
+                    "usat {s}, #5, {s}",
+                    "add {s}, {s}, #15",
+                    exp2_body!(),
+                    $alpha,
+                    "str {t}, [{w}], #4",
+                    // the 64-bit sum
+                    "adds {lo}, {lo}, {t}",
+                    "adc {hi}, {hi}, #0",
+                    "cmp {l}, {end}",
+                    "bne 1b",
+                    l = inout(reg) logits.as_ptr() => _,
+                    w = inout(reg) weights.as_mut_ptr() => _,
+                    end = in(reg) logits.as_ptr().add(len),
+                    m = in(reg) max,
+                    lo = inout(reg) low,
+                    hi = inout(reg) high,
+                    table = in(reg) POW2_TABLE.as_ptr(),
+                    ln2 = in(reg) LN2_Q16,
+                    t = out(reg) _,
+                    s = out(reg) _,
+                    j = out(reg) _,
+                    y = out(reg) _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if optimal {
+        weights_asm!(concat!(
+            // p = e · α (64 bits)
+            "ldr {s}, [{w}]\n",
+            "umull {y}, {j}, {t}, {s}\n",
+            // (p >> 15) + bit 14 of p
+            "lsrs {y}, {y}, #15\n",
+            "orr {t}, {y}, {j}, lsl #17\n",
+            "adc {t}, {t}, #0\n",
+        ));
+    } else {
+        weights_asm!("");
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// The loops against the portable code: `None`, or the first argument that differs. Every
+/// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
+/// every length up to 40 with random and edge inputs.
+pub(crate) fn check() -> Option<usize> {
+    let mut logits = [0i32; 7];
+    let mut pairs = [0i32; 21];
+    let extremes = [
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        (1 << 31) - 1,
+        17 << 16,
+        31 << 16,
+        32 << 16,
+        33 << 16,
+        0,
+        1,
+        2,
+        3,
+    ];
+    let ts = (0..(1u32 << 21)).step_by(3).chain(extremes);
+    let reference = 0x0123_4567i32;
+    let mut pending = 0usize;
+    for (i, t) in ts.enumerate() {
+        if let Some(slot) = logits.get_mut(pending) {
+            *slot = reference.wrapping_sub(t as i32);
+        }
+        pending += 1;
+        if pending < logits.len() && i % 11 != 0 {
+            continue;
+        }
+        let live = &logits[..pending];
+        if let Some(mismatch) = check_block(reference, live, &mut pairs) {
+            return Some(i + mismatch);
+        }
+        pending = 0;
+    }
+    let mut seed = 0x7f4a_7c15u32;
+    let mut next = move || crate::simd::int8::xorshift32(&mut seed);
+    // the block weights: references and logits across the i32 range (absent logits included)
+    for len in 0..=40usize {
+        let mut logits = [0i32; 40];
+        let reference = (next() as i32) >> (next() % 32);
+        for l in logits.iter_mut() {
+            *l = match next() % 8 {
+                0 => i32::MIN,
+                1 => reference,
+                2 => reference.wrapping_sub((next() >> (next() % 32)) as i32),
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        if check_block(reference, &logits[..len], &mut pairs).is_some() {
+            return Some(len);
+        }
+    }
+    // T: dots across the logit range and past it, references around them and at the ends
+    let scales_t = [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?];
+    for (round, scale) in scales_t.into_iter().enumerate() {
+        for len in 0..=40usize {
+            let mut dots = [0i32; 41];
+            let mut references = [0i32; 40];
+            for (d, r) in dots.iter_mut().zip(references.iter_mut()) {
+                *d = (next() as i32) >> (next() % 24);
+                *r = match next() % 8 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    _ => (next() as i32) >> (next() % 28),
+                };
+            }
+            dots[40] = -1;
+            let expected: [i32; 40] = core::array::from_fn(|c| {
+                let logit = to_logit(scale.apply(dots[c]));
+                exp2_neg_branchless(references[c].wrapping_sub(logit).max(0) as u32, 27) as i32
+            });
+            let sum = t_row(&mut dots[..len], &references, scale);
+            let expected_sum = expected[..len]
+                .iter()
+                .fold(0u32, |s, &t| s.wrapping_add(t as u32));
+            if dots[..len] != expected[..len] || sum != expected_sum || dots[40] != -1 {
+                return Some(100 * round + len);
+            }
+        }
+    }
+    // the query weights (α across the u32 range), every length to 40
+    for len in 0..=40usize {
+        let mut logits = [0i32; 40];
+        let mut alphas = [0i32; 41];
+        for (l, a) in logits.iter_mut().zip(alphas.iter_mut()) {
+            *l = match next() % 8 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => (next() as i32) >> (next() % 32),
+            };
+            *a = match next() % 8 {
+                0 => 1,
+                1 => i32::MAX,
+                2 => -1,
+                _ => (next() >> (next() % 32)) as i32,
+            };
+        }
+        alphas[40] = 7;
+        let max = match len % 3 {
+            0 => logits[..len].iter().copied().max().unwrap_or(0),
+            1 => i32::MAX,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        for optimal in [false, true] {
+            let mut weights = alphas;
+            let total = query_weights(max, &logits[..len], &mut weights[..len], optimal);
+            let mut expected_total = 0u64;
+            for c in 0..len {
+                let e = exp2_neg_branchless(max.wrapping_sub(logits[c]) as u32, 15);
+                let w = if optimal {
+                    ((u64::from(e) * u64::from(alphas[c] as u32) + (1 << 14)) >> 15) as u32
+                } else {
+                    e
+                };
+                expected_total += u64::from(w);
+                if weights[c] as u32 != w {
+                    return Some(len);
+                }
+            }
+            if total != expected_total || weights[40] != 7 {
+                return Some(len);
+            }
+        }
+    }
+    // query logits: dots across the range and past it, biases across the i32 range (an eighth
+    // near each end, where the sum saturates), every length to 40 (whole groups of four)
+    for len in 0..=40usize {
+        let mut dots = [0i32; 40];
+        let mut biases = [0i32; 40];
+        for (d, b) in dots.iter_mut().zip(biases.iter_mut()) {
+            *d = (next() as i32) >> (next() % 24);
+            *b = match next() % 8 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let scale = scales_t[len % 2];
+        let expected: [i32; 40] =
+            core::array::from_fn(|c| to_logit(scale.apply(dots[c]).saturating_add(biases[c])));
+        let before = dots;
+        let done = query_logits(&mut dots[..len], &biases, scale);
+        if done != len / 4 * 4 || dots[..done] != expected[..done] || dots[done..] != before[done..]
+        {
+            return Some(len);
+        }
+    }
+    // α: T up to 2^27 and across the i32 range, balances across the i32 range (saturating),
+    // both ends of alpha_coeff, every length to 40 (whole pairs)
+    for len in 0..=40usize {
+        let mut t = [0i32; 40];
+        let mut balances = [0i32; 40];
+        for (t, b) in t.iter_mut().zip(balances.iter_mut()) {
+            *t = match next() % 8 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => (next() >> (5 + next() % 28)) as i32,
+            };
+            *b = match next() % 8 {
+                0 => i32::MAX - (next() >> 8) as i32,
+                1 => i32::MIN + (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let t_mean = (next() >> 5) as i32;
+        let coeff = match len % 4 {
+            0 => 1 << 19,
+            1 => -(1 << 19),
+            _ => (next() as i32) >> 12,
+        };
+        let mut ours = [-5i32; 40];
+        let done = alphas(&mut ours[..len], (&balances, &t), t_mean, coeff);
+        if done != len / 2 * 2 {
+            return Some(len);
+        }
+        for (c, &a) in ours.iter().enumerate() {
+            let spread = ((i64::from(coeff) * i64::from(t[c].wrapping_sub(t_mean)) + (1 << 15))
+                >> 16) as i32;
+            let expected = if c < done {
+                balances[c].saturating_add(spread).max(1)
+            } else {
+                -5
+            };
+            if a != expected {
+                return Some(len);
+            }
+        }
+    }
+    // the packing of the query weights: weights below 2^31 (both ends), every shift from 1 to
+    // 32 (and None past them), every count of pairs to 20, the words past them left alone
+    for pairs_len in 0..=20usize {
+        let mut pairs = [[0i32; 2]; 20];
+        for w in pairs.iter_mut().flatten() {
+            *w = match next() % 8 {
+                0 => i32::MAX,
+                1 => 0,
+                _ => (next() >> (1 + next() % 31)) as i32,
+            };
+        }
+        for shift in 0..=33u32 {
+            let mut words = [-3i32; 21];
+            let Some(sum) = pack_rounded(&mut words[..pairs_len], &pairs[..pairs_len], shift)
+            else {
+                if (1..=32).contains(&shift) {
+                    return Some(pairs_len);
+                }
+                continue;
+            };
+            let round = |w: i32| ((w as u32).wrapping_shr(shift - 1) + 1) >> 1;
+            let mut expected_sum = 0u32;
+            for (i, &word) in words.iter().enumerate() {
+                let expected = match pairs[..pairs_len].get(i) {
+                    Some(&[low, high]) => {
+                        let (low, high) = (round(low), round(high));
+                        expected_sum = expected_sum.wrapping_add(low).wrapping_add(high);
+                        crate::simd::int8::pair(low as i32, high as i32)
+                    }
+                    None => -3,
+                };
+                if word != expected {
+                    return Some(pairs_len);
+                }
+            }
+            if sum != expected_sum || !(1..=32).contains(&shift) {
+                return Some(pairs_len);
+            }
+        }
+    }
+    // the logit columns: dots across the logit range and past it, offsets across the i32
+    // range (the difference wrapping), every column, every length to 40 (whole groups of four)
+    let scales = [Scale32::new(0.03, 1 << 24)?, Scale32::new(3.0, 1 << 20)?];
+    for len in 0..=40usize {
+        let mut dots = [0i32; 40];
+        for d in dots.iter_mut() {
+            *d = match next() % 8 {
+                0 => i32::MAX,
+                1 => i32::MIN,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let offset = match len % 4 {
+            0 => 0,
+            1 => i32::MIN + (next() >> 4) as i32,
+            2 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        let scale = scales[len % 2];
+        let column = len % KEY_BLOCK;
+        let mut logits = [-7i32; 41 * KEY_BLOCK];
+        let done = logit_column(
+            &mut logits[..len * KEY_BLOCK],
+            column,
+            &dots[..len],
+            scale,
+            offset,
+        );
+        if done != len / 4 * 4 {
+            return Some(len);
+        }
+        for (i, &logit) in logits.iter().enumerate() {
+            let (row, col) = (i / KEY_BLOCK, i % KEY_BLOCK);
+            let expected = match dots.get(row) {
+                Some(&dot) if col == column && row < done => {
+                    to_logit(scale.apply(dot).wrapping_sub(offset))
+                }
+                _ => -7,
+            };
+            if logit != expected {
+                return Some(len);
+            }
+        }
+    }
+    None
+}
+
+/// [`weight_halves_q15`] and [`weight_sum_q15`] of `logits` (at most 40) against
+/// [`weight_q15`]: `None`, or the index of the first difference (the halves past the logits
+/// must keep the `-1` they are given).
+fn check_block(reference: i32, logits: &[i32], pairs: &mut [i32; 21]) -> Option<usize> {
+    pairs.fill(-1);
+    let sum = weight_halves_q15(reference, logits, &mut pairs[..logits.len().div_ceil(2)]);
+    let only_sum = weight_sum_q15(reference, logits);
+    let mut expected_sum = 0u32;
+    for (j, (&logit, word)) in logits
+        .iter()
+        .zip(pairs.iter().flat_map(|w| [w & 0xFFFF, (w >> 16) & 0xFFFF]))
+        .enumerate()
+    {
+        let expected = weight_q15(reference.wrapping_sub(logit) as u32);
+        expected_sum = expected_sum.wrapping_add(expected);
+        if word as u32 != expected {
+            return Some(j);
+        }
+    }
+    let halves = pairs.iter().flat_map(|w| [w & 0xFFFF, (w >> 16) & 0xFFFF]);
+    if halves.skip(logits.len()).any(|h| h != 0xFFFF) {
+        return Some(logits.len());
+    }
+    (sum != expected_sum || only_sum != expected_sum).then_some(logits.len())
+}
+
+/// `logits[r · KEY_BLOCK + column] = to_logit(scale · dots[r] − offset)` (the difference
+/// wrapping) for the rows `r` of whole groups of four, as many as `dots` and `logits` hold;
+/// returns the rows written (a multiple of four: the caller does the rest). Four dots at a time
+/// (`LDM` into `r0`–`r3`: its list in ascending order), `LSL` and `SMMULR` for the scale, `SSAT #29`, stores a row apart.
+#[inline(always)]
+pub(crate) fn logit_column(
+    logits: &mut [i32],
+    column: usize,
+    dots: &[i32],
+    scale: Scale32,
+    offset: i32,
+) -> usize {
+    let rows = dots.len().min(logits.len() / KEY_BLOCK) / 4 * 4;
+    if rows == 0 || column >= KEY_BLOCK {
+        return 0;
+    }
+    let (value, pre_shift) = scale.parts();
+    // SAFETY: rows ≥ 4, a multiple of 4; the loop reads dots[0 .. rows] (four per turn, until
+    // the dot pointer reaches dots + rows), rows ≤ dots.len(), and writes
+    // logits[r · KEY_BLOCK + column] for r < rows, with column < KEY_BLOCK and
+    // rows · KEY_BLOCK ≤ logits.len(). The block writes only those words, its inout and out
+    // operands and the flags (SSAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {d}!, {{r0, r1, r2, r3}}",
+            // to_logit(round((dot << pre_shift) · value / 2^32) − offset)
+            "lsl r0, r0, {pre}",
+            "smmulr r0, r0, {value}",
+            "sub r0, r0, {off}",
+            "ssat r0, #29, r0",
+            "str r0, [{p}], #32",
+            "lsl r1, r1, {pre}",
+            "smmulr r1, r1, {value}",
+            "sub r1, r1, {off}",
+            "ssat r1, #29, r1",
+            "str r1, [{p}], #32",
+            "lsl r2, r2, {pre}",
+            "smmulr r2, r2, {value}",
+            "sub r2, r2, {off}",
+            "ssat r2, #29, r2",
+            "str r2, [{p}], #32",
+            "lsl r3, r3, {pre}",
+            "smmulr r3, r3, {value}",
+            "sub r3, r3, {off}",
+            "ssat r3, #29, r3",
+            "str r3, [{p}], #32",
+            "cmp {d}, {end}",
+            "bne 1b",
+            d = inout(reg) dots.as_ptr() => _,
+            end = in(reg) dots.as_ptr().add(rows),
+            p = inout(reg) logits.as_mut_ptr().add(column) => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            off = in(reg) offset,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+    rows
+}
+
+/// LARA's query logits in place, `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating),
+/// over whole groups of four of the common length; returns the logits done (a multiple of four:
+/// the caller does the rest). `LDM`/`STM` of four logits in `r0`–`r3`, `LSL` and `SMMULR` for
+/// the scale, `QADD`, `SSAT #29`.
+#[inline(always)]
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> usize {
+    let len = logits.len().min(biases.len()) / 4 * 4;
+    if len == 0 {
+        return 0;
+    }
+    let (value, pre_shift) = scale.parts();
+    // SAFETY: len ≥ 4, a multiple of 4; the loop reads and writes logits[0 .. len] and reads
+    // biases[0 .. len] (four per turn, until the logit pointer reaches logits + len), len ≤ both
+    // lengths. The block writes only those logits, its inout and out operands and the flags
+    // (QADD and SSAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {l}, {{r0, r1, r2, r3}}",
+            // to_logit(round((ℓ << pre_shift) · value / 2^32) + bias (saturating))
+            "ldr {x}, [{b}], #4",
+            "lsl r0, r0, {pre}",
+            "smmulr r0, r0, {value}",
+            "qadd r0, r0, {x}",
+            "ssat r0, #29, r0",
+            "ldr {x}, [{b}], #4",
+            "lsl r1, r1, {pre}",
+            "smmulr r1, r1, {value}",
+            "qadd r1, r1, {x}",
+            "ssat r1, #29, r1",
+            "ldr {x}, [{b}], #4",
+            "lsl r2, r2, {pre}",
+            "smmulr r2, r2, {value}",
+            "qadd r2, r2, {x}",
+            "ssat r2, #29, r2",
+            "ldr {x}, [{b}], #4",
+            "lsl r3, r3, {pre}",
+            "smmulr r3, r3, {value}",
+            "qadd r3, r3, {x}",
+            "ssat r3, #29, r3",
+            "stm {l}!, {{r0, r1, r2, r3}}",
+            "cmp {l}, {end}",
+            "bne 1b",
+            l = inout(reg) logits.as_mut_ptr() => _,
+            end = in(reg) logits.as_ptr().add(len),
+            b = inout(reg) biases.as_ptr() => _,
+            value = in(reg) value,
+            pre = in(reg) pre_shift,
+            x = out(reg) _,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+    len
+}
+
+/// `words[i] = pair(round(low / 2^shift), round(high / 2^shift))` (half up: `(w >> shift)` plus
+/// bit `shift − 1` of `w`, the carry of `LSRS`; `PKHBT` joins the halves) for the weight pairs
+/// over the common length, for `1 ≤ shift ≤ 32` and weights below `2^31`; returns the sum of
+/// the rounded weights (wrapping). The portable `(w >> (shift − 1)) + 1 >> 1` is the same
+/// there (`None` for another shift: the caller's portable loop).
+#[inline(always)]
+pub(crate) fn pack_rounded(words: &mut [i32], pairs: &[[i32; 2]], shift: u32) -> Option<u32> {
+    if !(1..=32).contains(&shift) {
+        return None;
+    }
+    let len = words.len().min(pairs.len());
+    let mut sum = 0u32;
+    if len == 0 {
+        return Some(sum);
+    }
+    // SAFETY: len ≥ 1; the loop reads pairs[0 .. len] (8 bytes each) and writes words[0 .. len]
+    // (one pair per turn, until the word pointer reaches words + len), len ≤ both lengths. The
+    // block writes only those words, its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrd {a}, {b}, [{w}], #8",
+            // round(w / 2^shift) = (w >> shift) + bit shift − 1 of w
+            "lsrs {a}, {a}, {s}",
+            "adc {a}, {a}, #0",
+            "lsrs {b}, {b}, {s}",
+            "adc {b}, {b}, #0",
+            "add {sum}, {sum}, {a}",
+            "add {sum}, {sum}, {b}",
+            // pair(low, high) = (low & 0xFFFF) | (high << 16)
+            "pkhbt {a}, {a}, {b}, lsl #16",
+            "str {a}, [{p}], #4",
+            "cmp {p}, {end}",
+            "bne 1b",
+            w = inout(reg) pairs.as_ptr() => _,
+            p = inout(reg) words.as_mut_ptr() => _,
+            end = in(reg) words.as_ptr().add(len),
+            s = in(reg) shift,
+            sum = inout(reg) sum,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        );
+    }
+    Some(sum)
+}
+
+/// mis-opt's `α_c = max(bh_c + round(alpha_coeff · (T_c − mean) / 2^16), 1)` (the difference
+/// wrapping, the sum saturating) over whole pairs of the common length of `alphas`, `balances`
+/// (`bh`) and `t`; returns the `α` done (even: the caller does an odd last one). The `i64`
+/// product's `(p + 2^15) >> 16` as `i32` is `p >> 16` (`SMULL`, the low word's top half `ORR`
+/// the high word's low half) plus bit 15 of `p` (the carry of `LSRS #16`).
+#[inline(always)]
+pub(crate) fn alphas(
+    alphas: &mut [i32],
+    (balances, t): (&[i32], &[i32]),
+    t_mean: i32,
+    alpha_coeff: i32,
+) -> usize {
+    let len = alphas.len().min(balances.len()).min(t.len()) / 2 * 2;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: len ≥ 2, even; the loop writes alphas[0 .. len] and reads balances[0 .. len] and
+    // t[0 .. len] (two per turn, until the α pointer reaches alphas + len), len ≤ the three
+    // lengths. The block writes only those α, its inout and out operands and the flags (QADD
+    // may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldrd {t0}, {t1}, [{tp}], #8",
+            "ldrd {b0}, {b1}, [{bp}], #8",
+            // p = alpha_coeff · (T − mean); spread = (p >> 16) + bit 15 of p
+            "sub {t0}, {t0}, {mean}",
+            "smull {t0}, {h}, {t0}, {coeff}",
+            "lsrs {t0}, {t0}, #16",
+            "orr {t0}, {t0}, {h}, lsl #16",
+            "adc {t0}, {t0}, #0",
+            // α = max(bh + spread (saturating), 1)
+            "qadd {t0}, {b0}, {t0}",
+            "cmp {t0}, #1",
+            "it lt",
+            "movlt {t0}, #1",
+            "sub {t1}, {t1}, {mean}",
+            "smull {t1}, {h}, {t1}, {coeff}",
+            "lsrs {t1}, {t1}, #16",
+            "orr {t1}, {t1}, {h}, lsl #16",
+            "adc {t1}, {t1}, #0",
+            "qadd {t1}, {b1}, {t1}",
+            "cmp {t1}, #1",
+            "it lt",
+            "movlt {t1}, #1",
+            "strd {t0}, {t1}, [{ap}], #8",
+            "cmp {ap}, {end}",
+            "bne 1b",
+            ap = inout(reg) alphas.as_mut_ptr() => _,
+            end = in(reg) alphas.as_ptr().add(len),
+            bp = inout(reg) balances.as_ptr() => _,
+            tp = inout(reg) t.as_ptr() => _,
+            mean = in(reg) t_mean,
+            coeff = in(reg) alpha_coeff,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            b0 = out(reg) _,
+            b1 = out(reg) _,
+            h = out(reg) _,
+            options(nostack),
+        );
+    }
+    len
+}
