@@ -1202,38 +1202,18 @@ impl<'a> Workspace<'a> {
         };
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
-        let alpha_coeff = i64::from(plan.alpha_coeff);
-        // α = bh + alpha_coeff · (T − mean T) (alpha_coeff in Q16; |spread| ≤ 8 · 2^27)
-        let alpha = |balance: i32, t: i32| -> i32 {
-            let spread = ((alpha_coeff * i64::from(t - t_mean) + (1 << 15)) >> 16) as i32;
-            balance.saturating_add(spread).max(1)
-        };
+        let coeff = (t_mean, plan.alpha_coeff);
         if count == 0 {
             for (a, &balance) in alphas.iter_mut().zip(balances) {
-                *a = alpha(balance, 0);
+                *a = mis_opt_alpha(balance, 0, coeff);
             }
             return;
         }
         // sample c draws around component c mod C': runs of C' samples against T (one run when
-        // there are no more samples than landmarks, without the runs' bookkeeping)
-        // (built for size: the general path alone, the runs below)
+        // there are no more samples than landmarks, without the runs' bookkeeping; built for
+        // size, the runs alone)
         if !cfg!(lara_attn_compact) && samples <= count {
-            #[cfg(lara_attn_helium)]
-            super::helium::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
-            // (pairs in asm on the other DSP cores, an odd last one below)
-            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-            let (alphas, balances, t_row) = {
-                let done = super::dsp::alphas(alphas, (balances, t_row), t_mean, plan.alpha_coeff);
-                (
-                    alphas.get_mut(done..).unwrap_or_default(),
-                    balances.get(done..).unwrap_or_default(),
-                    t_row.get(done..).unwrap_or_default(),
-                )
-            };
-            #[cfg(not(lara_attn_helium))]
-            for ((a, &balance), &t) in alphas.iter_mut().zip(balances).zip(t_row.iter()) {
-                *a = alpha(balance, t);
-            }
+            run_alphas(alphas, balances, t_row, coeff);
             return;
         }
         let mut start = 0;
@@ -1244,21 +1224,7 @@ impl<'a> Workspace<'a> {
             else {
                 break;
             };
-            #[cfg(lara_attn_helium)]
-            super::helium::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
-            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-            let (run, balances, t_row) = {
-                let done = super::dsp::alphas(run, (balances, t_row), t_mean, plan.alpha_coeff);
-                (
-                    run.get_mut(done..).unwrap_or_default(),
-                    balances.get(done..).unwrap_or_default(),
-                    t_row.get(done..).unwrap_or_default(),
-                )
-            };
-            #[cfg(not(lara_attn_helium))]
-            for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row.iter()) {
-                *a = alpha(balance, t);
-            }
+            run_alphas(run, balances, t_row, coeff);
             start = end;
         }
     }
@@ -1367,6 +1333,35 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
     } else {
         let left = (-shift).min(31) as u32;
         pack_pairs(words, pairs, last, |w| w << left)
+    }
+}
+
+/// `mis-opt`'s `α = max(bh + alpha_coeff · (T − mean T), 1)` in `Q27` (`alpha_coeff` in `Q16`;
+/// `|spread| ≤ 8 · 2^27`), with `(mean T, alpha_coeff)`.
+#[inline(always)]
+fn mis_opt_alpha(balance: i32, t: i32, (t_mean, alpha_coeff): (i32, i32)) -> i32 {
+    let spread = ((i64::from(alpha_coeff) * i64::from(t - t_mean) + (1 << 15)) >> 16) as i32;
+    balance.saturating_add(spread).max(1)
+}
+
+/// [`mis_opt_alpha`] of one run of samples against `T`, over the common length: 4 lanes on
+/// Helium; pairs in asm on the other DSP cores and an odd last one here; else here.
+#[inline(always)]
+fn run_alphas(run: &mut [i32], balances: &[i32], t_row: &[i32], coeff: (i32, i32)) {
+    #[cfg(lara_attn_helium)]
+    super::helium::alphas(run, (balances, t_row), coeff.0, coeff.1);
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    let (run, balances, t_row) = {
+        let done = super::dsp::alphas(run, (balances, t_row), coeff.0, coeff.1);
+        (
+            run.get_mut(done..).unwrap_or_default(),
+            balances.get(done..).unwrap_or_default(),
+            t_row.get(done..).unwrap_or_default(),
+        )
+    };
+    #[cfg(not(lara_attn_helium))]
+    for ((a, &balance), &t) in run.iter_mut().zip(balances).zip(t_row) {
+        *a = mis_opt_alpha(balance, t, coeff);
     }
 }
 
