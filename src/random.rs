@@ -92,7 +92,17 @@ pub enum NoiseScale {
 
 impl NoiseScale {
     /// The factor on `eps` for model dimension `dim`: 1 or `dim^1/4`.
-    pub const fn factor(self, dim: usize) -> f32 {
+    pub fn factor(self, dim: usize) -> f32 {
+        match self {
+            NoiseScale::Official => 1.0,
+            NoiseScale::Paper => libm::sqrtf(libm::sqrtf(dim as f32)),
+        }
+    }
+
+    /// [`factor`](Self::factor) as a `const fn`, for the int8 plans: the same bits (both square
+    /// roots are correctly rounded), while the `f32` kernels keep `libm::sqrtf` (their flash
+    /// budget has no room for a second square root).
+    pub(crate) const fn factor_const(self, dim: usize) -> f32 {
         match self {
             NoiseScale::Official => 1.0,
             NoiseScale::Paper => crate::math::sqrt(crate::math::sqrt(dim as f32)),
@@ -225,6 +235,21 @@ fn check_omega_dims(features: usize, dim: usize, omega: &[f32]) -> Result<(), Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `const` noise factor of the int8 plans has the bits of the runtime one.
+    #[test]
+    fn const_noise_factor_matches() {
+        for scale in [NoiseScale::Official, NoiseScale::Paper] {
+            for dim in 1..=4096 {
+                let (runtime, constant) = (scale.factor(dim), scale.factor_const(dim));
+                assert_eq!(
+                    runtime.to_bits(),
+                    constant.to_bits(),
+                    "{scale:?}, d = {dim}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn normal_moments() {

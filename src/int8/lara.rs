@@ -158,7 +158,7 @@ impl Plan {
         };
         const_try!(check_scale(given_q, Arg::QueryLandmarks));
         const_try!(check_scale(given_k, Arg::KeyLandmarks));
-        let factor = config.noise_scale.factor(dim);
+        let factor = config.noise_scale.factor_const(dim);
         let noise = match config.noise {
             Some(scale) => {
                 const_try!(check_scale(scale, Arg::Noise));
