@@ -19,7 +19,9 @@
 //! `check` compares them with the portable code (the firmware example runs it on the core).
 #![allow(unsafe_code)]
 
-use super::fixed_point::{LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, to_logit, weight_q15};
+use super::fixed_point::{
+    LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, sweep_weight_blocks, to_logit, weight_q15,
+};
 use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
 
@@ -257,38 +259,12 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
 /// every length up to 40 with random and edge inputs.
 pub(crate) fn check() -> Option<usize> {
-    let mut logits = [0i32; 7];
     let mut pairs = [0i32; 21];
-    let extremes = [
-        u32::MAX,
-        u32::MAX - 1,
-        1 << 31,
-        (1 << 31) - 1,
-        17 << 16,
-        31 << 16,
-        32 << 16,
-        33 << 16,
-        0,
-        1,
-        2,
-        3,
-    ];
-    let ts = (0..(1u32 << 21)).step_by(3).chain(extremes);
-    let reference = 0x0123_4567i32;
-    let mut pending = 0usize;
-    for (i, t) in ts.enumerate() {
-        if let Some(slot) = logits.get_mut(pending) {
-            *slot = reference.wrapping_sub(t as i32);
-        }
-        pending += 1;
-        if pending < logits.len() && i % 11 != 0 {
-            continue;
-        }
-        let live = &logits[..pending];
-        if let Some(mismatch) = check_block(reference, live, &mut pairs) {
-            return Some(i + mismatch);
-        }
-        pending = 0;
+    let swept = sweep_weight_blocks(|reference, logits| {
+        check_block(reference, logits, &mut pairs).is_some()
+    });
+    if swept.is_some() {
+        return swept;
     }
     let mut seed = 0x7f4a_7c15u32;
     let mut next = move || crate::simd::int8::xorshift32(&mut seed);

@@ -472,6 +472,46 @@ pub(crate) fn to_logit_wide(x: i64) -> i32 {
     x.clamp(-i64::from(LOGIT_LIMIT), i64::from(LOGIT_LIMIT) - 1) as i32
 }
 
+/// The sweep of the `2^-t` checks of the DSP and Helium loops: every `t` step 3 up to `2^21`
+/// (every non-zero `Q15` weight) and the ends of the `u32` range, as logits `reference − t` in
+/// blocks of one to seven (every lane position and tail), each handed to `differs`; `None`, or
+/// the index of the last `t` of the first block that differs.
+#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+pub(crate) fn sweep_weight_blocks(mut differs: impl FnMut(i32, &[i32]) -> bool) -> Option<usize> {
+    let extremes = [
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        (1 << 31) - 1,
+        17 << 16,
+        31 << 16,
+        32 << 16,
+        33 << 16,
+        0,
+        1,
+        2,
+        3,
+    ];
+    let ts = (0..(1u32 << 21)).step_by(3).chain(extremes);
+    let reference = 0x0123_4567i32;
+    let mut logits = [0i32; 7];
+    let mut pending = 0usize;
+    for (i, t) in ts.enumerate() {
+        if let Some(slot) = logits.get_mut(pending) {
+            *slot = reference.wrapping_sub(t as i32);
+        }
+        pending += 1;
+        if pending < logits.len() && i % 11 != 0 {
+            continue;
+        }
+        if differs(reference, &logits[..pending]) {
+            return Some(i);
+        }
+        pending = 0;
+    }
+    None
+}
+
 /// `w_j = weight_q15(reference − ℓ_j)` (wrapping, as `u32`) over the common length, and their
 /// sum: [`Running::admit`]'s block (4 lanes at a time on Helium).
 #[cfg(lara_attn_helium)]

@@ -21,7 +21,8 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, to_logit, weight_q15,
+    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, sweep_weight_blocks,
+    to_logit, weight_q15,
 };
 use crate::simd::int8::{CHUNK, KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
@@ -1085,44 +1086,22 @@ pub(crate) fn rfa_phi(a: &mut [i32], (max, norm): (i32, i32), ratio: u32, floor:
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight), and the ends of the `u32` range, in
 /// every lane position and with every tail.
 pub(crate) fn check() -> Option<usize> {
-    let mut logits = [0i32; 7];
     let mut weights = [0i32; 7];
-    let extremes = [
-        u32::MAX,
-        u32::MAX - 1,
-        1 << 31,
-        17 << 16,
-        33 << 16,
-        0,
-        1,
-        2,
-        3,
-    ];
-    let ts = (0..(1u32 << 21)).step_by(3).chain(extremes);
-    let reference = 0x0123_4567i32;
-    let mut pending = 0usize;
-    for (i, t) in ts.enumerate() {
-        if let Some(slot) = logits.get_mut(pending) {
-            *slot = reference.wrapping_sub(t as i32);
-        }
-        pending += 1;
-        if pending < logits.len() && i % 11 != 0 {
-            continue;
-        }
-        let (live, ws) = (&logits[..pending], &mut weights[..pending]);
+    let swept = sweep_weight_blocks(|reference, live| {
+        let ws = &mut weights[..live.len()];
         let sum = weights_q15(reference, live, ws);
         let mut expected_sum = 0u32;
         for (&logit, &w) in live.iter().zip(ws.iter()) {
             let expected = weight_q15(reference.wrapping_sub(logit) as u32);
             expected_sum = expected_sum.wrapping_add(expected);
             if w as u32 != expected {
-                return Some(i);
+                return true;
             }
         }
-        if sum != expected_sum {
-            return Some(i);
-        }
-        pending = 0;
+        sum != expected_sum
+    });
+    if swept.is_some() {
+        return swept;
     }
     // T: dots across the logit range and past it, references around them
     let scale = Scale32::new(0.03, 1 << 24)?;
