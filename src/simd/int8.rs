@@ -880,150 +880,192 @@ mod dsp {
         result
     }
 
-    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
-        // SAFETY: count ≥ 1 blocks of block_words(x.len()) words and x.len() ≥ 1 whole chunks are in bounds, and
-        // out holds 4·count words (checked by the caller): the loops read x once per block
-        // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
-        // 4·count words of out. r6 and r7 are saved and restored; the out pointer and the block
-        // count live in the stack slots of r0 and r1 (16 bytes of stack), which come back
-        // advanced and zero: r0 and r1 are declared clobbered. The DSP extension is present
-        // (cfg lara_attn_dsp).
-        unsafe {
+    /// Four multiply-adds of the words of four rows (`r9`–`r12`, from an `LDM`) with the
+    /// shared pair in `$x`, into `r0`–`r3`: `SMUAD` sets the sums (the first step of a block:
+    /// no zeroing), `SMLAD` adds to them.
+    macro_rules! mac4 {
+        (smuad, $x:literal) => {
+            concat!(
+                "smuad r0, r9, ",
+                $x,
+                "\n",
+                "smuad r1, r10, ",
+                $x,
+                "\n",
+                "smuad r2, r11, ",
+                $x,
+                "\n",
+                "smuad r3, r12, ",
+                $x,
+                "\n",
+            )
+        };
+        (smlad, $x:literal) => {
+            concat!(
+                "smlad r0, r9, ",
+                $x,
+                ", r0\n",
+                "smlad r1, r10, ",
+                $x,
+                ", r1\n",
+                "smlad r2, r11, ",
+                $x,
+                ", r2\n",
+                "smlad r3, r12, ",
+                $x,
+                ", r3\n",
+            )
+        };
+    }
+
+    /// One word of a shared `i8` row (at `r4`, advanced) against a chunk of a byte block (at
+    /// `r5`, advanced): bytes `(0, 2)` and `(1, 3)` by `SXTB16`, two `LDM` and eight products.
+    macro_rules! byte_step {
+        ($op:ident) => {
+            concat!(
+                "ldr lr, [r4], #4\n",
+                "sxtb16 r7, lr, ror #8\n",
+                "sxtb16 lr, lr\n",
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!($op, "lr"),
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!(smlad, "r7"),
+            )
+        };
+    }
+
+    /// One word (an `i16` pair) of a shared row (at `r4`, advanced) against a pair of a pair
+    /// block (at `r5`, advanced): one `LDM` and four products.
+    macro_rules! pair_step {
+        ($op:ident) => {
+            concat!(
+                "ldr lr, [r4], #4\n",
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!($op, "lr"),
+            )
+        };
+    }
+
+    /// The pair loop after the first steps of a block: two steps per turn until `r4` reaches
+    /// the end of the shared row (`r8`; an even number of words left, at least two).
+    macro_rules! step_loop {
+        ($step:ident) => {
+            concat!(
+                "3:\n",
+                $step!(smlad),
+                $step!(smlad),
+                "cmp r4, r8\n",
+                "bne 3b\n",
+            )
+        };
+    }
+
+    /// The block loop of [`dot_blocks`] and [`pair_dot_blocks`]: per block of four rows, the
+    /// shared row from its start (kept at `[sp]`), the steps `$body`, one store of the four
+    /// sums (the out pointer in `r6`), until the block pointer reaches the end of the blocks
+    /// (kept at `[sp, #4]`): five instructions per block besides the steps.
+    macro_rules! blocks_asm {
+        ($x:expr, $x_end:expr, $blocks:expr, $blocks_end:expr, $out:expr, [$($body:expr),*]) => {
             asm!(
                 "push {{r0, r1, r6, r7}}",
-                "mov r6, r4",
+                "mov r6, r2",
                 "2:",
-                "movs r0, #0",
-                "movs r1, #0",
-                "movs r2, #0",
-                "movs r3, #0",
-                "mov r4, r6",
-                // an odd number of steps: one first, then two per iteration
-                "sub lr, r8, r4",
-                "tst lr, #4",
-                "beq 3f",
-                "ldr lr, [r4], #4",
-                "sxtb16 r7, lr, ror #8",
-                "sxtb16 lr, lr",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, lr, r0",
-                "smlad r1, r10, lr, r1",
-                "smlad r2, r11, lr, r2",
-                "smlad r3, r12, lr, r3",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "cmp r4, r8",
-                "beq 4f",
-                "3:",
-                "ldr lr, [r4], #4",
-                "sxtb16 r7, lr, ror #8",
-                "sxtb16 lr, lr",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, lr, r0",
-                "smlad r1, r10, lr, r1",
-                "smlad r2, r11, lr, r2",
-                "smlad r3, r12, lr, r3",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr lr, [r4], #4",
-                "sxtb16 r7, lr, ror #8",
-                "sxtb16 lr, lr",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, lr, r0",
-                "smlad r1, r10, lr, r1",
-                "smlad r2, r11, lr, r2",
-                "smlad r3, r12, lr, r3",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "cmp r4, r8",
-                "bne 3b",
-                "4:",
-                "ldr lr, [sp]",
-                "stm lr!, {{r0, r1, r2, r3}}",
-                "str lr, [sp]",
+                "ldr r4, [sp]",
+                $($body,)*
+                "stm r6!, {{r0, r1, r2, r3}}",
                 "ldr lr, [sp, #4]",
-                "subs lr, lr, #1",
-                "str lr, [sp, #4]",
+                "cmp r5, lr",
                 "bne 2b",
                 "pop {{r0, r1, r6, r7}}",
-                inout("r0") out.as_mut_ptr() => _,
-                inout("r1") count => _,
-                out("r2") _, out("r3") _,
-                inout("r4") x.as_ptr() => _,
-                inout("r5") blocks.as_ptr() => _,
-                in("r8") x.as_ptr().wrapping_add(x.len()),
+                inout("r0") $x => _,
+                inout("r1") $blocks_end => _,
+                inout("r2") $out => _,
+                out("r3") _, out("r4") _,
+                inout("r5") $blocks => _,
+                in("r8") $x_end,
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
-            );
+            )
+        };
+    }
+
+    /// The portable loops for the shared rows of one or two words (`d ≤ 8`, `S ≤ 4`), where the
+    /// `asm!` loops' first steps would leave no whole turn: out of line, once.
+    #[inline(never)]
+    fn short_dot_blocks(blocks: &[i32], x: Result<&[i8], &[i32]>, out: &mut [i32]) {
+        match x {
+            Ok(bytes) => super::portable_dot_blocks(blocks, bytes, out),
+            Err(pairs) => super::portable_pair_dot_blocks(blocks, pairs, out),
         }
     }
 
-    pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
-        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole words are in bounds, and
-        // out holds 4·count words (checked by the caller): the loops read x once per block
-        // (unaligned LDR of i8 rows is allowed on these cores) and the blocks once, and store
-        // 4·count words of out. r6 and r7 are saved and restored; the out pointer lives in r7,
-        // the end of out (4·count words on) in the stack slot of r1 (16 bytes of stack); r0 and
-        // r1 are declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+    // (inlined: a call costs about 30 instructions, a sixth of a block of d = 32)
+    #[inline(always)]
+    pub(super) fn dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
+        let words = x.len() / 4;
+        if words < 3 {
+            return short_dot_blocks(blocks, Ok(x), out);
+        }
+        let (start, out) = (x.as_ptr(), out.as_mut_ptr());
+        let end = start.wrapping_add(x.len());
+        // (block_words(x.len()) = 2 · x.len() for whole words)
+        let blocks_end = blocks.as_ptr().wrapping_add(count * 2 * x.len());
+        // SAFETY: count ≥ 1 blocks of block_words(x.len()) = 2 · x.len() words and x.len() ≥ 12
+        // (whole words) are in bounds, and out holds 4·count words (checked by the caller): per
+        // block the steps read the x.len() / 4 words of x (unaligned LDR of i8 rows is allowed
+        // on these cores: the first one or two, then two per turn of the loop, which starts with
+        // an even number of words ≥ 2 left) and the block's words once, and store its four
+        // sums; the blocks end after count blocks. r6 and r7 are saved and restored (the x
+        // start and the blocks' end live in the stack slots of r0 and r1, 16 bytes of stack);
+        // r0 and r1 come back as pushed and r2 holds a sum: all declared clobbered. The DSP
+        // extension is present (cfg lara_attn_dsp).
         unsafe {
-            asm!(
-                "push {{r0, r1, r6, r7}}",
-                "mov r7, r0",
-                "mov r6, r4",
-                "2:",
-                "movs r0, #0",
-                "movs r1, #0",
-                "movs r2, #0",
-                "movs r3, #0",
-                "mov r4, r6",
-                // an odd number of steps: one first, then two per iteration
-                "sub lr, r8, r4",
-                "tst lr, #4",
-                "beq 3f",
-                "ldr lr, [r4], #4",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, lr, r0",
-                "smlad r1, r10, lr, r1",
-                "smlad r2, r11, lr, r2",
-                "smlad r3, r12, lr, r3",
-                "cmp r4, r8",
-                "beq 4f",
-                "3:",
-                "ldr lr, [r4], #4",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, lr, r0",
-                "smlad r1, r10, lr, r1",
-                "smlad r2, r11, lr, r2",
-                "smlad r3, r12, lr, r3",
-                "ldr lr, [r4], #4",
-                "ldm r5!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, lr, r0",
-                "smlad r1, r10, lr, r1",
-                "smlad r2, r11, lr, r2",
-                "smlad r3, r12, lr, r3",
-                "cmp r4, r8",
-                "bne 3b",
-                "4:",
-                "stm r7!, {{r0, r1, r2, r3}}",
-                "ldr lr, [sp, #4]",
-                "cmp r7, lr",
-                "bne 2b",
-                "pop {{r0, r1, r6, r7}}",
-                inout("r0") out.as_mut_ptr() => _,
-                inout("r1") out.as_mut_ptr().wrapping_add(super::ROWS * count) => _,
-                out("r2") _, out("r3") _,
-                inout("r4") x.as_ptr() => _,
-                inout("r5") blocks.as_ptr() => _,
-                in("r8") x.as_ptr().wrapping_add(x.len()),
-                out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+            if words % 2 == 1 {
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [byte_step!(smuad), step_loop!(byte_step)]
+                );
+            } else {
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [byte_step!(smuad), byte_step!(smlad), step_loop!(byte_step)]
+                );
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
+        // (an odd number of words is not a whole chunk: the caller's checks exclude it)
+        if x.len() < 4 || x.len() % 2 == 1 {
+            return short_dot_blocks(blocks, Err(x), out);
+        }
+        let (start, out) = (x.as_ptr(), out.as_mut_ptr());
+        let end = start.wrapping_add(x.len());
+        let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in
+        // bounds, and out holds 4·count words (checked by the caller): per block the steps read
+        // the words of x (the first two, then two per turn of the loop, which starts with an
+        // even number of words ≥ 2 left) and the block's words once, and store its four sums;
+        // the blocks end after count blocks. r6 and r7 are saved and restored (the x start and
+        // the blocks' end live in the stack slots of r0 and r1, 16 bytes of stack); r0 and r1
+        // come back as pushed and r2 holds a sum: all declared clobbered. The DSP extension is
+        // present (cfg lara_attn_dsp).
+        unsafe {
+            blocks_asm!(
+                start,
+                end,
+                blocks.as_ptr(),
+                blocks_end,
+                out,
+                [pair_step!(smuad), pair_step!(smlad), step_loop!(pair_step)]
             );
         }
     }
