@@ -1332,40 +1332,9 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // the value blocks: masks, the last keys, every value_dim to 40, a short out
-    let mut values = [0i8; 19 * 40];
-    for v in values.iter_mut() {
-        *v = match next() % 6 {
-            0 => -128,
-            1 => 127,
-            _ => next() as i8,
-        };
-    }
-    for value_dim in 1..=40usize {
-        let keys = values.len() / value_dim;
-        for first in [0, 5, keys.saturating_sub(KEY_BLOCK), keys.saturating_sub(3)] {
-            let bits = next();
-            let counted: [bool; KEY_BLOCK] =
-                core::array::from_fn(|jj| first % 2 == 0 || bits >> jj & 1 == 1);
-            let groups = value_dim.div_ceil(ROWS);
-            for words in [
-                groups * VALUE_BLOCK_WORDS,
-                (groups + 1) * VALUE_BLOCK_WORDS - 3,
-            ] {
-                let mut ours = [0x5555_5555i32; 12 * VALUE_BLOCK_WORDS];
-                let mut expected = ours;
-                let v = &values[..keys * value_dim];
-                let done = pack_value_blocks(v, value_dim, (first, counted), &mut ours[..words]);
-                crate::simd::int8::portable_pack_value_blocks(
-                    v,
-                    value_dim,
-                    (first, counted),
-                    &mut expected[..words],
-                );
-                if !done || ours != expected {
-                    return Some(value_dim);
-                }
-            }
-        }
+    let packed = crate::simd::int8::check_value_blocks(&mut next, pack_value_blocks);
+    if packed.is_some() {
+        return packed;
     }
     // the rescaling of a row: sums across the i32 range, every row of 1 to 3 groups
     for len in 0..40usize {

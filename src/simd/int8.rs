@@ -256,6 +256,11 @@ pub(crate) fn pack_value_blocks(
     if crate::int8::helium::pack_value_blocks(values, value_dim, (first, counted), out) {
         return;
     }
+    // (the other DSP cores: whole blocks of keys that count, four columns at a time)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    if dsp::pack_value_blocks(values, value_dim, (first, counted), out) {
+        return;
+    }
     portable_pack_value_blocks(values, value_dim, (first, counted), out);
 }
 
@@ -988,6 +993,71 @@ mod dsp {
         };
     }
 
+    /// [`pack_value_blocks`](super::pack_value_blocks) of a block whose [`KEY_BLOCK`] keys all
+    /// count, for `value_dim` a non-zero multiple of 4 and `out` of `value_dim / 4` whole
+    /// blocks (a tail of less than a block left alone, as the portable loop does): per key pair
+    /// `(2k, 2k + 1)` and group of four columns, the two rows' words `a`, `b` by `LDR`,
+    /// `SXTB16` to `(a0, a2)`, `(a1, a3)` and `b`'s, `PKHBT`/`PKHTB` to the pairs `(a_t, b_t)`,
+    /// one `STM` of the four words. Else `false`, nothing written.
+    #[inline(always)]
+    pub(super) fn pack_value_blocks(
+        values: &[i8],
+        value_dim: usize,
+        (first, counted): (usize, [bool; super::KEY_BLOCK]),
+        out: &mut [i32],
+    ) -> bool {
+        use super::{KEY_BLOCK, VALUE_BLOCK_WORDS, WEIGHT_WORDS};
+        let groups = value_dim / 4;
+        let rows = first
+            .checked_mul(value_dim)
+            .and_then(|start| values.get(start..)?.get(..KEY_BLOCK * value_dim));
+        let fits = groups > 0
+            && value_dim.is_multiple_of(4)
+            && out.len() / VALUE_BLOCK_WORDS == groups
+            && counted.iter().all(|&counts| counts);
+        let Some(rows) = rows.filter(|_| fits) else {
+            return false;
+        };
+        for k in 0..WEIGHT_WORDS {
+            let even = rows.as_ptr().wrapping_add(2 * k * value_dim);
+            // SAFETY: rows 2k and 2k + 1 (k < 4) of the 8 · value_dim bytes of `rows` are read
+            // a word at a time (unaligned LDR of i8 rows is allowed on these cores), value_dim / 4
+            // ≥ 1 words each, until the even row's pointer reaches its end; words 4k..4k + 4 of
+            // each of the groups = out.len() / 16 blocks of `out` are written (16 words apart).
+            // The block writes only those words, its inout and out operands and the flags; no
+            // stack.
+            unsafe {
+                asm!(
+                    "1:",
+                    "ldr r4, [{a}], #4",
+                    "ldr r5, [{b}], #4",
+                    // (a0, a2), (b0, b2) to (a0, b0) and (a2, b2)
+                    "sxtb16 r8, r4",
+                    "sxtb16 r9, r5",
+                    "pkhbt r0, r8, r9, lsl #16",
+                    "pkhtb r2, r9, r8, asr #16",
+                    // (a1, a3), (b1, b3) to (a1, b1) and (a3, b3)
+                    "sxtb16 r8, r4, ror #8",
+                    "sxtb16 r9, r5, ror #8",
+                    "pkhbt r1, r8, r9, lsl #16",
+                    "pkhtb r3, r9, r8, asr #16",
+                    "stm {o}, {{r0, r1, r2, r3}}",
+                    "add {o}, {o}, #64",
+                    "cmp {a}, {end}",
+                    "bne 1b",
+                    a = inout(reg) even => _,
+                    b = inout(reg) even.wrapping_add(value_dim) => _,
+                    end = in(reg) even.wrapping_add(value_dim),
+                    o = inout(reg) out.as_mut_ptr().wrapping_add(4 * k) => _,
+                    out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                    out("r4") _, out("r5") _, out("r8") _, out("r9") _,
+                    options(nostack),
+                );
+            }
+        }
+        true
+    }
+
     /// The portable loops for the shared rows of one or two words (`d ≤ 8`, `S ≤ 4`), where the
     /// `asm!` loops' first steps would leave no whole turn: out of line, once.
     #[inline(never)]
@@ -1424,9 +1494,19 @@ fn check_squared_norms() -> Option<usize> {
 /// with extreme values; the first length that differs, if any. For devices, where the tests
 /// cannot run (the firmware example calls it).
 pub(crate) fn check_inner_loops() -> Option<usize> {
-    Loops::available()
+    let checked = Loops::available()
         .find_map(check_loops)
-        .or_else(check_squared_norms)
+        .or_else(check_squared_norms);
+    // the DSP value blocks (with their fallback to the portable loop for the other blocks)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    let checked = checked.or_else(|| {
+        let mut seed = 0x6c07_8965u32;
+        check_value_blocks(&mut || xorshift32(&mut seed), |v, dim, keys, out| {
+            pack_value_blocks(v, dim, keys, out);
+            true
+        })
+    });
+    checked
 }
 
 /// [`check_inner_loops`] for one variant: every length from 1 to 40 (every parity of the
@@ -1505,6 +1585,48 @@ fn check_loops(loops: Loops) -> Option<usize> {
             portable_accumulate_rows(&mut expected[..acc_words], weights, values, used);
             if out != expected {
                 return Some(len);
+            }
+        }
+    }
+    None
+}
+
+/// `pack` (a target's [`pack_value_blocks`]; `false`, blocks it leaves to its caller, counts
+/// as a difference) against [`portable_pack_value_blocks`]: masks, the last keys, every
+/// `value_dim` to 40, an `out` of whole blocks and one a partial block longer; `None`, or the
+/// first `value_dim` that differs.
+#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+pub(crate) fn check_value_blocks(
+    next: &mut impl FnMut() -> u32,
+    mut pack: impl FnMut(&[i8], usize, (usize, [bool; KEY_BLOCK]), &mut [i32]) -> bool,
+) -> Option<usize> {
+    let mut values = [0i8; 19 * 40];
+    for v in values.iter_mut() {
+        *v = match next() % 6 {
+            0 => -128,
+            1 => 127,
+            _ => next() as i8,
+        };
+    }
+    for value_dim in 1..=40usize {
+        let keys = values.len() / value_dim;
+        for first in [0, 5, keys.saturating_sub(KEY_BLOCK), keys.saturating_sub(3)] {
+            let bits = next();
+            let counted: [bool; KEY_BLOCK] =
+                core::array::from_fn(|jj| first % 2 == 0 || bits >> jj & 1 == 1);
+            let groups = value_dim.div_ceil(ROWS);
+            for words in [
+                groups * VALUE_BLOCK_WORDS,
+                (groups + 1) * VALUE_BLOCK_WORDS - 3,
+            ] {
+                let mut ours = [0x5555_5555i32; 12 * VALUE_BLOCK_WORDS];
+                let mut expected = ours;
+                let v = &values[..keys * value_dim];
+                let done = pack(v, value_dim, (first, counted), &mut ours[..words]);
+                portable_pack_value_blocks(v, value_dim, (first, counted), &mut expected[..words]);
+                if !done || ours != expected {
+                    return Some(value_dim);
+                }
             }
         }
     }
