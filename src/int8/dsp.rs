@@ -22,7 +22,7 @@
 use super::fixed_point::{
     LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, sweep_weight_blocks, to_logit, weight_q15,
 };
-use crate::simd::int8::KEY_BLOCK;
+use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
@@ -255,6 +255,58 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     u64::from(high) << 32 | u64::from(low)
 }
 
+/// LARA's proposal densities' sums for row `w_row` of the byte block `w` and row `mu_row` of
+/// the byte block `mu` (blocks of the same length, whole chunks of eight words):
+/// `(Σ_e mu_e · w_e, Σ_e mu_e²)` over the elements of the two rows (`SMLALD`, two `i16`
+/// products added to a 64-bit sum, on the words `(x0, x2)` and `(x1, x3)` of each chunk; the
+/// padding elements are zeros). `(0, 0)` for blocks that do not fit.
+#[inline(always)]
+pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -> (i64, i64) {
+    let (mut w_low, mut w_high, mut m_low, mut m_high) = (0u32, 0u32, 0u32, 0u32);
+    if w.len() != mu.len()
+        || w.is_empty()
+        || !w.len().is_multiple_of(8)
+        || w_row >= 4
+        || mu_row >= 4
+    {
+        return (0, 0);
+    }
+    // SAFETY: w and mu are whole chunks of 8 words (at least one) of the same length; the loop
+    // reads words w_row and w_row + 4 (and mu_row, mu_row + 4; rows < 4) of each chunk, one
+    // chunk per turn until the mu pointer passes the last chunk. The block writes only its inout
+    // and out operands and the flags; no stack.
+    unsafe {
+        let p_mu = mu.as_ptr().add(mu_row);
+        asm!(
+            "1:",
+            "ldr {m1}, [{pm}, #16]",
+            "ldr {m0}, [{pm}], #32",
+            "ldr {w1}, [{pw}, #16]",
+            "ldr {w0}, [{pw}], #32",
+            "smlald {wl}, {wh}, {m0}, {w0}",
+            "smlald {wl}, {wh}, {m1}, {w1}",
+            "smlald {ml}, {mh}, {m0}, {m0}",
+            "smlald {ml}, {mh}, {m1}, {m1}",
+            "cmp {pm}, {end}",
+            "bne 1b",
+            pm = inout(reg) p_mu => _,
+            pw = inout(reg) w.as_ptr().add(w_row) => _,
+            end = in(reg) p_mu.add(mu.len()),
+            wl = inout(reg) w_low,
+            wh = inout(reg) w_high,
+            ml = inout(reg) m_low,
+            mh = inout(reg) m_high,
+            m0 = out(reg) _,
+            m1 = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            options(nostack),
+        );
+    }
+    let wide = |low: u32, high: u32| (u64::from(high) << 32 | u64::from(low)) as i64;
+    (wide(w_low, w_high), wide(m_low, m_high))
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
 /// every length up to 40 with random and edge inputs.
@@ -417,6 +469,33 @@ pub(crate) fn check() -> Option<usize> {
             };
             if a != expected {
                 return Some(len);
+            }
+        }
+    }
+    // the densities' sums: byte blocks of one to ten chunks (sums past 2^32), every pair of
+    // rows, the ends of the i16 operands
+    let mut blocks = [[0i32; 80]; 2];
+    for chunks in 1..=10usize {
+        for word in blocks.iter_mut().flatten() {
+            let mut half = || match next() % 4 {
+                0 => -(1 << 14),
+                1 => 1 << 14,
+                _ => (next() % 32769) as i32 - 16384,
+            };
+            *word = crate::simd::int8::pair(half(), half());
+        }
+        let [w, mu] = &blocks;
+        let words = chunks * 8;
+        for (w_row, mu_row) in (0..16).map(|i| (i / 4, i % 4)) {
+            let sums = density_sums(&w[..words], w_row, &mu[..words], mu_row);
+            let mut expected = (0i64, 0i64);
+            for e in 0..chunks * 4 {
+                let slot = |block: &[i32], r| i64::from(get_slot(block, byte_slot(r, e)));
+                let (w_e, mu_e) = (slot(w, w_row), slot(mu, mu_row));
+                expected = (expected.0 + mu_e * w_e, expected.1 + mu_e * mu_e);
+            }
+            if sums != expected {
+                return Some(chunks);
             }
         }
     }

@@ -263,7 +263,12 @@ impl Multiplier {
         }
     }
 
-    /// `round(x · self)` for any `x` (large `x` lose their low bits first).
+    /// `round(x · self)` for any `x` (large `x` lose their low bits first; `apply`'s bits below
+    /// `2^39`, which the DSP cores' densities use).
+    #[cfg_attr(
+        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        allow(dead_code)
+    )]
     #[inline]
     pub(crate) fn apply_wide(self, x: i64) -> i64 {
         let excess = 25u32.saturating_sub(x.unsigned_abs().leading_zeros());

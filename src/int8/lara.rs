@@ -929,35 +929,12 @@ impl<'a> Workspace<'a> {
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.
     #[inline(never)]
     fn densities(&mut self, plan: &Plan, sampled: bool) {
-        let (dim, count, samples) = (self.shape.dim, self.count.max(1), self.samples);
-        let block = block_words(dim);
+        let (count, samples) = (self.count.max(1), self.samples);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
         for c in 0..samples {
-            // W_c as a plain row: mu_c in eval mode, else unpacked from its block
-            let (w_row, rest) = self.row.split_at_mut(dim.min(self.row.len()));
-            let _ = rest;
-            if sampled {
-                let w_block = self.w.get(c / ROWS * block..).unwrap_or_default();
-                for (e, w) in w_row.iter_mut().enumerate() {
-                    *w = get_slot(w_block, byte_slot(c % ROWS, e));
-                }
-            } else {
-                let mu_row = self.mu_rows.get(c * dim..).unwrap_or_default();
-                for (w, &m) in w_row.iter_mut().zip(mu_row) {
-                    *w = m;
-                }
-            }
-            // LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) = s/2 · Σ_e mu_e (2 W_e − mu_e), in L16
-            let lm = self.logits.get_mut(..count).unwrap_or_default();
-            for (slot, mu_row) in lm.iter_mut().zip(self.mu_rows.chunks_exact(dim.max(1))) {
-                let twice: i64 = w_row
-                    .iter()
-                    .zip(mu_row)
-                    .map(|(&w, &m)| i64::from(m) * i64::from(2 * w - m))
-                    .sum();
-                *slot = to_logit_wide(plan.density.apply_wide(twice));
-            }
+            self.density_logits(plan, c, sampled);
+            let lm = self.logits.get(..count).unwrap_or_default();
             let own = c % count;
             let diagonal = lm.get(own).copied().unwrap_or(0);
             let max = lm.iter().copied().max().unwrap_or(0);
@@ -979,6 +956,66 @@ impl<'a> Workspace<'a> {
             };
             if let Some(bias) = self.bias.get_mut(c) {
                 *bias = bias.saturating_sub(log_p);
+            }
+        }
+    }
+
+    /// `LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) = s/2 · Σ_e mu_e (2 W_e − mu_e)` (`L16`) into
+    /// `logits[c']` for every landmark `c'`, from plain rows.
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
+    #[inline(always)]
+    fn density_logits(&mut self, plan: &Plan, c: usize, sampled: bool) {
+        let (dim, count) = (self.shape.dim, self.count.max(1));
+        // W_c as a plain row: mu_c in eval mode, else unpacked from its block
+        let (w_row, _) = self.row.split_at_mut(dim.min(self.row.len()));
+        if sampled {
+            let w_block = self
+                .w
+                .get(c / ROWS * block_words(dim)..)
+                .unwrap_or_default();
+            for (e, w) in w_row.iter_mut().enumerate() {
+                *w = get_slot(w_block, byte_slot(c % ROWS, e));
+            }
+        } else {
+            let mu_row = self.mu_rows.get(c * dim..).unwrap_or_default();
+            for (w, &m) in w_row.iter_mut().zip(mu_row) {
+                *w = m;
+            }
+        }
+        let lm = self.logits.get_mut(..count).unwrap_or_default();
+        for (slot, mu_row) in lm.iter_mut().zip(self.mu_rows.chunks_exact(dim.max(1))) {
+            let twice: i64 = w_row
+                .iter()
+                .zip(mu_row)
+                .map(|(&w, &m)| i64::from(m) * i64::from(2 * w - m))
+                .sum();
+            *slot = to_logit_wide(plan.density.apply_wide(twice));
+        }
+    }
+
+    /// See the portable [`density_logits`](Self::density_logits): on the DSP cores without
+    /// Helium from the byte blocks of `W` (either mode) and `mu`, `2 W_c·mu_c' − |mu_c'|²` by
+    /// `SMLALD` (the same integers).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn density_logits(&mut self, plan: &Plan, c: usize, _sampled: bool) {
+        let (block, count) = (block_words(self.shape.dim), self.count.max(1));
+        // the byte block of row `row`
+        fn block_of(words: &[i32], row: usize, block: usize) -> &[i32] {
+            let start = row / ROWS * block;
+            words
+                .get(start..)
+                .and_then(|b| b.get(..block))
+                .unwrap_or_default()
+        }
+        let w_block = block_of(self.w, c, block);
+        let lm = self.logits.get_mut(..count).unwrap_or_default();
+        // (four landmarks c' per block of mu)
+        for (slots, mu_block) in lm.chunks_mut(ROWS).zip(self.mu.chunks_exact(block.max(1))) {
+            for (mu_row, slot) in slots.iter_mut().enumerate() {
+                let (dot, squares) = super::dsp::density_sums(w_block, c % ROWS, mu_block, mu_row);
+                // (|2 W·mu − |mu|²| ≤ 3 · 2^28 · 512 < 2^39: apply_wide's bits, without its scaling)
+                *slot = to_logit_wide(plan.density.apply(2 * dot - squares));
             }
         }
     }
