@@ -307,6 +307,107 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
     (wide(w_low, w_high), wide(m_low, m_high))
 }
 
+/// Rows of `i8` whose sums stay within the `i16` lanes of [`sum_rows`]: `256 · 128 = 2^15`.
+const LANE_ROWS: usize = 256;
+
+/// LARA's segment sums: `sum[t] += Σ_rows row[t]` for the rows back to back in `rows`
+/// (`sum.len()` bytes each, a non-zero multiple of 4), the same sums as one `i8` at a time.
+/// Per pass over up to [`LANE_ROWS`] rows, four words of columns (16; then one word at a time)
+/// in the 16-bit lanes of eight registers: `SXTAB16` adds bytes 0 and 2 (rotated: 1 and 3),
+/// sign-extended, to the two lanes of a register; the lanes then go to `sum`. `false`, nothing
+/// added, if the lengths do not fit.
+#[inline(never)]
+pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8]) -> bool {
+    let dim = sum.len();
+    if dim == 0 || !dim.is_multiple_of(4) || !rows.len().is_multiple_of(dim) {
+        return false;
+    }
+    let count = rows.len() / dim;
+    let mut first = 0;
+    while first < count {
+        let run = (count - first).min(LANE_ROWS);
+        let mut column = 0;
+        while column + 4 <= dim {
+            let words = if column + 16 <= dim { 4 } else { 1 };
+            let mut lanes = [0u32; 8];
+            // SAFETY: rows first..first + run of `rows` (run ≥ 1, first + run ≤ count) are read
+            // at bytes column..column + 4 · words ≤ dim of each (unaligned LDR of i8 rows is
+            // allowed on these cores), one row per turn until the pointer reaches run rows on.
+            // The block writes only its inout and out operands and the flags; no stack.
+            unsafe {
+                let start = rows.as_ptr().add(first * dim + column);
+                let end = start.add(run * dim);
+                macro_rules! lanes_asm {
+                    ([$($body:literal),*], $($lane:ident = $reg:expr),*) => {
+                        asm!(
+                            "1:",
+                            $($body,)*
+                            "add {p}, {p}, {stride}",
+                            "cmp {p}, {end}",
+                            "bne 1b",
+                            p = inout(reg) start => _,
+                            end = in(reg) end,
+                            stride = in(reg) dim,
+                            t = out(reg) _,
+                            $($lane = inout(reg) $reg,)*
+                            options(nostack),
+                        )
+                    };
+                }
+                let [l0, l1, l2, l3, l4, l5, l6, l7] = &mut lanes;
+                if words == 4 {
+                    lanes_asm!(
+                        [
+                            "ldr {t}, [{p}]",
+                            "sxtab16 {l0}, {l0}, {t}",
+                            "sxtab16 {l1}, {l1}, {t}, ror #8",
+                            "ldr {t}, [{p}, #4]",
+                            "sxtab16 {l2}, {l2}, {t}",
+                            "sxtab16 {l3}, {l3}, {t}, ror #8",
+                            "ldr {t}, [{p}, #8]",
+                            "sxtab16 {l4}, {l4}, {t}",
+                            "sxtab16 {l5}, {l5}, {t}, ror #8",
+                            "ldr {t}, [{p}, #12]",
+                            "sxtab16 {l6}, {l6}, {t}",
+                            "sxtab16 {l7}, {l7}, {t}, ror #8"
+                        ],
+                        l0 = *l0,
+                        l1 = *l1,
+                        l2 = *l2,
+                        l3 = *l3,
+                        l4 = *l4,
+                        l5 = *l5,
+                        l6 = *l6,
+                        l7 = *l7
+                    );
+                } else {
+                    lanes_asm!(
+                        [
+                            "ldr {t}, [{p}]",
+                            "sxtab16 {l0}, {l0}, {t}",
+                            "sxtab16 {l1}, {l1}, {t}, ror #8"
+                        ],
+                        l0 = *l0,
+                        l1 = *l1
+                    );
+                }
+            }
+            // the lanes (i16) to the sums of their columns: (0, 2) and (1, 3) of each word
+            let sums = sum.get_mut(column..column + 4 * words).unwrap_or_default();
+            let (sums, _) = sums.as_chunks_mut::<4>();
+            for ([s0, s1, s2, s3], [even, odd]) in sums.iter_mut().zip(lanes.as_chunks::<2>().0) {
+                *s0 += i32::from(*even as i16);
+                *s1 += i32::from(*odd as i16);
+                *s2 += (*even as i32) >> 16;
+                *s3 += (*odd as i32) >> 16;
+            }
+            column += 4 * words;
+        }
+        first += run;
+    }
+    true
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
 /// every length up to 40 with random and edge inputs.
@@ -469,6 +570,33 @@ pub(crate) fn check() -> Option<usize> {
             };
             if a != expected {
                 return Some(len);
+            }
+        }
+    }
+    // the segment sums: rows of -128 (a lane's floor after 256 of them), 127 and random
+    // bytes, counts across the flushes, every width a multiple of 4 to 40
+    let mut rows = [0i8; 2400];
+    for width in (4..=40usize).step_by(4) {
+        for (i, v) in rows.iter_mut().enumerate() {
+            *v = match (i / width + next() as usize % 4) % 5 {
+                0 | 1 => -128,
+                2 => 127,
+                _ => next() as i8,
+            };
+        }
+        for count in [0, 1, 255, 256, 257, rows.len() / width] {
+            let Some(data) = rows.get(..count * width) else {
+                continue;
+            };
+            let mut sums = [7i32; 40];
+            let mut expected = sums;
+            for row in data.chunks_exact(width) {
+                for (e, &v) in expected.iter_mut().zip(row) {
+                    *e += i32::from(v);
+                }
+            }
+            if !sum_rows(&mut sums[..width], data) || sums != expected {
+                return Some(width);
             }
         }
     }

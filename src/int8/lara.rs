@@ -708,7 +708,22 @@ impl<'a> Workspace<'a> {
                         && super::helium::sum_rows(k_sum, k_segment, dim),
                 )
             };
-            #[cfg(not(lara_attn_helium))]
+            // (the other DSP cores: 16 columns at a time over the rows, for d a multiple of 4 and,
+            // for the keys, no mask)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let summed = if compact {
+                (false, false)
+            } else {
+                let q_segment = q_rows.get(..q_len * dim).unwrap_or_default();
+                let k_segment = k_rows.get(..k_len * dim).unwrap_or_default();
+                (
+                    q_segment.len() == q_len * dim && super::dsp::sum_rows(q_sum, q_segment),
+                    x.key_mask.is_none()
+                        && k_segment.len() == k_len * dim
+                        && super::dsp::sum_rows(k_sum, k_segment),
+                )
+            };
+            #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
             let summed = (false, false);
             if !summed.0 {
                 add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
@@ -753,6 +768,16 @@ impl<'a> Workspace<'a> {
                     continue;
                 }
             }
+            // (the other cores: a row at a time, for d a multiple of 4 and segments of 1 to
+            // 2^16 − 1)
+            #[cfg(not(lara_attn_helium))]
+            if let Some(factors) = small
+                && self.landmark_row(c, (q_sum, q_len), (k_sum, k_len), factors)
+            {
+                self.row = row;
+                (q_first, k_first) = (q_first + q_len, k_first + k_len);
+                continue;
+            }
             for (e, (&q, &k)) in q_sum.iter().zip(k_sum.iter()).enumerate() {
                 let (q_bar, k_bar) = (mean(q, q_len), mean(k, k_len));
                 if let Some(((q_m, q_p), (k_m, k_p))) = small {
@@ -768,6 +793,61 @@ impl<'a> Workspace<'a> {
             (q_first, k_first) = (q_first + q_len, k_first + k_len);
         }
         self.w = packed;
+    }
+
+    /// [`segment_means`](Self::segment_means)' landmark `c` from its segment sums (overwritten
+    /// by the means) on the cores without Helium: the means `q̄`, `k̄` by a 32-bit division, `mu`
+    /// by [`Multiplier::high_word_small`]'s `factors` into its plain row, then the rows of `q̄`
+    /// and `mu` into row `c mod 4` of their byte blocks a chunk at a time (the words `(x0, x2)`
+    /// and `(x1, x3)`). The bits of the element loop; `false`, nothing written, unless `d` is a
+    /// multiple of 4 and both segments have 1 to `2^16 − 1` rows.
+    #[cfg(not(lara_attn_helium))]
+    #[inline(always)]
+    fn landmark_row(
+        &mut self,
+        c: usize,
+        (q_sum, q_len): (&mut [i32], usize),
+        (k_sum, k_len): (&mut [i32], usize),
+        ((q_m, q_p), (k_m, k_p)): ((i32, u32), (i32, u32)),
+    ) -> bool {
+        let dim = self.shape.dim;
+        let block = block_words(dim);
+        let (b, r) = (c / ROWS, c % ROWS);
+        let lens = 1..1 << 16;
+        let rows = (
+            self.q_bar.get_mut(b * block..(b + 1) * block),
+            self.mu.get_mut(b * block..(b + 1) * block),
+            self.mu_rows.get_mut(c * dim..(c + 1) * dim),
+        );
+        let (Some(q_block), Some(mu_block), Some(mu_row)) = rows else {
+            return false;
+        };
+        if !dim.is_multiple_of(4) || !lens.contains(&q_len) || !lens.contains(&k_len) {
+            return false;
+        }
+        // round(128 · sum / len), half away from zero: |sum| ≤ 128 · len, so |128 · sum| < 2^30
+        let mean = |sum: i32, len: u32| {
+            let q = (((sum.unsigned_abs() << 7) + len / 2) / len) as i32;
+            if sum >= 0 { q } else { -q }
+        };
+        let (q_len, k_len) = (q_len as u32, k_len as u32);
+        for ((q, &k), m) in q_sum.iter_mut().zip(k_sum.iter()).zip(mu_row.iter_mut()) {
+            let (q_bar, k_bar) = (mean(*q, q_len), mean(k, k_len));
+            *q = q_bar;
+            // mu = q̄ + k̄ in w_unit (set_landmark's bits)
+            let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
+            *m = mu.clamp(-(1 << 14), 1 << 14);
+        }
+        for (row, block) in [(&*q_sum, q_block), (&*mu_row, mu_block)] {
+            let (chunks, _) = row.as_chunks::<4>();
+            let (words, _) = block.as_chunks_mut::<8>();
+            for (&[x0, x1, x2, x3], words) in chunks.iter().zip(words) {
+                // (r < 4)
+                words[r & 3] = pair(x0, x2);
+                words[4 + (r & 3)] = pair(x1, x3);
+            }
+        }
+        true
     }
 
     /// `q̄ = 128 · q̄_int` (units `scale_q̄/128`); `mu = q̄ + k̄` in `w_unit`.
@@ -1435,6 +1515,7 @@ const PACKED_ROWS: u32 = 256;
 /// 1 and 3 in the other, each biased by 128 to `[0, 255]`), flushed to `sum` every
 /// [`PACKED_ROWS`] rows; a tail of `len mod 4` columns one at a time. `packed` holds the lanes
 /// (`len / 2` words; a shorter one: one `i8` at a time throughout).
+#[inline(never)]
 fn add_rows<'r>(sum: &mut [i32], packed: &mut [i32], rows: impl Iterator<Item = &'r [i8]>) {
     let full = sum.len() / 4 * 4;
     // (built for size: one `i8` at a time)
