@@ -768,9 +768,9 @@ impl<'a> Workspace<'a> {
                     continue;
                 }
             }
-            // (the other cores: a row at a time, for d a multiple of 4 and segments of 1 to
-            // 2^16 − 1)
-            #[cfg(not(lara_attn_helium))]
+            // (the other DSP cores: a row at a time, for d a multiple of 4 and segments of 1 to
+            // 2^16 − 1; not on the M3 and ARMv6-M, where it takes 32 and 24 B more stack)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
             if let Some(factors) = small
                 && self.landmark_row(c, (q_sum, q_len), (k_sum, k_len), factors)
             {
@@ -796,12 +796,12 @@ impl<'a> Workspace<'a> {
     }
 
     /// [`segment_means`](Self::segment_means)' landmark `c` from its segment sums (overwritten
-    /// by the means) on the cores without Helium: the means `q̄`, `k̄` by a 32-bit division, `mu`
+    /// by the means) on the DSP cores without Helium: the means `q̄`, `k̄` by a 32-bit division, `mu`
     /// by [`Multiplier::high_word_small`]'s `factors` into its plain row, then the rows of `q̄`
     /// and `mu` into row `c mod 4` of their byte blocks a chunk at a time (the words `(x0, x2)`
     /// and `(x1, x3)`). The bits of the element loop; `false`, nothing written, unless `d` is a
     /// multiple of 4 and both segments have 1 to `2^16 − 1` rows.
-    #[cfg(not(lara_attn_helium))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
     #[inline(always)]
     fn landmark_row(
         &mut self,
@@ -1515,7 +1515,9 @@ const PACKED_ROWS: u32 = 256;
 /// 1 and 3 in the other, each biased by 128 to `[0, 255]`), flushed to `sum` every
 /// [`PACKED_ROWS`] rows; a tail of `len mod 4` columns one at a time. `packed` holds the lanes
 /// (`len / 2` words; a shorter one: one `i8` at a time throughout).
-#[inline(never)]
+// (out of line on the DSP cores without Helium, which sum most segments by `dsp::sum_rows`:
+// a smaller frame for segment_means; inlined elsewhere, which takes less)
+#[cfg_attr(all(lara_attn_dsp, not(lara_attn_helium)), inline(never))]
 fn add_rows<'r>(sum: &mut [i32], packed: &mut [i32], rows: impl Iterator<Item = &'r [i8]>) {
     let full = sum.len() / 4 * 4;
     // (built for size: one `i8` at a time)
