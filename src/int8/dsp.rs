@@ -25,9 +25,55 @@ use super::fixed_point::{
 use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
 
+/// `1 − e^-z` in `Q32` for `z = y · ln 2 / 2^16`, every 10-bit `y` (the `deficit` of
+/// [`pow2_fraction_q30`](super::fixed_point::pow2_fraction_q30), computed by the compiler): one
+/// load in the `2^-t` loops instead of five instructions (4 KiB of flash; not built for size).
+#[cfg(not(lara_attn_compact))]
+static DEFICITS: [u32; 1024] = {
+    let mut table = [0u32; 1024];
+    let mut y = 0;
+    while y < 1024 {
+        let z = y as u32 * LN2_Q16;
+        table[y] = z - (((z >> 10) * (z >> 10)) >> 13);
+        y += 1;
+    }
+    table
+};
+
+/// The `{ln2}` operand of [`exp2_body!`]: the address of [`DEFICITS`] (built for size: [`LN2_Q16`]).
+#[inline(always)]
+fn exp2_operand() -> u32 {
+    #[cfg(not(lara_attn_compact))]
+    return DEFICITS.as_ptr() as u32;
+    #[cfg(lara_attn_compact)]
+    LN2_Q16
+}
+
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
 /// shift `30 − bits + (t >> 16)` already capped at 63 (at least 1), `{table}` the address of
-/// `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `{j}`, `{y}` and the flags.
+/// `POW2_TABLE` and `{ln2}` [`exp2_operand`]; clobbers `{j}`, `{y}` and the flags.
+#[cfg(not(lara_attn_compact))]
+macro_rules! exp2_body {
+    () => {
+        concat!(
+            // T_j = 2^(-j/64) in Q30, j = (t >> 10) & 63
+            "ubfx {j}, {t}, #10, #6\n",
+            "ldr {j}, [{table}, {j}, lsl #2]\n",
+            // deficit = 1 − e^-z in Q32 for the low ten bits (the table)
+            "ubfx {t}, {t}, #0, #10\n",
+            "ldr {t}, [{ln2}, {t}, lsl #2]\n",
+            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
+            "umull {y}, {t}, {t}, {j}\n",
+            "sub {t}, {j}, {t}\n",
+            // round(x / 2^shift), half up: (x >> shift) + the carry (bit shift − 1)
+            "lsrs {t}, {t}, {s}\n",
+            "adc {t}, {t}, #0\n",
+        )
+    };
+}
+
+/// See the other [`exp2_body!`]: built for size, the polynomial (`{ln2}` is [`LN2_Q16`]).
+#[cfg(lara_attn_compact)]
 macro_rules! exp2_body {
     () => {
         concat!(
@@ -77,7 +123,7 @@ macro_rules! weights_loop {
             k = in(reg) 15u32,
             sum = inout(reg) $sum,
             table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) LN2_Q16,
+            ln2 = in(reg) exp2_operand(),
             t = out(reg) _,
             s = out(reg) _,
             j = out(reg) _,
@@ -174,7 +220,7 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
             pre = in(reg) pre_shift,
             sum = inout(reg) sum,
             table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) LN2_Q16,
+            ln2 = in(reg) exp2_operand(),
             t = out(reg) _,
             s = out(reg) _,
             j = out(reg) _,
@@ -229,7 +275,7 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
                     lo = inout(reg) low,
                     hi = inout(reg) high,
                     table = in(reg) POW2_TABLE.as_ptr(),
-                    ln2 = in(reg) LN2_Q16,
+                    ln2 = in(reg) exp2_operand(),
                     t = out(reg) _,
                     s = out(reg) _,
                     j = out(reg) _,
@@ -463,6 +509,25 @@ pub(crate) fn check() -> Option<usize> {
             if dots[..len] != expected[..len] || sum != expected_sum || dots[40] != -1 {
                 return Some(100 * round + len);
             }
+        }
+    }
+    // T at every t below 2^17 (every entry of both tables of 2^-t, at two shifts; Q27 keeps
+    // bits the Q15 weights round away)
+    let scale = scales_t[0];
+    let mut dots = [0i32; 32];
+    let mut references = [0i32; 32];
+    for first in (0..1u32 << 17).step_by(32) {
+        for (c, (d, r)) in dots.iter_mut().zip(references.iter_mut()).enumerate() {
+            *d = (next() as i32) >> 8;
+            *r = to_logit(scale.apply(*d)).wrapping_add((first + c as u32) as i32);
+        }
+        let expected: [i32; 32] = core::array::from_fn(|c| {
+            let logit = to_logit(scale.apply(dots[c]));
+            exp2_neg_branchless(references[c].wrapping_sub(logit).max(0) as u32, 27) as i32
+        });
+        t_row(&mut dots, &references, scale);
+        if dots != expected {
+            return Some(first as usize);
         }
     }
     // the query weights (α across the u32 range), every length to 40
