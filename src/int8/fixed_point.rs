@@ -576,6 +576,18 @@ impl Running {
         mut weigh: impl FnMut(Option<i32>) -> u32,
     ) -> u32 {
         let block_max = logits.iter().copied().max().unwrap_or(ABSENT);
+        // (the DSP cores without Helium: a block that leaves the reference as it is, the
+        // common case, without the factor and the rescaling of the sum, the same bits: the
+        // factor is Q15_ONE and rescaling by it leaves the sum; a block of absent logits gets
+        // weights 0, as below)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+        if block_max <= self.reference && self.reference != EMPTY_REFERENCE {
+            let block_sum = weigh(Some(self.reference));
+            if self.sum + block_sum <= SUM_LIMIT {
+                self.sum += block_sum;
+                return Q15_ONE;
+            }
+        }
         if block_max == ABSENT {
             weigh(None);
             return Q15_ONE;
