@@ -353,6 +353,62 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
     (wide(w_low, w_high), wide(m_low, m_high))
 }
 
+/// `a = rescale(a, factor)` for the four words of row `c` (at `4c`) of every whole group of
+/// `group` words of `acc`: `admit_rows`' rescaling, a row of a group per turn (`LDM`/`STM`).
+/// `round(a · f / 2^15)` of the `i64` product `p` (`SMULL`) is `p >> 15` (the low word's bits
+/// 15 and up, `ORR` the high word's) plus bit 14 of `p` (the carry of `LSRS #15`), as `i32`.
+/// For `factor ≤ 2^15`; `false`, nothing written, for another factor or a row outside a group.
+#[inline(always)]
+pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) -> bool {
+    if factor > 1 << 15 || (c + 1) * 4 > group {
+        return false;
+    }
+    let groups = acc.len() / group;
+    if groups == 0 {
+        return true;
+    }
+    // SAFETY: group ≥ 4 (c + 1 ≤ group / 4); the loop reads and writes words 4c..4c + 4 of
+    // each of the groups = acc.len() / group ≥ 1 whole groups (group words apart, until the
+    // pointer reaches groups · group words on), 4c + 4 ≤ group. The block writes only those
+    // words, its inout and out operands and the flags; no stack.
+    unsafe {
+        let start = acc.as_mut_ptr().add(4 * c);
+        asm!(
+            "1:",
+            "ldm {p}, {{r0, r1, r2, r3}}",
+            // (a · f >> 15) + bit 14 of a · f
+            "smull r0, {h}, r0, {f}",
+            "lsrs r0, r0, #15",
+            "orr r0, r0, {h}, lsl #17",
+            "adc r0, r0, #0",
+            "smull r1, {h}, r1, {f}",
+            "lsrs r1, r1, #15",
+            "orr r1, r1, {h}, lsl #17",
+            "adc r1, r1, #0",
+            "smull r2, {h}, r2, {f}",
+            "lsrs r2, r2, #15",
+            "orr r2, r2, {h}, lsl #17",
+            "adc r2, r2, #0",
+            "smull r3, {h}, r3, {f}",
+            "lsrs r3, r3, #15",
+            "orr r3, r3, {h}, lsl #17",
+            "adc r3, r3, #0",
+            "stm {p}, {{r0, r1, r2, r3}}",
+            "add {p}, {p}, {stride}",
+            "cmp {p}, {end}",
+            "bne 1b",
+            p = inout(reg) start => _,
+            end = in(reg) start.add(groups * group),
+            stride = in(reg) 4 * group,
+            f = in(reg) factor,
+            h = out(reg) _,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// Rows of `i8` whose sums stay within the `i16` lanes of [`sum_rows`]: `256 · 128 = 2^15`.
 const LANE_ROWS: usize = 256;
 
@@ -637,6 +693,11 @@ pub(crate) fn check() -> Option<usize> {
                 return Some(len);
             }
         }
+    }
+    // the rescaling of a row of admit_rows
+    let rescaled = super::fixed_point::check_rescale_rows(&mut next, rescale_row);
+    if rescaled.is_some() {
+        return rescaled;
     }
     // the segment sums: rows of -128 (a lane's floor after 256 of them), 127 and random
     // bytes, counts across the flushes, every width a multiple of 4 to 40

@@ -517,6 +517,50 @@ pub(crate) fn sweep_weight_blocks(mut differs: impl FnMut(i32, &[i32]) -> bool) 
     None
 }
 
+/// `rescale_row` (the DSP or Helium rescaling of `admit_rows`: `a = rescale(a, factor)` for the
+/// four words of row `c` of every whole group of `group` words of `acc`; `false`: not done, a
+/// difference) against [`rescale`]: sums across the `i32` range, every row of 1 to 3 groups,
+/// factors 0, `2^15 − 1` and random, accumulators with a partial group; `None`, or the first
+/// case that differs.
+#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+pub(crate) fn check_rescale_rows(
+    next: &mut impl FnMut() -> u32,
+    rescale_row: impl Fn(&mut [i32], usize, usize, u32) -> bool,
+) -> Option<usize> {
+    for len in 0..40usize {
+        let mut acc = [0i32; 3 * 12];
+        for a in acc.iter_mut() {
+            *a = match next() % 6 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => i32::MAX - (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let factor = match len % 4 {
+            0 => 0,
+            1 => (1 << 15) - 1,
+            _ => next() >> 17,
+        };
+        let group = 4 * (1 + len % 3);
+        let c = len / 3 % (group / 4);
+        let mut ours = acc;
+        let acc_len = acc.len() - len % 5;
+        if !rescale_row(&mut ours[..acc_len], group, c, factor) {
+            return Some(len);
+        }
+        let mut expected = acc;
+        for g in expected[..acc_len].chunks_exact_mut(group) {
+            for a in g.iter_mut().skip(c * 4).take(4) {
+                *a = rescale(*a, factor);
+            }
+        }
+        if ours != expected {
+            return Some(len);
+        }
+    }
+    None
+}
+
 /// `w_j = weight_q15(reference − ℓ_j)` (wrapping, as `u32`) over the common length, and their
 /// sum: [`Running::admit`]'s block (4 lanes at a time on Helium).
 #[cfg(lara_attn_helium)]

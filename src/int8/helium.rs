@@ -1337,36 +1337,9 @@ pub(crate) fn check() -> Option<usize> {
         return packed;
     }
     // the rescaling of a row: sums across the i32 range, every row of 1 to 3 groups
-    for len in 0..40usize {
-        let mut acc = [0i32; 3 * 12];
-        for a in acc.iter_mut() {
-            *a = match next() % 6 {
-                0 => i32::MIN + (next() >> 8) as i32,
-                1 => i32::MAX - (next() >> 8) as i32,
-                _ => (next() as i32) >> (next() % 32),
-            };
-        }
-        let factor = match len % 4 {
-            0 => 0,
-            1 => (1 << 15) - 1,
-            _ => next() >> 17,
-        };
-        let group = 4 * (1 + len % 3);
-        let c = len / 3 % (group / 4);
-        let mut ours = acc;
-        let acc_len = acc.len() - len % 5;
-        if !rescale_row(&mut ours[..acc_len], group, c, factor) {
-            return Some(len);
-        }
-        let mut expected = acc;
-        for g in expected[..acc_len].chunks_exact_mut(group) {
-            for a in g.iter_mut().skip(c * ROWS).take(ROWS) {
-                *a = super::fixed_point::rescale(*a, factor);
-            }
-        }
-        if ours != expected {
-            return Some(len);
-        }
+    let rescaled = super::fixed_point::check_rescale_rows(&mut next, rescale_row);
+    if rescaled.is_some() {
+        return rescaled;
     }
     // four rows at a time in admit_rows against one at a time: references and sums from empty
     // to the limit, absent keys and blocks, blocks that overflow the sum

@@ -440,6 +440,11 @@ fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
     if helium::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
         return;
     }
+    // (the other DSP cores: a row of a group per turn)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    if dsp::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
+        return;
+    }
     for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
         for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
             *a = rescale(*a, factor);
