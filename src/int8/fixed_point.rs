@@ -406,6 +406,18 @@ impl Reciprocal {
         shift_round(i64::from(x) * self.reciprocal, self.shift - extra)
     }
 
+    /// For `33 ≤ shift − extra ≤ 62`: `(reciprocal, 2^(shift − extra − 33), shift − extra −
+    /// 32)`, with which [`divide`](Self::divide) of `x` is `(((x · reciprocal) >> 32) as i32 +
+    /// round) >> high_shift` (the same bits: the rounding term a multiple of `2^32` adds to the
+    /// high word alone, which stays below `2^30 + 2^29`), one high word per value.
+    #[inline]
+    pub(crate) fn high_word(self, extra: i32) -> Option<(i64, i32, u32)> {
+        let shift = self.shift - extra;
+        (33..=62)
+            .contains(&shift)
+            .then(|| (self.reciprocal, 1 << (shift - 33), (shift - 32) as u32))
+    }
+
     /// The multiplier `factor / sum · 2^extra` as `(mantissa < 2^31, shift)`, for one row of
     /// outputs: `round(x · mantissa / 2^shift)`.
     pub(crate) fn times(self, factor: Multiplier, extra: i32) -> Multiplier {
@@ -757,6 +769,42 @@ mod tests {
         }
         println!("log2: {worst} L16 units");
         assert!(worst <= 0.52, "log2 error {worst} L16 units");
+    }
+
+    /// [`Reciprocal::high_word`]'s division against [`Reciprocal::divide`]: sums from 1 to
+    /// `2^24` (every power of two and its neighbours, and random ones), numerators across the
+    /// `i32` range, extra shifts 0 to 16.
+    #[test]
+    fn reciprocal_high_words_divide_alike() {
+        let mut seed = 0x0bad_5eedu32;
+        let mut sums: Vec<u32> = (0..=24)
+            .flat_map(|b| [(1u32 << b) - 1, 1 << b, (1 << b) + 1])
+            .collect();
+        sums.extend((0..2000).map(|_| xorshift32(&mut seed) >> (8 + xorshift32(&mut seed) % 24)));
+        let mut checked = 0;
+        for &sum in sums.iter().filter(|&&s| s > 0) {
+            let r = Reciprocal::new(sum);
+            for extra in [0, 8, 16] {
+                let Some((reciprocal, round, shift)) = r.high_word(extra) else {
+                    continue;
+                };
+                for _ in 0..64 {
+                    let x = match xorshift32(&mut seed) % 4 {
+                        0 => i32::MAX - (xorshift32(&mut seed) % 3) as i32,
+                        1 => i32::MIN + 1 + (xorshift32(&mut seed) % 3) as i32,
+                        _ => (xorshift32(&mut seed) as i32) >> (xorshift32(&mut seed) % 32),
+                    };
+                    let high = (((i64::from(x) * reciprocal) >> 32) as i32 + round) >> shift;
+                    assert_eq!(
+                        i64::from(high),
+                        r.divide(x, extra),
+                        "sum {sum}, x {x}, extra {extra}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000);
     }
 
     #[test]

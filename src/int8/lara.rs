@@ -954,6 +954,18 @@ impl<'a> Workspace<'a> {
                 *bias = state.log_sum();
             }
             let reciprocal = Reciprocal::new(state.sum);
+            // kv_c[t] = round(2^8 · acc / sum): V8, |kv| ≤ 2^15 (one high word per value for the
+            // shifts it allows, the usual case)
+            let high = reciprocal.high_word(8);
+            let v8 = |a: i32| -> i32 {
+                let v8 = match high {
+                    Some((r, round, shift)) => {
+                        i64::from((((i64::from(a) * r) >> 32) as i32 + round) >> shift)
+                    }
+                    None => reciprocal.divide(a, 8),
+                };
+                v8.clamp(-32768, 32767) as i32
+            };
             let group = sample_rows * ROWS;
             for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
@@ -963,9 +975,7 @@ impl<'a> Workspace<'a> {
                 };
                 for (t, &a) in acc.iter().skip(c * ROWS).take(ROWS).enumerate() {
                     if g * ROWS + t < value_dim {
-                        // kv_c[t] = round(2^8 · acc / sum): V8, |kv| ≤ 2^15
-                        let v8 = reciprocal.divide(a, 8).clamp(-32768, 32767) as i32;
-                        set_slot(kv, pair_slot(t, c), v8);
+                        set_slot(kv, pair_slot(t, c), v8(a));
                     }
                 }
             }
