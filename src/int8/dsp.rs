@@ -353,6 +353,59 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
     (wide(w_low, w_high), wide(m_low, m_high))
 }
 
+/// The `i8` requantisation of a row, `out[t] = clamp(((s_t · mantissa) >> 32) + round) >>
+/// shift, -128, 127)` (the high word of the product by `SMMLA` with the rounding term, `ASR` by a
+/// register, `SSAT #8`), four values per turn (`LDM`) over whole groups of four of the common
+/// length; returns the values done (the caller does the rest).
+#[inline(always)]
+pub(crate) fn requantize_i8(
+    out: &mut [i8],
+    sums: &[i32],
+    (mantissa, round, shift): (i32, i32, u32),
+) -> usize {
+    let len = out.len().min(sums.len()) / 4 * 4;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: len ≥ 4, a multiple of 4; the loop reads sums[0 .. len] and writes out[0 .. len]
+    // (four per turn, until the sum pointer reaches sums + len), len ≤ both lengths. The block
+    // writes only those bytes, its inout and out operands and the flags (SSAT may set Q); no
+    // stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {s}!, {{r0, r1, r2, r3}}",
+            "smmla r0, r0, {m}, {round}",
+            "asr r0, r0, {shift}",
+            "ssat r0, #8, r0",
+            "strb r0, [{o}], #1",
+            "smmla r1, r1, {m}, {round}",
+            "asr r1, r1, {shift}",
+            "ssat r1, #8, r1",
+            "strb r1, [{o}], #1",
+            "smmla r2, r2, {m}, {round}",
+            "asr r2, r2, {shift}",
+            "ssat r2, #8, r2",
+            "strb r2, [{o}], #1",
+            "smmla r3, r3, {m}, {round}",
+            "asr r3, r3, {shift}",
+            "ssat r3, #8, r3",
+            "strb r3, [{o}], #1",
+            "cmp {s}, {end}",
+            "bne 1b",
+            s = inout(reg) sums.as_ptr() => _,
+            end = in(reg) sums.as_ptr().add(len),
+            o = inout(reg) out.as_mut_ptr() => _,
+            m = in(reg) mantissa,
+            round = in(reg) round,
+            shift = in(reg) shift,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            options(nostack),
+        );
+    }
+    len
+}
+
 /// `a = rescale(a, factor)` for the four words of row `c` (at `4c`) of every whole group of
 /// `group` words of `acc`: `admit_rows`' rescaling, a row of a group per turn (`LDM`/`STM`).
 /// `round(a · f / 2^15)` of the `i64` product `p` (`SMULL`) is `p >> 15` (the low word's bits
@@ -690,6 +743,27 @@ pub(crate) fn check() -> Option<usize> {
                 -5
             };
             if a != expected {
+                return Some(len);
+            }
+        }
+    }
+    // the i8 requantisation: sums across the i32 range, 24-bit mantissas, every high shift
+    // from 1 to 30 (saturation both ways), every length to 40
+    for len in 0..=40usize {
+        let sums: [i32; 40] = core::array::from_fn(|_| (next() as i32) >> (next() % 32));
+        let shift = 1 + len as u32 % 30;
+        let (mantissa, round) = (((next() >> 8) | 1 << 23) as i32, 1i32 << (shift - 1));
+        let mut ours = [5i8; 41];
+        let done = requantize_i8(&mut ours[..len], &sums, (mantissa, round, shift));
+        for (i, &o) in ours.iter().enumerate() {
+            let expected = match sums.get(i) {
+                Some(&s) if i < done => {
+                    let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+                    ((high + round) >> shift).clamp(-128, 127) as i8
+                }
+                _ => 5,
+            };
+            if o != expected || done != len / 4 * 4 {
                 return Some(len);
             }
         }

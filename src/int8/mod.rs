@@ -705,6 +705,15 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
         // `VMULH.S32`, 4 lanes at a time)
         #[cfg(lara_attn_helium)]
         helium::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        // (the other DSP cores: four at a time in asm, the rest below)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let (out, sums) = {
+            let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+            (
+                out.get_mut(done..).unwrap_or_default(),
+                sums.get(done..).unwrap_or_default(),
+            )
+        };
         #[cfg(not(lara_attn_helium))]
         for (o, &s) in out.iter_mut().zip(sums) {
             let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
