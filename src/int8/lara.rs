@@ -955,8 +955,8 @@ impl<'a> Workspace<'a> {
             }
             let reciprocal = Reciprocal::new(state.sum);
             // kv_c[t] = round(2^8 · acc / sum): V8, |kv| ≤ 2^15 (one high word per value for the
-            // shifts it allows, the usual case)
-            let high = reciprocal.high_word(8);
+            // shifts it allows, the usual case; built for size, the general path alone)
+            let high = reciprocal.high_word(8).filter(|_| !cfg!(lara_attn_compact));
             let v8 = |a: i32| -> i32 {
                 let v8 = match high {
                     Some((r, round, shift)) => {
