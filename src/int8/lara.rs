@@ -670,10 +670,7 @@ impl<'a> Workspace<'a> {
         let compact = cfg!(lara_attn_compact);
         let mean = |sum: i32, len: usize| -> i64 {
             if !compact && (1..1 << 16).contains(&len) {
-                // div_round's 32-bit path: |sum| ≤ 128 · len, so |128 · sum| < 2^30
-                let len = len as u32;
-                let q = ((sum.unsigned_abs() << 7) + len / 2) / len;
-                if sum >= 0 { q.into() } else { -i64::from(q) }
+                segment_mean(sum, len as u32).into()
             } else {
                 div_round(i64::from(sum) * 128, len as i64)
             }
@@ -825,14 +822,9 @@ impl<'a> Workspace<'a> {
         if !dim.is_multiple_of(4) || !lens.contains(&q_len) || !lens.contains(&k_len) {
             return false;
         }
-        // round(128 · sum / len), half away from zero: |sum| ≤ 128 · len, so |128 · sum| < 2^30
-        let mean = |sum: i32, len: u32| {
-            let q = (((sum.unsigned_abs() << 7) + len / 2) / len) as i32;
-            if sum >= 0 { q } else { -q }
-        };
         let (q_len, k_len) = (q_len as u32, k_len as u32);
         for ((q, &k), m) in q_sum.iter_mut().zip(k_sum.iter()).zip(mu_row.iter_mut()) {
-            let (q_bar, k_bar) = (mean(*q, q_len), mean(k, k_len));
+            let (q_bar, k_bar) = (segment_mean(*q, q_len), segment_mean(k, k_len));
             *q = q_bar;
             // mu = q̄ + k̄ in w_unit (set_landmark's bits)
             let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
@@ -1514,6 +1506,14 @@ fn pack_pairs(
         *word = pair(low as i32, 0);
     }
     sum
+}
+
+/// `round(128 · sum / len)`, half away from zero, for a segment of `1 ≤ len < 2^16` rows
+/// (`div_round`'s bits in 32-bit arithmetic: `|sum| ≤ 128 · len`, so `|128 · sum| < 2^30`).
+#[inline(always)]
+fn segment_mean(sum: i32, len: u32) -> i32 {
+    let q = (((sum.unsigned_abs() << 7) + len / 2) / len.max(1)) as i32;
+    if sum >= 0 { q } else { -q }
 }
 
 /// Rows added into the packed lanes of [`add_rows`] between two flushes: each 16-bit lane
