@@ -1090,11 +1090,11 @@ impl<'a> Workspace<'a> {
     // (inlined into query_pass on the DSP cores without Helium: fewer instructions per query
     // on the M4F, the same stack; out of line elsewhere)
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
@@ -1158,11 +1158,11 @@ impl<'a> Workspace<'a> {
     /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
     /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
@@ -1232,11 +1232,11 @@ impl<'a> Workspace<'a> {
     /// The normalised weights `sniw_c` (each `≤ 2^14`, their sum about `2^14`) in pairs, from
     /// `logits` (and `alpha` for mis-opt); returns their sum.
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
@@ -1282,11 +1282,11 @@ impl<'a> Workspace<'a> {
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
