@@ -1400,9 +1400,11 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // four rows at a time in admit_rows against one at a time: references and sums from empty
-    // to the limit, absent keys and blocks, blocks that overflow the sum
+    // to the limit, absent keys and blocks, blocks that overflow the sum; every third length
+    // with the logits at or below the base (rows that keep their reference)
     for len in 0..40usize {
         let rows: usize = [4, 5, 8, 9][len % 4];
+        let below = len % 3 == 0;
         let stride = rows.div_ceil(ROWS) * ROWS;
         let mut logits = [0i32; 12 * KEY_BLOCK];
         let (mut reference, mut sum) = ([0i32; 12], [0i32; 12]);
@@ -1420,6 +1422,7 @@ pub(crate) fn check() -> Option<usize> {
             for l in logits.iter_mut().skip(c * KEY_BLOCK).take(KEY_BLOCK) {
                 *l = match (kind, next() % 8) {
                     (2, _) | (_, 0) => super::fixed_point::ABSENT,
+                    _ if below => base - (next() % (1 << 20)) as i32,
                     (3, _) => base + (1 << 16) - (next() % 4096) as i32,
                     _ => base + (next() as i32 >> 12),
                 };
@@ -1444,7 +1447,7 @@ pub(crate) fn check() -> Option<usize> {
                 &logits,
                 &mut expected_weights,
                 (&mut r2, &mut s2),
-                c,
+                (c, c),
                 &mut acc2[..3 * stride * ROWS],
                 stride,
             );
