@@ -697,21 +697,34 @@ impl Requantize {
     }
 }
 
-/// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`; on Helium not inlined (a frame of
-/// its own, off the deepest call path of [`Requantize::write_row`]'s callers: 32 B less stack
-/// for RFA on the M55; elsewhere inlined, which takes less).
+/// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`. On Helium the common case
+/// (`Multiplier::high_word_rounded`) is the `asm!` loop inlined here, the rest not inlined (a
+/// frame of its own, off the deepest call path of [`Requantize::write_row`]'s callers: 32 B
+/// less stack for RFA on the M55, and no save of `d8`–`d13` for the common case); elsewhere
+/// inlined, which takes less.
+#[inline]
+fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    if let Some(parts) = row.high_word_rounded() {
+        // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
+        // of the product alone, the same bits (`VMULH.S32`, 4 lanes at a time)
+        helium::requantize_i8(out, sums, parts);
+        return;
+    }
+    write_i8_rows(out, sums, row);
+}
+
+/// [`write_i8`]'s loops (see there).
 #[cfg_attr(lara_attn_helium, inline(never))]
 #[cfg_attr(not(lara_attn_helium), inline)]
-fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
+fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
     // (built for size: the general loop alone, the same bits)
     let compact = cfg!(lara_attn_compact);
+    // (on Helium the first case is write_i8's, but for the compact build)
+    #[cfg(not(lara_attn_helium))]
     if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
         // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores; on Helium
-        // `VMULH.S32`, 4 lanes at a time)
-        #[cfg(lara_attn_helium)]
-        helium::requantize_i8(out, sums, (mantissa, round_high, high_shift));
-        #[cfg(not(lara_attn_helium))]
+        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores)
         for (o, &s) in out.iter_mut().zip(sums) {
             let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
             *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
