@@ -1072,6 +1072,13 @@ impl<'a> Workspace<'a> {
         let base = head * self.shape.queries * value_dim;
         let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
         self.weights_packed.fill(0);
+        // (Helium, mis-opt with one sample per landmark below 32 of them: every slice cut once
+        // per head)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if optimal && self.samples == self.count && (1..32).contains(&self.count) {
+            self.mis_opt_queries(plan, t_dot, x, out, base);
+            return;
+        }
         let shared = core::mem::take(&mut self.shared);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
@@ -1083,6 +1090,67 @@ impl<'a> Workspace<'a> {
             self.query_output(plan, weight_sum, out, base + i * value_dim);
         }
         self.shared = shared;
+    }
+
+    /// [`query_pass`](Self::query_pass) for mis-opt with `samples == count < 32` on Helium: the
+    /// steps of `query_logits`, `query_alpha`, `query_weights` and `query_output` (the same
+    /// loops, the same bits) with every slice cut once before the queries (no per-query
+    /// bookkeeping of the general steps).
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn mis_opt_queries(
+        &mut self,
+        plan: &Plan,
+        t_dot: Scale32,
+        x: &Qkv<'_>,
+        out: &mut impl Rows,
+        base: usize,
+    ) {
+        use super::helium;
+        let (dim, value_dim, count, sizes) =
+            (self.shape.dim, self.shape.value_dim, self.count, self.rows);
+        let loops = self.loops;
+        let (w, q_bar) = (
+            self.w.get(..sizes.sample_words).unwrap_or_default(),
+            self.q_bar.get(..sizes.landmark_words).unwrap_or_default(),
+        );
+        let logits = self.logits.get_mut(..sizes.samples).unwrap_or_default();
+        let t_row = self.t_row.get_mut(..sizes.landmarks).unwrap_or_default();
+        let (biases, t_reference, balances) = (
+            self.bias.get(..count).unwrap_or_default(),
+            self.t_reference.get(..count).unwrap_or_default(),
+            self.balance.get(..count).unwrap_or_default(),
+        );
+        let weights = self.alpha.get_mut(..count).unwrap_or_default();
+        let packed = self
+            .weights_packed
+            .get_mut(..sizes.pair_words)
+            .unwrap_or_default();
+        let out_row = &mut *self.out_row;
+        let shared = &mut *self.shared;
+        let half = count as u32 / 2;
+        for (i, q_row) in rows(x.q, dim).enumerate() {
+            let q_row = padded_bytes(q_row, &mut *shared);
+            // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
+            dot_blocks(loops, w, q_row, logits);
+            let live = logits.get_mut(..count).unwrap_or_default();
+            let max = helium::query_logits(live, biases, plan.query_dot);
+            // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
+            dot_blocks(loops, q_bar, q_row, t_row);
+            let t = t_row.get_mut(..count).unwrap_or_default();
+            let t_mean = ((helium::t_row(t, t_reference, t_dot) + half) / count as u32) as i32;
+            // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
+            helium::alphas(weights, (balances, t), t_mean, plan.alpha_coeff);
+            // w_c = 2^(ℓ_c − max) · α_c, sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
+            let total = helium::query_weights(max, live, weights, true);
+            let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
+            let weight_sum = helium::pack_rounded(weights, packed, shift);
+            // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
+            pair_dot_blocks(loops, self.kv, packed, out_row);
+            let row = out_row.get(..value_dim).unwrap_or_default();
+            plan.requantize
+                .write_row(row, weight_sum.max(1), -8, out, base + i * value_dim);
+        }
     }
 
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
