@@ -401,6 +401,20 @@ impl Reciprocal {
         shift_round(i64::from(x) * self.reciprocal, self.shift - extra)
     }
 
+    /// [`divide`](Self::divide)`(x, extra)` as `(high(x · mantissa) + round_high) >> high_shift`
+    /// (see [`Multiplier::high_word_rounded`]: the rounding term a multiple of `2^32`), for a
+    /// reciprocal below `2^31` and `33 ≤ shift − extra ≤ 62`; else `None`.
+    #[cfg(lara_attn_helium)]
+    #[inline]
+    pub(crate) fn high_word_rounded(self, extra: i32) -> Option<(i32, i32, u32)> {
+        let mantissa = i32::try_from(self.reciprocal).ok()?;
+        Multiplier {
+            mantissa,
+            shift: self.shift - extra,
+        }
+        .high_word_rounded()
+    }
+
     /// The multiplier `factor / sum · 2^extra` as `(mantissa < 2^31, shift)`, for one row of
     /// outputs: `round(x · mantissa / 2^shift)`.
     pub(crate) fn times(self, factor: Multiplier, extra: i32) -> Multiplier {

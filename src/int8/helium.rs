@@ -549,6 +549,73 @@ pub(crate) fn requantize_i8(
     }
 }
 
+/// LARA's `kv_c[t] = clamp(round(acc · 2^8 / sum), −2^15, 2^15 − 1)` for row `c` of every
+/// group: `acc` holds the groups (`group` words each, row `c`'s four sums at `c · 4`), `kv`
+/// the pair blocks (`kv_block` words each, row `c`'s four `i16` at `pair_slot(t, c)`, 8
+/// halfwords apart); the division as [`requantize_i8`]'s high word (`VMULH.S32`, for a
+/// [`Reciprocal::high_word_rounded`](super::fixed_point::Reciprocal::high_word_rounded)),
+/// saturated to 16 bits (`VQSHL`/`VSHR`), a halfword scatter per group (`VSTRH.32`). `false`,
+/// nothing written, if the row is not inside a group or a block.
+#[inline(always)]
+pub(crate) fn divide_row(
+    (acc, group): (&[i32], usize),
+    (kv, kv_block): (&mut [i32], usize),
+    c: usize,
+    (mantissa, round_high, high_shift): (i32, i32, u32),
+) -> bool {
+    // row c's first halfword in a pair block, and its last (t = 3) inside the block
+    let slot = (c / CHUNK) * (CHUNK * ROWS) + c % CHUNK;
+    let inside = group != 0
+        && c.saturating_add(1).saturating_mul(ROWS) <= group
+        && slot + 3 * CHUNK < 2 * kv_block;
+    if !inside {
+        return false;
+    }
+    let groups = (acc.len() / group).min(kv.len() / kv_block);
+    let src = acc.as_ptr().wrapping_add(c * ROWS);
+    let dst = kv.as_mut_ptr().cast::<i16>().wrapping_add(slot);
+    // SAFETY: for g < groups ≤ acc.len() / group the loop reads acc[g · group + 4c .. + 4]
+    // (4c + 4 ≤ group) and writes the halfwords g · 2 kv_block + slot + {0, 8, 16, 24} of kv
+    // (below 2 kv_block within block g, g < kv.len() / kv_block); it reads ROW_OFFSETS (4
+    // words). The block writes only those halfwords, q0–q2 (declared as s0–s11;
+    // caller-saved), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q2, [{offsets}]",
+            "vdup.32 q1, {m}",
+            "wls lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}]",
+            "vmulh.s32 q0, q0, q1",
+            "vadd.i32 q0, q0, {round}",
+            // >> high_shift (arithmetic), then saturated to [-2^15, 2^15 - 1]
+            "vshl.s32 q0, {shift}",
+            "vqshl.s32 q0, q0, #16",
+            "vshr.s32 q0, q0, #16",
+            "vstrh.32 q0, [{d}, q2, uxtw #1]",
+            "add {s}, {s}, {s_step}",
+            "add {d}, {d}, {d_step}",
+            "le lr, 1b",
+            "2:",
+            offsets = in(reg) ROW_OFFSETS.as_ptr(),
+            m = in(reg) mantissa,
+            n = in(reg) groups,
+            s = inout(reg) src => _,
+            d = inout(reg) dst => _,
+            round = in(reg) round_high,
+            shift = in(reg) -(high_shift as i32),
+            s_step = in(reg) group * 4,
+            d_step = in(reg) kv_block * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// [`pack_value_blocks`](crate::simd::int8::pack_value_blocks) on Helium: per column, a gather
 /// of the column's byte in the `KEY_BLOCK` key rows (`VLDRB.S16` at 16-bit offsets, the lanes of
 /// keys that do not count or do not exist predicated off, which loads zeros) and a store of the
@@ -1453,6 +1520,51 @@ pub(crate) fn check() -> Option<usize> {
             );
         }
         if (reference, sum, acc) != (r2, s2, acc2) || weights != expected_weights {
+            return Some(len);
+        }
+    }
+    // LARA's kv rows: sums from 1 to 2^23 (powers of two: no i32 reciprocal, not taken),
+    // accumulators across the i32 range (saturating), every row of 1 to 3 row blocks
+    for len in 0..40usize {
+        let sum = match len % 5 {
+            0 => 1 << (15 + len % 9),
+            1 => (1 << 15) + 1,
+            _ => (next() >> (8 + next() % 17)).max(1),
+        };
+        let reciprocal = super::fixed_point::Reciprocal::new(sum);
+        let sample_rows = ROWS * (1 + len % 3);
+        let (group, kv_block) = (
+            sample_rows * ROWS,
+            crate::simd::int8::block_words(sample_rows),
+        );
+        let groups = 1 + len % 4;
+        let c = (len * 7) % sample_rows;
+        let mut acc = [0i32; 4 * 48];
+        for a in acc.iter_mut() {
+            *a = (next() as i32) >> (next() % 32);
+        }
+        let mut ours = [0i32; 4 * 32];
+        for k in ours.iter_mut() {
+            *k = next() as i32;
+        }
+        let mut expected = ours;
+        let Some(parts) = reciprocal.high_word_rounded(8) else {
+            continue;
+        };
+        let (acc, kv_len) = (&acc[..groups * group], groups * kv_block);
+        if !divide_row((acc, group), (&mut ours[..kv_len], kv_block), c, parts) {
+            return Some(len);
+        }
+        for (g, sums) in acc.chunks_exact(group).enumerate() {
+            for t in 0..ROWS {
+                let v8 = reciprocal
+                    .divide(sums[c * ROWS + t], 8)
+                    .clamp(-32768, 32767) as i32;
+                let slot = crate::simd::int8::pair_slot(t, c);
+                crate::simd::int8::set_slot(&mut expected[g * kv_block..], slot, v8);
+            }
+        }
+        if ours != expected {
             return Some(len);
         }
     }

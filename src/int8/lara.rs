@@ -875,6 +875,14 @@ impl<'a> Workspace<'a> {
             }
             let reciprocal = Reciprocal::new(state.sum);
             let group = sample_rows * ROWS;
+            // (Helium: row c of every group 4 lanes at a time, for whole groups of columns)
+            #[cfg(lara_attn_helium)]
+            if let Some(parts) = reciprocal.high_word_rounded(8)
+                && value_dim.is_multiple_of(ROWS)
+                && super::helium::divide_row((self.kv_acc, group), (self.kv, kv_block), c, parts)
+            {
+                continue;
+            }
             for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
