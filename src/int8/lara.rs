@@ -969,6 +969,11 @@ impl<'a> Workspace<'a> {
             let own = c % count;
             let diagonal = lm.get(own).copied().unwrap_or(0);
             let max = lm.iter().copied().max().unwrap_or(0);
+            // Σ 2^(LM − max) in Q15 (on Helium 4 lanes at a time, the weights into `dots`,
+            // unused)
+            #[cfg(lara_attn_helium)]
+            let total = super::helium::weights_q15(max, lm, self.dots);
+            #[cfg(not(lara_attn_helium))]
             let total: u32 = lm
                 .iter()
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
