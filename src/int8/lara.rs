@@ -19,8 +19,11 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
+    log2_l16, mul_high_round, to_logit, to_logit_wide,
 };
+// (the densities' weights: Helium has its own loop)
+#[cfg(not(lara_attn_helium))]
+use super::fixed_point::weight_q15;
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
 // `super::helium` and `super::dsp`)
 #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
