@@ -24,7 +24,7 @@ use super::fixed_point::{
     LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, sweep_weight_blocks,
     to_logit, weight_q15,
 };
-use crate::simd::int8::{CHUNK, KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
+use crate::simd::int8::{CHUNK, KEY_BLOCK, ROW_STEP, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
@@ -496,14 +496,6 @@ pub(crate) fn projection_column(
     }
     max
 }
-
-/// The byte offsets of four consecutive rows of logits (`KEY_BLOCK` words each).
-static ROW_STEP: [u32; 4] = [
-    0,
-    (KEY_BLOCK * 4) as u32,
-    (2 * KEY_BLOCK * 4) as u32,
-    (3 * KEY_BLOCK * 4) as u32,
-];
 
 /// `out[t] = clamp((high(sums[t] · mantissa) + round_high) >> high_shift, −128, 127)` over the
 /// common length, `high` the high word of the 64-bit product (`VMULH.S32`): `write_i8`'s loop
@@ -1295,6 +1287,54 @@ pub(crate) fn check() -> Option<usize> {
             if sum != expected_sum {
                 return Some(len);
             }
+        }
+    }
+    // the key blocks' dots and logit columns in one asm block: one to four chunks, one to
+    // three blocks of rows, rows of i8 across the range, offsets across i32, against
+    // portable_dot_blocks and the portable column
+    for len in 0..40usize {
+        let (chunks, count) = (1 + len % 4, 1 + len / 4 % 3);
+        let dim = chunks * CHUNK;
+        let words = crate::simd::int8::block_words(dim);
+        let mut blocks = [0i32; 3 * 64];
+        for b in blocks.iter_mut() {
+            let (low, high) = (next() % 32769, next() % 32769);
+            *b = crate::simd::int8::pair(low as i32 - 16384, high as i32 - 16384);
+        }
+        let mut rows = [0i8; KEY_BLOCK * 32];
+        for r in rows.iter_mut() {
+            *r = next() as i8;
+        }
+        let offsets: [i32; KEY_BLOCK] = core::array::from_fn(|jj| match (len + jj) % 4 {
+            0 => i32::MIN + (next() >> 4) as i32,
+            1 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        });
+        let (rows, blocks) = (&rows[..KEY_BLOCK * dim], &blocks[..count * words]);
+        let mut dots = [0i32; 12];
+        let mut ours = [0x5555_5555i32; 13 * KEY_BLOCK];
+        let mut expected = ours;
+        let loops = crate::simd::int8::Loops::active();
+        let scale_parts = (scale.parts(), &offsets);
+        let n = count * ROWS;
+        if !crate::simd::int8::dot_logit_block(
+            loops,
+            (blocks, rows, dim),
+            &mut dots[..n],
+            &mut ours,
+            scale_parts,
+        ) {
+            return Some(len);
+        }
+        for (jj, row) in rows.chunks_exact(dim).enumerate() {
+            let mut d = [0i32; 12];
+            crate::simd::int8::portable_dot_blocks(blocks, row, &mut d[..n]);
+            for (r, &dot) in d[..n].iter().enumerate() {
+                expected[r * KEY_BLOCK + jj] = to_logit(scale.apply(dot).wrapping_sub(offsets[jj]));
+            }
+        }
+        if ours != expected {
+            return Some(len);
         }
     }
     // the scaled logit columns: every column, dots across the range, offsets across i32

@@ -919,6 +919,22 @@ impl<'a> Workspace<'a> {
             .get(..sample_rows / ROWS * block_words(dim))
             .unwrap_or_default();
         let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        // (Helium: every key of the block counts, all eight in one asm block)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if let Some(rows) =
+            x.k.get(first * dim..(first + KEY_BLOCK) * dim)
+                .filter(|_| counted.iter().all(|&c| c))
+        {
+            let half_norms: [i32; KEY_BLOCK] = core::array::from_fn(|jj| {
+                let k_row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
+                plan.key_norm.apply(squared_norm(k_row))
+            });
+            let scale = (plan.key_dot.parts(), &half_norms);
+            let rows = (w, rows, dim);
+            if crate::simd::int8::dot_logit_block(self.loops, rows, dots, self.logits, scale) {
+                return;
+            }
+        }
         for (jj, &counts) in counted.iter().enumerate() {
             let start = (first + jj) * dim;
             let key = x.k.get(start..start + dim).filter(|_| counts);
@@ -1017,7 +1033,20 @@ impl<'a> Workspace<'a> {
                 .dots
                 .get_mut(..landmark_blocks * ROWS)
                 .unwrap_or_default();
-            for ii in 0..KEY_BLOCK {
+            // (Helium: a whole block of queries, all eight in one asm block)
+            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+            let fused = x
+                .q
+                .get(first * dim..(first + KEY_BLOCK) * dim)
+                .filter(|_| first + KEY_BLOCK <= queries)
+                .is_some_and(|rows| {
+                    let scale = (t_dot.parts(), &[0; KEY_BLOCK]);
+                    let rows = (q_bar, rows, dim);
+                    crate::simd::int8::dot_logit_block(self.loops, rows, dots, self.logits, scale)
+                });
+            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
+            let fused = false;
+            for ii in (0..KEY_BLOCK).filter(|_| !fused) {
                 let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
                 match q_row {
                     Some(q_row) if first + ii < queries => {
