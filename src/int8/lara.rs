@@ -1194,7 +1194,7 @@ impl<'a> Workspace<'a> {
             pair_dot_blocks(loops, self.kv, packed, out_row);
             let row = out_row.get(..value_dim).unwrap_or_default();
             plan.requantize
-                .write_row(row, weight_sum.max(1), -8, out, base + i * value_dim);
+                .write_row_inline(row, weight_sum.max(1), -8, out, base + i * value_dim);
         }
     }
 

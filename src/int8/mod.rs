@@ -693,6 +693,20 @@ impl Requantize {
     /// `V16 · scale_v / 2^16` with `V16 = round(sums[t] · 2^(16 + extra) / den)`.
     #[inline(never)]
     fn write_row<O: Rows>(&self, sums: &[i32], den: u32, extra: i32, out: &mut O, offset: usize) {
+        self.write_row_inline(sums, den, extra, out, offset);
+    }
+
+    /// [`write_row`](Self::write_row) inlined (LARA's query loop on Helium: no call and
+    /// frame per row).
+    #[inline(always)]
+    fn write_row_inline<O: Rows>(
+        &self,
+        sums: &[i32],
+        den: u32,
+        extra: i32,
+        out: &mut O,
+        offset: usize,
+    ) {
         out.write(self, (sums, Reciprocal::new(den), extra), offset);
     }
 }
