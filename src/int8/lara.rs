@@ -1173,7 +1173,8 @@ impl<'a> Workspace<'a> {
             .unwrap_or_default();
         let out_row = &mut *self.out_row;
         let shared = &mut *self.shared;
-        let half = count as u32 / 2;
+        // (count ≥ 1 here; max(1): no division-by-zero path)
+        let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
@@ -1183,7 +1184,8 @@ impl<'a> Workspace<'a> {
             // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
             dot_blocks(loops, q_bar, q_row, t_row);
             let t = t_row.get_mut(..count).unwrap_or_default();
-            let t_mean = ((helium::t_row(t, t_reference, t_dot) + half) / count as u32) as i32;
+            let t_sum = helium::t_row(t, t_reference, t_dot);
+            let t_mean = ((t_sum + half) / divisor) as i32;
             // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
             helium::alphas(weights, (balances, t), t_mean, plan.alpha_coeff);
             // w_c = 2^(ℓ_c − max) · α_c, sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
