@@ -558,6 +558,7 @@ pub(crate) fn divide_row(
     // row c's first halfword in a pair block, and its last (t = 3) inside the block
     let slot = (c / CHUNK) * (CHUNK * ROWS) + c % CHUNK;
     let inside = group != 0
+        && kv_block != 0
         && c.saturating_add(1).saturating_mul(ROWS) <= group
         && slot + 3 * CHUNK < 2 * kv_block;
     if !inside {
