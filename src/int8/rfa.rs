@@ -441,8 +441,10 @@ impl<'a> Workspace<'a> {
 
     /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
     /// `c_r · sum · 2^(e_r − 16 − 15 + 24) + 1e-4 · Σ`, the sums `Σ_m 2^(B − hk − reference_r)
-    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys).
-    #[inline(never)]
+    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys). (Inlined into
+    /// `finish_keys`' loops on Helium: fewer instructions there; out of line elsewhere.)
+    #[cfg_attr(all(lara_attn_helium, not(lara_attn_compact)), inline(always))]
+    #[cfg_attr(not(all(lara_attn_helium, not(lara_attn_compact))), inline(never))]
     fn summary(&self, r: usize, t: usize, key_count: i64) -> i64 {
         let value_dim = self.shape.value_dim;
         let feature_rows = self.features.div_ceil(ROWS) * ROWS;
