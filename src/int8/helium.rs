@@ -1318,23 +1318,49 @@ pub(crate) fn check() -> Option<usize> {
         let loops = crate::simd::int8::Loops::active();
         let scale_parts = (scale.parts(), &offsets);
         let n = count * ROWS;
-        if !crate::simd::int8::dot_logit_block(
-            loops,
-            (blocks, rows, dim),
-            &mut dots[..n],
-            &mut ours,
-            scale_parts,
-        ) {
+        // (RFA's projections on odd lengths: p = ssat29(scale · dot), ssat29(p − offset) and
+        // the largest p)
+        let projection = len % 2 == 1;
+        let start_max = [i32::MIN, (next() as i32) >> 4][len / 2 % 2];
+        let (written, max) = if projection {
+            let block = crate::simd::int8::dot_projection_block(
+                loops,
+                (blocks, rows, dim),
+                &mut dots[..n],
+                &mut ours,
+                scale_parts,
+                start_max,
+            );
+            (block.is_some(), block.unwrap_or(0))
+        } else {
+            let written = crate::simd::int8::dot_logit_block(
+                loops,
+                (blocks, rows, dim),
+                &mut dots[..n],
+                &mut ours,
+                scale_parts,
+            );
+            (written, 0)
+        };
+        if !written {
             return Some(len);
         }
+        let mut expected_max = start_max;
         for (jj, row) in rows.chunks_exact(dim).enumerate() {
             let mut d = [0i32; 12];
             crate::simd::int8::portable_dot_blocks(blocks, row, &mut d[..n]);
             for (r, &dot) in d[..n].iter().enumerate() {
-                expected[r * KEY_BLOCK + jj] = to_logit(scale.apply(dot).wrapping_sub(offsets[jj]));
+                let scaled = scale.apply(dot);
+                expected[r * KEY_BLOCK + jj] = if projection {
+                    let p = to_logit(scaled);
+                    expected_max = expected_max.max(p);
+                    to_logit(p.wrapping_sub(offsets[jj]))
+                } else {
+                    to_logit(scaled.wrapping_sub(offsets[jj]))
+                };
             }
         }
-        if ours != expected {
+        if ours != expected || (projection && max != expected_max) {
             return Some(len);
         }
     }

@@ -314,6 +314,20 @@ impl<'a> Workspace<'a> {
         self.finish_keys(plan, max, key_count)
     }
 
+    /// `value_sum += v_j` and one more key in `key_count` if key `j` counts and its row is
+    /// there.
+    #[inline(always)]
+    fn add_value_row(&mut self, x: &Qkv<'_>, (j, counts): (usize, bool), key_count: &mut u32) {
+        let value_dim = self.shape.value_dim;
+        let start = j * value_dim;
+        if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
+            *key_count += 1;
+            for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
+                *s += i32::from(v);
+            }
+        }
+    }
+
     /// `B[m, r] − hk_m` (`L16`, `ABSENT` for masked and missing keys) of the keys
     /// `first..first + 8` into `logits`, and `Σ_m v_m` of those that count: their largest `B`
     /// and their number.
@@ -324,17 +338,40 @@ impl<'a> Workspace<'a> {
         x: &Qkv<'_>,
         (first, counted): (usize, [bool; KEY_BLOCK]),
     ) -> (i32, u32) {
-        let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
+        let (dim, features) = (self.shape.dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
         let (mut max, mut key_count) = (ABSENT, 0u32);
-        for (jj, &counts) in counted.iter().enumerate() {
-            let start = (first + jj) * value_dim;
-            if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
-                key_count += 1;
-                for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
-                    *s += i32::from(v);
+        // (Helium: every key of the block counts and the features fill whole blocks, the
+        // value sums here and the logits of all eight keys in one asm block)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if let Some(rows) =
+            x.k.get(first * dim..(first + KEY_BLOCK) * dim)
+                .filter(|_| features.is_multiple_of(ROWS) && counted.iter().all(|&c| c))
+        {
+            let half_norms: [i32; KEY_BLOCK] = core::array::from_fn(|jj| {
+                let k_row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
+                plan.key_norm.apply(squared_norm(k_row))
+            });
+            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            let scale = (plan.key_projection.parts(), &half_norms);
+            let rows = (&*self.omega, rows, dim);
+            let block = crate::simd::int8::dot_projection_block(
+                self.loops,
+                rows,
+                dots,
+                self.logits,
+                scale,
+                max,
+            );
+            if let Some(block_max) = block {
+                for jj in 0..KEY_BLOCK {
+                    self.add_value_row(x, (first + jj, true), &mut key_count);
                 }
+                return (block_max, key_count);
             }
+        }
+        for (jj, &counts) in counted.iter().enumerate() {
+            self.add_value_row(x, (first + jj, counts), &mut key_count);
             let start = (first + jj) * dim;
             let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
                 for r in 0..feature_rows {

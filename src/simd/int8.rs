@@ -391,6 +391,53 @@ pub(crate) fn dot_logit_block(
     logits: &mut [i32],
     ((value, pre_shift), offsets): ((i32, u32), &[i32; KEY_BLOCK]),
 ) -> bool {
+    dot_block(
+        loops,
+        (blocks, rows, dim),
+        (dots, logits),
+        (value, pre_shift),
+        offsets,
+        None,
+    )
+}
+
+/// [`dot_logit_block`] for RFA's key logits: column `jj` `= ssat29(p − offsets[jj])` with
+/// `p = ssat29(round((dots[r] << pre_shift) · value / 2^32))`; returns the largest of the
+/// `p` and `max` (`None`, nothing written, where [`dot_logit_block`] would return `false`).
+#[cfg(lara_attn_helium)]
+#[inline]
+pub(crate) fn dot_projection_block(
+    loops: Loops,
+    (blocks, rows, dim): (&[i32], &[i8], usize),
+    dots: &mut [i32],
+    logits: &mut [i32],
+    ((value, pre_shift), offsets): ((i32, u32), &[i32; KEY_BLOCK]),
+    max: i32,
+) -> Option<i32> {
+    let mut max = max;
+    let scale = (value, pre_shift);
+    dot_block(
+        loops,
+        (blocks, rows, dim),
+        (dots, logits),
+        scale,
+        offsets,
+        Some(&mut max),
+    )
+    .then_some(max)
+}
+
+/// [`dot_logit_block`], or with `max` [`dot_projection_block`] (which it updates).
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn dot_block(
+    loops: Loops,
+    (blocks, rows, dim): (&[i32], &[i8], usize),
+    (dots, logits): (&mut [i32], &mut [i32]),
+    (value, pre_shift): (i32, u32),
+    offsets: &[i32; KEY_BLOCK],
+    max: Option<&mut i32>,
+) -> bool {
     let count = dots.len() / ROWS;
     let fits = matches!(loops.0, Variant::Target)
         && dim.is_multiple_of(CHUNK)
@@ -417,7 +464,16 @@ pub(crate) fn dot_logit_block(
         address(offsets.as_ptr()),
         dim as u32,
     ];
-    mve::dot_logit_block(rows, dim / CHUNK, count, &mut args);
+    let shape = (dim / CHUNK, count);
+    match max {
+        Some(max) => {
+            let [a0, a1, a2, a3, a4, a5, a6, a7] = args;
+            let mut args = [a0, a1, a2, a3, a4, a5, a6, a7, *max as u32];
+            mve::dot_logit_block::<true, 9>(rows, shape, &mut args);
+            *max = args[8] as i32;
+        }
+        None => mve::dot_logit_block::<false, 8>(rows, shape, &mut args),
+    }
     true
 }
 
@@ -1357,13 +1413,15 @@ mod mve {
 
     /// The dot loops of [`dot_preloaded_asm!`] and a scaled logit column, for the
     /// `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, each loaded once): per row, per block
-    /// the four sums into `dots`, then per four of them `ssat29(round((dot << pre_shift) ·
-    /// value / 2^32) − offset)` (the difference wrapping) scattered into the row's column
-    /// (`VSTRW.32` to a vector of addresses, `KEY_BLOCK` words apart, which the store advances
-    /// by four rows). `$args`: `[blocks, dots, value, pre_shift, ROW_STEP, column base,
-    /// offsets, dim]` (the base and the offsets' address advanced per row in place).
+    /// the four sums into `dots`, then per four of them the column's values (`$column`, from
+    /// `q0` = four dots scaled, `r4` = the row's offset, `r2` kept between `$pre` and `$post`)
+    /// scattered into the row's column (`VSTRW.32` to a vector of addresses `q1`, `KEY_BLOCK`
+    /// words apart, which the store advances by four rows). `$args`: `[blocks, dots, value,
+    /// pre_shift, ROW_STEP, column base, offsets, dim]`, then `max` for RFA's column (the
+    /// base and the offsets' address advanced per row in place).
     macro_rules! dot_block_asm {
-        ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $count:expr, $args:expr) => {
+        ([$($loads:expr),*], [$($chunks:expr),*], $pre:expr, $column:expr, $post:expr,
+         $x:expr, $count:expr, $args:expr) => {
             asm!(
                 "1:",
                 "mov r1, {xp}",
@@ -1386,16 +1444,16 @@ mod mve {
                 "vldrw.u32 q1, [r3]",
                 "vadd.i32 q1, q1, r10",
                 "vdup.32 q2, r0",
+                $pre,
                 "dls lr, r5",
                 "3:",
                 "vldrw.u32 q0, [r12], #16",
                 "vshl.u32 q0, r1",
                 "vrmulh.s32 q0, q0, q2",
-                "vsub.i32 q0, q0, r4",
-                "vqshl.s32 q0, q0, #3",
-                "vshr.s32 q0, q0, #3",
+                $column,
                 "vstrw.32 q0, [q1, #{rows4}]!",
                 "le lr, 3b",
+                $post,
                 // the next row of x
                 "ldr r0, [{args}, #28]",
                 "add {xp}, {xp}, r0",
@@ -1422,25 +1480,19 @@ mod mve {
         };
     }
 
-    /// See [`dot_logit_block`](super::dot_logit_block) (arguments checked there): `args` as
-    /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks.
-    pub(super) fn dot_logit_block(x: &[i8], chunks: usize, count: usize, args: &mut [u32; 8]) {
-        let (x, a) = (x.as_ptr(), args.as_mut_ptr());
-        // SAFETY: the caller checked that x holds KEY_BLOCK rows of args[7] = 8·chunks bytes,
-        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, args[1] 4·count words of
-        // dots, args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1 of every column from
-        // args[5] (row −4 of column 0) are inside its logits: the loops read each row of x
-        // once, the blocks once per row, write and read back 4·count words of dots, read
-        // ROW_STEP (4 words) and the offsets, store 4·count logits per column and update
-        // args[5] and args[6]. MVE is present (cfg lara_attn_helium).
-        unsafe {
-            match chunks {
+    /// [`dot_block_asm!`] for rows of one to four chunks (`$chunks`).
+    macro_rules! dot_block_chunks {
+        ($chunks:expr, $pre:expr, $column:expr, $post:expr, $x:expr, $count:expr, $args:expr) => {
+            match $chunks {
                 1 => dot_block_asm!(
                     ["vldrb.s16 q4, [r1]"],
                     [rows_chunk!("vmladav.s16", "q4")],
-                    x,
-                    count,
-                    a
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
                 ),
                 2 => dot_block_asm!(
                     ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
@@ -1448,9 +1500,12 @@ mod mve {
                         rows_chunk!("vmladav.s16", "q4"),
                         rows_chunk!("vmladava.s16", "q5")
                     ],
-                    x,
-                    count,
-                    a
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
                 ),
                 3 => dot_block_asm!(
                     [
@@ -1463,9 +1518,12 @@ mod mve {
                         rows_chunk!("vmladava.s16", "q5"),
                         rows_chunk!("vmladava.s16", "q6")
                     ],
-                    x,
-                    count,
-                    a
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
                 ),
                 _ => dot_block_asm!(
                     [
@@ -1480,10 +1538,69 @@ mod mve {
                         rows_chunk!("vmladava.s16", "q6"),
                         rows_chunk!("vmladava.s16", "q7")
                     ],
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
+                ),
+            }
+        };
+    }
+
+    /// See [`dot_logit_block`](super::dot_logit_block) (arguments checked there): `args` as
+    /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks; `PROJECTION`: RFA's
+    /// column `ssat29(p − offset)` of `p = ssat29(round((dot << pre_shift) · value / 2^32))`,
+    /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there).
+    #[inline(always)]
+    pub(super) fn dot_logit_block<const PROJECTION: bool, const N: usize>(
+        x: &[i8],
+        (chunks, count): (usize, usize),
+        args: &mut [u32; N],
+    ) {
+        const { assert!(N >= 8 + PROJECTION as usize) };
+        let (x, a) = (x.as_ptr(), args.as_mut_ptr());
+        // SAFETY: the caller checked that x holds KEY_BLOCK rows of args[7] = 8·chunks bytes,
+        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, args[1] 4·count words of
+        // dots, args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1 of every column from
+        // args[5] (row −4 of column 0) are inside its logits: the loops read each row of x
+        // once, the blocks once per row, write and read back 4·count words of dots, read
+        // ROW_STEP (4 words) and the offsets, store 4·count logits per column and update
+        // args[5], args[6] (and args[8], N = 9, for PROJECTION). MVE is present (cfg
+        // lara_attn_helium).
+        unsafe {
+            if PROJECTION {
+                dot_block_chunks!(
+                    chunks,
+                    "ldr r2, [{args}, #32]",
+                    concat!(
+                        "vqshl.s32 q0, q0, #3\n",
+                        "vshr.s32 q0, q0, #3\n",
+                        "vmaxv.s32 r2, q0\n",
+                        "vsub.i32 q0, q0, r4\n",
+                        "vqshl.s32 q0, q0, #3\n",
+                        "vshr.s32 q0, q0, #3\n",
+                    ),
+                    "str r2, [{args}, #32]",
                     x,
                     count,
                     a
-                ),
+                );
+            } else {
+                dot_block_chunks!(
+                    chunks,
+                    "",
+                    concat!(
+                        "vsub.i32 q0, q0, r4\n",
+                        "vqshl.s32 q0, q0, #3\n",
+                        "vshr.s32 q0, q0, #3\n",
+                    ),
+                    "",
+                    x,
+                    count,
+                    a
+                );
             }
         }
     }
