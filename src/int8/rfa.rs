@@ -443,8 +443,9 @@ impl<'a> Workspace<'a> {
         // shared exponents: the largest |KV| and K to 15 bits
         let (mut kv_max, mut k_max) = (0u64, 1u64);
         for r in 0..features {
+            let scale = self.summary_scale(r);
             for t in 0..=value_dim {
-                let magnitude = self.summary(r, t, key_count).unsigned_abs();
+                let magnitude = self.summary(scale, r, t, key_count).unsigned_abs();
                 if t < value_dim {
                     kv_max = kv_max.max(magnitude);
                 } else {
@@ -460,8 +461,9 @@ impl<'a> Workspace<'a> {
         self.kv.fill(0);
         let kv_block = block_words(features);
         for r in 0..features {
+            let scale = self.summary_scale(r);
             for t in 0..=value_dim {
-                let summary = self.summary(r, t, key_count);
+                let summary = self.summary(scale, r, t, key_count);
                 // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
                 let word = if t < value_dim {
                     shift_round(summary, exponents.kv).clamp(-32767, 32767) as i32
@@ -478,11 +480,18 @@ impl<'a> Workspace<'a> {
 
     /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
     /// `c_r · sum · 2^(e_r − 16 − 15 + 24) + 1e-4 · Σ`, the sums `Σ_m 2^(B − hk − reference_r)
-    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys). (Inlined into
-    /// `finish_keys`' loops on Helium: fewer instructions there; out of line elsewhere.)
-    #[cfg_attr(all(lara_attn_helium, not(lara_attn_compact)), inline(always))]
-    #[cfg_attr(not(all(lara_attn_helium, not(lara_attn_compact))), inline(never))]
-    fn summary(&self, r: usize, t: usize, key_count: i64) -> i64 {
+    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys), `(c_r, shift)` of
+    /// [`summary_scale`](Self::summary_scale). (Inlined into `finish_keys`' loops on the
+    /// Helium and DSP cores: fewer instructions there; out of line elsewhere.)
+    #[cfg_attr(
+        all(any(lara_attn_helium, lara_attn_dsp), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(any(lara_attn_helium, lara_attn_dsp), not(lara_attn_compact))),
+        inline(never)
+    )]
+    fn summary(&self, (c, shift): (i64, i32), r: usize, t: usize, key_count: i64) -> i64 {
         let value_dim = self.shape.value_dim;
         let feature_rows = self.features.div_ceil(ROWS) * ROWS;
         let (sum, floor_part) = if t < value_dim {
@@ -494,9 +503,16 @@ impl<'a> Workspace<'a> {
         } else {
             (self.sum.get(r).copied().unwrap_or(0), key_count)
         };
+        shift_round(c * i64::from(sum), shift) + FLOOR_Q24 * floor_part
+    }
+
+    /// `(c_r, 7 − e_r)` of feature `r` for [`summary`](Self::summary) (the shift clamped to
+    /// `±62`), once per feature.
+    #[inline(always)]
+    fn summary_scale(&self, r: usize) -> (i64, i32) {
         let c = i64::from(self.projections.get(r).copied().unwrap_or(0));
         let whole = self.dots.get(r).copied().unwrap_or(0);
-        shift_round(c * i64::from(sum), (7 - whole).clamp(-62, 62)) + FLOOR_Q24 * floor_part
+        (c, (7 - whole).clamp(-62, 62))
     }
 
     /// `out_i = Σ_r φq KV_r / max(Σ_r φq K_r, 1e-2)` for every query of one head.
