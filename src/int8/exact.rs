@@ -205,22 +205,40 @@ impl<'a> Workspace<'a> {
                 .get(..blocks * block_len)
                 .unwrap_or_default();
             let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
-            for (jj, &counts) in counted.iter().enumerate() {
-                match key(jj).filter(|_| counts) {
-                    Some(k_row) => {
-                        dot_blocks(
+            // (Helium: every key of the block counts, all eight in one asm block)
+            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+            let fused =
+                x.k.get(block_first * dim..(block_first + KEY_BLOCK) * dim)
+                    .filter(|_| counted.iter().all(|&c| c))
+                    .is_some_and(|rows| {
+                        crate::simd::int8::dot_logit_block(
                             self.loops,
-                            query_blocks,
-                            padded_bytes(k_row, self.shared),
+                            (query_blocks, rows, dim),
                             dots,
-                        );
-                        // into column jj of query i's block
-                        store_scaled_logits(self.logits, jj, dots, plan.logit, 0);
-                    }
-                    None => {
-                        for i in 0..GROUP {
-                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
-                                *slot = ABSENT;
+                            self.logits,
+                            (plan.logit.parts(), &[0; KEY_BLOCK]),
+                        )
+                    });
+            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
+            let fused = false;
+            if !fused {
+                for (jj, &counts) in counted.iter().enumerate() {
+                    match key(jj).filter(|_| counts) {
+                        Some(k_row) => {
+                            dot_blocks(
+                                self.loops,
+                                query_blocks,
+                                padded_bytes(k_row, self.shared),
+                                dots,
+                            );
+                            // into column jj of query i's block
+                            store_scaled_logits(self.logits, jj, dots, plan.logit, 0);
+                        }
+                        None => {
+                            for i in 0..GROUP {
+                                if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
+                                    *slot = ABSENT;
+                                }
                             }
                         }
                     }

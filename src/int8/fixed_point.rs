@@ -418,6 +418,15 @@ impl Reciprocal {
             .then(|| (self.reciprocal, 1 << (shift - 33), (shift - 32) as u32))
     }
 
+    /// [`high_word`](Self::high_word) with the reciprocal as an `i32` (below `2^31`, as
+    /// Helium's `VMULH.S32` takes it); else `None`.
+    #[cfg(lara_attn_helium)]
+    #[inline]
+    pub(crate) fn high_word_rounded(self, extra: i32) -> Option<(i32, i32, u32)> {
+        let (reciprocal, round, high_shift) = self.high_word(extra)?;
+        Some((i32::try_from(reciprocal).ok()?, round, high_shift))
+    }
+
     /// The multiplier `factor / sum · 2^extra` as `(mantissa < 2^31, shift)`, for one row of
     /// outputs: `round(x · mantissa / 2^shift)`.
     pub(crate) fn times(self, factor: Multiplier, extra: i32) -> Multiplier {

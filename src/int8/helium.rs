@@ -24,7 +24,7 @@ use super::fixed_point::{
     LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, sweep_weight_blocks,
     to_logit, weight_q15,
 };
-use crate::simd::int8::{CHUNK, KEY_BLOCK, ROWS, VALUE_BLOCK_WORDS};
+use crate::simd::int8::{CHUNK, KEY_BLOCK, ROW_STEP, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
@@ -497,14 +497,6 @@ pub(crate) fn projection_column(
     max
 }
 
-/// The byte offsets of four consecutive rows of logits (`KEY_BLOCK` words each).
-static ROW_STEP: [u32; 4] = [
-    0,
-    (KEY_BLOCK * 4) as u32,
-    (2 * KEY_BLOCK * 4) as u32,
-    (3 * KEY_BLOCK * 4) as u32,
-];
-
 /// `out[t] = clamp((high(sums[t] · mantissa) + round_high) >> high_shift, −128, 127)` over the
 /// common length, `high` the high word of the 64-bit product (`VMULH.S32`): `write_i8`'s loop
 /// for a [`Multiplier::high_word_rounded`](super::fixed_point::Multiplier::high_word_rounded)
@@ -547,6 +539,74 @@ pub(crate) fn requantize_i8(
             options(nostack),
         );
     }
+}
+
+/// LARA's `kv_c[t] = clamp(round(acc · 2^8 / sum), −2^15, 2^15 − 1)` for row `c` of every
+/// group: `acc` holds the groups (`group` words each, row `c`'s four sums at `c · 4`), `kv`
+/// the pair blocks (`kv_block` words each, row `c`'s four `i16` at `pair_slot(t, c)`, 8
+/// halfwords apart); the division as [`requantize_i8`]'s high word (`VMULH.S32`, for a
+/// [`Reciprocal::high_word_rounded`](super::fixed_point::Reciprocal::high_word_rounded)),
+/// saturated to 16 bits (`VQSHL`/`VSHR`), a halfword scatter per group (`VSTRH.32`). `false`,
+/// nothing written, if the row is not inside a group or a block.
+#[inline(always)]
+pub(crate) fn divide_row(
+    (acc, group): (&[i32], usize),
+    (kv, kv_block): (&mut [i32], usize),
+    c: usize,
+    (mantissa, round_high, high_shift): (i32, i32, u32),
+) -> bool {
+    // row c's first halfword in a pair block, and its last (t = 3) inside the block
+    let slot = (c / CHUNK) * (CHUNK * ROWS) + c % CHUNK;
+    let inside = group != 0
+        && kv_block != 0
+        && c.saturating_add(1).saturating_mul(ROWS) <= group
+        && slot + 3 * CHUNK < 2 * kv_block;
+    if !inside {
+        return false;
+    }
+    let groups = (acc.len() / group).min(kv.len() / kv_block);
+    let src = acc.as_ptr().wrapping_add(c * ROWS);
+    let dst = kv.as_mut_ptr().cast::<i16>().wrapping_add(slot);
+    // SAFETY: for g < groups ≤ acc.len() / group the loop reads acc[g · group + 4c .. + 4]
+    // (4c + 4 ≤ group) and writes the halfwords g · 2 kv_block + slot + {0, 8, 16, 24} of kv
+    // (below 2 kv_block within block g, g < kv.len() / kv_block); it reads ROW_OFFSETS (4
+    // words). The block writes only those halfwords, q0–q2 (declared as s0–s11;
+    // caller-saved), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "vldrw.u32 q2, [{offsets}]",
+            "vdup.32 q1, {m}",
+            "wls lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}]",
+            "vmulh.s32 q0, q0, q1",
+            "vadd.i32 q0, q0, {round}",
+            // >> high_shift (arithmetic), then saturated to [-2^15, 2^15 - 1]
+            "vshl.s32 q0, {shift}",
+            "vqshl.s32 q0, q0, #16",
+            "vshr.s32 q0, q0, #16",
+            "vstrh.32 q0, [{d}, q2, uxtw #1]",
+            "add {s}, {s}, {s_step}",
+            "add {d}, {d}, {d_step}",
+            "le lr, 1b",
+            "2:",
+            offsets = in(reg) ROW_OFFSETS.as_ptr(),
+            m = in(reg) mantissa,
+            n = in(reg) groups,
+            s = inout(reg) src => _,
+            d = inout(reg) dst => _,
+            round = in(reg) round_high,
+            shift = in(reg) -(high_shift as i32),
+            s_step = in(reg) group * 4,
+            d_step = in(reg) kv_block * 4,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            options(nostack),
+        );
+    }
+    true
 }
 
 /// [`pack_value_blocks`](crate::simd::int8::pack_value_blocks) on Helium: per column, a gather
@@ -1230,6 +1290,80 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
+    // the key blocks' dots and logit columns in one asm block: one to four chunks, one to
+    // three blocks of rows, rows of i8 across the range, offsets across i32, against
+    // portable_dot_blocks and the portable column
+    for len in 0..40usize {
+        let (chunks, count) = (1 + len % 4, 1 + len / 4 % 3);
+        let dim = chunks * CHUNK;
+        let words = crate::simd::int8::block_words(dim);
+        let mut blocks = [0i32; 3 * 64];
+        for b in blocks.iter_mut() {
+            let (low, high) = (next() % 32769, next() % 32769);
+            *b = crate::simd::int8::pair(low as i32 - 16384, high as i32 - 16384);
+        }
+        let mut rows = [0i8; KEY_BLOCK * 32];
+        for r in rows.iter_mut() {
+            *r = next() as i8;
+        }
+        let offsets: [i32; KEY_BLOCK] = core::array::from_fn(|jj| match (len + jj) % 4 {
+            0 => i32::MIN + (next() >> 4) as i32,
+            1 => i32::MAX - (next() >> 4) as i32,
+            _ => (next() as i32) >> (next() % 32),
+        });
+        let (rows, blocks) = (&rows[..KEY_BLOCK * dim], &blocks[..count * words]);
+        let mut dots = [0i32; 12];
+        let mut ours = [0x5555_5555i32; 13 * KEY_BLOCK];
+        let mut expected = ours;
+        let loops = crate::simd::int8::Loops::active();
+        let scale_parts = (scale.parts(), &offsets);
+        let n = count * ROWS;
+        // (RFA's projections on odd lengths: p = ssat29(scale · dot), ssat29(p − offset) and
+        // the largest p)
+        let projection = len % 2 == 1;
+        let start_max = [i32::MIN, (next() as i32) >> 4][len / 2 % 2];
+        let (written, max) = if projection {
+            let block = crate::simd::int8::dot_projection_block(
+                loops,
+                (blocks, rows, dim),
+                &mut dots[..n],
+                &mut ours,
+                scale_parts,
+                start_max,
+            );
+            (block.is_some(), block.unwrap_or(0))
+        } else {
+            let written = crate::simd::int8::dot_logit_block(
+                loops,
+                (blocks, rows, dim),
+                &mut dots[..n],
+                &mut ours,
+                scale_parts,
+            );
+            (written, 0)
+        };
+        if !written {
+            return Some(len);
+        }
+        let mut expected_max = start_max;
+        for (jj, row) in rows.chunks_exact(dim).enumerate() {
+            let mut d = [0i32; 12];
+            crate::simd::int8::portable_dot_blocks(blocks, row, &mut d[..n]);
+            for (r, &dot) in d[..n].iter().enumerate() {
+                let scaled = scale.apply(dot);
+                expected[r * KEY_BLOCK + jj] = if projection {
+                    let p = to_logit(scaled);
+                    expected_max = expected_max.max(p);
+                    to_logit(p.wrapping_sub(offsets[jj]))
+                } else {
+                    to_logit(scaled.wrapping_sub(offsets[jj]))
+                };
+            }
+        }
+        if ours != expected || (projection && max != expected_max) {
+            return Some(len);
+        }
+    }
     // the scaled logit columns: every column, dots across the range, offsets across i32
     for len in 0..40usize {
         let mut dots = [0i32; 40];
@@ -1342,9 +1476,11 @@ pub(crate) fn check() -> Option<usize> {
         return rescaled;
     }
     // four rows at a time in admit_rows against one at a time: references and sums from empty
-    // to the limit, absent keys and blocks, blocks that overflow the sum
+    // to the limit, absent keys and blocks, blocks that overflow the sum; every third length
+    // with the logits at or below the base (rows that keep their reference)
     for len in 0..40usize {
         let rows: usize = [4, 5, 8, 9][len % 4];
+        let below = len % 3 == 0;
         let stride = rows.div_ceil(ROWS) * ROWS;
         let mut logits = [0i32; 12 * KEY_BLOCK];
         let (mut reference, mut sum) = ([0i32; 12], [0i32; 12]);
@@ -1362,6 +1498,7 @@ pub(crate) fn check() -> Option<usize> {
             for l in logits.iter_mut().skip(c * KEY_BLOCK).take(KEY_BLOCK) {
                 *l = match (kind, next() % 8) {
                     (2, _) | (_, 0) => super::fixed_point::ABSENT,
+                    _ if below => base - (next() % (1 << 20)) as i32,
                     (3, _) => base + (1 << 16) - (next() % 4096) as i32,
                     _ => base + (next() as i32 >> 12),
                 };
@@ -1386,12 +1523,57 @@ pub(crate) fn check() -> Option<usize> {
                 &logits,
                 &mut expected_weights,
                 (&mut r2, &mut s2),
-                c,
+                (c, c),
                 &mut acc2[..3 * stride * ROWS],
                 stride,
             );
         }
         if (reference, sum, acc) != (r2, s2, acc2) || weights != expected_weights {
+            return Some(len);
+        }
+    }
+    // LARA's kv rows: sums from 1 to 2^23 (powers of two: no i32 reciprocal, not taken),
+    // accumulators across the i32 range (saturating), every row of 1 to 3 row blocks
+    for len in 0..40usize {
+        let sum = match len % 5 {
+            0 => 1 << (15 + len % 9),
+            1 => (1 << 15) + 1,
+            _ => (next() >> (8 + next() % 17)).max(1),
+        };
+        let reciprocal = super::fixed_point::Reciprocal::new(sum);
+        let sample_rows = ROWS * (1 + len % 3);
+        let (group, kv_block) = (
+            sample_rows * ROWS,
+            crate::simd::int8::block_words(sample_rows),
+        );
+        let groups = 1 + len % 4;
+        let c = (len * 7) % sample_rows;
+        let mut acc = [0i32; 4 * 48];
+        for a in acc.iter_mut() {
+            *a = (next() as i32) >> (next() % 32);
+        }
+        let mut ours = [0i32; 4 * 32];
+        for k in ours.iter_mut() {
+            *k = next() as i32;
+        }
+        let mut expected = ours;
+        let Some(parts) = reciprocal.high_word_rounded(8) else {
+            continue;
+        };
+        let (acc, kv_len) = (&acc[..groups * group], groups * kv_block);
+        if !divide_row((acc, group), (&mut ours[..kv_len], kv_block), c, parts) {
+            return Some(len);
+        }
+        for (g, sums) in acc.chunks_exact(group).enumerate() {
+            for t in 0..ROWS {
+                let v8 = reciprocal
+                    .divide(sums[c * ROWS + t], 8)
+                    .clamp(-32768, 32767) as i32;
+                let slot = crate::simd::int8::pair_slot(t, c);
+                crate::simd::int8::set_slot(&mut expected[g * kv_block..], slot, v8);
+            }
+        }
+        if ours != expected {
             return Some(len);
         }
     }

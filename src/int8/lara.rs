@@ -19,8 +19,11 @@
 
 use super::fixed_point::{
     ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
-    log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
+    log2_l16, mul_high_round, to_logit, to_logit_wide,
 };
+// (the densities' weights: Helium has its own loop)
+#[cfg(not(lara_attn_helium))]
+use super::fixed_point::weight_q15;
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
 // `super::helium` and `super::dsp`)
 #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
@@ -959,6 +962,14 @@ impl<'a> Workspace<'a> {
                 v8.clamp(-32768, 32767) as i32
             };
             let group = sample_rows * ROWS;
+            // (Helium: row c of every group 4 lanes at a time, for whole groups of columns)
+            #[cfg(lara_attn_helium)]
+            if let Some(parts) = reciprocal.high_word_rounded(8)
+                && value_dim.is_multiple_of(ROWS)
+                && super::helium::divide_row((self.kv_acc, group), (self.kv, kv_block), c, parts)
+            {
+                continue;
+            }
             for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
@@ -990,6 +1001,22 @@ impl<'a> Workspace<'a> {
             .get(..sample_rows / ROWS * block_words(dim))
             .unwrap_or_default();
         let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        // (Helium: every key of the block counts, all eight in one asm block)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if let Some(rows) =
+            x.k.get(first * dim..(first + KEY_BLOCK) * dim)
+                .filter(|_| counted.iter().all(|&c| c))
+        {
+            let half_norms: [i32; KEY_BLOCK] = core::array::from_fn(|jj| {
+                let k_row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
+                plan.key_norm.apply(squared_norm(k_row))
+            });
+            let scale = (plan.key_dot.parts(), &half_norms);
+            let rows = (w, rows, dim);
+            if crate::simd::int8::dot_logit_block(self.loops, rows, dots, self.logits, scale) {
+                return;
+            }
+        }
         for (jj, &counts) in counted.iter().enumerate() {
             let start = (first + jj) * dim;
             let key = x.k.get(start..start + dim).filter(|_| counts);
@@ -1020,6 +1047,11 @@ impl<'a> Workspace<'a> {
             let own = c % count;
             let diagonal = lm.get(own).copied().unwrap_or(0);
             let max = lm.iter().copied().max().unwrap_or(0);
+            // Σ 2^(LM − max) in Q15 (on Helium 4 lanes at a time, the weights into `dots`,
+            // unused)
+            #[cfg(lara_attn_helium)]
+            let total = super::helium::weights_q15(max, lm, self.dots);
+            #[cfg(not(lara_attn_helium))]
             let total: u32 = lm
                 .iter()
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
@@ -1120,7 +1152,20 @@ impl<'a> Workspace<'a> {
                 .dots
                 .get_mut(..landmark_blocks * ROWS)
                 .unwrap_or_default();
-            for ii in 0..KEY_BLOCK {
+            // (Helium: a whole block of queries, all eight in one asm block)
+            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+            let fused = x
+                .q
+                .get(first * dim..(first + KEY_BLOCK) * dim)
+                .filter(|_| first + KEY_BLOCK <= queries)
+                .is_some_and(|rows| {
+                    let scale = (t_dot.parts(), &[0; KEY_BLOCK]);
+                    let rows = (q_bar, rows, dim);
+                    crate::simd::int8::dot_logit_block(self.loops, rows, dots, self.logits, scale)
+                });
+            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
+            let fused = false;
+            for ii in (0..KEY_BLOCK).filter(|_| !fused) {
                 let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
                 match q_row {
                     Some(q_row) if first + ii < queries => {
@@ -1191,6 +1236,13 @@ impl<'a> Workspace<'a> {
         let base = head * self.shape.queries * value_dim;
         let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
         self.weights_packed.fill(0);
+        // (Helium, mis-opt with one sample per landmark below 32 of them: every slice cut once
+        // per head)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if optimal && self.samples == self.count && (1..32).contains(&self.count) {
+            self.mis_opt_queries(plan, t_dot, x, out, base);
+            return;
+        }
         let shared = core::mem::take(&mut self.shared);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
@@ -1204,16 +1256,79 @@ impl<'a> Workspace<'a> {
         self.shared = shared;
     }
 
+    /// [`query_pass`](Self::query_pass) for mis-opt with `samples == count < 32` on Helium: the
+    /// steps of `query_logits`, `query_alpha`, `query_weights` and `query_output` (the same
+    /// loops, the same bits) with every slice cut once before the queries (no per-query
+    /// bookkeeping of the general steps).
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn mis_opt_queries(
+        &mut self,
+        plan: &Plan,
+        t_dot: Scale32,
+        x: &Qkv<'_>,
+        out: &mut impl Rows,
+        base: usize,
+    ) {
+        use super::helium;
+        let (dim, value_dim, count, sizes) =
+            (self.shape.dim, self.shape.value_dim, self.count, self.rows);
+        let loops = self.loops;
+        let (w, q_bar) = (
+            self.w.get(..sizes.sample_words).unwrap_or_default(),
+            self.q_bar.get(..sizes.landmark_words).unwrap_or_default(),
+        );
+        let logits = self.logits.get_mut(..sizes.samples).unwrap_or_default();
+        let t_row = self.t_row.get_mut(..sizes.landmarks).unwrap_or_default();
+        let (biases, t_reference, balances) = (
+            self.bias.get(..count).unwrap_or_default(),
+            self.t_reference.get(..count).unwrap_or_default(),
+            self.balance.get(..count).unwrap_or_default(),
+        );
+        let weights = self.alpha.get_mut(..count).unwrap_or_default();
+        let packed = self
+            .weights_packed
+            .get_mut(..sizes.pair_words)
+            .unwrap_or_default();
+        let out_row = &mut *self.out_row;
+        let shared = &mut *self.shared;
+        // (count ≥ 1 here; max(1): no division-by-zero path)
+        let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
+        for (i, q_row) in rows(x.q, dim).enumerate() {
+            let q_row = padded_bytes(q_row, &mut *shared);
+            // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
+            dot_blocks(loops, w, q_row, logits);
+            let live = logits.get_mut(..count).unwrap_or_default();
+            let max = helium::query_logits(live, biases, plan.query_dot);
+            // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
+            dot_blocks(loops, q_bar, q_row, t_row);
+            let t = t_row.get_mut(..count).unwrap_or_default();
+            let t_sum = helium::t_row(t, t_reference, t_dot);
+            let t_mean = ((t_sum + half) / divisor) as i32;
+            // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
+            helium::alphas(weights, (balances, t), t_mean, plan.alpha_coeff);
+            // w_c = 2^(ℓ_c − max) · α_c, sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
+            let total = helium::query_weights(max, live, weights, true);
+            let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
+            let weight_sum = helium::pack_rounded(weights, packed, shift);
+            // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
+            pair_dot_blocks(loops, self.kv, packed, out_row);
+            let row = out_row.get(..value_dim).unwrap_or_default();
+            plan.requantize
+                .write_row_inline(row, weight_sum.max(1), -8, out, base + i * value_dim);
+        }
+    }
+
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
     // (inlined into query_pass on the DSP cores without Helium: fewer instructions per query
     // on the M4F, the same stack; out of line elsewhere)
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
@@ -1277,11 +1392,11 @@ impl<'a> Workspace<'a> {
     /// `mis-opt`'s `α[c, i] = max(bh_c + alpha_coeff · (T[c, i] − mean_c T), 2^-27)` in `Q27`,
     /// with `T[c, i] = 2^(s · q̄_c·q_i − lse_i')`, into `alpha` (`q_row` padded).
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
@@ -1351,11 +1466,11 @@ impl<'a> Workspace<'a> {
     /// The normalised weights `sniw_c` (each `≤ 2^14`, their sum about `2^14`) in pairs, from
     /// `logits` (and `alpha` for mis-opt); returns their sum.
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
@@ -1401,11 +1516,11 @@ impl<'a> Workspace<'a> {
 
     /// `out_i = Σ_c sniw_c kv_c / Σ_c sniw_c` (`kv` in `V8`) written at `offset`.
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
         inline(never)
     )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {

@@ -426,7 +426,7 @@ pub(crate) fn admit_rows(
     }
     #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
     for c in 0..rows {
-        if !admit_row(logits, weights, (reference, sum), c, acc, stride) {
+        if !admit_row(logits, weights, (reference, sum), (c, c), acc, stride) {
             break;
         }
     }
@@ -455,7 +455,8 @@ fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group): on Helium four rows at a
-/// time ([`admit4`]), the rows in the lanes of one vector.
+/// time ([`admit4`]), the rows in the lanes of one vector, the groups zipped (no index checks
+/// per group).
 #[cfg(lara_attn_helium)]
 #[inline(never)]
 pub(crate) fn admit_rows(
@@ -466,59 +467,58 @@ pub(crate) fn admit_rows(
     acc: &mut [i32],
     stride: usize,
 ) {
-    let first_row = {
-        let mut c = 0;
-        while c + 4 <= rows {
-            let group = (
-                logits.get(c * KEY_BLOCK..(c + 4) * KEY_BLOCK),
-                weights.get_mut(c * WEIGHT_WORDS..(c + 4) * WEIGHT_WORDS),
-                reference.get_mut(c..c + 4),
-                sum.get_mut(c..c + 4),
-            );
-            let (Some(l), Some(w), Some(re), Some(su)) = group else {
-                break;
-            };
-            let (Ok(l), Ok(w), Ok(re), Ok(su)) = (
-                <&[i32; 4 * KEY_BLOCK]>::try_from(l),
-                <&mut [i32; 4 * WEIGHT_WORDS]>::try_from(w),
-                <&mut [i32; 4]>::try_from(re),
-                <&mut [i32; 4]>::try_from(su),
-            ) else {
-                break;
-            };
+    let groups = {
+        let (logit_groups, _) = logits.as_chunks::<{ 4 * KEY_BLOCK }>();
+        let (weight_groups, _) = weights.as_chunks_mut::<{ 4 * WEIGHT_WORDS }>();
+        let (reference_groups, _) = reference.as_chunks_mut::<4>();
+        let (sum_groups, _) = sum.as_chunks_mut::<4>();
+        let states = reference_groups.iter_mut().zip(sum_groups.iter_mut());
+        let groups = logit_groups.iter().zip(weight_groups).zip(states);
+        let mut done = 0;
+        for (g, ((l, w), (re, su))) in groups.take(rows / 4).enumerate() {
             match admit4(l, (re, su), w) {
-                Some(factors) => {
+                Some(None) => {}
+                Some(Some(factors)) => {
                     for (k, factor) in factors.into_iter().enumerate() {
                         if factor != Q15_ONE {
-                            rescale_row(acc, stride, c + k, factor);
+                            rescale_row(acc, stride, 4 * g + k, factor);
                         }
                     }
                 }
                 None => {
-                    for k in c..c + 4 {
-                        admit_row(logits, weights, (reference, sum), k, acc, stride);
+                    // (one row at a time: a group's slices, row k of the sums' row 4g + k)
+                    for k in 0..4 {
+                        admit_row(
+                            l,
+                            w,
+                            (&mut re[..], &mut su[..]),
+                            (k, 4 * g + k),
+                            acc,
+                            stride,
+                        );
                     }
                 }
             }
-            c += 4;
+            done += 1;
         }
-        c
+        done
     };
-    for c in first_row..rows {
-        if !admit_row(logits, weights, (reference, sum), c, acc, stride) {
+    for c in groups * 4..rows {
+        if !admit_row(logits, weights, (reference, sum), (c, c), acc, stride) {
             break;
         }
     }
 }
 
-/// [`admit_rows`] for row `c`, one row at a time; `false` if the row is missing.
+/// [`admit_rows`] for row `c`, one row at a time, its sums row `acc_row` of `acc`; `false` if
+/// the row is missing.
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 #[inline(always)]
 fn admit_row(
     logits: &[i32],
     weights: &mut [i32],
     (reference, sum): (&mut [i32], &mut [i32]),
-    c: usize,
+    (c, acc_row): (usize, usize),
     acc: &mut [i32],
     stride: usize,
 ) -> bool {
@@ -544,7 +544,7 @@ fn admit_row(
         (*p0, *p1, *p2, *p3) = (pair(w0, w1), pair(w2, w3), pair(w4, w5), pair(w6, w7));
     }
     if factor != Q15_ONE {
-        rescale_row(acc, stride, c, factor);
+        rescale_row(acc, stride, acc_row, factor);
     }
     true
 }
@@ -554,16 +554,27 @@ fn admit_row(
 /// (the first pass of `admit`'s loop) in between; the weights in pairs into `pairs`. `None`,
 /// with the states untouched, if a row's block is absent or its sum would exceed
 /// [`SUM_LIMIT`](fixed_point::SUM_LIMIT) (the caller admits those four rows one by one);
-/// else the rows' factors.
+/// else the rows' factors, `None` for four of `Q15_ONE`.
 #[cfg(lara_attn_helium)]
 #[inline(always)]
 fn admit4(
     logits: &[i32; 4 * KEY_BLOCK],
     (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
     pairs: &mut [i32; 4 * WEIGHT_WORDS],
-) -> Option<[u32; 4]> {
+) -> Option<Option<[u32; 4]>> {
     use fixed_point::{ABSENT, EMPTY_REFERENCE, SUM_LIMIT, exp2_neg};
     let maxima = helium::block_max4(logits);
+    // every row keeps its reference (a block present, no logit above it; an empty state's
+    // reference is below every present block): factors Q15_ONE, the sums as they are
+    if (0..4).all(|r| maxima[r] != ABSENT && maxima[r] <= reference[r]) {
+        let block = helium::weights4(logits, reference, pairs);
+        let sums: [u32; 4] = core::array::from_fn(|r| sum[r] as u32 + block[r]);
+        if sums.iter().any(|&s| s > SUM_LIMIT) {
+            return None;
+        }
+        *sum = sums.map(|s| s as i32);
+        return Some(None);
+    }
     let (mut references, mut factors, mut sums) = ([0i32; 4], [0u32; 4], [0u32; 4]);
     for r in 0..4 {
         let (block_max, old) = (maxima[r], reference[r]);
@@ -595,7 +606,7 @@ fn admit4(
     for r in 0..4 {
         (reference[r], sum[r]) = (references[r], (sums[r] + block[r]) as i32);
     }
-    Some(factors)
+    Some(Some(factors))
 }
 
 /// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).
@@ -687,26 +698,54 @@ impl Requantize {
     /// `V16 · scale_v / 2^16` with `V16 = round(sums[t] · 2^(16 + extra) / den)`.
     #[inline(never)]
     fn write_row<O: Rows>(&self, sums: &[i32], den: u32, extra: i32, out: &mut O, offset: usize) {
+        self.write_row_inline(sums, den, extra, out, offset);
+    }
+
+    /// [`write_row`](Self::write_row) inlined (LARA's query loop on Helium: no call and
+    /// frame per row).
+    #[inline(always)]
+    fn write_row_inline<O: Rows>(
+        &self,
+        sums: &[i32],
+        den: u32,
+        extra: i32,
+        out: &mut O,
+        offset: usize,
+    ) {
         out.write(self, (sums, Reciprocal::new(den), extra), offset);
     }
 }
 
-/// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`; on Helium not inlined (a frame of
-/// its own, off the deepest call path of [`Requantize::write_row`]'s callers: 32 B less stack
-/// for RFA on the M55; elsewhere inlined, which takes less).
+/// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`. On Helium the common case
+/// (`Multiplier::high_word_rounded`) is the `asm!` loop inlined here, the rest not inlined (a
+/// frame of its own, off the deepest call path of [`Requantize::write_row`]'s callers: 32 B
+/// less stack for RFA on the M55, and no save of `d8`–`d13` for the common case); elsewhere
+/// inlined, which takes less.
+#[inline]
+fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    if let Some(parts) = row.high_word_rounded() {
+        // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
+        // of the product alone, the same bits (`VMULH.S32`, 4 lanes at a time)
+        helium::requantize_i8(out, sums, parts);
+        return;
+    }
+    write_i8_rows(out, sums, row);
+}
+
+/// [`write_i8`]'s loops (see there).
 #[cfg_attr(lara_attn_helium, inline(never))]
 #[cfg_attr(not(lara_attn_helium), inline)]
-fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
+fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
     // (built for size: the general loop alone, the same bits)
     let compact = cfg!(lara_attn_compact);
+    // (on Helium the first case is write_i8's, but for the compact build)
+    #[cfg(not(lara_attn_helium))]
     if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
         // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores; on Helium
-        // `VMULH.S32`, 4 lanes at a time)
-        #[cfg(lara_attn_helium)]
-        helium::requantize_i8(out, sums, (mantissa, round_high, high_shift));
-        // (the other DSP cores: four at a time in asm, the rest below)
-        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores, four
+        // values at a time in asm, the rest below)
+        #[cfg(lara_attn_dsp)]
         let (out, sums) = {
             let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
             (
@@ -714,7 +753,6 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
                 sums.get(done..).unwrap_or_default(),
             )
         };
-        #[cfg(not(lara_attn_helium))]
         for (o, &s) in out.iter_mut().zip(sums) {
             let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
             *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;

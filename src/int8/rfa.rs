@@ -314,6 +314,20 @@ impl<'a> Workspace<'a> {
         self.finish_keys(plan, max, key_count)
     }
 
+    /// `value_sum += v_j` and one more key in `key_count` if key `j` counts and its row is
+    /// there.
+    #[inline(always)]
+    fn add_value_row(&mut self, x: &Qkv<'_>, (j, counts): (usize, bool), key_count: &mut u32) {
+        let value_dim = self.shape.value_dim;
+        let start = j * value_dim;
+        if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
+            *key_count += 1;
+            for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
+                *s += i32::from(v);
+            }
+        }
+    }
+
     /// `B[m, r] − hk_m` (`L16`, `ABSENT` for masked and missing keys) of the keys
     /// `first..first + 8` into `logits`, and `Σ_m v_m` of those that count: their largest `B`
     /// and their number.
@@ -324,17 +338,40 @@ impl<'a> Workspace<'a> {
         x: &Qkv<'_>,
         (first, counted): (usize, [bool; KEY_BLOCK]),
     ) -> (i32, u32) {
-        let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
+        let (dim, features) = (self.shape.dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
         let (mut max, mut key_count) = (ABSENT, 0u32);
-        for (jj, &counts) in counted.iter().enumerate() {
-            let start = (first + jj) * value_dim;
-            if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
-                key_count += 1;
-                for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
-                    *s += i32::from(v);
+        // (Helium: every key of the block counts and the features fill whole blocks, the
+        // value sums here and the logits of all eight keys in one asm block)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if let Some(rows) =
+            x.k.get(first * dim..(first + KEY_BLOCK) * dim)
+                .filter(|_| features.is_multiple_of(ROWS) && counted.iter().all(|&c| c))
+        {
+            let half_norms: [i32; KEY_BLOCK] = core::array::from_fn(|jj| {
+                let k_row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
+                plan.key_norm.apply(squared_norm(k_row))
+            });
+            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            let scale = (plan.key_projection.parts(), &half_norms);
+            let rows = (&*self.omega, rows, dim);
+            let block = crate::simd::int8::dot_projection_block(
+                self.loops,
+                rows,
+                dots,
+                self.logits,
+                scale,
+                max,
+            );
+            if let Some(block_max) = block {
+                for jj in 0..KEY_BLOCK {
+                    self.add_value_row(x, (first + jj, true), &mut key_count);
                 }
+                return (block_max, key_count);
             }
+        }
+        for (jj, &counts) in counted.iter().enumerate() {
+            self.add_value_row(x, (first + jj, counts), &mut key_count);
             let start = (first + jj) * dim;
             let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
                 for r in 0..feature_rows {
@@ -406,8 +443,9 @@ impl<'a> Workspace<'a> {
         // shared exponents: the largest |KV| and K to 15 bits
         let (mut kv_max, mut k_max) = (0u64, 1u64);
         for r in 0..features {
+            let scale = self.summary_scale(r);
             for t in 0..=value_dim {
-                let magnitude = self.summary(r, t, key_count).unsigned_abs();
+                let magnitude = self.summary(scale, r, t, key_count).unsigned_abs();
                 if t < value_dim {
                     kv_max = kv_max.max(magnitude);
                 } else {
@@ -423,8 +461,9 @@ impl<'a> Workspace<'a> {
         self.kv.fill(0);
         let kv_block = block_words(features);
         for r in 0..features {
+            let scale = self.summary_scale(r);
             for t in 0..=value_dim {
-                let summary = self.summary(r, t, key_count);
+                let summary = self.summary(scale, r, t, key_count);
                 // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
                 let word = if t < value_dim {
                     shift_round(summary, exponents.kv).clamp(-32767, 32767) as i32
@@ -441,9 +480,18 @@ impl<'a> Workspace<'a> {
 
     /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
     /// `c_r · sum · 2^(e_r − 16 − 15 + 24) + 1e-4 · Σ`, the sums `Σ_m 2^(B − hk − reference_r)
-    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys).
-    #[inline(never)]
-    fn summary(&self, r: usize, t: usize, key_count: i64) -> i64 {
+    /// v_m` (or without `v_m`) and `Σ v_m` (or the number of keys), `(c_r, shift)` of
+    /// [`summary_scale`](Self::summary_scale). (Inlined into `finish_keys`' loops on the
+    /// Helium and DSP cores: fewer instructions there; out of line elsewhere.)
+    #[cfg_attr(
+        all(any(lara_attn_helium, lara_attn_dsp), not(lara_attn_compact)),
+        inline(always)
+    )]
+    #[cfg_attr(
+        not(all(any(lara_attn_helium, lara_attn_dsp), not(lara_attn_compact))),
+        inline(never)
+    )]
+    fn summary(&self, (c, shift): (i64, i32), r: usize, t: usize, key_count: i64) -> i64 {
         let value_dim = self.shape.value_dim;
         let feature_rows = self.features.div_ceil(ROWS) * ROWS;
         let (sum, floor_part) = if t < value_dim {
@@ -455,9 +503,16 @@ impl<'a> Workspace<'a> {
         } else {
             (self.sum.get(r).copied().unwrap_or(0), key_count)
         };
+        shift_round(c * i64::from(sum), shift) + FLOOR_Q24 * floor_part
+    }
+
+    /// `(c_r, 7 − e_r)` of feature `r` for [`summary`](Self::summary) (the shift clamped to
+    /// `±62`), once per feature.
+    #[inline(always)]
+    fn summary_scale(&self, r: usize) -> (i64, i32) {
         let c = i64::from(self.projections.get(r).copied().unwrap_or(0));
         let whole = self.dots.get(r).copied().unwrap_or(0);
-        shift_round(c * i64::from(sum), (7 - whole).clamp(-62, 62)) + FLOOR_Q24 * floor_part
+        (c, (7 - whole).clamp(-62, 62))
     }
 
     /// `out_i = Σ_r φq KV_r / max(Σ_r φq K_r, 1e-2)` for every query of one head.

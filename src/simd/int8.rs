@@ -380,6 +380,117 @@ fn target_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
     }
 }
 
+/// For the [`KEY_BLOCK`] rows of `rows` (`dim` bytes each, back to back): [`dot_blocks`] of
+/// the row with every row of `blocks` into `dots`, then column `jj` (the row's) of `logits`
+/// (`[rows][KEY_BLOCK]`) `= ssat29(round((dots[r] << pre_shift) · value / 2^32) − offsets[jj])`
+/// (the difference wrapping) for every row `r` of `dots`: on Helium one `asm!` block for the
+/// whole block of keys (each row loaded once; no dispatch or setup per row). `false`, nothing
+/// written, unless `dim` is one to four whole chunks, `rows` holds the `KEY_BLOCK` rows, and
+/// `dots` is whole blocks (at least one) whose rows are all in `blocks` and `logits`.
+#[cfg(lara_attn_helium)]
+#[inline]
+pub(crate) fn dot_logit_block(
+    loops: Loops,
+    (blocks, rows, dim): (&[i32], &[i8], usize),
+    dots: &mut [i32],
+    logits: &mut [i32],
+    ((value, pre_shift), offsets): ((i32, u32), &[i32; KEY_BLOCK]),
+) -> bool {
+    dot_block(
+        loops,
+        (blocks, rows, dim),
+        (dots, logits),
+        (value, pre_shift),
+        offsets,
+        None,
+    )
+}
+
+/// [`dot_logit_block`] for RFA's key logits: column `jj` `= ssat29(p − offsets[jj])` with
+/// `p = ssat29(round((dots[r] << pre_shift) · value / 2^32))`; returns the largest of the
+/// `p` and `max` (`None`, nothing written, where [`dot_logit_block`] would return `false`).
+#[cfg(lara_attn_helium)]
+#[inline]
+pub(crate) fn dot_projection_block(
+    loops: Loops,
+    (blocks, rows, dim): (&[i32], &[i8], usize),
+    dots: &mut [i32],
+    logits: &mut [i32],
+    ((value, pre_shift), offsets): ((i32, u32), &[i32; KEY_BLOCK]),
+    max: i32,
+) -> Option<i32> {
+    let mut max = max;
+    let scale = (value, pre_shift);
+    dot_block(
+        loops,
+        (blocks, rows, dim),
+        (dots, logits),
+        scale,
+        offsets,
+        Some(&mut max),
+    )
+    .then_some(max)
+}
+
+/// [`dot_logit_block`], or with `max` [`dot_projection_block`] (which it updates).
+#[cfg(lara_attn_helium)]
+#[inline(always)]
+fn dot_block(
+    loops: Loops,
+    (blocks, rows, dim): (&[i32], &[i8], usize),
+    (dots, logits): (&mut [i32], &mut [i32]),
+    (value, pre_shift): (i32, u32),
+    offsets: &[i32; KEY_BLOCK],
+    max: Option<&mut i32>,
+) -> bool {
+    let count = dots.len() / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && dim.is_multiple_of(CHUNK)
+        && (1..=4).contains(&(dim / CHUNK))
+        && rows.len() >= KEY_BLOCK * dim
+        && count >= 1
+        && dots.len().is_multiple_of(ROWS)
+        && blocks.len() >= count * block_words(dim)
+        && logits.len() / KEY_BLOCK >= dots.len();
+    if !fits {
+        return false;
+    }
+    // the addresses of rows −4 to −1 of column 0 (the store adds four rows first); never
+    // dereferenced
+    let base = logits.as_mut_ptr().wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
+    let address = |p: *const i32| p as usize as u32;
+    let mut args = [
+        address(blocks.as_ptr()),
+        address(dots.as_mut_ptr()),
+        value as u32,
+        pre_shift,
+        ROW_STEP.as_ptr() as usize as u32,
+        address(base),
+        address(offsets.as_ptr()),
+        dim as u32,
+    ];
+    let shape = (dim / CHUNK, count);
+    match max {
+        Some(max) => {
+            let [a0, a1, a2, a3, a4, a5, a6, a7] = args;
+            let mut args = [a0, a1, a2, a3, a4, a5, a6, a7, *max as u32];
+            mve::dot_logit_block::<true, 9>(rows, shape, &mut args);
+            *max = args[8] as i32;
+        }
+        None => mve::dot_logit_block::<false, 8>(rows, shape, &mut args),
+    }
+    true
+}
+
+/// The byte offsets of four consecutive rows of logits (`KEY_BLOCK` words each).
+#[cfg(lara_attn_helium)]
+pub(crate) static ROW_STEP: [u32; 4] = [
+    0,
+    (KEY_BLOCK * 4) as u32,
+    (2 * KEY_BLOCK * 4) as u32,
+    (3 * KEY_BLOCK * 4) as u32,
+];
+
 /// The portable [`dot_blocks`] (also the reference of the tests).
 #[inline]
 pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
@@ -1195,6 +1306,7 @@ mod dsp {
 /// four by four (`q0` = `s0`–`s3`): the clobbers name those.
 #[cfg(lara_attn_helium)]
 mod mve {
+    use super::KEY_BLOCK;
     use core::arch::asm;
 
     /// The loop of [`dot_blocks`] and [`pair_dot_blocks`]: per block of four rows, four sums of
@@ -1408,6 +1520,200 @@ mod mve {
                 out.as_mut_ptr(),
                 count
             );
+        }
+    }
+
+    /// The dot loops of [`dot_preloaded_asm!`] and a scaled logit column, for the
+    /// `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, each loaded once): per row, per block
+    /// the four sums into `dots`, then per four of them the column's values (`$column`, from
+    /// `q0` = four dots scaled, `r4` = the row's offset, `r2` kept between `$pre` and `$post`)
+    /// scattered into the row's column (`VSTRW.32` to a vector of addresses `q1`, `KEY_BLOCK`
+    /// words apart, which the store advances by four rows). `$args`: `[blocks, dots, value,
+    /// pre_shift, ROW_STEP, column base, offsets, dim]`, then `max` for RFA's column (the
+    /// base and the offsets' address advanced per row in place).
+    macro_rules! dot_block_asm {
+        ([$($loads:expr),*], [$($chunks:expr),*], $pre:expr, $column:expr, $post:expr,
+         $x:expr, $count:expr, $args:expr) => {
+            asm!(
+                "1:",
+                "mov r1, {xp}",
+                $($loads,)*
+                "ldrd r3, r4, [{args}]",
+                "dls lr, r5",
+                "2:",
+                $($chunks,)*
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "le lr, 2b",
+                // the column: value, pre_shift, ROW_STEP, base, this row's offset
+                "ldr r12, [{args}, #4]",
+                "ldrd r0, r1, [{args}, #8]",
+                "ldrd r3, r10, [{args}, #16]",
+                "ldr r2, [{args}, #24]",
+                "ldr r4, [r2], #4",
+                "str r2, [{args}, #24]",
+                "add r2, r10, #4",
+                "str r2, [{args}, #20]",
+                "vldrw.u32 q1, [r3]",
+                "vadd.i32 q1, q1, r10",
+                "vdup.32 q2, r0",
+                $pre,
+                "dls lr, r5",
+                "3:",
+                "vldrw.u32 q0, [r12], #16",
+                "vshl.u32 q0, r1",
+                "vrmulh.s32 q0, q0, q2",
+                $column,
+                "vstrw.32 q0, [q1, #{rows4}]!",
+                "le lr, 3b",
+                $post,
+                // the next row of x
+                "ldr r0, [{args}, #28]",
+                "add {xp}, {xp}, r0",
+                "subs {keys}, {keys}, #1",
+                "bne 1b",
+                xp = inout(reg) $x => _,
+                keys = inout(reg) KEY_BLOCK => _,
+                args = in(reg) $args,
+                rows4 = const 4 * KEY_BLOCK * 4,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _,
+                out("r10") _, out("r12") _,
+                in("r5") $count,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// [`dot_block_asm!`] for rows of one to four chunks (`$chunks`).
+    macro_rules! dot_block_chunks {
+        ($chunks:expr, $pre:expr, $column:expr, $post:expr, $x:expr, $count:expr, $args:expr) => {
+            match $chunks {
+                1 => dot_block_asm!(
+                    ["vldrb.s16 q4, [r1]"],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
+                ),
+                2 => dot_block_asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
+                ),
+                3 => dot_block_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ],
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
+                ),
+                _ => dot_block_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    $pre,
+                    $column,
+                    $post,
+                    $x,
+                    $count,
+                    $args
+                ),
+            }
+        };
+    }
+
+    /// See [`dot_logit_block`](super::dot_logit_block) (arguments checked there): `args` as
+    /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks; `PROJECTION`: RFA's
+    /// column `ssat29(p − offset)` of `p = ssat29(round((dot << pre_shift) · value / 2^32))`,
+    /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there).
+    #[inline(always)]
+    pub(super) fn dot_logit_block<const PROJECTION: bool, const N: usize>(
+        x: &[i8],
+        (chunks, count): (usize, usize),
+        args: &mut [u32; N],
+    ) {
+        const { assert!(N >= 8 + PROJECTION as usize) };
+        let (x, a) = (x.as_ptr(), args.as_mut_ptr());
+        // SAFETY: the caller checked that x holds KEY_BLOCK rows of args[7] = 8·chunks bytes,
+        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, args[1] 4·count words of
+        // dots, args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1 of every column from
+        // args[5] (row −4 of column 0) are inside its logits: the loops read each row of x
+        // once, the blocks once per row, write and read back 4·count words of dots, read
+        // ROW_STEP (4 words) and the offsets, store 4·count logits per column and update
+        // args[5], args[6] (and args[8], N = 9, for PROJECTION). MVE is present (cfg
+        // lara_attn_helium).
+        unsafe {
+            if PROJECTION {
+                dot_block_chunks!(
+                    chunks,
+                    "ldr r2, [{args}, #32]",
+                    concat!(
+                        "vqshl.s32 q0, q0, #3\n",
+                        "vshr.s32 q0, q0, #3\n",
+                        "vmaxv.s32 r2, q0\n",
+                        "vsub.i32 q0, q0, r4\n",
+                        "vqshl.s32 q0, q0, #3\n",
+                        "vshr.s32 q0, q0, #3\n",
+                    ),
+                    "str r2, [{args}, #32]",
+                    x,
+                    count,
+                    a
+                );
+            } else {
+                dot_block_chunks!(
+                    chunks,
+                    "",
+                    concat!(
+                        "vsub.i32 q0, q0, r4\n",
+                        "vqshl.s32 q0, q0, #3\n",
+                        "vshr.s32 q0, q0, #3\n",
+                    ),
+                    "",
+                    x,
+                    count,
+                    a
+                );
+            }
         }
     }
 
