@@ -333,7 +333,8 @@ pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
 /// (back to back, [`block_words`]`(x.len())` words each): the dot products of every row with the
 /// shared row `x`, whose length must be a non-zero multiple of [`CHUNK`] (see
 /// [`padded_bytes`]). Zeros if the lengths do not fit.
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn dot_blocks(loops: Loops, blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK) || blocks.len() < count * block_words(x.len())
