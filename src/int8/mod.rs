@@ -358,7 +358,8 @@ pub(crate) fn store_logit_column(
 /// closure; on Helium four rows at a time (a scatter store), on the DSP cores without Helium
 /// one `asm!` loop four rows at a time and the rest here (the logits of exact attention and of
 /// LARA's keys and normaliser).
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn store_scaled_logits(
     logits: &mut [i32],
     column: usize,
