@@ -315,6 +315,9 @@ fn attend<O: Rows>(
     out: O,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
+    // (checked here, in the caller: `run` returns its own errors only, and a firmware that
+    // only tests for success copies no error out of it)
+    x.check(out.len())?;
     match (landmarks, sampling) {
         (Landmarks::SegmentMeans(count), Sampling::Eval) => {
             run(plan, x, SegmentMeans(count), NoNoise, out, scratch)
@@ -456,8 +459,8 @@ impl NoiseSource for GivenNoise<'_> {
     }
 }
 
-/// One call with its kind of landmarks and noise (not inlined: its workspace is not on the
-/// caller's frame).
+/// One call with its kind of landmarks and noise, on inputs [`attend`] checked (not inlined:
+/// its workspace is not on the caller's frame).
 #[inline(never)]
 fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     plan: &Plan,
@@ -467,7 +470,6 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     mut out: O,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
-    x.check(out.len())?;
     let shape = x.shape;
     if plan.dim != shape.dim
         || (N::SAMPLED && plan.config.noise.is_none())
