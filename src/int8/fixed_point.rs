@@ -143,28 +143,31 @@ const fn min_u32(a: u32, b: u32) -> u32 {
     if a < b { a } else { b }
 }
 
-/// `round(numerator / denominator)`, half away from zero, for `denominator > 0` (0 for a zero
-/// denominator: callers never pass one).
+/// `round(numerator / denominator)`, half away from zero, for `denominator > 0` and a quotient
+/// below `2^31` in magnitude (0 for a zero denominator: callers never pass one), in 32-bit
+/// arithmetic: one division while both fit 30 bits, else two 16-bit quotient digits
+/// ([`divide_normalized`]), never a 64-bit division routine.
 #[inline]
-pub(crate) fn div_round(numerator: i64, denominator: i64) -> i64 {
-    if denominator <= 0 {
+pub(crate) fn div_round(numerator: i64, denominator: u32) -> i32 {
+    if denominator == 0 {
         return 0;
     }
     let half = denominator / 2;
     let magnitude = numerator.unsigned_abs();
-    if magnitude < 1 << 30 && denominator < 1 << 30 {
-        // the same quotient in 32-bit arithmetic (one hardware division on Cortex-M3 and later)
-        let q = (magnitude as i32 + half as i32) / denominator as i32;
-        return if numerator >= 0 {
-            q.into()
-        } else {
-            (-q).into()
-        };
-    }
-    if numerator >= 0 {
-        (numerator + half) / denominator
+    let q = if magnitude < 1 << 30 && denominator < 1 << 30 {
+        // one hardware division on Cortex-M3 and later
+        (magnitude as u32 + half) / denominator
     } else {
-        -((-numerator + half) / denominator)
+        // ⌊(|n| + half) / den⌋ with both times 2^zeros: the divisor normalised, the numerator
+        // still within 64 bits and its high word below the divisor (the quotient fits u32)
+        let zeros = denominator.leading_zeros();
+        let scaled = (magnitude + u64::from(half)) << zeros;
+        divide_normalized((scaled >> 32) as u32, scaled as u32, denominator << zeros)
+    };
+    if numerator >= 0 {
+        q as i32
+    } else {
+        (q as i32).wrapping_neg()
     }
 }
 
@@ -710,7 +713,7 @@ mod tests {
         assert!(Multiplier::from_f32(f32::NAN).is_none());
         let r = Reciprocal::new(3);
         assert_eq!(r.divide(300, 0), 100);
-        assert_eq!(r.divide(-301, 8), div_round(-301 * 256, 3));
+        assert_eq!(r.divide(-301, 8), i64::from(div_round(-301 * 256, 3)));
         assert_eq!(div_round(-7, 2), -4);
         // a row multiplier: x · 0.75 / 3 · 2^2 = x
         let row = r.times(m, 2);
@@ -749,6 +752,39 @@ mod tests {
                 .high_word_small()
                 .is_none()
         );
+    }
+
+    /// [`div_round`] in 32-bit arithmetic against the 64-bit division it replaces, over
+    /// denominators of every bit length, numerators up to a quotient of `2^31 − 1` either sign,
+    /// and the ends of its 32-bit path (`2^30`).
+    #[test]
+    fn div_round_matches_the_64_bit_division() {
+        let reference = |n: i64, d: u32| -> i64 {
+            let (d, half) = (i64::from(d), i64::from(d / 2));
+            if n >= 0 { (n + half) / d } else { -((-n + half) / d) }
+        };
+        let mut seed = 0x7f4a_7c15u32;
+        let mut next = move || xorshift32(&mut seed);
+        for i in 0..400_000u32 {
+            let d = match i % 8 {
+                0 => 1 << (i / 8 % 32),
+                1 => u32::MAX >> (i / 8 % 32),
+                _ => (next() >> (next() % 32)).max(1),
+            };
+            // a quotient below 2^31: |n| + d/2 < 2^31 · d
+            let limit = (i64::from(d) << 31) - i64::from(d / 2) - 1;
+            let n = match i % 5 {
+                0 => limit,
+                1 => (1 << 30) - (i64::from(next()) & 3),
+                2 => i64::from(next() >> (next() % 32)),
+                _ => ((i64::from(next()) << 32) | i64::from(next())) % (limit + 1),
+            }
+            .min(limit);
+            for n in [n, -n] {
+                assert_eq!(i64::from(div_round(n, d)), reference(n, d), "{n} / {d}");
+            }
+        }
+        assert_eq!(div_round(5, 0), 0);
     }
 
     /// The reciprocal in 32-bit arithmetic against the 64-bit division it replaces.

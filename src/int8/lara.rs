@@ -677,7 +677,7 @@ impl<'a> Workspace<'a> {
                 let q = ((sum.unsigned_abs() << 7) + len / 2) / len;
                 if sum >= 0 { q.into() } else { -i64::from(q) }
             } else {
-                div_round(i64::from(sum) * 128, len as i64)
+                i64::from(div_round(i64::from(sum) * 128, len as u32))
             }
         };
         // q̄, k̄ (|·| ≤ 2^14) to w_unit in 32-bit arithmetic where the factors allow (they are
@@ -1200,7 +1200,7 @@ impl<'a> Workspace<'a> {
             ((total + count / 2) / count) as i32
         } else {
             let total = t_row.iter().map(|&t| i64::from(t)).sum();
-            div_round(total, count.max(1) as i64) as i32
+            div_round(total, count.max(1) as u32)
         };
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
