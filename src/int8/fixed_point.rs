@@ -345,7 +345,8 @@ impl Scale32 {
 /// (so the quotient fits `u32`), in 32-bit arithmetic: two steps of 16-bit quotient digits
 /// (Hacker's Delight `divlu`), two hardware divisions on Cortex-M3 and later instead of a
 /// 64-bit division routine.
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     const BASE: u32 = 1 << 16;
     let (v1, v0) = (divisor >> 16, divisor & 0xFFFF);
