@@ -1191,8 +1191,9 @@ impl<'a> Workspace<'a> {
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
-        // and one division: div_round's bits for a non-negative sum)
-        let t_mean = if count < 32 {
+        // and one division: div_round's bits for a non-negative sum; built for size, the
+        // i64 sum alone)
+        let t_mean = if count < 32 && !cfg!(lara_attn_compact) {
             #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
             let t_total = t_row.iter().map(|&t| t as u32).sum::<u32>();
             let total = t_total;
