@@ -311,7 +311,8 @@ pub(crate) fn pack_byte_block(
 /// `x` padded with zeros to whole chunks: `x` itself when its length is a multiple of
 /// [`CHUNK`], else a copy in `buffer` (at least [`padded`]`(x.len()) / 4` words; empty if it is
 /// shorter).
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
     if x.len().is_multiple_of(CHUNK) {
         return x;
