@@ -81,6 +81,29 @@ pub(crate) fn take<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
     head
 }
 
+/// The total length of a workspace's parts (saturating: an impossible size, which the scratch
+/// check refuses, rather than a wrapped one).
+pub(crate) const fn parts_len(parts: &[usize]) -> usize {
+    let mut total = 0usize;
+    let mut i = 0;
+    while i < parts.len() {
+        total = total.saturating_add(parts[i]);
+        i += 1;
+    }
+    total
+}
+
+/// `scratch` split into consecutive parts of the lengths `lens` (see [`take`]), in one loop
+/// (the kernels' workspaces: one split per call, not one inlined `take` per part).
+#[inline]
+pub(crate) fn split_parts<'a, T, const N: usize>(
+    scratch: &'a mut [T],
+    lens: [usize; N],
+) -> [&'a mut [T]; N] {
+    let mut rest = scratch;
+    lens.map(|len| take(&mut rest, len))
+}
+
 /// The `index`-th of `parts` equal parts of `data` (a head's slice of a stacked tensor);
 /// empty if there is no such part (callers have checked that the parts exist).
 #[inline]

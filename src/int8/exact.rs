@@ -16,7 +16,7 @@ use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
     pack_byte_block, pack_value_blocks, padded, padded_bytes,
 };
-use crate::slices::take;
+use crate::slices::{parts_len, split_parts};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,27 +60,27 @@ impl Plan {
 /// Queries per group: four row blocks share every key and value block.
 const GROUP: usize = 4 * ROWS;
 
-/// The scratch of one group of queries, in words.
-const fn group_len(shape: Shape) -> usize {
+/// The parts of the scratch of one group of queries, in words, in the order of
+/// [`Workspace::split`].
+const fn workspace_parts(shape: Shape) -> [usize; 10] {
     let groups = shape.value_dim.div_ceil(ROWS);
-    let parts = [
+    [
         4 * block_words(shape.dim),
         groups * GROUP * ROWS,
         GROUP * KEY_BLOCK,
         GROUP * WEIGHT_WORDS,
         groups * VALUE_BLOCK_WORDS,
-        2 * GROUP,
+        GROUP,
+        GROUP,
         groups * ROWS,
         GROUP,
         padded(shape.dim) / 4,
-    ];
-    let mut total = 0usize;
-    let mut i = 0;
-    while i < parts.len() {
-        total = total.saturating_add(parts[i]);
-        i += 1;
-    }
-    total
+    ]
+}
+
+/// The scratch of one group of queries, in words.
+const fn group_len(shape: Shape) -> usize {
+    parts_len(&workspace_parts(shape))
 }
 
 /// Scratch (in `i32`s) of [`attention`] for `shape`: with `P` the words of a block of four
@@ -154,22 +154,32 @@ struct Workspace<'a> {
 
 impl<'a> Workspace<'a> {
     fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        let groups = shape.value_dim.div_ceil(ROWS);
-        let mut rest = scratch;
+        let [
+            query_blocks,
+            acc,
+            logits,
+            weights,
+            values,
+            reference,
+            sum,
+            row,
+            dots,
+            shared,
+        ] = split_parts(scratch, workspace_parts(shape));
         Workspace {
             shape,
             loops: Loops::active(),
             queries: 0,
-            query_blocks: take(&mut rest, 4 * block_words(shape.dim)),
-            acc: take(&mut rest, groups * GROUP * ROWS),
-            logits: take(&mut rest, GROUP * KEY_BLOCK),
-            weights: take(&mut rest, GROUP * WEIGHT_WORDS),
-            values: take(&mut rest, groups * VALUE_BLOCK_WORDS),
-            reference: take(&mut rest, GROUP),
-            sum: take(&mut rest, GROUP),
-            row: take(&mut rest, groups * ROWS),
-            dots: take(&mut rest, GROUP),
-            shared: take(&mut rest, padded(shape.dim) / 4),
+            query_blocks,
+            acc,
+            logits,
+            weights,
+            values,
+            reference,
+            sum,
+            row,
+            dots,
+            shared,
         }
     }
 

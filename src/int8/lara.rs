@@ -41,7 +41,7 @@ use crate::simd::int8::{
     get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
     set_slot,
 };
-use crate::slices::{part, rows, take};
+use crate::slices::{part, parts_len, rows, split_parts};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -265,14 +265,7 @@ const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 
 }
 
 const fn workspace_len(shape: Shape, count: usize, samples: usize) -> usize {
-    let parts = workspace_parts(shape, count, samples);
-    let mut total = 0usize;
-    let mut i = 0;
-    while i < parts.len() {
-        total = total.saturating_add(parts[i]);
-        i += 1;
-    }
-    total
+    parts_len(&workspace_parts(shape, count, samples))
 }
 
 /// The length of the noise of sampled mode with segment-mean landmarks: `[h, R, d]`.
@@ -592,37 +585,58 @@ impl QueryRows {
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        let parts = workspace_parts(shape, count, samples);
-        let mut rest = scratch;
-        let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
+        let [
+            q_bar,
+            mu,
+            w,
+            kv_acc,
+            kv,
+            reference,
+            sum,
+            bias,
+            balance,
+            logits,
+            weights,
+            values,
+            t_reference,
+            t_sum,
+            t_row,
+            alpha,
+            weights_packed,
+            out_row,
+            row,
+            mu_rows,
+            dots,
+            shared,
+        ] = split_parts(scratch, workspace_parts(shape, count, samples));
         Workspace {
             shape,
             loops: Loops::active(),
             count,
             samples,
             rows: QueryRows::new(shape, count, samples),
-            q_bar: next(0),
-            mu: next(1),
-            w: next(2),
-            kv_acc: next(3),
-            kv: next(4),
-            reference: next(5),
-            sum: next(6),
-            bias: next(7),
-            balance: next(8),
-            logits: next(9),
-            weights: next(10),
-            values: next(11),
-            t_reference: next(12),
-            t_sum: next(13),
-            t_row: next(14),
-            alpha: next(15),
-            weights_packed: next(16),
-            out_row: next(17),
-            row: next(18),
-            mu_rows: next(19),
-            dots: next(20),
-            shared: next(21),
+            q_bar,
+            mu,
+            w,
+            kv_acc,
+            kv,
+            reference,
+            sum,
+            bias,
+            balance,
+            logits,
+            weights,
+            values,
+            t_reference,
+            t_sum,
+            t_row,
+            alpha,
+            weights_packed,
+            out_row,
+            row,
+            mu_rows,
+            dots,
+            shared,
             #[cfg(lara_attn_helium)]
             query_max: (0, 0),
         }

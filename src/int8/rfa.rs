@@ -35,7 +35,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{part, rows, take};
+use crate::slices::{part, parts_len, rows, split_parts};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -139,14 +139,7 @@ const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
 /// rows of `P` words (`2·d` rounded up to whole chunks), `G = ⌈d_v/4⌉`, `G' = ⌈(d_v + 1)/4⌉`:
 /// `S₄·P + 16·G·S₄ + 60·S₄ + 20·G + G'·block(S) + 4·G' + ⌈S/2⌉`, independent of `n`.
 pub const fn scratch_len(shape: Shape, features: usize) -> usize {
-    let parts = workspace_parts(shape, features);
-    let mut total = 0usize;
-    let mut i = 0;
-    while i < parts.len() {
-        total = total.saturating_add(parts[i]);
-        i += 1;
-    }
-    total
+    parts_len(&workspace_parts(shape, features))
 }
 
 /// RFA (positive features) of the int8 inputs `x` with `omega [h, S, d]` into `out`
@@ -251,27 +244,40 @@ struct Exponents {
 
 impl<'a> Workspace<'a> {
     fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        let parts = workspace_parts(shape, features);
-        let mut rest = scratch;
-        let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
+        let [
+            omega,
+            acc,
+            reference,
+            sum,
+            logits,
+            weights,
+            values,
+            value_sum,
+            kv,
+            phi,
+            projections,
+            out_row,
+            dots,
+            shared,
+        ] = split_parts(scratch, workspace_parts(shape, features));
         Workspace {
             shape,
             loops: Loops::active(),
             features,
-            omega: next(0),
-            acc: next(1),
-            reference: next(2),
-            sum: next(3),
-            logits: next(4),
-            weights: next(5),
-            values: next(6),
-            value_sum: next(7),
-            kv: next(8),
-            phi: next(9),
-            projections: next(10),
-            out_row: next(11),
-            dots: next(12),
-            shared: next(13),
+            omega,
+            acc,
+            reference,
+            sum,
+            logits,
+            weights,
+            values,
+            value_sum,
+            kv,
+            phi,
+            projections,
+            out_row,
+            dots,
+            shared,
         }
     }
 
