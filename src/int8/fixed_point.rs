@@ -100,7 +100,8 @@ pub(crate) fn weight_q15(t: u32) -> u32 {
 /// `log2 x` in `L16` for `x > 0` (0 gives the `log2` of 1: callers never pass 0). A table of
 /// `log2(1 + j/16)` on the top four mantissa bits, then `ln(1 + z) ≈ z − z²/2 + z³/3 − z⁴/4` on
 /// the rest (`|z| < 1/16`), in `Q30` with `i64` products (called per row, not per element).
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn log2_l16(x: u32) -> i32 {
     let x = x.max(1);
     let zeros = x.leading_zeros();
