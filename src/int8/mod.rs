@@ -272,15 +272,19 @@ impl<'a> Qkv<'a> {
         Ok(())
     }
 
-    /// Head `head` (on checked inputs).
+    /// Head `head` (on checked inputs: the lengths of the shape, so no division by `h`).
     fn head(&self, head: usize) -> Qkv<'a> {
-        use crate::slices::part;
-        let heads = self.shape.heads;
+        let shape = self.shape;
+        let (queries, keys) = (shape.queries, shape.keys);
+        let part = |data: &'a [i8], len: usize| -> &'a [i8] {
+            let rest = data.get(len * head..).unwrap_or_default();
+            rest.get(..len).unwrap_or_default()
+        };
         Qkv {
-            shape: self.shape.head(),
-            q: part(self.q, heads, head),
-            k: part(self.k, heads, head),
-            v: part(self.v, heads, head),
+            shape: shape.head(),
+            q: part(self.q, queries * shape.dim),
+            k: part(self.k, keys * shape.dim),
+            v: part(self.v, keys * shape.value_dim),
             key_mask: self.key_mask,
         }
     }
