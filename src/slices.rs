@@ -104,6 +104,15 @@ pub(crate) fn split_parts<'a, T, const N: usize>(
     lens.map(|len| take(&mut rest, len))
 }
 
+/// The `index`-th of the consecutive parts of `len` elements of `data` (a head's slice of a
+/// stacked tensor whose length the caller checked: no division, unlike [`part`]); empty if
+/// there is no such part.
+#[inline]
+pub(crate) fn nth_part<T>(data: &[T], len: usize, index: usize) -> &[T] {
+    let rest = data.get(len * index..).unwrap_or_default();
+    rest.get(..len).unwrap_or_default()
+}
+
 /// The `index`-th of `parts` equal parts of `data` (a head's slice of a stacked tensor);
 /// empty if there is no such part (callers have checked that the parts exist).
 #[inline]

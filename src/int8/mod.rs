@@ -274,17 +274,14 @@ impl<'a> Qkv<'a> {
 
     /// Head `head` (on checked inputs: the lengths of the shape, so no division by `h`).
     fn head(&self, head: usize) -> Qkv<'a> {
+        use crate::slices::nth_part;
         let shape = self.shape;
         let (queries, keys) = (shape.queries, shape.keys);
-        let part = |data: &'a [i8], len: usize| -> &'a [i8] {
-            let rest = data.get(len * head..).unwrap_or_default();
-            rest.get(..len).unwrap_or_default()
-        };
         Qkv {
             shape: shape.head(),
-            q: part(self.q, queries * shape.dim),
-            k: part(self.k, keys * shape.dim),
-            v: part(self.v, keys * shape.value_dim),
+            q: nth_part(self.q, queries * shape.dim, head),
+            k: nth_part(self.k, keys * shape.dim, head),
+            v: nth_part(self.v, keys * shape.value_dim, head),
             key_mask: self.key_mask,
         }
     }

@@ -35,7 +35,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{part, parts_len, rows, split_parts};
+use crate::slices::{nth_part, parts_len, rows, split_parts};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -188,7 +188,7 @@ fn attend<O: Rows>(
     let (dim, block) = (shape.dim, block_words(shape.dim));
     for head in 0..heads {
         let x = x.head(head);
-        let omega = part(omega, heads, head);
+        let omega = nth_part(omega, features * dim, head);
         for (b, packed) in ws.omega.chunks_exact_mut(block.max(1)).enumerate() {
             let valid = features.saturating_sub(b * ROWS);
             pack_byte_block(omega, (b * ROWS, valid), dim, packed);
