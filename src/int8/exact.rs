@@ -5,16 +5,16 @@
 //! Scratch: [`scratch_len`] `i32`s (the packed queries of a group, their accumulators and
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
-use super::fixed_point::{ABSENT, Scale32};
+use super::fixed_point::Scale32;
 use super::{
-    Out, Qkv, Requantize, Rows, Scales, check_dim, check_logit_bound, const_try, scale32,
-    store_scaled_logits,
+    Out, Qkv, Requantize, Rows, Scales, block_logits, check_dim, check_logit_bound, const_try,
+    scale32,
 };
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
+    pack_value_blocks, padded,
 };
 use crate::slices::{parts_len, split_parts};
 
@@ -204,10 +204,6 @@ impl<'a> Workspace<'a> {
         self.weights.fill(0);
         for block_first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(block_first);
-            let key = |jj: usize| {
-                let j = block_first + jj;
-                x.k.get(j * dim..).and_then(|k| k.get(..dim))
-            };
             pack_value_blocks(x.v, value_dim, (block_first, counted), self.values);
             // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
             let query_blocks = self
@@ -215,27 +211,15 @@ impl<'a> Workspace<'a> {
                 .get(..blocks * block_len)
                 .unwrap_or_default();
             let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
-            for (jj, &counts) in counted.iter().enumerate() {
-                match key(jj).filter(|_| counts) {
-                    Some(k_row) => {
-                        dot_blocks(
-                            self.loops,
-                            query_blocks,
-                            padded_bytes(k_row, self.shared),
-                            dots,
-                        );
-                        // into column jj of query i's block
-                        store_scaled_logits(self.logits, jj, dots, plan.logit, 0);
-                    }
-                    None => {
-                        for i in 0..GROUP {
-                            if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
-                                *slot = ABSENT;
-                            }
-                        }
-                    }
-                }
-            }
+            block_logits(
+                self.loops,
+                query_blocks,
+                (x.k, dim),
+                (block_first, counted),
+                (dots, self.shared),
+                self.logits,
+                (plan.logit, None),
+            );
             super::admit_rows(
                 self.logits,
                 self.weights,

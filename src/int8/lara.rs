@@ -18,7 +18,7 @@
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
+    L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
@@ -26,8 +26,8 @@ use super::fixed_point::{
 #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
 use super::fixed_point::exp2_neg_branchless;
 use super::{
-    Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
-    scale32, squared_norm, store_scaled_logits,
+    Out, Qkv, Requantize, Rows, Scales, block_logits, check_logit_bound, check_scale, const_try,
+    multiplier, scale32,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -910,7 +910,8 @@ impl<'a> Workspace<'a> {
 
     /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
     /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
-    #[inline(never)]
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    #[cfg_attr(lara_attn_compact, inline(always))]
     fn key_block_logits(
         &mut self,
         plan: &Plan,
@@ -924,22 +925,15 @@ impl<'a> Workspace<'a> {
             .get(..sample_rows / ROWS * block_words(dim))
             .unwrap_or_default();
         let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
-        for (jj, &counts) in counted.iter().enumerate() {
-            let start = (first + jj) * dim;
-            let key = x.k.get(start..start + dim).filter(|_| counts);
-            let Some(k_row) = key else {
-                for c in 0..sample_rows {
-                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
-                        *slot = ABSENT;
-                    }
-                }
-                continue;
-            };
-            let half_norm = plan.key_norm.apply(squared_norm(k_row));
-            dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
-            // into column jj of sample c's block
-            store_scaled_logits(self.logits, jj, dots, plan.key_dot, half_norm);
-        }
+        block_logits(
+            self.loops,
+            w,
+            (x.k, dim),
+            (first, counted),
+            (dots, self.shared),
+            self.logits,
+            (plan.key_dot, Some(plan.key_norm)),
+        );
     }
 
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.
@@ -1017,23 +1011,17 @@ impl<'a> Workspace<'a> {
                 .dots
                 .get_mut(..landmark_blocks * ROWS)
                 .unwrap_or_default();
-            for ii in 0..KEY_BLOCK {
-                let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
-                match q_row {
-                    Some(q_row) if first + ii < queries => {
-                        dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
-                        // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
-                        store_scaled_logits(self.logits, ii, dots, t_dot, 0);
-                    }
-                    _ => {
-                        for c in 0..landmark_blocks * ROWS {
-                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
-                                *slot = ABSENT;
-                            }
-                        }
-                    }
-                }
-            }
+            // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
+            let counted = core::array::from_fn(|ii| first + ii < queries);
+            block_logits(
+                self.loops,
+                q_bar,
+                (x.q, dim),
+                (first, counted),
+                (dots, self.shared),
+                self.logits,
+                (t_dot, None),
+            );
             // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
             // unused here)
             #[cfg(lara_attn_helium)]

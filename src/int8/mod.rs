@@ -114,7 +114,9 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
-use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
+use crate::simd::int8::{
+    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, padded_bytes,
+};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -383,6 +385,40 @@ pub(crate) fn store_scaled_logits(
         store_logit_column(logits, column, dots, |_, dot| {
             fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
         });
+    }
+}
+
+/// The logits of one block of rows against every row of the byte blocks `blocks`: for each
+/// `jj < KEY_BLOCK`, row `first + jj` of `source` (`[n, dim]`) if it counts, column `jj` of
+/// `logits` (`[dots.len()][KEY_BLOCK]`) gets `to_logit(scale · dot − norm · |row|²)` (the
+/// norm term only with `norm`), else [`ABSENT`](fixed_point::ABSENT). `dots` holds the dot
+/// products of one row, `shared` its padded copy. Exact attention's keys, LARA's keys and its
+/// normaliser's queries (out of line when built for size).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn block_logits(
+    loops: Loops,
+    blocks: &[i32],
+    (source, dim): (&[i8], usize),
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+    (dots, shared): (&mut [i32], &mut [i32]),
+    logits: &mut [i32],
+    (scale, norm): (Scale32, Option<Scale32>),
+) {
+    for (jj, &counts) in counted.iter().enumerate() {
+        let start = (first + jj) * dim;
+        let Some(row) = source.get(start..start + dim).filter(|_| counts) else {
+            for r in 0..dots.len() {
+                if let Some(slot) = logits.get_mut(r * KEY_BLOCK + jj) {
+                    *slot = fixed_point::ABSENT;
+                }
+            }
+            continue;
+        };
+        let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
+        dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
+        // into column jj of row r's block
+        store_scaled_logits(logits, jj, dots, scale, offset);
     }
 }
 

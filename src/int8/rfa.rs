@@ -17,10 +17,13 @@
 use super::fixed_point::{
     ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round,
 };
-// (the portable per-element loops; Helium has its own, in `super::helium`)
-#[cfg(not(lara_attn_helium))]
+// (the portable per-element loops; Helium has its own, in `super::helium`, but when built for
+// size)
+#[cfg(lara_attn_compact)]
+use super::block_logits;
+#[cfg(any(not(lara_attn_helium), lara_attn_compact))]
 use super::fixed_point::to_logit;
-#[cfg(not(lara_attn_helium))]
+#[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
 use super::store_logit_column;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, scale32,
@@ -333,14 +336,53 @@ impl<'a> Workspace<'a> {
         let (dim, value_dim, features) = (self.shape.dim, self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
         let (mut max, mut key_count) = (ABSENT, 0u32);
-        for (jj, &counts) in counted.iter().enumerate() {
+        // Σ_m v_m and the count of the keys that count
+        let mut add_values = |value_sum: &mut [i32], jj: usize, counts: bool| {
             let start = (first + jj) * value_dim;
             if let Some(v_row) = x.v.get(start..start + value_dim).filter(|_| counts) {
                 key_count += 1;
-                for (s, &v) in self.value_sum.iter_mut().zip(v_row) {
+                for (s, &v) in value_sum.iter_mut().zip(v_row) {
                     *s += i32::from(v);
                 }
             }
+        };
+        // (built for size: B = d^-1/4 k_m·ω_r by the shared block_logits, then B − hk and the
+        // largest B in a second pass over the block; the same bits)
+        #[cfg(lara_attn_compact)]
+        {
+            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            let projections = (plan.key_projection, None);
+            let rows = (dots, &mut *self.shared);
+            block_logits(
+                self.loops,
+                self.omega,
+                (x.k, dim),
+                (first, counted),
+                rows,
+                self.logits,
+                projections,
+            );
+            for (jj, &counts) in counted.iter().enumerate() {
+                add_values(self.value_sum, jj, counts);
+                let start = (first + jj) * dim;
+                let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
+                    continue;
+                };
+                let half_norm = plan.key_norm.apply(squared_norm(k_row));
+                let rows = self.logits.chunks_exact_mut(KEY_BLOCK).take(feature_rows);
+                for (r, row) in rows.enumerate() {
+                    if let Some(slot) = row.get_mut(jj) {
+                        if r < features {
+                            max = max.max(*slot);
+                        }
+                        *slot = to_logit(*slot - half_norm);
+                    }
+                }
+            }
+        }
+        #[cfg(not(lara_attn_compact))]
+        for (jj, &counts) in counted.iter().enumerate() {
+            add_values(self.value_sum, jj, counts);
             let start = (first + jj) * dim;
             let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
                 for r in 0..feature_rows {
