@@ -1092,13 +1092,14 @@ impl<'a> Workspace<'a> {
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
     // (inlined into query_pass on the DSP cores without Helium: fewer instructions per query
-    // on the M4F, the same stack; out of line elsewhere)
+    // on the M4F, the same stack; built for size, as the compiler likes (it inlines them, less
+    // flash); out of line elsewhere; the same for the other per-query steps)
     #[cfg_attr(
         all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(any(all(lara_attn_dsp, not(lara_attn_helium)), lara_attn_compact)),
         inline(never)
     )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
@@ -1166,7 +1167,7 @@ impl<'a> Workspace<'a> {
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(any(all(lara_attn_dsp, not(lara_attn_helium)), lara_attn_compact)),
         inline(never)
     )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
@@ -1241,7 +1242,7 @@ impl<'a> Workspace<'a> {
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(any(all(lara_attn_dsp, not(lara_attn_helium)), lara_attn_compact)),
         inline(never)
     )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
@@ -1291,7 +1292,7 @@ impl<'a> Workspace<'a> {
         inline(always)
     )]
     #[cfg_attr(
-        not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))),
+        not(any(all(lara_attn_dsp, not(lara_attn_helium)), lara_attn_compact)),
         inline(never)
     )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
