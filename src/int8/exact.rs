@@ -153,6 +153,9 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
+    // (not inlined: the parts' array is on this frame, not on the call's, whose deepest
+    // path it would lengthen)
+    #[inline(never)]
     fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
         let [
             query_blocks,

@@ -584,6 +584,9 @@ impl QueryRows {
 
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
+    // (not inlined: the parts' array is on this frame, not on the call's, whose deepest
+    // path it would lengthen)
+    #[inline(never)]
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
         let [
             q_bar,

@@ -246,6 +246,9 @@ struct Exponents {
 }
 
 impl<'a> Workspace<'a> {
+    // (not inlined: the parts' array is on this frame, not on the call's, whose deepest
+    // path it would lengthen)
+    #[inline(never)]
     fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
         let [
             omega,
