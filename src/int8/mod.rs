@@ -245,26 +245,17 @@ impl<'a> Qkv<'a> {
         if shape.queries > MAX_TOKENS || shape.keys > MAX_TOKENS {
             return Err(Error::FixedPointRange("more than 2^24 queries or keys"));
         }
-        expect_len(
-            Arg::Queries,
-            self.q.len(),
-            shape.stacked(shape.queries, shape.dim)?,
-        )?;
-        expect_len(
-            Arg::Keys,
-            self.k.len(),
-            shape.stacked(shape.keys, shape.dim)?,
-        )?;
-        expect_len(
-            Arg::Values,
-            self.v.len(),
-            shape.stacked(shape.keys, shape.value_dim)?,
-        )?;
-        expect_len(
-            Arg::Output,
-            out_len,
-            shape.stacked(shape.queries, shape.value_dim)?,
-        )?;
+        // (one loop: one copy of the checks)
+        let (queries, keys) = (shape.queries, shape.keys);
+        let tensors = [
+            (Arg::Queries, self.q.len(), queries, shape.dim),
+            (Arg::Keys, self.k.len(), keys, shape.dim),
+            (Arg::Values, self.v.len(), keys, shape.value_dim),
+            (Arg::Output, out_len, queries, shape.value_dim),
+        ];
+        for (arg, len, rows, cols) in tensors {
+            expect_len(arg, len, shape.stacked(rows, cols)?)?;
+        }
         if let Some(mask) = self.key_mask {
             expect_len(Arg::KeyMask, mask.len(), shape.keys)?;
             if mask.iter().all(|&masked| masked) {
