@@ -128,7 +128,8 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
 
 /// `round(x / 2^shift)` (half up) for `shift` in `0..=62`; `x · 2^-shift` with `shift < 0`
 /// shifts left (callers keep the result in range).
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) const fn shift_round(x: i64, shift: i32) -> i64 {
     if shift <= 0 {
         x.wrapping_shl(min_u32(shift.unsigned_abs(), 62))
