@@ -332,7 +332,8 @@ impl Scale32 {
     }
 
     /// `round(x · factor)` for `|x| ≤ max_input` (any `x` gives the same bits everywhere).
-    #[inline(always)]
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     pub(crate) fn apply(self, x: i32) -> i32 {
         mul_high_round(x.wrapping_shl(self.pre_shift), self.value)
     }
