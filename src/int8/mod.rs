@@ -280,7 +280,8 @@ impl<'a> Qkv<'a> {
     }
 
     /// Whether key `j` counts (it exists and is not masked).
-    #[inline]
+    #[cfg_attr(not(lara_attn_compact), inline)]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn counts(&self, j: usize) -> bool {
         j < self.shape.keys
             && !self

@@ -193,7 +193,8 @@ pub(crate) fn pair_slot(r: usize, e: usize) -> usize {
 }
 
 /// Writes the `i16` `value` at `slot` of `words` (nothing outside).
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn set_slot(words: &mut [i32], slot: usize, value: i32) {
     if let Some(word) = words.get_mut(slot / 2) {
         *word = if slot.is_multiple_of(2) {
@@ -1359,7 +1360,8 @@ pub(crate) fn squared_norm(x: &[i8]) -> i32 {
 }
 
 /// `|x|²` of an `i8` row, one element at a time.
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn portable_squared_norm(x: &[i8]) -> i32 {
     x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
 }
