@@ -93,8 +93,8 @@ pub(crate) const fn parts_len(parts: &[usize]) -> usize {
     total
 }
 
-/// `scratch` split into consecutive parts of the lengths `lens` (see [`take`]), in one loop
-/// (the kernels' workspaces: one split per call, not one inlined `take` per part).
+/// `scratch` split into consecutive parts of the lengths `lens` (see [`take`]), in one loop.
+#[cfg(lara_attn_compact)]
 #[inline]
 pub(crate) fn split_parts<'a, T, const N: usize>(
     scratch: &'a mut [T],
@@ -103,6 +103,28 @@ pub(crate) fn split_parts<'a, T, const N: usize>(
     let mut rest = scratch;
     lens.map(|len| take(&mut rest, len))
 }
+
+/// `let`s the names given to the consecutive parts of `scratch` of the lengths `lens` (an
+/// array, in the names' order): a workspace's split. Built for size, in one loop
+/// ([`split_parts`]; its callers keep the split out of line, so that the array of parts is not
+/// on the frame of the call); else one [`take`] per part (fewer instructions, and no array on
+/// the stack, at opt-level 3).
+macro_rules! split_workspace {
+    ($scratch:expr, $lens:expr => $($name:ident),+ $(,)?) => {
+        #[cfg(lara_attn_compact)]
+        let [$($name),+] = $crate::slices::split_parts($scratch, $lens);
+        #[cfg(not(lara_attn_compact))]
+        let ($($name,)+) = {
+            let mut lens = $lens.into_iter();
+            let mut rest = $scratch;
+            ($({
+                let _ = stringify!($name);
+                $crate::slices::take(&mut rest, lens.next().unwrap_or(0))
+            },)+)
+        };
+    };
+}
+pub(crate) use split_workspace;
 
 /// The `index`-th of the consecutive parts of `len` elements of `data` (a head's slice of a
 /// stacked tensor whose length the caller checked: no division, unlike [`part`]); empty if

@@ -16,7 +16,7 @@ use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
     pack_value_blocks, padded,
 };
-use crate::slices::{parts_len, split_parts};
+use crate::slices::{parts_len, split_workspace};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -153,11 +153,11 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
-    // (not inlined: the parts' array is on this frame, not on the call's, whose deepest
-    // path it would lengthen)
-    #[inline(never)]
+    // (built for size, not inlined: the parts' array is on this frame, not on the call's,
+    // whose deepest path it would lengthen)
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        let [
+        split_workspace!(scratch, workspace_parts(shape) =>
             query_blocks,
             acc,
             logits,
@@ -168,7 +168,7 @@ impl<'a> Workspace<'a> {
             row,
             dots,
             shared,
-        ] = split_parts(scratch, workspace_parts(shape));
+        );
         Workspace {
             shape,
             loops: Loops::active(),

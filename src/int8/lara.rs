@@ -41,7 +41,7 @@ use crate::simd::int8::{
     get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
     set_slot,
 };
-use crate::slices::{part, parts_len, rows, split_parts};
+use crate::slices::{part, parts_len, rows, split_workspace};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -584,11 +584,11 @@ impl QueryRows {
 
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
-    // (not inlined: the parts' array is on this frame, not on the call's, whose deepest
-    // path it would lengthen)
-    #[inline(never)]
+    // (built for size, not inlined: the parts' array is on this frame, not on the call's,
+    // whose deepest path it would lengthen)
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        let [
+        split_workspace!(scratch, workspace_parts(shape, count, samples) =>
             q_bar,
             mu,
             w,
@@ -611,7 +611,7 @@ impl<'a> Workspace<'a> {
             mu_rows,
             dots,
             shared,
-        ] = split_parts(scratch, workspace_parts(shape, count, samples));
+        );
         Workspace {
             shape,
             loops: Loops::active(),

@@ -38,7 +38,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{nth_part, parts_len, rows, split_parts};
+use crate::slices::{nth_part, parts_len, rows, split_workspace};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -246,11 +246,11 @@ struct Exponents {
 }
 
 impl<'a> Workspace<'a> {
-    // (not inlined: the parts' array is on this frame, not on the call's, whose deepest
-    // path it would lengthen)
-    #[inline(never)]
+    // (built for size, not inlined: the parts' array is on this frame, not on the call's,
+    // whose deepest path it would lengthen)
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        let [
+        split_workspace!(scratch, workspace_parts(shape, features) =>
             omega,
             acc,
             reference,
@@ -265,7 +265,7 @@ impl<'a> Workspace<'a> {
             out_row,
             dots,
             shared,
-        ] = split_parts(scratch, workspace_parts(shape, features));
+        );
         Workspace {
             shape,
             loops: Loops::active(),
