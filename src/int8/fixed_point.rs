@@ -148,8 +148,9 @@ const fn min_u32(a: u32, b: u32) -> u32 {
 /// `round(numerator / denominator)`, half away from zero, for `denominator > 0` and a quotient
 /// below `2^31` in magnitude (0 for a zero denominator: callers never pass one), in 32-bit
 /// arithmetic: one division while both fit 30 bits, else two 16-bit quotient digits
-/// ([`divide_normalized`]), never a 64-bit division routine.
-#[inline]
+/// ([`divide_normalized`]), never a 64-bit division routine. Not inlined: its callers' general
+/// paths (rare at opt-level 3) keep their frames small.
+#[inline(never)]
 pub(crate) fn div_round(numerator: i64, denominator: u32) -> i32 {
     if denominator == 0 {
         return 0;
