@@ -93,38 +93,29 @@ pub(crate) const fn parts_len(parts: &[usize]) -> usize {
     total
 }
 
-/// `scratch` split into consecutive parts of the lengths `lens` (see [`take`]), in one loop.
-#[cfg(lara_attn_compact)]
-#[inline]
-pub(crate) fn split_parts<'a, T, const N: usize>(
-    scratch: &'a mut [T],
-    lens: [usize; N],
-) -> [&'a mut [T]; N] {
-    let mut rest = scratch;
-    lens.map(|len| take(&mut rest, len))
+/// The consecutive parts of a scratch buffer, of the lengths `lens` in order (see [`take`]):
+/// a workspace's split, one [`next`](Parts::next) per part.
+pub(crate) struct Parts<'a, 'l, T> {
+    rest: &'a mut [T],
+    lens: core::slice::Iter<'l, usize>,
 }
 
-/// `let`s the names given to the consecutive parts of `scratch` of the lengths `lens` (an
-/// array, in the names' order): a workspace's split. Built for size, in one loop
-/// ([`split_parts`]; its callers keep the split out of line, so that the array of parts is not
-/// on the frame of the call); else one [`take`] per part (fewer instructions, and no array on
-/// the stack, at opt-level 3).
-macro_rules! split_workspace {
-    ($scratch:expr, $lens:expr => $($name:ident),+ $(,)?) => {
-        #[cfg(lara_attn_compact)]
-        let [$($name),+] = $crate::slices::split_parts($scratch, $lens);
-        #[cfg(not(lara_attn_compact))]
-        let ($($name,)+) = {
-            let mut lens = $lens.into_iter();
-            let mut rest = $scratch;
-            ($({
-                let _ = stringify!($name);
-                $crate::slices::take(&mut rest, lens.next().unwrap_or(0))
-            },)+)
-        };
-    };
+impl<'a, 'l, T> Parts<'a, 'l, T> {
+    pub(crate) fn new(scratch: &'a mut [T], lens: &'l [usize]) -> Self {
+        Parts {
+            rest: scratch,
+            lens: lens.iter(),
+        }
+    }
+
+    /// The next part (empty past the last length). Built for size, out of line: one call per
+    /// part rather than a [`take`] inlined for each.
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
+    pub(crate) fn next(&mut self) -> &'a mut [T] {
+        take(&mut self.rest, self.lens.next().copied().unwrap_or(0))
+    }
 }
-pub(crate) use split_workspace;
 
 /// The `index`-th of the consecutive parts of `len` elements of `data` (a head's slice of a
 /// stacked tensor whose length the caller checked: no division, unlike [`part`]); empty if

@@ -16,7 +16,7 @@ use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
     pack_value_blocks, padded,
 };
-use crate::slices::{parts_len, split_workspace};
+use crate::slices::{Parts, parts_len};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -153,37 +153,38 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
-    // (built for size, not inlined: the parts' array is on this frame, not on the call's,
-    // whose deepest path it would lengthen)
+    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
+    // less flash than the struct built from the parts, and its frame off the call's path)
     #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        split_workspace!(scratch, workspace_parts(shape) =>
-            query_blocks,
-            acc,
-            logits,
-            weights,
-            values,
-            reference,
-            sum,
-            row,
-            dots,
-            shared,
-        );
-        Workspace {
+        let lens = workspace_parts(shape);
+        let mut parts = Parts::new(scratch, &lens);
+        let mut ws = Workspace {
             shape,
             loops: Loops::active(),
             queries: 0,
-            query_blocks,
-            acc,
-            logits,
-            weights,
-            values,
-            reference,
-            sum,
-            row,
-            dots,
-            shared,
-        }
+            query_blocks: Default::default(),
+            acc: Default::default(),
+            logits: Default::default(),
+            weights: Default::default(),
+            values: Default::default(),
+            reference: Default::default(),
+            sum: Default::default(),
+            row: Default::default(),
+            dots: Default::default(),
+            shared: Default::default(),
+        };
+        ws.query_blocks = parts.next();
+        ws.acc = parts.next();
+        ws.logits = parts.next();
+        ws.weights = parts.next();
+        ws.values = parts.next();
+        ws.reference = parts.next();
+        ws.sum = parts.next();
+        ws.row = parts.next();
+        ws.dots = parts.next();
+        ws.shared = parts.next();
+        ws
     }
 
     /// Streams every key through the queries `first..first + GROUP` of one head.
