@@ -1213,6 +1213,17 @@ impl<'a> Workspace<'a> {
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
         let coeff = (t_mean, plan.alpha_coeff);
+        if cfg!(lara_attn_compact) {
+            // (built for size: sample c against T[c mod C'] (0 without landmarks) in one loop,
+            // a wrapping index for the modulo; the same α as the runs below)
+            let mut c = 0;
+            for (a, &balance) in alphas.iter_mut().zip(balances) {
+                let t = t_row.get(c).copied().unwrap_or(0);
+                *a = mis_opt_alpha(balance, t, coeff);
+                c = if c + 1 < count { c + 1 } else { 0 };
+            }
+            return;
+        }
         if count == 0 {
             for (a, &balance) in alphas.iter_mut().zip(balances) {
                 *a = mis_opt_alpha(balance, 0, coeff);
@@ -1220,9 +1231,8 @@ impl<'a> Workspace<'a> {
             return;
         }
         // sample c draws around component c mod C': runs of C' samples against T (one run when
-        // there are no more samples than landmarks, without the runs' bookkeeping; built for
-        // size, the runs alone)
-        if !cfg!(lara_attn_compact) && samples <= count {
+        // there are no more samples than landmarks, without the runs' bookkeeping)
+        if samples <= count {
             run_alphas(alphas, balances, t_row, coeff);
             return;
         }
