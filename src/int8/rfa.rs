@@ -574,12 +574,20 @@ impl<'a> Workspace<'a> {
                 let gap = (shift - i64::from(a)).clamp(0, i64::from(u32::MAX)) as u32;
                 (plan.ratio as u64) * u64::from(exp2_neg(gap, 15)) + FLOOR_Q31
             };
-            let total: u64 = projections.iter().map(|&a| phi(a)).sum();
+            // each φq once, in place of its A (< 2^32: S^-1/2 ≤ 2^16 in Q16 and 2^(…) ≤ 2^15),
+            // and their sum
+            let mut total = 0u64;
+            for a in projections.iter_mut() {
+                let phi = phi(*a);
+                total += phi;
+                *a = phi as u32 as i32;
+            }
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
             let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
             self.phi.fill(0);
-            for (r, &a) in projections.iter().enumerate() {
-                set_slot(self.phi, r, shift_round(phi(a) as i64, q_exponent) as i32);
+            for (r, &phi) in projections.iter().enumerate() {
+                let phi = i64::from(phi as u32);
+                set_slot(self.phi, r, shift_round(phi, q_exponent) as i32);
             }
             self.finish_query(
                 plan,
