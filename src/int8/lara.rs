@@ -1015,8 +1015,9 @@ impl<'a> Workspace<'a> {
                 .dots
                 .get_mut(..landmark_blocks * ROWS)
                 .unwrap_or_default();
-            // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
-            let counted = core::array::from_fn(|ii| first + ii < queries);
+            // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits (every query
+            // counts; the rows past the last are absent: x.q ends there)
+            let counted = [true; KEY_BLOCK];
             block_logits(
                 self.loops,
                 q_bar,
