@@ -117,6 +117,35 @@ impl<'a, 'l, T> Parts<'a, 'l, T> {
     }
 }
 
+/// A workspace `$ty { fields, parts }` whose parts (`&mut [T]`) are the consecutive parts of
+/// `scratch` of the lengths `lens` (an array, in the parts' order). At opt-level 3 the struct
+/// literal with one inlined [`take`] per part; built for size, the struct made with empty parts
+/// and each stored in place from [`Parts::next`] (out of line; less flash).
+macro_rules! split_workspace {
+    (
+        $scratch:expr, $lens:expr,
+        $ty:ident { $($(#[$meta:meta])* $field:ident: $value:expr,)* }
+        => { $($part:ident,)+ }
+    ) => {{
+        let lens = $lens;
+        let mut parts = $crate::slices::Parts::new($scratch, &lens);
+        if cfg!(lara_attn_compact) {
+            let mut workspace = $ty {
+                $($(#[$meta])* $field: $value,)*
+                $($part: Default::default(),)+
+            };
+            $(workspace.$part = parts.next();)+
+            workspace
+        } else {
+            $ty {
+                $($(#[$meta])* $field: $value,)*
+                $($part: parts.next(),)+
+            }
+        }
+    }};
+}
+pub(crate) use split_workspace;
+
 /// The `index`-th of the consecutive parts of `len` elements of `data` (a head's slice of a
 /// stacked tensor whose length the caller checked: no division, unlike [`part`]); empty if
 /// there is no such part.

@@ -16,7 +16,7 @@ use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
     pack_value_blocks, padded,
 };
-use crate::slices::{Parts, parts_len};
+use crate::slices::{split_workspace, parts_len};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -157,34 +157,26 @@ impl<'a> Workspace<'a> {
     // less flash than the struct built from the parts, and its frame off the call's path)
     #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        let lens = workspace_parts(shape);
-        let mut parts = Parts::new(scratch, &lens);
-        let mut ws = Workspace {
-            shape,
-            loops: Loops::active(),
-            queries: 0,
-            query_blocks: Default::default(),
-            acc: Default::default(),
-            logits: Default::default(),
-            weights: Default::default(),
-            values: Default::default(),
-            reference: Default::default(),
-            sum: Default::default(),
-            row: Default::default(),
-            dots: Default::default(),
-            shared: Default::default(),
-        };
-        ws.query_blocks = parts.next();
-        ws.acc = parts.next();
-        ws.logits = parts.next();
-        ws.weights = parts.next();
-        ws.values = parts.next();
-        ws.reference = parts.next();
-        ws.sum = parts.next();
-        ws.row = parts.next();
-        ws.dots = parts.next();
-        ws.shared = parts.next();
-        ws
+        split_workspace!(
+            scratch,
+            workspace_parts(shape),
+            Workspace {
+                shape: shape,
+                loops: Loops::active(),
+                queries: 0,
+            } => {
+                query_blocks,
+                acc,
+                logits,
+                weights,
+                values,
+                reference,
+                sum,
+                row,
+                dots,
+                shared,
+            }
+        )
     }
 
     /// Streams every key through the queries `first..first + GROUP` of one head.

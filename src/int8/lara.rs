@@ -41,7 +41,7 @@ use crate::simd::int8::{
     get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
     set_slot,
 };
-use crate::slices::{Parts, part, parts_len, rows};
+use crate::slices::{split_workspace, part, parts_len, rows};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -588,62 +588,42 @@ impl<'a> Workspace<'a> {
     // less flash than the struct built from the parts, and its frame off the call's path)
     #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        let lens = workspace_parts(shape, count, samples);
-        let mut parts = Parts::new(scratch, &lens);
-        let mut ws = Workspace {
-            shape,
-            loops: Loops::active(),
-            count,
-            samples,
-            rows: QueryRows::new(shape, count, samples),
-            #[cfg(lara_attn_helium)]
-            query_max: (0, 0),
-            q_bar: Default::default(),
-            mu: Default::default(),
-            w: Default::default(),
-            kv_acc: Default::default(),
-            kv: Default::default(),
-            reference: Default::default(),
-            sum: Default::default(),
-            bias: Default::default(),
-            balance: Default::default(),
-            logits: Default::default(),
-            weights: Default::default(),
-            values: Default::default(),
-            t_reference: Default::default(),
-            t_sum: Default::default(),
-            t_row: Default::default(),
-            alpha: Default::default(),
-            weights_packed: Default::default(),
-            out_row: Default::default(),
-            row: Default::default(),
-            mu_rows: Default::default(),
-            dots: Default::default(),
-            shared: Default::default(),
-        };
-        ws.q_bar = parts.next();
-        ws.mu = parts.next();
-        ws.w = parts.next();
-        ws.kv_acc = parts.next();
-        ws.kv = parts.next();
-        ws.reference = parts.next();
-        ws.sum = parts.next();
-        ws.bias = parts.next();
-        ws.balance = parts.next();
-        ws.logits = parts.next();
-        ws.weights = parts.next();
-        ws.values = parts.next();
-        ws.t_reference = parts.next();
-        ws.t_sum = parts.next();
-        ws.t_row = parts.next();
-        ws.alpha = parts.next();
-        ws.weights_packed = parts.next();
-        ws.out_row = parts.next();
-        ws.row = parts.next();
-        ws.mu_rows = parts.next();
-        ws.dots = parts.next();
-        ws.shared = parts.next();
-        ws
+        split_workspace!(
+            scratch,
+            workspace_parts(shape, count, samples),
+            Workspace {
+                shape: shape,
+                loops: Loops::active(),
+                count: count,
+                samples: samples,
+                rows: QueryRows::new(shape, count, samples),
+                #[cfg(lara_attn_helium)]
+                query_max: (0, 0),
+            } => {
+                q_bar,
+                mu,
+                w,
+                kv_acc,
+                kv,
+                reference,
+                sum,
+                bias,
+                balance,
+                logits,
+                weights,
+                values,
+                t_reference,
+                t_sum,
+                t_row,
+                alpha,
+                weights_packed,
+                out_row,
+                row,
+                mu_rows,
+                dots,
+                shared,
+            }
+        )
     }
 
     /// Writes `mu_c = q̄_c + k̄_c` (`w_unit`) from `q̄`, `k̄` in their units.

@@ -38,7 +38,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{Parts, nth_part, parts_len, rows};
+use crate::slices::{split_workspace, nth_part, parts_len, rows};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -250,42 +250,30 @@ impl<'a> Workspace<'a> {
     // less flash than the struct built from the parts, and its frame off the call's path)
     #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        let lens = workspace_parts(shape, features);
-        let mut parts = Parts::new(scratch, &lens);
-        let mut ws = Workspace {
-            shape,
-            loops: Loops::active(),
-            features,
-            omega: Default::default(),
-            acc: Default::default(),
-            reference: Default::default(),
-            sum: Default::default(),
-            logits: Default::default(),
-            weights: Default::default(),
-            values: Default::default(),
-            value_sum: Default::default(),
-            kv: Default::default(),
-            phi: Default::default(),
-            projections: Default::default(),
-            out_row: Default::default(),
-            dots: Default::default(),
-            shared: Default::default(),
-        };
-        ws.omega = parts.next();
-        ws.acc = parts.next();
-        ws.reference = parts.next();
-        ws.sum = parts.next();
-        ws.logits = parts.next();
-        ws.weights = parts.next();
-        ws.values = parts.next();
-        ws.value_sum = parts.next();
-        ws.kv = parts.next();
-        ws.phi = parts.next();
-        ws.projections = parts.next();
-        ws.out_row = parts.next();
-        ws.dots = parts.next();
-        ws.shared = parts.next();
-        ws
+        split_workspace!(
+            scratch,
+            workspace_parts(shape, features),
+            Workspace {
+                shape: shape,
+                loops: Loops::active(),
+                features: features,
+            } => {
+                omega,
+                acc,
+                reference,
+                sum,
+                logits,
+                weights,
+                values,
+                value_sum,
+                kv,
+                phi,
+                projections,
+                out_row,
+                dots,
+                shared,
+            }
+        )
     }
 
     /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
