@@ -126,6 +126,14 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
     ((log2_q30 + (1 << 13)) >> 14) as i32
 }
 
+/// The bit length of `x`, `64 − leading zeros` (out of line built for size: two 32-bit counts
+/// and a select on cores without a 64-bit count).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn bits64(x: u64) -> u32 {
+    64 - x.leading_zeros()
+}
+
 /// `round(x / 2^shift)` (half up) for `shift` in `0..=62`; `x · 2^-shift` with `shift < 0`
 /// shifts left (callers keep the result in range).
 #[cfg_attr(not(lara_attn_compact), inline)]
@@ -273,7 +281,7 @@ impl Multiplier {
     /// `round(x · self)` for any `x` (large `x` lose their low bits first).
     #[inline]
     pub(crate) fn apply_wide(self, x: i64) -> i64 {
-        let excess = 25u32.saturating_sub(x.unsigned_abs().leading_zeros());
+        let excess = bits64(x.unsigned_abs()).saturating_sub(39);
         let x = shift_round(x, excess as i32);
         shift_round(x * i64::from(self.mantissa), self.shift - excess as i32)
     }

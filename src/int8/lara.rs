@@ -18,7 +18,7 @@
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
 use super::fixed_point::{
-    L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
+    L16_ONE, Multiplier, Reciprocal, Running, Scale32, bits64, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide, weight_q15,
 };
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
@@ -41,7 +41,7 @@ use crate::simd::int8::{
     get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
     set_slot,
 };
-use crate::slices::{split_workspace, part, parts_len, rows};
+use crate::slices::{part, parts_len, rows, split_workspace};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -1277,7 +1277,7 @@ impl<'a> Workspace<'a> {
             total
         };
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
-        let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
+        let shift = bits64(total.max(1)) as i32 - 14;
         pack_weights(weights, self.weights_packed, shift)
     }
 

@@ -15,7 +15,7 @@
 //! independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round,
+    ABSENT, EMPTY_REFERENCE, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round,
 };
 // (the portable per-element loops; Helium has its own, in `super::helium`, but when built for
 // size)
@@ -38,7 +38,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{split_workspace, nth_part, parts_len, rows};
+use crate::slices::{nth_part, parts_len, rows, split_workspace};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -455,7 +455,7 @@ impl<'a> Workspace<'a> {
                 }
             }
         }
-        let exponent_of = |m: u64| 64 - m.max(1).leading_zeros() as i32 - 15;
+        let exponent_of = |m: u64| bits64(m.max(1)) as i32 - 15;
         let exponents = Exponents {
             kv: exponent_of(kv_max),
             k: exponent_of(k_max),
@@ -545,7 +545,7 @@ impl<'a> Workspace<'a> {
                 const _: () = assert!(FLOOR_Q31 < 1 << 32);
                 let total =
                     super::helium::rfa_phi(projections, (max, norm), ratio, FLOOR_Q31 as u32);
-                let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
+                let q_exponent = bits64(total.max(1)) as i32 - 14;
                 self.phi.fill(0);
                 super::helium::pack_rounded(projections, self.phi, q_exponent);
                 self.finish_query(
@@ -571,7 +571,7 @@ impl<'a> Workspace<'a> {
                 *a = phi as u32 as i32;
             }
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
-            let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
+            let q_exponent = bits64(total.max(1)) as i32 - 14;
             self.phi.fill(0);
             for (r, &phi) in projections.iter().enumerate() {
                 let phi = i64::from(phi as u32);
@@ -605,7 +605,7 @@ impl<'a> Workspace<'a> {
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));
             // (a clamped den can pass 2^32: keep its top 32 bits and the shift)
             let den = den.max(floor).max(1);
-            let excess = 32 - den.leading_zeros().min(32) as i32;
+            let excess = bits64(den as u64).saturating_sub(32) as i32;
             let den = (den >> excess) as u32;
             // out = Σ_r φq KV_r / den · 2^(kv − k − excess)
             let row = self.out_row.get(..value_dim).unwrap_or_default();
