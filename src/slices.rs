@@ -94,7 +94,8 @@ pub(crate) const fn parts_len(parts: &[usize]) -> usize {
 }
 
 /// The consecutive parts of a scratch buffer, of the lengths `lens` in order (see [`take`]):
-/// a workspace's split, one [`next`](Parts::next) per part.
+/// a workspace's split built for size ([`split_workspace`]), one [`next`](Parts::next) per
+/// part.
 pub(crate) struct Parts<'a, 'l, T> {
     rest: &'a mut [T],
     lens: core::slice::Iter<'l, usize>,
@@ -128,8 +129,8 @@ macro_rules! split_workspace {
         => { $($part:ident,)+ }
     ) => {{
         let lens = $lens;
-        let mut parts = $crate::slices::Parts::new($scratch, &lens);
         if cfg!(lara_attn_compact) {
+            let mut parts = $crate::slices::Parts::new($scratch, &lens);
             let mut workspace = $ty {
                 $($(#[$meta])* $field: $value,)*
                 $($part: Default::default(),)+
@@ -137,9 +138,16 @@ macro_rules! split_workspace {
             $(workspace.$part = parts.next();)+
             workspace
         } else {
+            let mut rest = $scratch;
+            let mut index = 0;
+            let mut next = || {
+                let part = $crate::slices::take(&mut rest, lens.get(index).copied().unwrap_or(0));
+                index += 1;
+                part
+            };
             $ty {
                 $($(#[$meta])* $field: $value,)*
-                $($part: parts.next(),)+
+                $($part: next(),)+
             }
         }
     }};
