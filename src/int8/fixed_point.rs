@@ -155,10 +155,10 @@ const fn min_u32(a: u32, b: u32) -> u32 {
 
 /// `round(numerator / denominator)`, half away from zero, for `denominator > 0` and a quotient
 /// below `2^31` in magnitude (0 for a zero denominator: callers never pass one), in 32-bit
-/// arithmetic: one division while both fit 30 bits, else two 16-bit quotient digits
-/// ([`divide_normalized`]), never a 64-bit division routine. Not inlined: its callers' general
-/// paths (rare at opt-level 3) keep their frames small.
-#[inline(never)]
+/// arithmetic: one division while both fit 30 bits, else [`divide_wide`], never a 64-bit
+/// division routine (out of line built for size).
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn div_round(numerator: i64, denominator: u32) -> i32 {
     if denominator == 0 {
         return 0;
@@ -170,17 +170,25 @@ pub(crate) fn div_round(numerator: i64, denominator: u32) -> i32 {
         // alone, the same bits)
         (magnitude as u32 + half) / denominator
     } else {
-        // ⌊(|n| + half) / den⌋ with both times 2^zeros: the divisor normalised, the numerator
-        // still within 64 bits and its high word below the divisor (the quotient fits u32)
-        let zeros = denominator.leading_zeros();
-        let scaled = (magnitude + u64::from(half)) << zeros;
-        divide_normalized((scaled >> 32) as u32, scaled as u32, denominator << zeros)
+        divide_wide(magnitude + u64::from(half), denominator)
     };
     if numerator >= 0 {
         q as i32
     } else {
         (q as i32).wrapping_neg()
     }
+}
+
+/// `⌊numerator / denominator⌋` for `denominator > 0` and a quotient below `2^32`: both times
+/// `2^zeros`, the divisor normalised, the numerator still within 64 bits and its high word below
+/// the divisor, then [`divide_normalized`]. Not inlined: the general path of [`div_round`]'s
+/// callers (rare at opt-level 3), whose frames it would grow; built for size, in
+/// [`div_round`], itself out of line.
+#[cfg_attr(not(lara_attn_compact), inline(never))]
+fn divide_wide(numerator: u64, denominator: u32) -> u32 {
+    let zeros = denominator.leading_zeros();
+    let scaled = numerator << zeros;
+    divide_normalized((scaled >> 32) as u32, scaled as u32, denominator << zeros)
 }
 
 /// A positive real factor `m · 2^-shift` (`m < 2^24`): an `f32` scale turned into integer
