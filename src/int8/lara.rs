@@ -859,7 +859,7 @@ impl<'a> Workspace<'a> {
 
     /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
     /// in pair blocks, after the last key.
-    #[inline(never)]
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn finish_keys(&mut self) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;

@@ -421,7 +421,7 @@ impl<'a> Workspace<'a> {
 
     /// The key summaries `KV_r`, `K_r` as `i16` with shared exponents, from the sums after the
     /// last key (`M` the largest `B`).
-    #[inline(never)]
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn finish_keys(&mut self, plan: &Plan, max: i32, key_count: i64) -> Exponents {
         let (value_dim, features) = (self.shape.value_dim, self.features);
         // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
