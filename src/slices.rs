@@ -159,8 +159,8 @@ pub(crate) use split_workspace;
 /// there is no such part.
 #[inline]
 pub(crate) fn nth_part<T>(data: &[T], len: usize, index: usize) -> &[T] {
-    let rest = data.get(len * index..).unwrap_or_default();
-    rest.get(..len).unwrap_or_default()
+    let start = len * index;
+    data.get(start..start + len).unwrap_or_default()
 }
 
 /// The `index`-th of `parts` equal parts of `data` (a head's slice of a stacked tensor);
