@@ -1188,8 +1188,7 @@ impl<'a> Workspace<'a> {
             let count = count.max(1) as u32;
             ((total + count / 2) / count) as i32
         } else {
-            let total = t_row.iter().map(|&t| i64::from(t)).sum();
-            div_round(total, count.max(1) as u32)
+            rounded_mean(t_row, count)
         };
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
@@ -1335,6 +1334,14 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
         let left = (-shift).min(31) as u32;
         pack_pairs(words, pairs, last, |w| w << left)
     }
+}
+
+/// `round(Σ values / count)` (half away from zero; `i64` sum): `T`'s mean, its general path
+/// (out of line at opt-level 3: rare there, and the query pass's registers are better spent).
+#[cfg_attr(not(lara_attn_compact), inline(never))]
+fn rounded_mean(values: &[i32], count: usize) -> i32 {
+    let total = values.iter().map(|&t| i64::from(t)).sum();
+    div_round(total, count.max(1) as u32)
 }
 
 /// `mis-opt`'s `α = max(bh + alpha_coeff · (T − mean T), 1)` in `Q27` (`alpha_coeff` in `Q16`;
