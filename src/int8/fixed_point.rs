@@ -433,7 +433,7 @@ impl Reciprocal {
         // with excess = bits − 31 (unsigned, both positive: one UMULL); the rounding from the
         // top 32 bits of the product, t = ⌊product / 2^(excess − 1)⌋: round = ⌊(t + 1) / 2⌋
         let product = self.reciprocal as u64 * u64::from(factor.mantissa.unsigned_abs());
-        let zeros = product.leading_zeros();
+        let zeros = 64 - bits64(product);
         let (mantissa, excess) = if zeros >= 33 {
             (product as u32, 0)
         } else {
