@@ -403,17 +403,26 @@ pub(crate) fn block_logits(
     for (jj, &counts) in counted.iter().enumerate() {
         let start = (first + jj) * dim;
         let Some(row) = source.get(start..start + dim).filter(|_| counts) else {
-            for r in 0..dots.len() {
-                if let Some(slot) = logits.get_mut(r * KEY_BLOCK + jj) {
-                    *slot = fixed_point::ABSENT;
-                }
-            }
+            absent_column(logits, jj, dots.len());
             continue;
         };
         let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
         dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
         // into column jj of row r's block
         store_scaled_logits(logits, jj, dots, scale, offset);
+    }
+}
+
+/// `logits[r][column] = ABSENT` for the first `rows` rows of `logits` (`[rows][KEY_BLOCK]`): a
+/// row that does not count (out of line: rare, and its pointers stay out of the loop over the
+/// rows that count).
+#[cold]
+#[inline(never)]
+fn absent_column(logits: &mut [i32], column: usize, rows: usize) {
+    for r in 0..rows {
+        if let Some(slot) = logits.get_mut(r * KEY_BLOCK + column) {
+            *slot = fixed_point::ABSENT;
+        }
     }
 }
 
