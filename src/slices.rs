@@ -81,6 +81,88 @@ pub(crate) fn take<'a, T>(rest: &mut &'a mut [T], len: usize) -> &'a mut [T] {
     head
 }
 
+/// The total length of a workspace's parts (saturating: an impossible size, which the scratch
+/// check refuses, rather than a wrapped one).
+pub(crate) const fn parts_len(parts: &[usize]) -> usize {
+    let mut total = 0usize;
+    let mut i = 0;
+    while i < parts.len() {
+        total = total.saturating_add(parts[i]);
+        i += 1;
+    }
+    total
+}
+
+/// The consecutive parts of a scratch buffer, of the lengths `lens` in order (see [`take`]):
+/// a workspace's split built for size ([`split_workspace`]), one [`next`](Parts::next) per
+/// part.
+pub(crate) struct Parts<'a, 'l, T> {
+    rest: &'a mut [T],
+    lens: core::slice::Iter<'l, usize>,
+}
+
+impl<'a, 'l, T> Parts<'a, 'l, T> {
+    pub(crate) fn new(scratch: &'a mut [T], lens: &'l [usize]) -> Self {
+        Parts {
+            rest: scratch,
+            lens: lens.iter(),
+        }
+    }
+
+    /// The next part (empty past the last length). Built for size, out of line: one call per
+    /// part rather than a [`take`] inlined for each.
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
+    pub(crate) fn next(&mut self) -> &'a mut [T] {
+        take(&mut self.rest, self.lens.next().copied().unwrap_or(0))
+    }
+}
+
+/// A workspace `$ty { fields, parts }` whose parts (`&mut [T]`) are the consecutive parts of
+/// `scratch` of the lengths `lens` (an array, in the parts' order). At opt-level 3 the struct
+/// literal with one inlined [`take`] per part; built for size, the struct made with empty parts
+/// and each stored in place from [`Parts::next`] (out of line; less flash).
+macro_rules! split_workspace {
+    (
+        $scratch:expr, $lens:expr,
+        $ty:ident { $($(#[$meta:meta])* $field:ident: $value:expr,)* }
+        => { $($part:ident,)+ }
+    ) => {{
+        let lens = $lens;
+        if cfg!(lara_attn_compact) {
+            let mut parts = $crate::slices::Parts::new($scratch, &lens);
+            let mut workspace = $ty {
+                $($(#[$meta])* $field: $value,)*
+                $($part: Default::default(),)+
+            };
+            $(workspace.$part = parts.next();)+
+            workspace
+        } else {
+            let mut rest = $scratch;
+            let mut index = 0;
+            let mut next = || {
+                let part = $crate::slices::take(&mut rest, lens.get(index).copied().unwrap_or(0));
+                index += 1;
+                part
+            };
+            $ty {
+                $($(#[$meta])* $field: $value,)*
+                $($part: next(),)+
+            }
+        }
+    }};
+}
+pub(crate) use split_workspace;
+
+/// The `index`-th of the consecutive parts of `len` elements of `data` (a head's slice of a
+/// stacked tensor whose length the caller checked: no division, unlike [`part`]); empty if
+/// there is no such part.
+#[inline]
+pub(crate) fn nth_part<T>(data: &[T], len: usize, index: usize) -> &[T] {
+    let start = len * index;
+    data.get(start..start + len).unwrap_or_default()
+}
+
 /// The `index`-th of `parts` equal parts of `data` (a head's slice of a stacked tensor);
 /// empty if there is no such part (callers have checked that the parts exist).
 #[inline]

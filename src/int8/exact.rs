@@ -5,18 +5,18 @@
 //! Scratch: [`scratch_len`] `i32`s (the packed queries of a group, their accumulators and
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
-use super::fixed_point::{ABSENT, Scale32};
+use super::fixed_point::Scale32;
 use super::{
-    Out, Qkv, Requantize, Rows, Scales, check_dim, check_logit_bound, const_try, scale32,
-    store_scaled_logits,
+    Out, Qkv, Requantize, Rows, Scales, block_logits, check_dim, check_logit_bound, const_try,
+    scale32,
 };
 use crate::error::Error;
 use crate::shape::{Shape, take_scratch_of};
 use crate::simd::int8::{
-    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
+    pack_value_blocks, padded,
 };
-use crate::slices::take;
+use crate::slices::{parts_len, split_workspace};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,27 +60,27 @@ impl Plan {
 /// Queries per group: four row blocks share every key and value block.
 const GROUP: usize = 4 * ROWS;
 
-/// The scratch of one group of queries, in words.
-const fn group_len(shape: Shape) -> usize {
+/// The parts of the scratch of one group of queries, in words, in the order of
+/// [`Workspace::split`].
+const fn workspace_parts(shape: Shape) -> [usize; 10] {
     let groups = shape.value_dim.div_ceil(ROWS);
-    let parts = [
+    [
         4 * block_words(shape.dim),
         groups * GROUP * ROWS,
         GROUP * KEY_BLOCK,
         GROUP * WEIGHT_WORDS,
         groups * VALUE_BLOCK_WORDS,
-        2 * GROUP,
+        GROUP,
+        GROUP,
         groups * ROWS,
         GROUP,
         padded(shape.dim) / 4,
-    ];
-    let mut total = 0usize;
-    let mut i = 0;
-    while i < parts.len() {
-        total = total.saturating_add(parts[i]);
-        i += 1;
-    }
-    total
+    ]
+}
+
+/// The scratch of one group of queries, in words.
+const fn group_len(shape: Shape) -> usize {
+    parts_len(&workspace_parts(shape))
 }
 
 /// Scratch (in `i32`s) of [`attention`] for `shape`: with `P` the words of a block of four
@@ -153,24 +153,30 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
+    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
+    // less flash than the struct built from the parts, and its frame off the call's path)
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        let groups = shape.value_dim.div_ceil(ROWS);
-        let mut rest = scratch;
-        Workspace {
-            shape,
-            loops: Loops::active(),
-            queries: 0,
-            query_blocks: take(&mut rest, 4 * block_words(shape.dim)),
-            acc: take(&mut rest, groups * GROUP * ROWS),
-            logits: take(&mut rest, GROUP * KEY_BLOCK),
-            weights: take(&mut rest, GROUP * WEIGHT_WORDS),
-            values: take(&mut rest, groups * VALUE_BLOCK_WORDS),
-            reference: take(&mut rest, GROUP),
-            sum: take(&mut rest, GROUP),
-            row: take(&mut rest, groups * ROWS),
-            dots: take(&mut rest, GROUP),
-            shared: take(&mut rest, padded(shape.dim) / 4),
-        }
+        split_workspace!(
+            scratch,
+            workspace_parts(shape),
+            Workspace {
+                shape: shape,
+                loops: Loops::active(),
+                queries: 0,
+            } => {
+                query_blocks,
+                acc,
+                logits,
+                weights,
+                values,
+                reference,
+                sum,
+                row,
+                dots,
+                shared,
+            }
+        )
     }
 
     /// Streams every key through the queries `first..first + GROUP` of one head.
@@ -194,10 +200,6 @@ impl<'a> Workspace<'a> {
         self.weights.fill(0);
         for block_first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(block_first);
-            let key = |jj: usize| {
-                let j = block_first + jj;
-                x.k.get(j * dim..).and_then(|k| k.get(..dim))
-            };
             pack_value_blocks(x.v, value_dim, (block_first, counted), self.values);
             // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
             let query_blocks = self
@@ -205,45 +207,15 @@ impl<'a> Workspace<'a> {
                 .get(..blocks * block_len)
                 .unwrap_or_default();
             let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
-            // (Helium: every key of the block counts, all eight in one asm block)
-            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-            let fused =
-                x.k.get(block_first * dim..(block_first + KEY_BLOCK) * dim)
-                    .filter(|_| counted.iter().all(|&c| c))
-                    .is_some_and(|rows| {
-                        crate::simd::int8::dot_logit_block(
-                            self.loops,
-                            (query_blocks, rows, dim),
-                            dots,
-                            self.logits,
-                            (plan.logit.parts(), &[0; KEY_BLOCK]),
-                        )
-                    });
-            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
-            let fused = false;
-            if !fused {
-                for (jj, &counts) in counted.iter().enumerate() {
-                    match key(jj).filter(|_| counts) {
-                        Some(k_row) => {
-                            dot_blocks(
-                                self.loops,
-                                query_blocks,
-                                padded_bytes(k_row, self.shared),
-                                dots,
-                            );
-                            // into column jj of query i's block
-                            store_scaled_logits(self.logits, jj, dots, plan.logit, 0);
-                        }
-                        None => {
-                            for i in 0..GROUP {
-                                if let Some(slot) = self.logits.get_mut(i * KEY_BLOCK + jj) {
-                                    *slot = ABSENT;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            block_logits(
+                self.loops,
+                query_blocks,
+                (x.k, dim),
+                (block_first, counted),
+                (dots, self.shared),
+                self.logits,
+                (plan.logit, None),
+            );
             super::admit_rows(
                 self.logits,
                 self.weights,

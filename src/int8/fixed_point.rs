@@ -100,7 +100,8 @@ pub(crate) fn weight_q15(t: u32) -> u32 {
 /// `log2 x` in `L16` for `x > 0` (0 gives the `log2` of 1: callers never pass 0). A table of
 /// `log2(1 + j/16)` on the top four mantissa bits, then `ln(1 + z) ≈ z − z²/2 + z³/3 − z⁴/4` on
 /// the rest (`|z| < 1/16`), in `Q30` with `i64` products (called per row, not per element).
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn log2_l16(x: u32) -> i32 {
     let x = x.max(1);
     let zeros = x.leading_zeros();
@@ -125,9 +126,18 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
     ((log2_q30 + (1 << 13)) >> 14) as i32
 }
 
+/// The bit length of `x`, `64 − leading zeros` (out of line built for size: two 32-bit counts
+/// and a select on cores without a 64-bit count).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn bits64(x: u64) -> u32 {
+    64 - x.leading_zeros()
+}
+
 /// `round(x / 2^shift)` (half up) for `shift` in `0..=62`; `x · 2^-shift` with `shift < 0`
 /// shifts left (callers keep the result in range).
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) const fn shift_round(x: i64, shift: i32) -> i64 {
     if shift <= 0 {
         x.wrapping_shl(min_u32(shift.unsigned_abs(), 62))
@@ -143,29 +153,42 @@ const fn min_u32(a: u32, b: u32) -> u32 {
     if a < b { a } else { b }
 }
 
-/// `round(numerator / denominator)`, half away from zero, for `denominator > 0` (0 for a zero
-/// denominator: callers never pass one).
-#[inline]
-pub(crate) fn div_round(numerator: i64, denominator: i64) -> i64 {
-    if denominator <= 0 {
+/// `round(numerator / denominator)`, half away from zero, for `denominator > 0` and a quotient
+/// below `2^31` in magnitude (0 for a zero denominator: callers never pass one), in 32-bit
+/// arithmetic: one division while both fit 30 bits, else [`divide_wide`], never a 64-bit
+/// division routine (out of line built for size).
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn div_round(numerator: i64, denominator: u32) -> i32 {
+    if denominator == 0 {
         return 0;
     }
     let half = denominator / 2;
     let magnitude = numerator.unsigned_abs();
-    if magnitude < 1 << 30 && denominator < 1 << 30 {
-        // the same quotient in 32-bit arithmetic (one hardware division on Cortex-M3 and later)
-        let q = (magnitude as i32 + half as i32) / denominator as i32;
-        return if numerator >= 0 {
-            q.into()
-        } else {
-            (-q).into()
-        };
-    }
-    if numerator >= 0 {
-        (numerator + half) / denominator
+    let q = if !cfg!(lara_attn_compact) && magnitude < 1 << 30 && denominator < 1 << 30 {
+        // one hardware division on Cortex-M3 and later (built for size: the general path
+        // alone, the same bits)
+        (magnitude as u32 + half) / denominator
     } else {
-        -((-numerator + half) / denominator)
+        divide_wide(magnitude + u64::from(half), denominator)
+    };
+    if numerator >= 0 {
+        q as i32
+    } else {
+        (q as i32).wrapping_neg()
     }
+}
+
+/// `⌊numerator / denominator⌋` for `denominator > 0` and a quotient below `2^32`: both times
+/// `2^zeros`, the divisor normalised, the numerator still within 64 bits and its high word below
+/// the divisor, then [`divide_normalized`]. Not inlined: the general path of [`div_round`]'s
+/// callers (rare at opt-level 3), whose frames it would grow; built for size, in
+/// [`div_round`], itself out of line.
+#[cfg_attr(not(lara_attn_compact), inline(never))]
+fn divide_wide(numerator: u64, denominator: u32) -> u32 {
+    let zeros = denominator.leading_zeros();
+    let scaled = numerator << zeros;
+    divide_normalized((scaled >> 32) as u32, scaled as u32, denominator << zeros)
 }
 
 /// A positive real factor `m · 2^-shift` (`m < 2^24`): an `f32` scale turned into integer
@@ -271,7 +294,7 @@ impl Multiplier {
     )]
     #[inline]
     pub(crate) fn apply_wide(self, x: i64) -> i64 {
-        let excess = 25u32.saturating_sub(x.unsigned_abs().leading_zeros());
+        let excess = bits64(x.unsigned_abs()).saturating_sub(39);
         let x = shift_round(x, excess as i32);
         shift_round(x * i64::from(self.mantissa), self.shift - excess as i32)
     }
@@ -331,7 +354,8 @@ impl Scale32 {
     }
 
     /// `round(x · factor)` for `|x| ≤ max_input` (any `x` gives the same bits everywhere).
-    #[inline(always)]
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     pub(crate) fn apply(self, x: i32) -> i32 {
         mul_high_round(x.wrapping_shl(self.pre_shift), self.value)
     }
@@ -347,7 +371,8 @@ impl Scale32 {
 /// (so the quotient fits `u32`), in 32-bit arithmetic: two steps of 16-bit quotient digits
 /// (Hacker's Delight `divlu`), two hardware divisions on Cortex-M3 and later instead of a
 /// 64-bit division routine.
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     const BASE: u32 = 1 << 16;
     let (v1, v0) = (divisor >> 16, divisor & 0xFFFF);
@@ -434,7 +459,7 @@ impl Reciprocal {
         // with excess = bits − 31 (unsigned, both positive: one UMULL); the rounding from the
         // top 32 bits of the product, t = ⌊product / 2^(excess − 1)⌋: round = ⌊(t + 1) / 2⌋
         let product = self.reciprocal as u64 * u64::from(factor.mantissa.unsigned_abs());
-        let zeros = product.leading_zeros();
+        let zeros = 64 - bits64(product);
         let (mantissa, excess) = if zeros >= 33 {
             (product as u32, 0)
         } else {
@@ -828,7 +853,7 @@ mod tests {
         assert!(Multiplier::from_f32(f32::NAN).is_none());
         let r = Reciprocal::new(3);
         assert_eq!(r.divide(300, 0), 100);
-        assert_eq!(r.divide(-301, 8), div_round(-301 * 256, 3));
+        assert_eq!(r.divide(-301, 8), i64::from(div_round(-301 * 256, 3)));
         assert_eq!(div_round(-7, 2), -4);
         // a row multiplier: x · 0.75 / 3 · 2^2 = x
         let row = r.times(m, 2);
@@ -867,6 +892,43 @@ mod tests {
                 .high_word_small()
                 .is_none()
         );
+    }
+
+    /// [`div_round`] in 32-bit arithmetic against the 64-bit division it replaces, over
+    /// denominators of every bit length, numerators up to a quotient of `2^31 − 1` either sign,
+    /// and the ends of its 32-bit path (`2^30`).
+    #[test]
+    fn div_round_matches_the_64_bit_division() {
+        let reference = |n: i64, d: u32| -> i64 {
+            let (d, half) = (i64::from(d), i64::from(d / 2));
+            if n >= 0 {
+                (n + half) / d
+            } else {
+                -((-n + half) / d)
+            }
+        };
+        let mut seed = 0x7f4a_7c15u32;
+        let mut next = move || xorshift32(&mut seed);
+        for i in 0..400_000u32 {
+            let d = match i % 8 {
+                0 => 1 << (i / 8 % 32),
+                1 => u32::MAX >> (i / 8 % 32),
+                _ => (next() >> (next() % 32)).max(1),
+            };
+            // a quotient below 2^31: |n| + d/2 < 2^31 · d
+            let limit = (i64::from(d) << 31) - i64::from(d / 2) - 1;
+            let n = match i % 5 {
+                0 => limit,
+                1 => (1 << 30) - (i64::from(next()) & 3),
+                2 => i64::from(next() >> (next() % 32)),
+                _ => ((i64::from(next()) << 32) | i64::from(next())) % (limit + 1),
+            }
+            .min(limit);
+            for n in [n, -n] {
+                assert_eq!(i64::from(div_round(n, d)), reference(n, d), "{n} / {d}");
+            }
+        }
+        assert_eq!(div_round(5, 0), 0);
     }
 
     /// The reciprocal in 32-bit arithmetic against the 64-bit division it replaces.

@@ -18,7 +18,7 @@
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, L16_ONE, Multiplier, Reciprocal, Running, Scale32, clamp_operand, div_round, exp2_neg,
+    L16_ONE, Multiplier, Reciprocal, Running, Scale32, bits64, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide,
 };
 // (the densities' weights: Helium has its own loop)
@@ -29,8 +29,8 @@ use super::fixed_point::weight_q15;
 #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
 use super::fixed_point::exp2_neg_branchless;
 use super::{
-    Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
-    scale32, squared_norm, store_scaled_logits,
+    Out, Qkv, Requantize, Rows, Scales, block_logits, check_logit_bound, check_scale, const_try,
+    multiplier, scale32,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -44,7 +44,7 @@ use crate::simd::int8::{
     get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
     set_slot,
 };
-use crate::slices::{part, rows, take};
+use crate::slices::{part, parts_len, rows, split_workspace};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -268,14 +268,7 @@ const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 
 }
 
 const fn workspace_len(shape: Shape, count: usize, samples: usize) -> usize {
-    let parts = workspace_parts(shape, count, samples);
-    let mut total = 0usize;
-    let mut i = 0;
-    while i < parts.len() {
-        total = total.saturating_add(parts[i]);
-        i += 1;
-    }
-    total
+    parts_len(&workspace_parts(shape, count, samples))
 }
 
 /// The length of the noise of sampled mode with segment-mean landmarks: `[h, R, d]`.
@@ -318,6 +311,11 @@ fn attend<O: Rows>(
     out: O,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
+    // (built for size, checked here, in the caller: `run` returns its own errors only, and a
+    // firmware that only tests for success copies no error out of it, nor links `memcpy` for
+    // it; at opt-level 3 in `run`, off the caller's frame: 32 B less stack on the M4F)
+    #[cfg(lara_attn_compact)]
+    x.check(out.len())?;
     match (landmarks, sampling) {
         (Landmarks::SegmentMeans(count), Sampling::Eval) => {
             run(plan, x, SegmentMeans(count), NoNoise, out, scratch)
@@ -460,7 +458,7 @@ impl NoiseSource for GivenNoise<'_> {
 }
 
 /// One call with its kind of landmarks and noise (not inlined: its workspace is not on the
-/// caller's frame).
+/// caller's frame); built for size, on inputs [`attend`] checked.
 #[inline(never)]
 fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     plan: &Plan,
@@ -470,6 +468,7 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     mut out: O,
     scratch: &mut [i32],
 ) -> Result<(), Error> {
+    #[cfg(not(lara_attn_compact))]
     x.check(out.len())?;
     let shape = x.shape;
     if plan.dim != shape.dim
@@ -592,41 +591,46 @@ impl QueryRows {
 
 impl<'a> Workspace<'a> {
     /// Splits `scratch` (exactly [`workspace_len`] long).
+    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
+    // less flash than the struct built from the parts, and its frame off the call's path)
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        let parts = workspace_parts(shape, count, samples);
-        let mut rest = scratch;
-        let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
-        Workspace {
-            shape,
-            loops: Loops::active(),
-            count,
-            samples,
-            rows: QueryRows::new(shape, count, samples),
-            q_bar: next(0),
-            mu: next(1),
-            w: next(2),
-            kv_acc: next(3),
-            kv: next(4),
-            reference: next(5),
-            sum: next(6),
-            bias: next(7),
-            balance: next(8),
-            logits: next(9),
-            weights: next(10),
-            values: next(11),
-            t_reference: next(12),
-            t_sum: next(13),
-            t_row: next(14),
-            alpha: next(15),
-            weights_packed: next(16),
-            out_row: next(17),
-            row: next(18),
-            mu_rows: next(19),
-            dots: next(20),
-            shared: next(21),
-            #[cfg(lara_attn_helium)]
-            query_max: (0, 0),
-        }
+        split_workspace!(
+            scratch,
+            workspace_parts(shape, count, samples),
+            Workspace {
+                shape: shape,
+                loops: Loops::active(),
+                count: count,
+                samples: samples,
+                rows: QueryRows::new(shape, count, samples),
+                #[cfg(lara_attn_helium)]
+                query_max: (0, 0),
+            } => {
+                q_bar,
+                mu,
+                w,
+                kv_acc,
+                kv,
+                reference,
+                sum,
+                bias,
+                balance,
+                logits,
+                weights,
+                values,
+                t_reference,
+                t_sum,
+                t_row,
+                alpha,
+                weights_packed,
+                out_row,
+                row,
+                mu_rows,
+                dots,
+                shared,
+            }
+        )
     }
 
     /// Writes `mu_c = q̄_c + k̄_c` (`w_unit`) from `q̄`, `k̄` in their units.
@@ -675,7 +679,7 @@ impl<'a> Workspace<'a> {
             if !compact && (1..1 << 16).contains(&len) {
                 segment_mean(sum, len as u32).into()
             } else {
-                div_round(i64::from(sum) * 128, len as i64)
+                i64::from(div_round(i64::from(sum) * 128, len as u32))
             }
         };
         // q̄, k̄ (|·| ≤ 2^14) to w_unit in 32-bit arithmetic where the factors allow (they are
@@ -934,7 +938,7 @@ impl<'a> Workspace<'a> {
 
     /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
     /// in pair blocks, after the last key.
-    #[inline(never)]
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn finish_keys(&mut self) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
@@ -987,7 +991,8 @@ impl<'a> Workspace<'a> {
 
     /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
     /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
-    #[inline(never)]
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    #[cfg_attr(lara_attn_compact, inline(always))]
     fn key_block_logits(
         &mut self,
         plan: &Plan,
@@ -1001,38 +1006,15 @@ impl<'a> Workspace<'a> {
             .get(..sample_rows / ROWS * block_words(dim))
             .unwrap_or_default();
         let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
-        // (Helium: every key of the block counts, all eight in one asm block)
-        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-        if let Some(rows) =
-            x.k.get(first * dim..(first + KEY_BLOCK) * dim)
-                .filter(|_| counted.iter().all(|&c| c))
-        {
-            let half_norms: [i32; KEY_BLOCK] = core::array::from_fn(|jj| {
-                let k_row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
-                plan.key_norm.apply(squared_norm(k_row))
-            });
-            let scale = (plan.key_dot.parts(), &half_norms);
-            let rows = (w, rows, dim);
-            if crate::simd::int8::dot_logit_block(self.loops, rows, dots, self.logits, scale) {
-                return;
-            }
-        }
-        for (jj, &counts) in counted.iter().enumerate() {
-            let start = (first + jj) * dim;
-            let key = x.k.get(start..start + dim).filter(|_| counts);
-            let Some(k_row) = key else {
-                for c in 0..sample_rows {
-                    if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + jj) {
-                        *slot = ABSENT;
-                    }
-                }
-                continue;
-            };
-            let half_norm = plan.key_norm.apply(squared_norm(k_row));
-            dot_blocks(self.loops, w, padded_bytes(k_row, self.shared), dots);
-            // into column jj of sample c's block
-            store_scaled_logits(self.logits, jj, dots, plan.key_dot, half_norm);
-        }
+        block_logits(
+            self.loops,
+            w,
+            (x.k, dim),
+            (first, counted),
+            (dots, self.shared),
+            self.logits,
+            (plan.key_dot, Some(plan.key_norm)),
+        );
     }
 
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.
@@ -1152,36 +1134,18 @@ impl<'a> Workspace<'a> {
                 .dots
                 .get_mut(..landmark_blocks * ROWS)
                 .unwrap_or_default();
-            // (Helium: a whole block of queries, all eight in one asm block)
-            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-            let fused = x
-                .q
-                .get(first * dim..(first + KEY_BLOCK) * dim)
-                .filter(|_| first + KEY_BLOCK <= queries)
-                .is_some_and(|rows| {
-                    let scale = (t_dot.parts(), &[0; KEY_BLOCK]);
-                    let rows = (q_bar, rows, dim);
-                    crate::simd::int8::dot_logit_block(self.loops, rows, dots, self.logits, scale)
-                });
-            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
-            let fused = false;
-            for ii in (0..KEY_BLOCK).filter(|_| !fused) {
-                let q_row = x.q.get((first + ii) * dim..).and_then(|q| q.get(..dim));
-                match q_row {
-                    Some(q_row) if first + ii < queries => {
-                        dot_blocks(self.loops, q_bar, padded_bytes(q_row, self.shared), dots);
-                        // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits
-                        store_scaled_logits(self.logits, ii, dots, t_dot, 0);
-                    }
-                    _ => {
-                        for c in 0..landmark_blocks * ROWS {
-                            if let Some(slot) = self.logits.get_mut(c * KEY_BLOCK + ii) {
-                                *slot = ABSENT;
-                            }
-                        }
-                    }
-                }
-            }
+            // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits (every query
+            // counts; the rows past the last are absent: x.q ends there)
+            let counted = [true; KEY_BLOCK];
+            block_logits(
+                self.loops,
+                q_bar,
+                (x.q, dim),
+                (first, counted),
+                (dots, self.shared),
+                self.logits,
+                (t_dot, None),
+            );
             // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
             // unused here)
             #[cfg(lara_attn_helium)]
@@ -1321,14 +1285,15 @@ impl<'a> Workspace<'a> {
 
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
     /// plus `log2 α_c = s · mu_c·q_i` for the biased weighting, into `logits` (`q_row` padded).
-    // (inlined into query_pass on the DSP cores without Helium: fewer instructions per query
-    // on the M4F, the same stack; out of line elsewhere)
+    // (inlined into query_pass on the DSP and Helium cores: fewer instructions per query, the
+    // same stack; built for size, as the compiler likes (it inlines them, less
+    // flash); out of line elsewhere; the same for the other per-query steps)
     #[cfg_attr(
         all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         inline(always)
     )]
     #[cfg_attr(
-        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
+        not(any(lara_attn_dsp, lara_attn_helium, lara_attn_compact)),
         inline(never)
     )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
@@ -1396,7 +1361,7 @@ impl<'a> Workspace<'a> {
         inline(always)
     )]
     #[cfg_attr(
-        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
+        not(any(lara_attn_dsp, lara_attn_helium, lara_attn_compact)),
         inline(never)
     )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
@@ -1423,20 +1388,31 @@ impl<'a> Workspace<'a> {
             *t = exp2_neg_branchless(reference.wrapping_sub(logit).max(0) as u32, 27) as i32;
         }
         // (each T ≤ 2^27: below 32 of them the sum and its rounded mean fit u32, one add each
-        // and one division: div_round's bits for a non-negative sum)
-        let t_mean = if count < 32 {
+        // and one division: div_round's bits for a non-negative sum; built for size, the
+        // i64 sum alone)
+        let t_mean = if count < 32 && !cfg!(lara_attn_compact) {
             #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
             let t_total = t_row.iter().map(|&t| t as u32).sum::<u32>();
             let total = t_total;
             let count = count.max(1) as u32;
             ((total + count / 2) / count) as i32
         } else {
-            let total = t_row.iter().map(|&t| i64::from(t)).sum();
-            div_round(total, count.max(1) as i64) as i32
+            rounded_mean(t_row, count)
         };
         let samples = samples.min(self.alpha.len()).min(self.balance.len());
         let (alphas, balances) = (&mut self.alpha[..samples], &self.balance[..samples]);
         let coeff = (t_mean, plan.alpha_coeff);
+        if cfg!(lara_attn_compact) {
+            // (built for size: sample c against T[c mod C'] (0 without landmarks) in one loop,
+            // a wrapping index for the modulo; the same α as the runs below)
+            let mut c = 0;
+            for (a, &balance) in alphas.iter_mut().zip(balances) {
+                let t = t_row.get(c).copied().unwrap_or(0);
+                *a = mis_opt_alpha(balance, t, coeff);
+                c = if c + 1 < count { c + 1 } else { 0 };
+            }
+            return;
+        }
         if count == 0 {
             for (a, &balance) in alphas.iter_mut().zip(balances) {
                 *a = mis_opt_alpha(balance, 0, coeff);
@@ -1444,9 +1420,8 @@ impl<'a> Workspace<'a> {
             return;
         }
         // sample c draws around component c mod C': runs of C' samples against T (one run when
-        // there are no more samples than landmarks, without the runs' bookkeeping; built for
-        // size, the runs alone)
-        if !cfg!(lara_attn_compact) && samples <= count {
+        // there are no more samples than landmarks, without the runs' bookkeeping)
+        if samples <= count {
             run_alphas(alphas, balances, t_row, coeff);
             return;
         }
@@ -1470,7 +1445,7 @@ impl<'a> Workspace<'a> {
         inline(always)
     )]
     #[cfg_attr(
-        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
+        not(any(lara_attn_dsp, lara_attn_helium, lara_attn_compact)),
         inline(never)
     )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
@@ -1510,7 +1485,7 @@ impl<'a> Workspace<'a> {
             total
         };
         // sniw_c = round(w_c · 2^(14 − bits(Σ w))): Σ_c sniw ≈ 2^14, each an i16 operand
-        let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
+        let shift = bits64(total.max(1)) as i32 - 14;
         pack_weights(weights, self.weights_packed, shift)
     }
 
@@ -1520,7 +1495,7 @@ impl<'a> Workspace<'a> {
         inline(always)
     )]
     #[cfg_attr(
-        not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))),
+        not(any(lara_attn_dsp, lara_attn_helium, lara_attn_compact)),
         inline(never)
     )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
@@ -1568,6 +1543,14 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
         let left = (-shift).min(31) as u32;
         pack_pairs(words, pairs, last, |w| w << left)
     }
+}
+
+/// `round(Σ values / count)` (half away from zero; `i64` sum): `T`'s mean, its general path
+/// (out of line at opt-level 3: rare there, and the query pass's registers are better spent).
+#[cfg_attr(not(lara_attn_compact), inline(never))]
+fn rounded_mean(values: &[i32], count: usize) -> i32 {
+    let total = values.iter().map(|&t| i64::from(t)).sum();
+    div_round(total, count.max(1) as u32)
 }
 
 /// `mis-opt`'s `α = max(bh + alpha_coeff · (T − mean T), 1)` in `Q27` (`alpha_coeff` in `Q16`;

@@ -114,7 +114,9 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
-use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
+use crate::simd::int8::{
+    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, padded_bytes,
+};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -243,26 +245,17 @@ impl<'a> Qkv<'a> {
         if shape.queries > MAX_TOKENS || shape.keys > MAX_TOKENS {
             return Err(Error::FixedPointRange("more than 2^24 queries or keys"));
         }
-        expect_len(
-            Arg::Queries,
-            self.q.len(),
-            shape.stacked(shape.queries, shape.dim)?,
-        )?;
-        expect_len(
-            Arg::Keys,
-            self.k.len(),
-            shape.stacked(shape.keys, shape.dim)?,
-        )?;
-        expect_len(
-            Arg::Values,
-            self.v.len(),
-            shape.stacked(shape.keys, shape.value_dim)?,
-        )?;
-        expect_len(
-            Arg::Output,
-            out_len,
-            shape.stacked(shape.queries, shape.value_dim)?,
-        )?;
+        // (one loop: one copy of the checks)
+        let (queries, keys) = (shape.queries, shape.keys);
+        let tensors = [
+            (Arg::Queries, self.q.len(), queries, shape.dim),
+            (Arg::Keys, self.k.len(), keys, shape.dim),
+            (Arg::Values, self.v.len(), keys, shape.value_dim),
+            (Arg::Output, out_len, queries, shape.value_dim),
+        ];
+        for (arg, len, rows, cols) in tensors {
+            expect_len(arg, len, shape.stacked(rows, cols)?)?;
+        }
         if let Some(mask) = self.key_mask {
             expect_len(Arg::KeyMask, mask.len(), shape.keys)?;
             if mask.iter().all(|&masked| masked) {
@@ -272,21 +265,26 @@ impl<'a> Qkv<'a> {
         Ok(())
     }
 
-    /// Head `head` (on checked inputs).
+    /// Head `head` (on checked inputs: the lengths of the shape, so no division by `h`). Not
+    /// inlined: its copy of the inputs stays off the kernels' frames (LARA's on the M4F: 948
+    /// against 872 B of stack).
+    #[inline(never)]
     fn head(&self, head: usize) -> Qkv<'a> {
-        use crate::slices::part;
-        let heads = self.shape.heads;
+        use crate::slices::nth_part;
+        let shape = self.shape;
+        let (queries, keys) = (shape.queries, shape.keys);
         Qkv {
-            shape: self.shape.head(),
-            q: part(self.q, heads, head),
-            k: part(self.k, heads, head),
-            v: part(self.v, heads, head),
+            shape: shape.head(),
+            q: nth_part(self.q, queries * shape.dim, head),
+            k: nth_part(self.k, keys * shape.dim, head),
+            v: nth_part(self.v, keys * shape.value_dim, head),
             key_mask: self.key_mask,
         }
     }
 
     /// Whether key `j` counts (it exists and is not masked).
-    #[inline]
+    #[cfg_attr(not(lara_attn_compact), inline)]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn counts(&self, j: usize) -> bool {
         j < self.shape.keys
             && !self
@@ -358,7 +356,8 @@ pub(crate) fn store_logit_column(
 /// closure; on Helium four rows at a time (a scatter store), on the DSP cores without Helium
 /// one `asm!` loop four rows at a time and the rest here (the logits of exact attention and of
 /// LARA's keys and normaliser).
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn store_scaled_logits(
     logits: &mut [i32],
     column: usize,
@@ -381,6 +380,64 @@ pub(crate) fn store_scaled_logits(
         store_logit_column(logits, column, dots, |_, dot| {
             fixed_point::to_logit(scale.apply(dot).wrapping_sub(offset))
         });
+    }
+}
+
+/// The logits of one block of rows against every row of the byte blocks `blocks`: for each
+/// `jj < KEY_BLOCK`, row `first + jj` of `source` (`[n, dim]`) if it counts, column `jj` of
+/// `logits` (`[dots.len()][KEY_BLOCK]`) gets `to_logit(scale · dot − norm · |row|²)` (the
+/// norm term only with `norm`), else [`ABSENT`](fixed_point::ABSENT). `dots` holds the dot
+/// products of one row, `shared` its padded copy. Exact attention's keys, LARA's keys and its
+/// normaliser's queries (out of line when built for size).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn block_logits(
+    loops: Loops,
+    blocks: &[i32],
+    (source, dim): (&[i8], usize),
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+    (dots, shared): (&mut [i32], &mut [i32]),
+    logits: &mut [i32],
+    (scale, norm): (Scale32, Option<Scale32>),
+) {
+    // (Helium: every row of the block counts, all eight in one asm block)
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    if let Some(rows) = source
+        .get(first * dim..(first + KEY_BLOCK) * dim)
+        .filter(|_| counted.iter().all(|&c| c))
+    {
+        let offsets: [i32; KEY_BLOCK] = core::array::from_fn(|jj| {
+            let row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
+            norm.map_or(0, |norm| norm.apply(squared_norm(row)))
+        });
+        let scale = (scale.parts(), &offsets);
+        if crate::simd::int8::dot_logit_block(loops, (blocks, rows, dim), dots, logits, scale) {
+            return;
+        }
+    }
+    for (jj, &counts) in counted.iter().enumerate() {
+        let start = (first + jj) * dim;
+        let Some(row) = source.get(start..start + dim).filter(|_| counts) else {
+            absent_column(logits, jj, dots.len());
+            continue;
+        };
+        let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
+        dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
+        // into column jj of row r's block
+        store_scaled_logits(logits, jj, dots, scale, offset);
+    }
+}
+
+/// `logits[r][column] = ABSENT` for the first `rows` rows of `logits` (`[rows][KEY_BLOCK]`): a
+/// row that does not count (out of line: rare, and its pointers stay out of the loop over the
+/// rows that count).
+#[cold]
+#[inline(never)]
+fn absent_column(logits: &mut [i32], column: usize, rows: usize) {
+    for r in 0..rows {
+        if let Some(slot) = logits.get_mut(r * KEY_BLOCK + column) {
+            *slot = fixed_point::ABSENT;
+        }
     }
 }
 

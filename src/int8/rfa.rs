@@ -15,12 +15,15 @@
 //! independent of `n`.
 
 use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Scale32, exp2_neg, pow2_fraction_q30, shift_round,
+    ABSENT, EMPTY_REFERENCE, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round,
 };
-// (the portable per-element loops; Helium has its own, in `super::helium`)
-#[cfg(not(lara_attn_helium))]
+// (the portable per-element loops; Helium has its own, in `super::helium`, but when built for
+// size)
+#[cfg(lara_attn_compact)]
+use super::block_logits;
+#[cfg(any(not(lara_attn_helium), lara_attn_compact))]
 use super::fixed_point::to_logit;
-#[cfg(not(lara_attn_helium))]
+#[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
 use super::store_logit_column;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, scale32,
@@ -35,7 +38,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{part, rows, take};
+use crate::slices::{nth_part, parts_len, rows, split_workspace};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -139,14 +142,7 @@ const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
 /// rows of `P` words (`2·d` rounded up to whole chunks), `G = ⌈d_v/4⌉`, `G' = ⌈(d_v + 1)/4⌉`:
 /// `S₄·P + 16·G·S₄ + 60·S₄ + 20·G + G'·block(S) + 4·G' + ⌈S/2⌉`, independent of `n`.
 pub const fn scratch_len(shape: Shape, features: usize) -> usize {
-    let parts = workspace_parts(shape, features);
-    let mut total = 0usize;
-    let mut i = 0;
-    while i < parts.len() {
-        total = total.saturating_add(parts[i]);
-        i += 1;
-    }
-    total
+    parts_len(&workspace_parts(shape, features))
 }
 
 /// RFA (positive features) of the int8 inputs `x` with `omega [h, S, d]` into `out`
@@ -195,7 +191,7 @@ fn attend<O: Rows>(
     let (dim, block) = (shape.dim, block_words(shape.dim));
     for head in 0..heads {
         let x = x.head(head);
-        let omega = part(omega, heads, head);
+        let omega = nth_part(omega, features * dim, head);
         for (b, packed) in ws.omega.chunks_exact_mut(block.max(1)).enumerate() {
             let valid = features.saturating_sub(b * ROWS);
             pack_byte_block(omega, (b * ROWS, valid), dim, packed);
@@ -250,29 +246,34 @@ struct Exponents {
 }
 
 impl<'a> Workspace<'a> {
+    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
+    // less flash than the struct built from the parts, and its frame off the call's path)
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        let parts = workspace_parts(shape, features);
-        let mut rest = scratch;
-        let mut next = |i: usize| take(&mut rest, parts.get(i).copied().unwrap_or(0));
-        Workspace {
-            shape,
-            loops: Loops::active(),
-            features,
-            omega: next(0),
-            acc: next(1),
-            reference: next(2),
-            sum: next(3),
-            logits: next(4),
-            weights: next(5),
-            values: next(6),
-            value_sum: next(7),
-            kv: next(8),
-            phi: next(9),
-            projections: next(10),
-            out_row: next(11),
-            dots: next(12),
-            shared: next(13),
-        }
+        split_workspace!(
+            scratch,
+            workspace_parts(shape, features),
+            Workspace {
+                shape: shape,
+                loops: Loops::active(),
+                features: features,
+            } => {
+                omega,
+                acc,
+                reference,
+                sum,
+                logits,
+                weights,
+                values,
+                value_sum,
+                kv,
+                phi,
+                projections,
+                out_row,
+                dots,
+                shared,
+            }
+        )
     }
 
     /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
@@ -370,6 +371,41 @@ impl<'a> Workspace<'a> {
                 return (block_max, key_count);
             }
         }
+        // (built for size: B = d^-1/4 k_m·ω_r by the shared block_logits, then B − hk and the
+        // largest B in a second pass over the block; the same bits)
+        #[cfg(lara_attn_compact)]
+        {
+            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            let projections = (plan.key_projection, None);
+            let rows = (dots, &mut *self.shared);
+            block_logits(
+                self.loops,
+                self.omega,
+                (x.k, dim),
+                (first, counted),
+                rows,
+                self.logits,
+                projections,
+            );
+            for (jj, &counts) in counted.iter().enumerate() {
+                self.add_value_row(x, (first + jj, counts), &mut key_count);
+                let start = (first + jj) * dim;
+                let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
+                    continue;
+                };
+                let half_norm = plan.key_norm.apply(squared_norm(k_row));
+                let rows = self.logits.chunks_exact_mut(KEY_BLOCK).take(feature_rows);
+                for (r, row) in rows.enumerate() {
+                    if let Some(slot) = row.get_mut(jj) {
+                        if r < features {
+                            max = max.max(*slot);
+                        }
+                        *slot = to_logit(*slot - half_norm);
+                    }
+                }
+            }
+        }
+        #[cfg(not(lara_attn_compact))]
         for (jj, &counts) in counted.iter().enumerate() {
             self.add_value_row(x, (first + jj, counts), &mut key_count);
             let start = (first + jj) * dim;
@@ -418,7 +454,7 @@ impl<'a> Workspace<'a> {
 
     /// The key summaries `KV_r`, `K_r` as `i16` with shared exponents, from the sums after the
     /// last key (`M` the largest `B`).
-    #[inline(never)]
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn finish_keys(&mut self, plan: &Plan, max: i32, key_count: i64) -> Exponents {
         let (value_dim, features) = (self.shape.value_dim, self.features);
         // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
@@ -453,7 +489,7 @@ impl<'a> Workspace<'a> {
                 }
             }
         }
-        let exponent_of = |m: u64| 64 - m.max(1).leading_zeros() as i32 - 15;
+        let exponent_of = |m: u64| bits64(m.max(1)) as i32 - 15;
         let exponents = Exponents {
             kv: exponent_of(kv_max),
             k: exponent_of(k_max),
@@ -560,7 +596,7 @@ impl<'a> Workspace<'a> {
                 const _: () = assert!(FLOOR_Q31 < 1 << 32);
                 let total =
                     super::helium::rfa_phi(projections, (max, norm), ratio, FLOOR_Q31 as u32);
-                let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
+                let q_exponent = bits64(total.max(1)) as i32 - 14;
                 self.phi.fill(0);
                 super::helium::pack_rounded(projections, self.phi, q_exponent);
                 self.finish_query(
@@ -577,12 +613,20 @@ impl<'a> Workspace<'a> {
                 let gap = (shift - i64::from(a)).clamp(0, i64::from(u32::MAX)) as u32;
                 (plan.ratio as u64) * u64::from(exp2_neg(gap, 15)) + FLOOR_Q31
             };
-            let total: u64 = projections.iter().map(|&a| phi(a)).sum();
+            // each φq once, in place of its A (< 2^32: S^-1/2 ≤ 2^16 in Q16 and 2^(…) ≤ 2^15),
+            // and their sum
+            let mut total = 0u64;
+            for a in projections.iter_mut() {
+                let phi = phi(*a);
+                total += phi;
+                *a = phi as u32 as i32;
+            }
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
-            let q_exponent = 64 - total.max(1).leading_zeros() as i32 - 14;
+            let q_exponent = bits64(total.max(1)) as i32 - 14;
             self.phi.fill(0);
-            for (r, &a) in projections.iter().enumerate() {
-                set_slot(self.phi, r, shift_round(phi(a) as i64, q_exponent) as i32);
+            for (r, &phi) in projections.iter().enumerate() {
+                let phi = i64::from(phi as u32);
+                set_slot(self.phi, r, shift_round(phi, q_exponent) as i32);
             }
             self.finish_query(
                 plan,
@@ -612,7 +656,7 @@ impl<'a> Workspace<'a> {
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));
             // (a clamped den can pass 2^32: keep its top 32 bits and the shift)
             let den = den.max(floor).max(1);
-            let excess = 32 - den.leading_zeros().min(32) as i32;
+            let excess = bits64(den as u64).saturating_sub(32) as i32;
             let den = (den >> excess) as u32;
             // out = Σ_r φq KV_r / den · 2^(kv − k − excess)
             let row = self.out_row.get(..value_dim).unwrap_or_default();

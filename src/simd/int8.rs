@@ -193,7 +193,8 @@ pub(crate) fn pair_slot(r: usize, e: usize) -> usize {
 }
 
 /// Writes the `i16` `value` at `slot` of `words` (nothing outside).
-#[inline(always)]
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn set_slot(words: &mut [i32], slot: usize, value: i32) {
     if let Some(word) = words.get_mut(slot / 2) {
         *word = if slot.is_multiple_of(2) {
@@ -316,7 +317,8 @@ pub(crate) fn pack_byte_block(
 /// `x` padded with zeros to whole chunks: `x` itself when its length is a multiple of
 /// [`CHUNK`], else a copy in `buffer` (at least [`padded`]`(x.len()) / 4` words; empty if it is
 /// shorter).
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
     if x.len().is_multiple_of(CHUNK) {
         return x;
@@ -338,7 +340,8 @@ pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
 /// (back to back, [`block_words`]`(x.len())` words each): the dot products of every row with the
 /// shared row `x`, whose length must be a non-zero multiple of [`CHUNK`] (see
 /// [`padded_bytes`]). Zeros if the lengths do not fit.
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn dot_blocks(loops: Loops, blocks: &[i32], x: &[i8], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK) || blocks.len() < count * block_words(x.len())
@@ -1775,7 +1778,8 @@ pub(crate) fn squared_norm(x: &[i8]) -> i32 {
 }
 
 /// `|x|²` of an `i8` row, one element at a time.
-#[inline]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn portable_squared_norm(x: &[i8]) -> i32 {
     x.iter().map(|&v| i32::from(v) * i32::from(v)).sum()
 }
