@@ -10,7 +10,7 @@
 //!   gives 0, as the portable code does there: `x ≤ 2^30`) and `ADC #0`, the shift capped by
 //!   `USAT`; the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15) by
 //!   `USAT #15` (the same bits as its `t.max(2)`). In the streaming softmax's block weights
-//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights;
+//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights, RFA's `φq`;
 //! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`;
 //!   a saturating add: `QADD`. In the logit columns of the key blocks and LARA's query logits;
 //! * `mis-opt`'s `α` (`SMULL`, the rounding bit as a carry) and the packing of the query weights
@@ -20,7 +20,8 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, sweep_weight_blocks, to_logit, weight_q15,
+    LN2_Q16, POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, sweep_weight_blocks, to_logit,
+    weight_q15,
 };
 use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
@@ -299,6 +300,57 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
         weights_asm!("");
     }
     u64::from(high) << 32 | u64::from(low)
+}
+
+/// RFA's `φq` before scaling, in place: `a = ratio · exp2_neg(top − a, 15) + floor` (as `u32`,
+/// wrapping) for `a ≤ top` (`top = max + norm`: then `top − a` as `u32` is the portable gap
+/// `clamp(max + norm − a, 0, 2^32 − 1)`); returns their sum `ratio · Σ 2^-gap + len · floor` (64
+/// bits; `Σ 2^-gap ≤ len · 2^15` in a `u32`), `None` past `2^16` elements.
+#[inline(always)]
+pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option<u64> {
+    let len = a.len();
+    let mut sum = 0u32;
+    if len == 0 {
+        return Some(0);
+    }
+    if len > 1 << 16 {
+        return None;
+    }
+    // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (one element per turn, until the
+    // pointer reaches a + len); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // block writes only a, its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            "1:",
+            // gap = top − a (wrapping), shift = 15 + min(gap >> 16, 31)
+            "ldr {t}, [{p}]",
+            "sub {t}, {top}, {t}",
+            "lsr {s}, {t}, #16",
+            "usat {s}, #5, {s}",
+            "add {s}, {s}, #15",
+            exp2_body!(),
+            // Σ 2^-gap, φ = ratio · 2^-gap + floor
+            "add {sum}, {sum}, {t}",
+            "mla {t}, {t}, {r}, {f}",
+            "str {t}, [{p}], #4",
+            "cmp {p}, {end}",
+            "bne 1b",
+            p = inout(reg) a.as_mut_ptr() => _,
+            end = in(reg) a.as_mut_ptr().add(len),
+            top = in(reg) top,
+            r = in(reg) ratio,
+            f = in(reg) floor,
+            sum = inout(reg) sum,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        );
+    }
+    Some(u64::from(ratio) * u64::from(sum) + len as u64 * u64::from(floor))
 }
 
 /// LARA's proposal densities' sums for row `w_row` of the byte block `w` and row `mu_row` of
@@ -909,6 +961,46 @@ pub(crate) fn check() -> Option<usize> {
             if logit != expected {
                 return Some(len);
             }
+        }
+    }
+    // RFA's φq: a ≤ top across the i32 range (gaps to 2^32 − 1), ratios to 2^16, every length
+    // to 40, then every gap below 2^17 (every entry of both tables)
+    let floor = 214_748u32;
+    let phi_check = |a: &mut [i32], top: i32, ratio: u32| {
+        let expected: [i32; 40] = core::array::from_fn(|c| {
+            let gap = a.get(c).map_or(0, |&a| top.wrapping_sub(a) as u32);
+            (u64::from(ratio) * u64::from(exp2_neg(gap, 15)) + u64::from(floor)) as u32 as i32
+        });
+        let expected_sum = expected[..a.len()]
+            .iter()
+            .map(|&phi| u64::from(phi as u32))
+            .sum::<u64>();
+        let sum = rfa_phi(a, top, ratio, floor);
+        a != &expected[..a.len()] || sum != Some(expected_sum)
+    };
+    for len in 0..=40usize {
+        let top = match len % 4 {
+            0 => i32::MAX,
+            1 => i32::MIN,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        let mut a = [0i32; 40];
+        for x in a.iter_mut() {
+            *x = match next() % 8 {
+                0 => i32::MIN,
+                1 => top,
+                _ => top.wrapping_sub((next() >> (next() % 32)) as i32).min(top),
+            };
+        }
+        let ratio = [1 << 16, 1, next() >> 16][len % 3];
+        if phi_check(&mut a[..len], top, ratio) {
+            return Some(len);
+        }
+    }
+    for first in (0..1u32 << 17).step_by(32) {
+        let mut a: [i32; 32] = core::array::from_fn(|c| -((first + c as u32) as i32));
+        if phi_check(&mut a, 0, 1 << 16) {
+            return Some(first as usize);
         }
     }
     None
