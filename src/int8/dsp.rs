@@ -20,8 +20,8 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, sweep_weight_blocks, to_logit,
-    weight_q15,
+    LN2_Q16, POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, shift_round, sweep_weight_blocks,
+    to_logit, weight_q15,
 };
 use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
@@ -879,14 +879,17 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // the packing of the query weights: weights below 2^31 (both ends), every shift from 1 to
-    // 32 (and None past them), every count of pairs to 20, the words past them left alone
+    // the packing of the query weights and RFA's φq: weights across the u32 range (both ends
+    // and 2^31 − 1), every shift from 1 to 32 (and None past them), every count of pairs to
+    // 20, the words past them left alone
     for pairs_len in 0..=20usize {
         let mut pairs = [[0i32; 2]; 20];
         for w in pairs.iter_mut().flatten() {
             *w = match next() % 8 {
                 0 => i32::MAX,
                 1 => 0,
+                2 => -1,
+                3 => next() as i32,
                 _ => (next() >> (1 + next() % 31)) as i32,
             };
         }
@@ -899,7 +902,8 @@ pub(crate) fn check() -> Option<usize> {
                 }
                 continue;
             };
-            let round = |w: i32| ((w as u32).wrapping_shr(shift - 1) + 1) >> 1;
+            // (RFA's shift_round of the u32; LARA's (w >> (shift − 1)) + 1 >> 1 below 2^31)
+            let round = |w: i32| shift_round(i64::from(w as u32), shift as i32) as u32;
             let mut expected_sum = 0u32;
             for (i, &word) in words.iter().enumerate() {
                 let expected = match pairs[..pairs_len].get(i) {
@@ -1158,8 +1162,8 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
 
 /// `words[i] = pair(round(low / 2^shift), round(high / 2^shift))` (half up: `(w >> shift)` plus
 /// bit `shift − 1` of `w`, the carry of `LSRS`; `PKHBT` joins the halves) for the weight pairs
-/// over the common length, for `1 ≤ shift ≤ 32` and weights below `2^31`; returns the sum of
-/// the rounded weights (wrapping). The portable `(w >> (shift − 1)) + 1 >> 1` is the same
+/// over the common length, for `1 ≤ shift ≤ 32` (any `u32` weight: RFA's `φq`); returns the
+/// sum of the rounded weights (wrapping). The portable `(w >> (shift − 1)) + 1 >> 1` is the same
 /// there (`None` for another shift: the caller's portable loop).
 #[inline(always)]
 pub(crate) fn pack_rounded(words: &mut [i32], pairs: &[[i32; 2]], shift: u32) -> Option<u32> {

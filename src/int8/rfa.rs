@@ -627,7 +627,8 @@ impl<'a> Workspace<'a> {
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
             let q_exponent = bits64(total.max(1)) as i32 - 14;
             self.phi.fill(0);
-            for (r, &phi) in projections.iter().enumerate() {
+            let done = asm_pack(self.phi, projections, q_exponent);
+            for (r, &phi) in projections.iter().enumerate().skip(done) {
                 let phi = i64::from(phi as u32);
                 set_slot(self.phi, r, shift_round(phi, q_exponent) as i32);
             }
@@ -682,4 +683,21 @@ fn asm_phi(projections: &mut [i32], (max, norm): (i32, i32), ratio: i64) -> Opti
     #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
     let _ = (projections, max, norm, ratio);
     None
+}
+
+/// The first `φq` in pairs, `round(φ / 2^q_exponent)` (half up, `φ` as `u32`) as [`set_slot`]
+/// puts them, in asm on the DSP cores without Helium for `q_exponent` in `1..=32`; returns how
+/// many (even; 0 otherwise and elsewhere: the portable loop does the rest).
+#[inline(always)]
+fn asm_pack(words: &mut [i32], phi: &[i32], q_exponent: i32) -> usize {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    if let Some(pairs) = phi.as_chunks::<2>().0.get(..words.len().min(phi.len() / 2)) {
+        let shift = u32::try_from(q_exponent).unwrap_or(0);
+        if super::dsp::pack_rounded(words, pairs, shift).is_some() {
+            return 2 * pairs.len();
+        }
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+    let _ = (words, phi, q_exponent);
+    0
 }
