@@ -757,6 +757,13 @@ pub(crate) fn check() -> Option<usize> {
         {
             return Some(len);
         }
+        // the same with the largest logit
+        let mut again = before;
+        let (done, max) = query_logits_max(&mut again[..len], &biases, scale);
+        let expected_max = expected[..done].iter().copied().max().unwrap_or(i32::MIN);
+        if (done, max) != (len / 4 * 4, expected_max) || again != dots {
+            return Some(len);
+        }
     }
     // α: T up to 2^27 and across the i32 range, balances across the i32 range (saturating),
     // both ends of alpha_coeff, every length to 40 (whole pairs)
@@ -1101,22 +1108,13 @@ pub(crate) fn logit_column(
     rows
 }
 
-/// LARA's query logits in place, `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating),
-/// over whole groups of four of the common length; returns the logits done (a multiple of four:
-/// the caller does the rest). `LDM`/`STM` of four logits in `r0`–`r3`, `LSL` and `SMMULR` for
-/// the scale, `QADD`, `SSAT #29`.
-#[inline(always)]
-pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> usize {
-    let len = logits.len().min(biases.len()) / 4 * 4;
-    if len == 0 {
-        return 0;
-    }
-    let (value, pre_shift) = scale.parts();
-    // SAFETY: len ≥ 4, a multiple of 4; the loop reads and writes logits[0 .. len] and reads
-    // biases[0 .. len] (four per turn, until the logit pointer reaches logits + len), len ≤ both
-    // lengths. The block writes only those logits, its inout and out operands and the flags
-    // (QADD and SSAT may set Q); no stack.
-    unsafe {
+/// The loop of [`query_logits`] over `len ≥ 4` (a multiple of 4) logits, `$after` template
+/// lines on `r0`–`r3` after each group's store, with their operands after it. Safety: `len ≤`
+/// both lengths; the loop reads and writes logits[0 .. len] and reads biases[0 .. len] (four
+/// per turn, until the logit pointer reaches logits + len); it writes only those logits, its
+/// out operands, r0–r3 and the flags (QADD and SSAT may set Q); no stack.
+macro_rules! query_logits_loop {
+    ($logits:expr, $biases:expr, $len:expr, $scale:expr, [$($after:expr),* $(,)?], $($operands:tt)*) => {
         asm!(
             "1:",
             "ldm {l}, {{r0, r1, r2, r3}}",
@@ -1142,22 +1140,78 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
             "qadd r3, r3, {x}",
             "ssat r3, #29, r3",
             "stm {l}!, {{r0, r1, r2, r3}}",
+            $($after,)*
             "cmp {l}, {end}",
             "bne 1b",
-            l = inout(reg) logits.as_mut_ptr() => _,
-            end = in(reg) logits.as_ptr().add(len),
-            b = inout(reg) biases.as_ptr() => _,
-            value = in(reg) value,
-            pre = in(reg) pre_shift,
+            $($operands)*
+            l = inout(reg) $logits.as_mut_ptr() => _,
+            end = in(reg) $logits.as_ptr().add($len),
+            b = inout(reg) $biases.as_ptr() => _,
+            value = in(reg) $scale.parts().0,
+            pre = in(reg) $scale.parts().1,
             x = out(reg) _,
             out("r0") _,
             out("r1") _,
             out("r2") _,
             out("r3") _,
             options(nostack),
-        );
+        )
+    };
+}
+
+/// LARA's query logits in place, `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating),
+/// over whole groups of four of the common length; returns the logits done (a multiple of four:
+/// the caller does the rest). `LDM`/`STM` of four logits in `r0`–`r3`, `LSL` and `SMMULR` for
+/// the scale, `QADD`, `SSAT #29`.
+#[inline(always)]
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> usize {
+    let len = logits.len().min(biases.len()) / 4 * 4;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: len ≥ 4, a multiple of 4, ≤ both lengths: query_logits_loop!'s conditions (it
+    // reads and writes only logits[0 .. len], reads biases[0 .. len]; no stack).
+    unsafe {
+        query_logits_loop!(logits, biases, len, scale, [],);
     }
     len
+}
+
+/// [`query_logits`] and the largest logit it wrote (`i32::MIN` for none), `CMP` and `MOVLT`.
+#[inline(always)]
+pub(crate) fn query_logits_max(logits: &mut [i32], biases: &[i32], scale: Scale32) -> (usize, i32) {
+    let len = logits.len().min(biases.len()) / 4 * 4;
+    let mut max = i32::MIN;
+    if len == 0 {
+        return (0, max);
+    }
+    // SAFETY: len ≥ 4, a multiple of 4, ≤ both lengths: query_logits_loop!'s conditions (it
+    // reads and writes only logits[0 .. len], reads biases[0 .. len]; no stack); the max lines
+    // write only the inout operand max and the flags.
+    unsafe {
+        query_logits_loop!(
+            logits,
+            biases,
+            len,
+            scale,
+            [
+                "cmp {m}, r0",
+                "it lt",
+                "movlt {m}, r0",
+                "cmp {m}, r1",
+                "it lt",
+                "movlt {m}, r1",
+                "cmp {m}, r2",
+                "it lt",
+                "movlt {m}, r2",
+                "cmp {m}, r3",
+                "it lt",
+                "movlt {m}, r3",
+            ],
+            m = inout(reg) max,
+        );
+    }
+    (len, max)
 }
 
 /// `words[i] = pair(round(low / 2^shift), round(high / 2^shift))` (half up: `(w >> shift)` plus

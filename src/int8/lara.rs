@@ -1503,17 +1503,23 @@ impl<'a> Workspace<'a> {
 }
 
 /// `ℓ_c = to_logit(scale · ℓ_c + bias_c)` in place (the sum saturating) over the common length,
-/// and the largest of them (0 for none): 4 lanes on Helium; groups of four in asm on the other
-/// DSP cores and the rest here.
+/// and the largest of them (0 for none): 4 lanes on Helium; groups of four and their largest in
+/// asm on the other DSP cores.
 #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
 #[inline(always)]
 fn query_logits_max(logits: &mut [i32], biases: &[i32], scale: Scale32) -> i32 {
     #[cfg(lara_attn_helium)]
     return super::helium::query_logits(logits, biases, scale);
+    // (groups of four and their largest in asm, the rest and theirs here)
     #[cfg(not(lara_attn_helium))]
     {
-        scale_logits(logits, biases, scale);
-        logits.iter().copied().max().unwrap_or(0)
+        if logits.is_empty() {
+            return 0;
+        }
+        let (done, max) = super::dsp::query_logits_max(logits, biases, scale);
+        let rest = logits.get_mut(done..).unwrap_or_default();
+        scale_logits(rest, biases.get(done..).unwrap_or_default(), scale);
+        rest.iter().copied().fold(max, i32::max)
     }
 }
 
