@@ -10,7 +10,7 @@
 //!   gives 0, as the portable code does there: `x ≤ 2^30`) and `ADC #0`, the shift capped by
 //!   `USAT`; the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15) by
 //!   `USAT #15` (the same bits as its `t.max(2)`). In the streaming softmax's block weights
-//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights;
+//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights, RFA's `φq`;
 //! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`;
 //!   a saturating add: `QADD`. In the logit columns of the key blocks and LARA's query logits;
 //! * `mis-opt`'s `α` (`SMULL`, the rounding bit as a carry) and the packing of the query weights
@@ -20,7 +20,8 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, exp2_neg_branchless, sweep_weight_blocks, to_logit, weight_q15,
+    LN2_Q16, POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, shift_round, sweep_weight_blocks,
+    to_logit, weight_q15,
 };
 use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
@@ -299,6 +300,57 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
         weights_asm!("");
     }
     u64::from(high) << 32 | u64::from(low)
+}
+
+/// RFA's `φq` before scaling, in place: `a = ratio · exp2_neg(top − a, 15) + floor` (as `u32`,
+/// wrapping) for `a ≤ top` (`top = max + norm`: then `top − a` as `u32` is the portable gap
+/// `clamp(max + norm − a, 0, 2^32 − 1)`); returns their sum `ratio · Σ 2^-gap + len · floor` (64
+/// bits; `Σ 2^-gap ≤ len · 2^15` in a `u32`), `None` past `2^16` elements.
+#[inline(always)]
+pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option<u64> {
+    let len = a.len();
+    let mut sum = 0u32;
+    if len == 0 {
+        return Some(0);
+    }
+    if len > 1 << 16 {
+        return None;
+    }
+    // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (one element per turn, until the
+    // pointer reaches a + len); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // block writes only a, its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            "1:",
+            // gap = top − a (wrapping), shift = 15 + min(gap >> 16, 31)
+            "ldr {t}, [{p}]",
+            "sub {t}, {top}, {t}",
+            "lsr {s}, {t}, #16",
+            "usat {s}, #5, {s}",
+            "add {s}, {s}, #15",
+            exp2_body!(),
+            // Σ 2^-gap, φ = ratio · 2^-gap + floor
+            "add {sum}, {sum}, {t}",
+            "mla {t}, {t}, {r}, {f}",
+            "str {t}, [{p}], #4",
+            "cmp {p}, {end}",
+            "bne 1b",
+            p = inout(reg) a.as_mut_ptr() => _,
+            end = in(reg) a.as_mut_ptr().add(len),
+            top = in(reg) top,
+            r = in(reg) ratio,
+            f = in(reg) floor,
+            sum = inout(reg) sum,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        );
+    }
+    Some(u64::from(ratio) * u64::from(sum) + len as u64 * u64::from(floor))
 }
 
 /// LARA's proposal densities' sums for row `w_row` of the byte block `w` and row `mu_row` of
@@ -705,6 +757,13 @@ pub(crate) fn check() -> Option<usize> {
         {
             return Some(len);
         }
+        // the same with the largest logit
+        let mut again = before;
+        let (done, max) = query_logits_max(&mut again[..len], &biases, scale);
+        let expected_max = expected[..done].iter().copied().max().unwrap_or(i32::MIN);
+        if (done, max) != (len / 4 * 4, expected_max) || again != dots {
+            return Some(len);
+        }
     }
     // α: T up to 2^27 and across the i32 range, balances across the i32 range (saturating),
     // both ends of alpha_coeff, every length to 40 (whole pairs)
@@ -827,14 +886,17 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // the packing of the query weights: weights below 2^31 (both ends), every shift from 1 to
-    // 32 (and None past them), every count of pairs to 20, the words past them left alone
+    // the packing of the query weights and RFA's φq: weights across the u32 range (both ends
+    // and 2^31 − 1), every shift from 1 to 32 (and None past them), every count of pairs to
+    // 20, the words past them left alone
     for pairs_len in 0..=20usize {
         let mut pairs = [[0i32; 2]; 20];
         for w in pairs.iter_mut().flatten() {
             *w = match next() % 8 {
                 0 => i32::MAX,
                 1 => 0,
+                2 => -1,
+                3 => next() as i32,
                 _ => (next() >> (1 + next() % 31)) as i32,
             };
         }
@@ -847,7 +909,8 @@ pub(crate) fn check() -> Option<usize> {
                 }
                 continue;
             };
-            let round = |w: i32| ((w as u32).wrapping_shr(shift - 1) + 1) >> 1;
+            // (RFA's shift_round of the u32; LARA's (w >> (shift − 1)) + 1 >> 1 below 2^31)
+            let round = |w: i32| shift_round(i64::from(w as u32), shift as i32) as u32;
             let mut expected_sum = 0u32;
             for (i, &word) in words.iter().enumerate() {
                 let expected = match pairs[..pairs_len].get(i) {
@@ -909,6 +972,46 @@ pub(crate) fn check() -> Option<usize> {
             if logit != expected {
                 return Some(len);
             }
+        }
+    }
+    // RFA's φq: a ≤ top across the i32 range (gaps to 2^32 − 1), ratios to 2^16, every length
+    // to 40, then every gap below 2^17 (every entry of both tables)
+    let floor = 214_748u32;
+    let phi_check = |a: &mut [i32], top: i32, ratio: u32| {
+        let expected: [i32; 40] = core::array::from_fn(|c| {
+            let gap = a.get(c).map_or(0, |&a| top.wrapping_sub(a) as u32);
+            (u64::from(ratio) * u64::from(exp2_neg(gap, 15)) + u64::from(floor)) as u32 as i32
+        });
+        let expected_sum = expected[..a.len()]
+            .iter()
+            .map(|&phi| u64::from(phi as u32))
+            .sum::<u64>();
+        let sum = rfa_phi(a, top, ratio, floor);
+        a != &expected[..a.len()] || sum != Some(expected_sum)
+    };
+    for len in 0..=40usize {
+        let top = match len % 4 {
+            0 => i32::MAX,
+            1 => i32::MIN,
+            _ => (next() as i32) >> (next() % 32),
+        };
+        let mut a = [0i32; 40];
+        for x in a.iter_mut() {
+            *x = match next() % 8 {
+                0 => i32::MIN,
+                1 => top,
+                _ => top.wrapping_sub((next() >> (next() % 32)) as i32).min(top),
+            };
+        }
+        let ratio = [1 << 16, 1, next() >> 16][len % 3];
+        if phi_check(&mut a[..len], top, ratio) {
+            return Some(len);
+        }
+    }
+    for first in (0..1u32 << 17).step_by(32) {
+        let mut a: [i32; 32] = core::array::from_fn(|c| -((first + c as u32) as i32));
+        if phi_check(&mut a, 0, 1 << 16) {
+            return Some(first as usize);
         }
     }
     None
@@ -1005,22 +1108,13 @@ pub(crate) fn logit_column(
     rows
 }
 
-/// LARA's query logits in place, `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating),
-/// over whole groups of four of the common length; returns the logits done (a multiple of four:
-/// the caller does the rest). `LDM`/`STM` of four logits in `r0`–`r3`, `LSL` and `SMMULR` for
-/// the scale, `QADD`, `SSAT #29`.
-#[inline(always)]
-pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> usize {
-    let len = logits.len().min(biases.len()) / 4 * 4;
-    if len == 0 {
-        return 0;
-    }
-    let (value, pre_shift) = scale.parts();
-    // SAFETY: len ≥ 4, a multiple of 4; the loop reads and writes logits[0 .. len] and reads
-    // biases[0 .. len] (four per turn, until the logit pointer reaches logits + len), len ≤ both
-    // lengths. The block writes only those logits, its inout and out operands and the flags
-    // (QADD and SSAT may set Q); no stack.
-    unsafe {
+/// The loop of [`query_logits`] over `len ≥ 4` (a multiple of 4) logits, `$after` template
+/// lines on `r0`–`r3` after each group's store, with their operands after it. Safety: `len ≤`
+/// both lengths; the loop reads and writes logits[0 .. len] and reads biases[0 .. len] (four
+/// per turn, until the logit pointer reaches logits + len); it writes only those logits, its
+/// out operands, r0–r3 and the flags (QADD and SSAT may set Q); no stack.
+macro_rules! query_logits_loop {
+    ($logits:expr, $biases:expr, $len:expr, $scale:expr, [$($after:expr),* $(,)?], $($operands:tt)*) => {
         asm!(
             "1:",
             "ldm {l}, {{r0, r1, r2, r3}}",
@@ -1046,28 +1140,84 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
             "qadd r3, r3, {x}",
             "ssat r3, #29, r3",
             "stm {l}!, {{r0, r1, r2, r3}}",
+            $($after,)*
             "cmp {l}, {end}",
             "bne 1b",
-            l = inout(reg) logits.as_mut_ptr() => _,
-            end = in(reg) logits.as_ptr().add(len),
-            b = inout(reg) biases.as_ptr() => _,
-            value = in(reg) value,
-            pre = in(reg) pre_shift,
+            $($operands)*
+            l = inout(reg) $logits.as_mut_ptr() => _,
+            end = in(reg) $logits.as_ptr().add($len),
+            b = inout(reg) $biases.as_ptr() => _,
+            value = in(reg) $scale.parts().0,
+            pre = in(reg) $scale.parts().1,
             x = out(reg) _,
             out("r0") _,
             out("r1") _,
             out("r2") _,
             out("r3") _,
             options(nostack),
-        );
+        )
+    };
+}
+
+/// LARA's query logits in place, `ℓ_c = to_logit(scale · ℓ_c + bias_c)` (the sum saturating),
+/// over whole groups of four of the common length; returns the logits done (a multiple of four:
+/// the caller does the rest). `LDM`/`STM` of four logits in `r0`–`r3`, `LSL` and `SMMULR` for
+/// the scale, `QADD`, `SSAT #29`.
+#[inline(always)]
+pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -> usize {
+    let len = logits.len().min(biases.len()) / 4 * 4;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: len ≥ 4, a multiple of 4, ≤ both lengths: query_logits_loop!'s conditions (it
+    // reads and writes only logits[0 .. len], reads biases[0 .. len]; no stack).
+    unsafe {
+        query_logits_loop!(logits, biases, len, scale, [],);
     }
     len
 }
 
+/// [`query_logits`] and the largest logit it wrote (`i32::MIN` for none), `CMP` and `MOVLT`.
+#[inline(always)]
+pub(crate) fn query_logits_max(logits: &mut [i32], biases: &[i32], scale: Scale32) -> (usize, i32) {
+    let len = logits.len().min(biases.len()) / 4 * 4;
+    let mut max = i32::MIN;
+    if len == 0 {
+        return (0, max);
+    }
+    // SAFETY: len ≥ 4, a multiple of 4, ≤ both lengths: query_logits_loop!'s conditions (it
+    // reads and writes only logits[0 .. len], reads biases[0 .. len]; no stack); the max lines
+    // write only the inout operand max and the flags.
+    unsafe {
+        query_logits_loop!(
+            logits,
+            biases,
+            len,
+            scale,
+            [
+                "cmp {m}, r0",
+                "it lt",
+                "movlt {m}, r0",
+                "cmp {m}, r1",
+                "it lt",
+                "movlt {m}, r1",
+                "cmp {m}, r2",
+                "it lt",
+                "movlt {m}, r2",
+                "cmp {m}, r3",
+                "it lt",
+                "movlt {m}, r3",
+            ],
+            m = inout(reg) max,
+        );
+    }
+    (len, max)
+}
+
 /// `words[i] = pair(round(low / 2^shift), round(high / 2^shift))` (half up: `(w >> shift)` plus
 /// bit `shift − 1` of `w`, the carry of `LSRS`; `PKHBT` joins the halves) for the weight pairs
-/// over the common length, for `1 ≤ shift ≤ 32` and weights below `2^31`; returns the sum of
-/// the rounded weights (wrapping). The portable `(w >> (shift − 1)) + 1 >> 1` is the same
+/// over the common length, for `1 ≤ shift ≤ 32` (any `u32` weight: RFA's `φq`); returns the
+/// sum of the rounded weights (wrapping). The portable `(w >> (shift − 1)) + 1 >> 1` is the same
 /// there (`None` for another shift: the caller's portable loop).
 #[inline(always)]
 pub(crate) fn pack_rounded(words: &mut [i32], pairs: &[[i32; 2]], shift: u32) -> Option<u32> {

@@ -1200,9 +1200,9 @@ impl<'a> Workspace<'a> {
         let base = head * self.shape.queries * value_dim;
         let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
         self.weights_packed.fill(0);
-        // (Helium, mis-opt with one sample per landmark below 32 of them: every slice cut once
-        // per head)
-        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        // (DSP and Helium cores, mis-opt with one sample per landmark below 32 of them: every
+        // slice cut once per head)
+        #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
         if optimal && self.samples == self.count && (1..32).contains(&self.count) {
             self.mis_opt_queries(plan, t_dot, x, out, base);
             return;
@@ -1220,11 +1220,11 @@ impl<'a> Workspace<'a> {
         self.shared = shared;
     }
 
-    /// [`query_pass`](Self::query_pass) for mis-opt with `samples == count < 32` on Helium: the
-    /// steps of `query_logits`, `query_alpha`, `query_weights` and `query_output` (the same
-    /// loops, the same bits) with every slice cut once before the queries (no per-query
-    /// bookkeeping of the general steps).
-    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    /// [`query_pass`](Self::query_pass) for mis-opt with `samples == count < 32` on the DSP and
+    /// Helium cores: the steps of `query_logits`, `query_alpha`, `query_weights` and
+    /// `query_output` (the same loops, the same bits) with every slice cut once before the
+    /// queries (no per-query bookkeeping of the general steps).
+    #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
     #[inline(always)]
     fn mis_opt_queries(
         &mut self,
@@ -1234,7 +1234,10 @@ impl<'a> Workspace<'a> {
         out: &mut impl Rows,
         base: usize,
     ) {
-        use super::helium;
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        use super::dsp as isa;
+        #[cfg(lara_attn_helium)]
+        use super::helium as isa;
         let (dim, value_dim, count, sizes) =
             (self.shape.dim, self.shape.value_dim, self.count, self.rows);
         let loops = self.loops;
@@ -1263,18 +1266,18 @@ impl<'a> Workspace<'a> {
             // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
             dot_blocks(loops, w, q_row, logits);
             let live = logits.get_mut(..count).unwrap_or_default();
-            let max = helium::query_logits(live, biases, plan.query_dot);
+            let max = query_logits_max(live, biases, plan.query_dot);
             // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
             dot_blocks(loops, q_bar, q_row, t_row);
             let t = t_row.get_mut(..count).unwrap_or_default();
-            let t_sum = helium::t_row(t, t_reference, t_dot);
+            let t_sum = isa::t_row(t, t_reference, t_dot);
             let t_mean = ((t_sum + half) / divisor) as i32;
             // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
-            helium::alphas(weights, (balances, t), t_mean, plan.alpha_coeff);
+            run_alphas(weights, balances, t, (t_mean, plan.alpha_coeff));
             // w_c = 2^(ℓ_c − max) · α_c, sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
-            let total = helium::query_weights(max, live, weights, true);
-            let shift = 64 - total.max(1).leading_zeros() as i32 - 14;
-            let weight_sum = helium::pack_rounded(weights, packed, shift);
+            let total = isa::query_weights(max, live, weights, true);
+            let shift = bits64(total.max(1)) as i32 - 14;
+            let weight_sum = pack_weights(weights, packed, shift);
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
             pair_dot_blocks(loops, self.kv, packed, out_row);
             let row = out_row.get(..value_dim).unwrap_or_default();
@@ -1314,19 +1317,8 @@ impl<'a> Workspace<'a> {
             let max = super::helium::query_logits(live_logits, biases, plan.query_dot);
             self.query_max = (live, max);
         }
-        // (four at a time in asm on the other DSP cores, the rest below)
-        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-        let (live_logits, biases) = {
-            let done = super::dsp::query_logits(live_logits, biases, plan.query_dot);
-            (
-                live_logits.get_mut(done..).unwrap_or_default(),
-                biases.get(done..).unwrap_or_default(),
-            )
-        };
         #[cfg(not(lara_attn_helium))]
-        for (logit, &bias) in live_logits.iter_mut().zip(biases) {
-            *logit = to_logit(plan.query_dot.apply(*logit).saturating_add(bias));
-        }
+        scale_logits(live_logits, biases, plan.query_dot);
         if let Weighting::Biased = plan.config.weighting {
             #[cfg(lara_attn_helium)]
             {
@@ -1507,6 +1499,45 @@ impl<'a> Workspace<'a> {
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
+    }
+}
+
+/// `ℓ_c = to_logit(scale · ℓ_c + bias_c)` in place (the sum saturating) over the common length,
+/// and the largest of them (0 for none): 4 lanes on Helium; groups of four and their largest in
+/// asm on the other DSP cores.
+#[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
+#[inline(always)]
+fn query_logits_max(logits: &mut [i32], biases: &[i32], scale: Scale32) -> i32 {
+    #[cfg(lara_attn_helium)]
+    return super::helium::query_logits(logits, biases, scale);
+    // (groups of four and their largest in asm, the rest and theirs here)
+    #[cfg(not(lara_attn_helium))]
+    {
+        if logits.is_empty() {
+            return 0;
+        }
+        let (done, max) = super::dsp::query_logits_max(logits, biases, scale);
+        let rest = logits.get_mut(done..).unwrap_or_default();
+        scale_logits(rest, biases.get(done..).unwrap_or_default(), scale);
+        rest.iter().copied().fold(max, i32::max)
+    }
+}
+
+/// `ℓ_c = to_logit(scale · ℓ_c + bias_c)` in place (the sum saturating) over the common length:
+/// groups of four in asm on the DSP cores without Helium, the rest here.
+#[cfg(not(lara_attn_helium))]
+#[inline(always)]
+fn scale_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) {
+    #[cfg(lara_attn_dsp)]
+    let (logits, biases) = {
+        let done = super::dsp::query_logits(logits, biases, scale);
+        (
+            logits.get_mut(done..).unwrap_or_default(),
+            biases.get(done..).unwrap_or_default(),
+        )
+    };
+    for (logit, &bias) in logits.iter_mut().zip(biases) {
+        *logit = to_logit(scale.apply(*logit).saturating_add(bias));
     }
 }
 

@@ -793,9 +793,17 @@ fn write_i8(out: &mut [i8], sums: &[i32], row: Multiplier) {
     write_i8_rows(out, sums, row);
 }
 
-/// [`write_i8`]'s loops (see there).
+/// [`write_i8`]'s loops (see there; inlined into each caller on the other DSP cores: LARA's
+/// query loop and `write_row` both, no call per row).
 #[cfg_attr(lara_attn_helium, inline(never))]
-#[cfg_attr(not(lara_attn_helium), inline)]
+#[cfg_attr(
+    all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+    inline(always)
+)]
+#[cfg_attr(
+    not(any(lara_attn_helium, all(lara_attn_dsp, not(lara_attn_compact)))),
+    inline
+)]
 fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
     // (built for size: the general loop alone, the same bits)
     let compact = cfg!(lara_attn_compact);

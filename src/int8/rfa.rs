@@ -615,16 +615,20 @@ impl<'a> Workspace<'a> {
             };
             // each φq once, in place of its A (< 2^32: S^-1/2 ≤ 2^16 in Q16 and 2^(…) ≤ 2^15),
             // and their sum
-            let mut total = 0u64;
-            for a in projections.iter_mut() {
-                let phi = phi(*a);
-                total += phi;
-                *a = phi as u32 as i32;
-            }
+            let total = asm_phi(projections, (max, norm), plan.ratio).unwrap_or_else(|| {
+                let mut total = 0u64;
+                for a in projections.iter_mut() {
+                    let phi = phi(*a);
+                    total += phi;
+                    *a = phi as u32 as i32;
+                }
+                total
+            });
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
             let q_exponent = bits64(total.max(1)) as i32 - 14;
             self.phi.fill(0);
-            for (r, &phi) in projections.iter().enumerate() {
+            let done = asm_pack(self.phi, projections, q_exponent);
+            for (r, &phi) in projections.iter().enumerate().skip(done) {
                 let phi = i64::from(phi as u32);
                 set_slot(self.phi, r, shift_round(phi, q_exponent) as i32);
             }
@@ -664,4 +668,36 @@ impl<'a> Workspace<'a> {
             plan.requantize.write_row(row, den, extra, out, offset);
         }
     }
+}
+
+/// RFA's `φq` and their sum in asm on the DSP cores without Helium when `max + hq` fits an
+/// `i32` (`hq ≥ 0`, a positive factor of `|q|²`) and the ratio a `u32` (the same gaps, the same
+/// bits as the portable loop); `None` there otherwise and elsewhere.
+#[inline(always)]
+fn asm_phi(projections: &mut [i32], (max, norm): (i32, i32), ratio: i64) -> Option<u64> {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    if let (true, Some(top), Ok(ratio)) = (norm >= 0, max.checked_add(norm), u32::try_from(ratio)) {
+        const _: () = assert!(FLOOR_Q31 < 1 << 32);
+        return super::dsp::rfa_phi(projections, top, ratio, FLOOR_Q31 as u32);
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+    let _ = (projections, max, norm, ratio);
+    None
+}
+
+/// The first `φq` in pairs, `round(φ / 2^q_exponent)` (half up, `φ` as `u32`) as [`set_slot`]
+/// puts them, in asm on the DSP cores without Helium for `q_exponent` in `1..=32`; returns how
+/// many (even; 0 otherwise and elsewhere: the portable loop does the rest).
+#[inline(always)]
+fn asm_pack(words: &mut [i32], phi: &[i32], q_exponent: i32) -> usize {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    if let Some(pairs) = phi.as_chunks::<2>().0.get(..words.len().min(phi.len() / 2)) {
+        let shift = u32::try_from(q_exponent).unwrap_or(0);
+        if super::dsp::pack_rounded(words, pairs, shift).is_some() {
+            return 2 * pairs.len();
+        }
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+    let _ = (words, phi, q_exponent);
+    0
 }
