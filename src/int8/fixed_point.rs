@@ -260,6 +260,8 @@ impl Multiplier {
     /// `(((x · mantissa) >> 32) as i32 + 2^(shift − 33)) >> (shift − 32)` (the same bits: the
     /// rounding term a multiple of `2^32` adds to the high word alone; `SMMUL` and an add, or
     /// `SMMLA`, on the DSP cores), in 32-bit arithmetic.
+    // (unused on Helium built for size, where the requantisation keeps its general loop alone)
+    #[cfg_attr(all(lara_attn_helium, lara_attn_compact), allow(dead_code))]
     #[inline]
     pub(crate) fn high_word_rounded(self) -> Option<(i32, i32, u32)> {
         if (33..=62).contains(&self.shift) {
