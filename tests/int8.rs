@@ -2,6 +2,10 @@
 //! * an independent re-implementation of exact attention's integer semantics in `f64` (integer
 //!   logits `q_int·k_int`, the plan's multiplier, a plain two-pass softmax): outputs within one
 //!   `i8` step;
+//! * RFA's and LARA's integer semantics through the plain `f64` references of
+//!   `tests/support/reference.rs` (written from `FORMULAS.md`, not from the crate) on the values
+//!   the int8 kernels see: the inputs and `ω` as their integers times their scales, LARA's
+//!   segment means on the kernels' grid of `scale/128`;
 //! * the dequantised int8 output against the `f32` kernel on the dequantised inputs, on the
 //!   synthetic golden inputs (`tests/data/golden`) and on realistic activations (the `q`, `k`,
 //!   `v` of a `LinearRA` layer's `qkv` projection, `tests/data/firmware_layer`, on Gaussian
@@ -13,6 +17,8 @@
 mod kernels;
 #[path = "support/npy.rs"]
 mod npy;
+#[path = "support/reference.rs"]
+mod reference;
 
 use lara_attn::int8::{self, Out, Scales};
 use lara_attn::lara::{Proposals, Weighting};
@@ -247,6 +253,141 @@ fn exact_matches_the_independent_integer_reference() {
             );
         }
     }
+}
+
+/// `[h, rows, cols]` as one slice per head.
+fn heads_of(x: &[f32], heads: usize) -> Vec<&[f32]> {
+    x.chunks_exact(x.len() / heads).collect()
+}
+
+/// LARA's segment means as the int8 kernel holds them: the mean of a segment's `i8` rows in
+/// units of `scale/128` (`i16`), rounded.
+fn int8_segment_means(x: &[i8], dim: usize, c: usize, scale: f32) -> Vec<f32> {
+    let rows = x.len() / dim;
+    let mut means = Vec::with_capacity(c * dim);
+    for (start, end) in reference::segment_ranges(rows, c) {
+        for col in 0..dim {
+            let sum: i32 = (start..end).map(|r| i32::from(x[r * dim + col])).sum();
+            let units = (f64::from(sum) * 128.0 / (end - start) as f64).round();
+            means.push((units / 128.0 * f64::from(scale)) as f32);
+        }
+    }
+    means
+}
+
+/// The largest difference from the reference, in units of the values' range `127 · scale_v`.
+fn worst_in_range(ours: &[f32], reference: &[f64], scale_v: f32) -> f64 {
+    let range = 127.0 * f64::from(scale_v);
+    ours.iter()
+        .zip(reference)
+        .map(|(&a, &r)| (f64::from(a) - r).abs() / range)
+        .fold(0.0, f64::max)
+}
+
+/// RFA (positive features) and LARA (eval mode, segment means, every weighting) against plain
+/// `f64` references of their integer semantics, head by head: the `f32` output within 0.05 % of
+/// the values' range (the fixed-point formats round the logits to `2^-16`, the softmax weights
+/// to `Q15` of their largest, LARA's `kv_c` and `W_c` to 15 bits: each a few `2^-15` of the
+/// range), the `i8` output within half a step more.
+#[test]
+fn rfa_and_lara_match_references_of_their_integer_semantics() {
+    const TOLERANCE: f64 = 5e-4;
+    let mut worst = (0.0f64, String::new());
+    for (id, shape, q, k, v) in all_inputs() {
+        let data = Quantised::new(shape, &q, &k, &v);
+        let (heads, d) = (shape.heads, shape.dim);
+        let len = data.q.len() / d * shape.value_dim;
+        let dims = reference::Dims::new(shape.queries, shape.keys, d, shape.value_dim);
+        let (dq, dk, dv) = (
+            heads_of(&data.dq, heads),
+            heads_of(&data.dk, heads),
+            heads_of(&data.dv, heads),
+        );
+        let step = f64::from(data.scales.out) / (127.0 * f64::from(data.scales.v));
+        let mut check = |what: String, f32_out: &[f32], i8_out: &[i8], expected: &[f64]| {
+            let e = worst_in_range(f32_out, expected, data.scales.v);
+            assert!(e <= TOLERANCE, "{what}: f32 output {e} of the range");
+            let mut deq = vec![0.0; i8_out.len()];
+            int8::dequantize(i8_out, data.scales.out, &mut deq);
+            let e8 = worst_in_range(&deq, expected, data.scales.v);
+            assert!(e8 <= TOLERANCE + 0.5 * step, "{what}: i8 output {e8}");
+            if e > worst.0 {
+                worst = (e, what);
+            }
+        };
+        let run_both = |run: &mut dyn FnMut(Out<'_>)| {
+            let (mut f, mut i) = (vec![0.0f32; len], vec![0i8; len]);
+            run(Out::F32(&mut f));
+            run(Out::I8(&mut i));
+            (f, i)
+        };
+
+        for features in [16, 64] {
+            let mut omega = vec![0.0f32; heads * features * d];
+            for head in omega.chunks_exact_mut(features * d) {
+                orthogonal_omega(&mut default_rng(3), features, d, head).unwrap();
+            }
+            let omega_scale = int8::scale_for(&omega);
+            let mut omega8 = vec![0i8; omega.len()];
+            int8::quantize(&omega, omega_scale, &mut omega8);
+            int8::dequantize(&omega8, omega_scale, &mut omega);
+            let plan = int8::rfa::Plan::new(d, &data.scales, omega_scale, features).unwrap();
+            let mut scratch = vec![0i32; int8::rfa::scratch_len(shape, features)];
+            let (f, i) = run_both(&mut |out| {
+                int8::rfa::attention(&plan, &data.x(), &omega8, out, &mut scratch).unwrap()
+            });
+            let omega = heads_of(&omega, heads);
+            let expected: Vec<f64> = (0..heads)
+                .flat_map(|h| reference::performer(dims, omega[h], features, dq[h], dk[h], dv[h]))
+                .collect();
+            check(format!("{id} rfa S={features}"), &f, &i, &expected);
+        }
+
+        for c in [4, 8] {
+            // C' = min(C, n_q, n_k) landmarks
+            let count = reference::effective_landmarks(dims, c);
+            let means = |x: &[i8], scale: f32| -> Vec<Vec<f32>> {
+                x.chunks_exact(x.len() / heads)
+                    .map(|head| int8_segment_means(head, d, count, scale))
+                    .collect()
+            };
+            let (q_bars, k_bars) = (means(&data.q, data.scales.q), means(&data.k, data.scales.k));
+            for (weighting, mis) in [
+                (
+                    Weighting::Optimal { alpha_coeff: 1.0 },
+                    reference::Mis::Opt(1.0),
+                ),
+                (
+                    Weighting::Optimal { alpha_coeff: 2.0 },
+                    reference::Mis::Opt(2.0),
+                ),
+                (Weighting::BalanceHeuristic, reference::Mis::Bh),
+                (Weighting::Biased, reference::Mis::Biased),
+            ] {
+                let config = int8::lara::Config::eval(weighting);
+                let plan = int8::lara::Plan::new(d, &data.scales, &config).unwrap();
+                let mut scratch = vec![0i32; int8::lara::scratch_len(shape, c, Proposals::Single)];
+                let (f, i) = run_both(&mut |out| {
+                    let landmarks = int8::lara::Landmarks::SegmentMeans(c);
+                    let eval = int8::lara::Sampling::Eval;
+                    int8::lara::attention(&plan, &data.x(), landmarks, eval, out, &mut scratch)
+                        .unwrap()
+                });
+                let expected: Vec<f64> = (0..heads)
+                    .flat_map(|h| {
+                        let landmarks = (count, &q_bars[h][..], &k_bars[h][..]);
+                        let inputs = (dq[h], dk[h], dv[h]);
+                        reference::lara_given(dims, landmarks, mis, inputs, None)
+                    })
+                    .collect();
+                check(format!("{id} lara C={c} {weighting:?}"), &f, &i, &expected);
+            }
+        }
+    }
+    println!(
+        "worst difference from the integer-semantics references: {:.2e} of the range ({})",
+        worst.0, worst.1
+    );
 }
 
 /// Every kernel's dequantised output against the f32 kernel on the dequantised inputs, and the
