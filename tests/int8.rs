@@ -5,7 +5,8 @@
 //! * RFA's and LARA's integer semantics through the plain `f64` references of
 //!   `tests/support/reference.rs` (written from `FORMULAS.md`, not from the crate) on the values
 //!   the int8 kernels see: the inputs and `ω` as their integers times their scales, LARA's
-//!   segment means on the kernels' grid of `scale/128`;
+//!   segment means on the kernels' grid of `scale/128` (every weighting, sampled mode with the
+//!   given noise, key mask, given landmarks): within 5e-4 of the values' range;
 //! * the dequantised int8 output against the `f32` kernel on the dequantised inputs, on the
 //!   synthetic golden inputs (`tests/data/golden`) and on realistic activations (the `q`, `k`,
 //!   `v` of a `LinearRA` layer's `qkv` projection, `tests/data/firmware_layer`, on Gaussian
@@ -261,19 +262,36 @@ fn heads_of(x: &[f32], heads: usize) -> Vec<&[f32]> {
 }
 
 /// LARA's segment means as the int8 kernel holds them: the mean of a segment's `i8` rows in
-/// units of `scale/128` (`i16`), rounded.
-fn int8_segment_means(x: &[i8], dim: usize, c: usize, scale: f32) -> Vec<f32> {
+/// units of `scale/128` (`i16`), rounded; masked rows count as zeros (the official code zeroes
+/// padding keys before pooling).
+fn int8_segment_means(
+    x: &[i8],
+    dim: usize,
+    c: usize,
+    scale: f32,
+    mask: Option<&[bool]>,
+) -> Vec<f32> {
     let rows = x.len() / dim;
+    let counts = |r: usize| !mask.is_some_and(|mask| mask[r]);
     let mut means = Vec::with_capacity(c * dim);
     for (start, end) in reference::segment_ranges(rows, c) {
         for col in 0..dim {
-            let sum: i32 = (start..end).map(|r| i32::from(x[r * dim + col])).sum();
+            let sum: i32 = (start..end)
+                .filter(|&r| counts(r))
+                .map(|r| i32::from(x[r * dim + col]))
+                .sum();
             let units = (f64::from(sum) * 128.0 / (end - start) as f64).round();
             means.push((units / 128.0 * f64::from(scale)) as f32);
         }
     }
     means
 }
+
+/// How far the int8 kernels' `f32` output may be from the references of their integer semantics,
+/// in units of the values' range `127 · scale_v`: the fixed-point formats round the logits to
+/// `2^-16`, the softmax weights to `Q15` of their largest, LARA's `kv_c` and `W_c` to 15 bits,
+/// each a few `2^-15` of the range.
+const SEMANTICS_TOLERANCE: f64 = 5e-4;
 
 /// The largest difference from the reference, in units of the values' range `127 · scale_v`.
 fn worst_in_range(ours: &[f32], reference: &[f64], scale_v: f32) -> f64 {
@@ -284,114 +302,20 @@ fn worst_in_range(ours: &[f32], reference: &[f64], scale_v: f32) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// RFA (positive features) and LARA (eval mode, segment means, every weighting) against plain
-/// `f64` references of their integer semantics, head by head: the `f32` output within 0.05 % of
-/// the values' range (the fixed-point formats round the logits to `2^-16`, the softmax weights
-/// to `Q15` of their largest, LARA's `kv_c` and `W_c` to 15 bits: each a few `2^-15` of the
-/// range), the `i8` output within half a step more.
-#[test]
-fn rfa_and_lara_match_references_of_their_integer_semantics() {
-    const TOLERANCE: f64 = 5e-4;
-    let mut worst = (0.0f64, String::new());
-    for (id, shape, q, k, v) in all_inputs() {
-        let data = Quantised::new(shape, &q, &k, &v);
-        let (heads, d) = (shape.heads, shape.dim);
-        let len = data.q.len() / d * shape.value_dim;
-        let dims = reference::Dims::new(shape.queries, shape.keys, d, shape.value_dim);
-        let (dq, dk, dv) = (
-            heads_of(&data.dq, heads),
-            heads_of(&data.dk, heads),
-            heads_of(&data.dv, heads),
-        );
-        let step = f64::from(data.scales.out) / (127.0 * f64::from(data.scales.v));
-        let mut check = |what: String, f32_out: &[f32], i8_out: &[i8], expected: &[f64]| {
-            let e = worst_in_range(f32_out, expected, data.scales.v);
-            assert!(e <= TOLERANCE, "{what}: f32 output {e} of the range");
-            let mut deq = vec![0.0; i8_out.len()];
-            int8::dequantize(i8_out, data.scales.out, &mut deq);
-            let e8 = worst_in_range(&deq, expected, data.scales.v);
-            assert!(e8 <= TOLERANCE + 0.5 * step, "{what}: i8 output {e8}");
-            if e > worst.0 {
-                worst = (e, what);
-            }
-        };
-        let run_both = |run: &mut dyn FnMut(Out<'_>)| {
-            let (mut f, mut i) = (vec![0.0f32; len], vec![0i8; len]);
-            run(Out::F32(&mut f));
-            run(Out::I8(&mut i));
-            (f, i)
-        };
-
-        for features in [16, 64] {
-            let mut omega = vec![0.0f32; heads * features * d];
-            for head in omega.chunks_exact_mut(features * d) {
-                orthogonal_omega(&mut default_rng(3), features, d, head).unwrap();
-            }
-            let omega_scale = int8::scale_for(&omega);
-            let mut omega8 = vec![0i8; omega.len()];
-            int8::quantize(&omega, omega_scale, &mut omega8);
-            int8::dequantize(&omega8, omega_scale, &mut omega);
-            let plan = int8::rfa::Plan::new(d, &data.scales, omega_scale, features).unwrap();
-            let mut scratch = vec![0i32; int8::rfa::scratch_len(shape, features)];
-            let (f, i) = run_both(&mut |out| {
-                int8::rfa::attention(&plan, &data.x(), &omega8, out, &mut scratch).unwrap()
-            });
-            let omega = heads_of(&omega, heads);
-            let expected: Vec<f64> = (0..heads)
-                .flat_map(|h| reference::performer(dims, omega[h], features, dq[h], dk[h], dv[h]))
-                .collect();
-            check(format!("{id} rfa S={features}"), &f, &i, &expected);
-        }
-
-        for c in [4, 8] {
-            // C' = min(C, n_q, n_k) landmarks
-            let count = reference::effective_landmarks(dims, c);
-            let means = |x: &[i8], scale: f32| -> Vec<Vec<f32>> {
-                x.chunks_exact(x.len() / heads)
-                    .map(|head| int8_segment_means(head, d, count, scale))
-                    .collect()
-            };
-            let (q_bars, k_bars) = (means(&data.q, data.scales.q), means(&data.k, data.scales.k));
-            for (weighting, mis) in [
-                (
-                    Weighting::Optimal { alpha_coeff: 1.0 },
-                    reference::Mis::Opt(1.0),
-                ),
-                (
-                    Weighting::Optimal { alpha_coeff: 2.0 },
-                    reference::Mis::Opt(2.0),
-                ),
-                (Weighting::BalanceHeuristic, reference::Mis::Bh),
-                (Weighting::Biased, reference::Mis::Biased),
-            ] {
-                let config = int8::lara::Config::eval(weighting);
-                let plan = int8::lara::Plan::new(d, &data.scales, &config).unwrap();
-                let mut scratch = vec![0i32; int8::lara::scratch_len(shape, c, Proposals::Single)];
-                let (f, i) = run_both(&mut |out| {
-                    let landmarks = int8::lara::Landmarks::SegmentMeans(c);
-                    let eval = int8::lara::Sampling::Eval;
-                    int8::lara::attention(&plan, &data.x(), landmarks, eval, out, &mut scratch)
-                        .unwrap()
-                });
-                let expected: Vec<f64> = (0..heads)
-                    .flat_map(|h| {
-                        let landmarks = (count, &q_bars[h][..], &k_bars[h][..]);
-                        let inputs = (dq[h], dk[h], dv[h]);
-                        reference::lara_given(dims, landmarks, mis, inputs, None)
-                    })
-                    .collect();
-                check(format!("{id} lara C={c} {weighting:?}"), &f, &i, &expected);
-            }
-        }
-    }
-    println!(
-        "worst difference from the integer-semantics references: {:.2e} of the range ({})",
-        worst.0, worst.1
+/// Checks a kernel's `f32` output against the reference of its integer semantics (within
+/// [`SEMANTICS_TOLERANCE`]) and returns the difference.
+fn check_semantics(what: &str, ours: &[f32], reference: &[f64], scale_v: f32) -> f64 {
+    let e = worst_in_range(ours, reference, scale_v);
+    assert!(
+        e <= SEMANTICS_TOLERANCE,
+        "{what}: {e} of the range from the reference of its integer semantics"
     );
+    e
 }
 
 /// Every kernel's dequantised output against the f32 kernel on the dequantised inputs, and the
-/// estimators' error against exact attention against the f32 estimators'.
+/// estimators' error against exact attention against the f32 estimators'; RFA and LARA also
+/// against the plain `f64` references of their integer semantics (head by head).
 #[test]
 fn int8_outputs_follow_the_f32_kernels() {
     let mut worst = (0.0f64, String::new());
@@ -400,10 +324,18 @@ fn int8_outputs_follow_the_f32_kernels() {
             worst = (e, what);
         }
     };
+    let mut worst_semantics = 0.0f64;
     for (id, shape, q, k, v) in all_inputs() {
         let data = Quantised::new(shape, &q, &k, &v);
         let x = data.dequantised();
         let len = x.q.len() / shape.dim * shape.value_dim;
+        let (heads, d) = (shape.heads, shape.dim);
+        let dims = reference::Dims::new(shape.queries, shape.keys, d, shape.value_dim);
+        let (dq, dk, dv) = (
+            heads_of(&data.dq, heads),
+            heads_of(&data.dk, heads),
+            heads_of(&data.dv, heads),
+        );
         let exact_ref = exact_f32(&x);
         let exact8 = exact_int8(&data, true).0;
         let e = relative_error(&exact8, &exact_ref);
@@ -461,6 +393,12 @@ fn int8_outputs_follow_the_f32_kernels() {
             }
             assert!(e <= 0.02, "{what}: {e}");
             track(e, what.clone());
+            let omega = heads_of(&omega, heads);
+            let semantics: Vec<f64> = (0..heads)
+                .flat_map(|h| reference::performer(dims, omega[h], features, dq[h], dk[h], dv[h]))
+                .collect();
+            let e = check_semantics(&what, &out8, &semantics, data.scales.v);
+            worst_semantics = worst_semantics.max(e);
             let (e8, e32) = (
                 relative_error(&out8, &exact_ref),
                 relative_error(&out32, &exact_ref),
@@ -471,11 +409,25 @@ fn int8_outputs_follow_the_f32_kernels() {
             );
         }
         for c in [4, 8] {
-            for weighting in [
-                Weighting::Optimal { alpha_coeff: 1.0 },
-                Weighting::Optimal { alpha_coeff: 2.0 },
-                Weighting::BalanceHeuristic,
-                Weighting::Biased,
+            // The kernel's landmarks: C' = min(C, n_q, n_k) segment means on its grid
+            let count = reference::effective_landmarks(dims, c);
+            let means = |x: &[i8], scale: f32| -> Vec<Vec<f32>> {
+                x.chunks_exact(x.len() / heads)
+                    .map(|head| int8_segment_means(head, d, count, scale, None))
+                    .collect()
+            };
+            let (q_bars, k_bars) = (means(&data.q, data.scales.q), means(&data.k, data.scales.k));
+            for (weighting, mis) in [
+                (
+                    Weighting::Optimal { alpha_coeff: 1.0 },
+                    reference::Mis::Opt(1.0),
+                ),
+                (
+                    Weighting::Optimal { alpha_coeff: 2.0 },
+                    reference::Mis::Opt(2.0),
+                ),
+                (Weighting::BalanceHeuristic, reference::Mis::Bh),
+                (Weighting::Biased, reference::Mis::Biased),
             ] {
                 let mut out32 = vec![0.0; len];
                 let params = lara::Params::segment_means(c, weighting);
@@ -506,6 +458,15 @@ fn int8_outputs_follow_the_f32_kernels() {
                 }
                 assert!(e <= 0.02, "{what}: {e}");
                 track(e, what.clone());
+                let semantics: Vec<f64> = (0..heads)
+                    .flat_map(|h| {
+                        let landmarks = (count, &q_bars[h][..], &k_bars[h][..]);
+                        let inputs = (dq[h], dk[h], dv[h]);
+                        reference::lara_given(dims, landmarks, mis, inputs, None)
+                    })
+                    .collect();
+                let e = check_semantics(&what, &out8, &semantics, data.scales.v);
+                worst_semantics = worst_semantics.max(e);
                 let (e8, e32) = (
                     relative_error(&out8, &exact_ref),
                     relative_error(&out32, &exact_ref),
@@ -518,13 +479,15 @@ fn int8_outputs_follow_the_f32_kernels() {
         }
     }
     println!(
-        "worst relative error against the f32 kernels: {:.4} ({})",
-        worst.0, worst.1
+        "worst relative error against the f32 kernels: {:.4} ({}); RFA and LARA within {:.1e} \
+         of the values' range of the references of their integer semantics",
+        worst.0, worst.1, worst_semantics
     );
 }
 
 /// Sampled mode with given noise (every proposal layout, both noise scales), given landmarks and
-/// a key mask, against the f32 kernel on the dequantised inputs.
+/// a key mask, against the f32 kernel on the dequantised inputs and the plain `f64` reference of
+/// their integer semantics.
 #[test]
 fn lara_options_follow_the_f32_kernel() {
     let (_, shape, q, k, v) = golden_inputs()
@@ -542,20 +505,31 @@ fn lara_options_follow_the_f32_kernel() {
     let mut eps_deq = vec![0.0; eps.len()];
     int8::dequantize(&eps8, eps_scale, &mut eps_deq);
     let mask: Vec<bool> = (0..shape.keys).map(|j| j % 5 == 3).collect();
-    for (p, proposals) in [
-        Proposals::Single,
-        Proposals::Antithetic,
-        Proposals::TwoPerLandmark,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    let dims = reference::Dims::new(shape.queries, shape.keys, shape.dim, shape.value_dim);
+    let inputs = (&data.dq[..], &data.dk[..], &data.dv[..]);
+    let q_bar = int8_segment_means(&data.q, shape.dim, c, data.scales.q, None);
+    let k_bar = int8_segment_means(&data.k, shape.dim, c, data.scales.k, Some(&mask));
+    for (proposals, samples, weighting, mis) in [
+        (
+            Proposals::Single,
+            reference::Samples::Single,
+            Weighting::Optimal { alpha_coeff: 1.0 },
+            reference::Mis::Opt(1.0),
+        ),
+        (
+            Proposals::Antithetic,
+            reference::Samples::Antithetic,
+            Weighting::Biased,
+            reference::Mis::Biased,
+        ),
+        (
+            Proposals::TwoPerLandmark,
+            reference::Samples::Two,
+            Weighting::BalanceHeuristic,
+            reference::Mis::Bh,
+        ),
+    ] {
         for noise_scale in [NoiseScale::Official, NoiseScale::Paper] {
-            let weighting = [
-                Weighting::Optimal { alpha_coeff: 1.0 },
-                Weighting::Biased,
-                Weighting::BalanceHeuristic,
-            ][p];
             let rows = lara::noise_len(shape, c, proposals);
             let params = lara::Params::segment_means(c, weighting)
                 .with_proposals(proposals)
@@ -593,11 +567,19 @@ fn lara_options_follow_the_f32_kernel() {
                 &mut scratch8,
             )
             .unwrap();
+            let what = format!("{proposals:?} {noise_scale:?} {weighting:?}");
             let e = relative_error(&out8, &out32);
-            assert!(
-                e <= 0.02,
-                "{proposals:?} {noise_scale:?} {weighting:?}: {e}"
-            );
+            assert!(e <= 0.02, "{what}: {e}");
+            let options = reference::LaraOptions {
+                samples,
+                noise_factor: f64::from(noise_scale.factor(shape.dim)),
+                key_mask: Some(&mask),
+            };
+            let landmarks = (c, &q_bar[..], &k_bar[..]);
+            let noise = Some(&eps_deq[..rows]);
+            let semantics =
+                reference::lara_given_with(dims, landmarks, mis, inputs, noise, options);
+            check_semantics(&what, &out8, &semantics, data.scales.v);
         }
     }
     // Given landmarks (the first rows of q and k, quantised with their own scales).
@@ -651,6 +633,9 @@ fn lara_options_follow_the_f32_kernel() {
     .unwrap();
     let e = relative_error(&out8, &out32);
     assert!(e <= 0.02, "given landmarks: {e}");
+    let mis = reference::Mis::Opt(1.0);
+    let semantics = reference::lara_given(dims, (c, &qbd, &kbd), mis, inputs, None);
+    check_semantics("given landmarks", &out8, &semantics, data.scales.v);
 }
 
 /// Refusals: scales, limits, lengths, plans; nothing written on error.

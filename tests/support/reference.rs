@@ -303,15 +303,26 @@ pub fn lara_with(
 /// LARA with caller-given landmarks `q̄ [count, d]`, `k̄ [count, d]`.
 pub fn lara_given(
     dims: Dims,
+    landmarks: (usize, &[f32], &[f32]),
+    mis: Mis,
+    inputs: (&[f32], &[f32], &[f32]),
+    eps: Option<&[f32]>,
+) -> Vec<f64> {
+    lara_given_with(dims, landmarks, mis, inputs, eps, LaraOptions::default())
+}
+
+/// [`lara_given`] with options (the landmarks are used as given, whatever the mask).
+pub fn lara_given_with(
+    dims: Dims,
     (count, q_bar, k_bar): (usize, &[f32], &[f32]),
     mis: Mis,
     (q, k, v): (&[f32], &[f32], &[f32]),
     eps: Option<&[f32]>,
+    options: LaraOptions<'_>,
 ) -> Vec<f64> {
     dims.check(q, k, v);
     let q_bar = Mat::from_f32(q_bar, count, dims.d);
     let k_bar = Mat::from_f32(k_bar, count, dims.d);
-    let options = LaraOptions::default();
     lara_core(dims, (&q_bar, &k_bar), mis, (q, k, v), eps, options)
 }
 
