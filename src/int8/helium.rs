@@ -21,17 +21,48 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, sweep_weight_blocks,
-    to_logit, weight_q15,
+    POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, exp2_operand, sweep_t_rows,
+    sweep_weight_blocks, to_logit, weight_q15,
 };
 use crate::simd::int8::{CHUNK, KEY_BLOCK, ROW_STEP, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
 /// (the cap of the whole part: a shift of 32, where every result is already 0) and
-/// `q7 = bits − 30` in every lane, `{table}` the
-/// address of `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `q0`–`q4`.
+/// `q7 = bits − 30` in every lane, `{table}` the address of `POW2_TABLE` and `{ln2}`
+/// [`exp2_operand`]; clobbers `q0`–`q4`.
+#[cfg(not(lara_attn_compact))]
 macro_rules! exp2_lanes {
+    () => {
+        concat!(
+            exp2_parts!(),
+            // deficit = 1 − e^-z in Q32 for the low ten bits (a gather from the table)
+            "vldrw.u32 q1, [{ln2}, q2, uxtw #2]\n",
+            exp2_product!(),
+        )
+    };
+}
+
+/// See the other [`exp2_lanes!`]: built for size, the polynomial (`{ln2}` is
+/// [`LN2_Q16`](super::fixed_point::LN2_Q16)).
+#[cfg(lara_attn_compact)]
+macro_rules! exp2_lanes {
+    () => {
+        concat!(
+            exp2_parts!(),
+            // z = y · ln 2 in Q32; deficit = z − z²/2 = z − ((z >> 10)² >> 13)
+            "vmul.i32 q2, q2, {ln2}\n",
+            "vshr.u32 q1, q2, #10\n",
+            "vmul.i32 q1, q1, q1\n",
+            "vshr.u32 q1, q1, #13\n",
+            "vsub.i32 q1, q2, q1\n",
+            exp2_product!(),
+        )
+    };
+}
+
+/// [`exp2_lanes!`] up to the deficit: `q4 = −shift`, `q0 = T_j`, `q2 = y`.
+macro_rules! exp2_parts {
     () => {
         concat!(
             // −shift = (bits − 30) − min(whole, bits + 2): shift = 30 − bits + whole, capped at 32
@@ -45,14 +76,16 @@ macro_rules! exp2_lanes {
             "vshr.u32 q2, q2, #22\n",
             // T_j = 2^(-j/64) in Q30 (gather)
             "vldrw.u32 q0, [{table}, q1, uxtw #2]\n",
-            // z = y · ln 2 in Q32; deficit = z − z²/2 = z − ((z >> 10)² >> 13)
-            "vmul.i32 q2, q2, {ln2}\n",
-            "vshr.u32 q1, q2, #10\n",
-            "vmul.i32 q1, q1, q1\n",
-            "vshr.u32 q1, q1, #13\n",
-            "vsub.i32 q2, q2, q1\n",
+        )
+    };
+}
+
+/// [`exp2_lanes!`] from the deficit in `q1`.
+macro_rules! exp2_product {
+    () => {
+        concat!(
             // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
-            "vmulh.u32 q1, q0, q2\n",
+            "vmulh.u32 q1, q0, q1\n",
             "vsub.i32 q1, q0, q1\n",
             // round(x / 2^shift), half up
             "vrshl.u32 q1, q1, q4\n",
@@ -71,7 +104,7 @@ macro_rules! exp2_asm {
             $($template,)*
             $($operands)*
             table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) LN2_Q16,
+            ln2 = in(reg) exp2_operand(),
             bits2 = in(reg) $bits + 2,
             bits30 = in(reg) ($bits as i32 - 30),
             out("lr") _,
@@ -94,9 +127,10 @@ macro_rules! exp2_asm {
 pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
     let len = logits.len().min(weights.len());
     let mut sum = 0u32;
-    // SAFETY: the loop reads logits[0 .. len] and writes weights[0 .. len] (tail-predicated),
-    // len ≤ both lengths; the gather reads POW2_TABLE at indices masked to 0..64 (a static of
-    // 64 words). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
+    // SAFETY: the loop reads logits[0 .. len] and writes weights[0 .. len] (tail-predicated), len ≤
+    // both lengths; the gathers read POW2_TABLE at indices masked to 0..64 (a static of 64 words)
+    // and the deficits' table at indices masked to 0..1024 (a static of 1,024 words; built for
+    // size, none). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
     // inout operands (the sum in r0: `VADDVA` takes an even register); no stack.
     unsafe {
         exp2_asm!(
@@ -135,9 +169,9 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     let (value, pre_shift) = scale.parts();
     let mut sum = 0u32;
     // SAFETY: the loop reads and writes t[0 .. len] and reads reference[0 .. len]
-    // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices masked to
-    // 0..64. The block writes only t, q0–q7 (declared as s0–s31), lr, flags and its inout
-    // operands; no stack.
+    // (tail-predicated), len ≤ both lengths; the gathers read POW2_TABLE and the deficits' table at
+    // indices masked to 0..64 and 0..1024 (their lengths). The block writes only t, q0–q7 (declared
+    // as s0–s31), lr, flags and its inout operands; no stack.
     unsafe {
         exp2_asm!(
             27u32,
@@ -289,10 +323,10 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     macro_rules! weights_asm {
         ($alpha:expr) => {
             // SAFETY: the loop reads logits[0 .. len] and reads and writes weights[0 .. len]
-            // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices
-            // masked to 0..64. The block writes only weights, q0–q7 (declared as s0–s31), lr,
-            // flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even and an
-            // odd register); no stack.
+            // (tail-predicated), len ≤ both lengths; the gathers read POW2_TABLE and the deficits'
+            // table at indices masked to 0..64 and 0..1024 (their lengths). The block writes only
+            // weights, q0–q7 (declared as s0–s31), lr, flags and its inout operands (the sum in r0,
+            // r1: `VADDLVA` takes an even and an odd register); no stack.
             unsafe {
                 exp2_asm!(
                     15u32,
@@ -741,8 +775,9 @@ pub(crate) fn weights4(
 ) -> [u32; 4] {
     let (s0, s1, s2, s3): (u32, u32, u32, u32);
     // SAFETY: the loop (KEY_BLOCK iterations) gathers logits[r · KEY_BLOCK + j] and scatters
-    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gather of the
-    // exponent table reads POW2_TABLE at indices masked to 0..64; the block reads references,
+    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gathers of the
+    // exponent tables read POW2_TABLE and the deficits' table at indices masked to 0..64 and
+    // 0..1024 (their lengths); the block reads references,
     // ROW_OFFSETS and pairs (16 words). It writes only pairs, q0–q7 (declared as s0–s31), lr,
     // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers);
     // no stack.
@@ -785,7 +820,7 @@ pub(crate) fn weights4(
             l = inout(reg) logits.as_ptr() => _,
             w = inout(reg) pairs.as_mut_ptr() => _,
             table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) LN2_Q16,
+            ln2 = in(reg) exp2_operand(),
             inout("r0") references.as_ptr() => s0,
             inout("r2") ROW_OFFSETS.as_ptr() => s1,
             out("r10") s2,
@@ -1105,8 +1140,9 @@ pub(crate) fn projections(a: &mut [i32], scale: Scale32) -> i32 {
 #[inline(always)]
 pub(crate) fn rfa_phi(a: &mut [i32], (max, norm): (i32, i32), ratio: u32, floor: u32) -> u64 {
     let (mut low, mut high) = (0u32, 0u32);
-    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gather reads
-    // POW2_TABLE at indices masked to 0..64. The block writes only a, q0–q7 (declared as
+    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gathers read
+    // POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024 (their
+    // lengths). The block writes only a, q0–q7 (declared as
     // s0–s31), lr, flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even
     // and an odd register); no stack.
     unsafe {
@@ -1185,6 +1221,10 @@ pub(crate) fn check() -> Option<usize> {
         if dots[..len] != expected[..len] || sum != expected_sum {
             return Some(len);
         }
+    }
+    // T at every t below 2^17 (every entry of both tables of 2^-t)
+    if let Some(first) = sweep_t_rows(scale, &mut next, t_row) {
+        return Some(first);
     }
     // query logits: dots across the range and past it, biases across the i32 range
     for len in 0..40usize {
