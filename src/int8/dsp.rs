@@ -23,7 +23,7 @@ use super::fixed_point::{
     POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, exp2_operand, shift_round, sweep_t_rows,
     sweep_weight_blocks, to_logit, weight_q15,
 };
-use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
+use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
@@ -821,32 +821,9 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // the densities' sums: byte blocks of one to ten chunks (sums past 2^32), every pair of
-    // rows, the ends of the i16 operands
-    let mut blocks = [[0i32; 80]; 2];
-    for chunks in 1..=10usize {
-        for word in blocks.iter_mut().flatten() {
-            let mut half = || match next() % 4 {
-                0 => -(1 << 14),
-                1 => 1 << 14,
-                _ => (next() % 32769) as i32 - 16384,
-            };
-            *word = crate::simd::int8::pair(half(), half());
-        }
-        let [w, mu] = &blocks;
-        let words = chunks * 8;
-        for (w_row, mu_row) in (0..16).map(|i| (i / 4, i % 4)) {
-            let sums = density_sums(&w[..words], w_row, &mu[..words], mu_row);
-            let mut expected = (0i64, 0i64);
-            for e in 0..chunks * 4 {
-                let slot = |block: &[i32], r| i64::from(get_slot(block, byte_slot(r, e)));
-                let (w_e, mu_e) = (slot(w, w_row), slot(mu, mu_row));
-                expected = (expected.0 + mu_e * w_e, expected.1 + mu_e * mu_e);
-            }
-            if sums != expected {
-                return Some(chunks);
-            }
-        }
+    // the densities' sums
+    if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
+        return Some(chunks);
     }
     // the packing of the query weights and RFA's φq: weights across the u32 range (both ends
     // and 2^31 − 1), every shift from 1 to 32 (and None past them), every count of pairs to

@@ -319,9 +319,9 @@ impl Multiplier {
     }
 
     /// `round(x · self)` for any `x` (large `x` lose their low bits first; `apply`'s bits below
-    /// `2^39`, which the DSP cores' densities use).
+    /// `2^39`, which the DSP and Helium cores' densities use).
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         allow(dead_code)
     )]
     #[inline]

@@ -121,6 +121,55 @@ macro_rules! exp2_asm {
     };
 }
 
+/// LARA's proposal densities: for row `w_row` of the byte block `w` and row `mu_row` of the byte
+/// block `mu` (blocks of the same length, whole chunks of 16 words):
+/// `(Σ_e mu_e · w_e, Σ_e mu_e²)` over the elements of the two rows (`VMLALDAVA.S16`, eight `i16`
+/// products added to a 64-bit sum; a row's chunk is 8 contiguous halfwords, the padding elements
+/// are zeros). `(0, 0)` for blocks that do not fit.
+#[inline(always)]
+pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -> (i64, i64) {
+    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+    let (mut w_low, mut w_high, mut m_low, mut m_high) = (0u32, 0u32, 0u32, 0u32);
+    if w.len() != mu.len()
+        || w.is_empty()
+        || !w.len().is_multiple_of(CHUNK_WORDS)
+        || w_row >= ROWS
+        || mu_row >= ROWS
+    {
+        return (0, 0);
+    }
+    // SAFETY: w and mu are whole chunks of 16 words (at least one) of the same length; the loop
+    // (one turn per chunk) reads words 4·row .. 4·row + 4 of each chunk (rows < 4). The block
+    // writes only its inout operands, q0, q1 (declared as s0–s7), lr and the flags; no stack.
+    unsafe {
+        asm!(
+            "dls lr, {chunks}",
+            "1:",
+            "vldrh.u16 q0, [{pw}], #{stride}",
+            "vldrh.u16 q1, [{pm}], #{stride}",
+            "vmlaldava.s16 r0, r1, q1, q0",
+            "vmlaldava.s16 r2, r3, q1, q1",
+            "le lr, 1b",
+            chunks = in(reg) w.len() / CHUNK_WORDS,
+            stride = const 4 * CHUNK_WORDS,
+            pw = inout(reg) w.as_ptr().add(w_row * CHUNK / 2) => _,
+            pm = inout(reg) mu.as_ptr().add(mu_row * CHUNK / 2) => _,
+            inout("r0") w_low,
+            inout("r1") w_high,
+            inout("r2") m_low,
+            inout("r3") m_high,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    (
+        (u64::from(w_high) << 32 | u64::from(w_low)) as i64,
+        (u64::from(m_high) << 32 | u64::from(m_low)) as i64,
+    )
+}
+
 /// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
 /// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
 #[inline(always)]
@@ -1225,6 +1274,10 @@ pub(crate) fn check() -> Option<usize> {
     // T at every t below 2^17 (every entry of both tables of 2^-t)
     if let Some(first) = sweep_t_rows(scale, &mut next, t_row) {
         return Some(first);
+    }
+    // the densities' sums
+    if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
+        return Some(chunks);
     }
     // query logits: dots across the range and past it, biases across the i32 range
     for len in 0..40usize {
