@@ -1094,25 +1094,77 @@ pub(crate) fn landmark_row(
     true
 }
 
-/// `sum[t] += Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
-/// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, per 8 columns
-/// two `i32` accumulators over the rows (`VLDRB.S32`), the same integer sums.
+/// `sum[t] = Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
+/// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, the same
+/// integer sums. Up to 256 rows and `dim` a multiple of 16: per 16 columns two vectors of
+/// `i16` lanes over the rows (`VLDRB.S16`; `256 · 128 = 2^15`, so the wrapping lanes end on the
+/// exact sums), widened at the end (`VMOVLB`/`VMOVLT` for the even and odd columns, stored
+/// interleaved by `VST20`/`VST21`); else per 8 columns two `i32` accumulators (`VLDRB.S32`).
 #[inline(always)]
 pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8], dim: usize) -> bool {
     if dim == 0 || !dim.is_multiple_of(CHUNK) || sum.len() < dim {
         return false;
     }
     let count = rows.len() / dim;
-    // SAFETY: for each of the dim / 8 column groups the loop reads and writes sum[8g .. 8g + 8]
-    // (inside sum[..dim]) and reads rows[i · dim + 8g .. + 8] for i < count = rows.len() / dim
-    // (inside rows). The block writes only sum, q0–q3 (declared as s0–s15; caller-saved), lr,
-    // flags and its inout operands (the row pointer in r3: the widening loads take low
-    // registers); no stack.
+    if count <= 256 && dim.is_multiple_of(2 * CHUNK) {
+        // SAFETY: for each of the dim / 16 column groups the loop reads rows[i · dim + 16g ..
+        // + 16] for i < count = rows.len() / dim (inside rows) and writes sum[16g .. 16g + 16]
+        // (inside sum[..dim]). The block writes only sum, q0–q3 (declared as s0–s15;
+        // caller-saved), lr, flags and its inout operands (the row pointer in r3: the widening
+        // loads take low registers); no stack.
+        unsafe {
+            asm!(
+                "2:",
+                "vmov.i32 q0, #0",
+                "vmov.i32 q1, #0",
+                "mov r3, {r}",
+                "wls lr, {count}, 4f",
+                "3:",
+                "vldrb.s16 q2, [r3]",
+                "vldrb.s16 q3, [r3, #8]",
+                "vadd.i16 q0, q0, q2",
+                "vadd.i16 q1, q1, q3",
+                "add r3, r3, {dim}",
+                "le lr, 3b",
+                "4:",
+                // the i16 sums as i32, the even and odd columns interleaved back
+                "vmovlb.s16 q2, q0",
+                "vmovlt.s16 q3, q0",
+                "vst20.32 {{q2, q3}}, [{s}]",
+                "vst21.32 {{q2, q3}}, [{s}]!",
+                "vmovlb.s16 q2, q1",
+                "vmovlt.s16 q3, q1",
+                "vst20.32 {{q2, q3}}, [{s}]",
+                "vst21.32 {{q2, q3}}, [{s}]!",
+                "adds {r}, #16",
+                "subs {groups}, #1",
+                "bne 2b",
+                s = inout(reg) sum.as_mut_ptr() => _,
+                r = inout(reg) rows.as_ptr() => _,
+                count = in(reg) count,
+                dim = in(reg) dim,
+                groups = inout(reg) dim / (2 * CHUNK) => _,
+                out("r3") _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                options(nostack),
+            );
+        }
+        return true;
+    }
+    // SAFETY: for each of the dim / 8 column groups the loop writes sum[8g .. 8g + 8] (inside
+    // sum[..dim]) and reads rows[i · dim + 8g .. + 8] for i < count = rows.len() / dim (inside
+    // rows). The block writes only sum, q0–q3 (declared as s0–s15; caller-saved), lr, flags and
+    // its inout operands (the row pointer in r3: the widening loads take low registers); no
+    // stack.
     unsafe {
         asm!(
             "2:",
-            "vldrw.u32 q0, [{s}]",
-            "vldrw.u32 q1, [{s}, #16]",
+            "vmov.i32 q0, #0",
+            "vmov.i32 q1, #0",
             "mov r3, {r}",
             "wls lr, {count}, 4f",
             "3:",
@@ -1749,35 +1801,52 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // segment sums: every multiple of 8 to 40, 0 to 5 rows, extreme bytes
-    for dim in (8..=40).step_by(8) {
-        for count in 0..6usize {
-            let mut rows = [0i8; 6 * 40 + 7];
-            for v in rows.iter_mut() {
-                *v = match next() % 4 {
-                    0 => -128,
-                    1 => 127,
-                    _ => next() as i8,
-                };
+    // segment sums: every multiple of 8 to 40, 0 to 5 rows and 250 to 260 (both paths), extreme
+    // bytes, 256 and 257 rows of -128 (the i16 lanes' end)
+    const EDGE: usize = 1 << 20;
+    let mut rows = [0i8; 260 * 16 + 3];
+    for (dim, count) in (8..=40)
+        .step_by(8)
+        .flat_map(|dim| (0..6usize).map(move |count| (dim, count)))
+        .chain(
+            [8, 16]
+                .into_iter()
+                .flat_map(|dim| (250..=260).map(move |count| (dim, count))),
+        )
+        .chain([(16, EDGE), (16, EDGE + 1)])
+    {
+        for v in rows.iter_mut() {
+            *v = match next() % 4 {
+                _ if count >= EDGE => -128,
+                0 => -128,
+                1 => 127,
+                _ => next() as i8,
+            };
+        }
+        // (the last two cases: 256 and 257 rows of -128)
+        let count = if count >= EDGE {
+            count - EDGE + 256
+        } else {
+            count
+        };
+        let mut sum = [0i32; 41];
+        for v in sum.iter_mut() {
+            *v = (next() as i32) >> 8;
+        }
+        let mut expected = sum;
+        expected[..dim].fill(0);
+        // a partial row after the whole ones is left out
+        let bytes = &rows[..count * dim + count % 2 * 3];
+        if !sum_rows(&mut sum[..dim + count % 2], bytes, dim) {
+            return Some(dim);
+        }
+        for row in bytes.chunks_exact(dim) {
+            for (s, &v) in expected.iter_mut().zip(row) {
+                *s += i32::from(v);
             }
-            let mut sum = [0i32; 41];
-            for v in sum.iter_mut() {
-                *v = (next() as i32) >> 8;
-            }
-            let mut expected = sum;
-            // a partial row after the whole ones is left out
-            let bytes = &rows[..count * dim + count % 2 * 3];
-            if !sum_rows(&mut sum[..dim + count % 2], bytes, dim) {
-                return Some(dim);
-            }
-            for row in bytes.chunks_exact(dim) {
-                for (s, &v) in expected.iter_mut().zip(row) {
-                    *s += i32::from(v);
-                }
-            }
-            if sum != expected {
-                return Some(dim);
-            }
+        }
+        if sum != expected {
+            return Some(dim);
         }
     }
     // RFA's projections and φq: every length to 40, projections across the logit range,

@@ -698,8 +698,8 @@ impl<'a> Workspace<'a> {
             k_sum.fill(0);
             let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
             let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
-            // (Helium: 8 columns at a time over the rows, for d a multiple of 8 and, for the
-            // keys, no mask)
+            // (Helium: 16 columns at a time over the rows in i16 lanes, or 8 in i32 lanes, for d
+            // a multiple of 8 and, for the keys, no mask)
             #[cfg(lara_attn_helium)]
             let summed = {
                 let q_segment = q_rows.get(..q_len * dim).unwrap_or_default();
