@@ -20,35 +20,11 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, shift_round, sweep_weight_blocks,
-    to_logit, weight_q15,
+    POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, exp2_operand, shift_round, sweep_t_rows,
+    sweep_weight_blocks, to_logit, weight_q15,
 };
-use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
+use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
-
-/// `1 − e^-z` in `Q32` for `z = y · ln 2 / 2^16`, every 10-bit `y` (the `deficit` of
-/// [`pow2_fraction_q30`](super::fixed_point::pow2_fraction_q30), computed by the compiler): one
-/// load in the `2^-t` loops instead of five instructions (4 KiB of flash; not built for size).
-#[cfg(not(lara_attn_compact))]
-static DEFICITS: [u32; 1024] = {
-    let mut table = [0u32; 1024];
-    let mut y = 0;
-    while y < 1024 {
-        let z = y as u32 * LN2_Q16;
-        table[y] = z - (((z >> 10) * (z >> 10)) >> 13);
-        y += 1;
-    }
-    table
-};
-
-/// The `{ln2}` operand of [`exp2_body!`]: the address of [`DEFICITS`] (built for size: [`LN2_Q16`]).
-#[inline(always)]
-fn exp2_operand() -> u32 {
-    #[cfg(not(lara_attn_compact))]
-    return DEFICITS.as_ptr() as u32;
-    #[cfg(lara_attn_compact)]
-    LN2_Q16
-}
 
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
 /// shift `30 − bits + (t >> 16)` already capped at 63 (at least 1), `{table}` the address of
@@ -73,7 +49,8 @@ macro_rules! exp2_body {
     };
 }
 
-/// See the other [`exp2_body!`]: built for size, the polynomial (`{ln2}` is [`LN2_Q16`]).
+/// See the other [`exp2_body!`]: built for size, the polynomial (`{ln2}` is
+/// [`LN2_Q16`](super::fixed_point::LN2_Q16)).
 #[cfg(lara_attn_compact)]
 macro_rules! exp2_body {
     () => {
@@ -672,24 +649,9 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // T at every t below 2^17 (every entry of both tables of 2^-t, at two shifts; Q27 keeps
-    // bits the Q15 weights round away)
-    let scale = scales_t[0];
-    let mut dots = [0i32; 32];
-    let mut references = [0i32; 32];
-    for first in (0..1u32 << 17).step_by(32) {
-        for (c, (d, r)) in dots.iter_mut().zip(references.iter_mut()).enumerate() {
-            *d = (next() as i32) >> 8;
-            *r = to_logit(scale.apply(*d)).wrapping_add((first + c as u32) as i32);
-        }
-        let expected: [i32; 32] = core::array::from_fn(|c| {
-            let logit = to_logit(scale.apply(dots[c]));
-            exp2_neg_branchless(references[c].wrapping_sub(logit).max(0) as u32, 27) as i32
-        });
-        t_row(&mut dots, &references, scale);
-        if dots != expected {
-            return Some(first as usize);
-        }
+    // T at every t below 2^17 (every entry of both tables of 2^-t)
+    if let Some(first) = sweep_t_rows(scales_t[0], &mut next, t_row) {
+        return Some(first);
     }
     // the query weights (α across the u32 range), every length to 40
     for len in 0..=40usize {
@@ -859,32 +821,9 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // the densities' sums: byte blocks of one to ten chunks (sums past 2^32), every pair of
-    // rows, the ends of the i16 operands
-    let mut blocks = [[0i32; 80]; 2];
-    for chunks in 1..=10usize {
-        for word in blocks.iter_mut().flatten() {
-            let mut half = || match next() % 4 {
-                0 => -(1 << 14),
-                1 => 1 << 14,
-                _ => (next() % 32769) as i32 - 16384,
-            };
-            *word = crate::simd::int8::pair(half(), half());
-        }
-        let [w, mu] = &blocks;
-        let words = chunks * 8;
-        for (w_row, mu_row) in (0..16).map(|i| (i / 4, i % 4)) {
-            let sums = density_sums(&w[..words], w_row, &mu[..words], mu_row);
-            let mut expected = (0i64, 0i64);
-            for e in 0..chunks * 4 {
-                let slot = |block: &[i32], r| i64::from(get_slot(block, byte_slot(r, e)));
-                let (w_e, mu_e) = (slot(w, w_row), slot(mu, mu_row));
-                expected = (expected.0 + mu_e * w_e, expected.1 + mu_e * mu_e);
-            }
-            if sums != expected {
-                return Some(chunks);
-            }
-        }
+    // the densities' sums
+    if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
+        return Some(chunks);
     }
     // the packing of the query weights and RFA's φq: weights across the u32 range (both ends
     // and 2^31 − 1), every shift from 1 to 32 (and None past them), every count of pairs to

@@ -47,6 +47,37 @@ pub(crate) const LN2_Q16: u32 = 45426;
 /// `round(2^30 / ln 2)`.
 const INV_LN2_Q30: i64 = 1549082005;
 
+/// `1 − e^-z ≈ z − z²/2` in `Q32` for `z < 2^26`: `(z / 2^10)² / 2^13 = z² / 2^33`.
+#[inline(always)]
+const fn deficit(z: u32) -> u32 {
+    z - (((z >> 10) * (z >> 10)) >> 13)
+}
+
+/// The `deficit` of [`pow2_fraction_q30`] for `z = y · ln 2 / 2^16`, every 10-bit `y` (computed
+/// by the compiler): one load (a gather on Helium) in the `asm!` `2^-t` loops instead of five
+/// instructions (4 KiB of flash; not built for size).
+#[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
+static DEFICITS: [u32; 1024] = {
+    let mut table = [0u32; 1024];
+    let mut y = 0;
+    while y < 1024 {
+        table[y] = deficit(y as u32 * LN2_Q16);
+        y += 1;
+    }
+    table
+};
+
+/// The `{ln2}` operand of the `asm!` `2^-t` loops: the address of [`DEFICITS`] (built for size:
+/// [`LN2_Q16`], for the polynomial).
+#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+#[inline(always)]
+pub(crate) fn exp2_operand() -> u32 {
+    #[cfg(not(lara_attn_compact))]
+    return DEFICITS.as_ptr() as u32;
+    #[cfg(lara_attn_compact)]
+    LN2_Q16
+}
+
 /// `2^(-f / 65536)` in `Q30` for a fraction `f < 2^16`, in `(2^29, 2^30]`: a table of
 /// `2^(-j/64)` on the top six bits, then `e^-z ≈ 1 − z + z²/2` on the other ten (`z < ln 2 /
 /// 64`), in `u32` arithmetic (one high word of a `32 × 32`-bit product, truncated).
@@ -56,8 +87,7 @@ pub(crate) fn pow2_fraction_q30(f: u32) -> u32 {
     let (j, y) = (((f >> 10) & 63) as usize, f & 0x3FF);
     // z = y · ln 2 / 2^16 in Q32 (< 2^26)
     let z = y * LN2_Q16;
-    // 1 − e^-z ≈ z − z²/2 in Q32: (z / 2^10)² / 2^13 = z² / 2^33
-    let deficit = z - (((z >> 10) * (z >> 10)) >> 13);
+    let deficit = deficit(z);
     // 2^(-j/64) · e^-z = T_j − T_j · (1 − e^-z)
     let table = POW2_TABLE[j];
     table - ((u64::from(table) * u64::from(deficit)) >> 32) as u32
@@ -289,9 +319,9 @@ impl Multiplier {
     }
 
     /// `round(x · self)` for any `x` (large `x` lose their low bits first; `apply`'s bits below
-    /// `2^39`, which the DSP cores' densities use).
+    /// `2^39`, which the DSP and Helium cores' densities use).
     #[cfg_attr(
-        all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)),
+        all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)),
         allow(dead_code)
     )]
     #[inline]
@@ -561,6 +591,35 @@ pub(crate) fn sweep_weight_blocks(mut differs: impl FnMut(i32, &[i32]) -> bool) 
             return Some(i);
         }
         pending = 0;
+    }
+    None
+}
+
+/// `T` (`Q27`) at every `t` below `2^17` against the portable `exp2_neg_branchless(t, 27)`: every
+/// entry of both tables of `2^-t` at two shifts (`Q27` keeps bits the `Q15` weights round away),
+/// through `t_row` (the DSP or Helium `T` loop) with `scale`; `None`, or the first block of 32
+/// that differs.
+#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+pub(crate) fn sweep_t_rows(
+    scale: Scale32,
+    mut next: impl FnMut() -> u32,
+    t_row: impl Fn(&mut [i32], &[i32], Scale32) -> u32,
+) -> Option<usize> {
+    let mut dots = [0i32; 32];
+    let mut references = [0i32; 32];
+    for first in (0..1u32 << 17).step_by(32) {
+        for (c, (d, r)) in dots.iter_mut().zip(references.iter_mut()).enumerate() {
+            *d = (next() as i32) >> 8;
+            *r = to_logit(scale.apply(*d)).wrapping_add((first + c as u32) as i32);
+        }
+        let expected: [i32; 32] = core::array::from_fn(|c| {
+            let logit = to_logit(scale.apply(dots[c]));
+            exp2_neg_branchless(references[c].wrapping_sub(logit).max(0) as u32, 27) as i32
+        });
+        t_row(&mut dots, &references, scale);
+        if dots != expected {
+            return Some(first as usize);
+        }
     }
     None
 }

@@ -21,17 +21,48 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, sweep_weight_blocks,
-    to_logit, weight_q15,
+    POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, exp2_operand, sweep_t_rows,
+    sweep_weight_blocks, to_logit, weight_q15,
 };
 use crate::simd::int8::{CHUNK, KEY_BLOCK, ROW_STEP, ROWS, VALUE_BLOCK_WORDS};
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
 /// (the cap of the whole part: a shift of 32, where every result is already 0) and
-/// `q7 = bits − 30` in every lane, `{table}` the
-/// address of `POW2_TABLE` and `{ln2}` [`LN2_Q16`]; clobbers `q0`–`q4`.
+/// `q7 = bits − 30` in every lane, `{table}` the address of `POW2_TABLE` and `{ln2}`
+/// [`exp2_operand`]; clobbers `q0`–`q4`.
+#[cfg(not(lara_attn_compact))]
 macro_rules! exp2_lanes {
+    () => {
+        concat!(
+            exp2_parts!(),
+            // deficit = 1 − e^-z in Q32 for the low ten bits (a gather from the table)
+            "vldrw.u32 q1, [{ln2}, q2, uxtw #2]\n",
+            exp2_product!(),
+        )
+    };
+}
+
+/// See the other [`exp2_lanes!`]: built for size, the polynomial (`{ln2}` is
+/// [`LN2_Q16`](super::fixed_point::LN2_Q16)).
+#[cfg(lara_attn_compact)]
+macro_rules! exp2_lanes {
+    () => {
+        concat!(
+            exp2_parts!(),
+            // z = y · ln 2 in Q32; deficit = z − z²/2 = z − ((z >> 10)² >> 13)
+            "vmul.i32 q2, q2, {ln2}\n",
+            "vshr.u32 q1, q2, #10\n",
+            "vmul.i32 q1, q1, q1\n",
+            "vshr.u32 q1, q1, #13\n",
+            "vsub.i32 q1, q2, q1\n",
+            exp2_product!(),
+        )
+    };
+}
+
+/// [`exp2_lanes!`] up to the deficit: `q4 = −shift`, `q0 = T_j`, `q2 = y`.
+macro_rules! exp2_parts {
     () => {
         concat!(
             // −shift = (bits − 30) − min(whole, bits + 2): shift = 30 − bits + whole, capped at 32
@@ -45,14 +76,16 @@ macro_rules! exp2_lanes {
             "vshr.u32 q2, q2, #22\n",
             // T_j = 2^(-j/64) in Q30 (gather)
             "vldrw.u32 q0, [{table}, q1, uxtw #2]\n",
-            // z = y · ln 2 in Q32; deficit = z − z²/2 = z − ((z >> 10)² >> 13)
-            "vmul.i32 q2, q2, {ln2}\n",
-            "vshr.u32 q1, q2, #10\n",
-            "vmul.i32 q1, q1, q1\n",
-            "vshr.u32 q1, q1, #13\n",
-            "vsub.i32 q2, q2, q1\n",
+        )
+    };
+}
+
+/// [`exp2_lanes!`] from the deficit in `q1`.
+macro_rules! exp2_product {
+    () => {
+        concat!(
             // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
-            "vmulh.u32 q1, q0, q2\n",
+            "vmulh.u32 q1, q0, q1\n",
             "vsub.i32 q1, q0, q1\n",
             // round(x / 2^shift), half up
             "vrshl.u32 q1, q1, q4\n",
@@ -71,7 +104,7 @@ macro_rules! exp2_asm {
             $($template,)*
             $($operands)*
             table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) LN2_Q16,
+            ln2 = in(reg) exp2_operand(),
             bits2 = in(reg) $bits + 2,
             bits30 = in(reg) ($bits as i32 - 30),
             out("lr") _,
@@ -88,15 +121,65 @@ macro_rules! exp2_asm {
     };
 }
 
+/// LARA's proposal densities: for row `w_row` of the byte block `w` and row `mu_row` of the byte
+/// block `mu` (blocks of the same length, whole chunks of 16 words):
+/// `(Σ_e mu_e · w_e, Σ_e mu_e²)` over the elements of the two rows (`VMLALDAVA.S16`, eight `i16`
+/// products added to a 64-bit sum; a row's chunk is 8 contiguous halfwords, the padding elements
+/// are zeros). `(0, 0)` for blocks that do not fit.
+#[inline(always)]
+pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -> (i64, i64) {
+    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+    let (mut w_low, mut w_high, mut m_low, mut m_high) = (0u32, 0u32, 0u32, 0u32);
+    if w.len() != mu.len()
+        || w.is_empty()
+        || !w.len().is_multiple_of(CHUNK_WORDS)
+        || w_row >= ROWS
+        || mu_row >= ROWS
+    {
+        return (0, 0);
+    }
+    // SAFETY: w and mu are whole chunks of 16 words (at least one) of the same length; the loop
+    // (one turn per chunk) reads words 4·row .. 4·row + 4 of each chunk (rows < 4). The block
+    // writes only its inout operands, q0, q1 (declared as s0–s7), lr and the flags; no stack.
+    unsafe {
+        asm!(
+            "dls lr, {chunks}",
+            "1:",
+            "vldrh.u16 q0, [{pw}], #{stride}",
+            "vldrh.u16 q1, [{pm}], #{stride}",
+            "vmlaldava.s16 r0, r1, q1, q0",
+            "vmlaldava.s16 r2, r3, q1, q1",
+            "le lr, 1b",
+            chunks = in(reg) w.len() / CHUNK_WORDS,
+            stride = const 4 * CHUNK_WORDS,
+            pw = inout(reg) w.as_ptr().add(w_row * CHUNK / 2) => _,
+            pm = inout(reg) mu.as_ptr().add(mu_row * CHUNK / 2) => _,
+            inout("r0") w_low,
+            inout("r1") w_high,
+            inout("r2") m_low,
+            inout("r3") m_high,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    (
+        (u64::from(w_high) << 32 | u64::from(w_low)) as i64,
+        (u64::from(m_high) << 32 | u64::from(m_low)) as i64,
+    )
+}
+
 /// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
 /// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
 #[inline(always)]
 pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -> u32 {
     let len = logits.len().min(weights.len());
     let mut sum = 0u32;
-    // SAFETY: the loop reads logits[0 .. len] and writes weights[0 .. len] (tail-predicated),
-    // len ≤ both lengths; the gather reads POW2_TABLE at indices masked to 0..64 (a static of
-    // 64 words). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
+    // SAFETY: the loop reads logits[0 .. len] and writes weights[0 .. len] (tail-predicated), len ≤
+    // both lengths; the gathers read POW2_TABLE at indices masked to 0..64 (a static of 64 words)
+    // and the deficits' table at indices masked to 0..1024 (a static of 1,024 words; built for
+    // size, none). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
     // inout operands (the sum in r0: `VADDVA` takes an even register); no stack.
     unsafe {
         exp2_asm!(
@@ -135,9 +218,9 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     let (value, pre_shift) = scale.parts();
     let mut sum = 0u32;
     // SAFETY: the loop reads and writes t[0 .. len] and reads reference[0 .. len]
-    // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices masked to
-    // 0..64. The block writes only t, q0–q7 (declared as s0–s31), lr, flags and its inout
-    // operands; no stack.
+    // (tail-predicated), len ≤ both lengths; the gathers read POW2_TABLE and the deficits' table at
+    // indices masked to 0..64 and 0..1024 (their lengths). The block writes only t, q0–q7 (declared
+    // as s0–s31), lr, flags and its inout operands; no stack.
     unsafe {
         exp2_asm!(
             27u32,
@@ -289,10 +372,10 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     macro_rules! weights_asm {
         ($alpha:expr) => {
             // SAFETY: the loop reads logits[0 .. len] and reads and writes weights[0 .. len]
-            // (tail-predicated), len ≤ both lengths; the gather reads POW2_TABLE at indices
-            // masked to 0..64. The block writes only weights, q0–q7 (declared as s0–s31), lr,
-            // flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even and an
-            // odd register); no stack.
+            // (tail-predicated), len ≤ both lengths; the gathers read POW2_TABLE and the deficits'
+            // table at indices masked to 0..64 and 0..1024 (their lengths). The block writes only
+            // weights, q0–q7 (declared as s0–s31), lr, flags and its inout operands (the sum in r0,
+            // r1: `VADDLVA` takes an even and an odd register); no stack.
             unsafe {
                 exp2_asm!(
                     15u32,
@@ -741,8 +824,9 @@ pub(crate) fn weights4(
 ) -> [u32; 4] {
     let (s0, s1, s2, s3): (u32, u32, u32, u32);
     // SAFETY: the loop (KEY_BLOCK iterations) gathers logits[r · KEY_BLOCK + j] and scatters
-    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gather of the
-    // exponent table reads POW2_TABLE at indices masked to 0..64; the block reads references,
+    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gathers of the
+    // exponent tables read POW2_TABLE and the deficits' table at indices masked to 0..64 and
+    // 0..1024 (their lengths); the block reads references,
     // ROW_OFFSETS and pairs (16 words). It writes only pairs, q0–q7 (declared as s0–s31), lr,
     // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers);
     // no stack.
@@ -785,7 +869,7 @@ pub(crate) fn weights4(
             l = inout(reg) logits.as_ptr() => _,
             w = inout(reg) pairs.as_mut_ptr() => _,
             table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) LN2_Q16,
+            ln2 = in(reg) exp2_operand(),
             inout("r0") references.as_ptr() => s0,
             inout("r2") ROW_OFFSETS.as_ptr() => s1,
             out("r10") s2,
@@ -1010,25 +1094,77 @@ pub(crate) fn landmark_row(
     true
 }
 
-/// `sum[t] += Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
-/// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, per 8 columns
-/// two `i32` accumulators over the rows (`VLDRB.S32`), the same integer sums.
+/// `sum[t] = Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
+/// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, the same
+/// integer sums. Up to 256 rows and `dim` a multiple of 16: per 16 columns two vectors of
+/// `i16` lanes over the rows (`VLDRB.S16`; `256 · 128 = 2^15`, so the wrapping lanes end on the
+/// exact sums), widened at the end (`VMOVLB`/`VMOVLT` for the even and odd columns, stored
+/// interleaved by `VST20`/`VST21`); else per 8 columns two `i32` accumulators (`VLDRB.S32`).
 #[inline(always)]
 pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8], dim: usize) -> bool {
     if dim == 0 || !dim.is_multiple_of(CHUNK) || sum.len() < dim {
         return false;
     }
     let count = rows.len() / dim;
-    // SAFETY: for each of the dim / 8 column groups the loop reads and writes sum[8g .. 8g + 8]
-    // (inside sum[..dim]) and reads rows[i · dim + 8g .. + 8] for i < count = rows.len() / dim
-    // (inside rows). The block writes only sum, q0–q3 (declared as s0–s15; caller-saved), lr,
-    // flags and its inout operands (the row pointer in r3: the widening loads take low
-    // registers); no stack.
+    if count <= 256 && dim.is_multiple_of(2 * CHUNK) {
+        // SAFETY: for each of the dim / 16 column groups the loop reads rows[i · dim + 16g ..
+        // + 16] for i < count = rows.len() / dim (inside rows) and writes sum[16g .. 16g + 16]
+        // (inside sum[..dim]). The block writes only sum, q0–q3 (declared as s0–s15;
+        // caller-saved), lr, flags and its inout operands (the row pointer in r3: the widening
+        // loads take low registers); no stack.
+        unsafe {
+            asm!(
+                "2:",
+                "vmov.i32 q0, #0",
+                "vmov.i32 q1, #0",
+                "mov r3, {r}",
+                "wls lr, {count}, 4f",
+                "3:",
+                "vldrb.s16 q2, [r3]",
+                "vldrb.s16 q3, [r3, #8]",
+                "vadd.i16 q0, q0, q2",
+                "vadd.i16 q1, q1, q3",
+                "add r3, r3, {dim}",
+                "le lr, 3b",
+                "4:",
+                // the i16 sums as i32, the even and odd columns interleaved back
+                "vmovlb.s16 q2, q0",
+                "vmovlt.s16 q3, q0",
+                "vst20.32 {{q2, q3}}, [{s}]",
+                "vst21.32 {{q2, q3}}, [{s}]!",
+                "vmovlb.s16 q2, q1",
+                "vmovlt.s16 q3, q1",
+                "vst20.32 {{q2, q3}}, [{s}]",
+                "vst21.32 {{q2, q3}}, [{s}]!",
+                "adds {r}, #16",
+                "subs {groups}, #1",
+                "bne 2b",
+                s = inout(reg) sum.as_mut_ptr() => _,
+                r = inout(reg) rows.as_ptr() => _,
+                count = in(reg) count,
+                dim = in(reg) dim,
+                groups = inout(reg) dim / (2 * CHUNK) => _,
+                out("r3") _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                options(nostack),
+            );
+        }
+        return true;
+    }
+    // SAFETY: for each of the dim / 8 column groups the loop writes sum[8g .. 8g + 8] (inside
+    // sum[..dim]) and reads rows[i · dim + 8g .. + 8] for i < count = rows.len() / dim (inside
+    // rows). The block writes only sum, q0–q3 (declared as s0–s15; caller-saved), lr, flags and
+    // its inout operands (the row pointer in r3: the widening loads take low registers); no
+    // stack.
     unsafe {
         asm!(
             "2:",
-            "vldrw.u32 q0, [{s}]",
-            "vldrw.u32 q1, [{s}, #16]",
+            "vmov.i32 q0, #0",
+            "vmov.i32 q1, #0",
             "mov r3, {r}",
             "wls lr, {count}, 4f",
             "3:",
@@ -1105,8 +1241,9 @@ pub(crate) fn projections(a: &mut [i32], scale: Scale32) -> i32 {
 #[inline(always)]
 pub(crate) fn rfa_phi(a: &mut [i32], (max, norm): (i32, i32), ratio: u32, floor: u32) -> u64 {
     let (mut low, mut high) = (0u32, 0u32);
-    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gather reads
-    // POW2_TABLE at indices masked to 0..64. The block writes only a, q0–q7 (declared as
+    // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gathers read
+    // POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024 (their
+    // lengths). The block writes only a, q0–q7 (declared as
     // s0–s31), lr, flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even
     // and an odd register); no stack.
     unsafe {
@@ -1185,6 +1322,14 @@ pub(crate) fn check() -> Option<usize> {
         if dots[..len] != expected[..len] || sum != expected_sum {
             return Some(len);
         }
+    }
+    // T at every t below 2^17 (every entry of both tables of 2^-t)
+    if let Some(first) = sweep_t_rows(scale, &mut next, t_row) {
+        return Some(first);
+    }
+    // the densities' sums
+    if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
+        return Some(chunks);
     }
     // query logits: dots across the range and past it, biases across the i32 range
     for len in 0..40usize {
@@ -1656,35 +1801,52 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
-    // segment sums: every multiple of 8 to 40, 0 to 5 rows, extreme bytes
-    for dim in (8..=40).step_by(8) {
-        for count in 0..6usize {
-            let mut rows = [0i8; 6 * 40 + 7];
-            for v in rows.iter_mut() {
-                *v = match next() % 4 {
-                    0 => -128,
-                    1 => 127,
-                    _ => next() as i8,
-                };
+    // segment sums: every multiple of 8 to 40, 0 to 5 rows and 250 to 260 (both paths), extreme
+    // bytes, 256 and 257 rows of -128 (the i16 lanes' end)
+    const EDGE: usize = 1 << 20;
+    let mut rows = [0i8; 260 * 16 + 3];
+    for (dim, count) in (8..=40)
+        .step_by(8)
+        .flat_map(|dim| (0..6usize).map(move |count| (dim, count)))
+        .chain(
+            [8, 16]
+                .into_iter()
+                .flat_map(|dim| (250..=260).map(move |count| (dim, count))),
+        )
+        .chain([(16, EDGE), (16, EDGE + 1)])
+    {
+        for v in rows.iter_mut() {
+            *v = match next() % 4 {
+                _ if count >= EDGE => -128,
+                0 => -128,
+                1 => 127,
+                _ => next() as i8,
+            };
+        }
+        // (the last two cases: 256 and 257 rows of -128)
+        let count = if count >= EDGE {
+            count - EDGE + 256
+        } else {
+            count
+        };
+        let mut sum = [0i32; 41];
+        for v in sum.iter_mut() {
+            *v = (next() as i32) >> 8;
+        }
+        let mut expected = sum;
+        expected[..dim].fill(0);
+        // a partial row after the whole ones is left out
+        let bytes = &rows[..count * dim + count % 2 * 3];
+        if !sum_rows(&mut sum[..dim + count % 2], bytes, dim) {
+            return Some(dim);
+        }
+        for row in bytes.chunks_exact(dim) {
+            for (s, &v) in expected.iter_mut().zip(row) {
+                *s += i32::from(v);
             }
-            let mut sum = [0i32; 41];
-            for v in sum.iter_mut() {
-                *v = (next() as i32) >> 8;
-            }
-            let mut expected = sum;
-            // a partial row after the whole ones is left out
-            let bytes = &rows[..count * dim + count % 2 * 3];
-            if !sum_rows(&mut sum[..dim + count % 2], bytes, dim) {
-                return Some(dim);
-            }
-            for row in bytes.chunks_exact(dim) {
-                for (s, &v) in expected.iter_mut().zip(row) {
-                    *s += i32::from(v);
-                }
-            }
-            if sum != expected {
-                return Some(dim);
-            }
+        }
+        if sum != expected {
+            return Some(dim);
         }
     }
     // RFA's projections and φq: every length to 40, projections across the logit range,

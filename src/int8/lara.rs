@@ -698,8 +698,8 @@ impl<'a> Workspace<'a> {
             k_sum.fill(0);
             let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
             let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
-            // (Helium: 8 columns at a time over the rows, for d a multiple of 8 and, for the
-            // keys, no mask)
+            // (Helium: 16 columns at a time over the rows in i16 lanes, or 8 in i32 lanes, for d
+            // a multiple of 8 and, for the keys, no mask)
             #[cfg(lara_attn_helium)]
             let summed = {
                 let q_segment = q_rows.get(..q_len * dim).unwrap_or_default();
@@ -1058,7 +1058,7 @@ impl<'a> Workspace<'a> {
 
     /// `LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) = s/2 · Σ_e mu_e (2 W_e − mu_e)` (`L16`) into
     /// `logits[c']` for every landmark `c'`, from plain rows.
-    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
+    #[cfg(not(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact))))]
     #[inline(always)]
     fn density_logits(&mut self, plan: &Plan, c: usize, sampled: bool) {
         let (dim, count) = (self.shape.dim, self.count.max(1));
@@ -1089,12 +1089,16 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// See the portable [`density_logits`](Self::density_logits): on the DSP cores without
-    /// Helium from the byte blocks of `W` (either mode) and `mu`, `2 W_c·mu_c' − |mu_c'|²` by
-    /// `SMLALD` (the same integers).
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    /// See the portable [`density_logits`](Self::density_logits): on the DSP and Helium cores
+    /// from the byte blocks of `W` (either mode) and `mu`, `2 W_c·mu_c' − |mu_c'|²` by `SMLALD`
+    /// or `VMLALDAVA.S16` (the same integers).
+    #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
     #[inline(always)]
     fn density_logits(&mut self, plan: &Plan, c: usize, _sampled: bool) {
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        use super::dsp as isa;
+        #[cfg(lara_attn_helium)]
+        use super::helium as isa;
         let (block, count) = (block_words(self.shape.dim), self.count.max(1));
         // the byte block of row `row`
         fn block_of(words: &[i32], row: usize, block: usize) -> &[i32] {
@@ -1109,7 +1113,7 @@ impl<'a> Workspace<'a> {
         // (four landmarks c' per block of mu)
         for (slots, mu_block) in lm.chunks_mut(ROWS).zip(self.mu.chunks_exact(block.max(1))) {
             for (mu_row, slot) in slots.iter_mut().enumerate() {
-                let (dot, squares) = super::dsp::density_sums(w_block, c % ROWS, mu_block, mu_row);
+                let (dot, squares) = isa::density_sums(w_block, c % ROWS, mu_block, mu_row);
                 // (|2 W·mu − |mu|²| ≤ 3 · 2^28 · 512 < 2^39: apply_wide's bits, without its scaling)
                 *slot = to_logit_wide(plan.density.apply(2 * dot - squares));
             }

@@ -1901,6 +1901,44 @@ fn check_loops(loops: Loops) -> Option<usize> {
     None
 }
 
+/// LARA's densities' sums (`density_sums` of the DSP or Helium loops: `(Σ mu·w, Σ mu²)` of row
+/// `w_row` of the byte block `w` and row `mu_row` of `mu`) against the portable sums by slots:
+/// byte blocks of one to ten chunks (sums past `2^32`), every pair of rows, the ends of the
+/// `i16` operands; `None`, or the first chunk count that differs.
+#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+pub(crate) fn check_density_sums(
+    mut next: impl FnMut() -> u32,
+    density_sums: impl Fn(&[i32], usize, &[i32], usize) -> (i64, i64),
+) -> Option<usize> {
+    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+    let mut blocks = [[0i32; 10 * CHUNK_WORDS]; 2];
+    for chunks in 1..=10usize {
+        for word in blocks.iter_mut().flatten() {
+            let mut half = || match next() % 4 {
+                0 => -(1 << 14),
+                1 => 1 << 14,
+                _ => (next() % 32769) as i32 - 16384,
+            };
+            *word = pair(half(), half());
+        }
+        let [w, mu] = &blocks;
+        let words = chunks * CHUNK_WORDS;
+        for (w_row, mu_row) in (0..ROWS * ROWS).map(|i| (i / ROWS, i % ROWS)) {
+            let sums = density_sums(&w[..words], w_row, &mu[..words], mu_row);
+            let mut expected = (0i64, 0i64);
+            for e in 0..chunks * CHUNK {
+                let slot = |block: &[i32], r| i64::from(get_slot(block, byte_slot(r, e)));
+                let (w_e, mu_e) = (slot(w, w_row), slot(mu, mu_row));
+                expected = (expected.0 + mu_e * w_e, expected.1 + mu_e * mu_e);
+            }
+            if sums != expected {
+                return Some(chunks);
+            }
+        }
+    }
+    None
+}
+
 /// `pack` (a target's [`pack_value_blocks`]; `false`, blocks it leaves to its caller, counts
 /// as a difference) against [`portable_pack_value_blocks`]: masks, the last keys, every
 /// `value_dim` to 40, an `out` of whole blocks and one a partial block longer; `None`, or the
