@@ -736,7 +736,7 @@ pub(crate) fn check() -> Option<usize> {
             *t = match next() % 8 {
                 0 => i32::MIN,
                 1 => i32::MAX,
-                _ => (next() >> (5 + next() % 28)) as i32,
+                _ => (next() >> (5 + next() % 27)) as i32,
             };
             *b = match next() % 8 {
                 0 => i32::MAX - (next() >> 8) as i32,

@@ -1357,7 +1357,7 @@ pub(crate) fn check() -> Option<usize> {
         let mut t = [0i32; 40];
         let mut balances = [0i32; 40];
         for (t, b) in t.iter_mut().zip(balances.iter_mut()) {
-            *t = (next() >> (5 + next() % 28)) as i32;
+            *t = (next() >> (5 + next() % 27)) as i32;
             *b = (next() as i32) >> (next() % 32);
         }
         let t_mean = (next() >> 5) as i32;
