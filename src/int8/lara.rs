@@ -1259,16 +1259,34 @@ impl<'a> Workspace<'a> {
             .unwrap_or_default();
         let out_row = &mut *self.out_row;
         let shared = &mut *self.shared;
+        // (the DSP cores without Helium: the query row widened once for both dot products)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let wide = &mut *self.row;
         // (count ≥ 1 here; max(1): no division-by-zero path)
         let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
+            // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            match crate::simd::int8::widen_bytes(q_row, &mut *wide) {
+                Some(pairs) => {
+                    pair_dot_blocks(loops, w, pairs, logits);
+                    pair_dot_blocks(loops, q_bar, pairs, t_row);
+                }
+                None => {
+                    dot_blocks(loops, w, q_row, logits);
+                    dot_blocks(loops, q_bar, q_row, t_row);
+                }
+            }
+            #[cfg(lara_attn_helium)]
+            {
+                dot_blocks(loops, w, q_row, logits);
+                dot_blocks(loops, q_bar, q_row, t_row);
+            }
             // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
-            dot_blocks(loops, w, q_row, logits);
             let live = logits.get_mut(..count).unwrap_or_default();
             let max = query_logits_max(live, biases, plan.query_dot);
             // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
-            dot_blocks(loops, q_bar, q_row, t_row);
             let t = t_row.get_mut(..count).unwrap_or_default();
             let t_sum = isa::t_row(t, t_reference, t_dot);
             let t_mean = ((t_sum + half) / divisor) as i32;
