@@ -1258,7 +1258,7 @@ mod dsp {
         let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in
         // bounds, and out holds 4·count words (checked by the caller): per block the steps read
-        // the words of x two at a time (two steps without a loop for four words; else the first
+        // the words of x two at a time (two or eight steps without a loop for 4 or 16 words; else the first
         // one or two steps, then two per turn of the loop, which starts with an even number of
         // steps ≥ 2 left) and the block's words once, and store its four sums; the blocks end
         // after count blocks. r6 and r7 are saved and restored (the x start and the blocks' end
@@ -1274,6 +1274,25 @@ mod dsp {
                     blocks_end,
                     out,
                     [pair2_step!(smuad), pair2_step!(smlad)]
+                );
+            } else if steps == 8 {
+                // (d = 32: the steps without a loop)
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ]
                 );
             } else if steps % 2 == 1 {
                 blocks_asm!(
