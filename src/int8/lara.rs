@@ -1006,12 +1006,13 @@ impl<'a> Workspace<'a> {
             .get(..sample_rows / ROWS * block_words(dim))
             .unwrap_or_default();
         let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        // (`row`, free here: room for the key's widened copy too)
         block_logits(
             self.loops,
             w,
             (x.k, dim),
             (first, counted),
-            (dots, self.shared),
+            (dots, self.row),
             self.logits,
             (plan.key_dot, Some(plan.key_norm)),
         );
@@ -1142,7 +1143,7 @@ impl<'a> Workspace<'a> {
                 q_bar,
                 (x.q, dim),
                 (first, counted),
-                (dots, self.shared),
+                (dots, self.row),
                 self.logits,
                 (t_dot, None),
             );

@@ -114,9 +114,7 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
-use crate::simd::int8::{
-    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, padded_bytes,
-};
+use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_row};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -387,7 +385,8 @@ pub(crate) fn store_scaled_logits(
 /// `jj < KEY_BLOCK`, row `first + jj` of `source` (`[n, dim]`) if it counts, column `jj` of
 /// `logits` (`[dots.len()][KEY_BLOCK]`) gets `to_logit(scale · dot − norm · |row|²)` (the
 /// norm term only with `norm`), else [`ABSENT`](fixed_point::ABSENT). `dots` holds the dot
-/// products of one row, `shared` its padded copy. Exact attention's keys, LARA's keys and its
+/// products of one row, `shared` its padded copy (and, where it fits, its widened copy after
+/// it: see [`dot_row`]). Exact attention's keys, LARA's keys and its
 /// normaliser's queries (out of line when built for size).
 #[cfg_attr(not(lara_attn_compact), inline(always))]
 #[cfg_attr(lara_attn_compact, inline(never))]
@@ -425,7 +424,7 @@ pub(crate) fn block_logits(
             continue;
         };
         let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
-        dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
+        dot_row(loops, blocks, row, shared, dots);
         // into column jj of row r's block
         store_scaled_logits(logits, jj, dots, scale, offset);
     }

@@ -512,6 +512,31 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     }
 }
 
+/// [`dot_blocks`] of `row` (any length: padded with zeros in `buffer`, see [`padded_bytes`]).
+/// On the DSP cores without Helium, for three blocks or more and a `buffer` that also holds
+/// the widened row after the padded copy, [`widen_bytes`] there and [`pair_dot_blocks`] (the
+/// same sums; fewer instructions from three blocks on).
+#[inline(always)]
+pub(crate) fn dot_row(
+    loops: Loops,
+    blocks: &[i32],
+    row: &[i8],
+    buffer: &mut [i32],
+    out: &mut [i32],
+) {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    {
+        let (copy, wide) = buffer.split_at_mut((padded(row.len()) / 4).min(buffer.len()));
+        let x = padded_bytes(row, copy);
+        match widen_bytes(x, wide).filter(|_| out.len() >= 3 * ROWS) {
+            Some(pairs) => pair_dot_blocks(loops, blocks, pairs, out),
+            None => dot_blocks(loops, blocks, x, out),
+        }
+    }
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+    dot_blocks(loops, blocks, padded_bytes(row, buffer), out);
+}
+
 /// `x` (a non-zero multiple of [`CHUNK`] bytes, see [`padded_bytes`]) as the shared row of
 /// [`pair_dot_blocks`] whose products with a byte block are [`dot_blocks`]'s (the same sums):
 /// per word of `x` its bytes `(0, 2)`, then `(1, 3)`, as `i16` pairs (a byte block's chunk
