@@ -513,9 +513,9 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 }
 
 /// [`dot_blocks`] of `row` (any length: padded with zeros in `buffer`, see [`padded_bytes`]).
-/// On the DSP cores without Helium, for three blocks or more and a `buffer` that also holds
-/// the widened row after the padded copy, [`widen_bytes`] there and [`pair_dot_blocks`] (the
-/// same sums; fewer instructions from three blocks on).
+/// On the DSP cores without Helium, for a `buffer` that also holds the widened row after the
+/// padded copy, [`dot_widened`] there (the same sums; fewer instructions from two blocks on
+/// for `d` of 16 or 32, from three blocks on for the others).
 #[inline(always)]
 pub(crate) fn dot_row(
     loops: Loops,
@@ -528,13 +528,47 @@ pub(crate) fn dot_row(
     {
         let (copy, wide) = buffer.split_at_mut((padded(row.len()) / 4).min(buffer.len()));
         let x = padded_bytes(row, copy);
-        match widen_bytes(x, wide).filter(|_| out.len() >= 3 * ROWS) {
-            Some(pairs) => pair_dot_blocks(loops, blocks, pairs, out),
-            None => dot_blocks(loops, blocks, x, out),
+        let fused = matches!(x.len(), 16 | 32);
+        if out.len() >= if fused { 2 * ROWS } else { 3 * ROWS } {
+            dot_widened(loops, blocks, x, wide, out);
+        } else {
+            dot_blocks(loops, blocks, x, out);
         }
     }
     #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
     dot_blocks(loops, blocks, padded_bytes(row, buffer), out);
+}
+
+/// [`dot_blocks`] of `x` (see there) that also leaves `x` widened in `wide` as [`widen_bytes`]
+/// does, and returns the widened row for more dot products by [`pair_dot_blocks`] (`None`:
+/// `wide` too short, [`dot_blocks`] alone). For 16 or 32 bytes the first block's byte loop
+/// stores the widened pairs on the way (`dsp::widen_dot_blocks`), else [`widen_bytes`] first.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_widened<'a>(
+    loops: Loops,
+    blocks: &[i32],
+    x: &[i8],
+    wide: &'a mut [i32],
+    out: &mut [i32],
+) -> Option<&'a [i32]> {
+    let fits = matches!(loops.0, Variant::Target)
+        && !x.is_empty()
+        && x.len().is_multiple_of(CHUNK)
+        && wide.len() >= x.len() / 2;
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, out, out.len() / ROWS) {
+        return wide.get(..x.len() / 2);
+    }
+    match widen_bytes(x, wide) {
+        Some(pairs) => {
+            pair_dot_blocks(loops, blocks, pairs, out);
+            Some(pairs)
+        }
+        None => {
+            dot_blocks(loops, blocks, x, out);
+            None
+        }
+    }
 }
 
 /// `x` (a non-zero multiple of [`CHUNK`] bytes, see [`padded_bytes`]) as the shared row of
@@ -1150,6 +1184,131 @@ mod dsp {
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
             )
         };
+    }
+
+    /// [`byte_step!`] that also stores the word's two `i16` pairs (at `r8`, advanced: the
+    /// widened row of [`widen`]).
+    macro_rules! widen_step {
+        ($op:ident) => {
+            concat!(
+                "ldr lr, [r4], #4\n",
+                "sxtb16 r7, lr, ror #8\n",
+                "sxtb16 lr, lr\n",
+                "strd lr, r7, [r8], #8\n",
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!($op, "lr"),
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!(smlad, "r7"),
+            )
+        };
+    }
+
+    /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
+    /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
+    /// pair steps from the widened row (kept at `[sp]`), each block without a loop. `false`,
+    /// nothing done, for another length or a `wide`, `blocks` or `out` too short.
+    #[inline(always)]
+    pub(super) fn widen_dot_blocks(
+        blocks: &[i32],
+        x: &[i8],
+        wide: &mut [i32],
+        out: &mut [i32],
+        count: usize,
+    ) -> bool {
+        let words = x.len() / 4;
+        if !(words == 4 || words == 8)
+            || !x.len().is_multiple_of(4)
+            || count == 0
+            || out.len() < 4 * count
+            || wide.len() < 2 * words
+            || blocks.len() < count * 8 * words
+        {
+            return false;
+        }
+        let (start, end) = (
+            blocks.as_ptr(),
+            blocks.as_ptr().wrapping_add(count * 8 * words),
+        );
+        macro_rules! widen_blocks_asm {
+            ([$($first:expr),*], [$($body:expr),*]) => {
+                asm!(
+                    "push {{r0, r1, r6, r7}}",
+                    "mov r6, r2",
+                    $($first,)*
+                    "stm r6!, {{r0, r1, r2, r3}}",
+                    "ldr lr, [sp, #4]",
+                    "cmp r5, lr",
+                    "beq 3f",
+                    "2:",
+                    "ldr r4, [sp]",
+                    $($body,)*
+                    "stm r6!, {{r0, r1, r2, r3}}",
+                    "ldr lr, [sp, #4]",
+                    "cmp r5, lr",
+                    "bne 2b",
+                    "3:",
+                    "pop {{r0, r1, r6, r7}}",
+                    inout("r0") wide.as_mut_ptr() => _,
+                    inout("r1") end => _,
+                    inout("r2") out.as_mut_ptr() => _,
+                    out("r3") _,
+                    inout("r4") x.as_ptr() => _,
+                    inout("r5") start => _,
+                    inout("r8") wide.as_mut_ptr() => _,
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                )
+            };
+        }
+        // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds 4 · count words
+        // and wide 2 · words (checked above): the first block reads the words of x once
+        // (unaligned LDR of i8 rows is allowed on these cores) and writes wide[0 .. 2 · words]
+        // (STRD; wide is i32-aligned), the others read those words of wide from its start
+        // (kept in the stack slot of r0); every block reads its own words once and stores its
+        // four sums, until the block pointer reaches the end of count blocks. r6 and r7 are
+        // saved and restored (16 bytes of stack); r0, r1 come back as pushed and r2 holds a
+        // sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+        unsafe {
+            if words == 8 {
+                widen_blocks_asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ]
+                );
+            } else {
+                widen_blocks_asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ]
+                );
+            }
+        }
+        true
     }
 
     /// [`pack_value_blocks`](super::pack_value_blocks) of a block whose [`KEY_BLOCK`] keys all
@@ -2055,7 +2214,25 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 if out != expected {
                     return Some(len);
                 }
-                // (the DSP cores: the row widened once, then the pair loop)
+                // (the DSP cores: the dot products with the row widened on the way, and the
+                // pair loop from the widened row)
+                #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+                {
+                    let mut wide = [0x5a5a_5a5ai32; MAX_LEN / 2 + 1];
+                    dirty(&mut out, &mut expected);
+                    let rows = count * ROWS + tail;
+                    let pairs = dot_widened(loops, &blocks, x, &mut wide, &mut out[..rows]);
+                    portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                    let mut again = out;
+                    match pairs {
+                        Some(pairs) => pair_dot_blocks(loops, &blocks, pairs, &mut again[..rows]),
+                        None => return Some(len),
+                    }
+                    let untouched = wide[elements / 2..].iter().all(|&w| w == 0x5a5a_5a5a);
+                    if out != expected || again != expected || !untouched {
+                        return Some(len);
+                    }
+                }
                 #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
                 {
                     let mut wide = [0x5a5a_5a5ai32; MAX_LEN / 2 + 1];
