@@ -423,8 +423,19 @@ pub(crate) fn block_logits(
             absent_column(logits, jj, dots.len());
             continue;
         };
-        let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
-        dot_row(loops, blocks, row, shared, dots);
+        // (the DSP cores without Helium: |row|² from its widened copy where there is one)
+        let widened = dot_row(loops, blocks, row, shared, dots);
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let norm_of = |row: &[i8]| match widened {
+            Some(pairs) => crate::simd::int8::pair_squared_norm(pairs),
+            None => squared_norm(row),
+        };
+        #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+        let norm_of = |row: &[i8]| {
+            let _ = widened;
+            squared_norm(row)
+        };
+        let offset = norm.map_or(0, |norm| norm.apply(norm_of(row)));
         // into column jj of row r's block
         store_scaled_logits(logits, jj, dots, scale, offset);
     }

@@ -516,27 +516,32 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 /// On the DSP cores without Helium, for a `buffer` that also holds the widened row after the
 /// padded copy, [`dot_widened`] there (the same sums; fewer instructions from two blocks on
 /// for `d` of 16 or 32, from three blocks on for the others).
+/// Returns the widened row when there is one (for [`pair_squared_norm`]).
 #[inline(always)]
-pub(crate) fn dot_row(
+pub(crate) fn dot_row<'a>(
     loops: Loops,
     blocks: &[i32],
     row: &[i8],
-    buffer: &mut [i32],
+    buffer: &'a mut [i32],
     out: &mut [i32],
-) {
+) -> Option<&'a [i32]> {
     #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
     {
         let (copy, wide) = buffer.split_at_mut((padded(row.len()) / 4).min(buffer.len()));
         let x = padded_bytes(row, copy);
         let fused = matches!(x.len(), 16 | 32);
         if out.len() >= if fused { 2 * ROWS } else { 3 * ROWS } {
-            dot_widened(loops, blocks, x, wide, out);
+            dot_widened(loops, blocks, x, wide, out)
         } else {
             dot_blocks(loops, blocks, x, out);
+            None
         }
     }
     #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
-    dot_blocks(loops, blocks, padded_bytes(row, buffer), out);
+    {
+        dot_blocks(loops, blocks, padded_bytes(row, buffer), out);
+        None
+    }
 }
 
 /// [`dot_blocks`] of `x` (see there) that also leaves `x` widened in `wide` as [`widen_bytes`]
@@ -1073,6 +1078,38 @@ mod dsp {
             );
         }
         result
+    }
+
+    /// `Σ` of the squares of the `i16` halves of `quads` (`SMLAD` of each word with itself),
+    /// four words per turn (`LDM`); wrapping.
+    #[inline(always)]
+    pub(super) fn square_sum_quads(quads: &[[i32; 4]]) -> i32 {
+        let mut sum = 0i32;
+        if quads.is_empty() {
+            return sum;
+        }
+        // SAFETY: quads holds len ≥ 1 groups of four words; the loop reads them (one LDM of
+        // four per turn, until the pointer reaches the end of the last group). The block writes
+        // only its inout and out operands and the flags (SMLAD may set Q); no stack. The DSP
+        // extension is present (cfg lara_attn_dsp).
+        unsafe {
+            asm!(
+                "1:",
+                "ldm {p}!, {{r0, r1, r2, r3}}",
+                "smlad {sum}, r0, r0, {sum}",
+                "smlad {sum}, r1, r1, {sum}",
+                "smlad {sum}, r2, r2, {sum}",
+                "smlad {sum}, r3, r3, {sum}",
+                "cmp {p}, {end}",
+                "bne 1b",
+                p = inout(reg) quads.as_ptr() => _,
+                end = in(reg) quads.as_ptr().add(quads.len()),
+                sum = inout(reg) sum,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                options(nostack),
+            );
+        }
+        sum
     }
 
     /// Four multiply-adds of the words of four rows (`r9`–`r12`, from an `LDM`) with the
@@ -2123,6 +2160,21 @@ pub(crate) fn squared_norm(x: &[i8]) -> i32 {
     }
 }
 
+/// `|x|²` of a row widened by [`widen_bytes`] (its padding zeros add nothing): the sum of
+/// the squares of its `i16` halves, four words per turn (`LDM`, `SMLAD` of a word with
+/// itself), the same integer sum as [`squared_norm`] of the row.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn pair_squared_norm(pairs: &[i32]) -> i32 {
+    let (quads, tail) = pairs.as_chunks::<4>();
+    let mut sum = dsp::square_sum_quads(quads);
+    for &word in tail {
+        let (low, high) = halves(word);
+        sum += low * low + high * high;
+    }
+    sum
+}
+
 /// `|x|²` of an `i8` row, one element at a time.
 #[cfg_attr(not(lara_attn_compact), inline)]
 #[cfg_attr(lara_attn_compact, inline(never))]
@@ -2229,7 +2281,12 @@ fn check_loops(loops: Loops) -> Option<usize> {
                         None => return Some(len),
                     }
                     let untouched = wide[elements / 2..].iter().all(|&w| w == 0x5a5a_5a5a);
-                    if out != expected || again != expected || !untouched {
+                    let norm = pair_squared_norm(&wide[..elements / 2]);
+                    if out != expected
+                        || again != expected
+                        || !untouched
+                        || norm != portable_squared_norm(x)
+                    {
                         return Some(len);
                     }
                 }
