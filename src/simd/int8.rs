@@ -1589,51 +1589,105 @@ mod dsp {
         }
     }
 
+    /// Four multiply-adds of the value words in `r9`–`r12` (columns 0–3 of one key pair) with
+    /// the weight pair in `r7`, into the sums `r0`–`r3`.
+    macro_rules! mac_values {
+        () => {
+            concat!(
+                "smlad r0, r9, r7, r0\n",
+                "smlad r1, r10, r7, r1\n",
+                "smlad r2, r11, r7, r2\n",
+                "smlad r3, r12, r7, r3\n",
+            )
+        };
+    }
+
+    /// One key pair of a row going up the value block: its weight pair (`LDR`, `r5` advanced)
+    /// and its four value words (`LDM`, `r8` advanced).
+    macro_rules! up_step {
+        () => {
+            concat!(
+                "ldr r7, [r5], #4\n",
+                "ldm r8!, {{r9, r10, r11, r12}}\n",
+                mac_values!(),
+            )
+        };
+    }
+
+    /// One key pair of a row going down the value block: its weight pair at `$offset` from `r5`
+    /// and its four value words (`LDMDB`, `r8` moved down).
+    macro_rules! down_step {
+        ($load:literal) => {
+            concat!(
+                $load,
+                "\n",
+                "ldmdb r8!, {{r9, r10, r11, r12}}\n",
+                mac_values!()
+            )
+        };
+    }
+
+    /// [`accumulate_rows`](super::accumulate_rows) (the caller checks the lengths): rows in
+    /// pairs, the first going up the value block (`LDM`), the second down it (`LDMDB`, its key
+    /// pairs last to first), so the value pointer needs no reset; an odd last row up alone.
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
-        // SAFETY: `rows ≥ 1` rows of 4 words of `acc` and of WEIGHT_WORDS = 4 words of
-        // `weights`, and VALUE_BLOCK_WORDS = 16 words of `values`, are in bounds (checked in
-        // `accumulate_rows`); the loop reads and writes exactly those. r7 is saved and restored.
-        unsafe {
-            asm!(
-                "push {{r7}}",
-                "2:",
-                "ldm r4, {{r0, r1, r2, r3}}",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "stm r4!, {{r0, r1, r2, r3}}",
-                "sub r8, r8, #64",
-                "cmp r4, lr",
-                "bne 2b",
-                "pop {{r7}}",
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _,
-                inout("r4") acc.as_mut_ptr() => _,
-                inout("r5") weights.as_ptr() => _,
-                inout("r8") values.as_ptr() => _,
-                in("lr") acc.as_mut_ptr().wrapping_add(rows * 4),
-                out("r9") _, out("r10") _, out("r11") _, out("r12") _,
-            );
+        let pairs = rows / 2;
+        if pairs > 0 {
+            // SAFETY: `rows ≥ 2 · pairs` rows of 4 words of `acc` and of WEIGHT_WORDS = 4 words of
+            // `weights`, and VALUE_BLOCK_WORDS = 16 words of `values`, are in bounds (checked in
+            // `accumulate_rows`); each turn reads and writes the two rows' sums, reads their
+            // weights and the 16 value words (up, then down to the start again), until the sum
+            // pointer reaches 2 · pairs rows on. r7 is saved and restored.
+            unsafe {
+                asm!(
+                    "push {{r7}}",
+                    "2:",
+                    "ldm r4, {{r0, r1, r2, r3}}",
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    "stm r4!, {{r0, r1, r2, r3}}",
+                    "ldm r4, {{r0, r1, r2, r3}}",
+                    down_step!("ldr r7, [r5, #12]"),
+                    down_step!("ldr r7, [r5, #8]"),
+                    down_step!("ldr r7, [r5, #4]"),
+                    down_step!("ldr r7, [r5], #16"),
+                    "stm r4!, {{r0, r1, r2, r3}}",
+                    "cmp r4, lr",
+                    "bne 2b",
+                    "pop {{r7}}",
+                    out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                    inout("r4") acc.as_mut_ptr() => _,
+                    inout("r5") weights.as_ptr() => _,
+                    inout("r8") values.as_ptr() => _,
+                    in("lr") acc.as_mut_ptr().wrapping_add(pairs * 8),
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                );
+            }
+        }
+        if rows % 2 == 1 {
+            // SAFETY: row rows − 1 = 2 · pairs (4 words of `acc`, WEIGHT_WORDS = 4 of
+            // `weights`) and the 16 words of `values` are in bounds (checked in
+            // `accumulate_rows`); the block reads and writes exactly those. r7 is saved and
+            // restored.
+            unsafe {
+                asm!(
+                    "push {{r7}}",
+                    "ldm r4, {{r0, r1, r2, r3}}",
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    "stm r4!, {{r0, r1, r2, r3}}",
+                    "pop {{r7}}",
+                    out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                    inout("r4") acc.as_mut_ptr().wrapping_add(pairs * 8) => _,
+                    inout("r5") weights.as_ptr().wrapping_add(pairs * 8) => _,
+                    inout("r8") values.as_ptr() => _,
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                );
+            }
         }
     }
 }
