@@ -20,8 +20,8 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, shift_round, sweep_weight_blocks,
-    to_logit, weight_q15,
+    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
+    reciprocal_small, shift_round, sweep_weight_blocks, to_logit, weight_q15,
 };
 use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
@@ -825,6 +825,15 @@ pub(crate) fn check() -> Option<usize> {
             if o != expected || done != len / 4 * 4 {
                 return Some(len);
             }
+        }
+    }
+    // the reciprocals of sums below 2^16 (Reciprocal::new_small) against the general path
+    for sum in 1u32..1 << 16 {
+        let zeros = sum.leading_zeros();
+        let normalized = sum << zeros;
+        let general = divide_normalized(1 << 30, normalized / 2, normalized);
+        if reciprocal_small(sum, 32 - zeros) != general {
+            return Some(sum as usize);
         }
     }
     // the rescaling of a row of admit_rows

@@ -404,6 +404,21 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     (q1 << 16) | q0
 }
 
+/// `round(2^(30 + bits) / sum)` (half up) for `1 ≤ sum < 2^16` of `bits` bits: [`Reciprocal::new`]'s
+/// bits (its normalised divisor's low half is zero) by two 16-bit quotient digits, each one
+/// 32-bit division (`2^(14 + bits) / sum < 2^16`, then the remainder's `· 2^16`); the quotient
+/// is never exactly half way (`sum` would be a power of two, which divides it).
+#[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
+#[inline(always)]
+pub(crate) fn reciprocal_small(sum: u32, bits: u32) -> u32 {
+    let sum = sum.max(1);
+    let top = 1u32 << (14 + bits.min(16));
+    let (high, rest) = (top / sum, top % sum);
+    let next = rest << 16;
+    let (low, rest) = (next / sum, next % sum);
+    ((high << 16) | low) + u32::from(2 * rest >= sum)
+}
+
 /// `1 / sum` as a multiplier `(reciprocal, shift)`: `x / sum ≈ x · reciprocal / 2^shift`, with
 /// `reciprocal = round(2^(30 + b) / sum)` in `(2^30, 2^31]` for `sum` of `b` bits.
 #[derive(Clone, Copy, Debug)]
@@ -425,6 +440,27 @@ impl Reciprocal {
         let normalized = sum << zeros;
         let reciprocal = i64::from(divide_normalized(1 << 30, normalized / 2, normalized));
         Reciprocal { reciprocal, shift }
+    }
+
+    /// [`new`](Self::new) for a sum that is usually below `2^16` (LARA's query weights on the
+    /// DSP cores without Helium): there by two 32-bit divisions ([`reciprocal_small`], the same
+    /// bits), else [`new`](Self::new) out of line.
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    pub(crate) fn new_small(sum: u32) -> Self {
+        #[cold]
+        #[inline(never)]
+        fn general(sum: u32) -> Reciprocal {
+            Reciprocal::new(sum)
+        }
+        if !(1..1 << 16).contains(&sum) {
+            return general(sum);
+        }
+        let zeros = sum.leading_zeros();
+        Reciprocal {
+            reciprocal: i64::from(reciprocal_small(sum, 32 - zeros)),
+            shift: 62 - zeros as i32,
+        }
     }
 
     /// `round(x · 2^extra / sum)` for `|x| < 2^31`, `extra ≤ shift`.
@@ -749,6 +785,18 @@ impl Running {
 mod tests {
     use super::*;
     use crate::simd::int8::xorshift32;
+
+    /// The reciprocal of a sum below `2^16` by two 32-bit divisions against the general path
+    /// (`divide_normalized`), every such sum.
+    #[test]
+    fn small_reciprocals_match_the_general_path() {
+        for sum in 1u32..1 << 16 {
+            let zeros = sum.leading_zeros();
+            let normalized = sum << zeros;
+            let general = divide_normalized(1 << 30, normalized / 2, normalized);
+            assert_eq!(reciprocal_small(sum, 32 - zeros), general, "sum {sum}");
+        }
+    }
 
     /// Every `t` with a non-zero weight (16 units of `L16`, 2^20 arguments): the `Q15` weight
     /// and the `Q30` fraction against `f64`.

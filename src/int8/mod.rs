@@ -784,6 +784,21 @@ impl Requantize {
     ) {
         out.write(self, (sums, Reciprocal::new(den), extra), offset);
     }
+
+    /// [`write_row_inline`](Self::write_row_inline) for a `den` usually below `2^16`
+    /// ([`Reciprocal::new_small`]; LARA's query loop on the DSP cores without Helium).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_row_small<O: Rows>(
+        &self,
+        sums: &[i32],
+        den: u32,
+        extra: i32,
+        out: &mut O,
+        offset: usize,
+    ) {
+        out.write(self, (sums, Reciprocal::new_small(den), extra), offset);
+    }
 }
 
 /// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`. On Helium the common case
