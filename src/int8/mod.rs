@@ -417,6 +417,28 @@ pub(crate) fn block_logits(
             return;
         }
     }
+    // (the other DSP cores: every row of the block counts, d of 16 or 32: the rows widened on
+    // the way, |row|² from the widened copy, no checks per row)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    if let Some(rows) = source
+        .get(first * dim..(first + KEY_BLOCK) * dim)
+        .filter(|_| counted.iter().all(|&c| c))
+        && crate::simd::int8::dot_block_rows(
+            loops,
+            blocks,
+            (rows, dim),
+            shared,
+            dots,
+            |jj, dots, pairs| {
+                let offset = norm.map_or(0, |norm| {
+                    norm.apply(crate::simd::int8::pair_squared_norm(pairs))
+                });
+                store_scaled_logits(logits, jj, dots, scale, offset);
+            },
+        )
+    {
+        return;
+    }
     for (jj, &counts) in counted.iter().enumerate() {
         let start = (first + jj) * dim;
         let Some(row) = source.get(start..start + dim).filter(|_| counts) else {

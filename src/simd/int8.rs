@@ -544,6 +544,38 @@ pub(crate) fn dot_row<'a>(
     }
 }
 
+/// For each of the [`KEY_BLOCK`] rows `jj` of `rows` (`dim` bytes each, back to back): its dot
+/// products with the `dots.len() / 4` blocks of `blocks` into `dots`, the row widened into
+/// `wide` on the way (`dsp::widen_dot_blocks`), then `column(jj, dots, widened row)`. `false`,
+/// nothing done, unless `dim` is 16 or 32, there are at least two blocks (whole) and the
+/// lengths fit: a block of keys (or queries) with no checks per row.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_block_rows(
+    loops: Loops,
+    blocks: &[i32],
+    (rows, dim): (&[i8], usize),
+    wide: &mut [i32],
+    dots: &mut [i32],
+    mut column: impl FnMut(usize, &[i32], &[i32]),
+) -> bool {
+    let count = dots.len() / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && (dim == 16 || dim == 32)
+        && rows.len() == KEY_BLOCK * dim
+        && count >= 2
+        && dots.len().is_multiple_of(ROWS)
+        && blocks.len() >= count * block_words(dim);
+    let Some(wide) = wide.get_mut(..dim / 2).filter(|_| fits) else {
+        return false;
+    };
+    for (jj, row) in rows.chunks_exact(dim).enumerate() {
+        dsp::widen_dot_blocks(blocks, row, wide, dots, count);
+        column(jj, dots, wide);
+    }
+    true
+}
+
 /// [`dot_blocks`] of `x` (see there) that also leaves `x` widened in `wide` as [`widen_bytes`]
 /// does, and returns the widened row for more dot products by [`pair_dot_blocks`] (`None`:
 /// `wide` too short, [`dot_blocks`] alone). For 16 or 32 bytes the first block's byte loop
