@@ -97,24 +97,55 @@ macro_rules! exp2_body {
     };
 }
 
+/// The entry of a loop of two elements per turn over the `u32`s from `{$p}` to `{$end}` (labels
+/// `1` for the first element of a turn, `3` for the second): an odd count enters at `3`.
+/// Clobbers `{s}` and the flags.
+macro_rules! two_per_turn {
+    ($p:ident, $end:ident) => {
+        concat!(
+            "sub {s}, {",
+            stringify!($end),
+            "}, {",
+            stringify!($p),
+            "}\n",
+            "tst {s}, #4\n",
+            "bne 3f\n",
+        )
+    };
+}
+
+/// One element of [`weights_loop!`]: `weight_q15(reference − logit)` added to `{sum}`, stored
+/// by the template line `$store` (or not).
+macro_rules! weights_step {
+    ([$($store:expr)?]) => {
+        concat!(
+            // t = reference − logit (wrapping)
+            "ldr {t}, [{l}], #4\n",
+            "sub {t}, {r}, {t}\n",
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, {k}, {t}, lsr #16\n",
+            "usat {s}, #6, {s}\n",
+            exp2_body!(),
+            // weight_q15: min(2^-t in Q15, 32767)
+            "usat {t}, #15, {t}\n",
+            $($store, "\n",)?
+            "add {sum}, {sum}, {t}\n",
+        )
+    };
+}
+
 /// One `asm!` loop of block weights: `weight_q15(reference − logit)` (wrapping, as `u32`) for
 /// each of `len ≥ 1` logits from `$logits`, added to `$sum`, each stored by `$store` (a template
 /// line on `{t}`, or none) with its operands after it.
 macro_rules! weights_loop {
     ($reference:expr, $logits:expr, $len:expr, $sum:ident, [$($store:expr)?], $($operands:tt)*) => {
         asm!(
+            // (two logits per turn: an odd count enters at the second)
+            two_per_turn!(l, end),
             "1:",
-            // t = reference − logit (wrapping)
-            "ldr {t}, [{l}], #4",
-            "sub {t}, {r}, {t}",
-            // shift = 15 + (t >> 16), capped at 63
-            "add {s}, {k}, {t}, lsr #16",
-            "usat {s}, #6, {s}",
-            exp2_body!(),
-            // weight_q15: min(2^-t in Q15, 32767)
-            "usat {t}, #15, {t}",
-            $($store,)?
-            "add {sum}, {sum}, {t}",
+            weights_step!([$($store)?]),
+            "3:",
+            weights_step!([$($store)?]),
             "cmp {l}, {end}",
             "bne 1b",
             $($operands)*
@@ -146,7 +177,8 @@ pub(crate) fn weight_halves_q15(reference: i32, logits: &[i32], pairs: &mut [i32
         return sum;
     }
     // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes the first len halfwords of
-    // pairs (one per turn, until the logit pointer reaches logits + len), len ≤ logits.len()
+    // pairs (two per turn, an odd len entering at the second, until the logit pointer reaches
+    // logits + len), len ≤ logits.len()
     // and ≤ 2 · pairs.len(); the table load reads POW2_TABLE at an index masked to 0..64. The
     // block writes only pairs, its inout and out operands and the flags; no stack.
     unsafe {
@@ -170,7 +202,8 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
     if len == 0 {
         return sum;
     }
-    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (one per turn, until the logit pointer
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (two per turn, an odd len entering at the second, until
+    // the logit pointer
     // reaches logits + len); the table load reads POW2_TABLE at an index masked to 0..64. The
     // block writes only its inout and out operands and the flags; no stack, no memory.
     unsafe {
@@ -189,29 +222,40 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     if len == 0 {
         return sum;
     }
-    // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (one
-    // element per turn, until the t pointer reaches t + len), len ≤ both lengths; the table load
+    // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (two
+    // elements per turn, an odd len entering at the second, until the t pointer reaches t + len), len ≤ both lengths; the table load
     // reads POW2_TABLE at an index masked to 0..64. The block writes only t, its inout and out
     // operands and the flags (SMMULR and SSAT may set Q); no stack.
     unsafe {
         let end = t.as_mut_ptr().add(len);
+        macro_rules! t_step {
+            () => {
+                concat!(
+                    // logit = ssat29(round((t << pre_shift) · value / 2^32))
+                    "ldr {t}, [{p}]\n",
+                    "lsl {t}, {t}, {pre}\n",
+                    "smmulr {t}, {t}, {value}\n",
+                    "ssat {t}, #29, {t}\n",
+                    // max(reference − logit, 0) (wrapping difference)
+                    "ldr {j}, [{r}], #4\n",
+                    "sub {t}, {j}, {t}\n",
+                    "bic {t}, {t}, {t}, asr #31\n",
+                    // shift = 3 + min(t >> 16, 31) (t ≥ 0 as i32)
+                    "usat {s}, #5, {t}, asr #16\n",
+                    "add {s}, {s}, #3\n",
+                    exp2_body!(),
+                    "str {t}, [{p}], #4\n",
+                    "add {sum}, {sum}, {t}\n",
+                )
+            };
+        }
         asm!(
+            // (two per turn: an odd count enters at the second)
+            two_per_turn!(p, end),
             "1:",
-            // logit = ssat29(round((t << pre_shift) · value / 2^32))
-            "ldr {t}, [{p}]",
-            "lsl {t}, {t}, {pre}",
-            "smmulr {t}, {t}, {value}",
-            "ssat {t}, #29, {t}",
-            // max(reference − logit, 0) (wrapping difference)
-            "ldr {j}, [{r}], #4",
-            "sub {t}, {j}, {t}",
-            "bic {t}, {t}, {t}, asr #31",
-            // shift = 3 + min(t >> 16, 31) (t ≥ 0 as i32)
-            "usat {s}, #5, {t}, asr #16",
-            "add {s}, {s}, #3",
-            exp2_body!(),
-            "str {t}, [{p}], #4",
-            "add {sum}, {sum}, {t}",
+            t_step!(),
+            "3:",
+            t_step!(),
             "cmp {p}, {end}",
             "bne 1b",
             p = inout(reg) t.as_mut_ptr() => _,
@@ -248,25 +292,37 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     macro_rules! weights_asm {
         ($alpha:expr) => {
             // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and reads and writes
-            // weights[0 .. len] (one element per turn, until the logit pointer reaches
+            // weights[0 .. len] (two elements per turn, an odd len entering at the second, until
+            // the logit pointer reaches
             // logits + len), len ≤ both lengths; the table load reads POW2_TABLE at an index
             // masked to 0..64. The block writes only weights, its inout and out operands and
             // the flags; no stack.
             unsafe {
+                macro_rules! weight_step {
+                    () => {
+                        concat!(
+                            // t = max − logit (wrapping), shift = 15 + min(t >> 16, 31)
+                            "ldr {t}, [{l}], #4\n",
+                            "sub {t}, {m}, {t}\n",
+                            "lsr {s}, {t}, #16\n",
+                            "usat {s}, #5, {s}\n",
+                            "add {s}, {s}, #15\n",
+                            exp2_body!(),
+                            $alpha,
+                            "str {t}, [{w}], #4\n",
+                            // the 64-bit sum
+                            "adds {lo}, {lo}, {t}\n",
+                            "adc {hi}, {hi}, #0\n",
+                        )
+                    };
+                }
                 asm!(
+                    // (two per turn: an odd count enters at the second)
+                    two_per_turn!(l, end),
                     "1:",
-                    // t = max − logit (wrapping), shift = 15 + min(t >> 16, 31)
-                    "ldr {t}, [{l}], #4",
-                    "sub {t}, {m}, {t}",
-                    "lsr {s}, {t}, #16",
-                    "usat {s}, #5, {s}",
-                    "add {s}, {s}, #15",
-                    exp2_body!(),
-                    $alpha,
-                    "str {t}, [{w}], #4",
-                    // the 64-bit sum
-                    "adds {lo}, {lo}, {t}",
-                    "adc {hi}, {hi}, #0",
+                    weight_step!(),
+                    "3:",
+                    weight_step!(),
                     "cmp {l}, {end}",
                     "bne 1b",
                     l = inout(reg) logits.as_ptr() => _,
