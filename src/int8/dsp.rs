@@ -671,6 +671,289 @@ pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8]) -> bool {
     true
 }
 
+/// `2^-t` of the explicit-register loops of [`QuerySteps::run`]: `exp2_body!` with `t` in
+/// `r2`, its shift in `r3`, the tables' addresses in `r0` (`POW2_TABLE`) and `r1`
+/// ([`DEFICITS`]); clobbers `lr`, `r6` and the flags.
+#[cfg(not(lara_attn_compact))]
+macro_rules! exp2_body_r2 {
+    () => {
+        concat!(
+            "ubfx lr, r2, #10, #6\n",
+            "ldr lr, [r0, lr, lsl #2]\n",
+            "ubfx r2, r2, #0, #10\n",
+            "ldr r2, [r1, r2, lsl #2]\n",
+            "umull r6, r2, r2, lr\n",
+            "sub r2, lr, r2\n",
+            "lsrs r2, r2, r3\n",
+            "adc r2, r2, #0\n",
+        )
+    };
+}
+
+/// One logit of [`QuerySteps::run`]'s first loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
+/// `SSAT #29`) and the largest so far in `r12`: the bias from `r8` (advanced), the scale's
+/// parts in `r9`, `r10`.
+#[cfg(not(lara_attn_compact))]
+#[rustfmt::skip]
+macro_rules! logit_r {
+    ($r:literal) => {
+        concat!(
+            "ldr r11, [r8], #4\n",
+            "lsl ", $r, ", ", $r, ", r10\n",
+            "smmulr ", $r, ", ", $r, ", r9\n",
+            "qadd ", $r, ", ", $r, ", r11\n",
+            "ssat ", $r, ", #29, ", $r, "\n",
+            "cmp r12, ", $r, "\n",
+            "it lt\n",
+            "movlt r12, ", $r, "\n",
+        )
+    };
+}
+
+/// One `α` of [`QuerySteps::run`]'s third loop: `$t` = `max(bh + round(coeff · (T − mean) /
+/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, the mean in `r11`, the coefficient in `r8`.
+#[cfg(not(lara_attn_compact))]
+#[rustfmt::skip]
+macro_rules! alpha_r {
+    ($t:literal, $b:literal) => {
+        concat!(
+            "sub ", $t, ", ", $t, ", r11\n",
+            "smull ", $t, ", lr, ", $t, ", r8\n",
+            "lsrs ", $t, ", ", $t, ", #16\n",
+            "orr ", $t, ", ", $t, ", lr, lsl #16\n",
+            "adc ", $t, ", ", $t, ", #0\n",
+            "qadd ", $t, ", ", $b, ", ", $t, "\n",
+            "cmp ", $t, ", #1\n",
+            "it lt\n",
+            "movlt ", $t, ", #1\n",
+        )
+    };
+}
+
+/// One `T` of [`QuerySteps::run`]'s second loop (see [`t_row`]): the dot at `r4` (advanced,
+/// `T` stored there), the reference from `r5` (advanced), the scale's parts in `r9`, `r10`,
+/// the sum in `r11`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! t_step_r {
+    () => {
+        concat!(
+            "ldr r2, [r4]\n",
+            "lsl r2, r2, r10\n",
+            "smmulr r2, r2, r9\n",
+            "ssat r2, #29, r2\n",
+            "ldr lr, [r5], #4\n",
+            "sub r2, lr, r2\n",
+            "bic r2, r2, r2, asr #31\n",
+            "usat r3, #5, r2, asr #16\n",
+            "add r3, r3, #3\n",
+            exp2_body_r2!(),
+            "str r2, [r4], #4\n",
+            "add r11, r11, r2\n",
+        )
+    };
+}
+
+/// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit from `r4`
+/// (advanced) against the largest in `r12`, `· α` from `r8` (advanced, the weight stored
+/// there), the 64-bit sum in `r9`, `r10`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! weight_step_r {
+    () => {
+        concat!(
+            "ldr r2, [r4], #4\n",
+            "sub r2, r12, r2\n",
+            "lsr r3, r2, #16\n",
+            "usat r3, #5, r3\n",
+            "add r3, r3, #15\n",
+            exp2_body_r2!(),
+            "ldr r3, [r8]\n",
+            "umull r6, lr, r2, r3\n",
+            "lsrs r6, r6, #15\n",
+            "orr r2, r6, lr, lsl #17\n",
+            "adc r2, r2, #0\n",
+            "str r2, [r8], #4\n",
+            "adds r9, r9, r2\n",
+            "adc r10, r10, #0\n",
+        )
+    };
+}
+
+/// Words of the constants of [`QuerySteps`].
+#[cfg(not(lara_attn_compact))]
+pub(crate) const QUERY_STEP_WORDS: usize = 13;
+
+/// The per-query steps of LARA's `mis-opt` query loop on one head, in one `asm!` block (no
+/// glue between them), for `count` landmarks, a multiple of four from 4 to 28: the constants
+/// and the addresses of the read-only rows in a scratch buffer (off the stack), in the order
+/// the block loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T`
+/// references, the `T` scale, `POW2_TABLE`, [`DEFICITS`], the balances, `alpha_coeff`,
+/// `count`, `count / 2`.
+#[cfg(not(lara_attn_compact))]
+pub(crate) struct QuerySteps<'a> {
+    words: &'a [i32; QUERY_STEP_WORDS],
+    count: usize,
+    rows: core::marker::PhantomData<&'a [i32]>,
+}
+
+#[cfg(not(lara_attn_compact))]
+impl<'a> QuerySteps<'a> {
+    /// The steps for `count` landmarks with these biases, `T` references and balances (`bh`)
+    /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
+    /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
+    /// `count` each and `buffer` [`QUERY_STEP_WORDS`].
+    pub(crate) fn new(
+        buffer: &'a mut [i32],
+        count: usize,
+        (biases, t_reference, balances): (&'a [i32], &'a [i32], &'a [i32]),
+        (query_dot, t_dot): (Scale32, Scale32),
+        alpha_coeff: i32,
+    ) -> Option<Self> {
+        let fits = count.is_multiple_of(4)
+            && (4..32).contains(&count)
+            && biases.len() >= count
+            && t_reference.len() >= count
+            && balances.len() >= count;
+        let words = buffer
+            .first_chunk_mut::<QUERY_STEP_WORDS>()
+            .filter(|_| fits)?;
+        // (addresses as words: 32-bit targets)
+        let address = |p: *const i32| p as usize as i32;
+        *words = [
+            address(biases.as_ptr()),
+            query_dot.parts().0,
+            query_dot.parts().1 as i32,
+            4 * count as i32,
+            address(t_reference.as_ptr()),
+            t_dot.parts().0,
+            t_dot.parts().1 as i32,
+            POW2_TABLE.as_ptr() as usize as i32,
+            DEFICITS.as_ptr() as usize as i32,
+            address(balances.as_ptr()),
+            alpha_coeff,
+            count as i32,
+            count as i32 / 2,
+        ];
+        Some(QuerySteps {
+            words,
+            count,
+            rows: core::marker::PhantomData,
+        })
+    }
+
+    /// For `logits` and `t` holding the dot products `W_c·q_i` and `q̄_c·q_i` of one query
+    /// (at least `count` each), the steps of the query loop: `logits[c] = to_logit(s ·
+    /// logits[c] + bias_c)` and their largest (as `dsp::query_logits_max`), `t[c] = T` and their
+    /// sum (as [`t_row`]), the rounded mean `(Σ T + count / 2) / count`, `weights[c] = α` (as
+    /// [`alphas`]), then `weights[c] = round(2^(ℓ_c − max) · α_c / 2^15)` (as
+    /// [`query_weights`], optimal); returns `Σ weights`. `None`, nothing written, if a slice
+    /// is shorter than `count`.
+    #[inline(always)]
+    pub(crate) fn run(
+        &self,
+        logits: &mut [i32],
+        t: &mut [i32],
+        weights: &mut [i32],
+    ) -> Option<u64> {
+        let count = self.count;
+        if logits.len() < count || t.len() < count || weights.len() < count {
+            return None;
+        }
+        let (low, high): (u32, u32);
+        // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds
+        // at least count elements: logits, t and weights (checked above) and the biases, T
+        // references and balances (checked by new, borrowed for 'a), whose addresses the block
+        // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
+        // count elements: four per turn (the logits, LDM/STM), two per turn (T, α, the
+        // weights), until its pointer reaches count elements on (word 3 is 4 · count); the
+        // table loads read
+        // POW2_TABLE at an index masked to 0..64 and DEFICITS at one masked to 0..1024. The
+        // block writes only logits, t and weights [0 .. count], its clobbered registers and the
+        // flags (QADD, SSAT may set Q). r6 and r7 are saved and restored, and the four inputs
+        // kept on the stack (24 bytes in all, popped at the end).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "push {{r0, r1, r2, r3}}",
+                "mov r7, r3",
+                // logits and their largest (r12)
+                "ldr r4, [sp]",
+                "ldm r7, {{r8, r9, r10, r11}}",
+                "add r5, r4, r11",
+                "mov r12, #0x80000000",
+                "1:",
+                "ldm r4, {{r0, r1, r2, r3}}",
+                logit_r!("r0"),
+                logit_r!("r1"),
+                logit_r!("r2"),
+                logit_r!("r3"),
+                "stm r4!, {{r0, r1, r2, r3}}",
+                "cmp r4, r5",
+                "bne 1b",
+                // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11)
+                "ldr r4, [sp, #4]",
+                "ldr r11, [r7, #12]",
+                "add r8, r4, r11",
+                "add lr, r7, #16",
+                "ldm lr, {{r5, r9, r10}}",
+                "ldrd r0, r1, [r7, #28]",
+                "mov r11, #0",
+                "2:",
+                t_step_r!(),
+                t_step_r!(),
+                "cmp r4, r8",
+                "bne 2b",
+                // the mean (Σ T + count / 2) / count (r11)
+                "ldrd r0, r1, [r7, #44]",
+                "add r11, r11, r1",
+                "udiv r11, r11, r0",
+                // α in weights, two per turn
+                "ldr r5, [sp, #8]",
+                "ldr r10, [r7, #12]",
+                "add r10, r10, r5",
+                "ldr r4, [r7, #36]",
+                "ldr r8, [r7, #40]",
+                "ldr r9, [sp, #4]",
+                "3:",
+                "ldrd r0, r1, [r9], #8",
+                "ldrd r2, r3, [r4], #8",
+                alpha_r!("r0", "r2"),
+                alpha_r!("r1", "r3"),
+                "strd r0, r1, [r5], #8",
+                "cmp r5, r10",
+                "bne 3b",
+                // the weights round(2^(ℓ − max) · α / 2^15) and their 64-bit sum (r9, r10)
+                "ldr r4, [sp]",
+                "ldr r5, [r7, #12]",
+                "add r5, r5, r4",
+                "ldr r8, [sp, #8]",
+                "ldrd r0, r1, [r7, #28]",
+                "mov r9, #0",
+                "mov r10, #0",
+                "4:",
+                weight_step_r!(),
+                weight_step_r!(),
+                "cmp r4, r5",
+                "bne 4b",
+                "add sp, sp, #16",
+                "pop {{r6, r7}}",
+                inout("r0") logits.as_mut_ptr() => _,
+                inout("r1") t.as_mut_ptr() => _,
+                inout("r2") weights.as_mut_ptr() => _,
+                inout("r3") self.words.as_ptr() => _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") low,
+                out("r10") high,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+            );
+        }
+        Some(u64::from(high) << 32 | u64::from(low))
+    }
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
 /// every length up to 40 with random and edge inputs.
@@ -859,6 +1142,65 @@ pub(crate) fn check() -> Option<usize> {
             };
             if a != expected {
                 return Some(len);
+            }
+        }
+    }
+    // the fused query steps against the loops one by one: every count they take, dots across
+    // the range, references, biases and balances across the i32 range, both ends of alpha_coeff
+    #[cfg(not(lara_attn_compact))]
+    for count in (4..32usize).step_by(4) {
+        for round in 0..6u32 {
+            let mut dots = [0i32; 29];
+            let mut t_dots = [0i32; 29];
+            let mut biases = [0i32; 28];
+            let mut references = [0i32; 28];
+            let mut balances = [0i32; 28];
+            for c in 0..28 {
+                dots[c] = (next() as i32) >> (next() % 24);
+                t_dots[c] = (next() as i32) >> (next() % 24);
+                biases[c] = match next() % 8 {
+                    0 => i32::MAX - (next() >> 6) as i32,
+                    1 => i32::MIN + (next() >> 6) as i32,
+                    _ => (next() as i32) >> (next() % 32),
+                };
+                references[c] = match next() % 8 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    _ => (next() as i32) >> (next() % 28),
+                };
+                balances[c] = match next() % 8 {
+                    0 => i32::MAX - (next() >> 8) as i32,
+                    1 => i32::MIN + (next() >> 8) as i32,
+                    _ => (next() >> (next() % 32)) as i32,
+                };
+            }
+            (dots[28], t_dots[28]) = (-9, -9);
+            let coeff = match round % 3 {
+                0 => 1 << 19,
+                1 => -(1 << 19),
+                _ => (next() as i32) >> 12,
+            };
+            let scales = (
+                scales_t[(round % 2) as usize],
+                scales_t[1 - (round % 2) as usize],
+            );
+            let rows = (&biases[..count], &references[..count], &balances[..count]);
+            let mut words = [0i32; QUERY_STEP_WORDS];
+            let Some(steps) = QuerySteps::new(&mut words, count, rows, scales, coeff) else {
+                return Some(count);
+            };
+            let (mut logits, mut t, mut weights) = (dots, t_dots, [-5i32; 29]);
+            let total = steps.run(&mut logits[..count], &mut t[..count], &mut weights[..count]);
+            // the loops one by one
+            let (mut e_logits, mut e_t, mut e_weights) = (dots, t_dots, [-5i32; 29]);
+            let (done, max) = query_logits_max(&mut e_logits[..count], &biases, scales.0);
+            let t_sum = t_row(&mut e_t[..count], &references, scales.1);
+            let mean = ((t_sum + count as u32 / 2) / count as u32) as i32;
+            let paired = alphas(&mut e_weights[..count], (&balances, &e_t), mean, coeff);
+            let e_total = query_weights(max, &e_logits[..count], &mut e_weights[..count], true);
+            let same = logits == e_logits && t == e_t && weights == e_weights;
+            if !same || total != Some(e_total) || done != count || paired != count {
+                return Some(count);
             }
         }
     }

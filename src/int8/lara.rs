@@ -1225,8 +1225,11 @@ impl<'a> Workspace<'a> {
     /// Helium cores: the steps of `query_logits`, `query_alpha`, `query_weights` and
     /// `query_output` (the same loops, the same bits) with every slice cut once before the
     /// queries (no per-query bookkeeping of the general steps).
+    // (out of line on the DSP cores without Helium: its frame apart from the general path's,
+    // less stack)
     #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
-    #[inline(always)]
+    #[cfg_attr(lara_attn_helium, inline(always))]
+    #[cfg_attr(not(lara_attn_helium), inline(never))]
     fn mis_opt_queries(
         &mut self,
         plan: &Plan,
@@ -1265,6 +1268,16 @@ impl<'a> Workspace<'a> {
         let wide = &mut *self.row;
         // (count ≥ 1 here; max(1): no division-by-zero path)
         let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
+        // (the DSP cores without Helium, a multiple of four landmarks below 32: the logits, T,
+        // α and the weights in one asm block, its constants in the key pass's `values`)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let steps = super::dsp::QuerySteps::new(
+            &mut *self.values,
+            count,
+            (biases, t_reference, balances),
+            (plan.query_dot, t_dot),
+            plan.alpha_coeff,
+        );
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
@@ -1278,17 +1291,30 @@ impl<'a> Workspace<'a> {
                 dot_blocks(loops, w, q_row, logits);
                 dot_blocks(loops, q_bar, q_row, t_row);
             }
-            // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
-            let live = logits.get_mut(..count).unwrap_or_default();
-            let max = query_logits_max(live, biases, plan.query_dot);
-            // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
-            let t = t_row.get_mut(..count).unwrap_or_default();
-            let t_sum = isa::t_row(t, t_reference, t_dot);
-            let t_mean = ((t_sum + half) / divisor) as i32;
-            // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
-            run_alphas(weights, balances, t, (t_mean, plan.alpha_coeff));
-            // w_c = 2^(ℓ_c − max) · α_c, sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
-            let total = isa::query_weights(max, live, weights, true);
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let fused = steps
+                .as_ref()
+                .and_then(|steps| steps.run(logits, t_row, weights));
+            #[cfg(lara_attn_helium)]
+            let fused = None;
+            let total = match fused {
+                Some(total) => total,
+                None => {
+                    // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
+                    let live = logits.get_mut(..count).unwrap_or_default();
+                    let max = query_logits_max(live, biases, plan.query_dot);
+                    // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32)
+                    // and mean
+                    let t = t_row.get_mut(..count).unwrap_or_default();
+                    let t_sum = isa::t_row(t, t_reference, t_dot);
+                    let t_mean = ((t_sum + half) / divisor) as i32;
+                    // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
+                    run_alphas(weights, balances, t, (t_mean, plan.alpha_coeff));
+                    // w_c = 2^(ℓ_c − max) · α_c
+                    isa::query_weights(max, live, weights, true)
+                }
+            };
+            // sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
             let shift = bits64(total.max(1)) as i32 - 14;
             let weight_sum = pack_weights(weights, packed, shift);
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
