@@ -760,10 +760,10 @@ macro_rules! t_step_r {
 macro_rules! weight_step_r {
     () => {
         concat!(
+            // t = max − ℓ (≥ 0: the largest of these logits), shift = 15 + min(t >> 16, 31)
             "ldr r2, [r4], #4\n",
             "sub r2, r12, r2\n",
-            "lsr r3, r2, #16\n",
-            "usat r3, #5, r3\n",
+            "usat r3, #5, r2, asr #16\n",
             "add r3, r3, #15\n",
             exp2_body_r2!(),
             "ldr r3, [r8]\n",
@@ -845,20 +845,27 @@ impl<'a> QuerySteps<'a> {
     /// logits[c] + bias_c)` and their largest (as `dsp::query_logits_max`), `t[c] = T` and their
     /// sum (as [`t_row`]), the rounded mean `(Σ T + count / 2) / count`, `weights[c] = α` (as
     /// [`alphas`]), then `weights[c] = round(2^(ℓ_c − max) · α_c / 2^15)` (as
-    /// [`query_weights`], optimal); returns `Σ weights`. `None`, nothing written, if a slice
-    /// is shorter than `count`.
+    /// [`query_weights`], optimal); returns `Σ weights` and, for `1 ≤ shift ≤ 32` with
+    /// `shift = bits(Σ weights) − 14`, the sum of the weights packed into `packed` as
+    /// `dsp::pack_rounded` does (else `None`: the caller packs). `None`, nothing written, if
+    /// a slice is shorter than `count` (`packed`: `count / 2`).
     #[inline(always)]
     pub(crate) fn run(
         &self,
         logits: &mut [i32],
         t: &mut [i32],
         weights: &mut [i32],
-    ) -> Option<u64> {
+        packed: &mut [i32],
+    ) -> Option<(u64, Option<u32>)> {
         let count = self.count;
-        if logits.len() < count || t.len() < count || weights.len() < count {
+        if logits.len() < count
+            || t.len() < count
+            || weights.len() < count
+            || packed.len() < count / 2
+        {
             return None;
         }
-        let (low, high): (u32, u32);
+        let (low, high, sum, done): (u32, u32, u32, u32);
         // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds
         // at least count elements: logits, t and weights (checked above) and the biases, T
         // references and balances (checked by new, borrowed for 'a), whose addresses the block
@@ -868,12 +875,13 @@ impl<'a> QuerySteps<'a> {
         // table loads read
         // POW2_TABLE at an index masked to 0..64 and DEFICITS at one masked to 0..1024. The
         // block writes only logits, t and weights [0 .. count], its clobbered registers and the
-        // flags (QADD, SSAT may set Q). r6 and r7 are saved and restored, and the four inputs
-        // kept on the stack (24 bytes in all, popped at the end).
+        // flags (QADD, SSAT may set Q), and packed [0 .. count / 2] (two weights per word, until
+        // its pointer reaches count / 2 words on). r6 and r7 are saved and restored, and the
+        // five inputs kept on the stack (28 bytes in all, popped at the end).
         unsafe {
             asm!(
                 "push {{r6, r7}}",
-                "push {{r0, r1, r2, r3}}",
+                "push {{r0, r1, r2, r3, r4}}",
                 "mov r7, r3",
                 // logits and their largest (r12)
                 "ldr r4, [sp]",
@@ -934,23 +942,57 @@ impl<'a> QuerySteps<'a> {
                 weight_step_r!(),
                 "cmp r4, r5",
                 "bne 4b",
-                "add sp, sp, #16",
+                // shift = bits(Σ) − 14 (r0); for 1 ≤ shift ≤ 32 the weights in pairs of
+                // round(w / 2^shift) (w >> shift plus the carry, bit shift − 1) into packed,
+                // their sum (r11) and r12 = 1; else r12 = 0 (the caller packs)
+                "mov r11, #0",
+                "mov r12, #0",
+                "clz r0, r10",
+                "rsb r0, r0, #50",
+                "cmp r10, #0",
+                "bne 5f",
+                "clz r0, r9",
+                "rsb r0, r0, #18",
+                "5:",
+                "sub r1, r0, #1",
+                "cmp r1, #32",
+                "bhs 6f",
+                "ldr r8, [sp, #8]",
+                "ldr r4, [sp, #16]",
+                "ldr r5, [r7, #12]",
+                "add r5, r4, r5, lsr #1",
+                "mov r12, #1",
+                "7:",
+                "ldrd r2, r3, [r8], #8",
+                "lsrs r2, r2, r0",
+                "adc r2, r2, #0",
+                "lsrs r3, r3, r0",
+                "adc r3, r3, #0",
+                "add r11, r11, r2",
+                "add r11, r11, r3",
+                "pkhbt r2, r2, r3, lsl #16",
+                "str r2, [r4], #4",
+                "cmp r4, r5",
+                "bne 7b",
+                "6:",
+                "add sp, sp, #20",
                 "pop {{r6, r7}}",
                 inout("r0") logits.as_mut_ptr() => _,
                 inout("r1") t.as_mut_ptr() => _,
                 inout("r2") weights.as_mut_ptr() => _,
                 inout("r3") self.words.as_ptr() => _,
-                out("r4") _,
+                inout("r4") packed.as_mut_ptr() => _,
                 out("r5") _,
                 out("r8") _,
                 out("r9") low,
                 out("r10") high,
-                out("r11") _,
-                out("r12") _,
+                out("r11") sum,
+                out("r12") done,
                 out("lr") _,
             );
         }
-        Some(u64::from(high) << 32 | u64::from(low))
+        let total = u64::from(high) << 32 | u64::from(low);
+        Some((total, (done != 0).then_some(sum)))
     }
 }
 
@@ -1190,7 +1232,13 @@ pub(crate) fn check() -> Option<usize> {
                 return Some(count);
             };
             let (mut logits, mut t, mut weights) = (dots, t_dots, [-5i32; 29]);
-            let total = steps.run(&mut logits[..count], &mut t[..count], &mut weights[..count]);
+            let mut packed = [-3i32; 15];
+            let run = steps.run(
+                &mut logits[..count],
+                &mut t[..count],
+                &mut weights[..count],
+                &mut packed[..count / 2],
+            );
             // the loops one by one
             let (mut e_logits, mut e_t, mut e_weights) = (dots, t_dots, [-5i32; 29]);
             let (done, max) = query_logits_max(&mut e_logits[..count], &biases, scales.0);
@@ -1199,7 +1247,17 @@ pub(crate) fn check() -> Option<usize> {
             let paired = alphas(&mut e_weights[..count], (&balances, &e_t), mean, coeff);
             let e_total = query_weights(max, &e_logits[..count], &mut e_weights[..count], true);
             let same = logits == e_logits && t == e_t && weights == e_weights;
-            if !same || total != Some(e_total) || done != count || paired != count {
+            if !same || run.map(|r| r.0) != Some(e_total) || done != count || paired != count {
+                return Some(count);
+            }
+            // the packing: by the block for 1 ≤ shift ≤ 32, as pack_rounded
+            let shift = 64 - e_total.max(1).leading_zeros() as i32 - 14;
+            let mut e_packed = [-3i32; 15];
+            let (pairs, _) = e_weights[..count].as_chunks::<2>();
+            let e_sum = pack_rounded(&mut e_packed[..count / 2], pairs, shift as u32);
+            let packed_sum = run.and_then(|r| r.1);
+            if packed_sum != e_sum.filter(|_| shift > 0) || (e_sum.is_some() && packed != e_packed)
+            {
                 return Some(count);
             }
         }

@@ -1294,11 +1294,11 @@ impl<'a> Workspace<'a> {
             #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
             let fused = steps
                 .as_ref()
-                .and_then(|steps| steps.run(logits, t_row, weights));
+                .and_then(|steps| steps.run(logits, t_row, weights, packed));
             #[cfg(lara_attn_helium)]
             let fused = None;
-            let total = match fused {
-                Some(total) => total,
+            let (total, packed_sum) = match fused {
+                Some(done) => done,
                 None => {
                     // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
                     let live = logits.get_mut(..count).unwrap_or_default();
@@ -1311,12 +1311,14 @@ impl<'a> Workspace<'a> {
                     // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
                     run_alphas(weights, balances, t, (t_mean, plan.alpha_coeff));
                     // w_c = 2^(ℓ_c − max) · α_c
-                    isa::query_weights(max, live, weights, true)
+                    (isa::query_weights(max, live, weights, true), None)
                 }
             };
             // sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
-            let shift = bits64(total.max(1)) as i32 - 14;
-            let weight_sum = pack_weights(weights, packed, shift);
+            let weight_sum = match packed_sum {
+                Some(sum) => sum,
+                None => pack_weights(weights, packed, bits64(total.max(1)) as i32 - 14),
+            };
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
             pair_dot_blocks(loops, self.kv, packed, out_row);
             let row = out_row.get(..value_dim).unwrap_or_default();
