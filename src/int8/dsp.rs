@@ -20,8 +20,9 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    LN2_Q16, POW2_TABLE, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
-    reciprocal_small, shift_round, sweep_weight_blocks, to_logit, weight_q15,
+    LN2_Q16, Multiplier, POW2_TABLE, Reciprocal, Scale32, divide_normalized, exp2_neg,
+    exp2_neg_branchless, reciprocal_small, row_high_word, shift_round, sweep_weight_blocks,
+    to_logit, weight_q15,
 };
 use crate::simd::int8::{KEY_BLOCK, byte_slot, get_slot};
 use core::arch::asm;
@@ -1259,6 +1260,17 @@ pub(crate) fn check() -> Option<usize> {
             if packed_sum != e_sum.filter(|_| shift > 0) || (e_sum.is_some() && packed != e_packed)
             {
                 return Some(count);
+            }
+        }
+    }
+    // the row multipliers straight from sums below 2^16 (row_high_word) against the general
+    // path, every sum, two factors
+    for factor in [0.0071f32, 3.7] {
+        let factor = Multiplier::from_f32(factor)?;
+        for den in 1u32..1 << 16 {
+            let general = Reciprocal::new(den).times(factor, -8).high_word_rounded();
+            if row_high_word(den, factor, -8) != general {
+                return Some(den as usize);
             }
         }
     }

@@ -419,6 +419,37 @@ pub(crate) fn reciprocal_small(sum: u32, bits: u32) -> u32 {
     ((high << 16) | low) + u32::from(2 * rest >= sum)
 }
 
+/// `Reciprocal::new(den).times(factor, extra).high_word_rounded()` for `1 ≤ den < 2^16` and
+/// a factor of a normalised mantissa (`2^23 ≤ |mantissa| < 2^31`), in 32-bit steps: the
+/// reciprocal by [`reciprocal_small`] (in `(2^30, 2^31]`), so the product's high word is not
+/// zero and `times`' rounding takes its top 32 bits; `None` for another `den` or factor (and
+/// where `high_word_rounded` gives none).
+#[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
+#[inline(always)]
+pub(crate) fn row_high_word(den: u32, factor: Multiplier, extra: i32) -> Option<(i32, i32, u32)> {
+    let m = factor.mantissa.unsigned_abs();
+    if !(1..1 << 16).contains(&den) || m < 1 << 23 {
+        return None;
+    }
+    let zeros = den.leading_zeros();
+    let product = u64::from(reciprocal_small(den, 32 - zeros)) * u64::from(m);
+    // (≥ 2^53: the high word is not zero, fewer than 11 leading zeros)
+    let top_zeros = ((product >> 32) as u32).leading_zeros();
+    let top = ((product << top_zeros) >> 32) as u32;
+    // round(product / 2^excess) to 31 bits, excess = 33 − top_zeros (times' bits)
+    let mantissa = (top >> 1) + (top & 1);
+    let carry = mantissa >> 31;
+    let excess = 33 - top_zeros as i32 + carry as i32;
+    let shift = (62 - zeros as i32) + factor.shift - excess - extra;
+    (33..=62).contains(&shift).then(|| {
+        (
+            (mantissa >> carry) as i32,
+            1 << (shift - 33),
+            (shift - 32) as u32,
+        )
+    })
+}
+
 /// `1 / sum` as a multiplier `(reciprocal, shift)`: `x / sum ≈ x · reciprocal / 2^shift`, with
 /// `reciprocal = round(2^(30 + b) / sum)` in `(2^30, 2^31]` for `sum` of `b` bits.
 #[derive(Clone, Copy, Debug)]
@@ -785,6 +816,29 @@ impl Running {
 mod tests {
     use super::*;
     use crate::simd::int8::xorshift32;
+
+    /// The row multiplier in its high-word form straight from a sum below `2^16` against the
+    /// general path (`Reciprocal::new`, `times`, `high_word_rounded`): every such sum, factors
+    /// across the mantissas and shifts, both signs of `extra`.
+    #[test]
+    fn row_high_words_match_the_general_path() {
+        let factors = [1.0f32, 0.3, 0.0071, 3.7, 0.999_999, 1.0e-3, 250.0];
+        for (k, &f) in factors.iter().enumerate() {
+            let factor = Multiplier::from_f32(f).unwrap();
+            for den in 1u32..1 << 16 {
+                for extra in [-8, 0, 3] {
+                    let general = Reciprocal::new(den)
+                        .times(factor, extra)
+                        .high_word_rounded();
+                    assert_eq!(
+                        row_high_word(den, factor, extra),
+                        general,
+                        "{k} {den} {extra}"
+                    );
+                }
+            }
+        }
+    }
 
     /// The reciprocal of a sum below `2^16` by two 32-bit divisions against the general path
     /// (`divide_normalized`), every such sum.

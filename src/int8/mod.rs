@@ -726,6 +726,18 @@ trait Rows {
     fn len(&self) -> usize;
     /// Row at `offset` from `sums · 2^extra / den` (see [`Requantize::write_row`]).
     fn write(&mut self, requantize: &Requantize, row: (&[i32], Reciprocal, i32), offset: usize);
+    /// [`write`](Self::write) with the reciprocal of `den`, usually below `2^16`
+    /// ([`Reciprocal::new_small`]).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_small(&mut self, requantize: &Requantize, row: (&[i32], u32, i32), offset: usize) {
+        let (sums, den, extra) = row;
+        self.write(
+            requantize,
+            (sums, Reciprocal::new_small(den), extra),
+            offset,
+        );
+    }
 }
 
 impl Rows for &mut [i8] {
@@ -743,6 +755,26 @@ impl Rows for &mut [i8] {
         let out = self.get_mut(offset..).unwrap_or_default();
         // one multiplier per row: 2^extra / den · scale_v / scale_out
         write_i8(out, sums, reciprocal.times(requantize.to_i8, extra));
+    }
+
+    /// (the row's multiplier in its high-word form straight from `den` where it allows,
+    /// [`fixed_point::row_high_word`]: the same bits)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_small(
+        &mut self,
+        requantize: &Requantize,
+        (sums, den, extra): (&[i32], u32, i32),
+        offset: usize,
+    ) {
+        match fixed_point::row_high_word(den, requantize.to_i8, extra) {
+            Some(parts) => write_i8_high(self.get_mut(offset..).unwrap_or_default(), sums, parts),
+            None => self.write(
+                requantize,
+                (sums, Reciprocal::new_small(den), extra),
+                offset,
+            ),
+        }
     }
 }
 
@@ -819,7 +851,7 @@ impl Requantize {
         out: &mut O,
         offset: usize,
     ) {
-        out.write(self, (sums, Reciprocal::new_small(den), extra), offset);
+        out.write_small(self, (sums, den, extra), offset);
     }
 }
 
@@ -856,22 +888,8 @@ fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
     let compact = cfg!(lara_attn_compact);
     // (on Helium the first case is write_i8's, but for the compact build)
     #[cfg(not(lara_attn_helium))]
-    if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
-        // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores, four
-        // values at a time in asm, the rest below)
-        #[cfg(lara_attn_dsp)]
-        let (out, sums) = {
-            let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
-            (
-                out.get_mut(done..).unwrap_or_default(),
-                sums.get(done..).unwrap_or_default(),
-            )
-        };
-        for (o, &s) in out.iter_mut().zip(sums) {
-            let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
-            *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
-        }
+    if let Some(parts) = row.high_word_rounded().filter(|_| !compact) {
+        write_i8_high(out, sums, parts);
         return;
     }
     if let Some((mantissa, round, high_shift)) = row.high_word().filter(|_| !compact) {
@@ -884,6 +902,31 @@ fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
         for (o, &s) in out.iter_mut().zip(sums) {
             *o = row.apply_saturating(s).clamp(-128, 127) as i8;
         }
+    }
+}
+
+/// [`write_i8_rows`]' common case, `Multiplier::high_word_rounded`'s `(mantissa, round,
+/// high_shift)`: the rounding term a multiple of 2^32 (a shift above 32) adds to the high word
+/// of the product alone, the same bits (`SMMLA` on the DSP cores, four values at a time in
+/// asm, the rest here).
+#[cfg(not(lara_attn_helium))]
+#[inline(always)]
+fn write_i8_high(
+    out: &mut [i8],
+    sums: &[i32],
+    (mantissa, round_high, high_shift): (i32, i32, u32),
+) {
+    #[cfg(lara_attn_dsp)]
+    let (out, sums) = {
+        let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        (
+            out.get_mut(done..).unwrap_or_default(),
+            sums.get(done..).unwrap_or_default(),
+        )
+    };
+    for (o, &s) in out.iter_mut().zip(sums) {
+        let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+        *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
     }
 }
 
