@@ -2141,54 +2141,6 @@ mod mve {
         }
     }
 
-    /// [`widen_bytes`](super::widen_bytes) into `wide[..x.len() / 2]` (the caller checks
-    /// the lengths: `x` whole words, `wide` long enough): an odd first word here, then two
-    /// words per turn (`LDR`, unaligned rows allowed; `SXTB16`; one `STM` of four words).
-    #[inline(always)]
-    pub(super) fn widen(x: &[i8], wide: &mut [i32]) {
-        let words = x.len() / 4;
-        let (mut x, mut wide) = (x, &mut *wide);
-        if words % 2 == 1
-            && let (Some(&[b0, b1, b2, b3]), Some(out)) =
-                (x.first_chunk::<4>(), wide.first_chunk_mut::<2>())
-        {
-            let b = |v: i8| i32::from(v);
-            *out = [super::pair(b(b0), b(b2)), super::pair(b(b1), b(b3))];
-            (x, wide) = (&x[4..], &mut wide[2..]);
-        }
-        let pairs = words / 2;
-        if pairs == 0 || wide.len() < 4 * pairs || x.len() < 8 * pairs {
-            return;
-        }
-        // SAFETY: pairs ≥ 1; the loop reads x[0 .. 8·pairs] (two words per turn, unaligned
-        // LDR of i8 rows is allowed on these cores) and writes wide[0 .. 4·pairs] (one STM of
-        // four words per turn), until the x pointer reaches x + 8·pairs; both lengths checked
-        // above. The block writes only those words, its inout and out operands and the flags;
-        // no stack. The DSP extension is present (cfg lara_attn_dsp).
-        unsafe {
-            asm!(
-                "1:",
-                "ldr {a}, [{x}], #4",
-                "ldr {b}, [{x}], #4",
-                // bytes (0, 2) and (1, 3) of each word to i16 pairs
-                "sxtb16 r0, {a}",
-                "sxtb16 r1, {a}, ror #8",
-                "sxtb16 r2, {b}",
-                "sxtb16 r3, {b}, ror #8",
-                "stm {w}!, {{r0, r1, r2, r3}}",
-                "cmp {x}, {end}",
-                "bne 1b",
-                x = inout(reg) x.as_ptr() => _,
-                end = in(reg) x.as_ptr().add(8 * pairs),
-                w = inout(reg) wide.as_mut_ptr() => _,
-                a = out(reg) _,
-                b = out(reg) _,
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _,
-                options(nostack),
-            );
-        }
-    }
-
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
         // SAFETY: `rows ≥ 1` rows of 4 words of `acc` and of 4 words (8 i16) of `weights`, and
         // the 16 words (one chunk of four rows) of `values` are in bounds (checked in
