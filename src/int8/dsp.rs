@@ -373,23 +373,34 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
     if len > 1 << 16 {
         return None;
     }
-    // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (one element per turn, until the
-    // pointer reaches a + len); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (two elements per turn, an odd len
+    // entering at the second, until the pointer reaches a + len); the table load reads POW2_TABLE at an index masked to 0..64. The
     // block writes only a, its inout and out operands and the flags; no stack.
     unsafe {
+        macro_rules! phi_step {
+            () => {
+                concat!(
+                    // gap = top − a (wrapping), shift = 15 + min(gap >> 16, 31)
+                    "ldr {t}, [{p}]\n",
+                    "sub {t}, {top}, {t}\n",
+                    "lsr {s}, {t}, #16\n",
+                    "usat {s}, #5, {s}\n",
+                    "add {s}, {s}, #15\n",
+                    exp2_body!(),
+                    // Σ 2^-gap, φ = ratio · 2^-gap + floor
+                    "add {sum}, {sum}, {t}\n",
+                    "mla {t}, {t}, {r}, {f}\n",
+                    "str {t}, [{p}], #4\n",
+                )
+            };
+        }
         asm!(
+            // (two per turn: an odd count enters at the second)
+            two_per_turn!(p, end),
             "1:",
-            // gap = top − a (wrapping), shift = 15 + min(gap >> 16, 31)
-            "ldr {t}, [{p}]",
-            "sub {t}, {top}, {t}",
-            "lsr {s}, {t}, #16",
-            "usat {s}, #5, {s}",
-            "add {s}, {s}, #15",
-            exp2_body!(),
-            // Σ 2^-gap, φ = ratio · 2^-gap + floor
-            "add {sum}, {sum}, {t}",
-            "mla {t}, {t}, {r}, {f}",
-            "str {t}, [{p}], #4",
+            phi_step!(),
+            "3:",
+            phi_step!(),
             "cmp {p}, {end}",
             "bne 1b",
             p = inout(reg) a.as_mut_ptr() => _,
