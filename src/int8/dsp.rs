@@ -1274,6 +1274,65 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
+    // the logit columns stored by the dot products' asm block (dot_block_columns) against the
+    // portable dot products and to_logit(scale · dot): d of 16 and 32, two to four blocks,
+    // edge bytes and i16 halves, both scales; the words past the rows left alone
+    #[cfg(not(lara_attn_compact))]
+    for dim in [16usize, 32] {
+        for count in 2..=4usize {
+            let mut blocks = [0i32; 4 * 64];
+            for (i, word) in blocks.iter_mut().enumerate() {
+                // (rows 0 and 3 of every block -2^14 throughout)
+                let edge = i % 4 == 0 || i % 4 == 3;
+                let mut half = || match next() % 4 {
+                    _ if edge => -(1 << 14),
+                    0 => -(1 << 14),
+                    1 => 1 << 14,
+                    _ => (next() % 32769) as i32 - 16384,
+                };
+                *word = crate::simd::int8::pair(half(), half());
+            }
+            let mut rows = [0i8; KEY_BLOCK * 32];
+            for (i, b) in rows.iter_mut().enumerate() {
+                // (rows 0 and 1 at the ends, against blocks of ±2^14 halves in the first rows)
+                *b = match (i / dim, next() % 4) {
+                    (0, _) => -128,
+                    (1, _) => 127,
+                    (_, 0) => -128,
+                    (_, 1) => 127,
+                    _ => next() as i8,
+                };
+            }
+            let rows = &rows[..KEY_BLOCK * dim];
+            let blocks = &blocks[..count * 2 * dim];
+            // (the last scale saturates the largest dots: |dot| up to 2^26, times 8)
+            let scale = [scales_t[0], scales_t[1], Scale32::new(8.0, 1 << 25)?][count % 3];
+            let rows_out = 4 * count;
+            let mut logits = [-7i32; 16 * KEY_BLOCK + 3];
+            let mut wide = [0i32; 16];
+            let loops = crate::simd::int8::Loops::active();
+            let done = crate::simd::int8::dot_block_columns(
+                loops,
+                blocks,
+                (rows, dim),
+                &mut wide,
+                (&mut logits, rows_out),
+                scale.parts(),
+            );
+            let mut dots = [0i32; 16];
+            for (jj, row) in rows.chunks_exact(dim).enumerate() {
+                crate::simd::int8::portable_dot_blocks(blocks, row, &mut dots[..rows_out]);
+                for (r, &dot) in dots[..rows_out].iter().enumerate() {
+                    if logits[r * KEY_BLOCK + jj] != to_logit(scale.apply(dot)) {
+                        return Some(dim + count);
+                    }
+                }
+            }
+            if !done || logits[rows_out * KEY_BLOCK..].iter().any(|&l| l != -7) {
+                return Some(dim + count);
+            }
+        }
+    }
     // the row multipliers straight from sums below 2^16 (row_high_word) against the general
     // path, every sum, two factors
     for factor in [0.0071f32, 3.7] {

@@ -570,8 +570,40 @@ pub(crate) fn dot_block_rows(
         return false;
     };
     for (jj, row) in rows.chunks_exact(dim).enumerate() {
-        dsp::widen_dot_blocks(blocks, row, wide, dots, count);
+        dsp::widen_dot_blocks(blocks, row, wide, (dots, None), count);
         column(jj, dots, wide);
+    }
+    true
+}
+
+/// [`dot_block_rows`] whose column step is `logits[r][jj] = ssat29(round((dot << pre_shift)
+/// · value / 2^32))` for the `rows_out` rows (whole blocks) of `logits` (`[rows][KEY_BLOCK]`):
+/// the logits stored by the dot products' `asm!` block itself (no dots kept, no column loop).
+/// `false`, nothing done, where [`dot_block_rows`] would not run or `logits` is short.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_block_columns(
+    loops: Loops,
+    blocks: &[i32],
+    (rows, dim): (&[i8], usize),
+    wide: &mut [i32],
+    (logits, rows_out): (&mut [i32], usize),
+    scale: (i32, u32),
+) -> bool {
+    let count = rows_out / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && (dim == 16 || dim == 32)
+        && rows.len() == KEY_BLOCK * dim
+        && count >= 2
+        && rows_out.is_multiple_of(ROWS)
+        && logits.len() >= rows_out * KEY_BLOCK
+        && blocks.len() >= count * block_words(dim);
+    let Some(wide) = wide.get_mut(..dim / 2).filter(|_| fits) else {
+        return false;
+    };
+    for (jj, row) in rows.chunks_exact(dim).enumerate() {
+        let column = logits.get_mut(jj..).unwrap_or_default();
+        dsp::widen_dot_blocks(blocks, row, wide, (column, Some(scale)), count);
     }
     true
 }
@@ -593,7 +625,8 @@ pub(crate) fn dot_widened<'a>(
         && !x.is_empty()
         && x.len().is_multiple_of(CHUNK)
         && wide.len() >= x.len() / 2;
-    if fits && dsp::widen_dot_blocks(blocks, x, wide, out, out.len() / ROWS) {
+    let count = out.len() / ROWS;
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count) {
         return wide.get(..x.len() / 2);
     }
     match widen_bytes(x, wide) {
@@ -1255,6 +1288,34 @@ mod dsp {
         };
     }
 
+    /// The four sums `r0`–`r3` of a block as logits `ssat29(round((sum << pre_shift) · value /
+    /// 2^32))` (value at `[sp, #8]`, pre_shift at `[sp, #20]`) into a column (at `r6`,
+    /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit).
+    macro_rules! column_store {
+        () => {
+            concat!(
+                "ldr r9, [sp, #8]\n",
+                "ldr r10, [sp, #20]\n",
+                "lsl r0, r0, r10\n",
+                "smmulr r0, r0, r9\n",
+                "ssat r0, #29, r0\n",
+                "str r0, [r6], #32\n",
+                "lsl r1, r1, r10\n",
+                "smmulr r1, r1, r9\n",
+                "ssat r1, #29, r1\n",
+                "str r1, [r6], #32\n",
+                "lsl r2, r2, r10\n",
+                "smmulr r2, r2, r9\n",
+                "ssat r2, #29, r2\n",
+                "str r2, [r6], #32\n",
+                "lsl r3, r3, r10\n",
+                "smmulr r3, r3, r9\n",
+                "ssat r3, #29, r3\n",
+                "str r3, [r6], #32\n",
+            )
+        };
+    }
+
     /// [`byte_step!`] that also stores the word's two `i16` pairs (at `r8`, advanced: the
     /// widened row of [`widen`]).
     macro_rules! widen_step {
@@ -1274,21 +1335,30 @@ mod dsp {
 
     /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
     /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
-    /// pair steps from the widened row (kept at `[sp]`), each block without a loop. `false`,
-    /// nothing done, for another length or a `wide`, `blocks` or `out` too short.
+    /// pair steps from the widened row (kept at `[sp]`), each block without a loop. With a
+    /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
+    /// `ssat29(round((sum << pre_shift) · value / 2^32))` (`dsp::logit_column`'s logit without
+    /// an offset), else to `out[r]`. `false`, nothing done, for another length or a `wide`,
+    /// `blocks` or `out` too short.
     #[inline(always)]
     pub(super) fn widen_dot_blocks(
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        out: &mut [i32],
+        (out, column): (&mut [i32], Option<(i32, u32)>),
         count: usize,
     ) -> bool {
         let words = x.len() / 4;
+        // (the last row's slot: 4 · count − 1 rows on, KEY_BLOCK words apart for a column)
+        let stride = if column.is_some() {
+            super::KEY_BLOCK
+        } else {
+            1
+        };
         if !(words == 4 || words == 8)
             || !x.len().is_multiple_of(4)
             || count == 0
-            || out.len() < 4 * count
+            || out.len() <= (4 * count - 1) * stride
             || wide.len() < 2 * words
             || blocks.len() < count * 8 * words
         {
@@ -1300,42 +1370,75 @@ mod dsp {
         );
         macro_rules! widen_blocks_asm {
             ([$($first:expr),*], [$($body:expr),*]) => {
-                asm!(
-                    "push {{r0, r1, r6, r7}}",
-                    "mov r6, r2",
-                    $($first,)*
-                    "stm r6!, {{r0, r1, r2, r3}}",
-                    "ldr lr, [sp, #4]",
-                    "cmp r5, lr",
-                    "beq 3f",
-                    "2:",
-                    "ldr r4, [sp]",
-                    $($body,)*
-                    "stm r6!, {{r0, r1, r2, r3}}",
-                    "ldr lr, [sp, #4]",
-                    "cmp r5, lr",
-                    "bne 2b",
-                    "3:",
-                    "pop {{r0, r1, r6, r7}}",
-                    inout("r0") wide.as_mut_ptr() => _,
-                    inout("r1") end => _,
-                    inout("r2") out.as_mut_ptr() => _,
-                    out("r3") _,
-                    inout("r4") x.as_ptr() => _,
-                    inout("r5") start => _,
-                    inout("r8") wide.as_mut_ptr() => _,
-                    out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
-                )
+                match column {
+                    None => asm!(
+                        "push {{r0, r1, r6, r7}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 3f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "3:",
+                        "pop {{r0, r1, r6, r7}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        out("r3") _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                    ),
+                    Some((value, pre_shift)) => asm!(
+                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
+                        // [sp, #20] pre_shift
+                        "push {{r0, r1, r3, r6, r7, r9}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        column_store!(),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 3f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        column_store!(),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "3:",
+                        "pop {{r0, r1, r3, r6, r7, r9}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        inout("r3") value => _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        inout("r9") pre_shift => _,
+                        out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                    ),
+                }
             };
         }
-        // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds 4 · count words
-        // and wide 2 · words (checked above): the first block reads the words of x once
-        // (unaligned LDR of i8 rows is allowed on these cores) and writes wide[0 .. 2 · words]
-        // (STRD; wide is i32-aligned), the others read those words of wide from its start
-        // (kept in the stack slot of r0); every block reads its own words once and stores its
-        // four sums, until the block pointer reaches the end of count blocks. r6 and r7 are
-        // saved and restored (16 bytes of stack); r0, r1 come back as pushed and r2 holds a
-        // sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+        // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds the 4 · count
+        // rows' slots (one word apart, or KEY_BLOCK words for a column) and wide 2 · words
+        // (checked above): the first block reads the words of x once (unaligned LDR of i8 rows
+        // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
+        // i32-aligned), the others read those words of wide from its start (kept in the stack
+        // slot of r0); every block reads its own words once and stores its four sums or
+        // logits, until the block pointer reaches the end of count blocks. r6 and r7 are saved
+        // and restored (16 or 24 bytes of stack); r0, r1 (and r3, r9) come back as pushed and
+        // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
+        // lara_attn_dsp).
         unsafe {
             if words == 8 {
                 widen_blocks_asm!(
