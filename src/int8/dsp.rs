@@ -1311,19 +1311,24 @@ pub(crate) fn check() -> Option<usize> {
             let mut logits = [-7i32; 16 * KEY_BLOCK + 3];
             let mut wide = [0i32; 16];
             let loops = crate::simd::int8::Loops::active();
+            // (with a norm term for three blocks: the key pass's |k|² offsets)
+            let norm = (count == 3).then_some(scales_t[1]);
             let done = crate::simd::int8::dot_block_columns(
                 loops,
                 blocks,
                 (rows, dim),
                 &mut wide,
                 (&mut logits, rows_out),
-                scale.parts(),
+                (scale.parts(), norm.map(|norm| norm.parts())),
             );
             let mut dots = [0i32; 16];
             for (jj, row) in rows.chunks_exact(dim).enumerate() {
                 crate::simd::int8::portable_dot_blocks(blocks, row, &mut dots[..rows_out]);
+                let square = crate::simd::int8::portable_squared_norm(row);
+                let offset = norm.map_or(0, |norm| norm.apply(square));
                 for (r, &dot) in dots[..rows_out].iter().enumerate() {
-                    if logits[r * KEY_BLOCK + jj] != to_logit(scale.apply(dot)) {
+                    let expected = to_logit(scale.apply(dot).wrapping_sub(offset));
+                    if logits[r * KEY_BLOCK + jj] != expected {
                         return Some(dim + count);
                     }
                 }

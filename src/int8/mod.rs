@@ -419,39 +419,18 @@ pub(crate) fn block_logits(
     }
     // (the other DSP cores: every row of the block counts, d of 16 or 32: the rows widened on
     // the way, |row|² from the widened copy, no checks per row)
-    // (without a norm term the logits stored by the dot products' asm block itself)
+    // (the logits stored by the dot products' asm block itself, |row|² from its widened copy)
     #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
     if let Some(rows) = source
         .get(first * dim..(first + KEY_BLOCK) * dim)
         .filter(|_| counted.iter().all(|&c| c))
-        && norm.is_none()
         && crate::simd::int8::dot_block_columns(
             loops,
             blocks,
             (rows, dim),
             shared,
             (logits, dots.len()),
-            scale.parts(),
-        )
-    {
-        return;
-    }
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
-    if let Some(rows) = source
-        .get(first * dim..(first + KEY_BLOCK) * dim)
-        .filter(|_| counted.iter().all(|&c| c))
-        && crate::simd::int8::dot_block_rows(
-            loops,
-            blocks,
-            (rows, dim),
-            shared,
-            dots,
-            |jj, dots, pairs| {
-                let offset = norm.map_or(0, |norm| {
-                    norm.apply(crate::simd::int8::pair_squared_norm(pairs))
-                });
-                store_scaled_logits(logits, jj, dots, scale, offset);
-            },
+            (scale.parts(), norm.map(|norm| norm.parts())),
         )
     {
         return;

@@ -545,41 +545,13 @@ pub(crate) fn dot_row<'a>(
 }
 
 /// For each of the [`KEY_BLOCK`] rows `jj` of `rows` (`dim` bytes each, back to back): its dot
-/// products with the `dots.len() / 4` blocks of `blocks` into `dots`, the row widened into
-/// `wide` on the way (`dsp::widen_dot_blocks`), then `column(jj, dots, widened row)`. `false`,
-/// nothing done, unless `dim` is 16 or 32, there are at least two blocks (whole) and the
-/// lengths fit: a block of keys (or queries) with no checks per row.
-#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-#[inline(always)]
-pub(crate) fn dot_block_rows(
-    loops: Loops,
-    blocks: &[i32],
-    (rows, dim): (&[i8], usize),
-    wide: &mut [i32],
-    dots: &mut [i32],
-    mut column: impl FnMut(usize, &[i32], &[i32]),
-) -> bool {
-    let count = dots.len() / ROWS;
-    let fits = matches!(loops.0, Variant::Target)
-        && (dim == 16 || dim == 32)
-        && rows.len() == KEY_BLOCK * dim
-        && count >= 2
-        && dots.len().is_multiple_of(ROWS)
-        && blocks.len() >= count * block_words(dim);
-    let Some(wide) = wide.get_mut(..dim / 2).filter(|_| fits) else {
-        return false;
-    };
-    for (jj, row) in rows.chunks_exact(dim).enumerate() {
-        dsp::widen_dot_blocks(blocks, row, wide, (dots, None), count);
-        column(jj, dots, wide);
-    }
-    true
-}
-
-/// [`dot_block_rows`] whose column step is `logits[r][jj] = ssat29(round((dot << pre_shift)
-/// · value / 2^32))` for the `rows_out` rows (whole blocks) of `logits` (`[rows][KEY_BLOCK]`):
-/// the logits stored by the dot products' `asm!` block itself (no dots kept, no column loop).
-/// `false`, nothing done, where [`dot_block_rows`] would not run or `logits` is short.
+/// products with the `rows_out / 4` blocks of `blocks`, the row widened into `wide` on the way
+/// (`dsp::widen_dot_blocks`), and `logits[r][jj] = ssat29(round((dot << pre_shift) · value /
+/// 2^32) − offset)` for the `rows_out` rows of `logits` (`[rows][KEY_BLOCK]`), the offset 0
+/// or, with a `norm` scale, `norm · |row|²` (from the widened row): the logits stored by the
+/// dot products' `asm!` block itself (no dots kept, no column loop, no checks per row).
+/// `false`, nothing done, unless `dim` is 16 or 32, there are at least two blocks (whole) and
+/// the lengths fit.
 #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
 #[inline(always)]
 pub(crate) fn dot_block_columns(
@@ -588,7 +560,7 @@ pub(crate) fn dot_block_columns(
     (rows, dim): (&[i8], usize),
     wide: &mut [i32],
     (logits, rows_out): (&mut [i32], usize),
-    scale: (i32, u32),
+    (scale, norm): ((i32, u32), Option<(i32, u32)>),
 ) -> bool {
     let count = rows_out / ROWS;
     let fits = matches!(loops.0, Variant::Target)
@@ -603,7 +575,7 @@ pub(crate) fn dot_block_columns(
     };
     for (jj, row) in rows.chunks_exact(dim).enumerate() {
         let column = logits.get_mut(jj..).unwrap_or_default();
-        dsp::widen_dot_blocks(blocks, row, wide, (column, Some(scale)), count);
+        dsp::widen_dot_blocks(blocks, row, wide, (column, Some((scale, norm))), count);
     }
     true
 }
@@ -1292,6 +1264,33 @@ mod dsp {
     /// 2^32))` (value at `[sp, #8]`, pre_shift at `[sp, #20]`) into a column (at `r6`,
     /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit).
     macro_rules! column_store {
+        (offset) => {
+            concat!(
+                "ldr r9, [sp, #8]\n",
+                "ldr r10, [sp, #20]\n",
+                "ldr r11, [sp, #32]\n",
+                "lsl r0, r0, r10\n",
+                "smmulr r0, r0, r9\n",
+                "sub r0, r0, r11\n",
+                "ssat r0, #29, r0\n",
+                "str r0, [r6], #32\n",
+                "lsl r1, r1, r10\n",
+                "smmulr r1, r1, r9\n",
+                "sub r1, r1, r11\n",
+                "ssat r1, #29, r1\n",
+                "str r1, [r6], #32\n",
+                "lsl r2, r2, r10\n",
+                "smmulr r2, r2, r9\n",
+                "sub r2, r2, r11\n",
+                "ssat r2, #29, r2\n",
+                "str r2, [r6], #32\n",
+                "lsl r3, r3, r10\n",
+                "smmulr r3, r3, r9\n",
+                "sub r3, r3, r11\n",
+                "ssat r3, #29, r3\n",
+                "str r3, [r6], #32\n",
+            )
+        };
         () => {
             concat!(
                 "ldr r9, [sp, #8]\n",
@@ -1316,6 +1315,28 @@ mod dsp {
         };
     }
 
+    /// Four words of a widened row (at `r4`, advanced), the squares of their `i16` halves
+    /// added into `lr` (`SMUAD` sets it: the first step).
+    macro_rules! square4 {
+        ($op:ident) => {
+            concat!(
+                "ldm r4!, {{r9, r10, r11, r12}}\n",
+                stringify!($op),
+                " lr, r9, r9",
+                square4!(@acc $op),
+                "\nsmlad lr, r10, r10, lr\n",
+                "smlad lr, r11, r11, lr\n",
+                "smlad lr, r12, r12, lr\n",
+            )
+        };
+        (@acc smuad) => {
+            ""
+        };
+        (@acc smlad) => {
+            ", lr"
+        };
+    }
+
     /// [`byte_step!`] that also stores the word's two `i16` pairs (at `r8`, advanced: the
     /// widened row of [`widen`]).
     macro_rules! widen_step {
@@ -1337,15 +1358,17 @@ mod dsp {
     /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
     /// pair steps from the widened row (kept at `[sp]`), each block without a loop. With a
     /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
-    /// `ssat29(round((sum << pre_shift) · value / 2^32))` (`dsp::logit_column`'s logit without
-    /// an offset), else to `out[r]`. `false`, nothing done, for another length or a `wide`,
-    /// `blocks` or `out` too short.
+    /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
+    /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
+    /// `|x|²` from the widened row after the first block (`SMLAD` of each word with itself);
+    /// else to `out[r]`. `false`, nothing done, for another length or a `wide`, `blocks` or
+    /// `out` too short.
     #[inline(always)]
     pub(super) fn widen_dot_blocks(
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        (out, column): (&mut [i32], Option<(i32, u32)>),
+        (out, column): (&mut [i32], Option<((i32, u32), Option<(i32, u32)>)>),
         count: usize,
     ) -> bool {
         let words = x.len() / 4;
@@ -1369,7 +1392,7 @@ mod dsp {
             blocks.as_ptr().wrapping_add(count * 8 * words),
         );
         macro_rules! widen_blocks_asm {
-            ([$($first:expr),*], [$($body:expr),*]) => {
+            ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*]) => {
                 match column {
                     None => asm!(
                         "push {{r0, r1, r6, r7}}",
@@ -1397,7 +1420,48 @@ mod dsp {
                         inout("r8") wide.as_mut_ptr() => _,
                         out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
                     ),
-                    Some((value, pre_shift)) => asm!(
+                    Some(((value, pre_shift), Some((norm_value, norm_shift)))) => asm!(
+                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
+                        // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32]
+                        // the offset
+                        "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        // |x|² from the widened row, the offset
+                        "ldr r4, [sp]",
+                        $($norm,)*
+                        "ldr r9, [sp, #24]",
+                        "ldr r10, [sp, #28]",
+                        "lsl lr, lr, r10",
+                        "smmulr lr, lr, r9",
+                        "str lr, [sp, #32]",
+                        column_store!(offset),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 3f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        column_store!(offset),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "3:",
+                        "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        inout("r3") value => _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        inout("r9") pre_shift => _,
+                        inout("r10") norm_value => _,
+                        inout("r11") norm_shift => _,
+                        inout("r12") 0i32 => _,
+                        out("lr") _,
+                    ),
+                    Some(((value, pre_shift), None)) => asm!(
                         // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
                         // [sp, #20] pre_shift
                         "push {{r0, r1, r3, r6, r7, r9}}",
@@ -1461,6 +1525,12 @@ mod dsp {
                         pair2_step!(smlad),
                         pair2_step!(smlad),
                         pair2_step!(smlad)
+                    ],
+                    [
+                        square4!(smuad),
+                        square4!(smlad),
+                        square4!(smlad),
+                        square4!(smlad)
                     ]
                 );
             } else {
@@ -1476,7 +1546,8 @@ mod dsp {
                         pair2_step!(smlad),
                         pair2_step!(smlad),
                         pair2_step!(smlad)
-                    ]
+                    ],
+                    [square4!(smuad), square4!(smlad)]
                 );
             }
         }
