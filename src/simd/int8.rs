@@ -1315,6 +1315,10 @@ mod dsp {
         };
     }
 
+    /// The logit scale `(value, pre_shift)` of a column of [`widen_dot_blocks`] and the norm's,
+    /// if any.
+    pub(super) type ColumnScales = ((i32, u32), Option<(i32, u32)>);
+
     /// Four words of a widened row (at `r4`, advanced), the squares of their `i16` halves
     /// added into `lr` (`SMUAD` sets it: the first step).
     macro_rules! square4 {
@@ -1368,7 +1372,7 @@ mod dsp {
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        (out, column): (&mut [i32], Option<((i32, u32), Option<(i32, u32)>)>),
+        (out, column): (&mut [i32], Option<ColumnScales>),
         count: usize,
     ) -> bool {
         let words = x.len() / 4;
