@@ -114,7 +114,9 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
-use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_row};
+use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
+#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+use crate::simd::int8::{dot_blocks, padded_bytes};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -441,19 +443,23 @@ pub(crate) fn block_logits(
             absent_column(logits, jj, dots.len());
             continue;
         };
-        // (the DSP cores without Helium: |row|² from its widened copy where there is one)
-        let widened = dot_row(loops, blocks, row, shared, dots);
+        // (the DSP cores without Helium: the row widened where it pays, |row|² from its
+        // widened copy where there is one)
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-        let norm_of = |row: &[i8]| match widened {
-            Some(pairs) => crate::simd::int8::pair_squared_norm(pairs),
-            None => squared_norm(row),
+        let offset = {
+            let widened = crate::simd::int8::dot_row(loops, blocks, row, shared, dots);
+            let square = match widened {
+                Some(pairs) => crate::simd::int8::pair_squared_norm(pairs),
+                None => squared_norm(row),
+            };
+            norm.map_or(0, |norm| norm.apply(square))
         };
         #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
-        let norm_of = |row: &[i8]| {
-            let _ = widened;
-            squared_norm(row)
+        let offset = {
+            let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
+            dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
+            offset
         };
-        let offset = norm.map_or(0, |norm| norm.apply(norm_of(row)));
         // into column jj of row r's block
         store_scaled_logits(logits, jj, dots, scale, offset);
     }

@@ -512,11 +512,12 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     }
 }
 
-/// [`dot_blocks`] of `row` (any length: padded with zeros in `buffer`, see [`padded_bytes`]).
-/// On the DSP cores without Helium, for a `buffer` that also holds the widened row after the
+/// [`dot_blocks`] of `row` (any length: padded with zeros in `buffer`, see [`padded_bytes`])
+/// on the DSP cores without Helium: for a `buffer` that also holds the widened row after the
 /// padded copy, [`dot_widened`] there (the same sums; fewer instructions from two blocks on
 /// for `d` of 16 or 32, from three blocks on for the others).
 /// Returns the widened row when there is one (for [`pair_squared_norm`]).
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
 #[inline(always)]
 pub(crate) fn dot_row<'a>(
     loops: Loops,
@@ -525,21 +526,13 @@ pub(crate) fn dot_row<'a>(
     buffer: &'a mut [i32],
     out: &mut [i32],
 ) -> Option<&'a [i32]> {
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-    {
-        let (copy, wide) = buffer.split_at_mut((padded(row.len()) / 4).min(buffer.len()));
-        let x = padded_bytes(row, copy);
-        let fused = matches!(x.len(), 16 | 32);
-        if out.len() >= if fused { 2 * ROWS } else { 3 * ROWS } {
-            dot_widened(loops, blocks, x, wide, out)
-        } else {
-            dot_blocks(loops, blocks, x, out);
-            None
-        }
-    }
-    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
-    {
-        dot_blocks(loops, blocks, padded_bytes(row, buffer), out);
+    let (copy, wide) = buffer.split_at_mut((padded(row.len()) / 4).min(buffer.len()));
+    let x = padded_bytes(row, copy);
+    let fused = matches!(x.len(), 16 | 32);
+    if out.len() >= if fused { 2 * ROWS } else { 3 * ROWS } {
+        dot_widened(loops, blocks, x, wide, out)
+    } else {
+        dot_blocks(loops, blocks, x, out);
         None
     }
 }
