@@ -1281,10 +1281,13 @@ impl<'a> Workspace<'a> {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
             #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-            match crate::simd::int8::dot_widened(loops, w, q_row, &mut *wide, logits) {
-                Some(pairs) => pair_dot_blocks(loops, q_bar, pairs, t_row),
-                None => dot_blocks(loops, q_bar, q_row, t_row),
-            }
+            crate::simd::int8::dot_widened2(
+                loops,
+                (w, q_bar),
+                q_row,
+                &mut *wide,
+                (&mut *logits, &mut *t_row),
+            );
             #[cfg(lara_attn_helium)]
             {
                 dot_blocks(loops, w, q_row, logits);

@@ -568,7 +568,14 @@ pub(crate) fn dot_block_columns(
     };
     for (jj, row) in rows.chunks_exact(dim).enumerate() {
         let column = logits.get_mut(jj..).unwrap_or_default();
-        dsp::widen_dot_blocks(blocks, row, wide, (column, Some((scale, norm))), count);
+        dsp::widen_dot_blocks(
+            blocks,
+            row,
+            wide,
+            (column, Some((scale, norm))),
+            count,
+            None,
+        );
     }
     true
 }
@@ -591,7 +598,7 @@ pub(crate) fn dot_widened<'a>(
         && x.len().is_multiple_of(CHUNK)
         && wide.len() >= x.len() / 2;
     let count = out.len() / ROWS;
-    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count) {
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, None) {
         return wide.get(..x.len() / 2);
     }
     match widen_bytes(x, wide) {
@@ -603,6 +610,33 @@ pub(crate) fn dot_widened<'a>(
             dot_blocks(loops, blocks, x, out);
             None
         }
+    }
+}
+
+/// [`dot_blocks`] of `x` with `blocks` into `out` and with `second` into `out2` (see
+/// [`dot_widened`]): for 16 or 32 bytes one `asm!` block for both (`dsp::widen_dot_blocks`
+/// with its second range), else [`dot_widened`] and [`pair_dot_blocks`] from the widened row.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_widened2(
+    loops: Loops,
+    (blocks, second): (&[i32], &[i32]),
+    x: &[i8],
+    wide: &mut [i32],
+    (out, out2): (&mut [i32], &mut [i32]),
+) {
+    let fits = matches!(loops.0, Variant::Target)
+        && !x.is_empty()
+        && x.len().is_multiple_of(CHUNK)
+        && wide.len() >= x.len() / 2;
+    let (count, count2) = (out.len() / ROWS, out2.len() / ROWS);
+    let range2 = Some((second, &mut *out2, count2));
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, range2) {
+        return;
+    }
+    match dot_widened(loops, blocks, x, wide, out) {
+        Some(pairs) => pair_dot_blocks(loops, second, pairs, out2),
+        None => dot_blocks(loops, second, x, out2),
     }
 }
 
@@ -1358,8 +1392,10 @@ mod dsp {
     /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
     /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
     /// `|x|²` from the widened row after the first block (`SMLAD` of each word with itself);
-    /// else to `out[r]`. `false`, nothing done, for another length or a `wide`, `blocks` or
-    /// `out` too short.
+    /// else to `out[r]`, and with a `second` range of `count2 ≥ 1` blocks (no column), its
+    /// dot products by the pair steps into its own `out2` after the first range's. `false`,
+    /// nothing done, for another length or a `wide`, `blocks` or `out` too short (or a
+    /// second range that does not fit or comes with a column).
     #[inline(always)]
     pub(super) fn widen_dot_blocks(
         blocks: &[i32],
@@ -1367,8 +1403,17 @@ mod dsp {
         wide: &mut [i32],
         (out, column): (&mut [i32], Option<ColumnScales>),
         count: usize,
+        second: Option<(&[i32], &mut [i32], usize)>,
     ) -> bool {
         let words = x.len() / 4;
+        if let Some((blocks2, out2, count2)) = &second
+            && (column.is_some()
+                || *count2 == 0
+                || out2.len() < 4 * count2
+                || blocks2.len() < count2 * 8 * words)
+        {
+            return false;
+        }
         // (the last row's slot: 4 · count − 1 rows on, KEY_BLOCK words apart for a column)
         let stride = if column.is_some() {
             super::KEY_BLOCK
@@ -1390,8 +1435,47 @@ mod dsp {
         );
         macro_rules! widen_blocks_asm {
             ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*]) => {
-                match column {
-                    None => asm!(
+                match (column, second) {
+                    (None, Some((blocks2, out2, count2))) => asm!(
+                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] the second
+                        // range's start, [sp, #20] its end, [sp, #24] its out
+                        "push {{r0, r1, r3, r6, r7, r9, r10}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 4f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "4:",
+                        "ldr r5, [sp, #8]",
+                        "ldr r6, [sp, #24]",
+                        "5:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #20]",
+                        "cmp r5, lr",
+                        "bne 5b",
+                        "pop {{r0, r1, r3, r6, r7, r9, r10}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        inout("r3") blocks2.as_ptr() => _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        inout("r9") blocks2.as_ptr().wrapping_add(count2 * 8 * words) => _,
+                        inout("r10") out2.as_mut_ptr() => _,
+                        out("r11") _, out("r12") _, out("lr") _,
+                    ),
+                    (None, None) => asm!(
                         "push {{r0, r1, r6, r7}}",
                         "mov r6, r2",
                         $($first,)*
@@ -1417,7 +1501,7 @@ mod dsp {
                         inout("r8") wide.as_mut_ptr() => _,
                         out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
                     ),
-                    Some(((value, pre_shift), Some((norm_value, norm_shift)))) => asm!(
+                    (Some(((value, pre_shift), Some((norm_value, norm_shift)))), _) => asm!(
                         // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
                         // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32]
                         // the offset
@@ -1458,7 +1542,7 @@ mod dsp {
                         inout("r12") 0i32 => _,
                         out("lr") _,
                     ),
-                    Some(((value, pre_shift), None)) => asm!(
+                    (Some(((value, pre_shift), None)), _) => asm!(
                         // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
                         // [sp, #20] pre_shift
                         "push {{r0, r1, r3, r6, r7, r9}}",
@@ -1496,8 +1580,10 @@ mod dsp {
         // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
         // i32-aligned), the others read those words of wide from its start (kept in the stack
         // slot of r0); every block reads its own words once and stores its four sums or
-        // logits, until the block pointer reaches the end of count blocks. r6 and r7 are saved
-        // and restored (16 or 24 bytes of stack); r0, r1 (and r3, r9) come back as pushed and
+        // logits, until the block pointer reaches the end of count blocks (then likewise the
+        // count2 ≥ 1 blocks of a second range, checked above, into out2, which holds 4 · count2
+        // sums). r6 and r7 are saved and restored (16 to 36 bytes of stack); r0, r1 (and r3,
+        // r9 to r12) come back as pushed and
         // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
         // lara_attn_dsp).
         unsafe {
@@ -2496,6 +2582,26 @@ fn check_loops(loops: Loops) -> Option<usize> {
                         || !untouched
                         || norm != portable_squared_norm(x)
                     {
+                        return Some(len);
+                    }
+                    // two ranges of blocks in one go: the second one block on (it overlaps
+                    // the first: read only), one to count blocks, into its own sums
+                    let words = block_words(elements);
+                    let second = &blocks[words..];
+                    let count2 = 1 + len % count.min(second.len() / words).max(1);
+                    let (mut out2, mut expected2) =
+                        ([3i32; 4 * CHECK_BLOCKS + 3], [3i32; 4 * CHECK_BLOCKS + 3]);
+                    dirty(&mut out, &mut expected);
+                    dot_widened2(
+                        loops,
+                        (&blocks, second),
+                        x,
+                        &mut wide,
+                        (&mut out[..rows], &mut out2[..count2 * ROWS]),
+                    );
+                    portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                    portable_dot_blocks(second, x, &mut expected2[..count2 * ROWS]);
+                    if out != expected || out2 != expected2 {
                         return Some(len);
                     }
                 }
