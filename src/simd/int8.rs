@@ -1768,10 +1768,10 @@ mod dsp {
         let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in
         // bounds, and out holds 4·count words (checked by the caller): per block the steps read
-        // the words of x two at a time (two or eight steps without a loop for 4 or 16 words; else the first
-        // one or two steps, then two per turn of the loop, which starts with an even number of
-        // steps ≥ 2 left) and the block's words once, and store its four sums; the blocks end
-        // after count blocks. r6 and r7 are saved and restored (the x start and the blocks' end
+        // the words of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words;
+        // else the first one or two steps, then two per turn of the loop, which starts with an
+        // even number of steps ≥ 2 left) and the block's words once, and store its four sums;
+        // the blocks end after count blocks. r6 and r7 are saved and restored (the x start and the blocks' end
         // live in the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as
         // pushed and r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
         // lara_attn_dsp).
@@ -1784,6 +1784,21 @@ mod dsp {
                     blocks_end,
                     out,
                     [pair2_step!(smuad), pair2_step!(smlad)]
+                );
+            } else if steps == 4 {
+                // (d = 16, or LARA's 16 weights: the steps without a loop)
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ]
                 );
             } else if steps == 8 {
                 // (d = 32: the steps without a loop)
