@@ -203,10 +203,10 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
     if len == 0 {
         return sum;
     }
-    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (two per turn, an odd len entering at the second, until
-    // the logit pointer
-    // reaches logits + len); the table load reads POW2_TABLE at an index masked to 0..64. The
-    // block writes only its inout and out operands and the flags; no stack, no memory.
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (two per turn, an odd len entering at the
+    // second, until the logit pointer reaches logits + len); the table load reads POW2_TABLE at an
+    // index masked to 0..64. The block writes only its inout and out operands and the flags; no
+    // stack, no memory.
     unsafe {
         weights_loop!(reference, logits, len, sum, [],);
     }
@@ -224,9 +224,10 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
         return sum;
     }
     // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (two
-    // elements per turn, an odd len entering at the second, until the t pointer reaches t + len), len ≤ both lengths; the table load
-    // reads POW2_TABLE at an index masked to 0..64. The block writes only t, its inout and out
-    // operands and the flags (SMMULR and SSAT may set Q); no stack.
+    // elements per turn, an odd len entering at the second, until the t pointer reaches t + len),
+    // len ≤ both lengths; the table load reads POW2_TABLE at an index masked to 0..64. The block
+    // writes only t, its inout and out operands and the flags (SMMULR and SSAT may set Q); no
+    // stack.
     unsafe {
         let end = t.as_mut_ptr().add(len);
         macro_rules! t_step {
@@ -374,8 +375,9 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
         return None;
     }
     // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (two elements per turn, an odd len
-    // entering at the second, until the pointer reaches a + len); the table load reads POW2_TABLE at an index masked to 0..64. The
-    // block writes only a, its inout and out operands and the flags; no stack.
+    // entering at the second, until the pointer reaches a + len); the table load reads POW2_TABLE
+    // at an index masked to 0..64. The block writes only a, its inout and out operands and the
+    // flags; no stack.
     unsafe {
         macro_rules! phi_step {
             () => {

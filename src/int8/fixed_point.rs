@@ -404,10 +404,10 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     (q1 << 16) | q0
 }
 
-/// `round(2^(30 + bits) / sum)` (half up) for `1 ≤ sum < 2^16` of `bits` bits: [`Reciprocal::new`]'s
-/// bits (its normalised divisor's low half is zero) by two 16-bit quotient digits, each one
-/// 32-bit division (`2^(14 + bits) / sum < 2^16`, then the remainder's `· 2^16`); the quotient
-/// is never exactly half way (`sum` would be a power of two, which divides it).
+/// `round(2^(30 + bits) / sum)` (half up) for `1 ≤ sum < 2^16` of `bits` bits:
+/// [`Reciprocal::new`]'s bits (its normalised divisor's low half is zero) by two 16-bit quotient
+/// digits, each one 32-bit division (`2^(14 + bits) / sum < 2^16`, then the remainder's `· 2^16`);
+/// the quotient is never exactly half way (`sum` would be a power of two, which divides it).
 #[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
 #[inline(always)]
 pub(crate) fn reciprocal_small(sum: u32, bits: u32) -> u32 {

@@ -1766,15 +1766,14 @@ mod dsp {
         let (start, out) = (x.as_ptr(), out.as_mut_ptr());
         let end = start.wrapping_add(x.len());
         let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
-        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in
-        // bounds, and out holds 4·count words (checked by the caller): per block the steps read
-        // the words of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words;
-        // else the first one or two steps, then two per turn of the loop, which starts with an
-        // even number of steps ≥ 2 left) and the block's words once, and store its four sums;
-        // the blocks end after count blocks. r6 and r7 are saved and restored (the x start and the blocks' end
-        // live in the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as
-        // pushed and r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
-        // lara_attn_dsp).
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in bounds,
+        // and out holds 4·count words (checked by the caller): per block the steps read the words
+        // of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words; else the first
+        // one or two steps, then two per turn of the loop, which starts with an even number of
+        // steps ≥ 2 left) and the block's words once, and store its four sums; the blocks end after
+        // count blocks. r6 and r7 are saved and restored (the x start and the blocks' end live in
+        // the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as pushed and r2
+        // holds a sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
         unsafe {
             if steps == 2 {
                 blocks_asm!(
