@@ -1625,12 +1625,17 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
     }
 }
 
-/// The buffer of a row of [`block_logits`]: on the DSP cores without Helium the workspace's
+/// The buffer of a row of [`block_logits`]: on the DSP cores without Helium (not built for
+/// size) the workspace's
 /// `row` (free in the key pass and the normaliser: room for the row's widened copy too), else
 /// `shared` (fewer instructions with the portable loops, ARMv6-M LARA 18.91M against 18.59M).
 #[inline(always)]
 fn row_buffer<'b>(row: &'b mut [i32], shared: &'b mut [i32]) -> &'b mut [i32] {
-    if cfg!(all(lara_attn_dsp, not(lara_attn_helium))) {
+    if cfg!(all(
+        lara_attn_dsp,
+        not(lara_attn_helium),
+        not(lara_attn_compact)
+    )) {
         row
     } else {
         shared

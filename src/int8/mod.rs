@@ -115,7 +115,7 @@ use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
 use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
-#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
 use crate::simd::int8::{dot_blocks, padded_bytes};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
@@ -443,9 +443,9 @@ pub(crate) fn block_logits(
             absent_column(logits, jj, dots.len());
             continue;
         };
-        // (the DSP cores without Helium: the row widened where it pays, |row|² from its
-        // widened copy where there is one)
-        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        // (the DSP cores without Helium, not built for size: the row widened where it pays,
+        // |row|² from its widened copy where there is one)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
         let offset = {
             let widened = crate::simd::int8::dot_row(loops, blocks, row, shared, dots);
             let square = match widened {
@@ -454,7 +454,7 @@ pub(crate) fn block_logits(
             };
             norm.map_or(0, |norm| norm.apply(square))
         };
-        #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
+        #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
         let offset = {
             let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
             dot_blocks(loops, blocks, padded_bytes(row, shared), dots);

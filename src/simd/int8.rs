@@ -517,7 +517,7 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 /// padded copy, [`dot_widened`] there (the same sums; fewer instructions from two blocks on
 /// for `d` of 16 or 32, from three blocks on for the others).
 /// Returns the widened row when there is one (for [`pair_squared_norm`]).
-#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
 #[inline(always)]
 pub(crate) fn dot_row<'a>(
     loops: Loops,
