@@ -115,7 +115,7 @@ macro_rules! two_per_turn {
     };
 }
 
-/// One element of [`weights_loop!`]: `weight_q15(reference − logit)` added to `{sum}`, stored
+/// One element of `weights_loop!`: `weight_q15(reference − logit)` added to `{sum}`, stored
 /// by the template line `$store` (or not).
 macro_rules! weights_step {
     ([$($store:expr)?]) => {

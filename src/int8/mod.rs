@@ -388,7 +388,7 @@ pub(crate) fn store_scaled_logits(
 /// `logits` (`[dots.len()][KEY_BLOCK]`) gets `to_logit(scale · dot − norm · |row|²)` (the
 /// norm term only with `norm`), else [`ABSENT`](fixed_point::ABSENT). `dots` holds the dot
 /// products of one row, `shared` its padded copy (and, where it fits, its widened copy after
-/// it: see [`dot_row`]). Exact attention's keys, LARA's keys and its
+/// it: see `simd::int8::dot_row`). Exact attention's keys, LARA's keys and its
 /// normaliser's queries (out of line when built for size).
 #[cfg_attr(not(lara_attn_compact), inline(always))]
 #[cfg_attr(lara_attn_compact, inline(never))]
