@@ -20,8 +20,9 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    POW2_TABLE, Scale32, exp2_neg, exp2_neg_branchless, exp2_operand, shift_round, sweep_t_rows,
-    sweep_weight_blocks, to_logit, weight_q15,
+    Multiplier, POW2_TABLE, Reciprocal, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
+    exp2_operand, reciprocal_small, row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks,
+    to_logit, weight_q15,
 };
 use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
@@ -74,24 +75,55 @@ macro_rules! exp2_body {
     };
 }
 
+/// The entry of a loop of two elements per turn over the `u32`s from `{$p}` to `{$end}` (labels
+/// `1` for the first element of a turn, `3` for the second): an odd count enters at `3`.
+/// Clobbers `{s}` and the flags.
+macro_rules! two_per_turn {
+    ($p:ident, $end:ident) => {
+        concat!(
+            "sub {s}, {",
+            stringify!($end),
+            "}, {",
+            stringify!($p),
+            "}\n",
+            "tst {s}, #4\n",
+            "bne 3f\n",
+        )
+    };
+}
+
+/// One element of `weights_loop!`: `weight_q15(reference − logit)` added to `{sum}`, stored
+/// by the template line `$store` (or not).
+macro_rules! weights_step {
+    ([$($store:expr)?]) => {
+        concat!(
+            // t = reference − logit (wrapping)
+            "ldr {t}, [{l}], #4\n",
+            "sub {t}, {r}, {t}\n",
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, {k}, {t}, lsr #16\n",
+            "usat {s}, #6, {s}\n",
+            exp2_body!(),
+            // weight_q15: min(2^-t in Q15, 32767)
+            "usat {t}, #15, {t}\n",
+            $($store, "\n",)?
+            "add {sum}, {sum}, {t}\n",
+        )
+    };
+}
+
 /// One `asm!` loop of block weights: `weight_q15(reference − logit)` (wrapping, as `u32`) for
 /// each of `len ≥ 1` logits from `$logits`, added to `$sum`, each stored by `$store` (a template
 /// line on `{t}`, or none) with its operands after it.
 macro_rules! weights_loop {
     ($reference:expr, $logits:expr, $len:expr, $sum:ident, [$($store:expr)?], $($operands:tt)*) => {
         asm!(
+            // (two logits per turn: an odd count enters at the second)
+            two_per_turn!(l, end),
             "1:",
-            // t = reference − logit (wrapping)
-            "ldr {t}, [{l}], #4",
-            "sub {t}, {r}, {t}",
-            // shift = 15 + (t >> 16), capped at 63
-            "add {s}, {k}, {t}, lsr #16",
-            "usat {s}, #6, {s}",
-            exp2_body!(),
-            // weight_q15: min(2^-t in Q15, 32767)
-            "usat {t}, #15, {t}",
-            $($store,)?
-            "add {sum}, {sum}, {t}",
+            weights_step!([$($store)?]),
+            "3:",
+            weights_step!([$($store)?]),
             "cmp {l}, {end}",
             "bne 1b",
             $($operands)*
@@ -123,7 +155,8 @@ pub(crate) fn weight_halves_q15(reference: i32, logits: &[i32], pairs: &mut [i32
         return sum;
     }
     // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes the first len halfwords of
-    // pairs (one per turn, until the logit pointer reaches logits + len), len ≤ logits.len()
+    // pairs (two per turn, an odd len entering at the second, until the logit pointer reaches
+    // logits + len), len ≤ logits.len()
     // and ≤ 2 · pairs.len(); the table load reads POW2_TABLE at an index masked to 0..64. The
     // block writes only pairs, its inout and out operands and the flags; no stack.
     unsafe {
@@ -147,9 +180,10 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
     if len == 0 {
         return sum;
     }
-    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (one per turn, until the logit pointer
-    // reaches logits + len); the table load reads POW2_TABLE at an index masked to 0..64. The
-    // block writes only its inout and out operands and the flags; no stack, no memory.
+    // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (two per turn, an odd len entering at the
+    // second, until the logit pointer reaches logits + len); the table load reads POW2_TABLE at an
+    // index masked to 0..64. The block writes only its inout and out operands and the flags; no
+    // stack, no memory.
     unsafe {
         weights_loop!(reference, logits, len, sum, [],);
     }
@@ -166,29 +200,41 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     if len == 0 {
         return sum;
     }
-    // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (one
-    // element per turn, until the t pointer reaches t + len), len ≤ both lengths; the table load
-    // reads POW2_TABLE at an index masked to 0..64. The block writes only t, its inout and out
-    // operands and the flags (SMMULR and SSAT may set Q); no stack.
+    // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (two
+    // elements per turn, an odd len entering at the second, until the t pointer reaches t + len),
+    // len ≤ both lengths; the table load reads POW2_TABLE at an index masked to 0..64. The block
+    // writes only t, its inout and out operands and the flags (SMMULR and SSAT may set Q); no
+    // stack.
     unsafe {
         let end = t.as_mut_ptr().add(len);
+        macro_rules! t_step {
+            () => {
+                concat!(
+                    // logit = ssat29(round((t << pre_shift) · value / 2^32))
+                    "ldr {t}, [{p}]\n",
+                    "lsl {t}, {t}, {pre}\n",
+                    "smmulr {t}, {t}, {value}\n",
+                    "ssat {t}, #29, {t}\n",
+                    // max(reference − logit, 0) (wrapping difference)
+                    "ldr {j}, [{r}], #4\n",
+                    "sub {t}, {j}, {t}\n",
+                    "bic {t}, {t}, {t}, asr #31\n",
+                    // shift = 3 + min(t >> 16, 31) (t ≥ 0 as i32)
+                    "usat {s}, #5, {t}, asr #16\n",
+                    "add {s}, {s}, #3\n",
+                    exp2_body!(),
+                    "str {t}, [{p}], #4\n",
+                    "add {sum}, {sum}, {t}\n",
+                )
+            };
+        }
         asm!(
+            // (two per turn: an odd count enters at the second)
+            two_per_turn!(p, end),
             "1:",
-            // logit = ssat29(round((t << pre_shift) · value / 2^32))
-            "ldr {t}, [{p}]",
-            "lsl {t}, {t}, {pre}",
-            "smmulr {t}, {t}, {value}",
-            "ssat {t}, #29, {t}",
-            // max(reference − logit, 0) (wrapping difference)
-            "ldr {j}, [{r}], #4",
-            "sub {t}, {j}, {t}",
-            "bic {t}, {t}, {t}, asr #31",
-            // shift = 3 + min(t >> 16, 31) (t ≥ 0 as i32)
-            "usat {s}, #5, {t}, asr #16",
-            "add {s}, {s}, #3",
-            exp2_body!(),
-            "str {t}, [{p}], #4",
-            "add {sum}, {sum}, {t}",
+            t_step!(),
+            "3:",
+            t_step!(),
             "cmp {p}, {end}",
             "bne 1b",
             p = inout(reg) t.as_mut_ptr() => _,
@@ -225,25 +271,37 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     macro_rules! weights_asm {
         ($alpha:expr) => {
             // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and reads and writes
-            // weights[0 .. len] (one element per turn, until the logit pointer reaches
+            // weights[0 .. len] (two elements per turn, an odd len entering at the second, until
+            // the logit pointer reaches
             // logits + len), len ≤ both lengths; the table load reads POW2_TABLE at an index
             // masked to 0..64. The block writes only weights, its inout and out operands and
             // the flags; no stack.
             unsafe {
+                macro_rules! weight_step {
+                    () => {
+                        concat!(
+                            // t = max − logit (wrapping), shift = 15 + min(t >> 16, 31)
+                            "ldr {t}, [{l}], #4\n",
+                            "sub {t}, {m}, {t}\n",
+                            "lsr {s}, {t}, #16\n",
+                            "usat {s}, #5, {s}\n",
+                            "add {s}, {s}, #15\n",
+                            exp2_body!(),
+                            $alpha,
+                            "str {t}, [{w}], #4\n",
+                            // the 64-bit sum
+                            "adds {lo}, {lo}, {t}\n",
+                            "adc {hi}, {hi}, #0\n",
+                        )
+                    };
+                }
                 asm!(
+                    // (two per turn: an odd count enters at the second)
+                    two_per_turn!(l, end),
                     "1:",
-                    // t = max − logit (wrapping), shift = 15 + min(t >> 16, 31)
-                    "ldr {t}, [{l}], #4",
-                    "sub {t}, {m}, {t}",
-                    "lsr {s}, {t}, #16",
-                    "usat {s}, #5, {s}",
-                    "add {s}, {s}, #15",
-                    exp2_body!(),
-                    $alpha,
-                    "str {t}, [{w}], #4",
-                    // the 64-bit sum
-                    "adds {lo}, {lo}, {t}",
-                    "adc {hi}, {hi}, #0",
+                    weight_step!(),
+                    "3:",
+                    weight_step!(),
                     "cmp {l}, {end}",
                     "bne 1b",
                     l = inout(reg) logits.as_ptr() => _,
@@ -293,23 +351,35 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
     if len > 1 << 16 {
         return None;
     }
-    // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (one element per turn, until the
-    // pointer reaches a + len); the table load reads POW2_TABLE at an index masked to 0..64. The
-    // block writes only a, its inout and out operands and the flags; no stack.
+    // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (two elements per turn, an odd len
+    // entering at the second, until the pointer reaches a + len); the table load reads POW2_TABLE
+    // at an index masked to 0..64. The block writes only a, its inout and out operands and the
+    // flags; no stack.
     unsafe {
+        macro_rules! phi_step {
+            () => {
+                concat!(
+                    // gap = top − a (wrapping), shift = 15 + min(gap >> 16, 31)
+                    "ldr {t}, [{p}]\n",
+                    "sub {t}, {top}, {t}\n",
+                    "lsr {s}, {t}, #16\n",
+                    "usat {s}, #5, {s}\n",
+                    "add {s}, {s}, #15\n",
+                    exp2_body!(),
+                    // Σ 2^-gap, φ = ratio · 2^-gap + floor
+                    "add {sum}, {sum}, {t}\n",
+                    "mla {t}, {t}, {r}, {f}\n",
+                    "str {t}, [{p}], #4\n",
+                )
+            };
+        }
         asm!(
+            // (two per turn: an odd count enters at the second)
+            two_per_turn!(p, end),
             "1:",
-            // gap = top − a (wrapping), shift = 15 + min(gap >> 16, 31)
-            "ldr {t}, [{p}]",
-            "sub {t}, {top}, {t}",
-            "lsr {s}, {t}, #16",
-            "usat {s}, #5, {s}",
-            "add {s}, {s}, #15",
-            exp2_body!(),
-            // Σ 2^-gap, φ = ratio · 2^-gap + floor
-            "add {sum}, {sum}, {t}",
-            "mla {t}, {t}, {r}, {f}",
-            "str {t}, [{p}], #4",
+            phi_step!(),
+            "3:",
+            phi_step!(),
             "cmp {p}, {end}",
             "bne 1b",
             p = inout(reg) a.as_mut_ptr() => _,
@@ -592,6 +662,331 @@ pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8]) -> bool {
     true
 }
 
+/// `2^-t` of the explicit-register loops of [`QuerySteps::run`]: `exp2_body!` with `t` in
+/// `r2`, its shift in `r3`, the tables' addresses in `r0` (`POW2_TABLE`) and `r1`
+/// ([`exp2_operand`]); clobbers `lr`, `r6` and the flags.
+#[cfg(not(lara_attn_compact))]
+macro_rules! exp2_body_r2 {
+    () => {
+        concat!(
+            "ubfx lr, r2, #10, #6\n",
+            "ldr lr, [r0, lr, lsl #2]\n",
+            "ubfx r2, r2, #0, #10\n",
+            "ldr r2, [r1, r2, lsl #2]\n",
+            "umull r6, r2, r2, lr\n",
+            "sub r2, lr, r2\n",
+            "lsrs r2, r2, r3\n",
+            "adc r2, r2, #0\n",
+        )
+    };
+}
+
+/// One logit of [`QuerySteps::run`]'s first loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
+/// `SSAT #29`) and the largest so far in `r12`: the bias from `r8` (advanced), the scale's
+/// parts in `r9`, `r10`.
+#[cfg(not(lara_attn_compact))]
+#[rustfmt::skip]
+macro_rules! logit_r {
+    ($r:literal) => {
+        concat!(
+            "ldr r11, [r8], #4\n",
+            "lsl ", $r, ", ", $r, ", r10\n",
+            "smmulr ", $r, ", ", $r, ", r9\n",
+            "qadd ", $r, ", ", $r, ", r11\n",
+            "ssat ", $r, ", #29, ", $r, "\n",
+            "cmp r12, ", $r, "\n",
+            "it lt\n",
+            "movlt r12, ", $r, "\n",
+        )
+    };
+}
+
+/// One `α` of [`QuerySteps::run`]'s third loop: `$t` = `max(bh + round(coeff · (T − mean) /
+/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, the mean in `r11`, the coefficient in `r8`.
+#[cfg(not(lara_attn_compact))]
+#[rustfmt::skip]
+macro_rules! alpha_r {
+    ($t:literal, $b:literal) => {
+        concat!(
+            "sub ", $t, ", ", $t, ", r11\n",
+            "smull ", $t, ", lr, ", $t, ", r8\n",
+            "lsrs ", $t, ", ", $t, ", #16\n",
+            "orr ", $t, ", ", $t, ", lr, lsl #16\n",
+            "adc ", $t, ", ", $t, ", #0\n",
+            "qadd ", $t, ", ", $b, ", ", $t, "\n",
+            "cmp ", $t, ", #1\n",
+            "it lt\n",
+            "movlt ", $t, ", #1\n",
+        )
+    };
+}
+
+/// One `T` of [`QuerySteps::run`]'s second loop (see [`t_row`]): the dot at `r4` (advanced,
+/// `T` stored there), the reference from `r5` (advanced), the scale's parts in `r9`, `r10`,
+/// the sum in `r11`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! t_step_r {
+    () => {
+        concat!(
+            "ldr r2, [r4]\n",
+            "lsl r2, r2, r10\n",
+            "smmulr r2, r2, r9\n",
+            "ssat r2, #29, r2\n",
+            "ldr lr, [r5], #4\n",
+            "sub r2, lr, r2\n",
+            "bic r2, r2, r2, asr #31\n",
+            "usat r3, #5, r2, asr #16\n",
+            "add r3, r3, #3\n",
+            exp2_body_r2!(),
+            "str r2, [r4], #4\n",
+            "add r11, r11, r2\n",
+        )
+    };
+}
+
+/// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit from `r4`
+/// (advanced) against the largest in `r12`, `· α` from `r8` (advanced, the weight stored
+/// there), the 64-bit sum in `r9`, `r10`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! weight_step_r {
+    () => {
+        concat!(
+            // t = max − ℓ (≥ 0: the largest of these logits), shift = 15 + min(t >> 16, 31)
+            "ldr r2, [r4], #4\n",
+            "sub r2, r12, r2\n",
+            "usat r3, #5, r2, asr #16\n",
+            "add r3, r3, #15\n",
+            exp2_body_r2!(),
+            "ldr r3, [r8]\n",
+            "umull r6, lr, r2, r3\n",
+            "lsrs r6, r6, #15\n",
+            "orr r2, r6, lr, lsl #17\n",
+            "adc r2, r2, #0\n",
+            "str r2, [r8], #4\n",
+            "adds r9, r9, r2\n",
+            "adc r10, r10, #0\n",
+        )
+    };
+}
+
+/// Words of the constants of [`QuerySteps`].
+#[cfg(not(lara_attn_compact))]
+pub(crate) const QUERY_STEP_WORDS: usize = 13;
+
+/// The per-query steps of LARA's `mis-opt` query loop on one head, in one `asm!` block (no
+/// glue between them), for `count` landmarks, a multiple of four from 4 to 28: the constants
+/// and the addresses of the read-only rows in a scratch buffer (off the stack), in the order
+/// the block loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T`
+/// references, the `T` scale, `POW2_TABLE`, the deficits' table ([`exp2_operand`]), the balances, `alpha_coeff`,
+/// `count`, `count / 2`.
+#[cfg(not(lara_attn_compact))]
+pub(crate) struct QuerySteps<'a> {
+    words: &'a [i32; QUERY_STEP_WORDS],
+    count: usize,
+    rows: core::marker::PhantomData<&'a [i32]>,
+}
+
+#[cfg(not(lara_attn_compact))]
+impl<'a> QuerySteps<'a> {
+    /// The steps for `count` landmarks with these biases, `T` references and balances (`bh`)
+    /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
+    /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
+    /// `count` each and `buffer` [`QUERY_STEP_WORDS`].
+    pub(crate) fn new(
+        buffer: &'a mut [i32],
+        count: usize,
+        (biases, t_reference, balances): (&'a [i32], &'a [i32], &'a [i32]),
+        (query_dot, t_dot): (Scale32, Scale32),
+        alpha_coeff: i32,
+    ) -> Option<Self> {
+        let fits = count.is_multiple_of(4)
+            && (4..32).contains(&count)
+            && biases.len() >= count
+            && t_reference.len() >= count
+            && balances.len() >= count;
+        let words = buffer
+            .first_chunk_mut::<QUERY_STEP_WORDS>()
+            .filter(|_| fits)?;
+        // (addresses as words: 32-bit targets)
+        let address = |p: *const i32| p as usize as i32;
+        *words = [
+            address(biases.as_ptr()),
+            query_dot.parts().0,
+            query_dot.parts().1 as i32,
+            4 * count as i32,
+            address(t_reference.as_ptr()),
+            t_dot.parts().0,
+            t_dot.parts().1 as i32,
+            POW2_TABLE.as_ptr() as usize as i32,
+            exp2_operand() as i32,
+            address(balances.as_ptr()),
+            alpha_coeff,
+            count as i32,
+            count as i32 / 2,
+        ];
+        Some(QuerySteps {
+            words,
+            count,
+            rows: core::marker::PhantomData,
+        })
+    }
+
+    /// For `logits` and `t` holding the dot products `W_c·q_i` and `q̄_c·q_i` of one query
+    /// (at least `count` each), the steps of the query loop: `logits[c] = to_logit(s ·
+    /// logits[c] + bias_c)` and their largest (as `dsp::query_logits_max`), `t[c] = T` and their
+    /// sum (as [`t_row`]), the rounded mean `(Σ T + count / 2) / count`, `weights[c] = α` (as
+    /// [`alphas`]), then `weights[c] = round(2^(ℓ_c − max) · α_c / 2^15)` (as
+    /// [`query_weights`], optimal); returns `Σ weights` and, for `1 ≤ shift ≤ 32` with
+    /// `shift = bits(Σ weights) − 14`, the sum of the weights packed into `packed` as
+    /// `dsp::pack_rounded` does (else `None`: the caller packs). `None`, nothing written, if
+    /// a slice is shorter than `count` (`packed`: `count / 2`).
+    #[inline(always)]
+    pub(crate) fn run(
+        &self,
+        logits: &mut [i32],
+        t: &mut [i32],
+        weights: &mut [i32],
+        packed: &mut [i32],
+    ) -> Option<(u64, Option<u32>)> {
+        let count = self.count;
+        if logits.len() < count
+            || t.len() < count
+            || weights.len() < count
+            || packed.len() < count / 2
+        {
+            return None;
+        }
+        let (low, high, sum, done): (u32, u32, u32, u32);
+        // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds
+        // at least count elements: logits, t and weights (checked above) and the biases, T
+        // references and balances (checked by new, borrowed for 'a), whose addresses the block
+        // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
+        // count elements: four per turn (the logits, LDM/STM), two per turn (T, α, the
+        // weights), until its pointer reaches count elements on (word 3 is 4 · count); the
+        // table loads read POW2_TABLE at an index masked to 0..64 and the deficits' table
+        // (1,024 entries) at one masked to 0..1024. The block writes only logits, t and
+        // weights [0 .. count], its clobbered registers and the flags (QADD, SSAT may set Q),
+        // and packed [0 .. count / 2] (two weights per word, until its pointer reaches
+        // count / 2 words on). r6 and r7 are saved and restored, and the five inputs kept on
+        // the stack (28 bytes in all, popped at the end).
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "push {{r0, r1, r2, r3, r4}}",
+                "mov r7, r3",
+                // logits and their largest (r12)
+                "ldr r4, [sp]",
+                "ldm r7, {{r8, r9, r10, r11}}",
+                "add r5, r4, r11",
+                "mov r12, #0x80000000",
+                "1:",
+                "ldm r4, {{r0, r1, r2, r3}}",
+                logit_r!("r0"),
+                logit_r!("r1"),
+                logit_r!("r2"),
+                logit_r!("r3"),
+                "stm r4!, {{r0, r1, r2, r3}}",
+                "cmp r4, r5",
+                "bne 1b",
+                // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11)
+                "ldr r4, [sp, #4]",
+                "ldr r11, [r7, #12]",
+                "add r8, r4, r11",
+                "add lr, r7, #16",
+                "ldm lr, {{r5, r9, r10}}",
+                "ldrd r0, r1, [r7, #28]",
+                "mov r11, #0",
+                "2:",
+                t_step_r!(),
+                t_step_r!(),
+                "cmp r4, r8",
+                "bne 2b",
+                // the mean (Σ T + count / 2) / count (r11)
+                "ldrd r0, r1, [r7, #44]",
+                "add r11, r11, r1",
+                "udiv r11, r11, r0",
+                // α in weights, two per turn
+                "ldr r5, [sp, #8]",
+                "ldr r10, [r7, #12]",
+                "add r10, r10, r5",
+                "ldr r4, [r7, #36]",
+                "ldr r8, [r7, #40]",
+                "ldr r9, [sp, #4]",
+                "3:",
+                "ldrd r0, r1, [r9], #8",
+                "ldrd r2, r3, [r4], #8",
+                alpha_r!("r0", "r2"),
+                alpha_r!("r1", "r3"),
+                "strd r0, r1, [r5], #8",
+                "cmp r5, r10",
+                "bne 3b",
+                // the weights round(2^(ℓ − max) · α / 2^15) and their 64-bit sum (r9, r10)
+                "ldr r4, [sp]",
+                "ldr r5, [r7, #12]",
+                "add r5, r5, r4",
+                "ldr r8, [sp, #8]",
+                "ldrd r0, r1, [r7, #28]",
+                "mov r9, #0",
+                "mov r10, #0",
+                "4:",
+                weight_step_r!(),
+                weight_step_r!(),
+                "cmp r4, r5",
+                "bne 4b",
+                // shift = bits(Σ) − 14 (r0); for 1 ≤ shift ≤ 32 the weights in pairs of
+                // round(w / 2^shift) (w >> shift plus the carry, bit shift − 1) into packed,
+                // their sum (r11) and r12 = 1; else r12 = 0 (the caller packs)
+                "mov r11, #0",
+                "mov r12, #0",
+                "clz r0, r10",
+                "rsb r0, r0, #50",
+                "cmp r10, #0",
+                "bne 5f",
+                "clz r0, r9",
+                "rsb r0, r0, #18",
+                "5:",
+                "sub r1, r0, #1",
+                "cmp r1, #32",
+                "bhs 6f",
+                "ldr r8, [sp, #8]",
+                "ldr r4, [sp, #16]",
+                "ldr r5, [r7, #12]",
+                "add r5, r4, r5, lsr #1",
+                "mov r12, #1",
+                "7:",
+                "ldrd r2, r3, [r8], #8",
+                "lsrs r2, r2, r0",
+                "adc r2, r2, #0",
+                "lsrs r3, r3, r0",
+                "adc r3, r3, #0",
+                "add r11, r11, r2",
+                "add r11, r11, r3",
+                "pkhbt r2, r2, r3, lsl #16",
+                "str r2, [r4], #4",
+                "cmp r4, r5",
+                "bne 7b",
+                "6:",
+                "add sp, sp, #20",
+                "pop {{r6, r7}}",
+                inout("r0") logits.as_mut_ptr() => _,
+                inout("r1") t.as_mut_ptr() => _,
+                inout("r2") weights.as_mut_ptr() => _,
+                inout("r3") self.words.as_ptr() => _,
+                inout("r4") packed.as_mut_ptr() => _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") low,
+                out("r10") high,
+                out("r11") sum,
+                out("r12") done,
+                out("lr") _,
+            );
+        }
+        let total = u64::from(high) << 32 | u64::from(low);
+        Some((total, (done != 0).then_some(sum)))
+    }
+}
+
 /// The loops against the portable code: `None`, or the first argument that differs. Every
 /// `t` step 3 up to `2^21` (every non-zero `Q15` weight) and the ends of the `u32` range, then
 /// every length up to 40 with random and edge inputs.
@@ -768,6 +1163,156 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
+    // the fused query steps against the loops one by one: every count they take, dots across
+    // the range, references, biases and balances across the i32 range, both ends of alpha_coeff
+    #[cfg(not(lara_attn_compact))]
+    for count in (4..32usize).step_by(4) {
+        for round in 0..6u32 {
+            let mut dots = [0i32; 29];
+            let mut t_dots = [0i32; 29];
+            let mut biases = [0i32; 28];
+            let mut references = [0i32; 28];
+            let mut balances = [0i32; 28];
+            for c in 0..28 {
+                dots[c] = (next() as i32) >> (next() % 24);
+                t_dots[c] = (next() as i32) >> (next() % 24);
+                biases[c] = match next() % 8 {
+                    0 => i32::MAX - (next() >> 6) as i32,
+                    1 => i32::MIN + (next() >> 6) as i32,
+                    _ => (next() as i32) >> (next() % 32),
+                };
+                references[c] = match next() % 8 {
+                    0 => i32::MAX,
+                    1 => i32::MIN,
+                    _ => (next() as i32) >> (next() % 28),
+                };
+                balances[c] = match next() % 8 {
+                    0 => i32::MAX - (next() >> 8) as i32,
+                    1 => i32::MIN + (next() >> 8) as i32,
+                    _ => (next() >> (next() % 32)) as i32,
+                };
+            }
+            (dots[28], t_dots[28]) = (-9, -9);
+            let coeff = match round % 3 {
+                0 => 1 << 19,
+                1 => -(1 << 19),
+                _ => (next() as i32) >> 12,
+            };
+            let scales = (
+                scales_t[(round % 2) as usize],
+                scales_t[1 - (round % 2) as usize],
+            );
+            let rows = (&biases[..count], &references[..count], &balances[..count]);
+            let mut words = [0i32; QUERY_STEP_WORDS];
+            let Some(steps) = QuerySteps::new(&mut words, count, rows, scales, coeff) else {
+                return Some(count);
+            };
+            let (mut logits, mut t, mut weights) = (dots, t_dots, [-5i32; 29]);
+            let mut packed = [-3i32; 15];
+            let run = steps.run(
+                &mut logits[..count],
+                &mut t[..count],
+                &mut weights[..count],
+                &mut packed[..count / 2],
+            );
+            // the loops one by one
+            let (mut e_logits, mut e_t, mut e_weights) = (dots, t_dots, [-5i32; 29]);
+            let (done, max) = query_logits_max(&mut e_logits[..count], &biases, scales.0);
+            let t_sum = t_row(&mut e_t[..count], &references, scales.1);
+            let mean = ((t_sum + count as u32 / 2) / count as u32) as i32;
+            let paired = alphas(&mut e_weights[..count], (&balances, &e_t), mean, coeff);
+            let e_total = query_weights(max, &e_logits[..count], &mut e_weights[..count], true);
+            let same = logits == e_logits && t == e_t && weights == e_weights;
+            if !same || run.map(|r| r.0) != Some(e_total) || done != count || paired != count {
+                return Some(count);
+            }
+            // the packing: by the block for 1 ≤ shift ≤ 32, as pack_rounded
+            let shift = 64 - e_total.max(1).leading_zeros() as i32 - 14;
+            let mut e_packed = [-3i32; 15];
+            let (pairs, _) = e_weights[..count].as_chunks::<2>();
+            let e_sum = pack_rounded(&mut e_packed[..count / 2], pairs, shift as u32);
+            let packed_sum = run.and_then(|r| r.1);
+            if packed_sum != e_sum.filter(|_| shift > 0) || (e_sum.is_some() && packed != e_packed)
+            {
+                return Some(count);
+            }
+        }
+    }
+    // the logit columns stored by the dot products' asm block (dot_block_columns) against the
+    // portable dot products and to_logit(scale · dot): d of 16 and 32, two to four blocks,
+    // edge bytes and i16 halves, both scales; the words past the rows left alone
+    #[cfg(not(lara_attn_compact))]
+    for dim in [16usize, 32] {
+        for count in 2..=4usize {
+            let mut blocks = [0i32; 4 * 64];
+            for (i, word) in blocks.iter_mut().enumerate() {
+                // (rows 0 and 3 of every block -2^14 throughout)
+                let edge = i % 4 == 0 || i % 4 == 3;
+                let mut half = || match next() % 4 {
+                    _ if edge => -(1 << 14),
+                    0 => -(1 << 14),
+                    1 => 1 << 14,
+                    _ => (next() % 32769) as i32 - 16384,
+                };
+                *word = crate::simd::int8::pair(half(), half());
+            }
+            let mut rows = [0i8; KEY_BLOCK * 32];
+            for (i, b) in rows.iter_mut().enumerate() {
+                // (rows 0 and 1 at the ends, against blocks of ±2^14 halves in the first rows)
+                *b = match (i / dim, next() % 4) {
+                    (0, _) => -128,
+                    (1, _) => 127,
+                    (_, 0) => -128,
+                    (_, 1) => 127,
+                    _ => next() as i8,
+                };
+            }
+            let rows = &rows[..KEY_BLOCK * dim];
+            let blocks = &blocks[..count * 2 * dim];
+            // (the last scale saturates the largest dots: |dot| up to 2^26, times 8)
+            let scale = [scales_t[0], scales_t[1], Scale32::new(8.0, 1 << 25)?][count % 3];
+            let rows_out = 4 * count;
+            let mut logits = [-7i32; 16 * KEY_BLOCK + 3];
+            let mut wide = [0i32; 16];
+            let loops = crate::simd::int8::Loops::active();
+            // (with a norm term for three blocks: the key pass's |k|² offsets)
+            let norm = (count == 3).then_some(scales_t[1]);
+            let done = crate::simd::int8::dot_block_columns(
+                loops,
+                blocks,
+                (rows, dim),
+                &mut wide,
+                (&mut logits, rows_out),
+                (scale.parts(), norm.map(|norm| norm.parts())),
+            );
+            let mut dots = [0i32; 16];
+            for (jj, row) in rows.chunks_exact(dim).enumerate() {
+                crate::simd::int8::portable_dot_blocks(blocks, row, &mut dots[..rows_out]);
+                let square = crate::simd::int8::portable_squared_norm(row);
+                let offset = norm.map_or(0, |norm| norm.apply(square));
+                for (r, &dot) in dots[..rows_out].iter().enumerate() {
+                    let expected = to_logit(scale.apply(dot).wrapping_sub(offset));
+                    if logits[r * KEY_BLOCK + jj] != expected {
+                        return Some(dim + count);
+                    }
+                }
+            }
+            if !done || logits[rows_out * KEY_BLOCK..].iter().any(|&l| l != -7) {
+                return Some(dim + count);
+            }
+        }
+    }
+    // the row multipliers straight from sums below 2^16 (row_high_word) against the general
+    // path, every sum, two factors
+    for factor in [0.0071f32, 3.7] {
+        let factor = Multiplier::from_f32(factor)?;
+        for den in 1u32..1 << 16 {
+            let general = Reciprocal::new(den).times(factor, -8).high_word_rounded();
+            if row_high_word(den, factor, -8) != general {
+                return Some(den as usize);
+            }
+        }
+    }
     // the i8 requantisation: sums across the i32 range, 24-bit mantissas, every high shift
     // from 1 to 30 (saturation both ways), every length to 40
     for len in 0..=40usize {
@@ -787,6 +1332,15 @@ pub(crate) fn check() -> Option<usize> {
             if o != expected || done != len / 4 * 4 {
                 return Some(len);
             }
+        }
+    }
+    // the reciprocals of sums below 2^16 (Reciprocal::new_small) against the general path
+    for sum in 1u32..1 << 16 {
+        let zeros = sum.leading_zeros();
+        let normalized = sum << zeros;
+        let general = divide_normalized(1 << 30, normalized / 2, normalized);
+        if reciprocal_small(sum, 32 - zeros) != general {
+            return Some(sum as usize);
         }
     }
     // the rescaling of a row of admit_rows

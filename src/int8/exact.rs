@@ -74,7 +74,8 @@ const fn workspace_parts(shape: Shape) -> [usize; 10] {
         GROUP,
         groups * ROWS,
         GROUP,
-        padded(shape.dim) / 4,
+        // (a key row padded, or widened: `padded(d) / 2` words, see `block_logits`)
+        padded(shape.dim) / 2,
     ]
 }
 
@@ -84,8 +85,8 @@ const fn group_len(shape: Shape) -> usize {
 }
 
 /// Scratch (in `i32`s) of [`attention`] for `shape`: with `P` the words of a block of four
-/// packed query rows (`2·d` rounded up to whole chunks) and `G = ⌈d_v/4⌉`, `4·P + 84·G + 240 + ⌈d/4⌉`
-/// (about `8·d + 21·d_v + 240`), independent of `n`.
+/// packed query rows (`2·d` rounded up to whole chunks) and `G = ⌈d_v/4⌉`, `4·P + 84·G + 240 +
+/// P / 4` (about `8·d + 21·d_v + 240`), independent of `n`.
 pub const fn scratch_len(shape: Shape) -> usize {
     group_len(shape)
 }
@@ -148,7 +149,8 @@ struct Workspace<'a> {
     row: &'a mut [i32],
     /// The dot products of one key with the group's queries, `[GROUP]`.
     dots: &'a mut [i32],
-    /// A key row padded to whole chunks.
+    /// A key row padded to whole chunks (on the DSP cores without Helium, for `d` of 16 or
+    /// 32, widened to `i16` pairs).
     shared: &'a mut [i32],
 }
 

@@ -434,6 +434,52 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     (q1 << 16) | q0
 }
 
+/// `round(2^(30 + bits) / sum)` (half up) for `1 ≤ sum < 2^16` of `bits` bits:
+/// [`Reciprocal::new`]'s bits (its normalised divisor's low half is zero) by two 16-bit quotient
+/// digits, each one 32-bit division (`2^(14 + bits) / sum < 2^16`, then the remainder's `· 2^16`);
+/// the quotient is never exactly half way (`sum` would be a power of two, which divides it).
+#[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
+#[inline(always)]
+pub(crate) fn reciprocal_small(sum: u32, bits: u32) -> u32 {
+    let sum = sum.max(1);
+    let top = 1u32 << (14 + bits.min(16));
+    let (high, rest) = (top / sum, top % sum);
+    let next = rest << 16;
+    let (low, rest) = (next / sum, next % sum);
+    ((high << 16) | low) + u32::from(2 * rest >= sum)
+}
+
+/// `Reciprocal::new(den).times(factor, extra).high_word_rounded()` for `1 ≤ den < 2^16` and
+/// a factor of a normalised mantissa (`2^23 ≤ |mantissa| < 2^31`), in 32-bit steps: the
+/// reciprocal by [`reciprocal_small`] (in `(2^30, 2^31]`), so the product's high word is not
+/// zero and `times`' rounding takes its top 32 bits; `None` for another `den` or factor (and
+/// where `high_word_rounded` gives none).
+#[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
+#[inline(always)]
+pub(crate) fn row_high_word(den: u32, factor: Multiplier, extra: i32) -> Option<(i32, i32, u32)> {
+    let m = factor.mantissa.unsigned_abs();
+    if !(1..1 << 16).contains(&den) || m < 1 << 23 {
+        return None;
+    }
+    let zeros = den.leading_zeros();
+    let product = u64::from(reciprocal_small(den, 32 - zeros)) * u64::from(m);
+    // (≥ 2^53: the high word is not zero, fewer than 11 leading zeros)
+    let top_zeros = ((product >> 32) as u32).leading_zeros();
+    let top = ((product << top_zeros) >> 32) as u32;
+    // round(product / 2^excess) to 31 bits, excess = 33 − top_zeros (times' bits)
+    let mantissa = (top >> 1) + (top & 1);
+    let carry = mantissa >> 31;
+    let excess = 33 - top_zeros as i32 + carry as i32;
+    let shift = (62 - zeros as i32) + factor.shift - excess - extra;
+    (33..=62).contains(&shift).then(|| {
+        (
+            (mantissa >> carry) as i32,
+            1 << (shift - 33),
+            (shift - 32) as u32,
+        )
+    })
+}
+
 /// `1 / sum` as a multiplier `(reciprocal, shift)`: `x / sum ≈ x · reciprocal / 2^shift`, with
 /// `reciprocal = round(2^(30 + b) / sum)` in `(2^30, 2^31]` for `sum` of `b` bits.
 #[derive(Clone, Copy, Debug)]
@@ -455,6 +501,27 @@ impl Reciprocal {
         let normalized = sum << zeros;
         let reciprocal = i64::from(divide_normalized(1 << 30, normalized / 2, normalized));
         Reciprocal { reciprocal, shift }
+    }
+
+    /// [`new`](Self::new) for a sum that is usually below `2^16` (LARA's query weights on the
+    /// DSP cores without Helium): there by two 32-bit divisions ([`reciprocal_small`], the same
+    /// bits), else [`new`](Self::new) out of line.
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    pub(crate) fn new_small(sum: u32) -> Self {
+        #[cold]
+        #[inline(never)]
+        fn general(sum: u32) -> Reciprocal {
+            Reciprocal::new(sum)
+        }
+        if !(1..1 << 16).contains(&sum) {
+            return general(sum);
+        }
+        let zeros = sum.leading_zeros();
+        Reciprocal {
+            reciprocal: i64::from(reciprocal_small(sum, 32 - zeros)),
+            shift: 62 - zeros as i32,
+        }
     }
 
     /// `round(x · 2^extra / sum)` for `|x| < 2^31`, `extra ≤ shift`.
@@ -808,6 +875,41 @@ impl Running {
 mod tests {
     use super::*;
     use crate::simd::int8::xorshift32;
+
+    /// The row multiplier in its high-word form straight from a sum below `2^16` against the
+    /// general path (`Reciprocal::new`, `times`, `high_word_rounded`): every such sum, factors
+    /// across the mantissas and shifts, both signs of `extra`.
+    #[test]
+    fn row_high_words_match_the_general_path() {
+        let factors = [1.0f32, 0.3, 0.0071, 3.7, 0.999_999, 1.0e-3, 250.0];
+        for (k, &f) in factors.iter().enumerate() {
+            let factor = Multiplier::from_f32(f).unwrap();
+            for den in 1u32..1 << 16 {
+                for extra in [-8, 0, 3] {
+                    let general = Reciprocal::new(den)
+                        .times(factor, extra)
+                        .high_word_rounded();
+                    assert_eq!(
+                        row_high_word(den, factor, extra),
+                        general,
+                        "{k} {den} {extra}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The reciprocal of a sum below `2^16` by two 32-bit divisions against the general path
+    /// (`divide_normalized`), every such sum.
+    #[test]
+    fn small_reciprocals_match_the_general_path() {
+        for sum in 1u32..1 << 16 {
+            let zeros = sum.leading_zeros();
+            let normalized = sum << zeros;
+            let general = divide_normalized(1 << 30, normalized / 2, normalized);
+            assert_eq!(reciprocal_small(sum, 32 - zeros), general, "sum {sum}");
+        }
+    }
 
     /// Every `t` with a non-zero weight (16 units of `L16`, 2^20 arguments): the `Q15` weight
     /// and the `Q30` fraction against `f64`.

@@ -1011,7 +1011,7 @@ impl<'a> Workspace<'a> {
             w,
             (x.k, dim),
             (first, counted),
-            (dots, self.shared),
+            (dots, row_buffer(self.row, self.shared)),
             self.logits,
             (plan.key_dot, Some(plan.key_norm)),
         );
@@ -1146,7 +1146,7 @@ impl<'a> Workspace<'a> {
                 q_bar,
                 (x.q, dim),
                 (first, counted),
-                (dots, self.shared),
+                (dots, row_buffer(self.row, self.shared)),
                 self.logits,
                 (t_dot, None),
             );
@@ -1228,8 +1228,11 @@ impl<'a> Workspace<'a> {
     /// Helium cores: the steps of `query_logits`, `query_alpha`, `query_weights` and
     /// `query_output` (the same loops, the same bits) with every slice cut once before the
     /// queries (no per-query bookkeeping of the general steps).
+    // (out of line on the DSP cores without Helium: its frame apart from the general path's,
+    // less stack)
     #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
-    #[inline(always)]
+    #[cfg_attr(lara_attn_helium, inline(always))]
+    #[cfg_attr(not(lara_attn_helium), inline(never))]
     fn mis_opt_queries(
         &mut self,
         plan: &Plan,
@@ -1263,28 +1266,74 @@ impl<'a> Workspace<'a> {
             .unwrap_or_default();
         let out_row = &mut *self.out_row;
         let shared = &mut *self.shared;
+        // (the DSP cores without Helium: the query row widened once for both dot products)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let wide = &mut *self.row;
         // (count ≥ 1 here; max(1): no division-by-zero path)
         let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
+        // (the DSP cores without Helium, a multiple of four landmarks below 32: the logits, T,
+        // α and the weights in one asm block, its constants in the key pass's `values`)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let steps = super::dsp::QuerySteps::new(
+            &mut *self.values,
+            count,
+            (biases, t_reference, balances),
+            (plan.query_dot, t_dot),
+            plan.alpha_coeff,
+        );
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
-            // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
-            dot_blocks(loops, w, q_row, logits);
-            let live = logits.get_mut(..count).unwrap_or_default();
-            let max = query_logits_max(live, biases, plan.query_dot);
-            // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32) and mean
-            dot_blocks(loops, q_bar, q_row, t_row);
-            let t = t_row.get_mut(..count).unwrap_or_default();
-            let t_sum = isa::t_row(t, t_reference, t_dot);
-            let t_mean = ((t_sum + half) / divisor) as i32;
-            // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
-            run_alphas(weights, balances, t, (t_mean, plan.alpha_coeff));
-            // w_c = 2^(ℓ_c − max) · α_c, sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
-            let total = isa::query_weights(max, live, weights, true);
-            let shift = bits64(total.max(1)) as i32 - 14;
-            let weight_sum = pack_weights(weights, packed, shift);
+            // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            crate::simd::int8::dot_widened2(
+                loops,
+                (w, q_bar),
+                q_row,
+                &mut *wide,
+                (&mut *logits, &mut *t_row),
+            );
+            #[cfg(lara_attn_helium)]
+            {
+                dot_blocks(loops, w, q_row, logits);
+                dot_blocks(loops, q_bar, q_row, t_row);
+            }
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            let fused = steps
+                .as_ref()
+                .and_then(|steps| steps.run(logits, t_row, weights, packed));
+            #[cfg(lara_attn_helium)]
+            let fused = None;
+            let (total, packed_sum) = match fused {
+                Some(done) => done,
+                None => {
+                    // logiw_c − log2 α_c = s · W_c·q_i + bias_c, and their largest
+                    let live = logits.get_mut(..count).unwrap_or_default();
+                    let max = query_logits_max(live, biases, plan.query_dot);
+                    // T = 2^(s · q̄_c·q_i − lse) in Q27, their sum (below 2^32: count < 32)
+                    // and mean
+                    let t = t_row.get_mut(..count).unwrap_or_default();
+                    let t_sum = isa::t_row(t, t_reference, t_dot);
+                    let t_mean = ((t_sum + half) / divisor) as i32;
+                    // α = max(bh + alpha_coeff · (T − mean T), 2^-27)
+                    run_alphas(weights, balances, t, (t_mean, plan.alpha_coeff));
+                    // w_c = 2^(ℓ_c − max) · α_c
+                    (isa::query_weights(max, live, weights, true), None)
+                }
+            };
+            // sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
+            let weight_sum = match packed_sum {
+                Some(sum) => sum,
+                None => pack_weights(weights, packed, bits64(total.max(1)) as i32 - 14),
+            };
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
             pair_dot_blocks(loops, self.kv, packed, out_row);
             let row = out_row.get(..value_dim).unwrap_or_default();
+            // (the DSP cores without Helium: the sum of the weights, about 2^14, by
+            // Reciprocal::new_small)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            plan.requantize
+                .write_row_small(row, weight_sum.max(1), -8, out, base + i * value_dim);
+            #[cfg(lara_attn_helium)]
             plan.requantize
                 .write_row_inline(row, weight_sum.max(1), -8, out, base + i * value_dim);
         }
@@ -1577,6 +1626,23 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
     } else {
         let left = (-shift).min(31) as u32;
         pack_pairs(words, pairs, last, |w| w << left)
+    }
+}
+
+/// The buffer of a row of [`block_logits`]: on the DSP cores without Helium (not built for
+/// size) the workspace's
+/// `row` (free in the key pass and the normaliser: room for the row's widened copy too), else
+/// `shared` (fewer instructions with the portable loops, ARMv6-M LARA 18.91M against 18.59M).
+#[inline(always)]
+fn row_buffer<'b>(row: &'b mut [i32], shared: &'b mut [i32]) -> &'b mut [i32] {
+    if cfg!(all(
+        lara_attn_dsp,
+        not(lara_attn_helium),
+        not(lara_attn_compact)
+    )) {
+        row
+    } else {
+        shared
     }
 }
 

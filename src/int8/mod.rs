@@ -114,9 +114,9 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
-use crate::simd::int8::{
-    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, padded_bytes,
-};
+use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
+#[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
+use crate::simd::int8::{dot_blocks, padded_bytes};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -387,7 +387,8 @@ pub(crate) fn store_scaled_logits(
 /// `jj < KEY_BLOCK`, row `first + jj` of `source` (`[n, dim]`) if it counts, column `jj` of
 /// `logits` (`[dots.len()][KEY_BLOCK]`) gets `to_logit(scale · dot − norm · |row|²)` (the
 /// norm term only with `norm`), else [`ABSENT`](fixed_point::ABSENT). `dots` holds the dot
-/// products of one row, `shared` its padded copy. Exact attention's keys, LARA's keys and its
+/// products of one row, `shared` its padded copy (and, where it fits, its widened copy after
+/// it: see `simd::int8::dot_row`). Exact attention's keys, LARA's keys and its
 /// normaliser's queries (out of line when built for size).
 #[cfg_attr(not(lara_attn_compact), inline(always))]
 #[cfg_attr(lara_attn_compact, inline(never))]
@@ -418,14 +419,47 @@ pub(crate) fn block_logits(
             return;
         }
     }
+    // (the other DSP cores: every row of the block counts, d of 16 or 32: the rows widened on
+    // the way, |row|² from the widened copy, no checks per row)
+    // (the logits stored by the dot products' asm block itself, |row|² from its widened copy)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    if let Some(rows) = source
+        .get(first * dim..(first + KEY_BLOCK) * dim)
+        .filter(|_| counted.iter().all(|&c| c))
+        && crate::simd::int8::dot_block_columns(
+            loops,
+            blocks,
+            (rows, dim),
+            shared,
+            (logits, dots.len()),
+            (scale.parts(), norm.map(|norm| norm.parts())),
+        )
+    {
+        return;
+    }
     for (jj, &counts) in counted.iter().enumerate() {
         let start = (first + jj) * dim;
         let Some(row) = source.get(start..start + dim).filter(|_| counts) else {
             absent_column(logits, jj, dots.len());
             continue;
         };
-        let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
-        dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
+        // (the DSP cores without Helium, not built for size: the row widened where it pays,
+        // |row|² from its widened copy where there is one)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+        let offset = {
+            let widened = crate::simd::int8::dot_row(loops, blocks, row, shared, dots);
+            let square = match widened {
+                Some(pairs) => crate::simd::int8::pair_squared_norm(pairs),
+                None => squared_norm(row),
+            };
+            norm.map_or(0, |norm| norm.apply(square))
+        };
+        #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
+        let offset = {
+            let offset = norm.map_or(0, |norm| norm.apply(squared_norm(row)));
+            dot_blocks(loops, blocks, padded_bytes(row, shared), dots);
+            offset
+        };
         // into column jj of row r's block
         store_scaled_logits(logits, jj, dots, scale, offset);
     }
@@ -694,6 +728,18 @@ trait Rows {
     fn len(&self) -> usize;
     /// Row at `offset` from `sums · 2^extra / den` (see [`Requantize::write_row`]).
     fn write(&mut self, requantize: &Requantize, row: (&[i32], Reciprocal, i32), offset: usize);
+    /// [`write`](Self::write) with the reciprocal of `den`, usually below `2^16`
+    /// ([`Reciprocal::new_small`]).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_small(&mut self, requantize: &Requantize, row: (&[i32], u32, i32), offset: usize) {
+        let (sums, den, extra) = row;
+        self.write(
+            requantize,
+            (sums, Reciprocal::new_small(den), extra),
+            offset,
+        );
+    }
 }
 
 impl Rows for &mut [i8] {
@@ -711,6 +757,26 @@ impl Rows for &mut [i8] {
         let out = self.get_mut(offset..).unwrap_or_default();
         // one multiplier per row: 2^extra / den · scale_v / scale_out
         write_i8(out, sums, reciprocal.times(requantize.to_i8, extra));
+    }
+
+    /// (the row's multiplier in its high-word form straight from `den` where it allows,
+    /// [`fixed_point::row_high_word`]: the same bits)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_small(
+        &mut self,
+        requantize: &Requantize,
+        (sums, den, extra): (&[i32], u32, i32),
+        offset: usize,
+    ) {
+        match fixed_point::row_high_word(den, requantize.to_i8, extra) {
+            Some(parts) => write_i8_high(self.get_mut(offset..).unwrap_or_default(), sums, parts),
+            None => self.write(
+                requantize,
+                (sums, Reciprocal::new_small(den), extra),
+                offset,
+            ),
+        }
     }
 }
 
@@ -774,6 +840,21 @@ impl Requantize {
     ) {
         out.write(self, (sums, Reciprocal::new(den), extra), offset);
     }
+
+    /// [`write_row_inline`](Self::write_row_inline) for a `den` usually below `2^16`
+    /// ([`Reciprocal::new_small`]; LARA's query loop on the DSP cores without Helium).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_row_small<O: Rows>(
+        &self,
+        sums: &[i32],
+        den: u32,
+        extra: i32,
+        out: &mut O,
+        offset: usize,
+    ) {
+        out.write_small(self, (sums, den, extra), offset);
+    }
 }
 
 /// `out[t] = round(sums[t] · row)` saturated to `[-128, 127]`. On Helium the common case
@@ -809,22 +890,8 @@ fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
     let compact = cfg!(lara_attn_compact);
     // (on Helium the first case is write_i8's, but for the compact build)
     #[cfg(not(lara_attn_helium))]
-    if let Some((mantissa, round_high, high_shift)) = row.high_word_rounded().filter(|_| !compact) {
-        // the rounding term a multiple of 2^32 (a shift above 32): it adds to the high word
-        // of the product alone, the same bits (`SMMUL` and an add on the DSP cores, four
-        // values at a time in asm, the rest below)
-        #[cfg(lara_attn_dsp)]
-        let (out, sums) = {
-            let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
-            (
-                out.get_mut(done..).unwrap_or_default(),
-                sums.get(done..).unwrap_or_default(),
-            )
-        };
-        for (o, &s) in out.iter_mut().zip(sums) {
-            let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
-            *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
-        }
+    if let Some(parts) = row.high_word_rounded().filter(|_| !compact) {
+        write_i8_high(out, sums, parts);
         return;
     }
     if let Some((mantissa, round, high_shift)) = row.high_word().filter(|_| !compact) {
@@ -837,6 +904,31 @@ fn write_i8_rows(out: &mut [i8], sums: &[i32], row: Multiplier) {
         for (o, &s) in out.iter_mut().zip(sums) {
             *o = row.apply_saturating(s).clamp(-128, 127) as i8;
         }
+    }
+}
+
+/// [`write_i8_rows`]' common case, `Multiplier::high_word_rounded`'s `(mantissa, round,
+/// high_shift)`: the rounding term a multiple of 2^32 (a shift above 32) adds to the high word
+/// of the product alone, the same bits (`SMMLA` on the DSP cores, four values at a time in
+/// asm, the rest here).
+#[cfg(not(lara_attn_helium))]
+#[inline(always)]
+fn write_i8_high(
+    out: &mut [i8],
+    sums: &[i32],
+    (mantissa, round_high, high_shift): (i32, i32, u32),
+) {
+    #[cfg(lara_attn_dsp)]
+    let (out, sums) = {
+        let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        (
+            out.get_mut(done..).unwrap_or_default(),
+            sums.get(done..).unwrap_or_default(),
+        )
+    };
+    for (o, &s) in out.iter_mut().zip(sums) {
+        let high = ((i64::from(s) * i64::from(mantissa)) >> 32) as i32;
+        *o = ((high + round_high) >> high_shift).clamp(-128, 127) as i8;
     }
 }
 

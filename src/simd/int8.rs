@@ -512,6 +512,151 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     }
 }
 
+/// [`dot_blocks`] of `row` (any length: padded with zeros in `buffer`, see [`padded_bytes`])
+/// on the DSP cores without Helium: for a `buffer` that also holds the widened row after the
+/// padded copy, [`dot_widened`] there (the same sums; fewer instructions from two blocks on
+/// for `d` of 16 or 32, from three blocks on for the others).
+/// Returns the widened row when there is one (for [`pair_squared_norm`]).
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+#[inline(always)]
+pub(crate) fn dot_row<'a>(
+    loops: Loops,
+    blocks: &[i32],
+    row: &[i8],
+    buffer: &'a mut [i32],
+    out: &mut [i32],
+) -> Option<&'a [i32]> {
+    let (copy, wide) = buffer.split_at_mut((padded(row.len()) / 4).min(buffer.len()));
+    let x = padded_bytes(row, copy);
+    let fused = matches!(x.len(), 16 | 32);
+    if out.len() >= if fused { 2 * ROWS } else { 3 * ROWS } {
+        dot_widened(loops, blocks, x, wide, out)
+    } else {
+        dot_blocks(loops, blocks, x, out);
+        None
+    }
+}
+
+/// For each of the [`KEY_BLOCK`] rows `jj` of `rows` (`dim` bytes each, back to back): its dot
+/// products with the `rows_out / 4` blocks of `blocks`, the row widened into `wide` on the way
+/// (`dsp::widen_dot_blocks`), and `logits[r][jj] = ssat29(round((dot << pre_shift) · value /
+/// 2^32) − offset)` for the `rows_out` rows of `logits` (`[rows][KEY_BLOCK]`), the offset 0
+/// or, with a `norm` scale, `norm · |row|²` (from the widened row): the logits stored by the
+/// dot products' `asm!` block itself (no dots kept, no column loop, no checks per row).
+/// `false`, nothing done, unless `dim` is 16 or 32, there are at least two blocks (whole) and
+/// the lengths fit.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_block_columns(
+    loops: Loops,
+    blocks: &[i32],
+    (rows, dim): (&[i8], usize),
+    wide: &mut [i32],
+    (logits, rows_out): (&mut [i32], usize),
+    (scale, norm): ((i32, u32), Option<(i32, u32)>),
+) -> bool {
+    let count = rows_out / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && (dim == 16 || dim == 32)
+        && rows.len() == KEY_BLOCK * dim
+        && count >= 2
+        && rows_out.is_multiple_of(ROWS)
+        && logits.len() >= rows_out * KEY_BLOCK
+        && blocks.len() >= count * block_words(dim);
+    let Some(wide) = wide.get_mut(..dim / 2).filter(|_| fits) else {
+        return false;
+    };
+    for (jj, row) in rows.chunks_exact(dim).enumerate() {
+        let column = logits.get_mut(jj..).unwrap_or_default();
+        dsp::widen_dot_blocks(
+            blocks,
+            row,
+            wide,
+            (column, Some((scale, norm))),
+            count,
+            None,
+        );
+    }
+    true
+}
+
+/// [`dot_blocks`] of `x` (see there) that also leaves `x` widened in `wide` as [`widen_bytes`]
+/// does, and returns the widened row for more dot products by [`pair_dot_blocks`] (`None`:
+/// `wide` too short, [`dot_blocks`] alone). For 16 or 32 bytes the first block's byte loop
+/// stores the widened pairs on the way (`dsp::widen_dot_blocks`), else [`widen_bytes`] first.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_widened<'a>(
+    loops: Loops,
+    blocks: &[i32],
+    x: &[i8],
+    wide: &'a mut [i32],
+    out: &mut [i32],
+) -> Option<&'a [i32]> {
+    let fits = matches!(loops.0, Variant::Target)
+        && !x.is_empty()
+        && x.len().is_multiple_of(CHUNK)
+        && wide.len() >= x.len() / 2;
+    let count = out.len() / ROWS;
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, None) {
+        return wide.get(..x.len() / 2);
+    }
+    match widen_bytes(x, wide) {
+        Some(pairs) => {
+            pair_dot_blocks(loops, blocks, pairs, out);
+            Some(pairs)
+        }
+        None => {
+            dot_blocks(loops, blocks, x, out);
+            None
+        }
+    }
+}
+
+/// [`dot_blocks`] of `x` with `blocks` into `out` and with `second` into `out2` (see
+/// [`dot_widened`]): for 16 or 32 bytes one `asm!` block for both (`dsp::widen_dot_blocks`
+/// with its second range), else [`dot_widened`] and [`pair_dot_blocks`] from the widened row.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn dot_widened2(
+    loops: Loops,
+    (blocks, second): (&[i32], &[i32]),
+    x: &[i8],
+    wide: &mut [i32],
+    (out, out2): (&mut [i32], &mut [i32]),
+) {
+    let fits = matches!(loops.0, Variant::Target)
+        && !x.is_empty()
+        && x.len().is_multiple_of(CHUNK)
+        && wide.len() >= x.len() / 2;
+    let (count, count2) = (out.len() / ROWS, out2.len() / ROWS);
+    let range2 = Some((second, &mut *out2, count2));
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, range2) {
+        return;
+    }
+    match dot_widened(loops, blocks, x, wide, out) {
+        Some(pairs) => pair_dot_blocks(loops, second, pairs, out2),
+        None => dot_blocks(loops, second, x, out2),
+    }
+}
+
+/// `x` (a non-zero multiple of [`CHUNK`] bytes, see [`padded_bytes`]) as the shared row of
+/// [`pair_dot_blocks`] whose products with a byte block are [`dot_blocks`]'s (the same sums):
+/// per word of `x` its bytes `(0, 2)`, then `(1, 3)`, as `i16` pairs (a byte block's chunk
+/// holds rows' elements in that order), in `wide`; `None` if `x` or `wide` does not fit. Widened
+/// once, a row serves every block of several dot products at 11 instructions per 16
+/// multiply-adds (the byte loop takes 13).
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn widen_bytes<'a>(x: &[i8], wide: &'a mut [i32]) -> Option<&'a [i32]> {
+    if x.is_empty() || !x.len().is_multiple_of(CHUNK) {
+        return None;
+    }
+    let wide = wide.get_mut(..x.len() / 2)?;
+    dsp::widen(x, wide);
+    Some(wide)
+}
+
 /// `out[4b + r] = Σ_k row_r[k] · x[k]` for every pair block `b < out.len() / 4` of `blocks`
 /// (back to back, `4 · x.len()` words each) and the shared row `x` in `i16` pairs, whose
 /// length in words must be a non-zero multiple of `CHUNK / 2`. Zeros if the lengths do not
@@ -999,6 +1144,38 @@ mod dsp {
         result
     }
 
+    /// `Σ` of the squares of the `i16` halves of `quads` (`SMLAD` of each word with itself),
+    /// four words per turn (`LDM`); wrapping.
+    #[inline(always)]
+    pub(super) fn square_sum_quads(quads: &[[i32; 4]]) -> i32 {
+        let mut sum = 0i32;
+        if quads.is_empty() {
+            return sum;
+        }
+        // SAFETY: quads holds len ≥ 1 groups of four words; the loop reads them (one LDM of
+        // four per turn, until the pointer reaches the end of the last group). The block writes
+        // only its inout and out operands and the flags (SMLAD may set Q); no stack. The DSP
+        // extension is present (cfg lara_attn_dsp).
+        unsafe {
+            asm!(
+                "1:",
+                "ldm {p}!, {{r0, r1, r2, r3}}",
+                "smlad {sum}, r0, r0, {sum}",
+                "smlad {sum}, r1, r1, {sum}",
+                "smlad {sum}, r2, r2, {sum}",
+                "smlad {sum}, r3, r3, {sum}",
+                "cmp {p}, {end}",
+                "bne 1b",
+                p = inout(reg) quads.as_ptr() => _,
+                end = in(reg) quads.as_ptr().add(quads.len()),
+                sum = inout(reg) sum,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                options(nostack),
+            );
+        }
+        sum
+    }
+
     /// Four multiply-adds of the words of four rows (`r9`–`r12`, from an `LDM`) with the
     /// shared pair in `$x`, into `r0`–`r3`: `SMUAD` sets the sums (the first step of a block:
     /// no zeroing), `SMLAD` adds to them.
@@ -1053,20 +1230,23 @@ mod dsp {
         };
     }
 
-    /// One word (an `i16` pair) of a shared row (at `r4`, advanced) against a pair of a pair
-    /// block (at `r5`, advanced): one `LDM` and four products.
-    macro_rules! pair_step {
+    /// Two words (two `i16` pairs, `LDRD` into `lr` and `r7`) of a shared row (at `r4`,
+    /// advanced) against two pairs of a pair block (at `r5`, advanced): two `LDM` and eight
+    /// products (`$op` for the first four).
+    macro_rules! pair2_step {
         ($op:ident) => {
             concat!(
-                "ldr lr, [r4], #4\n",
+                "ldrd lr, r7, [r4], #8\n",
                 "ldm r5!, {{r9, r10, r11, r12}}\n",
                 mac4!($op, "lr"),
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!(smlad, "r7"),
             )
         };
     }
 
     /// The pair loop after the first steps of a block: two steps per turn until `r4` reaches
-    /// the end of the shared row (`r8`; an even number of words left, at least two).
+    /// the end of the shared row (`r8`; an even number of steps left, at least two).
     macro_rules! step_loop {
         ($step:ident) => {
             concat!(
@@ -1105,6 +1285,356 @@ mod dsp {
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
             )
         };
+    }
+
+    /// The four sums `r0`–`r3` of a block as logits `ssat29(round((sum << pre_shift) · value /
+    /// 2^32))` (value at `[sp, #8]`, pre_shift at `[sp, #20]`) into a column (at `r6`,
+    /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit).
+    macro_rules! column_store {
+        (offset) => {
+            concat!(
+                "ldr r9, [sp, #8]\n",
+                "ldr r10, [sp, #20]\n",
+                "ldr r11, [sp, #32]\n",
+                "lsl r0, r0, r10\n",
+                "smmulr r0, r0, r9\n",
+                "sub r0, r0, r11\n",
+                "ssat r0, #29, r0\n",
+                "str r0, [r6], #32\n",
+                "lsl r1, r1, r10\n",
+                "smmulr r1, r1, r9\n",
+                "sub r1, r1, r11\n",
+                "ssat r1, #29, r1\n",
+                "str r1, [r6], #32\n",
+                "lsl r2, r2, r10\n",
+                "smmulr r2, r2, r9\n",
+                "sub r2, r2, r11\n",
+                "ssat r2, #29, r2\n",
+                "str r2, [r6], #32\n",
+                "lsl r3, r3, r10\n",
+                "smmulr r3, r3, r9\n",
+                "sub r3, r3, r11\n",
+                "ssat r3, #29, r3\n",
+                "str r3, [r6], #32\n",
+            )
+        };
+        () => {
+            concat!(
+                "ldr r9, [sp, #8]\n",
+                "ldr r10, [sp, #20]\n",
+                "lsl r0, r0, r10\n",
+                "smmulr r0, r0, r9\n",
+                "ssat r0, #29, r0\n",
+                "str r0, [r6], #32\n",
+                "lsl r1, r1, r10\n",
+                "smmulr r1, r1, r9\n",
+                "ssat r1, #29, r1\n",
+                "str r1, [r6], #32\n",
+                "lsl r2, r2, r10\n",
+                "smmulr r2, r2, r9\n",
+                "ssat r2, #29, r2\n",
+                "str r2, [r6], #32\n",
+                "lsl r3, r3, r10\n",
+                "smmulr r3, r3, r9\n",
+                "ssat r3, #29, r3\n",
+                "str r3, [r6], #32\n",
+            )
+        };
+    }
+
+    /// The logit scale `(value, pre_shift)` of a column of [`widen_dot_blocks`] and the norm's,
+    /// if any.
+    pub(super) type ColumnScales = ((i32, u32), Option<(i32, u32)>);
+
+    /// Four words of a widened row (at `r4`, advanced), the squares of their `i16` halves
+    /// added into `lr` (`SMUAD` sets it: the first step).
+    macro_rules! square4 {
+        ($op:ident) => {
+            concat!(
+                "ldm r4!, {{r9, r10, r11, r12}}\n",
+                stringify!($op),
+                " lr, r9, r9",
+                square4!(@acc $op),
+                "\nsmlad lr, r10, r10, lr\n",
+                "smlad lr, r11, r11, lr\n",
+                "smlad lr, r12, r12, lr\n",
+            )
+        };
+        (@acc smuad) => {
+            ""
+        };
+        (@acc smlad) => {
+            ", lr"
+        };
+    }
+
+    /// [`byte_step!`] that also stores the word's two `i16` pairs (at `r8`, advanced: the
+    /// widened row of [`widen`]).
+    macro_rules! widen_step {
+        ($op:ident) => {
+            concat!(
+                "ldr lr, [r4], #4\n",
+                "sxtb16 r7, lr, ror #8\n",
+                "sxtb16 lr, lr\n",
+                "strd lr, r7, [r8], #8\n",
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!($op, "lr"),
+                "ldm r5!, {{r9, r10, r11, r12}}\n",
+                mac4!(smlad, "r7"),
+            )
+        };
+    }
+
+    /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
+    /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
+    /// pair steps from the widened row (kept at `[sp]`), each block without a loop. With a
+    /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
+    /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
+    /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
+    /// `|x|²` from the widened row after the first block (`SMLAD` of each word with itself);
+    /// else to `out[r]`, and with a `second` range of `count2 ≥ 1` blocks (no column), its
+    /// dot products by the pair steps into its own `out2` after the first range's. `false`,
+    /// nothing done, for another length or a `wide`, `blocks` or `out` too short (or a
+    /// second range that does not fit or comes with a column).
+    #[inline(always)]
+    pub(super) fn widen_dot_blocks(
+        blocks: &[i32],
+        x: &[i8],
+        wide: &mut [i32],
+        (out, column): (&mut [i32], Option<ColumnScales>),
+        count: usize,
+        second: Option<(&[i32], &mut [i32], usize)>,
+    ) -> bool {
+        let words = x.len() / 4;
+        if let Some((blocks2, out2, count2)) = &second
+            && (column.is_some()
+                || *count2 == 0
+                || out2.len() < 4 * count2
+                || blocks2.len() < count2 * 8 * words)
+        {
+            return false;
+        }
+        // (the last row's slot: 4 · count − 1 rows on, KEY_BLOCK words apart for a column)
+        let stride = if column.is_some() {
+            super::KEY_BLOCK
+        } else {
+            1
+        };
+        if !(words == 4 || words == 8)
+            || !x.len().is_multiple_of(4)
+            || count == 0
+            || out.len() <= (4 * count - 1) * stride
+            || wide.len() < 2 * words
+            || blocks.len() < count * 8 * words
+        {
+            return false;
+        }
+        let (start, end) = (
+            blocks.as_ptr(),
+            blocks.as_ptr().wrapping_add(count * 8 * words),
+        );
+        macro_rules! widen_blocks_asm {
+            ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*]) => {
+                match (column, second) {
+                    (None, Some((blocks2, out2, count2))) => asm!(
+                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] the second
+                        // range's start, [sp, #20] its end, [sp, #24] its out
+                        "push {{r0, r1, r3, r6, r7, r9, r10}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 4f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "4:",
+                        "ldr r5, [sp, #8]",
+                        "ldr r6, [sp, #24]",
+                        "5:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #20]",
+                        "cmp r5, lr",
+                        "bne 5b",
+                        "pop {{r0, r1, r3, r6, r7, r9, r10}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        inout("r3") blocks2.as_ptr() => _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        inout("r9") blocks2.as_ptr().wrapping_add(count2 * 8 * words) => _,
+                        inout("r10") out2.as_mut_ptr() => _,
+                        out("r11") _, out("r12") _, out("lr") _,
+                    ),
+                    (None, None) => asm!(
+                        "push {{r0, r1, r6, r7}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 3f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        "stm r6!, {{r0, r1, r2, r3}}",
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "3:",
+                        "pop {{r0, r1, r6, r7}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        out("r3") _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                    ),
+                    (Some(((value, pre_shift), Some((norm_value, norm_shift)))), _) => asm!(
+                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
+                        // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32]
+                        // the offset
+                        "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        // |x|² from the widened row, the offset
+                        "ldr r4, [sp]",
+                        $($norm,)*
+                        "ldr r9, [sp, #24]",
+                        "ldr r10, [sp, #28]",
+                        "lsl lr, lr, r10",
+                        "smmulr lr, lr, r9",
+                        "str lr, [sp, #32]",
+                        column_store!(offset),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 3f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        column_store!(offset),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "3:",
+                        "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        inout("r3") value => _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        inout("r9") pre_shift => _,
+                        inout("r10") norm_value => _,
+                        inout("r11") norm_shift => _,
+                        inout("r12") 0i32 => _,
+                        out("lr") _,
+                    ),
+                    (Some(((value, pre_shift), None)), _) => asm!(
+                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
+                        // [sp, #20] pre_shift
+                        "push {{r0, r1, r3, r6, r7, r9}}",
+                        "mov r6, r2",
+                        $($first,)*
+                        column_store!(),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "beq 3f",
+                        "2:",
+                        "ldr r4, [sp]",
+                        $($body,)*
+                        column_store!(),
+                        "ldr lr, [sp, #4]",
+                        "cmp r5, lr",
+                        "bne 2b",
+                        "3:",
+                        "pop {{r0, r1, r3, r6, r7, r9}}",
+                        inout("r0") wide.as_mut_ptr() => _,
+                        inout("r1") end => _,
+                        inout("r2") out.as_mut_ptr() => _,
+                        inout("r3") value => _,
+                        inout("r4") x.as_ptr() => _,
+                        inout("r5") start => _,
+                        inout("r8") wide.as_mut_ptr() => _,
+                        inout("r9") pre_shift => _,
+                        out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                    ),
+                }
+            };
+        }
+        // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds the 4 · count
+        // rows' slots (one word apart, or KEY_BLOCK words for a column) and wide 2 · words
+        // (checked above): the first block reads the words of x once (unaligned LDR of i8 rows
+        // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
+        // i32-aligned), the others read those words of wide from its start (kept in the stack
+        // slot of r0); every block reads its own words once and stores its four sums or
+        // logits, until the block pointer reaches the end of count blocks (then likewise the
+        // count2 ≥ 1 blocks of a second range, checked above, into out2, which holds 4 · count2
+        // sums). r6 and r7 are saved and restored (16 to 36 bytes of stack); r0, r1 (and r3,
+        // r9 to r12) come back as pushed and
+        // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
+        // lara_attn_dsp).
+        unsafe {
+            if words == 8 {
+                widen_blocks_asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ],
+                    [
+                        square4!(smuad),
+                        square4!(smlad),
+                        square4!(smlad),
+                        square4!(smlad)
+                    ]
+                );
+            } else {
+                widen_blocks_asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ],
+                    [square4!(smuad), square4!(smlad)]
+                );
+            }
+        }
+        true
     }
 
     /// [`pack_value_blocks`](super::pack_value_blocks) of a block whose [`KEY_BLOCK`] keys all
@@ -1231,74 +1761,236 @@ mod dsp {
         if x.len() < 4 || x.len() % 2 == 1 {
             return short_dot_blocks(blocks, Err(x), out);
         }
+        // (the steps take two words: `steps` of them per block)
+        let steps = x.len() / 2;
         let (start, out) = (x.as_ptr(), out.as_mut_ptr());
         let end = start.wrapping_add(x.len());
         let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
-        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in
-        // bounds, and out holds 4·count words (checked by the caller): per block the steps read
-        // the words of x (the first two, then two per turn of the loop, which starts with an
-        // even number of words ≥ 2 left) and the block's words once, and store its four sums;
-        // the blocks end after count blocks. r6 and r7 are saved and restored (the x start and
-        // the blocks' end live in the stack slots of r0 and r1, 16 bytes of stack); r0 and r1
-        // come back as pushed and r2 holds a sum: all declared clobbered. The DSP extension is
-        // present (cfg lara_attn_dsp).
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in bounds,
+        // and out holds 4·count words (checked by the caller): per block the steps read the words
+        // of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words; else the first
+        // one or two steps, then two per turn of the loop, which starts with an even number of
+        // steps ≥ 2 left) and the block's words once, and store its four sums; the blocks end after
+        // count blocks. r6 and r7 are saved and restored (the x start and the blocks' end live in
+        // the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as pushed and r2
+        // holds a sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
         unsafe {
-            blocks_asm!(
-                start,
-                end,
-                blocks.as_ptr(),
-                blocks_end,
-                out,
-                [pair_step!(smuad), pair_step!(smlad), step_loop!(pair_step)]
+            if steps == 2 {
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [pair2_step!(smuad), pair2_step!(smlad)]
+                );
+            } else if steps == 4 {
+                // (d = 16, or LARA's 16 weights: the steps without a loop)
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ]
+                );
+            } else if steps == 8 {
+                // (d = 32: the steps without a loop)
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad),
+                        pair2_step!(smlad)
+                    ]
+                );
+            } else if steps % 2 == 1 {
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [pair2_step!(smuad), step_loop!(pair2_step)]
+                );
+            } else {
+                blocks_asm!(
+                    start,
+                    end,
+                    blocks.as_ptr(),
+                    blocks_end,
+                    out,
+                    [
+                        pair2_step!(smuad),
+                        pair2_step!(smlad),
+                        step_loop!(pair2_step)
+                    ]
+                );
+            }
+        }
+    }
+
+    /// [`widen_bytes`](super::widen_bytes) into `wide[..x.len() / 2]` (the caller checks
+    /// the lengths: `x` whole words, `wide` long enough): an odd first word here, then two
+    /// words per turn (`LDR`, unaligned rows allowed; `SXTB16`; one `STM` of four words).
+    #[inline(always)]
+    pub(super) fn widen(x: &[i8], wide: &mut [i32]) {
+        let words = x.len() / 4;
+        let (mut x, mut wide) = (x, &mut *wide);
+        if words % 2 == 1
+            && let (Some(&[b0, b1, b2, b3]), Some(out)) =
+                (x.first_chunk::<4>(), wide.first_chunk_mut::<2>())
+        {
+            let b = |v: i8| i32::from(v);
+            *out = [super::pair(b(b0), b(b2)), super::pair(b(b1), b(b3))];
+            (x, wide) = (&x[4..], &mut wide[2..]);
+        }
+        let pairs = words / 2;
+        if pairs == 0 || wide.len() < 4 * pairs || x.len() < 8 * pairs {
+            return;
+        }
+        // SAFETY: pairs ≥ 1; the loop reads x[0 .. 8·pairs] (two words per turn, unaligned
+        // LDR of i8 rows is allowed on these cores) and writes wide[0 .. 4·pairs] (one STM of
+        // four words per turn), until the x pointer reaches x + 8·pairs; both lengths checked
+        // above. The block writes only those words, its inout and out operands and the flags;
+        // no stack. The DSP extension is present (cfg lara_attn_dsp).
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {a}, [{x}], #4",
+                "ldr {b}, [{x}], #4",
+                // bytes (0, 2) and (1, 3) of each word to i16 pairs
+                "sxtb16 r0, {a}",
+                "sxtb16 r1, {a}, ror #8",
+                "sxtb16 r2, {b}",
+                "sxtb16 r3, {b}, ror #8",
+                "stm {w}!, {{r0, r1, r2, r3}}",
+                "cmp {x}, {end}",
+                "bne 1b",
+                x = inout(reg) x.as_ptr() => _,
+                end = in(reg) x.as_ptr().add(8 * pairs),
+                w = inout(reg) wide.as_mut_ptr() => _,
+                a = out(reg) _,
+                b = out(reg) _,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                options(nostack),
             );
         }
     }
 
+    /// Four multiply-adds of the value words in `r9`–`r12` (columns 0–3 of one key pair) with
+    /// the weight pair in `r7`, into the sums `r0`–`r3`.
+    macro_rules! mac_values {
+        () => {
+            concat!(
+                "smlad r0, r9, r7, r0\n",
+                "smlad r1, r10, r7, r1\n",
+                "smlad r2, r11, r7, r2\n",
+                "smlad r3, r12, r7, r3\n",
+            )
+        };
+    }
+
+    /// One key pair of a row going up the value block: its weight pair (`LDR`, `r5` advanced)
+    /// and its four value words (`LDM`, `r8` advanced).
+    macro_rules! up_step {
+        () => {
+            concat!(
+                "ldr r7, [r5], #4\n",
+                "ldm r8!, {{r9, r10, r11, r12}}\n",
+                mac_values!(),
+            )
+        };
+    }
+
+    /// One key pair of a row going down the value block: its weight pair at `$offset` from `r5`
+    /// and its four value words (`LDMDB`, `r8` moved down).
+    macro_rules! down_step {
+        ($load:literal) => {
+            concat!(
+                $load,
+                "\n",
+                "ldmdb r8!, {{r9, r10, r11, r12}}\n",
+                mac_values!()
+            )
+        };
+    }
+
+    /// [`accumulate_rows`](super::accumulate_rows) (the caller checks the lengths): rows in
+    /// pairs, the first going up the value block (`LDM`), the second down it (`LDMDB`, its key
+    /// pairs last to first), so the value pointer needs no reset; an odd last row up alone.
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
-        // SAFETY: `rows ≥ 1` rows of 4 words of `acc` and of WEIGHT_WORDS = 4 words of
-        // `weights`, and VALUE_BLOCK_WORDS = 16 words of `values`, are in bounds (checked in
-        // `accumulate_rows`); the loop reads and writes exactly those. r7 is saved and restored.
-        unsafe {
-            asm!(
-                "push {{r7}}",
-                "2:",
-                "ldm r4, {{r0, r1, r2, r3}}",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "ldr r7, [r5], #4",
-                "ldm r8!, {{r9, r10, r11, r12}}",
-                "smlad r0, r9, r7, r0",
-                "smlad r1, r10, r7, r1",
-                "smlad r2, r11, r7, r2",
-                "smlad r3, r12, r7, r3",
-                "stm r4!, {{r0, r1, r2, r3}}",
-                "sub r8, r8, #64",
-                "cmp r4, lr",
-                "bne 2b",
-                "pop {{r7}}",
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _,
-                inout("r4") acc.as_mut_ptr() => _,
-                inout("r5") weights.as_ptr() => _,
-                inout("r8") values.as_ptr() => _,
-                in("lr") acc.as_mut_ptr().wrapping_add(rows * 4),
-                out("r9") _, out("r10") _, out("r11") _, out("r12") _,
-            );
+        let pairs = rows / 2;
+        if pairs > 0 {
+            // SAFETY: `rows ≥ 2 · pairs` rows of 4 words of `acc` and of WEIGHT_WORDS = 4 words of
+            // `weights`, and VALUE_BLOCK_WORDS = 16 words of `values`, are in bounds (checked in
+            // `accumulate_rows`); each turn reads and writes the two rows' sums, reads their
+            // weights and the 16 value words (up, then down to the start again), until the sum
+            // pointer reaches 2 · pairs rows on. r7 is saved and restored.
+            unsafe {
+                asm!(
+                    "push {{r7}}",
+                    "2:",
+                    "ldm r4, {{r0, r1, r2, r3}}",
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    "stm r4!, {{r0, r1, r2, r3}}",
+                    "ldm r4, {{r0, r1, r2, r3}}",
+                    down_step!("ldr r7, [r5, #12]"),
+                    down_step!("ldr r7, [r5, #8]"),
+                    down_step!("ldr r7, [r5, #4]"),
+                    down_step!("ldr r7, [r5], #16"),
+                    "stm r4!, {{r0, r1, r2, r3}}",
+                    "cmp r4, lr",
+                    "bne 2b",
+                    "pop {{r7}}",
+                    out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                    inout("r4") acc.as_mut_ptr() => _,
+                    inout("r5") weights.as_ptr() => _,
+                    inout("r8") values.as_ptr() => _,
+                    in("lr") acc.as_mut_ptr().wrapping_add(pairs * 8),
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                );
+            }
+        }
+        if rows % 2 == 1 {
+            // SAFETY: row rows − 1 = 2 · pairs (4 words of `acc`, WEIGHT_WORDS = 4 of
+            // `weights`) and the 16 words of `values` are in bounds (checked in
+            // `accumulate_rows`); the block reads and writes exactly those. r7 is saved and
+            // restored.
+            unsafe {
+                asm!(
+                    "push {{r7}}",
+                    "ldm r4, {{r0, r1, r2, r3}}",
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    up_step!(),
+                    "stm r4!, {{r0, r1, r2, r3}}",
+                    "pop {{r7}}",
+                    out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+                    inout("r4") acc.as_mut_ptr().wrapping_add(pairs * 8) => _,
+                    inout("r5") weights.as_ptr().wrapping_add(pairs * 8) => _,
+                    inout("r8") values.as_ptr() => _,
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                );
+            }
         }
     }
 }
@@ -1777,6 +2469,21 @@ pub(crate) fn squared_norm(x: &[i8]) -> i32 {
     }
 }
 
+/// `|x|²` of a row widened by [`widen_bytes`] (its padding zeros add nothing): the sum of
+/// the squares of its `i16` halves, four words per turn (`LDM`, `SMLAD` of a word with
+/// itself), the same integer sum as [`squared_norm`] of the row.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+pub(crate) fn pair_squared_norm(pairs: &[i32]) -> i32 {
+    let (quads, tail) = pairs.as_chunks::<4>();
+    let mut sum = dsp::square_sum_quads(quads);
+    for &word in tail {
+        let (low, high) = halves(word);
+        sum += low * low + high * high;
+    }
+    sum
+}
+
 /// `|x|²` of an `i8` row, one element at a time.
 #[cfg_attr(not(lara_attn_compact), inline)]
 #[cfg_attr(lara_attn_compact, inline(never))]
@@ -1867,6 +2574,63 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 portable_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
                 if out != expected {
                     return Some(len);
+                }
+                // (the DSP cores: the dot products with the row widened on the way, and the
+                // pair loop from the widened row)
+                #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+                {
+                    let mut wide = [0x5a5a_5a5ai32; MAX_LEN / 2 + 1];
+                    dirty(&mut out, &mut expected);
+                    let rows = count * ROWS + tail;
+                    let pairs = dot_widened(loops, &blocks, x, &mut wide, &mut out[..rows]);
+                    portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                    let mut again = out;
+                    match pairs {
+                        Some(pairs) => pair_dot_blocks(loops, &blocks, pairs, &mut again[..rows]),
+                        None => return Some(len),
+                    }
+                    let untouched = wide[elements / 2..].iter().all(|&w| w == 0x5a5a_5a5a);
+                    let norm = pair_squared_norm(&wide[..elements / 2]);
+                    if out != expected
+                        || again != expected
+                        || !untouched
+                        || norm != portable_squared_norm(x)
+                    {
+                        return Some(len);
+                    }
+                    // two ranges of blocks in one go: the second one block on (it overlaps
+                    // the first: read only), one to count blocks, into its own sums
+                    let words = block_words(elements);
+                    let second = &blocks[words..];
+                    let count2 = 1 + len % count.min(second.len() / words).max(1);
+                    let (mut out2, mut expected2) =
+                        ([3i32; 4 * CHECK_BLOCKS + 3], [3i32; 4 * CHECK_BLOCKS + 3]);
+                    dirty(&mut out, &mut expected);
+                    dot_widened2(
+                        loops,
+                        (&blocks, second),
+                        x,
+                        &mut wide,
+                        (&mut out[..rows], &mut out2[..count2 * ROWS]),
+                    );
+                    portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                    portable_dot_blocks(second, x, &mut expected2[..count2 * ROWS]);
+                    if out != expected || out2 != expected2 {
+                        return Some(len);
+                    }
+                }
+                #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+                {
+                    let mut wide = [0x5a5a_5a5ai32; MAX_LEN / 2 + 1];
+                    let Some(pairs) = widen_bytes(x, &mut wide) else {
+                        return Some(len);
+                    };
+                    dirty(&mut out, &mut expected);
+                    pair_dot_blocks(loops, &blocks, pairs, &mut out[..count * ROWS + tail]);
+                    portable_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
+                    if out != expected || wide[elements / 2..].iter().any(|&w| w != 0x5a5a_5a5a) {
+                        return Some(len);
+                    }
                 }
             }
             let words = len.min(blocks.len() / (ROWS * count)) / (CHUNK / 2) * (CHUNK / 2);
