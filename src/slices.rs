@@ -93,64 +93,76 @@ pub(crate) const fn parts_len(parts: &[usize]) -> usize {
     total
 }
 
-/// The consecutive parts of a scratch buffer, of the lengths `lens` in order (see [`take`]):
-/// a workspace's split built for size ([`split_workspace`]), one [`next`](Parts::next) per
-/// part.
-pub(crate) struct Parts<'a, 'l, T> {
-    rest: &'a mut [T],
-    lens: core::slice::Iter<'l, usize>,
+/// Stores the consecutive parts of `scratch` of the lengths `lens` (see [`take`]) into the
+/// `&mut [i32]` fields at the byte offsets `offsets` of the struct at `workspace`, in order: a
+/// workspace's split built for size ([`split_workspace`]), one loop for every part.
+///
+/// # Safety
+/// `workspace` points to a struct (live, possibly uninitialised) with a `&'a mut [i32]` field
+/// at each of `offsets`.
+#[allow(unsafe_code)]
+#[inline(never)]
+pub(crate) unsafe fn fill_parts<'a>(
+    workspace: *mut u8,
+    offsets: &[u16],
+    mut scratch: &'a mut [i32],
+    lens: &[usize],
+) {
+    for (&offset, &len) in offsets.iter().zip(lens) {
+        let part = take(&mut scratch, len);
+        // SAFETY: the caller's contract: a `&'a mut [i32]` field at `offset` (in the struct,
+        // aligned; written without reading or dropping the old value).
+        unsafe {
+            workspace
+                .add(usize::from(offset))
+                .cast::<&'a mut [i32]>()
+                .write(part)
+        };
+    }
 }
 
-impl<'a, 'l, T> Parts<'a, 'l, T> {
-    pub(crate) fn new(scratch: &'a mut [T], lens: &'l [usize]) -> Self {
-        Parts {
-            rest: scratch,
-            lens: lens.iter(),
-        }
-    }
-
-    /// The next part (empty past the last length). Built for size, out of line: one call per
-    /// part rather than a [`take`] inlined for each.
-    #[cfg_attr(not(lara_attn_compact), inline(always))]
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    pub(crate) fn next(&mut self) -> &'a mut [T] {
-        take(&mut self.rest, self.lens.next().copied().unwrap_or(0))
-    }
-}
-
-/// A workspace `$ty { fields, parts }` whose parts (`&mut [T]`) are the consecutive parts of
-/// `scratch` of the lengths `lens` (an array, in the parts' order). At opt-level 3 the struct
-/// literal with one inlined [`take`] per part; built for size, the struct made with empty parts
-/// and each stored in place from [`Parts::next`] (out of line; less flash).
+/// `let $ws: &mut $ty` = a workspace `$ty { fields, parts }` (on the caller's stack) whose parts
+/// (`&mut [i32]`) are the consecutive parts of `scratch` of the lengths `lens` (an array, in
+/// the parts' order; `?` returns the error of a scratch shorter than their sum). At opt-level 3 the struct literal with one inlined [`take`] per part;
+/// built for size, the fields written in place and every part by one out-of-line loop
+/// ([`fill_parts`], from the parts' offsets): less flash, and no copy of the struct.
 macro_rules! split_workspace {
     (
-        $scratch:expr, $lens:expr,
+        $ws:ident = $scratch:expr, $lens:expr,
         $ty:ident { $($(#[$meta:meta])* $field:ident: $value:expr,)* }
         => { $($part:ident,)+ }
-    ) => {{
+    ) => {
         let lens = $lens;
-        if cfg!(lara_attn_compact) {
-            let mut parts = $crate::slices::Parts::new($scratch, &lens);
-            let mut workspace = $ty {
-                $($(#[$meta])* $field: $value,)*
-                $($part: Default::default(),)+
-            };
-            $(workspace.$part = parts.next();)+
-            workspace
+        let scratch: &mut [i32] =
+            $crate::shape::take_scratch_of($scratch, $crate::slices::parts_len(&lens))?;
+        let mut storage = core::mem::MaybeUninit::<$ty>::uninit();
+        let $ws: &mut $ty = if cfg!(lara_attn_compact) {
+            const OFFSETS: &[u16] = &[$(core::mem::offset_of!($ty, $part) as u16,)+];
+            let workspace = storage.as_mut_ptr();
+            #[allow(unsafe_code)]
+            // SAFETY: every field is written before the struct is used: the fields here and
+            // the parts by `fill_parts` (the struct literal of the other branch names every
+            // field once, so the lists cover the struct; each part a `&mut [i32]`: the same
+            // literal takes them from `take`).
+            unsafe {
+                $($(#[$meta])* (&raw mut (*workspace).$field).write($value);)*
+                $crate::slices::fill_parts(workspace.cast::<u8>(), OFFSETS, scratch, &lens);
+                storage.assume_init_mut()
+            }
         } else {
-            let mut rest = $scratch;
+            let mut rest = scratch;
             let mut index = 0;
             let mut next = || {
                 let part = $crate::slices::take(&mut rest, lens.get(index).copied().unwrap_or(0));
                 index += 1;
                 part
             };
-            $ty {
+            storage.write($ty {
                 $($(#[$meta])* $field: $value,)*
                 $($part: next(),)+
-            }
-        }
-    }};
+            })
+        };
+    };
 }
 pub(crate) use split_workspace;
 

@@ -11,7 +11,7 @@ use super::{
     scale32,
 };
 use crate::error::Error;
-use crate::shape::{Shape, take_scratch_of};
+use crate::shape::Shape;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
     pack_value_blocks, padded,
@@ -61,7 +61,7 @@ impl Plan {
 const GROUP: usize = 4 * ROWS;
 
 /// The parts of the scratch of one group of queries, in words, in the order of
-/// [`Workspace::split`].
+/// [`Workspace`]'s parts.
 const fn workspace_parts(shape: Shape) -> [usize; 10] {
     let groups = shape.value_dim.div_ceil(ROWS);
     [
@@ -112,7 +112,26 @@ fn attend<O: Rows>(plan: &Plan, x: &Qkv<'_>, mut out: O, scratch: &mut [i32]) ->
         return Err(Error::PlanMismatch);
     }
     let shape = x.shape;
-    let mut ws = Workspace::split(take_scratch_of(scratch, scratch_len(shape))?, shape);
+    split_workspace!(
+        ws = scratch,
+        workspace_parts(shape),
+        Workspace {
+            shape: shape,
+            loops: Loops::active(),
+            queries: 0,
+        } => {
+            query_blocks,
+            acc,
+            logits,
+            weights,
+            values,
+            reference,
+            sum,
+            row,
+            dots,
+            shared,
+        }
+    );
     for head in 0..shape.heads {
         let x = x.head(head);
         let base = head * shape.queries * shape.value_dim;
@@ -153,32 +172,6 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
-    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
-    // less flash than the struct built from the parts, and its frame off the call's path)
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        split_workspace!(
-            scratch,
-            workspace_parts(shape),
-            Workspace {
-                shape: shape,
-                loops: Loops::active(),
-                queries: 0,
-            } => {
-                query_blocks,
-                acc,
-                logits,
-                weights,
-                values,
-                reference,
-                sum,
-                row,
-                dots,
-                shared,
-            }
-        )
-    }
-
     /// Streams every key through the queries `first..first + GROUP` of one head.
     #[inline(never)]
     fn attend_group(&mut self, plan: &Plan, x: &Qkv<'_>, first: usize) {

@@ -36,7 +36,7 @@ use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::math::sqrt;
 use crate::random::NoiseScale;
-use crate::shape::{Shape, expect_len, take_scratch_of};
+use crate::shape::{Shape, expect_len};
 #[cfg(not(lara_attn_helium))]
 use crate::simd::int8::pair;
 use crate::simd::int8::{
@@ -231,7 +231,7 @@ pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -
 }
 
 /// The parts of the scratch of `count` landmarks and `samples` samples, in words, in the order
-/// of [`Workspace::split`].
+/// of [`Workspace`]'s parts.
 const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 22] {
     let (landmark_rows, sample_rows) = (count.div_ceil(ROWS) * ROWS, samples.div_ceil(ROWS) * ROWS);
     let block = block_words(shape.dim);
@@ -479,8 +479,42 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     }
     let count = landmarks.count(shape)?;
     let samples = noise.samples(shape, count, plan.config.proposals)?;
-    let needed = workspace_len(shape, count, samples);
-    let mut ws = Workspace::split(take_scratch_of(scratch, needed)?, shape, (count, samples));
+    split_workspace!(
+        ws = scratch,
+        workspace_parts(shape, count, samples),
+        Workspace {
+            shape: shape,
+            loops: Loops::active(),
+            count: count,
+            samples: samples,
+            rows: QueryRows::new(shape, count, samples),
+            #[cfg(lara_attn_helium)]
+            query_max: (0, 0),
+        } => {
+            q_bar,
+            mu,
+            w,
+            kv_acc,
+            kv,
+            reference,
+            sum,
+            bias,
+            balance,
+            logits,
+            weights,
+            values,
+            t_reference,
+            t_sum,
+            t_row,
+            alpha,
+            weights_packed,
+            out_row,
+            row,
+            mu_rows,
+            dots,
+            shared,
+        }
+    );
     let heads = shape.heads;
     let t_dot = if L::GIVEN {
         plan.given_t_dot
@@ -489,8 +523,8 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     };
     for head in 0..heads {
         let x = x.head(head);
-        landmarks.build(&mut ws, plan, &x, (heads, head));
-        noise.build(&mut ws, plan, (heads, head));
+        landmarks.build(ws, plan, &x, (heads, head));
+        noise.build(ws, plan, (heads, head));
         ws.key_pass(plan, &x);
         ws.densities(plan, N::SAMPLED);
         if let Weighting::Optimal { .. } = plan.config.weighting {
@@ -590,49 +624,6 @@ impl QueryRows {
 }
 
 impl<'a> Workspace<'a> {
-    /// Splits `scratch` (exactly [`workspace_len`] long).
-    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
-    // less flash than the struct built from the parts, and its frame off the call's path)
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        split_workspace!(
-            scratch,
-            workspace_parts(shape, count, samples),
-            Workspace {
-                shape: shape,
-                loops: Loops::active(),
-                count: count,
-                samples: samples,
-                rows: QueryRows::new(shape, count, samples),
-                #[cfg(lara_attn_helium)]
-                query_max: (0, 0),
-            } => {
-                q_bar,
-                mu,
-                w,
-                kv_acc,
-                kv,
-                reference,
-                sum,
-                bias,
-                balance,
-                logits,
-                weights,
-                values,
-                t_reference,
-                t_sum,
-                t_row,
-                alpha,
-                weights_packed,
-                out_row,
-                row,
-                mu_rows,
-                dots,
-                shared,
-            }
-        )
-    }
-
     /// Writes `mu_c = q̄_c + k̄_c` (`w_unit`) from `q̄`, `k̄` in their units.
     fn set_landmark(
         &mut self,

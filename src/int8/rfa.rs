@@ -31,7 +31,7 @@ use super::{
 };
 use crate::error::{Arg, Error};
 use crate::math::sqrt;
-use crate::shape::{Shape, expect_len, take_scratch_of};
+use crate::shape::{Shape, expect_len};
 use crate::simd::int8::portable_squared_norm;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
@@ -114,7 +114,7 @@ impl Plan {
     }
 }
 
-/// The parts of the scratch with `S` features, in words, in the order of [`Workspace::split`].
+/// The parts of the scratch with `S` features, in words, in the order of the parts of [`Workspace`].
 const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
     let feature_rows = features.div_ceil(ROWS) * ROWS;
     let groups = shape.value_dim.div_ceil(ROWS);
@@ -182,10 +182,29 @@ fn attend<O: Rows>(
     }
     let features = plan.features;
     expect_len(Arg::Omega, omega.len(), shape.stacked(features, shape.dim)?)?;
-    let mut ws = Workspace::split(
-        take_scratch_of(scratch, scratch_len(shape, features))?,
-        shape,
-        features,
+    split_workspace!(
+        ws = scratch,
+        workspace_parts(shape, features),
+        Workspace {
+            shape: shape,
+            loops: Loops::active(),
+            features: features,
+        } => {
+            omega,
+            acc,
+            reference,
+            sum,
+            logits,
+            weights,
+            values,
+            value_sum,
+            kv,
+            phi,
+            projections,
+            out_row,
+            dots,
+            shared,
+        }
     );
     let heads = shape.heads;
     let (dim, block) = (shape.dim, block_words(shape.dim));
@@ -246,36 +265,6 @@ struct Exponents {
 }
 
 impl<'a> Workspace<'a> {
-    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
-    // less flash than the struct built from the parts, and its frame off the call's path)
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        split_workspace!(
-            scratch,
-            workspace_parts(shape, features),
-            Workspace {
-                shape: shape,
-                loops: Loops::active(),
-                features: features,
-            } => {
-                omega,
-                acc,
-                reference,
-                sum,
-                logits,
-                weights,
-                values,
-                value_sum,
-                kv,
-                phi,
-                projections,
-                out_row,
-                dots,
-                shared,
-            }
-        )
-    }
-
     /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
