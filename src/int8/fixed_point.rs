@@ -373,8 +373,8 @@ impl Scale32 {
 /// (so the quotient fits `u32`), in 32-bit arithmetic: two steps of 16-bit quotient digits
 /// (Hacker's Delight `divlu`), two hardware divisions on Cortex-M3 and later instead of a
 /// 64-bit division routine.
-#[cfg_attr(not(lara_attn_compact), inline)]
-#[cfg_attr(lara_attn_compact, inline(never))]
+#[cfg(not(lara_attn_compact))]
+#[inline]
 pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     const BASE: u32 = 1 << 16;
     let (v1, v0) = (divisor >> 16, divisor & 0xFFFF);
@@ -402,6 +402,26 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
         .wrapping_sub(q1.wrapping_mul(divisor));
     let q0 = digit(middle, u0);
     (q1 << 16) | q0
+}
+
+/// [`divide_normalized`] built for size: one quotient bit per step (restoring division, no
+/// division routine: on ARMv6-M two `__aeabi_uidiv` calls cost more flash), the same quotient.
+#[cfg(lara_attn_compact)]
+#[inline(never)]
+pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
+    // (rest < divisor throughout: the next bit of 2 · rest + bit, 33 bits with `top`, takes
+    // one subtraction at most)
+    let (mut rest, mut quotient) = (high, low);
+    for _ in 0..32 {
+        let top = rest >> 31;
+        rest = (rest << 1) | (quotient >> 31);
+        quotient <<= 1;
+        if top != 0 || rest >= divisor {
+            rest = rest.wrapping_sub(divisor);
+            quotient |= 1;
+        }
+    }
+    quotient
 }
 
 /// `1 / sum` as a multiplier `(reciprocal, shift)`: `x / sum ≈ x · reciprocal / 2^shift`, with
