@@ -6,13 +6,91 @@
 /// panic path, wherever the function is inlined.
 #[inline(always)]
 pub(crate) fn rows<T>(data: &[T], width: usize) -> Rows<'_, T> {
-    Rows(data.chunks_exact(width.max(1)))
+    Rows(chunks(data, width))
 }
 
 /// The rows of a mutable row-major matrix (see [`rows`]).
 #[inline(always)]
 pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> RowsMut<'_, T> {
-    RowsMut(data.chunks_exact_mut(width.max(1)))
+    RowsMut(chunks_mut(data, width))
+}
+
+/// The whole chunks of `width` elements of `data` (the rest dropped; `max(1)` as in [`rows`]):
+/// `chunks_exact`, but built for size [`WholeChunks`], whose constructor does not divide by
+/// the width for the rest (on ARMv6-M every such division a call of the division routine,
+/// which then need not be linked at all).
+#[inline(always)]
+pub(crate) fn chunks<T>(data: &[T], width: usize) -> Chunks<'_, T> {
+    #[cfg(not(lara_attn_compact))]
+    return data.chunks_exact(width.max(1));
+    #[cfg(lara_attn_compact)]
+    WholeChunks {
+        rest: data,
+        width: width.max(1),
+    }
+}
+
+/// The mutable whole chunks of `data` (see [`chunks`]).
+#[inline(always)]
+pub(crate) fn chunks_mut<T>(data: &mut [T], width: usize) -> ChunksMut<'_, T> {
+    #[cfg(not(lara_attn_compact))]
+    return data.chunks_exact_mut(width.max(1));
+    #[cfg(lara_attn_compact)]
+    WholeChunksMut {
+        rest: data,
+        width: width.max(1),
+    }
+}
+
+/// See [`chunks`].
+#[cfg(not(lara_attn_compact))]
+pub(crate) type Chunks<'a, T> = core::slice::ChunksExact<'a, T>;
+/// See [`chunks`].
+#[cfg(lara_attn_compact)]
+pub(crate) type Chunks<'a, T> = WholeChunks<'a, T>;
+/// See [`chunks_mut`].
+#[cfg(not(lara_attn_compact))]
+pub(crate) type ChunksMut<'a, T> = core::slice::ChunksExactMut<'a, T>;
+/// See [`chunks_mut`].
+#[cfg(lara_attn_compact)]
+pub(crate) type ChunksMut<'a, T> = WholeChunksMut<'a, T>;
+
+/// The whole chunks of a slice, built for size (see [`chunks`]).
+#[cfg(lara_attn_compact)]
+#[derive(Clone, Debug)]
+pub(crate) struct WholeChunks<'a, T> {
+    rest: &'a [T],
+    width: usize,
+}
+
+/// The mutable whole chunks of a slice, built for size (see [`chunks_mut`]).
+#[cfg(lara_attn_compact)]
+#[derive(Debug)]
+pub(crate) struct WholeChunksMut<'a, T> {
+    rest: &'a mut [T],
+    width: usize,
+}
+
+#[cfg(lara_attn_compact)]
+impl<'a, T> Iterator for WholeChunks<'a, T> {
+    type Item = &'a [T];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [T]> {
+        let (chunk, rest) = self.rest.split_at_checked(self.width)?;
+        self.rest = rest;
+        Some(chunk)
+    }
+}
+
+#[cfg(lara_attn_compact)]
+impl<'a, T> Iterator for WholeChunksMut<'a, T> {
+    type Item = &'a mut [T];
+    #[inline]
+    fn next(&mut self) -> Option<&'a mut [T]> {
+        let (chunk, rest) = core::mem::take(&mut self.rest).split_at_mut_checked(self.width)?;
+        self.rest = rest;
+        Some(chunk)
+    }
 }
 
 /// Row iterator: `ChunksExact` without its random-access specialisation. Zipping two
@@ -21,11 +99,11 @@ pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> RowsMut<'_, T> {
 /// brings a (never taken) division-by-zero panic path into the kernels, and `.ci/no-panic`
 /// rejects it. Plain `next` iteration has no division.
 #[derive(Clone, Debug)]
-pub(crate) struct Rows<'a, T>(core::slice::ChunksExact<'a, T>);
+pub(crate) struct Rows<'a, T>(Chunks<'a, T>);
 
 /// Mutable row iterator (see [`Rows`]).
 #[derive(Debug)]
-pub(crate) struct RowsMut<'a, T>(core::slice::ChunksExactMut<'a, T>);
+pub(crate) struct RowsMut<'a, T>(ChunksMut<'a, T>);
 
 impl<'a, T> Iterator for Rows<'a, T> {
     type Item = &'a [T];

@@ -16,7 +16,7 @@ use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
     pack_value_blocks, padded,
 };
-use crate::slices::{parts_len, split_workspace};
+use crate::slices::{chunks_mut, parts_len, split_workspace};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -179,11 +179,7 @@ impl<'a> Workspace<'a> {
         self.queries = GROUP.min(self.shape.queries - first);
         let blocks = self.queries.div_ceil(ROWS);
         let block_len = block_words(dim);
-        for (b, block) in self
-            .query_blocks
-            .chunks_exact_mut(block_len.max(1))
-            .enumerate()
-        {
+        for (b, block) in chunks_mut(self.query_blocks, block_len).enumerate() {
             let valid = self.queries.saturating_sub(b * ROWS);
             pack_byte_block(x.q, (first + b * ROWS, valid), dim, block);
         }
@@ -233,7 +229,7 @@ impl<'a> Workspace<'a> {
     fn write<O: Rows>(&mut self, plan: &Plan, out: &mut O, base: usize, first: usize) {
         let value_dim = self.shape.value_dim;
         for i in 0..self.queries {
-            for (g, chunk) in self.row.chunks_exact_mut(ROWS).enumerate() {
+            for (g, chunk) in chunks_mut(self.row, ROWS).enumerate() {
                 let acc = self
                     .acc
                     .get(g * GROUP * ROWS + i * ROWS..)

@@ -121,9 +121,21 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
     let z3 = power(z2, z);
     let z4 = power(z3, z);
     // ln(1 + z) = z − z²/2 + z³/3 − z⁴/4 (Q30), then / ln 2
-    let ln1p = i64::from(z - z2 / 2 + z3 / 3 - z4 / 4);
+    let ln1p = i64::from(z - z2 / 2 + third(z3) - z4 / 4);
     let log2_q30 = (exponent << 30) + table + ((ln1p * INV_LN2_Q30) >> 30);
     ((log2_q30 + (1 << 13)) >> 14) as i32
+}
+
+/// `x / 3` (rounded towards zero). Built for size the high word of `x · ⌈2^32 / 3⌉` plus one
+/// for a negative `x` (Hacker's Delight 10-3, exact for every `i32`): no signed division
+/// routine on ARMv6-M.
+#[inline(always)]
+fn third(x: i32) -> i32 {
+    if cfg!(lara_attn_compact) {
+        ((i64::from(x) * 0x5555_5556) >> 32) as i32 + i32::from(x < 0)
+    } else {
+        x / 3
+    }
 }
 
 /// The bit length of `x`, `64 − leading zeros` (out of line built for size: two 32-bit counts
@@ -769,6 +781,23 @@ impl Running {
 mod tests {
     use super::*;
     use crate::simd::int8::xorshift32;
+
+    /// [`third`] (by a multiplication when built for size) against `/ 3` over `±2^20` and the
+    /// ends of the `i32` range.
+    #[test]
+    fn third_matches_the_division() {
+        let ends = [
+            i32::MIN,
+            i32::MIN + 1,
+            i32::MIN + 2,
+            i32::MAX - 2,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        for x in (-(1 << 20)..=1 << 20).chain(ends) {
+            assert_eq!(third(x), x / 3, "{x}");
+        }
+    }
 
     /// Every `t` with a non-zero weight (16 units of `L16`, 2^20 arguments): the `Q15` weight
     /// and the `Q30` fraction against `f64`.

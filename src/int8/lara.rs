@@ -44,7 +44,7 @@ use crate::simd::int8::{
     get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
     set_slot,
 };
-use crate::slices::{part, parts_len, rows, split_workspace};
+use crate::slices::{chunks, part, parts_len, rows, split_workspace};
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -965,7 +965,7 @@ impl<'a> Workspace<'a> {
             {
                 continue;
             }
-            for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
+            for (g, acc) in chunks(self.kv_acc, group).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
                 let Some(kv) = self.kv.get_mut(start..start + kv_block) else {
@@ -1070,7 +1070,7 @@ impl<'a> Workspace<'a> {
             }
         }
         let lm = self.logits.get_mut(..count).unwrap_or_default();
-        for (slot, mu_row) in lm.iter_mut().zip(self.mu_rows.chunks_exact(dim.max(1))) {
+        for (slot, mu_row) in lm.iter_mut().zip(chunks(self.mu_rows, dim)) {
             let twice: i64 = w_row
                 .iter()
                 .zip(mu_row)

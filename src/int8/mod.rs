@@ -117,6 +117,7 @@ use crate::simd::int8::pair;
 use crate::simd::int8::{
     Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, padded_bytes,
 };
+use crate::slices::{chunks, chunks_mut};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -313,8 +314,8 @@ pub(crate) fn accumulate_groups(
     weights: &[i32],
     values: &[i32],
 ) {
-    let mut groups = acc.chunks_exact_mut(group.max(1));
-    for values in values.chunks_exact(VALUE_BLOCK_WORDS) {
+    let mut groups = chunks_mut(acc, group);
+    for values in chunks(values, VALUE_BLOCK_WORDS) {
         match groups.next() {
             Some(acc) => accumulate_rows(loops, acc, weights, values),
             None => break,
@@ -335,7 +336,7 @@ pub(crate) fn store_logit_column(
     mut logit: impl FnMut(usize, i32) -> i32,
 ) {
     if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
-        for (r, (row, &dot)) in logits.chunks_exact_mut(KEY_BLOCK).zip(dots).enumerate() {
+        for (r, (row, &dot)) in chunks_mut(logits, KEY_BLOCK).zip(dots).enumerate() {
             let value = logit(r, dot);
             if let Some(slot) = row.get_mut(column) {
                 *slot = value;
@@ -505,7 +506,7 @@ fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
     if dsp::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
         return;
     }
-    for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+    for group in chunks_mut(acc, stride * ROWS) {
         for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
             *a = rescale(*a, factor);
         }

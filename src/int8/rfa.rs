@@ -38,7 +38,7 @@ use crate::simd::int8::{
     pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
     pair_slot, set_slot,
 };
-use crate::slices::{nth_part, parts_len, rows, split_workspace};
+use crate::slices::{chunks_mut, nth_part, parts_len, rows, split_workspace};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -211,7 +211,7 @@ fn attend<O: Rows>(
     for head in 0..heads {
         let x = x.head(head);
         let omega = nth_part(omega, features * dim, head);
-        for (b, packed) in ws.omega.chunks_exact_mut(block.max(1)).enumerate() {
+        for (b, packed) in chunks_mut(ws.omega, block).enumerate() {
             let valid = features.saturating_sub(b * ROWS);
             pack_byte_block(omega, (b * ROWS, valid), dim, packed);
         }
@@ -383,7 +383,7 @@ impl<'a> Workspace<'a> {
                     continue;
                 };
                 let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                let rows = self.logits.chunks_exact_mut(KEY_BLOCK).take(feature_rows);
+                let rows = chunks_mut(self.logits, KEY_BLOCK).take(feature_rows);
                 for (r, row) in rows.enumerate() {
                     if let Some(slot) = row.get_mut(jj) {
                         if r < features {

@@ -43,6 +43,7 @@
 #![allow(unsafe_code)]
 
 use super::{Available, Backend};
+use crate::slices::{chunks, chunks_mut};
 
 /// The next state of Marsaglia's xorshift32 generator (the checks' and tests' fixed
 /// pseudo-random data; `state` must not be 0).
@@ -280,7 +281,7 @@ pub(crate) fn portable_pack_value_blocks(
             _ => &[],
         }
     };
-    for (g, block) in out.chunks_exact_mut(VALUE_BLOCK_WORDS).enumerate() {
+    for (g, block) in chunks_mut(out, VALUE_BLOCK_WORDS).enumerate() {
         for k in 0..WEIGHT_WORDS {
             let (even, odd) = (row(2 * k), row(2 * k + 1));
             for t in 0..ROWS {
@@ -502,7 +503,7 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     // `chunks_exact` (an outlined `Zip::new` of two divides by both chunk sizes, a panic path
     // at opt-level `s`)
     let (sum_rows, _) = out.as_chunks_mut::<ROWS>();
-    for (sums, block) in sum_rows.iter_mut().zip(blocks.chunks_exact(words)) {
+    for (sums, block) in sum_rows.iter_mut().zip(chunks(blocks, words)) {
         sums.fill(0);
         for (e, &xe) in x.iter().enumerate() {
             for (r, sum) in sums.iter_mut().enumerate() {
@@ -563,7 +564,7 @@ pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32
     let words = ROWS * x.len().max(1);
     // block b of `blocks` for the sums of block b (see portable_dot_blocks)
     let (sum_rows, _) = out.as_chunks_mut::<ROWS>();
-    for (sums, block) in sum_rows.iter_mut().zip(blocks.chunks_exact(words)) {
+    for (sums, block) in sum_rows.iter_mut().zip(chunks(blocks, words)) {
         let dots = portable_dot4_pairs([0; ROWS], block, x);
         for (sum, dot) in sums.iter_mut().zip(dots) {
             *sum = dot;
