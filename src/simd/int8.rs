@@ -517,7 +517,9 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
 /// (back to back, `4 · x.len()` words each) and the shared row `x` in `i16` pairs, whose
 /// length in words must be a non-zero multiple of `CHUNK / 2`. Zeros if the lengths do not
 /// fit.
-#[inline]
+// (built for size, out of line: inlined into its two callers, it took 456 B more)
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK / 2) || blocks.len() < count * ROWS * x.len() {
