@@ -466,41 +466,49 @@ impl<'a> Workspace<'a> {
             self.dots[r] = whole;
         }
         // shared exponents: the largest |KV| and K to 15 bits
-        let (mut kv_max, mut k_max) = (0u64, 1u64);
-        for r in 0..features {
-            let scale = self.summary_scale(r);
-            for t in 0..=value_dim {
-                let magnitude = self.summary(scale, r, t, key_count).unsigned_abs();
-                if t < value_dim {
-                    kv_max = kv_max.max(magnitude);
-                } else {
-                    k_max = k_max.max(magnitude);
-                }
-            }
-        }
+        let (kv_max, k_max) = self.summaries(key_count, None);
         let exponent_of = |m: u64| bits64(m.max(1)) as i32 - 15;
         let exponents = Exponents {
             kv: exponent_of(kv_max),
             k: exponent_of(k_max),
         };
         self.kv.fill(0);
+        self.summaries(key_count, Some(exponents));
+        exponents
+    }
+
+    /// Every summary ([`summary`](Self::summary)) once: without exponents the largest `|KV|`
+    /// and `K` (`K` at least 1); with them, each into `kv` as `i16` (`KV_r` with the shared
+    /// exponent `kv`, `K_r ≥ 0` with `k`). (One loop for both passes of
+    /// [`finish_keys`](Self::finish_keys): built for size, out of line; elsewhere inlined into
+    /// each, the code of two loops.)
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
+    fn summaries(&mut self, key_count: i64, exponents: Option<Exponents>) -> (u64, u64) {
+        let (value_dim, features) = (self.shape.value_dim, self.features);
         let kv_block = block_words(features);
+        // (KV at 0, K at 1: one code path for both)
+        let mut maxima = [0u64, 1];
         for r in 0..features {
             let scale = self.summary_scale(r);
             for t in 0..=value_dim {
                 let summary = self.summary(scale, r, t, key_count);
-                // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
-                let word = if t < value_dim {
-                    shift_round(summary, exponents.kv).clamp(-32767, 32767) as i32
-                } else {
-                    shift_round(summary, exponents.k).clamp(0, 32767) as i32
+                let column = usize::from(t >= value_dim);
+                let Some(exponents) = exponents else {
+                    if let Some(max) = maxima.get_mut(column) {
+                        *max = (*max).max(summary.unsigned_abs());
+                    }
+                    continue;
                 };
+                // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
+                let (exponent, low) = [(exponents.kv, -32767), (exponents.k, 0)][column & 1];
+                let word = shift_round(summary, exponent).clamp(low, 32767) as i32;
                 if let Some(kv) = self.kv.get_mut(t / ROWS * kv_block..) {
                     set_slot(kv, pair_slot(t % ROWS, r), word);
                 }
             }
         }
-        exponents
+        (maxima[0], maxima[1])
     }
 
     /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
