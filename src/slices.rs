@@ -178,6 +178,7 @@ pub(crate) const fn parts_len(parts: &[usize]) -> usize {
 /// # Safety
 /// `workspace` points to a struct (live, possibly uninitialised) with a `&'a mut [i32]` field
 /// at each of `offsets`.
+#[cfg(lara_attn_compact)]
 #[allow(unsafe_code)]
 #[inline(never)]
 pub(crate) unsafe fn fill_parts<'a>(
@@ -199,6 +200,13 @@ pub(crate) unsafe fn fill_parts<'a>(
     }
 }
 
+/// `f()`, not inlined (its frame off the caller's).
+#[cfg(not(lara_attn_compact))]
+#[inline(never)]
+pub(crate) fn out_of_line<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// `let $ws: &mut $ty` = a workspace `$ty { fields, parts }` (on the caller's stack) whose parts
 /// (`&mut [i32]`) are the consecutive parts of `scratch` of the lengths `lens` (an array, in
 /// the parts' order; `?` returns the error of a scratch shorter than their sum). At opt-level 3 the struct literal with one inlined [`take`] per part;
@@ -210,24 +218,44 @@ macro_rules! split_workspace {
         $ty:ident { $($(#[$meta:meta])* $field:ident: $value:expr,)* }
         => { $($part:ident,)+ }
     ) => {
+        #[cfg(lara_attn_compact)]
         let lens = $lens;
+        #[cfg(lara_attn_compact)]
         let scratch: &mut [i32] =
             $crate::shape::take_scratch_of($scratch, $crate::slices::parts_len(&lens))?;
+        // (built for size: the fields written in place, no copy of the struct)
+        #[cfg(lara_attn_compact)]
         let mut storage = core::mem::MaybeUninit::<$ty>::uninit();
-        let $ws: &mut $ty = if cfg!(lara_attn_compact) {
+        #[cfg(lara_attn_compact)]
+        let $ws: &mut $ty = {
             const OFFSETS: &[u16] = &[$(core::mem::offset_of!($ty, $part) as u16,)+];
             let workspace = storage.as_mut_ptr();
+            // (every part a `&mut [i32]`, and every field named once: a type error otherwise)
+            if false {
+                let _ = $ty {
+                    $($(#[$meta])* $field: $value,)*
+                    $($part: <&mut [i32]>::default(),)+
+                };
+            }
             #[allow(unsafe_code)]
             // SAFETY: every field is written before the struct is used: the fields here and
-            // the parts by `fill_parts` (the struct literal of the other branch names every
-            // field once, so the lists cover the struct; each part a `&mut [i32]`: the same
-            // literal takes them from `take`).
+            // the parts by `fill_parts`, at their offsets (the dead struct literal above
+            // checks that the lists name every field once and that each part is a
+            // `&mut [i32]`).
             unsafe {
                 $($(#[$meta])* (&raw mut (*workspace).$field).write($value);)*
                 $crate::slices::fill_parts(workspace.cast::<u8>(), OFFSETS, scratch, &lens);
                 storage.assume_init_mut()
             }
-        } else {
+        };
+        // (at opt-level 3 the struct literal, one inlined `take` per part, out of line: its
+        // frame off the call's path)
+        #[cfg(not(lara_attn_compact))]
+        let scratch: &mut [i32] =
+            $crate::shape::take_scratch_of($scratch, $crate::slices::parts_len(&$lens))?;
+        #[cfg(not(lara_attn_compact))]
+        let mut storage = $crate::slices::out_of_line(move || {
+            let lens = $lens;
             let mut rest = scratch;
             let mut index = 0;
             let mut next = || {
@@ -235,11 +263,13 @@ macro_rules! split_workspace {
                 index += 1;
                 part
             };
-            storage.write($ty {
+            $ty {
                 $($(#[$meta])* $field: $value,)*
                 $($part: next(),)+
-            })
-        };
+            }
+        });
+        #[cfg(not(lara_attn_compact))]
+        let $ws: &mut $ty = &mut storage;
     };
 }
 pub(crate) use split_workspace;
