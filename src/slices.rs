@@ -277,7 +277,9 @@ pub(crate) use split_workspace;
 /// The `index`-th of the consecutive parts of `len` elements of `data` (a head's slice of a
 /// stacked tensor whose length the caller checked: no division, unlike [`part`]); empty if
 /// there is no such part.
-#[inline]
+// (built for size, out of line: one copy for a head's three slices)
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn nth_part<T>(data: &[T], len: usize, index: usize) -> &[T] {
     let start = len * index;
     data.get(start..start + len).unwrap_or_default()
