@@ -6,15 +6,11 @@
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
 use super::fixed_point::Scale32;
-use super::{
-    Out, Qkv, Requantize, Rows, Scales, block_logits, check_dim, check_logit_bound, const_try,
-    scale32,
-};
+use super::{Out, Qkv, Requantize, Rows, Scales, check_dim, check_logit_bound, const_try, scale32};
 use crate::error::Error;
 use crate::shape::Shape;
 use crate::simd::int8::{
-    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
-    pack_value_blocks, padded,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block, padded,
 };
 use crate::slices::{chunks_mut, parts_len, split_workspace};
 
@@ -175,7 +171,7 @@ impl<'a> Workspace<'a> {
     /// Streams every key through the queries `first..first + GROUP` of one head.
     #[inline(never)]
     fn attend_group(&mut self, plan: &Plan, x: &Qkv<'_>, first: usize) {
-        let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
+        let dim = self.shape.dim;
         self.queries = GROUP.min(self.shape.queries - first);
         let blocks = self.queries.div_ceil(ROWS);
         let block_len = block_words(dim);
@@ -183,45 +179,30 @@ impl<'a> Workspace<'a> {
             let valid = self.queries.saturating_sub(b * ROWS);
             pack_byte_block(x.q, (first + b * ROWS, valid), dim, block);
         }
-        self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
-        self.sum.fill(0);
-        self.acc.fill(0);
-        self.weights.fill(0);
-        for block_first in (0..self.shape.keys).step_by(KEY_BLOCK) {
-            let counted = x.block_keys(block_first);
-            pack_value_blocks(x.v, value_dim, (block_first, counted), self.values);
-            // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
-            let query_blocks = self
-                .query_blocks
-                .get(..blocks * block_len)
-                .unwrap_or_default();
-            let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
-            block_logits(
-                self.loops,
-                query_blocks,
-                (x.k, dim),
-                (block_first, counted),
-                (dots, self.shared),
-                self.logits,
-                (plan.logit, None),
-            );
-            super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.reference, self.sum),
-                self.queries,
-                self.acc,
-                GROUP,
-            );
-            // Σ_j w_ij v_j for every query and column
-            super::accumulate_groups(
-                self.loops,
-                self.acc,
-                GROUP * ROWS,
-                self.weights,
-                self.values,
-            );
-        }
+        let query_blocks = self
+            .query_blocks
+            .get(..blocks * block_len)
+            .unwrap_or_default();
+        let stream = super::KeyStream {
+            logits: self.logits,
+            weights: self.weights,
+            reference: self.reference,
+            sum: self.sum,
+            acc: self.acc,
+            values: self.values,
+            dots: self.dots.get_mut(..blocks * ROWS).unwrap_or_default(),
+            shared: self.shared,
+        };
+        // ℓ_ij = s · q_i·k_j in L16
+        let rows = (self.queries, GROUP);
+        super::stream_keys(
+            self.loops,
+            x,
+            query_blocks,
+            (plan.logit, None),
+            rows,
+            stream,
+        );
     }
 
     /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries.

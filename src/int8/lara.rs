@@ -41,8 +41,7 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::pair;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks,
-    get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
-    set_slot,
+    get_slot, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
 use crate::slices::{chunks, part, parts_len, rows, split_workspace};
 
@@ -896,34 +895,25 @@ impl<'a> Workspace<'a> {
     /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`).
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) {
-        let value_dim = self.shape.value_dim;
-        let sample_blocks = self.samples.div_ceil(ROWS);
-        self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
-        self.sum.fill(0);
-        self.kv_acc.fill(0);
-        self.weights.fill(0);
-        let sample_rows = sample_blocks * ROWS;
-        for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
-            let counted = x.block_keys(first);
-            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
-            self.key_block_logits(plan, x, (first, counted));
-            super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.reference, self.sum),
-                self.samples,
-                self.kv_acc,
-                sample_rows,
-            );
-            // kv_c += Σ_j w_cj v_j
-            super::accumulate_groups(
-                self.loops,
-                self.kv_acc,
-                sample_rows * ROWS,
-                self.weights,
-                self.values,
-            );
-        }
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        let w = self
+            .w
+            .get(..sample_rows / ROWS * block_words(x.shape.dim))
+            .unwrap_or_default();
+        let stream = super::KeyStream {
+            logits: self.logits,
+            weights: self.weights,
+            reference: self.reference,
+            sum: self.sum,
+            acc: self.kv_acc,
+            values: self.values,
+            dots: self.dots.get_mut(..sample_rows).unwrap_or_default(),
+            shared: self.shared,
+        };
+        // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16; kv_c += Σ_j w_cj v_j
+        let logit = (plan.key_dot, Some(plan.key_norm));
+        let rows = (self.samples, sample_rows);
+        super::stream_keys(self.loops, x, w, logit, rows, stream);
         self.finish_keys();
     }
 
@@ -978,34 +968,6 @@ impl<'a> Workspace<'a> {
                 }
             }
         }
-    }
-
-    /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
-    /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
-    #[cfg_attr(lara_attn_compact, inline(always))]
-    fn key_block_logits(
-        &mut self,
-        plan: &Plan,
-        x: &Qkv<'_>,
-        (first, counted): (usize, [bool; KEY_BLOCK]),
-    ) {
-        let dim = self.shape.dim;
-        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
-        let w = self
-            .w
-            .get(..sample_rows / ROWS * block_words(dim))
-            .unwrap_or_default();
-        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
-        block_logits(
-            self.loops,
-            w,
-            (x.k, dim),
-            (first, counted),
-            (dots, self.shared),
-            self.logits,
-            (plan.key_dot, Some(plan.key_norm)),
-        );
     }
 
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.

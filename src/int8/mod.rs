@@ -115,7 +115,8 @@ use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
 use crate::simd::int8::{
-    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, padded_bytes,
+    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, dot_blocks, pack_value_blocks,
+    padded_bytes,
 };
 use crate::slices::{chunks, chunks_mut};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
@@ -299,6 +300,72 @@ impl<'a> Qkv<'a> {
     #[inline]
     fn block_keys(&self, first: usize) -> [bool; KEY_BLOCK] {
         core::array::from_fn(|jj| self.counts(first + jj))
+    }
+}
+
+/// The scratch of a streaming pass over the keys (see [`stream_keys`]).
+pub(crate) struct KeyStream<'s> {
+    /// A block of logits, `[rows][KEY_BLOCK]`.
+    pub(crate) logits: &'s mut [i32],
+    /// A block of `Q15` weights in pairs, `[rows][WEIGHT_WORDS]`.
+    pub(crate) weights: &'s mut [i32],
+    /// Streaming states: `L16` references and `Q15` sums, `[rows]` each.
+    pub(crate) reference: &'s mut [i32],
+    pub(crate) sum: &'s mut [i32],
+    /// `Σ_j w_rj v_j`, `[⌈d_v/4⌉][stride][4]`.
+    pub(crate) acc: &'s mut [i32],
+    /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
+    pub(crate) values: &'s mut [i32],
+    /// The dot products of one key with the rows.
+    pub(crate) dots: &'s mut [i32],
+    /// A key row padded to whole chunks.
+    pub(crate) shared: &'s mut [i32],
+}
+
+/// Streams every key of `x` through the first `rows` rows of the byte blocks `blocks`
+/// (`stride` rows in the sums' groups): from empty states, per block of [`KEY_BLOCK`] keys the
+/// values packed, the logits by [`block_logits`] with `logit`, the rows' states and weights
+/// ([`admit_rows`]) and `Σ_j w_rj v_j` ([`accumulate_groups`]). Exact attention's queries and
+/// LARA's samples (built for size, out of line: one copy for both).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn stream_keys(
+    loops: Loops,
+    x: &Qkv<'_>,
+    blocks: &[i32],
+    logit: (Scale32, Option<Scale32>),
+    (rows, stride): (usize, usize),
+    s: KeyStream<'_>,
+) {
+    let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
+    s.reference.fill(fixed_point::EMPTY_REFERENCE);
+    s.sum.fill(0);
+    s.acc.fill(0);
+    s.weights.fill(0);
+    for first in (0..x.shape.keys).step_by(KEY_BLOCK) {
+        let counted = x.block_keys(first);
+        pack_value_blocks(x.v, value_dim, (first, counted), s.values);
+        // ℓ = scale · row·k_j (− norm · |k_j|²) in L16 (ABSENT for masked and missing keys)
+        let scratch = (&mut *s.dots, &mut *s.shared);
+        block_logits(
+            loops,
+            blocks,
+            (x.k, dim),
+            (first, counted),
+            scratch,
+            s.logits,
+            logit,
+        );
+        admit_rows(
+            s.logits,
+            s.weights,
+            (s.reference, s.sum),
+            rows,
+            s.acc,
+            stride,
+        );
+        // Σ_j w_rj v_j for every row and column
+        accumulate_groups(loops, s.acc, stride * ROWS, s.weights, s.values);
     }
 }
 
