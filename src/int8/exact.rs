@@ -210,14 +210,10 @@ impl<'a> Workspace<'a> {
     fn write<O: Rows>(&mut self, plan: &Plan, out: &mut O, base: usize, first: usize) {
         let value_dim = self.shape.value_dim;
         for i in 0..self.queries {
-            for (g, chunk) in chunks_mut(self.row, ROWS).enumerate() {
-                let acc = self
-                    .acc
-                    .get(g * GROUP * ROWS + i * ROWS..)
-                    .unwrap_or_default();
-                for (o, &a) in chunk.iter_mut().zip(acc) {
-                    *o = a;
-                }
+            // column t of query i: word t mod 4 of row i of group ⌊t/4⌋
+            for (t, o) in self.row.iter_mut().enumerate() {
+                let index = t / ROWS * GROUP * ROWS + i * ROWS + t % ROWS;
+                *o = self.acc.get(index).copied().unwrap_or(0);
             }
             let sum = self.sum.get(i).copied().unwrap_or(1) as u32;
             let offset = base + (first + i) * value_dim;

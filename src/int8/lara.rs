@@ -544,8 +544,8 @@ struct Workspace<'a> {
     count: usize,
     samples: usize,
     /// For the query pass, once per head: the rows of `S` samples and of `max(C', 1)`
-    /// landmarks in whole blocks, the words of their byte blocks of `d` columns, and the words
-    /// of a row of `S` weights in pairs.
+    /// landmarks in whole blocks, the words of the landmarks' byte blocks of `d` columns (`w`
+    /// holds the samples' alone), and the words of a row of `S` weights in pairs.
     rows: QueryRows,
     /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
     q_bar: &'a mut [i32],
@@ -600,7 +600,6 @@ struct Workspace<'a> {
 struct QueryRows {
     samples: usize,
     landmarks: usize,
-    sample_words: usize,
     landmark_words: usize,
     pair_words: usize,
 }
@@ -615,7 +614,6 @@ impl QueryRows {
         QueryRows {
             samples: samples_rows,
             landmarks,
-            sample_words: samples_rows / ROWS * block,
             landmark_words: landmarks / ROWS * block,
             pair_words: pair_row_words(samples),
         }
@@ -1194,8 +1192,9 @@ impl<'a> Workspace<'a> {
         let (dim, value_dim, count, sizes) =
             (self.shape.dim, self.shape.value_dim, self.count, self.rows);
         let loops = self.loops;
+        // (`w` holds the samples' blocks alone: its part's length)
         let (w, q_bar) = (
-            self.w.get(..sizes.sample_words).unwrap_or_default(),
+            &*self.w,
             self.q_bar.get(..sizes.landmark_words).unwrap_or_default(),
         );
         let logits = self.logits.get_mut(..sizes.samples).unwrap_or_default();
@@ -1255,12 +1254,8 @@ impl<'a> Workspace<'a> {
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
-        dot_blocks(
-            self.loops,
-            self.w.get(..rows.sample_words).unwrap_or_default(),
-            q_row,
-            logits,
-        );
+        // (`w` holds the samples' blocks alone: its part's length)
+        dot_blocks(self.loops, self.w, q_row, logits);
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
         let live = samples.min(logits.len()).min(self.bias.len());
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
@@ -1312,12 +1307,8 @@ impl<'a> Workspace<'a> {
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
-        dot_blocks(
-            self.loops,
-            self.q_bar.get(..rows.landmark_words).unwrap_or_default(),
-            q_row,
-            t_row,
-        );
+        // (`q_bar` holds the landmarks' blocks alone: its part's length)
+        dot_blocks(self.loops, self.q_bar, q_row, t_row);
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
         // T = 2^(s · q̄_c·q_i − lse) in Q27 (32-bit arithmetic without a branch), then their
