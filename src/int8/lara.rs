@@ -544,8 +544,8 @@ struct Workspace<'a> {
     count: usize,
     samples: usize,
     /// For the query pass, once per head: the rows of `S` samples and of `max(C', 1)`
-    /// landmarks in whole blocks, the words of the landmarks' byte blocks of `d` columns (`w`
-    /// holds the samples' alone), and the words of a row of `S` weights in pairs.
+    /// landmarks in whole blocks and the words of the landmarks' byte blocks of `d` columns
+    /// (`w`, `weights_packed` hold exactly the samples' blocks and pairs).
     rows: QueryRows,
     /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
     q_bar: &'a mut [i32],
@@ -601,7 +601,6 @@ struct QueryRows {
     samples: usize,
     landmarks: usize,
     landmark_words: usize,
-    pair_words: usize,
 }
 
 impl QueryRows {
@@ -615,7 +614,6 @@ impl QueryRows {
             samples: samples_rows,
             landmarks,
             landmark_words: landmarks / ROWS * block,
-            pair_words: pair_row_words(samples),
         }
     }
 }
@@ -1205,10 +1203,8 @@ impl<'a> Workspace<'a> {
             self.balance.get(..count).unwrap_or_default(),
         );
         let weights = self.alpha.get_mut(..count).unwrap_or_default();
-        let packed = self
-            .weights_packed
-            .get_mut(..sizes.pair_words)
-            .unwrap_or_default();
+        // (one row of the samples' pairs: the part's length)
+        let packed = &mut *self.weights_packed;
         let out_row = &mut *self.out_row;
         let shared = &mut *self.shared;
         // (count ≥ 1 here; max(1): no division-by-zero path)
@@ -1305,9 +1301,9 @@ impl<'a> Workspace<'a> {
         inline(never)
     )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
-        let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
-        let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
-        // (`q_bar` holds the landmarks' blocks alone: its part's length)
+        let (count, samples) = (self.count.max(1), self.samples);
+        // (`q_bar` and `t_row` hold the landmarks' blocks and rows alone: their parts' lengths)
+        let t_row = &mut *self.t_row;
         dot_blocks(self.loops, self.q_bar, q_row, t_row);
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
@@ -1435,11 +1431,8 @@ impl<'a> Workspace<'a> {
         inline(never)
     )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
-        let shared = self
-            .weights_packed
-            .get(..self.rows.pair_words)
-            .unwrap_or_default();
-        pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
+        // (`weights_packed` holds one row of the samples' pairs: its part's length)
+        pair_dot_blocks(self.loops, self.kv, self.weights_packed, self.out_row);
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
