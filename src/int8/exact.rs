@@ -202,6 +202,7 @@ impl<'a> Workspace<'a> {
             (plan.logit, None),
             rows,
             stream,
+            None,
         );
     }
 

@@ -909,7 +909,7 @@ impl<'a> Workspace<'a> {
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16; kv_c += Σ_j w_cj v_j
         let logit = (plan.key_dot, Some(plan.key_norm));
         let rows = (self.samples, sample_rows);
-        super::stream_keys(self.loops, x, w, logit, rows, stream);
+        super::stream_keys(self.loops, x, w, logit, rows, stream, None);
         self.finish_keys();
     }
 

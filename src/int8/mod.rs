@@ -322,11 +322,16 @@ pub(crate) struct KeyStream<'s> {
     pub(crate) shared: &'s mut [i32],
 }
 
+/// A step of [`stream_keys`] on each block of logits: `(logits, first key, which keys count)`.
+pub(crate) type AdjustLogits<'f> = dyn FnMut(&mut [i32], usize, [bool; KEY_BLOCK]) + 'f;
+
 /// Streams every key of `x` through the first `rows` rows of the byte blocks `blocks`
 /// (`stride` rows in the sums' groups): from empty states, per block of [`KEY_BLOCK`] keys the
 /// values packed, the logits by [`block_logits`] with `logit`, the rows' states and weights
-/// ([`admit_rows`]) and `Σ_j w_rj v_j` ([`accumulate_groups`]). Exact attention's queries and
-/// LARA's samples (built for size, out of line: one copy for both).
+/// ([`admit_rows`]) and `Σ_j w_rj v_j` ([`accumulate_groups`]); `adjust`, if any, gets each
+/// block of logits before it is admitted, with its first key and which keys count. Exact
+/// attention's queries, LARA's samples, RFA's features built for size (then out of line: one
+/// copy for the three).
 #[cfg_attr(not(lara_attn_compact), inline(always))]
 #[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn stream_keys(
@@ -336,6 +341,7 @@ pub(crate) fn stream_keys(
     logit: (Scale32, Option<Scale32>),
     (rows, stride): (usize, usize),
     s: KeyStream<'_>,
+    mut adjust: Option<&mut AdjustLogits<'_>>,
 ) {
     let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
     s.reference.fill(fixed_point::EMPTY_REFERENCE);
@@ -356,6 +362,9 @@ pub(crate) fn stream_keys(
             s.logits,
             logit,
         );
+        if let Some(adjust) = adjust.as_mut() {
+            adjust(s.logits, first, counted);
+        }
         admit_rows(
             s.logits,
             s.weights,

@@ -14,13 +14,14 @@
 //! `ω [h, S, d]` is `i8` with its own scale (the plan's). Scratch: [`scratch_len`] `i32`s,
 //! independent of `n`.
 
-use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round,
-};
+use super::fixed_point::{ABSENT, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round};
+// (the key pass's own loop at opt-level 3; built for size, the shared one)
+#[cfg(not(lara_attn_compact))]
+use super::fixed_point::EMPTY_REFERENCE;
+#[cfg(not(lara_attn_compact))]
+use crate::simd::int8::pack_value_blocks;
 // (the portable per-element loops; Helium has its own, in `super::helium`, but when built for
 // size)
-#[cfg(lara_attn_compact)]
-use super::block_logits;
 #[cfg(any(not(lara_attn_helium), lara_attn_compact))]
 use super::fixed_point::to_logit;
 #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
@@ -35,8 +36,7 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::portable_squared_norm;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
-    pair_slot, set_slot,
+    pack_byte_block, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
 use crate::slices::{chunks_mut, nth_part, parts_len, rows, split_workspace};
 
@@ -270,42 +270,101 @@ impl<'a> Workspace<'a> {
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
         let (value_dim, features) = (self.shape.value_dim, self.features);
         let feature_rows = features.div_ceil(ROWS) * ROWS;
-        self.reference.fill(EMPTY_REFERENCE);
-        self.sum.fill(0);
-        self.acc.fill(0);
-        self.weights.fill(0);
         self.value_sum.fill(0);
         // M = max B over every key and feature (L16)
         let mut max = ABSENT;
         let mut key_count = 0i64;
-        for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
-            let counted = x.block_keys(first);
-            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
-            let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
-            max = max.max(block_max);
-            key_count += i64::from(counted_keys);
-            super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.reference, self.sum),
-                features,
-                self.acc,
-                feature_rows,
-            );
-            // Σ_m 2^(B − hk − reference_r) v_m
-            super::accumulate_groups(
+        // (built for size: the shared streaming loop, B = d^-1/4 k_m·ω_r by its block_logits,
+        // then B − hk, the largest B and Σ v_m per block; the same bits)
+        #[cfg(lara_attn_compact)]
+        {
+            let dim = self.shape.dim;
+            let value_sum = &mut *self.value_sum;
+            let mut adjust = |logits: &mut [i32], first: usize, counted: [bool; KEY_BLOCK]| {
+                for (jj, &counts) in counted.iter().enumerate() {
+                    let j = first + jj;
+                    // Σ v_m and the count of the keys that count (add_value_row's steps)
+                    let v_row = x.v.get(j * value_dim..(j + 1) * value_dim);
+                    if let Some(v_row) = v_row.filter(|_| counts) {
+                        key_count += 1;
+                        for (s, &v) in value_sum.iter_mut().zip(v_row) {
+                            *s += i32::from(v);
+                        }
+                    }
+                    let Some(k_row) = x.k.get(j * dim..(j + 1) * dim).filter(|_| counts) else {
+                        continue;
+                    };
+                    // B − hk, hk = s|k_m|²/2 in L16
+                    let half_norm = plan.key_norm.apply(squared_norm(k_row));
+                    let rows = chunks_mut(logits, KEY_BLOCK).take(feature_rows);
+                    for (r, row) in rows.enumerate() {
+                        if let Some(slot) = row.get_mut(jj) {
+                            if r < features {
+                                max = max.max(*slot);
+                            }
+                            *slot = to_logit(*slot - half_norm);
+                        }
+                    }
+                }
+            };
+            let stream = super::KeyStream {
+                logits: self.logits,
+                weights: self.weights,
+                reference: self.reference,
+                sum: self.sum,
+                acc: self.acc,
+                values: self.values,
+                dots: self.dots.get_mut(..feature_rows).unwrap_or_default(),
+                shared: self.shared,
+            };
+            let logit = (plan.key_projection, None);
+            let rows = (features, feature_rows);
+            super::stream_keys(
                 self.loops,
-                self.acc,
-                feature_rows * ROWS,
-                self.weights,
-                self.values,
+                x,
+                self.omega,
+                logit,
+                rows,
+                stream,
+                Some(&mut adjust),
             );
+        }
+        #[cfg(not(lara_attn_compact))]
+        {
+            self.reference.fill(EMPTY_REFERENCE);
+            self.sum.fill(0);
+            self.acc.fill(0);
+            self.weights.fill(0);
+            for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
+                let counted = x.block_keys(first);
+                pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+                let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
+                max = max.max(block_max);
+                key_count += i64::from(counted_keys);
+                super::admit_rows(
+                    self.logits,
+                    self.weights,
+                    (self.reference, self.sum),
+                    features,
+                    self.acc,
+                    feature_rows,
+                );
+                // Σ_m 2^(B − hk − reference_r) v_m
+                super::accumulate_groups(
+                    self.loops,
+                    self.acc,
+                    feature_rows * ROWS,
+                    self.weights,
+                    self.values,
+                );
+            }
         }
         self.finish_keys(plan, max, key_count)
     }
 
     /// `value_sum += v_j` and one more key in `key_count` if key `j` counts and its row is
     /// there.
+    #[cfg(not(lara_attn_compact))]
     #[inline(always)]
     fn add_value_row(&mut self, x: &Qkv<'_>, (j, counts): (usize, bool), key_count: &mut u32) {
         let value_dim = self.shape.value_dim;
@@ -320,7 +379,8 @@ impl<'a> Workspace<'a> {
 
     /// `B[m, r] − hk_m` (`L16`, `ABSENT` for masked and missing keys) of the keys
     /// `first..first + 8` into `logits`, and `Σ_m v_m` of those that count: their largest `B`
-    /// and their number.
+    /// and their number (built for size: see [`key_pass`](Self::key_pass)).
+    #[cfg(not(lara_attn_compact))]
     #[inline(never)]
     fn key_block_logits(
         &mut self,
@@ -360,41 +420,6 @@ impl<'a> Workspace<'a> {
                 return (block_max, key_count);
             }
         }
-        // (built for size: B = d^-1/4 k_m·ω_r by the shared block_logits, then B − hk and the
-        // largest B in a second pass over the block; the same bits)
-        #[cfg(lara_attn_compact)]
-        {
-            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
-            let projections = (plan.key_projection, None);
-            let rows = (dots, &mut *self.shared);
-            block_logits(
-                self.loops,
-                self.omega,
-                (x.k, dim),
-                (first, counted),
-                rows,
-                self.logits,
-                projections,
-            );
-            for (jj, &counts) in counted.iter().enumerate() {
-                self.add_value_row(x, (first + jj, counts), &mut key_count);
-                let start = (first + jj) * dim;
-                let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
-                    continue;
-                };
-                let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                let rows = chunks_mut(self.logits, KEY_BLOCK).take(feature_rows);
-                for (r, row) in rows.enumerate() {
-                    if let Some(slot) = row.get_mut(jj) {
-                        if r < features {
-                            max = max.max(*slot);
-                        }
-                        *slot = to_logit(*slot - half_norm);
-                    }
-                }
-            }
-        }
-        #[cfg(not(lara_attn_compact))]
         for (jj, &counts) in counted.iter().enumerate() {
             self.add_value_row(x, (first + jj, counts), &mut key_count);
             let start = (first + jj) * dim;
