@@ -218,16 +218,15 @@ macro_rules! split_workspace {
         $ty:ident { $($(#[$meta:meta])* $field:ident: $value:expr,)* }
         => { $($part:ident,)+ }
     ) => {
-        #[cfg(lara_attn_compact)]
-        let lens = $lens;
-        #[cfg(lara_attn_compact)]
-        let scratch: &mut [i32] =
-            $crate::shape::take_scratch_of($scratch, $crate::slices::parts_len(&lens))?;
-        // (built for size: the fields written in place, no copy of the struct)
+        // (built for size: the fields written in place, no copy of the struct; the lengths
+        // in this block alone, their stack reused after it)
         #[cfg(lara_attn_compact)]
         let mut storage = core::mem::MaybeUninit::<$ty>::uninit();
         #[cfg(lara_attn_compact)]
         let $ws: &mut $ty = {
+            let lens = $lens;
+            let scratch: &mut [i32] =
+                $crate::shape::take_scratch_of($scratch, $crate::slices::parts_len(&lens))?;
             const OFFSETS: &[u16] = &[$(core::mem::offset_of!($ty, $part) as u16,)+];
             let workspace = storage.as_mut_ptr();
             // (every part a `&mut [i32]`, and every field named once: a type error otherwise)

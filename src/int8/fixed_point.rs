@@ -18,7 +18,7 @@ pub(crate) const Q15_ONE: u32 = 1 << 15;
 /// for int8 values `v`).
 pub(crate) const SUM_LIMIT: u32 = 1 << 23;
 
-#[cfg(not(lara_attn_helium))]
+#[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
 use crate::simd::int8::KEY_BLOCK;
 
 /// `round(2^30 · log2(1 + j/16))`, `j = 0..16`.
@@ -754,8 +754,9 @@ impl Running {
 
     /// [`admit`](Self::admit) of a block of [`KEY_BLOCK`] logits for the reference and the sum
     /// alone: the weights go to `discard` (on the DSP cores without Helium nowhere, not even
-    /// stored). (Helium admits four rows at a time, `admit_rows`.)
-    #[cfg(not(lara_attn_helium))]
+    /// stored). (Helium admits four rows at a time, `admit_rows`; built for size, so does
+    /// every core.)
+    #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
     #[inline(always)]
     pub(crate) fn admit_sum(&mut self, logits: &[i32; KEY_BLOCK], discard: &mut [i32; KEY_BLOCK]) {
         #[cfg(lara_attn_dsp)]

@@ -888,8 +888,10 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`).
-    #[inline(never)]
+    /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`). (Built for
+    /// size, inlined into `run`: one frame less on the path of the shared streaming loop.)
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    #[cfg_attr(lara_attn_compact, inline(always))]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) {
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
         let w = self
@@ -914,8 +916,9 @@ impl<'a> Workspace<'a> {
     }
 
     /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
-    /// in pair blocks, after the last key.
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    /// in pair blocks, after the last key (out of line: its frame off the streaming loop's
+    /// path).
+    #[inline(never)]
     fn finish_keys(&mut self) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
@@ -1096,8 +1099,8 @@ impl<'a> Workspace<'a> {
                 (t_dot, None),
             );
             // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
-            // unused here)
-            #[cfg(lara_attn_helium)]
+            // unused here; built for size, the same call: no loop of its own)
+            #[cfg(any(lara_attn_helium, lara_attn_compact))]
             super::admit_rows(
                 self.logits,
                 self.weights,
@@ -1106,9 +1109,9 @@ impl<'a> Workspace<'a> {
                 &mut [],
                 0,
             );
-            #[cfg(not(lara_attn_helium))]
+            #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
             let mut discard = [0i32; KEY_BLOCK];
-            #[cfg(not(lara_attn_helium))]
+            #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
             for ((logits, reference), sum) in self
                 .logits
                 .as_chunks::<KEY_BLOCK>()

@@ -268,7 +268,7 @@ impl<'a> Workspace<'a> {
     /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
-        let (value_dim, features) = (self.shape.value_dim, self.features);
+        let features = self.features;
         let feature_rows = features.div_ceil(ROWS) * ROWS;
         self.value_sum.fill(0);
         // M = max B over every key and feature (L16)
@@ -278,34 +278,10 @@ impl<'a> Workspace<'a> {
         // then B − hk, the largest B and Σ v_m per block; the same bits)
         #[cfg(lara_attn_compact)]
         {
-            let dim = self.shape.dim;
             let value_sum = &mut *self.value_sum;
             let mut adjust = |logits: &mut [i32], first: usize, counted: [bool; KEY_BLOCK]| {
-                for (jj, &counts) in counted.iter().enumerate() {
-                    let j = first + jj;
-                    // Σ v_m and the count of the keys that count (add_value_row's steps)
-                    let v_row = x.v.get(j * value_dim..(j + 1) * value_dim);
-                    if let Some(v_row) = v_row.filter(|_| counts) {
-                        key_count += 1;
-                        for (s, &v) in value_sum.iter_mut().zip(v_row) {
-                            *s += i32::from(v);
-                        }
-                    }
-                    let Some(k_row) = x.k.get(j * dim..(j + 1) * dim).filter(|_| counts) else {
-                        continue;
-                    };
-                    // B − hk, hk = s|k_m|²/2 in L16
-                    let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                    let rows = chunks_mut(logits, KEY_BLOCK).take(feature_rows);
-                    for (r, row) in rows.enumerate() {
-                        if let Some(slot) = row.get_mut(jj) {
-                            if r < features {
-                                max = max.max(*slot);
-                            }
-                            *slot = to_logit(*slot - half_norm);
-                        }
-                    }
-                }
+                let sums = (&mut *value_sum, &mut max, &mut key_count);
+                adjust_key_block(plan, x, features, sums, (logits, first, counted));
             };
             let stream = super::KeyStream {
                 logits: self.logits,
@@ -331,6 +307,7 @@ impl<'a> Workspace<'a> {
         }
         #[cfg(not(lara_attn_compact))]
         {
+            let value_dim = self.shape.value_dim;
             self.reference.fill(EMPTY_REFERENCE);
             self.sum.fill(0);
             self.acc.fill(0);
@@ -467,8 +444,8 @@ impl<'a> Workspace<'a> {
     }
 
     /// The key summaries `KV_r`, `K_r` as `i16` with shared exponents, from the sums after the
-    /// last key (`M` the largest `B`).
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    /// last key (`M` the largest `B`; out of line: its frame off the streaming loop's path).
+    #[inline(never)]
     fn finish_keys(&mut self, plan: &Plan, max: i32, key_count: i64) -> Exponents {
         let features = self.features;
         // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
@@ -695,6 +672,47 @@ impl<'a> Workspace<'a> {
             let row = self.out_row.get(..value_dim).unwrap_or_default();
             let extra = exponents.kv - exponents.k - excess;
             plan.requantize.write_row(row, den, extra, out, offset);
+        }
+    }
+}
+
+/// Built for size, the step of [`Workspace::key_pass`] on each block of logits `B` (see
+/// there): `B − hk` in place, the largest `B` of the features into `max`, `Σ v_m` and the
+/// number of the keys that count (out of line: its frame off the streaming loop's path).
+#[cfg(lara_attn_compact)]
+#[inline(never)]
+fn adjust_key_block(
+    plan: &Plan,
+    x: &Qkv<'_>,
+    features: usize,
+    (value_sum, max, key_count): (&mut [i32], &mut i32, &mut i64),
+    (logits, first, counted): (&mut [i32], usize, [bool; KEY_BLOCK]),
+) {
+    let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
+    let feature_rows = features.div_ceil(ROWS) * ROWS;
+    for (jj, &counts) in counted.iter().enumerate() {
+        let j = first + jj;
+        // Σ v_m and the count of the keys that count (add_value_row's steps)
+        let v_row = x.v.get(j * value_dim..(j + 1) * value_dim);
+        if let Some(v_row) = v_row.filter(|_| counts) {
+            *key_count += 1;
+            for (s, &v) in value_sum.iter_mut().zip(v_row) {
+                *s += i32::from(v);
+            }
+        }
+        let Some(k_row) = x.k.get(j * dim..(j + 1) * dim).filter(|_| counts) else {
+            continue;
+        };
+        // B − hk, hk = s|k_m|²/2 in L16
+        let half_norm = plan.key_norm.apply(squared_norm(k_row));
+        let rows = chunks_mut(logits, KEY_BLOCK).take(feature_rows);
+        for (r, row) in rows.enumerate() {
+            if let Some(slot) = row.get_mut(jj) {
+                if r < features {
+                    *max = (*max).max(*slot);
+                }
+                *slot = to_logit(*slot - half_norm);
+            }
         }
     }
 }
