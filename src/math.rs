@@ -96,15 +96,23 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     }
 }
 
-/// `(n / d, n % d)` for `d > 0`. Built for size a restoring division, one quotient bit per
-/// step: no division routine (on ARMv6-M the int8 kernels then link none); else `/` and `%`.
-#[cfg_attr(lara_attn_compact, inline(never))]
-#[cfg_attr(not(lara_attn_compact), inline(always))]
+/// `(n / d, n % d)` for `d > 0`: built for size on a core without a division instruction
+/// ([`restoring_div_rem`]: no division routine linked), else `/` and `%`.
+#[inline(always)]
 pub(crate) fn div_rem(n: usize, d: usize) -> (usize, usize) {
-    if !cfg!(lara_attn_compact) {
+    #[cfg(all(lara_attn_compact, lara_attn_soft_division))]
+    return restoring_div_rem(n, d);
+    #[cfg(not(all(lara_attn_compact, lara_attn_soft_division)))]
+    {
         let d = d.max(1);
-        return (n / d, n % d);
+        (n / d, n % d)
     }
+}
+
+/// `(n / d, n % d)` for `d > 0` by a restoring division, one quotient bit per step.
+#[cfg(any(test, all(lara_attn_compact, lara_attn_soft_division)))]
+#[inline(never)]
+pub(crate) fn restoring_div_rem(n: usize, d: usize) -> (usize, usize) {
     // (rest < d throughout: the next bit of 2 · rest + bit, one bit more with `top`, takes
     // one subtraction at most)
     let (mut quotient, mut rest) = (0usize, 0usize);
@@ -305,10 +313,10 @@ impl OnlineLse {
 
 #[cfg(test)]
 mod tests {
-    use super::{div_rem, sin_cos, sqrt};
+    use super::{div_rem, restoring_div_rem, sin_cos, sqrt};
 
-    /// [`div_rem`] (the restoring division when built for size) against `/` and `%`: small
-    /// and large operands, divisors of one bit to the top bit.
+    /// [`div_rem`] and [`restoring_div_rem`] against `/` and `%`: small and large operands,
+    /// divisors of one bit to the top bit.
     #[test]
     fn div_rem_matches_the_division() {
         let mut seed = 0x9E37_79B9u32;
@@ -334,11 +342,13 @@ mod tests {
         for n in (0..2000).chain(edges) {
             for d in (1..70).chain(edges.into_iter().filter(|&d| d > 0)) {
                 assert_eq!(div_rem(n, d), (n / d, n % d), "{n} / {d}");
+                assert_eq!(restoring_div_rem(n, d), (n / d, n % d), "{n} / {d}");
             }
         }
         for _ in 0..100_000 {
             let (n, d) = (next() << (next() % 32), (next() >> (next() % 32)).max(1));
             assert_eq!(div_rem(n, d), (n / d, n % d), "{n} / {d}");
+            assert_eq!(restoring_div_rem(n, d), (n / d, n % d), "{n} / {d}");
         }
     }
 

@@ -385,8 +385,9 @@ impl Scale32 {
 /// (so the quotient fits `u32`), in 32-bit arithmetic: two steps of 16-bit quotient digits
 /// (Hacker's Delight `divlu`), two hardware divisions on Cortex-M3 and later instead of a
 /// 64-bit division routine.
-#[cfg(not(lara_attn_compact))]
-#[inline]
+#[cfg(not(all(lara_attn_compact, lara_attn_soft_division)))]
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     const BASE: u32 = 1 << 16;
     let (v1, v0) = (divisor >> 16, divisor & 0xFFFF);
@@ -416,11 +417,19 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
     (q1 << 16) | q0
 }
 
-/// [`divide_normalized`] built for size: one quotient bit per step (restoring division, no
-/// division routine: on ARMv6-M two `__aeabi_uidiv` calls cost more flash), the same quotient.
-#[cfg(lara_attn_compact)]
-#[inline(never)]
+/// [`divide_normalized`] built for size on a core without a division instruction (the same
+/// quotient by [`divide_by_bits`], no division routine linked).
+#[cfg(all(lara_attn_compact, lara_attn_soft_division))]
+#[inline(always)]
 pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
+    divide_by_bits(high, low, divisor)
+}
+
+/// `⌊(high · 2^32 + low) / divisor⌋` for `high < divisor` by a restoring division, one
+/// quotient bit per step.
+#[cfg(any(test, all(lara_attn_compact, lara_attn_soft_division)))]
+#[inline(never)]
+fn divide_by_bits(high: u32, low: u32, divisor: u32) -> u32 {
     // (rest < divisor throughout: the next bit of 2 · rest + bit, 33 bits with `top`, takes
     // one subtraction at most)
     let (mut rest, mut quotient) = (high, low);
@@ -782,6 +791,34 @@ impl Running {
 mod tests {
     use super::*;
     use crate::simd::int8::xorshift32;
+
+    /// [`divide_by_bits`] against [`divide_normalized`]'s digit steps (both against `u64`
+    /// division): normalised divisors, every `high < divisor` class, edge values.
+    #[test]
+    fn divide_by_bits_matches_the_division() {
+        let mut seed = 0x2468_ACE1u32;
+        let edges = [0u32, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFE, 0xFFFF_FFFF];
+        for i in 0..200_000u32 {
+            let divisor = xorshift32(&mut seed) | 1 << 31;
+            let high = match i % 4 {
+                0 => divisor - 1,
+                1 => 0,
+                _ => xorshift32(&mut seed) % divisor,
+            };
+            let low = if i < 6 {
+                edges[i as usize]
+            } else {
+                xorshift32(&mut seed)
+            };
+            let expected = ((u64::from(high) << 32 | u64::from(low)) / u64::from(divisor)) as u32;
+            assert_eq!(
+                divide_by_bits(high, low, divisor),
+                expected,
+                "{high} {low} {divisor}"
+            );
+            assert_eq!(divide_normalized(high, low, divisor), expected);
+        }
+    }
 
     /// [`third`] (by a multiplication when built for size) against `/ 3` over `±2^20` and the
     /// ends of the `i32` range.
