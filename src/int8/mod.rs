@@ -432,9 +432,8 @@ pub(crate) fn store_logit_column(
 /// row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has: [`store_logit_column`] with that
 /// closure; on Helium four rows at a time (a scatter store), on the DSP cores without Helium
 /// one `asm!` loop four rows at a time and the rest here (the logits of exact attention and of
-/// LARA's keys and normaliser).
-#[cfg_attr(not(lara_attn_compact), inline(always))]
-#[cfg_attr(lara_attn_compact, inline(never))]
+/// LARA's keys and normaliser; built for size, its one call, in [`block_logits`]).
+#[inline(always)]
 pub(crate) fn store_scaled_logits(
     logits: &mut [i32],
     column: usize,
