@@ -854,8 +854,9 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// `W = mu` (eval mode).
-    #[inline(never)]
+    /// `W = mu` (eval mode; built for size, as the compiler likes: it inlines it into `run`,
+    /// less flash).
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn eval_proposals(&mut self) {
         for (w, &mu) in self.w.iter_mut().zip(self.mu.iter()) {
             *w = mu;
@@ -1068,8 +1069,9 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries.
-    #[inline(never)]
+    /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
+    /// size, as the compiler likes: it inlines it into `run`, less flash, the same stack).
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
         let dim = self.shape.dim;
         let (count, landmark_blocks) = (self.count, self.count.div_ceil(ROWS));
