@@ -206,8 +206,9 @@ impl<'a> Workspace<'a> {
         );
     }
 
-    /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries.
-    #[inline(never)]
+    /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries (built for size, as the
+    /// compiler likes: less flash).
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn write<O: Rows>(&mut self, plan: &Plan, out: &mut O, base: usize, first: usize) {
         let value_dim = self.shape.value_dim;
         for i in 0..self.queries {

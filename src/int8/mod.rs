@@ -509,9 +509,9 @@ pub(crate) fn block_logits(
 
 /// `logits[r][column] = ABSENT` for the first `rows` rows of `logits` (`[rows][KEY_BLOCK]`): a
 /// row that does not count (out of line: rare, and its pointers stay out of the loop over the
-/// rows that count).
+/// rows that count; built for size, as the compiler likes: less flash).
 #[cold]
-#[inline(never)]
+#[cfg_attr(not(lara_attn_compact), inline(never))]
 fn absent_column(logits: &mut [i32], column: usize, rows: usize) {
     for r in 0..rows {
         if let Some(slot) = logits.get_mut(r * KEY_BLOCK + column) {
