@@ -575,8 +575,10 @@ pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32
 }
 
 /// `acc[r] + Σ_k row_r[k] · x[k]` for one pair block (the portable loop of
-/// [`accumulate_rows`] and [`pair_dot_blocks`]).
-#[inline]
+/// [`accumulate_rows`] and [`pair_dot_blocks`]; built for size, out of line: one copy for
+/// both).
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 fn portable_dot4_pairs(mut acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
     for (k, &word) in x.iter().enumerate() {
         let (x0, x1) = halves(word);
