@@ -554,8 +554,11 @@ pub(crate) const ABSENT: i32 = i32::MIN;
 /// The largest `|logit|` in `L16` (`2^12` base-2 units): every conversion saturates here.
 pub(crate) const LOGIT_LIMIT: i32 = 1 << 28;
 
-/// A logit saturated to `[-2^28, 2^28)` (`±2^12` base 2; `SSAT` on Cortex-M).
-#[inline(always)]
+/// A logit saturated to `[-2^28, 2^28)` (`±2^12` base 2; `SSAT` on Cortex-M; built for
+/// size, out of line: ARMv6-M has no `SSAT`, each inlined clamp took two compares and
+/// branches and a literal).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn to_logit(x: i32) -> i32 {
     x.clamp(-LOGIT_LIMIT, LOGIT_LIMIT - 1)
 }

@@ -632,8 +632,10 @@ impl<'a> Workspace<'a> {
         self.store_landmark(c, e, q_bar as i32, mu);
     }
 
-    /// Writes `q̄_c` and `mu_c` (`w_unit`) of column `e`.
-    #[inline(always)]
+    /// Writes `q̄_c` and `mu_c` (`w_unit`) of column `e` (built for size, out of line: less
+    /// flash).
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn store_landmark(&mut self, c: usize, e: usize, q_bar: i32, mu: i32) {
         let block = block_words(self.shape.dim);
         let (b, r) = (c / ROWS, c % ROWS);
