@@ -320,8 +320,10 @@ pub(crate) fn saturate_i32(x: i64) -> i32 {
     x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-/// `x` clamped to `[-2^14, 2^14]`: the range of the `i16` operands the kernels pack in pairs.
-#[inline]
+/// `x` clamped to `[-2^14, 2^14]`: the range of the `i16` operands the kernels pack in pairs
+/// (built for size, out of line: less flash).
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn clamp_operand(x: i64) -> i32 {
     x.clamp(-(1 << 14), 1 << 14) as i32
 }

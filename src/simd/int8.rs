@@ -164,8 +164,10 @@ pub(crate) const fn pair_row_words(len: usize) -> usize {
 /// Words of a value block: a pair block of four columns by [`KEY_BLOCK`] keys.
 pub(crate) const VALUE_BLOCK_WORDS: usize = KEY_BLOCK * ROWS / 2;
 
-/// The `i16` slot of element `e` of row `r` in a byte block.
-#[inline(always)]
+/// The `i16` slot of element `e` of row `r` in a byte block (built for size, out of line:
+/// less flash).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn byte_slot(r: usize, e: usize) -> usize {
     #[cfg(not(lara_attn_helium))]
     {
