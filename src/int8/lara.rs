@@ -44,6 +44,9 @@ use crate::simd::int8::{
     get_slot, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
 use crate::slices::{chunks, part, parts_len, rows, split_workspace};
+// (the key pass's own loop at opt-level 3)
+#[cfg(not(lara_attn_compact))]
+use crate::simd::int8::pack_value_blocks;
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -892,10 +895,14 @@ impl<'a> Workspace<'a> {
     }
 
     /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`). (Built for
-    /// size, inlined into `run`: one frame less on the path of the shared streaming loop.)
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
-    #[cfg_attr(lara_attn_compact, inline(always))]
+    /// size, the shared streaming loop, inlined into `run`: one frame less on its path; at
+    /// opt-level 3, [`key_pass_own`](Self::key_pass_own).)
+    #[inline(always)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) {
+        #[cfg(not(lara_attn_compact))]
+        if !cfg!(lara_attn_compact) {
+            return self.key_pass_own(plan, x);
+        }
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
         let w = self
             .w
@@ -916,6 +923,70 @@ impl<'a> Workspace<'a> {
         let rows = (self.samples, sample_rows);
         super::stream_keys(self.loops, x, w, logit, rows, stream, None);
         self.finish_keys();
+    }
+
+    /// [`key_pass`](Self::key_pass) at opt-level 3: its own loop, the logits of a block out of
+    /// line ([`key_block_logits`](Self::key_block_logits)); with the shared loop inlined, the
+    /// M55 took 116 B more stack (1,088 B) and the M0 80 B.
+    #[cfg(not(lara_attn_compact))]
+    #[inline(never)]
+    fn key_pass_own(&mut self, plan: &Plan, x: &Qkv<'_>) {
+        let value_dim = self.shape.value_dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
+        self.sum.fill(0);
+        self.kv_acc.fill(0);
+        self.weights.fill(0);
+        for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
+            let counted = x.block_keys(first);
+            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+            self.key_block_logits(plan, x, (first, counted));
+            super::admit_rows(
+                self.logits,
+                self.weights,
+                (self.reference, self.sum),
+                self.samples,
+                self.kv_acc,
+                sample_rows,
+            );
+            // kv_c += Σ_j w_cj v_j
+            super::accumulate_groups(
+                self.loops,
+                self.kv_acc,
+                sample_rows * ROWS,
+                self.weights,
+                self.values,
+            );
+        }
+        self.finish_keys();
+    }
+
+    /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
+    /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
+    #[cfg(not(lara_attn_compact))]
+    #[inline(never)]
+    fn key_block_logits(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        (first, counted): (usize, [bool; KEY_BLOCK]),
+    ) {
+        let dim = self.shape.dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        let w = self
+            .w
+            .get(..sample_rows / ROWS * block_words(dim))
+            .unwrap_or_default();
+        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        block_logits(
+            self.loops,
+            w,
+            (x.k, dim),
+            (first, counted),
+            (dots, self.shared),
+            self.logits,
+            (plan.key_dot, Some(plan.key_norm)),
+        );
     }
 
     /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
