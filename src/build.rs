@@ -28,6 +28,7 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(lara_attn_dsp)");
     println!("cargo::rustc-check-cfg=cfg(lara_attn_helium)");
     println!("cargo::rustc-check-cfg=cfg(lara_attn_compact)");
+    println!("cargo::rustc-check-cfg=cfg(lara_attn_soft_division)");
     println!("cargo::rerun-if-changed=src/build.rs");
     println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     println!("cargo::rerun-if-env-changed=LARA_ATTN_BLOCKED");
@@ -46,6 +47,13 @@ fn main() {
     ]);
     if target.starts_with("thumbv7em") || (target.starts_with("thumbv8m.main") && dsp_core) {
         println!("cargo::rustc-cfg=lara_attn_dsp");
+    }
+
+    // ARMv6-M and ARMv8-M Baseline: no division instruction, every `/` a call of the
+    // division routine (built for size, the int8 kernels then divide bit by bit, see
+    // `math::div_rem`, and link no division routine)
+    if target.starts_with("thumbv6m") || target.starts_with("thumbv8m.base") {
+        println!("cargo::rustc-cfg=lara_attn_soft_division");
     }
 
     let mve_off = flags

@@ -96,6 +96,37 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
     }
 }
 
+/// `(n / d, n % d)` for `d > 0`: built for size on a core without a division instruction
+/// ([`restoring_div_rem`]: no division routine linked), else `/` and `%`.
+#[inline(always)]
+pub(crate) fn div_rem(n: usize, d: usize) -> (usize, usize) {
+    #[cfg(all(lara_attn_compact, lara_attn_soft_division))]
+    return restoring_div_rem(n, d);
+    #[cfg(not(all(lara_attn_compact, lara_attn_soft_division)))]
+    {
+        let d = d.max(1);
+        (n / d, n % d)
+    }
+}
+
+/// `(n / d, n % d)` for `d > 0` by a restoring division, one quotient bit per step.
+#[cfg(any(test, all(lara_attn_compact, lara_attn_soft_division)))]
+#[inline(never)]
+pub(crate) fn restoring_div_rem(n: usize, d: usize) -> (usize, usize) {
+    // (rest < d throughout: the next bit of 2 · rest + bit, one bit more with `top`, takes
+    // one subtraction at most)
+    let (mut quotient, mut rest) = (0usize, 0usize);
+    for bit in (0..usize::BITS).rev() {
+        let top = rest >> (usize::BITS - 1);
+        rest = (rest << 1) | ((n >> bit) & 1);
+        if top != 0 || rest >= d {
+            rest = rest.wrapping_sub(d);
+            quotient |= 1 << bit;
+        }
+    }
+    (quotient, rest)
+}
+
 /// `a·b` over the common length, with four independent accumulators.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -282,7 +313,44 @@ impl OnlineLse {
 
 #[cfg(test)]
 mod tests {
-    use super::{sin_cos, sqrt};
+    use super::{div_rem, restoring_div_rem, sin_cos, sqrt};
+
+    /// [`div_rem`] and [`restoring_div_rem`] against `/` and `%`: small and large operands,
+    /// divisors of one bit to the top bit.
+    #[test]
+    fn div_rem_matches_the_division() {
+        let mut seed = 0x9E37_79B9u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize
+        };
+        let edges = [
+            0,
+            1,
+            2,
+            3,
+            7,
+            8,
+            255,
+            256,
+            1 << 31,
+            usize::MAX - 1,
+            usize::MAX,
+        ];
+        for n in (0..2000).chain(edges) {
+            for d in (1..70).chain(edges.into_iter().filter(|&d| d > 0)) {
+                assert_eq!(div_rem(n, d), (n / d, n % d), "{n} / {d}");
+                assert_eq!(restoring_div_rem(n, d), (n / d, n % d), "{n} / {d}");
+            }
+        }
+        for _ in 0..100_000 {
+            let (n, d) = (next() << (next() % 32), (next() >> (next() % 32)).max(1));
+            assert_eq!(div_rem(n, d), (n / d, n % d), "{n} / {d}");
+            assert_eq!(restoring_div_rem(n, d), (n / d, n % d), "{n} / {d}");
+        }
+    }
 
     /// The `const` square root has `libm::sqrtf`'s bits: every 251st positive `f32` (zero,
     /// subnormals, normals up to `f32::MAX`), every integer up to 2^16, and the special values.

@@ -6,17 +6,13 @@
 //! streaming states, one block of logits, weights and values), independent of `n`.
 
 use super::fixed_point::Scale32;
-use super::{
-    Out, Qkv, Requantize, Rows, Scales, block_logits, check_dim, check_logit_bound, const_try,
-    scale32,
-};
+use super::{Out, Qkv, Requantize, Rows, Scales, check_dim, check_logit_bound, const_try, scale32};
 use crate::error::Error;
-use crate::shape::{Shape, take_scratch_of};
+use crate::shape::Shape;
 use crate::simd::int8::{
-    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block,
-    pack_value_blocks, padded,
+    KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, pack_byte_block, padded,
 };
-use crate::slices::{parts_len, split_workspace};
+use crate::slices::{chunks_mut, parts_len, split_workspace};
 
 /// The fixed-point constants of int8 exact attention for one head dimension and set of scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +57,7 @@ impl Plan {
 const GROUP: usize = 4 * ROWS;
 
 /// The parts of the scratch of one group of queries, in words, in the order of
-/// [`Workspace::split`].
+/// [`Workspace`]'s parts.
 const fn workspace_parts(shape: Shape) -> [usize; 10] {
     let groups = shape.value_dim.div_ceil(ROWS);
     [
@@ -113,7 +109,26 @@ fn attend<O: Rows>(plan: &Plan, x: &Qkv<'_>, mut out: O, scratch: &mut [i32]) ->
         return Err(Error::PlanMismatch);
     }
     let shape = x.shape;
-    let mut ws = Workspace::split(take_scratch_of(scratch, scratch_len(shape))?, shape);
+    split_workspace!(
+        ws = scratch,
+        workspace_parts(shape),
+        Workspace {
+            shape: shape,
+            loops: Loops::active(),
+            queries: 0,
+        } => {
+            query_blocks,
+            acc,
+            logits,
+            weights,
+            values,
+            reference,
+            sum,
+            row,
+            dots,
+            shared,
+        }
+    );
     for head in 0..shape.heads {
         let x = x.head(head);
         let base = head * shape.queries * shape.value_dim;
@@ -155,101 +170,54 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
-    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
-    // less flash than the struct built from the parts, and its frame off the call's path)
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    fn split(scratch: &'a mut [i32], shape: Shape) -> Self {
-        split_workspace!(
-            scratch,
-            workspace_parts(shape),
-            Workspace {
-                shape: shape,
-                loops: Loops::active(),
-                queries: 0,
-            } => {
-                query_blocks,
-                acc,
-                logits,
-                weights,
-                values,
-                reference,
-                sum,
-                row,
-                dots,
-                shared,
-            }
-        )
-    }
-
     /// Streams every key through the queries `first..first + GROUP` of one head.
     #[inline(never)]
     fn attend_group(&mut self, plan: &Plan, x: &Qkv<'_>, first: usize) {
-        let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
+        let dim = self.shape.dim;
         self.queries = GROUP.min(self.shape.queries - first);
         let blocks = self.queries.div_ceil(ROWS);
         let block_len = block_words(dim);
-        for (b, block) in self
-            .query_blocks
-            .chunks_exact_mut(block_len.max(1))
-            .enumerate()
-        {
+        for (b, block) in chunks_mut(self.query_blocks, block_len).enumerate() {
             let valid = self.queries.saturating_sub(b * ROWS);
             pack_byte_block(x.q, (first + b * ROWS, valid), dim, block);
         }
-        self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
-        self.sum.fill(0);
-        self.acc.fill(0);
-        self.weights.fill(0);
-        for block_first in (0..self.shape.keys).step_by(KEY_BLOCK) {
-            let counted = x.block_keys(block_first);
-            pack_value_blocks(x.v, value_dim, (block_first, counted), self.values);
-            // ℓ_ij = s · q_i·k_j in L16 (ABSENT for masked and missing keys)
-            let query_blocks = self
-                .query_blocks
-                .get(..blocks * block_len)
-                .unwrap_or_default();
-            let dots = self.dots.get_mut(..blocks * ROWS).unwrap_or_default();
-            block_logits(
-                self.loops,
-                query_blocks,
-                (x.k, dim),
-                (block_first, counted),
-                (dots, self.shared),
-                self.logits,
-                (plan.logit, None),
-            );
-            super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.reference, self.sum),
-                self.queries,
-                self.acc,
-                GROUP,
-            );
-            // Σ_j w_ij v_j for every query and column
-            super::accumulate_groups(
-                self.loops,
-                self.acc,
-                GROUP * ROWS,
-                self.weights,
-                self.values,
-            );
-        }
+        let query_blocks = self
+            .query_blocks
+            .get(..blocks * block_len)
+            .unwrap_or_default();
+        let stream = super::KeyStream {
+            logits: self.logits,
+            weights: self.weights,
+            reference: self.reference,
+            sum: self.sum,
+            acc: self.acc,
+            values: self.values,
+            dots: self.dots.get_mut(..blocks * ROWS).unwrap_or_default(),
+            shared: self.shared,
+        };
+        // ℓ_ij = s · q_i·k_j in L16
+        let rows = (self.queries, GROUP);
+        super::stream_keys(
+            self.loops,
+            x,
+            query_blocks,
+            (plan.logit, None),
+            rows,
+            stream,
+            None,
+        );
     }
 
-    /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries.
-    #[inline(never)]
+    /// `out_i = Σ_j w_ij v_j / Σ_j w_ij` for the group's queries (built for size, as the
+    /// compiler likes: less flash).
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn write<O: Rows>(&mut self, plan: &Plan, out: &mut O, base: usize, first: usize) {
         let value_dim = self.shape.value_dim;
         for i in 0..self.queries {
-            for (g, chunk) in self.row.chunks_exact_mut(ROWS).enumerate() {
-                let acc = self
-                    .acc
-                    .get(g * GROUP * ROWS + i * ROWS..)
-                    .unwrap_or_default();
-                for (o, &a) in chunk.iter_mut().zip(acc) {
-                    *o = a;
-                }
+            // column t of query i: word t mod 4 of row i of group ⌊t/4⌋
+            for (t, o) in self.row.iter_mut().enumerate() {
+                let index = t / ROWS * GROUP * ROWS + i * ROWS + t % ROWS;
+                *o = self.acc.get(index).copied().unwrap_or(0);
             }
             let sum = self.sum.get(i).copied().unwrap_or(1) as u32;
             let offset = base + (first + i) * value_dim;

@@ -18,7 +18,7 @@ pub(crate) const Q15_ONE: u32 = 1 << 15;
 /// for int8 values `v`).
 pub(crate) const SUM_LIMIT: u32 = 1 << 23;
 
-#[cfg(not(lara_attn_helium))]
+#[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
 use crate::simd::int8::KEY_BLOCK;
 
 /// `round(2^30 · log2(1 + j/16))`, `j = 0..16`.
@@ -151,9 +151,21 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
     let z3 = power(z2, z);
     let z4 = power(z3, z);
     // ln(1 + z) = z − z²/2 + z³/3 − z⁴/4 (Q30), then / ln 2
-    let ln1p = i64::from(z - z2 / 2 + z3 / 3 - z4 / 4);
+    let ln1p = i64::from(z - z2 / 2 + third(z3) - z4 / 4);
     let log2_q30 = (exponent << 30) + table + ((ln1p * INV_LN2_Q30) >> 30);
     ((log2_q30 + (1 << 13)) >> 14) as i32
+}
+
+/// `x / 3` (rounded towards zero). Built for size the high word of `x · ⌈2^32 / 3⌉` plus one
+/// for a negative `x` (Hacker's Delight 10-3, exact for every `i32`): no signed division
+/// routine on ARMv6-M.
+#[inline(always)]
+fn third(x: i32) -> i32 {
+    if cfg!(lara_attn_compact) {
+        ((i64::from(x) * 0x5555_5556) >> 32) as i32 + i32::from(x < 0)
+    } else {
+        x / 3
+    }
 }
 
 /// The bit length of `x`, `64 − leading zeros` (out of line built for size: two 32-bit counts
@@ -338,8 +350,10 @@ pub(crate) fn saturate_i32(x: i64) -> i32 {
     x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
-/// `x` clamped to `[-2^14, 2^14]`: the range of the `i16` operands the kernels pack in pairs.
-#[inline]
+/// `x` clamped to `[-2^14, 2^14]`: the range of the `i16` operands the kernels pack in pairs
+/// (built for size, out of line: less flash).
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn clamp_operand(x: i64) -> i32 {
     x.clamp(-(1 << 14), 1 << 14) as i32
 }
@@ -403,6 +417,7 @@ impl Scale32 {
 /// (so the quotient fits `u32`), in 32-bit arithmetic: two steps of 16-bit quotient digits
 /// (Hacker's Delight `divlu`), two hardware divisions on Cortex-M3 and later instead of a
 /// 64-bit division routine.
+#[cfg(not(all(lara_attn_compact, lara_attn_soft_division)))]
 #[cfg_attr(not(lara_attn_compact), inline)]
 #[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
@@ -478,6 +493,34 @@ pub(crate) fn row_high_word(den: u32, factor: Multiplier, extra: i32) -> Option<
             (shift - 32) as u32,
         )
     })
+}
+
+/// [`divide_normalized`] built for size on a core without a division instruction (the same
+/// quotient by [`divide_by_bits`], no division routine linked).
+#[cfg(all(lara_attn_compact, lara_attn_soft_division))]
+#[inline(always)]
+pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
+    divide_by_bits(high, low, divisor)
+}
+
+/// `⌊(high · 2^32 + low) / divisor⌋` for `high < divisor` by a restoring division, one
+/// quotient bit per step.
+#[cfg(any(test, all(lara_attn_compact, lara_attn_soft_division)))]
+#[inline(never)]
+fn divide_by_bits(high: u32, low: u32, divisor: u32) -> u32 {
+    // (rest < divisor throughout: the next bit of 2 · rest + bit, 33 bits with `top`, takes
+    // one subtraction at most)
+    let (mut rest, mut quotient) = (high, low);
+    for _ in 0..32 {
+        let top = rest >> 31;
+        rest = (rest << 1) | (quotient >> 31);
+        quotient <<= 1;
+        if top != 0 || rest >= divisor {
+            rest = rest.wrapping_sub(divisor);
+            quotient |= 1;
+        }
+    }
+    quotient
 }
 
 /// `1 / sum` as a multiplier `(reciprocal, shift)`: `x / sum ≈ x · reciprocal / 2^shift`, with
@@ -610,8 +653,11 @@ pub(crate) const ABSENT: i32 = i32::MIN;
 /// The largest `|logit|` in `L16` (`2^12` base-2 units): every conversion saturates here.
 pub(crate) const LOGIT_LIMIT: i32 = 1 << 28;
 
-/// A logit saturated to `[-2^28, 2^28)` (`±2^12` base 2; `SSAT` on Cortex-M).
-#[inline(always)]
+/// A logit saturated to `[-2^28, 2^28)` (`±2^12` base 2; `SSAT` on Cortex-M; built for
+/// size, out of line: ARMv6-M has no `SSAT`, each inlined clamp took two compares and
+/// branches and a literal).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn to_logit(x: i32) -> i32 {
     x.clamp(-LOGIT_LIMIT, LOGIT_LIMIT - 1)
 }
@@ -848,8 +894,9 @@ impl Running {
 
     /// [`admit`](Self::admit) of a block of [`KEY_BLOCK`] logits for the reference and the sum
     /// alone: the weights go to `discard` (on the DSP cores without Helium nowhere, not even
-    /// stored). (Helium admits four rows at a time, `admit_rows`.)
-    #[cfg(not(lara_attn_helium))]
+    /// stored). (Helium admits four rows at a time, `admit_rows`; built for size, so does
+    /// every core.)
+    #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
     #[inline(always)]
     pub(crate) fn admit_sum(&mut self, logits: &[i32; KEY_BLOCK], discard: &mut [i32; KEY_BLOCK]) {
         #[cfg(lara_attn_dsp)]
@@ -908,6 +955,51 @@ mod tests {
             let normalized = sum << zeros;
             let general = divide_normalized(1 << 30, normalized / 2, normalized);
             assert_eq!(reciprocal_small(sum, 32 - zeros), general, "sum {sum}");
+        }
+    }
+
+    /// [`divide_by_bits`] against [`divide_normalized`]'s digit steps (both against `u64`
+    /// division): normalised divisors, every `high < divisor` class, edge values.
+    #[test]
+    fn divide_by_bits_matches_the_division() {
+        let mut seed = 0x2468_ACE1u32;
+        let edges = [0u32, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFE, 0xFFFF_FFFF];
+        for i in 0..200_000u32 {
+            let divisor = xorshift32(&mut seed) | 1 << 31;
+            let high = match i % 4 {
+                0 => divisor - 1,
+                1 => 0,
+                _ => xorshift32(&mut seed) % divisor,
+            };
+            let low = if i < 6 {
+                edges[i as usize]
+            } else {
+                xorshift32(&mut seed)
+            };
+            let expected = ((u64::from(high) << 32 | u64::from(low)) / u64::from(divisor)) as u32;
+            assert_eq!(
+                divide_by_bits(high, low, divisor),
+                expected,
+                "{high} {low} {divisor}"
+            );
+            assert_eq!(divide_normalized(high, low, divisor), expected);
+        }
+    }
+
+    /// [`third`] (by a multiplication when built for size) against `/ 3` over `±2^20` and the
+    /// ends of the `i32` range.
+    #[test]
+    fn third_matches_the_division() {
+        let ends = [
+            i32::MIN,
+            i32::MIN + 1,
+            i32::MIN + 2,
+            i32::MAX - 2,
+            i32::MAX - 1,
+            i32::MAX,
+        ];
+        for x in (-(1 << 20)..=1 << 20).chain(ends) {
+            assert_eq!(third(x), x / 3, "{x}");
         }
     }
 

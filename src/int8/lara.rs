@@ -36,15 +36,17 @@ use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
 use crate::math::sqrt;
 use crate::random::NoiseScale;
-use crate::shape::{Shape, expect_len, take_scratch_of};
+use crate::shape::{Shape, expect_len};
 #[cfg(not(lara_attn_helium))]
 use crate::simd::int8::pair;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, byte_slot, dot_blocks,
-    get_slot, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot,
-    set_slot,
+    get_slot, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
-use crate::slices::{part, parts_len, rows, split_workspace};
+use crate::slices::{chunks, part, parts_len, rows, split_workspace};
+// (the key pass's own loop at opt-level 3)
+#[cfg(not(lara_attn_compact))]
+use crate::simd::int8::pack_value_blocks;
 
 /// The configuration a LARA plan is made for: the weighting, the proposals and noise scale of
 /// sampled mode, and the quantisation scales of the noise and of given landmarks.
@@ -231,7 +233,7 @@ pub const fn scratch_len(shape: Shape, landmarks: usize, proposals: Proposals) -
 }
 
 /// The parts of the scratch of `count` landmarks and `samples` samples, in words, in the order
-/// of [`Workspace::split`].
+/// of [`Workspace`]'s parts.
 const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 22] {
     let (landmark_rows, sample_rows) = (count.div_ceil(ROWS) * ROWS, samples.div_ceil(ROWS) * ROWS);
     let block = block_words(shape.dim);
@@ -479,8 +481,42 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     }
     let count = landmarks.count(shape)?;
     let samples = noise.samples(shape, count, plan.config.proposals)?;
-    let needed = workspace_len(shape, count, samples);
-    let mut ws = Workspace::split(take_scratch_of(scratch, needed)?, shape, (count, samples));
+    split_workspace!(
+        ws = scratch,
+        workspace_parts(shape, count, samples),
+        Workspace {
+            shape: shape,
+            loops: Loops::active(),
+            count: count,
+            samples: samples,
+            rows: QueryRows::new(shape, count, samples),
+            #[cfg(lara_attn_helium)]
+            query_max: (0, 0),
+        } => {
+            q_bar,
+            mu,
+            w,
+            kv_acc,
+            kv,
+            reference,
+            sum,
+            bias,
+            balance,
+            logits,
+            weights,
+            values,
+            t_reference,
+            t_sum,
+            t_row,
+            alpha,
+            weights_packed,
+            out_row,
+            row,
+            mu_rows,
+            dots,
+            shared,
+        }
+    );
     let heads = shape.heads;
     let t_dot = if L::GIVEN {
         plan.given_t_dot
@@ -489,8 +525,8 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
     };
     for head in 0..heads {
         let x = x.head(head);
-        landmarks.build(&mut ws, plan, &x, (heads, head));
-        noise.build(&mut ws, plan, (heads, head));
+        landmarks.build(ws, plan, &x, (heads, head));
+        noise.build(ws, plan, (heads, head));
         ws.key_pass(plan, &x);
         ws.densities(plan, N::SAMPLED);
         if let Weighting::Optimal { .. } = plan.config.weighting {
@@ -511,8 +547,8 @@ struct Workspace<'a> {
     count: usize,
     samples: usize,
     /// For the query pass, once per head: the rows of `S` samples and of `max(C', 1)`
-    /// landmarks in whole blocks, the words of their byte blocks of `d` columns, and the words
-    /// of a row of `S` weights in pairs.
+    /// landmarks in whole blocks and the words of the landmarks' byte blocks of `d` columns
+    /// (`w`, `weights_packed` hold exactly the samples' blocks and pairs).
     rows: QueryRows,
     /// `q̄ [C', d]` in byte blocks (units `scale_q̄/128`).
     q_bar: &'a mut [i32],
@@ -567,9 +603,7 @@ struct Workspace<'a> {
 struct QueryRows {
     samples: usize,
     landmarks: usize,
-    sample_words: usize,
     landmark_words: usize,
-    pair_words: usize,
 }
 
 impl QueryRows {
@@ -582,57 +616,12 @@ impl QueryRows {
         QueryRows {
             samples: samples_rows,
             landmarks,
-            sample_words: samples_rows / ROWS * block,
             landmark_words: landmarks / ROWS * block,
-            pair_words: pair_row_words(samples),
         }
     }
 }
 
 impl<'a> Workspace<'a> {
-    /// Splits `scratch` (exactly [`workspace_len`] long).
-    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
-    // less flash than the struct built from the parts, and its frame off the call's path)
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    fn split(scratch: &'a mut [i32], shape: Shape, (count, samples): (usize, usize)) -> Self {
-        split_workspace!(
-            scratch,
-            workspace_parts(shape, count, samples),
-            Workspace {
-                shape: shape,
-                loops: Loops::active(),
-                count: count,
-                samples: samples,
-                rows: QueryRows::new(shape, count, samples),
-                #[cfg(lara_attn_helium)]
-                query_max: (0, 0),
-            } => {
-                q_bar,
-                mu,
-                w,
-                kv_acc,
-                kv,
-                reference,
-                sum,
-                bias,
-                balance,
-                logits,
-                weights,
-                values,
-                t_reference,
-                t_sum,
-                t_row,
-                alpha,
-                weights_packed,
-                out_row,
-                row,
-                mu_rows,
-                dots,
-                shared,
-            }
-        )
-    }
-
     /// Writes `mu_c = q̄_c + k̄_c` (`w_unit`) from `q̄`, `k̄` in their units.
     fn set_landmark(
         &mut self,
@@ -646,8 +635,10 @@ impl<'a> Workspace<'a> {
         self.store_landmark(c, e, q_bar as i32, mu);
     }
 
-    /// Writes `q̄_c` and `mu_c` (`w_unit`) of column `e`.
-    #[inline(always)]
+    /// Writes `q̄_c` and `mu_c` (`w_unit`) of column `e` (built for size, out of line: less
+    /// flash).
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
     fn store_landmark(&mut self, c: usize, e: usize, q_bar: i32, mu: i32) {
         let block = block_words(self.shape.dim);
         let (b, r) = (c / ROWS, c % ROWS);
@@ -868,8 +859,9 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// `W = mu` (eval mode).
-    #[inline(never)]
+    /// `W = mu` (eval mode; built for size, as the compiler likes: it inlines it into `run`,
+    /// less flash).
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn eval_proposals(&mut self) {
         for (w, &mu) in self.w.iter_mut().zip(self.mu.iter()) {
             *w = mu;
@@ -902,16 +894,49 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`).
-    #[inline(never)]
+    /// Per sample over the keys, blocks of eight: `lseK_c` and `kv_c` (`V8`). (Built for
+    /// size, the shared streaming loop, inlined into `run`: one frame less on its path; at
+    /// opt-level 3, [`key_pass_own`](Self::key_pass_own).)
+    #[inline(always)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) {
+        #[cfg(not(lara_attn_compact))]
+        if !cfg!(lara_attn_compact) {
+            return self.key_pass_own(plan, x);
+        }
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        let w = self
+            .w
+            .get(..sample_rows / ROWS * block_words(x.shape.dim))
+            .unwrap_or_default();
+        let stream = super::KeyStream {
+            logits: self.logits,
+            weights: self.weights,
+            reference: self.reference,
+            sum: self.sum,
+            acc: self.kv_acc,
+            values: self.values,
+            dots: self.dots.get_mut(..sample_rows).unwrap_or_default(),
+            shared: self.shared,
+        };
+        // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16; kv_c += Σ_j w_cj v_j
+        let logit = (plan.key_dot, Some(plan.key_norm));
+        let rows = (self.samples, sample_rows);
+        super::stream_keys(self.loops, x, w, logit, rows, stream, None);
+        self.finish_keys();
+    }
+
+    /// [`key_pass`](Self::key_pass) at opt-level 3: its own loop, the logits of a block out of
+    /// line ([`key_block_logits`](Self::key_block_logits)); with the shared loop inlined, the
+    /// M55 took 116 B more stack (1,088 B) and the M0 80 B.
+    #[cfg(not(lara_attn_compact))]
+    #[inline(never)]
+    fn key_pass_own(&mut self, plan: &Plan, x: &Qkv<'_>) {
         let value_dim = self.shape.value_dim;
-        let sample_blocks = self.samples.div_ceil(ROWS);
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
         self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
         self.sum.fill(0);
         self.kv_acc.fill(0);
         self.weights.fill(0);
-        let sample_rows = sample_blocks * ROWS;
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
             pack_value_blocks(x.v, value_dim, (first, counted), self.values);
@@ -936,9 +961,38 @@ impl<'a> Workspace<'a> {
         self.finish_keys();
     }
 
+    /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
+    /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
+    #[cfg(not(lara_attn_compact))]
+    #[inline(never)]
+    fn key_block_logits(
+        &mut self,
+        plan: &Plan,
+        x: &Qkv<'_>,
+        (first, counted): (usize, [bool; KEY_BLOCK]),
+    ) {
+        let dim = self.shape.dim;
+        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
+        let w = self
+            .w
+            .get(..sample_rows / ROWS * block_words(dim))
+            .unwrap_or_default();
+        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        block_logits(
+            self.loops,
+            w,
+            (x.k, dim),
+            (first, counted),
+            (dots, row_buffer(self.row, self.shared)),
+            self.logits,
+            (plan.key_dot, Some(plan.key_norm)),
+        );
+    }
+
     /// `lseK_c = reference + log2(sum) − 15` (parked in `bias`) and `kv_c = acc / sum` as `V8`
-    /// in pair blocks, after the last key.
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    /// in pair blocks, after the last key (out of line: its frame off the streaming loop's
+    /// path).
+    #[inline(never)]
     fn finish_keys(&mut self) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
@@ -974,7 +1028,7 @@ impl<'a> Workspace<'a> {
             {
                 continue;
             }
-            for (g, acc) in self.kv_acc.chunks_exact(group.max(1)).enumerate() {
+            for (g, acc) in chunks(self.kv_acc, group).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
                 let Some(kv) = self.kv.get_mut(start..start + kv_block) else {
@@ -987,34 +1041,6 @@ impl<'a> Workspace<'a> {
                 }
             }
         }
-    }
-
-    /// `LK[c, j] = s · (W_c·k_j − |k_j|²/2)` in `L16` for the keys `first..first + 8` (`ABSENT`
-    /// for masked and missing keys), `[S][KEY_BLOCK]` into `logits`.
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
-    #[cfg_attr(lara_attn_compact, inline(always))]
-    fn key_block_logits(
-        &mut self,
-        plan: &Plan,
-        x: &Qkv<'_>,
-        (first, counted): (usize, [bool; KEY_BLOCK]),
-    ) {
-        let dim = self.shape.dim;
-        let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
-        let w = self
-            .w
-            .get(..sample_rows / ROWS * block_words(dim))
-            .unwrap_or_default();
-        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
-        block_logits(
-            self.loops,
-            w,
-            (x.k, dim),
-            (first, counted),
-            (dots, row_buffer(self.row, self.shared)),
-            self.logits,
-            (plan.key_dot, Some(plan.key_norm)),
-        );
     }
 
     /// `bias_c = lseK_c − log2 P_c` and `bh_c` from `LM[c, c'] = ℓ(mu_c'; W_c)`.
@@ -1079,7 +1105,7 @@ impl<'a> Workspace<'a> {
             }
         }
         let lm = self.logits.get_mut(..count).unwrap_or_default();
-        for (slot, mu_row) in lm.iter_mut().zip(self.mu_rows.chunks_exact(dim.max(1))) {
+        for (slot, mu_row) in lm.iter_mut().zip(chunks(self.mu_rows, dim)) {
             let twice: i64 = w_row
                 .iter()
                 .zip(mu_row)
@@ -1120,8 +1146,9 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries.
-    #[inline(never)]
+    /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
+    /// size, as the compiler likes: it inlines it into `run`, less flash, the same stack).
+    #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
         let dim = self.shape.dim;
         let (count, landmark_blocks) = (self.count, self.count.div_ceil(ROWS));
@@ -1151,8 +1178,8 @@ impl<'a> Workspace<'a> {
                 (t_dot, None),
             );
             // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
-            // unused here)
-            #[cfg(lara_attn_helium)]
+            // unused here; built for size, the same call: no loop of its own)
+            #[cfg(any(lara_attn_helium, lara_attn_compact))]
             super::admit_rows(
                 self.logits,
                 self.weights,
@@ -1161,9 +1188,9 @@ impl<'a> Workspace<'a> {
                 &mut [],
                 0,
             );
-            #[cfg(not(lara_attn_helium))]
+            #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
             let mut discard = [0i32; KEY_BLOCK];
-            #[cfg(not(lara_attn_helium))]
+            #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
             for ((logits, reference), sum) in self
                 .logits
                 .as_chunks::<KEY_BLOCK>()
@@ -1248,8 +1275,9 @@ impl<'a> Workspace<'a> {
         let (dim, value_dim, count, sizes) =
             (self.shape.dim, self.shape.value_dim, self.count, self.rows);
         let loops = self.loops;
+        // (`w` holds the samples' blocks alone: its part's length)
         let (w, q_bar) = (
-            self.w.get(..sizes.sample_words).unwrap_or_default(),
+            &*self.w,
             self.q_bar.get(..sizes.landmark_words).unwrap_or_default(),
         );
         let logits = self.logits.get_mut(..sizes.samples).unwrap_or_default();
@@ -1260,10 +1288,8 @@ impl<'a> Workspace<'a> {
             self.balance.get(..count).unwrap_or_default(),
         );
         let weights = self.alpha.get_mut(..count).unwrap_or_default();
-        let packed = self
-            .weights_packed
-            .get_mut(..sizes.pair_words)
-            .unwrap_or_default();
+        // (one row of the samples' pairs: the part's length)
+        let packed = &mut *self.weights_packed;
         let out_row = &mut *self.out_row;
         let shared = &mut *self.shared;
         // (the DSP cores without Helium: the query row widened once for both dot products)
@@ -1355,12 +1381,8 @@ impl<'a> Workspace<'a> {
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
         let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
-        dot_blocks(
-            self.loops,
-            self.w.get(..rows.sample_words).unwrap_or_default(),
-            q_row,
-            logits,
-        );
+        // (`w` holds the samples' blocks alone: its part's length)
+        dot_blocks(self.loops, self.w, q_row, logits);
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
         let live = samples.min(logits.len()).min(self.bias.len());
         let (live_logits, biases) = (&mut logits[..live], &self.bias[..live]);
@@ -1410,14 +1432,10 @@ impl<'a> Workspace<'a> {
         inline(never)
     )]
     fn query_alpha(&mut self, plan: &Plan, t_dot: Scale32, q_row: &[i8]) {
-        let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
-        let t_row = self.t_row.get_mut(..rows.landmarks).unwrap_or_default();
-        dot_blocks(
-            self.loops,
-            self.q_bar.get(..rows.landmark_words).unwrap_or_default(),
-            q_row,
-            t_row,
-        );
+        let (count, samples) = (self.count.max(1), self.samples);
+        // (`q_bar` and `t_row` hold the landmarks' blocks and rows alone: their parts' lengths)
+        let t_row = &mut *self.t_row;
+        dot_blocks(self.loops, self.q_bar, q_row, t_row);
         let count = count.min(t_row.len()).min(self.t_reference.len());
         let (t_row, t_reference) = (&mut t_row[..count], &self.t_reference[..count]);
         // T = 2^(s · q̄_c·q_i − lse) in Q27 (32-bit arithmetic without a branch), then their
@@ -1544,11 +1562,8 @@ impl<'a> Workspace<'a> {
         inline(never)
     )]
     fn query_output(&mut self, plan: &Plan, weight_sum: u32, out: &mut impl Rows, offset: usize) {
-        let shared = self
-            .weights_packed
-            .get(..self.rows.pair_words)
-            .unwrap_or_default();
-        pair_dot_blocks(self.loops, self.kv, shared, self.out_row);
+        // (`weights_packed` holds one row of the samples' pairs: its part's length)
+        pair_dot_blocks(self.loops, self.kv, self.weights_packed, self.out_row);
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);

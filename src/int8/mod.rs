@@ -114,9 +114,12 @@ use crate::shape::{Shape, expect_len};
 use crate::simd::int8::KEY_BLOCK;
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
 use crate::simd::int8::pair;
-use crate::simd::int8::{Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows};
+use crate::simd::int8::{
+    Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, accumulate_rows, pack_value_blocks,
+};
 #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
 use crate::simd::int8::{dot_blocks, padded_bytes};
+use crate::slices::{chunks, chunks_mut};
 use fixed_point::{Multiplier, Q15_ONE, Reciprocal, Running, Scale32, rescale, saturate_i32};
 
 /// The largest head dimension `d` and value dimension `d_v` of the int8 kernels.
@@ -301,6 +304,81 @@ impl<'a> Qkv<'a> {
     }
 }
 
+/// The scratch of a streaming pass over the keys (see [`stream_keys`]).
+pub(crate) struct KeyStream<'s> {
+    /// A block of logits, `[rows][KEY_BLOCK]`.
+    pub(crate) logits: &'s mut [i32],
+    /// A block of `Q15` weights in pairs, `[rows][WEIGHT_WORDS]`.
+    pub(crate) weights: &'s mut [i32],
+    /// Streaming states: `L16` references and `Q15` sums, `[rows]` each.
+    pub(crate) reference: &'s mut [i32],
+    pub(crate) sum: &'s mut [i32],
+    /// `Σ_j w_rj v_j`, `[⌈d_v/4⌉][stride][4]`.
+    pub(crate) acc: &'s mut [i32],
+    /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
+    pub(crate) values: &'s mut [i32],
+    /// The dot products of one key with the rows.
+    pub(crate) dots: &'s mut [i32],
+    /// A key row padded to whole chunks.
+    pub(crate) shared: &'s mut [i32],
+}
+
+/// A step of [`stream_keys`] on each block of logits: `(logits, first key, which keys count)`.
+pub(crate) type AdjustLogits<'f> = dyn FnMut(&mut [i32], usize, [bool; KEY_BLOCK]) + 'f;
+
+/// Streams every key of `x` through the first `rows` rows of the byte blocks `blocks`
+/// (`stride` rows in the sums' groups): from empty states, per block of [`KEY_BLOCK`] keys the
+/// values packed, the logits by [`block_logits`] with `logit`, the rows' states and weights
+/// ([`admit_rows`]) and `Σ_j w_rj v_j` ([`accumulate_groups`]); `adjust`, if any, gets each
+/// block of logits before it is admitted, with its first key and which keys count. Exact
+/// attention's queries, LARA's samples, RFA's features built for size (then out of line: one
+/// copy for the three).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn stream_keys(
+    loops: Loops,
+    x: &Qkv<'_>,
+    blocks: &[i32],
+    logit: (Scale32, Option<Scale32>),
+    (rows, stride): (usize, usize),
+    s: KeyStream<'_>,
+    mut adjust: Option<&mut AdjustLogits<'_>>,
+) {
+    let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
+    s.reference.fill(fixed_point::EMPTY_REFERENCE);
+    s.sum.fill(0);
+    s.acc.fill(0);
+    s.weights.fill(0);
+    for first in (0..x.shape.keys).step_by(KEY_BLOCK) {
+        let counted = x.block_keys(first);
+        pack_value_blocks(x.v, value_dim, (first, counted), s.values);
+        // ℓ = scale · row·k_j (− norm · |k_j|²) in L16 (ABSENT for masked and missing keys)
+        let scratch = (&mut *s.dots, &mut *s.shared);
+        block_logits(
+            loops,
+            blocks,
+            (x.k, dim),
+            (first, counted),
+            scratch,
+            s.logits,
+            logit,
+        );
+        if let Some(adjust) = adjust.as_mut() {
+            adjust(s.logits, first, counted);
+        }
+        admit_rows(
+            s.logits,
+            s.weights,
+            (s.reference, s.sum),
+            rows,
+            s.acc,
+            stride,
+        );
+        // Σ_j w_rj v_j for every row and column
+        accumulate_groups(loops, s.acc, stride * ROWS, s.weights, s.values);
+    }
+}
+
 /// `acc_g += Σ_j w_cj v_j` for every group of four value columns `g`: `values` holds the pair
 /// blocks ([`VALUE_BLOCK_WORDS`] each), `acc` the groups (`group` words each). `next()` on
 /// the second iterator, not a zip of two `chunks_exact` (an outlined `Zip::new` divides by the chunk sizes, a panic
@@ -313,8 +391,8 @@ pub(crate) fn accumulate_groups(
     weights: &[i32],
     values: &[i32],
 ) {
-    let mut groups = acc.chunks_exact_mut(group.max(1));
-    for values in values.chunks_exact(VALUE_BLOCK_WORDS) {
+    let mut groups = chunks_mut(acc, group);
+    for values in chunks(values, VALUE_BLOCK_WORDS) {
         match groups.next() {
             Some(acc) => accumulate_rows(loops, acc, weights, values),
             None => break,
@@ -335,7 +413,7 @@ pub(crate) fn store_logit_column(
     mut logit: impl FnMut(usize, i32) -> i32,
 ) {
     if cfg!(any(lara_attn_dsp, lara_attn_helium)) {
-        for (r, (row, &dot)) in logits.chunks_exact_mut(KEY_BLOCK).zip(dots).enumerate() {
+        for (r, (row, &dot)) in chunks_mut(logits, KEY_BLOCK).zip(dots).enumerate() {
             let value = logit(r, dot);
             if let Some(slot) = row.get_mut(column) {
                 *slot = value;
@@ -355,9 +433,8 @@ pub(crate) fn store_logit_column(
 /// row `r` of `dots` that `logits` (`[rows][KEY_BLOCK]`) has: [`store_logit_column`] with that
 /// closure; on Helium four rows at a time (a scatter store), on the DSP cores without Helium
 /// one `asm!` loop four rows at a time and the rest here (the logits of exact attention and of
-/// LARA's keys and normaliser).
-#[cfg_attr(not(lara_attn_compact), inline(always))]
-#[cfg_attr(lara_attn_compact, inline(never))]
+/// LARA's keys and normaliser; built for size, its one call, in [`block_logits`]).
+#[inline(always)]
 pub(crate) fn store_scaled_logits(
     logits: &mut [i32],
     column: usize,
@@ -467,9 +544,9 @@ pub(crate) fn block_logits(
 
 /// `logits[r][column] = ABSENT` for the first `rows` rows of `logits` (`[rows][KEY_BLOCK]`): a
 /// row that does not count (out of line: rare, and its pointers stay out of the loop over the
-/// rows that count).
+/// rows that count; built for size, as the compiler likes: less flash).
 #[cold]
-#[inline(never)]
+#[cfg_attr(not(lara_attn_compact), inline(never))]
 fn absent_column(logits: &mut [i32], column: usize, rows: usize) {
     for r in 0..rows {
         if let Some(slot) = logits.get_mut(r * KEY_BLOCK + column) {
@@ -539,7 +616,7 @@ fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
     if dsp::rescale_row(acc, (stride * ROWS).max(1), c, factor) {
         return;
     }
-    for group in acc.chunks_exact_mut((stride * ROWS).max(1)) {
+    for group in chunks_mut(acc, stride * ROWS) {
         for a in group.iter_mut().skip(c * ROWS).take(ROWS) {
             *a = rescale(*a, factor);
         }

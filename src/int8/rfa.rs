@@ -14,13 +14,14 @@
 //! `ω [h, S, d]` is `i8` with its own scale (the plan's). Scratch: [`scratch_len`] `i32`s,
 //! independent of `n`.
 
-use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round,
-};
+use super::fixed_point::{ABSENT, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round};
+// (the key pass's own loop at opt-level 3; built for size, the shared one)
+#[cfg(not(lara_attn_compact))]
+use super::fixed_point::EMPTY_REFERENCE;
+#[cfg(not(lara_attn_compact))]
+use crate::simd::int8::pack_value_blocks;
 // (the portable per-element loops; Helium has its own, in `super::helium`, but when built for
 // size)
-#[cfg(lara_attn_compact)]
-use super::block_logits;
 #[cfg(any(not(lara_attn_helium), lara_attn_compact))]
 use super::fixed_point::to_logit;
 #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
@@ -31,14 +32,13 @@ use super::{
 };
 use crate::error::{Arg, Error};
 use crate::math::sqrt;
-use crate::shape::{Shape, expect_len, take_scratch_of};
+use crate::shape::{Shape, expect_len};
 use crate::simd::int8::portable_squared_norm;
 use crate::simd::int8::{
     KEY_BLOCK, Loops, ROWS, VALUE_BLOCK_WORDS, WEIGHT_WORDS, block_words, dot_blocks,
-    pack_byte_block, pack_value_blocks, padded, padded_bytes, pair_dot_blocks, pair_row_words,
-    pair_slot, set_slot,
+    pack_byte_block, padded, padded_bytes, pair_dot_blocks, pair_row_words, pair_slot, set_slot,
 };
-use crate::slices::{nth_part, parts_len, rows, split_workspace};
+use crate::slices::{chunks_mut, nth_part, parts_len, rows, split_workspace};
 
 /// The official `+1e-4` feature floor in units of `2^-24` and `2^-31`.
 const FLOOR_Q24: i64 = 1678;
@@ -114,7 +114,7 @@ impl Plan {
     }
 }
 
-/// The parts of the scratch with `S` features, in words, in the order of [`Workspace::split`].
+/// The parts of the scratch with `S` features, in words, in the order of the parts of [`Workspace`].
 const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
     let feature_rows = features.div_ceil(ROWS) * ROWS;
     let groups = shape.value_dim.div_ceil(ROWS);
@@ -182,17 +182,36 @@ fn attend<O: Rows>(
     }
     let features = plan.features;
     expect_len(Arg::Omega, omega.len(), shape.stacked(features, shape.dim)?)?;
-    let mut ws = Workspace::split(
-        take_scratch_of(scratch, scratch_len(shape, features))?,
-        shape,
-        features,
+    split_workspace!(
+        ws = scratch,
+        workspace_parts(shape, features),
+        Workspace {
+            shape: shape,
+            loops: Loops::active(),
+            features: features,
+        } => {
+            omega,
+            acc,
+            reference,
+            sum,
+            logits,
+            weights,
+            values,
+            value_sum,
+            kv,
+            phi,
+            projections,
+            out_row,
+            dots,
+            shared,
+        }
     );
     let heads = shape.heads;
     let (dim, block) = (shape.dim, block_words(shape.dim));
     for head in 0..heads {
         let x = x.head(head);
         let omega = nth_part(omega, features * dim, head);
-        for (b, packed) in ws.omega.chunks_exact_mut(block.max(1)).enumerate() {
+        for (b, packed) in chunks_mut(ws.omega, block).enumerate() {
             let valid = features.saturating_sub(b * ROWS);
             pack_byte_block(omega, (b * ROWS, valid), dim, packed);
         }
@@ -246,77 +265,83 @@ struct Exponents {
 }
 
 impl<'a> Workspace<'a> {
-    // (built for size, not inlined, each part stored in place from Parts::next, out of line:
-    // less flash than the struct built from the parts, and its frame off the call's path)
-    #[cfg_attr(lara_attn_compact, inline(never))]
-    fn split(scratch: &'a mut [i32], shape: Shape, features: usize) -> Self {
-        split_workspace!(
-            scratch,
-            workspace_parts(shape, features),
-            Workspace {
-                shape: shape,
-                loops: Loops::active(),
-                features: features,
-            } => {
-                omega,
-                acc,
-                reference,
-                sum,
-                logits,
-                weights,
-                values,
-                value_sum,
-                kv,
-                phi,
-                projections,
-                out_row,
-                dots,
-                shared,
-            }
-        )
-    }
-
     /// The key summaries `KV_r`, `K_r` of one head, one streaming pass over blocks of keys.
     #[inline(never)]
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
-        let (value_dim, features) = (self.shape.value_dim, self.features);
+        let features = self.features;
         let feature_rows = features.div_ceil(ROWS) * ROWS;
-        self.reference.fill(EMPTY_REFERENCE);
-        self.sum.fill(0);
-        self.acc.fill(0);
-        self.weights.fill(0);
         self.value_sum.fill(0);
         // M = max B over every key and feature (L16)
         let mut max = ABSENT;
         let mut key_count = 0i64;
-        for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
-            let counted = x.block_keys(first);
-            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
-            let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
-            max = max.max(block_max);
-            key_count += i64::from(counted_keys);
-            super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.reference, self.sum),
-                features,
-                self.acc,
-                feature_rows,
-            );
-            // Σ_m 2^(B − hk − reference_r) v_m
-            super::accumulate_groups(
+        // (built for size: the shared streaming loop, B = d^-1/4 k_m·ω_r by its block_logits,
+        // then B − hk, the largest B and Σ v_m per block; the same bits)
+        #[cfg(lara_attn_compact)]
+        {
+            let value_sum = &mut *self.value_sum;
+            let mut adjust = |logits: &mut [i32], first: usize, counted: [bool; KEY_BLOCK]| {
+                let sums = (&mut *value_sum, &mut max, &mut key_count);
+                adjust_key_block(plan, x, features, sums, (logits, first, counted));
+            };
+            let stream = super::KeyStream {
+                logits: self.logits,
+                weights: self.weights,
+                reference: self.reference,
+                sum: self.sum,
+                acc: self.acc,
+                values: self.values,
+                dots: self.dots.get_mut(..feature_rows).unwrap_or_default(),
+                shared: self.shared,
+            };
+            let logit = (plan.key_projection, None);
+            let rows = (features, feature_rows);
+            super::stream_keys(
                 self.loops,
-                self.acc,
-                feature_rows * ROWS,
-                self.weights,
-                self.values,
+                x,
+                self.omega,
+                logit,
+                rows,
+                stream,
+                Some(&mut adjust),
             );
+        }
+        #[cfg(not(lara_attn_compact))]
+        {
+            let value_dim = self.shape.value_dim;
+            self.reference.fill(EMPTY_REFERENCE);
+            self.sum.fill(0);
+            self.acc.fill(0);
+            self.weights.fill(0);
+            for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
+                let counted = x.block_keys(first);
+                pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+                let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
+                max = max.max(block_max);
+                key_count += i64::from(counted_keys);
+                super::admit_rows(
+                    self.logits,
+                    self.weights,
+                    (self.reference, self.sum),
+                    features,
+                    self.acc,
+                    feature_rows,
+                );
+                // Σ_m 2^(B − hk − reference_r) v_m
+                super::accumulate_groups(
+                    self.loops,
+                    self.acc,
+                    feature_rows * ROWS,
+                    self.weights,
+                    self.values,
+                );
+            }
         }
         self.finish_keys(plan, max, key_count)
     }
 
     /// `value_sum += v_j` and one more key in `key_count` if key `j` counts and its row is
     /// there.
+    #[cfg(not(lara_attn_compact))]
     #[inline(always)]
     fn add_value_row(&mut self, x: &Qkv<'_>, (j, counts): (usize, bool), key_count: &mut u32) {
         let value_dim = self.shape.value_dim;
@@ -331,7 +356,8 @@ impl<'a> Workspace<'a> {
 
     /// `B[m, r] − hk_m` (`L16`, `ABSENT` for masked and missing keys) of the keys
     /// `first..first + 8` into `logits`, and `Σ_m v_m` of those that count: their largest `B`
-    /// and their number.
+    /// and their number (built for size: see [`key_pass`](Self::key_pass)).
+    #[cfg(not(lara_attn_compact))]
     #[inline(never)]
     fn key_block_logits(
         &mut self,
@@ -371,41 +397,6 @@ impl<'a> Workspace<'a> {
                 return (block_max, key_count);
             }
         }
-        // (built for size: B = d^-1/4 k_m·ω_r by the shared block_logits, then B − hk and the
-        // largest B in a second pass over the block; the same bits)
-        #[cfg(lara_attn_compact)]
-        {
-            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
-            let projections = (plan.key_projection, None);
-            let rows = (dots, &mut *self.shared);
-            block_logits(
-                self.loops,
-                self.omega,
-                (x.k, dim),
-                (first, counted),
-                rows,
-                self.logits,
-                projections,
-            );
-            for (jj, &counts) in counted.iter().enumerate() {
-                self.add_value_row(x, (first + jj, counts), &mut key_count);
-                let start = (first + jj) * dim;
-                let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
-                    continue;
-                };
-                let half_norm = plan.key_norm.apply(squared_norm(k_row));
-                let rows = self.logits.chunks_exact_mut(KEY_BLOCK).take(feature_rows);
-                for (r, row) in rows.enumerate() {
-                    if let Some(slot) = row.get_mut(jj) {
-                        if r < features {
-                            max = max.max(*slot);
-                        }
-                        *slot = to_logit(*slot - half_norm);
-                    }
-                }
-            }
-        }
-        #[cfg(not(lara_attn_compact))]
         for (jj, &counts) in counted.iter().enumerate() {
             self.add_value_row(x, (first + jj, counts), &mut key_count);
             let start = (first + jj) * dim;
@@ -453,10 +444,10 @@ impl<'a> Workspace<'a> {
     }
 
     /// The key summaries `KV_r`, `K_r` as `i16` with shared exponents, from the sums after the
-    /// last key (`M` the largest `B`).
-    #[cfg_attr(not(lara_attn_compact), inline(never))]
+    /// last key (`M` the largest `B`; out of line: its frame off the streaming loop's path).
+    #[inline(never)]
     fn finish_keys(&mut self, plan: &Plan, max: i32, key_count: i64) -> Exponents {
-        let (value_dim, features) = (self.shape.value_dim, self.features);
+        let features = self.features;
         // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
         // into `projections`, e_r into `dots`
         for r in 0..features.min(self.projections.len()).min(self.dots.len()) {
@@ -477,41 +468,56 @@ impl<'a> Workspace<'a> {
             self.dots[r] = whole;
         }
         // shared exponents: the largest |KV| and K to 15 bits
-        let (mut kv_max, mut k_max) = (0u64, 1u64);
-        for r in 0..features {
-            let scale = self.summary_scale(r);
-            for t in 0..=value_dim {
-                let magnitude = self.summary(scale, r, t, key_count).unsigned_abs();
-                if t < value_dim {
-                    kv_max = kv_max.max(magnitude);
-                } else {
-                    k_max = k_max.max(magnitude);
-                }
-            }
-        }
+        let (kv_max, k_max) = self.summaries(key_count, None);
         let exponent_of = |m: u64| bits64(m.max(1)) as i32 - 15;
         let exponents = Exponents {
             kv: exponent_of(kv_max),
             k: exponent_of(k_max),
         };
         self.kv.fill(0);
+        self.summaries(key_count, Some(exponents));
+        exponents
+    }
+
+    /// Every summary ([`summary`](Self::summary)) once: without exponents the largest `|KV|`
+    /// and `K` (`K` at least 1); with them, each into `kv` as `i16` (`KV_r` with the shared
+    /// exponent `kv`, `K_r ≥ 0` with `k`). (One loop for both passes of
+    /// [`finish_keys`](Self::finish_keys): built for size, out of line; elsewhere inlined into
+    /// each, the code of two loops.)
+    #[cfg_attr(not(lara_attn_compact), inline(always))]
+    #[cfg_attr(lara_attn_compact, inline(never))]
+    fn summaries(&mut self, key_count: i64, exponents: Option<Exponents>) -> (u64, u64) {
+        let (value_dim, features) = (self.shape.value_dim, self.features);
         let kv_block = block_words(features);
+        // (KV at 0 and K at 1; built for size one shift_round for both, with the column's
+        // exponent and floor; at opt-level 3 a branch and one inlined shift_round each: 1 %
+        // fewer instructions for RFA on the M4F)
+        let compact = cfg!(lara_attn_compact);
+        let mut maxima = [0u64, 1];
         for r in 0..features {
             let scale = self.summary_scale(r);
             for t in 0..=value_dim {
                 let summary = self.summary(scale, r, t, key_count);
+                let column = usize::from(t >= value_dim) & 1;
+                let Some(exponents) = exponents else {
+                    maxima[column] = maxima[column].max(summary.unsigned_abs());
+                    continue;
+                };
                 // KV_r to i16 with the shared exponent, K_r likewise (K ≥ 0)
-                let word = if t < value_dim {
-                    shift_round(summary, exponents.kv).clamp(-32767, 32767) as i32
+                let word = if compact {
+                    let (exponent, low) = [(exponents.kv, -32767), (exponents.k, 0)][column];
+                    shift_round(summary, exponent).clamp(low, 32767)
+                } else if t < value_dim {
+                    shift_round(summary, exponents.kv).clamp(-32767, 32767)
                 } else {
-                    shift_round(summary, exponents.k).clamp(0, 32767) as i32
+                    shift_round(summary, exponents.k).clamp(0, 32767)
                 };
                 if let Some(kv) = self.kv.get_mut(t / ROWS * kv_block..) {
-                    set_slot(kv, pair_slot(t % ROWS, r), word);
+                    set_slot(kv, pair_slot(t % ROWS, r), word as i32);
                 }
             }
         }
-        exponents
+        (maxima[0], maxima[1])
     }
 
     /// `KV_r[t]` (`t < d_v`) or `K_r` (`t = d_v`) in units of `2^-24`:
@@ -666,6 +672,47 @@ impl<'a> Workspace<'a> {
             let row = self.out_row.get(..value_dim).unwrap_or_default();
             let extra = exponents.kv - exponents.k - excess;
             plan.requantize.write_row(row, den, extra, out, offset);
+        }
+    }
+}
+
+/// Built for size, the step of [`Workspace::key_pass`] on each block of logits `B` (see
+/// there): `B − hk` in place, the largest `B` of the features into `max`, `Σ v_m` and the
+/// number of the keys that count (out of line: its frame off the streaming loop's path).
+#[cfg(lara_attn_compact)]
+#[inline(never)]
+fn adjust_key_block(
+    plan: &Plan,
+    x: &Qkv<'_>,
+    features: usize,
+    (value_sum, max, key_count): (&mut [i32], &mut i32, &mut i64),
+    (logits, first, counted): (&mut [i32], usize, [bool; KEY_BLOCK]),
+) {
+    let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
+    let feature_rows = features.div_ceil(ROWS) * ROWS;
+    for (jj, &counts) in counted.iter().enumerate() {
+        let j = first + jj;
+        // Σ v_m and the count of the keys that count (add_value_row's steps)
+        let v_row = x.v.get(j * value_dim..(j + 1) * value_dim);
+        if let Some(v_row) = v_row.filter(|_| counts) {
+            *key_count += 1;
+            for (s, &v) in value_sum.iter_mut().zip(v_row) {
+                *s += i32::from(v);
+            }
+        }
+        let Some(k_row) = x.k.get(j * dim..(j + 1) * dim).filter(|_| counts) else {
+            continue;
+        };
+        // B − hk, hk = s|k_m|²/2 in L16
+        let half_norm = plan.key_norm.apply(squared_norm(k_row));
+        let rows = chunks_mut(logits, KEY_BLOCK).take(feature_rows);
+        for (r, row) in rows.enumerate() {
+            if let Some(slot) = row.get_mut(jj) {
+                if r < features {
+                    *max = (*max).max(*slot);
+                }
+                *slot = to_logit(*slot - half_norm);
+            }
         }
     }
 }

@@ -438,12 +438,10 @@ fn sum_unmasked_rows(rows_x: &[f32], dim: usize, masked: Option<&[bool]>, sum: &
 pub(crate) fn segment_lens(rows: usize, segments: usize) -> impl Iterator<Item = usize> {
     // (max(1): a no-op for checked arguments, no division-by-zero panic path)
     let segments = segments.max(1);
-    let short_len = rows / segments;
-    let short_count = if rows.is_multiple_of(segments) {
-        segments
-    } else {
-        (short_len + 1) * segments - rows
-    };
+    // (rows = short_len · segments + rest: segments − rest short segments, the others one
+    // longer)
+    let (short_len, rest) = crate::math::div_rem(rows, segments);
+    let short_count = segments - rest;
     (0..segments).map(move |s| short_len + usize::from(s >= short_count))
 }
 

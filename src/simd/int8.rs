@@ -43,6 +43,7 @@
 #![allow(unsafe_code)]
 
 use super::{Available, Backend};
+use crate::slices::{chunks, chunks_mut};
 
 /// The next state of Marsaglia's xorshift32 generator (the checks' and tests' fixed
 /// pseudo-random data; `state` must not be 0).
@@ -163,8 +164,10 @@ pub(crate) const fn pair_row_words(len: usize) -> usize {
 /// Words of a value block: a pair block of four columns by [`KEY_BLOCK`] keys.
 pub(crate) const VALUE_BLOCK_WORDS: usize = KEY_BLOCK * ROWS / 2;
 
-/// The `i16` slot of element `e` of row `r` in a byte block.
-#[inline(always)]
+/// The `i16` slot of element `e` of row `r` in a byte block (built for size, out of line:
+/// less flash).
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn byte_slot(r: usize, e: usize) -> usize {
     #[cfg(not(lara_attn_helium))]
     {
@@ -280,7 +283,7 @@ pub(crate) fn portable_pack_value_blocks(
             _ => &[],
         }
     };
-    for (g, block) in out.chunks_exact_mut(VALUE_BLOCK_WORDS).enumerate() {
+    for (g, block) in chunks_mut(out, VALUE_BLOCK_WORDS).enumerate() {
         for k in 0..WEIGHT_WORDS {
             let (even, odd) = (row(2 * k), row(2 * k + 1));
             for t in 0..ROWS {
@@ -502,7 +505,7 @@ pub(crate) fn portable_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32]) {
     // `chunks_exact` (an outlined `Zip::new` of two divides by both chunk sizes, a panic path
     // at opt-level `s`)
     let (sum_rows, _) = out.as_chunks_mut::<ROWS>();
-    for (sums, block) in sum_rows.iter_mut().zip(blocks.chunks_exact(words)) {
+    for (sums, block) in sum_rows.iter_mut().zip(chunks(blocks, words)) {
         sums.fill(0);
         for (e, &xe) in x.iter().enumerate() {
             for (r, sum) in sums.iter_mut().enumerate() {
@@ -661,7 +664,9 @@ pub(crate) fn widen_bytes<'a>(x: &[i8], wide: &'a mut [i32]) -> Option<&'a [i32]
 /// (back to back, `4 · x.len()` words each) and the shared row `x` in `i16` pairs, whose
 /// length in words must be a non-zero multiple of `CHUNK / 2`. Zeros if the lengths do not
 /// fit.
-#[inline]
+// (built for size, out of line: inlined into its two callers, it took 456 B more)
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK / 2) || blocks.len() < count * ROWS * x.len() {
@@ -708,7 +713,7 @@ pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32
     let words = ROWS * x.len().max(1);
     // block b of `blocks` for the sums of block b (see portable_dot_blocks)
     let (sum_rows, _) = out.as_chunks_mut::<ROWS>();
-    for (sums, block) in sum_rows.iter_mut().zip(blocks.chunks_exact(words)) {
+    for (sums, block) in sum_rows.iter_mut().zip(chunks(blocks, words)) {
         let dots = portable_dot4_pairs([0; ROWS], block, x);
         for (sum, dot) in sums.iter_mut().zip(dots) {
             *sum = dot;
@@ -717,8 +722,10 @@ pub(crate) fn portable_pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32
 }
 
 /// `acc[r] + Σ_k row_r[k] · x[k]` for one pair block (the portable loop of
-/// [`accumulate_rows`] and [`pair_dot_blocks`]).
-#[inline]
+/// [`accumulate_rows`] and [`pair_dot_blocks`]; built for size, out of line: one copy for
+/// both).
+#[cfg_attr(not(lara_attn_compact), inline)]
+#[cfg_attr(lara_attn_compact, inline(never))]
 fn portable_dot4_pairs(mut acc: [i32; 4], block: &[i32], x: &[i32]) -> [i32; 4] {
     for (k, &word) in x.iter().enumerate() {
         let (x0, x1) = halves(word);
