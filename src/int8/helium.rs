@@ -428,7 +428,7 @@ pub(crate) fn pack_rounded(weights: &[i32], packed: &mut [i32], shift: i32) -> u
     // SAFETY: the loop reads weights[0 .. len] and writes the first len halfwords of packed
     // (tail-predicated), len ≤ weights.len() and ≤ 2 · packed.len(). The block writes only
     // packed, q0 (declared as s0–s3), lr, flags and its inout operands (the sum in r0:
-    // `VADDVA` takes an even register); no stack.
+    // `VADDVA` takes an even register; packed in r1); no stack.
     unsafe {
         asm!(
             "wlstp.32 lr, {n}, 2f",
@@ -436,13 +436,14 @@ pub(crate) fn pack_rounded(weights: &[i32], packed: &mut [i32], shift: i32) -> u
             "vldrw.u32 q0, [{w}], #16",
             // round(w / 2^shift) = (w + 2^(shift − 1)) >> shift, or w << −shift
             "vrshl.u32 q0, {s}",
-            "vstrh.32 q0, [{p}], #8",
+            "vstrh.32 q0, [r1], #8",
             "vaddva.u32 r0, q0",
             "letp lr, 1b",
             "2:",
             n = in(reg) len,
             w = inout(reg) weights.as_ptr() => _,
-            p = inout(reg) packed.as_mut_ptr() => _,
+            // (a narrowing store's base must be r0–r7: not left to the allocator)
+            inout("r1") packed.as_mut_ptr() => _,
             s = in(reg) -shift,
             inout("r0") sum,
             out("lr") _,
