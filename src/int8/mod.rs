@@ -341,7 +341,7 @@ pub(crate) fn stream_keys(
     blocks: &[i32],
     logit: (Scale32, Option<Scale32>),
     (rows, stride): (usize, usize),
-    #[cfg_attr(lara_attn_compact, allow(unused_mut))] mut s: KeyStream<'_>,
+    #[cfg_attr(not(lara_attn_compact), allow(unused_mut))] mut s: KeyStream<'_>,
     mut adjust: Option<&mut AdjustLogits<'_>>,
 ) {
     // (built for size, the stream's slices read again after each call, not each kept on the
