@@ -143,19 +143,12 @@ impl Kernel {
         matches!(self, Kernel::Exact8 | Kernel::Rfa8 | Kernel::Lara8)
     }
 
-    /// Whether this build calls the kernel (see [`SIZE_BASELINE`]).
+    /// Whether this build calls the kernel (see [`SIZE_BASELINE`]). `FIRMWARE_ONLY`, set at
+    /// compile time to one kernel's [`name`](Self::name), calls that kernel alone; set to `int8`,
+    /// the three int8 kernels (one build measures all three).
     pub const fn linked(self) -> bool {
         let only = match option_env!("FIRMWARE_ONLY") {
-            Some(k) => {
-                let (a, b) = (k.as_bytes(), self.name().as_bytes());
-                let mut same = a.len() == b.len();
-                let mut i = 0;
-                while same && i < a.len() {
-                    same = a[i] == b[i];
-                    i += 1;
-                }
-                same
-            }
+            Some(k) => same_bytes(k, self.name()) || (self.is_int8() && same_bytes(k, "int8")),
             None => true,
         };
         only && !SIZE_BASELINE
@@ -165,6 +158,18 @@ impl Kernel {
                 _ => !SIZE_NO_KERNELS,
             }
     }
+}
+
+/// Whether two strings are equal (`==` on `str` is not `const`).
+const fn same_bytes(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut same = a.len() == b.len();
+    let mut i = 0;
+    while same && i < a.len() {
+        same = a[i] == b[i];
+        i += 1;
+    }
+    same
 }
 
 /// One kernel call: kernel, shape and `C` (LARA) or `S` (RFA) (unused by exact attention); for

@@ -818,8 +818,7 @@ impl Running {
     /// (Not on the DSP cores without Helium: their callers keep the weights with
     /// [`admit_by`](Self::admit_by) and the `asm!` loops of `super::dsp`.)
     #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
-    #[cfg_attr(not(lara_attn_compact), inline(always))]
-    #[cfg_attr(lara_attn_compact, inline(never))]
+    #[inline(always)]
     pub(crate) fn admit(&mut self, logits: &[i32], weights: &mut [i32]) -> u32 {
         self.admit_by(logits, |reference| match reference {
             Some(reference) => block_weights(reference, logits, weights),

@@ -768,6 +768,8 @@ static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
 /// The block maxima of four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`): per key a gather
 /// of the four rows' logits (`VLDRW.U32` from a vector of addresses, which it advances).
+// (not built for size: `admit_rows` takes one row at a time there)
+#[cfg(not(lara_attn_compact))]
 #[inline(always)]
 pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
     let mut max = [0i32; 4];
@@ -817,6 +819,8 @@ pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
 /// `(0, 8, 16, 24)` words), [`exp2_lanes!`], a scatter of the halves (`VSTRH.32` at the same
 /// offsets in halfwords); the sums from the stored halves (`VADDV.U16`, each weight below
 /// `2^15`).
+// (not built for size: `admit_rows` takes one row at a time there)
+#[cfg(not(lara_attn_compact))]
 #[inline(always)]
 pub(crate) fn weights4(
     logits: &[i32; 4 * KEY_BLOCK],

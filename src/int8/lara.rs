@@ -1147,21 +1147,27 @@ impl<'a> Workspace<'a> {
     }
 
     /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
-    /// size, as the compiler likes: it inlines it into `run`, less flash, the same stack).
+    /// size, as the compiler likes).
     #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
-        let dim = self.shape.dim;
-        let (count, landmark_blocks) = (self.count, self.count.div_ceil(ROWS));
+        // (built for size, the slices read again after each call, not each kept on the
+        // frame across the loop: see `stream_keys`)
+        #[cfg(lara_attn_compact)]
+        let this = core::hint::black_box(self);
+        #[cfg(not(lara_attn_compact))]
+        let this = self;
+        let dim = this.shape.dim;
+        let (count, landmark_blocks) = (this.count, this.count.div_ceil(ROWS));
         let block = block_words(dim);
-        self.t_reference.fill(super::fixed_point::EMPTY_REFERENCE);
-        self.t_sum.fill(0);
-        let queries = self.shape.queries;
+        this.t_reference.fill(super::fixed_point::EMPTY_REFERENCE);
+        this.t_sum.fill(0);
+        let queries = this.shape.queries;
         for first in (0..queries).step_by(KEY_BLOCK) {
-            let q_bar = self
+            let q_bar = this
                 .q_bar
                 .get(..landmark_blocks * block)
                 .unwrap_or_default();
-            let dots = self
+            let dots = this
                 .dots
                 .get_mut(..landmark_blocks * ROWS)
                 .unwrap_or_default();
@@ -1169,21 +1175,21 @@ impl<'a> Workspace<'a> {
             // counts; the rows past the last are absent: x.q ends there)
             let counted = [true; KEY_BLOCK];
             block_logits(
-                self.loops,
+                this.loops,
                 q_bar,
                 (x.q, dim),
                 (first, counted),
-                (dots, row_buffer(self.row, self.shared)),
-                self.logits,
+                (dots, row_buffer(this.row, this.shared)),
+                this.logits,
                 (t_dot, None),
             );
             // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
             // unused here; built for size, the same call: no loop of its own)
             #[cfg(any(lara_attn_helium, lara_attn_compact))]
             super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.t_reference, self.t_sum),
+                this.logits,
+                this.weights,
+                (this.t_reference, this.t_sum),
                 count,
                 &mut [],
                 0,
@@ -1191,13 +1197,13 @@ impl<'a> Workspace<'a> {
             #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
             let mut discard = [0i32; KEY_BLOCK];
             #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
-            for ((logits, reference), sum) in self
+            for ((logits, reference), sum) in this
                 .logits
                 .as_chunks::<KEY_BLOCK>()
                 .0
                 .iter()
-                .zip(self.t_reference.iter_mut())
-                .zip(self.t_sum.iter_mut())
+                .zip(this.t_reference.iter_mut())
+                .zip(this.t_sum.iter_mut())
                 .take(count)
             {
                 let mut state = Running {
@@ -1208,7 +1214,7 @@ impl<'a> Workspace<'a> {
                 (*reference, *sum) = (state.reference, state.sum as i32);
             }
         }
-        for (reference, &sum) in self.t_reference.iter_mut().zip(self.t_sum.iter()) {
+        for (reference, &sum) in this.t_reference.iter_mut().zip(this.t_sum.iter()) {
             *reference = Running {
                 reference: *reference,
                 sum: sum as u32,

@@ -341,9 +341,13 @@ pub(crate) fn stream_keys(
     blocks: &[i32],
     logit: (Scale32, Option<Scale32>),
     (rows, stride): (usize, usize),
-    s: KeyStream<'_>,
+    #[cfg_attr(not(lara_attn_compact), allow(unused_mut))] mut s: KeyStream<'_>,
     mut adjust: Option<&mut AdjustLogits<'_>>,
 ) {
+    // (built for size, the stream's slices read again after each call, not each kept on the
+    // frame across the loop)
+    #[cfg(lara_attn_compact)]
+    let (x, s) = core::hint::black_box((x, &mut s));
     let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
     s.reference.fill(fixed_point::EMPTY_REFERENCE);
     s.sum.fill(0);
@@ -558,8 +562,9 @@ fn absent_column(logits: &mut [i32], column: usize, rows: usize) {
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group); one row at a time (four on
-/// Helium).
-#[cfg(not(lara_attn_helium))]
+/// Helium, but built for size one at a time there too: the four-row path's frame, 336 B
+/// on the M55, took LARA's call above 1 KiB of stack).
+#[cfg(any(not(lara_attn_helium), lara_attn_compact))]
 #[inline(never)]
 pub(crate) fn admit_rows(
     logits: &[i32],
@@ -628,7 +633,7 @@ fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group): on Helium four rows at a
 /// time ([`admit4`]), the rows in the lanes of one vector, the groups zipped (no index checks
 /// per group).
-#[cfg(lara_attn_helium)]
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 #[inline(never)]
 pub(crate) fn admit_rows(
     logits: &[i32],
@@ -726,7 +731,7 @@ fn admit_row(
 /// with the states untouched, if a row's block is absent or its sum would exceed
 /// [`SUM_LIMIT`](fixed_point::SUM_LIMIT) (the caller admits those four rows one by one);
 /// else the rows' factors, `None` for four of `Q15_ONE`.
-#[cfg(lara_attn_helium)]
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 #[inline(always)]
 fn admit4(
     logits: &[i32; 4 * KEY_BLOCK],
