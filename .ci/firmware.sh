@@ -81,6 +81,14 @@ run_firmware thumbv8m.main-none-eabihf mps3-an547 cortex-m55
 run_firmware thumbv7m-none-eabi mps2-an385 cortex-m3
 run_firmware thumbv6m-none-eabi mps2-an385 cortex-m0
 
+# The int8 kernels built for size on ARMv6-M code, the build their flash figure is for: the
+# host's bits and at most 1 KiB of stack per call there too (checked with the others below).
+step "int8 kernels built for size on ARMv6-M code: FIRMWARE_ONLY=int8, opt-level s, mps2-an385"
+FIRMWARE_ONLY=int8 QEMU_MACHINE=mps2-an385 cargo run --release --example firmware \
+  --target thumbv6m-none-eabi --config 'profile.release.opt-level="s"' \
+  2>"$LOGS/cortex-m0-int8-opt-s.build.log" | tee "$LOGS/cortex-m0-int8-opt-s.log" ||
+  { cat "$LOGS/cortex-m0-int8-opt-s.build.log"; exit 1; }
+
 # Helium: the same example on the Cortex-M55 with MVE disabled (scalar FPU code). RUSTFLAGS replaces
 # the config's rustflags for the target, so it repeats the linker flags.
 step "Helium: cortex-m55 without MVE (-C target-feature=-mve,-mve.fp)"
@@ -228,6 +236,7 @@ done
   for opt in s 3; do
     sed -n "s/^FIRMWARE {\(.*\)}$/{\1, \"opt\": \"$opt\"}/p" "$LOGS/cortex-m4f-opt-$opt.log"
   done
+  sed -n 's/^FIRMWARE {\(.*\)}$/{\1, "opt": "s"}/p' "$LOGS/cortex-m0-int8-opt-s.log"
 } >"$LOGS/firmware.jsonl"
 echo "$(wc -l <"$LOGS/firmware.jsonl") FIRMWARE lines in $LOGS/firmware.jsonl"
 for opt in s 3; do
