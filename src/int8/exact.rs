@@ -185,16 +185,7 @@ impl<'a> Workspace<'a> {
             .query_blocks
             .get(..blocks * block_len)
             .unwrap_or_default();
-        let stream = super::KeyStream {
-            logits: self.logits,
-            weights: self.weights,
-            reference: self.reference,
-            sum: self.sum,
-            acc: self.acc,
-            values: self.values,
-            dots: self.dots.get_mut(..blocks * ROWS).unwrap_or_default(),
-            shared: self.shared,
-        };
+        let stream = super::key_stream!(self, acc, blocks * ROWS);
         // ℓ_ij = s · q_i·k_j in L16
         let rows = (self.queries, GROUP);
         super::stream_keys(

@@ -908,16 +908,7 @@ impl<'a> Workspace<'a> {
             .w
             .get(..sample_rows / ROWS * block_words(x.shape.dim))
             .unwrap_or_default();
-        let stream = super::KeyStream {
-            logits: self.logits,
-            weights: self.weights,
-            reference: self.reference,
-            sum: self.sum,
-            acc: self.kv_acc,
-            values: self.values,
-            dots: self.dots.get_mut(..sample_rows).unwrap_or_default(),
-            shared: self.shared,
-        };
+        let stream = super::key_stream!(self, kv_acc, sample_rows);
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16; kv_c += Σ_j w_cj v_j
         let logit = (plan.key_dot, Some(plan.key_norm));
         let rows = (self.samples, sample_rows);

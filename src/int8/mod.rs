@@ -323,6 +323,24 @@ pub(crate) struct KeyStream<'s> {
     pub(crate) shared: &'s mut [i32],
 }
 
+/// The [`KeyStream`] of a kernel's workspace `$ws` (its fields of the same names; `$acc` its
+/// sums), with the dot products of its first `$rows` rows.
+macro_rules! key_stream {
+    ($ws:ident, $acc:ident, $rows:expr) => {
+        $crate::int8::KeyStream {
+            logits: $ws.logits,
+            weights: $ws.weights,
+            reference: $ws.reference,
+            sum: $ws.sum,
+            acc: $ws.$acc,
+            values: $ws.values,
+            dots: $ws.dots.get_mut(..$rows).unwrap_or_default(),
+            shared: $ws.shared,
+        }
+    };
+}
+pub(crate) use key_stream;
+
 /// A step of [`stream_keys`] on each block of logits: `(logits, first key, which keys count)`.
 pub(crate) type AdjustLogits<'f> = dyn FnMut(&mut [i32], usize, [bool; KEY_BLOCK]) + 'f;
 

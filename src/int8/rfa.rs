@@ -283,16 +283,7 @@ impl<'a> Workspace<'a> {
                 let sums = (&mut *value_sum, &mut max, &mut key_count);
                 adjust_key_block(plan, x, features, sums, (logits, first, counted));
             };
-            let stream = super::KeyStream {
-                logits: self.logits,
-                weights: self.weights,
-                reference: self.reference,
-                sum: self.sum,
-                acc: self.acc,
-                values: self.values,
-                dots: self.dots.get_mut(..feature_rows).unwrap_or_default(),
-                shared: self.shared,
-            };
+            let stream = super::key_stream!(self, acc, feature_rows);
             let logit = (plan.key_projection, None);
             let rows = (features, feature_rows);
             super::stream_keys(
