@@ -330,10 +330,8 @@ pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
     let Some(words) = buffer.get_mut(..len / 4) else {
         return &[];
     };
-    // (bytes by index, not `x.chunks(4)`: an out-of-line `Zip::new` over `Chunks` divides by
-    // its chunk size, a division-by-zero panic path the compiler cannot remove)
-    for (w, word) in words.iter_mut().enumerate() {
-        let byte = |i: usize| x.get(4 * w + i).map_or(0, |&b| b as u8);
+    for (word, bytes) in words.iter_mut().zip(x.chunks(4)) {
+        let byte = |i: usize| bytes.get(i).map_or(0, |&b| b as u8);
         *word = i32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
     }
     // SAFETY: `words` is `len / 4` initialised `i32`s, so `len` readable bytes at an address
