@@ -75,11 +75,11 @@ macro_rules! exp2_body {
     };
 }
 
-/// The entry of a loop of two elements per turn over the `u32`s from `{$p}` to `{$end}` (labels
-/// `1` for the first element of a turn, `3` for the second): an odd count enters at `3`.
-/// Clobbers `{s}` and the flags.
+/// A loop of two elements per turn over the `u32`s from `{$p}` to `{$end}`, each element by the
+/// template `$step` (which advances `{$p}` by one element): an odd count enters at the second
+/// (labels `1` and `3`). Clobbers `{s}` and the flags.
 macro_rules! two_per_turn {
-    ($p:ident, $end:ident) => {
+    ($p:ident, $end:ident, $step:expr) => {
         concat!(
             "sub {s}, {",
             stringify!($end),
@@ -88,6 +88,16 @@ macro_rules! two_per_turn {
             "}\n",
             "tst {s}, #4\n",
             "bne 3f\n",
+            "1:\n",
+            $step,
+            "3:\n",
+            $step,
+            "cmp {",
+            stringify!($p),
+            "}, {",
+            stringify!($end),
+            "}\n",
+            "bne 1b\n",
         )
     };
 }
@@ -118,14 +128,8 @@ macro_rules! weights_step {
 macro_rules! weights_loop {
     ($reference:expr, $logits:expr, $len:expr, $sum:ident, [$($store:expr)?], $($operands:tt)*) => {
         asm!(
-            // (two logits per turn: an odd count enters at the second)
-            two_per_turn!(l, end),
-            "1:",
-            weights_step!([$($store)?]),
-            "3:",
-            weights_step!([$($store)?]),
-            "cmp {l}, {end}",
-            "bne 1b",
+            // (two per turn: an odd count enters at the second)
+            two_per_turn!(l, end, weights_step!([$($store)?])),
             $($operands)*
             l = inout(reg) $logits.as_ptr() => _,
             end = in(reg) $logits.as_ptr().add($len),
@@ -230,13 +234,7 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
         }
         asm!(
             // (two per turn: an odd count enters at the second)
-            two_per_turn!(p, end),
-            "1:",
-            t_step!(),
-            "3:",
-            t_step!(),
-            "cmp {p}, {end}",
-            "bne 1b",
+            two_per_turn!(p, end, t_step!()),
             p = inout(reg) t.as_mut_ptr() => _,
             r = inout(reg) reference.as_ptr() => _,
             end = in(reg) end,
@@ -297,13 +295,7 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
                 }
                 asm!(
                     // (two per turn: an odd count enters at the second)
-                    two_per_turn!(l, end),
-                    "1:",
-                    weight_step!(),
-                    "3:",
-                    weight_step!(),
-                    "cmp {l}, {end}",
-                    "bne 1b",
+                    two_per_turn!(l, end, weight_step!()),
                     l = inout(reg) logits.as_ptr() => _,
                     w = inout(reg) weights.as_mut_ptr() => _,
                     end = in(reg) logits.as_ptr().add(len),
@@ -375,13 +367,7 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
         }
         asm!(
             // (two per turn: an odd count enters at the second)
-            two_per_turn!(p, end),
-            "1:",
-            phi_step!(),
-            "3:",
-            phi_step!(),
-            "cmp {p}, {end}",
-            "bne 1b",
+            two_per_turn!(p, end, phi_step!()),
             p = inout(reg) a.as_mut_ptr() => _,
             end = in(reg) a.as_mut_ptr().add(len),
             top = in(reg) top,

@@ -1221,14 +1221,11 @@ mod dsp {
         };
     }
 
-    /// One word of a shared `i8` row (at `r4`, advanced) against a chunk of a byte block (at
-    /// `r5`, advanced): bytes `(0, 2)` and `(1, 3)` by `SXTB16`, two `LDM` and eight products.
-    macro_rules! byte_step {
+    /// The shared pairs in `lr` and `r7` against the next two pairs of four rows (at `r5`,
+    /// advanced): two `LDM` and eight products (`$op` for the first four).
+    macro_rules! mac8 {
         ($op:ident) => {
             concat!(
-                "ldr lr, [r4], #4\n",
-                "sxtb16 r7, lr, ror #8\n",
-                "sxtb16 lr, lr\n",
                 "ldm r5!, {{r9, r10, r11, r12}}\n",
                 mac4!($op, "lr"),
                 "ldm r5!, {{r9, r10, r11, r12}}\n",
@@ -1237,18 +1234,24 @@ mod dsp {
         };
     }
 
-    /// Two words (two `i16` pairs, `LDRD` into `lr` and `r7`) of a shared row (at `r4`,
-    /// advanced) against two pairs of a pair block (at `r5`, advanced): two `LDM` and eight
-    /// products (`$op` for the first four).
-    macro_rules! pair2_step {
+    /// One word of a shared `i8` row (at `r4`, advanced) against a chunk of a byte block (at
+    /// `r5`, advanced): bytes `(0, 2)` and `(1, 3)` by `SXTB16`, then `mac8!`.
+    macro_rules! byte_step {
         ($op:ident) => {
             concat!(
-                "ldrd lr, r7, [r4], #8\n",
-                "ldm r5!, {{r9, r10, r11, r12}}\n",
-                mac4!($op, "lr"),
-                "ldm r5!, {{r9, r10, r11, r12}}\n",
-                mac4!(smlad, "r7"),
+                "ldr lr, [r4], #4\n",
+                "sxtb16 r7, lr, ror #8\n",
+                "sxtb16 lr, lr\n",
+                mac8!($op),
             )
+        };
+    }
+
+    /// Two words (two `i16` pairs, `LDRD` into `lr` and `r7`) of a shared row (at `r4`,
+    /// advanced) against two pairs of a pair block (at `r5`, advanced): `mac8!`.
+    macro_rules! pair2_step {
+        ($op:ident) => {
+            concat!("ldrd lr, r7, [r4], #8\n", mac8!($op))
         };
     }
 
