@@ -1785,71 +1785,38 @@ mod dsp {
         // the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as pushed and r2
         // holds a sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
         unsafe {
-            if steps == 2 {
-                blocks_asm!(
-                    start,
-                    end,
-                    blocks.as_ptr(),
-                    blocks_end,
-                    out,
-                    [pair2_step!(smuad), pair2_step!(smlad)]
-                );
-            } else if steps == 4 {
+            // (the loop over the blocks with these steps per block)
+            macro_rules! blocks_with {
+                ($($step:expr),+) => {
+                    blocks_asm!(start, end, blocks.as_ptr(), blocks_end, out, [$($step),+])
+                };
+            }
+            match steps {
+                2 => blocks_with!(pair2_step!(smuad), pair2_step!(smlad)),
                 // (d = 16, or LARA's 16 weights: the steps without a loop)
-                blocks_asm!(
-                    start,
-                    end,
-                    blocks.as_ptr(),
-                    blocks_end,
-                    out,
-                    [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad)
-                    ]
-                );
-            } else if steps == 8 {
+                4 => blocks_with!(
+                    pair2_step!(smuad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad)
+                ),
                 // (d = 32: the steps without a loop)
-                blocks_asm!(
-                    start,
-                    end,
-                    blocks.as_ptr(),
-                    blocks_end,
-                    out,
-                    [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad)
-                    ]
-                );
-            } else if steps % 2 == 1 {
-                blocks_asm!(
-                    start,
-                    end,
-                    blocks.as_ptr(),
-                    blocks_end,
-                    out,
-                    [pair2_step!(smuad), step_loop!(pair2_step)]
-                );
-            } else {
-                blocks_asm!(
-                    start,
-                    end,
-                    blocks.as_ptr(),
-                    blocks_end,
-                    out,
-                    [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        step_loop!(pair2_step)
-                    ]
-                );
+                8 => blocks_with!(
+                    pair2_step!(smuad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad),
+                    pair2_step!(smlad)
+                ),
+                _ if steps % 2 == 1 => blocks_with!(pair2_step!(smuad), step_loop!(pair2_step)),
+                _ => blocks_with!(
+                    pair2_step!(smuad),
+                    pair2_step!(smlad),
+                    step_loop!(pair2_step)
+                ),
             }
         }
     }
