@@ -102,6 +102,27 @@ macro_rules! two_per_turn {
     };
 }
 
+/// One `asm!` loop of two `2^-t` steps per turn (`two_per_turn!` with `$step`, which uses
+/// `exp2_body!`) over the `u32`s from `{$p}` to `{$end}`, with its own operands
+/// `$operands` (those of `{$p}` and `{$end}` among them) and the tables and scratch registers
+/// of `exp2_body!`.
+macro_rules! exp2_loop {
+    ($p:ident, $end:ident, $step:expr, $($operands:tt)*) => {
+        asm!(
+            // (two per turn: an odd count enters at the second)
+            two_per_turn!($p, $end, $step),
+            $($operands)*
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
 /// One element of `weights_loop!`: `weight_q15(reference − logit)` added to `{sum}`, stored
 /// by the template line `$store` (or not).
 macro_rules! weights_step {
@@ -127,22 +148,16 @@ macro_rules! weights_step {
 /// line on `{t}`, or none) with its operands after it.
 macro_rules! weights_loop {
     ($reference:expr, $logits:expr, $len:expr, $sum:ident, [$($store:expr)?], $($operands:tt)*) => {
-        asm!(
-            // (two per turn: an odd count enters at the second)
-            two_per_turn!(l, end, weights_step!([$($store)?])),
+        exp2_loop!(
+            l,
+            end,
+            weights_step!([$($store)?]),
             $($operands)*
             l = inout(reg) $logits.as_ptr() => _,
             end = in(reg) $logits.as_ptr().add($len),
             r = in(reg) $reference,
             k = in(reg) 15u32,
             sum = inout(reg) $sum,
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
-            t = out(reg) _,
-            s = out(reg) _,
-            j = out(reg) _,
-            y = out(reg) _,
-            options(nostack),
         )
     };
 }
@@ -232,22 +247,16 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
                 )
             };
         }
-        asm!(
-            // (two per turn: an odd count enters at the second)
-            two_per_turn!(p, end, t_step!()),
+        exp2_loop!(
+            p,
+            end,
+            t_step!(),
             p = inout(reg) t.as_mut_ptr() => _,
             r = inout(reg) reference.as_ptr() => _,
             end = in(reg) end,
             value = in(reg) value,
             pre = in(reg) pre_shift,
             sum = inout(reg) sum,
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
-            t = out(reg) _,
-            s = out(reg) _,
-            j = out(reg) _,
-            y = out(reg) _,
-            options(nostack),
         );
     }
     sum
@@ -293,22 +302,16 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
                         )
                     };
                 }
-                asm!(
-                    // (two per turn: an odd count enters at the second)
-                    two_per_turn!(l, end, weight_step!()),
+                exp2_loop!(
+                    l,
+                    end,
+                    weight_step!(),
                     l = inout(reg) logits.as_ptr() => _,
                     w = inout(reg) weights.as_mut_ptr() => _,
                     end = in(reg) logits.as_ptr().add(len),
                     m = in(reg) max,
                     lo = inout(reg) low,
                     hi = inout(reg) high,
-                    table = in(reg) POW2_TABLE.as_ptr(),
-                    ln2 = in(reg) exp2_operand(),
-                    t = out(reg) _,
-                    s = out(reg) _,
-                    j = out(reg) _,
-                    y = out(reg) _,
-                    options(nostack),
                 );
             }
         };
@@ -365,22 +368,16 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
                 )
             };
         }
-        asm!(
-            // (two per turn: an odd count enters at the second)
-            two_per_turn!(p, end, phi_step!()),
+        exp2_loop!(
+            p,
+            end,
+            phi_step!(),
             p = inout(reg) a.as_mut_ptr() => _,
             end = in(reg) a.as_mut_ptr().add(len),
             top = in(reg) top,
             r = in(reg) ratio,
             f = in(reg) floor,
             sum = inout(reg) sum,
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
-            t = out(reg) _,
-            s = out(reg) _,
-            j = out(reg) _,
-            y = out(reg) _,
-            options(nostack),
         );
     }
     Some(u64::from(ratio) * u64::from(sum) + len as u64 * u64::from(floor))
