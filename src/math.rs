@@ -97,7 +97,7 @@ pub(crate) fn sin_cos(x: f32) -> (f32, f32) {
 }
 
 /// `(n / d, n % d)` for `d > 0`: built for size on a core without a division instruction
-/// ([`restoring_div_rem`]: no division routine linked), else `/` and `%`.
+/// (`restoring_div_rem`: no division routine linked), else `/` and `%`.
 #[inline(always)]
 pub(crate) fn div_rem(n: usize, d: usize) -> (usize, usize) {
     #[cfg(all(lara_attn_compact, lara_attn_soft_division))]

@@ -16,7 +16,7 @@ pub(crate) fn rows_mut<T>(data: &mut [T], width: usize) -> RowsMut<'_, T> {
 }
 
 /// The whole chunks of `width` elements of `data` (the rest dropped; `max(1)` as in [`rows`]):
-/// `chunks_exact`, but built for size [`WholeChunks`], whose constructor does not divide by
+/// `chunks_exact`, but built for size `WholeChunks`, whose constructor does not divide by
 /// the width for the rest (on ARMv6-M every such division a call of the division routine,
 /// which then need not be linked at all).
 #[inline(always)]
@@ -211,7 +211,7 @@ pub(crate) fn out_of_line<R>(f: impl FnOnce() -> R) -> R {
 /// (`&mut [i32]`) are the consecutive parts of `scratch` of the lengths `lens` (an array, in
 /// the parts' order; `?` returns the error of a scratch shorter than their sum). At opt-level 3 the struct literal with one inlined [`take`] per part;
 /// built for size, the fields written in place and every part by one out-of-line loop
-/// ([`fill_parts`], from the parts' offsets): less flash, and no copy of the struct.
+/// (`fill_parts`, from the parts' offsets): less flash, and no copy of the struct.
 macro_rules! split_workspace {
     (
         $ws:ident = $scratch:expr, $lens:expr,
