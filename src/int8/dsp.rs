@@ -30,16 +30,14 @@ use core::arch::asm;
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
 /// shift `30 − bits + (t >> 16)` already capped at 63 (at least 1), `{table}` the address of
 /// `POW2_TABLE` and `{ln2}` [`exp2_operand`]; clobbers `{j}`, `{y}` and the flags.
-#[cfg(not(lara_attn_compact))]
 macro_rules! exp2_body {
     () => {
         concat!(
             // T_j = 2^(-j/64) in Q30, j = (t >> 10) & 63
             "ubfx {j}, {t}, #10, #6\n",
             "ldr {j}, [{table}, {j}, lsl #2]\n",
-            // deficit = 1 − e^-z in Q32 for the low ten bits (the table)
             "ubfx {t}, {t}, #0, #10\n",
-            "ldr {t}, [{ln2}, {t}, lsl #2]\n",
+            exp2_deficit!(),
             // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
             "umull {y}, {t}, {t}, {j}\n",
             "sub {t}, {j}, {t}\n",
@@ -50,27 +48,26 @@ macro_rules! exp2_body {
     };
 }
 
-/// See the other [`exp2_body!`]: built for size, the polynomial (`{ln2}` is
+/// `{t}` = the deficit `1 − e^-z` in `Q32` of the low ten bits `{t}` of `exp2_body!`: from the
+/// table at `{ln2}`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! exp2_deficit {
+    () => {
+        "ldr {t}, [{ln2}, {t}, lsl #2]\n"
+    };
+}
+
+/// See the other `exp2_deficit!`: built for size, the polynomial (`{ln2}` is
 /// [`LN2_Q16`](super::fixed_point::LN2_Q16)).
 #[cfg(lara_attn_compact)]
-macro_rules! exp2_body {
+macro_rules! exp2_deficit {
     () => {
         concat!(
-            // T_j = 2^(-j/64) in Q30, j = (t >> 10) & 63
-            "ubfx {j}, {t}, #10, #6\n",
-            "ldr {j}, [{table}, {j}, lsl #2]\n",
             // z = (t & 0x3FF) · ln 2 in Q32; deficit = z − (z >> 10)² >> 13
-            "ubfx {t}, {t}, #0, #10\n",
             "mul {t}, {t}, {ln2}\n",
             "lsr {y}, {t}, #10\n",
             "mul {y}, {y}, {y}\n",
             "sub {t}, {t}, {y}, lsr #13\n",
-            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
-            "umull {y}, {t}, {t}, {j}\n",
-            "sub {t}, {j}, {t}\n",
-            // round(x / 2^shift), half up: (x >> shift) + the carry (bit shift − 1)
-            "lsrs {t}, {t}, {s}\n",
-            "adc {t}, {t}, #0\n",
         )
     };
 }
