@@ -129,6 +129,17 @@ impl<'a, T> Iterator for RowsMut<'a, T> {
     }
 }
 
+/// `data.fill(value)`. Built for size out of line, the value through `black_box`: one short
+/// loop for every fill of the int8 kernels, not a call of the `memset` routine (158 B on
+/// ARMv6-M) for the zero fills.
+#[cfg_attr(not(lara_attn_compact), inline(always))]
+#[cfg_attr(lara_attn_compact, inline(never))]
+pub(crate) fn fill(data: &mut [i32], value: i32) {
+    #[cfg(lara_attn_compact)]
+    let value = core::hint::black_box(value);
+    data.fill(value);
+}
+
 /// `dst = src` over the common length (no length-mismatch panic path).
 #[inline]
 pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {

@@ -823,7 +823,7 @@ impl Running {
         self.admit_by(logits, |reference| match reference {
             Some(reference) => block_weights(reference, logits, weights),
             None => {
-                weights.fill(0);
+                crate::slices::fill(weights, 0);
                 0
             }
         })

@@ -659,8 +659,8 @@ impl<'a> Workspace<'a> {
     #[inline(never)]
     fn segment_means(&mut self, plan: &Plan, x: &Qkv<'_>) {
         let (dim, count) = (self.shape.dim, self.count);
-        self.q_bar.fill(0);
-        self.mu.fill(0);
+        crate::slices::fill(self.q_bar, 0);
+        crate::slices::fill(self.mu, 0);
         let q_lens = segment_lens(x.shape.queries, count);
         let k_lens = segment_lens(x.shape.keys, count);
         let (mut q_first, mut k_first) = (0, 0);
@@ -685,8 +685,8 @@ impl<'a> Workspace<'a> {
         for (c, (q_len, k_len)) in q_lens.zip(k_lens).enumerate() {
             let row = core::mem::take(&mut self.row);
             let (q_sum, k_sum) = row.split_at_mut(dim.min(row.len()));
-            q_sum.fill(0);
-            k_sum.fill(0);
+            crate::slices::fill(q_sum, 0);
+            crate::slices::fill(k_sum, 0);
             let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
             let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
             // (Helium: 16 columns at a time over the rows in i16 lanes, or 8 in i32 lanes, for d
@@ -844,8 +844,8 @@ impl<'a> Workspace<'a> {
     #[inline(never)]
     fn given_landmarks(&mut self, plan: &Plan, queries: &[i8], keys: &[i8]) {
         let dim = self.shape.dim;
-        self.q_bar.fill(0);
-        self.mu.fill(0);
+        crate::slices::fill(self.q_bar, 0);
+        crate::slices::fill(self.mu, 0);
         for (c, (q_row, k_row)) in rows(queries, dim).zip(rows(keys, dim)).enumerate() {
             for (e, (&q, &k)) in q_row.iter().zip(k_row).enumerate() {
                 let (q_bar, k_bar) = (i64::from(q) * 128, i64::from(k) * 128);
@@ -873,7 +873,7 @@ impl<'a> Workspace<'a> {
     fn sampled_proposals(&mut self, plan: &Plan, eps: &[i8]) {
         let (dim, count) = (self.shape.dim, self.count.max(1));
         let block = block_words(dim);
-        self.w.fill(0);
+        crate::slices::fill(self.w, 0);
         for c in 0..self.samples {
             let component = c % count;
             let (eps_row, sign) = match plan.config.proposals {
@@ -924,10 +924,10 @@ impl<'a> Workspace<'a> {
     fn key_pass_own(&mut self, plan: &Plan, x: &Qkv<'_>) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
-        self.reference.fill(super::fixed_point::EMPTY_REFERENCE);
-        self.sum.fill(0);
-        self.kv_acc.fill(0);
-        self.weights.fill(0);
+        crate::slices::fill(self.reference, super::fixed_point::EMPTY_REFERENCE);
+        crate::slices::fill(self.sum, 0);
+        crate::slices::fill(self.kv_acc, 0);
+        crate::slices::fill(self.weights, 0);
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
             pack_value_blocks(x.v, value_dim, (first, counted), self.values);
@@ -987,7 +987,7 @@ impl<'a> Workspace<'a> {
     fn finish_keys(&mut self) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
-        self.kv.fill(0);
+        crate::slices::fill(self.kv, 0);
         let kv_block = block_words(self.samples);
         for c in 0..self.samples {
             let state = Running {
@@ -1150,8 +1150,8 @@ impl<'a> Workspace<'a> {
         let dim = this.shape.dim;
         let (count, landmark_blocks) = (this.count, this.count.div_ceil(ROWS));
         let block = block_words(dim);
-        this.t_reference.fill(super::fixed_point::EMPTY_REFERENCE);
-        this.t_sum.fill(0);
+        crate::slices::fill(this.t_reference, super::fixed_point::EMPTY_REFERENCE);
+        crate::slices::fill(this.t_sum, 0);
         let queries = this.shape.queries;
         for first in (0..queries).step_by(KEY_BLOCK) {
             let q_bar = this
@@ -1227,7 +1227,7 @@ impl<'a> Workspace<'a> {
         let (dim, value_dim) = (self.shape.dim, self.shape.value_dim);
         let base = head * self.shape.queries * value_dim;
         let optimal = matches!(plan.config.weighting, Weighting::Optimal { .. });
-        self.weights_packed.fill(0);
+        crate::slices::fill(self.weights_packed, 0);
         // (DSP and Helium cores, mis-opt with one sample per landmark below 32 of them: every
         // slice cut once per head)
         #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
@@ -1753,7 +1753,7 @@ fn add_rows<'r>(sum: &mut [i32], packed: &mut [i32], rows: impl Iterator<Item = 
         }
         return;
     };
-    packed.fill(0);
+    crate::slices::fill(packed, 0);
     let mut pending = 0u32;
     for row in rows {
         let (chunks, _) = row.as_chunks::<4>();

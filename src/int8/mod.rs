@@ -367,10 +367,10 @@ pub(crate) fn stream_keys(
     #[cfg(lara_attn_compact)]
     let (x, s) = core::hint::black_box((x, &mut s));
     let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
-    s.reference.fill(fixed_point::EMPTY_REFERENCE);
-    s.sum.fill(0);
-    s.acc.fill(0);
-    s.weights.fill(0);
+    crate::slices::fill(s.reference, fixed_point::EMPTY_REFERENCE);
+    crate::slices::fill(s.sum, 0);
+    crate::slices::fill(s.acc, 0);
+    crate::slices::fill(s.weights, 0);
     for first in (0..x.shape.keys).step_by(KEY_BLOCK) {
         let counted = x.block_keys(first);
         pack_value_blocks(x.v, value_dim, (first, counted), s.values);
@@ -608,7 +608,7 @@ pub(crate) fn admit_rows(
             let factor = state.admit_by(logits, |reference| match reference {
                 Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
                 None => {
-                    weight_pairs.fill(0);
+                    crate::slices::fill(weight_pairs, 0);
                     0
                 }
             });
@@ -728,7 +728,14 @@ fn admit_row(
         reference: *reference,
         sum: *sum as u32,
     };
-    let mut block = [0i32; KEY_BLOCK];
+    // (built for size, the zeros through `black_box`: stores, not a call of the `memset`
+    // routine; `admit` overwrites them)
+    let zero = if cfg!(lara_attn_compact) {
+        core::hint::black_box(0)
+    } else {
+        0
+    };
+    let mut block = [zero; KEY_BLOCK];
     let factor = state.admit(logits, &mut block);
     (*reference, *sum) = (state.reference, state.sum as i32);
     // the Q15 weights in pairs (constant indices into the block; four pairs per row)

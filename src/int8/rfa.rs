@@ -270,7 +270,7 @@ impl<'a> Workspace<'a> {
     fn key_pass(&mut self, plan: &Plan, x: &Qkv<'_>) -> Exponents {
         let features = self.features;
         let feature_rows = features.div_ceil(ROWS) * ROWS;
-        self.value_sum.fill(0);
+        crate::slices::fill(self.value_sum, 0);
         // M = max B over every key and feature (L16)
         let mut max = ABSENT;
         let mut key_count = 0i64;
@@ -299,10 +299,10 @@ impl<'a> Workspace<'a> {
         #[cfg(not(lara_attn_compact))]
         {
             let value_dim = self.shape.value_dim;
-            self.reference.fill(EMPTY_REFERENCE);
-            self.sum.fill(0);
-            self.acc.fill(0);
-            self.weights.fill(0);
+            crate::slices::fill(self.reference, EMPTY_REFERENCE);
+            crate::slices::fill(self.sum, 0);
+            crate::slices::fill(self.acc, 0);
+            crate::slices::fill(self.weights, 0);
             for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
                 let counted = x.block_keys(first);
                 pack_value_blocks(x.v, value_dim, (first, counted), self.values);
@@ -465,7 +465,7 @@ impl<'a> Workspace<'a> {
             kv: exponent_of(kv_max),
             k: exponent_of(k_max),
         };
-        self.kv.fill(0);
+        crate::slices::fill(self.kv, 0);
         self.summaries(key_count, Some(exponents));
         exponents
     }
@@ -594,7 +594,7 @@ impl<'a> Workspace<'a> {
                 let total =
                     super::helium::rfa_phi(projections, (max, norm), ratio, FLOOR_Q31 as u32);
                 let q_exponent = bits64(total.max(1)) as i32 - 14;
-                self.phi.fill(0);
+                crate::slices::fill(self.phi, 0);
                 super::helium::pack_rounded(projections, self.phi, q_exponent);
                 self.finish_query(
                     plan,
@@ -623,7 +623,7 @@ impl<'a> Workspace<'a> {
             });
             // φq scaled to a sum below 2^14: φq = φ' · 2^(q_exponent − 31)
             let q_exponent = bits64(total.max(1)) as i32 - 14;
-            self.phi.fill(0);
+            crate::slices::fill(self.phi, 0);
             let done = asm_pack(self.phi, projections, q_exponent);
             for (r, &phi) in projections.iter().enumerate().skip(done) {
                 let phi = i64::from(phi as u32);

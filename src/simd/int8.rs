@@ -306,7 +306,7 @@ pub(crate) fn pack_byte_block(
     len: usize,
     out: &mut [i32],
 ) {
-    out.fill(0);
+    crate::slices::fill(out, 0);
     for r in 0..valid.min(ROWS) {
         let start = (first + r) * len;
         if let Some(values) = source.get(start..start + len) {
@@ -349,7 +349,7 @@ pub(crate) fn dot_blocks(loops: Loops, blocks: &[i32], x: &[i8], out: &mut [i32]
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK) || blocks.len() < count * block_words(x.len())
     {
-        out.fill(0);
+        crate::slices::fill(out, 0);
         return;
     }
     if count == 0 {
@@ -670,7 +670,7 @@ pub(crate) fn widen_bytes<'a>(x: &[i8], wide: &'a mut [i32]) -> Option<&'a [i32]
 pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut [i32]) {
     let count = out.len() / ROWS;
     if x.is_empty() || !x.len().is_multiple_of(CHUNK / 2) || blocks.len() < count * ROWS * x.len() {
-        out.fill(0);
+        crate::slices::fill(out, 0);
         return;
     }
     if count == 0 {
