@@ -110,10 +110,13 @@ pub(crate) fn exp2_neg(t: u32, bits: u32) -> u32 {
 
 /// [`exp2_neg`] without a branch (the same bits: a shift above 31 leaves 0 of the fraction,
 /// which is at most `2^30`, and `(0 + 1) / 2 = 0`); fewer instructions in some loops, more in
-/// others (where the compiler keeps the branch's early exit).
-#[cfg_attr(not(lara_attn_compact), inline(always))]
-#[cfg_attr(lara_attn_compact, inline(never))]
+/// others (where the compiler keeps the branch's early exit). Built for size, [`exp2_neg`]
+/// itself: one function less.
+#[inline(always)]
 pub(crate) fn exp2_neg_branchless(t: u32, bits: u32) -> u32 {
+    if cfg!(lara_attn_compact) {
+        return exp2_neg(t, bits);
+    }
     let (whole, fraction) = (t >> 16, t & 0xFFFF);
     let shift = 30 - bits.min(27) + whole;
     ((pow2_fraction_q30(fraction) >> (shift - 1).min(31)) + 1) >> 1
