@@ -137,7 +137,7 @@ pub(crate) fn weight_q15(t: u32) -> u32 {
 #[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn log2_l16(x: u32) -> i32 {
     let x = x.max(1);
-    let zeros = x.leading_zeros();
+    let zeros = leading_zeros(x);
     let exponent = 31 - zeros as i64;
     let normalized = u64::from(x << zeros); // [2^31, 2^32): 1.f in Q31
     let j = ((normalized >> 27) & 15) as usize;
@@ -176,7 +176,50 @@ fn third(x: i32) -> i32 {
 #[cfg_attr(not(lara_attn_compact), inline(always))]
 #[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn bits64(x: u64) -> u32 {
+    if cfg!(all(lara_attn_compact, lara_attn_soft_division)) {
+        // (by halves: no 64-bit count, see leading_zeros)
+        let high = (x >> 32) as u32;
+        return if high != 0 {
+            64 - leading_zeros(high)
+        } else {
+            32 - leading_zeros(x as u32)
+        };
+    }
     64 - x.leading_zeros()
+}
+
+/// `x.leading_zeros()`.
+#[cfg(not(all(lara_attn_compact, lara_attn_soft_division)))]
+#[inline(always)]
+pub(crate) fn leading_zeros(x: u32) -> u32 {
+    x.leading_zeros()
+}
+
+/// `x.leading_zeros()` built for size on a core without `CLZ` (ARMv6-M, ARMv8-M Baseline):
+/// [`zeros_by_halves`], not the generic count routine (108 B on ARMv6-M).
+#[cfg(all(lara_attn_compact, lara_attn_soft_division))]
+#[inline(always)]
+pub(crate) fn leading_zeros(x: u32) -> u32 {
+    zeros_by_halves(x)
+}
+
+/// The leading zeros of `x`: the top set bit moved up by 16, 8, 4, 2 and 1 places where those
+/// bits are zero (32 for 0).
+#[cfg(any(test, all(lara_attn_compact, lara_attn_soft_division)))]
+#[inline(never)]
+fn zeros_by_halves(mut x: u32) -> u32 {
+    if x == 0 {
+        return 32;
+    }
+    let (mut zeros, mut step) = (0, 16);
+    while step > 0 {
+        if x >> (32 - step) == 0 {
+            zeros += step;
+            x <<= step;
+        }
+        step /= 2;
+    }
+    zeros
 }
 
 /// `round(x / 2^shift)` (half up) for `shift` in `0..=62`; `x · 2^-shift` with `shift < 0`
@@ -231,7 +274,7 @@ pub(crate) fn div_round(numerator: i64, denominator: u32) -> i32 {
 /// [`div_round`], itself out of line.
 #[cfg_attr(not(lara_attn_compact), inline(never))]
 fn divide_wide(numerator: u64, denominator: u32) -> u32 {
-    let zeros = denominator.leading_zeros();
+    let zeros = leading_zeros(denominator);
     let scaled = numerator << zeros;
     divide_normalized((scaled >> 32) as u32, scaled as u32, denominator << zeros)
 }
@@ -539,7 +582,7 @@ impl Reciprocal {
     #[inline]
     pub(crate) fn new(sum: u32) -> Self {
         let sum = sum.max(1);
-        let zeros = sum.leading_zeros();
+        let zeros = leading_zeros(sum);
         let shift = 62 - zeros as i32;
         // round(2^(30 + bits) / sum) for sum of `bits` bits = round(2^62 / normalized) with
         // normalized = sum · 2^(32 − bits) in [2^31, 2^32): the same real quotient, and never
@@ -985,6 +1028,21 @@ mod tests {
                 "{high} {low} {divisor}"
             );
             assert_eq!(divide_normalized(high, low, divisor), expected);
+        }
+    }
+
+    /// [`zeros_by_halves`] against `leading_zeros`: 0, every power of two, the numbers below
+    /// and above them, and a sweep.
+    #[test]
+    fn zeros_by_halves_counts() {
+        let mut seed = 0x1357_9BDFu32;
+        let powers = (0..32).flat_map(|b| {
+            let p = 1u32 << b;
+            [p, p - 1, p | 1, p.wrapping_add(p - 1)]
+        });
+        let sweep = (0..100_000).map(|_| xorshift32(&mut seed) >> (seed % 32));
+        for x in [0, u32::MAX].into_iter().chain(powers).chain(sweep) {
+            assert_eq!(zeros_by_halves(x), x.leading_zeros(), "{x}");
         }
     }
 
