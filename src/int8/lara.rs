@@ -28,9 +28,11 @@ use super::fixed_point::weight_q15;
 // `super::helium` and `super::dsp`)
 #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
 use super::fixed_point::exp2_neg_branchless;
+#[cfg(not(lara_attn_compact))]
+use super::block_logits;
 use super::{
-    Out, Qkv, Requantize, Rows, Scales, block_logits, check_logit_bound, check_scale, const_try,
-    multiplier, scale32,
+    Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
+    scale32,
 };
 use crate::error::{Arg, Error};
 use crate::lara::{Proposals, Weighting, effective_landmarks, segment_lens};
@@ -1141,68 +1143,101 @@ impl<'a> Workspace<'a> {
     /// size, as the compiler likes).
     #[cfg_attr(not(lara_attn_compact), inline(never))]
     fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
-        // (built for size, the slices read again after each call, not each kept on the
-        // frame across the loop: see `stream_keys`)
+        // (built for size: the shared streaming loop over the queries as keys, no values; the
+        // same logits and states as the loop below)
         #[cfg(lara_attn_compact)]
-        let this = core::hint::black_box(self);
+        let this = {
+            let queries = Qkv {
+                shape: Shape {
+                    keys: x.shape.queries,
+                    ..x.shape
+                },
+                k: x.q,
+                v: &[],
+                key_mask: None,
+                ..*x
+            };
+            let landmark_rows = self.count.div_ceil(ROWS) * ROWS;
+            let q_bar = self
+                .q_bar
+                .get(..landmark_rows / ROWS * block_words(x.shape.dim))
+                .unwrap_or_default();
+            let stream = super::KeyStream {
+                logits: self.logits,
+                weights: self.weights,
+                reference: self.t_reference,
+                sum: self.t_sum,
+                acc: &mut [],
+                values: &mut [],
+                dots: self.dots.get_mut(..landmark_rows).unwrap_or_default(),
+                shared: self.shared,
+            };
+            // s · q̄_c·q_i in L16, admitted into lse_i's states
+            let rows = (self.count, landmark_rows);
+            super::stream_keys(self.loops, &queries, q_bar, (t_dot, None), rows, stream, None);
+            self
+        };
         #[cfg(not(lara_attn_compact))]
         let this = self;
-        let dim = this.shape.dim;
-        let (count, landmark_blocks) = (this.count, this.count.div_ceil(ROWS));
-        let block = block_words(dim);
-        crate::slices::fill(this.t_reference, super::fixed_point::EMPTY_REFERENCE);
-        crate::slices::fill(this.t_sum, 0);
-        let queries = this.shape.queries;
-        for first in (0..queries).step_by(KEY_BLOCK) {
-            let q_bar = this
-                .q_bar
-                .get(..landmark_blocks * block)
-                .unwrap_or_default();
-            let dots = this
-                .dots
-                .get_mut(..landmark_blocks * ROWS)
-                .unwrap_or_default();
-            // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits (every query
-            // counts; the rows past the last are absent: x.q ends there)
-            let counted = [true; KEY_BLOCK];
-            block_logits(
-                this.loops,
-                q_bar,
-                (x.q, dim),
-                (first, counted),
-                (dots, row_buffer(this.row, this.shared)),
-                this.logits,
-                (t_dot, None),
-            );
-            // (Helium: four landmarks at a time, their weights into the key pass's `weights`,
-            // unused here; built for size, the same call: no loop of its own)
-            #[cfg(any(lara_attn_helium, lara_attn_compact))]
-            super::admit_rows(
-                this.logits,
-                this.weights,
-                (this.t_reference, this.t_sum),
-                count,
-                &mut [],
-                0,
-            );
-            #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
-            let mut discard = [0i32; KEY_BLOCK];
-            #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
-            for ((logits, reference), sum) in this
-                .logits
-                .as_chunks::<KEY_BLOCK>()
-                .0
-                .iter()
-                .zip(this.t_reference.iter_mut())
-                .zip(this.t_sum.iter_mut())
-                .take(count)
-            {
-                let mut state = Running {
-                    reference: *reference,
-                    sum: *sum as u32,
-                };
-                state.admit_sum(logits, &mut discard);
-                (*reference, *sum) = (state.reference, state.sum as i32);
+        #[cfg(not(lara_attn_compact))]
+        {
+            let dim = this.shape.dim;
+            let (count, landmark_blocks) = (this.count, this.count.div_ceil(ROWS));
+            let block = block_words(dim);
+            crate::slices::fill(this.t_reference, super::fixed_point::EMPTY_REFERENCE);
+            crate::slices::fill(this.t_sum, 0);
+            let queries = this.shape.queries;
+            for first in (0..queries).step_by(KEY_BLOCK) {
+                let q_bar = this
+                    .q_bar
+                    .get(..landmark_blocks * block)
+                    .unwrap_or_default();
+                let dots = this
+                    .dots
+                    .get_mut(..landmark_blocks * ROWS)
+                    .unwrap_or_default();
+                // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits (every
+                // query counts; the rows past the last are absent: x.q ends there)
+                let counted = [true; KEY_BLOCK];
+                block_logits(
+                    this.loops,
+                    q_bar,
+                    (x.q, dim),
+                    (first, counted),
+                    (dots, row_buffer(this.row, this.shared)),
+                    this.logits,
+                    (t_dot, None),
+                );
+                // (Helium: four landmarks at a time, their weights into the key pass's
+                // `weights`, unused here)
+                #[cfg(lara_attn_helium)]
+                super::admit_rows(
+                    this.logits,
+                    this.weights,
+                    (this.t_reference, this.t_sum),
+                    count,
+                    &mut [],
+                    0,
+                );
+                #[cfg(not(lara_attn_helium))]
+                let mut discard = [0i32; KEY_BLOCK];
+                #[cfg(not(lara_attn_helium))]
+                for ((logits, reference), sum) in this
+                    .logits
+                    .as_chunks::<KEY_BLOCK>()
+                    .0
+                    .iter()
+                    .zip(this.t_reference.iter_mut())
+                    .zip(this.t_sum.iter_mut())
+                    .take(count)
+                {
+                    let mut state = Running {
+                        reference: *reference,
+                        sum: *sum as u32,
+                    };
+                    state.admit_sum(logits, &mut discard);
+                    (*reference, *sum) = (state.reference, state.sum as i32);
+                }
             }
         }
         for (reference, &sum) in this.t_reference.iter_mut().zip(this.t_sum.iter()) {
@@ -1645,6 +1680,7 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
 /// size) the workspace's
 /// `row` (free in the key pass and the normaliser: room for the row's widened copy too), else
 /// `shared` (fewer instructions with the portable loops, ARMv6-M LARA 18.91M against 18.59M).
+#[cfg(not(lara_attn_compact))]
 #[inline(always)]
 fn row_buffer<'b>(row: &'b mut [i32], shared: &'b mut [i32]) -> &'b mut [i32] {
     if cfg!(all(
