@@ -188,6 +188,21 @@ pub(crate) fn bits64(x: u64) -> u32 {
     64 - x.leading_zeros()
 }
 
+/// `(x >> shift) as u32` for `shift < 32` and `x < 2^(32 + shift)` (built for size in 32-bit
+/// halves: no 64-bit shift routine on ARMv6-M).
+#[inline(always)]
+pub(crate) fn top_word(x: u64, shift: u32) -> u32 {
+    if !cfg!(lara_attn_compact) {
+        return (x >> shift) as u32;
+    }
+    let (high, low) = ((x >> 32) as u32, x as u32);
+    if shift == 0 {
+        low
+    } else {
+        (high << (32 - shift)) | (low >> shift)
+    }
+}
+
 /// `x.leading_zeros()`.
 #[cfg(not(all(lara_attn_compact, lara_attn_soft_division)))]
 #[inline(always)]
@@ -1028,6 +1043,24 @@ mod tests {
                 "{high} {low} {divisor}"
             );
             assert_eq!(divide_normalized(high, low, divisor), expected);
+        }
+    }
+
+    /// [`top_word`] against the 64-bit shift: every shift, values up to `2^(32 + shift)`.
+    #[test]
+    fn top_word_matches_the_shift() {
+        let mut seed = 0x0BAD_CAFEu32;
+        for shift in 0..32 {
+            for i in 0..2000 {
+                let wide =
+                    u64::from(xorshift32(&mut seed)) << 32 | u64::from(xorshift32(&mut seed));
+                let x = match i {
+                    0 => 0,
+                    1 => (1u64 << (32 + shift)) - 1,
+                    _ => wide >> (32 - shift),
+                };
+                assert_eq!(top_word(x, shift), (x >> shift) as u32, "{x} {shift}");
+            }
         }
     }
 

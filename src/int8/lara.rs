@@ -26,10 +26,10 @@ use super::fixed_point::{
 use super::fixed_point::weight_q15;
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
 // `super::helium` and `super::dsp`)
-#[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
-use super::fixed_point::exp2_neg_branchless;
 #[cfg(not(lara_attn_compact))]
 use super::block_logits;
+#[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
+use super::fixed_point::exp2_neg_branchless;
 use super::{
     Out, Qkv, Requantize, Rows, Scales, check_logit_bound, check_scale, const_try, multiplier,
     scale32,
@@ -1140,8 +1140,10 @@ impl<'a> Workspace<'a> {
     }
 
     /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
-    /// size, as the compiler likes).
+    /// size, inlined into `run`: the shared streaming loop one frame from it, as in the key
+    /// pass; out of line, its frame took LARA's call on ARMv6-M to 1,204 B of stack).
     #[cfg_attr(not(lara_attn_compact), inline(never))]
+    #[cfg_attr(lara_attn_compact, inline(always))]
     fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
         // (built for size: the shared streaming loop over the queries as keys, no values; the
         // same logits and states as the loop below)
@@ -1174,7 +1176,15 @@ impl<'a> Workspace<'a> {
             };
             // s · q̄_c·q_i in L16, admitted into lse_i's states
             let rows = (self.count, landmark_rows);
-            super::stream_keys(self.loops, &queries, q_bar, (t_dot, None), rows, stream, None);
+            super::stream_keys(
+                self.loops,
+                &queries,
+                q_bar,
+                (t_dot, None),
+                rows,
+                stream,
+                None,
+            );
             self
         };
         #[cfg(not(lara_attn_compact))]

@@ -14,7 +14,9 @@
 //! `ω [h, S, d]` is `i8` with its own scale (the plan's). Scratch: [`scratch_len`] `i32`s,
 //! independent of `n`.
 
-use super::fixed_point::{ABSENT, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round};
+use super::fixed_point::{
+    ABSENT, Scale32, bits64, exp2_neg, pow2_fraction_q30, shift_round, top_word,
+};
 // (the key pass's own loop at opt-level 3; built for size, the shared one)
 #[cfg(not(lara_attn_compact))]
 use super::fixed_point::EMPTY_REFERENCE;
@@ -657,8 +659,9 @@ impl<'a> Workspace<'a> {
             let floor = shift_round(CLAMP_Q30, -(25 - q_exponent - exponents.k).clamp(-62, 32));
             // (a clamped den can pass 2^32: keep its top 32 bits and the shift)
             let den = den.max(floor).max(1);
-            let excess = bits64(den as u64).saturating_sub(32) as i32;
-            let den = (den >> excess) as u32;
+            let excess = bits64(den as u64).saturating_sub(32);
+            let den = top_word(den as u64, excess);
+            let excess = excess as i32;
             // out = Σ_r φq KV_r / den · 2^(kv − k − excess)
             let row = self.out_row.get(..value_dim).unwrap_or_default();
             let extra = exponents.kv - exponents.k - excess;
