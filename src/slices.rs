@@ -220,14 +220,17 @@ pub(crate) fn out_of_line<R>(f: impl FnOnce() -> R) -> R {
 
 /// `let $ws: &mut $ty` = a workspace `$ty { fields, parts }` (on the caller's stack) whose parts
 /// (`&mut [i32]`) are the consecutive parts of `scratch` of the lengths `lens` (an array, in
-/// the parts' order; `?` returns the error of a scratch shorter than their sum). At opt-level 3 the struct literal with one inlined [`take`] per part;
-/// built for size, the fields written in place and every part by one out-of-line loop
-/// (`fill_parts`, from the parts' offsets): less flash, and no copy of the struct.
+/// the parts' order; `?` returns the error of a scratch shorter than their sum); the parts
+/// listed under `stream` (after the others in `lens`) are the fields of its `stream`, an
+/// [`int8::KeyStream`](crate::int8::KeyStream). At opt-level 3 the struct literal with one
+/// inlined [`take`] per part; built for size, the fields written in place and every part by one
+/// out-of-line loop (`fill_parts`, from the parts' offsets): less flash, and no copy of the
+/// struct.
 macro_rules! split_workspace {
     (
         $ws:ident = $scratch:expr, $lens:expr,
         $ty:ident { $($(#[$meta:meta])* $field:ident: $value:expr,)* }
-        => { $($part:ident,)+ }
+        => { $($part:ident,)+ } $(stream { $($stream_part:ident,)+ })?
     ) => {
         // (built for size: the fields written in place, no copy of the struct; the lengths
         // in this block alone, their stack reused after it)
@@ -238,13 +241,19 @@ macro_rules! split_workspace {
             let lens = $lens;
             let scratch: &mut [i32] =
                 $crate::shape::take_scratch_of($scratch, $crate::slices::parts_len(&lens))?;
-            const OFFSETS: &[u16] = &[$(core::mem::offset_of!($ty, $part) as u16,)+];
+            const OFFSETS: &[u16] = &[
+                $(core::mem::offset_of!($ty, $part) as u16,)+
+                $($(core::mem::offset_of!($ty, stream.$stream_part) as u16,)+)?
+            ];
             let workspace = storage.as_mut_ptr();
             // (every part a `&mut [i32]`, and every field named once: a type error otherwise)
             if false {
                 let _ = $ty {
                     $($(#[$meta])* $field: $value,)*
                     $($part: <&mut [i32]>::default(),)+
+                    $(stream: $crate::int8::KeyStream {
+                        $($stream_part: <&mut [i32]>::default(),)+
+                    },)?
                 };
             }
             #[allow(unsafe_code)]
@@ -273,9 +282,13 @@ macro_rules! split_workspace {
                 index += 1;
                 part
             };
+            // (the fields in the parts' order: a struct literal evaluates them in order)
             $ty {
                 $($(#[$meta])* $field: $value,)*
                 $($part: next(),)+
+                $(stream: $crate::int8::KeyStream {
+                    $($stream_part: next(),)+
+                },)?
             }
         });
         #[cfg(not(lara_attn_compact))]

@@ -62,13 +62,14 @@ const fn workspace_parts(shape: Shape) -> [usize; 10] {
     let groups = shape.value_dim.div_ceil(ROWS);
     [
         4 * block_words(shape.dim),
-        groups * GROUP * ROWS,
+        groups * ROWS,
+        // the stream: logits, weights, references, sums, accumulators, values, dots, key row
         GROUP * KEY_BLOCK,
         GROUP * WEIGHT_WORDS,
+        GROUP,
+        GROUP,
+        groups * GROUP * ROWS,
         groups * VALUE_BLOCK_WORDS,
-        GROUP,
-        GROUP,
-        groups * ROWS,
         GROUP,
         // (a key row padded, or widened: `padded(d) / 2` words, see `block_logits`)
         padded(shape.dim) / 2,
@@ -118,13 +119,14 @@ fn attend<O: Rows>(plan: &Plan, x: &Qkv<'_>, mut out: O, scratch: &mut [i32]) ->
             queries: 0,
         } => {
             query_blocks,
-            acc,
+            row,
+        } stream {
             logits,
             weights,
-            values,
             reference,
             sum,
-            row,
+            acc,
+            values,
             dots,
             shared,
         }
@@ -149,24 +151,14 @@ struct Workspace<'a> {
     queries: usize,
     /// Four byte blocks of the group's queries.
     query_blocks: &'a mut [i32],
-    /// `Σ_j w_ij v_j`, `[⌈d_v/4⌉][GROUP][4]`.
-    acc: &'a mut [i32],
-    /// One block of logits, `[GROUP][KEY_BLOCK]`.
-    logits: &'a mut [i32],
-    /// One block of `Q15` weights in pairs, `[GROUP][WEIGHT_WORDS]`.
-    weights: &'a mut [i32],
-    /// One block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
-    values: &'a mut [i32],
-    /// Streaming states: `L16` references and `Q15` sums, `[GROUP]` each.
-    reference: &'a mut [i32],
-    sum: &'a mut [i32],
     /// One output row of sums, `[4·⌈d_v/4⌉]`.
     row: &'a mut [i32],
-    /// The dot products of one key with the group's queries, `[GROUP]`.
-    dots: &'a mut [i32],
-    /// A key row padded to whole chunks (on the DSP cores without Helium, for `d` of 16 or
-    /// 32, widened to `i16` pairs).
-    shared: &'a mut [i32],
+    /// The streaming pass's parts: a block of logits `[GROUP][KEY_BLOCK]`, of `Q15` weights in
+    /// pairs `[GROUP][WEIGHT_WORDS]`, the `L16` references and `Q15` sums `[GROUP]`, the sums
+    /// `Σ_j w_ij v_j` `[⌈d_v/4⌉][GROUP][4]` (`acc`), a block of values, the dot products of
+    /// one key with the group's queries `[GROUP]`, and a key row padded to whole chunks (on
+    /// the DSP cores without Helium, for `d` of 16 or 32, widened to `i16` pairs).
+    stream: super::KeyStream<'a>,
 }
 
 impl<'a> Workspace<'a> {
@@ -185,7 +177,6 @@ impl<'a> Workspace<'a> {
             .query_blocks
             .get(..blocks * block_len)
             .unwrap_or_default();
-        let stream = super::key_stream!(self, acc, blocks * ROWS);
         // ℓ_ij = s · q_i·k_j in L16
         let rows = (self.queries, GROUP);
         super::stream_keys(
@@ -194,7 +185,7 @@ impl<'a> Workspace<'a> {
             query_blocks,
             (plan.logit, None),
             rows,
-            stream,
+            &mut self.stream,
             None,
         );
     }
@@ -208,9 +199,9 @@ impl<'a> Workspace<'a> {
             // column t of query i: word t mod 4 of row i of group ⌊t/4⌋
             for (t, o) in self.row.iter_mut().enumerate() {
                 let index = t / ROWS * GROUP * ROWS + i * ROWS + t % ROWS;
-                *o = self.acc.get(index).copied().unwrap_or(0);
+                *o = self.stream.acc.get(index).copied().unwrap_or(0);
             }
-            let sum = self.sum.get(i).copied().unwrap_or(1) as u32;
+            let sum = self.stream.sum.get(i).copied().unwrap_or(1) as u32;
             let offset = base + (first + i) * value_dim;
             let row = self.row.get(..value_dim).unwrap_or_default();
             plan.requantize.write_row(row, sum, 0, out, offset);

@@ -249,15 +249,9 @@ const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 
         landmark_rows / ROWS * block,
         landmark_rows / ROWS * block,
         sample_rows / ROWS * block,
-        groups * sample_rows * ROWS,
         groups * block_words(samples),
         sample_rows,
         sample_rows,
-        sample_rows,
-        sample_rows,
-        block_rows * KEY_BLOCK,
-        sample_rows * WEIGHT_WORDS,
-        groups * VALUE_BLOCK_WORDS,
         landmark_rows,
         landmark_rows,
         landmark_rows,
@@ -266,6 +260,13 @@ const fn workspace_parts(shape: Shape, count: usize, samples: usize) -> [usize; 
         groups * ROWS,
         2 * shape.dim,
         landmark_rows * shape.dim,
+        // the stream: accumulators, references, sums, logits, weights, values, dots, key row
+        groups * sample_rows * ROWS,
+        sample_rows,
+        sample_rows,
+        block_rows * KEY_BLOCK,
+        sample_rows * WEIGHT_WORDS,
+        groups * VALUE_BLOCK_WORDS,
         block_rows,
         padded(shape.dim) / 4,
     ]
@@ -498,15 +499,9 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
             q_bar,
             mu,
             w,
-            kv_acc,
             kv,
-            reference,
-            sum,
             bias,
             balance,
-            logits,
-            weights,
-            values,
             t_reference,
             t_sum,
             t_row,
@@ -515,6 +510,13 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
             out_row,
             row,
             mu_rows,
+        } stream {
+            acc,
+            reference,
+            sum,
+            logits,
+            weights,
+            values,
             dots,
             shared,
         }
@@ -558,23 +560,12 @@ struct Workspace<'a> {
     mu: &'a mut [i32],
     /// `W [S, d]` in byte blocks (`w_unit`).
     w: &'a mut [i32],
-    /// Key pass: `Σ_j 2^(LK − reference) v_j`, `[⌈d_v/4⌉][S][4]`.
-    kv_acc: &'a mut [i32],
     /// `kv` as `V8`, for every group of four columns a pair block of the columns by `S`.
     kv: &'a mut [i32],
-    /// Streaming states of the key pass (`L16` reference, `Q15` sum), `[S]` each.
-    reference: &'a mut [i32],
-    sum: &'a mut [i32],
     /// `lseK_c − log2 P_c` (`L16`), `[S]`.
     bias: &'a mut [i32],
     /// `bh_c` (`Q27`), `[S]`.
     balance: &'a mut [i32],
-    /// A block of logits, `[S or C][KEY_BLOCK]`; per query: the logits `[S]`.
-    logits: &'a mut [i32],
-    /// A block of `Q15` weights in pairs, `[S][WEIGHT_WORDS]`.
-    weights: &'a mut [i32],
-    /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
-    values: &'a mut [i32],
     /// `mis-opt`'s normaliser `lse_i(s·q̄_c·q_i)` (reference, then the result) and sum, `[C']`;
     /// per query `T[·, i]` (`Q27`) `[C']`.
     t_reference: &'a mut [i32],
@@ -590,10 +581,12 @@ struct Workspace<'a> {
     row: &'a mut [i32],
     /// `mu [C', d]` as plain `i32` rows (the densities' operands).
     mu_rows: &'a mut [i32],
-    /// The dot products of one key or query with every row of a set of blocks.
-    dots: &'a mut [i32],
-    /// A key or query row padded to whole chunks.
-    shared: &'a mut [i32],
+    /// The streaming passes' parts: the key pass's `Σ_j 2^(LK − reference) v_j`
+    /// `[⌈d_v/4⌉][S][4]` (`acc`) and states (`L16` reference, `Q15` sum) `[S]` each, a block of
+    /// logits `[S or C][KEY_BLOCK]` (per query: the logits `[S]`), of `Q15` weights in pairs
+    /// `[S][WEIGHT_WORDS]` and of values, the dot products of one key or query with every row
+    /// of a set of blocks (`dots`), a key or query row padded to whole chunks (`shared`).
+    stream: super::KeyStream<'a>,
     /// Helium: how many logits `query_logits` wrote last and their largest (0 logits: none
     /// known).
     #[cfg(lara_attn_helium)]
@@ -910,11 +903,10 @@ impl<'a> Workspace<'a> {
             .w
             .get(..sample_rows / ROWS * block_words(x.shape.dim))
             .unwrap_or_default();
-        let stream = super::key_stream!(self, kv_acc, sample_rows);
         // LK[c, j] = s · (W_c·k_j − |k_j|²/2) in L16; kv_c += Σ_j w_cj v_j
         let logit = (plan.key_dot, Some(plan.key_norm));
         let rows = (self.samples, sample_rows);
-        super::stream_keys(self.loops, x, w, logit, rows, stream, None);
+        super::stream_keys(self.loops, x, w, logit, rows, &mut self.stream, None);
         self.finish_keys();
     }
 
@@ -926,29 +918,29 @@ impl<'a> Workspace<'a> {
     fn key_pass_own(&mut self, plan: &Plan, x: &Qkv<'_>) {
         let value_dim = self.shape.value_dim;
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
-        crate::slices::fill(self.reference, super::fixed_point::EMPTY_REFERENCE);
-        crate::slices::fill(self.sum, 0);
-        crate::slices::fill(self.kv_acc, 0);
-        crate::slices::fill(self.weights, 0);
+        crate::slices::fill(self.stream.reference, super::fixed_point::EMPTY_REFERENCE);
+        crate::slices::fill(self.stream.sum, 0);
+        crate::slices::fill(self.stream.acc, 0);
+        crate::slices::fill(self.stream.weights, 0);
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
-            pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+            pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
             self.key_block_logits(plan, x, (first, counted));
             super::admit_rows(
-                self.logits,
-                self.weights,
-                (self.reference, self.sum),
+                self.stream.logits,
+                self.stream.weights,
+                (self.stream.reference, self.stream.sum),
                 self.samples,
-                self.kv_acc,
+                self.stream.acc,
                 sample_rows,
             );
             // kv_c += Σ_j w_cj v_j
             super::accumulate_groups(
                 self.loops,
-                self.kv_acc,
+                self.stream.acc,
                 sample_rows * ROWS,
-                self.weights,
-                self.values,
+                self.stream.weights,
+                self.stream.values,
             );
         }
         self.finish_keys();
@@ -970,14 +962,14 @@ impl<'a> Workspace<'a> {
             .w
             .get(..sample_rows / ROWS * block_words(dim))
             .unwrap_or_default();
-        let dots = self.dots.get_mut(..sample_rows).unwrap_or_default();
+        let dots = self.stream.dots.get_mut(..sample_rows).unwrap_or_default();
         block_logits(
             self.loops,
             w,
             (x.k, dim),
             (first, counted),
-            (dots, row_buffer(self.row, self.shared)),
-            self.logits,
+            (dots, row_buffer(self.row, self.stream.shared)),
+            self.stream.logits,
             (plan.key_dot, Some(plan.key_norm)),
         );
     }
@@ -993,8 +985,8 @@ impl<'a> Workspace<'a> {
         let kv_block = block_words(self.samples);
         for c in 0..self.samples {
             let state = Running {
-                reference: self.reference.get(c).copied().unwrap_or(0),
-                sum: self.sum.get(c).copied().unwrap_or(1) as u32,
+                reference: self.stream.reference.get(c).copied().unwrap_or(0),
+                sum: self.stream.sum.get(c).copied().unwrap_or(1) as u32,
             };
             if let Some(bias) = self.bias.get_mut(c) {
                 *bias = state.log_sum();
@@ -1017,11 +1009,16 @@ impl<'a> Workspace<'a> {
             #[cfg(lara_attn_helium)]
             if let Some(parts) = reciprocal.high_word_rounded(8)
                 && value_dim.is_multiple_of(ROWS)
-                && super::helium::divide_row((self.kv_acc, group), (self.kv, kv_block), c, parts)
+                && super::helium::divide_row(
+                    (self.stream.acc, group),
+                    (self.kv, kv_block),
+                    c,
+                    parts,
+                )
             {
                 continue;
             }
-            for (g, acc) in chunks(self.kv_acc, group).enumerate() {
+            for (g, acc) in chunks(self.stream.acc, group).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
                 let Some(kv) = self.kv.get_mut(start..start + kv_block) else {
@@ -1044,14 +1041,14 @@ impl<'a> Workspace<'a> {
         let repeats = if samples > count { L16_ONE } else { 0 };
         for c in 0..samples {
             self.density_logits(plan, c, sampled);
-            let lm = self.logits.get(..count).unwrap_or_default();
+            let lm = self.stream.logits.get(..count).unwrap_or_default();
             let own = c % count;
             let diagonal = lm.get(own).copied().unwrap_or(0);
             let max = lm.iter().copied().max().unwrap_or(0);
             // Σ 2^(LM − max) in Q15 (on Helium 4 lanes at a time, the weights into `dots`,
             // unused)
             #[cfg(lara_attn_helium)]
-            let total = super::helium::weights_q15(max, lm, self.dots);
+            let total = super::helium::weights_q15(max, lm, self.stream.dots);
             #[cfg(not(lara_attn_helium))]
             let total: u32 = lm
                 .iter()
@@ -1097,7 +1094,7 @@ impl<'a> Workspace<'a> {
                 *w = m;
             }
         }
-        let lm = self.logits.get_mut(..count).unwrap_or_default();
+        let lm = self.stream.logits.get_mut(..count).unwrap_or_default();
         for (slot, mu_row) in lm.iter_mut().zip(chunks(self.mu_rows, dim)) {
             let twice: i64 = w_row
                 .iter()
@@ -1128,7 +1125,7 @@ impl<'a> Workspace<'a> {
                 .unwrap_or_default()
         }
         let w_block = block_of(self.w, c, block);
-        let lm = self.logits.get_mut(..count).unwrap_or_default();
+        let lm = self.stream.logits.get_mut(..count).unwrap_or_default();
         // (four landmarks c' per block of mu)
         for (slots, mu_block) in lm.chunks_mut(ROWS).zip(self.mu.chunks_exact(block.max(1))) {
             for (mu_row, slot) in slots.iter_mut().enumerate() {
@@ -1145,10 +1142,11 @@ impl<'a> Workspace<'a> {
     #[cfg_attr(not(lara_attn_compact), inline(never))]
     #[cfg_attr(lara_attn_compact, inline(always))]
     fn normaliser(&mut self, t_dot: Scale32, x: &Qkv<'_>) {
-        // (built for size: the shared streaming loop over the queries as keys, no values; the
+        // (built for size: the shared streaming loop over the queries as keys, in the key
+        // pass's states (free after `finish_keys`; `S ≥ C'` of them), without values; the
         // same logits and states as the loop below)
         #[cfg(lara_attn_compact)]
-        let this = {
+        {
             let queries = Qkv {
                 shape: Shape {
                     keys: x.shape.queries,
@@ -1164,16 +1162,11 @@ impl<'a> Workspace<'a> {
                 .q_bar
                 .get(..landmark_rows / ROWS * block_words(x.shape.dim))
                 .unwrap_or_default();
-            let stream = super::KeyStream {
-                logits: self.logits,
-                weights: self.weights,
-                reference: self.t_reference,
-                sum: self.t_sum,
-                acc: &mut [],
-                values: &mut [],
-                dots: self.dots.get_mut(..landmark_rows).unwrap_or_default(),
-                shared: self.shared,
-            };
+            let stream = &mut self.stream;
+            let (acc, values) = (
+                core::mem::take(&mut stream.acc),
+                core::mem::take(&mut stream.values),
+            );
             // s · q̄_c·q_i in L16, admitted into lse_i's states
             let rows = (self.count, landmark_rows);
             super::stream_keys(
@@ -1185,8 +1178,16 @@ impl<'a> Workspace<'a> {
                 stream,
                 None,
             );
-            self
-        };
+            (stream.acc, stream.values) = (acc, values);
+            let states = stream.reference.iter().zip(stream.sum.iter());
+            for (t, (&reference, &sum)) in self.t_reference.iter_mut().zip(states) {
+                *t = Running {
+                    reference,
+                    sum: sum as u32,
+                }
+                .log_sum();
+            }
+        }
         #[cfg(not(lara_attn_compact))]
         let this = self;
         #[cfg(not(lara_attn_compact))]
@@ -1203,6 +1204,7 @@ impl<'a> Workspace<'a> {
                     .get(..landmark_blocks * block)
                     .unwrap_or_default();
                 let dots = this
+                    .stream
                     .dots
                     .get_mut(..landmark_blocks * ROWS)
                     .unwrap_or_default();
@@ -1214,16 +1216,16 @@ impl<'a> Workspace<'a> {
                     q_bar,
                     (x.q, dim),
                     (first, counted),
-                    (dots, row_buffer(this.row, this.shared)),
-                    this.logits,
+                    (dots, row_buffer(this.row, this.stream.shared)),
+                    this.stream.logits,
                     (t_dot, None),
                 );
                 // (Helium: four landmarks at a time, their weights into the key pass's
                 // `weights`, unused here)
                 #[cfg(lara_attn_helium)]
                 super::admit_rows(
-                    this.logits,
-                    this.weights,
+                    this.stream.logits,
+                    this.stream.weights,
                     (this.t_reference, this.t_sum),
                     count,
                     &mut [],
@@ -1233,6 +1235,7 @@ impl<'a> Workspace<'a> {
                 let mut discard = [0i32; KEY_BLOCK];
                 #[cfg(not(lara_attn_helium))]
                 for ((logits, reference), sum) in this
+                    .stream
                     .logits
                     .as_chunks::<KEY_BLOCK>()
                     .0
@@ -1250,6 +1253,7 @@ impl<'a> Workspace<'a> {
                 }
             }
         }
+        #[cfg(not(lara_attn_compact))]
         for (reference, &sum) in this.t_reference.iter_mut().zip(this.t_sum.iter()) {
             *reference = Running {
                 reference: *reference,
@@ -1280,7 +1284,7 @@ impl<'a> Workspace<'a> {
             self.mis_opt_queries(plan, t_dot, x, out, base);
             return;
         }
-        let shared = core::mem::take(&mut self.shared);
+        let shared = core::mem::take(&mut self.stream.shared);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             self.query_logits(plan, q_row);
@@ -1290,7 +1294,7 @@ impl<'a> Workspace<'a> {
             let weight_sum = self.query_weights(optimal);
             self.query_output(plan, weight_sum, out, base + i * value_dim);
         }
-        self.shared = shared;
+        self.stream.shared = shared;
     }
 
     /// [`query_pass`](Self::query_pass) for mis-opt with `samples == count < 32` on the DSP and
@@ -1322,7 +1326,11 @@ impl<'a> Workspace<'a> {
             &*self.w,
             self.q_bar.get(..sizes.landmark_words).unwrap_or_default(),
         );
-        let logits = self.logits.get_mut(..sizes.samples).unwrap_or_default();
+        let logits = self
+            .stream
+            .logits
+            .get_mut(..sizes.samples)
+            .unwrap_or_default();
         let t_row = self.t_row.get_mut(..sizes.landmarks).unwrap_or_default();
         let (biases, t_reference, balances) = (
             self.bias.get(..count).unwrap_or_default(),
@@ -1333,7 +1341,7 @@ impl<'a> Workspace<'a> {
         // (one row of the samples' pairs: the part's length)
         let packed = &mut *self.weights_packed;
         let out_row = &mut *self.out_row;
-        let shared = &mut *self.shared;
+        let shared = &mut *self.stream.shared;
         // (the DSP cores without Helium: the query row widened once for both dot products)
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
         let wide = &mut *self.row;
@@ -1343,7 +1351,7 @@ impl<'a> Workspace<'a> {
         // α and the weights in one asm block, its constants in the key pass's `values`)
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
         let steps = super::dsp::QuerySteps::new(
-            &mut *self.values,
+            &mut *self.stream.values,
             count,
             (biases, t_reference, balances),
             (plan.query_dot, t_dot),
@@ -1422,7 +1430,11 @@ impl<'a> Workspace<'a> {
     )]
     fn query_logits(&mut self, plan: &Plan, q_row: &[i8]) {
         let (count, samples, rows) = (self.count.max(1), self.samples, self.rows);
-        let logits = self.logits.get_mut(..rows.samples).unwrap_or_default();
+        let logits = self
+            .stream
+            .logits
+            .get_mut(..rows.samples)
+            .unwrap_or_default();
         // (`w` holds the samples' blocks alone: its part's length)
         dot_blocks(self.loops, self.w, q_row, logits);
         // (both sliced to the samples first: a zip of two slices, no count kept on the stack)
@@ -1442,7 +1454,11 @@ impl<'a> Workspace<'a> {
                 self.query_max = (0, 0);
             }
             // log2 α[c, i] = s · mu_c·q_i, for each group of C' samples
-            let dots = self.dots.get_mut(..rows.landmarks).unwrap_or_default();
+            let dots = self
+                .stream
+                .dots
+                .get_mut(..rows.landmarks)
+                .unwrap_or_default();
             dot_blocks(
                 self.loops,
                 self.mu.get(..rows.landmark_words).unwrap_or_default(),
@@ -1554,8 +1570,11 @@ impl<'a> Workspace<'a> {
         inline(never)
     )]
     fn query_weights(&mut self, optimal: bool) -> u32 {
-        let samples = self.samples.min(self.logits.len()).min(self.alpha.len());
-        let (logits, weights) = (&self.logits[..samples], &mut self.alpha[..samples]);
+        let samples = self
+            .samples
+            .min(self.stream.logits.len())
+            .min(self.alpha.len());
+        let (logits, weights) = (&self.stream.logits[..samples], &mut self.alpha[..samples]);
         // (Helium: found by query_logits when it wrote these logits and no others since)
         #[cfg(lara_attn_helium)]
         let max = match core::mem::take(&mut self.query_max) {

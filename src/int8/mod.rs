@@ -304,7 +304,8 @@ impl<'a> Qkv<'a> {
     }
 }
 
-/// The scratch of a streaming pass over the keys (see [`stream_keys`]).
+/// The scratch of a streaming pass over the keys (see [`stream_keys`]): a part of each
+/// kernel's workspace (passed by reference, nothing copied per call).
 pub(crate) struct KeyStream<'s> {
     /// A block of logits, `[rows][KEY_BLOCK]`.
     pub(crate) logits: &'s mut [i32],
@@ -317,29 +318,11 @@ pub(crate) struct KeyStream<'s> {
     pub(crate) acc: &'s mut [i32],
     /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
     pub(crate) values: &'s mut [i32],
-    /// The dot products of one key with the rows.
+    /// The dot products of one key with the rows (at least the rows of the blocks).
     pub(crate) dots: &'s mut [i32],
     /// A key row padded to whole chunks.
     pub(crate) shared: &'s mut [i32],
 }
-
-/// The [`KeyStream`] of a kernel's workspace `$ws` (its fields of the same names; `$acc` its
-/// sums), with the dot products of its first `$rows` rows.
-macro_rules! key_stream {
-    ($ws:ident, $acc:ident, $rows:expr) => {
-        $crate::int8::KeyStream {
-            logits: $ws.logits,
-            weights: $ws.weights,
-            reference: $ws.reference,
-            sum: $ws.sum,
-            acc: $ws.$acc,
-            values: $ws.values,
-            dots: $ws.dots.get_mut(..$rows).unwrap_or_default(),
-            shared: $ws.shared,
-        }
-    };
-}
-pub(crate) use key_stream;
 
 /// A step of [`stream_keys`] on each block of logits: `(logits, first key, which keys count)`.
 pub(crate) type AdjustLogits<'f> = dyn FnMut(&mut [i32], usize, [bool; KEY_BLOCK]) + 'f;
@@ -359,14 +342,16 @@ pub(crate) fn stream_keys(
     blocks: &[i32],
     logit: (Scale32, Option<Scale32>),
     (rows, stride): (usize, usize),
-    #[cfg_attr(not(lara_attn_compact), allow(unused_mut))] mut s: KeyStream<'_>,
+    s: &mut KeyStream<'_>,
     mut adjust: Option<&mut AdjustLogits<'_>>,
 ) {
     // (built for size, the stream's slices read again after each call, not each kept on the
     // frame across the loop)
     #[cfg(lara_attn_compact)]
-    let (x, s) = core::hint::black_box((x, &mut s));
+    let (x, s) = core::hint::black_box((x, s));
     let (dim, value_dim) = (x.shape.dim, x.shape.value_dim);
+    // the dot products of the blocks' rows
+    let dot_rows = rows.div_ceil(ROWS) * ROWS;
     crate::slices::fill(s.reference, fixed_point::EMPTY_REFERENCE);
     crate::slices::fill(s.sum, 0);
     crate::slices::fill(s.acc, 0);
@@ -375,7 +360,8 @@ pub(crate) fn stream_keys(
         let counted = x.block_keys(first);
         pack_value_blocks(x.v, value_dim, (first, counted), s.values);
         // ℓ = scale · row·k_j (− norm · |k_j|²) in L16 (ABSENT for masked and missing keys)
-        let scratch = (&mut *s.dots, &mut *s.shared);
+        let dots = s.dots.get_mut(..dot_rows).unwrap_or_default();
+        let scratch = (dots, &mut *s.shared);
         block_logits(
             loops,
             blocks,

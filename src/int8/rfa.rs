@@ -124,17 +124,18 @@ const fn workspace_parts(shape: Shape, features: usize) -> [usize; 14] {
     let kv_groups = (shape.value_dim + 1).div_ceil(ROWS);
     [
         feature_rows / ROWS * block_words(shape.dim),
+        groups * ROWS,
+        kv_groups * block_words(features),
+        pair_row_words(features),
+        feature_rows,
+        kv_groups * ROWS,
+        // the stream: accumulators, references, sums, logits, weights, values, dots, key row
         groups * feature_rows * ROWS,
         feature_rows,
         feature_rows,
         feature_rows * KEY_BLOCK,
         feature_rows * WEIGHT_WORDS,
         groups * VALUE_BLOCK_WORDS,
-        groups * ROWS,
-        kv_groups * block_words(features),
-        pair_row_words(features),
-        feature_rows,
-        kv_groups * ROWS,
         feature_rows,
         padded(shape.dim) / 4,
     ]
@@ -193,17 +194,18 @@ fn attend<O: Rows>(
             features: features,
         } => {
             omega,
+            value_sum,
+            kv,
+            phi,
+            projections,
+            out_row,
+        } stream {
             acc,
             reference,
             sum,
             logits,
             weights,
             values,
-            value_sum,
-            kv,
-            phi,
-            projections,
-            out_row,
             dots,
             shared,
         }
@@ -231,17 +233,6 @@ struct Workspace<'a> {
     features: usize,
     /// `ω [S, d]` in byte blocks.
     omega: &'a mut [i32],
-    /// `Σ_m 2^(B − hk − reference_r) v_m`, `[⌈d_v/4⌉][S][4]`.
-    acc: &'a mut [i32],
-    /// Streaming states: `L16` references and `Q15` sums `Σ_m 2^(B − hk − reference_r)`, `[S]`.
-    reference: &'a mut [i32],
-    sum: &'a mut [i32],
-    /// A block of `B − hk` (`L16`), `[S][KEY_BLOCK]`.
-    logits: &'a mut [i32],
-    /// A block of `Q15` weights in pairs, `[S][WEIGHT_WORDS]`.
-    weights: &'a mut [i32],
-    /// A block of values, `[⌈d_v/4⌉][VALUE_BLOCK_WORDS]`.
-    values: &'a mut [i32],
     /// `Σ_m v_m` over the counted keys, `[d_v]`.
     value_sum: &'a mut [i32],
     /// `KV_r` (columns `0..d_v`) and `K_r` (column `d_v`), `i16` with shared exponents, pair
@@ -253,10 +244,12 @@ struct Workspace<'a> {
     projections: &'a mut [i32],
     /// One output row of sums, and `Σ φq K` after it.
     out_row: &'a mut [i32],
-    /// The projections of one key, `[S]`.
-    dots: &'a mut [i32],
-    /// A key or query row padded to whole chunks.
-    shared: &'a mut [i32],
+    /// The streaming pass's parts: `Σ_m 2^(B − hk − reference_r) v_m` `[⌈d_v/4⌉][S][4]`
+    /// (`acc`), the `L16` references and `Q15` sums `Σ_m 2^(B − hk − reference_r)` `[S]`, a
+    /// block of `B − hk` (`L16`) `[S][KEY_BLOCK]` and of `Q15` weights in pairs
+    /// `[S][WEIGHT_WORDS]`, a block of values, the projections of one key `[S]` (`dots`) and
+    /// a key or query row padded to whole chunks (`shared`).
+    stream: super::KeyStream<'a>,
 }
 
 /// The exponents of the key summaries: `KV_r = kv · 2^(kv − 24)`, `K_r = k · 2^(k − 24)`.
@@ -285,7 +278,6 @@ impl<'a> Workspace<'a> {
                 let sums = (&mut *value_sum, &mut max, &mut key_count);
                 adjust_key_block(plan, x, features, sums, (logits, first, counted));
             };
-            let stream = super::key_stream!(self, acc, feature_rows);
             let logit = (plan.key_projection, None);
             let rows = (features, feature_rows);
             super::stream_keys(
@@ -294,38 +286,38 @@ impl<'a> Workspace<'a> {
                 self.omega,
                 logit,
                 rows,
-                stream,
+                &mut self.stream,
                 Some(&mut adjust),
             );
         }
         #[cfg(not(lara_attn_compact))]
         {
             let value_dim = self.shape.value_dim;
-            crate::slices::fill(self.reference, EMPTY_REFERENCE);
-            crate::slices::fill(self.sum, 0);
-            crate::slices::fill(self.acc, 0);
-            crate::slices::fill(self.weights, 0);
+            crate::slices::fill(self.stream.reference, EMPTY_REFERENCE);
+            crate::slices::fill(self.stream.sum, 0);
+            crate::slices::fill(self.stream.acc, 0);
+            crate::slices::fill(self.stream.weights, 0);
             for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
                 let counted = x.block_keys(first);
-                pack_value_blocks(x.v, value_dim, (first, counted), self.values);
+                pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
                 let (block_max, counted_keys) = self.key_block_logits(plan, x, (first, counted));
                 max = max.max(block_max);
                 key_count += i64::from(counted_keys);
                 super::admit_rows(
-                    self.logits,
-                    self.weights,
-                    (self.reference, self.sum),
+                    self.stream.logits,
+                    self.stream.weights,
+                    (self.stream.reference, self.stream.sum),
                     features,
-                    self.acc,
+                    self.stream.acc,
                     feature_rows,
                 );
                 // Σ_m 2^(B − hk − reference_r) v_m
                 super::accumulate_groups(
                     self.loops,
-                    self.acc,
+                    self.stream.acc,
                     feature_rows * ROWS,
-                    self.weights,
-                    self.values,
+                    self.stream.weights,
+                    self.stream.values,
                 );
             }
         }
@@ -372,14 +364,14 @@ impl<'a> Workspace<'a> {
                 let k_row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
                 plan.key_norm.apply(squared_norm(k_row))
             });
-            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            let dots = self.stream.dots.get_mut(..feature_rows).unwrap_or_default();
             let scale = (plan.key_projection.parts(), &half_norms);
             let rows = (&*self.omega, rows, dim);
             let block = crate::simd::int8::dot_projection_block(
                 self.loops,
                 rows,
                 dots,
-                self.logits,
+                self.stream.logits,
                 scale,
                 max,
             );
@@ -395,7 +387,7 @@ impl<'a> Workspace<'a> {
             let start = (first + jj) * dim;
             let Some(k_row) = x.k.get(start..start + dim).filter(|_| counts) else {
                 for r in 0..feature_rows {
-                    if let Some(slot) = self.logits.get_mut(r * KEY_BLOCK + jj) {
+                    if let Some(slot) = self.stream.logits.get_mut(r * KEY_BLOCK + jj) {
                         *slot = ABSENT;
                     }
                 }
@@ -403,11 +395,11 @@ impl<'a> Workspace<'a> {
             };
             // B[m, r] = d^-1/4 k_m·ω_r and hk = s|k_m|²/2 in L16; B − hk into the block
             let half_norm = plan.key_norm.apply(squared_norm(k_row));
-            let dots = self.dots.get_mut(..feature_rows).unwrap_or_default();
+            let dots = self.stream.dots.get_mut(..feature_rows).unwrap_or_default();
             dot_blocks(
                 self.loops,
                 self.omega,
-                padded_bytes(k_row, self.shared),
+                padded_bytes(k_row, self.stream.shared),
                 dots,
             );
             // into column jj of feature r's block (Helium: 4 rows at a time, the features'
@@ -416,16 +408,18 @@ impl<'a> Workspace<'a> {
             {
                 let offset = (plan.key_projection, half_norm);
                 let (real, padding) = dots.split_at(features.min(dots.len()));
-                let block_max = super::helium::projection_column(self.logits, jj, real, offset);
+                let block_max =
+                    super::helium::projection_column(self.stream.logits, jj, real, offset);
                 max = max.max(block_max);
                 let rest = self
+                    .stream
                     .logits
                     .get_mut(real.len() * KEY_BLOCK..)
                     .unwrap_or_default();
                 super::helium::projection_column(rest, jj, padding, offset);
             }
             #[cfg(not(lara_attn_helium))]
-            store_logit_column(self.logits, jj, dots, |r, dot| {
+            store_logit_column(self.stream.logits, jj, dots, |r, dot| {
                 let projection = to_logit(plan.key_projection.apply(dot));
                 if r < features {
                     max = max.max(projection);
@@ -443,8 +437,12 @@ impl<'a> Workspace<'a> {
         let features = self.features;
         // per feature, S^-1/2 · 2^(reference_r − M) as c_r · 2^(e_r − 16) (c_r in Q16): c_r
         // into `projections`, e_r into `dots`
-        for r in 0..features.min(self.projections.len()).min(self.dots.len()) {
+        for r in 0..features
+            .min(self.projections.len())
+            .min(self.stream.dots.len())
+        {
             let gap = self
+                .stream
                 .reference
                 .get(r)
                 .copied()
@@ -458,7 +456,7 @@ impl<'a> Workspace<'a> {
                 2 * u64::from(pow2_fraction_q30(65536 - fraction))
             };
             self.projections[r] = ((plan.ratio as u64 * mantissa) >> 30) as i32;
-            self.dots[r] = whole;
+            self.stream.dots[r] = whole;
         }
         // shared exponents: the largest |KV| and K to 15 bits
         let (kv_max, k_max) = self.summaries(key_count, None);
@@ -531,12 +529,13 @@ impl<'a> Workspace<'a> {
         let feature_rows = self.features.div_ceil(ROWS) * ROWS;
         let (sum, floor_part) = if t < value_dim {
             let acc = self
+                .stream
                 .acc
                 .get((t / ROWS) * feature_rows * ROWS + r * ROWS + t % ROWS);
             let value_sum = self.value_sum.get(t).copied().unwrap_or(0);
             (acc.copied().unwrap_or(0), i64::from(value_sum))
         } else {
-            (self.sum.get(r).copied().unwrap_or(0), key_count)
+            (self.stream.sum.get(r).copied().unwrap_or(0), key_count)
         };
         shift_round(c * i64::from(sum), shift) + FLOOR_Q24 * floor_part
     }
@@ -546,7 +545,7 @@ impl<'a> Workspace<'a> {
     #[inline(always)]
     fn summary_scale(&self, r: usize) -> (i64, i32) {
         let c = i64::from(self.projections.get(r).copied().unwrap_or(0));
-        let whole = self.dots.get(r).copied().unwrap_or(0);
+        let whole = self.stream.dots.get(r).copied().unwrap_or(0);
         (c, (7 - whole).clamp(-62, 62))
     }
 
@@ -570,7 +569,7 @@ impl<'a> Workspace<'a> {
             dot_blocks(
                 self.loops,
                 self.omega,
-                padded_bytes(q_row, self.shared),
+                padded_bytes(q_row, self.stream.shared),
                 projections,
             );
             let projections = projections.get_mut(..features).unwrap_or_default();
