@@ -31,8 +31,12 @@ const INVERSE_TABLE: [u64; 16] = [
     1073741824, 1010580540, 954437177, 904203641, 858993459, 818089009, 780903145, 746950834,
     715827883, 687194767, 660764199, 636291451, 613566757, 592409282, 572662306, 554189329,
 ];
-/// `round(2^30 · 2^(-j/64))`, `j = 0..64` (a static: the Helium loops gather from its address).
-pub(crate) static POW2_TABLE: [u32; 64] = [
+/// `round(2^30 · 2^(-j/64))`, `j = 0..64`, a static: the DSP and Helium loops read it at its
+/// address (built for size on the other cores: [`pow2_q30`], a quarter of the flash).
+#[cfg(not(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+pub(crate) static POW2_TABLE: [u32; 64] = POW2_Q30;
+/// See [`POW2_TABLE`].
+const POW2_Q30: [u32; 64] = [
     1073741824, 1062175491, 1050733751, 1039415261, 1028218693, 1017142735, 1006186087, 995347464,
     984625594, 974019220, 963527098, 953147997, 942880699, 932724001, 922676710, 912737649,
     902905651, 893179563, 883558244, 874040567, 864625413, 855311680, 846098274, 836984114,
@@ -42,6 +46,47 @@ pub(crate) static POW2_TABLE: [u32; 64] = [
     638450708, 631573326, 624770026, 618040012, 611382493, 604796689, 598281827, 591837143,
     585461881, 579155293, 572916640, 566745190, 560640218, 554601009, 548626854, 542717053,
 ];
+/// `round(2^31 · 2^(-a/8))`, `a = 0..8`.
+const POW2_EIGHTHS: [u32; 8] = [
+    2147483648, 1969251188, 1805811301, 1655936265, 1518500250, 1392470869, 1276901417, 1170923762,
+];
+/// `round(2^31 · 2^(-b/64))`, `b = 0..8`.
+const POW2_SIXTY_FOURTHS: [u32; 8] = [
+    2147483648, 2124350982, 2101467502, 2078830522, 2056437387, 2034285470, 2012372174, 1990694927,
+];
+/// `⌊POW2_EIGHTHS[j / 8] · POW2_SIXTY_FOURTHS[j mod 8] / 2^32⌋`: `POW2_Q30[j]` or one less.
+const fn pow2_product(j: usize) -> u32 {
+    ((POW2_EIGHTHS[j / 8] as u64 * POW2_SIXTY_FOURTHS[j % 8] as u64) >> 32) as u32
+}
+/// Bit `j mod 32` of word `j / 32`: `POW2_Q30[j] − pow2_product(j)` (computed and checked to be
+/// 0 or 1 by the compiler).
+const POW2_CARRIES: [u32; 2] = {
+    let mut carries = [0u32; 2];
+    let mut j = 0;
+    while j < 64 {
+        let carry = POW2_Q30[j] - pow2_product(j);
+        assert!(carry <= 1);
+        carries[j / 32] |= carry << (j % 32);
+        j += 1;
+    }
+    carries
+};
+
+/// `POW2_Q30[j]` for `j < 64`: the table's word (built for size on the cores without DSP or
+/// Helium loops: `2^(-j/64)` as `2^(-a/8) · 2^(-b/64)` from two tables of eight, plus the
+/// carry bit of [`POW2_CARRIES`]; 72 B of tables, not 256 B).
+#[inline(always)]
+fn pow2_q30(j: usize) -> u32 {
+    let j = j & 63;
+    #[cfg(not(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+    return POW2_TABLE[j];
+    #[cfg(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium))))]
+    {
+        let product = u64::from(POW2_EIGHTHS[j >> 3]) * u64::from(POW2_SIXTY_FOURTHS[j & 7]);
+        ((product >> 32) as u32) + ((POW2_CARRIES[j >> 5] >> (j & 31)) & 1)
+    }
+}
+
 /// `round(2^16 · ln 2)`.
 pub(crate) const LN2_Q16: u32 = 45426;
 /// `round(2^30 / ln 2)`.
@@ -89,7 +134,7 @@ pub(crate) fn pow2_fraction_q30(f: u32) -> u32 {
     let z = y * LN2_Q16;
     let deficit = deficit(z);
     // 2^(-j/64) · e^-z = T_j − T_j · (1 − e^-z)
-    let table = POW2_TABLE[j];
+    let table = pow2_q30(j);
     table - ((u64::from(table) * u64::from(deficit)) >> 32) as u32
 }
 
@@ -1043,6 +1088,16 @@ mod tests {
                 "{high} {low} {divisor}"
             );
             assert_eq!(divide_normalized(high, low, divisor), expected);
+        }
+    }
+
+    /// [`pow2_q30`] (either form) against the table, and the factored form of every entry.
+    #[test]
+    fn pow2_factors_give_the_table() {
+        for (j, &entry) in POW2_Q30.iter().enumerate() {
+            assert_eq!(pow2_q30(j), entry);
+            let carry = (POW2_CARRIES[j / 32] >> (j % 32)) & 1;
+            assert_eq!(pow2_product(j) + carry, entry, "{j}");
         }
     }
 
