@@ -1689,6 +1689,18 @@ fn pack_weights(weights: &[i32], packed: &mut [i32], shift: i32) -> u32 {
     let full = pairs.len().min(packed.len());
     let (words, rest) = packed.split_at_mut(full);
     let (pairs, last) = (&pairs[..full], rest.first_mut().zip(tail.first()));
+    if cfg!(lara_attn_compact) {
+        // (built for size: one loop for both signs of the shift, the same values)
+        let (right, left) = ((shift - 1).max(0) as u32, (-shift).clamp(0, 31) as u32);
+        let scale = |w: u32| {
+            if shift > 0 {
+                (w.wrapping_shr(right) + 1) >> 1
+            } else {
+                w << left
+            }
+        };
+        return pack_pairs(words, pairs, last, scale);
+    }
     if shift > 0 {
         // round(w / 2^shift) = (w / 2^(shift − 1) + 1) / 2
         let right = (shift - 1) as u32;
