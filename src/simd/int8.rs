@@ -330,9 +330,19 @@ pub(crate) fn padded_bytes<'a>(x: &'a [i8], buffer: &'a mut [i32]) -> &'a [i8] {
     let Some(words) = buffer.get_mut(..len / 4) else {
         return &[];
     };
-    for (word, bytes) in words.iter_mut().zip(x.chunks(4)) {
-        let byte = |i: usize| bytes.get(i).map_or(0, |&b| b as u8);
-        *word = i32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
+    if cfg!(lara_attn_compact) {
+        // (built for size: byte `i` into byte `i mod 4` of word `i / 4`, the same words)
+        crate::slices::fill(words, 0);
+        for (i, &b) in x.iter().enumerate() {
+            if let Some(word) = words.get_mut(i / 4) {
+                *word |= i32::from(b as u8) << (8 * (i % 4));
+            }
+        }
+    } else {
+        for (word, bytes) in words.iter_mut().zip(x.chunks(4)) {
+            let byte = |i: usize| bytes.get(i).map_or(0, |&b| b as u8);
+            *word = i32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
+        }
     }
     // SAFETY: `words` is `len / 4` initialised `i32`s, so `len` readable bytes at an address
     // aligned for `i8`; the view borrows `buffer` for 'a and nothing writes it meanwhile.
