@@ -265,6 +265,22 @@ pub(crate) fn pack_value_blocks(
     if dsp::pack_value_blocks(values, value_dim, (first, counted), out) {
         return;
     }
+    if cfg!(lara_attn_compact) {
+        // (built for size: zeros, then each value of a key that counts into its slot, the
+        // same words)
+        crate::slices::fill(out, 0);
+        for (jj, &counts) in counted.iter().enumerate() {
+            let start = (first + jj) * value_dim;
+            let Some(row) = values.get(start..start + value_dim).filter(|_| counts) else {
+                continue;
+            };
+            for (column, &v) in row.iter().enumerate() {
+                let word = column / ROWS * VALUE_BLOCK_WORDS + value_word(column % ROWS, jj / 2);
+                set_slot(out, 2 * word + jj % 2, i32::from(v));
+            }
+        }
+        return;
+    }
     portable_pack_value_blocks(values, value_dim, (first, counted), out);
 }
 
