@@ -377,7 +377,8 @@ impl Multiplier {
             return x.signum().saturating_mul(i32::MAX);
         }
         let product = i64::from(x) * i64::from(self.mantissa);
-        if self.shift >= 32 {
+        // (built for size: the general path alone, the same bits)
+        if self.shift >= 32 && !cfg!(lara_attn_compact) {
             // (the common case: one 64-bit add and a shift of the high word; |result| < 2^30)
             let shift = self.shift.min(62);
             ((product + (1i64 << (shift - 1))) >> shift) as i32
