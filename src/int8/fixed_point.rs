@@ -21,13 +21,13 @@ pub(crate) const SUM_LIMIT: u32 = 1 << 23;
 #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
 use crate::simd::int8::KEY_BLOCK;
 
-/// `round(2^30 · log2(1 + j/16))`, `j = 0..16`.
-const LOG2_TABLE: [i64; 16] = [
+/// `round(2^30 · log2(1 + j/16))`, `j = 0..16` (32-bit words: half the flash of 64-bit ones).
+const LOG2_TABLE: [u32; 16] = [
     0, 93912511, 182455581, 266210141, 345667660, 421247625, 493310944, 562170370, 628098702,
     691335320, 752091421, 810554283, 866890747, 921250079, 973766362, 1024560487,
 ];
 /// `round(2^30 / (1 + j/16))`, `j = 0..16`.
-const INVERSE_TABLE: [u64; 16] = [
+const INVERSE_TABLE: [u32; 16] = [
     1073741824, 1010580540, 954437177, 904203641, 858993459, 818089009, 780903145, 746950834,
     715827883, 687194767, 660764199, 636291451, 613566757, 592409282, 572662306, 554189329,
 ];
@@ -187,7 +187,7 @@ pub(crate) fn log2_l16(x: u32) -> i32 {
     let normalized = u64::from(x << zeros); // [2^31, 2^32): 1.f in Q31
     let j = ((normalized >> 27) & 15) as usize;
     let (inverse, table) = match (INVERSE_TABLE.get(j), LOG2_TABLE.get(j)) {
-        (Some(&inverse), Some(&table)) => (inverse, table),
+        (Some(&inverse), Some(&table)) => (u64::from(inverse), i64::from(table)),
         _ => (1 << 30, 0),
     };
     // z = 1.f / (1 + j/16) − 1 in Q30, in (-2^-28, 1/16): |z| < 2^26, so the powers fit
