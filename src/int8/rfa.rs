@@ -233,23 +233,23 @@ struct Workspace<'a> {
     features: usize,
     /// `ω [S, d]` in byte blocks.
     omega: &'a mut [i32],
-    /// `Σ_m v_m` over the counted keys, `[d_v]`.
-    value_sum: &'a mut [i32],
-    /// `KV_r` (columns `0..d_v`) and `K_r` (column `d_v`), `i16` with shared exponents, pair
-    /// blocks of four columns by `S`.
-    kv: &'a mut [i32],
-    /// Per query: `φq` (`≤ 2^14`) in pairs, `[⌈S/2⌉]`.
-    phi: &'a mut [i32],
-    /// Per query: `A` (`L16`), `[S]`.
-    projections: &'a mut [i32],
-    /// One output row of sums, and `Σ φq K` after it.
-    out_row: &'a mut [i32],
     /// The streaming pass's parts: `Σ_m 2^(B − hk − reference_r) v_m` `[⌈d_v/4⌉][S][4]`
     /// (`acc`), the `L16` references and `Q15` sums `Σ_m 2^(B − hk − reference_r)` `[S]`, a
     /// block of `B − hk` (`L16`) `[S][KEY_BLOCK]` and of `Q15` weights in pairs
     /// `[S][WEIGHT_WORDS]`, a block of values, the projections of one key `[S]` (`dots`) and
     /// a key or query row padded to whole chunks (`shared`).
     stream: super::KeyStream<'a>,
+    /// `KV_r` (columns `0..d_v`) and `K_r` (column `d_v`), `i16` with shared exponents, pair
+    /// blocks of four columns by `S`.
+    kv: &'a mut [i32],
+    /// `Σ_m v_m` over the counted keys, `[d_v]`.
+    value_sum: &'a mut [i32],
+    /// Per query: `φq` (`≤ 2^14`) in pairs, `[⌈S/2⌉]`.
+    phi: &'a mut [i32],
+    /// Per query: `A` (`L16`), `[S]`.
+    projections: &'a mut [i32],
+    /// One output row of sums, and `Σ φq K` after it.
+    out_row: &'a mut [i32],
 }
 
 /// The exponents of the key summaries: `KV_r = kv · 2^(kv − 24)`, `K_r = k · 2^(k − 24)`.
