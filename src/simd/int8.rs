@@ -267,7 +267,9 @@ pub(crate) fn pack_value_blocks(
     }
     if cfg!(lara_attn_compact) {
         // (built for size: zeros, then each value of a key that counts into its slot, the
-        // same words)
+        // same words; whole blocks alone, as the loop below)
+        let whole = out.len() / VALUE_BLOCK_WORDS * VALUE_BLOCK_WORDS;
+        let out = out.get_mut(..whole).unwrap_or_default();
         crate::slices::fill(out, 0);
         for (jj, &counts) in counted.iter().enumerate() {
             let start = (first + jj) * value_dim;
@@ -2517,8 +2519,9 @@ pub(crate) fn check_inner_loops() -> Option<usize> {
     let checked = Loops::available()
         .find_map(check_loops)
         .or_else(check_squared_norms);
-    // the DSP value blocks (with their fallback to the portable loop for the other blocks)
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    // the DSP value blocks (with their fallback to the portable loop for the other blocks),
+    // and built for size the blocks by slots
+    #[cfg(any(all(lara_attn_dsp, not(lara_attn_helium)), lara_attn_compact))]
     let checked = checked.or_else(|| {
         let mut seed = 0x6c07_8965u32;
         check_value_blocks(&mut || xorshift32(&mut seed), |v, dim, keys, out| {
@@ -2710,7 +2713,7 @@ pub(crate) fn check_density_sums(
 /// as a difference) against [`portable_pack_value_blocks`]: masks, the last keys, every
 /// `value_dim` to 40, an `out` of whole blocks and one a partial block longer; `None`, or the
 /// first `value_dim` that differs.
-#[cfg(any(lara_attn_dsp, lara_attn_helium))]
+#[cfg(any(lara_attn_dsp, lara_attn_helium, lara_attn_compact))]
 pub(crate) fn check_value_blocks(
     next: &mut impl FnMut() -> u32,
     mut pack: impl FnMut(&[i8], usize, (usize, [bool; KEY_BLOCK]), &mut [i32]) -> bool,
