@@ -47,23 +47,35 @@ const POW2_Q30: [u32; 64] = [
     585461881, 579155293, 572916640, 566745190, 560640218, 554601009, 548626854, 542717053,
 ];
 /// `round(2^31 · 2^(-a/8))`, `a = 0..8`.
-#[cfg(any(test, all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+#[cfg(any(
+    test,
+    all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))
+))]
 const POW2_EIGHTHS: [u32; 8] = [
     2147483648, 1969251188, 1805811301, 1655936265, 1518500250, 1392470869, 1276901417, 1170923762,
 ];
 /// `round(2^31 · 2^(-b/64))`, `b = 0..8`.
-#[cfg(any(test, all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+#[cfg(any(
+    test,
+    all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))
+))]
 const POW2_SIXTY_FOURTHS: [u32; 8] = [
     2147483648, 2124350982, 2101467502, 2078830522, 2056437387, 2034285470, 2012372174, 1990694927,
 ];
 /// `⌊POW2_EIGHTHS[j / 8] · POW2_SIXTY_FOURTHS[j mod 8] / 2^32⌋`: `POW2_Q30[j]` or one less.
-#[cfg(any(test, all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+#[cfg(any(
+    test,
+    all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))
+))]
 const fn pow2_product(j: usize) -> u32 {
     ((POW2_EIGHTHS[j / 8] as u64 * POW2_SIXTY_FOURTHS[j % 8] as u64) >> 32) as u32
 }
 /// Bit `j mod 32` of word `j / 32`: `POW2_Q30[j] − pow2_product(j)` (computed and checked to be
 /// 0 or 1 by the compiler).
-#[cfg(any(test, all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+#[cfg(any(
+    test,
+    all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))
+))]
 const POW2_CARRIES: [u32; 2] = {
     let mut carries = [0u32; 2];
     let mut j = 0;
