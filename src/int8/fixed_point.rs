@@ -576,7 +576,11 @@ pub(crate) fn divide_normalized(high: u32, low: u32, divisor: u32) -> u32 {
 /// [`Reciprocal::new`]'s bits (its normalised divisor's low half is zero) by two 16-bit quotient
 /// digits, each one 32-bit division (`2^(14 + bits) / sum < 2^16`, then the remainder's `· 2^16`);
 /// the quotient is never exactly half way (`sum` would be a power of two, which divides it).
-#[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
+#[cfg(any(
+    test,
+    all(lara_attn_dsp, not(lara_attn_helium)),
+    all(lara_attn_helium, not(lara_attn_compact))
+))]
 #[inline(always)]
 pub(crate) fn reciprocal_small(sum: u32, bits: u32) -> u32 {
     let sum = sum.max(1);
@@ -592,7 +596,11 @@ pub(crate) fn reciprocal_small(sum: u32, bits: u32) -> u32 {
 /// reciprocal by [`reciprocal_small`] (in `(2^30, 2^31]`), so the product's high word is not
 /// zero and `times`' rounding takes its top 32 bits; `None` for another `den` or factor (and
 /// where `high_word_rounded` gives none).
-#[cfg(any(test, all(lara_attn_dsp, not(lara_attn_helium))))]
+#[cfg(any(
+    test,
+    all(lara_attn_dsp, not(lara_attn_helium)),
+    all(lara_attn_helium, not(lara_attn_compact))
+))]
 #[inline(always)]
 pub(crate) fn row_high_word(den: u32, factor: Multiplier, extra: i32) -> Option<(i32, i32, u32)> {
     let m = factor.mantissa.unsigned_abs();
@@ -670,9 +678,9 @@ impl Reciprocal {
     }
 
     /// [`new`](Self::new) for a sum that is usually below `2^16` (LARA's query weights on the
-    /// DSP cores without Helium): there by two 32-bit divisions ([`reciprocal_small`], the same
+    /// DSP and Helium cores): there by two 32-bit divisions ([`reciprocal_small`], the same
     /// bits), else [`new`](Self::new) out of line.
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
     #[inline(always)]
     pub(crate) fn new_small(sum: u32) -> Self {
         #[cold]

@@ -1404,14 +1404,9 @@ impl<'a> Workspace<'a> {
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
             pair_dot_blocks(loops, self.kv, packed, out_row);
             let row = out_row.get(..value_dim).unwrap_or_default();
-            // (the DSP cores without Helium: the sum of the weights, about 2^14, by
-            // Reciprocal::new_small)
-            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            // (the sum of the weights, about 2^14, by Reciprocal::new_small)
             plan.requantize
                 .write_row_small(row, weight_sum.max(1), -8, out, base + i * value_dim);
-            #[cfg(lara_attn_helium)]
-            plan.requantize
-                .write_row_inline(row, weight_sum.max(1), -8, out, base + i * value_dim);
         }
     }
 

@@ -823,7 +823,7 @@ trait Rows {
     fn write(&mut self, requantize: &Requantize, row: (&[i32], Reciprocal, i32), offset: usize);
     /// [`write`](Self::write) with the reciprocal of `den`, usually below `2^16`
     /// ([`Reciprocal::new_small`]).
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
     #[inline(always)]
     fn write_small(&mut self, requantize: &Requantize, row: (&[i32], u32, i32), offset: usize) {
         let (sums, den, extra) = row;
@@ -853,8 +853,8 @@ impl Rows for &mut [i8] {
     }
 
     /// (the row's multiplier in its high-word form straight from `den` where it allows,
-    /// [`fixed_point::row_high_word`]: the same bits)
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    /// [`fixed_point::row_high_word`]: the same bits; on Helium `VMULH.S32` 4 lanes at a time)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
     #[inline(always)]
     fn write_small(
         &mut self,
@@ -863,6 +863,11 @@ impl Rows for &mut [i8] {
         offset: usize,
     ) {
         match fixed_point::row_high_word(den, requantize.to_i8, extra) {
+            #[cfg(lara_attn_helium)]
+            Some(parts) => {
+                helium::requantize_i8(self.get_mut(offset..).unwrap_or_default(), sums, parts)
+            }
+            #[cfg(not(lara_attn_helium))]
             Some(parts) => write_i8_high(self.get_mut(offset..).unwrap_or_default(), sums, parts),
             None => self.write(
                 requantize,
@@ -935,8 +940,8 @@ impl Requantize {
     }
 
     /// [`write_row_inline`](Self::write_row_inline) for a `den` usually below `2^16`
-    /// ([`Reciprocal::new_small`]; LARA's query loop on the DSP cores without Helium).
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    /// ([`Reciprocal::new_small`]; LARA's query loop on the DSP and Helium cores).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
     #[inline(always)]
     fn write_row_small<O: Rows>(
         &self,
