@@ -682,17 +682,18 @@ macro_rules! logit_r {
 }
 
 /// One `α` of [`QuerySteps::run`]'s third loop: `$t` = `max(bh + round(coeff · (T − mean) /
-/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, the mean in `r11`, the coefficient in `r8`.
+/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, `16 · mean` in `r11`, `2^12 · coeff` in `r8`:
+/// `round(coeff · d / 2^16)` = `SMMULR(16 d, 2^12 coeff)` (the same product, `+ 2^31 >> 32`),
+/// exact for `|d| < 2^27` (`T`, the mean in `[0, 2^27]` and `count ≥ 2`) and `2^12 coeff` an
+/// `i32`.
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! alpha_r {
     ($t:literal, $b:literal) => {
         concat!(
-            "sub ", $t, ", ", $t, ", r11\n",
-            "smull ", $t, ", lr, ", $t, ", r8\n",
-            "lsrs ", $t, ", ", $t, ", #16\n",
-            "orr ", $t, ", ", $t, ", lr, lsl #16\n",
-            "adc ", $t, ", ", $t, ", #0\n",
+            // 16 (T − mean) (wrapping at T = 2^27; the difference fits)
+            "rsb ", $t, ", r11, ", $t, ", lsl #4\n",
+            "smmulr ", $t, ", ", $t, ", r8\n",
             "qadd ", $t, ", ", $b, ", ", $t, "\n",
             "cmp ", $t, ", #1\n",
             "it lt\n",
@@ -715,7 +716,7 @@ macro_rules! t_step_r {
             "ldr lr, [r5], #4\n",
             "sub r2, lr, r2\n",
             "bic r2, r2, r2, asr #31\n",
-            "usat r3, #5, r2, asr #16\n",
+            "usat r3, #6, r2, asr #16\n",
             "add r3, r3, #3\n",
             exp2_body_r2!(),
             "str r2, [r4], #4\n",
@@ -725,17 +726,18 @@ macro_rules! t_step_r {
 }
 
 /// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit from `r4`
-/// (advanced) against the largest in `r12`, `· α` from `r8` (advanced, the weight stored
+/// (advanced) against the largest plus `15 · 2^16` in `r12` (in `[−2^28, 2^28]` before), `· α` from `r8` (advanced, the weight stored
 /// there), the 64-bit sum in `r9`, `r10`.
 #[cfg(not(lara_attn_compact))]
 macro_rules! weight_step_r {
     () => {
         concat!(
-            // t = max − ℓ (≥ 0: the largest of these logits), shift = 15 + min(t >> 16, 31)
+            // t + 15 · 2^16 = (max + 15 · 2^16) − ℓ (t ≥ 0: the largest of these logits),
+            // shift = min(15 + (t >> 16), 63) (any shift from 32 gives 0 here, as 15 +
+            // min(t >> 16, 31) does: 2^-t below 2^31); the low 16 bits are t's
             "ldr r2, [r4], #4\n",
             "sub r2, r12, r2\n",
-            "usat r3, #5, r2, asr #16\n",
-            "add r3, r3, #15\n",
+            "usat r3, #6, r2, asr #16\n",
             exp2_body_r2!(),
             "ldr r3, [r8]\n",
             "umull r6, lr, r2, r3\n",
@@ -757,8 +759,8 @@ pub(crate) const QUERY_STEP_WORDS: usize = 13;
 /// glue between them), for `count` landmarks, a multiple of four from 4 to 28: the constants
 /// and the addresses of the read-only rows in a scratch buffer (off the stack), in the order
 /// the block loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T`
-/// references, the `T` scale, `POW2_TABLE`, the deficits' table ([`exp2_operand`]), the balances, `alpha_coeff`,
-/// `count`, `count / 2`.
+/// references, the `T` scale, `POW2_TABLE`, the deficits' table ([`exp2_operand`]), the
+/// balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
 #[cfg(not(lara_attn_compact))]
 pub(crate) struct QuerySteps<'a> {
     words: &'a [i32; QUERY_STEP_WORDS],
@@ -771,7 +773,8 @@ impl<'a> QuerySteps<'a> {
     /// The steps for `count` landmarks with these biases, `T` references and balances (`bh`)
     /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
     /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
-    /// `count` each and `buffer` [`QUERY_STEP_WORDS`].
+    /// `count` each, `buffer` [`QUERY_STEP_WORDS`] and `alpha_coeff` is in `[−2^19, 2^19)`
+    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0).
     pub(crate) fn new(
         buffer: &'a mut [i32],
         count: usize,
@@ -783,7 +786,8 @@ impl<'a> QuerySteps<'a> {
             && (4..32).contains(&count)
             && biases.len() >= count
             && t_reference.len() >= count
-            && balances.len() >= count;
+            && balances.len() >= count
+            && (-(1 << 19)..1 << 19).contains(&alpha_coeff);
         let words = buffer
             .first_chunk_mut::<QUERY_STEP_WORDS>()
             .filter(|_| fits)?;
@@ -800,7 +804,7 @@ impl<'a> QuerySteps<'a> {
             POW2_TABLE.as_ptr() as usize as i32,
             exp2_operand() as i32,
             address(balances.as_ptr()),
-            alpha_coeff,
+            alpha_coeff << 12,
             count as i32,
             count as i32 / 2,
         ];
@@ -881,10 +885,11 @@ impl<'a> QuerySteps<'a> {
                 t_step_r!(),
                 "cmp r4, r8",
                 "bne 2b",
-                // the mean (Σ T + count / 2) / count (r11)
+                // 16 · the mean (Σ T + count / 2) / count (r11)
                 "ldrd r0, r1, [r7, #44]",
                 "add r11, r11, r1",
                 "udiv r11, r11, r0",
+                "lsl r11, r11, #4",
                 // α in weights, two per turn
                 "ldr r5, [sp, #8]",
                 "ldr r10, [r7, #12]",
@@ -901,6 +906,7 @@ impl<'a> QuerySteps<'a> {
                 "cmp r5, r10",
                 "bne 3b",
                 // the weights round(2^(ℓ − max) · α / 2^15) and their 64-bit sum (r9, r10)
+                "add r12, r12, #0xF0000",
                 "ldr r4, [sp]",
                 "ldr r5, [r7, #12]",
                 "add r5, r5, r4",
@@ -1154,9 +1160,16 @@ pub(crate) fn check() -> Option<usize> {
             let mut references = [0i32; 28];
             let mut balances = [0i32; 28];
             for c in 0..28 {
-                dots[c] = (next() as i32) >> (next() % 24);
+                // (some logits the bias alone, whole multiples of 2^16: 2^-t's exact powers)
+                let whole = next() % 4 == 0;
+                dots[c] = if whole {
+                    0
+                } else {
+                    (next() as i32) >> (next() % 24)
+                };
                 t_dots[c] = (next() as i32) >> (next() % 24);
                 biases[c] = match next() % 8 {
+                    _ if whole => ((next() % 8192) as i32 - 4096) << 16,
                     0 => i32::MAX - (next() >> 6) as i32,
                     1 => i32::MIN + (next() >> 6) as i32,
                     _ => (next() as i32) >> (next() % 32),
@@ -1173,8 +1186,9 @@ pub(crate) fn check() -> Option<usize> {
                 };
             }
             (dots[28], t_dots[28]) = (-9, -9);
+            // (2^19 itself is left to the general path)
             let coeff = match round % 3 {
-                0 => 1 << 19,
+                0 => (1 << 19) - 1,
                 1 => -(1 << 19),
                 _ => (next() as i32) >> 12,
             };
@@ -1184,6 +1198,9 @@ pub(crate) fn check() -> Option<usize> {
             );
             let rows = (&biases[..count], &references[..count], &balances[..count]);
             let mut words = [0i32; QUERY_STEP_WORDS];
+            if QuerySteps::new(&mut words, count, rows, scales, 1 << 19).is_some() {
+                return Some(count);
+            }
             let Some(steps) = QuerySteps::new(&mut words, count, rows, scales, coeff) else {
                 return Some(count);
             };
