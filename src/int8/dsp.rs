@@ -20,9 +20,9 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    Multiplier, POW2_TABLE, Reciprocal, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
-    exp2_operand, reciprocal_small, row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks,
-    to_logit, weight_q15,
+    ABSENT, EMPTY_REFERENCE, Multiplier, POW2_TABLE, Reciprocal, SUM_LIMIT, Scale32,
+    divide_normalized, exp2_neg, exp2_neg_branchless, exp2_operand, reciprocal_small,
+    row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks, to_logit, weight_q15,
 };
 use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
@@ -204,6 +204,150 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
         weights_loop!(reference, logits, len, sum, [],);
     }
     sum
+}
+
+/// One logit of [`admit_sums`]: `weight_q15(t)` for `t = reference − logit` (wrapping, as
+/// `u32`) added to `{acc}`, the reference in `{r}`, `t`'s sign bit into `{flag}`, the logit
+/// from `{l}` (advanced), `{k}` = 15. `exp2_body!` with the deficit's product by `SMMUL` (both
+/// factors below `2^31`: the high word is `UMULL`'s).
+#[cfg(not(lara_attn_compact))]
+macro_rules! sum_step {
+    () => {
+        concat!(
+            "ldr {t}, [{l}], #4\n",
+            "sub {t}, {r}, {t}\n",
+            "orr {flag}, {flag}, {t}\n",
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, {k}, {t}, lsr #16\n",
+            "usat {s}, #6, {s}\n",
+            "ubfx {j}, {t}, #10, #6\n",
+            "ldr {j}, [{table}, {j}, lsl #2]\n",
+            "ubfx {t}, {t}, #0, #10\n",
+            "ldr {t}, [{ln2}, {t}, lsl #2]\n",
+            "smmul {t}, {t}, {j}\n",
+            "sub {t}, {j}, {t}\n",
+            "lsrs {t}, {t}, {s}\n",
+            "adc {t}, {t}, #0\n",
+            "usat {t}, #15, {t}\n",
+            "add {acc}, {acc}, {t}\n",
+        )
+    };
+}
+
+// (a logit above the reference, or an absent one against a reference of at least 0, sets the
+// sign bit of its t: the row goes to the general path; an absent one against a negative
+// reference gets the weight 0, as there; the block's immediates are these constants, and
+// KEY_BLOCK logits are 32 bytes)
+#[cfg(not(lara_attn_compact))]
+const _: () = assert!(
+    EMPTY_REFERENCE == i32::MIN && ABSENT == i32::MIN && SUM_LIMIT == 1 << 23 && KEY_BLOCK == 8
+);
+
+/// The common case of the normaliser's streaming-softmax step over its rows (`Running::admit_sum`
+/// of each landmark's block of [`KEY_BLOCK`] logits, the sum alone): for each row `c` in turn
+/// whose reference is not [`EMPTY_REFERENCE`], whose logits are all at most it and whose sum
+/// stays at most [`SUM_LIMIT`] with the block's weights, `sums[c] += Σ weight_q15(reference −
+/// logit)` (the reference stays: the same bits as `admit_sum` there); stops at the first other
+/// row and returns the rows done (the caller admits that one by the general path). For logits
+/// in `[−2^28, 2^28)` or [`ABSENT`] and references likewise or empty (as the kernels make them).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn admit_sums(
+    logits: &[[i32; KEY_BLOCK]],
+    references: &[i32],
+    sums: &mut [i32],
+) -> usize {
+    let rows = logits.len().min(references.len()).min(sums.len());
+    if rows == 0 {
+        return 0;
+    }
+    let start = references.as_ptr();
+    let mut at = start;
+    // SAFETY: rows ≥ 1; each turn reads references[c] (c < rows: the loop stops when its
+    // pointer reaches references + rows, or before), logits[c] (KEY_BLOCK words) and sums[c],
+    // writes only sums[c]; the table loads read POW2_TABLE at an index masked to 0..64 and the
+    // deficits' table (1,024 entries) at one masked to 0..1024. The block writes its inout and
+    // out operands and the flags (USAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldr {r}, [{rp}], #4",
+            // an empty reference: the general path
+            "cmp {r}, #0x80000000",
+            "beq 7f",
+            "ldr {acc}, [{sums}]",
+            "mov {flag}, #0",
+            sum_step!(),
+            sum_step!(),
+            sum_step!(),
+            sum_step!(),
+            sum_step!(),
+            sum_step!(),
+            sum_step!(),
+            sum_step!(),
+            // a logit above the reference, or past SUM_LIMIT: the general path
+            "cmp {flag}, #0",
+            "blt 6f",
+            "cmp {acc}, #0x800000",
+            "bhi 6f",
+            "str {acc}, [{sums}], #4",
+            "cmp {rp}, {end}",
+            "bne 1b",
+            "b 8f",
+            "6:",
+            "sub {l}, {l}, #32",
+            "7:",
+            "sub {rp}, {rp}, #4",
+            "8:",
+            l = inout(reg) logits.as_ptr().cast::<i32>() => _,
+            rp = inout(reg) at,
+            sums = inout(reg) sums.as_mut_ptr() => _,
+            end = in(reg) start.add(rows),
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            r = out(reg) _,
+            acc = out(reg) _,
+            flag = out(reg) _,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            k = in(reg) 15u32,
+            options(nostack),
+        );
+    }
+    // (at is within references[..=rows])
+    (at as usize - start as usize) / 4
+}
+
+/// The normaliser's step over its first `count` rows: [`admit_sums`] for the rows whose
+/// reference stays, `general(logits, (reference, sum))` (`Running::admit_sum` on that state)
+/// for each other row, in order.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn admit_sum_rows(
+    rows: &[[i32; KEY_BLOCK]],
+    (references, sums): (&mut [i32], &mut [i32]),
+    count: usize,
+    mut general: impl FnMut(&[i32; KEY_BLOCK], (&mut i32, &mut i32)),
+) {
+    let mut c = 0;
+    while c < count {
+        c += admit_sums(
+            rows.get(c..count).unwrap_or_default(),
+            references.get(c..count).unwrap_or_default(),
+            sums.get_mut(c..count).unwrap_or_default(),
+        );
+        let (true, Some(logits), Some(reference), Some(sum)) = (
+            c < count,
+            rows.get(c),
+            references.get_mut(c),
+            sums.get_mut(c),
+        ) else {
+            break;
+        };
+        general(logits, (reference, sum));
+        c += 1;
+    }
 }
 
 /// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
@@ -1235,6 +1379,77 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
     }
+    // the normaliser's rows (admit_sum_rows) against Running::admit_sum: every t step 3 up to
+    // 2^21 (every entry of both tables; a row's other logits at the reference), then row by row
+    // with references
+    // across the logit range, at its ends and empty; logits at and below them, above them,
+    // absent, at the ends of the range; sums up to SUM_LIMIT
+    #[cfg(not(lara_attn_compact))]
+    if let Some(t) = sweep_weight_blocks(|reference, logits| {
+        let mut row = [reference; KEY_BLOCK];
+        if let Some(part) = row.get_mut(..logits.len()) {
+            part.copy_from_slice(logits);
+        }
+        // (the logits the kernels make: in the logit range or absent)
+        let range = -(1 << 28)..1 << 28;
+        if row.iter().any(|l| *l != ABSENT && !range.contains(l)) {
+            return false;
+        }
+        let (mut ours, mut expected) = (([reference], [0]), (reference, 0));
+        admit_portable(&row, (&mut expected.0, &mut expected.1));
+        let rows = core::slice::from_ref(&row);
+        admit_sum_rows(rows, (&mut ours.0, &mut ours.1), 1, admit_portable);
+        (ours.0[0], ours.1[0]) != expected
+    }) {
+        return Some(t);
+    }
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..400usize {
+        let mut rows = [[0i32; KEY_BLOCK]; 7];
+        let (mut references, mut sums) = ([0i32; 7], [0i32; 7]);
+        for ((row, reference), sum) in rows.iter_mut().zip(&mut references).zip(&mut sums) {
+            *reference = match next() % 16 {
+                0 => EMPTY_REFERENCE,
+                1 => -(1 << 28),
+                2 => (1 << 28) - 1,
+                _ => ((next() as i32) >> 3) >> (next() % 24),
+            };
+            *sum = match next() % 8 {
+                0 => SUM_LIMIT as i32,
+                1 => (SUM_LIMIT - next() % (1 << 18)) as i32,
+                _ => ((next() % SUM_LIMIT) >> (next() % 16)) as i32,
+            };
+            let (base, above) = ((*reference).max(-(1 << 28)), next() % 4 == 0);
+            for logit in row.iter_mut() {
+                *logit = match next() % 16 {
+                    0 => ABSENT,
+                    1 if above => base.saturating_add(1 + (next() % 4096) as i32),
+                    2 => -(1 << 28),
+                    3 => base,
+                    _ => base.saturating_sub((next() >> (next() % 32)) as i32),
+                }
+                .clamp(-(1 << 28), (1 << 28) - 1);
+                if next() % 32 == 0 {
+                    *logit = ABSENT;
+                }
+            }
+        }
+        let (mut expected_references, mut expected_sums) = (references, sums);
+        let portable = admit_portable;
+        let count = round % 8;
+        for ((row, reference), sum) in rows
+            .iter()
+            .zip(&mut expected_references)
+            .zip(&mut expected_sums)
+            .take(count)
+        {
+            portable(row, (reference, sum));
+        }
+        admit_sum_rows(&rows, (&mut references, &mut sums), count, portable);
+        if references != expected_references || sums != expected_sums {
+            return Some(round);
+        }
+    }
     // the logit columns stored by the dot products' asm block (dot_block_columns) against the
     // portable dot products and to_logit(scale · dot): d of 16 and 32, two to four blocks,
     // edge bytes and i16 halves, both scales; the words past the rows left alone
@@ -1505,6 +1720,18 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     None
+}
+
+/// `Running::admit_sum` on a state kept as `(reference, sum)` (the portable step of the
+/// normaliser's rows, for the checks of [`admit_sum_rows`]).
+#[cfg(not(lara_attn_compact))]
+fn admit_portable(row: &[i32; KEY_BLOCK], (reference, sum): (&mut i32, &mut i32)) {
+    let mut state = super::fixed_point::Running {
+        reference: *reference,
+        sum: *sum as u32,
+    };
+    state.admit_sum(row, &mut [0i32; KEY_BLOCK]);
+    (*reference, *sum) = (state.reference, state.sum as i32);
 }
 
 /// [`weight_halves_q15`] and [`weight_sum_q15`] of `logits` (at most 40) against
