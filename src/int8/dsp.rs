@@ -206,19 +206,20 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
     sum
 }
 
-/// One logit of [`admit_sums`]: `weight_q15(t)` for `t = reference − logit` (wrapping, as
-/// `u32`) added to `{acc}`, the reference in `{r}`, `t`'s sign bit into `{flag}`, the logit
-/// from `{l}` (advanced), `{k}` = 15. `exp2_body!` with the deficit's product by `SMMUL` (both
-/// factors below `2^31`: the high word is `UMULL`'s).
+/// One logit of [`admit_sums`] and [`admit_halves`]: `weight_q15(t)` for `t = reference −
+/// logit` (wrapping, as `u32`) added to `{acc}`, the reference in `{r}`, `t`'s sign bit into
+/// `{flag}`, the logit from `{l}` (advanced); the shift `15 + (t >> 16)` by the template lines
+/// `$shift` (into `{s}`, before its cap at 63), the weight stored by `$store` (or not).
+/// `exp2_body!` with the deficit's product by `SMMUL` (both factors below `2^31`: the high
+/// word is `UMULL`'s).
 #[cfg(not(lara_attn_compact))]
-macro_rules! sum_step {
-    () => {
+macro_rules! row_step {
+    ([$($shift:expr),*], [$($store:expr)?]) => {
         concat!(
             "ldr {t}, [{l}], #4\n",
             "sub {t}, {r}, {t}\n",
             "orr {flag}, {flag}, {t}\n",
-            // shift = 15 + (t >> 16), capped at 63
-            "add {s}, {k}, {t}, lsr #16\n",
+            $($shift, "\n",)*
             "usat {s}, #6, {s}\n",
             "ubfx {j}, {t}, #10, #6\n",
             "ldr {j}, [{table}, {j}, lsl #2]\n",
@@ -229,7 +230,60 @@ macro_rules! sum_step {
             "lsrs {t}, {t}, {s}\n",
             "adc {t}, {t}, #0\n",
             "usat {t}, #15, {t}\n",
+            $($store, "\n",)?
             "add {acc}, {acc}, {t}\n",
+        )
+    };
+}
+
+/// The rows of the common case of the streaming-softmax step in one `asm!` block: per row, the
+/// reference from `{rp}` (advanced; empty: out at `7`), the sum from `{sums}`, the
+/// [`KEY_BLOCK`] logits by `$step`, then (no sign in `{flag}`, the sum at most
+/// [`SUM_LIMIT`]) the sum stored (advanced), until `{rp}` reaches `{end}`; else out at `6`
+/// (`{l}` and `{rp}` back at the row). `$operands`: the rest (those of `$step` among them).
+#[cfg(not(lara_attn_compact))]
+macro_rules! rows_asm {
+    ($step:expr, $($operands:tt)*) => {
+        asm!(
+            "1:",
+            "ldr {r}, [{rp}], #4",
+            // an empty reference: the general path
+            "cmp {r}, #0x80000000",
+            "beq 7f",
+            "ldr {acc}, [{sums}]",
+            "mov {flag}, #0",
+            $step,
+            $step,
+            $step,
+            $step,
+            $step,
+            $step,
+            $step,
+            $step,
+            // a logit above the reference, or past SUM_LIMIT: the general path
+            "cmp {flag}, #0",
+            "blt 6f",
+            "cmp {acc}, #0x800000",
+            "bhi 6f",
+            "str {acc}, [{sums}], #4",
+            "cmp {rp}, {end}",
+            "bne 1b",
+            "b 8f",
+            "6:",
+            "sub {l}, {l}, #32",
+            "7:",
+            "sub {rp}, {rp}, #4",
+            "8:",
+            $($operands)*
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            r = out(reg) _,
+            acc = out(reg) _,
+            flag = out(reg) _,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+            options(nostack),
         )
     };
 }
@@ -269,54 +323,77 @@ pub(crate) fn admit_sums(
     // deficits' table (1,024 entries) at one masked to 0..1024. The block writes its inout and
     // out operands and the flags (USAT may set Q); no stack.
     unsafe {
-        asm!(
-            "1:",
-            "ldr {r}, [{rp}], #4",
-            // an empty reference: the general path
-            "cmp {r}, #0x80000000",
-            "beq 7f",
-            "ldr {acc}, [{sums}]",
-            "mov {flag}, #0",
-            sum_step!(),
-            sum_step!(),
-            sum_step!(),
-            sum_step!(),
-            sum_step!(),
-            sum_step!(),
-            sum_step!(),
-            sum_step!(),
-            // a logit above the reference, or past SUM_LIMIT: the general path
-            "cmp {flag}, #0",
-            "blt 6f",
-            "cmp {acc}, #0x800000",
-            "bhi 6f",
-            "str {acc}, [{sums}], #4",
-            "cmp {rp}, {end}",
-            "bne 1b",
-            "b 8f",
-            "6:",
-            "sub {l}, {l}, #32",
-            "7:",
-            "sub {rp}, {rp}, #4",
-            "8:",
+        rows_asm!(
+            row_step!(["add {s}, {k}, {t}, lsr #16"], []),
             l = inout(reg) logits.as_ptr().cast::<i32>() => _,
             rp = inout(reg) at,
             sums = inout(reg) sums.as_mut_ptr() => _,
             end = in(reg) start.add(rows),
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
-            r = out(reg) _,
-            acc = out(reg) _,
-            flag = out(reg) _,
-            t = out(reg) _,
-            s = out(reg) _,
-            j = out(reg) _,
             k = in(reg) 15u32,
-            options(nostack),
         );
     }
     // (at is within references[..=rows])
     (at as usize - start as usize) / 4
+}
+
+/// [`admit_sums`] for the rows of a key block that keep their reference, their weights
+/// stored too: `weight_q15(reference − logits[c][j])` in half `j mod 2` of `weights[c][j / 2]`
+/// (as `weight_halves_q15`; `admit_rows`' common case). A row that goes to the general path may
+/// have had its weights written (the general path writes them all again).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn admit_halves(
+    logits: &[[i32; KEY_BLOCK]],
+    weights: &mut [[i32; KEY_BLOCK / 2]],
+    references: &[i32],
+    sums: &mut [i32],
+) -> usize {
+    let rows = logits
+        .len()
+        .min(weights.len())
+        .min(references.len())
+        .min(sums.len());
+    if rows == 0 {
+        return 0;
+    }
+    let start = references.as_ptr();
+    let mut at = start;
+    // SAFETY: as admit_sums, and each turn writes weights[c] (KEY_BLOCK halfwords, c < rows:
+    // one STRH per logit, its pointer advanced with the logits'; a row that goes out has
+    // written at most its own). The shift by LSR #16 and ADD #15 (no register for 15).
+    unsafe {
+        rows_asm!(
+            row_step!(["lsr {s}, {t}, #16", "add {s}, {s}, #15"], ["strh {t}, [{w}], #2"]),
+            l = inout(reg) logits.as_ptr().cast::<i32>() => _,
+            w = inout(reg) weights.as_mut_ptr().cast::<i32>() => _,
+            rp = inout(reg) at,
+            sums = inout(reg) sums.as_mut_ptr() => _,
+            end = in(reg) start.add(rows),
+        );
+    }
+    // (at is within references[..=rows])
+    (at as usize - start as usize) / 4
+}
+
+/// Rows `0..count` of a streaming-softmax step: `fast(state, c)` takes the rows from `c` on
+/// that it can (returns how many), `general(state, c)` the row it stopped at (`false`: no such
+/// row), in order.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn fast_rows<S: ?Sized>(
+    state: &mut S,
+    count: usize,
+    fast: impl Fn(&mut S, usize) -> usize,
+    mut general: impl FnMut(&mut S, usize) -> bool,
+) {
+    let mut c = 0;
+    while c < count {
+        c += fast(state, c);
+        if c >= count || !general(state, c) {
+            break;
+        }
+        c += 1;
+    }
 }
 
 /// The normaliser's step over its first `count` rows: [`admit_sums`] for the rows whose
@@ -330,24 +407,26 @@ pub(crate) fn admit_sum_rows(
     count: usize,
     mut general: impl FnMut(&[i32; KEY_BLOCK], (&mut i32, &mut i32)),
 ) {
-    let mut c = 0;
-    while c < count {
-        c += admit_sums(
-            rows.get(c..count).unwrap_or_default(),
-            references.get(c..count).unwrap_or_default(),
-            sums.get_mut(c..count).unwrap_or_default(),
-        );
-        let (true, Some(logits), Some(reference), Some(sum)) = (
-            c < count,
-            rows.get(c),
-            references.get_mut(c),
-            sums.get_mut(c),
-        ) else {
-            break;
-        };
-        general(logits, (reference, sum));
-        c += 1;
-    }
+    fast_rows(
+        &mut (references, sums),
+        count,
+        |(references, sums), c| {
+            admit_sums(
+                rows.get(c..count).unwrap_or_default(),
+                references.get(c..count).unwrap_or_default(),
+                sums.get_mut(c..count).unwrap_or_default(),
+            )
+        },
+        |(references, sums), c| {
+            let (Some(logits), Some(reference), Some(sum)) =
+                (rows.get(c), references.get_mut(c), sums.get_mut(c))
+            else {
+                return false;
+            };
+            general(logits, (reference, sum));
+            true
+        },
+    );
 }
 
 /// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
@@ -1445,8 +1524,63 @@ pub(crate) fn check() -> Option<usize> {
         {
             portable(row, (reference, sum));
         }
+        // (admit_halves from the same states, the weights too)
+        let mut halves = (references, sums, [[-1i32; KEY_BLOCK / 2]; 7]);
         admit_sum_rows(&rows, (&mut references, &mut sums), count, portable);
         if references != expected_references || sums != expected_sums {
+            return Some(round);
+        }
+        // (the portable step: Running::admit's weights, in pairs of halves)
+        let admit_pairs = |row: &[i32; KEY_BLOCK],
+                           (reference, sum): (&mut i32, &mut i32),
+                           pairs: &mut [i32; KEY_BLOCK / 2]| {
+            let mut state = super::fixed_point::Running {
+                reference: *reference,
+                sum: *sum as u32,
+            };
+            let mut block = [0u32; KEY_BLOCK];
+            state.admit_by(row, |reference| {
+                for (w, &logit) in block.iter_mut().zip(row) {
+                    *w = reference.map_or(0, |r| weight_q15(r.wrapping_sub(logit) as u32));
+                }
+                block.iter().sum()
+            });
+            (*reference, *sum) = (state.reference, state.sum as i32);
+            for (pair, w) in pairs.iter_mut().zip(block.as_chunks::<2>().0) {
+                *pair = crate::simd::int8::pair(w[0] as i32, w[1] as i32);
+            }
+        };
+        let (mut e_references, mut e_sums) = (halves.0, halves.1);
+        let mut e_pairs = [[-1i32; KEY_BLOCK / 2]; 7];
+        let expected = e_references.iter_mut().zip(&mut e_sums).zip(&mut e_pairs);
+        for (row, ((reference, sum), pairs)) in rows.iter().zip(expected).take(count) {
+            admit_pairs(row, (reference, sum), pairs);
+        }
+        fast_rows(
+            &mut halves,
+            count,
+            |(references, sums, pairs), c| {
+                admit_halves(
+                    rows.get(c..count).unwrap_or_default(),
+                    pairs.get_mut(c..count).unwrap_or_default(),
+                    references.get(c..count).unwrap_or_default(),
+                    sums.get_mut(c..count).unwrap_or_default(),
+                )
+            },
+            |(references, sums, pairs), c| {
+                let (Some(row), Some(reference), Some(sum), Some(pairs)) = (
+                    rows.get(c),
+                    references.get_mut(c),
+                    sums.get_mut(c),
+                    pairs.get_mut(c),
+                ) else {
+                    return false;
+                };
+                admit_pairs(row, (reference, sum), pairs);
+                true
+            },
+        );
+        if halves != (e_references, e_sums, e_pairs) {
             return Some(round);
         }
     }
