@@ -208,18 +208,18 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
 
 /// One logit of [`admit_sums`] and [`admit_halves`]: `weight_q15(t)` for `t = reference −
 /// logit` (wrapping, as `u32`) added to `{acc}`, the reference in `{r}`, `t`'s sign bit into
-/// `{flag}`, the logit from `{l}` (advanced); the shift `15 + (t >> 16)` by the template lines
-/// `$shift` (into `{s}`, before its cap at 63), the weight stored by `$store` (or not).
-/// `exp2_body!` with the deficit's product by `SMMUL` (both factors below `2^31`: the high
-/// word is `UMULL`'s).
+/// `{flag}`, the logit from `{l}` (advanced), 15 in `r7`; the weight stored by `$store` (or
+/// not). `exp2_body!` with the deficit's product by `SMMUL` (both factors below `2^31`: the
+/// high word is `UMULL`'s).
 #[cfg(not(lara_attn_compact))]
 macro_rules! row_step {
-    ([$($shift:expr),*], [$($store:expr)?]) => {
+    ([$($store:expr)?]) => {
         concat!(
             "ldr {t}, [{l}], #4\n",
             "sub {t}, {r}, {t}\n",
             "orr {flag}, {flag}, {t}\n",
-            $($shift, "\n",)*
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, r7, {t}, lsr #16\n",
             "usat {s}, #6, {s}\n",
             "ubfx {j}, {t}, #10, #6\n",
             "ldr {j}, [{table}, {j}, lsl #2]\n",
@@ -240,11 +240,14 @@ macro_rules! row_step {
 /// reference from `{rp}` (advanced; empty: out at `7`), the sum from `{sums}`, the
 /// [`KEY_BLOCK`] logits by `$step`, then (no sign in `{flag}`, the sum at most
 /// [`SUM_LIMIT`]) the sum stored (advanced), until `{rp}` reaches `{end}`; else out at `6`
-/// (`{l}` and `{rp}` back at the row). `$operands`: the rest (those of `$step` among them).
+/// (`{l}` and `{rp}` back at the row). `r7` (the frame pointer, saved on the stack) holds 15
+/// for `$step`. `$operands`: the rest (those of `$step` among them).
 #[cfg(not(lara_attn_compact))]
 macro_rules! rows_asm {
     ($step:expr, $($operands:tt)*) => {
         asm!(
+            "push {{r7}}",
+            "mov r7, #15",
             "1:",
             "ldr {r}, [{rp}], #4",
             // an empty reference: the general path
@@ -274,6 +277,7 @@ macro_rules! rows_asm {
             "7:",
             "sub {rp}, {rp}, #4",
             "8:",
+            "pop {{r7}}",
             $($operands)*
             table = in(reg) POW2_TABLE.as_ptr(),
             ln2 = in(reg) exp2_operand(),
@@ -283,7 +287,6 @@ macro_rules! rows_asm {
             t = out(reg) _,
             s = out(reg) _,
             j = out(reg) _,
-            options(nostack),
         )
     };
 }
@@ -321,15 +324,14 @@ pub(crate) fn admit_sums(
     // pointer reaches references + rows, or before), logits[c] (KEY_BLOCK words) and sums[c],
     // writes only sums[c]; the table loads read POW2_TABLE at an index masked to 0..64 and the
     // deficits' table (1,024 entries) at one masked to 0..1024. The block writes its inout and
-    // out operands and the flags (USAT may set Q); no stack.
+    // out operands and the flags (USAT may set Q); r7 is pushed and popped (one word of stack).
     unsafe {
         rows_asm!(
-            row_step!(["add {s}, {k}, {t}, lsr #16"], []),
+            row_step!([]),
             l = inout(reg) logits.as_ptr().cast::<i32>() => _,
             rp = inout(reg) at,
             sums = inout(reg) sums.as_mut_ptr() => _,
             end = in(reg) start.add(rows),
-            k = in(reg) 15u32,
         );
     }
     // (at is within references[..=rows])
@@ -360,10 +362,10 @@ pub(crate) fn admit_halves(
     let mut at = start;
     // SAFETY: as admit_sums, and each turn writes weights[c] (KEY_BLOCK halfwords, c < rows:
     // one STRH per logit, its pointer advanced with the logits'; a row that goes out has
-    // written at most its own). The shift by LSR #16 and ADD #15 (no register for 15).
+    // written at most its own).
     unsafe {
         rows_asm!(
-            row_step!(["lsr {s}, {t}, #16", "add {s}, {s}, #15"], ["strh {t}, [{w}], #2"]),
+            row_step!(["strh {t}, [{w}], #2"]),
             l = inout(reg) logits.as_ptr().cast::<i32>() => _,
             w = inout(reg) weights.as_mut_ptr().cast::<i32>() => _,
             rp = inout(reg) at,
