@@ -951,11 +951,12 @@ macro_rules! t_step_r {
 }
 
 /// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit from `r4`
-/// (advanced) against the largest plus `15 · 2^16` in `r12` (in `[−2^28, 2^28]` before), `· α` from `r8` (advanced, the weight stored
-/// there), the 64-bit sum in `r9`, `r10`.
+/// (advanced) against the largest plus `15 · 2^16` in `r12` (in `[−2^28, 2^28]` before), `· α`
+/// from `$a`, the weight into `$a`.
 #[cfg(not(lara_attn_compact))]
+#[rustfmt::skip]
 macro_rules! weight_step_r {
-    () => {
+    ($a:literal) => {
         concat!(
             // t + 15 · 2^16 = (max + 15 · 2^16) − ℓ (t ≥ 0: the largest of these logits),
             // shift = min(15 + (t >> 16), 63) (any shift from 32 gives 0 here, as 15 +
@@ -964,14 +965,11 @@ macro_rules! weight_step_r {
             "sub r2, r12, r2\n",
             "usat r3, #6, r2, asr #16\n",
             exp2_body_r2!(),
-            "ldr r3, [r8]\n",
-            "umull r6, lr, r2, r3\n",
+            // round(2^-t · α / 2^15): the product's bits 15 to 46 plus bit 14
+            "umull r6, lr, r2, ", $a, "\n",
             "lsrs r6, r6, #15\n",
-            "orr r2, r6, lr, lsl #17\n",
-            "adc r2, r2, #0\n",
-            "str r2, [r8], #4\n",
-            "adds r9, r9, r2\n",
-            "adc r10, r10, #0\n",
+            "orr ", $a, ", r6, lr, lsl #17\n",
+            "adc ", $a, ", ", $a, ", #0\n",
         )
     };
 }
@@ -1139,11 +1137,19 @@ impl<'a> QuerySteps<'a> {
                 "ldrd r0, r1, [r7, #28]",
                 "mov r9, #0",
                 "mov r10, #0",
+                // (two per turn: α and the weights in r7, r11; each weight below 2^31, the
+                // pair's sum fits 32 bits)
                 "4:",
-                weight_step_r!(),
-                weight_step_r!(),
+                "ldrd r7, r11, [r8]",
+                weight_step_r!("r7"),
+                weight_step_r!("r11"),
+                "strd r7, r11, [r8], #8",
+                "add r2, r7, r11",
+                "adds r9, r9, r2",
+                "adc r10, r10, #0",
                 "cmp r4, r5",
                 "bne 4b",
+                "ldr r7, [sp, #12]",
                 // shift = bits(Σ) − 14 (r0); for 1 ≤ shift ≤ 32 the weights in pairs of
                 // round(w / 2^shift) (w >> shift plus the carry, bit shift − 1) into packed,
                 // their sum (r11) and r12 = 1; else r12 = 0 (the caller packs)
