@@ -869,10 +869,10 @@ pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8]) -> bool {
 
 /// `2^-t` of the explicit-register loops of [`QuerySteps::run`]: `exp2_body!` with `t` in
 /// `r2`, its shift in `r3`, the tables' addresses in `r0` (`POW2_TABLE`) and `r1`
-/// ([`exp2_operand`]); clobbers `lr`, `r6` and the flags.
+/// ([`exp2_operand`]), the result into `$out`; clobbers `r2`, `lr`, `r6` and the flags.
 #[cfg(not(lara_attn_compact))]
 macro_rules! exp2_body_r2 {
-    () => {
+    ($out:literal) => {
         concat!(
             "ubfx lr, r2, #10, #6\n",
             "ldr lr, [r0, lr, lsl #2]\n",
@@ -881,23 +881,25 @@ macro_rules! exp2_body_r2 {
             "umull r6, r2, r2, lr\n",
             "sub r2, lr, r2\n",
             "lsrs r2, r2, r3\n",
-            "adc r2, r2, #0\n",
+            "adc ",
+            $out,
+            ", r2, #0\n",
         )
     };
 }
 
-/// One logit of [`QuerySteps::run`]'s first loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
-/// `SSAT #29`) and the largest so far in `r12`: the bias from `r8` (advanced), the scale's
+/// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
+/// `SSAT #29`) and the largest so far in `r12`: the bias from `r8` (advanced, through `lr`), the scale's
 /// parts in `r9`, `r10`.
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! logit_r {
     ($r:literal) => {
         concat!(
-            "ldr r11, [r8], #4\n",
+            "ldr lr, [r8], #4\n",
             "lsl ", $r, ", ", $r, ", r10\n",
             "smmulr ", $r, ", ", $r, ", r9\n",
-            "qadd ", $r, ", ", $r, ", r11\n",
+            "qadd ", $r, ", ", $r, ", lr\n",
             "ssat ", $r, ", #29, ", $r, "\n",
             "cmp r12, ", $r, "\n",
             "it lt\n",
@@ -907,7 +909,7 @@ macro_rules! logit_r {
 }
 
 /// One `α` of [`QuerySteps::run`]'s third loop: `$t` = `max(bh + round(coeff · (T − mean) /
-/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, `16 · mean` in `r11`, `2^12 · coeff` in `r8`:
+/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, `16 · mean` in `r6`, `2^12 · coeff` in `r8`:
 /// `round(coeff · d / 2^16)` = `SMMULR(16 d, 2^12 coeff)` (the same product, `+ 2^31 >> 32`),
 /// exact for `|d| < 2^27` (`T`, the mean in `[0, 2^27]` and `count ≥ 2`) and `2^12 coeff` an
 /// `i32`.
@@ -917,7 +919,7 @@ macro_rules! alpha_r {
     ($t:literal, $b:literal) => {
         concat!(
             // 16 (T − mean) (wrapping at T = 2^27; the difference fits)
-            "rsb ", $t, ", r11, ", $t, ", lsl #4\n",
+            "rsb ", $t, ", r6, ", $t, ", lsl #4\n",
             "smmulr ", $t, ", ", $t, ", r8\n",
             "qadd ", $t, ", ", $b, ", ", $t, "\n",
             "cmp ", $t, ", #1\n",
@@ -927,25 +929,26 @@ macro_rules! alpha_r {
     };
 }
 
-/// One `T` of [`QuerySteps::run`]'s second loop (see [`t_row`]): the dot at `r4` (advanced,
-/// `T` stored there), the reference from `r5` (advanced), the scale's parts in `r9`, `r10`,
-/// the sum in `r11`.
+/// One `T` of [`QuerySteps::run`]'s first loop (see [`t_row`]): the dot in `$d` (`T` into it),
+/// the reference from `r5` (advanced), the scale's parts in `r9`, `r10`, the sum in `r11`.
 #[cfg(not(lara_attn_compact))]
 macro_rules! t_step_r {
-    () => {
+    ($d:literal) => {
         concat!(
-            "ldr r2, [r4]\n",
-            "lsl r2, r2, r10\n",
+            "lsl r2, ",
+            $d,
+            ", r10\n",
             "smmulr r2, r2, r9\n",
             "ssat r2, #29, r2\n",
             "ldr lr, [r5], #4\n",
             "sub r2, lr, r2\n",
             "bic r2, r2, r2, asr #31\n",
-            "usat r3, #6, r2, asr #16\n",
+            "usat r3, #5, r2, asr #16\n",
             "add r3, r3, #3\n",
-            exp2_body_r2!(),
-            "str r2, [r4], #4\n",
-            "add r11, r11, r2\n",
+            exp2_body_r2!($d),
+            "add r11, r11, ",
+            $d,
+            "\n",
         )
     };
 }
@@ -964,7 +967,7 @@ macro_rules! weight_step_r {
             "ldr r2, [r4], #4\n",
             "sub r2, r12, r2\n",
             "usat r3, #6, r2, asr #16\n",
-            exp2_body_r2!(),
+            exp2_body_r2!("r2"),
             // round(2^-t · α / 2^15): the product's bits 15 to 46 plus bit 14
             "umull r6, lr, r2, ", $a, "\n",
             "lsrs r6, r6, #15\n",
@@ -1081,6 +1084,28 @@ impl<'a> QuerySteps<'a> {
                 "push {{r6, r7}}",
                 "push {{r0, r1, r2, r3, r4}}",
                 "mov r7, r3",
+                // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11),
+                // two per turn in r7, r12 (LDRD, STRD)
+                "ldr r4, [sp, #4]",
+                "ldr r11, [r7, #12]",
+                "add r8, r4, r11",
+                "add lr, r7, #16",
+                "ldm lr, {{r5, r9, r10}}",
+                "ldrd r0, r1, [r7, #28]",
+                "mov r11, #0",
+                "2:",
+                "ldrd r7, r12, [r4]",
+                t_step_r!("r7"),
+                t_step_r!("r12"),
+                "strd r7, r12, [r4], #8",
+                "cmp r4, r8",
+                "bne 2b",
+                // 16 · the mean (Σ T + count / 2) / count (r6)
+                "ldr r7, [sp, #12]",
+                "ldrd r0, r1, [r7, #44]",
+                "add r6, r11, r1",
+                "udiv r6, r6, r0",
+                "lsl r6, r6, #4",
                 // logits and their largest (r12)
                 "ldr r4, [sp]",
                 "ldm r7, {{r8, r9, r10, r11}}",
@@ -1095,24 +1120,6 @@ impl<'a> QuerySteps<'a> {
                 "stm r4!, {{r0, r1, r2, r3}}",
                 "cmp r4, r5",
                 "bne 1b",
-                // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11)
-                "ldr r4, [sp, #4]",
-                "ldr r11, [r7, #12]",
-                "add r8, r4, r11",
-                "add lr, r7, #16",
-                "ldm lr, {{r5, r9, r10}}",
-                "ldrd r0, r1, [r7, #28]",
-                "mov r11, #0",
-                "2:",
-                t_step_r!(),
-                t_step_r!(),
-                "cmp r4, r8",
-                "bne 2b",
-                // 16 · the mean (Σ T + count / 2) / count (r11)
-                "ldrd r0, r1, [r7, #44]",
-                "add r11, r11, r1",
-                "udiv r11, r11, r0",
-                "lsl r11, r11, #4",
                 // α in weights, two per turn
                 "ldr r5, [sp, #8]",
                 "ldr r10, [r7, #12]",
