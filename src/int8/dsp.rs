@@ -1183,12 +1183,15 @@ impl<'a> QuerySteps<'a> {
                 "adc r2, r2, #0",
                 "lsrs r3, r3, r0",
                 "adc r3, r3, #0",
-                "add r11, r11, r2",
-                "add r11, r11, r3",
                 "pkhbt r2, r2, r3, lsl #16",
+                "add r11, r11, r2",
                 "str r2, [r4], #4",
                 "cmp r4, r5",
                 "bne 7b",
+                // (the sum of the packed words: its halves, each below 2^15 as their total
+                // (Σ w / 2^shift < 2^14 plus at most count / 2 for the rounding): no carry)
+                "uxth r1, r11",
+                "add r11, r1, r11, lsr #16",
                 "6:",
                 "add sp, sp, #20",
                 "pop {{r6, r7}}",
