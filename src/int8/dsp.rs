@@ -19,10 +19,12 @@
 //! `check` compares them with the portable code (the firmware example runs it on the core).
 #![allow(unsafe_code)]
 
+#[cfg(not(lara_attn_compact))]
+use super::fixed_point::{ABSENT, EMPTY_REFERENCE, SUM_LIMIT};
 use super::fixed_point::{
-    ABSENT, EMPTY_REFERENCE, Multiplier, POW2_TABLE, Reciprocal, SUM_LIMIT, Scale32,
-    divide_normalized, exp2_neg, exp2_neg_branchless, exp2_operand, reciprocal_small,
-    row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks, to_logit, weight_q15,
+    Multiplier, POW2_TABLE, Reciprocal, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
+    exp2_operand, reciprocal_small, row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks,
+    to_logit, weight_q15,
 };
 use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
