@@ -891,17 +891,16 @@ macro_rules! exp2_body_r2 {
 }
 
 /// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
-/// `SSAT #29`) and the largest so far in `r12`: the bias from `r8` (advanced, through `lr`), the scale's
-/// parts in `r9`, `r10`.
+/// `SSAT #29`) and the largest so far in `r12`: the bias in `$b`, the scale's parts in `r9`,
+/// `r10`.
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! logit_r {
-    ($r:literal) => {
+    ($r:literal, $b:literal) => {
         concat!(
-            "ldr lr, [r8], #4\n",
             "lsl ", $r, ", ", $r, ", r10\n",
             "smmulr ", $r, ", ", $r, ", r9\n",
-            "qadd ", $r, ", ", $r, ", lr\n",
+            "qadd ", $r, ", ", $r, ", ", $b, "\n",
             "ssat ", $r, ", #29, ", $r, "\n",
             "cmp r12, ", $r, "\n",
             "it lt\n",
@@ -1115,10 +1114,13 @@ impl<'a> QuerySteps<'a> {
                 "mov r12, #0x80000000",
                 "1:",
                 "ldm r4, {{r0, r1, r2, r3}}",
-                logit_r!("r0"),
-                logit_r!("r1"),
-                logit_r!("r2"),
-                logit_r!("r3"),
+                // (the biases two at a time from r8 into r11, lr: 4 · count is in r5 now)
+                "ldrd r11, lr, [r8], #8",
+                logit_r!("r0", "r11"),
+                logit_r!("r1", "lr"),
+                "ldrd r11, lr, [r8], #8",
+                logit_r!("r2", "r11"),
+                logit_r!("r3", "lr"),
                 "stm r4!, {{r0, r1, r2, r3}}",
                 "cmp r4, r5",
                 "bne 1b",
