@@ -1547,7 +1547,9 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
         let (mut expected_references, mut expected_sums) = (references, sums);
-        let portable = admit_portable;
+        let portable = |row: &[i32; KEY_BLOCK], state: (&mut i32, &mut i32)| {
+            super::fixed_point::Running::admit_kept(row, state, &mut [0; KEY_BLOCK]);
+        };
         let count = round % 8;
         for ((row, reference), sum) in rows
             .iter()
@@ -1887,18 +1889,6 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     None
-}
-
-/// `Running::admit_sum` on a state kept as `(reference, sum)` (the portable step of the
-/// normaliser's rows, for the checks of [`admit_sum_rows`]).
-#[cfg(not(lara_attn_compact))]
-fn admit_portable(row: &[i32; KEY_BLOCK], (reference, sum): (&mut i32, &mut i32)) {
-    let mut state = super::fixed_point::Running {
-        reference: *reference,
-        sum: *sum as u32,
-    };
-    state.admit_sum(row, &mut [0i32; KEY_BLOCK]);
-    (*reference, *sum) = (state.reference, state.sum as i32);
 }
 
 /// [`weight_halves_q15`] and [`weight_sum_q15`] of `logits` (at most 40) against

@@ -1197,7 +1197,7 @@ impl<'a> Workspace<'a> {
                 .zip(this.t_sum.iter_mut())
                 .take(count)
             {
-                admit_state(logits, (reference, sum), &mut discard);
+                Running::admit_kept(logits, (reference, sum), &mut discard);
             }
             // (the DSP cores without Helium: the rows whose reference stays in one asm loop,
             // each other row by the general path)
@@ -1206,7 +1206,7 @@ impl<'a> Workspace<'a> {
                 this.logits.as_chunks::<KEY_BLOCK>().0,
                 (&mut *this.t_reference, &mut *this.t_sum),
                 count,
-                |logits, state| admit_state(logits, state, &mut discard),
+                |logits, state| Running::admit_kept(logits, state, &mut discard),
             );
         }
         for (reference, &sum) in this.t_reference.iter_mut().zip(this.t_sum.iter()) {
@@ -1660,23 +1660,6 @@ fn row_buffer<'b>(row: &'b mut [i32], shared: &'b mut [i32]) -> &'b mut [i32] {
     } else {
         shared
     }
-}
-
-/// The normaliser's step of one landmark's block: `Running::admit_sum` of its state kept as
-/// `(reference, sum)`.
-#[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
-#[inline(always)]
-fn admit_state(
-    logits: &[i32; KEY_BLOCK],
-    (reference, sum): (&mut i32, &mut i32),
-    discard: &mut [i32; KEY_BLOCK],
-) {
-    let mut state = Running {
-        reference: *reference,
-        sum: *sum as u32,
-    };
-    state.admit_sum(logits, discard);
-    (*reference, *sum) = (state.reference, state.sum as i32);
 }
 
 /// `round(Σ values / count)` (half away from zero; `i64` sum): `T`'s mean, its general path
