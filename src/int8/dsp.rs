@@ -306,8 +306,9 @@ const _: () = assert!(
 /// of each landmark's block of [`KEY_BLOCK`] logits, the sum alone): for each row `c` in turn
 /// whose reference is not [`EMPTY_REFERENCE`], whose logits are all at most it and whose sum
 /// stays at most [`SUM_LIMIT`] with the block's weights, `sums[c] += Σ weight_q15(reference −
-/// logit)` (the reference stays: the same bits as `admit_sum` there); stops at the first other
-/// row and returns the rows done (the caller admits that one by the general path). For logits
+/// logit)` (the reference stays: the same bits as `admit_sum` there), from row `from` on; stops
+/// at the first other row and returns the rows done (the caller admits that one by the general
+/// path). For logits
 /// in `[−2^28, 2^28)` or [`ABSENT`] and references likewise or empty (as the kernels make them).
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
@@ -315,28 +316,31 @@ pub(crate) fn admit_sums(
     logits: &[[i32; KEY_BLOCK]],
     references: &[i32],
     sums: &mut [i32],
+    from: usize,
 ) -> usize {
     let rows = logits.len().min(references.len()).min(sums.len());
-    if rows == 0 {
+    if from >= rows {
         return 0;
     }
-    let start = references.as_ptr();
+    // (from row `from` on: pointers, no slices cut at each entry)
+    let start = references.as_ptr().wrapping_add(from);
     let mut at = start;
-    // SAFETY: rows ≥ 1; each turn reads references[c] (c < rows: the loop stops when its
-    // pointer reaches references + rows, or before), logits[c] (KEY_BLOCK words) and sums[c],
-    // writes only sums[c]; the table loads read POW2_TABLE at an index masked to 0..64 and the
+    // SAFETY: from < rows (the pointers from row `from` on stay within the slices); each turn
+    // reads references[c] (from ≤ c < rows: the loop stops when its pointer reaches
+    // references + rows, or before), logits[c] (KEY_BLOCK words) and sums[c], writes only
+    // sums[c]; the table loads read POW2_TABLE at an index masked to 0..64 and the
     // deficits' table (1,024 entries) at one masked to 0..1024. The block writes its inout and
     // out operands and the flags (USAT may set Q); r7 is pushed and popped (one word of stack).
     unsafe {
         rows_asm!(
             row_step!([]),
-            l = inout(reg) logits.as_ptr().cast::<i32>() => _,
+            l = inout(reg) logits.as_ptr().wrapping_add(from).cast::<i32>() => _,
             rp = inout(reg) at,
-            sums = inout(reg) sums.as_mut_ptr() => _,
-            end = in(reg) start.add(rows),
+            sums = inout(reg) sums.as_mut_ptr().wrapping_add(from) => _,
+            end = in(reg) references.as_ptr().wrapping_add(rows),
         );
     }
-    // (at is within references[..=rows])
+    // (at is within references[from..=rows])
     (at as usize - start as usize) / 4
 }
 
@@ -351,16 +355,17 @@ pub(crate) fn admit_halves(
     weights: &mut [[i32; KEY_BLOCK / 2]],
     references: &[i32],
     sums: &mut [i32],
+    from: usize,
 ) -> usize {
     let rows = logits
         .len()
         .min(weights.len())
         .min(references.len())
         .min(sums.len());
-    if rows == 0 {
+    if from >= rows {
         return 0;
     }
-    let start = references.as_ptr();
+    let start = references.as_ptr().wrapping_add(from);
     let mut at = start;
     // SAFETY: as admit_sums, and each turn writes weights[c] (KEY_BLOCK halfwords, c < rows:
     // one STRH per logit, its pointer advanced with the logits'; a row that goes out has
@@ -368,14 +373,14 @@ pub(crate) fn admit_halves(
     unsafe {
         rows_asm!(
             row_step!(["strh {t}, [{w}], #2"]),
-            l = inout(reg) logits.as_ptr().cast::<i32>() => _,
-            w = inout(reg) weights.as_mut_ptr().cast::<i32>() => _,
+            l = inout(reg) logits.as_ptr().wrapping_add(from).cast::<i32>() => _,
+            w = inout(reg) weights.as_mut_ptr().wrapping_add(from).cast::<i32>() => _,
             rp = inout(reg) at,
-            sums = inout(reg) sums.as_mut_ptr() => _,
-            end = in(reg) start.add(rows),
+            sums = inout(reg) sums.as_mut_ptr().wrapping_add(from) => _,
+            end = in(reg) references.as_ptr().wrapping_add(rows),
         );
     }
-    // (at is within references[..=rows])
+    // (at is within references[from..=rows])
     (at as usize - start as usize) / 4
 }
 
@@ -411,16 +416,13 @@ pub(crate) fn admit_sum_rows(
     count: usize,
     mut general: impl FnMut(&[i32; KEY_BLOCK], (&mut i32, &mut i32)),
 ) {
+    let rows = rows.get(..count).unwrap_or_default();
+    let references = references.get_mut(..count).unwrap_or_default();
+    let sums = sums.get_mut(..count).unwrap_or_default();
     fast_rows(
         &mut (references, sums),
         count,
-        |(references, sums), c| {
-            admit_sums(
-                rows.get(c..count).unwrap_or_default(),
-                references.get(c..count).unwrap_or_default(),
-                sums.get_mut(c..count).unwrap_or_default(),
-            )
-        },
+        |(references, sums), c| admit_sums(rows, references, sums, c),
         |(references, sums), c| {
             let (Some(logits), Some(reference), Some(sum)) =
                 (rows.get(c), references.get_mut(c), sums.get_mut(c))
@@ -1500,8 +1502,8 @@ pub(crate) fn check() -> Option<usize> {
         let weights = row.map(|l| weight_q15(reference.wrapping_sub(l) as u32) as i32);
         let (rows, references) = (core::slice::from_ref(&row), [reference]);
         let (mut sums, mut halves_sums, mut pairs) = ([0], [0], [[-1i32; KEY_BLOCK / 2]]);
-        let done = admit_sums(rows, &references, &mut sums);
-        let halves = admit_halves(rows, &mut pairs, &references, &mut halves_sums);
+        let done = admit_sums(rows, &references, &mut sums, 0);
+        let halves = admit_halves(rows, &mut pairs, &references, &mut halves_sums, 0);
         let (expected_sum, (expected_pairs, _)) = (
             weights.iter().sum::<i32>() * stays as i32,
             weights.as_chunks::<2>(),
@@ -1591,17 +1593,19 @@ pub(crate) fn check() -> Option<usize> {
         for (row, ((reference, sum), pairs)) in rows.iter().zip(expected).take(count) {
             admit_pairs(row, (reference, sum), pairs);
         }
+        // (the first count rows: admit_halves takes every row it is given)
+        let (cut_rows, mut cut) = (
+            &rows[..count],
+            (
+                &mut halves.0[..count],
+                &mut halves.1[..count],
+                &mut halves.2[..count],
+            ),
+        );
         fast_rows(
-            &mut halves,
+            &mut cut,
             count,
-            |(references, sums, pairs), c| {
-                admit_halves(
-                    rows.get(c..count).unwrap_or_default(),
-                    pairs.get_mut(c..count).unwrap_or_default(),
-                    references.get(c..count).unwrap_or_default(),
-                    sums.get_mut(c..count).unwrap_or_default(),
-                )
-            },
+            |(references, sums, pairs), c| admit_halves(cut_rows, pairs, references, sums, c),
             |(references, sums, pairs), c| {
                 let (Some(row), Some(reference), Some(sum), Some(pairs)) = (
                     rows.get(c),

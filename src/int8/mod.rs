@@ -607,18 +607,18 @@ pub(crate) fn admit_rows(
     // by the general path)
     #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
     {
+        // (the first `rows` of each, cut once: admit_halves takes every row it is given)
         let (logit_rows, _) = logits.as_chunks::<KEY_BLOCK>();
         let (weight_rows, _) = weights.as_chunks_mut::<WEIGHT_WORDS>();
+        let logit_rows = logit_rows.get(..rows).unwrap_or_default();
+        let weight_rows = weight_rows.get_mut(..rows).unwrap_or_default();
+        let reference = reference.get_mut(..rows).unwrap_or_default();
+        let sum = sum.get_mut(..rows).unwrap_or_default();
         dsp::fast_rows(
             &mut (weight_rows, reference, sum, acc),
             rows,
             |(weight_rows, reference, sum, _), c| {
-                dsp::admit_halves(
-                    logit_rows.get(c..rows).unwrap_or_default(),
-                    weight_rows.get_mut(c..rows).unwrap_or_default(),
-                    reference.get(c..rows).unwrap_or_default(),
-                    sum.get_mut(c..rows).unwrap_or_default(),
-                )
+                dsp::admit_halves(logit_rows, weight_rows, reference, sum, c)
             },
             |(weight_rows, reference, sum, acc), c| {
                 let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) = (
