@@ -241,8 +241,9 @@ macro_rules! row_step {
 /// The rows of the common case of the streaming-softmax step in one `asm!` block: per row, the
 /// reference from `{rp}` (advanced; empty: out at `7`), the sum from `{sums}`, the
 /// [`KEY_BLOCK`] logits by `$step`, then (no sign in `{flag}`, the sum at most
-/// [`SUM_LIMIT`]) the sum stored (advanced), until `{rp}` reaches `{end}`; else out at `6`
-/// (`{l}` and `{rp}` back at the row). `r7` (the frame pointer, saved on the stack) holds 15
+/// [`SUM_LIMIT`]) the sum stored (advanced), until `{rp}` reaches `{end}`; else out with
+/// `{rp}` back at the row (a logit above the reference already after the first half: out
+/// then). `r7` (the frame pointer, saved on the stack) holds 15
 /// for `$step`. `$operands`: the rest (those of `$step` among them).
 #[cfg(not(lara_attn_compact))]
 macro_rules! rows_asm {
@@ -261,21 +262,22 @@ macro_rules! rows_asm {
             $step,
             $step,
             $step,
+            // a logit above the reference in the first half: the general path at once
+            "cmp {flag}, #0",
+            "blt 7f",
             $step,
             $step,
             $step,
             $step,
             // a logit above the reference, or past SUM_LIMIT: the general path
             "cmp {flag}, #0",
-            "blt 6f",
+            "blt 7f",
             "cmp {acc}, #0x800000",
-            "bhi 6f",
+            "bhi 7f",
             "str {acc}, [{sums}], #4",
             "cmp {rp}, {end}",
             "bne 1b",
             "b 8f",
-            "6:",
-            "sub {l}, {l}, #32",
             "7:",
             "sub {rp}, {rp}, #4",
             "8:",
