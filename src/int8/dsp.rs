@@ -19,6 +19,8 @@
 //! `check` compares them with the portable code (the firmware example runs it on the core).
 #![allow(unsafe_code)]
 
+#[cfg(not(lara_attn_compact))]
+use super::fixed_point::{ABSENT, EMPTY_REFERENCE, SUM_LIMIT};
 use super::fixed_point::{
     Multiplier, POW2_TABLE, Reciprocal, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
     exp2_operand, reciprocal_small, row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks,
@@ -204,6 +206,235 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
         weights_loop!(reference, logits, len, sum, [],);
     }
     sum
+}
+
+/// One logit of [`admit_sums`] and [`admit_halves`]: `weight_q15(t)` for `t = reference −
+/// logit` (wrapping, as `u32`) added to `{acc}`, the reference in `{r}`, `t`'s sign bit into
+/// `{flag}`, the logit from `{l}` (advanced), 15 in `r7`; the weight stored by `$store` (or
+/// not). `exp2_body!` with the deficit's product by `SMMUL` (both factors below `2^31`: the
+/// high word is `UMULL`'s).
+#[cfg(not(lara_attn_compact))]
+macro_rules! row_step {
+    ([$($store:expr)?]) => {
+        concat!(
+            "ldr {t}, [{l}], #4\n",
+            "sub {t}, {r}, {t}\n",
+            "orr {flag}, {flag}, {t}\n",
+            // shift = 15 + (t >> 16), capped at 63
+            "add {s}, r7, {t}, lsr #16\n",
+            "usat {s}, #6, {s}\n",
+            "ubfx {j}, {t}, #10, #6\n",
+            "ldr {j}, [{table}, {j}, lsl #2]\n",
+            "ubfx {t}, {t}, #0, #10\n",
+            "ldr {t}, [{ln2}, {t}, lsl #2]\n",
+            "smmul {t}, {t}, {j}\n",
+            "sub {t}, {j}, {t}\n",
+            "lsrs {t}, {t}, {s}\n",
+            "adc {t}, {t}, #0\n",
+            "usat {t}, #15, {t}\n",
+            $($store, "\n",)?
+            "add {acc}, {acc}, {t}\n",
+        )
+    };
+}
+
+/// The rows of the common case of the streaming-softmax step in one `asm!` block: per row, the
+/// reference from `{rp}` (advanced; empty: out at `7`), the sum from `{sums}`, the
+/// [`KEY_BLOCK`] logits by `$step`, then (no sign in `{flag}`, the sum at most
+/// [`SUM_LIMIT`]) the sum stored (advanced), until `{rp}` reaches `{end}`; else out with
+/// `{rp}` back at the row (a logit above the reference already after the first half: out
+/// then). `r7` (the frame pointer, saved on the stack) holds 15
+/// for `$step`. `$operands`: the rest (those of `$step` among them).
+#[cfg(not(lara_attn_compact))]
+macro_rules! rows_asm {
+    ($step:expr, $($operands:tt)*) => {
+        asm!(
+            "push {{r7}}",
+            "mov r7, #15",
+            "1:",
+            "ldr {r}, [{rp}], #4",
+            // an empty reference: the general path
+            "cmp {r}, #0x80000000",
+            "beq 7f",
+            "ldr {acc}, [{sums}]",
+            "mov {flag}, #0",
+            $step,
+            $step,
+            $step,
+            $step,
+            // a logit above the reference in the first half: the general path at once
+            "cmp {flag}, #0",
+            "blt 7f",
+            $step,
+            $step,
+            $step,
+            $step,
+            // a logit above the reference, or past SUM_LIMIT: the general path
+            "cmp {flag}, #0",
+            "blt 7f",
+            "cmp {acc}, #0x800000",
+            "bhi 7f",
+            "str {acc}, [{sums}], #4",
+            "cmp {rp}, {end}",
+            "bne 1b",
+            "b 8f",
+            "7:",
+            "sub {rp}, {rp}, #4",
+            "8:",
+            "pop {{r7}}",
+            $($operands)*
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            r = out(reg) _,
+            acc = out(reg) _,
+            flag = out(reg) _,
+            t = out(reg) _,
+            s = out(reg) _,
+            j = out(reg) _,
+        )
+    };
+}
+
+// (a logit above the reference, or an absent one against a reference of at least 0, sets the
+// sign bit of its t: the row goes to the general path; an absent one against a negative
+// reference gets the weight 0, as there; the block's immediates are these constants, and
+// KEY_BLOCK logits are 32 bytes)
+#[cfg(not(lara_attn_compact))]
+const _: () = assert!(
+    EMPTY_REFERENCE == i32::MIN && ABSENT == i32::MIN && SUM_LIMIT == 1 << 23 && KEY_BLOCK == 8
+);
+
+/// The common case of the normaliser's streaming-softmax step over its rows (`Running::admit_sum`
+/// of each landmark's block of [`KEY_BLOCK`] logits, the sum alone): for each row `c` in turn
+/// whose reference is not [`EMPTY_REFERENCE`], whose logits are all at most it and whose sum
+/// stays at most [`SUM_LIMIT`] with the block's weights, `sums[c] += Σ weight_q15(reference −
+/// logit)` (the reference stays: the same bits as `admit_sum` there), from row `from` on; stops
+/// at the first other row and returns the rows done (the caller admits that one by the general
+/// path). For logits
+/// in `[−2^28, 2^28)` or [`ABSENT`] and references likewise or empty (as the kernels make them).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn admit_sums(
+    logits: &[[i32; KEY_BLOCK]],
+    references: &[i32],
+    sums: &mut [i32],
+    from: usize,
+) -> usize {
+    let rows = logits.len().min(references.len()).min(sums.len());
+    if from >= rows {
+        return 0;
+    }
+    // (from row `from` on: pointers, no slices cut at each entry)
+    let start = references.as_ptr().wrapping_add(from);
+    let mut at = start;
+    // SAFETY: from < rows (the pointers from row `from` on stay within the slices); each turn
+    // reads references[c] (from ≤ c < rows: the loop stops when its pointer reaches
+    // references + rows, or before), logits[c] (KEY_BLOCK words) and sums[c], writes only
+    // sums[c]; the table loads read POW2_TABLE at an index masked to 0..64 and the
+    // deficits' table (1,024 entries) at one masked to 0..1024. The block writes its inout and
+    // out operands and the flags (USAT may set Q); r7 is pushed and popped (one word of stack).
+    unsafe {
+        rows_asm!(
+            row_step!([]),
+            l = inout(reg) logits.as_ptr().wrapping_add(from).cast::<i32>() => _,
+            rp = inout(reg) at,
+            sums = inout(reg) sums.as_mut_ptr().wrapping_add(from) => _,
+            end = in(reg) references.as_ptr().wrapping_add(rows),
+        );
+    }
+    // (at is within references[from..=rows])
+    (at as usize - start as usize) / 4
+}
+
+/// [`admit_sums`] for the rows of a key block that keep their reference, their weights
+/// stored too: `weight_q15(reference − logits[c][j])` in half `j mod 2` of `weights[c][j / 2]`
+/// (as `weight_halves_q15`; `admit_rows`' common case). A row that goes to the general path may
+/// have had its weights written (the general path writes them all again).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn admit_halves(
+    logits: &[[i32; KEY_BLOCK]],
+    weights: &mut [[i32; KEY_BLOCK / 2]],
+    references: &[i32],
+    sums: &mut [i32],
+    from: usize,
+) -> usize {
+    let rows = logits
+        .len()
+        .min(weights.len())
+        .min(references.len())
+        .min(sums.len());
+    if from >= rows {
+        return 0;
+    }
+    let start = references.as_ptr().wrapping_add(from);
+    let mut at = start;
+    // SAFETY: as admit_sums, and each turn writes weights[c] (KEY_BLOCK halfwords, c < rows:
+    // one STRH per logit, its pointer advanced with the logits'; a row that goes out has
+    // written at most its own).
+    unsafe {
+        rows_asm!(
+            row_step!(["strh {t}, [{w}], #2"]),
+            l = inout(reg) logits.as_ptr().wrapping_add(from).cast::<i32>() => _,
+            w = inout(reg) weights.as_mut_ptr().wrapping_add(from).cast::<i32>() => _,
+            rp = inout(reg) at,
+            sums = inout(reg) sums.as_mut_ptr().wrapping_add(from) => _,
+            end = in(reg) references.as_ptr().wrapping_add(rows),
+        );
+    }
+    // (at is within references[from..=rows])
+    (at as usize - start as usize) / 4
+}
+
+/// Rows `0..count` of a streaming-softmax step: `fast(state, c)` takes the rows from `c` on
+/// that it can (returns how many), `general(state, c)` the row it stopped at (`false`: no such
+/// row), in order.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn fast_rows<S: ?Sized>(
+    state: &mut S,
+    count: usize,
+    fast: impl Fn(&mut S, usize) -> usize,
+    mut general: impl FnMut(&mut S, usize) -> bool,
+) {
+    let mut c = 0;
+    while c < count {
+        c += fast(state, c);
+        if c >= count || !general(state, c) {
+            break;
+        }
+        c += 1;
+    }
+}
+
+/// The normaliser's step over its first `count` rows: [`admit_sums`] for the rows whose
+/// reference stays, `general(logits, (reference, sum))` (`Running::admit_sum` on that state)
+/// for each other row, in order.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn admit_sum_rows(
+    rows: &[[i32; KEY_BLOCK]],
+    (references, sums): (&mut [i32], &mut [i32]),
+    count: usize,
+    mut general: impl FnMut(&[i32; KEY_BLOCK], (&mut i32, &mut i32)),
+) {
+    let rows = rows.get(..count).unwrap_or_default();
+    let references = references.get_mut(..count).unwrap_or_default();
+    let sums = sums.get_mut(..count).unwrap_or_default();
+    fast_rows(
+        &mut (references, sums),
+        count,
+        |(references, sums), c| admit_sums(rows, references, sums, c),
+        |(references, sums), c| {
+            let (Some(logits), Some(reference), Some(sum)) =
+                (rows.get(c), references.get_mut(c), sums.get_mut(c))
+            else {
+                return false;
+            };
+            general(logits, (reference, sum));
+            true
+        },
+    );
 }
 
 /// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
@@ -644,10 +875,10 @@ pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8]) -> bool {
 
 /// `2^-t` of the explicit-register loops of [`QuerySteps::run`]: `exp2_body!` with `t` in
 /// `r2`, its shift in `r3`, the tables' addresses in `r0` (`POW2_TABLE`) and `r1`
-/// ([`exp2_operand`]); clobbers `lr`, `r6` and the flags.
+/// ([`exp2_operand`]), the result into `$out`; clobbers `r2`, `lr`, `r6` and the flags.
 #[cfg(not(lara_attn_compact))]
 macro_rules! exp2_body_r2 {
-    () => {
+    ($out:literal) => {
         concat!(
             "ubfx lr, r2, #10, #6\n",
             "ldr lr, [r0, lr, lsl #2]\n",
@@ -656,23 +887,24 @@ macro_rules! exp2_body_r2 {
             "umull r6, r2, r2, lr\n",
             "sub r2, lr, r2\n",
             "lsrs r2, r2, r3\n",
-            "adc r2, r2, #0\n",
+            "adc ",
+            $out,
+            ", r2, #0\n",
         )
     };
 }
 
-/// One logit of [`QuerySteps::run`]'s first loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
-/// `SSAT #29`) and the largest so far in `r12`: the bias from `r8` (advanced), the scale's
-/// parts in `r9`, `r10`.
+/// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
+/// `SSAT #29`) and the largest so far in `r12`: the bias in `$b`, the scale's parts in `r9`,
+/// `r10`.
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! logit_r {
-    ($r:literal) => {
+    ($r:literal, $b:literal) => {
         concat!(
-            "ldr r11, [r8], #4\n",
             "lsl ", $r, ", ", $r, ", r10\n",
             "smmulr ", $r, ", ", $r, ", r9\n",
-            "qadd ", $r, ", ", $r, ", r11\n",
+            "qadd ", $r, ", ", $r, ", ", $b, "\n",
             "ssat ", $r, ", #29, ", $r, "\n",
             "cmp r12, ", $r, "\n",
             "it lt\n",
@@ -682,17 +914,18 @@ macro_rules! logit_r {
 }
 
 /// One `α` of [`QuerySteps::run`]'s third loop: `$t` = `max(bh + round(coeff · (T − mean) /
-/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, the mean in `r11`, the coefficient in `r8`.
+/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, `16 · mean` in `r6`, `2^12 · coeff` in `r8`:
+/// `round(coeff · d / 2^16)` = `SMMULR(16 d, 2^12 coeff)` (the same product, `+ 2^31 >> 32`),
+/// exact for `|d| < 2^27` (`T`, the mean in `[0, 2^27]` and `count ≥ 2`) and `2^12 coeff` an
+/// `i32`.
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! alpha_r {
     ($t:literal, $b:literal) => {
         concat!(
-            "sub ", $t, ", ", $t, ", r11\n",
-            "smull ", $t, ", lr, ", $t, ", r8\n",
-            "lsrs ", $t, ", ", $t, ", #16\n",
-            "orr ", $t, ", ", $t, ", lr, lsl #16\n",
-            "adc ", $t, ", ", $t, ", #0\n",
+            // 16 (T − mean) (wrapping at T = 2^27; the difference fits)
+            "rsb ", $t, ", r6, ", $t, ", lsl #4\n",
+            "smmulr ", $t, ", ", $t, ", r8\n",
             "qadd ", $t, ", ", $b, ", ", $t, "\n",
             "cmp ", $t, ", #1\n",
             "it lt\n",
@@ -701,15 +934,15 @@ macro_rules! alpha_r {
     };
 }
 
-/// One `T` of [`QuerySteps::run`]'s second loop (see [`t_row`]): the dot at `r4` (advanced,
-/// `T` stored there), the reference from `r5` (advanced), the scale's parts in `r9`, `r10`,
-/// the sum in `r11`.
+/// One `T` of [`QuerySteps::run`]'s first loop (see [`t_row`]): the dot in `$d` (`T` into it),
+/// the reference from `r5` (advanced), the scale's parts in `r9`, `r10`, the sum in `r11`.
 #[cfg(not(lara_attn_compact))]
 macro_rules! t_step_r {
-    () => {
+    ($d:literal) => {
         concat!(
-            "ldr r2, [r4]\n",
-            "lsl r2, r2, r10\n",
+            "lsl r2, ",
+            $d,
+            ", r10\n",
             "smmulr r2, r2, r9\n",
             "ssat r2, #29, r2\n",
             "ldr lr, [r5], #4\n",
@@ -717,34 +950,34 @@ macro_rules! t_step_r {
             "bic r2, r2, r2, asr #31\n",
             "usat r3, #5, r2, asr #16\n",
             "add r3, r3, #3\n",
-            exp2_body_r2!(),
-            "str r2, [r4], #4\n",
-            "add r11, r11, r2\n",
+            exp2_body_r2!($d),
+            "add r11, r11, ",
+            $d,
+            "\n",
         )
     };
 }
 
 /// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit from `r4`
-/// (advanced) against the largest in `r12`, `· α` from `r8` (advanced, the weight stored
-/// there), the 64-bit sum in `r9`, `r10`.
+/// (advanced) against the largest plus `15 · 2^16` in `r12` (in `[−2^28, 2^28]` before), `· α`
+/// from `$a`, the weight into `$a`.
 #[cfg(not(lara_attn_compact))]
+#[rustfmt::skip]
 macro_rules! weight_step_r {
-    () => {
+    ($a:literal) => {
         concat!(
-            // t = max − ℓ (≥ 0: the largest of these logits), shift = 15 + min(t >> 16, 31)
+            // t + 15 · 2^16 = (max + 15 · 2^16) − ℓ (t ≥ 0: the largest of these logits),
+            // shift = min(15 + (t >> 16), 63) (any shift from 32 gives 0 here, as 15 +
+            // min(t >> 16, 31) does: 2^-t below 2^31); the low 16 bits are t's
             "ldr r2, [r4], #4\n",
             "sub r2, r12, r2\n",
-            "usat r3, #5, r2, asr #16\n",
-            "add r3, r3, #15\n",
-            exp2_body_r2!(),
-            "ldr r3, [r8]\n",
-            "umull r6, lr, r2, r3\n",
+            "usat r3, #6, r2, asr #16\n",
+            exp2_body_r2!("r2"),
+            // round(2^-t · α / 2^15): the product's bits 15 to 46 plus bit 14
+            "umull r6, lr, r2, ", $a, "\n",
             "lsrs r6, r6, #15\n",
-            "orr r2, r6, lr, lsl #17\n",
-            "adc r2, r2, #0\n",
-            "str r2, [r8], #4\n",
-            "adds r9, r9, r2\n",
-            "adc r10, r10, #0\n",
+            "orr ", $a, ", r6, lr, lsl #17\n",
+            "adc ", $a, ", ", $a, ", #0\n",
         )
     };
 }
@@ -757,8 +990,8 @@ pub(crate) const QUERY_STEP_WORDS: usize = 13;
 /// glue between them), for `count` landmarks, a multiple of four from 4 to 28: the constants
 /// and the addresses of the read-only rows in a scratch buffer (off the stack), in the order
 /// the block loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T`
-/// references, the `T` scale, `POW2_TABLE`, the deficits' table ([`exp2_operand`]), the balances, `alpha_coeff`,
-/// `count`, `count / 2`.
+/// references, the `T` scale, `POW2_TABLE`, the deficits' table ([`exp2_operand`]), the
+/// balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
 #[cfg(not(lara_attn_compact))]
 pub(crate) struct QuerySteps<'a> {
     words: &'a [i32; QUERY_STEP_WORDS],
@@ -771,7 +1004,8 @@ impl<'a> QuerySteps<'a> {
     /// The steps for `count` landmarks with these biases, `T` references and balances (`bh`)
     /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
     /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
-    /// `count` each and `buffer` [`QUERY_STEP_WORDS`].
+    /// `count` each, `buffer` [`QUERY_STEP_WORDS`] and `alpha_coeff` is in `[−2^19, 2^19)`
+    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0).
     pub(crate) fn new(
         buffer: &'a mut [i32],
         count: usize,
@@ -783,7 +1017,8 @@ impl<'a> QuerySteps<'a> {
             && (4..32).contains(&count)
             && biases.len() >= count
             && t_reference.len() >= count
-            && balances.len() >= count;
+            && balances.len() >= count
+            && (-(1 << 19)..1 << 19).contains(&alpha_coeff);
         let words = buffer
             .first_chunk_mut::<QUERY_STEP_WORDS>()
             .filter(|_| fits)?;
@@ -800,7 +1035,7 @@ impl<'a> QuerySteps<'a> {
             POW2_TABLE.as_ptr() as usize as i32,
             exp2_operand() as i32,
             address(balances.as_ptr()),
-            alpha_coeff,
+            alpha_coeff << 12,
             count as i32,
             count as i32 / 2,
         ];
@@ -854,21 +1089,8 @@ impl<'a> QuerySteps<'a> {
                 "push {{r6, r7}}",
                 "push {{r0, r1, r2, r3, r4}}",
                 "mov r7, r3",
-                // logits and their largest (r12)
-                "ldr r4, [sp]",
-                "ldm r7, {{r8, r9, r10, r11}}",
-                "add r5, r4, r11",
-                "mov r12, #0x80000000",
-                "1:",
-                "ldm r4, {{r0, r1, r2, r3}}",
-                logit_r!("r0"),
-                logit_r!("r1"),
-                logit_r!("r2"),
-                logit_r!("r3"),
-                "stm r4!, {{r0, r1, r2, r3}}",
-                "cmp r4, r5",
-                "bne 1b",
-                // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11)
+                // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11),
+                // two per turn in r7, r12 (LDRD, STRD)
                 "ldr r4, [sp, #4]",
                 "ldr r11, [r7, #12]",
                 "add r8, r4, r11",
@@ -877,14 +1099,35 @@ impl<'a> QuerySteps<'a> {
                 "ldrd r0, r1, [r7, #28]",
                 "mov r11, #0",
                 "2:",
-                t_step_r!(),
-                t_step_r!(),
+                "ldrd r7, r12, [r4]",
+                t_step_r!("r7"),
+                t_step_r!("r12"),
+                "strd r7, r12, [r4], #8",
                 "cmp r4, r8",
                 "bne 2b",
-                // the mean (Σ T + count / 2) / count (r11)
+                // 16 · the mean (Σ T + count / 2) / count (r6)
+                "ldr r7, [sp, #12]",
                 "ldrd r0, r1, [r7, #44]",
-                "add r11, r11, r1",
-                "udiv r11, r11, r0",
+                "add r6, r11, r1",
+                "udiv r6, r6, r0",
+                "lsl r6, r6, #4",
+                // logits and their largest (r12)
+                "ldr r4, [sp]",
+                "ldm r7, {{r8, r9, r10, r11}}",
+                "add r5, r4, r11",
+                "mov r12, #0x80000000",
+                "1:",
+                "ldm r4, {{r0, r1, r2, r3}}",
+                // (the biases two at a time from r8 into r11, lr: 4 · count is in r5 now)
+                "ldrd r11, lr, [r8], #8",
+                logit_r!("r0", "r11"),
+                logit_r!("r1", "lr"),
+                "ldrd r11, lr, [r8], #8",
+                logit_r!("r2", "r11"),
+                logit_r!("r3", "lr"),
+                "stm r4!, {{r0, r1, r2, r3}}",
+                "cmp r4, r5",
+                "bne 1b",
                 // α in weights, two per turn
                 "ldr r5, [sp, #8]",
                 "ldr r10, [r7, #12]",
@@ -901,6 +1144,7 @@ impl<'a> QuerySteps<'a> {
                 "cmp r5, r10",
                 "bne 3b",
                 // the weights round(2^(ℓ − max) · α / 2^15) and their 64-bit sum (r9, r10)
+                "add r12, r12, #0xF0000",
                 "ldr r4, [sp]",
                 "ldr r5, [r7, #12]",
                 "add r5, r5, r4",
@@ -908,11 +1152,19 @@ impl<'a> QuerySteps<'a> {
                 "ldrd r0, r1, [r7, #28]",
                 "mov r9, #0",
                 "mov r10, #0",
+                // (two per turn: α and the weights in r7, r11; each weight below 2^31, the
+                // pair's sum fits 32 bits)
                 "4:",
-                weight_step_r!(),
-                weight_step_r!(),
+                "ldrd r7, r11, [r8]",
+                weight_step_r!("r7"),
+                weight_step_r!("r11"),
+                "strd r7, r11, [r8], #8",
+                "add r2, r7, r11",
+                "adds r9, r9, r2",
+                "adc r10, r10, #0",
                 "cmp r4, r5",
                 "bne 4b",
+                "ldr r7, [sp, #12]",
                 // shift = bits(Σ) − 14 (r0); for 1 ≤ shift ≤ 32 the weights in pairs of
                 // round(w / 2^shift) (w >> shift plus the carry, bit shift − 1) into packed,
                 // their sum (r11) and r12 = 1; else r12 = 0 (the caller packs)
@@ -939,12 +1191,15 @@ impl<'a> QuerySteps<'a> {
                 "adc r2, r2, #0",
                 "lsrs r3, r3, r0",
                 "adc r3, r3, #0",
-                "add r11, r11, r2",
-                "add r11, r11, r3",
                 "pkhbt r2, r2, r3, lsl #16",
+                "add r11, r11, r2",
                 "str r2, [r4], #4",
                 "cmp r4, r5",
                 "bne 7b",
+                // (the sum of the packed words: its halves, each below 2^15 as their total
+                // (Σ w / 2^shift < 2^14 plus at most count / 2 for the rounding): no carry)
+                "uxth r1, r11",
+                "add r11, r1, r11, lsr #16",
                 "6:",
                 "add sp, sp, #20",
                 "pop {{r6, r7}}",
@@ -1154,9 +1409,16 @@ pub(crate) fn check() -> Option<usize> {
             let mut references = [0i32; 28];
             let mut balances = [0i32; 28];
             for c in 0..28 {
-                dots[c] = (next() as i32) >> (next() % 24);
+                // (some logits the bias alone, whole multiples of 2^16: 2^-t's exact powers)
+                let whole = next() % 4 == 0;
+                dots[c] = if whole {
+                    0
+                } else {
+                    (next() as i32) >> (next() % 24)
+                };
                 t_dots[c] = (next() as i32) >> (next() % 24);
                 biases[c] = match next() % 8 {
+                    _ if whole => ((next() % 8192) as i32 - 4096) << 16,
                     0 => i32::MAX - (next() >> 6) as i32,
                     1 => i32::MIN + (next() >> 6) as i32,
                     _ => (next() as i32) >> (next() % 32),
@@ -1173,8 +1435,9 @@ pub(crate) fn check() -> Option<usize> {
                 };
             }
             (dots[28], t_dots[28]) = (-9, -9);
+            // (2^19 itself is left to the general path)
             let coeff = match round % 3 {
-                0 => 1 << 19,
+                0 => (1 << 19) - 1,
                 1 => -(1 << 19),
                 _ => (next() as i32) >> 12,
             };
@@ -1184,6 +1447,9 @@ pub(crate) fn check() -> Option<usize> {
             );
             let rows = (&biases[..count], &references[..count], &balances[..count]);
             let mut words = [0i32; QUERY_STEP_WORDS];
+            if QuerySteps::new(&mut words, count, rows, scales, 1 << 19).is_some() {
+                return Some(count);
+            }
             let Some(steps) = QuerySteps::new(&mut words, count, rows, scales, coeff) else {
                 return Some(count);
             };
@@ -1216,6 +1482,147 @@ pub(crate) fn check() -> Option<usize> {
             {
                 return Some(count);
             }
+        }
+    }
+    // the normaliser's rows (admit_sum_rows) against Running::admit_sum: every t step 3 up to
+    // 2^21 (every entry of both tables; a row's other logits at the reference), then row by row
+    // with references
+    // across the logit range, at its ends and empty; logits at and below them, above them,
+    // absent, at the ends of the range; sums up to SUM_LIMIT
+    #[cfg(not(lara_attn_compact))]
+    if let Some(t) = sweep_weight_blocks(|reference, logits| {
+        let mut row = [reference; KEY_BLOCK];
+        if let Some(part) = row.get_mut(..logits.len()) {
+            part.copy_from_slice(logits);
+        }
+        // (the logits the kernels make: in the logit range; the row stays if none is above)
+        let range = -(1 << 28)..1 << 28;
+        if row.iter().any(|l| !range.contains(l)) {
+            return false;
+        }
+        let stays = usize::from(row.iter().all(|&l| l <= reference));
+        let weights = row.map(|l| weight_q15(reference.wrapping_sub(l) as u32) as i32);
+        let (rows, references) = (core::slice::from_ref(&row), [reference]);
+        let (mut sums, mut halves_sums, mut pairs) = ([0], [0], [[-1i32; KEY_BLOCK / 2]]);
+        let done = admit_sums(rows, &references, &mut sums, 0);
+        let halves = admit_halves(rows, &mut pairs, &references, &mut halves_sums, 0);
+        let (expected_sum, (expected_pairs, _)) = (
+            weights.iter().sum::<i32>() * stays as i32,
+            weights.as_chunks::<2>(),
+        );
+        let paired = pairs[0]
+            .iter()
+            .zip(expected_pairs)
+            .all(|(&p, w)| p == crate::simd::int8::pair(w[0], w[1]));
+        (done, halves, sums[0], halves_sums[0]) != (stays, stays, expected_sum, expected_sum)
+            || (stays == 1 && !paired)
+    }) {
+        return Some(t);
+    }
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..400usize {
+        let mut rows = [[0i32; KEY_BLOCK]; 7];
+        let (mut references, mut sums) = ([0i32; 7], [0i32; 7]);
+        for ((row, reference), sum) in rows.iter_mut().zip(&mut references).zip(&mut sums) {
+            *reference = match next() % 16 {
+                0 => EMPTY_REFERENCE,
+                1 => -(1 << 28),
+                2 => (1 << 28) - 1,
+                _ => ((next() as i32) >> 3) >> (next() % 24),
+            };
+            *sum = match next() % 8 {
+                0 => SUM_LIMIT as i32,
+                1 => (SUM_LIMIT - next() % (1 << 18)) as i32,
+                _ => ((next() % SUM_LIMIT) >> (next() % 16)) as i32,
+            };
+            let (base, above) = ((*reference).max(-(1 << 28)), next() % 4 == 0);
+            for logit in row.iter_mut() {
+                *logit = match next() % 16 {
+                    0 => ABSENT,
+                    1 if above => base.saturating_add(1 + (next() % 4096) as i32),
+                    2 => -(1 << 28),
+                    3 => base,
+                    _ => base.saturating_sub((next() >> (next() % 32)) as i32),
+                }
+                .clamp(-(1 << 28), (1 << 28) - 1);
+                if next() % 32 == 0 {
+                    *logit = ABSENT;
+                }
+            }
+        }
+        let (mut expected_references, mut expected_sums) = (references, sums);
+        let portable = |row: &[i32; KEY_BLOCK], state: (&mut i32, &mut i32)| {
+            super::fixed_point::Running::admit_kept(row, state, &mut [0; KEY_BLOCK]);
+        };
+        let count = round % 8;
+        for ((row, reference), sum) in rows
+            .iter()
+            .zip(&mut expected_references)
+            .zip(&mut expected_sums)
+            .take(count)
+        {
+            portable(row, (reference, sum));
+        }
+        // (admit_halves from the same states, the weights too)
+        let mut halves = (references, sums, [[-1i32; KEY_BLOCK / 2]; 7]);
+        admit_sum_rows(&rows, (&mut references, &mut sums), count, portable);
+        if references != expected_references || sums != expected_sums {
+            return Some(round);
+        }
+        // (the portable step: Running::admit's weights, in pairs of halves)
+        let admit_pairs = |row: &[i32; KEY_BLOCK],
+                           (reference, sum): (&mut i32, &mut i32),
+                           pairs: &mut [i32; KEY_BLOCK / 2]| {
+            let mut state = super::fixed_point::Running {
+                reference: *reference,
+                sum: *sum as u32,
+            };
+            let mut block = [0u32; KEY_BLOCK];
+            state.admit_by(row, |reference| {
+                for (w, &logit) in block.iter_mut().zip(row) {
+                    *w = reference.map_or(0, |r| weight_q15(r.wrapping_sub(logit) as u32));
+                }
+                block.iter().sum()
+            });
+            (*reference, *sum) = (state.reference, state.sum as i32);
+            for (pair, w) in pairs.iter_mut().zip(block.as_chunks::<2>().0) {
+                *pair = crate::simd::int8::pair(w[0] as i32, w[1] as i32);
+            }
+        };
+        let (mut e_references, mut e_sums) = (halves.0, halves.1);
+        let mut e_pairs = [[-1i32; KEY_BLOCK / 2]; 7];
+        let expected = e_references.iter_mut().zip(&mut e_sums).zip(&mut e_pairs);
+        for (row, ((reference, sum), pairs)) in rows.iter().zip(expected).take(count) {
+            admit_pairs(row, (reference, sum), pairs);
+        }
+        // (the first count rows: admit_halves takes every row it is given)
+        let (cut_rows, mut cut) = (
+            &rows[..count],
+            (
+                &mut halves.0[..count],
+                &mut halves.1[..count],
+                &mut halves.2[..count],
+            ),
+        );
+        fast_rows(
+            &mut cut,
+            count,
+            |(references, sums, pairs), c| admit_halves(cut_rows, pairs, references, sums, c),
+            |(references, sums, pairs), c| {
+                let (Some(row), Some(reference), Some(sum), Some(pairs)) = (
+                    rows.get(c),
+                    references.get_mut(c),
+                    sums.get_mut(c),
+                    pairs.get_mut(c),
+                ) else {
+                    return false;
+                };
+                admit_pairs(row, (reference, sum), pairs);
+                true
+            },
+        );
+        if halves != (e_references, e_sums, e_pairs) {
+            return Some(round);
         }
     }
     // the logit columns stored by the dot products' asm block (dot_block_columns) against the

@@ -1040,6 +1040,23 @@ impl Running {
         self.admit(logits, discard);
     }
 
+    /// [`admit_sum`](Self::admit_sum) on a state kept as `(reference, sum)` (LARA's
+    /// normaliser: a landmark's row of states).
+    #[cfg(not(any(lara_attn_helium, lara_attn_compact)))]
+    #[inline(always)]
+    pub(crate) fn admit_kept(
+        logits: &[i32; KEY_BLOCK],
+        (reference, sum): (&mut i32, &mut i32),
+        discard: &mut [i32; KEY_BLOCK],
+    ) {
+        let mut state = Running {
+            reference: *reference,
+            sum: *sum as u32,
+        };
+        state.admit_sum(logits, discard);
+        (*reference, *sum) = (state.reference, state.sum as i32);
+    }
+
     /// `log2 Σ_j 2^ℓ_j` in `L16`: `reference + log2(sum) − 15`.
     pub(crate) fn log_sum(&self) -> i32 {
         self.reference

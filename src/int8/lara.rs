@@ -1233,7 +1233,7 @@ impl<'a> Workspace<'a> {
                 );
                 #[cfg(not(lara_attn_helium))]
                 let mut discard = [0i32; KEY_BLOCK];
-                #[cfg(not(lara_attn_helium))]
+                #[cfg(not(any(lara_attn_dsp, lara_attn_helium)))]
                 for ((logits, reference), sum) in this
                     .stream
                     .logits
@@ -1244,13 +1244,17 @@ impl<'a> Workspace<'a> {
                     .zip(this.t_sum.iter_mut())
                     .take(count)
                 {
-                    let mut state = Running {
-                        reference: *reference,
-                        sum: *sum as u32,
-                    };
-                    state.admit_sum(logits, &mut discard);
-                    (*reference, *sum) = (state.reference, state.sum as i32);
+                    Running::admit_kept(logits, (reference, sum), &mut discard);
                 }
+                // (the DSP cores without Helium: the rows whose reference stays in one asm
+                // loop, each other row by the general path)
+                #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+                super::dsp::admit_sum_rows(
+                    this.stream.logits.as_chunks::<KEY_BLOCK>().0,
+                    (&mut *this.t_reference, &mut *this.t_sum),
+                    count,
+                    |logits, state| Running::admit_kept(logits, state, &mut discard),
+                );
             }
         }
         #[cfg(not(lara_attn_compact))]

@@ -579,36 +579,80 @@ pub(crate) fn admit_rows(
     stride: usize,
 ) {
     // (the DSP cores without Helium: the rows zipped, fewer instructions per row there)
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), lara_attn_compact))]
     {
         let (logit_rows, _) = logits.as_chunks::<KEY_BLOCK>();
         let (weight_rows, _) = weights.as_chunks_mut::<WEIGHT_WORDS>();
         let states = reference.iter_mut().zip(sum.iter_mut());
         let rows = logit_rows.iter().zip(weight_rows).zip(states).take(rows);
-        for (c, ((logits, weight_pairs), (reference, sum))) in rows.enumerate() {
-            let mut state = Running {
-                reference: *reference,
-                sum: *sum as u32,
-            };
-            // the Q15 weights in pairs, stored as halfwords by the weight loop
-            let factor = state.admit_by(logits, |reference| match reference {
-                Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
-                None => {
-                    crate::slices::fill(weight_pairs, 0);
-                    0
-                }
-            });
-            (*reference, *sum) = (state.reference, state.sum as i32);
-            if factor != Q15_ONE {
-                rescale_row(acc, stride, c, factor);
-            }
+        for (c, ((logits, weight_pairs), state)) in rows.enumerate() {
+            admit_dsp_row(logits, weight_pairs, state, (acc, stride, c));
         }
+    }
+    // (the same at opt-level 3: the rows whose reference stays in one asm loop, each other row
+    // by the general path)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    {
+        // (the first `rows` of each, cut once: admit_halves takes every row it is given)
+        let (logit_rows, _) = logits.as_chunks::<KEY_BLOCK>();
+        let (weight_rows, _) = weights.as_chunks_mut::<WEIGHT_WORDS>();
+        let logit_rows = logit_rows.get(..rows).unwrap_or_default();
+        let weight_rows = weight_rows.get_mut(..rows).unwrap_or_default();
+        let reference = reference.get_mut(..rows).unwrap_or_default();
+        let sum = sum.get_mut(..rows).unwrap_or_default();
+        dsp::fast_rows(
+            &mut (weight_rows, reference, sum, acc),
+            rows,
+            |(weight_rows, reference, sum, _), c| {
+                dsp::admit_halves(logit_rows, weight_rows, reference, sum, c)
+            },
+            |(weight_rows, reference, sum, acc), c| {
+                let (Some(logits), Some(weight_pairs), Some(reference), Some(sum)) = (
+                    logit_rows.get(c),
+                    weight_rows.get_mut(c),
+                    reference.get_mut(c),
+                    sum.get_mut(c),
+                ) else {
+                    return false;
+                };
+                admit_dsp_row(logits, weight_pairs, (reference, sum), (acc, stride, c));
+                true
+            },
+        );
     }
     #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium))))]
     for c in 0..rows {
         if !admit_row(logits, weights, (reference, sum), (c, c), acc, stride) {
             break;
         }
+    }
+}
+
+/// [`admit_rows`]' step of row `c` on the DSP cores without Helium: `Running::admit_by` of its
+/// state kept as `(reference, sum)`, the `Q15` weights in pairs (stored as halfwords by the
+/// weight loop), the row's sums in `acc` rescaled when the reference moves.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+fn admit_dsp_row(
+    logits: &[i32; KEY_BLOCK],
+    weight_pairs: &mut [i32; WEIGHT_WORDS],
+    (reference, sum): (&mut i32, &mut i32),
+    (acc, stride, c): (&mut [i32], usize, usize),
+) {
+    let mut state = Running {
+        reference: *reference,
+        sum: *sum as u32,
+    };
+    let factor = state.admit_by(logits, |reference| match reference {
+        Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
+        None => {
+            crate::slices::fill(weight_pairs, 0);
+            0
+        }
+    });
+    (*reference, *sum) = (state.reference, state.sum as i32);
+    if factor != Q15_ONE {
+        rescale_row(acc, stride, c, factor);
     }
 }
 
