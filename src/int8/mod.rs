@@ -1063,6 +1063,10 @@ fn write_i8_high(
     #[cfg(lara_attn_dsp)]
     let (out, sums) = {
         let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        // (whole groups of four, the common case: no rest to slice)
+        if done == out.len().min(sums.len()) {
+            return;
+        }
         (
             out.get_mut(done..).unwrap_or_default(),
             sums.get(done..).unwrap_or_default(),
