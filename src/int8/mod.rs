@@ -1062,9 +1062,15 @@ fn write_i8_high(
 ) {
     #[cfg(lara_attn_dsp)]
     let (out, sums) = {
+        // (both cut to their common length first: one bound for the asm loop and the rest)
+        let len = out.len().min(sums.len());
+        let (out, sums) = (
+            out.get_mut(..len).unwrap_or_default(),
+            sums.get(..len).unwrap_or_default(),
+        );
         let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
         // (whole groups of four, the common case: no rest to slice)
-        if done == out.len().min(sums.len()) {
+        if done == len {
             return;
         }
         (
