@@ -1283,6 +1283,14 @@ mod dsp {
         };
     }
 
+    /// [`pair2_step!`] at byte offset `$off` of the shared row (at `r4`, not advanced): the
+    /// steps of a block without a loop, the row's start kept in `r4` for every block.
+    macro_rules! pair2_at {
+        ($op:ident, $off:literal) => {
+            concat!("ldrd lr, r7, [r4, #", $off, "]\n", mac8!($op))
+        };
+    }
+
     /// The pair loop after the first steps of a block: two steps per turn until `r4` reaches
     /// the end of the shared row (`r8`; an even number of steps left, at least two).
     macro_rules! step_loop {
@@ -1320,6 +1328,31 @@ mod dsp {
                 out("r3") _, out("r4") _,
                 inout("r5") $blocks => _,
                 in("r8") $x_end,
+                out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+            )
+        };
+    }
+
+    /// [`blocks_asm!`] for steps without a loop ([`pair2_at!`]): the shared row's start stays
+    /// in `r4` and the blocks' end in `r8` (no reload per block: three instructions per block
+    /// besides the steps).
+    macro_rules! fixed_blocks_asm {
+        ($x:expr, $blocks:expr, $blocks_end:expr, $out:expr, [$($body:expr),*]) => {
+            asm!(
+                "push {{r6, r7}}",
+                "mov r6, r2",
+                "2:",
+                $($body,)*
+                "stm r6!, {{r0, r1, r2, r3}}",
+                "cmp r5, r8",
+                "bne 2b",
+                "pop {{r6, r7}}",
+                out("r0") _, out("r1") _,
+                inout("r2") $out => _,
+                out("r3") _,
+                in("r4") $x,
+                inout("r5") $blocks => _,
+                in("r8") $blocks_end,
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
             )
         };
@@ -1425,7 +1458,8 @@ mod dsp {
 
     /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
     /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
-    /// pair steps from the widened row (kept at `[sp]`), each block without a loop. With a
+    /// pair steps from the widened row (its start at `[sp]` and in `r4`, the blocks' end in
+    /// `r8` after the first block), each block without a loop. With a
     /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
     /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
     /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
@@ -1481,25 +1515,24 @@ mod dsp {
                         "mov r6, r2",
                         $($first,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        // (the widened row's start in r4, the blocks' end in r8 from here)
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 4f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "4:",
                         "ldr r5, [sp, #8]",
                         "ldr r6, [sp, #24]",
+                        "ldr r8, [sp, #20]",
                         "5:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #20]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 5b",
                         "pop {{r0, r1, r3, r6, r7, r9, r10}}",
                         inout("r0") wide.as_mut_ptr() => _,
@@ -1518,15 +1551,14 @@ mod dsp {
                         "mov r6, r2",
                         $($first,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 3f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "3:",
                         "pop {{r0, r1, r6, r7}}",
@@ -1555,15 +1587,14 @@ mod dsp {
                         "smmulr lr, lr, r9",
                         "str lr, [sp, #32]",
                         column_store!(offset),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 3f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         column_store!(offset),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "3:",
                         "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
@@ -1587,15 +1618,14 @@ mod dsp {
                         "mov r6, r2",
                         $($first,)*
                         column_store!(),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 3f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         column_store!(),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "3:",
                         "pop {{r0, r1, r3, r6, r7, r9}}",
@@ -1638,14 +1668,14 @@ mod dsp {
                         widen_step!(smlad)
                     ],
                     [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad)
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24"),
+                        pair2_at!(smlad, "32"),
+                        pair2_at!(smlad, "40"),
+                        pair2_at!(smlad, "48"),
+                        pair2_at!(smlad, "56")
                     ],
                     [
                         square4!(smuad),
@@ -1663,10 +1693,10 @@ mod dsp {
                         widen_step!(smlad)
                     ],
                     [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad)
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24")
                     ],
                     [square4!(smuad), square4!(smlad)]
                 );
@@ -1806,12 +1836,14 @@ mod dsp {
         let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in bounds,
         // and out holds 4·count words (checked by the caller): per block the steps read the words
-        // of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words; else the first
+        // of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words, at offsets
+        // 0 to 8 · (steps − 1) bytes from x's start in r4, the blocks' end in r8; else the first
         // one or two steps, then two per turn of the loop, which starts with an even number of
         // steps ≥ 2 left) and the block's words once, and store its four sums; the blocks end after
-        // count blocks. r6 and r7 are saved and restored (the x start and the blocks' end live in
-        // the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as pushed and r2
-        // holds a sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+        // count blocks. r6 and r7 are saved and restored (in the loop's case the x start and the
+        // blocks' end live in the stack slots of r0 and r1, 16 bytes of stack, else 8 bytes);
+        // r0 and r1 come back as pushed and r2 holds a sum: all declared clobbered. The DSP
+        // extension is present (cfg lara_attn_dsp).
         unsafe {
             // (the loop over the blocks with these steps per block)
             macro_rules! blocks_with {
@@ -1819,25 +1851,31 @@ mod dsp {
                     blocks_asm!(start, end, blocks.as_ptr(), blocks_end, out, [$($step),+])
                 };
             }
+            // (the steps without a loop: the row's start and the blocks' end kept in registers)
+            macro_rules! fixed_with {
+                ($($step:expr),+) => {
+                    fixed_blocks_asm!(start, blocks.as_ptr(), blocks_end, out, [$($step),+])
+                };
+            }
             match steps {
-                2 => blocks_with!(pair2_step!(smuad), pair2_step!(smlad)),
-                // (d = 16, or LARA's 16 weights: the steps without a loop)
-                4 => blocks_with!(
-                    pair2_step!(smuad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad)
+                2 => fixed_with!(pair2_at!(smuad, "0"), pair2_at!(smlad, "8")),
+                // (d = 16, or LARA's 16 weights)
+                4 => fixed_with!(
+                    pair2_at!(smuad, "0"),
+                    pair2_at!(smlad, "8"),
+                    pair2_at!(smlad, "16"),
+                    pair2_at!(smlad, "24")
                 ),
-                // (d = 32: the steps without a loop)
-                8 => blocks_with!(
-                    pair2_step!(smuad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad)
+                // (d = 32)
+                8 => fixed_with!(
+                    pair2_at!(smuad, "0"),
+                    pair2_at!(smlad, "8"),
+                    pair2_at!(smlad, "16"),
+                    pair2_at!(smlad, "24"),
+                    pair2_at!(smlad, "32"),
+                    pair2_at!(smlad, "40"),
+                    pair2_at!(smlad, "48"),
+                    pair2_at!(smlad, "56")
                 ),
                 _ if steps % 2 == 1 => blocks_with!(pair2_step!(smuad), step_loop!(pair2_step)),
                 _ => blocks_with!(
