@@ -1406,11 +1406,27 @@ impl<'a> Workspace<'a> {
                 None => pack_weights(weights, packed, bits64(total.max(1)) as i32 - 14),
             };
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
-            pair_dot_blocks(loops, self.kv, packed, out_row);
-            let row = out_row.get(..value_dim).unwrap_or_default();
-            // (the sum of the weights, about 2^14, by Reciprocal::new_small)
-            plan.requantize
-                .write_row_small(row, weight_sum.max(1), -8, out, base + i * value_dim);
+            // (the sum of the weights, about 2^14, by Reciprocal::new_small; on the DSP cores
+            // without Helium each block of sums requantised as it is done)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            out.write_pairs_small(
+                &plan.requantize,
+                (loops, self.kv, packed, out_row),
+                (value_dim, weight_sum.max(1), -8),
+                base + i * value_dim,
+            );
+            #[cfg(lara_attn_helium)]
+            {
+                pair_dot_blocks(loops, self.kv, packed, out_row);
+                let row = out_row.get(..value_dim).unwrap_or_default();
+                plan.requantize.write_row_small(
+                    row,
+                    weight_sum.max(1),
+                    -8,
+                    out,
+                    base + i * value_dim,
+                );
+            }
         }
     }
 

@@ -717,6 +717,27 @@ pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut
     }
 }
 
+/// LARA's query output on the DSP cores without Helium: `out[j] = ssat8(((s_j · mantissa) >>
+/// 32) + round) >> shift)` of the sums `s` [`pair_dot_blocks`] gives for `x` (4 or 8 words of
+/// `i16` pairs: 8 or 16 weights) and `out.len() / 4` blocks, without storing them
+/// (`dsp::pair_dot_i8`); `false`, nothing written, unless the lengths fit (`out` whole blocks).
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+#[inline(always)]
+pub(crate) fn pair_dot_i8(
+    loops: Loops,
+    blocks: &[i32],
+    x: &[i32],
+    out: &mut [i8],
+    parts: (i32, i32, u32),
+) -> bool {
+    let count = out.len() / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && count > 0
+        && out.len().is_multiple_of(ROWS)
+        && blocks.len() >= count * ROWS * x.len();
+    fits && dsp::pair_dot_i8(blocks, x, out, count, parts)
+}
+
 /// [`pair_dot_blocks`] of this target's build (arguments checked).
 #[inline(always)]
 #[cfg_attr(not(any(lara_attn_dsp, lara_attn_helium)), allow(unused_variables))]
@@ -1823,6 +1844,85 @@ mod dsp {
         }
     }
 
+    /// [`pair_dot_blocks`] of 2 or 4 steps (`x` of 4 or 8 words) and `count ≥ 1` blocks with
+    /// each block's four sums requantised at once (`crate::int8::dsp::requantize_i8`'s steps:
+    /// `SMMLA` with the rounding term, `ASR`, `SSAT #8`) into `out[4b .. 4b + 4]`, no sums
+    /// stored (LARA's query output on the M4F class); `false`, nothing done, for another
+    /// length (the caller checks `blocks` and `out`).
+    #[cfg(not(lara_attn_compact))]
+    #[inline(always)]
+    pub(super) fn pair_dot_i8(
+        blocks: &[i32],
+        x: &[i32],
+        out: &mut [i8],
+        count: usize,
+        (mantissa, round, shift): (i32, i32, u32),
+    ) -> bool {
+        let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
+        macro_rules! requantized_blocks {
+            ($($step:expr),+) => {
+                asm!(
+                    "push {{r6, r7}}",
+                    // [sp] mantissa, [sp, #4] the rounding term, [sp, #8] the shift
+                    "push {{r0, r1, r3}}",
+                    "mov r6, r2",
+                    "2:",
+                    $($step,)+
+                    "ldm sp, {{r9, r10, r11}}",
+                    "smmla r0, r0, r9, r10",
+                    "asr r0, r0, r11",
+                    "ssat r0, #8, r0",
+                    "strb r0, [r6], #1",
+                    "smmla r1, r1, r9, r10",
+                    "asr r1, r1, r11",
+                    "ssat r1, #8, r1",
+                    "strb r1, [r6], #1",
+                    "smmla r2, r2, r9, r10",
+                    "asr r2, r2, r11",
+                    "ssat r2, #8, r2",
+                    "strb r2, [r6], #1",
+                    "smmla r3, r3, r9, r10",
+                    "asr r3, r3, r11",
+                    "ssat r3, #8, r3",
+                    "strb r3, [r6], #1",
+                    "cmp r5, r8",
+                    "bne 2b",
+                    "add sp, sp, #12",
+                    "pop {{r6, r7}}",
+                    inout("r0") mantissa => _,
+                    inout("r1") round => _,
+                    inout("r2") out.as_mut_ptr() => _,
+                    inout("r3") shift => _,
+                    in("r4") x.as_ptr(),
+                    inout("r5") blocks.as_ptr() => _,
+                    in("r8") blocks_end,
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                )
+            };
+        }
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words are in bounds and out holds 4·count bytes
+        // (checked by the caller), x holds 4 or 8 words (matched here): per block the steps
+        // read x at offsets 0 to 8 · (steps − 1) bytes from its start (r4, not advanced) and
+        // the block's words once (r5, advanced), and the block's four bytes of out are written
+        // (r6, advanced), until the block pointer reaches the end of count blocks (r8). r6 and
+        // r7 are saved and restored and the three parts kept on the stack (20 bytes, popped at
+        // the end); the flags and Q (SSAT) are clobbered. The DSP extension is present (cfg
+        // lara_attn_dsp).
+        unsafe {
+            match x.len() {
+                4 => requantized_blocks!(pair2_at!(smuad, "0"), pair2_at!(smlad, "8")),
+                8 => requantized_blocks!(
+                    pair2_at!(smuad, "0"),
+                    pair2_at!(smlad, "8"),
+                    pair2_at!(smlad, "16"),
+                    pair2_at!(smlad, "24")
+                ),
+                _ => return false,
+            }
+        }
+        true
+    }
+
     #[inline(always)]
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
         // (an odd number of words is not a whole chunk: the caller's checks exclude it)
@@ -2685,6 +2785,27 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 portable_pair_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
                 if out != expected {
                     return Some(len);
+                }
+                // (the DSP cores without Helium: LARA's query output, the sums requantised
+                // block by block, against the portable sums and requantisation; shifts from
+                // saturating to small values, any mantissa)
+                #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+                if matches!(loops.0, Variant::Target) && matches!(x.len(), 4 | 8) {
+                    let rows = count * ROWS;
+                    for shift in [1u32, 9, 17, 24] {
+                        // (a random word of the blocks as the mantissa)
+                        let mantissa = blocks.get(len + shift as usize).map_or(1, |&w| w);
+                        let parts = (mantissa, 1 << (shift - 1), shift);
+                        let mut got = [0x55i8; 4 * CHECK_BLOCKS + 1];
+                        let mut want = got;
+                        for (w, &s) in want.iter_mut().zip(&expected[..rows]) {
+                            let high = ((i64::from(s) * i64::from(parts.0)) >> 32) as i32;
+                            *w = ((high + parts.1) >> parts.2).clamp(-128, 127) as i8;
+                        }
+                        if !pair_dot_i8(loops, &blocks, x, &mut got[..rows], parts) || got != want {
+                            return Some(len);
+                        }
+                    }
                 }
             }
             let rows = count.min(shared.len() / WEIGHT_WORDS);
