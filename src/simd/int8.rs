@@ -671,6 +671,79 @@ pub(crate) fn dot_widened2(
     }
 }
 
+/// [`dot_widened2`] over the rows of one query loop, the slices held and their lengths
+/// checked once for rows of `x_len` bytes (LARA's mis-opt query loop on the M4F class: no
+/// per-row checks of the `asm!` block's lengths); rows of another length by [`dot_widened2`].
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+pub(crate) struct Widened2<'a> {
+    loops: Loops,
+    blocks: (&'a [i32], &'a [i32]),
+    wide: &'a mut [i32],
+    out: (&'a mut [i32], &'a mut [i32]),
+    /// The row length the `asm!` block's checks passed for, else 0 (no row is empty).
+    fits: usize,
+}
+
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+impl<'a> Widened2<'a> {
+    /// The slices of [`dot_widened2`], checked for rows of `x_len` bytes.
+    pub(crate) fn new(
+        loops: Loops,
+        blocks: (&'a [i32], &'a [i32]),
+        x_len: usize,
+        wide: &'a mut [i32],
+        out: (&'a mut [i32], &'a mut [i32]),
+    ) -> Self {
+        let (count, count2) = (out.0.len() / ROWS, out.1.len() / ROWS);
+        let second = Some((blocks.1.len(), out.1.len(), count2));
+        let lens = (blocks.0.len(), x_len, wide.len());
+        let fits = matches!(loops.0, Variant::Target)
+            && x_len > 0
+            && dsp::widen_fits(lens, (out.0.len(), false), count, second);
+        Widened2 {
+            loops,
+            blocks,
+            wide,
+            out,
+            fits: if fits { x_len } else { 0 },
+        }
+    }
+
+    /// [`dot_widened2`] of the row `x` into the held sums.
+    #[inline(always)]
+    pub(crate) fn run(&mut self, x: &[i8]) {
+        let (count, count2) = (self.out.0.len() / ROWS, self.out.1.len() / ROWS);
+        if x.len() == self.fits {
+            // SAFETY: widen_fits held in `new` for rows of this length and these slices, held
+            // (and their lengths unchanged) since, count and count2 as there.
+            unsafe {
+                dsp::widen_dot_blocks_unchecked(
+                    self.blocks.0,
+                    x,
+                    self.wide,
+                    (self.out.0, None),
+                    count,
+                    Some((self.blocks.1, &mut *self.out.1, count2)),
+                )
+            };
+            return;
+        }
+        dot_widened2(
+            self.loops,
+            self.blocks,
+            x,
+            self.wide,
+            (self.out.0, self.out.1),
+        );
+    }
+
+    /// The two rows of sums.
+    #[inline(always)]
+    pub(crate) fn sums(&mut self) -> (&mut [i32], &mut [i32]) {
+        (self.out.0, self.out.1)
+    }
+}
+
 /// `x` (a non-zero multiple of [`CHUNK`] bytes, see [`padded_bytes`]) as the shared row of
 /// [`pair_dot_blocks`] whose products with a byte block are [`dot_blocks`]'s (the same sums):
 /// per word of `x` its bytes `(0, 2)`, then `(1, 3)`, as `i16` pairs (a byte block's chunk
@@ -1498,30 +1571,56 @@ mod dsp {
         count: usize,
         second: Option<(&[i32], &mut [i32], usize)>,
     ) -> bool {
-        let words = x.len() / 4;
-        if let Some((blocks2, out2, count2)) = &second
-            && (column.is_some()
-                || *count2 == 0
-                || out2.len() < 4 * count2
-                || blocks2.len() < count2 * 8 * words)
+        let second_lens = second.as_ref().map(|(b, o, c)| (b.len(), o.len(), *c));
+        let lens = (blocks.len(), x.len(), wide.len());
+        if !widen_fits(lens, (out.len(), column.is_some()), count, second_lens) {
+            return false;
+        }
+        // SAFETY: widen_fits holds for these slices' lengths (checked just above).
+        unsafe { widen_dot_blocks_unchecked(blocks, x, wide, (out, column), count, second) };
+        true
+    }
+
+    /// [`widen_dot_blocks`]' checks on the lengths alone, `(blocks, x, wide)`, `(out, whether
+    /// a column)`, `count` and the second range's `(blocks2, out2, count2)`.
+    #[inline(always)]
+    pub(super) fn widen_fits(
+        (blocks, x, wide): (usize, usize, usize),
+        (out, column): (usize, bool),
+        count: usize,
+        second: Option<(usize, usize, usize)>,
+    ) -> bool {
+        let words = x / 4;
+        if let Some((blocks2, out2, count2)) = second
+            && (column || count2 == 0 || out2 < 4 * count2 || blocks2 < count2 * 8 * words)
         {
             return false;
         }
         // (the last row's slot: 4 · count − 1 rows on, KEY_BLOCK words apart for a column)
-        let stride = if column.is_some() {
-            super::KEY_BLOCK
-        } else {
-            1
-        };
-        if !(words == 4 || words == 8)
-            || !x.len().is_multiple_of(4)
-            || count == 0
-            || out.len() <= (4 * count - 1) * stride
-            || wide.len() < 2 * words
-            || blocks.len() < count * 8 * words
-        {
-            return false;
-        }
+        let stride = if column { super::KEY_BLOCK } else { 1 };
+        (words == 4 || words == 8)
+            && x.is_multiple_of(4)
+            && count != 0
+            && out > (4 * count - 1) * stride
+            && wide >= 2 * words
+            && blocks >= count * 8 * words
+    }
+
+    /// [`widen_dot_blocks`] without its checks.
+    ///
+    /// # Safety
+    ///
+    /// [`widen_fits`] must hold for the lengths of these slices, `count` and the second range.
+    #[inline(always)]
+    pub(super) unsafe fn widen_dot_blocks_unchecked(
+        blocks: &[i32],
+        x: &[i8],
+        wide: &mut [i32],
+        (out, column): (&mut [i32], Option<ColumnScales>),
+        count: usize,
+        second: Option<(&[i32], &mut [i32], usize)>,
+    ) {
+        let words = x.len() / 4;
         let (start, end) = (
             blocks.as_ptr(),
             blocks.as_ptr().wrapping_add(count * 8 * words),
@@ -1665,12 +1764,12 @@ mod dsp {
         }
         // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds the 4 · count
         // rows' slots (one word apart, or KEY_BLOCK words for a column) and wide 2 · words
-        // (checked above): the first block reads the words of x once (unaligned LDR of i8 rows
+        // (widen_fits, the caller's contract): the first block reads the words of x once (unaligned LDR of i8 rows
         // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
         // i32-aligned), the others read those words of wide from its start (kept in the stack
         // slot of r0); every block reads its own words once and stores its four sums or
         // logits, until the block pointer reaches the end of count blocks (then likewise the
-        // count2 ≥ 1 blocks of a second range, checked above, into out2, which holds 4 · count2
+        // count2 ≥ 1 blocks of a second range, widen_fits too, into out2, which holds 4 · count2
         // sums). r6 and r7 are saved and restored (16 to 36 bytes of stack); r0, r1 (and r3,
         // r9 to r12) come back as pushed and
         // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
@@ -1723,7 +1822,6 @@ mod dsp {
                 );
             }
         }
-        true
     }
 
     /// [`pack_value_blocks`](super::pack_value_blocks) of a block whose [`KEY_BLOCK`] keys all
@@ -2761,6 +2859,23 @@ fn check_loops(loops: Loops) -> Option<usize> {
                     portable_dot_blocks(second, x, &mut expected2[..count2 * ROWS]);
                     if out != expected || out2 != expected2 {
                         return Some(len);
+                    }
+                    // the same with the lengths checked once (LARA's query loop): the whole
+                    // blocks' sums, the tail left alone
+                    #[cfg(not(lara_attn_compact))]
+                    {
+                        let (mut sums, mut sums2) = ([7i32; CHECK_WORDS], [7i32; 4 * CHECK_BLOCKS]);
+                        let outs = (&mut sums[..rows], &mut sums2[..count2 * ROWS]);
+                        let mut dots =
+                            Widened2::new(loops, (&blocks, second), len, &mut wide, outs);
+                        dots.run(x);
+                        let whole = count * ROWS;
+                        if sums[..whole] != expected[..whole]
+                            || sums[whole..].iter().any(|&s| s != 7)
+                            || sums2[..count2 * ROWS] != expected2[..count2 * ROWS]
+                        {
+                            return Some(len);
+                        }
                     }
                 }
                 #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
