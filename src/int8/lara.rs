@@ -1346,9 +1346,6 @@ impl<'a> Workspace<'a> {
         let packed = &mut *self.weights_packed;
         let out_row = &mut *self.out_row;
         let shared = &mut *self.stream.shared;
-        // (the DSP cores without Helium: the query row widened once for both dot products)
-        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-        let wide = &mut *self.row;
         // (count ≥ 1 here; max(1): no division-by-zero path)
         let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
         // (the DSP cores without Helium, a multiple of four landmarks below 32: the logits, T,
@@ -1361,17 +1358,24 @@ impl<'a> Workspace<'a> {
             (plan.query_dot, t_dot),
             plan.alpha_coeff,
         );
+        // (the DSP cores without Helium: the query row widened once for both dot products,
+        // the lengths checked once for the padded rows)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let mut dots = crate::simd::int8::Widened2::new(
+            loops,
+            (w, q_bar),
+            padded(dim),
+            &mut *self.row,
+            (&mut *logits, &mut *t_row),
+        );
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
             #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-            crate::simd::int8::dot_widened2(
-                loops,
-                (w, q_bar),
-                q_row,
-                &mut *wide,
-                (&mut *logits, &mut *t_row),
-            );
+            let (logits, t_row) = {
+                dots.run(q_row);
+                dots.sums()
+            };
             #[cfg(lara_attn_helium)]
             {
                 dot_blocks(loops, w, q_row, logits);
@@ -1406,11 +1410,27 @@ impl<'a> Workspace<'a> {
                 None => pack_weights(weights, packed, bits64(total.max(1)) as i32 - 14),
             };
             // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
-            pair_dot_blocks(loops, self.kv, packed, out_row);
-            let row = out_row.get(..value_dim).unwrap_or_default();
-            // (the sum of the weights, about 2^14, by Reciprocal::new_small)
-            plan.requantize
-                .write_row_small(row, weight_sum.max(1), -8, out, base + i * value_dim);
+            // (the sum of the weights, about 2^14, by Reciprocal::new_small; on the DSP cores
+            // without Helium each block of sums requantised as it is done)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            out.write_pairs_small(
+                &plan.requantize,
+                (loops, self.kv, packed, out_row),
+                (value_dim, weight_sum.max(1), -8),
+                base + i * value_dim,
+            );
+            #[cfg(lara_attn_helium)]
+            {
+                pair_dot_blocks(loops, self.kv, packed, out_row);
+                let row = out_row.get(..value_dim).unwrap_or_default();
+                plan.requantize.write_row_small(
+                    row,
+                    weight_sum.max(1),
+                    -8,
+                    out,
+                    base + i * value_dim,
+                );
+            }
         }
     }
 

@@ -877,6 +877,34 @@ trait Rows {
             offset,
         );
     }
+    /// [`write_small`](Self::write_small) of the first `len` sums of `pair_dot_blocks(loops,
+    /// blocks, pairs, sums)` (LARA's query output on the DSP cores without Helium).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_pairs_small(
+        &mut self,
+        requantize: &Requantize,
+        dot: (Loops, &[i32], &[i32], &mut [i32]),
+        row: (usize, u32, i32),
+        offset: usize,
+    ) {
+        write_pairs_general(self, requantize, dot, row, offset);
+    }
+}
+
+/// [`Rows::write_pairs_small`] by the sums in `sums`.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+#[inline(always)]
+fn write_pairs_general<O: Rows + ?Sized>(
+    out: &mut O,
+    requantize: &Requantize,
+    (loops, blocks, pairs, sums): (Loops, &[i32], &[i32], &mut [i32]),
+    (len, den, extra): (usize, u32, i32),
+    offset: usize,
+) {
+    crate::simd::int8::pair_dot_blocks(loops, blocks, pairs, sums);
+    let row = sums.get(..len).unwrap_or_default();
+    out.write_small(requantize, (row, den, extra), offset);
 }
 
 impl Rows for &mut [i8] {
@@ -919,6 +947,28 @@ impl Rows for &mut [i8] {
                 offset,
             ),
         }
+    }
+
+    /// (the row multiplier in its high-word form and `len` a whole number of blocks: the sums
+    /// requantised as each block's are done, `simd::int8::pair_dot_i8`, the same bits)
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    #[inline(always)]
+    fn write_pairs_small(
+        &mut self,
+        requantize: &Requantize,
+        dot: (Loops, &[i32], &[i32], &mut [i32]),
+        row: (usize, u32, i32),
+        offset: usize,
+    ) {
+        let (loops, blocks, pairs, _) = dot;
+        let (len, den, extra) = row;
+        if let Some(parts) = fixed_point::row_high_word(den, requantize.to_i8, extra)
+            && let Some(out) = self.get_mut(offset..).and_then(|out| out.get_mut(..len))
+            && crate::simd::int8::pair_dot_i8(loops, blocks, pairs, out, parts)
+        {
+            return;
+        }
+        write_pairs_general(self, requantize, dot, row, offset);
     }
 }
 
@@ -984,8 +1034,9 @@ impl Requantize {
     }
 
     /// [`write_row_inline`](Self::write_row_inline) for a `den` usually below `2^16`
-    /// ([`Reciprocal::new_small`]; LARA's query loop on the DSP and Helium cores).
-    #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
+    /// ([`Reciprocal::new_small`]; LARA's query loop on Helium, on the other DSP cores through
+    /// [`Rows::write_pairs_small`]).
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
     #[inline(always)]
     fn write_row_small<O: Rows>(
         &self,
@@ -1062,7 +1113,17 @@ fn write_i8_high(
 ) {
     #[cfg(lara_attn_dsp)]
     let (out, sums) = {
+        // (both cut to their common length first: one bound for the asm loop and the rest)
+        let len = out.len().min(sums.len());
+        let (out, sums) = (
+            out.get_mut(..len).unwrap_or_default(),
+            sums.get(..len).unwrap_or_default(),
+        );
         let done = dsp::requantize_i8(out, sums, (mantissa, round_high, high_shift));
+        // (whole groups of four, the common case: no rest to slice)
+        if done == len {
+            return;
+        }
         (
             out.get_mut(done..).unwrap_or_default(),
             sums.get(done..).unwrap_or_default(),

@@ -671,6 +671,79 @@ pub(crate) fn dot_widened2(
     }
 }
 
+/// [`dot_widened2`] over the rows of one query loop, the slices held and their lengths
+/// checked once for rows of `x_len` bytes (LARA's mis-opt query loop on the M4F class: no
+/// per-row checks of the `asm!` block's lengths); rows of another length by [`dot_widened2`].
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+pub(crate) struct Widened2<'a> {
+    loops: Loops,
+    blocks: (&'a [i32], &'a [i32]),
+    wide: &'a mut [i32],
+    out: (&'a mut [i32], &'a mut [i32]),
+    /// The row length the `asm!` block's checks passed for, else 0 (no row is empty).
+    fits: usize,
+}
+
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+impl<'a> Widened2<'a> {
+    /// The slices of [`dot_widened2`], checked for rows of `x_len` bytes.
+    pub(crate) fn new(
+        loops: Loops,
+        blocks: (&'a [i32], &'a [i32]),
+        x_len: usize,
+        wide: &'a mut [i32],
+        out: (&'a mut [i32], &'a mut [i32]),
+    ) -> Self {
+        let (count, count2) = (out.0.len() / ROWS, out.1.len() / ROWS);
+        let second = Some((blocks.1.len(), out.1.len(), count2));
+        let lens = (blocks.0.len(), x_len, wide.len());
+        let fits = matches!(loops.0, Variant::Target)
+            && x_len > 0
+            && dsp::widen_fits(lens, (out.0.len(), false), count, second);
+        Widened2 {
+            loops,
+            blocks,
+            wide,
+            out,
+            fits: if fits { x_len } else { 0 },
+        }
+    }
+
+    /// [`dot_widened2`] of the row `x` into the held sums.
+    #[inline(always)]
+    pub(crate) fn run(&mut self, x: &[i8]) {
+        let (count, count2) = (self.out.0.len() / ROWS, self.out.1.len() / ROWS);
+        if x.len() == self.fits {
+            // SAFETY: widen_fits held in `new` for rows of this length and these slices, held
+            // (and their lengths unchanged) since, count and count2 as there.
+            unsafe {
+                dsp::widen_dot_blocks_unchecked(
+                    self.blocks.0,
+                    x,
+                    self.wide,
+                    (self.out.0, None),
+                    count,
+                    Some((self.blocks.1, &mut *self.out.1, count2)),
+                )
+            };
+            return;
+        }
+        dot_widened2(
+            self.loops,
+            self.blocks,
+            x,
+            self.wide,
+            (self.out.0, self.out.1),
+        );
+    }
+
+    /// The two rows of sums.
+    #[inline(always)]
+    pub(crate) fn sums(&mut self) -> (&mut [i32], &mut [i32]) {
+        (self.out.0, self.out.1)
+    }
+}
+
 /// `x` (a non-zero multiple of [`CHUNK`] bytes, see [`padded_bytes`]) as the shared row of
 /// [`pair_dot_blocks`] whose products with a byte block are [`dot_blocks`]'s (the same sums):
 /// per word of `x` its bytes `(0, 2)`, then `(1, 3)`, as `i16` pairs (a byte block's chunk
@@ -715,6 +788,27 @@ pub(crate) fn pair_dot_blocks(loops: Loops, blocks: &[i32], x: &[i32], out: &mut
         Variant::Neon => unsafe { neon::pair_dot_blocks(blocks, x, out, count) },
         Variant::Target => target_pair_dot_blocks(blocks, x, out, count),
     }
+}
+
+/// LARA's query output on the DSP cores without Helium: `out[j] = ssat8(((s_j · mantissa) >>
+/// 32) + round) >> shift)` of the sums `s` [`pair_dot_blocks`] gives for `x` (4 or 8 words of
+/// `i16` pairs: 8 or 16 weights) and `out.len() / 4` blocks, without storing them
+/// (`dsp::pair_dot_i8`); `false`, nothing written, unless the lengths fit (`out` whole blocks).
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+#[inline(always)]
+pub(crate) fn pair_dot_i8(
+    loops: Loops,
+    blocks: &[i32],
+    x: &[i32],
+    out: &mut [i8],
+    parts: (i32, i32, u32),
+) -> bool {
+    let count = out.len() / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && count > 0
+        && out.len().is_multiple_of(ROWS)
+        && blocks.len() >= count * ROWS * x.len();
+    fits && dsp::pair_dot_i8(blocks, x, out, count, parts)
 }
 
 /// [`pair_dot_blocks`] of this target's build (arguments checked).
@@ -1283,6 +1377,14 @@ mod dsp {
         };
     }
 
+    /// [`pair2_step!`] at byte offset `$off` of the shared row (at `r4`, not advanced): the
+    /// steps of a block without a loop, the row's start kept in `r4` for every block.
+    macro_rules! pair2_at {
+        ($op:ident, $off:literal) => {
+            concat!("ldrd lr, r7, [r4, #", $off, "]\n", mac8!($op))
+        };
+    }
+
     /// The pair loop after the first steps of a block: two steps per turn until `r4` reaches
     /// the end of the shared row (`r8`; an even number of steps left, at least two).
     macro_rules! step_loop {
@@ -1320,6 +1422,31 @@ mod dsp {
                 out("r3") _, out("r4") _,
                 inout("r5") $blocks => _,
                 in("r8") $x_end,
+                out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+            )
+        };
+    }
+
+    /// [`blocks_asm!`] for steps without a loop ([`pair2_at!`]): the shared row's start stays
+    /// in `r4` and the blocks' end in `r8` (no reload per block: three instructions per block
+    /// besides the steps).
+    macro_rules! fixed_blocks_asm {
+        ($x:expr, $blocks:expr, $blocks_end:expr, $out:expr, [$($body:expr),*]) => {
+            asm!(
+                "push {{r6, r7}}",
+                "mov r6, r2",
+                "2:",
+                $($body,)*
+                "stm r6!, {{r0, r1, r2, r3}}",
+                "cmp r5, r8",
+                "bne 2b",
+                "pop {{r6, r7}}",
+                out("r0") _, out("r1") _,
+                inout("r2") $out => _,
+                out("r3") _,
+                in("r4") $x,
+                inout("r5") $blocks => _,
+                in("r8") $blocks_end,
                 out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
             )
         };
@@ -1425,7 +1552,8 @@ mod dsp {
 
     /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
     /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
-    /// pair steps from the widened row (kept at `[sp]`), each block without a loop. With a
+    /// pair steps from the widened row (its start at `[sp]` and in `r4`, the blocks' end in
+    /// `r8` after the first block), each block without a loop. With a
     /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
     /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
     /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
@@ -1443,30 +1571,56 @@ mod dsp {
         count: usize,
         second: Option<(&[i32], &mut [i32], usize)>,
     ) -> bool {
-        let words = x.len() / 4;
-        if let Some((blocks2, out2, count2)) = &second
-            && (column.is_some()
-                || *count2 == 0
-                || out2.len() < 4 * count2
-                || blocks2.len() < count2 * 8 * words)
+        let second_lens = second.as_ref().map(|(b, o, c)| (b.len(), o.len(), *c));
+        let lens = (blocks.len(), x.len(), wide.len());
+        if !widen_fits(lens, (out.len(), column.is_some()), count, second_lens) {
+            return false;
+        }
+        // SAFETY: widen_fits holds for these slices' lengths (checked just above).
+        unsafe { widen_dot_blocks_unchecked(blocks, x, wide, (out, column), count, second) };
+        true
+    }
+
+    /// [`widen_dot_blocks`]' checks on the lengths alone, `(blocks, x, wide)`, `(out, whether
+    /// a column)`, `count` and the second range's `(blocks2, out2, count2)`.
+    #[inline(always)]
+    pub(super) fn widen_fits(
+        (blocks, x, wide): (usize, usize, usize),
+        (out, column): (usize, bool),
+        count: usize,
+        second: Option<(usize, usize, usize)>,
+    ) -> bool {
+        let words = x / 4;
+        if let Some((blocks2, out2, count2)) = second
+            && (column || count2 == 0 || out2 < 4 * count2 || blocks2 < count2 * 8 * words)
         {
             return false;
         }
         // (the last row's slot: 4 · count − 1 rows on, KEY_BLOCK words apart for a column)
-        let stride = if column.is_some() {
-            super::KEY_BLOCK
-        } else {
-            1
-        };
-        if !(words == 4 || words == 8)
-            || !x.len().is_multiple_of(4)
-            || count == 0
-            || out.len() <= (4 * count - 1) * stride
-            || wide.len() < 2 * words
-            || blocks.len() < count * 8 * words
-        {
-            return false;
-        }
+        let stride = if column { super::KEY_BLOCK } else { 1 };
+        (words == 4 || words == 8)
+            && x.is_multiple_of(4)
+            && count != 0
+            && out > (4 * count - 1) * stride
+            && wide >= 2 * words
+            && blocks >= count * 8 * words
+    }
+
+    /// [`widen_dot_blocks`] without its checks.
+    ///
+    /// # Safety
+    ///
+    /// [`widen_fits`] must hold for the lengths of these slices, `count` and the second range.
+    #[inline(always)]
+    pub(super) unsafe fn widen_dot_blocks_unchecked(
+        blocks: &[i32],
+        x: &[i8],
+        wide: &mut [i32],
+        (out, column): (&mut [i32], Option<ColumnScales>),
+        count: usize,
+        second: Option<(&[i32], &mut [i32], usize)>,
+    ) {
+        let words = x.len() / 4;
         let (start, end) = (
             blocks.as_ptr(),
             blocks.as_ptr().wrapping_add(count * 8 * words),
@@ -1481,25 +1635,24 @@ mod dsp {
                         "mov r6, r2",
                         $($first,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        // (the widened row's start in r4, the blocks' end in r8 from here)
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 4f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "4:",
                         "ldr r5, [sp, #8]",
                         "ldr r6, [sp, #24]",
+                        "ldr r8, [sp, #20]",
                         "5:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #20]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 5b",
                         "pop {{r0, r1, r3, r6, r7, r9, r10}}",
                         inout("r0") wide.as_mut_ptr() => _,
@@ -1518,15 +1671,14 @@ mod dsp {
                         "mov r6, r2",
                         $($first,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 3f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         "stm r6!, {{r0, r1, r2, r3}}",
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "3:",
                         "pop {{r0, r1, r6, r7}}",
@@ -1555,15 +1707,14 @@ mod dsp {
                         "smmulr lr, lr, r9",
                         "str lr, [sp, #32]",
                         column_store!(offset),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 3f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         column_store!(offset),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "3:",
                         "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
@@ -1587,15 +1738,14 @@ mod dsp {
                         "mov r6, r2",
                         $($first,)*
                         column_store!(),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "ldr r4, [sp]",
+                        "ldr r8, [sp, #4]",
+                        "cmp r5, r8",
                         "beq 3f",
                         "2:",
-                        "ldr r4, [sp]",
                         $($body,)*
                         column_store!(),
-                        "ldr lr, [sp, #4]",
-                        "cmp r5, lr",
+                        "cmp r5, r8",
                         "bne 2b",
                         "3:",
                         "pop {{r0, r1, r3, r6, r7, r9}}",
@@ -1614,12 +1764,12 @@ mod dsp {
         }
         // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds the 4 · count
         // rows' slots (one word apart, or KEY_BLOCK words for a column) and wide 2 · words
-        // (checked above): the first block reads the words of x once (unaligned LDR of i8 rows
+        // (widen_fits, the caller's contract): the first block reads the words of x once (unaligned LDR of i8 rows
         // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
         // i32-aligned), the others read those words of wide from its start (kept in the stack
         // slot of r0); every block reads its own words once and stores its four sums or
         // logits, until the block pointer reaches the end of count blocks (then likewise the
-        // count2 ≥ 1 blocks of a second range, checked above, into out2, which holds 4 · count2
+        // count2 ≥ 1 blocks of a second range, widen_fits too, into out2, which holds 4 · count2
         // sums). r6 and r7 are saved and restored (16 to 36 bytes of stack); r0, r1 (and r3,
         // r9 to r12) come back as pushed and
         // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
@@ -1638,14 +1788,14 @@ mod dsp {
                         widen_step!(smlad)
                     ],
                     [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad)
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24"),
+                        pair2_at!(smlad, "32"),
+                        pair2_at!(smlad, "40"),
+                        pair2_at!(smlad, "48"),
+                        pair2_at!(smlad, "56")
                     ],
                     [
                         square4!(smuad),
@@ -1663,16 +1813,15 @@ mod dsp {
                         widen_step!(smlad)
                     ],
                     [
-                        pair2_step!(smuad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad),
-                        pair2_step!(smlad)
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24")
                     ],
                     [square4!(smuad), square4!(smlad)]
                 );
             }
         }
-        true
     }
 
     /// [`pack_value_blocks`](super::pack_value_blocks) of a block whose [`KEY_BLOCK`] keys all
@@ -1793,6 +1942,85 @@ mod dsp {
         }
     }
 
+    /// [`pair_dot_blocks`] of 2 or 4 steps (`x` of 4 or 8 words) and `count ≥ 1` blocks with
+    /// each block's four sums requantised at once (`crate::int8::dsp::requantize_i8`'s steps:
+    /// `SMMLA` with the rounding term, `ASR`, `SSAT #8`) into `out[4b .. 4b + 4]`, no sums
+    /// stored (LARA's query output on the M4F class); `false`, nothing done, for another
+    /// length (the caller checks `blocks` and `out`).
+    #[cfg(not(lara_attn_compact))]
+    #[inline(always)]
+    pub(super) fn pair_dot_i8(
+        blocks: &[i32],
+        x: &[i32],
+        out: &mut [i8],
+        count: usize,
+        (mantissa, round, shift): (i32, i32, u32),
+    ) -> bool {
+        let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
+        macro_rules! requantized_blocks {
+            ($($step:expr),+) => {
+                asm!(
+                    "push {{r6, r7}}",
+                    // [sp] mantissa, [sp, #4] the rounding term, [sp, #8] the shift
+                    "push {{r0, r1, r3}}",
+                    "mov r6, r2",
+                    "2:",
+                    $($step,)+
+                    "ldm sp, {{r9, r10, r11}}",
+                    "smmla r0, r0, r9, r10",
+                    "asr r0, r0, r11",
+                    "ssat r0, #8, r0",
+                    "strb r0, [r6], #1",
+                    "smmla r1, r1, r9, r10",
+                    "asr r1, r1, r11",
+                    "ssat r1, #8, r1",
+                    "strb r1, [r6], #1",
+                    "smmla r2, r2, r9, r10",
+                    "asr r2, r2, r11",
+                    "ssat r2, #8, r2",
+                    "strb r2, [r6], #1",
+                    "smmla r3, r3, r9, r10",
+                    "asr r3, r3, r11",
+                    "ssat r3, #8, r3",
+                    "strb r3, [r6], #1",
+                    "cmp r5, r8",
+                    "bne 2b",
+                    "add sp, sp, #12",
+                    "pop {{r6, r7}}",
+                    inout("r0") mantissa => _,
+                    inout("r1") round => _,
+                    inout("r2") out.as_mut_ptr() => _,
+                    inout("r3") shift => _,
+                    in("r4") x.as_ptr(),
+                    inout("r5") blocks.as_ptr() => _,
+                    in("r8") blocks_end,
+                    out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+                )
+            };
+        }
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words are in bounds and out holds 4·count bytes
+        // (checked by the caller), x holds 4 or 8 words (matched here): per block the steps
+        // read x at offsets 0 to 8 · (steps − 1) bytes from its start (r4, not advanced) and
+        // the block's words once (r5, advanced), and the block's four bytes of out are written
+        // (r6, advanced), until the block pointer reaches the end of count blocks (r8). r6 and
+        // r7 are saved and restored and the three parts kept on the stack (20 bytes, popped at
+        // the end); the flags and Q (SSAT) are clobbered. The DSP extension is present (cfg
+        // lara_attn_dsp).
+        unsafe {
+            match x.len() {
+                4 => requantized_blocks!(pair2_at!(smuad, "0"), pair2_at!(smlad, "8")),
+                8 => requantized_blocks!(
+                    pair2_at!(smuad, "0"),
+                    pair2_at!(smlad, "8"),
+                    pair2_at!(smlad, "16"),
+                    pair2_at!(smlad, "24")
+                ),
+                _ => return false,
+            }
+        }
+        true
+    }
+
     #[inline(always)]
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
         // (an odd number of words is not a whole chunk: the caller's checks exclude it)
@@ -1806,12 +2034,14 @@ mod dsp {
         let blocks_end = blocks.as_ptr().wrapping_add(count * super::ROWS * x.len());
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 4 words (even) are in bounds,
         // and out holds 4·count words (checked by the caller): per block the steps read the words
-        // of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words; else the first
+        // of x two at a time (2, 4 or 8 steps without a loop for 4, 8 or 16 words, at offsets
+        // 0 to 8 · (steps − 1) bytes from x's start in r4, the blocks' end in r8; else the first
         // one or two steps, then two per turn of the loop, which starts with an even number of
         // steps ≥ 2 left) and the block's words once, and store its four sums; the blocks end after
-        // count blocks. r6 and r7 are saved and restored (the x start and the blocks' end live in
-        // the stack slots of r0 and r1, 16 bytes of stack); r0 and r1 come back as pushed and r2
-        // holds a sum: all declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+        // count blocks. r6 and r7 are saved and restored (in the loop's case the x start and the
+        // blocks' end live in the stack slots of r0 and r1, 16 bytes of stack, else 8 bytes);
+        // r0 and r1 come back as pushed and r2 holds a sum: all declared clobbered. The DSP
+        // extension is present (cfg lara_attn_dsp).
         unsafe {
             // (the loop over the blocks with these steps per block)
             macro_rules! blocks_with {
@@ -1819,25 +2049,31 @@ mod dsp {
                     blocks_asm!(start, end, blocks.as_ptr(), blocks_end, out, [$($step),+])
                 };
             }
+            // (the steps without a loop: the row's start and the blocks' end kept in registers)
+            macro_rules! fixed_with {
+                ($($step:expr),+) => {
+                    fixed_blocks_asm!(start, blocks.as_ptr(), blocks_end, out, [$($step),+])
+                };
+            }
             match steps {
-                2 => blocks_with!(pair2_step!(smuad), pair2_step!(smlad)),
-                // (d = 16, or LARA's 16 weights: the steps without a loop)
-                4 => blocks_with!(
-                    pair2_step!(smuad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad)
+                2 => fixed_with!(pair2_at!(smuad, "0"), pair2_at!(smlad, "8")),
+                // (d = 16, or LARA's 16 weights)
+                4 => fixed_with!(
+                    pair2_at!(smuad, "0"),
+                    pair2_at!(smlad, "8"),
+                    pair2_at!(smlad, "16"),
+                    pair2_at!(smlad, "24")
                 ),
-                // (d = 32: the steps without a loop)
-                8 => blocks_with!(
-                    pair2_step!(smuad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad),
-                    pair2_step!(smlad)
+                // (d = 32)
+                8 => fixed_with!(
+                    pair2_at!(smuad, "0"),
+                    pair2_at!(smlad, "8"),
+                    pair2_at!(smlad, "16"),
+                    pair2_at!(smlad, "24"),
+                    pair2_at!(smlad, "32"),
+                    pair2_at!(smlad, "40"),
+                    pair2_at!(smlad, "48"),
+                    pair2_at!(smlad, "56")
                 ),
                 _ if steps % 2 == 1 => blocks_with!(pair2_step!(smuad), step_loop!(pair2_step)),
                 _ => blocks_with!(
@@ -2624,6 +2860,23 @@ fn check_loops(loops: Loops) -> Option<usize> {
                     if out != expected || out2 != expected2 {
                         return Some(len);
                     }
+                    // the same with the lengths checked once (LARA's query loop): the whole
+                    // blocks' sums, the tail left alone
+                    #[cfg(not(lara_attn_compact))]
+                    {
+                        let (mut sums, mut sums2) = ([7i32; CHECK_WORDS], [7i32; 4 * CHECK_BLOCKS]);
+                        let outs = (&mut sums[..rows], &mut sums2[..count2 * ROWS]);
+                        let mut dots =
+                            Widened2::new(loops, (&blocks, second), len, &mut wide, outs);
+                        dots.run(x);
+                        let whole = count * ROWS;
+                        if sums[..whole] != expected[..whole]
+                            || sums[whole..].iter().any(|&s| s != 7)
+                            || sums2[..count2 * ROWS] != expected2[..count2 * ROWS]
+                        {
+                            return Some(len);
+                        }
+                    }
                 }
                 #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
                 {
@@ -2647,6 +2900,27 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 portable_pair_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
                 if out != expected {
                     return Some(len);
+                }
+                // (the DSP cores without Helium: LARA's query output, the sums requantised
+                // block by block, against the portable sums and requantisation; shifts from
+                // saturating to small values, any mantissa)
+                #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+                if matches!(loops.0, Variant::Target) && matches!(x.len(), 4 | 8) {
+                    let rows = count * ROWS;
+                    for shift in [1u32, 9, 17, 24] {
+                        // (a random word of the blocks as the mantissa)
+                        let mantissa = blocks.get(len + shift as usize).map_or(1, |&w| w);
+                        let parts = (mantissa, 1 << (shift - 1), shift);
+                        let mut got = [0x55i8; 4 * CHECK_BLOCKS + 1];
+                        let mut want = got;
+                        for (w, &s) in want.iter_mut().zip(&expected[..rows]) {
+                            let high = ((i64::from(s) * i64::from(parts.0)) >> 32) as i32;
+                            *w = ((high + parts.1) >> parts.2).clamp(-128, 127) as i8;
+                        }
+                        if !pair_dot_i8(loops, &blocks, x, &mut got[..rows], parts) || got != want {
+                            return Some(len);
+                        }
+                    }
                 }
             }
             let rows = count.min(shared.len() / WEIGHT_WORDS);
