@@ -766,18 +766,31 @@ pub(crate) fn pack_value_blocks(
 /// `0, 1, …, 7` as `u16` lanes.
 static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
-/// The block maxima of four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`): per key a gather
-/// of the four rows' logits (`VLDRW.U32` from a vector of addresses, which it advances).
+/// The state step of four rows for a block of `KEY_BLOCK` logits each (`[4][KEY_BLOCK]`), the
+/// rows in the lanes: the block maxima `m` (per key a gather of the four rows' logits,
+/// `VLDRW.U32` from a vector of addresses, which it advances), then into `out` the new
+/// references `max(reference, m)`, the factors `exp2_neg(new − reference, 15)` (wrapping
+/// difference: `Q15_ONE` for a reference that stays, 0 for an empty state, whose difference
+/// is at least `2^31 − 2^28`) and the sums `round(sum · factor / 2^15)` (`VRMULH.U32` of
+/// `2 · sum` and `factor · 2^16`, both below `2^32` for `sum < 2^31`); returns the smallest
+/// block maximum ([`ABSENT`](super::fixed_point::ABSENT) if a row has no logit, whose state
+/// step is then not `Running::admit`'s), and `out` (written whole: no zeros stored first).
 // (not built for size: `admit_rows` takes one row at a time there)
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
-pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
-    let mut max = [0i32; 4];
+pub(crate) fn block_state4<'o>(
+    logits: &[i32; 4 * KEY_BLOCK],
+    (reference, sum): (&[i32; 4], &[i32; 4]),
+    out: &'o mut core::mem::MaybeUninit<[[i32; 4]; 3]>,
+) -> (i32, &'o [[i32; 4]; 3]) {
+    let mut min = i32::MAX;
     // the addresses of the rows' key −1 (the gathers add a key first); never dereferenced
     let base = logits.as_ptr().wrapping_sub(1);
     // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
-    // base plus ROW_STEP, advanced by one word before each), all in the array; the block reads
-    // ROW_STEP (4 words) and writes max (4 words), q0–q2 (declared as s0–s11) and flags; no
+    // base plus ROW_STEP, advanced by one word before each), all in the array; the gathers of
+    // the exponent tables read POW2_TABLE and the deficits' table at indices masked to 0..64
+    // and 0..1024 (their lengths); the block reads ROW_STEP, reference and sum (4 words each)
+    // and writes out (12 words), q0–q7 (declared as s0–s31), flags and its operands; no
     // stack.
     unsafe {
         asm!(
@@ -798,27 +811,56 @@ pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
             "vmax.s32 q0, q0, q2",
             "vldrw.u32 q2, [q1, #4]!",
             "vmax.s32 q0, q0, q2",
-            "vstrw.32 q0, [{out}]",
+            "vminv.s32 {min}, q0",
+            // new = max(reference, m); t = new − reference (wrapping)
+            "vldrw.u32 q5, [{r}]",
+            "vmax.s32 q3, q5, q0",
+            "vstrw.32 q3, [{out}]",
+            "vsub.i32 q0, q3, q5",
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+            "movs {tmp}, #17",
+            "vdup.32 q6, {tmp}",
+            "mvn {tmp}, #14",
+            "vdup.32 q7, {tmp}",
+            exp2_lanes!(),
+            "vstrw.32 q1, [{out}, #16]",
+            // round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
+            "vldrw.u32 q0, [{s}]",
+            "vshl.i32 q0, q0, #1",
+            "vshl.i32 q1, q1, #16",
+            "vrmulh.u32 q0, q0, q1",
+            "vstrw.32 q0, [{out}, #32]",
             step = in(reg) ROW_STEP.as_ptr(),
             base = in(reg) base,
-            out = in(reg) max.as_mut_ptr(),
+            r = in(reg) reference.as_ptr(),
+            s = in(reg) sum.as_ptr(),
+            out = in(reg) out.as_mut_ptr(),
+            min = inout(reg) min,
+            tmp = out(reg) _,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         );
     }
     const _: () = assert!(KEY_BLOCK == 8);
-    max
+    // SAFETY: the block stored the 12 words of out (three vectors).
+    (min, unsafe { out.assume_init_ref() })
 }
 
 /// For four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`) and their references:
 /// `w[r][j] = weight_q15(references[r] − logits[r][j])` (wrapping, as `u32`) stored as the
-/// `i16` halves of `pairs` (`[4][KEY_BLOCK / 2]`, the words of `pair(w_2k, w_2k+1)`), and
-/// returns each row's sum: per key a gather of the four rows' logits (`VLDRW.U32` at offsets
-/// `(0, 8, 16, 24)` words), [`exp2_lanes!`], a scatter of the halves (`VSTRH.32` at the same
-/// offsets in halfwords); the sums from the stored halves (`VADDV.U16`, each weight below
-/// `2^15`).
+/// `i16` halves of `pairs` (`[4][KEY_BLOCK / 2]`, the words of `pair(w_2k, w_2k+1)`: a row's
+/// weights are its halfwords in order), and returns each row's sum: a row's two vectors of
+/// logits and halves (`VLDRW.U32`, [`exp2_lanes!`], `VSTRH.32`, each address advanced by the
+/// access), the rows unrolled, each sum by `VADDV(A).U32`.
 // (not built for size: `admit_rows` takes one row at a time there)
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
@@ -828,58 +870,63 @@ pub(crate) fn weights4(
     pairs: &mut [i32; 2 * KEY_BLOCK],
 ) -> [u32; 4] {
     let (s0, s1, s2, s3): (u32, u32, u32, u32);
-    // SAFETY: the loop (KEY_BLOCK iterations) gathers logits[r · KEY_BLOCK + j] and scatters
-    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gathers of the
-    // exponent tables read POW2_TABLE and the deficits' table at indices masked to 0..64 and
-    // 0..1024 (their lengths); the block reads references,
-    // ROW_OFFSETS and pairs (16 words). It writes only pairs, q0–q7 (declared as s0–s31), lr,
-    // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers);
-    // no stack.
+    // one row: the reference in every lane, then its two vectors of keys; `$sum` its sum
+    macro_rules! row {
+        ($offset:literal, $sum:literal) => {
+            concat!(
+                "ldr {tmp}, [{refs}, #",
+                $offset,
+                "]\n",
+                "vdup.32 q5, {tmp}\n",
+                half!("vaddv.u32 ", $sum),
+                half!("vaddva.u32 ", $sum),
+            )
+        };
+    }
+    // t = max(reference − logit, 2) (wrapping, as u32), its weight stored and summed
+    macro_rules! half {
+        ($add:literal, $sum:literal) => {
+            concat!(
+                "vldrw.u32 q0, [{l}], #16\n",
+                "vsub.i32 q0, q5, q0\n",
+                "vmax.u32 q0, q0, q3\n",
+                exp2_lanes!(),
+                "vstrh.32 q1, [r1], #8\n",
+                $add,
+                $sum,
+                ", q1\n",
+            )
+        };
+    }
+    const _: () = assert!(KEY_BLOCK == 8);
+    // SAFETY: the block reads logits (32 words, eight vectors from its start), references (4
+    // words) and writes the 64 halfwords of pairs (eight stores of four from its start); the
+    // gathers of the exponent tables read POW2_TABLE and the deficits' table at indices
+    // masked to 0..64 and 0..1024 (their lengths). It writes only pairs, q0–q7 (declared as
+    // s0–s31), flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even
+    // registers; a narrowing store's base in r1, one of r0–r7); no stack.
     unsafe {
         asm!(
-            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30; the cap 2
             "movs {tmp}, #17",
             "vdup.32 q6, {tmp}",
             "mvn {tmp}, #14",
             "vdup.32 q7, {tmp}",
-            "movs {tmp}, #2",
-            "vldrw.u32 q5, [r0]",
-            "vldrw.u32 q3, [r2]",
-            "mov lr, #{keys}",
-            "dls lr, lr",
-            "1:",
-            // t = max(reference − logit, 2) (wrapping, as u32): (t − 2 saturating) + 2
-            "vldrw.u32 q0, [{l}, q3, uxtw #2]",
-            "add {l}, {l}, #4",
-            "vsub.i32 q0, q5, q0",
-            "vqsub.u32 q0, q0, {tmp}",
-            "vadd.i32 q0, q0, {tmp}",
-            exp2_lanes!(),
-            "vstrh.32 q1, [{w}, q3, uxtw #1]",
-            "add {w}, {w}, #2",
-            "le lr, 1b",
-            // the rows' sums from the stored halves (w is back at pairs + KEY_BLOCK halves)
-            "sub {w}, {w}, #{halves}",
-            "vldrh.u16 q0, [{w}]",
-            "vaddv.u16 r0, q0",
-            "vldrh.u16 q0, [{w}, #16]",
-            "vaddv.u16 r2, q0",
-            "vldrh.u16 q0, [{w}, #32]",
-            "vaddv.u16 r10, q0",
-            "vldrh.u16 q0, [{w}, #48]",
-            "vaddv.u16 r12, q0",
-            keys = const KEY_BLOCK,
-            halves = const 2 * KEY_BLOCK,
+            "vmov.i32 q3, #2",
+            row!("0", "r0"),
+            row!("4", "r2"),
+            row!("8", "r10"),
+            row!("12", "r12"),
             tmp = out(reg) _,
+            refs = in(reg) references.as_ptr(),
             l = inout(reg) logits.as_ptr() => _,
-            w = inout(reg) pairs.as_mut_ptr() => _,
+            inout("r1") pairs.as_mut_ptr() => _,
             table = in(reg) POW2_TABLE.as_ptr(),
             ln2 = in(reg) exp2_operand(),
-            inout("r0") references.as_ptr() => s0,
-            inout("r2") ROW_OFFSETS.as_ptr() => s1,
+            out("r0") s0,
+            out("r2") s1,
             out("r10") s2,
             out("r12") s3,
-            out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
