@@ -417,6 +417,176 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     u64::from(high) << 32 | u64::from(low)
 }
 
+/// mis-opt's query steps before the weights in one loop: [`query_logits`] on `logits` with
+/// `biases` and [`t_row`] on `t` with `reference` (4 lanes of each per turn, over the common
+/// length of the four); returns `(largest logit, Σ T)` (`i32::MIN` and 0 for none), the same
+/// bits as the two loops.
+#[inline(always)]
+pub(crate) fn logits_t_row(
+    (logits, biases): (&mut [i32], &[i32]),
+    (t, reference): (&mut [i32], &[i32]),
+    (scale, t_scale): (Scale32, Scale32),
+) -> (i32, u32) {
+    let len = logits
+        .len()
+        .min(biases.len())
+        .min(t.len())
+        .min(reference.len());
+    let ((value, pre), (t_value, t_pre)) = (scale.parts(), t_scale.parts());
+    let (max, sum): (i32, u32);
+    // SAFETY: the loop reads and writes logits[0 .. len] and t[0 .. len] and reads
+    // biases[0 .. len] and reference[0 .. len] (tail-predicated), len ≤ the four lengths; the
+    // gathers read POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024
+    // (their lengths). The block writes only logits, t, q0–q7 (declared as s0–s31), lr, flags
+    // and its operands (the sum in r0: `VADDVA` takes an even register); no stack.
+    unsafe {
+        asm!(
+            // the scales' values in q3 and q5 (their registers then the sum and the largest);
+            // the constants of exp2_lanes! for bits = 27: 29 and 27 − 30
+            "vdup.32 q3, r0",
+            "vdup.32 q5, {max}",
+            "movs r0, #0",
+            "mov {max}, #-2147483648",
+            "vmov.i32 q6, #29",
+            "vmvn.i32 q7, #2",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // ℓ = ssat29(round((ℓ << pre) · value / 2^32) + bias (saturating)), the largest
+            "vldrw.u32 q0, [{l}]",
+            "vshl.u32 q0, {pre}",
+            "vrmulh.s32 q0, q0, q3",
+            "vldrw.u32 q1, [{b}], #16",
+            "vqadd.s32 q0, q0, q1",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vstrw.32 q0, [{l}], #16",
+            "vmaxv.s32 {max}, q0",
+            // T = 2^(−max(reference − ssat29(round((t << t_pre) · t_value / 2^32)), 0)), Q27
+            "vldrw.u32 q0, [{t}]",
+            "vshl.u32 q0, {t_pre}",
+            "vrmulh.s32 q0, q0, q5",
+            "vqshl.s32 q0, q0, #3",
+            "vshr.s32 q0, q0, #3",
+            "vldrw.u32 q1, [{r}], #16",
+            "vsub.i32 q0, q1, q0",
+            "vmov.i32 q1, #0",
+            "vmax.s32 q0, q0, q1",
+            exp2_lanes!(),
+            "vstrw.32 q1, [{t}], #16",
+            "vaddva.u32 r0, q1",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            l = inout(reg) logits.as_mut_ptr() => _,
+            b = inout(reg) biases.as_ptr() => _,
+            t = inout(reg) t.as_mut_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            pre = in(reg) pre,
+            t_pre = in(reg) t_pre,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            max = inout(reg) t_value => max,
+            inout("r0") value => sum,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+    (max, sum)
+}
+
+/// mis-opt's query weights with their `α` in one loop: [`alphas`] of `t` and `balances`
+/// (`t_mean`, `alpha_coeff`) kept in a register, then [`query_weights`] (`optimal`) of
+/// `logits` against `max` times it, into `weights` (over the common length of the four);
+/// returns `Σ w_c` (64 bits), the same bits as the two loops. `α = max(x, 1)` by a predicated
+/// move of 1 into the lanes with `x ≤ 0`.
+#[inline(always)]
+pub(crate) fn alpha_weights(
+    (t, balances): (&[i32], &[i32]),
+    (t_mean, alpha_coeff): (i32, i32),
+    (max, logits): (i32, &[i32]),
+    weights: &mut [i32],
+) -> u64 {
+    let len = t
+        .len()
+        .min(balances.len())
+        .min(logits.len())
+        .min(weights.len());
+    let (low, high): (u32, u32);
+    // SAFETY: the loop reads t[0 .. len], balances[0 .. len] and logits[0 .. len] and writes
+    // weights[0 .. len] (tail-predicated), len ≤ the four lengths; the gathers read POW2_TABLE
+    // and the deficits' table at indices masked to 0..64 and 0..1024 (their lengths). The
+    // block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its operands (the
+    // sum in r0, r1: `VADDLVA` takes an even and an odd register); no stack.
+    unsafe {
+        asm!(
+            // alpha_coeff in q5 (its register then the sum's high word); the constants of
+            // exp2_lanes! for bits = 15: 17 and 15 − 30
+            "vdup.32 q5, r1",
+            "movs r1, #0",
+            "vmov.i32 q6, #17",
+            "vmvn.i32 q7, #14",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // α = max(bh + round(alpha_coeff · (T − mean) / 2^16) (saturating), 1), as alphas
+            "vldrw.u32 q0, [{t}], #16",
+            "vsub.i32 q0, q0, {mean}",
+            "vmulh.s32 q1, q0, q5",
+            "vmul.i32 q2, q0, q5",
+            "vshl.i32 q1, q1, #16",
+            "vsri.32 q1, q2, #16",
+            "vshl.i32 q2, q2, #16",
+            "vshr.u32 q2, q2, #31",
+            "vadd.i32 q1, q1, q2",
+            "vldrw.u32 q0, [{b}], #16",
+            "vqadd.s32 q3, q0, q1",
+            "vpt.s32 le, q3, zr",
+            "vmovt.i32 q3, #1",
+            // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e · 2^16 · α · 2 + 2^31) >> 32
+            "vldrw.u32 q0, [{l}], #16",
+            "vsub.i32 q0, q0, {m}",
+            "vneg.s32 q0, q0",
+            exp2_lanes!(),
+            "vshl.i32 q1, q1, #16",
+            "vshl.i32 q0, q3, #1",
+            "vrmulh.u32 q1, q1, q0",
+            "vstrw.32 q1, [{w}], #16",
+            "vaddlva.u32 r0, r1, q1",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            t = inout(reg) t.as_ptr() => _,
+            b = inout(reg) balances.as_ptr() => _,
+            l = inout(reg) logits.as_ptr() => _,
+            w = inout(reg) weights.as_mut_ptr() => _,
+            mean = in(reg) t_mean,
+            m = in(reg) max,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            inout("r0") 0u32 => low,
+            inout("r1") alpha_coeff => high,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
 /// `packed` as `i16` pairs: `round(w_c / 2^shift)` (half up; `w_c · 2^-shift` for `shift ≤
 /// 0`) for the `weights`, `VRSHL.U32` by `−shift` and a store of each lane's low half
 /// (`VSTRH.32`); returns their sum (wrapping). The halves past the weights are left alone (the
@@ -1425,6 +1595,58 @@ pub(crate) fn check() -> Option<usize> {
             if ours[c] != balances[c].saturating_add(spread).max(1) {
                 return Some(len);
             }
+        }
+    }
+    // the fused query steps against the loops above: logits and T (another scale, another
+    // pre-shift), then α and the weights
+    let t_scale = Scale32::new(0.0007, 1 << 16)?;
+    for len in 0..40usize {
+        let mut logits = [0i32; 40];
+        let (mut biases, mut t, mut references, mut balances) =
+            ([0i32; 40], [0; 40], [0; 40], [0; 40]);
+        for c in 0..40 {
+            logits[c] = (next() as i32) >> (next() % 24);
+            biases[c] = match next() % 8 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+            t[c] = (next() as i32) >> (next() % 24);
+            references[c] = (next() as i32) >> (next() % 28);
+            balances[c] = match next() % 8 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => -((next() >> (next() % 32)) as i32),
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let (mut l2, mut t2) = (logits, t);
+        let (max, sum) = logits_t_row(
+            (&mut logits[..len], &biases),
+            (&mut t[..len], &references),
+            (scale, t_scale),
+        );
+        let max2 = query_logits(&mut l2[..len], &biases, scale);
+        let sum2 = t_row(&mut t2[..len], &references, t_scale);
+        if (logits, t, max, sum) != (l2, t2, max2, sum2) {
+            return Some(len);
+        }
+        let t_mean = (sum / (len as u32).max(1)) as i32;
+        let coeff = match len % 4 {
+            0 => 1 << 19,
+            1 => -(1 << 19),
+            _ => (next() as i32) >> 12,
+        };
+        let (mut ours, mut expected) = ([0x55i32; 40], [0x55i32; 40]);
+        let total = alpha_weights(
+            (&t[..len], &balances),
+            (t_mean, coeff),
+            (max, &logits),
+            &mut ours,
+        );
+        alphas(&mut expected[..len], (&balances, &t), t_mean, coeff);
+        let expected_total = query_weights(max, &logits[..len], &mut expected[..len], true);
+        if ours != expected || total != expected_total {
+            return Some(len);
         }
     }
     // the query weights (α from 1 to 2^31 − 1) and their packing, every length to 40
