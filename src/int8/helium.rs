@@ -507,6 +507,11 @@ pub(crate) fn logits_t_row(
 /// `logits` against `max` times it, into `weights` (over the common length of the four);
 /// returns `Σ w_c` (64 bits), the same bits as the two loops. `α = max(x, 1)` by a predicated
 /// move of 1 into the lanes with `x ≤ 0`.
+///
+/// For `|alpha_coeff| < 2^18` and `|T − mean| ≤ 2^27` (`T` and its mean in `[0, 2^27]`, as
+/// [`t_row`] gives them) the spread `(alpha_coeff · (T − mean) + 2^15) >> 16` is one
+/// `VRMULH.S32` of `8 (T − mean)` and `2^13 · alpha_coeff` (both below `2^31` in magnitude:
+/// the rounded high word of `2^16` times the product, the same bits); else as [`alphas`].
 #[inline(always)]
 pub(crate) fn alpha_weights(
     (t, balances): (&[i32], &[i32]),
@@ -520,68 +525,89 @@ pub(crate) fn alpha_weights(
         .min(logits.len())
         .min(weights.len());
     let (low, high): (u32, u32);
-    // SAFETY: the loop reads t[0 .. len], balances[0 .. len] and logits[0 .. len] and writes
-    // weights[0 .. len] (tail-predicated), len ≤ the four lengths; the gathers read POW2_TABLE
-    // and the deficits' table at indices masked to 0..64 and 0..1024 (their lengths). The
-    // block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its operands (the
-    // sum in r0, r1: `VADDLVA` takes an even and an odd register); no stack.
-    unsafe {
-        asm!(
-            // alpha_coeff in q5 (its register then the sum's high word); the constants of
-            // exp2_lanes! for bits = 15: 17 and 15 − 30
-            "vdup.32 q5, r1",
-            "movs r1, #0",
-            "vmov.i32 q6, #17",
-            "vmvn.i32 q7, #14",
-            "wlstp.32 lr, {n}, 2f",
-            "1:",
-            // α = max(bh + round(alpha_coeff · (T − mean) / 2^16) (saturating), 1), as alphas
-            "vldrw.u32 q0, [{t}], #16",
-            "vsub.i32 q0, q0, {mean}",
-            "vmulh.s32 q1, q0, q5",
-            "vmul.i32 q2, q0, q5",
-            "vshl.i32 q1, q1, #16",
-            "vsri.32 q1, q2, #16",
-            "vshl.i32 q2, q2, #16",
-            "vshr.u32 q2, q2, #31",
-            "vadd.i32 q1, q1, q2",
-            "vldrw.u32 q0, [{b}], #16",
-            "vqadd.s32 q3, q0, q1",
-            "vpt.s32 le, q3, zr",
-            "vmovt.i32 q3, #1",
-            // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e · 2^16 · α · 2 + 2^31) >> 32
-            "vldrw.u32 q0, [{l}], #16",
-            "vsub.i32 q0, q0, {m}",
-            "vneg.s32 q0, q0",
-            exp2_lanes!(),
-            "vshl.i32 q1, q1, #16",
-            "vshl.i32 q0, q3, #1",
-            "vrmulh.u32 q1, q1, q0",
-            "vstrw.32 q1, [{w}], #16",
-            "vaddlva.u32 r0, r1, q1",
-            "letp lr, 1b",
-            "2:",
-            n = in(reg) len,
-            t = inout(reg) t.as_ptr() => _,
-            b = inout(reg) balances.as_ptr() => _,
-            l = inout(reg) logits.as_ptr() => _,
-            w = inout(reg) weights.as_mut_ptr() => _,
-            mean = in(reg) t_mean,
-            m = in(reg) max,
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
-            inout("r0") 0u32 => low,
-            inout("r1") alpha_coeff => high,
-            out("lr") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack),
+    macro_rules! alpha_weights_asm {
+        ($coeff:expr, [$($spread:expr),* $(,)?]) => {
+            // SAFETY: the loop reads t[0 .. len], balances[0 .. len] and logits[0 .. len] and
+            // writes weights[0 .. len] (tail-predicated), len ≤ the four lengths; the gathers
+            // read POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024
+            // (their lengths). The block writes only weights, q0–q7 (declared as s0–s31), lr,
+            // flags and its operands (the sum in r0, r1: `VADDLVA` takes an even and an odd
+            // register); no stack.
+            unsafe {
+                asm!(
+                    // the coefficient in q5 (its register then the sum's high word); the
+                    // constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+                    "vdup.32 q5, r1",
+                    "movs r1, #0",
+                    "vmov.i32 q6, #17",
+                    "vmvn.i32 q7, #14",
+                    "wlstp.32 lr, {n}, 2f",
+                    "1:",
+                    // d = T − mean; q1 = the spread
+                    "vldrw.u32 q0, [{t}], #16",
+                    "vsub.i32 q0, q0, {mean}",
+                    $($spread,)*
+                    // α = max(bh + spread (saturating), 1)
+                    "vldrw.u32 q0, [{b}], #16",
+                    "vqadd.s32 q3, q0, q1",
+                    "vpt.s32 le, q3, zr",
+                    "vmovt.i32 q3, #1",
+                    // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e 2^16 · α 2 + 2^31) >> 32
+                    "vldrw.u32 q0, [{l}], #16",
+                    "vsub.i32 q0, q0, {m}",
+                    "vneg.s32 q0, q0",
+                    exp2_lanes!(),
+                    "vshl.i32 q1, q1, #16",
+                    "vshl.i32 q0, q3, #1",
+                    "vrmulh.u32 q1, q1, q0",
+                    "vstrw.32 q1, [{w}], #16",
+                    "vaddlva.u32 r0, r1, q1",
+                    "letp lr, 1b",
+                    "2:",
+                    n = in(reg) len,
+                    t = inout(reg) t.as_ptr() => _,
+                    b = inout(reg) balances.as_ptr() => _,
+                    l = inout(reg) logits.as_ptr() => _,
+                    w = inout(reg) weights.as_mut_ptr() => _,
+                    mean = in(reg) t_mean,
+                    m = in(reg) max,
+                    table = in(reg) POW2_TABLE.as_ptr(),
+                    ln2 = in(reg) exp2_operand(),
+                    inout("r0") 0u32 => low,
+                    inout("r1") $coeff => high,
+                    out("lr") _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if alpha_coeff.unsigned_abs() < 1 << 18 {
+        // spread = round(8 d · 2^13 alpha_coeff / 2^32)
+        alpha_weights_asm!(
+            alpha_coeff << 13,
+            ["vshl.i32 q0, q0, #3", "vrmulh.s32 q1, q0, q5"]
+        );
+    } else {
+        // p = alpha_coeff · d as its high and low words; spread = (p >> 16) + bit 15 of p
+        alpha_weights_asm!(
+            alpha_coeff,
+            [
+                "vmulh.s32 q1, q0, q5",
+                "vmul.i32 q2, q0, q5",
+                "vshl.i32 q1, q1, #16",
+                "vsri.32 q1, q2, #16",
+                "vshl.i32 q2, q2, #16",
+                "vshr.u32 q2, q2, #31",
+                "vadd.i32 q1, q1, q2",
+            ]
         );
     }
     u64::from(high) << 32 | u64::from(low)
@@ -1631,10 +1657,14 @@ pub(crate) fn check() -> Option<usize> {
             return Some(len);
         }
         let t_mean = (sum / (len as u32).max(1)) as i32;
-        let coeff = match len % 4 {
+        // both ends of each path's range (the short one below 2^18), any value
+        let coeff = match len % 6 {
             0 => 1 << 19,
             1 => -(1 << 19),
-            _ => (next() as i32) >> 12,
+            2 => (1 << 18) - 1,
+            3 => -(1 << 18) + 1,
+            4 => (next() as i32) >> 12,
+            _ => (next() as i32) >> 14,
         };
         let (mut ours, mut expected) = ([0x55i32; 40], [0x55i32; 40]);
         let total = alpha_weights(
