@@ -962,167 +962,159 @@ pub(crate) fn pack_value_blocks(
 /// `0, 1, …, 7` as `u16` lanes.
 static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
-/// The state step of four rows for a block of `KEY_BLOCK` logits each (`[4][KEY_BLOCK]`), the
-/// rows in the lanes: the block maxima `m` (per key a gather of the four rows' logits,
-/// `VLDRW.U32` from a vector of addresses, which it advances), then into `out` the new
-/// references `max(reference, m)`, the factors `exp2_neg(new − reference, 15)` (wrapping
-/// difference: `Q15_ONE` for a reference that stays, 0 for an empty state, whose difference
-/// is at least `2^31 − 2^28`) and the sums `round(sum · factor / 2^15)` (`VRMULH.U32` of
-/// `2 · sum` and `factor · 2^16`, both below `2^32` for `sum < 2^31`); returns the smallest
-/// block maximum ([`ABSENT`](super::fixed_point::ABSENT) if a row has no logit, whose state
-/// step is then not `Running::admit`'s), and `out` (written whole: no zeros stored first).
-// (not built for size: `admit_rows` takes one row at a time there)
+/// One row of [`admit4`]'s weights: its reference (word `$offset` of `{scr}`) in every lane of
+/// `q5`, then its two vectors of keys (`q3` holds 2 in every lane); `$sum` its sum.
 #[cfg(not(lara_attn_compact))]
-#[inline(always)]
-pub(crate) fn block_state4<'o>(
-    logits: &[i32; 4 * KEY_BLOCK],
-    (reference, sum): (&[i32; 4], &[i32; 4]),
-    out: &'o mut core::mem::MaybeUninit<[[i32; 4]; 3]>,
-) -> (i32, &'o [[i32; 4]; 3]) {
-    let mut min = i32::MAX;
-    // the addresses of the rows' key −1 (the gathers add a key first); never dereferenced
-    let base = logits.as_ptr().wrapping_sub(1);
-    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
-    // base plus ROW_STEP, advanced by one word before each), all in the array; the gathers of
-    // the exponent tables read POW2_TABLE and the deficits' table at indices masked to 0..64
-    // and 0..1024 (their lengths); the block reads ROW_STEP, reference and sum (4 words each)
-    // and writes out (12 words), q0–q7 (declared as s0–s31), flags and its operands; no
-    // stack.
-    unsafe {
-        asm!(
-            "vldrw.u32 q1, [{step}]",
-            "vadd.i32 q1, q1, {base}",
-            "vldrw.u32 q0, [q1, #4]!",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vminv.s32 {min}, q0",
-            // new = max(reference, m); t = new − reference (wrapping)
-            "vldrw.u32 q5, [{r}]",
-            "vmax.s32 q3, q5, q0",
-            "vstrw.32 q3, [{out}]",
-            "vsub.i32 q0, q3, q5",
-            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
-            "movs {tmp}, #17",
-            "vdup.32 q6, {tmp}",
-            "mvn {tmp}, #14",
-            "vdup.32 q7, {tmp}",
-            exp2_lanes!(),
-            "vstrw.32 q1, [{out}, #16]",
-            // round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
-            "vldrw.u32 q0, [{s}]",
-            "vshl.i32 q0, q0, #1",
-            "vshl.i32 q1, q1, #16",
-            "vrmulh.u32 q0, q0, q1",
-            "vstrw.32 q0, [{out}, #32]",
-            step = in(reg) ROW_STEP.as_ptr(),
-            base = in(reg) base,
-            r = in(reg) reference.as_ptr(),
-            s = in(reg) sum.as_ptr(),
-            out = in(reg) out.as_mut_ptr(),
-            min = inout(reg) min,
-            tmp = out(reg) _,
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-            options(nostack),
-        );
-    }
-    const _: () = assert!(KEY_BLOCK == 8);
-    // SAFETY: the block stored the 12 words of out (three vectors).
-    (min, unsafe { out.assume_init_ref() })
+macro_rules! weight_row {
+    ($offset:literal, $sum:literal) => {
+        concat!(
+            "ldr {tmp}, [{scr}, #",
+            $offset,
+            "]\n",
+            "vdup.32 q5, {tmp}\n",
+            weight_half!("vaddv.u32 ", $sum),
+            weight_half!("vaddva.u32 ", $sum),
+        )
+    };
 }
 
-/// For four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`) and their references:
-/// `w[r][j] = weight_q15(references[r] − logits[r][j])` (wrapping, as `u32`) stored as the
-/// `i16` halves of `pairs` (`[4][KEY_BLOCK / 2]`, the words of `pair(w_2k, w_2k+1)`: a row's
-/// weights are its halfwords in order), and returns each row's sum: a row's two vectors of
-/// logits and halves (`VLDRW.U32`, [`exp2_lanes!`], `VSTRH.32`, each address advanced by the
-/// access), the rows unrolled, each sum by `VADDV(A).U32`.
+/// Four keys of a [`weight_row!`]: `t = max(reference − logit, 2)` (wrapping, as `u32`), its
+/// weight stored as a halfword and summed.
+#[cfg(not(lara_attn_compact))]
+macro_rules! weight_half {
+    ($add:literal, $sum:literal) => {
+        concat!(
+            "vldrw.u32 q0, [{l}], #16\n",
+            "vsub.i32 q0, q5, q0\n",
+            "vmax.u32 q0, q0, q3\n",
+            exp2_lanes!(),
+            "vstrh.32 q1, [r1], #8\n",
+            $add,
+            $sum,
+            ", q1\n",
+        )
+    };
+}
+
+/// [`Running::admit`](super::fixed_point::Running::admit) of four rows at once, the rows in the
+/// lanes, for a block of `KEY_BLOCK` logits each (`[4][KEY_BLOCK]`):
+///
+/// * the block maxima `m` (per key a gather of the four rows' logits, `VLDRW.U32` from a vector
+///   of addresses, which it advances after the first); a row without a logit (`m` is
+///   [`ABSENT`](super::fixed_point::ABSENT)) stops here;
+/// * the state step: new references `max(reference, m)`, factors `exp2_neg(new − reference,
+///   15)` (wrapping difference: `Q15_ONE` for a reference that stays, 0 for an empty state,
+///   whose difference is at least `2^31 − 2^28`) and the sums `round(sum · factor / 2^15)`
+///   (`VRMULH.U32` of `2 · sum` and `factor · 2^16`, both below `2^32` for `sum < 2^31`);
+/// * `w[r][j] = weight_q15(new[r] − logits[r][j])` stored as the `i16` halves of `pairs`
+///   (`[4][KEY_BLOCK / 2]`: a row's weights are its halfwords in order), a row's two vectors
+///   of keys at a time, the rows unrolled, each row's sum by `VADDV(A).U32`;
+/// * the new sums (rescaled sum plus the block's) and, if none passes
+///   [`SUM_LIMIT`](super::fixed_point::SUM_LIMIT), the new states written.
+///
+/// Returns `None`, with the states untouched (the caller admits those rows one by one), for an
+/// absent block or a sum past the limit; else the smallest factor (`Q15_ONE` when every row
+/// keeps its reference) and the factors (`out` holds the new references and the factors,
+/// written whole then).
 // (not built for size: `admit_rows` takes one row at a time there)
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
-pub(crate) fn weights4(
+pub(crate) fn admit4<'o>(
     logits: &[i32; 4 * KEY_BLOCK],
-    references: &[i32; 4],
+    (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
     pairs: &mut [i32; 2 * KEY_BLOCK],
-) -> [u32; 4] {
-    let (s0, s1, s2, s3): (u32, u32, u32, u32);
-    // one row: the reference in every lane, then its two vectors of keys; `$sum` its sum
-    macro_rules! row {
-        ($offset:literal, $sum:literal) => {
-            concat!(
-                "ldr {tmp}, [{refs}, #",
-                $offset,
-                "]\n",
-                "vdup.32 q5, {tmp}\n",
-                half!("vaddv.u32 ", $sum),
-                half!("vaddva.u32 ", $sum),
-            )
-        };
-    }
-    // t = max(reference − logit, 2) (wrapping, as u32), its weight stored and summed
-    macro_rules! half {
-        ($add:literal, $sum:literal) => {
-            concat!(
-                "vldrw.u32 q0, [{l}], #16\n",
-                "vsub.i32 q0, q5, q0\n",
-                "vmax.u32 q0, q0, q3\n",
-                exp2_lanes!(),
-                "vstrh.32 q1, [r1], #8\n",
-                $add,
-                $sum,
-                ", q1\n",
-            )
-        };
-    }
-    const _: () = assert!(KEY_BLOCK == 8);
-    // SAFETY: the block reads logits (32 words, eight vectors from its start), references (4
-    // words) and writes the 64 halfwords of pairs (eight stores of four from its start); the
-    // gathers of the exponent tables read POW2_TABLE and the deficits' table at indices
-    // masked to 0..64 and 0..1024 (their lengths). It writes only pairs, q0–q7 (declared as
-    // s0–s31), flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even
-    // registers; a narrowing store's base in r1, one of r0–r7); no stack.
+    out: &'o mut core::mem::MaybeUninit<[[i32; 4]; 2]>,
+) -> Option<(u32, &'o [i32; 4])> {
+    let (min_factor, done): (u32, u32);
+    const _: () = assert!(KEY_BLOCK == 8 && super::fixed_point::SUM_LIMIT == 1 << 23);
+    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
+    // logits' address plus ROW_STEP, advanced by one word after the first), all in the array; the weights read
+    // logits from its start (eight vectors: 32 words) and write the 64 halfwords of pairs
+    // (eight stores of four); the gathers of the exponent tables read POW2_TABLE and the
+    // deficits' table at indices masked to 0..64 and 0..1024 (their lengths); the block reads
+    // ROW_STEP, reads and writes reference and sum (4 words each) and writes out (8 words). It
+    // writes only those, q0–q7 (declared as s0–s31), flags and its operands (the sums in r0,
+    // r2, r10, r12: `VADDV` takes even registers; a narrowing store's base in r1); no stack.
     unsafe {
         asm!(
-            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30; the cap 2
-            "movs {tmp}, #17",
-            "vdup.32 q6, {tmp}",
-            "mvn {tmp}, #14",
-            "vdup.32 q7, {tmp}",
+            // the block maxima, the smallest of them
+            "vldrw.u32 q1, [{tmp}]",
+            "vadd.i32 q1, q1, {l}",
+            "vldrw.u32 q0, [q1]",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "mvn {tmp}, #-2147483648",
+            "vminv.s32 {tmp}, q0",
+            "cmp.w {tmp}, #-2147483648",
+            "beq 3f",
+            // new = max(reference, m); t = new − reference (wrapping)
+            "vldrw.u32 q5, [{refp}]",
+            "vmax.s32 q3, q5, q0",
+            "vstrw.32 q3, [{scr}]",
+            "vsub.i32 q0, q3, q5",
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+            "vmov.i32 q6, #17",
+            "vmvn.i32 q7, #14",
+            exp2_lanes!(),
+            "vstrw.32 q1, [{scr}, #16]",
+            // the weights against the new references (the cap of weight_q15: 2)
             "vmov.i32 q3, #2",
-            row!("0", "r0"),
-            row!("4", "r2"),
-            row!("8", "r10"),
-            row!("12", "r12"),
-            tmp = out(reg) _,
-            refs = in(reg) references.as_ptr(),
+            weight_row!("0", "r0"),
+            weight_row!("4", "r2"),
+            weight_row!("8", "r10"),
+            weight_row!("12", "r12"),
+            // the new sums, each at most SUM_LIMIT
+            // (a lane at a time: no doubt about the order of a two-lane move's registers)
+            "vmov.32 q0[0], r0",
+            "vmov.32 q0[1], r2",
+            "vmov.32 q0[2], r10",
+            "vmov.32 q0[3], r12",
+            // plus round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
+            "vldrw.u32 q1, [{scr}, #16]",
+            "vldrw.u32 q2, [{sump}]",
+            "vshl.i32 q2, q2, #1",
+            "vshl.i32 q4, q1, #16",
+            "vrmulh.u32 q2, q2, q4",
+            "vadd.i32 q0, q0, q2",
+            "movs {tmp}, #0",
+            "vmaxv.u32 {tmp}, q0",
+            "cmp.w {tmp}, #8388608",
+            "bhi 3f",
+            // the new states; the smallest factor
+            "vstrw.32 q0, [{sump}]",
+            "vldrw.u32 q2, [{scr}]",
+            "vstrw.32 q2, [{refp}]",
+            "mov.w r0, #-1",
+            "vminv.u32 r0, q1",
+            "movs r2, #1",
+            "b 4f",
+            "3:",
+            "movs r2, #0",
+            "4:",
+            tmp = inout(reg) ROW_STEP.as_ptr() => _,
             l = inout(reg) logits.as_ptr() => _,
-            inout("r1") pairs.as_mut_ptr() => _,
+            refp = in(reg) reference.as_mut_ptr(),
+            sump = in(reg) sum.as_mut_ptr(),
+            scr = in(reg) out.as_mut_ptr(),
             table = in(reg) POW2_TABLE.as_ptr(),
             ln2 = in(reg) exp2_operand(),
-            out("r0") s0,
-            out("r2") s1,
-            out("r10") s2,
-            out("r12") s3,
+            inout("r1") pairs.as_mut_ptr() => _,
+            out("r0") min_factor,
+            out("r2") done,
+            out("r10") _,
+            out("r12") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -1134,7 +1126,12 @@ pub(crate) fn weights4(
             options(nostack),
         );
     }
-    [s0, s1, s2, s3]
+    if done == 0 {
+        return None;
+    }
+    // SAFETY: the block stored the 8 words of out (two vectors) on this path.
+    let out = unsafe { out.assume_init_ref() };
+    Some((min_factor, &out[1]))
 }
 
 /// The offsets of four consecutive rows of logits in words (`KEY_BLOCK` apart), which are

@@ -780,9 +780,8 @@ fn admit_row(
     true
 }
 
-/// [`Running::admit`] of four rows at once on Helium: the block maxima, the rows' state steps
-/// (the first pass of `admit`'s loop) and the weights in the lanes of one vector
-/// ([`helium::block_state4`], [`helium::weights4`]); the weights in pairs into `pairs`.
+/// [`Running::admit`] of four rows at once on Helium, the rows in the lanes
+/// ([`helium::admit4`]: block maxima, state steps, weights in pairs into `pairs`, new states).
 /// `None`, with the states untouched, if a row's block is absent or its sum would exceed
 /// [`SUM_LIMIT`](fixed_point::SUM_LIMIT) (the caller admits those four rows one by one);
 /// else the rows' factors, `None` for four of `Q15_ONE`.
@@ -790,25 +789,13 @@ fn admit_row(
 #[inline(always)]
 fn admit4(
     logits: &[i32; 4 * KEY_BLOCK],
-    (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
+    states: (&mut [i32; 4], &mut [i32; 4]),
     pairs: &mut [i32; 4 * WEIGHT_WORDS],
 ) -> Option<Option<[u32; 4]>> {
-    use fixed_point::{ABSENT, SUM_LIMIT};
-    // new reference = max(old, block max), factor = 2^(old − new) in Q15 (0 for an empty
-    // state), the sums rescaled by it
-    let mut state = core::mem::MaybeUninit::uninit();
-    let (min, state) = helium::block_state4(logits, (reference, sum), &mut state);
-    if min == ABSENT {
-        return None;
-    }
-    let block = helium::weights4(logits, &state[0], pairs);
-    let sums: [u32; 4] = core::array::from_fn(|r| state[2][r] as u32 + block[r]);
-    if sums.iter().any(|&s| s > SUM_LIMIT) {
-        return None;
-    }
-    (*reference, *sum) = (state[0], sums.map(|s| s as i32));
-    let factors = state[1].map(|f| f as u32);
-    Some(factors.iter().any(|&f| f != Q15_ONE).then_some(factors))
+    let mut scratch = core::mem::MaybeUninit::uninit();
+    let (min_factor, factors) = helium::admit4(logits, states, pairs, &mut scratch)?;
+    // (every factor ≤ Q15_ONE: the smallest is Q15_ONE when every row keeps its reference)
+    Some((min_factor != Q15_ONE).then(|| factors.map(|f| f as u32)))
 }
 
 /// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).
