@@ -121,6 +121,70 @@ macro_rules! exp2_asm {
     };
 }
 
+/// [`t_row`]'s lanes: `q1 = T = 2^(−max(reference − ssat29(round((t << pre) · value / 2^32)),
+/// 0))` in `Q27` from `[{t}]` (stored back, both pointers advanced) and `[{r}]`, added to `r0`;
+/// `value` in every lane of `q5`, `$pre` the pre-shift's register; clobbers `q0`–`q4`.
+macro_rules! t_lanes {
+    ($pre:literal) => {
+        concat!(
+            "vldrw.u32 q0, [{t}]\n",
+            "vshl.u32 q0, ",
+            $pre,
+            "\n",
+            "vrmulh.s32 q0, q0, q5\n",
+            "vqshl.s32 q0, q0, #3\n",
+            "vshr.s32 q0, q0, #3\n",
+            // max(reference − logit, 0) (wrapping difference)
+            "vldrw.u32 q1, [{r}], #16\n",
+            "vsub.i32 q0, q1, q0\n",
+            "vmov.i32 q1, #0\n",
+            "vmax.s32 q0, q0, q1\n",
+            exp2_lanes!(),
+            "vstrw.32 q1, [{t}], #16\n",
+            "vaddva.u32 r0, q1\n",
+        )
+    };
+}
+
+/// [`query_logits`]' lanes: `ℓ = ssat29(round((ℓ << pre) · value / 2^32) + bias)` (the sum
+/// saturating) at `[{l}]` with the biases at `[{b}]` (both pointers advanced), the largest into
+/// `{max}`; `value` in every lane of `q3`, `$pre` the pre-shift's register; clobbers `q0`, `q1`.
+macro_rules! logit_lanes {
+    ($pre:literal) => {
+        concat!(
+            "vldrw.u32 q0, [{l}]\n",
+            "vshl.u32 q0, ",
+            $pre,
+            "\n",
+            "vrmulh.s32 q0, q0, q3\n",
+            "vldrw.u32 q1, [{b}], #16\n",
+            "vqadd.s32 q0, q0, q1\n",
+            "vqshl.s32 q0, q0, #3\n",
+            "vshr.s32 q0, q0, #3\n",
+            "vstrw.32 q0, [{l}], #16\n",
+            "vmaxv.s32 {max}, q0\n",
+        )
+    };
+}
+
+/// [`alphas`]' spread: `q1 = (p + 2^15) >> 16` for `p = alpha_coeff · d` (`d` in `q0`,
+/// `alpha_coeff` in every lane of `q5`): bits 16 to 47 of `p` plus its bit 15, the low half of
+/// the high word (`VMULH.S32`) and the high half of the low word (`VMUL.I32`) joined by `VSRI`;
+/// clobbers `q2`.
+macro_rules! spread_lanes {
+    () => {
+        concat!(
+            "vmulh.s32 q1, q0, q5\n",
+            "vmul.i32 q2, q0, q5\n",
+            "vshl.i32 q1, q1, #16\n",
+            "vsri.32 q1, q2, #16\n",
+            "vshl.i32 q2, q2, #16\n",
+            "vshr.u32 q2, q2, #31\n",
+            "vadd.i32 q1, q1, q2\n",
+        )
+    };
+}
+
 /// LARA's proposal densities: for row `w_row` of the byte block `w` and row `mu_row` of the byte
 /// block `mu` (blocks of the same length, whole chunks of 16 words):
 /// `(Σ_e mu_e · w_e, Σ_e mu_e²)` over the elements of the two rows (`VMLALDAVA.S16`, eight `i16`
@@ -228,20 +292,7 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
                 "vdup.32 q5, {value}",
                 "wlstp.32 lr, {n}, 2f",
                 "1:",
-                // logit = ssat29(round((t << pre_shift) · value / 2^32))
-                "vldrw.u32 q0, [{t}]",
-                "vshl.u32 q0, {pre}",
-                "vrmulh.s32 q0, q0, q5",
-                "vqshl.s32 q0, q0, #3",
-                "vshr.s32 q0, q0, #3",
-                // max(reference − logit, 0) (wrapping difference)
-                "vldrw.u32 q1, [{r}], #16",
-                "vsub.i32 q0, q1, q0",
-                "vmov.i32 q1, #0",
-                "vmax.s32 q0, q0, q1",
-                exp2_lanes!(),
-                "vstrw.32 q1, [{t}], #16",
-                "vaddva.u32 r0, q1",
+                t_lanes!("{pre}"),
                 "letp lr, 1b",
                 "2:",
             ],
@@ -265,23 +316,14 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
     let len = logits.len().min(biases.len());
     let (value, pre_shift) = scale.parts();
     // SAFETY: the loop reads and writes logits[0 .. len] and reads biases[0 .. len]
-    // (tail-predicated), len ≤ both lengths. The block writes only logits, q0, q1, q7 (declared
-    // as s0–s7, s28–s31), lr, flags and its inout operands; no stack.
+    // (tail-predicated), len ≤ both lengths. The block writes only logits, q0, q1, q3 (declared
+    // as s0–s7, s12–s15), lr, flags and its inout operands; no stack.
     unsafe {
         asm!(
-            "vdup.32 q7, {value}",
+            "vdup.32 q3, {value}",
             "wlstp.32 lr, {n}, 2f",
             "1:",
-            // round((ℓ << pre_shift) · value / 2^32) + bias (saturating), then ssat29
-            "vldrw.u32 q0, [{l}]",
-            "vshl.u32 q0, {pre}",
-            "vrmulh.s32 q0, q0, q7",
-            "vldrw.u32 q1, [{b}], #16",
-            "vqadd.s32 q0, q0, q1",
-            "vqshl.s32 q0, q0, #3",
-            "vshr.s32 q0, q0, #3",
-            "vstrw.32 q0, [{l}], #16",
-            "vmaxv.s32 {max}, q0",
+            logit_lanes!("{pre}"),
             "letp lr, 1b",
             "2:",
             n = in(reg) len,
@@ -293,7 +335,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
             options(nostack),
         );
     }
@@ -315,25 +357,18 @@ pub(crate) fn alphas(
 ) {
     let len = alphas.len().min(balances.len()).min(t.len());
     // SAFETY: the loop writes alphas[0 .. len] and reads balances[0 .. len] and t[0 .. len]
-    // (tail-predicated), len ≤ the three lengths. The block writes only alphas, q0–q2, q6, q7
-    // (declared as s0–s11, s24–s31), lr, flags and its inout operands; no stack.
+    // (tail-predicated), len ≤ the three lengths. The block writes only alphas, q0–q2, q5, q7
+    // (declared as s0–s11, s20–s23, s28–s31), lr, flags and its inout operands; no stack.
     unsafe {
         asm!(
-            "vdup.32 q6, {coeff}",
+            "vdup.32 q5, {coeff}",
             "vmov.i32 q7, #1",
             "wlstp.32 lr, {n}, 2f",
             "1:",
-            // d = T − mean; p = alpha_coeff · d as its high and low words
+            // d = T − mean; spread = (alpha_coeff · d + 2^15) >> 16
             "vldrw.u32 q0, [{t}], #16",
             "vsub.i32 q0, q0, {mean}",
-            "vmulh.s32 q1, q0, q6",
-            "vmul.i32 q2, q0, q6",
-            // spread = (p >> 16) + bit 15 of p = (p + 2^15) >> 16
-            "vshl.i32 q1, q1, #16",
-            "vsri.32 q1, q2, #16",
-            "vshl.i32 q2, q2, #16",
-            "vshr.u32 q2, q2, #31",
-            "vadd.i32 q1, q1, q2",
+            spread_lanes!(),
             // α = max(bh + spread (saturating), 1)
             "vldrw.u32 q0, [{b}], #16",
             "vqadd.s32 q1, q0, q1",
@@ -351,7 +386,7 @@ pub(crate) fn alphas(
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
             out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         );
@@ -452,28 +487,9 @@ pub(crate) fn logits_t_row(
             "wlstp.32 lr, {n}, 2f",
             "1:",
             // ℓ = ssat29(round((ℓ << pre) · value / 2^32) + bias (saturating)), the largest
-            "vldrw.u32 q0, [{l}]",
-            "vshl.u32 q0, {pre}",
-            "vrmulh.s32 q0, q0, q3",
-            "vldrw.u32 q1, [{b}], #16",
-            "vqadd.s32 q0, q0, q1",
-            "vqshl.s32 q0, q0, #3",
-            "vshr.s32 q0, q0, #3",
-            "vstrw.32 q0, [{l}], #16",
-            "vmaxv.s32 {max}, q0",
+            logit_lanes!("{pre}"),
             // T = 2^(−max(reference − ssat29(round((t << t_pre) · t_value / 2^32)), 0)), Q27
-            "vldrw.u32 q0, [{t}]",
-            "vshl.u32 q0, {t_pre}",
-            "vrmulh.s32 q0, q0, q5",
-            "vqshl.s32 q0, q0, #3",
-            "vshr.s32 q0, q0, #3",
-            "vldrw.u32 q1, [{r}], #16",
-            "vsub.i32 q0, q1, q0",
-            "vmov.i32 q1, #0",
-            "vmax.s32 q0, q0, q1",
-            exp2_lanes!(),
-            "vstrw.32 q1, [{t}], #16",
-            "vaddva.u32 r0, q1",
+            t_lanes!("{t_pre}"),
             "letp lr, 1b",
             "2:",
             n = in(reg) len,
@@ -596,19 +612,8 @@ pub(crate) fn alpha_weights(
             ["vshl.i32 q0, q0, #3", "vrmulh.s32 q1, q0, q5"]
         );
     } else {
-        // p = alpha_coeff · d as its high and low words; spread = (p >> 16) + bit 15 of p
-        alpha_weights_asm!(
-            alpha_coeff,
-            [
-                "vmulh.s32 q1, q0, q5",
-                "vmul.i32 q2, q0, q5",
-                "vshl.i32 q1, q1, #16",
-                "vsri.32 q1, q2, #16",
-                "vshl.i32 q2, q2, #16",
-                "vshr.u32 q2, q2, #31",
-                "vadd.i32 q1, q1, q2",
-            ]
-        );
+        // spread = (alpha_coeff · d + 2^15) >> 16, as alphas
+        alpha_weights_asm!(alpha_coeff, [spread_lanes!()]);
     }
     u64::from(high) << 32 | u64::from(low)
 }
