@@ -121,6 +121,70 @@ macro_rules! exp2_asm {
     };
 }
 
+/// [`t_row`]'s lanes: `q1 = T = 2^(−max(reference − ssat29(round((t << pre) · value / 2^32)),
+/// 0))` in `Q27` from `[{t}]` (stored back, both pointers advanced) and `[{r}]`, added to `r0`;
+/// `value` in every lane of `q5`, `$pre` the pre-shift's register; clobbers `q0`–`q4`.
+macro_rules! t_lanes {
+    ($pre:literal) => {
+        concat!(
+            "vldrw.u32 q0, [{t}]\n",
+            "vshl.u32 q0, ",
+            $pre,
+            "\n",
+            "vrmulh.s32 q0, q0, q5\n",
+            "vqshl.s32 q0, q0, #3\n",
+            "vshr.s32 q0, q0, #3\n",
+            // max(reference − logit, 0) (wrapping difference)
+            "vldrw.u32 q1, [{r}], #16\n",
+            "vsub.i32 q0, q1, q0\n",
+            "vmov.i32 q1, #0\n",
+            "vmax.s32 q0, q0, q1\n",
+            exp2_lanes!(),
+            "vstrw.32 q1, [{t}], #16\n",
+            "vaddva.u32 r0, q1\n",
+        )
+    };
+}
+
+/// [`query_logits`]' lanes: `ℓ = ssat29(round((ℓ << pre) · value / 2^32) + bias)` (the sum
+/// saturating) at `[{l}]` with the biases at `[{b}]` (both pointers advanced), the largest into
+/// `{max}`; `value` in every lane of `q3`, `$pre` the pre-shift's register; clobbers `q0`, `q1`.
+macro_rules! logit_lanes {
+    ($pre:literal) => {
+        concat!(
+            "vldrw.u32 q0, [{l}]\n",
+            "vshl.u32 q0, ",
+            $pre,
+            "\n",
+            "vrmulh.s32 q0, q0, q3\n",
+            "vldrw.u32 q1, [{b}], #16\n",
+            "vqadd.s32 q0, q0, q1\n",
+            "vqshl.s32 q0, q0, #3\n",
+            "vshr.s32 q0, q0, #3\n",
+            "vstrw.32 q0, [{l}], #16\n",
+            "vmaxv.s32 {max}, q0\n",
+        )
+    };
+}
+
+/// [`alphas`]' spread: `q1 = (p + 2^15) >> 16` for `p = alpha_coeff · d` (`d` in `q0`,
+/// `alpha_coeff` in every lane of `q5`): bits 16 to 47 of `p` plus its bit 15, the low half of
+/// the high word (`VMULH.S32`) and the high half of the low word (`VMUL.I32`) joined by `VSRI`;
+/// clobbers `q2`.
+macro_rules! spread_lanes {
+    () => {
+        concat!(
+            "vmulh.s32 q1, q0, q5\n",
+            "vmul.i32 q2, q0, q5\n",
+            "vshl.i32 q1, q1, #16\n",
+            "vsri.32 q1, q2, #16\n",
+            "vshl.i32 q2, q2, #16\n",
+            "vshr.u32 q2, q2, #31\n",
+            "vadd.i32 q1, q1, q2\n",
+        )
+    };
+}
+
 /// LARA's proposal densities: for row `w_row` of the byte block `w` and row `mu_row` of the byte
 /// block `mu` (blocks of the same length, whole chunks of 16 words):
 /// `(Σ_e mu_e · w_e, Σ_e mu_e²)` over the elements of the two rows (`VMLALDAVA.S16`, eight `i16`
@@ -228,20 +292,7 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
                 "vdup.32 q5, {value}",
                 "wlstp.32 lr, {n}, 2f",
                 "1:",
-                // logit = ssat29(round((t << pre_shift) · value / 2^32))
-                "vldrw.u32 q0, [{t}]",
-                "vshl.u32 q0, {pre}",
-                "vrmulh.s32 q0, q0, q5",
-                "vqshl.s32 q0, q0, #3",
-                "vshr.s32 q0, q0, #3",
-                // max(reference − logit, 0) (wrapping difference)
-                "vldrw.u32 q1, [{r}], #16",
-                "vsub.i32 q0, q1, q0",
-                "vmov.i32 q1, #0",
-                "vmax.s32 q0, q0, q1",
-                exp2_lanes!(),
-                "vstrw.32 q1, [{t}], #16",
-                "vaddva.u32 r0, q1",
+                t_lanes!("{pre}"),
                 "letp lr, 1b",
                 "2:",
             ],
@@ -265,23 +316,14 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
     let len = logits.len().min(biases.len());
     let (value, pre_shift) = scale.parts();
     // SAFETY: the loop reads and writes logits[0 .. len] and reads biases[0 .. len]
-    // (tail-predicated), len ≤ both lengths. The block writes only logits, q0, q1, q7 (declared
-    // as s0–s7, s28–s31), lr, flags and its inout operands; no stack.
+    // (tail-predicated), len ≤ both lengths. The block writes only logits, q0, q1, q3 (declared
+    // as s0–s7, s12–s15), lr, flags and its inout operands; no stack.
     unsafe {
         asm!(
-            "vdup.32 q7, {value}",
+            "vdup.32 q3, {value}",
             "wlstp.32 lr, {n}, 2f",
             "1:",
-            // round((ℓ << pre_shift) · value / 2^32) + bias (saturating), then ssat29
-            "vldrw.u32 q0, [{l}]",
-            "vshl.u32 q0, {pre}",
-            "vrmulh.s32 q0, q0, q7",
-            "vldrw.u32 q1, [{b}], #16",
-            "vqadd.s32 q0, q0, q1",
-            "vqshl.s32 q0, q0, #3",
-            "vshr.s32 q0, q0, #3",
-            "vstrw.32 q0, [{l}], #16",
-            "vmaxv.s32 {max}, q0",
+            logit_lanes!("{pre}"),
             "letp lr, 1b",
             "2:",
             n = in(reg) len,
@@ -293,7 +335,7 @@ pub(crate) fn query_logits(logits: &mut [i32], biases: &[i32], scale: Scale32) -
             out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
             options(nostack),
         );
     }
@@ -315,25 +357,18 @@ pub(crate) fn alphas(
 ) {
     let len = alphas.len().min(balances.len()).min(t.len());
     // SAFETY: the loop writes alphas[0 .. len] and reads balances[0 .. len] and t[0 .. len]
-    // (tail-predicated), len ≤ the three lengths. The block writes only alphas, q0–q2, q6, q7
-    // (declared as s0–s11, s24–s31), lr, flags and its inout operands; no stack.
+    // (tail-predicated), len ≤ the three lengths. The block writes only alphas, q0–q2, q5, q7
+    // (declared as s0–s11, s20–s23, s28–s31), lr, flags and its inout operands; no stack.
     unsafe {
         asm!(
-            "vdup.32 q6, {coeff}",
+            "vdup.32 q5, {coeff}",
             "vmov.i32 q7, #1",
             "wlstp.32 lr, {n}, 2f",
             "1:",
-            // d = T − mean; p = alpha_coeff · d as its high and low words
+            // d = T − mean; spread = (alpha_coeff · d + 2^15) >> 16
             "vldrw.u32 q0, [{t}], #16",
             "vsub.i32 q0, q0, {mean}",
-            "vmulh.s32 q1, q0, q6",
-            "vmul.i32 q2, q0, q6",
-            // spread = (p >> 16) + bit 15 of p = (p + 2^15) >> 16
-            "vshl.i32 q1, q1, #16",
-            "vsri.32 q1, q2, #16",
-            "vshl.i32 q2, q2, #16",
-            "vshr.u32 q2, q2, #31",
-            "vadd.i32 q1, q1, q2",
+            spread_lanes!(),
             // α = max(bh + spread (saturating), 1)
             "vldrw.u32 q0, [{b}], #16",
             "vqadd.s32 q1, q0, q1",
@@ -351,7 +386,7 @@ pub(crate) fn alphas(
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
             out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         );
@@ -413,6 +448,172 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
         ));
     } else {
         weights_asm!("");
+    }
+    u64::from(high) << 32 | u64::from(low)
+}
+
+/// mis-opt's query steps before the weights in one loop: [`query_logits`] on `logits` with
+/// `biases` and [`t_row`] on `t` with `reference` (4 lanes of each per turn, over the common
+/// length of the four); returns `(largest logit, Σ T)` (`i32::MIN` and 0 for none), the same
+/// bits as the two loops.
+#[inline(always)]
+pub(crate) fn logits_t_row(
+    (logits, biases): (&mut [i32], &[i32]),
+    (t, reference): (&mut [i32], &[i32]),
+    (scale, t_scale): (Scale32, Scale32),
+) -> (i32, u32) {
+    let len = logits
+        .len()
+        .min(biases.len())
+        .min(t.len())
+        .min(reference.len());
+    let ((value, pre), (t_value, t_pre)) = (scale.parts(), t_scale.parts());
+    let (max, sum): (i32, u32);
+    // SAFETY: the loop reads and writes logits[0 .. len] and t[0 .. len] and reads
+    // biases[0 .. len] and reference[0 .. len] (tail-predicated), len ≤ the four lengths; the
+    // gathers read POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024
+    // (their lengths). The block writes only logits, t, q0–q7 (declared as s0–s31), lr, flags
+    // and its operands (the sum in r0: `VADDVA` takes an even register); no stack.
+    unsafe {
+        asm!(
+            // the scales' values in q3 and q5 (their registers then the sum and the largest);
+            // the constants of exp2_lanes! for bits = 27: 29 and 27 − 30
+            "vdup.32 q3, r0",
+            "vdup.32 q5, {max}",
+            "movs r0, #0",
+            "mov {max}, #-2147483648",
+            "vmov.i32 q6, #29",
+            "vmvn.i32 q7, #2",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // ℓ = ssat29(round((ℓ << pre) · value / 2^32) + bias (saturating)), the largest
+            logit_lanes!("{pre}"),
+            // T = 2^(−max(reference − ssat29(round((t << t_pre) · t_value / 2^32)), 0)), Q27
+            t_lanes!("{t_pre}"),
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) len,
+            l = inout(reg) logits.as_mut_ptr() => _,
+            b = inout(reg) biases.as_ptr() => _,
+            t = inout(reg) t.as_mut_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            pre = in(reg) pre,
+            t_pre = in(reg) t_pre,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            max = inout(reg) t_value => max,
+            inout("r0") value => sum,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+    (max, sum)
+}
+
+/// mis-opt's query weights with their `α` in one loop: [`alphas`] of `t` and `balances`
+/// (`t_mean`, `alpha_coeff`) kept in a register, then [`query_weights`] (`optimal`) of
+/// `logits` against `max` times it, into `weights` (over the common length of the four);
+/// returns `Σ w_c` (64 bits), the same bits as the two loops. `α = max(x, 1)` by a predicated
+/// move of 1 into the lanes with `x ≤ 0`.
+///
+/// For `|alpha_coeff| < 2^18` and `|T − mean| ≤ 2^27` (`T` and its mean in `[0, 2^27]`, as
+/// [`t_row`] gives them) the spread `(alpha_coeff · (T − mean) + 2^15) >> 16` is one
+/// `VRMULH.S32` of `8 (T − mean)` and `2^13 · alpha_coeff` (both below `2^31` in magnitude:
+/// the rounded high word of `2^16` times the product, the same bits); else as [`alphas`].
+#[inline(always)]
+pub(crate) fn alpha_weights(
+    (t, balances): (&[i32], &[i32]),
+    (t_mean, alpha_coeff): (i32, i32),
+    (max, logits): (i32, &[i32]),
+    weights: &mut [i32],
+) -> u64 {
+    let len = t
+        .len()
+        .min(balances.len())
+        .min(logits.len())
+        .min(weights.len());
+    let (low, high): (u32, u32);
+    macro_rules! alpha_weights_asm {
+        ($coeff:expr, [$($spread:expr),* $(,)?]) => {
+            // SAFETY: the loop reads t[0 .. len], balances[0 .. len] and logits[0 .. len] and
+            // writes weights[0 .. len] (tail-predicated), len ≤ the four lengths; the gathers
+            // read POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024
+            // (their lengths). The block writes only weights, q0–q7 (declared as s0–s31), lr,
+            // flags and its operands (the sum in r0, r1: `VADDLVA` takes an even and an odd
+            // register); no stack.
+            unsafe {
+                asm!(
+                    // the coefficient in q5 (its register then the sum's high word); the
+                    // constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+                    "vdup.32 q5, r1",
+                    "movs r1, #0",
+                    "vmov.i32 q6, #17",
+                    "vmvn.i32 q7, #14",
+                    "wlstp.32 lr, {n}, 2f",
+                    "1:",
+                    // d = T − mean; q1 = the spread
+                    "vldrw.u32 q0, [{t}], #16",
+                    "vsub.i32 q0, q0, {mean}",
+                    $($spread,)*
+                    // α = max(bh + spread (saturating), 1)
+                    "vldrw.u32 q0, [{b}], #16",
+                    "vqadd.s32 q3, q0, q1",
+                    "vpt.s32 le, q3, zr",
+                    "vmovt.i32 q3, #1",
+                    // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e 2^16 · α 2 + 2^31) >> 32
+                    "vldrw.u32 q0, [{l}], #16",
+                    "vsub.i32 q0, q0, {m}",
+                    "vneg.s32 q0, q0",
+                    exp2_lanes!(),
+                    "vshl.i32 q1, q1, #16",
+                    "vshl.i32 q0, q3, #1",
+                    "vrmulh.u32 q1, q1, q0",
+                    "vstrw.32 q1, [{w}], #16",
+                    "vaddlva.u32 r0, r1, q1",
+                    "letp lr, 1b",
+                    "2:",
+                    n = in(reg) len,
+                    t = inout(reg) t.as_ptr() => _,
+                    b = inout(reg) balances.as_ptr() => _,
+                    l = inout(reg) logits.as_ptr() => _,
+                    w = inout(reg) weights.as_mut_ptr() => _,
+                    mean = in(reg) t_mean,
+                    m = in(reg) max,
+                    table = in(reg) POW2_TABLE.as_ptr(),
+                    ln2 = in(reg) exp2_operand(),
+                    inout("r0") 0u32 => low,
+                    inout("r1") $coeff => high,
+                    out("lr") _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                );
+            }
+        };
+    }
+    if alpha_coeff.unsigned_abs() < 1 << 18 {
+        // spread = round(8 d · 2^13 alpha_coeff / 2^32)
+        alpha_weights_asm!(
+            alpha_coeff << 13,
+            ["vshl.i32 q0, q0, #3", "vrmulh.s32 q1, q0, q5"]
+        );
+    } else {
+        // spread = (alpha_coeff · d + 2^15) >> 16, as alphas
+        alpha_weights_asm!(alpha_coeff, [spread_lanes!()]);
     }
     u64::from(high) << 32 | u64::from(low)
 }
@@ -766,120 +967,159 @@ pub(crate) fn pack_value_blocks(
 /// `0, 1, …, 7` as `u16` lanes.
 static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
-/// The block maxima of four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`): per key a gather
-/// of the four rows' logits (`VLDRW.U32` from a vector of addresses, which it advances).
-// (not built for size: `admit_rows` takes one row at a time there)
+/// One row of [`admit4`]'s weights: its reference (word `$offset` of `{scr}`) in every lane of
+/// `q5`, then its two vectors of keys (`q3` holds 2 in every lane); `$sum` its sum.
 #[cfg(not(lara_attn_compact))]
-#[inline(always)]
-pub(crate) fn block_max4(logits: &[i32; 4 * KEY_BLOCK]) -> [i32; 4] {
-    let mut max = [0i32; 4];
-    // the addresses of the rows' key −1 (the gathers add a key first); never dereferenced
-    let base = logits.as_ptr().wrapping_sub(1);
-    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
-    // base plus ROW_STEP, advanced by one word before each), all in the array; the block reads
-    // ROW_STEP (4 words) and writes max (4 words), q0–q2 (declared as s0–s11) and flags; no
-    // stack.
-    unsafe {
-        asm!(
-            "vldrw.u32 q1, [{step}]",
-            "vadd.i32 q1, q1, {base}",
-            "vldrw.u32 q0, [q1, #4]!",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vldrw.u32 q2, [q1, #4]!",
-            "vmax.s32 q0, q0, q2",
-            "vstrw.32 q0, [{out}]",
-            step = in(reg) ROW_STEP.as_ptr(),
-            base = in(reg) base,
-            out = in(reg) max.as_mut_ptr(),
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            options(nostack),
-        );
-    }
-    const _: () = assert!(KEY_BLOCK == 8);
-    max
+macro_rules! weight_row {
+    ($offset:literal, $sum:literal) => {
+        concat!(
+            "ldr {tmp}, [{scr}, #",
+            $offset,
+            "]\n",
+            "vdup.32 q5, {tmp}\n",
+            weight_half!("vaddv.u32 ", $sum),
+            weight_half!("vaddva.u32 ", $sum),
+        )
+    };
 }
 
-/// For four rows of `KEY_BLOCK` logits (`[4][KEY_BLOCK]`) and their references:
-/// `w[r][j] = weight_q15(references[r] − logits[r][j])` (wrapping, as `u32`) stored as the
-/// `i16` halves of `pairs` (`[4][KEY_BLOCK / 2]`, the words of `pair(w_2k, w_2k+1)`), and
-/// returns each row's sum: per key a gather of the four rows' logits (`VLDRW.U32` at offsets
-/// `(0, 8, 16, 24)` words), [`exp2_lanes!`], a scatter of the halves (`VSTRH.32` at the same
-/// offsets in halfwords); the sums from the stored halves (`VADDV.U16`, each weight below
-/// `2^15`).
+/// Four keys of a [`weight_row!`]: `t = max(reference − logit, 2)` (wrapping, as `u32`), its
+/// weight stored as a halfword and summed.
+#[cfg(not(lara_attn_compact))]
+macro_rules! weight_half {
+    ($add:literal, $sum:literal) => {
+        concat!(
+            "vldrw.u32 q0, [{l}], #16\n",
+            "vsub.i32 q0, q5, q0\n",
+            "vmax.u32 q0, q0, q3\n",
+            exp2_lanes!(),
+            "vstrh.32 q1, [r1], #8\n",
+            $add,
+            $sum,
+            ", q1\n",
+        )
+    };
+}
+
+/// [`Running::admit`](super::fixed_point::Running::admit) of four rows at once, the rows in the
+/// lanes, for a block of `KEY_BLOCK` logits each (`[4][KEY_BLOCK]`):
+///
+/// * the block maxima `m` (per key a gather of the four rows' logits, `VLDRW.U32` from a vector
+///   of addresses, which it advances after the first); a row without a logit (`m` is
+///   [`ABSENT`](super::fixed_point::ABSENT)) stops here;
+/// * the state step: new references `max(reference, m)`, factors `exp2_neg(new − reference,
+///   15)` (wrapping difference: `Q15_ONE` for a reference that stays, 0 for an empty state,
+///   whose difference is at least `2^31 − 2^28`) and the sums `round(sum · factor / 2^15)`
+///   (`VRMULH.U32` of `2 · sum` and `factor · 2^16`, both below `2^32` for `sum < 2^31`);
+/// * `w[r][j] = weight_q15(new[r] − logits[r][j])` stored as the `i16` halves of `pairs`
+///   (`[4][KEY_BLOCK / 2]`: a row's weights are its halfwords in order), a row's two vectors
+///   of keys at a time, the rows unrolled, each row's sum by `VADDV(A).U32`;
+/// * the new sums (rescaled sum plus the block's) and, if none passes
+///   [`SUM_LIMIT`](super::fixed_point::SUM_LIMIT), the new states written.
+///
+/// Returns `None`, with the states untouched (the caller admits those rows one by one), for an
+/// absent block or a sum past the limit; else the smallest factor (`Q15_ONE` when every row
+/// keeps its reference) and the factors (`out` holds the new references and the factors,
+/// written whole then).
 // (not built for size: `admit_rows` takes one row at a time there)
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
-pub(crate) fn weights4(
+pub(crate) fn admit4<'o>(
     logits: &[i32; 4 * KEY_BLOCK],
-    references: &[i32; 4],
+    (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
     pairs: &mut [i32; 2 * KEY_BLOCK],
-) -> [u32; 4] {
-    let (s0, s1, s2, s3): (u32, u32, u32, u32);
-    // SAFETY: the loop (KEY_BLOCK iterations) gathers logits[r · KEY_BLOCK + j] and scatters
-    // the halfwords 8r + j of pairs (r < 4, j < KEY_BLOCK: in both arrays); the gathers of the
-    // exponent tables read POW2_TABLE and the deficits' table at indices masked to 0..64 and
-    // 0..1024 (their lengths); the block reads references,
-    // ROW_OFFSETS and pairs (16 words). It writes only pairs, q0–q7 (declared as s0–s31), lr,
-    // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers);
-    // no stack.
+    out: &'o mut core::mem::MaybeUninit<[[i32; 4]; 2]>,
+) -> Option<(u32, &'o [i32; 4])> {
+    let (min_factor, done): (u32, u32);
+    const _: () = assert!(KEY_BLOCK == 8 && super::fixed_point::SUM_LIMIT == 1 << 23);
+    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
+    // logits' address plus ROW_STEP, advanced by one word after the first), all in the array; the weights read
+    // logits from its start (eight vectors: 32 words) and write the 64 halfwords of pairs
+    // (eight stores of four); the gathers of the exponent tables read POW2_TABLE and the
+    // deficits' table at indices masked to 0..64 and 0..1024 (their lengths); the block reads
+    // ROW_STEP, reads and writes reference and sum (4 words each) and writes out (8 words). It
+    // writes only those, q0–q7 (declared as s0–s31), flags and its operands (the sums in r0,
+    // r2, r10, r12: `VADDV` takes even registers; a narrowing store's base in r1); no stack.
     unsafe {
         asm!(
+            // the block maxima, the smallest of them
+            "vldrw.u32 q1, [{tmp}]",
+            "vadd.i32 q1, q1, {l}",
+            "vldrw.u32 q0, [q1]",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "vldrw.u32 q2, [q1, #4]!",
+            "vmax.s32 q0, q0, q2",
+            "mvn {tmp}, #-2147483648",
+            "vminv.s32 {tmp}, q0",
+            "cmp.w {tmp}, #-2147483648",
+            "beq 3f",
+            // new = max(reference, m); t = new − reference (wrapping)
+            "vldrw.u32 q5, [{refp}]",
+            "vmax.s32 q3, q5, q0",
+            "vstrw.32 q3, [{scr}]",
+            "vsub.i32 q0, q3, q5",
             // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
-            "movs {tmp}, #17",
-            "vdup.32 q6, {tmp}",
-            "mvn {tmp}, #14",
-            "vdup.32 q7, {tmp}",
-            "movs {tmp}, #2",
-            "vldrw.u32 q5, [r0]",
-            "vldrw.u32 q3, [r2]",
-            "mov lr, #{keys}",
-            "dls lr, lr",
-            "1:",
-            // t = max(reference − logit, 2) (wrapping, as u32): (t − 2 saturating) + 2
-            "vldrw.u32 q0, [{l}, q3, uxtw #2]",
-            "add {l}, {l}, #4",
-            "vsub.i32 q0, q5, q0",
-            "vqsub.u32 q0, q0, {tmp}",
-            "vadd.i32 q0, q0, {tmp}",
+            "vmov.i32 q6, #17",
+            "vmvn.i32 q7, #14",
             exp2_lanes!(),
-            "vstrh.32 q1, [{w}, q3, uxtw #1]",
-            "add {w}, {w}, #2",
-            "le lr, 1b",
-            // the rows' sums from the stored halves (w is back at pairs + KEY_BLOCK halves)
-            "sub {w}, {w}, #{halves}",
-            "vldrh.u16 q0, [{w}]",
-            "vaddv.u16 r0, q0",
-            "vldrh.u16 q0, [{w}, #16]",
-            "vaddv.u16 r2, q0",
-            "vldrh.u16 q0, [{w}, #32]",
-            "vaddv.u16 r10, q0",
-            "vldrh.u16 q0, [{w}, #48]",
-            "vaddv.u16 r12, q0",
-            keys = const KEY_BLOCK,
-            halves = const 2 * KEY_BLOCK,
-            tmp = out(reg) _,
+            "vstrw.32 q1, [{scr}, #16]",
+            // the weights against the new references (the cap of weight_q15: 2)
+            "vmov.i32 q3, #2",
+            weight_row!("0", "r0"),
+            weight_row!("4", "r2"),
+            weight_row!("8", "r10"),
+            weight_row!("12", "r12"),
+            // the new sums, each at most SUM_LIMIT
+            // (a lane at a time: no doubt about the order of a two-lane move's registers)
+            "vmov.32 q0[0], r0",
+            "vmov.32 q0[1], r2",
+            "vmov.32 q0[2], r10",
+            "vmov.32 q0[3], r12",
+            // plus round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
+            "vldrw.u32 q1, [{scr}, #16]",
+            "vldrw.u32 q2, [{sump}]",
+            "vshl.i32 q2, q2, #1",
+            "vshl.i32 q4, q1, #16",
+            "vrmulh.u32 q2, q2, q4",
+            "vadd.i32 q0, q0, q2",
+            "movs {tmp}, #0",
+            "vmaxv.u32 {tmp}, q0",
+            "cmp.w {tmp}, #8388608",
+            "bhi 3f",
+            // the new states; the smallest factor
+            "vstrw.32 q0, [{sump}]",
+            "vldrw.u32 q2, [{scr}]",
+            "vstrw.32 q2, [{refp}]",
+            "mov.w r0, #-1",
+            "vminv.u32 r0, q1",
+            "movs r2, #1",
+            "b 4f",
+            "3:",
+            "movs r2, #0",
+            "4:",
+            tmp = inout(reg) ROW_STEP.as_ptr() => _,
             l = inout(reg) logits.as_ptr() => _,
-            w = inout(reg) pairs.as_mut_ptr() => _,
+            refp = in(reg) reference.as_mut_ptr(),
+            sump = in(reg) sum.as_mut_ptr(),
+            scr = in(reg) out.as_mut_ptr(),
             table = in(reg) POW2_TABLE.as_ptr(),
             ln2 = in(reg) exp2_operand(),
-            inout("r0") references.as_ptr() => s0,
-            inout("r2") ROW_OFFSETS.as_ptr() => s1,
-            out("r10") s2,
-            out("r12") s3,
-            out("lr") _,
+            inout("r1") pairs.as_mut_ptr() => _,
+            out("r0") min_factor,
+            out("r2") done,
+            out("r10") _,
+            out("r12") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -891,7 +1131,12 @@ pub(crate) fn weights4(
             options(nostack),
         );
     }
-    [s0, s1, s2, s3]
+    if done == 0 {
+        return None;
+    }
+    // SAFETY: the block stored the 8 words of out (two vectors) on this path.
+    let out = unsafe { out.assume_init_ref() };
+    Some((min_factor, &out[1]))
 }
 
 /// The offsets of four consecutive rows of logits in words (`KEY_BLOCK` apart), which are
@@ -1378,6 +1623,62 @@ pub(crate) fn check() -> Option<usize> {
             if ours[c] != balances[c].saturating_add(spread).max(1) {
                 return Some(len);
             }
+        }
+    }
+    // the fused query steps against the loops above: logits and T (another scale, another
+    // pre-shift), then α and the weights
+    let t_scale = Scale32::new(0.0007, 1 << 16)?;
+    for len in 0..40usize {
+        let mut logits = [0i32; 40];
+        let (mut biases, mut t, mut references, mut balances) =
+            ([0i32; 40], [0; 40], [0; 40], [0; 40]);
+        for c in 0..40 {
+            logits[c] = (next() as i32) >> (next() % 24);
+            biases[c] = match next() % 8 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+            t[c] = (next() as i32) >> (next() % 24);
+            references[c] = (next() as i32) >> (next() % 28);
+            balances[c] = match next() % 8 {
+                0 => i32::MIN + (next() >> 8) as i32,
+                1 => -((next() >> (next() % 32)) as i32),
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let (mut l2, mut t2) = (logits, t);
+        let (max, sum) = logits_t_row(
+            (&mut logits[..len], &biases),
+            (&mut t[..len], &references),
+            (scale, t_scale),
+        );
+        let max2 = query_logits(&mut l2[..len], &biases, scale);
+        let sum2 = t_row(&mut t2[..len], &references, t_scale);
+        if (logits, t, max, sum) != (l2, t2, max2, sum2) {
+            return Some(len);
+        }
+        let t_mean = (sum / (len as u32).max(1)) as i32;
+        // both ends of each path's range (the short one below 2^18), any value
+        let coeff = match len % 6 {
+            0 => 1 << 19,
+            1 => -(1 << 19),
+            2 => (1 << 18) - 1,
+            3 => -(1 << 18) + 1,
+            4 => (next() as i32) >> 12,
+            _ => (next() as i32) >> 14,
+        };
+        let (mut ours, mut expected) = ([0x55i32; 40], [0x55i32; 40]);
+        let total = alpha_weights(
+            (&t[..len], &balances),
+            (t_mean, coeff),
+            (max, &logits),
+            &mut ours,
+        );
+        alphas(&mut expected[..len], (&balances, &t), t_mean, coeff);
+        let expected_total = query_weights(max, &logits[..len], &mut expected[..len], true);
+        if ours != expected || total != expected_total {
+            return Some(len);
         }
     }
     // the query weights (α from 1 to 2^31 − 1) and their packing, every length to 40

@@ -1385,8 +1385,18 @@ impl<'a> Workspace<'a> {
             let fused = steps
                 .as_ref()
                 .and_then(|steps| steps.run(logits, t_row, weights, packed));
+            // (Helium: the logits and T in one loop, α and the weights in another)
             #[cfg(lara_attn_helium)]
-            let fused = None;
+            let fused = {
+                let live = logits.get_mut(..count).unwrap_or_default();
+                let t = t_row.get_mut(..count).unwrap_or_default();
+                let (max, t_sum) =
+                    isa::logits_t_row((live, biases), (t, t_reference), (plan.query_dot, t_dot));
+                let t_mean = ((t_sum + half) / divisor) as i32;
+                let coeff = (t_mean, plan.alpha_coeff);
+                let total = isa::alpha_weights((t, balances), coeff, (max, live), weights);
+                Some((total, None))
+            };
             let (total, packed_sum) = match fused {
                 Some(done) => done,
                 None => {

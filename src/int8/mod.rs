@@ -780,64 +780,22 @@ fn admit_row(
     true
 }
 
-/// [`Running::admit`] of four rows at once on Helium: the block maxima and the weights in the
-/// lanes of one vector ([`helium::block_max4`], [`helium::weights4`]), the rows' state steps
-/// (the first pass of `admit`'s loop) in between; the weights in pairs into `pairs`. `None`,
-/// with the states untouched, if a row's block is absent or its sum would exceed
+/// [`Running::admit`] of four rows at once on Helium, the rows in the lanes
+/// ([`helium::admit4`]: block maxima, state steps, weights in pairs into `pairs`, new states).
+/// `None`, with the states untouched, if a row's block is absent or its sum would exceed
 /// [`SUM_LIMIT`](fixed_point::SUM_LIMIT) (the caller admits those four rows one by one);
 /// else the rows' factors, `None` for four of `Q15_ONE`.
 #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 #[inline(always)]
 fn admit4(
     logits: &[i32; 4 * KEY_BLOCK],
-    (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
+    states: (&mut [i32; 4], &mut [i32; 4]),
     pairs: &mut [i32; 4 * WEIGHT_WORDS],
 ) -> Option<Option<[u32; 4]>> {
-    use fixed_point::{ABSENT, EMPTY_REFERENCE, SUM_LIMIT, exp2_neg};
-    let maxima = helium::block_max4(logits);
-    // every row keeps its reference (a block present, no logit above it; an empty state's
-    // reference is below every present block): factors Q15_ONE, the sums as they are
-    if (0..4).all(|r| maxima[r] != ABSENT && maxima[r] <= reference[r]) {
-        let block = helium::weights4(logits, reference, pairs);
-        let sums: [u32; 4] = core::array::from_fn(|r| sum[r] as u32 + block[r]);
-        if sums.iter().any(|&s| s > SUM_LIMIT) {
-            return None;
-        }
-        *sum = sums.map(|s| s as i32);
-        return Some(None);
-    }
-    let (mut references, mut factors, mut sums) = ([0i32; 4], [0u32; 4], [0u32; 4]);
-    for r in 0..4 {
-        let (block_max, old) = (maxima[r], reference[r]);
-        if block_max == ABSENT {
-            return None;
-        }
-        // Running::admit's first pass
-        let first = old == EMPTY_REFERENCE;
-        let new = if first { block_max } else { old.max(block_max) };
-        let factor = if first {
-            0
-        } else if new == old {
-            Q15_ONE
-        } else {
-            exp2_neg(new.wrapping_sub(old) as u32, 15)
-        };
-        let state_sum = sum[r] as u32;
-        sums[r] = if factor == Q15_ONE {
-            state_sum
-        } else {
-            rescale(state_sum as i32, factor) as u32
-        };
-        (references[r], factors[r]) = (new, factor);
-    }
-    let block = helium::weights4(logits, &references, pairs);
-    if (0..4).any(|r| sums[r] + block[r] > SUM_LIMIT) {
-        return None;
-    }
-    for r in 0..4 {
-        (reference[r], sum[r]) = (references[r], (sums[r] + block[r]) as i32);
-    }
-    Some(Some(factors))
+    let mut scratch = core::mem::MaybeUninit::uninit();
+    let (min_factor, factors) = helium::admit4(logits, states, pairs, &mut scratch)?;
+    // (every factor ≤ Q15_ONE: the smallest is Q15_ONE when every row keeps its reference)
+    Some((min_factor != Q15_ONE).then(|| factors.map(|f| f as u32)))
 }
 
 /// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).
