@@ -47,6 +47,27 @@
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+/// `core::arch::asm!` with every single-precision register `s0`–`s31` declared clobbered (the
+/// Cortex-M4F's VFP bank, the Cortex-M55's `q0`–`q7`): for the register tiles and lane loops
+/// that use them all. The arguments end with a comma.
+#[cfg(target_arch = "arm")]
+#[allow(unused_macros)]
+macro_rules! asm_clobbering_s0_s31 {
+    ($($args:tt)*) => {
+        core::arch::asm!(
+            $($args)*
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+        )
+    };
+}
+
 pub mod backend;
 pub mod causal;
 mod error;

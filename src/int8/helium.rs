@@ -98,7 +98,7 @@ macro_rules! exp2_product {
 /// and the clobbers (`q0`–`q7`, `lr`).
 macro_rules! exp2_asm {
     ($bits:expr, [$($template:expr),* $(,)?], $($operands:tt)*) => {
-        asm!(
+        asm_clobbering_s0_s31!(
             "vdup.32 q6, {bits2}",
             "vdup.32 q7, {bits30}",
             $($template,)*
@@ -108,14 +108,6 @@ macro_rules! exp2_asm {
             bits2 = in(reg) $bits + 2,
             bits30 = in(reg) ($bits as i32 - 30),
             out("lr") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         )
     };
@@ -475,7 +467,7 @@ pub(crate) fn logits_t_row(
     // (their lengths). The block writes only logits, t, q0–q7 (declared as s0–s31), lr, flags
     // and its operands (the sum in r0: `VADDVA` takes an even register); no stack.
     unsafe {
-        asm!(
+        asm_clobbering_s0_s31!(
             // the scales' values in q3 and q5 (their registers then the sum and the largest);
             // the constants of exp2_lanes! for bits = 27: 29 and 27 − 30
             "vdup.32 q3, r0",
@@ -504,14 +496,6 @@ pub(crate) fn logits_t_row(
             max = inout(reg) t_value => max,
             inout("r0") value => sum,
             out("lr") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         );
     }
@@ -550,7 +534,7 @@ pub(crate) fn alpha_weights(
             // flags and its operands (the sum in r0, r1: `VADDLVA` takes an even and an odd
             // register); no stack.
             unsafe {
-                asm!(
+                asm_clobbering_s0_s31!(
                     // the coefficient in q5 (its register then the sum's high word); the
                     // constants of exp2_lanes! for bits = 15: 17 and 15 − 30
                     "vdup.32 q5, r1",
@@ -592,14 +576,6 @@ pub(crate) fn alpha_weights(
                     inout("r0") 0u32 => low,
                     inout("r1") $coeff => high,
                     out("lr") _,
-                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
                     options(nostack),
                 );
             }
@@ -1041,7 +1017,7 @@ pub(crate) fn admit4<'o>(
     // writes only those, q0–q7 (declared as s0–s31), flags and its operands (the sums in r0,
     // r2, r10, r12: `VADDV` takes even registers; a narrowing store's base in r1); no stack.
     unsafe {
-        asm!(
+        asm_clobbering_s0_s31!(
             // the block maxima, the smallest of them
             "vldrw.u32 q1, [{tmp}]",
             "vadd.i32 q1, q1, {l}",
@@ -1120,14 +1096,6 @@ pub(crate) fn admit4<'o>(
             out("r2") done,
             out("r10") _,
             out("r12") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         );
     }

@@ -175,7 +175,7 @@ pub(super) unsafe fn tile_3x8(tile: &MicroTile) -> bool {
         // contract; `store` is live across the block, which pushes one word pair and pops it;
         // the block writes only C, q0–q7, lr, flags and its operands.
         unsafe {
-            asm!(
+            asm_clobbering_s0_s31!(
                 "str {x0}, [sp, #-8]!",
                 zero_accumulators!(),
                 // x1 = k / 2 pairs of steps; k odd: the first step alone
@@ -218,21 +218,13 @@ pub(super) unsafe fn tile_3x8(tile: &MicroTile) -> bool {
                 b = inout(reg) b => _,
                 ldb = in(reg) b_bytes,
                 out("lr") _,
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             );
         }
         true
     } else if a_row == 1 {
         // SAFETY: as above (no stack use).
         unsafe {
-            asm!(
+            asm_clobbering_s0_s31!(
                 zero_accumulators!(),
                 "wls lr, {k}, 4f",
                 "3:",
@@ -258,14 +250,6 @@ pub(super) unsafe fn tile_3x8(tile: &MicroTile) -> bool {
                 ldc = in(reg) c_bytes,
                 acc = in(reg) u32::from(accumulate),
                 out("lr") _,
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
                 options(nostack),
             );
         }
@@ -370,7 +354,7 @@ macro_rules! exp_loop {
 /// `Σ` into `total`; every FPU/MVE register and `lr` clobbered.
 macro_rules! exp_row_asm {
     ($total:ident, $table:ident, $shift:tt, $sums:tt, $($operands:tt)*) => {
-        asm!(
+        asm_clobbering_s0_s31!(
             exp_loop!($shift, $sums),
             $($operands)*
             t = in(reg) $table,
@@ -381,14 +365,6 @@ macro_rules! exp_row_asm {
             k6 = out(reg) _,
             k7 = out(reg) _,
             out("lr") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
             options(nostack),
         )
     };

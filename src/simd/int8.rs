@@ -2323,7 +2323,7 @@ mod mve {
     /// of `x` or inner loop.
     macro_rules! dot_preloaded_asm {
         ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $blocks:expr, $out:expr, $count:expr) => {
-            asm!(
+            asm_clobbering_s0_s31!(
                 $($loads,)*
                 "dls lr, r5",
                 "2:",
@@ -2336,14 +2336,6 @@ mod mve {
                 inout("r4") $out => _,
                 in("r5") $count,
                 out("lr") _,
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
                 options(nostack),
             )
         };
@@ -2470,7 +2462,7 @@ mod mve {
     macro_rules! dot_block_asm {
         ([$($loads:expr),*], [$($chunks:expr),*], $pre:expr, $column:expr, $post:expr,
          $x:expr, $count:expr, $args:expr) => {
-            asm!(
+            asm_clobbering_s0_s31!(
                 "1:",
                 "mov r1, {xp}",
                 $($loads,)*
@@ -2515,14 +2507,6 @@ mod mve {
                 out("r10") _, out("r12") _,
                 in("r5") $count,
                 out("lr") _,
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
                 options(nostack),
             )
         };

@@ -16,7 +16,6 @@
 //! operands, so the accumulators cannot leave a block as values.)
 
 use super::gemm::MicroTile;
-use core::arch::asm;
 
 /// The accumulators' start: `vldm` of 16 zeros (VFP has no `vmov` of an immediate 0).
 static ZEROS: [f32; 16] = [0.0; 16];
@@ -173,7 +172,7 @@ pub(super) unsafe fn tile_4x4(tile: &MicroTile) -> bool {
         // columns, the stores rows 0..4 of C over 4 columns, in bounds by the caller's
         // contract; the block writes only C, s0–s31, flags and its operands.
         unsafe {
-            asm!(
+            asm_clobbering_s0_s31!(
                 // A(i, p) at a + 4·(p·a_col + i): one vldm per step
                 "vldm {zeros}, {{s0-s15}}",
                 "subs {k}, #2",
@@ -210,14 +209,6 @@ pub(super) unsafe fn tile_4x4(tile: &MicroTile) -> bool {
                 c = inout(reg) c => _,
                 c_step = in(reg) c_bytes,
                 accumulate = in(reg) u32::from(accumulate),
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
                 options(nostack),
             );
         }
@@ -225,7 +216,7 @@ pub(super) unsafe fn tile_4x4(tile: &MicroTile) -> bool {
     } else if a_col == 1 {
         // SAFETY: as above.
         unsafe {
-            asm!(
+            asm_clobbering_s0_s31!(
                 // A(i, p) at a + 4·(i·a_row + p): four row pointers, two steps per vldmia
                 "vldm {zeros}, {{s0-s15}}",
                 "subs {k}, #2",
@@ -267,14 +258,6 @@ pub(super) unsafe fn tile_4x4(tile: &MicroTile) -> bool {
                 c = inout(reg) c => _,
                 c_step = in(reg) c_bytes,
                 accumulate = in(reg) u32::from(accumulate),
-                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                out("s24") _, out("s25") _, out("s26") _, out("s27") _,
-                out("s28") _, out("s29") _, out("s30") _, out("s31") _,
                 options(nostack),
             );
         }
