@@ -912,5 +912,5 @@ fn every_int8_kernel_on_every_tail() {
     println!("{calls} calls on scalar and {backends:?}, digest of every i8 output {digest:#010x}");
     // The same bits on every target (CI runs this test on aarch64 too): a change of the
     // fixed-point semantics changes this digest, and then it must change on purpose.
-    assert_eq!(digest, 0x9427_c91f);
+    assert_eq!(digest, 0x87fe_9985);
 }

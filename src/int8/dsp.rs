@@ -4,13 +4,14 @@
 //! block of weights on the stack or spills in its unrolled loops. The same bits as the portable
 //! code, element by element:
 //!
-//! * `2^-t` ([`exp2_neg`](super::fixed_point::exp2_neg)): the table `2^(-j/64)` by `UBFX` and
-//!   `LDR [table, j, LSL #2]`; `((x >> (shift − 1)) + 1) >> 1` = `(x >> shift) + bit (shift − 1)
-//!   of x` by `LSRS` by a register (the carry is the last bit shifted out; a shift of 32 or more
-//!   gives 0, as the portable code does there: `x ≤ 2^30`) and `ADC #0`, the shift capped by
-//!   `USAT`; the weight cap `min(·, 32767)` of [`weight_q15`](super::fixed_point::weight_q15) by
-//!   `USAT #15` (the same bits as its `t.max(2)`). In the streaming softmax's block weights
-//!   (stored as `i16` halves, or only summed), LARA's `T` row and its query weights, RFA's `φq`;
+//! * `2^-t` ([`exp2_neg`](super::fixed_point::exp2_neg)): the table of the fraction's 1,024
+//!   buckets by `UBFX` and `LDR [table, j, LSL #2]`; `((x >> (shift − 1)) + 1) >> 1` = `(x >>
+//!   shift) + bit (shift − 1) of x` by `LSRS` by a register (the carry is the last bit shifted
+//!   out; a shift of 32 or more gives 0, as the portable code does there: `x ≤ 2^30`) and
+//!   `ADC #0`, the shift capped by `USAT`; the weight cap `min(·, 32767)` of
+//!   [`weight_q15`](super::fixed_point::weight_q15) by `USAT #15`. In the streaming softmax's
+//!   block weights (stored as `i16` halves, or only summed), LARA's `T` row and its query
+//!   weights, RFA's `φq`;
 //! * `Scale32::apply`: `LSL` and `SMMULR`; [`to_logit`](super::fixed_point::to_logit): `SSAT #29`;
 //!   a saturating add: `QADD`. In the logit columns of the key blocks and LARA's query logits;
 //! * `mis-opt`'s `α` (`SMULL`, the rounding bit as a carry) and the packing of the query weights
@@ -22,54 +23,25 @@
 #[cfg(not(lara_attn_compact))]
 use super::fixed_point::{ABSENT, EMPTY_REFERENCE, SUM_LIMIT};
 use super::fixed_point::{
-    Multiplier, POW2_TABLE, Reciprocal, Scale32, divide_normalized, exp2_neg, exp2_neg_branchless,
-    exp2_operand, reciprocal_small, row_high_word, shift_round, sweep_t_rows, sweep_weight_blocks,
-    to_logit, weight_q15,
+    Multiplier, POW2_MIDPOINTS, Reciprocal, Scale32, divide_normalized, exp2_neg,
+    exp2_neg_branchless, reciprocal_small, row_high_word, shift_round, sweep_t_rows,
+    sweep_weight_blocks, to_logit, weight_q15,
 };
 use crate::simd::int8::KEY_BLOCK;
 use core::arch::asm;
 
 /// The body of the `2^-t` loops: `{t} = exp2_neg(t, bits)` for `{t}` = `t` and `{s}` = its
 /// shift `30 − bits + (t >> 16)` already capped at 63 (at least 1), `{table}` the address of
-/// `POW2_TABLE` and `{ln2}` [`exp2_operand`]; clobbers `{j}`, `{y}` and the flags.
+/// `POW2_MIDPOINTS`; clobbers `{j}` and the flags.
 macro_rules! exp2_body {
     () => {
         concat!(
-            // T_j = 2^(-j/64) in Q30, j = (t >> 10) & 63
-            "ubfx {j}, {t}, #10, #6\n",
-            "ldr {j}, [{table}, {j}, lsl #2]\n",
-            "ubfx {t}, {t}, #0, #10\n",
-            exp2_deficit!(),
-            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
-            "umull {y}, {t}, {t}, {j}\n",
-            "sub {t}, {j}, {t}\n",
+            // 2^(-fraction) in Q30 from the table of its bucket j = (t >> 6) & 1023
+            "ubfx {j}, {t}, #6, #10\n",
+            "ldr {t}, [{table}, {j}, lsl #2]\n",
             // round(x / 2^shift), half up: (x >> shift) + the carry (bit shift − 1)
             "lsrs {t}, {t}, {s}\n",
             "adc {t}, {t}, #0\n",
-        )
-    };
-}
-
-/// `{t}` = the deficit `1 − e^-z` in `Q32` of the low ten bits `{t}` of `exp2_body!`: from the
-/// table at `{ln2}`.
-#[cfg(not(lara_attn_compact))]
-macro_rules! exp2_deficit {
-    () => {
-        "ldr {t}, [{ln2}, {t}, lsl #2]\n"
-    };
-}
-
-/// See the other `exp2_deficit!`: built for size, the polynomial (`{ln2}` is
-/// [`LN2_Q16`](super::fixed_point::LN2_Q16)).
-#[cfg(lara_attn_compact)]
-macro_rules! exp2_deficit {
-    () => {
-        concat!(
-            // z = (t & 0x3FF) · ln 2 in Q32; deficit = z − (z >> 10)² >> 13
-            "mul {t}, {t}, {ln2}\n",
-            "lsr {y}, {t}, #10\n",
-            "mul {y}, {y}, {y}\n",
-            "sub {t}, {t}, {y}, lsr #13\n",
         )
     };
 }
@@ -111,12 +83,10 @@ macro_rules! exp2_loop {
             // (two per turn: an odd count enters at the second)
             two_per_turn!($p, $end, $step),
             $($operands)*
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
+            table = in(reg) POW2_MIDPOINTS.as_ptr(),
             t = out(reg) _,
             s = out(reg) _,
             j = out(reg) _,
-            y = out(reg) _,
             options(nostack),
         )
     };
@@ -175,7 +145,7 @@ pub(crate) fn weight_halves_q15(reference: i32, logits: &[i32], pairs: &mut [i32
     // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and writes the first len halfwords of
     // pairs (two per turn, an odd len entering at the second, until the logit pointer reaches
     // logits + len), len ≤ logits.len()
-    // and ≤ 2 · pairs.len(); the table load reads POW2_TABLE at an index masked to 0..64. The
+    // and ≤ 2 · pairs.len(); the table load reads POW2_MIDPOINTS at an index masked to 0..1024. The
     // block writes only pairs, its inout and out operands and the flags; no stack.
     unsafe {
         weights_loop!(
@@ -199,8 +169,8 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
         return sum;
     }
     // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (two per turn, an odd len entering at the
-    // second, until the logit pointer reaches logits + len); the table load reads POW2_TABLE at an
-    // index masked to 0..64. The block writes only its inout and out operands and the flags; no
+    // second, until the logit pointer reaches logits + len); the table load reads POW2_MIDPOINTS at an
+    // index masked to 0..1024. The block writes only its inout and out operands and the flags; no
     // stack, no memory.
     unsafe {
         weights_loop!(reference, logits, len, sum, [],);
@@ -211,8 +181,7 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
 /// One logit of [`admit_sums`] and [`admit_halves`]: `weight_q15(t)` for `t = reference −
 /// logit` (wrapping, as `u32`) added to `{acc}`, the reference in `{r}`, `t`'s sign bit into
 /// `{flag}`, the logit from `{l}` (advanced), 15 in `r7`; the weight stored by `$store` (or
-/// not). `exp2_body!` with the deficit's product by `SMMUL` (both factors below `2^31`: the
-/// high word is `UMULL`'s).
+/// not).
 #[cfg(not(lara_attn_compact))]
 macro_rules! row_step {
     ([$($store:expr)?]) => {
@@ -223,14 +192,7 @@ macro_rules! row_step {
             // shift = 15 + (t >> 16), capped at 63
             "add {s}, r7, {t}, lsr #16\n",
             "usat {s}, #6, {s}\n",
-            "ubfx {j}, {t}, #10, #6\n",
-            "ldr {j}, [{table}, {j}, lsl #2]\n",
-            "ubfx {t}, {t}, #0, #10\n",
-            "ldr {t}, [{ln2}, {t}, lsl #2]\n",
-            "smmul {t}, {t}, {j}\n",
-            "sub {t}, {j}, {t}\n",
-            "lsrs {t}, {t}, {s}\n",
-            "adc {t}, {t}, #0\n",
+            exp2_body!(),
             "usat {t}, #15, {t}\n",
             $($store, "\n",)?
             "add {acc}, {acc}, {t}\n",
@@ -283,8 +245,7 @@ macro_rules! rows_asm {
             "8:",
             "pop {{r7}}",
             $($operands)*
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
+            table = in(reg) POW2_MIDPOINTS.as_ptr(),
             r = out(reg) _,
             acc = out(reg) _,
             flag = out(reg) _,
@@ -330,9 +291,9 @@ pub(crate) fn admit_sums(
     // SAFETY: from < rows (the pointers from row `from` on stay within the slices); each turn
     // reads references[c] (from ≤ c < rows: the loop stops when its pointer reaches
     // references + rows, or before), logits[c] (KEY_BLOCK words) and sums[c], writes only
-    // sums[c]; the table loads read POW2_TABLE at an index masked to 0..64 and the
-    // deficits' table (1,024 entries) at one masked to 0..1024. The block writes its inout and
-    // out operands and the flags (USAT may set Q); r7 is pushed and popped (one word of stack).
+    // sums[c]; the table loads read POW2_MIDPOINTS at an index masked to 0..1024. The block
+    // writes its inout and out operands and the flags (USAT may set Q); r7 is pushed and popped
+    // (one word of stack).
     unsafe {
         rows_asm!(
             row_step!([]),
@@ -449,7 +410,7 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     }
     // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (two
     // elements per turn, an odd len entering at the second, until the t pointer reaches t + len),
-    // len ≤ both lengths; the table load reads POW2_TABLE at an index masked to 0..64. The block
+    // len ≤ both lengths; the table load reads POW2_MIDPOINTS at an index masked to 0..1024. The block
     // writes only t, its inout and out operands and the flags (SMMULR and SSAT may set Q); no
     // stack.
     unsafe {
@@ -508,8 +469,8 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
             // SAFETY: len ≥ 1; the loop reads logits[0 .. len] and reads and writes
             // weights[0 .. len] (two elements per turn, an odd len entering at the second, until
             // the logit pointer reaches
-            // logits + len), len ≤ both lengths; the table load reads POW2_TABLE at an index
-            // masked to 0..64. The block writes only weights, its inout and out operands and
+            // logits + len), len ≤ both lengths; the table load reads POW2_MIDPOINTS at an index
+            // masked to 0..1024. The block writes only weights, its inout and out operands and
             // the flags; no stack.
             unsafe {
                 macro_rules! weight_step {
@@ -548,10 +509,10 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
         weights_asm!(concat!(
             // p = e · α (64 bits)
             "ldr {s}, [{w}]\n",
-            "umull {y}, {j}, {t}, {s}\n",
+            "umull {s}, {j}, {t}, {s}\n",
             // (p >> 15) + bit 14 of p
-            "lsrs {y}, {y}, #15\n",
-            "orr {t}, {y}, {j}, lsl #17\n",
+            "lsrs {s}, {s}, #15\n",
+            "orr {t}, {s}, {j}, lsl #17\n",
             "adc {t}, {t}, #0\n",
         ));
     } else {
@@ -575,8 +536,8 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
         return None;
     }
     // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (two elements per turn, an odd len
-    // entering at the second, until the pointer reaches a + len); the table load reads POW2_TABLE
-    // at an index masked to 0..64. The block writes only a, its inout and out operands and the
+    // entering at the second, until the pointer reaches a + len); the table load reads POW2_MIDPOINTS
+    // at an index masked to 0..1024. The block writes only a, its inout and out operands and the
     // flags; no stack.
     unsafe {
         macro_rules! phi_step {
@@ -874,18 +835,14 @@ pub(crate) fn sum_rows(sum: &mut [i32], rows: &[i8]) -> bool {
 }
 
 /// `2^-t` of the explicit-register loops of [`QuerySteps::run`]: `exp2_body!` with `t` in
-/// `r2`, its shift in `r3`, the tables' addresses in `r0` (`POW2_TABLE`) and `r1`
-/// ([`exp2_operand`]), the result into `$out`; clobbers `r2`, `lr`, `r6` and the flags.
+/// `r2`, its shift in `r3`, the table's address in `r0` (`POW2_MIDPOINTS`), the result into
+/// `$out`; clobbers `r2`, `lr` and the flags.
 #[cfg(not(lara_attn_compact))]
 macro_rules! exp2_body_r2 {
     ($out:literal) => {
         concat!(
-            "ubfx lr, r2, #10, #6\n",
-            "ldr lr, [r0, lr, lsl #2]\n",
-            "ubfx r2, r2, #0, #10\n",
-            "ldr r2, [r1, r2, lsl #2]\n",
-            "umull r6, r2, r2, lr\n",
-            "sub r2, lr, r2\n",
+            "ubfx lr, r2, #6, #10\n",
+            "ldr r2, [r0, lr, lsl #2]\n",
             "lsrs r2, r2, r3\n",
             "adc ",
             $out,
@@ -984,14 +941,13 @@ macro_rules! weight_step_r {
 
 /// Words of the constants of [`QuerySteps`].
 #[cfg(not(lara_attn_compact))]
-pub(crate) const QUERY_STEP_WORDS: usize = 13;
+pub(crate) const QUERY_STEP_WORDS: usize = 12;
 
 /// The per-query steps of LARA's `mis-opt` query loop on one head, in one `asm!` block (no
 /// glue between them), for `count` landmarks, a multiple of four from 4 to 28: the constants
 /// and the addresses of the read-only rows in a scratch buffer (off the stack), in the order
 /// the block loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T`
-/// references, the `T` scale, `POW2_TABLE`, the deficits' table ([`exp2_operand`]), the
-/// balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
+/// references, the `T` scale, `POW2_MIDPOINTS`, the balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
 #[cfg(not(lara_attn_compact))]
 pub(crate) struct QuerySteps<'a> {
     words: &'a [i32; QUERY_STEP_WORDS],
@@ -1032,8 +988,7 @@ impl<'a> QuerySteps<'a> {
             address(t_reference.as_ptr()),
             t_dot.parts().0,
             t_dot.parts().1 as i32,
-            POW2_TABLE.as_ptr() as usize as i32,
-            exp2_operand() as i32,
+            POW2_MIDPOINTS.as_ptr() as usize as i32,
             address(balances.as_ptr()),
             alpha_coeff << 12,
             count as i32,
@@ -1078,8 +1033,7 @@ impl<'a> QuerySteps<'a> {
         // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
         // count elements: four per turn (the logits, LDM/STM), two per turn (T, α, the
         // weights), until its pointer reaches count elements on (word 3 is 4 · count); the
-        // table loads read POW2_TABLE at an index masked to 0..64 and the deficits' table
-        // (1,024 entries) at one masked to 0..1024. The block writes only logits, t and
+        // table loads read POW2_MIDPOINTS at an index masked to 0..1024. The block writes only logits, t and
         // weights [0 .. count], its clobbered registers and the flags (QADD, SSAT may set Q),
         // and packed [0 .. count / 2] (two weights per word, until its pointer reaches
         // count / 2 words on). r6 and r7 are saved and restored, and the five inputs kept on
@@ -1096,7 +1050,7 @@ impl<'a> QuerySteps<'a> {
                 "add r8, r4, r11",
                 "add lr, r7, #16",
                 "ldm lr, {{r5, r9, r10}}",
-                "ldrd r0, r1, [r7, #28]",
+                "ldr r0, [r7, #28]",
                 "mov r11, #0",
                 "2:",
                 "ldrd r7, r12, [r4]",
@@ -1107,7 +1061,7 @@ impl<'a> QuerySteps<'a> {
                 "bne 2b",
                 // 16 · the mean (Σ T + count / 2) / count (r6)
                 "ldr r7, [sp, #12]",
-                "ldrd r0, r1, [r7, #44]",
+                "ldrd r0, r1, [r7, #40]",
                 "add r6, r11, r1",
                 "udiv r6, r6, r0",
                 "lsl r6, r6, #4",
@@ -1132,8 +1086,8 @@ impl<'a> QuerySteps<'a> {
                 "ldr r5, [sp, #8]",
                 "ldr r10, [r7, #12]",
                 "add r10, r10, r5",
-                "ldr r4, [r7, #36]",
-                "ldr r8, [r7, #40]",
+                "ldr r4, [r7, #32]",
+                "ldr r8, [r7, #36]",
                 "ldr r9, [sp, #4]",
                 "3:",
                 "ldrd r0, r1, [r9], #8",
@@ -1149,7 +1103,7 @@ impl<'a> QuerySteps<'a> {
                 "ldr r5, [r7, #12]",
                 "add r5, r5, r4",
                 "ldr r8, [sp, #8]",
-                "ldrd r0, r1, [r7, #28]",
+                "ldr r0, [r7, #28]",
                 "mov r9, #0",
                 "mov r10, #0",
                 // (two per turn: α and the weights in r7, r11; each weight below 2^31, the

@@ -31,11 +31,8 @@ const INVERSE_TABLE: [u32; 16] = [
     1073741824, 1010580540, 954437177, 904203641, 858993459, 818089009, 780903145, 746950834,
     715827883, 687194767, 660764199, 636291451, 613566757, 592409282, 572662306, 554189329,
 ];
-/// `round(2^30 · 2^(-j/64))`, `j = 0..64`, a static: the DSP and Helium loops read it at its
-/// address (built for size on the other cores: [`pow2_q30`], a quarter of the flash).
-#[cfg(not(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
-pub(crate) static POW2_TABLE: [u32; 64] = POW2_Q30;
-/// See [`POW2_TABLE`].
+/// `round(2^30 · 2^(-j/64))`, `j = 0..64`, from which [`POW2_MIDPOINTS`] is built (built for
+/// size on the cores without DSP or Helium loops: [`pow2_q30`], a quarter of the flash).
 const POW2_Q30: [u32; 64] = [
     1073741824, 1062175491, 1050733751, 1039415261, 1028218693, 1017142735, 1006186087, 995347464,
     984625594, 974019220, 963527098, 953147997, 942880699, 932724001, 922676710, 912737649,
@@ -88,23 +85,22 @@ const POW2_CARRIES: [u32; 2] = {
     carries
 };
 
-/// `POW2_Q30[j]` for `j < 64`: the table's word (built for size on the cores without DSP or
-/// Helium loops: `2^(-j/64)` as `2^(-a/8) · 2^(-b/64)` from two tables of eight, plus the
-/// carry bit of [`POW2_CARRIES`]; 72 B of tables, not 256 B).
+/// `POW2_Q30[j]` for `j < 64`, built for size on the cores without DSP or Helium loops:
+/// `2^(-j/64)` as `2^(-a/8) · 2^(-b/64)` from two tables of eight, plus the carry bit of
+/// [`POW2_CARRIES`] (72 B of tables, not 256 B).
+#[cfg(any(
+    test,
+    all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))
+))]
 #[inline(always)]
 fn pow2_q30(j: usize) -> u32 {
     let j = j & 63;
-    #[cfg(not(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
-    return POW2_TABLE[j];
-    #[cfg(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium))))]
-    {
-        let product = u64::from(POW2_EIGHTHS[j >> 3]) * u64::from(POW2_SIXTY_FOURTHS[j & 7]);
-        ((product >> 32) as u32) + ((POW2_CARRIES[j >> 5] >> (j & 31)) & 1)
-    }
+    let product = u64::from(POW2_EIGHTHS[j >> 3]) * u64::from(POW2_SIXTY_FOURTHS[j & 7]);
+    ((product >> 32) as u32) + ((POW2_CARRIES[j >> 5] >> (j & 31)) & 1)
 }
 
 /// `round(2^16 · ln 2)`.
-pub(crate) const LN2_Q16: u32 = 45426;
+const LN2_Q16: u32 = 45426;
 /// `round(2^30 / ln 2)`.
 const INV_LN2_Q30: i64 = 1549082005;
 
@@ -114,44 +110,47 @@ const fn deficit(z: u32) -> u32 {
     z - (((z >> 10) * (z >> 10)) >> 13)
 }
 
-/// The `deficit` of [`pow2_fraction_q30`] for `z = y · ln 2 / 2^16`, every 10-bit `y` (computed
-/// by the compiler): one load (a gather on Helium) in the `asm!` `2^-t` loops instead of five
-/// instructions (4 KiB of flash; not built for size).
-#[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
-static DEFICITS: [u32; 1024] = {
+/// `2^(-m / 65536)` in `Q30` at the midpoint `m = 64·j + 32` of bucket `j` of the fraction
+/// (`0 < j < 1024`): a table of `2^(-j/64)` on the top six bits of `m`, then `e^-z ≈ 1 − z +
+/// z²/2` on the other ten (`z < ln 2 / 64`), in `u32` arithmetic (one high word of a `32 ×
+/// 32`-bit product, truncated): within `2.4e-7` relative of `2^(-m/65536)`. The first bucket
+/// gives `2^0` exactly, so that a reference that stays scales its sums by exactly 1.
+const fn pow2_midpoint_q30(j: u32, table: u32) -> u32 {
+    if j == 0 {
+        return 1 << 30;
+    }
+    // z = y · ln 2 / 2^16 in Q32 (< 2^26), y = the low ten bits of m
+    let z = (((j & 15) << 6) | 32) * LN2_Q16;
+    // 2^(-j/64) · e^-z = T_j − T_j · (1 − e^-z)
+    table - ((table as u64 * deficit(z) as u64) >> 32) as u32
+}
+
+/// [`pow2_midpoint_q30`] of every bucket `j < 1024` (computed by the compiler; 4 KiB of flash):
+/// [`pow2_fraction_q30`] is one load, and the `asm!` `2^-t` loops read it at its address.
+#[cfg(any(not(lara_attn_compact), lara_attn_dsp, lara_attn_helium, test))]
+pub(crate) static POW2_MIDPOINTS: [u32; 1024] = {
     let mut table = [0u32; 1024];
-    let mut y = 0;
-    while y < 1024 {
-        table[y] = deficit(y as u32 * LN2_Q16);
-        y += 1;
+    let mut j = 0;
+    while j < 1024 {
+        table[j] = pow2_midpoint_q30(j as u32, POW2_Q30[j >> 4]);
+        j += 1;
     }
     table
 };
 
-/// The `{ln2}` operand of the `asm!` `2^-t` loops: the address of [`DEFICITS`] (built for size:
-/// [`LN2_Q16`], for the polynomial).
-#[cfg(any(lara_attn_dsp, lara_attn_helium))]
-#[inline(always)]
-pub(crate) fn exp2_operand() -> u32 {
-    #[cfg(not(lara_attn_compact))]
-    return DEFICITS.as_ptr() as u32;
-    #[cfg(lara_attn_compact)]
-    LN2_Q16
-}
-
-/// `2^(-f / 65536)` in `Q30` for a fraction `f < 2^16`, in `(2^29, 2^30]`: a table of
-/// `2^(-j/64)` on the top six bits, then `e^-z ≈ 1 − z + z²/2` on the other ten (`z < ln 2 /
-/// 64`), in `u32` arithmetic (one high word of a `32 × 32`-bit product, truncated).
+/// `2^(-f / 65536)` in `Q30` for a fraction `f < 2^16`, in `(2^29, 2^30]`, with `f` rounded to
+/// the midpoint of its bucket of 64 (`2^-10` in `L16`; 0 in the first): [`pow2_midpoint_q30`]
+/// of `f >> 6`, within `3.4e-4` relative of `2^(-f/65536)` (`ln 2 · 2^-11`, plus `2.4e-7`), and
+/// `6.7e-4` in the first bucket.
 #[cfg_attr(not(lara_attn_compact), inline(always))]
 #[cfg_attr(lara_attn_compact, inline(never))]
 pub(crate) fn pow2_fraction_q30(f: u32) -> u32 {
-    let (j, y) = (((f >> 10) & 63) as usize, f & 0x3FF);
-    // z = y · ln 2 / 2^16 in Q32 (< 2^26)
-    let z = y * LN2_Q16;
-    let deficit = deficit(z);
-    // 2^(-j/64) · e^-z = T_j − T_j · (1 − e^-z)
-    let table = pow2_q30(j);
-    table - ((u64::from(table) * u64::from(deficit)) >> 32) as u32
+    let j = (f >> 6) & 1023;
+    #[cfg(not(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium)))))]
+    return POW2_MIDPOINTS[j as usize];
+    // (built for size on the cores without DSP or Helium loops: computed, the same bits)
+    #[cfg(all(lara_attn_compact, not(any(lara_attn_dsp, lara_attn_helium))))]
+    pow2_midpoint_q30(j, pow2_q30((j >> 4) as usize))
 }
 
 /// `round(2^bits · 2^(-t/65536))` (half up) for `t ≥ 0` and `bits ≤ 27`: 0 once the shift
@@ -183,12 +182,11 @@ pub(crate) fn exp2_neg_branchless(t: u32, bits: u32) -> u32 {
     ((pow2_fraction_q30(fraction) >> (shift - 1).min(31)) + 1) >> 1
 }
 
-/// A softmax weight: `2^(-t/65536)` in `Q15`, capped at `32767` (so that it fits an `i16`).
-/// Only `t < 2` round to `32768`, and `t = 2` gives `32767`: the cap is `t.max(2)` (one
-/// compare with an immediate; the same bits, checked on every `t` with a non-zero weight).
+/// A softmax weight: `2^(-t/65536)` in `Q15`, capped at `32767` (so that it fits an `i16`; only
+/// the first bucket, `t < 64`, gives `32768`).
 #[inline]
 pub(crate) fn weight_q15(t: u32) -> u32 {
-    exp2_neg(t.max(2), 15)
+    exp2_neg(t, 15).min(Q15_ONE - 1)
 }
 
 /// `log2 x` in `L16` for `x > 0` (0 gives the `log2` of 1: callers never pass 0). A table of
@@ -1133,13 +1131,25 @@ mod tests {
         }
     }
 
-    /// [`pow2_q30`] (either form) against the table, and the factored form of every entry.
+    /// [`pow2_q30`] (built for size) against the table, and the factored form of every entry;
+    /// the midpoints' table against [`pow2_midpoint_q30`] on [`pow2_q30`] (what a build for
+    /// size computes) and [`pow2_fraction_q30`] of every fraction against its bucket's entry.
     #[test]
-    fn pow2_factors_give_the_table() {
+    fn pow2_factors_give_the_tables() {
         for (j, &entry) in POW2_Q30.iter().enumerate() {
             assert_eq!(pow2_q30(j), entry);
             let carry = (POW2_CARRIES[j / 32] >> (j % 32)) & 1;
             assert_eq!(pow2_product(j) + carry, entry, "{j}");
+        }
+        for (j, &entry) in POW2_MIDPOINTS.iter().enumerate() {
+            assert_eq!(pow2_midpoint_q30(j as u32, pow2_q30(j >> 4)), entry, "{j}");
+        }
+        for f in 0..1u32 << 16 {
+            assert_eq!(
+                pow2_fraction_q30(f),
+                POW2_MIDPOINTS[(f >> 6) as usize],
+                "{f}"
+            );
         }
     }
 
@@ -1197,7 +1207,7 @@ mod tests {
     /// and the `Q30` fraction against `f64`.
     #[test]
     fn exp2_against_f64_exhaustively() {
-        let (mut worst_weight, mut worst_fraction) = (0.0f64, 0.0f64);
+        let (mut worst_weight, mut worst_fraction, mut worst_midpoint) = (0.0f64, 0.0f64, 0.0f64);
         for t in 0..(16u32 << 16) {
             let exact = (-(t as f64) / 65536.0).exp2();
             let weight = exp2_neg(t, 15) as f64;
@@ -1205,14 +1215,31 @@ mod tests {
             let fraction = pow2_fraction_q30(t & 0xFFFF) as f64 / (1u64 << 30) as f64;
             let exact_fraction = (-((t & 0xFFFF) as f64) / 65536.0).exp2();
             worst_fraction = worst_fraction.max((fraction / exact_fraction - 1.0).abs());
+            // (the point of the bucket the table holds: its midpoint, 0 in the first)
+            let point = if t & 0xFFC0 == 0 {
+                0
+            } else {
+                (t & 0xFFC0) | 32
+            };
+            let midpoint = (-(point as f64) / 65536.0).exp2();
+            worst_midpoint = worst_midpoint.max((fraction / midpoint - 1.0).abs());
         }
-        // Measured: 0.5045 Q15 units (the final rounding, 0.5, and 2.4e-7 relative).
-        assert!(worst_weight <= 0.51, "Q15 weight error {worst_weight}");
+        // Measured: 21.8 Q15 units and 6.7e-4 relative in the first bucket (ln 2 · 63/65536),
+        // 3.4e-4 elsewhere (ln 2 · 2^-11, plus 2.4e-7); 2.2e-7 relative at the points the table
+        // holds (a bucket's midpoint, 0 in the first).
+        assert!(worst_weight <= 21.9, "Q15 weight error {worst_weight}");
         assert!(
-            worst_fraction <= 2.5e-7,
+            worst_fraction <= 6.7e-4,
             "Q30 fraction relative error {worst_fraction}"
         );
-        println!("exp2: Q15 weight {worst_weight}, Q30 fraction relative {worst_fraction:e}");
+        assert!(
+            worst_midpoint <= 2.5e-7,
+            "Q30 fraction relative error at the midpoints {worst_midpoint}"
+        );
+        println!(
+            "exp2: Q15 weight {worst_weight}, Q30 fraction relative {worst_fraction:e} \
+             ({worst_midpoint:e} at the midpoints)"
+        );
         assert_eq!(exp2_neg(0, 15), 32768);
         assert_eq!(weight_q15(0), 32767);
         for bits in [15, 27] {
@@ -1227,9 +1254,12 @@ mod tests {
                 );
             }
         }
-        // the cap of weight_q15 as t.max(2): the same as min(32767) everywhere
-        for t in (0..(18u32 << 16)).chain([u32::MAX, u32::MAX - 1, 1 << 31]) {
-            assert_eq!(weight_q15(t), exp2_neg(t, 15).min(Q15_ONE - 1), "t = {t}");
+        // 2^-t does not grow with t
+        let mut previous = exp2_neg(0, 15);
+        for t in (0..(18u32 << 16)).chain([1 << 31, u32::MAX - 1, u32::MAX]) {
+            let weight = exp2_neg(t, 15);
+            assert!(weight <= previous, "t = {t}");
+            previous = weight;
         }
         assert_eq!(exp2_neg(17 << 16, 15), 0);
         assert_eq!(exp2_neg(u32::MAX, 27), 0);

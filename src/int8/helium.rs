@@ -5,8 +5,7 @@
 //! not vectorise (a table lookup, `u64`/`i64` products, shifts by per-element amounts). The same
 //! bits as the portable code, lane by lane:
 //!
-//! * the table `2^(-j/64)`: a gather (`VLDRW.U32 q, [r, q, UXTW #2]`);
-//! * `(T · deficit) >> 32`: `VMULH.U32`;
+//! * the table of the fraction's 1,024 buckets: a gather (`VLDRW.U32 q, [r, q, UXTW #2]`);
 //! * `((x >> (shift − 1)) + 1) >> 1`: `VRSHL.U32` by `−shift`, a rounding right shift
 //!   `(x + 2^(shift − 1)) >> shift` (the same value for every `shift ≥ 1`, and 0 for `x ≤ 2^30`
 //!   once `shift ≥ 32`), with `shift` capped at 32 (the shift amount is a signed byte);
@@ -21,7 +20,7 @@
 #![allow(unsafe_code)]
 
 use super::fixed_point::{
-    POW2_TABLE, Scale32, divide_normalized, exp2_neg_branchless, exp2_operand, sweep_t_rows,
+    POW2_MIDPOINTS, Scale32, divide_normalized, exp2_neg_branchless, sweep_t_rows,
     sweep_weight_blocks, to_logit, weight_q15,
 };
 use crate::simd::int8::{CHUNK, KEY_BLOCK, ROW_STEP, ROWS, VALUE_BLOCK_WORDS};
@@ -29,64 +28,19 @@ use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
 /// (the cap of the whole part: a shift of 32, where every result is already 0) and
-/// `q7 = bits − 30` in every lane, `{table}` the address of `POW2_TABLE` and `{ln2}`
-/// [`exp2_operand`]; clobbers `q0`–`q4`.
-#[cfg(not(lara_attn_compact))]
+/// `q7 = bits − 30` in every lane, `{table}` the address of `POW2_MIDPOINTS`; clobbers
+/// `q0`–`q4`.
 macro_rules! exp2_lanes {
-    () => {
-        concat!(
-            exp2_parts!(),
-            // deficit = 1 − e^-z in Q32 for the low ten bits (a gather from the table)
-            "vldrw.u32 q1, [{ln2}, q2, uxtw #2]\n",
-            exp2_product!(),
-        )
-    };
-}
-
-/// See the other [`exp2_lanes!`]: built for size, the polynomial (`{ln2}` is
-/// [`LN2_Q16`](super::fixed_point::LN2_Q16)).
-#[cfg(lara_attn_compact)]
-macro_rules! exp2_lanes {
-    () => {
-        concat!(
-            exp2_parts!(),
-            // z = y · ln 2 in Q32; deficit = z − z²/2 = z − ((z >> 10)² >> 13)
-            "vmul.i32 q2, q2, {ln2}\n",
-            "vshr.u32 q1, q2, #10\n",
-            "vmul.i32 q1, q1, q1\n",
-            "vshr.u32 q1, q1, #13\n",
-            "vsub.i32 q1, q2, q1\n",
-            exp2_product!(),
-        )
-    };
-}
-
-/// [`exp2_lanes!`] up to the deficit: `q4 = −shift`, `q0 = T_j`, `q2 = y`.
-macro_rules! exp2_parts {
     () => {
         concat!(
             // −shift = (bits − 30) − min(whole, bits + 2): shift = 30 − bits + whole, capped at 32
             "vshr.u32 q4, q0, #16\n",
             "vmin.u32 q4, q4, q6\n",
             "vsub.i32 q4, q7, q4\n",
-            // j = (t >> 10) & 63, y = t & 0x3FF
-            "vshl.i32 q1, q0, #16\n",
-            "vshr.u32 q1, q1, #26\n",
-            "vshl.i32 q2, q0, #22\n",
+            // 2^(-fraction) in Q30 from the table of its bucket j = (t >> 6) & 1023 (gather)
+            "vshl.i32 q2, q0, #16\n",
             "vshr.u32 q2, q2, #22\n",
-            // T_j = 2^(-j/64) in Q30 (gather)
-            "vldrw.u32 q0, [{table}, q1, uxtw #2]\n",
-        )
-    };
-}
-
-/// [`exp2_lanes!`] from the deficit in `q1`.
-macro_rules! exp2_product {
-    () => {
-        concat!(
-            // 2^(-fraction) = T_j − (T_j · deficit) >> 32 (Q30)
-            "vmulh.u32 q1, q0, q1\n",
-            "vsub.i32 q1, q0, q1\n",
+            "vldrw.u32 q1, [{table}, q2, uxtw #2]\n",
             // round(x / 2^shift), half up
             "vrshl.u32 q1, q1, q4\n",
         )
@@ -94,7 +48,7 @@ macro_rules! exp2_product {
 }
 
 /// One `asm!` block of a `2^-t` loop for `bits`: the template, its operands, then the shared
-/// ones (the table, `ln 2`, the constants of [`exp2_lanes!`] through `{bits2}`, `{bits30}`)
+/// ones (the table, the constants of [`exp2_lanes!`] through `{bits2}`, `{bits30}`)
 /// and the clobbers (`q0`–`q7`, `lr`).
 macro_rules! exp2_asm {
     ($bits:expr, [$($template:expr),* $(,)?], $($operands:tt)*) => {
@@ -103,8 +57,7 @@ macro_rules! exp2_asm {
             "vdup.32 q7, {bits30}",
             $($template,)*
             $($operands)*
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
+            table = in(reg) POW2_MIDPOINTS.as_ptr(),
             bits2 = in(reg) $bits + 2,
             bits30 = in(reg) ($bits as i32 - 30),
             out("lr") _,
@@ -233,24 +186,23 @@ pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -
     let len = logits.len().min(weights.len());
     let mut sum = 0u32;
     // SAFETY: the loop reads logits[0 .. len] and writes weights[0 .. len] (tail-predicated), len ≤
-    // both lengths; the gathers read POW2_TABLE at indices masked to 0..64 (a static of 64 words)
-    // and the deficits' table at indices masked to 0..1024 (a static of 1,024 words; built for
-    // size, none). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
+    // both lengths; the gathers read POW2_MIDPOINTS at indices masked to 0..1024 (a static of
+    // 1,024 words). The block writes only weights, q0–q7 (declared as s0–s31), lr, flags and its
     // inout operands (the sum in r0: `VADDVA` takes an even register); no stack.
     unsafe {
         exp2_asm!(
             15u32,
             [
-                "vmov.i32 q5, #2",
+                // the cap of weight_q15: 32767
+                "vmov.i32 q5, #0x7fff",
                 "wlstp.32 lr, {n}, 2f",
                 "1:",
                 // t = reference − logit (wrapping): −(logit − reference)
                 "vldrw.u32 q0, [{l}], #16",
                 "vsub.i32 q0, q0, {r}",
                 "vneg.s32 q0, q0",
-                // the cap of weight_q15: t.max(2)
-                "vmax.u32 q0, q0, q5",
                 exp2_lanes!(),
+                "vmin.u32 q1, q1, q5",
                 "vstrw.32 q1, [{w}], #16",
                 "vaddva.u32 r0, q1",
                 "letp lr, 1b",
@@ -274,8 +226,8 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     let (value, pre_shift) = scale.parts();
     let mut sum = 0u32;
     // SAFETY: the loop reads and writes t[0 .. len] and reads reference[0 .. len]
-    // (tail-predicated), len ≤ both lengths; the gathers read POW2_TABLE and the deficits' table at
-    // indices masked to 0..64 and 0..1024 (their lengths). The block writes only t, q0–q7 (declared
+    // (tail-predicated), len ≤ both lengths; the gathers read POW2_MIDPOINTS at
+    // indices masked to 0..1024 (its length). The block writes only t, q0–q7 (declared
     // as s0–s31), lr, flags and its inout operands; no stack.
     unsafe {
         exp2_asm!(
@@ -399,8 +351,7 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     macro_rules! weights_asm {
         ($alpha:expr) => {
             // SAFETY: the loop reads logits[0 .. len] and reads and writes weights[0 .. len]
-            // (tail-predicated), len ≤ both lengths; the gathers read POW2_TABLE and the deficits'
-            // table at indices masked to 0..64 and 0..1024 (their lengths). The block writes only
+            // (tail-predicated), len ≤ both lengths; the gathers read POW2_MIDPOINTS at indices masked to 0..1024 (its length). The block writes only
             // weights, q0–q7 (declared as s0–s31), lr, flags and its inout operands (the sum in r0,
             // r1: `VADDLVA` takes an even and an odd register); no stack.
             unsafe {
@@ -463,8 +414,8 @@ pub(crate) fn logits_t_row(
     let (max, sum): (i32, u32);
     // SAFETY: the loop reads and writes logits[0 .. len] and t[0 .. len] and reads
     // biases[0 .. len] and reference[0 .. len] (tail-predicated), len ≤ the four lengths; the
-    // gathers read POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024
-    // (their lengths). The block writes only logits, t, q0–q7 (declared as s0–s31), lr, flags
+    // gathers read POW2_MIDPOINTS at indices masked to 0..1024
+    // (its length). The block writes only logits, t, q0–q7 (declared as s0–s31), lr, flags
     // and its operands (the sum in r0: `VADDVA` takes an even register); no stack.
     unsafe {
         asm_clobbering_s0_s31!(
@@ -491,8 +442,7 @@ pub(crate) fn logits_t_row(
             r = inout(reg) reference.as_ptr() => _,
             pre = in(reg) pre,
             t_pre = in(reg) t_pre,
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
+            table = in(reg) POW2_MIDPOINTS.as_ptr(),
             max = inout(reg) t_value => max,
             inout("r0") value => sum,
             out("lr") _,
@@ -529,8 +479,8 @@ pub(crate) fn alpha_weights(
         ($coeff:expr, [$($spread:expr),* $(,)?]) => {
             // SAFETY: the loop reads t[0 .. len], balances[0 .. len] and logits[0 .. len] and
             // writes weights[0 .. len] (tail-predicated), len ≤ the four lengths; the gathers
-            // read POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024
-            // (their lengths). The block writes only weights, q0–q7 (declared as s0–s31), lr,
+            // read POW2_MIDPOINTS at indices masked to 0..1024
+            // (its length). The block writes only weights, q0–q7 (declared as s0–s31), lr,
             // flags and its operands (the sum in r0, r1: `VADDLVA` takes an even and an odd
             // register); no stack.
             unsafe {
@@ -571,8 +521,7 @@ pub(crate) fn alpha_weights(
                     w = inout(reg) weights.as_mut_ptr() => _,
                     mean = in(reg) t_mean,
                     m = in(reg) max,
-                    table = in(reg) POW2_TABLE.as_ptr(),
-                    ln2 = in(reg) exp2_operand(),
+                    table = in(reg) POW2_MIDPOINTS.as_ptr(),
                     inout("r0") 0u32 => low,
                     inout("r1") $coeff => high,
                     out("lr") _,
@@ -959,16 +908,16 @@ macro_rules! weight_row {
     };
 }
 
-/// Four keys of a [`weight_row!`]: `t = max(reference − logit, 2)` (wrapping, as `u32`), its
-/// weight stored as a halfword and summed.
+/// Four keys of a [`weight_row!`]: `t = reference − logit` (wrapping, as `u32`), its weight
+/// (capped at `q3` = 32767) stored as a halfword and summed.
 #[cfg(not(lara_attn_compact))]
 macro_rules! weight_half {
     ($add:literal, $sum:literal) => {
         concat!(
             "vldrw.u32 q0, [{l}], #16\n",
             "vsub.i32 q0, q5, q0\n",
-            "vmax.u32 q0, q0, q3\n",
             exp2_lanes!(),
+            "vmin.u32 q1, q1, q3\n",
             "vstrh.32 q1, [r1], #8\n",
             $add,
             $sum,
@@ -1011,8 +960,7 @@ pub(crate) fn admit4<'o>(
     // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
     // logits' address plus ROW_STEP, advanced by one word after the first), all in the array; the weights read
     // logits from its start (eight vectors: 32 words) and write the 64 halfwords of pairs
-    // (eight stores of four); the gathers of the exponent tables read POW2_TABLE and the
-    // deficits' table at indices masked to 0..64 and 0..1024 (their lengths); the block reads
+    // (eight stores of four); the gathers of the exponent table read POW2_MIDPOINTS at indices masked to 0..1024 (its length); the block reads
     // ROW_STEP, reads and writes reference and sum (4 words each) and writes out (8 words). It
     // writes only those, q0–q7 (declared as s0–s31), flags and its operands (the sums in r0,
     // r2, r10, r12: `VADDV` takes even registers; a narrowing store's base in r1); no stack.
@@ -1050,8 +998,8 @@ pub(crate) fn admit4<'o>(
             "vmvn.i32 q7, #14",
             exp2_lanes!(),
             "vstrw.32 q1, [{scr}, #16]",
-            // the weights against the new references (the cap of weight_q15: 2)
-            "vmov.i32 q3, #2",
+            // the weights against the new references (the cap of weight_q15: 32767)
+            "vmov.i32 q3, #0x7fff",
             weight_row!("0", "r0"),
             weight_row!("4", "r2"),
             weight_row!("8", "r10"),
@@ -1089,8 +1037,7 @@ pub(crate) fn admit4<'o>(
             refp = in(reg) reference.as_mut_ptr(),
             sump = in(reg) sum.as_mut_ptr(),
             scr = in(reg) out.as_mut_ptr(),
-            table = in(reg) POW2_TABLE.as_ptr(),
-            ln2 = in(reg) exp2_operand(),
+            table = in(reg) POW2_MIDPOINTS.as_ptr(),
             inout("r1") pairs.as_mut_ptr() => _,
             out("r0") min_factor,
             out("r2") done,
@@ -1460,8 +1407,8 @@ pub(crate) fn projections(a: &mut [i32], scale: Scale32) -> i32 {
 pub(crate) fn rfa_phi(a: &mut [i32], (max, norm): (i32, i32), ratio: u32, floor: u32) -> u64 {
     let (mut low, mut high) = (0u32, 0u32);
     // SAFETY: the loop reads and writes a[0 .. a.len()] (tail-predicated); the gathers read
-    // POW2_TABLE and the deficits' table at indices masked to 0..64 and 0..1024 (their
-    // lengths). The block writes only a, q0–q7 (declared as
+    // POW2_MIDPOINTS at indices masked to 0..1024 (its
+    // length). The block writes only a, q0–q7 (declared as
     // s0–s31), lr, flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even
     // and an odd register); no stack.
     unsafe {
