@@ -169,9 +169,9 @@ pub(crate) fn weight_sum_q15(reference: i32, logits: &[i32]) -> u32 {
         return sum;
     }
     // SAFETY: len ≥ 1; the loop reads logits[0 .. len] (two per turn, an odd len entering at the
-    // second, until the logit pointer reaches logits + len); the table load reads POW2_MIDPOINTS at an
-    // index masked to 0..1024. The block writes only its inout and out operands and the flags; no
-    // stack, no memory.
+    // second, until the logit pointer reaches logits + len); the table load reads POW2_MIDPOINTS at
+    // an index masked to 0..1024. The block writes only its inout and out operands and the flags;
+    // no stack, no memory.
     unsafe {
         weights_loop!(reference, logits, len, sum, [],);
     }
@@ -410,8 +410,8 @@ pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     }
     // SAFETY: len ≥ 1; the loop reads and writes t[0 .. len] and reads reference[0 .. len] (two
     // elements per turn, an odd len entering at the second, until the t pointer reaches t + len),
-    // len ≤ both lengths; the table load reads POW2_MIDPOINTS at an index masked to 0..1024. The block
-    // writes only t, its inout and out operands and the flags (SMMULR and SSAT may set Q); no
+    // len ≤ both lengths; the table load reads POW2_MIDPOINTS at an index masked to 0..1024. The
+    // block writes only t, its inout and out operands and the flags (SMMULR and SSAT may set Q); no
     // stack.
     unsafe {
         let end = t.as_mut_ptr().add(len);
@@ -536,9 +536,9 @@ pub(crate) fn rfa_phi(a: &mut [i32], top: i32, ratio: u32, floor: u32) -> Option
         return None;
     }
     // SAFETY: len ≥ 1; the loop reads and writes a[0 .. len] (two elements per turn, an odd len
-    // entering at the second, until the pointer reaches a + len); the table load reads POW2_MIDPOINTS
-    // at an index masked to 0..1024. The block writes only a, its inout and out operands and the
-    // flags; no stack.
+    // entering at the second, until the pointer reaches a + len); the table load reads
+    // POW2_MIDPOINTS at an index masked to 0..1024. The block writes only a, its inout and out
+    // operands and the flags; no stack.
     unsafe {
         macro_rules! phi_step {
             () => {
@@ -943,11 +943,11 @@ macro_rules! weight_step_r {
 #[cfg(not(lara_attn_compact))]
 pub(crate) const QUERY_STEP_WORDS: usize = 12;
 
-/// The per-query steps of LARA's `mis-opt` query loop on one head, in one `asm!` block (no
-/// glue between them), for `count` landmarks, a multiple of four from 4 to 28: the constants
-/// and the addresses of the read-only rows in a scratch buffer (off the stack), in the order
-/// the block loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T`
-/// references, the `T` scale, `POW2_MIDPOINTS`, the balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
+/// The per-query steps of LARA's `mis-opt` query loop on one head, in one `asm!` block (no glue
+/// between them), for `count` landmarks, a multiple of four from 4 to 28: the constants and the
+/// addresses of the read-only rows in a scratch buffer (off the stack), in the order the block
+/// loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T` references, the `T`
+/// scale, `POW2_MIDPOINTS`, the balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
 #[cfg(not(lara_attn_compact))]
 pub(crate) struct QuerySteps<'a> {
     words: &'a [i32; QUERY_STEP_WORDS],
@@ -1027,17 +1027,16 @@ impl<'a> QuerySteps<'a> {
             return None;
         }
         let (low, high, sum, done): (u32, u32, u32, u32);
-        // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds
-        // at least count elements: logits, t and weights (checked above) and the biases, T
-        // references and balances (checked by new, borrowed for 'a), whose addresses the block
-        // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
-        // count elements: four per turn (the logits, LDM/STM), two per turn (T, α, the
-        // weights), until its pointer reaches count elements on (word 3 is 4 · count); the
-        // table loads read POW2_MIDPOINTS at an index masked to 0..1024. The block writes only logits, t and
-        // weights [0 .. count], its clobbered registers and the flags (QADD, SSAT may set Q),
-        // and packed [0 .. count / 2] (two weights per word, until its pointer reaches
-        // count / 2 words on). r6 and r7 are saved and restored, and the five inputs kept on
-        // the stack (28 bytes in all, popped at the end).
+        // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds at
+        // least count elements: logits, t and weights (checked above) and the biases, T references
+        // and balances (checked by new, borrowed for 'a), whose addresses the block reads from the
+        // constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks count elements: four
+        // per turn (the logits, LDM/STM), two per turn (T, α, the weights), until its pointer
+        // reaches count elements on (word 3 is 4 · count); the table loads read POW2_MIDPOINTS at
+        // an index masked to 0..1024. The block writes only logits, t and weights [0 .. count], its
+        // clobbered registers and the flags (QADD, SSAT may set Q), and packed [0 .. count / 2]
+        // (two weights per word, until its pointer reaches count / 2 words on). r6 and r7 are saved
+        // and restored, and the five inputs kept on the stack (28 bytes in all, popped at the end).
         unsafe {
             asm!(
                 "push {{r6, r7}}",

@@ -351,9 +351,10 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     macro_rules! weights_asm {
         ($alpha:expr) => {
             // SAFETY: the loop reads logits[0 .. len] and reads and writes weights[0 .. len]
-            // (tail-predicated), len ≤ both lengths; the gathers read POW2_MIDPOINTS at indices masked to 0..1024 (its length). The block writes only
-            // weights, q0–q7 (declared as s0–s31), lr, flags and its inout operands (the sum in r0,
-            // r1: `VADDLVA` takes an even and an odd register); no stack.
+            // (tail-predicated), len ≤ both lengths; the gathers read POW2_MIDPOINTS at indices
+            // masked to 0..1024 (its length). The block writes only weights, q0–q7 (declared as
+            // s0–s31), lr, flags and its inout operands (the sum in r0, r1: `VADDLVA` takes an even
+            // and an odd register); no stack.
             unsafe {
                 exp2_asm!(
                     15u32,
@@ -958,12 +959,13 @@ pub(crate) fn admit4<'o>(
     let (min_factor, done): (u32, u32);
     const _: () = assert!(KEY_BLOCK == 8 && super::fixed_point::SUM_LIMIT == 1 << 23);
     // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
-    // logits' address plus ROW_STEP, advanced by one word after the first), all in the array; the weights read
-    // logits from its start (eight vectors: 32 words) and write the 64 halfwords of pairs
-    // (eight stores of four); the gathers of the exponent table read POW2_MIDPOINTS at indices masked to 0..1024 (its length); the block reads
-    // ROW_STEP, reads and writes reference and sum (4 words each) and writes out (8 words). It
-    // writes only those, q0–q7 (declared as s0–s31), flags and its operands (the sums in r0,
-    // r2, r10, r12: `VADDV` takes even registers; a narrowing store's base in r1); no stack.
+    // logits' address plus ROW_STEP, advanced by one word after the first), all in the array; the
+    // weights read logits from its start (eight vectors: 32 words) and write the 64 halfwords of
+    // pairs (eight stores of four); the gathers of the exponent table read POW2_MIDPOINTS at
+    // indices masked to 0..1024 (its length); the block reads ROW_STEP, reads and writes reference
+    // and sum (4 words each) and writes out (8 words). It writes only those, q0–q7 (declared as
+    // s0–s31), flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers;
+    // a narrowing store's base in r1); no stack.
     unsafe {
         asm_clobbering_s0_s31!(
             // the block maxima, the smallest of them
