@@ -597,16 +597,27 @@ pub(crate) fn dot_block_columns(
     let Some(wide) = wide.get_mut(..dim / 2).filter(|_| fits) else {
         return false;
     };
+    // (the checks of the asm block once, for the last column: every column jj < KEY_BLOCK
+    // holds rows_out · KEY_BLOCK − jj > (rows_out − 1) · KEY_BLOCK slots)
+    let lens = (blocks.len(), dim, wide.len());
+    let last = (logits.len().saturating_sub(KEY_BLOCK - 1), true);
+    if !dsp::widen_fits(lens, last, count, None) {
+        return false;
+    }
     for (jj, row) in rows.chunks_exact(dim).enumerate() {
         let column = logits.get_mut(jj..).unwrap_or_default();
-        dsp::widen_dot_blocks(
-            blocks,
-            row,
-            wide,
-            (column, Some((scale, norm))),
-            count,
-            None,
-        );
+        // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide, and
+        // a column of at most this one's slots (jj < KEY_BLOCK), count as there.
+        unsafe {
+            dsp::widen_dot_blocks_unchecked(
+                blocks,
+                row,
+                wide,
+                (column, Some((scale, norm))),
+                count,
+                None,
+            )
+        };
     }
     true
 }
