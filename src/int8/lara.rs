@@ -1049,7 +1049,10 @@ impl<'a> Workspace<'a> {
             // unused)
             #[cfg(lara_attn_helium)]
             let total = super::helium::weights_q15(max, lm, self.stream.dots);
-            #[cfg(not(lara_attn_helium))]
+            // (the other DSP cores at opt-level 3: the weights' asm loop, the same sum)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+            let total = super::dsp::weight_sum_q15(max, lm);
+            #[cfg(not(any(lara_attn_helium, all(lara_attn_dsp, not(lara_attn_compact)))))]
             let total: u32 = lm
                 .iter()
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
@@ -1126,12 +1129,26 @@ impl<'a> Workspace<'a> {
         }
         let w_block = block_of(self.w, c, block);
         let lm = self.stream.logits.get_mut(..count).unwrap_or_default();
+        // (the other DSP cores, a shift of at least 32: apply's bits from the high word,
+        // round((x · m + 2^(shift − 1)) / 2^shift) = ((x · m + 2^(shift − 1)) >> 32) >> (shift
+        // − 32), an i32 clamped as to_logit_wide does)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let high = plan.density.high_word();
+        #[cfg(lara_attn_helium)]
+        let high: Option<(i64, i64, u32)> = None;
+        use super::fixed_point::LOGIT_LIMIT;
         // (four landmarks c' per block of mu)
         for (slots, mu_block) in lm.chunks_mut(ROWS).zip(self.mu.chunks_exact(block.max(1))) {
             for (mu_row, slot) in slots.iter_mut().enumerate() {
                 let (dot, squares) = isa::density_sums(w_block, c % ROWS, mu_block, mu_row);
                 // (|2 W·mu − |mu|²| ≤ 3 · 2^28 · 512 < 2^39: apply_wide's bits, without its scaling)
-                *slot = to_logit_wide(plan.density.apply(2 * dot - squares));
+                let twice = 2 * dot - squares;
+                *slot = match high {
+                    // (|x · m| < 2^63: the high word is an i32)
+                    Some((m, round, shift)) => (((twice * m + round) >> 32) as i32 >> shift)
+                        .clamp(-LOGIT_LIMIT, LOGIT_LIMIT - 1),
+                    None => to_logit_wide(plan.density.apply(twice)),
+                };
             }
         }
     }
