@@ -817,7 +817,10 @@ impl<'a> Workspace<'a> {
         }
         let (q_len, k_len) = (q_len as u32, k_len as u32);
         for ((q, &k), m) in q_sum.iter_mut().zip(k_sum.iter()).zip(mu_row.iter_mut()) {
-            let (q_bar, k_bar) = (segment_mean(*q, q_len), segment_mean(k, k_len));
+            let (q_bar, k_bar) = (
+                segment_mean_signed(*q, q_len),
+                segment_mean_signed(k, k_len),
+            );
             *q = q_bar;
             // mu = q̄ + k̄ in w_unit (set_landmark's bits)
             let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
@@ -1848,6 +1851,20 @@ fn pack_pairs(
 fn segment_mean(sum: i32, len: u32) -> i32 {
     let q = (((sum.unsigned_abs() << 7) + len / 2) / len.max(1)) as i32;
     if sum >= 0 { q } else { -q }
+}
+
+/// [`segment_mean`] by one signed division (`SDIV` truncates toward zero: `(128 · sum ± len/2)
+/// / len` with the sign of `sum` is its `±⌊(128 · |sum| + len/2) / len⌋`, the same bits), for
+/// `1 ≤ len < 2^16` and `|sum| ≤ 128 · len`.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+#[inline(always)]
+fn segment_mean_signed(sum: i32, len: u32) -> i32 {
+    // (a divisor in 1..2^16: no division-by-zero or overflow path)
+    let divisor = (len & 0xFFFF).max(1) as i32;
+    // ±len/2 with the sign of sum: (h ^ s) − s for s = 0 or −1
+    let sign = sum >> 31;
+    let half = ((divisor >> 1) ^ sign) - sign;
+    ((sum << 7) + half) / divisor
 }
 
 /// Rows added into the packed lanes of [`add_rows`] between two flushes: each 16-bit lane
