@@ -604,6 +604,17 @@ pub(crate) fn dot_block_columns(
     if !dsp::widen_fits(lens, last, count, None) {
         return false;
     }
+    // (no norm term, not built for size: the eight rows in one asm block)
+    #[cfg(not(lara_attn_compact))]
+    if let (None, Some(first)) = (norm, rows.get(..dim)) {
+        // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide,
+        // and a column of logits.len() − (KEY_BLOCK − 1) slots; rows holds KEY_BLOCK · dim
+        // bytes (checked in `fits`).
+        unsafe {
+            dsp::widen_dot_columns_unchecked(blocks, (rows, first), wide, logits, count, scale)
+        };
+        return true;
+    }
     for (jj, row) in rows.chunks_exact(dim).enumerate() {
         let column = logits.get_mut(jj..).unwrap_or_default();
         // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide, and
@@ -1830,6 +1841,130 @@ mod dsp {
                         pair2_at!(smlad, "24")
                     ],
                     [square4!(smuad), square4!(smlad)]
+                );
+            }
+        }
+    }
+
+    /// [`widen_dot_blocks_unchecked`] with a column scale and no norm for each of the
+    /// [`KEY_BLOCK`](super::KEY_BLOCK) rows of `rows` (`x.len()` bytes each, back to back) into
+    /// column `jj` of `out` (row `jj`'s logits from `out[jj]` on), in one `asm!` block: an outer
+    /// loop over the rows, their pointers and the column's in stack slots (no call, no checks
+    /// per row; the normaliser's query blocks).
+    ///
+    /// # Safety
+    ///
+    /// [`widen_fits`] must hold for `x` (one row), `wide`, `blocks`, `count` and a column of
+    /// `out.len() − (KEY_BLOCK − 1)` slots, and `rows` must hold `KEY_BLOCK · x.len()` bytes.
+    #[cfg(not(lara_attn_compact))]
+    #[inline(always)]
+    pub(super) unsafe fn widen_dot_columns_unchecked(
+        blocks: &[i32],
+        (rows, x): (&[i8], &[i8]),
+        wide: &mut [i32],
+        out: &mut [i32],
+        count: usize,
+        (value, pre_shift): (i32, u32),
+    ) {
+        let words = x.len() / 4;
+        let (start, end) = (
+            blocks.as_ptr(),
+            blocks.as_ptr().wrapping_add(count * 8 * words),
+        );
+        let rows_end = rows.as_ptr().wrapping_add(super::KEY_BLOCK * x.len());
+        macro_rules! columns_asm {
+            ([$($first:expr),*], [$($body:expr),*]) => {
+                asm!(
+                    // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
+                    // [sp, #20] pre_shift, [sp, #24] the blocks' start, [sp, #28] the rows'
+                    // end, [sp, #32] the next column, [sp, #36] the next row
+                    "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12, lr}}",
+                    "1:",
+                    "ldr r6, [sp, #32]",
+                    "ldr r4, [sp, #36]",
+                    "add r2, r6, #4",
+                    "str r2, [sp, #32]",
+                    "ldr r5, [sp, #24]",
+                    "ldr r8, [sp]",
+                    $($first,)*
+                    // (r4 is the next row now)
+                    "str r4, [sp, #36]",
+                    column_store!(),
+                    "ldr r4, [sp]",
+                    "ldr r8, [sp, #4]",
+                    "cmp r5, r8",
+                    "beq 3f",
+                    "2:",
+                    $($body,)*
+                    column_store!(),
+                    "cmp r5, r8",
+                    "bne 2b",
+                    "3:",
+                    "ldr r4, [sp, #36]",
+                    "ldr r8, [sp, #28]",
+                    "cmp r4, r8",
+                    "bne 1b",
+                    "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12, lr}}",
+                    inout("r0") wide.as_mut_ptr() => _,
+                    inout("r1") end => _,
+                    out("r2") _,
+                    inout("r3") value => _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r8") _,
+                    inout("r9") pre_shift => _,
+                    inout("r10") start => _,
+                    inout("r11") rows_end => _,
+                    inout("r12") out.as_mut_ptr() => _,
+                    inout("lr") rows.as_ptr() => _,
+                )
+            };
+        }
+        // SAFETY: per row (KEY_BLOCK of them, x.len() bytes apart, until the row pointer
+        // reaches the rows' end: rows holds them), the steps of widen_dot_blocks_unchecked's
+        // column variant, within the bounds widen_fits gives for one row (the caller's
+        // contract), into the row's column (out[jj..], which holds at least as many slots as
+        // the column widen_fits was checked for). r6, r7 and the inputs are saved on the
+        // stack (40 bytes) and restored; every input register is declared clobbered. The DSP
+        // extension is present (cfg lara_attn_dsp).
+        unsafe {
+            if words == 8 {
+                columns_asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24"),
+                        pair2_at!(smlad, "32"),
+                        pair2_at!(smlad, "40"),
+                        pair2_at!(smlad, "48"),
+                        pair2_at!(smlad, "56")
+                    ]
+                );
+            } else {
+                columns_asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24")
+                    ]
                 );
             }
         }
