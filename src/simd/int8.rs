@@ -2280,15 +2280,34 @@ mod dsp {
     }
 
     /// Four multiply-adds of the value words in `r9`–`r12` (columns 0–3 of one key pair) with
-    /// the weight pair in `r7`, into the sums `r0`–`r3`.
+    /// the weight pair in `$w`, into the sums `r0`–`r3`.
     macro_rules! mac_values {
-        () => {
+        ($w:literal) => {
             concat!(
-                "smlad r0, r9, r7, r0\n",
-                "smlad r1, r10, r7, r1\n",
-                "smlad r2, r11, r7, r2\n",
-                "smlad r3, r12, r7, r3\n",
+                "smlad r0, r9, ",
+                $w,
+                ", r0\n",
+                "smlad r1, r10, ",
+                $w,
+                ", r1\n",
+                "smlad r2, r11, ",
+                $w,
+                ", r2\n",
+                "smlad r3, r12, ",
+                $w,
+                ", r3\n",
             )
+        };
+    }
+
+    /// The value words of the next key pair (`LDM` up, `r8` advanced, or `LDMDB` down) and
+    /// their four multiply-adds with the weight pair in `$w`.
+    macro_rules! values_step {
+        (up, $w:literal) => {
+            concat!("ldm r8!, {{r9, r10, r11, r12}}\n", mac_values!($w))
+        };
+        (down, $w:literal) => {
+            concat!("ldmdb r8!, {{r9, r10, r11, r12}}\n", mac_values!($w))
         };
     }
 
@@ -2296,57 +2315,47 @@ mod dsp {
     /// and its four value words (`LDM`, `r8` advanced).
     macro_rules! up_step {
         () => {
-            concat!(
-                "ldr r7, [r5], #4\n",
-                "ldm r8!, {{r9, r10, r11, r12}}\n",
-                mac_values!(),
-            )
-        };
-    }
-
-    /// One key pair of a row going down the value block: its weight pair at `$offset` from `r5`
-    /// and its four value words (`LDMDB`, `r8` moved down).
-    macro_rules! down_step {
-        ($load:literal) => {
-            concat!(
-                $load,
-                "\n",
-                "ldmdb r8!, {{r9, r10, r11, r12}}\n",
-                mac_values!()
-            )
+            concat!("ldr r7, [r5], #4\n", values_step!(up, "r7"))
         };
     }
 
     /// [`accumulate_rows`](super::accumulate_rows) (the caller checks the lengths): rows in
     /// pairs, the first going up the value block (`LDM`), the second down it (`LDMDB`, its key
-    /// pairs last to first), so the value pointer needs no reset; an odd last row up alone.
+    /// pairs last to first), so the value pointer needs no reset, the weights two pairs at a
+    /// time (`LDRD` into `r6`, `r7`); an odd last row up alone.
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
         let pairs = rows / 2;
         if pairs > 0 {
             // SAFETY: `rows ≥ 2 · pairs` rows of 4 words of `acc` and of WEIGHT_WORDS = 4 words of
             // `weights`, and VALUE_BLOCK_WORDS = 16 words of `values`, are in bounds (checked in
             // `accumulate_rows`); each turn reads and writes the two rows' sums, reads their
-            // weights and the 16 value words (up, then down to the start again), until the sum
-            // pointer reaches 2 · pairs rows on. r7 is saved and restored.
+            // weights (8 words: 0–3 up, then 7–4 down; r5 advanced by 32 bytes) and the 16 value
+            // words (up, then down to the start again), until the sum pointer reaches 2 · pairs
+            // rows on. r6 and r7 are saved and restored.
             unsafe {
                 asm!(
-                    "push {{r7}}",
+                    "push {{r6, r7}}",
                     "2:",
                     "ldm r4, {{r0, r1, r2, r3}}",
-                    up_step!(),
-                    up_step!(),
-                    up_step!(),
-                    up_step!(),
+                    "ldrd r6, r7, [r5], #8",
+                    values_step!(up, "r6"),
+                    values_step!(up, "r7"),
+                    "ldrd r6, r7, [r5], #8",
+                    values_step!(up, "r6"),
+                    values_step!(up, "r7"),
                     "stm r4!, {{r0, r1, r2, r3}}",
                     "ldm r4, {{r0, r1, r2, r3}}",
-                    down_step!("ldr r7, [r5, #12]"),
-                    down_step!("ldr r7, [r5, #8]"),
-                    down_step!("ldr r7, [r5, #4]"),
-                    down_step!("ldr r7, [r5], #16"),
+                    // (the second row's key pairs 3, 2, then 1, 0)
+                    "ldrd r6, r7, [r5, #8]",
+                    values_step!(down, "r7"),
+                    values_step!(down, "r6"),
+                    "ldrd r6, r7, [r5], #16",
+                    values_step!(down, "r7"),
+                    values_step!(down, "r6"),
                     "stm r4!, {{r0, r1, r2, r3}}",
                     "cmp r4, lr",
                     "bne 2b",
-                    "pop {{r7}}",
+                    "pop {{r6, r7}}",
                     out("r0") _, out("r1") _, out("r2") _, out("r3") _,
                     inout("r4") acc.as_mut_ptr() => _,
                     inout("r5") weights.as_ptr() => _,
