@@ -21,8 +21,8 @@ use super::fixed_point::{
     L16_ONE, Multiplier, Reciprocal, Running, Scale32, bits64, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide,
 };
-// (the densities' weights: Helium has its own loop)
-#[cfg(not(lara_attn_helium))]
+// (the densities' weights: Helium and the other DSP cores at opt-level 3 have their own loops)
+#[cfg(not(any(lara_attn_helium, all(lara_attn_dsp, not(lara_attn_compact)))))]
 use super::fixed_point::weight_q15;
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
 // `super::helium` and `super::dsp`)

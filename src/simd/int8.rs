@@ -604,32 +604,15 @@ pub(crate) fn dot_block_columns(
     if !dsp::widen_fits(lens, last, count, None) {
         return false;
     }
-    // (no norm term, not built for size: the eight rows in one asm block)
-    #[cfg(not(lara_attn_compact))]
-    if let (None, Some(first)) = (norm, rows.get(..dim)) {
-        // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide,
-        // and a column of logits.len() − (KEY_BLOCK − 1) slots; rows holds KEY_BLOCK · dim
-        // bytes (checked in `fits`).
-        unsafe {
-            dsp::widen_dot_columns_unchecked(blocks, (rows, first), wide, logits, count, scale)
-        };
-        return true;
-    }
-    for (jj, row) in rows.chunks_exact(dim).enumerate() {
-        let column = logits.get_mut(jj..).unwrap_or_default();
-        // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide, and
-        // a column of at most this one's slots (jj < KEY_BLOCK), count as there.
-        unsafe {
-            dsp::widen_dot_blocks_unchecked(
-                blocks,
-                row,
-                wide,
-                (column, Some((scale, norm))),
-                count,
-                None,
-            )
-        };
-    }
+    let Some(first) = rows.get(..dim) else {
+        return false;
+    };
+    // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide, and a
+    // column of logits.len() − (KEY_BLOCK − 1) slots; rows holds KEY_BLOCK · dim bytes
+    // (checked in `fits`).
+    unsafe {
+        dsp::widen_dot_columns_unchecked(blocks, (rows, first), wide, logits, count, (scale, norm))
+    };
     true
 }
 
@@ -651,7 +634,7 @@ pub(crate) fn dot_widened<'a>(
         && x.len().is_multiple_of(CHUNK)
         && wide.len() >= x.len() / 2;
     let count = out.len() / ROWS;
-    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, None) {
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, out, count, None) {
         return wide.get(..x.len() / 2);
     }
     match widen_bytes(x, wide) {
@@ -684,7 +667,7 @@ pub(crate) fn dot_widened2(
         && wide.len() >= x.len() / 2;
     let (count, count2) = (out.len() / ROWS, out2.len() / ROWS);
     let range2 = Some((second, &mut *out2, count2));
-    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, range2) {
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, out, count, range2) {
         return;
     }
     match dot_widened(loops, blocks, x, wide, out) {
@@ -743,7 +726,7 @@ impl<'a> Widened2<'a> {
                     self.blocks.0,
                     x,
                     self.wide,
-                    (self.out.0, None),
+                    self.out.0,
                     count,
                     Some((self.blocks.1, &mut *self.out.1, count2)),
                 )
@@ -1529,8 +1512,62 @@ mod dsp {
         };
     }
 
-    /// The logit scale `(value, pre_shift)` of a column of [`widen_dot_blocks`] and the norm's,
-    /// if any.
+    /// `$asm!([first block's steps], [other blocks' steps], [|x|² steps])` for a row of
+    /// `$words` (4 or 8) words: the first block by [`widen_step!`], the others by
+    /// [`pair2_at!`] from the widened row, its squares by [`square4!`].
+    macro_rules! row_steps {
+        ($words:expr, $asm:ident) => {
+            if $words == 8 {
+                $asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24"),
+                        pair2_at!(smlad, "32"),
+                        pair2_at!(smlad, "40"),
+                        pair2_at!(smlad, "48"),
+                        pair2_at!(smlad, "56")
+                    ],
+                    [
+                        square4!(smuad),
+                        square4!(smlad),
+                        square4!(smlad),
+                        square4!(smlad)
+                    ]
+                )
+            } else {
+                $asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24")
+                    ],
+                    [square4!(smuad), square4!(smlad)]
+                )
+            }
+        };
+    }
+
+    /// The logit scale `(value, pre_shift)` of a column of [`widen_dot_columns_unchecked`] and
+    /// the norm's, if any.
     pub(super) type ColumnScales = ((i32, u32), Option<(i32, u32)>);
 
     /// Four words of a widened row (at `r4`, advanced), the squares of their `i16` halves
@@ -1575,31 +1612,27 @@ mod dsp {
     /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
     /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
     /// pair steps from the widened row (its start at `[sp]` and in `r4`, the blocks' end in
-    /// `r8` after the first block), each block without a loop. With a
-    /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
-    /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
-    /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
-    /// `|x|²` from the widened row after the first block (`SMLAD` of each word with itself);
-    /// else to `out[r]`, and with a `second` range of `count2 ≥ 1` blocks (no column), its
-    /// dot products by the pair steps into its own `out2` after the first range's. `false`,
-    /// nothing done, for another length or a `wide`, `blocks` or `out` too short (or a
-    /// second range that does not fit or comes with a column).
+    /// `r8` after the first block), each block without a loop, row `r`'s sum to `out[r]`;
+    /// with a `second` range of `count2 ≥ 1` blocks, its dot products by the pair steps into
+    /// its own `out2` after the first range's. `false`, nothing done, for another length or a
+    /// `wide`, `blocks` or `out` too short (or a second range that does not fit). (Logit
+    /// columns: [`widen_dot_columns_unchecked`].)
     #[inline(always)]
     pub(super) fn widen_dot_blocks(
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        (out, column): (&mut [i32], Option<ColumnScales>),
+        out: &mut [i32],
         count: usize,
         second: Option<(&[i32], &mut [i32], usize)>,
     ) -> bool {
         let second_lens = second.as_ref().map(|(b, o, c)| (b.len(), o.len(), *c));
         let lens = (blocks.len(), x.len(), wide.len());
-        if !widen_fits(lens, (out.len(), column.is_some()), count, second_lens) {
+        if !widen_fits(lens, (out.len(), false), count, second_lens) {
             return false;
         }
         // SAFETY: widen_fits holds for these slices' lengths (checked just above).
-        unsafe { widen_dot_blocks_unchecked(blocks, x, wide, (out, column), count, second) };
+        unsafe { widen_dot_blocks_unchecked(blocks, x, wide, out, count, second) };
         true
     }
 
@@ -1638,7 +1671,7 @@ mod dsp {
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        (out, column): (&mut [i32], Option<ColumnScales>),
+        out: &mut [i32],
         count: usize,
         second: Option<(&[i32], &mut [i32], usize)>,
     ) {
@@ -1648,9 +1681,9 @@ mod dsp {
             blocks.as_ptr().wrapping_add(count * 8 * words),
         );
         macro_rules! widen_blocks_asm {
-            ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*]) => {
-                match (column, second) {
-                    (None, Some((blocks2, out2, count2))) => asm!(
+            ([$($first:expr),*], [$($body:expr),*], [$($square:expr),*]) => {
+                match second {
+                    Some((blocks2, out2, count2)) => asm!(
                         // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] the second
                         // range's start, [sp, #20] its end, [sp, #24] its out
                         "push {{r0, r1, r3, r6, r7, r9, r10}}",
@@ -1688,7 +1721,7 @@ mod dsp {
                         inout("r10") out2.as_mut_ptr() => _,
                         out("r11") _, out("r12") _, out("lr") _,
                     ),
-                    (None, None) => asm!(
+                    None => asm!(
                         "push {{r0, r1, r6, r7}}",
                         "mov r6, r2",
                         $($first,)*
@@ -1713,150 +1746,35 @@ mod dsp {
                         inout("r8") wide.as_mut_ptr() => _,
                         out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
                     ),
-                    (Some(((value, pre_shift), Some((norm_value, norm_shift)))), _) => asm!(
-                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
-                        // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32]
-                        // the offset
-                        "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
-                        "mov r6, r2",
-                        $($first,)*
-                        // |x|² from the widened row, the offset
-                        "ldr r4, [sp]",
-                        $($norm,)*
-                        "ldr r9, [sp, #24]",
-                        "ldr r10, [sp, #28]",
-                        "lsl lr, lr, r10",
-                        "smmulr lr, lr, r9",
-                        "str lr, [sp, #32]",
-                        column_store!(offset),
-                        "ldr r4, [sp]",
-                        "ldr r8, [sp, #4]",
-                        "cmp r5, r8",
-                        "beq 3f",
-                        "2:",
-                        $($body,)*
-                        column_store!(offset),
-                        "cmp r5, r8",
-                        "bne 2b",
-                        "3:",
-                        "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
-                        inout("r0") wide.as_mut_ptr() => _,
-                        inout("r1") end => _,
-                        inout("r2") out.as_mut_ptr() => _,
-                        inout("r3") value => _,
-                        inout("r4") x.as_ptr() => _,
-                        inout("r5") start => _,
-                        inout("r8") wide.as_mut_ptr() => _,
-                        inout("r9") pre_shift => _,
-                        inout("r10") norm_value => _,
-                        inout("r11") norm_shift => _,
-                        inout("r12") 0i32 => _,
-                        out("lr") _,
-                    ),
-                    (Some(((value, pre_shift), None)), _) => asm!(
-                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
-                        // [sp, #20] pre_shift
-                        "push {{r0, r1, r3, r6, r7, r9}}",
-                        "mov r6, r2",
-                        $($first,)*
-                        column_store!(),
-                        "ldr r4, [sp]",
-                        "ldr r8, [sp, #4]",
-                        "cmp r5, r8",
-                        "beq 3f",
-                        "2:",
-                        $($body,)*
-                        column_store!(),
-                        "cmp r5, r8",
-                        "bne 2b",
-                        "3:",
-                        "pop {{r0, r1, r3, r6, r7, r9}}",
-                        inout("r0") wide.as_mut_ptr() => _,
-                        inout("r1") end => _,
-                        inout("r2") out.as_mut_ptr() => _,
-                        inout("r3") value => _,
-                        inout("r4") x.as_ptr() => _,
-                        inout("r5") start => _,
-                        inout("r8") wide.as_mut_ptr() => _,
-                        inout("r9") pre_shift => _,
-                        out("r10") _, out("r11") _, out("r12") _, out("lr") _,
-                    ),
                 }
             };
         }
         // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds the 4 · count
-        // rows' slots (one word apart, or KEY_BLOCK words for a column) and wide 2 · words
-        // (widen_fits, the caller's contract): the first block reads the words of x once (unaligned LDR of i8 rows
-        // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
-        // i32-aligned), the others read those words of wide from its start (kept in the stack
-        // slot of r0); every block reads its own words once and stores its four sums or
-        // logits, until the block pointer reaches the end of count blocks (then likewise the
-        // count2 ≥ 1 blocks of a second range, widen_fits too, into out2, which holds 4 · count2
-        // sums). r6 and r7 are saved and restored (16 to 36 bytes of stack); r0, r1 (and r3,
-        // r9 to r12) come back as pushed and
-        // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
-        // lara_attn_dsp).
-        unsafe {
-            if words == 8 {
-                widen_blocks_asm!(
-                    [
-                        widen_step!(smuad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad)
-                    ],
-                    [
-                        pair2_at!(smuad, "0"),
-                        pair2_at!(smlad, "8"),
-                        pair2_at!(smlad, "16"),
-                        pair2_at!(smlad, "24"),
-                        pair2_at!(smlad, "32"),
-                        pair2_at!(smlad, "40"),
-                        pair2_at!(smlad, "48"),
-                        pair2_at!(smlad, "56")
-                    ],
-                    [
-                        square4!(smuad),
-                        square4!(smlad),
-                        square4!(smlad),
-                        square4!(smlad)
-                    ]
-                );
-            } else {
-                widen_blocks_asm!(
-                    [
-                        widen_step!(smuad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad)
-                    ],
-                    [
-                        pair2_at!(smuad, "0"),
-                        pair2_at!(smlad, "8"),
-                        pair2_at!(smlad, "16"),
-                        pair2_at!(smlad, "24")
-                    ],
-                    [square4!(smuad), square4!(smlad)]
-                );
-            }
-        }
+        // rows' sums and wide 2 · words (widen_fits, the caller's contract): the first block
+        // reads the words of x once (unaligned LDR of i8 rows is allowed on these cores) and
+        // writes wide[0 .. 2 · words] (STRD; wide is i32-aligned), the others read those words
+        // of wide from its start (kept in the stack slot of r0); every block reads its own
+        // words once and stores its four sums, until the block pointer reaches the end of
+        // count blocks (then likewise the count2 ≥ 1 blocks of a second range, widen_fits too,
+        // into out2, which holds 4 · count2 sums). r6 and r7 are saved and restored (16 or 28
+        // bytes of stack); r0, r1 (and r3, r9, r10) come back as pushed and r2 holds a sum: all
+        // declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+        unsafe { row_steps!(words, widen_blocks_asm) };
     }
 
-    /// [`widen_dot_blocks_unchecked`] with a column scale and no norm for each of the
-    /// [`KEY_BLOCK`](super::KEY_BLOCK) rows of `rows` (`x.len()` bytes each, back to back) into
-    /// column `jj` of `out` (row `jj`'s logits from `out[jj]` on), in one `asm!` block: an outer
-    /// loop over the rows, their pointers and the column's in stack slots (no call, no checks
-    /// per row; the normaliser's query blocks).
+    /// [`widen_dot_blocks_unchecked`]'s steps for each of the [`KEY_BLOCK`](super::KEY_BLOCK)
+    /// rows `jj` of `rows` (`x.len()` bytes each, back to back) into column `jj` of `out`:
+    /// block row `r`'s sum to `out[jj + r · KEY_BLOCK]` as `ssat29(round((sum << pre_shift) ·
+    /// value / 2^32) − offset)` (`dsp::logit_column`'s logit), the offset 0 or, with a norm
+    /// scale, `round((|x|² << pre) · value / 2^32)` with `|x|²` from the widened row after the
+    /// first block (`SMLAD` of each word with itself). One `asm!` block: an outer loop over the
+    /// rows, their pointers and the column's in stack slots (no call, no checks per row; the
+    /// key pass's and the normaliser's blocks).
     ///
     /// # Safety
     ///
     /// [`widen_fits`] must hold for `x` (one row), `wide`, `blocks`, `count` and a column of
     /// `out.len() − (KEY_BLOCK − 1)` slots, and `rows` must hold `KEY_BLOCK · x.len()` bytes.
-    #[cfg(not(lara_attn_compact))]
     #[inline(always)]
     pub(super) unsafe fn widen_dot_columns_unchecked(
         blocks: &[i32],
@@ -1864,7 +1782,7 @@ mod dsp {
         wide: &mut [i32],
         out: &mut [i32],
         count: usize,
-        (value, pre_shift): (i32, u32),
+        ((value, pre_shift), norm): ColumnScales,
     ) {
         let words = x.len() / 4;
         let (start, end) = (
@@ -1872,101 +1790,96 @@ mod dsp {
             blocks.as_ptr().wrapping_add(count * 8 * words),
         );
         let rows_end = rows.as_ptr().wrapping_add(super::KEY_BLOCK * x.len());
+        let (norm_value, norm_shift) = norm.unwrap_or((0, 0));
         macro_rules! columns_asm {
-            ([$($first:expr),*], [$($body:expr),*]) => {
+            ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*], $store:expr) => {
                 asm!(
                     // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
-                    // [sp, #20] pre_shift, [sp, #24] the blocks' start, [sp, #28] the rows'
-                    // end, [sp, #32] the next column, [sp, #36] the next row
-                    "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12, lr}}",
+                    // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32] the
+                    // offset, [sp, #36] the blocks' start, [sp, #40] the rows' end, [sp, #44]
+                    // the next column, [sp, #48] the next row
+                    "push {{r2, r4, r5, r8}}",
+                    "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
                     "1:",
-                    "ldr r6, [sp, #32]",
-                    "ldr r4, [sp, #36]",
+                    "ldr r6, [sp, #44]",
+                    "ldr r4, [sp, #48]",
                     "add r2, r6, #4",
-                    "str r2, [sp, #32]",
-                    "ldr r5, [sp, #24]",
+                    "str r2, [sp, #44]",
+                    "ldr r5, [sp, #36]",
                     "ldr r8, [sp]",
                     $($first,)*
                     // (r4 is the next row now)
-                    "str r4, [sp, #36]",
-                    column_store!(),
+                    "str r4, [sp, #48]",
+                    $($norm,)*
+                    $store,
                     "ldr r4, [sp]",
                     "ldr r8, [sp, #4]",
                     "cmp r5, r8",
                     "beq 3f",
                     "2:",
                     $($body,)*
-                    column_store!(),
+                    $store,
                     "cmp r5, r8",
                     "bne 2b",
                     "3:",
-                    "ldr r4, [sp, #36]",
-                    "ldr r8, [sp, #28]",
+                    "ldr r4, [sp, #48]",
+                    "ldr r8, [sp, #40]",
                     "cmp r4, r8",
                     "bne 1b",
-                    "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12, lr}}",
+                    "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                    "add sp, sp, #16",
                     inout("r0") wide.as_mut_ptr() => _,
                     inout("r1") end => _,
-                    out("r2") _,
+                    inout("r2") start => _,
                     inout("r3") value => _,
-                    out("r4") _,
-                    out("r5") _,
-                    out("r8") _,
+                    inout("r4") rows_end => _,
+                    inout("r5") out.as_mut_ptr() => _,
+                    inout("r8") rows.as_ptr() => _,
                     inout("r9") pre_shift => _,
-                    inout("r10") start => _,
-                    inout("r11") rows_end => _,
-                    inout("r12") out.as_mut_ptr() => _,
-                    inout("lr") rows.as_ptr() => _,
+                    inout("r10") norm_value => _,
+                    inout("r11") norm_shift => _,
+                    inout("r12") 0i32 => _,
+                    out("lr") _,
+                )
+            };
+        }
+        // |x|² from the widened row (at [sp]), the offset into [sp, #32]
+        macro_rules! offset {
+            ($($square:expr),*) => {
+                concat!(
+                    "ldr r4, [sp]\n",
+                    $($square,)*
+                    "ldr r9, [sp, #24]\n",
+                    "ldr r10, [sp, #28]\n",
+                    "lsl lr, lr, r10\n",
+                    "smmulr lr, lr, r9\n",
+                    "str lr, [sp, #32]\n",
                 )
             };
         }
         // SAFETY: per row (KEY_BLOCK of them, x.len() bytes apart, until the row pointer
         // reaches the rows' end: rows holds them), the steps of widen_dot_blocks_unchecked's
-        // column variant, within the bounds widen_fits gives for one row (the caller's
+        // column variants, within the bounds widen_fits gives for one row (the caller's
         // contract), into the row's column (out[jj..], which holds at least as many slots as
         // the column widen_fits was checked for). r6, r7 and the inputs are saved on the
-        // stack (40 bytes) and restored; every input register is declared clobbered. The DSP
+        // stack (52 bytes) and restored; every input register is declared clobbered. The DSP
         // extension is present (cfg lara_attn_dsp).
         unsafe {
-            if words == 8 {
-                columns_asm!(
-                    [
-                        widen_step!(smuad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad)
-                    ],
-                    [
-                        pair2_at!(smuad, "0"),
-                        pair2_at!(smlad, "8"),
-                        pair2_at!(smlad, "16"),
-                        pair2_at!(smlad, "24"),
-                        pair2_at!(smlad, "32"),
-                        pair2_at!(smlad, "40"),
-                        pair2_at!(smlad, "48"),
-                        pair2_at!(smlad, "56")
-                    ]
-                );
-            } else {
-                columns_asm!(
-                    [
-                        widen_step!(smuad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad)
-                    ],
-                    [
-                        pair2_at!(smuad, "0"),
-                        pair2_at!(smlad, "8"),
-                        pair2_at!(smlad, "16"),
-                        pair2_at!(smlad, "24")
-                    ]
-                );
+            macro_rules! both {
+                ([$($first:expr),*], [$($body:expr),*], [$($square:expr),*]) => {
+                    if norm.is_some() {
+                        columns_asm!(
+                            [$($first),*],
+                            [$($body),*],
+                            [offset!($($square),*)],
+                            column_store!(offset)
+                        );
+                    } else {
+                        columns_asm!([$($first),*], [$($body),*], [], column_store!());
+                    }
+                };
             }
+            row_steps!(words, both);
         }
     }
 
