@@ -772,6 +772,79 @@ pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) 
     true
 }
 
+/// LARA's `kv_c[t] = clamp(round(acc · 2^8 / sum), −2^15, 2^15 − 1)` for row `c` of every
+/// group (`finish_keys`): `acc` holds the groups (`group` words each, row `c`'s four sums at
+/// `4c`, `LDM`), `kv` the pair blocks (`kv_block` words each, row `c`'s four `i16` at
+/// `pair_slot(t, c)`, 4 bytes apart), the division as [`requantize_i8`]'s high word (`SMMLA`
+/// with the rounding term, `ASR`) for a `Reciprocal::high_word_rounded`, saturated to 16 bits
+/// (`SSAT #16`, `STRH`). `false`, nothing written, if the row is not inside a group or a block.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn divide_row(
+    (acc, group): (&[i32], usize),
+    (kv, kv_block): (&mut [i32], usize),
+    c: usize,
+    (mantissa, round, shift): (i32, i32, u32),
+) -> bool {
+    // row c's first halfword in a pair block (t = 0), and its last (t = 3) inside the block
+    let slot = 8 * (c / 2) + c % 2;
+    let inside = group != 0
+        && kv_block != 0
+        && c.saturating_add(1).saturating_mul(4) <= group
+        && slot + 6 < 2 * kv_block;
+    if !inside {
+        return false;
+    }
+    let groups = (acc.len() / group).min(kv.len() / kv_block);
+    if groups == 0 {
+        return true;
+    }
+    let src = acc.as_ptr().wrapping_add(4 * c);
+    let dst = kv.as_mut_ptr().cast::<i16>().wrapping_add(slot);
+    // SAFETY: for g < groups ≤ acc.len() / group the loop reads acc[g · group + 4c .. + 4]
+    // (4c + 4 ≤ group) and writes the halfwords g · 2 kv_block + slot + {0, 2, 4, 6} of kv
+    // (below 2 kv_block within block g, g < kv.len() / kv_block), groups ≥ 1 turns until the
+    // source pointer reaches groups · group words on. The block writes only those halfwords,
+    // its inout and out operands and the flags (SSAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {s}, {{r0, r1, r2, r3}}",
+            "smmla r0, r0, {m}, {round}",
+            "asr r0, r0, {shift}",
+            "ssat r0, #16, r0",
+            "strh r0, [{d}]",
+            "smmla r1, r1, {m}, {round}",
+            "asr r1, r1, {shift}",
+            "ssat r1, #16, r1",
+            "strh r1, [{d}, #4]",
+            "smmla r2, r2, {m}, {round}",
+            "asr r2, r2, {shift}",
+            "ssat r2, #16, r2",
+            "strh r2, [{d}, #8]",
+            "smmla r3, r3, {m}, {round}",
+            "asr r3, r3, {shift}",
+            "ssat r3, #16, r3",
+            "strh r3, [{d}, #12]",
+            "add {s}, {s}, {s_step}",
+            "add {d}, {d}, {d_step}",
+            "cmp {s}, {end}",
+            "bne 1b",
+            s = inout(reg) src => _,
+            end = in(reg) src.wrapping_add(groups * group),
+            d = inout(reg) dst => _,
+            m = in(reg) mantissa,
+            round = in(reg) round,
+            shift = in(reg) shift,
+            s_step = in(reg) group * 4,
+            d_step = in(reg) kv_block * 4,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// Rows of `i8` whose sums stay within the `i16` lanes of [`sum_rows`]: `256 · 128 = 2^15`.
 const LANE_ROWS: usize = 256;
 
@@ -1892,6 +1965,49 @@ pub(crate) fn check() -> Option<usize> {
         let mut a: [i32; 32] = core::array::from_fn(|c| -((first + c as u32) as i32));
         if phi_check(&mut a, 0, 1 << 16) {
             return Some(first as usize);
+        }
+    }
+    // finish_keys' rows (divide_row) against the high-word division clamped to 16 bits, slot
+    // by slot: sums from 1 to SUM_LIMIT, every row of one to three groups of 8 or 16 rows,
+    // sums across the i32 range; the halfwords of the other rows left alone
+    #[cfg(not(lara_attn_compact))]
+    for (round, den) in [1u32, 2, 3, 255, 256, 4097, 65535, 1 << 20, SUM_LIMIT]
+        .into_iter()
+        .enumerate()
+    {
+        use crate::simd::int8::{pair_slot, set_slot};
+        let Some(parts) = Reciprocal::new(den).high_word_rounded(8) else {
+            continue;
+        };
+        let (mantissa, add, shift) = parts;
+        let rows = [8usize, 16][round % 2];
+        let (group, kv_block) = (4 * rows, 2 * rows);
+        let groups = 1 + round % 3;
+        let mut acc = [0i32; 3 * 64];
+        for a in acc.iter_mut() {
+            *a = match next() % 8 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let acc = &acc[..groups * group];
+        for c in 0..rows {
+            let (mut ours, mut expected) = ([0x1234_5678i32; 3 * 32], [0x1234_5678i32; 3 * 32]);
+            let kv_len = groups * kv_block;
+            let done = divide_row((acc, group), (&mut ours[..kv_len], kv_block), c, parts);
+            for g in 0..groups {
+                for t in 0..4 {
+                    let a = acc[g * group + 4 * c + t];
+                    let high = ((i64::from(a) * i64::from(mantissa)) >> 32) as i32;
+                    let v8 = ((high + add) >> shift).clamp(-32768, 32767);
+                    let block = &mut expected[g * kv_block..(g + 1) * kv_block];
+                    set_slot(block, pair_slot(t, c), v8);
+                }
+            }
+            if !done || ours != expected {
+                return Some(100 * round + c);
+            }
         }
     }
     None

@@ -1021,6 +1021,14 @@ impl<'a> Workspace<'a> {
             {
                 continue;
             }
+            // (the other DSP cores at opt-level 3: row c of every group, four sums per turn)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+            if let Some(parts) = reciprocal.high_word_rounded(8)
+                && value_dim.is_multiple_of(ROWS)
+                && super::dsp::divide_row((self.stream.acc, group), (self.kv, kv_block), c, parts)
+            {
+                continue;
+            }
             for (g, acc) in chunks(self.stream.acc, group).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
