@@ -845,6 +845,80 @@ pub(crate) fn divide_row(
     true
 }
 
+/// LARA's segment-mean landmark row (`landmark_row`) over the common length: `q̄ =
+/// round(128 · q / q_len)` and `k̄` likewise (half away from zero: `SDIV` of `128 · sum ±
+/// len/2`, truncating toward zero), `q̄` back into `q_sum`, and `mu = round(q̄ · 2^q_p · q_m /
+/// 2^32) + round(k̄ · 2^k_p · k_m / 2^32)` (`SMMULR`, `SMMLAR`) clamped to `[−2^14, 2^14]`
+/// into `mu_row`. For lengths of 1 to `2^16 − 1` rows (else `false`, nothing written).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn landmark_means(
+    (q_sum, k_sum, mu_row): (&mut [i32], &[i32], &mut [i32]),
+    (q_len, k_len): (u32, u32),
+    ((q_m, q_p), (k_m, k_p)): ((i32, u32), (i32, u32)),
+) -> bool {
+    let len = q_sum.len().min(k_sum.len()).min(mu_row.len());
+    let lens = 1..1 << 16;
+    if !lens.contains(&q_len) || !lens.contains(&k_len) {
+        return false;
+    }
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: len ≥ 1; the loop reads and writes q_sum[0 .. len], reads k_sum[0 .. len] and
+    // writes mu_row[0 .. len] (one element per turn, until the k pointer reaches k_sum + len),
+    // len ≤ every length; the divisors are 1 to 2^16 − 1 (no division by zero). The block
+    // writes only those words, its inout and out operands and the flags (SSAT may set Q); no
+    // stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldr {q}, [{pq}]",
+            "ldr {k}, [{pk}], #4",
+            // q̄ = ((q << 7) ± q_len/2) / q_len, the sign of q: (h ^ s) − s, s = q >> 31
+            "lsr {t}, {lq}, #1",
+            "eor {t}, {t}, {q}, asr #31",
+            "sub {t}, {t}, {q}, asr #31",
+            "add {t}, {t}, {q}, lsl #7",
+            "sdiv {q}, {t}, {lq}",
+            "str {q}, [{pq}], #4",
+            "lsr {t}, {lk}, #1",
+            "eor {t}, {t}, {k}, asr #31",
+            "sub {t}, {t}, {k}, asr #31",
+            "add {t}, {t}, {k}, lsl #7",
+            "sdiv {k}, {t}, {lk}",
+            // mu = round(q̄ · 2^q_p · q_m / 2^32) + round(k̄ · 2^k_p · k_m / 2^32)
+            "lsl {q}, {q}, {qp}",
+            "smmulr {q}, {q}, {qm}",
+            "lsl {k}, {k}, {kp}",
+            "smmlar {q}, {k}, {km}, {q}",
+            // clamp(mu, −2^14, 2^14): SSAT #15, plus 1 where mu is above 2^14 − 1
+            "ssat {t}, #15, {q}",
+            "cmp {q}, {t}",
+            "it gt",
+            "addgt {t}, {t}, #1",
+            "str {t}, [{pm}], #4",
+            "cmp {pk}, {end}",
+            "bne 1b",
+            pq = inout(reg) q_sum.as_mut_ptr() => _,
+            pk = inout(reg) k_sum.as_ptr() => _,
+            pm = inout(reg) mu_row.as_mut_ptr() => _,
+            end = in(reg) k_sum.as_ptr().add(len),
+            lq = in(reg) q_len,
+            lk = in(reg) k_len,
+            qm = in(reg) q_m,
+            qp = in(reg) q_p,
+            km = in(reg) k_m,
+            kp = in(reg) k_p,
+            q = out(reg) _,
+            k = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// Rows of `i8` whose sums stay within the `i16` lanes of [`sum_rows`]: `256 · 128 = 2^15`.
 const LANE_ROWS: usize = 256;
 
@@ -2008,6 +2082,57 @@ pub(crate) fn check() -> Option<usize> {
             if !done || ours != expected {
                 return Some(100 * round + c);
             }
+        }
+    }
+    // the segment-mean landmark rows (landmark_means) against div_round and mul_high_round:
+    // segments of 1 to 2^16 − 1 rows, sums up to ±128 · len (the ends included), factors
+    // from 2^-9 to 1, every length to 40
+    #[cfg(not(lara_attn_compact))]
+    for len in 0..=40usize {
+        use super::fixed_point::{div_round, mul_high_round};
+        let seg = |i: u32| [1u32, 2, 3, 7, 16, 255, 4097, 65535][(i % 8) as usize];
+        let (q_len, k_len) = (seg(len as u32), seg(next()));
+        let factor = |x: f32| Multiplier::from_f32(x).and_then(Multiplier::high_word_small);
+        let picks = [1.0f32, 0.5, 0.0019532, 0.71];
+        let (Some(q_f), Some(k_f)) = (factor(picks[len % 4]), factor(picks[(len / 4) % 4])) else {
+            return Some(len);
+        };
+        let mut sum = |len: u32| -> i32 {
+            let top = 128 * len as i32;
+            let r = next();
+            match r % 6 {
+                0 => top,
+                1 => -top,
+                2 => 0,
+                _ => ((r >> 3) % (2 * top as u32 + 1)) as i32 - top,
+            }
+        };
+        let mut q_sum: [i32; 40] = core::array::from_fn(|_| sum(q_len));
+        let k_sum: [i32; 40] = core::array::from_fn(|_| sum(k_len));
+        let q_bars: [i32; 40] =
+            core::array::from_fn(|e| div_round(i64::from(q_sum[e]) * 128, q_len));
+        let mut mu = [0x5a5ai32; 41];
+        let done = landmark_means(
+            (&mut q_sum[..len], &k_sum, &mut mu[..len]),
+            (q_len, k_len),
+            (q_f, k_f),
+        );
+        for e in 0..40 {
+            let k_bar = div_round(i64::from(k_sum[e]) * 128, k_len);
+            let expected = (mul_high_round(q_bars[e] << q_f.1, q_f.0)
+                + mul_high_round(k_bar << k_f.1, k_f.0))
+            .clamp(-(1 << 14), 1 << 14);
+            let (want_q, want_mu) = if e < len {
+                (q_bars[e], expected)
+            } else {
+                (q_sum[e], 0x5a5a)
+            };
+            if !done || q_sum[e] != want_q || mu[e] != want_mu {
+                return Some(len);
+            }
+        }
+        if mu[40] != 0x5a5a {
+            return Some(len);
         }
     }
     None

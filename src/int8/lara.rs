@@ -760,7 +760,7 @@ impl<'a> Workspace<'a> {
             }
             // (the other DSP cores: a row at a time, for d a multiple of 4 and segments of 1 to
             // 2^16 − 1; not on the M3 and ARMv6-M, where it takes 32 and 24 B more stack)
-            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
             if let Some(factors) = small
                 && self.landmark_row(c, (q_sum, q_len), (k_sum, k_len), factors)
             {
@@ -786,12 +786,13 @@ impl<'a> Workspace<'a> {
     }
 
     /// [`segment_means`](Self::segment_means)' landmark `c` from its segment sums (overwritten
-    /// by the means) on the DSP cores without Helium: the means `q̄`, `k̄` by a 32-bit division, `mu`
-    /// by [`Multiplier::high_word_small`]'s `factors` into its plain row, then the rows of `q̄`
-    /// and `mu` into row `c mod 4` of their byte blocks a chunk at a time (the words `(x0, x2)`
-    /// and `(x1, x3)`). The bits of the element loop; `false`, nothing written, unless `d` is a
-    /// multiple of 4 and both segments have 1 to `2^16 − 1` rows.
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    /// by the means) on the DSP cores without Helium at opt-level 3: the means `q̄`, `k̄` and
+    /// `mu` by [`Multiplier::high_word_small`]'s `factors` into its plain row in one asm loop
+    /// (`dsp::landmark_means`), then the rows of `q̄` and `mu` into row `c mod 4` of their
+    /// byte blocks a chunk at a time (the words `(x0, x2)` and `(x1, x3)`). The bits of the
+    /// element loop; `false`, nothing written, unless `d` is a multiple of 4 and both segments
+    /// have 1 to `2^16 − 1` rows.
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
     #[inline(always)]
     fn landmark_row(
         &mut self,
@@ -815,16 +816,11 @@ impl<'a> Workspace<'a> {
         if !dim.is_multiple_of(4) || !lens.contains(&q_len) || !lens.contains(&k_len) {
             return false;
         }
-        let (q_len, k_len) = (q_len as u32, k_len as u32);
-        for ((q, &k), m) in q_sum.iter_mut().zip(k_sum.iter()).zip(mu_row.iter_mut()) {
-            let (q_bar, k_bar) = (
-                segment_mean_signed(*q, q_len),
-                segment_mean_signed(k, k_len),
-            );
-            *q = q_bar;
-            // mu = q̄ + k̄ in w_unit (set_landmark's bits)
-            let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
-            *m = mu.clamp(-(1 << 14), 1 << 14);
+        // q̄, k̄ and mu = q̄ + k̄ in w_unit (set_landmark's bits, one asm loop)
+        let lens = (q_len as u32, k_len as u32);
+        let factors = ((q_m, q_p), (k_m, k_p));
+        if !super::dsp::landmark_means((q_sum, k_sum, mu_row), lens, factors) {
+            return false;
         }
         for (row, block) in [(&*q_sum, q_block), (&*mu_row, mu_block)] {
             let (chunks, _) = row.as_chunks::<4>();
@@ -1859,20 +1855,6 @@ fn pack_pairs(
 fn segment_mean(sum: i32, len: u32) -> i32 {
     let q = (((sum.unsigned_abs() << 7) + len / 2) / len.max(1)) as i32;
     if sum >= 0 { q } else { -q }
-}
-
-/// [`segment_mean`] by one signed division (`SDIV` truncates toward zero: `(128 · sum ± len/2)
-/// / len` with the sign of `sum` is its `±⌊(128 · |sum| + len/2) / len⌋`, the same bits), for
-/// `1 ≤ len < 2^16` and `|sum| ≤ 128 · len`.
-#[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
-#[inline(always)]
-fn segment_mean_signed(sum: i32, len: u32) -> i32 {
-    // (a divisor in 1..2^16: no division-by-zero or overflow path)
-    let divisor = (len & 0xFFFF).max(1) as i32;
-    // ±len/2 with the sign of sum: (h ^ s) − s for s = 0 or −1
-    let sign = sum >> 31;
-    let half = ((divisor >> 1) ^ sign) - sign;
-    ((sum << 7) + half) / divisor
 }
 
 /// Rows added into the packed lanes of [`add_rows`] between two flushes: each 16-bit lane
