@@ -1459,7 +1459,9 @@ mod dsp {
 
     /// The four sums `r0`–`r3` of a block as logits `ssat29(round((sum << pre_shift) · value /
     /// 2^32))` (value at `[sp, #8]`, pre_shift at `[sp, #20]`) into a column (at `r6`,
-    /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit).
+    /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit); with an offset, its
+    /// negation at `[sp, #32]` added by `SMMLAR` (`−offset + round(·)`: the same bits as the
+    /// rounded product minus the offset, modulo `2^32`, before the `SSAT`).
     macro_rules! column_store {
         (offset) => {
             concat!(
@@ -1467,23 +1469,19 @@ mod dsp {
                 "ldr r10, [sp, #20]\n",
                 "ldr r11, [sp, #32]\n",
                 "lsl r0, r0, r10\n",
-                "smmulr r0, r0, r9\n",
-                "sub r0, r0, r11\n",
+                "smmlar r0, r0, r9, r11\n",
                 "ssat r0, #29, r0\n",
                 "str r0, [r6], #32\n",
                 "lsl r1, r1, r10\n",
-                "smmulr r1, r1, r9\n",
-                "sub r1, r1, r11\n",
+                "smmlar r1, r1, r9, r11\n",
                 "ssat r1, #29, r1\n",
                 "str r1, [r6], #32\n",
                 "lsl r2, r2, r10\n",
-                "smmulr r2, r2, r9\n",
-                "sub r2, r2, r11\n",
+                "smmlar r2, r2, r9, r11\n",
                 "ssat r2, #29, r2\n",
                 "str r2, [r6], #32\n",
                 "lsl r3, r3, r10\n",
-                "smmulr r3, r3, r9\n",
-                "sub r3, r3, r11\n",
+                "smmlar r3, r3, r9, r11\n",
                 "ssat r3, #29, r3\n",
                 "str r3, [r6], #32\n",
             )
@@ -1795,8 +1793,8 @@ mod dsp {
             ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*], $store:expr) => {
                 asm!(
                     // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
-                    // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32] the
-                    // offset, [sp, #36] the blocks' start, [sp, #40] the rows' end, [sp, #44]
+                    // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32] minus
+                    // the offset, [sp, #36] the blocks' start, [sp, #40] the rows' end, [sp, #44]
                     // the next column, [sp, #48] the next row
                     "push {{r2, r4, r5, r8}}",
                     "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
@@ -1843,7 +1841,7 @@ mod dsp {
                 )
             };
         }
-        // |x|² from the widened row (at [sp]), the offset into [sp, #32]
+        // |x|² from the widened row (at [sp]), the offset's negation into [sp, #32]
         macro_rules! offset {
             ($($square:expr),*) => {
                 concat!(
@@ -1853,6 +1851,7 @@ mod dsp {
                     "ldr r10, [sp, #28]\n",
                     "lsl lr, lr, r10\n",
                     "smmulr lr, lr, r9\n",
+                    "rsb lr, lr, #0\n",
                     "str lr, [sp, #32]\n",
                 )
             };
