@@ -733,6 +733,153 @@ pub(crate) fn rescale_row(acc: &mut [i32], group: usize, c: usize, factor: u32) 
     true
 }
 
+/// LARA's `kv_c[t] = clamp(round(acc · 2^8 / sum), −2^15, 2^15 − 1)` for row `c` of every
+/// group (`finish_keys`): `acc` holds the groups (`group` words each, row `c`'s four sums at
+/// `4c`, `LDM`), `kv` the pair blocks (`kv_block` words each, row `c`'s four `i16` at
+/// `pair_slot(t, c)`, 4 bytes apart), the division as [`requantize_i8`]'s high word (`SMMLA`
+/// with the rounding term, `ASR`) for a `Reciprocal::high_word_rounded`, saturated to 16 bits
+/// (`SSAT #16`, `STRH`). `false`, nothing written, if the row is not inside a group or a block.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn divide_row(
+    (acc, group): (&[i32], usize),
+    (kv, kv_block): (&mut [i32], usize),
+    c: usize,
+    (mantissa, round, shift): (i32, i32, u32),
+) -> bool {
+    // row c's first halfword in a pair block (t = 0), and its last (t = 3) inside the block
+    let slot = 8 * (c / 2) + c % 2;
+    let inside = group != 0
+        && kv_block != 0
+        && c.saturating_add(1).saturating_mul(4) <= group
+        && slot + 6 < 2 * kv_block;
+    if !inside {
+        return false;
+    }
+    let groups = (acc.len() / group).min(kv.len() / kv_block);
+    if groups == 0 {
+        return true;
+    }
+    let src = acc.as_ptr().wrapping_add(4 * c);
+    let dst = kv.as_mut_ptr().cast::<i16>().wrapping_add(slot);
+    // SAFETY: for g < groups ≤ acc.len() / group the loop reads acc[g · group + 4c .. + 4]
+    // (4c + 4 ≤ group) and writes the halfwords g · 2 kv_block + slot + {0, 2, 4, 6} of kv
+    // (below 2 kv_block within block g, g < kv.len() / kv_block), groups ≥ 1 turns until the
+    // source pointer reaches groups · group words on. The block writes only those halfwords,
+    // its inout and out operands and the flags (SSAT may set Q); no stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldm {s}, {{r0, r1, r2, r3}}",
+            "smmla r0, r0, {m}, {round}",
+            "asr r0, r0, {shift}",
+            "ssat r0, #16, r0",
+            "strh r0, [{d}]",
+            "smmla r1, r1, {m}, {round}",
+            "asr r1, r1, {shift}",
+            "ssat r1, #16, r1",
+            "strh r1, [{d}, #4]",
+            "smmla r2, r2, {m}, {round}",
+            "asr r2, r2, {shift}",
+            "ssat r2, #16, r2",
+            "strh r2, [{d}, #8]",
+            "smmla r3, r3, {m}, {round}",
+            "asr r3, r3, {shift}",
+            "ssat r3, #16, r3",
+            "strh r3, [{d}, #12]",
+            "add {s}, {s}, {s_step}",
+            "add {d}, {d}, {d_step}",
+            "cmp {s}, {end}",
+            "bne 1b",
+            s = inout(reg) src => _,
+            end = in(reg) src.wrapping_add(groups * group),
+            d = inout(reg) dst => _,
+            m = in(reg) mantissa,
+            round = in(reg) round,
+            shift = in(reg) shift,
+            s_step = in(reg) group * 4,
+            d_step = in(reg) kv_block * 4,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// LARA's segment-mean landmark row (`landmark_row`) over the common length: `q̄ =
+/// round(128 · q / q_len)` and `k̄` likewise (half away from zero: `SDIV` of `128 · sum ±
+/// len/2`, truncating toward zero), `q̄` back into `q_sum`, and `mu = round(q̄ · 2^q_p · q_m /
+/// 2^32) + round(k̄ · 2^k_p · k_m / 2^32)` (`SMMULR`, `SMMLAR`) clamped to `[−2^14, 2^14]`
+/// into `mu_row`. For lengths of 1 to `2^16 − 1` rows (else `false`, nothing written).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn landmark_means(
+    (q_sum, k_sum, mu_row): (&mut [i32], &[i32], &mut [i32]),
+    (q_len, k_len): (u32, u32),
+    ((q_m, q_p), (k_m, k_p)): ((i32, u32), (i32, u32)),
+) -> bool {
+    let len = q_sum.len().min(k_sum.len()).min(mu_row.len());
+    let lens = 1..1 << 16;
+    if !lens.contains(&q_len) || !lens.contains(&k_len) {
+        return false;
+    }
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: len ≥ 1; the loop reads and writes q_sum[0 .. len], reads k_sum[0 .. len] and
+    // writes mu_row[0 .. len] (one element per turn, until the k pointer reaches k_sum + len),
+    // len ≤ every length; the divisors are 1 to 2^16 − 1 (no division by zero). The block
+    // writes only those words, its inout and out operands and the flags (SSAT may set Q); no
+    // stack.
+    unsafe {
+        asm!(
+            "1:",
+            "ldr {q}, [{pq}]",
+            "ldr {k}, [{pk}], #4",
+            // q̄ = ((q << 7) ± q_len/2) / q_len, the sign of q: (h ^ s) − s, s = q >> 31
+            "lsr {t}, {lq}, #1",
+            "eor {t}, {t}, {q}, asr #31",
+            "sub {t}, {t}, {q}, asr #31",
+            "add {t}, {t}, {q}, lsl #7",
+            "sdiv {q}, {t}, {lq}",
+            "str {q}, [{pq}], #4",
+            "lsr {t}, {lk}, #1",
+            "eor {t}, {t}, {k}, asr #31",
+            "sub {t}, {t}, {k}, asr #31",
+            "add {t}, {t}, {k}, lsl #7",
+            "sdiv {k}, {t}, {lk}",
+            // mu = round(q̄ · 2^q_p · q_m / 2^32) + round(k̄ · 2^k_p · k_m / 2^32)
+            "lsl {q}, {q}, {qp}",
+            "smmulr {q}, {q}, {qm}",
+            "lsl {k}, {k}, {kp}",
+            "smmlar {q}, {k}, {km}, {q}",
+            // clamp(mu, −2^14, 2^14): SSAT #15, plus 1 where mu is above 2^14 − 1
+            "ssat {t}, #15, {q}",
+            "cmp {q}, {t}",
+            "it gt",
+            "addgt {t}, {t}, #1",
+            "str {t}, [{pm}], #4",
+            "cmp {pk}, {end}",
+            "bne 1b",
+            pq = inout(reg) q_sum.as_mut_ptr() => _,
+            pk = inout(reg) k_sum.as_ptr() => _,
+            pm = inout(reg) mu_row.as_mut_ptr() => _,
+            end = in(reg) k_sum.as_ptr().add(len),
+            lq = in(reg) q_len,
+            lk = in(reg) k_len,
+            qm = in(reg) q_m,
+            qp = in(reg) q_p,
+            km = in(reg) k_m,
+            kp = in(reg) k_p,
+            q = out(reg) _,
+            k = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// Rows of `i8` whose sums stay within the `i16` lanes of [`sum_rows`]: `256 · 128 = 2^15`.
 const LANE_ROWS: usize = 256;
 
@@ -1845,6 +1992,100 @@ pub(crate) fn check() -> Option<usize> {
         let mut a: [i32; 32] = core::array::from_fn(|c| -((first + c as u32) as i32));
         if phi_check(&mut a, 0, 1 << 16) {
             return Some(first as usize);
+        }
+    }
+    // finish_keys' rows (divide_row) against the high-word division clamped to 16 bits, slot
+    // by slot: sums from 1 to SUM_LIMIT, every row of one to three groups of 8 or 16 rows,
+    // sums across the i32 range; the halfwords of the other rows left alone
+    #[cfg(not(lara_attn_compact))]
+    for (round, den) in [1u32, 2, 3, 255, 256, 4097, 65535, 1 << 20, SUM_LIMIT]
+        .into_iter()
+        .enumerate()
+    {
+        use crate::simd::int8::{pair_slot, set_slot};
+        let Some(parts) = Reciprocal::new(den).high_word_rounded(8) else {
+            continue;
+        };
+        let (mantissa, add, shift) = parts;
+        let rows = [8usize, 16][round % 2];
+        let (group, kv_block) = (4 * rows, 2 * rows);
+        let groups = 1 + round % 3;
+        let mut acc = [0i32; 3 * 64];
+        for a in acc.iter_mut() {
+            *a = match next() % 8 {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let acc = &acc[..groups * group];
+        for c in 0..rows {
+            let (mut ours, mut expected) = ([0x1234_5678i32; 3 * 32], [0x1234_5678i32; 3 * 32]);
+            let kv_len = groups * kv_block;
+            let done = divide_row((acc, group), (&mut ours[..kv_len], kv_block), c, parts);
+            for g in 0..groups {
+                for t in 0..4 {
+                    let a = acc[g * group + 4 * c + t];
+                    let high = ((i64::from(a) * i64::from(mantissa)) >> 32) as i32;
+                    let v8 = ((high + add) >> shift).clamp(-32768, 32767);
+                    let block = &mut expected[g * kv_block..(g + 1) * kv_block];
+                    set_slot(block, pair_slot(t, c), v8);
+                }
+            }
+            if !done || ours != expected {
+                return Some(100 * round + c);
+            }
+        }
+    }
+    // the segment-mean landmark rows (landmark_means) against div_round and mul_high_round:
+    // segments of 1 to 2^16 − 1 rows, sums up to ±128 · len (the ends included), factors
+    // from 2^-9 to 1, every length to 40
+    #[cfg(not(lara_attn_compact))]
+    for len in 0..=40usize {
+        use super::fixed_point::{div_round, mul_high_round};
+        let seg = |i: u32| [1u32, 2, 3, 7, 16, 255, 4097, 65535][(i % 8) as usize];
+        let (q_len, k_len) = (seg(len as u32), seg(next()));
+        let factor = |x: f32| Multiplier::from_f32(x).and_then(Multiplier::high_word_small);
+        let picks = [1.0f32, 0.5, 0.0019532, 0.71];
+        let (Some(q_f), Some(k_f)) = (factor(picks[len % 4]), factor(picks[(len / 4) % 4])) else {
+            return Some(len);
+        };
+        let mut sum = |len: u32| -> i32 {
+            let top = 128 * len as i32;
+            let r = next();
+            match r % 6 {
+                0 => top,
+                1 => -top,
+                2 => 0,
+                _ => ((r >> 3) % (2 * top as u32 + 1)) as i32 - top,
+            }
+        };
+        let mut q_sum: [i32; 40] = core::array::from_fn(|_| sum(q_len));
+        let k_sum: [i32; 40] = core::array::from_fn(|_| sum(k_len));
+        let q_bars: [i32; 40] =
+            core::array::from_fn(|e| div_round(i64::from(q_sum[e]) * 128, q_len));
+        let mut mu = [0x5a5ai32; 41];
+        let done = landmark_means(
+            (&mut q_sum[..len], &k_sum, &mut mu[..len]),
+            (q_len, k_len),
+            (q_f, k_f),
+        );
+        for e in 0..40 {
+            let k_bar = div_round(i64::from(k_sum[e]) * 128, k_len);
+            let expected = (mul_high_round(q_bars[e] << q_f.1, q_f.0)
+                + mul_high_round(k_bar << k_f.1, k_f.0))
+            .clamp(-(1 << 14), 1 << 14);
+            let (want_q, want_mu) = if e < len {
+                (q_bars[e], expected)
+            } else {
+                (q_sum[e], 0x5a5a)
+            };
+            if !done || q_sum[e] != want_q || mu[e] != want_mu {
+                return Some(len);
+            }
+        }
+        if mu[40] != 0x5a5a {
+            return Some(len);
         }
     }
     None

@@ -715,8 +715,8 @@ impl Reciprocal {
     }
 
     /// [`high_word`](Self::high_word) with the reciprocal as an `i32` (below `2^31`, as
-    /// Helium's `VMULH.S32` takes it); else `None`.
-    #[cfg(lara_attn_helium)]
+    /// Helium's `VMULH.S32` and the DSP cores' `SMMLA` take it); else `None`.
+    #[cfg(any(lara_attn_helium, all(lara_attn_dsp, not(lara_attn_compact))))]
     #[inline]
     pub(crate) fn high_word_rounded(self, extra: i32) -> Option<(i32, i32, u32)> {
         let (reciprocal, round, high_shift) = self.high_word(extra)?;

@@ -21,8 +21,8 @@ use super::fixed_point::{
     L16_ONE, Multiplier, Reciprocal, Running, Scale32, bits64, clamp_operand, div_round, exp2_neg,
     log2_l16, mul_high_round, to_logit, to_logit_wide,
 };
-// (the densities' weights: Helium has its own loop)
-#[cfg(not(lara_attn_helium))]
+// (the densities' weights: Helium and the other DSP cores at opt-level 3 have their own loops)
+#[cfg(not(any(lara_attn_helium, all(lara_attn_dsp, not(lara_attn_compact)))))]
 use super::fixed_point::weight_q15;
 // (the portable per-element loops; Helium and the other DSP cores have their own, in
 // `super::helium` and `super::dsp`)
@@ -760,7 +760,7 @@ impl<'a> Workspace<'a> {
             }
             // (the other DSP cores: a row at a time, for d a multiple of 4 and segments of 1 to
             // 2^16 − 1; not on the M3 and ARMv6-M, where it takes 32 and 24 B more stack)
-            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
             if let Some(factors) = small
                 && self.landmark_row(c, (q_sum, q_len), (k_sum, k_len), factors)
             {
@@ -786,12 +786,13 @@ impl<'a> Workspace<'a> {
     }
 
     /// [`segment_means`](Self::segment_means)' landmark `c` from its segment sums (overwritten
-    /// by the means) on the DSP cores without Helium: the means `q̄`, `k̄` by a 32-bit division, `mu`
-    /// by [`Multiplier::high_word_small`]'s `factors` into its plain row, then the rows of `q̄`
-    /// and `mu` into row `c mod 4` of their byte blocks a chunk at a time (the words `(x0, x2)`
-    /// and `(x1, x3)`). The bits of the element loop; `false`, nothing written, unless `d` is a
-    /// multiple of 4 and both segments have 1 to `2^16 − 1` rows.
-    #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+    /// by the means) on the DSP cores without Helium at opt-level 3: the means `q̄`, `k̄` and
+    /// `mu` by [`Multiplier::high_word_small`]'s `factors` into its plain row in one asm loop
+    /// (`dsp::landmark_means`), then the rows of `q̄` and `mu` into row `c mod 4` of their
+    /// byte blocks a chunk at a time (the words `(x0, x2)` and `(x1, x3)`). The bits of the
+    /// element loop; `false`, nothing written, unless `d` is a multiple of 4 and both segments
+    /// have 1 to `2^16 − 1` rows.
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
     #[inline(always)]
     fn landmark_row(
         &mut self,
@@ -815,13 +816,11 @@ impl<'a> Workspace<'a> {
         if !dim.is_multiple_of(4) || !lens.contains(&q_len) || !lens.contains(&k_len) {
             return false;
         }
-        let (q_len, k_len) = (q_len as u32, k_len as u32);
-        for ((q, &k), m) in q_sum.iter_mut().zip(k_sum.iter()).zip(mu_row.iter_mut()) {
-            let (q_bar, k_bar) = (segment_mean(*q, q_len), segment_mean(k, k_len));
-            *q = q_bar;
-            // mu = q̄ + k̄ in w_unit (set_landmark's bits)
-            let mu = mul_high_round(q_bar << q_p, q_m) + mul_high_round(k_bar << k_p, k_m);
-            *m = mu.clamp(-(1 << 14), 1 << 14);
+        // q̄, k̄ and mu = q̄ + k̄ in w_unit (set_landmark's bits, one asm loop)
+        let lens = (q_len as u32, k_len as u32);
+        let factors = ((q_m, q_p), (k_m, k_p));
+        if !super::dsp::landmark_means((q_sum, k_sum, mu_row), lens, factors) {
+            return false;
         }
         for (row, block) in [(&*q_sum, q_block), (&*mu_row, mu_block)] {
             let (chunks, _) = row.as_chunks::<4>();
@@ -1018,6 +1017,14 @@ impl<'a> Workspace<'a> {
             {
                 continue;
             }
+            // (the other DSP cores at opt-level 3: row c of every group, four sums per turn)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+            if let Some(parts) = reciprocal.high_word_rounded(8)
+                && value_dim.is_multiple_of(ROWS)
+                && super::dsp::divide_row((self.stream.acc, group), (self.kv, kv_block), c, parts)
+            {
+                continue;
+            }
             for (g, acc) in chunks(self.stream.acc, group).enumerate() {
                 // group g of kv (index loop: see accumulate_groups)
                 let start = g * kv_block;
@@ -1049,7 +1056,10 @@ impl<'a> Workspace<'a> {
             // unused)
             #[cfg(lara_attn_helium)]
             let total = super::helium::weights_q15(max, lm, self.stream.dots);
-            #[cfg(not(lara_attn_helium))]
+            // (the other DSP cores at opt-level 3: the weights' asm loop, the same sum)
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+            let total = super::dsp::weight_sum_q15(max, lm);
+            #[cfg(not(any(lara_attn_helium, all(lara_attn_dsp, not(lara_attn_compact)))))]
             let total: u32 = lm
                 .iter()
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
@@ -1126,12 +1136,26 @@ impl<'a> Workspace<'a> {
         }
         let w_block = block_of(self.w, c, block);
         let lm = self.stream.logits.get_mut(..count).unwrap_or_default();
+        // (the other DSP cores, a shift of at least 32: apply's bits from the high word,
+        // round((x · m + 2^(shift − 1)) / 2^shift) = ((x · m + 2^(shift − 1)) >> 32) >> (shift
+        // − 32), an i32 clamped as to_logit_wide does)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        let high = plan.density.high_word();
+        #[cfg(lara_attn_helium)]
+        let high: Option<(i64, i64, u32)> = None;
+        use super::fixed_point::LOGIT_LIMIT;
         // (four landmarks c' per block of mu)
         for (slots, mu_block) in lm.chunks_mut(ROWS).zip(self.mu.chunks_exact(block.max(1))) {
             for (mu_row, slot) in slots.iter_mut().enumerate() {
                 let (dot, squares) = isa::density_sums(w_block, c % ROWS, mu_block, mu_row);
                 // (|2 W·mu − |mu|²| ≤ 3 · 2^28 · 512 < 2^39: apply_wide's bits, without its scaling)
-                *slot = to_logit_wide(plan.density.apply(2 * dot - squares));
+                let twice = 2 * dot - squares;
+                *slot = match high {
+                    // (|x · m| < 2^63: the high word is an i32)
+                    Some((m, round, shift)) => (((twice * m + round) >> 32) as i32 >> shift)
+                        .clamp(-LOGIT_LIMIT, LOGIT_LIMIT - 1),
+                    None => to_logit_wide(plan.density.apply(twice)),
+                };
             }
         }
     }

@@ -647,6 +647,9 @@ fn admit_dsp_row(
         reference: *reference,
         sum: *sum as u32,
     };
+    // (an empty reference: every block before had no logit, so the row's sums are all 0 and
+    // its factor 0 leaves them so; at opt-level 3 not rescaled, the same bits)
+    let first = !cfg!(lara_attn_compact) && state.reference == fixed_point::EMPTY_REFERENCE;
     let factor = state.admit_by(logits, |reference| match reference {
         Some(reference) => dsp::weight_halves_q15(reference, logits, weight_pairs),
         None => {
@@ -655,7 +658,7 @@ fn admit_dsp_row(
         }
     });
     (*reference, *sum) = (state.reference, state.sum as i32);
-    if factor != Q15_ONE {
+    if factor != Q15_ONE && !first {
         rescale_row(acc, stride, c, factor);
     }
 }

@@ -597,17 +597,22 @@ pub(crate) fn dot_block_columns(
     let Some(wide) = wide.get_mut(..dim / 2).filter(|_| fits) else {
         return false;
     };
-    for (jj, row) in rows.chunks_exact(dim).enumerate() {
-        let column = logits.get_mut(jj..).unwrap_or_default();
-        dsp::widen_dot_blocks(
-            blocks,
-            row,
-            wide,
-            (column, Some((scale, norm))),
-            count,
-            None,
-        );
+    // (the checks of the asm block once, for the last column: every column jj < KEY_BLOCK
+    // holds rows_out · KEY_BLOCK − jj > (rows_out − 1) · KEY_BLOCK slots)
+    let lens = (blocks.len(), dim, wide.len());
+    let last = (logits.len().saturating_sub(KEY_BLOCK - 1), true);
+    if !dsp::widen_fits(lens, last, count, None) {
+        return false;
     }
+    let Some(first) = rows.get(..dim) else {
+        return false;
+    };
+    // SAFETY: widen_fits held just above for rows of dim bytes, these blocks and wide, and a
+    // column of logits.len() − (KEY_BLOCK − 1) slots; rows holds KEY_BLOCK · dim bytes
+    // (checked in `fits`).
+    unsafe {
+        dsp::widen_dot_columns_unchecked(blocks, (rows, first), wide, logits, count, (scale, norm))
+    };
     true
 }
 
@@ -629,7 +634,7 @@ pub(crate) fn dot_widened<'a>(
         && x.len().is_multiple_of(CHUNK)
         && wide.len() >= x.len() / 2;
     let count = out.len() / ROWS;
-    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, None) {
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, out, count, None) {
         return wide.get(..x.len() / 2);
     }
     match widen_bytes(x, wide) {
@@ -662,7 +667,7 @@ pub(crate) fn dot_widened2(
         && wide.len() >= x.len() / 2;
     let (count, count2) = (out.len() / ROWS, out2.len() / ROWS);
     let range2 = Some((second, &mut *out2, count2));
-    if fits && dsp::widen_dot_blocks(blocks, x, wide, (out, None), count, range2) {
+    if fits && dsp::widen_dot_blocks(blocks, x, wide, out, count, range2) {
         return;
     }
     match dot_widened(loops, blocks, x, wide, out) {
@@ -721,7 +726,7 @@ impl<'a> Widened2<'a> {
                     self.blocks.0,
                     x,
                     self.wide,
-                    (self.out.0, None),
+                    self.out.0,
                     count,
                     Some((self.blocks.1, &mut *self.out.1, count2)),
                 )
@@ -1454,7 +1459,9 @@ mod dsp {
 
     /// The four sums `r0`–`r3` of a block as logits `ssat29(round((sum << pre_shift) · value /
     /// 2^32))` (value at `[sp, #8]`, pre_shift at `[sp, #20]`) into a column (at `r6`,
-    /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit).
+    /// advanced a row of [`KEY_BLOCK`](super::KEY_BLOCK) words per logit); with an offset, its
+    /// negation at `[sp, #32]` added by `SMMLAR` (`−offset + round(·)`: the same bits as the
+    /// rounded product minus the offset, modulo `2^32`, before the `SSAT`).
     macro_rules! column_store {
         (offset) => {
             concat!(
@@ -1462,23 +1469,19 @@ mod dsp {
                 "ldr r10, [sp, #20]\n",
                 "ldr r11, [sp, #32]\n",
                 "lsl r0, r0, r10\n",
-                "smmulr r0, r0, r9\n",
-                "sub r0, r0, r11\n",
+                "smmlar r0, r0, r9, r11\n",
                 "ssat r0, #29, r0\n",
                 "str r0, [r6], #32\n",
                 "lsl r1, r1, r10\n",
-                "smmulr r1, r1, r9\n",
-                "sub r1, r1, r11\n",
+                "smmlar r1, r1, r9, r11\n",
                 "ssat r1, #29, r1\n",
                 "str r1, [r6], #32\n",
                 "lsl r2, r2, r10\n",
-                "smmulr r2, r2, r9\n",
-                "sub r2, r2, r11\n",
+                "smmlar r2, r2, r9, r11\n",
                 "ssat r2, #29, r2\n",
                 "str r2, [r6], #32\n",
                 "lsl r3, r3, r10\n",
-                "smmulr r3, r3, r9\n",
-                "sub r3, r3, r11\n",
+                "smmlar r3, r3, r9, r11\n",
                 "ssat r3, #29, r3\n",
                 "str r3, [r6], #32\n",
             )
@@ -1507,8 +1510,62 @@ mod dsp {
         };
     }
 
-    /// The logit scale `(value, pre_shift)` of a column of [`widen_dot_blocks`] and the norm's,
-    /// if any.
+    /// `$asm!([first block's steps], [other blocks' steps], [|x|² steps])` for a row of
+    /// `$words` (4 or 8) words: the first block by [`widen_step!`], the others by
+    /// [`pair2_at!`] from the widened row, its squares by [`square4!`].
+    macro_rules! row_steps {
+        ($words:expr, $asm:ident) => {
+            if $words == 8 {
+                $asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24"),
+                        pair2_at!(smlad, "32"),
+                        pair2_at!(smlad, "40"),
+                        pair2_at!(smlad, "48"),
+                        pair2_at!(smlad, "56")
+                    ],
+                    [
+                        square4!(smuad),
+                        square4!(smlad),
+                        square4!(smlad),
+                        square4!(smlad)
+                    ]
+                )
+            } else {
+                $asm!(
+                    [
+                        widen_step!(smuad),
+                        widen_step!(smlad),
+                        widen_step!(smlad),
+                        widen_step!(smlad)
+                    ],
+                    [
+                        pair2_at!(smuad, "0"),
+                        pair2_at!(smlad, "8"),
+                        pair2_at!(smlad, "16"),
+                        pair2_at!(smlad, "24")
+                    ],
+                    [square4!(smuad), square4!(smlad)]
+                )
+            }
+        };
+    }
+
+    /// The logit scale `(value, pre_shift)` of a column of [`widen_dot_columns_unchecked`] and
+    /// the norm's, if any.
     pub(super) type ColumnScales = ((i32, u32), Option<(i32, u32)>);
 
     /// Four words of a widened row (at `r4`, advanced), the squares of their `i16` halves
@@ -1553,31 +1610,27 @@ mod dsp {
     /// [`dot_blocks`] of `x` (four or eight words) with `count ≥ 1` blocks, `x` widened into
     /// `wide` on the way (as [`widen`]): the first block by [`widen_step!`], the others by the
     /// pair steps from the widened row (its start at `[sp]` and in `r4`, the blocks' end in
-    /// `r8` after the first block), each block without a loop. With a
-    /// `column` scale `(value, pre_shift)`, row `r`'s sum goes to `out[r · KEY_BLOCK]` as
-    /// `ssat29(round((sum << pre_shift) · value / 2^32) − offset)` (`dsp::logit_column`'s
-    /// logit), the offset 0 or, with a norm scale, `round((|x|² << pre) · value / 2^32)` with
-    /// `|x|²` from the widened row after the first block (`SMLAD` of each word with itself);
-    /// else to `out[r]`, and with a `second` range of `count2 ≥ 1` blocks (no column), its
-    /// dot products by the pair steps into its own `out2` after the first range's. `false`,
-    /// nothing done, for another length or a `wide`, `blocks` or `out` too short (or a
-    /// second range that does not fit or comes with a column).
+    /// `r8` after the first block), each block without a loop, row `r`'s sum to `out[r]`;
+    /// with a `second` range of `count2 ≥ 1` blocks, its dot products by the pair steps into
+    /// its own `out2` after the first range's. `false`, nothing done, for another length or a
+    /// `wide`, `blocks` or `out` too short (or a second range that does not fit). (Logit
+    /// columns: [`widen_dot_columns_unchecked`].)
     #[inline(always)]
     pub(super) fn widen_dot_blocks(
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        (out, column): (&mut [i32], Option<ColumnScales>),
+        out: &mut [i32],
         count: usize,
         second: Option<(&[i32], &mut [i32], usize)>,
     ) -> bool {
         let second_lens = second.as_ref().map(|(b, o, c)| (b.len(), o.len(), *c));
         let lens = (blocks.len(), x.len(), wide.len());
-        if !widen_fits(lens, (out.len(), column.is_some()), count, second_lens) {
+        if !widen_fits(lens, (out.len(), false), count, second_lens) {
             return false;
         }
         // SAFETY: widen_fits holds for these slices' lengths (checked just above).
-        unsafe { widen_dot_blocks_unchecked(blocks, x, wide, (out, column), count, second) };
+        unsafe { widen_dot_blocks_unchecked(blocks, x, wide, out, count, second) };
         true
     }
 
@@ -1616,7 +1669,7 @@ mod dsp {
         blocks: &[i32],
         x: &[i8],
         wide: &mut [i32],
-        (out, column): (&mut [i32], Option<ColumnScales>),
+        out: &mut [i32],
         count: usize,
         second: Option<(&[i32], &mut [i32], usize)>,
     ) {
@@ -1626,9 +1679,9 @@ mod dsp {
             blocks.as_ptr().wrapping_add(count * 8 * words),
         );
         macro_rules! widen_blocks_asm {
-            ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*]) => {
-                match (column, second) {
-                    (None, Some((blocks2, out2, count2))) => asm!(
+            ([$($first:expr),*], [$($body:expr),*], [$($square:expr),*]) => {
+                match second {
+                    Some((blocks2, out2, count2)) => asm!(
                         // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] the second
                         // range's start, [sp, #20] its end, [sp, #24] its out
                         "push {{r0, r1, r3, r6, r7, r9, r10}}",
@@ -1666,7 +1719,7 @@ mod dsp {
                         inout("r10") out2.as_mut_ptr() => _,
                         out("r11") _, out("r12") _, out("lr") _,
                     ),
-                    (None, None) => asm!(
+                    None => asm!(
                         "push {{r0, r1, r6, r7}}",
                         "mov r6, r2",
                         $($first,)*
@@ -1691,136 +1744,141 @@ mod dsp {
                         inout("r8") wide.as_mut_ptr() => _,
                         out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
                     ),
-                    (Some(((value, pre_shift), Some((norm_value, norm_shift)))), _) => asm!(
-                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
-                        // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32]
-                        // the offset
-                        "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
-                        "mov r6, r2",
-                        $($first,)*
-                        // |x|² from the widened row, the offset
-                        "ldr r4, [sp]",
-                        $($norm,)*
-                        "ldr r9, [sp, #24]",
-                        "ldr r10, [sp, #28]",
-                        "lsl lr, lr, r10",
-                        "smmulr lr, lr, r9",
-                        "str lr, [sp, #32]",
-                        column_store!(offset),
-                        "ldr r4, [sp]",
-                        "ldr r8, [sp, #4]",
-                        "cmp r5, r8",
-                        "beq 3f",
-                        "2:",
-                        $($body,)*
-                        column_store!(offset),
-                        "cmp r5, r8",
-                        "bne 2b",
-                        "3:",
-                        "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
-                        inout("r0") wide.as_mut_ptr() => _,
-                        inout("r1") end => _,
-                        inout("r2") out.as_mut_ptr() => _,
-                        inout("r3") value => _,
-                        inout("r4") x.as_ptr() => _,
-                        inout("r5") start => _,
-                        inout("r8") wide.as_mut_ptr() => _,
-                        inout("r9") pre_shift => _,
-                        inout("r10") norm_value => _,
-                        inout("r11") norm_shift => _,
-                        inout("r12") 0i32 => _,
-                        out("lr") _,
-                    ),
-                    (Some(((value, pre_shift), None)), _) => asm!(
-                        // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
-                        // [sp, #20] pre_shift
-                        "push {{r0, r1, r3, r6, r7, r9}}",
-                        "mov r6, r2",
-                        $($first,)*
-                        column_store!(),
-                        "ldr r4, [sp]",
-                        "ldr r8, [sp, #4]",
-                        "cmp r5, r8",
-                        "beq 3f",
-                        "2:",
-                        $($body,)*
-                        column_store!(),
-                        "cmp r5, r8",
-                        "bne 2b",
-                        "3:",
-                        "pop {{r0, r1, r3, r6, r7, r9}}",
-                        inout("r0") wide.as_mut_ptr() => _,
-                        inout("r1") end => _,
-                        inout("r2") out.as_mut_ptr() => _,
-                        inout("r3") value => _,
-                        inout("r4") x.as_ptr() => _,
-                        inout("r5") start => _,
-                        inout("r8") wide.as_mut_ptr() => _,
-                        inout("r9") pre_shift => _,
-                        out("r10") _, out("r11") _, out("r12") _, out("lr") _,
-                    ),
                 }
             };
         }
         // SAFETY: count ≥ 1 blocks of 8 · words words are in bounds, out holds the 4 · count
-        // rows' slots (one word apart, or KEY_BLOCK words for a column) and wide 2 · words
-        // (widen_fits, the caller's contract): the first block reads the words of x once (unaligned LDR of i8 rows
-        // is allowed on these cores) and writes wide[0 .. 2 · words] (STRD; wide is
-        // i32-aligned), the others read those words of wide from its start (kept in the stack
-        // slot of r0); every block reads its own words once and stores its four sums or
-        // logits, until the block pointer reaches the end of count blocks (then likewise the
-        // count2 ≥ 1 blocks of a second range, widen_fits too, into out2, which holds 4 · count2
-        // sums). r6 and r7 are saved and restored (16 to 36 bytes of stack); r0, r1 (and r3,
-        // r9 to r12) come back as pushed and
-        // r2 holds a sum: all declared clobbered. The DSP extension is present (cfg
-        // lara_attn_dsp).
+        // rows' sums and wide 2 · words (widen_fits, the caller's contract): the first block
+        // reads the words of x once (unaligned LDR of i8 rows is allowed on these cores) and
+        // writes wide[0 .. 2 · words] (STRD; wide is i32-aligned), the others read those words
+        // of wide from its start (kept in the stack slot of r0); every block reads its own
+        // words once and stores its four sums, until the block pointer reaches the end of
+        // count blocks (then likewise the count2 ≥ 1 blocks of a second range, widen_fits too,
+        // into out2, which holds 4 · count2 sums). r6 and r7 are saved and restored (16 or 28
+        // bytes of stack); r0, r1 (and r3, r9, r10) come back as pushed and r2 holds a sum: all
+        // declared clobbered. The DSP extension is present (cfg lara_attn_dsp).
+        unsafe { row_steps!(words, widen_blocks_asm) };
+    }
+
+    /// [`widen_dot_blocks_unchecked`]'s steps for each of the [`KEY_BLOCK`](super::KEY_BLOCK)
+    /// rows `jj` of `rows` (`x.len()` bytes each, back to back) into column `jj` of `out`:
+    /// block row `r`'s sum to `out[jj + r · KEY_BLOCK]` as `ssat29(round((sum << pre_shift) ·
+    /// value / 2^32) − offset)` (`dsp::logit_column`'s logit), the offset 0 or, with a norm
+    /// scale, `round((|x|² << pre) · value / 2^32)` with `|x|²` from the widened row after the
+    /// first block (`SMLAD` of each word with itself). One `asm!` block: an outer loop over the
+    /// rows, their pointers and the column's in stack slots (no call, no checks per row; the
+    /// key pass's and the normaliser's blocks).
+    ///
+    /// # Safety
+    ///
+    /// [`widen_fits`] must hold for `x` (one row), `wide`, `blocks`, `count` and a column of
+    /// `out.len() − (KEY_BLOCK − 1)` slots, and `rows` must hold `KEY_BLOCK · x.len()` bytes.
+    #[inline(always)]
+    pub(super) unsafe fn widen_dot_columns_unchecked(
+        blocks: &[i32],
+        (rows, x): (&[i8], &[i8]),
+        wide: &mut [i32],
+        out: &mut [i32],
+        count: usize,
+        ((value, pre_shift), norm): ColumnScales,
+    ) {
+        let words = x.len() / 4;
+        let (start, end) = (
+            blocks.as_ptr(),
+            blocks.as_ptr().wrapping_add(count * 8 * words),
+        );
+        let rows_end = rows.as_ptr().wrapping_add(super::KEY_BLOCK * x.len());
+        let (norm_value, norm_shift) = norm.unwrap_or((0, 0));
+        macro_rules! columns_asm {
+            ([$($first:expr),*], [$($body:expr),*], [$($norm:expr),*], $store:expr) => {
+                asm!(
+                    // [sp] the widened row, [sp, #4] the blocks' end, [sp, #8] value,
+                    // [sp, #20] pre_shift, [sp, #24] and [sp, #28] the norm's, [sp, #32] minus
+                    // the offset, [sp, #36] the blocks' start, [sp, #40] the rows' end, [sp, #44]
+                    // the next column, [sp, #48] the next row
+                    "push {{r2, r4, r5, r8}}",
+                    "push {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                    "1:",
+                    "ldr r6, [sp, #44]",
+                    "ldr r4, [sp, #48]",
+                    "add r2, r6, #4",
+                    "str r2, [sp, #44]",
+                    "ldr r5, [sp, #36]",
+                    "ldr r8, [sp]",
+                    $($first,)*
+                    // (r4 is the next row now)
+                    "str r4, [sp, #48]",
+                    $($norm,)*
+                    $store,
+                    "ldr r4, [sp]",
+                    "ldr r8, [sp, #4]",
+                    "cmp r5, r8",
+                    "beq 3f",
+                    "2:",
+                    $($body,)*
+                    $store,
+                    "cmp r5, r8",
+                    "bne 2b",
+                    "3:",
+                    "ldr r4, [sp, #48]",
+                    "ldr r8, [sp, #40]",
+                    "cmp r4, r8",
+                    "bne 1b",
+                    "pop {{r0, r1, r3, r6, r7, r9, r10, r11, r12}}",
+                    "add sp, sp, #16",
+                    inout("r0") wide.as_mut_ptr() => _,
+                    inout("r1") end => _,
+                    inout("r2") start => _,
+                    inout("r3") value => _,
+                    inout("r4") rows_end => _,
+                    inout("r5") out.as_mut_ptr() => _,
+                    inout("r8") rows.as_ptr() => _,
+                    inout("r9") pre_shift => _,
+                    inout("r10") norm_value => _,
+                    inout("r11") norm_shift => _,
+                    inout("r12") 0i32 => _,
+                    out("lr") _,
+                )
+            };
+        }
+        // |x|² from the widened row (at [sp]), the offset's negation into [sp, #32]
+        macro_rules! offset {
+            ($($square:expr),*) => {
+                concat!(
+                    "ldr r4, [sp]\n",
+                    $($square,)*
+                    "ldr r9, [sp, #24]\n",
+                    "ldr r10, [sp, #28]\n",
+                    "lsl lr, lr, r10\n",
+                    "smmulr lr, lr, r9\n",
+                    "rsb lr, lr, #0\n",
+                    "str lr, [sp, #32]\n",
+                )
+            };
+        }
+        // SAFETY: per row (KEY_BLOCK of them, x.len() bytes apart, until the row pointer
+        // reaches the rows' end: rows holds them), the steps of widen_dot_blocks_unchecked's
+        // column variants, within the bounds widen_fits gives for one row (the caller's
+        // contract), into the row's column (out[jj..], which holds at least as many slots as
+        // the column widen_fits was checked for). r6, r7 and the inputs are saved on the
+        // stack (52 bytes) and restored; every input register is declared clobbered. The DSP
+        // extension is present (cfg lara_attn_dsp).
         unsafe {
-            if words == 8 {
-                widen_blocks_asm!(
-                    [
-                        widen_step!(smuad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad)
-                    ],
-                    [
-                        pair2_at!(smuad, "0"),
-                        pair2_at!(smlad, "8"),
-                        pair2_at!(smlad, "16"),
-                        pair2_at!(smlad, "24"),
-                        pair2_at!(smlad, "32"),
-                        pair2_at!(smlad, "40"),
-                        pair2_at!(smlad, "48"),
-                        pair2_at!(smlad, "56")
-                    ],
-                    [
-                        square4!(smuad),
-                        square4!(smlad),
-                        square4!(smlad),
-                        square4!(smlad)
-                    ]
-                );
-            } else {
-                widen_blocks_asm!(
-                    [
-                        widen_step!(smuad),
-                        widen_step!(smlad),
-                        widen_step!(smlad),
-                        widen_step!(smlad)
-                    ],
-                    [
-                        pair2_at!(smuad, "0"),
-                        pair2_at!(smlad, "8"),
-                        pair2_at!(smlad, "16"),
-                        pair2_at!(smlad, "24")
-                    ],
-                    [square4!(smuad), square4!(smlad)]
-                );
+            macro_rules! both {
+                ([$($first:expr),*], [$($body:expr),*], [$($square:expr),*]) => {
+                    if norm.is_some() {
+                        columns_asm!(
+                            [$($first),*],
+                            [$($body),*],
+                            [offset!($($square),*)],
+                            column_store!(offset)
+                        );
+                    } else {
+                        columns_asm!([$($first),*], [$($body),*], [], column_store!());
+                    }
+                };
             }
+            row_steps!(words, both);
         }
     }
 
@@ -2134,15 +2192,34 @@ mod dsp {
     }
 
     /// Four multiply-adds of the value words in `r9`–`r12` (columns 0–3 of one key pair) with
-    /// the weight pair in `r7`, into the sums `r0`–`r3`.
+    /// the weight pair in `$w`, into the sums `r0`–`r3`.
     macro_rules! mac_values {
-        () => {
+        ($w:literal) => {
             concat!(
-                "smlad r0, r9, r7, r0\n",
-                "smlad r1, r10, r7, r1\n",
-                "smlad r2, r11, r7, r2\n",
-                "smlad r3, r12, r7, r3\n",
+                "smlad r0, r9, ",
+                $w,
+                ", r0\n",
+                "smlad r1, r10, ",
+                $w,
+                ", r1\n",
+                "smlad r2, r11, ",
+                $w,
+                ", r2\n",
+                "smlad r3, r12, ",
+                $w,
+                ", r3\n",
             )
+        };
+    }
+
+    /// The value words of the next key pair (`LDM` up, `r8` advanced, or `LDMDB` down) and
+    /// their four multiply-adds with the weight pair in `$w`.
+    macro_rules! values_step {
+        (up, $w:literal) => {
+            concat!("ldm r8!, {{r9, r10, r11, r12}}\n", mac_values!($w))
+        };
+        (down, $w:literal) => {
+            concat!("ldmdb r8!, {{r9, r10, r11, r12}}\n", mac_values!($w))
         };
     }
 
@@ -2150,57 +2227,47 @@ mod dsp {
     /// and its four value words (`LDM`, `r8` advanced).
     macro_rules! up_step {
         () => {
-            concat!(
-                "ldr r7, [r5], #4\n",
-                "ldm r8!, {{r9, r10, r11, r12}}\n",
-                mac_values!(),
-            )
-        };
-    }
-
-    /// One key pair of a row going down the value block: its weight pair at `$offset` from `r5`
-    /// and its four value words (`LDMDB`, `r8` moved down).
-    macro_rules! down_step {
-        ($load:literal) => {
-            concat!(
-                $load,
-                "\n",
-                "ldmdb r8!, {{r9, r10, r11, r12}}\n",
-                mac_values!()
-            )
+            concat!("ldr r7, [r5], #4\n", values_step!(up, "r7"))
         };
     }
 
     /// [`accumulate_rows`](super::accumulate_rows) (the caller checks the lengths): rows in
     /// pairs, the first going up the value block (`LDM`), the second down it (`LDMDB`, its key
-    /// pairs last to first), so the value pointer needs no reset; an odd last row up alone.
+    /// pairs last to first), so the value pointer needs no reset, the weights two pairs at a
+    /// time (`LDRD` into `r6`, `r7`); an odd last row up alone.
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
         let pairs = rows / 2;
         if pairs > 0 {
             // SAFETY: `rows ≥ 2 · pairs` rows of 4 words of `acc` and of WEIGHT_WORDS = 4 words of
             // `weights`, and VALUE_BLOCK_WORDS = 16 words of `values`, are in bounds (checked in
             // `accumulate_rows`); each turn reads and writes the two rows' sums, reads their
-            // weights and the 16 value words (up, then down to the start again), until the sum
-            // pointer reaches 2 · pairs rows on. r7 is saved and restored.
+            // weights (8 words: 0–3 up, then 7–4 down; r5 advanced by 32 bytes) and the 16 value
+            // words (up, then down to the start again), until the sum pointer reaches 2 · pairs
+            // rows on. r6 and r7 are saved and restored.
             unsafe {
                 asm!(
-                    "push {{r7}}",
+                    "push {{r6, r7}}",
                     "2:",
                     "ldm r4, {{r0, r1, r2, r3}}",
-                    up_step!(),
-                    up_step!(),
-                    up_step!(),
-                    up_step!(),
+                    "ldrd r6, r7, [r5], #8",
+                    values_step!(up, "r6"),
+                    values_step!(up, "r7"),
+                    "ldrd r6, r7, [r5], #8",
+                    values_step!(up, "r6"),
+                    values_step!(up, "r7"),
                     "stm r4!, {{r0, r1, r2, r3}}",
                     "ldm r4, {{r0, r1, r2, r3}}",
-                    down_step!("ldr r7, [r5, #12]"),
-                    down_step!("ldr r7, [r5, #8]"),
-                    down_step!("ldr r7, [r5, #4]"),
-                    down_step!("ldr r7, [r5], #16"),
+                    // (the second row's key pairs 3, 2, then 1, 0)
+                    "ldrd r6, r7, [r5, #8]",
+                    values_step!(down, "r7"),
+                    values_step!(down, "r6"),
+                    "ldrd r6, r7, [r5], #16",
+                    values_step!(down, "r7"),
+                    values_step!(down, "r6"),
                     "stm r4!, {{r0, r1, r2, r3}}",
                     "cmp r4, lr",
                     "bne 2b",
-                    "pop {{r7}}",
+                    "pop {{r6, r7}}",
                     out("r0") _, out("r1") _, out("r2") _, out("r3") _,
                     inout("r4") acc.as_mut_ptr() => _,
                     inout("r5") weights.as_ptr() => _,
