@@ -1041,17 +1041,19 @@ macro_rules! exp2_body_r2 {
     };
 }
 
-/// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
-/// `SSAT #29`) and the largest so far in `r12`: the bias in `$b`, the scale's parts in `r9`,
-/// `r10`.
+/// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (the
+/// bias added by `SMMLAR`, `SSAT #29`) and the largest so far in `r12`: the bias in `$b`, the
+/// scale's parts in `r9`, `r10`. (The portable sum saturates; it cannot here: `|scale · ℓ| <
+/// 2^30` (`SMMULR` of a value below `2^31`) and `|bias| < 2^30` (`lseK − log2 P`, both within
+/// `2^28 + 2^21` of 0; `QuerySteps::new` takes `2^30`), so the plain sum is the saturating
+/// one.)
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! logit_r {
     ($r:literal, $b:literal) => {
         concat!(
             "lsl ", $r, ", ", $r, ", r10\n",
-            "smmulr ", $r, ", ", $r, ", r9\n",
-            "qadd ", $r, ", ", $r, ", ", $b, "\n",
+            "smmlar ", $r, ", ", $r, ", r9, ", $b, "\n",
             "ssat ", $r, ", #29, ", $r, "\n",
             "cmp r12, ", $r, "\n",
             "it lt\n",
@@ -1146,17 +1148,26 @@ pub(crate) struct QuerySteps<'a> {
     rows: core::marker::PhantomData<&'a [i32]>,
 }
 
+/// Whether every bias of `biases` is below `2^30` in magnitude ([`QuerySteps::new`]).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn small_biases(biases: &[i32]) -> bool {
+    biases.iter().all(|b| b.unsigned_abs() < 1 << 30)
+}
+
 #[cfg(not(lara_attn_compact))]
 impl<'a> QuerySteps<'a> {
     /// The steps for `count` landmarks with these biases, `T` references and balances (`bh`)
     /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
     /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
-    /// `count` each, `buffer` [`QUERY_STEP_WORDS`] and `alpha_coeff` is in `[−2^19, 2^19)`
-    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0).
+    /// `count` each, `buffer` [`QUERY_STEP_WORDS`], `alpha_coeff` is in `[−2^19, 2^19)`
+    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0) and `small_biases`: every bias
+    /// below `2^30` in magnitude (the logits' sums then never saturate: see `logit_r!`; the
+    /// kernels' biases are within `2^29 + 2^21`; [`small_biases`] checks them).
     pub(crate) fn new(
         buffer: &'a mut [i32],
         count: usize,
-        (biases, t_reference, balances): (&'a [i32], &'a [i32], &'a [i32]),
+        (biases, t_reference, balances, small_biases): (&'a [i32], &'a [i32], &'a [i32], bool),
         (query_dot, t_dot): (Scale32, Scale32),
         alpha_coeff: i32,
     ) -> Option<Self> {
@@ -1165,7 +1176,8 @@ impl<'a> QuerySteps<'a> {
             && biases.len() >= count
             && t_reference.len() >= count
             && balances.len() >= count
-            && (-(1 << 19)..1 << 19).contains(&alpha_coeff);
+            && (-(1 << 19)..1 << 19).contains(&alpha_coeff)
+            && small_biases;
         let words = buffer
             .first_chunk_mut::<QUERY_STEP_WORDS>()
             .filter(|_| fits)?;
@@ -1564,11 +1576,12 @@ pub(crate) fn check() -> Option<usize> {
                     (next() as i32) >> (next() % 24)
                 };
                 t_dots[c] = (next() as i32) >> (next() % 24);
+                // (biases up to 2^30 in magnitude, QuerySteps' bound: its ends)
                 biases[c] = match next() % 8 {
                     _ if whole => ((next() % 8192) as i32 - 4096) << 16,
-                    0 => i32::MAX - (next() >> 6) as i32,
-                    1 => i32::MIN + (next() >> 6) as i32,
-                    _ => (next() as i32) >> (next() % 32),
+                    0 => (1 << 30) - 1 - (next() >> 8) as i32,
+                    1 => -(1 << 30) + 1 + (next() >> 8) as i32,
+                    _ => (next() as i32) >> (2 + next() % 30),
                 };
                 references[c] = match next() % 8 {
                     0 => i32::MAX,
@@ -1592,9 +1605,28 @@ pub(crate) fn check() -> Option<usize> {
                 scales_t[(round % 2) as usize],
                 scales_t[1 - (round % 2) as usize],
             );
-            let rows = (&biases[..count], &references[..count], &balances[..count]);
+            let small = small_biases(&biases[..count]);
+            let rows = (
+                &biases[..count],
+                &references[..count],
+                &balances[..count],
+                small,
+            );
             let mut words = [0i32; QUERY_STEP_WORDS];
             if QuerySteps::new(&mut words, count, rows, scales, 1 << 19).is_some() {
+                return Some(count);
+            }
+            // (a bias of 2^30 or beyond: the general path)
+            let mut outside = biases;
+            outside[count - 1] = [1 << 30, -(1 << 30), i32::MAX, i32::MIN][round as usize % 4];
+            let small = small_biases(&outside[..count]);
+            let rows_outside = (
+                &outside[..count],
+                &references[..count],
+                &balances[..count],
+                small,
+            );
+            if QuerySteps::new(&mut words, count, rows_outside, scales, coeff).is_some() {
                 return Some(count);
             }
             let Some(steps) = QuerySteps::new(&mut words, count, rows, scales, coeff) else {
