@@ -1235,13 +1235,13 @@ impl<'a> QuerySteps<'a> {
         // at least count elements: logits, t and weights (checked above) and the biases, T
         // references and balances (checked by new, borrowed for 'a), whose addresses the block
         // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
-        // count elements: four per turn (the logits, LDM/STM), two per turn (T, α, the
-        // weights), until its pointer reaches count elements on (word 3 is 4 · count); the
-        // table loads read POW2_TABLE at an index masked to 0..64 and the deficits' table
-        // (1,024 entries) at one masked to 0..1024. The block writes only logits, t and
-        // weights [0 .. count], its clobbered registers and the flags (QADD, SSAT may set Q),
-        // and packed [0 .. count / 2] (two weights per word, until its pointer reaches
-        // count / 2 words on). r6 and r7 are saved and restored, and the five inputs kept on
+        // count elements, four per turn (the logits, T, α, the weights), until its pointer
+        // reaches count elements on (word 3 is 4 · count); the table loads read POW2_TABLE at
+        // an index masked to 0..64 and the deficits' table (1,024 entries) at one masked to
+        // 0..1024. The block writes only logits, t and weights [0 .. count], its clobbered
+        // registers and the flags (SSAT may set Q), and packed [0 .. count / 2] (two weights
+        // per word, two words per turn, until its pointer reaches count / 2 words on: count /
+        // 2 is even). r6 and r7 are saved and restored, and the five inputs kept on
         // the stack (28 bytes in all, popped at the end).
         unsafe {
             asm!(
@@ -1249,7 +1249,7 @@ impl<'a> QuerySteps<'a> {
                 "push {{r0, r1, r2, r3, r4}}",
                 "mov r7, r3",
                 // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11),
-                // two per turn in r7, r12 (LDRD, STRD)
+                // four per turn, two at a time in r7, r12 (LDRD, STRD)
                 "ldr r4, [sp, #4]",
                 "ldr r11, [r7, #12]",
                 "add r8, r4, r11",
@@ -1258,6 +1258,10 @@ impl<'a> QuerySteps<'a> {
                 "ldrd r0, r1, [r7, #28]",
                 "mov r11, #0",
                 "2:",
+                "ldrd r7, r12, [r4]",
+                t_step_r!("r7"),
+                t_step_r!("r12"),
+                "strd r7, r12, [r4], #8",
                 "ldrd r7, r12, [r4]",
                 t_step_r!("r7"),
                 t_step_r!("r12"),
@@ -1287,7 +1291,7 @@ impl<'a> QuerySteps<'a> {
                 "stm r4!, {{r0, r1, r2, r3}}",
                 "cmp r4, r5",
                 "bne 1b",
-                // α in weights, two per turn
+                // α in weights, four per turn (T by LDM, the balances two at a time in r11, lr)
                 "ldr r5, [sp, #8]",
                 "ldr r10, [r7, #12]",
                 "add r10, r10, r5",
@@ -1295,11 +1299,14 @@ impl<'a> QuerySteps<'a> {
                 "ldr r8, [r7, #40]",
                 "ldr r9, [sp, #4]",
                 "3:",
-                "ldrd r0, r1, [r9], #8",
-                "ldrd r2, r3, [r4], #8",
-                alpha_r!("r0", "r2"),
-                alpha_r!("r1", "r3"),
-                "strd r0, r1, [r5], #8",
+                "ldm r9!, {{r0, r1, r2, r3}}",
+                "ldrd r11, lr, [r4], #8",
+                alpha_r!("r0", "r11"),
+                alpha_r!("r1", "lr"),
+                "ldrd r11, lr, [r4], #8",
+                alpha_r!("r2", "r11"),
+                alpha_r!("r3", "lr"),
+                "stm r5!, {{r0, r1, r2, r3}}",
                 "cmp r5, r10",
                 "bne 3b",
                 // the weights round(2^(ℓ − max) · α / 2^15) and their 64-bit sum (r9, r10)
@@ -1311,9 +1318,16 @@ impl<'a> QuerySteps<'a> {
                 "ldrd r0, r1, [r7, #28]",
                 "mov r9, #0",
                 "mov r10, #0",
-                // (two per turn: α and the weights in r7, r11; each weight below 2^31, the
-                // pair's sum fits 32 bits)
+                // (four per turn, two at a time: α and the weights in r7, r11; each weight below
+                // 2^31, a pair's sum fits 32 bits)
                 "4:",
+                "ldrd r7, r11, [r8]",
+                weight_step_r!("r7"),
+                weight_step_r!("r11"),
+                "strd r7, r11, [r8], #8",
+                "add r2, r7, r11",
+                "adds r9, r9, r2",
+                "adc r10, r10, #0",
                 "ldrd r7, r11, [r8]",
                 weight_step_r!("r7"),
                 weight_step_r!("r11"),
@@ -1344,15 +1358,22 @@ impl<'a> QuerySteps<'a> {
                 "ldr r5, [r7, #12]",
                 "add r5, r4, r5, lsr #1",
                 "mov r12, #1",
+                // (four weights per turn, LDM, two words by STRD; r6 is free now)
                 "7:",
-                "ldrd r2, r3, [r8], #8",
+                "ldm r8!, {{r1, r2, r3, r6}}",
+                "lsrs r1, r1, r0",
+                "adc r1, r1, #0",
                 "lsrs r2, r2, r0",
                 "adc r2, r2, #0",
+                "pkhbt r1, r1, r2, lsl #16",
                 "lsrs r3, r3, r0",
                 "adc r3, r3, #0",
-                "pkhbt r2, r2, r3, lsl #16",
-                "add r11, r11, r2",
-                "str r2, [r4], #4",
+                "lsrs r6, r6, r0",
+                "adc r6, r6, #0",
+                "pkhbt r3, r3, r6, lsl #16",
+                "add r11, r11, r1",
+                "add r11, r11, r3",
+                "strd r1, r3, [r4], #8",
                 "cmp r4, r5",
                 "bne 7b",
                 // (the sum of the packed words: its halves, each below 2^15 as their total
