@@ -122,6 +122,35 @@ macro_rules! exp2_loop {
     };
 }
 
+/// [`exp2_neg`]`(t, 15)`, `2^(-t/65536)` in `Q15`, by `exp2_body!` (the streaming softmax's
+/// rescaling factor when its reference moves): the shift `15 + (t >> 16)` capped at 63 (a
+/// shift of 32 or more gives 0, as `exp2_neg` does past 31).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn exp2_neg_q15(t: u32) -> u32 {
+    let mut x = t;
+    // SAFETY: register-only steps and two table loads: POW2_TABLE at an index masked to 0..64
+    // and the deficits' table (1,024 entries) at one masked to 0..1024. The block writes only
+    // its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            // shift = min(15 + (t >> 16), 63)
+            "lsr {s}, {t}, #16",
+            "add {s}, {s}, #15",
+            "usat {s}, #6, {s}",
+            exp2_body!(),
+            t = inout(reg) x,
+            s = out(reg) _,
+            j = out(reg) _,
+            y = out(reg) _,
+            table = in(reg) POW2_TABLE.as_ptr(),
+            ln2 = in(reg) exp2_operand(),
+            options(pure, nomem, nostack),
+        );
+    }
+    x
+}
+
 /// One element of `weights_loop!`: `weight_q15(reference − logit)` added to `{sum}`, stored
 /// by the template line `$store` (or not).
 macro_rules! weights_step {
@@ -2135,6 +2164,21 @@ pub(crate) fn check() -> Option<usize> {
             if !done || ours != expected {
                 return Some(100 * round + c);
             }
+        }
+    }
+    // the rescaling factor against exp2_neg(t, 15): every t step 3 up to 2^22 (every non-zero
+    // factor and past it) and the ends of the u32 range
+    #[cfg(not(lara_attn_compact))]
+    for t in (0..1u32 << 22).step_by(3).chain([
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        (1 << 31) - 1,
+        16 << 16,
+        17 << 16,
+    ]) {
+        if exp2_neg_q15(t) != exp2_neg(t, 15) {
+            return Some(t as usize);
         }
     }
     // the segment-mean landmark rows (landmark_means) against div_round and mul_high_round:
