@@ -129,9 +129,9 @@ macro_rules! exp2_loop {
 #[inline(always)]
 pub(crate) fn exp2_neg_q15(t: u32) -> u32 {
     let mut x = t;
-    // SAFETY: register-only steps and two table loads: POW2_TABLE at an index masked to 0..64
-    // and the deficits' table (1,024 entries) at one masked to 0..1024. The block writes only
-    // its inout and out operands and the flags; no stack.
+    // SAFETY: register steps and two table loads (read only): POW2_TABLE at an index masked to
+    // 0..64 and the deficits' table (1,024 entries) at one masked to 0..1024. The block writes
+    // only its inout and out operands and the flags; no stack.
     unsafe {
         asm!(
             // shift = min(15 + (t >> 16), 63)
@@ -145,7 +145,7 @@ pub(crate) fn exp2_neg_q15(t: u32) -> u32 {
             y = out(reg) _,
             table = in(reg) POW2_TABLE.as_ptr(),
             ln2 = in(reg) exp2_operand(),
-            options(pure, nomem, nostack),
+            options(pure, readonly, nostack),
         );
     }
     x
