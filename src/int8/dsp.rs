@@ -692,6 +692,122 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
     (wide(w_low, w_high), wide(m_low, m_high))
 }
 
+/// LARA's proposal densities of sample row `w_row` of the byte block `w` against every landmark
+/// of the byte blocks `mu` (`blocks` of `block` words, whole chunks of eight), in one `asm!`
+/// block: per landmark `c'` (row `r` of block `b`, into `lm[4b + r]`) [`density_sums`]' loop,
+/// then `LM = ssat29((((2 · dot − squares) · m + 2^(shift − 1)) >> 32) >> (shift − 32))`
+/// (`Multiplier::apply`'s bits for `33 ≤ shift ≤ 62`, its rounding term in the high word
+/// alone: `high = (m, 2^(shift − 33), shift − 32)`). `false`, nothing written, if the blocks
+/// or `lm` do not fit or the shift is outside `33..=62`.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn density_row(
+    (w, w_row): (&[i32], usize),
+    (mu, block): (&[i32], usize),
+    lm: &mut [i32],
+    (m, round, shift): (i32, i32, u32),
+) -> bool {
+    let blocks = mu.len() / block.max(1);
+    let fits = block != 0
+        && block.is_multiple_of(8)
+        && w.len() == block
+        && w_row < 4
+        && blocks != 0
+        && lm.len() >= 4 * blocks
+        && (1..=30).contains(&shift)
+        && m > 0;
+    if !fits {
+        return false;
+    }
+    // block bytes, all the blocks' bytes, m, the rounding term, the shift, w's row, (the end
+    // of this row's blocks), lm's end of the first blocks' slots, the step back to the next row
+    let mut constants = [
+        block as i32 * 4,
+        (blocks * block) as i32 * 4,
+        m,
+        round,
+        shift as i32,
+        w.as_ptr().wrapping_add(w_row) as usize as i32,
+        0,
+        lm.as_mut_ptr().wrapping_add(4) as usize as i32,
+        blocks as i32 * 16 - 4,
+    ];
+    // SAFETY: w is one block (block words, a non-zero multiple of 8) and mu `blocks ≥ 1` whole
+    // blocks; lm holds 4 · blocks words (checked above). For each r < 4 and block b the loop
+    // reads words r and r + 4 of every chunk of block b of mu (its pointer walks on from row r
+    // of block 0, 32 bytes a chunk, so it reaches row r of block b + 1) and of w (row w_row < 4,
+    // from its start each time), and writes lm[4b + r] (16 bytes a block from lm + 4r), until
+    // the mu pointer reaches the end of the blocks; then back to row r + 1 of block 0 and slot
+    // r + 1, until the slot pointer reaches lm + 4 (four rows). It reads `constants` (9 words)
+    // and writes its word 6. r7 is saved and restored (4 bytes of stack); the flags (SSAT may
+    // set Q) and the declared registers are clobbered.
+    unsafe {
+        asm!(
+            "push {{r7}}",
+            "1:",
+            // (the end of row r's blocks)
+            "ldr r0, [r12, #4]",
+            "add r0, {pm}, r0",
+            "str r0, [r12, #24]",
+            "2:",
+            "ldr r0, [r12]",
+            "add r0, {pm}, r0",
+            "ldr {pw}, [r12, #20]",
+            "mov {wl}, #0",
+            "mov {wh}, #0",
+            "mov {ml}, #0",
+            "mov {mh}, #0",
+            "3:",
+            "ldr r7, [{pm}, #16]",
+            "ldr r1, [{pm}], #32",
+            "ldr r3, [{pw}, #16]",
+            "ldr r2, [{pw}], #32",
+            "smlald {wl}, {wh}, r1, r2",
+            "smlald {wl}, {wh}, r7, r3",
+            "smlald {ml}, {mh}, r1, r1",
+            "smlald {ml}, {mh}, r7, r7",
+            "cmp {pm}, r0",
+            "bne 3b",
+            // 2 · dot − squares (64 bits), · m, + the rounding term, >> shift, SSAT #29
+            "adds {wl}, {wl}, {wl}",
+            "adc {wh}, {wh}, {wh}",
+            "subs {wl}, {wl}, {ml}",
+            "sbc {wh}, {wh}, {mh}",
+            "ldr r1, [r12, #8]",
+            "umull {ml}, {mh}, {wl}, r1",
+            "mla {mh}, {wh}, r1, {mh}",
+            "ldrd r1, r2, [r12, #12]",
+            "add {mh}, {mh}, r1",
+            "asr {mh}, {mh}, r2",
+            "ssat {mh}, #29, {mh}",
+            "str {mh}, [{po}], #16",
+            "ldr r0, [r12, #24]",
+            "cmp {pm}, r0",
+            "bne 2b",
+            // the next row r: mu back to row r + 1 of block 0, lm to slot r + 1
+            "ldr r0, [r12, #4]",
+            "sub {pm}, {pm}, r0",
+            "add {pm}, {pm}, #4",
+            "ldr r0, [r12, #32]",
+            "sub {po}, {po}, r0",
+            "ldr r0, [r12, #28]",
+            "cmp {po}, r0",
+            "bne 1b",
+            "pop {{r7}}",
+            pm = inout(reg) mu.as_ptr() => _,
+            pw = out(reg) _,
+            po = inout(reg) lm.as_mut_ptr() => _,
+            wl = out(reg) _,
+            wh = out(reg) _,
+            ml = out(reg) _,
+            mh = out(reg) _,
+            in("r12") constants.as_mut_ptr(),
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+        );
+    }
+    true
+}
+
 /// The `i8` requantisation of a row, `out[t] = clamp(((s_t · mantissa) >> 32) + round) >>
 /// shift, -128, 127)` (the high word of the product by `SMMLA` with the rounding term, `ASR` by a
 /// register, `SSAT #8`), four values per turn (`LDM`) over whole groups of four of the common
@@ -2163,6 +2279,49 @@ pub(crate) fn check() -> Option<usize> {
             }
             if !done || ours != expected {
                 return Some(100 * round + c);
+            }
+        }
+    }
+    // the densities' rows (density_row) against density_sums and the high-word scaling: one to
+    // four blocks of one to four chunks, every sample row, i16 halves at the ends and between,
+    // shifts 1 to 30, mantissas below 2^24; the slots past the blocks left alone
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..48usize {
+        let (blocks, chunks, w_row) = (1 + round % 4, 1 + (round / 4) % 4, round % 4);
+        let block = 8 * chunks;
+        let mut words = [0i32; 5 * 32];
+        for word in words.iter_mut() {
+            let mut half = || match next() % 4 {
+                0 => -(1 << 14),
+                1 => 1 << 14,
+                _ => (next() % 32769) as i32 - 16384,
+            };
+            *word = crate::simd::int8::pair(half(), half());
+        }
+        let (w, mu) = words.split_at(32);
+        let (w, mu) = (&w[..block], &mu[..blocks * block]);
+        let shift = 1 + (round as u32 * 7) % 30;
+        let (m, add) = ((next() >> 8) as i32 | 1, 1i32 << (shift - 1));
+        let mut lm = [0x3c3ci32; 17];
+        if !density_row(
+            (w, w_row),
+            (mu, block),
+            &mut lm[..4 * blocks],
+            (m, add, shift),
+        ) {
+            return Some(round);
+        }
+        for (i, &l) in lm.iter().enumerate() {
+            let expected = if i < 4 * blocks {
+                let mu_block = &mu[i / 4 * block..(i / 4 + 1) * block];
+                let (dot, squares) = density_sums(w, w_row, mu_block, i % 4);
+                let wide = (2 * dot - squares) * i64::from(m) + (i64::from(add) << 32);
+                ((wide >> 32) as i32 >> shift).clamp(-(1 << 28), (1 << 28) - 1)
+            } else {
+                0x3c3c
+            };
+            if l != expected {
+                return Some(round);
             }
         }
     }

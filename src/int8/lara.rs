@@ -1147,6 +1147,24 @@ impl<'a> Workspace<'a> {
         }
         let w_block = block_of(self.w, c, block);
         let lm = self.stream.logits.get_mut(..count).unwrap_or_default();
+        // (the other DSP cores, a shift of 33 to 62 and whole blocks of landmarks: the row in
+        // one asm block, apply's bits with the rounding term in the high word)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        {
+            let parts = plan.density.high_word().filter(|&(_, _, shift)| shift >= 1);
+            let mu = self.mu.get(..count / ROWS * block).unwrap_or_default();
+            if let Some((m, round, shift)) = parts
+                && count.is_multiple_of(ROWS)
+                && super::dsp::density_row(
+                    (w_block, c % ROWS),
+                    (mu, block),
+                    lm,
+                    (m as i32, (round >> 32) as i32, shift),
+                )
+            {
+                return;
+            }
+        }
         // (the other DSP cores, a shift of at least 32: apply's bits from the high word,
         // round((x · m + 2^(shift − 1)) / 2^shift) = ((x · m + 2^(shift − 1)) >> 32) >> (shift
         // − 32), an i32 clamped as to_logit_wide does)
