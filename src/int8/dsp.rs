@@ -92,6 +92,32 @@ macro_rules! exp2_loop {
     };
 }
 
+/// [`exp2_neg`]`(t, 15)`, `2^(-t/65536)` in `Q15`, by `exp2_body!` (the streaming softmax's
+/// rescaling factor when its reference moves): the shift `15 + (t >> 16)` capped at 63 (a
+/// shift of 32 or more gives 0, as `exp2_neg` does past 31).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn exp2_neg_q15(t: u32) -> u32 {
+    let mut x = t;
+    // SAFETY: register steps and one table load (read only): POW2_MIDPOINTS at an index masked
+    // to 0..1024. The block writes only its inout and out operands and the flags; no stack.
+    unsafe {
+        asm!(
+            // shift = min(15 + (t >> 16), 63)
+            "lsr {s}, {t}, #16",
+            "add {s}, {s}, #15",
+            "usat {s}, #6, {s}",
+            exp2_body!(),
+            t = inout(reg) x,
+            s = out(reg) _,
+            j = out(reg) _,
+            table = in(reg) POW2_MIDPOINTS.as_ptr(),
+            options(pure, readonly, nostack),
+        );
+    }
+    x
+}
+
 /// One element of `weights_loop!`: `weight_q15(reference − logit)` added to `{sum}`, stored
 /// by the template line `$store` (or not).
 macro_rules! weights_step {
@@ -624,6 +650,122 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
     (wide(w_low, w_high), wide(m_low, m_high))
 }
 
+/// LARA's proposal densities of sample row `w_row` of the byte block `w` against every landmark
+/// of the byte blocks `mu` (`blocks` of `block` words, whole chunks of eight), in one `asm!`
+/// block: per landmark `c'` (row `r` of block `b`, into `lm[4b + r]`) [`density_sums`]' loop,
+/// then `LM = ssat29((((2 · dot − squares) · m + 2^(shift − 1)) >> 32) >> (shift − 32))`
+/// (`Multiplier::apply`'s bits for `33 ≤ shift ≤ 62`, its rounding term in the high word
+/// alone: `high = (m, 2^(shift − 33), shift − 32)`). `false`, nothing written, if the blocks
+/// or `lm` do not fit or the shift is outside `33..=62`.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn density_row(
+    (w, w_row): (&[i32], usize),
+    (mu, block): (&[i32], usize),
+    lm: &mut [i32],
+    (m, round, shift): (i32, i32, u32),
+) -> bool {
+    let blocks = mu.len() / block.max(1);
+    let fits = block != 0
+        && block.is_multiple_of(8)
+        && w.len() == block
+        && w_row < 4
+        && blocks != 0
+        && lm.len() >= 4 * blocks
+        && (1..=30).contains(&shift)
+        && m > 0;
+    if !fits {
+        return false;
+    }
+    // block bytes, all the blocks' bytes, m, the rounding term, the shift, w's row, (the end
+    // of this row's blocks), lm's end of the first blocks' slots, the step back to the next row
+    let mut constants = [
+        block as i32 * 4,
+        (blocks * block) as i32 * 4,
+        m,
+        round,
+        shift as i32,
+        w.as_ptr().wrapping_add(w_row) as usize as i32,
+        0,
+        lm.as_mut_ptr().wrapping_add(4) as usize as i32,
+        blocks as i32 * 16 - 4,
+    ];
+    // SAFETY: w is one block (block words, a non-zero multiple of 8) and mu `blocks ≥ 1` whole
+    // blocks; lm holds 4 · blocks words (checked above). For each r < 4 and block b the loop
+    // reads words r and r + 4 of every chunk of block b of mu (its pointer walks on from row r
+    // of block 0, 32 bytes a chunk, so it reaches row r of block b + 1) and of w (row w_row < 4,
+    // from its start each time), and writes lm[4b + r] (16 bytes a block from lm + 4r), until
+    // the mu pointer reaches the end of the blocks; then back to row r + 1 of block 0 and slot
+    // r + 1, until the slot pointer reaches lm + 4 (four rows). It reads `constants` (9 words)
+    // and writes its word 6. r7 is saved and restored (4 bytes of stack); the flags (SSAT may
+    // set Q) and the declared registers are clobbered.
+    unsafe {
+        asm!(
+            "push {{r7}}",
+            "1:",
+            // (the end of row r's blocks)
+            "ldr r0, [r12, #4]",
+            "add r0, {pm}, r0",
+            "str r0, [r12, #24]",
+            "2:",
+            "ldr r0, [r12]",
+            "add r0, {pm}, r0",
+            "ldr {pw}, [r12, #20]",
+            "mov {wl}, #0",
+            "mov {wh}, #0",
+            "mov {ml}, #0",
+            "mov {mh}, #0",
+            "3:",
+            "ldr r7, [{pm}, #16]",
+            "ldr r1, [{pm}], #32",
+            "ldr r3, [{pw}, #16]",
+            "ldr r2, [{pw}], #32",
+            "smlald {wl}, {wh}, r1, r2",
+            "smlald {wl}, {wh}, r7, r3",
+            "smlald {ml}, {mh}, r1, r1",
+            "smlald {ml}, {mh}, r7, r7",
+            "cmp {pm}, r0",
+            "bne 3b",
+            // 2 · dot − squares (64 bits), · m, + the rounding term, >> shift, SSAT #29
+            "adds {wl}, {wl}, {wl}",
+            "adc {wh}, {wh}, {wh}",
+            "subs {wl}, {wl}, {ml}",
+            "sbc {wh}, {wh}, {mh}",
+            "ldr r1, [r12, #8]",
+            "umull {ml}, {mh}, {wl}, r1",
+            "mla {mh}, {wh}, r1, {mh}",
+            "ldrd r1, r2, [r12, #12]",
+            "add {mh}, {mh}, r1",
+            "asr {mh}, {mh}, r2",
+            "ssat {mh}, #29, {mh}",
+            "str {mh}, [{po}], #16",
+            "ldr r0, [r12, #24]",
+            "cmp {pm}, r0",
+            "bne 2b",
+            // the next row r: mu back to row r + 1 of block 0, lm to slot r + 1
+            "ldr r0, [r12, #4]",
+            "sub {pm}, {pm}, r0",
+            "add {pm}, {pm}, #4",
+            "ldr r0, [r12, #32]",
+            "sub {po}, {po}, r0",
+            "ldr r0, [r12, #28]",
+            "cmp {po}, r0",
+            "bne 1b",
+            "pop {{r7}}",
+            pm = inout(reg) mu.as_ptr() => _,
+            pw = out(reg) _,
+            po = inout(reg) lm.as_mut_ptr() => _,
+            wl = out(reg) _,
+            wh = out(reg) _,
+            ml = out(reg) _,
+            mh = out(reg) _,
+            in("r12") constants.as_mut_ptr(),
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+        );
+    }
+    true
+}
+
 /// The `i8` requantisation of a row, `out[t] = clamp(((s_t · mantissa) >> 32) + round) >>
 /// shift, -128, 127)` (the high word of the product by `SMMLA` with the rounding term, `ASR` by a
 /// register, `SSAT #8`), four values per turn (`LDM`) over whole groups of four of the common
@@ -998,17 +1140,19 @@ macro_rules! exp2_body_r2 {
     };
 }
 
-/// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (`QADD`,
-/// `SSAT #29`) and the largest so far in `r12`: the bias in `$b`, the scale's parts in `r9`,
-/// `r10`.
+/// One logit of [`QuerySteps::run`]'s second loop, `$r` = `to_logit(scale · ℓ + bias)` (the
+/// bias added by `SMMLAR`, `SSAT #29`) and the largest so far in `r12`: the bias in `$b`, the
+/// scale's parts in `r9`, `r10`. (The portable sum saturates; it cannot here: `|scale · ℓ| <
+/// 2^30` (`SMMULR` of a value below `2^31`) and `|bias| < 2^30` (`lseK − log2 P`, both within
+/// `2^28 + 2^21` of 0; `QuerySteps::new` takes `2^30`), so the plain sum is the saturating
+/// one.)
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! logit_r {
     ($r:literal, $b:literal) => {
         concat!(
             "lsl ", $r, ", ", $r, ", r10\n",
-            "smmulr ", $r, ", ", $r, ", r9\n",
-            "qadd ", $r, ", ", $r, ", ", $b, "\n",
+            "smmlar ", $r, ", ", $r, ", r9, ", $b, "\n",
             "ssat ", $r, ", #29, ", $r, "\n",
             "cmp r12, ", $r, "\n",
             "it lt\n",
@@ -1102,17 +1246,26 @@ pub(crate) struct QuerySteps<'a> {
     rows: core::marker::PhantomData<&'a [i32]>,
 }
 
+/// Whether every bias of `biases` is below `2^30` in magnitude ([`QuerySteps::new`]).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn small_biases(biases: &[i32]) -> bool {
+    biases.iter().all(|b| b.unsigned_abs() < 1 << 30)
+}
+
 #[cfg(not(lara_attn_compact))]
 impl<'a> QuerySteps<'a> {
     /// The steps for `count` landmarks with these biases, `T` references and balances (`bh`)
     /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
     /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
-    /// `count` each, `buffer` [`QUERY_STEP_WORDS`] and `alpha_coeff` is in `[−2^19, 2^19)`
-    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0).
+    /// `count` each, `buffer` [`QUERY_STEP_WORDS`], `alpha_coeff` is in `[−2^19, 2^19)`
+    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0) and `small_biases`: every bias
+    /// below `2^30` in magnitude (the logits' sums then never saturate: see `logit_r!`; the
+    /// kernels' biases are within `2^29 + 2^21`; [`small_biases`] checks them).
     pub(crate) fn new(
         buffer: &'a mut [i32],
         count: usize,
-        (biases, t_reference, balances): (&'a [i32], &'a [i32], &'a [i32]),
+        (biases, t_reference, balances, small_biases): (&'a [i32], &'a [i32], &'a [i32], bool),
         (query_dot, t_dot): (Scale32, Scale32),
         alpha_coeff: i32,
     ) -> Option<Self> {
@@ -1121,7 +1274,8 @@ impl<'a> QuerySteps<'a> {
             && biases.len() >= count
             && t_reference.len() >= count
             && balances.len() >= count
-            && (-(1 << 19)..1 << 19).contains(&alpha_coeff);
+            && (-(1 << 19)..1 << 19).contains(&alpha_coeff)
+            && small_biases;
         let words = buffer
             .first_chunk_mut::<QUERY_STEP_WORDS>()
             .filter(|_| fits)?;
@@ -1174,23 +1328,24 @@ impl<'a> QuerySteps<'a> {
             return None;
         }
         let (low, high, sum, done): (u32, u32, u32, u32);
-        // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds at
-        // least count elements: logits, t and weights (checked above) and the biases, T references
-        // and balances (checked by new, borrowed for 'a), whose addresses the block reads from the
-        // constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks count elements: four
-        // per turn (the logits, LDM/STM), two per turn (T, α, the weights), until its pointer
-        // reaches count elements on (word 3 is 4 · count); the table loads read POW2_MIDPOINTS at
-        // an index masked to 0..1024. The block writes only logits, t and weights [0 .. count], its
-        // clobbered registers and the flags (QADD, SSAT may set Q), and packed [0 .. count / 2]
-        // (two weights per word, until its pointer reaches count / 2 words on). r6 and r7 are saved
-        // and restored, and the five inputs kept on the stack (28 bytes in all, popped at the end).
+        // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds
+        // at least count elements: logits, t and weights (checked above) and the biases, T
+        // references and balances (checked by new, borrowed for 'a), whose addresses the block
+        // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
+        // count elements, four per turn (the logits, T, α, the weights), until its pointer
+        // reaches count elements on (word 3 is 4 · count); the table loads read POW2_MIDPOINTS
+        // at an index masked to 0..1024. The block writes only logits, t and weights [0 .. count], its clobbered
+        // registers and the flags (SSAT may set Q), and packed [0 .. count / 2] (two weights
+        // per word, two words per turn, until its pointer reaches count / 2 words on: count /
+        // 2 is even). r6 and r7 are saved and restored, and the five inputs kept on
+        // the stack (28 bytes in all, popped at the end).
         unsafe {
             asm!(
                 "push {{r6, r7}}",
                 "push {{r0, r1, r2, r3, r4}}",
                 "mov r7, r3",
                 // T = exp2_neg(max(reference − to_logit(scale · dot), 0), 27), their sum (r11),
-                // two per turn in r7, r12 (LDRD, STRD)
+                // four per turn, two at a time in r7, r12 (LDRD, STRD)
                 "ldr r4, [sp, #4]",
                 "ldr r11, [r7, #12]",
                 "add r8, r4, r11",
@@ -1199,6 +1354,10 @@ impl<'a> QuerySteps<'a> {
                 "ldr r0, [r7, #28]",
                 "mov r11, #0",
                 "2:",
+                "ldrd r7, r12, [r4]",
+                t_step_r!("r7"),
+                t_step_r!("r12"),
+                "strd r7, r12, [r4], #8",
                 "ldrd r7, r12, [r4]",
                 t_step_r!("r7"),
                 t_step_r!("r12"),
@@ -1228,7 +1387,7 @@ impl<'a> QuerySteps<'a> {
                 "stm r4!, {{r0, r1, r2, r3}}",
                 "cmp r4, r5",
                 "bne 1b",
-                // α in weights, two per turn
+                // α in weights, four per turn (T by LDM, the balances two at a time in r11, lr)
                 "ldr r5, [sp, #8]",
                 "ldr r10, [r7, #12]",
                 "add r10, r10, r5",
@@ -1236,11 +1395,14 @@ impl<'a> QuerySteps<'a> {
                 "ldr r8, [r7, #36]",
                 "ldr r9, [sp, #4]",
                 "3:",
-                "ldrd r0, r1, [r9], #8",
-                "ldrd r2, r3, [r4], #8",
-                alpha_r!("r0", "r2"),
-                alpha_r!("r1", "r3"),
-                "strd r0, r1, [r5], #8",
+                "ldm r9!, {{r0, r1, r2, r3}}",
+                "ldrd r11, lr, [r4], #8",
+                alpha_r!("r0", "r11"),
+                alpha_r!("r1", "lr"),
+                "ldrd r11, lr, [r4], #8",
+                alpha_r!("r2", "r11"),
+                alpha_r!("r3", "lr"),
+                "stm r5!, {{r0, r1, r2, r3}}",
                 "cmp r5, r10",
                 "bne 3b",
                 // the weights round(2^(ℓ − max) · α / 2^15) and their 64-bit sum (r9, r10)
@@ -1252,9 +1414,16 @@ impl<'a> QuerySteps<'a> {
                 "ldr r0, [r7, #28]",
                 "mov r9, #0",
                 "mov r10, #0",
-                // (two per turn: α and the weights in r7, r11; each weight below 2^31, the
-                // pair's sum fits 32 bits)
+                // (four per turn, two at a time: α and the weights in r7, r11; each weight below
+                // 2^31, a pair's sum fits 32 bits)
                 "4:",
+                "ldrd r7, r11, [r8]",
+                weight_step_r!("r7"),
+                weight_step_r!("r11"),
+                "strd r7, r11, [r8], #8",
+                "add r2, r7, r11",
+                "adds r9, r9, r2",
+                "adc r10, r10, #0",
                 "ldrd r7, r11, [r8]",
                 weight_step_r!("r7"),
                 weight_step_r!("r11"),
@@ -1285,15 +1454,22 @@ impl<'a> QuerySteps<'a> {
                 "ldr r5, [r7, #12]",
                 "add r5, r4, r5, lsr #1",
                 "mov r12, #1",
+                // (four weights per turn, LDM, two words by STRD; r6 is free now)
                 "7:",
-                "ldrd r2, r3, [r8], #8",
+                "ldm r8!, {{r1, r2, r3, r6}}",
+                "lsrs r1, r1, r0",
+                "adc r1, r1, #0",
                 "lsrs r2, r2, r0",
                 "adc r2, r2, #0",
+                "pkhbt r1, r1, r2, lsl #16",
                 "lsrs r3, r3, r0",
                 "adc r3, r3, #0",
-                "pkhbt r2, r2, r3, lsl #16",
-                "add r11, r11, r2",
-                "str r2, [r4], #4",
+                "lsrs r6, r6, r0",
+                "adc r6, r6, #0",
+                "pkhbt r3, r3, r6, lsl #16",
+                "add r11, r11, r1",
+                "add r11, r11, r3",
+                "strd r1, r3, [r4], #8",
                 "cmp r4, r5",
                 "bne 7b",
                 // (the sum of the packed words: its halves, each below 2^15 as their total
@@ -1517,11 +1693,12 @@ pub(crate) fn check() -> Option<usize> {
                     (next() as i32) >> (next() % 24)
                 };
                 t_dots[c] = (next() as i32) >> (next() % 24);
+                // (biases up to 2^30 in magnitude, QuerySteps' bound: its ends)
                 biases[c] = match next() % 8 {
                     _ if whole => ((next() % 8192) as i32 - 4096) << 16,
-                    0 => i32::MAX - (next() >> 6) as i32,
-                    1 => i32::MIN + (next() >> 6) as i32,
-                    _ => (next() as i32) >> (next() % 32),
+                    0 => (1 << 30) - 1 - (next() >> 8) as i32,
+                    1 => -(1 << 30) + 1 + (next() >> 8) as i32,
+                    _ => (next() as i32) >> (2 + next() % 30),
                 };
                 references[c] = match next() % 8 {
                     0 => i32::MAX,
@@ -1545,9 +1722,28 @@ pub(crate) fn check() -> Option<usize> {
                 scales_t[(round % 2) as usize],
                 scales_t[1 - (round % 2) as usize],
             );
-            let rows = (&biases[..count], &references[..count], &balances[..count]);
+            let small = small_biases(&biases[..count]);
+            let rows = (
+                &biases[..count],
+                &references[..count],
+                &balances[..count],
+                small,
+            );
             let mut words = [0i32; QUERY_STEP_WORDS];
             if QuerySteps::new(&mut words, count, rows, scales, 1 << 19).is_some() {
+                return Some(count);
+            }
+            // (a bias of 2^30 or beyond: the general path)
+            let mut outside = biases;
+            outside[count - 1] = [1 << 30, -(1 << 30), i32::MAX, i32::MIN][round as usize % 4];
+            let small = small_biases(&outside[..count]);
+            let rows_outside = (
+                &outside[..count],
+                &references[..count],
+                &balances[..count],
+                small,
+            );
+            if QuerySteps::new(&mut words, count, rows_outside, scales, coeff).is_some() {
                 return Some(count);
             }
             let Some(steps) = QuerySteps::new(&mut words, count, rows, scales, coeff) else {
@@ -2035,6 +2231,64 @@ pub(crate) fn check() -> Option<usize> {
             if !done || ours != expected {
                 return Some(100 * round + c);
             }
+        }
+    }
+    // the densities' rows (density_row) against density_sums and the high-word scaling: one to
+    // four blocks of one to four chunks, every sample row, i16 halves at the ends and between,
+    // shifts 1 to 30, mantissas below 2^24; the slots past the blocks left alone
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..48usize {
+        let (blocks, chunks, w_row) = (1 + round % 4, 1 + (round / 4) % 4, round % 4);
+        let block = 8 * chunks;
+        let mut words = [0i32; 5 * 32];
+        for word in words.iter_mut() {
+            let mut half = || match next() % 4 {
+                0 => -(1 << 14),
+                1 => 1 << 14,
+                _ => (next() % 32769) as i32 - 16384,
+            };
+            *word = crate::simd::int8::pair(half(), half());
+        }
+        let (w, mu) = words.split_at(32);
+        let (w, mu) = (&w[..block], &mu[..blocks * block]);
+        let shift = 1 + (round as u32 * 7) % 30;
+        let (m, add) = ((next() >> 8) as i32 | 1, 1i32 << (shift - 1));
+        let mut lm = [0x3c3ci32; 17];
+        if !density_row(
+            (w, w_row),
+            (mu, block),
+            &mut lm[..4 * blocks],
+            (m, add, shift),
+        ) {
+            return Some(round);
+        }
+        for (i, &l) in lm.iter().enumerate() {
+            let expected = if i < 4 * blocks {
+                let mu_block = &mu[i / 4 * block..(i / 4 + 1) * block];
+                let (dot, squares) = density_sums(w, w_row, mu_block, i % 4);
+                let wide = (2 * dot - squares) * i64::from(m) + (i64::from(add) << 32);
+                ((wide >> 32) as i32 >> shift).clamp(-(1 << 28), (1 << 28) - 1)
+            } else {
+                0x3c3c
+            };
+            if l != expected {
+                return Some(round);
+            }
+        }
+    }
+    // the rescaling factor against exp2_neg(t, 15): every t step 3 up to 2^22 (every non-zero
+    // factor and past it) and the ends of the u32 range
+    #[cfg(not(lara_attn_compact))]
+    for t in (0..1u32 << 22).step_by(3).chain([
+        u32::MAX,
+        u32::MAX - 1,
+        1 << 31,
+        (1 << 31) - 1,
+        16 << 16,
+        17 << 16,
+    ]) {
+        if exp2_neg_q15(t) != exp2_neg(t, 15) {
+            return Some(t as usize);
         }
     }
     // the segment-mean landmark rows (landmark_means) against div_round and mul_high_round:

@@ -182,6 +182,16 @@ pub(crate) fn exp2_neg_branchless(t: u32, bits: u32) -> u32 {
     ((pow2_fraction_q30(fraction) >> (shift - 1).min(31)) + 1) >> 1
 }
 
+/// `exp2_neg(t, 15)`: the streaming softmax's rescaling factor (on the DSP cores without
+/// Helium at opt-level 3 by `dsp::exp2_neg_q15`, the same bits).
+#[inline(always)]
+fn factor_q15(t: u32) -> u32 {
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    return super::dsp::exp2_neg_q15(t);
+    #[cfg(not(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact))))]
+    exp2_neg(t, 15)
+}
+
 /// A softmax weight: `2^(-t/65536)` in `Q15`, capped at `32767` (so that it fits an `i16`; only
 /// the first bucket, `t < 64`, gives `32768`).
 #[inline]
@@ -997,7 +1007,7 @@ impl Running {
             } else if reference == self.reference {
                 Q15_ONE
             } else {
-                exp2_neg(reference.wrapping_sub(self.reference) as u32, 15)
+                factor_q15(reference.wrapping_sub(self.reference) as u32)
             };
             // rescaling by Q15_ONE leaves the sum as it is: skipped on Helium (exact attention
             // 6% fewer instructions on the M55; on the M4F the test costs more than it saves)

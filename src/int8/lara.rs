@@ -495,6 +495,8 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
             rows: QueryRows::new(shape, count, samples),
             #[cfg(lara_attn_helium)]
             query_max: (0, 0),
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+            small_biases: false,
         } => {
             q_bar,
             mu,
@@ -591,6 +593,10 @@ struct Workspace<'a> {
     /// known).
     #[cfg(lara_attn_helium)]
     query_max: (usize, i32),
+    /// The other DSP cores at opt-level 3: whether every bias is below `2^30` in magnitude
+    /// (`dsp::QuerySteps`; found by `densities`, off the query loop's frame).
+    #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+    small_biases: bool,
 }
 
 /// See [`Workspace::rows`].
@@ -1080,6 +1086,11 @@ impl<'a> Workspace<'a> {
                 *bias = bias.saturating_sub(log_p);
             }
         }
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
+        {
+            let biases = self.bias.get(..samples).unwrap_or_default();
+            self.small_biases = super::dsp::small_biases(biases);
+        }
     }
 
     /// `LM[c, c'] = s · (W_c·mu_c' − |mu_c'|²/2) = s/2 · Σ_e mu_e (2 W_e − mu_e)` (`L16`) into
@@ -1136,6 +1147,24 @@ impl<'a> Workspace<'a> {
         }
         let w_block = block_of(self.w, c, block);
         let lm = self.stream.logits.get_mut(..count).unwrap_or_default();
+        // (the other DSP cores, a shift of 33 to 62 and whole blocks of landmarks: the row in
+        // one asm block, apply's bits with the rounding term in the high word)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
+        {
+            let parts = plan.density.high_word().filter(|&(_, _, shift)| shift >= 1);
+            let mu = self.mu.get(..count / ROWS * block).unwrap_or_default();
+            if let Some((m, round, shift)) = parts
+                && count.is_multiple_of(ROWS)
+                && super::dsp::density_row(
+                    (w_block, c % ROWS),
+                    (mu, block),
+                    lm,
+                    (m as i32, (round >> 32) as i32, shift),
+                )
+            {
+                return;
+            }
+        }
         // (the other DSP cores, a shift of at least 32: apply's bits from the high word,
         // round((x · m + 2^(shift − 1)) / 2^shift) = ((x · m + 2^(shift − 1)) >> 32) >> (shift
         // − 32), an i32 clamped as to_logit_wide does)
@@ -1378,7 +1407,7 @@ impl<'a> Workspace<'a> {
         let steps = super::dsp::QuerySteps::new(
             &mut *self.stream.values,
             count,
-            (biases, t_reference, balances),
+            (biases, t_reference, balances, self.small_biases),
             (plan.query_dot, t_dot),
             plan.alpha_coeff,
         );
