@@ -1368,6 +1368,14 @@ impl<'a> Workspace<'a> {
             &mut *self.row,
             (&mut *logits, &mut *t_row),
         );
+        // (Helium: the lengths checked once for the padded rows)
+        #[cfg(lara_attn_helium)]
+        let mut dots = crate::simd::int8::Dots2::new(
+            loops,
+            (w, q_bar),
+            padded(dim),
+            (&mut *logits, &mut *t_row),
+        );
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
@@ -1376,11 +1384,12 @@ impl<'a> Workspace<'a> {
                 dots.run(q_row);
                 dots.sums()
             };
+            // (Helium: both in one asm block, the row loaded once)
             #[cfg(lara_attn_helium)]
-            {
-                dot_blocks(loops, w, q_row, logits);
-                dot_blocks(loops, q_bar, q_row, t_row);
-            }
+            let (logits, t_row) = {
+                dots.run(q_row);
+                dots.sums()
+            };
             #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
             let fused = steps
                 .as_ref()

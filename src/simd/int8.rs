@@ -414,6 +414,64 @@ fn target_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
     }
 }
 
+/// [`dot_blocks`] of each row `x` with two sets of blocks, `a` into `out_a` and `b` into
+/// `out_b` (LARA's query rows against `W` and `q̄`), the slices held and their lengths checked
+/// once for rows of `x_len` bytes: on Helium, for rows of one to four chunks and as many whole
+/// blocks in each set, one `asm!` block per row with the row loaded once; else two calls.
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+pub(crate) struct Dots2<'a> {
+    loops: Loops,
+    blocks: (&'a [i32], &'a [i32]),
+    out: (&'a mut [i32], &'a mut [i32]),
+    /// The row length the `asm!` block's checks passed for, else 0 (no row is empty).
+    fits: usize,
+}
+
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+impl<'a> Dots2<'a> {
+    /// The slices, checked for rows of `x_len` bytes.
+    pub(crate) fn new(
+        loops: Loops,
+        blocks: (&'a [i32], &'a [i32]),
+        x_len: usize,
+        out: (&'a mut [i32], &'a mut [i32]),
+    ) -> Self {
+        let count = out.0.len() / ROWS;
+        let words = count * block_words(x_len);
+        let fits = matches!(loops.0, Variant::Target)
+            && count >= 1
+            && out.1.len() / ROWS == count
+            && x_len.is_multiple_of(CHUNK)
+            && (1..=4).contains(&(x_len / CHUNK))
+            && blocks.0.len() >= words
+            && blocks.1.len() >= words;
+        Dots2 {
+            loops,
+            blocks,
+            out,
+            fits: if fits { x_len } else { 0 },
+        }
+    }
+
+    /// The dot products of the row `x` into the held sums.
+    #[inline(always)]
+    pub(crate) fn run(&mut self, x: &[i8]) {
+        if x.len() == self.fits {
+            let count = self.out.0.len() / ROWS;
+            mve::dot_blocks2(self.blocks, x, (self.out.0, self.out.1), count);
+            return;
+        }
+        dot_blocks(self.loops, self.blocks.0, x, self.out.0);
+        dot_blocks(self.loops, self.blocks.1, x, self.out.1);
+    }
+
+    /// The two rows of sums.
+    #[inline(always)]
+    pub(crate) fn sums(&mut self) -> (&mut [i32], &mut [i32]) {
+        (self.out.0, self.out.1)
+    }
+}
+
 /// For the [`KEY_BLOCK`] rows of `rows` (`dim` bytes each, back to back): [`dot_blocks`] of
 /// the row with every row of `blocks` into `dots`, then column `jj` (the row's) of `logits`
 /// (`[rows][KEY_BLOCK]`) `= ssat29(round((dots[r] << pre_shift) · value / 2^32) − offsets[jj])`
@@ -2433,6 +2491,113 @@ mod mve {
         }
     }
 
+    /// [`dot_preloaded_asm!`] over two sets of `count` blocks, `x` loaded once: the first set
+    /// at `r3` into `r4`, then the second at `r8` into `r9`.
+    macro_rules! dot2_preloaded_asm {
+        ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $first:expr, $second:expr, $count:expr) => {
+            asm_clobbering_s0_s31!(
+                $($loads,)*
+                "dls lr, r5",
+                "2:",
+                $($chunks,)*
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "le lr, 2b",
+                "mov r3, r8",
+                "mov r4, r9",
+                "dls lr, r5",
+                "3:",
+                $($chunks,)*
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "le lr, 3b",
+                out("r0") _, out("r2") _, out("r10") _, out("r12") _,
+                in("r1") $x,
+                inout("r3") $first.0 => _,
+                inout("r4") $first.1 => _,
+                in("r8") $second.0,
+                in("r9") $second.1,
+                in("r5") $count,
+                out("lr") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// See [`Dots2`](super::Dots2) (arguments checked there): `x` of one to four chunks,
+    /// `count ≥ 1` blocks of each set.
+    pub(super) fn dot_blocks2(
+        (a, b): (&[i32], &[i32]),
+        x: &[i8],
+        (out_a, out_b): (&mut [i32], &mut [i32]),
+        count: usize,
+    ) {
+        let (chunks, x) = (x.len() / 8, x.as_ptr());
+        let (first, second) = (
+            (a.as_ptr(), out_a.as_mut_ptr()),
+            (b.as_ptr(), out_b.as_mut_ptr()),
+        );
+        // SAFETY: count ≥ 1 blocks of block_words(8·chunks) words of a and of b, x of 8·chunks
+        // bytes (1 ≤ chunks ≤ 4), and 4·count words of out_a and of out_b are in bounds
+        // (checked by the caller): the loops read x once, each block once, and store 4·count
+        // words of each output. MVE is present (cfg lara_attn_helium).
+        unsafe {
+            match chunks {
+                1 => dot2_preloaded_asm!(
+                    ["vldrb.s16 q4, [r1]"],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+                2 => dot2_preloaded_asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+                3 => dot2_preloaded_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+                _ => dot2_preloaded_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+            }
+        }
+    }
+
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole chunks of 8
         // elements are in bounds, and out holds 4·count words (checked by the caller): the
@@ -2800,6 +2965,23 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 portable_dot_blocks(&blocks, x, &mut expected[..count * ROWS + tail]);
                 if out != expected {
                     return Some(len);
+                }
+                // (Helium: two sets of blocks in one go, LARA's query rows; the second one block
+                // on, read only, into its own sums)
+                #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+                if let Some(second) = blocks.get(block_words(elements)..)
+                    && count * block_words(elements) <= second.len()
+                {
+                    let rows = count * ROWS + tail;
+                    let (mut out2, mut expected2) = ([5i32; CHECK_WORDS], [5i32; CHECK_WORDS]);
+                    dirty(&mut out, &mut expected);
+                    let outs = (&mut out[..rows], &mut out2[..rows]);
+                    Dots2::new(loops, (&blocks, second), elements, outs).run(x);
+                    portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                    portable_dot_blocks(second, x, &mut expected2[..rows]);
+                    if out != expected || out2 != expected2 {
+                        return Some(len);
+                    }
                 }
                 // (the DSP cores: the dot products with the row widened on the way, and the
                 // pair loop from the widened row)
