@@ -702,6 +702,8 @@ pub(crate) fn admit_rows(
         for (g, ((l, w), (re, su))) in groups.take(rows / 4).enumerate() {
             match admit4(l, (re, su), w) {
                 Some(None) => {}
+                // (no sums to rescale: the normaliser's states alone)
+                Some(Some(_)) if acc.is_empty() => {}
                 Some(Some(factors)) => {
                     for (k, factor) in factors.into_iter().enumerate() {
                         if factor != Q15_ONE {
