@@ -1396,6 +1396,10 @@ impl<'a> Workspace<'a> {
         let Some(mut steps) = steps else {
             return false;
         };
+        // (Helium, i8 outputs: the sums requantised block by block, the lengths checked once)
+        #[cfg(lara_attn_helium)]
+        let output =
+            crate::simd::int8::PairDotI8::new(loops, self.kv, steps.packed().len(), value_dim);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
@@ -1457,16 +1461,23 @@ impl<'a> Workspace<'a> {
                 base + i * value_dim,
             );
             #[cfg(lara_attn_helium)]
+            let offset = base + i * value_dim;
+            #[cfg(lara_attn_helium)]
+            if let Some(dots) = &output
+                && let Some(rows) = out.i8_rows()
+                && let Some(parts) =
+                    super::fixed_point::row_high_word(weight_sum.max(1), plan.requantize.to_i8, -8)
+                && let Some(row) = rows.get_mut(offset..offset + value_dim)
+                && dots.run(packed, row, parts)
+            {
+                continue;
+            }
+            #[cfg(lara_attn_helium)]
             {
                 pair_dot_blocks(loops, self.kv, packed, out_row);
                 let row = out_row.get(..value_dim).unwrap_or_default();
-                plan.requantize.write_row_small(
-                    row,
-                    weight_sum.max(1),
-                    -8,
-                    out,
-                    base + i * value_dim,
-                );
+                plan.requantize
+                    .write_row_small(row, weight_sum.max(1), -8, out, offset);
             }
         }
         true

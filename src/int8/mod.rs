@@ -837,6 +837,12 @@ trait Rows {
             offset,
         );
     }
+    /// The `i8` rows themselves (LARA's query output on Helium); `None` for `f32` rows.
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn i8_rows(&mut self) -> Option<&mut [i8]> {
+        None
+    }
     /// [`write_small`](Self::write_small) of the first `len` sums of `pair_dot_blocks(loops,
     /// blocks, pairs, sums)` (LARA's query output on the DSP cores without Helium).
     #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
@@ -870,6 +876,12 @@ fn write_pairs_general<O: Rows + ?Sized>(
 impl Rows for &mut [i8] {
     fn len(&self) -> usize {
         <[i8]>::len(self)
+    }
+
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn i8_rows(&mut self) -> Option<&mut [i8]> {
+        Some(self)
     }
 
     #[inline(always)]

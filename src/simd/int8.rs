@@ -472,6 +472,48 @@ impl<'a> Dots2<'a> {
     }
 }
 
+/// LARA's query output on Helium: `out[j] = ssat8(((s_j · mantissa) >> 32) + round) >> shift)`
+/// of the sums `s` [`pair_dot_blocks`] gives for the packed weights `x` and the blocks, four
+/// values per block, without storing the sums (`mve::pair_dot_i8`), the blocks held and the
+/// lengths checked once for rows `x` of `x_len` words and `len` values (a multiple of four).
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+pub(crate) struct PairDotI8<'a> {
+    blocks: &'a [i32],
+    x_len: usize,
+    count: usize,
+}
+
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+impl<'a> PairDotI8<'a> {
+    /// `None` unless `x_len` is one to four chunks (4 to 16 words), `len` a non-zero multiple
+    /// of four and `blocks` holds `len / 4` blocks of `4 · x_len` words.
+    pub(crate) fn new(loops: Loops, blocks: &'a [i32], x_len: usize, len: usize) -> Option<Self> {
+        let count = len / ROWS;
+        let fits = matches!(loops.0, Variant::Target)
+            && count > 0
+            && len.is_multiple_of(ROWS)
+            && x_len.is_multiple_of(CHUNK / 2)
+            && (1..=4).contains(&(x_len / (CHUNK / 2)))
+            && blocks.len() >= count * ROWS * x_len;
+        fits.then_some(PairDotI8 {
+            blocks,
+            x_len,
+            count,
+        })
+    }
+
+    /// The row `out` (`len` values) from `x` (`x_len` words) and the requantisation `parts`
+    /// (`Multiplier::high_word_rounded`'s); `false`, nothing written, for other lengths.
+    #[inline(always)]
+    pub(crate) fn run(&self, x: &[i32], out: &mut [i8], parts: (i32, i32, u32)) -> bool {
+        if x.len() != self.x_len || out.len() != ROWS * self.count {
+            return false;
+        }
+        mve::pair_dot_i8(self.blocks, x, out, self.count, parts);
+        true
+    }
+}
+
 /// For the [`KEY_BLOCK`] rows of `rows` (`dim` bytes each, back to back): [`dot_blocks`] of
 /// the row with every row of `blocks` into `dots`, then column `jj` (the row's) of `logits`
 /// (`[rows][KEY_BLOCK]`) `= ssat29(round((dots[r] << pre_shift) · value / 2^32) − offsets[jj])`
@@ -2616,6 +2658,95 @@ mod mve {
         }
     }
 
+    /// See [`PairDotI8`](super::PairDotI8) (arguments checked there): `x` of one to four
+    /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums of
+    /// [`dot_preloaded_asm!`] moved into a vector and requantised as `requantize_i8` does
+    /// (`VMULH.S32`, the rounding term, `VSHL.S32` by `−shift`, saturated to 8 bits).
+    pub(super) fn pair_dot_i8(
+        blocks: &[i32],
+        x: &[i32],
+        out: &mut [i8],
+        count: usize,
+        (mantissa, round, shift): (i32, i32, u32),
+    ) {
+        macro_rules! requantized_asm {
+            ([$($loads:expr),*], [$($chunks:expr),*]) => {
+                asm_clobbering_s0_s31!(
+                    $($loads,)*
+                    "dls lr, r5",
+                    "2:",
+                    $($chunks,)*
+                    // (the sums of rows 0 to 3 into lanes 0 to 3, two at a time: rows 0 and
+                    // 2, then 1 and 3, as the assembler orders a two-lane move's registers)
+                    "vmov q0[2], q0[0], r0, r10",
+                    "vmov q0[3], q0[1], r2, r12",
+                    "vdup.32 q1, {m}",
+                    "vmulh.s32 q0, q0, q1",
+                    "vadd.i32 q0, q0, {round}",
+                    // >> shift (arithmetic), then saturated to [-128, 127]
+                    "vshl.s32 q0, {shift}",
+                    "vqshl.s32 q0, q0, #24",
+                    "vshr.s32 q0, q0, #24",
+                    "vstrb.32 q0, [r4], #4",
+                    "le lr, 2b",
+                    m = in(reg) mantissa,
+                    round = in(reg) round,
+                    shift = in(reg) -(shift as i32),
+                    out("r0") _, out("r2") _, out("r10") _, out("r12") _,
+                    in("r1") x.as_ptr(),
+                    inout("r3") blocks.as_ptr() => _,
+                    // (a low register: the narrowing store's base)
+                    inout("r4") out.as_mut_ptr() => _,
+                    in("r5") count,
+                    out("lr") _,
+                    options(nostack),
+                )
+            };
+        }
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words are in bounds and out holds 4·count bytes
+        // (checked by the caller), x one to four chunks of 4 words: the loop reads x once,
+        // the blocks once, and stores 4·count bytes of out. MVE is present (cfg
+        // lara_attn_helium).
+        unsafe {
+            match x.len() {
+                4 => requantized_asm!(["vldrh.u16 q4, [r1]"], [rows_chunk!("vmladav.s16", "q4")]),
+                8 => requantized_asm!(
+                    ["vldrh.u16 q4, [r1]", "vldrh.u16 q5, [r1, #16]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ]
+                ),
+                12 => requantized_asm!(
+                    [
+                        "vldrh.u16 q4, [r1]",
+                        "vldrh.u16 q5, [r1, #16]",
+                        "vldrh.u16 q6, [r1, #32]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ]
+                ),
+                _ => requantized_asm!(
+                    [
+                        "vldrh.u16 q4, [r1]",
+                        "vldrh.u16 q5, [r1, #16]",
+                        "vldrh.u16 q6, [r1, #32]",
+                        "vldrh.u16 q7, [r1, #48]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ]
+                ),
+            }
+        }
+    }
+
     /// The dot loops of [`dot_preloaded_asm!`] and a scaled logit column, for the
     /// `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, each loaded once): per row, per block
     /// the four sums into `dots`, then per four of them the column's values (`$column`, from
@@ -3067,11 +3198,14 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 if out != expected {
                     return Some(len);
                 }
-                // (the DSP cores without Helium: LARA's query output, the sums requantised
-                // block by block, against the portable sums and requantisation; shifts from
+                // (the DSP and Helium cores: LARA's query output, the sums requantised block
+                // by block, against the portable sums and requantisation; shifts from
                 // saturating to small values, any mantissa)
-                #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
-                if matches!(loops.0, Variant::Target) && matches!(x.len(), 4 | 8) {
+                #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
+                if matches!(loops.0, Variant::Target)
+                    && (matches!(x.len(), 4 | 8)
+                        || cfg!(lara_attn_helium) && matches!(x.len(), 12 | 16))
+                {
                     let rows = count * ROWS;
                     for shift in [1u32, 9, 17, 24] {
                         // (a random word of the blocks as the mantissa)
@@ -3083,7 +3217,12 @@ fn check_loops(loops: Loops) -> Option<usize> {
                             let high = ((i64::from(s) * i64::from(parts.0)) >> 32) as i32;
                             *w = ((high + parts.1) >> parts.2).clamp(-128, 127) as i8;
                         }
-                        if !pair_dot_i8(loops, &blocks, x, &mut got[..rows], parts) || got != want {
+                        #[cfg(not(lara_attn_helium))]
+                        let done = pair_dot_i8(loops, &blocks, x, &mut got[..rows], parts);
+                        #[cfg(lara_attn_helium)]
+                        let done = PairDotI8::new(loops, &blocks, x.len(), rows)
+                            .is_some_and(|dots| dots.run(x, &mut got[..rows], parts));
+                        if !done || got != want {
                             return Some(len);
                         }
                     }
