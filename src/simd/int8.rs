@@ -2669,8 +2669,10 @@ mod mve {
         count: usize,
         (mantissa, round, shift): (i32, i32, u32),
     ) {
+        // (the mantissa in every lane of q7 before the loop for one to three chunks, else of
+        // q1 in each turn)
         macro_rules! requantized_asm {
-            ([$($loads:expr),*], [$($chunks:expr),*]) => {
+            ([$($loads:expr),*], [$($chunks:expr),*], [$($mantissa:expr),*], $q:literal) => {
                 asm_clobbering_s0_s31!(
                     $($loads,)*
                     "dls lr, r5",
@@ -2680,8 +2682,8 @@ mod mve {
                     // 2, then 1 and 3, as the assembler orders a two-lane move's registers)
                     "vmov q0[2], q0[0], r0, r10",
                     "vmov q0[3], q0[1], r2, r12",
-                    "vdup.32 q1, {m}",
-                    "vmulh.s32 q0, q0, q1",
+                    $($mantissa,)*
+                    concat!("vmulh.s32 q0, q0, ", $q),
                     "vadd.i32 q0, q0, {round}",
                     // >> shift (arithmetic), then saturated to [-128, 127]
                     "vshl.s32 q0, {shift}",
@@ -2709,25 +2711,39 @@ mod mve {
         // lara_attn_helium).
         unsafe {
             match x.len() {
-                4 => requantized_asm!(["vldrh.u16 q4, [r1]"], [rows_chunk!("vmladav.s16", "q4")]),
+                4 => requantized_asm!(
+                    ["vldrh.u16 q4, [r1]", "vdup.32 q7, {m}"],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    [],
+                    "q7"
+                ),
                 8 => requantized_asm!(
-                    ["vldrh.u16 q4, [r1]", "vldrh.u16 q5, [r1, #16]"],
+                    [
+                        "vldrh.u16 q4, [r1]",
+                        "vldrh.u16 q5, [r1, #16]",
+                        "vdup.32 q7, {m}"
+                    ],
                     [
                         rows_chunk!("vmladav.s16", "q4"),
                         rows_chunk!("vmladava.s16", "q5")
-                    ]
+                    ],
+                    [],
+                    "q7"
                 ),
                 12 => requantized_asm!(
                     [
                         "vldrh.u16 q4, [r1]",
                         "vldrh.u16 q5, [r1, #16]",
-                        "vldrh.u16 q6, [r1, #32]"
+                        "vldrh.u16 q6, [r1, #32]",
+                        "vdup.32 q7, {m}"
                     ],
                     [
                         rows_chunk!("vmladav.s16", "q4"),
                         rows_chunk!("vmladava.s16", "q5"),
                         rows_chunk!("vmladava.s16", "q6")
-                    ]
+                    ],
+                    [],
+                    "q7"
                 ),
                 _ => requantized_asm!(
                     [
@@ -2741,7 +2757,9 @@ mod mve {
                         rows_chunk!("vmladava.s16", "q5"),
                         rows_chunk!("vmladava.s16", "q6"),
                         rows_chunk!("vmladava.s16", "q7")
-                    ]
+                    ],
+                    ["vdup.32 q1, {m}"],
+                    "q1"
                 ),
             }
         }
