@@ -1843,9 +1843,9 @@ pub(crate) fn check() -> Option<usize> {
         let loops = crate::simd::int8::Loops::active();
         let scale_parts = (scale.parts(), &offsets);
         let n = count * ROWS;
-        // (RFA's projections on odd lengths: p = ssat29(scale · dot), ssat29(p − offset) and
-        // the largest p)
-        let projection = len % 2 == 1;
+        // (RFA's projections on every other twelve lengths, each twelve every chunk and block
+        // count: p = ssat29(scale · dot), ssat29(p − offset) and the largest p)
+        let projection = len / 12 % 2 == 1;
         let start_max = [i32::MIN, (next() as i32) >> 4][len / 2 % 2];
         let (written, max) = if projection {
             let block = crate::simd::int8::dot_projection_block(

@@ -518,7 +518,8 @@ impl<'a> PairDotI8<'a> {
 /// the row with every row of `blocks` into `dots`, then column `jj` (the row's) of `logits`
 /// (`[rows][KEY_BLOCK]`) `= ssat29(round((dots[r] << pre_shift) · value / 2^32) − offsets[jj])`
 /// (the difference wrapping) for every row `r` of `dots`: on Helium one `asm!` block for the
-/// whole block of keys (each row loaded once; no dispatch or setup per row). `false`, nothing
+/// whole block of keys (each row loaded once; no dispatch or setup per row; the sums of each
+/// block of four rows scaled as they are done, `dots` then left alone). `false`, nothing
 /// written, unless `dim` is one to four whole chunks, `rows` holds the `KEY_BLOCK` rows, and
 /// `dots` is whole blocks (at least one) whose rows are all in `blocks` and `logits`.
 #[cfg(lara_attn_helium)]
@@ -2392,6 +2393,10 @@ mod mve {
     /// add to them (`VMLADAVA`).
     macro_rules! rows_chunk {
         ($op:literal, $x:literal) => {
+            rows_chunk!($op, $x, "q2", "q3")
+        };
+        // (the third and fourth rows loaded into $q2 and $q3)
+        ($op:literal, $x:literal, $q2:literal, $q3:literal) => {
             concat!(
                 "vldrh.u16 q0, [r3], #16\n",
                 $op,
@@ -2403,16 +2408,24 @@ mod mve {
                 " r2, ",
                 $x,
                 ", q1\n",
-                "vldrh.u16 q2, [r3], #16\n",
+                "vldrh.u16 ",
+                $q2,
+                ", [r3], #16\n",
                 $op,
                 " r10, ",
                 $x,
-                ", q2\n",
-                "vldrh.u16 q3, [r3], #16\n",
+                ", ",
+                $q2,
+                "\n",
+                "vldrh.u16 ",
+                $q3,
+                ", [r3], #16\n",
                 $op,
                 " r12, ",
                 $x,
-                ", q3\n",
+                ", ",
+                $q3,
+                "\n",
             )
         };
     }
@@ -2826,6 +2839,122 @@ mod mve {
         };
     }
 
+    /// [`dot_block_asm!`]'s logit column (not RFA's) with the dot products: per row, per block
+    /// the four sums ([`rows_chunk!`] loading into `q0` and `q1` alone) moved into a vector,
+    /// scaled, less the row's offset (`r4`), saturated and scattered into the row's column
+    /// (`q3`, the addresses, which the store advances by four rows); `value` in every lane
+    /// of `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots
+    /// stored. `$args` as in [`dot_block_asm!`].
+    macro_rules! dot_column_asm {
+        ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $count:expr, $args:expr) => {
+            asm_clobbering_s0_s31!(
+                "ldr r0, [{args}, #8]",
+                "vdup.32 q2, r0",
+                "1:",
+                "mov r1, {xp}",
+                $($loads,)*
+                "ldr r3, [{args}]",
+                // this row's offset, the offsets' address advanced
+                "ldr r1, [{args}, #24]",
+                "ldr r4, [r1], #4",
+                "str r1, [{args}, #24]",
+                // the addresses of rows −4 to −1 of this row's column, the base advanced
+                "ldrd r0, r1, [{args}, #16]",
+                "vldrw.u32 q3, [r0]",
+                "vadd.i32 q3, q3, r1",
+                "adds r1, #4",
+                "str r1, [{args}, #20]",
+                "ldr r1, [{args}, #12]",
+                "dls lr, r5",
+                "2:",
+                $($chunks,)*
+                // (the sums of rows 0 to 3 into lanes 0 to 3, two at a time: rows 0 and 2,
+                // then 1 and 3, as the assembler orders a two-lane move's registers)
+                "vmov q0[2], q0[0], r0, r10",
+                "vmov q0[3], q0[1], r2, r12",
+                // ssat29(round((dot << pre_shift) · value / 2^32) − offset)
+                "vshl.u32 q0, r1",
+                "vrmulh.s32 q0, q0, q2",
+                "vsub.i32 q0, q0, r4",
+                "vqshl.s32 q0, q0, #3",
+                "vshr.s32 q0, q0, #3",
+                "vstrw.32 q0, [q3, #{rows4}]!",
+                "le lr, 2b",
+                // the next row of x
+                "ldr r0, [{args}, #28]",
+                "add {xp}, {xp}, r0",
+                "subs {keys}, {keys}, #1",
+                "bne 1b",
+                xp = inout(reg) $x => _,
+                keys = inout(reg) KEY_BLOCK => _,
+                args = in(reg) $args,
+                rows4 = const 4 * KEY_BLOCK * 4,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _,
+                out("r10") _, out("r12") _,
+                in("r5") $count,
+                out("lr") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`).
+    macro_rules! dot_column_chunks {
+        ($chunks:expr, $x:expr, $count:expr, $args:expr) => {
+            match $chunks {
+                1 => dot_column_asm!(
+                    ["vldrb.s16 q4, [r1]"],
+                    [rows_chunk!("vmladav.s16", "q4", "q0", "q1")],
+                    $x,
+                    $count,
+                    $args
+                ),
+                2 => dot_column_asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q5", "q0", "q1")
+                    ],
+                    $x,
+                    $count,
+                    $args
+                ),
+                3 => dot_column_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q5", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q6", "q0", "q1")
+                    ],
+                    $x,
+                    $count,
+                    $args
+                ),
+                _ => dot_column_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q5", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q6", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q7", "q0", "q1")
+                    ],
+                    $x,
+                    $count,
+                    $args
+                ),
+            }
+        };
+    }
+
     /// [`dot_block_asm!`] for rows of one to four chunks (`$chunks`).
     macro_rules! dot_block_chunks {
         ($chunks:expr, $pre:expr, $column:expr, $post:expr, $x:expr, $count:expr, $args:expr) => {
@@ -2898,7 +3027,8 @@ mod mve {
     /// See [`dot_logit_block`](super::dot_logit_block) (arguments checked there): `args` as
     /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks; `PROJECTION`: RFA's
     /// column `ssat29(p − offset)` of `p = ssat29(round((dot << pre_shift) · value / 2^32))`,
-    /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there).
+    /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there); else
+    /// [`dot_column_asm!`] (no dots stored).
     #[inline(always)]
     pub(super) fn dot_logit_block<const PROJECTION: bool, const N: usize>(
         x: &[i8],
@@ -2911,8 +3041,9 @@ mod mve {
         // args[0] count ≥ 1 blocks of block_words(8·chunks) words, args[1] 4·count words of
         // dots, args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1 of every column from
         // args[5] (row −4 of column 0) are inside its logits: the loops read each row of x
-        // once, the blocks once per row, write and read back 4·count words of dots, read
-        // ROW_STEP (4 words) and the offsets, store 4·count logits per column and update
+        // once, the blocks once per row, write and read back 4·count words of dots (for
+        // PROJECTION), read ROW_STEP (4 words) and the offsets, store 4·count logits per
+        // column and update
         // args[5], args[6] (and args[8], N = 9, for PROJECTION). MVE is present (cfg
         // lara_attn_helium).
         unsafe {
@@ -2934,19 +3065,7 @@ mod mve {
                     a
                 );
             } else {
-                dot_block_chunks!(
-                    chunks,
-                    "",
-                    concat!(
-                        "vsub.i32 q0, q0, r4\n",
-                        "vqshl.s32 q0, q0, #3\n",
-                        "vshr.s32 q0, q0, #3\n",
-                    ),
-                    "",
-                    x,
-                    count,
-                    a
-                );
+                dot_column_chunks!(chunks, x, count, a);
             }
         }
     }
