@@ -448,12 +448,12 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
 /// (saturating), 1)` from `T` at `[$t]` (`T − mean`, the mean in `$mean`, into `$spread`'s `q1`
 /// from `q0`) and the balances at `[$b]`, kept in `q3` (a predicated move of 1 into the lanes
 /// with `x ≤ 0`), then `w = round(2^(ℓ − max) in Q15 · α / 2^15)` from the logits at `[$l]`
-/// (the largest in `$m`) into `[$w]` (the pointers advanced), added to `r0`, `r1`; clobbers
-/// `q0`–`q4`.
+/// (`$t_max` makes `max − ℓ` of `q0`) into `[$w]` (the pointers advanced), added to `r0`,
+/// `r1`; clobbers `q0`–`q4`.
 #[cfg(not(lara_attn_compact))]
 macro_rules! alpha_weight_lanes {
-    ($t:literal, $mean:literal, $b:literal, $l:literal, $m:literal, $w:literal,
-     [$($spread:expr),* $(,)?]) => {
+    ($t:literal, $mean:literal, $b:literal, $l:literal, $w:literal,
+     [$($spread:expr),* $(,)?], [$($t_max:expr),* $(,)?]) => {
         concat!(
             // d = T − mean; q1 = the spread
             "vldrw.u32 q0, [", $t, "], #16\n",
@@ -466,8 +466,7 @@ macro_rules! alpha_weight_lanes {
             "vmovt.i32 q3, #1\n",
             // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e 2^16 · α 2 + 2^31) >> 32
             "vldrw.u32 q0, [", $l, "], #16\n",
-            "vsub.i32 q0, q0, ", $m, "\n",
-            "vneg.s32 q0, q0\n",
+            $($t_max, "\n",)*
             exp2_lanes!(),
             "vshl.i32 q1, q1, #16\n",
             "vshl.i32 q0, q3, #1\n",
@@ -576,7 +575,7 @@ impl<'a> QuerySteps<'a> {
         let (words, first) = (self.words.as_mut_ptr(), logits.as_mut_ptr());
         let sum: u32;
         macro_rules! steps_asm {
-            ([$($spread:expr),* $(,)?]) => {
+            ([$($coeff:expr),*], [$($spread:expr),*], [$($t_max:expr),*]) => {
                 // SAFETY: `new` checked that biases, references, balances and weights hold
                 // count values and packed count halfwords (its slices borrowed for 'a), and
                 // logits and t hold count values (checked above): the loops (tail-predicated,
@@ -615,10 +614,9 @@ impl<'a> QuerySteps<'a> {
                         "ldrd {pre}, r1, [{w}, #32]",
                         "add r0, r0, {pre}",
                         "udiv {pre}, r0, r1",
-                        // α and the weights: the coefficient in q5, the constants of
-                        // exp2_lanes! for bits = 15 (17 and 15 − 30)
-                        "ldr r1, [{w}, #56]",
-                        "vdup.32 q5, r1",
+                        // α and the weights: the coefficient (and the largest logit), the
+                        // constants of exp2_lanes! for bits = 15 (17 and 15 − 30)
+                        $($coeff,)*
                         "movs r0, #0",
                         "movs r1, #0",
                         "vmov.i32 q6, #17",
@@ -629,7 +627,7 @@ impl<'a> QuerySteps<'a> {
                         "dlstp.32 lr, lr",
                         "3:",
                         alpha_weight_lanes!(
-                            "{t}", "{pre}", "{b}", "{l}", "{max}", "{r}", [$($spread),*]
+                            "{t}", "{pre}", "{b}", "{l}", "{r}", [$($spread),*], [$($t_max),*]
                         ),
                         "letp lr, 3b",
                         // −shift = 14 − bits(max(Σ w, 1)): clz(high) − 50, else clz(low) − 18
@@ -676,11 +674,21 @@ impl<'a> QuerySteps<'a> {
             };
         }
         if self.short {
-            // spread = round(8 d · 2^13 alpha_coeff / 2^32)
-            steps_asm!(["vshl.i32 q0, q0, #3", "vrmulh.s32 q1, q0, q5"]);
+            // spread = round(8 d · 2^13 alpha_coeff / 2^32) = sat(round(2 · 4 d · 2^13
+            // alpha_coeff / 2^32)) (VQRDMULH by the coefficient in {max}: it saturates only
+            // for two factors of −2^31, and |4 d| ≤ 2^29); the largest logit in q5
+            steps_asm!(
+                ["vdup.32 q5, {max}", "ldr {max}, [{w}, #56]"],
+                ["vshl.i32 q0, q0, #2", "vqrdmulh.s32 q1, q0, {max}"],
+                ["vsub.i32 q0, q5, q0"]
+            );
         } else {
-            // spread = (alpha_coeff · d + 2^15) >> 16, as alphas
-            steps_asm!([spread_lanes!()]);
+            // spread = (alpha_coeff · d + 2^15) >> 16, as alphas (the coefficient in q5)
+            steps_asm!(
+                ["ldr r1, [{w}, #56]", "vdup.32 q5, r1"],
+                [spread_lanes!()],
+                ["vsub.i32 q0, q0, {max}", "vneg.s32 q0, q0"]
+            );
         }
         Some(sum)
     }
