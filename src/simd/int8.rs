@@ -503,13 +503,16 @@ impl<'a> PairDotI8<'a> {
     }
 
     /// The row `out` (`len` values) from `x` (`x_len` words) and the requantisation `parts`
-    /// (`Multiplier::high_word_rounded`'s); `false`, nothing written, for other lengths.
+    /// (`Multiplier::high_word_rounded`'s, whose rounding term is `2^(shift − 1)`); `false`,
+    /// nothing written, for other lengths or another rounding term.
     #[inline(always)]
     pub(crate) fn run(&self, x: &[i32], out: &mut [i8], parts: (i32, i32, u32)) -> bool {
-        if x.len() != self.x_len || out.len() != ROWS * self.count {
+        let (mantissa, round, shift) = parts;
+        let half = 1i32.checked_shl(shift.wrapping_sub(1));
+        if x.len() != self.x_len || out.len() != ROWS * self.count || half != Some(round) {
             return false;
         }
-        mve::pair_dot_i8(self.blocks, x, out, self.count, parts);
+        mve::pair_dot_i8(self.blocks, x, out, self.count, (mantissa, shift));
         true
     }
 }
@@ -2673,14 +2676,16 @@ mod mve {
 
     /// See [`PairDotI8`](super::PairDotI8) (arguments checked there): `x` of one to four
     /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums of
-    /// [`dot_preloaded_asm!`] moved into a vector and requantised as `requantize_i8` does
-    /// (`VMULH.S32`, the rounding term, `VSHL.S32` by `−shift`, saturated to 8 bits).
+    /// [`dot_preloaded_asm!`] moved into a vector and requantised as `requantize_i8` does for a
+    /// rounding term of `2^(shift − 1)`: `VMULH.S32`, then `(high + 2^(shift − 1)) >> shift`
+    /// by one rounding shift (`VRSHL.S32` by `−shift`; `|high| < 2^30`), saturated to 8 bits.
+    #[inline(always)]
     pub(super) fn pair_dot_i8(
         blocks: &[i32],
         x: &[i32],
         out: &mut [i8],
         count: usize,
-        (mantissa, round, shift): (i32, i32, u32),
+        (mantissa, shift): (i32, u32),
     ) {
         // (the mantissa in every lane of q7 before the loop for one to three chunks, else of
         // q1 in each turn)
@@ -2697,15 +2702,13 @@ mod mve {
                     "vmov q0[3], q0[1], r2, r12",
                     $($mantissa,)*
                     concat!("vmulh.s32 q0, q0, ", $q),
-                    "vadd.i32 q0, q0, {round}",
-                    // >> shift (arithmetic), then saturated to [-128, 127]
-                    "vshl.s32 q0, {shift}",
+                    // (high + 2^(shift − 1)) >> shift, then saturated to [-128, 127]
+                    "vrshl.s32 q0, {shift}",
                     "vqshl.s32 q0, q0, #24",
                     "vshr.s32 q0, q0, #24",
                     "vstrb.32 q0, [r4], #4",
                     "le lr, 2b",
                     m = in(reg) mantissa,
-                    round = in(reg) round,
                     shift = in(reg) -(shift as i32),
                     out("r0") _, out("r2") _, out("r10") _, out("r12") _,
                     in("r1") x.as_ptr(),
