@@ -399,6 +399,11 @@ pub(crate) fn accumulate_groups(
     weights: &[i32],
     values: &[i32],
 ) {
+    // (Helium: every group in one asm block)
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    if crate::simd::int8::accumulate_groups(loops, acc, group, weights, values) {
+        return;
+    }
     let mut groups = chunks_mut(acc, group);
     for values in chunks(values, VALUE_BLOCK_WORDS) {
         match groups.next() {

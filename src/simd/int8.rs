@@ -985,6 +985,33 @@ pub(crate) fn accumulate_rows(loops: Loops, acc: &mut [i32], weights: &[i32], va
     }
 }
 
+/// [`accumulate_rows`] of every group of four value columns `g` (`acc`'s groups, `group`
+/// words each, with the pair block `g` of `values`) on Helium, in one `asm!` block: `false`,
+/// nothing done, unless `acc` is whole groups and `weights` holds a row for every row of a
+/// group (the rows of consecutive groups then back to back in `acc`).
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+#[inline]
+pub(crate) fn accumulate_groups(
+    loops: Loops,
+    acc: &mut [i32],
+    group: usize,
+    weights: &[i32],
+    values: &[i32],
+) -> bool {
+    let groups = (acc.len() / group.max(1)).min(values.len() / VALUE_BLOCK_WORDS);
+    let rows = group / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && groups > 0
+        && rows > 0
+        && group.is_multiple_of(ROWS)
+        && acc.len().is_multiple_of(group)
+        && weights.len() >= rows * WEIGHT_WORDS;
+    if fits {
+        mve::accumulate_groups(acc, weights, values, (groups, rows));
+    }
+    fits
+}
+
 /// [`accumulate_rows`] of this target's build (arguments checked).
 #[inline(always)]
 fn target_accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
@@ -3073,6 +3100,50 @@ mod mve {
         }
     }
 
+    /// See [`accumulate_groups`](super::accumulate_groups) (arguments checked there): per
+    /// group the four columns' values loaded once, then [`accumulate_rows`]' loop over the
+    /// `rows` rows, `acc` advancing through the groups.
+    pub(super) fn accumulate_groups(
+        acc: &mut [i32],
+        weights: &[i32],
+        values: &[i32],
+        (groups, rows): (usize, usize),
+    ) {
+        // SAFETY: `groups ≥ 1` groups of `rows ≥ 1` rows of 4 words of `acc` (back to back),
+        // `rows` rows of 4 words of `weights` and `groups` pair blocks of 16 words of `values`
+        // are in bounds (checked by the caller); the loops read and write exactly those.
+        unsafe {
+            asm_clobbering_s0_s31!(
+                "1:",
+                "vldrh.u16 q1, [{v}], #16",
+                "vldrh.u16 q2, [{v}], #16",
+                "vldrh.u16 q3, [{v}], #16",
+                "vldrh.u16 q4, [{v}], #16",
+                "mov r3, {w}",
+                "dls lr, {rows}",
+                "2:",
+                "vldrh.u16 q0, [r3], #16",
+                "ldm r1, {{r0, r2, r10, r12}}",
+                "vmladava.s16 r0, q0, q1",
+                "vmladava.s16 r2, q0, q2",
+                "vmladava.s16 r10, q0, q3",
+                "vmladava.s16 r12, q0, q4",
+                "stm r1!, {{r0, r2, r10, r12}}",
+                "le lr, 2b",
+                "subs {g}, {g}, #1",
+                "bne 1b",
+                v = inout(reg) values.as_ptr() => _,
+                w = in(reg) weights.as_ptr(),
+                rows = in(reg) rows,
+                g = inout(reg) groups => _,
+                out("r0") _, out("r2") _, out("r3") _, out("r10") _, out("r12") _,
+                inout("r1") acc.as_mut_ptr() => _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+    }
+
     pub(super) fn accumulate_rows(acc: &mut [i32], weights: &[i32], values: &[i32], rows: usize) {
         // SAFETY: `rows ≥ 1` rows of 4 words of `acc` and of 4 words (8 i16) of `weights`, and
         // the 16 words (one chunk of four rows) of `values` are in bounds (checked in
@@ -3384,6 +3455,29 @@ fn check_loops(loops: Loops) -> Option<usize> {
             portable_accumulate_rows(&mut expected[..acc_words], weights, values, used);
             if out != expected {
                 return Some(len);
+            }
+            // (Helium: every group in one go, one to three groups of the rows, against a
+            // group at a time; the words past them left alone)
+            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+            {
+                let (groups, group) = (1 + len % 3, rows * ROWS);
+                let acc_words = groups * group;
+                if rows > 0 && acc_words <= CHECK_WORDS {
+                    let weights = &shared[..rows * WEIGHT_WORDS];
+                    let values = &blocks[len..len + groups * VALUE_BLOCK_WORDS];
+                    dirty(&mut out, &mut expected);
+                    let done =
+                        accumulate_groups(loops, &mut out[..acc_words], group, weights, values);
+                    for (acc, values) in expected[..acc_words]
+                        .chunks_exact_mut(group)
+                        .zip(values.chunks_exact(VALUE_BLOCK_WORDS))
+                    {
+                        portable_accumulate_rows(acc, weights, values, rows);
+                    }
+                    if !done || out != expected {
+                        return Some(len);
+                    }
+                }
             }
         }
     }
