@@ -994,16 +994,7 @@ pub(crate) fn pack_value_blocks(
     }
     let blocks = out.len() / VALUE_BLOCK_WORDS;
     let columns = value_dim.min(blocks * ROWS);
-    // two predicate bits per i16 lane: the keys that count and whose row is in `values`
-    let mut mask = 0u32;
-    for (jj, &counts) in counted.iter().enumerate() {
-        let end = (first + jj + 1).checked_mul(value_dim);
-        if counts && end.is_some_and(|end| end <= values.len()) {
-            mask |= 3 << (2 * jj);
-        }
-    }
-    // key `first`'s row (dereferenced only in the lanes of `mask`: inside `values`)
-    let base = values.as_ptr().wrapping_add(first.wrapping_mul(value_dim));
+    let (mask, base) = key_lanes(values, value_dim, (first, counted));
     // SAFETY: the gathers read base + jj · value_dim + e for e < columns ≤ value_dim only in
     // the lanes jj of `mask`, whose rows (first + jj) · value_dim .. + value_dim lie in `values`;
     // the offsets jj · value_dim + e < 8 · 512 fit the 16-bit lanes. The stores write the
@@ -1042,6 +1033,114 @@ pub(crate) fn pack_value_blocks(
     let whole = blocks * VALUE_BLOCK_WORDS;
     if let Some(rest) = out.get_mut(columns * (KEY_BLOCK / 2)..whole) {
         rest.fill(0);
+    }
+    true
+}
+
+/// The predicate of the `KEY_BLOCK` keys from `first` of `values` (`[n, value_dim]`) for
+/// gathers of `i16` lanes, two bits per lane (the keys that count and whose row is in
+/// `values`), and key `first`'s row (dereferenced only in those lanes: inside `values`).
+#[inline(always)]
+fn key_lanes(
+    values: &[i8],
+    value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+) -> (u32, *const i8) {
+    let mut mask = 0u32;
+    for (jj, &counts) in counted.iter().enumerate() {
+        let end = (first + jj + 1).checked_mul(value_dim);
+        if counts && end.is_some_and(|end| end <= values.len()) {
+            mask |= 3 << (2 * jj);
+        }
+    }
+    let base = values.as_ptr().wrapping_add(first.wrapping_mul(value_dim));
+    (mask, base)
+}
+
+/// LARA's key pass on Helium: [`pack_value_blocks`] then
+/// [`accumulate_groups`](crate::simd::int8::accumulate_groups) in one `asm!` block, each group's
+/// four columns gathered into `q1`–`q4` as `pack_value_blocks` gathers them (not stored), then
+/// the rows' loop: `acc_g += Σ_j w_cj v_j` for the `value_dim / 4` groups of `group` words of
+/// `acc` and every row of a group. `false`, nothing done, unless `value_dim` is a multiple of
+/// four up to [`MAX_DIM`](super::MAX_DIM), `acc` holds that many whole groups and `weights` a
+/// row for every row of a group. (Out of line, as `accumulate_groups`: the save of `d8`–`d13`
+/// in its own frame, off the key pass's; inlined there, LARA's call took 1,024 B of stack.)
+#[cfg(not(lara_attn_compact))]
+#[inline(never)]
+pub(crate) fn accumulate_values(
+    (acc, group): (&mut [i32], usize),
+    weights: &[i32],
+    (values, value_dim): (&[i8], usize),
+    keys: (usize, [bool; KEY_BLOCK]),
+) -> bool {
+    let (groups, rows) = (value_dim / ROWS, group / ROWS);
+    let fits = value_dim <= super::MAX_DIM
+        && groups > 0
+        && value_dim.is_multiple_of(ROWS)
+        && rows > 0
+        && group.is_multiple_of(ROWS)
+        && acc.len() >= groups * group
+        && weights.len() >= rows * (KEY_BLOCK / 2);
+    if !fits {
+        return false;
+    }
+    let (mask, base) = key_lanes(values, value_dim, keys);
+    // SAFETY: the gathers read base + jj · value_dim + e for e < value_dim only in the lanes
+    // jj of `mask`, whose rows lie in `values`; the offsets jj · value_dim + e < 8 · 512 fit
+    // the 16-bit lanes (VIDUP from 0 in r10, times value_dim). The rows' loop reads `rows` rows of
+    // 4 words of `weights` per group and reads and writes `groups` groups of `rows` rows of 4
+    // words of `acc` (back to back: group = 4 · rows), all checked above. P0 (VPR) is saved
+    // and restored. The block writes only those words, q0–q7 (declared as s0–s31), lr,
+    // flags and its operands; no stack.
+    unsafe {
+        asm_clobbering_s0_s31!(
+            "vmrs {saved}, p0",
+            "vmsr p0, r0",
+            // the lanes' offsets jj · value_dim; ones
+            "vidup.u16 q5, r10, #1",
+            "vmul.i16 q5, q5, r2",
+            "vmov.i16 q6, #1",
+            "1:",
+            "vpst",
+            "vldrbt.s16 q1, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "vpst",
+            "vldrbt.s16 q2, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "vpst",
+            "vldrbt.s16 q3, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "vpst",
+            "vldrbt.s16 q4, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "mov r3, {w}",
+            "dls lr, {rows}",
+            "2:",
+            "vldrh.u16 q0, [r3], #16",
+            "ldm r1, {{r0, r2, r10, r12}}",
+            "vmladava.s16 r0, q0, q1",
+            "vmladava.s16 r2, q0, q2",
+            "vmladava.s16 r10, q0, q3",
+            "vmladava.s16 r12, q0, q4",
+            "stm r1!, {{r0, r2, r10, r12}}",
+            "le lr, 2b",
+            "subs {g}, {g}, #1",
+            "bne 1b",
+            "vmsr p0, {saved}",
+            saved = out(reg) _,
+            base = in(reg) base,
+            w = in(reg) weights.as_ptr(),
+            rows = in(reg) rows,
+            g = inout(reg) groups => _,
+            inout("r0") mask => _,
+            inout("r2") value_dim => _,
+            out("r3") _,
+            inout("r10") 0u32 => _,
+            out("r12") _,
+            inout("r1") acc.as_mut_ptr() => _,
+            out("lr") _,
+            options(nostack),
+        );
     }
     true
 }
@@ -2002,6 +2101,47 @@ pub(crate) fn check() -> Option<usize> {
     let packed = crate::simd::int8::check_value_blocks(&mut next, pack_value_blocks);
     if packed.is_some() {
         return packed;
+    }
+    // the values gathered by the accumulating loop against the portable blocks and rows:
+    // value_dim 4 to 40 (whole groups), 4 to 12 rows, masks, the last keys past n
+    for len in 0..40usize {
+        let (value_dim, rows, keys) = (4 + 4 * (len % 10), 4 + 4 * (len % 3), 5 + len % 11);
+        let mut values = [0i8; 16 * 40];
+        for v in values.iter_mut() {
+            *v = next() as i8;
+        }
+        let values = &values[..keys * value_dim];
+        let first = [0, keys.saturating_sub(KEY_BLOCK), keys - 1][len % 3];
+        let counted: [bool; KEY_BLOCK] = core::array::from_fn(|_| next() % 5 != 0);
+        let mut weights = [0i32; 12 * (KEY_BLOCK / 2)];
+        for w in weights.iter_mut() {
+            *w = next() as i32;
+        }
+        let group = rows * ROWS;
+        let mut acc = [0i32; 10 * 12 * ROWS + 3];
+        for a in acc.iter_mut() {
+            *a = (next() as i32) >> 4;
+        }
+        let mut expected = acc;
+        let weights = &weights[..rows * (KEY_BLOCK / 2)];
+        let ours = accumulate_values(
+            (&mut acc[..value_dim / ROWS * group], group),
+            weights,
+            (values, value_dim),
+            (first, counted),
+        );
+        let mut blocks = [0i32; 10 * VALUE_BLOCK_WORDS];
+        let blocks = &mut blocks[..value_dim / ROWS * VALUE_BLOCK_WORDS];
+        crate::simd::int8::portable_pack_value_blocks(values, value_dim, (first, counted), blocks);
+        for (sums, block) in expected
+            .chunks_exact_mut(group)
+            .zip(blocks.chunks_exact(VALUE_BLOCK_WORDS))
+        {
+            crate::simd::int8::portable_accumulate_rows(sums, weights, block, rows);
+        }
+        if !ours || acc != expected {
+            return Some(len);
+        }
     }
     // the rescaling of a row: sums across the i32 range, every row of 1 to 3 groups
     let rescaled = super::fixed_point::check_rescale_rows(&mut next, rescale_row);

@@ -924,7 +924,11 @@ impl<'a> Workspace<'a> {
         crate::slices::fill(self.stream.weights, 0);
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
-            pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
+            // (Helium: the values gathered by the accumulating loop itself, below)
+            let gathered = cfg!(lara_attn_helium) && value_dim.is_multiple_of(ROWS);
+            if !gathered {
+                pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
+            }
             self.key_block_logits(plan, x, (first, counted));
             super::admit_rows(
                 self.stream.logits,
@@ -935,13 +939,28 @@ impl<'a> Workspace<'a> {
                 sample_rows,
             );
             // kv_c += Σ_j w_cj v_j
-            super::accumulate_groups(
-                self.loops,
-                self.stream.acc,
-                sample_rows * ROWS,
-                self.stream.weights,
-                self.stream.values,
-            );
+            #[cfg(lara_attn_helium)]
+            let done = gathered
+                && super::helium::accumulate_values(
+                    (self.stream.acc, sample_rows * ROWS),
+                    self.stream.weights,
+                    (x.v, value_dim),
+                    (first, counted),
+                );
+            #[cfg(not(lara_attn_helium))]
+            let done = false;
+            if !done {
+                if gathered {
+                    pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
+                }
+                super::accumulate_groups(
+                    self.loops,
+                    self.stream.acc,
+                    sample_rows * ROWS,
+                    self.stream.weights,
+                    self.stream.values,
+                );
+            }
         }
         self.finish_keys();
     }
