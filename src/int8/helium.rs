@@ -1923,8 +1923,14 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // the key blocks' dots and logit columns in one asm block: one to four chunks, one to
-    // three blocks of rows, rows of i8 across the range, offsets across i32, against
-    // portable_dot_blocks and the portable column
+    // three blocks of rows, rows of i8 across the range, offsets across i32 (RFA) or norm
+    // terms of three scales and none, against portable_dot_blocks and the portable column
+    let norms = [
+        None,
+        Scale32::new(0.7, 1 << 23),
+        Scale32::new(3.1e-4, 1 << 23),
+        Scale32::new(41.0, 1 << 19),
+    ];
     for len in 0..40usize {
         let (chunks, count) = (1 + len % 4, 1 + len / 4 % 3);
         let dim = chunks * CHUNK;
@@ -1949,6 +1955,7 @@ pub(crate) fn check() -> Option<usize> {
         let mut expected = ours;
         let loops = crate::simd::int8::Loops::active();
         let scale_parts = (scale.parts(), &offsets);
+        let norm = norms[len / 3 % 4];
         let n = count * ROWS;
         // (RFA's projections on every other twelve lengths, each twelve every chunk and block
         // count: p = ssat29(scale · dot), ssat29(p − offset) and the largest p)
@@ -1970,7 +1977,7 @@ pub(crate) fn check() -> Option<usize> {
                 (blocks, rows, dim),
                 &mut dots[..n],
                 &mut ours,
-                scale_parts,
+                (scale.parts(), norm.map(Scale32::parts)),
             );
             (written, 0)
         };
@@ -1988,7 +1995,9 @@ pub(crate) fn check() -> Option<usize> {
                     expected_max = expected_max.max(p);
                     to_logit(p.wrapping_sub(offsets[jj]))
                 } else {
-                    to_logit(scaled.wrapping_sub(offsets[jj]))
+                    let squares = crate::simd::int8::portable_squared_norm(row);
+                    let offset = norm.map_or(0, |norm| norm.apply(squares));
+                    to_logit(scaled.wrapping_sub(offset))
                 };
             }
         }

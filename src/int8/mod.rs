@@ -497,14 +497,8 @@ pub(crate) fn block_logits(
         .get(first * dim..(first + KEY_BLOCK) * dim)
         .filter(|_| counted.iter().all(|&c| c))
     {
-        // (no array of offsets on the stack without a norm term)
-        let offsets = norm.map(|norm| -> [i32; KEY_BLOCK] {
-            core::array::from_fn(|jj| {
-                let row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
-                norm.apply(squared_norm(row))
-            })
-        });
-        let scale = (scale.parts(), offsets.as_ref().unwrap_or(&[0; KEY_BLOCK]));
+        // (each row's norm term from the row loaded for its dot products)
+        let scale = (scale.parts(), norm.map(Scale32::parts));
         if crate::simd::int8::dot_logit_block(loops, (blocks, rows, dim), dots, logits, scale) {
             return;
         }

@@ -518,13 +518,15 @@ impl<'a> PairDotI8<'a> {
 }
 
 /// For the [`KEY_BLOCK`] rows of `rows` (`dim` bytes each, back to back): [`dot_blocks`] of
-/// the row with every row of `blocks` into `dots`, then column `jj` (the row's) of `logits`
-/// (`[rows][KEY_BLOCK]`) `= ssat29(round((dots[r] << pre_shift) · value / 2^32) − offsets[jj])`
-/// (the difference wrapping) for every row `r` of `dots`: on Helium one `asm!` block for the
-/// whole block of keys (each row loaded once; no dispatch or setup per row; the sums of each
-/// block of four rows scaled as they are done, `dots` then left alone). `false`, nothing
-/// written, unless `dim` is one to four whole chunks, `rows` holds the `KEY_BLOCK` rows, and
-/// `dots` is whole blocks (at least one) whose rows are all in `blocks` and `logits`.
+/// the row with every row of `blocks`, then column `jj` (the row's) of `logits`
+/// (`[rows][KEY_BLOCK]`) `= ssat29(round((dot_r << pre_shift) · value / 2^32) − offset_jj)`
+/// (the difference wrapping) for every row `r` of `dots` (the blocks' rows), `offset_jj` the
+/// row's `round((|row|² << norm_pre) · norm / 2^32)` with `norm = (norm, norm_pre)` (0
+/// without): on Helium one `asm!` block for the whole block of keys (each row loaded once, its
+/// `|row|²` from the loaded row; no dispatch or setup per row; the sums of each block of four
+/// rows scaled as they are done, `dots` left alone). `false`, nothing written, unless `dim`
+/// is one to four whole chunks, `rows` holds the `KEY_BLOCK` rows, and `dots` is whole blocks
+/// (at least one) whose rows are all in `blocks` and `logits`.
 #[cfg(lara_attn_helium)]
 #[inline]
 pub(crate) fn dot_logit_block(
@@ -532,16 +534,23 @@ pub(crate) fn dot_logit_block(
     (blocks, rows, dim): (&[i32], &[i8], usize),
     dots: &mut [i32],
     logits: &mut [i32],
-    ((value, pre_shift), offsets): ((i32, u32), &[i32; KEY_BLOCK]),
+    ((value, pre_shift), norm): ((i32, u32), Option<(i32, u32)>),
 ) -> bool {
     dot_block(
         loops,
         (blocks, rows, dim),
         (dots, logits),
         (value, pre_shift),
-        offsets,
-        None,
+        Column::Logit(norm),
     )
+}
+
+/// The logit column of [`dot_block`]: [`dot_logit_block`]'s (the norm's scale) or
+/// [`dot_projection_block`]'s (the offsets and the largest projection so far).
+#[cfg(lara_attn_helium)]
+enum Column<'a> {
+    Logit(Option<(i32, u32)>),
+    Projection(&'a [i32; KEY_BLOCK], &'a mut i32),
 }
 
 /// [`dot_logit_block`] for RFA's key logits: column `jj` `= ssat29(p − offsets[jj])` with
@@ -564,8 +573,7 @@ pub(crate) fn dot_projection_block(
         (blocks, rows, dim),
         (dots, logits),
         scale,
-        offsets,
-        Some(&mut max),
+        Column::Projection(offsets, &mut max),
     )
     .then_some(max)
 }
@@ -578,8 +586,7 @@ fn dot_block(
     (blocks, rows, dim): (&[i32], &[i8], usize),
     (dots, logits): (&mut [i32], &mut [i32]),
     (value, pre_shift): (i32, u32),
-    offsets: &[i32; KEY_BLOCK],
-    max: Option<&mut i32>,
+    column: Column<'_>,
 ) -> bool {
     let count = dots.len() / ROWS;
     let fits = matches!(loops.0, Variant::Target)
@@ -597,25 +604,38 @@ fn dot_block(
     // dereferenced
     let base = logits.as_mut_ptr().wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
     let address = |p: *const i32| p as usize as u32;
-    let mut args = [
-        address(blocks.as_ptr()),
-        address(dots.as_mut_ptr()),
-        value as u32,
-        pre_shift,
-        ROW_STEP.as_ptr() as usize as u32,
-        address(base),
-        address(offsets.as_ptr()),
-        dim as u32,
-    ];
     let shape = (dim / CHUNK, count);
-    match max {
-        Some(max) => {
-            let [a0, a1, a2, a3, a4, a5, a6, a7] = args;
-            let mut args = [a0, a1, a2, a3, a4, a5, a6, a7, *max as u32];
+    match column {
+        Column::Projection(offsets, max) => {
+            let mut args = [
+                address(blocks.as_ptr()),
+                address(dots.as_mut_ptr()),
+                value as u32,
+                pre_shift,
+                ROW_STEP.as_ptr() as usize as u32,
+                address(base),
+                address(offsets.as_ptr()),
+                dim as u32,
+                *max as u32,
+            ];
             mve::dot_logit_block::<true, 9>(rows, shape, &mut args);
             *max = args[8] as i32;
         }
-        None => mve::dot_logit_block::<false, 8>(rows, shape, &mut args),
+        Column::Logit(norm) => {
+            // (no norm: a factor of 0, every offset 0)
+            let (norm, norm_pre) = norm.unwrap_or((0, 0));
+            let mut args = [
+                address(blocks.as_ptr()),
+                norm as u32,
+                value as u32,
+                pre_shift,
+                ROW_STEP.as_ptr() as usize as u32,
+                address(base),
+                norm_pre,
+                dim as u32,
+            ];
+            mve::dot_logit_block::<false, 8>(rows, shape, &mut args);
+        }
     }
     true
 }
@@ -2876,7 +2896,8 @@ mod mve {
     /// of `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots
     /// stored. `$args` as in [`dot_block_asm!`].
     macro_rules! dot_column_asm {
-        ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $count:expr, $args:expr) => {
+        ([$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr, $count:expr,
+         $args:expr) => {
             asm_clobbering_s0_s31!(
                 "ldr r0, [{args}, #8]",
                 "vdup.32 q2, r0",
@@ -2884,10 +2905,16 @@ mod mve {
                 "mov r1, {xp}",
                 $($loads,)*
                 "ldr r3, [{args}]",
-                // this row's offset, the offsets' address advanced
-                "ldr r1, [{args}, #24]",
-                "ldr r4, [r1], #4",
-                "str r1, [{args}, #24]",
+                // this row's offset: round((|row|² << norm_pre) · norm / 2^32), 0 without a
+                // norm (its factor 0)
+                "movs r4, #0",
+                "ldr r1, [{args}, #4]",
+                "cbz r1, 3f",
+                $($squares,)*
+                "ldr r0, [{args}, #24]",
+                "lsls r4, r0",
+                "smmulr r4, r4, r1",
+                "3:",
                 // the addresses of rows −4 to −1 of this row's column, the base advanced
                 "ldrd r0, r1, [{args}, #16]",
                 "vldrw.u32 q3, [r0]",
@@ -2934,6 +2961,7 @@ mod mve {
             match $chunks {
                 1 => dot_column_asm!(
                     ["vldrb.s16 q4, [r1]"],
+                    ["vmladav.s16 r4, q4, q4"],
                     [rows_chunk!("vmladav.s16", "q4", "q0", "q1")],
                     $x,
                     $count,
@@ -2941,6 +2969,7 @@ mod mve {
                 ),
                 2 => dot_column_asm!(
                     ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    ["vmladav.s16 r4, q4, q4", "vmladava.s16 r4, q5, q5"],
                     [
                         rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
                         rows_chunk!("vmladava.s16", "q5", "q0", "q1")
@@ -2954,6 +2983,11 @@ mod mve {
                         "vldrb.s16 q4, [r1]",
                         "vldrb.s16 q5, [r1, #8]",
                         "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        "vmladav.s16 r4, q4, q4",
+                        "vmladava.s16 r4, q5, q5",
+                        "vmladava.s16 r4, q6, q6"
                     ],
                     [
                         rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
@@ -2970,6 +3004,12 @@ mod mve {
                         "vldrb.s16 q5, [r1, #8]",
                         "vldrb.s16 q6, [r1, #16]",
                         "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        "vmladav.s16 r4, q4, q4",
+                        "vmladava.s16 r4, q5, q5",
+                        "vmladava.s16 r4, q6, q6",
+                        "vmladava.s16 r4, q7, q7"
                     ],
                     [
                         rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
@@ -3058,7 +3098,8 @@ mod mve {
     /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks; `PROJECTION`: RFA's
     /// column `ssat29(p − offset)` of `p = ssat29(round((dot << pre_shift) · value / 2^32))`,
     /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there); else
-    /// [`dot_column_asm!`] (no dots stored).
+    /// [`dot_column_asm!`] (no dots stored; `args[1]` and `args[6]` the norm's value and
+    /// pre-shift in place of the dots' and the offsets' addresses).
     #[inline(always)]
     pub(super) fn dot_logit_block<const PROJECTION: bool, const N: usize>(
         x: &[i8],
@@ -3068,14 +3109,13 @@ mod mve {
         const { assert!(N >= 8 + PROJECTION as usize) };
         let (x, a) = (x.as_ptr(), args.as_mut_ptr());
         // SAFETY: the caller checked that x holds KEY_BLOCK rows of args[7] = 8·chunks bytes,
-        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, args[1] 4·count words of
-        // dots, args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1 of every column from
-        // args[5] (row −4 of column 0) are inside its logits: the loops read each row of x
-        // once, the blocks once per row, write and read back 4·count words of dots (for
-        // PROJECTION), read ROW_STEP (4 words) and the offsets, store 4·count logits per
-        // column and update
-        // args[5], args[6] (and args[8], N = 9, for PROJECTION). MVE is present (cfg
-        // lara_attn_helium).
+        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, for PROJECTION args[1]
+        // 4·count words of dots and args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1
+        // of every column from args[5] (row −4 of column 0) are inside its logits: the loops
+        // read each row of x once, the blocks once per row, for PROJECTION write and read back
+        // 4·count words of dots and read the offsets, read ROW_STEP (4 words), store 4·count
+        // logits per column and update args[5] (args[6] and args[8], N = 9, for PROJECTION).
+        // MVE is present (cfg lara_attn_helium).
         unsafe {
             if PROJECTION {
                 dot_block_chunks!(
