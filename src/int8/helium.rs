@@ -1799,8 +1799,10 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // the fused query steps against the loops above: logits and T (another scale, another
-    // pre-shift), then α and the weights
+    // pre-shift), then α and the weights (not built for size: no QuerySteps there)
+    #[cfg(not(lara_attn_compact))]
     let t_scale = Scale32::new(0.0007, 1 << 16)?;
+    #[cfg(not(lara_attn_compact))]
     for len in 0..40usize {
         let mut logits = [0i32; 40];
         let (mut biases, mut t, mut references, mut balances) =
@@ -2112,7 +2114,9 @@ pub(crate) fn check() -> Option<usize> {
         return packed;
     }
     // the values gathered by the accumulating loop against the portable blocks and rows:
-    // value_dim 4 to 40 (whole groups), 4 to 12 rows, masks, the last keys past n
+    // value_dim 4 to 40 (whole groups), 4 to 12 rows, masks, the last keys past n (not built
+    // for size)
+    #[cfg(not(lara_attn_compact))]
     for len in 0..40usize {
         let (value_dim, rows, keys) = (4 + 4 * (len % 10), 4 + 4 * (len % 3), 5 + len % 11);
         let mut values = [0i8; 16 * 40];
