@@ -924,8 +924,12 @@ impl<'a> Workspace<'a> {
         crate::slices::fill(self.stream.weights, 0);
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
+            #[cfg(not(lara_attn_helium))]
+            pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
             // (Helium: the values gathered by the accumulating loop itself, below)
-            let gathered = cfg!(lara_attn_helium) && value_dim.is_multiple_of(ROWS);
+            #[cfg(lara_attn_helium)]
+            let gathered = value_dim.is_multiple_of(ROWS);
+            #[cfg(lara_attn_helium)]
             if !gathered {
                 pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
             }
@@ -947,8 +951,7 @@ impl<'a> Workspace<'a> {
                     (x.v, value_dim),
                     (first, counted),
                 );
-            #[cfg(not(lara_attn_helium))]
-            let done = false;
+            #[cfg(lara_attn_helium)]
             if !done {
                 if gathered {
                     pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
@@ -961,6 +964,14 @@ impl<'a> Workspace<'a> {
                     self.stream.values,
                 );
             }
+            #[cfg(not(lara_attn_helium))]
+            super::accumulate_groups(
+                self.loops,
+                self.stream.acc,
+                sample_rows * ROWS,
+                self.stream.weights,
+                self.stream.values,
+            );
         }
         self.finish_keys();
     }
