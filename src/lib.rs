@@ -68,6 +68,28 @@ macro_rules! asm_clobbering_s0_s31 {
     };
 }
 
+/// Helium: the loop that adds one block of eight keys' weighted values to the rows of one
+/// group of four value columns, as an `asm!` template (label `2`): per row (`lr` rows) its
+/// eight `i16` weights from `[r3]` (advanced), times the four columns' values in `q1`–`q4`
+/// (`VMLADAVA`), added to its four sums at `[r1]` (advanced); clobbers `q0`, `r0`, `r2`,
+/// `r10`, `r12`. Shared by every loop that accumulates values.
+#[cfg(lara_attn_helium)]
+macro_rules! accumulate_rows_loop {
+    () => {
+        concat!(
+            "2:\n",
+            "vldrh.u16 q0, [r3], #16\n",
+            "ldm r1, {{r0, r2, r10, r12}}\n",
+            "vmladava.s16 r0, q0, q1\n",
+            "vmladava.s16 r2, q0, q2\n",
+            "vmladava.s16 r10, q0, q3\n",
+            "vmladava.s16 r12, q0, q4\n",
+            "stm r1!, {{r0, r2, r10, r12}}\n",
+            "le lr, 2b\n",
+        )
+    };
+}
+
 pub mod backend;
 pub mod causal;
 mod error;

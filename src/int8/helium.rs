@@ -396,152 +396,258 @@ pub(crate) fn query_weights(max: i32, logits: &[i32], weights: &mut [i32], optim
     u64::from(high) << 32 | u64::from(low)
 }
 
-/// mis-opt's query steps before the weights in one loop: [`query_logits`] on `logits` with
-/// `biases` and [`t_row`] on `t` with `reference` (4 lanes of each per turn, over the common
-/// length of the four); returns `(largest logit, Σ T)` (`i32::MIN` and 0 for none), the same
-/// bits as the two loops.
-#[inline(always)]
-pub(crate) fn logits_t_row(
-    (logits, biases): (&mut [i32], &[i32]),
-    (t, reference): (&mut [i32], &[i32]),
-    (scale, t_scale): (Scale32, Scale32),
-) -> (i32, u32) {
-    let len = logits
-        .len()
-        .min(biases.len())
-        .min(t.len())
-        .min(reference.len());
-    let ((value, pre), (t_value, t_pre)) = (scale.parts(), t_scale.parts());
-    let (max, sum): (i32, u32);
-    // SAFETY: the loop reads and writes logits[0 .. len] and t[0 .. len] and reads
-    // biases[0 .. len] and reference[0 .. len] (tail-predicated), len ≤ the four lengths; the
-    // gathers read POW2_MIDPOINTS at indices masked to 0..1024
-    // (its length). The block writes only logits, t, q0–q7 (declared as s0–s31), lr, flags
-    // and its operands (the sum in r0: `VADDVA` takes an even register); no stack.
-    unsafe {
-        asm_clobbering_s0_s31!(
-            // the scales' values in q3 and q5 (their registers then the sum and the largest);
-            // the constants of exp2_lanes! for bits = 27: 29 and 27 − 30
-            "vdup.32 q3, r0",
-            "vdup.32 q5, {max}",
-            "movs r0, #0",
-            "mov {max}, #-2147483648",
-            "vmov.i32 q6, #29",
-            "vmvn.i32 q7, #2",
-            "wlstp.32 lr, {n}, 2f",
-            "1:",
-            // ℓ = ssat29(round((ℓ << pre) · value / 2^32) + bias (saturating)), the largest
-            logit_lanes!("{pre}"),
-            // T = 2^(−max(reference − ssat29(round((t << t_pre) · t_value / 2^32)), 0)), Q27
-            t_lanes!("{t_pre}"),
-            "letp lr, 1b",
-            "2:",
-            n = in(reg) len,
-            l = inout(reg) logits.as_mut_ptr() => _,
-            b = inout(reg) biases.as_ptr() => _,
-            t = inout(reg) t.as_mut_ptr() => _,
-            r = inout(reg) reference.as_ptr() => _,
-            pre = in(reg) pre,
-            t_pre = in(reg) t_pre,
-            table = in(reg) POW2_MIDPOINTS.as_ptr(),
-            max = inout(reg) t_value => max,
-            inout("r0") value => sum,
-            out("lr") _,
-            options(nostack),
-        );
-    }
-    (max, sum)
+/// [`alphas`] then [`query_weights`] (`optimal`) of 4 lanes: `α = max(bh + spread
+/// (saturating), 1)` from `T` at `[$t]` (`T − mean`, the mean in `$mean`, into `$spread`'s `q1`
+/// from `q0`) and the balances at `[$b]`, kept in `q3` (a predicated move of 1 into the lanes
+/// with `x ≤ 0`), then `w = round(2^(ℓ − max) in Q15 · α / 2^15)` from the logits at `[$l]`
+/// (`$t_max` makes `max − ℓ` of `q0`) into `[$w]` (the pointers advanced), added to `r0`,
+/// `r1`; clobbers `q0`–`q4`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! alpha_weight_lanes {
+    ($t:literal, $mean:literal, $b:literal, $l:literal, $w:literal,
+     [$($spread:expr),* $(,)?], [$($t_max:expr),* $(,)?]) => {
+        concat!(
+            // d = T − mean; q1 = the spread
+            "vldrw.u32 q0, [", $t, "], #16\n",
+            "vsub.i32 q0, q0, ", $mean, "\n",
+            $($spread, "\n",)*
+            // α = max(bh + spread (saturating), 1)
+            "vldrw.u32 q0, [", $b, "], #16\n",
+            "vqadd.s32 q3, q0, q1\n",
+            "vpt.s32 le, q3, zr\n",
+            "vmovt.i32 q3, #1\n",
+            // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e 2^16 · α 2 + 2^31) >> 32
+            "vldrw.u32 q0, [", $l, "], #16\n",
+            $($t_max, "\n",)*
+            exp2_lanes!(),
+            "vshl.i32 q1, q1, #16\n",
+            "vshl.i32 q0, q3, #1\n",
+            "vrmulh.u32 q1, q1, q0\n",
+            "vstrw.32 q1, [", $w, "], #16\n",
+            "vaddlva.u32 r0, r1, q1\n",
+        )
+    };
 }
 
-/// mis-opt's query weights with their `α` in one loop: [`alphas`] of `t` and `balances`
-/// (`t_mean`, `alpha_coeff`) kept in a register, then [`query_weights`] (`optimal`) of
-/// `logits` against `max` times it, into `weights` (over the common length of the four);
-/// returns `Σ w_c` (64 bits), the same bits as the two loops. `α = max(x, 1)` by a predicated
-/// move of 1 into the lanes with `x ≤ 0`.
+/// mis-opt's query steps from the dot products, for `count` landmarks, in one `asm!` block
+/// per query (the same bits as [`query_logits`], [`t_row`], the mean, [`alphas`],
+/// [`query_weights`] and [`pack_rounded`] in turn): the logits and `T` in one loop (their
+/// largest and sum), `mean T = (Σ T + ⌊count/2⌋) / count`, `α` and the weights in another
+/// (their 64-bit sum), `shift = bits(max(Σ w, 1)) − 14` and the packing. The constants and
+/// the slices of the head are held, their lengths checked once, in [`QUERY_STEP_WORDS`] words
+/// of a buffer (read by the block): `[logits, T, biases, references, value, pre, t_value,
+/// t_pre, ⌊count/2⌋, count, balances, weights, table, coefficient, packed]` (the
+/// first two stored by the block per query).
 ///
 /// For `|alpha_coeff| < 2^18` and `|T − mean| ≤ 2^27` (`T` and its mean in `[0, 2^27]`, as
 /// [`t_row`] gives them) the spread `(alpha_coeff · (T − mean) + 2^15) >> 16` is one
 /// `VRMULH.S32` of `8 (T − mean)` and `2^13 · alpha_coeff` (both below `2^31` in magnitude:
 /// the rounded high word of `2^16` times the product, the same bits); else as [`alphas`].
-#[inline(always)]
-pub(crate) fn alpha_weights(
-    (t, balances): (&[i32], &[i32]),
-    (t_mean, alpha_coeff): (i32, i32),
-    (max, logits): (i32, &[i32]),
-    weights: &mut [i32],
-) -> u64 {
-    let len = t
-        .len()
-        .min(balances.len())
-        .min(logits.len())
-        .min(weights.len());
-    let (low, high): (u32, u32);
-    macro_rules! alpha_weights_asm {
-        ($coeff:expr, [$($spread:expr),* $(,)?]) => {
-            // SAFETY: the loop reads t[0 .. len], balances[0 .. len] and logits[0 .. len] and
-            // writes weights[0 .. len] (tail-predicated), len ≤ the four lengths; the gathers
-            // read POW2_MIDPOINTS at indices masked to 0..1024
-            // (its length). The block writes only weights, q0–q7 (declared as s0–s31), lr,
-            // flags and its operands (the sum in r0, r1: `VADDLVA` takes an even and an odd
-            // register); no stack.
-            unsafe {
-                asm_clobbering_s0_s31!(
-                    // the coefficient in q5 (its register then the sum's high word); the
-                    // constants of exp2_lanes! for bits = 15: 17 and 15 − 30
-                    "vdup.32 q5, r1",
-                    "movs r1, #0",
-                    "vmov.i32 q6, #17",
-                    "vmvn.i32 q7, #14",
-                    "wlstp.32 lr, {n}, 2f",
-                    "1:",
-                    // d = T − mean; q1 = the spread
-                    "vldrw.u32 q0, [{t}], #16",
-                    "vsub.i32 q0, q0, {mean}",
-                    $($spread,)*
-                    // α = max(bh + spread (saturating), 1)
-                    "vldrw.u32 q0, [{b}], #16",
-                    "vqadd.s32 q3, q0, q1",
-                    "vpt.s32 le, q3, zr",
-                    "vmovt.i32 q3, #1",
-                    // w = round(2^(ℓ − max) in Q15 · α / 2^15) = (e 2^16 · α 2 + 2^31) >> 32
-                    "vldrw.u32 q0, [{l}], #16",
-                    "vsub.i32 q0, q0, {m}",
-                    "vneg.s32 q0, q0",
-                    exp2_lanes!(),
-                    "vshl.i32 q1, q1, #16",
-                    "vshl.i32 q0, q3, #1",
-                    "vrmulh.u32 q1, q1, q0",
-                    "vstrw.32 q1, [{w}], #16",
-                    "vaddlva.u32 r0, r1, q1",
-                    "letp lr, 1b",
-                    "2:",
-                    n = in(reg) len,
-                    t = inout(reg) t.as_ptr() => _,
-                    b = inout(reg) balances.as_ptr() => _,
-                    l = inout(reg) logits.as_ptr() => _,
-                    w = inout(reg) weights.as_mut_ptr() => _,
-                    mean = in(reg) t_mean,
-                    m = in(reg) max,
-                    table = in(reg) POW2_MIDPOINTS.as_ptr(),
-                    inout("r0") 0u32 => low,
-                    inout("r1") $coeff => high,
-                    out("lr") _,
-                    options(nostack),
-                );
-            }
-        };
+#[cfg(not(lara_attn_compact))]
+pub(crate) struct QuerySteps<'a> {
+    words: &'a mut [u32; QUERY_STEP_WORDS],
+    count: usize,
+    /// The spread by one `VRMULH.S32`.
+    short: bool,
+    packed: &'a mut [i32],
+    weights: core::marker::PhantomData<&'a mut [i32]>,
+}
+
+/// The words of [`QuerySteps`]' constants.
+#[cfg(not(lara_attn_compact))]
+pub(crate) const QUERY_STEP_WORDS: usize = 15;
+
+#[cfg(not(lara_attn_compact))]
+impl<'a> QuerySteps<'a> {
+    /// The steps of `count` landmarks, their constants in `buffer`; `None` unless `1 ≤ count <
+    /// 32`, `buffer` holds [`QUERY_STEP_WORDS`] and every slice `count` values (`packed` their
+    /// pairs).
+    pub(crate) fn new(
+        buffer: &'a mut [i32],
+        count: usize,
+        (biases, references, balances): (&'a [i32], &'a [i32], &'a [i32]),
+        (scale, t_scale): (Scale32, Scale32),
+        alpha_coeff: i32,
+        (weights, packed): (&'a mut [i32], &'a mut [i32]),
+    ) -> Option<Self> {
+        let fits = (1..32).contains(&count)
+            && biases.len() >= count
+            && references.len() >= count
+            && balances.len() >= count
+            && weights.len() >= count
+            && 2 * packed.len() >= count;
+        let words = buffer
+            .first_chunk_mut::<QUERY_STEP_WORDS>()
+            .filter(|_| fits)?;
+        let ((value, pre), (t_value, t_pre)) = (scale.parts(), t_scale.parts());
+        let short = alpha_coeff.unsigned_abs() < 1 << 18;
+        // (addresses as words: 32-bit targets)
+        let address = |p: *const i32| p as usize as i32;
+        *words = [
+            0,
+            0,
+            address(biases.as_ptr()),
+            address(references.as_ptr()),
+            value,
+            pre as i32,
+            t_value,
+            t_pre as i32,
+            count as i32 / 2,
+            count as i32,
+            address(balances.as_ptr()),
+            address(weights.as_mut_ptr()),
+            POW2_MIDPOINTS.as_ptr() as usize as i32,
+            if short {
+                alpha_coeff << 13
+            } else {
+                alpha_coeff
+            },
+            address(packed.as_mut_ptr()),
+        ];
+        // SAFETY: [i32; N] and [u32; N] have the same size, alignment and valid values.
+        let words = unsafe { &mut *(words as *mut [i32; QUERY_STEP_WORDS]).cast() };
+        Some(QuerySteps {
+            words,
+            count,
+            short,
+            packed,
+            weights: core::marker::PhantomData,
+        })
     }
-    if alpha_coeff.unsigned_abs() < 1 << 18 {
-        // spread = round(8 d · 2^13 alpha_coeff / 2^32)
-        alpha_weights_asm!(
-            alpha_coeff << 13,
-            ["vshl.i32 q0, q0, #3", "vrmulh.s32 q1, q0, q5"]
-        );
-    } else {
-        // spread = (alpha_coeff · d + 2^15) >> 16, as alphas
-        alpha_weights_asm!(alpha_coeff, [spread_lanes!()]);
+
+    /// The steps for one query from its dot products with `W` (`logits`) and `q̄` (`t`), both
+    /// overwritten (the scaled logits, `T`); returns the sum of the packed weights (wrapping).
+    /// `None`, nothing written, if either holds fewer than `count` values.
+    #[inline(always)]
+    pub(crate) fn run(&mut self, logits: &mut [i32], t: &mut [i32]) -> Option<u32> {
+        if logits.len() < self.count || t.len() < self.count {
+            return None;
+        }
+        let (words, first) = (self.words.as_mut_ptr(), logits.as_mut_ptr());
+        let sum: u32;
+        macro_rules! steps_asm {
+            ([$($coeff:expr),*], [$($spread:expr),*], [$($t_max:expr),*]) => {
+                // SAFETY: `new` checked that biases, references, balances and weights hold
+                // count values and packed count halfwords (its slices borrowed for 'a), and
+                // logits and t hold count values (checked above): the loops (tail-predicated,
+                // count lanes) read and write logits[0 .. count] and t[0 .. count], read the
+                // biases, references and balances, write weights[0 .. count] and the first
+                // count halfwords of packed, and read and write the constants' words; the
+                // gathers read POW2_MIDPOINTS at indices masked to 0..1024 (its length). The
+                // block writes only those, q0–q7 (declared as
+                // s0–s31), lr, flags and its operands (sums in r0, r1: `VADDVA` takes an even
+                // register, `VADDLVA` an even and an odd one; packed in r1, a narrowing
+                // store's base); no stack.
+                unsafe {
+                    asm_clobbering_s0_s31!(
+                        // the logits and T: value and t_value in q3 and q5, the constants of
+                        // exp2_lanes! for bits = 27 (29 and 27 − 30), t_pre in r1
+                        "strd r0, r1, [{w}]",
+                        "mov {l}, r0",
+                        "mov {t}, r1",
+                        "ldrd {b}, {r}, [{w}, #8]",
+                        "ldr {table}, [{w}, #48]",
+                        "ldrd r0, {pre}, [{w}, #16]",
+                        "vdup.32 q3, r0",
+                        "ldrd r0, r1, [{w}, #24]",
+                        "vdup.32 q5, r0",
+                        "movs r0, #0",
+                        "mov {max}, #-2147483648",
+                        "vmov.i32 q6, #29",
+                        "vmvn.i32 q7, #2",
+                        "ldr lr, [{w}, #36]",
+                        "dlstp.32 lr, lr",
+                        "1:",
+                        logit_lanes!("{pre}"),
+                        t_lanes!("r1"),
+                        "letp lr, 1b",
+                        // mean T = (Σ T + ⌊count/2⌋) / count (in {pre})
+                        "ldrd {pre}, r1, [{w}, #32]",
+                        "add r0, r0, {pre}",
+                        "udiv {pre}, r0, r1",
+                        // α and the weights: the coefficient (and the largest logit), the
+                        // constants of exp2_lanes! for bits = 15 (17 and 15 − 30)
+                        $($coeff,)*
+                        "movs r0, #0",
+                        "movs r1, #0",
+                        "vmov.i32 q6, #17",
+                        "vmvn.i32 q7, #14",
+                        "ldrd {l}, {t}, [{w}]",
+                        "ldrd {b}, {r}, [{w}, #40]",
+                        "ldr lr, [{w}, #36]",
+                        "dlstp.32 lr, lr",
+                        "3:",
+                        alpha_weight_lanes!(
+                            "{t}", "{pre}", "{b}", "{l}", "{r}", [$($spread),*], [$($t_max),*]
+                        ),
+                        "letp lr, 3b",
+                        // −shift = 14 − bits(max(Σ w, 1)): clz(high) − 50, else clz(low) − 18
+                        "cmp r1, #0",
+                        "beq 4f",
+                        "clz {pre}, r1",
+                        "sub {pre}, {pre}, #50",
+                        "b 5f",
+                        "4:",
+                        "cmp r0, #1",
+                        "it lo",
+                        "movlo r0, #1",
+                        "clz {pre}, r0",
+                        "sub {pre}, {pre}, #18",
+                        "5:",
+                        // the packing: round(w / 2^shift) = (w + 2^(shift − 1)) >> shift, or
+                        // w << −shift, each lane's low half stored
+                        "ldr {r}, [{w}, #44]",
+                        "ldr r1, [{w}, #56]",
+                        "movs r0, #0",
+                        "ldr lr, [{w}, #36]",
+                        "dlstp.32 lr, lr",
+                        "6:",
+                        "vldrw.u32 q0, [{r}], #16",
+                        "vrshl.u32 q0, {pre}",
+                        "vstrh.32 q0, [r1], #8",
+                        "vaddva.u32 r0, q0",
+                        "letp lr, 6b",
+                        w = in(reg) words,
+                        l = out(reg) _,
+                        b = out(reg) _,
+                        t = out(reg) _,
+                        r = out(reg) _,
+                        pre = out(reg) _,
+                        max = out(reg) _,
+                        table = out(reg) _,
+                        inout("r0") first => sum,
+                        inout("r1") t.as_mut_ptr() => _,
+                        out("lr") _,
+                        options(nostack),
+                    );
+                }
+            };
+        }
+        if self.short {
+            // spread = round(8 d · 2^13 alpha_coeff / 2^32) = sat(round(2 · 4 d · 2^13
+            // alpha_coeff / 2^32)) (VQRDMULH by the coefficient in {max}: it saturates only
+            // for two factors of −2^31, and |4 d| ≤ 2^29); the largest logit in q5
+            steps_asm!(
+                ["vdup.32 q5, {max}", "ldr {max}, [{w}, #52]"],
+                ["vshl.i32 q0, q0, #2", "vqrdmulh.s32 q1, q0, {max}"],
+                ["vsub.i32 q0, q5, q0"]
+            );
+        } else {
+            // spread = (alpha_coeff · d + 2^15) >> 16, as alphas (the coefficient in q5)
+            steps_asm!(
+                ["ldr r1, [{w}, #52]", "vdup.32 q5, r1"],
+                [spread_lanes!()],
+                ["vsub.i32 q0, q0, {max}", "vneg.s32 q0, q0"]
+            );
+        }
+        Some(sum)
     }
-    u64::from(high) << 32 | u64::from(low)
+
+    /// The packed weights of the last query.
+    #[inline(always)]
+    pub(crate) fn packed(&self) -> &[i32] {
+        self.packed
+    }
 }
 
 /// `packed` as `i16` pairs: `round(w_c / 2^shift)` (half up; `w_c · 2^-shift` for `shift ≤
@@ -886,6 +992,109 @@ pub(crate) fn pack_value_blocks(
     let whole = blocks * VALUE_BLOCK_WORDS;
     if let Some(rest) = out.get_mut(columns * (KEY_BLOCK / 2)..whole) {
         rest.fill(0);
+    }
+    true
+}
+
+/// The predicate of the `KEY_BLOCK` keys from `first` of `values` (`[n, value_dim]`) for
+/// gathers of `i16` lanes, two bits per lane (the keys that count and whose row is in
+/// `values`), and key `first`'s row (dereferenced only in those lanes: inside `values`), as
+/// [`pack_value_blocks`] computes them (there inline: through this function, built for size,
+/// exact attention took 512 more instructions on the M55).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+fn key_lanes(
+    values: &[i8],
+    value_dim: usize,
+    (first, counted): (usize, [bool; KEY_BLOCK]),
+) -> (u32, *const i8) {
+    let mut mask = 0u32;
+    for (jj, &counts) in counted.iter().enumerate() {
+        let end = (first + jj + 1).checked_mul(value_dim);
+        if counts && end.is_some_and(|end| end <= values.len()) {
+            mask |= 3 << (2 * jj);
+        }
+    }
+    let base = values.as_ptr().wrapping_add(first.wrapping_mul(value_dim));
+    (mask, base)
+}
+
+/// LARA's key pass on Helium: [`pack_value_blocks`] then
+/// [`accumulate_groups`](crate::simd::int8::accumulate_groups) in one `asm!` block, each group's
+/// four columns gathered into `q1`–`q4` as `pack_value_blocks` gathers them (not stored), then
+/// the rows' loop: `acc_g += Σ_j w_cj v_j` for the `value_dim / 4` groups of `group` words of
+/// `acc` and every row of a group. `false`, nothing done, unless `value_dim` is a multiple of
+/// four up to [`MAX_DIM`](super::MAX_DIM), `acc` holds that many whole groups and `weights` a
+/// row for every row of a group. (Out of line, as `accumulate_groups`: the save of `d8`–`d13`
+/// in its own frame, off the key pass's; inlined there, LARA's call took 1,024 B of stack.)
+#[cfg(not(lara_attn_compact))]
+#[inline(never)]
+pub(crate) fn accumulate_values(
+    (acc, group): (&mut [i32], usize),
+    weights: &[i32],
+    (values, value_dim): (&[i8], usize),
+    keys: (usize, [bool; KEY_BLOCK]),
+) -> bool {
+    let (groups, rows) = (value_dim / ROWS, group / ROWS);
+    let fits = value_dim <= super::MAX_DIM
+        && groups > 0
+        && value_dim.is_multiple_of(ROWS)
+        && rows > 0
+        && group.is_multiple_of(ROWS)
+        && acc.len() >= groups * group
+        && weights.len() >= rows * (KEY_BLOCK / 2);
+    if !fits {
+        return false;
+    }
+    let (mask, base) = key_lanes(values, value_dim, keys);
+    // SAFETY: the gathers read base + jj · value_dim + e for e < value_dim only in the lanes
+    // jj of `mask`, whose rows lie in `values`; the offsets jj · value_dim + e < 8 · 512 fit
+    // the 16-bit lanes (VIDUP from 0 in r10, times value_dim). The rows' loop reads `rows` rows of
+    // 4 words of `weights` per group and reads and writes `groups` groups of `rows` rows of 4
+    // words of `acc` (back to back: group = 4 · rows), all checked above. P0 (VPR) is saved
+    // and restored. The block writes only those words, q0–q7 (declared as s0–s31), lr,
+    // flags and its operands; no stack.
+    unsafe {
+        asm_clobbering_s0_s31!(
+            "vmrs {saved}, p0",
+            "vmsr p0, r0",
+            // the lanes' offsets jj · value_dim; ones
+            "vidup.u16 q5, r10, #1",
+            "vmul.i16 q5, q5, r2",
+            "vmov.i16 q6, #1",
+            "1:",
+            "vpst",
+            "vldrbt.s16 q1, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "vpst",
+            "vldrbt.s16 q2, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "vpst",
+            "vldrbt.s16 q3, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "vpst",
+            "vldrbt.s16 q4, [{base}, q5]",
+            "vadd.i16 q5, q5, q6",
+            "mov r3, {w}",
+            "dls lr, {rows}",
+            accumulate_rows_loop!(),
+            "subs {g}, {g}, #1",
+            "bne 1b",
+            "vmsr p0, {saved}",
+            saved = out(reg) _,
+            base = in(reg) base,
+            w = in(reg) weights.as_ptr(),
+            rows = in(reg) rows,
+            g = inout(reg) groups => _,
+            inout("r0") mask => _,
+            inout("r2") value_dim => _,
+            out("r3") _,
+            inout("r10") 0u32 => _,
+            out("r12") _,
+            inout("r1") acc.as_mut_ptr() => _,
+            out("lr") _,
+            options(nostack),
+        );
     }
     true
 }
@@ -1543,8 +1752,10 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // the fused query steps against the loops above: logits and T (another scale, another
-    // pre-shift), then α and the weights
+    // pre-shift), then α and the weights (not built for size: no QuerySteps there)
+    #[cfg(not(lara_attn_compact))]
     let t_scale = Scale32::new(0.0007, 1 << 16)?;
+    #[cfg(not(lara_attn_compact))]
     for len in 0..40usize {
         let mut logits = [0i32; 40];
         let (mut biases, mut t, mut references, mut balances) =
@@ -1564,18 +1775,9 @@ pub(crate) fn check() -> Option<usize> {
                 _ => (next() as i32) >> (next() % 32),
             };
         }
-        let (mut l2, mut t2) = (logits, t);
-        let (max, sum) = logits_t_row(
-            (&mut logits[..len], &biases),
-            (&mut t[..len], &references),
-            (scale, t_scale),
-        );
-        let max2 = query_logits(&mut l2[..len], &biases, scale);
-        let sum2 = t_row(&mut t2[..len], &references, t_scale);
-        if (logits, t, max, sum) != (l2, t2, max2, sum2) {
-            return Some(len);
+        if len == 0 || len >= 32 {
+            continue;
         }
-        let t_mean = (sum / (len as u32).max(1)) as i32;
         // both ends of each path's range (the short one below 2^18), any value
         let coeff = match len % 6 {
             0 => 1 << 19,
@@ -1585,16 +1787,33 @@ pub(crate) fn check() -> Option<usize> {
             4 => (next() as i32) >> 12,
             _ => (next() as i32) >> 14,
         };
-        let (mut ours, mut expected) = ([0x55i32; 40], [0x55i32; 40]);
-        let total = alpha_weights(
-            (&t[..len], &balances),
-            (t_mean, coeff),
-            (max, &logits),
-            &mut ours,
-        );
-        alphas(&mut expected[..len], (&balances, &t), t_mean, coeff);
-        let expected_total = query_weights(max, &logits[..len], &mut expected[..len], true);
-        if ours != expected || total != expected_total {
+        // the loops one after the other
+        let (mut l2, mut t2) = (logits, t);
+        let max = query_logits(&mut l2[..len], &biases, scale);
+        let sum = t_row(&mut t2[..len], &references, t_scale);
+        let t_mean = ((sum + len as u32 / 2) / len as u32) as i32;
+        let (mut expected, mut expected_packed) = ([0x55i32; 40], [0i32; 21]);
+        alphas(&mut expected[..len], (&balances, &t2), t_mean, coeff);
+        let total = query_weights(max, &l2[..len], &mut expected[..len], true);
+        let shift = super::fixed_point::bits64(total.max(1)) as i32 - 14;
+        let expected_sum = pack_rounded(&expected[..len], &mut expected_packed, shift);
+        // the steps in one block (into dirty outputs: the values past len left alone)
+        let (mut ours, mut packed, mut words) = ([0x55i32; 40], [0i32; 21], [0i32; 17]);
+        let Some(mut steps) = QuerySteps::new(
+            &mut words,
+            len,
+            (&biases, &references, &balances),
+            (scale, t_scale),
+            coeff,
+            (&mut ours, &mut packed),
+        ) else {
+            return Some(len);
+        };
+        let ours_sum = steps.run(&mut logits, &mut t);
+        if ours_sum != Some(expected_sum)
+            || (logits, t) != (l2, t2)
+            || (ours, packed) != (expected, expected_packed)
+        {
             return Some(len);
         }
     }
@@ -1659,8 +1878,14 @@ pub(crate) fn check() -> Option<usize> {
         }
     }
     // the key blocks' dots and logit columns in one asm block: one to four chunks, one to
-    // three blocks of rows, rows of i8 across the range, offsets across i32, against
-    // portable_dot_blocks and the portable column
+    // three blocks of rows, rows of i8 across the range, offsets across i32 (RFA) or norm
+    // terms of three scales and none, against portable_dot_blocks and the portable column
+    let norms = [
+        None,
+        Scale32::new(0.7, 1 << 23),
+        Scale32::new(3.1e-4, 1 << 23),
+        Scale32::new(41.0, 1 << 19),
+    ];
     for len in 0..40usize {
         let (chunks, count) = (1 + len % 4, 1 + len / 4 % 3);
         let dim = chunks * CHUNK;
@@ -1685,10 +1910,11 @@ pub(crate) fn check() -> Option<usize> {
         let mut expected = ours;
         let loops = crate::simd::int8::Loops::active();
         let scale_parts = (scale.parts(), &offsets);
+        let norm = norms[len / 3 % 4];
         let n = count * ROWS;
-        // (RFA's projections on odd lengths: p = ssat29(scale · dot), ssat29(p − offset) and
-        // the largest p)
-        let projection = len % 2 == 1;
+        // (RFA's projections on every other twelve lengths, each twelve every chunk and block
+        // count: p = ssat29(scale · dot), ssat29(p − offset) and the largest p)
+        let projection = len / 12 % 2 == 1;
         let start_max = [i32::MIN, (next() as i32) >> 4][len / 2 % 2];
         let (written, max) = if projection {
             let block = crate::simd::int8::dot_projection_block(
@@ -1706,7 +1932,7 @@ pub(crate) fn check() -> Option<usize> {
                 (blocks, rows, dim),
                 &mut dots[..n],
                 &mut ours,
-                scale_parts,
+                (scale.parts(), norm.map(Scale32::parts)),
             );
             (written, 0)
         };
@@ -1724,7 +1950,9 @@ pub(crate) fn check() -> Option<usize> {
                     expected_max = expected_max.max(p);
                     to_logit(p.wrapping_sub(offsets[jj]))
                 } else {
-                    to_logit(scaled.wrapping_sub(offsets[jj]))
+                    let squares = crate::simd::int8::portable_squared_norm(row);
+                    let offset = norm.map_or(0, |norm| norm.apply(squares));
+                    to_logit(scaled.wrapping_sub(offset))
                 };
             }
         }
@@ -1837,6 +2065,49 @@ pub(crate) fn check() -> Option<usize> {
     let packed = crate::simd::int8::check_value_blocks(&mut next, pack_value_blocks);
     if packed.is_some() {
         return packed;
+    }
+    // the values gathered by the accumulating loop against the portable blocks and rows:
+    // value_dim 4 to 40 (whole groups), 4 to 12 rows, masks, the last keys past n (not built
+    // for size)
+    #[cfg(not(lara_attn_compact))]
+    for len in 0..40usize {
+        let (value_dim, rows, keys) = (4 + 4 * (len % 10), 4 + 4 * (len % 3), 5 + len % 11);
+        let mut values = [0i8; 16 * 40];
+        for v in values.iter_mut() {
+            *v = next() as i8;
+        }
+        let values = &values[..keys * value_dim];
+        let first = [0, keys.saturating_sub(KEY_BLOCK), keys - 1][len % 3];
+        let counted: [bool; KEY_BLOCK] = core::array::from_fn(|_| next() % 5 != 0);
+        let mut weights = [0i32; 12 * (KEY_BLOCK / 2)];
+        for w in weights.iter_mut() {
+            *w = next() as i32;
+        }
+        let group = rows * ROWS;
+        let mut acc = [0i32; 10 * 12 * ROWS + 3];
+        for a in acc.iter_mut() {
+            *a = (next() as i32) >> 4;
+        }
+        let mut expected = acc;
+        let weights = &weights[..rows * (KEY_BLOCK / 2)];
+        let ours = accumulate_values(
+            (&mut acc[..value_dim / ROWS * group], group),
+            weights,
+            (values, value_dim),
+            (first, counted),
+        );
+        let mut blocks = [0i32; 10 * VALUE_BLOCK_WORDS];
+        let blocks = &mut blocks[..value_dim / ROWS * VALUE_BLOCK_WORDS];
+        crate::simd::int8::portable_pack_value_blocks(values, value_dim, (first, counted), blocks);
+        for (sums, block) in expected
+            .chunks_exact_mut(group)
+            .zip(blocks.chunks_exact(VALUE_BLOCK_WORDS))
+        {
+            crate::simd::int8::portable_accumulate_rows(sums, weights, block, rows);
+        }
+        if !ours || acc != expected {
+            return Some(len);
+        }
     }
     // the rescaling of a row: sums across the i32 range, every row of 1 to 3 groups
     let rescaled = super::fixed_point::check_rescale_rows(&mut next, rescale_row);

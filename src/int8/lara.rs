@@ -929,7 +929,15 @@ impl<'a> Workspace<'a> {
         crate::slices::fill(self.stream.weights, 0);
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
+            #[cfg(not(lara_attn_helium))]
             pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
+            // (Helium: the values gathered by the accumulating loop itself, below)
+            #[cfg(lara_attn_helium)]
+            let gathered = value_dim.is_multiple_of(ROWS);
+            #[cfg(lara_attn_helium)]
+            if !gathered {
+                pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
+            }
             self.key_block_logits(plan, x, (first, counted));
             super::admit_rows(
                 self.stream.logits,
@@ -940,6 +948,28 @@ impl<'a> Workspace<'a> {
                 sample_rows,
             );
             // kv_c += Σ_j w_cj v_j
+            #[cfg(lara_attn_helium)]
+            let done = gathered
+                && super::helium::accumulate_values(
+                    (self.stream.acc, sample_rows * ROWS),
+                    self.stream.weights,
+                    (x.v, value_dim),
+                    (first, counted),
+                );
+            #[cfg(lara_attn_helium)]
+            if !done {
+                if gathered {
+                    pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
+                }
+                super::accumulate_groups(
+                    self.loops,
+                    self.stream.acc,
+                    sample_rows * ROWS,
+                    self.stream.weights,
+                    self.stream.values,
+                );
+            }
+            #[cfg(not(lara_attn_helium))]
             super::accumulate_groups(
                 self.loops,
                 self.stream.acc,
@@ -1337,8 +1367,11 @@ impl<'a> Workspace<'a> {
         // (DSP and Helium cores, mis-opt with one sample per landmark below 32 of them: every
         // slice cut once per head)
         #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
-        if optimal && self.samples == self.count && (1..32).contains(&self.count) {
-            self.mis_opt_queries(plan, t_dot, x, out, base);
+        if optimal
+            && self.samples == self.count
+            && (1..32).contains(&self.count)
+            && self.mis_opt_queries(plan, t_dot, x, out, base)
+        {
             return;
         }
         let shared = core::mem::take(&mut self.stream.shared);
@@ -1357,7 +1390,8 @@ impl<'a> Workspace<'a> {
     /// [`query_pass`](Self::query_pass) for mis-opt with `samples == count < 32` on the DSP and
     /// Helium cores: the steps of `query_logits`, `query_alpha`, `query_weights` and
     /// `query_output` (the same loops, the same bits) with every slice cut once before the
-    /// queries (no per-query bookkeeping of the general steps).
+    /// queries (no per-query bookkeeping of the general steps). `false`, nothing written, if
+    /// the workspace does not fit Helium's `QuerySteps` (the caller takes the general steps).
     // (out of line on the DSP cores without Helium: its frame apart from the general path's,
     // less stack)
     #[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
@@ -1370,7 +1404,7 @@ impl<'a> Workspace<'a> {
         x: &Qkv<'_>,
         out: &mut impl Rows,
         base: usize,
-    ) {
+    ) -> bool {
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
         use super::dsp as isa;
         #[cfg(lara_attn_helium)]
@@ -1400,6 +1434,7 @@ impl<'a> Workspace<'a> {
         let out_row = &mut *self.out_row;
         let shared = &mut *self.stream.shared;
         // (count ≥ 1 here; max(1): no division-by-zero path)
+        #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
         let (half, divisor) = (count as u32 / 2, (count as u32).max(1));
         // (the DSP cores without Helium, a multiple of four landmarks below 32: the logits, T,
         // α and the weights in one asm block, its constants in the key pass's `values`)
@@ -1421,6 +1456,33 @@ impl<'a> Workspace<'a> {
             &mut *self.row,
             (&mut *logits, &mut *t_row),
         );
+        // (Helium: the lengths checked once for the padded rows; the steps from the dot
+        // products to the packed weights in one asm block, their slices held)
+        #[cfg(lara_attn_helium)]
+        let (mut dots, steps) = (
+            crate::simd::int8::Dots2::new(
+                loops,
+                (w, q_bar),
+                padded(dim),
+                (&mut *logits, &mut *t_row),
+            ),
+            isa::QuerySteps::new(
+                &mut *self.stream.values,
+                count,
+                (biases, t_reference, balances),
+                (plan.query_dot, t_dot),
+                plan.alpha_coeff,
+                (weights, packed),
+            ),
+        );
+        #[cfg(lara_attn_helium)]
+        let Some(mut steps) = steps else {
+            return false;
+        };
+        // (Helium, i8 outputs: the sums requantised block by block, the lengths checked once)
+        #[cfg(lara_attn_helium)]
+        let output =
+            crate::simd::int8::PairDotI8::new(loops, self.kv, steps.packed().len(), value_dim);
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)
@@ -1429,27 +1491,25 @@ impl<'a> Workspace<'a> {
                 dots.run(q_row);
                 dots.sums()
             };
+            // (Helium: both in one asm block, the row loaded once)
             #[cfg(lara_attn_helium)]
-            {
-                dot_blocks(loops, w, q_row, logits);
-                dot_blocks(loops, q_bar, q_row, t_row);
-            }
+            let (logits, t_row) = {
+                dots.run(q_row);
+                dots.sums()
+            };
+            // (Helium: QuerySteps, its packed weights for the output)
+            // (never None: the rows hold the samples' and landmarks' blocks)
+            #[cfg(lara_attn_helium)]
+            let Some(weight_sum) = steps.run(logits, t_row) else {
+                break;
+            };
+            #[cfg(lara_attn_helium)]
+            let packed = steps.packed();
             #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
             let fused = steps
                 .as_ref()
                 .and_then(|steps| steps.run(logits, t_row, weights, packed));
-            // (Helium: the logits and T in one loop, α and the weights in another)
-            #[cfg(lara_attn_helium)]
-            let fused = {
-                let live = logits.get_mut(..count).unwrap_or_default();
-                let t = t_row.get_mut(..count).unwrap_or_default();
-                let (max, t_sum) =
-                    isa::logits_t_row((live, biases), (t, t_reference), (plan.query_dot, t_dot));
-                let t_mean = ((t_sum + half) / divisor) as i32;
-                let coeff = (t_mean, plan.alpha_coeff);
-                let total = isa::alpha_weights((t, balances), coeff, (max, live), weights);
-                Some((total, None))
-            };
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
             let (total, packed_sum) = match fused {
                 Some(done) => done,
                 None => {
@@ -1468,6 +1528,7 @@ impl<'a> Workspace<'a> {
                 }
             };
             // sniw_c = round(w_c · 2^(14 − bits(Σ w))) in pairs
+            #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
             let weight_sum = match packed_sum {
                 Some(sum) => sum,
                 None => pack_weights(weights, packed, bits64(total.max(1)) as i32 - 14),
@@ -1483,18 +1544,26 @@ impl<'a> Workspace<'a> {
                 base + i * value_dim,
             );
             #[cfg(lara_attn_helium)]
+            let offset = base + i * value_dim;
+            #[cfg(lara_attn_helium)]
+            if let Some(dots) = &output
+                && let Some(rows) = out.i8_rows()
+                && let Some(parts) =
+                    super::fixed_point::row_high_word(weight_sum.max(1), plan.requantize.to_i8, -8)
+                && let Some(row) = rows.get_mut(offset..offset + value_dim)
+                && dots.run(packed, row, parts)
+            {
+                continue;
+            }
+            #[cfg(lara_attn_helium)]
             {
                 pair_dot_blocks(loops, self.kv, packed, out_row);
                 let row = out_row.get(..value_dim).unwrap_or_default();
-                plan.requantize.write_row_small(
-                    row,
-                    weight_sum.max(1),
-                    -8,
-                    out,
-                    base + i * value_dim,
-                );
+                plan.requantize
+                    .write_row_small(row, weight_sum.max(1), -8, out, offset);
             }
         }
+        true
     }
 
     /// `logiw_c − log2 α_c = s · W_c·q_i + bias_c` (the `−s|q_i|²/2` term cancels over `c`),
@@ -1714,24 +1783,19 @@ impl<'a> Workspace<'a> {
 }
 
 /// `ℓ_c = to_logit(scale · ℓ_c + bias_c)` in place (the sum saturating) over the common length,
-/// and the largest of them (0 for none): 4 lanes on Helium; groups of four and their largest in
-/// asm on the other DSP cores.
-#[cfg(all(any(lara_attn_dsp, lara_attn_helium), not(lara_attn_compact)))]
+/// and the largest of them (0 for none): groups of four and their largest in asm on the DSP
+/// cores without Helium.
+#[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
 #[inline(always)]
 fn query_logits_max(logits: &mut [i32], biases: &[i32], scale: Scale32) -> i32 {
-    #[cfg(lara_attn_helium)]
-    return super::helium::query_logits(logits, biases, scale);
     // (groups of four and their largest in asm, the rest and theirs here)
-    #[cfg(not(lara_attn_helium))]
-    {
-        if logits.is_empty() {
-            return 0;
-        }
-        let (done, max) = super::dsp::query_logits_max(logits, biases, scale);
-        let rest = logits.get_mut(done..).unwrap_or_default();
-        scale_logits(rest, biases.get(done..).unwrap_or_default(), scale);
-        rest.iter().copied().fold(max, i32::max)
+    if logits.is_empty() {
+        return 0;
     }
+    let (done, max) = super::dsp::query_logits_max(logits, biases, scale);
+    let rest = logits.get_mut(done..).unwrap_or_default();
+    scale_logits(rest, biases.get(done..).unwrap_or_default(), scale);
+    rest.iter().copied().fold(max, i32::max)
 }
 
 /// `ℓ_c = to_logit(scale · ℓ_c + bias_c)` in place (the sum saturating) over the common length:

@@ -403,6 +403,11 @@ pub(crate) fn accumulate_groups(
     weights: &[i32],
     values: &[i32],
 ) {
+    // (Helium: every group in one asm block)
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    if crate::simd::int8::accumulate_groups(loops, acc, group, weights, values) {
+        return;
+    }
     let mut groups = chunks_mut(acc, group);
     for values in chunks(values, VALUE_BLOCK_WORDS) {
         match groups.next() {
@@ -496,14 +501,8 @@ pub(crate) fn block_logits(
         .get(first * dim..(first + KEY_BLOCK) * dim)
         .filter(|_| counted.iter().all(|&c| c))
     {
-        // (no array of offsets on the stack without a norm term)
-        let offsets = norm.map(|norm| -> [i32; KEY_BLOCK] {
-            core::array::from_fn(|jj| {
-                let row = rows.get(jj * dim..(jj + 1) * dim).unwrap_or_default();
-                norm.apply(squared_norm(row))
-            })
-        });
-        let scale = (scale.parts(), offsets.as_ref().unwrap_or(&[0; KEY_BLOCK]));
+        // (each row's norm term from the row loaded for its dot products)
+        let scale = (scale.parts(), norm.map(Scale32::parts));
         if crate::simd::int8::dot_logit_block(loops, (blocks, rows, dim), dots, logits, scale) {
             return;
         }
@@ -709,6 +708,8 @@ pub(crate) fn admit_rows(
         for (g, ((l, w), (re, su))) in groups.take(rows / 4).enumerate() {
             match admit4(l, (re, su), w) {
                 Some(None) => {}
+                // (no sums to rescale: the normaliser's states alone)
+                Some(Some(_)) if acc.is_empty() => {}
                 Some(Some(factors)) => {
                     for (k, factor) in factors.into_iter().enumerate() {
                         if factor != Q15_ONE {
@@ -842,6 +843,12 @@ trait Rows {
             offset,
         );
     }
+    /// The `i8` rows themselves (LARA's query output on Helium); `None` for `f32` rows.
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn i8_rows(&mut self) -> Option<&mut [i8]> {
+        None
+    }
     /// [`write_small`](Self::write_small) of the first `len` sums of `pair_dot_blocks(loops,
     /// blocks, pairs, sums)` (LARA's query output on the DSP cores without Helium).
     #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
@@ -875,6 +882,12 @@ fn write_pairs_general<O: Rows + ?Sized>(
 impl Rows for &mut [i8] {
     fn len(&self) -> usize {
         <[i8]>::len(self)
+    }
+
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn i8_rows(&mut self) -> Option<&mut [i8]> {
+        Some(self)
     }
 
     #[inline(always)]

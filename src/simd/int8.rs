@@ -414,13 +414,119 @@ fn target_dot_blocks(blocks: &[i32], x: &[i8], out: &mut [i32], count: usize) {
     }
 }
 
+/// [`dot_blocks`] of each row `x` with two sets of blocks, `a` into `out_a` and `b` into
+/// `out_b` (LARA's query rows against `W` and `q̄`), the slices held and their lengths checked
+/// once for rows of `x_len` bytes: on Helium, for rows of one to four chunks and as many whole
+/// blocks in each set, one `asm!` block per row with the row loaded once; else two calls.
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+pub(crate) struct Dots2<'a> {
+    loops: Loops,
+    blocks: (&'a [i32], &'a [i32]),
+    out: (&'a mut [i32], &'a mut [i32]),
+    /// The row length the `asm!` block's checks passed for, else 0 (no row is empty).
+    fits: usize,
+}
+
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+impl<'a> Dots2<'a> {
+    /// The slices, checked for rows of `x_len` bytes.
+    pub(crate) fn new(
+        loops: Loops,
+        blocks: (&'a [i32], &'a [i32]),
+        x_len: usize,
+        out: (&'a mut [i32], &'a mut [i32]),
+    ) -> Self {
+        let count = out.0.len() / ROWS;
+        let words = count * block_words(x_len);
+        let fits = matches!(loops.0, Variant::Target)
+            && count >= 1
+            && out.1.len() / ROWS == count
+            && x_len.is_multiple_of(CHUNK)
+            && (1..=4).contains(&(x_len / CHUNK))
+            && blocks.0.len() >= words
+            && blocks.1.len() >= words;
+        Dots2 {
+            loops,
+            blocks,
+            out,
+            fits: if fits { x_len } else { 0 },
+        }
+    }
+
+    /// The dot products of the row `x` into the held sums.
+    #[inline(always)]
+    pub(crate) fn run(&mut self, x: &[i8]) {
+        if x.len() == self.fits {
+            let count = self.out.0.len() / ROWS;
+            mve::dot_blocks2(self.blocks, x, (self.out.0, self.out.1), count);
+            return;
+        }
+        dot_blocks(self.loops, self.blocks.0, x, self.out.0);
+        dot_blocks(self.loops, self.blocks.1, x, self.out.1);
+    }
+
+    /// The two rows of sums.
+    #[inline(always)]
+    pub(crate) fn sums(&mut self) -> (&mut [i32], &mut [i32]) {
+        (self.out.0, self.out.1)
+    }
+}
+
+/// LARA's query output on Helium: `out[j] = ssat8(((s_j · mantissa) >> 32) + round) >> shift)`
+/// of the sums `s` [`pair_dot_blocks`] gives for the packed weights `x` and the blocks, four
+/// values per block, without storing the sums (`mve::pair_dot_i8`), the blocks held and the
+/// lengths checked once for rows `x` of `x_len` words and `len` values (a multiple of four).
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+pub(crate) struct PairDotI8<'a> {
+    blocks: &'a [i32],
+    x_len: usize,
+    count: usize,
+}
+
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+impl<'a> PairDotI8<'a> {
+    /// `None` unless `x_len` is one to four chunks (4 to 16 words), `len` a non-zero multiple
+    /// of four and `blocks` holds `len / 4` blocks of `4 · x_len` words.
+    pub(crate) fn new(loops: Loops, blocks: &'a [i32], x_len: usize, len: usize) -> Option<Self> {
+        let count = len / ROWS;
+        let fits = matches!(loops.0, Variant::Target)
+            && count > 0
+            && len.is_multiple_of(ROWS)
+            && x_len.is_multiple_of(CHUNK / 2)
+            && (1..=4).contains(&(x_len / (CHUNK / 2)))
+            && blocks.len() >= count * ROWS * x_len;
+        fits.then_some(PairDotI8 {
+            blocks,
+            x_len,
+            count,
+        })
+    }
+
+    /// The row `out` (`len` values) from `x` (`x_len` words) and the requantisation `parts`
+    /// (`Multiplier::high_word_rounded`'s, whose rounding term is `2^(shift − 1)`); `false`,
+    /// nothing written, for other lengths or another rounding term.
+    #[inline(always)]
+    pub(crate) fn run(&self, x: &[i32], out: &mut [i8], parts: (i32, i32, u32)) -> bool {
+        let (mantissa, round, shift) = parts;
+        let half = 1i32.checked_shl(shift.wrapping_sub(1));
+        if x.len() != self.x_len || out.len() != ROWS * self.count || half != Some(round) {
+            return false;
+        }
+        mve::pair_dot_i8(self.blocks, x, out, self.count, (mantissa, shift));
+        true
+    }
+}
+
 /// For the [`KEY_BLOCK`] rows of `rows` (`dim` bytes each, back to back): [`dot_blocks`] of
-/// the row with every row of `blocks` into `dots`, then column `jj` (the row's) of `logits`
-/// (`[rows][KEY_BLOCK]`) `= ssat29(round((dots[r] << pre_shift) · value / 2^32) − offsets[jj])`
-/// (the difference wrapping) for every row `r` of `dots`: on Helium one `asm!` block for the
-/// whole block of keys (each row loaded once; no dispatch or setup per row). `false`, nothing
-/// written, unless `dim` is one to four whole chunks, `rows` holds the `KEY_BLOCK` rows, and
-/// `dots` is whole blocks (at least one) whose rows are all in `blocks` and `logits`.
+/// the row with every row of `blocks`, then column `jj` (the row's) of `logits`
+/// (`[rows][KEY_BLOCK]`) `= ssat29(round((dot_r << pre_shift) · value / 2^32) − offset_jj)`
+/// (the difference wrapping) for every row `r` of `dots` (the blocks' rows), `offset_jj` the
+/// row's `round((|row|² << norm_pre) · norm / 2^32)` with `norm = (norm, norm_pre)` (0
+/// without): on Helium one `asm!` block for the whole block of keys (each row loaded once, its
+/// `|row|²` from the loaded row; no dispatch or setup per row; the sums of each block of four
+/// rows scaled as they are done, `dots` left alone). `false`, nothing written, unless `dim`
+/// is one to four whole chunks, `rows` holds the `KEY_BLOCK` rows, and `dots` is whole blocks
+/// (at least one) whose rows are all in `blocks` and `logits`.
 #[cfg(lara_attn_helium)]
 #[inline]
 pub(crate) fn dot_logit_block(
@@ -428,16 +534,23 @@ pub(crate) fn dot_logit_block(
     (blocks, rows, dim): (&[i32], &[i8], usize),
     dots: &mut [i32],
     logits: &mut [i32],
-    ((value, pre_shift), offsets): ((i32, u32), &[i32; KEY_BLOCK]),
+    ((value, pre_shift), norm): ((i32, u32), Option<(i32, u32)>),
 ) -> bool {
     dot_block(
         loops,
         (blocks, rows, dim),
         (dots, logits),
         (value, pre_shift),
-        offsets,
-        None,
+        Column::Logit(norm),
     )
+}
+
+/// The logit column of [`dot_block`]: [`dot_logit_block`]'s (the norm's scale) or
+/// [`dot_projection_block`]'s (the offsets and the largest projection so far).
+#[cfg(lara_attn_helium)]
+enum Column<'a> {
+    Logit(Option<(i32, u32)>),
+    Projection(&'a [i32; KEY_BLOCK], &'a mut i32),
 }
 
 /// [`dot_logit_block`] for RFA's key logits: column `jj` `= ssat29(p − offsets[jj])` with
@@ -460,8 +573,7 @@ pub(crate) fn dot_projection_block(
         (blocks, rows, dim),
         (dots, logits),
         scale,
-        offsets,
-        Some(&mut max),
+        Column::Projection(offsets, &mut max),
     )
     .then_some(max)
 }
@@ -474,8 +586,7 @@ fn dot_block(
     (blocks, rows, dim): (&[i32], &[i8], usize),
     (dots, logits): (&mut [i32], &mut [i32]),
     (value, pre_shift): (i32, u32),
-    offsets: &[i32; KEY_BLOCK],
-    max: Option<&mut i32>,
+    column: Column<'_>,
 ) -> bool {
     let count = dots.len() / ROWS;
     let fits = matches!(loops.0, Variant::Target)
@@ -493,25 +604,38 @@ fn dot_block(
     // dereferenced
     let base = logits.as_mut_ptr().wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
     let address = |p: *const i32| p as usize as u32;
-    let mut args = [
-        address(blocks.as_ptr()),
-        address(dots.as_mut_ptr()),
-        value as u32,
-        pre_shift,
-        ROW_STEP.as_ptr() as usize as u32,
-        address(base),
-        address(offsets.as_ptr()),
-        dim as u32,
-    ];
     let shape = (dim / CHUNK, count);
-    match max {
-        Some(max) => {
-            let [a0, a1, a2, a3, a4, a5, a6, a7] = args;
-            let mut args = [a0, a1, a2, a3, a4, a5, a6, a7, *max as u32];
+    match column {
+        Column::Projection(offsets, max) => {
+            let mut args = [
+                address(blocks.as_ptr()),
+                address(dots.as_mut_ptr()),
+                value as u32,
+                pre_shift,
+                ROW_STEP.as_ptr() as usize as u32,
+                address(base),
+                address(offsets.as_ptr()),
+                dim as u32,
+                *max as u32,
+            ];
             mve::dot_logit_block::<true, 9>(rows, shape, &mut args);
             *max = args[8] as i32;
         }
-        None => mve::dot_logit_block::<false, 8>(rows, shape, &mut args),
+        Column::Logit(norm) => {
+            // (no norm: a factor of 0, every offset 0)
+            let (norm, norm_pre) = norm.unwrap_or((0, 0));
+            let mut args = [
+                address(blocks.as_ptr()),
+                norm as u32,
+                value as u32,
+                pre_shift,
+                ROW_STEP.as_ptr() as usize as u32,
+                address(base),
+                norm_pre,
+                dim as u32,
+            ];
+            mve::dot_logit_block::<false, 8>(rows, shape, &mut args);
+        }
     }
     true
 }
@@ -884,6 +1008,33 @@ pub(crate) fn accumulate_rows(loops: Loops, acc: &mut [i32], weights: &[i32], va
         Variant::Neon => unsafe { neon::accumulate_rows(acc, weights, values, rows) },
         Variant::Target => target_accumulate_rows(acc, weights, values, rows),
     }
+}
+
+/// [`accumulate_rows`] of every group of four value columns `g` (`acc`'s groups, `group`
+/// words each, with the pair block `g` of `values`) on Helium, in one `asm!` block: `false`,
+/// nothing done, unless `acc` is whole groups and `weights` holds a row for every row of a
+/// group (the rows of consecutive groups then back to back in `acc`).
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+#[inline]
+pub(crate) fn accumulate_groups(
+    loops: Loops,
+    acc: &mut [i32],
+    group: usize,
+    weights: &[i32],
+    values: &[i32],
+) -> bool {
+    let groups = (acc.len() / group.max(1)).min(values.len() / VALUE_BLOCK_WORDS);
+    let rows = group / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && groups > 0
+        && rows > 0
+        && group.is_multiple_of(ROWS)
+        && acc.len().is_multiple_of(group)
+        && weights.len() >= rows * WEIGHT_WORDS;
+    if fits {
+        mve::accumulate_groups(acc, weights, values, (groups, rows));
+    }
+    fits
 }
 
 /// [`accumulate_rows`] of this target's build (arguments checked).
@@ -2359,6 +2510,10 @@ mod mve {
     /// add to them (`VMLADAVA`).
     macro_rules! rows_chunk {
         ($op:literal, $x:literal) => {
+            rows_chunk!($op, $x, "q2", "q3")
+        };
+        // (the third and fourth rows loaded into $q2 and $q3)
+        ($op:literal, $x:literal, $q2:literal, $q3:literal) => {
             concat!(
                 "vldrh.u16 q0, [r3], #16\n",
                 $op,
@@ -2370,16 +2525,24 @@ mod mve {
                 " r2, ",
                 $x,
                 ", q1\n",
-                "vldrh.u16 q2, [r3], #16\n",
+                "vldrh.u16 ",
+                $q2,
+                ", [r3], #16\n",
                 $op,
                 " r10, ",
                 $x,
-                ", q2\n",
-                "vldrh.u16 q3, [r3], #16\n",
+                ", ",
+                $q2,
+                "\n",
+                "vldrh.u16 ",
+                $q3,
+                ", [r3], #16\n",
                 $op,
                 " r12, ",
                 $x,
-                ", q3\n",
+                ", ",
+                $q3,
+                "\n",
             )
         };
     }
@@ -2500,6 +2663,113 @@ mod mve {
         }
     }
 
+    /// [`dot_preloaded_asm!`] over two sets of `count` blocks, `x` loaded once: the first set
+    /// at `r3` into `r4`, then the second at `r8` into `r9`.
+    macro_rules! dot2_preloaded_asm {
+        ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $first:expr, $second:expr, $count:expr) => {
+            asm_clobbering_s0_s31!(
+                $($loads,)*
+                "dls lr, r5",
+                "2:",
+                $($chunks,)*
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "le lr, 2b",
+                "mov r3, r8",
+                "mov r4, r9",
+                "dls lr, r5",
+                "3:",
+                $($chunks,)*
+                "stm r4!, {{r0, r2, r10, r12}}",
+                "le lr, 3b",
+                out("r0") _, out("r2") _, out("r10") _, out("r12") _,
+                in("r1") $x,
+                inout("r3") $first.0 => _,
+                inout("r4") $first.1 => _,
+                in("r8") $second.0,
+                in("r9") $second.1,
+                in("r5") $count,
+                out("lr") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// See [`Dots2`](super::Dots2) (arguments checked there): `x` of one to four chunks,
+    /// `count ≥ 1` blocks of each set.
+    pub(super) fn dot_blocks2(
+        (a, b): (&[i32], &[i32]),
+        x: &[i8],
+        (out_a, out_b): (&mut [i32], &mut [i32]),
+        count: usize,
+    ) {
+        let (chunks, x) = (x.len() / 8, x.as_ptr());
+        let (first, second) = (
+            (a.as_ptr(), out_a.as_mut_ptr()),
+            (b.as_ptr(), out_b.as_mut_ptr()),
+        );
+        // SAFETY: count ≥ 1 blocks of block_words(8·chunks) words of a and of b, x of 8·chunks
+        // bytes (1 ≤ chunks ≤ 4), and 4·count words of out_a and of out_b are in bounds
+        // (checked by the caller): the loops read x once, each block once, and store 4·count
+        // words of each output. MVE is present (cfg lara_attn_helium).
+        unsafe {
+            match chunks {
+                1 => dot2_preloaded_asm!(
+                    ["vldrb.s16 q4, [r1]"],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+                2 => dot2_preloaded_asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+                3 => dot2_preloaded_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+                _ => dot2_preloaded_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                ),
+            }
+        }
+    }
+
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
         // SAFETY: count ≥ 1 blocks of 4·x.len() words and x.len() ≥ 1 whole chunks of 8
         // elements are in bounds, and out holds 4·count words (checked by the caller): the
@@ -2515,6 +2785,113 @@ mod mve {
                 out.as_mut_ptr(),
                 count
             );
+        }
+    }
+
+    /// See [`PairDotI8`](super::PairDotI8) (arguments checked there): `x` of one to four
+    /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums of
+    /// [`dot_preloaded_asm!`] moved into a vector and requantised as `requantize_i8` does for a
+    /// rounding term of `2^(shift − 1)`: `VMULH.S32`, then `(high + 2^(shift − 1)) >> shift`
+    /// by one rounding shift (`VRSHL.S32` by `−shift`; `|high| < 2^30`), saturated to 8 bits.
+    #[inline(always)]
+    pub(super) fn pair_dot_i8(
+        blocks: &[i32],
+        x: &[i32],
+        out: &mut [i8],
+        count: usize,
+        (mantissa, shift): (i32, u32),
+    ) {
+        // (the mantissa in every lane of q7 before the loop for one to three chunks, else of
+        // q1 in each turn)
+        macro_rules! requantized_asm {
+            ([$($loads:expr),*], [$($chunks:expr),*], [$($mantissa:expr),*], $q:literal) => {
+                asm_clobbering_s0_s31!(
+                    $($loads,)*
+                    "dls lr, r5",
+                    "2:",
+                    $($chunks,)*
+                    // (the sums of rows 0 to 3 into lanes 0 to 3, two at a time: rows 0 and
+                    // 2, then 1 and 3, as the assembler orders a two-lane move's registers)
+                    "vmov q0[2], q0[0], r0, r10",
+                    "vmov q0[3], q0[1], r2, r12",
+                    $($mantissa,)*
+                    concat!("vmulh.s32 q0, q0, ", $q),
+                    // (high + 2^(shift − 1)) >> shift, then saturated to [-128, 127]
+                    "vrshl.s32 q0, {shift}",
+                    "vqshl.s32 q0, q0, #24",
+                    "vshr.s32 q0, q0, #24",
+                    "vstrb.32 q0, [r4], #4",
+                    "le lr, 2b",
+                    m = in(reg) mantissa,
+                    shift = in(reg) -(shift as i32),
+                    out("r0") _, out("r2") _, out("r10") _, out("r12") _,
+                    in("r1") x.as_ptr(),
+                    inout("r3") blocks.as_ptr() => _,
+                    // (a low register: the narrowing store's base)
+                    inout("r4") out.as_mut_ptr() => _,
+                    in("r5") count,
+                    out("lr") _,
+                    options(nostack),
+                )
+            };
+        }
+        // SAFETY: count ≥ 1 blocks of 4·x.len() words are in bounds and out holds 4·count bytes
+        // (checked by the caller), x one to four chunks of 4 words: the loop reads x once,
+        // the blocks once, and stores 4·count bytes of out. MVE is present (cfg
+        // lara_attn_helium).
+        unsafe {
+            match x.len() {
+                4 => requantized_asm!(
+                    ["vldrh.u16 q4, [r1]", "vdup.32 q7, {m}"],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    [],
+                    "q7"
+                ),
+                8 => requantized_asm!(
+                    [
+                        "vldrh.u16 q4, [r1]",
+                        "vldrh.u16 q5, [r1, #16]",
+                        "vdup.32 q7, {m}"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    [],
+                    "q7"
+                ),
+                12 => requantized_asm!(
+                    [
+                        "vldrh.u16 q4, [r1]",
+                        "vldrh.u16 q5, [r1, #16]",
+                        "vldrh.u16 q6, [r1, #32]",
+                        "vdup.32 q7, {m}"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ],
+                    [],
+                    "q7"
+                ),
+                _ => requantized_asm!(
+                    [
+                        "vldrh.u16 q4, [r1]",
+                        "vldrh.u16 q5, [r1, #16]",
+                        "vldrh.u16 q6, [r1, #32]",
+                        "vldrh.u16 q7, [r1, #48]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    ["vdup.32 q1, {m}"],
+                    "q1"
+                ),
+            }
         }
     }
 
@@ -2576,6 +2953,142 @@ mod mve {
                 out("lr") _,
                 options(nostack),
             )
+        };
+    }
+
+    /// [`dot_block_asm!`]'s logit column (not RFA's) with the dot products: per row, per block
+    /// the four sums ([`rows_chunk!`] loading into `q0` and `q1` alone) moved into a vector,
+    /// scaled, less the row's offset (`r4`), saturated and scattered into the row's column
+    /// (`q3`, the addresses, which the store advances by four rows); `value` in every lane
+    /// of `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots
+    /// stored. `$args` as in [`dot_block_asm!`].
+    macro_rules! dot_column_asm {
+        ([$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr, $count:expr,
+         $args:expr) => {
+            asm_clobbering_s0_s31!(
+                "ldr r0, [{args}, #8]",
+                "vdup.32 q2, r0",
+                "1:",
+                "mov r1, {xp}",
+                $($loads,)*
+                "ldr r3, [{args}]",
+                // this row's offset: round((|row|² << norm_pre) · norm / 2^32), 0 without a
+                // norm (its factor 0)
+                "movs r4, #0",
+                "ldr r1, [{args}, #4]",
+                "cbz r1, 3f",
+                $($squares,)*
+                "ldr r0, [{args}, #24]",
+                "lsls r4, r0",
+                "smmulr r4, r4, r1",
+                "3:",
+                // the addresses of rows −4 to −1 of this row's column, the base advanced
+                "ldrd r0, r1, [{args}, #16]",
+                "vldrw.u32 q3, [r0]",
+                "vadd.i32 q3, q3, r1",
+                "adds r1, #4",
+                "str r1, [{args}, #20]",
+                "ldr r1, [{args}, #12]",
+                "dls lr, r5",
+                "2:",
+                $($chunks,)*
+                // (the sums of rows 0 to 3 into lanes 0 to 3, two at a time: rows 0 and 2,
+                // then 1 and 3, as the assembler orders a two-lane move's registers)
+                "vmov q0[2], q0[0], r0, r10",
+                "vmov q0[3], q0[1], r2, r12",
+                // ssat29(round((dot << pre_shift) · value / 2^32) − offset)
+                "vshl.u32 q0, r1",
+                "vrmulh.s32 q0, q0, q2",
+                "vsub.i32 q0, q0, r4",
+                "vqshl.s32 q0, q0, #3",
+                "vshr.s32 q0, q0, #3",
+                "vstrw.32 q0, [q3, #{rows4}]!",
+                "le lr, 2b",
+                // the next row of x
+                "ldr r0, [{args}, #28]",
+                "add {xp}, {xp}, r0",
+                "subs {keys}, {keys}, #1",
+                "bne 1b",
+                xp = inout(reg) $x => _,
+                keys = inout(reg) KEY_BLOCK => _,
+                args = in(reg) $args,
+                rows4 = const 4 * KEY_BLOCK * 4,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _,
+                out("r10") _, out("r12") _,
+                in("r5") $count,
+                out("lr") _,
+                options(nostack),
+            )
+        };
+    }
+
+    /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`).
+    macro_rules! dot_column_chunks {
+        ($chunks:expr, $x:expr, $count:expr, $args:expr) => {
+            match $chunks {
+                1 => dot_column_asm!(
+                    ["vldrb.s16 q4, [r1]"],
+                    ["vmladav.s16 r4, q4, q4"],
+                    [rows_chunk!("vmladav.s16", "q4", "q0", "q1")],
+                    $x,
+                    $count,
+                    $args
+                ),
+                2 => dot_column_asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    ["vmladav.s16 r4, q4, q4", "vmladava.s16 r4, q5, q5"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q5", "q0", "q1")
+                    ],
+                    $x,
+                    $count,
+                    $args
+                ),
+                3 => dot_column_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        "vmladav.s16 r4, q4, q4",
+                        "vmladava.s16 r4, q5, q5",
+                        "vmladava.s16 r4, q6, q6"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q5", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q6", "q0", "q1")
+                    ],
+                    $x,
+                    $count,
+                    $args
+                ),
+                _ => dot_column_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        "vmladav.s16 r4, q4, q4",
+                        "vmladava.s16 r4, q5, q5",
+                        "vmladava.s16 r4, q6, q6",
+                        "vmladava.s16 r4, q7, q7"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q5", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q6", "q0", "q1"),
+                        rows_chunk!("vmladava.s16", "q7", "q0", "q1")
+                    ],
+                    $x,
+                    $count,
+                    $args
+                ),
+            }
         };
     }
 
@@ -2651,7 +3164,9 @@ mod mve {
     /// See [`dot_logit_block`](super::dot_logit_block) (arguments checked there): `args` as
     /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks; `PROJECTION`: RFA's
     /// column `ssat29(p − offset)` of `p = ssat29(round((dot << pre_shift) · value / 2^32))`,
-    /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there).
+    /// the largest `p` into `args[8]` (`VMAXV.S32` from its value there); else
+    /// [`dot_column_asm!`] (no dots stored; `args[1]` and `args[6]` the norm's value and
+    /// pre-shift in place of the dots' and the offsets' addresses).
     #[inline(always)]
     pub(super) fn dot_logit_block<const PROJECTION: bool, const N: usize>(
         x: &[i8],
@@ -2661,13 +3176,13 @@ mod mve {
         const { assert!(N >= 8 + PROJECTION as usize) };
         let (x, a) = (x.as_ptr(), args.as_mut_ptr());
         // SAFETY: the caller checked that x holds KEY_BLOCK rows of args[7] = 8·chunks bytes,
-        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, args[1] 4·count words of
-        // dots, args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1 of every column from
-        // args[5] (row −4 of column 0) are inside its logits: the loops read each row of x
-        // once, the blocks once per row, write and read back 4·count words of dots, read
-        // ROW_STEP (4 words) and the offsets, store 4·count logits per column and update
-        // args[5], args[6] (and args[8], N = 9, for PROJECTION). MVE is present (cfg
-        // lara_attn_helium).
+        // args[0] count ≥ 1 blocks of block_words(8·chunks) words, for PROJECTION args[1]
+        // 4·count words of dots and args[6] KEY_BLOCK offsets, and that rows 0 to 4·count − 1
+        // of every column from args[5] (row −4 of column 0) are inside its logits: the loops
+        // read each row of x once, the blocks once per row, for PROJECTION write and read back
+        // 4·count words of dots and read the offsets, read ROW_STEP (4 words), store 4·count
+        // logits per column and update args[5] (args[6] and args[8], N = 9, for PROJECTION).
+        // MVE is present (cfg lara_attn_helium).
         unsafe {
             if PROJECTION {
                 dot_block_chunks!(
@@ -2687,20 +3202,44 @@ mod mve {
                     a
                 );
             } else {
-                dot_block_chunks!(
-                    chunks,
-                    "",
-                    concat!(
-                        "vsub.i32 q0, q0, r4\n",
-                        "vqshl.s32 q0, q0, #3\n",
-                        "vshr.s32 q0, q0, #3\n",
-                    ),
-                    "",
-                    x,
-                    count,
-                    a
-                );
+                dot_column_chunks!(chunks, x, count, a);
             }
+        }
+    }
+
+    /// See [`accumulate_groups`](super::accumulate_groups) (arguments checked there): per
+    /// group the four columns' values loaded once, then [`accumulate_rows`]' loop over the
+    /// `rows` rows, `acc` advancing through the groups.
+    pub(super) fn accumulate_groups(
+        acc: &mut [i32],
+        weights: &[i32],
+        values: &[i32],
+        (groups, rows): (usize, usize),
+    ) {
+        // SAFETY: `groups ≥ 1` groups of `rows ≥ 1` rows of 4 words of `acc` (back to back),
+        // `rows` rows of 4 words of `weights` and `groups` pair blocks of 16 words of `values`
+        // are in bounds (checked by the caller); the loops read and write exactly those.
+        unsafe {
+            asm_clobbering_s0_s31!(
+                "1:",
+                "vldrh.u16 q1, [{v}], #16",
+                "vldrh.u16 q2, [{v}], #16",
+                "vldrh.u16 q3, [{v}], #16",
+                "vldrh.u16 q4, [{v}], #16",
+                "mov r3, {w}",
+                "dls lr, {rows}",
+                accumulate_rows_loop!(),
+                "subs {g}, {g}, #1",
+                "bne 1b",
+                v = inout(reg) values.as_ptr() => _,
+                w = in(reg) weights.as_ptr(),
+                rows = in(reg) rows,
+                g = inout(reg) groups => _,
+                out("r0") _, out("r2") _, out("r3") _, out("r10") _, out("r12") _,
+                inout("r1") acc.as_mut_ptr() => _,
+                out("lr") _,
+                options(nostack),
+            );
         }
     }
 
@@ -2715,15 +3254,7 @@ mod mve {
                 "vldrh.u16 q3, [{values}, #32]",
                 "vldrh.u16 q4, [{values}, #48]",
                 "dls lr, {rows}",
-                "2:",
-                "vldrh.u16 q0, [r3], #16",
-                "ldm r1, {{r0, r2, r10, r12}}",
-                "vmladava.s16 r0, q0, q1",
-                "vmladava.s16 r2, q0, q2",
-                "vmladava.s16 r10, q0, q3",
-                "vmladava.s16 r12, q0, q4",
-                "stm r1!, {{r0, r2, r10, r12}}",
-                "le lr, 2b",
+                accumulate_rows_loop!(),
                 values = in(reg) values.as_ptr(),
                 rows = in(reg) rows,
                 out("r0") _, out("r2") _, out("r10") _, out("r12") _,
@@ -2868,6 +3399,23 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 if out != expected {
                     return Some(len);
                 }
+                // (Helium: two sets of blocks in one go, LARA's query rows; the second one block
+                // on, read only, into its own sums)
+                #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+                if let Some(second) = blocks.get(block_words(elements)..)
+                    && count * block_words(elements) <= second.len()
+                {
+                    let rows = count * ROWS + tail;
+                    let (mut out2, mut expected2) = ([5i32; CHECK_WORDS], [5i32; CHECK_WORDS]);
+                    dirty(&mut out, &mut expected);
+                    let outs = (&mut out[..rows], &mut out2[..rows]);
+                    Dots2::new(loops, (&blocks, second), elements, outs).run(x);
+                    portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                    portable_dot_blocks(second, x, &mut expected2[..rows]);
+                    if out != expected || out2 != expected2 {
+                        return Some(len);
+                    }
+                }
                 // (the DSP cores: the dot products with the row widened on the way, and the
                 // pair loop from the widened row)
                 #[cfg(all(lara_attn_dsp, not(lara_attn_helium)))]
@@ -2952,11 +3500,14 @@ fn check_loops(loops: Loops) -> Option<usize> {
                 if out != expected {
                     return Some(len);
                 }
-                // (the DSP cores without Helium: LARA's query output, the sums requantised
-                // block by block, against the portable sums and requantisation; shifts from
+                // (the DSP and Helium cores: LARA's query output, the sums requantised block
+                // by block, against the portable sums and requantisation; shifts from
                 // saturating to small values, any mantissa)
-                #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
-                if matches!(loops.0, Variant::Target) && matches!(x.len(), 4 | 8) {
+                #[cfg(all(lara_attn_dsp, not(lara_attn_compact)))]
+                if matches!(loops.0, Variant::Target)
+                    && (matches!(x.len(), 4 | 8)
+                        || cfg!(lara_attn_helium) && matches!(x.len(), 12 | 16))
+                {
                     let rows = count * ROWS;
                     for shift in [1u32, 9, 17, 24] {
                         // (a random word of the blocks as the mantissa)
@@ -2968,7 +3519,12 @@ fn check_loops(loops: Loops) -> Option<usize> {
                             let high = ((i64::from(s) * i64::from(parts.0)) >> 32) as i32;
                             *w = ((high + parts.1) >> parts.2).clamp(-128, 127) as i8;
                         }
-                        if !pair_dot_i8(loops, &blocks, x, &mut got[..rows], parts) || got != want {
+                        #[cfg(not(lara_attn_helium))]
+                        let done = pair_dot_i8(loops, &blocks, x, &mut got[..rows], parts);
+                        #[cfg(lara_attn_helium)]
+                        let done = PairDotI8::new(loops, &blocks, x.len(), rows)
+                            .is_some_and(|dots| dots.run(x, &mut got[..rows], parts));
+                        if !done || got != want {
                             return Some(len);
                         }
                     }
@@ -2990,6 +3546,29 @@ fn check_loops(loops: Loops) -> Option<usize> {
             portable_accumulate_rows(&mut expected[..acc_words], weights, values, used);
             if out != expected {
                 return Some(len);
+            }
+            // (Helium: every group in one go, one to three groups of the rows, against a
+            // group at a time; the words past them left alone)
+            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+            {
+                let (groups, group) = (1 + len % 3, rows * ROWS);
+                let acc_words = groups * group;
+                if rows > 0 && acc_words <= CHECK_WORDS {
+                    let weights = &shared[..rows * WEIGHT_WORDS];
+                    let values = &blocks[len..len + groups * VALUE_BLOCK_WORDS];
+                    dirty(&mut out, &mut expected);
+                    let done =
+                        accumulate_groups(loops, &mut out[..acc_words], group, weights, values);
+                    for (acc, values) in expected[..acc_words]
+                        .chunks_exact_mut(group)
+                        .zip(values.chunks_exact(VALUE_BLOCK_WORDS))
+                    {
+                        portable_accumulate_rows(acc, weights, values, rows);
+                    }
+                    if !done || out != expected {
+                        return Some(len);
+                    }
+                }
             }
         }
     }
