@@ -1183,21 +1183,24 @@ macro_rules! alpha_r {
 }
 
 /// One `T` of [`QuerySteps::run`]'s first loop (see [`t_row`]): the dot in `$d` (`T` into it),
-/// the reference from `r5` (advanced), the scale's parts in `r9`, `r10`, the sum in `r11`.
+/// the reference in `$reference`, the scale's parts in `r9`, `r10`, the sum in `r11`, 3 in
+/// `r6`.
 #[cfg(not(lara_attn_compact))]
 macro_rules! t_step_r {
-    ($d:literal) => {
+    ($d:literal, $reference:literal) => {
         concat!(
             "lsl r2, ",
             $d,
             ", r10\n",
             "smmulr r2, r2, r9\n",
             "ssat r2, #29, r2\n",
-            "ldr lr, [r5], #4\n",
-            "sub r2, lr, r2\n",
-            "bic r2, r2, r2, asr #31\n",
-            "usat r3, #5, r2, asr #16\n",
-            "add r3, r3, #3\n",
+            "sub r2, ",
+            $reference,
+            ", r2\n",
+            // t = max(reference − logit, 0), capped at 2^21 − 1 (a shift from 34 on gives 0,
+            // as before the cap), and its shift 3 + (t >> 16) (r6 = 3)
+            "usat r2, #21, r2\n",
+            "add r3, r6, r2, lsr #16\n",
             exp2_body_r2!($d),
             "add r11, r11, ",
             $d,
@@ -1206,26 +1209,27 @@ macro_rules! t_step_r {
     };
 }
 
-/// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit from `r4`
-/// (advanced) against the largest plus `15 · 2^16` in `r12` (in `[−2^28, 2^28]` before), `· α`
-/// from `$a`, the weight into `$a`.
+/// One weight of [`QuerySteps::run`]'s last loop (see [`query_weights`]): the logit in
+/// `$logit` against the largest plus `15 · 2^16` in `r12` (in `[−2^28, 2^28]` before), `· α`
+/// from `$a`, the weight into `$a` and added to the 64-bit sum in `r9`, `r10` (1 in `r6`).
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! weight_step_r {
-    ($a:literal) => {
+    ($a:literal, $logit:literal) => {
         concat!(
             // t + 15 · 2^16 = (max + 15 · 2^16) − ℓ (t ≥ 0: the largest of these logits),
             // shift = min(15 + (t >> 16), 63) (any shift from 32 gives 0 here, as 15 +
             // min(t >> 16, 31) does: 2^-t below 2^31); the low 16 bits are t's
-            "ldr r2, [r4], #4\n",
-            "sub r2, r12, r2\n",
+            "sub r2, r12, ", $logit, "\n",
             "usat r3, #6, r2, asr #16\n",
             exp2_body_r2!("r2"),
             // round(2^-t · α / 2^15): the product's bits 15 to 46 plus bit 14
-            "umull r6, lr, r2, ", $a, "\n",
-            "lsrs r6, r6, #15\n",
-            "orr ", $a, ", r6, lr, lsl #17\n",
+            "umull r3, lr, r2, ", $a, "\n",
+            "lsrs r3, r3, #15\n",
+            "orr ", $a, ", r3, lr, lsl #17\n",
             "adc ", $a, ", ", $a, ", #0\n",
+            // the 64-bit sum (r9, r10) += the weight (· 1 in r6)
+            "umlal r9, r10, ", $a, ", r6\n",
         )
     };
 }
@@ -1353,14 +1357,18 @@ impl<'a> QuerySteps<'a> {
                 "ldm lr, {{r5, r9, r10}}",
                 "ldr r0, [r7, #28]",
                 "mov r11, #0",
+                "mov r6, #3",
                 "2:",
+                // (the references two at a time from r5 into lr, r1)
                 "ldrd r7, r12, [r4]",
-                t_step_r!("r7"),
-                t_step_r!("r12"),
+                "ldrd lr, r1, [r5], #8",
+                t_step_r!("r7", "lr"),
+                t_step_r!("r12", "r1"),
                 "strd r7, r12, [r4], #8",
                 "ldrd r7, r12, [r4]",
-                t_step_r!("r7"),
-                t_step_r!("r12"),
+                "ldrd lr, r1, [r5], #8",
+                t_step_r!("r7", "lr"),
+                t_step_r!("r12", "r1"),
                 "strd r7, r12, [r4], #8",
                 "cmp r4, r8",
                 "bne 2b",
@@ -1414,23 +1422,20 @@ impl<'a> QuerySteps<'a> {
                 "ldr r0, [r7, #28]",
                 "mov r9, #0",
                 "mov r10, #0",
-                // (four per turn, two at a time: α and the weights in r7, r11; each weight below
-                // 2^31, a pair's sum fits 32 bits)
+                "mov r6, #1",
+                // (four per turn, two at a time: the logits in r2, r1, α and the weights in r7,
+                // r11)
                 "4:",
+                "ldrd r2, r1, [r4], #8",
                 "ldrd r7, r11, [r8]",
-                weight_step_r!("r7"),
-                weight_step_r!("r11"),
+                weight_step_r!("r7", "r2"),
+                weight_step_r!("r11", "r1"),
                 "strd r7, r11, [r8], #8",
-                "add r2, r7, r11",
-                "adds r9, r9, r2",
-                "adc r10, r10, #0",
+                "ldrd r2, r1, [r4], #8",
                 "ldrd r7, r11, [r8]",
-                weight_step_r!("r7"),
-                weight_step_r!("r11"),
+                weight_step_r!("r7", "r2"),
+                weight_step_r!("r11", "r1"),
                 "strd r7, r11, [r8], #8",
-                "add r2, r7, r11",
-                "adds r9, r9, r2",
-                "adc r10, r10, #0",
                 "cmp r4, r5",
                 "bne 4b",
                 "ldr r7, [sp, #12]",
