@@ -1162,10 +1162,11 @@ macro_rules! logit_r {
 }
 
 /// One `α` of [`QuerySteps::run`]'s third loop: `$t` = `max(bh + round(coeff · (T − mean) /
-/// 2^16), 1)` with `T` in `$t`, `bh` in `$b`, `16 · mean` in `r6`, `2^12 · coeff` in `r8`:
+/// 2^16), 1)` with `T` in `$t`, `bh − 1` in `$b`, `16 · mean` in `r6`, `2^12 · coeff` in `r8`:
 /// `round(coeff · d / 2^16)` = `SMMULR(16 d, 2^12 coeff)` (the same product, `+ 2^31 >> 32`),
 /// exact for `|d| < 2^27` (`T`, the mean in `[0, 2^27]` and `count ≥ 2`) and `2^12 coeff` an
-/// `i32`.
+/// `i32`. That spread is at most `2^30` in magnitude and `|bh| < 2^30` (`QuerySteps::new`), so
+/// the portable saturating sum is the plain one, and `max(x, 1)` = `USAT(x − 1, 31) + 1`.
 #[cfg(not(lara_attn_compact))]
 #[rustfmt::skip]
 macro_rules! alpha_r {
@@ -1174,10 +1175,10 @@ macro_rules! alpha_r {
             // 16 (T − mean) (wrapping at T = 2^27; the difference fits)
             "rsb ", $t, ", r6, ", $t, ", lsl #4\n",
             "smmulr ", $t, ", ", $t, ", r8\n",
-            "qadd ", $t, ", ", $b, ", ", $t, "\n",
-            "cmp ", $t, ", #1\n",
-            "it lt\n",
-            "movlt ", $t, ", #1\n",
+            // bh − 1 + spread, then max(·, 0) + 1
+            "add ", $t, ", ", $b, ", ", $t, "\n",
+            "usat ", $t, ", #31, ", $t, "\n",
+            "add ", $t, ", ", $t, ", #1\n",
         )
     };
 }
@@ -1242,7 +1243,8 @@ pub(crate) const QUERY_STEP_WORDS: usize = 12;
 /// between them), for `count` landmarks, a multiple of four from 4 to 28: the constants and the
 /// addresses of the read-only rows in a scratch buffer (off the stack), in the order the block
 /// loads them: biases, the query scale (value, pre-shift), `4 · count`, the `T` references, the `T`
-/// scale, `POW2_MIDPOINTS`, the balances, `2^12 · alpha_coeff`, `count`, `count / 2`.
+/// scale, `POW2_MIDPOINTS`, the balances less one, `2^12 · alpha_coeff`, `count`, `count / 2`;
+/// then the `count` balances less one (`bh − 1`, for `α` by `USAT`).
 #[cfg(not(lara_attn_compact))]
 pub(crate) struct QuerySteps<'a> {
     words: &'a [i32; QUERY_STEP_WORDS],
@@ -1263,9 +1265,11 @@ impl<'a> QuerySteps<'a> {
     /// and scales (`s` for the query logits and for `T`) and `alpha_coeff`, their constants in
     /// `buffer`; `None` unless `count` is a multiple of four from 4 to 28, the rows hold
     /// `count` each, `buffer` [`QUERY_STEP_WORDS`], `alpha_coeff` is in `[−2^19, 2^19)`
-    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0) and `small_biases`: every bias
+    /// (`2^12 · alpha_coeff` an `i32`: not at exactly 8.0), `small_biases`: every bias
     /// below `2^30` in magnitude (the logits' sums then never saturate: see `logit_r!`; the
-    /// kernels' biases are within `2^29 + 2^21`; [`small_biases`] checks them).
+    /// kernels' biases are within `2^29 + 2^21`; [`small_biases`] checks them), and every
+    /// balance below `2^30` in magnitude (`α`'s sum then never saturates: see `alpha_r!`; the
+    /// kernels' are in `[0, 2^27]`), `buffer` holding `count` words more.
     pub(crate) fn new(
         buffer: &'a mut [i32],
         count: usize,
@@ -1280,9 +1284,17 @@ impl<'a> QuerySteps<'a> {
             && balances.len() >= count
             && (-(1 << 19)..1 << 19).contains(&alpha_coeff)
             && small_biases;
-        let words = buffer
-            .first_chunk_mut::<QUERY_STEP_WORDS>()
+        let (words, rest) = buffer
+            .split_first_chunk_mut::<QUERY_STEP_WORDS>()
             .filter(|_| fits)?;
+        // bh − 1 (checked per head: a few words, off the query loop)
+        let lowered = rest.get_mut(..count)?;
+        for (low, &balance) in lowered.iter_mut().zip(balances) {
+            if balance.unsigned_abs() >= 1 << 30 {
+                return None;
+            }
+            *low = balance - 1;
+        }
         // (addresses as words: 32-bit targets)
         let address = |p: *const i32| p as usize as i32;
         *words = [
@@ -1294,7 +1306,7 @@ impl<'a> QuerySteps<'a> {
             t_dot.parts().0,
             t_dot.parts().1 as i32,
             POW2_MIDPOINTS.as_ptr() as usize as i32,
-            address(balances.as_ptr()),
+            address(lowered.as_ptr()),
             alpha_coeff << 12,
             count as i32,
             count as i32 / 2,
@@ -1333,13 +1345,14 @@ impl<'a> QuerySteps<'a> {
         }
         let (low, high, sum, done): (u32, u32, u32, u32);
         // SAFETY: count is a multiple of four from 4 to 28 and every row the block touches holds
-        // at least count elements: logits, t and weights (checked above) and the biases, T
-        // references and balances (checked by new, borrowed for 'a), whose addresses the block
-        // reads from the constants (QUERY_STEP_WORDS words, borrowed for 'a). Each loop walks
+        // at least count elements: logits, t and weights (checked above), the biases and T
+        // references (checked by new, borrowed for 'a) and the balances less one (written by new
+        // after the constants, in the buffer borrowed for 'a), whose addresses the block reads
+        // from the constants (QUERY_STEP_WORDS words). Each loop walks
         // count elements, four per turn (the logits, T, α, the weights), until its pointer
         // reaches count elements on (word 3 is 4 · count); the table loads read POW2_MIDPOINTS
         // at an index masked to 0..1024. The block writes only logits, t and weights [0 .. count], its clobbered
-        // registers and the flags (SSAT may set Q), and packed [0 .. count / 2] (two weights
+        // registers and the flags (SSAT, USAT may set Q), and packed [0 .. count / 2] (two weights
         // per word, two words per turn, until its pointer reaches count / 2 words on: count /
         // 2 is even). r6 and r7 are saved and restored, and the five inputs kept on
         // the stack (28 bytes in all, popped at the end).
@@ -1710,10 +1723,11 @@ pub(crate) fn check() -> Option<usize> {
                     1 => i32::MIN,
                     _ => (next() as i32) >> (next() % 28),
                 };
+                // (within 2^30 of 0, as QuerySteps takes them: to its ends)
                 balances[c] = match next() % 8 {
-                    0 => i32::MAX - (next() >> 8) as i32,
-                    1 => i32::MIN + (next() >> 8) as i32,
-                    _ => (next() >> (next() % 32)) as i32,
+                    0 => (1 << 30) - 1 - (next() >> 8) as i32,
+                    1 => -(1 << 30) + 1 + (next() >> 8) as i32,
+                    _ => (next() >> (2 + next() % 30)) as i32,
                 };
             }
             (dots[28], t_dots[28]) = (-9, -9);
@@ -1734,8 +1748,21 @@ pub(crate) fn check() -> Option<usize> {
                 &balances[..count],
                 small,
             );
-            let mut words = [0i32; QUERY_STEP_WORDS];
+            let mut words = [0i32; QUERY_STEP_WORDS + 28];
             if QuerySteps::new(&mut words, count, rows, scales, 1 << 19).is_some() {
+                return Some(count);
+            }
+            // (a balance of 2^30 or beyond: the general path)
+            let mut beyond = balances;
+            beyond[round as usize % count] =
+                [1 << 30, -(1 << 30), i32::MAX, i32::MIN][round as usize % 4];
+            let rows_beyond = (
+                &biases[..count],
+                &references[..count],
+                &beyond[..count],
+                small,
+            );
+            if QuerySteps::new(&mut words, count, rows_beyond, scales, coeff).is_some() {
                 return Some(count);
             }
             // (a bias of 2^30 or beyond: the general path)
