@@ -2571,6 +2571,56 @@ mod mve {
         };
     }
 
+    /// `$asm!` for rows of one to four chunks (`$chunks`; more take four): the chunks of the
+    /// row at `r1` loaded as `i16` into `q4`–`q7` and their [`rows_chunk!`] steps, then `$rest`.
+    macro_rules! preloaded_chunks {
+        ($asm:ident, $chunks:expr, $($rest:tt)*) => {
+            match $chunks {
+                1 => $asm!(
+                    ["vldrb.s16 q4, [r1]"],
+                    [rows_chunk!("vmladav.s16", "q4")],
+                    $($rest)*
+                ),
+                2 => $asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    $($rest)*
+                ),
+                3 => $asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6")
+                    ],
+                    $($rest)*
+                ),
+                _ => $asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    $($rest)*
+                ),
+            }
+        };
+    }
+
     /// The dot loops for `$chunks` chunks of `x`, each chunk loaded by `$load` (`$bytes` long):
     /// [`dot_preloaded_asm!`] for 1 to 4 chunks, else [`dot_blocks_asm!`].
     macro_rules! dot_blocks_any {
@@ -2711,63 +2761,7 @@ mod mve {
         // bytes (1 ≤ chunks ≤ 4), and 4·count words of out_a and of out_b are in bounds
         // (checked by the caller): the loops read x once, each block once, and store 4·count
         // words of each output. MVE is present (cfg lara_attn_helium).
-        unsafe {
-            match chunks {
-                1 => dot2_preloaded_asm!(
-                    ["vldrb.s16 q4, [r1]"],
-                    [rows_chunk!("vmladav.s16", "q4")],
-                    x,
-                    first,
-                    second,
-                    count
-                ),
-                2 => dot2_preloaded_asm!(
-                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
-                    [
-                        rows_chunk!("vmladav.s16", "q4"),
-                        rows_chunk!("vmladava.s16", "q5")
-                    ],
-                    x,
-                    first,
-                    second,
-                    count
-                ),
-                3 => dot2_preloaded_asm!(
-                    [
-                        "vldrb.s16 q4, [r1]",
-                        "vldrb.s16 q5, [r1, #8]",
-                        "vldrb.s16 q6, [r1, #16]"
-                    ],
-                    [
-                        rows_chunk!("vmladav.s16", "q4"),
-                        rows_chunk!("vmladava.s16", "q5"),
-                        rows_chunk!("vmladava.s16", "q6")
-                    ],
-                    x,
-                    first,
-                    second,
-                    count
-                ),
-                _ => dot2_preloaded_asm!(
-                    [
-                        "vldrb.s16 q4, [r1]",
-                        "vldrb.s16 q5, [r1, #8]",
-                        "vldrb.s16 q6, [r1, #16]",
-                        "vldrb.s16 q7, [r1, #24]"
-                    ],
-                    [
-                        rows_chunk!("vmladav.s16", "q4"),
-                        rows_chunk!("vmladava.s16", "q5"),
-                        rows_chunk!("vmladava.s16", "q6"),
-                        rows_chunk!("vmladava.s16", "q7")
-                    ],
-                    x,
-                    first,
-                    second,
-                    count
-                ),
-            }
-        }
+        unsafe { preloaded_chunks!(dot2_preloaded_asm, chunks, x, first, second, count) }
     }
 
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
@@ -2895,6 +2889,34 @@ mod mve {
         }
     }
 
+    /// The loop over the `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, word 7 of `$args`)
+    /// shared by [`dot_block_asm!`] and [`dot_column_asm!`]: `$prologue`, then per row `r1` =
+    /// the row's address and `$row`; their operands (`r5` = `$count` blocks).
+    macro_rules! key_rows_asm {
+        ([$($prologue:expr),*], [$($row:expr),* $(,)?], $x:expr, $count:expr, $args:expr) => {
+            asm_clobbering_s0_s31!(
+                $($prologue,)*
+                "1:",
+                "mov r1, {xp}",
+                $($row,)*
+                // the next row of x
+                "ldr r0, [{args}, #28]",
+                "add {xp}, {xp}, r0",
+                "subs {keys}, {keys}, #1",
+                "bne 1b",
+                xp = inout(reg) $x => _,
+                keys = inout(reg) KEY_BLOCK => _,
+                args = in(reg) $args,
+                rows4 = const 4 * KEY_BLOCK * 4,
+                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _,
+                out("r10") _, out("r12") _,
+                in("r5") $count,
+                out("lr") _,
+                options(nostack),
+            )
+        };
+    }
+
     /// The dot loops of [`dot_preloaded_asm!`] and a scaled logit column, for the
     /// `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, each loaded once): per row, per block
     /// the four sums into `dots`, then per four of them the column's values (`$column`, from
@@ -2906,9 +2928,9 @@ mod mve {
     macro_rules! dot_block_asm {
         ([$($loads:expr),*], [$($chunks:expr),*], $pre:expr, $column:expr, $post:expr,
          $x:expr, $count:expr, $args:expr) => {
-            asm_clobbering_s0_s31!(
-                "1:",
-                "mov r1, {xp}",
+            key_rows_asm!(
+                [],
+                [
                 $($loads,)*
                 "ldrd r3, r4, [{args}]",
                 "dls lr, r5",
@@ -2938,20 +2960,10 @@ mod mve {
                 "vstrw.32 q0, [q1, #{rows4}]!",
                 "le lr, 3b",
                 $post,
-                // the next row of x
-                "ldr r0, [{args}, #28]",
-                "add {xp}, {xp}, r0",
-                "subs {keys}, {keys}, #1",
-                "bne 1b",
-                xp = inout(reg) $x => _,
-                keys = inout(reg) KEY_BLOCK => _,
-                args = in(reg) $args,
-                rows4 = const 4 * KEY_BLOCK * 4,
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _,
-                out("r10") _, out("r12") _,
-                in("r5") $count,
-                out("lr") _,
-                options(nostack),
+                ],
+                $x,
+                $count,
+                $args
             )
         };
     }
@@ -2965,11 +2977,9 @@ mod mve {
     macro_rules! dot_column_asm {
         ([$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr, $count:expr,
          $args:expr) => {
-            asm_clobbering_s0_s31!(
-                "ldr r0, [{args}, #8]",
-                "vdup.32 q2, r0",
-                "1:",
-                "mov r1, {xp}",
+            key_rows_asm!(
+                ["ldr r0, [{args}, #8]", "vdup.32 q2, r0"],
+                [
                 $($loads,)*
                 "ldr r3, [{args}]",
                 // this row's offset: round((|row|² << norm_pre) · norm / 2^32), 0 without a
@@ -3004,20 +3014,10 @@ mod mve {
                 "vshr.s32 q0, q0, #3",
                 "vstrw.32 q0, [q3, #{rows4}]!",
                 "le lr, 2b",
-                // the next row of x
-                "ldr r0, [{args}, #28]",
-                "add {xp}, {xp}, r0",
-                "subs {keys}, {keys}, #1",
-                "bne 1b",
-                xp = inout(reg) $x => _,
-                keys = inout(reg) KEY_BLOCK => _,
-                args = in(reg) $args,
-                rows4 = const 4 * KEY_BLOCK * 4,
-                out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _,
-                out("r10") _, out("r12") _,
-                in("r5") $count,
-                out("lr") _,
-                options(nostack),
+                ],
+                $x,
+                $count,
+                $args
             )
         };
     }
@@ -3092,75 +3092,6 @@ mod mve {
         };
     }
 
-    /// [`dot_block_asm!`] for rows of one to four chunks (`$chunks`).
-    macro_rules! dot_block_chunks {
-        ($chunks:expr, $pre:expr, $column:expr, $post:expr, $x:expr, $count:expr, $args:expr) => {
-            match $chunks {
-                1 => dot_block_asm!(
-                    ["vldrb.s16 q4, [r1]"],
-                    [rows_chunk!("vmladav.s16", "q4")],
-                    $pre,
-                    $column,
-                    $post,
-                    $x,
-                    $count,
-                    $args
-                ),
-                2 => dot_block_asm!(
-                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
-                    [
-                        rows_chunk!("vmladav.s16", "q4"),
-                        rows_chunk!("vmladava.s16", "q5")
-                    ],
-                    $pre,
-                    $column,
-                    $post,
-                    $x,
-                    $count,
-                    $args
-                ),
-                3 => dot_block_asm!(
-                    [
-                        "vldrb.s16 q4, [r1]",
-                        "vldrb.s16 q5, [r1, #8]",
-                        "vldrb.s16 q6, [r1, #16]"
-                    ],
-                    [
-                        rows_chunk!("vmladav.s16", "q4"),
-                        rows_chunk!("vmladava.s16", "q5"),
-                        rows_chunk!("vmladava.s16", "q6")
-                    ],
-                    $pre,
-                    $column,
-                    $post,
-                    $x,
-                    $count,
-                    $args
-                ),
-                _ => dot_block_asm!(
-                    [
-                        "vldrb.s16 q4, [r1]",
-                        "vldrb.s16 q5, [r1, #8]",
-                        "vldrb.s16 q6, [r1, #16]",
-                        "vldrb.s16 q7, [r1, #24]"
-                    ],
-                    [
-                        rows_chunk!("vmladav.s16", "q4"),
-                        rows_chunk!("vmladava.s16", "q5"),
-                        rows_chunk!("vmladava.s16", "q6"),
-                        rows_chunk!("vmladava.s16", "q7")
-                    ],
-                    $pre,
-                    $column,
-                    $post,
-                    $x,
-                    $count,
-                    $args
-                ),
-            }
-        };
-    }
-
     /// See [`dot_logit_block`](super::dot_logit_block) (arguments checked there): `args` as
     /// in [`dot_block_asm!`], rows of `chunks` (one to four) chunks; `PROJECTION`: RFA's
     /// column `ssat29(p − offset)` of `p = ssat29(round((dot << pre_shift) · value / 2^32))`,
@@ -3185,7 +3116,8 @@ mod mve {
         // MVE is present (cfg lara_attn_helium).
         unsafe {
             if PROJECTION {
-                dot_block_chunks!(
+                preloaded_chunks!(
+                    dot_block_asm,
                     chunks,
                     "ldr r2, [{args}, #32]",
                     concat!(
