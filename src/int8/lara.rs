@@ -6,7 +6,7 @@
 //! q̄_c, k̄_c   segment means (i16, units scale_q/128, scale_k/128) or given (i8, their scales)
 //! mu_c       = q̄_c + k̄_c,  W_c = mu_c (eval) or mu_c + f·eps_c   (i16, units w_unit)
 //! LK[c,j]    = s·(W_c·k_j − |k_j|²/2)·log2 e                    (L16)
-//! kv_c, lseK_c  streaming softmax over the keys, blocks of four   (V8 as i16, L16)
+//! kv_c, lseK_c  streaming softmax over the keys, blocks of eight  (V8 as i16, L16)
 //! LM[c,c']   = s·(W_c·mu_c' − |mu_c'|²/2)·log2 e                (L16, i64 dot products)
 //! logiw[c,i] = log2 α[c,i] + s·W_c·q_i·log2 e + lseK_c − log2 P_c   (the |q_i|² term cancels)
 //! out_i      = Σ_c sniw[c,i] kv_c,   sniw ∝ α · 2^(logiw − log2 α − max)  (weights ≤ 2^14)
