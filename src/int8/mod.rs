@@ -71,7 +71,7 @@
 //!   Weights below `2^-16` are 0: their keys are skipped.
 //! * **Streaming softmax** (block floating point): per row a reference logit `≥` every logit so
 //!   far, a `Q15` weight sum `≤ 2^23` and `i32` sums `Σ w·v` (`≤ 128 · 2^23 = 2^30`). Keys come
-//!   in blocks of eight (`KEY_BLOCK`); a block above the reference rescales the sums by `2^(reference − max)`,
+//!   in blocks of eight; a block above the reference rescales the sums by `2^(reference − max)`,
 //!   a block that would take the sum above `2^23` halves the sums and raises the reference by
 //!   one. No sum overflows for any number of keys, and the scratch does not grow with `n`.
 //! * **Outputs `V16`**: a weighted mean of values in `v`'s units with 16 fractional bits (`i32`,
