@@ -944,16 +944,7 @@ pub(crate) fn pack_value_blocks(
     }
     let blocks = out.len() / VALUE_BLOCK_WORDS;
     let columns = value_dim.min(blocks * ROWS);
-    // two predicate bits per i16 lane: the keys that count and whose row is in `values`
-    let mut mask = 0u32;
-    for (jj, &counts) in counted.iter().enumerate() {
-        let end = (first + jj + 1).checked_mul(value_dim);
-        if counts && end.is_some_and(|end| end <= values.len()) {
-            mask |= 3 << (2 * jj);
-        }
-    }
-    // key `first`'s row (dereferenced only in the lanes of `mask`: inside `values`)
-    let base = values.as_ptr().wrapping_add(first.wrapping_mul(value_dim));
+    let (mask, base) = key_lanes(values, value_dim, (first, counted));
     // SAFETY: the gathers read base + jj · value_dim + e for e < columns ≤ value_dim only in
     // the lanes jj of `mask`, whose rows (first + jj) · value_dim .. + value_dim lie in `values`;
     // the offsets jj · value_dim + e < 8 · 512 fit the 16-bit lanes. The stores write the
@@ -998,10 +989,8 @@ pub(crate) fn pack_value_blocks(
 
 /// The predicate of the `KEY_BLOCK` keys from `first` of `values` (`[n, value_dim]`) for
 /// gathers of `i16` lanes, two bits per lane (the keys that count and whose row is in
-/// `values`), and key `first`'s row (dereferenced only in those lanes: inside `values`), as
-/// [`pack_value_blocks`] computes them (there inline: through this function, built for size,
-/// exact attention took 512 more instructions on the M55).
-#[cfg(not(lara_attn_compact))]
+/// `values`), and key `first`'s row (dereferenced only in those lanes: inside `values`), for
+/// [`pack_value_blocks`] and [`accumulate_values`].
 #[inline(always)]
 fn key_lanes(
     values: &[i8],
