@@ -929,12 +929,8 @@ impl<'a> Workspace<'a> {
         crate::slices::fill(self.stream.weights, 0);
         for first in (0..self.shape.keys).step_by(KEY_BLOCK) {
             let counted = x.block_keys(first);
-            #[cfg(not(lara_attn_helium))]
-            pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
             // (Helium: the values gathered by the accumulating loop itself, below)
-            #[cfg(lara_attn_helium)]
-            let gathered = value_dim.is_multiple_of(ROWS);
-            #[cfg(lara_attn_helium)]
+            let gathered = cfg!(lara_attn_helium) && value_dim.is_multiple_of(ROWS);
             if !gathered {
                 pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
             }
@@ -956,7 +952,8 @@ impl<'a> Workspace<'a> {
                     (x.v, value_dim),
                     (first, counted),
                 );
-            #[cfg(lara_attn_helium)]
+            #[cfg(not(lara_attn_helium))]
+            let done = false;
             if !done {
                 if gathered {
                     pack_value_blocks(x.v, value_dim, (first, counted), self.stream.values);
@@ -969,14 +966,6 @@ impl<'a> Workspace<'a> {
                     self.stream.values,
                 );
             }
-            #[cfg(not(lara_attn_helium))]
-            super::accumulate_groups(
-                self.loops,
-                self.stream.acc,
-                sample_rows * ROWS,
-                self.stream.weights,
-                self.stream.values,
-            );
         }
         self.finish_keys();
     }
