@@ -150,6 +150,7 @@ fn lara_options_match_the_reference() {
                                 samples,
                                 noise_factor: noise_scale.factor(shape.dim) as f64,
                                 key_mask: mask.as_deref(),
+                                ..Default::default()
                             };
                             let eps = randn(c as u64 * 31, lara::noise_len(shape, c, proposals));
                             for noise in [None, Some(&eps[..])] {

@@ -1362,7 +1362,8 @@ pub(crate) fn segment_means(sums: &mut [i32], len: usize) -> bool {
 }
 
 /// One landmark `c` (row `r = c mod 4` of its byte blocks) from its means `q̄`, `k̄` (`dim`
-/// each, `dim` a non-zero multiple of 8): `q̄` into `q_block`, `mu = clamp(round((q̄ << q_p) ·
+/// each, `dim` a non-zero multiple of 8): `q̄ᵀ = (q̄ + 64) & !127` (`t_landmark`) into
+/// `q_block`, `mu = clamp(round((q̄ << q_p) ·
 /// q_m / 2^32) + round((k̄ << k_p) · k_m / 2^32), ±2^14)` (`VRMULH.S32`) into `mu_block` (their
 /// `i16` slots, `VSTRH.32`, 4 lanes at a time: each chunk of 8 holds 8 consecutive halfwords
 /// of row `r`) and into `mu_row` (plain `i32`); the landmark loop of `segment_means` with
@@ -1393,19 +1394,23 @@ pub(crate) fn landmark_row(
     // SAFETY: the loop (dim / 8 iterations) reads q_bar and k_bar (dim words each), writes
     // mu_row (dim words), and writes the halfwords 32k + 8r + i (k < dim / 8, i < 8) of both
     // blocks, below 4 · dim halfwords = 2 · dim ≤ their words. The block writes only those,
-    // q0–q3 (declared as s0–s15; caller-saved), lr, flags and its inout operands (the
+    // q0–q4 (declared as s0–s19; caller-saved), lr, flags and its inout operands (the
     // block pointers in r0 and r1: the narrowing stores take low registers); no stack.
     unsafe {
         asm!(
             "vdup.32 q2, {qm}",
             "vdup.32 q3, {km}",
+            "vmov.i32 q4, #64",
             "mov {qm}, #16384",
             "dls lr, {chunks}",
             "1:",
             // elements 0-3 of the chunk
             "vldrw.u32 q0, [{qs}], #16",
+            // q̄ᵀ = (q̄ + 64) & !127
+            "vadd.i32 q1, q0, q4",
+            "vbic.i32 q1, #127",
+            "vstrh.32 q1, [r0]",
             "vldrw.u32 q1, [{ks}], #16",
-            "vstrh.32 q0, [r0]",
             "vshl.u32 q0, {qp}",
             "vrmulh.s32 q0, q0, q2",
             "vshl.u32 q1, {kp}",
@@ -1420,8 +1425,11 @@ pub(crate) fn landmark_row(
             "vstrw.32 q0, [{mr}], #16",
             // elements 4-7
             "vldrw.u32 q0, [{qs}], #16",
+            // q̄ᵀ = (q̄ + 64) & !127
+            "vadd.i32 q1, q0, q4",
+            "vbic.i32 q1, #127",
+            "vstrh.32 q1, [r0, #8]",
             "vldrw.u32 q1, [{ks}], #16",
-            "vstrh.32 q0, [r0, #8]",
             "vshl.u32 q0, {qp}",
             "vrmulh.s32 q0, q0, q2",
             "vshl.u32 q1, {kp}",
@@ -1453,6 +1461,7 @@ pub(crate) fn landmark_row(
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
             out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
             options(nostack),
         );
     }
@@ -2275,7 +2284,8 @@ pub(crate) fn check() -> Option<usize> {
                     + super::fixed_point::mul_high_round(k_bar[e] << k_p, k_m);
                 let mu = mu.clamp(-(1 << 14), 1 << 14);
                 let slot = crate::simd::int8::byte_slot(r, e);
-                crate::simd::int8::set_slot(q_expected, slot, q_bar[e]);
+                let t_bar = super::lara::t_landmark(q_bar[e]);
+                crate::simd::int8::set_slot(q_expected, slot, t_bar);
                 crate::simd::int8::set_slot(mu_expected, slot, mu);
                 expected_row[e] = mu;
             }

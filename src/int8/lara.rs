@@ -12,8 +12,10 @@
 //! out_i      = Σ_c sniw[c,i] kv_c,   sniw ∝ α · 2^(logiw − log2 α − max)  (weights ≤ 2^14)
 //! ```
 //!
-//! `mis-opt`'s `T[c,i] = softmax_i(s·q̄_c·q_i)` is `Q27` from a streaming log-sum-exp over the
+//! `mis-opt`'s `T[c,i] = softmax_i(s·q̄ᵀ_c·q_i)` is `Q27` from a streaming log-sum-exp over the
 //! queries, `α = max(bh_c + alpha_coeff·(T − mean_c T), 2^-27)` in `Q27` and `bh_c` in `Q27`.
+//! `q̄ᵀ_c` is `q̄_c` rounded to the queries' own `i8` grid (a multiple of 128 in its units, see
+//! [`t_landmark`]): Helium takes `T`'s dot products `i8 × i8`; `mu_c` keeps the finer `q̄_c`.
 //!
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
@@ -645,7 +647,7 @@ impl<'a> Workspace<'a> {
         let (b, r) = (c / ROWS, c % ROWS);
         let slot = byte_slot(r, e);
         if let Some(q_block) = self.q_bar.get_mut(b * block..) {
-            set_slot(q_block, slot, q_bar);
+            set_slot(q_block, slot, t_landmark(q_bar));
         }
         if let Some(mu_block) = self.mu.get_mut(b * block..) {
             set_slot(mu_block, slot, mu);
@@ -828,15 +830,19 @@ impl<'a> Workspace<'a> {
         if !super::dsp::landmark_means((q_sum, k_sum, mu_row), lens, factors) {
             return false;
         }
-        for (row, block) in [(&*q_sum, q_block), (&*mu_row, mu_block)] {
+        // row r of a block from a plain row, each element through `slot_value`
+        fn pack(row: &[i32], block: &mut [i32], r: usize, slot_value: impl Fn(i32) -> i32) {
             let (chunks, _) = row.as_chunks::<4>();
             let (words, _) = block.as_chunks_mut::<8>();
             for (&[x0, x1, x2, x3], words) in chunks.iter().zip(words) {
                 // (r < 4)
-                words[r & 3] = pair(x0, x2);
-                words[4 + (r & 3)] = pair(x1, x3);
+                words[r & 3] = pair(slot_value(x0), slot_value(x2));
+                words[4 + (r & 3)] = pair(slot_value(x1), slot_value(x3));
             }
         }
+        // q̄ on its i8 grid for T, mu as it is
+        pack(q_sum, q_block, r, t_landmark);
+        pack(mu_row, mu_block, r, |x| x);
         true
     }
 
@@ -1929,6 +1935,14 @@ fn pack_pairs(
         *word = pair(low as i32, 0);
     }
     sum
+}
+
+/// `q̄ᵀ`: a landmark `q̄` (units `scale/128`, `|q̄| ≤ 2^14`) rounded half up to a multiple of
+/// 128, the queries' own `i8` grid (`q̄ᵀ / 128` in `[-128, 127]`): `T`'s operand, whose dot
+/// products Helium takes `i8 × i8` (`VMLADAVA.S8`), 16 lanes instead of 8.
+#[inline(always)]
+pub(crate) fn t_landmark(q_bar: i32) -> i32 {
+    (q_bar + 64) & !127
 }
 
 /// `round(128 · sum / len)`, half away from zero, for a segment of `1 ≤ len < 2^16` rows

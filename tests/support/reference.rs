@@ -248,6 +248,9 @@ pub struct LaraOptions<'a> {
     pub noise_factor: f64,
     /// Key padding mask `[nk]`, `true` = padding.
     pub key_mask: Option<&'a [bool]>,
+    /// `mis-opt`'s query landmarks for `T` `[C', d]` where they differ from `q̄` (the int8
+    /// kernel's `q̄` on the queries' grid); `None`: `q̄`.
+    pub t_landmarks: Option<&'a [f32]>,
 }
 
 impl Default for LaraOptions<'_> {
@@ -256,6 +259,7 @@ impl Default for LaraOptions<'_> {
             samples: Samples::Single,
             noise_factor: 1.0,
             key_mask: None,
+            t_landmarks: None,
         }
     }
 }
@@ -449,10 +453,13 @@ fn lara_core(
     match mis {
         Mis::Opt(alpha_coeff) => {
             // T[c, i] = softmax over i of s · q̄_c·q_i, repeated as the samples are
+            let t_bar = options
+                .t_landmarks
+                .map_or_else(|| q_bar.clone(), |t| Mat::from_f32(t, cp, dims.d));
             let mut t = Mat::zeros(cp, dims.nq);
             for c in 0..cp {
                 let logits: Vec<f64> = (0..dims.nq)
-                    .map(|i| s * dot(q_bar.row(c), q.row(i)))
+                    .map(|i| s * dot(t_bar.row(c), q.row(i)))
                     .collect();
                 t.row_mut(c).copy_from_slice(&softmax(&logits));
             }
