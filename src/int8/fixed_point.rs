@@ -537,6 +537,17 @@ impl Scale32 {
         mul_high_round(x.wrapping_shl(self.pre_shift), self.value)
     }
 
+    /// The factor for inputs 128 times smaller (`T`'s dot products of `q̄ᵀ / 128`): its
+    /// `apply(x)` is `self.apply(128 · x)`, the same bits (one more shift by 7, wrapping the
+    /// same), while `pre_shift + 7 < 31`.
+    #[cfg(lara_attn_helium)]
+    pub(crate) fn over_128(self) -> Option<Self> {
+        (self.pre_shift + 7 < 31).then_some(Scale32 {
+            value: self.value,
+            pre_shift: self.pre_shift + 7,
+        })
+    }
+
     /// `(value, pre_shift)`, for the Helium and DSP loops (`pre_shift < 31`).
     #[cfg(any(lara_attn_dsp, lara_attn_helium))]
     pub(crate) fn parts(self) -> (i32, u32) {

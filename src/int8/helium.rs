@@ -1468,6 +1468,66 @@ pub(crate) fn landmark_row(
     true
 }
 
+/// `q̄ᵀ`'s byte blocks as `i8` for `T`'s `i8 × i8` dot products: each `i16` block of `blocks`
+/// (four rows of `dim` values, multiples of 128: [`t_landmark`](super::lara::t_landmark)) into
+/// an `i8` block of `out` (`dim` words: per chunk of 16 columns the four rows' 16 bytes), the
+/// values divided by 128 (`VSHR.S16 #7`, exact; `VSTRB.16` keeps the low bytes). `false`,
+/// nothing written, unless `dim` is a non-zero multiple of 16 and `out` holds the blocks.
+#[inline(never)]
+pub(crate) fn narrow_blocks(blocks: &[i32], out: &mut [i32], dim: usize) -> bool {
+    let count = blocks.len() / (2 * dim).max(1);
+    if dim == 0 || !dim.is_multiple_of(2 * CHUNK) || count == 0 || out.len() < count * dim {
+        return false;
+    }
+    // SAFETY: the loop (count · dim / 16 turns, each a chunk of 16 columns of a block) reads
+    // 128 bytes of blocks per turn (count · 2 · dim words in all, within blocks) and writes 64
+    // bytes of out per turn (count · dim words, within out); it writes only those, q0 and q1
+    // (declared as s0–s7), lr, flags and its inout operands; no stack.
+    unsafe {
+        asm!(
+            "dls lr, {turns}",
+            "1:",
+            // row r's 16 columns: chunk 2k (bytes 16r) and 2k + 1 (bytes 64 + 16r) of the
+            // i16 block, to bytes 16r of the i8 block's chunk k
+            "vldrh.s16 q0, [{src}]",
+            "vldrh.s16 q1, [{src}, #64]",
+            "vshr.s16 q0, q0, #7",
+            "vshr.s16 q1, q1, #7",
+            "vstrb.16 q0, [{dst}]",
+            "vstrb.16 q1, [{dst}, #8]",
+            "vldrh.s16 q0, [{src}, #16]",
+            "vldrh.s16 q1, [{src}, #80]",
+            "vshr.s16 q0, q0, #7",
+            "vshr.s16 q1, q1, #7",
+            "vstrb.16 q0, [{dst}, #16]",
+            "vstrb.16 q1, [{dst}, #24]",
+            "vldrh.s16 q0, [{src}, #32]",
+            "vldrh.s16 q1, [{src}, #96]",
+            "vshr.s16 q0, q0, #7",
+            "vshr.s16 q1, q1, #7",
+            "vstrb.16 q0, [{dst}, #32]",
+            "vstrb.16 q1, [{dst}, #40]",
+            "vldrh.s16 q0, [{src}, #48]",
+            "vldrh.s16 q1, [{src}, #112]",
+            "vshr.s16 q0, q0, #7",
+            "vshr.s16 q1, q1, #7",
+            "vstrb.16 q0, [{dst}, #48]",
+            "vstrb.16 q1, [{dst}, #56]",
+            "adds {src}, #128",
+            "adds {dst}, #64",
+            "le lr, 1b",
+            turns = in(reg) count * dim / (2 * CHUNK),
+            src = inout(reg) blocks.as_ptr() => _,
+            dst = inout(reg) out.as_mut_ptr() => _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
 /// `sum[t] = Σ_i rows[i · dim + t]` for `t < dim` over the whole rows of `rows` (`i8`, `dim`
 /// a non-zero multiple of 8; else `false`, nothing written): LARA's segment sums, the same
 /// integer sums. Up to 256 rows and `dim` a multiple of 16: per 16 columns two vectors of
@@ -1955,6 +2015,68 @@ pub(crate) fn check() -> Option<usize> {
             }
         }
         if ours != expected || (projection && max != expected_max) {
+            return Some(len);
+        }
+    }
+    // T's i8 blocks: q̄ᵀ's i16 blocks (multiples of 128 across [-2^14, 2^14 − 128]) narrowed,
+    // byte for byte, then their logit columns against the i16 blocks' (one to four chunks of
+    // 16, one or two blocks, factors with pre-shifts to 23)
+    for len in 0..16usize {
+        let (chunks, count) = (1 + len % 4, 1 + len / 4 % 2);
+        let dim = 2 * chunks * CHUNK;
+        let words = crate::simd::int8::block_words(dim);
+        let mut blocks = [0i32; 2 * 128];
+        for b in blocks.iter_mut() {
+            let (low, high) = ((next() % 256) as i32 - 128, (next() % 256) as i32 - 128);
+            *b = crate::simd::int8::pair(128 * low, 128 * high);
+        }
+        let blocks = &blocks[..count * words];
+        let mut bytes = [0x5a5a_5a5ai32; 2 * 64 + 1];
+        if !narrow_blocks(blocks, &mut bytes[..count * dim], dim)
+            || bytes[count * dim] != 0x5a5a_5a5a
+        {
+            return Some(len);
+        }
+        for (b, block) in blocks.chunks_exact(words).enumerate() {
+            for (r, e) in (0..ROWS).flat_map(|r| (0..dim).map(move |e| (r, e))) {
+                let value = crate::simd::int8::get_slot(block, crate::simd::int8::byte_slot(r, e));
+                let at = b * 4 * dim + (e / 16 * ROWS + r) * 16 + e % 16;
+                let byte = (bytes[at / 4] >> (8 * (at % 4))) as i8;
+                if i32::from(byte) * 128 != value {
+                    return Some(len);
+                }
+            }
+        }
+        let mut rows = [0i8; KEY_BLOCK * 64];
+        for r in rows.iter_mut() {
+            *r = next() as i8;
+        }
+        let rows = &rows[..KEY_BLOCK * dim];
+        let Some(scale) = Scale32::new([0.7, 3.1e-4, 41.0, 2.0e-6][len % 4], 1 << 22) else {
+            return Some(len);
+        };
+        let Some(scale8) = scale.over_128() else {
+            return Some(len);
+        };
+        let n = count * ROWS;
+        let mut dots = [0i32; 8];
+        let mut ours = [0x5555_5555i32; 9 * KEY_BLOCK];
+        let mut expected = ours;
+        let written = crate::simd::int8::dot_logit_block_bytes(
+            crate::simd::int8::Loops::active(),
+            (&bytes[..count * dim], rows, dim),
+            &mut dots[..n],
+            &mut ours,
+            scale8.parts(),
+        );
+        for (jj, row) in rows.chunks_exact(dim).enumerate() {
+            let mut d = [0i32; 8];
+            crate::simd::int8::portable_dot_blocks(blocks, row, &mut d[..n]);
+            for (r, &dot) in d[..n].iter().enumerate() {
+                expected[r * KEY_BLOCK + jj] = to_logit(scale.apply(dot));
+            }
+        }
+        if !written || ours != expected {
             return Some(len);
         }
     }

@@ -497,6 +497,8 @@ fn run<L: LandmarkSource, N: NoiseSource, O: Rows>(
             rows: QueryRows::new(shape, count, samples),
             #[cfg(lara_attn_helium)]
             query_max: (0, 0),
+            #[cfg(lara_attn_helium)]
+            t_bytes: false,
             #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
             small_biases: false,
         } => {
@@ -595,6 +597,10 @@ struct Workspace<'a> {
     /// known).
     #[cfg(lara_attn_helium)]
     query_max: (usize, i32),
+    /// Helium: whether `mu_rows` holds `q̄ᵀ`'s blocks as `i8` for this head's `T` (written by
+    /// `normaliser`, after the densities last read `mu_rows`).
+    #[cfg(lara_attn_helium)]
+    t_bytes: bool,
     /// The other DSP cores at opt-level 3: whether every bias is below `2^30` in magnitude
     /// (`dsp::QuerySteps`; found by `densities`, off the query loop's frame).
     #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
@@ -1276,6 +1282,18 @@ impl<'a> Workspace<'a> {
             crate::slices::fill(this.t_reference, super::fixed_point::EMPTY_REFERENCE);
             crate::slices::fill(this.t_sum, 0);
             let queries = this.shape.queries;
+            // (Helium: q̄ᵀ / 128 as i8 blocks in mu_rows, free after the densities, and the
+            // factor for its sums, T's dot products i8 × i8 here and in the query pass)
+            #[cfg(lara_attn_helium)]
+            let t_bytes = {
+                let q_bar = this
+                    .q_bar
+                    .get(..landmark_blocks * block)
+                    .unwrap_or_default();
+                this.t_bytes = t_dot.over_128().is_some()
+                    && super::helium::narrow_blocks(q_bar, this.mu_rows, dim);
+                this.t_bytes
+            };
             for first in (0..queries).step_by(KEY_BLOCK) {
                 let q_bar = this
                     .q_bar
@@ -1286,18 +1304,37 @@ impl<'a> Workspace<'a> {
                     .dots
                     .get_mut(..landmark_blocks * ROWS)
                     .unwrap_or_default();
-                // s · q̄_c·q_i in L16, into column ii of landmark c's block of logits (every
+                // s · q̄ᵀ_c·q_i in L16 from the i8 blocks (Helium, a whole block of queries)
+                #[cfg(lara_attn_helium)]
+                let done = {
+                    let rows = x.q.get(first * dim..(first + KEY_BLOCK) * dim);
+                    match (t_dot.over_128(), rows.filter(|_| t_bytes)) {
+                        (Some(scale), Some(rows)) => crate::simd::int8::dot_logit_block_bytes(
+                            this.loops,
+                            (&*this.mu_rows, rows, dim),
+                            dots,
+                            this.stream.logits,
+                            scale.parts(),
+                        ),
+                        _ => false,
+                    }
+                };
+                #[cfg(not(lara_attn_helium))]
+                let done = false;
+                // s · q̄ᵀ_c·q_i in L16, into column ii of landmark c's block of logits (every
                 // query counts; the rows past the last are absent: x.q ends there)
                 let counted = [true; KEY_BLOCK];
-                block_logits(
-                    this.loops,
-                    q_bar,
-                    (x.q, dim),
-                    (first, counted),
-                    (dots, row_buffer(this.row, this.stream.shared)),
-                    this.stream.logits,
-                    (t_dot, None),
-                );
+                if !done {
+                    block_logits(
+                        this.loops,
+                        q_bar,
+                        (x.q, dim),
+                        (first, counted),
+                        (dots, row_buffer(this.row, this.stream.shared)),
+                        this.stream.logits,
+                        (t_dot, None),
+                    );
+                }
                 // (Helium: four landmarks at a time, their weights into the key pass's
                 // `weights`, unused here)
                 #[cfg(lara_attn_helium)]
@@ -1454,22 +1491,30 @@ impl<'a> Workspace<'a> {
         // (Helium: the lengths checked once for the padded rows; the steps from the dot
         // products to the packed weights in one asm block, their slices held)
         #[cfg(lara_attn_helium)]
-        let (mut dots, steps) = (
-            crate::simd::int8::Dots2::new(
+        let (mut dots, steps) = {
+            let mut dots = crate::simd::int8::Dots2::new(
                 loops,
                 (w, q_bar),
                 padded(dim),
                 (&mut *logits, &mut *t_row),
-            ),
-            isa::QuerySteps::new(
+            );
+            // T's dot products i8 × i8 from the normaliser's i8 blocks of q̄ᵀ / 128, their
+            // factor for inputs 128 times smaller
+            let t_blocks = self.mu_rows.get(..sizes.landmark_words / 2);
+            let t_dot = match (t_dot.over_128(), t_blocks) {
+                (Some(scale), Some(blocks)) if self.t_bytes && dots.bytes(blocks) => scale,
+                _ => t_dot,
+            };
+            let steps = isa::QuerySteps::new(
                 &mut *self.stream.values,
                 count,
                 (biases, t_reference, balances),
                 (plan.query_dot, t_dot),
                 plan.alpha_coeff,
                 (weights, packed),
-            ),
-        );
+            );
+            (dots, steps)
+        };
         #[cfg(lara_attn_helium)]
         let Some(mut steps) = steps else {
             return false;

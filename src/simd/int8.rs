@@ -425,6 +425,8 @@ pub(crate) struct Dots2<'a> {
     out: (&'a mut [i32], &'a mut [i32]),
     /// The row length the `asm!` block's checks passed for, else 0 (no row is empty).
     fits: usize,
+    /// The second set as `i8` blocks (see [`Dots2::bytes`]).
+    bytes: Option<&'a [i32]>,
 }
 
 #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
@@ -450,7 +452,21 @@ impl<'a> Dots2<'a> {
             blocks,
             out,
             fits: if fits { x_len } else { 0 },
+            bytes: None,
         }
+    }
+
+    /// From now on the second set's sums from `bytes`, its blocks as `i8` (their rows divided by
+    /// 128, as [`narrow_blocks`](crate::int8::helium::narrow_blocks) writes them), so divided by
+    /// 128 (exact: the second set's rows are multiples of 128), for rows of two or four chunks:
+    /// `true`; else `false`, nothing changed.
+    pub(crate) fn bytes(&mut self, bytes: &'a [i32]) -> bool {
+        let count = self.out.0.len() / ROWS;
+        let takes = matches!(self.fits / CHUNK, 2 | 4) && bytes.len() >= count * self.fits;
+        if takes {
+            self.bytes = Some(bytes);
+        }
+        takes
     }
 
     /// The dot products of the row `x` into the held sums.
@@ -458,11 +474,27 @@ impl<'a> Dots2<'a> {
     pub(crate) fn run(&mut self, x: &[i8]) {
         if x.len() == self.fits {
             let count = self.out.0.len() / ROWS;
-            mve::dot_blocks2(self.blocks, x, (self.out.0, self.out.1), count);
+            match self.bytes {
+                Some(bytes) => mve::dot_blocks2_bytes(
+                    (self.blocks.0, bytes),
+                    x,
+                    (self.out.0, self.out.1),
+                    count,
+                ),
+                None => mve::dot_blocks2(self.blocks, x, (self.out.0, self.out.1), count),
+            }
             return;
         }
         dot_blocks(self.loops, self.blocks.0, x, self.out.0);
         dot_blocks(self.loops, self.blocks.1, x, self.out.1);
+        if self.bytes.is_some() {
+            // (the sums of the i16 rows, multiples of 128: divided exactly; whole blocks alone,
+            // as dot_blocks writes them)
+            let count = self.out.0.len() / ROWS;
+            for sum in self.out.1.iter_mut().take(count * ROWS) {
+                *sum >>= 7;
+            }
+        }
     }
 
     /// The two rows of sums.
@@ -543,6 +575,48 @@ pub(crate) fn dot_logit_block(
         (value, pre_shift),
         Column::Logit(norm),
     )
+}
+
+/// [`dot_logit_block`] without a norm for `i8` blocks (`dim` words each: per chunk of 16
+/// columns the four rows' bytes, as [`narrow_blocks`](crate::int8::helium::narrow_blocks)
+/// writes them), `VMLADAVA.S8`. `false`, nothing written, unless `dim` is one to four chunks
+/// of 16 and the lengths fit as for [`dot_logit_block`].
+#[cfg(lara_attn_helium)]
+#[inline]
+pub(crate) fn dot_logit_block_bytes(
+    loops: Loops,
+    (blocks, rows, dim): (&[i32], &[i8], usize),
+    dots: &mut [i32],
+    logits: &mut [i32],
+    (value, pre_shift): (i32, u32),
+) -> bool {
+    let count = dots.len() / ROWS;
+    let fits = matches!(loops.0, Variant::Target)
+        && dim.is_multiple_of(2 * CHUNK)
+        && (1..=4).contains(&(dim / (2 * CHUNK)))
+        && rows.len() >= KEY_BLOCK * dim
+        && count >= 1
+        && dots.len().is_multiple_of(ROWS)
+        && blocks.len() >= count * dim
+        && logits.len() / KEY_BLOCK >= dots.len();
+    if !fits {
+        return false;
+    }
+    // (as dot_block's logit column without a norm)
+    let base = logits.as_mut_ptr().wrapping_sub(ROW_STEP.len() * KEY_BLOCK);
+    let address = |p: *const i32| p as usize as u32;
+    let mut args = [
+        address(blocks.as_ptr()),
+        0,
+        value as u32,
+        pre_shift,
+        ROW_STEP.as_ptr() as usize as u32,
+        address(base),
+        0,
+        dim as u32,
+    ];
+    mve::dot_logit_block_bytes(rows, (dim / (2 * CHUNK), count), &mut args);
+    true
 }
 
 /// The logit column of [`dot_block`]: [`dot_logit_block`]'s (the norm's scale) or
@@ -2717,6 +2791,16 @@ mod mve {
     /// at `r3` into `r4`, then the second at `r8` into `r9`.
     macro_rules! dot2_preloaded_asm {
         ([$($loads:expr),*], [$($chunks:expr),*], $x:expr, $first:expr, $second:expr, $count:expr) => {
+            dot2_asm!([$($loads),*], [$($chunks),*], [], [$($chunks),*], $x, $first, $second, $count)
+        };
+    }
+
+    /// Two dot loops over `count` blocks each: `$loads` then the first set at `r3` into `r4`
+    /// by `$chunks`, then `$loads2` and the second set at `r8` into `r9` by `$chunks2` (the row
+    /// at `r1`).
+    macro_rules! dot2_asm {
+        ([$($loads:expr),*], [$($chunks:expr),*], [$($loads2:expr),*], [$($chunks2:expr),*],
+         $x:expr, $first:expr, $second:expr, $count:expr) => {
             asm_clobbering_s0_s31!(
                 $($loads,)*
                 "dls lr, r5",
@@ -2724,11 +2808,12 @@ mod mve {
                 $($chunks,)*
                 "stm r4!, {{r0, r2, r10, r12}}",
                 "le lr, 2b",
+                $($loads2,)*
                 "mov r3, r8",
                 "mov r4, r9",
                 "dls lr, r5",
                 "3:",
-                $($chunks,)*
+                $($chunks2,)*
                 "stm r4!, {{r0, r2, r10, r12}}",
                 "le lr, 3b",
                 out("r0") _, out("r2") _, out("r10") _, out("r12") _,
@@ -2762,6 +2847,67 @@ mod mve {
         // (checked by the caller): the loops read x once, each block once, and store 4·count
         // words of each output. MVE is present (cfg lara_attn_helium).
         unsafe { preloaded_chunks!(dot2_preloaded_asm, chunks, x, first, second, count) }
+    }
+
+    /// [`dot_blocks2`] with the second set as `i8` blocks (`x.len()` words each, 16 lanes by
+    /// `VMLADAVA.S8`): `x` of two or four chunks of 8 (its bytes loaded again, unwidened, for
+    /// the second set into `q2`, `q3`, which [`rows_chunk!`] leaves alone with `q0`, `q1`).
+    pub(super) fn dot_blocks2_bytes(
+        (a, b): (&[i32], &[i32]),
+        x: &[i8],
+        (out_a, out_b): (&mut [i32], &mut [i32]),
+        count: usize,
+    ) {
+        let (chunks, x) = (x.len() / 8, x.as_ptr());
+        let (first, second) = (
+            (a.as_ptr(), out_a.as_mut_ptr()),
+            (b.as_ptr(), out_b.as_mut_ptr()),
+        );
+        // SAFETY: count ≥ 1 blocks of block_words(8·chunks) words of a and of 2·chunks words
+        // of b, x of 8·chunks bytes (chunks 2 or 4), and 4·count words of out_a and of out_b
+        // are in bounds (checked by the caller): the loops read x twice, each block once, and
+        // store 4·count words of each output. MVE is present (cfg lara_attn_helium).
+        unsafe {
+            if chunks == 2 {
+                dot2_asm!(
+                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5")
+                    ],
+                    ["vldrb.u8 q2, [r1]"],
+                    [rows_chunk!("vmladav.s8", "q2", "q0", "q1")],
+                    x,
+                    first,
+                    second,
+                    count
+                )
+            } else {
+                dot2_asm!(
+                    [
+                        "vldrb.s16 q4, [r1]",
+                        "vldrb.s16 q5, [r1, #8]",
+                        "vldrb.s16 q6, [r1, #16]",
+                        "vldrb.s16 q7, [r1, #24]"
+                    ],
+                    [
+                        rows_chunk!("vmladav.s16", "q4"),
+                        rows_chunk!("vmladava.s16", "q5"),
+                        rows_chunk!("vmladava.s16", "q6"),
+                        rows_chunk!("vmladava.s16", "q7")
+                    ],
+                    ["vldrb.u8 q2, [r1]", "vldrb.u8 q3, [r1, #16]"],
+                    [
+                        rows_chunk!("vmladav.s8", "q2", "q0", "q1"),
+                        rows_chunk!("vmladava.s8", "q3", "q0", "q1")
+                    ],
+                    x,
+                    first,
+                    second,
+                    count
+                )
+            }
+        }
     }
 
     pub(super) fn pair_dot_blocks(blocks: &[i32], x: &[i32], out: &mut [i32], count: usize) {
@@ -3022,24 +3168,33 @@ mod mve {
         };
     }
 
-    /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`).
+    /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`), each loaded by `$load`
+    /// at the byte offsets `0, $b1, $b2, $b3` and multiplied by `$mac`/`$mac_acc` (`i16` rows
+    /// widened from bytes against `i16` blocks, or bytes against `i8` blocks).
     macro_rules! dot_column_chunks {
-        ($chunks:expr, $x:expr, $count:expr, $args:expr) => {
+        ($load:literal, $mac:literal, $mac_acc:literal, [$b1:literal, $b2:literal, $b3:literal],
+         $chunks:expr, $x:expr, $count:expr, $args:expr) => {
             match $chunks {
                 1 => dot_column_asm!(
-                    ["vldrb.s16 q4, [r1]"],
-                    ["vmladav.s16 r4, q4, q4"],
-                    [rows_chunk!("vmladav.s16", "q4", "q0", "q1")],
+                    [concat!($load, " q4, [r1]")],
+                    [concat!($mac, " r4, q4, q4")],
+                    [rows_chunk!($mac, "q4", "q0", "q1")],
                     $x,
                     $count,
                     $args
                 ),
                 2 => dot_column_asm!(
-                    ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
-                    ["vmladav.s16 r4, q4, q4", "vmladava.s16 r4, q5, q5"],
                     [
-                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
-                        rows_chunk!("vmladava.s16", "q5", "q0", "q1")
+                        concat!($load, " q4, [r1]"),
+                        concat!($load, " q5, [r1, #", $b1, "]")
+                    ],
+                    [
+                        concat!($mac, " r4, q4, q4"),
+                        concat!($mac_acc, " r4, q5, q5")
+                    ],
+                    [
+                        rows_chunk!($mac, "q4", "q0", "q1"),
+                        rows_chunk!($mac_acc, "q5", "q0", "q1")
                     ],
                     $x,
                     $count,
@@ -3047,19 +3202,19 @@ mod mve {
                 ),
                 3 => dot_column_asm!(
                     [
-                        "vldrb.s16 q4, [r1]",
-                        "vldrb.s16 q5, [r1, #8]",
-                        "vldrb.s16 q6, [r1, #16]"
+                        concat!($load, " q4, [r1]"),
+                        concat!($load, " q5, [r1, #", $b1, "]"),
+                        concat!($load, " q6, [r1, #", $b2, "]")
                     ],
                     [
-                        "vmladav.s16 r4, q4, q4",
-                        "vmladava.s16 r4, q5, q5",
-                        "vmladava.s16 r4, q6, q6"
+                        concat!($mac, " r4, q4, q4"),
+                        concat!($mac_acc, " r4, q5, q5"),
+                        concat!($mac_acc, " r4, q6, q6")
                     ],
                     [
-                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
-                        rows_chunk!("vmladava.s16", "q5", "q0", "q1"),
-                        rows_chunk!("vmladava.s16", "q6", "q0", "q1")
+                        rows_chunk!($mac, "q4", "q0", "q1"),
+                        rows_chunk!($mac_acc, "q5", "q0", "q1"),
+                        rows_chunk!($mac_acc, "q6", "q0", "q1")
                     ],
                     $x,
                     $count,
@@ -3067,22 +3222,22 @@ mod mve {
                 ),
                 _ => dot_column_asm!(
                     [
-                        "vldrb.s16 q4, [r1]",
-                        "vldrb.s16 q5, [r1, #8]",
-                        "vldrb.s16 q6, [r1, #16]",
-                        "vldrb.s16 q7, [r1, #24]"
+                        concat!($load, " q4, [r1]"),
+                        concat!($load, " q5, [r1, #", $b1, "]"),
+                        concat!($load, " q6, [r1, #", $b2, "]"),
+                        concat!($load, " q7, [r1, #", $b3, "]")
                     ],
                     [
-                        "vmladav.s16 r4, q4, q4",
-                        "vmladava.s16 r4, q5, q5",
-                        "vmladava.s16 r4, q6, q6",
-                        "vmladava.s16 r4, q7, q7"
+                        concat!($mac, " r4, q4, q4"),
+                        concat!($mac_acc, " r4, q5, q5"),
+                        concat!($mac_acc, " r4, q6, q6"),
+                        concat!($mac_acc, " r4, q7, q7")
                     ],
                     [
-                        rows_chunk!("vmladav.s16", "q4", "q0", "q1"),
-                        rows_chunk!("vmladava.s16", "q5", "q0", "q1"),
-                        rows_chunk!("vmladava.s16", "q6", "q0", "q1"),
-                        rows_chunk!("vmladava.s16", "q7", "q0", "q1")
+                        rows_chunk!($mac, "q4", "q0", "q1"),
+                        rows_chunk!($mac_acc, "q5", "q0", "q1"),
+                        rows_chunk!($mac_acc, "q6", "q0", "q1"),
+                        rows_chunk!($mac_acc, "q7", "q0", "q1")
                     ],
                     $x,
                     $count,
@@ -3134,8 +3289,46 @@ mod mve {
                     a
                 );
             } else {
-                dot_column_chunks!(chunks, x, count, a);
+                dot_column_chunks!(
+                    "vldrb.s16",
+                    "vmladav.s16",
+                    "vmladava.s16",
+                    ["8", "16", "24"],
+                    chunks,
+                    x,
+                    count,
+                    a
+                );
             }
+        }
+    }
+
+    /// See [`dot_logit_block_bytes`](super::dot_logit_block_bytes) (arguments checked there):
+    /// [`dot_column_asm!`] for rows of `chunks` (one to four) chunks of 16 bytes against `i8`
+    /// blocks (16 lanes, `VMLADAVA.S8`); `args` as in [`dot_logit_block`]'s logit column.
+    #[inline(always)]
+    pub(super) fn dot_logit_block_bytes(
+        x: &[i8],
+        (chunks, count): (usize, usize),
+        args: &mut [u32; 8],
+    ) {
+        let (x, a) = (x.as_ptr(), args.as_mut_ptr());
+        // SAFETY: the caller checked that x holds KEY_BLOCK rows of args[7] = 16·chunks bytes,
+        // args[0] count ≥ 1 i8 blocks of 4·chunks·4 words, and that rows 0 to 4·count − 1 of
+        // every column from args[5] (row −4 of column 0) are inside its logits: the loops read
+        // each row of x once, the blocks once per row, read ROW_STEP (4 words), store 4·count
+        // logits per column and update args[5]. MVE is present (cfg lara_attn_helium).
+        unsafe {
+            dot_column_chunks!(
+                "vldrb.u8",
+                "vmladav.s8",
+                "vmladava.s8",
+                ["16", "32", "48"],
+                chunks,
+                x,
+                count,
+                a
+            );
         }
     }
 
@@ -3346,6 +3539,36 @@ fn check_loops(loops: Loops) -> Option<usize> {
                     portable_dot_blocks(second, x, &mut expected2[..rows]);
                     if out != expected || out2 != expected2 {
                         return Some(len);
+                    }
+                    // (the second set as i8 blocks: q̄ᵀ's, multiples of 128, narrowed; its
+                    // sums divided by 128, for rows of two or four chunks)
+                    let mut t_blocks = [0i32; 3 * 2 * MAX_LEN];
+                    let words = count * block_words(elements);
+                    // (each half down to a multiple of 128, at most 127 · 128)
+                    let t = |half: i32| (half & !127).min(127 * 128);
+                    for (t_word, &word) in t_blocks.iter_mut().zip(second) {
+                        *t_word = pair(t(i32::from(word as i16)), t(word >> 16));
+                    }
+                    let mut narrowed = [0i32; 3 * MAX_LEN];
+                    let t_blocks = t_blocks.get(..words).unwrap_or_default();
+                    if crate::int8::helium::narrow_blocks(t_blocks, &mut narrowed, elements) {
+                        dirty(&mut out, &mut expected);
+                        out2 = [5; CHECK_WORDS];
+                        expected2 = out2;
+                        let outs = (&mut out[..rows], &mut out2[..rows]);
+                        let mut dots = Dots2::new(loops, (&blocks, t_blocks), elements, outs);
+                        if !dots.bytes(&narrowed) {
+                            return Some(len);
+                        }
+                        dots.run(x);
+                        portable_dot_blocks(&blocks, x, &mut expected[..rows]);
+                        portable_dot_blocks(t_blocks, x, &mut expected2[..rows]);
+                        for sum in &mut expected2[..count * ROWS] {
+                            *sum >>= 7;
+                        }
+                        if out != expected || out2 != expected2 {
+                            return Some(len);
+                        }
                     }
                 }
                 // (the DSP cores: the dot products with the row widened on the way, and the
