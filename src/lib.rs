@@ -76,8 +76,32 @@ macro_rules! asm_clobbering_s0_s31 {
 #[cfg(lara_attn_helium)]
 macro_rules! accumulate_rows_loop {
     () => {
+        concat!("2:\n", accumulate_row!(), "le lr, 2b\n")
+    };
+}
+
+/// [`accumulate_rows_loop!`] four rows per turn (`lr` = rows / 4): one loop branch per four
+/// rows.
+#[cfg(lara_attn_helium)]
+macro_rules! accumulate_rows4_loop {
+    () => {
         concat!(
             "2:\n",
+            accumulate_row!(),
+            accumulate_row!(),
+            accumulate_row!(),
+            accumulate_row!(),
+            "le lr, 2b\n"
+        )
+    };
+}
+
+/// One row of [`accumulate_rows_loop!`]: its eight weights times the four columns, added to
+/// its four sums.
+#[cfg(lara_attn_helium)]
+macro_rules! accumulate_row {
+    () => {
+        concat!(
             "vldrh.u16 q0, [r3], #16\n",
             "ldm r1, {{r0, r2, r10, r12}}\n",
             "vmladava.s16 r0, q0, q1\n",
@@ -85,7 +109,6 @@ macro_rules! accumulate_rows_loop {
             "vmladava.s16 r10, q0, q3\n",
             "vmladava.s16 r12, q0, q4\n",
             "stm r1!, {{r0, r2, r10, r12}}\n",
-            "le lr, 2b\n",
         )
     };
 }

@@ -1013,7 +1013,8 @@ fn key_lanes(
 /// four columns gathered into `q1`–`q4` as `pack_value_blocks` gathers them (not stored), then
 /// the rows' loop: `acc_g += Σ_j w_cj v_j` for the `value_dim / 4` groups of `group` words of
 /// `acc` and every row of a group. `false`, nothing done, unless `value_dim` is a multiple of
-/// four up to [`MAX_DIM`](super::MAX_DIM), `acc` holds that many whole groups and `weights` a
+/// four up to [`MAX_DIM`](super::MAX_DIM), a group holds a multiple of four rows (four per
+/// turn of the rows' loop), `acc` holds that many whole groups and `weights` a
 /// row for every row of a group. (Out of line, as `accumulate_groups`: the save of `d8`–`d13`
 /// in its own frame, off the key pass's; inlined there, LARA's call took 1,024 B of stack.)
 #[cfg(not(lara_attn_compact))]
@@ -1029,6 +1030,7 @@ pub(crate) fn accumulate_values(
         && groups > 0
         && value_dim.is_multiple_of(ROWS)
         && rows > 0
+        && rows.is_multiple_of(4)
         && group.is_multiple_of(ROWS)
         && acc.len() >= groups * group
         && weights.len() >= rows * (KEY_BLOCK / 2);
@@ -1065,15 +1067,15 @@ pub(crate) fn accumulate_values(
             "vldrbt.s16 q4, [{base}, q5]",
             "vadd.i16 q5, q5, q6",
             "mov r3, {w}",
-            "dls lr, {rows}",
-            accumulate_rows_loop!(),
+            "dls lr, {turns}",
+            accumulate_rows4_loop!(),
             "subs {g}, {g}, #1",
             "bne 1b",
             "vmsr p0, {saved}",
             saved = out(reg) _,
             base = in(reg) base,
             w = in(reg) weights.as_ptr(),
-            rows = in(reg) rows,
+            turns = in(reg) rows / 4,
             g = inout(reg) groups => _,
             inout("r0") mask => _,
             inout("r2") value_dim => _,
