@@ -509,10 +509,17 @@ impl<'a> PairDotI8<'a> {
     pub(crate) fn run(&self, x: &[i32], out: &mut [i8], parts: (i32, i32, u32)) -> bool {
         let (mantissa, round, shift) = parts;
         let half = 1i32.checked_shl(shift.wrapping_sub(1));
-        if x.len() != self.x_len || out.len() != ROWS * self.count || half != Some(round) {
+        half == Some(round) && self.run_parts(x, out, (mantissa, shift))
+    }
+
+    /// [`run`](Self::run) for `parts` `(mantissa, shift)` whose rounding term is
+    /// `2^(shift − 1)` (`fixed_point::RowHighWords::parts`', `1 ≤ shift ≤ 30`).
+    #[inline(always)]
+    pub(crate) fn run_parts(&self, x: &[i32], out: &mut [i8], parts: (i32, u32)) -> bool {
+        if x.len() != self.x_len || out.len() != ROWS * self.count {
             return false;
         }
-        mve::pair_dot_i8(self.blocks, x, out, self.count, (mantissa, shift));
+        mve::pair_dot_i8(self.blocks, x, out, self.count, parts);
         true
     }
 }
