@@ -1480,9 +1480,10 @@ impl<'a> Workspace<'a> {
                 super::fixed_point::RowHighWords::new(plan.requantize.to_i8, -8)
             && let Some(out_rows) = out.i8_rows()
             && let Some(out_rows) = out_rows.get_mut(base..base + self.shape.queries * value_dim)
+            && padded(dim) == dim
         {
+            // (the query rows whole chunks: no padded copies)
             for (q_row, row) in rows(x.q, dim).zip(crate::slices::chunks_mut(out_rows, value_dim)) {
-                let q_row = padded_bytes(q_row, &mut *shared);
                 dots.run(q_row);
                 let (logits, t_row) = dots.sums();
                 // (never None: the rows hold the samples' and landmarks' blocks)
