@@ -476,6 +476,8 @@ impl<'a> Dots2<'a> {
 /// of the sums `s` [`pair_dot_blocks`] gives for the packed weights `x` and the blocks, four
 /// values per block, without storing the sums (`mve::pair_dot_i8`), the blocks held and the
 /// lengths checked once for rows `x` of `x_len` words and `len` values (a multiple of four).
+/// For sums below `2^30` in magnitude (LARA's: packed weights summing to at most `2^14 + 16`
+/// times values of 16 bits) and `|mantissa| < 2^31`.
 #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 pub(crate) struct PairDotI8<'a> {
     blocks: &'a [i32],
@@ -2790,10 +2792,13 @@ mod mve {
     }
 
     /// See [`PairDotI8`](super::PairDotI8) (arguments checked there): `x` of one to four
-    /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums of
+    /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums `s` of
     /// [`dot_preloaded_asm!`] moved into a vector and requantised as `requantize_i8` does for a
-    /// rounding term of `2^(shift − 1)`: `VMULH.S32`, then `(high + 2^(shift − 1)) >> shift`
-    /// by one rounding shift (`VRSHL.S32` by `−shift`; `|high| < 2^30`), saturated to 8 bits.
+    /// rounding term of `2^(shift − 1)`, `sat8(((s · m) >> 32) + 2^(shift − 1)) >> shift)`:
+    /// that is `sat8(y >> (shift + 1))` for `y = ((2 s · m) >> 32) + 2^shift` (both
+    /// `⌊(s m + 2^(31 + shift)) / 2^(32 + shift)⌋`), `y` by one `VQDMLASH.S32` (exact, no
+    /// saturation, for `|s| < 2^30`, `|m| < 2^31`), the shift and the saturation by `VQSHL.S32`
+    /// by `23 − shift` (saturating left, or a right shift past 23) and `VSHR.S32 #24`.
     #[inline(always)]
     pub(super) fn pair_dot_i8(
         blocks: &[i32],
@@ -2816,15 +2821,17 @@ mod mve {
                     "vmov q0[2], q0[0], r0, r10",
                     "vmov q0[3], q0[1], r2, r12",
                     $($mantissa,)*
-                    concat!("vmulh.s32 q0, q0, ", $q),
-                    // (high + 2^(shift − 1)) >> shift, then saturated to [-128, 127]
-                    "vrshl.s32 q0, {shift}",
-                    "vqshl.s32 q0, q0, #24",
+                    // y = ((2 s · m) >> 32) + 2^shift
+                    concat!("vqdmlash.s32 q0, ", $q, ", {round}"),
+                    // sat8(y >> (shift + 1)) = sat32(y << (23 − shift)) >> 24 (for shift > 23
+                    // a right shift by shift − 23, the value already within 8 bits)
+                    "vqshl.s32 q0, {shift}",
                     "vshr.s32 q0, q0, #24",
                     "vstrb.32 q0, [r4], #4",
                     "le lr, 2b",
                     m = in(reg) mantissa,
-                    shift = in(reg) -(shift as i32),
+                    round = in(reg) 1u32 << (shift & 31),
+                    shift = in(reg) 23 - shift as i32,
                     out("r0") _, out("r2") _, out("r10") _, out("r12") _,
                     in("r1") x.as_ptr(),
                     inout("r3") blocks.as_ptr() => _,
@@ -3448,7 +3455,7 @@ fn check_loops(loops: Loops) -> Option<usize> {
                         || cfg!(lara_attn_helium) && matches!(x.len(), 12 | 16))
                 {
                     let rows = count * ROWS;
-                    for shift in [1u32, 9, 17, 24] {
+                    for shift in [1u32, 9, 17, 23, 24, 30] {
                         // (a random word of the blocks as the mantissa)
                         let mantissa = blocks.get(len + shift as usize).map_or(1, |&w| w);
                         let parts = (mantissa, 1 << (shift - 1), shift);
