@@ -506,16 +506,17 @@ impl<'a> PairDotI8<'a> {
 
     /// The row `out` (`len` values) from `x` (`x_len` words) and the requantisation `parts`
     /// (`Multiplier::high_word_rounded`'s, whose rounding term is `2^(shift − 1)`); `false`,
-    /// nothing written, for other lengths or another rounding term.
+    /// nothing written, for other lengths, another rounding term or a shift above 30.
     #[inline(always)]
     pub(crate) fn run(&self, x: &[i32], out: &mut [i8], parts: (i32, i32, u32)) -> bool {
         let (mantissa, round, shift) = parts;
         let half = 1i32.checked_shl(shift.wrapping_sub(1));
-        half == Some(round) && self.run_parts(x, out, (mantissa, shift))
+        half == Some(round) && shift <= 30 && self.run_parts(x, out, (mantissa, shift))
     }
 
     /// [`run`](Self::run) for `parts` `(mantissa, shift)` whose rounding term is
-    /// `2^(shift − 1)` (`fixed_point::RowHighWords::parts`', `1 ≤ shift ≤ 30`).
+    /// `2^(shift − 1)`, `1 ≤ shift ≤ 30` (`fixed_point::RowHighWords::parts`'; other shifts
+    /// give other bytes).
     #[inline(always)]
     pub(crate) fn run_parts(&self, x: &[i32], out: &mut [i8], parts: (i32, u32)) -> bool {
         if x.len() != self.x_len || out.len() != ROWS * self.count {
