@@ -645,6 +645,61 @@ pub(crate) fn row_high_word(den: u32, factor: Multiplier, extra: i32) -> Option<
     })
 }
 
+/// [`row_high_word`] of many `den` for one `factor` and `extra` (LARA's query rows on Helium):
+/// the factor checked once, the rounding term left implied (always `2^(shift − 1)`).
+#[cfg(any(test, all(lara_attn_helium, not(lara_attn_compact))))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowHighWords {
+    mantissa: u32,
+    /// `62 + factor.shift − extra − 32`, wrapping (the shift's constant part).
+    base: i32,
+}
+
+#[cfg(any(test, all(lara_attn_helium, not(lara_attn_compact))))]
+impl RowHighWords {
+    /// `None` unless the factor's mantissa is normalised (`2^23 ≤ |mantissa| < 2^31`).
+    pub(crate) fn new(factor: Multiplier, extra: i32) -> Option<Self> {
+        let mantissa = factor.mantissa.unsigned_abs();
+        (mantissa >= 1 << 23).then_some(RowHighWords {
+            mantissa,
+            base: 30i32.wrapping_add(factor.shift).wrapping_sub(extra),
+        })
+    }
+
+    /// `row_high_word(den, factor, extra)` as `(mantissa, shift)` (its rounding term
+    /// `2^(shift − 1)`), the same bits.
+    #[inline(always)]
+    pub(crate) fn parts(self, den: u32) -> Option<(i32, u32)> {
+        if !(1..1 << 16).contains(&den) {
+            return None;
+        }
+        let zeros = den.leading_zeros();
+        // round(2^(30 + bits) / den) = round(2^46 / d) for d = den · 2^(zeros − 16) in
+        // [2^15, 2^16) (the same quotient): two 16-bit digits, each one division
+        let d = core::num::NonZeroU32::new(den << (zeros - 16))?;
+        let high = (1u32 << 30) / d;
+        let rest = (1u32 << 30) - high * d.get();
+        let next = rest << 16;
+        let low = next / d;
+        let rest = next - low * d.get();
+        let reciprocal = ((high << 16) | low) + u32::from(2 * rest >= d.get());
+        let product = u64::from(reciprocal) * u64::from(self.mantissa);
+        // round(product / 2^excess) to 31 bits from its top 32 (as row_high_word)
+        let top_zeros = ((product >> 32) as u32).leading_zeros();
+        let top = ((product << top_zeros) >> 32) as u32;
+        let mantissa = (top >> 1) + (top & 1);
+        let carry = mantissa >> 31;
+        // shift − 32 = 62 − zeros + factor.shift − (33 − top_zeros + carry) − extra − 32
+        let high_shift = self
+            .base
+            .wrapping_add(top_zeros as i32)
+            .wrapping_sub((zeros + carry) as i32 + 33);
+        (1..=30)
+            .contains(&high_shift)
+            .then_some(((mantissa >> carry) as i32, high_shift as u32))
+    }
+}
+
 /// [`divide_normalized`] built for size on a core without a division instruction (the same
 /// quotient by [`divide_by_bits`], no division routine linked).
 #[cfg(all(lara_attn_compact, lara_attn_soft_division))]
@@ -1107,6 +1162,26 @@ mod tests {
                         general,
                         "{k} {den} {extra}"
                     );
+                }
+            }
+        }
+    }
+
+    /// [`RowHighWords::parts`] against [`row_high_word`]: every sum below `2^16` and a few
+    /// above, factors across the mantissas and shifts, both signs of `extra`.
+    #[test]
+    fn row_high_word_parts_match() {
+        let factors = [
+            1.0f32, 0.3, 0.0071, 3.7, 0.999_999, 1.0e-3, 250.0, 1.0e-9, 1.0e9,
+        ];
+        for (k, &f) in factors.iter().enumerate() {
+            let factor = Multiplier::from_f32(f).unwrap();
+            for extra in [-8, 0, 3, 40, -40] {
+                let words = RowHighWords::new(factor, extra).unwrap();
+                for den in (0u32..1 << 16).chain([1 << 16, 1 << 20, u32::MAX]) {
+                    let expected = row_high_word(den, factor, extra)
+                        .map(|(mantissa, _, shift)| (mantissa, shift));
+                    assert_eq!(words.parts(den), expected, "{k} {den} {extra}");
                 }
             }
         }

@@ -79,11 +79,11 @@ macro_rules! t_lanes {
             "vrmulh.s32 q0, q0, q5\n",
             "vqshl.s32 q0, q0, #3\n",
             "vshr.s32 q0, q0, #3\n",
-            // max(reference − logit, 0) (wrapping difference)
+            // max(reference − logit, 0) (wrapping difference; the negative lanes to 0 by an
+            // unsigned saturating shift by 0)
             "vldrw.u32 q1, [{r}], #16\n",
             "vsub.i32 q0, q1, q0\n",
-            "vmov.i32 q1, #0\n",
-            "vmax.s32 q0, q0, q1\n",
+            "vqshlu.s32 q0, q0, #0\n",
             exp2_lanes!(),
             "vstrw.32 q1, [{t}], #16\n",
             "vaddva.u32 r0, q1\n",

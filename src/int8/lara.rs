@@ -1523,6 +1523,38 @@ impl<'a> Workspace<'a> {
         #[cfg(lara_attn_helium)]
         let output =
             crate::simd::int8::PairDotI8::new(loops, self.kv, steps.packed().len(), value_dim);
+        // (Helium, i8 outputs: the factor and the head's rows checked once, each query's row
+        // multiplier by RowHighWords and its row requantised block by block)
+        #[cfg(lara_attn_helium)]
+        if let Some(output) = &output
+            && let Some(high_words) =
+                super::fixed_point::RowHighWords::new(plan.requantize.to_i8, -8)
+            && let Some(out_rows) = out.i8_rows()
+            && let Some(out_rows) = out_rows.get_mut(base..base + self.shape.queries * value_dim)
+            && padded(dim) == dim
+        {
+            // (the query rows whole chunks: no padded copies)
+            for (q_row, row) in rows(x.q, dim).zip(crate::slices::chunks_mut(out_rows, value_dim)) {
+                dots.run(q_row);
+                let (logits, t_row) = dots.sums();
+                // (never None: the rows hold the samples' and landmarks' blocks)
+                let Some(weight_sum) = steps.run(logits, t_row) else {
+                    break;
+                };
+                let packed = steps.packed();
+                // out_i = Σ_c sniw_c kv_c / Σ_c sniw_c
+                if let Some(parts) = high_words.parts(weight_sum.max(1))
+                    && output.run_parts(packed, row, parts)
+                {
+                    continue;
+                }
+                pair_dot_blocks(loops, self.kv, packed, out_row);
+                let sums = out_row.get(..value_dim).unwrap_or_default();
+                plan.requantize
+                    .write_row_small(sums, weight_sum.max(1), -8, &mut &mut *row, 0);
+            }
+            return true;
+        }
         for (i, q_row) in rows(x.q, dim).enumerate() {
             let q_row = padded_bytes(q_row, &mut *shared);
             // s · W_c·q_i and s · q̄_c·q_i before their scaling (the same sums either way)

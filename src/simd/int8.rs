@@ -508,6 +508,8 @@ impl<'a> Dots2<'a> {
 /// of the sums `s` [`pair_dot_blocks`] gives for the packed weights `x` and the blocks, four
 /// values per block, without storing the sums (`mve::pair_dot_i8`), the blocks held and the
 /// lengths checked once for rows `x` of `x_len` words and `len` values (a multiple of four).
+/// For sums below `2^30` in magnitude (LARA's: packed weights summing to at most `2^14 + 16`
+/// times values of 16 bits) and `|mantissa| < 2^31`.
 #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 pub(crate) struct PairDotI8<'a> {
     blocks: &'a [i32],
@@ -536,15 +538,23 @@ impl<'a> PairDotI8<'a> {
 
     /// The row `out` (`len` values) from `x` (`x_len` words) and the requantisation `parts`
     /// (`Multiplier::high_word_rounded`'s, whose rounding term is `2^(shift − 1)`); `false`,
-    /// nothing written, for other lengths or another rounding term.
+    /// nothing written, for other lengths, another rounding term or a shift above 30.
     #[inline(always)]
     pub(crate) fn run(&self, x: &[i32], out: &mut [i8], parts: (i32, i32, u32)) -> bool {
         let (mantissa, round, shift) = parts;
         let half = 1i32.checked_shl(shift.wrapping_sub(1));
-        if x.len() != self.x_len || out.len() != ROWS * self.count || half != Some(round) {
+        half == Some(round) && shift <= 30 && self.run_parts(x, out, (mantissa, shift))
+    }
+
+    /// [`run`](Self::run) for `parts` `(mantissa, shift)` whose rounding term is
+    /// `2^(shift − 1)`, `1 ≤ shift ≤ 30` (`fixed_point::RowHighWords::parts`'; other shifts
+    /// give other bytes).
+    #[inline(always)]
+    pub(crate) fn run_parts(&self, x: &[i32], out: &mut [i8], parts: (i32, u32)) -> bool {
+        if x.len() != self.x_len || out.len() != ROWS * self.count {
             return false;
         }
-        mve::pair_dot_i8(self.blocks, x, out, self.count, (mantissa, shift));
+        mve::pair_dot_i8(self.blocks, x, out, self.count, parts);
         true
     }
 }
@@ -2929,10 +2939,13 @@ mod mve {
     }
 
     /// See [`PairDotI8`](super::PairDotI8) (arguments checked there): `x` of one to four
-    /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums of
+    /// chunks (4 to 16 words), `count ≥ 1` blocks; per block the four sums `s` of
     /// [`dot_preloaded_asm!`] moved into a vector and requantised as `requantize_i8` does for a
-    /// rounding term of `2^(shift − 1)`: `VMULH.S32`, then `(high + 2^(shift − 1)) >> shift`
-    /// by one rounding shift (`VRSHL.S32` by `−shift`; `|high| < 2^30`), saturated to 8 bits.
+    /// rounding term of `2^(shift − 1)`, `sat8(((s · m) >> 32) + 2^(shift − 1)) >> shift)`:
+    /// that is `sat8(y >> (shift + 1))` for `y = ((2 s · m) >> 32) + 2^shift` (both
+    /// `⌊(s m + 2^(31 + shift)) / 2^(32 + shift)⌋`), `y` by one `VQDMLASH.S32` (exact, no
+    /// saturation, for `|s| < 2^30`, `|m| < 2^31`), the shift and the saturation by `VQSHL.S32`
+    /// by `23 − shift` (saturating left, or a right shift past 23) and `VSHR.S32 #24`.
     #[inline(always)]
     pub(super) fn pair_dot_i8(
         blocks: &[i32],
@@ -2955,15 +2968,17 @@ mod mve {
                     "vmov q0[2], q0[0], r0, r10",
                     "vmov q0[3], q0[1], r2, r12",
                     $($mantissa,)*
-                    concat!("vmulh.s32 q0, q0, ", $q),
-                    // (high + 2^(shift − 1)) >> shift, then saturated to [-128, 127]
-                    "vrshl.s32 q0, {shift}",
-                    "vqshl.s32 q0, q0, #24",
+                    // y = ((2 s · m) >> 32) + 2^shift
+                    concat!("vqdmlash.s32 q0, ", $q, ", {round}"),
+                    // sat8(y >> (shift + 1)) = sat32(y << (23 − shift)) >> 24 (for shift > 23
+                    // a right shift by shift − 23, the value already within 8 bits)
+                    "vqshl.s32 q0, {shift}",
                     "vshr.s32 q0, q0, #24",
                     "vstrb.32 q0, [r4], #4",
                     "le lr, 2b",
                     m = in(reg) mantissa,
-                    shift = in(reg) -(shift as i32),
+                    round = in(reg) 1u32 << (shift & 31),
+                    shift = in(reg) 23 - shift as i32,
                     out("r0") _, out("r2") _, out("r10") _, out("r12") _,
                     in("r1") x.as_ptr(),
                     inout("r3") blocks.as_ptr() => _,
@@ -3664,7 +3679,7 @@ fn check_loops(loops: Loops) -> Option<usize> {
                         || cfg!(lara_attn_helium) && matches!(x.len(), 12 | 16))
                 {
                     let rows = count * ROWS;
-                    for shift in [1u32, 9, 17, 24] {
+                    for shift in [1u32, 9, 17, 23, 24, 30] {
                         // (a random word of the blocks as the mantissa)
                         let mantissa = blocks.get(len + shift as usize).map_or(1, |&w| w);
                         let parts = (mantissa, 1 << (shift - 1), shift);
