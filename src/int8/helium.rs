@@ -66,9 +66,10 @@ macro_rules! exp2_asm {
     };
 }
 
-/// [`t_row`]'s lanes: `q1 = T = 2^(−max(reference − ssat29(round((t << pre) · value / 2^32)),
-/// 0))` in `Q27` from `[{t}]` (stored back, both pointers advanced) and `[{r}]`, added to `r0`;
-/// `value` in every lane of `q5`, `$pre` the pre-shift's register; clobbers `q0`–`q4`.
+/// [`t_row`]'s lanes: `q1 = T = 2^(−max(reference − round((t << pre) · value / 2^32), 0))` in
+/// `Q27` from `[{t}]` (stored back, both pointers advanced) and `[{r}]`, added to `r0`; `value`
+/// in every lane of `q5`, `$pre` the pre-shift's register; clobbers `q0`–`q4`. (No `ssat29`:
+/// `T`'s logits are within `±2^27`, where it is the identity; see [`t_row`].)
 macro_rules! t_lanes {
     ($pre:literal) => {
         concat!(
@@ -77,8 +78,6 @@ macro_rules! t_lanes {
             $pre,
             "\n",
             "vrmulh.s32 q0, q0, q5\n",
-            "vqshl.s32 q0, q0, #3\n",
-            "vshr.s32 q0, q0, #3\n",
             // max(reference − logit, 0) (wrapping difference; the negative lanes to 0 by an
             // unsigned saturating shift by 0)
             "vldrw.u32 q1, [{r}], #16\n",
@@ -219,7 +218,10 @@ pub(crate) fn weights_q15(reference: i32, logits: &[i32], weights: &mut [i32]) -
 }
 
 /// LARA's `T` row in place: `t[c] = 2^(−max(reference[c] − to_logit(scale · t[c]), 0))` in
-/// `Q27` (`exp2_neg_branchless(·, 27)`) over the common length; returns `Σ t` (wrapping).
+/// `Q27` (`exp2_neg_branchless(·, 27)`) over the common length; returns `Σ t` (wrapping). For
+/// `T`'s logits alone, `|scale · t| < 2^28`, where `to_logit` is the identity and is left out:
+/// `|s · q̄ᵀ·q| ≤ s · d · max|q|²`, at most half the plan's bound on the query logits
+/// (`2 s · d · max|W| · max|q| ≤ 2839` nats, `max|W| ≥ max|q|`), 2^27 in `L16`.
 #[inline(always)]
 pub(crate) fn t_row(t: &mut [i32], reference: &[i32], scale: Scale32) -> u32 {
     let len = t.len().min(reference.len());
