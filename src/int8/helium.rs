@@ -1177,14 +1177,13 @@ macro_rules! rescale_lanes {
 /// * the new sums (rescaled sum plus the block's); one past
 ///   [`SUM_LIMIT`](super::fixed_point::SUM_LIMIT) restores the group's references and stops
 ///   the loop before it;
-/// * with `acc` (`[groups'][stride][4]`, row `c` at `c · 4` of every group, row `first_row`
-///   the first of `reference`), the rows' sums times their factors where a factor is not
-///   `Q15_ONE` (as [`rescale_row`]).
+/// * with `acc` (`[groups'][stride][4]`, row `c` at `c · 4` of every group), the rows' sums
+///   times their factors where a factor is not `Q15_ONE` (as [`rescale_row`]).
 ///
-/// Returns the groups admitted (the caller admits the group that stopped the loop one row at a
-/// time, then calls again for the rest); `None`, nothing done, unless every slice holds
-/// `groups ≥ 1` groups and, with sums to rescale, the rows up to `first_row + 4 · groups` lie
-/// in a group of `acc`.
+/// Groups `first` to `groups − 1`; returns the index of the group that stopped the loop, or
+/// `groups` (the caller admits a stopping group one row at a time, then calls again for the
+/// rest); `None`, nothing done, unless `first < groups`, every slice holds `groups` groups
+/// and, with sums to rescale, the rows `0 .. 4 · groups` lie in a group of `acc`.
 // (not built for size: `admit_rows` takes one row at a time there)
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
@@ -1192,41 +1191,43 @@ pub(crate) fn admit_groups(
     logits: &[i32],
     pairs: &mut [i32],
     (reference, sum): (&mut [i32], &mut [i32]),
-    (acc, stride, first_row): (&mut [i32], usize, usize),
+    (acc, stride): (&mut [i32], usize),
+    (first, groups): (usize, usize),
 ) -> Option<usize> {
     const _: () = assert!(KEY_BLOCK == 8 && super::fixed_point::SUM_LIMIT == 1 << 23);
-    let groups = reference.len() / 4;
     let group_words = stride.saturating_mul(ROWS);
     let acc_groups = acc.len() / group_words.max(1);
-    let fits = groups > 0
-        && sum.len() == reference.len()
-        && logits.len() >= groups * 4 * KEY_BLOCK
-        && pairs.len() >= groups * 2 * KEY_BLOCK
-        && (acc_groups == 0
-            || first_row.saturating_add(4 * groups).saturating_mul(ROWS) <= group_words);
+    let fits = first < groups
+        && logits.len() / (4 * KEY_BLOCK) >= groups
+        && pairs.len() / (2 * KEY_BLOCK) >= groups
+        && reference.len() / 4 >= groups
+        && sum.len() / 4 >= groups
+        && (acc_groups == 0 || groups <= group_words / (4 * ROWS));
     if !fits {
         return None;
     }
-    let start = logits.as_ptr();
-    let end = start.wrapping_add(groups * 4 * KEY_BLOCK);
+    // (group `first` of each: inside them, first < groups)
+    let start = logits.as_ptr().wrapping_add(first * 4 * KEY_BLOCK);
+    let end = logits.as_ptr().wrapping_add(groups * 4 * KEY_BLOCK);
+    let refp = reference.as_mut_ptr().wrapping_add(4 * first);
     // scratch words: 0–3 the old references, 4–7 the factors, 8–11 the rows' byte offsets,
     // 12 the end of the logits, 13 the bound of a factor to rescale by (0: no sums), 14 D
-    // (row first_row of acc's group 0, less 4 · reference's address, less 64: see
-    // rescale_lanes!), 15 acc's group step in bytes, 16 acc's whole groups
+    // (acc's group 0, less 4 · reference's address, less 64: see rescale_lanes!), 15 acc's
+    // group step in bytes, 16 acc's whole groups
     let [r0, r1, r2, r3] = crate::simd::int8::ROW_STEP;
-    let d = (acc.as_mut_ptr().wrapping_add(first_row * ROWS) as usize as u32)
+    let d = (acc.as_mut_ptr() as usize as u32)
         .wrapping_sub((reference.as_ptr() as usize as u32).wrapping_mul(4))
         .wrapping_sub(64);
     let bound = if acc_groups == 0 { 0 } else { 1 << 15 };
     let mut scratch: [u32; 17] = [
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
+        r0,
+        r1,
+        r2,
+        r3,
+        r0,
+        r1,
+        r2,
+        r3,
         r0,
         r1,
         r2,
@@ -1238,14 +1239,14 @@ pub(crate) fn admit_groups(
         acc_groups as u32,
     ];
     let stop: *const i32;
-    // SAFETY: for each of the `groups` groups (checked above in every slice): the gathers read
+    // SAFETY: for each group from `first` to `groups − 1` (checked above in every slice): the gathers read
     // rows 0–3, keys 0–7 of the group's logits (the group's address plus the offsets
     // in scratch words 8–11, advanced by one word after the first), the weights read the
     // group's 32 words from {l} (advanced) and write its 64 halfwords of pairs (r1, advanced),
     // reference and sum are read and written 4 words per group ({refp}, {sump} advanced; a
     // stopped group's references restored); the gathers of the exponent table read
     // POW2_MIDPOINTS at indices masked to 0..1024 (its length); the rescaling reads and writes
-    // the 4 words of row first_row + 4g + k (< group_words / 4, checked) in each of the
+    // the 4 words of row 4g + k (< group_words / 4, checked) in each of the
     // acc_groups whole groups of acc (none without sums). The loop runs while {l} is before
     // the end (groups ≥ 1). It writes only those, the scratch, q0–q7 (declared as s0–s31),
     // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers; a
@@ -1332,11 +1333,11 @@ pub(crate) fn admit_groups(
             "sub {l}, #128",
             "8:",
             l = inout(reg) start => stop,
-            refp = inout(reg) reference.as_mut_ptr() => _,
-            sump = inout(reg) sum.as_mut_ptr() => _,
+            refp = inout(reg) refp => _,
+            sump = inout(reg) sum.as_mut_ptr().wrapping_add(4 * first) => _,
             scr = in(reg) scratch.as_mut_ptr(),
             table = in(reg) POW2_MIDPOINTS.as_ptr(),
-            inout("r1") pairs.as_mut_ptr() => _,
+            inout("r1") pairs.as_mut_ptr().wrapping_add(first * 2 * KEY_BLOCK) => _,
             out("r0") _,
             out("r2") _,
             out("r10") _,
@@ -1346,7 +1347,7 @@ pub(crate) fn admit_groups(
         );
     }
     // the groups admitted: 4 · KEY_BLOCK logits each
-    Some((stop as usize).wrapping_sub(start as usize) / (4 * KEY_BLOCK * 4))
+    Some((stop as usize).wrapping_sub(start as usize) / (4 * KEY_BLOCK * 4) + first)
 }
 
 /// The offsets of four consecutive rows of logits in words (`KEY_BLOCK` apart), which are

@@ -700,25 +700,12 @@ pub(crate) fn admit_rows(
     let groups = rows / 4;
     let mut done = 0;
     while done < groups {
-        let (c, end) = (4 * done, 4 * groups);
-        let admitted = match (
-            logits.get(c * KEY_BLOCK..),
-            weights.get_mut(c * WEIGHT_WORDS..),
-            reference.get_mut(c..end),
-            sum.get_mut(c..end),
-        ) {
-            (Some(l), Some(w), Some(re), Some(su)) => {
-                helium::admit_groups(l, w, (re, su), (acc, stride, c))
-            }
-            _ => None,
-        };
+        let admitted =
+            helium::admit_groups(logits, weights, (reference, sum), (acc, stride), (done, groups));
         // the rows one at a time: of the group it stopped at, or of every group left if it
         // cannot take them
         let (next, slow) = match admitted {
-            Some(admitted) => {
-                let stop = done + admitted;
-                (stop + 1, stop..(stop + 1).min(groups))
-            }
+            Some(stop) => (stop + 1, stop..(stop + 1).min(groups)),
             None => (groups, done..groups),
         };
         for c in 4 * slow.start..4 * slow.end {
