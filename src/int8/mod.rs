@@ -700,8 +700,13 @@ pub(crate) fn admit_rows(
     let groups = rows / 4;
     let mut done = 0;
     while done < groups {
-        let admitted =
-            helium::admit_groups(logits, weights, (reference, sum), (acc, stride), (done, groups));
+        let admitted = helium::admit_groups(
+            logits,
+            weights,
+            (reference, sum),
+            (acc, stride),
+            (done, groups),
+        );
         // the rows one at a time: of the group it stopped at, or of every group left if it
         // cannot take them
         let (next, slow) = match admitted {
