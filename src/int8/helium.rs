@@ -1091,23 +1091,23 @@ pub(crate) fn accumulate_values(
 /// `0, 1, …, 7` as `u16` lanes.
 static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
-/// One row of [`admit_groups`]' weights: its new reference (word `$offset` of `{refp}`) in
-/// every lane of `q5`, then its two vectors of keys; `$sum` its sum.
+/// One row of [`admit_groups`]' weights: its new reference into `lr` (the load's address
+/// `$address`), then its two vectors of keys; `$sum` its sum.
 #[cfg(not(lara_attn_compact))]
 macro_rules! weight_row {
-    ($offset:literal, $sum:literal) => {
+    ($address:literal, $sum:literal) => {
         concat!(
-            "ldr lr, [{refp}, #",
-            $offset,
-            "]\n",
-            "vdup.32 q5, lr\n",
+            "ldr lr, ",
+            $address,
+            "\n",
             weight_half!("vaddv.u32 ", $sum),
             weight_half!("vaddva.u32 ", $sum),
         )
     };
 }
 
-/// Four keys of a [`weight_row!`]: `t = reference − logit` (wrapping, as `u32`), its weight
+/// Four keys of a [`weight_row!`]: `t = reference − logit` (wrapping, as `u32`: `VMLAS` of the
+/// logits times `q5` = −1 plus the reference in `lr`, no vector of it), its weight
 /// stored as a halfword and summed; the cap of `weight_q15`, `min(w, 32767)`, by `VQMOVNB.S32`
 /// (`w ≤ 2^15`: the top halves stay 0, so the lanes are the capped weights).
 #[cfg(not(lara_attn_compact))]
@@ -1115,7 +1115,7 @@ macro_rules! weight_half {
     ($add:literal, $sum:literal) => {
         concat!(
             "vldrw.u32 q0, [{l}], #16\n",
-            "vsub.i32 q0, q5, q0\n",
+            "vmlas.u32 q0, q5, lr\n",
             exp2_lanes!(),
             "vqmovnb.s32 q1, q1\n",
             "vstrh.32 q1, [r1], #8\n",
@@ -1253,9 +1253,10 @@ pub(crate) fn admit_groups(
     // narrowing store's base in r1); no stack.
     unsafe {
         asm_clobbering_s0_s31!(
-            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30; −1 for weight_half!
             "vmov.i32 q6, #17",
             "vmvn.i32 q7, #14",
+            "vmov.i8 q5, #0xff",
             "1:",
             // the block maxima
             "vldrw.u32 q1, [{scr}, #32]",
@@ -1280,11 +1281,11 @@ pub(crate) fn admit_groups(
             "cmp.w r0, #-2147483648",
             "beq 8f",
             // new = max(reference, m) stored, the old kept; t = new − reference (wrapping)
-            "vldrw.u32 q5, [{refp}]",
-            "vmax.s32 q3, q5, q0",
-            "vstrw.32 q5, [{scr}]",
+            "vldrw.u32 q2, [{refp}]",
+            "vmax.s32 q3, q2, q0",
+            "vstrw.32 q2, [{scr}]",
             "vstrw.32 q3, [{refp}]",
-            "vsub.i32 q0, q3, q5",
+            "vsub.i32 q0, q3, q2",
             exp2_lanes!(),
             "vstrw.32 q1, [{scr}, #16]",
             // q3 = round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
@@ -1292,11 +1293,11 @@ pub(crate) fn admit_groups(
             "vshl.i32 q2, q2, #1",
             "vshl.i32 q4, q1, #16",
             "vrmulh.u32 q3, q2, q4",
-            // the weights against the new references
-            weight_row!("0", "r0"),
-            weight_row!("4", "r2"),
-            weight_row!("8", "r10"),
-            weight_row!("12", "r12"),
+            // the weights against the new references ({refp} advanced to the next group)
+            weight_row!("[{refp}], #16", "r0"),
+            weight_row!("[{refp}, #-12]", "r2"),
+            weight_row!("[{refp}, #-8]", "r10"),
+            weight_row!("[{refp}, #-4]", "r12"),
             // the new sums, each at most SUM_LIMIT (rows 0 and 2, then 1 and 3: the order of
             // a two-lane move's registers)
             "vmov q0[2], q0[0], r0, r10",
@@ -1307,7 +1308,6 @@ pub(crate) fn admit_groups(
             "cmp.w r0, #8388608",
             "bhi 7f",
             "vstrw.32 q0, [{sump}], #16",
-            "add {refp}, #16",
             // the sums to rescale: a factor below the bound
             "vldrw.u32 q1, [{scr}, #16]",
             "mov.w r0, #-1",
@@ -1316,8 +1316,7 @@ pub(crate) fn admit_groups(
             "cmp r0, r2",
             "blo 5f",
             "4:",
-            "ldr r0, [{scr}, #48]",
-            "cmp {l}, r0",
+            "cmp {l}, {end}",
             "bne 1b",
             "b 8f",
             "5:",
@@ -1328,14 +1327,15 @@ pub(crate) fn admit_groups(
             "b 4b",
             // a sum past the limit: the group's references back, {l} back to its start
             "7:",
-            "vldrw.u32 q5, [{scr}]",
-            "vstrw.32 q5, [{refp}]",
+            "vldrw.u32 q0, [{scr}]",
+            "vstrw.32 q0, [{refp}, #-16]",
             "sub {l}, #128",
             "8:",
             l = inout(reg) start => stop,
             refp = inout(reg) refp => _,
             sump = inout(reg) sum.as_mut_ptr().wrapping_add(4 * first) => _,
             scr = in(reg) scratch.as_mut_ptr(),
+            end = in(reg) end,
             table = in(reg) POW2_MIDPOINTS.as_ptr(),
             inout("r1") pairs.as_mut_ptr().wrapping_add(first * 2 * KEY_BLOCK) => _,
             out("r0") _,
