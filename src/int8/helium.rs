@@ -1126,10 +1126,10 @@ macro_rules! weight_half {
     };
 }
 
-/// [`admit_groups`]' rescaling of row `$k` of the group just admitted: if its factor (word
-/// `4 + $k` of `{scr}`) is not `Q15_ONE`, `a = round(a · f / 2^15)` (`VQRDMULH.S32` by
+/// [`admit_groups`]' rescaling of row `$k` of the group just admitted: if its factor (at byte
+/// `$factor` of `{scr}`) is not `Q15_ONE`, `a = round(a · f / 2^15)` (`VQRDMULH.S32` by
 /// `f · 2^16`, as [`rescale_row`]) for its four sums in every group of `acc` (the row of group
-/// 0 at `D + 4 · refp + 16 · $k`, `D`, the step and the groups in words 14 to 16 of `{scr}`).
+/// 0 at `D + 4 · refp + $offset`; `D`, the step and the groups in words 5 to 7 of `{scr}`).
 #[cfg(not(lara_attn_compact))]
 macro_rules! rescale_lanes {
     ($factor:literal, $offset:literal) => {
@@ -1140,9 +1140,9 @@ macro_rules! rescale_lanes {
             "cmp.w r0, #32768\n",
             "beq 3f\n",
             "lsls r0, r0, #16\n",
-            "ldr r2, [{scr}, #56]\n",
+            "ldr r2, [{scr}, #20]\n",
             "add.w r2, r2, {refp}, lsl #2\n",
-            "ldrd r10, r12, [{scr}, #60]\n",
+            "ldrd r10, r12, [{scr}, #24]\n",
             "wls lr, r12, 3f\n",
             "2:\n",
             "vldrw.u32 q0, [r2, #",
@@ -1210,38 +1210,33 @@ pub(crate) fn admit_groups(
     let start = logits.as_ptr().wrapping_add(first * 4 * KEY_BLOCK);
     let end = logits.as_ptr().wrapping_add(groups * 4 * KEY_BLOCK);
     let refp = reference.as_mut_ptr().wrapping_add(4 * first);
-    // scratch words: 0–3 the old references, 4–7 the factors, 8–11 the rows' byte offsets,
-    // 12 the end of the logits, 13 the bound of a factor to rescale by (0: no sums), 14 D
-    // (acc's group 0, less 4 · reference's address, less 64: see rescale_lanes!), 15 acc's
-    // group step in bytes, 16 acc's whole groups
+    // scratch words: 0–3 the rows' byte offsets, 4 the bound of a factor to rescale by (0: no
+    // sums), 5 D (acc's group 0, less 4 · reference's address, less 64: see rescale_lanes!),
+    // 6 acc's group step in bytes, 7 acc's whole groups; 8–11 the old references, 12–15 the
+    // factors (written by the block)
     let [r0, r1, r2, r3] = crate::simd::int8::ROW_STEP;
     let d = (acc.as_mut_ptr() as usize as u32)
         .wrapping_sub((reference.as_ptr() as usize as u32).wrapping_mul(4))
         .wrapping_sub(64);
     let bound = if acc_groups == 0 { 0 } else { 1 << 15 };
-    let mut scratch: [u32; 17] = [
+    let words = [
         r0,
         r1,
         r2,
         r3,
-        r0,
-        r1,
-        r2,
-        r3,
-        r0,
-        r1,
-        r2,
-        r3,
-        end as usize as u32,
         bound,
         d,
         (group_words * 4) as u32,
         acc_groups as u32,
     ];
+    let mut scratch = core::mem::MaybeUninit::<[[u32; 8]; 2]>::uninit();
+    let scr = scratch.as_mut_ptr().cast::<[u32; 8]>();
+    // SAFETY: the first of the two arrays of `scratch` (in it, aligned as its type).
+    unsafe { scr.write(words) };
     let stop: *const i32;
     // SAFETY: for each group from `first` to `groups − 1` (checked above in every slice): the gathers read
     // rows 0–3, keys 0–7 of the group's logits (the group's address plus the offsets
-    // in scratch words 8–11, advanced by one word after the first), the weights read the
+    // in scratch words 0–3, advanced by one word after the first), the weights read the
     // group's 32 words from {l} (advanced) and write its 64 halfwords of pairs (r1, advanced),
     // reference and sum are read and written 4 words per group ({refp}, {sump} advanced; a
     // stopped group's references restored); the gathers of the exponent table read
@@ -1259,7 +1254,7 @@ pub(crate) fn admit_groups(
             "vmov.i8 q5, #0xff",
             "1:",
             // the block maxima
-            "vldrw.u32 q1, [{scr}, #32]",
+            "vldrw.u32 q1, [{scr}]",
             "vadd.i32 q1, q1, {l}",
             "vldrw.u32 q0, [q1]",
             "vldrw.u32 q2, [q1, #4]!",
@@ -1283,11 +1278,11 @@ pub(crate) fn admit_groups(
             // new = max(reference, m) stored, the old kept; t = new − reference (wrapping)
             "vldrw.u32 q2, [{refp}]",
             "vmax.s32 q3, q2, q0",
-            "vstrw.32 q2, [{scr}]",
+            "vstrw.32 q2, [{scr}, #32]",
             "vstrw.32 q3, [{refp}]",
             "vsub.i32 q0, q3, q2",
             exp2_lanes!(),
-            "vstrw.32 q1, [{scr}, #16]",
+            "vstrw.32 q1, [{scr}, #48]",
             // q3 = round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
             "vldrw.u32 q2, [{sump}]",
             "vshl.i32 q2, q2, #1",
@@ -1309,10 +1304,10 @@ pub(crate) fn admit_groups(
             "bhi 7f",
             "vstrw.32 q0, [{sump}], #16",
             // the sums to rescale: a factor below the bound
-            "vldrw.u32 q1, [{scr}, #16]",
+            "vldrw.u32 q1, [{scr}, #48]",
             "mov.w r0, #-1",
             "vminv.u32 r0, q1",
-            "ldr r2, [{scr}, #52]",
+            "ldr r2, [{scr}, #16]",
             "cmp r0, r2",
             "blo 5f",
             "4:",
@@ -1320,21 +1315,21 @@ pub(crate) fn admit_groups(
             "bne 1b",
             "b 8f",
             "5:",
-            rescale_lanes!("16", "0"),
-            rescale_lanes!("20", "16"),
-            rescale_lanes!("24", "32"),
-            rescale_lanes!("28", "48"),
+            rescale_lanes!("48", "0"),
+            rescale_lanes!("52", "16"),
+            rescale_lanes!("56", "32"),
+            rescale_lanes!("60", "48"),
             "b 4b",
             // a sum past the limit: the group's references back, {l} back to its start
             "7:",
-            "vldrw.u32 q0, [{scr}]",
+            "vldrw.u32 q0, [{scr}, #32]",
             "vstrw.32 q0, [{refp}, #-16]",
             "sub {l}, #128",
             "8:",
             l = inout(reg) start => stop,
             refp = inout(reg) refp => _,
             sump = inout(reg) sum.as_mut_ptr().wrapping_add(4 * first) => _,
-            scr = in(reg) scratch.as_mut_ptr(),
+            scr = in(reg) scr,
             end = in(reg) end,
             table = in(reg) POW2_MIDPOINTS.as_ptr(),
             inout("r1") pairs.as_mut_ptr().wrapping_add(first * 2 * KEY_BLOCK) => _,
