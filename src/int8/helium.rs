@@ -1298,7 +1298,7 @@ pub(crate) fn admit_groups(
             "vmov q0[2], q0[0], r0, r10",
             "vmov q0[3], q0[1], r2, r12",
             "vadd.i32 q0, q0, q3",
-            "movs r0, #0",
+            // (from r0, row 0's block sum: at most lane 0)
             "vmaxv.u32 r0, q0",
             "cmp.w r0, #8388608",
             "bhi 7f",
