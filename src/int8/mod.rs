@@ -698,30 +698,65 @@ pub(crate) fn admit_rows(
     stride: usize,
 ) {
     let groups = rows / 4;
-    let mut done = 0;
-    while done < groups {
+    if groups > 0 {
         let admitted = helium::admit_groups(
             logits,
             weights,
             (reference, sum),
             (acc, stride),
-            (done, groups),
+            (0, groups),
         );
-        // the rows one at a time: of the group it stopped at, or of every group left if it
-        // cannot take them
-        let (next, slow) = match admitted {
-            Some(stop) => (stop + 1, stop..(stop + 1).min(groups)),
-            None => (groups, done..groups),
-        };
-        for c in 4 * slow.start..4 * slow.end {
-            admit_row(logits, weights, (reference, sum), (c, c), acc, stride);
+        if admitted != Some(groups) {
+            admit_stopped(
+                logits,
+                weights,
+                (reference, sum),
+                (acc, stride),
+                (admitted, groups),
+            );
         }
-        done = next;
     }
     for c in groups * 4..rows {
         if !admit_row(logits, weights, (reference, sum), (c, c), acc, stride) {
             break;
         }
+    }
+}
+
+/// [`admit_rows`]' groups after [`helium::admit_groups`] stopped at one (`admitted`: its
+/// index, or `None` if it could not take them): a stopping group one row at a time, then the
+/// loop again for the rest; every group left one row at a time if it cannot take them (out of
+/// line: rare, off the loop's path).
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+#[cold]
+#[inline(never)]
+fn admit_stopped(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    (acc, stride): (&mut [i32], usize),
+    (mut admitted, groups): (Option<usize>, usize),
+) {
+    let mut first = 0;
+    loop {
+        let (next, slow) = match admitted {
+            Some(stop) => (stop + 1, stop..(stop + 1).min(groups)),
+            None => (groups, first..groups),
+        };
+        for c in 4 * slow.start..4 * slow.end {
+            admit_row(logits, weights, (reference, sum), (c, c), acc, stride);
+        }
+        if next >= groups {
+            return;
+        }
+        first = next;
+        admitted = helium::admit_groups(
+            logits,
+            weights,
+            (reference, sum),
+            (acc, stride),
+            (first, groups),
+        );
     }
 }
 
