@@ -1234,18 +1234,18 @@ pub(crate) fn admit_groups(
     // SAFETY: the first of the two arrays of `scratch` (in it, aligned as its type).
     unsafe { scr.write(words) };
     let stop: *const i32;
-    // SAFETY: for each group from `first` to `groups − 1` (checked above in every slice): the gathers read
-    // rows 0–3, keys 0–7 of the group's logits (the group's address plus the offsets
-    // in scratch words 0–3, advanced by one word after the first), the weights read the
-    // group's 32 words from {l} (advanced) and write its 64 halfwords of pairs (r1, advanced),
+    // SAFETY: for each group g from `first` to `groups − 1` (every slice holds `groups`,
+    // checked above): the gathers read rows 0–3, keys 0–7 of its logits (its address plus the
+    // offsets in scratch words 0–3, advanced by one word after the first), the weights read
+    // its 32 words from {l} (advanced) and write its 64 halfwords of pairs (r1, advanced),
     // reference and sum are read and written 4 words per group ({refp}, {sump} advanced; a
     // stopped group's references restored); the gathers of the exponent table read
     // POW2_MIDPOINTS at indices masked to 0..1024 (its length); the rescaling reads and writes
-    // the 4 words of row 4g + k (< group_words / 4, checked) in each of the
-    // acc_groups whole groups of acc (none without sums). The loop runs while {l} is before
-    // the end (groups ≥ 1). It writes only those, the scratch, q0–q7 (declared as s0–s31),
-    // flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers; a
-    // narrowing store's base in r1); no stack.
+    // the 4 words of row 4g + k (< group_words / 4, checked) in each of the acc_groups whole
+    // groups of acc (none without sums: bound 0). The loop runs while {l} is before the end
+    // (groups > first). It writes only those, the scratch (16 words), q0–q7 (declared as
+    // s0–s31), flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even
+    // registers; a narrowing store's base in r1); no stack.
     unsafe {
         asm_clobbering_s0_s31!(
             // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30; −1 for weight_half!
