@@ -2891,17 +2891,30 @@ mod mve {
 
     /// The loop over the `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, word 7 of `$args`)
     /// shared by [`dot_block_asm!`] and [`dot_column_asm!`]: `$prologue`, then per row `r1` =
-    /// the row's address and `$row`; their operands (`r5` = `$count` blocks).
+    /// the row's address and `$row`; their operands (`r5` = `$count` blocks). With `@own`,
+    /// `$row` itself advances `{xp}` to the next row (no `r1`).
     macro_rules! key_rows_asm {
         ([$($prologue:expr),*], [$($row:expr),* $(,)?], $x:expr, $count:expr, $args:expr) => {
+            key_rows_asm!(
+                @own [$($prologue),*],
+                [
+                    "mov r1, {xp}",
+                    $($row,)*
+                    // the next row of x
+                    "ldr r0, [{args}, #28]",
+                    "add {xp}, {xp}, r0"
+                ],
+                $x,
+                $count,
+                $args
+            )
+        };
+        (@own [$($prologue:expr),*], [$($row:expr),* $(,)?], $x:expr, $count:expr,
+         $args:expr) => {
             asm_clobbering_s0_s31!(
                 $($prologue,)*
                 "1:",
-                "mov r1, {xp}",
                 $($row,)*
-                // the next row of x
-                "ldr r0, [{args}, #28]",
-                "add {xp}, {xp}, r0",
                 "subs {keys}, {keys}, #1",
                 "bne 1b",
                 xp = inout(reg) $x => _,
@@ -2968,19 +2981,29 @@ mod mve {
         };
     }
 
-    /// [`dot_block_asm!`]'s logit column (not RFA's) with the dot products: per row, per block
-    /// the four sums ([`rows_chunk!`] loading into `q0` and `q1` alone) moved into a vector,
-    /// scaled, less the row's offset (`r4`), saturated and scattered into the row's column
-    /// (`q3`, the addresses, which the store advances by four rows); `value` in every lane
-    /// of `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots
-    /// stored. `$args` as in [`dot_block_asm!`].
+    /// [`dot_block_asm!`]'s logit column (not RFA's) with the dot products: per row (`r1` its
+    /// address, `{xp}` advanced by `$dim` bytes past it), per block the four sums ([`rows_chunk!`] loading
+    /// into `q0` and `q1` alone) moved into a vector, scaled, less the row's offset (`r4`),
+    /// saturated and scattered into the row's column (`q3`, the addresses, which the store
+    /// advances by four rows, then moved back to the next column's); `value` in every lane of
+    /// `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots stored.
+    /// `$args` as in [`dot_block_asm!`] (the column base read once, not advanced).
     macro_rules! dot_column_asm {
-        ([$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr, $count:expr,
-         $args:expr) => {
+        ($dim:literal, [$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr,
+         $count:expr, $args:expr) => {
             key_rows_asm!(
-                ["ldr r0, [{args}, #8]", "vdup.32 q2, r0"],
+                @own [
+                    "ldr r0, [{args}, #8]",
+                    "vdup.32 q2, r0",
+                    // the addresses of rows −4 to −1 of column 0
+                    "ldrd r0, r1, [{args}, #16]",
+                    "vldrw.u32 q3, [r0]",
+                    "vadd.i32 q3, q3, r1"
+                ],
                 [
+                "mov r1, {xp}",
                 $($loads,)*
+                concat!("add {xp}, {xp}, #", $dim),
                 "ldr r3, [{args}]",
                 // this row's offset: round((|row|² << norm_pre) · norm / 2^32), 0 without a
                 // norm (its factor 0)
@@ -2992,12 +3015,6 @@ mod mve {
                 "lsls r4, r0",
                 "smmulr r4, r4, r1",
                 "3:",
-                // the addresses of rows −4 to −1 of this row's column, the base advanced
-                "ldrd r0, r1, [{args}, #16]",
-                "vldrw.u32 q3, [r0]",
-                "vadd.i32 q3, q3, r1",
-                "adds r1, #4",
-                "str r1, [{args}, #20]",
                 "ldr r1, [{args}, #12]",
                 "dls lr, r5",
                 "2:",
@@ -3014,6 +3031,11 @@ mod mve {
                 "vshr.s32 q0, q0, #3",
                 "vstrw.32 q0, [q3, #{rows4}]!",
                 "le lr, 2b",
+                // the addresses of rows −4 to −1 of the next column: back by count · rows4,
+                // one word on (rows4 = 128: KEY_BLOCK = 8)
+                "lsls r0, r5, #7",
+                "subs r0, #4",
+                "vsub.i32 q3, q3, r0",
                 ],
                 $x,
                 $count,
@@ -3022,11 +3044,13 @@ mod mve {
         };
     }
 
-    /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`).
+    /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`), `dim` bytes apart (8
+    /// per chunk: the rows are back to back).
     macro_rules! dot_column_chunks {
         ($chunks:expr, $x:expr, $count:expr, $args:expr) => {
             match $chunks {
                 1 => dot_column_asm!(
+                    8,
                     ["vldrb.s16 q4, [r1]"],
                     ["vmladav.s16 r4, q4, q4"],
                     [rows_chunk!("vmladav.s16", "q4", "q0", "q1")],
@@ -3035,6 +3059,7 @@ mod mve {
                     $args
                 ),
                 2 => dot_column_asm!(
+                    16,
                     ["vldrb.s16 q4, [r1]", "vldrb.s16 q5, [r1, #8]"],
                     ["vmladav.s16 r4, q4, q4", "vmladava.s16 r4, q5, q5"],
                     [
@@ -3046,6 +3071,7 @@ mod mve {
                     $args
                 ),
                 3 => dot_column_asm!(
+                    24,
                     [
                         "vldrb.s16 q4, [r1]",
                         "vldrb.s16 q5, [r1, #8]",
@@ -3066,6 +3092,7 @@ mod mve {
                     $args
                 ),
                 _ => dot_column_asm!(
+                    32,
                     [
                         "vldrb.s16 q4, [r1]",
                         "vldrb.s16 q5, [r1, #8]",
