@@ -3139,8 +3139,10 @@ mod mve {
         // of every column from args[5] (row −4 of column 0) are inside its logits: the loops
         // read each row of x once, the blocks once per row, for PROJECTION write and read back
         // 4·count words of dots and read the offsets, read ROW_STEP (4 words), store 4·count
-        // logits per column and update args[5] (args[6] and args[8], N = 9, for PROJECTION).
-        // MVE is present (cfg lara_attn_helium).
+        // logits per column (column jj's addresses those of column 0 plus jj words: for
+        // PROJECTION from args[5], advanced in place, else kept in q3, moved back by the
+        // 4·count rows the stores advanced and on one word) and update args[5], args[6] and
+        // args[8] (N = 9) for PROJECTION. MVE is present (cfg lara_attn_helium).
         unsafe {
             if PROJECTION {
                 preloaded_chunks!(
