@@ -2995,10 +2995,15 @@ mod mve {
                 @own [
                     "ldr r0, [{args}, #8]",
                     "vdup.32 q2, r0",
-                    // the addresses of rows −4 to −1 of column 0
+                    // the addresses of rows −4 to −1 of column 0; in args[5] the step back from
+                    // a column's last store to the next column's start: count · rows4 less
+                    // one word (rows4 = 128: KEY_BLOCK = 8)
                     "ldrd r0, r1, [{args}, #16]",
                     "vldrw.u32 q3, [r0]",
-                    "vadd.i32 q3, q3, r1"
+                    "vadd.i32 q3, q3, r1",
+                    "lsls r0, r5, #7",
+                    "subs r0, #4",
+                    "str r0, [{args}, #20]"
                 ],
                 [
                 "mov r1, {xp}",
@@ -3031,10 +3036,8 @@ mod mve {
                 "vshr.s32 q0, q0, #3",
                 "vstrw.32 q0, [q3, #{rows4}]!",
                 "le lr, 2b",
-                // the addresses of rows −4 to −1 of the next column: back by count · rows4,
-                // one word on (rows4 = 128: KEY_BLOCK = 8)
-                "lsls r0, r5, #7",
-                "subs r0, #4",
+                // the addresses of rows −4 to −1 of the next column
+                "ldr r0, [{args}, #20]",
                 "vsub.i32 q3, q3, r0",
                 ],
                 $x,
@@ -3141,8 +3144,9 @@ mod mve {
         // 4·count words of dots and read the offsets, read ROW_STEP (4 words), store 4·count
         // logits per column (column jj's addresses those of column 0 plus jj words: for
         // PROJECTION from args[5], advanced in place, else kept in q3, moved back by the
-        // 4·count rows the stores advanced and on one word) and update args[5], args[6] and
-        // args[8] (N = 9) for PROJECTION. MVE is present (cfg lara_attn_helium).
+        // 4·count rows the stores advanced and on one word, that step in args[5]) and update
+        // args[5], args[6] and args[8] (N = 9) for PROJECTION. MVE is present (cfg
+        // lara_attn_helium).
         unsafe {
             if PROJECTION {
                 preloaded_chunks!(
