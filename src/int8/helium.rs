@@ -1095,32 +1095,33 @@ pub(crate) fn accumulate_values(
 /// `0, 1, …, 7` as `u16` lanes.
 static LANES: [u16; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
 
-/// One row of [`admit4`]'s weights: its reference (word `$offset` of `{scr}`) in every lane of
-/// `q5`, then its two vectors of keys (`q3` holds 2 in every lane); `$sum` its sum.
+/// One row of [`admit_groups`]' weights: its new reference into `lr` (the load's address
+/// `$address`), then its two vectors of keys; `$sum` its sum.
 #[cfg(not(lara_attn_compact))]
 macro_rules! weight_row {
-    ($offset:literal, $sum:literal) => {
+    ($address:literal, $sum:literal) => {
         concat!(
-            "ldr {tmp}, [{scr}, #",
-            $offset,
-            "]\n",
-            "vdup.32 q5, {tmp}\n",
+            "ldr lr, ",
+            $address,
+            "\n",
             weight_half!("vaddv.u32 ", $sum),
             weight_half!("vaddva.u32 ", $sum),
         )
     };
 }
 
-/// Four keys of a [`weight_row!`]: `t = reference − logit` (wrapping, as `u32`), its weight
-/// (capped at `q3` = 32767) stored as a halfword and summed.
+/// Four keys of a [`weight_row!`]: `t = reference − logit` (wrapping, as `u32`: `VMLAS` of the
+/// logits times `q5` = −1 plus the reference in `lr`, no vector of it), its weight
+/// stored as a halfword and summed; the cap of `weight_q15`, `min(w, 32767)`, by `VQMOVNB.S32`
+/// (`w ≤ 2^15`: the top halves stay 0, so the lanes are the capped weights).
 #[cfg(not(lara_attn_compact))]
 macro_rules! weight_half {
     ($add:literal, $sum:literal) => {
         concat!(
             "vldrw.u32 q0, [{l}], #16\n",
-            "vsub.i32 q0, q5, q0\n",
+            "vmlas.u32 q0, q5, lr\n",
             exp2_lanes!(),
-            "vmin.u32 q1, q1, q3\n",
+            "vqmovnb.s32 q1, q1\n",
             "vstrh.32 q1, [r1], #8\n",
             $add,
             $sum,
@@ -1129,49 +1130,135 @@ macro_rules! weight_half {
     };
 }
 
-/// [`Running::admit`](super::fixed_point::Running::admit) of four rows at once, the rows in the
-/// lanes, for a block of `KEY_BLOCK` logits each (`[4][KEY_BLOCK]`):
+/// [`admit_groups`]' rescaling of row `$k` of the group just admitted: if its factor (at byte
+/// `$factor` of `{scr}`) is not `Q15_ONE`, `a = round(a · f / 2^15)` (`VQRDMULH.S32` by
+/// `f · 2^16`, as [`rescale_row`]) for its four sums in every group of `acc` (the row of group
+/// 0 at `D + 4 · refp + $offset`; `D`, the step and the groups in words 5 to 7 of `{scr}`).
+#[cfg(not(lara_attn_compact))]
+macro_rules! rescale_lanes {
+    ($factor:literal, $offset:literal) => {
+        concat!(
+            "ldr r0, [{scr}, #",
+            $factor,
+            "]\n",
+            "cmp.w r0, #32768\n",
+            "beq 3f\n",
+            "lsls r0, r0, #16\n",
+            "ldr r2, [{scr}, #20]\n",
+            "add.w r2, r2, {refp}, lsl #2\n",
+            "ldrd r10, r12, [{scr}, #24]\n",
+            "wls lr, r12, 3f\n",
+            "2:\n",
+            "vldrw.u32 q0, [r2, #",
+            $offset,
+            "]\n",
+            "vqrdmulh.s32 q0, q0, r0\n",
+            "vstrw.32 q0, [r2, #",
+            $offset,
+            "]\n",
+            "add r2, r10\n",
+            "le lr, 2b\n",
+            "3:\n",
+        )
+    };
+}
+
+/// [`Running::admit`](super::fixed_point::Running::admit) of whole groups of four rows, the
+/// rows of a group in the lanes, for blocks of `KEY_BLOCK` logits (`logits`: `[4 · groups]
+/// [KEY_BLOCK]`), in one loop over the groups:
 ///
 /// * the block maxima `m` (per key a gather of the four rows' logits, `VLDRW.U32` from a vector
-///   of addresses, which it advances after the first); a row without a logit (`m` is
-///   [`ABSENT`](super::fixed_point::ABSENT)) stops here;
-/// * the state step: new references `max(reference, m)`, factors `exp2_neg(new − reference,
-///   15)` (wrapping difference: `Q15_ONE` for a reference that stays, 0 for an empty state,
-///   whose difference is at least `2^31 − 2^28`) and the sums `round(sum · factor / 2^15)`
-///   (`VRMULH.U32` of `2 · sum` and `factor · 2^16`, both below `2^32` for `sum < 2^31`);
+///   of addresses, which it advances after the first); a group with a row without a logit (`m`
+///   is [`ABSENT`](super::fixed_point::ABSENT)) stops the loop before it;
+/// * the state step: new references `max(reference, m)` (stored; the old ones kept in the
+///   scratch), factors `exp2_neg(new − reference, 15)` (wrapping difference: `Q15_ONE` for a
+///   reference that stays, 0 for an empty state, whose difference is at least `2^31 − 2^28`)
+///   and the sums `round(sum · factor / 2^15)` (`VRMULH.U32` of `2 · sum` and `factor · 2^16`,
+///   both below `2^32` for `sum < 2^31`);
 /// * `w[r][j] = weight_q15(new[r] − logits[r][j])` stored as the `i16` halves of `pairs`
-///   (`[4][KEY_BLOCK / 2]`: a row's weights are its halfwords in order), a row's two vectors
-///   of keys at a time, the rows unrolled, each row's sum by `VADDV(A).U32`;
-/// * the new sums (rescaled sum plus the block's) and, if none passes
-///   [`SUM_LIMIT`](super::fixed_point::SUM_LIMIT), the new states written.
+///   (`[4 · groups][KEY_BLOCK / 2]`: a row's weights are its halfwords in order), a row's two
+///   vectors of keys at a time, the rows unrolled, each row's sum by `VADDV(A).U32`;
+/// * the new sums (rescaled sum plus the block's); one past
+///   [`SUM_LIMIT`](super::fixed_point::SUM_LIMIT) restores the group's references and stops
+///   the loop before it;
+/// * with `acc` (`[groups'][stride][4]`, row `c` at `c · 4` of every group), the rows' sums
+///   times their factors where a factor is not `Q15_ONE` (as [`rescale_row`]).
 ///
-/// Returns `None`, with the states untouched (the caller admits those rows one by one), for an
-/// absent block or a sum past the limit; else the smallest factor (`Q15_ONE` when every row
-/// keeps its reference) and the factors (`out` holds the new references and the factors,
-/// written whole then).
+/// Groups `first` to `groups − 1`; returns the index of the group that stopped the loop, or
+/// `groups` (the caller admits a stopping group one row at a time, then calls again for the
+/// rest); `None`, nothing done, unless `first < groups`, every slice holds `groups` groups
+/// and, with sums to rescale, the rows `0 .. 4 · groups` lie in a group of `acc`.
 // (not built for size: `admit_rows` takes one row at a time there)
 #[cfg(not(lara_attn_compact))]
 #[inline(always)]
-pub(crate) fn admit4<'o>(
-    logits: &[i32; 4 * KEY_BLOCK],
-    (reference, sum): (&mut [i32; 4], &mut [i32; 4]),
-    pairs: &mut [i32; 2 * KEY_BLOCK],
-    out: &'o mut core::mem::MaybeUninit<[[i32; 4]; 2]>,
-) -> Option<(u32, &'o [i32; 4])> {
-    let (min_factor, done): (u32, u32);
+pub(crate) fn admit_groups(
+    logits: &[i32],
+    pairs: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    (acc, stride): (&mut [i32], usize),
+    (first, groups): (usize, usize),
+) -> Option<usize> {
     const _: () = assert!(KEY_BLOCK == 8 && super::fixed_point::SUM_LIMIT == 1 << 23);
-    // SAFETY: the gathers read logits[r · KEY_BLOCK + j] for r < 4, j < KEY_BLOCK (8 keys: the
-    // logits' address plus ROW_STEP, advanced by one word after the first), all in the array; the
-    // weights read logits from its start (eight vectors: 32 words) and write the 64 halfwords of
-    // pairs (eight stores of four); the gathers of the exponent table read POW2_MIDPOINTS at
-    // indices masked to 0..1024 (its length); the block reads ROW_STEP, reads and writes reference
-    // and sum (4 words each) and writes out (8 words). It writes only those, q0–q7 (declared as
-    // s0–s31), flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even registers;
-    // a narrowing store's base in r1); no stack.
+    let group_words = stride.saturating_mul(ROWS);
+    let acc_groups = acc.len() / group_words.max(1);
+    let fits = first < groups
+        && logits.len() / (4 * KEY_BLOCK) >= groups
+        && pairs.len() / (2 * KEY_BLOCK) >= groups
+        && reference.len() / 4 >= groups
+        && sum.len() / 4 >= groups
+        && (acc_groups == 0 || groups <= group_words / (4 * ROWS));
+    if !fits {
+        return None;
+    }
+    // (group `first` of each: inside them, first < groups)
+    let start = logits.as_ptr().wrapping_add(first * 4 * KEY_BLOCK);
+    let end = logits.as_ptr().wrapping_add(groups * 4 * KEY_BLOCK);
+    let refp = reference.as_mut_ptr().wrapping_add(4 * first);
+    // scratch words: 0–3 the rows' byte offsets, 4 the bound of a factor to rescale by (0: no
+    // sums), 5 D (acc's group 0, less 4 · reference's address, less 64: see rescale_lanes!),
+    // 6 acc's group step in bytes, 7 acc's whole groups; 8–11 the old references, 12–15 the
+    // factors (written by the block)
+    let [r0, r1, r2, r3] = crate::simd::int8::ROW_STEP;
+    let d = (acc.as_mut_ptr() as usize as u32)
+        .wrapping_sub((reference.as_ptr() as usize as u32).wrapping_mul(4))
+        .wrapping_sub(64);
+    let bound = if acc_groups == 0 { 0 } else { 1 << 15 };
+    let words = [
+        r0,
+        r1,
+        r2,
+        r3,
+        bound,
+        d,
+        (group_words * 4) as u32,
+        acc_groups as u32,
+    ];
+    let mut scratch = core::mem::MaybeUninit::<[[u32; 8]; 2]>::uninit();
+    let scr = scratch.as_mut_ptr().cast::<[u32; 8]>();
+    // SAFETY: the first of the two arrays of `scratch` (in it, aligned as its type).
+    unsafe { scr.write(words) };
+    let stop: *const i32;
+    // SAFETY: for each group g from `first` to `groups − 1` (every slice holds `groups`,
+    // checked above): the gathers read rows 0–3, keys 0–7 of its logits (its address plus the
+    // offsets in scratch words 0–3, advanced by one word after the first), the weights read
+    // its 32 words from {l} (advanced) and write its 64 halfwords of pairs (r1, advanced),
+    // reference and sum are read and written 4 words per group ({refp}, {sump} advanced; a
+    // stopped group's references restored); the gathers of the exponent table read
+    // POW2_MIDPOINTS at indices masked to 0..1024 (its length); the rescaling reads and writes
+    // the 4 words of row 4g + k (< group_words / 4, checked) in each of the acc_groups whole
+    // groups of acc (none without sums: bound 0). The loop runs while {l} is before the end
+    // (groups > first). It writes only those, the scratch (16 words), q0–q7 (declared as
+    // s0–s31), flags and its operands (the sums in r0, r2, r10, r12: `VADDV` takes even
+    // registers; a narrowing store's base in r1); no stack.
     unsafe {
         asm_clobbering_s0_s31!(
-            // the block maxima, the smallest of them
-            "vldrw.u32 q1, [{tmp}]",
+            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30; −1 for weight_half!
+            "vmov.i32 q6, #17",
+            "vmvn.i32 q7, #14",
+            "vmov.i8 q5, #0xff",
+            "1:",
+            // the block maxima
+            "vldrw.u32 q1, [{scr}]",
             "vadd.i32 q1, q1, {l}",
             "vldrw.u32 q0, [q1]",
             "vldrw.u32 q2, [q1, #4]!",
@@ -1188,74 +1275,78 @@ pub(crate) fn admit4<'o>(
             "vmax.s32 q0, q0, q2",
             "vldrw.u32 q2, [q1, #4]!",
             "vmax.s32 q0, q0, q2",
-            "mvn {tmp}, #-2147483648",
-            "vminv.s32 {tmp}, q0",
-            "cmp.w {tmp}, #-2147483648",
-            "beq 3f",
-            // new = max(reference, m); t = new − reference (wrapping)
-            "vldrw.u32 q5, [{refp}]",
-            "vmax.s32 q3, q5, q0",
-            "vstrw.32 q3, [{scr}]",
-            "vsub.i32 q0, q3, q5",
-            // the constants of exp2_lanes! for bits = 15: 17 and 15 − 30
-            "vmov.i32 q6, #17",
-            "vmvn.i32 q7, #14",
+            "mvn r0, #-2147483648",
+            "vminv.s32 r0, q0",
+            "cmp.w r0, #-2147483648",
+            "beq 8f",
+            // new = max(reference, m) stored, the old kept; t = new − reference (wrapping)
+            "vldrw.u32 q2, [{refp}]",
+            "vmax.s32 q3, q2, q0",
+            "vstrw.32 q2, [{scr}, #32]",
+            "vstrw.32 q3, [{refp}]",
+            "vsub.i32 q0, q3, q2",
             exp2_lanes!(),
-            "vstrw.32 q1, [{scr}, #16]",
-            // the weights against the new references (the cap of weight_q15: 32767)
-            "vmov.i32 q3, #0x7fff",
-            weight_row!("0", "r0"),
-            weight_row!("4", "r2"),
-            weight_row!("8", "r10"),
-            weight_row!("12", "r12"),
-            // the new sums, each at most SUM_LIMIT
-            // (a lane at a time: no doubt about the order of a two-lane move's registers)
-            "vmov.32 q0[0], r0",
-            "vmov.32 q0[1], r2",
-            "vmov.32 q0[2], r10",
-            "vmov.32 q0[3], r12",
-            // plus round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
-            "vldrw.u32 q1, [{scr}, #16]",
+            "vstrw.32 q1, [{scr}, #48]",
+            // q3 = round(sum · factor / 2^15) = (2 sum · factor 2^16 + 2^31) >> 32
             "vldrw.u32 q2, [{sump}]",
             "vshl.i32 q2, q2, #1",
             "vshl.i32 q4, q1, #16",
-            "vrmulh.u32 q2, q2, q4",
-            "vadd.i32 q0, q0, q2",
-            "movs {tmp}, #0",
-            "vmaxv.u32 {tmp}, q0",
-            "cmp.w {tmp}, #8388608",
-            "bhi 3f",
-            // the new states; the smallest factor
-            "vstrw.32 q0, [{sump}]",
-            "vldrw.u32 q2, [{scr}]",
-            "vstrw.32 q2, [{refp}]",
+            "vrmulh.u32 q3, q2, q4",
+            // the weights against the new references ({refp} advanced to the next group)
+            weight_row!("[{refp}], #16", "r0"),
+            weight_row!("[{refp}, #-12]", "r2"),
+            weight_row!("[{refp}, #-8]", "r10"),
+            weight_row!("[{refp}, #-4]", "r12"),
+            // the new sums, each at most SUM_LIMIT (rows 0 and 2, then 1 and 3: the order of
+            // a two-lane move's registers)
+            "vmov q0[2], q0[0], r0, r10",
+            "vmov q0[3], q0[1], r2, r12",
+            "vadd.i32 q0, q0, q3",
+            // (from r0, row 0's block sum: at most lane 0)
+            "vmaxv.u32 r0, q0",
+            "cmp.w r0, #8388608",
+            "bhi 7f",
+            "vstrw.32 q0, [{sump}], #16",
+            // the sums to rescale: a factor below the bound
+            "vldrw.u32 q1, [{scr}, #48]",
             "mov.w r0, #-1",
             "vminv.u32 r0, q1",
-            "movs r2, #1",
-            "b 4f",
-            "3:",
-            "movs r2, #0",
+            "ldr r2, [{scr}, #16]",
+            "cmp r0, r2",
+            "blo 5f",
             "4:",
-            tmp = inout(reg) ROW_STEP.as_ptr() => _,
-            l = inout(reg) logits.as_ptr() => _,
-            refp = in(reg) reference.as_mut_ptr(),
-            sump = in(reg) sum.as_mut_ptr(),
-            scr = in(reg) out.as_mut_ptr(),
+            "cmp {l}, {end}",
+            "bne 1b",
+            "b 8f",
+            "5:",
+            rescale_lanes!("48", "0"),
+            rescale_lanes!("52", "16"),
+            rescale_lanes!("56", "32"),
+            rescale_lanes!("60", "48"),
+            "b 4b",
+            // a sum past the limit: the group's references back, {l} back to its start
+            "7:",
+            "vldrw.u32 q0, [{scr}, #32]",
+            "vstrw.32 q0, [{refp}, #-16]",
+            "sub {l}, #128",
+            "8:",
+            l = inout(reg) start => stop,
+            refp = inout(reg) refp => _,
+            sump = inout(reg) sum.as_mut_ptr().wrapping_add(4 * first) => _,
+            scr = in(reg) scr,
+            end = in(reg) end,
             table = in(reg) POW2_MIDPOINTS.as_ptr(),
-            inout("r1") pairs.as_mut_ptr() => _,
-            out("r0") min_factor,
-            out("r2") done,
+            inout("r1") pairs.as_mut_ptr().wrapping_add(first * 2 * KEY_BLOCK) => _,
+            out("r0") _,
+            out("r2") _,
             out("r10") _,
             out("r12") _,
+            out("lr") _,
             options(nostack),
         );
     }
-    if done == 0 {
-        return None;
-    }
-    // SAFETY: the block stored the 8 words of out (two vectors) on this path.
-    let out = unsafe { out.assume_init_ref() };
-    Some((min_factor, &out[1]))
+    // the groups admitted: 4 · KEY_BLOCK logits each
+    Some((stop as usize).wrapping_sub(start as usize) / (4 * KEY_BLOCK * 4) + first)
 }
 
 /// The offsets of four consecutive rows of logits in words (`KEY_BLOCK` apart), which are

@@ -685,8 +685,8 @@ fn rescale_row(acc: &mut [i32], stride: usize, c: usize, factor: u32) {
 /// Admits one block of logits (`[rows][KEY_BLOCK]`) for the first `rows` rows: their `Q15`
 /// weights in pairs (`[rows][WEIGHT_WORDS]`), their states, and the rescaling of their sums in
 /// `acc` (`[groups][stride][4]`, row `c` at `c · 4` of every group): on Helium four rows at a
-/// time ([`admit4`]), the rows in the lanes of one vector, the groups zipped (no index checks
-/// per group).
+/// time in one loop ([`helium::admit_groups`], the rows in the lanes of one vector), a group
+/// it stops at (an absent block, a sum past the limit) and the last rows one at a time.
 #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 #[inline(never)]
 pub(crate) fn admit_rows(
@@ -697,48 +697,66 @@ pub(crate) fn admit_rows(
     acc: &mut [i32],
     stride: usize,
 ) {
-    let groups = {
-        let (logit_groups, _) = logits.as_chunks::<{ 4 * KEY_BLOCK }>();
-        let (weight_groups, _) = weights.as_chunks_mut::<{ 4 * WEIGHT_WORDS }>();
-        let (reference_groups, _) = reference.as_chunks_mut::<4>();
-        let (sum_groups, _) = sum.as_chunks_mut::<4>();
-        let states = reference_groups.iter_mut().zip(sum_groups.iter_mut());
-        let groups = logit_groups.iter().zip(weight_groups).zip(states);
-        let mut done = 0;
-        for (g, ((l, w), (re, su))) in groups.take(rows / 4).enumerate() {
-            match admit4(l, (re, su), w) {
-                Some(None) => {}
-                // (no sums to rescale: the normaliser's states alone)
-                Some(Some(_)) if acc.is_empty() => {}
-                Some(Some(factors)) => {
-                    for (k, factor) in factors.into_iter().enumerate() {
-                        if factor != Q15_ONE {
-                            rescale_row(acc, stride, 4 * g + k, factor);
-                        }
-                    }
-                }
-                None => {
-                    // (one row at a time: a group's slices, row k of the sums' row 4g + k)
-                    for k in 0..4 {
-                        admit_row(
-                            l,
-                            w,
-                            (&mut re[..], &mut su[..]),
-                            (k, 4 * g + k),
-                            acc,
-                            stride,
-                        );
-                    }
-                }
-            }
-            done += 1;
+    let groups = rows / 4;
+    if groups > 0 {
+        let admitted = helium::admit_groups(
+            logits,
+            weights,
+            (reference, sum),
+            (acc, stride),
+            (0, groups),
+        );
+        if admitted != Some(groups) {
+            admit_stopped(
+                logits,
+                weights,
+                (reference, sum),
+                (acc, stride),
+                (admitted, groups),
+            );
         }
-        done
-    };
+    }
     for c in groups * 4..rows {
         if !admit_row(logits, weights, (reference, sum), (c, c), acc, stride) {
             break;
         }
+    }
+}
+
+/// [`admit_rows`]' groups after [`helium::admit_groups`] stopped at one (`admitted`: its
+/// index, or `None` if it could not take them): a stopping group one row at a time, then the
+/// loop again for the rest; every group left one row at a time if it cannot take them (out of
+/// line: rare, off the loop's path).
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+#[cold]
+#[inline(never)]
+fn admit_stopped(
+    logits: &[i32],
+    weights: &mut [i32],
+    (reference, sum): (&mut [i32], &mut [i32]),
+    (acc, stride): (&mut [i32], usize),
+    (mut admitted, groups): (Option<usize>, usize),
+) {
+    let mut first = 0;
+    loop {
+        let (next, slow) = match admitted {
+            Some(stop) => (stop + 1, stop..(stop + 1).min(groups)),
+            None => (groups, first..groups),
+        };
+        for c in 4 * slow.start..4 * slow.end {
+            admit_row(logits, weights, (reference, sum), (c, c), acc, stride);
+        }
+        if next >= groups {
+            return;
+        }
+        first = next;
+        admitted = helium::admit_groups(
+            logits,
+            weights,
+            (reference, sum),
+            (acc, stride),
+            (first, groups),
+        );
     }
 }
 
@@ -786,24 +804,6 @@ fn admit_row(
         rescale_row(acc, stride, acc_row, factor);
     }
     true
-}
-
-/// [`Running::admit`] of four rows at once on Helium, the rows in the lanes
-/// ([`helium::admit4`]: block maxima, state steps, weights in pairs into `pairs`, new states).
-/// `None`, with the states untouched, if a row's block is absent or its sum would exceed
-/// [`SUM_LIMIT`](fixed_point::SUM_LIMIT) (the caller admits those four rows one by one);
-/// else the rows' factors, `None` for four of `Q15_ONE`.
-#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-#[inline(always)]
-fn admit4(
-    logits: &[i32; 4 * KEY_BLOCK],
-    states: (&mut [i32; 4], &mut [i32; 4]),
-    pairs: &mut [i32; 4 * WEIGHT_WORDS],
-) -> Option<Option<[u32; 4]>> {
-    let mut scratch = core::mem::MaybeUninit::uninit();
-    let (min_factor, factors) = helium::admit4(logits, states, pairs, &mut scratch)?;
-    // (every factor ≤ Q15_ONE: the smallest is Q15_ONE when every row keeps its reference)
-    Some((min_factor != Q15_ONE).then(|| factors.map(|f| f as u32)))
 }
 
 /// `|x|²` of an `i8` row (`≤ 2^14 · 512 = 2^23`; `SXTB16` and `SMLAD` on DSP cores).

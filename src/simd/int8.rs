@@ -3052,17 +3052,30 @@ mod mve {
 
     /// The loop over the `KEY_BLOCK` rows of `x` at `{xp}` (`dim` apart, word 7 of `$args`)
     /// shared by [`dot_block_asm!`] and [`dot_column_asm!`]: `$prologue`, then per row `r1` =
-    /// the row's address and `$row`; their operands (`r5` = `$count` blocks).
+    /// the row's address and `$row`; their operands (`r5` = `$count` blocks). With `@own`,
+    /// `$row` itself advances `{xp}` to the next row (no `r1`).
     macro_rules! key_rows_asm {
         ([$($prologue:expr),*], [$($row:expr),* $(,)?], $x:expr, $count:expr, $args:expr) => {
+            key_rows_asm!(
+                @own [$($prologue),*],
+                [
+                    "mov r1, {xp}",
+                    $($row,)*
+                    // the next row of x
+                    "ldr r0, [{args}, #28]",
+                    "add {xp}, {xp}, r0"
+                ],
+                $x,
+                $count,
+                $args
+            )
+        };
+        (@own [$($prologue:expr),*], [$($row:expr),* $(,)?], $x:expr, $count:expr,
+         $args:expr) => {
             asm_clobbering_s0_s31!(
                 $($prologue,)*
                 "1:",
-                "mov r1, {xp}",
                 $($row,)*
-                // the next row of x
-                "ldr r0, [{args}, #28]",
-                "add {xp}, {xp}, r0",
                 "subs {keys}, {keys}, #1",
                 "bne 1b",
                 xp = inout(reg) $x => _,
@@ -3129,19 +3142,34 @@ mod mve {
         };
     }
 
-    /// [`dot_block_asm!`]'s logit column (not RFA's) with the dot products: per row, per block
-    /// the four sums ([`rows_chunk!`] loading into `q0` and `q1` alone) moved into a vector,
-    /// scaled, less the row's offset (`r4`), saturated and scattered into the row's column
-    /// (`q3`, the addresses, which the store advances by four rows); `value` in every lane
-    /// of `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots
-    /// stored. `$args` as in [`dot_block_asm!`].
+    /// [`dot_block_asm!`]'s logit column (not RFA's) with the dot products: per row (`r1` its
+    /// address, `{xp}` advanced by `$dim` bytes past it), per block the four sums ([`rows_chunk!`] loading
+    /// into `q0` and `q1` alone) moved into a vector, scaled, less the row's offset (`r4`),
+    /// saturated and scattered into the row's column (`q3`, the addresses, which the store
+    /// advances by four rows, then moved back to the next column's); `value` in every lane of
+    /// `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots stored.
+    /// `$args` as in [`dot_block_asm!`] (the column base read once, not advanced).
     macro_rules! dot_column_asm {
-        ([$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr, $count:expr,
-         $args:expr) => {
+        ($dim:literal, [$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr,
+         $count:expr, $args:expr) => {
             key_rows_asm!(
-                ["ldr r0, [{args}, #8]", "vdup.32 q2, r0"],
+                @own [
+                    "ldr r0, [{args}, #8]",
+                    "vdup.32 q2, r0",
+                    // the addresses of rows −4 to −1 of column 0; in args[5] the step back from
+                    // a column's last store to the next column's start: count · rows4 less
+                    // one word (rows4 = 128: KEY_BLOCK = 8)
+                    "ldrd r0, r1, [{args}, #16]",
+                    "vldrw.u32 q3, [r0]",
+                    "vadd.i32 q3, q3, r1",
+                    "lsls r0, r5, #7",
+                    "subs r0, #4",
+                    "str r0, [{args}, #20]"
+                ],
                 [
+                "mov r1, {xp}",
                 $($loads,)*
+                concat!("add {xp}, {xp}, #", $dim),
                 "ldr r3, [{args}]",
                 // this row's offset: round((|row|² << norm_pre) · norm / 2^32), 0 without a
                 // norm (its factor 0)
@@ -3153,12 +3181,6 @@ mod mve {
                 "lsls r4, r0",
                 "smmulr r4, r4, r1",
                 "3:",
-                // the addresses of rows −4 to −1 of this row's column, the base advanced
-                "ldrd r0, r1, [{args}, #16]",
-                "vldrw.u32 q3, [r0]",
-                "vadd.i32 q3, q3, r1",
-                "adds r1, #4",
-                "str r1, [{args}, #20]",
                 "ldr r1, [{args}, #12]",
                 "dls lr, r5",
                 "2:",
@@ -3175,6 +3197,9 @@ mod mve {
                 "vshr.s32 q0, q0, #3",
                 "vstrw.32 q0, [q3, #{rows4}]!",
                 "le lr, 2b",
+                // the addresses of rows −4 to −1 of the next column
+                "ldr r0, [{args}, #20]",
+                "vsub.i32 q3, q3, r0",
                 ],
                 $x,
                 $count,
@@ -3185,12 +3210,15 @@ mod mve {
 
     /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`), each loaded by `$load`
     /// at the byte offsets `0, $b1, $b2, $b3` and multiplied by `$mac`/`$mac_acc` (`i16` rows
-    /// widened from bytes against `i16` blocks, or bytes against `i8` blocks).
+    /// widened from bytes against `i16` blocks, or bytes against `i8` blocks); the rows back to
+    /// back, `$d1` to `$d4` bytes apart for one to four chunks.
     macro_rules! dot_column_chunks {
         ($load:literal, $mac:literal, $mac_acc:literal, [$b1:literal, $b2:literal, $b3:literal],
+         [$d1:literal, $d2:literal, $d3:literal, $d4:literal],
          $chunks:expr, $x:expr, $count:expr, $args:expr) => {
             match $chunks {
                 1 => dot_column_asm!(
+                    $d1,
                     [concat!($load, " q4, [r1]")],
                     [concat!($mac, " r4, q4, q4")],
                     [rows_chunk!($mac, "q4", "q0", "q1")],
@@ -3199,6 +3227,7 @@ mod mve {
                     $args
                 ),
                 2 => dot_column_asm!(
+                    $d2,
                     [
                         concat!($load, " q4, [r1]"),
                         concat!($load, " q5, [r1, #", $b1, "]")
@@ -3216,6 +3245,7 @@ mod mve {
                     $args
                 ),
                 3 => dot_column_asm!(
+                    $d3,
                     [
                         concat!($load, " q4, [r1]"),
                         concat!($load, " q5, [r1, #", $b1, "]"),
@@ -3236,6 +3266,7 @@ mod mve {
                     $args
                 ),
                 _ => dot_column_asm!(
+                    $d4,
                     [
                         concat!($load, " q4, [r1]"),
                         concat!($load, " q5, [r1, #", $b1, "]"),
@@ -3282,8 +3313,11 @@ mod mve {
         // of every column from args[5] (row −4 of column 0) are inside its logits: the loops
         // read each row of x once, the blocks once per row, for PROJECTION write and read back
         // 4·count words of dots and read the offsets, read ROW_STEP (4 words), store 4·count
-        // logits per column and update args[5] (args[6] and args[8], N = 9, for PROJECTION).
-        // MVE is present (cfg lara_attn_helium).
+        // logits per column (column jj's addresses those of column 0 plus jj words: for
+        // PROJECTION from args[5], advanced in place, else kept in q3, moved back by the
+        // 4·count rows the stores advanced and on one word, that step in args[5]) and update
+        // args[5], args[6] and args[8] (N = 9) for PROJECTION. MVE is present (cfg
+        // lara_attn_helium).
         unsafe {
             if PROJECTION {
                 preloaded_chunks!(
@@ -3309,6 +3343,7 @@ mod mve {
                     "vmladav.s16",
                     "vmladava.s16",
                     ["8", "16", "24"],
+                    [8, 16, 24, 32],
                     chunks,
                     x,
                     count,
@@ -3339,6 +3374,7 @@ mod mve {
                 "vmladav.s8",
                 "vmladava.s8",
                 ["16", "32", "48"],
+                [16, 32, 48, 64],
                 chunks,
                 x,
                 count,
