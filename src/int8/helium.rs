@@ -19,6 +19,8 @@
 //! firmware example runs it on the core).
 #![allow(unsafe_code)]
 
+#[cfg(not(lara_attn_compact))]
+use super::fixed_point::{Multiplier, to_logit_wide};
 use super::fixed_point::{
     POW2_MIDPOINTS, Scale32, divide_normalized, exp2_neg_branchless, sweep_t_rows,
     sweep_weight_blocks, to_logit, weight_q15,
@@ -177,6 +179,171 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
         (u64::from(w_high) << 32 | u64::from(w_low)) as i64,
         (u64::from(m_high) << 32 | u64::from(m_low)) as i64,
     )
+}
+
+/// One chunk of [`density_row`]'s four landmarks: `$op` (`VMLALDAV` for the first chunk,
+/// `VMLALDAVA` after it) of the sample row's chunk (from `[r6]`, advanced) with rows 1, 2, 3, 0
+/// of the landmarks' chunk (from `[r10]`, advanced) into the sums `r2:r3`, `r4:r5`, `r8:r9`,
+/// `r0:r1` (low, high); clobbers `q0`–`q4`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_chunk {
+    ($op:literal) => {
+        concat!(
+            "vldrh.u16 q4, [r6], #64\n",
+            "vldrh.u16 q0, [r10, #16]\n",
+            $op,
+            " r2, r3, q0, q4\n",
+            "vldrh.u16 q1, [r10, #32]\n",
+            $op,
+            " r4, r5, q1, q4\n",
+            "vldrh.u16 q2, [r10, #48]\n",
+            $op,
+            " r8, r9, q2, q4\n",
+            "vldrh.u16 q3, [r10], #64\n",
+            $op,
+            " r0, r1, q3, q4\n",
+        )
+    };
+}
+
+/// [`density_row`]'s logit of one landmark from its dot product `$high:$low`:
+/// `ssat29((dot · 2m + term) >> 32 >> shift)`, `2m` in `r6`, `shift` in `lr`, the term (low,
+/// high) from `[r12]` (advanced), stored at `[r11]` (advanced); the high word through `dot_high
+/// · 2m + term_high` (`MLA`), then `+ dot_low · 2m` with its carry (`UMLAL`); clobbers `r7`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_logit {
+    ($low:literal, $high:literal) => {
+        concat!(
+            "ldr r7, [r12, #4]\n",
+            "mla ",
+            $high,
+            ", ",
+            $high,
+            ", r6, r7\n",
+            "ldr r7, [r12], #8\n",
+            "umlal r7, ",
+            $high,
+            ", ",
+            $low,
+            ", r6\n",
+            "asr ",
+            $high,
+            ", ",
+            $high,
+            ", lr\n",
+            "ssat ",
+            $high,
+            ", #29, ",
+            $high,
+            "\n",
+            "str ",
+            $high,
+            ", [r11], #4\n",
+        )
+    };
+}
+
+/// LARA's proposal densities of sample row `w_row` of the byte block `w` against every landmark
+/// of the byte blocks `mu` (`blocks` of `block` words, whole chunks of 16), in one `asm!` block:
+/// per block of four landmarks (into `lm[4b ..]`) their four [`density_sums`] dots chunk by
+/// chunk (the sample's chunk loaded once for the four), then per landmark `c'`
+/// `LM = ssat29((dot · 2m + terms_c') >> 32 >> shift)` with `terms_c' = 2^(31 + shift) −
+/// |mu_c'|² · m` (mod `2^64`, [`density_terms`]): `(2 dot − |mu|²) · m + 2^(31 + shift)` mod
+/// `2^64`, the bits of `Multiplier::apply` (wrapping) then `to_logit_wide` for a multiplier's
+/// shift `32 + shift` (`shift ≤ 30`) and mantissa `m` (`2m = m2`). `false`, nothing written,
+/// if the blocks, `terms` or `lm` do not fit.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn density_row(
+    (w, w_row): (&[i32], usize),
+    (mu, block): (&[i32], usize),
+    terms: &[i32],
+    lm: &mut [i32],
+    (m2, shift): (u32, u32),
+) -> bool {
+    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+    let blocks = mu.len() / block.max(1);
+    let fits = block != 0
+        && block.is_multiple_of(CHUNK_WORDS)
+        && w.len() == block
+        && w_row < ROWS
+        && blocks != 0
+        && mu.len() == blocks * block
+        && lm.len() >= ROWS * blocks
+        && terms.len() >= 2 * ROWS * blocks
+        && shift <= 30;
+    if !fits {
+        return false;
+    }
+    // SAFETY: w is one block and mu `blocks ≥ 1` whole blocks of block words (a non-zero
+    // multiple of 16, checked above). Per block of mu the loop reads its chunks (16 words each,
+    // the mu pointer advanced 64 bytes a chunk, so it walks on to the next block) and the
+    // chunks of w's row w_row < 4 (8 halfwords at word 4 · w_row of each chunk, from w's start
+    // each block), then reads 2 words of terms and writes one word of lm per landmark, four a
+    // block (2 · 4 · blocks and 4 · blocks, within both, checked), until the mu pointer
+    // reaches the end of mu. The first five words pushed hold the constants (w's row, chunks
+    // − 1, 2m, the shift, mu's end); r6 and r7 are saved and restored with them (28 bytes of
+    // stack). It writes only lm, the declared registers, q0–q4 (as s0–s19) and the flags (SSAT
+    // may set Q).
+    unsafe {
+        asm!(
+            "push {{r0, r1, r2, r3, r4, r6, r7}}",
+            "1:",
+            "ldr r6, [sp]",
+            density_chunk!("vmlaldav.s16"),
+            "ldr r7, [sp, #4]",
+            "wls lr, r7, 3f",
+            "2:",
+            density_chunk!("vmlaldava.s16"),
+            "le lr, 2b",
+            "3:",
+            "ldr r6, [sp, #8]",
+            "ldr lr, [sp, #12]",
+            density_logit!("r0", "r1"),
+            density_logit!("r2", "r3"),
+            density_logit!("r4", "r5"),
+            density_logit!("r8", "r9"),
+            "ldr r7, [sp, #16]",
+            "cmp r10, r7",
+            "bne 1b",
+            "pop {{r0, r1, r2, r3, r4, r6, r7}}",
+            inout("r0") w.as_ptr().add(w_row * CHUNK / 2) => _,
+            inout("r1") block / CHUNK_WORDS - 1 => _,
+            inout("r2") m2 => _,
+            inout("r3") shift => _,
+            inout("r4") mu.as_ptr().add(mu.len()) => _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            inout("r10") mu.as_ptr() => _,
+            inout("r11") lm.as_mut_ptr() => _,
+            inout("r12") terms.as_ptr() => _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+        );
+    }
+    true
+}
+
+/// [`density_row`]'s terms of the landmarks of the byte blocks `mu` (`block` words each):
+/// `terms[2c'], terms[2c' + 1]` the low and high word of `round − |mu_c'|² · m` (wrapping).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn density_terms(mu: &[i32], block: usize, terms: &mut [i32], (m, round): (i64, i64)) {
+    let landmarks = mu
+        .chunks_exact(block.max(1))
+        .flat_map(|b| (0..ROWS).map(move |r| (b, r)));
+    for ((mu_block, row), term) in landmarks.zip(terms.chunks_exact_mut(2)) {
+        let (_, squares) = density_sums(mu_block, row, mu_block, row);
+        let wide = round.wrapping_sub(squares.wrapping_mul(m)) as u64;
+        if let [low, high] = term {
+            (*low, *high) = (wide as i32, (wide >> 32) as i32);
+        }
+    }
 }
 
 /// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
@@ -1695,6 +1862,55 @@ pub(crate) fn check() -> Option<usize> {
     // the densities' sums
     if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
         return Some(chunks);
+    }
+    // the densities' rows (density_row, with density_terms) against density_sums and
+    // Multiplier::apply: one to three blocks of one to three chunks, every sample row, i16
+    // halves at the ends and between, multipliers' shifts 32 to 70 (62 and past it: capped), any
+    // mantissa; the slots past the blocks left alone
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..72usize {
+        const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+        let (blocks, chunks, w_row) = (1 + round % 3, 1 + (round / 3) % 3, round % 4);
+        let block = CHUNK_WORDS * chunks;
+        let mut words = [0i32; 4 * 3 * CHUNK_WORDS];
+        for word in words.iter_mut() {
+            let mut half = || match next() % 4 {
+                0 => -(1 << 14),
+                1 => 1 << 14,
+                _ => (next() % 32769) as i32 - 16384,
+            };
+            *word = crate::simd::int8::pair(half(), half());
+        }
+        let (w, mu) = words.split_at(block);
+        let mu = &mu[..blocks * block];
+        let exponent = 150 - (32 + (round as u32 * 7) % 39);
+        let factor = Multiplier::from_f32(f32::from_bits(exponent << 23 | next() >> 9))?;
+        let (m, round_term, shift) = factor.high_word()?;
+        let mut terms = [0i32; 2 * 4 * 3];
+        density_terms(mu, block, &mut terms, (m, round_term));
+        let mut lm = [0x3c3ci32; 4 * 3 + 1];
+        let parts = ((2 * m) as u32, shift);
+        if !density_row(
+            (w, w_row),
+            (mu, block),
+            &terms,
+            &mut lm[..4 * blocks],
+            parts,
+        ) {
+            return Some(round);
+        }
+        for (i, &l) in lm.iter().enumerate() {
+            let expected = if i < 4 * blocks {
+                let mu_block = &mu[i / 4 * block..(i / 4 + 1) * block];
+                let (dot, squares) = density_sums(w, w_row, mu_block, i % 4);
+                to_logit_wide(factor.apply(2 * dot - squares))
+            } else {
+                0x3c3c
+            };
+            if l != expected {
+                return Some(round);
+            }
+        }
     }
     // query logits: dots across the range and past it, biases across the i32 range
     for len in 0..40usize {

@@ -1071,8 +1071,17 @@ impl<'a> Workspace<'a> {
         let (count, samples) = (self.count.max(1), self.samples);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
+        // (Helium at opt-level 3: the landmarks' terms once, then a row per asm block)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        let high = self.density_terms(plan);
         for c in 0..samples {
-            self.density_logits(plan, c, sampled);
+            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+            let done = high.is_some_and(|parts| self.density_row(c, parts));
+            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
+            let done = false;
+            if !done {
+                self.density_logits(plan, c, sampled);
+            }
             let lm = self.stream.logits.get(..count).unwrap_or_default();
             let own = c % count;
             let diagonal = lm.get(own).copied().unwrap_or(0);
@@ -1206,6 +1215,47 @@ impl<'a> Workspace<'a> {
                 };
             }
         }
+    }
+
+    /// Helium at opt-level 3, a multiplier's shift of 32 to 62: the terms of
+    /// [`helium::density_row`](super::helium::density_row) for every landmark row, into the
+    /// logits past those rows (two words each); its `(2m, shift − 32)`, or `None` (another shift,
+    /// too few logits: the general rows).
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    fn density_terms(&mut self, plan: &Plan) -> Option<(u32, u32)> {
+        let (m, round, shift) = plan.density.high_word()?;
+        let (block, rows) = (
+            block_words(self.shape.dim),
+            self.count.div_ceil(ROWS) * ROWS,
+        );
+        let terms = self.stream.logits.get_mut(rows..3 * rows)?;
+        let mu = self.mu.get(..rows / ROWS * block)?;
+        super::helium::density_terms(mu, block, terms, (m, round));
+        // (m < 2^24)
+        Some(((2 * m) as u32, shift))
+    }
+
+    /// [`density_logits`](Self::density_logits) of sample `c` for every landmark row by
+    /// [`helium::density_row`](super::helium::density_row), from the terms
+    /// [`density_terms`](Self::density_terms) wrote; `false` if its blocks do not fit.
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn density_row(&mut self, c: usize, parts: (u32, u32)) -> bool {
+        let (block, rows) = (
+            block_words(self.shape.dim),
+            self.count.div_ceil(ROWS) * ROWS,
+        );
+        let w_block = self
+            .w
+            .get(c / ROWS * block..)
+            .and_then(|b| b.get(..block))
+            .unwrap_or_default();
+        let mu = self.mu.get(..rows / ROWS * block).unwrap_or_default();
+        let (lm, terms) = self
+            .stream
+            .logits
+            .split_at_mut(rows.min(self.stream.logits.len()));
+        super::helium::density_row((w_block, c % ROWS), (mu, block), terms, lm, parts)
     }
 
     /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
