@@ -30,10 +30,13 @@ use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
 /// (the cap of the whole part: a shift of 32, where every result is already 0) and
-/// `q7 = bits − 30` in every lane, `{table}` the address of `POW2_MIDPOINTS`; clobbers
-/// `q0`–`q4`.
+/// `q7 = bits − 30` in every lane, `$table` (by default `{table}`) the address of
+/// `POW2_MIDPOINTS`; clobbers `q0`–`q4`.
 macro_rules! exp2_lanes {
     () => {
+        exp2_lanes!("{table}")
+    };
+    ($table:literal) => {
         concat!(
             // −shift = (bits − 30) − min(whole, bits + 2): shift = 30 − bits + whole, capped at 32
             "vshr.u32 q4, q0, #16\n",
@@ -42,7 +45,9 @@ macro_rules! exp2_lanes {
             // 2^(-fraction) in Q30 from the table of its bucket j = (t >> 6) & 1023 (gather)
             "vshl.i32 q2, q0, #16\n",
             "vshr.u32 q2, q2, #22\n",
-            "vldrw.u32 q1, [{table}, q2, uxtw #2]\n",
+            "vldrw.u32 q1, [",
+            $table,
+            ", q2, uxtw #2]\n",
             // round(x / 2^shift), half up
             "vrshl.u32 q1, q1, q4\n",
         )
@@ -181,168 +186,279 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
     )
 }
 
-/// One chunk of [`density_row`]'s four landmarks: `$op` (`VMLALDAV` for the first chunk,
-/// `VMLALDAVA` after it) of the sample row's chunk (from `[r6]`, advanced) with rows 1, 2, 3, 0
-/// of the landmarks' chunk (from `[r10]`, advanced) into the sums `r2:r3`, `r4:r5`, `r8:r9`,
-/// `r0:r1` (low, high); clobbers `q0`–`q4`.
+/// One chunk of [`DensityRows`]' four landmarks: `$op` (`VMLALDAV` for the first chunk,
+/// `VMLALDAVA` after it) of rows 1, 2, 3, 0 of the landmarks' chunk (from `[r10]`, advanced)
+/// with `$a`, `$b`, `$c`, `$d` into the sums `r2:r3`, `r4:r5`, `r8:r9`, `r0:r1` (low, high);
+/// clobbers `q0`–`q3`.
 #[cfg(not(lara_attn_compact))]
 macro_rules! density_chunk {
-    ($op:literal) => {
+    ($op:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
         concat!(
-            "vldrh.u16 q4, [r6], #64\n",
             "vldrh.u16 q0, [r10, #16]\n",
             $op,
-            " r2, r3, q0, q4\n",
+            " r2, r3, q0, ",
+            $a,
+            "\n",
             "vldrh.u16 q1, [r10, #32]\n",
             $op,
-            " r4, r5, q1, q4\n",
+            " r4, r5, q1, ",
+            $b,
+            "\n",
             "vldrh.u16 q2, [r10, #48]\n",
             $op,
-            " r8, r9, q2, q4\n",
+            " r8, r9, q2, ",
+            $c,
+            "\n",
             "vldrh.u16 q3, [r10], #64\n",
             $op,
-            " r0, r1, q3, q4\n",
+            " r0, r1, q3, ",
+            $d,
+            "\n",
         )
     };
 }
 
-/// [`density_row`]'s logit of one landmark from its dot product `$high:$low`:
-/// `ssat29((dot · 2m + term) >> 32 >> shift)`, `2m` in `r6`, `shift` in `lr`, the term (low,
-/// high) from `[r12]` (advanced), stored at `[r11]` (advanced); the high word through `dot_high
-/// · 2m + term_high` (`MLA`), then `+ dot_low · 2m` with its carry (`UMLAL`); clobbers `r7`.
+/// [`DensityRows`]' loop over the chunks of a block of four landmarks (at `[r10]`, advanced to
+/// the next block): [`density_chunk!`] of the first chunk, then `r7` more (`lr` the count);
+/// `$load` before each chunk (the sample's chunk), `$a` to `$d` the other operands.
 #[cfg(not(lara_attn_compact))]
-macro_rules! density_logit {
+macro_rules! density_block {
+    ($load:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
+        concat!(
+            $load,
+            density_chunk!("vmlaldav.s16", $a, $b, $c, $d),
+            "wls lr, r7, 3f\n",
+            "2:\n",
+            $load,
+            density_chunk!("vmlaldava.s16", $a, $b, $c, $d),
+            "le lr, 2b\n",
+            "3:\n",
+        )
+    };
+}
+
+/// [`DensityRows::row`]'s high word of one landmark from its dot product `$high:$low`:
+/// `(dot · 2m + term) >> 32` (mod `2^32`), `2m` in `r6`, the term (low, high) from `[r12]`
+/// (advanced), stored at `[r11]` (advanced): `term + dot_low · 2m` (`UMLAL`, unsigned), then
+/// `+ dot_high · 2m` in the high word (`MLA`); clobbers `r7`, `lr`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_high {
     ($low:literal, $high:literal) => {
         concat!(
-            "ldr r7, [r12, #4]\n",
-            "mla ",
-            $high,
-            ", ",
-            $high,
-            ", r6, r7\n",
-            "ldr r7, [r12], #8\n",
-            "umlal r7, ",
-            $high,
-            ", ",
+            "ldrd r7, lr, [r12], #8\n",
+            "umlal r7, lr, ",
             $low,
             ", r6\n",
-            "asr ",
+            "mla lr, ",
             $high,
-            ", ",
-            $high,
-            ", lr\n",
-            "ssat ",
-            $high,
-            ", #29, ",
-            $high,
-            "\n",
-            "str ",
-            $high,
-            ", [r11], #4\n",
+            ", r6, lr\n",
+            "str lr, [r11], #4\n",
         )
     };
 }
 
-/// LARA's proposal densities of sample row `w_row` of the byte block `w` against every landmark
-/// of the byte blocks `mu` (`blocks` of `block` words, whole chunks of 16), in one `asm!` block:
-/// per block of four landmarks (into `lm[4b ..]`) their four [`density_sums`] dots chunk by
-/// chunk (the sample's chunk loaded once for the four), then per landmark `c'`
-/// `LM = ssat29((dot · 2m + terms_c') >> 32 >> shift)` with `terms_c' = 2^(31 + shift) −
-/// |mu_c'|² · m` (mod `2^64`, [`density_terms`]): `(2 dot − |mu|²) · m + 2^(31 + shift)` mod
-/// `2^64`, the bits of `Multiplier::apply` (wrapping) then `to_logit_wide` for a multiplier's
-/// shift `32 + shift` (`shift ≤ 30`) and mantissa `m` (`2m = m2`). `false`, nothing written,
-/// if the blocks, `terms` or `lm` do not fit.
+/// LARA's proposal densities on Helium (`LM[c, c'] = s/2 · (2 W_c·mu_c' − |mu_c'|²)`), for a
+/// multiplier `m · 2^-(32 + shift)` (`shift ≤ 30`): a row `c` in one `asm!` block, its largest
+/// logit and `Σ 2^(LM − max)` in `Q15`. Per landmark `c'` the term `round − |mu_c'|² · m`
+/// (`round = 2^(31 + shift)`, mod `2^64`) once, then `LM = ssat29(((dot · 2m + term) >> 32) >>
+/// shift)`: `(2 dot − |mu|²) · m + round` mod `2^64`, the bits of `Multiplier::apply` (which
+/// wraps alike) and `to_logit_wide`. Built by [`new`](Self::new), which checks the blocks once.
 #[cfg(not(lara_attn_compact))]
-#[inline(always)]
-pub(crate) fn density_row(
-    (w, w_row): (&[i32], usize),
-    (mu, block): (&[i32], usize),
-    terms: &[i32],
-    lm: &mut [i32],
-    (m2, shift): (u32, u32),
-) -> bool {
-    const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
-    let blocks = mu.len() / block.max(1);
-    let fits = block != 0
-        && block.is_multiple_of(CHUNK_WORDS)
-        && w.len() == block
-        && w_row < ROWS
-        && blocks != 0
-        && mu.len() == blocks * block
-        && lm.len() >= ROWS * blocks
-        && terms.len() >= 2 * ROWS * blocks
-        && shift <= 30;
-    if !fits {
-        return false;
-    }
-    // SAFETY: w is one block and mu `blocks ≥ 1` whole blocks of block words (a non-zero
-    // multiple of 16, checked above). Per block of mu the loop reads its chunks (16 words each,
-    // the mu pointer advanced 64 bytes a chunk, so it walks on to the next block) and the
-    // chunks of w's row w_row < 4 (8 halfwords at word 4 · w_row of each chunk, from w's start
-    // each block), then reads 2 words of terms and writes one word of lm per landmark, four a
-    // block (2 · 4 · blocks and 4 · blocks, within both, checked), until the mu pointer
-    // reaches the end of mu. The first five words pushed hold the constants (w's row, chunks
-    // − 1, 2m, the shift, mu's end); r6 and r7 are saved and restored with them (28 bytes of
-    // stack). It writes only lm, the declared registers, q0–q4 (as s0–s19) and the flags (SSAT
-    // may set Q).
-    unsafe {
-        asm!(
-            "push {{r0, r1, r2, r3, r4, r6, r7}}",
-            "1:",
-            "ldr r6, [sp]",
-            density_chunk!("vmlaldav.s16"),
-            "ldr r7, [sp, #4]",
-            "wls lr, r7, 3f",
-            "2:",
-            density_chunk!("vmlaldava.s16"),
-            "le lr, 2b",
-            "3:",
-            "ldr r6, [sp, #8]",
-            "ldr lr, [sp, #12]",
-            density_logit!("r0", "r1"),
-            density_logit!("r2", "r3"),
-            density_logit!("r4", "r5"),
-            density_logit!("r8", "r9"),
-            "ldr r7, [sp, #16]",
-            "cmp r10, r7",
-            "bne 1b",
-            "pop {{r0, r1, r2, r3, r4, r6, r7}}",
-            inout("r0") w.as_ptr().add(w_row * CHUNK / 2) => _,
-            inout("r1") block / CHUNK_WORDS - 1 => _,
-            inout("r2") m2 => _,
-            inout("r3") shift => _,
-            inout("r4") mu.as_ptr().add(mu.len()) => _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-            inout("r10") mu.as_ptr() => _,
-            inout("r11") lm.as_mut_ptr() => _,
-            inout("r12") terms.as_ptr() => _,
-            out("lr") _,
-            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
-            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
-            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
-            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-        );
-    }
-    true
+pub(crate) struct DensityRows<'a> {
+    /// The samples' byte blocks, `block` words each, whole chunks.
+    w: &'a [i32],
+    block: usize,
+    /// The landmarks' byte blocks (`⌈count/4⌉` of them).
+    mu: &'a [i32],
+    /// The landmarks' terms (low, high words), `4 ⌈count/4⌉` pairs.
+    terms: &'a [i32],
+    /// A row's logits, `4 ⌈count/4⌉` (the first `count` live).
+    lm: &'a mut [i32],
+    count: usize,
+    /// `2m` and `shift`.
+    parts: (u32, u32),
 }
 
-/// [`density_row`]'s terms of the landmarks of the byte blocks `mu` (`block` words each):
-/// `terms[2c'], terms[2c' + 1]` the low and high word of `round − |mu_c'|² · m` (wrapping).
 #[cfg(not(lara_attn_compact))]
-#[inline(always)]
-pub(crate) fn density_terms(mu: &[i32], block: usize, terms: &mut [i32], (m, round): (i64, i64)) {
-    let landmarks = mu
-        .chunks_exact(block.max(1))
-        .flat_map(|b| (0..ROWS).map(move |r| (b, r)));
-    for ((mu_block, row), term) in landmarks.zip(terms.chunks_exact_mut(2)) {
-        let (_, squares) = density_sums(mu_block, row, mu_block, row);
-        let wide = round.wrapping_sub(squares.wrapping_mul(m)) as u64;
-        if let [low, high] = term {
-            (*low, *high) = (wide as i32, (wide >> 32) as i32);
+impl<'a> DensityRows<'a> {
+    /// The rows of `samples` samples (blocks `w` of `block` words) against `count ≥ 1`
+    /// landmarks (blocks `mu`), the logits and terms in `logits` (`3 · 4 ⌈count/4⌉` words), for
+    /// `high = Multiplier::high_word()`; `None` if they do not fit (a shift above 30 or a
+    /// mantissa not below `2^31` included).
+    pub(crate) fn new(
+        (w, block): (&'a [i32], usize),
+        (mu, count): (&'a [i32], usize),
+        samples: usize,
+        logits: &'a mut [i32],
+        high: Option<(i64, i64, u32)>,
+    ) -> Option<Self> {
+        const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+        let (m, round, shift) = high?;
+        let rows = count.div_ceil(ROWS) * ROWS;
+        let fits = block != 0
+            && block.is_multiple_of(CHUNK_WORDS)
+            && count != 0
+            && w.len() >= samples.div_ceil(ROWS) * block
+            && shift <= 30
+            && (1..1 << 30).contains(&m);
+        if !fits {
+            return None;
         }
+        let mu = mu.get(..rows / ROWS * block)?;
+        let (lm, rest) = logits.split_at_mut_checked(rows)?;
+        let terms = rest.get_mut(..2 * rows)?;
+        // |mu_c'|² of every landmark into its terms' words (64 bits)
+        // SAFETY: mu is rows / 4 ≥ 1 whole blocks of block words (a non-zero multiple of 16,
+        // checked above) and terms 2 · rows words. Per block the loop reads its chunks (the mu
+        // pointer advanced 64 bytes a chunk, so it walks on to the next block) and writes its
+        // four landmarks' sums (two words each, the pointer advanced), until the mu pointer
+        // reaches the end of mu. r6 and r7 (the count of chunks after the first) are saved and
+        // restored (8 bytes of stack). It writes only terms, the declared registers, q0–q3 (as
+        // s0–s15) and the flags.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "mov r7, r0",
+                "1:",
+                density_block!("", "q0", "q1", "q2", "q3"),
+                "strd r0, r1, [r12], #8",
+                "strd r2, r3, [r12], #8",
+                "strd r4, r5, [r12], #8",
+                "strd r8, r9, [r12], #8",
+                "cmp r10, r11",
+                "bne 1b",
+                "pop {{r6, r7}}",
+                inout("r0") block / CHUNK_WORDS - 1 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                inout("r10") mu.as_ptr() => _,
+                in("r11") mu.as_ptr().add(mu.len()),
+                inout("r12") terms.as_mut_ptr() => _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            );
+        }
+        for term in terms.chunks_exact_mut(2) {
+            if let [low, high] = term {
+                let squares = i64::from(*high) << 32 | i64::from(*low as u32);
+                // round − |mu|² · m (wrapping)
+                let wide = round.wrapping_sub(squares.wrapping_mul(m));
+                (*low, *high) = (wide as i32, (wide >> 32) as i32);
+            }
+        }
+        let parts = ((2 * m) as u32, shift);
+        Some(DensityRows {
+            w,
+            block,
+            mu,
+            terms,
+            lm,
+            count,
+            parts,
+        })
+    }
+
+    /// The logits `LM[c, c']` of sample `c` (the last row computed).
+    pub(crate) fn logits(&self) -> &[i32] {
+        self.lm.get(..self.count).unwrap_or_default()
+    }
+
+    /// Row `c` (a sample that [`new`](Self::new) was given): its logits into
+    /// [`logits`](Self::logits), their largest and `Σ weight_q15(max − LM)` (wrapping, as in
+    /// [`weights_q15`]); `None` for another `c`.
+    pub(crate) fn row(&mut self, c: usize) -> Option<(i32, u32)> {
+        const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+        let block = self.block;
+        let w = self.w.get(c / ROWS * block..)?.get(..block)?;
+        let (m2, shift) = self.parts;
+        let (mut max, mut total) = (i32::MIN, 0u32);
+        // SAFETY: w is one block and mu ⌈count/4⌉ ≥ 1 whole blocks of block words (a non-zero
+        // multiple of 16; checked by new, with terms of 2 · 4 ⌈count/4⌉ words and lm of
+        // 4 ⌈count/4⌉). Per block of mu the loop reads its chunks (16 words each, the mu pointer
+        // advanced 64 bytes a chunk, so it walks on to the next block) and the chunks of w's
+        // row c mod 4 (8 halfwords at word 4 · (c mod 4) of each chunk, from w's start each
+        // block), then reads 2 words of terms and writes one word of lm per landmark (four a
+        // block), until the mu pointer reaches the end of mu. The tail-predicated loops read
+        // and write lm[0 .. count] and read lm[0 .. count]; the gathers read POW2_MIDPOINTS at
+        // indices masked to 0..1024 (its length). The first eight words pushed hold the
+        // constants (w's row, chunks − 1, 2m, −shift, mu's end, count, the table, lm); r6 and
+        // r7 are saved and restored under them (40 bytes of stack). It writes only lm, the
+        // declared registers, q0–q7 (as s0–s31) and the flags (the sums' VADDVA in r2, an even
+        // register).
+        unsafe {
+            asm_clobbering_s0_s31!(
+                "push {{r6, r7}}",
+                "push {{r0, r1, r2, r3, r4, r5, r8, r11}}",
+                // the high words (dot · 2m + term) >> 32, four landmarks a block
+                "1:",
+                "ldr r6, [sp]",
+                "ldr r7, [sp, #4]",
+                density_block!("vldrh.u16 q4, [r6], #64\n", "q4", "q4", "q4", "q4"),
+                "ldr r6, [sp, #8]",
+                density_high!("r0", "r1"),
+                density_high!("r2", "r3"),
+                density_high!("r4", "r5"),
+                density_high!("r8", "r9"),
+                "ldr r7, [sp, #16]",
+                "cmp r10, r7",
+                "bne 1b",
+                // LM = ssat29(high >> shift) (VQSHL #3 then VSHR #3) and the largest
+                "ldrd r1, r0, [sp, #24]",
+                "ldr r5, [sp, #20]",
+                "ldr r3, [sp, #12]",
+                "mov r4, #-2147483648",
+                "mov r11, r0",
+                "wlstp.32 lr, r5, 5f",
+                "4:",
+                "vldrw.u32 q0, [r0]",
+                "vshl.s32 q0, r3",
+                "vqshl.s32 q0, q0, #3",
+                "vshr.s32 q0, q0, #3",
+                "vstrw.32 q0, [r0], #16",
+                "vmaxv.s32 r4, q0",
+                "letp lr, 4b",
+                "5:",
+                // Σ min(2^-(max − LM), 32767) in Q15 (weight_q15; the constants of exp2_lanes!
+                // for bits = 15: 17 and 15 − 30)
+                "vmov.i32 q5, #0x7fff",
+                "vmov.i32 q6, #17",
+                "vmvn.i32 q7, #14",
+                "movs r2, #0",
+                "wlstp.32 lr, r5, 7f",
+                "6:",
+                "vldrw.u32 q0, [r11], #16",
+                "vsub.i32 q0, q0, r4",
+                "vneg.s32 q0, q0",
+                exp2_lanes!("r1"),
+                "vmin.u32 q1, q1, q5",
+                "vaddva.u32 r2, q1",
+                "letp lr, 6b",
+                "7:",
+                "add sp, #32",
+                "pop {{r6, r7}}",
+                inout("r0") w.as_ptr().add(c % ROWS * CHUNK / 2) => _,
+                inout("r1") block / CHUNK_WORDS - 1 => _,
+                inout("r2") m2 => total,
+                inout("r3") shift.wrapping_neg() => _,
+                inout("r4") self.mu.as_ptr().add(self.mu.len()) => max,
+                inout("r5") self.count => _,
+                inout("r8") POW2_MIDPOINTS.as_ptr() => _,
+                out("r9") _,
+                inout("r10") self.mu.as_ptr() => _,
+                inout("r11") self.lm.as_mut_ptr() => _,
+                inout("r12") self.terms.as_ptr() => _,
+                out("lr") _,
+            );
+        }
+        Some((max, total))
     }
 }
 
@@ -1863,16 +1979,16 @@ pub(crate) fn check() -> Option<usize> {
     if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
         return Some(chunks);
     }
-    // the densities' rows (density_row, with density_terms) against density_sums and
-    // Multiplier::apply: one to three blocks of one to three chunks, every sample row, i16
-    // halves at the ends and between, multipliers' shifts 32 to 70 (62 and past it: capped), any
-    // mantissa; the slots past the blocks left alone
+    // the densities' rows (DensityRows) against density_sums, Multiplier::apply and
+    // weight_q15: one to three blocks of landmarks (1 to 12 of them) of one to three chunks,
+    // two blocks of samples, i16 halves at the ends and between, multipliers' shifts 32 to 70
+    // (62 and past it: capped), any mantissa
     #[cfg(not(lara_attn_compact))]
     for round in 0..72usize {
         const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
-        let (blocks, chunks, w_row) = (1 + round % 3, 1 + (round / 3) % 3, round % 4);
-        let block = CHUNK_WORDS * chunks;
-        let mut words = [0i32; 4 * 3 * CHUNK_WORDS];
+        let (blocks, chunks) = (1 + round % 3, 1 + (round / 3) % 3);
+        let (block, count) = (CHUNK_WORDS * chunks, 1 + round % (4 * blocks));
+        let mut words = [0i32; 5 * 3 * CHUNK_WORDS];
         for word in words.iter_mut() {
             let mut half = || match next() % 4 {
                 0 => -(1 << 14),
@@ -1881,33 +1997,28 @@ pub(crate) fn check() -> Option<usize> {
             };
             *word = crate::simd::int8::pair(half(), half());
         }
-        let (w, mu) = words.split_at(block);
-        let mu = &mu[..blocks * block];
+        let (w, mu) = words.split_at(2 * block);
+        let mu = &mu[..count.div_ceil(ROWS) * block];
         let exponent = 150 - (32 + (round as u32 * 7) % 39);
         let factor = Multiplier::from_f32(f32::from_bits(exponent << 23 | next() >> 9))?;
-        let (m, round_term, shift) = factor.high_word()?;
-        let mut terms = [0i32; 2 * 4 * 3];
-        density_terms(mu, block, &mut terms, (m, round_term));
-        let mut lm = [0x3c3ci32; 4 * 3 + 1];
-        let parts = ((2 * m) as u32, shift);
-        if !density_row(
-            (w, w_row),
-            (mu, block),
-            &terms,
-            &mut lm[..4 * blocks],
-            parts,
-        ) {
+        let mut logits = [0i32; 3 * 4 * 3];
+        let high = factor.high_word();
+        let Some(mut rows) = DensityRows::new((w, block), (mu, count), 8, &mut logits, high) else {
             return Some(round);
-        }
-        for (i, &l) in lm.iter().enumerate() {
-            let expected = if i < 4 * blocks {
-                let mu_block = &mu[i / 4 * block..(i / 4 + 1) * block];
-                let (dot, squares) = density_sums(w, w_row, mu_block, i % 4);
+        };
+        for c in 0..8 {
+            let w_block = &w[c / ROWS * block..][..block];
+            let expected: [i32; 12] = core::array::from_fn(|i| {
+                let mu_block = &mu[(i / ROWS * block).min(mu.len() - block)..][..block];
+                let (dot, squares) = density_sums(w_block, c % ROWS, mu_block, i % ROWS);
                 to_logit_wide(factor.apply(2 * dot - squares))
-            } else {
-                0x3c3c
-            };
-            if l != expected {
+            });
+            let expected = &expected[..count];
+            let max = expected.iter().copied().max().unwrap_or(0);
+            let total = expected.iter().fold(0u32, |sum, &l| {
+                sum.wrapping_add(weight_q15(max.wrapping_sub(l) as u32))
+            });
+            if rows.row(c) != Some((max, total)) || rows.logits() != expected {
                 return Some(round);
             }
         }

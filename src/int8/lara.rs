@@ -1071,20 +1071,15 @@ impl<'a> Workspace<'a> {
         let (count, samples) = (self.count.max(1), self.samples);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
-        // (Helium at opt-level 3: the landmarks' terms once, then a row per asm block)
+        // (Helium at opt-level 3: each row in one asm block)
         #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-        let high = self.density_terms(plan);
+        if self.helium_densities(plan, repeats) {
+            return;
+        }
         for c in 0..samples {
-            #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-            let done = high.is_some_and(|parts| self.density_row(c, parts));
-            #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
-            let done = false;
-            if !done {
-                self.density_logits(plan, c, sampled);
-            }
+            self.density_logits(plan, c, sampled);
             let lm = self.stream.logits.get(..count).unwrap_or_default();
-            let own = c % count;
-            let diagonal = lm.get(own).copied().unwrap_or(0);
+            let diagonal = lm.get(c % count).copied().unwrap_or(0);
             let max = lm.iter().copied().max().unwrap_or(0);
             // Σ 2^(LM − max) in Q15 (on Helium 4 lanes at a time, the weights into `dots`,
             // unused)
@@ -1098,21 +1093,8 @@ impl<'a> Workspace<'a> {
                 .iter()
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
                 .sum();
-            // lse_c' LM[c, c'] = max + log2 Σ 2^(LM − max)
-            let lse = max + log2_l16(total) - 15 * L16_ONE;
-            // bh_c = 2^(LM[c,c] − lse − log2 repeats) in Q27
-            let gap = (lse + repeats - diagonal).max(0) as u32;
-            if let Some(balance) = self.balance.get_mut(c) {
-                *balance = exp2_neg(gap, 27) as i32;
-            }
-            // log2 P_c: the own component (mis-opt) or the mixture
-            let log_p = match plan.config.weighting {
-                Weighting::Optimal { .. } => diagonal,
-                Weighting::BalanceHeuristic | Weighting::Biased => lse,
-            };
-            if let Some(bias) = self.bias.get_mut(c) {
-                *bias = bias.saturating_sub(log_p);
-            }
+            let outputs = (self.balance.get_mut(c), self.bias.get_mut(c));
+            density_bias(plan, (max, total, diagonal), repeats, outputs);
         }
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
         {
@@ -1217,45 +1199,35 @@ impl<'a> Workspace<'a> {
         }
     }
 
-    /// Helium at opt-level 3, a multiplier's shift of 32 to 62: the terms of
-    /// [`helium::density_row`](super::helium::density_row) for every landmark row, into the
-    /// logits past those rows (two words each); its `(2m, shift − 32)`, or `None` (another shift,
-    /// too few logits: the general rows).
-    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-    fn density_terms(&mut self, plan: &Plan) -> Option<(u32, u32)> {
-        let (m, round, shift) = plan.density.high_word()?;
-        let (block, rows) = (
-            block_words(self.shape.dim),
-            self.count.div_ceil(ROWS) * ROWS,
-        );
-        let terms = self.stream.logits.get_mut(rows..3 * rows)?;
-        let mu = self.mu.get(..rows / ROWS * block)?;
-        super::helium::density_terms(mu, block, terms, (m, round));
-        // (m < 2^24)
-        Some(((2 * m) as u32, shift))
-    }
-
-    /// [`density_logits`](Self::density_logits) of sample `c` for every landmark row by
-    /// [`helium::density_row`](super::helium::density_row), from the terms
-    /// [`density_terms`](Self::density_terms) wrote; `false` if its blocks do not fit.
+    /// Helium at opt-level 3, a multiplier's shift of 32 to 62: every sample's densities by
+    /// [`helium::DensityRows`](super::helium::DensityRows) (the same bits as the loop of
+    /// [`densities`](Self::densities)); `false`, nothing written, if its blocks do not fit.
     #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
     #[inline(always)]
-    fn density_row(&mut self, c: usize, parts: (u32, u32)) -> bool {
-        let (block, rows) = (
-            block_words(self.shape.dim),
-            self.count.div_ceil(ROWS) * ROWS,
-        );
-        let w_block = self
-            .w
-            .get(c / ROWS * block..)
-            .and_then(|b| b.get(..block))
-            .unwrap_or_default();
-        let mu = self.mu.get(..rows / ROWS * block).unwrap_or_default();
-        let (lm, terms) = self
-            .stream
-            .logits
-            .split_at_mut(rows.min(self.stream.logits.len()));
-        super::helium::density_row((w_block, c % ROWS), (mu, block), terms, lm, parts)
+    fn helium_densities(&mut self, plan: &Plan, repeats: i32) -> bool {
+        let (count, samples) = (self.count.max(1), self.samples);
+        let Some(mut rows) = super::helium::DensityRows::new(
+            (self.w, block_words(self.shape.dim)),
+            (self.mu, count),
+            samples,
+            self.stream.logits,
+            plan.density.high_word(),
+        ) else {
+            return false;
+        };
+        let outputs = self.balance.iter_mut().zip(self.bias.iter_mut());
+        for (c, (balance, bias)) in outputs.take(samples).enumerate() {
+            // (c < samples: always a row)
+            let (max, total) = rows.row(c).unwrap_or_default();
+            let diagonal = rows.logits().get(c % count).copied().unwrap_or(0);
+            density_bias(
+                plan,
+                (max, total, diagonal),
+                repeats,
+                (Some(balance), Some(bias)),
+            );
+        }
+        true
     }
 
     /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
@@ -1818,6 +1790,32 @@ impl<'a> Workspace<'a> {
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
+    }
+}
+
+/// One sample's `bh_c` and `bias_c` from its densities `LM[c, ·]`: their largest, `Σ 2^(LM −
+/// max)` in `Q15` and `LM[c, c]`; `repeats` is `log2` of how often each component is listed.
+#[inline(always)]
+fn density_bias(
+    plan: &Plan,
+    (max, total, diagonal): (i32, u32, i32),
+    repeats: i32,
+    (balance, bias): (Option<&mut i32>, Option<&mut i32>),
+) {
+    // lse_c' LM[c, c'] = max + log2 Σ 2^(LM − max)
+    let lse = max + log2_l16(total) - 15 * L16_ONE;
+    // bh_c = 2^(LM[c,c] − lse − log2 repeats) in Q27
+    let gap = (lse + repeats - diagonal).max(0) as u32;
+    if let Some(balance) = balance {
+        *balance = exp2_neg(gap, 27) as i32;
+    }
+    // log2 P_c: the own component (mis-opt) or the mixture
+    let log_p = match plan.config.weighting {
+        Weighting::Optimal { .. } => diagonal,
+        Weighting::BalanceHeuristic | Weighting::Biased => lse,
+    };
+    if let Some(bias) = bias {
+        *bias = bias.saturating_sub(log_p);
     }
 }
 
