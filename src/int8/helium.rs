@@ -258,11 +258,12 @@ macro_rules! density_high {
 }
 
 /// LARA's proposal densities on Helium (`LM[c, c'] = s/2 · (2 W_c·mu_c' − |mu_c'|²)`), for a
-/// multiplier `m · 2^-(32 + shift)` (`shift ≤ 30`): a row `c` in one `asm!` block, its largest
-/// logit and `Σ 2^(LM − max)` in `Q15`. Per landmark `c'` the term `round − |mu_c'|² · m`
-/// (`round = 2^(31 + shift)`, mod `2^64`) once, then `LM = ssat29(((dot · 2m + term) >> 32) >>
-/// shift)`: `(2 dot − |mu|²) · m + round` mod `2^64`, the bits of `Multiplier::apply` (which
-/// wraps alike) and `to_logit_wide`. Built by [`new`](Self::new), which checks the blocks once.
+/// multiplier `m · 2^-(32 + shift)` (`shift ≤ 30`): every sample's row in one `asm!` block, with
+/// its largest logit, `Σ 2^(LM − max)` in `Q15` and `LM[c, c mod count]`. Per landmark `c'` the
+/// term `round − |mu_c'|² · m` (`round = 2^(31 + shift)`, mod `2^64`) once, then `LM =
+/// ssat29(((dot · 2m + term) >> 32) >> shift)`: `(2 dot − |mu|²) · m + round` mod `2^64`, the
+/// bits of `Multiplier::apply` (which wraps alike) and `to_logit_wide`. Built by
+/// [`new`](Self::new), which checks the blocks.
 #[cfg(not(lara_attn_compact))]
 pub(crate) struct DensityRows<'a> {
     /// The samples' byte blocks, `block` words each, whole chunks.
@@ -274,6 +275,8 @@ pub(crate) struct DensityRows<'a> {
     terms: &'a [i32],
     /// A row's logits, `4 ⌈count/4⌉` (the first `count` live).
     lm: &'a mut [i32],
+    /// Per sample its sum of weights, `LM[c, c mod count]` and largest logit.
+    stats: &'a mut [i32],
     count: usize,
     /// `2m` and `shift`.
     parts: (u32, u32),
@@ -281,10 +284,10 @@ pub(crate) struct DensityRows<'a> {
 
 #[cfg(not(lara_attn_compact))]
 impl<'a> DensityRows<'a> {
-    /// The rows of `samples` samples (blocks `w` of `block` words) against `count ≥ 1`
-    /// landmarks (blocks `mu`), the logits and terms in `logits` (`3 · 4 ⌈count/4⌉` words), for
-    /// `high = Multiplier::high_word()`; `None` if they do not fit (a shift above 30 or a
-    /// mantissa not below `2^31` included).
+    /// The rows of `samples ≥ 1` samples (blocks `w` of `block` words) against `count ≥ 1`
+    /// landmarks (blocks `mu`), the logits, terms and results in `logits` (`12 ⌈count/4⌉ + 3
+    /// samples` words), for `high = Multiplier::high_word()`; `None` if they do not fit (a shift
+    /// above 30 or a mantissa not below `2^30` included).
     pub(crate) fn new(
         (w, block): (&'a [i32], usize),
         (mu, count): (&'a [i32], usize),
@@ -298,15 +301,17 @@ impl<'a> DensityRows<'a> {
         let fits = block != 0
             && block.is_multiple_of(CHUNK_WORDS)
             && count != 0
-            && w.len() >= samples.div_ceil(ROWS) * block
+            && samples != 0
             && shift <= 30
             && (1..1 << 30).contains(&m);
         if !fits {
             return None;
         }
+        let w = w.get(..samples.div_ceil(ROWS) * block)?;
         let mu = mu.get(..rows / ROWS * block)?;
         let (lm, rest) = logits.split_at_mut_checked(rows)?;
-        let terms = rest.get_mut(..2 * rows)?;
+        let (terms, rest) = rest.split_at_mut_checked(2 * rows)?;
+        let stats = rest.get_mut(..3 * samples)?;
         // |mu_c'|² of every landmark into its terms' words (64 bits)
         // SAFETY: mu is rows / 4 ≥ 1 whole blocks of block words (a non-zero multiple of 16,
         // checked above) and terms 2 · rows words. Per block the loop reads its chunks (the mu
@@ -361,104 +366,159 @@ impl<'a> DensityRows<'a> {
             mu,
             terms,
             lm,
+            stats,
             count,
             parts,
         })
     }
 
-    /// The logits `LM[c, c']` of sample `c` (the last row computed).
+    /// The logits `LM[c, c']` of the last sample [`run`](Self::run) computed.
     pub(crate) fn logits(&self) -> &[i32] {
         self.lm.get(..self.count).unwrap_or_default()
     }
 
-    /// Row `c` (a sample that [`new`](Self::new) was given): its logits into
-    /// [`logits`](Self::logits), their largest and `Σ weight_q15(max − LM)` (wrapping, as in
-    /// [`weights_q15`]); `None` for another `c`.
-    pub(crate) fn row(&mut self, c: usize) -> Option<(i32, u32)> {
+    /// Every sample's row `c`: per sample three words, `Σ weight_q15(max − LM)` (wrapping, as
+    /// in [`weights_q15`]), `LM[c, c mod count]` and the largest `LM`.
+    pub(crate) fn run(&mut self) -> &[i32] {
         const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
-        let block = self.block;
-        let w = self.w.get(c / ROWS * block..)?.get(..block)?;
-        let (m2, shift) = self.parts;
-        let (mut max, mut total) = (i32::MIN, 0u32);
-        // SAFETY: w is one block and mu ⌈count/4⌉ ≥ 1 whole blocks of block words (a non-zero
-        // multiple of 16; checked by new, with terms of 2 · 4 ⌈count/4⌉ words and lm of
-        // 4 ⌈count/4⌉). Per block of mu the loop reads its chunks (16 words each, the mu pointer
-        // advanced 64 bytes a chunk, so it walks on to the next block) and the chunks of w's
-        // row c mod 4 (8 halfwords at word 4 · (c mod 4) of each chunk, from w's start each
-        // block), then reads 2 words of terms and writes one word of lm per landmark (four a
-        // block), until the mu pointer reaches the end of mu. The tail-predicated loops read
-        // and write lm[0 .. count] and read lm[0 .. count]; the gathers read POW2_MIDPOINTS at
-        // indices masked to 0..1024 (its length). The first eight words pushed hold the
-        // constants (w's row, chunks − 1, 2m, −shift, mu's end, count, the table, lm); r6 and
-        // r7 are saved and restored under them (40 bytes of stack). It writes only lm, the
-        // declared registers, q0–q7 (as s0–s31) and the flags (the sums' VADDVA in r2, an even
-        // register).
+        let (block, (m2, shift)) = (self.block, self.parts);
+        let stats = self.stats.as_mut_ptr_range();
+        // the asm block's frame (words; the mutable ones first): the sample's row of w, its
+        // index in its block, its results, c mod count, then chunks − 1, 2m, −shift, mu's end,
+        // count, the table, lm, mu, the terms, the results' end, the step from row 4 of a
+        // block of w to the next block (bytes)
+        let frame: [usize; 16] = [
+            self.w.as_ptr() as usize,
+            0,
+            stats.start as usize,
+            0,
+            block / CHUNK_WORDS - 1,
+            m2 as usize,
+            shift.wrapping_neg() as usize,
+            self.mu.as_ptr_range().end as usize,
+            self.count,
+            POW2_MIDPOINTS.as_ptr() as usize,
+            self.lm.as_ptr() as usize,
+            self.mu.as_ptr() as usize,
+            self.terms.as_ptr() as usize,
+            stats.end as usize,
+            4 * block - 4 * CHUNK_WORDS,
+            0,
+        ];
+        // SAFETY: w holds ⌈samples/4⌉ blocks and mu ⌈count/4⌉ ≥ 1 blocks of block words (a
+        // non-zero multiple of 16), terms 2 · 4 ⌈count/4⌉ words, lm 4 ⌈count/4⌉, the results
+        // 3 · samples ≥ 3 (checked by new). Per sample c (until the results' pointer, 12 bytes
+        // a sample, reaches their end: `samples` rows) and per block of mu the loop reads its
+        // chunks (16 words each, the mu pointer advanced 64 bytes a chunk, so it walks on to
+        // the next block) and the chunks of w's row c (8 halfwords at word 4 · (c mod 4) of
+        // each chunk of block ⌊c/4⌋: the row pointer 16 bytes on a sample, past the block's
+        // last chunk after row 3), then reads 2 words of terms and writes one word of lm per
+        // landmark (four a block), until the mu pointer reaches the end of mu; the
+        // tail-predicated loops read and write lm[0 .. count], read lm[0 .. count] and the
+        // diagonal lm[c mod count], and the sample's three words of results are written. The
+        // gathers read POW2_MIDPOINTS at indices masked to 0..1024 (its length). The frame is
+        // copied to the stack under r6 and r7, which are saved and restored (72 bytes of
+        // stack). It writes only lm, the results, the declared registers, q0–q7 (as s0–s31)
+        // and the flags (VADDVA's sum in r2, an even register).
         unsafe {
             asm_clobbering_s0_s31!(
                 "push {{r6, r7}}",
-                "push {{r0, r1, r2, r3, r4, r5, r8, r11}}",
-                // the high words (dot · 2m + term) >> 32, four landmarks a block
+                "add r0, #32",
+                "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "sub r0, #32",
+                "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                // the weights' cap (32767) and the constants of exp2_lanes! for bits = 15: 17
+                // and 15 − 30
+                "vmov.i32 q5, #0x7fff",
+                "vmov.i32 q6, #17",
+                "vmvn.i32 q7, #14",
+                // sample c: the high words (dot · 2m + term) >> 32, four landmarks a block
+                "0:",
+                "ldrd r11, r10, [sp, #40]",
+                "ldr r12, [sp, #48]",
                 "1:",
                 "ldr r6, [sp]",
-                "ldr r7, [sp, #4]",
+                "ldr r7, [sp, #16]",
                 density_block!("vldrh.u16 q4, [r6], #64\n", "q4", "q4", "q4", "q4"),
-                "ldr r6, [sp, #8]",
+                "ldr r6, [sp, #20]",
                 density_high!("r0", "r1"),
                 density_high!("r2", "r3"),
                 density_high!("r4", "r5"),
                 density_high!("r8", "r9"),
-                "ldr r7, [sp, #16]",
+                "ldr r7, [sp, #28]",
                 "cmp r10, r7",
                 "bne 1b",
                 // LM = ssat29(high >> shift) (VQSHL #3 then VSHR #3) and the largest
-                "ldrd r1, r0, [sp, #24]",
-                "ldr r5, [sp, #20]",
-                "ldr r3, [sp, #12]",
+                "ldr r3, [sp, #24]",
+                "ldrd r5, r1, [sp, #32]",
+                "ldr r0, [sp, #40]",
                 "mov r4, #-2147483648",
                 "mov r11, r0",
-                "wlstp.32 lr, r5, 5f",
-                "4:",
+                "wlstp.32 lr, r5, 3f",
+                "2:",
                 "vldrw.u32 q0, [r0]",
                 "vshl.s32 q0, r3",
                 "vqshl.s32 q0, q0, #3",
                 "vshr.s32 q0, q0, #3",
                 "vstrw.32 q0, [r0], #16",
                 "vmaxv.s32 r4, q0",
-                "letp lr, 4b",
-                "5:",
-                // Σ min(2^-(max − LM), 32767) in Q15 (weight_q15; the constants of exp2_lanes!
-                // for bits = 15: 17 and 15 − 30)
-                "vmov.i32 q5, #0x7fff",
-                "vmov.i32 q6, #17",
-                "vmvn.i32 q7, #14",
+                "letp lr, 2b",
+                "3:",
+                // Σ min(2^-(max − LM), 32767) in Q15 (weight_q15)
                 "movs r2, #0",
-                "wlstp.32 lr, r5, 7f",
-                "6:",
+                "wlstp.32 lr, r5, 5f",
+                "4:",
                 "vldrw.u32 q0, [r11], #16",
                 "vsub.i32 q0, q0, r4",
                 "vneg.s32 q0, q0",
                 exp2_lanes!("r1"),
                 "vmin.u32 q1, q1, q5",
                 "vaddva.u32 r2, q1",
-                "letp lr, 6b",
-                "7:",
-                "add sp, #32",
+                "letp lr, 4b",
+                "5:",
+                // the results, with LM[c, own]; own = (own + 1) mod count
+                "ldrd r6, r0, [sp, #8]",
+                "ldr r1, [sp, #40]",
+                "ldr r3, [r1, r0, lsl #2]",
+                "stm r6!, {{r2, r3, r4}}",
+                "adds r0, #1",
+                "cmp r0, r5",
+                "it eq",
+                "moveq r0, #0",
+                "strd r6, r0, [sp, #8]",
+                // the next row of w: 16 bytes on, or past its block's last chunk after row 3
+                "ldrd r0, r1, [sp]",
+                "adds r0, #16",
+                "adds r1, #1",
+                "cmp r1, #4",
+                "bne 6f",
+                "ldr r2, [sp, #56]",
+                "add r0, r2",
+                "movs r1, #0",
+                "6:",
+                "strd r0, r1, [sp]",
+                "ldr r0, [sp, #52]",
+                "cmp r6, r0",
+                "bne 0b",
+                "add sp, #64",
                 "pop {{r6, r7}}",
-                inout("r0") w.as_ptr().add(c % ROWS * CHUNK / 2) => _,
-                inout("r1") block / CHUNK_WORDS - 1 => _,
-                inout("r2") m2 => total,
-                inout("r3") shift.wrapping_neg() => _,
-                inout("r4") self.mu.as_ptr().add(self.mu.len()) => max,
-                inout("r5") self.count => _,
-                inout("r8") POW2_MIDPOINTS.as_ptr() => _,
+                inout("r0") frame.as_ptr() => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
                 out("r9") _,
-                inout("r10") self.mu.as_ptr() => _,
-                inout("r11") self.lm.as_mut_ptr() => _,
-                inout("r12") self.terms.as_ptr() => _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
                 out("lr") _,
             );
         }
-        Some((max, total))
+        self.stats
     }
 }
 
@@ -2001,12 +2061,16 @@ pub(crate) fn check() -> Option<usize> {
         let mu = &mu[..count.div_ceil(ROWS) * block];
         let exponent = 150 - (32 + (round as u32 * 7) % 39);
         let factor = Multiplier::from_f32(f32::from_bits(exponent << 23 | next() >> 9))?;
-        let mut logits = [0i32; 3 * 4 * 3];
-        let high = factor.high_word();
-        let Some(mut rows) = DensityRows::new((w, block), (mu, count), 8, &mut logits, high) else {
+        let mut logits = [0i32; 3 * 4 * 3 + 3 * 8];
+        let (high, samples) = (factor.high_word(), 1 + round % 8);
+        let Some(mut rows) = DensityRows::new((w, block), (mu, count), samples, &mut logits, high)
+        else {
             return Some(round);
         };
-        for c in 0..8 {
+        let mut stats = [0i32; 3 * 8];
+        let results = rows.run();
+        stats[..results.len()].copy_from_slice(results);
+        for c in 0..samples {
             let w_block = &w[c / ROWS * block..][..block];
             let expected: [i32; 12] = core::array::from_fn(|i| {
                 let mu_block = &mu[(i / ROWS * block).min(mu.len() - block)..][..block];
@@ -2018,7 +2082,9 @@ pub(crate) fn check() -> Option<usize> {
             let total = expected.iter().fold(0u32, |sum, &l| {
                 sum.wrapping_add(weight_q15(max.wrapping_sub(l) as u32))
             });
-            if rows.row(c) != Some((max, total)) || rows.logits() != expected {
+            let diagonal = expected[c % count];
+            let last = c + 1 == samples && rows.logits() != expected;
+            if stats[3 * c..3 * c + 3] != [total as i32, diagonal, max] || last {
                 return Some(round);
             }
         }

@@ -1216,16 +1216,11 @@ impl<'a> Workspace<'a> {
             return false;
         };
         let outputs = self.balance.iter_mut().zip(self.bias.iter_mut());
-        for (c, (balance, bias)) in outputs.take(samples).enumerate() {
-            // (c < samples: always a row)
-            let (max, total) = rows.row(c).unwrap_or_default();
-            let diagonal = rows.logits().get(c % count).copied().unwrap_or(0);
-            density_bias(
-                plan,
-                (max, total, diagonal),
-                repeats,
-                (Some(balance), Some(bias)),
-            );
+        for (stats, (balance, bias)) in rows.run().chunks_exact(3).zip(outputs) {
+            if let &[total, diagonal, max] = stats {
+                let stats = (max, total as u32, diagonal);
+                density_bias(plan, stats, repeats, (Some(balance), Some(bias)));
+            }
         }
         true
     }
