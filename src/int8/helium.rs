@@ -257,6 +257,24 @@ macro_rules! density_high {
     };
 }
 
+/// [`DensityRows::run`]'s end of a block of four landmarks: their high words
+/// ([`density_high!`], `2m` from `[sp, #20]`), then the mu pointer against mu's end
+/// (`[sp, #28]`; the caller branches on the flags).
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_landmarks {
+    () => {
+        concat!(
+            "ldr r6, [sp, #20]\n",
+            density_high!("r0", "r1"),
+            density_high!("r2", "r3"),
+            density_high!("r4", "r5"),
+            density_high!("r8", "r9"),
+            "ldr r7, [sp, #28]\n",
+            "cmp r10, r7\n",
+        )
+    };
+}
+
 /// LARA's proposal densities on Helium (`LM[c, c'] = s/2 · (2 W_c·mu_c' − |mu_c'|²)`), for a
 /// multiplier `m · 2^-(32 + shift)` (`shift ≤ 30`): every sample's row in one `asm!` block, with
 /// its largest logit, `Σ 2^(LM − max)` in `Q15` and `LM[c, c mod count]`. Per landmark `c'` the
@@ -411,8 +429,8 @@ impl<'a> DensityRows<'a> {
         // a sample, reaches their end: `samples` rows) and per block of mu the loop reads its
         // chunks (16 words each, the mu pointer advanced 64 bytes a chunk, so it walks on to
         // the next block) and the chunks of w's row c (8 halfwords at word 4 · (c mod 4) of
-        // each chunk of block ⌊c/4⌋: the row pointer 16 bytes on a sample, past the block's
-        // last chunk after row 3), then reads 2 words of terms and writes one word of lm per
+        // each chunk of block ⌊c/4⌋, once a sample for blocks of four chunks: the row pointer
+        // 16 bytes on a sample, past the block's last chunk after row 3), then reads 2 words of terms and writes one word of lm per
         // landmark (four a block), until the mu pointer reaches the end of mu; the
         // tail-predicated loops read and write lm[0 .. count], read lm[0 .. count] and the
         // diagonal lm[c mod count], and the sample's three words of results are written. The
@@ -431,25 +449,40 @@ impl<'a> DensityRows<'a> {
                 "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
                 // the weights' cap (32767) and the constants of exp2_lanes! for bits = 15: 17
                 // and 15 − 30
-                "vmov.i32 q5, #0x7fff",
-                "vmov.i32 q6, #17",
-                "vmvn.i32 q7, #14",
                 // sample c: the high words (dot · 2m + term) >> 32, four landmarks a block
                 "0:",
                 "ldrd r11, r10, [sp, #40]",
+                "ldr r6, [sp]",
                 "ldr r12, [sp, #48]",
+                "ldr r7, [sp, #16]",
+                "cmp r7, #3",
+                "bne 1f",
+                // (blocks of four chunks: the sample's row in q4–q7)
+                "vldrh.u16 q4, [r6]",
+                "vldrh.u16 q5, [r6, #64]",
+                "vldrh.u16 q6, [r6, #128]",
+                "vldrh.u16 q7, [r6, #192]",
+                "8:",
+                density_chunk!("vmlaldav.s16", "q4", "q4", "q4", "q4"),
+                density_chunk!("vmlaldava.s16", "q5", "q5", "q5", "q5"),
+                density_chunk!("vmlaldava.s16", "q6", "q6", "q6", "q6"),
+                density_chunk!("vmlaldava.s16", "q7", "q7", "q7", "q7"),
+                density_landmarks!(),
+                "bne 8b",
+                "b 9f",
+                // (any other number of chunks: a loop over them, the sample's chunk reloaded)
                 "1:",
                 "ldr r6, [sp]",
                 "ldr r7, [sp, #16]",
                 density_block!("vldrh.u16 q4, [r6], #64\n", "q4", "q4", "q4", "q4"),
-                "ldr r6, [sp, #20]",
-                density_high!("r0", "r1"),
-                density_high!("r2", "r3"),
-                density_high!("r4", "r5"),
-                density_high!("r8", "r9"),
-                "ldr r7, [sp, #28]",
-                "cmp r10, r7",
+                density_landmarks!(),
                 "bne 1b",
+                "9:",
+                // the weights' cap (32767) and the constants of exp2_lanes! for bits = 15: 17
+                // and 15 − 30
+                "vmov.i32 q5, #0x7fff",
+                "vmov.i32 q6, #17",
+                "vmvn.i32 q7, #14",
                 // LM = ssat29(high >> shift) (VQSHL #3 then VSHR #3) and the largest
                 "ldr r3, [sp, #24]",
                 "ldrd r5, r1, [sp, #32]",
@@ -2040,15 +2073,15 @@ pub(crate) fn check() -> Option<usize> {
         return Some(chunks);
     }
     // the densities' rows (DensityRows) against density_sums, Multiplier::apply and
-    // weight_q15: one to three blocks of landmarks (1 to 12 of them) of one to three chunks,
+    // weight_q15: one to three blocks of landmarks (1 to 12 of them) of one to four chunks,
     // two blocks of samples, i16 halves at the ends and between, multipliers' shifts 32 to 70
     // (62 and past it: capped), any mantissa
     #[cfg(not(lara_attn_compact))]
-    for round in 0..72usize {
+    for round in 0..96usize {
         const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
-        let (blocks, chunks) = (1 + round % 3, 1 + (round / 3) % 3);
+        let (blocks, chunks) = (1 + round % 3, 1 + (round / 3) % 4);
         let (block, count) = (CHUNK_WORDS * chunks, 1 + round % (4 * blocks));
-        let mut words = [0i32; 5 * 3 * CHUNK_WORDS];
+        let mut words = [0i32; 5 * 4 * CHUNK_WORDS];
         for word in words.iter_mut() {
             let mut half = || match next() % 4 {
                 0 => -(1 << 14),
