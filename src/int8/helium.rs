@@ -2075,7 +2075,7 @@ pub(crate) fn check() -> Option<usize> {
     // the densities' rows (DensityRows) against density_sums, Multiplier::apply and
     // weight_q15: one to three blocks of landmarks (1 to 12 of them) of one to four chunks,
     // two blocks of samples, i16 halves at the ends and between, multipliers' shifts 32 to 70
-    // (62 and past it: capped), any mantissa
+    // (62 and past it: capped), any mantissa, and larger ones for the saturation
     #[cfg(not(lara_attn_compact))]
     for round in 0..96usize {
         const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
@@ -2094,8 +2094,12 @@ pub(crate) fn check() -> Option<usize> {
         let mu = &mu[..count.div_ceil(ROWS) * block];
         let exponent = 150 - (32 + (round as u32 * 7) % 39);
         let factor = Multiplier::from_f32(f32::from_bits(exponent << 23 | next() >> 9))?;
+        let (m, term, shift) = factor.high_word()?;
+        // (every fourth round a mantissa 64 times as large: logits past 2^28, saturated)
+        let m = if round % 4 == 3 { m << 6 } else { m };
         let mut logits = [0i32; 3 * 4 * 3 + 3 * 8];
-        let (high, samples) = (factor.high_word(), 1 + round % 8);
+        let samples = 1 + round % 8;
+        let high = Some((m, term, shift));
         let Some(mut rows) = DensityRows::new((w, block), (mu, count), samples, &mut logits, high)
         else {
             return Some(round);
@@ -2108,7 +2112,13 @@ pub(crate) fn check() -> Option<usize> {
             let expected: [i32; 12] = core::array::from_fn(|i| {
                 let mu_block = &mu[(i / ROWS * block).min(mu.len() - block)..][..block];
                 let (dot, squares) = density_sums(w_block, c % ROWS, mu_block, i % ROWS);
-                to_logit_wide(factor.apply(2 * dot - squares))
+                // apply's bits (wrapping), its rounding term and shift from the high word
+                let x = 2 * dot - squares;
+                let scaled = x.wrapping_mul(m).wrapping_add(term) >> (32 + shift);
+                if round % 4 != 3 && scaled != factor.apply(x) {
+                    return i32::MIN;
+                }
+                to_logit_wide(scaled)
             });
             let expected = &expected[..count];
             let max = expected.iter().copied().max().unwrap_or(0);
