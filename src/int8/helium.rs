@@ -20,7 +20,7 @@
 #![allow(unsafe_code)]
 
 #[cfg(not(lara_attn_compact))]
-use super::fixed_point::{Multiplier, to_logit_wide};
+use super::fixed_point::{INV_LN2_Q30, INVERSE_TABLE, LOG2_TABLE, Multiplier, to_logit_wide};
 use super::fixed_point::{
     POW2_MIDPOINTS, Scale32, divide_normalized, exp2_neg_branchless, sweep_t_rows,
     sweep_weight_blocks, to_logit, weight_q15,
@@ -293,9 +293,11 @@ pub(crate) struct DensityRows<'a> {
     terms: &'a [i32],
     /// A row's logits, `4 ⌈count/4⌉` (the first `count` live).
     lm: &'a mut [i32],
-    /// Per sample its sum of weights, `LM[c, c mod count]` and largest logit.
+    /// Per group of four samples their sums of weights, `LM[c, c mod count]` and largest
+    /// logits (three vectors).
     stats: &'a mut [i32],
     count: usize,
+    samples: usize,
     /// `2m` and `shift`.
     parts: (u32, u32),
 }
@@ -329,7 +331,7 @@ impl<'a> DensityRows<'a> {
         let mu = mu.get(..rows / ROWS * block)?;
         let (lm, rest) = logits.split_at_mut_checked(rows)?;
         let (terms, rest) = rest.split_at_mut_checked(2 * rows)?;
-        let stats = rest.get_mut(..3 * samples)?;
+        let stats = rest.get_mut(..12 * samples.div_ceil(ROWS))?;
         // |mu_c'|² of every landmark into its terms' words (64 bits)
         // SAFETY: mu is rows / 4 ≥ 1 whole blocks of block words (a non-zero multiple of 16,
         // checked above) and terms 2 · rows words. Per block the loop reads its chunks (the mu
@@ -386,6 +388,7 @@ impl<'a> DensityRows<'a> {
             lm,
             stats,
             count,
+            samples,
             parts,
         })
     }
@@ -395,12 +398,13 @@ impl<'a> DensityRows<'a> {
         self.lm.get(..self.count).unwrap_or_default()
     }
 
-    /// Every sample's row `c`: per sample three words, `Σ weight_q15(max − LM)` (wrapping, as
-    /// in [`weights_q15`]), `LM[c, c mod count]` and the largest `LM`.
-    pub(crate) fn run(&mut self) -> &[i32] {
+    /// Every sample's row `c` (`Σ weight_q15(max − LM)`, wrapping, as in [`weights_q15`],
+    /// `LM[c, c mod count]` and the largest `LM`), then its balance and bias by
+    /// [`density_biases`].
+    pub(crate) fn run(&mut self, outputs: (&mut [i32], &mut [i32]), repeats: i32, mixture: bool) {
         const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
         let (block, (m2, shift)) = (self.block, self.parts);
-        let stats = self.stats.as_mut_ptr_range();
+        let (stats, samples) = (self.stats.as_mut_ptr(), self.samples);
         // the asm block's frame (words; the mutable ones first): the sample's row of w, its
         // index in its block, its results, c mod count, then chunks − 1, 2m, −shift, mu's end,
         // count, the table, lm, mu, the terms, the results' end, the step from row 4 of a
@@ -408,7 +412,7 @@ impl<'a> DensityRows<'a> {
         let frame: [usize; 16] = [
             self.w.as_ptr() as usize,
             0,
-            stats.start as usize,
+            stats as usize,
             0,
             block / CHUNK_WORDS - 1,
             m2 as usize,
@@ -419,21 +423,23 @@ impl<'a> DensityRows<'a> {
             self.lm.as_ptr() as usize,
             self.mu.as_ptr() as usize,
             self.terms.as_ptr() as usize,
-            stats.end as usize,
+            stats.wrapping_add(12 * (samples / 4) + samples % 4) as usize,
             4 * block - 4 * CHUNK_WORDS,
             0,
         ];
         // SAFETY: w holds ⌈samples/4⌉ blocks and mu ⌈count/4⌉ ≥ 1 blocks of block words (a
         // non-zero multiple of 16), terms 2 · 4 ⌈count/4⌉ words, lm 4 ⌈count/4⌉, the results
-        // 3 · samples ≥ 3 (checked by new). Per sample c (until the results' pointer, 12 bytes
-        // a sample, reaches their end: `samples` rows) and per block of mu the loop reads its
+        // 12 ⌈samples/4⌉ (checked by new). Per sample c (until the results' pointer, at word
+        // 12 ⌊c/4⌋ + c mod 4, reaches its place after the last sample: `samples` rows) and per
+        // block of mu the loop reads its
         // chunks (16 words each, the mu pointer advanced 64 bytes a chunk, so it walks on to
         // the next block) and the chunks of w's row c (8 halfwords at word 4 · (c mod 4) of
         // each chunk of block ⌊c/4⌋, once a sample for blocks of four chunks: the row pointer
         // 16 bytes on a sample, past the block's last chunk after row 3), then reads 2 words of terms and writes one word of lm per
         // landmark (four a block), until the mu pointer reaches the end of mu; the
         // tail-predicated loops read and write lm[0 .. count], read lm[0 .. count] and the
-        // diagonal lm[c mod count], and the sample's three words of results are written. The
+        // diagonal lm[c mod count], and the sample's three words of results (that word and the
+        // ones 4 and 8 words on, in its group's 12) are written. The
         // gathers read POW2_MIDPOINTS at indices masked to 0..1024 (its length). The frame is
         // copied to the stack under r6 and r7, which are saved and restored (72 bytes of
         // stack). It writes only lm, the results, the declared registers, q0–q7 (as s0–s31)
@@ -515,23 +521,29 @@ impl<'a> DensityRows<'a> {
                 "ldrd r6, r0, [sp, #8]",
                 "ldr r1, [sp, #40]",
                 "ldr r3, [r1, r0, lsl #2]",
-                "stm r6!, {{r2, r3, r4}}",
+                "str r2, [r6]",
+                "str r3, [r6, #16]",
+                "str r4, [r6, #32]",
                 "adds r0, #1",
                 "cmp r0, r5",
                 "it eq",
                 "moveq r0, #0",
-                "strd r6, r0, [sp, #8]",
-                // the next row of w: 16 bytes on, or past its block's last chunk after row 3
+                "str r0, [sp, #12]",
+                // the next row of w (16 bytes on, or past its block's last chunk after row 3)
+                // and lane of the results (4 bytes on, or to the next group after lane 3)
                 "ldrd r0, r1, [sp]",
                 "adds r0, #16",
+                "adds r6, #4",
                 "adds r1, #1",
                 "cmp r1, #4",
                 "bne 6f",
                 "ldr r2, [sp, #56]",
                 "add r0, r2",
+                "adds r6, #32",
                 "movs r1, #0",
                 "6:",
                 "strd r0, r1, [sp]",
+                "str r6, [sp, #8]",
                 "ldr r0, [sp, #52]",
                 "cmp r6, r0",
                 "bne 0b",
@@ -551,9 +563,153 @@ impl<'a> DensityRows<'a> {
                 out("lr") _,
             );
         }
-        self.stats
+        density_biases(self.stats, samples, outputs, repeats, mixture);
     }
 }
+
+/// `(balance, bias)` of LARA's samples from their densities' results `stats` (groups of four
+/// samples: their `Σ 2^(LM − max)` in `Q15`, `LM[c, c]` and largest `LM`), four at a time:
+/// `lse = max + log2_l16(Σ) − 15 · 2^16`, `balance = exp2_neg(max(lse + repeats − LM[c, c], 0),
+/// 27)`, `bias −= lse` (`mixture`) or `LM[c, c]` (saturating), the bits of the portable code
+/// over the first `samples` (`log2_l16` lane by lane: `VCLZ`, the tables' gathers, the
+/// products' bits 30 to 61 from `VMULH` and `VMUL` joined by `VSRI`, `x / 3` as
+/// `mulhs(x, 0x5555_5556) + (x < 0)`).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn density_biases(
+    stats: &[i32],
+    samples: usize,
+    (balance, bias): (&mut [i32], &mut [i32]),
+    repeats: i32,
+    mixture: bool,
+) {
+    let n = samples.min(balance.len()).min(bias.len());
+    if stats.len() < 12 * n.div_ceil(4) {
+        return;
+    }
+    // the loop's constants (words): 2^30, ⌈2^32 / 3⌉ / 2, 2^30 / ln 2, (31 − 15) · 2^16,
+    // repeats, mixture, the tables of 1 / (1 + j/16) and log2(1 + j/16), POW2_MIDPOINTS
+    let constants: [usize; 9] = [
+        1 << 30,
+        0x2AAA_AAAB,
+        INV_LN2_Q30 as usize,
+        16 << 16,
+        repeats as usize,
+        usize::from(mixture),
+        INVERSE.as_ptr() as usize,
+        LOG2.as_ptr() as usize,
+        POW2_MIDPOINTS.as_ptr() as usize,
+    ];
+    // SAFETY: the tail-predicated loop (n lanes, four a turn) reads groups of 12 words of
+    // stats (12 ⌈n/4⌉ ≤ its length, checked; inactive lanes neither loaded nor stored), reads
+    // and writes bias[0 .. n] and writes balance[0 .. n] (n ≤ both lengths) and reads the 9
+    // constants; the gathers read INVERSE and LOG2 at indices 0..16 (bits 27 to 30 of a
+    // word: their length) and POW2_MIDPOINTS at indices masked to 0..1024 (its length). The
+    // block writes only balance, bias, q0–q7 (as s0–s31), lr, flags and its operands; no
+    // stack.
+    unsafe {
+        asm_clobbering_s0_s31!(
+            // the constants of exp2_lanes! for bits = 27: 29 and 27 − 30
+            "vmov.i32 q6, #29",
+            "vmvn.i32 q7, #2",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // log2_l16(Σ): x = max(Σ, 1), normalized = x << zeros, j its bits 27 to 30
+            "vldrw.u32 q0, [{p}]",
+            "vmov.i32 q1, #1",
+            "vmax.u32 q0, q0, q1",
+            "vclz.i32 q1, q0",
+            "vshl.u32 q0, q0, q1",
+            "vshl.i32 q2, q0, #1",
+            "vshr.u32 q2, q2, #28",
+            "ldr {t}, [{k}, #24]",
+            "vldrw.u32 q3, [{t}, q2, uxtw #2]",
+            "ldr {t}, [{k}, #28]",
+            "vldrw.u32 q4, [{t}, q2, uxtw #2]",
+            // z = ((normalized · inverse) >> 31) − 2^30 (unsigned product)
+            "vmulh.u32 q2, q0, q3",
+            "vmul.i32 q3, q0, q3",
+            "vshl.i32 q2, q2, #1",
+            "vsri.32 q2, q3, #31",
+            "ldr {t}, [{k}]",
+            "vsub.i32 q2, q2, {t}",
+            // z2 = (z · z) >> 30; ln1p = z − z2 / 2 (z2 ≥ 0)
+            "vmulh.s32 q0, q2, q2",
+            "vmul.i32 q3, q2, q2",
+            "vshl.i32 q0, q0, #2",
+            "vsri.32 q0, q3, #30",
+            "vshr.s32 q3, q0, #1",
+            "vsub.i32 q5, q2, q3",
+            // z3 = (z2 · z) >> 30; + z3 / 3 = mulhs(z3, 0x5555_5556) + (z3 < 0)
+            "vmulh.s32 q3, q0, q2",
+            "vmul.i32 q0, q0, q2",
+            "vshl.i32 q3, q3, #2",
+            "vsri.32 q3, q0, #30",
+            "ldr {t}, [{k}, #4]",
+            "vqdmulh.s32 q0, q3, {t}",
+            "vadd.i32 q5, q5, q0",
+            "vshr.u32 q0, q3, #31",
+            "vadd.i32 q5, q5, q0",
+            // z4 = (z3 · z) >> 30; − z4 / 4 (z4 ≥ 0)
+            "vmulh.s32 q0, q3, q2",
+            "vmul.i32 q3, q3, q2",
+            "vshl.i32 q0, q0, #2",
+            "vsri.32 q0, q3, #30",
+            "vshr.s32 q0, q0, #2",
+            "vsub.i32 q5, q5, q0",
+            // (ln1p · 2^30 / ln 2) >> 30 (VQDMULH: the product >> 31)
+            "ldr {t}, [{k}, #8]",
+            "vqdmulh.s32 q0, q5, {t}",
+            "vmul.i32 q3, q5, {t}",
+            "vshl.i32 q0, q0, #1",
+            "vsri.32 q0, q3, #30",
+            // lse = max + ((31 − zeros) << 16) + round((table + that) / 2^14) − 15 · 2^16
+            "vadd.i32 q0, q0, q4",
+            "vrshr.s32 q0, q0, #14",
+            "vshl.i32 q1, q1, #16",
+            "vsub.i32 q0, q0, q1",
+            "vldrw.u32 q1, [{p}, #32]",
+            "vadd.i32 q0, q0, q1",
+            "ldr {t}, [{k}, #12]",
+            "vadd.i32 q5, q0, {t}",
+            // log2 P = diagonal + (lse − diagonal) · mixture; bias −= log2 P (saturating)
+            "vldrw.u32 q2, [{p}, #16]",
+            "vsub.i32 q0, q5, q2",
+            "ldr {t}, [{k}, #20]",
+            "vmul.i32 q0, q0, {t}",
+            "vadd.i32 q0, q0, q2",
+            "vldrw.u32 q1, [{bias}]",
+            "vqsub.s32 q1, q1, q0",
+            "vstrw.32 q1, [{bias}], #16",
+            // balance = exp2_neg(max(lse + repeats − diagonal, 0), 27)
+            "ldr {t}, [{k}, #16]",
+            "vadd.i32 q0, q5, {t}",
+            "vsub.i32 q0, q0, q2",
+            "vmov.i32 q1, #0",
+            "vmax.s32 q0, q0, q1",
+            "ldr {t}, [{k}, #32]",
+            exp2_lanes!("{t}"),
+            "vstrw.32 q1, [{balance}], #16",
+            "adds {p}, #48",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) n,
+            p = inout(reg) stats.as_ptr() => _,
+            k = in(reg) constants.as_ptr(),
+            t = out(reg) _,
+            bias = inout(reg) bias.as_mut_ptr() => _,
+            balance = inout(reg) balance.as_mut_ptr() => _,
+            out("lr") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The tables of `log2_l16` as statics (gathered by [`density_biases`]).
+#[cfg(not(lara_attn_compact))]
+static INVERSE: [u32; 16] = INVERSE_TABLE;
+#[cfg(not(lara_attn_compact))]
+static LOG2: [u32; 16] = LOG2_TABLE;
 
 /// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
 /// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
@@ -2104,9 +2260,14 @@ pub(crate) fn check() -> Option<usize> {
         else {
             return Some(round);
         };
-        let mut stats = [0i32; 3 * 8];
-        let results = rows.run();
-        stats[..results.len()].copy_from_slice(results);
+        // biases across the i32 range, the balances dirty
+        let mut biases = [0i32; 8];
+        for b in biases.iter_mut() {
+            *b = (next() as i32) >> (next() % 32);
+        }
+        let (mut ours, mut balances) = (biases, [0x3c3c; 8]);
+        let (repeats, mixture) = (i32::from(round % 2 == 0) << 16, round % 3 == 0);
+        rows.run((&mut balances[..samples], &mut ours), repeats, mixture);
         for c in 0..samples {
             let w_block = &w[c / ROWS * block..][..block];
             let expected: [i32; 12] = core::array::from_fn(|i| {
@@ -2125,9 +2286,68 @@ pub(crate) fn check() -> Option<usize> {
             let total = expected.iter().fold(0u32, |sum, &l| {
                 sum.wrapping_add(weight_q15(max.wrapping_sub(l) as u32))
             });
-            let diagonal = expected[c % count];
+            let stats = (max, total, expected[c % count]);
+            let (mut balance, mut bias) = (0, biases[c]);
+            super::lara::density_bias(
+                mixture,
+                stats,
+                repeats,
+                (Some(&mut balance), Some(&mut bias)),
+            );
             let last = c + 1 == samples && rows.logits() != expected;
-            if stats[3 * c..3 * c + 3] != [total as i32, diagonal, max] || last {
+            if (balances[c], ours[c]) != (balance, bias) || last {
+                return Some(round);
+            }
+        }
+        if ours[samples..] != biases[samples..] || balances[samples..].iter().any(|&b| b != 0x3c3c)
+        {
+            return Some(round);
+        }
+    }
+    // the densities' balances and biases (density_biases) against the portable code: sums
+    // of every bit length and at the ends of the u32 range, logits across their range and
+    // past it, biases across the i32 range (saturating), every tail
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..1024usize {
+        let samples = 1 + round % 7;
+        let mut stats = [0i32; 24];
+        for (i, word) in stats.iter_mut().enumerate() {
+            *word = match (i % 12) / 4 {
+                // the sums: a random bit length, or an end
+                0 => match next() % 16 {
+                    0 => [0, 1, 2, u32::MAX, u32::MAX - 1, 1 << 31][next() as usize % 6] as i32,
+                    _ => (next() >> (next() % 32)) as i32,
+                },
+                // LM[c, c] and the largest: within ±2^29
+                _ => (next() as i32) >> (2 + next() % 30),
+            };
+        }
+        let mut biases = [0i32; 8];
+        for b in biases.iter_mut() {
+            *b = match next() % 4 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let (mut ours, mut balances) = (biases, [0x3c3c; 8]);
+        let (repeats, mixture) = (i32::from(round % 2 == 0) << 16, round % 3 == 0);
+        density_biases(
+            &stats,
+            samples,
+            (&mut balances, &mut ours),
+            repeats,
+            mixture,
+        );
+        for c in 0..8 {
+            let (mut balance, mut bias) = (0x3c3c, biases[c]);
+            if c < samples {
+                let word = |v: usize| stats[12 * (c / 4) + 4 * v + c % 4];
+                let stats = (word(2), word(0) as u32, word(1));
+                let outputs = (Some(&mut balance), Some(&mut bias));
+                super::lara::density_bias(mixture, stats, repeats, outputs);
+            }
+            if (balances[c], ours[c]) != (balance, bias) {
                 return Some(round);
             }
         }

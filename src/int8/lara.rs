@@ -1071,9 +1071,11 @@ impl<'a> Workspace<'a> {
         let (count, samples) = (self.count.max(1), self.samples);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
+        // log2 P_c: the mixture, or the own component (mis-opt)
+        let mixture = !matches!(plan.config.weighting, Weighting::Optimal { .. });
         // (Helium at opt-level 3: each row in one asm block)
         #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-        if self.helium_densities(plan, repeats) {
+        if self.helium_densities(plan, repeats, mixture) {
             return;
         }
         for c in 0..samples {
@@ -1094,7 +1096,7 @@ impl<'a> Workspace<'a> {
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
                 .sum();
             let outputs = (self.balance.get_mut(c), self.bias.get_mut(c));
-            density_bias(plan, (max, total, diagonal), repeats, outputs);
+            density_bias(mixture, (max, total, diagonal), repeats, outputs);
         }
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
         {
@@ -1204,7 +1206,7 @@ impl<'a> Workspace<'a> {
     /// [`densities`](Self::densities)); `false`, nothing written, if its blocks do not fit.
     #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
     #[inline(always)]
-    fn helium_densities(&mut self, plan: &Plan, repeats: i32) -> bool {
+    fn helium_densities(&mut self, plan: &Plan, repeats: i32, mixture: bool) -> bool {
         let (count, samples) = (self.count.max(1), self.samples);
         let Some(mut rows) = super::helium::DensityRows::new(
             (self.w, block_words(self.shape.dim)),
@@ -1215,13 +1217,7 @@ impl<'a> Workspace<'a> {
         ) else {
             return false;
         };
-        let outputs = self.balance.iter_mut().zip(self.bias.iter_mut());
-        for (stats, (balance, bias)) in rows.run().chunks_exact(3).zip(outputs) {
-            if let &[total, diagonal, max] = stats {
-                let stats = (max, total as u32, diagonal);
-                density_bias(plan, stats, repeats, (Some(balance), Some(bias)));
-            }
-        }
+        rows.run((self.balance, self.bias), repeats, mixture);
         true
     }
 
@@ -1791,8 +1787,8 @@ impl<'a> Workspace<'a> {
 /// One sample's `bh_c` and `bias_c` from its densities `LM[c, ·]`: their largest, `Σ 2^(LM −
 /// max)` in `Q15` and `LM[c, c]`; `repeats` is `log2` of how often each component is listed.
 #[inline(always)]
-fn density_bias(
-    plan: &Plan,
+pub(crate) fn density_bias(
+    mixture: bool,
     (max, total, diagonal): (i32, u32, i32),
     repeats: i32,
     (balance, bias): (Option<&mut i32>, Option<&mut i32>),
@@ -1804,11 +1800,8 @@ fn density_bias(
     if let Some(balance) = balance {
         *balance = exp2_neg(gap, 27) as i32;
     }
-    // log2 P_c: the own component (mis-opt) or the mixture
-    let log_p = match plan.config.weighting {
-        Weighting::Optimal { .. } => diagonal,
-        Weighting::BalanceHeuristic | Weighting::Biased => lse,
-    };
+    // log2 P_c: the mixture, or the own component (mis-opt)
+    let log_p = if mixture { lse } else { diagonal };
     if let Some(bias) = bias {
         *bias = bias.saturating_sub(log_p);
     }
