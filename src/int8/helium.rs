@@ -275,6 +275,72 @@ macro_rules! density_landmarks {
     };
 }
 
+/// `q0 = log2_l16(q0) − 31 · 2^16` lane by lane (`L16`; the portable bits: `VCLZ`, the
+/// tables' gathers, the products' bits 30 to 61 from `VMULH` (or `VQDMULH`, bits 31 to 62) and
+/// `VMUL` joined by `VSRI`, `x / 3` as `mulhs(x, 0x5555_5556) + (x < 0)`), with the constants
+/// at `[{k}]`: `2^30`, `0x2AAA_AAAB`, `2^30 / ln 2`, then at words 6 and 7 the tables'
+/// addresses ([`INVERSE`], [`LOG2`]); clobbers `q1`–`q5` and `{t}`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! log2_lanes {
+    () => {
+        concat!(
+            // x = max(x, 1), normalized = x << zeros, j its bits 27 to 30
+            "vmov.i32 q1, #1\n",
+            "vmax.u32 q0, q0, q1\n",
+            "vclz.i32 q1, q0\n",
+            "vshl.u32 q0, q0, q1\n",
+            "vshl.i32 q2, q0, #1\n",
+            "vshr.u32 q2, q2, #28\n",
+            "ldr {t}, [{k}, #24]\n",
+            "vldrw.u32 q3, [{t}, q2, uxtw #2]\n",
+            "ldr {t}, [{k}, #28]\n",
+            "vldrw.u32 q4, [{t}, q2, uxtw #2]\n",
+            // z = ((normalized · inverse) >> 31) − 2^30 (unsigned product)
+            "vmulh.u32 q2, q0, q3\n",
+            "vmul.i32 q3, q0, q3\n",
+            "vshl.i32 q2, q2, #1\n",
+            "vsri.32 q2, q3, #31\n",
+            "ldr {t}, [{k}]\n",
+            "vsub.i32 q2, q2, {t}\n",
+            // z2 = (z · z) >> 30; ln1p = z − z2 / 2 (z2 ≥ 0)
+            "vmulh.s32 q0, q2, q2\n",
+            "vmul.i32 q3, q2, q2\n",
+            "vshl.i32 q0, q0, #2\n",
+            "vsri.32 q0, q3, #30\n",
+            "vshr.s32 q3, q0, #1\n",
+            "vsub.i32 q5, q2, q3\n",
+            // z3 = (z2 · z) >> 30; + z3 / 3 = mulhs(z3, 0x5555_5556) + (z3 < 0)
+            "vmulh.s32 q3, q0, q2\n",
+            "vmul.i32 q0, q0, q2\n",
+            "vshl.i32 q3, q3, #2\n",
+            "vsri.32 q3, q0, #30\n",
+            "ldr {t}, [{k}, #4]\n",
+            "vqdmulh.s32 q0, q3, {t}\n",
+            "vadd.i32 q5, q5, q0\n",
+            "vshr.u32 q0, q3, #31\n",
+            "vadd.i32 q5, q5, q0\n",
+            // z4 = (z3 · z) >> 30; − z4 / 4 (z4 ≥ 0)
+            "vmulh.s32 q0, q3, q2\n",
+            "vmul.i32 q3, q3, q2\n",
+            "vshl.i32 q0, q0, #2\n",
+            "vsri.32 q0, q3, #30\n",
+            "vshr.s32 q0, q0, #2\n",
+            "vsub.i32 q5, q5, q0\n",
+            // (ln1p · 2^30 / ln 2) >> 30 (VQDMULH: the product >> 31)
+            "ldr {t}, [{k}, #8]\n",
+            "vqdmulh.s32 q0, q5, {t}\n",
+            "vmul.i32 q3, q5, {t}\n",
+            "vshl.i32 q0, q0, #1\n",
+            "vsri.32 q0, q3, #30\n",
+            // ((31 − zeros) << 16) + round((table + that) / 2^14), less 31 · 2^16
+            "vadd.i32 q0, q0, q4\n",
+            "vrshr.s32 q0, q0, #14\n",
+            "vshl.i32 q1, q1, #16\n",
+            "vsub.i32 q0, q0, q1\n",
+        )
+    };
+}
+
 /// LARA's proposal densities on Helium (`LM[c, c'] = s/2 · (2 W_c·mu_c' − |mu_c'|²)`), for a
 /// multiplier `m · 2^-(32 + shift)` (`shift ≤ 30`): every sample's row in one `asm!` block, with
 /// its largest logit, `Σ 2^(LM − max)` in `Q15` and `LM[c, c mod count]`. Per landmark `c'` the
@@ -587,8 +653,8 @@ pub(crate) fn density_biases(
     if stats.len() < 12 * n.div_ceil(4) {
         return;
     }
-    // the loop's constants (words): 2^30, ⌈2^32 / 3⌉ / 2, 2^30 / ln 2, (31 − 15) · 2^16,
-    // repeats, mixture, the tables of 1 / (1 + j/16) and log2(1 + j/16), POW2_MIDPOINTS
+    // the loop's constants (words): those of log2_lanes! (0 to 2, 6, 7), (31 − 15) · 2^16,
+    // repeats, mixture, POW2_MIDPOINTS
     let constants: [usize; 9] = [
         1 << 30,
         0x2AAA_AAAB,
@@ -614,60 +680,10 @@ pub(crate) fn density_biases(
             "vmvn.i32 q7, #2",
             "wlstp.32 lr, {n}, 2f",
             "1:",
-            // log2_l16(Σ): x = max(Σ, 1), normalized = x << zeros, j its bits 27 to 30
+            // log2_l16(Σ) − 31 · 2^16
             "vldrw.u32 q0, [{p}]",
-            "vmov.i32 q1, #1",
-            "vmax.u32 q0, q0, q1",
-            "vclz.i32 q1, q0",
-            "vshl.u32 q0, q0, q1",
-            "vshl.i32 q2, q0, #1",
-            "vshr.u32 q2, q2, #28",
-            "ldr {t}, [{k}, #24]",
-            "vldrw.u32 q3, [{t}, q2, uxtw #2]",
-            "ldr {t}, [{k}, #28]",
-            "vldrw.u32 q4, [{t}, q2, uxtw #2]",
-            // z = ((normalized · inverse) >> 31) − 2^30 (unsigned product)
-            "vmulh.u32 q2, q0, q3",
-            "vmul.i32 q3, q0, q3",
-            "vshl.i32 q2, q2, #1",
-            "vsri.32 q2, q3, #31",
-            "ldr {t}, [{k}]",
-            "vsub.i32 q2, q2, {t}",
-            // z2 = (z · z) >> 30; ln1p = z − z2 / 2 (z2 ≥ 0)
-            "vmulh.s32 q0, q2, q2",
-            "vmul.i32 q3, q2, q2",
-            "vshl.i32 q0, q0, #2",
-            "vsri.32 q0, q3, #30",
-            "vshr.s32 q3, q0, #1",
-            "vsub.i32 q5, q2, q3",
-            // z3 = (z2 · z) >> 30; + z3 / 3 = mulhs(z3, 0x5555_5556) + (z3 < 0)
-            "vmulh.s32 q3, q0, q2",
-            "vmul.i32 q0, q0, q2",
-            "vshl.i32 q3, q3, #2",
-            "vsri.32 q3, q0, #30",
-            "ldr {t}, [{k}, #4]",
-            "vqdmulh.s32 q0, q3, {t}",
-            "vadd.i32 q5, q5, q0",
-            "vshr.u32 q0, q3, #31",
-            "vadd.i32 q5, q5, q0",
-            // z4 = (z3 · z) >> 30; − z4 / 4 (z4 ≥ 0)
-            "vmulh.s32 q0, q3, q2",
-            "vmul.i32 q3, q3, q2",
-            "vshl.i32 q0, q0, #2",
-            "vsri.32 q0, q3, #30",
-            "vshr.s32 q0, q0, #2",
-            "vsub.i32 q5, q5, q0",
-            // (ln1p · 2^30 / ln 2) >> 30 (VQDMULH: the product >> 31)
-            "ldr {t}, [{k}, #8]",
-            "vqdmulh.s32 q0, q5, {t}",
-            "vmul.i32 q3, q5, {t}",
-            "vshl.i32 q0, q0, #1",
-            "vsri.32 q0, q3, #30",
-            // lse = max + ((31 − zeros) << 16) + round((table + that) / 2^14) − 15 · 2^16
-            "vadd.i32 q0, q0, q4",
-            "vrshr.s32 q0, q0, #14",
-            "vshl.i32 q1, q1, #16",
-            "vsub.i32 q0, q0, q1",
+            log2_lanes!(),
+            // lse = max + that + (31 − 15) · 2^16
             "vldrw.u32 q1, [{p}, #32]",
             "vadd.i32 q0, q0, q1",
             "ldr {t}, [{k}, #12]",
@@ -705,7 +721,66 @@ pub(crate) fn density_biases(
     }
 }
 
-/// The tables of `log2_l16` as statics (gathered by [`density_biases`]).
+/// `bias[c] = Running { reference, sum }.log_sum()` (`reference ⊕ log2_l16(sum) ⊖ 15 · 2^16`,
+/// saturating) for the first `n` of `reference` and `sum` (the key pass's states), four lanes
+/// at a time ([`log2_lanes!`]); `false`, nothing written, if a slice is shorter than `n`.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn log_sums(bias: &mut [i32], (reference, sum): (&[i32], &[i32]), n: usize) -> bool {
+    if bias.len() < n || reference.len() < n || sum.len() < n {
+        return false;
+    }
+    // the constants of log2_lanes! (words 0 to 2, 6, 7), 31 · 2^16 and 15 · 2^16
+    let constants: [usize; 8] = [
+        1 << 30,
+        0x2AAA_AAAB,
+        INV_LN2_Q30 as usize,
+        31 << 16,
+        15 << 16,
+        0,
+        INVERSE.as_ptr() as usize,
+        LOG2.as_ptr() as usize,
+    ];
+    // SAFETY: the tail-predicated loop reads sum[0 .. n] and reference[0 .. n] and writes
+    // bias[0 .. n] (n ≤ each length, checked) and reads the 8 constants; the gathers read
+    // INVERSE and LOG2 at indices 0..16 (bits 27 to 30 of a word: their length). The block
+    // writes only bias, q0–q5 (as s0–s23), lr, flags and its operands; no stack.
+    unsafe {
+        asm!(
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}], #16",
+            log2_lanes!(),
+            "ldr {t}, [{k}, #12]",
+            "vadd.i32 q0, q0, {t}",
+            // reference ⊕ log2_l16(sum) ⊖ 15 · 2^16
+            "vldrw.u32 q1, [{r}], #16",
+            "vqadd.s32 q0, q1, q0",
+            "ldr {t}, [{k}, #16]",
+            "vqsub.s32 q0, q0, {t}",
+            "vstrw.32 q0, [{b}], #16",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) n,
+            s = inout(reg) sum.as_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            b = inout(reg) bias.as_mut_ptr() => _,
+            k = in(reg) constants.as_ptr(),
+            t = out(reg) _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// The tables of `log2_l16` as statics (gathered by [`log2_lanes!`]).
 #[cfg(not(lara_attn_compact))]
 static INVERSE: [u32; 16] = INVERSE_TABLE;
 #[cfg(not(lara_attn_compact))]
@@ -2348,6 +2423,43 @@ pub(crate) fn check() -> Option<usize> {
                 super::lara::density_bias(mixture, stats, repeats, outputs);
             }
             if (balances[c], ours[c]) != (balance, bias) {
+                return Some(round);
+            }
+        }
+    }
+    // the key pass's log sums (log_sums) against Running::log_sum: sums of every bit length and
+    // at the ends of the u32 range, references across the i32 range (both saturations), every
+    // tail
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..256usize {
+        let n = round % 9;
+        let (mut sums, mut references) = ([0i32; 8], [0i32; 8]);
+        for (s, r) in sums.iter_mut().zip(references.iter_mut()) {
+            *s = match next() % 16 {
+                0 => [0, 1, 2, u32::MAX, u32::MAX - 1, 1 << 31][next() as usize % 6] as i32,
+                _ => (next() >> (next() % 32)) as i32,
+            };
+            *r = match next() % 4 {
+                0 => i32::MAX - (next() >> 8) as i32,
+                1 => i32::MIN + (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let mut ours = [0x3c3ci32; 9];
+        if !log_sums(&mut ours, (&references, &sums), n.min(8)) {
+            return Some(round);
+        }
+        for (c, &b) in ours.iter().enumerate() {
+            let expected = if c < n.min(8) {
+                let state = super::fixed_point::Running {
+                    reference: references[c],
+                    sum: sums[c] as u32,
+                };
+                state.log_sum()
+            } else {
+                0x3c3c
+            };
+            if b != expected {
                 return Some(round);
             }
         }

@@ -1007,12 +1007,23 @@ impl<'a> Workspace<'a> {
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
         crate::slices::fill(self.kv, 0);
         let kv_block = block_words(self.samples);
+        // (Helium at opt-level 3: every bias four lanes at a time, the same bits)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        let logs = super::helium::log_sums(
+            self.bias,
+            (self.stream.reference, self.stream.sum),
+            self.samples,
+        );
+        #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
+        let logs = false;
         for c in 0..self.samples {
             let state = Running {
                 reference: self.stream.reference.get(c).copied().unwrap_or(0),
                 sum: self.stream.sum.get(c).copied().unwrap_or(1) as u32,
             };
-            if let Some(bias) = self.bias.get_mut(c) {
+            if let Some(bias) = self.bias.get_mut(c)
+                && !logs
+            {
                 *bias = state.log_sum();
             }
             let reciprocal = Reciprocal::new(state.sum);
