@@ -237,7 +237,7 @@ macro_rules! density_block {
     };
 }
 
-/// [`DensityRows::row`]'s high word of one landmark from its dot product `$high:$low`:
+/// [`DensityRows::run`]'s high word of one landmark from its dot product `$high:$low`:
 /// `(dot · 2m + term) >> 32` (mod `2^32`), `2m` in `r6`, the term (low, high) from `[r12]`
 /// (advanced), stored at `[r11]` (advanced): `term + dot_low · 2m` (`UMLAL`, unsigned), then
 /// `+ dot_high · 2m` in the high word (`MLA`); clobbers `r7`, `lr`.
