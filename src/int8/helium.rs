@@ -2342,6 +2342,11 @@ pub(crate) fn check() -> Option<usize> {
         }
         let (mut ours, mut balances) = (biases, [0x3c3c; 8]);
         let (repeats, mixture) = (i32::from(round % 2 == 0) << 16, round % 3 == 0);
+        let weighting = if mixture {
+            crate::lara::Weighting::Biased
+        } else {
+            crate::lara::Weighting::Optimal { alpha_coeff: 1.0 }
+        };
         rows.run((&mut balances[..samples], &mut ours), repeats, mixture);
         for c in 0..samples {
             let w_block = &w[c / ROWS * block..][..block];
@@ -2364,7 +2369,7 @@ pub(crate) fn check() -> Option<usize> {
             let stats = (max, total, expected[c % count]);
             let (mut balance, mut bias) = (0, biases[c]);
             super::lara::density_bias(
-                mixture,
+                weighting,
                 stats,
                 repeats,
                 (Some(&mut balance), Some(&mut bias)),
@@ -2407,6 +2412,11 @@ pub(crate) fn check() -> Option<usize> {
         }
         let (mut ours, mut balances) = (biases, [0x3c3c; 8]);
         let (repeats, mixture) = (i32::from(round % 2 == 0) << 16, round % 3 == 0);
+        let weighting = if mixture {
+            crate::lara::Weighting::Biased
+        } else {
+            crate::lara::Weighting::Optimal { alpha_coeff: 1.0 }
+        };
         density_biases(
             &stats,
             samples,
@@ -2420,7 +2430,7 @@ pub(crate) fn check() -> Option<usize> {
                 let word = |v: usize| stats[12 * (c / 4) + 4 * v + c % 4];
                 let stats = (word(2), word(0) as u32, word(1));
                 let outputs = (Some(&mut balance), Some(&mut bias));
-                super::lara::density_bias(mixture, stats, repeats, outputs);
+                super::lara::density_bias(weighting, stats, repeats, outputs);
             }
             if (balances[c], ours[c]) != (balance, bias) {
                 return Some(round);

@@ -1082,11 +1082,9 @@ impl<'a> Workspace<'a> {
         let (count, samples) = (self.count.max(1), self.samples);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
-        // log2 P_c: the mixture, or the own component (mis-opt)
-        let mixture = !matches!(plan.config.weighting, Weighting::Optimal { .. });
         // (Helium at opt-level 3: each row in one asm block)
         #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
-        if self.helium_densities(plan, repeats, mixture) {
+        if self.helium_densities(plan, repeats) {
             return;
         }
         for c in 0..samples {
@@ -1107,7 +1105,12 @@ impl<'a> Workspace<'a> {
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
                 .sum();
             let outputs = (self.balance.get_mut(c), self.bias.get_mut(c));
-            density_bias(mixture, (max, total, diagonal), repeats, outputs);
+            density_bias(
+                plan.config.weighting,
+                (max, total, diagonal),
+                repeats,
+                outputs,
+            );
         }
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
         {
@@ -1217,7 +1220,7 @@ impl<'a> Workspace<'a> {
     /// [`densities`](Self::densities)); `false`, nothing written, if its blocks do not fit.
     #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
     #[inline(always)]
-    fn helium_densities(&mut self, plan: &Plan, repeats: i32, mixture: bool) -> bool {
+    fn helium_densities(&mut self, plan: &Plan, repeats: i32) -> bool {
         let (count, samples) = (self.count.max(1), self.samples);
         let Some(mut rows) = super::helium::DensityRows::new(
             (self.w, block_words(self.shape.dim)),
@@ -1228,6 +1231,8 @@ impl<'a> Workspace<'a> {
         ) else {
             return false;
         };
+        // log2 P_c: the mixture, or the own component (mis-opt)
+        let mixture = !matches!(plan.config.weighting, Weighting::Optimal { .. });
         rows.run((self.balance, self.bias), repeats, mixture);
         true
     }
@@ -1799,7 +1804,7 @@ impl<'a> Workspace<'a> {
 /// max)` in `Q15` and `LM[c, c]`; `repeats` is `log2` of how often each component is listed.
 #[inline(always)]
 pub(crate) fn density_bias(
-    mixture: bool,
+    weighting: Weighting,
     (max, total, diagonal): (i32, u32, i32),
     repeats: i32,
     (balance, bias): (Option<&mut i32>, Option<&mut i32>),
@@ -1811,8 +1816,11 @@ pub(crate) fn density_bias(
     if let Some(balance) = balance {
         *balance = exp2_neg(gap, 27) as i32;
     }
-    // log2 P_c: the mixture, or the own component (mis-opt)
-    let log_p = if mixture { lse } else { diagonal };
+    // log2 P_c: the own component (mis-opt) or the mixture
+    let log_p = match weighting {
+        Weighting::Optimal { .. } => diagonal,
+        Weighting::BalanceHeuristic | Weighting::Biased => lse,
+    };
     if let Some(bias) = bias {
         *bias = bias.saturating_sub(log_p);
     }
