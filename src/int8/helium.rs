@@ -19,6 +19,8 @@
 //! firmware example runs it on the core).
 #![allow(unsafe_code)]
 
+#[cfg(not(lara_attn_compact))]
+use super::fixed_point::{INV_LN2_Q30, INVERSE_TABLE, LOG2_TABLE, Multiplier, to_logit_wide};
 use super::fixed_point::{
     POW2_MIDPOINTS, Scale32, divide_normalized, exp2_neg_branchless, sweep_t_rows,
     sweep_weight_blocks, to_logit, weight_q15,
@@ -28,10 +30,13 @@ use core::arch::asm;
 
 /// The body of the `2^-t` loops: `q1 = exp2_neg(q0, bits)` lane by lane, with `q6 = bits + 2`
 /// (the cap of the whole part: a shift of 32, where every result is already 0) and
-/// `q7 = bits − 30` in every lane, `{table}` the address of `POW2_MIDPOINTS`; clobbers
-/// `q0`–`q4`.
+/// `q7 = bits − 30` in every lane, `$table` (by default `{table}`) the address of
+/// `POW2_MIDPOINTS`; clobbers `q0`–`q4`.
 macro_rules! exp2_lanes {
     () => {
+        exp2_lanes!("{table}")
+    };
+    ($table:literal) => {
         concat!(
             // −shift = (bits − 30) − min(whole, bits + 2): shift = 30 − bits + whole, capped at 32
             "vshr.u32 q4, q0, #16\n",
@@ -40,7 +45,9 @@ macro_rules! exp2_lanes {
             // 2^(-fraction) in Q30 from the table of its bucket j = (t >> 6) & 1023 (gather)
             "vshl.i32 q2, q0, #16\n",
             "vshr.u32 q2, q2, #22\n",
-            "vldrw.u32 q1, [{table}, q2, uxtw #2]\n",
+            "vldrw.u32 q1, [",
+            $table,
+            ", q2, uxtw #2]\n",
             // round(x / 2^shift), half up
             "vrshl.u32 q1, q1, q4\n",
         )
@@ -177,6 +184,606 @@ pub(crate) fn density_sums(w: &[i32], w_row: usize, mu: &[i32], mu_row: usize) -
         (u64::from(m_high) << 32 | u64::from(m_low)) as i64,
     )
 }
+
+/// One chunk of [`DensityRows`]' four landmarks: `$op` (`VMLALDAV` for the first chunk,
+/// `VMLALDAVA` after it) of rows 1, 2, 3, 0 of the landmarks' chunk (from `[r10]`, advanced)
+/// with `$a`, `$b`, `$c`, `$d` into the sums `r2:r3`, `r4:r5`, `r8:r9`, `r0:r1` (low, high);
+/// clobbers `q0`–`q3`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_chunk {
+    ($op:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
+        concat!(
+            "vldrh.u16 q0, [r10, #16]\n",
+            $op,
+            " r2, r3, q0, ",
+            $a,
+            "\n",
+            "vldrh.u16 q1, [r10, #32]\n",
+            $op,
+            " r4, r5, q1, ",
+            $b,
+            "\n",
+            "vldrh.u16 q2, [r10, #48]\n",
+            $op,
+            " r8, r9, q2, ",
+            $c,
+            "\n",
+            "vldrh.u16 q3, [r10], #64\n",
+            $op,
+            " r0, r1, q3, ",
+            $d,
+            "\n",
+        )
+    };
+}
+
+/// [`DensityRows`]' loop over the chunks of a block of four landmarks (at `[r10]`, advanced to
+/// the next block): [`density_chunk!`] of the first chunk, then `r7` more (`lr` the count);
+/// `$load` before each chunk (the sample's chunk), `$a` to `$d` the other operands.
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_block {
+    ($load:literal, $a:literal, $b:literal, $c:literal, $d:literal) => {
+        concat!(
+            $load,
+            density_chunk!("vmlaldav.s16", $a, $b, $c, $d),
+            "wls lr, r7, 3f\n",
+            "2:\n",
+            $load,
+            density_chunk!("vmlaldava.s16", $a, $b, $c, $d),
+            "le lr, 2b\n",
+            "3:\n",
+        )
+    };
+}
+
+/// [`DensityRows::run`]'s high word of one landmark from its dot product `$high:$low`:
+/// `(dot · 2m + term) >> 32` (mod `2^32`), `2m` in `r6`, the term (low, high) from `[r12]`
+/// (advanced), stored at `[r11]` (advanced): `term + dot_low · 2m` (`UMLAL`, unsigned), then
+/// `+ dot_high · 2m` in the high word (`MLA`); clobbers `r7`, `lr`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_high {
+    ($low:literal, $high:literal) => {
+        concat!(
+            "ldrd r7, lr, [r12], #8\n",
+            "umlal r7, lr, ",
+            $low,
+            ", r6\n",
+            "mla lr, ",
+            $high,
+            ", r6, lr\n",
+            "str lr, [r11], #4\n",
+        )
+    };
+}
+
+/// [`DensityRows::run`]'s end of a block of four landmarks: their high words
+/// ([`density_high!`], `2m` from `[sp, #20]`), then the mu pointer against mu's end
+/// (`[sp, #28]`; the caller branches on the flags).
+#[cfg(not(lara_attn_compact))]
+macro_rules! density_landmarks {
+    () => {
+        concat!(
+            "ldr r6, [sp, #20]\n",
+            density_high!("r0", "r1"),
+            density_high!("r2", "r3"),
+            density_high!("r4", "r5"),
+            density_high!("r8", "r9"),
+            "ldr r7, [sp, #28]\n",
+            "cmp r10, r7\n",
+        )
+    };
+}
+
+/// `q0 = log2_l16(q0) − 31 · 2^16` lane by lane (`L16`; the portable bits: `VCLZ`, the
+/// tables' gathers, the products' bits 30 to 61 from `VMULH` (or `VQDMULH`, bits 31 to 62) and
+/// `VMUL` joined by `VSRI`, `x / 3` as `mulhs(x, 0x5555_5556) + (x < 0)`), with the constants
+/// at `[{k}]`: `2^30`, `0x2AAA_AAAB`, `2^30 / ln 2`, then at words 6 and 7 the tables'
+/// addresses ([`INVERSE`], [`LOG2`]); clobbers `q1`–`q5` and `{t}`.
+#[cfg(not(lara_attn_compact))]
+macro_rules! log2_lanes {
+    () => {
+        concat!(
+            // x = max(x, 1), normalized = x << zeros, j its bits 27 to 30
+            "vmov.i32 q1, #1\n",
+            "vmax.u32 q0, q0, q1\n",
+            "vclz.i32 q1, q0\n",
+            "vshl.u32 q0, q0, q1\n",
+            "vshl.i32 q2, q0, #1\n",
+            "vshr.u32 q2, q2, #28\n",
+            "ldr {t}, [{k}, #24]\n",
+            "vldrw.u32 q3, [{t}, q2, uxtw #2]\n",
+            "ldr {t}, [{k}, #28]\n",
+            "vldrw.u32 q4, [{t}, q2, uxtw #2]\n",
+            // z = ((normalized · inverse) >> 31) − 2^30 (unsigned product)
+            "vmulh.u32 q2, q0, q3\n",
+            "vmul.i32 q3, q0, q3\n",
+            "vshl.i32 q2, q2, #1\n",
+            "vsri.32 q2, q3, #31\n",
+            "ldr {t}, [{k}]\n",
+            "vsub.i32 q2, q2, {t}\n",
+            // z2 = (z · z) >> 30; ln1p = z − z2 / 2 (z2 ≥ 0)
+            "vmulh.s32 q0, q2, q2\n",
+            "vmul.i32 q3, q2, q2\n",
+            "vshl.i32 q0, q0, #2\n",
+            "vsri.32 q0, q3, #30\n",
+            "vshr.s32 q3, q0, #1\n",
+            "vsub.i32 q5, q2, q3\n",
+            // z3 = (z2 · z) >> 30; + z3 / 3 = mulhs(z3, 0x5555_5556) + (z3 < 0)
+            "vmulh.s32 q3, q0, q2\n",
+            "vmul.i32 q0, q0, q2\n",
+            "vshl.i32 q3, q3, #2\n",
+            "vsri.32 q3, q0, #30\n",
+            "ldr {t}, [{k}, #4]\n",
+            "vqdmulh.s32 q0, q3, {t}\n",
+            "vadd.i32 q5, q5, q0\n",
+            "vshr.u32 q0, q3, #31\n",
+            "vadd.i32 q5, q5, q0\n",
+            // z4 = (z3 · z) >> 30; − z4 / 4 (z4 ≥ 0)
+            "vmulh.s32 q0, q3, q2\n",
+            "vmul.i32 q3, q3, q2\n",
+            "vshl.i32 q0, q0, #2\n",
+            "vsri.32 q0, q3, #30\n",
+            "vshr.s32 q0, q0, #2\n",
+            "vsub.i32 q5, q5, q0\n",
+            // (ln1p · 2^30 / ln 2) >> 30 (VQDMULH: the product >> 31)
+            "ldr {t}, [{k}, #8]\n",
+            "vqdmulh.s32 q0, q5, {t}\n",
+            "vmul.i32 q3, q5, {t}\n",
+            "vshl.i32 q0, q0, #1\n",
+            "vsri.32 q0, q3, #30\n",
+            // ((31 − zeros) << 16) + round((table + that) / 2^14), less 31 · 2^16
+            "vadd.i32 q0, q0, q4\n",
+            "vrshr.s32 q0, q0, #14\n",
+            "vshl.i32 q1, q1, #16\n",
+            "vsub.i32 q0, q0, q1\n",
+        )
+    };
+}
+
+/// LARA's proposal densities on Helium (`LM[c, c'] = s/2 · (2 W_c·mu_c' − |mu_c'|²)`), for a
+/// multiplier `m · 2^-(32 + shift)` (`shift ≤ 30`): every sample's row in one `asm!` block, with
+/// its largest logit, `Σ 2^(LM − max)` in `Q15` and `LM[c, c mod count]`. Per landmark `c'` the
+/// term `round − |mu_c'|² · m` (`round = 2^(31 + shift)`, mod `2^64`) once, then `LM =
+/// ssat29(((dot · 2m + term) >> 32) >> shift)`: `(2 dot − |mu|²) · m + round` mod `2^64`, the
+/// bits of `Multiplier::apply` (which wraps alike) and `to_logit_wide`. Built by
+/// [`new`](Self::new), which checks the blocks.
+#[cfg(not(lara_attn_compact))]
+pub(crate) struct DensityRows<'a> {
+    /// The samples' byte blocks, `block` words each, whole chunks.
+    w: &'a [i32],
+    block: usize,
+    /// The landmarks' byte blocks (`⌈count/4⌉` of them).
+    mu: &'a [i32],
+    /// The landmarks' terms (low, high words), `4 ⌈count/4⌉` pairs.
+    terms: &'a [i32],
+    /// A row's logits, `4 ⌈count/4⌉` (the first `count` live).
+    lm: &'a mut [i32],
+    /// Per group of four samples their sums of weights, `LM[c, c mod count]` and largest
+    /// logits (three vectors).
+    stats: &'a mut [i32],
+    count: usize,
+    samples: usize,
+    /// `2m` and `shift`.
+    parts: (u32, u32),
+}
+
+#[cfg(not(lara_attn_compact))]
+impl<'a> DensityRows<'a> {
+    /// The rows of `samples ≥ 1` samples (blocks `w` of `block` words) against `count ≥ 1`
+    /// landmarks (blocks `mu`), the logits, terms and results in `logits` (`12 ⌈count/4⌉ + 3
+    /// samples` words), for `high = Multiplier::high_word()`; `None` if they do not fit (a shift
+    /// above 30 or a mantissa not below `2^30` included).
+    pub(crate) fn new(
+        (w, block): (&'a [i32], usize),
+        (mu, count): (&'a [i32], usize),
+        samples: usize,
+        logits: &'a mut [i32],
+        high: Option<(i64, i64, u32)>,
+    ) -> Option<Self> {
+        const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+        let (m, round, shift) = high?;
+        let rows = count.div_ceil(ROWS) * ROWS;
+        let fits = block != 0
+            && block.is_multiple_of(CHUNK_WORDS)
+            && count != 0
+            && samples != 0
+            && shift <= 30
+            && (1..1 << 30).contains(&m);
+        if !fits {
+            return None;
+        }
+        let w = w.get(..samples.div_ceil(ROWS) * block)?;
+        let mu = mu.get(..rows / ROWS * block)?;
+        let (lm, rest) = logits.split_at_mut_checked(rows)?;
+        let (terms, rest) = rest.split_at_mut_checked(2 * rows)?;
+        let stats = rest.get_mut(..12 * samples.div_ceil(ROWS))?;
+        // |mu_c'|² of every landmark into its terms' words (64 bits)
+        // SAFETY: mu is rows / 4 ≥ 1 whole blocks of block words (a non-zero multiple of 16,
+        // checked above) and terms 2 · rows words. Per block the loop reads its chunks (the mu
+        // pointer advanced 64 bytes a chunk, so it walks on to the next block) and writes its
+        // four landmarks' sums (two words each, the pointer advanced), until the mu pointer
+        // reaches the end of mu. r6 and r7 (the count of chunks after the first) are saved and
+        // restored (8 bytes of stack). It writes only terms, the declared registers, q0–q3 (as
+        // s0–s15) and the flags.
+        unsafe {
+            asm!(
+                "push {{r6, r7}}",
+                "mov r7, r0",
+                "1:",
+                density_block!("", "q0", "q1", "q2", "q3"),
+                "strd r0, r1, [r12], #8",
+                "strd r2, r3, [r12], #8",
+                "strd r4, r5, [r12], #8",
+                "strd r8, r9, [r12], #8",
+                "cmp r10, r11",
+                "bne 1b",
+                "pop {{r6, r7}}",
+                inout("r0") block / CHUNK_WORDS - 1 => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                inout("r10") mu.as_ptr() => _,
+                in("r11") mu.as_ptr().add(mu.len()),
+                inout("r12") terms.as_mut_ptr() => _,
+                out("lr") _,
+                out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            );
+        }
+        for term in terms.chunks_exact_mut(2) {
+            if let [low, high] = term {
+                let squares = i64::from(*high) << 32 | i64::from(*low as u32);
+                // round − |mu|² · m (wrapping)
+                let wide = round.wrapping_sub(squares.wrapping_mul(m));
+                (*low, *high) = (wide as i32, (wide >> 32) as i32);
+            }
+        }
+        let parts = ((2 * m) as u32, shift);
+        Some(DensityRows {
+            w,
+            block,
+            mu,
+            terms,
+            lm,
+            stats,
+            count,
+            samples,
+            parts,
+        })
+    }
+
+    /// The logits `LM[c, c']` of the last sample [`run`](Self::run) computed.
+    pub(crate) fn logits(&self) -> &[i32] {
+        self.lm.get(..self.count).unwrap_or_default()
+    }
+
+    /// Every sample's row `c` (`Σ weight_q15(max − LM)`, wrapping, as in [`weights_q15`],
+    /// `LM[c, c mod count]` and the largest `LM`), then its balance and bias by
+    /// [`density_biases`].
+    pub(crate) fn run(&mut self, outputs: (&mut [i32], &mut [i32]), repeats: i32, mixture: bool) {
+        const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+        let (block, (m2, shift)) = (self.block, self.parts);
+        let (stats, samples) = (self.stats.as_mut_ptr(), self.samples);
+        // the asm block's frame (words; the mutable ones first): the sample's row of w, its
+        // index in its block, its results, c mod count, then chunks − 1, 2m, −shift, mu's end,
+        // count, the table, lm, mu, the terms, the results' end, the step from row 4 of a
+        // block of w to the next block (bytes)
+        let frame: [usize; 16] = [
+            self.w.as_ptr() as usize,
+            0,
+            stats as usize,
+            0,
+            block / CHUNK_WORDS - 1,
+            m2 as usize,
+            shift.wrapping_neg() as usize,
+            self.mu.as_ptr_range().end as usize,
+            self.count,
+            POW2_MIDPOINTS.as_ptr() as usize,
+            self.lm.as_ptr() as usize,
+            self.mu.as_ptr() as usize,
+            self.terms.as_ptr() as usize,
+            stats.wrapping_add(12 * (samples / 4) + samples % 4) as usize,
+            4 * block - 4 * CHUNK_WORDS,
+            0,
+        ];
+        // SAFETY: w holds ⌈samples/4⌉ blocks and mu ⌈count/4⌉ ≥ 1 blocks of block words (a
+        // non-zero multiple of 16), terms 2 · 4 ⌈count/4⌉ words, lm 4 ⌈count/4⌉, the results
+        // 12 ⌈samples/4⌉ (checked by new). Per sample c (until the results' pointer, at word
+        // 12 ⌊c/4⌋ + c mod 4, reaches its place after the last sample: `samples` rows) and per
+        // block of mu the loop reads its
+        // chunks (16 words each, the mu pointer advanced 64 bytes a chunk, so it walks on to
+        // the next block) and the chunks of w's row c (8 halfwords at word 4 · (c mod 4) of
+        // each chunk of block ⌊c/4⌋, once a sample for blocks of four chunks: the row pointer
+        // 16 bytes on a sample, past the block's last chunk after row 3), then reads 2 words of terms and writes one word of lm per
+        // landmark (four a block), until the mu pointer reaches the end of mu; the
+        // tail-predicated loops read and write lm[0 .. count], read lm[0 .. count] and the
+        // diagonal lm[c mod count], and the sample's three words of results (that word and the
+        // ones 4 and 8 words on, in its group's 12) are written. The
+        // gathers read POW2_MIDPOINTS at indices masked to 0..1024 (its length). The frame is
+        // copied to the stack under r6 and r7, which are saved and restored (72 bytes of
+        // stack). It writes only lm, the results, the declared registers, q0–q7 (as s0–s31)
+        // and the flags (VADDVA's sum in r2, an even register).
+        unsafe {
+            asm_clobbering_s0_s31!(
+                "push {{r6, r7}}",
+                "add r0, #32",
+                "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "sub r0, #32",
+                "ldm r0, {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                "push {{r1, r2, r3, r4, r5, r8, r9, r10}}",
+                // the weights' cap (32767) and the constants of exp2_lanes! for bits = 15: 17
+                // and 15 − 30
+                // sample c: the high words (dot · 2m + term) >> 32, four landmarks a block
+                "0:",
+                "ldrd r11, r10, [sp, #40]",
+                "ldr r6, [sp]",
+                "ldr r12, [sp, #48]",
+                "ldr r7, [sp, #16]",
+                "cmp r7, #3",
+                "bne 1f",
+                // (blocks of four chunks: the sample's row in q4–q7)
+                "vldrh.u16 q4, [r6]",
+                "vldrh.u16 q5, [r6, #64]",
+                "vldrh.u16 q6, [r6, #128]",
+                "vldrh.u16 q7, [r6, #192]",
+                "8:",
+                density_chunk!("vmlaldav.s16", "q4", "q4", "q4", "q4"),
+                density_chunk!("vmlaldava.s16", "q5", "q5", "q5", "q5"),
+                density_chunk!("vmlaldava.s16", "q6", "q6", "q6", "q6"),
+                density_chunk!("vmlaldava.s16", "q7", "q7", "q7", "q7"),
+                density_landmarks!(),
+                "bne 8b",
+                "b 9f",
+                // (any other number of chunks: a loop over them, the sample's chunk reloaded)
+                "1:",
+                "ldr r6, [sp]",
+                "ldr r7, [sp, #16]",
+                density_block!("vldrh.u16 q4, [r6], #64\n", "q4", "q4", "q4", "q4"),
+                density_landmarks!(),
+                "bne 1b",
+                "9:",
+                // the weights' cap (32767) and the constants of exp2_lanes! for bits = 15: 17
+                // and 15 − 30
+                "vmov.i32 q5, #0x7fff",
+                "vmov.i32 q6, #17",
+                "vmvn.i32 q7, #14",
+                // LM = ssat29(high >> shift) (VQSHL #3 then VSHR #3) and the largest
+                "ldr r3, [sp, #24]",
+                "ldrd r5, r1, [sp, #32]",
+                "ldr r0, [sp, #40]",
+                "mov r4, #-2147483648",
+                "mov r11, r0",
+                "wlstp.32 lr, r5, 3f",
+                "2:",
+                "vldrw.u32 q0, [r0]",
+                "vshl.s32 q0, r3",
+                "vqshl.s32 q0, q0, #3",
+                "vshr.s32 q0, q0, #3",
+                "vstrw.32 q0, [r0], #16",
+                "vmaxv.s32 r4, q0",
+                "letp lr, 2b",
+                "3:",
+                // Σ min(2^-(max − LM), 32767) in Q15 (weight_q15)
+                "movs r2, #0",
+                "wlstp.32 lr, r5, 5f",
+                "4:",
+                "vldrw.u32 q0, [r11], #16",
+                "vsub.i32 q0, q0, r4",
+                "vneg.s32 q0, q0",
+                exp2_lanes!("r1"),
+                "vmin.u32 q1, q1, q5",
+                "vaddva.u32 r2, q1",
+                "letp lr, 4b",
+                "5:",
+                // the results, with LM[c, own]; own = (own + 1) mod count
+                "ldrd r6, r0, [sp, #8]",
+                "ldr r1, [sp, #40]",
+                "ldr r3, [r1, r0, lsl #2]",
+                "str r2, [r6]",
+                "str r3, [r6, #16]",
+                "str r4, [r6, #32]",
+                "adds r0, #1",
+                "cmp r0, r5",
+                "it eq",
+                "moveq r0, #0",
+                "str r0, [sp, #12]",
+                // the next row of w (16 bytes on, or past its block's last chunk after row 3)
+                // and lane of the results (4 bytes on, or to the next group after lane 3)
+                "ldrd r0, r1, [sp]",
+                "adds r0, #16",
+                "adds r6, #4",
+                "adds r1, #1",
+                "cmp r1, #4",
+                "bne 6f",
+                "ldr r2, [sp, #56]",
+                "add r0, r2",
+                "adds r6, #32",
+                "movs r1, #0",
+                "6:",
+                "strd r0, r1, [sp]",
+                "str r6, [sp, #8]",
+                "ldr r0, [sp, #52]",
+                "cmp r6, r0",
+                "bne 0b",
+                "add sp, #64",
+                "pop {{r6, r7}}",
+                inout("r0") frame.as_ptr() => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+            );
+        }
+        density_biases(self.stats, samples, outputs, repeats, mixture);
+    }
+}
+
+/// `(balance, bias)` of LARA's samples from their densities' results `stats` (groups of four
+/// samples: their `Σ 2^(LM − max)` in `Q15`, `LM[c, c]` and largest `LM`), four at a time:
+/// `lse = max + log2_l16(Σ) − 15 · 2^16`, `balance = exp2_neg(max(lse + repeats − LM[c, c], 0),
+/// 27)`, `bias −= lse` (`mixture`) or `LM[c, c]` (saturating), the bits of the portable code
+/// over the first `samples` (`log2_l16` lane by lane: `VCLZ`, the tables' gathers, the
+/// products' bits 30 to 61 from `VMULH` and `VMUL` joined by `VSRI`, `x / 3` as
+/// `mulhs(x, 0x5555_5556) + (x < 0)`).
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn density_biases(
+    stats: &[i32],
+    samples: usize,
+    (balance, bias): (&mut [i32], &mut [i32]),
+    repeats: i32,
+    mixture: bool,
+) {
+    let n = samples.min(balance.len()).min(bias.len());
+    if stats.len() < 12 * n.div_ceil(4) {
+        return;
+    }
+    // the loop's constants (words): those of log2_lanes! (0 to 2, 6, 7), (31 − 15) · 2^16,
+    // repeats, mixture, POW2_MIDPOINTS
+    let constants: [usize; 9] = [
+        1 << 30,
+        0x2AAA_AAAB,
+        INV_LN2_Q30 as usize,
+        16 << 16,
+        repeats as usize,
+        usize::from(mixture),
+        INVERSE.as_ptr() as usize,
+        LOG2.as_ptr() as usize,
+        POW2_MIDPOINTS.as_ptr() as usize,
+    ];
+    // SAFETY: the tail-predicated loop (n lanes, four a turn) reads groups of 12 words of
+    // stats (12 ⌈n/4⌉ ≤ its length, checked; inactive lanes neither loaded nor stored), reads
+    // and writes bias[0 .. n] and writes balance[0 .. n] (n ≤ both lengths) and reads the 9
+    // constants; the gathers read INVERSE and LOG2 at indices 0..16 (bits 27 to 30 of a
+    // word: their length) and POW2_MIDPOINTS at indices masked to 0..1024 (its length). The
+    // block writes only balance, bias, q0–q7 (as s0–s31), lr, flags and its operands; no
+    // stack.
+    unsafe {
+        asm_clobbering_s0_s31!(
+            // the constants of exp2_lanes! for bits = 27: 29 and 27 − 30
+            "vmov.i32 q6, #29",
+            "vmvn.i32 q7, #2",
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            // log2_l16(Σ) − 31 · 2^16
+            "vldrw.u32 q0, [{p}]",
+            log2_lanes!(),
+            // lse = max + that + (31 − 15) · 2^16
+            "vldrw.u32 q1, [{p}, #32]",
+            "vadd.i32 q0, q0, q1",
+            "ldr {t}, [{k}, #12]",
+            "vadd.i32 q5, q0, {t}",
+            // log2 P = diagonal + (lse − diagonal) · mixture; bias −= log2 P (saturating)
+            "vldrw.u32 q2, [{p}, #16]",
+            "vsub.i32 q0, q5, q2",
+            "ldr {t}, [{k}, #20]",
+            "vmul.i32 q0, q0, {t}",
+            "vadd.i32 q0, q0, q2",
+            "vldrw.u32 q1, [{bias}]",
+            "vqsub.s32 q1, q1, q0",
+            "vstrw.32 q1, [{bias}], #16",
+            // balance = exp2_neg(max(lse + repeats − diagonal, 0), 27)
+            "ldr {t}, [{k}, #16]",
+            "vadd.i32 q0, q5, {t}",
+            "vsub.i32 q0, q0, q2",
+            "vmov.i32 q1, #0",
+            "vmax.s32 q0, q0, q1",
+            "ldr {t}, [{k}, #32]",
+            exp2_lanes!("{t}"),
+            "vstrw.32 q1, [{balance}], #16",
+            "adds {p}, #48",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) n,
+            p = inout(reg) stats.as_ptr() => _,
+            k = in(reg) constants.as_ptr(),
+            t = out(reg) _,
+            bias = inout(reg) bias.as_mut_ptr() => _,
+            balance = inout(reg) balance.as_mut_ptr() => _,
+            out("lr") _,
+            options(nostack),
+        );
+    }
+}
+
+/// `bias[c] = Running { reference, sum }.log_sum()` (`reference ⊕ log2_l16(sum) ⊖ 15 · 2^16`,
+/// saturating) for the first `n` of `reference` and `sum` (the key pass's states), four lanes
+/// at a time ([`log2_lanes!`]); `false`, nothing written, if a slice is shorter than `n`.
+#[cfg(not(lara_attn_compact))]
+#[inline(always)]
+pub(crate) fn log_sums(bias: &mut [i32], (reference, sum): (&[i32], &[i32]), n: usize) -> bool {
+    if bias.len() < n || reference.len() < n || sum.len() < n {
+        return false;
+    }
+    // the constants of log2_lanes! (words 0 to 2, 6, 7), 31 · 2^16 and 15 · 2^16
+    let constants: [usize; 8] = [
+        1 << 30,
+        0x2AAA_AAAB,
+        INV_LN2_Q30 as usize,
+        31 << 16,
+        15 << 16,
+        0,
+        INVERSE.as_ptr() as usize,
+        LOG2.as_ptr() as usize,
+    ];
+    // SAFETY: the tail-predicated loop reads sum[0 .. n] and reference[0 .. n] and writes
+    // bias[0 .. n] (n ≤ each length, checked) and reads the 8 constants; the gathers read
+    // INVERSE and LOG2 at indices 0..16 (bits 27 to 30 of a word: their length). The block
+    // writes only bias, q0–q5 (as s0–s23), lr, flags and its operands; no stack.
+    unsafe {
+        asm!(
+            "wlstp.32 lr, {n}, 2f",
+            "1:",
+            "vldrw.u32 q0, [{s}], #16",
+            log2_lanes!(),
+            "ldr {t}, [{k}, #12]",
+            "vadd.i32 q0, q0, {t}",
+            // reference ⊕ log2_l16(sum) ⊖ 15 · 2^16
+            "vldrw.u32 q1, [{r}], #16",
+            "vqadd.s32 q0, q1, q0",
+            "ldr {t}, [{k}, #16]",
+            "vqsub.s32 q0, q0, {t}",
+            "vstrw.32 q0, [{b}], #16",
+            "letp lr, 1b",
+            "2:",
+            n = in(reg) n,
+            s = inout(reg) sum.as_ptr() => _,
+            r = inout(reg) reference.as_ptr() => _,
+            b = inout(reg) bias.as_mut_ptr() => _,
+            k = in(reg) constants.as_ptr(),
+            t = out(reg) _,
+            out("lr") _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// The tables of `log2_l16` as statics (gathered by [`log2_lanes!`]).
+#[cfg(not(lara_attn_compact))]
+static INVERSE: [u32; 16] = INVERSE_TABLE;
+#[cfg(not(lara_attn_compact))]
+static LOG2: [u32; 16] = LOG2_TABLE;
 
 /// `weights[j] = weight_q15(reference − logits[j])` (wrapping, as `u32`) over the common
 /// length; returns their sum (the block loop of [`Running::admit`](super::fixed_point::Running)).
@@ -1859,6 +2466,177 @@ pub(crate) fn check() -> Option<usize> {
     // the densities' sums
     if let Some(chunks) = crate::simd::int8::check_density_sums(&mut next, density_sums) {
         return Some(chunks);
+    }
+    // the densities' rows (DensityRows) against density_sums, Multiplier::apply and
+    // weight_q15: one to three blocks of landmarks (1 to 12 of them) of one to four chunks,
+    // two blocks of samples, i16 halves at the ends and between, multipliers' shifts 32 to 70
+    // (62 and past it: capped), any mantissa, and larger ones for the saturation
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..96usize {
+        const CHUNK_WORDS: usize = CHUNK * ROWS / 2;
+        let (blocks, chunks) = (1 + round % 3, 1 + (round / 3) % 4);
+        let (block, count) = (CHUNK_WORDS * chunks, 1 + round % (4 * blocks));
+        let mut words = [0i32; 5 * 4 * CHUNK_WORDS];
+        for word in words.iter_mut() {
+            let mut half = || match next() % 4 {
+                0 => -(1 << 14),
+                1 => 1 << 14,
+                _ => (next() % 32769) as i32 - 16384,
+            };
+            *word = crate::simd::int8::pair(half(), half());
+        }
+        let (w, mu) = words.split_at(2 * block);
+        let mu = &mu[..count.div_ceil(ROWS) * block];
+        let exponent = 150 - (32 + (round as u32 * 7) % 39);
+        let factor = Multiplier::from_f32(f32::from_bits(exponent << 23 | next() >> 9))?;
+        let (m, term, shift) = factor.high_word()?;
+        // (every fourth round a mantissa 64 times as large: logits past 2^28, saturated)
+        let m = if round % 4 == 3 { m << 6 } else { m };
+        let mut logits = [0i32; 3 * 4 * 3 + 3 * 8];
+        let samples = 1 + round % 8;
+        let high = Some((m, term, shift));
+        let Some(mut rows) = DensityRows::new((w, block), (mu, count), samples, &mut logits, high)
+        else {
+            return Some(round);
+        };
+        // biases across the i32 range, the balances dirty
+        let mut biases = [0i32; 8];
+        for b in biases.iter_mut() {
+            *b = (next() as i32) >> (next() % 32);
+        }
+        let (mut ours, mut balances) = (biases, [0x3c3c; 8]);
+        let (repeats, mixture) = (i32::from(round % 2 == 0) << 16, round % 3 == 0);
+        let weighting = if mixture {
+            crate::lara::Weighting::Biased
+        } else {
+            crate::lara::Weighting::Optimal { alpha_coeff: 1.0 }
+        };
+        rows.run((&mut balances[..samples], &mut ours), repeats, mixture);
+        for c in 0..samples {
+            let w_block = &w[c / ROWS * block..][..block];
+            let expected: [i32; 12] = core::array::from_fn(|i| {
+                let mu_block = &mu[(i / ROWS * block).min(mu.len() - block)..][..block];
+                let (dot, squares) = density_sums(w_block, c % ROWS, mu_block, i % ROWS);
+                // apply's bits (wrapping), its rounding term and shift from the high word
+                let x = 2 * dot - squares;
+                let scaled = x.wrapping_mul(m).wrapping_add(term) >> (32 + shift);
+                if round % 4 != 3 && scaled != factor.apply(x) {
+                    return i32::MIN;
+                }
+                to_logit_wide(scaled)
+            });
+            let expected = &expected[..count];
+            let max = expected.iter().copied().max().unwrap_or(0);
+            let total = expected.iter().fold(0u32, |sum, &l| {
+                sum.wrapping_add(weight_q15(max.wrapping_sub(l) as u32))
+            });
+            let stats = (max, total, expected[c % count]);
+            let (mut balance, mut bias) = (0, biases[c]);
+            super::lara::density_bias(
+                weighting,
+                stats,
+                repeats,
+                (Some(&mut balance), Some(&mut bias)),
+            );
+            let last = c + 1 == samples && rows.logits() != expected;
+            if (balances[c], ours[c]) != (balance, bias) || last {
+                return Some(round);
+            }
+        }
+        if ours[samples..] != biases[samples..] || balances[samples..].iter().any(|&b| b != 0x3c3c)
+        {
+            return Some(round);
+        }
+    }
+    // the densities' balances and biases (density_biases) against the portable code: sums
+    // of every bit length and at the ends of the u32 range, logits across their range and
+    // past it, biases across the i32 range (saturating), every tail
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..1024usize {
+        let samples = 1 + round % 7;
+        let mut stats = [0i32; 24];
+        for (i, word) in stats.iter_mut().enumerate() {
+            *word = match (i % 12) / 4 {
+                // the sums: a random bit length, or an end
+                0 => match next() % 16 {
+                    0 => [0, 1, 2, u32::MAX, u32::MAX - 1, 1 << 31][next() as usize % 6] as i32,
+                    _ => (next() >> (next() % 32)) as i32,
+                },
+                // LM[c, c] and the largest: within ±2^29
+                _ => (next() as i32) >> (2 + next() % 30),
+            };
+        }
+        let mut biases = [0i32; 8];
+        for b in biases.iter_mut() {
+            *b = match next() % 4 {
+                0 => i32::MAX - (next() >> 6) as i32,
+                1 => i32::MIN + (next() >> 6) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let (mut ours, mut balances) = (biases, [0x3c3c; 8]);
+        let (repeats, mixture) = (i32::from(round % 2 == 0) << 16, round % 3 == 0);
+        let weighting = if mixture {
+            crate::lara::Weighting::Biased
+        } else {
+            crate::lara::Weighting::Optimal { alpha_coeff: 1.0 }
+        };
+        density_biases(
+            &stats,
+            samples,
+            (&mut balances, &mut ours),
+            repeats,
+            mixture,
+        );
+        for c in 0..8 {
+            let (mut balance, mut bias) = (0x3c3c, biases[c]);
+            if c < samples {
+                let word = |v: usize| stats[12 * (c / 4) + 4 * v + c % 4];
+                let stats = (word(2), word(0) as u32, word(1));
+                let outputs = (Some(&mut balance), Some(&mut bias));
+                super::lara::density_bias(weighting, stats, repeats, outputs);
+            }
+            if (balances[c], ours[c]) != (balance, bias) {
+                return Some(round);
+            }
+        }
+    }
+    // the key pass's log sums (log_sums) against Running::log_sum: sums of every bit length and
+    // at the ends of the u32 range, references across the i32 range (both saturations), every
+    // tail
+    #[cfg(not(lara_attn_compact))]
+    for round in 0..256usize {
+        let n = round % 9;
+        let (mut sums, mut references) = ([0i32; 8], [0i32; 8]);
+        for (s, r) in sums.iter_mut().zip(references.iter_mut()) {
+            *s = match next() % 16 {
+                0 => [0, 1, 2, u32::MAX, u32::MAX - 1, 1 << 31][next() as usize % 6] as i32,
+                _ => (next() >> (next() % 32)) as i32,
+            };
+            *r = match next() % 4 {
+                0 => i32::MAX - (next() >> 8) as i32,
+                1 => i32::MIN + (next() >> 8) as i32,
+                _ => (next() as i32) >> (next() % 32),
+            };
+        }
+        let mut ours = [0x3c3ci32; 9];
+        if !log_sums(&mut ours, (&references, &sums), n.min(8)) {
+            return Some(round);
+        }
+        for (c, &b) in ours.iter().enumerate() {
+            let expected = if c < n.min(8) {
+                let state = super::fixed_point::Running {
+                    reference: references[c],
+                    sum: sums[c] as u32,
+                };
+                state.log_sum()
+            } else {
+                0x3c3c
+            };
+            if b != expected {
+                return Some(round);
+            }
+        }
     }
     // query logits: dots across the range and past it, biases across the i32 range
     for len in 0..40usize {

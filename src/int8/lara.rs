@@ -1019,12 +1019,23 @@ impl<'a> Workspace<'a> {
         let sample_rows = self.samples.div_ceil(ROWS) * ROWS;
         crate::slices::fill(self.kv, 0);
         let kv_block = block_words(self.samples);
+        // (Helium at opt-level 3: every bias four lanes at a time, the same bits)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        let logs = super::helium::log_sums(
+            self.bias,
+            (self.stream.reference, self.stream.sum),
+            self.samples,
+        );
+        #[cfg(not(all(lara_attn_helium, not(lara_attn_compact))))]
+        let logs = false;
         for c in 0..self.samples {
             let state = Running {
                 reference: self.stream.reference.get(c).copied().unwrap_or(0),
                 sum: self.stream.sum.get(c).copied().unwrap_or(1) as u32,
             };
-            if let Some(bias) = self.bias.get_mut(c) {
+            if let Some(bias) = self.bias.get_mut(c)
+                && !logs
+            {
                 *bias = state.log_sum();
             }
             let reciprocal = Reciprocal::new(state.sum);
@@ -1083,11 +1094,15 @@ impl<'a> Workspace<'a> {
         let (count, samples) = (self.count.max(1), self.samples);
         // repeats: each component listed S / C' times in the mis-opt mixture
         let repeats = if samples > count { L16_ONE } else { 0 };
+        // (Helium at opt-level 3: each row in one asm block)
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if self.helium_densities(plan, repeats) {
+            return;
+        }
         for c in 0..samples {
             self.density_logits(plan, c, sampled);
             let lm = self.stream.logits.get(..count).unwrap_or_default();
-            let own = c % count;
-            let diagonal = lm.get(own).copied().unwrap_or(0);
+            let diagonal = lm.get(c % count).copied().unwrap_or(0);
             let max = lm.iter().copied().max().unwrap_or(0);
             // Σ 2^(LM − max) in Q15 (on Helium 4 lanes at a time, the weights into `dots`,
             // unused)
@@ -1101,21 +1116,13 @@ impl<'a> Workspace<'a> {
                 .iter()
                 .map(|&l| weight_q15(max.wrapping_sub(l) as u32))
                 .sum();
-            // lse_c' LM[c, c'] = max + log2 Σ 2^(LM − max)
-            let lse = max + log2_l16(total) - 15 * L16_ONE;
-            // bh_c = 2^(LM[c,c] − lse − log2 repeats) in Q27
-            let gap = (lse + repeats - diagonal).max(0) as u32;
-            if let Some(balance) = self.balance.get_mut(c) {
-                *balance = exp2_neg(gap, 27) as i32;
-            }
-            // log2 P_c: the own component (mis-opt) or the mixture
-            let log_p = match plan.config.weighting {
-                Weighting::Optimal { .. } => diagonal,
-                Weighting::BalanceHeuristic | Weighting::Biased => lse,
-            };
-            if let Some(bias) = self.bias.get_mut(c) {
-                *bias = bias.saturating_sub(log_p);
-            }
+            let outputs = (self.balance.get_mut(c), self.bias.get_mut(c));
+            density_bias(
+                plan.config.weighting,
+                (max, total, diagonal),
+                repeats,
+                outputs,
+            );
         }
         #[cfg(all(lara_attn_dsp, not(lara_attn_helium), not(lara_attn_compact)))]
         {
@@ -1218,6 +1225,28 @@ impl<'a> Workspace<'a> {
                 };
             }
         }
+    }
+
+    /// Helium at opt-level 3, a multiplier's shift of 32 to 62: every sample's densities by
+    /// [`helium::DensityRows`](super::helium::DensityRows) (the same bits as the loop of
+    /// [`densities`](Self::densities)); `false`, nothing written, if its blocks do not fit.
+    #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+    #[inline(always)]
+    fn helium_densities(&mut self, plan: &Plan, repeats: i32) -> bool {
+        let (count, samples) = (self.count.max(1), self.samples);
+        let Some(mut rows) = super::helium::DensityRows::new(
+            (self.w, block_words(self.shape.dim)),
+            (self.mu, count),
+            samples,
+            self.stream.logits,
+            plan.density.high_word(),
+        ) else {
+            return false;
+        };
+        // log2 P_c: the mixture, or the own component (mis-opt)
+        let mixture = !matches!(plan.config.weighting, Weighting::Optimal { .. });
+        rows.run((self.balance, self.bias), repeats, mixture);
+        true
     }
 
     /// `mis-opt`'s `lse_i(s · q̄_c·q_i)` over the queries, blocks of eight queries (built for
@@ -1851,6 +1880,32 @@ impl<'a> Workspace<'a> {
         let row = self.out_row.get(..self.shape.value_dim).unwrap_or_default();
         plan.requantize
             .write_row(row, weight_sum.max(1), -8, out, offset);
+    }
+}
+
+/// One sample's `bh_c` and `bias_c` from its densities `LM[c, ·]`: their largest, `Σ 2^(LM −
+/// max)` in `Q15` and `LM[c, c]`; `repeats` is `log2` of how often each component is listed.
+#[inline(always)]
+pub(crate) fn density_bias(
+    weighting: Weighting,
+    (max, total, diagonal): (i32, u32, i32),
+    repeats: i32,
+    (balance, bias): (Option<&mut i32>, Option<&mut i32>),
+) {
+    // lse_c' LM[c, c'] = max + log2 Σ 2^(LM − max)
+    let lse = max + log2_l16(total) - 15 * L16_ONE;
+    // bh_c = 2^(LM[c,c] − lse − log2 repeats) in Q27
+    let gap = (lse + repeats - diagonal).max(0) as u32;
+    if let Some(balance) = balance {
+        *balance = exp2_neg(gap, 27) as i32;
+    }
+    // log2 P_c: the own component (mis-opt) or the mixture
+    let log_p = match weighting {
+        Weighting::Optimal { .. } => diagonal,
+        Weighting::BalanceHeuristic | Weighting::Biased => lse,
+    };
+    if let Some(bias) = bias {
+        *bias = bias.saturating_sub(log_p);
     }
 }
 
