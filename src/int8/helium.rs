@@ -2893,7 +2893,7 @@ pub(crate) fn check() -> Option<usize> {
     }
     // T's i8 blocks: q̄ᵀ's i16 blocks (multiples of 128 across [-2^14, 2^14 − 128]) narrowed,
     // byte for byte, then their logit columns against the i16 blocks' (one to four chunks of
-    // 16, one or two blocks, factors with pre-shifts to 23)
+    // 16, one or two blocks, factors with pre-shifts to 23; T's logits, inside ±2^28)
     for len in 0..16usize {
         let (chunks, count) = (1 + len % 4, 1 + len / 4 % 2);
         let dim = 2 * chunks * CHUNK;
@@ -2925,7 +2925,8 @@ pub(crate) fn check() -> Option<usize> {
             *r = next() as i8;
         }
         let rows = &rows[..KEY_BLOCK * dim];
-        let Some(scale) = Scale32::new([0.7, 3.1e-4, 41.0, 2.0e-6][len % 4], 1 << 22) else {
+        // (factors below 2: |scale · dot| < 2^28 for |dot| ≤ 64 · 2^14 · 2^7, T's range)
+        let Some(scale) = Scale32::new([0.7, 3.1e-4, 1.9, 2.0e-6][len % 4], 1 << 22) else {
             return Some(len);
         };
         let Some(scale8) = scale.over_128() else {

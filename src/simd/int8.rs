@@ -587,10 +587,12 @@ pub(crate) fn dot_logit_block(
     )
 }
 
-/// [`dot_logit_block`] without a norm for `i8` blocks (`dim` words each: per chunk of 16
+/// [`dot_logit_block`] for `T`'s logits from `i8` blocks (`dim` words each: per chunk of 16
 /// columns the four rows' bytes, as [`narrow_blocks`](crate::int8::helium::narrow_blocks)
-/// writes them), `VMLADAVA.S8`. `false`, nothing written, unless `dim` is one to four chunks
-/// of 16 and the lengths fit as for [`dot_logit_block`].
+/// writes them), `VMLADAVA.S8`: no norm, and no `ssat29` (`T`'s logits are within `±2^27`,
+/// where it is the identity: see [`t_row`](crate::int8::helium::t_row)). `false`, nothing
+/// written, unless `dim` is one to four chunks of 16 and the lengths fit as for
+/// [`dot_logit_block`].
 #[cfg(lara_attn_helium)]
 #[inline]
 pub(crate) fn dot_logit_block_bytes(
@@ -3150,8 +3152,8 @@ mod mve {
     /// `q2` for the whole block, `pre_shift` in `r1` (after the row's loads). No dots stored.
     /// `$args` as in [`dot_block_asm!`] (the column base read once, not advanced).
     macro_rules! dot_column_asm {
-        ($dim:literal, [$($loads:expr),*], [$($squares:expr),*], [$($chunks:expr),*], $x:expr,
-         $count:expr, $args:expr) => {
+        ($dim:literal, [$($loads:expr),*], $offset:expr, [$($chunks:expr),*], $column:expr,
+         $x:expr, $count:expr, $args:expr) => {
             key_rows_asm!(
                 @own [
                     "ldr r0, [{args}, #8]",
@@ -3171,16 +3173,7 @@ mod mve {
                 $($loads,)*
                 concat!("add {xp}, {xp}, #", $dim),
                 "ldr r3, [{args}]",
-                // this row's offset: round((|row|² << norm_pre) · norm / 2^32), 0 without a
-                // norm (its factor 0)
-                "movs r4, #0",
-                "ldr r1, [{args}, #4]",
-                "cbz r1, 3f",
-                $($squares,)*
-                "ldr r0, [{args}, #24]",
-                "lsls r4, r0",
-                "smmulr r4, r4, r1",
-                "3:",
+                $offset,
                 "ldr r1, [{args}, #12]",
                 "dls lr, r5",
                 "2:",
@@ -3189,12 +3182,10 @@ mod mve {
                 // then 1 and 3, as the assembler orders a two-lane move's registers)
                 "vmov q0[2], q0[0], r0, r10",
                 "vmov q0[3], q0[1], r2, r12",
-                // ssat29(round((dot << pre_shift) · value / 2^32) − offset)
+                // round((dot << pre_shift) · value / 2^32), then $column
                 "vshl.u32 q0, r1",
                 "vrmulh.s32 q0, q0, q2",
-                "vsub.i32 q0, q0, r4",
-                "vqshl.s32 q0, q0, #3",
-                "vshr.s32 q0, q0, #3",
+                $column,
                 "vstrw.32 q0, [q3, #{rows4}]!",
                 "le lr, 2b",
                 // the addresses of rows −4 to −1 of the next column
@@ -3208,20 +3199,59 @@ mod mve {
         };
     }
 
+    /// [`dot_column_asm!`]'s row offset (`r4`) and column steps: `norm`, the key logits'
+    /// `ssat29(scaled − offset)` with the offset `round((|row|² << norm_pre) · norm / 2^32)`
+    /// (`$squares` its `|row|²` into `r4`; 0 without a norm, its factor 0); `t`, `T`'s logits
+    /// as scaled (no norm; within `±2^27`, where `ssat29` is the identity: see
+    /// [`t_row`](crate::int8::helium::t_row)).
+    macro_rules! column_offset {
+        (norm, [$($squares:expr),*]) => {
+            concat!(
+                "movs r4, #0\n",
+                "ldr r1, [{args}, #4]\n",
+                "cbz r1, 3f\n",
+                $($squares, "\n",)*
+                "ldr r0, [{args}, #24]\n",
+                "lsls r4, r0\n",
+                "smmulr r4, r4, r1\n",
+                "3:\n",
+            )
+        };
+        (t, [$($squares:expr),*]) => {
+            ""
+        };
+    }
+
+    /// See [`column_offset!`].
+    macro_rules! column_steps {
+        (norm) => {
+            concat!(
+                "vsub.i32 q0, q0, r4\n",
+                "vqshl.s32 q0, q0, #3\n",
+                "vshr.s32 q0, q0, #3\n",
+            )
+        };
+        (t) => {
+            ""
+        };
+    }
+
     /// [`dot_column_asm!`] for rows of one to four chunks (`$chunks`), each loaded by `$load`
     /// at the byte offsets `0, $b1, $b2, $b3` and multiplied by `$mac`/`$mac_acc` (`i16` rows
     /// widened from bytes against `i16` blocks, or bytes against `i8` blocks); the rows back to
     /// back, `$d1` to `$d4` bytes apart for one to four chunks.
     macro_rules! dot_column_chunks {
-        ($load:literal, $mac:literal, $mac_acc:literal, [$b1:literal, $b2:literal, $b3:literal],
+        ($kind:ident, $load:literal, $mac:literal, $mac_acc:literal,
+         [$b1:literal, $b2:literal, $b3:literal],
          [$d1:literal, $d2:literal, $d3:literal, $d4:literal],
          $chunks:expr, $x:expr, $count:expr, $args:expr) => {
             match $chunks {
                 1 => dot_column_asm!(
                     $d1,
                     [concat!($load, " q4, [r1]")],
-                    [concat!($mac, " r4, q4, q4")],
+                    column_offset!($kind, [concat!($mac, " r4, q4, q4")]),
                     [rows_chunk!($mac, "q4", "q0", "q1")],
+                    column_steps!($kind),
                     $x,
                     $count,
                     $args
@@ -3232,14 +3262,18 @@ mod mve {
                         concat!($load, " q4, [r1]"),
                         concat!($load, " q5, [r1, #", $b1, "]")
                     ],
-                    [
-                        concat!($mac, " r4, q4, q4"),
-                        concat!($mac_acc, " r4, q5, q5")
-                    ],
+                    column_offset!(
+                        $kind,
+                        [
+                            concat!($mac, " r4, q4, q4"),
+                            concat!($mac_acc, " r4, q5, q5")
+                        ]
+                    ),
                     [
                         rows_chunk!($mac, "q4", "q0", "q1"),
                         rows_chunk!($mac_acc, "q5", "q0", "q1")
                     ],
+                    column_steps!($kind),
                     $x,
                     $count,
                     $args
@@ -3251,16 +3285,20 @@ mod mve {
                         concat!($load, " q5, [r1, #", $b1, "]"),
                         concat!($load, " q6, [r1, #", $b2, "]")
                     ],
-                    [
-                        concat!($mac, " r4, q4, q4"),
-                        concat!($mac_acc, " r4, q5, q5"),
-                        concat!($mac_acc, " r4, q6, q6")
-                    ],
+                    column_offset!(
+                        $kind,
+                        [
+                            concat!($mac, " r4, q4, q4"),
+                            concat!($mac_acc, " r4, q5, q5"),
+                            concat!($mac_acc, " r4, q6, q6")
+                        ]
+                    ),
                     [
                         rows_chunk!($mac, "q4", "q0", "q1"),
                         rows_chunk!($mac_acc, "q5", "q0", "q1"),
                         rows_chunk!($mac_acc, "q6", "q0", "q1")
                     ],
+                    column_steps!($kind),
                     $x,
                     $count,
                     $args
@@ -3273,18 +3311,22 @@ mod mve {
                         concat!($load, " q6, [r1, #", $b2, "]"),
                         concat!($load, " q7, [r1, #", $b3, "]")
                     ],
-                    [
-                        concat!($mac, " r4, q4, q4"),
-                        concat!($mac_acc, " r4, q5, q5"),
-                        concat!($mac_acc, " r4, q6, q6"),
-                        concat!($mac_acc, " r4, q7, q7")
-                    ],
+                    column_offset!(
+                        $kind,
+                        [
+                            concat!($mac, " r4, q4, q4"),
+                            concat!($mac_acc, " r4, q5, q5"),
+                            concat!($mac_acc, " r4, q6, q6"),
+                            concat!($mac_acc, " r4, q7, q7")
+                        ]
+                    ),
                     [
                         rows_chunk!($mac, "q4", "q0", "q1"),
                         rows_chunk!($mac_acc, "q5", "q0", "q1"),
                         rows_chunk!($mac_acc, "q6", "q0", "q1"),
                         rows_chunk!($mac_acc, "q7", "q0", "q1")
                     ],
+                    column_steps!($kind),
                     $x,
                     $count,
                     $args
@@ -3339,6 +3381,7 @@ mod mve {
                 );
             } else {
                 dot_column_chunks!(
+                    norm,
                     "vldrb.s16",
                     "vmladav.s16",
                     "vmladava.s16",
@@ -3370,6 +3413,7 @@ mod mve {
         // logits per column and update args[5]. MVE is present (cfg lara_attn_helium).
         unsafe {
             dot_column_chunks!(
+                t,
                 "vldrb.u8",
                 "vmladav.s8",
                 "vmladava.s8",
