@@ -694,8 +694,12 @@ impl<'a> Workspace<'a> {
         for (c, (q_len, k_len)) in q_lens.zip(k_lens).enumerate() {
             let row = core::mem::take(&mut self.row);
             let (q_sum, k_sum) = row.split_at_mut(dim.min(row.len()));
-            crate::slices::fill(q_sum, 0);
-            crate::slices::fill(k_sum, 0);
+            // (Helium's sum_rows writes the sums; the others add to zeros)
+            let zeroed = !cfg!(lara_attn_helium);
+            if zeroed {
+                crate::slices::fill(q_sum, 0);
+                crate::slices::fill(k_sum, 0);
+            }
             let q_rows = x.q.get(q_first * dim..).unwrap_or_default();
             let k_rows = x.k.get(k_first * dim..).unwrap_or_default();
             // (Helium: 16 columns at a time over the rows in i16 lanes, or 8 in i32 lanes, for d
@@ -730,9 +734,15 @@ impl<'a> Workspace<'a> {
             #[cfg(not(any(lara_attn_helium, lara_attn_dsp)))]
             let summed = (false, false);
             if !summed.0 {
+                if !zeroed {
+                    crate::slices::fill(q_sum, 0);
+                }
                 add_rows(q_sum, packed, rows(q_rows, dim).take(q_len));
             }
             if !summed.1 {
+                if !zeroed {
+                    crate::slices::fill(k_sum, 0);
+                }
                 let counted = (k_first..).map(|j| x.counts(j));
                 let k_rows = rows(k_rows, dim).take(k_len).zip(counted);
                 add_rows(
