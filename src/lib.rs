@@ -82,7 +82,7 @@ macro_rules! accumulate_rows_loop {
 
 /// [`accumulate_rows_loop!`] four rows per turn (`lr` = rows / 4): one loop branch per four
 /// rows.
-#[cfg(lara_attn_helium)]
+#[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
 macro_rules! accumulate_rows4_loop {
     () => {
         concat!(

@@ -1411,6 +1411,19 @@ impl<'a> Workspace<'a> {
                 );
             }
         }
+        // lse_c = reference ⊕ log2(sum): on Helium four lanes at a time into t_row (free until
+        // the query pass), which then takes t_reference's place
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        let logs = {
+            let n = this.t_reference.len();
+            let states = (&*this.t_reference, &*this.t_sum);
+            super::helium::log_sums(this.t_row, states, n)
+        };
+        #[cfg(all(lara_attn_helium, not(lara_attn_compact)))]
+        if logs {
+            core::mem::swap(&mut this.t_reference, &mut this.t_row);
+            return;
+        }
         #[cfg(not(lara_attn_compact))]
         for (reference, &sum) in this.t_reference.iter_mut().zip(this.t_sum.iter()) {
             *reference = Running {
