@@ -79,7 +79,8 @@
 //!   `scale_v / (2^16 · scale_out)`, rounding half up and saturating to `[-128, 127]`;
 //!   [`Out::F32`] is `V16 · scale_v / 2^16`. (LARA's `kv_c` are `V8`, 8 fractional bits, in `i16`.)
 //! * **LARA's landmarks and proposals** are `i16` (`|x| ≤ 2^14`) in units the plan picks from the
-//!   scales so that no value can leave that range: `q̄` in `scale_q / 128`, `mu`, `W` in
+//!   scales so that no value can leave that range: `q̄` in `scale_q / 128` (`mis-opt`'s `T`
+//!   takes it on the queries' own `i8` grid, a multiple of 128), `mu`, `W` in
 //!   `w_unit = (128 · (scale_q̄ + scale_k̄) + f · 128 · scale_eps) / 2^14`. `kv_c` is `V8` in
 //!   `i16`. The query pass weights `sniw` are normalised to a sum in `[2^13, 2^14)` (each
 //!   `≤ 2^14`) before the `Σ_c sniw · kv_c` products; `mis-opt`'s `α` is `Q27`, its floor
