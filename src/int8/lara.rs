@@ -14,8 +14,8 @@
 //!
 //! `mis-opt`'s `T[c,i] = softmax_i(s·q̄ᵀ_c·q_i)` is `Q27` from a streaming log-sum-exp over the
 //! queries, `α = max(bh_c + alpha_coeff·(T − mean_c T), 2^-27)` in `Q27` and `bh_c` in `Q27`.
-//! `q̄ᵀ_c` is `q̄_c` rounded to the queries' own `i8` grid (a multiple of 128 in its units, see
-//! [`t_landmark`]): Helium takes `T`'s dot products `i8 × i8`; `mu_c` keeps the finer `q̄_c`.
+//! `q̄ᵀ_c` is `q̄_c` rounded half up to the queries' own `i8` grid (`(q̄_c + 64) & !127` in its
+//! units): Helium takes `T`'s dot products `i8 × i8`; `mu_c` keeps the finer `q̄_c`.
 //!
 //! Scratch: [`scratch_len`] `i32`s, independent of `n`.
 
